@@ -1,0 +1,137 @@
+"""Graph, Node and Value: Kiln's IR. A graph prints as a readable, runnable Python function
+(like a jaxpr), one primitive call per line with the output's dtype and shape:
+
+    def graph(x: f32[4, 8], w: f32[8, 3]):
+        v0: f32[4, 3] = matmul(x, w)
+        v1: f32[4, 3] = maximum(v0, 0.0)
+        return v1
+"""
+import numpy as np
+
+from runtime import dtypes as dt
+from .registry import AVal, REGISTRY, is_scalar
+
+_SHORT = {"bool": "b8", "uint8": "u8", "int8": "i8", "int16": "i16", "int32": "i32",
+          "int64": "i64", "float16": "f16", "bfloat16": "bf16", "float32": "f32",
+          "float64": "f64", "complex64": "c64", "complex128": "c128"}
+
+
+def type_str(a):
+    return f"{_SHORT[a.dtype.name]}{list(a.shape)}"
+
+
+class Value:
+    """A graph value: an input, or output `index` of `node`."""
+    __slots__ = ("graph", "name", "shape", "dtype", "node", "index")
+
+    def __init__(self, graph, name, shape, dtype, node=None, index=0):
+        self.graph, self.name, self.shape, self.dtype = graph, name, tuple(shape), dtype
+        self.node, self.index = node, index
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return self.name
+
+
+class Node:
+    __slots__ = ("op", "inputs", "attrs", "outputs", "id")
+
+    def __init__(self, op, inputs, attrs, outputs, id):
+        self.op, self.inputs, self.attrs, self.outputs, self.id = op, inputs, attrs, outputs, id
+
+    @property
+    def prim(self):
+        return REGISTRY[self.op]
+
+    def __repr__(self):
+        return f"Node({self.op}, {self.inputs})"
+
+
+def _fmt_attr(v):
+    if isinstance(v, dt.DType):
+        return "torch." + v.name
+    if isinstance(v, float):
+        return repr(v)
+    return repr(v)
+
+
+class Graph:
+    def __init__(self, name="graph"):
+        self.name = name
+        self.inputs = []
+        self.nodes = []
+        self.outputs = []
+        self._n = 0
+
+    def _fresh(self, prefix="v"):
+        self._n += 1
+        return f"{prefix}{self._n - 1}"
+
+    def add_input(self, name, shape, dtype):
+        v = Value(self, name, shape, dtype)
+        self.inputs.append(v)
+        return v
+
+    def call(self, op, *args, **attrs):
+        """Record one primitive application; shapes and errors come from its meta rule."""
+        p = REGISTRY[op]
+        meta = p.meta(*args, **attrs)
+        node = Node(op, list(args), attrs, [], len(self.nodes))
+        metas = meta if isinstance(meta, tuple) else (meta,)
+        for i, m in enumerate(metas):
+            node.outputs.append(Value(self, self._fresh(), m.shape, m.dtype, node, i))
+        self.nodes.append(node)
+        return tuple(node.outputs) if isinstance(meta, tuple) else node.outputs[0]
+
+    def set_outputs(self, outs):
+        self.outputs = list(outs)
+
+    # ---- printing ------------------------------------------------------------------------
+    def __str__(self):
+        args = ", ".join(f"{v.name}: {type_str(v)}" for v in self.inputs)
+        lines = [f"def {self.name}({args}):"]
+        for n in self.nodes:
+            outs = ", ".join(f"{o.name}: {type_str(o)}" for o in n.outputs)
+            ins = [(a.name if isinstance(a, Value) else _fmt_attr(a)) for a in n.inputs]
+            ins += [f"{k}={_fmt_attr(v)}" for k, v in n.attrs.items()]
+            lines.append(f"    {outs} = {n.op}({', '.join(ins)})")
+        rets = ", ".join(o.name if isinstance(o, Value) else repr(o) for o in self.outputs)
+        lines.append(f"    return {rets}" if rets else "    return None")
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    # ---- execution with the NumPy lowerings (reference interpreter) ------------------------
+    def run(self, *arrays):
+        env = {id(v): a for v, a in zip(self.inputs, arrays)}
+        for n in self.nodes:
+            args = [env[id(a)] if isinstance(a, Value) else a for a in n.inputs]
+            metas = [AVal(o.shape, o.dtype) for o in n.outputs]
+            r = n.prim.numpy(metas[0] if len(metas) == 1 else metas, *args, **n.attrs)
+            rs = r if isinstance(r, tuple) else (r,)
+            for o, x in zip(n.outputs, rs):
+                env[id(o)] = np.asarray(x)
+        return [env[id(o)] if isinstance(o, Value) else o for o in self.outputs]
+
+
+class GraphEmitter:
+    """The emitter VJP rules write to when the result should be a graph: b.mul(x, y) records."""
+
+    def __init__(self, graph):
+        self.graph = graph
+
+    def __getattr__(self, op):
+        if op not in REGISTRY:
+            raise AttributeError(op)
+        g = self.graph
+        return lambda *a, **k: g.call(op, *a, **k)
+
+
+def is_value(x):
+    return isinstance(x, Value)
+
+
+__all__ = ["Graph", "Node", "Value", "GraphEmitter", "type_str", "is_scalar"]

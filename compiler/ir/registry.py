@@ -1,0 +1,174 @@
+"""The primitive op registry: each primitive is defined once with everything that needs it.
+
+A primitive carries
+  meta     (*avals, **attrs) -> AVal | tuple[AVal]   shape/dtype inference; rejects bad input
+  numpy    (out_aval, *arrays, **attrs) -> ndarray | tuple[ndarray]
+  vjp      (b, g, *inputs, out=..., **attrs) -> tuple of input cotangents (None = no gradient);
+           written with the emitter `b`, so the same rule builds eager tensors or graph nodes
+  triton   (*exprs, **attrs) -> str   Triton expression (pointwise ops), or None
+  saves    which inputs the VJP reads ("all", "none", or a tuple of indices); the rest are
+           kept as metadata only, so in-place edits of them do not invalidate backward
+  saves_output  whether the VJP reads the forward output
+An "aval" is anything with .shape (tuple) and .dtype (runtime.dtypes.DType): eager tensors,
+graph values and AVal itself. Python scalars may stand in for pointwise operands.
+"""
+from runtime import dtypes as dt
+
+
+class AVal:
+    """Abstract value: shape and dtype only."""
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(shape)
+        self.dtype = dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"{self.dtype.name}{list(self.shape)}"
+
+    def __eq__(self, o):
+        return isinstance(o, AVal) and o.shape == self.shape and o.dtype is self.dtype
+
+    def __hash__(self):
+        return hash((self.shape, self.dtype))
+
+
+class Prim:
+    __slots__ = ("name", "kind", "meta", "numpy", "vjp", "triton", "saves", "saves_output",
+                 "nout", "differentiable", "grad_name", "doc", "__dict__")
+
+    def __init__(self, name, kind, meta, numpy, vjp=None, triton=None, saves="all",
+                 saves_output=False, nout=1, differentiable=True, grad_name=None, doc=""):
+        self.name = name
+        self.kind = kind
+        self.meta = meta
+        self.numpy = numpy
+        self.vjp = vjp
+        self.triton = triton
+        self.saves = saves
+        self.saves_output = saves_output
+        self.nout = nout
+        self.differentiable = differentiable
+        self.grad_name = grad_name or _torch_grad_name(name)
+        self.doc = doc
+
+    def __repr__(self):
+        return f"<prim {self.name} ({self.kind})>"
+
+
+REGISTRY = {}
+
+_GRAD_NAMES = {"add": "AddBackward0", "sub": "SubBackward0", "mul": "MulBackward0",
+               "div": "DivBackward0", "pow": "PowBackward0", "matmul": "MmBackward0",
+               "sum": "SumBackward1", "reshape": "ViewBackward0", "permute": "PermuteBackward0",
+               "expand": "ExpandBackward0", "cast": "ToCopyBackward0", "where": "WhereBackward0",
+               "maximum": "MaximumBackward0", "minimum": "MinimumBackward0",
+               "amax": "AmaxBackward0", "amin": "AminBackward0", "slice": "SliceBackward0",
+               "neg": "NegBackward0", "abs": "AbsBackward0"}
+
+
+def _torch_grad_name(name):
+    if name in _GRAD_NAMES:
+        return _GRAD_NAMES[name]
+    return "".join(p.capitalize() for p in name.split("_")) + "Backward0"
+
+
+def register(p):
+    if p.name in REGISTRY:
+        raise ValueError(f"primitive {p.name!r} defined twice")
+    REGISTRY[p.name] = p
+    return p
+
+
+def prim(name, kind, **kw):
+    """Decorator form: the decorated function is the numpy lowering; the rest come as keywords."""
+    def deco(fn):
+        p = Prim(name, kind, numpy=fn, **kw)
+        register(p)
+        return p
+    return deco
+
+
+def get(name):
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no primitive named {name!r}") from None
+
+
+# ---- shared meta helpers (errors name the op and the shapes) -------------------------------
+
+def shape_of(x):
+    return x.shape if hasattr(x, "shape") else ()
+
+
+def is_scalar(x):
+    return isinstance(x, (bool, int, float, complex))
+
+
+_BCAST = {}
+
+
+def broadcast_shapes(op, *shapes):
+    key = shapes
+    r = _BCAST.get(key)
+    if r is not None:
+        return r
+    nd = max(len(s) for s in shapes)
+    out = []
+    for i in range(-nd, 0):
+        size = 1
+        for k, s in enumerate(shapes):
+            if -i <= len(s):
+                d = s[i]
+                if d != 1:
+                    if size != 1 and d != size:
+                        a = shapes[0][i] if -i <= len(shapes[0]) else 1
+                        raise RuntimeError(
+                            f"{op}: The size of tensor a ({a}) must match the size of tensor b "
+                            f"({d}) at non-singleton dimension {nd + i} (shapes "
+                            + ", ".join(str(list(x)) for x in shapes) + ")")
+                    size = d
+        out.append(size)
+    r = tuple(out)
+    if len(_BCAST) < 100000:
+        _BCAST[key] = r
+    return r
+
+
+def promote(*xs):
+    """torch.result_type over tensors/avals and Python scalars."""
+    dims, zdims, scal = [], [], []
+    for x in xs:
+        if is_scalar(x):
+            scal.append(x)
+        elif len(x.shape):
+            dims.append(x.dtype)
+        else:
+            zdims.append(x.dtype)
+    return dt.result_type(dims, zdims, scal)
+
+
+def norm_dim(op, dim, ndim):
+    n = max(ndim, 1)
+    if not isinstance(dim, int) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    if dim < -n or dim >= n:
+        raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
+                         f"but got {dim})")
+    return dim % n if ndim else 0
+
+
+def norm_dims(op, dims, ndim):
+    if dims is None:
+        return tuple(range(ndim))
+    if isinstance(dims, int):
+        dims = (dims,)
+    out = tuple(norm_dim(op, d, ndim) for d in dims)
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{op}: dim {out} appears multiple times in the list of dims")
+    return out

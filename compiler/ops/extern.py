@@ -1,0 +1,101 @@
+"""Extern primitives: ops that call a library routine instead of a generated kernel
+(sorting, data-dependent shapes). None is differentiable by itself: sort/topk/max-with-indices
+get their gradient through `gather` on the indices these return."""
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.registry import AVal, Prim, register, norm_dim
+
+
+def _argsort_meta(x, dim=-1, descending=False, stable=False):
+    norm_dim("sort", dim, len(x.shape))
+    return AVal(x.shape, dt.int64)
+
+
+def _argsort_np(out, x, dim=-1, descending=False, stable=False):
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    if descending:
+        # stable descending: sort the reversed array ascending by negated key order
+        n = x.shape[dim]
+        r = np.flip(x, dim)
+        idx = np.argsort(r, axis=dim, kind="stable")
+        idx = np.flip(idx, dim)
+        idx = (n - 1) - idx
+        # NaN sorts as largest in torch: np puts NaN last in ascending, so first here (good)
+        return idx.astype(np.int64)
+    return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
+
+
+register(Prim("argsort", "extern", _argsort_meta, _argsort_np, differentiable=False))
+
+
+def _nonzero_meta(x):
+    return AVal((-1, len(x.shape)), dt.int64)      # row count known only at run time
+
+
+register(Prim("nonzero", "extern", _nonzero_meta,
+              lambda out, x: np.argwhere(x).astype(np.int64), differentiable=False))
+
+
+def _unique_meta(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    return (AVal((-1,), x.dtype), AVal(x.shape, dt.int64), AVal((-1,), dt.int64))
+
+
+def _unique_np(out, x, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    if dim is None:
+        u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
+        return u, inv.reshape(x.shape).astype(np.int64), cnt.astype(np.int64)
+    u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True, axis=dim)
+    return u, inv.reshape(-1).astype(np.int64), cnt.astype(np.int64)
+
+
+register(Prim("unique", "extern", _unique_meta, _unique_np, nout=3, differentiable=False))
+
+
+def _bincount_meta(x, weights=None, minlength=0):
+    if len(x.shape) != 1 or x.dtype.category != 1:
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs (got shape "
+                           f"{list(x.shape)}, dtype {x.dtype})")
+    d = dt.int64 if weights is None else (weights.dtype if weights.dtype.is_floating_point else dt.float64)
+    if weights is not None and weights.dtype is dt.float32:
+        d = dt.float32
+    return AVal((-1,), d)
+
+
+def _bincount_np(out, x, weights=None, minlength=0):
+    if x.size and x.min() < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    r = np.bincount(x, weights=weights, minlength=minlength)
+    return r.astype(out.dtype.np)
+
+
+register(Prim("bincount", "extern", lambda x, weights=None, minlength=0: _bincount_meta(x, weights, minlength),
+              lambda out, x, weights=None, minlength=0: _bincount_np(out, x, weights, minlength),
+              differentiable=False))
+
+
+def _mode_meta(x, dim=-1, keepdim=False):
+    d = norm_dim("mode", dim, len(x.shape))
+    shape = tuple(1 if (i == d and keepdim) else s for i, s in enumerate(x.shape) if i != d or keepdim)
+    return AVal(shape, dt.int64)
+
+
+def _mode_np(out, x, dim=-1, keepdim=False):
+    # index of the most frequent value (smallest value on ties), last occurrence like torch CPU
+    if x.ndim == 0:
+        return np.zeros((), np.int64)
+    xm = np.moveaxis(x, dim, -1)
+    flat = xm.reshape(-1, xm.shape[-1])
+    res = np.empty(flat.shape[0], np.int64)
+    for r, row in enumerate(flat):
+        vals, cnt = np.unique(row, return_counts=True)
+        v = vals[np.argmax(cnt)]
+        res[r] = np.nonzero(row == v)[0][-1]
+    res = res.reshape(xm.shape[:-1])
+    if keepdim:
+        res = np.expand_dims(res, dim)
+    return res
+
+
+register(Prim("mode_index", "extern", _mode_meta, _mode_np, differentiable=False))

@@ -1,0 +1,207 @@
+"""Indexing primitives: advanced indexing (index / index_put), gather and scatter.
+
+`index(x, *idx, pos)`: x indexed by integer tensors idx placed at dims `pos` (other dims are
+whole); NumPy's and PyTorch's advanced-indexing layout rules agree, so x[tuple] is the lowering.
+Index values are checked in the lowering (they are data) and raise IndexError naming the op.
+"""
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.registry import AVal, Prim, register, norm_dim, broadcast_shapes, is_scalar
+from .vjp_util import sum_to
+
+
+def _check_index_dtype(op, i):
+    if i.dtype.category != 1:
+        raise IndexError(f"{op}: tensors used as indices must be long, int, byte or bool tensors "
+                         f"(got {i.dtype})")
+
+
+def index_shape(xshape, idx_shapes, pos):
+    b = broadcast_shapes("index", *idx_shapes) if len(idx_shapes) > 1 else tuple(idx_shapes[0])
+    adjacent = list(pos) == list(range(pos[0], pos[0] + len(pos)))
+    rest = [s for i, s in enumerate(xshape) if i not in pos]
+    if adjacent:
+        before = [s for i, s in enumerate(xshape) if i < pos[0]]
+        after = [s for i, s in enumerate(xshape) if i > pos[-1]]
+        return tuple(before) + b + tuple(after)
+    return b + tuple(rest)
+
+
+def _index_meta(x, *idx, pos):
+    for i in idx:
+        _check_index_dtype("index", i)
+    if len(pos) != len(idx) or (pos and max(pos) >= len(x.shape)):
+        raise IndexError(f"index: too many indices for tensor of dimension {len(x.shape)}")
+    return AVal(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
+
+
+def _np_tuple(op, x, idx, pos):
+    t = [slice(None)] * x.ndim
+    for p, i in zip(pos, idx):
+        size = x.shape[p]
+        if i.size and (i.max() >= size or i.min() < -size):
+            bad = i.max() if i.max() >= size else i.min()
+            raise IndexError(f"{op}: index {bad} is out of bounds for dimension {p} with size {size}")
+        t[p] = i
+    return tuple(t)
+
+
+def _index_np(out, x, *idx, pos):
+    return np.asarray(x[_np_tuple("index", x, idx, pos)])
+
+
+def _vjp_index(b, g, x, *idx, out=None, pos=None):
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    return (b.index_put(z, g, *idx, pos=pos, accumulate=True),) + (None,) * len(idx)
+
+
+register(Prim("index", "gather", _index_meta, _index_np, _vjp_index, saves=tuple(range(1, 64)),
+              grad_name="IndexBackward0"))
+
+
+def _index_put_meta(x, v, *idx, pos, accumulate=False):
+    for i in idx:
+        _check_index_dtype("index_put", i)
+    if not is_scalar(v):
+        target = index_shape(x.shape, [i.shape for i in idx], pos)
+        try:
+            broadcast_shapes("index_put", target, tuple(v.shape))
+        except RuntimeError:
+            raise RuntimeError(f"index_put: shape mismatch: value tensor of shape {list(v.shape)} "
+                               f"cannot be broadcast to indexing result of shape {list(target)}") from None
+        if broadcast_shapes("index_put", target, tuple(v.shape)) != tuple(target):
+            raise RuntimeError(f"index_put: shape mismatch: value tensor of shape {list(v.shape)} "
+                               f"cannot be broadcast to indexing result of shape {list(target)}")
+    return AVal(x.shape, x.dtype)
+
+
+def _index_put_np(out, x, v, *idx, pos, accumulate=False):
+    r = x.copy()
+    t = _np_tuple("index_put", x, idx, pos)
+    if type(v) is np.ndarray and v.dtype != r.dtype:
+        v = v.astype(r.dtype)
+    if accumulate:
+        np.add.at(r, t, v)
+    else:
+        r[t] = v
+    return r
+
+
+def _vjp_index_put(b, g, x, v, *idx, out=None, pos=None, accumulate=False):
+    gx = g if accumulate else b.index_put(g, 0.0, *idx, pos=pos, accumulate=False)
+    gv = None
+    if not is_scalar(v):
+        gv = sum_to(b, b.index(g, *idx, pos=pos), v.shape)
+    return (gx, gv) + (None,) * len(idx)
+
+
+register(Prim("index_put", "scatter", _index_put_meta, _index_put_np, _vjp_index_put,
+              saves=tuple(range(2, 64)), grad_name="IndexPutBackward0"))
+
+
+# gather / scatter ------------------------------------------------------------------------------
+
+def _gs_check(op, x, index, dim, src=None):
+    n = len(x.shape)
+    d = norm_dim(op, dim, n)
+    if index.dtype is not dt.int64:
+        raise RuntimeError(f"{op}(): Expected dtype int64 for index (got {index.dtype})")
+    if len(index.shape) != n and not (n == 0 and len(index.shape) <= 1):
+        raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as "
+                           f"{'input' if op == 'gather' else 'self'} tensor (index shape "
+                           f"{list(index.shape)}, input shape {list(x.shape)})")
+    for k in range(n):
+        if k != d and index.shape[k] > x.shape[k]:
+            raise RuntimeError(f"{op}(): Size does not match at dimension {k} expected index "
+                               f"{list(index.shape)} to be smaller than self {list(x.shape)} apart "
+                               f"from dimension {d}")
+        if src is not None and not is_scalar(src) and index.shape[k] > src.shape[k]:
+            raise RuntimeError(f"{op}(): Expected index {list(index.shape)} to be smaller than src "
+                               f"{list(src.shape)} in every dimension")
+    return d
+
+
+def _full_index(op, x, index, dim):
+    size = x.shape[dim] if x.ndim else 1
+    if index.size and (index.max() >= size or index.min() < 0):
+        bad = index.max() if index.max() >= size else index.min()
+        raise RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {size}")
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index
+    return tuple(grids)
+
+
+def _gather_meta(x, index, dim):
+    _gs_check("gather", x, index, dim)
+    return AVal(index.shape, x.dtype)
+
+
+def _gather_np(out, x, index, dim):
+    if x.ndim == 0:
+        return x.reshape(index.shape).copy()
+    return x[_full_index("gather", x, index, dim)]
+
+
+def _vjp_gather(b, g, x, index, out=None, dim=0):
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    return (b.scatter(z, index, g, dim=dim, reduce="add"), None)
+
+
+register(Prim("gather", "gather", _gather_meta, _gather_np, _vjp_gather, saves=(1,)))
+
+
+def _scatter_meta(x, index, src, dim, reduce=None):
+    _gs_check("scatter", x, index, dim, src)
+    if reduce not in (None, "add", "multiply", "sum", "prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"scatter(): reduce argument must be either add or multiply (got {reduce!r})")
+    return AVal(x.shape, x.dtype)
+
+
+def _scatter_np(out, x, index, src, dim, reduce=None):
+    r = x.copy()
+    if x.ndim == 0:
+        return r
+    t = _full_index("scatter", x, index, dim)
+    if type(src) is np.ndarray:
+        src = src[tuple(slice(0, s) for s in index.shape)].astype(r.dtype, copy=False)
+    if reduce is None:
+        r[t] = src
+    elif reduce in ("add", "sum"):
+        np.add.at(r, t, src)
+    elif reduce in ("multiply", "prod"):
+        np.multiply.at(r, t, src)
+    elif reduce == "amax":
+        np.maximum.at(r, t, src)
+    elif reduce == "amin":
+        np.minimum.at(r, t, src)
+    else:
+        raise RuntimeError(f"scatter(): reduce={reduce!r} is not supported by this op")
+    return r
+
+
+def _vjp_scatter(b, g, x, index, src, out=None, dim=0, reduce=None):
+    if reduce in ("add", "sum"):
+        gx = g
+    elif reduce is None:
+        gx = b.scatter(g, index, 0.0, dim=dim)
+    else:
+        raise NotImplementedError(f"scatter: no gradient for reduce={reduce!r}")
+    gs = None
+    if not is_scalar(src):
+        gs = b.gather(g, index, dim=dim)
+        if tuple(gs.shape) != tuple(src.shape):   # src larger than index: rest gets 0
+            gs = _pad_to(b, gs, src.shape)
+    return (gx, None, gs)
+
+
+def _pad_to(b, g, shape):
+    for k, (have, want) in enumerate(zip(g.shape, shape)):
+        if have != want:
+            z = b.full(shape=tuple(g.shape[:k]) + (want,) + tuple(g.shape[k + 1:]), value=0,
+                       dtype=g.dtype)
+            g = b.slice_scatter(z, g, dim=k, start=0, stop=have, step=1)
+    return g
+
+
+register(Prim("scatter", "scatter", _scatter_meta, _scatter_np, _vjp_scatter, saves=(1,)))

@@ -1,0 +1,302 @@
+"""Layout primitives: views (reshape, permute, expand, slice, flip, diagonal) and the data
+movement their gradients need (slice_scatter, diagonal_scatter, cat, full, arange).
+On the CPU, views are NumPy views, so they share memory like PyTorch views do."""
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.registry import AVal, Prim, register, norm_dim
+from .vjp_util import sum_to
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# reshape -----------------------------------------------------------------------------------
+
+def infer_shape(op, shape, numel, src_shape=None):
+    shape = tuple(shape)
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise RuntimeError(f"{op}: only one dimension can be inferred (shape {list(shape)})")
+    for s in shape:
+        if not isinstance(s, (int, np.integer)) or (s < 0 and s != -1):
+            raise RuntimeError(f"{op}: invalid shape dimension {s} in {list(shape)}")
+    if neg:
+        rest = _numel(s for s in shape if s != -1)
+        if rest == 0 or numel % rest:
+            raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}"
+                               + (f" (input shape {list(src_shape)})" if src_shape is not None else ""))
+        shape = tuple(numel // rest if s == -1 else int(s) for s in shape)
+    elif _numel(shape) != numel:
+        raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}"
+                           + (f" (input shape {list(src_shape)})" if src_shape is not None else ""))
+    return tuple(int(s) for s in shape)
+
+
+def _reshape_meta(x, shape):
+    return AVal(infer_shape("reshape", shape, _numel(x.shape), x.shape), x.dtype)
+
+
+register(Prim("reshape", "view", _reshape_meta,
+              lambda out, x, shape: x.reshape(out.shape),
+              lambda b, g, x, out=None, shape=None: (b.reshape(g, shape=x.shape),),
+              saves=(), grad_name="ViewBackward0"))
+
+
+# permute -----------------------------------------------------------------------------------
+
+def _permute_meta(x, dims):
+    n = len(x.shape)
+    if len(dims) != n:
+        raise RuntimeError(f"permute(sparse_coo): number of dimensions in the tensor input does not "
+                           f"match the length of the desired ordering of dimensions i.e. input.dim() "
+                           f"= {n} is not equal to len(dims) = {len(dims)}")
+    nd = tuple(norm_dim("permute", d, n) for d in dims)
+    if len(set(nd)) != n:
+        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+    return AVal(tuple(x.shape[d] for d in nd), x.dtype)
+
+
+def _vjp_permute(b, g, x, out=None, dims=None):
+    n = len(dims)
+    inv = [0] * n
+    for i, d in enumerate(dims):
+        inv[d % n] = i
+    return (b.permute(g, dims=tuple(inv)),)
+
+
+register(Prim("permute", "view", _permute_meta,
+              lambda out, x, dims: np.transpose(x, dims), _vjp_permute, saves=()))
+
+
+# expand ------------------------------------------------------------------------------------
+
+def _expand_meta(x, shape):
+    shape = tuple(shape)
+    if len(shape) < len(x.shape):
+        raise RuntimeError(f"expand: the number of sizes provided ({len(shape)}) must be greater or "
+                           f"equal to the number of dimensions in the tensor ({len(x.shape)})")
+    lead = len(shape) - len(x.shape)
+    out = list(shape[:lead])
+    for i, s in enumerate(x.shape):
+        t = shape[lead + i]
+        if t == -1:
+            t = s
+        elif s != 1 and s != t:
+            raise RuntimeError(f"expand: The expanded size of the tensor ({t}) must match the existing "
+                               f"size ({s}) at non-singleton dimension {lead + i}.  Target sizes: "
+                               f"{list(shape)}.  Tensor sizes: {list(x.shape)}")
+        out.append(t)
+    if any(s == -1 for s in out[:lead]):
+        raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension "
+                           f"(sizes {list(shape)})")
+    return AVal(tuple(out), x.dtype)
+
+
+register(Prim("expand", "view", _expand_meta,
+              lambda out, x, shape: np.broadcast_to(x, out.shape),
+              lambda b, g, x, out=None, shape=None: (sum_to(b, g, x.shape),),
+              saves=()))
+
+
+# slice (one dim, positive step) --------------------------------------------------------------
+
+def slice_len(size, start, stop, step):
+    return len(range(*slice(start, stop, step).indices(size)))
+
+
+def _slice_meta(x, dim, start, stop, step):
+    d = norm_dim("slice", dim, len(x.shape))
+    if step <= 0:
+        raise ValueError(f"slice: step must be greater than zero (got {step})")
+    shape = list(x.shape)
+    shape[d] = slice_len(shape[d], start, stop, step)
+    return AVal(tuple(shape), x.dtype)
+
+
+def _slice_np(out, x, dim, start, stop, step):
+    idx = [slice(None)] * x.ndim
+    idx[dim] = slice(start, stop, step)
+    return x[tuple(idx)]
+
+
+def _vjp_slice(b, g, x, out=None, dim=0, start=None, stop=None, step=1):
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    return (b.slice_scatter(z, g, dim=dim, start=start, stop=stop, step=step),)
+
+
+register(Prim("slice", "view", _slice_meta, _slice_np, _vjp_slice, saves=()))
+
+
+def _slice_scatter_meta(base, src, dim, start, stop, step):
+    want = _slice_meta(base, dim, start, stop, step).shape
+    if tuple(src.shape) != want:
+        raise RuntimeError(f"slice_scatter: expected src to have a size equal to the slice of self. "
+                           f"src size = {list(src.shape)}, slice size = {list(want)}")
+    return AVal(base.shape, base.dtype)
+
+
+def _slice_scatter_np(out, base, src, dim, start, stop, step):
+    r = base.copy()
+    idx = [slice(None)] * r.ndim
+    idx[dim] = slice(start, stop, step)
+    r[tuple(idx)] = src
+    return r
+
+
+def _vjp_slice_scatter(b, g, base, src, out=None, dim=0, start=None, stop=None, step=1):
+    gz = b.slice_scatter(g, b.full(shape=src.shape, value=0, dtype=g.dtype),
+                         dim=dim, start=start, stop=stop, step=step)
+    return (gz, b.slice(g, dim=dim, start=start, stop=stop, step=step))
+
+
+register(Prim("slice_scatter", "scatter", _slice_scatter_meta, _slice_scatter_np,
+              _vjp_slice_scatter, saves=()))
+
+
+# flip ----------------------------------------------------------------------------------------
+
+def _flip_meta(x, dims):
+    for d in dims:
+        norm_dim("flip", d, len(x.shape))
+    return AVal(x.shape, x.dtype)
+
+
+register(Prim("flip", "view", _flip_meta,
+              lambda out, x, dims: np.flip(x, dims) if x.ndim else x,
+              lambda b, g, x, out=None, dims=None: (b.flip(g, dims=dims),), saves=()))
+
+
+# diagonal ------------------------------------------------------------------------------------
+
+def _diag_meta(x, offset=0, dim1=0, dim2=1):
+    n = len(x.shape)
+    d1, d2 = norm_dim("diagonal", dim1, n), norm_dim("diagonal", dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = {dim1} "
+                           f"and dim2 = {dim2}")
+    a, c = x.shape[d1], x.shape[d2]
+    ln = max(0, min(a, c - offset) if offset >= 0 else min(a + offset, c))
+    shape = tuple(s for i, s in enumerate(x.shape) if i not in (d1, d2)) + (ln,)
+    return AVal(shape, x.dtype)
+
+
+def _diag_np(out, x, offset=0, dim1=0, dim2=1):
+    return np.diagonal(x, offset, dim1, dim2)
+
+
+def _vjp_diag(b, g, x, out=None, offset=0, dim1=0, dim2=1):
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    return (b.diagonal_scatter(z, g, offset=offset, dim1=dim1, dim2=dim2),)
+
+
+register(Prim("diagonal", "view", _diag_meta, _diag_np, _vjp_diag, saves=()))
+
+
+def _diag_scatter_meta(base, src, offset=0, dim1=0, dim2=1):
+    want = _diag_meta(base, offset, dim1, dim2).shape
+    if tuple(src.shape) != want:
+        raise RuntimeError(f"diagonal_scatter: expected src to have a size equal to the diagonal of "
+                           f"self. src size = {list(src.shape)}, diagonal size = {list(want)}")
+    return AVal(base.shape, base.dtype)
+
+
+def _diag_scatter_np(out, base, src, offset=0, dim1=0, dim2=1):
+    r = base.copy()
+    v = np.diagonal(r, offset, dim1, dim2)
+    v.setflags(write=True)
+    v[...] = src
+    return r
+
+
+def _vjp_diag_scatter(b, g, base, src, out=None, offset=0, dim1=0, dim2=1):
+    gz = b.diagonal_scatter(g, b.full(shape=src.shape, value=0, dtype=g.dtype),
+                            offset=offset, dim1=dim1, dim2=dim2)
+    return (gz, b.diagonal(g, offset=offset, dim1=dim1, dim2=dim2))
+
+
+register(Prim("diagonal_scatter", "scatter", _diag_scatter_meta, _diag_scatter_np,
+              _vjp_diag_scatter, saves=()))
+
+
+# cat ---------------------------------------------------------------------------------------------
+
+def _cat_meta(*xs, dim=0):
+    if not xs:
+        raise RuntimeError("cat(): expected a non-empty list of Tensors")
+    ref = next((x for x in xs if not (len(x.shape) == 1 and x.shape[0] == 0)), xs[0])
+    n = len(ref.shape)
+    if n == 0:
+        raise RuntimeError("cat: zero-dimensional tensor cannot be concatenated")
+    d = norm_dim("cat", dim, n)
+    total = 0
+    dtype = None
+    for i, x in enumerate(xs):
+        if len(x.shape) == 1 and x.shape[0] == 0 and n != 1:
+            continue   # legacy: empty 1-D tensors are skipped
+        if len(x.shape) != n:
+            raise RuntimeError(f"cat: Tensors must have same number of dimensions: got {n} and "
+                               f"{len(x.shape)} (shapes {[list(y.shape) for y in xs]})")
+        for k in range(n):
+            if k != d and x.shape[k] != ref.shape[k]:
+                raise RuntimeError(f"cat: Sizes of tensors must match except in dimension {d}. "
+                                   f"Expected size {ref.shape[k]} but got size {x.shape[k]} for "
+                                   f"tensor number {i} in the list.")
+        total += x.shape[d]
+        dtype = x.dtype if dtype is None else dt.promote_types(dtype, x.dtype)
+    shape = list(ref.shape)
+    shape[d] = total
+    return AVal(tuple(shape), dtype)
+
+
+def _cat_np(out, *xs, dim=0):
+    npd = out.dtype.np
+    xs = [x if x.dtype == npd else x.astype(npd) for x in xs
+          if not (x.ndim == 1 and x.shape[0] == 0 and out.ndim != 1)]
+    return np.concatenate(xs, axis=dim % out.ndim)
+
+
+def _vjp_cat(b, g, *xs, out=None, dim=0):
+    d = dim % len(g.shape)
+    res, pos = [], 0
+    for x in xs:
+        if len(x.shape) == 1 and x.shape[0] == 0 and len(g.shape) != 1:
+            res.append(None)
+            continue
+        n = x.shape[d]
+        gi = b.slice(g, dim=d, start=pos, stop=pos + n, step=1)
+        if gi.dtype is not x.dtype and x.dtype.is_floating_point:
+            gi = b.cast(gi, dtype=x.dtype)
+        res.append(gi)
+        pos += n
+    return tuple(res)
+
+
+register(Prim("cat", "concat", _cat_meta, _cat_np, _vjp_cat, saves=()))
+
+
+# creation (used by gradients and by traced graphs) -------------------------------------------
+
+def _full_meta(shape, value, dtype):
+    return AVal(tuple(shape), dtype)
+
+
+register(Prim("full", "creation", _full_meta,
+              lambda out, shape, value, dtype: np.full(out.shape, value, dtype=out.dtype.np),
+              differentiable=False))
+
+
+def _arange_meta(start, end, step, dtype):
+    n = max(0, -(-(end - start) // step)) if isinstance(step, int) and isinstance(start, int) and \
+        isinstance(end, int) else max(0, int(np.ceil((end - start) / step)))
+    return AVal((n,), dtype)
+
+
+register(Prim("arange", "creation", _arange_meta,
+              lambda out, start, end, step, dtype: np.arange(start, end, step).astype(out.dtype.np)[
+                  :out.shape[0]],
+              differentiable=False))

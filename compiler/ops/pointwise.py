@@ -1,0 +1,372 @@
+"""Pointwise primitives: one row per op with its meta rule, NumPy lowering, Triton
+expression and VJP rule. Broadcasting and type promotion follow PyTorch."""
+import math
+
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.registry import AVal, Prim, register, broadcast_shapes, promote, is_scalar
+from .vjp_util import sum_to
+
+# ---------------------------------------------------------------- meta rules
+
+_FLOAT_ONLY = "float"      # ints promote to the default float dtype (exp, sin, ...)
+_SAME = "same"             # dtype kept (neg, abs, floor on ints, ...)
+_BOOL = "bool"             # predicate (isnan, ...)
+_INT = "int"               # integer/bool only (bitwise)
+
+
+def _unary_meta(name, rule):
+    def meta(x):
+        d = x.dtype
+        if rule == _FLOAT_ONLY:
+            if not (d.is_floating_point or d.is_complex):
+                d = dt.get_default_dtype()
+        elif rule == _BOOL:
+            d = dt.bool_
+        elif rule == _INT:
+            if d.is_floating_point or d.is_complex:
+                raise RuntimeError(f"{name}: \"{name}_cpu\" not implemented for '{d.name.capitalize()}'"
+                                   f" (bitwise ops need integer or bool tensors, got {d} "
+                                   f"of shape {list(x.shape)})")
+        elif rule == "notbool" and d is dt.bool_:
+            raise RuntimeError(f"{name}: Negation, the `-` operator, on a bool tensor is not supported. "
+                               "If you are trying to invert a mask, use the `~` or `logical_not()` "
+                               "operator instead.")
+        return AVal(x.shape, d)
+    return meta
+
+
+def _binary_meta(name, rule):
+    def meta(a, b):
+        sa = a.shape if not is_scalar(a) else ()
+        sb = b.shape if not is_scalar(b) else ()
+        shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
+        d = promote(a, b)
+        if rule == _FLOAT_ONLY and not (d.is_floating_point or d.is_complex):
+            d = dt.get_default_dtype()
+        elif rule == _BOOL:
+            d = dt.bool_
+        elif rule == _INT and (d.is_floating_point or d.is_complex):
+            raise RuntimeError(f"{name}: \"{name}_cpu\" not implemented for '{d.name.capitalize()}' "
+                               f"(bitwise ops need integer or bool tensors; shapes {list(sa)} and "
+                               f"{list(sb)}, dtypes {_dn(a)} and {_dn(b)})")
+        elif rule == "arith" and d is dt.bool_ and name == "sub":
+            raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is not "
+                               "supported. Use the `^` or `logical_xor()` operator instead.")
+        return AVal(shape, d)
+    return meta
+
+
+def _dn(x):
+    return type(x).__name__ if is_scalar(x) else str(x.dtype)
+
+
+# ---------------------------------------------------------------- NumPy lowerings
+
+def _unary_np(f):
+    def impl(out, x):
+        npd = out.dtype.np
+        if x.dtype != npd and out.dtype.category >= 2:
+            x = x.astype(npd)
+        r = f(x)
+        return r if r.dtype == npd else r.astype(npd)
+    return impl
+
+
+def _binary_np(f, compute_promoted=False):
+    def impl(out, a, b):
+        npd = out.dtype.np
+        cd = _compute_dtype(a, b) if compute_promoted else npd
+        if type(a) is np.ndarray:
+            if a.dtype != cd:
+                a = a.astype(cd)
+        if type(b) is np.ndarray:
+            if b.dtype != cd:
+                b = b.astype(cd)
+        r = f(a, b)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        return r if r.dtype == npd else r.astype(npd)
+    return impl
+
+
+class _A:  # tiny aval view of a NumPy array for promotion inside lowerings
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, x):
+        self.shape = x.shape
+        self.dtype = dt.from_numpy(x.dtype)
+
+
+def _compute_dtype(a, b):
+    aa = _A(a) if type(a) is np.ndarray else (a.item() if isinstance(a, np.generic) else a)
+    bb = _A(b) if type(b) is np.ndarray else (b.item() if isinstance(b, np.generic) else b)
+    return promote(aa, bb).np
+
+
+# ---------------------------------------------------------------- definitions
+
+def _erf_np(x):
+    if x.dtype == np.float64:   # exact, element by element (float64 is the reference dtype)
+        return np.vectorize(math.erf, otypes=[np.float64])(x) if x.size else x.copy()
+    # Numerical Recipes' Chebyshev fit of erfc: fractional error < 1.2e-7 (float32 rounding)
+    z = np.abs(x.astype(np.float32))
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (
+        -0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (
+            -0.82215223 + t * 0.17087277))))))))
+    r = 1.0 - t * np.exp(poly)
+    return np.where(x >= 0, r, -r).astype(x.dtype)
+
+
+LN2 = math.log(2.0)
+LN10 = math.log(10.0)
+
+
+def unary(name, f, rule, vjp=None, triton=None, saves="all", saves_output=False,
+          differentiable=True, grad_name=None):
+    register(Prim(name, "pointwise", meta=_unary_meta(name, rule), numpy=_unary_np(f), vjp=vjp,
+                  triton=triton, saves=saves, saves_output=saves_output,
+                  differentiable=differentiable, grad_name=grad_name))
+
+
+def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=True,
+           compute_promoted=False, grad_name=None):
+    register(Prim(name, "pointwise", meta=_binary_meta(name, rule),
+                  numpy=_binary_np(f, compute_promoted), vjp=vjp, triton=triton, saves=saves,
+                  differentiable=differentiable, grad_name=grad_name))
+
+
+def _zero_grad(b, g, x, out=None):
+    return (b.mul(g, 0),)
+
+
+# unary float functions ------------------------------------------------------------------
+unary("copy", np.copy, _SAME, lambda b, g, x, out=None: (g,), "{0}", saves=(),
+      grad_name="CloneBackward0")
+unary("neg", np.negative, "notbool", lambda b, g, x, out=None: (b.neg(g),), "-{0}", saves=())
+unary("abs", np.abs, _SAME, lambda b, g, x, out=None: (b.mul(g, b.sign(x)),), "tl.abs({0})")
+unary("sign", np.sign, _SAME, _zero_grad, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0)).to({0}.dtype)",
+      saves=())
+unary("exp", np.exp, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, out),), "tl.exp({0})",
+      saves=(), saves_output=True)
+unary("exp2", np.exp2, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.mul(out, LN2)),),
+      "tl.exp2({0})", saves=(), saves_output=True)
+unary("log", np.log, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, x),), "tl.log({0})")
+unary("log2", np.log2, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x, LN2)),),
+      "tl.log2({0})")
+unary("log10", np.log10, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x, LN10)),),
+      "tl.log({0}) * 0.4342944819032518")
+unary("log1p", np.log1p, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.add(x, 1)),),
+      "tl.log(1.0 + {0})")
+unary("expm1", np.expm1, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.add(out, 1)),),
+      "(tl.exp({0}) - 1.0)", saves=(), saves_output=True)
+unary("sqrt", np.sqrt, _FLOAT_ONLY, lambda b, g, x, out: (b.div(g, b.mul(out, 2)),),
+      "tl.sqrt({0})", saves=(), saves_output=True)
+unary("rsqrt", lambda x: 1.0 / np.sqrt(x), _FLOAT_ONLY,
+      lambda b, g, x, out: (b.mul(g, b.mul(b.mul(out, b.mul(out, out)), -0.5)),),
+      "tl.rsqrt({0})", saves=(), saves_output=True)
+unary("sin", np.sin, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.cos(x)),), "tl.sin({0})")
+unary("cos", np.cos, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.neg(b.sin(x))),),
+      "tl.cos({0})")
+unary("tan", np.tan, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.add(b.mul(out, out), 1)),),
+      "(tl.sin({0}) / tl.cos({0}))", saves=(), saves_output=True)
+unary("asin", np.arcsin, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.rsqrt(b.sub(1, b.mul(x, x)))),), None)
+unary("acos", np.arccos, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.neg(b.mul(g, b.rsqrt(b.sub(1, b.mul(x, x))))),), None)
+unary("atan", np.arctan, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.div(g, b.add(b.mul(x, x), 1)),), None)
+unary("sinh", np.sinh, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.cosh(x)),),
+      "((tl.exp({0}) - tl.exp(-{0})) * 0.5)")
+unary("cosh", np.cosh, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.sinh(x)),),
+      "((tl.exp({0}) + tl.exp(-{0})) * 0.5)")
+unary("tanh", np.tanh, _FLOAT_ONLY,
+      lambda b, g, x, out: (b.mul(g, b.sub(1, b.mul(out, out))),),
+      "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", saves=(), saves_output=True)
+
+
+def _sigmoid_np(x):
+    # stable: exp of a non-positive number only
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
+
+
+unary("sigmoid", _sigmoid_np, _FLOAT_ONLY,
+      lambda b, g, x, out: (b.mul(g, b.mul(out, b.sub(1, out))),), "tl.sigmoid({0})",
+      saves=(), saves_output=True)
+unary("erf", _erf_np, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.mul(b.exp(b.neg(b.mul(x, x))), 2 / math.sqrt(math.pi))),),
+      "tl.erf({0})")
+unary("floor", np.floor, _SAME, _zero_grad, "tl.floor({0})", saves=())
+unary("ceil", np.ceil, _SAME, _zero_grad, "tl.ceil({0})", saves=())
+unary("trunc", np.trunc, _SAME, _zero_grad, "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))", saves=())
+unary("round", np.round, _SAME, _zero_grad, None, saves=())   # half to even, like torch
+unary("reciprocal", lambda x: np.reciprocal(x), _FLOAT_ONLY,
+      lambda b, g, x, out: (b.neg(b.mul(g, b.mul(out, out))),), "(1.0 / {0})",
+      saves=(), saves_output=True)
+unary("logical_not", np.logical_not, _BOOL, None, "({0} == 0)", differentiable=False)
+unary("bitwise_not", np.invert, _INT, None, "~{0}", differentiable=False)
+unary("isnan", np.isnan, _BOOL, None, "({0} != {0})", differentiable=False)
+unary("isinf", np.isinf, _BOOL, None, None, differentiable=False)
+unary("isfinite", np.isfinite, _BOOL, None, None, differentiable=False)
+
+
+# binary arithmetic ----------------------------------------------------------------------
+
+def _vjp_add(b, g, x, y, out=None):
+    return (None if is_scalar(x) else sum_to(b, g, x.shape),
+            None if is_scalar(y) else sum_to(b, g, y.shape))
+
+
+def _vjp_sub(b, g, x, y, out=None):
+    return (None if is_scalar(x) else sum_to(b, g, x.shape),
+            None if is_scalar(y) else sum_to(b, b.neg(g), y.shape))
+
+
+def _vjp_mul(b, g, x, y, out=None):
+    return (None if is_scalar(x) else sum_to(b, b.mul(g, y), x.shape),
+            None if is_scalar(y) else sum_to(b, b.mul(g, x), y.shape))
+
+
+def _vjp_div(b, g, x, y, out=None):
+    gx = None if is_scalar(x) else sum_to(b, b.div(g, y), x.shape)
+    gy = None
+    if not is_scalar(y):
+        gy = sum_to(b, b.neg(b.div(b.mul(g, x), b.mul(y, y))), y.shape)
+    return gx, gy
+
+
+def _vjp_pow(b, g, x, y, out):
+    gx = gy = None
+    if not is_scalar(x):
+        if is_scalar(y):
+            gx = b.mul(g, b.mul(b.pow(x, y - 1), y)) if y != 0 else b.mul(g, 0)
+        else:
+            gx = sum_to(b, b.mul(g, b.mul(b.pow(x, b.sub(y, 1)), y)), x.shape)
+    if not is_scalar(y):
+        lx = b.log(x) if not is_scalar(x) else math.log(x) if x > 0 else float("nan")
+        t = b.mul(g, b.mul(out, lx))
+        if not is_scalar(x):   # d/dy 0**y is 0 for y >= 0 (PyTorch's convention)
+            t = b.where(b.logical_and(b.eq(x, 0), b.ge(y, 0)), 0.0, t)
+        gy = sum_to(b, t, y.shape)
+    return gx, gy
+
+
+def _vjp_maxmin(is_max):
+    def vjp(b, g, x, y, out=None):
+        eqm = b.eq(x, y)
+        sel = b.gt(x, y) if is_max else b.lt(x, y)
+        w = b.where(eqm, 0.5, b.cast(sel, g.dtype))
+        return (sum_to(b, b.mul(g, w), x.shape) if not is_scalar(x) else None,
+                sum_to(b, b.mul(g, b.sub(1, w)), y.shape) if not is_scalar(y) else None)
+    return vjp
+
+
+def _vjp_atan2(b, g, x, y, out=None):
+    den = b.add(b.mul(x, x), b.mul(y, y))
+    return (sum_to(b, b.div(b.mul(g, y), den), x.shape),
+            sum_to(b, b.neg(b.div(b.mul(g, x), den)), y.shape))
+
+
+def _vjp_remainder(b, g, x, y, out=None):
+    gy = None if is_scalar(y) else sum_to(b, b.neg(b.mul(g, b.floor_divide(x, y))), y.shape)
+    return (sum_to(b, g, x.shape) if not is_scalar(x) else None, gy)
+
+
+def _vjp_fmod(b, g, x, y, out=None):
+    gy = None if is_scalar(y) else sum_to(b, b.neg(b.mul(g, b.trunc(b.div(x, y)))), y.shape)
+    return (sum_to(b, g, x.shape) if not is_scalar(x) else None, gy)
+
+
+def _floor_divide_np(a, b):
+    return np.floor_divide(a, b)
+
+
+def _div_np(a, b):
+    return np.true_divide(a, b)
+
+
+binary("add", np.add, "arith", _vjp_add, "{0} + {1}", saves=())
+binary("sub", np.subtract, "arith", _vjp_sub, "{0} - {1}", saves=())
+binary("mul", np.multiply, "arith", _vjp_mul, "{0} * {1}")
+binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}")
+binary("floor_divide", _floor_divide_np, "arith", None, None, differentiable=False)
+binary("remainder", np.remainder, "arith", _vjp_remainder, None)
+binary("fmod", np.fmod, "arith", _vjp_fmod, None)
+binary("pow", np.power, "arith", _vjp_pow, None)
+binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1})")
+binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1})")
+binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
+
+# comparisons and logic compute in the promoted dtype and return bool
+for _n, _f, _t in (("eq", np.equal, "{0} == {1}"), ("ne", np.not_equal, "{0} != {1}"),
+                   ("lt", np.less, "{0} < {1}"), ("le", np.less_equal, "{0} <= {1}"),
+                   ("gt", np.greater, "{0} > {1}"), ("ge", np.greater_equal, "{0} >= {1}"),
+                   ("logical_and", np.logical_and, "({0} != 0) & ({1} != 0)"),
+                   ("logical_or", np.logical_or, "({0} != 0) | ({1} != 0)"),
+                   ("logical_xor", np.logical_xor, "({0} != 0) ^ ({1} != 0)")):
+    binary(_n, _f, _BOOL, None, _t, differentiable=False, compute_promoted=True)
+
+for _n, _f, _t in (("bitwise_and", np.bitwise_and, "{0} & {1}"),
+                   ("bitwise_or", np.bitwise_or, "{0} | {1}"),
+                   ("bitwise_xor", np.bitwise_xor, "{0} ^ {1}"),
+                   ("bitwise_left_shift", np.left_shift, "{0} << {1}"),
+                   ("bitwise_right_shift", np.right_shift, "{0} >> {1}")):
+    binary(_n, _f, _INT, None, _t, differentiable=False)
+
+
+# where and cast ---------------------------------------------------------------------------
+
+def _where_meta(c, x, y):
+    shapes = [a.shape for a in (c, x, y) if not is_scalar(a)]
+    shape = broadcast_shapes("where", *shapes) if len(set(shapes)) > 1 else shapes[0]
+    if not is_scalar(c) and c.dtype is not dt.bool_ and c.dtype is not dt.uint8:
+        raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a tensor "
+                           f"with dtype {c.dtype.name.capitalize()}")
+    if is_scalar(x) and is_scalar(y):
+        d = dt.result_type([], [], [x, y])
+        if d.category == 2:
+            d = dt.get_default_dtype()
+    else:
+        d = promote(x, y)
+    return AVal(shape, d)
+
+
+def _where_np(out, c, x, y):
+    npd = out.dtype.np
+    if type(x) is np.ndarray and x.dtype != npd:
+        x = x.astype(npd)
+    if type(y) is np.ndarray and y.dtype != npd:
+        y = y.astype(npd)
+    r = np.where(c, x, y)
+    return r if r.dtype == npd else r.astype(npd)
+
+
+def _vjp_where(b, g, c, x, y, out=None):
+    return (None,
+            None if is_scalar(x) else sum_to(b, b.where(c, g, 0.0), x.shape),
+            None if is_scalar(y) else sum_to(b, b.where(c, 0.0, g), y.shape))
+
+
+register(Prim("where", "pointwise", meta=_where_meta, numpy=_where_np, vjp=_vjp_where,
+              triton="tl.where({0}, {1}, {2})", saves=(0,), grad_name="WhereBackward0"))
+
+
+def _cast_meta(x, dtype):
+    return AVal(x.shape, dtype)
+
+
+def _cast_np(out, x, dtype):
+    return x.astype(dtype.np)
+
+
+def _vjp_cast(b, g, x, out=None, dtype=None):
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        return (None,)
+    return (b.cast(g, dtype=x.dtype),)
+
+
+register(Prim("cast", "pointwise", meta=_cast_meta, numpy=_cast_np, vjp=_vjp_cast,
+              triton="{0}.to({dtype})", saves=(), grad_name="ToCopyBackward0"))

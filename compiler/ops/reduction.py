@@ -1,0 +1,197 @@
+"""Reduction and scan primitives (sum, prod, amax, amin, argmax, argmin, all, any, cumsum,
+cumprod). `dims` is a normalised tuple of axes; the front end normalises user dims."""
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.registry import AVal, Prim, register, norm_dims, norm_dim
+from .vjp_util import unreduce
+
+
+def _red_shape(op, x, dims, keepdim):
+    dims = norm_dims(op, dims, len(x.shape))
+    if keepdim:
+        return tuple(1 if i in dims else s for i, s in enumerate(x.shape))
+    return tuple(s for i, s in enumerate(x.shape) if i not in dims)
+
+
+def _acc_dtype(x, dtype):
+    if dtype is not None:
+        return dtype
+    return dt.int64 if x.dtype.category < 2 else x.dtype
+
+
+def _sum_meta(x, dims=None, keepdim=False, dtype=None):
+    return AVal(_red_shape("sum", x, dims, keepdim), _acc_dtype(x, dtype))
+
+
+def _np_red(f):
+    def impl(out, x, dims=None, keepdim=False, dtype=None):
+        npd = out.dtype.np
+        if x.dtype != npd:
+            x = x.astype(npd)
+        r = f(x, axis=dims, keepdims=keepdim)
+        if type(r) is not np.ndarray:
+            r = np.asarray(r)
+        return r if r.dtype == npd else r.astype(npd)
+    return impl
+
+
+def _vjp_sum(b, g, x, out=None, dims=None, keepdim=False, dtype=None):
+    dims = norm_dims("sum", dims, len(x.shape))
+    g = unreduce(b, g, x.shape, dims, keepdim)
+    if g.dtype is not x.dtype and x.dtype.is_floating_point:
+        g = b.cast(g, dtype=x.dtype)
+    return (g,)
+
+
+register(Prim("sum", "reduction", _sum_meta, _np_red(np.sum), _vjp_sum, triton="tl.sum",
+              saves=()))
+
+
+def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
+    # Product of the other elements, also right when x holds zeros: with one zero in a slice
+    # only that element gets the product of the rest; with two or more, everything is 0.
+    dims = norm_dims("prod", dims, len(x.shape))
+    gk = unreduce(b, g, x.shape, dims, keepdim)
+    iszero = b.eq(x, 0)
+    nz = b.sum(b.cast(iszero, dtype=dt.int64), dims=dims, keepdim=True)
+    safe = b.where(iszero, 1.0, x)
+    prod_nz = b.expand(b.prod(safe, dims=dims, keepdim=True), shape=x.shape)
+    outk = unreduce(b, out, x.shape, dims, keepdim)
+    others = b.where(b.eq(nz, 0), b.div(outk, safe),
+                     b.where(b.logical_and(b.eq(nz, 1), iszero), prod_nz, 0.0))
+    return (b.mul(gk, others),)
+
+
+register(Prim("prod", "reduction", _sum_meta, _np_red(np.prod), _vjp_prod, saves_output=True,
+              grad_name="ProdBackward1"))
+
+
+def _minmax_meta(name):
+    def meta(x, dims=None, keepdim=False):
+        if any(x.shape[d] == 0 for d in norm_dims(name, dims, len(x.shape))) or \
+                (len(x.shape) and 0 in x.shape and dims is None):
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() "
+                               f"== 0. Specify the reduction dim with the 'dim' argument "
+                               f"(shape {list(x.shape)}).")
+        return AVal(_red_shape(name, x, dims, keepdim), x.dtype)
+    return meta
+
+
+def _vjp_minmax(b, g, x, out, dims=None, keepdim=False):
+    # gradient shared evenly between tied extrema, as torch.amax/amin do
+    dims = norm_dims("amax", dims, len(x.shape))
+    outk = unreduce(b, out, x.shape, dims, keepdim)
+    mask = b.cast(b.eq(x, outk), dtype=g.dtype)
+    cnt = b.sum(mask, dims=dims, keepdim=True)
+    return (b.div(b.mul(unreduce(b, g, x.shape, dims, keepdim), mask), cnt),)
+
+
+def _np_minmax(f):
+    def impl(out, x, dims=None, keepdim=False):
+        r = f(x, axis=dims, keepdims=keepdim)
+        return r if type(r) is np.ndarray else np.asarray(r)
+    return impl
+
+
+register(Prim("amax", "reduction", _minmax_meta("amax"), _np_minmax(np.max), _vjp_minmax,
+              triton="tl.max", saves_output=True))
+register(Prim("amin", "reduction", _minmax_meta("amin"), _np_minmax(np.min), _vjp_minmax,
+              triton="tl.min", saves_output=True))
+
+
+def _arg_meta(name):
+    def meta(x, dim=None, keepdim=False):
+        if dim is None:
+            if x.shape and 0 in x.shape:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                                   "input.numel() == 0.")
+            return AVal((1,) * len(x.shape) if keepdim else (), dt.int64)
+        d = norm_dim(name, dim, len(x.shape))
+        if x.shape and x.shape[d] == 0:
+            raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size "
+                             f"(shape {list(x.shape)}).")
+        return AVal(_red_shape(name, x, (d,), keepdim) if x.shape else (), dt.int64)
+    return meta
+
+
+def _np_arg(f):
+    def impl(out, x, dim=None, keepdim=False):
+        if x.ndim == 0:
+            return np.zeros((), np.int64)
+        if dim is None:
+            r = f(x.reshape(-1))
+            return np.asarray(r, np.int64).reshape(out.shape)
+        r = f(x, axis=dim, keepdims=keepdim)
+        return np.asarray(r, np.int64)
+    return impl
+
+
+register(Prim("argmax", "reduction", _arg_meta("argmax"), _np_arg(np.argmax), differentiable=False))
+register(Prim("argmin", "reduction", _arg_meta("argmin"), _np_arg(np.argmin), differentiable=False))
+
+
+def _bool_red_meta(x, dims=None, keepdim=False):
+    return AVal(_red_shape("all", x, dims, keepdim), dt.uint8 if x.dtype is dt.uint8 else dt.bool_)
+
+
+register(Prim("all", "reduction", _bool_red_meta,
+              lambda out, x, dims=None, keepdim=False: np.asarray(
+                  np.all(x, axis=dims, keepdims=keepdim)).astype(out.dtype.np),
+              differentiable=False))
+register(Prim("any", "reduction", _bool_red_meta,
+              lambda out, x, dims=None, keepdim=False: np.asarray(
+                  np.any(x, axis=dims, keepdims=keepdim)).astype(out.dtype.np),
+              differentiable=False))
+
+
+# scans ---------------------------------------------------------------------------------------
+
+def _scan_meta(name):
+    def meta(x, dim, dtype=None):
+        norm_dim(name, dim, len(x.shape))
+        return AVal(x.shape, _acc_dtype(x, dtype))
+    return meta
+
+
+def _np_scan(f):
+    def impl(out, x, dim, dtype=None):
+        npd = out.dtype.np
+        if x.ndim == 0:
+            return x.astype(npd).copy()
+        return f(x.astype(npd, copy=False), axis=dim)
+    return impl
+
+
+def _vjp_cumsum(b, g, x, out=None, dim=0, dtype=None):
+    if len(x.shape) == 0:
+        return (g,)
+    return (b.flip(b.cumsum(b.flip(g, dims=(dim,)), dim=dim), dims=(dim,)),)
+
+
+def _vjp_cumprod(b, g, x, out, dim=0, dtype=None):
+    # d out_k / d x_i = out_k / x_i for k >= i (x without zeros; zeros handled by a
+    # masked product below)
+    if len(x.shape) == 0:
+        return (g,)
+    rev = b.flip(b.cumsum(b.flip(b.mul(g, out), dims=(dim,)), dim=dim), dims=(dim,))
+    return (b.where(b.eq(x, 0), _cumprod_zero_grad(b, g, x, dim), b.div(rev, x)),)
+
+
+def _cumprod_zero_grad(b, g, x, dim):
+    # exact for elements that are 0: sum_k>=i g_k * prod_{j<=k, j!=i} x_j
+    n = x.shape[dim]
+    parts = []
+    for i in range(n):
+        xi1 = b.slice(x, dim=dim, start=i, stop=i + 1, step=1)
+        prefix = b.cumprod(b.slice_scatter(x, b.full(shape=xi1.shape, value=1.0, dtype=x.dtype),
+                                           dim=dim, start=i, stop=i + 1, step=1), dim=dim)
+        term = b.sum(b.slice(b.mul(g, prefix), dim=dim, start=i, stop=n, step=1), dims=(dim,),
+                     keepdim=True)
+        parts.append(term)
+    return b.cat(*parts, dim=dim) if len(parts) > 1 else parts[0]
+
+
+register(Prim("cumsum", "scan", _scan_meta("cumsum"), _np_scan(np.cumsum), _vjp_cumsum, saves=()))
+register(Prim("cumprod", "scan", _scan_meta("cumprod"), _np_scan(np.cumprod), _vjp_cumprod,
+              saves_output=True))

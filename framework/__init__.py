@@ -1,0 +1,134 @@
+"""Kiln: PyTorch's eager API over one IR. `import framework as torch`."""
+import numpy as _np
+
+_np.seterr(all="ignore")          # IEEE results without warnings, as PyTorch gives
+
+__version__ = "0.1.0"
+
+from runtime import dtypes as _dt  # noqa: E402
+from runtime.device import Device as device  # noqa: E402,F401
+from runtime.dtypes import (bool_ as bool, uint8, int8, int16, int32, int64, float16,  # noqa: E402,F401
+                            bfloat16, float32, float64, complex64, complex128, DType as dtype,
+                            get_default_dtype, set_default_dtype, promote_types)
+
+float = float32                    # noqa: A001
+double = float64
+half = float16
+long = int64
+int = int32                        # noqa: A001
+short = int16
+cfloat = complex64
+cdouble = complex128
+
+from . import _dispatch  # noqa: E402
+from .tensor import Tensor, Size  # noqa: E402
+_dispatch.Tensor = Tensor
+
+from .creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empty, full,  # noqa: E402,F401
+                       zeros_like, ones_like, empty_like, full_like, eye, arange, linspace,
+                       logspace, rand, randn, randint, randperm, normal, bernoulli, multinomial,
+                       poisson, rand_like, randn_like, randint_like, manual_seed, seed,
+                       initial_seed, Generator, default_generator, get_rng_state, set_rng_state,
+                       tril_indices, triu_indices, complex)
+from .creation import range_ as range  # noqa: E402,F401,A001
+from .ops_math import *  # noqa: E402,F401,F403
+from .ops_math import (sum, max, min, all, any, abs, round, pow, where, clamp, clip, mean,  # noqa: E402,F401
+                       cast as _cast, inplace as _inplace, copy_ as _copy_, fill_ as _fill_,
+                       zero_ as _zero_, erfinv)
+from .ops_shape import *  # noqa: E402,F401,F403
+from .ops_index import (index_select, masked_fill, masked_select, gather, scatter, scatter_add,  # noqa: E402,F401
+                        scatter_reduce, index_add, index_copy, index_fill, take, take_along_dim,
+                        nonzero, argwhere)
+from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addmm, addmv,  # noqa: E402,F401
+                         baddbmm, addbmm, einsum, tensordot, kron, cross, cdist, linalg, det,
+                         inverse, svd, qr, cholesky)
+from .ops_sort import (sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, unique,  # noqa: E402,F401
+                       unique_consecutive, bincount, histc, searchsorted, bucketize, quantile)
+from ._printing import set_printoptions  # noqa: E402,F401
+from . import autograd  # noqa: E402
+from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: E402,F401
+from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
+from . import cuda  # noqa: E402,F401
+
+
+class _Layout:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return "torch." + self.name
+
+
+strided = _Layout("strided")
+sparse_coo = _Layout("sparse_coo")
+
+
+class memory_format:  # noqa: N801
+    pass
+
+
+contiguous_format = preserve_format = channels_last = memory_format()
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    return input.dtype.is_floating_point
+
+
+def is_complex(input):
+    return input.dtype.is_complex
+
+
+def numel(input):
+    return input.numel()
+
+
+def result_type(tensor1, tensor2):
+    from compiler.ir.registry import promote
+    return promote(tensor1, tensor2)
+
+
+def can_cast(from_, to):
+    return from_.category <= to.category
+
+
+def is_nonzero(input):
+    if input.numel() != 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return bool(input.item())
+
+
+def get_num_threads():
+    import os
+    return os.cpu_count() or 1
+
+
+def set_num_threads(n):
+    pass
+
+
+def use_deterministic_algorithms(mode, *, warn_only=False):
+    pass
+
+
+def detach(input):
+    return input.detach()
+
+
+def clone(input, *, memory_format=None):
+    return input.clone()
+
+
+def compile(model=None, **kwargs):
+    raise NotImplementedError("framework.compile arrives with the compiler issue; run eagerly "
+                              "meanwhile")
+
+
+def typename(obj):
+    return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
+
+
+_dt.bool_  # keep the runtime dtype module referenced

@@ -1,0 +1,184 @@
+"""Tensor printing, following PyTorch's _tensor_str rules so that tutorial output matches:
+shared formatter per tensor (int mode / fixed / scientific), 4 digits, summarisation above
+1000 elements with 3 edge items, line width 80, suffixes (dtype, grad_fn, requires_grad)."""
+import math
+
+import numpy as np
+
+from runtime import dtypes as dt
+
+
+class _PrintOptions:
+    precision = 4
+    threshold = 1000
+    edgeitems = 3
+    linewidth = 80
+    sci_mode = None
+
+
+PRINT_OPTS = _PrintOptions()
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
+                     sci_mode=None):
+    if profile == "default":
+        PRINT_OPTS.precision, PRINT_OPTS.threshold = 4, 1000
+        PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = 3, 80
+    elif profile == "short":
+        PRINT_OPTS.precision, PRINT_OPTS.threshold = 2, 1000
+        PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = 2, 80
+    elif profile == "full":
+        PRINT_OPTS.precision, PRINT_OPTS.threshold = 4, math.inf
+        PRINT_OPTS.edgeitems, PRINT_OPTS.linewidth = 3, 80
+    if precision is not None:
+        PRINT_OPTS.precision = precision
+    if threshold is not None:
+        PRINT_OPTS.threshold = threshold
+    if edgeitems is not None:
+        PRINT_OPTS.edgeitems = edgeitems
+    if linewidth is not None:
+        PRINT_OPTS.linewidth = linewidth
+    PRINT_OPTS.sci_mode = sci_mode
+
+
+class _Formatter:
+    def __init__(self, values, floating):
+        self.floating = floating
+        self.int_mode = True
+        self.sci_mode = False
+        self.max_width = 1
+        p = PRINT_OPTS.precision
+        if not floating:
+            for v in values.reshape(-1).tolist():
+                self.max_width = max(self.max_width, len(str(v)))
+        else:
+            v = values.reshape(-1).astype(np.float64)
+            nz = v[np.isfinite(v) & (v != 0)]
+            if nz.size:
+                a = np.abs(nz)
+                mn, mx = a.min(), a.max()
+                self.int_mode = bool(np.all(nz == np.ceil(nz)))
+                if self.int_mode:
+                    if mx / mn > 1000.0 or mx > 1.0e8:
+                        self.sci_mode = True
+                        strs = [f"{{:.{p}e}}".format(x) for x in nz.tolist()]
+                        self.max_width = max(len(s) for s in strs)
+                    else:
+                        self.max_width = max(len(f"{x:.0f}") + 1 for x in nz.tolist())
+                else:
+                    if mx / mn > 1000.0 or mx > 1.0e8 or mn < 1.0e-4:
+                        self.sci_mode = True
+                        self.max_width = max(len(f"{{:.{p}e}}".format(x)) for x in nz.tolist())
+                    else:
+                        self.max_width = max(len(f"{{:.{p}f}}".format(x)) for x in nz.tolist())
+        if PRINT_OPTS.sci_mode is not None:
+            self.sci_mode = PRINT_OPTS.sci_mode
+
+    def width(self):
+        return self.max_width
+
+    def format(self, value):
+        p = PRINT_OPTS.precision
+        if self.floating:
+            if self.sci_mode:
+                ret = f"{{:{self.max_width}.{p}e}}".format(value)
+            elif self.int_mode:
+                ret = f"{value:.0f}"
+                if not (math.isinf(value) or math.isnan(value)):
+                    ret += "."
+            else:
+                ret = f"{{:.{p}f}}".format(value)
+        else:
+            ret = str(value)
+        return (self.max_width - len(ret)) * " " + ret
+
+
+def _summarized(a):
+    e = PRINT_OPTS.edgeitems
+    if a.ndim == 0:
+        return a
+    if a.ndim == 1:
+        return np.concatenate([a[:e], a[-e:]]) if a.shape[0] > 2 * e else a
+    if a.shape[0] > 2 * e:
+        rows = [a[i] for i in range(e)] + [a[i] for i in range(a.shape[0] - e, a.shape[0])]
+    else:
+        rows = list(a)
+    return np.stack([_summarized(r) for r in rows])
+
+
+def _vector_str(a, indent, summarize, fmt):
+    e = PRINT_OPTS.edgeitems
+    element_length = fmt.width() + 2
+    per_line = max(1, int(math.floor((PRINT_OPTS.linewidth - indent) / element_length)))
+    if summarize and a.shape[0] > 2 * e:
+        data = [fmt.format(v) for v in a[:e].tolist()] + [" ..."] + \
+               [fmt.format(v) for v in a[-e:].tolist()]
+    else:
+        data = [fmt.format(v) for v in a.tolist()]
+    lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
+    return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
+
+
+def _tensor_str_fmt(a, indent, summarize, fmt):
+    if a.ndim == 0:
+        return fmt.format(a.item())
+    if a.ndim == 1:
+        return _vector_str(a, indent, summarize, fmt)
+    e = PRINT_OPTS.edgeitems
+    if summarize and a.shape[0] > 2 * e:
+        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt) for i in range(e)] + ["..."] + \
+                 [_tensor_str_fmt(a[i], indent + 1, summarize, fmt)
+                  for i in range(a.shape[0] - e, a.shape[0])]
+    else:
+        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt) for i in range(a.shape[0])]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
+
+
+def tensor_str(a, dtype, indent):
+    if a.size == 0:
+        return "[]"
+    summarize = a.size > PRINT_OPTS.threshold
+    if dtype in (dt.float16, dt.bfloat16):
+        a = a.astype(np.float32)
+    floating = dtype.is_floating_point
+    fmt = _Formatter(_summarized(a) if summarize else a, floating)
+    return _tensor_str_fmt(a, indent, summarize, fmt)
+
+
+def _add_suffixes(s, suffixes, indent):
+    parts = [s]
+    last = len(s) - s.rfind("\n") + 1
+    for suf in suffixes:
+        if last + len(suf) + 2 > PRINT_OPTS.linewidth:
+            parts.append(",\n" + " " * indent + suf)
+            last = indent + len(suf)
+        else:
+            parts.append(", " + suf)
+            last += len(suf) + 2
+    parts.append(")")
+    return "".join(parts)
+
+
+def tensor_repr(t, prefix="tensor("):
+    indent = len(prefix)
+    a = t._data
+    d = t._dtype
+    suffixes = []
+    if t._device.type != "cpu":
+        suffixes.append(f"device='{t._device}'")
+    default = d in (dt.get_default_dtype(), dt.int64, dt.bool_)
+    if a.size == 0:
+        if a.ndim != 1:
+            suffixes.append("size=" + str(tuple(a.shape)))
+        if d is not dt.get_default_dtype():
+            suffixes.append("dtype=" + repr(d))
+        body = "[]"
+    else:
+        if not default:
+            suffixes.append("dtype=" + repr(d))
+        body = tensor_str(a, d, indent)
+    if t._node is not None:
+        suffixes.append(f"grad_fn=<{t._node._name}>")
+    elif t._rg:
+        suffixes.append("requires_grad=True")
+    return _add_suffixes(prefix + body, suffixes, indent)

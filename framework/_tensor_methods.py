@@ -1,0 +1,257 @@
+"""Bind the functional ops as Tensor methods and operators (x.add(y), x + y, x.add_(y), x[i]).
+Each op keeps its single definition in ops_*.py; this file only wires names."""
+from compiler.ir.registry import REGISTRY
+from . import ops_math as M, ops_shape as S, ops_index as I, ops_linalg as L, ops_sort as O
+from . import creation as C
+from .tensor import Tensor
+from ._dispatch import apply
+
+P = REGISTRY
+
+_METHODS = {
+    M: """neg negative abs absolute sign sgn exp exp2 log log2 log10 log1p expm1 sqrt rsqrt sin cos tan
+          asin acos atan arcsin arccos arctan sinh cosh tanh sigmoid erf erfinv floor ceil trunc fix
+          reciprocal logical_not bitwise_not isnan isinf isfinite mul multiply floor_divide
+          remainder fmod maximum minimum atan2 arctan2 eq ne lt le gt ge greater greater_equal less
+          less_equal not_equal logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_xor
+          bitwise_left_shift bitwise_right_shift add sub subtract div divide true_divide pow square
+          float_power clone round frac relu clamp clip clamp_min clamp_max lerp xlogy logit hypot
+          isclose allclose equal nan_to_num sum nansum prod mean nanmean var std amax amin max min
+          argmax argmin aminmax all any count_nonzero cumsum cumprod logsumexp norm dist softmax
+          log_softmax isneginf isposinf deg2rad rad2deg""",
+    S: """view reshape view_as reshape_as flatten ravel unflatten squeeze unsqueeze permute transpose
+          swapaxes swapdims t movedim moveaxis expand expand_as broadcast_to contiguous narrow select
+          unbind split chunk tensor_split hsplit vsplit flip fliplr flipud roll repeat tile
+          repeat_interleave tril triu diagonal diag diag_embed diagflat trace adjoint""",
+    I: """index_select masked_fill masked_select gather scatter scatter_add scatter_reduce index_add
+          index_copy index_fill take take_along_dim nonzero argwhere put_""",
+    L: """matmul mm bmm mv dot inner vdot outer ger addmm addmv baddbmm addbmm kron cross""",
+    O: """sort argsort msort topk kthvalue median nanmedian mode unique unique_consecutive bincount
+          histc quantile""",
+}
+
+for mod, names in _METHODS.items():
+    for n in names.split():
+        setattr(Tensor, n, getattr(mod, n))
+
+Tensor.T = property(S._T)
+Tensor.mT = property(S._mT)
+Tensor.H = property(lambda self: S.adjoint(self) if self.ndim == 2 else self)
+Tensor.mH = property(S._mT)
+Tensor.cast = M.cast
+Tensor.copy_ = M.copy_
+Tensor.fill_ = M.fill_
+Tensor.zero_ = M.zero_
+Tensor.det = lambda self: L.det(self)
+Tensor.inverse = lambda self: L.inverse(self)
+Tensor.new_tensor = lambda self, data, dtype=None, **k: C.tensor(data, dtype=dtype or self.dtype)
+Tensor.new_zeros = lambda self, *size, dtype=None, **k: C.zeros(*size, dtype=dtype or self.dtype)
+Tensor.new_ones = lambda self, *size, dtype=None, **k: C.ones(*size, dtype=dtype or self.dtype)
+Tensor.new_empty = lambda self, *size, dtype=None, **k: C.empty(*size, dtype=dtype or self.dtype)
+Tensor.new_full = lambda self, size, fill_value, dtype=None, **k: C.full(
+    size, fill_value, dtype=dtype or self.dtype)
+Tensor.uniform_ = lambda self, a=0.0, b=1.0, *, generator=None: C.uniform_(self, a, b, generator)
+Tensor.normal_ = lambda self, mean=0.0, std=1.0, *, generator=None: C.normal_(self, mean, std, generator)
+Tensor.bernoulli_ = lambda self, p=0.5, *, generator=None: C.bernoulli_(self, p, generator)
+Tensor.bernoulli = lambda self, p=None, *, generator=None: C.bernoulli(self, p, generator=generator)
+Tensor.random_ = lambda self, from_=0, to=None, *, generator=None: C.random_(self, from_, to, generator)
+Tensor.exponential_ = lambda self, lambd=1.0, *, generator=None: C.exponential_(self, lambd, generator)
+Tensor.multinomial = lambda self, n, replacement=False, *, generator=None: C.multinomial(
+    self, n, replacement, generator=generator)
+Tensor.size = Tensor.size
+Tensor.__getitem__ = I.getitem
+Tensor.__setitem__ = I.setitem
+
+
+# in-place forms: x.add_(y) ----------------------------------------------------------------------
+
+def _inplace_prim(name, prim=None):
+    prim = prim or name
+
+    def f(self, *args, **kw):
+        args = tuple(M.as_tensor_arg(a) for a in args)
+        return M.inplace(self, prim, *args, **kw)
+    f.__name__ = name + "_"
+    return f
+
+
+for _n in ("neg abs sign exp exp2 log log2 log10 log1p expm1 sqrt rsqrt sin cos tan asin acos atan "
+           "sinh cosh tanh sigmoid erf floor ceil trunc reciprocal logical_not bitwise_not mul "
+           "floor_divide remainder fmod atan2 eq ne lt le gt ge logical_and logical_or logical_xor "
+           "bitwise_and bitwise_or bitwise_xor bitwise_left_shift bitwise_right_shift pow").split():
+    setattr(Tensor, _n + "_", _inplace_prim(_n))
+Tensor.arctan_, Tensor.arcsin_, Tensor.arccos_ = Tensor.atan_, Tensor.asin_, Tensor.acos_
+Tensor.multiply_ = Tensor.mul_
+Tensor.fix_ = Tensor.trunc_
+Tensor.negative_ = Tensor.neg_
+Tensor.absolute_ = Tensor.abs_
+
+
+def _via(fn_out_of_place):
+    """In-place form of a composite op: compute, check, then write with history."""
+    def f(self, *args, **kw):
+        r = fn_out_of_place(self, *args, **kw)
+        return _assign(self, r, fn_out_of_place.__name__)
+    f.__name__ = fn_out_of_place.__name__ + "_"
+    return f
+
+
+def _assign(self, r, name):
+    if r.shape != self.shape:
+        raise RuntimeError(f"{name}_: output with shape {list(self.shape)} doesn't match the "
+                           f"broadcast shape {list(r.shape)}")
+    if r.dtype.category > self.dtype.category:
+        raise RuntimeError(f"{name}_: result type {r.dtype.name.capitalize()} can't be cast to the "
+                           f"desired output type {self.dtype.name.capitalize()}")
+    import numpy as np
+    from ._dispatch import STATE
+    if STATE.grad_enabled and r.requires_grad:
+        M.check_inplace_leaf(self)
+        np.copyto(self._data, r._data, casting="unsafe")
+        self._node, self._oi = r._node, r._oi
+    else:
+        np.copyto(self._data, r._data, casting="unsafe")
+    self._bump()
+    return self
+
+
+def _add_(self, other, *, alpha=1):
+    if alpha != 1:
+        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return M.inplace(self, "add", M.as_tensor_arg(other))
+
+
+def _sub_(self, other, *, alpha=1):
+    if alpha != 1:
+        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+    return M.inplace(self, "sub", M.as_tensor_arg(other))
+
+
+def _div_(self, other, *, rounding_mode=None):
+    if rounding_mode is None:
+        return M.inplace(self, "div", M.as_tensor_arg(other))
+    return _assign(self, M.div(self, other, rounding_mode=rounding_mode), "div")
+
+
+Tensor.add_ = _add_
+Tensor.sub_ = Tensor.subtract_ = _sub_
+Tensor.div_ = Tensor.divide_ = Tensor.true_divide_ = _div_
+for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M.square,
+           M.maximum, M.minimum, M.nan_to_num, M.cumsum, M.cumprod, M.logit, S.tril, S.triu,
+           I.masked_fill, I.scatter, I.scatter_add, I.scatter_reduce, I.index_add, I.index_copy,
+           I.index_fill, L.addmm, L.baddbmm, M.xlogy, M.hypot):
+    setattr(Tensor, _f.__name__ + "_", _via(_f))
+Tensor.clip_ = Tensor.clamp_
+
+
+def _squeeze_(self, dim=None):
+    r = S.squeeze(self, dim)
+    self._data = self._data.reshape(r._data.shape)
+    return self
+
+
+def _unsqueeze_(self, dim):
+    r = S.unsqueeze(self, dim)
+    self._data = self._data.reshape(r._data.shape)
+    return self
+
+
+def _t_(self):
+    self._data = self._data.T
+    return self
+
+
+def _transpose_(self, d0, d1):
+    self._data = S.transpose(self, d0, d1)._data
+    return self
+
+
+def _resize_(self, *sizes):
+    import numpy as np
+    shape = S._sizes(sizes)
+    n = 1
+    for s in shape:
+        n *= s
+    flat = self._data.reshape(-1)
+    if n <= flat.size:
+        self._data = flat[:n].reshape(shape)
+    else:
+        new = np.zeros(n, self._data.dtype)
+        new[:flat.size] = flat
+        self._data = new.reshape(shape)
+    return self
+
+
+Tensor.squeeze_ = _squeeze_
+Tensor.unsqueeze_ = _unsqueeze_
+Tensor.t_ = _t_
+Tensor.transpose_ = _transpose_
+Tensor.resize_ = _resize_
+Tensor.resize_as_ = lambda self, other: _resize_(self, other.shape)
+
+
+# operators ------------------------------------------------------------------------------------
+
+def _binop(prim):
+    p = P[prim]
+
+    def f(self, other):
+        o = M.as_tensor_arg(other)
+        if not isinstance(o, (Tensor, bool, int, float, complex)):
+            return NotImplemented
+        return apply(p, self, o)
+    return f
+
+
+def _rbinop(prim):
+    p = P[prim]
+
+    def f(self, other):
+        o = M.as_tensor_arg(other)
+        if not isinstance(o, (Tensor, bool, int, float, complex)):
+            return NotImplemented
+        return apply(p, o, self)
+    return f
+
+
+def _iop(method):
+    def f(self, other):
+        return getattr(self, method)(other)
+    return f
+
+
+for _op, _prim in (("add", "add"), ("sub", "sub"), ("mul", "mul"), ("truediv", "div"),
+                   ("floordiv", "floor_divide"), ("mod", "remainder"), ("pow", "pow"),
+                   ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor"),
+                   ("lshift", "bitwise_left_shift"), ("rshift", "bitwise_right_shift")):
+    setattr(Tensor, f"__{_op}__", _binop(_prim))
+    setattr(Tensor, f"__r{_op}__", _rbinop(_prim))
+for _op, _m in (("add", "add_"), ("sub", "sub_"), ("mul", "mul_"), ("truediv", "div_"),
+                ("floordiv", "floor_divide_"), ("mod", "remainder_"), ("pow", "pow_"),
+                ("and", "bitwise_and_"), ("or", "bitwise_or_"), ("xor", "bitwise_xor_"),
+                ("lshift", "bitwise_left_shift_"), ("rshift", "bitwise_right_shift_")):
+    setattr(Tensor, f"__i{_op}__", _iop(_m))
+for _op, _prim in (("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"), ("gt", "gt"),
+                   ("ge", "ge")):
+    setattr(Tensor, f"__{_op}__", _binop(_prim))
+
+
+def _pow(self, other):
+    return M.pow(self, other)
+
+
+def _rpow(self, other):
+    return M.pow(other, self)
+
+
+Tensor.__pow__ = _pow
+Tensor.__rpow__ = _rpow
+Tensor.__neg__ = lambda self: apply(P["neg"], self)
+Tensor.__pos__ = lambda self: self
+Tensor.__abs__ = lambda self: apply(P["abs"], self)
+Tensor.__invert__ = lambda self: apply(P["bitwise_not"], self)
+Tensor.__matmul__ = lambda self, other: L.matmul(self, other)
+Tensor.__rmatmul__ = lambda self, other: L.matmul(other, self)
+Tensor.__imatmul__ = lambda self, other: _assign(self, L.matmul(self, other), "matmul")
+Tensor.__hash__ = lambda self: id(self)
+Tensor.__contains__ = lambda self, el: bool(M.any(M.eq(self, el)))

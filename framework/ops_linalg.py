@@ -1,0 +1,332 @@
+"""Matrix products and linear algebra: matmul (every rank combination), mm, bmm, mv, dot,
+outer, addmm, baddbmm, einsum, and torch.linalg."""
+from compiler.ir.registry import REGISTRY
+from runtime import dtypes as dt
+from ._dispatch import apply, rename
+from .tensor import Tensor
+from . import ops_shape as S
+
+P = REGISTRY
+
+
+def matmul(input, other, *, out=None):
+    from .ops_math import write_out
+    a, b = input, other
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
+                           f"{a.ndim}D and {b.ndim}D")
+    if a.ndim == 1 and b.ndim == 1:
+        r = dot(a, b)
+    elif a.ndim == 1:
+        r = S.squeeze(apply(P["matmul"], S.unsqueeze(a, 0), b), -2)
+        r = rename(r, "MvBackward0" if b.ndim == 2 else "UnsafeViewBackward0")
+    elif b.ndim == 1:
+        if a.shape[-1] != b.shape[0]:
+            raise RuntimeError(f"matmul: size mismatch, got input ({list(a.shape)}), vec "
+                               f"({b.shape[0]})")
+        r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1), "MvBackward0")
+    else:
+        r = apply(P["matmul"], a, b)
+        if a.ndim > 2 or b.ndim > 2:
+            rename(r, "BmmBackward0" if a.ndim == b.ndim == 3 else "UnsafeViewBackward0")
+    return write_out(r, out)
+
+
+def mm(input, mat2, *, out=None):
+    from .ops_math import write_out
+    if input.ndim != 2 or mat2.ndim != 2:
+        raise RuntimeError(f"mm: self must be a matrix (got shapes {list(input.shape)} and "
+                           f"{list(mat2.shape)})")
+    return write_out(apply(P["matmul"], input, mat2), out)
+
+
+def bmm(input, mat2, *, out=None):
+    from .ops_math import write_out
+    if input.ndim != 3 or mat2.ndim != 3:
+        raise RuntimeError(f"bmm: batch1 must be a 3D tensor (got shapes {list(input.shape)} and "
+                           f"{list(mat2.shape)})")
+    if input.shape[0] != mat2.shape[0]:
+        raise RuntimeError(f"bmm: batch1 and batch2 must have same number of batches, got "
+                           f"{input.shape[0]} and {mat2.shape[0]}")
+    return write_out(rename(apply(P["matmul"], input, mat2), "BmmBackward0"), out)
+
+
+def mv(input, vec):
+    if input.ndim != 2 or vec.ndim != 1:
+        raise RuntimeError(f"mv: vector + matrix @ vector expected, got {input.ndim}, {vec.ndim}")
+    return matmul(input, vec)
+
+
+def dot(input, other):
+    if input.ndim != 1 or other.ndim != 1:
+        raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {other.ndim}D tensors")
+    if input.shape[0] != other.shape[0]:
+        raise RuntimeError(f"inconsistent tensor size, expected tensor [{input.shape[0]}] and src "
+                           f"[{other.shape[0]}] to have the same number of elements, but got "
+                           f"{input.shape[0]} and {other.shape[0]} elements respectively")
+    if input.dtype is not other.dtype:
+        raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
+                           f"{input.dtype.name.capitalize()} and {other.dtype.name.capitalize()}")
+    r = apply(P["matmul"], S.unsqueeze(input, 0), S.unsqueeze(other, 1))
+    return rename(S.reshape(r, ()), "DotBackward0")
+
+
+inner = lambda a, b: dot(a, b) if a.ndim == 1 and b.ndim == 1 else einsum("...i,...j->...", a, b)  # noqa
+
+
+def vdot(input, other):
+    return dot(input, other)
+
+
+def outer(input, vec2):
+    return rename(apply(P["mul"], S.unsqueeze(input, 1), S.unsqueeze(vec2, 0)), "OuterBackward0")
+
+
+ger = outer
+
+
+def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    from .ops_math import write_out
+    r = apply(P["matmul"], mat1, mat2)
+    if alpha != 1:
+        r = apply(P["mul"], r, alpha)
+    inp = input if beta == 1 else apply(P["mul"], input, beta)
+    return write_out(rename(apply(P["add"], inp, r), "AddmmBackward0"), out)
+
+
+def addmv(input, mat, vec, *, beta=1, alpha=1):
+    r = matmul(mat, vec)
+    if alpha != 1:
+        r = apply(P["mul"], r, alpha)
+    return apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+
+
+def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    r = bmm(batch1, batch2)
+    if alpha != 1:
+        r = apply(P["mul"], r, alpha)
+    inp = input if beta == 1 else apply(P["mul"], input, beta)
+    return rename(apply(P["add"], inp, r), "BaddbmmBackward0")
+
+
+def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    from .ops_math import sum
+    r = sum(bmm(batch1, batch2), 0)
+    if alpha != 1:
+        r = apply(P["mul"], r, alpha)
+    return apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+
+
+def einsum(equation, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    return rename(apply(P["einsum"], *operands, equation=equation), "EinsumBackward0")
+
+
+def tensordot(a, b, dims=2):
+    import numpy as np
+    if isinstance(dims, int):
+        da = list(range(a.ndim - dims, a.ndim))
+        db = list(range(dims))
+    else:
+        da, db = [list(d) if isinstance(d, (list, tuple)) else [d] for d in dims]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    sa = list(letters[:a.ndim])
+    sb = list(letters[a.ndim:a.ndim + b.ndim])
+    for i, j in zip(da, db):
+        sb[j] = sa[i]
+    out = [c for k, c in enumerate(sa) if k not in da] + [c for k, c in enumerate(sb) if k not in db]
+    return einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
+
+
+def kron(a, b):
+    r = apply(P["mul"], S.reshape(a, tuple(x for s in a.shape for x in (s, 1))),
+              S.reshape(b, tuple(x for s in b.shape for x in (1, s))))
+    return S.reshape(r, tuple(x * y for x, y in zip(a.shape, b.shape)))
+
+
+def cross(input, other, dim=None):
+    if dim is None:
+        dim = next((i for i, s in enumerate(input.shape) if s == 3), None)
+        if dim is None:
+            raise RuntimeError(f"cross: no dimension of size 3 in input (shape {list(input.shape)})")
+    if input.shape[dim] != 3 or other.shape[dim] != 3:
+        raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
+                           f"{input.shape[dim]} and {other.shape[dim]}")
+    a = [S.select(input, dim, i) for i in range(3)]
+    b = [S.select(other, dim, i) for i in range(3)]
+    from .ops_math import sub, mul
+    c = [sub(mul(a[1], b[2]), mul(a[2], b[1])), sub(mul(a[2], b[0]), mul(a[0], b[2])),
+         sub(mul(a[0], b[1]), mul(a[1], b[0]))]
+    return rename(S.stack(c, dim), "LinalgCrossBackward0")
+
+
+def cdist(x1, x2, p=2.0):
+    from .ops_math import norm, sub
+    d = sub(S.unsqueeze(x1, -2), S.unsqueeze(x2, -3))
+    return norm(d, p, -1)
+
+
+# torch.linalg ----------------------------------------------------------------------------------
+
+class _Linalg:
+    """torch.linalg namespace."""
+
+    @staticmethod
+    def inv(A):
+        return apply(P["inv"], A)
+
+    @staticmethod
+    def det(A):
+        return apply(P["det"], A)
+
+    @staticmethod
+    def slogdet(A):
+        import collections
+        from .ops_math import sign, log, abs
+        d = apply(P["det"], A)
+        r = collections.namedtuple("slogdet", ["sign", "logabsdet"])
+        return r(sign(d), log(abs(d)))
+
+    @staticmethod
+    def solve(A, B, *, left=True):
+        if B.ndim == A.ndim - 1:
+            return S.squeeze(apply(P["solve"], A, S.unsqueeze(B, -1)), -1)
+        return apply(P["solve"], A, B)
+
+    @staticmethod
+    def qr(A, mode="reduced"):
+        import collections
+        q, r = apply(P["qr"], A, mode=mode)
+        return collections.namedtuple("qr", ["Q", "R"])(q, r)
+
+    @staticmethod
+    def svd(A, full_matrices=True):
+        import collections
+        u, s, vh = apply(P["svd"], A, full_matrices=full_matrices)
+        return collections.namedtuple("svd", ["U", "S", "Vh"])(u, s, vh)
+
+    @staticmethod
+    def svdvals(A):
+        return apply(P["svd"], A, full_matrices=False)[1]
+
+    @staticmethod
+    def cholesky(A, *, upper=False):
+        return apply(P["cholesky"], A, upper=upper)
+
+    @staticmethod
+    def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
+        from .ops_math import norm as _norm
+        if ord is None:
+            return _norm(A, 2, dim if dim is not None else None, keepdim, dtype=dtype)
+        if A.ndim == 2 and dim is None and ord in ("fro", "nuc"):
+            return _norm(A, ord, None, keepdim, dtype=dtype)
+        if A.ndim >= 2 and (dim is None or (isinstance(dim, tuple) and len(dim) == 2)) and \
+                not isinstance(ord, str):
+            return _matrix_norm(A, ord, dim or (-2, -1), keepdim)
+        return _norm(A, ord, dim, keepdim, dtype=dtype)
+
+    @staticmethod
+    def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+        from .ops_math import norm as _norm
+        return _norm(x, ord, dim, keepdim, dtype=dtype)
+
+    @staticmethod
+    def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False):
+        from .ops_math import norm as _norm
+        if ord in ("fro", "nuc"):
+            return _norm(A, ord, dim if ord == "fro" else None, keepdim)
+        return _matrix_norm(A, ord, dim, keepdim)
+
+    @staticmethod
+    def matrix_rank(A):
+        import numpy as np
+        from ._dispatch import wrap
+        return wrap(np.asarray(np.linalg.matrix_rank(A._data), np.int64), dt.int64)
+
+    @staticmethod
+    def eigh(A, UPLO="L"):
+        import collections
+        import numpy as np
+        from ._dispatch import wrap
+        w, v = np.linalg.eigh(A._data, UPLO=UPLO)
+        return collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])(
+            wrap(w, A._dtype), wrap(v, A._dtype))
+
+    @staticmethod
+    def eigvalsh(A, UPLO="L"):
+        return _Linalg.eigh(A, UPLO)[0]
+
+    @staticmethod
+    def pinv(A):
+        import numpy as np
+        from ._dispatch import wrap
+        return wrap(np.linalg.pinv(A._data).astype(A._dtype.np), A._dtype)
+
+    @staticmethod
+    def matrix_power(A, n):
+        if n == 0:
+            from .creation import eye
+            return eye(A.shape[-1], dtype=A.dtype).expand(A.shape)
+        if n < 0:
+            A, n = _Linalg.inv(A), -n
+        r = A
+        for _ in range(n - 1):
+            r = matmul(r, A)
+        return r
+
+    @staticmethod
+    def cross(input, other, dim=-1):
+        return cross(input, other, dim)
+
+    @staticmethod
+    def matmul(a, b):
+        return matmul(a, b)
+
+
+def _matrix_norm(A, ord, dim, keepdim):
+    from .ops_math import sum, abs, amax, amin
+    d0, d1 = dim
+    if ord in (1, -1):
+        s = sum(abs(A), d0, keepdim=True)
+        r = (amax if ord == 1 else amin)(s, d1, keepdim=True)
+    elif ord in (float("inf"), float("-inf")):
+        s = sum(abs(A), d1, keepdim=True)
+        r = (amax if ord > 0 else amin)(s, d0, keepdim=True)
+    elif ord in (2, -2):
+        sv = _Linalg.svdvals(A)
+        return (amax if ord == 2 else amin)(sv, -1)
+    else:
+        raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
+    if not keepdim:
+        r = S.squeeze(r, (d0, d1))
+    return r
+
+
+linalg = _Linalg()
+
+
+def svdvals(A):
+    return _Linalg.svdvals(A)
+
+
+def det(A):
+    return _Linalg.det(A)
+
+
+def inverse(A):
+    return _Linalg.inv(A)
+
+
+def svd(A, some=True, compute_uv=True):
+    import collections
+    u, s, vh = apply(P["svd"], A, full_matrices=not some)
+    return collections.namedtuple("svd", ["U", "S", "V"])(u, s, S.transpose(vh, -2, -1))
+
+
+def qr(A, some=True):
+    return _Linalg.qr(A, "reduced" if some else "complete")
+
+
+def cholesky(A, upper=False):
+    return _Linalg.cholesky(A, upper=upper)

@@ -1,0 +1,654 @@
+"""torch-named math: pointwise ops, in-place forms, reductions and the composites built from
+primitives (mean, var, std, logsumexp, norm, clamp, lerp, ...)."""
+import builtins
+import collections
+import math
+
+import numpy as np
+
+from compiler.ir.registry import REGISTRY, norm_dims, norm_dim, is_scalar
+from runtime import dtypes as dt
+from . import _dispatch
+from ._dispatch import apply, STATE, rename
+from .tensor import Tensor
+
+P = REGISTRY
+
+
+def as_tensor_arg(x):
+    """Operands: tensors stay, Python numbers stay scalars, NumPy/lists become tensors."""
+    if isinstance(x, Tensor) or isinstance(x, (bool, int, float, complex)):
+        return x
+    if isinstance(x, np.generic):
+        return x.item()
+    from .creation import tensor
+    return tensor(x)
+
+
+def _t(x):
+    if isinstance(x, Tensor):
+        return x
+    from .creation import tensor
+    return tensor(x)
+
+
+def write_out(res, out):
+    """out= support: copy res into out (resizing like PyTorch) and return out."""
+    if out is None:
+        return res
+    if isinstance(out, (tuple, list)):
+        for r, o in zip(res, out):
+            write_out(r, o)
+        return out
+    if out._data.shape != res._data.shape:
+        out._data = np.empty(res._data.shape, out._dtype.np)
+    if res._dtype.category > out._dtype.category:
+        raise RuntimeError(f"result type {res._dtype.name.capitalize()} can't be cast to the desired "
+                           f"output type {out._dtype.name.capitalize()}")
+    np.copyto(out._data, res._data, casting="unsafe")
+    out._bump()
+    return out
+
+
+# ---- in-place machinery ---------------------------------------------------------------------
+
+def _cast_ok(src, dst):
+    return src.category <= dst.category
+
+
+def inplace(self, name, *args, **attrs):
+    """self.<name>_(*args): compute out of place, check shape and dtype, write into self.
+    Under autograd the node sees a snapshot of self, and self takes over the result's history."""
+    p = P[name]
+    meta = p.meta(self, *args, **attrs)
+    if tuple(meta.shape) != self._data.shape:
+        raise RuntimeError(f"{name}_: output with shape {list(self._data.shape)} doesn't match the "
+                           f"broadcast shape {list(meta.shape)}")
+    if not _cast_ok(meta.dtype, self._dtype):
+        raise RuntimeError(f"{name}_: result type {meta.dtype.name.capitalize()} can't be cast to "
+                           f"the desired output type {self._dtype.name.capitalize()}")
+    return _commit(self, p, args, attrs)
+
+
+def _commit(self, p, args, attrs):
+    if STATE.grad_enabled and (self.requires_grad or _dispatch._needs_grad(args)):
+        check_inplace_leaf(self)
+        old = _dispatch.wrap(self._data.copy() if (p.saves == "all" or 0 in p.saves) else self._data,
+                             self._dtype)
+        old._node, old._oi, old._rg = self._node, self._oi, self._rg and self._node is None
+        r = apply(p, old, *args, **attrs)
+        np.copyto(self._data, r._data, casting="unsafe")
+        if r._node is not None:
+            self._node, self._oi = r._node, r._oi
+    else:
+        arrs = [a._data if isinstance(a, Tensor) else a for a in args]
+        r = p.numpy(p.meta(self, *args, **attrs), self._data, *arrs, **attrs)
+        np.copyto(self._data, r, casting="unsafe")
+    self._bump()
+    return self
+
+
+def check_inplace_leaf(t):
+    if t._node is None and t._rg:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    b = t._base
+    if b is not None and b._node is None and b._rg:
+        raise RuntimeError("a view of a leaf Variable that requires grad is being used in an "
+                           "in-place operation.")
+
+
+def copy_(self, src, non_blocking=False):
+    src = as_tensor_arg(src)
+    if isinstance(src, Tensor):
+        try:
+            np.broadcast_shapes(src._data.shape, self._data.shape)
+            if np.broadcast_shapes(src._data.shape, self._data.shape) != self._data.shape:
+                raise ValueError
+        except ValueError:
+            raise RuntimeError(f"copy_: The size of tensor a ({self._data.shape}) must match the size "
+                               f"of tensor b ({src._data.shape}) (src {list(src.shape)} cannot be "
+                               f"broadcast to {list(self.shape)})") from None
+    if STATE.grad_enabled and (self.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):
+        check_inplace_leaf(self)
+        s = src if isinstance(src, Tensor) else src
+        r = apply(P["expand"], apply(P["cast"], s, dtype=self._dtype), shape=self._data.shape) \
+            if isinstance(s, Tensor) else None
+        if r is None:
+            np.copyto(self._data, s, casting="unsafe")
+            self._node = None
+        else:
+            np.copyto(self._data, r._data, casting="unsafe")
+            self._node, self._oi = r._node, r._oi
+    else:
+        np.copyto(self._data, src._data if isinstance(src, Tensor) else src, casting="unsafe")
+    self._bump()
+    return self
+
+
+def fill_(self, value):
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                               f"{value.ndim} dimensions.")
+        value = value.item()
+    if STATE.grad_enabled and self.requires_grad:
+        check_inplace_leaf(self)
+        self._node = None
+    self._data.fill(value)
+    self._bump()
+    return self
+
+
+def zero_(self):
+    return fill_(self, 0)
+
+
+# ---- pointwise --------------------------------------------------------------------------------
+
+def _unary(name, torch_name=None):
+    p = P[name]
+
+    def f(input, *, out=None):
+        r = apply(p, input)
+        return write_out(r, out) if out is not None else r
+    f.__name__ = torch_name or name
+    return f
+
+
+for _n in ("neg", "abs", "sign", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "sqrt",
+           "rsqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "sigmoid",
+           "erf", "floor", "ceil", "trunc", "reciprocal", "logical_not", "bitwise_not", "isnan",
+           "isinf", "isfinite"):
+    globals()[_n] = _unary(_n)
+negative = neg
+absolute = abs
+arcsin, arccos, arctan = asin, acos, atan
+fix = trunc
+sgn = sign
+
+
+def _binary(name):
+    p = P[name]
+
+    def f(input, other, *, out=None):
+        r = apply(p, as_tensor_arg(input), as_tensor_arg(other))
+        return write_out(r, out) if out is not None else r
+    f.__name__ = name
+    return f
+
+
+for _n in ("mul", "floor_divide", "remainder", "fmod", "maximum", "minimum", "atan2", "eq", "ne",
+           "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor", "bitwise_and",
+           "bitwise_or", "bitwise_xor", "bitwise_left_shift", "bitwise_right_shift"):
+    globals()[_n] = _binary(_n)
+multiply = mul
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
+arctan2 = atan2
+
+
+def add(input, other, *, alpha=1, out=None):
+    other = as_tensor_arg(other)
+    if alpha != 1:
+        other = apply(P["mul"], other, alpha) if isinstance(other, Tensor) else other * alpha
+    r = apply(P["add"], as_tensor_arg(input), other)
+    return write_out(r, out)
+
+
+def sub(input, other, *, alpha=1, out=None):
+    other = as_tensor_arg(other)
+    if alpha != 1:
+        other = apply(P["mul"], other, alpha) if isinstance(other, Tensor) else other * alpha
+    r = apply(P["sub"], as_tensor_arg(input), other)
+    return write_out(r, out)
+
+
+subtract = sub
+
+
+def div(input, other, *, rounding_mode=None, out=None):
+    a, b = as_tensor_arg(input), as_tensor_arg(other)
+    if rounding_mode is None:
+        r = apply(P["div"], a, b)
+    elif rounding_mode == "floor":
+        r = apply(P["floor_divide"], a, b)
+    elif rounding_mode == "trunc":
+        q = apply(P["div"], a, b)
+        r = apply(P["trunc"], q)
+        from compiler.ir.registry import promote
+        d = promote(a, b)
+        if d.category < 2:
+            r = apply(P["cast"], r, dtype=d)
+    else:
+        raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
+                           f"found '{rounding_mode}'")
+    return write_out(r, out)
+
+
+divide = true_divide = div
+
+
+def pow(input, exponent, *, out=None):
+    a, e = as_tensor_arg(input), as_tensor_arg(exponent)
+    if isinstance(a, Tensor) and a._dtype.category < 2 and isinstance(e, int) and e < 0:
+        raise RuntimeError("pow: Integers to negative integer powers are not allowed "
+                           f"(base {a._dtype}, exponent {e}).")
+    return write_out(apply(P["pow"], a, e), out)
+
+
+def square(input, *, out=None):
+    return write_out(apply(P["pow"], input, 2), out)
+
+
+def float_power(input, exponent):
+    a = as_tensor_arg(input)
+    e = as_tensor_arg(exponent)
+    a = apply(P["cast"], a, dtype=dt.float64) if isinstance(a, Tensor) else float(a)
+    e = apply(P["cast"], e, dtype=dt.float64) if isinstance(e, Tensor) else e
+    return apply(P["pow"], a, e)
+
+
+def where(condition, input=None, other=None, *, out=None):
+    if input is None and other is None:
+        from .ops_index import nonzero
+        return nonzero(condition, as_tuple=True)
+    return write_out(apply(P["where"], _t(condition), as_tensor_arg(input), as_tensor_arg(other)),
+                     out)
+
+
+def cast(x, dtype):
+    return apply(P["cast"], x, dtype=dtype)
+
+
+def clone(input, *, memory_format=None):
+    return apply(P["copy"], input)
+
+
+def round(input, *, decimals=0, out=None):
+    if decimals == 0:
+        return write_out(apply(P["round"], input), out)
+    s = 10.0 ** decimals
+    return write_out(apply(P["div"], apply(P["round"], apply(P["mul"], input, s)), s), out)
+
+
+def frac(input, *, out=None):
+    return write_out(apply(P["sub"], input, apply(P["trunc"], input)), out)
+
+
+def relu(input):
+    return rename(apply(P["where"], apply(P["gt"], input, 0), input, 0), "ReluBackward0")
+
+
+def clamp(input, min=None, max=None, *, out=None):
+    if min is None and max is None:
+        raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
+    r = input
+    mn, mx = as_tensor_arg(min), as_tensor_arg(max)
+    if mn is not None:
+        r = apply(P["where"], apply(P["lt"], r, mn), mn, r)
+    if mx is not None:
+        r = apply(P["where"], apply(P["gt"], r, mx), mx, r)
+    if isinstance(input, Tensor) and r._dtype is not input._dtype and not (
+            isinstance(mn, float) or isinstance(mx, float) or isinstance(mn, Tensor) or
+            isinstance(mx, Tensor)):
+        r = cast(r, input._dtype)
+    rename(r, "ClampBackward1")
+    return write_out(r, out)
+
+
+clip = clamp
+
+
+def clamp_min(input, min):
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):
+    return clamp(input, max=max)
+
+
+def lerp(input, end, weight, *, out=None):
+    w = as_tensor_arg(weight)
+    return write_out(apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input))), out)
+
+
+def xlogy(input, other):
+    a, b = as_tensor_arg(input), as_tensor_arg(other)
+    return apply(P["where"], apply(P["eq"], a, 0), 0.0, apply(P["mul"], a, apply(P["log"], b)))
+
+
+def logit(input, eps=None):
+    x = input if eps is None else clamp(input, eps, 1 - eps)
+    return apply(P["log"], apply(P["div"], x, apply(P["sub"], 1, x)))
+
+
+def hypot(input, other):
+    return sqrt(add(mul(input, input), mul(other, other)))
+
+
+def deg2rad(input):
+    return mul(input, math.pi / 180)
+
+
+def rad2deg(input):
+    return mul(input, 180 / math.pi)
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    a, b = _t(input), as_tensor_arg(other)
+    diff = abs(sub(a, b))
+    tol = add(mul(abs(b) if isinstance(b, Tensor) else builtins.abs(b), rtol), atol)
+    r = logical_or(eq(a, b), logical_and(isfinite(diff), le(diff, tol)))
+    if equal_nan:
+        r = logical_or(r, logical_and(isnan(a), isnan(b) if isinstance(b, Tensor) else False))
+    return r
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(all(isclose(input, other, rtol, atol, equal_nan)))
+
+
+def equal(input, other):
+    return input.shape == other.shape and bool(all(eq(input, other)))
+
+
+def isneginf(input):
+    return logical_and(isinf(input), lt(input, 0))
+
+
+def isposinf(input):
+    return logical_and(isinf(input), gt(input, 0))
+
+
+def isreal(input):
+    return apply(P["full"], shape=input.shape, value=True, dtype=dt.bool_)
+
+
+def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    fi = np.finfo(input._dtype.np) if input._dtype.is_floating_point else None
+    if fi is None:
+        return clone(input)
+    r = where(isnan(input), nan, input)
+    r = where(isposinf(r), fi.max if posinf is None else posinf, r)
+    return where(isneginf(r), fi.min if neginf is None else neginf, r)
+
+
+def erfinv(input):
+    """Inverse error function: Giles' single-precision approximation, then two Newton steps."""
+    x = input._data.astype(np.float64)
+    w = -np.log((1.0 - x) * (1.0 + x))
+    small = w < 5
+    ws = w - 2.5
+    wl = np.sqrt(np.where(small, 5.0, w)) - 3.0
+    ps = 2.81022636e-08
+    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
+              -0.00417768164, 0.246640727, 1.50140941):
+        ps = c + ps * ws
+    pl = -0.000200214257
+    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+              0.00943887047, 1.00167406, 2.83297682):
+        pl = c + pl * wl
+    y = np.where(small, ps, pl) * x
+    erf_v = np.vectorize(math.erf, otypes=[np.float64])
+    for _ in range(2):
+        err = erf_v(y) - x
+        y = y - err / (2.0 / math.sqrt(math.pi) * np.exp(-y * y))
+    y = np.where(x == 1, np.inf, np.where(x == -1, -np.inf, y))
+    d = input._dtype if input._dtype.is_floating_point else dt.get_default_dtype()
+    return _dispatch.wrap(y.astype(d.np), d)
+
+
+# ---- reductions -----------------------------------------------------------------------------
+
+ValuesIndices = {}
+
+
+def _named(name):
+    t = ValuesIndices.get(name)
+    if t is None:
+        t = collections.namedtuple(name, ["values", "indices"])
+        t.__module__ = "torch.return_types"
+        t.__repr__ = lambda self: (f"torch.return_types.{name}(\nvalues={self.values!r},\n"
+                                   f"indices={self.indices!r})")
+        ValuesIndices[name] = t
+    return t
+
+
+def _dims(dim):
+    if dim is None:
+        return None
+    if isinstance(dim, (list, tuple)):
+        return tuple(dim) if len(dim) else None
+    return (dim,)
+
+
+def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    input = _t(input)
+    dims = norm_dims("sum", _dims(dim), input.ndim)
+    r = apply(P["sum"], input, dims=dims, keepdim=keepdim, dtype=dtype)
+    if dim is None:
+        rename(r, "SumBackward0")
+    return write_out(r, out)
+
+
+def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    return sum(where(isnan(input), 0, input), dim, keepdim, dtype=dtype)
+
+
+def prod(input, dim=None, keepdim=False, *, dtype=None):
+    dims = norm_dims("prod", None if dim is None else (dim,), input.ndim)
+    r = apply(P["prod"], input, dims=dims, keepdim=keepdim, dtype=dtype)
+    if dim is None:
+        rename(r, "ProdBackward0")
+    return r
+
+
+def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    d = dtype or input._dtype
+    if not (d.is_floating_point or d.is_complex):
+        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                           f"floating point or complex dtype. Got: {input._dtype.name.capitalize()}")
+    x = input if dtype is None else cast(input, dtype)
+    dims = norm_dims("mean", _dims(dim), x.ndim)
+    n = 1
+    for k in dims:
+        n *= x._data.shape[k]
+    r = apply(P["div"], apply(P["sum"], x, dims=dims, keepdim=keepdim), n if n else float("nan"))
+    rename(r, "MeanBackward0" if dim is None else "MeanBackward1")
+    return write_out(r, out)
+
+
+def nanmean(input, dim=None, keepdim=False):
+    m = logical_not(isnan(input))
+    return div(sum(where(m, input, 0), dim, keepdim), sum(m, dim, keepdim))
+
+
+def _correction(unbiased, correction):
+    if correction is not None:
+        return correction
+    return 1 if unbiased is None or unbiased else 0
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    if isinstance(dim, bool):            # legacy var(x, unbiased)
+        dim, unbiased = None, dim
+    c = _correction(unbiased, correction)
+    if not input._dtype.is_floating_point:
+        raise RuntimeError(f"std and var only support floating point and complex dtypes "
+                           f"(got {input._dtype})")
+    dims = norm_dims("var", _dims(dim), input.ndim)
+    n = 1
+    for k in dims:
+        n *= input._data.shape[k]
+    mu = apply(P["div"], apply(P["sum"], input, dims=dims, keepdim=True), n)
+    d = apply(P["sub"], input, mu)
+    ss = apply(P["sum"], apply(P["mul"], d, d), dims=dims, keepdim=keepdim)
+    r = apply(P["div"], ss, builtins.max(n - c, 0))     # n <= correction gives nan, like torch
+    rename(r, "VarBackward0")
+    return write_out(r, out)
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    r = apply(P["sqrt"], var(input, dim, unbiased, keepdim, correction=correction))
+    rename(r, "StdBackward0")
+    return write_out(r, out)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+
+
+def amax(input, dim=(), keepdim=False, *, out=None):
+    dims = norm_dims("amax", _dims(dim) if dim != () else None, input.ndim)
+    return write_out(apply(P["amax"], input, dims=dims, keepdim=keepdim), out)
+
+
+def amin(input, dim=(), keepdim=False, *, out=None):
+    dims = norm_dims("amin", _dims(dim) if dim != () else None, input.ndim)
+    return write_out(apply(P["amin"], input, dims=dims, keepdim=keepdim), out)
+
+
+def _select_along(input, idx, dim, keepdim):
+    """values at indices idx (keepdim layout) along dim, differentiable through gather."""
+    from .ops_shape import squeeze
+    v = apply(P["gather"], input, idx, dim=dim)
+    if not keepdim:
+        v = squeeze(v, dim)
+        idx = squeeze(idx, dim)
+    return v, idx
+
+
+def max(input, dim=None, keepdim=False, *, out=None):
+    if isinstance(dim, Tensor):
+        return maximum(input, dim)
+    if dim is None:
+        r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False),
+                   "MaxBackward1")
+        return write_out(r, out)
+    if input.ndim == 0:
+        return _named("max")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
+    d = norm_dim("max", dim, input.ndim)
+    idx = _nan_aware_arg(input, d, True)
+    v, i = _select_along(input, idx, d, keepdim)
+    rename(v, "MaxBackward0")
+    return write_out(_named("max")(v, i), out)
+
+
+def min(input, dim=None, keepdim=False, *, out=None):
+    if isinstance(dim, Tensor):
+        return minimum(input, dim)
+    if dim is None:
+        return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
+                                "MinBackward1"), out)
+    if input.ndim == 0:
+        return _named("min")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
+    d = norm_dim("min", dim, input.ndim)
+    idx = _nan_aware_arg(input, d, False)
+    v, i = _select_along(input, idx, d, keepdim)
+    rename(v, "MinBackward0")
+    return write_out(_named("min")(v, i), out)
+
+
+def _nan_aware_arg(input, d, is_max):
+    return apply(P["argmax" if is_max else "argmin"], input, dim=d, keepdim=True)
+
+
+def argmax(input, dim=None, keepdim=False):
+    return apply(P["argmax"], input, dim=dim, keepdim=keepdim)
+
+
+def argmin(input, dim=None, keepdim=False):
+    return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
+
+
+def aminmax(input, *, dim=None, keepdim=False):
+    r = collections.namedtuple("aminmax", ["min", "max"])
+    return r(amin(input, dim if dim is not None else (), keepdim),
+             amax(input, dim if dim is not None else (), keepdim))
+
+
+def all(input, dim=None, keepdim=False):
+    input = _t(input)
+    return apply(P["all"], input, dims=norm_dims("all", _dims(dim), input.ndim), keepdim=keepdim)
+
+
+def any(input, dim=None, keepdim=False):
+    input = _t(input)
+    return apply(P["any"], input, dims=norm_dims("any", _dims(dim), input.ndim), keepdim=keepdim)
+
+
+def count_nonzero(input, dim=None):
+    return sum(ne(input, 0), dim)
+
+
+def cumsum(input, dim, *, dtype=None, out=None):
+    d = norm_dim("cumsum", dim, input.ndim)
+    return write_out(apply(P["cumsum"], input, dim=d, dtype=dtype), out)
+
+
+def cumprod(input, dim, *, dtype=None, out=None):
+    d = norm_dim("cumprod", dim, input.ndim)
+    return write_out(apply(P["cumprod"], input, dim=d, dtype=dtype), out)
+
+
+def logsumexp(input, dim, keepdim=False):
+    dims = norm_dims("logsumexp", _dims(dim), input.ndim)
+    m = apply(P["amax"], input.detach(), dims=dims, keepdim=True)
+    m = apply(P["where"], apply(P["isinf"], m), 0.0, m)
+    s = apply(P["sum"], apply(P["exp"], apply(P["sub"], input, m)), dims=dims, keepdim=keepdim)
+    if not keepdim:
+        from .ops_shape import reshape
+        m = reshape(m, s.shape)
+    return rename(apply(P["add"], apply(P["log"], s), m), "LogsumexpBackward0")
+
+
+def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
+    x = input if dtype is None else cast(input, dtype)
+    if not (x._dtype.is_floating_point or x._dtype.is_complex):
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {x._dtype.name.capitalize()}")
+    if p == "nuc":
+        from .ops_linalg import svdvals
+        return sum(svdvals(x), -1)
+    if p == "fro" or p is None:
+        p = 2
+    dims = norm_dims("norm", _dims(dim), x.ndim)
+    a = apply(P["abs"], x)
+    if p == float("inf"):
+        r = apply(P["amax"], a, dims=dims, keepdim=keepdim)
+    elif p == float("-inf"):
+        r = apply(P["amin"], a, dims=dims, keepdim=keepdim)
+    elif p == 0:
+        r = apply(P["sum"], apply(P["cast"], apply(P["ne"], x, 0), dtype=x._dtype), dims=dims,
+                  keepdim=keepdim)
+    elif p == 1:
+        r = apply(P["sum"], a, dims=dims, keepdim=keepdim)
+    elif p == 2:
+        r = apply(P["sqrt"], apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=keepdim))
+    else:
+        r = apply(P["pow"], apply(P["sum"], apply(P["pow"], a, p), dims=dims, keepdim=keepdim),
+                  1.0 / p)
+    rename(r, "NormBackward1" if dim is not None else "NormBackward0")
+    return write_out(r, out)
+
+
+def dist(input, other, p=2):
+    return norm(sub(input, other), p)
+
+
+def softmax(input, dim, dtype=None):
+    x = input if dtype is None else cast(input, dtype)
+    d = norm_dim("softmax", dim, x.ndim)
+    m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
+    e = apply(P["exp"], apply(P["sub"], x, m))
+    return rename(apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True)), "SoftmaxBackward0")
+
+
+def log_softmax(input, dim, dtype=None):
+    x = input if dtype is None else cast(input, dtype)
+    d = norm_dim("log_softmax", dim, x.ndim)
+    return rename(apply(P["sub"], x, logsumexp(x, d, keepdim=True)), "LogSoftmaxBackward0")

@@ -1,0 +1,477 @@
+"""Shape and view ops. Views (view, reshape when possible, permute, transpose, expand, slicing,
+squeeze/unsqueeze, narrow, unbind, split, chunk, diagonal) share memory with their input."""
+import builtins
+
+import numpy as np
+
+from compiler.ir.registry import REGISTRY, norm_dim
+from compiler.ops.layout import infer_shape
+from runtime import dtypes as dt
+from ._dispatch import apply, rename
+from .tensor import Tensor
+
+P = REGISTRY
+
+
+def _sizes(args):
+    if len(args) == 1 and isinstance(args[0], (tuple, list)):
+        return tuple(args[0])
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        return tuple(args[0].tolist())
+    return tuple(args)
+
+
+def view(input, *shape):
+    if len(shape) == 1 and isinstance(shape[0], dt.DType):
+        d = shape[0]
+        if d.itemsize != input._dtype.itemsize:
+            raise RuntimeError("view(dtype): only same-size dtypes are supported here")
+        from ._dispatch import wrap
+        return wrap(input._data.view(d.np), d)
+    shape = infer_shape("view", _sizes(shape), input._data.size, input._data.shape)
+    if input._data.ndim and not input.is_contiguous():
+        probe = input._data.view()
+        try:
+            probe.shape = shape
+        except AttributeError:
+            raise RuntimeError(f"view size is not compatible with input tensor's size and stride "
+                               f"(at least one dimension spans across two contiguous subspaces). "
+                               f"Use .reshape(...) instead. (input shape {list(input.shape)}, "
+                               f"stride {list(input.stride())}, view shape {list(shape)})") from None
+    return apply(P["reshape"], input, shape=shape)
+
+
+def reshape(input, *shape):
+    shape = infer_shape("reshape", _sizes(shape), input._data.size, input._data.shape)
+    if shape == input._data.shape:
+        return rename(apply(P["reshape"], input, shape=shape), "ViewBackward0")
+    return apply(P["reshape"], input, shape=shape)
+
+
+def view_as(input, other):
+    return view(input, other.shape)
+
+
+def reshape_as(input, other):
+    return reshape(input, other.shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    n = input.ndim
+    if n == 0:
+        return reshape(input, (1,))
+    s, e = norm_dim("flatten", start_dim, n), norm_dim("flatten", end_dim, n)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    shp = input._data.shape
+    k = 1
+    for x in shp[s:e + 1]:
+        k *= x
+    return reshape(input, shp[:s] + (k,) + shp[e + 1:])
+
+
+ravel = lambda input: reshape(input, (-1,))  # noqa: E731
+
+
+def unflatten(input, dim, sizes):
+    d = norm_dim("unflatten", dim, input.ndim)
+    shp = input._data.shape
+    sizes = tuple(sizes)
+    inner = infer_shape("unflatten", sizes, shp[d])
+    return view(input, shp[:d] + inner + shp[d + 1:])
+
+
+def squeeze(input, dim=None):
+    shp = input._data.shape
+    if dim is None:
+        new = tuple(s for s in shp if s != 1)
+    else:
+        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+        ds = {norm_dim("squeeze", d, input.ndim) for d in dims} if input.ndim else set()
+        new = tuple(s for i, s in enumerate(shp) if not (i in ds and s == 1))
+    return rename(apply(P["reshape"], input, shape=new), "SqueezeBackward0")
+
+
+def unsqueeze(input, dim):
+    n = input.ndim + 1
+    d = norm_dim("unsqueeze", dim, n)
+    shp = input._data.shape
+    return rename(apply(P["reshape"], input, shape=shp[:d] + (1,) + shp[d:]), "UnsqueezeBackward0")
+
+
+def permute(input, *dims):
+    return apply(P["permute"], input, dims=tuple(norm_dim("permute", d, input.ndim)
+                                                  for d in _sizes(dims)))
+
+
+def transpose(input, dim0, dim1):
+    n = input.ndim
+    if n == 0:
+        return input
+    a, b = norm_dim("transpose", dim0, n), norm_dim("transpose", dim1, n)
+    perm = list(range(n))
+    perm[a], perm[b] = perm[b], perm[a]
+    return rename(apply(P["permute"], input, dims=tuple(perm)), "TransposeBackward0")
+
+
+swapaxes = swapdims = transpose
+
+
+def t(input):
+    if input.ndim > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
+    if input.ndim < 2:
+        return input
+    return rename(transpose(input, 0, 1), "TBackward0")
+
+
+def _T(input):
+    return apply(P["permute"], input, dims=tuple(reversed(range(input.ndim))))
+
+
+def _mT(input):
+    if input.ndim < 2:
+        raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
+                           f"{input.ndim}-D tensor.")
+    return transpose(input, -2, -1)
+
+
+def adjoint(input):
+    return _mT(input)
+
+
+def movedim(input, source, destination):
+    n = input.ndim
+    src = [norm_dim("movedim", d, n) for d in (source if isinstance(source, (tuple, list)) else [source])]
+    dst = [norm_dim("movedim", d, n) for d in (destination if isinstance(destination, (tuple, list))
+                                               else [destination])]
+    if len(src) != len(dst):
+        raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should "
+                           f"contain the same number of dims as destination ({dst} dims)")
+    order = [d for d in range(n) if d not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return permute(input, order)
+
+
+moveaxis = movedim
+
+
+def expand(input, *sizes):
+    return apply(P["expand"], input, shape=_sizes(sizes))
+
+
+def expand_as(input, other):
+    return expand(input, other.shape)
+
+
+def broadcast_to(input, size):
+    return expand(input, tuple(size))
+
+
+def broadcast_tensors(*tensors):
+    from compiler.ir.registry import broadcast_shapes
+    shape = broadcast_shapes("broadcast_tensors", *[tuple(x.shape) for x in tensors])
+    return tuple(expand(x, shape) for x in tensors)
+
+
+def broadcast_shapes(*shapes):
+    from compiler.ir.registry import broadcast_shapes as bs
+    from .tensor import Size
+    return Size(bs("broadcast_shapes", *[tuple(s) if not isinstance(s, int) else (s,) for s in shapes]))
+
+
+def contiguous(input, memory_format=None):
+    if input.is_contiguous():
+        return input
+    return _copy_contig(input)
+
+
+def _copy_contig(input):
+    r = apply(P["copy"], input)
+    r._data = np.ascontiguousarray(r._data)
+    return r
+
+
+def narrow(input, dim, start, length):
+    d = norm_dim("narrow", dim, input.ndim)
+    size = input._data.shape[d]
+    if isinstance(start, Tensor):
+        start = int(start.item())
+    if start < 0:
+        start += size
+    if start < 0 or start + length > size or length < 0:
+        raise IndexError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size "
+                         f"({size}).")
+    return apply(P["slice"], input, dim=d, start=start, stop=start + length, step=1)
+
+
+def select(input, dim, index):
+    d = norm_dim("select", dim, input.ndim)
+    size = input._data.shape[d]
+    if index < -size or index >= size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    index %= size
+    s = apply(P["slice"], input, dim=d, start=index, stop=index + 1, step=1)
+    shp = input._data.shape
+    return rename(apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:]), "SelectBackward0")
+
+
+def unbind(input, dim=0):
+    d = norm_dim("unbind", dim, input.ndim)
+    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+
+
+def split(tensor, split_size_or_sections, dim=0):
+    d = norm_dim("split", dim, tensor.ndim)
+    size = tensor._data.shape[d]
+    if isinstance(split_size_or_sections, int):
+        step = split_size_or_sections
+        if step <= 0 and size:
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension "
+                               f"size of {size}")
+        bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] or [(0, 0)]
+    else:
+        secs = list(split_size_or_sections)
+        if builtins.sum(secs) != size:
+            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                               f"(input tensor's size at dimension {d}), but got split_sizes={secs}")
+        bounds, pos = [], 0
+        for s in secs:
+            bounds.append((pos, pos + s))
+            pos += s
+    return tuple(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1) for a, b in bounds)
+
+
+def chunk(input, chunks, dim=0):
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    d = norm_dim("chunk", dim, input.ndim)
+    size = input._data.shape[d]
+    step = -(-size // chunks) if size else 1
+    return split(input, step, d)
+
+
+def tensor_split(input, indices_or_sections, dim=0):
+    d = norm_dim("tensor_split", dim, input.ndim)
+    size = input._data.shape[d]
+    if isinstance(indices_or_sections, Tensor):
+        indices_or_sections = indices_or_sections.tolist()
+    if isinstance(indices_or_sections, int):
+        n = indices_or_sections
+        q, r = divmod(size, n)
+        bounds, pos = [], 0
+        for i in range(n):
+            ln = q + (1 if i < r else 0)
+            bounds.append((pos, pos + ln))
+            pos += ln
+    else:
+        idx = [0] + list(indices_or_sections) + [size]
+        bounds = [(builtins.min(a, size), builtins.min(builtins.max(b, a), size))
+                  for a, b in zip(idx[:-1], idx[1:])]
+    return tuple(apply(P["slice"], input, dim=d, start=a, stop=b, step=1) for a, b in bounds)
+
+
+def hsplit(input, sections):
+    return tensor_split(input, sections, 1 if input.ndim > 1 else 0)
+
+
+def vsplit(input, sections):
+    return tensor_split(input, sections, 0)
+
+
+def cat(tensors, dim=0, *, out=None):
+    from .ops_math import write_out, _t
+    tensors = [_t(x) for x in tensors]
+    return write_out(apply(P["cat"], *tensors, dim=dim), out)
+
+
+concat = concatenate = cat
+
+
+def stack(tensors, dim=0, *, out=None):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError("stack expects a non-empty TensorList")
+    s0 = tensors[0].shape
+    for i, x in enumerate(tensors):
+        if x.shape != s0:
+            raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at "
+                               f"entry 0 and {list(x.shape)} at entry {i}")
+    d = norm_dim("stack", dim, len(s0) + 1)
+    return rename(cat([unsqueeze(x, d) for x in tensors], d, out=out), "StackBackward0")
+
+
+def hstack(tensors):
+    tensors = [atleast_1d(x) for x in tensors]
+    return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
+
+
+def vstack(tensors):
+    return cat([atleast_2d(x) for x in tensors], 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors):
+    return cat([atleast_3d(x) for x in tensors], 2)
+
+
+def column_stack(tensors):
+    return hstack([reshape(x, (-1, 1)) if x.ndim <= 1 else x for x in tensors])
+
+
+def atleast_1d(x):
+    return reshape(x, (1,)) if x.ndim == 0 else x
+
+
+def atleast_2d(x):
+    return reshape(x, (1,) * (2 - x.ndim) + tuple(x.shape)) if x.ndim < 2 else x
+
+
+def atleast_3d(x):
+    if x.ndim == 0:
+        return reshape(x, (1, 1, 1))
+    if x.ndim == 1:
+        return reshape(x, (1, x.shape[0], 1))
+    if x.ndim == 2:
+        return unsqueeze(x, -1)
+    return x
+
+
+def flip(input, dims):
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return apply(P["flip"], input, dims=tuple(norm_dim("flip", d, input.ndim) for d in dims))
+
+
+def fliplr(input):
+    if input.ndim < 2:
+        raise RuntimeError("Input must be >= 2-d.")
+    return flip(input, (1,))
+
+
+def flipud(input):
+    if input.ndim < 1:
+        raise RuntimeError("Input must be >= 1-d.")
+    return flip(input, (0,))
+
+
+def roll(input, shifts, dims=None):
+    if dims is None:
+        return view(roll(flatten(input), shifts, 0), input.shape)
+    shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    if len(shifts) != len(dims):
+        raise RuntimeError(f"roll: shifts and dimensions must align. shifts: {len(shifts)}, dims:"
+                           f"{len(dims)}")
+    r = input
+    for s, d in zip(shifts, dims):
+        d = norm_dim("roll", d, input.ndim)
+        n = input._data.shape[d]
+        if n == 0:
+            continue
+        s %= n
+        if s:
+            a = apply(P["slice"], r, dim=d, start=n - s, stop=n, step=1)
+            b = apply(P["slice"], r, dim=d, start=0, stop=n - s, step=1)
+            r = apply(P["cat"], a, b, dim=d)
+    return rename(r, "RollBackward0")
+
+
+def repeat(input, *sizes):
+    sizes = _sizes(sizes)
+    if len(sizes) < input.ndim:
+        raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
+                           f"dimensions of tensor (repeat {list(sizes)}, shape {list(input.shape)})")
+    shp = (1,) * (len(sizes) - input.ndim) + tuple(input._data.shape)
+    x = reshape(input, shp)
+    # interleave a size-1 axis before each dim, expand it, merge: out[r*n + i] = x[i]
+    x2 = reshape(x, tuple(v for s in shp for v in (1, s)))
+    e = expand(x2, tuple(v for r, s in zip(sizes, shp) for v in (r, s)))
+    return rename(reshape(e, tuple(r * s for r, s in zip(sizes, shp))), "RepeatBackward0")
+
+
+def tile(input, dims):
+    dims = tuple(dims)
+    if len(dims) < input.ndim:
+        dims = (1,) * (input.ndim - len(dims)) + dims
+    return repeat(input, dims)
+
+
+def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
+    from .ops_index import index_select
+    from .creation import tensor, arange
+    if repeats is None:     # torch.repeat_interleave(repeats): indices repeated
+        reps = input
+        return tensor(np.repeat(np.arange(reps._data.shape[0]), reps._data), dtype=dt.int64)
+    x = input
+    if dim is None:
+        x = flatten(x)
+        dim = 0
+    d = norm_dim("repeat_interleave", dim, x.ndim)
+    n = x._data.shape[d]
+    r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if r.ndim and r.shape[0] not in (1, n):
+        raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim, "
+                           f"but got repeats.size(0) = {r.shape[0]} and input.size({d}) = {n}")
+    idx = np.repeat(np.arange(n), r if r.ndim else int(r))
+    return index_select(x, d, tensor(idx, dtype=dt.int64))
+
+
+def _tri(input, diagonal, lower):
+    from .creation import arange
+    if input.ndim < 2:
+        raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 "
+                           f"dimensions (got shape {list(input.shape)})")
+    n, m = input._data.shape[-2:]
+    i = reshape(arange(n), (n, 1))
+    j = reshape(arange(m), (1, m))
+    mask = apply(P["le"] if lower else P["ge"], apply(P["sub"], j, i), diagonal)
+    r = apply(P["where"], mask, input, 0)
+    if r._dtype is not input._dtype:
+        r = apply(P["cast"], r, dtype=input._dtype)
+    return rename(r, "TrilBackward0" if lower else "TriuBackward0")
+
+
+def tril(input, diagonal=0):
+    return _tri(input, diagonal, True)
+
+
+def triu(input, diagonal=0):
+    return _tri(input, diagonal, False)
+
+
+def diagonal(input, offset=0, dim1=0, dim2=1):
+    return apply(P["diagonal"], input, offset=offset, dim1=norm_dim("diagonal", dim1, input.ndim),
+                 dim2=norm_dim("diagonal", dim2, input.ndim))
+
+
+def diag_embed(input, offset=0, dim1=-2, dim2=-1):
+    if offset != 0 or (dim1, dim2) != (-2, -1):
+        raise NotImplementedError("diag_embed: only offset=0, dim1=-2, dim2=-1 are supported")
+    return apply(P["diag_embed"], input)
+
+
+def diag(input, diagonal=0):
+    if input.ndim == 1:
+        n = input._data.shape[0] + builtins.abs(diagonal)
+        from .creation import zeros
+        z = zeros(n, n, dtype=input._dtype)
+        return rename(apply(P["diagonal_scatter"], z, input, offset=diagonal, dim1=0, dim2=1),
+                      "DiagEmbedBackward0")
+    if input.ndim == 2:
+        return apply(P["diagonal"], input, offset=diagonal, dim1=0, dim2=1)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
+
+
+def diagflat(input, offset=0):
+    return diag(flatten(input), offset)
+
+
+def trace(input):
+    if input.ndim != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    from .ops_math import sum
+    return rename(sum(diagonal(input)), "TraceBackward0")

@@ -1,0 +1,162 @@
+"""Ordering ops: sort, argsort, topk, kthvalue, median, mode, unique, bincount, ... Index
+computations are extern primitives; values come from `gather`, so gradients flow through it."""
+import collections
+
+import numpy as np
+
+from compiler.ir.registry import REGISTRY, norm_dim
+from runtime import dtypes as dt
+from ._dispatch import apply, rename, wrap
+from .tensor import Tensor
+from .ops_math import _named, _select_along
+from . import ops_shape as S
+
+P = REGISTRY
+
+
+def sort(input, dim=-1, descending=False, stable=False, *, out=None):
+    if input.ndim == 0:
+        return _named("sort")(input, wrap(np.zeros((), np.int64), dt.int64))
+    d = norm_dim("sort", dim, input.ndim)
+    idx = apply(P["argsort"], input, dim=d, descending=descending, stable=stable)
+    v = rename(apply(P["gather"], input, idx, dim=d), "SortBackward0")
+    return _named("sort")(v, idx)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    if input.ndim == 0:
+        return wrap(np.zeros((), np.int64), dt.int64)
+    return apply(P["argsort"], input, dim=norm_dim("argsort", dim, input.ndim), descending=descending,
+                 stable=stable)
+
+
+def msort(input):
+    return sort(input, 0)[0]
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
+    d = norm_dim("topk", dim, max(input.ndim, 1))
+    n = input.shape[d] if input.ndim else 1
+    if k < 0 or k > n:
+        raise RuntimeError(f"topk(): selected index k out of range (k={k}, size {n} at dim {d})")
+    if input.ndim == 0:
+        return _named("topk")(input, wrap(np.zeros((), np.int64), dt.int64))
+    idx = apply(P["argsort"], input, dim=d, descending=largest, stable=True)
+    idx = apply(P["slice"], idx, dim=d, start=0, stop=k, step=1)
+    idx = wrap(np.ascontiguousarray(idx._data), dt.int64)
+    v = rename(apply(P["gather"], input, idx, dim=d), "TopkBackward0")
+    return _named("topk")(v, idx)
+
+
+def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
+    d = norm_dim("kthvalue", dim, max(input.ndim, 1))
+    n = input.shape[d] if input.ndim else 1
+    if not 1 <= k <= n:
+        raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} "
+                           f"(k={k}, size {n})")
+    idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
+    idx = wrap(np.ascontiguousarray(apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1)._data),
+               dt.int64)
+    v, i = _select_along(input, idx, d, keepdim)
+    return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
+
+
+def median(input, dim=None, keepdim=False, *, out=None):
+    if dim is None:
+        flat = S.reshape(input, (-1,))
+        n = flat.shape[0]
+        if n == 0:
+            return wrap(np.asarray(np.nan, input._dtype.np), input._dtype)
+        if input._dtype.is_floating_point and np.isnan(flat._data).any():
+            k = int(np.argmax(np.isnan(flat._data)))
+            return rename(S.select(flat, 0, k), "MedianBackward0")
+        idx = apply(P["argsort"], flat, dim=0, descending=False, stable=True)
+        k = int(idx._data[(n - 1) // 2])
+        return rename(S.select(flat, 0, k), "MedianBackward0")
+    d = norm_dim("median", dim, max(input.ndim, 1))
+    n = input.shape[d]
+    idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
+    idx = wrap(np.ascontiguousarray(
+        apply(P["slice"], idx, dim=d, start=(n - 1) // 2, stop=(n - 1) // 2 + 1, step=1)._data), dt.int64)
+    v, i = _select_along(input, idx, d, keepdim)
+    return _named("median")(rename(v, "MedianBackward1"), i)
+
+
+def nanmedian(input, dim=None, keepdim=False):
+    return median(input, dim, keepdim)
+
+
+def mode(input, dim=-1, keepdim=False):
+    d = norm_dim("mode", dim, max(input.ndim, 1))
+    idx = apply(P["mode_index"], input, dim=d, keepdim=True)
+    v, i = _select_along(input, idx, d, keepdim)
+    return _named("mode")(rename(v, "ModeBackward0"), i)
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    u, inv, cnt = apply(P["unique"], input, sorted=sorted, dim=dim)
+    if not return_inverse and not return_counts:
+        return u
+    r = (u,)
+    if return_inverse:
+        r += (inv,)
+    if return_counts:
+        r += (cnt,)
+    return r
+
+
+def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
+    a = input._data.reshape(-1) if dim is None else input._data
+    if dim is not None:
+        raise NotImplementedError("unique_consecutive: dim= is not supported yet")
+    if a.size == 0:
+        keep = np.zeros(0, bool)
+    else:
+        keep = np.concatenate([[True], a[1:] != a[:-1]])
+    u = wrap(a[keep], input._dtype)
+    r = (u,)
+    if return_inverse:
+        r += (wrap((np.cumsum(keep) - 1).reshape(input._data.shape).astype(np.int64), dt.int64),)
+    if return_counts:
+        starts = np.flatnonzero(keep)
+        r += (wrap(np.diff(np.append(starts, a.size)).astype(np.int64), dt.int64),)
+    return r[0] if len(r) == 1 else r
+
+
+def bincount(input, weights=None, minlength=0):
+    return apply(P["bincount"], input, weights=weights._data if weights is not None else None,
+                 minlength=minlength) if weights is None else \
+        wrap(np.bincount(input._data, weights=weights._data, minlength=minlength).astype(
+            weights._dtype.np if weights._dtype.is_floating_point else np.float64),
+            weights._dtype if weights._dtype.is_floating_point else dt.float64)
+
+
+def histc(input, bins=100, min=0, max=0):
+    a = input._data
+    lo, hi = (a.min(), a.max()) if min == 0 and max == 0 else (min, max)
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    h, _ = np.histogram(a, bins=bins, range=(lo, hi))
+    return wrap(h.astype(input._dtype.np), input._dtype)
+
+
+def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
+    side = side or ("right" if right else "left")
+    s = sorted_sequence._data
+    v = values._data if isinstance(values, Tensor) else np.asarray(values)
+    if s.ndim == 1:
+        r = np.searchsorted(s, v, side=side)
+    else:
+        r = np.stack([np.searchsorted(s[i], v[i], side=side) for i in range(s.shape[0])])
+    d = dt.int32 if out_int32 else dt.int64
+    return wrap(np.asarray(r).astype(d.np), d)
+
+
+def bucketize(input, boundaries, *, out_int32=False, right=False):
+    return searchsorted(boundaries, input, out_int32=out_int32, side="left" if not right else "right")
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
+    qa = q._data if isinstance(q, Tensor) else np.asarray(q)
+    r = np.quantile(input._data, qa, axis=dim, keepdims=keepdim, method=interpolation)
+    return wrap(np.asarray(r).astype(input._dtype.np), input._dtype)

@@ -1,0 +1,452 @@
+"""The Tensor: a buffer (NumPy array on cpu), a dtype, and autograd state.
+
+Math methods are bound at the end of framework/__init__ from the functional ops, so each op
+has one definition (framework/ops_*.py) shared by torch.f(x) and x.f().
+"""
+import numpy as np
+
+from runtime import dtypes as dt
+from runtime.device import cpu, canonical
+from . import _dispatch
+from ._dispatch import STATE
+
+
+class Size(tuple):
+    """torch.Size: a tuple that prints as torch.Size([2, 3])."""
+
+    def __repr__(self):
+        return f"torch.Size({list(self)})"
+
+    __str__ = __repr__
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __getitem__(self, k):
+        r = tuple.__getitem__(self, k)
+        return Size(r) if isinstance(k, slice) else r
+
+    def __add__(self, o):
+        return Size(tuple(self) + tuple(o))
+
+
+class Tensor:
+    # defaults live on the class so creating a tensor sets only _data and _dtype
+    _node = None        # autograd Node that produced this tensor (grad_fn), None for leaves
+    _oi = 0             # which output of _node
+    _rg = False         # leaf requires_grad flag
+    _grad = None
+    _base = None        # tensor whose memory this view shares
+    _vcount = 0         # version counter (kept on the base)
+    _device = cpu
+    _hooks = None       # leaf tensor hooks
+    _retain = False
+    _is_param = False
+    __array_priority__ = 1000
+
+    def __init__(self, *args, dtype=None, device=None):
+        # legacy constructor torch.Tensor(data) / torch.Tensor(2, 3): always the default dtype
+        from .creation import tensor as _tensor, empty
+        d = dtype or dt.get_default_dtype()
+        if len(args) == 1 and not isinstance(args[0], int):
+            t = _tensor(args[0], dtype=d, device=device)
+        else:
+            t = empty(*args, dtype=d, device=device)
+        self._data = t._data
+        self._dtype = t._dtype
+
+    # ---- metadata -------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return Size(self._data.shape)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self._data.shape)
+        from compiler.ir.registry import norm_dim
+        return self._data.shape[norm_dim("size", dim, self._data.ndim)]
+
+    @property
+    def dtype(self):
+        return self._dtype
+
+    @property
+    def device(self):
+        return self._device
+
+    @property
+    def is_cuda(self):
+        return self._device.type == "cuda"
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    ndimension = dim
+
+    def numel(self):
+        return self._data.size
+
+    nelement = numel
+
+    def element_size(self):
+        return self._dtype.itemsize
+
+    @property
+    def itemsize(self):
+        return self._dtype.itemsize
+
+    @property
+    def nbytes(self):
+        return self._data.size * self._dtype.itemsize
+
+    def stride(self, dim=None):
+        isz = self._data.itemsize
+        st = tuple(s // isz for s in self._data.strides)
+        if dim is None:
+            return st
+        from compiler.ir.registry import norm_dim
+        return st[norm_dim("stride", dim, self._data.ndim)]
+
+    def storage_offset(self):
+        base = self._base
+        if base is None:
+            return 0
+        return (self._data.__array_interface__["data"][0] -
+                base._data.__array_interface__["data"][0]) // self._data.itemsize
+
+    def is_contiguous(self, memory_format=None):
+        expect = 1
+        for size, st in zip(reversed(self._data.shape), reversed(self.stride())):
+            if size != 1 and st != expect:
+                return False
+            expect *= size
+        return True
+
+    def data_ptr(self):
+        return self._data.__array_interface__["data"][0]
+
+    @property
+    def is_leaf(self):
+        return self._node is None
+
+    @property
+    def requires_grad(self):
+        return self._rg or self._node is not None
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        self.requires_grad_(flag)
+
+    def requires_grad_(self, requires_grad=True):
+        if self._node is not None:
+            if not requires_grad:
+                raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
+                                   "you want to use a computed variable in a subgraph that doesn't "
+                                   "require differentiation use var_no_grad = var.detach().")
+            return self
+        if requires_grad and not (self._dtype.is_floating_point or self._dtype.is_complex):
+            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+                               f"gradients (got {self._dtype})")
+        self._rg = bool(requires_grad)
+        return self
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, g):
+        if g is not None:
+            if not isinstance(g, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
+                                f"type {type(g).__name__}")
+            if g.shape != self.shape:
+                raise RuntimeError(f"assigned grad has data of a different size: grad "
+                                   f"{list(g.shape)} vs tensor {list(self.shape)}")
+        self._grad = g
+
+    @property
+    def grad_fn(self):
+        return self._node
+
+    @property
+    def _version(self):
+        b = self._base if self._base is not None else self
+        return b._vcount
+
+    def _bump(self):
+        b = self._base if self._base is not None else self
+        b._vcount += 1
+
+    @property
+    def data(self):
+        t = _dispatch.wrap(self._data, self._dtype, self._device)
+        t._base = self._base if self._base is not None else self
+        return t
+
+    @data.setter
+    def data(self, other):
+        self._data = other._data
+        self._dtype = other._dtype
+
+    def detach(self):
+        t = _dispatch.wrap(self._data, self._dtype, self._device)
+        t._base = self._base if self._base is not None else self
+        return t
+
+    def detach_(self):
+        if self._base is not None and self._base.requires_grad and self._node is not None:
+            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+        self._node = None
+        self._rg = False
+        return self
+
+    def retain_grad(self):
+        if self._node is None:
+            if not self._rg:
+                raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+            return
+        import weakref
+        n = self._node
+        if n.retain is None:
+            n.retain = {}
+        n.retain[self._oi] = weakref.ref(self)
+        self._retain = True
+
+    @property
+    def retains_grad(self):
+        return self._retain and self._node is not None
+
+    def register_hook(self, hook):
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._node is None:
+            self._hooks = (self._hooks or []) + [hook]
+            return _dispatch._Handle(self._hooks, hook)
+        n = self._node
+        if n.hooks is None:
+            n.hooks = {}
+        lst = n.hooks.setdefault(self._oi, [])
+        lst.append(hook)
+        return _dispatch._Handle(lst, hook)
+
+    def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        from .autograd import backward
+        backward(self, gradient, retain_graph, create_graph, inputs=inputs)
+
+    # ---- conversion -------------------------------------------------------------------------
+    def numpy(self, *, force=False):
+        if self.requires_grad and not force:
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                               "tensor.detach().numpy() instead.")
+        return self._data
+
+    def item(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
+                               "Scalar")
+        return self._data.reshape(()).item() if self._dtype is not dt.bfloat16 else \
+            float(self._data.reshape(()).astype(np.float32))
+
+    def tolist(self):
+        if self._dtype is dt.bfloat16:
+            return self._data.astype(np.float32).tolist()
+        return self._data.tolist()
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._data
+        return a if dtype is None else a.astype(dtype)
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self):
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
+                               f"(shape {list(self._data.shape)})")
+        return bool(self._data.reshape(()))
+
+    def __int__(self):
+        return int(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __index__(self):
+        if self._dtype.category > 1 or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self._data.reshape(()))
+
+    def __complex__(self):
+        return complex(self.item())
+
+    def __hash__(self):
+        return id(self)
+
+    def __reduce_ex__(self, proto):
+        from .serialization import _rebuild_tensor
+        return (_rebuild_tensor, (np.array(self._data), self._dtype.name, self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        if self._node is not None:
+            raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
+                               "the deepcopy protocol at the moment.")
+        t = type(self).__new__(type(self))
+        t.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("_data", "_base",
+                                                                            "_grad", "_vcount")})
+        t._data = self._data.copy()
+        t._dtype = self._dtype
+        if self._grad is not None:
+            import copy
+            t._grad = copy.deepcopy(self._grad, memo)
+        memo[id(self)] = t
+        return t
+
+    def __repr__(self, *, tensor_contents=None):
+        from ._printing import tensor_repr
+        return tensor_repr(self)
+
+    def __format__(self, spec):
+        if self._data.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
+                    "float16": "torch.HalfTensor", "bfloat16": "torch.BFloat16Tensor",
+                    "int64": "torch.LongTensor", "int32": "torch.IntTensor",
+                    "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
+                    "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}.get(
+                self._dtype.name, "torch.Tensor")
+        if isinstance(dtype, str):
+            names = {"torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64,
+                     "torch.LongTensor": dt.int64, "torch.IntTensor": dt.int32,
+                     "torch.HalfTensor": dt.float16, "torch.ByteTensor": dt.uint8,
+                     "torch.BoolTensor": dt.bool_}
+            dtype = names[dtype]
+        return self.to(dtype)
+
+    def to(self, *args, **kwargs):
+        from .ops_math import cast
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
+        for a in args:
+            if isinstance(a, dt.DType):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            elif a is not None:
+                device = a
+        if device is not None:
+            canonical(device)
+        t = self
+        if dtype is not None and dtype is not self._dtype:
+            t = cast(self, dtype)
+        elif copy:
+            t = self.clone()
+        return t
+
+    def cpu(self):
+        return self
+
+    def cuda(self, device=None, non_blocking=False):
+        canonical("cuda" if device is None else device)
+        return self
+
+    def float(self):
+        return self.to(dt.float32)
+
+    def double(self):
+        return self.to(dt.float64)
+
+    def half(self):
+        return self.to(dt.float16)
+
+    def bfloat16(self):
+        return self.to(dt.bfloat16)
+
+    def long(self):
+        return self.to(dt.int64)
+
+    def int(self):
+        return self.to(dt.int32)
+
+    def short(self):
+        return self.to(dt.int16)
+
+    def char(self):
+        return self.to(dt.int8)
+
+    def byte(self):
+        return self.to(dt.uint8)
+
+    def bool(self):
+        return self.to(dt.bool_)
+
+    def is_floating_point(self):
+        return self._dtype.is_floating_point
+
+    def is_complex(self):
+        return self._dtype.is_complex
+
+    def get_device(self):
+        return -1 if self._device.type == "cpu" else (self._device.index or 0)
+
+    def pin_memory(self):
+        return self
+
+    def is_pinned(self):
+        return False
+
+    def share_memory_(self):
+        return self
+
+    def is_shared(self):
+        return False
+
+    @property
+    def layout(self):
+        from . import strided
+        return strided
+
+    @property
+    def is_sparse(self):
+        return False
+
+    @property
+    def is_quantized(self):
+        return False
+
+    @property
+    def is_meta(self):
+        return False
+
+    @property
+    def names(self):
+        return (None,) * self.ndim
+
+    @property
+    def output_nr(self):
+        return self._oi

@@ -1,0 +1,78 @@
+"""Devices: where a tensor's buffer lives and how its kernels run.
+
+cpu        NumPy arrays are the storage (views share memory like PyTorch).
+interpret  host memory, kernels run through Triton's interpreter (arrives with the Triton backend).
+cuda       device memory; needs a GPU (arrives with the Triton backend).
+"""
+import os
+
+
+class Device:
+    __slots__ = ("type", "index")
+    _cache = {}
+
+    def __new__(cls, type, index=None):
+        if isinstance(type, Device):
+            return type
+        if index is None and isinstance(type, str) and ":" in type:
+            type, _, idx = type.partition(":")
+            index = int(idx)
+        if isinstance(type, int):
+            type, index = "cuda", type
+        if not isinstance(type, str):
+            raise TypeError(f"device(): expected a string or Device, got {type!r}")
+        if type not in ("cpu", "cuda", "interpret", "meta"):
+            raise RuntimeError(f"Expected one of cpu, cuda, interpret, meta device type at start of "
+                               f"device string: {type}")
+        key = (type, index)
+        d = cls._cache.get(key)
+        if d is None:
+            d = object.__new__(cls)
+            d.type, d.index = type, index
+            cls._cache[key] = d
+        return d
+
+    def __repr__(self):
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            other = Device(other)
+        if not isinstance(other, Device):
+            return NotImplemented
+        return self.type == other.type and (self.index == other.index or
+                                            self.index is None or other.index is None)
+
+    def __hash__(self):
+        return hash(self.type)
+
+    def __reduce__(self):
+        return (Device, (self.type, self.index))
+
+
+cpu = Device("cpu")
+
+
+def interpret_selected():
+    """KILN_DEVICE=interpret makes 'cuda' requests map to the interpreter device."""
+    return os.environ.get("KILN_DEVICE", "") == "interpret"
+
+
+def canonical(dev):
+    """The Device a user's device argument names, checked for availability."""
+    if dev is None:
+        return cpu
+    d = Device(dev) if not isinstance(dev, Device) else dev
+    if d.type == "cpu":
+        return cpu
+    if d.type == "cuda" and interpret_selected():
+        return Device("interpret")
+    if d.type in ("cuda", "interpret"):
+        from . import backends
+        return backends.require(d)
+    return d

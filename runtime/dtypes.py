@@ -1,0 +1,171 @@
+"""Kiln's dtypes: one object per element type, its NumPy storage type and PyTorch's promotion.
+
+Lives in runtime (the bottom layer) because buffers need element types; compiler and
+framework import from here.
+"""
+import numpy as np
+
+try:  # bfloat16 has no NumPy dtype of its own
+    import ml_dtypes
+    _BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover - ml_dtypes is a declared dependency
+    _BF16 = None
+
+
+class DType:
+    __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_complex", "is_signed",
+                 "category", "rank", "__weakref__")
+
+    def __init__(self, name, npdt, category, rank):
+        self.name = name
+        self.np = np.dtype(npdt) if npdt is not None else None
+        self.itemsize = self.np.itemsize if self.np is not None else 0
+        self.category = category          # 0 bool, 1 int, 2 float, 3 complex
+        self.rank = rank                  # order inside the category for promotion
+        self.is_floating_point = category == 2
+        self.is_complex = category == 3
+        self.is_signed = name not in ("bool", "uint8")
+
+    def __repr__(self):
+        return "torch." + self.name
+
+    def __reduce__(self):  # pickles as a reference to the singleton
+        return (_dtype_by_name, (self.name,))
+
+    def to_real(self):
+        return self
+
+    @property
+    def is_bool(self):
+        return self.category == 0
+
+
+bool_ = DType("bool", np.bool_, 0, 0)
+uint8 = DType("uint8", np.uint8, 1, 1)
+int8 = DType("int8", np.int8, 1, 1)
+int16 = DType("int16", np.int16, 1, 2)
+int32 = DType("int32", np.int32, 1, 3)
+int64 = DType("int64", np.int64, 1, 4)
+float16 = DType("float16", np.float16, 2, 1)
+bfloat16 = DType("bfloat16", _BF16, 2, 1)
+float32 = DType("float32", np.float32, 2, 2)
+float64 = DType("float64", np.float64, 2, 3)
+complex64 = DType("complex64", np.complex64, 3, 2)
+complex128 = DType("complex128", np.complex128, 3, 3)
+
+ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
+       complex64, complex128)
+_BY_NAME = {d.name: d for d in ALL}
+_BY_NP = {d.np: d for d in ALL if d.np is not None}
+for _d in ALL:
+    if _d.np is not None:
+        _BY_NP[_d.np.type] = _d
+
+
+def _dtype_by_name(name):
+    return _BY_NAME[name]
+
+
+def from_numpy(npdt):
+    """Kiln dtype of a NumPy dtype (TypeError for ones PyTorch has no equivalent of)."""
+    d = _BY_NP.get(npdt)
+    if d is None:
+        d = _BY_NP.get(np.dtype(npdt))
+        if d is None:
+            raise TypeError(f"can't convert np.ndarray of type {np.dtype(npdt)}. The only supported types "
+                            "are: float64, float32, float16, complex64, complex128, int64, int32, "
+                            "int16, int8, uint8, and bool.")
+    return d
+
+
+# PyTorch's promotion lattice for two dtypes (torch.promote_types).
+def _promote_pair(a, b):
+    if a is b:
+        return a
+    if a.category != b.category:
+        hi, lo = (a, b) if a.category > b.category else (b, a)
+        if hi.category == 3 and lo.category == 2 and lo is float64:
+            return complex128
+        return hi
+    if a.category == 1:
+        if {a, b} == {uint8, int8}:
+            return int16
+        if uint8 in (a, b):
+            other = b if a is uint8 else a
+            return other
+        return a if a.rank > b.rank else b
+    if a.category == 2 and {a, b} == {float16, bfloat16}:
+        return float32
+    return a if a.rank > b.rank else b
+
+
+_PROMOTE = {(a, b): _promote_pair(a, b) for a in ALL for b in ALL}
+
+
+def promote_types(a, b):
+    return _PROMOTE[(a, b)]
+
+
+class _DefaultDtype:
+    value = float32
+
+
+default = _DefaultDtype()
+
+
+def get_default_dtype():
+    return default.value
+
+
+def set_default_dtype(d):
+    if d not in (float16, bfloat16, float32, float64):
+        raise TypeError(f"only floating-point types are supported as the default type, got {d}")
+    default.value = d
+
+
+def scalar_category(x):
+    if isinstance(x, bool):
+        return 0
+    if isinstance(x, int):
+        return 1
+    if isinstance(x, float):
+        return 2
+    if isinstance(x, complex):
+        return 3
+    raise TypeError(f"unsupported scalar type {type(x).__name__}")
+
+
+def scalar_dtype(x):
+    """dtype PyTorch gives a tensor built from the Python scalar x."""
+    c = scalar_category(x)
+    return (bool_, int64, default.value, complex64 if default.value is not float64 else complex128)[c]
+
+
+def result_type(dims, zero_dims, scalars):
+    """torch.result_type: dims / zero_dims are dtypes of tensors with ndim>0 / ndim==0,
+    scalars are Python numbers. A lower-priority group only matters if its category is higher."""
+    out = None
+    for d in dims:
+        out = d if out is None else _PROMOTE[(out, d)]
+    z = None
+    for d in zero_dims:
+        z = d if z is None else _PROMOTE[(z, d)]
+    if z is not None:
+        if out is None:
+            out = z
+        elif z.category > out.category:
+            out = z if z.category != 2 or out.category == 2 else z
+    if scalars:
+        cat = max(scalar_category(s) for s in scalars)
+        if out is None:
+            out = (bool_, int64, default.value, complex64)[cat]
+            if cat == 3 and default.value is float64:
+                out = complex128
+        elif cat > out.category:
+            if cat == 1:
+                out = int64
+            elif cat == 2:
+                out = default.value
+            else:
+                out = complex128 if out is float64 else complex64
+    return out
