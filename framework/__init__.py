@@ -132,3 +132,6 @@ def typename(obj):
 
 
 _dt.bool_  # keep the runtime dtype module referenced
+
+from . import nn, optim, utils  # noqa: E402,F401
+from .serialization import save, load  # noqa: E402,F401

@@ -1,0 +1,4 @@
+"""torch.nn.functional: the functional forms of every layer and loss (decompositions into
+primitives live in the _functional_* modules, grouped by kind)."""
+from ._functional_basic import *  # noqa: F401,F403   activations, dropout, linear, embedding, losses
+from ._functional_conv import *  # noqa: F401,F403    conv, pooling, padding, interpolate, norms
