@@ -42,6 +42,9 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
 
 
 class _Formatter:
+    """One formatter per tensor (PyTorch's _Formatter): int mode / fixed / scientific and
+    a shared column width, decided from the nonzero finite values."""
+
     def __init__(self, values, floating):
         self.floating = floating
         self.int_mode = True
@@ -49,30 +52,29 @@ class _Formatter:
         self.max_width = 1
         p = PRINT_OPTS.precision
         if not floating:
-            for v in values.reshape(-1).tolist():
-                self.max_width = max(self.max_width, len(str(v)))
+            flat = values.reshape(-1)
+            if flat.size:
+                # the widest integer is the min or the max (a sign counts as a character)
+                self.max_width = max(len(str(flat.min().item())), len(str(flat.max().item())))
+            return
+        v = values.reshape(-1).astype(np.float64)
+        nz = v[np.isfinite(v) & (v != 0)]
+        if not nz.size:
+            return
+        a = np.abs(nz)
+        mn, mx = a.min(), a.max()
+        self.int_mode = bool(np.all(nz == np.ceil(nz)))
+        if PRINT_OPTS.sci_mode is None:
+            self.sci_mode = bool(mx / mn > 1000.0 or mx > 1.0e8 or mn < 1.0e-4)
         else:
-            v = values.reshape(-1).astype(np.float64)
-            nz = v[np.isfinite(v) & (v != 0)]
-            if nz.size:
-                a = np.abs(nz)
-                mn, mx = a.min(), a.max()
-                self.int_mode = bool(np.all(nz == np.ceil(nz)))
-                if self.int_mode:
-                    if mx / mn > 1000.0 or mx > 1.0e8:
-                        self.sci_mode = True
-                        strs = [f"{{:.{p}e}}".format(x) for x in nz.tolist()]
-                        self.max_width = max(len(s) for s in strs)
-                    else:
-                        self.max_width = max(len(f"{x:.0f}") + 1 for x in nz.tolist())
-                else:
-                    if mx / mn > 1000.0 or mx > 1.0e8 or mn < 1.0e-4:
-                        self.sci_mode = True
-                        self.max_width = max(len(f"{{:.{p}e}}".format(x)) for x in nz.tolist())
-                    else:
-                        self.max_width = max(len(f"{{:.{p}f}}".format(x)) for x in nz.tolist())
-        if PRINT_OPTS.sci_mode is not None:
             self.sci_mode = PRINT_OPTS.sci_mode
+        vals = nz.tolist()
+        if self.sci_mode:
+            self.max_width = max(len(f"{x:.{p}e}") for x in vals)
+        elif self.int_mode:
+            self.max_width = max(len(f"{x:.0f}") + 1 for x in vals)
+        else:
+            self.max_width = max(len(f"{x:.{p}f}") for x in vals)
 
     def width(self):
         return self.max_width
@@ -99,6 +101,8 @@ def _summarized(a):
         return a
     if a.ndim == 1:
         return np.concatenate([a[:e], a[-e:]]) if a.shape[0] > 2 * e else a
+    if not e:
+        return a[(slice(0, 0),) * a.ndim]
     if a.shape[0] > 2 * e:
         rows = [a[i] for i in range(e)] + [a[i] for i in range(a.shape[0] - e, a.shape[0])]
     else:
@@ -106,31 +110,44 @@ def _summarized(a):
     return np.stack([_summarized(r) for r in rows])
 
 
-def _vector_str(a, indent, summarize, fmt):
+def _val_str(v, fmt, ifmt):
+    if ifmt is None:
+        return fmt.format(v)
+    re_s = fmt.format(v.real)
+    im_s = (ifmt.format(v.imag) + "j").lstrip()
+    return re_s + im_s if im_s[0] in "+-" else re_s + "+" + im_s
+
+
+def _vector_str(a, indent, summarize, fmt, ifmt):
     e = PRINT_OPTS.edgeitems
     element_length = fmt.width() + 2
+    if ifmt is not None:
+        element_length += ifmt.width() + 1
     per_line = max(1, int(math.floor((PRINT_OPTS.linewidth - indent) / element_length)))
-    if summarize and a.shape[0] > 2 * e:
-        data = [fmt.format(v) for v in a[:e].tolist()] + [" ..."] + \
-               [fmt.format(v) for v in a[-e:].tolist()]
+    if summarize and not e:
+        data = ["..."]
+    elif summarize and a.shape[0] > 2 * e:
+        data = [_val_str(v, fmt, ifmt) for v in a[:e].tolist()] + [" ..."] + \
+               [_val_str(v, fmt, ifmt) for v in a[-e:].tolist()]
     else:
-        data = [fmt.format(v) for v in a.tolist()]
+        data = [_val_str(v, fmt, ifmt) for v in a.tolist()]
     lines = [", ".join(data[i:i + per_line]) for i in range(0, len(data), per_line)]
     return "[" + ("," + "\n" + " " * (indent + 1)).join(lines) + "]"
 
 
-def _tensor_str_fmt(a, indent, summarize, fmt):
+def _tensor_str_fmt(a, indent, summarize, fmt, ifmt=None):
     if a.ndim == 0:
-        return fmt.format(a.item())
+        return _val_str(a.item(), fmt, ifmt)
     if a.ndim == 1:
-        return _vector_str(a, indent, summarize, fmt)
+        return _vector_str(a, indent, summarize, fmt, ifmt)
     e = PRINT_OPTS.edgeitems
     if summarize and a.shape[0] > 2 * e:
-        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt) for i in range(e)] + ["..."] + \
-                 [_tensor_str_fmt(a[i], indent + 1, summarize, fmt)
-                  for i in range(a.shape[0] - e, a.shape[0])]
+        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt, ifmt) for i in range(e)] + \
+                 ["..."] + [_tensor_str_fmt(a[i], indent + 1, summarize, fmt, ifmt)
+                            for i in range(a.shape[0] - e, a.shape[0])]
     else:
-        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt) for i in range(a.shape[0])]
+        slices = [_tensor_str_fmt(a[i], indent + 1, summarize, fmt, ifmt)
+                  for i in range(a.shape[0])]
     return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(slices) + "]"
 
 
@@ -140,9 +157,11 @@ def tensor_str(a, dtype, indent):
     summarize = a.size > PRINT_OPTS.threshold
     if dtype in (dt.float16, dt.bfloat16):
         a = a.astype(np.float32)
-    floating = dtype.is_floating_point
-    fmt = _Formatter(_summarized(a) if summarize else a, floating)
-    return _tensor_str_fmt(a, indent, summarize, fmt)
+    src = _summarized(a) if summarize else a
+    if dtype.is_complex:
+        return _tensor_str_fmt(a, indent, summarize, _Formatter(src.real, True),
+                               _Formatter(src.imag, True))
+    return _tensor_str_fmt(a, indent, summarize, _Formatter(src, dtype.is_floating_point))
 
 
 def _add_suffixes(s, suffixes, indent):
@@ -166,14 +185,18 @@ def tensor_repr(t, prefix="tensor("):
     suffixes = []
     if t._device.type != "cpu":
         suffixes.append(f"device='{t._device}'")
-    default = d in (dt.get_default_dtype(), dt.int64, dt.bool_)
+    dflt = dt.get_default_dtype()
+    default = d in (dflt, dt.int64, dt.bool_,
+                    dt.complex128 if dflt is dt.float64 else dt.complex64)
     if a.size == 0:
         if a.ndim != 1:
             suffixes.append("size=" + str(tuple(a.shape)))
-        if d is not dt.get_default_dtype():
+        if d is not dflt:
             suffixes.append("dtype=" + repr(d))
         body = "[]"
     else:
+        if not PRINT_OPTS.edgeitems:
+            suffixes.append("size=" + str(tuple(a.shape)))
         if not default:
             suffixes.append("dtype=" + repr(d))
         body = tensor_str(a, d, indent)

@@ -43,8 +43,8 @@ def write_out(res, out):
     if out._data.shape != res._data.shape:
         out._data = np.empty(res._data.shape, out._dtype.np)
     if res._dtype.category > out._dtype.category:
-        raise RuntimeError(f"result type {res._dtype.name.capitalize()} can't be cast to the desired "
-                           f"output type {out._dtype.name.capitalize()}")
+        raise RuntimeError(f"result type {dt.tname(res._dtype)} can't be cast to the desired "
+                           f"output type {dt.tname(out._dtype)}")
     np.copyto(out._data, res._data, casting="unsafe")
     out._bump()
     return out
@@ -65,8 +65,9 @@ def inplace(self, name, *args, **attrs):
         raise RuntimeError(f"{name}_: output with shape {list(self._data.shape)} doesn't match the "
                            f"broadcast shape {list(meta.shape)}")
     if not _cast_ok(meta.dtype, self._dtype):
-        raise RuntimeError(f"{name}_: result type {meta.dtype.name.capitalize()} can't be cast to "
-                           f"the desired output type {self._dtype.name.capitalize()}")
+        raise RuntimeError(f"result type {dt.tname(meta.dtype)} can't be cast to the desired output "
+                           f"type {dt.tname(self._dtype)} ({name}_ on a tensor of shape "
+                           f"{list(self._data.shape)})")
     return _commit(self, p, args, attrs)
 
 
@@ -170,12 +171,25 @@ sgn = sign
 
 def _binary(name):
     p = P[name]
+    # which operands PyTorch's signature types as Tensor (a Python number there is a TypeError)
+    both = name in _TENSOR_BOTH
+    first = both or name in _TENSOR_FIRST
 
     def f(input, other, *, out=None):
+        if first and not isinstance(input, Tensor):
+            raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                            f"{type(input).__name__}")
+        if both and not isinstance(other, Tensor):
+            raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
+                            f"{type(other).__name__}")
         r = apply(p, as_tensor_arg(input), as_tensor_arg(other))
         return write_out(r, out) if out is not None else r
     f.__name__ = name
     return f
+
+
+_TENSOR_BOTH = ("maximum", "minimum", "atan2", "logical_and", "logical_or", "logical_xor")
+_TENSOR_FIRST = ("eq", "ne", "lt", "le", "gt", "ge", "fmod")
 
 
 for _n in ("mul", "floor_divide", "remainder", "fmod", "maximum", "minimum", "atan2", "eq", "ne",
@@ -187,20 +201,31 @@ greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 arctan2 = atan2
 
 
+def _scaled(name, a, b, alpha):
+    """a (+|-) alpha * b in a's and b's promoted dtype (alpha never widens it, as in PyTorch)."""
+    p = P[name]
+    d = p.meta(a, b).dtype            # checks shapes and dtypes first
+    if isinstance(alpha, float) and d.category < 2:
+        raise RuntimeError(f"For integral input tensors, argument alpha must not be a floating "
+                           f"point number ({name} with result dtype {d}, alpha={alpha}).")
+    if isinstance(alpha, bool) and d.category > 0 or not isinstance(alpha, (bool, int, float)):
+        raise TypeError(f"{name}(): alpha must be a Python number matching the input dtype "
+                        f"{d}, got {alpha!r}")
+    b = apply(P["mul"], b, alpha) if isinstance(b, Tensor) else b * alpha
+    r = apply(p, a, b)
+    return r if r._dtype is d else apply(P["cast"], r, dtype=d)
+
+
 def add(input, other, *, alpha=1, out=None):
-    other = as_tensor_arg(other)
-    if alpha != 1:
-        other = apply(P["mul"], other, alpha) if isinstance(other, Tensor) else other * alpha
-    r = apply(P["add"], as_tensor_arg(input), other)
-    return write_out(r, out)
+    a, b = as_tensor_arg(input), as_tensor_arg(other)
+    r = apply(P["add"], a, b) if alpha == 1 else _scaled("add", a, b, alpha)
+    return write_out(r, out) if out is not None else r
 
 
 def sub(input, other, *, alpha=1, out=None):
-    other = as_tensor_arg(other)
-    if alpha != 1:
-        other = apply(P["mul"], other, alpha) if isinstance(other, Tensor) else other * alpha
-    r = apply(P["sub"], as_tensor_arg(input), other)
-    return write_out(r, out)
+    a, b = as_tensor_arg(input), as_tensor_arg(other)
+    r = apply(P["sub"], a, b) if alpha == 1 else _scaled("sub", a, b, alpha)
+    return write_out(r, out) if out is not None else r
 
 
 subtract = sub
@@ -213,12 +238,15 @@ def div(input, other, *, rounding_mode=None, out=None):
     elif rounding_mode == "floor":
         r = apply(P["floor_divide"], a, b)
     elif rounding_mode == "trunc":
-        q = apply(P["div"], a, b)
-        r = apply(P["trunc"], q)
         from compiler.ir.registry import promote
         d = promote(a, b)
         if d.category < 2:
-            r = apply(P["cast"], r, dtype=d)
+            # exact integer quotient: a - fmod(a, b) is a multiple of b (fmod rejects b == 0)
+            if d is not dt.bool_:
+                a = apply(P["cast"], a, dtype=d) if isinstance(a, Tensor) else a
+            r = apply(P["floor_divide"], apply(P["sub"], a, apply(P["fmod"], a, b)), b)
+        else:
+            r = apply(P["trunc"], apply(P["div"], a, b))
     else:
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                            f"found '{rounding_mode}'")
@@ -267,11 +295,23 @@ def clone(input, *, memory_format=None):
 def round(input, *, decimals=0, out=None):
     if decimals == 0:
         return write_out(apply(P["round"], input), out)
+    if input._dtype.category < 2:
+        raise NotImplementedError(f"\"round_cpu\" not implemented for '{dt.tname(input._dtype)}' "
+                                  f"(round with decimals={decimals} needs a floating point tensor)")
     s = 10.0 ** decimals
     return write_out(apply(P["div"], apply(P["round"], apply(P["mul"], input, s)), s), out)
 
 
+def positive(input):
+    if input._dtype is dt.bool_:
+        raise RuntimeError("The `+` operator, on a bool tensor is not supported.")
+    return input
+
+
 def frac(input, *, out=None):
+    if input._dtype.category < 2:
+        raise NotImplementedError(f"\"frac_cpu\" not implemented for '{dt.tname(input._dtype)}' "
+                                  f"(frac needs a floating point tensor)")
     return write_out(apply(P["sub"], input, apply(P["trunc"], input)), out)
 
 
@@ -280,35 +320,55 @@ def relu(input):
 
 
 def clamp(input, min=None, max=None, *, out=None):
+    return _clamp(input, min, max, out, "ClampBackward1")
+
+
+def _clamp(input, min, max, out, grad_name):
+    from compiler.ir.registry import promote
     if min is None and max is None:
-        raise RuntimeError("clamp: At least one of 'min' or 'max' must not be None")
-    r = input
-    mn, mx = as_tensor_arg(min), as_tensor_arg(max)
+        raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    mn = None if min is None else as_tensor_arg(min)
+    mx = None if max is None else as_tensor_arg(max)
+    bounds = [b for b in (mn, mx) if b is not None]
+    d = promote(input, *bounds)       # PyTorch: the result type of input, min and max
+    if d is dt.bool_ and builtins.any(isinstance(b, Tensor) for b in bounds):
+        raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool' (clamp with bool "
+                                  f"tensor bounds on a bool tensor of shape {list(input.shape)})")
+    r = input if input._dtype is d else apply(P["cast"], input, dtype=d)
+    # where(x < min, min, x) keeps NaN and, at x == min, passes the gradient to x like torch
     if mn is not None:
         r = apply(P["where"], apply(P["lt"], r, mn), mn, r)
     if mx is not None:
         r = apply(P["where"], apply(P["gt"], r, mx), mx, r)
-    if isinstance(input, Tensor) and r._dtype is not input._dtype and not (
-            isinstance(mn, float) or isinstance(mx, float) or isinstance(mn, Tensor) or
-            isinstance(mx, Tensor)):
-        r = cast(r, input._dtype)
-    rename(r, "ClampBackward1")
+    if r._dtype is not d:
+        r = apply(P["cast"], r, dtype=d)
+    rename(r, grad_name if not builtins.any(isinstance(b, Tensor) for b in bounds)
+           else "ClampBackward0")
     return write_out(r, out)
 
 
 clip = clamp
 
 
-def clamp_min(input, min):
-    return clamp(input, min=min)
+def clamp_min(input, min, *, out=None):
+    return _clamp(input, min, None, out, "ClampMinBackward0")
 
 
-def clamp_max(input, max):
-    return clamp(input, max=max)
+def clamp_max(input, max, *, out=None):
+    return _clamp(input, None, max, out, "ClampMaxBackward0")
+
+
+def _need_float(name, *xs):
+    for x in xs:
+        if isinstance(x, Tensor) and x._dtype.category < 2:
+            raise NotImplementedError(f"\"{name}\" not implemented for '{dt.tname(x._dtype)}' "
+                                      f"({name.split('_')[0]} needs floating point tensors, got "
+                                      f"shape {list(x.shape)})")
 
 
 def lerp(input, end, weight, *, out=None):
     w = as_tensor_arg(weight)
+    _need_float("lerp_kernel_tensor" if isinstance(w, Tensor) else "lerp_kernel_scalar", input, end)
     return write_out(apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input))), out)
 
 
@@ -323,6 +383,7 @@ def logit(input, eps=None):
 
 
 def hypot(input, other):
+    _need_float("hypot_cpu", input, other)
     return sqrt(add(mul(input, input), mul(other, other)))
 
 
@@ -336,6 +397,8 @@ def rad2deg(input):
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = _t(input), as_tensor_arg(other)
+    if a._dtype is dt.bool_ and (not isinstance(b, Tensor) or b._dtype is dt.bool_):
+        return eq(a, b)               # no distance between bools: close means equal
     diff = abs(sub(a, b))
     tol = add(mul(abs(b) if isinstance(b, Tensor) else builtins.abs(b), rtol), atol)
     r = logical_or(eq(a, b), logical_and(isfinite(diff), le(diff, tol)))
@@ -447,7 +510,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     d = dtype or input._dtype
     if not (d.is_floating_point or d.is_complex):
         raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
-                           f"floating point or complex dtype. Got: {input._dtype.name.capitalize()}")
+                           f"floating point or complex dtype. Got: {dt.tname(input._dtype)}")
     x = input if dtype is None else cast(input, dtype)
     dims = norm_dims("mean", _dims(dim), x.ndim)
     n = 1
@@ -610,7 +673,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
     x = input if dtype is None else cast(input, dtype)
     if not (x._dtype.is_floating_point or x._dtype.is_complex):
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
-                           f"input. Got {x._dtype.name.capitalize()}")
+                           f"input. Got {dt.tname(x._dtype)}")
     if p == "nuc":
         from .ops_linalg import svdvals
         return sum(svdvals(x), -1)

@@ -62,6 +62,17 @@ for _d in ALL:
         _BY_NP[_d.np.type] = _d
 
 
+# the names PyTorch's error messages use ("not implemented for 'Float'")
+TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int",
+              "int64": "Long", "float16": "Half", "bfloat16": "BFloat16", "float32": "Float",
+              "float64": "Double", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+
+
+def tname(d):
+    """PyTorch's scalar-type name of d, as in "result type Float can't be cast to ... Long"."""
+    return TORCH_NAME[d.name]
+
+
 def _dtype_by_name(name):
     return _BY_NAME[name]
 
@@ -154,7 +165,11 @@ def result_type(dims, zero_dims, scalars):
         if out is None:
             out = z
         elif z.category > out.category:
-            out = z if z.category != 2 or out.category == 2 else z
+            # a 0-d tensor lifts only the category; the dimensioned operand keeps its width
+            if z.category == 3 and out.category == 2:
+                out = complex128 if out is float64 else complex64
+            else:
+                out = z
     if scalars:
         cat = max(scalar_category(s) for s in scalars)
         if out is None:

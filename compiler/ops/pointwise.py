@@ -16,6 +16,20 @@ _BOOL = "bool"             # predicate (isnan, ...)
 _INT = "int"               # integer/bool only (bitwise)
 
 
+_NOBOOL = "nobool"         # dtype kept, but bool has no kernel (abs, floor, ...)
+
+# PyTorch's kernel names, used in its "not implemented for 'Float'" messages
+_KERNEL = {"bitwise_left_shift": "lshift", "bitwise_right_shift": "rshift",
+           "floor_divide": "div_floor", "floor": "floor_vml", "ceil": "ceil_vml",
+           "trunc": "trunc_vml", "round": "round_vml"}
+
+
+def _not_impl(name, d, detail):
+    k = _KERNEL.get(name, name)
+    k = k if k == "pow" else k + "_cpu"
+    return NotImplementedError(f"\"{k}\" not implemented for '{dt.tname(d)}' ({name}: {detail})")
+
+
 def _unary_meta(name, rule):
     def meta(x):
         d = x.dtype
@@ -26,9 +40,11 @@ def _unary_meta(name, rule):
             d = dt.bool_
         elif rule == _INT:
             if d.is_floating_point or d.is_complex:
-                raise RuntimeError(f"{name}: \"{name}_cpu\" not implemented for '{d.name.capitalize()}'"
-                                   f" (bitwise ops need integer or bool tensors, got {d} "
-                                   f"of shape {list(x.shape)})")
+                raise _not_impl(name, d, f"bitwise ops need integer or bool tensors, got {d} "
+                                         f"of shape {list(x.shape)}")
+        elif rule == _NOBOOL:
+            if d is dt.bool_:
+                raise _not_impl(name, d, f"input of shape {list(x.shape)} is torch.bool")
         elif rule == "notbool" and d is dt.bool_:
             raise RuntimeError(f"{name}: Negation, the `-` operator, on a bool tensor is not supported. "
                                "If you are trying to invert a mask, use the `~` or `logical_not()` "
@@ -37,25 +53,41 @@ def _unary_meta(name, rule):
     return meta
 
 
+def _isbool(x):
+    return x is True or x is False or (not is_scalar(x) and x.dtype is dt.bool_)
+
+
 def _binary_meta(name, rule):
     def meta(a, b):
         sa = a.shape if not is_scalar(a) else ()
         sb = b.shape if not is_scalar(b) else ()
         shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
         d = promote(a, b)
-        if rule == _FLOAT_ONLY and not (d.is_floating_point or d.is_complex):
-            d = dt.get_default_dtype()
+        if rule == _FLOAT_ONLY:
+            if not (d.is_floating_point or d.is_complex):
+                d = dt.get_default_dtype()
         elif rule == _BOOL:
             d = dt.bool_
-        elif rule == _INT and (d.is_floating_point or d.is_complex):
-            raise RuntimeError(f"{name}: \"{name}_cpu\" not implemented for '{d.name.capitalize()}' "
-                               f"(bitwise ops need integer or bool tensors; shapes {list(sa)} and "
-                               f"{list(sb)}, dtypes {_dn(a)} and {_dn(b)})")
-        elif rule == "arith" and d is dt.bool_ and name == "sub":
-            raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is not "
-                               "supported. Use the `^` or `logical_xor()` operator instead.")
+        elif rule == _INT:
+            if d.is_floating_point or d.is_complex or (d is dt.bool_ and name in _SHIFTS):
+                raise _not_impl(name, d, f"bitwise ops need integer or bool tensors; shapes "
+                                         f"{list(sa)} and {list(sb)}, dtypes {_dn(a)} and {_dn(b)}")
+        elif name == "sub":
+            if _isbool(a) or _isbool(b):
+                if _isbool(a) and _isbool(b) and not is_scalar(a) and not is_scalar(b):
+                    raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is "
+                                       "not supported. Use the `^` or `logical_xor()` operator instead.")
+                raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not "
+                                   "supported. If you are trying to invert a mask, use the `~` or "
+                                   f"`logical_not()` operator instead (dtypes {_dn(a)} and {_dn(b)}).")
+        elif d is dt.bool_ and name in _NO_BOOL_BINARY and not (name == "pow" and is_scalar(b)):
+            raise _not_impl(name, d, f"both operands are bool (shapes {list(sa)} and {list(sb)})")
         return AVal(shape, d)
     return meta
+
+
+_SHIFTS = ("bitwise_left_shift", "bitwise_right_shift")
+_NO_BOOL_BINARY = ("floor_divide", "remainder", "fmod", "pow")
 
 
 def _dn(x):
@@ -74,7 +106,15 @@ def _unary_np(f):
     return impl
 
 
-def _binary_np(f, compute_promoted=False):
+def _wrap_scalar(x, cd):
+    # PyTorch casts an out-of-range Python int to the computation dtype with wrap-around
+    # (uint8 tensor + -3 adds 253); NumPy 2 refuses such scalars, so cast them here.
+    if isinstance(x, int) and not isinstance(x, bool):
+        return np.array(x).astype(cd)[()]
+    return x
+
+
+def _binary_np(f, compute_promoted=False, int_divisor=False):
     def impl(out, a, b):
         npd = out.dtype.np
         cd = _compute_dtype(a, b) if compute_promoted else npd
@@ -84,7 +124,14 @@ def _binary_np(f, compute_promoted=False):
         if type(b) is np.ndarray:
             if b.dtype != cd:
                 b = b.astype(cd)
-        r = f(a, b)
+        if compute_promoted and cd.kind in "iu":   # comparisons: no OverflowError to catch
+            a, b = _wrap_scalar(a, cd), _wrap_scalar(b, cd)
+        if int_divisor and cd.kind in "iub" and np.any(np.equal(b, 0)):
+            raise RuntimeError("ZeroDivisionError")
+        try:
+            r = f(a, b)
+        except OverflowError:
+            r = f(_wrap_scalar(a, cd), _wrap_scalar(b, cd))
         if type(r) is not np.ndarray:
             r = np.asarray(r)
         return r if r.dtype == npd else r.astype(npd)
@@ -132,10 +179,15 @@ def unary(name, f, rule, vjp=None, triton=None, saves="all", saves_output=False,
 
 
 def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=True,
-           compute_promoted=False, grad_name=None):
+           compute_promoted=False, grad_name=None, int_divisor=False):
     register(Prim(name, "pointwise", meta=_binary_meta(name, rule),
-                  numpy=_binary_np(f, compute_promoted), vjp=vjp, triton=triton, saves=saves,
+                  numpy=_binary_np(f, compute_promoted, int_divisor), vjp=vjp, triton=triton,
+                  saves=saves,
                   differentiable=differentiable, grad_name=grad_name))
+
+
+def _sign_np(x):
+    return x.copy() if x.dtype == np.bool_ else np.sign(x)
 
 
 def _zero_grad(b, g, x, out=None):
@@ -146,8 +198,8 @@ def _zero_grad(b, g, x, out=None):
 unary("copy", np.copy, _SAME, lambda b, g, x, out=None: (g,), "{0}", saves=(),
       grad_name="CloneBackward0")
 unary("neg", np.negative, "notbool", lambda b, g, x, out=None: (b.neg(g),), "-{0}", saves=())
-unary("abs", np.abs, _SAME, lambda b, g, x, out=None: (b.mul(g, b.sign(x)),), "tl.abs({0})")
-unary("sign", np.sign, _SAME, _zero_grad, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0)).to({0}.dtype)",
+unary("abs", np.abs, _NOBOOL, lambda b, g, x, out=None: (b.mul(g, b.sign(x)),), "tl.abs({0})")
+unary("sign", _sign_np, _SAME, _zero_grad, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0)).to({0}.dtype)",
       saves=())
 unary("exp", np.exp, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, out),), "tl.exp({0})",
       saves=(), saves_output=True)
@@ -199,10 +251,10 @@ unary("sigmoid", _sigmoid_np, _FLOAT_ONLY,
 unary("erf", _erf_np, _FLOAT_ONLY,
       lambda b, g, x, out=None: (b.mul(g, b.mul(b.exp(b.neg(b.mul(x, x))), 2 / math.sqrt(math.pi))),),
       "tl.erf({0})")
-unary("floor", np.floor, _SAME, _zero_grad, "tl.floor({0})", saves=())
-unary("ceil", np.ceil, _SAME, _zero_grad, "tl.ceil({0})", saves=())
-unary("trunc", np.trunc, _SAME, _zero_grad, "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))", saves=())
-unary("round", np.round, _SAME, _zero_grad, None, saves=())   # half to even, like torch
+unary("floor", np.floor, _NOBOOL, _zero_grad, "tl.floor({0})", saves=())
+unary("ceil", np.ceil, _NOBOOL, _zero_grad, "tl.ceil({0})", saves=())
+unary("trunc", np.trunc, _NOBOOL, _zero_grad, "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))", saves=())
+unary("round", np.round, _NOBOOL, _zero_grad, None, saves=())   # half to even, like torch
 unary("reciprocal", lambda x: np.reciprocal(x), _FLOAT_ONLY,
       lambda b, g, x, out: (b.neg(b.mul(g, b.mul(out, out))),), "(1.0 / {0})",
       saves=(), saves_output=True)
@@ -292,9 +344,10 @@ binary("add", np.add, "arith", _vjp_add, "{0} + {1}", saves=())
 binary("sub", np.subtract, "arith", _vjp_sub, "{0} - {1}", saves=())
 binary("mul", np.multiply, "arith", _vjp_mul, "{0} * {1}")
 binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}")
-binary("floor_divide", _floor_divide_np, "arith", None, None, differentiable=False)
-binary("remainder", np.remainder, "arith", _vjp_remainder, None)
-binary("fmod", np.fmod, "arith", _vjp_fmod, None)
+binary("floor_divide", _floor_divide_np, "arith", None, None, differentiable=False,
+       int_divisor=True)
+binary("remainder", np.remainder, "arith", _vjp_remainder, None, int_divisor=True)
+binary("fmod", np.fmod, "arith", _vjp_fmod, None, int_divisor=True)
 binary("pow", np.power, "arith", _vjp_pow, None)
 binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1})")
 binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1})")
@@ -324,7 +377,7 @@ def _where_meta(c, x, y):
     shape = broadcast_shapes("where", *shapes) if len(set(shapes)) > 1 else shapes[0]
     if not is_scalar(c) and c.dtype is not dt.bool_ and c.dtype is not dt.uint8:
         raise RuntimeError(f"where: expected condition to be a boolean tensor, but got a tensor "
-                           f"with dtype {c.dtype.name.capitalize()}")
+                           f"with dtype {dt.tname(c.dtype)}")
     if is_scalar(x) and is_scalar(y):
         d = dt.result_type([], [], [x, y])
         if d.category == 2:
