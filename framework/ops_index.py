@@ -2,6 +2,8 @@
 
 Integers, slices, None and Ellipsis are applied first as views (PyTorch treats ints as basic
 indexing); remaining integer/boolean tensors become one `index` primitive."""
+import builtins
+
 import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
@@ -12,160 +14,201 @@ from .tensor import Tensor
 P = REGISTRY
 
 
-def _as_index_tensor(i):
-    from .creation import tensor
-    if isinstance(i, Tensor):
+_BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or byte Variables are "
+              "valid indices")
+
+
+def _canon_item(i):
+    """One user index item -> int, slice, None, Ellipsis, bool, or an integer/bool ndarray."""
+    if i is None or i is Ellipsis or isinstance(i, slice):
         return i
-    return tensor(i)
+    if isinstance(i, (bool, np.bool_)):
+        return bool(i)
+    if isinstance(i, (int, np.integer)):
+        return int(i)
+    if isinstance(i, Tensor):
+        a = i._data
+        if i._dtype is dt.bool_ or i._dtype is dt.uint8:   # uint8 indices are masks, like torch
+            return bool(a) if a.ndim == 0 else a.astype(np.bool_, copy=False)
+        if i._dtype.category != 1:
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
+                             f"(got {i._dtype})")
+        return int(a) if a.ndim == 0 else a
+    if isinstance(i, (list, tuple, np.ndarray)):
+        a = np.asarray(i)
+        if a.size == 0 and a.dtype.kind == "f":
+            a = a.astype(np.int64)            # x[[]] selects nothing, like torch
+        if a.dtype.kind == "b":
+            return a
+        if a.dtype.kind not in "iu":
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
+                             f"(got {a.dtype})")
+        return a.astype(np.int64, copy=False)
+    if isinstance(i, float):
+        raise IndexError(f"{_BAD_INDEX} (got float)")
+    raise TypeError(f"{_BAD_INDEX} (got {type(i).__name__})")
 
 
-def _expand_index(x, idx):
-    if not isinstance(idx, tuple):
-        idx = (idx,)
-    # count dims consumed (bool masks consume their ndim)
+def _plan(shape, idx):
+    """Translate a torch index into steps on a progressively indexed result.
+
+    Returns (steps, adv): steps are ("unsq", d) | ("slice", d, start, stop, step) |
+    ("select", d, i) applied in order (all views; ints are basic indexing like torch), and
+    adv is a list of (d, int64 array) advanced indices on the result of the steps."""
+    if isinstance(idx, list) and len(idx) < 32 and builtins.any(
+            isinstance(i, (list, tuple, Tensor, slice, np.ndarray)) or i is None or i is Ellipsis
+            for i in idx):
+        idx = tuple(idx)       # torch (like old NumPy) reads such a list as a tuple of indices
+    items = [_canon_item(i) for i in (idx if isinstance(idx, tuple) else (idx,))]
     consumed = 0
-    for i in idx:
-        if i is None or i is Ellipsis:
-            continue
-        if isinstance(i, Tensor) and i._dtype is dt.bool_:
+    for i in items:
+        if isinstance(i, np.ndarray) and i.dtype == np.bool_:
             consumed += i.ndim
-        elif isinstance(i, (list, np.ndarray)) and np.asarray(i).dtype == np.bool_:
-            consumed += np.asarray(i).ndim
-        else:
+        elif not (i is None or i is Ellipsis or isinstance(i, bool)):
             consumed += 1
-    if consumed > x.ndim:
-        raise IndexError(f"too many indices for tensor of dimension {x.ndim} (got {consumed} "
-                         f"indices for shape {list(x.shape)})")
-    if sum(1 for i in idx if i is Ellipsis) > 1:
+    nd = len(shape)
+    if consumed > nd:
+        raise IndexError(f"too many indices for tensor of dimension {nd} (got {consumed} indices "
+                         f"for shape {list(shape)})")
+    if builtins.sum(1 for i in items if i is Ellipsis) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    out = []
-    for i in idx:
+    steps, adv = [], []
+    cur = list(shape)          # shape of the result so far
+    d = 0                      # next dim of the result to index
+    for i in items:
         if i is Ellipsis:
-            out.extend([slice(None)] * (x.ndim - consumed))
+            d += nd - consumed
+        elif i is None:
+            steps.append(("unsq", d))
+            cur.insert(d, 1)
+            d += 1
+        elif isinstance(i, bool):
+            steps.append(("unsq", d))
+            cur.insert(d, 1)
+            adv.append((d, np.zeros(1 if i else 0, np.int64)))
+            d += 1
+        elif isinstance(i, int):
+            size = cur[d]
+            if i < -size or i >= size:
+                raise IndexError(f"index {i} is out of bounds for dimension {d} with size {size} "
+                                 f"(tensor shape {list(shape)})")
+            steps.append(("select", d, i % size))
+            del cur[d]
+        elif isinstance(i, slice):
+            st = 1 if i.step is None else int(i.step)
+            if st <= 0:
+                raise ValueError(f"step must be greater than zero (got {st})")
+            start = None if i.start is None else int(i.start)
+            stop = None if i.stop is None else int(i.stop)
+            s0, s1, st = slice(start, stop, st).indices(cur[d])
+            s1 = builtins.max(s0, s1)
+            if (s0, s1, st) != (0, cur[d], 1):
+                steps.append(("slice", d, s0, s1, st))
+                cur[d] = len(range(s0, s1, st))
+            d += 1
+        elif i.dtype == np.bool_:
+            k = i.ndim
+            for j in range(k):
+                if i.shape[j] != cur[d + j]:
+                    raise IndexError(f"The shape of the mask {list(i.shape)} at index {j} does not "
+                                     f"match the shape of the indexed tensor {list(cur)} at index "
+                                     f"{d + j}")
+            for j, a in enumerate(np.nonzero(i)):
+                adv.append((d + j, a.astype(np.int64)))
+            d += k
         else:
-            out.append(i)
-    if Ellipsis not in idx:
-        out.extend([slice(None)] * (x.ndim - consumed))
-    return out
+            size = cur[d]
+            if i.size and (i.max() >= size or i.min() < -size):
+                bad = i.max() if i.max() >= size else i.min()
+                raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {size} "
+                                 f"(tensor shape {list(shape)})")
+            adv.append((d, i))
+            d += 1
+    return steps, adv
+
+
+def _np_basic(a, steps):
+    """Apply the view steps of a plan to an ndarray (results share memory with a)."""
+    for st in steps:
+        d = st[1]
+        if st[0] == "unsq":
+            a = np.expand_dims(a, d)
+        elif st[0] == "select":
+            a = a[(slice(None),) * d + (st[2],)]
+        else:
+            a = a[(slice(None),) * d + (slice(st[2], st[3], st[4]),)]
+    return a
+
+
+def _np_adv(a, adv):
+    t = [slice(None)] * a.ndim
+    for d, arr in adv:
+        t[d] = arr
+    return tuple(t)
 
 
 def getitem(x, idx):
-    from .ops_shape import reshape
-    items = _expand_index(x, idx)
-    # pass 1: basic indexing as views; collect advanced indices with their result dims
+    steps, adv = _plan(x._data.shape, idx)
     r = x
-    dim = 0
-    adv = []          # (dim in r, index tensor)
-    new_shape_ops = []
-    for i in items:
-        if i is None:
-            shp = r._data.shape
-            r = apply(P["reshape"], r, shape=shp[:dim] + (1,) + shp[dim:])
-            dim += 1
-        elif isinstance(i, slice):
-            size = r._data.shape[dim]
-            start, stop, step = i.start, i.stop, i.step
-            if step is not None and step <= 0:
-                raise ValueError("step must be greater than zero")
-            if isinstance(start, Tensor):
-                start = int(start)
-            if isinstance(stop, Tensor):
-                stop = int(stop)
-            if not (start in (None, 0) and stop is None and step in (None, 1)):
-                s0, s1, st = slice(start, stop, step).indices(size)
-                r = apply(P["slice"], r, dim=dim, start=s0, stop=max(s1, s0), step=st)
-            dim += 1
-        elif isinstance(i, (int, np.integer)) and not isinstance(i, bool) or \
-                (isinstance(i, Tensor) and i.ndim == 0 and i._dtype.category == 1):
-            i = int(i)
-            size = r._data.shape[dim]
-            if i < -size or i >= size:
-                raise IndexError(f"index {i} is out of bounds for dimension {dim} with size {size}")
-            i %= size
-            s = apply(P["slice"], r, dim=dim, start=i, stop=i + 1, step=1)
-            shp = s._data.shape
-            r = apply(P["reshape"], s, shape=shp[:dim] + shp[dim + 1:])
+    for st in steps:
+        d = st[1]
+        shp = r._data.shape
+        if st[0] == "unsq":
+            r = apply(P["reshape"], r, shape=shp[:d] + (1,) + shp[d:])
+        elif st[0] == "select":
+            s = apply(P["slice"], r, dim=d, start=st[2], stop=st[2] + 1, step=1)
+            r = apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:])
         else:
-            t = _as_index_tensor(i)
-            if t._dtype is dt.bool_ or (isinstance(i, bool)):
-                if isinstance(i, bool):
-                    t = _as_index_tensor([i])
-                    shp = r._data.shape
-                    r = apply(P["reshape"], r, shape=shp[:dim] + (1,) + shp[dim:])
-                # mask over t.ndim dims -> integer tensors (a data-dependent shape)
-                for k in range(t.ndim):
-                    if t._data.shape[k] != r._data.shape[dim + k]:
-                        raise IndexError(f"The shape of the mask {list(t.shape)} at index {k} does "
-                                         f"not match the shape of the indexed tensor "
-                                         f"{list(r.shape)} at index {dim + k}")
-                nz = np.nonzero(t._data)
-                for k, a in enumerate(nz):
-                    adv.append((dim + k, wrap(a.astype(np.int64), dt.int64)))
-                dim += t.ndim
-            else:
-                if t._dtype.category != 1:
-                    raise IndexError("tensors used as indices must be long, int, byte or bool "
-                                     f"tensors (got {t._dtype})")
-                adv.append((dim, t))
-                dim += 1
+            r = apply(P["slice"], r, dim=d, start=st[2], stop=st[3], step=st[4])
     if not adv:
         if r is x:    # x[...] or x[:] is still a new view object
             r = apply(P["reshape"], x, shape=x._data.shape)
         return r
-    pos = tuple(d for d, _ in adv)
-    return apply(P["index"], r, *[t for _, t in adv], pos=pos)
-
-
-def _np_index(x, idx):
-    """Translate a torch index into a NumPy one for direct writes (no autograd involved)."""
-    items = _expand_index(x, idx)
-    out = []
-    for i in items:
-        if isinstance(i, Tensor):
-            if i.ndim == 0 and i._dtype.category == 1:
-                out.append(int(i))
-            else:
-                out.append(i._data)
-        elif isinstance(i, list):
-            out.append(np.asarray(i))
-        else:
-            out.append(i)
-    # torch treats ints as basic indexing: emulate by converting ints next to advanced ones
-    return tuple(out)
+    return apply(P["index"], r, *[wrap(a, dt.int64) for _, a in adv], pos=tuple(d for d, _ in adv))
 
 
 def setitem(x, idx, value):
+    """x[idx] = value: value broadcasts to the indexed shape and is cast to x's dtype. Index
+    and shape errors are raised before anything is written."""
     from .ops_math import as_tensor_arg, check_inplace_leaf
     v = as_tensor_arg(value)
-    if isinstance(v, Tensor) and v._dtype.category > x._dtype.category and x._dtype.category < 2:
-        pass   # torch silently casts on __setitem__
+    if not isinstance(v, (Tensor, bool, int, float, complex)):
+        raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")
+    steps, adv = _plan(x._data.shape, idx)
+    view = _np_basic(x._data, steps)
+    t = _np_adv(view, adv) if adv else None
+    target = view[t].shape if adv else view.shape
+    if isinstance(v, Tensor):
+        vs = v._data.shape
+        while len(vs) > len(target) and vs[0] == 1:    # torch drops leading 1s of the value
+            vs = vs[1:]
+        try:
+            ok = np.broadcast_shapes(target, vs) == tuple(target)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RuntimeError(f"setitem: shape mismatch: value tensor of shape {list(v.shape)} "
+                               f"cannot be broadcast to indexing result of shape {list(target)} "
+                               f"(tensor shape {list(x.shape)})")
+        if vs != v._data.shape:
+            v = apply(P["reshape"], v, shape=vs)
     needs = STATE.grad_enabled and (x.requires_grad or (isinstance(v, Tensor) and v.requires_grad))
     if not needs:
-        npi = _np_index(x, idx)
-        try:
-            target_shape = x._data[npi].shape
-            src = v._data if isinstance(v, Tensor) else v
-            if isinstance(v, Tensor):
-                b = np.broadcast_shapes(target_shape, src.shape)
-                if b != target_shape:
-                    raise ValueError
-            x._data[npi] = src
-        except ValueError:
-            raise RuntimeError(f"setitem: shape mismatch: value tensor of shape "
-                               f"{list(v.shape) if isinstance(v, Tensor) else []} cannot be broadcast "
-                               f"to indexing result of shape {list(target_shape)}") from None
-        except IndexError as e:
-            raise IndexError(f"setitem: {e} (tensor shape {list(x.shape)})") from None
+        src = v._data if isinstance(v, Tensor) else v
+        if adv:
+            view[t] = src
+        else:
+            view[...] = src
         x._bump()
         return
     check_inplace_leaf(x)
-    # functional form: positions of the indexed elements in x, flattened, then index_put
-    pos_arr = np.arange(x._data.size).reshape(x._data.shape)[_np_index(x, idx)]
-    flat_idx = wrap(np.asarray(pos_arr, np.int64).reshape(np.shape(pos_arr)), dt.int64)
+    # functional form: flat positions of the indexed elements, then one index_put on x's copy
+    pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)
+    pos = np.ascontiguousarray(pos[t] if adv else pos)
     flat = apply(P["reshape"], x._snapshot(), shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
         v = apply(P["cast"], v, dtype=x._dtype)
-    newflat = apply(P["index_put"], flat, v, flat_idx, pos=(0,), accumulate=False)
+    newflat = apply(P["index_put"], flat, v, wrap(pos, dt.int64), pos=(0,), accumulate=False)
     r = apply(P["reshape"], newflat, shape=x._data.shape)
     np.copyto(x._data, r._data, casting="unsafe")
     x._node, x._oi = r._node, r._oi
@@ -182,15 +225,30 @@ def _snapshot(self):
 Tensor._snapshot = _snapshot
 
 
+def _check_dim_index(op, input, d, index):
+    """index_select / index_add / index_copy / index_fill: a 0-d or 1-d int32/int64 index whose
+    values lie in [-size, size) of dim d (checked before anything is computed or written)."""
+    if not isinstance(index, Tensor):
+        raise TypeError(f"{op}(): index must be a Tensor, got {type(index).__name__}")
+    if index._dtype not in (dt.int64, dt.int32):
+        raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index (got {index.dtype})")
+    if index.ndim > 1:
+        raise IndexError(f"{op}(): Index is supposed to be a vector (got shape {list(index.shape)})")
+    size = input._data.shape[d] if input.ndim else 1
+    a = index._data
+    if a.size and (a.max() >= size or a.min() < -size):
+        bad = a.max() if a.max() >= size else a.min()
+        raise RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {d} with size "
+                           f"{size} (input shape {list(input.shape)})")
+    return index if index.ndim == 1 else wrap(a.reshape(1), index._dtype)
+
+
 def index_select(input, dim, index, *, out=None):
     from .ops_math import write_out
     d = norm_dim("index_select", dim, input.ndim)
-    if index.ndim > 1:
-        raise IndexError(f"index_select(): Index is supposed to be a vector (got shape "
-                         f"{list(index.shape)})")
+    idx = _check_dim_index("index_select", input, d, index)
     if input.ndim == 0:
-        return input.clone()
-    idx = index if index.ndim == 1 else index.reshape(1)
+        return write_out(input.clone(), out)
     return write_out(rename(apply(P["index"], input, idx, pos=(d,)), "IndexSelectBackward0"), out)
 
 
@@ -214,6 +272,8 @@ def masked_fill(input, mask, value):
 
 def masked_select(input, mask):
     from .ops_shape import broadcast_tensors
+    if mask._dtype is not dt.bool_:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask (got {mask.dtype})")
     x, m = broadcast_tensors(input, mask)
     return getitem(x, m)
 
@@ -225,10 +285,22 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
 
 
 def take_along_dim(input, indices, dim=None):
+    from .ops_shape import reshape, expand
+    from compiler.ir.registry import broadcast_shapes
     if dim is None:
-        return gather(input.reshape(-1), 0, indices.reshape(-1))
-    from .ops_shape import broadcast_shapes
-    return gather(input, dim, indices)
+        return gather(reshape(input, (-1,)), 0, reshape(indices, (-1,)))
+    if input.ndim != indices.ndim:
+        raise RuntimeError(f"take_along_dim(): input and indices should have the same number of "
+                           f"dimensions, but got {input.ndim} dimensions for input, and "
+                           f"{indices.ndim} dimensions for indices")
+    d = norm_dim("take_along_dim", dim, input.ndim)
+    # all dims but d broadcast between input and indices
+    rest = broadcast_shapes("take_along_dim", tuple(1 if k == d else s for k, s in
+                                                    enumerate(input.shape)),
+                            tuple(1 if k == d else s for k, s in enumerate(indices.shape)))
+    x = expand(input, tuple(input.shape[k] if k == d else s for k, s in enumerate(rest)))
+    i = expand(indices, tuple(indices.shape[k] if k == d else s for k, s in enumerate(rest)))
+    return gather(x, d, i)
 
 
 def _scatter_src(src, value):
@@ -252,20 +324,50 @@ def scatter_add(input, dim, index, src):
     return scatter(input, dim, index, src, reduce="add")
 
 
+_REDUCE_IDENTITY = {"sum": 0, "mean": 0, "prod": 1, "amax": float("-inf"), "amin": float("inf")}
+
+
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    if reduce not in _REDUCE_IDENTITY:
+        raise RuntimeError(f"scatter_reduce(): reduce argument must be one of sum, prod, mean, "
+                           f"amax, amin (got {reduce!r})")
+    if not isinstance(src, Tensor):
+        raise TypeError(f"scatter_reduce(): src must be a Tensor, got {type(src).__name__}")
+    x = input
     if not include_self:
-        raise NotImplementedError("scatter_reduce: include_self=False is not supported yet")
+        # targets start from the reduction's identity, so only src values reach them
+        ident = _REDUCE_IDENTITY[reduce]
+        if input._dtype.category < 2 and ident in (float("-inf"), float("inf")):
+            info = np.iinfo(input._dtype.np) if input._dtype is not dt.bool_ else None
+            ident = (info.min if ident < 0 else info.max) if info else (ident > 0)
+        x = scatter(input, dim, index, ident)
     if reduce == "mean":
-        from .ops_math import div
-        from .creation import ones_like
-        s = scatter(input, dim, index, src, reduce="sum")
-        c = scatter(ones_like(input), dim, index, ones_like(src), reduce="sum")
-        return div(s, c)
-    return scatter(input, dim, index, src, reduce=reduce)
+        from .ops_math import div, clamp_min
+        from .creation import ones_like, zeros_like
+        s = scatter(x, dim, index, src, reduce="sum")
+        c = scatter(ones_like(input) if include_self else zeros_like(input), dim, index,
+                    ones_like(src), reduce="sum")
+        c = clamp_min(c, 1)     # untouched targets keep their value
+        return div(s, c, rounding_mode="floor" if input._dtype.category < 2 else None)
+    return scatter(x, dim, index, src, reduce=reduce)
+
+
+def _check_source(op, input, d, index, source):
+    n = index._data.size
+    want = tuple(n if k == d else s for k, s in enumerate(input._data.shape))
+    have = tuple(source._data.shape)
+    if input.ndim == 0 and have in ((), (1,)) and n == 1:
+        return
+    if have != want:
+        raise RuntimeError(f"{op}(): source of shape {list(have)} does not match input of shape "
+                           f"{list(input.shape)} with {n} indices along dim {d} (expected "
+                           f"{list(want)})")
 
 
 def index_add(input, dim, index, source, *, alpha=1):
     d = norm_dim("index_add", dim, input.ndim)
+    index = _check_dim_index("index_add", input, d, index)
+    _check_source("index_add", input, d, index, source)
     src = source if alpha == 1 else apply(P["mul"], source, alpha)
     if src._dtype is not input._dtype:
         src = apply(P["cast"], src, dtype=input._dtype)
@@ -283,20 +385,44 @@ def _index_put_dim(input, src, index, d, accumulate):
 
 def index_copy(input, dim, index, source):
     d = norm_dim("index_copy", dim, input.ndim)
+    index = _check_dim_index("index_copy", input, d, index)
+    _check_source("index_copy", input, d, index, source)
+    if source._dtype is not input._dtype:
+        raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but "
+                           f"got (self) {input.dtype} and (source) {source.dtype}")
     return _index_put_dim(input, source, index, d, False)
 
 
 def index_fill(input, dim, index, value):
     d = norm_dim("index_fill", dim, input.ndim)
+    index = _check_dim_index("index_fill", input, d, index)
+    if isinstance(value, Tensor):
+        if value.ndim:
+            raise RuntimeError(f"index_fill_(): only supports a 0-dimensional value tensor, but got "
+                               f"tensor with {value.ndim} dimension(s).")
+        value = value.item()
     from .ops_shape import movedim
     xm = movedim(input, d, 0)
     r = apply(P["index_put"], xm, value, index, pos=(0,), accumulate=False)
     return movedim(r, 0, d)
 
 
+def _check_flat_index(op, input, index):
+    if not isinstance(index, Tensor) or index._dtype is not dt.int64:
+        raise RuntimeError(f"{op}(): Expected a long tensor for index, but got "
+                           f"{getattr(index, 'dtype', type(index).__name__)}")
+    n = input._data.size
+    a = index._data
+    if a.size and (a.max() >= n or a.min() < -n):
+        bad = a.max() if a.max() >= n else a.min()
+        raise IndexError(f"{op}(): out of range: tried to access index {bad} on a tensor of {n} "
+                         f"elements (shape {list(input.shape)})")
+
+
 def take(input, index):
     from .ops_shape import reshape
-    return apply(P["index"], reshape(input, (-1,)), index, pos=(0,))
+    _check_flat_index("take", input, index)
+    return rename(apply(P["index"], reshape(input, (-1,)), index, pos=(0,)), "TakeBackward0")
 
 
 def nonzero(input, *, as_tuple=False):
@@ -314,11 +440,21 @@ def argwhere(input):
     return nonzero(input)
 
 
-def put_(input, index, source, accumulate=False):
+def put(input, index, source, accumulate=False):
+    """out[flat index[i]] = source[i] (or += with accumulate) on a copy of input."""
     from .ops_shape import reshape
+    _check_flat_index("put", input, index)
+    if source._data.size != index._data.size:
+        raise RuntimeError(f"put(): Expected source and index to have the same number of elements, "
+                           f"but got source.numel() = {source._data.size}, index.numel() = "
+                           f"{index._data.size}")
+    src = source if source._dtype is input._dtype else apply(P["cast"], source, dtype=input._dtype)
     flat = reshape(input, (-1,))
-    r = apply(P["index_put"], flat, reshape(source, (-1,)), reshape(index, (-1,)), pos=(0,),
+    r = apply(P["index_put"], flat, reshape(src, (-1,)), reshape(index, (-1,)), pos=(0,),
               accumulate=accumulate)
-    np.copyto(input._data, r._data.reshape(input._data.shape))
-    input._bump()
-    return input
+    return rename(reshape(r, input._data.shape), "PutBackward0")
+
+
+def put_(input, index, source, accumulate=False):
+    from .ops_math import copy_
+    return copy_(input, put(input, index, source, accumulate))

@@ -23,11 +23,7 @@ def _sizes(args):
 
 def view(input, *shape):
     if len(shape) == 1 and isinstance(shape[0], dt.DType):
-        d = shape[0]
-        if d.itemsize != input._dtype.itemsize:
-            raise RuntimeError("view(dtype): only same-size dtypes are supported here")
-        from ._dispatch import wrap
-        return wrap(input._data.view(d.np), d)
+        return _view_dtype(input, shape[0])
     shape = infer_shape("view", _sizes(shape), input._data.size, input._data.shape)
     if input._data.ndim and not input.is_contiguous():
         probe = input._data.view()
@@ -39,6 +35,25 @@ def view(input, *shape):
                                f"Use .reshape(...) instead. (input shape {list(input.shape)}, "
                                f"stride {list(input.stride())}, view shape {list(shape)})") from None
     return apply(P["reshape"], input, shape=shape)
+
+
+def _view_dtype(input, d):
+    """x.view(dtype): reinterpret the bytes; a size change scales the last dim like torch."""
+    from ._dispatch import wrap
+    a = input._data
+    if d.itemsize != input._dtype.itemsize:
+        if a.ndim == 0:
+            raise RuntimeError(f"view(dtype): self.dim() cannot be 0 when viewing {input._dtype} "
+                               f"as {d} (element sizes differ)")
+        if a.strides[-1] != a.itemsize and a.shape[-1] != 1:
+            raise RuntimeError(f"view(dtype): self.stride(-1) must be 1 to view {input._dtype} as "
+                               f"{d} (different element size), got stride {input.stride(-1)}")
+        if (a.shape[-1] * a.itemsize) % d.itemsize:
+            raise RuntimeError(f"view(dtype): self.size(-1) ({a.shape[-1]}) times the element size "
+                               f"of {input._dtype} must be divisible by the element size of {d}")
+    r = wrap(a.view(d.np), d)
+    r._base = input._base if input._base is not None else input
+    return r
 
 
 def reshape(input, *shape):
@@ -194,15 +209,22 @@ def _copy_contig(input):
 
 
 def narrow(input, dim, start, length):
+    if input.ndim == 0:
+        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     d = norm_dim("narrow", dim, input.ndim)
     size = input._data.shape[d]
     if isinstance(start, Tensor):
         start = int(start.item())
+    if start < -size or start > size:
+        raise IndexError(f"narrow(): start out of range (expected to be in range of [{-size}, "
+                         f"{size}], but got {start}) for tensor of shape {list(input.shape)}")
     if start < 0:
         start += size
-    if start < 0 or start + length > size or length < 0:
-        raise IndexError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size "
-                         f"({size}).")
+    if length < 0:
+        raise RuntimeError(f"narrow(): length must be non-negative (got {length}).")
+    if start + length > size:
+        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size "
+                           f"({size}) of dim {d} in shape {list(input.shape)}.")
     return apply(P["slice"], input, dim=d, start=start, stop=start + length, step=1)
 
 
@@ -226,15 +248,19 @@ def unbind(input, dim=0):
 def split(tensor, split_size_or_sections, dim=0):
     d = norm_dim("split", dim, tensor.ndim)
     size = tensor._data.shape[d]
+    if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
+        split_size_or_sections = int(split_size_or_sections)
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step <= 0 and size:
-            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got dimension "
-                               f"size of {size}")
-        bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] or [(0, 0)]
+        if step < 0 or (step == 0 and size):
+            raise RuntimeError(f"split(): split_size can only be 0 if dimension size is 0, but got "
+                               f"split_size {step} and dimension size {size} (shape "
+                               f"{list(tensor.shape)}, dim {d})")
+        bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] if step else []
+        bounds = bounds or [(0, 0)]
     else:
-        secs = list(split_size_or_sections)
-        if builtins.sum(secs) != size:
+        secs = [int(s) for s in split_size_or_sections]
+        if builtins.sum(secs) != size or builtins.any(s < 0 for s in secs):
             raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
                                f"(input tensor's size at dimension {d}), but got split_sizes={secs}")
         bounds, pos = [], 0
@@ -257,9 +283,15 @@ def tensor_split(input, indices_or_sections, dim=0):
     d = norm_dim("tensor_split", dim, input.ndim)
     size = input._data.shape[d]
     if isinstance(indices_or_sections, Tensor):
+        if indices_or_sections._dtype.category != 1 or indices_or_sections.ndim > 1:
+            raise RuntimeError(f"tensor_split expected tensor_indices_or_sections to be a zero-"
+                               f"dimensional or one-dimensional tensor of integers, but got shape "
+                               f"{list(indices_or_sections.shape)} dtype {indices_or_sections.dtype}")
         indices_or_sections = indices_or_sections.tolist()
     if isinstance(indices_or_sections, int):
         n = indices_or_sections
+        if n <= 0:
+            raise RuntimeError(f"tensor_split: number of sections must be larger than 0, got {n}")
         q, r = divmod(size, n)
         bounds, pos = [], 0
         for i in range(n):
@@ -267,9 +299,12 @@ def tensor_split(input, indices_or_sections, dim=0):
             bounds.append((pos, pos + ln))
             pos += ln
     else:
-        idx = [0] + list(indices_or_sections) + [size]
-        bounds = [(builtins.min(a, size), builtins.min(builtins.max(b, a), size))
-                  for a, b in zip(idx[:-1], idx[1:])]
+        # each piece is input[a:b] with Python slice rules (negative indices count from the end)
+        idx = [0] + [int(i) for i in indices_or_sections] + [size]
+        bounds = []
+        for a, b in zip(idx[:-1], idx[1:]):
+            a, b, _ = slice(a, b).indices(size)
+            bounds.append((a, builtins.max(a, b)))
     return tuple(apply(P["slice"], input, dim=d, start=a, stop=b, step=1) for a, b in bounds)
 
 
@@ -341,8 +376,10 @@ def atleast_3d(x):
     return x
 
 
-def flip(input, dims):
-    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+def flip(input, *dims):
+    # torch.flip(x, (0, 1)), x.flip((0, 1)) and x.flip(0, 1) all name the same dims
+    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+    dims = tuple(dims)
     return apply(P["flip"], input, dims=tuple(norm_dim("flip", d, input.ndim) for d in dims))
 
 
@@ -405,7 +442,10 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     from .creation import tensor, arange
     if repeats is None:     # torch.repeat_interleave(repeats): indices repeated
         reps = input
-        return tensor(np.repeat(np.arange(reps._data.shape[0]), reps._data), dtype=dt.int64)
+        if reps.ndim != 1 or reps._dtype.category != 1 or (reps.numel() and reps._data.min() < 0):
+            raise RuntimeError(f"repeat_interleave: repeats must be a 1-d tensor of non-negative "
+                               f"integers (got shape {list(reps.shape)}, dtype {reps.dtype})")
+        return tensor(np.repeat(np.arange(reps._data.shape[0]), reps._data), dtype=reps._dtype)
     x = input
     if dim is None:
         x = flatten(x)
@@ -413,10 +453,18 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     d = norm_dim("repeat_interleave", dim, x.ndim)
     n = x._data.shape[d]
     r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    if r.dtype.kind not in "iu" or r.ndim > 1:
+        raise RuntimeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor "
+                           f"(got dtype {r.dtype}, shape {list(r.shape)})")
     if r.ndim and r.shape[0] not in (1, n):
         raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim, "
                            f"but got repeats.size(0) = {r.shape[0]} and input.size({d}) = {n}")
-    idx = np.repeat(np.arange(n), r if r.ndim else int(r))
+    if r.size and r.min() < 0:
+        raise RuntimeError(f"repeat_interleave: repeats must be non-negative (got {r.min()})")
+    idx = np.repeat(np.arange(n), r if r.ndim and r.shape[0] == n else int(r.reshape(-1)[0]))
+    if output_size is not None and idx.shape[0] != output_size:
+        raise RuntimeError(f"repeat_interleave: allocated size {output_size} does not match the "
+                           f"required size {idx.shape[0]}")
     return index_select(x, d, tensor(idx, dtype=dt.int64))
 
 
@@ -449,9 +497,22 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
 
 
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
-    if offset != 0 or (dim1, dim2) != (-2, -1):
-        raise NotImplementedError("diag_embed: only offset=0, dim1=-2, dim2=-1 are supported")
-    return apply(P["diag_embed"], input)
+    if input.ndim == 0:
+        raise RuntimeError("diag_embed: input must be at least 1-D (got a 0-d tensor)")
+    n = input.ndim + 1
+    d1, d2 = norm_dim("diag_embed", dim1, n), norm_dim("diag_embed", dim2, n)
+    if d1 == d2:
+        raise RuntimeError(f"diag_embed: diagonal dimensions cannot be identical {dim1}, {dim2}")
+    if offset == 0 and (d1, d2) == (n - 2, n - 1):
+        return apply(P["diag_embed"], input)
+    # general case: scatter the last dim onto a diagonal of a zero (..., m, m) block, then move
+    # the two new dims to (dim1, dim2)
+    k = input._data.shape[-1] + builtins.abs(offset)
+    z = apply(P["full"], shape=tuple(input._data.shape[:-1]) + (k, k), value=0, dtype=input._dtype)
+    r = apply(P["diagonal_scatter"], z, input, offset=offset, dim1=n - 2, dim2=n - 1)
+    if (d1, d2) != (n - 2, n - 1):
+        r = movedim(r, (n - 2, n - 1), (d1, d2))
+    return rename(r, "DiagEmbedBackward0")
 
 
 def diag(input, diagonal=0):

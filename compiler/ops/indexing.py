@@ -105,8 +105,8 @@ register(Prim("index_put", "scatter", _index_put_meta, _index_put_np, _vjp_index
 def _gs_check(op, x, index, dim, src=None):
     n = len(x.shape)
     d = norm_dim(op, dim, n)
-    if index.dtype is not dt.int64:
-        raise RuntimeError(f"{op}(): Expected dtype int64 for index (got {index.dtype})")
+    if index.dtype is not dt.int64 and index.dtype is not dt.int32:
+        raise RuntimeError(f"{op}(): Expected dtype int32/int64 for index (got {index.dtype})")
     if len(index.shape) != n and not (n == 0 and len(index.shape) <= 1):
         raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as "
                            f"{'input' if op == 'gather' else 'self'} tensor (index shape "

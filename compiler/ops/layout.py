@@ -41,8 +41,19 @@ def _reshape_meta(x, shape):
     return AVal(infer_shape("reshape", shape, _numel(x.shape), x.shape), x.dtype)
 
 
-register(Prim("reshape", "view", _reshape_meta,
-              lambda out, x, shape: x.reshape(out.shape),
+def _reshape_np(out, x, shape):
+    v = x.view()
+    try:
+        v.shape = out.shape           # succeeds exactly when the strides allow a view
+        return v
+    except AttributeError:
+        # a copy must not keep a .base (dispatch reads .base as "shares memory with input")
+        c = x.copy()
+        c.shape = out.shape
+        return c
+
+
+register(Prim("reshape", "view", _reshape_meta, _reshape_np,
               lambda b, g, x, out=None, shape=None: (b.reshape(g, shape=x.shape),),
               saves=(), grad_name="ViewBackward0"))
 
@@ -161,13 +172,17 @@ register(Prim("slice_scatter", "scatter", _slice_scatter_meta, _slice_scatter_np
 # flip ----------------------------------------------------------------------------------------
 
 def _flip_meta(x, dims):
-    for d in dims:
-        norm_dim("flip", d, len(x.shape))
+    nd = [norm_dim("flip", d, len(x.shape)) for d in dims]
+    if len(set(nd)) != len(nd):
+        raise RuntimeError(f"flip: dim {nd[0] if nd.count(nd[0]) > 1 else sorted(nd)} appears "
+                           f"multiple times in the list of dims {list(dims)}")
     return AVal(x.shape, x.dtype)
 
 
+# torch.flip copies (no negative strides in PyTorch), so the lowering copies too: writes to
+# the result must not reach the input.
 register(Prim("flip", "view", _flip_meta,
-              lambda out, x, dims: np.flip(x, dims) if x.ndim else x,
+              lambda out, x, dims: np.flip(x, dims).copy() if x.ndim else x.copy(),
               lambda b, g, x, out=None, dims=None: (b.flip(g, dims=dims),), saves=()))
 
 
@@ -186,7 +201,11 @@ def _diag_meta(x, offset=0, dim1=0, dim2=1):
 
 
 def _diag_np(out, x, offset=0, dim1=0, dim2=1):
-    return np.diagonal(x, offset, dim1, dim2)
+    v = np.diagonal(x, offset, dim1, dim2)
+    if x.flags.writeable:
+        # np.diagonal is read-only; torch's diagonal is a writable view (x.diagonal().fill_(0))
+        v.setflags(write=True)
+    return v
 
 
 def _vjp_diag(b, g, x, out=None, offset=0, dim1=0, dim2=1):
@@ -237,7 +256,9 @@ def _cat_meta(*xs, dim=0):
     dtype = None
     for i, x in enumerate(xs):
         if len(x.shape) == 1 and x.shape[0] == 0 and n != 1:
-            continue   # legacy: empty 1-D tensors are skipped
+            # legacy: empty 1-D tensors are skipped for shapes but still promote the dtype
+            dtype = x.dtype if dtype is None else dt.promote_types(dtype, x.dtype)
+            continue
         if len(x.shape) != n:
             raise RuntimeError(f"cat: Tensors must have same number of dimensions: got {n} and "
                                f"{len(x.shape)} (shapes {[list(y.shape) for y in xs]})")
