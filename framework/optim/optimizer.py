@@ -1,0 +1,221 @@
+"""torch.optim.Optimizer: parameter groups, per-parameter state, state_dict round trips.
+
+Updates in the subclasses are written with in-place tensor ops under no_grad (no NumPy, no
+per-element Python), so a traced training step can record them like any other op.
+"""
+import copy
+import warnings
+from collections import defaultdict
+
+from ..tensor import Tensor
+from ..autograd import no_grad, enable_grad
+
+
+class _RequiredParameter:
+    def __repr__(self):
+        return "<required parameter>"
+
+
+required = _RequiredParameter()
+
+
+def _lerp_(t, end, w):
+    """t.lerp_(end, w) with PyTorch's two-sided formula (exact at w == 1)."""
+    if w < 0.5:
+        return t.add_((end - t).mul_(w))
+    return t.copy_(end - (end - t).mul_(1.0 - w))
+
+
+def _addcmul_(t, a, b, value=1.0):
+    return t.add_(a * b, alpha=value) if value != 1 else t.add_(a * b)
+
+
+def _addcdiv_(t, a, b, value=1.0):
+    return t.add_(a / b, alpha=value) if value != 1 else t.add_(a / b)
+
+
+def _step_tensor():
+    from ..creation import tensor
+    from runtime import dtypes as dt
+    return tensor(0.0, dtype=dt.float32)
+
+
+def _check(cond, msg):
+    if not cond:
+        raise ValueError(msg)
+
+
+class Optimizer:
+    def __init__(self, params, defaults):
+        self.defaults = defaults
+        self._step_hooks = {}
+        if isinstance(params, Tensor):
+            raise TypeError("params argument given to the optimizer should be an iterable of "
+                            f"Tensors or dicts, but got {params.type()}")
+        self.state = defaultdict(dict)
+        self.param_groups = []
+        param_groups = list(params)
+        if len(param_groups) == 0:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for g in param_groups:
+            self.add_param_group(g)
+
+    def __getstate__(self):
+        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._step_hooks = {}
+
+    def __repr__(self):
+        s = self.__class__.__name__ + " ("
+        for i, group in enumerate(self.param_groups):
+            s += "\n"
+            s += f"Parameter Group {i}\n"
+            for key in sorted(group.keys()):
+                if key != "params":
+                    s += f"    {key}: {group[key]}\n"
+        s += ")"
+        return s
+
+    def add_param_group(self, param_group):
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            param_group["params"] = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, but "
+                            "the ordering of tensors in sets will change between runs. Please use "
+                            "a list instead.")
+        else:
+            param_group["params"] = list(params)
+        for p in param_group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError("optimizer can only optimize Tensors, but one of the params is "
+                                + type(p).__name__)
+            if not p.is_leaf:
+                raise ValueError("can't optimize a non-leaf Tensor")
+        for name, default in self.defaults.items():
+            if default is required and name not in param_group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization "
+                                 f"parameter {name}")
+            param_group.setdefault(name, default)
+        ids = [id(p) for p in param_group["params"]]
+        if len(set(ids)) != len(ids):
+            warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
+                          "future, this will cause an error", stacklevel=3)
+        seen = set()
+        for g in self.param_groups:
+            seen.update(id(p) for p in g["params"])
+        if seen & set(ids):
+            raise ValueError("some parameters appear in more than one parameter group")
+        self.param_groups.append(param_group)
+
+    # ---- state_dict ------------------------------------------------------------------------
+    def state_dict(self):
+        """{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}, with
+        parameters numbered in group order like PyTorch."""
+        index = {}
+        start = 0
+        groups = []
+        for g in self.param_groups:
+            for i, p in enumerate(g["params"], start):
+                index.setdefault(id(p), i)
+            packed = {k: v for k, v in g.items() if k != "params"}
+            packed["params"] = [index[id(p)] for p in g["params"]]
+            start += len(packed["params"])
+            groups.append(packed)
+        state = {index[id(p)]: v for p, v in self.state.items() if id(p) in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        state_dict = copy.deepcopy(state_dict)
+        if not isinstance(state_dict, dict) or "state" not in state_dict or \
+                "param_groups" not in state_dict:
+            raise ValueError("optimizer state_dict must be a dict with 'state' and "
+                             "'param_groups' entries")
+        groups = self.param_groups
+        saved = state_dict["param_groups"]
+        if len(groups) != len(saved):
+            raise ValueError("loaded state dict has a different number of parameter groups")
+        if any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved)):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the "
+                             "size of optimizer's group")
+        id_map = {}
+        for g, s in zip(groups, saved):
+            for old, p in zip(s["params"], g["params"]):
+                id_map[old] = p
+
+        def cast(param, value, key=None):
+            if isinstance(value, Tensor):
+                # step counters keep their own dtype; buffers follow the parameter's dtype
+                if key != "step" and param.dtype.is_floating_point and \
+                        value.dtype.is_floating_point:
+                    value = value.to(param.dtype)
+                return value
+            if isinstance(value, dict):
+                return {k: cast(param, v, k) for k, v in value.items()}
+            return value
+
+        state = defaultdict(dict)
+        for k, v in state_dict["state"].items():
+            if k in id_map:
+                state[id_map[k]] = cast(id_map[k], v)
+            else:
+                state[k] = v
+        new_groups = []
+        for g, s in zip(groups, saved):
+            s = dict(s)
+            s["params"] = g["params"]
+            new_groups.append(s)
+        self.state = state
+        self.param_groups = new_groups
+
+    # ---- stepping ---------------------------------------------------------------------------
+    def zero_grad(self, set_to_none=True):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    gr = p.grad
+                    if gr.grad_fn is not None:
+                        gr.detach_()
+                    else:
+                        gr.requires_grad_(False)
+                    gr.zero_()
+
+    def _closure(self, closure):
+        if closure is None:
+            return None
+        with enable_grad():
+            return closure()
+
+    def step(self, closure=None):
+        loss = self._closure(closure)
+        with no_grad():
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is None:
+                        continue
+                    grad = p.grad
+                    if group.get("maximize", False):
+                        grad = -grad
+                    self._update(p, grad, self.state[p], group)
+        for hook in self.__dict__.get("_post_hooks", ()):
+            hook(self, (), {})
+        return loss
+
+    def _update(self, p, grad, state, group):
+        raise NotImplementedError(f"{type(self).__name__} does not define an update rule")
+
+    def register_step_post_hook(self, hook):
+        from .._dispatch import _Handle
+        lst = self.__dict__.setdefault("_post_hooks", [])
+        lst.append(hook)
+        return _Handle(lst, hook)
