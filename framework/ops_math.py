@@ -521,7 +521,12 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     return write_out(r, out)
 
 
-def nanmean(input, dim=None, keepdim=False):
+def nanmean(input, dim=None, keepdim=False, *, dtype=None):
+    if not (dtype or input._dtype).is_floating_point:
+        raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but "
+                           f"got {dt.tname(input._dtype)}")
+    if dtype is not None:
+        input = cast(input, dtype)
     m = logical_not(isnan(input))
     return div(sum(where(m, input, 0), dim, keepdim), sum(m, dim, keepdim))
 
@@ -565,12 +570,23 @@ def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
 
 
+def _no_dim_empty(name, input):
+    if input._data.size == 0:
+        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0. "
+                           f"Specify the reduction dim with the 'dim' argument (shape "
+                           f"{list(input.shape)}).")
+
+
 def amax(input, dim=(), keepdim=False, *, out=None):
+    if dim == () or dim == []:
+        _no_dim_empty("amax", input)
     dims = norm_dims("amax", _dims(dim) if dim != () else None, input.ndim)
     return write_out(apply(P["amax"], input, dims=dims, keepdim=keepdim), out)
 
 
 def amin(input, dim=(), keepdim=False, *, out=None):
+    if dim == () or dim == []:
+        _no_dim_empty("amin", input)
     dims = norm_dims("amin", _dims(dim) if dim != () else None, input.ndim)
     return write_out(apply(P["amin"], input, dims=dims, keepdim=keepdim), out)
 
@@ -589,6 +605,7 @@ def max(input, dim=None, keepdim=False, *, out=None):
     if isinstance(dim, Tensor):
         return maximum(input, dim)
     if dim is None:
+        _no_dim_empty("max", input)
         r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False),
                    "MaxBackward1")
         return write_out(r, out)
@@ -605,6 +622,7 @@ def min(input, dim=None, keepdim=False, *, out=None):
     if isinstance(dim, Tensor):
         return minimum(input, dim)
     if dim is None:
+        _no_dim_empty("min", input)
         return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
                                 "MinBackward1"), out)
     if input.ndim == 0:
@@ -617,6 +635,8 @@ def min(input, dim=None, keepdim=False, *, out=None):
 
 
 def _nan_aware_arg(input, d, is_max):
+    if input._dtype is dt.bool_:      # max/min over bools is fine; the argmax primitive is not
+        input = apply(P["cast"], input, dtype=dt.uint8)
     return apply(P["argmax" if is_max else "argmin"], input, dim=d, keepdim=True)
 
 
@@ -629,6 +649,8 @@ def argmin(input, dim=None, keepdim=False):
 
 
 def aminmax(input, *, dim=None, keepdim=False):
+    if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
+        raise TypeError(f"aminmax(): argument 'dim' must be int, not {type(dim).__name__}")
     r = collections.namedtuple("aminmax", ["min", "max"])
     return r(amin(input, dim if dim is not None else (), keepdim),
              amax(input, dim if dim is not None else (), keepdim))
@@ -636,11 +658,17 @@ def aminmax(input, *, dim=None, keepdim=False):
 
 def all(input, dim=None, keepdim=False):
     input = _t(input)
+    if isinstance(dim, (list, tuple)) and not len(dim):   # PyTorch: dim=[] reduces nothing
+        r = apply(P["ne"], input, 0)
+        return r if input._dtype is not dt.uint8 else apply(P["cast"], r, dtype=dt.uint8)
     return apply(P["all"], input, dims=norm_dims("all", _dims(dim), input.ndim), keepdim=keepdim)
 
 
 def any(input, dim=None, keepdim=False):
     input = _t(input)
+    if isinstance(dim, (list, tuple)) and not len(dim):
+        r = apply(P["ne"], input, 0)
+        return r if input._dtype is not dt.uint8 else apply(P["cast"], r, dtype=dt.uint8)
     return apply(P["any"], input, dims=norm_dims("any", _dims(dim), input.ndim), keepdim=keepdim)
 
 
@@ -659,7 +687,11 @@ def cumprod(input, dim, *, dtype=None, out=None):
 
 
 def logsumexp(input, dim, keepdim=False):
+    if input._dtype.category < 2:      # integers and bools are summed as the default float
+        input = cast(input, dt.get_default_dtype())
     dims = norm_dims("logsumexp", _dims(dim), input.ndim)
+    if builtins.any(input._data.shape[k] == 0 for k in dims):   # empty sum: log(0) = -inf
+        return apply(P["log"], apply(P["sum"], apply(P["exp"], input), dims=dims, keepdim=keepdim))
     m = apply(P["amax"], input.detach(), dims=dims, keepdim=True)
     m = apply(P["where"], apply(P["isinf"], m), 0.0, m)
     s = apply(P["sum"], apply(P["exp"], apply(P["sub"], input, m)), dims=dims, keepdim=keepdim)
@@ -674,7 +706,15 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
     if not (x._dtype.is_floating_point or x._dtype.is_complex):
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
                            f"input. Got {dt.tname(x._dtype)}")
+    if not (isinstance(p, (int, float, str)) or p is None) or isinstance(p, bool):
+        raise TypeError(f"linalg_vector_norm(): argument 'ord' (position 2) must be Number, not "
+                        f"{type(p).__name__}")
+    if isinstance(p, str) and p not in ("fro", "nuc"):
+        raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
     if p == "nuc":
+        if x._dtype in (dt.float16, dt.bfloat16):
+            raise RuntimeError(f"linalg.matrix_norm: Low precision dtypes not supported. Got "
+                               f"{dt.tname(x._dtype)}")
         from .ops_linalg import svdvals
         return sum(svdvals(x), -1)
     if p == "fro" or p is None:

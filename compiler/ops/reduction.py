@@ -24,10 +24,15 @@ def _sum_meta(x, dims=None, keepdim=False, dtype=None):
     return AVal(_red_shape("sum", x, dims, keepdim), _acc_dtype(x, dtype))
 
 
+_HALF = (dt.float16.np, dt.bfloat16.np)
+
+
 def _np_red(f):
     def impl(out, x, dims=None, keepdim=False, dtype=None):
         npd = out.dtype.np
-        if x.dtype != npd:
+        if npd in _HALF:          # accumulate half precision in float32, as PyTorch does
+            x = x.astype(np.float32)
+        elif x.dtype != npd:
             x = x.astype(npd)
         r = f(x, axis=dims, keepdims=keepdim)
         if type(r) is not np.ndarray:
@@ -69,11 +74,16 @@ register(Prim("prod", "reduction", _sum_meta, _np_red(np.prod), _vjp_prod, saves
 
 def _minmax_meta(name):
     def meta(x, dims=None, keepdim=False):
-        if any(x.shape[d] == 0 for d in norm_dims(name, dims, len(x.shape))) or \
-                (len(x.shape) and 0 in x.shape and dims is None):
-            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() "
-                               f"== 0. Specify the reduction dim with the 'dim' argument "
-                               f"(shape {list(x.shape)}).")
+        if len(x.shape) and 0 in x.shape:
+            if dims is None:
+                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
+                                   f"input.numel() == 0. Specify the reduction dim with the 'dim' "
+                                   f"argument (shape {list(x.shape)}).")
+            # the front end raises the no-dim RuntimeError before passing all dims here
+            for d in norm_dims(name, dims, len(x.shape)):
+                if x.shape[d] == 0:
+                    raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size "
+                                     f"(shape {list(x.shape)}).")
         return AVal(_red_shape(name, x, dims, keepdim), x.dtype)
     return meta
 
@@ -102,10 +112,12 @@ register(Prim("amin", "reduction", _minmax_meta("amin"), _np_minmax(np.min), _vj
 
 def _arg_meta(name):
     def meta(x, dim=None, keepdim=False):
+        if x.dtype is dt.bool_:
+            raise RuntimeError(f"{name}(): does not support bool input (shape {list(x.shape)})")
         if dim is None:
             if x.shape and 0 in x.shape:
-                raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
-                                   "input.numel() == 0.")
+                raise IndexError(f"{name}(): Expected reduction dim to be specified for "
+                                 f"input.numel() == 0 (shape {list(x.shape)}).")
             return AVal((1,) * len(x.shape) if keepdim else (), dt.int64)
         d = norm_dim(name, dim, len(x.shape))
         if x.shape and x.shape[d] == 0:
