@@ -1,0 +1,1 @@
+"""DataLoader internals: collation, worker processes."""

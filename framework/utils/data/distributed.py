@@ -1,0 +1,2 @@
+"""torch.utils.data.distributed"""
+from .sampler import DistributedSampler  # noqa: F401
