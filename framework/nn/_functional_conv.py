@@ -1,1 +1,1292 @@
-__all__ = []
+"""nn.functional: convolution, pooling, padding, normalisation, interpolation, attention.
+
+Everything here is a decomposition into primitives, so autograd and graph capture come for free:
+  convolution        pad (cat) -> windows (strided view) -> im2col reshape -> matmul
+  transposed conv    matmul -> fold_windows (col2im) -> crop
+  max pooling        windows -> argmax -> gather   (gradient goes to the max, like PyTorch)
+  avg pooling        windows -> sum -> div
+  interpolation      separable: index (nearest) or a small weight matrix per spatial dim
+  norms / attention  sum, mul, rsqrt, matmul, softmax
+"""
+import builtins
+import math
+import numbers
+
+import numpy as np
+
+from compiler.ir.registry import REGISTRY as P
+from compiler.ops.conv import window_count
+from runtime import dtypes as dt
+from .._dispatch import apply, rename, wrap
+from ..tensor import Tensor
+
+__all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+           "conv_transpose3d", "unfold", "fold", "pad",
+           "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+           "max_pool2d_with_indices", "max_pool3d_with_indices",
+           "avg_pool1d", "avg_pool2d", "avg_pool3d",
+           "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+           "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+           "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices",
+           "adaptive_max_pool3d_with_indices", "lp_pool1d", "lp_pool2d",
+           "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm",
+           "local_response_norm",
+           "interpolate", "upsample", "upsample_nearest", "upsample_bilinear",
+           "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
+           "scaled_dot_product_attention", "multi_head_attention_forward"]
+
+
+# ---- small helpers --------------------------------------------------------------------------
+
+def _ntuple(v, n, what="kernel_size", op="conv"):
+    if isinstance(v, Tensor):
+        v = v.tolist()
+    if isinstance(v, (list, tuple)):
+        v = tuple(v)
+        if len(v) == 1 and n > 1:
+            v = v * n
+        if len(v) != n:
+            raise RuntimeError(f"{op}: expected {what} to be a single integer value or a list of {n} "
+                               f"values to match the convolution dimensions, but got "
+                               f"{what}={list(v)}")
+        return tuple(int(e) for e in v)
+    return (int(v),) * n
+
+
+def _reshape(x, shape):
+    return apply(P["reshape"], x, shape=tuple(shape))
+
+
+def _permute(x, dims):
+    return apply(P["permute"], x, dims=tuple(dims))
+
+
+def _slice(x, dim, start, stop):
+    return apply(P["slice"], x, dim=dim, start=start, stop=stop, step=1)
+
+
+def _full(shape, value, dtype):
+    return apply(P["full"], shape=tuple(shape), value=value, dtype=dtype)
+
+
+def _const(arr, dtype):
+    return wrap(np.ascontiguousarray(arr, dtype=dtype.np), dtype)
+
+
+def _prod(xs):
+    r = 1
+    for x in xs:
+        r *= x
+    return r
+
+
+def _check_float(op, x):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(x).__name__}")
+    if not x._dtype.is_floating_point:
+        raise RuntimeError(f"{op}: \"{op}\" not implemented for '{x._dtype.name.capitalize()}' "
+                           f"(input of shape {list(x.shape)}); use a floating point tensor")
+
+
+def _batched(op, x, nd, msg=None):
+    """Accept (C, *spatial) or (N, C, *spatial); return the batched tensor and whether it was."""
+    if x.ndim == nd + 1:
+        return _reshape(x, (1,) + tuple(x.shape)), True
+    if x.ndim == nd + 2:
+        return x, False
+    raise RuntimeError(msg or f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
+                              f"{op}, but got input of size: {list(x.shape)}")
+
+
+def _unbatch(x, was):
+    return _reshape(x, tuple(x.shape[1:])) if was else x
+
+
+# ---- padding ---------------------------------------------------------------------------------
+
+def _pad_dims(x, pads, value=0.0):
+    """Constant padding of the trailing len(pads) dims; pads[i] = (lo, hi), negative crops."""
+    nd = len(pads)
+    for i, (lo, hi) in enumerate(pads):
+        d = x.ndim - nd + i
+        size = x.shape[d]
+        if lo < 0 or hi < 0:
+            x = _slice(x, d, builtins.max(-lo, 0), size - builtins.max(-hi, 0))
+        parts = []
+        if lo > 0:
+            parts.append(_full(tuple(x.shape[:d]) + (lo,) + tuple(x.shape[d + 1:]), value, x._dtype))
+        parts.append(x)
+        if hi > 0:
+            parts.append(_full(tuple(x.shape[:d]) + (hi,) + tuple(x.shape[d + 1:]), value, x._dtype))
+        if len(parts) > 1:
+            x = apply(P["cat"], *parts, dim=d)
+    return x
+
+
+def _pad_mode(x, pads, mode):
+    """reflect / replicate / circular padding built from slices, flips and expands."""
+    nd = len(pads)
+    for i, (lo, hi) in enumerate(pads):
+        d = x.ndim - nd + i
+        size = x.shape[d]
+        if mode == "circular" and (lo > size or hi > size):
+            raise RuntimeError("Padding value causes wrapping around more than once.")
+        if mode == "reflect" and (lo >= size or hi >= size):
+            raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
+                               f"input dimension, but got: padding ({lo}, {hi}) at dimension {d} "
+                               f"of input {list(x.shape)}")
+        if lo < 0 or hi < 0:
+            x = _slice(x, d, builtins.max(-lo, 0), size - builtins.max(-hi, 0))
+            size = x.shape[d]
+        parts = []
+        if lo > 0:
+            if mode == "reflect":
+                parts.append(apply(P["flip"], _slice(x, d, 1, lo + 1), dims=(d,)))
+            elif mode == "replicate":
+                e = _slice(x, d, 0, 1)
+                parts.append(apply(P["expand"], e, shape=tuple(x.shape[:d]) + (lo,) + tuple(x.shape[d + 1:])))
+            else:
+                parts.append(_slice(x, d, size - lo, size))
+        parts.append(x)
+        if hi > 0:
+            if mode == "reflect":
+                parts.append(apply(P["flip"], _slice(x, d, size - hi - 1, size - 1), dims=(d,)))
+            elif mode == "replicate":
+                e = _slice(x, d, size - 1, size)
+                parts.append(apply(P["expand"], e, shape=tuple(x.shape[:d]) + (hi,) + tuple(x.shape[d + 1:])))
+            else:
+                parts.append(_slice(x, d, 0, hi))
+        if len(parts) > 1:
+            x = apply(P["cat"], *parts, dim=d)
+    return x
+
+
+_PAD_NAMES = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad{}dBackward0",
+              "replicate": "ReplicationPad{}dBackward0", "circular": "CircularPad{}dBackward0"}
+
+
+def pad(input, pad, mode="constant", value=None):
+    """F.pad: `pad` lists (left, right) pairs starting from the last dimension."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    pad = [int(p) for p in pad]
+    if len(pad) % 2:
+        raise RuntimeError("Padding length must be divisible by 2")
+    n = len(pad) // 2
+    if n > input.ndim:
+        raise RuntimeError(f"Padding length should be less than or equal to two times the input "
+                           f"dimension but got padding length {len(pad)} and input of dimension "
+                           f"{input.ndim}")
+    pads = [(pad[2 * (n - 1 - i)], pad[2 * (n - 1 - i) + 1]) for i in range(n)]
+    if mode == "constant":
+        out = _pad_dims(input, pads, 0.0 if value is None else value)
+        for (lo, hi), s in zip(pads, input.shape[input.ndim - n:]):
+            if s + lo + hi < 0:
+                raise RuntimeError(f"The input size {s}, plus negative padding {lo} and {hi} "
+                                   f"resulted in a negative output size, which is invalid. Check "
+                                   f"dimension {input.ndim - n} of your input.")
+        return rename(out, "ConstantPadNdBackward0")
+    if mode not in ("reflect", "replicate", "circular"):
+        raise NotImplementedError(f"Unrecognised padding mode {mode}")
+    if value is not None and value != 0:
+        raise RuntimeError(f"Padding mode \"{mode}\" doesn't take in value argument")
+    if n not in (1, 2, 3) or input.ndim not in (n + 1, n + 2):
+        raise NotImplementedError(
+            f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+            "Supported combinations for non-constant padding:\n"
+            "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+            "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+            "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
+    return rename(_pad_mode(input, pads, mode), _PAD_NAMES[mode].format(n))
+
+
+# ---- convolution -------------------------------------------------------------------------------
+
+def _conv_padding(op, padding, nd, kernel, stride, dilation):
+    if isinstance(padding, str):
+        if padding == "valid":
+            return [(0, 0)] * nd
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise RuntimeError("padding='same' is not supported for strided convolutions")
+            pads = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pads.append((total // 2, total - total // 2))   # extra on the right, as PyTorch
+            return pads
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    p = _ntuple(padding, nd, "padding", op)
+    if any(e < 0 for e in p):
+        raise RuntimeError(f"{op}: negative padding is not supported (got padding={list(p)})")
+    return [(e, e) for e in p]
+
+
+def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
+    _check_float(op, input)
+    x, unb = _batched(op, input, nd)
+    if not isinstance(weight, Tensor) or weight.ndim != nd + 2:
+        raise RuntimeError(f"{op}: expected weight to be a {nd + 2}D tensor, but got weight of "
+                           f"size {list(getattr(weight, 'shape', []))}")
+    if weight._dtype is not x._dtype:
+        raise RuntimeError(f"{op}: Input type ({x._dtype.name}) and weight type "
+                           f"({weight._dtype.name}) should be the same")
+    groups = int(groups)
+    if groups <= 0:
+        raise RuntimeError(f"{op}: non-positive groups is not supported (got groups={groups})")
+    stride = _ntuple(stride, nd, "stride", op)
+    dilation = _ntuple(dilation, nd, "dilation", op)
+    if any(s <= 0 for s in stride):
+        raise RuntimeError(f"{op}: non-positive stride is not supported (got stride={list(stride)})")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"{op}: dilation should be greater than zero (got {list(dilation)})")
+    cout, cin_g = weight.shape[0], weight.shape[1]
+    kernel = tuple(weight.shape[2:])
+    if cout % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at "
+                           f"dimension 0, but got weight of size [{list(weight.shape)}] instead")
+    N, C = x.shape[0], x.shape[1]
+    if C != cin_g * groups:
+        raise RuntimeError(f"Given groups={groups}, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {cin_g * groups} channels, but got {C} "
+                           f"channels instead")
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != cout):
+        raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional "
+                           f"with {cout} elements, but got bias of size {list(bias.shape)} instead")
+    pads = _conv_padding(op, padding, nd, kernel, stride, dilation)
+    padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads)]
+    eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(e > p for e, p in zip(eff, padded)):
+        raise RuntimeError(f"Calculated padded input size per channel: ({' x '.join(map(str, padded))}). "
+                           f"Kernel size: ({' x '.join(map(str, eff))}). Kernel size can't be greater "
+                           f"than actual input size")
+    if any(lo or hi for lo, hi in pads):
+        x = _pad_dims(x, pads)
+    cols = apply(P["windows"], x, kernel=kernel, stride=stride, dilation=dilation)  # N,C,O..,K..
+    outs = tuple(cols.shape[2:2 + nd])
+    L = _prod(outs)
+    # im2col: (N, C, K.., O..) -> (N, G, Cg*K, L); one batched matmul per group
+    cols = _permute(cols, (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
+    cols = _reshape(cols, (N, groups, cin_g * _prod(kernel), L))
+    w = _reshape(weight, (groups, cout // groups, cin_g * _prod(kernel)))
+    out = _reshape(apply(P["matmul"], w, cols), (N, cout) + outs)
+    if bias is not None:
+        out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
+    return rename(_unbatch(out, unb), "ConvolutionBackward0")
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(1, "conv1d", input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(2, "conv2d", input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    return _conv_nd(3, "conv3d", input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose_output_size(nd, in_sizes, kernel, stride, padding, dilation, output_padding):
+    return tuple((i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, k, s, p, d, op in
+                 zip(in_sizes, kernel, stride, padding, dilation, output_padding))
+
+
+def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padding, groups,
+                       dilation):
+    _check_float(op, input)
+    x, unb = _batched(op, input, nd)
+    if not isinstance(weight, Tensor) or weight.ndim != nd + 2:
+        raise RuntimeError(f"{op}: expected weight to be a {nd + 2}D tensor, but got weight of "
+                           f"size {list(getattr(weight, 'shape', []))}")
+    if weight._dtype is not x._dtype:
+        raise RuntimeError(f"{op}: Input type ({x._dtype.name}) and weight type "
+                           f"({weight._dtype.name}) should be the same")
+    groups = int(groups)
+    stride = _ntuple(stride, nd, "stride", op)
+    dilation = _ntuple(dilation, nd, "dilation", op)
+    padding = _ntuple(padding, nd, "padding", op)
+    output_padding = _ntuple(output_padding, nd, "output_padding", op)
+    cin, cout_g = weight.shape[0], weight.shape[1]
+    kernel = tuple(weight.shape[2:])
+    N, C = x.shape[0], x.shape[1]
+    if cin % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} at "
+                           f"dimension 0, but got weight of size [{list(weight.shape)}] instead")
+    if C != cin:
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected "
+                           f"input{list(x.shape)} to have {cin} channels, but got {C} channels instead")
+    if any(o >= s and o >= d for o, s, d in zip(output_padding, stride, dilation)):
+        names = ["depth", "height", "width"][3 - nd:]
+        msg = " ".join(f"output_padding_{n}: {o}" for n, o in zip(names, output_padding))
+        msg += " " + " ".join(f"stride_{n}: {s}" for n, s in zip(names, stride))
+        msg += " " + " ".join(f"dilation_{n}: {d}" for n, d in zip(names, dilation))
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
+                           f"got {msg}")
+    cout = cout_g * groups
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != cout):
+        raise RuntimeError(f"Given transposed=1, weight of size {list(weight.shape)}, expected bias "
+                           f"to be 1-dimensional with {cout} elements, but got bias of size "
+                           f"{list(bias.shape)} instead")
+    ins = tuple(x.shape[2:])
+    out_sizes = conv_transpose_output_size(nd, ins, kernel, stride, padding, dilation,
+                                           output_padding)
+    if any(o <= 0 for o in out_sizes):
+        raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, ins))}). Calculated "
+                           f"output size per channel: ({' x '.join(map(str, out_sizes))}). Output "
+                           f"size is too small")
+    L = _prod(ins)
+    K = _prod(kernel)
+    cin_g = cin // groups
+    xg = _reshape(x, (N, groups, cin_g, L))
+    w = _reshape(weight, (groups, cin_g, cout_g * K))
+    cols = apply(P["matmul"], _permute(w, (0, 2, 1)), xg)            # N, G, Cout_g*K, L
+    cols = _reshape(cols, (N, cout) + kernel + ins)
+    cols = _permute(cols, (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
+    full = tuple((i - 1) * s + d * (k - 1) + 1 for i, k, s, d in zip(ins, kernel, stride, dilation))
+    out = apply(P["fold_windows"], cols, size=full, kernel=kernel, stride=stride, dilation=dilation)
+    # padding crops both ends; output_padding adds zeros at the end
+    crop = [(-p, op - p) for p, op in zip(padding, output_padding)]
+    if any(lo or hi for lo, hi in crop):
+        out = _pad_dims(out, crop)
+    if bias is not None:
+        out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
+    return rename(_unbatch(out, unb), "ConvolutionBackward0")
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose_nd(1, "conv_transpose1d", input, weight, bias, stride, padding,
+                              output_padding, groups, dilation)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose_nd(2, "conv_transpose2d", input, weight, bias, stride, padding,
+                              output_padding, groups, dilation)
+
+
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    return _conv_transpose_nd(3, "conv_transpose3d", input, weight, bias, stride, padding,
+                              output_padding, groups, dilation)
+
+
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: (N, C, H, W) -> (N, C*kH*kW, L)."""
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"Input Error: Only 3D or 4D input Tensors are supported (got "
+                           f"{input.ndim}D)")
+    x, unb = _batched("unfold", input, 2)
+    k = _ntuple(kernel_size, 2, "kernel_size", "unfold")
+    d = _ntuple(dilation, 2, "dilation", "unfold")
+    p = _ntuple(padding, 2, "padding", "unfold")
+    s = _ntuple(stride, 2, "stride", "unfold")
+    padded = [n + 2 * q for n, q in zip(x.shape[2:], p)]
+    outs = [window_count("unfold", n, kk, ss, dd) for n, kk, ss, dd in zip(padded, k, s, d)]
+    if any(o < 1 for o in outs):
+        raise RuntimeError(f"Given input with spatial size ({x.shape[2]}, {x.shape[3]}), "
+                           f"kernel_size=({k[0]}, {k[1]}), dilation=({d[0]}, {d[1]}), "
+                           f"padding=({p[0]}, {p[1]}), calculated shape of the array of sliding "
+                           f"blocks as ({outs[0]}, {outs[1]}), but its components must be at least one.")
+    if any(p):
+        x = _pad_dims(x, [(q, q) for q in p])
+    cols = apply(P["windows"], x, kernel=k, stride=s, dilation=d)      # N,C,OH,OW,kH,kW
+    cols = _permute(cols, (0, 1, 4, 5, 2, 3))
+    out = _reshape(cols, (x.shape[0], x.shape[1] * k[0] * k[1], outs[0] * outs[1]))
+    return rename(_unbatch(out, unb), "Im2ColBackward0")
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlapping values."""
+    if input.ndim not in (2, 3):
+        raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are "
+                           f"supported (got {input.ndim}D)")
+    x, unb = (_reshape(input, (1,) + tuple(input.shape)), True) if input.ndim == 2 else (input, False)
+    osz = _ntuple(output_size, 2, "output_size", "fold")
+    k = _ntuple(kernel_size, 2, "kernel_size", "fold")
+    d = _ntuple(dilation, 2, "dilation", "fold")
+    p = _ntuple(padding, 2, "padding", "fold")
+    s = _ntuple(stride, 2, "stride", "fold")
+    N, CK, L = x.shape
+    K = k[0] * k[1]
+    if CK % K:
+        raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of "
+                           f"kernel_size, but got input.size(1)={CK} and kernel_size=({k[0]}, {k[1]})")
+    padded = [n + 2 * q for n, q in zip(osz, p)]
+    outs = [window_count("fold", n, kk, ss, dd) for n, kk, ss, dd in zip(padded, k, s, d)]
+    if outs[0] * outs[1] != L:
+        raise RuntimeError(f"Given output_size=({osz[0]}, {osz[1]}), kernel_size=({k[0]}, {k[1]}), "
+                           f"dilation=({d[0]}, {d[1]}), padding=({p[0]}, {p[1]}), "
+                           f"stride=({s[0]}, {s[1]}), expected size of input's dimension 2 to match "
+                           f"the calculated number of sliding blocks {outs[0]} * {outs[1]} = "
+                           f"{outs[0] * outs[1]}, but got input.size(2)={L}.")
+    C = CK // K
+    cols = _permute(_reshape(x, (N, C, k[0], k[1], outs[0], outs[1])), (0, 1, 4, 5, 2, 3))
+    out = apply(P["fold_windows"], cols, size=tuple(padded), kernel=k, stride=s, dilation=d)
+    if any(p):
+        out = _pad_dims(out, [(-q, -q) for q in p])
+    return rename(_unbatch(out, unb), "Col2ImBackward0")
+
+
+# ---- pooling --------------------------------------------------------------------------------------
+
+def _pool_out(size, k, s, p, d, ceil_mode):
+    num = size + 2 * p - d * (k - 1) - 1
+    o = (-(-num // s) if ceil_mode else num // s) + 1
+    if ceil_mode and (o - 1) * s >= size + p:   # last window must start inside the input
+        o -= 1
+    return o
+
+
+def _pool_setup(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2) or input.numel() == 0:
+        raise RuntimeError(f"{op}: non-empty {nd + 1}D or {nd + 2}D (batch mode) tensor expected "
+                           f"for input, but got input of size: {list(input.shape)}")
+    k = _ntuple(kernel_size, nd, "kernel_size", op)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+        else _ntuple(stride, nd, "stride", op)
+    p = _ntuple(padding, nd, "padding", op)
+    d = _ntuple(dilation, nd, "dilation", op)
+    if any(e <= 0 for e in k):
+        raise RuntimeError(f"{op}: kernel_size must be greater than zero, but got {list(k)}")
+    if any(e <= 0 for e in s):
+        raise RuntimeError(f"{op}: stride must be greater than zero, but got {list(s)}")
+    if any(e <= 0 for e in d):
+        raise RuntimeError(f"{op}: dilation must be greater than zero, but got {list(d)}")
+    for kk, pp, dd in zip(k, p, d):
+        if pp < 0 or pp > ((kk - 1) * dd + 1) // 2:
+            raise RuntimeError(f"pad should be at most half of effective kernel size, but got "
+                               f"pad={pp}, kernel_size={kk} and dilation={dd}")
+    x, unb = _batched(op, input, nd)
+    sizes = tuple(x.shape[2:])
+    outs = tuple(_pool_out(n, kk, ss, pp, dd, ceil_mode) for n, kk, ss, pp, dd in zip(sizes, k, s, p, d))
+    if any(o < 1 for o in outs):
+        C = x.shape[1]
+        raise RuntimeError(f"Given input size: ({'x'.join(map(str, (C,) + sizes))}). Calculated "
+                           f"output size: ({'x'.join(map(str, (C,) + outs))}). Output size is too small")
+    # right padding: p, plus whatever the last (ceil_mode) window needs beyond it
+    pads = []
+    for n, kk, ss, pp, dd, o in zip(sizes, k, s, p, d, outs):
+        need = (o - 1) * ss + dd * (kk - 1) + 1
+        pads.append((pp, builtins.max(need - n - pp, 0)))
+    return x, unb, k, s, p, d, outs, pads
+
+
+def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    x, unb, k, s, p, d, outs, pads = _pool_setup(nd, op, input, kernel_size, stride, padding,
+                                                 dilation, ceil_mode)
+    if not (x._dtype.is_floating_point or x._dtype.category == 1):
+        raise RuntimeError(f"{op}: \"max_pool\" not implemented for '{x._dtype.name}'")
+    sizes = tuple(x.shape[2:])
+    low = -math.inf if x._dtype.is_floating_point else int(np.iinfo(x._dtype.np).min)
+    xp = _pad_dims(x, pads, low) if any(a or b for a, b in pads) else x
+    win = apply(P["windows"], xp, kernel=k, stride=s, dilation=d)             # N,C,O..,K..
+    flat = _reshape(win, tuple(win.shape[:2 + nd]) + (_prod(k),))
+    idx = apply(P["argmax"], flat, dim=2 + nd, keepdim=True)
+    val = _reshape(apply(P["gather"], flat, idx, dim=2 + nd), tuple(win.shape[:2 + nd]))
+    name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "MaxPool2DWithIndicesBackward0"
+    val = rename(_unbatch(val, unb), name)
+    if not return_indices:
+        return val
+    # window position -> flat index into the (unpadded) input plane, as PyTorch returns
+    kidx = np.unravel_index(idx._data[..., 0], k)
+    flat_in = np.zeros(idx._data.shape[:-1], np.int64)
+    for i in range(nd):
+        o = np.arange(outs[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+        coord = o * s[i] - p[i] + kidx[i] * d[i]
+        flat_in = flat_in * sizes[i] + coord
+    ind = wrap(flat_in, dt.int64)
+    return val, _unbatch(ind, unb)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(1, "max_pool1d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(2, "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool3d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    return _max_pool(3, "max_pool3d", input, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def max_pool1d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool1d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation=1,
+                            ceil_mode=False, return_indices=True):
+    return max_pool3d(input, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
+              divisor_override):
+    x, unb, k, s, p, d, outs, pads = _pool_setup(nd, op, input, kernel_size, stride, padding, 1,
+                                                 ceil_mode)
+    _check_float(op, x)
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    sizes = tuple(x.shape[2:])
+    xp = _pad_dims(x, pads, 0.0) if any(a or b for a, b in pads) else x
+    win = apply(P["windows"], xp, kernel=k, stride=s, dilation=d)
+    tot = apply(P["sum"], win, dims=tuple(range(2 + nd, 2 + 2 * nd)), keepdim=False)
+    if divisor_override is not None:
+        div = divisor_override
+    else:
+        # per-dim window sizes, as PyTorch counts them: clipped to the padded input (and to
+        # the input itself when count_include_pad is False); the divisor is their product
+        div_arr = np.ones(outs, np.float64)
+        for i in range(nd):
+            st = np.arange(outs[i]) * s[i] - p[i]
+            en = np.minimum(st + k[i], sizes[i] + p[i])
+            cnt = en - st
+            if not count_include_pad:
+                cnt = np.minimum(en, sizes[i]) - np.maximum(st, 0)
+            div_arr = div_arr * cnt.reshape((-1,) + (1,) * (nd - 1 - i))
+        div = float(div_arr.flat[0]) if np.all(div_arr == div_arr.flat[0]) else \
+            _const(div_arr, x._dtype)
+    out = apply(P["div"], tot, div)
+    return rename(_unbatch(out, unb), f"AvgPool{builtins.max(nd, 2)}DBackward0")
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
+    return _avg_pool(1, "avg_pool1d", input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(2, "avg_pool2d", input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def avg_pool3d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    return _avg_pool(3, "avg_pool3d", input, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def lp_pool1d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(1, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
+    return _lp_pool(2, input, norm_type, kernel_size, stride, ceil_mode)
+
+
+def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):
+    k = _ntuple(kernel_size, nd)
+    fn = avg_pool1d if nd == 1 else avg_pool2d
+    out = fn(apply(P["pow"], input, norm_type), k, stride, 0, ceil_mode)
+    # PyTorch's sign(out) * relu(abs(out)) is out itself
+    return apply(P["pow"], apply(P["mul"], out, _prod(k)), 1.0 / norm_type)
+
+
+def _adaptive_bounds(size, out):
+    i = np.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)
+    return start, end
+
+
+def _adaptive_sizes(op, x, nd, output_size):
+    osz = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
+    if len(osz) != nd:
+        raise RuntimeError(f"{op}: output_size must be {nd}, but got {len(osz)} values")
+    return tuple(x.shape[x.ndim - nd + i] if o is None else int(o) for i, o in enumerate(osz))
+
+
+def _adaptive_check(op, input, nd):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise RuntimeError(f"{op}(): Expected {nd + 1}D or {nd + 2}D tensor, but got "
+                           f"{list(input.shape)}")
+    for i in range(1, input.ndim):
+        if input.shape[i] == 0:
+            raise RuntimeError(f"{op}(): Expected input to have non-zero size for non-batch "
+                               f"dimensions, but input has sizes {list(input.shape)} with "
+                               f"dimension {i} being empty")
+
+
+def _adaptive_avg(nd, op, input, output_size):
+    _adaptive_check(op, input, nd)
+    _check_float(op, input)
+    osz = _adaptive_sizes(op, input, nd, output_size)
+    x, unb = _batched(op, input, nd)
+    sizes = tuple(x.shape[2:])
+    if all(n % o == 0 for n, o in zip(sizes, osz)):
+        # equal windows: a plain average pool (global pooling is the common case)
+        k = tuple(n // o for n, o in zip(sizes, osz))
+        win = apply(P["windows"], x, kernel=k, stride=k, dilation=(1,) * nd)
+        out = apply(P["div"], apply(P["sum"], win, dims=tuple(range(2 + nd, 2 + 2 * nd)),
+                                    keepdim=False), float(_prod(k)))
+    else:
+        # unequal windows: per spatial dim, a (size x out) averaging matrix
+        out = x
+        for i in range(nd):
+            n, o = sizes[i], osz[i]
+            st, en = _adaptive_bounds(n, o)
+            A = np.zeros((o, n))
+            for r in range(o):
+                A[r, st[r]:en[r]] = 1.0 / (en[r] - st[r])
+            shp = tuple(out.shape)
+            d = 2 + i
+            before, after = _prod(shp[:d]), _prod(shp[d + 1:])
+            y = apply(P["matmul"], _const(A, x._dtype), _reshape(out, (before, n, after)))
+            out = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
+    return rename(_unbatch(out, unb), f"AdaptiveAvgPool{builtins.max(nd, 2)}DBackward0")
+
+
+def adaptive_avg_pool1d(input, output_size):
+    return _adaptive_avg(1, "adaptive_avg_pool1d", input, output_size)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    return _adaptive_avg(2, "adaptive_avg_pool2d", input, output_size)
+
+
+def adaptive_avg_pool3d(input, output_size):
+    return _adaptive_avg(3, "adaptive_avg_pool3d", input, output_size)
+
+
+def _adaptive_max(nd, op, input, output_size, return_indices):
+    _adaptive_check(op, input, nd)
+    osz = _adaptive_sizes(op, input, nd, output_size)
+    x, unb = _batched(op, input, nd)
+    sizes = tuple(x.shape[2:])
+    # per dim: (O, Kmax) input indices of each window, short windows repeat their last index
+    # (a repeated element cannot change a max)
+    idxs = []
+    for i in range(nd):
+        st, en = _adaptive_bounds(sizes[i], osz[i])
+        km = int((en - st).max())
+        ii = np.minimum(st[:, None] + np.arange(km)[None, :], en[:, None] - 1)
+        idxs.append(ii)
+    ks = tuple(ii.shape[1] for ii in idxs)
+    index_tensors = []
+    for i, ii in enumerate(idxs):
+        shape = [1] * (2 * nd)
+        shape[i] = osz[i]
+        shape[nd + i] = ks[i]
+        index_tensors.append(wrap(np.ascontiguousarray(ii.reshape(shape)), dt.int64))
+    win = apply(P["index"], x, *index_tensors, pos=tuple(range(2, 2 + nd)))   # N,C,O..,K..
+    flat = _reshape(win, tuple(win.shape[:2 + nd]) + (_prod(ks),))
+    am = apply(P["argmax"], flat, dim=2 + nd, keepdim=True)
+    val = _reshape(apply(P["gather"], flat, am, dim=2 + nd), tuple(win.shape[:2 + nd]))
+    val = rename(_unbatch(val, unb), f"AdaptiveMaxPool{builtins.max(nd, 2)}DBackward0")
+    if not return_indices:
+        return val
+    kidx = np.unravel_index(am._data[..., 0], ks)
+    flat_in = np.zeros(am._data.shape[:-1], np.int64)
+    for i in range(nd):
+        o = np.arange(osz[i]).reshape((-1,) + (1,) * (nd - 1 - i))
+        coord = idxs[i][o, kidx[i]]
+        flat_in = flat_in * sizes[i] + coord
+    return val, _unbatch(wrap(flat_in, dt.int64), unb)
+
+
+def adaptive_max_pool1d(input, output_size, return_indices=False):
+    return _adaptive_max(1, "adaptive_max_pool1d", input, output_size, return_indices)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    return _adaptive_max(2, "adaptive_max_pool2d", input, output_size, return_indices)
+
+
+def adaptive_max_pool3d(input, output_size, return_indices=False):
+    return _adaptive_max(3, "adaptive_max_pool3d", input, output_size, return_indices)
+
+
+def adaptive_max_pool1d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool1d(input, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool2d(input, output_size, True)
+
+
+def adaptive_max_pool3d_with_indices(input, output_size, return_indices=True):
+    return adaptive_max_pool3d(input, output_size, True)
+
+
+# ---- normalisation -----------------------------------------------------------------------------
+
+def _normalize(x, dims, eps):
+    """(x - mean) / sqrt(var + eps) over `dims` (biased variance); also returns mean, var."""
+    n = _prod(x.shape[d] for d in dims)
+    mean = apply(P["div"], apply(P["sum"], x, dims=dims, keepdim=True), n)
+    xc = apply(P["sub"], x, mean)
+    var = apply(P["div"], apply(P["sum"], apply(P["mul"], xc, xc), dims=dims, keepdim=True), n)
+    return apply(P["mul"], xc, apply(P["rsqrt"], apply(P["add"], var, eps))), mean, var
+
+
+def _affine(y, weight, bias, shape):
+    if weight is not None:
+        y = apply(P["mul"], y, _reshape(weight, shape))
+    if bias is not None:
+        y = apply(P["add"], y, _reshape(bias, shape))
+    return y
+
+
+def _update_running(buf, new, momentum):
+    """buf <- (1 - momentum) * buf + momentum * new, in place and outside autograd."""
+    arr = buf._data
+    np.copyto(arr, (1 - momentum) * arr + momentum * new.astype(arr.dtype), casting="unsafe")
+    buf._bump()
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-05):
+    _check_float("batch_norm", input)
+    if input.ndim < 2:
+        raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+    C = input.shape[1]
+    for name, t in (("running_mean", running_mean), ("running_var", running_var),
+                    ("weight", weight), ("bias", bias)):
+        if t is not None and t.numel() != C:
+            raise RuntimeError(f"{name} should contain {C} elements not {t.numel()}")
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (C,) + (1,) * (input.ndim - 2)
+    if training:
+        n = _prod(input.shape[d] for d in dims)
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input "
+                             f"size {input.size()}")
+        y, mean, var = _normalize(input, dims, eps)
+        if running_mean is not None or running_var is not None:
+            m = 0.0 if momentum is None else momentum
+            if running_mean is not None:
+                _update_running(running_mean, mean._data.reshape(C), m)
+            if running_var is not None:   # the running variance is the unbiased one
+                _update_running(running_var, var._data.reshape(C) * n / (n - 1), m)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        rm = _reshape(running_mean, shape)
+        rv = _reshape(running_var, shape)
+        y = apply(P["mul"], apply(P["sub"], input, rm), apply(P["rsqrt"], apply(P["add"], rv, eps)))
+    y = _affine(y, weight, bias, shape)
+    return rename(y, "NativeBatchNormBackward0")
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
+    _check_float("layer_norm", input)
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
+        tuple(int(s) for s in normalized_shape)
+    k = len(ns)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != ns:
+        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size"
+                           f"{list(input.shape)}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != ns:
+            raise RuntimeError(f"layer_norm: expected {name} of shape {list(ns)}, but got "
+                               f"{list(t.shape)}")
+    y, _, _ = _normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    y = _affine(y, weight, bias, ns)
+    return rename(y, "NativeLayerNormBackward0")
+
+
+def rms_norm(input, normalized_shape, weight=None, eps=None):
+    ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
+        tuple(int(s) for s in normalized_shape)
+    k = len(ns)
+    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != ns:
+        raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
+                           f"[*, {', '.join(map(str, ns))}], but got input of size"
+                           f"{list(input.shape)}")
+    if eps is None:
+        eps = float(np.finfo(input._dtype.np).eps)
+    dims = tuple(range(input.ndim - k, input.ndim))
+    ms = apply(P["div"], apply(P["sum"], apply(P["mul"], input, input), dims=dims, keepdim=True),
+               _prod(ns))
+    y = apply(P["mul"], input, apply(P["rsqrt"], apply(P["add"], ms, eps)))
+    return _affine(y, weight, None, ns)
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
+    _check_float("group_norm", input)
+    if input.ndim < 2:
+        raise RuntimeError(f"Expected at least 2 dimensions for input tensor but received "
+                           f"{input.ndim}")
+    N, C = input.shape[0], input.shape[1]
+    if num_groups <= 0 or C % num_groups:
+        raise RuntimeError(f"Expected number of channels in input to be divisible by num_groups, "
+                           f"but got input of shape {list(input.shape)} and num_groups={num_groups}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and (t.ndim != 1 or t.shape[0] != C):
+            raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
+                               f"channels in input, but got {name} of shape {list(t.shape)} and "
+                               f"input of shape {list(input.shape)}")
+    g = _reshape(input, (N, num_groups, -1) if input.numel() else (N, num_groups, 0))
+    y, _, _ = _normalize(g, (2,), eps)
+    y = _reshape(y, tuple(input.shape))
+    y = _affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2))
+    return rename(y, "NativeGroupNormBackward0")
+
+
+def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-05):
+    _check_float("instance_norm", input)
+    if input.ndim < 3:
+        raise ValueError(f"instance_norm: expected input with at least 3 dims (N, C, *), got "
+                         f"{input.ndim}D input")
+    C = input.shape[1]
+    dims = tuple(range(2, input.ndim))
+    shape = (C,) + (1,) * (input.ndim - 2)
+    if use_input_stats:
+        n = _prod(input.shape[2:])
+        if n <= 1:
+            raise ValueError(f"Expected more than 1 spatial element when training, got input "
+                             f"size {input.size()}")
+        y, mean, var = _normalize(input, dims, eps)
+        m = 0.0 if momentum is None else momentum
+        if running_mean is not None:
+            _update_running(running_mean, mean._data.reshape(input.shape[0], C).mean(0), m)
+        if running_var is not None:
+            _update_running(running_var,
+                            (var._data.reshape(input.shape[0], C) * n / (n - 1)).mean(0), m)
+    else:
+        if running_mean is None or running_var is None:
+            raise RuntimeError("Expected running_mean and running_var to be defined when "
+                               "use_input_stats is false")
+        y = apply(P["mul"], apply(P["sub"], input, _reshape(running_mean, shape)),
+                  apply(P["rsqrt"], apply(P["add"], _reshape(running_var, shape), eps)))
+    y = _affine(y, weight, bias, shape)
+    return rename(y, "NativeBatchNormBackward0")
+
+
+def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0):
+    if input.ndim < 3:
+        raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    sq = apply(P["mul"], input, input)
+    # average of squares over a channel window of `size`, zero padded: (size//2, (size-1)//2)
+    s = _reshape(sq, (input.shape[0], 1, input.shape[1], -1))
+    s = _pad_dims(s, [(size // 2, (size - 1) // 2), (0, 0)])
+    win = apply(P["windows"], s, kernel=(size, 1), stride=(1, 1), dilation=(1, 1))
+    avg = apply(P["div"], apply(P["sum"], win, dims=(4, 5), keepdim=False), size)
+    avg = _reshape(avg, tuple(input.shape))
+    den = apply(P["pow"], apply(P["add"], apply(P["mul"], avg, alpha), k), beta)
+    return apply(P["div"], input, den)
+
+
+# ---- interpolation -------------------------------------------------------------------------------
+
+_INTERP_DIMS = {"linear": 1, "bilinear": 2, "bicubic": 2, "trilinear": 3}
+
+
+def _src_scale(n_in, n_out, align_corners, scale):
+    if align_corners:
+        return (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return 1.0 / scale if scale is not None and scale > 0 else n_in / n_out
+
+
+def _nearest_index(n_in, n_out, scale, exact):
+    # PyTorch computes these in float32
+    sc = np.float32(1.0 / scale) if scale is not None and scale > 0 else \
+        np.float32(n_in) / np.float32(n_out)
+    dst = np.arange(n_out, dtype=np.float32)
+    src = np.floor((dst + np.float32(0.5)) * sc) if exact else np.floor(dst * sc)
+    return np.minimum(src.astype(np.int64), n_in - 1)
+
+
+def _linear_matrix(n_in, n_out, align_corners, scale):
+    sc = _src_scale(n_in, n_out, align_corners, scale)
+    dst = np.arange(n_out, dtype=np.float64)
+    src = dst * sc if align_corners else np.maximum(sc * (dst + 0.5) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    l1 = src - i0
+    A = np.zeros((n_out, n_in))
+    np.add.at(A, (np.arange(n_out), i0), 1.0 - l1)
+    np.add.at(A, (np.arange(n_out), i1), l1)
+    return A
+
+
+def _cubic_matrix(n_in, n_out, align_corners, scale):
+    a = -0.75
+    sc = _src_scale(n_in, n_out, align_corners, scale)
+    dst = np.arange(n_out, dtype=np.float64)
+    src = dst * sc if align_corners else sc * (dst + 0.5) - 0.5
+    f = np.floor(src)
+    t = src - f
+    f = f.astype(np.int64)
+
+    def c1(x):
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+
+    def c2(x):
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+    ws = [c2(t + 1), c1(t), c1(1 - t), c2(2 - t)]
+    A = np.zeros((n_out, n_in))
+    for j, w in enumerate(ws):
+        np.add.at(A, (np.arange(n_out), np.clip(f - 1 + j, 0, n_in - 1)), w)
+    return A
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                recompute_scale_factor=None, antialias=False):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"interpolate(): argument 'input' must be Tensor, not {type(input).__name__}")
+    modes = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+    if mode in ("nearest", "area", "nearest-exact"):
+        if align_corners is not None:
+            raise ValueError("align_corners option can only be set with the interpolating modes: "
+                             "linear | bilinear | bicubic | trilinear")
+    elif align_corners is None:
+        align_corners = False
+    nd = input.ndim - 2
+    if mode not in modes or nd not in (1, 2, 3):
+        raise NotImplementedError(
+            f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the "
+            f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
+            f"(got {mode})")
+    if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != nd:
+        raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
+                                  f"{_INTERP_DIMS[mode] + 2}D input")
+    if antialias:
+        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    sizes_in = tuple(input.shape[2:])
+    scales = None
+    if size is not None:
+        if isinstance(size, (list, tuple)):
+            if len(size) != nd:
+                raise ValueError(f"Input and output must have the same number of spatial "
+                                 f"dimensions, but got input with spatial dimensions of "
+                                 f"{list(sizes_in)} and output size of {list(size)}. Please "
+                                 f"provide input tensor in (N, C, d1, d2, ...,dK) format and "
+                                 f"output size in (o1, o2, ...,oK) format.")
+            out_sizes = tuple(int(s) for s in size)
+        else:
+            out_sizes = (int(size),) * nd
+    elif scale_factor is not None:
+        if isinstance(scale_factor, (list, tuple)):
+            if len(scale_factor) != nd:
+                raise ValueError(f"Input and scale_factor must have the same number of spatial "
+                                 f"dimensions, but got input with spatial dimensions of "
+                                 f"{list(sizes_in)} and scale_factor of shape "
+                                 f"{list(scale_factor)}. Please provide input tensor in (N, C, "
+                                 f"d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) "
+                                 f"format.")
+            sf = tuple(float(s) for s in scale_factor)
+        else:
+            sf = (float(scale_factor),) * nd
+        out_sizes = tuple(int(math.floor(n * s)) for n, s in zip(sizes_in, sf))
+        scales = None if recompute_scale_factor else sf
+    else:
+        raise ValueError("either size or scale_factor should be defined")
+    if any(o <= 0 for o in out_sizes):
+        raise RuntimeError(f"interpolate: output size {list(out_sizes)} must be greater than 0 "
+                           f"(input size {list(sizes_in)})")
+    if mode == "area":
+        return adaptive_avg_pool1d(input, out_sizes) if nd == 1 else \
+            adaptive_avg_pool2d(input, out_sizes) if nd == 2 else adaptive_avg_pool3d(input, out_sizes)
+    x = input
+    if mode in ("nearest", "nearest-exact"):
+        if not (x._dtype.is_floating_point or x._dtype.category == 1):
+            raise RuntimeError(f"interpolate: unsupported dtype {x._dtype}")
+        for i in range(nd):
+            n, o = sizes_in[i], out_sizes[i]
+            if n == o:
+                continue
+            ii = _nearest_index(n, o, None if scales is None else scales[i], mode == "nearest-exact")
+            x = apply(P["index"], x, wrap(ii, dt.int64), pos=(2 + i,))
+        if x is input:
+            x = apply(P["copy"], input)
+        name = {"nearest": "UpsampleNearest{}DBackward0",
+                "nearest-exact": "UpsampleNearestExact{}DBackward0"}[mode].format(nd)
+        return rename(x, name)
+    _check_float("interpolate", x)
+    mat = _cubic_matrix if mode == "bicubic" else _linear_matrix
+    for i in range(nd):
+        n, o = sizes_in[i], out_sizes[i]
+        A = mat(n, o, align_corners, None if scales is None else scales[i])
+        shp = tuple(x.shape)
+        d = 2 + i
+        before, after = _prod(shp[:d]), _prod(shp[d + 1:])
+        if after == 1:
+            y = apply(P["matmul"], _reshape(x, (before, n)), _const(A.T, x._dtype))
+        else:
+            y = apply(P["matmul"], _const(A, x._dtype), _reshape(x, (before, n, after)))
+        x = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
+    name = {"linear": "UpsampleLinear1DBackward0", "bilinear": "UpsampleBilinear2DBackward0",
+            "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0"}[mode]
+    return rename(x, name)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def upsample_nearest(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, mode="nearest")
+
+
+def upsample_bilinear(input, size=None, scale_factor=None):
+    return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
+
+
+# ---- pixel shuffle ------------------------------------------------------------------------------
+
+def pixel_shuffle(input, upscale_factor):
+    r = int(upscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
+                           f"input with {input.ndim} dimension(s)")
+    c, h, w = input.shape[-3:]
+    if c % (r * r):
+        raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible "
+                           f"by the square of upscale_factor, but input.size(-3)={c} is not "
+                           f"divisible by {r * r}")
+    lead = tuple(input.shape[:-3])
+    n = len(lead)
+    x = _reshape(input, lead + (c // (r * r), r, r, h, w))
+    x = _permute(x, tuple(range(n)) + (n, n + 3, n + 1, n + 4, n + 2))
+    return rename(_reshape(x, lead + (c // (r * r), h * r, w * r)), "PixelShuffleBackward0")
+
+
+def pixel_unshuffle(input, downscale_factor):
+    r = int(downscale_factor)
+    if input.ndim < 3:
+        raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got "
+                           f"input with {input.ndim} dimension(s)")
+    c, h, w = input.shape[-3:]
+    if h % r:
+        raise RuntimeError(f"pixel_unshuffle expects height to be divisible by downscale_factor, "
+                           f"but input.size(-2)={h} is not divisible by {r}")
+    if w % r:
+        raise RuntimeError(f"pixel_unshuffle expects width to be divisible by downscale_factor, "
+                           f"but input.size(-1)={w} is not divisible by {r}")
+    lead = tuple(input.shape[:-3])
+    n = len(lead)
+    x = _reshape(input, lead + (c, h // r, r, w // r, r))
+    x = _permute(x, tuple(range(n)) + (n, n + 2, n + 4, n + 1, n + 3))
+    return rename(_reshape(x, lead + (c * r * r, h // r, w // r)), "PixelUnshuffleBackward0")
+
+
+def channel_shuffle(input, groups):
+    N, C = input.shape[0], input.shape[1]
+    if C % groups:
+        raise RuntimeError(f"Number of channels must be divisible by groups. Got {C} channels and "
+                           f"{groups} groups.")
+    rest = tuple(input.shape[2:])
+    x = _reshape(input, (N, groups, C // groups) + rest)
+    x = _permute(x, (0, 2, 1) + tuple(range(3, 3 + len(rest))))
+    return _reshape(x, (N, C) + rest)
+
+
+# ---- attention ------------------------------------------------------------------------------------
+
+def _dropout(x, p, training=True):
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return apply(P["mul"], x, 0.0)
+    from ..creation import rand
+    keep = wrap((rand(*x.shape, dtype=x._dtype)._data >= p), dt.bool_)
+    return apply(P["mul"], apply(P["where"], keep, x, 0.0), 1.0 / (1.0 - p))
+
+
+def _softmax_last(x):
+    from ..ops_math import softmax
+    return softmax(x, -1)
+
+
+def _mT(x):
+    n = x.ndim
+    return _permute(x, tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, enable_gqa=False):
+    """softmax(Q K^T * scale + mask) V; a bool mask marks the positions that take part."""
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"scaled_dot_product_attention(): argument '{name}' must be Tensor, "
+                            f"not {type(t).__name__}")
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise RuntimeError(f"scaled_dot_product_attention: expected query, key and value of at "
+                           f"least 2 dims, got {list(query.shape)}, {list(key.shape)}, "
+                           f"{list(value.shape)}")
+    if query.shape[-1] != key.shape[-1]:
+        raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same last "
+                           f"dimension (embedding), got query {list(query.shape)} and key "
+                           f"{list(key.shape)}")
+    if key.shape[-2] != value.shape[-2]:
+        raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
+                           f"sequence length, got key {list(key.shape)} and value "
+                           f"{list(value.shape)}")
+    if is_causal and attn_mask is not None:
+        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
+                           "when is_causal=True")
+    if enable_gqa and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
+        rep = query.shape[-3] // key.shape[-3]
+        from ..ops_shape import repeat_interleave
+        key = repeat_interleave(key, rep, dim=-3)
+        value = repeat_interleave(value, rep, dim=-3)
+    L, S = query.shape[-2], key.shape[-2]
+    sc = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
+    s = apply(P["mul"], apply(P["matmul"], query, _mT(key)), sc)
+    if is_causal:
+        causal = wrap(np.tril(np.ones((L, S), dtype=bool)), dt.bool_)
+        s = apply(P["where"], causal, s, -math.inf)
+    if attn_mask is not None:
+        if attn_mask._dtype is dt.bool_:
+            s = apply(P["where"], attn_mask, s, -math.inf)
+        else:
+            s = apply(P["add"], s, attn_mask)
+    w = _softmax_last(s)
+    if dropout_p > 0.0:
+        w = _dropout(w, dropout_p, True)
+    return apply(P["matmul"], w, value)
+
+
+def _linear(x, w, b):
+    y = apply(P["matmul"], x, _mT(w))
+    return y if b is None else apply(P["add"], y, b)
+
+
+def _mask_to_float(mask, dtype, name):
+    if mask is None:
+        return None
+    if mask._dtype is dt.bool_:
+        return wrap(np.where(mask._data, -np.inf, 0.0).astype(dtype.np), dtype)
+    if not mask._dtype.is_floating_point:
+        raise AssertionError(f"only bool and floating types of {name} are supported")
+    return mask
+
+
+def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
+                                 in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p,
+                                 out_proj_weight, out_proj_bias, training=True,
+                                 key_padding_mask=None, need_weights=True, attn_mask=None,
+                                 use_separate_proj_weight=False, q_proj_weight=None,
+                                 k_proj_weight=None, v_proj_weight=None, static_k=None,
+                                 static_v=None, average_attn_weights=True, is_causal=False):
+    """PyTorch's MHA forward on (L, N, E) inputs (or unbatched (L, E)); returns
+    (output, weights or None)."""
+    batched = query.ndim == 3
+    if query.ndim not in (2, 3):
+        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
+                             f"{query.ndim}-D query tensor")
+    if not batched:
+        query, key, value = (_reshape(t, (t.shape[0], 1, t.shape[1])) for t in (query, key, value))
+        if key_padding_mask is not None:
+            key_padding_mask = _reshape(key_padding_mask, (1,) + tuple(key_padding_mask.shape))
+    tgt_len, bsz, embed_dim = query.shape
+    if embed_dim != embed_dim_to_check:
+        raise AssertionError(f"was expecting embedding dimension of {embed_dim_to_check}, but got "
+                             f"{embed_dim}")
+    head_dim = embed_dim // num_heads
+    if head_dim * num_heads != embed_dim:
+        raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
+    if key.shape[:2] != value.shape[:2]:
+        raise AssertionError(f"key shape {list(key.shape)} does not match value shape "
+                             f"{list(value.shape)}")
+    if is_causal and attn_mask is None:
+        raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
+                           "Transformer module method `generate_square_subsequent_mask` to create "
+                           "this mask.")
+    # input projections
+    if not use_separate_proj_weight:
+        E = embed_dim
+        wq, wk, wv = (_slice(in_proj_weight, 0, i * E, (i + 1) * E) for i in range(3))
+    else:
+        wq, wk, wv = q_proj_weight, k_proj_weight, v_proj_weight
+    bq = bk = bv = None
+    if in_proj_bias is not None:
+        E = embed_dim
+        bq, bk, bv = (_slice(in_proj_bias, 0, i * E, (i + 1) * E) for i in range(3))
+    q = _linear(query, wq, bq)
+    k = _linear(key, wk, bk)
+    v = _linear(value, wv, bv)
+    attn_mask = _mask_to_float(attn_mask, q._dtype, "attn_mask")
+    if attn_mask is not None:
+        if attn_mask.ndim == 2:
+            if tuple(attn_mask.shape) != (tgt_len, key.shape[0]):
+                raise RuntimeError(f"The shape of the 2D attn_mask is {list(attn_mask.shape)}, but "
+                                   f"should be {(tgt_len, key.shape[0])}.")
+            attn_mask = _reshape(attn_mask, (1,) + tuple(attn_mask.shape))
+        elif attn_mask.ndim == 3:
+            if tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, key.shape[0]):
+                raise RuntimeError(f"The shape of the 3D attn_mask is {list(attn_mask.shape)}, but "
+                                   f"should be {(bsz * num_heads, tgt_len, key.shape[0])}.")
+        else:
+            raise RuntimeError(f"attn_mask's dimension {attn_mask.ndim} is not supported")
+    if bias_k is not None and bias_v is not None:
+        k = apply(P["cat"], k, apply(P["expand"], _reshape(bias_k, (1, 1, embed_dim)),
+                                     shape=(1, bsz, embed_dim)), dim=0)
+        v = apply(P["cat"], v, apply(P["expand"], _reshape(bias_v, (1, 1, embed_dim)),
+                                     shape=(1, bsz, embed_dim)), dim=0)
+        if attn_mask is not None:
+            attn_mask = _pad_dims(attn_mask, [(0, 1)])
+        if key_padding_mask is not None:
+            key_padding_mask = _pad_dims(key_padding_mask, [(0, 1)], False)
+    # (L, N, E) -> (N*H, L, hd)
+    q = _permute(_reshape(q, (tgt_len, bsz * num_heads, head_dim)), (1, 0, 2))
+    if static_k is None:
+        k = _permute(_reshape(k, (k.shape[0], bsz * num_heads, head_dim)), (1, 0, 2))
+    else:
+        k = static_k
+    if static_v is None:
+        v = _permute(_reshape(v, (v.shape[0], bsz * num_heads, head_dim)), (1, 0, 2))
+    else:
+        v = static_v
+    if add_zero_attn:
+        k = apply(P["cat"], k, _full((bsz * num_heads, 1, head_dim), 0.0, k._dtype), dim=1)
+        v = apply(P["cat"], v, _full((bsz * num_heads, 1, head_dim), 0.0, v._dtype), dim=1)
+        if attn_mask is not None:
+            attn_mask = _pad_dims(attn_mask, [(0, 1)])
+        if key_padding_mask is not None:
+            key_padding_mask = _pad_dims(key_padding_mask, [(0, 1)], False)
+    src_len = k.shape[1]
+    if key_padding_mask is not None:
+        if tuple(key_padding_mask.shape) != (bsz, src_len):
+            raise AssertionError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
+                                 f"{tuple(key_padding_mask.shape)}")
+        kpm = _mask_to_float(key_padding_mask, q._dtype, "key_padding_mask")
+        kpm = _reshape(apply(P["expand"], _reshape(kpm, (bsz, 1, 1, src_len)),
+                             shape=(bsz, num_heads, 1, src_len)), (bsz * num_heads, 1, src_len))
+        attn_mask = kpm if attn_mask is None else apply(P["add"], attn_mask, kpm)
+    s = apply(P["matmul"], apply(P["mul"], q, 1.0 / math.sqrt(head_dim)), _mT(k))
+    if attn_mask is not None:
+        s = apply(P["add"], s, attn_mask)
+    w = _softmax_last(s)
+    if dropout_p > 0.0 and training:
+        w = _dropout(w, dropout_p, True)
+    o = apply(P["matmul"], w, v)                                   # N*H, L, hd
+    o = _reshape(_permute(o, (1, 0, 2)), (tgt_len * bsz, embed_dim))
+    o = _reshape(_linear(o, out_proj_weight, out_proj_bias), (tgt_len, bsz, embed_dim))
+    if not batched:
+        o = _reshape(o, (tgt_len, embed_dim))
+    if not need_weights:
+        return o, None
+    w = _reshape(w, (bsz, num_heads, tgt_len, src_len))
+    if average_attn_weights:
+        w = apply(P["div"], apply(P["sum"], w, dims=(1,), keepdim=False), num_heads)
+    if not batched:
+        w = _reshape(w, tuple(w.shape[1:]))
+    return o, w
