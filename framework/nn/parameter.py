@@ -1,14 +1,119 @@
-"""Parameter: a leaf tensor that a Module registers (placeholder until the nn issue lands)."""
+"""Parameter, UninitializedParameter, Buffer: tensors a Module registers.
+
+A Parameter shares its data with the tensor it is built from (like PyTorch) and is a leaf
+that requires grad by default. Every op accepts it because it is a Tensor; results of ops are
+plain Tensors.
+"""
+import numpy as np
+
+from runtime import dtypes as dt
 from ..tensor import Tensor
 
 
+def _adopt(self, data, requires_grad):
+    if data is None:
+        data = np.empty((0,), dt.get_default_dtype().np)
+        self._data, self._dtype = data, dt.get_default_dtype()
+    elif isinstance(data, Tensor):
+        self._data, self._dtype = data._data, data._dtype
+        if data._device is not Tensor._device:
+            self._device = data._device
+    else:
+        from ..creation import tensor
+        t = tensor(data)
+        self._data, self._dtype = t._data, t._dtype
+    if requires_grad:
+        self.requires_grad_(True)
+
+
+def _rebuild_parameter(arr, dtype_name, requires_grad):
+    from .._dispatch import wrap
+    return Parameter(wrap(arr, dt._dtype_by_name(dtype_name)), requires_grad)
+
+
 class Parameter(Tensor):
-    pass
+    _is_param = True
+
+    def __new__(cls, data=None, requires_grad=True):
+        self = Tensor.__new__(cls)
+        _adopt(self, data, requires_grad)
+        return self
+
+    def __init__(self, data=None, requires_grad=True):
+        pass    # everything happens in __new__; Tensor.__init__ would rebuild the data
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+    def __reduce_ex__(self, proto):
+        return (_rebuild_parameter, (np.array(self._data), self._dtype.name, self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        r = type(self)(_clone_data(self), self.requires_grad)
+        if self._grad is not None:
+            import copy
+            r._grad = copy.deepcopy(self._grad, memo)
+        memo[id(self)] = r
+        return r
+
+
+def _clone_data(t):
+    from .._dispatch import wrap
+    return wrap(t._data.copy(), t._dtype, t._device)
 
 
 class UninitializedParameter(Parameter):
-    pass
+    """A parameter whose shape is not known yet (lazy modules). Any use other than
+    materialize() is an error, as in PyTorch."""
+    cls_to_become = Parameter
+
+    def __new__(cls, requires_grad=True, device=None, dtype=None):
+        self = Tensor.__new__(cls)
+        d = dtype or dt.get_default_dtype()
+        self._data, self._dtype = np.empty((0,), d.np), d
+        self._rg = bool(requires_grad)
+        return self
+
+    def __init__(self, requires_grad=True, device=None, dtype=None):
+        pass
+
+    def materialize(self, shape, device=None, dtype=None):
+        if isinstance(shape, int):
+            shape = (shape,)
+        d = dtype or self._dtype
+        self._data = np.empty(tuple(shape), d.np)
+        self._dtype = d
+        self.__class__ = self.cls_to_become
+
+    def __repr__(self):
+        return "<UninitializedParameter>"
+
+    @property
+    def shape(self):
+        raise RuntimeError("Can't access the shape of an uninitialized parameter or buffer. This "
+                           "error usually happens in `load_state_dict` when trying to load an "
+                           "uninitialized parameter into an initialized one. Call `forward` to "
+                           "initialize the parameters before accessing their attributes.")
 
 
-class Buffer(Tensor):
-    pass
+class _BufferMeta(type):
+    def __instancecheck__(cls, inst):
+        return isinstance(inst, Tensor) and getattr(inst, "_is_buffer", False)
+
+
+class Buffer(Tensor, metaclass=_BufferMeta):
+    """nn.Buffer(data, persistent=True): assigning one to a Module attribute registers it as a
+    buffer. As in PyTorch, the object is a plain Tensor marked as a buffer."""
+
+    def __new__(cls, data=None, *, persistent=True):
+        t = Tensor.__new__(Tensor)
+        _adopt(t, data, False)
+        t._is_buffer = True
+        t.persistent = persistent
+        return t
+
+
+def is_lazy(param):
+    return isinstance(param, UninitializedParameter)
