@@ -138,7 +138,8 @@ class _SingleProcessIter:
         self._dataset = loader.dataset
         self._collate = loader.collate_fn
         self._auto = loader._auto_collation
-        self._num_yielded = 0
+        # drawn like PyTorch's _base_seed, so the shuffle order equals the worker case
+        self._base_seed = loader._base_seed()
         if loader._is_iterable:
             self._data_iter = iter(loader.dataset)
             self._ended = False
