@@ -6,6 +6,7 @@ Tracing (compile) is a mode of this same function: when a tracer is active, ops 
 its graph instead of running. The path is kept short: every eager op pays for it.
 """
 import itertools
+from weakref import ref as _weakref
 
 import numpy as np
 
@@ -26,21 +27,32 @@ Tensor = None              # set by framework.tensor (import cycle breaker)
 
 
 class Node:
-    """One recorded primitive application in the eager autograd graph (grad_fn)."""
-    __slots__ = ("prim", "attrs", "saved", "versions", "edges", "out", "outs", "seq", "_name",
-                 "freed", "hooks", "retain", "pre_hooks", "post_hooks", "__weakref__", "ctx", "fn")
+    """One recorded primitive application in the eager autograd graph (a tensor's grad_fn).
 
-    def __init__(self, prim, attrs, saved, versions, edges, out, outs, name):
+    saved     the primitive's inputs as its VJP sees them: tensors it reads (`Prim.saves`),
+              AVal (shape/dtype only) for the others, Python scalars as they are
+    versions  version counter of each saved tensor when recorded (None: not checked)
+    edges     per input: (producer node, output index), (None, leaf tensor), or None
+    out       saved output arrays (only when Prim.saves_output), with `oref` weak references
+              to the output tensors, so a node and its outputs form no reference cycle
+    outs      AVal of each output (shapes and dtypes the gradients must have)
+    Each PyTorch-style name gets its own subclass, so type(t.grad_fn).__name__ is the name.
+    """
+    __slots__ = ("prim", "attrs", "saved", "versions", "edges", "out", "oref", "outs", "seq",
+                 "_name", "freed", "hooks", "retain", "pre_hooks", "post_hooks", "ctx", "fn",
+                 "metadata", "__weakref__")
+
+    def __init__(self, prim, attrs, saved, versions, edges, outs, name):
         self.prim, self.attrs, self.saved, self.versions = prim, attrs, saved, versions
-        self.edges, self.out, self.outs, self._name = edges, out, outs, name
+        self.edges, self.outs, self._name = edges, outs, name
         self.seq = next(_seq)
+        self.out = self.oref = None
         self.freed = False
-        self.hooks = None       # {out index: [hook]} for tensor hooks of non-leaf outputs
-        self.retain = None      # {out index: weakref to tensor} for retain_grad()
-        self.pre_hooks = None
-        self.post_hooks = None
-        self.ctx = None
-        self.fn = None          # custom autograd.Function class, when this node is one
+        self.hooks = None       # {output index: [hook]}: tensor hooks of non-leaf outputs
+        self.retain = None      # {output index: weakref to tensor}: retain_grad()
+        self.pre_hooks = self.post_hooks = None
+        self.ctx = self.fn = None     # custom autograd.Function: its ctx and class
+        self.metadata = None
 
     def __repr__(self):
         return f"<{self._name} object at {hex(id(self))}>"
@@ -53,22 +65,58 @@ class Node:
         from .autograd.graph import next_functions
         return next_functions(self)
 
+    @property
+    def requires_grad(self):
+        return True
+
     def register_hook(self, fn):
-        self.post_hooks = (self.post_hooks or []) + [fn]
+        """fn(grad_inputs, grad_outputs) after this node ran; may return new grad_inputs."""
+        if self.post_hooks is None:
+            self.post_hooks = []
+        self.post_hooks.append(fn)
         return _Handle(self.post_hooks, fn)
 
     def register_prehook(self, fn):
-        self.pre_hooks = (self.pre_hooks or []) + [fn]
+        """fn(grad_outputs) before this node runs; may return new grad_outputs."""
+        if self.pre_hooks is None:
+            self.pre_hooks = []
+        self.pre_hooks.append(fn)
         return _Handle(self.pre_hooks, fn)
 
 
+_NODE_CLASSES = {}
+
+
+def node_class(name, module=None):
+    """The Node subclass named `name` (one per PyTorch grad_fn name, made on first use)."""
+    c = _NODE_CLASSES.get((name, module))
+    if c is None:
+        c = type(name, (Node,), {"__slots__": ()})
+        if module is not None:    # custom Functions print as torch.autograd.function.XBackward
+            c.__module__ = module
+            c.__repr__ = lambda self: f"<{module}.{self._name} object at {hex(id(self))}>"
+        _NODE_CLASSES[(name, module)] = c
+    return c
+
+
 class _Handle:
+    """What register_hook returns: .remove() takes the hook out again."""
+    __slots__ = ("lst", "fn")
+
     def __init__(self, lst, fn):
         self.lst, self.fn = lst, fn
 
     def remove(self):
-        if self.fn in self.lst:
-            self.lst.remove(self.fn)
+        for i, f in enumerate(self.lst):
+            if f is self.fn:
+                del self.lst[i]
+                return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
 
 
 def _needs_grad(args):
@@ -113,36 +161,52 @@ def apply(p, *args, **attrs):
 
 
 def record(p, args, attrs, outs, name=None):
+    """Attach a grad_fn Node to the floating outputs `outs` of primitive `p` applied to `args`.
+    Runs on every eager op that needs a gradient, so it does only list appends."""
     saves = p.saves
+    every = saves == "all"
     saved, versions, edges = [], [], []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
-            if saves == "all" or i in saves:
+            if every or i in saves:
                 saved.append(a)
-                versions.append(a._version)
+                b = a._base
+                versions.append(a._vcount if b is None else b._vcount)
             else:
                 saved.append(AVal(a._data.shape, a._dtype))
                 versions.append(None)
-            if a._node is not None:
-                edges.append((a._node, a._oi))
+            n = a._node
+            if n is not None:
+                edges.append((n, a._oi))
             elif a._rg:
-                edges.append((None, a))     # leaf: gradient accumulates into a.grad
+                edges.append((None, a))     # leaf: the gradient accumulates into a.grad
             else:
                 edges.append(None)
         else:
             saved.append(a)
             versions.append(None)
             edges.append(None)
-    fl = [o for o in outs if o._dtype.is_floating_point or o._dtype.is_complex]
-    if not fl:
-        return
-    out_saved = None
+    nm = name or p.grad_name
+    cls = _NODE_CLASSES.get((nm, None)) or node_class(nm)
+    if len(outs) == 1:
+        o = outs[0]
+        if not (o._dtype.is_floating_point or o._dtype.is_complex):
+            return None
+        node = cls(p, attrs, saved, versions, edges, [AVal(o._data.shape, o._dtype)], nm)
+        if p.saves_output:
+            node.out = [o._data]
+            node.oref = [_weakref(o)]
+        o._node = node
+        return node
+    fl = [o._dtype.is_floating_point or o._dtype.is_complex for o in outs]
+    if not any(fl):
+        return None
+    node = cls(p, attrs, saved, versions, edges, [AVal(o._data.shape, o._dtype) for o in outs], nm)
     if p.saves_output:
-        out_saved = outs[0] if len(outs) == 1 else outs
-    node = Node(p, attrs, saved, versions, edges, out_saved,
-                [AVal(o._data.shape, o._dtype) for o in outs], name or p.grad_name)
+        node.out = [o._data for o in outs]
+        node.oref = [_weakref(o) for o in outs]
     for i, o in enumerate(outs):
-        if o._dtype.is_floating_point or o._dtype.is_complex:
+        if fl[i]:
             o._node = node
             o._oi = i
     return node
@@ -153,7 +217,10 @@ def call(name, *args, **attrs):
 
 
 class EagerEmitter:
-    """VJP rules call b.mul(...), b.sum(...): here each call runs eagerly through apply()."""
+    """VJP rules call b.mul(...), b.sum(...): here each call runs eagerly through apply().
+    `needs` (set by the backward engine around each rule) says which inputs want a gradient,
+    so a rule can skip work nobody reads (vjp_util.wants)."""
+    needs = None
 
     def __getattr__(self, op):
         p = REGISTRY.get(op)
@@ -172,6 +239,7 @@ def rename(t, name):
     n = t._node
     if n is not None:
         n._name = name
+        n.__class__ = _NODE_CLASSES.get((name, None)) or node_class(name)
     return t
 
 

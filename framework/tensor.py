@@ -159,7 +159,15 @@ class Tensor:
 
     @property
     def grad(self):
-        return self._grad
+        g = self._grad
+        if g is None and self._node is not None and not self._retain:
+            import warnings
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                          "accessed. Its .grad attribute won't be populated during "
+                          "autograd.backward(). If you indeed want the .grad field to be populated "
+                          "for a non-leaf Tensor, use .retain_grad() on the non-leaf Tensor.",
+                          UserWarning, stacklevel=2)
+        return g
 
     @grad.setter
     def grad(self, g):
@@ -167,10 +175,17 @@ class Tensor:
             if not isinstance(g, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
                                 f"type {type(g).__name__}")
+            if g._dtype is not self._dtype:
+                raise RuntimeError(f"assigned grad has data of a different type (grad {g._dtype}, "
+                                   f"tensor {self._dtype})")
             if g.shape != self.shape:
                 raise RuntimeError(f"assigned grad has data of a different size: grad "
                                    f"{list(g.shape)} vs tensor {list(self.shape)}")
         self._grad = g
+
+    @grad.deleter
+    def grad(self):
+        self._grad = None
 
     @property
     def grad_fn(self):
@@ -187,9 +202,9 @@ class Tensor:
 
     @property
     def data(self):
-        t = _dispatch.wrap(self._data, self._dtype, self._device)
-        t._base = self._base if self._base is not None else self
-        return t
+        # same storage, no history, and (unlike detach) its own version counter, so writes
+        # through .data do not trip the saved-tensor checks (PyTorch's semantics)
+        return _dispatch.wrap(self._data, self._dtype, self._device)
 
     @data.setter
     def data(self, other):
@@ -225,6 +240,8 @@ class Tensor:
         return self._retain and self._node is not None
 
     def register_hook(self, hook):
+        """hook(grad) -> Tensor or None, run when this tensor's gradient is computed; a returned
+        tensor replaces the gradient. Hooks run in registration order."""
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._node is None:
@@ -236,6 +253,18 @@ class Tensor:
         lst = n.hooks.setdefault(self._oi, [])
         lst.append(hook)
         return _dispatch._Handle(lst, hook)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(tensor) after a backward has accumulated into this leaf's .grad."""
+        if self._node is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self._rg:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.__dict__.get("_post_acc_hooks") is None:
+            self._post_acc_hooks = []
+        self._post_acc_hooks.append(hook)
+        return _dispatch._Handle(self._post_acc_hooks, hook)
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from .autograd import backward

@@ -4,7 +4,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, broadcast_shapes
-from .vjp_util import sum_to
+from .vjp_util import sum_to, wants
 
 
 def _mT(b, x):
@@ -35,7 +35,8 @@ def _matmul_np(out, a, c):
 
 
 def _vjp_matmul(b, g, a, c, out=None):
-    return (sum_to(b, b.matmul(g, _mT(b, c)), a.shape), sum_to(b, b.matmul(_mT(b, a), g), c.shape))
+    return (sum_to(b, b.matmul(g, _mT(b, c)), a.shape) if wants(b, 0) else None,
+            sum_to(b, b.matmul(_mT(b, a), g), c.shape) if wants(b, 1) else None)
 
 
 register(Prim("matmul", "matmul", _matmul_meta, _matmul_np, _vjp_matmul, grad_name="MmBackward0"))
@@ -89,23 +90,65 @@ def _einsum_np(out, *xs, equation):
                                 optimize=len(xs) > 2))
 
 
+def _explicit_einsum(equation, shapes):
+    """Subscripts with every '...' spelled out as letters the equation does not use, aligned
+    from the right as broadcasting aligns them."""
+    ins, rhs = _parse_einsum(equation, len(shapes))
+    if "..." not in equation.replace(" ", ""):
+        return ins, rhs
+    used = set(equation)
+    pool = [c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in used]
+    nds = [len(s) - (len(sub) - 3) if "..." in sub else 0 for sub, s in zip(ins, shapes)]
+    m = max(nds, default=0)
+    ell = "".join(pool[:m])
+    ins = [sub.replace("...", ell[m - nd:]) if "..." in sub else sub for sub, nd in zip(ins, nds)]
+    return ins, rhs.replace("...", ell)
+
+
 def _vjp_einsum(b, g, *xs, out=None, equation=None):
-    ins, rhs = _parse_einsum(equation, len(xs))
-    if "..." in equation or any(len(set(s)) != len(s) for s in ins):
-        raise NotImplementedError("einsum: gradient with '...' or repeated subscripts in one operand "
-                                  f"is not supported yet ({equation!r})")
+    # d/dx_i is itself an einsum of g with the other operands; letters the forward summed out
+    # of x_i alone are broadcast back, size-1 (broadcast) dims summed, and a letter repeated in
+    # x_i (a diagonal, as in 'ii->') is scattered back onto that diagonal
+    ins, rhs = _explicit_einsum(equation, [x.shape for x in xs])
+    sizes = {}
+    for sub, x in zip(ins, xs):
+        for c, n in zip(sub, x.shape):
+            sizes[c] = max(sizes.get(c, 1), n)
     res = []
     for i, x in enumerate(xs):
+        if not wants(b, i):
+            res.append(None)
+            continue
+        sub = ins[i]
+        rep = [c for c in dict.fromkeys(sub) if sub.count(c) > 1]
+        if len(rep) > 1 or any(sub.count(c) > 2 for c in rep):
+            raise NotImplementedError(f"einsum: gradient for operand {i} with subscripts {sub!r} "
+                                      f"(more than one repeated letter) is not supported "
+                                      f"({equation!r})")
+        if rep:
+            d1 = sub.index(rep[0])
+            d2 = sub.index(rep[0], d1 + 1)
+            layout = "".join(c for j, c in enumerate(sub) if j not in (d1, d2)) + rep[0]
+        else:
+            layout = sub
         others = [s for k, s in enumerate(ins) if k != i]
         ops = [xs[k] for k in range(len(xs)) if k != i]
-        target = ins[i]
-        # subscripts of x that appear nowhere else were summed out: broadcast back after
         present = set(rhs).union(*others) if others else set(rhs)
-        kept = "".join(c for c in target if c in present)
+        kept = "".join(c for c in dict.fromkeys(layout) if c in present)
         gi = b.einsum(g, *ops, equation=",".join([rhs] + others) + "->" + kept)
-        if kept != target:
-            shape_k = tuple(x.shape[target.index(c)] if c in kept else 1 for c in target)
-            gi = b.expand(b.reshape(gi, shape=shape_k), shape=x.shape)
+        if kept != layout:
+            gi = b.expand(b.reshape(gi, shape=tuple(sizes[c] if c in present else 1
+                                                    for c in layout)),
+                          shape=tuple(sizes[c] for c in layout))
+        want = tuple(x.shape[sub.index(c)] for c in layout)
+        red = tuple(d for d, (h, w) in enumerate(zip(gi.shape, want)) if h != w and w == 1)
+        if red:
+            gi = b.sum(gi, dims=red, keepdim=True)
+        if tuple(gi.shape) != want:
+            gi = b.expand(gi, shape=want)
+        if rep:
+            z = b.full(shape=tuple(x.shape), value=0, dtype=gi.dtype)
+            gi = b.diagonal_scatter(z, gi, offset=0, dim1=d1, dim2=d2)
         res.append(gi)
     return tuple(res)
 

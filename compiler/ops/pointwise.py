@@ -6,7 +6,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, broadcast_shapes, promote, is_scalar
-from .vjp_util import sum_to
+from .vjp_util import sum_to, wants
 
 # ---------------------------------------------------------------- meta rules
 
@@ -278,28 +278,29 @@ def _vjp_sub(b, g, x, y, out=None):
 
 
 def _vjp_mul(b, g, x, y, out=None):
-    return (None if is_scalar(x) else sum_to(b, b.mul(g, y), x.shape),
-            None if is_scalar(y) else sum_to(b, b.mul(g, x), y.shape))
+    return (None if is_scalar(x) or not wants(b, 0) else sum_to(b, b.mul(g, y), x.shape),
+            None if is_scalar(y) or not wants(b, 1) else sum_to(b, b.mul(g, x), y.shape))
 
 
 def _vjp_div(b, g, x, y, out=None):
-    gx = None if is_scalar(x) else sum_to(b, b.div(g, y), x.shape)
+    gx = None if is_scalar(x) or not wants(b, 0) else sum_to(b, b.div(g, y), x.shape)
     gy = None
-    if not is_scalar(y):
+    if not is_scalar(y) and wants(b, 1):
         gy = sum_to(b, b.neg(b.div(b.mul(g, x), b.mul(y, y))), y.shape)
     return gx, gy
 
 
-def _vjp_pow(b, g, x, y, out):
+def _vjp_pow(b, g, x, y, out=None):
     gx = gy = None
-    if not is_scalar(x):
+    if not is_scalar(x) and wants(b, 0):
         if is_scalar(y):
             gx = b.mul(g, b.mul(b.pow(x, y - 1), y)) if y != 0 else b.mul(g, 0)
         else:
             gx = sum_to(b, b.mul(g, b.mul(b.pow(x, b.sub(y, 1)), y)), x.shape)
-    if not is_scalar(y):
+    if not is_scalar(y) and wants(b, 1):
         lx = b.log(x) if not is_scalar(x) else math.log(x) if x > 0 else float("nan")
-        t = b.mul(g, b.mul(out, lx))
+        # pow does not save its output (most uses have a scalar exponent): recompute it
+        t = b.mul(g, b.mul(b.pow(x, y) if out is None else out, lx))
         if not is_scalar(x):   # d/dy 0**y is 0 for y >= 0 (PyTorch's convention)
             t = b.where(b.logical_and(b.eq(x, 0), b.ge(y, 0)), 0.0, t)
         gy = sum_to(b, t, y.shape)

@@ -23,3 +23,11 @@ def unreduce(b, g, in_shape, dims, keepdim):
         kshape = tuple(1 if i in dims else s for i, s in enumerate(in_shape))
         g = b.reshape(g, shape=kshape)
     return b.expand(g, shape=tuple(in_shape))
+
+
+def wants(b, i):
+    """Whether input i of the primitive being differentiated needs a gradient. The eager engine
+    sets `b.needs` per node (inputs that are constants or prune away need none), so a rule can
+    skip a matmul nobody reads; a graph emitter has no `needs` and gets every gradient."""
+    n = getattr(b, "needs", None)
+    return n is None or n[i]

@@ -7,30 +7,43 @@ from ..tensor import Tensor
 from .engine import run_backward
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,  # noqa: F401
                         is_grad_enabled, is_inference_mode_enabled)
-from .function import Function, FunctionCtx, once_differentiable  # noqa: F401
-from .graph import graph_of, forward_graph  # noqa: F401
-from .gradcheck import gradcheck, gradgradcheck  # noqa: F401
-from . import functional  # noqa: F401
+from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction  # noqa: F401,E501
+from .graph import graph_of, recorded_nodes  # noqa: F401
+from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
+from . import functional, function, graph, grad_mode  # noqa: F401
 
 
 def _make_grads(outputs, grad_outputs):
+    if len(grad_outputs) != len(outputs):
+        raise RuntimeError(f"grad_outputs has {len(grad_outputs)} entries but there are "
+                           f"{len(outputs)} outputs; give one gradient (or None) per output")
     res = []
-    for o, g in zip(outputs, grad_outputs):
+    for k, (o, g) in enumerate(zip(outputs, grad_outputs)):
+        if not isinstance(o, Tensor):
+            raise TypeError(f"autograd: outputs must be tensors, got {type(o).__name__}")
         if g is None:
+            if not o.requires_grad:
+                raise RuntimeError(f"element {k} of tensors does not require grad and does not "
+                                   "have a grad_fn")
             if o._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs (got "
-                                   f"output of shape {list(o.shape)})")
-            if not o.requires_grad:
-                raise RuntimeError("element 0 of tensors does not require grad and does not have a "
-                                   "grad_fn")
+                                   f"output {k} of shape {list(o.shape)})")
+            if not (o._dtype.is_floating_point or o._dtype.is_complex):
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
+                                   f"but got {o._dtype}")
             g = wrap(np.ones(o._data.shape, o._dtype.np), o._dtype)
         else:
             if not isinstance(g, Tensor):
-                from ..creation import tensor
-                g = tensor(g, dtype=o._dtype)
+                raise TypeError(f"autograd: gradients must be tensors or None, got "
+                                f"{type(g).__name__} for output {k}")
             if g.shape != o.shape:
-                raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                                   f"{list(g.shape)} and output[0] has a shape of {list(o.shape)}.")
+                raise RuntimeError(f"Mismatch in shape: grad_output[{k}] has a shape of "
+                                   f"{g.shape} and output[{k}] has a shape of {o.shape}.")
+            if g._dtype.is_floating_point != o._dtype.is_floating_point:
+                raise RuntimeError(f"For complex Tensors, both grad_output and output are required "
+                                   f"to have the same dtype. Mismatch in dtype: grad_output[{k}] "
+                                   f"has a dtype of {g._dtype} and output[{k}] has a dtype of "
+                                   f"{o._dtype}.")
         res.append(g)
     return res
 
@@ -43,31 +56,50 @@ def _seq(x):
     return list(x)
 
 
-def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
+             inputs=None):
+    """Accumulate d(tensors)/d(leaf) into the .grad of the leaves (or of `inputs` only)."""
     tensors = _seq(tensors)
+    if grad_tensors is None:
+        grad_tensors = grad_variables
     grads = _seq(grad_tensors) or [None] * len(tensors)
-    for t in tensors:
+    for k, t in enumerate(tensors):
         if not t.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
-                               "grad_fn")
+            raise RuntimeError(f"element {k} of tensors does not require grad and does not have "
+                               "a grad_fn")
     if retain_graph is None:
         retain_graph = create_graph
     inputs = _seq(inputs)
+    if inputs is not None:
+        if not inputs:
+            raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+        for t in inputs:
+            if not isinstance(t, Tensor) or not t.requires_grad:
+                raise RuntimeError("One of the differentiated Tensors does not require grad")
     run_backward(tensors, _make_grads(tensors, grads), retain_graph, create_graph,
                  inputs=inputs, accumulate=True)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """The gradients of `outputs` with respect to `inputs`, as a tuple; no .grad is touched."""
+    if is_grads_batched:
+        raise NotImplementedError("autograd.grad: is_grads_batched=True is not supported")
+    if materialize_grads and allow_unused is False:
+        raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
+                         "but got: allow_unused=False.")
     outputs = _seq(outputs)
-    single = isinstance(inputs, Tensor)
     inputs = _seq(inputs)
+    if not inputs:
+        raise RuntimeError("grad requires non-empty inputs.")
     for t in inputs:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"autograd.grad: inputs must be tensors, got {type(t).__name__}")
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
-    for o in outputs:
+    for k, o in enumerate(outputs):
         if not o.requires_grad:
-            raise RuntimeError("element 0 of tensors does not require grad and does not have a "
+            raise RuntimeError(f"element {k} of tensors does not require grad and does not have a "
                                "grad_fn")
     gos = _seq(grad_outputs) or [None] * len(outputs)
     if retain_graph is None:
@@ -82,14 +114,25 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used "
                                    "in the graph. Set allow_unused=True if this is the desired "
                                    "behavior.")
-        elif not create_graph:
+        elif not create_graph and r._node is not None:
             res[i] = r.detach()
     return tuple(res)
 
 
-def Variable(data, requires_grad=False, volatile=False):
-    """Legacy alias: Variable(t) is t itself (optionally marked as requiring grad)."""
-    t = data if isinstance(data, Tensor) else Tensor(data)
-    if requires_grad:
-        t.requires_grad_(True)
-    return t
+class _VariableMeta(type):
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor)
+
+
+class Variable(metaclass=_VariableMeta):
+    """Legacy alias: Variable(t) is t itself (optionally marked as requiring grad), and every
+    tensor is an instance of Variable."""
+
+    def __new__(cls, data=None, requires_grad=False, volatile=False):
+        if data is None:
+            from ..creation import tensor
+            data = tensor([])
+        t = data if isinstance(data, Tensor) else Tensor(data)
+        if requires_grad:
+            t.requires_grad_(True)
+        return t

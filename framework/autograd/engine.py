@@ -1,192 +1,428 @@
-"""The backward pass: apply each recorded node's VJP rule in reverse order.
+"""The backward pass: apply each recorded node's VJP rule, consumers before producers.
 
 The rules come from the primitive registry and are written with an emitter; here the emitter
 runs eagerly (framework._dispatch.EMIT), so the backward graph is executed as it is generated.
 With create_graph=True the emitted ops are themselves recorded, which is what makes higher-order
 gradients work. graph.py builds the same backward as a printable compiler Graph.
+
+Scheduling follows PyTorch's engine: dependency counts over the part of the graph the roots
+reach, a ready queue ordered by creation (newest node first), and a leaf's gradient is
+finished (hooks, then .grad) as soon as every path into it has delivered.
 """
 import heapq
+import sys
 
 import numpy as np
 
-from compiler.ir.registry import AVal
+from compiler.ir.registry import REGISTRY
 from .. import _dispatch
-from .._dispatch import STATE, EMIT, wrap
+from .._dispatch import STATE, EMIT, wrap, apply
 from ..tensor import Tensor
-from .grad_mode import set_grad_enabled
 
+_ADD = REGISTRY["add"]
+_CAST = REGISTRY["cast"]
+_SUM = REGISTRY["sum"]
+_RESHAPE = REGISTRY["reshape"]
 
-def _zeros(aval):
-    return wrap(np.zeros(aval.shape, aval.dtype.np), aval.dtype)
+SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
+               "tensors after they have already been freed). Saved intermediate values of the "
+               "graph are freed when you call .backward() or autograd.grad(). Specify "
+               "retain_graph=True if you need to backward through the graph a second time or if "
+               "you need to access saved tensors after calling backward.")
 
 
 def _accum(a, b):
     if a is None:
         return b
-    return _dispatch.apply(_ADD, a, b)
+    return apply(_ADD, a, b)
 
 
-from compiler.ir.registry import REGISTRY as _R  # noqa: E402
-_ADD = _R["add"]
+def _version_error(t, what, node, v, now):
+    return RuntimeError(
+        "one of the variables needed for gradient computation has been modified by an inplace "
+        f"operation: [{t.type()} {list(t.shape)}], which is {what} of {node._name}, is at "
+        f"version {now}; expected version {v} instead. Hint: the backtrace further above can "
+        "show the operation that failed to compute its gradient.")
 
 
 def _check_version(node):
     for t, v in zip(node.saved, node.versions):
-        if v is not None and isinstance(t, Tensor) and t._version != v:
-            raise RuntimeError(
-                "one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [torch.{t.type().split('.')[-1]} {list(t.shape)}], which is "
-                f"an input of {node._name}, is at version {t._version}; expected version {v} "
-                "instead. Hint: the backtrace further above can show the operation that failed to "
-                "compute its gradient.")
+        if v is not None:
+            b = t._base
+            now = t._vcount if b is None else b._vcount
+            if now != v:
+                raise _version_error(t, "an input", node, v, now)
 
 
-def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, accumulate=True,
-                 allow_unused=False):
-    """roots: output tensors; grad_roots: their cotangents. Returns grads of `inputs` when
-    accumulate is False (autograd.grad), else accumulates into leaves' .grad."""
-    grads = {}            # node -> list of cotangents per output
-    leaf_grads = {}       # id(leaf) -> [leaf, grad]
-    heap = []
+def _saved_outputs(node, create_graph):
+    """The forward outputs a rule reads, rebuilt from the saved arrays. With create_graph they
+    are attached to `node` again, so double backward sees their dependence on the inputs."""
+    res = []
+    for i, (arr, ref) in enumerate(zip(node.out, node.oref)):
+        o = ref()
+        if o is not None and o._version != 0:
+            raise _version_error(o, f"output {i}", node, 0, o._version)
+        t = wrap(arr, node.outs[i].dtype)
+        if create_graph:
+            t._node, t._oi = node, i
+        res.append(t)
+    return res[0] if len(res) == 1 else tuple(res)
+
+
+def _release(node):
+    """Free what backward needed once (retain_graph=False). Nodes that saved only shapes and
+    scalars stay runnable, as in PyTorch."""
+    if node.fn is not None:
+        if node.ctx._saved:
+            node.ctx._free()
+            node.freed = True
+        return
+    if node.out is not None:
+        node.out = node.oref = None
+        node.freed = True
+    saved = node.saved
+    if saved is not None and any(v is not None for v in node.versions):
+        node.saved = None
+        node.freed = True
+
+
+def _apply_vjp(node, gs, needs, create_graph):
+    if node.freed:
+        raise RuntimeError(SECOND_TIME)
+    if node.fn is not None:                      # custom autograd.Function
+        return node.fn._backward_from_engine(node, gs)
+    p = node.prim
+    _check_version(node)
+    out = _saved_outputs(node, create_graph) if node.out is not None else None
+    if p.nout == 1:
+        g = gs[0]
+        if g is None:
+            return (None,) * len(node.edges)
+    else:
+        if all(g is None for g in gs):
+            return (None,) * len(node.edges)
+        g = tuple(gs)
+    prev = EMIT.needs
+    EMIT.needs = needs
+    try:
+        return p.vjp(EMIT, g, *node.saved, out=out, **node.attrs)
+    finally:
+        EMIT.needs = prev
+
+
+def _fit(g, shape, dtype, node, i):
+    """PyTorch's validate_outputs: a gradient takes its input's dtype; a gradient that only
+    broadcasts to the input's shape is summed to it; anything else is a rule bug."""
+    if g._dtype is not dtype and (dtype.is_floating_point or dtype.is_complex):
+        g = apply(_CAST, g, dtype=dtype)
+    gs = g._data.shape
+    if gs != shape:
+        n = len(gs) - len(shape)
+        if n < 0 or any(s != 1 and s != t for s, t in zip(shape, gs[n:])):
+            raise RuntimeError(f"Function {node._name} returned an invalid gradient at index {i} "
+                               f"- got {list(gs)} but expected shape compatible with "
+                               f"{list(shape)}")
+        dims = tuple(range(n)) + tuple(n + k for k, s in enumerate(shape) if s == 1 and gs[n + k] != 1)
+        g = apply(_SUM, g, dims=dims, keepdim=True)
+        g = apply(_RESHAPE, g, shape=shape)
+    return g
+
+
+def _run_hooks(hooks, g):
+    for h in hooks:
+        new = h(g)
+        if new is not None:
+            g = new
+    return g
+
+
+def _discover(root_nodes, want_nodes, want_leaves):
+    """Nodes reachable from the roots, each with the number of edges into it from nodes that
+    will run. With `inputs` given, only nodes on a path to one of them run (PyTorch prunes the
+    same way); `run` maps each of them to its per-input needs tuple."""
+    order = []
     seen = set()
-    want = None
-    captured = {}
+    stack = list(root_nodes)
+    for n in stack:
+        seen.add(n)
+    while stack:
+        n = stack.pop()
+        order.append(n)
+        for e in n.edges:
+            if e is not None:
+                p = e[0]
+                if p is not None and p not in seen:
+                    seen.add(p)
+                    stack.append(p)
+    run = {}
+    if want_nodes is None and want_leaves is None:
+        for n in order:
+            run[n] = tuple(e is not None for e in n.edges)
+    else:
+        # producers were recorded before their consumers: ascending seq is a topological order
+        # from the inputs up, so `useful` of every producer is known before its consumers
+        order.sort(key=lambda n: n.seq)
+        useful = set()
+        for n in order:
+            needs = []
+            for e in n.edges:
+                if e is None:
+                    needs.append(False)
+                elif e[0] is None:
+                    needs.append(id(e[1]) in want_leaves)
+                else:
+                    needs.append(e[0] in useful or (e[0], e[1]) in want_nodes)
+            if any(needs):
+                useful.add(n)
+                run[n] = tuple(needs)
+    deps = {}
+    leaf_deps = {}
+    for n, needs in run.items():
+        for e, nd in zip(n.edges, needs):
+            if nd:
+                p = e[0]
+                if p is None:
+                    k = id(e[1])
+                    leaf_deps[k] = leaf_deps.get(k, 0) + 1
+                else:
+                    deps[p] = deps.get(p, 0) + 1
+    return run, deps, leaf_deps
+
+
+def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, accumulate=True):
+    """roots: output tensors; grad_roots: their cotangents.
+
+    accumulate=True (backward): gradients of leaves (or of `inputs` only) accumulate into .grad.
+    accumulate=False (autograd.grad): returns the gradients of `inputs`, touching no .grad.
+    """
+    want_nodes = want_leaves = None
     if inputs is not None:
-        want = {}
+        want_nodes, want_leaves = {}, {}
         for i, t in enumerate(inputs):
             if t._node is not None:
-                want[(id(t._node), t._oi)] = i
+                want_nodes.setdefault((t._node, t._oi), []).append(i)
             else:
-                want[("leaf", id(t))] = i
-
-    def push(node):
-        if id(node) not in seen:
-            seen.add(id(node))
-            heapq.heappush(heap, (-node.seq, id(node), node))
-
+                want_leaves.setdefault(id(t), []).append(i)
+    captured = {}
+    grads = {}            # node -> list of incoming cotangents, one slot per output
+    leaf_acc = {}         # id(leaf) -> [leaf, gradient so far]
+    root_nodes = []
+    root_leaves = []
     for r, g in zip(roots, grad_roots):
-        if r._node is None:
-            if r._rg:
-                e = leaf_grads.setdefault(id(r), [r, None])
-                e[1] = _accum(e[1], g)
-            continue
         n = r._node
-        if n.freed:
-            raise RuntimeError("Trying to backward through the graph a second time (or directly "
-                               "access saved tensors after they have already been freed). Saved "
-                               "intermediate values of the graph are freed when you call .backward() "
-                               "or autograd.grad(). Specify retain_graph=True if you need to backward "
-                               "through the graph a second time or if you need to access saved "
-                               "tensors after calling backward.")
-        lst = grads.setdefault(n, [None] * len(n.outs))
+        if n is None:
+            e = leaf_acc.setdefault(id(r), [r, None])
+            e[1] = _accum(e[1], g)
+            root_leaves.append(r)
+            continue
+        lst = grads.get(n)
+        if lst is None:
+            lst = grads[n] = [None] * len(n.outs)
+            root_nodes.append(n)
         lst[r._oi] = _accum(lst[r._oi], g)
-        push(n)
 
-    with set_grad_enabled(create_graph):
+    run, deps, leaf_deps = _discover(root_nodes, want_nodes, want_leaves)
+
+    def finish_leaf(acc):
+        # takes the gradient out of `acc`, so this frame holds the only engine reference
+        # (AccumulateGrad decides by reference count whether it may keep the buffer)
+        leaf = acc[0]
+        g = acc.pop()
+        if leaf._hooks:
+            g = _run_hooks(leaf._hooks, g)
+        if want_leaves is not None:
+            idx = want_leaves.get(id(leaf))
+            if idx is None:
+                return
+            for i in idx:
+                captured[i] = g
+        if accumulate:
+            _accumulate_grad(leaf, g, create_graph)
+            post = leaf.__dict__.get("_post_acc_hooks")
+            if post:
+                for h in post:
+                    h(leaf)
+
+    prev_mode = STATE.grad_enabled
+    STATE.grad_enabled = bool(create_graph)
+    try:
+        heap = []
+        for n in root_nodes:
+            if deps.get(n, 0) == 0:
+                heapq.heappush(heap, (-n.seq, n))
+        for r in root_leaves:
+            e = leaf_acc.get(id(r))
+            if e is not None and leaf_deps.get(id(r), 0) == 0:
+                del leaf_acc[id(r)]
+                finish_leaf(e)
+        e = None
         while heap:
-            _, _, node = heapq.heappop(heap)
-            if node.freed:
-                raise RuntimeError("Trying to backward through the graph a second time (or directly "
-                                   "access saved tensors after they have already been freed). "
-                                   "Specify retain_graph=True if you need to backward through the "
-                                   "graph a second time.")
+            node = heapq.heappop(heap)[1]
             gs = grads.pop(node)
-            # tensor hooks and retain_grad on this node's outputs
-            if node.hooks:
+            if node.hooks:                   # tensor hooks of this node's outputs
                 for oi, hooks in node.hooks.items():
-                    for h in hooks:
-                        if gs[oi] is not None:
-                            new = h(gs[oi])
-                            if new is not None:
-                                gs[oi] = new
-            if node.retain:
+                    if gs[oi] is not None and hooks:
+                        gs[oi] = _run_hooks(hooks, gs[oi])
+            if node.retain:                  # retain_grad(): after the other tensor hooks
                 for oi, ref in node.retain.items():
                     t = ref()
-                    if t is not None and gs[oi] is not None:
-                        g = gs[oi] if create_graph else gs[oi].detach()
-                        t._grad = g if t._grad is None else _accum(t._grad, g)
-            if want is not None:
+                    if t is not None and gs[oi] is not None and t._node is node:
+                        _accumulate_retained(t, gs[oi], create_graph)
+            if want_nodes is not None:
                 for oi in range(len(gs)):
-                    k = (id(node), oi)
-                    if k in want and gs[oi] is not None:
-                        captured[want[k]] = gs[oi]
+                    idx = want_nodes.get((node, oi))
+                    if idx is not None and gs[oi] is not None:
+                        for i in idx:
+                            captured[i] = gs[oi]
+                        if accumulate:       # backward(inputs=[non-leaf]) fills its .grad
+                            t = inputs[idx[0]]
+                            if t._node is node:
+                                _accumulate_retained(t, gs[oi], create_graph)
+            needs = run.get(node)
+            if needs is None:                # reached only to capture an input's gradient
+                continue
             if node.pre_hooks:
                 for h in node.pre_hooks:
                     r = h(tuple(gs))
                     if r is not None:
                         gs = list(r)
-            in_grads = _apply_vjp(node, gs)
+            in_grads = _apply_vjp(node, gs, needs, create_graph)
             if node.post_hooks:
                 for h in node.post_hooks:
                     r = h(tuple(in_grads), tuple(gs))
                     if r is not None:
                         in_grads = tuple(r)
-            for edge, g in zip(node.edges, in_grads):
-                if edge is None or g is None:
-                    continue
-                producer, target = edge
-                if producer is None:          # leaf
-                    e = leaf_grads.setdefault(id(target), [target, None])
-                    e[1] = _accum(e[1], g)
-                else:
-                    lst = grads.setdefault(producer, [None] * len(producer.outs))
-                    lst[target] = _accum(lst[target], g)
-                    push(producer)
             if not retain_graph:
-                node.freed = True
-                node.saved = None
-                node.out = None
-
-        # leaves: hooks may replace the gradient, then accumulate into .grad
-        result = [None] * (len(inputs) if inputs is not None else 0)
-        for key, (leaf, g) in leaf_grads.items():
-            if leaf._hooks:
-                for h in leaf._hooks:
-                    new = h(g)
-                    if new is not None:
-                        g = new
-            if want is not None:
-                k = ("leaf", key)
-                if k in want:
-                    captured[want[k]] = g
-                if not accumulate:
+                _release(node)
+            edges = node.edges
+            if len(in_grads) != len(edges):
+                raise RuntimeError(f"function {node._name} returned an incorrect number of "
+                                   f"gradients (expected {len(edges)}, got {len(in_grads)})")
+            done_leaves = None
+            for i, (e, g, nd) in enumerate(zip(edges, in_grads, needs)):
+                if not nd:
                     continue
-            if not accumulate:
+                p = e[0]
+                if p is None:
+                    leaf = e[1]
+                    k = id(leaf)
+                    if g is not None:
+                        g = _fit(g, leaf._data.shape, leaf._dtype, node, i)
+                        acc = leaf_acc.get(k)
+                        if acc is None:
+                            leaf_acc[k] = [leaf, g]
+                        else:
+                            acc[1] = _accum(acc[1], g)
+                    c = leaf_deps[k] - 1
+                    leaf_deps[k] = c
+                    if c == 0:
+                        if done_leaves is None:
+                            done_leaves = []
+                        done_leaves.append(k)
+                else:
+                    oi = e[1]
+                    if g is not None:
+                        a = p.outs[oi]
+                        g = _fit(g, a.shape, a.dtype, node, i)
+                        lst = grads.get(p)
+                        if lst is None:
+                            lst = grads[p] = [None] * len(p.outs)
+                        lst[oi] = g if lst[oi] is None else apply(_ADD, lst[oi], g)
+                    c = deps[p] - 1
+                    deps[p] = c
+                    if c == 0:
+                        if p in grads:
+                            heapq.heappush(heap, (-p.seq, p))
+                        elif p in run:       # nothing arrived: still let its sub-graph settle
+                            _settle(p, run, deps, leaf_deps, grads, leaf_acc, heap, finish_leaf)
+            if done_leaves:
+                in_grads = g = gs = None      # drop this frame's references first
+                for k in done_leaves:
+                    acc = leaf_acc.pop(k, None)
+                    if acc is not None:
+                        finish_leaf(acc)
+                acc = None
+    finally:
+        STATE.grad_enabled = prev_mode
+    if inputs is None:
+        return None
+    return [captured.get(i) for i in range(len(inputs))]
+
+
+def _settle(node, run, deps, leaf_deps, grads, leaf_acc, heap, finish_leaf):
+    """A node all of whose consumers delivered no gradient: nothing flows through it, but its
+    producers' dependency counts must still drop so they can run with their other gradients."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        for e, nd in zip(n.edges, run[n]):
+            if not nd:
                 continue
-            if want is not None and ("leaf", key) not in want:
-                continue
-            if not create_graph:
-                g = g.detach()
-            if g._dtype is not leaf._dtype:
-                g = g.to(leaf._dtype)
-            if leaf._grad is None:
-                # a fresh tensor, so later in-place accumulation never touches a shared buffer
-                leaf._grad = g if create_graph else wrap(np.array(g._data, copy=True), g._dtype)
-            elif create_graph:
-                leaf._grad = _accum(leaf._grad, g)
+            p = e[0]
+            if p is None:
+                k = id(e[1])
+                leaf_deps[k] -= 1
+                if leaf_deps[k] == 0:
+                    acc = leaf_acc.pop(k, None)
+                    if acc is not None:
+                        finish_leaf(acc)
             else:
-                np.add(leaf._grad._data, g._data, out=leaf._grad._data, casting="unsafe")
-                leaf._grad._bump()
-        if inputs is not None:
-            for i in range(len(inputs)):
-                result[i] = captured.get(i)
-        return result
+                deps[p] -= 1
+                if deps[p] == 0:
+                    if p in grads:
+                        heapq.heappush(heap, (-p.seq, p))
+                    elif p in run:
+                        stack.append(p)
 
 
-def _apply_vjp(node, gs):
-    p = node.prim
-    if node.fn is not None:                      # custom autograd.Function
-        return node.fn._backward_from_engine(node, gs)
-    if node.saved is None:
-        raise RuntimeError("Trying to backward through the graph a second time (or directly access "
-                           "saved tensors after they have already been freed).")
-    _check_version(node)
-    if p.nout == 1:
-        g = gs[0]
-        if g is None:
-            return (None,) * len(node.saved)
-        r = p.vjp(EMIT, g, *node.saved, out=node.out, **node.attrs)
+def _accumulate_grad(leaf, g, create_graph):
+    """AccumulateGrad: the first gradient becomes .grad (its buffer is kept when nothing else
+    holds it, as PyTorch does, else copied); later ones add in place; with create_graph the sum
+    is out of place and keeps its history."""
+    old = leaf._grad
+    if old is None:
+        if create_graph:
+            leaf._grad = g
+            return
+        a = g._data
+        # references: the caller's local and our argument (+1 for getrefcount) for the tensor;
+        # g's __dict__ and the local `a` (+1) for the array. More means someone else sees it.
+        if sys.getrefcount(g) <= 3 and sys.getrefcount(a) <= 3 and a.base is None \
+                and a.flags.writeable:
+            leaf._grad = g if g._node is None and g._base is None else wrap(a, g._dtype)
+        else:
+            leaf._grad = wrap(np.array(a, copy=True), g._dtype)
+    elif create_graph or old._node is not None:
+        with _grad_mode(create_graph):
+            leaf._grad = apply(_ADD, old, g)
     else:
-        gs = tuple(gs)
-        r = p.vjp(EMIT, gs, *node.saved, out=node.out, **node.attrs)
-    return r
+        od = old._data
+        if od.flags.writeable and od.shape == g._data.shape:
+            np.add(od, g._data, out=od, casting="unsafe")
+            old._bump()
+        else:
+            leaf._grad = wrap(od + g._data, old._dtype)
+
+
+def _accumulate_retained(t, g, create_graph):
+    """retain_grad() and backward(inputs=[non-leaf]): like .grad of a leaf, kept on t."""
+    if not create_graph:
+        g = wrap(g._data, g._dtype)
+    if t._grad is None:
+        t._grad = g if create_graph else wrap(np.array(g._data, copy=True), g._dtype)
+    else:
+        t._grad = apply(_ADD, t._grad, g)
+
+
+class _grad_mode:
+    __slots__ = ("mode", "prev")
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self.prev = STATE.grad_enabled
+        STATE.grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self.prev

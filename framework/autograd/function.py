@@ -1,77 +1,132 @@
 """Custom differentiable ops: autograd.Function with a ctx, as in PyTorch. Its node takes part
-in the eager graph like any primitive's; its backward is the user's Python."""
+in the eager graph like any primitive's; its backward is the user's Python, run by the same
+engine (so when that backward uses differentiable ops, double backward works too)."""
+import functools
+
 import numpy as np
 
-from .. import _dispatch
-from .._dispatch import STATE, Node, wrap
+from .._dispatch import STATE, wrap, node_class
 from ..tensor import Tensor
-from .grad_mode import no_grad
+from compiler.ir.registry import AVal
 
 
 class FunctionCtx:
+    """The ctx of a custom Function: what forward saves for backward."""
+
     def __init__(self):
-        self.saved_tensors_ = ()
+        self._saved = ()
+        self._versions = ()
+        self._freed = False
         self.needs_input_grad = ()
         self.non_differentiable = set()
+        self.dirty = set()
         self.materialize_grads = True
-        self._versions = ()
 
     def save_for_backward(self, *tensors):
-        self.saved_tensors_ = tensors
-        self._versions = tuple(t._version if isinstance(t, Tensor) else None for t in tensors)
+        for t in tensors:
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_backward can only save variables, but argument "
+                                f"{tensors.index(t)} is of type {type(t).__name__}")
+        self._saved = tensors
+        self._versions = tuple(t._version if t is not None else None for t in tensors)
 
     @property
     def saved_tensors(self):
-        if self.saved_tensors_ is None:
-            raise RuntimeError("Trying to backward through the graph a second time (or directly "
-                               "access saved tensors after they have already been freed).")
-        for t, v in zip(self.saved_tensors_, self._versions):
+        if self._freed:
+            from .engine import SECOND_TIME
+            raise RuntimeError(SECOND_TIME)
+        for t, v in zip(self._saved, self._versions):
             if v is not None and t._version != v:
-                raise RuntimeError("one of the variables needed for gradient computation has been "
-                                   "modified by an inplace operation")
-        return self.saved_tensors_
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: [{t.type()} {list(t.shape)}] is at version "
+                    f"{t._version}; expected version {v} instead.")
+        return self._saved
+
+    saved_variables = saved_tensors
+
+    def _free(self):
+        if self._saved:
+            self._saved = ()
+            self._freed = True
 
     def mark_non_differentiable(self, *tensors):
         self.non_differentiable.update(id(t) for t in tensors)
 
     def mark_dirty(self, *tensors):
-        pass
+        self.dirty.update(id(t) for t in tensors)
 
     def set_materialize_grads(self, value):
-        self.materialize_grads = value
+        self.materialize_grads = bool(value)
 
 
 class _FnPrim:
     """Stands in for a registry primitive on custom-Function nodes."""
     kind = "custom"
+    differentiable = True
+    vjp = None
 
     def __init__(self, cls, nout):
         self.name = cls.__name__
         self.nout = nout
-        self.differentiable = True
 
 
-class Function:
+class _FunctionMeta(type):
+    def __init__(cls, name, bases, ns):
+        super().__init__(name, bases, ns)
+        # PyTorch names the node class <Name>Backward in module torch.autograd.function
+        cls._backward_cls = node_class(f"{name}Backward", "torch.autograd.function")
+
+
+class Function(metaclass=_FunctionMeta):
+    """Subclass with static forward(ctx, *args) and backward(ctx, *grad_outputs); call apply."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("Legacy autograd function with non-static forward method is "
+                           "deprecated. Please use new-style autograd function with static "
+                           "forward method. (Example: https://pytorch.org/docs/stable/"
+                           "autograd.html#torch.autograd.Function)")
+
     @staticmethod
     def forward(ctx, *args, **kwargs):
         raise NotImplementedError("You must implement the forward function for custom "
                                   "autograd.Function.")
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        raise NotImplementedError("setup_context is not implemented.")
+
+    @staticmethod
     def backward(ctx, *grad_outputs):
         raise NotImplementedError("You must implement either the backward or vjp method for your "
                                   "custom autograd.Function to use it with backward mode AD.")
 
-    vjp = backward
+    @staticmethod
+    def vjp(ctx, *grad_outputs):
+        raise NotImplementedError("You must implement either the backward or vjp method for your "
+                                  "custom autograd.Function to use it with backward mode AD.")
 
     @classmethod
     def apply(cls, *args, **kwargs):
         ctx = FunctionCtx()
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
-        with no_grad():
-            out = cls.forward(ctx, *args, **kwargs)
-        outs = out if isinstance(out, tuple) else (out,)
-        if not (STATE.grad_enabled and any(ctx.needs_input_grad)):
+        separate = cls.setup_context is not Function.setup_context
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+        try:
+            if separate:                # PyTorch 2 style: forward(*args), setup_context(ctx, ...)
+                out = cls.forward(*args, **kwargs)
+                cls.setup_context(ctx, args, out)
+            else:
+                out = cls.forward(ctx, *args, **kwargs)
+        finally:
+            STATE.grad_enabled = prev
+        is_tuple = isinstance(out, tuple)
+        outs = out if is_tuple else (out,)
+        if not (prev and any(ctx.needs_input_grad)):
             return out
         edges = []
         for a in args:
@@ -79,35 +134,71 @@ class Function:
                 edges.append((a._node, a._oi) if a._node is not None else (None, a))
             else:
                 edges.append(None)
-        from compiler.ir.registry import AVal
-        node = Node(_FnPrim(cls, len(outs)), {}, [], [], edges, None,
-                    [AVal(o._data.shape, o._dtype) for o in outs if isinstance(o, Tensor)],
-                    f"{cls.__name__}Backward")
+        avals = [AVal(o._data.shape, o._dtype) if isinstance(o, Tensor) else None for o in outs]
+        node = cls._backward_cls(_FnPrim(cls, len(outs)), {}, None, (), edges, avals,
+                                 f"{cls.__name__}Backward")
         node.ctx = ctx
         node.fn = cls
         new_outs = []
         for i, o in enumerate(outs):
             if isinstance(o, Tensor):
-                if any(o is a for a in args):      # returned an input: give it a fresh identity
+                if id(o) in ctx.dirty:          # modified in place: it takes the new history
+                    pass
+                elif any(o is a for a in args):  # returned an input: a new tensor, same data
                     o = wrap(o._data, o._dtype)
-                if id(o) not in ctx.non_differentiable and o._dtype.is_floating_point:
+                if id(o) not in ctx.non_differentiable and (o._dtype.is_floating_point or
+                                                            o._dtype.is_complex):
                     o._node, o._oi = node, i
             new_outs.append(o)
-        return tuple(new_outs) if isinstance(out, tuple) else new_outs[0]
+        return tuple(new_outs) if is_tuple else new_outs[0]
 
     @classmethod
     def _backward_from_engine(cls, node, gs):
         ctx = node.ctx
+        if node.freed and ctx._freed:
+            from .engine import SECOND_TIME
+            raise RuntimeError(SECOND_TIME)
         if ctx.materialize_grads:
-            gs = [g if g is not None else wrap(np.zeros(a.shape, a.dtype.np), a.dtype)
-                  for g, a in zip(gs, node.outs)]
+            gs = [g if g is not None or a is None else
+                  wrap(np.zeros(a.shape, a.dtype.np), a.dtype) for g, a in zip(gs, node.outs)]
         r = cls.backward(ctx, *gs)
         if not isinstance(r, tuple):
             r = (r,)
-        if len(r) < len(node.edges):
-            r = r + (None,) * (len(node.edges) - len(r))
-        return r
+        n = len(node.edges)
+        if len(r) > n and all(x is None for x in r[n:]):
+            r = r[:n]
+        if len(r) != n:
+            raise RuntimeError(f"function {node._name} returned an incorrect number of gradients "
+                               f"(expected {n}, got {len(r)})")
+        res = []
+        for i, (g, e) in enumerate(zip(r, node.edges)):
+            if e is None or g is None:
+                res.append(None)
+                continue
+            if not isinstance(g, Tensor):
+                raise TypeError(f"function {node._name} returned a gradient of type "
+                                f"{type(g).__name__} at index {i}; expected a Tensor or None")
+            res.append(g)
+        return tuple(res)
+
+
+class InplaceFunction(Function):
+    def __init__(self, inplace=False):
+        self.inplace = inplace
+
+
+class NestedIOFunction(Function):
+    pass
 
 
 def once_differentiable(fn):
-    return fn
+    """The wrapped backward runs without recording, so its result has no graph of its own."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+        try:
+            return fn(ctx, *args)
+        finally:
+            STATE.grad_enabled = prev
+    return wrapper

@@ -1,99 +1,162 @@
-"""torch.autograd.functional: vjp, jvp, jacobian, hessian built on the reverse transform."""
+"""torch.autograd.functional: vjp, jvp, jacobian, hessian, hvp, vhp, all built on the reverse
+transform (jvp by the double-vjp trick: the vjp is linear in its cotangent, so differentiating
+it with respect to that cotangent gives J v)."""
 import numpy as np
 
 from ..tensor import Tensor
-from .._dispatch import wrap
+from .._dispatch import STATE, wrap
 
 
 def _tup(x):
-    return x if isinstance(x, tuple) else (x,)
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def _prep(inputs):
-    return tuple(x.detach().requires_grad_(True) for x in _tup(inputs))
+def _prep(inputs, create_graph):
+    # fresh leaves, so the caller's tensors gather no .grad; with create_graph they stay
+    # connected to the caller's graph (as in PyTorch)
+    res = []
+    for x in _tup(inputs):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"The inputs given to autograd.functional must be tensors, got "
+                            f"{type(x).__name__}")
+        res.append(x if (create_graph and x.requires_grad) else x.detach().requires_grad_(True))
+    return tuple(res)
 
 
-def vjp(func, inputs, v=None, create_graph=False, strict=False):
+def _zeros(x):
+    return wrap(np.zeros(x._data.shape, x._dtype.np), x._dtype)
+
+
+def _grad(outs, ins, gos, create_graph, retain_graph=None):
+    """autograd.grad that gives zeros for inputs the outputs do not depend on (and for outputs
+    that do not require grad at all)."""
     from . import grad
-    from .grad_mode import enable_grad
-    ins = _prep(inputs)
-    with enable_grad():
-        out = func(*ins)
-        outs = _tup(out)
-        vs = _tup(v) if v is not None else tuple(None for _ in outs)
-        gs = grad(list(outs), list(ins), list(vs), create_graph=create_graph, allow_unused=True,
-                  materialize_grads=True)
-    res = gs if isinstance(inputs, tuple) else gs[0]
-    return (out if create_graph else _detach(out)), res
+    pairs = [(o, g) for o, g in zip(outs, gos) if o.requires_grad]
+    if not pairs:
+        return tuple(_zeros(x) for x in ins)
+    return grad([p[0] for p in pairs], list(ins), [p[1] for p in pairs],
+                retain_graph=retain_graph, create_graph=create_graph, materialize_grads=True)
 
 
-def _detach(o):
+def _detach(o, create_graph):
+    if create_graph:
+        return o
     return tuple(x.detach() for x in o) if isinstance(o, tuple) else o.detach()
 
 
-def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False, strategy="reverse-mode"):
-    from . import grad
-    from .grad_mode import enable_grad
-    ins = _prep(inputs)
-    with enable_grad():
+def _ones_like(x):
+    return wrap(np.ones(x._data.shape, x._dtype.np), x._dtype)
+
+
+def vjp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), v^T J)."""
+    ins = _prep(inputs, create_graph)
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        out = func(*ins)
+        outs = _tup(out)
+        if v is None:
+            if len(outs) != 1 or outs[0].numel() != 1:
+                raise RuntimeError("The vector v can only be None if the user-provided function "
+                                   "returns a single Tensor with a single element.")
+            vs = (_ones_like(outs[0]),)
+        else:
+            vs = _tup(v)
+        gs = _grad(outs, ins, vs, create_graph)
+    finally:
+        STATE.grad_enabled = prev
+    res = gs if isinstance(inputs, tuple) else gs[0]
+    return _detach(out, create_graph), res
+
+
+def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
+             strategy="reverse-mode"):
+    """J of func at inputs: for output o and input x, a tensor of shape o.shape + x.shape.
+    One reverse pass per output element."""
+    from ..ops_shape import stack, reshape
+    ins = _prep(inputs, create_graph)
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
         out = func(*ins)
         outs = _tup(out)
         jac_per_out = []
         for o in outs:
             rows = []
-            for k in range(max(o.numel(), 1)):
-                go = np.zeros(o._data.size, o._dtype.np)
+            n = o.numel()
+            for k in range(n):
+                go = np.zeros(n, o._dtype.np)
                 go[k] = 1
-                gs = grad([o], list(ins), [wrap(go.reshape(o._data.shape), o._dtype)],
-                          retain_graph=True, create_graph=create_graph, allow_unused=True,
-                          materialize_grads=True)
-                rows.append(gs)
+                rows.append(_grad([o], ins, [wrap(go.reshape(o._data.shape), o._dtype)],
+                                  create_graph, retain_graph=True))
             per_in = []
             for j, x in enumerate(ins):
-                from ..ops_shape import stack, reshape
-                st = stack([r[j] for r in rows], 0)
-                per_in.append(reshape(st, tuple(o.shape) + tuple(x.shape)))
+                if n:
+                    st = stack([r[j] for r in rows], 0)
+                    per_in.append(reshape(st, tuple(o.shape) + tuple(x.shape)))
+                else:
+                    per_in.append(wrap(np.zeros(tuple(o.shape) + tuple(x.shape), x._dtype.np),
+                                       x._dtype))
             jac_per_out.append(tuple(per_in) if isinstance(inputs, tuple) else per_in[0])
+    finally:
+        STATE.grad_enabled = prev
     return tuple(jac_per_out) if isinstance(out, tuple) else jac_per_out[0]
 
 
-def hessian(func, inputs, create_graph=False, strict=False, vectorize=False):
+def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
+            outer_jacobian_strategy="reverse-mode"):
+    """Hessian of a scalar func: the jacobian of its gradient."""
+    is_tuple = isinstance(inputs, tuple)
+
     def grad_fn(*xs):
-        from . import grad
         y = func(*xs)
-        gs = grad([y], list(xs), create_graph=True)
-        return gs if isinstance(inputs, tuple) else gs[0]
+        if not isinstance(y, Tensor) or y.numel() != 1:
+            raise RuntimeError("The function given to hessian should return a single Tensor with "
+                               "a single element")
+        gs = _grad([y], xs, [_ones_like(y)], True)
+        return gs if is_tuple else gs[0]
     return jacobian(grad_fn, inputs, create_graph=create_graph)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
-    """Forward-mode product via the double-vjp trick (two reverse passes)."""
-    from . import grad
-    from .grad_mode import enable_grad
-    ins = _prep(inputs)
-    with enable_grad():
+    """(func(inputs), J v), by differentiating the vjp with respect to its cotangent."""
+    ins = _prep(inputs, create_graph)
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
         out = func(*ins)
         outs = _tup(out)
-        us = [wrap(np.zeros(o._data.shape, o._dtype.np), o._dtype).requires_grad_(True) for o in outs]
-        gs = grad(list(outs), list(ins), us, create_graph=True, allow_unused=True,
-                  materialize_grads=True)
-        vs = _tup(v) if v is not None else tuple(wrap(np.ones(x._data.shape, x._dtype.np), x._dtype)
-                                                 for x in ins)
-        jv = grad(list(gs), us, list(vs), create_graph=create_graph, allow_unused=True,
-                  materialize_grads=True)
-    return _detach(out), (jv if isinstance(out, tuple) else jv[0])
+        us = [_zeros(o).requires_grad_(True) for o in outs]
+        gs = _grad(outs, ins, us, True)
+        if v is None:
+            if len(ins) != 1 or ins[0].numel() != 1:
+                raise RuntimeError("The vector v can only be None if the input to the "
+                                   "user-provided function is a single Tensor with a single "
+                                   "element.")
+            vs = (_ones_like(ins[0]),)
+        else:
+            vs = _tup(v)
+        jv = _grad(list(gs), us, list(vs), create_graph)
+    finally:
+        STATE.grad_enabled = prev
+    return _detach(out, create_graph), (jv if isinstance(out, tuple) else jv[0])
+
+
+def vhp(func, inputs, v=None, create_graph=False, strict=False):
+    """(func(inputs), v^T H) for a scalar func."""
+    ins = _prep(inputs, create_graph)
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = True
+    try:
+        out = func(*ins)
+        gs = _grad([out], ins, [_ones_like(out)], True)
+        hv = _grad(list(gs), ins, list(_tup(v)), create_graph)
+    finally:
+        STATE.grad_enabled = prev
+    return _detach(out, create_graph), (hv if isinstance(inputs, tuple) else hv[0])
 
 
 def hvp(func, inputs, v=None, create_graph=False, strict=False):
-    from . import grad
-    from .grad_mode import enable_grad
-    ins = _prep(inputs)
-    with enable_grad():
-        out = func(*ins)
-        gs = grad([out], list(ins), create_graph=True)
-        vs = _tup(v)
-        hv = grad(list(gs), list(ins), list(vs), allow_unused=True, materialize_grads=True)
-    return out.detach(), (hv if isinstance(inputs, tuple) else hv[0])
-
-
-vhp = hvp
+    """(func(inputs), H v); the Hessian is symmetric, so this is v^T H transposed."""
+    return vhp(func, inputs, v, create_graph, strict)

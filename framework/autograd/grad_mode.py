@@ -1,79 +1,147 @@
 """Grad modes: no_grad, enable_grad, set_grad_enabled, inference_mode (context managers and
-decorators), is_grad_enabled."""
+decorators, with or without parentheses), is_grad_enabled."""
 import functools
+import inspect
 
 from .._dispatch import STATE
 
 
-class _Mode:
+class _DecoratorContextManager:
+    """Base: `with mode():`, `@mode()` and (for modes without arguments) bare `@mode`.
+    Each call of a decorated function enters a fresh instance, so recursion and nesting are
+    safe."""
+
+    def _clone(self):
+        return self.__class__()
+
     def __call__(self, fn):
+        if inspect.isclass(fn):
+            raise RuntimeError(f"{type(self).__name__} cannot decorate a class")
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*a, **k):
+                gen = fn(*a, **k)
+                try:
+                    with self._clone():
+                        resp = gen.send(None)
+                    while True:
+                        try:
+                            request = yield resp
+                        except GeneratorExit:
+                            with self._clone():
+                                gen.close()
+                            raise
+                        except BaseException as e:
+                            with self._clone():
+                                resp = gen.throw(e)
+                        else:
+                            with self._clone():
+                                resp = gen.send(request)
+                except StopIteration as e:
+                    return e.value
+            return gen_wrapper
+
         @functools.wraps(fn)
         def wrapper(*a, **k):
-            with self.__class__(*self._args):
+            with self._clone():
                 return fn(*a, **k)
         return wrapper
 
-    def __enter__(self):
-        self._prev = STATE.grad_enabled
-        STATE.grad_enabled = self._target()
-        return self
-
     def __exit__(self, *exc):
         STATE.grad_enabled = self._prev
         return False
 
 
-class no_grad(_Mode):
-    _args = ()
-
-    def __init__(self):
-        pass
-
-    def _target(self):
-        return False
+class _NoParam(_DecoratorContextManager):
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)           # bare @no_grad
 
 
-class enable_grad(_Mode):
-    _args = ()
+class no_grad(_NoParam):
+    """Ops inside record no graph: results do not require grad."""
 
-    def __init__(self):
-        pass
+    def __enter__(self):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = False
+        return None
 
-    def _target(self):
-        return True
+
+class enable_grad(_NoParam):
+    """Turns recording back on, also inside no_grad (not inside inference_mode's tensors)."""
+
+    def __enter__(self):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = True
+        return None
 
 
-class set_grad_enabled(_Mode):
+class set_grad_enabled(_DecoratorContextManager):
+    """set_grad_enabled(mode) takes effect when called (also as a plain function call); as a
+    context manager it restores the previous mode on exit."""
+
     def __init__(self, mode):
-        self._args = (mode,)
-        self._mode = bool(mode)
-        # like torch, calling it as a function takes effect at once
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled(): argument 'mode' must be bool, not "
+                            f"{type(mode).__name__}")
+        self._prev = STATE.grad_enabled
+        self._mode = mode
+        STATE.grad_enabled = mode
+
+    def _clone(self):
+        return _SetGrad(self._mode)
+
+    def __call__(self, fn):
+        STATE.grad_enabled = self._prev    # decorating must not change the current mode
+        return super().__call__(fn)
+
+    def __enter__(self):
+        return None
+
+    def clone(self):
+        return self.__class__(self._mode)
+
+
+class _SetGrad(_DecoratorContextManager):
+    def __init__(self, mode):
+        self._mode = mode
+
+    def __enter__(self):
         self._prev = STATE.grad_enabled
         STATE.grad_enabled = self._mode
 
-    def _target(self):
-        return self._mode
+
+class inference_mode(_DecoratorContextManager):
+    """Like no_grad (and what PyTorch recommends for inference); inference_mode(False) leaves
+    the grad mode as it is."""
+
+    def __new__(cls, mode=True):
+        if callable(mode) and not isinstance(mode, bool):
+            return cls()(mode)             # bare @inference_mode
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self._mode = bool(mode) if isinstance(mode, bool) else True
+
+    def _clone(self):
+        return self.__class__(self._mode)
 
     def __enter__(self):
-        return self
+        self._prev = STATE.grad_enabled
+        self._prev_inf = STATE.inference
+        if self._mode:
+            STATE.grad_enabled = False
+        STATE.inference = self._mode
+        return None
 
     def __exit__(self, *exc):
         STATE.grad_enabled = self._prev
+        STATE.inference = self._prev_inf
         return False
 
-
-class inference_mode(_Mode):
-    def __init__(self, mode=True):
-        self._args = (mode,)
-        self._mode = mode
-
-    def _target(self):
-        return not self._mode
-
-    def __call__(self, fn=None):
-        if isinstance(fn, bool):
-            return inference_mode(fn)
-        return super().__call__(fn)
+    def clone(self):
+        return self.__class__(self._mode)
 
 
 def is_grad_enabled():
@@ -81,4 +149,4 @@ def is_grad_enabled():
 
 
 def is_inference_mode_enabled():
-    return False
+    return STATE.inference
