@@ -71,7 +71,28 @@ def dot(input, other):
     return rename(S.reshape(r, ()), "DotBackward0")
 
 
-inner = lambda a, b: dot(a, b) if a.ndim == 1 and b.ndim == 1 else einsum("...i,...j->...", a, b)  # noqa
+def inner(input, other, *, out=None):
+    """Sum over the last dims: out[i..., j...] = sum_k input[i..., k] * other[j..., k]."""
+    from .ops_math import write_out, mul
+    if input.ndim == 0 or other.ndim == 0:
+        return write_out(mul(input, other), out)
+    if input.shape[-1] != other.shape[-1]:
+        raise RuntimeError(f"inner() the last dimension must match on both input tensors but got "
+                           f"shapes {list(input.shape)} and {list(other.shape)}")
+    if input.ndim == 1 and other.ndim == 1:
+        return write_out(dot(input, other), out)
+    _same_dtype("inner", input, other)
+    letters = "abcdefghijklmnopqrstuvwxy"
+    la, lb = letters[:input.ndim - 1], letters[input.ndim - 1:input.ndim + other.ndim - 2]
+    return write_out(einsum(f"{la}z,{lb}z->{la}{lb}", input, other), out)
+
+
+def _same_dtype(op, *ts):
+    d = ts[0].dtype
+    for t in ts[1:]:
+        if t.dtype is not d:
+            raise RuntimeError(f"{op}: expected all operands to have the same dtype, but got "
+                               + ", ".join(x.dtype.name for x in ts))
 
 
 def vdot(input, other):
@@ -120,6 +141,9 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
 def einsum(equation, *operands):
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
+    if not operands:
+        raise RuntimeError("einsum(): must provide at least one operand")
+    _same_dtype(f"einsum({equation!r})", *operands)
     return rename(apply(P["einsum"], *operands, equation=equation), "EinsumBackward0")
 
 
@@ -150,9 +174,14 @@ def cross(input, other, dim=None):
         dim = next((i for i, s in enumerate(input.shape) if s == 3), None)
         if dim is None:
             raise RuntimeError(f"cross: no dimension of size 3 in input (shape {list(input.shape)})")
+    _same_dtype("linalg.cross", input, other)
+    if input.ndim != other.ndim:
+        raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions (got "
+                           f"shapes {list(input.shape)} and {list(other.shape)})")
     if input.shape[dim] != 3 or other.shape[dim] != 3:
         raise RuntimeError(f"linalg.cross: inputs dimension {dim} must have length 3. Got "
                            f"{input.shape[dim]} and {other.shape[dim]}")
+    input, other = S.broadcast_tensors(input, other)
     a = [S.select(input, dim, i) for i in range(3)]
     b = [S.select(other, dim, i) for i in range(3)]
     from .ops_math import sub, mul
@@ -172,6 +201,8 @@ def cdist(x1, x2, p=2.0):
 class _Linalg:
     """torch.linalg namespace."""
 
+    from compiler.ops.linalg import LinAlgError
+
     @staticmethod
     def inv(A):
         return apply(P["inv"], A)
@@ -190,13 +221,59 @@ class _Linalg:
 
     @staticmethod
     def solve(A, B, *, left=True):
-        if B.ndim == A.ndim - 1:
+        if A.dtype is not B.dtype:
+            raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A "
+                               f"of type {A.dtype.name} and B of type {B.dtype.name} instead")
+        if not left:     # X A = B  <=>  A^T X^T = B^T
+            return S.transpose(_Linalg.solve(S.transpose(A, -2, -1), S.transpose(B, -2, -1)), -2, -1)
+        # B is a (batch of) vector(s) when 1-D or when its shape is A's without the last dim
+        if B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1])):
+            if B.shape[-1] != A.shape[-1] if A.ndim >= 2 else True:
+                raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
+                                   f"AX = B (A {list(A.shape)}, B {list(B.shape)})")
             return S.squeeze(apply(P["solve"], A, S.unsqueeze(B, -1)), -1)
         return apply(P["solve"], A, B)
 
     @staticmethod
+    def eig(A):
+        import collections
+        w, v = apply(P["eig"], A)
+        return collections.namedtuple("eig", ["eigenvalues", "eigenvectors"])(w, v)
+
+    @staticmethod
+    def eigvals(A):
+        return apply(P["eig"], A)[0]
+
+    @staticmethod
+    def vecdot(x, y, *, dim=-1):
+        from .ops_math import sum, mul
+        if x.dtype.is_complex:
+            raise NotImplementedError("linalg.vecdot: complex inputs need a conj primitive, which "
+                                      "Kiln does not have yet")
+        _same_dtype("linalg.vecdot", x, y)
+        return rename(sum(mul(x, y), dim), "LinalgVecdotBackward0")
+
+    @staticmethod
+    def multi_dot(tensors):
+        ts = list(tensors)
+        if len(ts) < 2:
+            raise RuntimeError(f"multi_dot(): expected at least 2 tensors but got {len(ts)}")
+        for k, t in enumerate(ts):
+            if t.ndim != 2 and not (t.ndim == 1 and k in (0, len(ts) - 1)):
+                raise RuntimeError(f"multi_dot(): tensor {k} must be 2D (only the first and last "
+                                   f"may be 1D) but got {t.ndim}D")
+        r = ts[0]
+        for t in ts[1:]:
+            r = matmul(r, t)
+        return r
+
+    @staticmethod
     def qr(A, mode="reduced"):
         import collections
+        if mode == "r":    # R only; torch returns an empty Q
+            from .creation import empty
+            return collections.namedtuple("qr", ["Q", "R"])(empty(0, dtype=A.dtype),
+                                                            apply(P["qr"], A, mode="reduced")[1])
         q, r = apply(P["qr"], A, mode=mode)
         return collections.namedtuple("qr", ["Q", "R"])(q, r)
 
@@ -215,29 +292,57 @@ class _Linalg:
         return apply(P["cholesky"], A, upper=upper)
 
     @staticmethod
-    def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
-        from .ops_math import norm as _norm
+    def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
+        from .ops_math import write_out
+        if isinstance(dim, int):
+            dim = (dim,)
+        if dim is not None:
+            dim = tuple(dim)
         if ord is None:
-            return _norm(A, 2, dim if dim is not None else None, keepdim, dtype=dtype)
-        if A.ndim == 2 and dim is None and ord in ("fro", "nuc"):
-            return _norm(A, ord, None, keepdim, dtype=dtype)
-        if A.ndim >= 2 and (dim is None or (isinstance(dim, tuple) and len(dim) == 2)) and \
-                not isinstance(ord, str):
-            return _matrix_norm(A, ord, dim or (-2, -1), keepdim)
-        return _norm(A, ord, dim, keepdim, dtype=dtype)
+            if dim is not None and len(dim) == 2:
+                r = _Linalg.matrix_norm(A, "fro", dim, keepdim, dtype=dtype)
+            else:
+                r = _Linalg.vector_norm(A, 2, dim, keepdim, dtype=dtype)
+            return write_out(r, out)
+        if dim is None:
+            if A.ndim not in (1, 2):
+                raise RuntimeError(f"linalg.norm: If dim is not specified but ord is, the input must "
+                                   f"be 1D or 2D. Got {A.ndim}D.")
+            dim = tuple(range(A.ndim))
+        if len(dim) == 2:
+            r = _Linalg.matrix_norm(A, ord, dim, keepdim, dtype=dtype)
+        elif len(dim) == 1:
+            if isinstance(ord, str):
+                raise RuntimeError(f"linalg.norm: order {ord} is not supported for vectors "
+                                   f"(dim {list(dim)})")
+            r = _Linalg.vector_norm(A, ord, dim, keepdim, dtype=dtype)
+        else:
+            raise RuntimeError(f"linalg.norm: If dim is specified, it must be of length 1 or 2. Got "
+                               f"{list(dim)}")
+        return write_out(r, out)
 
     @staticmethod
-    def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
+    def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None, out=None):
         from .ops_math import norm as _norm
-        return _norm(x, ord, dim, keepdim, dtype=dtype)
+        if isinstance(ord, str) or isinstance(ord, bool):
+            raise TypeError(f"linalg_vector_norm(): argument 'ord' must be Number, not "
+                            f"{type(ord).__name__}")
+        return _norm(x, ord, dim, keepdim, dtype=dtype, out=out)
 
     @staticmethod
-    def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False):
-        from .ops_math import norm as _norm
-        if ord in ("fro", "nuc"):
-            return _norm(A, ord, dim if ord == "fro" else None, keepdim)
-        return _matrix_norm(A, ord, dim, keepdim)
-
+    def matrix_norm(A, ord="fro", dim=(-2, -1), keepdim=False, *, dtype=None, out=None):
+        from .ops_math import write_out
+        if A.ndim < 2:
+            raise RuntimeError(f"linalg.matrix_norm: The input tensor A must have at least 2 "
+                               f"dimensions (got shape {list(A.shape)}).")
+        if isinstance(dim, int) or len(tuple(dim)) != 2:
+            raise RuntimeError(f"linalg.matrix_norm: dim must be a 2-tuple. Got {dim}")
+        from compiler.ir.registry import norm_dims
+        dim = norm_dims("linalg.matrix_norm", tuple(dim), A.ndim)
+        if dtype is not None:
+            from .ops_math import cast
+            A = cast(A, dtype)
+        return write_out(_matrix_norm(A, ord, dim, keepdim), out)
     @staticmethod
     def matrix_rank(A):
         import numpy as np
@@ -285,17 +390,28 @@ class _Linalg:
 
 
 def _matrix_norm(A, ord, dim, keepdim):
-    from .ops_math import sum, abs, amax, amin
+    """Matrix norms over the dim pair `dim` (already normalized, distinct)."""
+    from .ops_math import sum, abs, amax, amin, norm
+    if not (A.dtype.is_floating_point or A.dtype.is_complex):
+        raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {A.dtype.name.capitalize()}")
     d0, d1 = dim
+    if ord == "fro":
+        return norm(A, 2, (d0, d1), keepdim)
+    if ord in ("nuc", 2, -2):
+        # singular values of the matrices spanned by (d0, d1), moved to the last two dims
+        sv = _Linalg.svdvals(S.movedim(A, (d0, d1), (-2, -1)))
+        r = sum(sv, -1) if ord == "nuc" else (amax if ord == 2 else amin)(sv, -1)
+        if keepdim:
+            for d in sorted((d0, d1)):
+                r = S.unsqueeze(r, d)
+        return r
     if ord in (1, -1):
         s = sum(abs(A), d0, keepdim=True)
         r = (amax if ord == 1 else amin)(s, d1, keepdim=True)
     elif ord in (float("inf"), float("-inf")):
         s = sum(abs(A), d1, keepdim=True)
         r = (amax if ord > 0 else amin)(s, d0, keepdim=True)
-    elif ord in (2, -2):
-        sv = _Linalg.svdvals(A)
-        return (amax if ord == 2 else amin)(sv, -1)
     else:
         raise RuntimeError(f"linalg.matrix_norm: Order {ord} not supported.")
     if not keepdim:

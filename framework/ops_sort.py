@@ -61,29 +61,51 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
     return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
 
 
-def median(input, dim=None, keepdim=False, *, out=None):
+def _median_pos(input, d, ignore_nan):
+    """Index (keepdim layout along d) of the lower median of each row: NaN propagates (first
+    NaN in the row) unless ignore_nan, where the median is taken over the non-NaN values."""
+    n = input._data.shape[d]
+    order = apply(P["argsort"], input, dim=d, descending=False, stable=True)._data
+    if input._dtype.is_floating_point:
+        nans = np.isnan(input._data).sum(axis=d, keepdims=True)     # NaNs sort last
+    else:
+        nans = np.zeros([1 if k == d else s for k, s in enumerate(input._data.shape)], np.int64)
+    m = n - nans
+    if ignore_nan:
+        # an all-NaN row answers NaN; position n // 2 is the index torch's CPU kernel reports
+        k = np.where(m > 0, (m - 1) // 2, n // 2)
+    else:
+        k = np.where(nans > 0, m, (n - 1) // 2)
+    return wrap(np.take_along_axis(order, k.astype(np.int64), axis=d), dt.int64)
+
+
+def _median(input, dim, keepdim, ignore_nan, name):
     if dim is None:
         flat = S.reshape(input, (-1,))
-        n = flat.shape[0]
-        if n == 0:
+        if flat.shape[0] == 0:
+            if input._dtype.category < 2:
+                raise RuntimeError(f"{name}() input tensor cannot be empty")
             return wrap(np.asarray(np.nan, input._dtype.np), input._dtype)
-        if input._dtype.is_floating_point and np.isnan(flat._data).any():
-            k = int(np.argmax(np.isnan(flat._data)))
-            return rename(S.select(flat, 0, k), "MedianBackward0")
-        idx = apply(P["argsort"], flat, dim=0, descending=False, stable=True)
-        k = int(idx._data[(n - 1) // 2])
-        return rename(S.select(flat, 0, k), "MedianBackward0")
-    d = norm_dim("median", dim, max(input.ndim, 1))
-    n = input.shape[d]
-    idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
-    idx = wrap(np.ascontiguousarray(
-        apply(P["slice"], idx, dim=d, start=(n - 1) // 2, stop=(n - 1) // 2 + 1, step=1)._data), dt.int64)
-    v, i = _select_along(input, idx, d, keepdim)
-    return _named("median")(rename(v, "MedianBackward1"), i)
+        k = int(_median_pos(flat, 0, ignore_nan)._data[0])
+        return rename(S.select(flat, 0, k), "NanmedianBackward0" if ignore_nan else "MedianBackward0")
+    if input.ndim == 0:
+        return _named(name)(input, wrap(np.zeros((), np.int64), dt.int64))
+    d = norm_dim(name, dim, input.ndim)
+    if input._data.shape[d] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
+                         f"{list(input.shape)})")
+    v, i = _select_along(input, _median_pos(input, d, ignore_nan), d, keepdim)
+    return _named(name)(rename(v, "NanmedianBackward1" if ignore_nan else "MedianBackward1"), i)
 
 
-def nanmedian(input, dim=None, keepdim=False):
-    return median(input, dim, keepdim)
+def median(input, dim=None, keepdim=False, *, out=None):
+    from .ops_math import write_out
+    return write_out(_median(input, dim, keepdim, False, "median"), out)
+
+
+def nanmedian(input, dim=None, keepdim=False, *, out=None):
+    from .ops_math import write_out
+    return write_out(_median(input, dim, keepdim, True, "nanmedian"), out)
 
 
 def mode(input, dim=-1, keepdim=False):
@@ -124,11 +146,7 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
 
 
 def bincount(input, weights=None, minlength=0):
-    return apply(P["bincount"], input, weights=weights._data if weights is not None else None,
-                 minlength=minlength) if weights is None else \
-        wrap(np.bincount(input._data, weights=weights._data, minlength=minlength).astype(
-            weights._dtype.np if weights._dtype.is_floating_point else np.float64),
-            weights._dtype if weights._dtype.is_floating_point else dt.float64)
+    return apply(P["bincount"], input, weights, minlength=minlength)
 
 
 def histc(input, bins=100, min=0, max=0):

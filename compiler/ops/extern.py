@@ -53,26 +53,34 @@ def _unique_np(out, x, sorted=True, return_inverse=False, return_counts=False, d
 register(Prim("unique", "extern", _unique_meta, _unique_np, nout=3, differentiable=False))
 
 
-def _bincount_meta(x, weights=None, minlength=0):
-    if len(x.shape) != 1 or x.dtype.category != 1:
+def _bincount_meta(x, weights=None, *, minlength=0):
+    if x.dtype.category != 1:
+        raise NotImplementedError(f"\"bincount_cpu\" not implemented for "
+                                  f"'{x.dtype.name.capitalize()}' (bincount needs an integer input)")
+    if len(x.shape) != 1:
         raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs (got shape "
                            f"{list(x.shape)}, dtype {x.dtype})")
-    d = dt.int64 if weights is None else (weights.dtype if weights.dtype.is_floating_point else dt.float64)
-    if weights is not None and weights.dtype is dt.float32:
-        d = dt.float32
+    if weights is not None and not hasattr(weights, "shape"):
+        raise TypeError(f"bincount: weights must be a Tensor, got {type(weights).__name__}")
+    if minlength < 0:
+        raise RuntimeError(f"bincount: minlength should be >= 0 (got {minlength})")
+    if weights is not None and (len(weights.shape) != 1 or weights.shape[0] != x.shape[0]):
+        raise RuntimeError(f"bincount: weights should be 1-d and have the same length as input "
+                           f"(input shape {list(x.shape)}, weights shape {list(weights.shape)})")
+    # torch: float32 weights give float32 counts, every other weight dtype gives float64
+    d = dt.int64 if weights is None else (dt.float32 if weights.dtype is dt.float32 else dt.float64)
     return AVal((-1,), d)
 
 
-def _bincount_np(out, x, weights=None, minlength=0):
+def _bincount_np(out, x, weights=None, *, minlength=0):
     if x.size and x.min() < 0:
-        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
-    r = np.bincount(x, weights=weights, minlength=minlength)
-    return r.astype(out.dtype.np)
+        raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs (got minimum "
+                           f"{x.min()})")
+    w = None if weights is None else np.asarray(weights, np.float64)
+    return np.bincount(x, weights=w, minlength=minlength).astype(out.dtype.np)
 
 
-register(Prim("bincount", "extern", lambda x, weights=None, minlength=0: _bincount_meta(x, weights, minlength),
-              lambda out, x, weights=None, minlength=0: _bincount_np(out, x, weights, minlength),
-              differentiable=False))
+register(Prim("bincount", "extern", _bincount_meta, _bincount_np, differentiable=False))
 
 
 def _mode_meta(x, dim=-1, keepdim=False):

@@ -25,7 +25,7 @@ def _matmul_meta(a, c):
         raise RuntimeError(f"matmul: expected m1 and m2 to have the same dtype, but got: "
                            f"{a.dtype.name} != {c.dtype.name}")
     if a.dtype is dt.bool_:
-        raise RuntimeError("matmul: \"addmm_impl_cpu_\" not implemented for 'Bool'")
+        raise NotImplementedError("matmul: \"addmm_impl_cpu_\" not implemented for 'Bool'")
     batch = broadcast_shapes("matmul", a.shape[:-2], c.shape[:-2])
     return AVal(batch + (a.shape[-2], c.shape[-1]), a.dtype)
 
@@ -158,6 +158,9 @@ register(Prim("einsum", "extern", _einsum_meta, _einsum_np, _vjp_einsum))
 
 # linalg externs -----------------------------------------------------------------------------------
 
+class LinAlgError(RuntimeError):
+    """torch.linalg.LinAlgError: a numerical failure (singular, not positive-definite)."""
+
 def _square(op, x):
     if len(x.shape) < 2 or x.shape[-1] != x.shape[-2]:
         raise RuntimeError(f"linalg.{op}: A must be batches of square matrices, but they are "
@@ -177,7 +180,7 @@ def _inv_np(out, x):
     try:
         return np.linalg.inv(x)
     except np.linalg.LinAlgError:
-        raise RuntimeError("linalg.inv: The diagonal element 1 is zero, the inversion could not be "
+        raise LinAlgError("linalg.inv: The diagonal element 1 is zero, the inversion could not be "
                            "completed because the input matrix is singular.") from None
 
 
@@ -220,7 +223,7 @@ def _solve_np(out, a, c):
     try:
         return np.linalg.solve(a, c)
     except np.linalg.LinAlgError:
-        raise RuntimeError("linalg.solve: The solver failed because the input matrix is singular.") from None
+        raise LinAlgError("linalg.solve: The solver failed because the input matrix is singular.") from None
 
 
 def _vjp_solve(b, g, a, c, out):
@@ -242,7 +245,7 @@ def _cholesky_np(out, x, upper=False):
     try:
         L = np.linalg.cholesky(x)
     except np.linalg.LinAlgError:
-        raise RuntimeError("linalg.cholesky: The factorization could not be completed because the "
+        raise LinAlgError("linalg.cholesky: The factorization could not be completed because the "
                            "input is not positive-definite.") from None
     return np.swapaxes(L, -1, -2).copy() if upper else L
 
@@ -251,6 +254,9 @@ register(Prim("cholesky", "extern", _cholesky_meta, _cholesky_np, None, differen
 
 
 def _qr_meta(x, mode="reduced"):
+    if mode not in ("reduced", "complete"):
+        raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' "
+                           f"(default), 'r', or 'complete'")
     if len(x.shape) < 2:
         raise RuntimeError(f"linalg.qr: The input tensor A must have at least 2 dimensions "
                            f"(shape {list(x.shape)})")
@@ -314,6 +320,20 @@ def _svd_np(out, x, full_matrices=True):
 
 
 register(Prim("svd", "extern", _svd_meta, _svd_np, None, nout=3, differentiable=False))
+
+
+def _eig_meta(x):
+    _square("eig", x)
+    c = dt.complex128 if x.dtype in (dt.float64, dt.complex128) else dt.complex64
+    return (AVal(tuple(x.shape[:-1]), c), AVal(tuple(x.shape), c))
+
+
+def _eig_np(out, x):
+    w, v = np.linalg.eig(x)
+    return w.astype(out[0].dtype.np), v.astype(out[1].dtype.np)
+
+
+register(Prim("eig", "extern", _eig_meta, _eig_np, None, nout=2, differentiable=False))
 
 
 def _diag_embed_meta(x):
