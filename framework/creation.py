@@ -41,6 +41,12 @@ def _to_numpy(data, d):
         data = _untensor(data)
     try:
         return np.array(data, dtype=d.np)
+    except OverflowError:
+        # PyTorch wraps out-of-range integers (uint8 [-1] -> 255); NumPy 2 refuses them
+        a = np.array(data)
+        if a.dtype == object:     # beyond int64 even before the cast
+            raise ValueError(f"tensor(): Overflow when unpacking long long ({d})") from None
+        return a.astype(d.np)
     except (ValueError, TypeError) as e:
         raise (ValueError if "inhomogeneous" in str(e) or "sequence" in str(e) else TypeError)(
             f"tensor(): could not build a tensor from {type(data).__name__}: {e}") from None
@@ -71,6 +77,12 @@ def _finish(arr, d, device, requires_grad):
 
 
 def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False):
+    if isinstance(data, range):
+        data = list(data)
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"new(): invalid data type '{type(data).__name__}'")
+    if data is None or isinstance(data, (dict, set)):
+        raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
     if isinstance(data, np.ndarray):
         d = dtype or dt.from_numpy(data.dtype)
         arr = np.array(data, dtype=d.np)
@@ -104,6 +116,8 @@ def from_numpy(ndarray):
 def _shape(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
+    elif len(size) == 1 and isinstance(size[0], Tensor) and size[0].ndim == 1:
+        size = tuple(size[0].tolist())
     out = []
     for s in size:
         if isinstance(s, Tensor):
@@ -117,31 +131,64 @@ def _shape(size):
     return tuple(out)
 
 
-def _filled(size, value, dtype, device, requires_grad):
-    d = dtype or dt.get_default_dtype()
-    return _finish(np.full(_shape(size), value, dtype=d.np), d, device, requires_grad)
+def _sizes(name, size, kw):
+    """Factories take sizes as varargs, one tuple/list, or size=...; at least one is required."""
+    if kw is not None:
+        if size:
+            raise TypeError(f"{name}() got multiple values for argument 'size'")
+        size = (kw,)
+    if not size:
+        raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
+    return _shape(size)
 
 
-def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False):
-    return _filled(size, 0, dtype, device, requires_grad)
+def _into(out, t):
+    """out= on a factory: out is resized to the result and takes its values (its dtype stays,
+    unless dtype= asked for another one, which PyTorch rejects)."""
+    if out is None:
+        return t
+    if t._dtype is not out._dtype:
+        raise RuntimeError(f"dtype {t._dtype} does not match dtype of out parameter "
+                           f"({out._dtype})")
+    if out._data.shape != t._data.shape:
+        out._data = np.empty(t._data.shape, out._dtype.np)
+    out._data[...] = t._data
+    out._bump()
+    return out
 
 
-def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False):
-    return _filled(size, 1, dtype, device, requires_grad)
+def _filled(shape, value, dtype, device, requires_grad, out=None):
+    d = dtype or (out._dtype if out is not None else dt.get_default_dtype())
+    return _into(out, _finish(np.full(shape, value, dtype=d.np), d, device, requires_grad))
+
+
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          **kw):
+    return _filled(_sizes("zeros", size, kw.pop("size", None)), 0, dtype, device, requires_grad,
+                   out)
+
+
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, **kw):
+    return _filled(_sizes("ones", size, kw.pop("size", None)), 1, dtype, device, requires_grad,
+                   out)
 
 
 def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-          pin_memory=False, memory_format=None):
-    d = dtype or dt.get_default_dtype()
-    return _finish(np.empty(_shape(size), dtype=d.np), d, device, requires_grad)
+          pin_memory=False, memory_format=None, **kw):
+    shape = _sizes("empty", size, kw.pop("size", None))
+    d = dtype or (out._dtype if out is not None else dt.get_default_dtype())
+    return _into(out, _finish(np.empty(shape, dtype=d.np), d, device, requires_grad))
 
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not "
+                        f"{type(size).__name__}")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    d = dtype or dt.scalar_dtype(fill_value)
-    return _finish(np.full(_shape((size,) if isinstance(size, int) else tuple(size)), fill_value,
-                           dtype=d.np), d, device, requires_grad)
+    d = dtype or (out._dtype if out is not None else dt.scalar_dtype(fill_value))
+    return _into(out, _finish(np.full(_shape(tuple(size)), fill_value, dtype=d.np), d, device,
+                              requires_grad))
 
 
 def _like(input, dtype):
@@ -150,12 +197,12 @@ def _like(input, dtype):
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return _filled(tuple(input.shape), 0, _like(input, dtype), device, requires_grad)
+    return _filled(input._data.shape, 0, _like(input, dtype), device, requires_grad)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _filled(tuple(input.shape), 1, _like(input, dtype), device, requires_grad)
+    return _filled(input._data.shape, 1, _like(input, dtype), device, requires_grad)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
@@ -166,11 +213,16 @@ def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fal
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _filled(tuple(input.shape), fill_value, _like(input, dtype), device, requires_grad)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _filled(input._data.shape, fill_value, _like(input, dtype), device, requires_grad)
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     d = dtype or dt.get_default_dtype()
+    for name, v in (("n", n), ("m", m)):
+        if v is not None and v < 0:
+            raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
     return _finish(np.eye(n, n if m is None else m, dtype=d.np), d, device, requires_grad)
 
 
@@ -187,12 +239,12 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
                            f"(start={start}, end={end}, step={step})")
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
-    n = int(math.ceil((end - start) / step))
+    n = int(math.ceil((end - start) / step))     # the length comes from the exact bounds
     if dtype.is_floating_point:
         arr = (start + np.arange(n, dtype=np.float64) * step).astype(dtype.np)
-    else:
-        arr = (start + np.arange(n) * step).astype(dtype.np)
-    return _finish(arr, dtype, device, requires_grad)
+    else:     # integer dtypes: PyTorch casts start and step to the dtype first (truncation)
+        arr = (int(start) + np.arange(n, dtype=np.int64) * int(step)).astype(dtype.np)
+    return _into(out, _finish(arr, dtype, device, requires_grad))
 
 
 def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
@@ -204,8 +256,11 @@ def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=
 def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
     d = dtype or dt.get_default_dtype()
+    start, end = (v.item() if isinstance(v, Tensor) else v for v in (start, end))
     if steps < 0:
-        raise RuntimeError("linspace: number of steps must be non-negative")
+        raise RuntimeError(f"linspace: number of steps must be non-negative (got {steps})")
+    if steps == 1:
+        return _finish(np.array([start]).astype(d.np), d, device, requires_grad)
     # PyTorch computes the two halves from both ends (symmetric rounding)
     step = (end - start) / (steps - 1) if steps > 1 else 0.0
     i = np.arange(steps, dtype=np.float64)
@@ -220,7 +275,7 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
              requires_grad=False):
     d = dtype or dt.get_default_dtype()
     lin = linspace(start, end, steps, dtype=dt.float64)._data
-    return _finish(np.power(base, lin).astype(d.np), d, device, requires_grad)
+    return _finish(np.power(float(base), lin).astype(d.np), d, device, requires_grad)
 
 
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
@@ -310,33 +365,41 @@ def set_rng_state(new_state):
     default_generator.set_state(new_state)
 
 
+_KERNELS = {"rand": "check_uniform_bounds", "randn": "normal_kernel_cpu"}
+
+
 def _float_dtype(dtype, op):
     d = dtype or dt.get_default_dtype()
     if not d.is_floating_point:
-        raise RuntimeError(f"{op}: \"{op}\" not implemented for '{d.name.capitalize()}' "
-                           "(a floating point dtype is needed)")
+        raise NotImplementedError(f"\"{_KERNELS[op]}\" not implemented for '{dt.tname(d)}' "
+                                  f"({op} needs a floating point dtype)")
     return d
 
 
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
-         requires_grad=False, pin_memory=False):
-    d = _float_dtype(dtype, "rand")
-    arr = _gen(generator).random(_shape(size), dtype=np.float64 if d is dt.float64 else np.float32)
-    return _finish(arr.astype(d.np, copy=False), d, device, requires_grad)
+         requires_grad=False, pin_memory=False, **kw):
+    d = _float_dtype(dtype or (out._dtype if out is not None else None), "rand")
+    arr = _gen(generator).random(_sizes("rand", size, kw.pop("size", None)),
+                                 dtype=np.float64 if d is dt.float64 else np.float32)
+    return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
-          requires_grad=False, pin_memory=False):
-    d = _float_dtype(dtype, "randn")
-    arr = _gen(generator).standard_normal(_shape(size),
+          requires_grad=False, pin_memory=False, **kw):
+    d = _float_dtype(dtype or (out._dtype if out is not None else None), "randn")
+    arr = _gen(generator).standard_normal(_sizes("randn", size, kw.pop("size", None)),
                                           dtype=np.float64 if d is dt.float64 else np.float32)
-    return _finish(arr.astype(d.np, copy=False), d, device, requires_grad)
+    return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
 
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
             device=None, requires_grad=False):
-    if size is None:          # randint(high, size)
+    if size is None:          # randint(high, size) or randint(high, size=...)
+        if high is None or isinstance(high, int):
+            raise TypeError("randint() missing required argument 'size'")
         low, high, size = 0, low, high
+    elif high is None:        # randint(high, size=...)
+        low, high = 0, low
     if high is None:
         raise TypeError("randint() missing required argument 'high'")
     if low >= high:
@@ -376,6 +439,8 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
         shape = _shape(tuple(size))
     else:
         shape = np.broadcast_shapes(np.shape(m), np.shape(s))
+    if size is None and not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+        raise TypeError("normal(): with a float mean and a float std the size argument is required")
     if np.any(np.asarray(s) < 0):
         raise RuntimeError(f"normal expects std >= 0.0, but found std {np.min(s)}")
     d = dtype or (mean._dtype if isinstance(mean, Tensor) else std._dtype if isinstance(std, Tensor)
@@ -385,6 +450,10 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
 
 
 def bernoulli(input, p=None, *, generator=None, out=None):
+    if not input._dtype.is_floating_point:
+        raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for "
+                                  f"'{dt.tname(input._dtype)}' (bernoulli needs probabilities as a "
+                                  f"floating point tensor)")
     probs = input._data if p is None else np.full(input._data.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("bernoulli: Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
@@ -408,16 +477,20 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
         raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples "
                            "without replacement")
     rng = _gen(generator)
-    res = np.empty((rows.shape[0], num_samples), np.int64)
-    for i, r in enumerate(rows):
-        s = r.sum()
-        if s <= 0:
-            raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities "
-                               "<= 0)")
-        if not replacement and np.count_nonzero(r) < num_samples:
-            raise RuntimeError("multinomial: invalid multinomial distribution (with replacement="
-                               "False, not enough non-negative category to sample)")
-        res[i] = rng.choice(r.shape[0], size=num_samples, replace=replacement, p=r / s)
+    if np.any(rows.sum(-1) <= 0):
+        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
+    if replacement:
+        cdf = np.cumsum(rows, -1)
+        cdf /= cdf[:, -1:]
+        u = rng.random((rows.shape[0], num_samples))
+        res = np.stack([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)])
+        res = np.minimum(res, rows.shape[1] - 1).astype(np.int64)
+    else:
+        # exponential race: the k smallest E_i / p_i are a weighted draw without replacement;
+        # zero-probability categories (key inf) come last, in index order, as in PyTorch
+        with np.errstate(divide="ignore"):
+            keys = rng.exponential(size=rows.shape) / rows
+        res = np.argsort(keys, axis=-1, kind="stable")[:, :num_samples].astype(np.int64)
     return wrap(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64)
 
 

@@ -49,14 +49,11 @@ class Tensor:
 
     def __init__(self, *args, dtype=None, device=None):
         # legacy constructor torch.Tensor(data) / torch.Tensor(2, 3): always the default dtype
-        from .creation import tensor as _tensor, empty
-        d = dtype or dt.get_default_dtype()
-        if len(args) == 1 and not isinstance(args[0], int):
-            t = _tensor(args[0], dtype=d, device=device)
-        else:
-            t = empty(*args, dtype=d, device=device)
+        t = _legacy_new(args, dtype or dt.get_default_dtype(), device)
         self._data = t._data
         self._dtype = t._dtype
+        if t._base is not None or len(args) == 1 and isinstance(args[0], Tensor):
+            self._base = t._base if t._base is not None else t   # Tensor(t) aliases t
 
     # ---- metadata -------------------------------------------------------------------------
     @property
@@ -481,3 +478,50 @@ class Tensor:
     @property
     def output_nr(self):
         return self._oi
+
+
+# ---- legacy constructors: torch.Tensor(...), torch.FloatTensor(...), ... -----------------------
+
+def _legacy_new(args, d, device):
+    """Tensor(sizes...) is uninitialised memory, Tensor(data) copies data into dtype d,
+    Tensor(tensor) aliases the tensor, Tensor() is empty."""
+    from .creation import tensor as _tensor, empty
+    if not args:
+        return empty(0, dtype=d, device=device)
+    if len(args) == 1:
+        a = args[0]
+        if isinstance(a, Tensor):
+            return a
+        if isinstance(a, Size):
+            return empty(*a, dtype=d, device=device)
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            return _tensor(a, dtype=d, device=device)
+    return empty(*args, dtype=d, device=device)
+
+
+class _TypedMeta(type):
+    # isinstance(x, torch.FloatTensor) asks for a tensor of that dtype
+    def __instancecheck__(cls, obj):
+        return isinstance(obj, Tensor) and obj._dtype is cls.dtype
+
+    def __call__(cls, *args, device=None):
+        t = _legacy_new(args, cls.dtype, device)
+        if t._dtype is not cls.dtype:
+            raise TypeError(f"expected {cls.dtype} (got {t._dtype})")
+        return t
+
+
+def _typed(name, d):
+    return _TypedMeta(name, (), {"dtype": d, "__module__": "torch"})
+
+
+FloatTensor = _typed("FloatTensor", dt.float32)
+DoubleTensor = _typed("DoubleTensor", dt.float64)
+HalfTensor = _typed("HalfTensor", dt.float16)
+BFloat16Tensor = _typed("BFloat16Tensor", dt.bfloat16)
+ByteTensor = _typed("ByteTensor", dt.uint8)
+CharTensor = _typed("CharTensor", dt.int8)
+ShortTensor = _typed("ShortTensor", dt.int16)
+IntTensor = _typed("IntTensor", dt.int32)
+LongTensor = _typed("LongTensor", dt.int64)
+BoolTensor = _typed("BoolTensor", dt.bool_)
