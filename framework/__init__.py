@@ -22,6 +22,8 @@ cdouble = complex128
 
 from . import _dispatch  # noqa: E402
 from .tensor import Tensor, Size  # noqa: E402
+from .tensor import (FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, ByteTensor,  # noqa: E402,F401
+                     CharTensor, ShortTensor, IntTensor, LongTensor, BoolTensor)
 _dispatch.Tensor = Tensor
 
 from .creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empty, full,  # noqa: E402,F401
