@@ -367,9 +367,17 @@ class Tensor:
             names = {"torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64,
                      "torch.LongTensor": dt.int64, "torch.IntTensor": dt.int32,
                      "torch.HalfTensor": dt.float16, "torch.ByteTensor": dt.uint8,
-                     "torch.BoolTensor": dt.bool_}
+                     "torch.BoolTensor": dt.bool_, "torch.ShortTensor": dt.int16,
+                     "torch.CharTensor": dt.int8, "torch.BFloat16Tensor": dt.bfloat16}
+            if dtype not in names:
+                raise ValueError(f"invalid type: '{dtype}'")
             dtype = names[dtype]
+        elif isinstance(dtype, _TypedMeta):     # x.type(torch.FloatTensor)
+            dtype = dtype.dtype
         return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other._dtype)
 
     def to(self, *args, **kwargs):
         from .ops_math import cast

@@ -184,3 +184,42 @@ def result_type(dims, zero_dims, scalars):
             else:
                 out = complex128 if out is float64 else complex64
     return out
+
+
+class finfo:
+    """torch.finfo: machine limits of a floating point dtype."""
+
+    def __init__(self, type=None):
+        d = type or default.value
+        if not (d.is_floating_point or d.is_complex):
+            raise TypeError(f"torch.finfo() requires a floating point input type, got {d}")
+        if d is bfloat16:
+            f = ml_dtypes.finfo(ml_dtypes.bfloat16)     # NumPy's finfo does not know it
+        else:
+            f = np.finfo(d.np if d.is_floating_point else
+                         (np.float32 if d is complex64 else np.float64))
+        self.bits = f.bits
+        self.eps = float(f.eps)
+        self.max = float(f.max)
+        self.min = float(f.min)
+        self.tiny = self.smallest_normal = float(f.smallest_normal)
+        self.resolution = float(f.resolution)
+        self.dtype = d.name
+
+    def __repr__(self):
+        return (f"finfo(resolution={self.resolution}, min={self.min:.6g}, max={self.max:.6g}, "
+                f"eps={self.eps:.6g}, smallest_normal={self.tiny:.6g}, tiny={self.tiny:.6g}, "
+                f"dtype={self.dtype})")
+
+
+class iinfo:
+    """torch.iinfo: machine limits of an integer dtype."""
+
+    def __init__(self, type):
+        if type.category != 1:
+            raise TypeError(f"torch.iinfo() requires an integer input type, got {type}")
+        i = np.iinfo(type.np)
+        self.bits, self.max, self.min, self.dtype = i.bits, int(i.max), int(i.min), type.name
+
+    def __repr__(self):
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
