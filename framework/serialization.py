@@ -1,16 +1,367 @@
-"""save/load (the optim/data issue delivers the safe format)."""
+"""framework.save / framework.load: a safe checkpoint format.
+
+A checkpoint is a zip archive (stored, not compressed) holding
+    kiln.json    the object tree as tagged JSON (dicts, OrderedDicts, lists, tuples, scalars,
+                 strings, dtypes, devices, torch.Size, tensors by reference)
+    data/<i>     each tensor's raw little-endian bytes, C order
+Loading parses JSON and copies bytes; it never unpickles, so nothing in the file can run code.
+The zip's CRC-32 per member turns corruption into a clear error.
+
+Objects the tree cannot express (a whole Module, arbitrary classes) are pickled into the
+archive instead, with a warning; loading those needs weights_only=False, as in PyTorch.
+Writes go to a temporary file in the target directory and are renamed into place (atomic).
+"""
+import base64
+import collections
+import io
+import json
+import math
+import os
+import pickle
+import sys
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+from runtime import dtypes as dt
+from runtime.device import Device, canonical
+from .tensor import Tensor, Size
+
+FORMAT = "kiln-checkpoint"
+VERSION = 1
+_HEADER = "kiln.json"
+_PICKLE = "pickle.bin"
 
 
-def save(obj, f, **kwargs):
-    raise NotImplementedError("framework.save: arrives with the checkpoint work (issue 5)")
+class _Unsupported(Exception):
+    pass
 
 
-def load(f, map_location=None, weights_only=True, **kwargs):
-    raise NotImplementedError("framework.load: arrives with the checkpoint work (issue 5)")
+# ---- encoding --------------------------------------------------------------------------------
+
+def _le_bytes(arr):
+    a = np.ascontiguousarray(arr)
+    if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
+        a = a.byteswap()
+    return a.tobytes()
+
+
+class _Encoder:
+    def __init__(self):
+        self.blobs = []          # raw bytes per data/<i>
+        self.seen = {}           # id(tensor) -> index: one copy for a tensor saved twice
+
+    def tensor(self, t):
+        key = id(t)
+        if key not in self.seen:
+            self.seen[key] = len(self.blobs)
+            self.blobs.append(_le_bytes(t._data))
+        from .nn.parameter import Parameter
+        return {"$tensor": self.seen[key], "dtype": t.dtype.name, "shape": list(t.shape),
+                "requires_grad": bool(t.requires_grad),
+                "param": isinstance(t, Parameter), "device": str(t.device)}
+
+    def enc(self, o):
+        if o is None or isinstance(o, (bool, str)):
+            return o
+        if isinstance(o, int):
+            return o
+        if isinstance(o, float):
+            return o if math.isfinite(o) else {"$float": repr(o)}
+        if isinstance(o, Tensor):
+            return self.tensor(o)
+        if isinstance(o, complex):
+            return {"$complex": [self.enc(o.real), self.enc(o.imag)]}
+        if isinstance(o, Size):
+            return {"$size": list(o)}
+        if isinstance(o, dt.DType):
+            return {"$dtype": o.name}
+        if isinstance(o, Device):
+            return {"$device": str(o)}
+        if isinstance(o, bytes):
+            return {"$bytes": base64.b64encode(o).decode()}
+        if isinstance(o, np.ndarray) and o.dtype.kind in "biufc" and o.dtype != object:
+            i = len(self.blobs)
+            self.blobs.append(_le_bytes(o))
+            return {"$ndarray": i, "dtype": o.dtype.str.lstrip("<>|="), "shape": list(o.shape)}
+        if isinstance(o, np.generic) and o.dtype.kind in "biufc":
+            return {"$npscalar": self.enc(np.asarray(o))}
+        if isinstance(o, collections.OrderedDict):
+            r = {"$odict": [[self.enc(k), self.enc(v)] for k, v in o.items()]}
+            meta = getattr(o, "_metadata", None)
+            if meta is not None:
+                r["metadata"] = self.enc(meta)
+            return r
+        if type(o) is dict or type(o) is collections.defaultdict:
+            return {"$dict": [[self.enc(k), self.enc(v)] for k, v in o.items()]}
+        if type(o) is list:
+            return [self.enc(v) for v in o]
+        if type(o) is tuple:
+            return {"$tuple": [self.enc(v) for v in o]}
+        if type(o) in (set, frozenset):
+            return {"$set": [self.enc(v) for v in o], "frozen": type(o) is frozenset}
+        raise _Unsupported(type(o).__name__)
+
+
+# ---- decoding --------------------------------------------------------------------------------
+
+class _Decoder:
+    def __init__(self, zf, name, map_location):
+        self.zf, self.name, self.map_location = zf, name, map_location
+        self.cache = {}
+
+    def fail(self, msg):
+        raise RuntimeError(f"framework.load: {self.name}: {msg}")
+
+    def _bytes(self, i, nbytes):
+        try:
+            b = self.zf.read(f"data/{i}")
+        except KeyError:
+            self.fail(f"missing tensor data record data/{i} (file truncated or corrupted)")
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+            self.fail(f"file is truncated or corrupted ({e})")
+        if len(b) != nbytes:
+            self.fail(f"tensor record data/{i} holds {len(b)} bytes, expected {nbytes}")
+        return b
+
+    def _array(self, i, npdt, shape):
+        n = 1
+        for s in shape:
+            if not isinstance(s, int) or s < 0:
+                self.fail(f"bad tensor shape {shape}")
+            n *= s
+        npdt = npdt.newbyteorder("<") if npdt.itemsize > 1 and npdt.kind in "iufc" else npdt
+        arr = np.frombuffer(self._bytes(i, n * npdt.itemsize), dtype=npdt).reshape(shape)
+        return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" \
+            else arr.copy()
+
+    def _target(self, saved):
+        ml = self.map_location
+        if ml is None:
+            return saved
+        if isinstance(ml, (str, Device)):
+            return str(ml)
+        if isinstance(ml, dict):
+            return ml.get(saved, saved)
+        return saved
+
+    def tensor(self, d):
+        key = d["$tensor"]
+        if key in self.cache:
+            return self.cache[key]
+        try:
+            dtype = dt._dtype_by_name(d["dtype"])
+        except KeyError:
+            self.fail(f"unknown dtype {d.get('dtype')!r}")
+        from ._dispatch import wrap
+        t = wrap(self._array(key, dtype.np, d["shape"]), dtype)
+        saved_dev = d.get("device", "cpu")
+        ml = self.map_location
+        if callable(ml) and not isinstance(ml, (str, Device, dict)):
+            r = ml(t, saved_dev)
+            t = r if isinstance(r, Tensor) else t
+        else:
+            dev = canonical(self._target(saved_dev))   # a missing device errors here
+            if dev.type != "cpu":
+                t = t.to(dev)
+        if d.get("param"):
+            from .nn.parameter import Parameter
+            t = Parameter(t, requires_grad=bool(d.get("requires_grad")))
+        elif d.get("requires_grad"):
+            t.requires_grad_(True)
+        self.cache[key] = t
+        return t
+
+    def dec(self, o):
+        if o is None or isinstance(o, (bool, int, float, str)):
+            return o
+        if isinstance(o, list):
+            return [self.dec(v) for v in o]
+        if not isinstance(o, dict) or len(o) == 0:
+            self.fail(f"malformed object record {o!r:.80}")
+        tag = next(iter(o))
+        if tag == "$tensor":
+            return self.tensor(o)
+        if tag == "$dict":
+            return {self._key(k): self.dec(v) for k, v in o[tag]}
+        if tag == "$odict":
+            r = collections.OrderedDict((self._key(k), self.dec(v)) for k, v in o[tag])
+            if "metadata" in o:
+                r._metadata = self.dec(o["metadata"])
+            return r
+        if tag == "$tuple":
+            return tuple(self.dec(v) for v in o[tag])
+        if tag == "$float":
+            return float(o[tag])
+        if tag == "$complex":
+            return complex(self.dec(o[tag][0]), self.dec(o[tag][1]))
+        if tag == "$size":
+            return Size(o[tag])
+        if tag == "$dtype":
+            return dt._dtype_by_name(o[tag])
+        if tag == "$device":
+            return Device(o[tag])
+        if tag == "$bytes":
+            return base64.b64decode(o[tag])
+        if tag == "$ndarray":
+            try:
+                npdt = np.dtype(o["dtype"])
+            except TypeError:
+                self.fail(f"unknown array dtype {o['dtype']!r}")
+            if npdt.kind not in "biufc":
+                self.fail(f"refusing array dtype {o['dtype']!r}")
+            return self._array(o[tag], npdt, o["shape"])
+        if tag == "$npscalar":
+            return self.dec(o[tag])[()]
+        if tag == "$set":
+            vals = [self.dec(v) for v in o[tag]]
+            return frozenset(vals) if o.get("frozen") else set(vals)
+        self.fail(f"unknown record tag {tag!r}")
+
+    def _key(self, k):
+        k = self.dec(k)
+        if isinstance(k, list):
+            k = tuple(k)
+        return k
+
+
+# ---- public API ------------------------------------------------------------------------------
+
+def _name(f):
+    if isinstance(f, (str, os.PathLike)):
+        return os.fspath(f)
+    return getattr(f, "name", None) or f"<{type(f).__name__}>"
+
+
+def _build_archive(obj, pickle_protocol):
+    enc = _Encoder()
+    header = {"format": FORMAT, "version": VERSION, "byteorder": "little"}
+    buf = io.BytesIO()
+    try:
+        header["root"] = enc.enc(obj)
+        pickled = None
+    except _Unsupported as e:
+        warnings.warn(f"framework.save: {e} objects cannot be stored in the safe format; "
+                      "pickling the object instead. Loading it will need weights_only=False, "
+                      "which runs code from the file; prefer saving state_dict()s.",
+                      UserWarning, stacklevel=3)
+        header["root"] = None
+        header["pickled"] = True
+        pickled = pickle.dumps(obj, protocol=pickle_protocol)
+        enc.blobs = []
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        zf.writestr(_HEADER, json.dumps(header, allow_nan=False))
+        for i, b in enumerate(enc.blobs):
+            zf.writestr(f"data/{i}", b)
+        if pickled is not None:
+            zf.writestr(_PICKLE, pickled)
+    return buf.getvalue()
+
+
+def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_serialization=True,
+         _disable_byteorder_record=False):
+    """Save obj to a path (atomically: temp file in the same directory, then os.replace) or to
+    a writable binary file object."""
+    data = _build_archive(obj, pickle_protocol)
+    if isinstance(f, (str, os.PathLike)):
+        path = os.fspath(f)
+        d = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(d):
+            raise RuntimeError(f"framework.save: Parent directory {d} does not exist.")
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    else:
+        if not hasattr(f, "write"):
+            raise TypeError(f"framework.save: expected a path or a writable file object, got "
+                            f"{type(f).__name__}")
+        f.write(data)
+        if hasattr(f, "flush"):
+            f.flush()
+
+
+def _read_all(f, name):
+    if isinstance(f, (str, os.PathLike)):
+        try:
+            with open(f, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"[Errno 2] No such file or directory: '{name}'") from None
+    if not hasattr(f, "read"):
+        raise TypeError(f"framework.load: expected a path or a readable file object, got "
+                        f"{type(f).__name__}")
+    return f.read()
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None,
+         **pickle_load_args):
+    """Load an object saved by framework.save. With weights_only=True (the default) only the
+    safe tree is read; a file that needs unpickling is refused and nothing in it runs."""
+    name = _name(f)
+    raw = _read_all(f, name)
+    if raw[:4] != b"PK\x03\x04":
+        if raw[:1] == b"\x80" or raw[:1] in (b"(", b"]", b"}", b"c"):
+            return _load_pickle(raw, name, weights_only, "the file is a raw pickle")
+        if not raw:
+            raise RuntimeError(f"framework.load: {name} is empty (truncated write?)")
+        raise RuntimeError(f"framework.load: {name} is not a Kiln checkpoint or is corrupted "
+                           f"(unrecognized leading bytes {raw[:8]!r})")
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(raw))
+        names = set(zf.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise RuntimeError(f"framework.load: {name} is truncated or corrupted ({e})") from None
+    if _HEADER not in names:
+        raise RuntimeError(f"framework.load: {name} is a zip archive without a {_HEADER} record: "
+                           "not a Kiln checkpoint (PyTorch .pt files are not read by Kiln)")
+    try:
+        header = json.loads(zf.read(_HEADER).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as e:
+        raise RuntimeError(f"framework.load: {name}: header is corrupted ({e})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise RuntimeError(f"framework.load: {name}: not a Kiln checkpoint header")
+    if header.get("version", 0) > VERSION:
+        raise RuntimeError(f"framework.load: {name} was written by a newer format version "
+                           f"{header.get('version')}")
+    if header.get("pickled"):
+        try:
+            blob = zf.read(_PICKLE)
+        except (KeyError, zipfile.BadZipFile, OSError) as e:
+            raise RuntimeError(f"framework.load: {name}: pickled record missing or corrupted "
+                               f"({e})") from None
+        return _load_pickle(blob, name, weights_only, "the checkpoint holds a pickled object "
+                            "(saved from something other than tensors/containers/state_dicts)")
+    return _Decoder(zf, name, map_location).dec(header["root"])
+
+
+def _load_pickle(blob, name, weights_only, why):
+    if weights_only:
+        raise pickle.UnpicklingError(
+            f"Weights only load failed for {name}: {why}, and unpickling can execute arbitrary "
+            "code. Re-running with weights_only=False will run code from the file; do it only if "
+            "you trust where it came from.")
+    warnings.warn(f"framework.load({name}, weights_only=False) unpickles the file, which can "
+                  "execute arbitrary code; only load files you trust.", UserWarning, stacklevel=3)
+    try:
+        return pickle.loads(blob)
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise RuntimeError(f"framework.load: {name}: pickled data is truncated or corrupted "
+                           f"({e})") from None
 
 
 def _rebuild_tensor(arr, dtype_name, requires_grad):
-    from runtime import dtypes as dt
+    """Unpickling hook for Tensor.__reduce_ex__ (copy.deepcopy, multiprocessing, and
+    weights_only=False checkpoints)."""
     from ._dispatch import wrap
     t = wrap(arr, dt._dtype_by_name(dtype_name))
     if requires_grad:

@@ -1,0 +1,327 @@
+"""framework.save / framework.load (safe format), safetensors, and resuming training."""
+import collections
+import io
+import os
+import pathlib
+import pickle
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn, optim
+from framework.utils import safetensors as st
+from conftest import assert_close, to_np
+
+
+def roundtrip(obj, **kw):
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    buf.seek(0)
+    return torch.load(buf, **kw)
+
+
+ALL_DTYPES = [torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+              torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64,
+              torch.complex128]
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES, ids=lambda d: d.name)
+def test_all_dtypes_round_trip_bit_exact(dtype):
+    src = np.array([[0, 1, -2], [3, 127, -100]], dtype=np.float64)
+    t = torch.tensor(src).to(dtype)
+    if dtype.is_complex:
+        t = t * torch.tensor(1 + 2j).to(dtype)
+    r = roundtrip(t)
+    assert r.dtype == dtype and r.shape == t.shape
+    assert to_np(r).tobytes() == to_np(t).tobytes()
+
+
+def test_seed_list_of_tensors(tmp_path):
+    # catalog-001-004 sec. 9: torch.save([x, y]) -> tensor([0, 1, 2, 3]) tensor([0., 0., 0., 0.])
+    x, y = torch.arange(4), torch.zeros(4)
+    torch.save([x, y], tmp_path / "xy.pth")
+    x2, y2 = torch.load(str(tmp_path / "xy.pth"))
+    assert repr(x2) == "tensor([0, 1, 2, 3])" and repr(y2) == "tensor([0., 0., 0., 0.])"
+
+
+def test_nested_containers_scalars_and_identity():
+    a = torch.randn(3, 2)
+    obj = {"epoch": 7, "lr": 1e-3, "inf": float("inf"), "name": "run-1", "none": None,
+           "flag": True, "c": 1 + 2j, "losses": [0.5, 0.25], "pair": (a, 3),
+           "od": collections.OrderedDict([("w", a), ("b", torch.ones(2))]),
+           2: "int key", ("t", 1): "tuple key", "size": torch.Size([2, 3]),
+           "dtype": torch.float16, "dev": torch.device("cpu"), "np": np.arange(3),
+           "npf": np.float32(2.5), "bytes": b"\x00\x01", "view": a[1:, 0]}
+    r = roundtrip(obj)
+    assert r["epoch"] == 7 and r["lr"] == 1e-3 and r["inf"] == float("inf")
+    assert r["name"] == "run-1" and r["none"] is None and r["flag"] is True and r["c"] == 1 + 2j
+    assert r["losses"] == [0.5, 0.25] and isinstance(r["pair"], tuple) and r["pair"][1] == 3
+    assert isinstance(r["od"], collections.OrderedDict) and list(r["od"]) == ["w", "b"]
+    assert r[2] == "int key" and r[("t", 1)] == "tuple key"
+    assert r["size"] == torch.Size([2, 3]) and isinstance(r["size"], torch.Size)
+    assert r["dtype"] is torch.float16 and r["dev"] == torch.device("cpu")
+    assert (r["np"] == np.arange(3)).all() and r["npf"] == np.float32(2.5)
+    assert r["bytes"] == b"\x00\x01"
+    # one tensor saved twice loads as one tensor; views are saved as copies
+    assert r["pair"][0] is r["od"]["w"]
+    assert_close(r["view"], to_np(a)[1:, 0])
+
+
+def test_parameters_and_requires_grad():
+    p = nn.Parameter(torch.ones(2))
+    q = nn.Parameter(torch.ones(2), requires_grad=False)
+    g = torch.ones(3, requires_grad=True)
+    r = roundtrip({"p": p, "q": q, "g": g, "plain": torch.ones(1)})
+    assert isinstance(r["p"], nn.Parameter) and r["p"].requires_grad
+    assert isinstance(r["q"], nn.Parameter) and not r["q"].requires_grad
+    assert not isinstance(r["g"], nn.Parameter) and r["g"].requires_grad and r["g"].is_leaf
+    assert not r["plain"].requires_grad
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden = nn.Linear(4, 2)
+        self.output = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return self.output(self.hidden(x).relu())
+
+
+def test_module_state_dict_round_trip_seed(tmp_path):
+    # catalog-001-004 sec. 9: net2.load_state_dict(torch.load('mlp.pth')) equals net
+    net = MLP()
+    path = tmp_path / "mlp.pth"
+    torch.save(net.state_dict(), path)
+    net2 = MLP()
+    sd = torch.load(path, weights_only=True)
+    assert isinstance(sd, collections.OrderedDict) and hasattr(sd, "_metadata")
+    net2.load_state_dict(sd)
+    for k, v in net.state_dict().items():
+        assert to_np(net2.state_dict()[k]).tobytes() == to_np(v).tobytes()
+    # only the hidden layer: hidden equal, output different
+    torch.save(net.hidden.state_dict(), path)
+    net3 = MLP()
+    net3.hidden.load_state_dict(torch.load(path))
+    assert_close(net3.hidden.weight.detach(), to_np(net.hidden.weight.detach()), rtol=0, atol=0)
+    assert not np.allclose(to_np(net3.output.weight.detach()), to_np(net.output.weight.detach()))
+
+
+def train_steps(model, opt, sched, xs, ys):
+    losses = []
+    for x, y in zip(xs, ys):
+        opt.zero_grad()
+        loss = ((model(x) - y) ** 2).mean()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_resume_from_checkpoint_gives_same_trajectory(tmp_path):
+    torch.manual_seed(0)
+    xs = [torch.randn(5, 4) for _ in range(8)]
+    ys = [torch.randn(5, 3) for _ in range(8)]
+
+    def make():
+        torch.manual_seed(1)
+        m = MLP()
+        o = optim.AdamW(m.parameters(), lr=0.05, weight_decay=0.1)
+        s = optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5)
+        return m, o, s
+    m, o, s = make()
+    full = train_steps(m, o, s, xs, ys)
+    final = {k: to_np(v).copy() for k, v in m.state_dict().items()}
+
+    m, o, s = make()
+    first = train_steps(m, o, s, xs[:4], ys[:4])
+    ckpt = {"epoch": 3, "model_state": m.state_dict(), "optim_state": o.state_dict(),
+            "sched_state": s.state_dict()}
+    torch.save(ckpt, tmp_path / "ckpt.pth")
+    del m, o, s
+    m, o, s = make()          # fresh objects, different from the trained ones
+    ck = torch.load(tmp_path / "ckpt.pth", map_location=torch.device("cpu"))
+    m.load_state_dict(ck["model_state"])
+    o.load_state_dict(ck["optim_state"])
+    s.load_state_dict(ck["sched_state"])
+    assert ck["epoch"] + 1 == 4
+    assert o.param_groups[0]["lr"] == 0.05 * 0.25
+    rest = train_steps(m, o, s, xs[4:], ys[4:])
+    assert first + rest == full
+    for k, v in m.state_dict().items():
+        assert to_np(v).tobytes() == final[k].tobytes(), k
+
+
+def test_map_location_forms():
+    t = torch.arange(3.0)
+    for ml in ("cpu", torch.device("cpu"), {"cpu": "cpu"}, {"cuda:1": "cuda:0"}):
+        assert_close(roundtrip(t, map_location=ml), [0, 1, 2])
+    seen = []
+
+    def fn(storage, location):
+        seen.append(location)
+        return storage
+    assert_close(roundtrip({"a": t}, map_location=fn)["a"], [0, 1, 2])
+    assert seen == ["cpu"]
+
+
+def test_atomic_write_and_path_types(tmp_path):
+    p = tmp_path / "m.pt"
+    torch.save({"a": torch.ones(2)}, p)
+    torch.save({"a": torch.zeros(2)}, str(p))            # overwrite in place
+    assert_close(torch.load(pathlib.Path(p))["a"], [0, 0])
+    assert os.listdir(tmp_path) == ["m.pt"]             # no temp files left behind
+
+    # a failing save leaves the old file intact and no temp file
+    with pytest.warns(UserWarning, match="pickling"), pytest.raises(pickle.PicklingError):
+        torch.save({"a": torch.ones(2), "bad": _Unpicklable()}, p)
+    assert_close(torch.load(p)["a"], [0, 0])
+    assert os.listdir(tmp_path) == ["m.pt"]
+    with pytest.raises(RuntimeError, match="does not exist"):
+        torch.save(torch.ones(1), tmp_path / "no" / "dir" / "x.pt")
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise pickle.PicklingError("cannot pickle this")
+
+
+def test_truncated_and_corrupted_files_raise_runtime_error_naming_file(tmp_path):
+    p = tmp_path / "good.pt"
+    torch.save({"w": torch.randn(50, 50), "step": 3}, p)
+    raw = p.read_bytes()
+    for cut in (len(raw) // 2, len(raw) - 30, 10, 0):
+        q = tmp_path / f"cut{cut}.pt"
+        q.write_bytes(raw[:cut])
+        with pytest.raises(RuntimeError, match=f"cut{cut}.pt"):
+            torch.load(q)
+    # flip bytes inside the tensor payload: the zip CRC catches it
+    bad = bytearray(raw)
+    i = raw.index(b"data/0") + 200
+    bad[i:i + 8] = b"\xff" * 8
+    q = tmp_path / "flipped.pt"
+    q.write_bytes(bytes(bad))
+    with pytest.raises(RuntimeError, match="flipped.pt"):
+        torch.load(q)
+    q.write_bytes(b"hello world, not a checkpoint")
+    with pytest.raises(RuntimeError, match="not a Kiln checkpoint"):
+        torch.load(q)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_code_execution_is_refused_with_weights_only(tmp_path):
+    marker = tmp_path / "pwned"
+    # 1) a raw pickle file whose __reduce__ calls os.system
+    evil = tmp_path / "evil.pt"
+    evil.write_bytes(pickle.dumps({"w": _Evil(marker)}))
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        torch.load(evil)
+    assert not marker.exists()
+    # 2) the same payload smuggled into a Kiln archive's pickle record
+    hdr = b'{"format": "kiln-checkpoint", "version": 1, "root": null, "pickled": true}'
+    with zipfile.ZipFile(tmp_path / "evil2.pt", "w") as zf:
+        zf.writestr("kiln.json", hdr)
+        zf.writestr("pickle.bin", pickle.dumps(_Evil(marker)))
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(tmp_path / "evil2.pt", weights_only=True)
+    assert not marker.exists()
+    # 3) a protocol-0 pickle (starts with 'c' for a global)
+    evil.write_bytes(pickle.dumps(_Evil(marker), protocol=0))
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(evil)
+    assert not marker.exists()
+    # a crafted safe-format header cannot name code either: unknown tags are rejected
+    with zipfile.ZipFile(tmp_path / "evil3.pt", "w") as zf:
+        zf.writestr("kiln.json", b'{"format": "kiln-checkpoint", "version": 1, '
+                                 b'"root": {"$reduce": ["os.system", "touch x"]}}')
+    with pytest.raises(RuntimeError, match="unknown record tag"):
+        torch.load(tmp_path / "evil3.pt")
+
+
+def test_whole_module_needs_weights_only_false(tmp_path):
+    net = MLP()
+    p = tmp_path / "whole.pt"
+    with pytest.warns(UserWarning, match="pickling"):
+        torch.save(net, p)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(p)
+    with pytest.warns(UserWarning, match="execute arbitrary code"):
+        net2 = torch.load(p, weights_only=False)
+    assert isinstance(net2, MLP) and isinstance(net2.hidden.weight, nn.Parameter)
+    x = torch.randn(2, 4)
+    assert_close(net2(x).detach(), to_np(net(x).detach()), rtol=0, atol=0)
+
+
+def test_optimizer_state_dict_round_trip():
+    w = torch.randn(3, requires_grad=True)
+    o = optim.Adam([w], lr=0.1, amsgrad=True)
+    (w ** 2).sum().backward()
+    o.step()
+    sd = roundtrip(o.state_dict())
+    assert list(sd["state"]) == [0] and sd["param_groups"][0]["betas"] == (0.9, 0.999)
+    assert sd["state"][0]["step"].item() == 1.0
+    o2 = optim.Adam([torch.zeros(3, requires_grad=True)])
+    o2.load_state_dict(sd)
+    assert o2.param_groups[0]["amsgrad"] is True
+
+
+# ---- safetensors -------------------------------------------------------------------------------
+
+def test_safetensors_round_trip_and_layout(tmp_path):
+    sd = {"w": torch.randn(3, 4), "b": torch.arange(5).to(torch.int32),
+          "h": torch.ones(2).to(torch.bfloat16), "m": torch.tensor([True, False])}
+    p = tmp_path / "model.safetensors"
+    st.save_file(sd, p, metadata={"format": "pt"})
+    raw = p.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    import json
+    header = json.loads(raw[8:8 + n])
+    assert header["w"]["dtype"] == "F32" and header["w"]["shape"] == [3, 4]
+    assert header["h"]["dtype"] == "BF16" and header["__metadata__"] == {"format": "pt"}
+    b, e = header["b"]["data_offsets"]
+    assert np.frombuffer(raw[8 + n + b:8 + n + e], "<i4").tolist() == [0, 1, 2, 3, 4]
+    back = st.load_file(p)
+    for k, v in sd.items():
+        assert back[k].dtype == v.dtype and to_np(back[k]).tobytes() == to_np(v).tobytes()
+    assert st.load_metadata(p) == {"format": "pt"}
+    net = MLP()
+    st.save_file(net.state_dict(), tmp_path / "net.safetensors")
+    net2 = MLP()
+    net2.load_state_dict(st.load_file(tmp_path / "net.safetensors", device="cpu"))
+    assert_close(net2.output.bias.detach(), to_np(net.output.bias.detach()), rtol=0, atol=0)
+
+
+def test_safetensors_errors(tmp_path):
+    p = tmp_path / "x.safetensors"
+    st.save_file({"w": torch.randn(10)}, p)
+    raw = p.read_bytes()
+    p.write_bytes(raw[:-4])
+    with pytest.raises(RuntimeError, match="x.safetensors"):
+        st.load_file(p)
+    p.write_bytes(struct.pack("<Q", 10 ** 9) + raw[8:])
+    with pytest.raises(RuntimeError, match="header length"):
+        st.load_file(p)
+    with pytest.raises(TypeError, match="not a Tensor"):
+        st.save({"a": 3})
+
+
+def test_safetensors_matches_reference_library(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    torch_ = pytest.importorskip("torch")
+    st.save_file({"w": torch.arange(6.0).reshape(2, 3)}, tmp_path / "a.safetensors")
+    r = safetensors_torch.load_file(str(tmp_path / "a.safetensors"))
+    assert r["w"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    safetensors_torch.save_file({"v": torch_.tensor([1.5, 2.5], dtype=torch_.bfloat16)},
+                                str(tmp_path / "b.safetensors"))
+    assert st.load_file(tmp_path / "b.safetensors")["v"].tolist() == [1.5, 2.5]
