@@ -160,6 +160,15 @@ def apply(p, *args, **attrs):
     return out
 
 
+# primitives whose PyTorch grad_fn name depends on the arguments
+_NAME_BY_ARGS = {
+    "pow": lambda args, attrs: ("PowBackward1" if isinstance(args[0], Tensor) else "PowBackward2")
+    if isinstance(args[1], Tensor) else "PowBackward0",
+    "scatter": lambda args, attrs: "ScatterAddBackward0" if attrs.get("reduce") in ("add", "sum")
+    else "ScatterBackward0",
+}
+
+
 def record(p, args, attrs, outs, name=None):
     """Attach a grad_fn Node to the floating outputs `outs` of primitive `p` applied to `args`.
     Runs on every eager op that needs a gradient, so it does only list appends."""
@@ -186,7 +195,7 @@ def record(p, args, attrs, outs, name=None):
             saved.append(a)
             versions.append(None)
             edges.append(None)
-    nm = name or p.grad_name
+    nm = name or (p.grad_name if p.name not in _NAME_BY_ARGS else _NAME_BY_ARGS[p.name](args, attrs))
     cls = _NODE_CLASSES.get((nm, None)) or node_class(nm)
     if len(outs) == 1:
         o = outs[0]

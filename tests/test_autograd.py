@@ -1,0 +1,775 @@
+"""Autograd semantics: tensor API, engine, grad modes, custom Functions, functional helpers,
+graph_of and memory. Expected values are hand-derived or NumPy float64."""
+import gc
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import autograd
+from framework._dispatch import Node
+from tests.conftest import assert_close, to_np
+
+
+def leaf(values, dtype=torch.float64):
+    return torch.tensor(values, dtype=dtype, requires_grad=True)
+
+
+# ---- tensor API -----------------------------------------------------------------------------
+
+def test_requires_grad_flags_and_is_leaf():
+    x = torch.ones(2, 2)
+    assert not x.requires_grad and x.is_leaf and x.grad_fn is None
+    x.requires_grad = True
+    assert x.requires_grad and x.is_leaf
+    y = x + 2
+    assert y.requires_grad and not y.is_leaf
+    assert torch.zeros(3).requires_grad_() .requires_grad
+    z = torch.zeros(3).requires_grad_().requires_grad_(False)
+    assert not z.requires_grad
+    with pytest.raises(RuntimeError, match="only change requires_grad flags of leaf"):
+        y.requires_grad_(False)
+    # a constant-only computation is not tracked
+    assert not (torch.ones(2) * 3).requires_grad
+
+
+def test_integer_tensors_cannot_require_grad():
+    t = torch.tensor([1, 2, 3])
+    with pytest.raises(RuntimeError, match="floating point"):
+        t.requires_grad_()
+    with pytest.raises(RuntimeError, match="floating point"):
+        t.requires_grad = True
+    assert not t.requires_grad
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.tensor([1, 2], requires_grad=True)
+
+
+def test_grad_fn_names_match_pytorch():
+    x = leaf([1.0, 2.0])
+    w = leaf([[1.0, 2.0], [3.0, 4.0]])
+    cases = {
+        "AddBackward0": x + 2, "SubBackward0": x - 1, "MulBackward0": x * x,
+        "DivBackward0": x / 3, "PowBackward0": x ** 2, "PowBackward1": x ** x,
+        "MeanBackward0": x.mean(), "MeanBackward1": w.mean(0), "SumBackward0": x.sum(),
+        "SumBackward1": w.sum(1), "ExpBackward0": x.exp(), "NegBackward0": -x,
+        "AddmmBackward0": torch.addmm(x, w, w), "MmBackward0": w @ w,
+        "ReluBackward0": torch.relu(x), "TBackward0": w.t(), "ViewBackward0": w.view(4),
+        "TanhBackward0": x.tanh(), "SigmoidBackward0": x.sigmoid(), "CatBackward0": torch.cat([x, x]),
+        "CloneBackward0": x.clone(), "ExpandBackward0": x.expand(3, 2),
+        "UnsqueezeBackward0": x.unsqueeze(0), "MaxBackward1": x.max(),
+        "LogSoftmaxBackward0": torch.log_softmax(x, 0), "SoftmaxBackward0": torch.softmax(x, 0),
+        "ToCopyBackward0": x.float(), "IndexBackward0": x[[0, 1]],
+    }
+    for name, t in cases.items():
+        assert t.grad_fn.name() == name, (name, t.grad_fn.name())
+        assert type(t.grad_fn).__name__ == name
+        assert repr(t.grad_fn).startswith(f"<{name} object at 0x")
+    assert "grad_fn=<MulBackward0>" in repr(x * x)
+
+
+def test_next_functions_walk_to_accumulate_grad():
+    a, b = leaf([1.0]), leaf([2.0])
+    c = a * b
+    d = c + 1.0
+    (fn, i), (none, j) = d.grad_fn.next_functions
+    assert fn is c.grad_fn and i == 0 and none is None and j == 0
+    acc_a, acc_b = c.grad_fn.next_functions
+    assert acc_a[0].name() == "torch::autograd::AccumulateGrad"
+    assert acc_a[0].variable is a and acc_b[0].variable is b
+    assert c.grad_fn.next_functions[0][0] is acc_a[0]    # one AccumulateGrad per leaf
+
+
+def test_backward_values_and_accumulation_then_zeroing():
+    x = leaf([1.0, 2.0, 3.0])
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    assert_close(x.grad, [2.0, 4.0, 6.0])
+    y.backward()
+    assert_close(x.grad, [4.0, 8.0, 12.0])          # accumulates
+    g = x.grad
+    (x * 3).sum().backward()
+    assert x.grad is g                               # accumulated in place, same tensor
+    assert_close(x.grad, [7.0, 11.0, 15.0])
+    x.grad.zero_()
+    assert_close(x.grad, [0.0, 0.0, 0.0])
+    x.grad = None
+    (x ** 3).sum().backward()
+    assert_close(x.grad, 3 * np.array([1.0, 4.0, 9.0]))
+
+
+def test_only_leaves_get_grad_unless_retained():
+    x = leaf([1.0, -2.0])
+    y = x * 3
+    z = y.sum()
+    y.retain_grad()
+    w = x * 2
+    z2 = z + w.sum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        z2.backward()
+        assert w.grad is None
+    assert y.retains_grad and not w.retains_grad
+    assert_close(y.grad, [1.0, 1.0])
+    assert_close(x.grad, [5.0, 5.0])
+    with pytest.warns(UserWarning, match="not a leaf"):
+        assert z.grad is None
+
+
+def test_backward_with_gradient_argument_on_non_scalar():
+    x = leaf([[0.0, 0.0], [1.0, 2.0]])
+    y = x * x - 2 * x + 1
+    y.backward(gradient=torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64))
+    assert_close(x.grad, (2 * np.array([[0.0, 0.0], [1.0, 2.0]]) - 2) * [[1, 2], [3, 4]])
+
+
+def test_backward_errors_leave_grads_untouched():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    with pytest.raises(RuntimeError, match="implicitly created only for scalar outputs"):
+        y.backward()
+    assert x.grad is None
+    with pytest.raises(RuntimeError, match="Mismatch in shape"):
+        y.backward(torch.ones(3, dtype=torch.float64))
+    assert x.grad is None
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        torch.ones(2).sum().backward()
+    # y's graph is still intact after the failed calls
+    y.sum().backward()
+    assert_close(x.grad, [2.0, 2.0])
+
+
+def test_second_backward_raises_and_retain_graph_fixes_it():
+    x = leaf([1.0, 2.0])
+    z = (x ** 2) * 4
+    z.mean().backward()
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        z.sum().backward()
+    x2 = leaf([1.0, 2.0])
+    z2 = (x2 ** 2) * 4
+    z2.mean().backward(retain_graph=True)
+    z2.sum().backward()
+    assert_close(x2.grad, 12 * np.array([1.0, 2.0]))     # 8x/2 from the mean, 8x from the sum
+    # a graph that saved no tensors may run again, as in PyTorch
+    x3 = leaf([1.0, 2.0])
+    s = (x3 + 1).sum()
+    s.backward()
+    s.backward()
+    assert_close(x3.grad, [2.0, 2.0])
+
+
+def test_inplace_on_saved_tensor_raises_at_backward():
+    x = leaf([1.0, 2.0, 3.0])
+    a = x * 1
+    b = a * a               # mul saves a
+    a.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        b.sum().backward()
+    # add does not save its inputs: modifying them afterwards is fine
+    x2 = leaf([1.0, 2.0, 3.0])
+    a2 = x2 * 1
+    c = a2 + 5
+    a2.mul_(3)
+    c.sum().backward()
+    assert_close(x2.grad, [1.0, 1.0, 1.0])      # c was computed from a2 before the mul_
+    # outputs a rule reads (exp saves its result) are checked too
+    x3 = leaf([0.5, 1.0])
+    e = x3.exp()
+    e.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        e.sum().backward()
+    # writes through .data are not tracked (separate version counter)
+    x4 = leaf([1.0, 2.0])
+    a4 = x4 * 1
+    b4 = a4 * a4
+    a4.data.mul_(10)
+    b4.sum().backward()
+    assert_close(x4.grad, [20.0, 40.0])
+
+
+def test_inplace_on_leaf_requiring_grad_raises_and_keeps_data():
+    x = leaf([1.0, 2.0])
+    for op in (lambda: x.add_(1), lambda: x.mul_(2), lambda: x.exp_(), lambda: x.zero_()):
+        with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+            op()
+        assert_close(x.detach(), [1.0, 2.0])
+        assert x._version == 0
+    v = x[0:1]
+    with pytest.raises(RuntimeError, match="view of a leaf Variable"):
+        v.add_(1)
+    assert_close(x.detach(), [1.0, 2.0])
+    with torch.no_grad():          # what an optimizer does
+        x.sub_(0.5)
+    assert_close(x.detach(), [0.5, 1.5])
+    assert x.requires_grad and x.is_leaf
+
+
+def test_inplace_on_non_leaf_gives_correct_gradient():
+    x = leaf([1.0, 2.0])
+    y = x * 2
+    y.mul_(x)            # y = 2x^2 (mul_ saves the value y had before)
+    y.add_(x)            # + x
+    assert y.grad_fn.name() == "AddBackward0"
+    y.sum().backward()
+    assert_close(x.grad, 4 * np.array([1.0, 2.0]) + 1)
+    # y.mul_(y) overwrites a tensor its own node saved: PyTorch raises too
+    z = x * 2
+    z.mul_(z)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        z.sum().backward()
+
+
+def test_detach_and_data_share_storage_and_are_not_tracked():
+    x = leaf([1.0, 2.0])
+    d = x.detach()
+    assert not d.requires_grad and d.is_leaf and d.grad_fn is None
+    d[0:1] = 7.0
+    assert_close(x.detach(), [7.0, 2.0])
+    assert x._version == d._version        # detach shares the version counter
+    dd = x.data
+    dd.mul_(2)
+    assert_close(x.detach(), [14.0, 4.0])
+    assert not dd.requires_grad
+    y = x * 2
+    y.detach_()
+    assert not y.requires_grad and y.is_leaf
+    x.data = torch.tensor([5.0, 6.0], dtype=torch.float64)
+    assert x.requires_grad
+    (x * x).sum().backward()
+    assert_close(x.grad, [10.0, 12.0])
+
+
+def test_grad_setter_checks():
+    x = leaf([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="different size"):
+        x.grad = torch.ones(3, dtype=torch.float64)
+    with pytest.raises(TypeError):
+        x.grad = [1.0, 2.0]
+    assert x.grad is None
+    x.grad = torch.ones(2, dtype=torch.float64)
+    assert_close(x.grad, [1.0, 1.0])
+    del x.grad
+    assert x.grad is None
+
+
+# ---- hooks ----------------------------------------------------------------------------------
+
+def test_tensor_hooks_order_replacement_and_removal():
+    x = leaf([1.0, 2.0])
+    log = []
+    y = x * 3
+    y.register_hook(lambda g: log.append(("y1", to_np(g).tolist())))
+    y.register_hook(lambda g: g * 10)               # replaces the gradient for what follows
+    y.register_hook(lambda g: log.append(("y3", to_np(g).tolist())))
+    h = x.register_hook(lambda g: log.append(("x", to_np(g).tolist())))
+    y.sum().backward()
+    assert log == [("y1", [1.0, 1.0]), ("y3", [10.0, 10.0]), ("x", [30.0, 30.0])]
+    assert_close(x.grad, [30.0, 30.0])
+    h.remove()
+    log.clear()
+    x.grad = None
+    (x * 1).sum().backward()
+    assert log == [] and x.grad is not None
+
+
+def test_leaf_hook_fires_when_its_gradient_is_complete():
+    x = leaf([1.0])
+    order = []
+    x.register_hook(lambda g: order.append("x"))
+    a = x * 2
+    a.register_hook(lambda g: order.append("a"))
+    b = a * 3
+    c = b + x                       # x gets gradient from two paths
+    c.register_hook(lambda g: order.append("c"))
+    c.sum().backward()
+    assert order == ["c", "a", "x"]
+    assert_close(x.grad, [7.0])
+
+
+def test_register_hook_needs_requires_grad_and_node_hooks():
+    with pytest.raises(RuntimeError, match="doesn't require gradient"):
+        torch.ones(2).register_hook(lambda g: g)
+    x = leaf([1.0, 2.0])
+    y = x * x
+    seen = []
+    y.grad_fn.register_prehook(lambda gout: seen.append(("pre", to_np(gout[0]).tolist())))
+    y.grad_fn.register_hook(lambda gin, gout: seen.append(("post", to_np(gin[0]).tolist())))
+    y.sum().backward()
+    # each input's gradient is g * (the other input) = x; the two add up in x.grad
+    assert seen == [("pre", [1.0, 1.0]), ("post", [1.0, 2.0])]
+    assert_close(x.grad, [2.0, 4.0])
+
+
+def test_post_accumulate_grad_hook():
+    x = leaf([1.0, 2.0])
+    seen = []
+    x.register_post_accumulate_grad_hook(lambda t: seen.append(to_np(t.grad).tolist()))
+    (x * 2).sum().backward()
+    assert seen == [[2.0, 2.0]]
+
+
+# ---- autograd.grad / backward(inputs=) ------------------------------------------------------
+
+def test_autograd_grad_basic_and_multiple_outputs():
+    x1, x2 = leaf(1.0), leaf(2.0)
+    y1, y2 = x1 * x2, x1 + x2
+    g1, g2 = autograd.grad(y1, [x1, x2], retain_graph=True)
+    assert (g1.item(), g2.item()) == (2.0, 1.0)
+    g1, g2 = autograd.grad([y1, y2], [x1, x2])
+    assert (g1.item(), g2.item()) == (3.0, 2.0)
+    assert x1.grad is None and x2.grad is None       # grad() leaves .grad alone
+
+
+def test_autograd_grad_allow_unused_and_grad_outputs():
+    x, z = leaf([1.0, 2.0]), leaf([3.0])
+    y = x * x
+    with pytest.raises(RuntimeError, match="not have been used"):
+        autograd.grad(y.sum(), [x, z], retain_graph=True)
+    gx, gz = autograd.grad(y.sum(), [x, z], allow_unused=True, retain_graph=True)
+    assert gz is None
+    assert_close(gx, [2.0, 4.0])
+    (gy,) = autograd.grad(y, x, grad_outputs=torch.tensor([1.0, -1.0], dtype=torch.float64),
+                          retain_graph=True)
+    assert_close(gy, [2.0, -4.0])
+    gx, gz = autograd.grad(y.sum(), [x, z], materialize_grads=True)
+    assert_close(gz, [0.0])
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        autograd.grad(y.sum(), torch.ones(2))
+
+
+def test_grad_wrt_intermediate_and_pruning():
+    x = leaf([1.0, 2.0])
+    h = x * x
+    out = (h * 3).sum()
+    (gh,) = autograd.grad(out, h)
+    assert_close(gh, [3.0, 3.0])
+    assert x.grad is None
+
+
+def test_higher_order_with_create_graph():
+    x = leaf(2.0)
+    y = x ** 3
+    (dy,) = autograd.grad(y, x, create_graph=True)
+    assert dy.item() == 12.0 and dy.requires_grad
+    (d2y,) = autograd.grad(dy, x, create_graph=True)
+    assert d2y.item() == 12.0            # 6x
+    (d3y,) = autograd.grad(d2y, x)
+    assert d3y.item() == 6.0
+    # backward(create_graph=True) leaves a differentiable .grad
+    z = leaf([1.0, 2.0])
+    (z ** 3).sum().backward(create_graph=True)
+    assert z.grad.requires_grad
+    g = z.grad.clone()
+    z.grad = None
+    g.sum().backward()
+    assert_close(z.grad, 6 * np.array([1.0, 2.0]))
+
+
+def test_backward_inputs_argument():
+    a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
+    h = a * b
+    out = (h * h).sum()
+    out.backward(inputs=[a], retain_graph=True)
+    assert_close(a.grad, 2 * (np.array([3.0, 8.0])) * np.array([3.0, 4.0]))
+    assert b.grad is None
+    out.backward(inputs=[h])
+    assert_close(h.grad, 2 * np.array([3.0, 8.0]))
+    assert b.grad is None
+    with pytest.raises(RuntimeError, match="cannot be empty"):
+        (a * 1).sum().backward(inputs=[])
+
+
+def test_grad_of_leaf_itself_and_multi_output_node():
+    x = leaf([1.0, 2.0])
+    (g,) = autograd.grad(x, x, grad_outputs=torch.tensor([5.0, 6.0], dtype=torch.float64))
+    assert_close(g, [5.0, 6.0])
+    a = leaf([[2.0, 1.0], [1.0, 3.0]])
+    q, r = torch.linalg.qr(a)
+    (r.sum() + q[0, 0]).backward()
+    assert a.grad.shape == (2, 2) and np.all(np.isfinite(to_np(a.grad)))
+
+
+def test_mixed_precision_gradients_take_input_dtype():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)             # float32
+    w = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    y = (x * w).sum()
+    assert y.dtype == torch.float64
+    y.backward()
+    assert x.grad.dtype == torch.float32 and w.grad.dtype == torch.float64
+    assert_close(x.grad, [3.0, 4.0])
+
+
+# ---- grad modes -----------------------------------------------------------------------------
+
+def test_no_grad_enable_grad_nesting_and_decorators():
+    x = leaf([1.0])
+    with torch.no_grad():
+        assert not torch.is_grad_enabled()
+        assert not (x * 2).requires_grad
+        with torch.enable_grad():
+            assert (x * 2).requires_grad
+        assert not (x * 2).requires_grad
+    assert torch.is_grad_enabled() and (x * 2).requires_grad
+
+    @torch.no_grad()
+    def f(t):
+        return t * 2
+
+    @torch.no_grad
+    def g(t):
+        return t * 2
+
+    @torch.enable_grad()
+    def h(t):
+        return t * 2
+
+    assert not f(x).requires_grad and not g(x).requires_grad
+    with torch.no_grad():
+        assert h(x).requires_grad
+    assert f.__name__ == "f"
+
+
+def test_set_grad_enabled_forms():
+    x = leaf([1.0])
+    torch.set_grad_enabled(False)
+    try:
+        assert not torch.is_grad_enabled() and not (x * 2).requires_grad
+    finally:
+        torch.set_grad_enabled(True)
+    with torch.set_grad_enabled(False):
+        assert not (x * 2).requires_grad
+    assert torch.is_grad_enabled()
+
+    @torch.set_grad_enabled(False)
+    def f(t):
+        return t * 2
+    assert torch.is_grad_enabled()           # decorating does not switch the mode
+    assert not f(x).requires_grad
+    with pytest.raises(TypeError):
+        torch.set_grad_enabled("yes")
+
+
+def test_inference_mode():
+    x = leaf([1.0])
+    with torch.inference_mode():
+        assert not torch.is_grad_enabled()
+        assert autograd.is_inference_mode_enabled()
+        assert not (x * 2).requires_grad
+    assert torch.is_grad_enabled() and not autograd.is_inference_mode_enabled()
+    with torch.inference_mode(False):
+        assert (x * 2).requires_grad
+
+    @torch.inference_mode()
+    def f(t):
+        return t * 2
+
+    @torch.inference_mode
+    def g(t):
+        return t * 2
+    assert not f(x).requires_grad and not g(x).requires_grad
+
+
+def test_modes_restore_after_exceptions():
+    with pytest.raises(ValueError):
+        with torch.no_grad():
+            raise ValueError
+    assert torch.is_grad_enabled()
+
+    @torch.no_grad()
+    def bad():
+        raise KeyError
+    with pytest.raises(KeyError):
+        bad()
+    assert torch.is_grad_enabled()
+
+
+# ---- custom Function ------------------------------------------------------------------------
+
+class Cube(autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return x ** 3 * k
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x ** 2 * ctx.k, None
+
+
+def test_function_forward_backward_and_ctx():
+    x = leaf([1.0, 2.0])
+    seen = {}
+
+    class Probe(autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b, c):
+            seen["needs"] = ctx.needs_input_grad
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2, None, None
+
+    Probe.apply(x, torch.ones(2), 3)
+    assert seen["needs"] == (True, False, False)
+    y = Cube.apply(x, 2.0)
+    assert type(y.grad_fn).__name__ == "CubeBackward"
+    assert repr(y.grad_fn).startswith("<torch.autograd.function.CubeBackward object at 0x")
+    y.sum().backward()
+    assert_close(x.grad, 6 * np.array([1.0, 4.0]))
+    with pytest.raises(RuntimeError, match="second time"):
+        y.sum().backward()
+
+
+def test_function_double_backward_and_gradcheck():
+    x = leaf([0.5, -1.5])
+    y = Cube.apply(x, 1.0).sum()
+    (g,) = autograd.grad(y, x, create_graph=True)
+    (gg,) = autograd.grad(g.sum(), x)
+    assert_close(gg, 6 * np.array([0.5, -1.5]))
+    assert autograd.gradcheck(lambda t: Cube.apply(t, 1.5), (leaf([0.3, 0.7]),))
+    assert autograd.gradgradcheck(lambda t: Cube.apply(t, 1.5), (leaf([0.3, 0.7]),))
+
+
+def test_function_mark_non_differentiable_and_errors():
+    class SortF(autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            v, i = torch.sort(x)
+            ctx.mark_non_differentiable(i)
+            ctx.save_for_backward(i)
+            return v, i
+
+        @staticmethod
+        def backward(ctx, gv, gi):
+            (i,) = ctx.saved_tensors
+            out = torch.zeros_like(gv)
+            out[i] = gv
+            return out
+
+    x = leaf([3.0, 1.0, 2.0])
+    v, i = SortF.apply(x)
+    assert v.requires_grad and not i.requires_grad
+    (v * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)).sum().backward()
+    assert_close(x.grad, [3.0, 1.0, 2.0])
+
+    class TooFew(autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a + b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+
+    with pytest.raises(RuntimeError, match="incorrect number of gradients"):
+        TooFew.apply(leaf([1.0]), leaf([2.0])).sum().backward()
+
+    class Modified(autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.save_for_backward(a)
+            return a * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            (a,) = ctx.saved_tensors
+            return g * a
+
+    a = leaf([1.0]) * 1
+    out = Modified.apply(a)
+    a.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        out.sum().backward()
+
+
+def test_function_returning_input_and_setup_context_style():
+    class Ident(autograd.Function):
+        @staticmethod
+        def forward(x):
+            return x
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.scale = 4.0
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * ctx.scale
+
+    x = leaf([1.0, 2.0])
+    y = Ident.apply(x)
+    assert y is not x and y.grad_fn is not None
+    y.sum().backward()
+    assert_close(x.grad, [4.0, 4.0])
+
+
+def test_once_differentiable_and_no_grad_inputs():
+    class Sq(autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return x * x
+
+        @staticmethod
+        @autograd.function.once_differentiable
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 2 * x * g
+
+    x = leaf([3.0])
+    (g,) = autograd.grad(Sq.apply(x).sum(), x, create_graph=True)
+    assert g.item() == 6.0 and not g.requires_grad
+    y = Sq.apply(torch.ones(2))
+    assert not y.requires_grad and y.grad_fn is None
+
+
+def test_variable_legacy_alias():
+    from framework.autograd import Variable
+    t = torch.ones(2)
+    v = Variable(t)
+    assert v is t and isinstance(t, Variable)
+    v2 = Variable(torch.ones(2), requires_grad=True)
+    assert v2.requires_grad
+
+
+# ---- functional -----------------------------------------------------------------------------
+
+def test_functional_jacobian_hessian_vjp_jvp():
+    F = autograd.functional
+    a = np.array([0.5, -1.0, 2.0])
+
+    def f(x):
+        return x ** 2 * torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+
+    x = torch.tensor(a, dtype=torch.float64)
+    J = F.jacobian(f, x)
+    assert_close(J, np.diag(2 * a * [1, 2, 3]))
+    assert not J.requires_grad and x.grad is None
+    H = F.hessian(lambda t: (t ** 3).sum(), x)
+    assert_close(H, np.diag(6 * a))
+    v = torch.tensor([1.0, 0.5, -1.0], dtype=torch.float64)
+    out, vj = F.vjp(f, x, v)
+    assert_close(out, a ** 2 * [1, 2, 3])
+    assert_close(vj, 2 * a * [1, 2, 3] * [1.0, 0.5, -1.0])
+    out, jv = F.jvp(f, x, v)
+    assert_close(jv, 2 * a * [1, 2, 3] * [1.0, 0.5, -1.0])
+    _, hv = F.hvp(lambda t: (t ** 3).sum(), x, v)
+    assert_close(hv, 6 * a * [1.0, 0.5, -1.0])
+    # two inputs, two outputs
+    Jt = F.jacobian(lambda p, q: (p * q, p.sum() + q), (x, x * 2))
+    assert len(Jt) == 2 and len(Jt[0]) == 2
+    assert_close(Jt[0][1], np.diag(a))
+    assert_close(Jt[1][0], np.ones((3, 3)))
+    # an output that does not depend on the input: zeros
+    Jz = F.jacobian(lambda t: torch.ones(2, dtype=torch.float64), x)
+    assert_close(Jz, np.zeros((2, 3)))
+    Hl = F.hessian(lambda t: (t * 3).sum(), x)
+    assert_close(Hl, np.zeros((3, 3)))
+
+
+# ---- graph_of -------------------------------------------------------------------------------
+
+def _mlp(seed=0):
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(rng.standard_normal((4, 3)), dtype=torch.float32)
+    W1 = torch.tensor(rng.standard_normal((3, 5)), dtype=torch.float32, requires_grad=True)
+    b1 = torch.tensor(rng.standard_normal(5), dtype=torch.float32, requires_grad=True)
+    W2 = torch.tensor(rng.standard_normal((5, 2)), dtype=torch.float32, requires_grad=True)
+    b2 = torch.tensor(rng.standard_normal(2), dtype=torch.float32, requires_grad=True)
+    h = torch.relu(x @ W1 + b1)
+    out = h @ W2 + b2
+    loss = (out * out).mean()
+    return loss, (W1, b1, W2, b2)
+
+
+def test_graph_of_mlp_prints_expected_ops_and_runs():
+    loss, params = _mlp()
+    g = autograd.graph_of(loss)
+    text = str(g)
+    assert text.startswith("def backward(grad_out: f32[], ")
+    for op in ("matmul(", "permute(", "sum(", "where(", "mul(", "div("):
+        assert op in text, (op, text)
+    assert "f32[4, 5]" in text and "f32[3, 5]" in text and "f32[5, 2]" in text
+    assert text.rstrip().splitlines()[-1].startswith("    return ")
+    # every line is `name: type = op(args)` and names are defined before use
+    defined = {v.name for v in g.inputs}
+    for node in g.nodes:
+        for a in node.inputs:
+            if hasattr(a, "name"):
+                assert a.name in defined
+        defined.update(o.name for o in node.outputs)
+    # running the printed graph gives what backward() gives
+    results = g.run(*g.example_inputs)
+    assert len(results) == 4 and {id(t) for t in g.leaves} == {id(p) for p in params}
+    loss.backward()
+    for t, r in zip(g.leaves, results):
+        np.testing.assert_allclose(r, to_np(t.grad), rtol=1e-5, atol=1e-6)
+
+
+def test_graph_of_shapes_and_errors():
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    y = (x.exp() * x).sum(1)
+    g = autograd.graph_of(y)
+    assert "grad_out: f64[2]" in str(g) and "out" in str(g)     # exp saves its output
+    (r,) = g.run(*g.example_inputs)
+    y.backward(torch.ones(2, dtype=torch.float64))
+    assert_close(x.grad, r)
+    with pytest.raises(RuntimeError, match="no grad_fn"):
+        autograd.graph_of(x)
+    z = (x * x).sum()
+    z.backward()
+    with pytest.raises(RuntimeError, match="freed"):
+        autograd.graph_of(z)
+
+
+# ---- memory ---------------------------------------------------------------------------------
+
+def _live_nodes():
+    gc.collect()
+    return sum(1 for o in gc.get_objects() if isinstance(o, Node))
+
+
+def test_graph_freed_after_backward_no_growth():
+    rng = np.random.default_rng(0)
+    w = torch.tensor(rng.standard_normal((16, 16)), requires_grad=True)
+    x = torch.tensor(rng.standard_normal((8, 16)))
+
+    def step():
+        h = torch.tanh(x @ w).exp()
+        loss = (h * h).mean()
+        loss.backward()
+        w.grad = None
+
+    for _ in range(20):
+        step()
+    base_nodes = _live_nodes()
+    tracemalloc.start()
+    for _ in range(200):
+        step()
+    gc.collect()
+    mid = tracemalloc.get_traced_memory()[0]
+    for _ in range(800):
+        step()
+    gc.collect()
+    end = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert _live_nodes() <= base_nodes
+    assert end - mid < 64 * 1024, (mid, end)
+
+
+def test_outputs_and_nodes_freed_without_gc():
+    # no reference cycle between a node and the output it saved: refcounting frees them
+    import weakref
+    x = leaf([1.0, 2.0])
+    gc.disable()
+    try:
+        y = x.exp()
+        r = weakref.ref(y.grad_fn)
+        del y
+        assert r() is None
+    finally:
+        gc.enable()
