@@ -211,9 +211,9 @@ unary("log2", np.log2, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x,
 unary("log10", np.log10, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x, LN10)),),
       "tl.log({0}) * 0.4342944819032518")
 unary("log1p", np.log1p, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.add(x, 1)),),
-      "tl.log(1.0 + {0})")
+      "kiln_log1p({0})")
 unary("expm1", np.expm1, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.add(out, 1)),),
-      "(tl.exp({0}) - 1.0)", saves=(), saves_output=True)
+      "kiln_expm1({0})", saves=(), saves_output=True)
 unary("sqrt", np.sqrt, _FLOAT_ONLY, lambda b, g, x, out: (b.div(g, b.mul(out, 2)),),
       "tl.sqrt({0})", saves=(), saves_output=True)
 unary("rsqrt", lambda x: 1.0 / np.sqrt(x), _FLOAT_ONLY,
@@ -231,12 +231,12 @@ unary("acos", np.arccos, _FLOAT_ONLY,
 unary("atan", np.arctan, _FLOAT_ONLY,
       lambda b, g, x, out=None: (b.div(g, b.add(b.mul(x, x), 1)),), None)
 unary("sinh", np.sinh, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.cosh(x)),),
-      "((tl.exp({0}) - tl.exp(-{0})) * 0.5)")
+      "kiln_sinh({0})")
 unary("cosh", np.cosh, _FLOAT_ONLY, lambda b, g, x, out=None: (b.mul(g, b.sinh(x)),),
       "((tl.exp({0}) + tl.exp(-{0})) * 0.5)")
 unary("tanh", np.tanh, _FLOAT_ONLY,
       lambda b, g, x, out: (b.mul(g, b.sub(1, b.mul(out, out))),),
-      "(2.0 * tl.sigmoid(2.0 * {0}) - 1.0)", saves=(), saves_output=True)
+      "kiln_tanh({0})", saves=(), saves_output=True)
 
 
 def _sigmoid_np(x):
@@ -254,15 +254,16 @@ unary("erf", _erf_np, _FLOAT_ONLY,
 unary("floor", np.floor, _NOBOOL, _zero_grad, "tl.floor({0})", saves=())
 unary("ceil", np.ceil, _NOBOOL, _zero_grad, "tl.ceil({0})", saves=())
 unary("trunc", np.trunc, _NOBOOL, _zero_grad, "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))", saves=())
-unary("round", np.round, _NOBOOL, _zero_grad, None, saves=())   # half to even, like torch
+unary("round", np.round, _NOBOOL, _zero_grad, "kiln_round({0})", saves=())   # half to even, like torch
 unary("reciprocal", lambda x: np.reciprocal(x), _FLOAT_ONLY,
       lambda b, g, x, out: (b.neg(b.mul(g, b.mul(out, out))),), "(1.0 / {0})",
       saves=(), saves_output=True)
 unary("logical_not", np.logical_not, _BOOL, None, "({0} == 0)", differentiable=False)
 unary("bitwise_not", np.invert, _INT, None, "~{0}", differentiable=False)
 unary("isnan", np.isnan, _BOOL, None, "({0} != {0})", differentiable=False)
-unary("isinf", np.isinf, _BOOL, None, None, differentiable=False)
-unary("isfinite", np.isfinite, _BOOL, None, None, differentiable=False)
+unary("isinf", np.isinf, _BOOL, None, "(({0} == {0}) & (({0} - {0}) != ({0} - {0})))",
+      differentiable=False)   # x - x is NaN only for +-inf and NaN
+unary("isfinite", np.isfinite, _BOOL, None, "(({0} - {0}) == 0)", differentiable=False)
 
 
 # binary arithmetic ----------------------------------------------------------------------
@@ -345,13 +346,15 @@ binary("add", np.add, "arith", _vjp_add, "{0} + {1}", saves=())
 binary("sub", np.subtract, "arith", _vjp_sub, "{0} - {1}", saves=())
 binary("mul", np.multiply, "arith", _vjp_mul, "{0} * {1}")
 binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}")
-binary("floor_divide", _floor_divide_np, "arith", None, None, differentiable=False,
+binary("floor_divide", _floor_divide_np, "arith", None, "kiln_floor_divide({0}, {1})",
+       differentiable=False,
        int_divisor=True)
-binary("remainder", np.remainder, "arith", _vjp_remainder, None, int_divisor=True)
-binary("fmod", np.fmod, "arith", _vjp_fmod, None, int_divisor=True)
-binary("pow", np.power, "arith", _vjp_pow, None)
-binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1})")
-binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1})")
+binary("remainder", np.remainder, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
+       int_divisor=True)
+binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True)  # Triton %: C fmod
+binary("pow", np.power, "arith", _vjp_pow, "kiln_pow({0}, {1})")
+binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
+binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
 
 # comparisons and logic compute in the promoted dtype and return bool

@@ -1,0 +1,153 @@
+"""Ahead-of-time compilation of generated Triton kernels for a named GPU, without a GPU.
+
+    k = codegen.generate(graph)
+    art = aot.compile_kernel(k, arch=90)
+    art.ptx, art.cubin, art.registers, art.shared
+
+Triton lowers TTIR -> TTGIR -> LLVM IR -> PTX in-process and assembles PTX to a cubin with
+the `ptxas` shipped inside its wheel, so nothing here touches a driver. Register and spill
+counts come from `cuobjdump --dump-resource-usage` on the cubin (also shipped in the wheel);
+shared memory comes from Triton's metadata.
+"""
+import os
+import re
+import subprocess
+import tempfile
+
+STAGES = ("ttir", "ttgir", "llir", "ptx", "cubin")
+
+
+class AOTError(RuntimeError):
+    pass
+
+
+class Artifact:
+    """Everything one compilation produced, with the numbers people ask about."""
+
+    def __init__(self, name, asm, metadata, arch):
+        self.name, self.asm, self.metadata, self.arch = name, asm, metadata, arch
+        self.shared = int(getattr(metadata, "shared", 0) or 0)
+        self.num_warps = int(getattr(metadata, "num_warps", 0) or 0)
+        self._usage = None
+
+    @property
+    def ttir(self):
+        return self.asm.get("ttir", "")
+
+    @property
+    def ttgir(self):
+        return self.asm.get("ttgir", "")
+
+    @property
+    def llir(self):
+        return self.asm.get("llir", "")
+
+    @property
+    def ptx(self):
+        return self.asm.get("ptx", "")
+
+    @property
+    def cubin(self):
+        return self.asm.get("cubin", b"")
+
+    @property
+    def usage(self):
+        """{'REG': n, 'STACK': n, 'SHARED': n, 'LOCAL': n, ...} from cuobjdump, or {}."""
+        if self._usage is None:
+            self._usage = resource_usage(self.cubin, self.name)
+        return self._usage
+
+    @property
+    def registers(self):
+        return self.usage.get("REG")
+
+    def summary(self):
+        return (f"{self.name}: sm_{self.arch} ptx {len(self.ptx)} chars, cubin {len(self.cubin)} "
+                f"bytes, registers {self.registers}, shared {self.shared} B, "
+                f"spill(local) {self.usage.get('LOCAL')} B, warps {self.num_warps}")
+
+
+def _triton():
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    return triton, GPUTarget, ASTSource
+
+
+def _source(ASTSource, fn, signature, constexprs):
+    """Version differences live here. Triton 3.2+ (and 3.6..3.9, checked) take
+    ASTSource(fn, signature, constexprs=..., attrs=...) with constexprs keyed by name;
+    older releases took `constants=` instead."""
+    try:
+        return ASTSource(fn, signature=signature, constexprs=constexprs)
+    except TypeError:
+        return ASTSource(fn, signature=signature, constants=constexprs)
+
+
+def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None):
+    """triton.compile for GPUTarget('cuda', arch, 32): returns an Artifact."""
+    triton, GPUTarget, ASTSource = _triton()
+    if getattr(fn, "__class__", type(fn)).__name__ != "JITFunction":
+        raise AOTError(f"aot: {name or fn}: needs a @triton.jit function compiled with "
+                       "TRITON_INTERPRET unset (got an interpreted function)")
+    src = _source(ASTSource, fn, signature, constexprs)
+    # enable_fp_fusion=False: no a*b+c contraction, so results round like the NumPy lowering
+    opts = {"num_warps": num_warps, "enable_fp_fusion": False}
+    try:
+        ck = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts)
+    except Exception as e:
+        raise AOTError(f"aot: compiling {name or fn.__name__} for sm_{arch} failed: "
+                       f"{type(e).__name__}: {e}") from e
+    return Artifact(name or fn.__name__, dict(ck.asm), ck.metadata, arch)
+
+
+def compile_kernel(kernel, arch=90, block=1024, num_warps=4):
+    """AOT-compile a codegen PointwiseKernel (its JIT form) for sm_<arch>."""
+    fn = kernel.function(interpret=False)
+    sig, consts = kernel.signature(block)
+    return compile_fn(fn, sig, consts, arch=arch, num_warps=num_warps, name=kernel.name)
+
+
+def tool(name):
+    """Path of a CUDA tool shipped in Triton's wheel (ptxas, cuobjdump, nvdisasm), or None."""
+    try:
+        import triton
+    except ImportError:
+        return None
+    p = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", name)
+    return p if os.path.exists(p) else None
+
+
+def resource_usage(cubin, name=None):
+    """Parse `cuobjdump --dump-resource-usage` for the kernel in `cubin`."""
+    exe = tool("cuobjdump")
+    if exe is None or not cubin:
+        return {}
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+        path = f.name
+    try:
+        out = subprocess.run([exe, "--dump-resource-usage", path], capture_output=True,
+                             text=True, timeout=60).stdout
+    finally:
+        os.unlink(path)
+    usage = {}
+    for line in out.splitlines():
+        if "REG:" in line:
+            for k, v in re.findall(r"([A-Z_\[\]0-9]+):(\d+)", line):
+                usage[k] = int(v)
+    return usage
+
+
+def sass(cubin):
+    """SASS text of a cubin via the shipped nvdisasm ('' when unavailable)."""
+    exe = tool("nvdisasm")
+    if exe is None or not cubin:
+        return ""
+    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
+        f.write(cubin)
+        path = f.name
+    try:
+        return subprocess.run([exe, "-c", path], capture_output=True, text=True, timeout=60).stdout
+    finally:
+        os.unlink(path)

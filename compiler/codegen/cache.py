@@ -1,0 +1,58 @@
+"""Kernel source cache: generated kernels are files named by a hash of their text, imported
+with importlib (Triton's JIT and interpreter both need the function's source on disk).
+
+Location: $KILN_CACHE_DIR, else ~/.cache/kiln.
+"""
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+
+_MODULES = {}      # (digest, interpret) -> module
+
+
+def cache_dir():
+    d = os.environ.get("KILN_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "kiln")
+    return os.path.join(d, "triton")
+
+
+def digest(text):
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def write_source(name, text):
+    """Write `text` to <cache>/<name>_<hash>.py once (atomic rename) and return the path."""
+    d = cache_dir()
+    os.makedirs(d, exist_ok=True)
+    path = os.path.join(d, f"{name}_{digest(text)}.py")
+    if not os.path.exists(path):
+        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)       # concurrent writers write identical bytes
+    return path
+
+
+def load_module(path, interpret):
+    """Import the kernel file. `interpret` picks Triton's interpreter or its JIT: Triton reads
+    TRITON_INTERPRET when @triton.jit runs, so it is set for the duration of the import."""
+    key = (path, bool(interpret))
+    m = _MODULES.get(key)
+    if m is not None:
+        return m
+    modname = "kiln_kernel_" + os.path.basename(path)[:-3] + ("_interp" if interpret else "_jit")
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+    try:
+        spec = importlib.util.spec_from_file_location(modname, path)
+        m = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = m     # inspect.getsource (used by Triton) looks modules up here
+        spec.loader.exec_module(m)
+    finally:
+        if old is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+    _MODULES[key] = m
+    return m

@@ -1,0 +1,118 @@
+"""Host buffers for Triton's interpreter (TRITON_INTERPRET=1), without PyTorch.
+
+Triton's interpreter runs a kernel's Python body on NumPy, reading and writing memory through
+raw addresses. What it asks of a tensor argument (triton/runtime/interpreter.py,
+GridExecutor._init_args_hst / _restore_args_dev and _implicit_cvt) is:
+
+    arg.data_ptr(), arg.dtype (str() -> "torch.float32"-style name, hashable),
+    arg.untyped_storage() -> storage with data_ptr(), cpu(), copy_(other),
+    arg.new_empty(0, device='cpu').set_(storage, offset, size, stride),
+    arg.storage_offset(), arg.size(), arg.stride()
+
+It copies device storages to the host, runs, and copies back. Here the memory already is host
+memory, so cpu() is the storage itself and copy_ between identical storages does nothing.
+Kiln's DType prints as "torch.float32", which is the spelling Triton's dtype table reads.
+"""
+import numpy as np
+
+from . import dtypes as dt
+
+
+def _addr(a):
+    return a.__array_interface__["data"][0]
+
+
+class HostStorage:
+    """The memory of a NumPy array's root base, addressed like a torch storage."""
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+    def data_ptr(self):
+        return _addr(self.array)
+
+    def nbytes(self):
+        return self.array.nbytes
+
+    def cpu(self):
+        return self
+
+    def copy_(self, other):
+        if other.data_ptr() != self.data_ptr():
+            raise RuntimeError("HostStorage.copy_: host storages are never copied between "
+                               "distinct memory blocks (the interpreter works in place)")
+        return self
+
+
+class HostTensor:
+    """A NumPy array (any strides, a view or not) seen by Triton as a tensor argument."""
+    __slots__ = ("array", "dtype")
+
+    def __init__(self, array, dtype=None):
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"HostTensor: expected a numpy.ndarray, got {type(array).__name__}")
+        self.array = array
+        self.dtype = dtype if dtype is not None else dt.from_numpy(array.dtype)
+
+    def __repr__(self):
+        return f"HostTensor({self.dtype}, shape={list(self.array.shape)})"
+
+    # --- what kernel launches read
+    def data_ptr(self):
+        return _addr(self.array)
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    def size(self, dim=None):
+        return self.array.shape if dim is None else self.array.shape[dim]
+
+    def stride(self, dim=None):
+        st = tuple(s // self.array.itemsize for s in self.array.strides)
+        return st if dim is None else st[dim]
+
+    def element_size(self):
+        return self.array.itemsize
+
+    def numel(self):
+        return self.array.size
+
+    # --- what the interpreter's host/device shuffle reads
+    def _root(self):
+        a = self.array
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        return a
+
+    def untyped_storage(self):
+        return HostStorage(self._root())
+
+    def storage_offset(self):
+        return (self.data_ptr() - _addr(self._root())) // self.array.itemsize
+
+    def new_empty(self, *size, device=None, **kw):
+        # The interpreter asks for an empty host tensor and then set_()s it to the host copy
+        # of this storage; the memory already is on the host, so alias this array.
+        return HostTensor(self.array, self.dtype)
+
+    def set_(self, storage, offset, size, stride):
+        if (storage.data_ptr() + offset * self.array.itemsize != self.data_ptr()
+                or tuple(size) != self.array.shape or tuple(stride) != self.stride()):
+            raise RuntimeError("HostTensor.set_: only aliasing its own memory is supported "
+                               f"(offset {offset}, size {list(size)}, stride {list(stride)})")
+        return self
+
+    def cpu(self):
+        return self
+
+    def copy_(self, other):
+        if other.data_ptr() != self.data_ptr():
+            np.copyto(self.array, other.array)
+        return self
+
+
+def host(x):
+    """Wrap an array (or pass through something that already has data_ptr())."""
+    return x if hasattr(x, "data_ptr") else HostTensor(np.asarray(x))
