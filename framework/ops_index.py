@@ -134,7 +134,7 @@ def _np_basic(a, steps):
         if st[0] == "unsq":
             a = np.expand_dims(a, d)
         elif st[0] == "select":
-            a = a[(slice(None),) * d + (st[2],)]
+            a = a[(slice(None),) * d + (st[2], Ellipsis)]    # the Ellipsis keeps a 0-d view
         else:
             a = a[(slice(None),) * d + (slice(st[2], st[3], st[4]),)]
     return a

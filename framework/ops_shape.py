@@ -427,7 +427,10 @@ def repeat(input, *sizes):
     # interleave a size-1 axis before each dim, expand it, merge: out[r*n + i] = x[i]
     x2 = reshape(x, tuple(v for s in shp for v in (1, s)))
     e = expand(x2, tuple(v for r, s in zip(sizes, shp) for v in (r, s)))
-    return rename(reshape(e, tuple(r * s for r, s in zip(sizes, shp))), "RepeatBackward0")
+    r = reshape(e, tuple(r * s for r, s in zip(sizes, shp)))
+    if r._base is not None:     # all repeats 1: reshape gave a view, but repeat always copies
+        r = apply(P["copy"], r)
+    return rename(r, "RepeatBackward0")
 
 
 def tile(input, dims):

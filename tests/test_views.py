@@ -1,0 +1,166 @@
+"""Views share storage with their base like PyTorch views: writes go both ways, stride(),
+storage_offset() and is_contiguous() report what PyTorch reports; ops that copy in PyTorch
+(flip, reshape of a non-viewable layout, advanced indexing) copy here too."""
+import numpy as np
+import pytest
+
+import framework as torch
+from conftest import assert_close, to_np
+
+A = np.arange(24).reshape(2, 3, 4)
+
+
+def t():
+    return torch.tensor(A)
+
+
+# (name, fn, stride, storage_offset, is_contiguous) as PyTorch reports them for A's layout
+LAYOUTS = [
+    ("unsqueeze0", lambda x: x.unsqueeze(0), (24, 12, 4, 1), 0, True),
+    ("unsqueeze-1", lambda x: x.unsqueeze(-1), (12, 4, 1, 1), 0, True),
+    ("select", lambda x: x[:, 1], (12, 1), 4, False),
+    ("select2", lambda x: x[1, :, 2], (4,), 14, False),
+    ("none", lambda x: x[None, :, None], (24, 12, 12, 4, 1), 0, True),
+    ("transpose", lambda x: x.transpose(0, 2), (1, 4, 12), 0, False),
+    ("view", lambda x: x.view(6, 4), (4, 1), 0, True),
+    ("expand", lambda x: x[:, :1].expand(2, 5, 4), (12, 0, 1), 0, False),
+    ("diagonal", lambda x: x.diagonal(0, 1, 2), (12, 5), 0, False),
+    ("narrow", lambda x: x.narrow(2, 1, 2), (12, 4, 1), 1, False),
+    ("step", lambda x: x[:, ::2, 1::3], (12, 8, 3), 1, False),
+    ("unbind", lambda x: x.unbind(2)[1], (12, 4), 1, False),
+    ("chunk", lambda x: x.chunk(2, 2)[1], (12, 4, 1), 2, False),
+    ("permute-slice", lambda x: x.permute(1, 0, 2)[:, 1:], (4, 12, 1), 12, True),
+    ("mT", lambda x: x.mT, (12, 1, 4), 0, False),
+    ("unflatten", lambda x: x.unflatten(2, (2, 2)), (12, 4, 2, 1), 0, True),
+    ("size1", lambda x: x[:1, :1], (12, 4, 1), 0, True),
+    ("row", lambda x: x[1], (4, 1), 12, True),
+    ("movedim", lambda x: x.movedim(0, 2), (4, 1, 12), 0, False),
+    ("contiguous", lambda x: x.transpose(0, 1).contiguous(), (8, 4, 1), 0, True),
+    ("empty", lambda x: x[:, 3:], None, None, True),
+]
+
+
+@pytest.mark.parametrize("name,fn,stride,offset,contig", LAYOUTS, ids=[r[0] for r in LAYOUTS])
+def test_layout_metadata(name, fn, stride, offset, contig):
+    v = fn(t())
+    if stride is not None:
+        assert v.stride() == stride
+        assert v.storage_offset() == offset
+    assert v.is_contiguous() is contig
+
+
+def test_layout_metadata_matches_torch():
+    real = pytest.importorskip("torch")
+    for name, fn, _, _, _ in LAYOUTS:
+        ours, ref = fn(t()), fn(real.tensor(A))
+        assert ours.is_contiguous() == ref.is_contiguous(), name
+        if ref.numel():
+            assert ours.stride() == ref.stride(), name
+            assert ours.storage_offset() == ref.storage_offset(), name
+
+
+def test_t_not_contiguous_and_stride_dim():
+    x = torch.arange(12).view(2, 6)
+    assert x.t().is_contiguous() is False
+    assert x.t().stride() == (1, 6)
+    assert x.stride(0) == 6 and x.stride(-1) == 1
+    assert x[:, 1].stride() == (6,)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.view(6, 4), lambda x: x.reshape(6, 4), lambda x: x[1], lambda x: x[:, 1:3],
+    lambda x: x[..., ::2], lambda x: x.transpose(0, 2), lambda x: x.permute(1, 2, 0),
+    lambda x: x.unsqueeze(1), lambda x: x.squeeze(), lambda x: x.narrow(1, 1, 1),
+    lambda x: x.unbind(1)[0], lambda x: x.split(2, 2)[1], lambda x: x.chunk(3, 1)[2],
+    lambda x: x.diagonal(0, 1, 2), lambda x: x.flatten(1), lambda x: x.unflatten(2, (2, 2)),
+    lambda x: x.select(2, 3), lambda x: x.movedim(0, 1), lambda x: x[None], lambda x: x[...],
+    lambda x: x.mT, lambda x: x.detach(), lambda x: x.view_as(x), lambda x: x.tensor_split(2, 2)[0],
+])
+def test_write_through_view_reaches_base_and_back(make):
+    x = t()
+    v = make(x)
+    # A[k] == k, so the view's values are the flat storage positions it covers
+    before = to_np(v).copy()
+    assert len(np.unique(before)) == before.size
+    v.mul_(-1)                        # in-place op on the view changes the base
+    exp = A.copy()
+    exp.flat[before.ravel()] *= -1
+    assert_close(x, exp)
+    x.add_(1000)                      # and writes to the base show through the view
+    assert_close(v, 1000 - before)
+
+
+def test_setitem_on_view_changes_base():
+    x = t()
+    v = x[:, 1:3]
+    v[0, :, [0, 3]] = -1
+    exp = A.copy()
+    exp[0, 1:3, 0] = -1
+    exp[0, 1:3, 3] = -1
+    assert_close(x, exp)
+    w = x[0].t()
+    w[1] = 0                          # column 1 of x[0]
+    exp[0][:, 1] = 0
+    assert_close(x, exp)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x.flip(0), lambda x: x[[0, 1]], lambda x: x[x > 5], lambda x: x.repeat(1, 1, 1),
+    lambda x: x.clone(), lambda x: x.transpose(0, 1).reshape(-1), lambda x: x.roll(1, 0),
+    lambda x: torch.cat([x, x]), lambda x: x.index_select(1, torch.tensor([0, 1])),
+])
+def test_copying_ops_do_not_alias(make):
+    x = t()
+    r = make(x)
+    r.fill_(-7)
+    assert_close(x, A)
+    assert r.storage_offset() == 0
+
+
+def test_flip_has_positive_strides():
+    f = t().flip(0)
+    assert f.stride() == (12, 4, 1) and f.is_contiguous()
+
+
+def test_from_numpy_shares_both_ways():
+    n = np.zeros(3)
+    x = torch.from_numpy(n)
+    x.add_(1)
+    assert n.tolist() == [1.0, 1.0, 1.0]
+    n[0] = 5
+    assert x[0].item() == 5.0
+    v = x.view(3, 1)
+    v[2, 0] = 9
+    assert n.tolist() == [5.0, 1.0, 9.0]
+
+
+def test_view_shares_version_counter():
+    x = torch.zeros(3)
+    v = x.view(-1)
+    v0 = x._version
+    v.add_(1)
+    assert x._version == v0 + 1 and v._version == x._version
+    assert to_np(x).tolist() == [1.0, 1.0, 1.0]
+
+
+def test_diagonal_is_writable_view():
+    x = torch.zeros(3, 3)
+    x.diagonal().fill_(-1)
+    assert_close(x, -np.eye(3))
+    x.diagonal(1).add_(2)
+    assert_close(x, -np.eye(3) + 2 * np.eye(3, k=1))
+
+
+def test_expand_write_refused_and_base_unchanged():
+    x = torch.zeros(3, 1)
+    with pytest.raises((RuntimeError, ValueError)):
+        x.expand(3, 4).add_(1)
+    assert_close(x, np.zeros((3, 1)))
+
+
+def test_failed_view_leaves_tensor_unchanged():
+    x = t().transpose(0, 1)
+    with pytest.raises(RuntimeError):
+        x.view(-1)
+    assert_close(x, A.transpose(1, 0, 2))
+    assert x.stride() == (4, 12, 1)
