@@ -1,0 +1,343 @@
+"""GPU check of Kiln's generated pointwise Triton kernels (run on an NVIDIA H100).
+
+    python bench/gpu_check.py              # on a GPU: correctness, copy bandwidth, timings
+    python bench/gpu_check.py --dry-run    # anywhere: generate + AOT-compile for sm_90 only
+
+Sections (each guarded; an error is printed and the next section runs):
+  1. generate every pointwise kernel from the registry and compile it ahead of time (sm_90)
+  2. GPU: run every kernel on fresh random inputs, compare with the NumPy lowering
+  3. GPU: device-to-device copy bandwidth (the roofline for pointwise kernels)
+  4. GPU: >= 256 MB add, mul, exp, where and a 3-op chain: median time, GB/s, % of copy BW
+Buffers come from CuPy behind a small wrapper with data_ptr()/dtype (Kiln never imports
+torch; this bench may use triton.testing.do_bench, which uses torch when present).
+"""
+import argparse
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import compiler.ops  # noqa: E402,F401  (registers the primitives)
+from compiler import aot  # noqa: E402
+from compiler.codegen import generate  # noqa: E402
+from compiler.ir.graph import Graph  # noqa: E402
+from compiler.ir.registry import REGISTRY  # noqa: E402
+from runtime import dtypes as dt  # noqa: E402
+
+SHAPE = (257, 1031)       # odd sizes: masks at the edge are exercised
+
+_DOMAIN = {"log": "pos", "log2": "pos", "log10": "pos", "sqrt": "pos", "rsqrt": "pos",
+           "log1p": "gtm1", "tan": "unit", "reciprocal": "nonzero"}
+_INT_UNARY = {"bitwise_not"}
+_INT_BINARY = {"bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+               "bitwise_right_shift"}
+_DIVISORS = {"div", "floor_divide", "remainder", "fmod"}
+# extra integer runs of ops whose integer form is separate code
+_INT_EXTRA = {"add": "int64", "floor_divide": "int32", "remainder": "int32", "pow": "int32",
+              "maximum": "int64", "lt": "int64"}
+
+
+def _gen(rng, dtype, dom, shape):
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    npd = np.dtype(dtype)
+    if npd.kind in "iu":
+        if dom == "shift":
+            return rng.integers(0, npd.itemsize * 8 - 1, shape).astype(npd)
+        if dom == "nonzero":
+            return (rng.integers(1, 50, shape) * rng.choice([-1, 1], shape)).astype(npd)
+        if dom == "exp":
+            return rng.integers(0, 6, shape).astype(npd)
+        if dom == "pos":
+            return rng.integers(-4, 5, shape).astype(npd)
+        return rng.integers(-100, 100, shape).astype(npd)
+    v = {"pos": lambda: rng.uniform(0.05, 5, shape),
+         "gtm1": lambda: rng.uniform(-0.95, 5, shape),
+         "unit": lambda: rng.uniform(-1.2, 1.2, shape),
+         "nonzero": lambda: rng.uniform(0.5, 5, shape) * rng.choice([-1, 1], shape),
+         "small": lambda: rng.uniform(-3, 3, shape),
+         "exp": lambda: rng.uniform(-3, 3, shape)}.get(dom, lambda: rng.normal(0, 3, shape))()
+    return v.astype(npd)
+
+
+def cases():
+    """(label, prim, [(dtype, domain)], attrs) for every pointwise prim with a Triton slot."""
+    out = []
+    for name, p in sorted(REGISTRY.items()):
+        if p.kind != "pointwise" or p.triton is None:
+            continue
+        if name == "where":
+            out.append((name, name, [("bool", "any"), ("float32", "any"), ("float32", "any")], {}))
+        elif name == "cast":
+            out.append((name, name, [("float32", "any")], {"dtype": dt.int32}))
+        elif name in _INT_UNARY:
+            out.append((name, name, [("int32", "any")], {}))
+        elif name in _INT_BINARY:
+            dom = "shift" if "shift" in name else "any"
+            out.append((name, name, [("int32", "any"), ("int32", dom)], {}))
+        else:
+            nargs = _arity(p)
+            if nargs == 1:
+                out.append((name, name, [("float32", _DOMAIN.get(name, "small"))], {}))
+            else:
+                da = "pos" if name == "pow" else "any"
+                db = "nonzero" if name in _DIVISORS else "small" if name == "pow" else "any"
+                out.append((name, name, [("float32", da), ("float32", db)], {}))
+                if name in _INT_EXTRA:
+                    d = _INT_EXTRA[name]
+                    out.append((f"{name}[{d}]", name, [(d, "pos" if name == "pow" else "any"),
+                                                       (d, "exp" if name == "pow" else
+                                                        "nonzero" if name in _DIVISORS else "any")],
+                                {}))
+    return out
+
+
+def _arity(p):
+    a = dt.float32
+    from compiler.ir.registry import AVal
+    try:
+        p.meta(AVal((2,), a))
+        return 1
+    except TypeError:
+        return 2
+
+
+def build(prim, specs, attrs, rng, shape=SHAPE):
+    g = Graph(prim)
+    arrays, args = [], []
+    for i, (d, dom) in enumerate(specs):
+        a = _gen(rng, d, dom, shape)
+        arrays.append(a)
+        args.append(g.add_input(f"x{i}" if i else "x", a.shape, dt.from_numpy(a.dtype)))
+    g.set_outputs([g.call(prim, *args, **attrs)])
+    return g, arrays
+
+
+class DevTensor:
+    """A CuPy array as Triton sees a tensor: data_ptr(), dtype (Kiln's, prints torch.*),
+    shape and element strides."""
+
+    def __init__(self, arr):
+        self.arr = arr
+        self.dtype = dt.from_numpy(arr.dtype)
+        self.shape = arr.shape
+
+    def data_ptr(self):
+        return self.arr.data.ptr
+
+    def stride(self):
+        return tuple(s // self.arr.itemsize for s in self.arr.strides)
+
+
+def section(title):
+    print(f"\n== {title} ==", flush=True)
+
+
+def aot_all(arch):
+    section(f"1. generate + AOT compile every pointwise kernel for sm_{arch}")
+    rng = np.random.default_rng(0)
+    ok = 0
+    cs = cases()
+    t0 = time.time()
+    print(f"{'kernel':<28}{'regs':>6}{'smem B':>8}{'ptx chars':>11}  target")
+    for label, prim, specs, attrs in cs:
+        try:
+            g, _ = build(prim, specs, attrs, rng, shape=(8, 8))
+            art = aot.compile_kernel(generate(g), arch=arch)
+            tgt = next((ln.split()[1] for ln in art.ptx.splitlines()
+                        if ln.startswith(".target")), "?")
+            print(f"{label:<28}{str(art.registers):>6}{art.shared:>8}{len(art.ptx):>11}  {tgt}")
+            ok += tgt.startswith(f"sm_{arch}")
+        except Exception as e:
+            print(f"{label:<28} FAILED: {type(e).__name__}: {str(e)[:300]}")
+    print(f"compiled {ok}/{len(cs)} kernels to sm_{arch} PTX in {time.time() - t0:.1f} s")
+    return ok, len(cs)
+
+
+def _tol(dtype):
+    return {"float32": (2e-5, 1e-5), "float64": (1e-12, 1e-14)}.get(dtype.name)
+
+
+def check_all(cp):
+    section("2. correctness on the GPU vs the NumPy lowering")
+    rng = np.random.default_rng(1)
+    passed = failed = 0
+    for label, prim, specs, attrs in cases():
+        try:
+            g, arrays = build(prim, specs, attrs, rng)
+            ref = np.asarray(g.run(*arrays)[0])
+            k = generate(g)
+            ins = [DevTensor(cp.asarray(a)) for a in arrays]
+            out = cp.empty(ref.shape, dtype=ref.dtype)
+            k.launch(ins, [DevTensor(out)], interpret=False)
+            got = cp.asnumpy(out)
+            tol = _tol(g.outputs[0].dtype)
+            if tol is None:
+                err = float(np.sum(got != ref))
+                ok = err == 0
+                what = f"{int(err)} mismatches"
+            else:
+                fin = np.isfinite(ref)
+                same = np.array_equal(np.isnan(got), np.isnan(ref)) and \
+                    np.array_equal(got[np.isinf(ref)], ref[np.isinf(ref)])
+                e = np.abs(got[fin].astype(np.float64) - ref[fin]) / (
+                    tol[1] + tol[0] * np.abs(ref[fin].astype(np.float64)))
+                err = float(e.max()) if e.size else 0.0
+                ok = same and err <= 1.0
+                what = f"max err/tol {err:.3g}"
+            passed += ok
+            failed += not ok
+            print(f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {what}")
+        except Exception as e:
+            failed += 1
+            print(f"{label:<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
+    return passed, failed
+
+
+def timer(cp):
+    try:
+        from triton.testing import do_bench
+
+        def bench(fn):
+            return do_bench(fn, warmup=25, rep=200, return_mode="median")
+        bench(lambda: None)
+        return bench, "triton.testing.do_bench (median)"
+    except Exception:
+        def bench(fn, n=50):
+            s, e = cp.cuda.Event(), cp.cuda.Event()
+            ts = []
+            for _ in range(5):
+                fn()
+            for _ in range(n):
+                s.record()
+                fn()
+                e.record()
+                e.synchronize()
+                ts.append(cp.cuda.get_elapsed_time(s, e))
+            return float(np.median(ts))
+        return bench, "CuPy events (median of 50)"
+
+
+def bandwidth(cp, mb):
+    section(f"3. device-to-device copy bandwidth ({mb} MB)")
+    bench, how = timer(cp)
+    n = mb * (1 << 20) // 4
+    src = cp.random.standard_normal(n, dtype=cp.float32)
+    dst = cp.empty_like(src)
+    ms = bench(lambda: dst.__setitem__(Ellipsis, src))
+    gbs = 2 * src.nbytes / ms / 1e6
+    print(f"copy {src.nbytes / 2**20:.0f} MB: {ms:.3f} ms, {gbs:.0f} GB/s  [{how}]")
+    return gbs
+
+
+def timings(cp, mb, copy_gbs):
+    section(f"4. large pointwise kernels ({mb} MB per float32 operand)")
+    bench, how = timer(cp)
+    n = mb * (1 << 20) // 4
+    f32 = dt.float32
+    rng = cp.random.default_rng(0) if hasattr(cp.random, "default_rng") else cp.random
+    xa = cp.random.standard_normal(n, dtype=cp.float32)
+    ya = cp.random.standard_normal(n, dtype=cp.float32)
+    ca = cp.random.random(n, dtype=cp.float32) < 0.5
+    del rng
+
+    def graph(kind):
+        g = Graph(kind)
+        x = g.add_input("x", (n,), f32)
+        y = g.add_input("y", (n,), f32)
+        if kind == "add":
+            g.set_outputs([g.call("add", x, y)])
+            return g, [xa, ya]
+        if kind == "mul":
+            g.set_outputs([g.call("mul", x, y)])
+            return g, [xa, ya]
+        if kind == "exp":
+            g = Graph(kind)
+            x = g.add_input("x", (n,), f32)
+            g.set_outputs([g.call("exp", x)])
+            return g, [xa]
+        if kind == "where":
+            g = Graph(kind)
+            c = g.add_input("c", (n,), dt.bool_)
+            x = g.add_input("x", (n,), f32)
+            y = g.add_input("y", (n,), f32)
+            g.set_outputs([g.call("where", c, x, y)])
+            return g, [ca, xa, ya]
+        v = g.call("exp", g.call("add", g.call("mul", x, y), x))   # exp(x * y + x), one kernel
+        g.set_outputs([v])
+        return g, [xa, ya]
+
+    print(f"{'kernel':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}")
+    for kind in ("add", "mul", "exp", "where", "chain exp(x*y+x)"):
+        try:
+            g, arrs = graph(kind.split()[0])
+            k = generate(g)
+            out = cp.empty(n, dtype=cp.float32)
+            ins = [DevTensor(a) for a in arrs]
+            outs = [DevTensor(out)]
+            fn = k.function(interpret=False)
+            args = k.args(ins, outs)
+            block = 1024
+            grid = ((n + block - 1) // block,)
+            ms = bench(lambda: fn[grid](*args, BLOCK=block, num_warps=4))
+            moved = sum(a.nbytes for a in arrs) + out.nbytes
+            gbs = moved / ms / 1e6
+            print(f"{kind:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%")
+        except Exception as e:
+            print(f"{kind:<26} ERROR {type(e).__name__}: {str(e)[:300]}")
+    print(f"[{how}]")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dry-run", action="store_true", help="generate and AOT-compile only")
+    ap.add_argument("--arch", type=int, default=90)
+    ap.add_argument("--mb", type=int, default=256, help="MB per operand for the timings")
+    args = ap.parse_args()
+    t0 = time.time()
+    summary = []
+    try:
+        ok, total = aot_all(args.arch)
+        summary.append(f"aot {ok}/{total}")
+    except Exception:
+        traceback.print_exc()
+        summary.append("aot ERROR")
+    cp = None
+    if not args.dry_run:
+        try:
+            import cupy as cp
+            cp.cuda.runtime.getDeviceCount()
+            props = cp.cuda.runtime.getDeviceProperties(0)
+            print(f"\nGPU: {props['name'].decode()} (sm_{props['major']}{props['minor']})")
+        except Exception as e:
+            print(f"\nno usable GPU ({type(e).__name__}: {e}); running as --dry-run")
+            cp = None
+    if cp is not None:
+        try:
+            p, f = check_all(cp)
+            summary.append(f"correctness {p} PASS / {f} FAIL")
+        except Exception:
+            traceback.print_exc()
+            summary.append("correctness ERROR")
+        copy_gbs = None
+        try:
+            copy_gbs = bandwidth(cp, args.mb)
+            summary.append(f"copy {copy_gbs:.0f} GB/s")
+        except Exception:
+            traceback.print_exc()
+            summary.append("bandwidth ERROR")
+        try:
+            timings(cp, args.mb, copy_gbs or float("nan"))
+            summary.append("timings done")
+        except Exception:
+            traceback.print_exc()
+            summary.append("timings ERROR")
+    mode = "dry-run" if cp is None else "gpu"
+    print(f"\nSUMMARY ({mode}, {time.time() - t0:.1f} s): " + "; ".join(summary))
+
+
+if __name__ == "__main__":
+    main()
