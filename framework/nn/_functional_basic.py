@@ -525,3 +525,431 @@ def pdist(input, p=2):
     return M.norm(M.sub(a, b), p, -1)
 
 
+
+
+# ---- losses ------------------------------------------------------------------------------------
+
+__all__ += [
+    "mse_loss", "l1_loss", "smooth_l1_loss", "huber_loss", "cross_entropy", "nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss",
+    "gaussian_nll_loss", "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
+    "triplet_margin_loss", "triplet_margin_with_distance_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "multi_margin_loss",
+]
+
+
+def _legacy_reduction(size_average, reduce, emit_warning=True):
+    """size_average/reduce (deprecated arguments) -> reduction string, as PyTorch maps them."""
+    warning = ("size_average and reduce args will be deprecated, please use reduction='{}' "
+               "instead.")
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    ret = "mean" if (size_average and reduce) else "sum" if reduce else "none"
+    if emit_warning:
+        warnings.warn(warning.format(ret), stacklevel=3)
+    return ret
+
+
+def _get_reduction(size_average, reduce, reduction):
+    if size_average is not None or reduce is not None:
+        return _legacy_reduction(size_average, reduce)
+    return reduction
+
+
+def _reduce(loss, reduction):
+    if reduction == "none":
+        return loss
+    if reduction == "mean":
+        return M.mean(loss)
+    if reduction == "sum":
+        return M.sum(loss)
+    raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _check_reduction(reduction):
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _pointwise_pair(input, target, op):
+    """Elementwise losses broadcast mismatched shapes with PyTorch's warning; shapes that do not
+    broadcast raise RuntimeError naming both."""
+    if tuple(target.shape) != tuple(input.shape):
+        try:
+            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
+        except ValueError:
+            raise RuntimeError(f"{op}: The size of tensor a ({list(input.shape)}) must match the "
+                               f"size of tensor b ({list(target.shape)}); they do not "
+                               "broadcast") from None
+        warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
+                      f"({input.shape}). This will likely lead to incorrect results due to "
+                      "broadcasting. Please ensure they have the same size.", stacklevel=3)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _pointwise_pair(input, target, "mse_loss")
+    d = M.sub(input, target)
+    loss = M.mul(d, d)
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    return rename(_reduce(loss, reduction), "MseLossBackward0")
+
+
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _pointwise_pair(input, target, "l1_loss")
+    loss = M.abs(M.sub(input, target))
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    return _reduce(loss, reduction)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if beta < 0:
+        raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
+    _pointwise_pair(input, target, "smooth_l1_loss")
+    z = M.abs(M.sub(input, target))
+    if beta == 0:
+        loss = z
+    else:
+        loss = M.where(M.lt(z, beta), M.div(M.mul(M.mul(z, z), 0.5), beta), M.sub(z, 0.5 * beta))
+    return rename(_reduce(loss, reduction), "SmoothL1LossBackward0")
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    _check_reduction(reduction)
+    if delta <= 0:
+        raise RuntimeError("huber_loss does not support non-positive values for delta.")
+    _pointwise_pair(input, target, "huber_loss")
+    z = M.abs(M.sub(input, target))
+    loss = M.where(M.lt(z, delta), M.mul(M.mul(z, z), 0.5), M.mul(M.sub(z, 0.5 * delta), delta))
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    return rename(_reduce(loss, reduction), "HuberLossBackward0")
+
+
+def _class_target_checks(input, target, op):
+    if target.dtype.is_floating_point or target.dtype is dt.bool_:
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()} "
+                           f"({op}: class-index targets must be an integer tensor)")
+    if input.ndim < 1:
+        raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
+    if input.ndim == 1:
+        if target.ndim != 0:
+            raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not "
+                               f"supported (input {list(input.shape)}, target "
+                               f"{list(target.shape)})")
+        return
+    if input.shape[0] != target.shape[0] if target.ndim else True:
+        raise ValueError(f"Expected input batch_size ({input.shape[0]}) to match target "
+                         f"batch_size ({target.shape[0] if target.ndim else 0}).")
+    if input.ndim == 2 and target.ndim != 1:
+        raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not supported "
+                           f"(input {list(input.shape)}, target {list(target.shape)})")
+    if input.ndim > 2:
+        if target.ndim != input.ndim - 1:
+            raise RuntimeError(f"only batches of spatial targets supported ({input.ndim - 1}D "
+                               f"tensors) but got targets of dimension: {target.ndim}")
+        if tuple(target.shape[1:]) != tuple(input.shape[2:]):
+            raise RuntimeError(f"size mismatch (got input: {list(input.shape)}, target: "
+                               f"{list(target.shape)})")
+
+
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    _class_target_checks(input, target, "nll_loss")
+    n_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
+    if weight is not None and (weight.ndim != 1 or weight.shape[0] != n_classes):
+        raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
+                           f"or no classes but got weight tensor of shape: {list(weight.shape)}")
+    t = target._data.astype(np.int64)
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    x = S.unsqueeze(input, 0) if input.ndim == 1 else input
+    ts = np.where(valid, t, 0).reshape((1,) if input.ndim == 1 else t.shape)
+    idx = wrap(ts[:, None], dt.int64)
+    picked = S.squeeze(I.gather(x, 1, idx), 1)                   # (N, d1, ...)
+    w_np = valid.reshape(ts.shape).astype(input.dtype.np)
+    if weight is not None:
+        w = M.mul(apply(P["index"], weight, wrap(ts, dt.int64), pos=(0,)),
+                  wrap(w_np, input.dtype))
+    else:
+        w = wrap(w_np, input.dtype)
+    loss = M.neg(M.mul(picked, w))
+    if reduction == "none":
+        r = S.reshape(loss, ()) if input.ndim == 1 else loss
+    elif reduction == "sum":
+        r = M.sum(loss)
+    else:
+        r = M.div(M.sum(loss), M.sum(w))
+    return rename(r, "NllLossBackward0")
+
+
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    logp = M.log_softmax(input, class_dim)
+    wshape = (n_classes,) + (1,) * (input.ndim - class_dim - 1)
+    if target.dtype.is_floating_point:
+        # class probabilities
+        if tuple(target.shape) != tuple(input.shape):
+            raise RuntimeError(f"cross_entropy: expected target of shape {list(input.shape)} "
+                               f"for probability targets, got {list(target.shape)}")
+        tgt = target
+        if label_smoothing > 0:
+            tgt = M.add(M.mul(tgt, 1 - label_smoothing), label_smoothing / n_classes)
+        prod = M.mul(logp, tgt)
+        if weight is not None:
+            prod = M.mul(prod, S.reshape(weight, wshape))
+        loss = M.neg(M.sum(prod, class_dim))
+        if reduction == "none":
+            return loss
+        if reduction == "sum":
+            return M.sum(loss)
+        return M.div(M.sum(loss), input.numel() // n_classes)
+    nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
+    if label_smoothing == 0:
+        return nll
+    t = target._data
+    ignore = t == ignore_index
+    lp = logp if weight is None else M.mul(logp, S.reshape(weight, wshape))
+    smooth = M.neg(M.sum(lp, class_dim))
+    smooth = M.mul(smooth, wrap((~ignore).astype(input.dtype.np), input.dtype))
+    if reduction == "none":
+        ret = smooth
+    elif reduction == "sum":
+        ret = M.sum(smooth)
+    elif weight is not None:
+        tv = t[~ignore].astype(np.int64).reshape(-1)
+        ret = M.div(M.sum(smooth), M.sum(apply(P["index"], weight, wrap(tv, dt.int64), pos=(0,))))
+    else:
+        ret = M.div(M.sum(smooth), float((~ignore).sum()))
+    return M.add(M.mul(nll, 1 - label_smoothing), M.mul(ret, label_smoothing / n_classes))
+
+
+def _safe_log_clamped(x):
+    """max(log(x), -100) with a finite gradient at x == 0 (PyTorch clamps BCE's logs at -100)."""
+    pos = M.gt(x, 0)
+    lx = M.where(pos, M.log(M.where(pos, x, 1.0)), -100.0)
+    return M.clamp_min(lx, -100.0)
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
+                         f"size ({input.shape}) is deprecated. Please ensure they have the same "
+                         "size.")
+    a = input._data
+    if a.size and not ((a >= 0) & (a <= 1)).all():
+        raise RuntimeError("all elements of input should be between 0 and 1")
+    t = target
+    loss = M.neg(M.add(M.mul(t, _safe_log_clamped(input)),
+                       M.mul(M.sub(1, t),
+                             _safe_log_clamped(M.sub(1, input)))))
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    return rename(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(f"Target size ({target.shape}) must be the same as input size "
+                         f"({input.shape})")
+    sp = _softplus(M.neg(input))                        # -log(sigmoid(x)), stable
+    if pos_weight is not None:
+        lw = M.add(M.mul(M.sub(pos_weight, 1), target), 1)
+        sp = M.mul(lw, sp)
+    loss = M.add(M.mul(M.sub(1, target), input), sp)
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    return rename(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce)
+    if reduction not in ("none", "mean", "sum", "batchmean"):
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if reduction == "mean":
+        warnings.warn("reduction: 'mean' divides the total loss by both the batch size and the "
+                      "support size.'batchmean' divides only by the batch size, and aligns with "
+                      "the KL div math definition.'mean' will be changed to behave the same as "
+                      "'batchmean' in the next major release.", stacklevel=2)
+    if log_target:
+        loss = M.mul(M.exp(target), M.sub(target, input))
+    else:
+        loss = M.sub(M.xlogy(target, target), M.mul(target, input))
+    if reduction == "batchmean":
+        return M.div(M.sum(loss), input.shape[0]) if input.ndim else M.sum(loss)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input, target, log_input=True, full=False, size_average=None, eps=1e-8,
+                     reduce=None, reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if log_input:
+        loss = M.sub(M.exp(input), M.mul(target, input))
+    else:
+        loss = M.sub(input, M.mul(target, M.log(M.add(input, eps))))
+    if full:
+        t = target
+        stirling = M.add(M.sub(M.mul(t, M.log(t)), t), M.mul(M.log(M.mul(t, 2 * math.pi)), 0.5))
+        loss = M.add(loss, M.where(M.gt(t, 1), stirling, 0.0))
+    return _reduce(loss, reduction)
+
+
+def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"):
+    _check_reduction(reduction)
+    if tuple(var.shape) != tuple(input.shape):
+        if tuple(input.shape[:-1]) == tuple(var.shape):
+            var = S.unsqueeze(var, -1)
+        elif tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1:
+            pass
+        else:
+            raise ValueError("var is of incorrect size")
+    if (var._data < 0).any():
+        raise ValueError("var has negative entry/entries")
+    v = M.clamp_min(var, eps) if not var.requires_grad else \
+        M.add(var, wrap(np.maximum(var._data, eps) - var._data, var.dtype))
+    d = M.sub(input, target)
+    loss = M.mul(M.add(M.log(v), M.div(M.mul(d, d), v)), 0.5)
+    if full:
+        loss = M.add(loss, 0.5 * math.log(2 * math.pi))
+    return _reduce(loss, reduction)
+
+
+def cosine_embedding_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                          reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input1.shape != input2.shape:
+        raise RuntimeError(f"cosine_embedding_loss: input1 {list(input1.shape)} and input2 "
+                           f"{list(input2.shape)} must have the same shape")
+    d = input1.ndim - 1
+    eps = 1e-12
+    prod = M.sum(M.mul(input1, input2), d)
+    m1 = M.add(M.sum(M.mul(input1, input1), d), eps)
+    m2 = M.add(M.sum(M.mul(input2, input2), d), eps)
+    cos = M.div(prod, M.sqrt(M.mul(m1, m2)))
+    pos = M.sub(1, cos)
+    neg = M.clamp_min(M.sub(cos, margin), 0)
+    loss = M.add(M.where(M.eq(target, 1), pos, 0.0), M.where(M.eq(target, -1), neg, 0.0))
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(input1, input2, target, margin=0.0, size_average=None, reduce=None,
+                        reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input1.ndim != input2.ndim or input1.ndim != target.ndim:
+        raise RuntimeError(f"margin_ranking_loss : All input tensors should have same dimension "
+                           f"but got sizes: input1: {input1.shape}, input2: {input2.shape}, "
+                           f"target: {target.shape} ")
+    loss = M.clamp_min(M.add(M.mul(M.neg(target), M.sub(input1, input2)), margin), 0)
+    return _reduce(loss, reduction)
+
+
+def hinge_embedding_loss(input, target, margin=1.0, size_average=None, reduce=None,
+                         reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    margin_clamp = M.clamp_min(M.sub(margin, input), 0)
+    out_margin = M.where(M.ne(target, 1), margin_clamp, 0.0)
+    out_self = M.where(M.ne(target, -1), input, 0.0)
+    return _reduce(M.add(out_margin, out_self), reduction)
+
+
+def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, swap=False,
+                        size_average=None, reduce=None, reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    a, pz, n = anchor.ndim, positive.ndim, negative.ndim
+    if not (a == pz == n):
+        raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
+                           f"same number of dimensions, but got: anchor {a}D, positive {pz}D, "
+                           f"and negative {n}D inputs")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = M.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    loss = M.clamp_min(M.add(M.sub(d_pos, d_neg), margin), 0)
+    return _reduce(loss, reduction)
+
+
+def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
+                                      margin=1.0, swap=False, reduction="mean"):
+    _check_reduction(reduction)
+    dist = distance_function if distance_function is not None else pairwise_distance
+    d_pos = dist(anchor, positive)
+    d_neg = dist(anchor, negative)
+    if swap:
+        d_neg = M.minimum(d_neg, dist(positive, negative))
+    loss = M.clamp_min(M.add(M.sub(d_pos, d_neg), margin), 0)
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    return _reduce(_softplus(M.neg(M.mul(target, input))), reduction)
+
+
+def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
+                                reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    loss = M.neg(M.add(M.mul(target, logsigmoid(input)),
+                       M.mul(M.sub(1, target), logsigmoid(M.neg(input)))))
+    if weight is not None:
+        loss = M.mul(loss, weight)
+    loss = M.div(M.sum(loss, input.ndim - 1), input.shape[-1])
+    return _reduce(loss, reduction)
+
+
+def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=None, reduce=None,
+                      reduction="mean"):
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if p not in (1, 2):
+        raise ValueError("only p == 1 and p == 2 supported")
+    x = S.unsqueeze(input, 0) if input.ndim == 1 else input
+    t = target._data.reshape(-1).astype(np.int64)
+    c = x.shape[1]
+    if x.ndim != 2 or t.shape[0] != x.shape[0]:
+        raise RuntimeError(f"multi_margin_loss: inconsistent target size: {list(target.shape)} "
+                           f"for input of size: {list(input.shape)}")
+    if t.size and (t.min() < 0 or t.max() >= c):
+        raise IndexError("target out of range")
+    ti = wrap(t[:, None], dt.int64)
+    xy = I.gather(x, 1, ti)
+    z = M.clamp_min(M.add(M.sub(x, xy), margin), 0)
+    if p == 2:
+        z = M.mul(z, z)
+    if weight is not None:
+        z = M.mul(z, S.unsqueeze(apply(P["index"], weight, wrap(t, dt.int64), pos=(0,)), 1))
+    notself = wrap((np.arange(c)[None, :] != t[:, None]).astype(x.dtype.np), x.dtype)
+    loss = M.div(M.sum(M.mul(z, notself), 1), c)
+    if input.ndim == 1:
+        loss = S.reshape(loss, ())
+    return _reduce(loss, reduction)

@@ -1,1 +1,8 @@
-"""nn.utils"""
+"""nn.utils: gradient clipping, parameter <-> vector, rnn packing helpers, spectral_norm and
+parametrizations."""
+from .clip_grad import clip_grad_norm_, clip_grad_norm, clip_grad_value_, get_total_norm, \
+    clip_grads_with_norm_  # noqa: F401
+from .convert_parameters import parameters_to_vector, vector_to_parameters  # noqa: F401
+from . import rnn  # noqa: F401
+from . import parametrize, parametrizations  # noqa: F401
+from .spectral_norm import spectral_norm, remove_spectral_norm  # noqa: F401
