@@ -237,6 +237,8 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
     if (end - start) * step < 0:
         raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
+    if dtype is None and out is not None:
+        dtype = out._dtype
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
     n = int(math.ceil((end - start) / step))     # the length comes from the exact bounds
