@@ -1,0 +1,409 @@
+"""Indexing: x[...] and x[...] = v against NumPy (PyTorch's int-as-basic-index rule derived by
+hand), the gather/scatter family, masked ops, nonzero/where. Bad indices raise PyTorch's
+exception class and leave the target unchanged. Seeds: catalog-000 T5, T7, 3.3-3.4."""
+import numpy as np
+import pytest
+
+import framework as torch
+from conftest import assert_close, to_np
+
+A = np.arange(60).reshape(3, 4, 5)
+
+
+def t(a=A, **kw):
+    return torch.tensor(a, **kw)
+
+
+# ---- getitem ---------------------------------------------------------------------------------
+
+BASIC = [
+    (1, 2), (slice(None, None, 2), slice(1, None, 2)), (-1, -2), (None, 1, None, slice(None), None),
+    (Ellipsis, 1), (1, Ellipsis, None), (Ellipsis, 1, slice(None)), slice(5, 10), slice(-10, -1),
+    (slice(1, 3), slice(None, None, 3), slice(4, 1)), (), Ellipsis, (None,),
+]
+
+
+@pytest.mark.parametrize("idx", BASIC, ids=[repr(i) for i in BASIC])
+def test_basic_indexing_matches_numpy(idx):
+    r = t()[idx]
+    assert_close(r, A[idx])
+    assert r._base is not None          # basic indexing is always a view
+
+
+ADV = [
+    [0, 2], ([0, 1], [1, 2]), (slice(None), [0, 1], [1, 2]), (slice(1, None), [0, 1], [1, 2]),
+    ([[0], [1]], [1, 2]), (None, [0, 1]), ([0, 1], None), (Ellipsis, [0, 1]),
+    ([0, 1], Ellipsis, [0, 1]), ([0, 1], [0, 1], [0, 1]), [-1, -3], [[0, 1], [2, 0]],
+    (slice(None), [[0], [3]], slice(1, 3)),
+]
+
+
+@pytest.mark.parametrize("idx", ADV, ids=[repr(i) for i in ADV])
+def test_advanced_indexing_without_ints_matches_numpy(idx):
+    # with no plain ints in the index, PyTorch's layout rule is NumPy's
+    tidx = tuple(torch.tensor(i) if isinstance(i, list) else i for i in idx) \
+        if isinstance(idx, tuple) else torch.tensor(idx)
+    assert_close(t()[tidx], A[idx])
+    if not (isinstance(idx, list) and isinstance(idx[0], list)):
+        assert_close(t()[idx], A[idx])       # Python lists work the same as tensors
+    else:
+        assert_close(t()[idx], A[tuple(idx)])  # torch reads a list of lists as a tuple
+
+
+def test_ints_are_basic_indexing_like_torch():
+    x = t()
+    # NumPy would put the broadcast dim first (shape (2, 4)); torch applies the int first
+    r = x[0, :, [1, 2]]
+    assert r.shape == (4, 2)
+    assert_close(r, A[0][:, [1, 2]])
+    assert_close(x[:, 0, [1, 2]], A[:, 0][:, [1, 2]])
+    assert_close(x[torch.tensor([0, 1]), 1, torch.tensor([2, 3])], A[:, 1][[0, 1], [2, 3]])
+    assert_close(x[torch.tensor(1)], A[1])              # 0-d integer tensor acts as an int
+    assert_close(x[torch.tensor(1), [1, 2]], A[1][[1, 2]])
+
+
+def test_boolean_masks():
+    x = t()
+    assert_close(x[x > 30], A[A > 30])
+    assert_close(x[x[:, :, 0] > 20], A[A[:, :, 0] > 20])
+    m = np.array([True, False, True])
+    assert_close(x[torch.tensor(m)], A[m])
+    assert_close(x[[True, False, True]], A[m])
+    m4 = np.array([True, False, True, False])
+    assert_close(x[:, torch.tensor(m4)], A[:, m4])
+    assert_close(x[torch.tensor(m), 1], A[m][:, 1])
+    assert_close(x[torch.tensor(m), [1, 2]], A[m, [1, 2]])
+    m5 = np.array([True, False, False, True, False])
+    assert_close(x[[0, 2], :, torch.tensor(m5)], A[[0, 2], :, m5])
+    assert x[True].shape == (1, 3, 4, 5) and x[False].shape == (0, 3, 4, 5)
+    assert_close(x[torch.tensor([1, 0, 1]).to(torch.uint8)], A[m])   # uint8 is a mask
+    with pytest.raises(IndexError, match="shape of the mask"):
+        x[torch.tensor([True, False])]
+
+
+def test_index_results_are_copies_and_dtypes():
+    x = t()
+    r = x[[0, 1]]
+    r.fill_(0)
+    assert_close(x, A)
+    assert x[[]].shape == (0, 4, 5)
+    assert x[torch.tensor([1, 0], dtype=torch.int32)].shape == (2, 4, 5)
+    assert x[[[0, 1]]].shape == (2, 4, 5)        # a list holding a list is read as a tuple
+    assert torch.tensor(1)[None].shape == (1,)
+    assert torch.tensor(1)[...].shape == ()
+
+
+@pytest.mark.parametrize("idx,exc", [
+    (3, IndexError), (-4, IndexError), ([0, 3], IndexError), ([0, -4], IndexError),
+    ((0, 0, 0, 0), IndexError), (1.5, IndexError), ("a", TypeError),
+    ((Ellipsis, Ellipsis), IndexError), ((slice(None, None, -1),), ValueError),
+])
+def test_getitem_errors(idx, exc):
+    with pytest.raises(exc):
+        t()[idx]
+
+
+def test_getitem_float_tensor_index_rejected():
+    with pytest.raises(IndexError, match="long, int, byte or bool"):
+        t()[torch.tensor([0.])]
+
+
+# ---- setitem ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("idx,val", [
+    (1, 7), ((slice(None), 1), -1), ((slice(None), 1), np.arange(5)),
+    (([0, 2], [1, 3]), np.arange(100, 105)), ((Ellipsis, 0), 5), ((None, 0), 5),
+    (slice(None, None, 2), 5), (([0, 1],), np.arange(5)), (([0, 0],), np.zeros((2, 4, 5), np.int64)),
+])
+def test_setitem_matches_numpy(idx, val):
+    x = t()
+    x[idx] = torch.tensor(val) if isinstance(val, np.ndarray) else val
+    exp = A.copy()
+    exp[idx] = val
+    assert_close(x, exp)
+
+
+def test_setitem_masks_and_torch_int_rule():
+    x = t()
+    x[x > 30] = 0
+    exp = A.copy()
+    exp[exp > 30] = 0
+    assert_close(x, exp)
+    x = t()
+    x[x[:, :, 0] > 20] = torch.tensor([9, 8, 7, 6, 5])
+    exp = A.copy()
+    exp[A[:, :, 0] > 20] = [9, 8, 7, 6, 5]
+    assert_close(x, exp)
+    x = t()
+    x[0, :, [1, 2]] = torch.arange(8).reshape(4, 2)   # the indexed shape is (4, 2) in torch
+    exp = A.copy()
+    exp[0][:, [1, 2]] = np.arange(8).reshape(4, 2)
+    assert_close(x, exp)
+    x = t()
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        x[0, :, [1, 2]] = torch.ones(2, 4, dtype=torch.int64)
+    assert_close(x, A)
+
+
+def test_setitem_casts_and_broadcasts():
+    x = t()
+    x[0] = 2.7                                 # cast to the tensor's dtype (truncation)
+    assert to_np(x[0]).tolist() == np.full((4, 5), 2).tolist() and x.dtype == torch.int64
+    x[1] = torch.tensor(2.5)
+    assert (to_np(x[1]) == 2).all()
+    x[2] = torch.ones(1, 1, 4, 5, dtype=torch.int64)     # leading 1s of the value are dropped
+    assert (to_np(x[2]) == 1).all()
+    b = torch.zeros(2, 2, dtype=torch.bool)
+    b[0] = 5
+    assert to_np(b).tolist() == [[True, True], [False, False]]
+    s = torch.tensor(1)
+    s[()] = 5
+    assert s.item() == 5
+    s[...] = 6
+    assert s.item() == 6
+
+
+def test_setitem_errors_leave_target_unchanged():
+    x = t()
+    with pytest.raises(IndexError):
+        x[[0, 5]] = 1
+    with pytest.raises(IndexError):
+        x[3] = 1
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        x[:, 1] = torch.tensor([1, 2, 3])
+    with pytest.raises(RuntimeError):
+        x[0] = torch.ones(3, 5, dtype=torch.int64)
+    with pytest.raises(IndexError):
+        x[torch.tensor([True, False])] = 0
+    assert_close(x, A)
+    assert x._version == 0
+
+
+def test_setitem_autograd():
+    w = torch.tensor(A[0].astype(np.float64), requires_grad=True)
+    v = torch.tensor([1., 2., 3., 4., 5.], dtype=torch.float64, requires_grad=True)
+    x = w * 1
+    x[w > 10] = 0
+    x[0] = v * 3
+    (x * x).sum().backward()
+    W = A[0].astype(np.float64)
+    X = W.copy()
+    X[W > 10] = 0
+    X[0] = 3 * np.arange(1, 6)
+    assert_close(x.detach(), X)
+    gw = 2 * X
+    gw[W > 10] = 0
+    gw[0] = 0
+    assert_close(w.grad, gw)
+    assert_close(v.grad, 2 * X[0] * 3)
+    assert x.grad_fn.name() == "CopySlices"
+
+
+def test_getitem_autograd():
+    W = A.astype(np.float64)
+    w = torch.tensor(W, requires_grad=True)
+    y = w[0, :, [1, 2]].sum() * 2 + w[w > 50].sum() + w[[0, 0], 1].sum()
+    y.backward()
+    g = np.zeros_like(W)
+    g[0][:, [1, 2]] += 2
+    g[W > 50] += 1
+    g[0, 1] += 2                     # the repeated index accumulates
+    assert_close(w.grad, g)
+    assert y.item() == pytest.approx(2 * W[0][:, [1, 2]].sum() + W[W > 50].sum() + 2 * W[0, 1].sum())
+
+
+# ---- index_select / masked / take / nonzero / where ------------------------------------------
+
+def test_index_select():
+    x = t()
+    assert_close(torch.index_select(x, 1, torch.tensor([0, 3, 3])), A[:, [0, 3, 3]])
+    assert_close(x.index_select(-1, torch.tensor([4, 0])), A[:, :, [4, 0]])
+    assert_close(x.index_select(1, torch.tensor(2)), A[:, [2]])
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        x.index_select(1, torch.tensor([0, 4]))
+    with pytest.raises(RuntimeError, match="int32 or int64"):
+        x.index_select(1, torch.tensor([0., 1.]))
+    with pytest.raises(IndexError):
+        x.index_select(1, torch.tensor([[0]]))
+
+
+def test_masked_select_fill():
+    x = t()
+    assert_close(torch.masked_select(x, x % 7 == 0), A[A % 7 == 0])
+    m = np.array([True, False, True, False, True])
+    assert_close(x.masked_select(torch.tensor(m)), A[np.broadcast_to(m, A.shape)])
+    assert_close(x.masked_fill(x > 30, -1), np.where(A > 30, -1, A))
+    r = x.masked_fill(x > 30, -1.5)
+    assert r.dtype == torch.int64 and to_np(r).min() == -1
+    assert_close(x.masked_fill(torch.tensor(m), 0), np.where(m, 0, A))
+    f = torch.tensor(A, dtype=torch.float32)
+    assert_close(f.masked_fill(f > 30, torch.tensor(2.5)), np.where(A > 30, 2.5, A))
+    y = torch.zeros(5)
+    with pytest.raises(RuntimeError):
+        y.masked_fill_(torch.ones(2, 5, dtype=torch.bool), 1.)
+    with pytest.raises(RuntimeError, match="boolean"):
+        y.masked_fill_(torch.ones(5), 1.)
+    assert_close(y, np.zeros(5))
+    y.masked_fill_(torch.tensor([True, False, True, False, False]), 3.)
+    assert_close(y, [3, 0, 3, 0, 0])
+
+
+def test_take_put():
+    x = t()
+    assert_close(torch.take(x, torch.tensor([[0, 59], [-1, 5]])), [[0, 59], [59, 5]])
+    with pytest.raises(IndexError):
+        torch.take(x, torch.tensor([60]))
+    z = torch.zeros(3, 4)
+    z.put_(torch.tensor([0, 5, -1]), torch.tensor([1., 2., 3.]))
+    exp = np.zeros(12)
+    exp[[0, 5, -1]] = [1, 2, 3]
+    assert_close(z, exp.reshape(3, 4))
+    z.put_(torch.tensor([0, 0]), torch.tensor([1., 2.]), accumulate=True)
+    exp[0] += 3
+    assert_close(z, exp.reshape(3, 4))
+    with pytest.raises(IndexError):
+        z.put_(torch.tensor([0, 12]), torch.tensor([1., 2.]))
+    assert_close(z, exp.reshape(3, 4))
+
+
+def test_nonzero_seed_t7():
+    r = torch.nonzero(torch.tensor([1, 1, 1, 0, 1]))
+    assert r.shape == (4, 1) and r.dtype == torch.int64
+    assert to_np(r).tolist() == [[0], [1], [2], [4]]
+    assert repr(r) == "tensor([[0],\n        [1],\n        [2],\n        [4]])"
+    d = torch.diag(torch.tensor([0.6, 0.4, 1.2, -0.4]))
+    assert to_np(torch.nonzero(d)).tolist() == [[0, 0], [1, 1], [2, 2], [3, 3]]
+    assert repr(torch.nonzero(torch.tensor([1, 1, 1, 0, 1]), as_tuple=True)) == \
+        "(tensor([0, 1, 2, 4]),)"
+    assert repr(torch.nonzero(d, as_tuple=True)) == "(tensor([0, 1, 2, 3]), tensor([0, 1, 2, 3]))"
+    assert repr(torch.nonzero(torch.tensor(5), as_tuple=True)) == "(tensor([0]),)"
+    assert torch.nonzero(torch.tensor(0)).shape == (0, 0)
+    assert torch.nonzero(torch.tensor(5)).shape == (1, 0)
+    assert_close(torch.argwhere(torch.tensor([[1, 0], [0, 2]])), [[0, 0], [1, 1]])
+
+
+def test_where():
+    x = t()
+    assert_close(torch.where(x > 30, x, torch.tensor(0)), np.where(A > 30, A, 0))
+    r = torch.where(x > 30, 1.5, 0)
+    assert r.dtype == torch.float32 and to_np(r).tolist() == np.where(A > 30, 1.5, 0).tolist()
+    rows, cols = torch.where(torch.tensor([[1, 0], [0, 2]]))
+    assert to_np(rows).tolist() == [0, 1] and to_np(cols).tolist() == [0, 1]
+    # the seed's idiom: locate an element
+    lt = torch.tensor([3, 7, 7, 1])
+    hit = torch.nonzero(torch.where(lt == 7, torch.tensor(7), torch.tensor(0)))
+    assert to_np(hit).tolist() == [[1], [2]]
+
+
+# ---- gather / scatter / index_add --------------------------------------------------------------
+
+def test_gather():
+    x = t()
+    idx = np.array([[[0, 4], [1, 1], [2, 3], [4, 0]]] * 3)
+    assert_close(torch.gather(x, 2, torch.tensor(idx)), np.take_along_axis(A, idx, 2))
+    small = np.zeros((2, 2, 2), np.int64)
+    small[1, 1, 1] = 3
+    exp = np.array([[[A[i, small[i, j, k], k] for k in range(2)] for j in range(2)] for i in range(2)])
+    assert_close(x.gather(1, torch.tensor(small)), exp)
+    assert_close(x.gather(1, torch.tensor(small, dtype=torch.int32)), exp)
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        x.gather(1, torch.full((2, 2, 2), 4, dtype=torch.int64))
+    with pytest.raises(RuntimeError):
+        x.gather(1, torch.zeros(2, 2, dtype=torch.int64))
+    with pytest.raises(RuntimeError):
+        x.gather(1, torch.zeros(4, 2, 2, dtype=torch.int64))
+
+
+def test_scatter_seed_t5():
+    x = torch.tensor([[0.3992, 0.2908, 0.9044, 0.4850, 0.6004],
+                      [0.5735, 0.9006, 0.6797, 0.4152, 0.1732]])
+    r = torch.zeros(3, 5).scatter_(0, torch.tensor([[0, 1, 2, 0, 0], [2, 0, 0, 1, 2]]), x)
+    assert_close(r, [[0.3992, 0.9006, 0.6797, 0.4850, 0.6004],
+                     [0.0000, 0.2908, 0.0000, 0.4152, 0.0000],
+                     [0.5735, 0.0000, 0.9044, 0.0000, 0.1732]])
+    z = torch.zeros(2, 4).scatter_(1, torch.tensor([[2], [3]]), 1.23)
+    assert_close(z, [[0, 0, 1.23, 0], [0, 0, 0, 1.23]])
+    assert repr(z) == "tensor([[0.0000, 0.0000, 1.2300, 0.0000],\n        [0.0000, 0.0000, 0.0000, 1.2300]])"
+
+
+def test_scatter_reduce_forms():
+    idx = torch.tensor([[2, 2], [3, 0]])
+    three = torch.ones(2, 2) * 3
+    assert_close(torch.ones(2, 4).scatter(1, idx, three, reduce="add"), [[1, 1, 7, 1], [4, 1, 1, 4]])
+    assert_close(torch.ones(2, 4).scatter(1, idx, three, reduce="multiply"), [[1, 1, 9, 1], [3, 1, 1, 3]])
+    assert_close(torch.ones(2, 4).scatter_(1, idx, 2., reduce="add"), [[1, 1, 5, 1], [3, 1, 1, 3]])
+    assert_close(torch.ones(2, 4).scatter_(1, idx, 2., reduce="multiply"), [[1, 1, 4, 1], [2, 1, 1, 2]])
+    assert_close(torch.zeros(2, 4).scatter(1, idx, value=1.23), [[0, 0, 1.23, 0], [1.23, 0, 0, 1.23]])
+    with pytest.raises(RuntimeError):
+        torch.ones(2, 4).scatter(1, idx, 2., reduce="max")
+    y = torch.ones(2, 4)
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        y.scatter_(1, torch.tensor([[2, 4], [3, 0]]), 2.)
+    assert_close(y, np.ones((2, 4)))
+
+
+def test_scatter_add_and_reduce():
+    i = torch.tensor([[0, 1, 2, 0, 0], [2, 0, 0, 1, 2]])
+    assert_close(torch.zeros(3, 5).scatter_add(0, i, torch.ones(2, 5)),
+                 [[1, 1, 1, 1, 1], [0, 1, 0, 1, 0], [1, 0, 1, 0, 1]])
+    z = torch.zeros(3, 5)
+    z.scatter_add_(0, torch.tensor([[0, 0, 2, 0, 0], [0, 0, 0, 1, 2]]), torch.ones(2, 5))
+    assert_close(z, [[2, 2, 1, 1, 1], [0, 0, 0, 1, 0], [0, 0, 1, 0, 1]])
+    base = [1., 2., 3., 4.]
+    src = [5., -1., 2., 7., 3.]
+    ix = [0, 0, 2, 2, 2]
+    expect = {  # hand-derived: target 0 gets {5, -1}, target 2 gets {2, 7, 3}
+        ("sum", True): [5, 2, 15, 4], ("sum", False): [4, 2, 12, 4],
+        ("prod", True): [-5, 2, 126, 4], ("prod", False): [-5, 2, 42, 4],
+        ("mean", True): [5 / 3, 2, 15 / 4, 4], ("mean", False): [2, 2, 4, 4],
+        ("amax", True): [5, 2, 7, 4], ("amax", False): [5, 2, 7, 4],
+        ("amin", True): [-1, 2, 2, 4], ("amin", False): [-1, 2, 2, 4],
+    }
+    for (red, inc), e in expect.items():
+        r = torch.tensor(base).scatter_reduce(0, torch.tensor(ix), torch.tensor(src), red,
+                                              include_self=inc)
+        assert_close(r, e, atol=1e-6)
+    r = torch.tensor([1, 2, 3, 4]).scatter_reduce(0, torch.tensor(ix), torch.tensor([5, -1, 2, 7, 4]),
+                                                  "mean")
+    assert to_np(r).tolist() == [1, 2, 4, 4]        # integer mean floors: (1+5-1)//3, (3+2+7+4)//4
+
+
+def test_index_add_copy_fill():
+    assert_close(torch.zeros(3, 4).index_add(1, torch.tensor([0, 0, 3]), torch.ones(3, 3)),
+                 [[2, 0, 0, 1]] * 3)
+    assert_close(torch.zeros(3, 4).index_add(0, torch.tensor([0, 0]), torch.ones(2, 4), alpha=2),
+                 [[4] * 4, [0] * 4, [0] * 4])
+    z = torch.zeros(3, 4)
+    z.index_add_(0, torch.tensor([0, 2]), torch.ones(2, 4))
+    assert_close(z, [[1] * 4, [0] * 4, [1] * 4])
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        z.index_add_(0, torch.tensor([0, 5]), torch.ones(2, 4))
+    with pytest.raises(RuntimeError):
+        z.index_add_(0, torch.tensor([0, 1]), torch.ones(2, 3))
+    assert_close(z, [[1] * 4, [0] * 4, [1] * 4])
+    assert_close(torch.zeros(3, 4).index_copy(1, torch.tensor([0, 2]), torch.ones(3, 2)),
+                 [[1, 0, 1, 0]] * 3)
+    assert_close(torch.zeros(3, 4).index_fill(1, torch.tensor([0, 2]), 5.), [[5, 0, 5, 0]] * 3)
+
+
+def test_take_along_dim():
+    x = t()
+    i = np.zeros((1, 4, 1), np.int64)
+    assert_close(torch.take_along_dim(x, torch.tensor(i), 2),
+                 np.take_along_axis(A, np.broadcast_to(i, (3, 4, 1)), 2))
+    assert_close(torch.take_along_dim(x, torch.tensor([0, 59])), [0, 59])
+    f = torch.tensor(A, dtype=torch.float32)
+    assert_close(torch.take_along_dim(f, f.argsort(1, descending=True), 1), -np.sort(-A, 1))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: x[0, :, [1, 2]], lambda m, x: x[[0, 1], ..., [0, 1]],
+    lambda m, x: x[m.tensor([True, False, True]), None, 1:, [2, 3]],
+    lambda m, x: x[:, [[0], [3]], 1:3], lambda m, x: x[None, [0, 1], :, m.tensor(1)],
+    lambda m, x: m.take_along_dim(x, m.tensor([[[1]], [[2]], [[0]]]), 1),
+])
+def test_getitem_matches_torch(fn):
+    real = pytest.importorskip("torch")
+    ours, ref = fn(torch, t()), fn(real, real.tensor(A))
+    assert tuple(ours.shape) == tuple(ref.shape)
+    np.testing.assert_array_equal(to_np(ours), ref.numpy())
