@@ -62,7 +62,9 @@ def _binary_meta(name, rule):
         sa = a.shape if not is_scalar(a) else ()
         sb = b.shape if not is_scalar(b) else ()
         shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
-        d = promote(a, b)
+        # two tensors of one dtype promote to it (the common eager case; promote() is slow)
+        d = a.dtype if (not is_scalar(a) and not is_scalar(b) and a.dtype is b.dtype) \
+            else promote(a, b)
         if rule == _FLOAT_ONLY:
             if not (d.is_floating_point or d.is_complex):
                 d = dt.get_default_dtype()
