@@ -168,6 +168,8 @@ class _BackwardHook:
                                            f"grad_output, got {len(r)}, but expected "
                                            f"{len(self.grad_outputs)}")
                     self.grad_outputs = tuple(r)
+                # what flows on: the grad_outputs as (possibly) replaced by the pre-hooks
+                passed = tuple(self.grad_outputs[i] for i in self.output_tensors_index)
                 if self.input_tensors_index is None:
                     # no module input needs a gradient: the hook runs now with grad_input None
                     grad_inputs = self._pack_with_none([], [], self.n_inputs)
@@ -179,9 +181,7 @@ class _BackwardHook:
                                                "gradient should always return None or None for "
                                                "all gradients.")
                     self.grad_outputs = None
-                if self.grad_outputs is not None:
-                    return tuple(self.grad_outputs[i] for i in self.output_tensors_index)
-                return None
+                return passed
             grad_fn.register_prehook(hook)
 
         is_tuple = isinstance(result, tuple)
