@@ -76,6 +76,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mlp-batches", type=int, default=300)
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="PyTorch intra-op threads (1 avoids oversubscribing a shared machine)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     dx, dy = load_digits_arrays()
@@ -84,7 +86,7 @@ def main():
     cases = [("digits CNN", digits_model, dx, dy, 32), ("MLP 784-512-512-10", mlp_model, mx, my, 128)]
     try:
         import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(args.torch_threads)
     except ImportError:
         torch = None
     print(f"{'workload':<22}{'batches':>8}{'kiln s':>10}{'torch s':>10}{'kiln/torch':>12}")
