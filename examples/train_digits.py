@@ -44,13 +44,6 @@ class DigitsCNN(nn.Module):
         return self.fc(self.dropout(x.flatten(1)))
 
 
-def cross_entropy(logits, target):
-    if hasattr(F, "cross_entropy"):
-        return F.cross_entropy(logits, target)
-    # the same mean negative log-likelihood, from primitives (until nn ships cross_entropy)
-    return -F.log_softmax(logits, 1).gather(1, target.unsqueeze(1)).mean()
-
-
 def load_data(seed, subset=None):
     from sklearn.datasets import load_digits
     d = load_digits()
@@ -72,7 +65,7 @@ def evaluate(model, loader):
     with torch.no_grad():
         for x, y in loader:
             out = model(x)
-            loss += cross_entropy(out, y).item() * len(y)
+            loss += F.cross_entropy(out, y).item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
             total += len(y)
     return loss / total, correct / total
@@ -150,7 +143,7 @@ def main(argv=None):
                    disable=args.quiet) if tqdm is not None else train_loader
         for x, y in bar:
             opt.zero_grad()
-            loss = cross_entropy(model(x), y)
+            loss = F.cross_entropy(model(x), y)
             loss.backward()
             opt.step()
             sched.step()
