@@ -319,6 +319,10 @@ def relu(input):
     return rename(apply(P["where"], apply(P["gt"], input, 0), input, 0), "ReluBackward0")
 
 
+def _no_grad_eager(*args):
+    return STATE.tracer is None and not (STATE.grad_enabled and _dispatch._needs_grad(args))
+
+
 def clamp(input, min=None, max=None, *, out=None):
     return _clamp(input, min, max, out, "ClampBackward1")
 
@@ -335,6 +339,13 @@ def _clamp(input, min, max, out, grad_name):
         raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool' (clamp with bool "
                                   f"tensor bounds on a bool tensor of shape {list(input.shape)})")
     r = input if input._dtype is d else apply(P["cast"], input, dtype=d)
+    if _no_grad_eager(input, mn, mx):
+        # nothing to differentiate: maximum/minimum are two kernels instead of four
+        if mn is not None:
+            r = apply(P["maximum"], r, mn)
+        if mx is not None:
+            r = apply(P["minimum"], r, mx)
+        return write_out(r if r._dtype is d else apply(P["cast"], r, dtype=d), out)
     # where(x < min, min, x) keeps NaN and, at x == min, passes the gradient to x like torch
     if mn is not None:
         r = apply(P["where"], apply(P["lt"], r, mn), mn, r)
@@ -612,6 +623,9 @@ def max(input, dim=None, keepdim=False, *, out=None):
     if input.ndim == 0:
         return _named("max")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
     d = norm_dim("max", dim, input.ndim)
+    if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
+        return write_out(_named("max")(apply(P["amax"], input, dims=(d,), keepdim=keepdim),
+                                        _nan_aware_arg(input, d, True, keepdim)), out)
     idx = _nan_aware_arg(input, d, True)
     v, i = _select_along(input, idx, d, keepdim)
     rename(v, "MaxBackward0")
@@ -628,16 +642,19 @@ def min(input, dim=None, keepdim=False, *, out=None):
     if input.ndim == 0:
         return _named("min")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
     d = norm_dim("min", dim, input.ndim)
+    if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
+        return write_out(_named("min")(apply(P["amin"], input, dims=(d,), keepdim=keepdim),
+                                        _nan_aware_arg(input, d, False, keepdim)), out)
     idx = _nan_aware_arg(input, d, False)
     v, i = _select_along(input, idx, d, keepdim)
     rename(v, "MinBackward0")
     return write_out(_named("min")(v, i), out)
 
 
-def _nan_aware_arg(input, d, is_max):
+def _nan_aware_arg(input, d, is_max, keepdim=True):
     if input._dtype is dt.bool_:      # max/min over bools is fine; the argmax primitive is not
         input = apply(P["cast"], input, dtype=dt.uint8)
-    return apply(P["argmax" if is_max else "argmin"], input, dim=d, keepdim=True)
+    return apply(P["argmax" if is_max else "argmin"], input, dim=d, keepdim=keepdim)
 
 
 def argmax(input, dim=None, keepdim=False):
