@@ -1,0 +1,144 @@
+"""nn.utils: gradient clipping, vector conversion, rnn packing, spectral_norm, parametrizations."""
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn
+from framework.nn.utils import (clip_grad_norm_, clip_grad_value_, parameters_to_vector,
+                                vector_to_parameters, spectral_norm, remove_spectral_norm)
+from framework.nn.utils import parametrize, parametrizations
+from framework.nn.utils.rnn import (pad_sequence, pack_padded_sequence, pad_packed_sequence,
+                                    pack_sequence, unpack_sequence)
+from conftest import assert_close, to_np
+
+
+def _with_grads(g1, g2):
+    a = nn.Parameter(torch.zeros(2))
+    b = nn.Parameter(torch.zeros(2, 1))
+    a.grad = torch.tensor(g1)
+    b.grad = torch.tensor(g2)
+    return a, b
+
+
+def test_clip_grad_norm():
+    a, b = _with_grads([3.0, 0.0], [[0.0], [4.0]])
+    total = clip_grad_norm_([a, b], max_norm=1.0)
+    assert_close(total, 5.0)
+    coef = 1.0 / (5.0 + 1e-6)
+    assert_close(a.grad, [3 * coef, 0.0])
+    assert_close(b.grad, [[0.0], [4 * coef]])
+    a, b = _with_grads([3.0, 0.0], [[0.0], [4.0]])
+    assert_close(clip_grad_norm_([a, b], 10.0), 5.0)
+    assert_close(a.grad, [3.0, 0.0])                    # under the limit: untouched
+    a, b = _with_grads([3.0, -7.0], [[1.0], [4.0]])
+    assert_close(clip_grad_norm_((p for p in [a, b]), 1.0, norm_type=float("inf")), 7.0)
+    assert_close(a.grad, np.array([3.0, -7.0]) / (7.0 + 1e-6))
+    a, b = _with_grads([float("nan"), 0.0], [[0.0], [1.0]])
+    with pytest.raises(RuntimeError, match="non-finite"):
+        clip_grad_norm_([a, b], 1.0, error_if_nonfinite=True)
+    assert to_np(b.grad)[1, 0] == 1.0                   # unchanged after the error
+
+
+def test_clip_grad_value():
+    a, b = _with_grads([3.0, -0.5], [[-2.0], [0.1]])
+    clip_grad_value_([a, b], 1.0)
+    assert a.grad.tolist() == [1.0, -0.5]
+    assert_close(b.grad, [[-1.0], [0.1]])
+
+
+def test_parameters_vector_roundtrip():
+    m = nn.Linear(3, 2)
+    v = parameters_to_vector(m.parameters())
+    assert v.shape == torch.Size([8])
+    np.testing.assert_array_equal(to_np(v), np.concatenate([to_np(m.weight).ravel(),
+                                                            to_np(m.bias)]))
+    w = m.weight
+    vector_to_parameters(torch.arange(8.0), m.parameters())
+    assert m.weight is w
+    assert m.weight.tolist() == [[0, 1, 2], [3, 4, 5]] and m.bias.tolist() == [6, 7]
+    with pytest.raises(TypeError):
+        vector_to_parameters([1.0] * 8, m.parameters())
+    with pytest.raises(RuntimeError):
+        vector_to_parameters(torch.arange(7.0), m.parameters())
+
+
+def test_pad_pack_roundtrip():
+    a, b, c = torch.tensor([1., 2, 3]), torch.tensor([4., 5]), torch.tensor([6.])
+    p = pad_sequence([a, b, c])
+    assert p.tolist() == [[1, 4, 6], [2, 5, 0], [3, 0, 0]]
+    assert pad_sequence([a, b], batch_first=True, padding_value=-1).tolist() == \
+        [[1, 2, 3], [4, 5, -1]]
+    pk = pack_padded_sequence(p, [3, 2, 1])
+    assert pk.data.tolist() == [1, 4, 6, 2, 5, 3] and pk.batch_sizes.tolist() == [3, 2, 1]
+    out, lens = pad_packed_sequence(pk, batch_first=True)
+    assert out.tolist() == [[1, 2, 3], [4, 5, 0], [6, 0, 0]] and lens.tolist() == [3, 2, 1]
+    with pytest.raises(RuntimeError, match="decreasing"):
+        pack_padded_sequence(p, [1, 2, 3])
+    pk2 = pack_sequence([b, a, c], enforce_sorted=False)
+    assert pk2.sorted_indices.tolist() == [1, 0, 2]
+    out, lens = pad_packed_sequence(pk2, total_length=4)
+    assert out.shape == torch.Size([4, 3]) and lens.tolist() == [2, 3, 1]
+    assert out[:, 0].tolist() == [4, 5, 0, 0]
+    assert [s.tolist() for s in unpack_sequence(pk2)] == [[4, 5], [1, 2, 3], [6]]
+    with pytest.raises(ValueError):
+        pad_packed_sequence(pk2, total_length=2)
+    x = torch.tensor([[1., 2.], [3., 0.]], requires_grad=True)
+    packed = pack_padded_sequence(x, torch.tensor([2, 1]), batch_first=True)
+    packed.data.sum().backward()
+    assert x.grad.tolist() == [[1, 1], [1, 0]]          # padding gets no gradient
+
+
+def test_spectral_norm_hook_version():
+    torch.manual_seed(0)
+    m = spectral_norm(nn.Linear(5, 4))
+    assert list(m.state_dict().keys()) == ["bias", "weight_orig", "weight_u", "weight_v"]
+    for _ in range(30):
+        m(torch.ones(1, 5))
+    sigma = np.linalg.svd(to_np(m.weight_orig).astype(np.float64), compute_uv=False)[0]
+    assert_close(m.weight, to_np(m.weight_orig) / sigma, rtol=1e-4, atol=1e-5)
+    out = m(torch.ones(2, 5))
+    out.sum().backward()
+    assert m.weight_orig.grad is not None
+    remove_spectral_norm(m)
+    assert type(m.weight) is nn.Parameter and "weight_orig" not in m._parameters
+
+
+def test_parametrizations_spectral_and_weight_norm():
+    torch.manual_seed(0)
+    m = parametrizations.spectral_norm(nn.Linear(4, 3))
+    assert type(m).__name__ == "ParametrizedLinear"
+    assert list(m.state_dict().keys()) == ["bias", "parametrizations.weight.original",
+                                           "parametrizations.weight.0._u",
+                                           "parametrizations.weight.0._v"]
+    for _ in range(5):
+        m(torch.ones(1, 4))
+    s = np.linalg.svd(to_np(m.weight.detach()).astype(np.float64), compute_uv=False)[0]
+    assert abs(s - 1.0) < 1e-4
+    w = parametrizations.weight_norm(nn.Linear(4, 3))
+    g, v = w.parametrizations.weight.original0, w.parametrizations.weight.original1
+    assert g.shape == torch.Size([3, 1])
+    ref = to_np(v) * to_np(g) / np.linalg.norm(to_np(v), axis=1, keepdims=True)
+    assert_close(w.weight, ref, rtol=1e-5)
+    w(torch.ones(2, 4)).sum().backward()
+    assert g.grad is not None and v.grad is not None
+
+
+def test_register_parametrization_custom():
+    class Symmetric(nn.Module):
+        def forward(self, X):
+            return X.triu() + X.triu(1).transpose(-1, -2)
+    layer = nn.Linear(3, 3)
+    orig = layer.weight
+    parametrize.register_parametrization(layer, "weight", Symmetric())
+    W = to_np(layer.weight.detach())
+    np.testing.assert_allclose(W, W.T)
+    assert parametrize.is_parametrized(layer, "weight")
+    assert layer.parametrizations.weight.original is orig
+    assert str(layer) == ("ParametrizedLinear(\n  in_features=3, out_features=3, bias=True\n"
+                          "  (parametrizations): ModuleDict(\n    (weight): ParametrizationList(\n"
+                          "      (0): Symmetric()\n    )\n  )\n)")
+    parametrize.remove_parametrizations(layer, "weight")
+    assert type(layer) is nn.Linear and layer.weight is orig
+    np.testing.assert_allclose(to_np(layer.weight.detach()), W)
+    with pytest.raises(ValueError):
+        parametrize.register_parametrization(layer, "nothing", Symmetric())
