@@ -1,6 +1,7 @@
 """Shape and view ops. Views (view, reshape when possible, permute, transpose, expand, slicing,
 squeeze/unsqueeze, narrow, unbind, split, chunk, diagonal) share memory with their input."""
 import builtins
+import operator
 
 import numpy as np
 
@@ -15,10 +16,15 @@ P = REGISTRY
 
 def _sizes(args):
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
-        return tuple(args[0])
-    if len(args) == 1 and isinstance(args[0], Tensor):
-        return tuple(args[0].tolist())
-    return tuple(args)
+        args = args[0]
+    elif len(args) == 1 and isinstance(args[0], Tensor) and args[0].ndim:
+        args = args[0].tolist()
+    try:    # ints, NumPy ints and 0-d integer tensors all name a size/dim
+        return tuple(operator.index(a) for a in args)
+    except TypeError:
+        bad = next(a for a in args if not hasattr(a, "__index__"))
+        raise TypeError(f"expected a sequence of ints for sizes/dims, but got an element of type "
+                        f"{type(bad).__name__} in {list(args)!r}") from None
 
 
 def view(input, *shape):

@@ -155,8 +155,12 @@ def promote(*xs):
 
 def norm_dim(op, dim, ndim):
     n = max(ndim, 1)
-    if not isinstance(dim, int) or isinstance(dim, bool):
-        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    if type(dim) is not int:
+        # NumPy integers (e.g. from np.argsort) are ints to torch; bools and floats are not
+        if isinstance(dim, bool) or not hasattr(type(dim), "__index__") or \
+                type(dim).__module__ != "numpy":
+            raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+        dim = int(dim)
     if dim < -n or dim >= n:
         raise IndexError(f"{op}: Dimension out of range (expected to be in range of [{-n}, {n - 1}], "
                          f"but got {dim})")
