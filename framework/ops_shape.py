@@ -120,7 +120,8 @@ def unsqueeze(input, dim):
     return rename(apply(P["reshape"], input, shape=shp[:d] + (1,) + shp[d:]), "UnsqueezeBackward0")
 
 
-def permute(input, *dims):
+def permute(input, *args, dims=None):
+    dims = args if dims is None else dims
     return apply(P["permute"], input, dims=tuple(norm_dim("permute", d, input.ndim)
                                                   for d in _sizes(dims)))
 
@@ -382,10 +383,15 @@ def atleast_3d(x):
     return x
 
 
-def flip(input, *dims):
-    # torch.flip(x, (0, 1)), x.flip((0, 1)) and x.flip(0, 1) all name the same dims
-    dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    dims = tuple(dims)
+def flip(input, *args, dims=None):
+    # torch.flip(x, (0, 1)), x.flip((0, 1)), x.flip(0, 1) and x.flip(dims=(0,)) name the same dims
+    if dims is None:
+        dims = args
+    elif args:
+        raise TypeError("flip() got multiple values for argument 'dims'")
+    if isinstance(dims, int):
+        dims = (dims,)
+    dims = _sizes(tuple(dims))
     return apply(P["flip"], input, dims=tuple(norm_dim("flip", d, input.ndim) for d in dims))
 
 

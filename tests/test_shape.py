@@ -450,3 +450,18 @@ def test_matches_torch(fn):
     for o, r in zip(ours, ref):
         assert tuple(o.shape) == tuple(r.shape)
         np.testing.assert_array_equal(to_np(o), r.numpy())
+
+
+def test_keyword_and_numpy_int_dims_seed_001():
+    a = torch.arange(6).view(2, 3)
+    assert to_np(a.flip(dims=(0,))).tolist() == [[3, 4, 5], [0, 1, 2]]
+    assert a.permute(dims=(1, 0)).shape == (3, 2)
+    assert to_np(a.select(dim=1, index=2)).tolist() == [2, 5]
+    d = a.diagonal()
+    assert to_np(torch.diag_embed(d)).tolist() == [[0, 0], [0, 4]]
+    perm = np.argsort([2, 0, 1])                 # NumPy ints are accepted as dims
+    assert t().permute(*perm).shape == (3, 4, 2)
+    assert t().transpose(np.int64(0), np.int64(2)).shape == (4, 3, 2)
+    assert t().view(np.int64(6), -1).shape == (6, 4)
+    with pytest.raises(TypeError):
+        t().transpose(0.0, 1)
