@@ -161,6 +161,7 @@ register(Prim("einsum", "extern", _einsum_meta, _einsum_np, _vjp_einsum))
 class LinAlgError(RuntimeError):
     """torch.linalg.LinAlgError: a numerical failure (singular, not positive-definite)."""
 
+
 def _square(op, x):
     if len(x.shape) < 2 or x.shape[-1] != x.shape[-2]:
         raise RuntimeError(f"linalg.{op}: A must be batches of square matrices, but they are "
