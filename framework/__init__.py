@@ -124,11 +124,6 @@ def clone(input, *, memory_format=None):
     return input.clone()
 
 
-def compile(model=None, **kwargs):
-    raise NotImplementedError("framework.compile arrives with the compiler issue; run eagerly "
-                              "meanwhile")
-
-
 def typename(obj):
     return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
 
@@ -136,4 +131,5 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from ._compile import compile  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401

@@ -105,6 +105,10 @@ def _assign(self, r, name):
                            f"desired output type {self.dtype.name.capitalize()}")
     import numpy as np
     from ._dispatch import STATE
+    if STATE.tracer is not None:
+        if STATE.grad_enabled and r.requires_grad:
+            M.check_inplace_leaf(self)
+        return STATE.tracer.assign(self, r)
     if STATE.grad_enabled and r.requires_grad:
         M.check_inplace_leaf(self)
         np.copyto(self._data, r._data, casting="unsafe")

@@ -175,7 +175,9 @@ def setitem(x, idx, value):
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")
     steps, adv = _plan(x._data.shape, idx)
-    view = _np_basic(x._data, steps)
+    tr = STATE.tracer
+    data = x._data if tr is None else np.broadcast_to(np.empty((), x._data.dtype), x._data.shape)
+    view = _np_basic(data, steps)
     t = _np_adv(view, adv) if adv else None
     target = view[t].shape if adv else view.shape
     if isinstance(v, Tensor):
@@ -193,7 +195,7 @@ def setitem(x, idx, value):
         if vs != v._data.shape:
             v = apply(P["reshape"], v, shape=vs)
     needs = STATE.grad_enabled and (x.requires_grad or (isinstance(v, Tensor) and v.requires_grad))
-    if not needs:
+    if not needs and tr is None:
         src = v._data if isinstance(v, Tensor) else v
         if adv:
             view[t] = src
@@ -201,15 +203,22 @@ def setitem(x, idx, value):
             view[...] = src
         x._bump()
         return
-    check_inplace_leaf(x)
+    if needs:
+        check_inplace_leaf(x)
     # functional form: flat positions of the indexed elements, then one index_put on x's copy
     pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)
     pos = np.ascontiguousarray(pos[t] if adv else pos)
-    flat = apply(P["reshape"], x._snapshot(), shape=(x._data.size,))
+    flat = apply(P["reshape"], x._snapshot() if tr is None else tr.snapshot(x),
+                 shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
         v = apply(P["cast"], v, dtype=x._dtype)
     newflat = apply(P["index_put"], flat, v, wrap(pos, dt.int64), pos=(0,), accumulate=False)
     r = apply(P["reshape"], newflat, shape=x._data.shape)
+    if tr is not None:
+        tr.assign(x, r)
+        if needs:
+            rename(x, "CopySlices")
+        return
     np.copyto(x._data, r._data, casting="unsafe")
     x._node, x._oi = r._node, r._oi
     rename(x, "CopySlices")

@@ -72,6 +72,11 @@ def inplace(self, name, *args, **attrs):
 
 
 def _commit(self, p, args, attrs):
+    tr = STATE.tracer
+    if tr is not None:              # traced: functional op, then rebind self (lazy.Tracer.assign)
+        if STATE.grad_enabled and (self.requires_grad or _dispatch._needs_grad(args)):
+            check_inplace_leaf(self)
+        return tr.assign(self, apply(p, tr.snapshot(self), *args, **attrs))
     if STATE.grad_enabled and (self.requires_grad or _dispatch._needs_grad(args)):
         check_inplace_leaf(self)
         old = _dispatch.wrap(self._data.copy() if (p.saves == "all" or 0 in p.saves) else self._data,
@@ -110,6 +115,13 @@ def copy_(self, src, non_blocking=False):
             raise RuntimeError(f"copy_: The size of tensor a ({self._data.shape}) must match the size "
                                f"of tensor b ({src._data.shape}) (src {list(src.shape)} cannot be "
                                f"broadcast to {list(self.shape)})") from None
+    tr = STATE.tracer
+    if tr is not None:
+        if STATE.grad_enabled and self.requires_grad:
+            check_inplace_leaf(self)
+        r = src if isinstance(src, Tensor) else apply(P["full"], shape=tuple(self._data.shape),
+                                                        value=src, dtype=self._dtype)
+        return tr.assign(self, r)
     if STATE.grad_enabled and (self.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):
         check_inplace_leaf(self)
         s = src if isinstance(src, Tensor) else src
@@ -136,6 +148,13 @@ def fill_(self, value):
     if STATE.grad_enabled and self.requires_grad:
         check_inplace_leaf(self)
         self._node = None
+    tr = STATE.tracer
+    if tr is not None:
+        node = self._node
+        tr.assign(self, apply(P["full"], shape=tuple(self._data.shape), value=value,
+                              dtype=self._dtype))
+        self._node = None if node is None or STATE.grad_enabled else node
+        return self
     self._data.fill(value)
     self._bump()
     return self

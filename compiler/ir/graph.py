@@ -75,10 +75,11 @@ class Graph:
         self.inputs.append(v)
         return v
 
-    def call(self, op, *args, **attrs):
-        """Record one primitive application; shapes and errors come from its meta rule."""
+    def call(self, op, *args, _meta=None, **attrs):
+        """Record one primitive application; shapes and errors come from its meta rule
+        (`_meta`: already computed by the caller, as the tracer does)."""
         p = REGISTRY[op]
-        meta = p.meta(*args, **attrs)
+        meta = p.meta(*args, **attrs) if _meta is None else _meta
         node = Node(op, list(args), attrs, [], len(self.nodes))
         metas = meta if isinstance(meta, tuple) else (meta,)
         for i, m in enumerate(metas):
@@ -104,11 +105,37 @@ class Graph:
 
     __repr__ = __str__
 
+    # ---- structure ---------------------------------------------------------------------------
+    def float_consts(self):
+        """The Python float constants of the graph in node order. A compiled graph takes them as
+        parameters, so graphs that differ only in these values share one compiled program
+        (an optimizer's bias correction changes every step)."""
+        return [a for n in self.nodes for a in n.inputs if type(a) is float]
+
+    def key(self):
+        """Structural key: ops, attributes, wiring, input types, outputs; float constants are
+        abstracted to their position (see float_consts)."""
+        ids = {id(v): f"i{k}" for k, v in enumerate(self.inputs)}
+        parts = [";".join(type_str(v) for v in self.inputs)]
+        for j, n in enumerate(self.nodes):
+            for k, o in enumerate(n.outputs):
+                ids[id(o)] = f"n{j}.{k}"
+            args = ",".join(ids[id(a)] if isinstance(a, Value) else
+                            ("f" if type(a) is float else repr(a)) for a in n.inputs)
+            attrs = ",".join(f"{k}={_fmt_attr(v)}" for k, v in n.attrs.items())
+            parts.append(f"{n.op}({args}|{attrs})->" + ",".join(type_str(o) for o in n.outputs))
+        parts.append("out:" + ",".join(ids.get(id(o), repr(o)) if isinstance(o, Value) else repr(o)
+                                       for o in self.outputs))
+        return "\n".join(parts)
+
     # ---- execution with the NumPy lowerings (reference interpreter) ------------------------
-    def run(self, *arrays):
+    def run(self, *arrays, consts=None):
+        """Execute with each primitive's NumPy lowering; `consts` replaces float_consts()."""
         env = {id(v): a for v, a in zip(self.inputs, arrays)}
+        it = iter(consts) if consts is not None else None
         for n in self.nodes:
-            args = [env[id(a)] if isinstance(a, Value) else a for a in n.inputs]
+            args = [env[id(a)] if isinstance(a, Value) else
+                    (next(it) if it is not None and type(a) is float else a) for a in n.inputs]
             metas = [AVal(o.shape, o.dtype) for o in n.outputs]
             r = n.prim.numpy(metas[0] if len(metas) == 1 else metas, *args, **n.attrs)
             rs = r if isinstance(r, tuple) else (r,)

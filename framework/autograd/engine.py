@@ -22,6 +22,7 @@ from ..tensor import Tensor
 _ADD = REGISTRY["add"]
 _CAST = REGISTRY["cast"]
 _SUM = REGISTRY["sum"]
+_COPY = REGISTRY["copy"]
 _RESHAPE = REGISTRY["reshape"]
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
@@ -380,6 +381,16 @@ def _accumulate_grad(leaf, g, create_graph):
     holds it, as PyTorch does, else copied); later ones add in place; with create_graph the sum
     is out of place and keeps its history."""
     old = leaf._grad
+    tr = STATE.tracer
+    if tr is not None:              # traced (compiled training step): functional accumulation
+        if old is None:
+            leaf._grad = g if create_graph else apply(_COPY, g.detach())
+        elif create_graph or old._node is not None:
+            with _grad_mode(create_graph):
+                leaf._grad = apply(_ADD, old, g)
+        else:
+            tr.assign(old, apply(_ADD, tr.snapshot(old), g.detach()))
+        return
     if old is None:
         if create_graph:
             leaf._grad = g
@@ -406,6 +417,9 @@ def _accumulate_grad(leaf, g, create_graph):
 
 def _accumulate_retained(t, g, create_graph):
     """retain_grad() and backward(inputs=[non-leaf]): like .grad of a leaf, kept on t."""
+    if STATE.tracer is not None:
+        t._grad = g.detach() if t._grad is None else apply(_ADD, t._grad, g)
+        return
     if not create_graph:
         g = wrap(g._data, g._dtype)
     if t._grad is None:

@@ -1,0 +1,265 @@
+"""Tracing as a mode of dispatch: while a Tracer is active, `apply` records each primitive into
+the tracer's Graph and returns symbolic tensors whose `_data` is a SymArray (shape and dtype
+only). Nothing runs until a value is needed:
+
+  * the traced function returns            -> the region is compiled and run once
+  * Python asks for a value (bool(t), .item(), .tolist(), .numpy(), printing, data-dependent
+    shapes such as nonzero / boolean masks)  -> graph break: the region so far is compiled and
+    run, values become concrete, tracing continues in a new region
+
+So a function with `while x.abs().sum() > 1: x /= 2` runs as compiled regions with eager
+Python in between, and gives the eager result. Concrete tensors used by the trace (parameters,
+buffers, optimizer state) become graph inputs; in-place writes to them are captured
+functionally and written back into their memory when the region runs.
+"""
+import os
+import sys
+import weakref
+
+import numpy as np
+
+from compiler.ir.graph import Graph, Value
+from runtime import dtypes as dt
+from .. import _dispatch
+from .._dispatch import STATE, wrap
+from ..tensor import Tensor
+from . import log
+
+
+class GraphBreakError(RuntimeError):
+    """Raised instead of a graph break under fullgraph=True."""
+
+
+class SymArray:
+    """Stands in for a NumPy array while tracing. Metadata reads are free; anything that needs
+    the values (NumPy conversion, methods) materialises the tracer's region first."""
+    __slots__ = ("value", "tracer", "real", "orig", "__weakref__")
+
+    def __init__(self, value, tracer, orig=None):
+        self.value = value
+        self.tracer = tracer
+        self.real = None
+        self.orig = orig        # the concrete array this tensor had before an in-place write
+
+    # metadata ---------------------------------------------------------------------------
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def ndim(self):
+        return len(self.value.shape)
+
+    @property
+    def size(self):
+        n = 1
+        for s in self.value.shape:
+            n *= s
+        return n
+
+    @property
+    def dtype(self):
+        return self.value.dtype.np
+
+    @property
+    def itemsize(self):
+        return self.value.dtype.itemsize
+
+    @property
+    def strides(self):
+        st, acc = [], self.value.dtype.itemsize
+        for s in reversed(self.value.shape):
+            st.append(acc)
+            acc *= max(s, 1)
+        return tuple(reversed(st))
+
+    @property
+    def base(self):
+        return None
+
+    @property
+    def flags(self):
+        return self._materialize("flags").flags
+
+    def __len__(self):
+        return self.value.shape[0]
+
+    # values -------------------------------------------------------------------------------
+    def _materialize(self, what):
+        if self.real is None:
+            self.tracer.graph_break(what, self)
+        if self.real is None:
+            raise RuntimeError(f"compile: value of a traced tensor was requested ({what}) after its "
+                               "region ended without computing it")
+        return self.real
+
+    def __array__(self, dtype=None, copy=None):
+        a = self._materialize("conversion to NumPy")
+        return a if dtype is None else a.astype(dtype)
+
+    def __getattr__(self, name):
+        return getattr(self._materialize(f"array.{name}"), name)
+
+    def __getitem__(self, k):
+        return self._materialize("indexing by value")[k]
+
+    def __setitem__(self, k, v):
+        self._materialize("in-place write")[k] = v
+
+    def __repr__(self):
+        return f"SymArray({self.value.name}: {self.value.dtype.name}{list(self.value.shape)})"
+
+
+def is_sym(t):
+    return type(t._data) is SymArray
+
+
+class Tracer:
+    def __init__(self, owner, fullgraph=False):
+        self.owner = owner              # the CompiledFunction (introspection, cache, logs)
+        self.fullgraph = fullgraph
+        self.regions_run = 0
+        self._new_region()
+
+    def _new_region(self):
+        self.graph = Graph(f"{self.owner.name}_{self.regions_run}")
+        self.inputs = {}                # id(array) -> (tensor, Value, array): concrete inputs
+        self.overrides = {}             # id(array) -> (array, Value): in-place writes to them
+        self.tracked = []               # weakrefs of symbolic tensors made in this region
+        self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
+
+    # recording ------------------------------------------------------------------------------
+    def value_of(self, a):
+        if isinstance(a, Tensor):
+            d = a._data
+            if type(d) is SymArray:
+                if d.tracer is self and d.real is None:
+                    return d.value
+                d = d._materialize("a tensor from an earlier region")
+                a._data = d
+            o = self.overrides.get(id(d))
+            if o is not None:
+                return o[1]
+            e = self.inputs.get(id(d))
+            if e is None:
+                v = self.graph.add_input(f"in{len(self.inputs)}", d.shape, a._dtype)
+                self.inputs[id(d)] = (a, v, d)
+                return v
+            return e[1]
+        if isinstance(a, np.generic):
+            return a.item()
+        return a
+
+    def record(self, p, args, attrs, meta):
+        metas = meta if isinstance(meta, tuple) else (meta,)
+        if any(s == -1 for m in metas for s in m.shape):   # data-dependent output shape
+            return self.eager_break(p, args, attrs, f"{p.name} (data-dependent output shape)")
+        vals = [self.value_of(a) for a in args]
+        out = self.graph.call(p.name, *vals, _meta=meta, **attrs)
+        outv = out if isinstance(out, tuple) else (out,)
+        tensors = []
+        for v in outv:
+            t = wrap(SymArray(v, self), v.dtype)
+            self.tracked.append(weakref.ref(t))
+            tensors.append(t)
+        if STATE.grad_enabled and p.differentiable and _dispatch._needs_grad(args):
+            _dispatch.record(p, args, attrs, tuple(tensors))
+        return tuple(tensors) if isinstance(out, tuple) else tensors[0]
+
+    def eager_break(self, p, args, attrs, reason):
+        """Run one op eagerly between regions (its output shape depends on data)."""
+        self.graph_break(reason, None)
+        for a in args:
+            if isinstance(a, Tensor) and type(a._data) is SymArray:
+                a._data = a._data._materialize(reason)
+        prev, STATE.tracer = STATE.tracer, None
+        try:
+            return _dispatch.apply(p, *args, **attrs)
+        finally:
+            STATE.tracer = prev
+
+    def assign(self, target, r):
+        """In-place write `target <- r` (r symbolic or concrete), captured functionally; aliases
+        of target (.data, p.grad) see the new value; target takes r's autograd history."""
+        if r._dtype is not target._dtype:
+            r = _dispatch.apply(_dispatch.REGISTRY["cast"], r, dtype=target._dtype)
+        if tuple(r._data.shape) != tuple(target._data.shape):
+            r = _dispatch.apply(_dispatch.REGISTRY["expand"], r, shape=tuple(target._data.shape))
+        v = self.value_of(r)
+        if not isinstance(v, Value):
+            v = self.graph.call("full", shape=tuple(target._data.shape), value=v,
+                                dtype=target._dtype)
+        d = target._data
+        if type(d) is SymArray and d.tracer is self and d.real is None:
+            d.value = v
+            if d.orig is not None:
+                self.overrides[id(d.orig)] = (d.orig, v)
+        else:
+            if type(d) is SymArray:
+                d = d._materialize("in-place write to an earlier region's tensor")
+            # the tensor turns symbolic (reads see the new value); its memory gets the result
+            # when the region runs, and aliases of that memory read the new value meanwhile
+            self.overrides[id(d)] = (d, v)
+            target._data = SymArray(v, self, orig=d)
+            self.tracked.append(weakref.ref(target))
+        target._node, target._oi = r._node, r._oi
+        target._bump()
+        return target
+
+    def snapshot(self, t):
+        """The value t holds now, as a separate tensor (for autograd before an in-place write)."""
+        d = t._data
+        if type(d) is SymArray and d.tracer is self and d.real is None:
+            s = wrap(SymArray(d.value, self), t._dtype)
+        else:
+            s = wrap(d if type(d) is not SymArray else d._materialize("snapshot"), t._dtype)
+            o = self.overrides.get(id(s._data))
+            if o is not None:
+                s = wrap(SymArray(o[1], self), t._dtype)
+        s._node, s._oi, s._rg = t._node, t._oi, t._rg and t._node is None
+        return s
+
+    # running regions ------------------------------------------------------------------------
+    def graph_break(self, reason, sym):
+        where = _user_frame()
+        if self.fullgraph:
+            raise GraphBreakError(f"compile(fullgraph=True): graph break in {self.owner.name}: "
+                                  f"{reason} at {where}")
+        if not self.graph.nodes and not self.overrides:
+            return
+        self.owner.stats["graph_breaks"].append((reason, where))
+        log.emit("graph_breaks", f"[{self.owner.name}] graph break: {reason} at {where}")
+        self.flush()
+
+    def flush(self):
+        """Compile (cached) and run the region traced so far; make its live tensors concrete."""
+        from .region import run_region
+        if self.graph.nodes or self.overrides:
+            alive = []
+            for r in self.tracked:
+                t = r()
+                if t is not None and type(t._data) is SymArray and t._data.tracer is self \
+                        and t._data.real is None:
+                    alive.append(t)
+            run_region(self, alive)
+            self.regions_run += 1
+        self._new_region()
+
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_ROOT = os.path.dirname(_PKG)
+
+
+def _user_frame():
+    """file:line of the innermost frame outside Kiln's own packages (where the user asked)."""
+    f = sys._getframe(1)
+    inner = None
+    while f is not None:
+        fn = os.path.abspath(f.f_code.co_filename)
+        if not (fn.startswith(_PKG) or fn.startswith(os.path.join(_ROOT, "compiler")) or
+                fn.startswith(os.path.join(_ROOT, "runtime"))):
+            return f"{f.f_code.co_filename}:{f.f_lineno}" + (f" (in {inner})" if inner else "")
+        if inner is None and fn.startswith(_PKG) and "compile" not in fn:
+            inner = f.f_code.co_name
+        f = f.f_back
+    return "?"

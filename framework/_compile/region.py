@@ -1,0 +1,302 @@
+"""Running one traced region: compile its forward graph (and, when outputs need gradients, its
+backward graph, built with the same VJP rules over the traced autograd nodes), run it, make the
+live symbolic tensors concrete, write captured in-place updates back, and attach one autograd
+node per region so that loss.backward() outside the compiled function runs the compiled
+backward graph.
+"""
+import numpy as np
+
+from compiler.backend import compile_graph
+from compiler.ir.graph import Graph, GraphEmitter, Value
+from compiler.ir.registry import AVal, REGISTRY
+from .. import _dispatch
+from .._dispatch import STATE, wrap, node_class
+from ..tensor import Tensor
+from . import log
+from .lazy import SymArray
+
+_PLANS = {}
+
+
+class Plan:
+    """What a region compiles to, cached by the forward graph's key and the grad pattern."""
+
+    def __init__(self, fwd, n_out, bwd, saved_idx, grad_inputs):
+        self.fwd = fwd                  # Program: outputs = live values + overrides + saved
+        self.n_out = n_out              # how many of fwd's outputs are live values/overrides
+        self.bwd = bwd                  # Program or None: inputs = saved + output cotangents
+        self.saved_idx = saved_idx      # fwd output indices the backward reads
+        self.grad_inputs = grad_inputs  # region input indices the backward returns grads for
+
+
+def run_region(tracer, alive):
+    owner = tracer.owner
+    g = tracer.graph
+    in_tensors = [t for t, _, _ in tracer.inputs.values()]
+    in_values = [v for _, v, _ in tracer.inputs.values()]
+    in_arrays = [a for _, _, a in tracer.inputs.values()]
+    # live values, deduplicated (aliases share a value)
+    out_vals, index = [], {}
+    for t in alive:
+        v = t._data.value
+        if id(v) not in index:
+            if not isinstance(v, Value) or v.graph is not g:
+                continue
+            index[id(v)] = len(out_vals)
+            out_vals.append(v)
+    ov = list(tracer.overrides.values())
+    for arr, v in ov:
+        out_vals.append(v)
+    n_live = len(index)
+    # which live outputs carry traced autograd history (need a region backward)
+    grad_outs, seen = [], set()
+    for t in alive:
+        n = t._node
+        v = t._data.value
+        if n is not None and n.seq > tracer.seq0 and not n.freed and id(v) in index \
+                and (id(n), t._oi) not in seen:
+            seen.add((id(n), t._oi))
+            grad_outs.append(t)
+    g.set_outputs(list(out_vals))
+    key = (owner.backend, g.key(),
+           tuple(bool(t.requires_grad) for t in in_tensors),
+           tuple(index[id(t._data.value)] for t in grad_outs),
+           # a region with a backward bakes the forward's float constants into it
+           tuple(g.float_consts()) if grad_outs else ())
+    plan = _PLANS.get(key)
+    fresh = plan is None
+    if fresh:
+        plan = _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index)
+        _PLANS[key] = plan
+    owner.note_region(plan, fresh, g)
+    # run the forward program
+    arrays = in_arrays
+    consts = g.float_consts()
+    res = plan.fwd.run(arrays, consts)
+    # live tensors become concrete
+    for (arr, v), r in zip(ov, res[n_live:n_live + len(ov)]):
+        np.copyto(arr, r, casting="unsafe")      # in-place writes land in the original memory
+    for t in alive:
+        sym = t._data
+        if sym.orig is not None:                 # written in place: keep its own buffer
+            sym.real = t._data = sym.orig
+            continue
+        k = index.get(id(sym.value))
+        if k is None:
+            continue
+        sym.real = t._data = res[k]
+    # one autograd node for the region's outputs that need gradients
+    if plan.bwd is not None and grad_outs:
+        saved = [res[i] for i in plan.saved_idx]
+        edges = []
+        for i in plan.grad_inputs:
+            t = in_tensors[i]
+            if t._node is not None:
+                edges.append((t._node, t._oi))
+            elif t._rg:
+                edges.append((None, t))
+            else:
+                edges.append(None)
+        outs_meta = [AVal(t._data.shape, t._dtype) for t in grad_outs]
+        cls = node_class("CompiledFunctionBackward")
+        node = cls(_RegionPrim, {}, [], [], edges, outs_meta, "CompiledFunctionBackward")
+        node.fn = _RegionFn
+        node.ctx = _RegionCtx(plan, saved, [t._dtype for t in in_tensors])
+        slot = {(id(t._node), t._oi): k for k, t in enumerate(grad_outs)}
+        for t in alive:      # aliases of a grad output share its new history
+            k = slot.get((id(t._node), t._oi))
+            if k is not None:
+                t._node, t._oi = node, k
+
+
+class _RegionPrimT:
+    name = "compiled_region"
+    kind = "custom"
+    nout = 1
+    differentiable = True
+
+
+_RegionPrim = _RegionPrimT()
+
+
+class _RegionCtx:
+    """What a region's autograd node keeps: its plan and the saved forward arrays."""
+
+    def __init__(self, plan, saved, in_dtypes):
+        self.plan, self._saved, self.in_dtypes = plan, saved, in_dtypes
+
+    def _free(self):
+        self._saved = None
+
+
+class _RegionFn:
+    @staticmethod
+    def _backward_from_engine(node, gs):
+        ctx = node.ctx
+        plan, saved, in_dtypes = ctx.plan, ctx._saved, ctx.in_dtypes
+        if saved is None:
+            from ..autograd.engine import SECOND_TIME
+            raise RuntimeError(SECOND_TIME)
+        if STATE.grad_enabled:
+            raise RuntimeError("compile: double backward (create_graph=True) through a compiled "
+                               "region is not supported; run that part eagerly")
+        cot = []
+        for g, m in zip(gs, node.outs):
+            cot.append(np.zeros(m.shape, m.dtype.np) if g is None else g._data)
+        res = plan.bwd.run(list(saved) + cot, plan.bwd_consts)
+        out = []
+        for r, i in zip(res, plan.grad_inputs):
+            out.append(None if r is None else wrap(np.asarray(r), in_dtypes[i]))
+        return tuple(out)
+
+
+def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index):
+    owner = tracer.owner
+    bwd, bwd_consts = None, []
+    saved_idx, grad_inputs = [], []
+    fwd_outputs = list(out_vals)
+    if grad_outs:
+        bg, saved_vals, grad_inputs = _backward_graph(tracer, g, grad_outs, in_tensors)
+        if bg is not None:
+            # forward also returns every value the backward reads
+            pos = {id(v): k for k, v in enumerate(fwd_outputs)}
+            for v in saved_vals:
+                if id(v) not in pos:
+                    pos[id(v)] = len(fwd_outputs)
+                    fwd_outputs.append(v)
+                saved_idx.append(pos[id(v)])
+            bwd, _ = compile_graph(bg, owner.backend)
+            bwd_consts = bg.float_consts()
+            log.emit("graphs", f"[{owner.name}] backward graph:\n{bg}")
+    g.set_outputs(fwd_outputs)
+    fwd, _ = compile_graph(g, owner.backend)
+    log.emit("graphs", f"[{owner.name}] forward graph:\n{g}")
+    plan = Plan(fwd, n_live, bwd, saved_idx, grad_inputs)
+    plan.bwd_consts = bwd_consts
+    return plan
+
+
+def _backward_graph(tracer, g, grad_outs, in_tensors):
+    """Backward of the traced autograd nodes reachable from grad_outs, as a Graph whose inputs
+    are the forward values it reads (saved) followed by one cotangent per grad output."""
+    # traced nodes reachable from the outputs
+    order, seen, stack = [], set(), [t._node for t in grad_outs]
+    while stack:
+        n = stack.pop()
+        if n is None or id(n) in seen or n.seq <= tracer.seq0:
+            continue
+        if n.freed or n.fn is not None or n.saved is None:
+            return None, [], []
+        seen.add(id(n))
+        order.append(n)
+        for e in n.edges:
+            if e is not None and e[0] is not None:
+                stack.append(e[0])
+    order.sort(key=lambda n: n.seq)
+    bg = Graph(f"{g.name}_backward")
+    be = GraphEmitter(bg)
+    saved_map = {}                       # id(forward Value) -> backward input Value
+    saved_vals = []
+
+    def fwd_value(x):
+        if isinstance(x, Tensor):
+            d = x._data
+            if type(d) is SymArray:
+                return d.value
+            o = tracer.overrides.get(id(d))
+            if o is not None:
+                return o[1]
+            return tracer.value_of(x)
+        if type(x) is SymArray:
+            return x.value
+        if isinstance(x, np.ndarray):
+            return None
+        return x
+
+    def bval(x):
+        v = fwd_value(x)
+        if not isinstance(v, Value):
+            return x if not isinstance(x, Tensor) else v
+        k = id(v)
+        if k not in saved_map:
+            saved_map[k] = bg.add_input(f"saved{len(saved_vals)}", v.shape, v.dtype)
+            saved_vals.append(v)
+        return saved_map[k]
+
+    # placeholders for saved inputs must come first: collect lazily, then reorder at the end
+    cot = {}
+    grad_in_vals = []
+    for t in grad_outs:
+        gv = bg.add_input(f"grad{len(grad_in_vals)}", t._data.shape, t._dtype)
+        grad_in_vals.append(gv)
+        k = (id(t._node), t._oi)
+        cot[k] = gv if k not in cot else bg.call("add", cot[k], gv)
+    ext = {}                             # region input index -> gradient Value
+    for n in reversed(order):
+        gs = [cot.pop((id(n), i), None) for i in range(len(n.outs))]
+        if all(x is None for x in gs):
+            continue
+        saved = [bval(s) if isinstance(s, (Tensor, SymArray)) else s for s in n.saved]
+        out = None
+        if n.out is not None:
+            outs = [bval(o) if type(o) is SymArray else _const_array(bg, o) for o in n.out]
+            out = outs[0] if len(outs) == 1 else tuple(outs)
+        p = n.prim
+        if p.nout == 1:
+            r = p.vjp(be, gs[0], *saved, out=out, **n.attrs)
+        else:
+            r = p.vjp(be, tuple(gs), *saved, out=out, **n.attrs)
+        for e, gi, s in zip(n.edges, r, n.saved):
+            if e is None or gi is None:
+                continue
+            gi = _fit(bg, gi, s)
+            if e[0] is not None and e[0].seq > tracer.seq0:
+                k = (id(e[0]), e[1])
+                cot[k] = gi if k not in cot else bg.call("add", cot[k], gi)
+            else:
+                # leaves and tensors with eager history outside the region: region inputs
+                pos = _input_index(e, in_tensors)
+                if pos is None:
+                    continue
+                ext[pos] = gi if pos not in ext else bg.call("add", ext[pos], gi)
+    if not ext:
+        return None, [], []
+    grad_inputs = sorted(ext)
+    # inputs: saved values first, then cotangents (the order _RegionFn passes them)
+    bg.inputs = [v for v in bg.inputs if v.name.startswith("saved")] + \
+        [v for v in bg.inputs if v.name.startswith("grad")]
+    bg.set_outputs([ext[i] for i in grad_inputs])
+    return bg, saved_vals, grad_inputs
+
+
+def _const_array(bg, arr):
+    raise RuntimeError("compile: a saved forward output was concrete inside a traced region")
+
+
+def _input_index(edge, in_tensors):
+    producer, target = edge
+    for k, t in enumerate(in_tensors):
+        if producer is None:
+            if t is target:
+                return k
+        elif t._node is producer and t._oi == target:
+            return k
+    return None
+
+
+def _fit(bg, gi, s):
+    """A gradient takes its input's dtype and shape (sum over broadcast dims)."""
+    shape = tuple(s.shape) if hasattr(s, "shape") else None
+    dtype = s.dtype if isinstance(s, AVal) else getattr(s, "_dtype", None)
+    if isinstance(s, Tensor):
+        dtype = s._dtype
+    if dtype is not None and gi.dtype is not dtype and dtype.is_floating_point:
+        gi = bg.call("cast", gi, dtype=dtype)
+    if shape is not None and tuple(gi.shape) != shape:
+        n = len(gi.shape) - len(shape)
+        dims = tuple(range(n)) + tuple(n + k for k, d in enumerate(shape)
+                                       if d == 1 and gi.shape[n + k] != 1)
+        if dims:
+            gi = bg.call("sum", gi, dims=dims, keepdim=True)
+        gi = bg.call("reshape", gi, shape=shape)
+    return gi
