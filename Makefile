@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/train_digits.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests
