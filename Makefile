@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/train_digits.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 tests
+	$(BIN)/python -m pytest -n 2 -rs tests
 
 bench: $(STAMP)
 	$(BIN)/python bench/eager_overhead.py
