@@ -153,7 +153,8 @@ class Tracer:
     def record(self, p, args, attrs, meta):
         metas = meta if isinstance(meta, tuple) else (meta,)
         if any(s == -1 for m in metas for s in m.shape):   # data-dependent output shape
-            return self.eager_break(p, args, attrs, f"{p.name} (data-dependent output shape)")
+            return self.eager_break(p, args, attrs,
+                                f"{p.name}: output shape depends on the input's values")
         vals = [self.value_of(a) for a in args]
         out = self.graph.call(p.name, *vals, _meta=meta, **attrs)
         outv = out if isinstance(out, tuple) else (out,)
@@ -220,8 +221,9 @@ class Tracer:
         return s
 
     # running regions ------------------------------------------------------------------------
-    def graph_break(self, reason, sym):
-        where = _user_frame()
+    def graph_break(self, what, sym):
+        reason, where = (what, _where(what)[1].split(" (via")[0]) if sym is None else \
+            _where(what)
         if self.fullgraph:
             raise GraphBreakError(f"compile(fullgraph=True): graph break in {self.owner.name}: "
                                   f"{reason} at {where}")
@@ -248,18 +250,55 @@ class Tracer:
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROOT = os.path.dirname(_PKG)
+_OURS = (_PKG, os.path.join(_ROOT, "compiler"), os.path.join(_ROOT, "runtime"))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+# the framework entry point a graph break happened in -> what the user's code asked for
+_WHY = {
+    "__bool__": "bool(tensor): Tensor.__bool__ needs a value",
+    "item": "Tensor.item() needs a value",
+    "tolist": "Tensor.tolist() needs values",
+    "numpy": "Tensor.numpy() needs values",
+    "__array__": "NumPy conversion (np.asarray(tensor)) needs values",
+    "__int__": "int(tensor) needs a value",
+    "__float__": "float(tensor) needs a value",
+    "__index__": "using a tensor as a Python index needs its value",
+    "__complex__": "complex(tensor) needs a value",
+    "__format__": "formatting a tensor needs its value",
+    "__repr__": "printing a tensor needs its values",
+    "__str__": "printing a tensor needs its values",
+    "getitem": "indexing with a tensor (boolean mask or indices) needs its values",
+    "setitem": "assignment through a tensor index (boolean mask or indices) needs its values",
+    "fill_": "fill_(tensor) needs the fill value",
+}
 
 
-def _user_frame():
-    """file:line of the innermost frame outside Kiln's own packages (where the user asked)."""
-    f = sys._getframe(1)
-    inner = None
+def _where(what):
+    """(reason, 'file:line') for a graph break requested by `what` (the SymArray access): the
+    reason names the Tensor method the user's code called (outermost Kiln frame that _WHY
+    knows), the location is the innermost frame outside Kiln's packages."""
+    f = sys._getframe(2)
+    kiln = []                           # Kiln frames outside _compile, innermost first
+    user = None
     while f is not None:
         fn = os.path.abspath(f.f_code.co_filename)
-        if not (fn.startswith(_PKG) or fn.startswith(os.path.join(_ROOT, "compiler")) or
-                fn.startswith(os.path.join(_ROOT, "runtime"))):
-            return f"{f.f_code.co_filename}:{f.f_lineno}" + (f" (in {inner})" if inner else "")
-        if inner is None and fn.startswith(_PKG) and "compile" not in fn:
-            inner = f.f_code.co_name
+        if not fn.startswith(_OURS):
+            user = f
+            break
+        if not fn.startswith(_HERE):
+            kiln.append(f)
         f = f.f_back
-    return "?"
+    loc = f"{user.f_code.co_filename}:{user.f_lineno}" if user is not None else "?"
+    for k in range(len(kiln) - 1, -1, -1):
+        why = _WHY.get(kiln[k].f_code.co_name)
+        if why is not None:
+            if k + 1 < len(kiln):       # called from inside Kiln (an optimizer, a layer): say where
+                c = kiln[k + 1]
+                loc += f" (via {os.path.relpath(c.f_code.co_filename, _ROOT)}:{c.f_lineno} " \
+                       f"in {c.f_code.co_name})"
+            return why, loc
+    if kiln:
+        c = kiln[0]
+        return (f"{c.f_code.co_name} needs a traced tensor's value ({what})",
+                loc + f" (via {os.path.relpath(c.f_code.co_filename, _ROOT)}:{c.f_lineno})")
+    return f"{what} needs a traced tensor's value", loc

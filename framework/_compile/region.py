@@ -21,7 +21,9 @@ _PLANS = {}
 class Plan:
     """What a region compiles to, cached by the forward graph's key and the grad pattern."""
 
-    def __init__(self, fwd, n_out, bwd, saved_idx, grad_inputs):
+    def __init__(self, fwd, n_out, bwd, saved_idx, grad_inputs, fwd_graph, bwd_graph):
+        self.fwd_graph = fwd_graph      # the traced graphs (before passes), for introspection
+        self.bwd_graph = bwd_graph
         self.fwd = fwd                  # Program: outputs = live values + overrides + saved
         self.n_out = n_out              # how many of fwd's outputs are live values/overrides
         self.bwd = bwd                  # Program or None: inputs = saved + output cotangents
@@ -152,7 +154,7 @@ class _RegionFn:
 
 def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index):
     owner = tracer.owner
-    bwd, bwd_consts = None, []
+    bwd, bwd_consts, bg = None, [], None
     saved_idx, grad_inputs = [], []
     fwd_outputs = list(out_vals)
     if grad_outs:
@@ -165,15 +167,42 @@ def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, i
                     pos[id(v)] = len(fwd_outputs)
                     fwd_outputs.append(v)
                 saved_idx.append(pos[id(v)])
-            bwd, _ = compile_graph(bg, owner.backend)
+            bwd = _compile(bg, owner)
             bwd_consts = bg.float_consts()
-            log.emit("graphs", f"[{owner.name}] backward graph:\n{bg}")
     g.set_outputs(fwd_outputs)
-    fwd, _ = compile_graph(g, owner.backend)
-    log.emit("graphs", f"[{owner.name}] forward graph:\n{g}")
-    plan = Plan(fwd, n_live, bwd, saved_idx, grad_inputs)
+    fwd = _compile(g, owner)
+    plan = Plan(fwd, n_live, bwd, saved_idx, grad_inputs, g, bg)
     plan.bwd_consts = bwd_consts
     return plan
+
+
+class _Interpreted:
+    """backend='eager': the traced graph run op by op through each primitive's NumPy lowering
+    (no passes, no code generation), with a Program's interface."""
+
+    def __init__(self, graph):
+        self.graph, self.backend, self.runs = graph, "eager", 0
+        self.source = str(graph)
+        self.partition = None
+
+    def run(self, arrays, consts):
+        self.runs += 1
+        return self.graph.run(*arrays, consts=consts)
+
+
+def _compile(g, owner):
+    kind = "backward" if g.name.endswith("_backward") else "forward"
+    log.emit("graphs", f"[{owner.name}] {kind} graph:\n{g}")
+    if owner.backend == "eager":
+        return _Interpreted(g)
+    prog, _ = compile_graph(g, owner.backend)
+    part = getattr(prog, "partition", None)
+    if part is not None and log.enabled("fusion"):
+        log.emit("fusion", f"[{owner.name}] {kind} groups of {g.name} "
+                           f"({len(part.groups)}):\n{part.describe()}")
+    if log.enabled("kernels"):
+        log.emit("kernels", f"[{owner.name}] {kind} program {g.name}:\n{prog.source}")
+    return prog
 
 
 def _backward_graph(tracer, g, grad_outs, in_tensors):

@@ -1,8 +1,7 @@
 """Adam (with amsgrad, L2 or decoupled weight decay, maximize): PyTorch's algorithm, bias
 corrections with the step count starting at 1."""
-import math
-
-from .optimizer import Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor
+from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
+                        _step_value, _sqrt, _scalar)
 
 
 def _check_adam(lr, eps, betas, weight_decay):
@@ -44,10 +43,10 @@ class Adam(Optimizer):
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         _lerp_(exp_avg, grad, 1 - beta1)
         _addcmul_(exp_avg_sq.mul_(beta2), grad, grad, 1 - beta2)
-        step = step_t.item()
+        step = _step_value(step_t)
         bias_correction1 = 1 - beta1 ** step
-        bias_correction2_sqrt = math.sqrt(1 - beta2 ** step)
-        step_size = lr / bias_correction1
+        bias_correction2_sqrt = _scalar(_sqrt(1 - beta2 ** step), p)
+        step_size = _scalar(lr / bias_correction1, p)
         if group["amsgrad"]:
             m = state["max_exp_avg_sq"]
             m.copy_(m.maximum(exp_avg_sq))

@@ -1,5 +1,5 @@
 """Adamax (infinity-norm Adam): PyTorch's algorithm."""
-from .optimizer import Optimizer, _check, _lerp_, _addcdiv_, _step_tensor
+from .optimizer import Optimizer, _check, _lerp_, _addcdiv_, _step_tensor, _step_value, _scalar
 from .adam import _check_adam
 
 
@@ -26,5 +26,5 @@ class Adamax(Optimizer):
         _lerp_(state["exp_avg"], grad, 1 - beta1)
         exp_inf = state["exp_inf"]
         exp_inf.copy_(exp_inf.mul_(beta2).maximum(grad.abs().add_(eps)))
-        clr = group["lr"] / (1 - beta1 ** step_t.item())
+        clr = _scalar(group["lr"] / (1 - beta1 ** _step_value(step_t)), p)
         _addcdiv_(p, state["exp_avg"], exp_inf, -clr)

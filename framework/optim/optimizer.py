@@ -4,6 +4,7 @@ Updates in the subclasses are written with in-place tensor ops under no_grad (no
 per-element Python), so a traced training step can record them like any other op.
 """
 import copy
+import math
 import warnings
 from collections import defaultdict
 
@@ -19,6 +20,24 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+def _step_value(step_t):
+    """The step count the bias corrections read: a Python float eagerly; under compile() a
+    float64 0-d tensor, because .item() would need a value and break the traced step's graph.
+    Float64 tensor math reproduces the eager Python-float arithmetic exactly."""
+    from .._compile import is_compiling
+    return step_t.double() if is_compiling() else step_t.item()
+
+
+def _sqrt(x):
+    return x.sqrt() if isinstance(x, Tensor) else math.sqrt(x)
+
+
+def _scalar(x, like):
+    """A scalar for an update of `like`: tensors (traced bias corrections) are rounded to its
+    dtype first, as the eager path's Python float is when it meets a float32 tensor."""
+    return x.to(like.dtype) if isinstance(x, Tensor) else x
+
+
 def _lerp_(t, end, w):
     """t.lerp_(end, w) with PyTorch's two-sided formula (exact at w == 1)."""
     if w < 0.5:
@@ -27,10 +46,14 @@ def _lerp_(t, end, w):
 
 
 def _addcmul_(t, a, b, value=1.0):
+    if isinstance(value, Tensor):
+        return t.add_(a * b * value)
     return t.add_(a * b, alpha=value) if value != 1 else t.add_(a * b)
 
 
 def _addcdiv_(t, a, b, value=1.0):
+    if isinstance(value, Tensor):      # traced bias correction (see _step_value)
+        return t.add_(a / b * value)
     return t.add_(a / b, alpha=value) if value != 1 else t.add_(a / b)
 
 
