@@ -312,68 +312,8 @@ def generate(graph, strides=None, index=0):
         scalar_params.append(p)
         return f"tl.full([], {pn}, {_tl(work)})"
 
-    def operand(a, src, work):
-        if is_scalar(a):
-            return scalar_expr(a, work)
-        n = names[id(a)]
-        if src is work:
-            return n
-        if work is dt.bool_:
-            return f"({n} != 0)"
-        return f"{n}.to({_tl(work)})"
-
     for node in graph.nodes:
-        p = REGISTRY[node.op]
-        out = node.outputs[0].dtype
-        ins = node.inputs
-        in_dtypes = [None if is_scalar(a) else a.dtype for a in ins]
-        attrs = {k: _fmt_attr(v) for k, v in node.attrs.items()}
-        comment = (f"# {names[id(node.outputs[0])]}: {_sym_type(node.outputs[0], out_shape)} = "
-                   f"{node.op}(" + ", ".join(
-                       [f"{names[id(a)]}: {_sym_type(a, out_shape)}" if isinstance(a, Value)
-                        else "<scalar>" for a in ins]
-                       + [f"{k}={v}" for k, v in attrs.items()]) + ")")
-        if node.op == "cast":
-            exprs = [names[id(ins[0])]]
-            expr = p.triton.format(*exprs, **attrs)
-            result = out                       # the expression itself converts
-            work = out
-        elif node.op == "where":
-            c = ins[0]
-            work = out
-            if work in (dt.float16, dt.bfloat16):
-                work = dt.float32
-            cexpr = (scalar_expr(bool(c), dt.bool_) if is_scalar(c) else
-                     names[id(c)] if c.dtype is dt.bool_ else f"({names[id(c)]} != 0)")
-            exprs = [cexpr] + [operand(a, d, work) for a, d in zip(ins[1:], in_dtypes[1:])]
-            expr = p.triton.format(*exprs, **attrs)
-            result = work
-        else:
-            if out is dt.bool_ and len(ins) == 2:
-                work = _promote_operands(ins)   # comparisons/logic: compare in the promoted dtype
-            elif out is dt.bool_:
-                work = in_dtypes[0]
-            else:
-                work = out
-            if node.op in _INT_IDENTITY and not (work.is_floating_point or work.is_complex):
-                expr = names[id(ins[0])] if not is_scalar(ins[0]) else scalar_expr(ins[0], work)
-                body_ops.append((comment, names[id(node.outputs[0])], expr))
-                continue
-            if work in (dt.float16, dt.bfloat16):
-                work = dt.float32                    # opmath: 16-bit floats compute in f32
-            elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
-                work = dt.int8
-            exprs = [operand(a, d, work) for a, d in zip(ins, in_dtypes)]
-            expr = p.triton.format(*exprs, **attrs)
-            # comparisons/predicates give bool whatever they compare
-            result = dt.bool_ if out is dt.bool_ and not (work is dt.int8 and node.op in
-                                                          ("add", "mul", "maximum", "minimum",
-                                                           "abs", "sign")) else work
-        if result is not out:
-            expr = f"({expr}) != 0" if out is dt.bool_ else f"({expr}).to({_tl(out)})"
-        elif out is not dt.bool_ and ("kiln_" in expr or "tl.where" in expr):
-            # Triton types literals in these as int32/fp32; pin the result to the op's dtype
-            expr = f"({expr}).to({_tl(out)})"
+        comment, expr = op_expr(node, names, scalar_expr, lambda v: _sym_type(v, out_shape))
         body_ops.append((comment, names[id(node.outputs[0])], expr))
 
     params += scalar_params
@@ -433,6 +373,77 @@ def generate(graph, strides=None, index=0):
         L.append(f"    tl.store({out_names[k]} + offs, {val}, mask=mask)")
     src = "\n".join(L) + "\n"
     return PointwiseKernel(kname, src, params, graph, out_shape, idx64)
+
+
+def _operand(names, scalar_expr, a, src, work):
+    if is_scalar(a):
+        return scalar_expr(a, work)
+    n = names[id(a)]
+    if src is work:
+        return n
+    if work is dt.bool_:
+        return f"({n} != 0)"
+    return f"{n}.to({_tl(work)})"
+
+
+def op_expr(node, names, scalar_expr, type_of):
+    """(comment, expression) for one pointwise node: the registry's Triton expression over its
+    operands, with operand casts to the op's compute dtype (PyTorch's promotion), 16-bit floats
+    computed in float32 and the result cast to the node's dtype. Shared by every group kind.
+    names: id(Value) -> Triton variable; scalar_expr(x, dtype) -> expression for a Python
+    scalar; type_of(Value) -> the type shown in the comment."""
+    p = REGISTRY[node.op]
+    out = node.outputs[0].dtype
+    ins = node.inputs
+    in_dtypes = [None if is_scalar(a) else a.dtype for a in ins]
+    attrs = {k: _fmt_attr(v) for k, v in node.attrs.items()}
+    comment = (f"# {names[id(node.outputs[0])]}: {type_of(node.outputs[0])} = "
+               f"{node.op}(" + ", ".join(
+                   [f"{names[id(a)]}: {type_of(a)}" if isinstance(a, Value)
+                    else "<scalar>" for a in ins]
+                   + [f"{k}={v}" for k, v in attrs.items()]) + ")")
+    if node.op == "cast":
+        exprs = [names[id(ins[0])]]
+        expr = p.triton.format(*exprs, **attrs)
+        result = out                       # the expression itself converts
+        work = out
+    elif node.op == "where":
+        c = ins[0]
+        work = out
+        if work in (dt.float16, dt.bfloat16):
+            work = dt.float32
+        cexpr = (scalar_expr(bool(c), dt.bool_) if is_scalar(c) else
+                 names[id(c)] if c.dtype is dt.bool_ else f"({names[id(c)]} != 0)")
+        exprs = [cexpr] + [_operand(names, scalar_expr, a, d, work)
+                           for a, d in zip(ins[1:], in_dtypes[1:])]
+        expr = p.triton.format(*exprs, **attrs)
+        result = work
+    else:
+        if out is dt.bool_ and len(ins) == 2:
+            work = _promote_operands(ins)   # comparisons/logic: compare in the promoted dtype
+        elif out is dt.bool_:
+            work = in_dtypes[0]
+        else:
+            work = out
+        if node.op in _INT_IDENTITY and not (work.is_floating_point or work.is_complex):
+            expr = names[id(ins[0])] if not is_scalar(ins[0]) else scalar_expr(ins[0], work)
+            return comment, expr
+        if work in (dt.float16, dt.bfloat16):
+            work = dt.float32                    # opmath: 16-bit floats compute in f32
+        elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
+            work = dt.int8
+        exprs = [_operand(names, scalar_expr, a, d, work) for a, d in zip(ins, in_dtypes)]
+        expr = p.triton.format(*exprs, **attrs)
+        # comparisons/predicates give bool whatever they compare
+        result = dt.bool_ if out is dt.bool_ and not (work is dt.int8 and node.op in
+                                                      ("add", "mul", "maximum", "minimum",
+                                                       "abs", "sign")) else work
+    if result is not out:
+        expr = f"({expr}) != 0" if out is dt.bool_ else f"({expr}).to({_tl(out)})"
+    elif out is not dt.bool_ and ("kiln_" in expr or "tl.where" in expr):
+        # Triton types literals in these as int32/fp32; pin the result to the op's dtype
+        expr = f"({expr}).to({_tl(out)})"
+    return comment, expr
 
 
 def _helpers_used(exprs):
