@@ -274,7 +274,9 @@ class Tensor:
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        return self._data
+        d = self._data
+        # under compile() a traced tensor's data stands in for an array: ask for its value now
+        return d if isinstance(d, np.ndarray) else np.asarray(d)
 
     def item(self):
         if self._data.size != 1:

@@ -17,7 +17,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
-from .._dispatch import apply, rename, wrap
+from .._dispatch import STATE, apply, rename, wrap
 from ..tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -755,6 +755,18 @@ def _update_running(buf, new, momentum):
     buf._bump()
 
 
+def _update_running_traced(running_mean, running_var, mean, var, C, n, m):
+    """_update_running's arithmetic, in the same order, as tensor ops outside autograd."""
+    from ..autograd import no_grad
+    with no_grad():
+        if running_mean is not None:
+            running_mean.copy_(running_mean * (1 - m) +
+                               mean.reshape(C).to(running_mean.dtype) * m)
+        if running_var is not None:
+            running_var.copy_(running_var * (1 - m) +
+                              (var.reshape(C) * n / (n - 1)).to(running_var.dtype) * m)
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-05):
     _check_float("batch_norm", input)
@@ -775,9 +787,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         y, mean, var = _normalize(input, dims, eps)
         if running_mean is not None or running_var is not None:
             m = 0.0 if momentum is None else momentum
-            if running_mean is not None:
+            if STATE.tracer is not None:      # compile(): tensor ops, so the trace captures them
+                _update_running_traced(running_mean, running_var, mean, var, C, n, m)
+            elif running_mean is not None:
                 _update_running(running_mean, mean._data.reshape(C), m)
-            if running_var is not None:   # the running variance is the unbiased one
+            if running_var is not None and STATE.tracer is None:   # unbiased running variance
                 _update_running(running_var, var._data.reshape(C) * n / (n - 1), m)
     else:
         if running_mean is None or running_var is None:

@@ -1,0 +1,570 @@
+"""compile(): API, guards and recompiles, graph breaks, random ops, buffer mutation, compiled
+training (forward + outside backward, whole steps with optimizers), introspection and logs."""
+import warnings
+
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn, optim
+import framework.nn.functional as F
+from framework import _compile
+from framework._compile import log, GraphBreakError, is_compiling
+from framework._dispatch import STATE
+
+
+@pytest.fixture
+def logs():
+    """Switch KILN_LOGS topics on for one test (and off again)."""
+    on = []
+
+    def enable(*topics):
+        on.extend(topics)
+        log.enable(*topics)
+    yield enable
+    log.disable(*on)
+
+
+def arr(t):
+    return t.detach().numpy().copy()
+
+
+def close(a, b, rtol=1e-5, atol=1e-6):
+    np.testing.assert_allclose(arr(a), arr(b), rtol=rtol, atol=atol)
+
+
+# ---- API ---------------------------------------------------------------------------------------
+
+def test_function_matches_eager_and_returns_concrete_tensors():
+    def f(x, y):
+        return (x * y).sin().sum(1) + x.mean()
+    cf = torch.compile(f)
+    x, y = torch.randn(4, 5), torch.randn(4, 5)
+    out = cf(x, y)
+    assert isinstance(out._data, np.ndarray)
+    np.testing.assert_allclose(out.numpy(), np.sin(x.numpy() * y.numpy()).sum(1) + x.numpy().mean(),
+                               rtol=1e-5)
+    assert cf.stats["calls"] == 1 and cf.stats["compiles"] == 1
+    assert cf.__name__ == "f"
+    assert not is_compiling()
+
+
+def test_decorator_with_and_without_arguments():
+    @torch.compile
+    def f(x):
+        return x.relu() * 2
+
+    @torch.compile(backend="numpy", fullgraph=True, mode="reduce-overhead")
+    def g(x):
+        return x.exp() - 1
+
+    x = torch.tensor([-1.0, 0.5, 2.0])
+    np.testing.assert_allclose(f(x).numpy(), [0.0, 1.0, 4.0])
+    np.testing.assert_allclose(g(x).numpy(), np.expm1(x.numpy()), rtol=1e-6)
+    assert g.fullgraph and g.mode == "reduce-overhead"
+    assert torch.compile(f, disable=True) is f
+
+
+def test_backend_and_mode_errors():
+    f = lambda x: x + 1  # noqa: E731
+    with pytest.raises(RuntimeError, match="Triton backend"):
+        torch.compile(f, backend="triton")
+    with pytest.raises(RuntimeError, match="Triton backend"):
+        torch.compile(f, backend="interpret")
+    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+        torch.compile(f, backend="tvm")
+    with pytest.raises(RuntimeError, match="unrecognized mode"):
+        torch.compile(f, mode="fastest")
+    with pytest.raises(TypeError, match="callable or nn.Module"):
+        torch.compile(3)
+
+
+def test_eager_backend_runs_the_traced_graph_without_codegen():
+    def f(x):
+        return (x * 3).tanh().sum(0)
+    cf = torch.compile(f, backend="eager")
+    x = torch.randn(3, 4)
+    close(cf(x), f(x))
+    prog = cf.programs()[0]
+    assert prog.backend == "eager" and "tanh" in prog.source and prog.runs >= 1
+
+
+def test_module_shares_parameters_and_state_dict_prefix():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    cm = torch.compile(m)
+    assert type(cm).__name__ == "OptimizedModule"
+    assert cm._orig_mod is m
+    assert [id(p) for p in cm.parameters()] == [id(p) for p in m.parameters()]
+    keys = list(cm.state_dict().keys())
+    assert keys == ["_orig_mod." + k for k in m.state_dict().keys()]
+    x = torch.randn(3, 4)
+    close(cm(x), m(x))
+    with torch.no_grad():                    # an update of the original is seen, no recompile
+        m[0].weight.mul_(2)
+    close(cm(x), m(x))
+    assert cm._compiled.stats["recompiles"] == []
+    assert getattr(cm, "0") is m[0]          # attribute access reaches the original
+    assert "(_orig_mod): Sequential(" in repr(cm)
+
+
+def test_exception_inside_traced_function_leaves_eager_mode():
+    def f(x):
+        y = x + 1
+        return y @ torch.ones(7, 2)          # shape error from the meta rule
+    with pytest.raises(RuntimeError, match="matmul"):
+        torch.compile(f)(torch.ones(2, 3))
+    assert STATE.tracer is None
+    np.testing.assert_allclose((torch.ones(2) + 1).numpy(), [2.0, 2.0])
+
+
+def test_nested_compiled_calls_inline():
+    inner = torch.compile(lambda x: x * 2)
+    outer = torch.compile(lambda x: inner(x) + 1)
+    x = torch.randn(3)
+    close(outer(x), x * 2 + 1)
+    assert inner.stats["calls"] == 0 and outer.stats["compiles"] == 1
+
+
+def test_inplace_write_to_input_is_written_back():
+    def f(x, buf):
+        buf.add_(x)
+        buf.mul_(2)
+        return buf.sum()
+    x = torch.tensor([1.0, 2.0])
+    buf = torch.tensor([10.0, 20.0])
+    ref = torch.tensor([10.0, 20.0])
+    cf = torch.compile(f)
+    r = cf(x, buf)
+    f(x, ref)
+    np.testing.assert_array_equal(buf.numpy(), [22.0, 44.0])
+    np.testing.assert_array_equal(buf.numpy(), ref.numpy())
+    assert r.item() == 66.0
+    cf(x, buf)
+    np.testing.assert_array_equal(buf.numpy(), [46.0, 92.0])
+
+
+# ---- guards and recompiles -----------------------------------------------------------------------
+
+def test_value_changes_do_not_recompile_guard_changes_do(logs, capsys):
+    logs("recompiles")
+
+    def f(x, n):
+        return (x * 2).sum(0) + n
+    cf = torch.compile(f)
+    cf(torch.randn(3, 4), 1)
+    cf(torch.randn(3, 4), 1)                       # new values
+    cf(torch.randn(3, 4) * 100, 1)
+    assert cf.stats["compiles"] == 1 and cf.stats["recompiles"] == []
+    cf(torch.randn(5, 4), 1)                       # shape
+    cf(torch.randn(5, 4, dtype=torch.float64), 1)  # dtype
+    cf(torch.randn(5, 4, dtype=torch.float64), 1)  # same again: cached
+    assert cf.stats["compiles"] == 3
+    r = cf.recompile_reasons()
+    assert r == ["arg0: float32[3, 4] on cpu -> float32[5, 4] on cpu",
+                 "arg0: float32[5, 4] on cpu -> float64[5, 4] on cpu"]
+    err = capsys.readouterr().err
+    assert "[kiln:recompiles] [f] recompile #1: arg0: float32[3, 4] on cpu -> float32[5, 4]" in err
+    assert "recompile #2" in err and "recompile #3" not in err
+
+
+def test_requires_grad_and_grad_mode_and_train_eval_are_guards():
+    def f(x):
+        return (x * x).sum()
+    cf = torch.compile(f)
+    x = torch.randn(3)
+    cf(x)
+    cf(x.clone().requires_grad_())
+    with torch.no_grad():
+        cf(x.clone().requires_grad_())
+    assert cf.stats["compiles"] == 3
+    r = cf.recompile_reasons()
+    assert "requires_grad" in r[0]
+    assert r[1] == "grad_mode: True -> False"
+
+    m = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))
+    cm = torch.compile(m)
+    cm(torch.randn(2, 3))
+    cm.eval()
+    assert not m.training and not m[1].training
+    cm(torch.randn(2, 3))
+    assert cm._compiled.recompile_reasons()[-1] == "training: True -> False"
+
+
+def test_python_int_arguments_are_guards_floats_are_not():
+    def f(x, k, scale):
+        for _ in range(k):
+            x = x * scale
+        return x
+    cf = torch.compile(f)
+    x = torch.ones(2)
+    np.testing.assert_allclose(cf(x, 2, 3.0).numpy(), [9.0, 9.0])
+    np.testing.assert_allclose(cf(x, 2, 0.5).numpy(), [0.25, 0.25])   # float: same program
+    assert cf.stats["compiles"] == 1
+    np.testing.assert_allclose(cf(x, 3, 2.0).numpy(), [8.0, 8.0])
+    assert cf.recompile_reasons() == ["arg1: 2 -> 3"]
+
+
+def test_nested_list_arguments_are_guarded():
+    cf = torch.compile(lambda xs: xs[0] + xs[1])
+    cf([torch.ones(2), torch.ones(2)])
+    cf([torch.ones(2), torch.ones(1)])
+    assert cf.recompile_reasons()[0].startswith("arg0[1]: float32[2] on cpu -> float32[1] on cpu")
+
+
+def test_cache_size_limit_falls_back_to_eager_with_warning(monkeypatch):
+    monkeypatch.setattr(_compile, "cache_size_limit", 3)
+    cf = torch.compile(lambda x: x.sum(0) * 2)
+    for n in range(1, 4):
+        cf(torch.ones(n, 2))
+    assert cf.stats["compiles"] == 3
+    with pytest.warns(UserWarning, match=r"hit cache_size_limit \(3\).*arg0"):
+        r = cf(torch.ones(4, 2))
+    np.testing.assert_allclose(r.numpy(), [8.0, 8.0])
+    assert cf.stats["eager_calls"] == 1 and cf.stats["compiles"] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")             # warned once; known guards still compiled
+        cf(torch.ones(5, 2))
+        np.testing.assert_allclose(cf(torch.ones(2, 2)).numpy(), [4.0, 4.0])
+    assert cf.stats["eager_calls"] == 2 and cf.stats["compiles"] == 3
+
+
+def test_default_cache_size_limit_is_8():
+    assert _compile.cache_size_limit == 8
+    cf = torch.compile(lambda x: x + 1)
+    with pytest.warns(UserWarning, match="cache_size_limit"):
+        for n in range(1, 10):
+            cf(torch.ones(n))
+    assert cf.stats["compiles"] == 8 and cf.stats["eager_calls"] == 1
+
+
+def test_dynamic_batch_dimension_is_not_a_guard(logs, capsys):
+    logs("recompiles")
+    m = nn.Linear(4, 3)
+    cm = torch.compile(m, dynamic=True)
+    for b in (2, 5, 7, 5, 2):
+        close(cm(torch.ones(b, 4)), m(torch.ones(b, 4)))
+    st = cm._compiled.stats
+    assert st["recompiles"] == [] and st["specializations"] == 2 and st["compiles"] == 3
+    assert "dynamic=True: new program for arg0: ['*', 4]" in capsys.readouterr().err
+    cf = torch.compile(lambda x: x * 2, dynamic=True)
+    cf(torch.ones(3, 4))
+    cf(torch.ones(5, 4, dtype=torch.float64))         # other guards still recompile
+    assert cf.recompile_reasons() == ["arg0: float32['*', 4] on cpu -> float64['*', 4] on cpu"]
+
+
+# ---- graph breaks --------------------------------------------------------------------------------
+
+class Halve(nn.Module):
+    def forward(self, X):
+        while X.abs().sum() > 1:
+            X /= 2
+        return X
+
+
+def test_while_loop_module_matches_eager(logs, capsys):
+    logs("graph_breaks")
+    m = Halve()
+    cm = torch.compile(m)
+    for seed in range(3):
+        torch.manual_seed(seed)
+        X = torch.randn(4, 4) * 10
+        ref = m(X.clone())
+        out = cm(X.clone())
+        np.testing.assert_array_equal(out.numpy(), ref.numpy())
+        assert ref.abs().sum().item() <= 1
+    st = cm._compiled.stats
+    assert st["graph_breaks"] and st["recompiles"] == []
+    reason, where = st["graph_breaks"][0]
+    assert reason == "bool(tensor): Tensor.__bool__ needs a value"
+    assert where.endswith(f"test_compile.py:{Halve.forward.__code__.co_firstlineno + 1}")
+    assert "graph break: bool(tensor): Tensor.__bool__ needs a value at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("item", "Tensor.item() needs a value"),
+    ("tolist", "Tensor.tolist() needs values"),
+    ("numpy", "Tensor.numpy() needs values"),
+    ("float", "float(tensor) needs a value"),
+    ("print", "printing a tensor needs its values"),
+    ("mask", "indexing with a tensor (boolean mask or indices) needs its values"),
+    ("nonzero", "nonzero: output shape depends on the input's values"),
+    ("unique", "unique: output shape depends on the input's values"),
+])
+def test_graph_break_kinds_give_eager_results_and_reasons(kind, reason, capsys):
+    def f(x):
+        y = x * 2 + 1
+        if kind == "item":
+            z = y * y.sum().item()
+        elif kind == "tolist":
+            z = y + len([v for v in y.flatten().tolist() if v > 0])
+        elif kind == "numpy":
+            z = y + float(y.numpy().max())
+        elif kind == "float":
+            z = y * float(y.max())
+        elif kind == "print":
+            print(y)
+            z = y * 3
+        elif kind == "mask":
+            z = y[y > 0].exp().sum() + y
+        elif kind == "nonzero":
+            z = torch.nonzero(y > 0).sum() + y
+        else:
+            z = torch.unique((y > 0).float()).sum() + y
+        return z.sin()
+    torch.manual_seed(1)
+    x = torch.randn(3, 4)
+    ref = f(x)
+    eager_print = capsys.readouterr().out
+    cf = torch.compile(f)
+    out = cf(x)
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-6)
+    assert capsys.readouterr().out == eager_print
+    reasons = [r for r, _ in cf.stats["graph_breaks"]]
+    assert reasons == [reason]
+    assert cf.stats["graph_breaks"][0][1].split(" ")[0].split(":")[0].endswith("test_compile.py")
+    with pytest.raises(GraphBreakError, match=r"fullgraph=True.*" + reason.replace("(", r"\(")
+                       .replace(")", r"\)").replace(".", r"\.")[:30]):
+        torch.compile(f, fullgraph=True)(x)
+    assert issubclass(GraphBreakError, RuntimeError)
+
+
+def test_graph_break_inside_library_code_names_the_kiln_caller():
+    p = torch.ones(3, requires_grad=True)
+    opt = optim.NAdam([p], lr=0.1)             # NAdam reads mu_product with .item()
+
+    def step():
+        opt.zero_grad()
+        (p * p).sum().backward()
+        opt.step()
+    cf = torch.compile(step)
+    cf()
+    reason, where = cf.stats["graph_breaks"][0]
+    assert reason == "Tensor.item() needs a value"
+    assert "(via framework/optim/nadam.py:" in where and "in _update)" in where
+
+
+def test_graph_break_region_backward_matches_eager():
+    def f(x, w):
+        h = (x @ w).tanh()
+        if h.sum() > 0:                       # break between two differentiable regions
+            h = h * 2
+        return (h * h).mean()
+    torch.manual_seed(0)
+    x = torch.randn(4, 3)
+    w1 = torch.randn(3, 5, requires_grad=True)
+    w2 = w1.detach().clone().requires_grad_()
+    f(x, w1).backward()
+    cf = torch.compile(f)
+    loss = cf(x, w2)
+    loss.backward()
+    assert len(cf.stats["graph_breaks"]) == 1
+    close(w2.grad, w1.grad)
+
+
+# ---- random ops ----------------------------------------------------------------------------------
+
+def test_dropout_compiled_equals_eager_under_same_seed():
+    m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4))
+    cm = torch.compile(m)
+    x = torch.randn(8, 16)
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        ref = m(x)
+        after_eager = torch.rand(3)
+        torch.manual_seed(seed)
+        out = cm(x)
+        after_compiled = torch.rand(3)
+        np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+        # the generator advanced by the same amount
+        np.testing.assert_array_equal(after_compiled.numpy(), after_eager.numpy())
+    torch.manual_seed(0)
+    a = cm(x)
+    b = cm(x)                                      # a fresh mask each call, as in eager
+    assert not np.array_equal(a.detach().numpy(), b.detach().numpy())
+    assert cm._compiled.stats["recompiles"] == []
+
+
+def test_functional_dropout_and_rand_in_compiled_function():
+    def f(x):
+        return F.dropout(x, 0.3) + torch.rand(x.shape) * 0.1
+    x = torch.ones(5, 5)
+    torch.manual_seed(7)
+    ref = f(x)
+    torch.manual_seed(7)
+    out = torch.compile(f)(x)
+    np.testing.assert_array_equal(out.numpy(), ref.numpy())
+
+
+# ---- buffer mutation -----------------------------------------------------------------------------
+
+def test_batchnorm_running_stats_written_back_and_eval_recompiles():
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    b = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    b.load_state_dict(a.state_dict())
+    cb = torch.compile(b)
+    for step in range(4):
+        x = torch.randn(3, 2, 6, 6) + step
+        close(cb(x), a(x), rtol=1e-5, atol=1e-5)
+    for k, v in a.state_dict().items():
+        np.testing.assert_allclose(b.state_dict()[k].numpy(), v.numpy(), rtol=1e-5, atol=1e-6,
+                                   err_msg=k)
+    assert b[1].num_batches_tracked.item() == 4
+    assert cb._compiled.stats["compiles"] == 1
+    cb.eval()
+    a.eval()
+    x = torch.randn(3, 2, 6, 6)
+    close(cb(x), a(x), rtol=1e-5, atol=1e-5)
+    assert cb._compiled.recompile_reasons() == ["training: True -> False"]
+    rm = b[1].running_mean.numpy().copy()
+    cb(x)
+    np.testing.assert_array_equal(b[1].running_mean.numpy(), rm)     # eval: no update
+
+
+# ---- training ------------------------------------------------------------------------------------
+
+def _mlp(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
+                         nn.Linear(16, 3))
+
+
+def test_compiled_forward_eager_backward_runs_compiled_backward():
+    m1, m2 = _mlp(), _mlp()
+    cm = torch.compile(m2)
+    x = torch.randn(6, 10)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    F.cross_entropy(m1(x), y).backward()
+    out = cm(x)
+    assert type(out.grad_fn).__name__ == "CompiledFunctionBackward"
+    F.cross_entropy(out, y).backward()
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        close(p2.grad, p1.grad)
+    assert len(cm._compiled.backward_graphs()) == 1
+    assert cm._compiled.programs()[1].runs >= 1
+    with pytest.raises(RuntimeError, match="second time"):
+        out2 = cm(x)
+        l2 = out2.sum()
+        l2.backward()
+        l2.backward()
+
+
+@pytest.mark.parametrize("make_opt", [
+    lambda ps: optim.Adam(ps, lr=1e-2),
+    lambda ps: optim.AdamW(ps, lr=1e-2, weight_decay=0.1),
+    lambda ps: optim.Adam(ps, lr=1e-2, amsgrad=True, weight_decay=0.01),
+    lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
+    lambda ps: optim.SGD(ps, lr=0.1),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01),
+    lambda ps: optim.Adamax(ps, lr=0.01),
+    lambda ps: optim.RMSprop(ps, lr=0.01, momentum=0.5),
+], ids=["adam", "adamw", "adam-amsgrad", "sgd-nesterov", "sgd", "adagrad", "adamax", "rmsprop"])
+def test_whole_training_step_compiles_to_one_region_and_equals_eager(make_opt):
+    x = torch.randn(12, 10)
+    y = torch.randint(0, 3, (12,))
+    runs = []
+    for compiled in (False, True):
+        m = _mlp()
+        opt = make_opt(list(m.parameters()))
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        f = torch.compile(step) if compiled else step
+        losses = [f(x, y).item() for _ in range(5)]
+        runs.append((losses, [arr(p) for p in m.parameters()],
+                     [arr(v) for s in opt.state.values() for v in s.values()
+                      if isinstance(v, torch.Tensor)]))
+    (l0, p0, s0), (l1, p1, s1) = runs
+    assert l0 == l1
+    for a, b in zip(p0 + s0, p1 + s1):
+        np.testing.assert_array_equal(a, b)
+    assert f.stats["graph_breaks"] == []
+    if isinstance(opt, optim.SGD) and opt.defaults["momentum"]:
+        # the first step creates the momentum buffer from the gradient: a different graph
+        assert f.recompile_reasons() == ["graph changed (Python control flow or constants)"]
+        assert list(f.run_counts().values()) == [1, 4]
+    else:
+        assert f.stats["compiles"] == 1 and f.run_counts() == {"step_0#0": 5}
+
+
+def test_training_step_with_lr_scheduler_reuses_program():
+    m = _mlp()
+    opt = optim.AdamW(m.parameters(), lr=1e-2)
+    sched = optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    x, y = torch.randn(4, 10), torch.tensor([0, 1, 2, 0])
+
+    @torch.compile
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(m(x), y).backward()
+        opt.step()
+    for _ in range(4):
+        step()
+        sched.step()
+    assert step.stats["compiles"] == 1          # lr is a float constant: a program parameter
+
+
+# ---- introspection and logs ----------------------------------------------------------------------
+
+def test_introspection_api():
+    m = _mlp()
+    cm = torch.compile(m)
+    x = torch.randn(4, 10)
+    cm(x).sum().backward()
+    cm(x)
+    cf = cm._compiled
+    (g,) = cf.graphs()
+    assert "matmul" in str(g) and str(g).startswith("def ")
+    (bg,) = cf.backward_graphs()
+    assert bg.name.endswith("_backward") and len(bg.outputs) == 6   # one grad per parameter
+    srcs = cf.sources()
+    assert len(srcs) == 2 and all("def " in s for s in srcs)
+    groups = cf.groups()
+    assert [gr["program"] for gr in groups] == [p.graph.name for p in cf.programs()]
+    for gr in groups:                # filled from Program.partition when the fuser provides it
+        for name, kind, ops, notes in gr["groups"]:
+            assert ops and isinstance(name, str)
+    assert list(cf.run_counts().values()) == [2]
+    rep = cf.report()
+    assert "compiled Sequential" in rep and "recompile: requires_grad" not in rep
+    assert "source of" in rep
+
+
+def test_logs_print_graphs_and_fusion_as_they_happen(logs, capfd):
+    logs("graphs", "fusion", "graph_breaks", "recompiles")
+
+    def f(x):
+        y = x.softmax(-1)
+        if y.max() > 2:
+            y = y * 0
+        return y.sum(0)
+    cf = torch.compile(f)
+    cf(torch.randn(3, 4))
+    cf(torch.randn(2, 4))
+    err = capfd.readouterr().err
+    assert "[kiln:graphs] [f] forward graph:\ndef f_0(" in err
+    assert "[kiln:graph_breaks] [f] graph break: bool(tensor)" in err
+    assert "[kiln:recompiles] [f] recompile #1: arg0: float32[3, 4] on cpu -> float32[2, 4]" in err
+    if getattr(cf.programs()[0], "partition", None) is not None:
+        assert "[kiln:fusion]" in err
+
+
+def test_log_env_variable_is_read(monkeypatch):
+    monkeypatch.setenv("KILN_LOGS", "graphs,+recompiles")
+    saved = set(log._on)
+    try:
+        log._on.clear()
+        log._read_env()
+        assert log.enabled("graphs") and log.enabled("recompiles")
+        assert not log.enabled("fusion")
+        monkeypatch.setenv("KILN_LOGS", "all")
+        log._read_env()
+        assert all(log.enabled(t) for t in log.TOPICS)
+    finally:
+        log._on.clear()
+        log._on.update(saved)
