@@ -70,7 +70,9 @@ class CompiledFunction:
                       "regions": [], "specializations": 0, "eager_calls": 0}
         self._runs = {}          # id(plan) -> region runs by this function
         self._guard_sets = set()
-        self._last_guards = self._prev_guards = None
+        self._last_guards = None
+        self._new_guards = False
+        self._shape_sig = self._prev_shape_sig = None
         self._warned = False
         functools.update_wrapper(self, fn)
 
@@ -111,37 +113,27 @@ class CompiledFunction:
             runs = 0
             self.stats["compiles"] += 1
             self.stats["regions"].append(plan)
-            if self.stats["calls"] > 1:
-                reason = self._diff()
-                if reason is None:
+            if self.stats["calls"] > 1 and not self._new_guards:
+                # a new program although no guard changed
+                if self.dynamic and self._shape_sig != self._prev_shape_sig:
                     self.stats["specializations"] += 1
                     log.emit("recompiles", f"[{self.name}] dynamic=True: new program for "
-                                           f"{self._shapes()}")
+                                           f"shapes {list(map(list, self._shape_sig))}")
                 else:
-                    self.stats["recompiles"].append(reason)
-                    log.emit("recompiles", f"[{self.name}] recompile #"
-                                           f"{len(self.stats['recompiles'])}: {reason}")
+                    self._recompiled("graph changed (Python control flow or constants)")
         self._runs[key] = runs + 1
 
-    def _shapes(self):
-        return ", ".join(f"{k}: {list(v[0])}" for k, v in self._last_guards.items()
-                         if isinstance(v, tuple))
+    def _recompiled(self, reason):
+        self.stats["recompiles"].append(reason)
+        log.emit("recompiles", f"[{self.name}] recompile #{len(self.stats['recompiles'])}: "
+                               f"{reason}")
 
-    def _diff(self):
-        """Why this call compiled something new: the guards that changed since the last call
-        (None: only a dynamic batch dimension changed)."""
-        prev, cur = self._prev_guards, self._last_guards
-        if prev is None:
-            return "new region"
+    def _diff(self, prev, cur):
         diffs = []
         for k in sorted(set(prev) | set(cur)):
             if prev.get(k) != cur.get(k):
                 diffs.append(f"{k}: {_fmt_guard(prev.get(k))} -> {_fmt_guard(cur.get(k))}")
-        if diffs:
-            return "; ".join(diffs)
-        if self.dynamic and prev is not cur:
-            return None
-        return "graph changed (Python control flow or constants)"
+        return "; ".join(diffs)
 
     def __call__(self, *args, **kwargs):
         if STATE.tracer is not None:         # nested compiled calls inline into the outer trace
@@ -149,11 +141,18 @@ class CompiledFunction:
         self.stats["calls"] += 1
         guards = self._guards(args, kwargs)
         gkey = _freeze(guards)
-        if gkey not in self._guard_sets:
+        self._new_guards = gkey not in self._guard_sets
+        if self._new_guards:
+            # a guard failed: torch's recompile (programs may still be shared through the cache)
             if len(self._guard_sets) >= cache_size_limit:
                 return self._eager_call(guards, args, kwargs)
             self._guard_sets.add(gkey)
-        self._prev_guards, self._last_guards = self._last_guards, guards
+            if self._last_guards is not None:
+                self._recompiled(self._diff(self._last_guards, guards))
+        self._last_guards = guards
+        if self.dynamic:
+            self._prev_shape_sig = self._shape_sig
+            self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
         tracer = Tracer(self, self.fullgraph)
         STATE.tracer = tracer
         try:
@@ -167,9 +166,7 @@ class CompiledFunction:
         self.stats["eager_calls"] += 1
         if not self._warned:
             self._warned = True
-            prev = self._last_guards or {}
-            why = "; ".join(f"{k}: {_fmt_guard(prev.get(k))} -> {_fmt_guard(v)}"
-                            for k, v in sorted(guards.items()) if prev.get(k) != v)
+            why = self._diff(self._last_guards or {}, guards)
             warnings.warn(f"compile: {self.name} hit cache_size_limit ({cache_size_limit}) "
                           f"distinct guard sets; calls with new guards run eagerly "
                           f"(last change: {why or '?'})")

@@ -125,6 +125,7 @@ class Tracer:
         self.graph = Graph(f"{self.owner.name}_{self.regions_run}")
         self.inputs = {}                # id(array) -> (tensor, Value, array): concrete inputs
         self.overrides = {}             # id(array) -> (array, Value): in-place writes to them
+        self.leaf_alias = {}            # id(array) -> leaf tensor that requires grad over it
         self.tracked = []               # weakrefs of symbolic tensors made in this region
         self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
 
@@ -138,9 +139,13 @@ class Tracer:
                 d = d._materialize("a tensor from an earlier region")
                 a._data = d
             o = self.overrides.get(id(d))
+            e = self.inputs.get(id(d))
+            if a._rg and a._node is None and (o is not None or (e is not None and e[0] is not a)):
+                # a leaf reached through memory an alias (`.data`) registered or overwrote:
+                # gradients must go to this leaf, not to the alias
+                self.leaf_alias[id(d)] = a
             if o is not None:
                 return o[1]
-            e = self.inputs.get(id(d))
             if e is None:
                 v = self.graph.add_input(f"in{len(self.inputs)}", d.shape, a._dtype)
                 self.inputs[id(d)] = (a, v, d)

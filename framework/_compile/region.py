@@ -34,7 +34,8 @@ class Plan:
 def run_region(tracer, alive):
     owner = tracer.owner
     g = tracer.graph
-    in_tensors = [t for t, _, _ in tracer.inputs.values()]
+    la = tracer.leaf_alias
+    in_tensors = [t if not la else la.get(id(a), t) for t, _, a in tracer.inputs.values()]
     in_values = [v for _, v, _ in tracer.inputs.values()]
     in_arrays = [a for _, _, a in tracer.inputs.values()]
     # live values, deduplicated (aliases share a value)
