@@ -52,7 +52,7 @@ def _uniform_value(r):
     if r.size == 0:
         return 0
     first = r.reshape(-1)[:1]
-    if r.tobytes() != np.broadcast_to(first, r.shape).tobytes():
+    if r.tobytes() != np.broadcast_to(first.reshape(()), r.shape).tobytes():
         return None
     return first[0].item()
 
