@@ -4,7 +4,7 @@ import numpy as np
 
 from .._dispatch import STATE, wrap
 from ..tensor import Tensor
-from .engine import run_backward
+from .engine import run_backward, _ExecutionEngine
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,  # noqa: F401
                         is_grad_enabled, is_inference_mode_enabled)
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction  # noqa: F401,E501
@@ -31,7 +31,11 @@ def _make_grads(outputs, grad_outputs):
             if not (o._dtype.is_floating_point or o._dtype.is_complex):
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                    f"but got {o._dtype}")
-            g = wrap(np.ones(o._data.shape, o._dtype.np), o._dtype)
+            g = np.ones(o._data.shape, o._dtype.np)
+            if o._device.type != "cpu":          # the seed gradient lives with the output
+                from .._device_ops import to_device
+                g = to_device(g, o._device)
+            g = wrap(g, o._dtype)
         else:
             if not isinstance(g, Tensor):
                 raise TypeError(f"autograd: gradients must be tensors or None, got "
@@ -127,6 +131,8 @@ class _VariableMeta(type):
 class Variable(metaclass=_VariableMeta):
     """Legacy alias: Variable(t) is t itself (optionally marked as requiring grad), and every
     tensor is an instance of Variable."""
+
+    _execution_engine = _ExecutionEngine()
 
     def __new__(cls, data=None, requires_grad=False, volatile=False):
         if data is None:

@@ -103,12 +103,13 @@ def _apply_vjp(node, gs, needs, create_graph):
         if all(g is None for g in gs):
             return (None,) * len(node.edges)
         g = tuple(gs)
-    prev = EMIT.needs
+    prev, prev_dev = EMIT.needs, EMIT.device
     EMIT.needs = needs
+    EMIT.device = (g if p.nout == 1 else next(x for x in g if x is not None))._device
     try:
         return p.vjp(EMIT, g, *node.saved, out=out, **node.attrs)
     finally:
-        EMIT.needs = prev
+        EMIT.needs, EMIT.device = prev, prev_dev
 
 
 def _fit(g, shape, dtype, node, i):
@@ -190,6 +191,20 @@ def _discover(root_nodes, want_nodes, want_leaves):
     return run, deps, leaf_deps
 
 
+_final_callbacks = []      # one list per backward pass in progress (backward can nest)
+
+
+class _ExecutionEngine:
+    """torch.autograd.Variable._execution_engine: queue_callback(fn) runs fn once, after the
+    backward pass in progress has delivered every gradient (DDP waits for its all-reduces)."""
+
+    @staticmethod
+    def queue_callback(callback):
+        if not _final_callbacks:
+            raise RuntimeError("Final callbacks can only be installed during backward pass.")
+        _final_callbacks[-1].append(callback)
+
+
 def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, accumulate=True):
     """roots: output tensors; grad_roots: their cotangents.
 
@@ -246,6 +261,7 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
 
     prev_mode = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)
+    _final_callbacks.append([])
     try:
         heap = []
         for n in root_nodes:
@@ -343,7 +359,13 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
                     if acc is not None:
                         finish_leaf(acc)
                 acc = None
+        callbacks = _final_callbacks[-1]
+        i = 0
+        while i < len(callbacks):            # a callback may queue another
+            callbacks[i]()
+            i += 1
     finally:
+        _final_callbacks.pop()
         STATE.grad_enabled = prev_mode
     if inputs is None:
         return None
@@ -399,16 +421,16 @@ def _accumulate_grad(leaf, g, create_graph):
         # references: the caller's local and our argument (+1 for getrefcount) for the tensor;
         # g's __dict__ and the local `a` (+1) for the array. More means someone else sees it.
         if sys.getrefcount(g) <= 3 and sys.getrefcount(a) <= 3 and a.base is None \
-                and a.flags.writeable:
+                and getattr(a.flags, "writeable", True):
             leaf._grad = g if g._node is None and g._base is None else wrap(a, g._dtype)
         else:
-            leaf._grad = wrap(np.array(a, copy=True), g._dtype)
+            leaf._grad = wrap(a.copy(), g._dtype)     # .copy() keeps the device's array type
     elif create_graph or old._node is not None:
         with _grad_mode(create_graph):
             leaf._grad = apply(_ADD, old, g)
     else:
         od = old._data
-        if od.flags.writeable and od.shape == g._data.shape:
+        if getattr(od.flags, "writeable", True) and od.shape == g._data.shape:
             np.add(od, g._data, out=od, casting="unsafe")
             old._bump()
         else:
@@ -423,7 +445,7 @@ def _accumulate_retained(t, g, create_graph):
     if not create_graph:
         g = wrap(g._data, g._dtype)
     if t._grad is None:
-        t._grad = g if create_graph else wrap(np.array(g._data, copy=True), g._dtype)
+        t._grad = g if create_graph else wrap(g._data.copy(), g._dtype)
     else:
         t._grad = apply(_ADD, t._grad, g)
 

@@ -1,0 +1,685 @@
+"""torch.distributed over Kiln's process groups (runtime.distributed): MPI for cpu tensors,
+NCCL for cuda tensors.
+
+    import framework.distributed as dist
+    dist.init_process_group("mpi")          # rank and size come from mpiexec / `kiln run`
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+
+Ranks are started by `kiln run -n N script.py` or `mpiexec -n N python script.py`; a process
+started alone is a world of one. 'gloo' is accepted as another name for 'mpi' so CPU tutorial
+code runs unchanged. Collectives check, with one small all-gather of each rank's (op, shape,
+dtype), that every rank called the same collective with matching tensors, and raise the same
+error on every rank when not (set KILN_DIST_CHECK=0 to skip that check). Every wait has a
+deadline (`timeout`, default 30 minutes as in PyTorch): a dead peer raises DistBackendError.
+An uncaught exception in a rank of an initialized group aborts the whole MPI job, so the other
+ranks stop at once instead of waiting for the deadline.
+"""
+import os
+import pickle
+import sys
+import time
+import zlib
+from datetime import timedelta
+
+import numpy as np
+
+from runtime import distributed as _rt
+from runtime.distributed import DistError, DistBackendError  # noqa: F401
+from ..tensor import Tensor
+
+__all__ = ["init_process_group", "destroy_process_group", "is_initialized", "is_available",
+           "is_mpi_available", "is_nccl_available", "is_gloo_available", "get_rank",
+           "get_world_size", "get_backend", "barrier", "all_reduce", "broadcast", "all_gather",
+           "all_gather_into_tensor", "reduce_scatter", "reduce_scatter_tensor", "reduce",
+           "gather", "scatter", "send", "recv", "isend", "irecv", "broadcast_object_list",
+           "all_gather_object", "gather_object", "scatter_object_list", "new_group",
+           "ReduceOp", "Work", "ProcessGroup", "GroupMember", "group", "Backend",
+           "DistError", "DistBackendError", "default_pg_timeout"]
+
+default_pg_timeout = timedelta(minutes=30)
+
+
+class RedOpType:
+    __slots__ = ("name", "value")
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def __repr__(self):
+        return f"<RedOpType.{self.name}: {self.value}>"
+
+    def __eq__(self, other):
+        return isinstance(other, RedOpType) and other.value == self.value
+
+    def __hash__(self):
+        return hash(self.value)
+
+
+class ReduceOp:
+    SUM = RedOpType("SUM", _rt.SUM)
+    PRODUCT = RedOpType("PRODUCT", _rt.PRODUCT)
+    MIN = RedOpType("MIN", _rt.MIN)
+    MAX = RedOpType("MAX", _rt.MAX)
+    BAND = RedOpType("BAND", _rt.BAND)
+    BOR = RedOpType("BOR", _rt.BOR)
+    BXOR = RedOpType("BXOR", _rt.BXOR)
+    AVG = RedOpType("AVG", _rt.AVG)
+    RedOpType = RedOpType
+
+
+class Backend(str):
+    MPI = "mpi"
+    NCCL = "nccl"
+    GLOO = "gloo"
+
+    def __new__(cls, name):
+        return str.__new__(cls, name.lower())
+
+
+class ProcessGroup:
+    """A set of ranks and the runtime group their collectives run on. `ranks` are global ranks
+    in group-rank order."""
+
+    def __init__(self, impl, ranks, backend):
+        self._impl = impl
+        self._ranks = list(ranks)
+        self._backend = backend
+
+    def rank(self):
+        return self._impl.rank
+
+    def size(self):
+        return self._impl.size
+
+    def name(self):
+        return self._backend
+
+    def __repr__(self):
+        return f"ProcessGroup(backend={self._backend!r}, rank={self.rank()}, size={self.size()})"
+
+
+class GroupMember:
+    WORLD = None
+    NON_GROUP_MEMBER = object()
+
+
+class group:
+    WORLD = None
+
+
+_default = None
+
+
+def is_available():
+    return True
+
+
+def is_mpi_available():
+    from runtime.distributed import mpi
+    return mpi.available()
+
+
+def is_nccl_available():
+    from runtime.distributed import nccl
+    return nccl.nccl is not None
+
+
+def is_gloo_available():
+    return False
+
+
+def is_initialized():
+    return _default is not None
+
+
+def is_torchelastic_launched():
+    return False
+
+
+def _timeout_s(timeout):
+    if timeout is None:
+        timeout = default_pg_timeout
+    s = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    if s <= 0:
+        raise ValueError(f"init_process_group: timeout must be positive, got {timeout!r}")
+    return s
+
+
+def init_process_group(backend=None, init_method=None, timeout=None, world_size=-1, rank=-1,
+                       store=None, group_name="", pg_options=None, device_id=None):
+    """Join the default process group. Rank and world size come from MPI (mpiexec or
+    `kiln run`); world_size/rank arguments and the RANK/WORLD_SIZE variables, where given,
+    must agree with it (MPI decides who is who; they cannot reassign it)."""
+    global _default
+    if _default is not None:
+        raise ValueError("trying to initialize the default process group twice!")
+    name = "mpi" if backend is None else str(backend).lower()
+    if name in ("gloo", "cpu:gloo,cuda:nccl", "cpu:mpi,cuda:nccl"):
+        name = "mpi"            # CPU tensors: MPI plays gloo's part
+    if name not in ("mpi", "nccl"):
+        raise ValueError(f"init_process_group: unknown or unsupported backend {backend!r}; "
+                         "Kiln has 'mpi' (cpu tensors; 'gloo' is an alias) and 'nccl' (cuda)")
+    if init_method not in (None, "env://") and not str(init_method).startswith(("tcp://",
+                                                                                "file://")):
+        raise ValueError(f"init_process_group: unsupported init_method {init_method!r}")
+    if store is not None:
+        raise ValueError("init_process_group: store= is not supported; ranks come from MPI")
+    t = _timeout_s(timeout)
+    if name == "mpi":
+        from runtime.distributed.mpi import MPIGroup
+        impl = MPIGroup.world(t)
+    else:
+        from runtime.distributed.nccl import NCCLGroup
+        impl = NCCLGroup.world(t)
+    want = [("world_size", world_size, os.environ.get("WORLD_SIZE"), impl.size),
+            ("rank", rank, os.environ.get("RANK"), impl.rank)]
+    for what, arg, env, have in want:
+        for src, v in ((f"{what}={arg}", arg), (f"${what.upper()}={env}", env)):
+            if v is not None and int(v) != -1 and int(v) != have:
+                impl.free()
+                raise RuntimeError(
+                    f"init_process_group: {src} but MPI started this process as {what} {have}; "
+                    f"start the ranks with `kiln run -n N script.py` or `mpiexec -n N python "
+                    "script.py` (MPI assigns ranks; torchrun-style launches are not supported)")
+    _default = ProcessGroup(impl, range(impl.size), name)
+    group.WORLD = GroupMember.WORLD = _default
+    _install_abort_on_error()
+
+
+def destroy_process_group(group=None):
+    global _default
+    if group is None or group is _default:
+        if _default is None:
+            raise ValueError("destroy_process_group: the default process group is not "
+                             "initialized")
+        _default._impl.free()
+        _default = None
+        globals()["group"].WORLD = GroupMember.WORLD = None
+    else:
+        group._impl.free()
+
+
+_prev_hook = None
+
+
+def _install_abort_on_error():
+    """An uncaught exception on one rank would leave the others blocked in their next
+    collective until the deadline; abort the MPI job instead (as `python -m mpi4py` does)."""
+    global _prev_hook
+    if _prev_hook is not None:
+        return
+    _prev_hook = sys.excepthook
+
+    def hook(tp, val, tb):
+        _prev_hook(tp, val, tb)
+        pg = _default
+        if pg is not None and pg.size() > 1 and not issubclass(tp, KeyboardInterrupt):
+            sys.stderr.write(f"[rank {pg.rank()}] uncaught {tp.__name__}: aborting all "
+                             f"{pg.size()} ranks\n")
+            sys.stderr.flush()
+            # Abort makes Hydra kill every process at once, its output forwarders included;
+            # a moment first lets the traceback above reach mpiexec's stderr
+            time.sleep(0.2)
+            pg._impl.abort(1)
+    sys.excepthook = hook
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+def _pg(grp, op):
+    if _default is None:
+        raise RuntimeError(f"{op}: Default process group has not been initialized, please make "
+                           "sure to call init_process_group.")
+    if grp is None:
+        return _default
+    if grp is GroupMember.NON_GROUP_MEMBER:
+        raise RuntimeError(f"{op}: this rank is not a member of the given group")
+    return grp
+
+
+def get_rank(group=None):
+    return _pg(group, "get_rank").rank()
+
+
+def get_world_size(group=None):
+    return _pg(group, "get_world_size").size()
+
+
+def get_backend(group=None):
+    return _pg(group, "get_backend")._backend
+
+
+def get_global_rank(group, group_rank):
+    return _pg(group, "get_global_rank")._ranks[group_rank]
+
+
+def get_group_rank(group, global_rank):
+    pg = _pg(group, "get_group_rank")
+    if global_rank not in pg._ranks:
+        raise ValueError(f"get_group_rank: global rank {global_rank} is not part of the group")
+    return pg._ranks.index(global_rank)
+
+
+def _local(pg, global_rank, what, op):
+    if global_rank not in pg._ranks:
+        raise ValueError(f"{op}: {what}={global_rank} is not a rank of the group "
+                         f"(global ranks {pg._ranks})")
+    return pg._ranks.index(global_rank)
+
+
+def _tensor(t, op, name="tensor"):
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(t).__name__}")
+    return t
+
+
+def _check_device(pg, t, op):
+    dev = t._device.type
+    if pg._backend == "mpi" and dev != "cpu":
+        raise RuntimeError(f"{op}: the mpi backend works on cpu tensors; got a {dev} tensor "
+                           f"of shape {list(t.shape)} (use backend='nccl' for cuda tensors)")
+    if pg._backend == "nccl" and dev != "cuda":
+        raise RuntimeError(f"{op}: the nccl backend works on cuda tensors; got a {dev} tensor "
+                           f"of shape {list(t.shape)}")
+
+
+def _out_buf(t):
+    """A contiguous array to write t's new values into, and what copies it back."""
+    a = t._data
+    if a.flags.c_contiguous and a.flags.writeable:
+        return a, lambda: t._bump()
+    tmp = np.ascontiguousarray(a)
+
+    def back():
+        np.copyto(a, tmp)
+        t._bump()
+    return tmp, back
+
+
+def _in_buf(t):
+    a = t._data
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def _sig(op, t, root):
+    code = zlib.crc32(op.encode())      # the same on every rank (str hash is salted)
+    shape = tuple(t.shape) if t is not None else ()
+    dt = t._dtype.name if t is not None else ""
+    return code, shape, dt, root
+
+
+def _check_same(pg, op, t, root=-1):
+    """All ranks must call the same collective with the same shape and dtype. Every rank gets
+    every signature, so a mismatch raises on all of them (nobody is left waiting)."""
+    if pg.size() == 1 or os.environ.get("KILN_DIST_CHECK", "1") == "0":
+        return
+    code, shape, dt, root = _sig(op, t, root)
+    if len(shape) > 8:
+        return
+    mine = np.full(12, -1, np.int64)
+    mine[0], mine[1], mine[2], mine[3] = code, zlib.crc32(dt.encode()), len(shape), root
+    mine[4:4 + len(shape)] = shape
+    everyone = np.empty((pg.size(), 12), np.int64)
+    pg._impl.allgather(mine, everyone, f"{op}(shape {list(shape)}) (its shape check)").wait()
+    if (everyone == mine).all():
+        return
+    names = {zlib.crc32(n.encode()): n for n in __all__}
+    dts = {zlib.crc32(dt.encode()): dt}
+    desc = []
+    for r, row in enumerate(everyone):
+        n = int(row[2])
+        desc.append(f"rank {pg._ranks[r]}: {names.get(int(row[0]), 'another collective')}"
+                    f"(shape {list(int(x) for x in row[4:4 + n])}, "
+                    f"dtype {dts.get(int(row[1]), 'another dtype')}"
+                    + (f", root {int(row[3])})" if row[3] >= 0 else ")"))
+    raise RuntimeError(f"{op}: the ranks called mismatched collectives or passed mismatched "
+                       "tensors: " + "; ".join(desc))
+
+
+def _op_code(op, fn, t=None):
+    if isinstance(op, RedOpType):
+        code = op.value
+    elif isinstance(op, int) and 0 <= op < len(_rt.OP_NAMES):
+        code = op
+    else:
+        raise TypeError(f"{fn}: op must be a dist.ReduceOp, got {op!r}")
+    if t is not None:
+        d = t._dtype
+        if code == _rt.AVG and not (d.is_floating_point or d.is_complex):
+            raise ValueError(f"{fn}: ReduceOp.AVG needs a floating-point or complex tensor, "
+                             f"got {d} of shape {list(t.shape)}")
+        if code in (_rt.MIN, _rt.MAX) and d.is_complex:
+            raise ValueError(f"{fn}: ReduceOp.{_rt.OP_NAMES[code]} is not defined for complex "
+                             f"tensors (got {d} of shape {list(t.shape)})")
+        if code in (_rt.BAND, _rt.BOR, _rt.BXOR) and (d.is_floating_point or d.is_complex):
+            raise ValueError(f"{fn}: ReduceOp.{_rt.OP_NAMES[code]} needs an integer or bool "
+                             f"tensor, got {d}")
+    return code
+
+
+class Work:
+    """Handle of an operation started with async_op=True (or by isend/irecv)."""
+
+    def __init__(self, req, finish=None, result=None):
+        self._req, self._finish, self._result = req, finish, result
+        self._done = False
+
+    def _complete(self):
+        if not self._done:
+            self._done = True
+            if self._finish is not None:
+                self._finish()
+
+    def wait(self, timeout=None):
+        t = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+        self._req.wait(t)
+        self._complete()
+        return True
+
+    def is_completed(self):
+        if self._req.test():
+            self._complete()
+            return True
+        return False
+
+    def is_success(self):
+        return self.is_completed()
+
+    def result(self):
+        return self._result if self._result is not None else []
+
+    def source_rank(self):
+        st = getattr(self._req, "status", None)
+        if st is None:
+            raise RuntimeError("source_rank: only a recv from any source has one")
+        return st.Get_source()
+
+
+def _run(req, finish, async_op, result=None):
+    w = Work(req, finish, result)
+    if async_op:
+        return w
+    w.wait()
+    return None
+
+
+# ---- collectives -----------------------------------------------------------------------------
+def barrier(group=None, async_op=False, device_ids=None):
+    pg = _pg(group, "barrier")
+    return _run(pg._impl.barrier(), None, async_op)
+
+
+def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
+    """Reduce `tensor` over all ranks, in place on each."""
+    pg = _pg(group, "all_reduce")
+    _tensor(tensor, "all_reduce")
+    _check_device(pg, tensor, "all_reduce")
+    code = _op_code(op, "all_reduce", tensor)
+    _check_same(pg, "all_reduce", tensor)
+    buf, back = _out_buf(tensor)
+    return _run(pg._impl.allreduce(buf, code), back, async_op, [tensor])
+
+
+def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
+    pg = _pg(group, "broadcast")
+    _tensor(tensor, "broadcast")
+    _check_device(pg, tensor, "broadcast")
+    root = group_src if group_src is not None else _local(pg, 0 if src is None else src, "src",
+                                                          "broadcast")
+    _check_same(pg, "broadcast", tensor, root)
+    buf, back = _out_buf(tensor)
+    return _run(pg._impl.broadcast(buf, root), back, async_op, [tensor])
+
+
+def reduce(tensor, dst=None, op=ReduceOp.SUM, group=None, async_op=False, group_dst=None):
+    """Reduce into `tensor` on rank dst; the other ranks' tensors are left unchanged."""
+    pg = _pg(group, "reduce")
+    _tensor(tensor, "reduce")
+    _check_device(pg, tensor, "reduce")
+    code = _op_code(op, "reduce", tensor)
+    root = group_dst if group_dst is not None else _local(pg, 0 if dst is None else dst, "dst",
+                                                          "reduce")
+    _check_same(pg, "reduce", tensor, root)
+    if pg.rank() == root:
+        buf, back = _out_buf(tensor)
+    else:                             # MPI does not write here; the copy keeps tensor as it was
+        buf, back = np.array(tensor._data, order="C"), None
+    return _run(pg._impl.reduce(buf, root, code), back, async_op, [tensor])
+
+
+def _same_shape_list(lst, t, op, name):
+    if not isinstance(lst, (list, tuple)):
+        raise TypeError(f"{op}: {name} must be a list of tensors, got {type(lst).__name__}")
+    for i, x in enumerate(lst):
+        _tensor(x, op, f"{name}[{i}]")
+        if tuple(x.shape) != tuple(t.shape) or x._dtype is not t._dtype:
+            raise RuntimeError(f"{op}: {name}[{i}] has shape {list(x.shape)} and dtype "
+                               f"{x._dtype}, but the input tensor has shape {list(t.shape)} and "
+                               f"dtype {t._dtype}; all must match")
+
+
+def _need_len(lst, n, op, name):
+    if len(lst) != n:
+        raise ValueError(f"{op}: {name} must have one tensor per rank ({n}), got {len(lst)}")
+
+
+def all_gather(tensor_list, tensor, group=None, async_op=False):
+    """tensor_list[r] = rank r's tensor, on every rank."""
+    pg = _pg(group, "all_gather")
+    _tensor(tensor, "all_gather")
+    _check_device(pg, tensor, "all_gather")
+    _same_shape_list(tensor_list, tensor, "all_gather", "tensor_list")
+    _need_len(tensor_list, pg.size(), "all_gather", "tensor_list")
+    _check_same(pg, "all_gather", tensor)
+    recv = np.empty((pg.size(),) + tuple(tensor._data.shape), tensor._data.dtype)
+    req = pg._impl.allgather(_in_buf(tensor), recv)
+
+    def finish():
+        for x, r in zip(tensor_list, recv):
+            np.copyto(x._data, r)
+            x._bump()
+    return _run(req, finish, async_op, list(tensor_list))
+
+
+def all_gather_into_tensor(output_tensor, input_tensor, group=None, async_op=False):
+    """output = the ranks' inputs concatenated along dim 0 (or stacked: (world, *shape))."""
+    pg = _pg(group, "all_gather_into_tensor")
+    op = "all_gather_into_tensor"
+    _tensor(output_tensor, op, "output_tensor")
+    _tensor(input_tensor, op, "input_tensor")
+    _check_device(pg, input_tensor, op)
+    n = pg.size()
+    if output_tensor._dtype is not input_tensor._dtype:
+        raise RuntimeError(f"{op}: output dtype {output_tensor._dtype} differs from input "
+                           f"dtype {input_tensor._dtype}")
+    if output_tensor.numel() != n * input_tensor.numel():
+        raise ValueError(f"{op}: output_tensor of shape {list(output_tensor.shape)} must have "
+                         f"world_size ({n}) times the elements of input_tensor of shape "
+                         f"{list(input_tensor.shape)}")
+    _check_same(pg, op, input_tensor)
+    buf, back = _out_buf(output_tensor)
+    return _run(pg._impl.allgather(_in_buf(input_tensor), buf), back, async_op,
+                [output_tensor])
+
+
+def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
+    """output = this rank's entry of the elementwise reduction of every rank's input_list."""
+    pg = _pg(group, "reduce_scatter")
+    _tensor(output, "reduce_scatter", "output")
+    _check_device(pg, output, "reduce_scatter")
+    _same_shape_list(input_list, output, "reduce_scatter", "input_list")
+    _need_len(input_list, pg.size(), "reduce_scatter", "input_list")
+    code = _op_code(op, "reduce_scatter", output)
+    _check_same(pg, "reduce_scatter", output)
+    send = np.stack([_in_buf(x) for x in input_list])
+    buf, back = _out_buf(output)
+    return _run(pg._impl.reduce_scatter(send, buf, code), back, async_op, [output])
+
+
+def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
+    """output = this rank's dim-0 block of the reduction of every rank's `input`."""
+    pg = _pg(group, "reduce_scatter_tensor")
+    fn = "reduce_scatter_tensor"
+    _tensor(output, fn, "output")
+    _tensor(input, fn, "input")
+    _check_device(pg, input, fn)
+    if output._dtype is not input._dtype:
+        raise RuntimeError(f"{fn}: output dtype {output._dtype} differs from input dtype "
+                           f"{input._dtype}")
+    if input.numel() != pg.size() * output.numel():
+        raise ValueError(f"{fn}: input of shape {list(input.shape)} must have world_size "
+                         f"({pg.size()}) times the elements of output of shape "
+                         f"{list(output.shape)}")
+    code = _op_code(op, fn, output)
+    _check_same(pg, fn, input)
+    buf, back = _out_buf(output)
+    return _run(pg._impl.reduce_scatter(_in_buf(input), buf, code), back, async_op, [output])
+
+
+def gather(tensor, gather_list=None, dst=None, group=None, async_op=False, group_dst=None):
+    pg = _pg(group, "gather")
+    _tensor(tensor, "gather")
+    _check_device(pg, tensor, "gather")
+    root = group_dst if group_dst is not None else _local(pg, 0 if dst is None else dst, "dst",
+                                                          "gather")
+    recv = None
+    if pg.rank() == root:
+        if gather_list is None:
+            raise ValueError("gather: gather_list is required on the destination rank")
+        _same_shape_list(gather_list, tensor, "gather", "gather_list")
+        _need_len(gather_list, pg.size(), "gather", "gather_list")
+        recv = np.empty((pg.size(),) + tuple(tensor._data.shape), tensor._data.dtype)
+    elif gather_list:
+        raise ValueError("gather: gather_list must be None or empty on non-destination ranks")
+    _check_same(pg, "gather", tensor, root)
+    req = pg._impl.gather(_in_buf(tensor), recv, root)
+
+    def finish():
+        if recv is not None:
+            for x, r in zip(gather_list, recv):
+                np.copyto(x._data, r)
+                x._bump()
+    return _run(req, finish, async_op, list(gather_list or []))
+
+
+def scatter(tensor, scatter_list=None, src=None, group=None, async_op=False, group_src=None):
+    pg = _pg(group, "scatter")
+    _tensor(tensor, "scatter")
+    _check_device(pg, tensor, "scatter")
+    root = group_src if group_src is not None else _local(pg, 0 if src is None else src, "src",
+                                                          "scatter")
+    send = None
+    if pg.rank() == root:
+        if scatter_list is None:
+            raise ValueError("scatter: scatter_list is required on the source rank")
+        _same_shape_list(scatter_list, tensor, "scatter", "scatter_list")
+        _need_len(scatter_list, pg.size(), "scatter", "scatter_list")
+        send = np.stack([_in_buf(x) for x in scatter_list])
+    elif scatter_list:
+        raise ValueError("scatter: scatter_list must be None or empty on non-source ranks")
+    _check_same(pg, "scatter", tensor, root)
+    buf, back = _out_buf(tensor)
+    return _run(pg._impl.scatter(send, buf, root), back, async_op, [tensor])
+
+
+# ---- point to point --------------------------------------------------------------------------
+def isend(tensor, dst=None, group=None, tag=0, group_dst=None):
+    pg = _pg(group, "isend")
+    _tensor(tensor, "isend")
+    _check_device(pg, tensor, "isend")
+    peer = group_dst if group_dst is not None else _local(pg, dst, "dst", "isend")
+    if peer == pg.rank():
+        raise ValueError(f"isend: dst {dst} is this rank; a rank cannot send to itself")
+    buf = np.array(tensor._data, order="C")    # the caller may change tensor before wait()
+    return Work(pg._impl.send(buf, peer, tag))
+
+
+def irecv(tensor, src=None, group=None, tag=0, group_src=None):
+    pg = _pg(group, "irecv")
+    _tensor(tensor, "irecv")
+    _check_device(pg, tensor, "irecv")
+    peer = group_src if group_src is not None else (
+        None if src is None else _local(pg, src, "src", "irecv"))
+    buf, back = _out_buf(tensor)
+    return Work(pg._impl.recv(buf, peer, tag), back)
+
+
+def send(tensor, dst=None, group=None, tag=0, group_dst=None):
+    isend(tensor, dst, group, tag, group_dst).wait()
+
+
+def recv(tensor, src=None, group=None, tag=0, group_src=None):
+    """Returns the sender's rank (useful with src=None: from any rank)."""
+    pg = _pg(group, "recv")
+    w = irecv(tensor, src, group, tag, group_src)
+    w.wait()
+    st = getattr(w._req, "status", None)
+    return pg._ranks[st.Get_source()] if st is not None else src
+
+
+# ---- pickled objects -------------------------------------------------------------------------
+def broadcast_object_list(object_list, src=None, group=None, device=None, group_src=None):
+    pg = _pg(group, "broadcast_object_list")
+    root = group_src if group_src is not None else _local(pg, 0 if src is None else src, "src",
+                                                          "broadcast_object_list")
+    data = pickle.dumps(list(object_list)) if pg.rank() == root else b""
+    got = pickle.loads(pg._impl.broadcast_bytes(data, root))
+    if len(got) != len(object_list):
+        raise RuntimeError(f"broadcast_object_list: the source sent {len(got)} objects but this "
+                           f"rank's object_list has {len(object_list)} slots")
+    object_list[:] = got
+
+
+def all_gather_object(object_list, obj, group=None):
+    pg = _pg(group, "all_gather_object")
+    _need_len(object_list, pg.size(), "all_gather_object", "object_list")
+    object_list[:] = [pickle.loads(b) for b in pg._impl.allgather_bytes(pickle.dumps(obj))]
+
+
+def gather_object(obj, object_gather_list=None, dst=None, group=None, group_dst=None):
+    pg = _pg(group, "gather_object")
+    root = group_dst if group_dst is not None else _local(pg, 0 if dst is None else dst, "dst",
+                                                          "gather_object")
+    if pg.rank() == root:
+        if object_gather_list is None:
+            raise ValueError("gather_object: object_gather_list is required on the destination")
+        _need_len(object_gather_list, pg.size(), "gather_object", "object_gather_list")
+    everything = pg._impl.allgather_bytes(pickle.dumps(obj))
+    if pg.rank() == root:
+        object_gather_list[:] = [pickle.loads(b) for b in everything]
+
+
+def scatter_object_list(scatter_object_output_list, scatter_object_input_list=None, src=None,
+                        group=None, group_src=None):
+    pg = _pg(group, "scatter_object_list")
+    root = group_src if group_src is not None else _local(pg, 0 if src is None else src, "src",
+                                                          "scatter_object_list")
+    if not isinstance(scatter_object_output_list, list) or not scatter_object_output_list:
+        raise ValueError("scatter_object_list: scatter_object_output_list must be a non-empty "
+                         "list")
+    data = b""
+    if pg.rank() == root:
+        _need_len(scatter_object_input_list or [], pg.size(), "scatter_object_list",
+                  "scatter_object_input_list")
+        data = pickle.dumps(list(scatter_object_input_list))
+    scatter_object_output_list[0] = pickle.loads(pg._impl.broadcast_bytes(data, root))[pg.rank()]
+
+
+# ---- groups ----------------------------------------------------------------------------------
+def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local_synchronization=False,
+              group_desc=None, device_id=None):
+    """A group of the given global ranks. Every rank of the default group must call it (as in
+    PyTorch); ranks outside get GroupMember.NON_GROUP_MEMBER."""
+    pg = _pg(None, "new_group")
+    ranks = list(range(pg.size())) if ranks is None else sorted(int(r) for r in ranks)
+    for r in ranks:
+        if not 0 <= r < pg.size():
+            raise ValueError(f"new_group: rank {r} is not in the world of size {pg.size()}")
+    if len(set(ranks)) != len(ranks):
+        raise ValueError(f"new_group: duplicate ranks in {ranks}")
+    impl = pg._impl.split(ranks)
+    if impl is None:
+        return GroupMember.NON_GROUP_MEMBER
+    if timeout is not None:
+        impl.timeout = _timeout_s(timeout)
+    return ProcessGroup(impl, ranks, pg._backend)
+
