@@ -126,11 +126,20 @@ def _needs_grad(args):
     return False
 
 
-def wrap(arr, dtype, device=cpu):
+# True once any tensor has lived off the cpu: until then apply() skips the device check, so
+# cpu-only programs pay one global lookup for device support
+NONCPU = False
+
+
+def wrap(arr, dtype, device=None):
     t = Tensor.__new__(Tensor)
     t._data = arr
     t._dtype = dtype
-    if device is not cpu:
+    if type(arr) is not np.ndarray:
+        # interpret/cuda buffers have their own array types: the device follows the buffer
+        from ._device_ops import array_device
+        device = array_device(arr)
+    if device is not None and device is not cpu:
         t._device = device
     return t
 
@@ -140,6 +149,14 @@ def apply(p, *args, **attrs):
     meta = p.meta(*args, **attrs)
     if STATE.tracer is not None:
         return STATE.tracer.record(p, args, attrs, meta)
+    if NONCPU:
+        from . import _device_ops
+        dev = _device_ops.common_device(args)
+        if dev is not cpu:
+            out = _device_ops.run(p, meta, args, attrs, dev)
+            if STATE.grad_enabled and p.differentiable and _needs_grad(args):
+                record(p, args, attrs, (out,) if p.nout == 1 else out)
+            return out
     arrs = [a._data if isinstance(a, Tensor) else a for a in args]
     r = p.numpy(meta, *arrs, **attrs)
     if p.nout == 1:
@@ -230,11 +247,20 @@ class EagerEmitter:
     `needs` (set by the backward engine around each rule) says which inputs want a gradient,
     so a rule can skip work nobody reads (vjp_util.wants)."""
     needs = None
+    device = cpu      # device of the gradients of the rule being run (set by the engine)
 
     def __getattr__(self, op):
         p = REGISTRY.get(op)
         if p is None:
             raise AttributeError(op)
+        if p.kind == "creation":     # zeros etc. made by a rule belong on the gradient's device
+            def f(*a, **k):
+                if self.device is cpu:
+                    return apply(p, *a, **k)
+                from ._device_ops import create
+                return create(p, self.device, *a, **k)
+            object.__setattr__(self, op, f)
+            return f
         f = lambda *a, **k: apply(p, *a, **k)  # noqa: E731
         object.__setattr__(self, op, f)
         return f

@@ -181,6 +181,9 @@ def _add_suffixes(s, suffixes, indent):
 def tensor_repr(t, prefix="tensor("):
     indent = len(prefix)
     a = t._data
+    if t._device.type != "cpu":          # print a host copy of device memory
+        from ._device_ops import host
+        a = host(a)
     d = t._dtype
     suffixes = []
     if t._device.type != "cpu":

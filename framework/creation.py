@@ -69,7 +69,10 @@ def _untensor(x):
 
 
 def _finish(arr, d, device, requires_grad):
-    canonical(device)
+    dev = canonical(device)
+    if dev.type != "cpu":       # built on the host, then one copy to the device
+        from ._device_ops import to_device
+        arr = to_device(arr, dev)
     t = wrap(arr, d)
     if requires_grad:
         t.requires_grad_(True)
@@ -195,27 +198,34 @@ def _like(input, dtype):
     return dtype or input._dtype
 
 
+def _like_dev(input, device):
+    return input._device if device is None else device
+
+
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return _filled(input._data.shape, 0, _like(input, dtype), device, requires_grad)
+    return _filled(input._data.shape, 0, _like(input, dtype), _like_dev(input, device),
+                   requires_grad)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _filled(input._data.shape, 1, _like(input, dtype), device, requires_grad)
+    return _filled(input._data.shape, 1, _like(input, dtype), _like_dev(input, device),
+                   requires_grad)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
     d = _like(input, dtype)
-    return _finish(np.empty(input._data.shape, d.np), d, device, requires_grad)
+    return _finish(np.empty(input._data.shape, d.np), d, _like_dev(input, device), requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
-    return _filled(input._data.shape, fill_value, _like(input, dtype), device, requires_grad)
+    return _filled(input._data.shape, fill_value, _like(input, dtype), _like_dev(input, device),
+                   requires_grad)
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -419,17 +429,20 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return rand(*input.shape, dtype=dtype or input._dtype, requires_grad=requires_grad)
+    return rand(*input.shape, dtype=dtype or input._dtype, device=_like_dev(input, device),
+                requires_grad=requires_grad)
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return randn(*input.shape, dtype=dtype or input._dtype, requires_grad=requires_grad)
+    return randn(*input.shape, dtype=dtype or input._dtype, device=_like_dev(input, device),
+                 requires_grad=requires_grad)
 
 
 def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False):
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(input.shape), dtype=dtype or input._dtype)
+    return randint(low, high, tuple(input.shape), dtype=dtype or input._dtype,
+                   device=_like_dev(input, device))
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,

@@ -87,8 +87,11 @@ def _commit(self, p, args, attrs):
         if r._node is not None:
             self._node, self._oi = r._node, r._oi
     else:
-        arrs = [a._data if isinstance(a, Tensor) else a for a in args]
-        r = p.numpy(p.meta(self, *args, **attrs), self._data, *arrs, **attrs)
+        if self._device.type != "cpu":      # the device's kernel, not NumPy, computes it
+            r = apply(p, self, *args, **attrs)._data
+        else:
+            arrs = [a._data if isinstance(a, Tensor) else a for a in args]
+            r = p.numpy(p.meta(self, *args, **attrs), self._data, *arrs, **attrs)
         np.copyto(self._data, r, casting="unsafe")
     self._bump()
     return self

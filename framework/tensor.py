@@ -76,7 +76,9 @@ class Tensor:
 
     @property
     def is_cuda(self):
-        return self._device.type == "cuda"
+        # the interpret device runs the GPU code path (it is what 'cuda' maps to under
+        # KILN_DEVICE=interpret), so code that asks is_cuda takes its GPU branch there too
+        return self._device.type in ("cuda", "interpret")
 
     @property
     def ndim(self):
@@ -115,8 +117,7 @@ class Tensor:
         base = self._base
         if base is None:
             return 0
-        return (self._data.__array_interface__["data"][0] -
-                base._data.__array_interface__["data"][0]) // self._data.itemsize
+        return (_ptr(self._data) - _ptr(base._data)) // self._data.itemsize
 
     def is_contiguous(self, memory_format=None):
         if self._data.size == 0:      # torch: a tensor with no elements is contiguous
@@ -129,7 +130,7 @@ class Tensor:
         return True
 
     def data_ptr(self):
-        return self._data.__array_interface__["data"][0]
+        return _ptr(self._data)
 
     @property
     def is_leaf(self):
@@ -271,6 +272,11 @@ class Tensor:
 
     # ---- conversion -------------------------------------------------------------------------
     def numpy(self, *, force=False):
+        if self._device is not cpu:
+            if not force:
+                raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
+                                "Tensor.cpu() to copy the tensor to host memory first.")
+            return _host(self._data)
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
@@ -282,16 +288,18 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
                                "Scalar")
-        return self._data.reshape(()).item() if self._dtype is not dt.bfloat16 else \
-            float(self._data.reshape(()).astype(np.float32))
+        a = self._data if self._device is cpu else _host(self._data)
+        return a.reshape(()).item() if self._dtype is not dt.bfloat16 else \
+            float(a.reshape(()).astype(np.float32))
 
     def tolist(self):
+        a = self._data if self._device is cpu else _host(self._data)
         if self._dtype is dt.bfloat16:
-            return self._data.astype(np.float32).tolist()
-        return self._data.tolist()
+            return a.astype(np.float32).tolist()
+        return a.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        a = self._data
+        a = self._data if self._device is cpu else _host(self._data)
         return a if dtype is None else a.astype(dtype)
 
     def __len__(self):
@@ -329,7 +337,8 @@ class Tensor:
 
     def __reduce_ex__(self, proto):
         from .serialization import _rebuild_tensor
-        return (_rebuild_tensor, (np.array(self._data), self._dtype.name, self.requires_grad))
+        return (_rebuild_tensor, (np.array(_host(self._data)), self._dtype.name,
+                                  self.requires_grad))
 
     def __deepcopy__(self, memo):
         if id(self) in memo:
@@ -397,21 +406,23 @@ class Tensor:
                 dtype, device = a.dtype, a.device
             elif a is not None:
                 device = a
-        if device is not None:
-            canonical(device)
+        dev = canonical(device) if device is not None else self._device
         t = self
         if dtype is not None and dtype is not self._dtype:
             t = cast(self, dtype)
-        elif copy:
+        elif copy and dev is self._device:
             t = self.clone()
+        if dev is not self._device:
+            t = _to_device(t, dev)
         return t
 
-    def cpu(self):
-        return self
+    def cpu(self, memory_format=None):
+        return self if self._device is cpu else _to_device(self, cpu)
 
-    def cuda(self, device=None, non_blocking=False):
-        canonical("cuda" if device is None else device)
-        return self
+    def cuda(self, device=None, non_blocking=False, memory_format=None):
+        dev = canonical("cuda" if device is None else
+                        f"cuda:{device}" if isinstance(device, int) else device)
+        return self if dev is self._device else _to_device(self, dev)
 
     def float(self):
         return self.to(dt.float32)
@@ -488,6 +499,37 @@ class Tensor:
     @property
     def output_nr(self):
         return self._oi
+
+
+def _ptr(a):
+    if isinstance(a, np.ndarray):
+        return a.__array_interface__["data"][0]
+    return a.data.ptr                 # cupy.ndarray
+
+
+def _host(a):
+    from ._device_ops import host
+    return host(a)
+
+
+def _to_device(t, dev):
+    """t's values on `dev`: a copy that autograd sees as ToCopyBackward0 (the gradient goes
+    back to t's device)."""
+    from ._device_ops import to_device
+    out = _dispatch.wrap(to_device(t._data, dev), t._dtype)
+    if STATE.grad_enabled and t.requires_grad:
+        from .autograd.function import Function
+
+        class ToCopyBackward0(Function):
+            @staticmethod
+            def forward(ctx, x):
+                return out
+
+            @staticmethod
+            def backward(ctx, g):
+                return _to_device(g, t._device)
+        out = ToCopyBackward0.apply(t)
+    return out
 
 
 # ---- legacy constructors: torch.Tensor(...), torch.FloatTensor(...), ... -----------------------

@@ -2,19 +2,38 @@
 
 
 def cuda_available():
+    from . import cuda
+    return cuda.device_count() > 0
+
+
+def interpret_available():
     try:
-        import cupy  # noqa: F401
-        return cupy.cuda.runtime.getDeviceCount() > 0
+        import triton  # noqa: F401
+        return True
     except Exception:
         return False
 
 
 def require(dev):
+    """The Device a 'cuda' or 'interpret' request resolves to, or a RuntimeError saying what
+    is missing. cuda requests get an index (tensors live on cuda:N, as in PyTorch)."""
+    from .device import Device
     if dev.type == "cuda":
-        if not cuda_available():
+        from . import cuda
+        n = cuda.device_count()
+        if n == 0:
             raise RuntimeError(
                 f"device {dev}: no CUDA GPU is available to Kiln (CuPy and an NVIDIA driver are "
                 "needed); set KILN_DEVICE=interpret to run the GPU kernels through Triton's "
                 "interpreter on the CPU")
-        raise RuntimeError(f"device {dev}: the CUDA runtime is not part of this build yet")
-    raise RuntimeError(f"device {dev}: the Triton-interpreter device is not part of this build yet")
+        idx = cuda.current_device() if dev.index is None else dev.index
+        if not 0 <= idx < n:
+            raise RuntimeError(f"device {dev}: CUDA error: invalid device ordinal (this machine "
+                               f"has {n} GPU{'s' if n != 1 else ''})")
+        return Device("cuda", idx)
+    if dev.type == "interpret":
+        if not interpret_available():
+            raise RuntimeError(f"device {dev}: the interpret device runs kernels through Triton's "
+                               "interpreter, and triton is not installed")
+        return Device("interpret")
+    raise RuntimeError(f"device {dev}: not a device Kiln can place tensors on")

@@ -1,8 +1,9 @@
 """Devices: where a tensor's buffer lives and how its kernels run.
 
 cpu        NumPy arrays are the storage (views share memory like PyTorch).
-interpret  host memory, kernels run through Triton's interpreter (arrives with the Triton backend).
-cuda       device memory; needs a GPU (arrives with the Triton backend).
+interpret  host memory (runtime.interpret.InterpretArray); every kernel runs through Triton's
+           interpreter. KILN_DEVICE=interpret maps 'cuda' requests here, so GPU code runs in CI.
+cuda       device memory from CuPy's caching pool (runtime.cuda); needs a GPU.
 """
 import os
 
@@ -71,7 +72,7 @@ def canonical(dev):
     if d.type == "cpu":
         return cpu
     if d.type == "cuda" and interpret_selected():
-        return Device("interpret")
+        d = Device("interpret")
     if d.type in ("cuda", "interpret"):
         from . import backends
         return backends.require(d)

@@ -116,3 +116,42 @@ class HostTensor:
 def host(x):
     """Wrap an array (or pass through something that already has data_ptr())."""
     return x if hasattr(x, "data_ptr") else HostTensor(np.asarray(x))
+
+
+class InterpretArray(np.ndarray):
+    """Storage of an 'interpret' device tensor: host memory that Triton's interpreter reads and
+    writes in place. A distinct type (not a flag) so that every place that wraps an array
+    into a tensor can tell the device from the array alone; NumPy keeps the subclass through
+    views, ufuncs and copies, so views of interpret tensors stay on the device."""
+
+    def __array_finalize__(self, obj):
+        pass
+
+    def __array_function__(self, func, types, args, kwargs):
+        # np.where, np.concatenate, ... return plain arrays even for subclass inputs: keep
+        # their results on the device, as torch.where of device tensors would be
+        return _keep(super().__array_function__(func, types, args, kwargs))
+
+
+def _keep(r):
+    if type(r) is np.ndarray:
+        return r.view(InterpretArray)
+    if type(r) in (tuple, list):
+        return type(r)(_keep(x) for x in r)
+    return r
+
+
+def to_interpret(a):
+    """A fresh interpret buffer holding a copy of host array `a` (a device transfer copies)."""
+    return np.array(a, copy=True, order="C").view(InterpretArray)
+
+
+def as_interpret(a):
+    """`a` seen as interpret storage without copying (for results computed on the host)."""
+    a = np.asarray(a)
+    return a.view(InterpretArray)
+
+
+def to_host(a):
+    """A plain NumPy copy of interpret storage (what .cpu() returns)."""
+    return np.array(a, copy=True)

@@ -1,0 +1,228 @@
+"""How apply() runs a primitive on tensors that live off the cpu ('interpret' or 'cuda').
+
+Storage: an 'interpret' tensor's _data is a runtime.interpret.InterpretArray (host memory the
+Triton interpreter works on in place); a 'cuda' tensor's _data is a cupy.ndarray from CuPy's
+caching pool. The device of a buffer is a property of its type (array_device), so every place
+that wraps an array into a tensor keeps the device without being told.
+
+Per primitive call, in this order:
+  kernel    a Triton kernel from compiler.codegen.triton_eager (generated once per call
+            structure, cached): the interpreter runs it on 'interpret', the GPU on 'cuda'.
+            Pointwise primitives have one today; reductions/matmul templates plug in there.
+  view      view primitives change metadata only: a new array over the same buffer.
+  fallback  everything else (reductions, matmul, indexing, scatter, extern, creation): inputs
+            copied to the host, the primitive's NumPy lowering, the result copied back.
+            Every fallback is counted in STATS and printed under KILN_LOGS=kernels.
+"""
+import collections
+
+import numpy as np
+
+from compiler.codegen import triton_eager
+from compiler.codegen.triton_pointwise import TritonCodegenError
+from runtime import cuda as _cuda
+from runtime.device import cpu, Device
+from runtime.interpret import InterpretArray, HostTensor, as_interpret, to_interpret
+from . import _dispatch
+from ._compile import log
+
+INTERPRET = Device("interpret")
+# ("kernel", name) | ("view", prim) | ("fallback", prim): calls per path, so tests and users
+# can see what ran where
+STATS = collections.Counter()
+
+
+def array_device(a):
+    """The device a buffer lives on, from its type alone."""
+    if isinstance(a, InterpretArray):
+        return INTERPRET
+    if _cuda.is_device_array(a):
+        return Device("cuda", _cuda.array_index(a))
+    return cpu
+
+
+def to_device(a, dev):
+    """Copy of buffer `a` (any device) on `dev`; `a` itself when it already lives there."""
+    src = array_device(a)
+    if src is dev:
+        return a
+    if src.type == "cuda":
+        if dev.type == "cuda":
+            return _cuda.copy(a, dev.index)
+        a = _cuda.to_host(a)
+    if dev.type == "cuda":
+        _dispatch.NONCPU = True
+        _cuda.hook_triton_stream()
+        return _cuda.from_host(np.asarray(a), dev.index)
+    if dev.type == "interpret":
+        _dispatch.NONCPU = True
+        return to_interpret(a)
+    return np.array(a, copy=True)
+
+
+def host(a):
+    """A NumPy view or copy of a buffer, for code that reads values (printing, item())."""
+    if isinstance(a, np.ndarray):
+        return a.view(np.ndarray) if type(a) is not np.ndarray else a
+    if _cuda.is_device_array(a):
+        return _cuda.to_host(a)
+    return np.asarray(a)
+
+
+def common_device(args):
+    """The device every tensor argument is on. 0-dim cpu tensors go along with any device
+    (PyTorch treats them as scalars); any other mix is an error."""
+    Tensor = _dispatch.Tensor
+    dev = None
+    for a in args:
+        if isinstance(a, Tensor):
+            d = a._device
+            if dev is None or dev is d:
+                dev = d
+            elif d is cpu and a._data.ndim == 0:
+                continue
+            elif dev is cpu and _only_scalars_before(args, a):
+                dev = d
+            else:
+                raise RuntimeError(f"Expected all tensors to be on the same device, but found at "
+                                   f"least two devices, {dev} and {d}! (shapes "
+                                   + ", ".join(str(list(x._data.shape)) for x in args
+                                               if isinstance(x, Tensor)) + ")")
+    return dev if dev is not None else cpu
+
+
+def _only_scalars_before(args, stop):
+    Tensor = _dispatch.Tensor
+    for a in args:
+        if a is stop:
+            return True
+        if isinstance(a, Tensor) and (a._device is not cpu or a._data.ndim != 0):
+            return False
+    return True
+
+
+def _empty(shape, dtype, dev):
+    if dev.type == "cuda":
+        return _cuda.empty(shape, dtype.np, dev.index)
+    return np.empty(shape, dtype.np).view(InterpretArray)
+
+
+def _arg(a, dtype, interpret):
+    return HostTensor(a, dtype) if interpret else _cuda.DeviceArg(a, dtype)
+
+
+def run(p, meta, args, attrs, dev):
+    """Run primitive `p` (meta already checked) on `dev`; returns the output tensor(s)."""
+    Tensor = _dispatch.Tensor
+    # 0-dim cpu tensors mixed in (PyTorch's cpu scalars) move to the device first
+    args = [_dispatch.wrap(to_device(a._data, dev), a._dtype)
+            if isinstance(a, Tensor) and a._device is not dev else a for a in args]
+    build = triton_eager.builder_for(p)
+    if build is not None:
+        try:
+            return _run_kernel(build, p, meta, args, attrs, dev)
+        except TritonCodegenError as e:
+            reason = str(e)
+    elif p.kind == "view":
+        return _view(p, meta, args, attrs, dev)
+    else:
+        reason = f"no Triton eager kernel for {p.kind} primitives yet"
+    return fallback(p, meta, args, attrs, dev, reason)
+
+
+def _run_kernel(build, p, meta, args, attrs, dev):
+    Tensor = _dispatch.Tensor
+    interpret = dev.type == "interpret"
+    operands, ins, scalars = [], [], []
+    for a in args:
+        if isinstance(a, Tensor):
+            b = _arg(a._data, a._dtype, interpret)
+            operands.append(b)
+            ins.append(b)
+        else:
+            operands.append(a)
+            scalars.append(a)
+    k = build(p, operands, attrs, meta)
+    out = _empty(meta.shape, meta.dtype, dev)
+    k.launch(ins, [_arg(out, meta.dtype, interpret)], interpret, tuple(meta.shape), scalars)
+    STATS["kernel", k.name] += 1
+    if log.enabled("kernels"):
+        log.emit("kernels", f"{dev}: {p.name} -> Triton kernel {k.name} "
+                 f"{list(meta.shape)} {meta.dtype}")
+    return _dispatch.wrap(out, meta.dtype, dev)
+
+
+def _view(p, meta, args, attrs, dev):
+    """View primitives: the NumPy lowering computes the new shape/strides/offset; on 'cuda'
+    it runs on a host stand-in with the tensor's strides (never read) and the result becomes
+    a CuPy array over the same device memory."""
+    Tensor = _dispatch.Tensor
+    x = args[0]
+    rest = [a._data if isinstance(a, Tensor) else a for a in args[1:]]
+    if dev.type == "interpret":
+        r = p.numpy(meta, x._data, *rest, **attrs)
+        if r.base is None:           # the lowering had to copy (flip, unviewable reshape)
+            STATS["fallback", p.name] += 1
+            _log_fallback(p, dev, "the view needs a copy; NumPy made it on the host")
+        elif type(r) is not InterpretArray:
+            r = r.view(InterpretArray)
+        STATS["view", p.name] += 1
+        return _wrap_view(r, meta, x, dev)
+    a = x._data
+    isz = a.itemsize
+    if any(s < 0 for s in a.strides):
+        return fallback(p, meta, args, attrs, dev, "negative strides")
+    span = 1 + sum((n - 1) * s for n, s in zip(a.shape, a.strides) if n > 0) // isz \
+        if all(a.shape) else 1
+    buf = np.empty(span, a.dtype)
+    stand = np.lib.stride_tricks.as_strided(buf, a.shape, a.strides)
+    r = p.numpy(meta, stand, *rest, **attrs)
+    lo = buf.__array_interface__["data"][0]
+    ptr = r.__array_interface__["data"][0]
+    if r.base is None or not lo <= ptr < lo + buf.nbytes + isz:
+        if p.name == "reshape":      # unviewable: contiguous copy by a Triton kernel, then view
+            c = _dispatch.apply(_dispatch.REGISTRY["copy"], x)
+            return _view(p, meta, [c] + list(args[1:]), attrs, dev)
+        return fallback(p, meta, args, attrs, dev, "the view needs a copy")
+    STATS["view", p.name] += 1
+    v = _cuda.view(a, r.shape, r.strides, ptr - lo)
+    return _wrap_view(v, meta, x, dev)
+
+
+def _wrap_view(r, meta, x, dev):
+    out = _dispatch.wrap(r, meta.dtype, dev)
+    if r.base is not None:
+        out._base = x._base if x._base is not None else x
+    return out
+
+
+def _log_fallback(p, dev, reason):
+    if log.enabled("kernels"):
+        log.emit("kernels", f"{dev}: {p.name} -> host fallback (NumPy lowering): {reason}")
+
+
+def fallback(p, meta, args, attrs, dev, reason):
+    """The named host fallback: copy inputs to the host, run the NumPy lowering, copy back."""
+    Tensor = _dispatch.Tensor
+    STATS["fallback", p.name] += 1
+    _log_fallback(p, dev, reason)
+    hs = [host(a._data) if isinstance(a, Tensor) else a for a in args]
+    r = p.numpy(meta, *hs, **attrs)
+    if p.nout == 1:
+        return _dispatch.wrap(_back(r, dev), meta.dtype, dev)
+    return tuple(_dispatch.wrap(_back(x, dev), m.dtype, dev) for x, m in zip(r, meta))
+
+
+def _back(r, dev):
+    r = np.asarray(r)
+    if dev.type == "interpret":
+        return as_interpret(r)        # already host memory: no copy needed
+    return to_device(r, dev)
+
+
+def create(p, dev, *args, **attrs):
+    """A creation primitive (full, arange) placed on `dev` (VJP rules build zeros this way)."""
+    meta = p.meta(*args, **attrs)
+    STATS["fallback", p.name] += 1
+    _log_fallback(p, dev, "creation runs on the host")
+    return _dispatch.wrap(_back(p.numpy(meta, *args, **attrs), dev), meta.dtype, dev)

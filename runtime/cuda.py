@@ -1,0 +1,161 @@
+"""The cuda device: device memory from CuPy's caching memory pool, host<->device copies, the
+current stream, and the buffer objects Triton launches read. No PyTorch needed.
+
+A cuda tensor's storage is a cupy.ndarray; views of it are cupy.ndarrays over the same
+allocation (shape, element strides and a byte offset), so views cost no copy. CuPy is
+imported on first use: a machine without it (or without a GPU) reports zero devices.
+"""
+import numpy as np
+
+_cp = None
+_count = None
+_stream_hooked = False
+
+
+def _cupy():
+    global _cp
+    if _cp is None:
+        import cupy
+        _cp = cupy
+    return _cp
+
+
+def device_count():
+    """How many GPUs CuPy sees (0 when CuPy, the driver or a GPU is missing)."""
+    global _count
+    if _count is None:
+        try:
+            _count = int(_cupy().cuda.runtime.getDeviceCount())
+        except Exception:
+            _count = 0
+    return _count
+
+
+def available():
+    return device_count() > 0
+
+
+def current_device():
+    return int(_cupy().cuda.runtime.getDevice())
+
+
+def set_device(index):
+    _cupy().cuda.runtime.setDevice(int(index))
+
+
+def device_name(index=0):
+    p = _cupy().cuda.runtime.getDeviceProperties(int(index))
+    n = p["name"]
+    return n.decode() if isinstance(n, bytes) else str(n)
+
+
+def capability(index=0):
+    p = _cupy().cuda.runtime.getDeviceProperties(int(index))
+    return int(p["major"]), int(p["minor"])
+
+
+def synchronize(index=None):
+    cp = _cupy()
+    if index is None:
+        cp.cuda.get_current_stream().synchronize()
+        cp.cuda.runtime.deviceSynchronize()
+    else:
+        with cp.cuda.Device(int(index)):
+            cp.cuda.runtime.deviceSynchronize()
+
+
+def memory_allocated():
+    """Bytes held by live arrays (the pool's used bytes, like torch.cuda.memory_allocated)."""
+    return int(_cupy().get_default_memory_pool().used_bytes())
+
+
+def memory_reserved():
+    """Bytes the pool holds from the driver, used or cached for reuse."""
+    return int(_cupy().get_default_memory_pool().total_bytes())
+
+
+def empty_cache():
+    """Give cached, unused blocks back to the driver (live arrays are untouched)."""
+    _cupy().get_default_memory_pool().free_all_blocks()
+
+
+def current_stream():
+    return _cupy().cuda.get_current_stream()
+
+
+# ---- buffers -----------------------------------------------------------------------------------
+
+def is_device_array(a):
+    return _cp is not None and isinstance(a, _cp.ndarray)
+
+
+def array_index(a):
+    return int(a.device.id)
+
+
+def empty(shape, npdtype, index=0):
+    cp = _cupy()
+    with cp.cuda.Device(index):
+        return cp.empty(tuple(shape), dtype=npdtype)
+
+
+def from_host(a, index=0):
+    """Host array -> new device array (contiguous), copied on the current stream."""
+    cp = _cupy()
+    with cp.cuda.Device(index):
+        return cp.array(np.ascontiguousarray(a), copy=True)
+
+
+def to_host(a):
+    """Device array -> NumPy array (waits for the copy, as torch's .cpu() does)."""
+    return _cupy().asnumpy(a)
+
+
+def copy(a, index=None):
+    """A contiguous copy of device array `a` (onto another GPU when index differs)."""
+    cp = _cupy()
+    with cp.cuda.Device(array_index(a) if index is None else index):
+        return cp.array(a, copy=True, order="C")
+
+
+def view(a, shape, strides, offset):
+    """Array over a's memory with `shape`, byte `strides`, starting `offset` bytes after
+    a's first element: how metadata-only views are made."""
+    cp = _cupy()
+    return cp.ndarray(tuple(shape), dtype=a.dtype, memptr=a.data + int(offset),
+                      strides=tuple(int(s) for s in strides))
+
+
+class DeviceArg:
+    """A device array as Triton's launcher sees a tensor: data_ptr() and dtype (a Kiln DType,
+    which prints as "torch.float32", the spelling Triton's type table reads)."""
+    __slots__ = ("array", "dtype")
+
+    def __init__(self, array, dtype):
+        self.array, self.dtype = array, dtype
+
+    def data_ptr(self):
+        return self.array.data.ptr
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    def stride(self, dim=None):
+        st = tuple(s // self.array.itemsize for s in self.array.strides)
+        return st if dim is None else st[dim]
+
+
+def hook_triton_stream():
+    """Make Triton launch on CuPy's current stream and device (its default is PyTorch's, or
+    the default stream when PyTorch is absent), so kernels order with CuPy's copies."""
+    global _stream_hooked
+    if _stream_hooked:
+        return
+    from triton.runtime import driver
+    cp = _cupy()
+    drv = driver.active
+    drv.get_current_stream = lambda device=None: cp.cuda.get_current_stream().ptr
+    drv.get_current_device = lambda: cp.cuda.runtime.getDevice()
+    drv.set_current_device = lambda index: cp.cuda.runtime.setDevice(index)
+    _stream_hooked = True
