@@ -1,50 +1,131 @@
-"""From a Graph to something that runs: passes, then code generation for a backend, cached.
+"""From a Graph to something that runs: passes, fusion, scheduling, memory planning and code
+generation for a backend, cached in memory and on disk.
 
-    compile_graph(graph, backend="numpy") -> Program
+    compile_graph(graph, backend="numpy") -> (Program, compiled_now)
     Program.run(arrays, consts) -> list of output arrays
 
 `consts` are the graph's float constants in node order (Graph.float_consts): programs are
 cached by Graph.key(), which abstracts those values, so a graph that differs only in them
-reuses the compiled program.
+reuses the compiled program. Lookup order: this process's memory cache, then the disk cache
+(compiler/cache.py), then a cold compile (passes -> fusion -> schedule -> codegen), whose
+source is written to disk for the next process. Program.origin says which one it came from.
 """
-import numpy as np
-
 import copy
+import logging
+import time
 
-from .ir.graph import Value, Node
-from .ir.registry import AVal
+from .ir.graph import Node
 from . import passes as _passes
+from . import cache as _cache
+from .fusion import partition as _partition
+from .schedule import schedule as _schedule
+from .codegen import numpy_gen
+
+log = logging.getLogger("kiln.compile")
 
 _CACHE = {}
+_BACKENDS = ("numpy", "eager")
 
 
 class Program:
-    def __init__(self, graph, fn, source, backend, groups=None, passes_log=None):
-        self.graph = graph              # the graph after passes (what the code implements)
-        self.fn = fn
-        self.source = source            # generated Python source (NumPy backend)
+    """A compiled graph. Introspection: graph (after passes), partition (groups + refusals;
+    partition.describe()), groups, source, passes_log, memory (MemoryPlan, cold compiles),
+    planned_bytes / naive_bytes, runs, group_runs(), origin ('cold' | 'disk'), compile_s.
+    For a program loaded from disk, graph/partition/passes_log/memory are rebuilt on first
+    access (the passes and the fuser are deterministic)."""
+
+    def __init__(self, source, make, meta, backend, origin, lifted, compile_s):
+        self.source = source
+        self.fn = make()
         self.backend = backend
-        self.groups = groups or []      # fused groups (introspection)
-        self.passes_log = passes_log or []
+        self.origin = origin
+        self.compile_s = compile_s
+        self.planned_bytes = meta["planned_bytes"]
+        self.naive_bytes = meta["naive_bytes"]
+        self.persistent_bytes = meta["persistent_bytes"]
+        self.group_names = list(meta["groups"])
         self.runs = 0
+        self._lifted = lifted
+        self._analysis = None
 
     def run(self, arrays, consts):
         self.runs += 1
         return self.fn(arrays, consts)
 
+    def group_runs(self):
+        """Runs per fused group (every group runs once per program run)."""
+        return {name: self.runs for name in self.group_names}
+
+    def _analysed(self):
+        if self._analysis is None:
+            self._analysis = _analyse(self._lifted)
+        return self._analysis
+
+    @property
+    def graph(self):
+        return self._analysed()[0]
+
+    @property
+    def passes_log(self):
+        return self._analysed()[1]
+
+    @property
+    def partition(self):
+        return self._analysed()[2]
+
+    @property
+    def groups(self):
+        return self._analysed()[3].order
+
+    @property
+    def memory(self):
+        return self._analysed()[4]
+
+
+def _analyse(lifted):
+    g, plog = _passes.run_all(lifted)
+    part = _partition(g)
+    sched = _schedule(part)
+    source, plan, meta = numpy_gen.generate(g, part, sched)
+    return g, plog, part, sched, plan, source, meta
+
 
 def compile_graph(graph, backend="numpy"):
-    key = (backend, graph.key())
-    prog = _CACHE.get(key)
+    if backend not in _BACKENDS:
+        raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
+    gkey = graph.key()
+    mkey = (backend, gkey)
+    prog = _CACHE.get(mkey)
     if prog is not None:
         return prog, False
-    g, plog = _passes.run_all(_lift_floats(graph))
-    if backend in ("numpy", "eager"):
-        fn, src = _numpy_codegen(g)
-    else:
-        raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
-    prog = Program(g, fn, src, backend, passes_log=plog)
-    _CACHE[key] = prog
+    t0 = time.perf_counter()
+    lifted = _lift_floats(graph)
+    # the eager backend runs the same generated NumPy code (there is nothing else to run)
+    dkey = _cache.program_key(gkey, "numpy", numpy_gen.VERSION)
+    hit = _cache.load_program(dkey, "numpy")
+    prog = None
+    if hit is not None:
+        source, code = hit
+        try:
+            make, meta = numpy_gen.load(code)
+            prog = Program(source, make, meta, backend, "disk", lifted,
+                           time.perf_counter() - t0)
+        except Exception as e:          # a valid-looking entry that does not run: regenerate
+            log.warning("kiln cache: entry for %s failed to load (%s: %s); regenerating",
+                        graph.name, type(e).__name__, e)
+            prog = None
+    if prog is None:
+        analysis = _analyse(lifted)
+        source, meta = analysis[5], analysis[6]
+        make, meta = numpy_gen.load(source, f"<kiln:{graph.name}>")
+        prog = Program(source, make, meta, backend, "cold", lifted, 0.0)
+        prog._analysis = analysis
+        _cache.store_program(dkey, "numpy", source)
+        prog.compile_s = time.perf_counter() - t0
+    log.info("compiled %s (%s, %.1f ms): %d groups, %d bytes planned vs %d naive",
+             graph.name, prog.origin, prog.compile_s * 1e3, len(prog.group_names),
+             prog.planned_bytes, prog.naive_bytes)
+    _CACHE[mkey] = prog
     return prog, True
 
 
@@ -70,54 +151,3 @@ def _lift_floats(graph):
         nodes.append(Node(n.op, ins, n.attrs, n.outputs, n.id))
     g.nodes = nodes
     return g
-
-
-def _numpy_codegen(g):
-    """One Python function per graph: a line per primitive calling its NumPy lowering, with
-    every output's metadata precomputed at compile time. Float constants come from `consts`."""
-    env = {}
-    lines = ["def program(inputs, consts):"]
-    names = {}
-    for k, v in enumerate(g.inputs):
-        names[id(v)] = f"a{k}"
-    if g.inputs:
-        lines.append("    " + ", ".join(f"a{k}" for k in range(len(g.inputs))) +
-                     (", = inputs" if len(g.inputs) == 1 else " = inputs"))
-    for j, n in enumerate(g.nodes):
-        p = n.prim
-        env[f"_f{j}"] = p.numpy
-        metas = [AVal(o.shape, o.dtype) for o in n.outputs]
-        env[f"_m{j}"] = metas[0] if len(metas) == 1 else metas
-        args = []
-        for a in n.inputs:
-            if isinstance(a, Value):
-                args.append(names[id(a)])
-            elif type(a) is FloatParam:
-                args.append(f"consts[{a.index}]")
-            else:
-                env[f"_c{j}_{len(args)}"] = a
-                args.append(f"_c{j}_{len(args)}")
-        for k, val in n.attrs.items():
-            env[f"_k{j}_{k}"] = val
-            args.append(f"{k}=_k{j}_{k}")
-        outs = [f"v{j}_{k}" for k in range(len(n.outputs))]
-        for o, nm in zip(n.outputs, outs):
-            names[id(o)] = nm
-        call = f"_f{j}(_m{j}, {', '.join(args)})"
-        ops = ", ".join(o.name for o in n.outputs)
-        if len(outs) == 1:
-            lines.append(f"    {outs[0]} = _asarray({call})   # {ops} = {n.op}")
-        else:
-            lines.append(f"    {', '.join(outs)} = {call}   # {ops} = {n.op}")
-    rets = []
-    for o in g.outputs:
-        if isinstance(o, Value):
-            rets.append(names[id(o)])
-        else:
-            env[f"_r{len(rets)}"] = o
-            rets.append(f"_r{len(rets)}")
-    lines.append(f"    return [{', '.join(rets)}]")
-    src = "\n".join(lines) + "\n"
-    env["_asarray"] = np.asarray
-    exec(compile(src, f"<kiln:{g.name}>", "exec"), env)
-    return env["program"], src

@@ -9,13 +9,22 @@ Group kinds
   matmul      one matmul with a pointwise epilogue (bias, activation, residual)
   extern      a library call (sort, linalg, einsum, index ops, ...), never fused
   view        layout-only nodes whose result is materialised (a group output that is a view)
+
+Iteration space (what the fuser checked, what a kernel loops over)
+  space       pointwise: the output shape; matmul: the matmul's output shape;
+              reduction: the shape the reductions read (rows x reduced extent)
+  rdims       reduction: the reduced axes of `space` (every reduction in the group uses them)
+  final       reduction: (shape, dims) of a last reduction over the per-row results (the mean
+              of cross_entropy), or None
 """
 
 
 class Group:
-    __slots__ = ("id", "kind", "nodes", "inputs", "outputs", "name", "notes")
+    __slots__ = ("id", "kind", "nodes", "inputs", "outputs", "name", "notes", "space", "rdims",
+                 "final")
 
-    def __init__(self, id, kind, nodes, inputs=(), outputs=(), name=None):
+    def __init__(self, id, kind, nodes, inputs=(), outputs=(), name=None, space=None,
+                 rdims=None, final=None):
         self.id = id
         self.kind = kind
         self.nodes = list(nodes)          # compiler.ir.graph.Node, in topological order
@@ -24,6 +33,7 @@ class Group:
         self.outputs = list(outputs)      # Values other groups or the graph outputs read
         self.name = name or default_name(kind, self.nodes, id)
         self.notes = []                   # human-readable decisions (for kiln dump)
+        self.space, self.rdims, self.final = space, rdims, final
 
     def __repr__(self):
         return f"Group({self.name}: {self.kind}, {[n.op for n in self.nodes]})"
@@ -32,7 +42,8 @@ class Group:
 def default_name(kind, nodes, id):
     ops = []
     for n in nodes:
-        if n.op not in ops and n.op not in ("reshape", "permute", "expand", "slice", "cast"):
+        if n.op not in ops and n.op not in ("reshape", "permute", "expand", "slice", "flip",
+                                            "cast"):
             ops.append(n.op)
     body = "_".join(ops[:4]) or (nodes[0].op if nodes else kind)
     prefix = "fused_" if len(nodes) > 1 else ""
@@ -60,7 +71,12 @@ class Partition:
     def describe(self):
         lines = []
         for gr in self.groups:
-            lines.append(f"{gr.name} [{gr.kind}] <- {[v.name for v in gr.inputs]} -> "
+            space = "" if gr.space is None else f" space={list(gr.space)}"
+            if gr.rdims is not None:
+                space += f" reduce={list(gr.rdims)}"
+            if gr.final is not None:
+                space += f" then reduce {list(gr.final[0])} over {list(gr.final[1])}"
+            lines.append(f"{gr.name} [{gr.kind}{space}] <- {[v.name for v in gr.inputs]} -> "
                          f"{[v.name for v in gr.outputs]}")
             for n in gr.nodes:
                 lines.append(f"    {', '.join(o.name for o in n.outputs)} = {n.op}")

@@ -1,0 +1,396 @@
+"""NumPy backend: one generated Python function per graph.
+
+    generate(graph, partition, sched) -> (source, MemoryPlan, meta)
+    load(source) -> (make, META); make() -> program(inputs, consts) -> list of arrays
+
+The source is self-contained (it imports NumPy, the primitive registry and the dtypes and
+spells every constant literally), so it can be written to the disk cache and loaded by another
+process. For each fused group it emits a block headed by a comment naming the group's IR nodes.
+Pointwise ops, reductions and matmul write into planned buffers with `out=` (memory.py decides
+which buffer, in place where safe); views are NumPy views; everything else calls the
+primitive's own NumPy lowering. Every fast path computes exactly what the lowering computes:
+operands are cast to the dtype the lowering computes in, and a fast path is used only when
+NumPy's chosen loop yields the output dtype (probed on one-element arrays at codegen).
+"""
+import keyword
+import math
+
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.graph import Value
+from ..ir.registry import AVal, promote, is_scalar
+from .. import memory
+
+VERSION = "numpy-gen-1"
+
+_UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
+          "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
+          "sqrt": "sqrt", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "arcsin",
+          "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+          "floor": "floor", "ceil": "ceil", "trunc": "trunc", "reciprocal": "reciprocal",
+          "logical_not": "logical_not", "bitwise_not": "invert", "isnan": "isnan",
+          "isinf": "isinf", "isfinite": "isfinite", "sign": "sign"}
+_BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
+           "pow": "power", "maximum": "maximum", "minimum": "minimum", "atan2": "arctan2",
+           "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
+           "bitwise_xor": "bitwise_xor", "bitwise_left_shift": "left_shift",
+           "bitwise_right_shift": "right_shift",
+           "floor_divide": "floor_divide", "remainder": "remainder", "fmod": "fmod"}
+_INT_DIVISOR = ("floor_divide", "remainder", "fmod")     # integer x/0 raises in the lowering
+_COMPARE = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
+            "gt": "greater", "ge": "greater_equal", "logical_and": "logical_and",
+            "logical_or": "logical_or", "logical_xor": "logical_xor"}
+_REDUCE = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min"}
+_HALF = (dt.float16, dt.bfloat16)
+_FRESH_KINDS = ("pointwise", "reduction", "matmul", "creation", "scan", "concat", "scatter")
+
+
+class CodegenError(Exception):
+    pass
+
+
+# ---- literals ---------------------------------------------------------------------------------
+
+_DT_ATTR = {d.name: ("bool_" if d.name == "bool" else d.name) for d in dt.ALL}
+
+
+def lit(v):
+    """Python source that evaluates to v (with np and _dt in scope)."""
+    if v is None or isinstance(v, (bool, str)) or type(v) is int:
+        return repr(v)
+    if isinstance(v, float):
+        v = float(v)
+        return repr(v) if math.isfinite(v) else f"float({str(v)!r})"
+    if isinstance(v, int):
+        return repr(int(v))
+    if isinstance(v, complex):
+        return f"complex({lit(v.real)}, {lit(v.imag)})"
+    if isinstance(v, dt.DType):
+        return f"_dt.{_DT_ATTR[v.name]}"
+    if isinstance(v, tuple):
+        return "(" + "".join(lit(x) + ", " for x in v) + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(lit(x) for x in v) + "]"
+    if isinstance(v, slice):
+        return f"slice({lit(v.start)}, {lit(v.stop)}, {lit(v.step)})"
+    if v is Ellipsis:
+        return "Ellipsis"
+    if isinstance(v, np.generic) and v.dtype.kind in "biufc":
+        return f"np.{v.dtype.name}({lit(v.item())})"
+    if isinstance(v, np.dtype):
+        return f"np.dtype({v.str!r})"
+    raise CodegenError(f"cannot spell constant {v!r} in generated source")
+
+
+def _np_dtype(d):
+    if d is dt.bfloat16:
+        return "_dt.bfloat16.np"
+    return f"np.{d.np.name}"
+
+
+def _aval(v):
+    return f"AVal({lit(tuple(v.shape))}, {lit(v.dtype)})"
+
+
+# ---- probing NumPy's loop choice ---------------------------------------------------------------
+
+def _dummy(a, cast_to=None):
+    if isinstance(a, Value):
+        return np.ones(1, (cast_to or a.dtype).np)
+    return float(a) if type(a).__name__ == "FloatParam" else a
+
+
+def _probe(fn, args, want):
+    """True when fn(*args) runs and returns `want` (a NumPy dtype)."""
+    try:
+        with np.errstate(all="ignore"):
+            r = fn(*args)
+    except Exception:
+        return False
+    return getattr(r, "dtype", None) == want
+
+
+def _wrap_int(x, npd):
+    # the lowerings wrap out-of-range Python ints into the compute dtype (uint8 + -3 adds 253)
+    if type(x) is int and npd.kind in "iu":
+        return int(np.array(x).astype(npd)[()])
+    return x
+
+
+# ---- node emitters ----------------------------------------------------------------------------
+
+class _Node:
+    """Codegen decision for one node: mode for the planner, in-place candidates, emitter."""
+    __slots__ = ("mode", "inplace", "emit")
+
+    def __init__(self, mode, emit, inplace=()):
+        self.mode, self.emit, self.inplace = mode, emit, tuple(inplace)
+
+
+def _choose(n):
+    """The emitter for node n; None means 'call the lowering'."""
+    op = n.op
+    out = n.outputs[0] if len(n.outputs) == 1 else None
+    if out is None:
+        return None
+    npd = out.dtype.np
+    arrs = [a for a in n.inputs if isinstance(a, Value)]
+    if op in _BINARY and len(n.inputs) == 2:
+        if op in _INT_DIVISOR and npd.kind in "iub":
+            return None
+        a, b = (_wrap_int(x, npd) for x in n.inputs)
+        uf = getattr(np, _BINARY[op])
+        cast = any(x.dtype is not out.dtype for x in arrs)
+        if not _probe(uf, [_dummy(a, out.dtype), _dummy(b, out.dtype)], npd):
+            return None
+        extra = f", dtype={_np_dtype(out.dtype)}, casting='unsafe'" if cast else ""
+        ins = [k for k, x in enumerate(n.inputs) if isinstance(x, Value)]
+        return _Node("out", ("ufunc", _BINARY[op], (a, b), extra), ins)
+    if op in _COMPARE and len(n.inputs) == 2:
+        cd = promote(*n.inputs)
+        if any(x.dtype is not cd for x in arrs):
+            return None
+        a, b = (_wrap_int(x, cd.np) for x in n.inputs)
+        uf = getattr(np, _COMPARE[op])
+        if not _probe(uf, [_dummy(a), _dummy(b)], npd):
+            return None
+        return _Node("out", ("ufunc", _COMPARE[op], (a, b), ""), [])
+    if op in _UNARY and len(n.inputs) == 1 and isinstance(n.inputs[0], Value):
+        x = n.inputs[0]
+        if op == "sign" and x.dtype is dt.bool_:
+            return None
+        # the lowering casts its input to the output dtype only for float outputs
+        cast = x.dtype is not out.dtype and out.dtype.category >= 2
+        uf = getattr(np, _UNARY[op])
+        if not _probe(uf, [_dummy(x, out.dtype if cast else None)], npd):
+            return None
+        extra = f", dtype={_np_dtype(out.dtype)}, casting='unsafe'" if cast else ""
+        return _Node("out", ("ufunc", _UNARY[op], (x,), extra), [0])
+    if op == "rsqrt" and isinstance(n.inputs[0], Value) and n.inputs[0].dtype is out.dtype:
+        x = n.inputs[0]
+        if not _probe(lambda y: 1.0 / np.sqrt(y), [_dummy(x)], npd):
+            return None
+        return _Node("out", ("rsqrt", x), [0])
+    if op == "copy" or op == "cast":
+        x = n.inputs[0]
+        if not isinstance(x, Value):
+            return None
+        return _Node("out", ("copyto", x), [0] if x.dtype is out.dtype else [])
+    if op == "where":
+        c, x, y = n.inputs
+        if not isinstance(c, Value) or c.dtype is not dt.bool_:
+            return None
+        for v in (x, y):
+            if not isinstance(v, Value):
+                if type(v).__name__ != "FloatParam":
+                    try:
+                        npd.type(v)
+                    except Exception:
+                        return None
+                elif npd.kind not in "fc":
+                    return None
+        ins = [k for k in (1, 2) if isinstance(n.inputs[k], Value)]
+        return _Node("out", ("where", c, x, y), ins)
+    if op in _REDUCE:
+        x = n.inputs[0]
+        if not isinstance(x, Value) or x.dtype is not out.dtype or out.dtype in _HALF:
+            return None
+        dims = n.attrs.get("dims")
+        dims = tuple(range(len(x.shape))) if dims is None else tuple(dims)
+        if not x.shape and dims:
+            return None
+        return _Node("out", ("reduce", _REDUCE[op], x, dims, bool(n.attrs.get("keepdim"))))
+    if op == "matmul":
+        a, b = n.inputs
+        if a.dtype is not out.dtype or b.dtype is not out.dtype:
+            return None
+        return _Node("out", ("matmul", a, b))
+    if op == "full" and not isinstance(n.attrs.get("value"), Value):
+        return _Node("out", ("fill", n.attrs["value"]))
+    if op == "permute":
+        return _Node("view", ("permute", n.inputs[0], tuple(n.attrs["dims"])))
+    if op == "expand":
+        return _Node("view", ("expand", n.inputs[0], tuple(out.shape)))
+    if op == "slice":
+        return _Node("view", ("slice", n.inputs[0], n.attrs))
+    return None
+
+
+class _Writer:
+    def __init__(self, graph):
+        self.names = {}
+        self.used = {"np", "consts", "inputs", "AVal", "REGISTRY", "program", "make"}
+        self.setup = []             # lines of make() before the program
+        for k, v in enumerate(graph.inputs):
+            self.bind(v, f"in{k}")
+
+    def bind(self, v, prefer=None):
+        base = prefer or v.name
+        if not base.isidentifier() or keyword.iskeyword(base) or base.startswith("_") or \
+                base in self.used:
+            base = f"t{len(self.names)}"
+        while base in self.used:
+            base += "_"
+        self.used.add(base)
+        self.names[id(v)] = base
+        return base
+
+    def arg(self, a):
+        if isinstance(a, Value):
+            return self.names[id(a)]
+        if type(a).__name__ == "FloatParam":
+            return f"consts[{a.index}]"
+        return lit(a)
+
+
+def _view_index(slot, v):
+    """Index of the first value in slot with v's shape (values of one shape share a view)."""
+    return next(k for k, u in enumerate(slot.values) if u.shape == v.shape)
+
+
+def _slot_expr(w, plan, fresh_made, body):
+    """Expression for the buffer w is written into (allocating a fresh slot on first use)."""
+    s = plan.slot_of[id(w)]
+    n = 1
+    for d in w.shape:
+        n *= d
+    if not s.fresh:
+        return f"_b{s.id}_{_view_index(s, w)}"
+    if s.id not in fresh_made:
+        fresh_made.add(s.id)
+        body.append(f"_s{s.id} = np.empty({s.size}, {_np_dtype(s.dtype)})")
+    view = f"_s{s.id}" if n == s.size else f"_s{s.id}[:{n}]"
+    return f"{view}.reshape({lit(tuple(w.shape))})"
+
+
+def generate(graph, partition, sched):
+    nodes = sched.nodes()
+    decisions = {}
+    for n in nodes:
+        d = _choose(n)
+        if d is None:
+            kind = n.prim.kind
+            d = _Node("fresh" if kind in _FRESH_KINDS else "alias", None)
+        decisions[id(n)] = d
+    plan = memory.plan(nodes, graph, {k: d.mode for k, d in decisions.items()},
+                       {k: d.inplace for k, d in decisions.items() if d.inplace})
+    w = _Writer(graph)
+    setup = ["import numpy as np", "from compiler.ir.registry import REGISTRY, AVal",
+             "from runtime import dtypes as _dt", "", "", "def make():",
+             "    # planned buffers: allocated once, reused by every call"]
+    for s in plan.slots:
+        if s.fresh:
+            continue
+        setup.append(f"    _s{s.id} = np.empty({s.size}, {_np_dtype(s.dtype)})   # "
+                     + ", ".join(v.name for v in s.values))
+        for k, v in enumerate(s.values):
+            if _view_index(s, v) != k:
+                continue            # same shape as an earlier value: same view
+            n = 1
+            for d in v.shape:
+                n *= d
+            view = f"_s{s.id}" if n == s.size else f"_s{s.id}[:{n}]"
+            setup.append(f"    _b{s.id}_{k} = {view}.reshape({lit(tuple(v.shape))})")
+    body = []
+    if graph.inputs:
+        body.append(", ".join(w.names[id(v)] for v in graph.inputs) +
+                    (", = inputs" if len(graph.inputs) == 1 else " = inputs"))
+    fresh_made = set()
+    lowered = {}
+    for gr in sched.order:
+        ops = "; ".join(f"{', '.join(o.name for o in n.outputs)} = {n.op}" for n in gr.nodes)
+        body.append(f"# {gr.name} [{gr.kind}]: {ops}")
+        for n in gr.nodes:
+            _emit(n, decisions[id(n)], w, plan, fresh_made, body, setup, lowered)
+    rets = [w.arg(o) for o in graph.outputs]
+    body.append(f"return [{', '.join(rets)}]")
+    meta = {"version": VERSION, "groups": [gr.name for gr in sched.order],
+            "planned_bytes": plan.planned_bytes, "naive_bytes": plan.naive_bytes,
+            "persistent_bytes": plan.persistent_bytes}
+    setup.insert(3, f"META = {meta!r}")
+    lines = setup + ["", "    def program(inputs, consts):"] + ["        " + b for b in body] + \
+        ["", "    return program", ""]
+    return "\n".join(lines), plan, meta
+
+
+def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
+    if d.emit is None:
+        _emit_lowering(n, w, body, setup, lowered)
+        return
+    out = n.outputs[0]
+    what = d.emit[0]
+    if d.mode == "view":
+        x = w.arg(d.emit[1])
+        name = w.bind(out)
+        if what == "permute":
+            body.append(f"{name} = np.transpose({x}, {lit(d.emit[2])})")
+        elif what == "expand":
+            body.append(f"{name} = np.broadcast_to({x}, {lit(d.emit[2])})")
+        else:
+            a = d.emit[2]
+            idx = [slice(None)] * len(d.emit[1].shape)
+            idx[a["dim"] % len(idx)] = slice(a["start"], a["stop"], a["step"])
+            body.append(f"{name} = {x}[{lit(tuple(idx))}]")
+        return
+    buf = _slot_expr(out, plan, fresh_made, body)
+    name = w.bind(out)
+    if what == "ufunc":
+        _, uf, args, extra = d.emit
+        body.append(f"{name} = np.{uf}({', '.join(w.arg(a) for a in args)}, out={buf}{extra})")
+    elif what == "rsqrt":
+        body.append(f"{name} = np.sqrt({w.arg(d.emit[1])}, out={buf})")
+        body.append(f"np.divide(1.0, {name}, out={name})")
+    elif what == "copyto":
+        body.append(f"{name} = {buf}")
+        body.append(f"np.copyto({name}, {w.arg(d.emit[1])}, casting='unsafe')")
+    elif what == "fill":
+        body.append(f"{name} = {buf}")
+        body.append(f"np.copyto({name}, {lit(d.emit[1])}, casting='unsafe')")
+    elif what == "reduce":
+        _, f, x, dims, keep = d.emit
+        body.append(f"{name} = np.{f}({w.arg(x)}, axis={lit(dims)}, keepdims={keep}, "
+                    f"out={buf})")
+    elif what == "matmul":
+        body.append(f"{name} = np.matmul({w.arg(d.emit[1])}, {w.arg(d.emit[2])}, out={buf})")
+    elif what == "where":
+        _, c, x, y = d.emit
+        slot = plan.slot_of[id(out)]
+        body.append(f"{name} = {buf}")
+        if isinstance(y, Value) and plan.slot_of.get(id(y)) is slot:       # in place over y
+            body.append(f"np.copyto({name}, {w.arg(x)}, casting='unsafe', where={w.arg(c)})")
+        elif isinstance(x, Value) and plan.slot_of.get(id(x)) is slot:     # in place over x
+            body.append(f"np.copyto({name}, {w.arg(y)}, casting='unsafe', "
+                        f"where=~{w.arg(c)})")
+        else:
+            body.append(f"np.copyto({name}, {w.arg(y)}, casting='unsafe')")
+            body.append(f"np.copyto({name}, {w.arg(x)}, casting='unsafe', where={w.arg(c)})")
+    else:                                       # pragma: no cover - _choose is exhaustive
+        raise CodegenError(f"numpy codegen: no emitter {what!r} for {n.op}")
+
+
+def _emit_lowering(n, w, body, setup, lowered):
+    """Call the primitive's NumPy lowering (extern ops and cases without a fast path)."""
+    fn = lowered.get(n.op)
+    if fn is None:
+        fn = lowered[n.op] = f"_L_{n.op}"
+        setup.append(f"    {fn} = REGISTRY[{n.op!r}].numpy")
+    metas = [_aval(o) for o in n.outputs]
+    m = f"_M{len(setup)}"
+    setup.append(f"    {m} = " + (metas[0] if len(metas) == 1 else "[" + ", ".join(metas) + "]"))
+    args = [w.arg(a) for a in n.inputs] + [f"{k}={lit(v)}" for k, v in n.attrs.items()]
+    call = f"{fn}({m}, {', '.join(args)})"
+    if len(n.outputs) == 1:
+        body.append(f"{w.bind(n.outputs[0])} = np.asarray({call})")
+    else:
+        tmp = f"_r{len(setup)}"
+        body.append(f"{tmp} = {call}")
+        for k, o in enumerate(n.outputs):
+            body.append(f"{w.bind(o)} = np.asarray({tmp}[{k}])")
+
+
+def load(code, filename="<kiln-numpy>"):
+    """Execute generated source (text or code object): (make, META)."""
+    env = {"__name__": "kiln_generated"}
+    exec(code if not isinstance(code, str) else compile(code, filename, "exec"), env)
+    return env["make"], env["META"]

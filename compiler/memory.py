@@ -1,0 +1,138 @@
+"""Memory planning: which buffer each computed value is written into.
+
+    plan(nodes, graph, modes, inplace) -> MemoryPlan
+
+`nodes` is the scheduled node order. The code generator says how each node produces its value:
+
+  "out"    written into a planned buffer (np.add(a, b, out=buf)): gets a slot here
+  "view"   a view of its input (shares its storage)
+  "fresh"  a new array made by a library call (no slot)
+  "alias"  a library call whose result may share its inputs' storage (conservative)
+
+and `inplace[node]`: input positions an "out" node may overwrite (pointwise reads each element
+once, at the position it writes). Slots are flat buffers; values are views of a slot's prefix.
+A slot is reused when its value (and every view of it) is dead: in place when a dying input of a
+pointwise node has the output's shape and dtype and owns its storage (not a graph input or a
+view), else a free slot of the same dtype that is big enough. Slots holding a graph output are
+"fresh": allocated again on every call, so arrays returned to the caller are never overwritten
+by the next call; the others are allocated once per program and persist.
+"""
+from .ir.graph import Value
+
+
+def _numel(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+class Slot:
+    __slots__ = ("id", "dtype", "size", "fresh", "values")
+
+    def __init__(self, id, dtype, size):
+        self.id, self.dtype, self.size = id, dtype, size     # dtype: runtime DType
+        self.fresh = False
+        self.values = []            # Values stored here over time, in order
+
+    @property
+    def nbytes(self):
+        return self.size * self.dtype.itemsize
+
+
+class MemoryPlan:
+    def __init__(self, slots, slot_of, inplace, naive_bytes):
+        self.slots = slots
+        self.slot_of = slot_of      # id(Value) -> Slot
+        self.inplace = inplace      # [(output Value, input Value)] written in place
+        self.naive_bytes = naive_bytes      # one buffer per "out" value
+        self.planned_bytes = sum(s.nbytes for s in slots)
+        self.persistent_bytes = sum(s.nbytes for s in slots if not s.fresh)
+
+    def describe(self):
+        lines = [f"memory: planned {self.planned_bytes} bytes (persistent "
+                 f"{self.persistent_bytes}) vs naive {self.naive_bytes} bytes, "
+                 f"{len(self.slots)} buffers, {len(self.inplace)} in place"]
+        for s in self.slots:
+            lines.append(f"  buf{s.id} {s.dtype.name}[{s.size}]{' fresh' if s.fresh else ''}: "
+                         + ", ".join(v.name for v in s.values))
+        return "\n".join(lines)
+
+
+def plan(nodes, graph, modes, inplace):
+    pos_of = {}
+    roots = {}                      # id(Value) -> frozenset of storage keys it may alias
+    for k, v in enumerate(graph.inputs):
+        roots[id(v)] = frozenset([("in", k)])
+    for i, n in enumerate(nodes):
+        m = modes[id(n)]
+        ins = frozenset().union(*[roots.get(id(a), frozenset()) for a in n.inputs
+                                  if isinstance(a, Value)])
+        for o in n.outputs:
+            pos_of[id(o)] = i
+            if m == "view":
+                roots[id(o)] = ins
+            elif m == "alias":
+                roots[id(o)] = ins | {("v", id(o))}
+            else:
+                roots[id(o)] = frozenset([("v", id(o))])
+    end = len(nodes)
+    last = {}
+    for i, n in enumerate(nodes):
+        for o in n.outputs:
+            for r in roots[id(o)]:
+                last[r] = max(last.get(r, i), i)
+        for a in n.inputs:
+            if isinstance(a, Value):
+                for r in roots.get(id(a), ()):
+                    last[r] = i
+    returned = [o for o in graph.outputs if isinstance(o, Value)]
+    for o in returned:
+        for r in roots.get(id(o), ()):
+            last[r] = end
+
+    slots, slot_of, owner, free, done = [], {}, {}, [], []
+    naive = 0
+    for i, n in enumerate(nodes):
+        if modes[id(n)] == "out":
+            w = n.outputs[0]
+            need = _numel(w.shape)
+            naive += need * w.dtype.itemsize
+            chosen = None
+            for k in inplace.get(id(n), ()):
+                v = n.inputs[k]
+                if not isinstance(v, Value) or id(v) not in slot_of:
+                    continue
+                r = ("v", id(v))
+                if roots[id(v)] != {r} or last.get(r) != i or v.shape != w.shape or \
+                        v.dtype is not w.dtype:
+                    continue
+                # no other operand may read the same storage through another layout
+                if any(isinstance(a, Value) and a is not v and r in roots.get(id(a), ())
+                       for a in n.inputs):
+                    continue
+                chosen = slot_of[id(v)]
+                done.append((w, v))
+                break
+            if chosen is None:
+                fits = [s for s in free if s.dtype is w.dtype and s.size >= need]
+                if fits:
+                    chosen = min(fits, key=lambda s: s.size)
+                    free.remove(chosen)
+                else:
+                    chosen = Slot(len(slots), w.dtype, need)
+                    slots.append(chosen)
+            chosen.values.append(w)
+            slot_of[id(w)] = chosen
+            owner[chosen.id] = ("v", id(w))
+        # slots whose value and every alias of it are dead after this node
+        for s in slots:
+            r = owner.get(s.id)
+            if r is not None and last.get(r, -1) <= i and s not in free:
+                free.append(s)
+                owner[s.id] = None
+    for o in returned:
+        for r in roots.get(id(o), ()):
+            if r[0] == "v" and r[1] in slot_of:
+                slot_of[r[1]].fresh = True
+    return MemoryPlan(slots, slot_of, done, naive)
