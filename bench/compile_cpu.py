@@ -1,0 +1,174 @@
+"""compile() on the CPU: one training step (zero_grad, forward, cross-entropy, backward, AdamW
+update) of
+  MLP         784-512-512-10, batch 128
+  digits CNN  examples/train_digits.py's model, batch 32, 8x8 inputs
+as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph) vs PyTorch CPU eager
+(when installed), side by side in one run, as milliseconds per step and throughput ratios;
+the per-call tracing overhead of the compiled MLP step (every call retraces; its programs are
+looked up by graph key); and cold / warm compile time of the MLP step (cold: a fresh process
+with an empty KILN_CACHE_DIR; warm: a second process with the same directory).
+
+    python bench/compile_cpu.py [--steps 30] [--torch-threads 1]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def mlp(lib):
+    nn = lib.nn
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                         nn.Linear(512, 10))
+
+
+def cnn(lib):
+    nn = lib.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Dropout(0.25), nn.Linear(128, 10))
+
+
+def data(name, seed=0):
+    rng = np.random.default_rng(seed)
+    if name == "mlp":
+        return rng.standard_normal((128, 784), dtype=np.float32), rng.integers(0, 10, 128)
+    return rng.standard_normal((32, 1, 8, 8), dtype=np.float32), rng.integers(0, 10, 32)
+
+
+def make_step(lib, name, compiled):
+    lib.manual_seed(0)
+    model = mlp(lib) if name == "mlp" else cnn(lib)
+    opt = lib.optim.AdamW(model.parameters(), lr=1e-3)
+    xa, ya = data(name)
+    x, y = lib.from_numpy(xa), lib.from_numpy(ya.astype(np.int64))
+
+    def step():
+        opt.zero_grad()
+        loss = lib.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return lib.compile(step) if compiled else step
+
+
+def per_step_ms(step, n, repeat=3):
+    """Best of `repeat` runs of n steps (the machine is shared: the minimum is the signal)."""
+    step()
+    step()                                    # warm up: compile, allocate, fill caches
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            loss = step()
+        loss.item()
+        best = min(best, (time.perf_counter() - t0) / n)
+    return best * 1e3
+
+
+def tracing_overhead_ms(n):
+    """Compiled MLP step: total time per call minus the time inside the compiled programs."""
+    import framework as kiln
+    step = make_step(kiln, "mlp", True)
+    step()
+    spent = [0.0]
+    for prog in step.programs():
+        run = prog.run
+
+        def timed(arrays, consts, run=run):
+            t = time.perf_counter()
+            r = run(arrays, consts)
+            spent[0] += time.perf_counter() - t
+            return r
+        prog.run = timed
+    best = None
+    for _ in range(3):
+        spent[0] = 0.0
+        t0 = time.perf_counter()
+        for _ in range(n):
+            step()
+        total = time.perf_counter() - t0
+        r = ((total - spent[0]) / n * 1e3, total / n * 1e3)
+        best = r if best is None or r[0] < best[0] else best
+    return best
+
+
+def compile_child():
+    """Run in a fresh process: time of the first compiled MLP step minus a steady-state step."""
+    import framework as kiln
+    step = make_step(kiln, "mlp", True)
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    steady = min(_timeit(step) for _ in range(3))
+    print(json.dumps({"compile_s": first - steady, "first_s": first}))
+
+
+def _timeit(f):
+    t0 = time.perf_counter()
+    f()
+    return time.perf_counter() - t0
+
+
+def compile_times():
+    with tempfile.TemporaryDirectory() as d:
+        env = dict(os.environ, KILN_CACHE_DIR=d)
+        out = []
+        for _ in ("cold", "warm"):
+            r = subprocess.run([sys.executable, __file__, "--child"], env=env,
+                               capture_output=True, text=True, check=True)
+            out.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="PyTorch intra-op threads (1: the CPU is shared; NumPy's BLAS is "
+                         "not limited either way)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return compile_child()
+    import framework as kiln
+    try:
+        import torch
+        torch.set_num_threads(args.torch_threads)
+    except ImportError:
+        torch = None
+    print(f"ms per training step (best of 3 x {args.steps} steps); ratios are throughput "
+          f"relative to Kiln compiled")
+    print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'torch':>12}"
+          f"{'compiled/eager':>16}{'compiled/torch':>16}")
+    for name in ("mlp", "cnn"):
+        e = per_step_ms(make_step(kiln, name, False), args.steps)
+        c = per_step_ms(make_step(kiln, name, True), args.steps)
+        t = per_step_ms(make_step_torch(torch, name), args.steps) if torch else float("nan")
+        print(f"{name:<12}{e:12.2f}{c:12.2f}{t:12.2f}{e / c:15.2f}x{t / c:15.2f}x", flush=True)
+    trace, total = tracing_overhead_ms(args.steps)
+    print(f"tracing overhead of the compiled MLP step: {trace:.2f} ms per call "
+          f"({100 * trace / total:.0f}% of {total:.2f} ms)")
+    cold, warm = compile_times()
+    print(f"compile time of the MLP step: cold {cold['compile_s']:.3f} s, "
+          f"warm (KILN_CACHE_DIR reused) {warm['compile_s']:.3f} s")
+
+
+def make_step_torch(torch, name):
+    class Lib:                                 # the attributes make_step uses
+        nn, optim, manual_seed, from_numpy = torch.nn, torch.optim, torch.manual_seed, \
+            torch.from_numpy
+    return make_step(Lib, name, False)
+
+
+if __name__ == "__main__":
+    main()
