@@ -74,8 +74,7 @@ def main():
     g = train_step.graphs()[0]
     print(f"the step is one graph of {len(g.nodes)} ops; its first lines:")
     print("\n".join(str(g).splitlines()[:6]))
-    print(f"fused groups: {train_step.n_groups()} "
-          "(0 until the fuser attaches Program.partition)")
+    print(f"fused groups (Program.partition): {train_step.n_groups()}")
 
 
 if __name__ == "__main__":
