@@ -84,7 +84,7 @@ def _source(ASTSource, fn, signature, constexprs):
         return ASTSource(fn, signature=signature, constants=constexprs)
 
 
-def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None):
+def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None, num_stages=None):
     """triton.compile for GPUTarget('cuda', arch, 32): returns an Artifact."""
     triton, GPUTarget, ASTSource = _triton()
     if getattr(fn, "__class__", type(fn)).__name__ != "JITFunction":
@@ -93,6 +93,8 @@ def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None):
     src = _source(ASTSource, fn, signature, constexprs)
     # enable_fp_fusion=False: no a*b+c contraction, so results round like the NumPy lowering
     opts = {"num_warps": num_warps, "enable_fp_fusion": False}
+    if num_stages is not None:
+        opts["num_stages"] = num_stages
     try:
         ck = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=opts)
     except Exception as e:
@@ -102,10 +104,13 @@ def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None):
 
 
 def compile_kernel(kernel, arch=90, block=1024, num_warps=4):
-    """AOT-compile a codegen PointwiseKernel (its JIT form) for sm_<arch>."""
+    """AOT-compile a generated kernel (its JIT form) for sm_<arch>: a PointwiseKernel, or a
+    group kernel (triton_group.GroupKernel: reduction, matmul, gather), which brings its own
+    block sizes and warps (matmul: its first autotuning config)."""
     fn = kernel.function(interpret=False)
     sig, consts = kernel.signature(block)
-    return compile_fn(fn, sig, consts, arch=arch, num_warps=num_warps, name=kernel.name)
+    opts = kernel.aot_options() if hasattr(kernel, "aot_options") else {"num_warps": num_warps}
+    return compile_fn(fn, sig, consts, arch=arch, name=kernel.name, **opts)
 
 
 def tool(name):

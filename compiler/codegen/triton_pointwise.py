@@ -300,17 +300,7 @@ def generate(graph, strides=None, index=0):
     body_ops = []
     scalar_params = []
 
-    def scalar_expr(x, work):
-        """A Python scalar operand: a kernel argument (runtime value, so one kernel serves
-        every value), made a constant of the op's compute dtype with tl.full. float64
-        compute takes the scalar as a constexpr: Triton's float arguments are fp32."""
-        pn = f"s{len(scalar_params)}"
-        if isinstance(x, float) and work is dt.float64:
-            p = Param(pn, "constexpr", ("scalar", x), constexpr=True)
-        else:
-            p = Param(pn, _scalar_sig(x), ("scalar", x))
-        scalar_params.append(p)
-        return f"tl.full([], {pn}, {_tl(work)})"
+    scalar_expr = scalar_emitter(scalar_params)
 
     for node in graph.nodes:
         comment, expr = op_expr(node, names, scalar_expr, lambda v: _sym_type(v, out_shape))
@@ -373,6 +363,22 @@ def generate(graph, strides=None, index=0):
         L.append(f"    tl.store({out_names[k]} + offs, {val}, mask=mask)")
     src = "\n".join(L) + "\n"
     return PointwiseKernel(kname, src, params, graph, out_shape, idx64)
+
+
+def scalar_emitter(scalar_params):
+    """scalar_expr(x, dtype) for op_expr: a Python scalar operand becomes a kernel argument
+    (appended to `scalar_params`; a runtime value, so one kernel serves every value), made a
+    constant of the op's compute dtype with tl.full. float64 compute takes the scalar as a
+    constexpr: Triton's float arguments are fp32."""
+    def scalar_expr(x, work):
+        pn = f"s{len(scalar_params)}"
+        if isinstance(x, float) and work is dt.float64:
+            p = Param(pn, "constexpr", ("scalar", x), constexpr=True)
+        else:
+            p = Param(pn, _scalar_sig(x), ("scalar", x))
+        scalar_params.append(p)
+        return f"tl.full([], {pn}, {_tl(work)})"
+    return scalar_expr
 
 
 def _operand(names, scalar_expr, a, src, work):

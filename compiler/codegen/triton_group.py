@@ -1,0 +1,1120 @@
+"""Triton code generation for fused groups (compiler/ir/group.py): one kernel per group.
+
+    k = generate(group, graph)            # -> GroupKernel (source text + launcher)
+    k.launch(inputs, outputs, interpret)  # buffers in group.inputs / group.outputs order
+
+Kinds
+  pointwise  triton_pointwise.generate over the group's nodes (flat index space).
+  reduction  a 2-D tile of rows x columns: the columns are the reduced dims, the rows every
+             other dim (a reduction over non-last dims is the same kernel with a permuted
+             index map: addresses are coordinate * stride per dim, so any dims can be columns).
+             Prologue -> reductions (sum, amax, amin, argmax, argmin, gather along the reduced
+             dim) -> epilogue, one line per IR node. Persistent when a row fits one block
+             (everything stays in registers); otherwise each reduction is a loop over column
+             blocks that recomputes its pointwise prologue from memory, and a last loop
+             computes and stores the full-width outputs. Variance comes as the graph writes it
+             (mean, then the sum of squared deviations: two-pass); Kiln has no var primitive.
+  matmul     tiled tl.dot template (grouped tile order, fp32 accumulation, K loop with masks),
+             batched over broadcast batch dims, the group's pointwise epilogue applied to the
+             accumulator tile; configurations autotuned on the GPU (one fixed small tile under
+             the interpreter, where timing means nothing).
+  extern     gather / single-tensor index (index_select) as a simple indexed-load kernel;
+             anything else is an ExternKernel naming its library fallback.
+  view       a strided copy (the view folded into the load's strides).
+
+Views: permute, expand, slice, flip and reshape applied to group inputs are folded into each
+input's (shape, strides, offset) at launch, so they cost no kernel; reshape/expand/permute
+of intermediate values inside reduction and matmul groups become index-map changes.
+Random numbers: the IR has no random primitive (dropout masks are made eagerly), so no
+kernel uses tl.rand yet.
+"""
+import keyword
+import re
+
+import numpy as np
+
+from runtime import dtypes as dt
+from ..ir.graph import Graph, Value
+from ..ir.registry import REGISTRY, is_scalar, norm_dims
+from . import triton_pointwise as tp
+from .triton_pointwise import (Param, PointwiseKernel, TritonCodegenError, op_expr,
+                               scalar_emitter, _helpers_used, _tl, SIG, _SHORT, HELPERS)
+
+VIEW_OPS = ("reshape", "permute", "expand", "slice", "flip")
+_REDUCTIONS = ("sum", "amax", "amin", "argmax", "argmin")
+
+
+def _pow2(n):
+    b = 1
+    while b < n:
+        b *= 2
+    return b
+
+
+def _prod(xs):
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def dot_kwargs(dtype, allow_tf32):
+    """tl.dot keyword text. Version differences stay here: Triton 3.6..3.9 all take
+    input_precision ("ieee" exact fp32, "tf32" tensor cores); 16-bit inputs need none."""
+    if dtype is dt.float32:
+        return ', input_precision="tf32"' if allow_tf32 else ', input_precision="ieee"'
+    return ""
+
+
+# ---------------------------------------------------------------- views on group inputs
+
+def _fold_views(group):
+    """(effective inputs, remaining nodes). An effective input is (value, k, chain): the value
+    the kernel reads, made from group.inputs[k] by the view nodes in `chain` (empty when it is
+    the input itself). The launcher applies the chain to the buffer's strides."""
+    src = {id(v): (v, k, []) for k, v in enumerate(group.inputs)}
+    folded = set()
+    for n in group.nodes:
+        if n.op in VIEW_OPS and isinstance(n.inputs[0], Value) and id(n.inputs[0]) in src:
+            _, k, chain = src[id(n.inputs[0])]
+            src[id(n.outputs[0])] = (n.outputs[0], k, chain + [n])
+            folded.add(id(n))
+    rest = [n for n in group.nodes if id(n) not in folded]
+    used = {id(a) for n in rest for a in n.inputs if isinstance(a, Value)}
+    used |= {id(o) for o in group.outputs}
+    eff = []
+    for key, (v, k, chain) in src.items():
+        if key in used and not (chain and id(v) in {id(o) for o in group.outputs}
+                                and group.kind != "view"):
+            eff.append((v, k, chain))
+    for o in group.outputs:
+        if any(o is v for v, _, ch in src.values() if ch) and group.kind != "view":
+            raise TritonCodegenError(f"triton codegen: {group.name}: output {o.name} is a view of "
+                                     "an input (the fuser should make it a view group)")
+    return eff, rest
+
+
+def _view_strides(node, shape, strides, offset):
+    """Apply one view node to (shape, element strides, element offset) of a buffer."""
+    a = node.attrs
+    out = node.outputs[0].shape
+    if node.op == "permute":
+        return out, tuple(strides[d] for d in a["dims"]), offset
+    if node.op == "expand":
+        r, R = len(shape), len(out)
+        st = [0] * (R - r) + [0 if shape[j] == 1 and out[R - r + j] != 1 else strides[j]
+                              for j in range(r)]
+        return out, tuple(st), offset
+    if node.op == "slice":
+        d = a["dim"]
+        st = list(strides)
+        offset += a["start"] * st[d]
+        st[d] *= a["step"]
+        return out, tuple(st), offset
+    if node.op == "flip":
+        st = list(strides)
+        for d in a["dims"]:
+            offset += (shape[d] - 1) * st[d]
+            st[d] = -st[d]
+        return out, tuple(st), offset
+    # reshape: strides of a view exist when every output dim lies inside a run of input dims
+    # that are contiguous with each other (torch's computeStride)
+    live = [(s, t) for s, t in zip(shape, strides) if s != 1]
+    st, i = [], 0
+    chunk_size, chunk_stride = 1, None
+    res = []
+    for s in out:
+        if s == 1:
+            res.append(0)
+            continue
+        while chunk_size < s or (chunk_size % s):
+            if i >= len(live):
+                raise TritonCodegenError(f"reshape {list(shape)} -> {list(out)} with strides "
+                                         f"{list(strides)} is not a view (needs a copy)")
+            ls, lt = live[i]
+            if chunk_stride is not None and chunk_size > 1 and chunk_stride != ls * lt:
+                raise TritonCodegenError(f"reshape {list(shape)} -> {list(out)} with strides "
+                                         f"{list(strides)} is not a view (needs a copy)")
+            chunk_size *= ls
+            chunk_stride = lt
+            i += 1
+        chunk_size //= s
+        res.append(chunk_stride * chunk_size)
+    del st
+    return out, tuple(res), offset
+
+
+class StridedView:
+    """A device buffer seen through a view: what Triton's JIT reads (data_ptr, dtype) plus the
+    shape and element strides the launcher reads."""
+    __slots__ = ("base", "shape", "_strides", "offset", "dtype")
+
+    def __init__(self, base, shape, strides, offset):
+        self.base, self.shape, self._strides, self.offset = base, tuple(shape), tuple(strides), offset
+        self.dtype = base.dtype
+
+    def data_ptr(self):
+        return self.base.data_ptr() + self.offset * np.dtype(self.dtype.np).itemsize
+
+    def stride(self, dim=None):
+        return self._strides if dim is None else self._strides[dim]
+
+
+def view_buffer(buf, chain):
+    """`buf` seen through the view nodes of `chain`."""
+    if not chain:
+        return buf
+    shape, strides, offset = tuple(buf.shape), tuple(buf.stride()), 0
+    for n in chain:
+        shape, strides, offset = _view_strides(n, shape, strides, offset)
+    if hasattr(buf, "array"):           # HostTensor: the interpreter needs a real array
+        from runtime.interpret import HostTensor
+        a = buf.array
+        item = a.itemsize
+        root = buf._root()
+        start = buf.storage_offset() + offset
+        if any(s == 0 for s in shape):
+            return HostTensor(np.empty(shape, a.dtype), buf.dtype)
+        v = np.ndarray(shape, a.dtype, buffer=root, offset=start * item,
+                       strides=tuple(s * item for s in strides))
+        return HostTensor(v, buf.dtype)
+    return StridedView(buf, shape, strides, offset)
+
+
+# ---------------------------------------------------------------- kernels
+
+class GroupKernel(PointwiseKernel):
+    """A generated group kernel: source, parameters and how to launch it.
+
+    params roles: ("in", e) / ("out", k) pointers; ("value", n) an int fixed at generation
+    (sizes: an argument, not a constant, so one source serves every size); ("stride", "in"|
+    "out", i, d) element stride d of that buffer; ("scalar", x) a Python scalar."""
+
+    def __init__(self, name, source, params, kind, eff, grid, consts, num_warps, group,
+                 inner=None, configs=None):
+        self.name, self.source, self.params, self.kind = name, source, params, kind
+        self.eff, self.grid, self.consts, self.num_warps = eff, grid, consts, num_warps
+        self.group, self.inner, self.configs = group, inner, configs
+        self.digest = tp.cache.digest(source)
+        self._path = None
+        self._tuned = None
+
+    def __repr__(self):
+        return f"<GroupKernel {self.name} [{self.kind}] {self.digest}>"
+
+    def args(self, inputs, outputs):
+        vals = []
+        for p in self.params:
+            r = p.role
+            if r[0] == "in":
+                vals.append(inputs[r[1]])
+            elif r[0] == "out":
+                vals.append(outputs[r[1]])
+            elif r[0] == "stride":
+                buf = inputs[r[2]] if r[1] == "in" else outputs[r[2]]
+                vals.append(int(buf.stride()[r[3]]))
+            else:
+                vals.append(r[1])
+        return vals
+
+    def signature(self, block=None):
+        if self.inner is not None:
+            return self.inner.signature(block or 1024)
+        sig = {p.name: ("constexpr" if p.constexpr else p.sig) for p in self.params}
+        consts = {p.name: p.role[1] for p in self.params if p.constexpr}
+        meta = dict(self.consts)
+        if self.configs:                      # AOT: the first (largest) tuning config
+            meta.update(self.configs[0][0])
+        for k, v in meta.items():
+            sig[k] = "constexpr"
+            consts[k] = v
+        return sig, consts
+
+    def aot_options(self):
+        """num_warps / num_stages for ahead-of-time compilation (the first tuning config)."""
+        if self.inner is not None:
+            return {"num_warps": 4}
+        return dict(self.configs[0][1]) if self.configs else {"num_warps": self.num_warps}
+
+    def _grid(self, meta):
+        return self.grid(meta)
+
+    def launch(self, inputs, outputs, interpret):
+        eff = [view_buffer(inputs[k], chain) for _, k, chain in self.eff]
+        if self.inner is not None:
+            # the pointwise source indexes contiguous inputs by the flat offset: the buffers
+            # must be contiguous exactly where the generation-time strides said so
+            for e, (v, _, _), hint in zip(eff, self.eff, self.hints):
+                if _contiguous(v.shape, e.stride()) != _contiguous(v.shape, hint):
+                    raise TritonCodegenError(f"{self.name}: input {v.name} has strides "
+                                             f"{list(e.stride())}; the kernel was generated for "
+                                             f"{list(hint)} (regenerate with strides=)")
+            return self.inner.launch(eff, outputs, interpret)
+        if any(_prod(o.shape) == 0 for o in outputs):
+            return outputs
+        fn = self.function(interpret)
+        args = self.args(eff, outputs)
+        if self.configs and not interpret:
+            if self._tuned is None:
+                import triton
+                cfgs = [triton.Config(m, num_warps=o["num_warps"], num_stages=o["num_stages"])
+                        for m, o in self.configs]
+                self._tuned = triton.autotune(configs=cfgs, key=["M", "N", "K"])(fn)
+            self._tuned[lambda meta: self.grid(meta)](*args)
+            return outputs
+        meta = dict(self.consts)
+        if self.configs:                      # interpreter: the smallest tile
+            meta.update(self.configs[-1][0])
+        kw = dict(meta)
+        if not interpret:
+            kw["num_warps"] = self.num_warps
+        fn[self.grid(meta)](*args, **kw)
+        return outputs
+
+
+def _contiguous(shape, strides):
+    c = tp.contiguous_strides(shape)
+    return all(s == 1 or a == b for s, a, b in zip(shape, strides, c))
+
+
+def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
+             interpret=False):
+    """Kernel for one fused group. strides: element strides per group input for pointwise
+    groups (default contiguous; other kinds always index by stride arguments). max_block caps
+    the reduction column block (tests force the looped form with it); interpret picks block
+    sizes for Triton's interpreter (bigger tiles: it runs one program at a time)."""
+    kind = group.kind
+    if kind == "pointwise" or kind == "view":
+        if kind == "pointwise" and any(n.op in VIEW_OPS for n in _fold_views(group)[1]):
+            return _reduction(group, max_block, interpret)   # views of intermediates: row tiles
+        return _pointwise(group, strides)
+    if kind == "reduction":
+        return _reduction(group, max_block, interpret)
+    if kind == "matmul":
+        return _matmul(group, allow_tf32)
+    if kind == "extern":
+        ops = [n.op for n in group.nodes if n.op not in VIEW_OPS]
+        if len(ops) == 1 and ops[0] in ("gather", "index"):
+            return _gather(group)
+        return ExternKernel(group)
+    raise TritonCodegenError(f"triton codegen: unknown group kind {kind!r}")
+
+
+class ExternKernel:
+    """A group run by a library call instead of generated code; `fallback` names it."""
+
+    def __init__(self, group):
+        self.group, self.name, self.kind = group, group.name, "extern"
+        ops = [n.op for n in group.nodes]
+        self.fallback = ", ".join(f"{op}: {_FALLBACK.get(op, 'the NumPy lowering via host copy')}"
+                                  for op in ops)
+        self.source = f"# {self.name}: extern group, no generated kernel ({self.fallback})\n"
+
+    def launch(self, inputs, outputs, interpret):
+        raise TritonCodegenError(f"{self.name}: extern group ({self.fallback}); the runtime "
+                                 "calls the library, not a generated kernel")
+
+
+_FALLBACK = {"argsort": "cupy.argsort", "unique": "cupy.unique", "nonzero": "cupy.nonzero",
+             "inv": "cupy.linalg.inv", "det": "cupy.linalg.det", "solve": "cupy.linalg.solve",
+             "cholesky": "cupy.linalg.cholesky", "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd",
+             "eig": "NumPy on the host (cupy has no general eig)", "einsum": "cupy.einsum",
+             "bincount": "cupy.bincount", "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod",
+             "scatter": "cupyx.scatter_add / NumPy lowering", "index_put": "cupyx.scatter_add",
+             "mode_index": "NumPy on the host", "prod": "cupy.prod"}
+
+
+# ---------------------------------------------------------------- pointwise and view groups
+
+def _pointwise(group, strides):
+    eff, rest = _fold_views(group)
+    g = Graph(group.name)
+    g.inputs = [v for v, _, _ in eff]
+    g.nodes = rest
+    g.outputs = list(group.outputs)
+    if strides is None:
+        strides = [tp.contiguous_strides(v.shape) for v in group.inputs]
+    eff_strides = []
+    for v, k, chain in eff:
+        shape, st, off = tuple(group.inputs[k].shape), tuple(strides[k]), 0
+        for n in chain:
+            shape, st, off = _view_strides(n, shape, st, off)
+        eff_strides.append(st)
+    if group.kind == "view" or not rest:
+        # materialise: one copy node reading the viewed input
+        if len(group.outputs) != 1:
+            raise TritonCodegenError(f"{group.name}: a view group has one output")
+        o = group.outputs[0]
+        src = next((v for v, _, _ in eff if v is o), None)
+        if src is None:
+            raise TritonCodegenError(f"{group.name}: view group output is not a view of an input")
+        g2 = Graph(group.name)
+        x = g2.add_input(o.name, o.shape, o.dtype)
+        g2.set_outputs([g2.call("copy", x)])
+        g = g2
+        k0 = next(i for i, (v, _, _) in enumerate(eff) if v is o)
+        eff, eff_strides = [(x, eff[k0][1], eff[k0][2])], [eff_strides[k0]]
+    inner = tp.generate(g, strides=eff_strides, index=group.id)
+    k = GroupKernel(inner.name, inner.source, inner.params, group.kind, eff, None, {}, 4, group,
+                    inner=inner)
+    k.hints = eff_strides
+    return k
+
+
+# ---------------------------------------------------------------- shared emission helpers
+
+class _Names:
+    def __init__(self, reserved):
+        self.used = set(reserved)
+        self.of = {}
+
+    def add(self, v, fallback):
+        n = v.name
+        if (not n.isidentifier() or keyword.iskeyword(n) or n in self.used
+                or re.fullmatch(r"(i|s|c|r|acc|out|size|best)\d*|.*_(ptr|stride\d+)", n)):
+            n = fallback
+        while n in self.used:
+            n += "_"
+        self.used.add(n)
+        self.of[id(v)] = n
+        return n
+
+    def __getitem__(self, v):
+        return self.of[id(v)]
+
+
+def _dim_maps(nodes, eff_values, F, default_dims, special=None):
+    """Map every value's dims onto the iteration space F: dmap[id(v)] = tuple of F dims (None
+    for a size-1 dim). Pointwise ops align right (NumPy broadcasting); a value without a map
+    yet (a group input at its first use) takes its consumer's; `special(node, dmap)` handles
+    reductions and the matmul."""
+    R = len(F)
+    dmap = {}
+
+    def default(v):
+        r = len(v.shape)
+        m = []
+        for i, s in enumerate(v.shape):
+            d = default_dims(R, r, i)
+            if s == 1:
+                m.append(None)
+            elif d is None or d < 0 or F[d] != s:
+                break
+            else:
+                m.append(d)
+        else:
+            return tuple(m)
+        # not right-aligned: the same sizes as F up to size-1 dims (a value before a reshape
+        # that only adds or drops 1s) map in order
+        live = [d for d in range(R) if F[d] != 1]
+        if [s for s in v.shape if s != 1] == [F[d] for d in live]:
+            it = iter(live)
+            return tuple(None if s == 1 else next(it) for s in v.shape)
+        raise TritonCodegenError(f"triton codegen: {v.name} of shape {list(v.shape)} does "
+                                 f"not align with the iteration space {list(F)}")
+
+    def known(v):
+        if id(v) not in dmap:
+            dmap[id(v)] = default(v)
+        return dmap[id(v)]
+
+    for n in nodes:
+        o = n.outputs[0]
+        if special is not None and special(n, dmap, known):
+            continue
+        if n.op == "permute":
+            m = known(n.inputs[0])
+            dmap[id(o)] = tuple(m[d] for d in n.attrs["dims"])
+            continue
+        if n.op == "reshape":
+            x = n.inputs[0]
+            m = [d for d, s in zip(known(x), x.shape) if s != 1]
+            if [s for s in x.shape if s != 1] != [s for s in o.shape if s != 1]:
+                raise TritonCodegenError(f"triton codegen: reshape {list(x.shape)} -> "
+                                         f"{list(o.shape)} inside a fused group (only size-1 "
+                                         "dims may change; the fuser should split here)")
+            it = iter(m)
+            dmap[id(o)] = tuple(None if s == 1 else next(it) for s in o.shape)
+            continue
+        if n.op not in ("expand",) and REGISTRY[n.op].kind != "pointwise":
+            raise TritonCodegenError(f"triton codegen: {n.op} ({REGISTRY[n.op].kind}) cannot be "
+                                     "fused into this kernel")
+        r = len(o.shape)
+        ops = [a for a in n.inputs if isinstance(a, Value)]
+        m = []
+        for i, s in enumerate(o.shape):
+            d = None
+            if s != 1:
+                for a in ops:
+                    ia = i - (r - len(a.shape))
+                    if ia >= 0 and id(a) in dmap and dmap[id(a)][ia] is not None:
+                        d = dmap[id(a)][ia]
+                        break
+                else:
+                    d = default(o)[i]
+            m.append(d)
+        dmap[id(o)] = tuple(m)
+        for a in ops:
+            if id(a) not in dmap:
+                ra = len(a.shape)
+                dmap[id(a)] = tuple(None if s == 1 else m[r - ra + j]
+                                    for j, s in enumerate(a.shape))
+    for v in eff_values:
+        known(v)
+    return dmap
+
+
+def _header(name, group, kind, note):
+    L = [f"# Kiln: Triton kernel for fused group {name} [{kind}] ({note})."]
+    for n in group.nodes:
+        outs = ", ".join(f"{o.name}: {_SHORT.get(o.dtype.name, o.dtype.name)}{list(o.shape)}"
+                         for o in n.outputs)
+        ins = [a.name if isinstance(a, Value) else "<scalar>" for a in n.inputs]
+        ins += [f"{k}={v!r}" for k, v in n.attrs.items() if not isinstance(v, dt.DType)]
+        L.append(f"#   {outs} = {n.op}({', '.join(ins)})")
+    L += ["import triton", "import triton.language as tl", ""]
+    return L
+
+
+def _helpers(exprs):
+    L = []
+    for h in _helpers_used(exprs):
+        L += HELPERS[h].rstrip("\n").split("\n") + [""]
+    return L
+
+
+def _acc_dtype(d):
+    if d in (dt.float16, dt.bfloat16):
+        return dt.float32
+    if d is dt.bool_:
+        return dt.int64
+    return d
+
+
+def _lowest(d, high=False):
+    if d.is_floating_point:
+        return 'float("inf")' if high else 'float("-inf")'
+    info = np.iinfo(d.np)
+    return str(info.max if high else info.min)
+
+
+# ---------------------------------------------------------------- reduction groups
+
+def _reduction(group, max_block, interpret):
+    eff, nodes = _fold_views(group)
+    reds = [n for n in nodes if n.op in _REDUCTIONS or n.op == "gather"]
+    for n in nodes:
+        if REGISTRY[n.op].kind == "reduction" and n.op not in _REDUCTIONS:
+            raise TritonCodegenError(f"triton codegen: reduction {n.op} has no Triton lowering "
+                                     f"(fallback: {_FALLBACK.get(n.op, 'NumPy')})")
+    base = next((n for n in reds if n.op != "gather"), None)
+    if base is None:
+        # pointwise nodes with views of intermediates: one row per element, no columns
+        F = max((tuple(o.shape) for o in group.outputs), key=lambda sh: (_prod(sh), len(sh)))
+    else:
+        F = tuple(base.inputs[0].shape)
+    R = len(F)
+
+    def red_dims(n):
+        if n.op in ("argmax", "argmin"):
+            d = n.attrs.get("dim")
+            return tuple(range(R)) if d is None else (d % max(R, 1),)
+        return norm_dims(n.op, n.attrs.get("dims"), len(n.inputs[0].shape))
+
+    D = None if base is not None else frozenset()
+
+    def special(n, dmap, known):
+        nonlocal D
+        if n.op in _REDUCTIONS:
+            x = n.inputs[0]
+            m = known(x)
+            dims = red_dims(n)
+            fd = {m[d] for d in dims}
+            if None in fd:
+                raise TritonCodegenError(f"{group.name}: {n.op} over a size-1 dim")
+            if D is None:
+                D = frozenset(fd)
+            if fd != D:
+                raise TritonCodegenError(f"{group.name}: reductions over different dims "
+                                         f"({sorted(fd)} vs {sorted(D)}) in one group")
+            keep = n.attrs.get("keepdim", False)
+            if n.op in ("argmax", "argmin") and n.attrs.get("dim") is None:
+                dmap[id(n.outputs[0])] = (None,) * len(n.outputs[0].shape)
+            elif keep:
+                dmap[id(n.outputs[0])] = tuple(None if d in dims else e for d, e in enumerate(m))
+            else:
+                dmap[id(n.outputs[0])] = tuple(e for d, e in enumerate(m) if d not in dims)
+            return True
+        if n.op == "gather":
+            x, idx = n.inputs[0], n.inputs[1]
+            m = known(x)
+            d = n.attrs["dim"] % R
+            if D is None or {m[d]} != set(D) or idx.shape[d] != 1 or \
+                    any(s != x.shape[j] for j, s in enumerate(idx.shape) if j != d):
+                raise TritonCodegenError(f"{group.name}: gather is fused only as one pick per "
+                                         "row along the reduced dim")
+            out = tuple(None if j == d else e for j, e in enumerate(m))
+            dmap[id(idx)] = out
+            dmap[id(n.outputs[0])] = out
+            return True
+        return False
+
+    dmap = _dim_maps(nodes, [v for v, _, _ in eff], F, lambda R_, r, i: R_ - r + i, special)
+    row_dims = [d for d in range(R) if d not in D and F[d] != 1]
+    col_dims = [d for d in sorted(D)]
+    nrows, ncols = _prod(F[d] for d in row_dims), _prod(F[d] for d in col_dims)
+    cap = max_block or (4096 if interpret else 8192)
+    BN = min(_pow2(ncols), cap)
+    persistent = ncols <= BN
+    target = (1 << 14) if interpret else 4096
+    BM = max(1, min(_pow2(nrows), target // BN))
+    tile = BM * BN
+    num_warps = 4 if tile <= 2048 else 8 if tile <= 8192 else 16
+
+    def live(v):
+        m = dmap.get(id(v), ())
+        return {d for d in m if d is not None}
+
+    def is_full(v):
+        return bool(live(v) & D)
+
+    # ---- names and parameters
+    names = _Names({"tl", "triton", "pid", "rows", "cols", "rmask", "cmask", "mask", "c0",
+                    "nrows", "ncols", "BLOCK_M", "BLOCK_N", "take", "xm", "bm"})
+    for k, (v, _, _) in enumerate(eff):
+        names.add(v, f"in{k}")
+    for n in nodes:
+        for o in n.outputs:
+            names.add(o, f"v{len(names.of)}")
+    extent = sum(F)
+    idx64 = nrows * ncols >= 2**31
+    for v, _, _ in eff:
+        extent = max(extent, _prod(v.shape))
+    isig = "i64" if idx64 or extent >= 2**31 else "i32"
+    params = [Param(f"{names[v]}_ptr", "*" + SIG[v.dtype.name], ("in", k))
+              for k, (v, _, _) in enumerate(eff)]
+    outs = list(group.outputs)
+    out_ptr = []
+    for k, o in enumerate(outs):
+        pn = f"out{k}_ptr"
+        names.used.add(pn)
+        out_ptr.append(pn)
+        params.append(Param(pn, "*" + SIG[o.dtype.name], ("out", k)))
+    scalar_params = []
+    scalar_expr = scalar_emitter(scalar_params)
+    size_params = [Param("nrows", isig, ("value", nrows)), Param("ncols", isig, ("value", ncols))]
+    stride_params = []
+    coord_sizes = []
+
+    def address(v, which, idx):
+        """Pointer offset expression and mask name for value v of buffer (which, idx)."""
+        terms, row, col = [], False, False
+        for j, d in enumerate(dmap[id(v)]):
+            if d is None or v.shape[j] == 1:
+                continue
+            pn = f"{names[v] if which == 'in' else 'out' + str(idx)}_stride{j}"
+            names.used.add(pn)
+            stride_params.append(Param(pn, isig, ("stride", which, idx, j)))
+            terms.append(f"i{d} * {pn}")
+            row |= d not in D
+            col |= d in D
+        m = "mask" if row and col else "rmask" if row else "cmask" if col else None
+        return " + ".join(terms), m
+
+    # ---- body
+    eff_of = {id(v): k for k, (v, _, _) in enumerate(eff)}
+    producer = {id(o): n for n in nodes for o in n.outputs}
+    exprs_seen = []
+    L = []
+
+    def sym(v):
+        m = dmap.get(id(v), ())
+        dims = ["1" if e is None else (f"c{e}" if e in D else f"r{e}") for e in m]
+        return f"{_SHORT[v.dtype.name]}[{', '.join(dims)}]"
+
+    def coords(which, ind):
+        dims = row_dims if which == "row" else col_dims
+        dims = [d for d in dims if F[d] != 1]
+        cur = "rows" if which == "row" else "cols"
+        out = []
+        for j, d in enumerate(reversed(dims)):
+            if j == len(dims) - 1:
+                out.append(f"{ind}i{d} = {cur}")
+            else:
+                pn = f"size{d}"
+                if pn not in coord_sizes:
+                    coord_sizes.append(pn)
+                    size_params.append(Param(pn, isig, ("value", F[d])))
+                out.append(f"{ind}i{d} = {cur} % {pn}")
+                out.append(f"{ind}{'r' if which == 'row' else 'c'} = {cur} // {pn}")
+                cur = "r" if which == "row" else "c"
+        return out
+
+    def emit(v, scope, ind, body):
+        """Lines computing v into `body` (values already in `scope` are reused)."""
+        if id(v) in scope:
+            return
+        if id(v) in eff_of:
+            k = eff_of[id(v)]
+            off, m = address(v, "in", k)
+            ptr = f"{names[v]}_ptr"
+            body.append(f"{ind}{names[v]} = tl.load({ptr} + {off}, mask={m})" if off else
+                        f"{ind}{names[v]} = tl.load({ptr})")
+            scope.add(id(v))
+            return
+        n = producer.get(id(v))
+        if n is None:
+            raise TritonCodegenError(f"{group.name}: {v.name} is neither computed nor an input")
+        if n.op in _REDUCTIONS or n.op == "gather":
+            raise TritonCodegenError(f"{group.name}: {v.name} used before its reduction")
+        for a in n.inputs:
+            if isinstance(a, Value):
+                emit(a, scope, ind, body)
+        o = n.outputs[0]
+        if n.op in ("reshape", "permute", "expand"):
+            # index-map change only: the register tile already has the right layout
+            body.append(f"{ind}# {names[o]}: {sym(o)} = {n.op}({names[n.inputs[0]]})")
+            body.append(f"{ind}{names[o]} = {names[n.inputs[0]]}")
+        else:
+            comment, expr = op_expr(n, names.of, scalar_expr, sym)
+            exprs_seen.append(expr)
+            body.append(f"{ind}{comment}")
+            body.append(f"{ind}{names[o]} = {expr}")
+        scope.add(id(o))
+
+    def cone_rows(v, acc, seen):
+        """Row-only values (and reduction results) a full value depends on."""
+        if id(v) in seen:
+            return
+        seen.add(id(v))
+        if not is_full(v):
+            acc.append(v)
+            return
+        n = producer.get(id(v))
+        if n is None:
+            return
+        for a in n.inputs:
+            if isinstance(a, Value):
+                cone_rows(a, acc, seen)
+
+    row_scope = set()
+    pid = "tl.program_id(0).to(tl.int64)" if idx64 else "tl.program_id(0)"
+    L.append(f"    pid = {pid}")
+    L.append("    rows = pid * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+    L.append("    rmask = rows < nrows")
+    L += coords("row", "    ")
+
+    def col_setup(ind, start):
+        out = [f"{ind}cols = {start}tl.arange(0, BLOCK_N)[None, :]",
+               f"{ind}cmask = cols < ncols",
+               f"{ind}mask = rmask & cmask"]
+        return out + coords("col", ind)
+
+    if persistent:
+        L.append("    # the whole row fits one block: one pass, values stay in registers")
+        L += col_setup("    ", "")
+        full_scope = row_scope          # one scope: nothing is recomputed
+
+    def phase(targets, finish, comment=None):
+        """Loop (or straight line) over column blocks computing `targets`; `finish(ind,
+        body)` adds the per-block work (combine a reduction, or store)."""
+        deps = []
+        for t in targets:
+            cone_rows(t, deps, set())
+        for d in deps:
+            emit(d, row_scope, "    ", L)
+        if persistent:
+            for t in targets:
+                emit(t, full_scope, "    ", L)
+            if comment:
+                L.append(f"    {comment}")
+            finish("    ", L)
+            return
+        body = []
+        scope = set(row_scope)
+        for t in targets:
+            emit(t, scope, "        ", body)
+        L.append("    for c0 in range(0, ncols, BLOCK_N):")
+        L.extend(col_setup("        ", "c0 + "))
+        L.extend(body)
+        finish("        ", L)
+
+    def conv(v, d):
+        return names[v] if v.dtype is d else f"{names[v]}.to({_tl(d)})"
+
+    for n in reds:
+        x = n.inputs[0]
+        o = n.outputs[0]
+        nm = names[o]
+        comment = (f"# {nm}: {sym(o)} = {n.op}({names[x]}" +
+                   (f", {names[n.inputs[1]]}" if n.op == "gather" else "") +
+                   "".join(f", {k}={v!r}" for k, v in n.attrs.items()
+                           if not isinstance(v, dt.DType)) + ")")
+        acc = _acc_dtype(o.dtype) if n.op == "sum" else _acc_dtype(x.dtype)
+        if n.op == "gather":
+            acc = _acc_dtype(x.dtype)
+        tacc = _tl(acc)
+        if not persistent:
+            L.append(f"    {comment}")
+        if n.op == "sum":
+            part = f"tl.sum(tl.where(mask, {conv(x, acc)}, 0), axis=1, keep_dims=True)"
+            init, comb = "0", lambda a, p: f"{a} + {p}"
+        elif n.op in ("amax", "amin"):
+            hi = n.op == "amin"
+            f = "tl.min" if hi else "tl.max"
+            part = (f"{f}(tl.where(mask, {conv(x, acc)}, {_lowest(acc, hi)}), axis=1, "
+                    "keep_dims=True)")
+            init = _lowest(acc, hi)
+            comb = (lambda a, p: f"tl.minimum({a}, {p})") if hi else \
+                (lambda a, p: f"tl.maximum({a}, {p})")
+        elif n.op == "gather":
+            d = n.attrs["dim"] % R
+            fd = dmap[id(x)][d]
+            emit(n.inputs[1], row_scope, "    ", L)
+            part = (f"tl.sum(tl.where(mask & (i{fd} == {names[n.inputs[1]]}), "
+                    f"{conv(x, acc)}, 0), axis=1, keep_dims=True)")
+            init, comb = "0", lambda a, p: f"{a} + {p}"
+        else:       # argmax / argmin: value and column of the best so far (first one wins)
+            hi = n.op == "argmin"
+            init = _lowest(acc, hi)
+            fred, farg, cmp = ("tl.min", "tl.argmin", "<") if hi else ("tl.max", "tl.argmax", ">")
+            xm = f"tl.where(mask, {conv(x, acc)}, {init})"
+            if persistent:
+                def fin(ind, body, nm=nm, xm=xm, farg=farg):
+                    body.append(f"{ind}{nm} = {farg}({xm}, axis=1, keep_dims=True).to(tl.int64)")
+                phase([x], fin, comment)
+                row_scope.add(id(o))
+                continue
+            L.append(f"    best_{nm} = tl.full([BLOCK_M, 1], {init}, {tacc})")
+            L.append(f"    arg_{nm} = tl.zeros([BLOCK_M, 1], tl.int64)")
+
+            def fin(ind, body, nm=nm, xm=xm, fred=fred, farg=farg, cmp=cmp):
+                body.append(f"{ind}xm = {xm}")
+                body.append(f"{ind}bm = {fred}(xm, axis=1, keep_dims=True)")
+                body.append(f"{ind}take = bm {cmp} best_{nm}")
+                body.append(f"{ind}arg_{nm} = tl.where(take, {farg}(xm, axis=1, keep_dims=True)"
+                            f".to(tl.int64) + c0, arg_{nm})")
+                body.append(f"{ind}best_{nm} = tl.where(take, bm, best_{nm})")
+            phase([x], fin)
+            L.append(f"    {nm} = arg_{nm}")
+            row_scope.add(id(o))
+            continue
+        cast = "" if acc is o.dtype else f".to({_tl(o.dtype)})"
+        if persistent:
+            def fin(ind, body, nm=nm, part=part, cast=cast):
+                body.append(f"{ind}{nm} = ({part}){cast}" if cast else f"{ind}{nm} = {part}")
+            phase([x], fin, comment)
+        else:
+            L.append(f"    acc_{nm} = tl.full([BLOCK_M, 1], {init}, {tacc})")
+
+            def fin(ind, body, nm=nm, part=part, comb=comb):
+                body.append(f"{ind}acc_{nm} = {comb('acc_' + nm, part)}")
+            phase([x], fin)
+            L.append(f"    {nm} = acc_{nm}{cast}")
+        row_scope.add(id(o))
+
+    # ---- outputs: row values once, full-width values in a last pass over the columns
+    stores_row, stores_full = [], []
+    for k, o in enumerate(outs):
+        (stores_full if is_full(o) else stores_row).append((k, o))
+    if stores_full:
+        def fin(ind, body):
+            for k, o in stores_full:
+                off, m = address(o, "out", k)
+                body.append(f"{ind}tl.store({out_ptr[k]} + {off}, {names[o]}, mask={m})")
+        if not persistent:
+            L.append("    # outputs: recompute the epilogue block by block and store it")
+        phase([o for _, o in stores_full], fin)
+    for k, o in stores_row:
+        emit(o, row_scope, "    ", L)
+        off, m = address(o, "out", k)
+        # a 0-d output is written by the (single) row lane: rows * 0 keeps the pointer a block
+        L.append(f"    tl.store({out_ptr[k]} + {off or 'rows * 0'}, {names[o]}, "
+                 f"mask={m or 'rmask'})")
+
+    # dedupe stride params (one per buffer dim)
+    seen, sp = set(), []
+    for p in stride_params:
+        if p.name not in seen:
+            seen.add(p.name)
+            sp.append(p)
+    params += scalar_params + size_params + sp
+    ops = "_".join(dict.fromkeys(n.op for n in nodes if n.op not in VIEW_OPS))
+    kname = f"fused_{ops}_{group.id}" if len(nodes) > 1 else f"{ops}_{group.id}"
+    mode = "persistent rows" if persistent else "looped over column blocks"
+    src = _header(kname, group, group.kind, f"{nrows} rows x {ncols} columns, {mode}")
+    src += _helpers(exprs_seen)
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([f"{p.name}: tl.constexpr" if p.constexpr else p.name
+                                         for p in params]
+                                        + ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr"])
+            + "):"]
+    src += L
+    source = "\n".join(src) + "\n"
+    grid = (lambda meta, nrows=nrows: ((nrows + meta["BLOCK_M"] - 1) // meta["BLOCK_M"],))
+    return GroupKernel(kname, source, params, group.kind, eff, grid,
+                       {"BLOCK_M": BM, "BLOCK_N": BN}, num_warps, group)
+
+
+# ---------------------------------------------------------------- matmul groups
+
+_MM_CONFIGS = {   # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages), largest first
+    2: [(128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4), (128, 128, 32, 4, 4),
+        (64, 128, 32, 4, 4), (64, 64, 32, 4, 4), (32, 32, 16, 4, 2)],
+    4: [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
+        (32, 32, 16, 4, 2)],
+}
+
+
+def _matmul(group, allow_tf32):
+    eff, nodes = _fold_views(group)
+    mms = [n for n in nodes if n.op == "matmul"]
+    if len(mms) != 1:
+        raise TritonCodegenError(f"{group.name}: a matmul group holds one matmul "
+                                 f"(got {len(mms)})")
+    mm = mms[0]
+    a, b = mm.inputs
+    effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
+    if id(a) not in effv or id(b) not in effv:
+        raise TritonCodegenError(f"{group.name}: matmul operands must be group inputs (views "
+                                 "fold into strides); pointwise prologues are not fused")
+    if a.dtype not in (dt.float32, dt.float16, dt.bfloat16):
+        raise TritonCodegenError(f"{group.name}: matmul of {a.dtype} (tl.dot takes fp32/fp16/bf16)")
+    O = tuple(mm.outputs[0].shape)
+    R = len(O)
+    M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
+    nb = len(O) - 2
+    batch = _prod(O[:nb])
+
+    def special(n, dmap, known):
+        if n is mm:
+            dmap[id(mm.outputs[0])] = tuple(range(R))
+            return True
+        return False
+
+    epi = [n for n in nodes if n is not mm]
+    dmap = _dim_maps([mm] + epi, [v for v, _, _ in eff if v is not a and v is not b], O,
+                     lambda R_, r, i: R_ - r + i, special)
+    names = _Names({"tl", "triton", "pid", "bid", "acc", "rm", "rn", "rk", "M", "N", "K",
+                    "mask", "BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "k0", "a", "b", "group",
+                    "num_m", "num_n", "first_m", "group_m", "pid_m", "pid_n"})
+    for k, (v, _, _) in enumerate(eff):
+        names.add(v, f"in{k}")
+    for n in nodes:
+        for o in n.outputs:
+            names.add(o, f"v{len(names.of)}")
+    big = max([_prod(v.shape) for v, _, _ in eff] + [_prod(O)]) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param(f"{names[v]}_ptr", "*" + SIG[v.dtype.name], ("in", k))
+              for k, (v, _, _) in enumerate(eff)]
+    outs = list(group.outputs)
+    for k, o in enumerate(outs):
+        if tuple(o.shape) != O:
+            raise TritonCodegenError(f"{group.name}: output {o.name} is not the matmul's shape")
+        params.append(Param(f"out{k}_ptr", "*" + SIG[o.dtype.name], ("out", k)))
+        names.used.add(f"out{k}_ptr")
+    scalar_params = []
+    scalar_expr = scalar_emitter(scalar_params)
+    size_params = [Param("M", isig, ("value", M)), Param("N", isig, ("value", N)),
+                   Param("K", isig, ("value", K))]
+    stride_params = []
+
+    def stride(which, idx, v, j):
+        pn = f"{names[v] if which == 'in' else 'out' + str(idx)}_stride{j}"
+        if all(p.name != pn for p in stride_params):
+            stride_params.append(Param(pn, isig, ("stride", which, idx, j)))
+        return pn
+
+    L = ["    pid = tl.program_id(0)", "    bid = tl.program_id(1)",
+         "    # grouped tile order: GROUP_M row tiles share the B columns they read (L2 reuse)",
+         "    num_m = tl.cdiv(M, BLOCK_M)", "    num_n = tl.cdiv(N, BLOCK_N)",
+         "    group = pid // (GROUP_M * num_n)", "    first_m = group * GROUP_M",
+         "    group_m = min(num_m - first_m, GROUP_M)",
+         "    pid_m = first_m + (pid % (GROUP_M * num_n)) % group_m",
+         "    pid_n = (pid % (GROUP_M * num_n)) // group_m",
+         "    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)",
+         "    rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)",
+         "    rk = tl.arange(0, BLOCK_K)"]
+    if nb:
+        L.append("    # batch coordinates (broadcast batch dims have no stride term)")
+        cur = "bid"
+        for j, d in enumerate(reversed(range(nb))):
+            if j == nb - 1:
+                L.append(f"    i{d} = {cur}")
+            else:
+                pn = f"size{d}"
+                size_params.append(Param(pn, isig, ("value", O[d])))
+                L.append(f"    i{d} = {cur} % {pn}")
+                L.append(f"    b = {cur} // {pn}")
+                cur = "b"
+    L += [f"    i{R - 2} = rm[:, None]", f"    i{R - 1} = rn[None, :]",
+          "    mask = (i%d < M) & (i%d < N)" % (R - 2, R - 1)]
+
+    def batch_off(v, which, idx):
+        terms = []
+        r = len(v.shape)
+        for j in range(r - 2):
+            d = nb - (r - 2) + j
+            if v.shape[j] != 1:
+                terms.append(f"i{d} * {stride(which, idx, v, j)}")
+        return terms
+
+    ka, kb = effv[id(a)], effv[id(b)]
+    ra, rb = len(a.shape), len(b.shape)
+    a_off = " + ".join(batch_off(a, "in", ka) + [
+        f"rm[:, None] * {stride('in', ka, a, ra - 2)}", f"(k0 + rk)[None, :] * {stride('in', ka, a, ra - 1)}"])
+    b_off = " + ".join(batch_off(b, "in", kb) + [
+        f"(k0 + rk)[:, None] * {stride('in', kb, b, rb - 2)}", f"rn[None, :] * {stride('in', kb, b, rb - 1)}"])
+    o = mm.outputs[0]
+    L += [f"    # {names[o]}: {_SHORT[o.dtype.name]}[..., M, N] = matmul({names[a]}, {names[b]})",
+          "    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)",
+          "    for k0 in range(0, K, BLOCK_K):",
+          f"        a = tl.load({names[a]}_ptr + {a_off}, mask=(rm[:, None] < M) & "
+          f"((k0 + rk)[None, :] < K), other=0.0)",
+          f"        b = tl.load({names[b]}_ptr + {b_off}, mask=((k0 + rk)[:, None] < K) & "
+          f"(rn[None, :] < N), other=0.0)",
+          f"        acc += tl.dot(a, b{dot_kwargs(a.dtype, allow_tf32)})",
+          f"    {names[o]} = acc" + ("" if o.dtype is dt.float32 else f".to({_tl(o.dtype)})")]
+    scope = {id(o)}
+    exprs = []
+
+    def sym(v):
+        return f"{_SHORT[v.dtype.name]}{list(v.shape)}"
+
+    def emit(v):
+        if id(v) in scope:
+            return
+        if id(v) in effv:
+            k = effv[id(v)]
+            terms = [f"i{d} * {stride('in', k, v, j)}" for j, d in enumerate(dmap[id(v)])
+                     if d is not None and v.shape[j] != 1]
+            L.append(f"    {names[v]} = tl.load({names[v]}_ptr + {' + '.join(terms)}, mask=mask)"
+                     if terms else f"    {names[v]} = tl.load({names[v]}_ptr)")
+            scope.add(id(v))
+            return
+        n = next(n for n in epi if any(x is v for x in n.outputs))
+        for x in n.inputs:
+            if isinstance(x, Value):
+                emit(x)
+        if n.op in ("reshape", "permute", "expand"):
+            L.append(f"    # {names[v]}: {sym(v)} = {n.op}({names[n.inputs[0]]})")
+            L.append(f"    {names[v]} = {names[n.inputs[0]]}")
+        else:
+            comment, expr = op_expr(n, names.of, scalar_expr, sym)
+            exprs.append(expr)
+            L.append(f"    {comment}")
+            L.append(f"    {names[v]} = {expr}")
+        scope.add(id(v))
+
+    if epi:
+        L.append("    # epilogue on the accumulator tile, one line per IR node")
+    for n in epi:
+        emit(n.outputs[0])
+    for k, ov in enumerate(outs):
+        terms = [f"i{d} * {stride('out', k, ov, d)}" for d in range(R) if O[d] != 1]
+        L.append(f"    tl.store(out{k}_ptr + {' + '.join(terms)}, {names[ov]}, mask=mask)")
+    params += scalar_params + size_params + stride_params
+    ops = "_".join(dict.fromkeys(n.op for n in nodes if n.op not in VIEW_OPS))
+    kname = f"fused_{ops}_{group.id}" if len(nodes) > 1 else f"{ops}_{group.id}"
+    mode = f"{'batched ' if nb else ''}{a.dtype.name}" + (" tf32" if allow_tf32 and
+                                                          a.dtype is dt.float32 else "")
+    src = _header(kname, group, "matmul", f"tiled tl.dot, {mode}")
+    cfgs = _MM_CONFIGS[4 if a.dtype is dt.float32 else 2]
+    src.append("# autotuned on the GPU over (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages):")
+    src.append(f"CONFIGS = {cfgs!r}")
+    src.append("")
+    src += _helpers(exprs)
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([f"{p.name}: tl.constexpr" if p.constexpr else p.name
+                                         for p in params]
+                                        + ["BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr",
+                                           "BLOCK_K: tl.constexpr", "GROUP_M: tl.constexpr"])
+            + "):"]
+    src += L
+    source = "\n".join(src) + "\n"
+    configs = [({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8},
+                {"num_warps": w, "num_stages": s}) for bm, bn, bk, w, s in cfgs]
+    grid = (lambda meta, M=M, N=N, batch=batch: (
+        ((M + meta["BLOCK_M"] - 1) // meta["BLOCK_M"]) * ((N + meta["BLOCK_N"] - 1) //
+                                                           meta["BLOCK_N"]), batch))
+    return GroupKernel(kname, source, params, "matmul", eff, grid, {}, 4, group,
+                       configs=configs)
+
+
+# ---------------------------------------------------------------- gather / index_select
+
+def _gather(group):
+    """out[i] = x[i with i[dim] replaced by index[i]] (gather), or x indexed by one integer
+    tensor at dim p (index with one index: index_select generalised to any index shape)."""
+    eff, nodes = _fold_views(group)
+    n = next(n for n in nodes if n.op in ("gather", "index"))
+    if len(nodes) != 1:
+        raise TritonCodegenError(f"{group.name}: only a lone gather/index is generated")
+    x, idx = n.inputs[0], n.inputs[1]
+    o = n.outputs[0]
+    effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
+    kx, ki = effv[id(x)], effv[id(idx)]
+    O = tuple(o.shape)
+    R = len(O)
+    if n.op == "index":
+        if len(n.inputs) != 2:
+            raise TritonCodegenError(f"{group.name}: index with several index tensors "
+                                     "(fallback: NumPy lowering)")
+        p = n.attrs["pos"][0]
+        ri = len(idx.shape)
+        # output dims: x dims before p, the index's dims, x dims after p
+        x_dims = {j: (j if j < p else j + ri - 1) for j in range(len(x.shape)) if j != p}
+        i_dims = {j: p + j for j in range(ri)}
+        dim = p
+    else:
+        dim = n.attrs["dim"] % max(len(x.shape), 1)
+        x_dims = {j: j for j in range(len(x.shape)) if j != dim}
+        i_dims = {j: j for j in range(len(idx.shape))}
+    big = max(_prod(x.shape), _prod(O)) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
+              Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", ki)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", isig, ("value", _prod(O)))]
+    sizes, strides = [], []
+    first = min((d for d in range(R) if O[d] != 1), default=R)
+    L = ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
+         "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+         "    mask = offs < numel", "    r = offs"]
+    for d in range(R - 1, -1, -1):
+        if O[d] == 1:
+            continue
+        if d == first:
+            L.append(f"    i{d} = r")
+            break
+        sizes.append(Param(f"size{d}", isig, ("value", O[d])))
+        L += [f"    i{d} = r % size{d}", f"    r = r // size{d}"]
+    i_terms = [f"i{d} * index_stride{j}" for j, d in i_dims.items() if idx.shape[j] != 1]
+    strides += [Param(f"index_stride{j}", isig, ("stride", "in", ki, j))
+                for j in i_dims if idx.shape[j] != 1]
+    L.append(f"    # {o.name}: {n.op}({x.name}, {idx.name}, dim={dim})")
+    L.append(f"    j = tl.load(index_ptr + {' + '.join(i_terms) or '0'}, mask=mask, other=0)")
+    sizes.append(Param(f"xsize{dim}", isig, ("value", x.shape[dim])))
+    if n.op == "index":
+        L.append(f"    j = tl.where(j < 0, j + xsize{dim}, j)   # negative indices count from the end")
+    # the NumPy lowering raises on out-of-range indices; the kernel reads nothing for them
+    L.append(f"    ok = mask & (j >= 0) & (j < xsize{dim})")
+    x_terms = [f"j * x_stride{dim}"] + [f"i{d} * x_stride{j}" for j, d in x_dims.items()
+                                         if x.shape[j] != 1]
+    strides += [Param(f"x_stride{j}", isig, ("stride", "in", kx, j))
+                for j in [dim] + [j for j in x_dims if x.shape[j] != 1]]
+    L.append(f"    v = tl.load(x_ptr + {' + '.join(x_terms)}, mask=ok)")
+    o_terms = [f"i{d} * out0_stride{d}" for d in range(R) if O[d] != 1]
+    strides += [Param(f"out0_stride{d}", isig, ("stride", "out", 0, d)) for d in range(R) if O[d] != 1]
+    L.append(f"    tl.store(out0_ptr + {' + '.join(o_terms) or '0'}, v, mask=mask)")
+    params += sizes + strides
+    kname = f"{n.op}_{group.id}"
+    src = _header(kname, group, "extern", f"{n.op} as an indexed load")
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
+    src += L
+    numel = _prod(O)
+    block = min(1024, _pow2(max(numel, 16)))
+    grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
+    return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
+                       {"BLOCK": block}, 4, group)
