@@ -896,7 +896,7 @@ def _matmul(group, allow_tf32):
     dmap = _dim_maps([mm] + epi, [v for v, _, _ in eff if v is not a and v is not b], O,
                      lambda R_, r, i: R_ - r + i, special)
     names = _Names({"tl", "triton", "pid", "bid", "acc", "rm", "rn", "rk", "M", "N", "K",
-                    "mask", "BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "k0", "a", "b", "group",
+                    "mask", "BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "k0", "a", "b", "bq", "group",
                     "num_m", "num_n", "first_m", "group_m", "pid_m", "pid_n"})
     for k, (v, _, _) in enumerate(eff):
         names.add(v, f"in{k}")
@@ -945,8 +945,8 @@ def _matmul(group, allow_tf32):
                 pn = f"size{d}"
                 size_params.append(Param(pn, isig, ("value", O[d])))
                 L.append(f"    i{d} = {cur} % {pn}")
-                L.append(f"    b = {cur} // {pn}")
-                cur = "b"
+                L.append(f"    bq = {cur} // {pn}")
+                cur = "bq"
     L += [f"    i{R - 2} = rm[:, None]", f"    i{R - 1} = rn[None, :]",
           "    mask = (i%d < M) & (i%d < N)" % (R - 2, R - 1)]
 
