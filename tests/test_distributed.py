@@ -322,3 +322,24 @@ def test_engine_queue_callback_runs_after_every_gradient():
     assert seen == [[2.0, 2.0, 2.0]]
     with pytest.raises(RuntimeError, match="only be installed during backward"):
         Variable._execution_engine.queue_callback(lambda: None)
+
+
+@needs_mpi
+def test_ddp_digits_example_saves_one_checkpoint(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "framework.cli", "run", "-n", "2",
+                        os.path.join(ROOT, "examples", "ddp_digits.py"), "--epochs", "1",
+                        "--subset", "256", "--checkpoint-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.count("epoch  1:") == 1                 # rank 0 alone reports
+    assert "256 train samples, 128 per rank, global batch 64" in p.stdout
+    assert os.listdir(tmp_path) == ["ddp_digits.pt"]
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        from train_digits import DigitsCNN
+    finally:
+        sys.path.pop(0)
+    ck = torch.load(str(tmp_path / "ddp_digits.pt"))
+    m = DigitsCNN()
+    m.load_state_dict(ck["model"])                            # plain keys: no "module." prefix
+    assert ck["epoch"] == 0 and not any(k.startswith("module.") for k in ck["model"])
