@@ -374,6 +374,205 @@ def eager_device(dev, cp=None):
     return passed, failed
 
 
+# ============================================================================================
+# 6. Fused group kernels (compiler/codegen/triton_group.py): softmax, layer_norm and
+#    cross_entropy rows as one kernel each and a pointwise chain (> 64 MB, GB/s vs copy
+#    bandwidth), then matmul fp16/bf16/tf32 4096^3 (TFLOP/s vs cuBLAS via torch or CuPy).
+#    Correctness against the NumPy lowering on fresh random inputs comes first, each case in
+#    its own try/except. --dry-run: generate + AOT-compile the same kernels for sm_<arch>.
+# ============================================================================================
+
+def _group_graphs(N, C, dtype=dt.float32):
+    """name -> (graph, group kind): one group of all the graph's nodes."""
+    out = {}
+    g = Graph("softmax")
+    x = g.add_input("x", (N, C), dtype)
+    e = g.call("exp", g.call("sub", x, g.call("amax", x, dims=(1,), keepdim=True)))
+    g.set_outputs([g.call("div", e, g.call("sum", e, dims=(1,), keepdim=True))])
+    out["softmax"] = (g, "reduction")
+    g = Graph("layer_norm")
+    x = g.add_input("x", (N, C), dtype)
+    w = g.add_input("w", (C,), dtype)
+    b = g.add_input("b", (C,), dtype)
+    d = g.call("sub", x, g.call("div", g.call("sum", x, dims=(1,), keepdim=True), float(C)))
+    var = g.call("div", g.call("sum", g.call("mul", d, d), dims=(1,), keepdim=True), float(C))
+    y = g.call("mul", d, g.call("rsqrt", g.call("add", var, 1e-5)))
+    g.set_outputs([g.call("add", g.call("mul", y, w), b)])
+    out["layer_norm"] = (g, "reduction")
+    g = Graph("cross_entropy_rows")      # per-row loss; the batch mean is a second, tiny kernel
+    x = g.add_input("x", (N, C), dtype)
+    t = g.add_input("t", (N, 1), dt.int64)
+    m = g.call("amax", x, dims=(1,), keepdim=True)
+    lse = g.call("add", g.call("log", g.call("sum", g.call("exp", g.call("sub", x, m)),
+                                              dims=(1,), keepdim=True)), m)
+    g.set_outputs([g.call("neg", g.call("gather", g.call("sub", x, lse), t, dim=1))])
+    out["cross_entropy"] = (g, "reduction")
+    g = Graph("chain")
+    x = g.add_input("x", (N, C), dtype)
+    y = g.add_input("y", (C,), dtype)
+    g.set_outputs([g.call("maximum", g.call("mul", g.call("add", x, y), 0.5), 0.0)])
+    out["pointwise chain"] = (g, "pointwise")
+    return out
+
+
+def _mm_graph(n, dtype):
+    g = Graph("mm")
+    a = g.add_input("a", (n, n), dtype)
+    b = g.add_input("b", (n, n), dtype)
+    g.set_outputs([g.call("matmul", a, b)])
+    return g
+
+
+def _as_group(g, kind):
+    from compiler.ir.group import Group
+    return Group(0, kind, g.nodes, list(g.inputs), list(g.outputs))
+
+
+def _dev_inputs(cp, g, rng):
+    """Fresh random host arrays and their device copies (bf16 travels as raw uint16)."""
+    host, dev = [], []
+    for v in g.inputs:
+        if v.dtype is dt.int64:
+            a = rng.integers(0, g.inputs[0].shape[-1], v.shape).astype(np.int64)
+        else:
+            a = rng.standard_normal(v.shape).astype(np.float32).astype(v.dtype.np)
+        host.append(a)
+        raw = a.view(np.uint16) if v.dtype is dt.bfloat16 else a
+        t = DevTensor(cp.asarray(raw))
+        t.dtype = v.dtype
+        dev.append(t)
+    return host, dev
+
+
+def _dev_outputs(cp, g):
+    outs = []
+    for o in g.outputs:
+        raw = cp.empty(o.shape, dtype=np.uint16 if o.dtype is dt.bfloat16 else o.dtype.np)
+        t = DevTensor(raw)
+        t.dtype = o.dtype
+        outs.append(t)
+    return outs
+
+
+def _host(t, dtype):
+    a = t.arr.get()
+    return a.view(dt.bfloat16.np) if dtype is dt.bfloat16 else a
+
+
+def fused_groups(cp, arch, copy_gbs):
+    from compiler.codegen.triton_group import generate as generate_group
+    section("6. fused group kernels: softmax / layer_norm / cross_entropy / chain, matmul")
+    if cp is None:
+        n = 0
+        for name, (g, kind) in _group_graphs(64, 1000).items():
+            k = generate_group(_as_group(g, kind), g)
+            art = aot.compile_kernel(k, arch=arch)
+            print(f"{k.name:<44} regs {art.registers}  smem {art.shared} B  (AOT sm_{arch})")
+            n += 1
+        for d, tf32 in ((dt.float16, False), (dt.bfloat16, False), (dt.float32, True)):
+            g = _mm_graph(256, d)
+            k = generate_group(_as_group(g, "matmul"), g, allow_tf32=tf32)
+            art = aot.compile_kernel(k, arch=arch)
+            print(f"{k.name + ' ' + d.name:<44} regs {art.registers}  smem {art.shared} B  "
+                  f"mma {'yes' if 'mma' in art.ptx else 'no'}")
+            n += 1
+        return f"fused groups: {n} kernels AOT-compiled (no GPU)"
+    bench, how = timer(cp)
+    rng = np.random.default_rng(3)
+    fails = 0
+    # correctness: small odd sizes, persistent and looped rows (max_block forces the loop)
+    for (N, C, mb) in ((513, 1000, None), (37, 20000, 4096)):
+        for name, (g, kind) in _group_graphs(N, C).items():
+            try:
+                k = generate_group(_as_group(g, kind), g, max_block=mb)
+                host, dev = _dev_inputs(cp, g, rng)
+                outs = _dev_outputs(cp, g)
+                k.launch(dev, outs, interpret=False)
+                ref = np.asarray(g.run(*host)[0])
+                got = _host(outs[0], g.outputs[0].dtype)
+                err = float(np.max(np.abs(got - ref) / (1e-5 + 1e-4 * np.abs(ref))))
+                ok = err <= 1.0
+                fails += not ok
+                print(f"{name:<18} {N}x{C:<6} {'looped' if mb else 'persistent':<11}"
+                      f"{'PASS' if ok else 'FAIL':>5}  max err/tol {err:.3g}")
+            except Exception as e:
+                fails += 1
+                print(f"{name:<18} {N}x{C} ERROR {type(e).__name__}: {str(e)[:300]}")
+    # bandwidth: 8192 x 4096 fp32 = 128 MB per full-size operand
+    N, C = 8192, 4096
+    print(f"\n{'kernel (8192x4096 f32)':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}")
+    for name, (g, kind) in _group_graphs(N, C).items():
+        try:
+            k = generate_group(_as_group(g, kind), g)
+            host, dev = _dev_inputs(cp, g, rng)
+            outs = _dev_outputs(cp, g)
+            k.launch(dev, outs, interpret=False)
+            if k.inner is not None:
+                inner = k.inner
+                fn, args, blk = inner.function(False), inner.args(dev, outs), 1024
+                grid = ((inner.numel + blk - 1) // blk,)
+                run = (lambda fn=fn, args=args, grid=grid, blk=blk:
+                       fn[grid](*args, BLOCK=blk, num_warps=4))
+            else:
+                fn, args = k.function(False), k.args(dev, outs)
+                grid = k.grid(k.consts)
+                run = (lambda fn=fn, args=args, grid=grid, k=k:
+                       fn[grid](*args, num_warps=k.num_warps, **k.consts))
+            ms = bench(run)
+            moved = sum(a.nbytes for a in host) + sum(o.arr.nbytes for o in outs)
+            gbs = moved / ms / 1e6
+            print(f"{name:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%")
+        except Exception as e:
+            fails += 1
+            print(f"{name:<26} ERROR {type(e).__name__}: {str(e)[:300]}")
+    # matmul: correctness at 512, TFLOP/s at 4096 vs cuBLAS
+    try:
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = True
+    except Exception:
+        torch = None
+    print(f"\n{'matmul 4096^3':<20}{'check':>7}{'kiln TFLOP/s':>14}{'cuBLAS':>9}{'% cuBLAS':>10}")
+    for d, tf32 in ((dt.float16, False), (dt.bfloat16, False), (dt.float32, True)):
+        label = "tf32" if tf32 else d.name
+        try:
+            g = _mm_graph(512, d)
+            k = generate_group(_as_group(g, "matmul"), g, allow_tf32=tf32)
+            host, dev = _dev_inputs(cp, g, rng)
+            outs = _dev_outputs(cp, g)
+            k.launch(dev, outs, interpret=False)
+            ref = host[0].astype(np.float32) @ host[1].astype(np.float32)
+            got = _host(outs[0], d).astype(np.float32)
+            err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
+            ok = err < (2e-2 if d is dt.bfloat16 else 5e-3)
+            fails += not ok
+            n = 4096
+            g = _mm_graph(n, d)
+            k = generate_group(_as_group(g, "matmul"), g, allow_tf32=tf32)
+            host, dev = _dev_inputs(cp, g, rng)
+            outs = _dev_outputs(cp, g)
+            k.launch(dev, outs, interpret=False)          # autotunes once
+            args = k.args(dev, outs)
+            ms = bench(lambda: k._tuned[lambda meta: k.grid(meta)](*args))
+            tflops = 2 * n ** 3 / ms / 1e9
+            ref_t = float("nan")
+            if torch is not None:
+                tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16,
+                       "float32": torch.float32}[d.name]
+                ta = torch.randn(n, n, device="cuda", dtype=tdt)
+                tb = torch.randn(n, n, device="cuda", dtype=tdt)
+                ref_t = 2 * n ** 3 / bench(lambda: ta @ tb) / 1e9
+            elif d is not dt.bfloat16:
+                ca, cb = dev[0].arr, dev[1].arr
+                ref_t = 2 * n ** 3 / bench(lambda: ca @ cb) / 1e9
+            print(f"{label:<20}{'PASS' if ok else 'FAIL':>7}{tflops:>14.0f}{ref_t:>9.0f}"
+                  f"{100 * tflops / ref_t:>9.0f}%   (rel err {err:.2g})")
+        except Exception as e:
+            fails += 1
+            print(f"{label:<20} ERROR {type(e).__name__}: {str(e)[:300]}")
+    print(f"[{how}]")
+    return f"fused groups {'PASS' if not fails else f'{fails} FAIL'}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dry-run", action="store_true", help="generate and AOT-compile only")
@@ -389,6 +588,7 @@ def main():
         traceback.print_exc()
         summary.append("aot ERROR")
     cp = None
+    copy_gbs = None
     if not args.dry_run:
         try:
             import cupy as cp
@@ -405,7 +605,6 @@ def main():
         except Exception:
             traceback.print_exc()
             summary.append("correctness ERROR")
-        copy_gbs = None
         try:
             copy_gbs = bandwidth(cp, args.mb)
             summary.append(f"copy {copy_gbs:.0f} GB/s")
@@ -424,6 +623,11 @@ def main():
     except Exception:
         traceback.print_exc()
         summary.append("eager device ERROR")
+    try:
+        summary.append(fused_groups(cp, args.arch, copy_gbs if cp is not None else None))
+    except Exception:
+        traceback.print_exc()
+        summary.append("fused groups ERROR")
     mode = "dry-run" if cp is None else "gpu"
     print(f"\nSUMMARY ({mode}, {time.time() - t0:.1f} s): " + "; ".join(summary))
 
