@@ -162,9 +162,13 @@ def _view(p, meta, args, attrs, dev):
     if dev.type == "interpret":
         r = p.numpy(meta, x._data, *rest, **attrs)
         if r.base is None:           # the lowering had to copy (flip, unviewable reshape)
+            if p.name == "reshape":  # contiguous copy by a Triton kernel, then a view of it
+                c = _dispatch.apply(_dispatch.REGISTRY["copy"], x)
+                return _view(p, meta, [c] + list(args[1:]), attrs, dev)
             STATS["fallback", p.name] += 1
             _log_fallback(p, dev, "the view needs a copy; NumPy made it on the host")
-        elif type(r) is not InterpretArray:
+            return _dispatch.wrap(as_interpret(r), meta.dtype, dev)
+        if type(r) is not InterpretArray:
             r = r.view(InterpretArray)
         STATS["view", p.name] += 1
         return _wrap_view(r, meta, x, dev)

@@ -1,0 +1,334 @@
+"""Eager execution on the 'interpret' device: every op on such tensors runs a generated Triton
+kernel through Triton's interpreter (or a view / a counted host fallback), and must give what
+the same op gives on cpu.
+
+The cases run in one child process (this file with --worker), as in test_triton_pointwise.py:
+TRITON_INTERPRET=1 and `import torch` blocked, so the path is proven torch-free. The child
+prints one JSON line per case; the tests read them. Sizes are small: the interpreter is slow.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CASES = {}
+
+
+def case(fn):
+    CASES[fn.__name__[5:]] = fn
+    return fn
+
+
+# ----------------------------------------------------------------------------- worker cases
+# Each case returns nothing and asserts; `T` is the framework module, `D` framework._device_ops.
+
+def _same(T, f, *arrays, rtol=1e-6, atol=1e-7, dtypes=None):
+    """f on cpu tensors vs f on interpret tensors made from the same arrays."""
+    cpu = [T.tensor(a) for a in arrays]
+    dev = [t.to("interpret") for t in cpu]
+    want, got = f(*cpu), f(*dev)
+    assert got.device.type == "interpret", got.device
+    assert type(got._data).__name__ == "InterpretArray"
+    assert got.dtype is want.dtype, (got.dtype, want.dtype)
+    g, w = got.cpu().numpy(), want.numpy()
+    assert g.shape == w.shape, (g.shape, w.shape)
+    if w.dtype.kind in "fc":
+        np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+    else:
+        np.testing.assert_array_equal(g, w)
+    return got
+
+
+R = np.random.default_rng(7)
+F32 = R.standard_normal((5, 7)).astype(np.float32)
+ROW = R.standard_normal((7,)).astype(np.float32)
+I64 = R.integers(-20, 20, (5, 7)).astype(np.int64)
+
+
+@case
+def case_pointwise_dtypes(T, D):
+    n0 = sum(v for k, v in D.STATS.items() if k[0] == "kernel")
+    _same(T, lambda x, y: x + y, F32, F32 * 2)
+    _same(T, lambda x, y: x * y - x, F32.astype(np.float64), F32.astype(np.float64) + 1,
+          rtol=1e-14)
+    _same(T, lambda x, y: x + y * 3, I64, I64 // 3)
+    _same(T, lambda x, y: x // y, I64, np.where(I64 == 0, 5, I64))
+    _same(T, lambda x: (x.exp() + 1).log(), F32.astype(np.float16), rtol=2e-3, atol=2e-3)
+    _same(T, lambda x: x.sigmoid() * 2.5, F32)
+    _same(T, lambda x: (x * 3).to(T.int8) + 3, F32)
+    _same(T, lambda x, y: (x > y) & (x < 1), F32, F32.T.copy().T)
+    _same(T, lambda x, y: T.where(x > 0, x, y), F32, ROW)
+    _same(T, lambda x: T.maximum(x, T.zeros_like(x)), F32)
+    n1 = sum(v for k, v in D.STATS.items() if k[0] == "kernel")
+    assert n1 - n0 >= 20, n1 - n0          # every one of those ran Triton kernels
+
+
+@case
+def case_broadcast_and_scalars(T, D):
+    _same(T, lambda x, y: x - y, F32, ROW)                     # (5, 7) - (7,)
+    _same(T, lambda x, y: x * y, F32[:, :1].copy(), ROW)       # (5, 1) * (7,)
+    _same(T, lambda x: 2 ** x + 0.5, F32)
+    _same(T, lambda x: x % 3 - 7, I64)
+    _same(T, lambda x, y: x + y, np.float32(3.5) * np.ones((), np.float32), F32)   # 0-dim
+
+
+@case
+def case_non_contiguous_views(T, D):
+    big = R.standard_normal((8, 10)).astype(np.float32)
+    _same(T, lambda x: x.t() * 2, big)                         # transposed strides
+    _same(T, lambda x: x[1::2, ::3] + 1, big)                  # stepped slice
+    _same(T, lambda x, y: x.expand(5, 7) * y, ROW, F32)        # stride-0 expand
+    _same(T, lambda x: x.permute(1, 0).reshape(-1), big)       # unviewable reshape copies
+    _same(T, lambda x: x.flip(0).exp(), big)
+    x = T.tensor(big).to("interpret")
+    v = x[2:5]
+    assert v._base is x and v.storage_offset() == 20 and v.device.type == "interpret"
+    v.mul_(0)                                                  # in place through the view
+    h = x.cpu().numpy()
+    assert np.all(h[2:5] == 0) and np.array_equal(h[5:], big[5:])
+
+
+@case
+def case_reductions_fallback(T, D):
+    before = D.STATS["fallback", "sum"]
+    _same(T, lambda x: x.sum(1), F32, rtol=1e-5)
+    _same(T, lambda x: x.mean(), F32, rtol=1e-5)
+    _same(T, lambda x: x.amax(0), F32)
+    _same(T, lambda x: x.argmax(1), F32)
+    _same(T, lambda x: x.softmax(-1), F32, rtol=1e-5)
+    assert D.STATS["fallback", "sum"] >= before + 3
+
+
+@case
+def case_matmul_and_indexing(T, D):
+    w = R.standard_normal((7, 3)).astype(np.float32)
+    _same(T, lambda x, y: x @ y, F32, w, rtol=1e-5)
+    idx = np.array([4, 0, 2, 2])
+    _same(T, lambda x, i: x[i], F32, idx)
+    _same(T, lambda x: x[x > 0.5], F32)
+    _same(T, lambda x, i: x.gather(1, i), F32, np.array([[0], [6], [3], [1], [2]]))
+
+    def put(x, i):
+        x = x.clone()
+        x[i] = -1.0
+        return x
+    _same(T, put, F32, idx)
+    assert D.STATS["fallback", "matmul"] >= 1 and D.STATS["fallback", "index"] >= 1
+
+
+@case
+def case_mlp_train_step(T, D):
+    from framework import nn
+    res = []
+    for dev in ("cpu", "interpret"):
+        T.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).to(dev)
+        opt = T.optim.Adam(m.parameters(), lr=0.01)
+        x = T.randn(5, 6).to(dev)
+        y = T.tensor([0, 2, 1, 1, 0]).to(dev)
+        loss = nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        grads = [p.grad for p in m.parameters()]
+        assert all(g.device.type == dev for g in grads)
+        opt.step()
+        res.append((loss.item(), [g.cpu().numpy() for g in grads],
+                    [p.detach().cpu().numpy() for p in m.parameters()]))
+        assert all(p.device.type == dev for p in m.parameters())
+    (l0, g0, p0), (l1, g1, p1) = res
+    assert abs(l0 - l1) < 1e-6, (l0, l1)
+    for a, b in zip(g0 + p0, g1 + p1):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(p0[0], p1[0] * 0 + 1)     # the step changed the weights
+
+
+@case
+def case_autograd(T, D):
+    x = T.tensor(F32, requires_grad=True)
+    xi = T.tensor(F32).to("interpret").requires_grad_()
+    for t in (x, xi):
+        ((t * t).exp().sum(1) / 3).sum().backward()
+    assert xi.grad.device.type == "interpret"
+    np.testing.assert_allclose(xi.grad.cpu().numpy(), x.grad.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * F32 * np.exp(F32 * F32) / 3, rtol=1e-5)
+    # .to() is differentiable: the gradient goes back to the cpu leaf
+    c = T.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (c.to("interpret") * 4).sum().backward()
+    assert c.grad.device.type == "cpu" and c.grad.tolist() == [4.0, 4.0, 4.0]
+
+
+@case
+def case_round_trips_and_factories(T, D):
+    c = T.tensor(I64)
+    i = c.to("interpret")
+    assert i.device == T.device("interpret") and str(i.device) == "interpret"
+    assert i.to("interpret") is i and c.cpu() is c
+    i[0, 0] = 99                                  # a device copy, not an alias
+    assert c[0, 0].item() == I64[0, 0]
+    back = i.cpu()
+    assert back.device.type == "cpu" and type(back._data) is np.ndarray
+    assert back.dtype is T.int64 and back[0, 0].item() == 99
+    assert np.array_equal(back.numpy()[1:], I64[1:])
+    z = T.zeros(2, 3, device="interpret", dtype=T.float16)
+    assert z.device.type == "interpret" and z.dtype is T.float16 and z.sum().item() == 0
+    assert T.ones_like(z).device.type == "interpret"           # *_like keeps the device
+    a = T.arange(6, device="interpret")
+    assert a.tolist() == [0, 1, 2, 3, 4, 5] and a.device.type == "interpret"
+    assert repr(T.tensor([1.5, 2.0]).to("interpret")) == \
+        "tensor([1.5000, 2.0000], device='interpret')"
+    assert i.is_cuda and not c.is_cuda
+
+
+@case
+def case_kiln_device_maps_cuda(T, D):
+    os.environ.pop("KILN_DEVICE", None)
+    assert T.cuda.is_available() is False and T.cuda.device_count() == 0
+    try:
+        T.zeros(2, device="cuda")
+        raise AssertionError("cuda without a GPU must raise")
+    except RuntimeError as e:
+        assert "no CUDA GPU" in str(e) and "KILN_DEVICE=interpret" in str(e)
+    os.environ["KILN_DEVICE"] = "interpret"
+    try:
+        assert T.cuda.is_available() and T.cuda.device_count() == 1
+        assert T.cuda.current_device() == 0 and T.cuda.memory_allocated() == 0
+        T.cuda.synchronize()
+        dev = T.device("cuda" if T.cuda.is_available() else "cpu")
+        x = T.randn(3, 4).to(dev)
+        y = T.ones(3, 4, device="cuda")
+        assert x.device.type == "interpret" and y.device.type == "interpret"
+        assert T.tensor([1.0]).cuda().device.type == "interpret"
+        np.testing.assert_allclose((x + y).cpu().numpy(), x.cpu().numpy() + 1)
+    finally:
+        os.environ.pop("KILN_DEVICE", None)
+
+
+@case
+def case_errors(T, D):
+    a, b = T.ones(3), T.ones(3).to("interpret")
+    try:
+        a + b
+        raise AssertionError("mixing devices must raise")
+    except RuntimeError as e:
+        assert "Expected all tensors to be on the same device, but found at least two " \
+               "devices, cpu and interpret!" in str(e), str(e)
+    try:
+        T.matmul(b.reshape(1, 3), T.ones(3, 1))
+        raise AssertionError("mixing devices must raise")
+    except RuntimeError as e:
+        assert "interpret and cpu!" in str(e), str(e)
+    assert (b + T.tensor(2.0)).tolist() == [3.0, 3.0, 3.0]     # 0-dim cpu tensors go along
+    try:
+        b.numpy()
+        raise AssertionError
+    except TypeError as e:
+        assert "Tensor.cpu()" in str(e)
+    try:
+        b + T.ones(4).to("interpret")                           # meta errors still first
+        raise AssertionError
+    except RuntimeError as e:
+        assert "must match the size" in str(e)
+
+
+@case
+def case_kernel_cache_and_logs(T, D):
+    import io
+    from compiler.codegen import triton_eager
+    from framework._compile import log
+    x = T.randn(4, 6).to("interpret")
+    y = T.randn(6).to("interpret")
+    _ = x * y
+    n = len(triton_eager.cached_kernels())
+    x2 = T.randn(9, 6).to("interpret")                          # other sizes, same structure
+    r = x2 * y
+    assert len(triton_eager.cached_kernels()) == n
+    np.testing.assert_allclose(r.cpu().numpy(), x2.cpu().numpy() * y.cpu().numpy(), rtol=1e-6)
+    old, sys.stderr = sys.stderr, io.StringIO()
+    log.enable("kernels")
+    try:
+        x.sum()
+        x + 1
+        text = sys.stderr.getvalue()
+    finally:
+        log.disable("kernels")
+        sys.stderr = old
+    assert "sum -> host fallback (NumPy lowering)" in text, text
+    assert "add -> Triton kernel fused_add_0" in text, text
+
+
+def worker():
+    import importlib.abc
+    import traceback
+
+    class _NoTorch(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ModuleNotFoundError(f"torch is blocked in this process ({name})", name=name)
+
+    sys.meta_path.insert(0, _NoTorch())
+    os.environ["TRITON_INTERPRET"] = "1"
+    sys.path.insert(0, ROOT)
+    import warnings
+    warnings.simplefilter("ignore")
+    import framework as T
+    from framework import _device_ops as D
+    only = sys.argv[2:] or None
+    for name, fn in CASES.items():
+        if only and name not in only:
+            continue
+        rec = {"case": name}
+        try:
+            fn(T, D)
+            rec["ok"] = True
+        except BaseException as e:   # reported per case, so one failure shows the others
+            rec.update(ok=False, msg=f"{type(e).__name__}: {e}\n{traceback.format_exc()}"[-3000:])
+        print(json.dumps(rec), flush=True)
+    print(json.dumps({"done": True, "torch_imported": "torch" in sys.modules,
+                      "stats": {" ".join(k): v for k, v in D.STATS.items()}}), flush=True)
+
+
+# ----------------------------------------------------------------------------- tests
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    env = dict(os.environ, KILN_CACHE_DIR=str(tmp_path_factory.mktemp("kiln_cache")))
+    env.pop("KILN_DEVICE", None)
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env=env)
+    recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert recs and recs[-1].get("done"), f"worker failed (rc {p.returncode}):\n{p.stderr[-4000:]}"
+    by = {r["case"]: r for r in recs[:-1]}
+    by["__done__"] = recs[-1]
+    return by
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_interpret_device(results, name):
+    r = results.get(name)
+    assert r is not None, f"{name}: worker produced no result"
+    assert r["ok"], r.get("msg")
+
+
+def test_worker_never_imported_torch_and_ran_kernels(results):
+    done = results["__done__"]
+    assert done["torch_imported"] is False
+    st = done["stats"]
+    kernels = {k.split(" ", 1)[1] for k in st if k.startswith("kernel ")}
+    assert {"fused_add_0", "fused_mul_0", "fused_where_0", "fused_exp_0"} <= kernels, kernels
+    assert st.get("view permute", 0) > 0 and st.get("fallback matmul", 0) > 0
+
+
+def test_cpu_only_processes_skip_the_device_check():
+    """apply() pays for device support only once a tensor has lived off the cpu."""
+    sys.path.insert(0, ROOT)
+    code = ("import framework as T, framework._dispatch as d; T.ones(2) + 1; print(d.NONCPU)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    worker()
