@@ -1,36 +1,26 @@
 """Kernel source cache: generated kernels are files named by a hash of their text, imported
 with importlib (Triton's JIT and interpreter both need the function's source on disk).
 
-Location: $KILN_CACHE_DIR, else ~/.cache/kiln.
+Location: <compiler.cache.base_dir()>/triton ($KILN_CACHE_DIR, else the user cache dir).
 """
-import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
+
+from ..cache import base_dir, digest, atomic_write    # one home for location, hash, writes
 
 _MODULES = {}      # (digest, interpret) -> module
 
 
 def cache_dir():
-    d = os.environ.get("KILN_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "kiln")
-    return os.path.join(d, "triton")
-
-
-def digest(text):
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return os.path.join(base_dir(), "triton")
 
 
 def write_source(name, text):
     """Write `text` to <cache>/<name>_<hash>.py once (atomic rename) and return the path."""
-    d = cache_dir()
-    os.makedirs(d, exist_ok=True)
-    path = os.path.join(d, f"{name}_{digest(text)}.py")
+    path = os.path.join(cache_dir(), f"{name}_{digest(text)}.py")
     if not os.path.exists(path):
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)       # concurrent writers write identical bytes
+        atomic_write(path, text)    # concurrent writers write identical bytes
     return path
 
 
