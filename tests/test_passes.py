@@ -4,7 +4,7 @@ reference interpreter); rewrites that must not happen; a hypothesis fuzzer over 
 and compile() end to end."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st, HealthCheck
+from hypothesis import assume, given, settings, strategies as st, HealthCheck
 
 import compiler.ops  # noqa: F401  (registers the primitives)
 from compiler.backend import FloatParam, compile_graph
@@ -414,6 +414,18 @@ def test_outputs_do_not_alias_inputs_or_each_other_after_rewrites():
     check(g, h)
 
 
+def test_compiled_outputs_do_not_alias_after_rewrites():
+    g, (x,) = graph(((3,), F32))
+    g.set_outputs([g.call("mul", x, 1), g.call("exp", x), g.call("exp", x)])
+    prog, _ = compile_graph(g)
+    xs = np.arange(3, dtype=np.float32)
+    ra, rb, rc = prog.run([xs], g.float_consts())
+    same(ra, xs)
+    np.testing.assert_allclose(rb, np.exp(xs), rtol=1e-6)
+    same(rb, rc)
+    assert not np.shares_memory(ra, xs) and not np.shares_memory(rb, rc)
+
+
 def test_input_graph_is_not_modified():
     g, (x,) = graph(((2, 2), F32))
     a = g.call("mul", g.call("neg", g.call("neg", x)), 1)
@@ -521,7 +533,10 @@ def test_run_all_preserves_random_graphs(g, seed):
     rng = np.random.default_rng(seed)
     xs = [rand(v.shape, v.dtype, rng) for v in g.inputs]
     with np.errstate(all="ignore"):
-        r0 = g.run(*[x.copy() for x in xs])
+        try:
+            r0 = g.run(*[x.copy() for x in xs])
+        except ValueError:          # e.g. an integer to a negative power: nothing to compare
+            assume(False)
         r1 = h.run(*[x.copy() for x in xs])
     for a, b in zip(r0, r1):
         a, b = np.asarray(a), np.asarray(b)

@@ -19,6 +19,9 @@ from .cse import cse, cse_count
 from .dce import dce
 
 MAX_ROUNDS = 4
+# bumped whenever a pass rewrites differently: compiled programs cached on disk were generated
+# from the graph these passes produced, so a program cache key should include it
+VERSION = 1
 
 
 def _dce_count(graph):
