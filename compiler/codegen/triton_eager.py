@@ -12,9 +12,11 @@ Sizes, strides and scalar values are launch arguments, so `x + y` on a (4, 8) ba
 (9, 8) batch launch the same compiled kernel.
 
 BUILDERS maps a primitive kind (or a primitive name, which wins) to a function
-    builder(prim, operands, attrs, out) -> object with .launch(inputs, outputs, interpret)
-where operands are buffers (.shape, .dtype, .stride() in elements) or Python scalars and `out`
-the meta rule's AVal(s). Reductions and matmul templates plug in here with register(); a
+    builder(prim, operands, attrs, out) -> kernel with .name and
+        .launch(inputs, outputs, interpret, out_shape, scalars)
+where operands are buffers (.array, .shape, .dtype, .stride() in elements: HostTensor on the
+interpret device, runtime.cuda.DeviceArg on cuda) or Python scalars, `out` the meta rule's
+AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions and matmul templates plug in here with register(); a
 builder raises TritonCodegenError for a case it does not cover, and the caller then takes its
 named host fallback.
 """
@@ -128,9 +130,38 @@ class EagerPointwise:
         fn[((numel + block - 1) // block,)](*vals, **kw)
 
 
+_EXACT = {}            # exact call signature -> kernel: skips computing the structure key
+
+
 def pointwise(prim, operands, attrs, out):
     """The cached eager kernel for one pointwise call (raises TritonCodegenError when the
     primitive or a dtype has no Triton lowering; that answer is cached too)."""
+    # Eager loops repeat the same shapes: an exact-signature lookup (shapes, byte strides,
+    # dtypes, scalar types and values) is cheaper than deriving the structure key each call.
+    exact = [prim.name, tuple(attrs.items()) if attrs else (), out.shape]
+    for a in operands:
+        if is_scalar(a):
+            exact.append((type(a), a))
+        else:
+            arr = a.array
+            exact.append((arr.shape, arr.strides, a.dtype))
+    exact = tuple(exact)
+    try:
+        k = _EXACT.get(exact)
+    except TypeError:          # an unhashable attribute: take the structural path
+        k = exact = None
+    if k is None:
+        k = _structural(prim, operands, attrs, out)
+        if exact is not None:
+            if len(_EXACT) > 50000:
+                _EXACT.clear()
+            _EXACT[exact] = k
+    if isinstance(k, Exception):
+        raise k
+    return k
+
+
+def _structural(prim, operands, attrs, out):
     key = structure_key(prim, operands, attrs, out)
     k = _KERNELS.get(key)
     if k is None:
@@ -148,8 +179,6 @@ def pointwise(prim, operands, attrs, out):
         except TritonCodegenError as e:
             k = e
         _KERNELS[key] = k
-    if isinstance(k, Exception):
-        raise k
     return k
 
 
