@@ -27,8 +27,10 @@ compile(): DDP(torch.compile(model)) and torch.compile(ddp) both work. The compi
 is one region, and its backward is one node of the autograd engine, so all of that region's
 parameter gradients arrive together when the node finishes: the buckets are launched then,
 with no overlap inside the region's backward (they still overlap with any eager part of
-backward). A compiled function that itself calls loss.backward() runs the all-reduces eagerly
-after the traced backward, as a graph break: communication is not traced into the graph.
+backward). In a compiled function that also runs loss.backward() (and the optimizer step),
+the gradient hooks need the gradients' values: that is a graph break (logged in the compiled
+function's stats), the all-reduces run eagerly there and the rest stays compiled. The
+all-reduces are not traced into the compiled backward graph.
 """
 import contextlib
 import warnings

@@ -79,6 +79,24 @@ def case_compile(dist, DDP, r, n):
                            "eager_calls": st.get("eager_calls", 0)}
 
 
+def case_compiled_step(dist, DDP, r, n):
+    """forward, backward and optimizer step in one compiled function."""
+    torch.manual_seed(r)
+    model = make_model()
+    ddp = DDP(model, bucket_cap_mb=0.002)
+    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    @torch.compile
+    def step(x, y):
+        opt.zero_grad()
+        F.cross_entropy(ddp(x), y).backward()
+        opt.step()
+    for s in range(STEPS):
+        x, y = batch(s)
+        step(x[r::n], y[r::n])
+    return params(model), {"graph_breaks": [b[0] for b in step.stats["graph_breaks"]]}
+
+
 def case_nosync(dist, DDP, r, n):
     torch.manual_seed(0)
     ddp = DDP(make_model())
