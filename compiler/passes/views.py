@@ -19,7 +19,7 @@ _ATTRS = {"permute": ("dims",), "reshape": ("shape",), "expand": ("shape",),
           "slice": ("dim", "start", "stop", "step")}
 
 
-def _permute(rw, n, x, inner):
+def _permute(rw, n, inner):
     p = inner.attrs["dims"]
     q = n.attrs["dims"]
     k = len(p)
@@ -52,7 +52,7 @@ def _rule(rw, n, ins):
             any(k not in inner.attrs for k in keys):
         return None
     if n.op == "permute":
-        v = _permute(rw, n, x, inner)
+        v = _permute(rw, n, inner)
     elif n.op == "slice":
         v = _slice(rw, n, x, inner)
     else:
