@@ -46,9 +46,13 @@ def check(g, seed=0, runs=2):
             warnings.simplefilter("ignore")
             try:
                 ref = g.run(*ins)
-            except Exception as e:            # data errors (int ** negative): same class
-                with pytest.raises(type(e)):
+            except Exception as e:
+                # a data error (int ** negative) raises the same class, unless DCE removed
+                # the failing node (Graph.run runs dead nodes too)
+                try:
                     prog.run(ins, consts)
+                except type(e):
+                    pass
                 continue
             got = prog.run(ins, consts)
         assert len(got) == len(ref)
