@@ -127,6 +127,7 @@ class Tracer:
         self.overrides = {}             # id(array) -> (array, Value): in-place writes to them
         self.leaf_alias = {}            # id(array) -> leaf tensor that requires grad over it
         self.tracked = []               # weakrefs of symbolic tensors made in this region
+        self.traced_nodes = []          # autograd nodes recorded while tracing this region
         self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
 
     # recording ------------------------------------------------------------------------------
@@ -169,7 +170,9 @@ class Tracer:
             self.tracked.append(weakref.ref(t))
             tensors.append(t)
         if STATE.grad_enabled and p.differentiable and _dispatch._needs_grad(args):
-            _dispatch.record(p, args, attrs, tuple(tensors))
+            n = _dispatch.record(p, args, attrs, tuple(tensors))
+            if n is not None:
+                self.traced_nodes.append(n)
         return tuple(tensors) if isinstance(out, tuple) else tensors[0]
 
     def eager_break(self, p, args, attrs, reason):
@@ -238,10 +241,25 @@ class Tracer:
         log.emit("graph_breaks", f"[{self.owner.name}] graph break: {reason} at {where}")
         self.flush()
 
+    def _release_saved(self):
+        """Traced autograd nodes keep their saved tensors alive; swap those for fresh aliases so
+        a tensor counts as live only when the user's code still holds it (else every saved
+        intermediate would become a region output with a gradient input of its own)."""
+        for n in self.traced_nodes:
+            saved = n.saved
+            if not saved:
+                continue
+            for i, s in enumerate(saved):
+                if isinstance(s, Tensor) and type(s._data) is SymArray:
+                    a = wrap(s._data, s._dtype)
+                    a._node, a._oi, a._rg = s._node, s._oi, s._rg
+                    saved[i] = a
+
     def flush(self):
         """Compile (cached) and run the region traced so far; make its live tensors concrete."""
         from .region import run_region
         if self.graph.nodes or self.overrides:
+            self._release_saved()
             alive = []
             for r in self.tracked:
                 t = r()
