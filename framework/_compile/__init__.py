@@ -157,7 +157,7 @@ class CompiledFunction:
         STATE.tracer = tracer
         try:
             out = self.fn(*args, **kwargs)
-            tracer.flush()
+            tracer.flush(final=True)
         finally:
             STATE.tracer = None
         return out

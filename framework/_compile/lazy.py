@@ -255,11 +255,15 @@ class Tracer:
                     a._node, a._oi, a._rg = s._node, s._oi, s._rg
                     saved[i] = a
 
-    def flush(self):
-        """Compile (cached) and run the region traced so far; make its live tensors concrete."""
+    def flush(self, final=False):
+        """Compile (cached) and run the region traced so far; make its live tensors concrete.
+        At a graph break the traced autograd nodes may still run eagerly afterwards (a
+        backward() later in the function), so what they saved stays live; at the end of the
+        function only the region backward reads them, through graph values."""
         from .region import run_region
         if self.graph.nodes or self.overrides:
-            self._release_saved()
+            if final:
+                self._release_saved()
             alive = []
             for r in self.tracked:
                 t = r()
