@@ -338,7 +338,10 @@ def frac(input, *, out=None):
 
 
 def relu(input):
-    return rename(apply(P["where"], apply(P["gt"], input, 0), input, 0), "ReluBackward0")
+    if _no_grad_eager(input):          # one kernel; NaN propagates as in torch.relu
+        return apply(P["maximum"], input, 0)
+    # gradient 0 at x <= 0 (maximum's VJP would split it at x == 0); NaN propagates
+    return rename(apply(P["where"], apply(P["le"], input, 0), 0, input), "ReluBackward0")
 
 
 def _no_grad_eager(*args):

@@ -167,12 +167,26 @@ def norm_dim(op, dim, ndim):
     return dim % n if ndim else 0
 
 
+_DIMS = {}
+
+
 def norm_dims(op, dims, ndim):
+    """dims (None, int or sequence) as a tuple of non-negative axes; valid results are memoised
+    (every reduction calls this twice: front end and meta rule)."""
+    key = (dims if type(dims) is not list else tuple(dims), ndim)
+    try:
+        r = _DIMS.get(key)
+    except TypeError:          # unhashable entries: validate below (and raise there)
+        r, key = None, None
+    if r is not None:
+        return r
     if dims is None:
-        return tuple(range(ndim))
-    if isinstance(dims, int):
-        dims = (dims,)
-    out = tuple(norm_dim(op, d, ndim) for d in dims)
-    if len(set(out)) != len(out):
-        raise RuntimeError(f"{op}: dim {out} appears multiple times in the list of dims")
+        out = tuple(range(ndim))
+    else:
+        out = tuple(norm_dim(op, d, ndim) for d in ((dims,) if isinstance(dims, int) else dims))
+        if len(set(out)) != len(out):
+            raise RuntimeError(f"{op}: dim {out} appears multiple times in the list of dims")
+    if key is not None and len(_DIMS) < 4096 and all(type(d) is int for d in
+                                                     ((dims,) if isinstance(dims, int) else dims or ())):
+        _DIMS[key] = out
     return out

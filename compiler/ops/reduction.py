@@ -49,7 +49,7 @@ def _vjp_sum(b, g, x, out=None, dims=None, keepdim=False, dtype=None):
     return (g,)
 
 
-register(Prim("sum", "reduction", _sum_meta, _np_red(np.sum), _vjp_sum, triton="tl.sum",
+register(Prim("sum", "reduction", _sum_meta, _np_red(np.add.reduce), _vjp_sum, triton="tl.sum",
               saves=()))
 
 
@@ -68,7 +68,7 @@ def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
     return (b.mul(gk, others),)
 
 
-register(Prim("prod", "reduction", _sum_meta, _np_red(np.prod), _vjp_prod, saves_output=True,
+register(Prim("prod", "reduction", _sum_meta, _np_red(np.multiply.reduce), _vjp_prod, saves_output=True,
               grad_name="ProdBackward1"))
 
 
