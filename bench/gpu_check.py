@@ -122,7 +122,8 @@ class DevTensor:
 
     def __init__(self, arr):
         self.arr = arr
-        self.dtype = dt.from_numpy(arr.dtype)
+        # bfloat16 travels as raw uint16 (CuPy has no bfloat16); callers set .dtype after
+        self.dtype = dt.bfloat16 if arr.dtype == np.uint16 else dt.from_numpy(arr.dtype)
         self.shape = arr.shape
 
     def data_ptr(self):
@@ -573,6 +574,81 @@ def fused_groups(cp, arch, copy_gbs):
     return f"fused groups {'PASS' if not fails else f'{fails} FAIL'}"
 
 
+# ============================================================================================
+# 7. Training step on the GPU: Kiln's eager cuda device (pointwise ops as generated Triton
+#    kernels; matmul/reductions through the counted host fallback) beside PyTorch eager and
+#    torch.compile on the same MLP (784-512-512-10, batch 128, AdamW).
+# ============================================================================================
+
+def training_step(cp, steps=20):
+    section("7. MLP training step (784-512-512-10, batch 128, AdamW) on the GPU")
+    import framework as kiln
+    rows = []
+
+    def timeit(step, sync):
+        step()
+        step()
+        sync()
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        return (time.perf_counter() - t) / steps * 1e3
+
+    def make(lib, dev, compiled=None):
+        lib.manual_seed(0)
+        nn = lib.nn
+        m = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
+                          nn.Linear(512, 10)).to(dev)
+        opt = lib.optim.AdamW(m.parameters(), lr=1e-3)
+        x = lib.randn(128, 784, device=dev)
+        y = lib.randint(0, 10, (128,), device=dev)
+
+        def step():
+            opt.zero_grad()
+            loss = lib.nn.functional.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        return compiled(step) if compiled else step
+
+    try:
+        ms = timeit(make(kiln, "cuda"), kiln.cuda.synchronize)
+        rows.append(("kiln eager (cuda device)", ms))
+    except Exception as e:
+        rows.append((f"kiln eager ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
+    try:
+        import torch
+        ms = timeit(make(torch, "cuda"), torch.cuda.synchronize)
+        rows.append(("torch eager", ms))
+        t0 = time.time()
+        st = make(torch, "cuda", torch.compile)
+        st()
+        torch.cuda.synchronize()
+        cold = time.time() - t0
+        ms = timeit(st, torch.cuda.synchronize)
+        rows.append((f"torch.compile (first call {cold:.1f} s)", ms))
+    except Exception as e:
+        rows.append((f"torch ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
+    for name, ms in rows:
+        print(f"{name:<44}{ms:>10.2f} ms/step")
+    return "training step " + ", ".join(f"{n.split(' (')[0]} {ms:.1f} ms" for n, ms in rows)
+
+
+# ============================================================================================
+# 8. NCCL process group (world of one) through tests/dist_scripts/nccl_check.py.
+# ============================================================================================
+
+def nccl_world_of_one():
+    section("8. NCCL process group, world of one, vs NumPy")
+    import subprocess
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "tests", "dist_scripts", "nccl_check.py")
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=120)
+    print((r.stdout + r.stderr)[-1500:])
+    return f"nccl {'PASS' if r.returncode == 0 else 'FAIL rc=' + str(r.returncode)}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dry-run", action="store_true", help="generate and AOT-compile only")
@@ -628,6 +704,13 @@ def main():
     except Exception:
         traceback.print_exc()
         summary.append("fused groups ERROR")
+    if cp is not None:
+        for fn in (training_step, nccl_world_of_one):
+            try:
+                summary.append(fn(cp) if fn is training_step else fn())
+            except Exception:
+                traceback.print_exc()
+                summary.append(f"{fn.__name__} ERROR")
     mode = "dry-run" if cp is None else "gpu"
     print(f"\nSUMMARY ({mode}, {time.time() - t0:.1f} s): " + "; ".join(summary))
 
