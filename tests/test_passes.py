@@ -390,9 +390,9 @@ def test_run_all_log_and_determinism():
     h1, log1 = run_all(g1)
     h2, log2 = run_all(g2)
     assert h1.key() == h2.key() and log1 == log2
-    assert [name for name, _ in log1] == ["views", "simplify", "fold", "cse", "dce"]
+    assert [name for name, _ in log1] == ["views", "layout", "simplify", "fold", "cse", "dce"]
     assert ops(h1) == ["exp", "mul", "full", "add", "matmul"]
-    assert dict(log1) == {"views": 1, "simplify": 0, "fold": 2, "cse": 1, "dce": 2}
+    assert dict(log1) == {"views": 1, "layout": 0, "simplify": 0, "fold": 2, "cse": 1, "dce": 2}
     check(g1, h1)
     assert run_all(h1)[1] == [(n, 0) for n, _ in log1]          # a fixed point
     assert run_all(h1)[0] is h1
@@ -568,9 +568,40 @@ def test_compiled_function_equals_eager_and_graph_shrinks():
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-6)
     prog = cf.stats["regions"][0].fwd
     log = dict(prog.passes_log)
-    assert set(log) == {"views", "simplify", "fold", "cse", "dce"}
+    assert set(log) == {"views", "layout", "simplify", "fold", "cse", "dce"}
     assert log["views"] >= 1 and log["cse"] >= 1
     assert "permute" not in [n.op for n in prog.graph.nodes]
     assert [n.op for n in prog.graph.nodes].count("exp") == 1
     out2 = cf(x * 2, w)                                      # same program, new values
     np.testing.assert_allclose(out2[0].numpy(), f(x * 2, w)[0].numpy(), rtol=1e-6, atol=1e-6)
+
+
+# ---- layout -----------------------------------------------------------------------------------
+
+def test_layout_transposed_matmul_result_becomes_matmul_of_transposes():
+    from compiler.passes.layout import layout
+    for m, k, n in ((784, 128, 512), (33, 77, 129), (10, 128, 512), (1, 5, 3)):
+        g, (x, gr) = graph(((k, m), F32), ((k, n), F32))
+        mm = g.call("matmul", g.call("permute", x, dims=(1, 0)), gr)       # a weight gradient
+        c = g.call("copy", g.call("permute", mm, dims=(1, 0)))            # made contiguous
+        g.set_outputs([c])
+        h = dce(fold(views(layout(g))))
+        assert ops(h) == ["permute", "matmul"]          # one transpose view of gr, no copy
+        check(g, h)                                     # bit for bit (same dot products)
+
+
+def test_layout_leaves_shared_or_returned_values():
+    from compiler.passes.layout import layout
+    g, (a, b) = graph(((4, 3), F32), ((3, 5), F32))
+    mm = g.call("matmul", a, b)
+    t = g.call("permute", mm, dims=(1, 0))
+    e = g.call("exp", a)
+    c1 = g.call("copy", e)
+    g.set_outputs([t, mm, c1, e])       # mm read twice; e returned: nothing to rewrite
+    assert layout(g) is g
+    g2, (a2,) = graph(((4, 3), F32))
+    e2 = g2.call("exp", a2)
+    g2.set_outputs([g2.call("copy", e2), g2.call("copy", a2)])   # copy of an input stays
+    h = dce(layout(g2))
+    assert ops(h) == ["exp", "copy"]
+    check(g2, h)

@@ -1,6 +1,7 @@
 """Graph passes, each a small module; run_all applies them in a fixed order and returns a log.
 
     views     shorten layout chains (permute∘permute, reshape∘reshape, ...)        views.py
+    layout    permute(matmul) as a matmul of transposes; copies of fresh values  layout.py
     simplify  exact algebraic identities (x * 1, neg(neg(x)), lossless cast chains)  simplify.py
     fold      constant folding; no-op casts/reshapes/permutes                       fold.py
     cse       merge equal nodes                                                     cse.py
@@ -13,6 +14,7 @@ that are FloatParams (run-time parameters of the compiled program) are never fol
 from ..ir.graph import Value
 from .rewrite import Rewriter
 from .views import views, views_count
+from .layout import layout, layout_count
 from .simplify import simplify, simplify_count
 from .fold import fold, fold_count
 from .cse import cse, cse_count
@@ -21,7 +23,7 @@ from .dce import dce
 MAX_ROUNDS = 4
 # bumped whenever a pass rewrites differently: compiled programs cached on disk were generated
 # from the graph these passes produced, so a program cache key should include it
-VERSION = 1
+VERSION = 2
 
 
 def _dce_count(graph):
@@ -29,7 +31,8 @@ def _dce_count(graph):
     return g, len(graph.nodes) - len(g.nodes)
 
 
-PASSES = (("views", views_count), ("simplify", simplify_count), ("fold", fold_count),
+PASSES = (("views", views_count), ("layout", layout_count), ("simplify", simplify_count),
+          ("fold", fold_count),
           ("cse", cse_count), ("dce", _dce_count))
 
 
