@@ -1,8 +1,14 @@
 """From a Graph to something that runs: passes, fusion, scheduling, memory planning and code
 generation for a backend, cached in memory and on disk.
 
-    compile_graph(graph, backend="numpy") -> (Program, compiled_now)
+    compile_graph(graph, backend="numpy", donate=()) -> (Program, compiled_now)
     Program.run(arrays, consts) -> list of output arrays
+
+`donate`: ((output position, input position), ...) pairs, where the caller replaces that input
+array's contents by that output anyway (a captured in-place write): the program may then write
+the output straight into the input array and return the input array itself in that position
+(the caller skips its copy when `result is array`). The memory planner decides per pair
+whether it is safe (compiler/memory.py); the pairs are part of the cache keys.
 
 `consts` are the graph's float constants in node order (Graph.float_consts): programs are
 cached by Graph.key(), which abstracts those values, so a graph that differs only in them
@@ -34,7 +40,7 @@ class Program:
     For a program loaded from disk, graph/partition/passes_log/memory are rebuilt on first
     access (the passes and the fuser are deterministic)."""
 
-    def __init__(self, source, make, meta, backend, origin, lifted, compile_s):
+    def __init__(self, source, make, meta, backend, origin, lifted, compile_s, donate=()):
         self.source = source
         self.fn = make()
         self.backend = backend
@@ -46,6 +52,7 @@ class Program:
         self.group_names = list(meta["groups"])
         self.runs = 0
         self._lifted = lifted
+        self.donate = donate
         self._analysis = None
 
     def run(self, arrays, consts):
@@ -58,7 +65,7 @@ class Program:
 
     def _analysed(self):
         if self._analysis is None:
-            self._analysis = _analyse(self._lifted)
+            self._analysis = _analyse(self._lifted, self.donate)
         return self._analysis
 
     @property
@@ -82,26 +89,28 @@ class Program:
         return self._analysed()[4]
 
 
-def _analyse(lifted):
+def _analyse(lifted, donate=()):
     g, plog = _passes.run_all(lifted)
     part = _partition(g)
     sched = _schedule(part)
-    source, plan, meta = numpy_gen.generate(g, part, sched)
+    source, plan, meta = numpy_gen.generate(g, part, sched, donate)
     return g, plog, part, sched, plan, source, meta
 
 
-def compile_graph(graph, backend="numpy"):
+def compile_graph(graph, backend="numpy", donate=()):
     if backend not in _BACKENDS:
         raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
     gkey = graph.key()
-    mkey = (backend, gkey)
+    donate = tuple(donate)
+    mkey = (backend, gkey, donate) if donate else (backend, gkey)
     prog = _CACHE.get(mkey)
     if prog is not None:
         return prog, False
     t0 = time.perf_counter()
     lifted = _lift_floats(graph)
     # the eager backend runs the same generated NumPy code (there is nothing else to run)
-    dkey = _cache.program_key(gkey, "numpy", numpy_gen.VERSION)
+    dkey = _cache.program_key(gkey + (f"\ndonate:{donate}" if donate else ""), "numpy",
+                              numpy_gen.VERSION)
     hit = _cache.load_program(dkey, "numpy")
     prog = None
     if hit is not None:
@@ -109,16 +118,16 @@ def compile_graph(graph, backend="numpy"):
         try:
             make, meta = numpy_gen.load(code)
             prog = Program(source, make, meta, backend, "disk", lifted,
-                           time.perf_counter() - t0)
+                           time.perf_counter() - t0, donate)
         except Exception as e:          # a valid-looking entry that does not run: regenerate
             log.warning("kiln cache: entry for %s failed to load (%s: %s); regenerating",
                         graph.name, type(e).__name__, e)
             prog = None
     if prog is None:
-        analysis = _analyse(lifted)
+        analysis = _analyse(lifted, donate)
         source, meta = analysis[5], analysis[6]
         make, meta = numpy_gen.load(source, f"<kiln:{graph.name}>")
-        prog = Program(source, make, meta, backend, "cold", lifted, 0.0)
+        prog = Program(source, make, meta, backend, "cold", lifted, 0.0, donate)
         prog._analysis = analysis
         _cache.store_program(dkey, "numpy", source)
         prog.compile_s = time.perf_counter() - t0

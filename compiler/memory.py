@@ -16,6 +16,14 @@ pointwise node has the output's shape and dtype and owns its storage (not a grap
 view), else a free slot of the same dtype that is big enough. Slots holding a graph output are
 "fresh": allocated again on every call, so arrays returned to the caller are never overwritten
 by the next call; the others are allocated once per program and persist.
+
+Donation (`donate`: {id(output Value): input position}): an output that replaces an input
+array's contents anyway (a captured in-place write, see backend.compile_graph) is written
+straight into that input array when it is safe: its producer is an "out" node, no node after
+it reads the input's storage (through any view or alias), the input is not returned, and at
+the producer itself the input is read only as a whole-array operand at an in-place position
+(an elementwise op reading each element before writing it). MemoryPlan.donated maps such
+values to their input position; they get no slot. Anything else falls back to a buffer.
 """
 from .ir.graph import Value
 
@@ -41,8 +49,9 @@ class Slot:
 
 
 class MemoryPlan:
-    def __init__(self, slots, slot_of, inplace, naive_bytes):
+    def __init__(self, slots, slot_of, inplace, naive_bytes, donated=None):
         self.slots = slots
+        self.donated = donated or {}        # id(Value) -> input position it is written into
         self.slot_of = slot_of      # id(Value) -> Slot
         self.inplace = inplace      # [(output Value, input Value)] written in place
         self.naive_bytes = naive_bytes      # one buffer per "out" value
@@ -52,14 +61,30 @@ class MemoryPlan:
     def describe(self):
         lines = [f"memory: planned {self.planned_bytes} bytes (persistent "
                  f"{self.persistent_bytes}) vs naive {self.naive_bytes} bytes, "
-                 f"{len(self.slots)} buffers, {len(self.inplace)} in place"]
+                 f"{len(self.slots)} buffers, {len(self.inplace)} in place, "
+                 f"{len(self.donated)} into donated inputs"]
         for s in self.slots:
             lines.append(f"  buf{s.id} {s.dtype.name}[{s.size}]{' fresh' if s.fresh else ''}: "
                          + ", ".join(v.name for v in s.values))
         return "\n".join(lines)
 
 
-def plan(nodes, graph, modes, inplace):
+def _donatable(n, i, w, k, graph, roots, last, inplace):
+    r = ("in", k)
+    if last.get(r, -1) > i:
+        return False
+    x = graph.inputs[k]
+    if x.shape != w.shape or x.dtype is not w.dtype:
+        return False
+    ok = inplace.get(id(n), ())
+    for p, a in enumerate(n.inputs):
+        if isinstance(a, Value) and r in roots.get(id(a), ()):
+            if a is not x or p not in ok:
+                return False
+    return True
+
+
+def plan(nodes, graph, modes, inplace, donate=None):
     pos_of = {}
     roots = {}                      # id(Value) -> frozenset of storage keys it may alias
     for k, v in enumerate(graph.inputs):
@@ -92,10 +117,15 @@ def plan(nodes, graph, modes, inplace):
             last[r] = end
 
     slots, slot_of, owner, free, done = [], {}, {}, [], []
+    donated = {}
     naive = 0
     for i, n in enumerate(nodes):
-        if modes[id(n)] == "out":
-            w = n.outputs[0]
+        w = n.outputs[0] if n.outputs else None
+        k = donate.get(id(w)) if donate and modes[id(n)] == "out" else None
+        if k is not None and _donatable(n, i, w, k, graph, roots, last, inplace):
+            donated[id(w)] = k
+            naive += _numel(w.shape) * w.dtype.itemsize
+        elif modes[id(n)] == "out":
             need = _numel(w.shape)
             naive += need * w.dtype.itemsize
             chosen = None
@@ -135,4 +165,4 @@ def plan(nodes, graph, modes, inplace):
         for r in roots.get(id(o), ()):
             if r[0] == "v" and r[1] in slot_of:
                 slot_of[r[1]].fresh = True
-    return MemoryPlan(slots, slot_of, done, naive)
+    return MemoryPlan(slots, slot_of, done, naive, donated)

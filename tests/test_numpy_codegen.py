@@ -305,3 +305,42 @@ def test_fuzz_random_graphs_match_reference(shape, d, steps, nout, seed):
     outs = [made[-1]] + [made[(seed >> k) % len(made)] for k in range(nout)]
     g.set_outputs(outs)
     check(g, seed=seed % 1000)
+
+
+# ---- donation: outputs written straight into the input arrays they replace ------------------------
+
+def test_donated_output_is_written_into_its_input_only_when_safe():
+    F32 = dt.float32
+    # y = x + 1 replaces x; z = x * 2 reads x after y's node: no donation (z would read y)
+    g = Graph("don1")
+    x = g.add_input("x", (4,), F32)
+    y = g.call("add", x, 1.0)
+    z = g.call("mul", x, 2.0)
+    g.set_outputs([z, y])
+    prog, _ = compile_graph(g, donate=((1, 0),))
+    a = np.arange(4, dtype=np.float32)
+    res = prog.run([a], [1.0, 2.0])
+    if prog.memory.donated:                 # only if the schedule put z first
+        assert prog.source.index("np.multiply(in0") < prog.source.index("out=in0)")
+    np.testing.assert_array_equal(res[0], np.arange(4, dtype=np.float32) * 2)
+    np.testing.assert_array_equal(res[1], np.arange(4, dtype=np.float32) + 1)
+    # a matmul reading x cannot write into x; its elementwise epilogue can
+    g = Graph("don2")
+    x = g.add_input("x", (3, 3), F32)
+    w = g.add_input("w", (3, 3), F32)
+    m = g.call("matmul", x, w)
+    out = g.call("add", m, x)
+    g.set_outputs([out])
+    prog, _ = compile_graph(g, donate=((0, 0),))
+    xa = np.arange(9, dtype=np.float32).reshape(3, 3)
+    wa = np.eye(3, dtype=np.float32)[::-1].copy()
+    ref = xa @ wa + xa
+    res = prog.run([xa, wa], [])
+    assert res[0] is xa and "out=in0)" in prog.source
+    np.testing.assert_array_equal(xa, ref)
+    # without donation the same graph returns a fresh array and leaves x alone
+    prog2, _ = compile_graph(g)
+    xb = np.arange(9, dtype=np.float32).reshape(3, 3)
+    r2 = prog2.run([xb, wa], [])
+    assert r2[0] is not xb and not prog2.memory.donated
+    np.testing.assert_array_equal(r2[0], ref)

@@ -222,6 +222,7 @@ class _Writer:
         self.names = {}
         self.used = {"np", "consts", "inputs", "AVal", "REGISTRY", "program", "make"}
         self.setup = []             # lines of make() before the program
+        self.inputs = graph.inputs
         for k, v in enumerate(graph.inputs):
             self.bind(v, f"in{k}")
 
@@ -264,7 +265,26 @@ def _slot_expr(w, plan, fresh_made, body):
     return f"{view}.reshape({lit(tuple(w.shape))})"
 
 
-def generate(graph, partition, sched):
+def _donations(graph, donate):
+    """{id(output Value): input position} for the (output, input) pairs the caller donates,
+    keeping only outputs returned exactly once that are computed values (not inputs)."""
+    if not donate:
+        return None
+    count = {}
+    for o in graph.outputs:
+        if isinstance(o, Value):
+            count[id(o)] = count.get(id(o), 0) + 1
+    ins = {id(v) for v in graph.inputs}
+    res = {}
+    for j, k in donate:
+        o = graph.outputs[j] if j < len(graph.outputs) else None
+        if isinstance(o, Value) and count[id(o)] == 1 and id(o) not in ins and \
+                0 <= k < len(graph.inputs):
+            res[id(o)] = k
+    return res
+
+
+def generate(graph, partition, sched, donate=()):
     nodes = sched.nodes()
     decisions = {}
     for n in nodes:
@@ -274,7 +294,8 @@ def generate(graph, partition, sched):
             d = _Node("fresh" if kind in _FRESH_KINDS else "alias", None)
         decisions[id(n)] = d
     plan = memory.plan(nodes, graph, {k: d.mode for k, d in decisions.items()},
-                       {k: d.inplace for k, d in decisions.items() if d.inplace})
+                       {k: d.inplace for k, d in decisions.items() if d.inplace},
+                       _donations(graph, donate))
     w = _Writer(graph)
     setup = ["import numpy as np", "from compiler.ir.registry import REGISTRY, AVal",
              "from runtime import dtypes as _dt", "", "", "def make():",
@@ -307,7 +328,7 @@ def generate(graph, partition, sched):
     body.append(f"return [{', '.join(rets)}]")
     meta = {"version": VERSION, "groups": [gr.name for gr in sched.order],
             "planned_bytes": plan.planned_bytes, "naive_bytes": plan.naive_bytes,
-            "persistent_bytes": plan.persistent_bytes}
+            "persistent_bytes": plan.persistent_bytes, "donated": len(plan.donated)}
     setup.insert(3, f"META = {meta!r}")
     lines = setup + ["", "    def program(inputs, consts):"] + ["        " + b for b in body] + \
         ["", "    return program", ""]
@@ -333,7 +354,13 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
             idx[a["dim"] % len(idx)] = slice(a["start"], a["stop"], a["step"])
             body.append(f"{name} = {x}[{lit(tuple(idx))}]")
         return
-    buf = _slot_expr(out, plan, fresh_made, body)
+    k = plan.donated.get(id(out))
+    if k is not None:           # written straight into a donated input array
+        dst = w.inputs[k]
+        buf = w.names[id(dst)]
+    else:
+        dst = None
+        buf = _slot_expr(out, plan, fresh_made, body)
     name = w.bind(out)
     if what == "ufunc":
         _, uf, args, extra = d.emit
@@ -355,11 +382,15 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
         body.append(f"{name} = np.matmul({w.arg(d.emit[1])}, {w.arg(d.emit[2])}, out={buf})")
     elif what == "where":
         _, c, x, y = d.emit
-        slot = plan.slot_of[id(out)]
+        slot = plan.slot_of.get(id(out))
+
+        def same(v):            # v already lives in the output's memory
+            return isinstance(v, Value) and (v is dst or
+                                             (slot is not None and plan.slot_of.get(id(v)) is slot))
         body.append(f"{name} = {buf}")
-        if isinstance(y, Value) and plan.slot_of.get(id(y)) is slot:       # in place over y
+        if same(y):                                                         # in place over y
             body.append(f"np.copyto({name}, {w.arg(x)}, casting='unsafe', where={w.arg(c)})")
-        elif isinstance(x, Value) and plan.slot_of.get(id(x)) is slot:     # in place over x
+        elif same(x):                                                       # in place over x
             body.append(f"np.copyto({name}, {w.arg(y)}, casting='unsafe', "
                         f"where=~{w.arg(c)})")
         else:

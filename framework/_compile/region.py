@@ -38,19 +38,28 @@ def run_region(tracer, alive):
     in_tensors = [t if not la else la.get(id(a), t) for t, _, a in tracer.inputs.values()]
     in_values = [v for _, v, _ in tracer.inputs.values()]
     in_arrays = [a for _, _, a in tracer.inputs.values()]
-    # live values, deduplicated (aliases share a value)
+    # live values, deduplicated (aliases share a value). A tensor written in place keeps its
+    # own buffer (the override below fills it), so it needs no live output of its own unless
+    # it carries traced autograd history (a region backward reads its output slot).
+    seq0 = tracer.seq0
     out_vals, index = [], {}
     for t in alive:
-        v = t._data.value
+        sym = t._data
+        v = sym.value
         if id(v) not in index:
             if not isinstance(v, Value) or v.graph is not g:
                 continue
+            if sym.orig is not None:
+                n = t._node
+                if n is None or n.seq <= seq0 or n.freed:
+                    continue
             index[id(v)] = len(out_vals)
             out_vals.append(v)
     ov = list(tracer.overrides.values())
+    n_live = len(index)
+    donate = _donations(tracer, ov, index, n_live) if owner.backend == "numpy" else ()
     for arr, v in ov:
         out_vals.append(v)
-    n_live = len(index)
     # which live outputs carry traced autograd history (need a region backward)
     grad_outs, seen = [], set()
     for t in alive:
@@ -65,11 +74,13 @@ def run_region(tracer, alive):
            tuple(bool(t.requires_grad) for t in in_tensors),
            tuple(index[id(t._data.value)] for t in grad_outs),
            # a region with a backward bakes the forward's float constants into it
-           tuple(g.float_consts()) if grad_outs else ())
+           tuple(g.float_consts()) if grad_outs else (),
+           donate)
     plan = _PLANS.get(key)
     fresh = plan is None
     if fresh:
-        plan = _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index)
+        plan = _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index,
+                           donate)
         _PLANS[key] = plan
     owner.note_region(plan, fresh, g)
     # run the forward program
@@ -78,7 +89,8 @@ def run_region(tracer, alive):
     res = plan.fwd.run(arrays, consts)
     # live tensors become concrete
     for (arr, v), r in zip(ov, res[n_live:n_live + len(ov)]):
-        np.copyto(arr, r, casting="unsafe")      # in-place writes land in the original memory
+        if r is not arr:                         # (a donated input was written by the program)
+            np.copyto(arr, r, casting="unsafe")  # in-place writes land in the original memory
     for t in alive:
         sym = t._data
         if sym.orig is not None:                 # written in place: keep its own buffer
@@ -153,7 +165,39 @@ class _RegionFn:
         return tuple(out)
 
 
-def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index):
+def _donations(tracer, ov, index, n_live):
+    """((output position, input position), ...): overrides whose final value the program may
+    write straight into the input array it replaces (no output buffer, no copy afterwards).
+    Only an array that no other input of the region can see (no shared base) and that is
+    writeable qualifies; the memory planner further requires that nothing reads the input
+    after the value's producer and that the value is returned nowhere else (else it falls back
+    to an output buffer, and the copy below happens as before)."""
+    inputs = tracer.inputs
+    pos = None
+    out = []
+    for j, (arr, v) in enumerate(ov):
+        e = inputs.get(id(arr))
+        if e is None or not arr.flags.writeable or id(v) in index:
+            continue
+        if pos is None:
+            pos, roots = {}, {}
+            for k, a in enumerate(inputs.values()):
+                pos[id(a[2])] = k
+                r = a[2]
+                while r.base is not None:
+                    r = r.base
+                roots[id(r)] = roots.get(id(r), 0) + 1
+        r = arr
+        while r.base is not None:
+            r = r.base
+        if roots.get(id(r)) != 1:
+            continue
+        out.append((n_live + j, pos[id(arr)]))
+    return tuple(out)
+
+
+def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index,
+                donate=()):
     owner = tracer.owner
     bwd, bwd_consts, bg = None, [], None
     saved_idx, grad_inputs = [], []
@@ -171,7 +215,7 @@ def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, i
             bwd = _compile(bg, owner)
             bwd_consts = bg.float_consts()
     g.set_outputs(fwd_outputs)
-    fwd = _compile(g, owner)
+    fwd = _compile(g, owner, donate)
     plan = Plan(fwd, n_live, bwd, saved_idx, grad_inputs, g, bg)
     plan.bwd_consts = bwd_consts
     return plan
@@ -191,12 +235,13 @@ class _Interpreted:
         return self.graph.run(*arrays, consts=consts)
 
 
-def _compile(g, owner):
+def _compile(g, owner, donate=()):
     kind = "backward" if g.name.endswith("_backward") else "forward"
     log.emit("graphs", f"[{owner.name}] {kind} graph:\n{g}")
     if owner.backend == "eager":
         return _Interpreted(g)
-    prog, _ = compile_graph(g, owner.backend)
+    prog, _ = compile_graph(g, owner.backend, donate=donate) if donate else \
+        compile_graph(g, owner.backend)
     part = getattr(prog, "partition", None)
     if part is not None and log.enabled("fusion"):
         log.emit("fusion", f"[{owner.name}] {kind} groups of {g.name} "
