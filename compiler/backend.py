@@ -98,6 +98,9 @@ def _analyse(lifted, donate=()):
 
 
 def compile_graph(graph, backend="numpy", donate=()):
+    if backend in ("triton", "interpret"):          # generated Triton kernels per group
+        from . import triton_backend
+        return triton_backend.compile_graph(graph, backend)
     if backend not in _BACKENDS:
         raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
     gkey = graph.key()

@@ -144,8 +144,13 @@ def wrap(arr, dtype, device=None):
     return t
 
 
+PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a profile records
+
+
 def apply(p, *args, **attrs):
     """Run primitive `p` on tensors/scalars `args` eagerly (or record it when tracing)."""
+    if PROFILE is not None:
+        return PROFILE(p, args, attrs)
     meta = p.meta(*args, **attrs)
     if STATE.tracer is not None:
         return STATE.tracer.record(p, args, attrs, meta)

@@ -67,10 +67,11 @@ def test_decorator_with_and_without_arguments():
 
 def test_backend_and_mode_errors():
     f = lambda x: x + 1  # noqa: E731
-    with pytest.raises(RuntimeError, match="Triton backend"):
-        torch.compile(f, backend="triton")
-    with pytest.raises(RuntimeError, match="Triton backend"):
-        torch.compile(f, backend="interpret")
+    # the Triton backends exist (tests/test_compile_triton.py); 'triton' needs a GPU at run time
+    assert torch.compile(f, backend="interpret").backend == "interpret"
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            torch.compile(f, backend="triton")(torch.ones(2))
     with pytest.raises(ValueError, match="unknown backend 'tvm'"):
         torch.compile(f, backend="tvm")
     with pytest.raises(RuntimeError, match="unrecognized mode"):

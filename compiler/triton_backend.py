@@ -1,0 +1,338 @@
+"""The Triton backends of compile(): every fused group runs as a generated Triton kernel.
+
+    compile_graph(graph, backend)      backend: 'interpret' | 'triton'
+      -> (TritonProgram, compiled_now)
+    TritonProgram.run(arrays, consts) -> list of output arrays
+
+'interpret'  Triton's interpreter (TRITON_INTERPRET mode, on the CPU) runs every kernel on host
+             NumPy memory through runtime.interpret.HostTensor; inputs and outputs are NumPy
+             arrays (InterpretArray when an input was one), so CI exercises the GPU code path.
+'triton'     real launches on CuPy arrays (device memory) when a GPU exists; NumPy inputs are
+             copied to the device and the outputs back, device inputs stay there.
+
+The pipeline is the NumPy backend's up to the fused groups (compiler/backend.py: float
+constants lifted to run-time parameters, passes, fusion, scheduling); then one kernel per
+group from compiler/codegen/triton_group.generate. Extern groups (sort, linalg, scatter, ...)
+run their nodes' NumPy lowerings (on the host; the Triton source names the library fallback
+the GPU runtime would call), and so does a group whose kernel cannot be generated or run on
+this executor (bfloat16 under the interpreter, for one): TritonProgram.fallbacks says which
+and why, and `kiln dump` prints it.
+
+Float constants: kernels take them as scalar arguments, so one program serves every value
+(consts[i] is written into the kernel parameter made from FloatParam i at each run). A
+constant a pass folded into a new literal is baked into the source; a run whose value for it
+differs builds a program variant for those values (cached).
+
+Every kernel written to the kernel cache also gets a sidecar `<kernel file>.aot.json` with its
+ahead-of-time signature (tests walk the cache and compile every kernel to PTX with it).
+"""
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from .ir.graph import Value
+from .ir.registry import AVal
+
+log = logging.getLogger("kiln.compile")
+
+_CACHE = {}
+BACKENDS = ("interpret", "triton")
+
+
+def compile_graph(graph, backend="interpret"):
+    if backend not in BACKENDS:
+        raise ValueError(f"triton backend: unknown backend {backend!r}; expected {BACKENDS}")
+    if backend == "triton":
+        from runtime import cuda
+        if not cuda.available():
+            raise RuntimeError("compile(backend='triton'): no CUDA GPU is available (CuPy sees "
+                               "none); use backend='interpret' to run the generated Triton "
+                               "kernels through Triton's interpreter on the CPU")
+    from .backend import _lift_floats
+    key = (backend, graph.key())
+    prog = _CACHE.get(key)
+    if prog is not None:
+        return prog, False
+    t0 = time.perf_counter()
+    lifted = _lift_floats(graph)
+    prog = TritonProgram(lifted, backend, [a for n in graph.nodes for a in n.inputs
+                                           if type(a) is float])
+    prog.compile_s = time.perf_counter() - t0
+    log.info("compiled %s for %s (%.1f ms): %d groups, %d kernels, %d fallbacks", graph.name,
+             backend, prog.compile_s * 1e3, len(prog.steps), prog.n_kernels,
+             len(prog.fallbacks))
+    _CACHE[key] = prog
+    return prog, True
+
+
+class _Step:
+    __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s")
+
+    def __init__(self, group, kernel, fallback):
+        self.group, self.kernel, self.fallback = group, kernel, fallback
+        self.scalars = []          # (Param, FloatParam index) written from consts per run
+        self.runs, self.time_s = 0, 0.0
+
+
+class TritonProgram:
+    """A compiled graph whose groups run as Triton kernels; the Program interface of
+    compiler/backend.py (graph, partition, groups, source, passes_log, memory, planned_bytes,
+    naive_bytes, persistent_bytes, group_names, runs, group_runs(), origin, compile_s) plus
+    kernels {group name: kernel}, fallbacks {group name: reason}, group_times()."""
+
+    origin = "cold"
+    memory = None
+
+    def __init__(self, lifted, backend, const_values):
+        from . import passes as _passes
+        from .fusion import partition as _partition
+        from .schedule import schedule as _schedule, nbytes
+        self.backend = backend
+        self.interpret = backend == "interpret"
+        self._lifted = lifted
+        self._const_values = list(const_values)
+        self.graph, self.passes_log = _passes.run_all(lifted)
+        self.partition = _partition(self.graph)
+        self.schedule = _schedule(self.partition)
+        self.groups = self.schedule.order
+        self.group_names = [g.name for g in self.groups]
+        self.runs = 0
+        self.compile_s = 0.0
+        self.steps = [self._step(g) for g in self.groups]
+        self.kernels = {s.group.name: s.kernel for s in self.steps if s.kernel is not None}
+        self.fallbacks = {s.group.name: s.fallback for s in self.steps if s.fallback}
+        self.n_kernels = sum(1 for s in self.steps if not s.fallback)
+        outs = [o for g in self.groups for o in g.outputs]
+        self.naive_bytes = self.planned_bytes = sum(nbytes(o) for o in outs)
+        self.persistent_bytes = 0
+        covered = {i for s in self.steps for _, i in s.scalars}
+        covered |= {a.index for s in self.steps if s.fallback for n in s.group.nodes
+                    for a in n.inputs if type(a).__name__ == "FloatParam"}
+        # float constants that no kernel takes as an argument (folded or baked by a pass)
+        self._baked = [i for i in range(len(self._const_values)) if i not in covered]
+        self._variants = {}
+        self.source = self._source()
+
+    # ---- compilation ---------------------------------------------------------------------
+    def _step(self, group):
+        from .codegen.triton_group import generate, ExternKernel
+        from .codegen.triton_pointwise import TritonCodegenError
+        if self.interpret and any(v.dtype.name == "bfloat16" for n in group.nodes
+                                  for v in list(n.outputs) + [a for a in n.inputs
+                                                              if isinstance(a, Value)]):
+            try:
+                k = generate(group, self.graph, interpret=True)
+            except Exception:
+                k = None
+            return _Step(group, k, "bfloat16: Triton's interpreter has no bfloat16 host arrays "
+                                   "(NumPy lowering)")
+        try:
+            k = generate(group, self.graph, interpret=self.interpret)
+        except TritonCodegenError as e:
+            return _Step(group, None, f"no kernel: {e} (NumPy lowering)")
+        if isinstance(k, ExternKernel):
+            return _Step(group, k, f"extern: {k.fallback}; runs the NumPy lowering on the host")
+        st = _Step(group, k, None)
+        for p in k.params:
+            if p.role[0] == "scalar" and type(p.role[1]).__name__ == "FloatParam":
+                st.scalars.append((p, p.role[1].index))
+        _write_aot_sidecar(k)
+        return st
+
+    def _source(self):
+        """The wrapper (one launch per group, in schedule order) and every kernel's source."""
+        lines = [f"# {self.graph.name}: {len(self.steps)} groups on backend={self.backend!r}",
+                 f"def program(inputs, consts):    # inputs: "
+                 + ", ".join(v.name for v in self.graph.inputs)]
+        for s in self.steps:
+            ins = ", ".join(v.name for v in s.group.inputs)
+            outs = ", ".join(v.name for v in s.group.outputs) or "_"
+            if s.fallback:
+                lines.append(f"    {outs} = numpy_lowering[{s.group.name}]({ins})"
+                             f"    # {s.fallback}")
+            else:
+                lines.append(f"    {outs} = launch({s.kernel.name}, [{ins}])    "
+                             f"# {s.group.kind}, {len(s.group.nodes)} ops")
+        rets = ", ".join(o.name if isinstance(o, Value) else repr(o) for o in self.graph.outputs)
+        lines.append(f"    return [{rets}]")
+        parts = ["\n".join(lines)]
+        for s in self.steps:
+            if s.kernel is not None:
+                parts.append(s.kernel.source)
+        return "\n\n".join(parts) + "\n"
+
+    # ---- running -----------------------------------------------------------------------------
+    def run(self, arrays, consts):
+        if self._baked and consts is not None:
+            vals = tuple(float(consts[i]) for i in self._baked)
+            if vals != tuple(float(self._const_values[i]) for i in self._baked):
+                return self._variant(consts, vals).run(arrays, consts)
+        if self.interpret and os.environ.get("TRITON_INTERPRET") != "1":
+            # Triton reads TRITON_INTERPRET when a kernel calls a @triton.jit helper
+            old = os.environ.get("TRITON_INTERPRET")
+            os.environ["TRITON_INTERPRET"] = "1"
+            try:
+                return self._run(arrays, consts)
+            finally:
+                if old is None:
+                    os.environ.pop("TRITON_INTERPRET", None)
+                else:
+                    os.environ["TRITON_INTERPRET"] = old
+        return self._run(arrays, consts)
+
+    def _run(self, arrays, consts):
+        self.runs += 1
+        from runtime.interpret import InterpretArray
+        on_interp = any(isinstance(a, InterpretArray) for a in arrays)
+        dev = None if self.interpret else _device_of(arrays)
+        env = {}
+        for v, a in zip(self.graph.inputs, arrays):
+            env[id(v)] = self._to_exec(a, dev)
+        last = self.schedule.last_use
+        for pos, s in enumerate(self.steps):
+            t0 = time.perf_counter()
+            ins = [env[id(v)] for v in s.group.inputs]
+            if s.fallback:
+                outs = self._numpy_group(s.group, ins, consts, dev)
+            else:
+                for p, i in s.scalars:
+                    p.role = ("scalar", float(consts[i]) if consts is not None else
+                              float(self._const_values[i]))
+                outs = [self._empty(o, dev) for o in s.group.outputs]
+                s.kernel.launch([self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)],
+                                [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)],
+                                self.interpret)
+            s.runs += 1
+            s.time_s += time.perf_counter() - t0
+            for o, a in zip(s.group.outputs, outs):
+                env[id(o)] = a
+            for v in s.group.inputs:                  # free what no later group reads
+                if last.get(id(v)) == pos and id(v) in env and \
+                        all(v is not o for o in self.graph.outputs):
+                    del env[id(v)]
+        res = [env[id(o)] if isinstance(o, Value) else o for o in self.graph.outputs]
+        if dev is not None and dev == "host":
+            from runtime import cuda
+            res = [cuda.to_host(r) if cuda.is_device_array(r) else r for r in res]
+        if on_interp:
+            res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) else r
+                   for r in res]
+        return res
+
+    def _variant(self, consts, vals):
+        prog = self._variants.get(vals)
+        if prog is None:
+            from .backend import _lift_floats
+            g = _lift_floats(self._lifted)        # FloatParams are floats: lift again, new values
+            for n in g.nodes:
+                n.inputs = [float(consts[a.index]) if type(a).__name__ == "FloatParam" else a
+                            for a in n.inputs]
+            prog = TritonProgram(_lift_floats(g), self.backend,
+                                 [float(consts[i]) for i in range(len(self._const_values))])
+            self._variants[vals] = prog
+        return prog
+
+    def _to_exec(self, a, dev):
+        if self.interpret:
+            a = np.asarray(a)
+            return np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a
+        from runtime import cuda
+        if cuda.is_device_array(a):
+            return a if a.flags.c_contiguous else cuda.copy(a)
+        return cuda.from_host(np.ascontiguousarray(a))
+
+    def _empty(self, v, dev):
+        if self.interpret:
+            return np.empty(v.shape, v.dtype.np)
+        from runtime import cuda
+        return cuda.empty(v.shape, v.dtype.np)
+
+    def _arg(self, a, dtype):
+        if self.interpret:
+            from runtime.interpret import HostTensor
+            return HostTensor(a, dtype)
+        from runtime import cuda
+        return cuda.DeviceArg(a, dtype)
+
+    def _numpy_group(self, group, ins, consts, dev):
+        """The group's nodes through each primitive's NumPy lowering (extern groups and groups
+        without a kernel); device buffers go through the host."""
+        from runtime import cuda
+        on_dev = not self.interpret
+        env = {}
+        for v, a in zip(group.inputs, ins):
+            env[id(v)] = cuda.to_host(a) if on_dev and cuda.is_device_array(a) else a
+        for n in group.nodes:
+            args = []
+            for a in n.inputs:
+                if isinstance(a, Value):
+                    args.append(env[id(a)])
+                elif type(a).__name__ == "FloatParam":
+                    args.append(float(consts[a.index]) if consts is not None else float(a))
+                else:
+                    args.append(a)
+            metas = [AVal(o.shape, o.dtype) for o in n.outputs]
+            r = n.prim.numpy(metas[0] if len(metas) == 1 else metas, *args, **n.attrs)
+            rs = r if isinstance(r, tuple) else (r,)
+            for o, x in zip(n.outputs, rs):
+                env[id(o)] = np.ascontiguousarray(np.asarray(x, dtype=o.dtype.np))
+        outs = [env[id(o)] for o in group.outputs]
+        if on_dev:
+            outs = [cuda.from_host(o) for o in outs]
+        return outs
+
+    # ---- introspection -----------------------------------------------------------------------
+    def group_runs(self):
+        return {s.group.name: s.runs for s in self.steps}
+
+    def group_times(self):
+        """{group name: seconds spent in it (host wall clock; launches are asynchronous on a
+        GPU, so there it is launch time unless the caller synchronises)}."""
+        return {s.group.name: s.time_s for s in self.steps}
+
+
+def _device_of(arrays):
+    """'host' when every input is a host array (results come back to the host), else 'device'."""
+    from runtime import cuda
+    return "device" if any(cuda.is_device_array(a) for a in arrays) else "host"
+
+
+def _write_aot_sidecar(k):
+    """<kernel file>.aot.json: what compiler.aot needs to compile the kernel without the
+    program (signature, constexprs, warps)."""
+    try:
+        sig, consts = k.signature(1024)
+        opts = k.aot_options() if hasattr(k, "aot_options") else {"num_warps": 4}
+        path = k.path + ".aot.json"
+        if not os.path.exists(path):
+            from .cache import atomic_write
+            atomic_write(path, json.dumps({"name": k.name, "signature": sig,
+                                           "constexprs": {a: _plain(b) for a, b in
+                                                          consts.items()},
+                                           "options": opts}, sort_keys=True))
+    except Exception as e:                     # introspection aid only: never fail a compile
+        log.debug("aot sidecar for %s not written: %s", getattr(k, "name", k), e)
+
+
+def _plain(x):
+    if isinstance(x, bool):
+        return x
+    if isinstance(x, int):
+        return int(x)
+    if isinstance(x, float):
+        return float(x)
+    return x
+
+
+def compile_cached_kernel(py_path, arch=90):
+    """AOT-compile a kernel file from the kernel cache with its sidecar signature."""
+    from . import aot
+    from .codegen import cache
+    with open(py_path + ".aot.json") as f:
+        meta = json.load(f)
+    fn = getattr(cache.load_module(py_path, False), meta["name"])
+    return aot.compile_fn(fn, meta["signature"], meta["constexprs"], arch=arch,
+                          name=meta["name"], **meta["options"])
