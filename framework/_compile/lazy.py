@@ -158,16 +158,29 @@ class Tracer:
 
     def record(self, p, args, attrs, meta):
         metas = meta if isinstance(meta, tuple) else (meta,)
-        if any(s == -1 for m in metas for s in m.shape):   # data-dependent output shape
-            return self.eager_break(p, args, attrs,
-                                f"{p.name}: output shape depends on the input's values")
-        vals = [self.value_of(a) for a in args]
+        for m in metas:
+            if -1 in m.shape:                                # data-dependent output shape
+                return self.eager_break(p, args, attrs,
+                                        f"{p.name}: output shape depends on the input's values")
+        vals = []
+        for a in args:
+            d = getattr(a, "_data", None) if type(a) is not float else None
+            # fast path: a symbolic tensor of this region (what most arguments are)
+            if type(d) is SymArray and d.tracer is self and d.real is None and \
+                    isinstance(a, Tensor):
+                vals.append(d.value)
+            else:
+                vals.append(self.value_of(a))
         out = self.graph.call(p.name, *vals, _meta=meta, **attrs)
         outv = out if isinstance(out, tuple) else (out,)
         tensors = []
+        track = self.tracked.append
         for v in outv:
-            t = wrap(SymArray(v, self), v.dtype)
-            self.tracked.append(weakref.ref(t))
+            # wrap(SymArray(...)) without wrap's device lookup: symbolic tensors are cpu's
+            t = Tensor.__new__(Tensor)
+            t._data = SymArray(v, self)
+            t._dtype = v.dtype
+            track(weakref.ref(t))
             tensors.append(t)
         if STATE.grad_enabled and p.differentiable and _dispatch._needs_grad(args):
             n = _dispatch.record(p, args, attrs, tuple(tensors))

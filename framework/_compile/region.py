@@ -7,6 +7,7 @@ backward graph.
 import numpy as np
 
 from compiler.backend import compile_graph
+from runtime import dtypes as dt
 from compiler.ir.graph import Graph, GraphEmitter, Value
 from compiler.ir.registry import AVal, REGISTRY
 from .. import _dispatch
@@ -70,7 +71,7 @@ def run_region(tracer, alive):
             seen.add((id(n), t._oi))
             grad_outs.append(t)
     g.set_outputs(list(out_vals))
-    key = (owner.backend, g.key(),
+    key = (owner.backend, _graph_key(g),
            tuple(bool(t.requires_grad) for t in in_tensors),
            tuple(index[id(t._data.value)] for t in grad_outs),
            # a region with a backward bakes the forward's float constants into it
@@ -122,6 +123,59 @@ def run_region(tracer, alive):
             k = slot.get((id(t._node), t._oi))
             if k is not None:
                 t._node, t._oi = node, k
+
+
+_FLOAT = object()          # a float constant: abstracted (a run-time parameter of the program)
+_SIMPLE = (str, int, bool, type(None))
+
+
+def _hkey(v):
+    """A hashable stand-in for an attribute or a non-float constant that two values share only
+    when Graph.key() would spell them the same (types are kept: 1, 1.0 and True differ)."""
+    t = type(v)
+    if t in _SIMPLE:
+        return (t, v)
+    if t is tuple and all(type(x) is int for x in v):
+        return v
+    if isinstance(v, dt.DType):
+        return v
+    return (t, repr(v))
+
+
+def _graph_key(g):
+    """The plan cache's key for a traced graph: what Graph.key() says (ops, attributes,
+    wiring, input and output types, float constants abstracted to their position), built from
+    tuples instead of text, since every call of a compiled function computes it."""
+    ids = {}
+    for k, v in enumerate(g.inputs):
+        ids[id(v)] = -1 - k
+    parts = [tuple((v.shape, v.dtype) for v in g.inputs)]
+    app = parts.append
+    for j, n in enumerate(g.nodes):
+        args = []
+        for a in n.inputs:
+            if type(a) is Value:
+                args.append(ids[id(a)])
+            elif type(a) is float:
+                args.append(_FLOAT)
+            else:
+                args.append(_hkey(a))
+        outs = n.outputs
+        if len(outs) == 1:
+            o = outs[0]
+            ids[id(o)] = j
+            ot = (o.shape, o.dtype)
+        else:
+            ot = []
+            for k, o in enumerate(outs):
+                ids[id(o)] = (j, k)
+                ot.append((o.shape, o.dtype))
+            ot = tuple(ot)
+        at = n.attrs
+        app((n.op, tuple(args), tuple((k, _hkey(x)) for k, x in at.items()) if at else (), ot))
+    app(tuple(ids.get(id(o), ('?', o.name)) if type(o) is Value else _hkey(o)
+              for o in g.outputs))
+    return tuple(parts)
 
 
 class _RegionPrimT:
