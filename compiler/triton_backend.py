@@ -187,7 +187,11 @@ class TritonProgram:
         self.runs += 1
         from runtime.interpret import InterpretArray
         on_interp = any(isinstance(a, InterpretArray) for a in arrays)
-        dev = None if self.interpret else _device_of(arrays)
+        dev = None
+        if not self.interpret:
+            from runtime import cuda
+            cuda.hook_triton_stream()          # launch on CuPy's current stream
+            dev = _device_of(arrays)
         env = {}
         for v, a in zip(self.graph.inputs, arrays):
             env[id(v)] = self._to_exec(a, dev)
@@ -254,8 +258,7 @@ class TritonProgram:
         if self.interpret:
             from runtime.interpret import HostTensor
             return HostTensor(a, dtype)
-        from runtime import cuda
-        return cuda.DeviceArg(a, dtype)
+        return _DevBuf(a, dtype)
 
     def _numpy_group(self, group, ins, consts, dev):
         """The group's nodes through each primitive's NumPy lowering (extern groups and groups
@@ -292,6 +295,22 @@ class TritonProgram:
         """{group name: seconds spent in it (host wall clock; launches are asynchronous on a
         GPU, so there it is launch time unless the caller synchronises)}."""
         return {s.group.name: s.time_s for s in self.steps}
+
+
+class _DevBuf:
+    """A CuPy array as a Triton launch argument (data_ptr, dtype, shape, element strides);
+    no `array` attribute, so view_buffer folds views into a StridedView on device memory."""
+    __slots__ = ("arr", "dtype", "shape")
+
+    def __init__(self, arr, dtype):
+        self.arr, self.dtype, self.shape = arr, dtype, tuple(arr.shape)
+
+    def data_ptr(self):
+        return self.arr.data.ptr
+
+    def stride(self, dim=None):
+        st = tuple(s // self.arr.itemsize for s in self.arr.strides)
+        return st if dim is None else st[dim]
 
 
 def _device_of(arrays):
