@@ -132,4 +132,5 @@ _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
+from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
