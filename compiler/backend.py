@@ -23,7 +23,6 @@ import time
 from .ir.graph import Node
 from . import passes as _passes
 from . import cache as _cache
-from .fusion import partition as _partition
 from .schedule import schedule as _schedule
 from .codegen import numpy_gen
 
@@ -87,6 +86,13 @@ class Program:
     @property
     def memory(self):
         return self._analysed()[4]
+
+
+def _partition(g):
+    # imported on first use: the fuser needs networkx (~0.15 s to import), which a process that
+    # only loads programs from the disk cache never needs
+    from .fusion import partition
+    return partition(g)
 
 
 def _analyse(lifted, donate=()):

@@ -296,8 +296,9 @@ def _compile(g, owner, donate=()):
         return _Interpreted(g)
     prog, _ = compile_graph(g, owner.backend, donate=donate) if donate else \
         compile_graph(g, owner.backend)
-    part = getattr(prog, "partition", None)
-    if part is not None and log.enabled("fusion"):
+    # (only when logging: a program loaded from disk rebuilds its partition on first access)
+    part = getattr(prog, "partition", None) if log.enabled("fusion") else None
+    if part is not None:
         log.emit("fusion", f"[{owner.name}] {kind} groups of {g.name} "
                            f"({len(part.groups)}):\n{part.describe()}")
     if log.enabled("kernels"):
