@@ -149,7 +149,38 @@ def _arch(target):
     return int(t)
 
 
+# dump's own options may also follow the script (`kiln dump train.py --asm`); everything
+# else goes to the script, and after `--` everything does
+_DUMP_FLAGS = {"--asm": 0, "--out": 1, "--backend": 1, "--target": 1, "--only": 1, "--max-asm": 1}
+
+
+def _dump_options_after_script(ns):
+    rest, i, args = [], 0, list(ns.args)
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest.extend(args[i + 1:])
+            break
+        name, eq, val = a.partition("=")
+        if name in _DUMP_FLAGS:
+            if _DUMP_FLAGS[name] == 0:
+                ns.asm = True
+            else:
+                if not eq:
+                    i += 1
+                    if i >= len(args):
+                        raise SystemExit(f"kiln dump: {name} needs a value")
+                    val = args[i]
+                attr = name[2:].replace("-", "_")
+                setattr(ns, attr, int(val) if attr == "max_asm" else val)
+        else:
+            rest.append(a)
+        i += 1
+    ns.args = rest
+
+
 def _dump(ns):
+    _dump_options_after_script(ns)
     arch = _arch(ns.target)
     if ns.backend == "interpret":
         os.environ.setdefault("TRITON_INTERPRET", "1")

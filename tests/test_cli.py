@@ -54,3 +54,14 @@ def test_main_in_process(capsys):
     assert capsys.readouterr().out.startswith("kiln ")
     assert main([]) == 0
     assert "usage: kiln" in capsys.readouterr().out
+
+
+def test_dump_options_may_follow_the_script():
+    """`kiln dump train.py --asm --out d --compile` (the form the issue uses): dump's own
+    options are taken wherever they stand, the rest goes to the script, `--` ends that."""
+    from framework.cli import build_parser, _dump_options_after_script
+    ns = build_parser().parse_args(["dump", "train.py", "--asm", "--out", "d", "--compile",
+                                    "--max-asm=3", "--", "--out", "x"])
+    _dump_options_after_script(ns)
+    assert ns.asm is True and ns.out == "d" and ns.max_asm == 3
+    assert ns.args == ["--compile", "--out", "x"]
