@@ -2,8 +2,10 @@
 update) of
   MLP         784-512-512-10, batch 128
   digits CNN  examples/train_digits.py's model, batch 32, 8x8 inputs
-as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph) vs PyTorch CPU eager
-(when installed), side by side in one run, as milliseconds per step and throughput ratios;
+as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph) vs Kiln compiled
+module (compile(model), loss/backward/AdamW eager: forward replays once two traces agree; the
+CNN's dropout is on, so it is traced every call, and "cnn-nodrop" is the same model with
+dropout 0) vs PyTorch CPU eager (when installed), side by side in one run, as milliseconds per step and throughput ratios;
 the per-call tracing overhead of the compiled MLP step (every call retraces; its programs are
 looked up by graph key); and cold / warm compile time of the MLP step (cold: a fresh process
 with an empty KILN_CACHE_DIR; warm: a second process with the same directory).
@@ -30,12 +32,12 @@ def mlp(lib):
                          nn.Linear(512, 10))
 
 
-def cnn(lib):
+def cnn(lib, dropout=0.25):
     nn = lib.nn
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Dropout(0.25), nn.Linear(128, 10))
+        nn.Flatten(), nn.Dropout(dropout), nn.Linear(128, 10))
 
 
 def data(name, seed=0):
@@ -45,12 +47,15 @@ def data(name, seed=0):
     return rng.standard_normal((32, 1, 8, 8), dtype=np.float32), rng.integers(0, 10, 32)
 
 
-def make_step(lib, name, compiled):
+def make_step(lib, name, compiled, module=False):
+    """compiled: the whole step compiled; module: compile(model) with an eager step around."""
     lib.manual_seed(0)
-    model = mlp(lib) if name == "mlp" else cnn(lib)
+    model = mlp(lib) if name == "mlp" else cnn(lib, 0.0 if name == "cnn-nodrop" else 0.25)
     opt = lib.optim.AdamW(model.parameters(), lr=1e-3)
-    xa, ya = data(name)
+    xa, ya = data("mlp" if name == "mlp" else "cnn")
     x, y = lib.from_numpy(xa), lib.from_numpy(ya.astype(np.int64))
+    if module:
+        model = lib.compile(model)
 
     def step():
         opt.zero_grad()
@@ -148,13 +153,15 @@ def main():
         torch = None
     print(f"ms per training step (best of 3 x {args.steps} steps); ratios are throughput "
           f"relative to Kiln compiled")
-    print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'torch':>12}"
-          f"{'compiled/eager':>16}{'compiled/torch':>16}")
-    for name in ("mlp", "cnn"):
+    print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'compiled module':>17}{'torch':>12}"
+          f"{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
+    for name in ("mlp", "cnn", "cnn-nodrop"):
         e = per_step_ms(make_step(kiln, name, False), args.steps)
         c = per_step_ms(make_step(kiln, name, True), args.steps)
+        m = per_step_ms(make_step(kiln, name, False, module=True), args.steps)
         t = per_step_ms(make_step_torch(torch, name), args.steps) if torch else float("nan")
-        print(f"{name:<12}{e:12.2f}{c:12.2f}{t:12.2f}{e / c:15.2f}x{t / c:15.2f}x", flush=True)
+        print(f"{name:<12}{e:12.2f}{c:12.2f}{m:17.2f}{t:12.2f}{e / c:15.2f}x{e / m:13.2f}x"
+              f"{t / c:15.2f}x", flush=True)
     trace, total = tracing_overhead_ms(args.steps)
     print(f"tracing overhead of the compiled MLP step: {trace:.2f} ms per call "
           f"({100 * trace / total:.0f}% of {total:.2f} ms)")

@@ -272,6 +272,8 @@ class Tensor:
 
     # ---- conversion -------------------------------------------------------------------------
     def numpy(self, *, force=False):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         if self._device is not cpu:
             if not force:
                 raise TypeError(f"can't convert {self._device} device type tensor to numpy. Use "
@@ -285,6 +287,8 @@ class Tensor:
         return d if isinstance(d, np.ndarray) else np.asarray(d)
 
     def item(self):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
                                "Scalar")
@@ -293,12 +297,16 @@ class Tensor:
             float(a.reshape(()).astype(np.float32))
 
     def tolist(self):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         a = self._data if self._device is cpu else _host(self._data)
         if self._dtype is dt.bfloat16:
             return a.astype(np.float32).tolist()
         return a.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         a = self._data if self._device is cpu else _host(self._data)
         return a if dtype is None else a.astype(dtype)
 
@@ -313,6 +321,8 @@ class Tensor:
         return iter(self.unbind(0))
 
     def __bool__(self):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
                                f"(shape {list(self._data.shape)})")
@@ -325,6 +335,8 @@ class Tensor:
         return float(self.item())
 
     def __index__(self):
+        if _dispatch.STATE.tracer is not None:
+            _dispatch.STATE.tracer.read_value(self)
         if self._dtype.category > 1 or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
         return int(self._data.reshape(()))

@@ -33,6 +33,7 @@ tracer), 'triton'/'interpret' (raise until the Triton backend lands).
 import functools
 import warnings
 
+from .. import _dispatch
 from .._dispatch import STATE
 from ..tensor import Tensor
 from . import log
@@ -64,7 +65,9 @@ class CompiledFunction:
         self.module = module
         self.name = name or getattr(fn, "__name__", "fn")
         self.stats = {"calls": 0, "compiles": 0, "graph_breaks": [], "recompiles": [],
-                      "regions": [], "specializations": 0, "eager_calls": 0}
+                      "regions": [], "specializations": 0, "eager_calls": 0,
+                      "replays": 0, "replay_notes": []}
+        self._replays = {}       # replay key -> _Entry (compiled modules only)
         self._runs = {}          # id(plan) -> region runs by this function
         self._guard_sets = set()
         self._last_guards = None
@@ -74,12 +77,15 @@ class CompiledFunction:
         functools.update_wrapper(self, fn)
 
     # guards -----------------------------------------------------------------------------------
-    def _guards(self, args, kwargs):
-        """{name: guarded metadata} of this call; what a recompile reason names."""
+    def _guards(self, args, kwargs, argt=None):
+        """{name: guarded metadata} of this call; what a recompile reason names. `argt`, when
+        given, receives {name: tensor argument}."""
         g = {}
 
         def visit(name, a):
             if isinstance(a, Tensor):
+                if argt is not None:
+                    argt[name] = a
                 shape = tuple(a.shape)
                 if self.dynamic:
                     shape = ("*",) + shape[1:] if shape else shape
@@ -136,7 +142,8 @@ class CompiledFunction:
         if STATE.tracer is not None:         # nested compiled calls inline into the outer trace
             return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
-        guards = self._guards(args, kwargs)
+        argt = {} if self.module is not None else None
+        guards = self._guards(args, kwargs, argt)
         gkey = _freeze(guards)
         self._new_guards = gkey not in self._guard_sets
         if self._new_guards:
@@ -150,14 +157,94 @@ class CompiledFunction:
         if self.dynamic:
             self._prev_shape_sig = self._shape_sig
             self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
+        pre = None
+        if self.module is not None and _dispatch.PROFILE is None:
+            rkey = gkey if not self.dynamic else \
+                (gkey, tuple(tuple(t.shape) for t in argt.values()))
+            e = self._replays.get(rkey)
+            if e is not None and e.rec is not None and e.enabled:
+                out = self._replay(rkey, e, argt)
+                if out is not _MISS:
+                    return out
+            pre = _before_trace(self.module)
         tracer = Tracer(self, self.fullgraph)
         STATE.tracer = tracer
+        n_breaks = len(self.stats["graph_breaks"])
         try:
             out = self.fn(*args, **kwargs)
+            if pre is not None:
+                try:
+                    leaves = _output_leaves(tracer, out)
+                except _NotReplayable as r:
+                    leaves = r
             tracer.flush(final=True)
         finally:
             STATE.tracer = None
+        if pre is not None:
+            self._note_trace(rkey, tracer, pre, argt, leaves,
+                             len(self.stats["graph_breaks"]) != n_breaks)
         return out
+
+    # replays (compiled modules) ---------------------------------------------------------------
+    def _note(self, rkey, msg):
+        g = dict(rkey if not self.dynamic else rkey[0])
+        msg = f"{msg} (training={g.get('training')}, grad_mode={g.get('grad_mode')})"
+        self.stats["replay_notes"].append(msg)
+        log.emit("recompiles", f"[{self.name}] {msg}")
+
+    def _note_trace(self, rkey, tracer, pre, argt, leaves, broke):
+        """After a trace of a compiled module's forward: can the next calls with these guards
+        replay its plan instead of tracing? Only after two consecutive identical traces."""
+        try:
+            rec = _replay_record(tracer, pre, argt, leaves, broke)
+            reason = None
+        except _NotReplayable as r:
+            rec, reason = None, str(r)
+        prev = self._replays.get(rkey)
+        if rec is None:
+            if prev is None or prev.reason != reason:
+                self._note(rkey, f"not replayable: {reason}")
+            self._replays[rkey] = _Entry(None, reason)
+            return
+        e = _Entry(rec, None)
+        e.enabled = prev is not None and prev.rec is not None and prev.rec.sig == rec.sig
+        if e.enabled:
+            self._note(rkey, "replay enabled: two identical traces")
+        self._replays[rkey] = e
+
+    def _replay(self, rkey, e, argt):
+        """Run the recorded plan on this call's arguments and the module's current tensors,
+        as region.run_region does after a trace, without running the Python forward."""
+        from .region import run_plan, region_node
+        rec = e.rec
+        if _module_state(rec.mods, rec.tensors) != rec.state:
+            e.enabled = False
+            self._note(rkey, "replay disabled: the module changed since its trace (a parameter, "
+                             "buffer, .data, attribute, submodule or hook)")
+            return _MISS
+        ts = rec.tensors
+        in_tensors = [argt[k] if is_arg else ts[k] for is_arg, k in rec.in_src]
+        plan = rec.plan
+        res = run_plan(plan, [t._data for t in in_tensors], rec.consts,
+                       [ts[j]._data for j in rec.ov])
+        for j, d in rec.bumps:
+            for _ in range(d):
+                ts[j]._bump()
+        node = region_node(plan, res, in_tensors, list(rec.outs_meta)) \
+            if rec.outs_meta is not None else None
+        outs = []
+        for k, slot, dtype, vc in rec.leaves:
+            t = Tensor.__new__(Tensor)
+            t._data = res[k]
+            t._dtype = dtype
+            if slot is not None:
+                t._node, t._oi = node, slot
+            if vc:
+                t._vcount = vc
+            outs.append(t)
+        self.stats["replays"] += 1
+        self._runs[id(plan)] = self._runs.get(id(plan), 0) + 1
+        return _build(rec.template, outs)
 
     def _eager_call(self, guards, args, kwargs):
         self.stats["eager_calls"] += 1
@@ -222,7 +309,10 @@ class CompiledFunction:
         s = self.stats
         lines = [f"compiled {self.name}: backend={self.backend} calls={s['calls']} "
                  f"compiles={s['compiles']} recompiles={len(s['recompiles'])} "
-                 f"graph breaks={len(s['graph_breaks'])} eager calls={s['eager_calls']}"]
+                 f"graph breaks={len(s['graph_breaks'])} eager calls={s['eager_calls']}"
+                 + (f" replays={s['replays']}" if self.module is not None else "")]
+        for r in s["replay_notes"]:
+            lines.append(f"replay: {r}")
         for r in self.recompile_reasons():
             lines.append(f"recompile: {r}")
         for r in dict.fromkeys(self.graph_break_reasons()):
@@ -238,6 +328,210 @@ class CompiledFunction:
                 lines.append(f"\nfusion of {prog.graph.name}:\n{part.describe()}")
             lines.append(f"\nsource of {prog.graph.name}:\n{prog.source}")
         return "\n".join(lines)
+
+
+_MISS = object()
+
+
+class _NotReplayable(Exception):
+    """Why a trace of a compiled module's forward cannot be replayed."""
+
+
+class _Entry:
+    """Per replay key: the last trace's replay record (or why it has none)."""
+
+    def __init__(self, rec, reason):
+        self.rec, self.reason, self.enabled = rec, reason, False
+
+
+class _Record:
+    pass
+
+
+def _modules_of(module):
+    mods = []
+    for m in module.modules():
+        mods.append((m.__dict__, m._parameters, m._buffers, m._modules, m._forward_hooks,
+                     m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks))
+    return mods
+
+
+def _module_state(mods, tensors):
+    """What replay guards on besides the call's guards: per submodule the identity of every
+    attribute value, parameter, buffer and child, and the number of hooks; per parameter and
+    buffer the identity of its array, its shape, dtype, requires_grad and grad_fn."""
+    out = []
+    ext = out.extend
+    for d, p, b, c, h1, h2, h3, h4 in mods:
+        ext(map(id, d.values()))
+        ext(map(id, p.values()))
+        ext(map(id, b.values()))
+        ext(map(id, c.values()))
+        out.append((len(d), len(p), len(b), len(c), len(h1) + len(h2) + len(h3) + len(h4)))
+    for t in tensors:
+        a = t._data
+        out.append((id(a), a.shape, t._dtype, t._rg, t._node))
+    return out
+
+
+def _before_trace(module):
+    """A compiled module's state before its forward is traced (for _replay_record)."""
+    from ..creation import default_generator as gen
+    tensors, seen, is_buf = [], set(), []
+    for kind, it in ((False, module.named_parameters(remove_duplicate=False)),
+                     (True, module.named_buffers(remove_duplicate=False))):
+        for _, t in it:
+            if id(t) not in seen:
+                seen.add(id(t))
+                tensors.append(t)
+                is_buf.append(kind)
+    mods = _modules_of(module)
+    return dict(mods=mods, tensors=tensors, is_buf=is_buf, state=_module_state(mods, tensors),
+                attrs=[(name, dict(m.__dict__)) for name, m in module.named_modules()],
+                versions=[t._version for t in tensors], rng=gen._rng,
+                rng_state=gen._rng.bit_generator.state,
+                hooks=any(sum(map(len, m[4:])) for m in mods))
+
+
+_PLAIN = frozenset(("_data", "_dtype", "_node", "_oi", "_vcount"))
+
+
+def _output_leaves(tracer, out):
+    """(template, [(tensor, Value)]) of what forward returned, before the region runs."""
+    leaves, pos = [], {}
+
+    def walk(o):
+        if isinstance(o, Tensor):
+            i = pos.get(id(o))
+            if i is None:
+                d = o._data
+                if type(d) is not SymArray or d.tracer is not tracer or d.real is not None:
+                    raise _NotReplayable("an output is not computed by the traced graph (an "
+                                         "argument, parameter, buffer or eager result)")
+                if d.orig is not None:
+                    raise _NotReplayable("an output is a tensor written in place")
+                if o._base is not None or not _PLAIN.issuperset(vars(o)):
+                    raise _NotReplayable("an output carries views, hooks or other tensor state")
+                i = pos[id(o)] = len(leaves)
+                leaves.append((o, d.value))
+            return i
+        t = type(o)
+        if t is tuple or t is list:
+            return (t, tuple(walk(x) for x in o))
+        if t is dict:
+            return (dict, tuple(o), tuple(walk(x) for x in o.values()))
+        if o is None:
+            return None
+        raise _NotReplayable(f"forward returned a {t.__name__} (replays tensors and "
+                             "tuples/lists/dicts of them)")
+    tpl = walk(out)
+    return tpl, leaves
+
+
+def _build(tpl, outs):
+    if type(tpl) is int:
+        return outs[tpl]
+    if tpl is None:
+        return None
+    if tpl[0] is dict:
+        return dict(zip(tpl[1], [_build(x, outs) for x in tpl[2]]))
+    return tpl[0](_build(x, outs) for x in tpl[1])
+
+
+def _replay_record(tracer, pre, argt, leaves, broke):
+    """The replay record of a finished trace, or _NotReplayable with the reason."""
+    from ..creation import default_generator as gen
+    if pre["hooks"]:
+        raise _NotReplayable("forward hooks present")
+    if isinstance(leaves, _NotReplayable):
+        raise leaves
+    if broke or tracer.regions_run > 1:
+        raise _NotReplayable("graph break")
+    if tracer.regions_run == 0 or tracer.last_run is None:
+        raise _NotReplayable("no traced region")
+    if tracer.concrete_reads:
+        raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
+                             "tolist(), numpy(), a data-dependent shape)")
+    if gen._rng is not pre["rng"] or gen._rng.bit_generator.state != pre["rng_state"]:
+        raise _NotReplayable("random numbers drawn")
+    mods, tensors = pre["mods"], pre["tensors"]
+    if _module_state(mods, tensors) != pre["state"]:
+        what = "a parameter, buffer or submodule"
+        for name, before in pre["attrs"]:
+            m = tracer.owner.module.get_submodule(name) if name else tracer.owner.module
+            for k in set(before) | set(m.__dict__):
+                if before.get(k, _MISS) is not m.__dict__.get(k, _MISS):
+                    what = f"attribute {(name + '.' if name else '') + k}"
+        raise _NotReplayable(f"forward changed the module's state ({what})")
+    plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node = tracer.last_run
+    argpos = {id(t): k for k, t in argt.items()}
+    tpos = {id(t): j for j, t in enumerate(tensors)}
+    arrpos = {id(t._data): (True, k, t) for k, t in argt.items()}
+    arrpos.update((id(t._data), (False, j, t)) for j, t in enumerate(tensors))
+    grad_in = set(plan.grad_inputs)
+    in_src = []
+    for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
+        k = argpos.get(id(t))
+        if k is not None and t._data is a:
+            in_src.append((True, k))
+            continue
+        j = tpos.get(id(t))
+        if j is not None and t._data is a:
+            in_src.append((False, j))
+            continue
+        # an alias without gradient (`.data`, a detached view of the same array, the one an
+        # in-place op writes through) reads the same memory; the region uses it for its array
+        # and dtype only, so the argument/module tensor it aliases stands in for it
+        e = arrpos.get(id(a))
+        if e is not None and not t.requires_grad and i not in grad_in and \
+                e[2]._dtype is t._dtype:
+            in_src.append(e[:2])
+            continue
+        raise _NotReplayable("a traced input is neither an argument nor a parameter/buffer (a "
+                             "tensor made in forward, a random draw, a .data alias)")
+    bufpos = {id(t._data): j for j, t in enumerate(tensors) if pre["is_buf"][j]}
+    ov_js = []
+    for arr, _ in ov:
+        j = bufpos.get(id(arr))
+        if j is None:
+            raise _NotReplayable("an in-place write to an argument or parameter")
+        if tensors[j]._node is not None:
+            raise _NotReplayable("a buffer written in place carries autograd history")
+        ov_js.append(j)
+    bumps = []
+    for j, (t, v0) in enumerate(zip(tensors, pre["versions"])):
+        d = t._version - v0
+        if d and j not in ov_js:
+            raise _NotReplayable("a parameter or buffer was written outside the traced graph")
+        if d:
+            bumps.append((j, d))
+    tpl, outs = leaves
+    info = []
+    for t, v in outs:
+        k = index.get(id(v))
+        if k is None:
+            raise _NotReplayable("an output is not computed by the traced region")
+        if t._node is None:
+            slot = None
+        elif t._node is node:
+            slot = t._oi
+        else:
+            raise _NotReplayable("an output's autograd history is not the region's")
+        info.append((k, slot, t._dtype, vars(t).get("_vcount", 0)))
+    if len({k for k, _, _, _ in info}) != len(info) or len(index) != len(info):
+        raise _NotReplayable("a traced tensor other than the outputs stays alive (stored by "
+                             "forward?) or two outputs share a value")
+    if node is not None and sorted(s for _, s, _, _ in info if s is not None) != \
+            list(range(len(grad_outs))):
+        raise _NotReplayable("gradient outputs do not match the returned tensors")
+    r = _Record()
+    r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_js, bumps
+    r.template, r.leaves = tpl, info
+    r.outs_meta = list(node.outs) if node is not None else None
+    r.mods, r.tensors, r.state = mods, tensors, pre["state"]
+    r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
+             tuple(info), tuple(pre["state"]))
+    return r
 
 
 def _fmt_guard(v):
@@ -274,7 +568,25 @@ def _optimized_module_class():
     class OptimizedModule(Module):
         """What compile(module) returns: calls go through the compiled forward; parameters,
         buffers and state are the original module's (shared, not copied), so state_dict keys
-        carry torch's `_orig_mod.` prefix."""
+        carry torch's `_orig_mod.` prefix.
+
+        Replays: a call normally re-runs forward under the tracer. Once two consecutive traces
+        with the same guards (argument shapes/dtypes/devices/requires_grad, grad mode, train
+        mode; with dynamic=True also the exact shapes) are identical, and the trace was
+        replayable -- one region and no graph break; every graph input an argument tensor or a
+        parameter/buffer of the module; in-place writes only to buffers (BatchNorm statistics);
+        outputs tensors (in tuples/lists/dicts) computed by the region and nothing else of the
+        region kept alive; the default generator untouched (no dropout/random draws); no
+        forward/backward hooks; Python read no tensor value (item(), bool(), ...); no module
+        attribute, parameter, buffer or submodule changed by forward -- later calls with those
+        guards run the recorded program directly (stats['replays'], notes in
+        stats['replay_notes'] and KILN_LOGS=recompiles). A replay checks, besides the guards,
+        the identity of every submodule's attribute values, parameters, buffers and children,
+        the hook counts, and each parameter/buffer's array identity, shape, dtype and
+        requires_grad; any change (p.data = ..., a new Parameter, m.scale = 3.0, a hook) traces
+        again. Python side effects those checks cannot see (appending to a list, a global
+        counter, printing) happen on traced calls only, not on replays -- as with
+        torch.compile, which also skips such side effects of a compiled forward."""
 
         def __init__(self, mod, **kw):
             super().__init__()

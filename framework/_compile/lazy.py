@@ -115,11 +115,22 @@ def is_sym(t):
 
 
 class Tracer:
+    concrete_reads = 0                  # values of concrete tensors Python read while tracing
+    last_run = None                     # what region.run_region ran last (for replays)
+
     def __init__(self, owner, fullgraph=False):
         self.owner = owner              # the CompiledFunction (introspection, cache, logs)
         self.fullgraph = fullgraph
         self.regions_run = 0
         self._new_region()
+
+    def read_value(self, t):
+        """Tensor.item()/bool()/tolist()/numpy()/__array__/__index__ while tracing. A symbolic
+        tensor's read is a graph break (SymArray does it); a concrete tensor's value (a buffer,
+        an argument) may steer Python control flow that no guard sees: such a trace is never
+        replayed (CompiledFunction._note_trace)."""
+        if type(t._data) is not SymArray:
+            self.concrete_reads += 1
 
     def _new_region(self):
         self.graph = Graph(f"{self.owner.name}_{self.regions_run}")
@@ -191,6 +202,7 @@ class Tracer:
     def eager_break(self, p, args, attrs, reason):
         """Run one op eagerly between regions (its output shape depends on data)."""
         self.graph_break(reason, None)
+        self.concrete_reads += 1        # Python sees values (the output's shape): no replays
         for a in args:
             if isinstance(a, Tensor) and type(a._data) is SymArray:
                 a._data = a._data._materialize(reason)

@@ -84,14 +84,9 @@ def run_region(tracer, alive):
                            donate)
         _PLANS[key] = plan
     owner.note_region(plan, fresh, g)
-    # run the forward program
-    arrays = in_arrays
     consts = g.float_consts()
-    res = plan.fwd.run(arrays, consts)
+    res = run_plan(plan, in_arrays, consts, [arr for arr, _ in ov])
     # live tensors become concrete
-    for (arr, v), r in zip(ov, res[n_live:n_live + len(ov)]):
-        if r is not arr:                         # (a donated input was written by the program)
-            np.copyto(arr, r, casting="unsafe")  # in-place writes land in the original memory
     for t in alive:
         sym = t._data
         if sym.orig is not None:                 # written in place: keep its own buffer
@@ -102,27 +97,48 @@ def run_region(tracer, alive):
             continue
         sym.real = t._data = res[k]
     # one autograd node for the region's outputs that need gradients
+    node = None
     if plan.bwd is not None and grad_outs:
-        saved = [res[i] for i in plan.saved_idx]
-        edges = []
-        for i in plan.grad_inputs:
-            t = in_tensors[i]
-            if t._node is not None:
-                edges.append((t._node, t._oi))
-            elif t._rg:
-                edges.append((None, t))
-            else:
-                edges.append(None)
-        outs_meta = [AVal(t._data.shape, t._dtype) for t in grad_outs]
-        cls = node_class("CompiledFunctionBackward")
-        node = cls(_RegionPrim, {}, [], [], edges, outs_meta, "CompiledFunctionBackward")
-        node.fn = _RegionFn
-        node.ctx = _RegionCtx(plan, saved, [t._dtype for t in in_tensors])
+        node = region_node(plan, res, in_tensors,
+                           [AVal(t._data.shape, t._dtype) for t in grad_outs])
         slot = {(id(t._node), t._oi): k for k, t in enumerate(grad_outs)}
         for t in alive:      # aliases of a grad output share its new history
             k = slot.get((id(t._node), t._oi))
             if k is not None:
                 t._node, t._oi = node, k
+    # what a compiled module's replay (CompiledFunction._replay) needs to run this plan again
+    tracer.last_run = (plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node)
+
+
+def run_plan(plan, in_arrays, consts, ov_arrays):
+    """Run a plan's forward program on the region's input arrays; write the captured in-place
+    updates (overrides, fwd outputs n_out...) back into `ov_arrays`. Returns every output."""
+    res = plan.fwd.run(in_arrays, consts)
+    n = plan.n_out
+    for arr, r in zip(ov_arrays, res[n:n + len(ov_arrays)]):
+        if r is not arr:                         # (a donated input was written by the program)
+            np.copyto(arr, r, casting="unsafe")  # in-place writes land in the original memory
+    return res
+
+
+def region_node(plan, res, in_tensors, outs_meta):
+    """The autograd node (CompiledFunctionBackward) of one region run: its backward runs the
+    plan's backward program on the saved forward outputs; edges lead to the region inputs."""
+    saved = [res[i] for i in plan.saved_idx]
+    edges = []
+    for i in plan.grad_inputs:
+        t = in_tensors[i]
+        if t._node is not None:
+            edges.append((t._node, t._oi))
+        elif t._rg:
+            edges.append((None, t))
+        else:
+            edges.append(None)
+    cls = node_class("CompiledFunctionBackward")
+    node = cls(_RegionPrim, {}, [], [], edges, outs_meta, "CompiledFunctionBackward")
+    node.fn = _RegionFn
+    node.ctx = _RegionCtx(plan, saved, [t._dtype for t in in_tensors])
+    return node
 
 
 _FLOAT = object()          # a float constant: abstracted (a run-time parameter of the program)

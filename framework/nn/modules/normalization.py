@@ -4,7 +4,8 @@ Running statistics follow PyTorch: the running variance is updated with the unbi
 variance; momentum=None means a cumulative average (factor 1/num_batches_tracked)."""
 import numbers
 
-from ... import creation
+from ... import creation, _dispatch
+from ...autograd.grad_mode import no_grad
 from runtime import dtypes as dt
 from ..parameter import Parameter
 from .. import init
@@ -95,10 +96,14 @@ class _BatchNorm(_NormBase):
                              f"size {input.size()}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked._data[...] += 1
-            self.num_batches_tracked._bump()
+            if _dispatch.STATE.tracer is None:
+                self.num_batches_tracked._data[...] += 1
+                self.num_batches_tracked._bump()
+            else:       # under compile(): an in-place op the trace captures (and replays)
+                with no_grad():
+                    self.num_batches_tracked.add_(1)
             if self.momentum is None:      # cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked._data)
+                factor = 1.0 / self.num_batches_tracked.item()
         # without running stats, eval mode still normalises with the batch's statistics
         bn_training = self.training or (self.running_mean is None and self.running_var is None)
         use_running = not self.training or self.track_running_stats
