@@ -28,7 +28,9 @@ mode ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'
 and recorded; the NumPy backend has one mode, so it does not change the generated code.
 backend: 'numpy' (generated NumPy programs, the default), 'eager' (the traced graphs run
 through each primitive's NumPy lowering, no passes or code generation: for debugging the
-tracer), 'triton'/'interpret' (raise until the Triton backend lands).
+tracer), 'interpret' (every fused group as a generated Triton kernel run by Triton's
+interpreter on the CPU) and 'triton' (the same kernels launched on a GPU through CuPy; needs
+one).
 """
 import functools
 import warnings

@@ -95,7 +95,10 @@ def run_region(tracer, alive):
         k = index.get(id(sym.value))
         if k is None:
             continue
-        sym.real = t._data = res[k]
+        arr = sym.real = t._data = res[k]
+        if type(arr) is not np.ndarray:          # a device buffer (Triton backend on a GPU)
+            from .._device_ops import array_device
+            t._device = array_device(arr)
     # one autograd node for the region's outputs that need gradients
     node = None
     if plan.bwd is not None and grad_outs:
