@@ -73,18 +73,9 @@ def _cases():
 
 
 def worker():
-    import importlib.abc
-
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ModuleNotFoundError(f"torch is blocked in this process ({name})", name=name)
-
-    sys.meta_path.insert(0, _NoTorch())
-    os.environ["TRITON_INTERPRET"] = "1"
-    sys.path.insert(0, ROOT)
-    import warnings
-    warnings.simplefilter("ignore")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import become_interpreter_worker
+    become_interpreter_worker(ROOT)
     for name, run in _cases().items():
         rec = {"case": name}
         try:

@@ -260,19 +260,10 @@ def case_kernel_cache_and_logs(T, D):
 
 
 def worker():
-    import importlib.abc
     import traceback
-
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ModuleNotFoundError(f"torch is blocked in this process ({name})", name=name)
-
-    sys.meta_path.insert(0, _NoTorch())
-    os.environ["TRITON_INTERPRET"] = "1"
-    sys.path.insert(0, ROOT)
-    import warnings
-    warnings.simplefilter("ignore")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import become_interpreter_worker
+    become_interpreter_worker(ROOT)
     import framework as T
     from framework import _device_ops as D
     only = sys.argv[2:] or None

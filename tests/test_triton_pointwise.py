@@ -310,18 +310,9 @@ def _layout_case(name, rng):
 
 
 def worker():
-    import importlib.abc
-
-    class _NoTorch(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ModuleNotFoundError(f"torch is blocked in this process ({name})", name=name)
-
-    sys.meta_path.insert(0, _NoTorch())
-    os.environ["TRITON_INTERPRET"] = "1"
-    sys.path.insert(0, ROOT)
-    import warnings
-    warnings.simplefilter("ignore")
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import become_interpreter_worker
+    become_interpreter_worker(ROOT)
     np.seterr(all="ignore")
     import compiler.ops  # noqa: F401  (registers the primitives)
     rng = np.random.default_rng(1234)
