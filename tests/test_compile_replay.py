@@ -37,13 +37,20 @@ def _x(m, n=8, seed=0):
     return torch.randn(n, 10, generator=g)
 
 
+# Equal to float32 rounding: the compiled programs may order BLAS sums differently (the layout
+# pass computes matmul(a, b).T as matmul(b.T, a.T)); a stale or skipped replay input shows up
+# as a difference many orders of magnitude larger.
+def _eq(got, want, err_msg=""):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=err_msg)
+
+
 def _same_state(m1, m2):
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        np.testing.assert_array_equal(b.numpy(), a.numpy(), err_msg=k)
+        _eq(b.numpy(), a.numpy(), err_msg=k)
 
 
 def _train(make, steps=6, seed_each=True):
-    """Eager vs compiled forward + eager loss/backward/AdamW: bit for bit equal throughout."""
+    """Eager vs compiled forward + eager loss/backward/AdamW: equal throughout."""
     m1, m2 = _pair(make)
     cm = torch.compile(m2)
     o1, o2 = optim.AdamW(m1.parameters(), lr=1e-2), optim.AdamW(m2.parameters(), lr=1e-2)
@@ -54,12 +61,12 @@ def _train(make, steps=6, seed_each=True):
         a = m1(x)
         torch.manual_seed(10 + s)
         b = cm(x)
-        np.testing.assert_array_equal(b.detach().numpy(), a.detach().numpy())
+        _eq(b.detach().numpy(), a.detach().numpy())
         for o, out in ((o1, a), (o2, b)):
             o.zero_grad()
             F.cross_entropy(out, y).backward()
         for (k, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
-            np.testing.assert_array_equal(p2.grad.numpy(), p1.grad.numpy(), err_msg=k)
+            _eq(p2.grad.numpy(), p1.grad.numpy(), err_msg=k)
         o1.step()
         o2.step()                   # parameters change in place: replays read the new values
         _same_state(m1, m2)
