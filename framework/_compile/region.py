@@ -230,12 +230,25 @@ class _RegionFn:
                                "region is not supported; run that part eagerly")
         cot = []
         for g, m in zip(gs, node.outs):
-            cot.append(np.zeros(m.shape, m.dtype.np) if g is None else g._data)
+            cot.append(_zeros_like(saved[0] if saved else None, m) if g is None else g._data)
         res = plan.bwd.run(list(saved) + cot, plan.bwd_consts)
         out = []
         for r, i in zip(res, plan.grad_inputs):
-            out.append(None if r is None else wrap(np.asarray(r), in_dtypes[i]))
+            # device buffers (CuPy) stay where they are; NumPy scalars become arrays
+            arr = np.asarray(r) if isinstance(r, (np.generic, int, float)) else r
+            out.append(None if r is None else wrap(arr, in_dtypes[i]))
         return tuple(out)
+
+
+def _zeros_like(like, meta):
+    """A missing cotangent: zeros of meta's shape/dtype where `like` (a saved array) lives."""
+    z = np.zeros(meta.shape, meta.dtype.np)
+    if like is None or type(like) is np.ndarray:
+        return z
+    if isinstance(like, np.ndarray):          # host buffer subclass (interpret device)
+        return z.view(type(like))
+    import cupy                               # a CuPy array: the cuda device
+    return cupy.asarray(z)
 
 
 def _donations(tracer, ov, index, n_live):
