@@ -82,9 +82,14 @@ def main():
         err = max(float(np.max(np.abs(p.grad.cpu().numpy() - g)))
                   for p, g in zip(m.parameters(), ref_g))
         err = max(err, abs(float(loss.item()) - float(ref_loss.item())))
+        for _ in range(3):      # later calls: cached plan, then replay of the module forward
+            again = fwd_bwd(cm, xd, yd)
+        err = max(err, abs(float(again.item()) - float(ref_loss.item())))
         ok = err < 1e-4
         fails += not ok
-        print(f"{'MLP forward+backward':<28}{'PASS' if ok else 'FAIL'}  max abs err {err:.2g}")
+        st = getattr(cm, "_compiled").stats
+        print(f"{'MLP forward+backward':<28}{'PASS' if ok else 'FAIL'}  max abs err {err:.2g}  "
+              f"(4 calls, {st.get('replays', 0)} replayed)")
         if not small:
             def timed(f, sync, n=20):
                 f()

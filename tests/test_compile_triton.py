@@ -177,3 +177,14 @@ def test_every_cached_kernel_compiles_to_sm90_ptx(results, cache_dir):
 
 if __name__ == "__main__" and "--worker" in sys.argv:
     worker()
+
+
+def test_compiled_module_on_the_interpret_device_keeps_device_across_replays():
+    """bench/gpu_compile_check.py --interpret: compile(backend='interpret') on device tensors,
+    a module forward+backward called 4 times (traced, cached, then replayed): outputs stay on
+    the device and match CPU eager (a replay once labelled its outputs cpu)."""
+    env = dict(os.environ, KILN_DEVICE="interpret", TRITON_INTERPRET="1")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gpu_compile_check.py"),
+                        "--interpret"], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "MLP forward+backward        PASS" in p.stdout and "replayed" in p.stdout, p.stdout

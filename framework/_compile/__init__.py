@@ -35,6 +35,8 @@ one).
 import functools
 import warnings
 
+from .._dispatch import wrap as _dispatch_wrap
+
 from .. import _dispatch
 from .._dispatch import STATE
 from ..tensor import Tensor
@@ -236,9 +238,7 @@ class CompiledFunction:
             if rec.outs_meta is not None else None
         outs = []
         for k, slot, dtype, vc in rec.leaves:
-            t = Tensor.__new__(Tensor)
-            t._data = res[k]
-            t._dtype = dtype
+            t = _dispatch_wrap(res[k], dtype)       # the device follows the buffer's type
             if slot is not None:
                 t._node, t._oi = node, slot
             if vc:
