@@ -22,29 +22,28 @@ def _diff_outputs(out):
 def _numerical_jacobian(fn, inputs, eps):
     """J[i] of shape (numel(input i), total output numel), by central differences.
     Grad mode stays as it is: gradgradcheck's function computes gradients itself."""
-    if True:
-        outs = _diff_outputs(fn(*inputs))
-        total = sum(o._data.size for o in outs)
-        jac = []
-        for x in inputs:
-            if not (isinstance(x, Tensor) and x.requires_grad):
-                jac.append(None)
-                continue
-            flat = x._data.reshape(-1)
-            if not np.shares_memory(flat, x._data):
-                raise GradcheckError("gradcheck: inputs must be contiguous")
-            J = np.zeros((flat.size, total))
-            for k in range(flat.size):
-                orig = flat[k]
-                flat[k] = orig + eps
-                plus = [o._data.astype(np.float64).reshape(-1) for o in _diff_outputs(fn(*inputs))]
-                flat[k] = orig - eps
-                minus = [o._data.astype(np.float64).reshape(-1) for o in _diff_outputs(fn(*inputs))]
-                flat[k] = orig
-                if plus:
-                    J[k] = (np.concatenate(plus) - np.concatenate(minus)) / (2 * eps)
-            jac.append(J)
-        return jac
+    outs = _diff_outputs(fn(*inputs))
+    total = sum(o._data.size for o in outs)
+    jac = []
+    for x in inputs:
+        if not (isinstance(x, Tensor) and x.requires_grad):
+            jac.append(None)
+            continue
+        flat = x._data.reshape(-1)
+        if not np.shares_memory(flat, x._data):
+            raise GradcheckError("gradcheck: inputs must be contiguous")
+        J = np.zeros((flat.size, total))
+        for k in range(flat.size):
+            orig = flat[k]
+            flat[k] = orig + eps
+            plus = [o._data.astype(np.float64).reshape(-1) for o in _diff_outputs(fn(*inputs))]
+            flat[k] = orig - eps
+            minus = [o._data.astype(np.float64).reshape(-1) for o in _diff_outputs(fn(*inputs))]
+            flat[k] = orig
+            if plus:
+                J[k] = (np.concatenate(plus) - np.concatenate(minus)) / (2 * eps)
+        jac.append(J)
+    return jac
 
 
 def _analytic_jacobian(fn, inputs, check_dtypes):
