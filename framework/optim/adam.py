@@ -50,7 +50,7 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             m = state["max_exp_avg_sq"]
             m.copy_(m.maximum(exp_avg_sq))
-            denom = (m.sqrt() / bias_correction2_sqrt).add_(eps)
+            denom = m.sqrt().div_(bias_correction2_sqrt).add_(eps)
         else:
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+            denom = exp_avg_sq.sqrt().div_(bias_correction2_sqrt).add_(eps)
         _addcdiv_(p, exp_avg, denom, -step_size)

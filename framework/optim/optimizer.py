@@ -48,13 +48,14 @@ def _lerp_(t, end, w):
 def _addcmul_(t, a, b, value=1.0):
     if isinstance(value, Tensor):
         return t.add_(a * b * value)
-    return t.add_(a * b, alpha=value) if value != 1 else t.add_(a * b)
+    # same rounding as add_(a * b, alpha=value), one temporary instead of two
+    return t.add_((a * b).mul_(value)) if value != 1 else t.add_(a * b)
 
 
 def _addcdiv_(t, a, b, value=1.0):
     if isinstance(value, Tensor):      # traced bias correction (see _step_value)
         return t.add_(a / b * value)
-    return t.add_(a / b, alpha=value) if value != 1 else t.add_(a / b)
+    return t.add_((a / b).mul_(value)) if value != 1 else t.add_(a / b)
 
 
 def _step_tensor():
