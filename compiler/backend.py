@@ -2,7 +2,11 @@
 generation for a backend, cached in memory and on disk.
 
     compile_graph(graph, backend="numpy", donate=()) -> (Program, compiled_now)
-    Program.run(arrays, consts) -> list of output arrays
+    Program.run(arrays, consts, on_output=None) -> list of output arrays
+
+`on_output(k, array)`: called once per output as soon as the program has produced it (the
+NumPy code generator emits the call right after the producing group; see numpy_gen), e.g. to
+start communicating a gradient while the rest of a backward program runs.
 
 `donate`: ((output position, input position), ...) pairs, where the caller replaces that input
 array's contents by that output anyway (a captured in-place write): the program may then write
@@ -54,9 +58,11 @@ class Program:
         self.donate = donate
         self._analysis = None
 
-    def run(self, arrays, consts):
+    def run(self, arrays, consts, on_output=None):
         self.runs += 1
-        return self.fn(arrays, consts)
+        if on_output is None:
+            return self.fn(arrays, consts)
+        return self.fn(arrays, consts, on_output)
 
     def group_runs(self):
         """Runs per fused group (every group runs once per program run)."""

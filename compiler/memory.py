@@ -57,6 +57,7 @@ class MemoryPlan:
         self.naive_bytes = naive_bytes      # one buffer per "out" value
         self.planned_bytes = sum(s.nbytes for s in slots)
         self.persistent_bytes = sum(s.nbytes for s in slots if not s.fresh)
+        self.stable_outputs = set()     # id(returned Value): storage final once produced
 
     def describe(self):
         lines = [f"memory: planned {self.planned_bytes} bytes (persistent "
@@ -165,4 +166,21 @@ def plan(nodes, graph, modes, inplace, donate=None):
         for r in roots.get(id(o), ()):
             if r[0] == "v" and r[1] in slot_of:
                 slot_of[r[1]].fresh = True
-    return MemoryPlan(slots, slot_of, done, naive, donated)
+    plan_ = MemoryPlan(slots, slot_of, done, naive, donated)
+    # returned values whose storage nothing writes once they exist: every storage they may
+    # alias is a slot whose last occupant is that storage's own value (a returned value's
+    # storage is live to the end, so no later value takes its slot) or an input array that is
+    # not donated (written into). The code generator hands these to on_output early.
+    into = set(donated.values())
+    for o in returned:
+        ok = True
+        for r in roots.get(id(o), ()):
+            if r[0] == "in":
+                ok = r[1] not in into
+            elif r[1] in slot_of:
+                ok = id(slot_of[r[1]].values[-1]) == r[1]
+            if not ok:
+                break
+        if ok:
+            plan_.stable_outputs.add(id(o))
+    return plan_

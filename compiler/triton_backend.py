@@ -165,7 +165,17 @@ class TritonProgram:
         return "\n\n".join(parts) + "\n"
 
     # ---- running -----------------------------------------------------------------------------
-    def run(self, arrays, consts):
+    def run(self, arrays, consts, on_output=None):
+        """`on_output(k, array)` (Program.run's gradient-ready callback): this backend calls it
+        for every output after the whole program has run, in output order (kernels are
+        launched asynchronously, so an earlier call would not mean the value is ready)."""
+        res = self._run_all(arrays, consts)
+        if on_output is not None:
+            for k, r in enumerate(res):
+                on_output(k, r)
+        return res
+
+    def _run_all(self, arrays, consts):
         if self._baked and consts is not None:
             vals = tuple(float(consts[i]) for i in self._baked)
             if vals != tuple(float(self._const_values[i]) for i in self._baked):

@@ -137,7 +137,8 @@ def test_collective_errors_name_op_and_shapes(coll):
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("ddp")
-    p, _ = _launch("ddp.py", out, "train", "compile", "nosync", "unused", "buffers")
+    p, _ = _launch("ddp.py", out, "train", "compile", "nosync", "unused", "buffers",
+                   "compile_overlap", "compiled_ddp_overlap", "compile_nosync")
     assert p.returncode == 0, p.stdout + p.stderr
 
     def get(case, r):
@@ -147,7 +148,8 @@ def ddp_run(tmp_path_factory):
 
 
 @needs_mpi
-@pytest.mark.parametrize("case", ["train", "compile"])
+@pytest.mark.parametrize("case", ["train", "compile", "compile_overlap",
+                                  "compiled_ddp_overlap"])
 def test_ddp_matches_single_process_on_the_whole_batch(ddp_run, case):
     get, m = ddp_run
     torch.manual_seed(0)            # rank 0's seed: DDP broadcast its initial weights
@@ -159,6 +161,8 @@ def test_ddp_matches_single_process_on_the_whole_batch(ddp_run, case):
     got1, _ = get(case, 1)
     if case == "compile":           # the forward really ran compiled, every step
         assert info["calls"] == m.STEPS and info["compiles"] >= 1 and info["eager_calls"] == 0
+    if case == "compile_overlap":
+        assert info["calls"] == m.STEPS and info["eager_calls"] == 0
     assert set(got0) == set(want)
     for k, w in want.items():
         np.testing.assert_allclose(got0[k], w, rtol=1e-4, atol=1e-5, err_msg=k)
@@ -203,7 +207,35 @@ def test_ddp_buckets_all_reduce_during_backward(ddp_run):
 
 
 @needs_mpi
-def test_no_sync_accumulation_equals_summed_gradient(ddp_run):
+@pytest.mark.parametrize("case", ["compile_overlap", "compiled_ddp_overlap"])
+def test_ddp_all_reduces_during_the_compiled_backward_program(ddp_run, case):
+    # DDP(compile(model)) and compile(DDP(model)): the model's backward is one compiled
+    # program; the first bucket (the last layers) is all-reduced while it still runs
+    get, _ = ddp_run
+    for r in range(2):
+        _, info = get(case, r)
+        assert len(info["logs"]) == 5                    # every step, traced or replayed
+        for log in info["logs"]:
+            ev = [e[0] for e in log]
+            assert ev[0] == "compiled_backward_start" and ev[-1] == "backward_end"
+            assert ev.count("compiled_backward_start") == 1
+            end = ev.index("compiled_backward_end")
+            starts = [i for i, e in enumerate(ev) if e == "allreduce_start"]
+            assert len(starts) == 2 and starts[0] < end
+            # gradients came from inside the program, once each; the post-accumulate hooks
+            # that follow were not counted again
+            ready = [e[1] for e in log if e[0] == "grad_ready_compiled"]
+            assert len(ready) == len(set(ready)) == 6 and "grad_ready" not in ev
+            assert all(i < end for i, e in enumerate(ev) if e == "grad_ready_compiled")
+            # the conv layer (first bucket in parameter order, last in backward) comes after
+            # the first all-reduce started
+            assert starts[0] < max(i for i, e in enumerate(log)
+                                   if e[0] == "grad_ready_compiled" and "0." in e[1])
+
+
+@needs_mpi
+@pytest.mark.parametrize("case", ["nosync", "compile_nosync"])
+def test_no_sync_accumulation_equals_summed_gradient(ddp_run, case):
     get, m = ddp_run
     import framework.nn.functional as F
     per_rank = []
@@ -217,7 +249,7 @@ def test_no_sync_accumulation_equals_summed_gradient(ddp_run):
                 local = m.grads(ref)
         per_rank.append((local, m.grads(ref)))
     for r in range(2):
-        got, _ = get("nosync", r)
+        got, _ = get(case, r)
         for k, v in per_rank[r][0].items():
             np.testing.assert_allclose(got[f"local/{k}"], v, rtol=1e-5, atol=1e-6)
         for k in per_rank[0][1]:

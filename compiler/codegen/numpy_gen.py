@@ -1,7 +1,16 @@
 """NumPy backend: one generated Python function per graph.
 
     generate(graph, partition, sched) -> (source, MemoryPlan, meta)
-    load(source) -> (make, META); make() -> program(inputs, consts) -> list of arrays
+    load(source) -> (make, META); make() -> program(inputs, consts, on_output=None) -> list of
+    arrays
+
+`on_output(k, array)`, when given, is called once per output k as soon as the group producing
+it has run (graph inputs, constants and any output whose storage the memory plan does not
+guarantee final at that point are called back at the end, before the return), so a caller can
+start using early outputs (DDP launches a gradient bucket's all-reduce) while the rest of the
+program runs. Outputs are fresh arrays per call that nothing later in the program overwrites
+(memory.py: MemoryPlan.stable_outputs); with on_output=None the check is one `is not None`
+test per group that produces an output.
 
 The source is self-contained (it imports NumPy, the primitive registry and the dtypes and
 spells every constant literally), so it can be written to the disk cache and loaded by another
@@ -22,7 +31,7 @@ from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
 
-VERSION = "numpy-gen-1"
+VERSION = "numpy-gen-2"      # 2: program(..., on_output=None) callbacks
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -319,20 +328,44 @@ def generate(graph, partition, sched, donate=()):
                     (", = inputs" if len(graph.inputs) == 1 else " = inputs"))
     fresh_made = set()
     lowered = {}
+    early = _early_outputs(graph, plan)
+    late = [k for k, o in enumerate(graph.outputs) if not (isinstance(o, Value) and
+                                                          id(o) in early)]
     for gr in sched.order:
         ops = "; ".join(f"{', '.join(o.name for o in n.outputs)} = {n.op}" for n in gr.nodes)
         body.append(f"# {gr.name} [{gr.kind}]: {ops}")
         for n in gr.nodes:
             _emit(n, decisions[id(n)], w, plan, fresh_made, body, setup, lowered)
+        ready = [k for n in gr.nodes for o in n.outputs for k in early.get(id(o), ())]
+        if ready:
+            body.append("if on_output is not None:   # final from here on (fresh storage that "
+                        "nothing below writes): tell the caller now")
+            body.extend(f"    on_output({k}, {w.arg(graph.outputs[k])})" for k in sorted(ready))
+    if late:
+        body.append("if on_output is not None:   # outputs not computed here, or not final "
+                    "before the end")
+        body.extend(f"    on_output({k}, {w.arg(graph.outputs[k])})" for k in late)
     rets = [w.arg(o) for o in graph.outputs]
     body.append(f"return [{', '.join(rets)}]")
     meta = {"version": VERSION, "groups": [gr.name for gr in sched.order],
             "planned_bytes": plan.planned_bytes, "naive_bytes": plan.naive_bytes,
             "persistent_bytes": plan.persistent_bytes, "donated": len(plan.donated)}
     setup.insert(3, f"META = {meta!r}")
-    lines = setup + ["", "    def program(inputs, consts):"] + ["        " + b for b in body] + \
+    lines = setup + ["", "    def program(inputs, consts, on_output=None):"] + ["        " + b for b in body] + \
         ["", "    return program", ""]
     return "\n".join(lines), plan, meta
+
+
+def _early_outputs(graph, plan):
+    """{id(output Value): [output positions]} for the outputs that may be handed to on_output
+    right after their producing group: computed by a node (not graph inputs) and stable in the
+    memory plan (nothing later in the program writes their storage)."""
+    ins = {id(v) for v in graph.inputs}
+    res = {}
+    for k, o in enumerate(graph.outputs):
+        if isinstance(o, Value) and id(o) not in ins and id(o) in plan.stable_outputs:
+            res.setdefault(id(o), []).append(k)
+    return res
 
 
 def _emit(n, d, w, plan, fresh_made, body, setup, lowered):

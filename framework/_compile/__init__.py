@@ -42,6 +42,7 @@ from .._dispatch import STATE
 from ..tensor import Tensor
 from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
+from .region import register_compiled_grad_ready  # noqa: F401
 
 cache_size_limit = 8
 _BACKENDS = ("numpy", "eager", "triton", "interpret")

@@ -13,10 +13,64 @@ from compiler.ir.registry import AVal, REGISTRY
 from .. import _dispatch
 from .._dispatch import STATE, wrap, node_class
 from ..tensor import Tensor
+from ..autograd import engine as _engine
 from . import log
 from .lazy import SymArray
 
 _PLANS = {}
+
+# A list to append ("compiled_backward_start" | "compiled_backward_end", backward graph name)
+# to around every region backward program (tests put DDP's event log here too).
+EVENT_LOG = None
+
+
+# ---- gradient-ready callbacks from inside a compiled backward ----------------------------------
+class _GradReadyHandle:
+    __slots__ = ("fns", "fn")
+
+    def __init__(self, fns, fn):
+        self.fns, self.fn = fns, fn
+
+    def remove(self):
+        if self.fn in self.fns:
+            self.fns.remove(self.fn)
+
+
+def register_compiled_grad_ready(tensor, fn):
+    """Call fn(grad) as soon as a compiled region's backward program has produced `tensor`'s
+    gradient, while that program is still running (the engine delivers all of a region's
+    gradients together, when its program ends). Only for a leaf whose whole gradient of the
+    backward pass comes from that region (see autograd.engine.leaf_grad_is_final) in a plain
+    backward(); `grad` is this pass's gradient alone, before it is accumulated into .grad, and
+    must not be kept or modified. The leaf's usual hooks and post-accumulate-grad hooks still
+    run afterwards. Kept on the tensor itself (no reference from elsewhere keeps it alive);
+    returns a handle with remove(). DDP uses it to launch bucket all-reduces during a compiled
+    backward."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError("register_compiled_grad_ready: expected a Tensor")
+    fns = tensor.__dict__.get("_compiled_grad_ready")
+    if fns is None:
+        fns = tensor.__dict__["_compiled_grad_ready"] = []
+    fns.append(fn)
+    return _GradReadyHandle(fns, fn)
+
+
+def _grad_ready_callbacks(node, plan):
+    """{backward output k: (fns, dtype)} for the region inputs with gradient-ready callbacks
+    whose gradient from this node is final (None when there are none)."""
+    if STATE.tracer is not None:          # a backward traced by compile(): values are symbolic
+        return None
+    found = None
+    for k, e in enumerate(node.edges):
+        if e is None or e[0] is not None:
+            continue
+        leaf = e[1]
+        fns = leaf.__dict__.get("_compiled_grad_ready")
+        if fns and _engine.leaf_grad_is_final(leaf):
+            if found is None:
+                found = {}
+            found[k] = (list(fns), leaf._dtype)
+    return found
 
 
 class Plan:
@@ -231,7 +285,23 @@ class _RegionFn:
         cot = []
         for g, m in zip(gs, node.outs):
             cot.append(_zeros_like(saved[0] if saved else None, m) if g is None else g._data)
-        res = plan.bwd.run(list(saved) + cot, plan.bwd_consts)
+        ready = _grad_ready_callbacks(node, plan)
+        on_output = None
+        if ready:
+            def on_output(k, r):
+                e = ready.get(k)
+                if e is not None and r is not None:
+                    arr = np.asarray(r) if isinstance(r, (np.generic, int, float)) else r
+                    g = wrap(arr, e[1])
+                    for fn in e[0]:
+                        fn(g)
+        ev = EVENT_LOG
+        if ev is not None:
+            ev.append(("compiled_backward_start", plan.bwd_graph.name))
+        res = plan.bwd.run(list(saved) + cot, plan.bwd_consts, on_output) if on_output \
+            else plan.bwd.run(list(saved) + cot, plan.bwd_consts)
+        if ev is not None:
+            ev.append(("compiled_backward_end", plan.bwd_graph.name))
         out = []
         for r, i in zip(res, plan.grad_inputs):
             # device buffers (CuPy) stay where they are; NumPy scalars become arrays
@@ -316,9 +386,13 @@ class _Interpreted:
         self.source = str(graph)
         self.partition = None
 
-    def run(self, arrays, consts):
+    def run(self, arrays, consts, on_output=None):
         self.runs += 1
-        return self.graph.run(*arrays, consts=consts)
+        res = self.graph.run(*arrays, consts=consts)
+        if on_output is not None:               # (no schedule here: every output at the end)
+            for k, r in enumerate(res):
+                on_output(k, r)
+        return res
 
 
 def _compile(g, owner, donate=()):

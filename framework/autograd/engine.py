@@ -192,6 +192,23 @@ def _discover(root_nodes, want_nodes, want_leaves):
 
 
 _final_callbacks = []      # one list per backward pass in progress (backward can nest)
+# one entry per backward pass in progress: (leaf_deps, leaf_acc) of a plain backward() (into
+# .grad, no inputs=, no create_graph), else None; read by leaf_grad_is_final
+_leaf_state = []
+
+
+def leaf_grad_is_final(leaf):
+    """Called from inside a node's backward (a compiled region's): True when the gradient this
+    node is about to return for `leaf` will be all of the leaf's gradient in the innermost
+    backward pass: a plain backward() accumulating into .grad, this is the only delivery still
+    pending into the leaf and none arrived before it, and no tensor hook on the leaf can change
+    it. Then the value is known before the engine accumulates it (.grad = old .grad + it)."""
+    st = _leaf_state[-1] if _leaf_state else None
+    if st is None or leaf._hooks:
+        return False
+    leaf_deps, leaf_acc = st
+    k = id(leaf)
+    return leaf_deps.get(k, 0) == 1 and k not in leaf_acc
 
 
 class _ExecutionEngine:
@@ -262,6 +279,8 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
     prev_mode = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)
     _final_callbacks.append([])
+    _leaf_state.append((leaf_deps, leaf_acc) if accumulate and inputs is None and
+                       not create_graph else None)
     try:
         heap = []
         for n in root_nodes:
@@ -366,6 +385,7 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
             i += 1
     finally:
         _final_callbacks.pop()
+        _leaf_state.pop()
         STATE.grad_enabled = prev_mode
     if inputs is None:
         return None

@@ -23,14 +23,24 @@ DistributedDataParallel follows PyTorch's reducer:
   - broadcast_buffers=True broadcasts buffers (BatchNorm running statistics) from rank 0 before
     each forward.
 
-compile(): DDP(torch.compile(model)) and torch.compile(ddp) both work. The compiled forward
-is one region, and its backward is one node of the autograd engine, so all of that region's
-parameter gradients arrive together when the node finishes: the buckets are launched then,
-with no overlap inside the region's backward (they still overlap with any eager part of
-backward). In a compiled function that also runs loss.backward() (and the optimizer step),
-the gradient hooks need the gradients' values: that is a graph break (logged in the compiled
-function's stats), the all-reduces run eagerly there and the rest stays compiled. The
-all-reduces are not traced into the compiled backward graph.
+compile(): DDP(torch.compile(model)) and torch.compile(ddp) both work, and the all-reduces
+overlap with the compiled backward. A compiled region's backward is one node of the autograd
+engine running one generated program; DDP registers a gradient-ready callback on each parameter
+(framework._compile.register_compiled_grad_ready), which the program calls right after the
+group that produces that parameter's gradient (Program.run's on_output). The bucket takes the
+gradient then (plus the .grad accumulated before, e.g. under no_sync(), which is what .grad will
+be), and a complete bucket's non-blocking all-reduce is launched while the program computes the
+rest of the backward; the post-accumulate-grad hook that follows for that parameter is skipped
+(readiness is tracked per backward), and the end-of-backward callback waits and averages as in
+eager mode. This applies to a parameter whose whole gradient comes from one region in a plain
+backward(); one that also gets a gradient elsewhere (a second region, eager code), or has a
+tensor hook (register_hook) that may change its gradient, goes through the post-accumulate
+hook as before. The Triton backend hands its outputs over only when its program ends (no
+overlap inside it). As in eager mode, MPICH progresses a launched request when a later gradient's
+callback polls the requests in flight, or in the final wait. In a compiled function that also runs
+loss.backward() (and the optimizer step), the gradient hooks need the gradients' values: that is
+a graph break (logged in the compiled function's stats), the all-reduces run eagerly there and
+the rest stays compiled; the all-reduces are not traced into the compiled graph.
 """
 import contextlib
 import warnings
@@ -145,6 +155,12 @@ class DistributedDataParallel(Module):
         me = weakref.ref(self)            # hooks must not keep the wrapper alive
         self._hook_handles = [p.register_post_accumulate_grad_hook(_hook(me, i))
                               for i, p in enumerate(self._params)]
+        # inside a compiled region's backward program: as soon as the program has produced a
+        # parameter's gradient (the post-accumulate hook above then skips that parameter)
+        from .._compile import register_compiled_grad_ready
+        self._hook_handles += [register_compiled_grad_ready(p, _early_hook(me, i))
+                               for i, p in enumerate(self._params)]
+        self._early = set()               # per-iteration: params delivered by the compiled hook
 
     # ---- construction ------------------------------------------------------------------------
     def _verify_same_model(self):
@@ -207,6 +223,7 @@ class DistributedDataParallel(Module):
         self._next = 0
         self._queued = False
         self._unused = ()
+        self._early = set()
         if self.find_unused_parameters:
             reached = _reached_leaves(out)
             self._unused = [i for i, p in enumerate(self._params) if id(p) not in reached]
@@ -216,9 +233,16 @@ class DistributedDataParallel(Module):
         if self._event_log is not None:
             self._event_log.append(ev)
 
-    def _on_grad(self, i):
+    def _on_grad(self, i, early=None):
+        """Parameter i's gradient is ready: from its post-accumulate-grad hook (early=None:
+        read .grad) or from inside a compiled backward program (early: this pass's gradient,
+        not yet accumulated into .grad; the post-accumulate hook that follows is skipped)."""
         if not self._armed:
             return                        # no_sync(), eval, or a backward without a forward
+        if early is None and i in self._early:
+            self._early.discard(i)        # delivered by the compiled backward already
+            self._poll()
+            return
         if self._ready[i]:
             raise RuntimeError(
                 f"Expected to mark a variable ready only once. Parameter "
@@ -232,17 +256,24 @@ class DistributedDataParallel(Module):
                 self._start_usage_mask()
                 for j in self._unused:
                     self._mark(j)
-        self._log("grad_ready", self._param_names[i])
-        self._mark(i)
+        if early is not None:
+            self._early.add(i)
+        self._log("grad_ready" if early is None else "grad_ready_compiled",
+                  self._param_names[i])
+        self._mark(i, early)
         self._poll()
 
-    def _mark(self, i):
+    def _mark(self, i, early=None):
         self._ready[i] = True
         b, s = self._where[i]
         p = self._params[i]
         view = b.flat[b.offsets[s]:b.offsets[s] + p._data.size]
         g = p._grad
-        if g is None:
+        if early is not None:             # what .grad will be: the old .grad + this gradient
+            np.copyto(view, np.asarray(early._data).reshape(-1), casting="unsafe")
+            if g is not None:
+                np.add(np.asarray(g._data).reshape(-1), view, out=view, casting="unsafe")
+        elif g is None:
             view[...] = 0
         else:
             np.copyto(view, np.asarray(g._data).reshape(-1), casting="unsafe")
@@ -323,6 +354,14 @@ def _hook(ref, i):
         ddp = ref()
         if ddp is not None:
             ddp._on_grad(i)
+    return hook
+
+
+def _early_hook(ref, i):
+    def hook(grad):
+        ddp = ref()
+        if ddp is not None:
+            ddp._on_grad(i, grad)
     return hook
 
 

@@ -2,6 +2,7 @@
 tests/test_distributed.py, which recomputes the expected values in one process.
 
     mpiexec -n 2 python tests/dist_scripts/ddp.py OUT train nosync unused buffers compile
+    (cases: the case_* functions below)
 """
 import json
 import os
@@ -79,6 +80,50 @@ def case_compile(dist, DDP, r, n):
                            "eager_calls": st.get("eager_calls", 0)}
 
 
+def _overlap_run(ddp, model, r, n, call=None):
+    """train STEPS steps (forward through `call`, default ddp) logging DDP's and the compiled
+    region's events of each backward."""
+    call = call or ddp
+    from framework._compile import region
+    logs = []
+    try:
+        for s in range(STEPS):
+            # as train(m, 1) then train(m, STEPS - 1), the reference: that restarts the
+            # optimizer (fresh momentum) and the batches once
+            if s <= 1:
+                opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            log = []
+            ddp._event_log = region.EVENT_LOG = log
+            x, y = batch(max(s - 1, 0))
+            opt.zero_grad()
+            F.cross_entropy(call(x[r::n]), y[r::n]).backward()
+            opt.step()
+            logs.append(log)
+    finally:
+        ddp._event_log = region.EVENT_LOG = None
+    return logs
+
+
+def case_compile_overlap(dist, DDP, r, n):
+    """DDP(compile(model)): buckets all-reduced while the compiled backward program runs."""
+    torch.manual_seed(r)
+    model = make_model()
+    ddp = DDP(torch.compile(model), bucket_cap_mb=0.002)
+    logs = _overlap_run(ddp, model, r, n)
+    st = ddp.module._compiled.stats
+    return params(model), {"logs": logs, "calls": st["calls"], "eager_calls":
+                           st.get("eager_calls", 0), "bucket_sizes": ddp.bucket_sizes}
+
+
+def case_compiled_ddp_overlap(dist, DDP, r, n):
+    """compile(DDP(model)): the same, with DDP's forward inside the compiled module."""
+    torch.manual_seed(r)
+    model = make_model()
+    ddp = DDP(model, bucket_cap_mb=0.002)
+    logs = _overlap_run(ddp, model, r, n, torch.compile(ddp))
+    return params(model), {"logs": logs}
+
+
 def case_compiled_step(dist, DDP, r, n):
     """forward, backward and optimizer step in one compiled function."""
     torch.manual_seed(r)
@@ -97,18 +142,25 @@ def case_compiled_step(dist, DDP, r, n):
     return params(model), {"graph_breaks": [b[0] for b in step.stats["graph_breaks"]]}
 
 
-def case_nosync(dist, DDP, r, n):
+def case_nosync(dist, DDP, r, n, wrap=lambda m: m):
     torch.manual_seed(0)
-    ddp = DDP(make_model())
+    model = make_model()
+    ddp = DDP(wrap(model))
     x0, y0 = batch(0, micro=0)
     x1, y1 = batch(0, micro=1)
     with ddp.no_sync():
         F.cross_entropy(ddp(x0[r::n]), y0[r::n]).backward()
-    local_after_first = grads(ddp.module)      # not averaged: rank-local
+    local_after_first = grads(model)      # not averaged: rank-local
     F.cross_entropy(ddp(x1[r::n]), y1[r::n]).backward()
     out = {f"local/{k}": v for k, v in local_after_first.items()}
-    out.update({f"synced/{k}": v for k, v in grads(ddp.module).items()})
+    out.update({f"synced/{k}": v for k, v in grads(model).items()})
     return out, {}
+
+
+def case_compile_nosync(dist, DDP, r, n):
+    """no_sync then a synced backward through a compiled module: the bucket gets the
+    accumulated .grad plus the gradient the compiled backward hands over early."""
+    return case_nosync(dist, DDP, r, n, torch.compile)
 
 
 class Branchy(nn.Module):
