@@ -97,6 +97,7 @@ def _via(fn_out_of_place):
 
 
 def _assign(self, r, name):
+    M.check_writable(self, name + "_")
     if r.shape != self.shape:
         raise RuntimeError(f"{name}_: output with shape {list(self.shape)} doesn't match the "
                            f"broadcast shape {list(r.shape)}")

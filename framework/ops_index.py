@@ -177,7 +177,8 @@ def getitem(x, idx):
 def setitem(x, idx, value):
     """x[idx] = value: value broadcasts to the indexed shape and is cast to x's dtype. Index
     and shape errors are raised before anything is written."""
-    from .ops_math import as_tensor_arg, check_inplace_leaf
+    from .ops_math import as_tensor_arg, check_inplace_leaf, check_writable
+    check_writable(x, "setitem")
     v = as_tensor_arg(value)
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")

@@ -71,7 +71,19 @@ def inplace(self, name, *args, **attrs):
     return _commit(self, p, args, attrs)
 
 
+def check_writable(t, op):
+    """In-place writes into an expanded tensor (stride 0: several elements share one memory
+    location) are refused as PyTorch refuses them, before anything is written."""
+    d = t._data
+    if type(d) is np.ndarray and not d.flags.writeable:
+        raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
+                           f"tensor refers to a single memory location. Please clone() the tensor "
+                           f"before performing the operation. (shape {list(d.shape)}, stride "
+                           f"{list(t.stride())})")
+
+
 def _commit(self, p, args, attrs):
+    check_writable(self, p.name + "_")
     tr = STATE.tracer
     if tr is not None:              # traced: functional op, then rebind self (lazy.Tracer.assign)
         if STATE.grad_enabled and (self.requires_grad or _dispatch._needs_grad(args)):
@@ -108,6 +120,7 @@ def check_inplace_leaf(t):
 
 
 def copy_(self, src, non_blocking=False):
+    check_writable(self, "copy_")
     src = as_tensor_arg(src)
     if isinstance(src, Tensor):
         try:
@@ -143,6 +156,7 @@ def copy_(self, src, non_blocking=False):
 
 
 def fill_(self, value):
+    check_writable(self, "fill_")
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
