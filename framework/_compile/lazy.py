@@ -33,13 +33,14 @@ class GraphBreakError(RuntimeError):
 class SymArray:
     """Stands in for a NumPy array while tracing. Metadata reads are free; anything that needs
     the values (NumPy conversion, methods) materialises the tracer's region first."""
-    __slots__ = ("value", "tracer", "real", "orig", "__weakref__")
+    __slots__ = ("value", "tracer", "real", "orig", "stale", "__weakref__")
 
     def __init__(self, value, tracer, orig=None):
         self.value = value
         self.tracer = tracer
         self.real = None
         self.orig = orig        # the concrete array this tensor had before an in-place write
+        self.stale = None       # (view ref, base, prim, attrs): base was written after this view
 
     # metadata ---------------------------------------------------------------------------
     @property
@@ -114,6 +115,33 @@ def is_sym(t):
     return type(t._data) is SymArray
 
 
+class _IdMap:
+    """A map keyed by object identity that never confuses a dead key with a new object of the
+    same id (NumPy arrays are unhashable, and ids are reused after an object dies)."""
+    __slots__ = ("d",)
+
+    def __init__(self):
+        self.d = {}
+
+    def get(self, obj, default=None):
+        e = self.d.get(id(obj))
+        return e[1] if e is not None and e[0]() is obj else default
+
+    def setdefault(self, obj, default):
+        e = self.d.get(id(obj))
+        if e is None or e[0]() is not obj:
+            e = (weakref.ref(obj), default)
+            self.d[id(obj)] = e
+        return e[1]
+
+    def __setitem__(self, obj, value):
+        self.d[id(obj)] = (weakref.ref(obj), value)
+
+    def pop(self, obj, default=None):
+        e = self.d.pop(id(obj), None)
+        return e[1] if e is not None and e[0]() is obj else default
+
+
 class Tracer:
     concrete_reads = 0                  # values of concrete tensors Python read while tracing
     last_run = None                     # what region.run_region ran last (for replays)
@@ -139,6 +167,10 @@ class Tracer:
         self.leaf_alias = {}            # id(array) -> leaf tensor that requires grad over it
         self.tracked = []               # weakrefs of symbolic tensors made in this region
         self.traced_nodes = []          # autograd nodes recorded while tracing this region
+        # base storage (array or SymArray) -> [(view ref, chain of (prim, attrs))]: how to
+        # recompute each live view when its base is written in place (see _refresh_views)
+        self.views = _IdMap()
+        self.view_root = _IdMap()       # view SymArray -> (root storage, chain)
         self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
 
     # recording ------------------------------------------------------------------------------
@@ -147,6 +179,8 @@ class Tracer:
             d = a._data
             if type(d) is SymArray:
                 if d.tracer is self and d.real is None:
+                    if d.stale is not None:
+                        self._freshen(d)
                     return d.value
                 d = d._materialize("a tensor from an earlier region")
                 a._data = d
@@ -179,6 +213,8 @@ class Tracer:
             # fast path: a symbolic tensor of this region (what most arguments are)
             if type(d) is SymArray and d.tracer is self and d.real is None and \
                     isinstance(a, Tensor):
+                if d.stale is not None:
+                    self._freshen(d)
                 vals.append(d.value)
             else:
                 vals.append(self.value_of(a))
@@ -193,6 +229,8 @@ class Tracer:
             t._dtype = v.dtype
             track(weakref.ref(t))
             tensors.append(t)
+        if p.kind == "view" and len(tensors) == 1 and isinstance(args[0], Tensor):
+            self._note_view(args[0]._data, tensors[0], p, attrs)
         if STATE.grad_enabled and p.differentiable and _dispatch._needs_grad(args):
             n = _dispatch.record(p, args, attrs, tuple(tensors))
             if n is not None:
@@ -224,6 +262,9 @@ class Tracer:
             v = self.graph.call("full", shape=tuple(target._data.shape), value=v,
                                 dtype=target._dtype)
         d = target._data
+        if type(d) is SymArray and d.stale is not None and d.tracer is self:
+            d.stale = None          # overwritten whole: the base's new value no longer matters
+        storage = d
         if type(d) is SymArray and d.tracer is self and d.real is None:
             d.value = v
             if d.orig is not None:
@@ -238,11 +279,61 @@ class Tracer:
             self.tracked.append(weakref.ref(target))
         target._node, target._oi = r._node, r._oi
         target._bump()
+        self._refresh_views(storage, target)
         return target
+
+    def _note_view(self, parent, view, p, attrs):
+        """Eager views share memory: remember how to recompute `view` from the storage it
+        views, directly and from the root of a view chain (x[0][1:] is slice -> reshape ->
+        slice of x, whose intermediates die at once), should that storage be written later in
+        the region. Only weak references: a view nobody holds is not kept alive."""
+        step = ((p, attrs),)
+        vref = weakref.ref(view)
+        self.views.setdefault(parent, []).append((vref, step))
+        up = self.view_root.get(parent) if type(parent) is SymArray else None
+        if up is not None:
+            root, chain = up
+            self.views.setdefault(root, []).append((vref, chain + step))
+            self.view_root[view._data] = (root, chain + step)
+        else:
+            self.view_root[view._data] = (parent, step)
+
+    def _refresh_views(self, storage, base):
+        """After an in-place write to `base` (whose storage was `storage`), mark the views of
+        that storage stale; each is recomputed from the written base when next used
+        (_freshen), so views nobody reads again cost nothing."""
+        entries = self.views.pop(storage, None) if storage is not None else None
+        if not entries:
+            return
+        src = (base._data, base._dtype, base._node, base._oi)
+        for vref, chain in entries:
+            view = vref()
+            if view is None:
+                continue
+            d = view._data
+            if type(d) is not SymArray or d.tracer is not self or d.real is not None:
+                continue
+            d.stale = (vref, src, chain)
+            self.views.setdefault(base._data, []).append((vref, chain))
+            self._refresh_views(d, view)
+
+    def _freshen(self, d):
+        vref, (data, dtype, node, oi), chain = d.stale
+        d.stale = None
+        t = wrap(data, dtype)
+        t._node, t._oi = node, oi
+        for p, attrs in chain:
+            t = _dispatch.apply(p, t, **attrs)
+        d.value = t._data.value
+        view = vref()
+        if view is not None:
+            view._node, view._oi = t._node, t._oi
 
     def snapshot(self, t):
         """The value t holds now, as a separate tensor (for autograd before an in-place write)."""
         d = t._data
+        if type(d) is SymArray and d.stale is not None and d.tracer is self:
+            self._freshen(d)
         if type(d) is SymArray and d.tracer is self and d.real is None:
             s = wrap(SymArray(d.value, self), t._dtype)
         else:
@@ -292,6 +383,9 @@ class Tracer:
             alive = []
             for r in self.tracked:
                 t = r()
+                if t is not None and type(t._data) is SymArray and t._data.stale is not None \
+                        and t._data.tracer is self:
+                    self._freshen(t._data)
                 if t is not None and type(t._data) is SymArray and t._data.tracer is self \
                         and t._data.real is None:
                     alive.append(t)
