@@ -179,7 +179,25 @@ def apply(p, *args, **attrs):
         out = outs
     if STATE.grad_enabled and p.differentiable and _needs_grad(args):
         record(p, args, attrs, outs)
+        if p.nout == 1 and out._base is not None:
+            # how to re-derive this view's history if its base is written in place later
+            out._view_src = (args[0], p, attrs, out._base._vcount)
     return out
+
+
+def rebase_view(t):
+    """PyTorch regenerates a view's grad_fn when its base was modified in place after the view
+    was taken (the memory is shared, so the values already agree): record the view op again
+    on the (rebased) source, so gradients flow through the in-place write."""
+    src, p, attrs, vc = t._view_src
+    base = t._base
+    if base._vcount == vc:
+        return
+    if src._view_src is not None:
+        rebase_view(src)
+    t._view_src = (src, p, attrs, base._vcount)
+    if STATE.grad_enabled and _needs_grad((src,)):
+        record(p, (src,), attrs, (t,))
 
 
 # primitives whose PyTorch grad_fn name depends on the arguments
@@ -199,6 +217,8 @@ def record(p, args, attrs, outs, name=None):
     saved, versions, edges = [], [], []
     for i, a in enumerate(args):
         if isinstance(a, Tensor):
+            if a._view_src is not None and STATE.tracer is None:
+                rebase_view(a)
             if every or i in saves:
                 saved.append(a)
                 b = a._base

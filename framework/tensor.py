@@ -41,6 +41,7 @@ class Tensor:
     _grad = None
     _base = None        # tensor whose memory this view shares
     _vcount = 0         # version counter (kept on the base)
+    _view_src = None    # (source, prim, attrs, base version) of a view that records history
     _device = cpu
     _hooks = None       # leaf tensor hooks
     _retain = False
@@ -199,6 +200,9 @@ class Tensor:
     def _bump(self):
         b = self._base if self._base is not None else self
         b._vcount += 1
+        vs = self._view_src
+        if vs is not None:      # written itself: its own new history stays (no rebase)
+            self._view_src = vs[:3] + (b._vcount,)
 
     @property
     def data(self):

@@ -773,3 +773,25 @@ def test_outputs_and_nodes_freed_without_gc():
         assert r() is None
     finally:
         gc.enable()
+
+
+def test_view_history_follows_an_in_place_write_to_its_base():
+    """Values of a view follow its base (shared memory); PyTorch also regenerates the view's
+    grad_fn, so the gradient flows through the in-place write: vv = (2 * x)[0, 1:],
+    loss = sum(vv^2), dloss/dx = 8 * x there (PyTorch gives [[0, 8, 16], [0, 0, 0]])."""
+    x = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    y = x * 1
+    v = y[0]
+    vv = v[1:]
+    y.mul_(2)
+    loss = (vv * vv).sum()
+    assert loss.item() == 20.0
+    loss.backward()
+    assert x.grad.tolist() == [[0.0, 8.0, 16.0], [0.0, 0.0, 0.0]]
+    # a view written in place itself keeps its own new history
+    a = torch.ones(3, requires_grad=True)
+    b = a * 1
+    c = b[1:]
+    c.mul_(3)
+    c.sum().backward()
+    assert a.grad.tolist() == [0.0, 3.0, 3.0]
