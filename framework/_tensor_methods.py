@@ -114,6 +114,7 @@ def _assign(self, r, name):
         M.check_inplace_leaf(self)
         np.copyto(self._data, r._data, casting="unsafe")
         self._node, self._oi = r._node, r._oi
+        M.propagate_view_write(self)
     else:
         np.copyto(self._data, r._data, casting="unsafe")
     self._bump()

@@ -230,6 +230,8 @@ def setitem(x, idx, value):
     np.copyto(x._data, r._data, casting="unsafe")
     x._node, x._oi = r._node, r._oi
     rename(x, "CopySlices")
+    from .ops_math import propagate_view_write
+    propagate_view_write(x)
     x._bump()
 
 

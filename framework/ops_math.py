@@ -98,6 +98,7 @@ def _commit(self, p, args, attrs):
         np.copyto(self._data, r._data, casting="unsafe")
         if r._node is not None:
             self._node, self._oi = r._node, r._oi
+            propagate_view_write(self)
     else:
         if self._device.type != "cpu":      # the device's kernel, not NumPy, computes it
             r = apply(p, self, *args, **attrs)._data
@@ -107,6 +108,38 @@ def _commit(self, p, args, attrs):
         np.copyto(self._data, r, casting="unsafe")
     self._bump()
     return self
+
+
+def propagate_view_write(t):
+    """PyTorch's CopySlices: after an in-place write through the view `t`, its base's history
+    becomes "old base with t's elements replaced by t's new history" (an index_put at the
+    positions t views), so gradients reach what was written. Positions come from applying the
+    recorded view chain to an arange over the base."""
+    base = t._base
+    if base is None or t._view_src is None:
+        return
+    chain, cur = [], t
+    while cur is not base:
+        vs = cur._view_src
+        if vs is None:          # a link made without grad recording: nothing to follow
+            return
+        chain.append(vs[1:3])
+        cur = vs[0]
+    from compiler.ir.registry import AVal
+    pos = np.arange(base._data.size, dtype=np.int64).reshape(base._data.shape)
+    for prim, attrs in reversed(chain):
+        pos = np.asarray(prim.numpy(prim.meta(AVal(pos.shape, dt.int64), **attrs), pos, **attrs))
+    old = _dispatch.wrap(base._data, base._dtype)
+    old._node, old._oi = base._node, base._oi
+    new = _dispatch.wrap(t._data, t._dtype)
+    new._node, new._oi = t._node, t._oi
+    flat = apply(P["reshape"], old, shape=(base._data.size,))
+    vals = apply(P["reshape"], new, shape=(t._data.size,))
+    idx = _dispatch.wrap(np.ascontiguousarray(pos.reshape(-1)), dt.int64)
+    rb = apply(P["reshape"], apply(P["index_put"], flat, vals, idx, pos=(0,), accumulate=False),
+               shape=base._data.shape)
+    base._node, base._oi = rb._node, rb._oi
+    rename(base, "CopySlices")
 
 
 def check_inplace_leaf(t):

@@ -795,3 +795,30 @@ def test_view_history_follows_an_in_place_write_to_its_base():
     c.mul_(3)
     c.sum().backward()
     assert a.grad.tolist() == [0.0, 3.0, 3.0]
+
+
+def test_in_place_write_through_a_view_reaches_the_base_history():
+    """PyTorch's CopySlices: y[0].mul_(2) changes y's history too (values from PyTorch 2.13):
+    d/dx sum(y * c) with y[0] doubled is c with row 0 doubled; and a view of y taken before
+    the write (w = y[0]) follows it as well."""
+    c = torch.tensor([[1., 2, 3], [4, 5, 6]])
+    x = torch.ones(2, 3, requires_grad=True)
+    y = x * 1
+    y[0].mul_(2)
+    assert type(y.grad_fn).__name__ == "CopySlices"
+    (y * c).sum().backward()
+    assert x.grad.tolist() == [[2.0, 4.0, 6.0], [4.0, 5.0, 6.0]]
+    x = torch.ones(2, 3, requires_grad=True)
+    y = x * 1
+    v, w = y[:, 1], y[0]
+    v.mul_(3)
+    loss = (w * w).sum()
+    loss.backward()
+    assert loss.item() == 11.0
+    assert x.grad.tolist() == [[2.0, 18.0, 2.0], [0.0, 0.0, 0.0]]
+    # setitem through a view
+    x = torch.ones(2, 3, requires_grad=True)
+    y = x * 2
+    y[1][0] = x[0, 0] * 5
+    y.sum().backward()
+    assert x.grad.tolist() == [[7.0, 2.0, 2.0], [0.0, 2.0, 2.0]]
