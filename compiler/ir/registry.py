@@ -140,8 +140,26 @@ def broadcast_shapes(op, *shapes):
     return r
 
 
+_SCALAR_CAT = {bool: 0, int: 1, float: 2, complex: 3}
+_NUMBER = (bool, int, float, complex)
+
+
 def promote(*xs):
     """torch.result_type over tensors/avals and Python scalars."""
+    if len(xs) == 2:        # the common cases first: every binary op's meta rule comes here
+        a, b = xs
+        if not isinstance(a, _NUMBER):
+            da = a.dtype
+            cb = _SCALAR_CAT.get(type(b))
+            if cb is not None:
+                if cb <= da.category:
+                    return da
+            elif not isinstance(b, _NUMBER) and b.dtype is da:
+                return da
+        elif not isinstance(b, _NUMBER):
+            ca = _SCALAR_CAT.get(type(a))
+            if ca is not None and ca <= b.dtype.category:
+                return b.dtype
     dims, zdims, scal = [], [], []
     for x in xs:
         if is_scalar(x):
