@@ -128,6 +128,14 @@ class Sequential(Module):
         return input
 
 
+
+def _abs_string_index(container, idx):
+    """ModuleList/ParameterList: an int index (negative from the end) as the entry's name."""
+    idx = operator.index(idx)
+    if not (-len(container) <= idx < len(container)):
+        raise IndexError(f"index {idx} is out of range")
+    return str(idx + len(container) if idx < 0 else idx)
+
 class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
@@ -135,12 +143,7 @@ class ModuleList(Module):
             self += modules
 
     def _get_abs_string_index(self, idx):
-        idx = operator.index(idx)
-        if not (-len(self) <= idx < len(self)):
-            raise IndexError(f"index {idx} is out of range")
-        if idx < 0:
-            idx += len(self)
-        return str(idx)
+        return _abs_string_index(self, idx)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
@@ -295,12 +298,7 @@ class ParameterList(Module):
             self += values
 
     def _get_abs_string_index(self, idx):
-        idx = operator.index(idx)
-        if not (-len(self) <= idx < len(self)):
-            raise IndexError(f"index {idx} is out of range")
-        if idx < 0:
-            idx += len(self)
-        return str(idx)
+        return _abs_string_index(self, idx)
 
     def __getitem__(self, idx):
         if isinstance(idx, slice):
