@@ -144,6 +144,17 @@ def wrap(arr, dtype, device=None):
     return t
 
 
+def values(t):
+    """t's array, for framework code that needs a tensor's values in Python/NumPy (bounds
+    checks, value-dependent constants). While compile() traces, reading a symbolic tensor's
+    values breaks the graph (its SymArray materialises when used), and reading a concrete one
+    is recorded so that the trace, specialised to those values, is never replayed."""
+    tr = STATE.tracer
+    if tr is not None:
+        tr.read_value(t)
+    return t._data
+
+
 PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a profile records
 
 

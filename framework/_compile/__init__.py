@@ -43,6 +43,8 @@ from ..tensor import Tensor
 from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
 from .region import register_compiled_grad_ready  # noqa: F401
+from .replay import (_MISS, _NotReplayable, _Entry, _Record, _modules_of, _module_state,
+                     _before_trace, _output_leaves, _build, FunctionReplay)
 
 cache_size_limit = 8
 _BACKENDS = ("numpy", "eager", "triton", "interpret")
@@ -72,7 +74,8 @@ class CompiledFunction:
         self.stats = {"calls": 0, "compiles": 0, "graph_breaks": [], "recompiles": [],
                       "regions": [], "specializations": 0, "eager_calls": 0,
                       "replays": 0, "replay_notes": []}
-        self._replays = {}       # replay key -> _Entry (compiled modules only)
+        self._replays = {}       # replay key -> _Entry
+        self._freplay = FunctionReplay(fn) if module is None else None
         self._runs = {}          # id(plan) -> region runs by this function
         self._guard_sets = set()
         self._last_guards = None
@@ -147,7 +150,7 @@ class CompiledFunction:
         if STATE.tracer is not None:         # nested compiled calls inline into the outer trace
             return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
-        argt = {} if self.module is not None else None
+        argt = {}
         guards = self._guards(args, kwargs, argt)
         gkey = _freeze(guards)
         self._new_guards = gkey not in self._guard_sets
@@ -162,22 +165,29 @@ class CompiledFunction:
         if self.dynamic:
             self._prev_shape_sig = self._shape_sig
             self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
-        pre = None
-        if self.module is not None and _dispatch.PROFILE is None:
+        pre = fpre = None
+        if _dispatch.PROFILE is None:
             rkey = gkey if not self.dynamic else \
                 (gkey, tuple(tuple(t.shape) for t in argt.values()))
             e = self._replays.get(rkey)
             if e is not None and e.rec is not None and e.enabled:
-                out = self._replay(rkey, e, argt)
+                out = self._replay(rkey, e, argt) if self.module is not None else \
+                    self._replay_fn(rkey, e, argt, args, kwargs)
                 if out is not _MISS:
                     return out
-            pre = _before_trace(self.module)
+            if self.module is not None:
+                pre = _before_trace(self.module)
+            else:
+                try:
+                    fpre = self._freplay.before(args, kwargs)
+                except _NotReplayable as r:
+                    fpre = r
         tracer = Tracer(self, self.fullgraph)
         STATE.tracer = tracer
         n_breaks = len(self.stats["graph_breaks"])
         try:
             out = self.fn(*args, **kwargs)
-            if pre is not None:
+            if pre is not None or fpre is not None:
                 try:
                     leaves = _output_leaves(tracer, out)
                 except _NotReplayable as r:
@@ -185,23 +195,31 @@ class CompiledFunction:
             tracer.flush(final=True)
         finally:
             STATE.tracer = None
+        broke = len(self.stats["graph_breaks"]) != n_breaks
         if pre is not None:
-            self._note_trace(rkey, tracer, pre, argt, leaves,
-                             len(self.stats["graph_breaks"]) != n_breaks)
+            self._note_trace(rkey, lambda: _replay_record(tracer, pre, argt, leaves, broke))
+        elif fpre is not None:
+            def record():
+                if isinstance(fpre, _NotReplayable):
+                    raise fpre
+                return self._freplay.record(tracer, fpre, argt, leaves, broke, args, kwargs)
+            self._note_trace(rkey, record)
         return out
 
     # replays (compiled modules) ---------------------------------------------------------------
     def _note(self, rkey, msg):
         g = dict(rkey if not self.dynamic else rkey[0])
-        msg = f"{msg} (training={g.get('training')}, grad_mode={g.get('grad_mode')})"
+        msg = f"{msg} (training={g.get('training')}, grad_mode={g.get('grad_mode')})" \
+            if self.module is not None else f"{msg} (grad_mode={g.get('grad_mode')})"
         self.stats["replay_notes"].append(msg)
         log.emit("recompiles", f"[{self.name}] {msg}")
 
-    def _note_trace(self, rkey, tracer, pre, argt, leaves, broke):
-        """After a trace of a compiled module's forward: can the next calls with these guards
-        replay its plan instead of tracing? Only after two consecutive identical traces."""
+    def _note_trace(self, rkey, record):
+        """After a trace: can the next calls with these guards replay its plan instead of
+        tracing? Only after two consecutive identical traces. record() makes the replay record
+        or raises _NotReplayable."""
         try:
-            rec = _replay_record(tracer, pre, argt, leaves, broke)
+            rec = record()
             reason = None
         except _NotReplayable as r:
             rec, reason = None, str(r)
@@ -248,6 +266,18 @@ class CompiledFunction:
         self.stats["replays"] += 1
         self._runs[id(plan)] = self._runs.get(id(plan), 0) + 1
         return _build(rec.template, outs)
+
+    def _replay_fn(self, rkey, e, argt, args, kwargs):
+        out = self._freplay.replay(e.rec, argt, args, kwargs)
+        if out is _MISS:
+            e.enabled = False
+            self._note(rkey, "replay disabled: state the function reaches changed since its "
+                             "trace")
+            return out
+        self.stats["replays"] += 1
+        plan = e.rec.plan
+        self._runs[id(plan)] = self._runs.get(id(plan), 0) + 1
+        return out
 
     def _eager_call(self, guards, args, kwargs):
         self.stats["eager_calls"] += 1
@@ -313,7 +343,7 @@ class CompiledFunction:
         lines = [f"compiled {self.name}: backend={self.backend} calls={s['calls']} "
                  f"compiles={s['compiles']} recompiles={len(s['recompiles'])} "
                  f"graph breaks={len(s['graph_breaks'])} eager calls={s['eager_calls']}"
-                 + (f" replays={s['replays']}" if self.module is not None else "")]
+                 + f" replays={s['replays']}"]
         for r in s["replay_notes"]:
             lines.append(f"replay: {r}")
         for r in self.recompile_reasons():
@@ -331,114 +361,6 @@ class CompiledFunction:
                 lines.append(f"\nfusion of {prog.graph.name}:\n{part.describe()}")
             lines.append(f"\nsource of {prog.graph.name}:\n{prog.source}")
         return "\n".join(lines)
-
-
-_MISS = object()
-
-
-class _NotReplayable(Exception):
-    """Why a trace of a compiled module's forward cannot be replayed."""
-
-
-class _Entry:
-    """Per replay key: the last trace's replay record (or why it has none)."""
-
-    def __init__(self, rec, reason):
-        self.rec, self.reason, self.enabled = rec, reason, False
-
-
-class _Record:
-    pass
-
-
-def _modules_of(module):
-    mods = []
-    for m in module.modules():
-        mods.append((m.__dict__, m._parameters, m._buffers, m._modules, m._forward_hooks,
-                     m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks))
-    return mods
-
-
-def _module_state(mods, tensors):
-    """What replay guards on besides the call's guards: per submodule the identity of every
-    attribute value, parameter, buffer and child, and the number of hooks; per parameter and
-    buffer the identity of its array, its shape, dtype, requires_grad and grad_fn."""
-    out = []
-    ext = out.extend
-    for d, p, b, c, h1, h2, h3, h4 in mods:
-        ext(map(id, d.values()))
-        ext(map(id, p.values()))
-        ext(map(id, b.values()))
-        ext(map(id, c.values()))
-        out.append((len(d), len(p), len(b), len(c), len(h1) + len(h2) + len(h3) + len(h4)))
-    for t in tensors:
-        a = t._data
-        out.append((id(a), a.shape, t._dtype, t._rg, t._node))
-    return out
-
-
-def _before_trace(module):
-    """A compiled module's state before its forward is traced (for _replay_record)."""
-    from ..creation import default_generator as gen
-    tensors, seen, is_buf = [], set(), []
-    for kind, it in ((False, module.named_parameters(remove_duplicate=False)),
-                     (True, module.named_buffers(remove_duplicate=False))):
-        for _, t in it:
-            if id(t) not in seen:
-                seen.add(id(t))
-                tensors.append(t)
-                is_buf.append(kind)
-    mods = _modules_of(module)
-    return dict(mods=mods, tensors=tensors, is_buf=is_buf, state=_module_state(mods, tensors),
-                attrs=[(name, dict(m.__dict__)) for name, m in module.named_modules()],
-                versions=[t._version for t in tensors], rng=gen._rng,
-                rng_state=gen._rng.bit_generator.state,
-                hooks=any(sum(map(len, m[4:])) for m in mods))
-
-
-_PLAIN = frozenset(("_data", "_dtype", "_node", "_oi", "_vcount"))
-
-
-def _output_leaves(tracer, out):
-    """(template, [(tensor, Value)]) of what forward returned, before the region runs."""
-    leaves, pos = [], {}
-
-    def walk(o):
-        if isinstance(o, Tensor):
-            i = pos.get(id(o))
-            if i is None:
-                d = o._data
-                if type(d) is not SymArray or d.tracer is not tracer or d.real is not None:
-                    raise _NotReplayable("an output is not computed by the traced graph (an "
-                                         "argument, parameter, buffer or eager result)")
-                if d.orig is not None:
-                    raise _NotReplayable("an output is a tensor written in place")
-                if o._base is not None or not _PLAIN.issuperset(vars(o)):
-                    raise _NotReplayable("an output carries views, hooks or other tensor state")
-                i = pos[id(o)] = len(leaves)
-                leaves.append((o, d.value))
-            return i
-        t = type(o)
-        if t is tuple or t is list:
-            return (t, tuple(walk(x) for x in o))
-        if t is dict:
-            return (dict, tuple(o), tuple(walk(x) for x in o.values()))
-        if o is None:
-            return None
-        raise _NotReplayable(f"forward returned a {t.__name__} (replays tensors and "
-                             "tuples/lists/dicts of them)")
-    tpl = walk(out)
-    return tpl, leaves
-
-
-def _build(tpl, outs):
-    if type(tpl) is int:
-        return outs[tpl]
-    if tpl is None:
-        return None
-    if tpl[0] is dict:
-        return dict(zip(tpl[1], [_build(x, outs) for x in tpl[2]]))
-    return tpl[0](_build(x, outs) for x in tpl[1])
 
 
 def _replay_record(tracer, pre, argt, leaves, broke):

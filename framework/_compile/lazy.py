@@ -145,6 +145,7 @@ class _IdMap:
 class Tracer:
     concrete_reads = 0                  # values of concrete tensors Python read while tracing
     last_run = None                     # what region.run_region ran last (for replays)
+    last_res = None                     # and what its program returned
 
     def __init__(self, owner, fullgraph=False):
         self.owner = owner              # the CompiledFunction (introspection, cache, logs)

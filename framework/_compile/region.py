@@ -165,6 +165,7 @@ def run_region(tracer, alive):
                 t._node, t._oi = node, k
     # what a compiled module's replay (CompiledFunction._replay) needs to run this plan again
     tracer.last_run = (plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node)
+    tracer.last_res = res
 
 
 def run_plan(plan, in_arrays, consts, ov_arrays):

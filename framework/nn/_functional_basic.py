@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from .._dispatch import apply, rename, wrap
+from .._dispatch import STATE, apply, rename, values, wrap
 from ..tensor import Tensor
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C
@@ -421,7 +421,7 @@ def _renorm_rows_(weight, idx, max_norm, norm_type):
     """Embedding's max_norm: rescale the looked-up rows in place (no autograd), like
     torch.embedding_renorm_."""
     rows = np.unique(idx)
-    w = weight._data
+    w = values(weight)
     sub = w[rows].astype(np.float64)
     if norm_type == float("inf"):
         norms = np.abs(sub).max(axis=1)
@@ -450,7 +450,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx = n + padding_idx
-    idx = input._data
+    idx = values(input)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"index out of range in self (embedding with {n} rows got index "
                          f"{int(idx.max()) if idx.max() >= n else int(idx.min())})")
@@ -476,7 +476,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
 def one_hot(tensor, num_classes=-1):
     if tensor.dtype is not dt.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    a = tensor._data
+    a = values(tensor)
     if a.size and a.min() < 0:
         raise RuntimeError("Class values must be non-negative.")
     if num_classes == -1:
@@ -669,21 +669,22 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if weight is not None and (weight.ndim != 1 or weight.shape[0] != n_classes):
         raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
                            f"or no classes but got weight tensor of shape: {list(weight.shape)}")
-    t = target._data.astype(np.int64)
-    valid = t != ignore_index
-    bad = valid & ((t < 0) | (t >= n_classes))
-    if bad.any():
-        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    tgt = S.reshape(target, (1,)) if input.ndim == 1 else target
+    if tgt.dtype is not dt.int64:
+        tgt = apply(P["cast"], tgt, dtype=dt.int64)
+    if STATE.tracer is None:        # (compiled: an out-of-range index fails in the program)
+        t = tgt._data
+        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+        if bad.any():
+            raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    # tensor ops, not NumPy on the target's values: a traced step stays independent of them
     x = S.unsqueeze(input, 0) if input.ndim == 1 else input
-    ts = np.where(valid, t, 0).reshape((1,) if input.ndim == 1 else t.shape)
-    idx = wrap(ts[:, None], dt.int64)
-    picked = S.squeeze(I.gather(x, 1, idx), 1)                   # (N, d1, ...)
-    w_np = valid.reshape(ts.shape).astype(input.dtype.np)
+    valid = M.ne(tgt, ignore_index)
+    ts = M.where(valid, tgt, 0)
+    picked = S.squeeze(I.gather(x, 1, S.unsqueeze(ts, 1)), 1)            # (N, d1, ...)
+    w = apply(P["cast"], valid, dtype=input.dtype)
     if weight is not None:
-        w = M.mul(apply(P["index"], weight, wrap(ts, dt.int64), pos=(0,)),
-                  wrap(w_np, input.dtype))
-    else:
-        w = wrap(w_np, input.dtype)
+        w = M.mul(apply(P["index"], weight, ts, pos=(0,)), w)
     loss = M.neg(M.mul(picked, w))
     if reduction == "none":
         r = S.reshape(loss, ()) if input.ndim == 1 else loss
@@ -724,20 +725,19 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
         return nll
-    t = target._data
-    ignore = t == ignore_index
+    keep = M.ne(target, ignore_index)
+    keepf = apply(P["cast"], keep, dtype=input.dtype)
     lp = logp if weight is None else M.mul(logp, S.reshape(weight, wshape))
-    smooth = M.neg(M.sum(lp, class_dim))
-    smooth = M.mul(smooth, wrap((~ignore).astype(input.dtype.np), input.dtype))
+    smooth = M.mul(M.neg(M.sum(lp, class_dim)), keepf)
     if reduction == "none":
         ret = smooth
     elif reduction == "sum":
         ret = M.sum(smooth)
     elif weight is not None:
-        tv = t[~ignore].astype(np.int64).reshape(-1)
-        ret = M.div(M.sum(smooth), M.sum(apply(P["index"], weight, wrap(tv, dt.int64), pos=(0,))))
+        ts = M.where(keep, apply(P["cast"], target, dtype=dt.int64), 0)
+        ret = M.div(M.sum(smooth), M.sum(M.mul(apply(P["index"], weight, ts, pos=(0,)), keepf)))
     else:
-        ret = M.div(M.sum(smooth), float((~ignore).sum()))
+        ret = M.div(M.sum(smooth), M.sum(keepf))
     return M.add(M.mul(nll, 1 - label_smoothing), M.mul(ret, label_smoothing / n_classes))
 
 
@@ -756,9 +756,10 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
-    a = input._data
-    if a.size and not ((a >= 0) & (a <= 1)).all():
-        raise RuntimeError("all elements of input should be between 0 and 1")
+    if STATE.tracer is None:        # (a value check: compiled code skips it, as torch's does)
+        a = input._data
+        if a.size and not ((a >= 0) & (a <= 1)).all():
+            raise RuntimeError("all elements of input should be between 0 and 1")
     t = target
     loss = M.neg(M.add(M.mul(t, _safe_log_clamped(input)),
                        M.mul(M.sub(1, t),
@@ -828,10 +829,12 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
             pass
         else:
             raise ValueError("var is of incorrect size")
-    if (var._data < 0).any():
+    if (values(var) < 0).any():
         raise ValueError("var has negative entry/entries")
+    # clamped in value, identity in gradient (torch clamps a copy under no_grad)
+    vd = var.detach()
     v = M.clamp_min(var, eps) if not var.requires_grad else \
-        M.add(var, wrap(np.maximum(var._data, eps) - var._data, var.dtype))
+        M.add(var, M.sub(M.clamp_min(vd, eps), vd))
     d = M.sub(input, target)
     loss = M.mul(M.add(M.log(v), M.div(M.mul(d, d), v)), 0.5)
     if full:
@@ -934,7 +937,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
     x = S.unsqueeze(input, 0) if input.ndim == 1 else input
-    t = target._data.reshape(-1).astype(np.int64)
+    t = values(target).reshape(-1).astype(np.int64)
     c = x.shape[1]
     if x.ndim != 2 or t.shape[0] != x.shape[0]:
         raise RuntimeError(f"multi_margin_loss: inconsistent target size: {list(target.shape)} "

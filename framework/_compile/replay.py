@@ -1,0 +1,488 @@
+"""Replays: running a traced region's compiled plan again without running the Python that
+traced it, once two consecutive traces with the same guards came out identical.
+
+  * compiled modules (OptimizedModule): the forward's plan, guarded by the module's state
+    (_before_trace / _module_state below; CompiledFunction._replay_record).
+  * compiled functions (FunctionReplay): typically a whole training step -- zero_grad, forward,
+    loss, backward, optimizer.step() -- whose effects are the region's in-place writes
+    (parameters, optimizer state, buffers), the gradients it leaves in .grad, and its return
+    value. What the function can reach (its arguments, closure, the globals its code names,
+    recursively through the user functions it calls) is fingerprinted before and after the
+    trace; a trace that changed any of it other than through those effects, drew random
+    numbers, read a value, broke the graph or calls something with outside effects (print,
+    logging, file writes, timers) is never replayed.
+"""
+import sys
+import types
+
+import numpy as np
+
+from .._dispatch import wrap as _wrap
+from ..tensor import Tensor
+from .lazy import SymArray
+
+_MISS = object()
+
+
+class _NotReplayable(Exception):
+    """Why a trace cannot be replayed."""
+
+
+class _Entry:
+    """Per replay key: the last trace's replay record (or why it has none)."""
+
+    def __init__(self, rec, reason):
+        self.rec, self.reason, self.enabled = rec, reason, False
+
+
+class _Record:
+    pass
+
+def _modules_of(module):
+    mods = []
+    for m in module.modules():
+        mods.append((m.__dict__, m._parameters, m._buffers, m._modules, m._forward_hooks,
+                     m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks))
+    return mods
+
+
+def _module_state(mods, tensors):
+    """What replay guards on besides the call's guards: per submodule the identity of every
+    attribute value, parameter, buffer and child, and the number of hooks; per parameter and
+    buffer the identity of its array, its shape, dtype, requires_grad and grad_fn."""
+    out = []
+    ext = out.extend
+    for d, p, b, c, h1, h2, h3, h4 in mods:
+        ext(map(id, d.values()))
+        ext(map(id, p.values()))
+        ext(map(id, b.values()))
+        ext(map(id, c.values()))
+        out.append((len(d), len(p), len(b), len(c), len(h1) + len(h2) + len(h3) + len(h4)))
+    for t in tensors:
+        a = t._data
+        out.append((id(a), a.shape, t._dtype, t._rg, t._node))
+    return out
+
+
+def _before_trace(module):
+    """A compiled module's state before its forward is traced (for _replay_record)."""
+    from ..creation import default_generator as gen
+    tensors, seen, is_buf = [], set(), []
+    for kind, it in ((False, module.named_parameters(remove_duplicate=False)),
+                     (True, module.named_buffers(remove_duplicate=False))):
+        for _, t in it:
+            if id(t) not in seen:
+                seen.add(id(t))
+                tensors.append(t)
+                is_buf.append(kind)
+    mods = _modules_of(module)
+    return dict(mods=mods, tensors=tensors, is_buf=is_buf, state=_module_state(mods, tensors),
+                attrs=[(name, dict(m.__dict__)) for name, m in module.named_modules()],
+                versions=[t._version for t in tensors], rng=gen._rng,
+                rng_state=gen._rng.bit_generator.state,
+                hooks=any(sum(map(len, m[4:])) for m in mods))
+
+
+_PLAIN = frozenset(("_data", "_dtype", "_node", "_oi", "_vcount"))
+
+
+def _output_leaves(tracer, out):
+    """(template, [(tensor, Value)]) of what forward returned, before the region runs."""
+    leaves, pos = [], {}
+
+    def walk(o):
+        if isinstance(o, Tensor):
+            i = pos.get(id(o))
+            if i is None:
+                d = o._data
+                if type(d) is not SymArray or d.tracer is not tracer or d.real is not None:
+                    raise _NotReplayable("an output is not computed by the traced graph (an "
+                                         "argument, parameter, buffer or eager result)")
+                if d.orig is not None:
+                    raise _NotReplayable("an output is a tensor written in place")
+                if o._base is not None or not _PLAIN.issuperset(vars(o)):
+                    raise _NotReplayable("an output carries views, hooks or other tensor state")
+                i = pos[id(o)] = len(leaves)
+                leaves.append((o, d.value))
+            return i
+        t = type(o)
+        if t is tuple or t is list:
+            return (t, tuple(walk(x) for x in o))
+        if t is dict:
+            return (dict, tuple(o), tuple(walk(x) for x in o.values()))
+        if o is None:
+            return None
+        raise _NotReplayable(f"forward returned a {t.__name__} (replays tensors and "
+                             "tuples/lists/dicts of them)")
+    tpl = walk(out)
+    return tpl, leaves
+
+
+def _build(tpl, outs):
+    if type(tpl) is int:
+        return outs[tpl]
+    if tpl is None:
+        return None
+    if tpl[0] is dict:
+        return dict(zip(tpl[1], [_build(x, outs) for x in tpl[2]]))
+    return tpl[0](_build(x, outs) for x in tpl[1])
+
+
+
+# ---- compiled functions ------------------------------------------------------------------------
+# names whose call has an effect outside Python objects (terminal, files, logs, clocks, NumPy's
+# global random state): a replay would skip it, so a function naming one is never replayed
+_EFFECTS = frozenset((
+    "print", "open", "input", "breakpoint", "exec", "eval", "write", "writelines", "flush",
+    "info", "debug", "warning", "warn", "exception", "critical", "set_postfix",
+    "set_description", "add_scalar", "add_scalars", "save", "savefig", "time", "perf_counter",
+    "monotonic", "sleep", "shuffle", "choice", "seed"))
+_ATOMS = (int, float, bool, str, bytes, complex, type(None))
+_OPAQUE = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+           types.CodeType, type, np.ndarray, np.dtype)
+_LIBS = ("framework", "compiler", "runtime", "numpy", "triton", "networkx")
+_BIG = 256            # containers longer than this are fingerprinted by identity and length
+_BUDGET = 20000       # objects visited per fingerprint at most
+
+
+def _user_function(f):
+    """A Python function of the user's (not Kiln's, a library's or the standard library's):
+    what it reaches belongs to the state a replay must watch."""
+    if type(f) is not types.FunctionType:
+        return False
+    mod = (getattr(f, "__module__", None) or "").split(".")[0]
+    if mod in _LIBS or mod in sys.stdlib_module_names:
+        return False
+    return "site-packages" not in f.__code__.co_filename
+
+
+def _code_names(code, acc):
+    acc.update(code.co_names)
+    for c in code.co_consts:
+        if type(c) is types.CodeType:
+            _code_names(c, acc)
+    return acc
+
+
+class FunctionReplay:
+    """Replay support of one compiled function (see the module docstring)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self._names = {}          # id(code) -> (names the code reads, effect names it calls)
+
+    def _names_of(self, f):
+        code = f.__code__
+        e = self._names.get(id(code))
+        if e is None:
+            names = _code_names(code, set())
+            e = self._names[id(code)] = (sorted(names), sorted(names & _EFFECTS))
+        return e
+
+    def roots(self, args, kwargs):
+        """Everything the function can reach: non-tensor arguments, and per user function
+        (the compiled one and those it names) its closure and the globals its code names."""
+        roots = [a for a in args if not isinstance(a, Tensor)]
+        roots += [a for a in kwargs.values() if not isinstance(a, Tensor)]
+        f = self.fn
+        if type(f) is types.MethodType:
+            roots.append(f.__self__)
+            f = f.__func__
+        if type(f) is not types.FunctionType:
+            raise _NotReplayable(f"{type(f).__name__} is not a Python function")
+        todo, seen = [f], {id(f)}
+        while todo:
+            f = todo.pop()
+            names, effects = self._names_of(f)
+            if effects:
+                raise _NotReplayable(f"{f.__name__} calls {', '.join(effects)} (an effect outside "
+                                     "Python objects that a replay would skip)")
+            g = f.__globals__
+            vals = [g[n] for n in names if n in g]
+            for c in f.__closure__ or ():
+                try:
+                    vals.append(c.cell_contents)
+                except ValueError:           # a cell not bound yet
+                    pass
+            for v in vals:
+                if isinstance(v, (staticmethod, classmethod)):
+                    v = v.__func__
+                if type(v) is types.MethodType:
+                    roots.append(v.__self__)
+                    v = v.__func__
+                if _user_function(v):
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        todo.append(v)
+                    roots.append(id(v))
+                else:
+                    roots.append(v)
+        return roots
+
+    def before(self, args, kwargs):
+        """The state a trace starts from (raises _NotReplayable when it cannot be watched)."""
+        from ..creation import default_generator as gen
+        roots = self.roots(args, kwargs)
+        fp, grads, tensors = fingerprint(roots)
+        argts = [a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor)]
+        return dict(roots=roots, fp=fp, grads=grads, tensors=tensors,
+                    grad_objs=[t._grad for t in tensors],
+                    versions=[t._version for t in tensors],
+                    grad_versions=[t._grad._version if t._grad is not None else 0
+                                   for t in tensors],
+                    arg_versions=[(a, a._version) for a in argts],
+                    rng=gen._rng, rng_state=gen._rng.bit_generator.state)
+
+    def record(self, tracer, pre, argt, leaves, broke, args, kwargs):
+        """The replay record of a finished trace, or _NotReplayable with the reason."""
+        from ..creation import default_generator as gen
+        if isinstance(leaves, _NotReplayable):
+            raise leaves
+        if broke or tracer.regions_run > 1:
+            raise _NotReplayable("graph break")
+        if tracer.regions_run == 0 or tracer.last_run is None:
+            raise _NotReplayable("no traced region")
+        if tracer.concrete_reads:
+            raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
+                                 "tolist(), numpy(), a data-dependent shape)")
+        if gen._rng is not pre["rng"] or gen._rng.bit_generator.state != pre["rng_state"]:
+            raise _NotReplayable("random numbers drawn")
+        fp, grads, tensors = fingerprint(self.roots(args, kwargs))
+        if fp != pre["fp"]:
+            raise _NotReplayable("the call changed Python state the function reaches (an "
+                                 "attribute, a container, a global, optimizer state)")
+        plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node = tracer.last_run
+        res = tracer.last_res
+        # where each region input comes from: an argument, a reached tensor, a reached
+        # tensor's (pre-trace) gradient, or memory one of those owns (an alias without grad)
+        src = {}
+        for k, t in argt.items():
+            src.setdefault(id(t), ("a", k))
+        for j, t in enumerate(tensors):
+            src.setdefault(id(t), ("w", j))
+        for j, g in enumerate(pre["grad_objs"]):
+            if g is not None:
+                src.setdefault(id(g), ("g", j))
+        arrs = {}
+        for k, t in argt.items():
+            arrs.setdefault(id(t._data), (("a", k), t))
+        for j, t in enumerate(tensors):
+            arrs.setdefault(id(t._data), (("w", j), t))
+        for j, g in enumerate(pre["grad_objs"]):
+            if g is not None:
+                arrs.setdefault(id(g._data), (("g", j), g))
+        grad_in = set(plan.grad_inputs)
+        in_src, consts_in = [], []
+        for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
+            s = src.get(id(t))
+            if s is not None and t._data is a:
+                in_src.append(s)
+                continue
+            if i in grad_in:
+                raise _NotReplayable("a traced input the region's backward differentiates is "
+                                     "not an argument or a tensor the function reaches")
+            # otherwise the region reads only its array: an alias of reached memory (.data, a
+            # detached view, a snapshot before an in-place write) reads that memory; any other
+            # is a tensor made while tracing from the reached state (a constant such as
+            # torch.tensor(lr), a ones() weight), which the same state makes the same again
+            e = arrs.get(id(a))
+            if e is not None and e[1]._dtype is t._dtype:
+                in_src.append(e[0])
+                continue
+            if t._node is not None:
+                raise _NotReplayable("a traced input carries eager autograd history")
+            in_src.append(("c", len(consts_in)))
+            ct = _wrap(a, t._dtype)
+            consts_in.append(ct)
+            arrs[id(a)] = (in_src[-1], ct)
+        ov_src = []
+        for arr, _ in ov:
+            e = arrs.get(id(arr))
+            if e is None:
+                raise _NotReplayable("an in-place write to memory the function does not reach")
+            if e[1]._node is not None:
+                raise _NotReplayable("a tensor written in place carries autograd history")
+            ov_src.append(e[0])
+        bumps = []
+        for j, (t, v0) in enumerate(zip(tensors, pre["versions"])):
+            d = t._version - v0
+            if d:
+                bumps.append((("w", j), d))
+        for j, (g, v0) in enumerate(zip(pre["grad_objs"], pre["grad_versions"])):
+            d = g._version - v0 if g is not None else 0
+            if d:
+                if tensors[j]._grad is not g:
+                    raise _NotReplayable("a gradient was written in place and then replaced")
+                bumps.append((("g", j), d))
+        for t, v0 in pre["arg_versions"]:
+            d = t._version - v0
+            if d:
+                k = src.get(id(t))
+                if k is None or k[0] != "a":
+                    raise _NotReplayable("an argument was written outside the traced graph")
+                bumps.append((k, d))
+        written = set(ov_src)
+        if any(s not in written for s, _ in bumps):
+            raise _NotReplayable("a tensor was written outside the traced graph")
+        tpl, outs = leaves
+        info = []
+        for t, v in outs:
+            k = index.get(id(v))
+            if k is None:
+                raise _NotReplayable("an output is not computed by the traced region")
+            n = t._node
+            if n is None:
+                slot = None
+            elif n is node:
+                slot = t._oi
+            elif n.freed:              # its backward already ran inside the function
+                slot = ("freed", n, t._oi)
+            else:
+                raise _NotReplayable("an output's autograd history is not the region's")
+            info.append((k, slot, t._dtype, vars(t).get("_vcount", 0)))
+        res_pos = {id(r): k for k, r in enumerate(res[:plan.n_out])}
+        gassign = []
+        for j, t in enumerate(tensors):
+            ga, gb = t._grad, pre["grad_objs"][j]
+            if ga is gb:
+                continue
+            if ga is None:
+                gassign.append((j, None, None))
+                continue
+            k = res_pos.get(id(ga._data))
+            if k is None or ga._node is not None or ga._base is not None or \
+                    not _PLAIN.issuperset(vars(ga)):
+                raise _NotReplayable("a gradient is not a plain result of the traced region")
+            gassign.append((j, k, ga._dtype))
+        used = {k for k, _, _, _ in info} | {k for _, k, _ in gassign if k is not None}
+        if used != set(index.values()):
+            raise _NotReplayable("a traced tensor other than the outputs and gradients stays "
+                                 "alive (stored somewhere the function does not reach?)")
+        if node is not None and sorted(s for _, s, _, _ in info if type(s) is int) != \
+                list(range(len(grad_outs))):
+            raise _NotReplayable("gradient outputs do not match the returned tensors")
+        r = _Record()
+        r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_src, bumps
+        r.template, r.leaves, r.gassign = tpl, info, gassign
+        r.outs_meta = list(node.outs) if node is not None else None
+        r.fp, r.grads, r.tensors, r.consts_in = pre["fp"], pre["grads"], tensors, consts_in
+        r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
+                 tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
+                       for k, s, d, v in info),
+                 tuple(gassign), tuple(pre["fp"]), tuple(pre["grads"]))
+        return r
+
+    def replay(self, rec, argt, args, kwargs):
+        """Run the recorded plan on this call's arguments and reached tensors, then apply the
+        recorded effects; _MISS when the reached state differs from the record's."""
+        from .region import run_plan, region_node
+        try:
+            fp, grads, tensors = fingerprint(self.roots(args, kwargs))
+        except _NotReplayable:
+            return _MISS
+        if fp != rec.fp or grads != rec.grads:
+            return _MISS
+
+        def get(s):
+            kind, k = s
+            if kind == "a":
+                return argt[k]
+            if kind == "c":
+                return rec.consts_in[k]
+            t = tensors[k]
+            return t if kind == "w" else t._grad
+        ins = [get(s) for s in rec.in_src]
+        plan = rec.plan
+        res = run_plan(plan, [t._data for t in ins], rec.consts, [get(s)._data for s in rec.ov])
+        for s, d in rec.bumps:
+            t = get(s)
+            for _ in range(d):
+                t._bump()
+        for j, k, dtype in rec.gassign:
+            tensors[j]._grad = None if k is None else _wrap(res[k], dtype)
+        node = region_node(plan, res, ins, list(rec.outs_meta)) \
+            if rec.outs_meta is not None else None
+        outs = []
+        for k, slot, dtype, vc in rec.leaves:
+            t = _wrap(res[k], dtype)
+            if type(slot) is int:
+                t._node, t._oi = node, slot
+            elif slot is not None:
+                t._node, t._oi = slot[1], slot[2]
+            if vc:
+                t._vcount = vc
+            outs.append(t)
+        return _build(rec.template, outs)
+
+
+def fingerprint(roots):
+    """(fp, grads, tensors) of what `roots` reach: fp lists atoms by value and everything else
+    by identity (containers with their lengths, objects through their __dict__, modules whole),
+    tensors by identity, array, shape, dtype, requires_grad and grad_fn; grads is each reached
+    tensor's gradient as (shape, dtype) or None; tensors lists them in reaching order."""
+    from ..nn import Module
+    fp, grads, tensors = [], [], []
+    seen = {}
+    budget = [_BUDGET]
+    app = fp.append
+
+    def visit(x, depth):
+        t = type(x)
+        if t in _ATOMS:
+            app(t)
+            app(x)
+            return
+        i = id(x)
+        s = seen.get(i)
+        if s is not None:
+            app(s)
+            return
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise _NotReplayable("the state the function reaches is too large to check per call")
+        if isinstance(x, Tensor):
+            seen[i] = ("tensor", len(tensors))
+            tensors.append(x)
+            d = x._data
+            if type(d) is SymArray:
+                raise _NotReplayable("a traced tensor is stored where the function reaches it")
+            dd = x.__dict__
+            if x._hooks or dd.get("_post_acc_hooks") or dd.get("_compiled_grad_ready"):
+                raise _NotReplayable("a tensor the function reaches has hooks")
+            app((i, id(d), d.shape, x._dtype, x._rg, x._node, id(x._base)))
+            g = x._grad
+            grads.append(None if g is None else (g._data.shape, g._dtype))
+            return
+        seen[i] = ("obj", i)
+        if t is list or t is tuple:
+            app((t, i, len(x)))
+            if depth and len(x) <= _BIG:
+                for y in x:
+                    visit(y, depth - 1)
+            return
+        if isinstance(x, dict):
+            app((t, i, len(x)))
+            if depth and len(x) <= _BIG:
+                for k, v in x.items():
+                    app(k if type(k) in _ATOMS else id(k))
+                    visit(v, depth - 1)
+            return
+        if isinstance(x, (set, frozenset)) or isinstance(x, _OPAQUE):
+            app((t, i, len(x) if isinstance(x, (set, frozenset)) else None))
+            return
+        app((t, i))
+        d = getattr(x, "__dict__", None)
+        if d is None:
+            return
+        if isinstance(x, Module):
+            # a module whole, however deep: its attributes, parameter/buffer/child dicts
+            # (and their members), hook dicts
+            for k, v in d.items():
+                app(k)
+                visit(v, 2)
+        elif depth:
+            visit(d, depth)
+
+    for r in roots:
+        visit(r, 8)
+    return fp, grads, tensors

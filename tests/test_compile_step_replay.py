@@ -1,0 +1,301 @@
+"""compile(fn) replays: once two consecutive traces of a compiled function with the same guards
+are identical and the trace changed nothing it can reach except through the region (in-place
+writes, .grad, the return value), later calls run the recorded plan without running the
+Python. A replayed training step must equal eager step for step, or not replay at all."""
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn, optim
+import framework.nn.functional as F
+
+
+def _mlp():
+    return nn.Sequential(nn.Linear(10, 16), nn.ReLU(), nn.Linear(16, 16), nn.Tanh(),
+                         nn.Linear(16, 3))
+
+
+def _cnn(p=0.0):
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(p), nn.Linear(64, 3))
+
+
+def _eq(got, want, err_msg=""):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=err_msg)
+
+
+def _batch(s, cnn=False):
+    g = torch.Generator().manual_seed(s)
+    x = torch.randn(8, 1, 8, 8, generator=g) if cnn else torch.randn(8, 10, generator=g)
+    return x, torch.randint(0, 3, (8,), generator=g)
+
+
+def _setup(make, opt_cls=optim.AdamW, **kw):
+    torch.manual_seed(0)
+    m = make()
+    return m, opt_cls(m.parameters(), **kw)
+
+
+def _same(m1, o1, m2, o2, what=""):
+    for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
+        _eq(b.numpy(), a.numpy(), err_msg=f"{what} {k}")
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        assert (p1.grad is None) == (p2.grad is None), what
+        if p1.grad is not None:
+            _eq(p2.grad.numpy(), p1.grad.numpy(), err_msg=f"{what} grad")
+    for s1, s2 in zip(o1.state.values(), o2.state.values()):
+        for k in s1:
+            _eq(np.asarray(s2[k].numpy()), np.asarray(s1[k].numpy()), err_msg=f"{what} {k}")
+
+
+def _run_both(make, step_fn, steps=7, cnn=False, opt_cls=optim.AdamW, **kw):
+    """step_fn(model, opt, x, y) run eagerly and compiled side by side; states compared after
+    every step. Returns the compiled function."""
+    m1, o1 = _setup(make, opt_cls, **kw)
+    m2, o2 = _setup(make, opt_cls, **kw)
+    cstep = torch.compile(lambda x, y: step_fn(m2, o2, x, y))
+    for s in range(steps):
+        x, y = _batch(s, cnn)
+        torch.manual_seed(100 + s)          # (dropout: both draw the same masks)
+        l1 = step_fn(m1, o1, x, y)
+        torch.manual_seed(100 + s)
+        l2 = cstep(x, y)
+        _eq(l2.item(), l1.item(), err_msg=f"loss at step {s}")
+        _same(m1, o1, m2, o2, f"step {s}")
+    return cstep
+
+
+def _train_step(model, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def test_whole_training_step_replays_and_equals_eager():
+    c = _run_both(_mlp, _train_step, lr=1e-2)
+    # call 1 creates the optimizer state (not replayable), calls 2 and 3 trace identically
+    assert c.stats["replays"] == 4, c.stats["replay_notes"]
+    assert any("replay enabled" in n for n in c.stats["replay_notes"])
+    assert c.run_counts() and sum(c.run_counts().values()) == 7
+
+
+def test_cnn_step_with_batchnorm_buffers_replays_and_equals_eager():
+    c = _run_both(_cnn, _train_step, cnn=True, lr=1e-2)
+    assert c.stats["replays"] == 4, c.stats["replay_notes"]
+
+
+@pytest.mark.parametrize("opt_cls,kw", [(optim.SGD, dict(lr=0.1, momentum=0.9)),
+                                        (optim.Adam, dict(lr=1e-2, weight_decay=0.1)),
+                                        (optim.RMSprop, dict(lr=1e-2))])
+def test_other_optimizers(opt_cls, kw):
+    c = _run_both(_mlp, _train_step, opt_cls=opt_cls, **kw)
+    assert c.stats["replays"] >= 3, c.stats["replay_notes"]
+
+
+def test_gradient_accumulation_reads_the_previous_grads():
+    def step(model, opt, x, y):              # no zero_grad: .grad is a region input
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        return loss
+    c = _run_both(_mlp, step)
+    assert c.stats["replays"] == 4, c.stats["replay_notes"]
+
+
+def test_zero_grad_without_set_to_none_writes_grads_in_place():
+    def step(model, opt, x, y):
+        opt.zero_grad(set_to_none=False)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    c = _run_both(_mlp, step, lr=1e-2)
+    assert c.stats["replays"] >= 3, c.stats["replay_notes"]
+
+
+def test_replayed_grads_are_new_tensors_each_step():
+    m, o = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m, o, x, y))
+    kept = []
+    for s in range(6):
+        c(*_batch(s))
+        kept.append((m[0].weight.grad, m[0].weight.grad.numpy().copy()))
+    assert c.stats["replays"] == 3
+    assert len({id(g) for g, _ in kept}) == 6
+    for g, v in kept:                 # a later step never writes into an earlier .grad
+        np.testing.assert_array_equal(g.numpy(), v)
+
+
+def test_loss_returned_by_a_replay_looks_like_eager():
+    m, o = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m, o, x, y))
+    for s in range(5):
+        loss = c(*_batch(s))
+    assert c.stats["replays"] == 2
+    assert loss.requires_grad and type(loss.grad_fn).__name__ == "NllLossBackward0"
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()
+
+
+def test_changing_the_learning_rate_retraces():
+    m1, o1 = _setup(_mlp, lr=1e-2)
+    m2, o2 = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    for s in range(10):
+        if s == 6:
+            for o in (o1, o2):
+                o.param_groups[0]["lr"] = 3e-3
+        x, y = _batch(s)
+        _train_step(m1, o1, x, y)
+        c(x, y)
+        _same(m1, o1, m2, o2, f"step {s}")
+    notes = c.stats["replay_notes"]
+    assert any("replay disabled" in n for n in notes), notes
+    assert c.stats["replays"] == 3 + 2, notes       # steps 3-5, then 8-9 after two new traces
+
+
+def test_replacing_a_parameter_or_its_data_retraces():
+    m1, o1 = _setup(_mlp, optim.SGD, lr=0.1)
+    m2, o2 = _setup(_mlp, optim.SGD, lr=0.1)
+    c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    for s in range(9):
+        if s == 5:
+            for m in (m1, m2):
+                with torch.no_grad():
+                    m[0].weight.data = torch.full_like(m[0].weight, 0.01)
+        x, y = _batch(s)
+        _train_step(m1, o1, x, y)
+        c(x, y)
+        _same(m1, o1, m2, o2, f"step {s}")
+    assert any("replay disabled" in n for n in c.stats["replay_notes"])
+
+
+def test_new_batch_data_is_read_by_replays():
+    m, o = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: F.cross_entropy(m(x), y))
+    with torch.no_grad():
+        for s in range(6):
+            x, y = _batch(s)
+            _eq(c(x, y).item(), F.cross_entropy(m(x), y).item())
+    assert c.stats["replays"] == 4
+
+
+def test_closure_tensors_are_read_when_replayed():
+    m, o = _setup(_mlp, lr=1e-2)
+    x, y = _batch(0)
+
+    def step():
+        return _train_step(m, o, x, y)
+    c = torch.compile(step)
+    for s in range(6):
+        c()
+        if s == 4:
+            x.mul_(2.0)                 # written outside: the replay reads the new values
+    assert c.stats["replays"] >= 2
+    m2, o2 = _setup(_mlp, lr=1e-2)
+    x2, y2 = _batch(0)
+    for s in range(6):
+        _train_step(m2, o2, x2, y2)
+        if s == 4:
+            x2.mul_(2.0)
+    _same(m2, o2, m, o)
+
+
+LOG = []
+
+
+def test_python_side_effects_disable_replay():
+    m, o = _setup(_mlp, lr=1e-2)
+
+    def logs(x, y):
+        loss = _train_step(m, o, x, y)
+        LOG.append(loss)                    # a reached list grows: traced every call
+        return loss
+    LOG.clear()
+    c = torch.compile(logs)
+    for s in range(5):
+        c(*_batch(s))
+    assert len(LOG) == 5 and c.stats["replays"] == 0
+    assert any("changed Python state" in n for n in c.stats["replay_notes"])
+
+    printed = []
+
+    def prints(x, y):
+        loss = _train_step(m, o, x, y)
+        print("step done")
+        return loss
+    c = torch.compile(prints)
+    import builtins
+    orig = builtins.print
+    builtins.print = lambda *a, **k: printed.append(a)
+    try:
+        for s in range(4):
+            c(*_batch(s))
+    finally:
+        builtins.print = orig
+    assert len(printed) == 4 and c.stats["replays"] == 0
+    assert any("calls print" in n for n in c.stats["replay_notes"]), c.stats["replay_notes"]
+
+
+class Counter:
+    n = 0
+
+
+def test_attribute_counter_disables_replay():
+    m, o = _setup(_mlp, lr=1e-2)
+    ctr = Counter()
+
+    def step(x, y):
+        ctr.n += 1
+        return _train_step(m, o, x, y)
+    c = torch.compile(step)
+    for s in range(5):
+        c(*_batch(s))
+    assert ctr.n == 5 and c.stats["replays"] == 0
+
+
+def test_dropout_is_traced_every_call_and_equals_eager():
+    c = _run_both(lambda: _cnn(0.3), _train_step, cnn=True, lr=1e-2)
+    # random draws: every call traces, and the draws come from the same generator as eager
+    assert c.stats["replays"] == 0
+    assert any("random" in n for n in c.stats["replay_notes"])
+
+
+def test_value_read_is_not_replayed():
+    m, o = _setup(_mlp, lr=1e-2)
+
+    def step(x, y):
+        loss = _train_step(m, o, x, y)
+        return loss.item()
+    c = torch.compile(step)
+    vals = [c(*_batch(s)) for s in range(5)]
+    assert c.stats["replays"] == 0 and isinstance(vals[-1], float)
+
+
+def test_helper_function_state_is_watched():
+    m, o = _setup(_mlp, lr=1e-2)
+    m2, o2 = _setup(_mlp, lr=1e-2)
+
+    def helper(x, y):               # the model and optimizer reached only through a helper
+        return _train_step(m, o, x, y)
+
+    def step(x, y):
+        return helper(x, y)
+    c = torch.compile(step)
+    for s in range(7):
+        if s == 5:
+            o.param_groups[0]["lr"] = o2.param_groups[0]["lr"] = 0.5
+        x, y = _batch(s)
+        c(x, y)
+        _train_step(m2, o2, x, y)
+    _same(m2, o2, m, o)
+    assert c.stats["replays"] >= 2
+
+
+def test_report_counts_replays():
+    m, o = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m, o, x, y))
+    for s in range(5):
+        c(*_batch(s))
+    assert "replays=2" in c.report()
