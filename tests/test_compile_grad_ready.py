@@ -58,7 +58,7 @@ def test_on_output_once_per_output_in_schedule_order_with_final_values():
     assert order.index(2) < order.index(0)             # exp before tanh of the matmul
     # the generated source says why, and cached programs from before have another key
     assert "on_output(" in prog.source and "tell the caller" in prog.source
-    assert numpy_gen.VERSION == "numpy-gen-2"
+    assert numpy_gen.VERSION != "numpy-gen-1"         # (2 added on_output; later ones keep it)
 
 
 def test_memory_plan_marks_returned_values_stable():

@@ -352,3 +352,43 @@ def test_donated_output_is_written_into_its_input_only_when_safe():
     r2 = prog2.run([xb, wa], [])
     assert r2[0] is not xb and not prog2.memory.donated
     np.testing.assert_array_equal(r2[0], ref)
+
+
+def _special(rng, shape, d):
+    """Random floats with NaN, +-inf, +-0.0 sprinkled in (bit-level where must keep them)."""
+    x = (rng.standard_normal(shape) * 3).astype(d)
+    flat = x.reshape(-1)
+    for k, v in enumerate([np.nan, np.inf, -np.inf, 0.0, -0.0]):
+        flat[k::11] = v
+    return x
+
+
+@pytest.mark.parametrize("d", [dt.float32, dt.float64])
+def test_large_where_is_bitwise_exact(d):
+    """where over large float arrays runs as integer bit operations (numpy_gen
+    _bitwise_where): every form (array/scalar/FloatParam operands, +-0.0 constants, a
+    broadcast condition, in place over either operand) equals np.where bit for bit."""
+    shape = (8, 16, 64)             # >= numpy_gen._BITWISE_WHERE_MIN elements
+    g, (x, y, c, cb) = _g((shape, d), (shape, d), (shape, dt.bool_), ((16, 1), dt.bool_))
+    outs = [g.call("where", c, x, y),
+            g.call("where", c, 0.0, y),           # relu backward form: y & (c - 1)
+            g.call("where", c, x, 0.0),           # x & -c
+            g.call("where", c, -0.0, y),          # -0.0 is not all-zero bits
+            g.call("where", c, x, 2.5),           # a FloatParam read at run time
+            g.call("where", cb, x, y),            # broadcast condition
+            g.call("where", g.call("le", x, 0.0), 0.0, x),              # relu, in place
+            g.call("where", c, g.call("exp", x), g.call("neg", y))]    # over fresh operands
+    g.set_outputs(outs)
+    prog, _ = compile_graph(g)
+    assert "np.bitwise_and(" in prog.source and "np.bitwise_xor(" in prog.source
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        ins = [_special(rng, shape, d.np), _special(rng, shape, d.np),
+               rng.integers(0, 2, shape).astype(bool), rng.integers(0, 2, (16, 1)).astype(bool)]
+        with np.errstate(all="ignore"):
+            ref = g.run(*ins)
+            got = prog.run([a.copy() for a in ins], g.float_consts())
+        ib = np.int32 if d is dt.float32 else np.int64
+        for a, b in zip(ref, got):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(np.asarray(a).view(ib), np.asarray(b).view(ib))

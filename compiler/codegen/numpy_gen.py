@@ -31,7 +31,8 @@ from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
 
-VERSION = "numpy-gen-2"      # 2: program(..., on_output=None) callbacks
+VERSION = "numpy-gen-3"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+#                              bitwise where, fresh-slot views bound once
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -217,6 +218,10 @@ def _choose(n):
         return _Node("out", ("matmul", a, b))
     if op == "full" and not isinstance(n.attrs.get("value"), Value):
         return _Node("out", ("fill", n.attrs["value"]))
+    if op == "reshape" and isinstance(n.inputs[0], Value):
+        # x.reshape: a view when the strides allow, else a copy (what the lowering returns);
+        # "alias" because it may be either
+        return _Node("alias", ("reshape", n.inputs[0], tuple(out.shape)))
     if op == "permute":
         return _Node("view", ("permute", n.inputs[0], tuple(n.attrs["dims"])))
     if op == "expand":
@@ -231,6 +236,7 @@ class _Writer:
         self.names = {}
         self.used = {"np", "consts", "inputs", "AVal", "REGISTRY", "program", "make"}
         self.setup = []             # lines of make() before the program
+        self.scratch = {}           # (shape, int dtype) -> scratch buffer names (bitwise where)
         self.inputs = graph.inputs
         for k, v in enumerate(graph.inputs):
             self.bind(v, f"in{k}")
@@ -260,7 +266,8 @@ def _view_index(slot, v):
 
 
 def _slot_expr(w, plan, fresh_made, body):
-    """Expression for the buffer w is written into (allocating a fresh slot on first use)."""
+    """Expression for the buffer w is written into (allocating a fresh slot on first use; each
+    shape's view of a fresh slot is bound to a local name once per call)."""
     s = plan.slot_of[id(w)]
     n = 1
     for d in w.shape:
@@ -268,10 +275,16 @@ def _slot_expr(w, plan, fresh_made, body):
     if not s.fresh:
         return f"_b{s.id}_{_view_index(s, w)}"
     if s.id not in fresh_made:
-        fresh_made.add(s.id)
+        fresh_made[s.id] = {}
         body.append(f"_s{s.id} = np.empty({s.size}, {_np_dtype(s.dtype)})")
-    view = f"_s{s.id}" if n == s.size else f"_s{s.id}[:{n}]"
-    return f"{view}.reshape({lit(tuple(w.shape))})"
+    views = fresh_made[s.id]
+    shape = tuple(w.shape)
+    name = views.get(shape)
+    if name is None:
+        name = views[shape] = f"_f{s.id}_{len(views)}"
+        view = f"_s{s.id}" if n == s.size else f"_s{s.id}[:{n}]"
+        body.append(f"{name} = {view}.reshape({lit(shape)})")
+    return name
 
 
 def _donations(graph, donate):
@@ -326,7 +339,7 @@ def generate(graph, partition, sched, donate=()):
     if graph.inputs:
         body.append(", ".join(w.names[id(v)] for v in graph.inputs) +
                     (", = inputs" if len(graph.inputs) == 1 else " = inputs"))
-    fresh_made = set()
+    fresh_made = {}
     lowered = {}
     early = _early_outputs(graph, plan)
     late = [k for k, o in enumerate(graph.outputs) if not (isinstance(o, Value) and
@@ -374,6 +387,10 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
         return
     out = n.outputs[0]
     what = d.emit[0]
+    if what == "reshape":
+        x = w.arg(d.emit[1])
+        body.append(f"{w.bind(out)} = {x}.reshape({lit(d.emit[2])})")
+        return
     if d.mode == "view":
         x = w.arg(d.emit[1])
         name = w.bind(out)
@@ -421,6 +438,8 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
             return isinstance(v, Value) and (v is dst or
                                              (slot is not None and plan.slot_of.get(id(v)) is slot))
         body.append(f"{name} = {buf}")
+        if _bitwise_where(out, c, x, y, name, w, setup, body):
+            return
         if same(y):                                                         # in place over y
             body.append(f"np.copyto({name}, {w.arg(x)}, casting='unsafe', where={w.arg(c)})")
         elif same(x):                                                       # in place over x
@@ -431,6 +450,58 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
             body.append(f"np.copyto({name}, {w.arg(x)}, casting='unsafe', where={w.arg(c)})")
     else:                                       # pragma: no cover - _choose is exhaustive
         raise CodegenError(f"numpy codegen: no emitter {what!r} for {n.op}")
+
+
+_BITS = {"float32": "int32", "float64": "int64"}
+_BITWISE_WHERE_MIN = 4096       # below this, np.copyto(where=) costs less than five ufunc calls
+
+
+def _bitwise_where(out, c, x, y, name, w, setup, body):
+    """where(c, x, y) for large float32/float64 outputs as integer bit operations on the same
+    bits: out = y ^ ((x ^ y) & -c) (or x & -c, y & (c - 1) when the other side is +0.0).
+    NumPy's masked copy (copyto where=) is several times slower than these contiguous loops;
+    the result is bit-identical (NaN payloads, signed zeros and infinities included)."""
+    ib = _BITS.get(out.dtype.name)
+    numel = 1
+    for d in out.shape:
+        numel *= d
+    if ib is None or numel < _BITWISE_WHERE_MIN:
+        return False
+    npd = out.dtype.np
+
+    def bits(v):            # (source of the operand's integer view, literal bit value or None)
+        if isinstance(v, Value):
+            return (f"{w.arg(v)}.view(np.{ib})", None) if v.dtype is out.dtype else None
+        if type(v).__name__ == "FloatParam":
+            return f"np.array({w.arg(v)}, np.{npd.name}).view(np.{ib})", None
+        if isinstance(v, bool) or isinstance(v, float) or (type(v) is int and abs(v) < 2 ** 24):
+            b = int(np.array(v, npd).view(getattr(np, ib))[()])
+            return f"np.{ib}({b})", b
+        return None
+    bx, by = bits(x), bits(y)
+    if bx is None or by is None:
+        return False
+    key = (tuple(out.shape), ib)
+    sc = w.scratch.get(key)
+    if sc is None:
+        sc = w.scratch[key] = f"_wm{len(w.scratch)}", f"_wt{len(w.scratch)}"
+        for nm in sc:
+            setup.append(f"    {nm} = np.empty({lit(tuple(out.shape))}, np.{ib})   # where scratch")
+    m, t = sc
+    oi = f"{name}.view(np.{ib})"
+    body.append(f"np.copyto({m}, {w.arg(c)})")
+    if bx[1] == 0:                          # where(c, +0.0, y) = y & (c - 1)
+        body.append(f"np.subtract({m}, 1, out={m})")
+        body.append(f"np.bitwise_and({by[0]}, {m}, out={oi})")
+        return True
+    body.append(f"np.negative({m}, out={m})")
+    if by[1] == 0:                          # where(c, x, +0.0) = x & -c
+        body.append(f"np.bitwise_and({bx[0]}, {m}, out={oi})")
+        return True
+    body.append(f"np.bitwise_xor({bx[0]}, {by[0]}, out={t})")
+    body.append(f"np.bitwise_and({t}, {m}, out={t})")
+    body.append(f"np.bitwise_xor({by[0]}, {t}, out={oi})")
+    return True
 
 
 def _emit_lowering(n, w, body, setup, lowered):
