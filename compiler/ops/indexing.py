@@ -123,13 +123,49 @@ def _gs_check(op, x, index, dim, src=None):
 
 
 def _full_index(op, x, index, dim):
+    _full_index_check(op, x, index, dim)
+    grids = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index
+    return tuple(grids)
+
+
+_BASE = {}      # (x shape, index shape, dim) -> flat offsets of every index position but dim's
+
+
+def _flat_index(op, x, index, dim):
+    """Positions in x.reshape(-1) (C order) that gather/scatter with `index` along `dim` read or
+    write, as one int array of index's shape: the same elements _full_index selects, computed as
+    base + index * stride, so a 1-D take / fancy assignment replaces N-D advanced indexing (many
+    times cheaper for small rows, e.g. pooling windows)."""
+    _full_index_check(op, x, index, dim)
+    key = (x.shape, index.shape, dim)
+    hit = _BASE.get(key)
+    if hit is None:
+        strides = [1] * x.ndim
+        for k in range(x.ndim - 2, -1, -1):
+            strides[k] = strides[k + 1] * x.shape[k + 1]
+        base = np.zeros(index.shape, np.intp)
+        for k, n in enumerate(index.shape):
+            if k != dim and n > 1:
+                shp = [1] * index.ndim
+                shp[k] = n
+                base += (np.arange(n, dtype=np.intp) * strides[k]).reshape(shp)
+        base.setflags(write=False)
+        if len(_BASE) > 256:
+            _BASE.clear()
+        hit = _BASE[key] = (base, strides[dim])
+    base, stride = hit
+    i = index.astype(np.intp, copy=False)
+    if stride != 1:
+        i = i * stride
+    return np.add(i, base)
+
+
+def _full_index_check(op, x, index, dim):
     size = x.shape[dim] if x.ndim else 1
     if index.size and (index.max() >= size or index.min() < 0):
         bad = index.max() if index.max() >= size else index.min()
         raise RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {size}")
-    grids = list(np.indices(index.shape, sparse=True))
-    grids[dim] = index
-    return tuple(grids)
 
 
 def _gather_meta(x, index, dim):
@@ -140,7 +176,7 @@ def _gather_meta(x, index, dim):
 def _gather_np(out, x, index, dim):
     if x.ndim == 0:
         return x.reshape(index.shape).copy()
-    return x[_full_index("gather", x, index, dim)]
+    return np.take(x.reshape(-1), _flat_index("gather", x, index, dim))
 
 
 def _vjp_gather(b, g, x, index, out=None, dim=0):
@@ -162,9 +198,20 @@ def _scatter_np(out, x, index, src, dim, reduce=None):
     r = x.copy()
     if x.ndim == 0:
         return r
-    t = _full_index("scatter", x, index, dim)
     if type(src) is np.ndarray:
         src = src[tuple(slice(0, s) for s in index.shape)].astype(r.dtype, copy=False)
+    if reduce in (None, "add", "sum") and index.shape[dim] == 1:
+        # one index per row along dim: every target is distinct, so a 1-D fancy assignment
+        # into the flat copy does what the N-D scatter (and ufunc.at) does
+        lin = _flat_index("scatter", x, index, dim).reshape(-1)
+        rf = r.reshape(-1)              # r is a fresh C-contiguous copy: a view
+        v = src.reshape(-1) if type(src) is np.ndarray else src
+        if reduce is None:
+            rf[lin] = v
+        else:
+            rf[lin] += v
+        return r
+    t = _full_index("scatter", x, index, dim)
     if reduce is None:
         r[t] = src
     elif reduce in ("add", "sum"):
