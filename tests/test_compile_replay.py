@@ -106,18 +106,40 @@ def test_digits_cnn_without_dropout_replays_with_batchnorm_stats_equal_eager():
     _same_state(m1, m2)
 
 
-def test_dropout_in_train_mode_is_traced_every_call_and_equals_eager():
-    m1, m2, cm = _train(DigitsCNN, steps=4)
+def test_dropout_in_train_mode_replays_drawing_masks_as_eager():
+    m1, m2, cm = _train(DigitsCNN, steps=6)
     st = cm._compiled.stats
-    assert st["replays"] == 0
-    assert st["replay_notes"] == ["not replayable: random numbers drawn (training=True, "
+    assert st["replays"] == 4, st["replay_notes"]       # masks drawn again, equal to eager's
+    assert st["replay_notes"] == ["replay enabled: two identical traces (training=True, "
                                   "grad_mode=True)"]
     for m in (m1, m2):
-        m.eval()                  # eval: dropout is the identity, replays start
+        m.eval()                  # eval: dropout is the identity, its own entry
     x = _x(m1)
     for _ in range(3):
         np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
-    assert st["replays"] == 1
+    assert st["replays"] == 5
+
+
+def test_other_random_draws_in_forward_are_traced_every_call():
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(10, 3)
+
+        def forward(self, x):
+            return self.lin(x + torch.randn(x.shape))
+    m1, m2 = _pair(Noisy)
+    cm = torch.compile(m2)
+    for s in range(4):
+        x = _x(m1, seed=s)
+        torch.manual_seed(s)
+        a = m1(x)
+        torch.manual_seed(s)
+        _eq(cm(x).detach().numpy(), a.detach().numpy())
+    st = cm._compiled.stats
+    assert st["replays"] == 0
+    assert st["replay_notes"] == ["not replayable: random numbers drawn other than dropout "
+                                  "masks (training=True, grad_mode=True)"]
 
 
 def test_shape_change_uses_its_own_entry():

@@ -255,11 +255,42 @@ def test_attribute_counter_disables_replay():
     assert ctr.n == 5 and c.stats["replays"] == 0
 
 
-def test_dropout_is_traced_every_call_and_equals_eager():
+def test_dropout_masks_are_drawn_again_by_replays_as_eager_draws_them():
     c = _run_both(lambda: _cnn(0.3), _train_step, cnn=True, lr=1e-2)
-    # random draws: every call traces, and the draws come from the same generator as eager
+    assert c.stats["replays"] == 4, c.stats["replay_notes"]
+    # without reseeding: the replays advance the global generator exactly as eager steps do
+    m1, o1 = _setup(lambda: _cnn(0.5), lr=1e-2)
+    m2, o2 = _setup(lambda: _cnn(0.5), lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    torch.manual_seed(5)
+    for s in range(6):
+        c(*_batch(s, True))
+    after_compiled = torch.rand(3)
+    torch.manual_seed(5)
+    for s in range(6):
+        _train_step(m1, o1, *_batch(s, True))
+    _eq(after_compiled.numpy(), torch.rand(3).numpy())
+    _same(m1, o1, m2, o2)
+    assert c.stats["replays"] == 3
+
+
+def test_other_random_draws_are_not_replayed():
+    m, o = _setup(_mlp, lr=1e-2)
+
+    def noisy(x, y):
+        return _train_step(m, o, x + 0.01 * torch.randn(x.shape), y)
+    c = torch.compile(noisy)
+    m2, o2 = _setup(_mlp, lr=1e-2)
+    for s in range(5):
+        x, y = _batch(s)
+        torch.manual_seed(s)
+        c(x, y)
+        torch.manual_seed(s)
+        _train_step(m2, o2, x + 0.01 * torch.randn(x.shape), y)
+    _same(m2, o2, m, o)
     assert c.stats["replays"] == 0
-    assert any("random" in n for n in c.stats["replay_notes"])
+    assert any("random numbers drawn other than dropout" in n
+               for n in c.stats["replay_notes"]), c.stats["replay_notes"]
 
 
 def test_value_read_is_not_replayed():

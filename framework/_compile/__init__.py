@@ -8,7 +8,9 @@
 Every call traces the function lazily (see lazy.py) and looks its regions up in the compiled
 program cache, keyed by graph structure, input shapes/dtypes, requires_grad and grad mode, so
 a change of any of those compiles anew ("recompile", logged with the guard that changed) while
-a change of values does not.
+a change of values does not. Once two consecutive traces with the same guards agree, later
+calls may replay the recorded program without running the Python at all (replay.py says when:
+compiled modules and whole training-step functions; stats['replays'], stats['replay_notes']).
 
 Guards: per tensor argument (nested lists/tuples/dicts included) its shape, dtype, device and
 requires_grad; int/bool/str/None arguments by value (Python control flow may read them; float
@@ -44,7 +46,7 @@ from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
 from .region import register_compiled_grad_ready  # noqa: F401
 from .replay import (_MISS, _NotReplayable, _Entry, _Record, _modules_of, _module_state,
-                     _before_trace, _output_leaves, _build, FunctionReplay)
+                     _before_trace, _output_leaves, _build, _check_draws, FunctionReplay)
 
 cache_size_limit = 8
 _BACKENDS = ("numpy", "eager", "triton", "interpret")
@@ -246,7 +248,9 @@ class CompiledFunction:
                              "buffer, .data, attribute, submodule or hook)")
             return _MISS
         ts = rec.tensors
-        in_tensors = [argt[k] if is_arg else ts[k] for is_arg, k in rec.in_src]
+        drawn = [_dispatch_wrap(rc(), dtype) for rc, dtype in rec.recipes]  # in trace order
+        in_tensors = [argt[k] if is_arg is True else ts[k] if is_arg is False else drawn[k]
+                      for is_arg, k in rec.in_src]
         plan = rec.plan
         res = run_plan(plan, [t._data for t in in_tensors], rec.consts,
                        [ts[j]._data for j in rec.ov])
@@ -377,8 +381,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     if tracer.concrete_reads:
         raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
                              "tolist(), numpy(), a data-dependent shape)")
-    if gen._rng is not pre["rng"] or gen._rng.bit_generator.state != pre["rng_state"]:
-        raise _NotReplayable("random numbers drawn")
+    _check_draws(tracer, pre)
     mods, tensors = pre["mods"], pre["tensors"]
     if _module_state(mods, tensors) != pre["state"]:
         what = "a parameter, buffer or submodule"
@@ -394,6 +397,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     arrpos = {id(t._data): (True, k, t) for k, t in argt.items()}
     arrpos.update((id(t._data), (False, j, t)) for j, t in enumerate(tensors))
     grad_in = set(plan.grad_inputs)
+    drawn = {id(a): k for k, (a, _, _) in enumerate(tracer.draws)}
     in_src = []
     for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
         k = argpos.get(id(t))
@@ -411,6 +415,10 @@ def _replay_record(tracer, pre, argt, leaves, broke):
         if e is not None and not t.requires_grad and i not in grad_in and \
                 e[2]._dtype is t._dtype:
             in_src.append(e[:2])
+            continue
+        k = drawn.get(id(a))
+        if k is not None and i not in grad_in:        # a dropout mask: drawn again
+            in_src.append(("r", k))
             continue
         raise _NotReplayable("a traced input is neither an argument nor a parameter/buffer (a "
                              "tensor made in forward, a random draw, a .data alias)")
@@ -454,8 +462,10 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     r.template, r.leaves = tpl, info
     r.outs_meta = list(node.outs) if node is not None else None
     r.mods, r.tensors, r.state = mods, tensors, pre["state"]
+    r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
     r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
-             tuple(info), tuple(pre["state"]))
+             tuple(info), tuple(pre["state"]),
+             tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
     return r
 
 
@@ -498,10 +508,11 @@ def _optimized_module_class():
         Replays: a call normally re-runs forward under the tracer. Once two consecutive traces
         with the same guards (argument shapes/dtypes/devices/requires_grad, grad mode, train
         mode; with dynamic=True also the exact shapes) are identical, and the trace was
-        replayable -- one region and no graph break; every graph input an argument tensor or a
-        parameter/buffer of the module; in-place writes only to buffers (BatchNorm statistics);
-        outputs tensors (in tuples/lists/dicts) computed by the region and nothing else of the
-        region kept alive; the default generator untouched (no dropout/random draws); no
+        replayable -- one region and no graph break; every graph input an argument tensor, a
+        parameter/buffer of the module or a dropout mask; in-place writes only to buffers
+        (BatchNorm statistics); outputs tensors (in tuples/lists/dicts) computed by the region
+        and nothing else of the region kept alive; the default generator advanced only by
+        dropout masks (a replay draws them again, in order, so it advances it as eager does); no
         forward/backward hooks; Python read no tensor value (item(), bool(), ...); no module
         attribute, parameter, buffer or submodule changed by forward -- later calls with those
         guards run the recorded program directly (stats['replays'], notes in

@@ -151,7 +151,13 @@ class Tracer:
         self.owner = owner              # the CompiledFunction (introspection, cache, logs)
         self.fullgraph = fullgraph
         self.regions_run = 0
+        self.draws = []                 # [(array, dtype, recipe)]: draws a replay repeats
         self._new_region()
+
+    def note_draw(self, arr, dtype, recipe):
+        """A random array drawn while tracing (a dropout mask) and how to draw it again: a
+        replay calls recipe() in trace order, so the generator advances as in eager."""
+        self.draws.append((arr, dtype, recipe))
 
     def read_value(self, t):
         """Tensor.item()/bool()/tolist()/numpy()/__array__/__index__ while tracing. A symbolic

@@ -245,8 +245,7 @@ class FunctionReplay:
         if tracer.concrete_reads:
             raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
                                  "tolist(), numpy(), a data-dependent shape)")
-        if gen._rng is not pre["rng"] or gen._rng.bit_generator.state != pre["rng_state"]:
-            raise _NotReplayable("random numbers drawn")
+        _check_draws(tracer, pre)
         fp, grads, tensors = fingerprint(self.roots(args, kwargs))
         if fp != pre["fp"]:
             raise _NotReplayable("the call changed Python state the function reaches (an "
@@ -272,6 +271,7 @@ class FunctionReplay:
             if g is not None:
                 arrs.setdefault(id(g._data), (("g", j), g))
         grad_in = set(plan.grad_inputs)
+        drawn = {id(a): k for k, (a, _, _) in enumerate(tracer.draws)}
         in_src, consts_in = [], []
         for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
             s = src.get(id(t))
@@ -291,6 +291,10 @@ class FunctionReplay:
                 continue
             if t._node is not None:
                 raise _NotReplayable("a traced input carries eager autograd history")
+            k = drawn.get(id(a))
+            if k is not None:
+                in_src.append(("r", k))
+                continue
             in_src.append(("c", len(consts_in)))
             ct = _wrap(a, t._dtype)
             consts_in.append(ct)
@@ -366,10 +370,12 @@ class FunctionReplay:
         r.template, r.leaves, r.gassign = tpl, info, gassign
         r.outs_meta = list(node.outs) if node is not None else None
         r.fp, r.grads, r.tensors, r.consts_in = pre["fp"], pre["grads"], tensors, consts_in
+        r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
         r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
                  tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
                        for k, s, d, v in info),
-                 tuple(gassign), tuple(pre["fp"]), tuple(pre["grads"]))
+                 tuple(gassign), tuple(pre["fp"]), tuple(pre["grads"]),
+                 tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
         return r
 
     def replay(self, rec, argt, args, kwargs):
@@ -383,12 +389,16 @@ class FunctionReplay:
         if fp != rec.fp or grads != rec.grads:
             return _MISS
 
+        drawn = [_wrap(rc(), dtype) for rc, dtype in rec.recipes]   # as eager would, in order
+
         def get(s):
             kind, k = s
             if kind == "a":
                 return argt[k]
             if kind == "c":
                 return rec.consts_in[k]
+            if kind == "r":
+                return drawn[k]
             t = tensors[k]
             return t if kind == "w" else t._grad
         ins = [get(s) for s in rec.in_src]
@@ -413,6 +423,30 @@ class FunctionReplay:
                 t._vcount = vc
             outs.append(t)
         return _build(rec.template, outs)
+
+
+def _check_draws(tracer, pre):
+    """The generator advanced exactly by the draws the trace noted (dropout masks), which a
+    replay repeats: drawing them again from the pre-trace state must reach the same state and
+    the same arrays. Anything else drawn (torch.rand in the function) is not replayable."""
+    from ..creation import default_generator as gen
+    rng = gen._rng
+    if rng is not pre["rng"]:
+        raise _NotReplayable("the default generator was reseeded")
+    after = rng.bit_generator.state
+    if not tracer.draws:
+        if after != pre["rng_state"]:
+            raise _NotReplayable("random numbers drawn other than dropout masks")
+        return
+    rng.bit_generator.state = pre["rng_state"]
+    try:
+        again = [rc() for _, _, rc in tracer.draws]
+        ok = rng.bit_generator.state == after and all(
+            np.array_equal(a, b) for (a, _, _), b in zip(tracer.draws, again))
+    finally:
+        rng.bit_generator.state = after
+    if not ok:
+        raise _NotReplayable("random numbers drawn other than dropout masks")
 
 
 def fingerprint(roots):

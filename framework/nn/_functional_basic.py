@@ -347,6 +347,8 @@ def _check_p(p):
 def _bernoulli_mask(shape, keep, dtype):
     m = C.empty(tuple(shape), dtype=dtype)
     C.bernoulli_(m, keep)
+    if STATE.tracer is not None:      # a compiled replay draws the mask again the same way
+        STATE.tracer.note_draw(m._data, dtype, lambda: _bernoulli_mask(shape, keep, dtype)._data)
     return m
 
 
