@@ -232,7 +232,8 @@ class CompiledFunction:
             self._replays[rkey] = _Entry(None, reason)
             return
         e = _Entry(rec, None)
-        e.enabled = prev is not None and prev.rec is not None and prev.rec.sig == rec.sig
+        e.enabled = prev is not None and prev.rec is not None and prev.rec.sig == rec.sig \
+            and (getattr(rec, "walk", None) is None or rec.walk.same(prev.rec.walk))
         if e.enabled:
             self._note(rkey, "replay enabled: two identical traces")
         self._replays[rkey] = e

@@ -14,6 +14,7 @@ traced it, once two consecutive traces with the same guards came out identical.
 """
 import sys
 import types
+from operator import is_
 
 import numpy as np
 
@@ -214,7 +215,7 @@ class FunctionReplay:
                     if id(v) not in seen:
                         seen.add(id(v))
                         todo.append(v)
-                    roots.append(id(v))
+                    roots.append(v)             # (its identity: opaque to walk)
                 else:
                     roots.append(v)
         return roots
@@ -222,10 +223,10 @@ class FunctionReplay:
     def before(self, args, kwargs):
         """The state a trace starts from (raises _NotReplayable when it cannot be watched)."""
         from ..creation import default_generator as gen
-        roots = self.roots(args, kwargs)
-        fp, grads, tensors = fingerprint(roots)
+        w = walk(self.roots(args, kwargs))
+        tensors = w.tensors
         argts = [a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor)]
-        return dict(roots=roots, fp=fp, grads=grads, tensors=tensors,
+        return dict(walk=w, tensors=tensors,
                     grad_objs=[t._grad for t in tensors],
                     versions=[t._version for t in tensors],
                     grad_versions=[t._grad._version if t._grad is not None else 0
@@ -246,8 +247,9 @@ class FunctionReplay:
             raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
                                  "tolist(), numpy(), a data-dependent shape)")
         _check_draws(tracer, pre)
-        fp, grads, tensors = fingerprint(self.roots(args, kwargs))
-        if fp != pre["fp"]:
+        after = walk(self.roots(args, kwargs))
+        tensors = pre["tensors"]
+        if not _no_grads(after).same(_no_grads(pre["walk"])):     # (.grad may change)
             raise _NotReplayable("the call changed Python state the function reaches (an "
                                  "attribute, a container, a global, optimizer state)")
         plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node = tracer.last_run
@@ -369,12 +371,12 @@ class FunctionReplay:
         r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_src, bumps
         r.template, r.leaves, r.gassign = tpl, info, gassign
         r.outs_meta = list(node.outs) if node is not None else None
-        r.fp, r.grads, r.tensors, r.consts_in = pre["fp"], pre["grads"], tensors, consts_in
+        r.walk, r.tensors, r.consts_in = pre["walk"], tensors, consts_in
         r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
         r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
                  tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
                        for k, s, d, v in info),
-                 tuple(gassign), tuple(pre["fp"]), tuple(pre["grads"]),
+                 tuple(gassign),
                  tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
         return r
 
@@ -383,11 +385,12 @@ class FunctionReplay:
         recorded effects; _MISS when the reached state differs from the record's."""
         from .region import run_plan, region_node
         try:
-            fp, grads, tensors = fingerprint(self.roots(args, kwargs))
+            roots = self.roots(args, kwargs)
         except _NotReplayable:
             return _MISS
-        if fp != rec.fp or grads != rec.grads:
+        if not rec.walk.holds(roots):
             return _MISS
+        tensors = rec.tensors
 
         drawn = [_wrap(rc(), dtype) for rc, dtype in rec.recipes]   # as eager would, in order
 
@@ -425,6 +428,13 @@ class FunctionReplay:
         return _build(rec.template, outs)
 
 
+def _no_grads(w):
+    """w without its gradient pattern (a trace may set .grad: that is a recorded effect)."""
+    c = Walk()
+    c.objs, c.grads = w.objs, None
+    return c
+
+
 def _check_draws(tracer, pre):
     """The generator advanced exactly by the draws the trace noted (dropout masks), which a
     replay repeats: drawing them again from the pre-trace state must reach the same state and
@@ -449,69 +459,111 @@ def _check_draws(tracer, pre):
         raise _NotReplayable("random numbers drawn other than dropout masks")
 
 
-def fingerprint(roots):
-    """(fp, grads, tensors) of what `roots` reach: fp lists atoms by value and everything else
-    by identity (containers with their lengths, objects through their __dict__, modules whole),
-    tensors by identity, array, shape, dtype, requires_grad and grad_fn; grads is each reached
-    tensor's gradient as (shape, dtype) or None; tensors lists them in reaching order."""
+class Walk:
+    """What `roots` reach, for replay guards. objs lists every visited object in order (atoms,
+    containers, tensors); checks lists per container what it held ((container, keys, values)
+    with keys None for lists, tuples and object __dict__s), per tensor its identity-defining
+    attributes; grads is each reached tensor's gradient as (shape, dtype) or None; tensors lists
+    the reached tensors in order. Everything compares by identity, and the walk keeps the
+    objects alive, so an id can never be reused by a different object meanwhile."""
+    __slots__ = ("roots", "objs", "checks", "empty", "tchecks", "grads", "tensors")
+
+    def same(self, other):
+        """Did two walks see the same objects in the same places (and gradient pattern)?"""
+        a, b = self.objs, other.objs
+        return len(a) == len(b) and all(map(is_, a, b)) and self.grads == other.grads
+
+    def holds(self, roots):
+        """Does the state the walk saw still hold (cheap: no new walk)? Containers are checked
+        member by member, so a change anywhere in the reached structure is seen."""
+        if len(roots) != len(self.roots) or not all(map(is_, roots, self.roots)):
+            return False
+        if any(map(len, self.empty)):       # (most of a module's hook dicts)
+            return False
+        for c, keys, vals in self.checks:
+            if len(c) != len(vals):
+                return False
+            if keys is None:
+                if not all(map(is_, c, vals)):
+                    return False
+            elif not (all(map(is_, c.values(), vals)) and all(map(is_, c, keys))):
+                return False
+        for t, sig in self.tchecks:
+            if not all(map(is_, _tensor_sig(t), sig)):
+                return False
+        return _grads(self.tensors) == self.grads
+
+
+def _tensor_sig(t):
+    dd = t.__dict__
+    return (t._data, t._dtype, t._node, t._rg, t._base, t._hooks, dd.get("_post_acc_hooks"),
+            dd.get("_compiled_grad_ready"))
+
+
+def _grads(tensors):
+    out = []
+    for t in tensors:
+        g = t._grad
+        out.append(None if g is None else (g._data.shape, g._dtype))
+    return out
+
+
+def walk(roots):
+    """Walk what `roots` reach (see Walk): atoms as leaves, lists/tuples/dicts (up to _BIG
+    members) and object __dict__s to depth 8, modules whole, tensors as leaves."""
     from ..nn import Module
-    fp, grads, tensors = [], [], []
-    seen = {}
+    objs, checks, tchecks, tensors = [], [], [], []
+    seen = set()
     budget = [_BUDGET]
-    app = fp.append
+    app = objs.append
 
     def visit(x, depth):
+        app(x)
         t = type(x)
         if t in _ATOMS:
-            app(t)
-            app(x)
             return
         i = id(x)
-        s = seen.get(i)
-        if s is not None:
-            app(s)
+        if i in seen:
             return
+        seen.add(i)
         budget[0] -= 1
         if budget[0] < 0:
             raise _NotReplayable("the state the function reaches is too large to check per call")
         if isinstance(x, Tensor):
-            seen[i] = ("tensor", len(tensors))
-            tensors.append(x)
-            d = x._data
-            if type(d) is SymArray:
+            if type(x._data) is SymArray:
                 raise _NotReplayable("a traced tensor is stored where the function reaches it")
-            dd = x.__dict__
-            if x._hooks or dd.get("_post_acc_hooks") or dd.get("_compiled_grad_ready"):
+            sig = _tensor_sig(x)
+            if sig[5] or sig[6] or sig[7]:
                 raise _NotReplayable("a tensor the function reaches has hooks")
-            app((i, id(d), d.shape, x._dtype, x._rg, x._node, id(x._base)))
-            g = x._grad
-            grads.append(None if g is None else (g._data.shape, g._dtype))
+            tensors.append(x)
+            tchecks.append((x, sig))
             return
-        seen[i] = ("obj", i)
         if t is list or t is tuple:
-            app((t, i, len(x)))
             if depth and len(x) <= _BIG:
-                for y in x:
+                vals = list(x)
+                checks.append((x, None, vals))
+                for y in vals:
                     visit(y, depth - 1)
             return
         if isinstance(x, dict):
-            app((t, i, len(x)))
             if depth and len(x) <= _BIG:
-                for k, v in x.items():
-                    app(k if type(k) in _ATOMS else id(k))
+                keys, vals = list(x), list(x.values())
+                checks.append((x, keys, vals))
+                for k, v in zip(keys, vals):
+                    app(k)
                     visit(v, depth - 1)
             return
         if isinstance(x, (set, frozenset)) or isinstance(x, _OPAQUE):
-            app((t, i, len(x) if isinstance(x, (set, frozenset)) else None))
             return
-        app((t, i))
         d = getattr(x, "__dict__", None)
         if d is None:
             return
         if isinstance(x, Module):
-            # a module whole, however deep: its attributes, parameter/buffer/child dicts
-            # (and their members), hook dicts
-            for k, v in d.items():
+            # a module whole, however deep: its attributes, its parameter/buffer/child dicts
+            # (and their members), its hook dicts
+            keys, vals = list(d), list(d.values())
+            checks.append((d, keys, vals))
+            for k, v in zip(keys, vals):
                 app(k)
                 visit(v, 2)
         elif depth:
@@ -519,4 +571,9 @@ def fingerprint(roots):
 
     for r in roots:
         visit(r, 8)
-    return fp, grads, tensors
+    w = Walk()
+    w.roots, w.objs, w.tchecks, w.tensors = list(roots), objs, tchecks, tensors
+    w.checks = [c for c in checks if c[2]]
+    w.empty = [c[0] for c in checks if not c[2]]
+    w.grads = _grads(tensors)
+    return w
