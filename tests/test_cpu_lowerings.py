@@ -80,3 +80,90 @@ def test_gather_scatter_bad_index_raises():
         _run("gather", (2, 1), dt.float32, x, np.array([[3], [0]]), dim=1)
     with pytest.raises(RuntimeError, match="out of bounds"):
         _run("scatter", (2, 3), dt.float32, x, np.array([[-1], [0]]), 1.0, dim=1, reduce="add")
+
+
+def _ref_fold(c, size, kernel, stride, dilation):
+    n = len(kernel)
+    lead = c.shape[:c.ndim - 2 * n]
+    counts = c.shape[c.ndim - 2 * n:c.ndim - n]
+    r = np.zeros(lead + tuple(size), np.float64)
+    for o in itertools.product(*[range(k) for k in counts]):
+        for k in itertools.product(*[range(k) for k in kernel]):
+            pos = tuple(oi * s + ki * d for oi, ki, s, d in zip(o, k, stride, dilation))
+            r[(Ellipsis,) + pos] += c[(Ellipsis,) + o + k]
+    return r
+
+
+_FOLDS = [((6, 6), (3, 3), (1, 1), (1, 1)),      # conv backward (col2im), overlapping
+          ((8, 8), (2, 2), (2, 2), (1, 1)),      # max-pool backward, disjoint
+          ((7, 9), (3, 2), (2, 3), (1, 2)),      # gaps and dilation
+          ((10,), (3,), (1,), (2,)),             # 1-D
+          ((5, 4, 6), (2, 2, 3), (1, 2, 1), (1, 1, 1)),
+          ((40, 40), (3, 3), (1, 1), (1, 1))]    # a plane too big for the matmul path
+
+
+def _fold_input(rng, size, kernel, stride, dilation, layout, dtype):
+    from compiler.ops.conv import window_count
+    counts = tuple(window_count("t", s, k, st, d) for s, k, st, d in zip(size, kernel, stride, dilation))
+    n = len(kernel)
+    if layout == "contiguous":
+        return rng.standard_normal((3, 4) + counts + tuple(kernel)).astype(dtype)
+    if layout == "kernel-major":          # what conv backward produces: [N, C, K.., O..] permuted
+        c = rng.standard_normal((3, 4) + tuple(kernel) + counts).astype(dtype)
+        return c.transpose((0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n)))
+    c = rng.standard_normal((3, 8) + counts + tuple(kernel)).astype(dtype)
+    return c[:, ::2]                      # strided lead dims
+
+
+@pytest.mark.parametrize("size,kernel,stride,dilation", _FOLDS)
+@pytest.mark.parametrize("layout", ["contiguous", "kernel-major", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fold_windows_matches_reference(size, kernel, stride, dilation, layout, dtype):
+    rng = np.random.default_rng(3)
+    c = _fold_input(rng, size, kernel, stride, dilation, layout, dtype)
+    d = dt.float32 if dtype == np.float32 else dt.float64
+    got = _run("fold_windows", c.shape[:2] + tuple(size), d, c, size=size, kernel=kernel,
+               stride=stride, dilation=dilation)
+    assert got.dtype == dtype and got.shape == c.shape[:2] + tuple(size)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, _ref_fold(c.astype(np.float64), size, kernel, stride, dilation),
+                               rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_fold_windows_non_finite_input_is_exact(bad):
+    """The matmul path would turn one inf into NaN across its whole plane (inf * 0); the
+    lowering notices the NaN and sums exactly instead."""
+    rng = np.random.default_rng(4)
+    c = rng.standard_normal((2, 3, 4, 4, 3, 3)).astype(np.float32)
+    c[1, 2, 0, 1, 2, 2] = bad
+    got = _run("fold_windows", (2, 3, 6, 6), dt.float32, c, size=(6, 6), kernel=(3, 3),
+               stride=(1, 1), dilation=(1, 1))
+    with np.errstate(invalid="ignore"):
+        ref = _ref_fold(c.astype(np.float64), (6, 6), (3, 3), (1, 1), (1, 1))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    assert np.isnan(got).sum() == np.isnan(ref).sum() and np.isinf(got).sum() == np.isinf(ref).sum()
+
+
+def test_fold_windows_integer_dtype():
+    c = np.arange(2 * 3 * 3 * 2 * 2).reshape(2, 3, 3, 2, 2).astype(np.int64)
+    got = _run("fold_windows", (2, 4, 4), dt.int64, c, size=(4, 4), kernel=(2, 2), stride=(1, 1),
+               dilation=(1, 1))
+    np.testing.assert_array_equal(got, _ref_fold(c, (4, 4), (2, 2), (1, 1), (1, 1)).astype(np.int64))
+
+
+@pytest.mark.parametrize("contig", [True, False])
+def test_windows_view_matches_sliding_window_view(contig):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 11, 12)).astype(np.float32)
+    if not contig:
+        x = x[:, :, 1:, ::2].transpose(0, 1, 3, 2)
+    kernel, stride, dilation = (3, 2), (2, 1), (1, 2)
+    from compiler.ops.conv import window_count
+    outs = tuple(window_count("t", s, k, st, d) for s, k, st, d in zip(x.shape[2:], kernel, stride, dilation))
+    v = _run("windows", x.shape[:2] + outs + kernel, dt.float32, x, kernel=kernel, stride=stride,
+             dilation=dilation)
+    ref = np.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3))[:, :, ::2, :, :, ::2]
+    ref = ref[:, :, :outs[0], :outs[1]]
+    np.testing.assert_array_equal(v, ref)
+    assert np.shares_memory(v, x) and not v.flags.writeable

@@ -46,14 +46,19 @@ def _windows_meta(x, kernel, stride, dilation):
 
 
 def _windows_np(out, x, kernel, stride, dilation):
+    # the strided view itself (what sliding_window_view + slicing builds, without its Python
+    # overhead): window positions step by stride, kernel offsets by dilation
     n = len(kernel)
-    axes = tuple(range(x.ndim - n, x.ndim))
-    eff = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
-    v = np.lib.stride_tricks.sliding_window_view(x, eff, axis=axes)
-    lead = (slice(None),) * (x.ndim - n)
-    v = v[lead + tuple(slice(None, None, s) for s in stride)
-          + tuple(slice(None, None, d) for d in dilation)]
-    return v[lead + tuple(slice(0, o) for o in out.shape[x.ndim - n:x.ndim])]
+    lead = x.ndim - n
+    st = x.strides
+    shape = tuple(out.shape)
+    strides = st[:lead] + tuple(a * s for a, s in zip(st[lead:], stride)) + \
+        tuple(a * d for a, d in zip(st[lead:], dilation))
+    if x.flags.c_contiguous and x.size:
+        v = np.ndarray(shape, x.dtype, x, 0, strides)       # .base is x: shares memory
+        v.flags.writeable = False
+        return v
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=False)
 
 
 def _vjp_windows(b, g, x, out=None, kernel=None, stride=None, dilation=None):
@@ -83,16 +88,71 @@ def _fold_meta(c, size, kernel, stride, dilation):
     return AVal(tuple(c.shape[:len(c.shape) - 2 * n]) + tuple(size), c.dtype)
 
 
+_FOLD_MATMUL_MAX = 256          # output plane size up to which fold_windows is one matmul
+_SEL = {}
+
+
+def _selection(order, dims, n, size, stride, dilation, dtype):
+    """0/1 matrix S (rows: the 2n trailing [O.., K..] positions of fold's input, enumerated in
+    the axis order `order`; columns: the flattened output plane) with S[row, pos] = 1 where
+    that window element lands."""
+    key = (order, dims, size, stride, dilation, dtype)
+    S = _SEL.get(key)
+    if S is None:
+        grids = np.indices([dims[a] for a in order]).reshape(len(order), -1)
+        coord = [None] * len(order)
+        for g, a in zip(grids, order):
+            coord[a] = g
+        flat = 0
+        for i in range(n):
+            flat = flat * size[i] + coord[i] * stride[i] + coord[n + i] * dilation[i]
+        S = np.zeros((grids.shape[1], int(np.prod(size))), dtype)
+        S[np.arange(grids.shape[1]), flat] = 1
+        S.setflags(write=False)
+        if len(_SEL) > 64:
+            _SEL.clear()
+        _SEL[key] = S
+    return S
+
+
 def _fold_np(out, c, size, kernel, stride, dilation):
     n = len(kernel)
-    r = np.zeros(out.shape, out.dtype.np)
-    lead = (slice(None),) * (c.ndim - 2 * n)
-    counts = c.shape[c.ndim - 2 * n:c.ndim - n]
+    lead = c.ndim - 2 * n
+    npd = out.dtype.np
+    plane = 1
+    for s in size:
+        plane *= s
+    if npd in (np.float32, np.float64) and c.dtype == npd and plane <= _FOLD_MATMUL_MAX and c.size:
+        # small planes: the per-offset strided adds below run NumPy loops over rows as short as
+        # the window count; one matmul with a 0/1 selection matrix (in c's memory order, so the
+        # operand is usually a view) sums the same terms. Zero weights turn inf into NaN, so a
+        # NaN in the result means non-finite input: then the exact adds below decide.
+        order = tuple(sorted(range(2 * n), key=lambda a: -c.strides[lead + a]))
+        a = c.transpose(list(range(lead)) + [lead + k for k in order])
+        rows = 1
+        for d in c.shape[:lead]:
+            rows *= d
+        a = a.reshape(rows, -1)
+        S = _selection(order, tuple(c.shape[lead:]), n, tuple(size), tuple(stride),
+                       tuple(dilation), npd)
+        # batches of rows small enough that OpenBLAS runs each product on one thread (it
+        # threads above M*N*K = 4 * 65536): waking a second thread costs more than these small
+        # products, and much more on a busy machine
+        per = a.shape[1] * plane
+        b = max(1, min(rows, (4 * 65536) // per))
+        while rows % b:
+            b -= 1
+        r = np.matmul(a.reshape(rows // b, b, a.shape[1]), S).reshape(out.shape)
+        if not np.isnan(r).any():
+            return r
+    r = np.zeros(out.shape, npd)
+    lead_ix = (slice(None),) * lead
+    counts = c.shape[lead:lead + n]
     # one strided add per kernel offset: prod(kernel) vectorised adds, no scatter
     for kk in itertools.product(*[range(k) for k in kernel]):
         dst = tuple(slice(k * d, k * d + s * (o - 1) + 1, s)
                     for k, d, s, o in zip(kk, dilation, stride, counts))
-        r[lead + dst] += c[lead + (slice(None),) * n + kk]
+        r[lead_ix + dst] += c[lead_ix + (slice(None),) * n + kk]
     return r
 
 
