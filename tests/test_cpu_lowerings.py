@@ -167,3 +167,31 @@ def test_windows_view_matches_sliding_window_view(contig):
     ref = ref[:, :, :outs[0], :outs[1]]
     np.testing.assert_array_equal(v, ref)
     assert np.shares_memory(v, x) and not v.flags.writeable
+
+
+@pytest.mark.parametrize("op", ["argmax", "argmin"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dim,keepdim", [(-1, True), (1, False), (0, True)])
+def test_short_argmax_matches_numpy_with_ties_and_nan(op, dtype, dim, keepdim):
+    """Short reduced dims (pooling windows) run as whole-array steps: first extreme wins on
+    ties (-0.0 == 0.0 included), infinities count, and NaN input falls back to NumPy's rule."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(-2, 3, (40, 4, 30)).astype(dtype)     # many ties
+    x[0, :, 0] = [-0.0, 0.0, 0.0, -0.0]
+    x[1, 2, :] = np.inf
+    x[2, 1, :] = -np.inf
+    f = getattr(np, op)
+    for arr in (x, x.transpose(2, 0, 1), x.copy()):
+        d = dim % arr.ndim
+        shape = list(arr.shape)
+        if keepdim:
+            shape[d] = 1
+        else:
+            del shape[d]
+        got = _run(op, shape, dt.int64, arr, dim=dim, keepdim=keepdim)
+        np.testing.assert_array_equal(got, f(arr, axis=dim, keepdims=keepdim))
+        assert got.dtype == np.int64
+    y = x.copy()
+    y[3, 2, 5] = np.nan
+    got = _run(op, [40, 1, 30], dt.int64, y, dim=1, keepdim=True)
+    np.testing.assert_array_equal(got, f(y, axis=1, keepdims=True))

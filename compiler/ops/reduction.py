@@ -127,13 +127,43 @@ def _arg_meta(name):
     return meta
 
 
+def _short_arg(x, dim, keepdim, better, extreme):
+    """argmax/argmin along a short dim of many rows, as K - 1 whole-array steps over the slices
+    along dim (NumPy's own argmax loops once per row, which dominates for pooling windows).
+    A strict comparison keeps the first extreme, as np.argmax does; None when x holds NaN (NumPy
+    returns the first NaN, which these steps would not)."""
+    if np.isnan(x).any():
+        return None
+    K = x.shape[dim]
+    xs = np.moveaxis(x, dim, -1)
+    best = xs[..., 0].copy()
+    idx = np.zeros(best.shape, np.int64)
+    u = np.empty(best.shape, bool)
+    t = np.empty(best.shape, np.int64)
+    for k in range(1, K):
+        s = xs[..., k]
+        better(s, best, out=u)
+        np.multiply(u, k, out=t)
+        np.maximum(idx, t, out=idx)     # k exceeds every earlier index: idx becomes k where u
+        if k < K - 1:
+            extreme(best, s, out=best)  # no NaN here, so max/min is the running extreme
+    return np.expand_dims(idx, dim) if keepdim else idx
+
+
 def _np_arg(f):
+    better, extreme = (np.greater, np.maximum) if f is np.argmax else (np.less, np.minimum)
+
     def impl(out, x, dim=None, keepdim=False):
         if x.ndim == 0:
             return np.zeros((), np.int64)
         if dim is None:
             r = f(x.reshape(-1))
             return np.asarray(r, np.int64).reshape(out.shape)
+        if x.dtype.kind == "f" and x.shape[dim] <= 16 and x.size >= 64 * x.shape[dim] and \
+                x.dtype.itemsize >= 4:
+            r = _short_arg(x, dim % x.ndim, keepdim, better, extreme)
+            if r is not None:
+                return r
         r = f(x, axis=dim, keepdims=keepdim)
         return np.asarray(r, np.int64)
     return impl
