@@ -390,8 +390,12 @@ def _dim_maps(nodes, eff_values, F, default_dims, special=None):
     reductions and the matmul."""
     R = len(F)
     dmap = {}
+    hints = _row_hints(nodes, F, default_dims)
 
     def default(v):
+        h = hints.get(id(v))
+        if h is not None:
+            return h
         r = len(v.shape)
         m = []
         for i, s in enumerate(v.shape):
@@ -462,6 +466,50 @@ def _dim_maps(nodes, eff_values, F, default_dims, special=None):
     for v in eff_values:
         known(v)
     return dmap
+
+
+def _right_aligned(shape, F, default_dims):
+    """shape's dims on F by right alignment (NumPy broadcasting), or None."""
+    m = []
+    for i, s in enumerate(shape):
+        d = default_dims(len(F), len(shape), i)
+        if s == 1:
+            m.append(None)
+        elif d is None or d < 0 or F[d] != s:
+            return None
+        else:
+            m.append(d)
+    return tuple(m)
+
+
+def _row_hints(nodes, F, default_dims):
+    """Dims that later uses imply, for values right alignment would misplace: a value that a
+    reshape turns into a row vector ([6] -> [6, 1] in a [6, 40] space: cross_entropy's target
+    mask) is a row vector, and so are the same-rank pointwise values it is computed from. (With
+    as many rows as columns right alignment would silently pick the column dim.) Walks the
+    nodes backwards."""
+    hints = {}
+    for n in reversed(nodes):
+        o = n.outputs[0]
+        h = hints.get(id(o))
+        if n.op == "reshape":
+            x = n.inputs[0]
+            if not isinstance(x, Value) or \
+                    [s for s in x.shape if s != 1] != [s for s in o.shape if s != 1]:
+                continue
+            if h is None:
+                h = _right_aligned(o.shape, F, default_dims)
+            if h is None:
+                continue
+            it = iter([d for d, s in zip(h, o.shape) if s != 1])
+            hints.setdefault(id(x), tuple(None if s == 1 else next(it) for s in x.shape))
+        elif h is not None and REGISTRY[n.op].kind == "pointwise":
+            for a in n.inputs:
+                if isinstance(a, Value) and id(a) not in hints and len(a.shape) <= len(h):
+                    r = len(a.shape)
+                    hints[id(a)] = tuple(None if s == 1 else h[len(h) - r + j]
+                                         for j, s in enumerate(a.shape))
+    return hints
 
 
 def _header(name, group, kind, note):
