@@ -189,7 +189,8 @@ def train(args, compiled):
         groups = sum(len(getattr(getattr(pr, "partition", None), "groups", ())) for pr in progs)
         print(f"compiled step: {step.stats['compiles']} compiles, "
               f"{len(step.stats['graph_breaks'])} graph breaks, {len(progs)} programs, "
-              f"{groups} fused groups")
+              f"{groups} fused groups, {step.stats['replays']} of {step.stats['calls']} calls "
+              f"replayed without running Python")
     if history:
         print(f"test accuracy: {100 * history[-1]['test_acc']:.2f}% "
               f"(training took {time.perf_counter() - t_all:.1f}s)")

@@ -138,7 +138,7 @@ def test_loss_returned_by_a_replay_looks_like_eager():
         loss.backward()
 
 
-def test_changing_the_learning_rate_retraces():
+def test_changing_the_learning_rate_keeps_replaying():
     m1, o1 = _setup(_mlp, lr=1e-2)
     m2, o2 = _setup(_mlp, lr=1e-2)
     c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
@@ -150,9 +150,63 @@ def test_changing_the_learning_rate_retraces():
         _train_step(m1, o1, x, y)
         c(x, y)
         _same(m1, o1, m2, o2, f"step {s}")
-    notes = c.stats["replay_notes"]
-    assert any("replay disabled" in n for n in notes), notes
-    assert c.stats["replays"] == 3 + 2, notes       # steps 3-5, then 8-9 after two new traces
+    # lr (and betas) are run-time inputs of the traced update: no new trace for a new value
+    assert c.stats["replays"] == 7, c.stats["replay_notes"]
+
+
+@pytest.mark.parametrize("opt_cls,kw,sched", [
+    (optim.AdamW, dict(lr=1e-2), lambda o: optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.05, total_steps=12)),                  # cycles lr and betas[0] every step
+    (optim.SGD, dict(lr=0.1, momentum=0.9), lambda o: optim.lr_scheduler.StepLR(o, 2, 0.5)),
+    (optim.Adam, dict(lr=1e-2), lambda o: optim.lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1))),
+])
+def test_lr_schedules_replay_and_equal_eager(opt_cls, kw, sched):
+    m1, o1 = _setup(_mlp, opt_cls, **kw)
+    m2, o2 = _setup(_mlp, opt_cls, **kw)
+    s1, s2 = sched(o1), sched(o2)
+    c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    for s in range(10):
+        x, y = _batch(s)
+        _eq(c(x, y).item(), _train_step(m1, o1, x, y).item(), err_msg=f"step {s}")
+        s1.step()
+        s2.step()
+        _same(m1, o1, m2, o2, f"step {s}")
+    assert c.stats["replays"] == 7, c.stats["replay_notes"]
+
+
+def test_a_beta_crossing_the_lerp_branch_retraces():
+    # Adam's lerp uses one of two formulas depending on 1 - beta1 < 0.5: a recorded guard
+    m1, o1 = _setup(_mlp, lr=1e-2)
+    m2, o2 = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    for s in range(9):
+        if s == 5:
+            for o in (o1, o2):
+                o.param_groups[0]["betas"] = (0.3, 0.999)
+        x, y = _batch(s)
+        _train_step(m1, o1, x, y)
+        c(x, y)
+        _same(m1, o1, m2, o2, f"step {s}")
+    assert any("replay disabled" in n for n in c.stats["replay_notes"])
+    assert c.stats["replays"] == 2 + 2, c.stats["replay_notes"]
+
+
+def test_a_hyperparameter_python_reads_directly_is_not_replayed():
+    m, o = _setup(_mlp, lr=0.0125)
+    m2, o2 = _setup(_mlp, lr=0.0125)
+
+    def step(model, opt, x, y):
+        loss = _train_step(model, opt, x, y)
+        return loss * opt.param_groups[0]["lr"]      # the value baked into the graph
+    c = torch.compile(lambda x, y: step(m, o, x, y))
+    for s in range(6):
+        if s == 4:
+            o.param_groups[0]["lr"] = o2.param_groups[0]["lr"] = 0.5
+        x, y = _batch(s)
+        _eq(c(x, y).item(), step(m2, o2, x, y).item(), err_msg=f"step {s}")
+    assert c.stats["replays"] == 0
+    assert any("baked into the graph" in n for n in c.stats["replay_notes"]), \
+        c.stats["replay_notes"]
 
 
 def test_replacing_a_parameter_or_its_data_retraces():

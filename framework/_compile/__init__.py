@@ -197,6 +197,7 @@ class CompiledFunction:
             tracer.flush(final=True)
         finally:
             STATE.tracer = None
+            tracer.unwatch()
         broke = len(self.stats["graph_breaks"]) != n_breaks
         if pre is not None:
             self._note_trace(rkey, lambda: _replay_record(tracer, pre, argt, leaves, broke))

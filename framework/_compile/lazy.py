@@ -26,6 +26,37 @@ from ..tensor import Tensor
 from . import log
 
 
+class _Watched(float):
+    """A float that notes being used (arithmetic, comparison, conversion, formatting)."""
+    __slots__ = ("read",)
+    active = True
+
+    def __new__(cls, v):
+        self = float.__new__(cls, v)
+        self.read = False
+        return self
+
+
+def _noting(name):
+    f = getattr(float, name)
+
+    def method(self, *args):
+        if _Watched.active:
+            self.read = True
+        return f(self, *args)
+    method.__name__ = name
+    return method
+
+
+for _n in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__", "__truediv__",
+           "__rtruediv__", "__floordiv__", "__rfloordiv__", "__mod__", "__rmod__", "__divmod__",
+           "__rdivmod__", "__pow__", "__rpow__", "__neg__", "__pos__", "__abs__", "__eq__",
+           "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__float__", "__int__", "__bool__",
+           "__round__", "__trunc__", "__floor__", "__ceil__", "__hash__", "__repr__", "__str__",
+           "__format__", "as_integer_ratio", "is_integer", "hex", "conjugate"):
+    setattr(_Watched, _n, _noting(_n))
+
+
 class GraphBreakError(RuntimeError):
     """Raised instead of a graph break under fullgraph=True."""
 
@@ -152,7 +183,68 @@ class Tracer:
         self.fullgraph = fullgraph
         self.regions_run = 0
         self.draws = []                 # [(array, dtype, recipe)]: draws a replay repeats
+        self.hypers = []                # [(container, key, index, tensor)]: see hyper()
+        self.guards = []                # [(predicate, value)]: see guard()
+        self.watched = []               # [(container, key, original value)]: see _watch()
+        self.hyper_read = False         # Python read a watched hyperparameter directly
         self._new_region()
+
+    def hyper(self, container, key):
+        """container[key] -- an optimizer hyperparameter such as group['lr'] or
+        group['betas'] -- as a float64 0-d tensor input (a tuple of them for a tuple of
+        floats), so the traced update reads it at run time: a replay takes the current value,
+        and a learning-rate schedule does not force a new trace per step. Float64 tensor
+        arithmetic on it equals the eager Python-float arithmetic bit for bit. Anything else
+        (an int, a tensor) comes back as it is."""
+        v = next((o for c, k, o in self.watched if c is container and k == key), None)
+        if v is None:
+            v = container[key]
+        if type(v) is float:
+            return self._hyper(container, key, None, v)
+        if type(v) is tuple and v and all(type(x) is float for x in v):
+            return tuple(self._hyper(container, key, i, x) for i, x in enumerate(v))
+        return v
+
+    def _hyper(self, container, key, i, v):
+        for c, k, j, t in self.hypers:
+            if c is container and k == key and j == i:
+                return t
+        t = wrap(np.array(v, np.float64), dt.float64)
+        self.hypers.append((container, key, i, t))
+        self._watch(container, key)
+        return t
+
+    def _watch(self, container, key):
+        """Until the trace ends, container[key] holds _Watched floats, so Python that reads the
+        value directly (and bakes it into the graph) is noticed: such a trace is not replayed."""
+        if any(c is container and k == key for c, k, _ in self.watched):
+            return
+        v = container[key]
+        w = _Watched(v) if type(v) is float else tuple(_Watched(x) for x in v)
+        self.watched.append((container, key, v))
+        container[key] = w
+
+    def unwatch(self):
+        """Put the watched hyperparameters back (the trace ended); note direct reads."""
+        while self.watched:
+            c, k, v = self.watched.pop()
+            w = c[k]
+            ws = w if type(w) is tuple else (w,)
+            if any(type(x) is _Watched and x.read for x in ws):
+                self.hyper_read = True
+            if w is not v and all(type(x) is _Watched for x in ws):
+                c[k] = v
+
+    def guard(self, fn):
+        """fn() (a Python predicate over hyperparameters, e.g. which lerp formula applies),
+        recorded so that a replay first checks it still gives the same answer."""
+        _Watched.active = False
+        try:
+            v = fn()
+        finally:
+            _Watched.active = True
+        self.guards.append((fn, v))
+        return v
 
     def note_draw(self, arr, dtype, recipe):
         """A random array drawn while tracing (a dropout mask) and how to draw it again: a

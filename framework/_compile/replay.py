@@ -18,6 +18,7 @@ from operator import is_
 
 import numpy as np
 
+from runtime import dtypes as dt
 from .._dispatch import wrap as _wrap
 from ..tensor import Tensor
 from .lazy import SymArray
@@ -247,9 +248,17 @@ class FunctionReplay:
             raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
                                  "tolist(), numpy(), a data-dependent shape)")
         _check_draws(tracer, pre)
-        after = walk(self.roots(args, kwargs))
+        pairs = []
+        for c, key, _, _ in tracer.hypers:
+            if not any(c is c2 and key == k2 for c2, k2 in pairs):
+                pairs.append((c, key))
+        if tracer.hyper_read:
+            raise _NotReplayable("Python read a run-time optimizer hyperparameter (lr, betas) "
+                                 "directly while tracing: its value is baked into the graph")
+        before = pre["walk"].masked(pairs)
+        after = walk(self.roots(args, kwargs)).masked(pairs)
         tensors = pre["tensors"]
-        if not _no_grads(after).same(_no_grads(pre["walk"])):     # (.grad may change)
+        if not _no_grads(after).same(_no_grads(before)):     # (.grad may change)
             raise _NotReplayable("the call changed Python state the function reaches (an "
                                  "attribute, a container, a global, optimizer state)")
         plan, consts, in_tensors, in_arrays, index, ov, grad_outs, node = tracer.last_run
@@ -274,6 +283,7 @@ class FunctionReplay:
                 arrs.setdefault(id(g._data), (("g", j), g))
         grad_in = set(plan.grad_inputs)
         drawn = {id(a): k for k, (a, _, _) in enumerate(tracer.draws)}
+        hyper = {id(t._data): k for k, (_, _, _, t) in enumerate(tracer.hypers)}
         in_src, consts_in = [], []
         for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
             s = src.get(id(t))
@@ -296,6 +306,10 @@ class FunctionReplay:
             k = drawn.get(id(a))
             if k is not None:
                 in_src.append(("r", k))
+                continue
+            k = hyper.get(id(a))
+            if k is not None:
+                in_src.append(("h", k))
                 continue
             in_src.append(("c", len(consts_in)))
             ct = _wrap(a, t._dtype)
@@ -371,12 +385,15 @@ class FunctionReplay:
         r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_src, bumps
         r.template, r.leaves, r.gassign = tpl, info, gassign
         r.outs_meta = list(node.outs) if node is not None else None
-        r.walk, r.tensors, r.consts_in = pre["walk"], tensors, consts_in
+        r.walk, r.tensors, r.consts_in = before, tensors, consts_in
+        r.hypers = [(c, key, i) for c, key, i, _ in tracer.hypers]
+        r.guards = list(tracer.guards)
         r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
         r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
                  tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
                        for k, s, d, v in info),
-                 tuple(gassign),
+                 tuple(gassign), tuple((key, i) for _, key, i in r.hypers),
+                 tuple(v for _, v in r.guards),
                  tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
         return r
 
@@ -390,7 +407,12 @@ class FunctionReplay:
             return _MISS
         if not rec.walk.holds(roots):
             return _MISS
+        for fn, v in rec.guards:
+            if fn() != v:
+                return _MISS
         tensors = rec.tensors
+        hyper = [_wrap(np.array(c[key] if i is None else c[key][i], np.float64), dt.float64)
+                 for c, key, i in rec.hypers]
 
         drawn = [_wrap(rc(), dtype) for rc, dtype in rec.recipes]   # as eager would, in order
 
@@ -402,6 +424,8 @@ class FunctionReplay:
                 return rec.consts_in[k]
             if kind == "r":
                 return drawn[k]
+            if kind == "h":
+                return hyper[k]
             t = tensors[k]
             return t if kind == "w" else t._grad
         ins = [get(s) for s in rec.in_src]
@@ -459,14 +483,22 @@ def _check_draws(tracer, pre):
         raise _NotReplayable("random numbers drawn other than dropout masks")
 
 
+_DYN = object()          # stands for a run-time hyperparameter in a masked walk
+_MODULE_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                 "_backward_pre_hooks")
+
+
 class Walk:
     """What `roots` reach, for replay guards. objs lists every visited object in order (atoms,
-    containers, tensors); checks lists per container what it held ((container, keys, values)
-    with keys None for lists, tuples and object __dict__s), per tensor its identity-defining
-    attributes; grads is each reached tensor's gradient as (shape, dtype) or None; tensors lists
-    the reached tensors in order. Everything compares by identity, and the walk keeps the
-    objects alive, so an id can never be reused by a different object meanwhile."""
-    __slots__ = ("roots", "objs", "checks", "empty", "tchecks", "grads", "tensors")
+    containers, tensors); checks lists per non-empty container (container, keys or None for
+    lists/tuples, values, position in objs, keys to skip), `empty` the containers that were
+    empty, tchecks per tensor its identity-defining attributes; grads is each reached tensor's
+    gradient as (shape, dtype) or None; tensors lists the reached tensors in order. Everything
+    compares by identity, and the walk keeps the objects alive, so an id can never be reused by
+    a different object meanwhile. masked() turns run-time hyperparameters (Tracer.hyper) into
+    type checks."""
+    __slots__ = ("roots", "objs", "checks", "empty", "tchecks", "grads", "tensors", "ranges",
+                 "dyn")
 
     def same(self, other):
         """Did two walks see the same objects in the same places (and gradient pattern)?"""
@@ -480,18 +512,56 @@ class Walk:
             return False
         if any(map(len, self.empty)):       # (most of a module's hook dicts)
             return False
-        for c, keys, vals in self.checks:
+        for c, keys, vals, _, skip in self.checks:
             if len(c) != len(vals):
                 return False
             if keys is None:
                 if not all(map(is_, c, vals)):
                     return False
-            elif not (all(map(is_, c.values(), vals)) and all(map(is_, c, keys))):
+            elif not all(map(is_, c, keys)):
                 return False
-        for t, sig in self.tchecks:
+            elif skip is None:
+                if not all(map(is_, c.values(), vals)):
+                    return False
+            elif not all(v is w or k in skip for k, v, w in zip(keys, c.values(), vals)):
+                return False
+        for c, key, n in self.dyn:          # a run-time value: only its kind is fixed
+            v = c[key]
+            if n is None:
+                if type(v) is not float:
+                    return False
+            elif type(v) is not tuple or len(v) != n or \
+                    not all(type(x) is float for x in v):
+                return False
+        for t, sig, _ in self.tchecks:
             if not all(map(is_, _tensor_sig(t), sig)):
                 return False
         return _grads(self.tensors) == self.grads
+
+    def masked(self, hypers):
+        """This walk with the values of `hypers` ((container, key) pairs read through
+        Tracer.hyper) left out: objects in their place become _DYN, checks inside them go,
+        and holds() checks only that each is still a float (or a tuple of as many floats)."""
+        w = Walk()
+        w.roots, w.grads, w.tensors, w.empty = self.roots, self.grads, self.tensors, self.empty
+        objs = list(self.objs)
+        cut, dyn, skip = [], [], {}
+        for c, key in hypers:
+            r = self.ranges.get((id(c), key))
+            if r is None:
+                raise _NotReplayable("a hyperparameter the update reads is not reached")
+            objs[r[0]:r[1]] = [_DYN] * (r[1] - r[0])
+            cut.append(r)
+            v = c[key]
+            dyn.append((c, key, len(v) if type(v) is tuple else None))
+            skip.setdefault(id(c), set()).add(key)
+        inside = lambda pos: any(a <= pos < b for a, b in cut)      # noqa: E731
+        w.objs = objs
+        w.checks = [(c, k, v, pos, skip.get(id(c))) for c, k, v, pos, _ in self.checks
+                    if not inside(pos)]
+        w.tchecks = [e for e in self.tchecks if not inside(e[2])]
+        w.dyn, w.ranges = dyn, self.ranges
+        return w
 
 
 def _tensor_sig(t):
@@ -510,9 +580,14 @@ def _grads(tensors):
 
 def walk(roots):
     """Walk what `roots` reach (see Walk): atoms as leaves, lists/tuples/dicts (up to _BIG
-    members) and object __dict__s to depth 8, modules whole, tensors as leaves."""
+    members) and object __dict__s to depth 8, modules whole, tensors as leaves. Modules with
+    forward/backward hooks and optimizers with step hooks are not replayable (a replay would
+    skip the hooks' Python)."""
     from ..nn import Module
+    from ..nn.modules import module as _modmod
+    from ..optim.optimizer import Optimizer
     objs, checks, tchecks, tensors = [], [], [], []
+    ranges = {}                 # (id(dict), key) -> objs[start:end] its value's walk spans
     seen = set()
     budget = [_BUDGET]
     app = objs.append
@@ -530,28 +605,34 @@ def walk(roots):
         if budget[0] < 0:
             raise _NotReplayable("the state the function reaches is too large to check per call")
         if isinstance(x, Tensor):
-            if type(x._data) is SymArray:
-                raise _NotReplayable("a traced tensor is stored where the function reaches it")
+            d = x._data
+            if type(d) is SymArray:
+                if d.real is None:
+                    raise _NotReplayable("a traced tensor is stored where the function reaches "
+                                         "it")
+                x._data = d.real        # an alias of a region output: concrete since it ran
             sig = _tensor_sig(x)
             if sig[5] or sig[6] or sig[7]:
                 raise _NotReplayable("a tensor the function reaches has hooks")
             tensors.append(x)
-            tchecks.append((x, sig))
+            tchecks.append((x, sig, len(objs) - 1))
             return
         if t is list or t is tuple:
             if depth and len(x) <= _BIG:
                 vals = list(x)
-                checks.append((x, None, vals))
+                checks.append((x, None, vals, len(objs) - 1, None))
                 for y in vals:
                     visit(y, depth - 1)
             return
         if isinstance(x, dict):
             if depth and len(x) <= _BIG:
                 keys, vals = list(x), list(x.values())
-                checks.append((x, keys, vals))
+                checks.append((x, keys, vals, len(objs) - 1, None))
                 for k, v in zip(keys, vals):
                     app(k)
+                    start = len(objs)
                     visit(v, depth - 1)
+                    ranges[(i, k)] = (start, len(objs))
             return
         if isinstance(x, (set, frozenset)) or isinstance(x, _OPAQUE):
             return
@@ -559,16 +640,25 @@ def walk(roots):
         if d is None:
             return
         if isinstance(x, Module):
+            if any(d.get(h) for h in _MODULE_HOOKS):
+                raise _NotReplayable("a module the function reaches has forward/backward hooks")
             # a module whole, however deep: its attributes, its parameter/buffer/child dicts
             # (and their members), its hook dicts
             keys, vals = list(d), list(d.values())
-            checks.append((d, keys, vals))
+            checks.append((d, keys, vals, len(objs) - 1, None))
             for k, v in zip(keys, vals):
                 app(k)
                 visit(v, 2)
-        elif depth:
+            return
+        if isinstance(x, Optimizer) and (d.get("_step_hooks") or d.get("_post_hooks")):
+            raise _NotReplayable("an optimizer the function reaches has step hooks")
+        if depth:
             visit(d, depth)
 
+    for h in ("_global_forward_hooks", "_global_forward_pre_hooks",
+              "_global_backward_hooks"):
+        if getattr(_modmod, h, None):
+            raise _NotReplayable("global module hooks are registered")
     for r in roots:
         visit(r, 8)
     w = Walk()
@@ -576,4 +666,5 @@ def walk(roots):
     w.checks = [c for c in checks if c[2]]
     w.empty = [c[0] for c in checks if not c[2]]
     w.grads = _grads(tensors)
+    w.ranges, w.dyn = ranges, []
     return w

@@ -1,7 +1,7 @@
 """Adam (with amsgrad, L2 or decoupled weight decay, maximize): PyTorch's algorithm, bias
 corrections with the step count starting at 1."""
 from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
-                        _step_value, _sqrt, _scalar)
+                        _step_value, _sqrt, _scalar, _hp, _hp_guard)
 
 
 def _check_adam(lr, eps, betas, weight_decay):
@@ -31,18 +31,19 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = zeros_like(p)
-        lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], \
-            group["weight_decay"]
+        # lr and betas: run-time values under compile() (schedulers change them per step)
+        lr, (beta1, beta2) = _hp(group, "lr"), _hp(group, "betas")
+        eps, wd = group["eps"], group["weight_decay"]
         step_t = state["step"]
         step_t.add_(1)
         if wd != 0:
             if group.get("decoupled_weight_decay", False):
-                p.mul_(1 - lr * wd)
+                p.mul_(_scalar(1 - lr * wd, p))
             else:
                 grad = grad.add(p, alpha=wd)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        _lerp_(exp_avg, grad, 1 - beta1)
-        _addcmul_(exp_avg_sq.mul_(beta2), grad, grad, 1 - beta2)
+        _lerp_(exp_avg, grad, 1 - beta1, _hp_guard(lambda: 1 - group["betas"][0] < 0.5))
+        _addcmul_(exp_avg_sq.mul_(_scalar(beta2, p)), grad, grad, _scalar(1 - beta2, p))
         step = _step_value(step_t)
         bias_correction1 = 1 - beta1 ** step
         bias_correction2_sqrt = _scalar(_sqrt(1 - beta2 ** step), p)

@@ -28,6 +28,23 @@ def _step_value(step_t):
     return step_t.double() if is_compiling() else step_t.item()
 
 
+def _hp(group, key):
+    """group[key] for an update rule. Under compile() a float (or tuple of floats) becomes a
+    float64 0-d tensor read at run time (Tracer.hyper), so a replayed step follows an LR
+    schedule; eagerly it is the Python value."""
+    from .._dispatch import STATE
+    tr = STATE.tracer
+    return group[key] if tr is None else tr.hyper(group, key)
+
+
+def _hp_guard(fn):
+    """fn() -- a Python decision over hyperparameters -- recorded under compile() so a replay
+    rechecks it (see Tracer.guard)."""
+    from .._dispatch import STATE
+    tr = STATE.tracer
+    return fn() if tr is None else tr.guard(fn)
+
+
 def _sqrt(x):
     return x.sqrt() if isinstance(x, Tensor) else math.sqrt(x)
 
@@ -38,11 +55,14 @@ def _scalar(x, like):
     return x.to(like.dtype) if isinstance(x, Tensor) else x
 
 
-def _lerp_(t, end, w):
-    """t.lerp_(end, w) with PyTorch's two-sided formula (exact at w == 1)."""
-    if w < 0.5:
-        return t.add_((end - t).mul_(w))
-    return t.copy_(end - (end - t).mul_(1.0 - w))
+def _lerp_(t, end, w, below=None):
+    """t.lerp_(end, w) with PyTorch's two-sided formula (exact at w == 1). A traced w (a
+    tensor) needs `below` (w < 0.5) from the caller, as a recorded guard."""
+    if below is None:
+        below = w < 0.5
+    if below:
+        return t.add_((end - t).mul_(_scalar(w, t)))
+    return t.copy_(end - (end - t).mul_(_scalar(1.0 - w, t)))
 
 
 def _addcmul_(t, a, b, value=1.0):

@@ -1,5 +1,6 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's algorithm)."""
-from .optimizer import Optimizer, _check
+from ..tensor import Tensor
+from .optimizer import Optimizer, _check, _hp, _scalar
 
 
 class SGD(Optimizer):
@@ -26,4 +27,8 @@ class SGD(Optimizer):
             else:
                 buf.mul_(mom).add_(grad, alpha=1 - group["dampening"])
             grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
-        p.add_(grad, alpha=-group["lr"])
+        lr = _hp(group, "lr")          # a run-time value under compile() (LR schedules)
+        if isinstance(lr, Tensor):
+            p.add_(grad * _scalar(-lr, p))
+        else:
+            p.add_(grad, alpha=-lr)
