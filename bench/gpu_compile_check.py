@@ -1,7 +1,7 @@
-"""compile(backend='triton') on cuda tensors, end to end: a pointwise chain, softmax, layer_norm
-and an MLP forward+backward compiled to fused Triton kernels, each checked against Kiln eager on
-the CPU (fresh random inputs), then the MLP forward+backward timed beside Kiln eager on the
-cuda device and PyTorch eager / torch.compile when present.
+"""compile(backend='triton') on cuda tensors, end to end: a pointwise chain, softmax, layer_norm,
+an MLP forward+backward (compiled module) and a whole AdamW training step (compiled function,
+replayed) compiled to fused Triton kernels, each checked against Kiln eager on the CPU, then
+timed beside Kiln eager on the cuda device and PyTorch eager / torch.compile when present.
 
     python3 bench/gpu_compile_check.py            # on a GPU machine
     KILN_DEVICE=interpret TRITON_INTERPRET=1 python bench/gpu_compile_check.py --interpret
@@ -40,6 +40,68 @@ def mlp(dev, small):
     x = kiln.randn(8 if small else 128, d[0])
     y = kiln.randint(0, d[2], (x.shape[0],))
     return m, x, y
+
+
+def train_step(m, opt, x, y):
+    opt.zero_grad()
+    loss = F.cross_entropy(m(x), y)
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def check_train_step(backend, dev, small):
+    """The whole AdamW training step compiled (replayed after its first traces) on the device
+    vs the same steps eagerly on the CPU; timed beside torch eager and torch.compile."""
+    m1, x, y = mlp(dev, small)
+    m2, _, _ = mlp(dev, small)
+    m2.to(dev)
+    o1 = kiln.optim.AdamW(m1.parameters(), lr=1e-3)
+    o2 = kiln.optim.AdamW(m2.parameters(), lr=1e-3)
+    xd, yd = x.to(dev), y.to(dev)
+    step = kiln.compile(lambda: train_step(m2, o2, xd, yd), backend=backend)
+    err = 0.0
+    for _ in range(5):
+        a = train_step(m1, o1, x, y)
+        b = step()
+        err = max(err, abs(float(a.item()) - float(b.item())))
+    for p1, p2 in zip(m1.parameters(), m2.parameters()):
+        err = max(err, float(np.max(np.abs(p2.detach().cpu().numpy() - p1.detach().numpy()))))
+    ok = err < 1e-4 and next(m2.parameters()).device.type != "cpu"
+    print(f"{'AdamW training step':<28}{'PASS' if ok else 'FAIL'}  max abs err {err:.2g}  "
+          f"(5 calls, {step.stats['replays']} replayed)")
+    if small:
+        return ok
+    rows = [("kiln compiled step (triton)", _timed(step, kiln.cuda.synchronize))]
+    try:
+        import torch
+        torch.manual_seed(0)
+        tm = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
+                                 torch.nn.Linear(512, 10)).cuda()
+        to = torch.optim.AdamW(tm.parameters(), lr=1e-3)
+        tx = torch.randn(128, 784, device="cuda")
+        ty = torch.randint(0, 10, (128,), device="cuda")
+        rows.append(("torch eager step", _timed(lambda: train_step(tm, to, tx, ty),
+                                                torch.cuda.synchronize)))
+        tstep = torch.compile(lambda: train_step(tm, to, tx, ty))
+        rows.append(("torch.compile step", _timed(tstep, torch.cuda.synchronize)))
+    except Exception as e:
+        rows.append((f"torch ERROR {type(e).__name__}: {str(e)[:100]}", float("nan")))
+    print("\nMLP 784-512-10 batch 128, AdamW training step, ms per step")
+    for n_, ms in rows:
+        print(f"  {n_:<30}{ms:>9.3f}")
+    return ok
+
+
+def _timed(f, sync, n=20):
+    f()
+    f()
+    sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        f()
+    sync()
+    return (time.perf_counter() - t) / n * 1e3
 
 
 def fwd_bwd(m, x, y):
@@ -124,6 +186,12 @@ def main():
     except Exception as e:
         fails += 1
         print(f"{'MLP forward+backward':<28}ERROR {type(e).__name__}: {str(e)[:300]}")
+        traceback.print_exc()
+    try:
+        fails += not check_train_step(backend, dev, small)
+    except Exception as e:
+        fails += 1
+        print(f"{'AdamW training step':<28}ERROR {type(e).__name__}: {str(e)[:300]}")
         traceback.print_exc()
     print(f"\nSUMMARY: {'PASS' if not fails else f'{fails} FAIL'}")
     return 1 if fails else 0

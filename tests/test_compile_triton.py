@@ -188,3 +188,6 @@ def test_compiled_module_on_the_interpret_device_keeps_device_across_replays():
                         "--interpret"], capture_output=True, text=True, env=env, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "MLP forward+backward        PASS" in p.stdout and "replayed" in p.stdout, p.stdout
+    # the whole AdamW step compiled as a function: replayed on the device after 3 traces
+    assert "AdamW training step         PASS" in p.stdout, p.stdout
+    assert "(5 calls, 2 replayed)" in p.stdout, p.stdout

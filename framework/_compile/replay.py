@@ -85,7 +85,8 @@ def _before_trace(module):
                 hooks=any(sum(map(len, m[4:])) for m in mods))
 
 
-_PLAIN = frozenset(("_data", "_dtype", "_node", "_oi", "_vcount"))
+# what a replayed output may carry (_wrap sets _device again from the array's type)
+_PLAIN = frozenset(("_data", "_dtype", "_node", "_oi", "_vcount", "_device"))
 
 
 def _output_leaves(tracer, out):
