@@ -2,15 +2,19 @@
 update) of
   MLP         784-512-512-10, batch 128
   digits CNN  examples/train_digits.py's model, batch 32, 8x8 inputs
-as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph) vs Kiln compiled
-module (compile(model), loss/backward/AdamW eager: forward replays once two traces agree; the
-CNN's dropout is on, so it is traced every call, and "cnn-nodrop" is the same model with
-dropout 0) vs PyTorch CPU eager (when installed), side by side in one run, as milliseconds per step and throughput ratios;
-the per-call tracing overhead of the compiled MLP step (every call retraces; its programs are
-looked up by graph key); and cold / warm compile time of the MLP step (cold: a fresh process
-with an empty KILN_CACHE_DIR; warm: a second process with the same directory).
+as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph; after its first
+traces a call replays the generated program without running Python, dropout masks drawn again)
+vs Kiln compiled module (compile(model), loss/backward/AdamW eager) vs PyTorch CPU eager (when
+installed), side by side in one run, as milliseconds per step and throughput ratios ("cnn-nodrop"
+is the CNN with dropout 0); the per-call cost of the compiled MLP step outside its program
+(replay guards); and cold / warm compile time of the MLP step (cold: a fresh process with an
+empty KILN_CACHE_DIR; warm: a second process with the same directory).
 
-    python bench/compile_cpu.py [--steps 30] [--torch-threads 1]
+PyTorch runs with its default thread count unless --torch-threads says otherwise, and NumPy's
+BLAS with its own default: both use every core. The machine may be shared: each figure is the
+best of --repeat runs of --steps steps.
+
+    python bench/compile_cpu.py [--steps 30] [--repeat 5] [--torch-threads N]
 """
 import argparse
 import json
@@ -66,8 +70,12 @@ def make_step(lib, name, compiled, module=False):
     return lib.compile(step) if compiled else step
 
 
-def per_step_ms(step, n, repeat=3):
+REPEAT = 5
+
+
+def per_step_ms(step, n, repeat=None):
     """Best of `repeat` runs of n steps (the machine is shared: the minimum is the signal)."""
+    repeat = repeat or REPEAT
     step()
     step()                                    # warm up: compile, allocate, fill caches
     best = float("inf")
@@ -81,7 +89,8 @@ def per_step_ms(step, n, repeat=3):
 
 
 def tracing_overhead_ms(n):
-    """Compiled MLP step: total time per call minus the time inside the compiled programs."""
+    """Compiled MLP step: total time per call minus the time inside the compiled programs
+    (replay guards and bookkeeping once it replays; tracing before)."""
     import framework as kiln
     step = make_step(kiln, "mlp", True)
     step()
@@ -138,21 +147,25 @@ def compile_times():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--torch-threads", type=int, default=1,
-                    help="PyTorch intra-op threads (1: the CPU is shared; NumPy's BLAS is "
-                         "not limited either way)")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="PyTorch intra-op threads (default: PyTorch's own, every core)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         return compile_child()
+    global REPEAT
+    REPEAT = args.repeat
     import framework as kiln
     try:
         import torch
-        torch.set_num_threads(args.torch_threads)
+        if args.torch_threads:
+            torch.set_num_threads(args.torch_threads)
+        threads = f"torch {torch.get_num_threads()} threads"
     except ImportError:
-        torch = None
-    print(f"ms per training step (best of 3 x {args.steps} steps); ratios are throughput "
-          f"relative to Kiln compiled")
+        torch, threads = None, "torch not installed"
+    print(f"ms per training step (best of {args.repeat} x {args.steps} steps; {threads}, "
+          f"{os.cpu_count()} cores); ratios are throughput relative to Kiln compiled")
     print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'compiled module':>17}{'torch':>12}"
           f"{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
     for name in ("mlp", "cnn", "cnn-nodrop"):
@@ -163,7 +176,7 @@ def main():
         print(f"{name:<12}{e:12.2f}{c:12.2f}{m:17.2f}{t:12.2f}{e / c:15.2f}x{e / m:13.2f}x"
               f"{t / c:15.2f}x", flush=True)
     trace, total = tracing_overhead_ms(args.steps)
-    print(f"tracing overhead of the compiled MLP step: {trace:.2f} ms per call "
+    print(f"per-call cost of the compiled MLP step outside its program: {trace:.2f} ms "
           f"({100 * trace / total:.0f}% of {total:.2f} ms)")
     cold, warm = compile_times()
     print(f"compile time of the MLP step: cold {cold['compile_s']:.3f} s, "
