@@ -576,8 +576,9 @@ def fused_groups(cp, arch, copy_gbs):
 
 # ============================================================================================
 # 7. Training step on the GPU: Kiln's eager cuda device (pointwise ops as generated Triton
-#    kernels; matmul/reductions through the counted host fallback) beside PyTorch eager and
-#    torch.compile on the same MLP (784-512-512-10, batch 128, AdamW).
+#    kernels; matmul/reductions through the counted host fallback) and Kiln's compiled step
+#    (backend='triton', replayed) beside PyTorch eager and torch.compile on the same MLP
+#    (784-512-512-10, batch 128, AdamW).
 # ============================================================================================
 
 def training_step(cp, steps=20):
@@ -617,6 +618,17 @@ def training_step(cp, steps=20):
         rows.append(("kiln eager (cuda device)", ms))
     except Exception as e:
         rows.append((f"kiln eager ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
+    try:            # the whole step compiled to Triton kernels, replayed after its first traces
+        t0 = time.time()
+        st = make(kiln, "cuda", lambda f: kiln.compile(f, backend="triton"))
+        st()
+        kiln.cuda.synchronize()
+        cold = time.time() - t0
+        ms = timeit(st, kiln.cuda.synchronize)
+        rows.append((f"kiln compiled step, triton (first call {cold:.1f} s, "
+                     f"{st.stats['replays']} replays)", ms))
+    except Exception as e:
+        rows.append((f"kiln compiled ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
     try:
         import torch
         ms = timeit(make(torch, "cuda"), torch.cuda.synchronize)
