@@ -637,3 +637,20 @@ def test_views_read_a_later_in_place_write_of_their_base_like_eager():
     b.backward()
     np.testing.assert_array_equal(x2.grad.numpy(), [[0.0, 8.0, 16.0], [0.0, 0.0, 0.0]])
     np.testing.assert_array_equal(x1.grad.numpy(), x2.grad.numpy())
+
+
+def test_leaf_written_in_place_under_no_grad_then_used_gets_its_gradient():
+    # the in-place write's snapshot is the first to read the leaf's memory; the region input
+    # must still stand for the leaf (its gradient once went nowhere and backward failed)
+    def f(w, x):
+        with torch.no_grad():
+            w.mul_(0.9)
+        return (w * x).sum()
+    grads = []
+    for fn in (f, torch.compile(f)):
+        w = torch.ones(3, requires_grad=True)
+        fn(w, torch.arange(3.0)).backward()
+        np.testing.assert_allclose(w.detach().numpy(), [0.9, 0.9, 0.9], rtol=1e-6)
+        grads.append(w.grad.numpy())
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_array_equal(grads[0], [0.0, 1.0, 2.0])

@@ -440,6 +440,10 @@ class Tracer:
             o = self.overrides.get(id(s._data))
             if o is not None:
                 s = wrap(SymArray(o[1], self), t._dtype)
+            elif t._rg and t._node is None:
+                # s may be the first to read the leaf's memory (an in-place write under
+                # no_grad): the region input stands for the leaf, whose gradient it gets
+                self.leaf_alias[id(s._data)] = t
         s._node, s._oi, s._rg = t._node, t._oi, t._rg and t._node is None
         return s
 
