@@ -159,6 +159,13 @@ def test_changing_the_learning_rate_keeps_replaying():
         o, max_lr=0.05, total_steps=12)),                  # cycles lr and betas[0] every step
     (optim.SGD, dict(lr=0.1, momentum=0.9), lambda o: optim.lr_scheduler.StepLR(o, 2, 0.5)),
     (optim.Adam, dict(lr=1e-2), lambda o: optim.lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1))),
+    (optim.RMSprop, dict(lr=1e-2, momentum=0.5), lambda o: optim.lr_scheduler.ExponentialLR(
+        o, 0.9)),
+    (optim.RMSprop, dict(lr=1e-2, centered=True), lambda o: optim.lr_scheduler.StepLR(o, 3)),
+    (optim.Adagrad, dict(lr=0.1, lr_decay=0.01), lambda o: optim.lr_scheduler.CosineAnnealingLR(
+        o, 10)),
+    (optim.Adamax, dict(lr=1e-2), lambda o: optim.lr_scheduler.OneCycleLR(
+        o, max_lr=0.05, total_steps=12)),
 ])
 def test_lr_schedules_replay_and_equal_eager(opt_cls, kw, sched):
     m1, o1 = _setup(_mlp, opt_cls, **kw)

@@ -1,6 +1,7 @@
 """Adagrad (lr_decay, initial_accumulator_value, weight decay, maximize): PyTorch's algorithm.
 State is created in the constructor, as PyTorch does."""
-from .optimizer import Optimizer, _check, _addcmul_, _addcdiv_, _step_tensor, _step_value, _scalar
+from .optimizer import (Optimizer, _check, _addcmul_, _addcdiv_, _step_tensor, _step_value,
+                        _scalar, _hp)
 
 
 class Adagrad(Optimizer):
@@ -34,7 +35,7 @@ class Adagrad(Optimizer):
         step = _step_value(step_t)
         if group["weight_decay"] != 0:
             grad = grad.add(p, alpha=group["weight_decay"])
-        clr = _scalar(group["lr"] / (1 + (step - 1) * group["lr_decay"]), p)
+        clr = _scalar(_hp(group, "lr") / (1 + (step - 1) * group["lr_decay"]), p)
         s = _addcmul_(state["sum"], grad, grad, 1)
         std = s.sqrt().add_(group["eps"])
         _addcdiv_(p, grad, std, -clr)

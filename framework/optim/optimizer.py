@@ -65,6 +65,14 @@ def _lerp_(t, end, w, below=None):
     return t.copy_(end - (end - t).mul_(_scalar(1.0 - w, t)))
 
 
+def _add_scaled_(t, x, alpha):
+    """t.add_(x, alpha=alpha); a traced alpha (a tensor) is rounded to t's dtype first, as the
+    eager Python float is."""
+    if isinstance(alpha, Tensor):
+        return t.add_(x * _scalar(alpha, t))
+    return t.add_(x, alpha=alpha)
+
+
 def _addcmul_(t, a, b, value=1.0):
     if isinstance(value, Tensor):
         return t.add_(a * b * value)

@@ -1,5 +1,6 @@
 """RMSprop (centered, momentum, weight decay, maximize): PyTorch's algorithm."""
-from .optimizer import Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor
+from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor, _hp,
+                        _add_scaled_, _scalar)
 
 
 class RMSprop(Optimizer):
@@ -37,8 +38,9 @@ class RMSprop(Optimizer):
         else:
             avg = sq.sqrt()
         avg = avg.add_(eps)
+        lr = _hp(group, "lr")          # a run-time value under compile() (LR schedules)
         if mom > 0:
             buf = _addcdiv_(state["momentum_buffer"].mul_(mom), grad, avg)
-            p.add_(buf, alpha=-group["lr"])
+            _add_scaled_(p, buf, -lr)
         else:
-            _addcdiv_(p, grad, avg, -group["lr"])
+            _addcdiv_(p, grad, avg, _scalar(-lr, p))

@@ -1,6 +1,5 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's algorithm)."""
-from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _hp, _scalar
+from .optimizer import Optimizer, _check, _hp, _add_scaled_
 
 
 class SGD(Optimizer):
@@ -27,8 +26,4 @@ class SGD(Optimizer):
             else:
                 buf.mul_(mom).add_(grad, alpha=1 - group["dampening"])
             grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
-        lr = _hp(group, "lr")          # a run-time value under compile() (LR schedules)
-        if isinstance(lr, Tensor):
-            p.add_(grad * _scalar(-lr, p))
-        else:
-            p.add_(grad, alpha=-lr)
+        _add_scaled_(p, grad, -_hp(group, "lr"))   # lr: run-time under compile (schedules)
