@@ -69,8 +69,10 @@ def main():
     for i in range(5):
         print(f"step {i}: loss {train_step(xb, yb).item():.4f}")
     st = train_step.stats
+    # calls 1-3 trace (call 1 also creates AdamW's state); calls 4-5 replay the program
+    # without running the Python (stats['replays'])
     print(f"compiles {st['compiles']}, graph breaks {len(st['graph_breaks'])}, "
-          f"regions run {train_step.run_counts()}")
+          f"replays {st['replays']}, regions run {train_step.run_counts()}")
     g = train_step.graphs()[0]
     print(f"the step is one graph of {len(g.nodes)} ops; its first lines:")
     print("\n".join(str(g).splitlines()[:6]))
