@@ -210,7 +210,7 @@ def _explain(ns):
         s = cf.stats
         print(f"\n{cf.name}: backend={cf.backend} calls={s['calls']} compiles={s['compiles']} "
               f"graph breaks={len(s['graph_breaks'])} recompiles={len(s['recompiles'])} "
-              f"eager calls={s['eager_calls']}")
+              f"eager calls={s['eager_calls']} replays={s['replays']}")
         seen = {}
         for r in cf.graph_break_reasons():
             seen[r] = seen.get(r, 0) + 1
@@ -220,6 +220,8 @@ def _explain(ns):
             print(f"  recompile: {r}")
         if not seen and not s["recompiles"]:
             print("  no graph breaks, no recompiles")
+        for r in dict.fromkeys(s["replay_notes"]):      # why calls replay or keep tracing
+            print(f"  replay: {r}")
         groups = cf.groups()
         ng = sum(len(g["groups"]) for g in groups)
         nr = sum(len(g["refusals"]) for g in groups)

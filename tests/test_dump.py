@@ -105,6 +105,9 @@ def test_explain_prints_graph_break_and_recompile(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "graph break:" in p.stdout and "brk.py:" in p.stdout
     assert "recompile: arg0: float32[3] on cpu -> float32[4] on cpu" in p.stdout
+    # the function's replay decision is explained too (here: the graph break prevents it)
+    assert "replays=0" in p.stdout and "replay: not replayable: graph break" in p.stdout, \
+        p.stdout
 
 
 def test_python_m_compiler_dump_with_backend_and_only(tmp_path):
