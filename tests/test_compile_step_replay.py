@@ -391,3 +391,13 @@ def test_report_counts_replays():
     for s in range(5):
         c(*_batch(s))
     assert "replays=2" in c.report()
+
+
+def test_replays_can_be_switched_off(monkeypatch):
+    from framework import _compile
+    monkeypatch.setattr(_compile, "replays", False)
+    m, o = _setup(_mlp, lr=1e-2)
+    c = torch.compile(lambda x, y: _train_step(m, o, x, y))
+    for s in range(5):
+        c(*_batch(s))
+    assert c.stats["replays"] == 0 and c.stats["replay_notes"] == []

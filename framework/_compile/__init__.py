@@ -49,6 +49,7 @@ from .replay import (_MISS, _NotReplayable, _Entry, _Record, _modules_of, _modul
                      _before_trace, _output_leaves, _build, _check_draws, FunctionReplay)
 
 cache_size_limit = 8
+replays = True          # False: every call traces (debugging, or to time the traced path)
 _BACKENDS = ("numpy", "eager", "triton", "interpret")
 _MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -168,7 +169,7 @@ class CompiledFunction:
             self._prev_shape_sig = self._shape_sig
             self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
         pre = fpre = None
-        if _dispatch.PROFILE is None:
+        if _dispatch.PROFILE is None and replays:
             rkey = gkey if not self.dynamic else \
                 (gkey, tuple(tuple(t.shape) for t in argt.values()))
             e = self._replays.get(rkey)
