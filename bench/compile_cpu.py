@@ -3,7 +3,8 @@ update) of
   MLP         784-512-512-10, batch 128
   digits CNN  examples/train_digits.py's model, batch 32, 8x8 inputs
 as Kiln eager vs Kiln compiled (numpy backend, the whole step one graph; after its first
-traces a call replays the generated program without running Python, dropout masks drawn again)
+traces a call replays the generated program without running Python, dropout masks drawn again;
+"traced": the same with replays switched off, every call traced)
 vs Kiln compiled module (compile(model), loss/backward/AdamW eager) vs PyTorch CPU eager (when
 installed), side by side in one run, as milliseconds per step and throughput ratios ("cnn-nodrop"
 is the CNN with dropout 0); the per-call cost of the compiled MLP step outside its program
@@ -166,15 +167,19 @@ def main():
         torch, threads = None, "torch not installed"
     print(f"ms per training step (best of {args.repeat} x {args.steps} steps; {threads}, "
           f"{os.cpu_count()} cores); ratios are throughput relative to Kiln compiled")
-    print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'compiled module':>17}{'torch':>12}"
-          f"{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
+    print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'traced':>9}{'compiled module':>17}"
+          f"{'torch':>10}{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
+    from framework import _compile
     for name in ("mlp", "cnn", "cnn-nodrop"):
         e = per_step_ms(make_step(kiln, name, False), args.steps)
         c = per_step_ms(make_step(kiln, name, True), args.steps)
+        _compile.replays = False            # the same compiled step, traced on every call
+        tr = per_step_ms(make_step(kiln, name, True), args.steps)
+        _compile.replays = True
         m = per_step_ms(make_step(kiln, name, False, module=True), args.steps)
         t = per_step_ms(make_step_torch(torch, name), args.steps) if torch else float("nan")
-        print(f"{name:<12}{e:12.2f}{c:12.2f}{m:17.2f}{t:12.2f}{e / c:15.2f}x{e / m:13.2f}x"
-              f"{t / c:15.2f}x", flush=True)
+        print(f"{name:<12}{e:12.2f}{c:12.2f}{tr:9.2f}{m:17.2f}{t:10.2f}{e / c:15.2f}x"
+              f"{e / m:13.2f}x{t / c:15.2f}x", flush=True)
     trace, total = tracing_overhead_ms(args.steps)
     print(f"per-call cost of the compiled MLP step outside its program: {trace:.2f} ms "
           f"({100 * trace / total:.0f}% of {total:.2f} ms)")
