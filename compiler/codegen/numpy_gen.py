@@ -31,8 +31,9 @@ from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
 
-VERSION = "numpy-gen-3"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
-#                              bitwise where, fresh-slot views bound once
+VERSION = "numpy-gen-4"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+#                              bitwise where, fresh-slot views bound once; 4: copying reshapes
+#                              of layout-view chains as one np.take with a static index
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -237,6 +238,8 @@ class _Writer:
         self.used = {"np", "consts", "inputs", "AVal", "REGISTRY", "program", "make"}
         self.setup = []             # lines of make() before the program
         self.scratch = {}           # (shape, int dtype) -> scratch buffer names (bitwise where)
+        self.gathers = 0            # static index arrays of reshape-copies done by np.take
+        self.layout_import = False
         self.inputs = graph.inputs
         for k, v in enumerate(graph.inputs):
             self.bind(v, f"in{k}")
@@ -389,6 +392,19 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
     what = d.emit[0]
     if what == "reshape":
         x = w.arg(d.emit[1])
+        gather = _reshape_gather(d.emit[1], d.emit[2])
+        if gather is not None:
+            src, chain = gather
+            if not w.layout_import:
+                w.layout_import = True
+                setup.insert(3, "from compiler.codegen.numpy_gen import layout_index as "
+                                "_layout_index")
+            ix = f"_gx{w.gathers}"
+            w.gathers += 1
+            setup.append(f"    {ix} = _layout_index({lit(tuple(src.shape))}, {lit(chain)}, "
+                         f"{lit(d.emit[2])})   # reshape copy as a gather")
+            body.append(f"{w.bind(out)} = np.take({w.arg(src)}, {ix})")
+            return
         body.append(f"{w.bind(out)} = {x}.reshape({lit(d.emit[2])})")
         return
     if d.mode == "view":
@@ -502,6 +518,74 @@ def _bitwise_where(out, c, x, y, name, w, setup, body):
     body.append(f"np.bitwise_and({t}, {m}, out={t})")
     body.append(f"np.bitwise_xor({by[0]}, {t}, out={oi})")
     return True
+
+
+# pure layout ops: each output element is one element of the input (views in the lowerings)
+_LAYOUT_OPS = ("windows", "permute", "slice", "expand", "reshape", "flip", "diagonal")
+_TAKE_MIN = 1024        # elements below which the reshape's own copy is cheap enough
+_TAKE_RUN = 6           # mean contiguous run (elements) up to which np.take beats the copy
+
+
+def _layout_chain(v):
+    """(source value, ((op, out shape, attrs), ...)) when v is built from the source by layout
+    ops only (each op's NumPy lowering is a view or a copy of the same elements)."""
+    chain = []
+    while isinstance(v, Value) and v.node is not None and v.node.op in _LAYOUT_OPS and \
+            len(v.node.outputs) == 1 and len(v.node.inputs) == 1 and \
+            isinstance(v.node.inputs[0], Value):
+        chain.append((v.node.op, tuple(v.shape), tuple(sorted(v.node.attrs.items()))))
+        v = v.node.inputs[0]
+    return v, tuple(reversed(chain))
+
+
+def layout_index(src_shape, chain, shape):
+    """Positions in source.reshape(-1) (C order) of the elements of
+    chain(source).reshape(shape): the chain's own lowerings applied to an index array (layout
+    ops move elements without computing, so the result is that gather for any source array)."""
+    from ..ir.registry import REGISTRY
+    n = 1
+    for d in src_shape:
+        n *= d
+    a = np.arange(n, dtype=np.intp).reshape(src_shape)
+    for op, oshape, attrs in chain:
+        a = REGISTRY[op].numpy(AVal(tuple(oshape), dt.int64), a, **dict(attrs))
+    r = np.array(np.asarray(a).reshape(shape), np.intp)
+    r.setflags(write=False)
+    return r
+
+
+def _reshape_gather(x, shape):
+    """(source, chain) when reshape(x, shape) copies a strided layout view with short
+    contiguous runs (pooling windows, im2col of small planes): NumPy copies those a few
+    elements at a time, np.take with a static index is several times faster and returns the
+    same elements (bit for bit: no arithmetic). None: emit x.reshape(shape)."""
+    src, chain = _layout_chain(x)
+    if not chain:
+        return None
+    n = 1
+    for d in shape:
+        n *= d
+    if n < _TAKE_MIN:
+        return None
+    n_src = 1
+    for d in src.shape:
+        n_src *= d
+    base = np.arange(n_src, dtype=np.intp).reshape(src.shape)
+    a = base
+    try:
+        from ..ir.registry import REGISTRY
+        for op, oshape, attrs in chain:
+            a = np.asarray(REGISTRY[op].numpy(AVal(oshape, dt.int64), a, **dict(attrs)))
+        r = a.reshape(shape)
+    except Exception:
+        return None
+    if np.shares_memory(r, base):       # a view when the source is contiguous: no copy to save
+        return None
+    flat = r.reshape(-1)
+    runs = 1 + int(np.count_nonzero(np.diff(flat) != 1))
+    if n / runs > _TAKE_RUN:
+        return None
+    return src, chain
 
 
 def _emit_lowering(n, w, body, setup, lowered):

@@ -115,6 +115,39 @@ def _selection(order, dims, n, size, stride, dilation, dtype):
     return S
 
 
+_PERM = {}
+
+
+def _fold_permutation(order, dims, n, size, stride, dilation):
+    """For windows that never overlap and cover the whole output plane (pooling with
+    kernel == stride): fold_windows only moves elements. Returns P with
+    out_plane.flat[j] = c_rows[P[j]] (c's trailing 2n dims enumerated in axis order `order`),
+    or None when some position is read twice or never."""
+    key = (order, dims, size, stride, dilation)
+    if key in _PERM:
+        return _PERM[key]
+    grids = np.indices([dims[a] for a in order]).reshape(len(order), -1)
+    coord = [None] * len(order)
+    for g, a in zip(grids, order):
+        coord[a] = g
+    flat = 0
+    for i in range(n):
+        flat = flat * size[i] + coord[i] * stride[i] + coord[n + i] * dilation[i]
+    plane = int(np.prod(size))
+    P = None
+    if grids.shape[1] == plane:
+        P = np.full(plane, -1, np.intp)
+        P[flat] = np.arange(plane, dtype=np.intp)
+        if (P < 0).any():
+            P = None
+        else:
+            P.setflags(write=False)
+    if len(_PERM) > 64:
+        _PERM.clear()
+    _PERM[key] = P
+    return P
+
+
 def _fold_np(out, c, size, kernel, stride, dilation):
     n = len(kernel)
     lead = c.ndim - 2 * n
@@ -122,6 +155,22 @@ def _fold_np(out, c, size, kernel, stride, dilation):
     plane = 1
     for s in size:
         plane *= s
+    if c.size and c.dtype == npd and npd.kind in "fciu" and all(
+            s == (k - 1) * d + 1 for k, s, d in zip(kernel, stride, dilation)):
+        # windows side by side (pooling with kernel == stride): each output position receives
+        # exactly one window element, so the sum is a permutation of c: one take, no additions
+        order = tuple(sorted(range(2 * n), key=lambda a: -c.strides[lead + a]))
+        P = _fold_permutation(order, tuple(c.shape[lead:]), n, tuple(size), tuple(stride),
+                              tuple(dilation))
+        if P is not None:
+            a = c.transpose(list(range(lead)) + [lead + k for k in order])
+            rows = 1
+            for d in c.shape[:lead]:
+                rows *= d
+            r = np.take(a.reshape(rows, -1), P, axis=1)
+            if npd.kind in "fc":    # 0 + x, as the sum into zeros: -0.0 becomes +0.0
+                np.add(r, 0.0, out=r)
+            return r.reshape(out.shape)
     if npd in (np.float32, np.float64) and c.dtype == npd and plane <= _FOLD_MATMUL_MAX and c.size:
         # small planes: the per-offset strided adds below run NumPy loops over rows as short as
         # the window count; one matmul with a 0/1 selection matrix (in c's memory order, so the
