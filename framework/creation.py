@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from runtime import dtypes as dt
-from runtime.device import canonical
+from runtime.device import canonical, cpu
 from ._dispatch import wrap
 from .tensor import Tensor
 
@@ -97,8 +97,11 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
 
 def as_tensor(data, dtype=None, device=None):
     if isinstance(data, Tensor):
+        if device is not None:
+            return data.to(device=device, dtype=dtype)
         return data if dtype is None or dtype is data._dtype else data.to(dtype)
-    if isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype):
+    if (isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype)
+            and canonical(device) is cpu):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)
 
@@ -292,12 +295,12 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
 
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
     r, c = np.tril_indices(row, offset, col)
-    return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64)
+    return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64, device=device)
 
 
 def triu_indices(row, col, offset=0, *, dtype=None, device=None):
     r, c = np.triu_indices(row, offset, col)
-    return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64)
+    return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64, device=device)
 
 
 def complex(real, imag):

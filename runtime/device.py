@@ -55,8 +55,34 @@ class Device:
     def __reduce__(self):
         return (Device, (self.type, self.index))
 
+    # `with torch.device("interpret"):` makes it the default device inside the block, as
+    # torch.device's context manager does (nested blocks restore the outer default)
+    def __enter__(self):
+        _ENTERED.append(_DEFAULT[0])
+        set_default_device(self)
+        return self
+
+    def __exit__(self, *exc):
+        _DEFAULT[0] = _ENTERED.pop()
+        return False
+
 
 cpu = Device("cpu")
+# torch.set_default_device: the device factory functions (tensor, zeros, randn, arange, ...)
+# use when called without device=. One slot, so canonical(None) stays one lookup.
+_DEFAULT = [cpu]
+_ENTERED = []
+
+
+def set_default_device(device):
+    """torch.set_default_device: None restores cpu. The device is checked (an unavailable
+    'cuda' raises here, not at the next factory call)."""
+    _DEFAULT[0] = cpu if device is None else canonical(device)
+
+
+def get_default_device():
+    """torch.get_default_device: the device factory functions use when none is given."""
+    return _DEFAULT[0]
 
 
 def interpret_selected():
@@ -65,9 +91,10 @@ def interpret_selected():
 
 
 def canonical(dev):
-    """The Device a user's device argument names, checked for availability."""
+    """The Device a user's device argument names, checked for availability; None is the
+    default device (torch.set_default_device)."""
     if dev is None:
-        return cpu
+        return _DEFAULT[0]
     d = Device(dev) if not isinstance(dev, Device) else dev
     if d.type == "cpu":
         return cpu

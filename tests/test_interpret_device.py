@@ -183,6 +183,43 @@ def case_round_trips_and_factories(T, D):
 
 
 @case
+def case_default_device(T, D):
+    """torch.set_default_device / get_default_device / `with torch.device(...)`."""
+    assert T.get_default_device() == T.device("cpu") and T.get_default_device().type == "cpu"
+    T.set_default_device("interpret")
+    try:
+        assert T.get_default_device().type == "interpret"
+        for t in (T.zeros(2, 3), T.ones(2), T.tensor([1.0, 2.0]), T.arange(4), T.randn(3),
+                  T.full((2,), 7), T.eye(2), T.linspace(0, 1, 3), T.empty(2),
+                  T.tril_indices(3, 3), T.as_tensor(np.ones(2)), T.randint(0, 5, (3,))):
+            assert t.device.type == "interpret", t
+        c = T.zeros(2, device="cpu")                   # an explicit device still wins
+        assert c.device.type == "cpu" and T.zeros_like(c).device.type == "cpu"
+        a = np.arange(3.0)
+        f = T.from_numpy(a)                            # from_numpy always shares cpu memory
+        assert f.device.type == "cpu" and np.shares_memory(f.numpy(), a)
+        assert T.as_tensor(a).device.type == "interpret"     # as in PyTorch: a copy
+        x = T.tensor([[1.0, -2.0], [3.0, 4.0]])
+        assert (x.relu() @ x).tolist() == [[1.0, -2.0], [15.0, 10.0]]
+        with T.device("cpu"):                          # torch.device as a context manager
+            assert T.get_default_device().type == "cpu" and T.ones(1).device.type == "cpu"
+        assert T.get_default_device().type == "interpret"
+    finally:
+        T.set_default_device(None)
+    assert T.get_default_device().type == "cpu" and T.ones(1).device.type == "cpu"
+    with T.device("interpret"):
+        assert T.ones(1).device.type == "interpret"
+    assert T.ones(1).device.type == "cpu"
+    os.environ.pop("KILN_DEVICE", None)
+    try:
+        T.set_default_device("cuda")
+        raise AssertionError("an unavailable default device must raise at once")
+    except RuntimeError as e:
+        assert "KILN_DEVICE=interpret" in str(e)
+    assert T.get_default_device().type == "cpu"
+
+
+@case
 def case_kiln_device_maps_cuda(T, D):
     os.environ.pop("KILN_DEVICE", None)
     assert T.cuda.is_available() is False and T.cuda.device_count() == 0
