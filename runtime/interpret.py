@@ -155,3 +155,36 @@ def as_interpret(a):
 def to_host(a):
     """A plain NumPy copy of interpret storage (what .cpu() returns)."""
     return np.array(a, copy=True)
+
+
+_PATCHED = []
+
+
+def fix_interpreter():
+    """Make Triton's interpreter type comparison results as the GPU compiler does (int1).
+
+    Triton 3.x's interpreter tags the result of every comparison (create_icmp*/create_fcmp*)
+    with the *operand's* element type; its NumPy data is bool, so nothing shows until the
+    value is broadcast: create_splat then rebuilds it with the tagged type, and a 0-dim
+    comparison like `tl.full([], s, tl.float32) != 0` becomes float data, on which `&` fails
+    (logical_and(x, 1.75) raised TypeError). Idempotent; called before a kernel file is
+    imported for the interpreter."""
+    if _PATCHED:
+        return
+    _PATCHED.append(True)
+    try:
+        import triton.language as tl
+        from triton.runtime import interpreter as ti
+    except ImportError:      # pragma: no cover - triton is a dependency
+        return
+    B = ti.InterpreterBuilder
+
+    def bool_result(f):
+        def cmp(self, lhs, rhs):
+            r = f(self, lhs, rhs)
+            return ti.TensorHandle(r.data, tl.int1)
+        return cmp
+
+    for name in list(vars(B)):
+        if name.startswith(("create_icmp", "create_fcmp")):
+            setattr(B, name, bool_result(getattr(B, name)))

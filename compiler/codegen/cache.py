@@ -32,6 +32,9 @@ def load_module(path, interpret):
     if m is not None:
         return m
     modname = "kiln_kernel_" + os.path.basename(path)[:-3] + ("_interp" if interpret else "_jit")
+    if interpret:
+        from runtime.interpret import fix_interpreter
+        fix_interpreter()        # Triton's interpreter mistypes comparison results
     old = os.environ.get("TRITON_INTERPRET")
     os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
     try:

@@ -89,8 +89,11 @@ def kiln_pow(a, b):
             r = tl.where((e & 1) != 0, r * base, r)
             base = base * base
             e = e >> 1
-        sign = tl.where((b & 1) != 0, -1, 1)
-        return tl.where(b < 0, tl.where(a == 1, 1, tl.where(a == -1, sign, 0)), r)
+        if a.dtype.is_int_unsigned():
+            return r          # (no negative exponents, no base -1; `a == -1` does not compile)
+        else:
+            sign = tl.where((b & 1) != 0, -1, 1)
+            return tl.where(b < 0, tl.where(a == 1, 1, tl.where(a == -1, sign, 0)), r)
 ''',
 }
 
