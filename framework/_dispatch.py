@@ -172,6 +172,8 @@ def apply(p, *args, **attrs):
             out = _device_ops.run(p, meta, args, attrs, dev)
             if STATE.grad_enabled and p.differentiable and _needs_grad(args):
                 record(p, args, attrs, (out,) if p.nout == 1 else out)
+                if p.nout == 1 and out._base is not None:     # as on cpu, below
+                    out._view_src = (args[0], p, attrs, out._base._vcount)
             return out
     arrs = [a._data if isinstance(a, Tensor) else a for a in args]
     r = p.numpy(meta, *arrs, **attrs)

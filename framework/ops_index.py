@@ -8,6 +8,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
+from runtime.device import cpu
 from ._dispatch import apply, rename, STATE, wrap
 from .tensor import Tensor
 
@@ -171,7 +172,11 @@ def getitem(x, idx):
         if r is x:    # x[...] or x[:] is still a new view object
             r = apply(P["reshape"], x, shape=x._data.shape)
         return r
-    return apply(P["index"], r, *[wrap(a, dt.int64) for _, a in adv], pos=tuple(d for d, _ in adv))
+    idxs = [wrap(a, dt.int64) for _, a in adv]
+    # index lists, arrays and cpu index tensors go to the indexed tensor's device
+    if r._device is not cpu and STATE.tracer is None:
+        idxs = [i if i._device is r._device else i.to(r._device) for i in idxs]
+    return apply(P["index"], r, *idxs, pos=tuple(d for d, _ in adv))
 
 
 def setitem(x, idx, value):
@@ -220,7 +225,10 @@ def setitem(x, idx, value):
                  shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
         v = apply(P["cast"], v, dtype=x._dtype)
-    newflat = apply(P["index_put"], flat, v, wrap(pos, dt.int64), pos=(0,), accumulate=False)
+    pidx = wrap(pos, dt.int64)
+    if tr is None and x._device is not cpu:
+        pidx = pidx.to(x._device)
+    newflat = apply(P["index_put"], flat, v, pidx, pos=(0,), accumulate=False)
     r = apply(P["reshape"], newflat, shape=x._data.shape)
     if tr is not None:
         tr.assign(x, r)

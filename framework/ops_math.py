@@ -75,7 +75,7 @@ def check_writable(t, op):
     """In-place writes into an expanded tensor (stride 0: several elements share one memory
     location) are refused as PyTorch refuses them, before anything is written."""
     d = t._data
-    if type(d) is np.ndarray and not d.flags.writeable:
+    if isinstance(d, np.ndarray) and not d.flags.writeable:     # cpu and interpret buffers
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
                            f"tensor refers to a single memory location. Please clone() the tensor "
                            f"before performing the operation. (shape {list(d.shape)}, stride "
@@ -136,6 +136,8 @@ def propagate_view_write(t):
     flat = apply(P["reshape"], old, shape=(base._data.size,))
     vals = apply(P["reshape"], new, shape=(t._data.size,))
     idx = _dispatch.wrap(np.ascontiguousarray(pos.reshape(-1)), dt.int64)
+    if base._device is not _dispatch.cpu:
+        idx = idx.to(base._device)
     rb = apply(P["reshape"], apply(P["index_put"], flat, vals, idx, pos=(0,), accumulate=False),
                shape=base._data.shape)
     base._node, base._oi = rb._node, rb._oi
@@ -498,6 +500,16 @@ def equal(input, other):
     return input.shape == other.shape and bool(all(eq(input, other)))
 
 
+def full_on(ref, shape, value, dtype):
+    """P["full"] on tensor `ref`'s device: a creation primitive has no tensor input for apply()
+    to take the device from, so ops that build constants for an input put them beside it."""
+    if ref._device is _dispatch.cpu or STATE.tracer is not None:
+        return apply(P["full"], shape=tuple(shape), value=value, dtype=dtype)
+    from . import _device_ops
+    return _device_ops.create(P["full"], ref._device, shape=tuple(shape), value=value,
+                              dtype=dtype)
+
+
 def isneginf(input):
     return logical_and(isinf(input), lt(input, 0))
 
@@ -507,7 +519,7 @@ def isposinf(input):
 
 
 def isreal(input):
-    return apply(P["full"], shape=input.shape, value=True, dtype=dt.bool_)
+    return full_on(input, input.shape, True, dt.bool_)
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
@@ -693,7 +705,7 @@ def max(input, dim=None, keepdim=False, *, out=None):
                    "MaxBackward1")
         return write_out(r, out)
     if input.ndim == 0:
-        return _named("max")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
+        return _named("max")(input, full_on(input, (), 0, dt.int64))
     d = norm_dim("max", dim, input.ndim)
     if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
         return write_out(_named("max")(apply(P["amax"], input, dims=(d,), keepdim=keepdim),
@@ -712,7 +724,7 @@ def min(input, dim=None, keepdim=False, *, out=None):
         return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
                                 "MinBackward1"), out)
     if input.ndim == 0:
-        return _named("min")(input, apply(P["full"], shape=(), value=0, dtype=dt.int64))
+        return _named("min")(input, full_on(input, (), 0, dt.int64))
     d = norm_dim("min", dim, input.ndim)
     if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
         return write_out(_named("min")(apply(P["amin"], input, dims=(d,), keepdim=keepdim),

@@ -523,7 +523,8 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     # general case: scatter the last dim onto a diagonal of a zero (..., m, m) block, then move
     # the two new dims to (dim1, dim2)
     k = input._data.shape[-1] + builtins.abs(offset)
-    z = apply(P["full"], shape=tuple(input._data.shape[:-1]) + (k, k), value=0, dtype=input._dtype)
+    from .ops_math import full_on
+    z = full_on(input, tuple(input._data.shape[:-1]) + (k, k), 0, input._dtype)
     r = apply(P["diagonal_scatter"], z, input, offset=offset, dim1=n - 2, dim2=n - 1)
     if (d1, d2) != (n - 2, n - 1):
         r = movedim(r, (n - 2, n - 1), (d1, d2))

@@ -43,7 +43,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
         return _named("topk")(input, wrap(np.zeros((), np.int64), dt.int64))
     idx = apply(P["argsort"], input, dim=d, descending=largest, stable=True)
     idx = apply(P["slice"], idx, dim=d, start=0, stop=k, step=1)
-    idx = wrap(np.ascontiguousarray(idx._data), dt.int64)
+    idx = wrap(idx._data.copy(), dt.int64)      # .copy() keeps the device's array type
     v = rename(apply(P["gather"], input, idx, dim=d), "TopkBackward0")
     return _named("topk")(v, idx)
 
@@ -55,8 +55,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} "
                            f"(k={k}, size {n})")
     idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
-    idx = wrap(np.ascontiguousarray(apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1)._data),
-               dt.int64)
+    idx = wrap(apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1)._data.copy(), dt.int64)
     v, i = _select_along(input, idx, d, keepdim)
     return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
 

@@ -114,6 +114,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         if r is None:
             if materialize_grads:
                 res[i] = wrap(np.zeros(inputs[i]._data.shape, inputs[i]._dtype.np), inputs[i]._dtype)
+                if inputs[i]._device is not res[i]._device:     # zeros beside the input
+                    res[i] = res[i].to(inputs[i]._device)
             elif not allow_unused:
                 raise RuntimeError("One of the differentiated Tensors appears to not have been used "
                                    "in the graph. Set allow_unused=True if this is the desired "

@@ -4,7 +4,14 @@ it with respect to that cotangent gives J v)."""
 import numpy as np
 
 from ..tensor import Tensor
-from .._dispatch import STATE, wrap
+from .._dispatch import STATE
+from .._dispatch import wrap as _wrap
+
+
+def wrap(arr, dtype, like=None):
+    """A tensor of host array `arr` on `like`'s device (cotangents and zeros beside inputs)."""
+    t = _wrap(arr, dtype)
+    return t if like is None or like._device is t._device else t.to(like._device)
 
 
 def _tup(x):
@@ -24,7 +31,7 @@ def _prep(inputs, create_graph):
 
 
 def _zeros(x):
-    return wrap(np.zeros(x._data.shape, x._dtype.np), x._dtype)
+    return wrap(np.zeros(x._data.shape, x._dtype.np), x._dtype, x)
 
 
 def _grad(outs, ins, gos, create_graph, retain_graph=None):
@@ -45,7 +52,7 @@ def _detach(o, create_graph):
 
 
 def _ones_like(x):
-    return wrap(np.ones(x._data.shape, x._dtype.np), x._dtype)
+    return wrap(np.ones(x._data.shape, x._dtype.np), x._dtype, x)
 
 
 def vjp(func, inputs, v=None, create_graph=False, strict=False):
@@ -88,7 +95,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
             for k in range(n):
                 go = np.zeros(n, o._dtype.np)
                 go[k] = 1
-                rows.append(_grad([o], ins, [wrap(go.reshape(o._data.shape), o._dtype)],
+                rows.append(_grad([o], ins, [wrap(go.reshape(o._data.shape), o._dtype, o)],
                                   create_graph, retain_graph=True))
             per_in = []
             for j, x in enumerate(ins):
@@ -97,7 +104,7 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
                     per_in.append(reshape(st, tuple(o.shape) + tuple(x.shape)))
                 else:
                     per_in.append(wrap(np.zeros(tuple(o.shape) + tuple(x.shape), x._dtype.np),
-                                       x._dtype))
+                                       x._dtype, x))
             jac_per_out.append(tuple(per_in) if isinstance(inputs, tuple) else per_in[0])
     finally:
         STATE.grad_enabled = prev

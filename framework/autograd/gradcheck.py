@@ -3,7 +3,14 @@ element) with central finite differences, like torch.autograd.gradcheck."""
 import numpy as np
 
 from ..tensor import Tensor
-from .._dispatch import STATE, wrap
+from .._dispatch import STATE
+from .._dispatch import wrap as _wrap
+
+
+def wrap(arr, dtype, like=None):
+    """A tensor of host array `arr` on `like`'s device (cotangents and zeros beside inputs)."""
+    t = _wrap(arr, dtype)
+    return t if like is None or like._device is t._device else t.to(like._device)
 
 
 class GradcheckError(RuntimeError):
@@ -60,7 +67,7 @@ def _analytic_jacobian(fn, inputs, check_dtypes):
         for k in range(o._data.size):
             go = np.zeros(o._data.size, o._dtype.np)
             go[k] = 1
-            gs = grad([o], diff_in, [wrap(go.reshape(o._data.shape), o._dtype)], retain_graph=True,
+            gs = grad([o], diff_in, [wrap(go.reshape(o._data.shape), o._dtype, o)], retain_graph=True,
                       allow_unused=True)
             for j, (g, x) in enumerate(zip(gs, diff_in)):
                 if g is None:
@@ -130,7 +137,8 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
     finally:
         STATE.grad_enabled = prev
     if grad_outputs is None:
-        grad_outputs = tuple(randn(tuple(o.shape), dtype=o.dtype, requires_grad=True) for o in outs)
+        grad_outputs = tuple(randn(tuple(o.shape), dtype=o.dtype, device=o.device,
+                                    requires_grad=True) for o in outs)
     grad_outputs = _as_tuple(grad_outputs)
     n_in = len(inputs)
 
@@ -140,7 +148,7 @@ def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=
         d = [x for x in ins if isinstance(x, Tensor) and x.requires_grad]
         pairs = [(oo, gg) for oo, gg in zip(o, gos) if oo.requires_grad]
         if not pairs:
-            return tuple(wrap(np.zeros(x._data.shape, x._dtype.np), x._dtype) for x in d)
+            return tuple(wrap(np.zeros(x._data.shape, x._dtype.np), x._dtype, x) for x in d)
         return grad([p[0] for p in pairs], d, [p[1] for p in pairs], create_graph=True,
                     materialize_grads=True)
 

@@ -65,7 +65,11 @@ def _slice(x, dim, start, stop):
     return apply(P["slice"], x, dim=dim, start=start, stop=stop, step=1)
 
 
-def _full(shape, value, dtype):
+def _full(shape, value, dtype, like=None):
+    """P["full"]; on `like`'s device when given (padding beside a device tensor)."""
+    if like is not None:
+        from ..ops_math import full_on
+        return full_on(like, shape, value, dtype)
     return apply(P["full"], shape=tuple(shape), value=value, dtype=dtype)
 
 
@@ -115,10 +119,12 @@ def _pad_dims(x, pads, value=0.0):
             x = _slice(x, d, builtins.max(-lo, 0), size - builtins.max(-hi, 0))
         parts = []
         if lo > 0:
-            parts.append(_full(tuple(x.shape[:d]) + (lo,) + tuple(x.shape[d + 1:]), value, x._dtype))
+            parts.append(_full(tuple(x.shape[:d]) + (lo,) + tuple(x.shape[d + 1:]), value, x._dtype,
+                               x))
         parts.append(x)
         if hi > 0:
-            parts.append(_full(tuple(x.shape[:d]) + (hi,) + tuple(x.shape[d + 1:]), value, x._dtype))
+            parts.append(_full(tuple(x.shape[:d]) + (hi,) + tuple(x.shape[d + 1:]), value, x._dtype,
+                               x))
         if len(parts) > 1:
             x = apply(P["cat"], *parts, dim=d)
     return x
@@ -1270,8 +1276,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     else:
         v = static_v
     if add_zero_attn:
-        k = apply(P["cat"], k, _full((bsz * num_heads, 1, head_dim), 0.0, k._dtype), dim=1)
-        v = apply(P["cat"], v, _full((bsz * num_heads, 1, head_dim), 0.0, v._dtype), dim=1)
+        k = apply(P["cat"], k, _full((bsz * num_heads, 1, head_dim), 0.0, k._dtype, k), dim=1)
+        v = apply(P["cat"], v, _full((bsz * num_heads, 1, head_dim), 0.0, v._dtype, v), dim=1)
         if attn_mask is not None:
             attn_mask = _pad_dims(attn_mask, [(0, 1)])
         if key_padding_mask is not None:
