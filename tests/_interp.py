@@ -13,9 +13,15 @@ class _NoTorch(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"torch is blocked in this process ({name})", name=name)
 
 
+def block_torch():
+    """Make `import torch` fail in this process (idempotent)."""
+    if not any(isinstance(f, _NoTorch) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoTorch())
+
+
 def become_interpreter_worker(root):
     """Call first thing in the child: block torch, select the interpreter, import Kiln."""
-    sys.meta_path.insert(0, _NoTorch())
+    block_torch()
     os.environ["TRITON_INTERPRET"] = "1"
     sys.path.insert(0, root)
     warnings.simplefilter("ignore")

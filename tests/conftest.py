@@ -9,6 +9,27 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import framework as torch  # noqa: E402
 
+# KILN_TEST_DEVICE=interpret: the eager suites run with the interpret device as the default
+# device (torch.set_default_device), so every factory call in a test makes device tensors.
+# tests/test_interpret_suite.py starts such a run in a child process (TRITON_INTERPRET=1, torch
+# blocked); tests/_interp_suite.py lists what it deselects there, and why.
+TEST_DEVICE = os.environ.get("KILN_TEST_DEVICE") or None
+if TEST_DEVICE:
+    from _interp import block_torch   # each xdist worker too: the path must stay torch-free
+    block_torch()
+    torch.set_default_device(TEST_DEVICE)
+    if TEST_DEVICE == "interpret":
+        # compile() picks its backend by name, not by the inputs' device (its default is
+        # 'numpy', whose outputs are cpu tensors); here compiled models run their fused
+        # groups as Triton kernels through the interpreter, as on a GPU
+        _compile = torch.compile
+
+        def _compile_for_device(model=None, **kw):
+            if kw.get("backend") is None:
+                kw["backend"] = "interpret"
+            return _compile(model, **kw)
+        torch.compile = _compile_for_device
+
 try:   # CI (CI=true): the same hypothesis examples every run, so a red run is reproducible
     from hypothesis import settings as _hsettings
     _hsettings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
@@ -19,7 +40,9 @@ except ImportError:  # pragma: no cover - hypothesis is a dev dependency
 
 
 def to_np(t):
-    return np.asarray(t._data if isinstance(t, torch.Tensor) else t)
+    if isinstance(t, torch.Tensor):
+        t = t.detach().cpu()._data if t.device.type != "cpu" else t._data
+    return np.asarray(t)
 
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, check_dtype=None):
@@ -42,3 +65,12 @@ def rng():
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+def pytest_collection_modifyitems(config, items):
+    """The interpret run (test_interpret_suite.py: a child process on two workers of its own)
+    goes last: under pytest-xdist it then has the cores to itself, instead of holding up the
+    tests queued behind it on one worker while competing with the other."""
+    last = [i for i in items if i.nodeid.startswith("tests/test_interpret_suite.py::test_eager")]
+    if last:
+        items[:] = [i for i in items if i not in last] + last

@@ -121,7 +121,7 @@ def _make(cls):
 
 def _check_params(m1, m2):
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        np.testing.assert_allclose(b.numpy(), a.numpy(), err_msg=k, **TOL)
+        np.testing.assert_allclose(b.cpu().numpy(), a.cpu().numpy(), err_msg=k, **TOL)
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=lambda c: c.__name__)
@@ -136,7 +136,7 @@ def test_compiled_forward_gradients_and_five_steps_equal_eager(cls):
         out1 = m1(x)
         torch.manual_seed(100 + step)
         out2 = cm(x)
-        np.testing.assert_allclose(out2.detach().numpy(), out1.detach().numpy(), **TOL)
+        np.testing.assert_allclose(out2.detach().cpu().numpy(), out1.detach().cpu().numpy(), **TOL)
         o1.zero_grad()
         o2.zero_grad()
         F.cross_entropy(out1, y).backward()
@@ -144,7 +144,7 @@ def test_compiled_forward_gradients_and_five_steps_equal_eager(cls):
         for (k, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
             assert (p1.grad is None) == (p2.grad is None), k
             if p1.grad is not None:
-                np.testing.assert_allclose(p2.grad.numpy(), p1.grad.numpy(), err_msg=k, **TOL)
+                np.testing.assert_allclose(p2.grad.cpu().numpy(), p1.grad.cpu().numpy(), err_msg=k, **TOL)
         o1.step()
         o2.step()
     _check_params(m1, m2)
@@ -161,7 +161,7 @@ def test_compiled_forward_gradients_and_five_steps_equal_eager(cls):
     torch.manual_seed(5)
     r1 = m1(x)
     torch.manual_seed(5)
-    np.testing.assert_allclose(cm(x).detach().numpy(), r1.detach().numpy(), **TOL)
+    np.testing.assert_allclose(cm(x).detach().cpu().numpy(), r1.detach().cpu().numpy(), **TOL)
     assert "training: True -> False" in cm._compiled.recompile_reasons()
 
 
@@ -204,5 +204,5 @@ def test_digits_cnn_compiled_step_has_batchnorm_stats_equal_eager():
         torch.manual_seed(s)
         cm(x)
     for k in ("features.1.running_mean", "features.1.running_var", "features.5.running_var"):
-        np.testing.assert_allclose(m2.state_dict()[k].numpy(), m1.state_dict()[k].numpy(), **TOL)
+        np.testing.assert_allclose(m2.state_dict()[k].cpu().numpy(), m1.state_dict()[k].cpu().numpy(), **TOL)
     assert m2.state_dict()["features.1.num_batches_tracked"].item() == 3
