@@ -392,3 +392,35 @@ def test_large_where_is_bitwise_exact(d):
         for a, b in zip(ref, got):
             assert a.dtype == b.dtype and a.shape == b.shape
             np.testing.assert_array_equal(np.asarray(a).view(ib), np.asarray(b).view(ib))
+
+
+def test_zero_dim_float_arithmetic_is_scalar_code_with_ufunc_results():
+    """0-d float add/sub/mul/div/neg/cast (an optimizer's scalar math) become NumPy scalar
+    expressions; values equal the reference interpreter bit for bit, including division by
+    zero, -0.0, NaN and float32 rounding; returned values stay 0-d arrays."""
+    g = Graph("scalars")
+    a = g.add_input("a", (), dt.float64)
+    b = g.add_input("b", (), dt.float64)
+    c = g.add_input("c", (), dt.float32)
+    x = g.add_input("x", (5,), dt.float32)
+    q = g.call("div", g.call("sub", 1, g.call("mul", a, 0.9)), b)        # b may be 0
+    r = g.call("neg", g.call("add", q, a))
+    h = g.call("cast", r, dtype=dt.float32)
+    k = g.call("mul", g.call("div", h, c), 3)                          # float32 scalar math
+    y = g.call("mul", x, k)
+    g.set_outputs([y, k, q])
+    prog, _ = compile_graph(g)
+    src = prog.source
+    assert " / " in src and " * " in src and "np.float32(" in src, src
+    vals = [(0.3, 0.7, 1.5), (0.3, 0.0, 2.0), (-0.0, -0.0, -1.0), (np.nan, 1.0, 0.0),
+            (1e308, 1e-308, 3.0), (2.0, -3.0, 0.0)]
+    xs = np.linspace(-2, 2, 5).astype(np.float32)
+    for va, vb, vc in vals:
+        ins = [np.array(va), np.array(vb), np.array(vc, np.float32), xs]
+        with np.errstate(all="ignore"):
+            got = prog.run(ins, g.float_consts())
+            want = g.run(*ins)
+        for gv, wv in zip(got, want):
+            assert isinstance(gv, np.ndarray) and gv.dtype == wv.dtype, (type(gv), wv.dtype)
+            np.testing.assert_array_equal(gv.reshape(-1).view(np.uint8),
+                                          np.asarray(wv).reshape(-1).view(np.uint8))

@@ -31,9 +31,10 @@ from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
 
-VERSION = "numpy-gen-4"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-5"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
-#                              of layout-view chains as one np.take with a static index
+#                              of layout-view chains as one np.take with a static index; 5: 0-d
+#                              float arithmetic as NumPy scalar expressions
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -139,12 +140,49 @@ class _Node:
         self.mode, self.emit, self.inplace = mode, emit, tuple(inplace)
 
 
-def _choose(n):
+_SCALAR_OPS = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+_SCALAR_DTYPES = (dt.float32, dt.float64)
+
+
+def _scalar_node(n, out):
+    """A 0-d float add/sub/mul/div/neg/cast on 0-d operands of its dtype (an optimizer's bias
+    corrections and hyperparameter arithmetic): a NumPy scalar expression (`a * b`), ~10x
+    cheaper than a ufunc call with out=. NumPy scalars of the same dtype round exactly like the
+    0-d ufunc (and divide by zero the same way); Python numbers stay weak (NEP 50)."""
+    if out.shape != () or out.dtype not in _SCALAR_DTYPES:
+        return None
+    vals = [a for a in n.inputs if isinstance(a, Value)]
+    if not vals or any(a.shape != () for a in vals):
+        return None
+    if n.op == "cast":
+        x = n.inputs[0]
+        if x.dtype not in _SCALAR_DTYPES:
+            return None
+        return _Node("fresh", ("scalar_cast", x))
+    if any(a.dtype is not out.dtype for a in vals):
+        return None
+    for a in n.inputs:
+        if not isinstance(a, Value) and not (type(a) in (int, float) or
+                                             type(a).__name__ == "FloatParam"):
+            return None
+    if n.op == "neg" and len(n.inputs) == 1:
+        return _Node("fresh", ("scalar", "-", None, n.inputs[0]))
+    sym = _SCALAR_OPS.get(n.op)
+    if sym is None or len(n.inputs) != 2:
+        return None
+    return _Node("fresh", ("scalar", sym, n.inputs[0], n.inputs[1]))
+
+
+def _choose(n, returned=()):
     """The emitter for node n; None means 'call the lowering'."""
     op = n.op
     out = n.outputs[0] if len(n.outputs) == 1 else None
     if out is None:
         return None
+    if id(out) not in returned:         # (a returned value stays a 0-d array)
+        d = _scalar_node(n, out)
+        if d is not None:
+            return d
     npd = out.dtype.np
     arrs = [a for a in n.inputs if isinstance(a, Value)]
     if op in _BINARY and len(n.inputs) == 2:
@@ -312,8 +350,9 @@ def _donations(graph, donate):
 def generate(graph, partition, sched, donate=()):
     nodes = sched.nodes()
     decisions = {}
+    returned = {id(o) for o in graph.outputs if isinstance(o, Value)}
     for n in nodes:
-        d = _choose(n)
+        d = _choose(n, returned)
         if d is None:
             kind = n.prim.kind
             d = _Node("fresh" if kind in _FRESH_KINDS else "alias", None)
@@ -406,6 +445,14 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
             body.append(f"{w.bind(out)} = np.take({w.arg(src)}, {ix})")
             return
         body.append(f"{w.bind(out)} = {x}.reshape({lit(d.emit[2])})")
+        return
+    if what == "scalar":
+        _, sym, a, b = d.emit
+        expr = f"-{w.arg(b)}" if a is None else f"{w.arg(a)} {sym} {w.arg(b)}"
+        body.append(f"{w.bind(out)} = {expr}")
+        return
+    if what == "scalar_cast":
+        body.append(f"{w.bind(out)} = {_np_dtype(out.dtype)}({w.arg(d.emit[1])})")
         return
     if d.mode == "view":
         x = w.arg(d.emit[1])
