@@ -18,17 +18,7 @@ if TEST_DEVICE:
     from _interp import block_torch   # each xdist worker too: the path must stay torch-free
     block_torch()
     torch.set_default_device(TEST_DEVICE)
-    if TEST_DEVICE == "interpret":
-        # compile() picks its backend by name, not by the inputs' device (its default is
-        # 'numpy', whose outputs are cpu tensors); here compiled models run their fused
-        # groups as Triton kernels through the interpreter, as on a GPU
-        _compile = torch.compile
-
-        def _compile_for_device(model=None, **kw):
-            if kw.get("backend") is None:
-                kw["backend"] = "interpret"
-            return _compile(model, **kw)
-        torch.compile = _compile_for_device
+    # (compile()'s default backend follows the tensors' device: 'interpret' here)
 
 try:   # CI (CI=true): the same hypothesis examples every run, so a red run is reproducible
     from hypothesis import settings as _hsettings

@@ -296,6 +296,28 @@ def case_kernel_cache_and_logs(T, D):
     assert "add -> Triton kernel fused_add_0" in text, text
 
 
+@case
+def case_compile_default_backend_follows_the_device(T, D):
+    # compile() without backend=: interpret tensors get the 'interpret' backend (outputs stay
+    # on the device, backward works), cpu tensors the 'numpy' one; decided per trace
+    m = T.nn.Linear(4, 2).to("interpret")
+    cm = T.compile(m)
+    x = T.randn(3, 4).to("interpret")
+    y = cm(x)
+    assert y.device.type == "interpret" and cm._compiled.backend == "interpret"
+    y.sum().backward()
+    assert m.weight.grad.device.type == "interpret"
+    np.testing.assert_allclose(m.weight.grad.cpu().numpy(),
+                               np.tile(x.cpu().numpy().sum(0), (2, 1)), rtol=1e-5)
+    f = T.compile(lambda t: t * 2 + 1)
+    assert f(T.ones(2)).device.type == "cpu" and f.backend == "numpy"
+    r = f(T.ones(2).to("interpret"))
+    assert r.device.type == "interpret" and f.backend == "interpret"
+    w = T.ones(3).to("interpret")                  # a function reaching device state only
+    g = T.compile(lambda: (w * 3).sum())
+    assert g().device.type == "interpret" and g.backend == "interpret"
+
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

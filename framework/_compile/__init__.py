@@ -28,11 +28,12 @@ every dimension.
 
 mode ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs') is accepted
 and recorded; the NumPy backend has one mode, so it does not change the generated code.
-backend: 'numpy' (generated NumPy programs, the default), 'eager' (the traced graphs run
-through each primitive's NumPy lowering, no passes or code generation: for debugging the
-tracer), 'interpret' (every fused group as a generated Triton kernel run by Triton's
-interpreter on the CPU) and 'triton' (the same kernels launched on a GPU through CuPy; needs
-one).
+backend: by default chosen per trace from the device of the tensors involved (cuda ->
+'triton', interpret -> 'interpret', cpu -> 'numpy'); 'numpy' (generated NumPy programs),
+'eager' (the traced graphs run through each primitive's NumPy lowering, no passes or code
+generation: for debugging the tracer), 'interpret' (every fused group as a generated Triton
+kernel run by Triton's interpreter on the CPU) and 'triton' (the same kernels launched on a
+GPU through CuPy; needs one).
 """
 import functools
 import warnings
@@ -60,7 +61,9 @@ class CompiledFunction:
 
     def __init__(self, fn, backend=None, fullgraph=False, dynamic=None, mode=None, name=None,
                  module=None):
-        if backend is None or backend == "inductor":
+        # None / 'inductor': chosen per trace by the device of the tensors (see _pick_backend)
+        self._auto = backend is None or backend == "inductor"
+        if self._auto:
             backend = "numpy"
         if backend not in _BACKENDS:
             raise ValueError(f"compile: unknown backend {backend!r}; expected one of {_BACKENDS}")
@@ -185,6 +188,8 @@ class CompiledFunction:
                     fpre = self._freplay.before(args, kwargs)
                 except _NotReplayable as r:
                     fpre = r
+        if self._auto:
+            self.backend = self._pick_backend(args, kwargs, fpre)
         tracer = Tracer(self, self.fullgraph)
         STATE.tracer = tracer
         n_breaks = len(self.stats["graph_breaks"])
@@ -209,6 +214,33 @@ class CompiledFunction:
                 return self._freplay.record(tracer, fpre, argt, leaves, broke, args, kwargs)
             self._note_trace(rkey, record)
         return out
+
+    def _pick_backend(self, args, kwargs, fpre):
+        """The default backend for this trace, by device: the first non-cpu tensor among the
+        arguments, the module's parameters/buffers, or (a function) the tensors its state
+        reaches decides -- 'triton' for cuda, 'interpret' for the interpret device -- else
+        'numpy'."""
+        def first(ts):
+            for t in ts:
+                if isinstance(t, Tensor) and t._device.type != "cpu":
+                    return t._device.type
+            return None
+
+        def flat(a):
+            if isinstance(a, (list, tuple)):
+                for x in a:
+                    yield from flat(x)
+            elif isinstance(a, dict):
+                for x in a.values():
+                    yield from flat(x)
+            else:
+                yield a
+        dev = first(flat((args, kwargs)))
+        if dev is None and self.module is not None:
+            dev = first(self.module.parameters()) or first(self.module.buffers())
+        if dev is None and isinstance(fpre, dict):
+            dev = first(fpre["tensors"])
+        return {"cuda": "triton", "interpret": "interpret"}.get(dev, "numpy")
 
     # replays (compiled modules) ---------------------------------------------------------------
     def _note(self, rkey, msg):
