@@ -14,7 +14,8 @@ traced it, once two consecutive traces with the same guards came out identical.
 """
 import sys
 import types
-from operator import is_
+from itertools import chain
+from operator import attrgetter, is_
 
 import numpy as np
 
@@ -387,6 +388,14 @@ class FunctionReplay:
         r.template, r.leaves, r.gassign = tpl, info, gassign
         r.outs_meta = list(node.outs) if node is not None else None
         r.walk, r.tensors, r.consts_in = before, tensors, consts_in
+        r.arr_tpl, r.arr_dyn = [], []
+        for i, (kind, k) in enumerate(in_src):
+            r.arr_tpl.append(tensors[k]._data if kind == "w" else
+                             consts_in[k]._data if kind == "c" else None)
+            if kind not in ("w", "c"):
+                r.arr_dyn.append((i, kind, k))
+        r.wbumps = [(tensors[k], d) for (kind, k), d in bumps if kind == "w"]
+        r.dbumps = [(kind, k, d) for (kind, k), d in bumps if kind != "w"]
         r.hypers = [(c, key, i) for c, key, i, _ in tracer.hypers]
         r.guards = list(tracer.guards)
         r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
@@ -412,34 +421,49 @@ class FunctionReplay:
             if fn() != v:
                 return _MISS
         tensors = rec.tensors
-        hyper = [_wrap(np.array(c[key] if i is None else c[key][i], np.float64), dt.float64)
+        hyper = [np.array(c[key] if i is None else c[key][i], np.float64)
                  for c, key, i in rec.hypers]
-
-        drawn = [_wrap(rc(), dtype) for rc, dtype in rec.recipes]   # as eager would, in order
-
-        def get(s):
-            kind, k = s
-            if kind == "a":
-                return argt[k]
-            if kind == "c":
-                return rec.consts_in[k]
-            if kind == "r":
-                return drawn[k]
-            if kind == "h":
-                return hyper[k]
-            t = tensors[k]
-            return t if kind == "w" else t._grad
-        ins = [get(s) for s in rec.in_src]
+        drawn = [rc() for rc, _ in rec.recipes]        # as eager would draw them, in order
+        # the arrays: reached tensors' and constants' are fixed (holds() checked every reached
+        # tensor's array); arguments, gradients, hyperparameters and draws are this call's
+        arrays = list(rec.arr_tpl)
+        for i, kind, k in rec.arr_dyn:
+            arrays[i] = argt[k]._data if kind == "a" else tensors[k]._grad._data \
+                if kind == "g" else hyper[k] if kind == "h" else drawn[k]
         plan = rec.plan
-        res = run_plan(plan, [t._data for t in ins], rec.consts, [get(s)._data for s in rec.ov])
-        for s, d in rec.bumps:
-            t = get(s)
+        ov = [tensors[k]._data if kind == "w" else argt[k]._data if kind == "a"
+              else tensors[k]._grad._data for kind, k in rec.ov]
+        res = run_plan(plan, arrays, rec.consts, ov)
+        for t, d in rec.wbumps:
+            if t._view_src is None:         # (what d calls of _bump() do, at once)
+                (t._base if t._base is not None else t)._vcount += d
+            else:
+                for _ in range(d):
+                    t._bump()
+        for kind, k, d in rec.dbumps:
+            t = argt[k] if kind == "a" else tensors[k]._grad
             for _ in range(d):
                 t._bump()
         for j, k, dtype in rec.gassign:
             tensors[j]._grad = None if k is None else _wrap(res[k], dtype)
-        node = region_node(plan, res, ins, list(rec.outs_meta)) \
-            if rec.outs_meta is not None else None
+        node = None
+        if rec.outs_meta is not None:
+            hyper = [_wrap(a, dt.float64) for a in hyper]
+            drawn = [_wrap(a, dtype) for a, (_, dtype) in zip(drawn, rec.recipes)]
+
+            def get(s):
+                kind, k = s
+                if kind == "a":
+                    return argt[k]
+                if kind == "c":
+                    return rec.consts_in[k]
+                if kind == "r":
+                    return drawn[k]
+                if kind == "h":
+                    return hyper[k]
+                t = tensors[k]
+                return t if kind == "w" else t._grad
+            node = region_node(plan, res, [get(s) for s in rec.in_src], list(rec.outs_meta))
         outs = []
         for k, slot, dtype, vc in rec.leaves:
             t = _wrap(res[k], dtype)
@@ -499,7 +523,10 @@ class Walk:
     a different object meanwhile. masked() turns run-time hyperparameters (Tracer.hyper) into
     type checks."""
     __slots__ = ("roots", "objs", "checks", "empty", "tchecks", "grads", "tensors", "ranges",
-                 "dyn")
+                 "dyn", "flat")
+
+    def __init__(self):
+        self.flat = None
 
     def same(self, other):
         """Did two walks see the same objects in the same places (and gradient pattern)?"""
@@ -508,23 +535,21 @@ class Walk:
 
     def holds(self, roots):
         """Does the state the walk saw still hold (cheap: no new walk)? Containers are checked
-        member by member, so a change anywhere in the reached structure is seen."""
+        member by member, so a change anywhere in the reached structure is seen. The checks
+        run as a few flat identity comparisons (C-level map/chain pipelines); see _flatten."""
         if len(roots) != len(self.roots) or not all(map(is_, roots, self.roots)):
             return False
-        if any(map(len, self.empty)):       # (most of a module's hook dicts)
+        f = self.flat if self.flat is not None else self._flatten()
+        lens, conts, seqs, seq_vals, dicts, dict_keys, dict_vals, slow, ts, t_attrs, t_lens = f
+        if list(map(len, conts)) != lens:
             return False
-        for c, keys, vals, _, skip in self.checks:
-            if len(c) != len(vals):
-                return False
-            if keys is None:
-                if not all(map(is_, c, vals)):
-                    return False
-            elif not all(map(is_, c, keys)):
-                return False
-            elif skip is None:
-                if not all(map(is_, c.values(), vals)):
-                    return False
-            elif not all(v is w or k in skip for k, v, w in zip(keys, c.values(), vals)):
+        if not (all(map(is_, chain.from_iterable(seqs), seq_vals)) and
+                all(map(is_, chain.from_iterable(dicts), dict_keys)) and
+                all(map(is_, chain.from_iterable(map(dict.values, dicts)), dict_vals))):
+            return False
+        for c, keys, vals, skip in slow:    # dicts holding run-time hyperparameters
+            if not all(v is w or k in skip for k, v, w in zip(keys, c.values(), vals)) or \
+                    not all(map(is_, c, keys)):
                 return False
         for c, key, n in self.dyn:          # a run-time value: only its kind is fixed
             v = c[key]
@@ -534,10 +559,38 @@ class Walk:
             elif type(v) is not tuple or len(v) != n or \
                     not all(type(x) is float for x in v):
                 return False
-        for t, sig, _ in self.tchecks:
-            if not all(map(is_, _tensor_sig(t), sig)):
-                return False
+        if not all(map(is_, chain.from_iterable(map(_SIG, ts)), t_attrs)) or \
+                list(map(len, map(vars, ts))) != t_lens:
+            return False
         return _grads(self.tensors) == self.grads
+
+    def _flatten(self):
+        """The checks as flat lists: every container with its length; list/tuple members and
+        dict keys and values in order; dicts with skipped (run-time) keys apart; per tensor
+        its _SIG attributes and __dict__ size."""
+        conts, lens, seqs, seq_vals, dicts, dict_keys, dict_vals, slow = \
+            [], [], [], [], [], [], [], []
+        for c in self.empty:
+            conts.append(c)
+            lens.append(0)
+        for c, keys, vals, _, skip in self.checks:
+            conts.append(c)
+            lens.append(len(vals))
+            if keys is None:
+                seqs.append(c)
+                seq_vals.extend(vals)
+            elif skip is not None:
+                slow.append((c, keys, vals, skip))
+            else:
+                dicts.append(c)
+                dict_keys.extend(keys)
+                dict_vals.extend(vals)
+        ts = [t for t, _, _ in self.tchecks]
+        t_attrs = [a for _, sig, _ in self.tchecks for a in sig[:6]]
+        t_lens = [sig[6] for _, sig, _ in self.tchecks]
+        self.flat = (lens, conts, seqs, seq_vals, dicts, dict_keys, dict_vals, slow, ts, t_attrs,
+                     t_lens)
+        return self.flat
 
     def masked(self, hypers):
         """This walk with the values of `hypers` ((container, key) pairs read through
@@ -565,10 +618,13 @@ class Walk:
         return w
 
 
+_SIG = attrgetter("_data", "_dtype", "_node", "_rg", "_base", "_hooks")
+
+
 def _tensor_sig(t):
-    dd = t.__dict__
-    return (t._data, t._dtype, t._node, t._rg, t._base, t._hooks, dd.get("_post_acc_hooks"),
-            dd.get("_compiled_grad_ready"))
+    """What identifies a reached tensor's state: array, dtype, grad_fn, requires_grad, base,
+    hooks (attrgetter: one C call); its __dict__'s size catches hook lists added later."""
+    return _SIG(t) + (len(t.__dict__),)
 
 
 def _grads(tensors):
@@ -613,7 +669,8 @@ def walk(roots):
                                          "it")
                 x._data = d.real        # an alias of a region output: concrete since it ran
             sig = _tensor_sig(x)
-            if sig[5] or sig[6] or sig[7]:
+            dd = x.__dict__
+            if sig[5] or dd.get("_post_acc_hooks") or dd.get("_compiled_grad_ready"):
                 raise _NotReplayable("a tensor the function reaches has hooks")
             tensors.append(x)
             tchecks.append((x, sig, len(objs) - 1))
