@@ -195,3 +195,25 @@ def test_short_argmax_matches_numpy_with_ties_and_nan(op, dtype, dim, keepdim):
     y[3, 2, 5] = np.nan
     got = _run(op, [40, 1, 30], dt.int64, y, dim=1, keepdim=True)
     np.testing.assert_array_equal(got, f(y, axis=1, keepdims=True))
+
+
+def test_sum_over_axis0_and_inner_axes_reduces_axis0_first_in_eager_and_compiled():
+    """BatchNorm's sum over (0, 2, 3): axis 0 first (whole-row adds), then the rest -- in the
+    lowering and in generated code alike, so eager and compiled stay bit-identical."""
+    import framework as torch
+    from compiler.ops.reduction import axis0_first
+    assert axis0_first((0, 2, 3), 4) and axis0_first((0, 2), 3)
+    assert not axis0_first((0, 1), 3) and not axis0_first((1, 2), 4) and not axis0_first((0,), 2)
+    rng = np.random.default_rng(3)
+    for shape, dims in [((32, 16, 8, 8), (0, 2, 3)), ((5, 3, 7), (0, 2)), ((4, 6, 2, 3), (0, 3))]:
+        a = rng.standard_normal(shape).astype(np.float32)
+        a[0, 0] = np.inf if len(shape) == 3 else a[0, 0]
+        x = torch.tensor(a)
+        ref = a.astype(np.float64).sum(axis=dims, keepdims=True)
+        for keep in (True, False):
+            e = x.sum(dim=dims, keepdim=keep)
+            f = torch.compile(lambda t, d=dims, k=keep: t.sum(dim=d, keepdim=k) * 1.5)
+            got = f(x).numpy()
+            np.testing.assert_array_equal(got, (e * 1.5).numpy())
+            want = ref if keep else ref.reshape(e.shape)
+            np.testing.assert_allclose(e.numpy(), want, rtol=1e-5, atol=1e-3)

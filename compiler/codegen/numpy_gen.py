@@ -30,11 +30,13 @@ from runtime import dtypes as dt
 from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
+from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-5"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-6"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
-#                              float arithmetic as NumPy scalar expressions
+#                              float arithmetic as NumPy scalar expressions; 6: sums over
+#                              (0, ..) with a kept axis between reduce axis 0 first
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -489,8 +491,10 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
         body.append(f"np.copyto({name}, {lit(d.emit[1])}, casting='unsafe')")
     elif what == "reduce":
         _, f, x, dims, keep = d.emit
-        body.append(f"{name} = np.{f}({w.arg(x)}, axis={lit(dims)}, keepdims={keep}, "
-                    f"out={buf})")
+        src = w.arg(x)
+        if f == "sum" and axis0_first(dims, len(x.shape)):      # (the lowering's order)
+            src = f"np.add.reduce({src}, axis=0, keepdims=True)"
+        body.append(f"{name} = np.{f}({src}, axis={lit(dims)}, keepdims={keep}, out={buf})")
     elif what == "matmul":
         body.append(f"{name} = np.matmul({w.arg(d.emit[1])}, {w.arg(d.emit[2])}, out={buf})")
     elif what == "where":

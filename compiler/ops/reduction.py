@@ -27,13 +27,26 @@ def _sum_meta(x, dims=None, keepdim=False, dtype=None):
 _HALF = (dt.float16.np, dt.bfloat16.np)
 
 
-def _np_red(f):
+def axis0_first(dims, ndim):
+    """Does a sum over `dims` reduce axis 0 first, then the rest (np.add.reduce(x, axis=0,
+    keepdims=True), then over dims)? For dims holding axis 0 and another axis with a kept axis
+    between them -- BatchNorm's (0, 2, 3) -- NumPy's multi-axis reduction walks short strided
+    rows; adding whole rows along axis 0 first is ~3x faster. The NumPy lowering and the
+    generated code both use this order, so eager and compiled sums stay identical."""
+    if not dims or dims[0] != 0 or len(dims) < 2:
+        return False
+    return any(i not in dims for i in range(1, dims[-1]))
+
+
+def _np_red(f, first0=False):
     def impl(out, x, dims=None, keepdim=False, dtype=None):
         npd = out.dtype.np
         if npd in _HALF:          # accumulate half precision in float32, as PyTorch does
             x = x.astype(np.float32)
         elif x.dtype != npd:
             x = x.astype(npd)
+        if first0 and dims is not None and axis0_first(tuple(dims), x.ndim):
+            x = f(x, axis=0, keepdims=True)
         r = f(x, axis=dims, keepdims=keepdim)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
@@ -49,8 +62,8 @@ def _vjp_sum(b, g, x, out=None, dims=None, keepdim=False, dtype=None):
     return (g,)
 
 
-register(Prim("sum", "reduction", _sum_meta, _np_red(np.add.reduce), _vjp_sum, triton="tl.sum",
-              saves=()))
+register(Prim("sum", "reduction", _sum_meta, _np_red(np.add.reduce, first0=True), _vjp_sum,
+              triton="tl.sum", saves=()))
 
 
 def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
