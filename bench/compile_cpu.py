@@ -25,10 +25,10 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import framework  # noqa: E402,F401  (first: Kiln configures OpenBLAS before NumPy loads it)
+import numpy as np  # noqa: E402
 
 
 def mlp(lib):

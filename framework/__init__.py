@@ -1,5 +1,14 @@
 """Kiln: PyTorch's eager API over one IR. `import framework as torch`."""
-import numpy as _np
+import os as _os
+import sys as _sys
+
+if "numpy" not in _sys.modules:
+    # OpenBLAS's worker threads busy-wait 2**28 cycles after every call by default, holding the
+    # cores that compiled programs use next for element-wise work on several threads
+    # (compiler/codegen/parallel.py); 2**4 lets them sleep at once. Only possible before NumPy
+    # loads OpenBLAS, and an explicit setting wins.
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as _np  # noqa: E402
 
 _np.seterr(all="ignore")          # IEEE results without warnings, as PyTorch gives
 

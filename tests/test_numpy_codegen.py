@@ -424,3 +424,69 @@ def test_zero_dim_float_arithmetic_is_scalar_code_with_ufunc_results():
             assert isinstance(gv, np.ndarray) and gv.dtype == wv.dtype, (type(gv), wv.dtype)
             np.testing.assert_array_equal(gv.reshape(-1).view(np.uint8),
                                           np.asarray(wv).reshape(-1).view(np.uint8))
+
+
+def test_large_elementwise_runs_go_to_threads_with_identical_results(monkeypatch):
+    """An optimizer-like chain over >= parallel.MIN_ELEMENTS elements runs as chunks on
+    several threads (compiler/codegen/parallel.py): results equal the reference interpreter
+    bit for bit, with the parallel path taken, with one thread, and through the serial
+    fallback when the donated (written) input is not contiguous."""
+    from compiler.codegen import parallel
+    monkeypatch.setattr(parallel, "threads", 3)     # (uneven chunks on any machine)
+    n = parallel.MIN_ELEMENTS + 1000
+    shape = (n // 100, 100) if n % 100 == 0 else (n,)
+    g = Graph("adamish")
+    p = g.add_input("p", shape, dt.float32)
+    m = g.add_input("m", shape, dt.float32)
+    gr = g.add_input("g", shape, dt.float32)
+    s = g.add_input("s", (), dt.float32)
+    m2 = g.call("add", m, g.call("mul", g.call("sub", gr, m), 0.1))
+    den = g.call("add", g.call("sqrt", g.call("mul", gr, gr)), 1e-8)
+    p2 = g.call("add", g.call("mul", p, s), g.call("mul", g.call("div", m2, den), -0.01))
+    h = g.call("cast", p2, dtype=dt.float64)
+    g.set_outputs([p2, m2, h])
+    prog, _ = compile_graph(g, donate=((0, 0),))
+    assert "_par(" in prog.source and "def _pg" in prog.source, prog.source
+    rng = np.random.default_rng(0)
+    base = [rng.standard_normal(shape).astype(np.float32) for _ in range(3)]
+    base[2][..., :3] = [np.nan, np.inf, -0.0]
+    sc = np.array(0.999, np.float32)
+    want = g.run(*[b.copy() for b in base], sc)
+
+    def check(res):
+        for r, w_ in zip(res, want):
+            np.testing.assert_array_equal(r, w_)
+    for th in (3, 1):
+        monkeypatch.setattr(parallel, "threads", th)
+        arrs = [b.copy() for b in base]
+        check(prog.run(arrs + [sc], g.float_consts()))
+    # a non-contiguous array written in place: the serial statements run instead
+    monkeypatch.setattr(parallel, "threads", 3)
+    big = np.zeros(shape[:-1] + (shape[-1] * 2,), np.float32) if len(shape) > 1 else \
+        np.zeros(n * 2, np.float32)
+    pv = big[..., ::2]
+    pv[...] = base[0]
+    assert not pv.flags.c_contiguous
+    res = prog.run([pv, base[1].copy(), base[2].copy(), sc], g.float_consts())
+    check(res)
+
+
+def test_parallel_run_covers_every_element_once_and_raises_errors():
+    from compiler.codegen import parallel
+    seen = np.zeros(parallel.MIN_ELEMENTS * 3 + 17, np.int64)
+
+    def fn(lo, hi):
+        seen[lo:hi] += 1
+    old = parallel.threads
+    try:
+        parallel.threads = 4
+        parallel.run(fn, len(seen))
+        assert (seen == 1).all()
+
+        def bad(lo, hi):
+            if lo > 0:
+                raise ValueError("chunk failed")
+        with pytest.raises(ValueError, match="chunk failed"):
+            parallel.run(bad, len(seen))
+    finally:
+        parallel.threads = old

@@ -30,13 +30,15 @@ from runtime import dtypes as dt
 from ..ir.graph import Value
 from ..ir.registry import AVal, promote, is_scalar
 from .. import memory
+from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-6"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-7"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
-#                              (0, ..) with a kept axis between reduce axis 0 first
+#                              (0, ..) with a kept axis between reduce axis 0 first; 7: large
+#                              element-wise groups in chunks on several threads
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -391,8 +393,12 @@ def generate(graph, partition, sched, donate=()):
     for gr in sched.order:
         ops = "; ".join(f"{', '.join(o.name for o in n.outputs)} = {n.op}" for n in gr.nodes)
         body.append(f"# {gr.name} [{gr.kind}]: {ops}")
-        for n in gr.nodes:
-            _emit(n, decisions[id(n)], w, plan, fresh_made, body, setup, lowered)
+        for run, shape in _parallel_runs(gr.nodes, decisions):
+            if shape is not None:
+                _emit_parallel(run, shape, decisions, w, plan, fresh_made, body, setup)
+            else:
+                for n in run:
+                    _emit(n, decisions[id(n)], w, plan, fresh_made, body, setup, lowered)
         ready = [k for n in gr.nodes for o in n.outputs for k in early.get(id(o), ())]
         if ready:
             body.append("if on_output is not None:   # final from here on (fresh storage that "
@@ -411,6 +417,85 @@ def generate(graph, partition, sched, donate=()):
     lines = setup + ["", "    def program(inputs, consts, on_output=None):"] + ["        " + b for b in body] + \
         ["", "    return program", ""]
     return "\n".join(lines), plan, meta
+
+
+def _elementwise_shape(n, d):
+    """The shape node n computes element-wise over (an out= ufunc or copy whose array operands
+    all have that shape or are 0-d), or None."""
+    if d.emit is None or d.mode != "out" or d.emit[0] not in ("ufunc", "copyto") or \
+            len(n.outputs) != 1:
+        return None
+    shape = n.outputs[0].shape
+    if any(isinstance(a, Value) and a.shape not in (shape, ()) for a in n.inputs):
+        return None
+    return shape
+
+
+def _parallel_runs(nodes, decisions):
+    """[(nodes, shape or None)]: maximal runs of consecutive element-wise nodes over one shape
+    of at least parallel.MIN_ELEMENTS elements (shape given: run on several threads by
+    compiler/codegen/parallel.py), the other nodes in runs of their own (None)."""
+    out = []
+    for n in nodes:
+        shape = _elementwise_shape(n, decisions[id(n)]) if _parallel.threads > 1 else None
+        if shape is not None and math.prod(shape) < _parallel.MIN_ELEMENTS:
+            shape = None
+        if out and out[-1][1] == shape and (shape is not None or out[-1][1] is None):
+            out[-1][0].append(n)
+        else:
+            out.append(([n], shape))
+    return out
+
+
+def _emit_parallel(nodes, shape, decisions, w, plan, fresh_made, body, setup):
+    """A run of element-wise nodes as a chunk function over flat views, run by parallel.run;
+    a serial version of the same statements for arrays that turn out not to be contiguous (a
+    donated input written in place may be a strided view)."""
+    if "_par" not in w.used:
+        w.used.add("_par")
+        setup.insert(3, "from compiler.codegen.parallel import run as _par")
+    full = {}                   # operand name -> flat view name
+    written, stmts = [], []
+
+    def flat(a):
+        x = w.arg(a)
+        if not isinstance(a, Value) or a.shape == ():
+            return x, x
+        if x not in full:
+            full[x] = f"_fv{len(w.used)}_{len(full)}"
+            w.used.add(full[x])
+        return x, f"{full[x]}[lo:hi]"
+    for n in nodes:
+        d = decisions[id(n)]
+        out = n.outputs[0]
+        k = plan.donated.get(id(out))
+        if k is not None:
+            buf = w.names[id(w.inputs[k])]
+            written.append(buf)
+        else:
+            buf = _slot_expr(out, plan, fresh_made, body)
+        name = w.bind(out)
+        body.append(f"{name} = {buf}")
+        o_s, o_c = flat(out)
+        if d.emit[0] == "ufunc":
+            _, uf, args, extra = d.emit
+            ser = [flat(a) for a in args]
+            stmts.append((f"np.{uf}({', '.join(a for a, _ in ser)}, out={o_s}{extra})",
+                          f"np.{uf}({', '.join(c for _, c in ser)}, out={o_c}{extra})"))
+        else:
+            src_s, src_c = flat(d.emit[1])
+            stmts.append((f"np.copyto({o_s}, {src_s}, casting='unsafe')",
+                          f"np.copyto({o_c}, {src_c}, casting='unsafe')"))
+    cond = " and ".join(f"{x}.flags.c_contiguous" for x in dict.fromkeys(written)) or "True"
+    fn = f"_pg{len(w.used)}"
+    w.used.add(fn)
+    body.append(f"if {cond}:     # {math.prod(shape)} elements: chunks on several threads")
+    body.extend(f"    {v} = {x}.reshape(-1)" for x, v in full.items())
+    body.append(f"    def {fn}(lo, hi):")
+    body.extend(f"        {c}" for _, c in stmts)
+    body.append(f"    _par({fn}, {math.prod(shape)})")
+    body.append("else:")
+    body.extend(f"    {s_}" for s_, _ in stmts)
 
 
 def _early_outputs(graph, plan):
