@@ -456,3 +456,74 @@ def test_repr():
     w = torch.ones(1, requires_grad=True)
     r = repr(optim.SGD([w], lr=0.1))
     assert r.startswith("SGD (\nParameter Group 0\n") and "    lr: 0.1\n" in r
+
+
+def _foreach_run(cls, kw, foreach, steps=6, skip=None):
+    rng = np.random.default_rng(5)
+    shapes = [(7, 3), (3,), (2, 2, 5), (1,), (4, 6)]
+    ps = [torch.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True)
+          for s in shapes]
+    opt = cls(ps, foreach=foreach, **kw)
+    for k in range(steps):
+        for i, p in enumerate(ps):
+            if skip is not None and skip(k, i):
+                p.grad = None             # this parameter sits the step out: its step count lags
+            else:
+                p.grad = torch.tensor(rng.standard_normal(p.shape).astype(np.float32))
+        opt.step()
+    return ps, opt
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (optim.Adam, dict(lr=0.01)),
+    (optim.Adam, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, dict(lr=0.02, betas=(0.3, 0.9))),           # the other lerp formula
+    (optim.AdamW, dict(lr=0.01, maximize=True, amsgrad=True)),
+])
+@pytest.mark.parametrize("skip", [None, lambda k, i: i == 1 and k % 2 == 0])
+def test_foreach_path_equals_the_per_parameter_loop_bit_for_bit(cls, kw, skip):
+    a, oa = _foreach_run(cls, kw, True, skip=skip)
+    b, ob = _foreach_run(cls, kw, False, skip=skip)
+    assert oa._use_foreach(oa.param_groups[0], a) and not ob._use_foreach(ob.param_groups[0], b)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+    for sa, sb in zip(oa.state.values(), ob.state.values()):
+        assert set(sa) == set(sb)
+        for key in sa:
+            np.testing.assert_array_equal(sa[key].numpy(), sb[key].numpy(), err_msg=key)
+
+
+def test_foreach_flag_selects_the_multi_tensor_path():
+    small = [torch.zeros(10, requires_grad=True) for _ in range(3)]
+    mixed = [torch.zeros(4, requires_grad=True), torch.zeros(4, dtype=torch.float64,
+                                                              requires_grad=True)]
+    assert not optim.Adam(small)._use_foreach({"foreach": None}, small)      # the default
+    assert optim.Adam(small)._use_foreach({"foreach": True}, small)
+    assert not optim.Adam(mixed)._use_foreach({"foreach": True}, mixed)      # dtypes differ
+    assert not optim.SGD(small, lr=0.1)._use_foreach({"foreach": True}, small)  # no foreach path
+
+
+def test_foreach_step_compiles_and_replays_equal_to_eager():
+    import framework.nn as nn
+    import framework.nn.functional as F
+
+    def setup():
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3))
+        return m, optim.AdamW(m.parameters(), lr=0.01, foreach=True)
+    (m1, o1), (m2, o2) = setup(), setup()
+
+    def step(m, o, x, y):
+        o.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        o.step()
+        return loss
+    c = torch.compile(lambda x, y: step(m2, o2, x, y))
+    g = torch.Generator().manual_seed(1)
+    for _ in range(6):
+        x, y = torch.randn(5, 6, generator=g), torch.randint(0, 3, (5,), generator=g)
+        assert_close(c(x, y), step(m1, o1, x, y), rtol=1e-5, atol=1e-6)
+    for p, q in zip(m1.parameters(), m2.parameters()):
+        assert_close(q, p, rtol=1e-5, atol=1e-6)
+    assert c.stats["replays"] == 3, c.stats["replay_notes"]

@@ -1,7 +1,8 @@
 """Adam (with amsgrad, L2 or decoupled weight decay, maximize): PyTorch's algorithm, bias
 corrections with the step count starting at 1."""
 from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
-                        _step_value, _sqrt, _scalar, _hp, _hp_guard)
+                        _step_value, _sqrt, _scalar, _hp, _hp_guard, _flat, _per_element,
+                        _write_back)
 
 
 def _check_adam(lr, eps, betas, weight_decay):
@@ -23,7 +24,8 @@ class Adam(Optimizer):
                                       differentiable=differentiable, fused=fused,
                                       decoupled_weight_decay=decoupled_weight_decay))
 
-    def _update(self, p, grad, state, group):
+    @staticmethod
+    def _init_state(p, state, group):
         from ..creation import zeros_like
         if len(state) == 0:
             state["step"] = _step_tensor()
@@ -31,6 +33,44 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = zeros_like(p)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = zeros_like(p)
+
+    def _update_foreach(self, ps, grads, states, group):
+        """_update's arithmetic over the whole group at once (see Optimizer._use_foreach):
+        parameters, gradients and moments flattened, per-parameter bias corrections as
+        per-element values, results copied back."""
+        for p, st in zip(ps, states):
+            self._init_state(p, st, group)
+        lr, (beta1, beta2) = _hp(group, "lr"), _hp(group, "betas")
+        eps, wd = group["eps"], group["weight_decay"]
+        steps = []
+        for st in states:
+            st["step"].add_(1)
+            steps.append(_step_value(st["step"]))
+        P, G = _flat(ps), _flat(grads)
+        M, V = _flat([st["exp_avg"] for st in states]), _flat([st["exp_avg_sq"] for st in states])
+        if wd != 0:
+            if group.get("decoupled_weight_decay", False):
+                P.mul_(_scalar(1 - lr * wd, P))
+            else:
+                G = G.add(P, alpha=wd)
+        _lerp_(M, G, 1 - beta1, _hp_guard(lambda: 1 - group["betas"][0] < 0.5))
+        _addcmul_(V.mul_(_scalar(beta2, P)), G, G, _scalar(1 - beta2, P))
+        bc2 = _per_element([_scalar(_sqrt(1 - beta2 ** s), P) for s in steps], ps, P)
+        size = _per_element([_scalar(lr / (1 - beta1 ** s), P) for s in steps], ps, P)
+        if group["amsgrad"]:
+            X = _flat([st["max_exp_avg_sq"] for st in states])
+            X.copy_(X.maximum(V))
+            denom = X.sqrt().div_(bc2).add_(eps)
+            _write_back([st["max_exp_avg_sq"] for st in states], X)
+        else:
+            denom = V.sqrt().div_(bc2).add_(eps)
+        _addcdiv_(P, M, denom, -size)
+        _write_back(ps, P)
+        _write_back([st["exp_avg"] for st in states], M)
+        _write_back([st["exp_avg_sq"] for st in states], V)
+
+    def _update(self, p, grad, state, group):
+        self._init_state(p, state, group)
         # lr and betas: run-time values under compile() (schedulers change them per step)
         lr, (beta1, beta2) = _hp(group, "lr"), _hp(group, "betas")
         eps, wd = group["eps"], group["weight_decay"]
