@@ -174,6 +174,14 @@ PRIM_CASES = {
                       lambda: (T((2, 3, 2)),)),
                      (P("fold_windows", size=(3, 4), kernel=(2, 2), stride=(1, 2), dilation=(1, 1)),
                       lambda: (T((2, 2, 2, 2)),))],
+    "window_max": [(lambda x: call("window_max", x, kernel=(2, 2), stride=(2, 2), dilation=(1, 1),
+                                   padding=((0, 0), (0, 0)))[0], lambda: (T((2, 4, 4)),)),
+                   (lambda x: call("window_max", x, kernel=(3,), stride=(1,), dilation=(1,),
+                                   padding=((1, 1),))[0], lambda: (T((2, 6)),))],
+    "plane_scatter": [(P("plane_scatter", size=(4,), unique=False),
+                       lambda: (T((2, 3)), I([[0, 2, 0], [3, 1, 3]]))),
+                      (P("plane_scatter", size=(2, 2), unique=True),
+                       lambda: (T((2, 1, 2)), I([[[3, 0]], [[1, 2]]])))],
 }
 
 

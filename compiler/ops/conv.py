@@ -14,6 +14,7 @@ import itertools
 
 import numpy as np
 
+from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register
 
 
@@ -212,3 +213,266 @@ def _vjp_fold(b, g, c, out=None, size=None, kernel=None, stride=None, dilation=N
 register(Prim("fold_windows", "scatter", _fold_meta, _fold_np, _vjp_fold, saves=(),
               grad_name="Col2ImBackward0",
               doc="adjoint of windows: sums each window element back into place (col2im)"))
+
+
+# ---- max pooling -----------------------------------------------------------------------------
+#
+#   window_max(x, kernel, stride, dilation, padding) -> (values, indices)   [..., O1..On] each
+#       the max of each window and, as PyTorch's return_indices, the flat index of the element
+#       taken within the (unpadded) trailing n-dim plane. padding = ((lo, hi), ...) is implicit:
+#       padded positions are never taken. PyTorch's scan (row-major within the window, starting
+#       at the window's first valid element): an element is taken when it is greater than the
+#       best so far or NaN, so the first maximal element wins, and a window holding NaN gives
+#       NaN and the index of its last NaN.
+#   plane_scatter(g, idx, size, unique) -> [..., *size]
+#       the adjoint of reading the plane at idx: zeros with each g added at its flat index
+#       (max pooling's backward); unique=True promises distinct indices within a plane
+#       (windows that never overlap), so the adds are one assignment.
+#
+# Both run the NumPy lowering on every backend (no Triton kernel: an extern group on the GPU).
+
+def _check_padding(op, padding, n):
+    if len(padding) != n or any(len(p) != 2 or int(p[0]) < 0 or int(p[1]) < 0 for p in padding):
+        raise RuntimeError(f"{op}: padding must hold {n} non-negative (lo, hi) pairs, but got "
+                           f"{list(padding)}")
+
+
+def _window_max_meta(x, kernel, stride, dilation, padding):
+    _check("window_max", kernel, stride, dilation)
+    n = len(kernel)
+    _check_padding("window_max", padding, n)
+    if len(x.shape) < n:
+        raise RuntimeError(f"window_max: input of shape {list(x.shape)} has fewer than {n} dims")
+    if not (x.dtype.is_floating_point or x.dtype.category == 1):
+        raise RuntimeError(f"window_max: \"max_pool\" not implemented for '{x.dtype.name}'")
+    lead = tuple(x.shape[:len(x.shape) - n])
+    sp = x.shape[len(x.shape) - n:]
+    outs = tuple(window_count("window_max", s + p[0] + p[1], k, st, d)
+                 for s, k, st, d, p in zip(sp, kernel, stride, dilation, padding))
+    if any(o < 1 for o in outs) or any(s == 0 for s in sp):
+        raise RuntimeError(f"window_max: Kernel size {list(kernel)} with dilation {list(dilation)} "
+                           f"and padding {list(padding)} does not fit the input size {list(sp)} "
+                           f"(input shape {list(x.shape)})")
+    for s, k, st, d, p, o in zip(sp, kernel, stride, dilation, padding, outs):
+        pos = np.arange(o)[:, None] * st - p[0] + np.arange(k)[None, :] * d
+        if not ((pos >= 0) & (pos < s)).any(axis=1).all():
+            raise RuntimeError(f"window_max: a window of input size {list(sp)} with padding "
+                               f"{list(padding)} holds no input element")
+    return AVal(lead + outs, x.dtype), AVal(lead + outs, dt.int64)
+
+
+_WM = {}
+
+
+def _window_plan(shape, lead, kernel, stride, dilation, padding, outs):
+    """Static facts of a window_max on a (padded) array of `shape`, cached:
+      gx     positions in the padded array (flattened) of every window element, window-major:
+             (K, M) for K = prod(kernel) offsets in row-major order and M windows
+      force  {k: bool (O1*..*On,)}: windows whose first in-bounds offset is k > 0 (left
+             padding; the scan starts there)
+      table  flat plane offset of each kernel offset k (sum of k_i * dilation_i * plane stride)
+      base   flat plane index of each window's origin (o * stride - lo, may be negative)"""
+    key = (shape, lead, kernel, stride, dilation, padding, outs)
+    hit = _WM.get(key)
+    if hit is not None:
+        return hit
+    n = len(kernel)
+    sizes = tuple(s - a - b for s, (a, b) in zip(shape[lead:], padding))
+    pstr = [1] * n
+    for i in range(n - 2, -1, -1):
+        pstr[i] = pstr[i + 1] * sizes[i + 1]
+    ar = np.arange(int(np.prod(shape)), dtype=np.intp).reshape(shape)
+    w = _windows_np(AVal(tuple(shape[:lead]) + outs + tuple(kernel), None), ar, kernel, stride,
+                    dilation)
+    K = int(np.prod(kernel))
+    gx = np.ascontiguousarray(np.moveaxis(w, tuple(range(lead + n, lead + 2 * n)),
+                                          tuple(range(n)))).reshape(K, -1)
+    # first in-bounds offset of each window, per dim, then as a row-major kernel position
+    fpos = np.zeros(outs, np.int64)
+    base = np.zeros(outs, np.int64)
+    for i in range(n):
+        o = np.arange(outs[i])
+        start = o * stride[i] - padding[i][0]
+        fv = np.maximum(0, -(start // dilation[i]))              # ceil(-start / d), >= 0
+        shp = [1] * n
+        shp[i] = outs[i]
+        fpos = fpos * kernel[i] + fv.reshape(shp)
+        base = base + (start * pstr[i]).reshape(shp)
+    force = {}
+    for k in range(1, K):
+        m = (fpos == k).reshape(-1)
+        if m.any():
+            m.setflags(write=False)
+            force[k] = m
+    kk = np.indices(kernel).reshape(n, -1)
+    table = np.zeros(K, np.int64)
+    for i in range(n):
+        table += kk[i] * dilation[i] * pstr[i]
+    for a_ in (gx, base, table):
+        a_.setflags(write=False)
+    if len(_WM) > 32:
+        _WM.clear()
+    hit = _WM[key] = (gx, force, table, base.reshape(-1))
+    return hit
+
+
+def _window_max_np(out, x, kernel, stride, dilation, padding):
+    n = len(kernel)
+    lead = x.ndim - n
+    sizes = tuple(x.shape[lead:])
+    outs = tuple(out[0].shape[lead:])
+    padding = tuple((int(a), int(b)) for a, b in padding)
+    if any(a or b for a, b in padding):
+        # materialised padding with the lowest value: never greater than the best so far and
+        # never NaN, so never taken (the scan starts at the first in-bounds offset)
+        low = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        xp = np.full(x.shape[:lead] + tuple(s + a + b for s, (a, b) in zip(sizes, padding)),
+                     low, x.dtype)
+        xp[(slice(None),) * lead + tuple(slice(a, a + s) for s, (a, b) in zip(sizes, padding))] = x
+    else:
+        xp = x
+    gx, force, table, base = _window_plan(tuple(xp.shape), lead, tuple(kernel), tuple(stride),
+                                          tuple(dilation), padding, outs)
+    # every window element, window-major: (K, M), so each scan step is a contiguous row
+    W = np.take(xp.reshape(-1), gx)
+    pos = _scan(W, force, nan=False)
+    best = pos[1]
+    if x.dtype.kind == "f" and np.isnan(best).any():
+        pos = _scan(W, force, nan=True)
+    pos, best = pos
+    idx = np.take(table, pos).reshape(-1, base.size)
+    np.add(idx, base, out=idx)
+    return best.reshape(out[0].shape), idx.reshape(out[1].shape)
+
+
+def _scan(W, force, nan):
+    """PyTorch's max-pool scan over the K window offsets (rows of W, row-major window order),
+    one whole-array step per offset: the running best is replaced where the offset's element
+    is greater (or NaN), so the first maximum wins and NaN wins over everything later ones
+    included. force[k]: windows whose scan starts at offset k (left padding before it).
+    Returns (offset taken per window, value)."""
+    K, M = W.shape
+    pt = np.uint8 if K < 256 else np.int64
+    best = W[0].copy()
+    pos = np.zeros(M, pt)
+    if K > 1:
+        u = np.empty(M, bool)
+        t = np.empty(M, pt)
+    for k in range(1, K):
+        A = W[k]
+        np.greater(A, best, out=u)
+        if nan:
+            u |= np.isnan(A)
+        f = force.get(k)
+        if f is not None:
+            u2 = u.reshape(-1, f.size)
+            np.logical_or(u2, f, out=u2)
+        if nan or f is not None:
+            np.copyto(best, A, where=u)
+        else:                               # no NaN: the running max is the value taken
+            np.maximum(best, A, out=best)
+        # offsets grow with k: pos becomes k where u, and stays below k elsewhere
+        np.multiply(u, pt(k), out=t)
+        np.maximum(pos, t, out=pos)
+    return pos, best
+
+
+def _vjp_window_max(b, g, x, out=None, kernel=None, stride=None, dilation=None, padding=None):
+    gv = g[0] if isinstance(g, tuple) else g
+    if gv is None:
+        return (None,)
+    n = len(kernel)
+    size = tuple(x.shape[len(x.shape) - n:])
+    # the indices again from the saved input (not the saved output: the index tensor is
+    # usually dropped by the caller, and a saved input stays reachable across graph breaks);
+    # in a traced training step CSE merges this with the forward's window_max
+    idx = b.window_max(x, kernel=kernel, stride=stride, dilation=dilation, padding=padding)[1]
+    return (b.plane_scatter(gv, idx, size=size,
+                            unique=windows_disjoint(size, kernel, stride, dilation, padding)),)
+
+
+def windows_disjoint(size, kernel, stride, dilation, padding):
+    """No input element lies in two windows (pooling with stride >= kernel, the usual case)."""
+    for s, k, st, d, p in zip(size, kernel, stride, dilation, padding):
+        o = window_count("", s + p[0] + p[1], k, st, d)
+        pos = (np.arange(o)[:, None] * st + np.arange(k)[None, :] * d).reshape(-1)
+        if np.unique(pos).size != pos.size:
+            return False
+    return True
+
+
+register(Prim("window_max", "extern", _window_max_meta, _window_max_np, _vjp_window_max,
+              nout=2, saves=(0,), grad_name="MaxPool2DWithIndicesBackward0",
+              doc="max of each sliding window and PyTorch's flat index of the element taken"))
+
+
+def _plane_scatter_meta(g, idx, size, unique=False):
+    n = len(size)
+    if idx.dtype is not dt.int64 or tuple(idx.shape) != tuple(g.shape) or len(g.shape) < n:
+        raise RuntimeError(f"plane_scatter: expected int64 indices of the values' shape with at "
+                           f"least {n} dims, got values {list(g.shape)} ({g.dtype.name}) and "
+                           f"indices {list(idx.shape)} ({idx.dtype.name})")
+    return AVal(tuple(g.shape[:len(g.shape) - n]) + tuple(size), g.dtype)
+
+
+_ROWS = {}
+
+
+def _plane_scatter_np(out, g, idx, size, unique=False):
+    n = len(size)
+    lead = g.shape[:g.ndim - n]
+    L = 1
+    for e in lead:
+        L *= e
+    plane = 1
+    for e in size:
+        plane *= e
+    npd = out.dtype.np
+    r = np.zeros(out.shape, npd)
+    if not r.size or not g.size:
+        return r
+    gi = idx.reshape(L, -1)
+    if gi.size and (gi.min() < 0 or gi.max() >= plane):
+        raise RuntimeError(f"plane_scatter: index out of range for a plane of {plane} elements")
+    key = (L, plane)
+    rows = _ROWS.get(key)
+    if rows is None:
+        rows = (np.arange(L, dtype=np.int64) * plane).reshape(L, 1)
+        rows.setflags(write=False)
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        _ROWS[key] = rows
+    lin = np.add(gi, rows).reshape(-1)
+    gv = g.reshape(-1).astype(npd, copy=False)
+    rf = r.reshape(-1)
+    if unique:
+        if npd.kind in "fc":
+            gv = np.add(gv, 0.0, dtype=npd)     # 0 + g, as the add into zeros: -0.0 -> +0.0
+        rf[lin] = gv
+    else:
+        np.add.at(rf, lin, gv)                  # in output order, as PyTorch accumulates
+    return r
+
+
+def _vjp_plane_scatter(b, g, gv, idx, out=None, size=None, unique=False):
+    n = len(size)
+    lead = tuple(g.shape[:len(g.shape) - n])
+    plane = 1
+    for e in size:
+        plane *= e
+    flat = b.reshape(g, shape=lead + (plane,))
+    ii = b.reshape(idx, shape=lead + (_numel(idx.shape[len(lead):]),))
+    r = b.gather(flat, ii, dim=len(lead))
+    return (b.reshape(r, shape=tuple(gv.shape)), None)
+
+
+def _numel(shape):
+    r = 1
+    for e in shape:
+        r *= e
+    return r
+
+
+register(Prim("plane_scatter", "scatter", _plane_scatter_meta, _plane_scatter_np,
+              _vjp_plane_scatter, saves=(1,), grad_name="MaxPool2DWithIndicesBackwardBackward0",
+              doc="zeros of the plane size with each value added at its flat index"))

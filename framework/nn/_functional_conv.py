@@ -3,7 +3,7 @@
 Everything here is a decomposition into primitives, so autograd and graph capture come for free:
   convolution        pad (cat) -> windows (strided view) -> im2col reshape -> matmul
   transposed conv    matmul -> fold_windows (col2im) -> crop
-  max pooling        windows -> argmax -> gather   (gradient goes to the max, like PyTorch)
+  max pooling        window_max (max + flat index) -> plane_scatter (gradient to the max)
   avg pooling        windows -> sum -> div
   interpolation      separable: index (nearest) or a small weight matrix per spatial dim
   norms / attention  sum, mul, rsqrt, matmul, softmax
@@ -17,6 +17,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
+from .. import ops_math as M
 from .._dispatch import STATE, apply, rename, wrap
 from ..tensor import Tensor
 
@@ -488,25 +489,13 @@ def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, 
                                                  dilation, ceil_mode)
     if not (x._dtype.is_floating_point or x._dtype.category == 1):
         raise RuntimeError(f"{op}: \"max_pool\" not implemented for '{x._dtype.name}'")
-    sizes = tuple(x.shape[2:])
-    low = -math.inf if x._dtype.is_floating_point else int(np.iinfo(x._dtype.np).min)
-    xp = _pad_dims(x, pads, low) if any(a or b for a, b in pads) else x
-    win = apply(P["windows"], xp, kernel=k, stride=s, dilation=d)             # N,C,O..,K..
-    flat = _reshape(win, tuple(win.shape[:2 + nd]) + (_prod(k),))
-    idx = apply(P["argmax"], flat, dim=2 + nd, keepdim=True)
-    val = _reshape(apply(P["gather"], flat, idx, dim=2 + nd), tuple(win.shape[:2 + nd]))
+    # one primitive: max and PyTorch's flat index of each window (padding implicit, never
+    # taken); its gradient adds into the input plane at those indices
+    val, ind = apply(P["window_max"], x, kernel=k, stride=s, dilation=d, padding=tuple(pads))
     name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "MaxPool2DWithIndicesBackward0"
     val = rename(_unbatch(val, unb), name)
     if not return_indices:
         return val
-    # window position -> flat index into the (unpadded) input plane, as PyTorch returns
-    kidx = np.unravel_index(idx._data[..., 0], k)
-    flat_in = np.zeros(idx._data.shape[:-1], np.int64)
-    for i in range(nd):
-        o = np.arange(outs[i]).reshape((-1,) + (1,) * (nd - 1 - i))
-        coord = o * s[i] - p[i] + kidx[i] * d[i]
-        flat_in = flat_in * sizes[i] + coord
-    ind = wrap(flat_in, dt.int64)
     return val, _unbatch(ind, unb)
 
 
@@ -1193,7 +1182,8 @@ def _mask_to_float(mask, dtype, name):
     if mask is None:
         return None
     if mask._dtype is dt.bool_:
-        return wrap(np.where(mask._data, -np.inf, 0.0).astype(dtype.np), dtype)
+        # tensor ops, not the mask's values: under compile the mask stays a graph input
+        return apply(P["cast"], M.where(mask, float("-inf"), 0.0), dtype=dtype)
     if not mask._dtype.is_floating_point:
         raise AssertionError(f"only bool and floating types of {name} are supported")
     return mask
