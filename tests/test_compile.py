@@ -654,3 +654,31 @@ def test_leaf_written_in_place_under_no_grad_then_used_gets_its_gradient():
         grads.append(w.grad.numpy())
     np.testing.assert_array_equal(grads[1], grads[0])
     np.testing.assert_array_equal(grads[0], [0.0, 1.0, 2.0])
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_backward_with_a_graph_break_reads_values_the_user_dropped(inplace):
+    # a hook reading a gradient's values breaks the graph in the middle of backward(); the
+    # rest of the backward reads what the traced nodes saved -- an output the user deleted
+    # (exp saves its result), a snapshot before an in-place write -- so the region before
+    # the break must have computed them (they once stayed symbolic: KeyError in a later region)
+    w = torch.tensor([0.5, -1.0, 2.0, 0.25])
+    v = torch.tensor([1.0, 2.0, -3.0, 0.5])
+    seen = []
+
+    def f(x):
+        a = x * 2
+        if inplace:
+            a.mul_(w)
+        b = a.exp()
+        b.register_hook(lambda g: seen.append(g.numpy().copy()) and None)
+        loss = b.sum() + (a * v).sum()
+        del b
+        loss.backward()
+        return x.grad
+    out = []
+    for fn in (f, torch.compile(f)):
+        x = torch.tensor([0.1, -0.2, 0.3, 0.05], requires_grad=True)
+        out.append(fn(x).numpy())
+    np.testing.assert_allclose(out[1], out[0], rtol=1e-6)
+    np.testing.assert_allclose(seen[1], seen[0])

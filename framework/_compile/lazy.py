@@ -474,6 +474,23 @@ class Tracer:
                     a._node, a._oi, a._rg = s._node, s._oi, s._rg
                     saved[i] = a
 
+    def _saved_by_nodes(self, seen):
+        """At a graph break: what the traced autograd nodes saved (tensors no tracked tensor
+        covers, such as in-place snapshots, and outputs held as bare SymArrays whose tensor the
+        user dropped). A backward that goes on after the break reads them, so the region
+        computes them too. `seen`: ids of the SymArrays already made concrete."""
+        out = []
+        for n in self.traced_nodes:
+            if n.freed:
+                continue
+            for s in list(n.saved or ()) + list(n.out or ()):
+                d = s._data if isinstance(s, Tensor) else s
+                if type(d) is SymArray and d.tracer is self and d.real is None and \
+                        id(d) not in seen:
+                    seen.add(id(d))
+                    out.append(s if isinstance(s, Tensor) else wrap(d, d.value.dtype))
+        return out
+
     def flush(self, final=False):
         """Compile (cached) and run the region traced so far; make its live tensors concrete.
         At a graph break the traced autograd nodes may still run eagerly afterwards (a
@@ -492,6 +509,8 @@ class Tracer:
                 if t is not None and type(t._data) is SymArray and t._data.tracer is self \
                         and t._data.real is None:
                     alive.append(t)
+            if not final:
+                alive += self._saved_by_nodes({id(t._data) for t in alive})
             run_region(self, alive)
             self.regions_run += 1
         self._new_region()
