@@ -383,10 +383,7 @@ def _vjp_window_max(b, g, x, out=None, kernel=None, stride=None, dilation=None, 
         return (None,)
     n = len(kernel)
     size = tuple(x.shape[len(x.shape) - n:])
-    # the indices again from the saved input (not the saved output: the index tensor is
-    # usually dropped by the caller, and a saved input stays reachable across graph breaks);
-    # in a traced training step CSE merges this with the forward's window_max
-    idx = b.window_max(x, kernel=kernel, stride=stride, dilation=dilation, padding=padding)[1]
+    idx = out[1]                    # the forward's indices (saved output)
     return (b.plane_scatter(gv, idx, size=size,
                             unique=windows_disjoint(size, kernel, stride, dilation, padding)),)
 
@@ -402,7 +399,7 @@ def windows_disjoint(size, kernel, stride, dilation, padding):
 
 
 register(Prim("window_max", "extern", _window_max_meta, _window_max_np, _vjp_window_max,
-              nout=2, saves=(0,), grad_name="MaxPool2DWithIndicesBackward0",
+              nout=2, saves=(), saves_output=True, grad_name="MaxPool2DWithIndicesBackward0",
               doc="max of each sliding window and PyTorch's flat index of the element taken"))
 
 
