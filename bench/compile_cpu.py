@@ -12,8 +12,9 @@ is the CNN with dropout 0); the per-call cost of the compiled MLP step outside i
 empty KILN_CACHE_DIR; warm: a second process with the same directory).
 
 PyTorch runs with its default thread count unless --torch-threads says otherwise, and NumPy's
-BLAS with its own default: both use every core. The machine may be shared: each figure is the
-best of --repeat runs of --steps steps.
+BLAS with its own default: both use every core. The machine may be shared: eager, compiled,
+compiled module and torch run in turns (a block of --steps steps each, --repeat rounds) and
+each figure is its best block.
 
     python bench/compile_cpu.py [--steps 30] [--repeat 5] [--torch-threads N]
 """
@@ -87,6 +88,24 @@ def per_step_ms(step, n, repeat=None):
         loss.item()
         best = min(best, (time.perf_counter() - t0) / n)
     return best * 1e3
+
+
+def interleaved_ms(steps, n, repeat=None):
+    """{name: best ms per step} for several step functions measured in turns (a block of n
+    steps of each, `repeat` rounds), so a slow phase of a shared machine hits them alike."""
+    repeat = repeat or REPEAT
+    for f in steps.values():
+        f()
+        f()
+    best = {k: float("inf") for k in steps}
+    for _ in range(repeat):
+        for k, f in steps.items():
+            t0 = time.perf_counter()
+            for _ in range(n):
+                loss = f()
+            loss.item()
+            best[k] = min(best[k], (time.perf_counter() - t0) / n)
+    return {k: v * 1e3 for k, v in best.items()}
 
 
 def tracing_overhead_ms(n):
@@ -171,13 +190,15 @@ def main():
           f"{'torch':>10}{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
     from framework import _compile
     for name in ("mlp", "cnn", "cnn-nodrop"):
-        e = per_step_ms(make_step(kiln, name, False), args.steps)
-        c = per_step_ms(make_step(kiln, name, True), args.steps)
         _compile.replays = False            # the same compiled step, traced on every call
         tr = per_step_ms(make_step(kiln, name, True), args.steps)
         _compile.replays = True
-        m = per_step_ms(make_step(kiln, name, False, module=True), args.steps)
-        t = per_step_ms(make_step_torch(torch, name), args.steps) if torch else float("nan")
+        steps = {"e": make_step(kiln, name, False), "c": make_step(kiln, name, True),
+                 "m": make_step(kiln, name, False, module=True)}
+        if torch:
+            steps["t"] = make_step_torch(torch, name)
+        r = interleaved_ms(steps, args.steps)
+        e, c, m, t = r["e"], r["c"], r["m"], r.get("t", float("nan"))
         print(f"{name:<12}{e:12.2f}{c:12.2f}{tr:9.2f}{m:17.2f}{t:10.2f}{e / c:15.2f}x"
               f"{e / m:13.2f}x{t / c:15.2f}x", flush=True)
     trace, total = tracing_overhead_ms(args.steps)
