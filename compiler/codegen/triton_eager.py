@@ -16,7 +16,8 @@ BUILDERS maps a primitive kind (or a primitive name, which wins) to a function
         .launch(inputs, outputs, interpret, out_shape, scalars)
 where operands are buffers (.array, .shape, .dtype, .stride() in elements: HostTensor on the
 interpret device, runtime.cuda.DeviceArg on cuda) or Python scalars, `out` the meta rule's
-AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions and matmul templates plug in here with register(); a
+AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions and matmul templates plug in here with register(); plane_scatter
+(max pooling's backward) uses its group kernel from triton_group (EagerGroup); a
 builder raises TritonCodegenError for a case it does not cover, and the caller then takes its
 named host fallback.
 """
@@ -188,3 +189,47 @@ def cached_kernels():
 
 
 register("pointwise", pointwise)
+
+
+class EagerGroup:
+    """A group kernel of triton_group (made for a one-node group) with the eager launch
+    interface; its sizes are fixed at generation, strides are read from the buffers."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+        self.name = kernel.name
+
+    def launch(self, inputs, outputs, interpret, out_shape, scalars):
+        self.kernel.launch(inputs, outputs, interpret)
+
+
+def _group_kernel(prim, operands, attrs, out):
+    """The eager kernel of an extern primitive that triton_group generates (plane_scatter: max
+    pooling's backward), one per (attrs, operand shapes and dtypes), cached."""
+    from ..ir.group import Group
+    from .triton_group import generate
+    if any(is_scalar(a) for a in operands):
+        raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
+    interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
+    key = (prim.name, tuple(sorted(attrs.items())), interpret,
+           tuple((tuple(a.shape), a.dtype) for a in operands))
+    k = _KERNELS.get(key)
+    if k is None:
+        try:
+            g = Graph(f"eager_{prim.name}")
+            ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
+            o = g.call(prim.name, *ins, **attrs)
+            g.set_outputs([o])
+            k = EagerGroup(generate(Group(0, "extern", g.nodes, ins, [o]), g,
+                                    interpret=interpret))
+        except TritonCodegenError as e:
+            k = e
+        _KERNELS[key] = k
+    if isinstance(k, Exception):
+        raise k
+    return k
+
+
+# window_max has two outputs (values, indices); framework/_device_ops.run allocates one output
+# per kernel call, so it keeps its host fallback eagerly (its kernel runs under compile()).
+register("plane_scatter", _group_kernel)

@@ -19,7 +19,11 @@ Kinds
              accumulator tile; configurations autotuned on the GPU (one fixed small tile under
              the interpreter, where timing means nothing).
   extern     gather / single-tensor index (index_select) as a simple indexed-load kernel;
-             anything else is an ExternKernel naming its library fallback.
+             window_max (max pooling: values and PyTorch's indices) as one lane per output
+             element looping over its window; plane_scatter (max pooling's backward) as one
+             program per plane that zeroes it and adds each gradient at its index (a store
+             for disjoint windows, tl.atomic_add otherwise); anything else is an
+             ExternKernel naming its library fallback.
   view       a strided copy (the view folded into the load's strides).
 
 Views: permute, expand, slice, flip and reshape applied to group inputs are folded into each
@@ -296,6 +300,10 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
         ops = [n.op for n in group.nodes if n.op not in VIEW_OPS]
         if len(ops) == 1 and ops[0] in ("gather", "index"):
             return _gather(group)
+        if len(ops) == 1 and ops[0] == "window_max":
+            return _window_max(group, interpret)
+        if len(ops) == 1 and ops[0] == "plane_scatter":
+            return _plane_scatter(group, interpret)
         return ExternKernel(group)
     raise TritonCodegenError(f"triton codegen: unknown group kind {kind!r}")
 
@@ -1166,3 +1174,262 @@ def _gather(group):
     grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
     return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
                        {"BLOCK": block}, 4, group)
+
+
+# ---------------------------------------------------------------- max pooling
+
+def _lone(group, op):
+    """(effective inputs, node) of a group that holds one `op` (views of its inputs fold)."""
+    eff, nodes = _fold_views(group)
+    if len(nodes) != 1 or nodes[0].op != op:
+        raise TritonCodegenError(f"{group.name}: only a lone {op} is generated")
+    return eff, nodes[0]
+
+
+def _coords(flat, shape, var, size_name, isig, ind="    "):
+    """Lines that split the row-major flat index `flat` into one coordinate per dim of
+    `shape` (named var0, var1, ...): ({dim: expression, '0' for a size-1 dim}, lines, the
+    size parameters they read)."""
+    co = {d: "0" for d in range(len(shape))}
+    live = [d for d in range(len(shape)) if shape[d] != 1]
+    lines, params, cur = [], [], flat
+    for j, d in enumerate(reversed(live)):
+        if j == len(live) - 1:
+            lines.append(f"{ind}{var}{d} = {cur}")
+        else:
+            pn = f"{size_name}{d}"
+            params.append(Param(pn, isig, ("value", shape[d])))
+            lines += [f"{ind}{var}{d} = {cur} % {pn}", f"{ind}{var}r = {cur} // {pn}"]
+            cur = f"{var}r"
+        co[d] = f"{var}{d}"
+    return co, lines, params
+
+
+def _terms(co, dims, ptr, stride_params, role):
+    """Address terms coordinate * stride over `dims` (size-1 dims need none); adds the
+    stride parameters it reads (role: ('in'|'out', buffer index))."""
+    out = []
+    for d in dims:
+        if co[d] == "0":
+            continue
+        pn = f"{ptr}_stride{d}"
+        if all(p.name != pn for p in stride_params):
+            stride_params.append(Param(pn, stride_params.isig, ("stride",) + role + (d,)))
+        out.append(f"{co[d]} * {pn}")
+    return out
+
+
+class _Strides(list):
+    def __init__(self, isig):
+        super().__init__()
+        self.isig = isig
+
+
+def _affine(*parts):
+    """'a * 2 - 1 + k0' from (coefficient, name) pairs and int constants, dropping zeros."""
+    s = ""
+    for p in parts:
+        if isinstance(p, tuple):
+            c, v = p
+            if c == 0 or v == "0":
+                continue
+            t = v if c == 1 else f"{v} * {c}"
+            s += (" + " if s else "") + t
+        elif p:
+            s += (f" + {p}" if p > 0 else f" - {-p}") if s else str(p)
+    return s or "0"
+
+
+def _window_max(group, interpret=False):
+    """window_max(x, kernel, stride, dilation, padding) -> (values, indices): one lane per
+    output element; loops over the window's offsets in row-major order with masked loads
+    (implicit padding is never read, so never taken) and keeps PyTorch's scan: an element is
+    taken when it is the first in-bounds one, greater than the best so far, or NaN."""
+    eff, n = _lone(group, "window_max")
+    x = n.inputs[0]
+    if x.dtype is dt.bool_:
+        raise TritonCodegenError(f"{group.name}: window_max of bool (NumPy lowering)")
+    a = n.attrs
+    kernel, stride, dil = tuple(a["kernel"]), tuple(a["stride"]), tuple(a["dilation"])
+    pad = tuple((int(p[0]), int(p[1])) for p in a["padding"])
+    nd = len(kernel)
+    vals, inds = n.outputs
+    O = tuple(vals.shape)
+    R = len(O)
+    lead = R - nd
+    kx = next(k for k, (v, _, _) in enumerate(eff) if v is x)
+    big = max(_prod(x.shape), _prod(O)) >= 2**31
+    isig = "i64" if big else "i32"
+    outs = list(group.outputs)
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx))]
+    params += [Param(f"out{k}_ptr", "*" + SIG[o.dtype.name], ("out", k))
+               for k, o in enumerate(outs)]
+    params.append(Param("numel", isig, ("value", _prod(O))))
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
+         "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+         "    mask = offs < numel",
+         "    # output coordinates: leading dims, then one window position per spatial dim"]
+    L += lines
+    base = _terms(co, range(lead), "x", sp, ("in", kx))
+    L.append(f"    xbase = {' + '.join(base) or 'offs * 0'}    # the plane of x this lane reads")
+    tx = _tl(x.dtype)
+    win = "x".join(map(str, kernel))
+    L += [f"    # PyTorch's max-pool scan over the {win} window in row-major order: an element is "
+          "taken when",
+          "    # it is the first in-bounds one, greater than the best so far, or NaN (so the "
+          "first maximum",
+          "    # wins and a window holding NaN gives its last NaN); padding is never read",
+          f"    best = tl.full([BLOCK], 0, {tx})",
+          "    arg = tl.full([BLOCK], -1, tl.int64)    # flat index in the plane; -1: none yet"]
+    ok_prev, flat_prev, ind = "mask", None, "    "
+    addr = ["xbase"]
+    for i in range(nd):
+        d = lead + i
+        sizes.append(Param(f"xsize{d}", isig, ("value", x.shape[d])))
+        L.append(f"{ind}for k{i} in range({kernel[i]}):")
+        ind += "    "
+        L.append(f"{ind}pos{i} = " + _affine((stride[i], co[d]), -pad[i][0], (dil[i], f"k{i}")))
+        L.append(f"{ind}ok{i} = {ok_prev} & (pos{i} >= 0) & (pos{i} < xsize{d})")
+        L.append(f"{ind}flat{i} = " + (f"flat{i - 1} * xsize{d} + pos{i}" if i else f"pos{i}"))
+        pn = f"x_stride{d}"
+        if all(p.name != pn for p in sp):
+            sp.append(Param(pn, isig, ("stride", "in", kx, d)))
+        addr.append(f"pos{i} * {pn}")
+        ok_prev, flat_prev = f"ok{i}", f"flat{i}"
+    L += [f"{ind}v = tl.load(x_ptr + {' + '.join(addr)}, mask={ok_prev}, other=0)",
+          f"{ind}take = {ok_prev} & ((v > best) | (v != v) | (arg < 0))",
+          f"{ind}best = tl.where(take, v, best)",
+          f"{ind}arg = tl.where(take, {flat_prev}.to(tl.int64), arg)"]
+    for k, o in enumerate(outs):
+        t = _terms(co, range(R), f"out{k}", sp, ("out", k))
+        L.append(f"    tl.store(out{k}_ptr + {' + '.join(t) or 'offs * 0'}, "
+                 f"{'best' if o is vals else 'arg'}, mask=mask)")
+    params += sizes + list(sp)
+    kname = f"window_max_{group.id}"
+    geo = (f"kernel {list(kernel)}, stride {list(stride)}, dilation {list(dil)}, "
+           f"padding {[list(p) for p in pad]}")
+    src = _header(kname, group, "extern", f"max pooling, one lane per output element; {geo}")
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
+    src += L
+    numel = _prod(O)
+    # the interpreter runs one program at a time: bigger blocks, fewer programs
+    block = min(16384 if interpret else 1024, _pow2(max(numel, 16)))
+    grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
+    return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
+                       {"BLOCK": block}, 4, group)
+
+
+_ATOMIC = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
+
+
+def _plane_scatter(group, interpret=False):
+    """plane_scatter(g, idx, size, unique) -> zeros[..., *size] with each g added at its flat
+    index in its plane (max pooling's backward). Each program owns BLOCK_R planes (a tile of
+    BLOCK_R planes x BLOCK positions): it zeroes them, then (after a barrier, so its zeros are
+    written first) adds their gradients: a
+    plain store of 0 + g when the windows are disjoint (unique: at most one per position),
+    tl.atomic_add otherwise (on a GPU the order of the adds, hence the float rounding, may
+    differ from the host's; the zeroing is the same program's, so no second launch)."""
+    eff, n = _lone(group, "plane_scatter")
+    g, idx = n.inputs[0], n.inputs[1]
+    o = n.outputs[0]
+    size = tuple(n.attrs["size"])
+    unique = bool(n.attrs.get("unique", False))
+    if not unique and o.dtype.name not in _ATOMIC:
+        raise TritonCodegenError(f"{group.name}: plane_scatter of {o.dtype.name} over "
+                                 "overlapping windows: no atomic add (NumPy lowering)")
+    if o.dtype is dt.bool_:
+        raise TritonCodegenError(f"{group.name}: plane_scatter of bool (NumPy lowering)")
+    nd = len(size)
+    OS, GS = tuple(o.shape), tuple(g.shape)
+    R = len(OS)
+    lead = R - nd
+    plane, count, rows = _prod(size), _prod(GS[lead:]), _prod(OS[:lead])
+    kg = next(k for k, (v, _, _) in enumerate(eff) if v is g)
+    ki = next(k for k, (v, _, _) in enumerate(eff) if v is idx)
+    big = max(_prod(GS), _prod(OS)) >= 2**31
+    isig = "i64" if big else "i32"
+    if len(group.outputs) != 1:
+        raise TritonCodegenError(f"{group.name}: plane_scatter group without its output")
+    params = [Param("g_ptr", "*" + SIG[g.dtype.name], ("in", kg)),
+              Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", ki)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("plane", isig, ("value", plane)), Param("count", isig, ("value", count))]
+    sp = _Strides(isig)
+    lead_shape = OS[:lead]
+    co, lines, sizes = _coords("rows", lead_shape, "i", "size", isig)
+    params.append(Param("nrows", isig, ("value", rows)))
+    L = ["    # BLOCK_R planes per program (the leading dims flattened), BLOCK positions at a time",
+         "    rows = tl.program_id(0)" + (".to(tl.int64)" if big else "")
+         + " * BLOCK_R + tl.arange(0, BLOCK_R)",
+         "    rmask = (rows < nrows)[:, None]"]
+    L += lines
+    for nm, ptr, role in (("obase", "out0", ("out", 0)), ("gbase", "g", ("in", kg)),
+                          ("ibase", "index", ("in", ki))):
+        t = _terms(co, range(lead), ptr, sp, role)
+        L.append(f"    {nm} = ({' + '.join(t) or 'rows * 0'})[:, None]")
+
+    def spatial(var, shape, size_name, ptr, role, ind):
+        full = {lead + d: s for d, s in enumerate(shape)}
+        c, ls, ps = _coords(var, [full.get(d, 1) for d in range(R)], var, size_name, isig, ind)
+        sizes.extend(ps)          # (the leading dims are size 1 here: they are the program's)
+        t = _terms(c, range(lead, R), ptr, sp, role)
+        return ls, t
+
+    def row_vec(t, var):          # a [BLOCK] offset as a row of the [BLOCK_R, BLOCK] tile
+        return f"({' + '.join(t) or var + ' * 0'})[None, :]"
+
+    tz = _tl(o.dtype)
+    L += ["    # 1. zero the planes", "    for start in range(0, plane, BLOCK):",
+          "        p = start + tl.arange(0, BLOCK)"]
+    ls, t = spatial("p", size, "psize", "out0", ("out", 0), "        ")
+    L += ls
+    L.append(f"        tl.store(out0_ptr + obase + {row_vec(t, 'p')}, "
+             f"tl.zeros([BLOCK_R, BLOCK], {tz}), mask=rmask & (p < plane)[None, :])")
+    L += ["    tl.debug_barrier()    # this program's zeros are written before it adds to them",
+          "    # 2. each gradient to its flat index in its plane "
+          + ("(disjoint windows: at most one per position, a store)" if unique else
+             "(overlapping windows: atomic adds)"),
+          "    for start in range(0, count, BLOCK):",
+          "        q = start + tl.arange(0, BLOCK)",
+          "        m = rmask & (q < count)[None, :]"]
+    ls, tg = spatial("q", GS[lead:], "qsize", "g", ("in", kg), "        ")
+    L += ls
+    ti = _terms({d: f"q{d}" if GS[d] != 1 else "0" for d in range(R)}, range(lead, R), "index",
+                sp, ("in", ki))
+    L += [f"        j = tl.load(index_ptr + ibase + {row_vec(ti, 'q')}, mask=m, other=0)",
+          f"        v = tl.load(g_ptr + gbase + {row_vec(tg, 'q')}, mask=m, other=0)",
+          "        # the NumPy lowering raises on an index outside the plane; the kernel skips it",
+          "        ok = m & (j >= 0) & (j < plane)"]
+    ls, tj = spatial("j", size, "psize", "out0", ("out", 0), "        ")
+    L += ls                       # the flat index split like p (the same size parameters)
+    dst = f"out0_ptr + obase + {' + '.join(tj) or 'j * 0'}"
+    if unique:
+        zero = "0.0" if o.dtype.is_floating_point else "0"
+        L.append(f"        tl.store({dst}, v + {zero}, mask=ok)    "
+                 "# 0 + g, as the add into zeros: -0.0 becomes +0.0")
+    else:
+        L.append(f"        tl.atomic_add({dst}, v, mask=ok, sem=\"relaxed\")")
+    # size parameters may repeat (p and j split by the same sizes)
+    seen, ps = set(), []
+    for p in sizes:
+        if p.name not in seen:
+            seen.add(p.name)
+            ps.append(p)
+    params += ps + list(sp)
+    kname = f"plane_scatter_{group.id}"
+    mode = "disjoint windows: stores" if unique else "overlapping windows: atomic adds"
+    src = _header(kname, group, "extern", f"max pooling backward, one program per plane; {mode}")
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK_R: tl.constexpr",
+                                                                   "BLOCK: tl.constexpr"]) + "):"]
+    src += L
+    block = min(1024, _pow2(max(plane, count, 16)))
+    # small planes share a program; the interpreter (one program at a time) takes big tiles
+    block_r = min(_pow2(rows), max(1, (65536 if interpret else 2048) // block))
+    grid = (lambda meta, rows=rows: ((rows + meta["BLOCK_R"] - 1) // meta["BLOCK_R"],))
+    return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
+                       {"BLOCK": block, "BLOCK_R": block_r}, 4, group)

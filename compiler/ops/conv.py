@@ -229,7 +229,8 @@ register(Prim("fold_windows", "scatter", _fold_meta, _fold_np, _vjp_fold, saves=
 #       (max pooling's backward); unique=True promises distinct indices within a plane
 #       (windows that never overlap), so the adds are one assignment.
 #
-# Both run the NumPy lowering on every backend (no Triton kernel: an extern group on the GPU).
+# Both are extern groups for the fuser; on the Triton backends each is a generated kernel
+# (compiler/codegen/triton_group.py: _window_max, _plane_scatter), the NumPy lowering elsewhere.
 
 def _check_padding(op, padding, n):
     if len(padding) != n or any(len(p) != 2 or int(p[0]) < 0 or int(p[1]) < 0 for p in padding):
