@@ -16,10 +16,11 @@ BUILDERS maps a primitive kind (or a primitive name, which wins) to a function
         .launch(inputs, outputs, interpret, out_shape, scalars)
 where operands are buffers (.array, .shape, .dtype, .stride() in elements: HostTensor on the
 interpret device, runtime.cuda.DeviceArg on cuda) or Python scalars, `out` the meta rule's
-AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions and matmul templates plug in here with register(); plane_scatter
-(max pooling's backward) uses its group kernel from triton_group (EagerGroup); a
-builder raises TritonCodegenError for a case it does not cover, and the caller then takes its
-named host fallback.
+AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions
+and matmul run the compiled path's group kernels for a one-node graph (_fused_kernel), and
+plane_scatter (max pooling's backward) its extern group kernel (EagerGroup); a builder raises
+TritonCodegenError for a case it does not cover, and the caller then takes its named host
+fallback.
 """
 from runtime import dtypes as dt
 from ..ir.graph import Graph
@@ -230,6 +231,40 @@ def _group_kernel(prim, operands, attrs, out):
     return k
 
 
+def _fused_kernel(prim, operands, attrs, out):
+    """The eager kernel of a reduction or matmul: the one-node graph partitioned by the fuser
+    (which sets the group's iteration space and reduced dims) and generated as the compiled
+    path generates that group kind; one per (attrs, operand shapes and dtypes), cached."""
+    from ..fusion import partition
+    from .triton_group import generate
+    if any(is_scalar(a) for a in operands):
+        raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
+    interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
+    key = ("fused", prim.name, tuple(sorted(attrs.items())), interpret,
+           tuple((tuple(a.shape), a.dtype) for a in operands))
+    k = _KERNELS.get(key)
+    if k is None:
+        try:
+            g = Graph(f"eager_{prim.name}")
+            ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
+            o = g.call(prim.name, *ins, **attrs)
+            outs = list(o) if isinstance(o, tuple) else [o]
+            g.set_outputs(outs)
+            groups = partition(g).groups
+            if len(groups) != 1 or groups[0].kind not in ("reduction", "matmul"):
+                raise TritonCodegenError(f"triton eager: {prim.name} is not one reduction or "
+                                         "matmul group")
+            k = EagerGroup(generate(groups[0], g, interpret=interpret))
+        except TritonCodegenError as e:
+            k = e
+        _KERNELS[key] = k
+    if isinstance(k, Exception):
+        raise k
+    return k
+
+
 # window_max has two outputs (values, indices); framework/_device_ops.run allocates one output
 # per kernel call, so it keeps its host fallback eagerly (its kernel runs under compile()).
 register("plane_scatter", _group_kernel)
+register("reduction", _fused_kernel)
+register("matmul", _fused_kernel)

@@ -818,11 +818,17 @@ def _reduction(group, max_block, interpret):
         elif n.op in ("amax", "amin"):
             hi = n.op == "amin"
             f = "tl.min" if hi else "tl.max"
-            part = (f"{f}(tl.where(mask, {conv(x, acc)}, {_lowest(acc, hi)}), axis=1, "
+            cx = conv(x, acc)
+            part = (f"{f}(tl.where(mask, {cx}, {_lowest(acc, hi)}), axis=1, "
                     "keep_dims=True)")
             init = _lowest(acc, hi)
-            comb = (lambda a, p: f"tl.minimum({a}, {p})") if hi else \
-                (lambda a, p: f"tl.maximum({a}, {p})")
+            # NaN propagates (torch.amax/amin): the reductions' own combine drops it
+            nanp = ", propagate_nan=tl.PropagateNan.ALL" if acc.is_floating_point else ""
+            if acc.is_floating_point:
+                part = (f"tl.where(tl.max(tl.where(mask & ({cx} != {cx}), 1, 0), axis=1, "
+                        f"keep_dims=True) > 0, float(\"nan\"), {part})")
+            comb = (lambda a, p, nanp=nanp: f"tl.minimum({a}, {p}{nanp})") if hi else \
+                (lambda a, p, nanp=nanp: f"tl.maximum({a}, {p}{nanp})")
         elif n.op == "gather":
             d = n.attrs["dim"] % R
             fd = dmap[id(x)][d]
@@ -834,25 +840,44 @@ def _reduction(group, max_block, interpret):
             hi = n.op == "argmin"
             init = _lowest(acc, hi)
             fred, farg, cmp = ("tl.min", "tl.argmin", "<") if hi else ("tl.max", "tl.argmax", ">")
-            xm = f"tl.where(mask, {conv(x, acc)}, {init})"
+            cx = conv(x, acc)
+            xm = f"tl.where(mask, {cx}, {init})"
+            # a NaN is the extreme (torch.argmax/argmin): the first NaN's column wins
+            isn = f"tl.where(mask & ({cx} != {cx}), 1, 0)" if acc.is_floating_point else None
             if persistent:
-                def fin(ind, body, nm=nm, xm=xm, farg=farg):
+                def fin(ind, body, nm=nm, xm=xm, farg=farg, isn=isn):
                     body.append(f"{ind}{nm} = {farg}({xm}, axis=1, keep_dims=True).to(tl.int64)")
+                    if isn is not None:
+                        body.append(f"{ind}isn = {isn}")
+                        body.append(f"{ind}{nm} = tl.where(tl.max(isn, axis=1, keep_dims=True) "
+                                    f"> 0, tl.argmax(isn, axis=1, keep_dims=True)"
+                                    f".to(tl.int64), {nm})")
                 phase([x], fin, comment)
                 row_scope.add(id(o))
                 continue
             L.append(f"    best_{nm} = tl.full([BLOCK_M, 1], {init}, {tacc})")
             L.append(f"    arg_{nm} = tl.zeros([BLOCK_M, 1], tl.int64)")
+            if isn is not None:
+                L.append(f"    nanf_{nm} = tl.zeros([BLOCK_M, 1], tl.int32)")
+                L.append(f"    nani_{nm} = tl.zeros([BLOCK_M, 1], tl.int64)")
 
-            def fin(ind, body, nm=nm, xm=xm, fred=fred, farg=farg, cmp=cmp):
+            def fin(ind, body, nm=nm, xm=xm, fred=fred, farg=farg, cmp=cmp, isn=isn):
                 body.append(f"{ind}xm = {xm}")
                 body.append(f"{ind}bm = {fred}(xm, axis=1, keep_dims=True)")
                 body.append(f"{ind}take = bm {cmp} best_{nm}")
                 body.append(f"{ind}arg_{nm} = tl.where(take, {farg}(xm, axis=1, keep_dims=True)"
                             f".to(tl.int64) + c0, arg_{nm})")
                 body.append(f"{ind}best_{nm} = tl.where(take, bm, best_{nm})")
+                if isn is not None:
+                    body.append(f"{ind}isn = {isn}")
+                    body.append(f"{ind}bn = tl.max(isn, axis=1, keep_dims=True)")
+                    body.append(f"{ind}nani_{nm} = tl.where((bn > 0) & (nanf_{nm} == 0), "
+                                f"tl.argmax(isn, axis=1, keep_dims=True).to(tl.int64) + c0, "
+                                f"nani_{nm})")
+                    body.append(f"{ind}nanf_{nm} = tl.maximum(nanf_{nm}, bn)")
             phase([x], fin)
-            L.append(f"    {nm} = arg_{nm}")
+            L.append(f"    {nm} = arg_{nm}" if isn is None else
+                     f"    {nm} = tl.where(nanf_{nm} > 0, nani_{nm}, arg_{nm})")
             row_scope.add(id(o))
             continue
         cast = "" if acc is o.dtype else f".to({_tl(o.dtype)})"
@@ -1068,7 +1093,9 @@ def _matmul(group, allow_tf32):
         emit(n.outputs[0])
     for k, ov in enumerate(outs):
         terms = [f"i{d} * {stride('out', k, ov, d)}" for d in range(R) if O[d] != 1]
-        L.append(f"    tl.store(out{k}_ptr + {' + '.join(terms)}, {names[ov]}, mask=mask)")
+        # (a 1 x 1 result has no stride term: the offset is 0 with the tile's shape)
+        off = " + ".join(terms) or f"(i{R - 2} * 0 + i{R - 1} * 0)"
+        L.append(f"    tl.store(out{k}_ptr + {off}, {names[ov]}, mask=mask)")
     params += scalar_params + size_params + stride_params
     ops = "_".join(dict.fromkeys(n.op for n in nodes if n.op not in VIEW_OPS))
     kname = f"fused_{ops}_{group.id}" if len(nodes) > 1 else f"{ops}_{group.id}"
