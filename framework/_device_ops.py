@@ -8,10 +8,11 @@ that wraps an array into a tensor keeps the device without being told.
 Per primitive call, in this order:
   kernel    a Triton kernel from compiler.codegen.triton_eager (generated once per call
             structure, cached): the interpreter runs it on 'interpret', the GPU on 'cuda'.
-            Pointwise primitives have one today; reductions/matmul templates plug in there.
+            Pointwise primitives, reductions, matmul and plane_scatter have one (reductions
+            and matmul: the compiled path's group kernel for a one-node graph).
   view      view primitives change metadata only: a new array over the same buffer.
-  fallback  everything else (reductions, matmul, indexing, scatter, extern, creation): inputs
-            copied to the host, the primitive's NumPy lowering, the result copied back.
+  fallback  everything else (indexing, scatter, window_max, other extern ops, creation):
+            inputs copied to the host, the NumPy lowering, the result copied back.
             Every fallback is counted in STATS and printed under KILN_LOGS=kernels.
 """
 import collections
