@@ -8,10 +8,10 @@ that wraps an array into a tensor keeps the device without being told.
 Per primitive call, in this order:
   kernel    a Triton kernel from compiler.codegen.triton_eager (generated once per call
             structure, cached): the interpreter runs it on 'interpret', the GPU on 'cuda'.
-            Pointwise primitives, reductions, matmul and plane_scatter have one (reductions
+            Pointwise primitives, reductions, matmul, window_max and plane_scatter have one (reductions
             and matmul: the compiled path's group kernel for a one-node graph).
   view      view primitives change metadata only: a new array over the same buffer.
-  fallback  everything else (indexing, scatter, window_max, other extern ops, creation):
+  fallback  everything else (indexing, scatter, other extern ops, creation):
             inputs copied to the host, the NumPy lowering, the result copied back.
             Every fallback is counted in STATS and printed under KILN_LOGS=kernels.
 """
@@ -144,13 +144,16 @@ def _run_kernel(build, p, meta, args, attrs, dev):
             operands.append(a)
             scalars.append(a)
     k = build(p, operands, attrs, meta)
-    out = _empty(meta.shape, meta.dtype, dev)
-    k.launch(ins, [_arg(out, meta.dtype, interpret)], interpret, tuple(meta.shape), scalars)
+    metas = meta if isinstance(meta, tuple) else (meta,)     # (window_max: two outputs)
+    outs = [_empty(m.shape, m.dtype, dev) for m in metas]
+    k.launch(ins, [_arg(o, m.dtype, interpret) for o, m in zip(outs, metas)], interpret,
+             tuple(metas[0].shape), scalars)
     STATS["kernel", k.name] += 1
     if log.enabled("kernels"):
         log.emit("kernels", f"{dev}: {p.name} -> Triton kernel {k.name} "
-                 f"{list(meta.shape)} {meta.dtype}")
-    return _dispatch.wrap(out, meta.dtype, dev)
+                 f"{list(metas[0].shape)} {metas[0].dtype}")
+    res = tuple(_dispatch.wrap(o, m.dtype, dev) for o, m in zip(outs, metas))
+    return res if isinstance(meta, tuple) else res[0]
 
 
 def _view(p, meta, args, attrs, dev):

@@ -220,8 +220,9 @@ def _group_kernel(prim, operands, attrs, out):
             g = Graph(f"eager_{prim.name}")
             ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
             o = g.call(prim.name, *ins, **attrs)
-            g.set_outputs([o])
-            k = EagerGroup(generate(Group(0, "extern", g.nodes, ins, [o]), g,
+            outs = list(o) if isinstance(o, tuple) else [o]     # (window_max: values, indices)
+            g.set_outputs(outs)
+            k = EagerGroup(generate(Group(0, "extern", g.nodes, ins, outs), g,
                                     interpret=interpret))
         except TritonCodegenError as e:
             k = e
@@ -263,8 +264,7 @@ def _fused_kernel(prim, operands, attrs, out):
     return k
 
 
-# window_max has two outputs (values, indices); framework/_device_ops.run allocates one output
-# per kernel call, so it keeps its host fallback eagerly (its kernel runs under compile()).
 register("plane_scatter", _group_kernel)
+register("window_max", _group_kernel)
 register("reduction", _fused_kernel)
 register("matmul", _fused_kernel)
