@@ -8,6 +8,10 @@ if "numpy" not in _sys.modules:
     # (compiler/codegen/parallel.py); 2**4 lets them sleep at once. Only possible before NumPy
     # loads OpenBLAS, and an explicit setting wins.
     _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+if _os.environ.get("KILN_DEVICE") == "interpret" and "triton" not in _sys.modules:
+    # the interpreter can run kernels that call Triton's library (tl.sum, tl.max) only when
+    # Triton is imported in interpret mode
+    _os.environ.setdefault("TRITON_INTERPRET", "1")
 import numpy as _np  # noqa: E402
 
 _np.seterr(all="ignore")          # IEEE results without warnings, as PyTorch gives

@@ -188,3 +188,12 @@ def fix_interpreter():
     for name in list(vars(B)):
         if name.startswith(("create_icmp", "create_fcmp")):
             setattr(B, name, bool_result(getattr(B, name)))
+
+
+def library_interpretable():
+    """Can Triton's interpreter run kernels that call the language's library functions (tl.sum,
+    tl.max, tl.argmax, tl.cdiv: @triton.jit functions themselves)? Only when TRITON_INTERPRET
+    was set when Triton was imported; otherwise they are compiled-JIT functions the interpreter
+    refuses to call (pointwise kernels, which call none, run either way)."""
+    import triton.language as tl
+    return type(tl.sum).__name__ == "InterpretedFunction"

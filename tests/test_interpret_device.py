@@ -401,3 +401,29 @@ def test_cpu_only_processes_skip_the_device_check():
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
     worker()
+
+
+def test_interpret_device_without_triton_interpret_falls_back_for_library_kernels():
+    """Kernels calling Triton's library (tl.sum, tl.max) need Triton imported in interpret mode:
+    without TRITON_INTERPRET the interpret device still gives right results through named host
+    fallbacks; KILN_DEVICE=interpret (Kiln imported first) sets it, and they run as kernels."""
+    code = (
+        "import sys; sys.path.insert(0, %r)\n"
+        "import framework as torch, framework.nn.functional as F\n"
+        "from framework import _device_ops as D\n"
+        "x = torch.arange(16.0).reshape(1, 1, 4, 4)\n"
+        "xi = x.to('interpret')\n"
+        "assert (xi.sum(3).cpu().numpy() == x.sum(3).numpy()).all()\n"
+        "assert (F.max_pool2d(xi, 2).cpu().numpy() == F.max_pool2d(x, 2).numpy()).all()\n"
+        "print(sorted(k[0] + ':' + k[1] for k, v in D.STATS.items() if v and\n"
+        "             ('sum' in k[1] or 'window_max' in k[1])))\n" % ROOT)
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KILN_DEVICE")}
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                           timeout=300)
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    assert "fallback:sum" in plain.stdout and "fallback:window_max" in plain.stdout, plain.stdout
+    env["KILN_DEVICE"] = "interpret"
+    mapped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert mapped.returncode == 0, mapped.stderr[-3000:]
+    assert "kernel:sum_0" in mapped.stdout and "fallback" not in mapped.stdout, mapped.stdout

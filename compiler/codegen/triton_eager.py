@@ -204,6 +204,18 @@ class EagerGroup:
         self.kernel.launch(inputs, outputs, interpret)
 
 
+def _check_interpretable(interpret):
+    """Group kernels call Triton's library (tl.sum, tl.max, tl.cdiv), which its interpreter
+    runs only when Triton was imported with TRITON_INTERPRET=1: else the named fallback."""
+    if interpret:
+        from runtime.interpret import library_interpretable
+        if not library_interpretable():
+            raise TritonCodegenError("Triton was imported without TRITON_INTERPRET=1, so its "
+                                     "library functions (tl.sum, tl.max, tl.cdiv) cannot run "
+                                     "in the interpreter (KILN_DEVICE=interpret sets it when "
+                                     "Kiln is imported first)")
+
+
 def _group_kernel(prim, operands, attrs, out):
     """The eager kernel of an extern primitive that triton_group generates (plane_scatter: max
     pooling's backward), one per (attrs, operand shapes and dtypes), cached."""
@@ -212,6 +224,7 @@ def _group_kernel(prim, operands, attrs, out):
     if any(is_scalar(a) for a in operands):
         raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
     interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
+    _check_interpretable(interpret)
     key = (prim.name, tuple(sorted(attrs.items())), interpret,
            tuple((tuple(a.shape), a.dtype) for a in operands))
     k = _KERNELS.get(key)
@@ -241,6 +254,7 @@ def _fused_kernel(prim, operands, attrs, out):
     if any(is_scalar(a) for a in operands):
         raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
     interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
+    _check_interpretable(interpret)
     key = ("fused", prim.name, tuple(sorted(attrs.items())), interpret,
            tuple((tuple(a.shape), a.dtype) for a in operands))
     k = _KERNELS.get(key)
