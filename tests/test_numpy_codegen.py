@@ -490,3 +490,38 @@ def test_parallel_run_covers_every_element_once_and_raises_errors():
             parallel.run(bad, len(seen))
     finally:
         parallel.threads = old
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork (POSIX)")
+def test_parallel_pool_works_in_a_forked_child():
+    """A DataLoader worker forked after a compiled program ran keeps a working chunk pool."""
+    import os
+    from compiler.codegen import parallel
+    old = parallel.threads
+    parallel.threads = 2
+    try:
+        n = parallel.MIN_ELEMENTS * 2
+        seen = np.zeros(n, np.int8)
+
+        def fn(lo, hi):
+            seen[lo:hi] += 1
+        parallel.run(fn, n)                   # the parent's pool now exists
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:                          # child: must not hang on the parent's pool
+            try:
+                seen[:] = 0
+                parallel.run(fn, n)
+                os.write(w, b"ok" if (seen == 1).all() else b"bad")
+            finally:
+                os._exit(0)
+        os.close(w)
+        import select
+        ready, _, _ = select.select([r], [], [], 60)    # a hung child must fail, not hang CI
+        got = os.read(r, 8) if ready else b"hung"
+        if not ready:
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        assert got == b"ok"
+    finally:
+        parallel.threads = old

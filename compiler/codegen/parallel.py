@@ -27,6 +27,16 @@ _pool = None
 _lock = threading.Lock()
 
 
+def _forget_pool():
+    """In a forked child the pool's threads do not exist: start a new pool on first use."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _executor():
     global _pool
     if _pool is None:
