@@ -28,7 +28,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ..ir.graph import Value
-from ..ir.registry import AVal, promote, is_scalar
+from ..ir.registry import AVal, promote
 from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first

@@ -46,7 +46,7 @@ from ..tensor import Tensor
 from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
 from .region import register_compiled_grad_ready  # noqa: F401
-from .replay import (_MISS, _NotReplayable, _Entry, _Record, _modules_of, _module_state,
+from .replay import (_MISS, _NotReplayable, _Entry, _Record, _module_state,
                      _before_trace, _output_leaves, _build, _check_draws, FunctionReplay)
 
 cache_size_limit = 8
