@@ -88,7 +88,10 @@ def test_cnn_step_with_batchnorm_buffers_replays_and_equals_eager():
 
 @pytest.mark.parametrize("opt_cls,kw", [(optim.SGD, dict(lr=0.1, momentum=0.9)),
                                         (optim.Adam, dict(lr=1e-2, weight_decay=0.1)),
-                                        (optim.RMSprop, dict(lr=1e-2))])
+                                        (optim.RMSprop, dict(lr=1e-2)),
+                                        (optim.NAdam, dict(lr=1e-2, weight_decay=0.1)),
+                                        (optim.NAdam, dict(lr=1e-2, weight_decay=0.1,
+                                                           decoupled_weight_decay=True))])
 def test_other_optimizers(opt_cls, kw):
     c = _run_both(_mlp, _train_step, opt_cls=opt_cls, **kw)
     assert c.stats["replays"] >= 3, c.stats["replay_notes"]

@@ -1,6 +1,8 @@
 """NAdam (Nesterov Adam with momentum_decay; optional decoupled weight decay): PyTorch's
 algorithm, including the running mu_product kept in state."""
-from .optimizer import Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor
+from ..tensor import Tensor
+from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
+                        _step_value, _scalar)
 from .adam import _check_adam
 
 
@@ -29,19 +31,24 @@ class NAdam(Optimizer):
         md = group["momentum_decay"]
         step_t = state["step"]
         step_t.add_(1)
-        step = step_t.item()
+        # the step count and the momentum products: Python floats eagerly, float64 0-d
+        # tensors under compile() (no .item(): the traced step stays one graph); _scalar
+        # rounds them to the parameter's dtype where the eager float meets a tensor
+        step = _step_value(step_t)
         bias_correction2 = 1 - beta2 ** step
         if wd != 0:
             if group["decoupled_weight_decay"]:
-                p.mul_(1 - lr * wd)
+                p.mul_(_scalar(1 - lr * wd, p))
             else:
                 grad = grad.add(p, alpha=wd)
         mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * md)))
         mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * md)))
-        mu_product = state["mu_product"].mul_(mu).item()
+        mp = state["mu_product"].mul_(_scalar(mu, state["mu_product"]))
+        mu_product = mp.double() if isinstance(step, Tensor) else mp.item()
         _lerp_(state["exp_avg"], grad, 1 - beta1)
         _addcmul_(state["exp_avg_sq"].mul_(beta2), grad, grad, 1 - beta2)
-        denom = state["exp_avg_sq"].div(bias_correction2).sqrt().add_(eps)
+        denom = state["exp_avg_sq"].div(_scalar(bias_correction2, p)).sqrt().add_(eps)
         mu_product_next = mu_product * mu_next
-        _addcdiv_(p, grad, denom, -lr * (1.0 - mu) / (1.0 - mu_product))
-        _addcdiv_(p, state["exp_avg"], denom, -lr * mu_next / (1.0 - mu_product_next))
+        _addcdiv_(p, grad, denom, _scalar(-lr * (1.0 - mu) / (1.0 - mu_product), p))
+        _addcdiv_(p, state["exp_avg"], denom,
+                  _scalar(-lr * mu_next / (1.0 - mu_product_next), p))
