@@ -379,7 +379,7 @@ def test_graph_break_kinds_give_eager_results_and_reasons(kind, reason, capsys):
 
 def test_graph_break_inside_library_code_names_the_kiln_caller():
     p = torch.ones(3, requires_grad=True)
-    opt = optim.NAdam([p], lr=0.1)             # NAdam reads mu_product with .item()
+    opt = optim.RAdam([p], lr=0.1)             # RAdam reads the step count with .item()
 
     def step():
         opt.zero_grad()
@@ -389,7 +389,7 @@ def test_graph_break_inside_library_code_names_the_kiln_caller():
     cf()
     reason, where = cf.stats["graph_breaks"][0]
     assert reason == "Tensor.item() needs a value"
-    assert "(via framework/optim/nadam.py:" in where and "in _update)" in where
+    assert "(via framework/optim/radam.py:" in where and "in _update)" in where
 
 
 def test_graph_break_region_backward_matches_eager():
