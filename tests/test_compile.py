@@ -682,3 +682,29 @@ def test_backward_with_a_graph_break_reads_values_the_user_dropped(inplace):
         out.append(fn(x).numpy())
     np.testing.assert_allclose(out[1], out[0], rtol=1e-6)
     np.testing.assert_allclose(seen[1], seen[0])
+
+
+def test_compiled_cross_entropy_with_a_bad_target_raises_pytorchs_index_error():
+    # the class-target check is a primitive (class_index), so a compiled training step raises
+    # eager's IndexError before its program writes any parameter
+    torch.manual_seed(0)
+    m = nn.Linear(4, 3)
+    opt = optim.AdamW(m.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    c = torch.compile(step)
+    x = torch.randn(5, 4)
+    for _ in range(4):                                   # traced, then replayed
+        c(x, torch.tensor([0, 1, 2, -100, 1]))
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(IndexError, match="Target 3 is out of bounds"):
+        c(x, torch.tensor([0, 1, 3, -100, 1]))
+    for p, q in zip(m.parameters(), before):
+        np.testing.assert_array_equal(p.detach().numpy(), q.numpy())
+    with pytest.raises(IndexError, match="Target -2 is out of bounds"):
+        F.cross_entropy(torch.randn(2, 3), torch.tensor([-2, 0]))

@@ -41,7 +41,7 @@ BINARY = {
     "bitwise_xor": (np.bitwise_xor, "int"), "bitwise_left_shift": (np.left_shift, "shift"),
     "bitwise_right_shift": (np.right_shift, "shift"),
 }
-OTHER = {"where", "cast"}      # tested by hand below
+OTHER = {"where", "cast", "class_index"}      # tested by hand below
 
 
 def _inputs(domain, rng, shape=(4, 5)):
@@ -467,3 +467,15 @@ def test_torch_cross_check_of_pointwise_dtypes():
                 assert str(rk.dtype) == str(rt.dtype), (op, d1, d2)
                 np.testing.assert_allclose(to_np(rk).astype(np.float64),
                                            rt.double().numpy(), rtol=1e-3)
+
+
+def test_class_index_passes_targets_and_rejects_out_of_range():
+    p = REGISTRY["class_index"]
+    t = torch.tensor([0, 4, -100, 2])
+    r = torch._dispatch.apply(p, t, classes=5, ignore_index=-100)
+    assert to_np(r).tolist() == [0, 4, -100, 2] and r.dtype == torch.int64
+    for bad, shown in (([0, 5], 5), ([-1, 2], -1), ([-100, 7, 9], 7)):
+        with pytest.raises(IndexError, match=f"Target {shown} is out of bounds"):
+            torch._dispatch.apply(p, torch.tensor(bad), classes=5, ignore_index=-100)
+    with pytest.raises(RuntimeError, match="class_index: expected int64"):
+        torch._dispatch.apply(p, torch.tensor([0.0]), classes=5, ignore_index=-100)

@@ -110,6 +110,8 @@ CASES = {
                ("uint8", "float32", "s:0.0"), ("bool", "s:1", "s:2"), ("bool", "bool", "bool"),
                ("bool", "float16", "float16")]
               for shapes in ((SH, SH, SH), ((5, 1), (37,), (5, 37)))],
+    # class targets pass through the kernel unchanged (the range check is the host's)
+    "class_index": [("k", 7), ("k", 1)],
     "cast": [("c", a, b) for a, b in
              [("float32", "int64"), ("float32", "int8"), ("float64", "float32"),
               ("float32", "float16"), ("float32", "bool"), ("int64", "bool"),
@@ -208,6 +210,12 @@ def _build(prim, case, rng):
         if c == "uint8":
             arrays[0] = (arrays[0] % 2).astype(np.uint8)
         attrs = {}
+    elif kind == "k":
+        _, classes = case
+        t = np.where(rng.random(SH) < 0.2, -100, rng.integers(0, classes, SH)).astype(np.int64)
+        arrays.append(t)
+        args = [g.add_input("x", t.shape, dt.int64)]
+        attrs = {"classes": classes, "ignore_index": -100}
     else:
         _, a, b = case
         dom = "special" if a.startswith("float") and b == "bool" else "any"

@@ -17,8 +17,8 @@ BUILDERS maps a primitive kind (or a primitive name, which wins) to a function
 where operands are buffers (.array, .shape, .dtype, .stride() in elements: HostTensor on the
 interpret device, runtime.cuda.DeviceArg on cuda) or Python scalars, `out` the meta rule's
 AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions
-and matmul run the compiled path's group kernels for a one-node graph (_fused_kernel), and
-plane_scatter (max pooling's backward) its extern group kernel (EagerGroup); a builder raises
+and matmul, window_max and plane_scatter (max pooling) run the compiled path's group kernel for
+a one-node graph (_group_kernel, EagerGroup); a builder raises
 TritonCodegenError for a case it does not cover, and the caller then takes its named host
 fallback.
 """
@@ -217,45 +217,17 @@ def _check_interpretable(interpret):
 
 
 def _group_kernel(prim, operands, attrs, out):
-    """The eager kernel of an extern primitive that triton_group generates (plane_scatter: max
-    pooling's backward), one per (attrs, operand shapes and dtypes), cached."""
-    from ..ir.group import Group
-    from .triton_group import generate
-    if any(is_scalar(a) for a in operands):
-        raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
-    interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
-    _check_interpretable(interpret)
-    key = (prim.name, tuple(sorted(attrs.items())), interpret,
-           tuple((tuple(a.shape), a.dtype) for a in operands))
-    k = _KERNELS.get(key)
-    if k is None:
-        try:
-            g = Graph(f"eager_{prim.name}")
-            ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
-            o = g.call(prim.name, *ins, **attrs)
-            outs = list(o) if isinstance(o, tuple) else [o]     # (window_max: values, indices)
-            g.set_outputs(outs)
-            k = EagerGroup(generate(Group(0, "extern", g.nodes, ins, outs), g,
-                                    interpret=interpret))
-        except TritonCodegenError as e:
-            k = e
-        _KERNELS[key] = k
-    if isinstance(k, Exception):
-        raise k
-    return k
-
-
-def _fused_kernel(prim, operands, attrs, out):
-    """The eager kernel of a reduction or matmul: the one-node graph partitioned by the fuser
-    (which sets the group's iteration space and reduced dims) and generated as the compiled
-    path generates that group kind; one per (attrs, operand shapes and dtypes), cached."""
+    """The eager kernel of a reduction, a matmul or an extern primitive triton_group generates
+    (window_max, plane_scatter): the one-node graph partitioned by the fuser (which sets the
+    group's kind, iteration space and reduced dims) and generated as the compiled path
+    generates that group; one per (attrs, operand shapes and dtypes), cached."""
     from ..fusion import partition
-    from .triton_group import generate
+    from .triton_group import generate, ExternKernel
     if any(is_scalar(a) for a in operands):
         raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
     interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
     _check_interpretable(interpret)
-    key = ("fused", prim.name, tuple(sorted(attrs.items())), interpret,
+    key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
            tuple((tuple(a.shape), a.dtype) for a in operands))
     k = _KERNELS.get(key)
     if k is None:
@@ -263,13 +235,14 @@ def _fused_kernel(prim, operands, attrs, out):
             g = Graph(f"eager_{prim.name}")
             ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
             o = g.call(prim.name, *ins, **attrs)
-            outs = list(o) if isinstance(o, tuple) else [o]
-            g.set_outputs(outs)
+            g.set_outputs(list(o) if isinstance(o, tuple) else [o])   # (window_max: two)
             groups = partition(g).groups
-            if len(groups) != 1 or groups[0].kind not in ("reduction", "matmul"):
-                raise TritonCodegenError(f"triton eager: {prim.name} is not one reduction or "
-                                         "matmul group")
-            k = EagerGroup(generate(groups[0], g, interpret=interpret))
+            if len(groups) != 1:
+                raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
+            gk = generate(groups[0], g, interpret=interpret)
+            if isinstance(gk, ExternKernel):
+                raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
+            k = EagerGroup(gk)
         except TritonCodegenError as e:
             k = e
         _KERNELS[key] = k
@@ -280,5 +253,16 @@ def _fused_kernel(prim, operands, attrs, out):
 
 register("plane_scatter", _group_kernel)
 register("window_max", _group_kernel)
-register("reduction", _fused_kernel)
-register("matmul", _fused_kernel)
+register("reduction", _group_kernel)
+register("matmul", _group_kernel)
+
+
+def _host_checked(prim, operands, attrs, out):
+    """class_index checks its values, which a kernel cannot report: eagerly it takes the host
+    fallback, so a bad target raises IndexError on a device too (in compiled programs it is
+    the identity, fused)."""
+    raise TritonCodegenError(f"{prim.name} checks values on the host")
+
+
+register("class_index", _host_checked)
+

@@ -252,3 +252,27 @@ def _pad_to(b, g, shape):
 
 
 register(Prim("scatter", "scatter", _scatter_meta, _scatter_np, _vjp_scatter, saves=(1,)))
+
+
+# class_index(t, classes, ignore_index) -> t: class targets of nll_loss/cross_entropy, checked.
+# On the host (eager on any device, and NumPy programs) a target outside [0, classes) other
+# than ignore_index raises PyTorch's IndexError before anything reads it; in a compiled Triton
+# kernel it is the identity (a GPU kernel cannot raise; PyTorch's device-side check is
+# asynchronous as well).
+def _class_index_meta(t, classes, ignore_index):
+    if t.dtype is not dt.int64:
+        raise RuntimeError(f"class_index: expected int64 class targets, got {t.dtype} "
+                           f"(shape {list(t.shape)})")
+    return AVal(tuple(t.shape), t.dtype)
+
+
+def _class_index_np(out, t, classes, ignore_index):
+    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
+    if bad.any():
+        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    return t.copy()       # a value of its own: the memory planner treats the result as fresh
+
+
+register(Prim("class_index", "pointwise", _class_index_meta, _class_index_np, triton="{0}",
+              saves=(), differentiable=False,
+              doc="class targets checked against [0, classes) (ignore_index exempt)"))

@@ -47,7 +47,8 @@ from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
 from .region import register_compiled_grad_ready  # noqa: F401
 from .replay import (_MISS, _NotReplayable, _Entry, _Record, _module_state,
-                     _before_trace, _output_leaves, _build, _check_draws, FunctionReplay)
+                     _before_trace, _output_leaves, _build, check_trace, leaf_info,
+                     FunctionReplay)
 
 cache_size_limit = 8
 replays = True          # False: every call traces (debugging, or to time the traced path)
@@ -404,19 +405,9 @@ class CompiledFunction:
 
 def _replay_record(tracer, pre, argt, leaves, broke):
     """The replay record of a finished trace, or _NotReplayable with the reason."""
-    from ..creation import default_generator as gen
     if pre["hooks"]:
         raise _NotReplayable("forward hooks present")
-    if isinstance(leaves, _NotReplayable):
-        raise leaves
-    if broke or tracer.regions_run > 1:
-        raise _NotReplayable("graph break")
-    if tracer.regions_run == 0 or tracer.last_run is None:
-        raise _NotReplayable("no traced region")
-    if tracer.concrete_reads:
-        raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
-                             "tolist(), numpy(), a data-dependent shape)")
-    _check_draws(tracer, pre)
+    check_trace(tracer, pre, leaves, broke)
     mods, tensors = pre["mods"], pre["tensors"]
     if _module_state(mods, tensors) != pre["state"]:
         what = "a parameter, buffer or submodule"
@@ -474,18 +465,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
         if d:
             bumps.append((j, d))
     tpl, outs = leaves
-    info = []
-    for t, v in outs:
-        k = index.get(id(v))
-        if k is None:
-            raise _NotReplayable("an output is not computed by the traced region")
-        if t._node is None:
-            slot = None
-        elif t._node is node:
-            slot = t._oi
-        else:
-            raise _NotReplayable("an output's autograd history is not the region's")
-        info.append((k, slot, t._dtype, vars(t).get("_vcount", 0)))
+    info = leaf_info(outs, index, node)
     if len({k for k, _, _, _ in info}) != len(info) or len(index) != len(info):
         raise _NotReplayable("a traced tensor other than the outputs stays alive (stored by "
                              "forward?) or two outputs share a value")

@@ -239,17 +239,7 @@ class FunctionReplay:
 
     def record(self, tracer, pre, argt, leaves, broke, args, kwargs):
         """The replay record of a finished trace, or _NotReplayable with the reason."""
-        from ..creation import default_generator as gen
-        if isinstance(leaves, _NotReplayable):
-            raise leaves
-        if broke or tracer.regions_run > 1:
-            raise _NotReplayable("graph break")
-        if tracer.regions_run == 0 or tracer.last_run is None:
-            raise _NotReplayable("no traced region")
-        if tracer.concrete_reads:
-            raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
-                                 "tolist(), numpy(), a data-dependent shape)")
-        _check_draws(tracer, pre)
+        check_trace(tracer, pre, leaves, broke)
         pairs = []
         for c, key, _, _ in tracer.hypers:
             if not any(c is c2 and key == k2 for c2, k2 in pairs):
@@ -347,21 +337,7 @@ class FunctionReplay:
         if any(s not in written for s, _ in bumps):
             raise _NotReplayable("a tensor was written outside the traced graph")
         tpl, outs = leaves
-        info = []
-        for t, v in outs:
-            k = index.get(id(v))
-            if k is None:
-                raise _NotReplayable("an output is not computed by the traced region")
-            n = t._node
-            if n is None:
-                slot = None
-            elif n is node:
-                slot = t._oi
-            elif n.freed:              # its backward already ran inside the function
-                slot = ("freed", n, t._oi)
-            else:
-                raise _NotReplayable("an output's autograd history is not the region's")
-            info.append((k, slot, t._dtype, vars(t).get("_vcount", 0)))
+        info = leaf_info(outs, index, node, freed_ok=True)
         res_pos = {id(r): k for k, r in enumerate(res[:plan.n_out])}
         gassign = []
         for j, t in enumerate(tensors):
@@ -475,6 +451,43 @@ class FunctionReplay:
                 t._vcount = vc
             outs.append(t)
         return _build(rec.template, outs)
+
+
+def check_trace(tracer, pre, leaves, broke):
+    """What every replay needs of a finished trace (modules and functions alike): one region,
+    no graph break, no value read, outputs replayable, random draws only the noted ones."""
+    if isinstance(leaves, _NotReplayable):
+        raise leaves
+    if broke or tracer.regions_run > 1:
+        raise _NotReplayable("graph break")
+    if tracer.regions_run == 0 or tracer.last_run is None:
+        raise _NotReplayable("no traced region")
+    if tracer.concrete_reads:
+        raise _NotReplayable("Python read a tensor's value while tracing (item(), bool(), "
+                             "tolist(), numpy(), a data-dependent shape)")
+    _check_draws(tracer, pre)
+
+
+def leaf_info(outs, index, node, freed_ok=False):
+    """[(region output position, autograd slot, dtype, version)] per returned tensor. The
+    slot is None (no history), the output index of the region's node, or -- freed_ok, a
+    step function whose backward already ran -- ('freed', node, output index)."""
+    info = []
+    for t, v in outs:
+        k = index.get(id(v))
+        if k is None:
+            raise _NotReplayable("an output is not computed by the traced region")
+        n = t._node
+        if n is None:
+            slot = None
+        elif n is node:
+            slot = t._oi
+        elif freed_ok and n.freed:
+            slot = ("freed", n, t._oi)
+        else:
+            raise _NotReplayable("an output's autograd history is not the region's")
+        info.append((k, slot, t._dtype, vars(t).get("_vcount", 0)))
+    return info
 
 
 def _no_grads(w):

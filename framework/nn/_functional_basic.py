@@ -674,11 +674,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     tgt = S.reshape(target, (1,)) if input.ndim == 1 else target
     if tgt.dtype is not dt.int64:
         tgt = apply(P["cast"], tgt, dtype=dt.int64)
-    if STATE.tracer is None:        # (compiled: an out-of-range index fails in the program)
-        t = tgt._data
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    # checked by a primitive, so a compiled program raises the same IndexError
+    tgt = apply(P["class_index"], tgt, classes=n_classes, ignore_index=ignore_index)
     # tensor ops, not NumPy on the target's values: a traced step stays independent of them
     x = S.unsqueeze(input, 0) if input.ndim == 1 else input
     valid = M.ne(tgt, ignore_index)
