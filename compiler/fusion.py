@@ -31,6 +31,11 @@ EXTERN = "extern op"
 CYCLE = "would create cycle"
 SIZE = "size cap"
 SPACE = "iteration space differs"
+CLOSING = "closing reduction over more rows than one program holds"
+
+# The Triton backend closes a row group in one program (every row in one tile), so it caps the
+# iteration space a closing reduction may join; the NumPy backend has no such limit (None).
+TRITON_CLOSING_CAP = 1 << 13
 
 
 def _numel(shape):
@@ -101,7 +106,7 @@ class _G:
         return s
 
 
-def _combine(p, c):
+def _combine(p, c, closing_cap=None):
     """Merged descriptor (kind, space, rdims, final, note) for producer p and consumer c, or a
     refusal reason string."""
     kinds = (p.kind, c.kind)
@@ -141,11 +146,13 @@ def _combine(p, c):
         full = b.rdims == tuple(range(len(b.space)))
         if b.final is None and full and b.space in _row_shapes(a.space, a.rdims) and \
                 (a.final is None or a.final == fin):
+            if closing_cap is not None and _numel(a.space) > closing_cap:
+                return CLOSING
             return ("reduction", a.space, a.rdims, fin, "closing reduction over the rows")
     return SPACE
 
 
-def partition(graph, size_cap=SIZE_CAP):
+def partition(graph, size_cap=SIZE_CAP, closing_cap=None):
     nodes = graph.nodes
     # producers by value (a Value's .node may be a pre-pass copy of the node)
     index = {id(o): i for i, n in enumerate(nodes) for o in n.outputs}
@@ -203,7 +210,7 @@ def partition(graph, size_cap=SIZE_CAP):
         a, b = groups[gid[pi]], groups[gid[ci]]
         if a is b:
             return True
-        res = _combine(a, b)
+        res = _combine(a, b, closing_cap)
         if isinstance(res, str):
             refuse(pi, ci, res)
             return False

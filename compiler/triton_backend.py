@@ -88,14 +88,14 @@ class TritonProgram:
 
     def __init__(self, lifted, backend, const_values):
         from . import passes as _passes
-        from .fusion import partition as _partition
+        from .fusion import partition as _partition, TRITON_CLOSING_CAP
         from .schedule import schedule as _schedule, nbytes
         self.backend = backend
         self.interpret = backend == "interpret"
         self._lifted = lifted
         self._const_values = list(const_values)
         self.graph, self.passes_log = _passes.run_all(lifted)
-        self.partition = _partition(self.graph)
+        self.partition = _partition(self.graph, closing_cap=TRITON_CLOSING_CAP)
         self.schedule = _schedule(self.partition)
         self.groups = self.schedule.order
         self.group_names = [g.name for g in self.groups]

@@ -69,6 +69,7 @@ def _cases():
         "layer_norm": forward(lambda x: F.layer_norm(x, (C,), w, b), x),
         "mlp_forward_backward": mlp(0),
         "mlp_adam_3_steps": mlp(3),
+        "cumsum_fallback": forward(lambda x: torch.cumsum(x, 1) * 2, x),
     }
 
 
@@ -102,7 +103,7 @@ def worker():
 
 
 CASES = ["pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
-         "mlp_adam_3_steps"]
+         "mlp_adam_3_steps", "cumsum_fallback"]
 
 
 @pytest.fixture(scope="module")
@@ -138,14 +139,18 @@ def test_fused_normalisations_are_one_kernel(results):
         assert results[case]["kernels"] == 1, results[case]
 
 
-def test_training_step_runs_kernels_and_named_fallbacks(results):
+def test_training_step_runs_every_group_as_a_kernel(results):
+    # cross_entropy's target pick has a plane_scatter gradient and its batch mean closes the
+    # row group in one program: the whole Adam step (forward, backward, update) is kernels
     r = results["mlp_adam_3_steps"]
-    # groups without a kernel run their NumPy lowering, each with its reason: the scatter of
-    # cross_entropy's backward (extern), a lone `full` (creation), and a fused group whose
-    # reductions run over different dims (codegen refuses it)
-    assert r["fallbacks"] and all(why.strip() for why in r["fallbacks"].values())
-    assert any(why.startswith("extern: scatter") for why in r["fallbacks"].values())
-    assert r["kernels"] >= 5 and r["kernels"] > len(r["fallbacks"])
+    assert r["fallbacks"] == {}, r["fallbacks"]
+    assert r["kernels"] >= 5
+
+
+def test_named_fallback(results):
+    # a group with no kernel runs its NumPy lowering, and says so
+    r = results["cumsum_fallback"]
+    assert r["ok"] and any(why.startswith("extern: cumsum") for why in r["fallbacks"].values()), r
 
 
 def test_worker_never_imported_torch(results):

@@ -112,9 +112,10 @@ def _cases(rng, interpret=True):
             fspec = [("reduction", lambda i, n: not (_dims0(n) or (n.op == "div" and
                                                                    n.outputs[0].shape == ()))),
                      ("reduction", lambda i, n: True)]
-            # backward: scalar prologue (views of intermediates: row tiles), the scatter
-            # (extern), then the row reduction
-            bspec = [("extern", _is("full", "scatter")),
+            # backward: scalar prologue (views of intermediates: row tiles), the target
+            # pick's gradient (plane_scatter: one plane per row, its own kernel), then the row
+            # reduction
+            bspec = [("extern", _is("plane_scatter")),
                      ("pointwise", lambda i, n: len(n.outputs[0].shape) <= 1 or
                       (n.op == "reshape" and n.outputs[0].shape[-1] == 1)),
                      ("reduction", lambda i, n: True)]
@@ -122,6 +123,10 @@ def _cases(rng, interpret=True):
             fspec, bspec = every, every
         out[name] = (fg, fspec)
         out[name + "_backward"] = (bg, bspec)
+        if name == "cross_entropy":
+            # the whole forward, batch mean included, as one group: the closing reduction
+            # runs in the one program that holds every row
+            out["cross_entropy_closed"] = (fg, every)
         if name == "cross_entropy":
             # as many rows as classes, some targets ignored: the per-row target mask must stay
             # on the row dim (right alignment alone would put it on the column dim)
@@ -314,7 +319,7 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
          "pointwise_chain",
          "view_copy", "argmax_amin_mean", "sum_dim0_f16", "matmul_gelu_residual_float32",
          "matmul_gelu_residual_float16", "batched_matmul_relu",
-         "gather", "index_select", "window_max", "plane_scatter"]
+         "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed"]
 
 
 @pytest.fixture(scope="module")
@@ -342,7 +347,7 @@ def test_group_kernel_matches_numpy(results, case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if "matmul" not in c and c not in
                                   ("pointwise_chain", "view_copy", "gather", "index_select",
-                                   "window_max", "plane_scatter")])
+                                   "window_max", "plane_scatter", "cross_entropy_closed")])
 def test_looped_reduction_matches_numpy(results, case):
     r = results.get((case, True))
     assert r is not None and r["ok"], r and r["msg"]
@@ -436,3 +441,15 @@ def test_every_group_kernel_compiles_to_sm90_ptx():
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
     worker()
+
+
+def test_closing_reduction_in_one_program(results):
+    # cross_entropy's forward with its batch mean: one kernel, every row in one program
+    ks = results[("cross_entropy_closed", False)]["kernels"]
+    assert len(ks) == 1 and ks[0]["kind"] == "reduction", ks
+    assert "(closing: all rows are in this program)" in ks[0]["source"]
+    assert "axis=0, keep_dims=True" in ks[0]["source"]
+    # rows that span several column blocks cannot close in one program: a clear refusal (the
+    # fuser's closing cap keeps such groups away from the Triton backend)
+    r = results[("cross_entropy_closed", True)]
+    assert not r["ok"] and "does not fit one program" in r["msg"], r

@@ -578,6 +578,7 @@ def _reduction(group, max_block, interpret):
         return norm_dims(n.op, n.attrs.get("dims"), len(n.inputs[0].shape))
 
     D = None if base is not None else frozenset()
+    closing = set()     # ids of closing reductions: over every row of a row-only value
 
     def special(n, dmap, known):
         nonlocal D
@@ -590,6 +591,15 @@ def _reduction(group, max_block, interpret):
                 raise TritonCodegenError(f"{group.name}: {n.op} over a size-1 dim")
             if D is None:
                 D = frozenset(fd)
+            rows_all = {d for d in range(R) if d not in D and F[d] != 1}
+            if fd != D and n.op in ("sum", "amax", "amin") and fd == rows_all and \
+                    not (set(e for e in m if e is not None) & D):
+                # the loss mean closing a row group: one program holds every row (below)
+                closing.add(id(n))
+                keep = n.attrs.get("keepdim", False)
+                dmap[id(n.outputs[0])] = (None,) * len(n.outputs[0].shape) if keep else \
+                    tuple(e for d, e in enumerate(m) if d not in dims)
+                return True
             if fd != D:
                 raise TritonCodegenError(f"{group.name}: reductions over different dims "
                                          f"({sorted(fd)} vs {sorted(D)}) in one group")
@@ -624,6 +634,12 @@ def _reduction(group, max_block, interpret):
     persistent = ncols <= BN
     target = (1 << 14) if interpret else 4096
     BM = max(1, min(_pow2(nrows), target // BN))
+    if closing:
+        # every row in the one program, so the closing reduction sees all of them
+        BM = _pow2(nrows)
+        if not persistent or BM * BN > (1 << 16 if interpret else 1 << 15):
+            raise TritonCodegenError(f"{group.name}: closing reduction over {nrows} rows x "
+                                     f"{ncols} columns does not fit one program")
     tile = BM * BN
     num_warps = 4 if tile <= 2048 else 8 if tile <= 8192 else 16
 
@@ -810,6 +826,24 @@ def _reduction(group, max_block, interpret):
         if n.op == "gather":
             acc = _acc_dtype(x.dtype)
         tacc = _tl(acc)
+        if id(n) in closing:
+            # over the rows of a per-row value ([BLOCK_M, 1]): a [1, 1] result for every lane
+            emit(x, row_scope, "    ", L)
+            L.append(f"    {comment}  (closing: all rows are in this program)")
+            cx = conv(x, acc)
+            if n.op == "sum":
+                red = f"tl.sum(tl.where(rmask, {cx}, 0), axis=0, keep_dims=True)"
+            else:
+                hi = n.op == "amin"
+                red = (f"{'tl.min' if hi else 'tl.max'}(tl.where(rmask, {cx}, {_lowest(acc, hi)}),"
+                       f" axis=0, keep_dims=True)")
+                if acc.is_floating_point:
+                    red = (f"tl.where(tl.max(tl.where(rmask & ({cx} != {cx}), 1, 0), axis=0, "
+                           f"keep_dims=True) > 0, float(\"nan\"), {red})")
+            cast = "" if acc is o.dtype else f".to({_tl(o.dtype)})"
+            L.append(f"    {nm} = ({red}){cast}" if cast else f"    {nm} = {red}")
+            row_scope.add(id(o))
+            continue
         if not persistent:
             L.append(f"    {comment}")
         if n.op == "sum":
@@ -910,6 +944,9 @@ def _reduction(group, max_block, interpret):
         emit(o, row_scope, "    ", L)
         off, m = address(o, "out", k)
         # a 0-d output is written by the (single) row lane: rows * 0 keeps the pointer a block
+        # (after a closing reduction every row lane holds it: row 0 writes it)
+        if not off and closing:
+            m = "rows == 0"
         L.append(f"    tl.store({out_ptr[k]} + {off or 'rows * 0'}, {names[o]}, "
                  f"mask={m or 'rmask'})")
 
