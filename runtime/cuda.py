@@ -126,6 +126,31 @@ def view(a, shape, strides, offset):
                       strides=tuple(int(s) for s in strides))
 
 
+def _cupy_view(buf):
+    """CuPy array over device tensor `buf` (anything with data_ptr/shape/stride/dtype)."""
+    cp = _cupy()
+    shape = tuple(buf.shape)
+    item = np.dtype(buf.dtype.np).itemsize
+    st = tuple(buf.stride())
+    span = 1 + sum((n - 1) * s for n, s in zip(shape, st))
+    mem = cp.cuda.UnownedMemory(buf.data_ptr(), span * item, buf)
+    return cp.ndarray(shape, dtype=buf.dtype.np, memptr=cp.cuda.MemoryPointer(mem, 0),
+                      strides=tuple(s * item for s in st))
+
+
+def contiguous_arg(buf):
+    """A row-major copy of device tensor `buf`, as a launch argument."""
+    return DeviceArg(_cupy().ascontiguousarray(_cupy_view(buf)), buf.dtype)
+
+
+def k_major(buf):
+    """A copy of device tensor `buf` whose last two dims are column-major (stride 1 on dim
+    -2): the K-major form of a matmul's B operand, as a launch argument."""
+    cp = _cupy()
+    t = cp.ascontiguousarray(_cupy_view(buf).swapaxes(-1, -2)).swapaxes(-1, -2)
+    return DeviceArg(t, buf.dtype)
+
+
 class DeviceArg:
     """A device array as Triton's launcher sees a tensor: data_ptr() and dtype (a Kiln DType,
     which prints as "torch.float32", the spelling Triton's type table reads)."""

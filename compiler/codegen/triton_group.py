@@ -202,6 +202,7 @@ class GroupKernel(PointwiseKernel):
         self.digest = tp.cache.digest(source)
         self._path = None
         self._tuned = None
+        self._best = None      # matmul: (meta, options) of the tuned config
 
     def __repr__(self):
         return f"<GroupKernel {self.name} [{self.kind}] {self.digest}>"
@@ -243,6 +244,25 @@ class GroupKernel(PointwiseKernel):
     def _grid(self, meta):
         return self.grid(meta)
 
+    k_major = None      # tf32 matmul: (A's, B's) input index; see _stage_k_major
+
+    def _stage_k_major(self, eff):
+        """tf32 wgmma reads K-major tiles only: A with stride 1 along K (dim -1), B with stride
+        1 along K (dim -2). An operand laid out the other way is copied once into the K-major
+        layout (a transpose costs ~2 bytes moved per element; the 4-byte scattered shared-memory
+        copies it replaces cost the kernel most of its speed)."""
+        from runtime import cuda
+        eff = list(eff)
+        for k, kdim in zip(self.k_major, (-1, -2)):
+            x = eff[k]
+            shape, st = tuple(x.shape), tuple(x.stride())
+            if shape[kdim] > 1 and st[kdim] != 1:
+                if kdim == -2:
+                    eff[k] = cuda.k_major(x)
+                else:   # A: row-major copy (K contiguous)
+                    eff[k] = cuda.contiguous_arg(x)
+        return eff
+
     def launch(self, inputs, outputs, interpret):
         eff = [view_buffer(inputs[k], chain) for _, k, chain in self.eff]
         if self.inner is not None:
@@ -257,22 +277,32 @@ class GroupKernel(PointwiseKernel):
         if any(_prod(o.shape) == 0 for o in outputs):
             return outputs
         fn = self.function(interpret)
+        if self.k_major is not None and not interpret:
+            eff = self._stage_k_major(eff)
         args = self.args(eff, outputs)
         if self.configs and not interpret:
-            if self._tuned is None:
+            best = self._best
+            if best is None:
                 import triton
-                cfgs = [triton.Config(m, num_warps=o["num_warps"], num_stages=o["num_stages"])
-                        for m, o in self.configs]
-                self._tuned = triton.autotune(configs=cfgs, key=["M", "N", "K"])(fn)
-            self._tuned[lambda meta: self.grid(meta)](*args)
+                if self._tuned is None:
+                    cfgs = [triton.Config(m, num_warps=o["num_warps"],
+                                          num_stages=o["num_stages"]) for m, o in self.configs]
+                    self._tuned = triton.autotune(configs=cfgs, key=["M", "N", "K"])(fn)
+                self._tuned[lambda meta: self.grid(meta)](*args)
+                cfg = getattr(self._tuned, "best_config", None)
+                if cfg is not None:           # one size per kernel: tuned once, then fixed
+                    self._best = (dict(cfg.kwargs), {"num_warps": cfg.num_warps,
+                                                     "num_stages": cfg.num_stages})
+                return outputs
+            self.relauncher.launch(fn, self.grid(best[0]), args, best[0], best[1])
             return outputs
         meta = dict(self.consts)
         if self.configs:                      # interpreter: the smallest tile
             meta.update(self.configs[-1][0])
-        kw = dict(meta)
-        if not interpret:
-            kw["num_warps"] = self.num_warps
-        fn[self.grid(meta)](*args, **kw)
+        if interpret:
+            fn[self.grid(meta)](*args, **meta)
+        else:
+            self.relauncher.launch(fn, self.grid(meta), args, meta, {"num_warps": self.num_warps})
         return outputs
 
 
@@ -1157,8 +1187,10 @@ def _matmul(group, allow_tf32):
     grid = (lambda meta, M=M, N=N, batch=batch: (
         ((M + meta["BLOCK_M"] - 1) // meta["BLOCK_M"]) * ((N + meta["BLOCK_N"] - 1) //
                                                            meta["BLOCK_N"]), batch))
-    return GroupKernel(kname, source, params, "matmul", eff, grid, {}, 4, group,
-                       configs=configs)
+    k = GroupKernel(kname, source, params, "matmul", eff, grid, {}, 4, group, configs=configs)
+    if allow_tf32 and a.dtype is dt.float32:
+        k.k_major = (ka, kb)
+    return k
 
 
 # ---------------------------------------------------------------- gather / index_select

@@ -160,11 +160,20 @@ class PointwiseKernel:
         fn = self.function(interpret)
         grid = ((n + block - 1) // block,)
         args = self.args(inputs, outputs)
-        kw = {"BLOCK": block}
-        if not interpret:
-            kw["num_warps"] = num_warps or (4 if block <= 1024 else 8)
-        fn[grid](*args, **kw)
+        if interpret:
+            fn[grid](*args, BLOCK=block)
+            return outputs
+        self.relauncher.launch(fn, grid, args, {"BLOCK": block},
+                               {"num_warps": num_warps or (4 if block <= 1024 else 8)})
         return outputs
+
+    @property
+    def relauncher(self):
+        r = self.__dict__.get("_relauncher")
+        if r is None:
+            from .relaunch import Relauncher
+            r = self.__dict__["_relauncher"] = Relauncher()
+        return r
 
 
 def _sym_type(v, out_shape):
