@@ -73,6 +73,8 @@ def cases():
             out.append((name, name, [("bool", "any"), ("float32", "any"), ("float32", "any")], {}))
         elif name == "cast":
             out.append((name, name, [("float32", "any")], {"dtype": dt.int32}))
+        elif name == "class_index":     # targets in range (the host check raises otherwise)
+            out.append((name, name, [("int64", "exp")], {"classes": 6, "ignore_index": -100}))
         elif name in _INT_UNARY:
             out.append((name, name, [("int32", "any")], {}))
         elif name in _INT_BINARY:
@@ -416,10 +418,13 @@ def _group_graphs(N, C, dtype=dt.float32):
     return out
 
 
-def _mm_graph(n, dtype):
+def _mm_graph(n, dtype, b_transposed=False):
+    """a @ b, or with b_transposed a @ b.T (B read through a transposed view: K-major)."""
     g = Graph("mm")
     a = g.add_input("a", (n, n), dtype)
     b = g.add_input("b", (n, n), dtype)
+    if b_transposed:
+        b = g.call("permute", b, dims=(1, 0))
     g.set_outputs([g.call("matmul", a, b)])
     return g
 
@@ -458,6 +463,30 @@ def _dev_outputs(cp, g):
 def _host(t, dtype):
     a = t.arr.get()
     return a.view(dt.bfloat16.np) if dtype is dt.bfloat16 else a
+
+
+def _torch_compiled_rows():
+    """name -> callable(host inputs) -> zero-argument torch.compile'd run of the same row op
+    on the GPU (the reference the issue names), or None without torch."""
+    try:
+        import torch
+        import torch.nn.functional as F
+    except Exception:
+        return None
+    fns = {"softmax": lambda x: torch.softmax(x, 1),
+           "layer_norm": lambda x, w, b: F.layer_norm(x, (x.shape[1],), w, b, 1e-5),
+           "cross_entropy": lambda x, t: F.cross_entropy(x, t.view(-1), reduction="none"),
+           "pointwise chain": lambda x, y: torch.relu((x + y) * 0.5)}
+    compiled = {}
+
+    def make(name, host):
+        if name not in compiled:
+            compiled[name] = torch.compile(fns[name], dynamic=False)
+        args = [torch.from_numpy(np.ascontiguousarray(a)).cuda() for a in host]
+        f = compiled[name]
+        f(*args)
+        return lambda: f(*args)
+    return make
 
 
 def fused_groups(cp, arch, copy_gbs):
@@ -501,7 +530,9 @@ def fused_groups(cp, arch, copy_gbs):
                 print(f"{name:<18} {N}x{C} ERROR {type(e).__name__}: {str(e)[:300]}")
     # bandwidth: 8192 x 4096 fp32 = 128 MB per full-size operand
     N, C = 8192, 4096
-    print(f"\n{'kernel (8192x4096 f32)':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}")
+    tc = _torch_compiled_rows()
+    print(f"\n{'kernel (8192x4096 f32)':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}"
+          f"{'torch.compile ms':>18}{'kiln/tc speed':>15}")
     for name, (g, kind) in _group_graphs(N, C).items():
         try:
             k = generate_group(_as_group(g, kind), g)
@@ -522,7 +553,14 @@ def fused_groups(cp, arch, copy_gbs):
             ms = bench(run)
             moved = sum(a.nbytes for a in host) + sum(o.arr.nbytes for o in outs)
             gbs = moved / ms / 1e6
-            print(f"{name:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%")
+            tms = float("nan")
+            if tc is not None:
+                try:
+                    tms = bench(tc(name, host))
+                except Exception as e:
+                    print(f"  torch.compile {name}: {type(e).__name__}: {str(e)[:200]}")
+            print(f"{name:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%"
+                  f"{tms:>18.3f}{tms / ms:>14.2f}x")
         except Exception as e:
             fails += 1
             print(f"{name:<26} ERROR {type(e).__name__}: {str(e)[:300]}")
@@ -533,27 +571,30 @@ def fused_groups(cp, arch, copy_gbs):
     except Exception:
         torch = None
     print(f"\n{'matmul 4096^3':<20}{'check':>7}{'kiln TFLOP/s':>14}{'cuBLAS':>9}{'% cuBLAS':>10}")
-    for d, tf32 in ((dt.float16, False), (dt.bfloat16, False), (dt.float32, True)):
-        label = "tf32" if tf32 else d.name
+    # tf32: B row-major (N-major) is staged K-major by the launch (timed with it); the
+    # "B^T view" row gives the kernel a K-major B directly (the layout nn.Linear's weight has)
+    for d, tf32, bt in ((dt.float16, False, False), (dt.bfloat16, False, False),
+                        (dt.float32, True, False), (dt.float32, True, True)):
+        label = ("tf32" + (" B^T view" if bt else " (staged)")) if tf32 else d.name
         try:
-            g = _mm_graph(512, d)
+            g = _mm_graph(512, d, bt)
             k = generate_group(_as_group(g, "matmul"), g, allow_tf32=tf32)
             host, dev = _dev_inputs(cp, g, rng)
             outs = _dev_outputs(cp, g)
             k.launch(dev, outs, interpret=False)
-            ref = host[0].astype(np.float32) @ host[1].astype(np.float32)
+            hb = host[1].astype(np.float32)
+            ref = host[0].astype(np.float32) @ (hb.T if bt else hb)
             got = _host(outs[0], d).astype(np.float32)
             err = float(np.max(np.abs(got - ref)) / np.max(np.abs(ref)))
             ok = err < (2e-2 if d is dt.bfloat16 else 5e-3)
             fails += not ok
             n = 4096
-            g = _mm_graph(n, d)
+            g = _mm_graph(n, d, bt)
             k = generate_group(_as_group(g, "matmul"), g, allow_tf32=tf32)
             host, dev = _dev_inputs(cp, g, rng)
             outs = _dev_outputs(cp, g)
             k.launch(dev, outs, interpret=False)          # autotunes once
-            args = k.args(dev, outs)
-            ms = bench(lambda: k._tuned[lambda meta: k.grid(meta)](*args))
+            ms = bench(lambda: k.launch(dev, outs, interpret=False))
             tflops = 2 * n ** 3 / ms / 1e9
             ref_t = float("nan")
             if torch is not None:
@@ -596,14 +637,16 @@ def training_step(cp, steps=20):
         sync()
         return (time.perf_counter() - t) / steps * 1e3
 
-    def make(lib, dev, compiled=None):
+    def make(lib, dev, compiled=None, model_out=None):
         lib.manual_seed(0)
         nn = lib.nn
         m = nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(),
                           nn.Linear(512, 10)).to(dev)
         opt = lib.optim.AdamW(m.parameters(), lr=1e-3)
-        x = lib.randn(128, 784, device=dev)
-        y = lib.randint(0, 10, (128,), device=dev)
+        x = lib.randn(128, 784).to(dev)           # drawn on the host: same values everywhere
+        y = lib.randint(0, 10, (128,)).to(dev)
+        if model_out is not None:
+            model_out.append(m)
 
         def step():
             opt.zero_grad()
@@ -619,15 +662,44 @@ def training_step(cp, steps=20):
     except Exception as e:
         rows.append((f"kiln eager ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
     try:            # the whole step compiled to Triton kernels, replayed after its first traces
+        # correctness first: 6 compiled steps on the GPU vs 6 Kiln eager steps on the CPU
+        ref_m, dev_m = [], []
+        ref_step = make(kiln, "cpu", model_out=ref_m)
+        dev_step = make(kiln, "cuda", lambda f: kiln.compile(f), dev_m)
+        ref_l = [float(ref_step().item()) for _ in range(6)]
+        dev_l = [float(dev_step().item()) for _ in range(6)]
+        perr = max(float(np.max(np.abs(p.detach().cpu().numpy() - q.detach().numpy())))
+                   for p, q in zip(dev_m[0].parameters(), ref_m[0].parameters()))
+        ok = np.allclose(dev_l, ref_l, rtol=1e-4, atol=1e-5) and perr < 1e-4
+        print(f"compiled step on cuda vs cpu eager, 6 AdamW steps: {'PASS' if ok else 'FAIL'}"
+              f"  losses {dev_l[0]:.6f}..{dev_l[-1]:.6f} (cpu {ref_l[0]:.6f}..{ref_l[-1]:.6f}),"
+              f" max param diff {perr:.2g}, replays {dev_step.stats['replays']}")
         t0 = time.time()
-        st = make(kiln, "cuda", lambda f: kiln.compile(f, backend="triton"))
+        st = make(kiln, "cuda", lambda f: kiln.compile(f))
         st()
         kiln.cuda.synchronize()
         cold = time.time() - t0
         ms = timeit(st, kiln.cuda.synchronize)
         rows.append((f"kiln compiled step, triton (first call {cold:.1f} s, "
                      f"{st.stats['replays']} replays)", ms))
+        from compiler.codegen import relaunch
+        relaunch.ENABLED = False          # the same step through Triton's JIT launch path
+        rows.append(("kiln compiled step, JIT launches", timeit(st, kiln.cuda.synchronize)))
+        relaunch.ENABLED = True
+        # where a step's time goes: kernels launched, host fallbacks, host time per group
+        progs = st.programs()
+        host_ms = timeit(st, lambda: None)          # no sync: the host's share of a step
+        print(f"compiled step: {len(progs)} program(s), "
+              f"{sum(p.n_kernels for p in progs)} kernels, fallbacks "
+              f"{[n for p in progs for n in p.fallbacks] or 'none'}; host time per step "
+              f"(no sync) {host_ms:.2f} ms")
+        for p in progs:
+            gt = sorted(p.group_times().items(), key=lambda kv: -kv[1])[:8]
+            runs = max(1, p.runs)
+            print("  slowest groups (host us/run): " + ", ".join(
+                f"{n} {t / runs * 1e6:.0f}" for n, t in gt))
     except Exception as e:
+        traceback.print_exc()
         rows.append((f"kiln compiled ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
     try:
         import torch
