@@ -114,6 +114,7 @@ class TritonProgram:
         # float constants that no kernel takes as an argument (folded or baked by a pass)
         self._baked = [i for i in range(len(self._const_values)) if i not in covered]
         self._variants = {}
+        self._host_plans = {}
         self.source = self._source()
 
     # ---- compilation ---------------------------------------------------------------------
@@ -203,12 +204,31 @@ class TritonProgram:
             cuda.hook_triton_stream()          # launch on CuPy's current stream
             dev = _device_of(arrays)
         env = {}
-        for v, a in zip(self.graph.inputs, arrays):
-            env[id(v)] = self._to_exec(a, dev)
+        host_in, host_steps, uploads = self._host_plan(arrays)
+        for k, (v, a) in enumerate(zip(self.graph.inputs, arrays)):
+            env[id(v)] = a if k in host_in else self._to_exec(a, dev)
         last = self.schedule.last_use
-        for pos, s in enumerate(self.steps):
+        # 1. the scalar steps on the host (they read only host values, so they can go first),
+        # 2. one upload of the host scalars that kernels read, 3. the device steps in order
+        for pos in host_steps:
+            s = self.steps[pos]
             t0 = time.perf_counter()
-            ins = [env[id(v)] for v in s.group.inputs]
+            outs = self._numpy_group(s.group, [env[id(v)] for v in s.group.inputs], consts,
+                                     dev, keep_host=True)
+            s.runs += 1
+            s.time_s += time.perf_counter() - t0
+            for o, a in zip(s.group.outputs, outs):
+                env[id(o)] = a
+        dev_env = env
+        if uploads:
+            dev_env = dict(env)
+            for i, a in zip(uploads, self._upload([env[i] for i in uploads])):
+                dev_env[i] = a
+        for pos, s in enumerate(self.steps):
+            if pos in host_steps:
+                continue
+            t0 = time.perf_counter()
+            ins = [dev_env[id(v)] for v in s.group.inputs]
             if s.fallback:
                 outs = self._numpy_group(s.group, ins, consts, dev)
             else:
@@ -222,11 +242,13 @@ class TritonProgram:
             s.runs += 1
             s.time_s += time.perf_counter() - t0
             for o, a in zip(s.group.outputs, outs):
+                dev_env[id(o)] = a
                 env[id(o)] = a
             for v in s.group.inputs:                  # free what no later group reads
-                if last.get(id(v)) == pos and id(v) in env and \
+                if last.get(id(v)) == pos and id(v) in dev_env and \
                         all(v is not o for o in self.graph.outputs):
-                    del env[id(v)]
+                    dev_env.pop(id(v), None)
+                    env.pop(id(v), None)
         res = [env[id(o)] if isinstance(o, Value) else o for o in self.graph.outputs]
         if dev is not None and dev == "host":
             from runtime import cuda
@@ -249,6 +271,53 @@ class TritonProgram:
             self._variants[vals] = prog
         return prog
 
+    def _host_plan(self, arrays):
+        """(graph input positions kept on the host, step positions run on the host, ids of
+        host values a kernel reads). Host scalars are 0-d inputs in host memory: CPU tensors
+        such as optimizer step counts, and the hyperparameters. A group with only 0-d outputs
+        that reads only host scalars (bias corrections, step sizes) runs its NumPy lowering on
+        the host, as eager would run those ops on the CPU: microseconds of NumPy where a kernel
+        costs a launch, and an in-place update of a CPU step count stays in host memory (no
+        device-to-host copy, so no synchronisation). Kernels that read a host scalar get it
+        from one upload per run."""
+        if self.interpret:
+            key = tuple(type(a) is np.ndarray and a.ndim == 0 for a in arrays)
+        else:
+            from runtime import cuda
+            key = tuple(not cuda.is_device_array(a) and np.ndim(a) == 0 for a in arrays)
+        plan = self._host_plans.get(key)
+        if plan is not None:
+            return plan
+        host_in = {k for k, h in enumerate(key) if h}
+        host = {id(self.graph.inputs[k]) for k in host_in}
+        steps = []
+        for pos, s in enumerate(self.steps):
+            if all(o.shape == () for o in s.group.outputs) and \
+                    all(id(v) in host for v in s.group.inputs):
+                steps.append(pos)
+                host |= {id(o) for o in s.group.outputs}
+        hs = set(steps)
+        ups = []
+        for pos, s in enumerate(self.steps):
+            if pos not in hs:
+                for v in s.group.inputs:
+                    if id(v) in host and id(v) not in ups:
+                        ups.append(id(v))
+        if self.interpret:
+            ups = []                 # the interpreter reads host memory anyway
+        plan = self._host_plans[key] = (frozenset(host_in), hs, ups)
+        return plan
+
+    def _upload(self, vals):
+        """Host 0-d arrays -> device 0-d arrays, through one copy: 8-byte slots of one buffer."""
+        from runtime import cuda
+        buf = np.zeros(8 * len(vals), np.uint8)
+        for i, a in enumerate(vals):
+            a = np.ascontiguousarray(a)
+            buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
+        d = cuda.from_host(buf)
+        return [cuda.scalar_view(d, 8 * i, np.asarray(a).dtype) for i, a in enumerate(vals)]
+
     def _to_exec(self, a, dev):
         if self.interpret:
             a = np.asarray(a)
@@ -270,9 +339,10 @@ class TritonProgram:
             return HostTensor(a, dtype)
         return _DevBuf(a, dtype)
 
-    def _numpy_group(self, group, ins, consts, dev):
+    def _numpy_group(self, group, ins, consts, dev, keep_host=False):
         """The group's nodes through each primitive's NumPy lowering (extern groups and groups
-        without a kernel); device buffers go through the host."""
+        without a kernel); device buffers go through the host (and the results back to the
+        device, unless keep_host)."""
         from runtime import cuda
         on_dev = not self.interpret
         env = {}
@@ -293,7 +363,7 @@ class TritonProgram:
             for o, x in zip(n.outputs, rs):
                 env[id(o)] = np.ascontiguousarray(np.asarray(x, dtype=o.dtype.np))
         outs = [env[id(o)] for o in group.outputs]
-        if on_dev:
+        if on_dev and not keep_host:
             outs = [cuda.from_host(o) for o in outs]
         return outs
 

@@ -126,6 +126,12 @@ def view(a, shape, strides, offset):
                       strides=tuple(int(s) for s in strides))
 
 
+def scalar_view(a, offset, npdtype):
+    """A 0-d array of `npdtype` over device array a's memory, `offset` bytes in."""
+    cp = _cupy()
+    return cp.ndarray((), dtype=npdtype, memptr=a.data + int(offset))
+
+
 def _cupy_view(buf):
     """CuPy array over device tensor `buf` (anything with data_ptr/shape/stride/dtype)."""
     cp = _cupy()

@@ -175,8 +175,23 @@ def run_plan(plan, in_arrays, consts, ov_arrays):
     n = plan.n_out
     for arr, r in zip(ov_arrays, res[n:n + len(ov_arrays)]):
         if r is not arr:                         # (a donated input was written by the program)
-            np.copyto(arr, r, casting="unsafe")  # in-place writes land in the original memory
+            _write_back(arr, r)                  # in-place writes land in the original memory
     return res
+
+
+def _write_back(arr, r):
+    """np.copyto(arr, r) across memories: a device result into host memory (a CPU tensor
+    updated by a GPU program) or a host result into device memory."""
+    da, dr = type(arr) is not np.ndarray, type(r) is not np.ndarray
+    if da == dr or not (hasattr(arr, "__cuda_array_interface__") or
+                        hasattr(r, "__cuda_array_interface__")):
+        np.copyto(arr, r, casting="unsafe")
+        return
+    from runtime import cuda
+    if dr:                                       # device -> host
+        np.copyto(arr, cuda.to_host(r), casting="unsafe")
+    else:                                        # host -> device
+        arr[...] = cuda.from_host(np.asarray(r, dtype=arr.dtype))
 
 
 def region_node(plan, res, in_tensors, outs_meta):
