@@ -453,3 +453,17 @@ def test_closing_reduction_in_one_program(results):
     # fuser's closing cap keeps such groups away from the Triton backend)
     r = results[("cross_entropy_closed", True)]
     assert not r["ok"] and "does not fit one program" in r["msg"], r
+
+
+def test_matmul_tile_choice():
+    # a large product is tuned over every config; a small one gets one tile that still gives
+    # every SM a program (or the smallest tile), so a training step compiles no tuning sweep
+    from compiler.codegen.triton_group import _mm_configs, _MM_CONFIGS, SM_COUNT
+    from runtime import dtypes as dt
+    assert _mm_configs(dt.float16, 4096, 4096, 4096, 1) == _MM_CONFIGS[2]
+    assert _mm_configs(dt.float32, 4096, 4096, 4096, 1) == _MM_CONFIGS[4]
+    (c,) = _mm_configs(dt.float32, 1024, 1024, 512, 1)
+    assert -(-1024 // c[0]) * -(-1024 // c[1]) >= SM_COUNT and c != _MM_CONFIGS[4][-1]
+    assert _mm_configs(dt.float32, 128, 512, 784, 1) == [_MM_CONFIGS[4][-1]]
+    (c,) = _mm_configs(dt.bfloat16, 64, 64, 64, 40)          # batched: programs per batch
+    assert -(-64 // c[0]) * -(-64 // c[1]) * 40 >= SM_COUNT

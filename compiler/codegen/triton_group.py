@@ -1009,9 +1009,25 @@ def _reduction(group, max_block, interpret):
 _MM_CONFIGS = {   # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages), largest first
     2: [(128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (128, 128, 64, 4, 4), (128, 128, 32, 4, 4),
         (64, 128, 32, 4, 4), (64, 64, 32, 4, 4), (32, 32, 16, 4, 2)],
-    4: [(128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
-        (32, 32, 16, 4, 2)],
+    4: [(128, 256, 32, 8, 3), (256, 128, 32, 8, 3), (128, 128, 32, 8, 3), (128, 64, 32, 4, 4),
+        (64, 128, 32, 4, 4), (64, 64, 32, 4, 4), (32, 32, 16, 4, 2)],
 }
+AUTOTUNE_FLOPS = 2 ** 31     # smaller products take one tile choice instead of tuning
+SM_COUNT = 132               # H100/H200: a small product's tile keeps about this many programs
+
+
+def _mm_configs(dtype, M, N, K, batch):
+    """Tuning configs: all of them for a large product (tuned once per kernel, on its first
+    launch); for a small one (a training step's layers) a single tile, the largest that still
+    gives every SM a program, or the smallest tile: tuning would cost seconds of compiles for a
+    kernel that runs for microseconds."""
+    cfgs = _MM_CONFIGS[4 if dtype is dt.float32 else 2]
+    if M * N * K * batch >= AUTOTUNE_FLOPS:
+        return cfgs
+    for c in cfgs:
+        if -(-M // c[0]) * -(-N // c[1]) * batch >= SM_COUNT:
+            return [c]
+    return [cfgs[-1]]
 
 
 def _matmul(group, allow_tf32):
@@ -1169,8 +1185,10 @@ def _matmul(group, allow_tf32):
     mode = f"{'batched ' if nb else ''}{a.dtype.name}" + (" tf32" if allow_tf32 and
                                                           a.dtype is dt.float32 else "")
     src = _header(kname, group, "matmul", f"tiled tl.dot, {mode}")
-    cfgs = _MM_CONFIGS[4 if a.dtype is dt.float32 else 2]
-    src.append("# autotuned on the GPU over (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages):")
+    cfgs = _mm_configs(a.dtype, M, N, K, batch)
+    src.append("# autotuned on the GPU over (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages):"
+               if len(cfgs) > 1 else "# one tile (a small product is not tuned): "
+               "(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)")
     src.append(f"CONFIGS = {cfgs!r}")
     src.append("")
     src += _helpers(exprs)
