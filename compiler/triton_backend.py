@@ -115,6 +115,8 @@ class TritonProgram:
         self._baked = [i for i in range(len(self._const_values)) if i not in covered]
         self._variants = {}
         self._host_plans = {}
+        self._host_progs = {}
+        self._host_key = None
         self.source = self._source()
 
     # ---- compilation ---------------------------------------------------------------------
@@ -210,7 +212,18 @@ class TritonProgram:
         last = self.schedule.last_use
         # 1. the scalar steps on the host (they read only host values, so they can go first),
         # 2. one upload of the host scalars that kernels read, 3. the device steps in order
-        for pos in host_steps:
+        hp = self._host_progs.get(self._host_key) if host_steps else None
+        if hp is not None:
+            prog, pos_in, outs = hp
+            t0 = time.perf_counter()
+            res = prog.run([arrays[k] for k in pos_in], consts)
+            for o, a in zip(outs, res):
+                env[id(o)] = np.asarray(a)
+            dt_s = (time.perf_counter() - t0) / len(host_steps)
+            for pos in host_steps:
+                self.steps[pos].runs += 1
+                self.steps[pos].time_s += dt_s
+        for pos in (host_steps if hp is None else ()):
             s = self.steps[pos]
             t0 = time.perf_counter()
             outs = self._numpy_group(s.group, [env[id(v)] for v in s.group.inputs], consts,
@@ -285,6 +298,7 @@ class TritonProgram:
         else:
             from runtime import cuda
             key = tuple(not cuda.is_device_array(a) and np.ndim(a) == 0 for a in arrays)
+        self._host_key = key
         plan = self._host_plans.get(key)
         if plan is not None:
             return plan
@@ -303,10 +317,45 @@ class TritonProgram:
                 for v in s.group.inputs:
                     if id(v) in host and id(v) not in ups:
                         ups.append(id(v))
+        self._host_progs[key] = self._host_program(host_in, steps, ups)
         if self.interpret:
             ups = []                 # the interpreter reads host memory anyway
         plan = self._host_plans[key] = (frozenset(host_in), hs, ups)
         return plan
+
+    def _host_program(self, host_in, steps, ups):
+        """The host steps as one generated NumPy program (0-d arithmetic as NumPy scalar
+        expressions): (program, input positions, output values), or None (each step then runs
+        its lowering node by node). Float constants stay FloatParams: read from consts."""
+        if not steps:
+            return None
+        try:
+            import copy
+            from .backend import _analyse, Program
+            from .codegen import numpy_gen
+            nodes = [n for pos in steps for n in self.steps[pos].group.nodes]
+            made = {id(o) for n in nodes for o in n.outputs}
+            returned = {id(o) for o in self.graph.outputs if isinstance(o, Value)}
+            outs = [o for n in nodes for o in n.outputs
+                    if id(o) in returned or id(o) in ups]
+            pos_of = {id(v): k for k, v in enumerate(self.graph.inputs)}
+            ins = [v for v in self.graph.inputs if pos_of[id(v)] in host_in]
+            used = {id(a) for n in nodes for a in n.inputs if isinstance(a, Value)}
+            ins = [v for v in ins if id(v) in used]
+            if not outs or any(id(a) not in made and id(a) not in {id(v) for v in ins}
+                               for n in nodes for a in n.inputs if isinstance(a, Value)):
+                return None
+            g = copy.copy(self.graph)
+            g.name = self.graph.name + "_host"
+            g.inputs, g.nodes, g.outputs = ins, nodes, outs
+            analysis = _analyse(g)
+            make, meta = numpy_gen.load(analysis[5], f"<kiln:{g.name}>")
+            prog = Program(analysis[5], make, meta, "numpy", "cold", g, 0.0, ())
+            return prog, [pos_of[id(v)] for v in ins], outs
+        except Exception as e:
+            log.info("host steps of %s: no NumPy program (%s: %s); running them node by node",
+                     self.graph.name, type(e).__name__, e)
+            return None
 
     def _upload(self, vals):
         """Host 0-d arrays -> device 0-d arrays, through one copy: 8-byte slots of one buffer."""
