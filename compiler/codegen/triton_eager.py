@@ -225,7 +225,9 @@ def _group_kernel(prim, operands, attrs, out):
     from .triton_group import generate, ExternKernel
     if any(is_scalar(a) for a in operands):
         raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
-    interpret = hasattr(operands[0], "array")         # HostTensor: the interpret device
+    from runtime.interpret import HostTensor
+    # (runtime.cuda.DeviceArg has an .array too: the type says which device)
+    interpret = isinstance(operands[0], HostTensor)
     _check_interpretable(interpret)
     key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
            tuple((tuple(a.shape), a.dtype) for a in operands))

@@ -171,8 +171,9 @@ def view_buffer(buf, chain):
     shape, strides, offset = tuple(buf.shape), tuple(buf.stride()), 0
     for n in chain:
         shape, strides, offset = _view_strides(n, shape, strides, offset)
-    if hasattr(buf, "array"):           # HostTensor: the interpreter needs a real array
-        from runtime.interpret import HostTensor
+    from runtime.interpret import HostTensor
+    if isinstance(buf, HostTensor):     # the interpreter needs a real array (a cuda DeviceArg
+        #                                 has an .array too: it folds into a StridedView)
         a = buf.array
         item = a.itemsize
         root = buf._root()
