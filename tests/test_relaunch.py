@@ -98,3 +98,26 @@ def test_a_failing_direct_launch_falls_back_for_good(stream):
     r.launch(fn, (4,), [Buf(1024), Buf(2048), 4096], {"BLOCK": 1024}, {})
     r.launch(fn, (4,), [Buf(1024), Buf(2048), 4096], {"BLOCK": 1024}, {})
     assert [e[0] for e in fn.log] == ["jit", "jit", "jit"] and r.off
+
+
+def test_cuda_operands_get_a_device_group_kernel(monkeypatch):
+    # runtime.cuda.DeviceArg has an .array like the interpreter's HostTensor: the eager group
+    # kernel must still be built for the GPU (it fell back to the host on every GPU call), and
+    # a view of a DeviceArg folds into a StridedView, not a host array
+    import numpy as np
+    from compiler.codegen import triton_eager
+    from compiler.codegen.triton_group import view_buffer, StridedView
+    from compiler.ir.graph import Graph
+    from compiler.ir.registry import REGISTRY
+    from runtime import cuda, interpret
+    from runtime import dtypes as dt
+    monkeypatch.setattr(interpret, "library_interpretable", lambda: False)
+    a = cuda.DeviceArg(np.zeros((4, 6), np.float32), dt.float32)
+    b = cuda.DeviceArg(np.zeros((6, 3), np.float32), dt.float32)
+    k = triton_eager._group_kernel(REGISTRY["matmul"], [a, b], {}, None)
+    assert k.name.startswith("matmul")
+    g = Graph("v")
+    x = g.add_input("x", (4, 6), dt.float32)
+    p = g.call("permute", x, dims=(1, 0))
+    v = view_buffer(a, [p.node])
+    assert isinstance(v, StridedView) and v.shape == (6, 4) and v.stride() == (1, 6)
