@@ -42,7 +42,7 @@ def mlp(dev, small):
     return m, x, y
 
 
-def train_step(m, opt, x, y):
+def train_step(m, opt, x, y, F=F):
     opt.zero_grad()
     loss = F.cross_entropy(m(x), y)
     loss.backward()
@@ -81,9 +81,10 @@ def check_train_step(backend, dev, small):
         to = torch.optim.AdamW(tm.parameters(), lr=1e-3)
         tx = torch.randn(128, 784, device="cuda")
         ty = torch.randint(0, 10, (128,), device="cuda")
-        rows.append(("torch eager step", _timed(lambda: train_step(tm, to, tx, ty),
+        tF = torch.nn.functional
+        rows.append(("torch eager step", _timed(lambda: train_step(tm, to, tx, ty, tF),
                                                 torch.cuda.synchronize)))
-        tstep = torch.compile(lambda: train_step(tm, to, tx, ty))
+        tstep = torch.compile(lambda: train_step(tm, to, tx, ty, tF))
         rows.append(("torch.compile step", _timed(tstep, torch.cuda.synchronize)))
     except Exception as e:
         rows.append((f"torch ERROR {type(e).__name__}: {str(e)[:100]}", float("nan")))

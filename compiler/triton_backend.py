@@ -115,6 +115,12 @@ class TritonProgram:
         self._baked = [i for i in range(len(self._const_values)) if i not in covered]
         self._variants = {}
         self._host_plans = {}
+        self._alias_plans = {}
+        out_ids = {id(o) for o in self.graph.outputs if isinstance(o, Value)}
+        last = self.schedule.last_use
+        # per step: the values no later step reads (returned values are kept)
+        self._frees = [[id(v) for v in s.group.inputs if last.get(id(v)) == pos and
+                        id(v) not in out_ids] for pos, s in enumerate(self.steps)]
         self._host_progs = {}
         self._host_key = None
         self.source = self._source()
@@ -168,35 +174,49 @@ class TritonProgram:
         return "\n\n".join(parts) + "\n"
 
     # ---- running -----------------------------------------------------------------------------
-    def run(self, arrays, consts, on_output=None):
+    supports_alias = True
+
+    def run(self, arrays, consts, on_output=None, alias=None):
         """`on_output(k, array)` (Program.run's gradient-ready callback): this backend calls it
         for every output after the whole program has run, in output order (kernels are
-        launched asynchronously, so an earlier call would not mean the value is ready)."""
-        res = self._run_all(arrays, consts)
+        launched asynchronously, so an earlier call would not mean the value is ready).
+        `alias` {output index: input position}: outputs that are in-place updates of those
+        inputs (a parameter, an optimizer moment); where safe (see _alias_plan) the kernel
+        writes the input's memory directly and that output is the input array itself."""
+        res = self._run_all(arrays, consts, alias)
         if on_output is not None:
             for k, r in enumerate(res):
                 on_output(k, r)
         return res
 
-    def _run_all(self, arrays, consts):
+    def _run_all(self, arrays, consts, alias=None):
         if self._baked and consts is not None:
             vals = tuple(float(consts[i]) for i in self._baked)
             if vals != tuple(float(self._const_values[i]) for i in self._baked):
-                return self._variant(consts, vals).run(arrays, consts)
+                return self._variant(consts, vals).run(arrays, consts, alias=alias)
         if self.interpret and os.environ.get("TRITON_INTERPRET") != "1":
             # Triton reads TRITON_INTERPRET when a kernel calls a @triton.jit helper
             old = os.environ.get("TRITON_INTERPRET")
             os.environ["TRITON_INTERPRET"] = "1"
             try:
-                return self._run(arrays, consts)
+                return self._run(arrays, consts, alias)
             finally:
                 if old is None:
                     os.environ.pop("TRITON_INTERPRET", None)
                 else:
                     os.environ["TRITON_INTERPRET"] = old
-        return self._run(arrays, consts)
+        return self._run(arrays, consts, alias)
 
-    def _run(self, arrays, consts):
+    def _run(self, arrays, consts, alias=None):
+        if not self.interpret:
+            from runtime import cuda
+            for a in arrays:            # the inputs' GPU is current while the program runs
+                if cuda.is_device_array(a):
+                    with cuda.on_device(cuda.array_index(a)):
+                        return self._run_body(arrays, consts, alias)
+        return self._run_body(arrays, consts, alias)
+
+    def _run_body(self, arrays, consts, alias=None):
         self.runs += 1
         from runtime.interpret import InterpretArray
         on_interp = any(isinstance(a, InterpretArray) for a in arrays)
@@ -232,6 +252,7 @@ class TritonProgram:
             s.time_s += time.perf_counter() - t0
             for o, a in zip(s.group.outputs, outs):
                 env[id(o)] = a
+        into = self._alias_targets(alias, arrays, host_steps) if alias else None
         dev_env = env
         if uploads:
             dev_env = dict(env)
@@ -248,7 +269,8 @@ class TritonProgram:
                 for p, i in s.scalars:
                     p.role = ("scalar", float(consts[i]) if consts is not None else
                               float(self._const_values[i]))
-                outs = [self._empty(o, dev) for o in s.group.outputs]
+                outs = [self._empty(o, dev) if into is None or id(o) not in into else
+                        into[id(o)] for o in s.group.outputs]
                 s.kernel.launch([self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)],
                                 [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)],
                                 self.interpret)
@@ -257,11 +279,9 @@ class TritonProgram:
             for o, a in zip(s.group.outputs, outs):
                 dev_env[id(o)] = a
                 env[id(o)] = a
-            for v in s.group.inputs:                  # free what no later group reads
-                if last.get(id(v)) == pos and id(v) in dev_env and \
-                        all(v is not o for o in self.graph.outputs):
-                    dev_env.pop(id(v), None)
-                    env.pop(id(v), None)
+            for i in self._frees[pos]:                # free what no later group reads
+                dev_env.pop(i, None)
+                env.pop(i, None)
         res = [env[id(o)] if isinstance(o, Value) else o for o in self.graph.outputs]
         if dev is not None and dev == "host":
             from runtime import cuda
@@ -283,6 +303,53 @@ class TritonProgram:
                                  [float(consts[i]) for i in range(len(self._const_values))])
             self._variants[vals] = prog
         return prog
+
+    def _alias_targets(self, alias, arrays, host_steps):
+        """{id(output value): input array} for the outputs written in place this run."""
+        key = tuple(sorted(alias.items()))
+        safe = self._alias_plans.get(key)
+        if safe is None:
+            safe = self._alias_plans[key] = self._alias_plan(alias)
+        into = {}
+        for o, p, pos in safe:
+            a = arrays[p]
+            if pos in host_steps or type(a) is np.ndarray or not a.flags.c_contiguous or \
+                    tuple(a.shape) != tuple(o.shape) or a.dtype != o.dtype.np:
+                continue
+            into[id(o)] = a
+        return into
+
+    def _alias_plan(self, alias):
+        """[(output value, input position, producing step)] of the in-place outputs whose
+        kernel may write the input's memory: no later step reads the input, the input is not
+        itself an output, and the producing kernel reads it element-aligned (no view, not a
+        matmul operand), so each program reads a location before it writes it and no program
+        reads another's locations."""
+        from .codegen.triton_group import VIEW_OPS
+        producer = {id(o): pos for pos, s in enumerate(self.steps) for o in s.group.outputs}
+        readers = {}
+        for pos, s in enumerate(self.steps):
+            for v in s.group.inputs:
+                readers.setdefault(id(v), []).append(pos)
+        outs = [id(o) for o in self.graph.outputs if isinstance(o, Value)]
+        safe, taken = [], set()
+        for k, p in alias.items():
+            o = self.graph.outputs[k]
+            vin = self.graph.inputs[p]
+            pos = producer.get(id(o)) if isinstance(o, Value) else None
+            if pos is None or p in taken or outs.count(id(o)) != 1 or id(vin) in outs or \
+                    tuple(o.shape) != tuple(vin.shape) or o.dtype is not vin.dtype:
+                continue
+            s = self.steps[pos]
+            if s.fallback or s.group.kind not in ("pointwise", "reduction", "matmul") or \
+                    any(r > pos for r in readers.get(id(vin), ())):
+                continue
+            users = [n for n in s.group.nodes if any(a is vin for a in n.inputs)]
+            if any(n.op in VIEW_OPS or n.op == "matmul" for n in users):
+                continue
+            taken.add(p)
+            safe.append((o, p, pos))
+        return safe
 
     def _host_plan(self, arrays):
         """(graph input positions kept on the host, step positions run on the host, ids of
@@ -364,7 +431,7 @@ class TritonProgram:
         for i, a in enumerate(vals):
             a = np.ascontiguousarray(a)
             buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
-        d = cuda.from_host(buf)
+        d = cuda.from_host_here(buf)
         return [cuda.scalar_view(d, 8 * i, np.asarray(a).dtype) for i, a in enumerate(vals)]
 
     def _to_exec(self, a, dev):
@@ -374,13 +441,13 @@ class TritonProgram:
         from runtime import cuda
         if cuda.is_device_array(a):
             return a if a.flags.c_contiguous else cuda.copy(a)
-        return cuda.from_host(np.ascontiguousarray(a))
+        return cuda.from_host_here(a)
 
     def _empty(self, v, dev):
         if self.interpret:
             return np.empty(v.shape, v.dtype.np)
         from runtime import cuda
-        return cuda.empty(v.shape, v.dtype.np)
+        return cuda.empty_here(v.shape, v.dtype.np)     # on the current device (see _run)
 
     def _arg(self, a, dtype):
         if self.interpret:
@@ -413,7 +480,7 @@ class TritonProgram:
                 env[id(o)] = np.ascontiguousarray(np.asarray(x, dtype=o.dtype.np))
         outs = [env[id(o)] for o in group.outputs]
         if on_dev and not keep_host:
-            outs = [cuda.from_host(o) for o in outs]
+            outs = [cuda.from_host_here(o) for o in outs]
         return outs
 
     # ---- introspection -----------------------------------------------------------------------

@@ -99,6 +99,21 @@ def empty(shape, npdtype, index=0):
         return cp.empty(tuple(shape), dtype=npdtype)
 
 
+def empty_here(shape, npdtype):
+    """An uninitialised array on the current device (no device switch: the hot path)."""
+    return _cupy().empty(shape, dtype=npdtype)
+
+
+def from_host_here(a):
+    """Host array -> new array on the current device (no device switch)."""
+    return _cupy().array(np.ascontiguousarray(a), copy=True)
+
+
+def on_device(index):
+    """Context manager: device `index` is current inside."""
+    return _cupy().cuda.Device(index)
+
+
 def from_host(a, index=0):
     """Host array -> new device array (contiguous), copied on the current stream."""
     cp = _cupy()

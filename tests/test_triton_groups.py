@@ -186,6 +186,13 @@ def _cases(rng, interpret=True):
     wa = g.add_input("b", (3, 20, 19), dt.float32)
     g.set_outputs([g.call("maximum", g.call("matmul", xa, wa), 0.0)])
     out["batched_matmul_relu"] = (g, [("matmul", lambda i, n: True)])
+    # a matrix-vector product (N = 1) and a row vector times a matrix (M = 1): the stores
+    # broadcast the size-1 dim to the tile (an M x 1 store failed to compile)
+    for name, (sa, sb) in (("matmul_n1", ((33, 20), (20, 1))), ("matmul_m1", ((1, 20), (20, 7)))):
+        g = Graph(name)
+        g.set_outputs([g.call("add", g.call("matmul", g.add_input("a", sa, dt.float32),
+                                            g.add_input("b", sb, dt.float32)), 1.0)])
+        out[name] = (g, [("matmul", lambda i, n: True)])
 
     # gather and index_select (negative indices)
     g = Graph("gather")
@@ -319,7 +326,8 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
          "pointwise_chain",
          "view_copy", "argmax_amin_mean", "sum_dim0_f16", "matmul_gelu_residual_float32",
          "matmul_gelu_residual_float16", "batched_matmul_relu",
-         "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed"]
+         "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed",
+         "matmul_n1", "matmul_m1"]
 
 
 @pytest.fixture(scope="module")

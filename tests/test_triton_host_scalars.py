@@ -11,7 +11,7 @@ from compiler.triton_backend import TritonProgram
 @pytest.fixture
 def host_device(monkeypatch):
     from runtime import cuda
-    monkeypatch.setattr(cuda, "from_host", lambda a: np.array(a, copy=True))
+    monkeypatch.setattr(cuda, "from_host_here", lambda a: np.array(a, copy=True))
     monkeypatch.setattr(cuda, "scalar_view",
                         lambda d, off, dtype: np.ndarray((), dtype, buffer=d, offset=off))
 

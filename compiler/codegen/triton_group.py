@@ -1045,6 +1045,10 @@ def _matmul(group, allow_tf32):
                                  "fold into strides); pointwise prologues are not fused")
     if a.dtype not in (dt.float32, dt.float16, dt.bfloat16):
         raise TritonCodegenError(f"{group.name}: matmul of {a.dtype} (tl.dot takes fp32/fp16/bf16)")
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        # (compiled graphs reshape vectors to matrices first; an eager matvec takes the host)
+        raise TritonCodegenError(f"{group.name}: matmul of a vector ({list(a.shape)} @ "
+                                 f"{list(b.shape)}): the tiled template takes matrices")
     O = tuple(mm.outputs[0].shape)
     R = len(O)
     M, K, N = a.shape[-2], a.shape[-1], b.shape[-1]
@@ -1177,8 +1181,10 @@ def _matmul(group, allow_tf32):
         emit(n.outputs[0])
     for k, ov in enumerate(outs):
         terms = [f"i{d} * {stride('out', k, ov, d)}" for d in range(R) if O[d] != 1]
-        # (a 1 x 1 result has no stride term: the offset is 0 with the tile's shape)
-        off = " + ".join(terms) or f"(i{R - 2} * 0 + i{R - 1} * 0)"
+        # a size-1 row or column dim has no stride term: `i * 0` keeps the offset the tile's
+        # shape (an M x 1 or 1 x 1 result)
+        terms += [f"i{d} * 0" for d in (R - 2, R - 1) if O[d] == 1]
+        off = " + ".join(terms)
         L.append(f"    tl.store(out{k}_ptr + {off}, {names[ov]}, mask=mask)")
     params += scalar_params + size_params + stride_params
     ops = "_".join(dict.fromkeys(n.op for n in nodes if n.op not in VIEW_OPS))

@@ -171,8 +171,14 @@ def run_region(tracer, alive):
 def run_plan(plan, in_arrays, consts, ov_arrays):
     """Run a plan's forward program on the region's input arrays; write the captured in-place
     updates (overrides, fwd outputs n_out...) back into `ov_arrays`. Returns every output."""
-    res = plan.fwd.run(in_arrays, consts)
     n = plan.n_out
+    if ov_arrays and getattr(plan.fwd, "supports_alias", False):
+        # in-place updates of region inputs: the program may write those inputs directly
+        pos = {id(a): p for p, a in enumerate(in_arrays)}
+        alias = {n + j: pos[id(a)] for j, a in enumerate(ov_arrays) if id(a) in pos}
+        res = plan.fwd.run(in_arrays, consts, alias=alias)
+    else:
+        res = plan.fwd.run(in_arrays, consts)
     for arr, r in zip(ov_arrays, res[n:n + len(ov_arrays)]):
         if r is not arr:                         # (a donated input was written by the program)
             _write_back(arr, r)                  # in-place writes land in the original memory
