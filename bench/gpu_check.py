@@ -693,11 +693,19 @@ def training_step(cp, steps=20):
               f"{sum(p.n_kernels for p in progs)} kernels, fallbacks "
               f"{[n for p in progs for n in p.fallbacks] or 'none'}; host time per step "
               f"(no sync) {host_ms:.2f} ms")
-        for p in progs:
-            gt = sorted(p.group_times().items(), key=lambda kv: -kv[1])[:8]
-            runs = max(1, p.runs)
-            print("  slowest groups (host us/run): " + ", ".join(
-                f"{n} {t / runs * 1e6:.0f}" for n, t in gt))
+        import cProfile
+        import io
+        import pstats
+        pr = cProfile.Profile()         # where the host's share of a replayed step goes
+        pr.enable()
+        for _ in range(20):
+            st()
+        kiln.cuda.synchronize()
+        pr.disable()
+        out = io.StringIO()
+        pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(16)
+        print("host profile of 20 replayed steps (cProfile, tottime):")
+        print("\n".join(ln[:150] for ln in out.getvalue().splitlines()[6:30]))
     except Exception as e:
         traceback.print_exc()
         rows.append((f"kiln compiled ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
