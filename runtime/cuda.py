@@ -95,6 +95,8 @@ def array_index(a):
 
 def empty(shape, npdtype, index=0):
     cp = _cupy()
+    if cp.cuda.runtime.getDevice() == index:       # the common case: no device switch
+        return cp.empty(tuple(shape), dtype=npdtype)
     with cp.cuda.Device(index):
         return cp.empty(tuple(shape), dtype=npdtype)
 

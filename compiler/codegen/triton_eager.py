@@ -120,16 +120,16 @@ class EagerPointwise:
                 si += 1
                 vals.append(r[1] if p.constexpr else bool(v) if p.sig == "i1" else
                             float(v) if p.sig == "fp32" else int(v))
+        fn = self.kernel.function(interpret)
         if interpret:
             block = 16
             while block < numel and block < 1 << 16:
                 block *= 2
-            kw = {"BLOCK": block}
+            fn[((numel + block - 1) // block,)](*vals, BLOCK=block)
         else:
             block = 1024 if numel >= 1024 else max(16, 1 << (numel - 1).bit_length())
-            kw = {"BLOCK": block, "num_warps": 4}
-        fn = self.kernel.function(interpret)
-        fn[((numel + block - 1) // block,)](*vals, **kw)
+            self.kernel.relauncher.launch(fn, ((numel + block - 1) // block,), vals,
+                                          {"BLOCK": block}, {"num_warps": 4})
 
 
 _EXACT = {}            # exact call signature -> kernel: skips computing the structure key
