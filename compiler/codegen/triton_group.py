@@ -253,15 +253,21 @@ class GroupKernel(PointwiseKernel):
         layout (a transpose costs ~2 bytes moved per element; the 4-byte scattered shared-memory
         copies it replaces cost the kernel most of its speed)."""
         from runtime import cuda
+        from . import triton_copy
         eff = list(eff)
         for k, kdim in zip(self.k_major, (-1, -2)):
             x = eff[k]
             shape, st = tuple(x.shape), tuple(x.stride())
             if shape[kdim] > 1 and st[kdim] != 1:
-                if kdim == -2:
-                    eff[k] = cuda.k_major(x)
-                else:   # A: row-major copy (K contiguous)
-                    eff[k] = cuda.contiguous_arg(x)
+                if kdim == -2:   # B: the last two dims column-major (K contiguous)
+                    base = cuda.empty_here(shape[:-2] + (shape[-1], shape[-2]), x.dtype.np)
+                    dst = cuda.DeviceArg(base.swapaxes(-1, -2), x.dtype)
+                else:            # A: row-major (K contiguous)
+                    dst = cuda.DeviceArg(cuda.empty_here(shape, x.dtype.np), x.dtype)
+                try:             # a tiled copy: coalesced on both sides
+                    eff[k] = triton_copy.copy(x, dst)
+                except ValueError:   # batch strides one index cannot describe (broadcast)
+                    eff[k] = cuda.k_major(x) if kdim == -2 else cuda.contiguous_arg(x)
         return eff
 
     def launch(self, inputs, outputs, interpret):
