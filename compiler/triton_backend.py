@@ -117,6 +117,12 @@ class TritonProgram:
         self._host_plans = {}
         self._alias_plans = {}
         out_ids = {id(o) for o in self.graph.outputs if isinstance(o, Value)}
+        # values only kernels read (kept buffers, see _buffer); fallback groups run on the
+        # host and hand back fresh arrays, so theirs are not kept
+        self._internal = {id(o) for s in self.steps if not s.fallback
+                          for o in s.group.outputs if id(o) not in out_ids}
+        self._kept = {}
+        self._dev_index = None
         last = self.schedule.last_use
         # per step: the values no later step reads (returned values are kept)
         self._frees = [[id(v) for v in s.group.inputs if last.get(id(v)) == pos and
@@ -212,8 +218,10 @@ class TritonProgram:
             from runtime import cuda
             for a in arrays:            # the inputs' GPU is current while the program runs
                 if cuda.is_device_array(a):
-                    with cuda.on_device(cuda.array_index(a)):
+                    self._dev_index = cuda.array_index(a)
+                    with cuda.on_device(self._dev_index):
                         return self._run_body(arrays, consts, alias)
+            self._dev_index = None
         return self._run_body(arrays, consts, alias)
 
     def _run_body(self, arrays, consts, alias=None):
@@ -269,7 +277,7 @@ class TritonProgram:
                 for p, i in s.scalars:
                     p.role = ("scalar", float(consts[i]) if consts is not None else
                               float(self._const_values[i]))
-                outs = [self._empty(o, dev) if into is None or id(o) not in into else
+                outs = [self._buffer(o, dev) if into is None or id(o) not in into else
                         into[id(o)] for o in s.group.outputs]
                 s.kernel.launch([self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)],
                                 [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)],
@@ -442,6 +450,19 @@ class TritonProgram:
         if cuda.is_device_array(a):
             return a if a.flags.c_contiguous else cuda.copy(a)
         return cuda.from_host_here(a)
+
+    def _buffer(self, v, dev):
+        """The output buffer of value v for this run. A value that never leaves the program
+        (not a program output) keeps one buffer across runs: kernels run in stream order, so
+        the next run's writes come after this run's reads, and a replayed step allocates only
+        what it returns."""
+        if id(v) not in self._internal:
+            return self._empty(v, dev)
+        key = (id(v), self._dev_index)
+        b = self._kept.get(key)
+        if b is None:
+            b = self._kept[key] = self._empty(v, dev)
+        return b
 
     def _empty(self, v, dev):
         if self.interpret:
