@@ -295,8 +295,8 @@ class TritonProgram:
             from runtime import cuda
             res = [cuda.to_host(r) if cuda.is_device_array(r) else r for r in res]
         if on_interp:
-            res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) else r
-                   for r in res]
+            res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) and
+                   not isinstance(r, InterpretArray) else r for r in res]   # (in place: itself)
         return res
 
     def _variant(self, consts, vals):
