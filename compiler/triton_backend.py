@@ -69,10 +69,11 @@ def compile_graph(graph, backend="interpret"):
 
 
 class _Step:
-    __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s")
+    __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s", "reshape_only")
 
     def __init__(self, group, kernel, fallback):
         self.group, self.kernel, self.fallback = group, kernel, fallback
+        self.reshape_only = False  # set by the program: a reshape view, no kernel
         self.scalars = []          # (Param, FloatParam index) written from consts per run
         self.runs, self.time_s = 0, 0.0
 
@@ -123,12 +124,24 @@ class TritonProgram:
                           for o in s.group.outputs if id(o) not in out_ids}
         self._kept = {}
         self._dev_index = None
+        # a view group that only reshapes a value some step made, for steps inside the
+        # program: a reshaped view of that buffer instead of a copy kernel (a graph input is
+        # excluded: an in-place write into it may come later, see _alias_plan)
+        ins_ids = {id(v) for v in self.graph.inputs}
+        for st in self.steps:
+            g_ = st.group
+            st.reshape_only = (g_.kind == "view" and len(g_.inputs) == 1 and
+                               len(g_.outputs) == 1 and
+                               all(n.op == "reshape" for n in g_.nodes) and
+                               id(g_.inputs[0]) not in ins_ids and
+                               id(g_.outputs[0]) not in out_ids)
         last = self.schedule.last_use
         # per step: the values no later step reads (returned values are kept)
         self._frees = [[id(v) for v in s.group.inputs if last.get(id(v)) == pos and
                         id(v) not in out_ids] for pos, s in enumerate(self.steps)]
         self._host_progs = {}
         self._host_key = None
+        self.n_kernels = sum(1 for s in self.steps if not s.fallback and not s.reshape_only)
         self.source = self._source()
 
     # ---- compilation ---------------------------------------------------------------------
@@ -165,7 +178,10 @@ class TritonProgram:
         for s in self.steps:
             ins = ", ".join(v.name for v in s.group.inputs)
             outs = ", ".join(v.name for v in s.group.outputs) or "_"
-            if s.fallback:
+            if s.reshape_only:
+                lines.append(f"    {outs} = {ins}.reshape({tuple(s.group.outputs[0].shape)})"
+                             f"    # {s.group.name}: a view of a contiguous buffer, no kernel")
+            elif s.fallback:
                 lines.append(f"    {outs} = numpy_lowering[{s.group.name}]({ins})"
                              f"    # {s.fallback}")
             else:
@@ -271,7 +287,9 @@ class TritonProgram:
                 continue
             t0 = time.perf_counter()
             ins = [dev_env[id(v)] for v in s.group.inputs]
-            if s.fallback:
+            if s.reshape_only and ins[0].flags.c_contiguous:
+                outs = [ins[0].reshape(s.group.outputs[0].shape)]     # a view: no kernel
+            elif s.fallback:
                 outs = self._numpy_group(s.group, ins, consts, dev)
             else:
                 for p, i in s.scalars:
