@@ -535,16 +535,23 @@ class TritonProgram:
 class _DevBuf:
     """A CuPy array as a Triton launch argument (data_ptr, dtype, shape, element strides);
     no `array` attribute, so view_buffer folds views into a StridedView on device memory."""
-    __slots__ = ("arr", "dtype", "shape")
+    __slots__ = ("arr", "dtype", "shape", "_st", "_ptr")
 
     def __init__(self, arr, dtype):
-        self.arr, self.dtype, self.shape = arr, dtype, tuple(arr.shape)
+        self.arr, self.dtype, self.shape = arr, dtype, arr.shape
+        self._st = self._ptr = None
 
     def data_ptr(self):
-        return self.arr.data.ptr
+        p = self._ptr
+        if p is None:
+            p = self._ptr = self.arr.data.ptr
+        return p
 
     def stride(self, dim=None):
-        st = tuple(s // self.arr.itemsize for s in self.arr.strides)
+        st = self._st
+        if st is None:
+            item = self.arr.itemsize
+            st = self._st = tuple(s // item for s in self.arr.strides)
         return st if dim is None else st[dim]
 
 

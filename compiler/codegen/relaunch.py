@@ -15,19 +15,15 @@ ENABLED = os.environ.get("KILN_FAST_LAUNCH", "1") != "0"
 
 
 def spec_key(args, meta):
-    """What Triton specializes on, per argument: pointer 16-byte alignment; integer == 1,
-    % 16 == 0 and 32-bit range; the types of the rest; and the constexpr values."""
-    key = []
-    for a in args:
-        if isinstance(a, bool):
-            key.append(("b",))
-        elif isinstance(a, int):
-            key.append((a == 1, a % 16 == 0, -2**31 <= a < 2**31))
-        elif isinstance(a, float):
-            key.append(("f",))
-        else:
-            key.append(a.data_ptr() % 16 == 0)
-    return tuple(key), tuple(sorted(meta.items()))
+    """A key that implies Triton's specialization: the exact Python scalars (equal integers
+    specialize alike: == 1, % 16, 32-bit range), each pointer's 16-byte alignment, and the
+    constexpr values. Stricter than Triton's own key (another size launches through the JIT
+    once and is then remembered), cheap enough for every launch of a replayed program."""
+    return (tuple([a if type(a) in _SCALARS else a.data_ptr() & 15 == 0 for a in args]),
+            tuple(meta.items()))
+
+
+_SCALARS = (int, float, bool)
 
 
 class Relauncher:

@@ -151,14 +151,15 @@ def _view_strides(node, shape, strides, offset):
 class StridedView:
     """A device buffer seen through a view: what Triton's JIT reads (data_ptr, dtype) plus the
     shape and element strides the launcher reads."""
-    __slots__ = ("base", "shape", "_strides", "offset", "dtype")
+    __slots__ = ("base", "shape", "_strides", "offset", "dtype", "_boff")
 
     def __init__(self, base, shape, strides, offset):
         self.base, self.shape, self._strides, self.offset = base, tuple(shape), tuple(strides), offset
         self.dtype = base.dtype
+        self._boff = offset * self.dtype.itemsize if offset else 0
 
     def data_ptr(self):
-        return self.base.data_ptr() + self.offset * np.dtype(self.dtype.np).itemsize
+        return self.base.data_ptr() + self._boff
 
     def stride(self, dim=None):
         return self._strides if dim is None else self._strides[dim]
