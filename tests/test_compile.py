@@ -378,18 +378,42 @@ def test_graph_break_kinds_give_eager_results_and_reasons(kind, reason, capsys):
 
 
 def test_graph_break_inside_library_code_names_the_kiln_caller():
-    p = torch.ones(3, requires_grad=True)
-    opt = optim.RAdam([p], lr=0.1)             # RAdam reads the step count with .item()
-
-    def step():
-        opt.zero_grad()
-        (p * p).sum().backward()
-        opt.step()
-    cf = torch.compile(step)
-    cf()
+    def f(x):
+        return torch.full((3,), x.sum()) * x    # full() reads a tensor fill value with .item()
+    x = torch.arange(3.0)
+    cf = torch.compile(f)
+    np.testing.assert_array_equal(cf(x).numpy(), f(x).numpy())
     reason, where = cf.stats["graph_breaks"][0]
     assert reason == "Tensor.item() needs a value"
-    assert "(via framework/optim/radam.py:" in where and "in _update)" in where
+    assert where.split(" ")[0].split(":")[0].endswith("test_compile.py")
+    assert "(via framework/creation.py:" in where and "in full)" in where
+
+
+def test_radam_step_compiles_to_one_graph_and_replays():
+    # RAdam's step count is a float64 tensor under compile and its rectification a where, so
+    # the whole step is one graph that replays through the switch at step 6 (rho_t > 5)
+    def make():
+        torch.manual_seed(0)
+        m = torch.nn.Linear(4, 3)
+        opt = optim.RAdam(m.parameters(), lr=0.05, weight_decay=0.1,
+                          decoupled_weight_decay=True)
+        x, y = torch.randn(8, 4), torch.randn(8, 3)
+
+        def step():
+            opt.zero_grad()
+            loss = ((m(x) - y) ** 2).mean()
+            loss.backward()
+            opt.step()
+            return loss
+        return m, step
+    m1, s1 = make()
+    m2, s2 = make()
+    cf = torch.compile(s2)
+    for _ in range(9):
+        assert s1().item() == cf().item()
+    for a, b in zip(m1.parameters(), m2.parameters()):
+        np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+    assert cf.stats["graph_breaks"] == [] and cf.stats["replays"] >= 5
 
 
 def test_graph_break_region_backward_matches_eager():
