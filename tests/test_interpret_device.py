@@ -118,6 +118,20 @@ def case_reductions_as_kernels(T, D):
 
 
 @case
+def case_cat_as_a_kernel(T, D):
+    # cat runs one generated kernel (each element loads from the input that holds it)
+    fb = sum(v for k, v in D.STATS.items() if k[0] == "fallback")
+    b = R.standard_normal((5, 3)).astype(np.float32)
+    _same(T, lambda x, y: T.cat([x, y], 1), F32, b)
+    _same(T, lambda x, y: T.cat([x.t(), y.t(), x.t()], -2), F32, b)          # strided inputs
+    _same(T, lambda x, y: T.cat([x, y.double()], 1), F32, b)                 # promoted
+    _same(T, lambda x: T.cat([x > 0, x < -1], 0), F32)                        # bool
+    _same(T, lambda x: T.cat([x[0], T.zeros(0, device=x.device), x[1]]), F32)  # empty piece
+    assert sum(v for k, v in D.STATS.items() if k[0] == "fallback") == fb
+    assert D.STATS["kernel", "cat_0"] >= 5
+
+
+@case
 def case_matmul_and_indexing(T, D):
     w = R.standard_normal((7, 3)).astype(np.float32)
     _same(T, lambda x, y: x @ y, F32, w, rtol=1e-5)

@@ -186,6 +186,15 @@ def _cases(rng, interpret=True):
     wa = g.add_input("b", (3, 20, 19), dt.float32)
     g.set_outputs([g.call("maximum", g.call("matmul", xa, wa), 0.0)])
     out["batched_matmul_relu"] = (g, [("matmul", lambda i, n: True)])
+    # cat of three along dim 1: a transposed (folded permute) float16 input cast to float32,
+    # a size-1 piece, and a legacy 1-D empty tensor that adds nothing
+    g = Graph("cat")
+    ca = g.add_input("a", (4, 3, 5), dt.float32)
+    cb = g.call("permute", g.add_input("b", (5, 2, 4), dt.float16), dims=(2, 1, 0))
+    cc = g.add_input("c", (4, 1, 5), dt.float32)
+    ce = g.add_input("e", (0,), dt.float32)
+    g.set_outputs([g.call("cat", ca, cb, ce, cc, dim=-2)])
+    out["cat"] = (g, [("extern", lambda i, n: True)])
     # a matrix-vector product (N = 1) and a row vector times a matrix (M = 1): the stores
     # broadcast the size-1 dim to the tile (an M x 1 store failed to compile)
     for name, (sa, sb) in (("matmul_n1", ((33, 20), (20, 1))), ("matmul_m1", ((1, 20), (20, 7)))):
@@ -327,7 +336,7 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
          "view_copy", "argmax_amin_mean", "sum_dim0_f16", "matmul_gelu_residual_float32",
          "matmul_gelu_residual_float16", "batched_matmul_relu",
          "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed",
-         "matmul_n1", "matmul_m1"]
+         "matmul_n1", "matmul_m1", "cat"]
 
 
 @pytest.fixture(scope="module")
@@ -355,7 +364,8 @@ def test_group_kernel_matches_numpy(results, case):
 
 @pytest.mark.parametrize("case", [c for c in CASES if "matmul" not in c and c not in
                                   ("pointwise_chain", "view_copy", "gather", "index_select",
-                                   "window_max", "plane_scatter", "cross_entropy_closed")])
+                                   "window_max", "plane_scatter", "cross_entropy_closed",
+                                   "cat")])
 def test_looped_reduction_matches_numpy(results, case):
     r = results.get((case, True))
     assert r is not None and r["ok"], r and r["msg"]

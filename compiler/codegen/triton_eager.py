@@ -254,6 +254,7 @@ def _group_kernel(prim, operands, attrs, out):
 
 
 register("plane_scatter", _group_kernel)
+register("cat", _group_kernel)
 register("window_max", _group_kernel)
 register("reduction", _group_kernel)
 register("matmul", _group_kernel)

@@ -342,6 +342,8 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
             return _window_max(group, interpret)
         if len(ops) == 1 and ops[0] == "plane_scatter":
             return _plane_scatter(group, interpret)
+        if len(ops) == 1 and ops[0] == "cat":
+            return _cat(group)
         return ExternKernel(group)
     raise TritonCodegenError(f"triton codegen: unknown group kind {kind!r}")
 
@@ -1294,6 +1296,76 @@ def _gather(group):
     params += sizes + strides
     kname = f"{n.op}_{group.id}"
     src = _header(kname, group, "extern", f"{n.op} as an indexed load")
+    src += ["@triton.jit",
+            f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
+    src += L
+    numel = _prod(O)
+    block = min(1024, _pow2(max(numel, 16)))
+    grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
+    return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
+                       {"BLOCK": block}, 4, group)
+
+
+# ---------------------------------------------------------------- cat
+
+def _cat(group):
+    """cat(x0, x1, ..., dim): one program per BLOCK output elements; each element loads from
+    the one input whose span along `dim` holds it (the other loads are masked off)."""
+    eff, n = _lone(group, "cat")
+    o = n.outputs[0]
+    O = tuple(o.shape)
+    R = len(O)
+    if R == 0:
+        raise TritonCodegenError(f"{group.name}: cat of 0-d tensors")
+    dim = n.attrs.get("dim", 0) % R
+    effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
+    # (legacy: 1-D empty tensors join any cat and add nothing)
+    parts = [x for x in n.inputs if not (len(x.shape) == 1 and x.shape[0] == 0 and R != 1)]
+    big = _prod(O) >= 2**31 or any(_prod(x.shape) >= 2**31 for x in parts)
+    isig = "i64" if big else "i32"
+    params = [Param(f"x{t}_ptr", "*" + SIG[x.dtype.name], ("in", effv[id(x)]))
+              for t, x in enumerate(parts)]
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+               Param("numel", isig, ("value", _prod(O)))]
+    sizes, strides = [], []
+    L = ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
+         "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+         "    mask = offs < numel", "    r = offs"]
+    live = [d for d in range(R) if O[d] != 1 or d == dim]
+    for j, d in enumerate(reversed(live)):
+        if j == len(live) - 1:
+            L.append(f"    i{d} = r")
+        else:
+            sizes.append(Param(f"size{d}", isig, ("value", O[d])))
+            L += [f"    i{d} = r % size{d}", f"    r = r // size{d}"]
+    L.append(f"    v = tl.zeros([BLOCK], {_tl(o.dtype)})")
+    start = 0
+    for t, x in enumerate(parts):
+        m = x.shape[dim]
+        if m == 0:
+            continue
+        k = effv[id(x)]
+        L.append(f"    # {x.name}: output positions {start}..{start + m - 1} along dim {dim}")
+        L.append(f"    m{t} = mask & (i{dim} >= {start}) & (i{dim} < {start + m})")
+        terms = [f"(i{dim} - {start}) * x{t}_stride{dim}"]
+        strides.append(Param(f"x{t}_stride{dim}", isig, ("stride", "in", k, dim)))
+        for d in range(R):
+            if d != dim and x.shape[d] != 1:
+                terms.append(f"i{d} * x{t}_stride{d}")
+                strides.append(Param(f"x{t}_stride{d}", isig, ("stride", "in", k, d)))
+        ld = f"tl.load(x{t}_ptr + {' + '.join(terms)}, mask=m{t})"
+        if x.dtype is not o.dtype:
+            ld += f".to({_tl(o.dtype)})"
+        L.append(f"    v = tl.where(m{t}, {ld}, v)")
+        start += m
+    o_terms = [f"i{d} * out0_stride{d}" for d in range(R) if O[d] != 1]
+    strides += [Param(f"out0_stride{d}", isig, ("stride", "out", 0, d))
+                for d in range(R) if O[d] != 1]
+    L.append(f"    tl.store(out0_ptr + {' + '.join(o_terms) or 'offs * 0'}, v, mask=mask)")
+    params += sizes + strides
+    kname = f"cat_{group.id}"
+    src = _header(kname, group, "extern", f"cat of {len(parts)} along dim {dim}, one load "
+                                          "per element")
     src += ["@triton.jit",
             f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
     src += L
