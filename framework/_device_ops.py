@@ -8,8 +8,8 @@ that wraps an array into a tensor keeps the device without being told.
 Per primitive call, in this order:
   kernel    a Triton kernel from compiler.codegen.triton_eager (generated once per call
             structure, cached): the interpreter runs it on 'interpret', the GPU on 'cuda'.
-            Pointwise primitives, reductions, matmul, window_max and plane_scatter have one (reductions
-            and matmul: the compiled path's group kernel for a one-node graph).
+            Pointwise primitives, reductions, matmul, cat, window_max and plane_scatter have
+            one (all but pointwise: the compiled path's group kernel for a one-node graph).
   view      view primitives change metadata only: a new array over the same buffer.
   fallback  everything else (indexing, scatter, other extern ops, creation):
             inputs copied to the host, the NumPy lowering, the result copied back.
