@@ -132,6 +132,29 @@ def case_cat_as_a_kernel(T, D):
 
 
 @case
+def case_adamw_takes_the_multi_tensor_path_on_a_device(T, D):
+    # foreach=None: one flattened update per group on a device (PyTorch's default on GPUs);
+    # the same arithmetic per element as the per-parameter loop, so the same values
+    res = []
+    xa = R.standard_normal((3, 6)).astype(np.float32)
+    for foreach in (False, None):
+        T.manual_seed(0)
+        m = T.nn.Linear(6, 4).to("interpret")
+        opt = T.optim.AdamW(m.parameters(), lr=0.1, foreach=foreach)
+        x = T.tensor(xa).to("interpret")
+        cats = D.STATS["kernel", "cat_0"]
+        for _ in range(3):
+            opt.zero_grad()
+            (m(x) ** 2).mean().backward()
+            opt.step()
+        flat = D.STATS["kernel", "cat_0"] - cats
+        assert (flat >= 3) if foreach is None else (flat == 0), (foreach, flat)
+        res.append([p.detach().cpu().numpy() for p in m.parameters()])
+    for a, b in zip(*res):
+        assert np.array_equal(a, b), np.abs(a - b).max()
+
+
+@case
 def case_matmul_and_indexing(T, D):
     w = R.standard_normal((7, 3)).astype(np.float32)
     _same(T, lambda x, y: x @ y, F32, w, rtol=1e-5)

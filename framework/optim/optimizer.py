@@ -310,12 +310,20 @@ class Optimizer:
         """The multi-tensor path, taken for foreach=True (torch's flag): the group's
         parameters, gradients and state flattened into one tensor each, updated by one chain
         of ops, written back; the same arithmetic per element, so the same results. Needs one
-        floating dtype and device. The default (None) keeps the per-parameter loop, as
-        PyTorch does on the CPU: measured on the digits CNN's compiled step, the flattening
-        and write-back copies cost more than the per-op overhead they save."""
-        if self._update_foreach is None or len(ps) < 2 or not group.get("foreach"):
+        floating dtype and device. The default (None) follows PyTorch: the multi-tensor path
+        for parameters on a GPU (there every op is a kernel launch: one chain for the group
+        instead of one per parameter), the per-parameter loop on the CPU and while compiling
+        (measured on the digits CNN's compiled step, the flattening and write-back copies
+        cost more than the per-op overhead they save)."""
+        if self._update_foreach is None or len(ps) < 2:
             return False
+        want = group.get("foreach")
         d0, dev0 = ps[0]._dtype, ps[0].device
+        if want is None:
+            from .._compile import is_compiling
+            want = dev0.type != "cpu" and not is_compiling()
+        if not want:
+            return False
         return d0.is_floating_point and all(p._dtype is d0 and p.device == dev0 for p in ps)
 
     def register_step_post_hook(self, hook):
