@@ -349,13 +349,17 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
 
 
 class ExternKernel:
-    """A group run by a library call instead of generated code; `fallback` names it."""
+    """A group with no generated kernel: the program runs its NumPy lowering on the host (a
+    device buffer is copied there and back); `fallback` says so and names the CuPy routine
+    that could keep it on the GPU (not wired yet)."""
 
     def __init__(self, group):
         self.group, self.name, self.kind = group, group.name, "extern"
         ops = [n.op for n in group.nodes]
-        self.fallback = ", ".join(f"{op}: {_FALLBACK.get(op, 'the NumPy lowering via host copy')}"
-                                  for op in ops)
+        self.fallback = ", ".join(
+            f"{op}: the NumPy lowering via host copy" +
+            (f" (on a GPU {_FALLBACK[op]} could serve it; not wired)" if op in _FALLBACK else "")
+            for op in ops)
         self.source = f"# {self.name}: extern group, no generated kernel ({self.fallback})\n"
 
     def launch(self, inputs, outputs, interpret):
@@ -363,13 +367,13 @@ class ExternKernel:
                                  "calls the library, not a generated kernel")
 
 
+# the CuPy routine that could run an extern op on the GPU (eig has none: it stays on the host)
 _FALLBACK = {"argsort": "cupy.argsort", "unique": "cupy.unique", "nonzero": "cupy.nonzero",
              "inv": "cupy.linalg.inv", "det": "cupy.linalg.det", "solve": "cupy.linalg.solve",
              "cholesky": "cupy.linalg.cholesky", "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd",
-             "eig": "NumPy on the host (cupy has no general eig)", "einsum": "cupy.einsum",
-             "bincount": "cupy.bincount", "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod",
-             "scatter": "cupyx.scatter_add / NumPy lowering", "index_put": "cupyx.scatter_add",
-             "mode_index": "NumPy on the host", "prod": "cupy.prod"}
+             "einsum": "cupy.einsum", "bincount": "cupy.bincount", "cumsum": "cupy.cumsum",
+             "cumprod": "cupy.cumprod", "scatter": "cupyx.scatter_add",
+             "index_put": "cupyx.scatter_add", "prod": "cupy.prod"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups
@@ -602,7 +606,7 @@ def _reduction(group, max_block, interpret):
     for n in nodes:
         if REGISTRY[n.op].kind == "reduction" and n.op not in _REDUCTIONS:
             raise TritonCodegenError(f"triton codegen: reduction {n.op} has no Triton lowering "
-                                     f"(fallback: {_FALLBACK.get(n.op, 'NumPy')})")
+                                     f"(the NumPy lowering runs it)")
     base = next((n for n in reds if n.op != "gather"), None)
     if base is None:
         # pointwise nodes with views of intermediates: one row per element, no columns
