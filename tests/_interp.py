@@ -25,3 +25,15 @@ def become_interpreter_worker(root):
     os.environ["TRITON_INTERPRET"] = "1"
     sys.path.insert(0, root)
     warnings.simplefilter("ignore")
+
+
+def run_script(code, root, timeout=300):
+    """Run `code` (a script that calls become_interpreter_worker) in a fresh interpreter at
+    `root`, TRITON_INTERPRET unset in the parent's environment; its stdout lines."""
+    import subprocess
+    env = dict(os.environ)
+    env.pop("TRITON_INTERPRET", None)
+    p = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return [line for line in p.stdout.splitlines() if line.strip()]

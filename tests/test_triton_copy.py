@@ -2,10 +2,12 @@
 through Triton's interpreter equals NumPy's copy for transposed, sliced and batched views, at
 sizes that leave partial tiles; batch dims one stride cannot describe are refused."""
 import os
-import subprocess
 import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _interp  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,12 +49,7 @@ except ValueError:
 
 @pytest.fixture(scope="module")
 def lines():
-    env = dict(os.environ)
-    env.pop("TRITON_INTERPRET", None)
-    p = subprocess.run([sys.executable, "-c", WORKER], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return dict(line.rsplit(" ", 1) for line in p.stdout.splitlines() if line.strip())
+    return dict(line.rsplit(" ", 1) for line in _interp.run_script(WORKER, ROOT))
 
 
 @pytest.mark.parametrize("case", ["transposed -> row-major", "row-major -> column-major",

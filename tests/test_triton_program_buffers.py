@@ -2,10 +2,12 @@
 the program keep one buffer, which the next run reuses; what the program returns is fresh each
 run; in-place updates of inputs land in the input's memory. Through Triton's interpreter."""
 import os
-import subprocess
 import sys
 
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _interp  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -47,12 +49,7 @@ print("fresh outputs", outs[0] is not outs[1] and not np.shares_memory(outs[0], 
 
 @pytest.fixture(scope="module")
 def lines():
-    env = dict(os.environ)
-    env.pop("TRITON_INTERPRET", None)
-    p = subprocess.run([sys.executable, "-c", WORKER], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300, env=env)
-    assert p.returncode == 0, p.stderr[-3000:]
-    return [line.rsplit(" ", 1) for line in p.stdout.splitlines() if line.strip()]
+    return [line.rsplit(" ", 1) for line in _interp.run_script(WORKER, ROOT)]
 
 
 def test_program_buffers(lines):

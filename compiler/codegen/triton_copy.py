@@ -57,9 +57,16 @@ def copy(src, dst, interpret=False):
     if interpret:
         fn[grid](*args, BLOCK_I=BLOCK, BLOCK_J=BLOCK)
     else:
-        _RELAUNCH.launch(fn, grid, args, {"BLOCK_I": BLOCK, "BLOCK_J": BLOCK},
-                         {"num_warps": 4})
+        global _relauncher
+        if _relauncher is None:
+            from .relaunch import Relauncher
+            _relauncher = Relauncher()
+        _relauncher.launch(fn, grid, args, {"BLOCK_I": BLOCK, "BLOCK_J": BLOCK},
+                           {"num_warps": 4})
     return dst
+
+
+_relauncher = None
 
 
 def _batch_stride(lead, strides):
@@ -71,14 +78,3 @@ def _batch_stride(lead, strides):
         if s0 != s1 * n1:
             return None
     return dims[-1][1]
-
-
-class _Lazy:
-    def __getattr__(self, k):
-        from .relaunch import Relauncher
-        global _RELAUNCH
-        _RELAUNCH = Relauncher()
-        return getattr(_RELAUNCH, k)
-
-
-_RELAUNCH = _Lazy()

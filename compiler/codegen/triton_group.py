@@ -1297,13 +1297,17 @@ def _gather(group):
     o_terms = [f"i{d} * out0_stride{d}" for d in range(R) if O[d] != 1]
     strides += [Param(f"out0_stride{d}", isig, ("stride", "out", 0, d)) for d in range(R) if O[d] != 1]
     L.append(f"    tl.store(out0_ptr + {' + '.join(o_terms) or '0'}, v, mask=mask)")
-    params += sizes + strides
-    kname = f"{n.op}_{group.id}"
-    src = _header(kname, group, "extern", f"{n.op} as an indexed load")
+    return _elementwise_kernel(f"{n.op}_{group.id}", group, f"{n.op} as an indexed load",
+                               params + sizes + strides, L, eff, _prod(O))
+
+
+def _elementwise_kernel(kname, group, note, params, body, eff, numel):
+    """An extern group's kernel over its output's elements, BLOCK per program (the body
+    computes `offs`, `mask` and stores)."""
+    src = _header(kname, group, "extern", note)
     src += ["@triton.jit",
             f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
-    src += L
-    numel = _prod(O)
+    src += body
     block = min(1024, _pow2(max(numel, 16)))
     grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
     return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
@@ -1366,18 +1370,9 @@ def _cat(group):
     strides += [Param(f"out0_stride{d}", isig, ("stride", "out", 0, d))
                 for d in range(R) if O[d] != 1]
     L.append(f"    tl.store(out0_ptr + {' + '.join(o_terms) or 'offs * 0'}, v, mask=mask)")
-    params += sizes + strides
-    kname = f"cat_{group.id}"
-    src = _header(kname, group, "extern", f"cat of {len(parts)} along dim {dim}, one load "
-                                          "per element")
-    src += ["@triton.jit",
-            f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
-    src += L
-    numel = _prod(O)
-    block = min(1024, _pow2(max(numel, 16)))
-    grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
-    return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
-                       {"BLOCK": block}, 4, group)
+    return _elementwise_kernel(f"cat_{group.id}", group,
+                               f"cat of {len(parts)} along dim {dim}, one load per element",
+                               params + sizes + strides, L, eff, _prod(O))
 
 
 # ---------------------------------------------------------------- max pooling
