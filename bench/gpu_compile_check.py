@@ -154,15 +154,7 @@ def main():
         print(f"{'MLP forward+backward':<28}{'PASS' if ok else 'FAIL'}  max abs err {err:.2g}  "
               f"(4 calls, {st.get('replays', 0)} replayed)")
         if not small:
-            def timed(f, sync, n=20):
-                f()
-                f()
-                sync()
-                t = time.perf_counter()
-                for _ in range(n):
-                    f()
-                sync()
-                return (time.perf_counter() - t) / n * 1e3
+            timed = _timed
             rows = [("kiln compiled (triton)", timed(lambda: fwd_bwd(cm, xd, yd),
                                                      kiln.cuda.synchronize)),
                     ("kiln eager (cuda device)", timed(lambda: fwd_bwd(m, xd, yd),

@@ -37,3 +37,19 @@ def run_script(code, root, timeout=300):
                        timeout=timeout, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     return [line for line in p.stdout.splitlines() if line.strip()]
+
+
+def run_worker(path, root, cache_dir, timeout=600):
+    """Run test file `path` with --worker in a fresh interpreter at `root` (its own kernel
+    cache; TRITON_INTERPRET and KILN_DEVICE unset: the worker chooses), and return the JSON
+    records it printed, the closing {"done": ...} record last."""
+    import json
+    import subprocess
+    env = dict(os.environ, KILN_CACHE_DIR=str(cache_dir))
+    env.pop("TRITON_INTERPRET", None)
+    env.pop("KILN_DEVICE", None)
+    p = subprocess.run([sys.executable, os.path.abspath(path), "--worker"], cwd=root,
+                       capture_output=True, text=True, timeout=timeout, env=env)
+    recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert recs and recs[-1].get("done"), f"worker failed (rc {p.returncode}):\n{p.stderr[-4000:]}"
+    return recs

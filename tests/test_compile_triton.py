@@ -116,12 +116,9 @@ def cache_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def results(cache_dir):
-    env = dict(os.environ, KILN_CACHE_DIR=cache_dir)
-    env.pop("TRITON_INTERPRET", None)
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
-    recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-    assert recs and recs[-1].get("done"), f"worker failed (rc {p.returncode}):\n{p.stderr[-4000:]}"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import run_worker
+    recs = run_worker(__file__, ROOT, cache_dir)
     by = {r["case"]: r for r in recs[:-1]}
     by["__done__"] = recs[-1]
     return by

@@ -9,7 +9,6 @@ test_triton_pointwise.py; it prints one JSON line per case.
 """
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -341,12 +340,9 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    env = dict(os.environ, KILN_CACHE_DIR=str(tmp_path_factory.mktemp("kiln_cache")))
-    env.pop("TRITON_INTERPRET", None)
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
-    recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-    assert recs and recs[-1].get("done"), f"worker failed (rc {p.returncode}):\n{p.stderr[-4000:]}"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import run_worker
+    recs = run_worker(__file__, ROOT, str(tmp_path_factory.mktemp("kiln_cache")))
     by = {}
     for r in recs[:-1]:
         by[(r["case"], r["looped"])] = r

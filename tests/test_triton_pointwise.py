@@ -7,7 +7,6 @@ path is proven torch-free. The child prints one JSON line per case; the tests re
 """
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -356,11 +355,9 @@ def worker():
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    env = dict(os.environ, KILN_CACHE_DIR=str(tmp_path_factory.mktemp("kiln_cache")))
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, env=env)
-    recs = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
-    assert recs and recs[-1].get("done"), f"worker failed (rc {p.returncode}):\n{p.stderr[-4000:]}"
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from _interp import run_worker
+    recs = run_worker(__file__, ROOT, str(tmp_path_factory.mktemp("kiln_cache")))
     by = {}
     for r in recs[:-1]:
         by.setdefault(r["prim"], []).append(r)

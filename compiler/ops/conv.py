@@ -93,6 +93,19 @@ _FOLD_MATMUL_MAX = 256          # output plane size up to which fold_windows is 
 _SEL = {}
 
 
+def _window_targets(order, dims, n, size, stride, dilation):
+    """For each of fold's 2n trailing [O.., K..] positions, enumerated in the axis order
+    `order`: the flat position in the output plane it lands on."""
+    grids = np.indices([dims[a] for a in order]).reshape(len(order), -1)
+    coord = [None] * len(order)
+    for g, a in zip(grids, order):
+        coord[a] = g
+    flat = np.zeros(grids.shape[1], np.intp)
+    for i in range(n):
+        flat = flat * size[i] + coord[i] * stride[i] + coord[n + i] * dilation[i]
+    return flat
+
+
 def _selection(order, dims, n, size, stride, dilation, dtype):
     """0/1 matrix S (rows: the 2n trailing [O.., K..] positions of fold's input, enumerated in
     the axis order `order`; columns: the flattened output plane) with S[row, pos] = 1 where
@@ -100,15 +113,9 @@ def _selection(order, dims, n, size, stride, dilation, dtype):
     key = (order, dims, size, stride, dilation, dtype)
     S = _SEL.get(key)
     if S is None:
-        grids = np.indices([dims[a] for a in order]).reshape(len(order), -1)
-        coord = [None] * len(order)
-        for g, a in zip(grids, order):
-            coord[a] = g
-        flat = 0
-        for i in range(n):
-            flat = flat * size[i] + coord[i] * stride[i] + coord[n + i] * dilation[i]
-        S = np.zeros((grids.shape[1], int(np.prod(size))), dtype)
-        S[np.arange(grids.shape[1]), flat] = 1
+        flat = _window_targets(order, dims, n, size, stride, dilation)
+        S = np.zeros((flat.size, int(np.prod(size))), dtype)
+        S[np.arange(flat.size), flat] = 1
         S.setflags(write=False)
         if len(_SEL) > 64:
             _SEL.clear()
@@ -127,16 +134,10 @@ def _fold_permutation(order, dims, n, size, stride, dilation):
     key = (order, dims, size, stride, dilation)
     if key in _PERM:
         return _PERM[key]
-    grids = np.indices([dims[a] for a in order]).reshape(len(order), -1)
-    coord = [None] * len(order)
-    for g, a in zip(grids, order):
-        coord[a] = g
-    flat = 0
-    for i in range(n):
-        flat = flat * size[i] + coord[i] * stride[i] + coord[n + i] * dilation[i]
+    flat = _window_targets(order, dims, n, size, stride, dilation)
     plane = int(np.prod(size))
     P = None
-    if grids.shape[1] == plane:
+    if flat.size == plane:
         P = np.full(plane, -1, np.intp)
         P[flat] = np.arange(plane, dtype=np.intp)
         if (P < 0).any():
