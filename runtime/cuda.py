@@ -161,6 +161,18 @@ def _cupy_view(buf):
                       strides=tuple(s * item for s in st))
 
 
+def scratch_like(buf):
+    """A launch argument over fresh memory with `buf`'s shape, dtype and element strides
+    (non-negative): where a kernel can write what it would write into `buf`."""
+    shape, st = tuple(buf.shape), tuple(buf.stride())
+    item = np.dtype(buf.dtype.np).itemsize
+    span = 1 + sum((n - 1) * s for n, s in zip(shape, st)) if all(shape) else 0
+    # raw unsigned words of the element's size: CuPy has no bfloat16, and only the memory,
+    # strides and Kiln dtype reach the kernel
+    base = empty_here((span,), np.dtype(f"u{item}"))
+    return DeviceArg(view(base, shape, [s * item for s in st], 0), buf.dtype)
+
+
 def contiguous_arg(buf):
     """A row-major copy of device tensor `buf`, as a launch argument."""
     return DeviceArg(_cupy().ascontiguousarray(_cupy_view(buf)), buf.dtype)

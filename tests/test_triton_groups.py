@@ -481,3 +481,56 @@ def test_matmul_tile_choice():
     assert _mm_configs(dt.float32, 128, 512, 784, 1) == [_MM_CONFIGS[4][-1]]
     (c,) = _mm_configs(dt.bfloat16, 64, 64, 64, 40)          # batched: programs per batch
     assert -(-64 // c[0]) * -(-64 // c[1]) * 40 >= SM_COUNT
+
+
+def _layer_norm_group(N, C):
+    sys.path.insert(0, ROOT)
+    import compiler.ops  # noqa: F401
+    from compiler.ir.graph import Graph
+    from compiler.ir.group import Group
+    from runtime import dtypes as dt
+    g = Graph("layer_norm")
+    x = g.add_input("x", (N, C), dt.float32)
+    w = g.add_input("w", (C,), dt.float32)
+    d = g.call("sub", x, g.call("div", g.call("sum", x, dims=(1,), keepdim=True), float(C)))
+    var = g.call("div", g.call("sum", g.call("mul", d, d), dims=(1,), keepdim=True), float(C))
+    g.set_outputs([g.call("mul", g.call("mul", d, g.call("rsqrt", g.call("add", var, 1e-5))), w)])
+    return g, Group(0, "reduction", g.nodes, list(g.inputs), list(g.outputs))
+
+
+def test_row_tile_choice():
+    # a large row kernel is tuned on the GPU over a few tiles around the generated one (which
+    # comes first: it is what AOT compiles); small kernels, closing reductions and the
+    # interpreter keep the one tile
+    from compiler.codegen.triton_group import generate, ROW_TUNE_ELEMENTS, _row_configs
+    g, grp = _layer_norm_group(8192, 4096)
+    k = generate(grp, g)
+    assert k.configs[0] == ({"BLOCK_M": 1, "BLOCK_N": 4096}, {"num_warps": 8, "num_stages": 1})
+    assert k.launch_config() == ({"BLOCK_M": 1, "BLOCK_N": 4096}, {"num_warps": 8})
+    tiles = [(m["BLOCK_M"], o["num_warps"]) for m, o in k.configs]
+    assert tiles == [(1, 8), (1, 16), (1, 4), (2, 8), (2, 16)], tiles
+    assert "CONFIGS = [(1, 4096, 8), (1, 4096, 16)" in k.source
+    assert k.aot_options() == {"num_warps": 8, "num_stages": 1}
+    assert generate(grp, g, interpret=True).configs is None
+    g, grp = _layer_norm_group(64, 4096)
+    assert 64 * 4096 < ROW_TUNE_ELEMENTS and generate(grp, g).configs is None
+    # rows per program never exceed the rows there are, nor warps 16; tile <= 16384 elements
+    for m, o in _row_configs(1, 16384, 16, 4096, 16384):
+        assert m["BLOCK_M"] * m["BLOCK_N"] <= 1 << 14 and 2 <= o["num_warps"] <= 16
+    assert [m["BLOCK_M"] for m, _ in _row_configs(4, 1024, 8, 4, 1 << 20)] == [4, 4, 4]
+
+
+def test_tuned_row_kernel_tiles_compile_to_sm90_ptx():
+    # every tile the GPU may pick is a valid kernel (here: the doubled-rows, doubled-warps one)
+    pytest.importorskip("triton")
+    from compiler import aot
+    from compiler.codegen.triton_group import generate
+    if aot.tool("ptxas") is None:
+        pytest.skip("triton wheel ships no ptxas: cannot assemble")
+    g, grp = _layer_norm_group(8192, 4096)
+    k = generate(grp, g)
+    meta, opts = k.configs[-1]
+    sig, consts = k.signature()
+    consts.update(meta)
+    art = aot.compile_fn(k.function(False), sig, consts, arch=90, name=k.name, **opts)
+    assert ".target sm_90" in art.ptx and art.cubin and art.num_warps == 16

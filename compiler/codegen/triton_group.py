@@ -204,7 +204,7 @@ class GroupKernel(PointwiseKernel):
         self.digest = tp.cache.digest(source)
         self._path = None
         self._tuned = None
-        self._best = None      # matmul: (meta, options) of the tuned config
+        self._best = None      # (meta, options) of the tuned config (configs given)
 
     def __repr__(self):
         return f"<GroupKernel {self.name} [{self.kind}] {self.digest}>"
@@ -245,6 +245,11 @@ class GroupKernel(PointwiseKernel):
 
     def _grid(self, meta):
         return self.grid(meta)
+
+    def launch_config(self):
+        """(meta, options) the GPU launches with: the tuned config once tuned, else the
+        generated tile."""
+        return self._best or (dict(self.consts), {"num_warps": self.num_warps})
 
     k_major = None      # tf32 matmul: (A's, B's) input index; see _stage_k_major
 
@@ -296,16 +301,20 @@ class GroupKernel(PointwiseKernel):
                     cfgs = [triton.Config(m, num_warps=o["num_warps"],
                                           num_stages=o["num_stages"]) for m, o in self.configs]
                     self._tuned = triton.autotune(configs=cfgs, key=["M", "N", "K"])(fn)
-                self._tuned[lambda meta: self.grid(meta)](*args)
+                # the sweep runs every config several times: on scratch outputs, so an output
+                # that is an input's memory (an in-place parameter update) is written once
+                from runtime import cuda
+                scratch = self.args(eff, [cuda.scratch_like(o) for o in outputs])
+                self._tuned[lambda meta: self.grid(meta)](*scratch)
                 cfg = getattr(self._tuned, "best_config", None)
-                if cfg is not None:           # one size per kernel: tuned once, then fixed
-                    self._best = (dict(cfg.kwargs), {"num_warps": cfg.num_warps,
-                                                     "num_stages": cfg.num_stages})
-                return outputs
+                # one size per kernel: tuned once, then fixed
+                best = self._best = ((dict(cfg.kwargs), {"num_warps": cfg.num_warps,
+                                                         "num_stages": cfg.num_stages})
+                                     if cfg is not None else self.configs[0])
             self.relauncher.launch(fn, self.grid(best[0]), args, best[0], best[1])
             return outputs
         meta = dict(self.consts)
-        if self.configs:                      # interpreter: the smallest tile
+        if self.configs and self.kind == "matmul":    # interpreter: the smallest tile
             meta.update(self.configs[-1][0])
         if interpret:
             fn[self.grid(meta)](*args, **meta)
@@ -686,6 +695,7 @@ def _reduction(group, max_block, interpret):
                                      f"{ncols} columns does not fit one program")
     tile = BM * BN
     num_warps = 4 if tile <= 2048 else 8 if tile <= 8192 else 16
+    configs = None if interpret or closing else _row_configs(BM, BN, num_warps, nrows, ncols)
 
     def live(v):
         m = dmap.get(id(v), ())
@@ -1005,6 +1015,10 @@ def _reduction(group, max_block, interpret):
     kname = f"fused_{ops}_{group.id}" if len(nodes) > 1 else f"{ops}_{group.id}"
     mode = "persistent rows" if persistent else "looped over column blocks"
     src = _header(kname, group, group.kind, f"{nrows} rows x {ncols} columns, {mode}")
+    if configs:
+        src.append("# autotuned on the GPU over (BLOCK_M, BLOCK_N, num_warps):")
+        src.append(f"CONFIGS = {[(m['BLOCK_M'], m['BLOCK_N'], o['num_warps']) for m, o in configs]!r}")
+        src.append("")
     src += _helpers(exprs_seen)
     src += ["@triton.jit",
             f"def {kname}(" + ", ".join([f"{p.name}: tl.constexpr" if p.constexpr else p.name
@@ -1015,7 +1029,28 @@ def _reduction(group, max_block, interpret):
     source = "\n".join(src) + "\n"
     grid = (lambda meta, nrows=nrows: ((nrows + meta["BLOCK_M"] - 1) // meta["BLOCK_M"],))
     return GroupKernel(kname, source, params, group.kind, eff, grid,
-                       {"BLOCK_M": BM, "BLOCK_N": BN}, num_warps, group)
+                       {"BLOCK_M": BM, "BLOCK_N": BN}, num_warps, group, configs=configs)
+
+
+ROW_TUNE_ELEMENTS = 1 << 22      # smaller row kernels keep the one heuristic tile (launch-bound)
+
+
+def _row_configs(BM, BN, num_warps, nrows, ncols):
+    """Tuning configs of a large row kernel, the heuristic tile first (what AOT compiles):
+    twice the rows per program (a row's broadcast operands, layer_norm's weight and bias, are
+    loaded once per program) and half / twice the warps. A few percent either way on an H200,
+    depending on the row length, which no fixed rule got right for softmax and layer_norm at
+    once; None when the kernel is small enough that its launch dominates."""
+    if nrows * ncols < ROW_TUNE_ELEMENTS:
+        return None
+    cands = [(BM, num_warps), (BM, num_warps * 2), (BM, num_warps // 2)]
+    if BM * 2 <= _pow2(nrows) and BM * 2 * BN <= 1 << 14:
+        cands += [(BM * 2, num_warps), (BM * 2, num_warps * 2)]
+    out = []
+    for bm, w in cands:
+        if 2 <= w <= 16 and (bm, w) not in [(m["BLOCK_M"], o["num_warps"]) for m, o in out]:
+            out.append(({"BLOCK_M": bm, "BLOCK_N": BN}, {"num_warps": w, "num_stages": 1}))
+    return out
 
 
 # ---------------------------------------------------------------- matmul groups
