@@ -541,6 +541,7 @@ def fused_groups(cp, arch, copy_gbs):
     print(f"\n{'kernel (8192x4096 f32)':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}"
           f"{'torch.compile ms':>18}{'kiln/tc speed':>15}")
     for name, (g, kind) in _group_graphs(N, C).items():
+        label = name
         try:
             k = generate_group(_as_group(g, kind), g)
             host, dev = _dev_inputs(cp, g, rng)
@@ -558,7 +559,7 @@ def fused_groups(cp, arch, copy_gbs):
                 grid = k.grid(meta)
                 run = (lambda fn=fn, args=args, grid=grid, meta=meta, opts=opts:
                        fn[grid](*args, **opts, **meta))
-                name = f"{name} {meta['BLOCK_M']}x{meta['BLOCK_N']}/{opts['num_warps']}w"
+                label = f"{name} {meta['BLOCK_M']}x{meta['BLOCK_N']}/{opts['num_warps']}w"
             ms = bench(run)
             moved = sum(a.nbytes for a in host) + sum(o.arr.nbytes for o in outs)
             gbs = moved / ms / 1e6
@@ -568,7 +569,7 @@ def fused_groups(cp, arch, copy_gbs):
                     tms = bench(tc(name, host))
                 except Exception as e:
                     print(f"  torch.compile {name}: {type(e).__name__}: {str(e)[:200]}")
-            print(f"{name:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%"
+            print(f"{label:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%"
                   f"{tms:>18.3f}{tms / ms:>14.2f}x")
         except Exception as e:
             fails += 1

@@ -784,7 +784,12 @@ def _reduction(group, max_block, interpret):
             k = eff_of[id(v)]
             off, m = address(v, "in", k)
             ptr = f"{names[v]}_ptr"
-            body.append(f"{ind}{names[v]} = tl.load({ptr} + {off}, mask={m})" if off else
+            # L2 hints: an operand every row reads (layer_norm's weight) stays; one read
+            # once per row in a single pass streams past it
+            ev = (", eviction_policy='evict_last'" if m == "cmask" and nrows > BM else
+                  ", eviction_policy='evict_first'" if m in ("mask", "rmask") and persistent
+                  else "")
+            body.append(f"{ind}{names[v]} = tl.load({ptr} + {off}, mask={m}{ev})" if off else
                         f"{ind}{names[v]} = tl.load({ptr})")
             scope.add(id(v))
             return
