@@ -1,7 +1,8 @@
 """From a Graph to something that runs: passes, fusion, scheduling, memory planning and code
 generation for a backend, cached in memory and on disk.
 
-    compile_graph(graph, backend="numpy", donate=()) -> (Program, compiled_now)
+    compile_graph(graph, backend="numpy", donate=(), cuda_graphs=False)
+        -> (Program, compiled_now)       (cuda_graphs: the Triton backends' CUDA graph replay)
     Program.run(arrays, consts, on_output=None) -> list of output arrays
 
 `on_output(k, array)`: called once per output as soon as the program has produced it (the
@@ -109,10 +110,10 @@ def _analyse(lifted, donate=()):
     return g, plog, part, sched, plan, source, meta
 
 
-def compile_graph(graph, backend="numpy", donate=()):
+def compile_graph(graph, backend="numpy", donate=(), cuda_graphs=False):
     if backend in ("triton", "interpret"):          # generated Triton kernels per group
         from . import triton_backend
-        return triton_backend.compile_graph(graph, backend)
+        return triton_backend.compile_graph(graph, backend, cuda_graphs)
     if backend not in _BACKENDS:
         raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
     gkey = graph.key()

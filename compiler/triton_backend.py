@@ -42,7 +42,7 @@ _CACHE = {}
 BACKENDS = ("interpret", "triton")
 
 
-def compile_graph(graph, backend="interpret"):
+def compile_graph(graph, backend="interpret", cuda_graphs=False):
     if backend not in BACKENDS:
         raise ValueError(f"triton backend: unknown backend {backend!r}; expected {BACKENDS}")
     if backend == "triton":
@@ -52,14 +52,14 @@ def compile_graph(graph, backend="interpret"):
                                "none); use backend='interpret' to run the generated Triton "
                                "kernels through Triton's interpreter on the CPU")
     from .backend import _lift_floats
-    key = (backend, graph.key())
+    key = (backend, graph.key(), cuda_graphs)
     prog = _CACHE.get(key)
     if prog is not None:
         return prog, False
     t0 = time.perf_counter()
     lifted = _lift_floats(graph)
     prog = TritonProgram(lifted, backend, [a for n in graph.nodes for a in n.inputs
-                                           if type(a) is float])
+                                           if type(a) is float], cuda_graphs)
     prog.compile_s = time.perf_counter() - t0
     log.info("compiled %s for %s (%.1f ms): %d groups, %d kernels, %d fallbacks", graph.name,
              backend, prog.compile_s * 1e3, len(prog.steps), prog.n_kernels,
@@ -87,7 +87,7 @@ class TritonProgram:
     origin = "cold"
     memory = None
 
-    def __init__(self, lifted, backend, const_values):
+    def __init__(self, lifted, backend, const_values, cuda_graphs=False):
         from . import passes as _passes
         from .fusion import partition as _partition, TRITON_CLOSING_CAP
         from .schedule import schedule as _schedule, nbytes
@@ -141,6 +141,9 @@ class TritonProgram:
                         id(v) not in out_ids] for pos, s in enumerate(self.steps)]
         self._host_progs = {}
         self._host_key = None
+        # compile(mode="reduce-overhead"): replays through one CUDA graph (compiler/cuda_graphs)
+        from .cuda_graphs import GraphRunner
+        self.graphs = GraphRunner(self) if cuda_graphs else None
         self.n_kernels = sum(1 for s in self.steps if not s.fallback and not s.reshape_only)
         self.source = self._source()
 
@@ -249,13 +252,36 @@ class TritonProgram:
             from runtime import cuda
             cuda.hook_triton_stream()          # launch on CuPy's current stream
             dev = _device_of(arrays)
+        # 1. the scalar steps on the host (they read only host values, so they can go first),
+        # 2. one upload of the host scalars that kernels read, 3. the device steps in order
+        env, host_steps, uploads = self._host_phase(arrays, consts, dev)
+        into = self._alias_targets(alias, arrays, host_steps) if alias else None
+        res = None
+        if self.graphs is not None and dev != "host":
+            res = self.graphs.run(self, env, consts, into, host_steps, uploads)
+        if res is None:
+            dev_env = env
+            if uploads:
+                dev_env = dict(env)
+                for i, a in zip(uploads, self._upload([env[i] for i in uploads])[1]):
+                    dev_env[i] = a
+            self._device_steps(dev_env, env, consts, into, dev, host_steps)
+            res = [env[id(o)] if isinstance(o, Value) else o for o in self.graph.outputs]
+        if dev is not None and dev == "host":
+            from runtime import cuda
+            res = [cuda.to_host(r) if cuda.is_device_array(r) else r for r in res]
+        if on_interp:
+            res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) and
+                   not isinstance(r, InterpretArray) else r for r in res]   # (in place: itself)
+        return res
+
+    def _host_phase(self, arrays, consts, dev):
+        """env {id(value): array} of the inputs (device inputs in executable form) and the
+        host steps' results; (env, host step positions, ids of host values kernels read)."""
         env = {}
         host_in, host_steps, uploads = self._host_plan(arrays)
         for k, (v, a) in enumerate(zip(self.graph.inputs, arrays)):
             env[id(v)] = a if k in host_in else self._to_exec(a, dev)
-        last = self.schedule.last_use
-        # 1. the scalar steps on the host (they read only host values, so they can go first),
-        # 2. one upload of the host scalars that kernels read, 3. the device steps in order
         hp = self._host_progs.get(self._host_key) if host_steps else None
         if hp is not None:
             prog, pos_in, outs = hp
@@ -276,12 +302,13 @@ class TritonProgram:
             s.time_s += time.perf_counter() - t0
             for o, a in zip(s.group.outputs, outs):
                 env[id(o)] = a
-        into = self._alias_targets(alias, arrays, host_steps) if alias else None
-        dev_env = env
-        if uploads:
-            dev_env = dict(env)
-            for i, a in zip(uploads, self._upload([env[i] for i in uploads])):
-                dev_env[i] = a
+        return env, host_steps, uploads
+
+    def _device_steps(self, dev_env, env, consts, into, dev, host_steps, launcher=None):
+        """Every step not run on the host, in schedule order: a kernel launch (or a view, or
+        a NumPy fallback); results go into both envs, values no later step reads leave them.
+        launcher(kernel, inputs, outputs), when given, stands in for launching (an
+        interpreted graph's capture records the launches)."""
         for pos, s in enumerate(self.steps):
             if pos in host_steps:
                 continue
@@ -297,9 +324,12 @@ class TritonProgram:
                               float(self._const_values[i]))
                 outs = [self._buffer(o, dev) if into is None or id(o) not in into else
                         into[id(o)] for o in s.group.outputs]
-                s.kernel.launch([self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)],
-                                [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)],
-                                self.interpret)
+                kin = [self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)]
+                kout = [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)]
+                if launcher is None:
+                    s.kernel.launch(kin, kout, self.interpret)
+                else:
+                    launcher(s.kernel, kin, kout)
             s.runs += 1
             s.time_s += time.perf_counter() - t0
             for o, a in zip(s.group.outputs, outs):
@@ -308,14 +338,6 @@ class TritonProgram:
             for i in self._frees[pos]:                # free what no later group reads
                 dev_env.pop(i, None)
                 env.pop(i, None)
-        res = [env[id(o)] if isinstance(o, Value) else o for o in self.graph.outputs]
-        if dev is not None and dev == "host":
-            from runtime import cuda
-            res = [cuda.to_host(r) if cuda.is_device_array(r) else r for r in res]
-        if on_interp:
-            res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) and
-                   not isinstance(r, InterpretArray) else r for r in res]   # (in place: itself)
-        return res
 
     def _variant(self, consts, vals):
         prog = self._variants.get(vals)
@@ -326,7 +348,8 @@ class TritonProgram:
                 n.inputs = [float(consts[a.index]) if type(a).__name__ == "FloatParam" else a
                             for a in n.inputs]
             prog = TritonProgram(_lift_floats(g), self.backend,
-                                 [float(consts[i]) for i in range(len(self._const_values))])
+                                 [float(consts[i]) for i in range(len(self._const_values))],
+                                 self.graphs is not None)
             self._variants[vals] = prog
         return prog
 
@@ -450,15 +473,19 @@ class TritonProgram:
                      self.graph.name, type(e).__name__, e)
             return None
 
-    def _upload(self, vals):
-        """Host 0-d arrays -> device 0-d arrays, through one copy: 8-byte slots of one buffer."""
+    def _upload(self, vals, into=None):
+        """Host 0-d arrays -> device 0-d arrays, through one copy: 8-byte slots of one buffer
+        (a new one, or the device buffer `into`); (device buffer, the 0-d views)."""
         from runtime import cuda
         buf = np.zeros(8 * len(vals), np.uint8)
         for i, a in enumerate(vals):
             a = np.ascontiguousarray(a)
             buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
+        if into is not None:
+            into.set(buf)
+            return into, None
         d = cuda.from_host_here(buf)
-        return [cuda.scalar_view(d, 8 * i, np.asarray(a).dtype) for i, a in enumerate(vals)]
+        return d, [cuda.scalar_view(d, 8 * i, np.asarray(a).dtype) for i, a in enumerate(vals)]
 
     def _to_exec(self, a, dev):
         if self.interpret:

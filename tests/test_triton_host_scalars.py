@@ -19,7 +19,7 @@ def host_device(monkeypatch):
 def test_upload_packs_every_dtype_into_one_buffer(host_device):
     vals = [np.array(1.5, np.float32), np.array(-2.25, np.float64), np.array(7, np.int64),
             np.array(True), np.array(3.0, np.float16), np.array(-5, np.int32)]
-    got = TritonProgram._upload(None, vals)
+    got = TritonProgram._upload(None, vals)[1]
     assert len({g.base.ctypes.data for g in got}) == 1           # one buffer, one copy
     for g, v in zip(got, vals):
         assert g.shape == () and g.dtype == v.dtype and g == v

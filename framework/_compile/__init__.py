@@ -27,7 +27,9 @@ costs nothing, which is what a data loader's last short batch needs. dynamic=Fal
 every dimension.
 
 mode ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs') is accepted
-and recorded; the NumPy backend has one mode, so it does not change the generated code.
+and recorded. 'reduce-overhead' replays programs of the Triton backends through one CUDA graph
+each (compiler/cuda_graphs.py: one launch per step instead of one per kernel); the NumPy
+backend has one mode, so the others do not change its generated code.
 backend: by default chosen per trace from the device of the tensors involved (cuda ->
 'triton', interpret -> 'interpret', cpu -> 'numpy'); 'numpy' (generated NumPy programs),
 'eager' (the traced graphs run through each primitive's NumPy lowering, no passes or code

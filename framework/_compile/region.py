@@ -130,7 +130,7 @@ def run_region(tracer, alive):
            tuple(index[id(t._data.value)] for t in grad_outs),
            # a region with a backward bakes the forward's float constants into it
            tuple(g.float_consts()) if grad_outs else (),
-           donate)
+           donate, getattr(owner, "mode", None) == "reduce-overhead")
     plan = _PLANS.get(key)
     fresh = plan is None
     if fresh:
@@ -422,8 +422,9 @@ def _compile(g, owner, donate=()):
     log.emit("graphs", f"[{owner.name}] {kind} graph:\n{g}")
     if owner.backend == "eager":
         return _Interpreted(g)
-    prog, _ = compile_graph(g, owner.backend, donate=donate) if donate else \
-        compile_graph(g, owner.backend)
+    # mode="reduce-overhead": Triton programs replay through one CUDA graph
+    graphs = getattr(owner, "mode", None) == "reduce-overhead"
+    prog, _ = compile_graph(g, owner.backend, donate=donate, cuda_graphs=graphs)
     # (only when logging: a program loaded from disk rebuilds its partition on first access)
     part = getattr(prog, "partition", None) if log.enabled("fusion") else None
     if part is not None:

@@ -1,0 +1,237 @@
+"""A compiled program's kernels replayed as one CUDA graph: compile(mode="reduce-overhead").
+
+A replayed training step launches ~30 small kernels, and each launch costs the host tens of
+microseconds of Python and driver work, so on a GPU the step is bound by the host. Captured
+once into a CUDA graph, the kernels then cost one graph launch per step. A graph fixes every
+kernel argument, buffer addresses and scalars alike, so a program runs through its graph only
+under these rules:
+
+- the first run of a program is an ordinary one (it compiles and tunes every kernel); the graph
+  is captured on the second;
+- an input the program updates in place (a parameter, an optimizer moment: the program's alias
+  targets) is used where it is, and so is an input found at the same address on the run
+  before the capture (a parameter read by the forward): their addresses key the graph, and a
+  new address means a new capture. Every other device input (the batch) is copied into a
+  buffer the graph owns before each launch;
+- host scalars computed each step (step counts, bias corrections) are uploaded into the one
+  device buffer the graph reads, and float constants passed to kernels key the graph (a new
+  learning rate captures again);
+- the captured kernels allocate from a memory pool of the graph's own, so no buffer a replay
+  writes is ever handed to anything else;
+- each result is copied out of the graph's buffers after the launch (an in-place result is
+  the input itself), so a tensor the caller keeps is not overwritten by the next step;
+- a program with a NumPy fallback between its kernels (a host round trip) is never captured,
+  and after MAX_CAPTURES captures the program goes back to launching kernels one by one.
+
+On the 'interpret' backend a graph is the list of launches recorded at capture, replayed with
+the same arguments: the same bookkeeping, checked in CI without a GPU.
+"""
+import logging
+
+import numpy as np
+
+log = logging.getLogger("kiln.compile")
+
+MAX_CAPTURES = 8
+
+
+class GraphRunner:
+    """The graph of one TritonProgram and what it was captured for."""
+
+    def __init__(self, prog):
+        self.interpret = prog.interpret
+        self.off = None          # why graphs are off for this program (None: on)
+        self.key = None          # what the current graph was captured for
+        self.graph = None        # cupy.cuda.Graph, or (interpret) the recorded launches
+        self.static = {}         # input position -> the buffer the graph reads it from
+        self.copied = set()      # input positions copied in (their address moved)
+        self.upload = None       # the device buffer of the host scalars (interpret: holders)
+        self.out = {}            # id(output value) -> the graph's buffer
+        self.pool = self.stream = None
+        self.captures = self.replays = 0
+        self._ptrs = None        # input addresses on the last run
+
+    # ---- the run ------------------------------------------------------------------------
+    def run(self, prog, env, consts, into, host_steps, uploads):
+        """The program's outputs through the graph (captured first when needed), or None
+        for the ordinary path (graphs off, or the first run)."""
+        if self.off is not None:
+            return None
+        dev_pos = [k for k, v in enumerate(prog.graph.inputs)
+                   if self._is_buffer(env[id(v)]) and not (np.ndim(env[id(v)]) == 0 and
+                                                           type(env[id(v)]) is np.ndarray)]
+        ptrs = {k: self._ptr(env[id(prog.graph.inputs[k])]) for k in dev_pos}
+        prev, self._ptrs = self._ptrs, ptrs
+        if prog.runs < 2 or prev is None:
+            return None          # the first run compiles and tunes: no capture yet
+        in_place = {k for k in dev_pos if k not in self.copied and prev.get(k) == ptrs[k]}
+        alias_pos = self._alias_positions(prog, env, into)
+        for k in alias_pos:
+            in_place.add(k)
+        self.copied |= set(dev_pos) - in_place
+        scal = tuple(float(consts[i]) if consts is not None else float(prog._const_values[i])
+                     for pos, s in enumerate(prog.steps) if pos not in host_steps
+                     for _, i in s.scalars)
+        key = (prog._host_key, prog._dev_index, tuple(sorted(into or ())), scal,
+               tuple(sorted((k, ptrs[k]) for k in in_place)))
+        if key != self.key:
+            if any(s.fallback for pos, s in enumerate(prog.steps) if pos not in host_steps):
+                self.off = "a NumPy fallback runs between kernels (a host round trip)"
+                log.info("%s: no CUDA graph: %s", prog.graph.name, self.off)
+                return None
+            if self.captures >= MAX_CAPTURES:
+                self.off = f"captured {self.captures} times (inputs keep moving)"
+                log.warning("%s: CUDA graphs off: %s", prog.graph.name, self.off)
+                return None
+            try:
+                return self._capture(prog, env, consts, into, host_steps, uploads, key,
+                                     in_place)
+            except Exception as e:      # nothing ran (a capture executes nothing): go on
+                self._release()         # without graphs, kernel by kernel
+                self.key, self.off = None, f"capture failed: {type(e).__name__}: {e}"
+                log.warning("%s: CUDA graphs off: %s", prog.graph.name, self.off)
+                return None
+        for k, buf in self.static.items():
+            self._copy_into(buf, env[id(prog.graph.inputs[k])])
+        if self.interpret:
+            for i, h in self.upload.items():
+                np.copyto(h, env[i])
+        elif uploads:
+            prog._upload([env[i] for i in uploads], into=self.upload)
+        self._launch()
+        self.replays += 1
+        for pos, s in enumerate(prog.steps):
+            if pos not in host_steps:
+                s.runs += 1
+        return self._results(prog, env, into)
+
+    def _capture(self, prog, env, consts, into, host_steps, uploads, key, in_place):
+        self._release()
+        self.captures += 1
+        denv = dict(env)
+        with self._allocating():
+            for k, v in enumerate(prog.graph.inputs):
+                a = env[id(v)]
+                if k not in in_place and self._is_buffer(a) and id(v) in denv and \
+                        not (type(a) is np.ndarray and a.ndim == 0):
+                    buf = self.static[k] = self._empty_like(a)
+                    self._copy_into(buf, a)
+                    denv[id(v)] = buf
+            if uploads:
+                self.upload, views = prog._upload([env[i] for i in uploads])
+                for i, a in zip(uploads, views):
+                    denv[i] = a
+            if self.interpret:
+                # kernels read host scalars in place here: the recorded launches read these
+                # holders, refreshed before each replay (as the upload buffer is on a GPU)
+                self.upload = {i: np.array(a) for i, a in env.items()
+                               if type(a) is np.ndarray and a.ndim == 0}
+                denv.update(self.upload)
+            genv = dict(denv)
+            if self.interpret:
+                rec = []
+                launch = _Recorder(rec)
+                prog._device_steps(denv, genv, consts, into, None, host_steps, launcher=launch)
+                self.graph = rec
+            else:
+                import cupy as cp
+                if self.stream is None:
+                    self.stream = cp.cuda.Stream(non_blocking=True)
+                with self.stream:
+                    self.stream.begin_capture()
+                    try:
+                        prog._device_steps(denv, genv, consts, into, "device", host_steps)
+                    finally:
+                        graph = self.stream.end_capture()
+                self.graph = graph
+        self.out = {id(o): genv[id(o)] for o in prog.graph.outputs
+                    if hasattr(o, "shape") and id(o) in genv and id(o) not in env}
+        self.key = key
+        log.info("%s: captured a CUDA graph (%d kernels; %d inputs copied in, %d in place)",
+                 prog.graph.name, prog.n_kernels, len(self.static), len(in_place))
+        self._launch()
+        return self._results(prog, env, into)
+
+    def _results(self, prog, env, into):
+        res = []
+        for o in prog.graph.outputs:
+            if not hasattr(o, "shape"):
+                res.append(o)
+            elif into and id(o) in into:
+                res.append(into[id(o)])               # written in place by the graph
+            elif id(o) in self.out:
+                res.append(self._copy(self.out[id(o)]))
+            else:
+                res.append(env[id(o)])                # an input, or a host step's result
+        return res
+
+    # ---- memory, launches ---------------------------------------------------------------------
+    def _launch(self):
+        if self.interpret:
+            for kernel, ins, outs in self.graph:
+                kernel.launch(ins, outs, True)
+            return
+        import cupy as cp
+        self.graph.launch(stream=cp.cuda.get_current_stream())
+
+    def _allocating(self):
+        """Allocations for the graph come from its own pool (kept while the graph lives)."""
+        if self.interpret:
+            import contextlib
+            return contextlib.nullcontext()
+        import cupy as cp
+        if self.pool is None:
+            self.pool = cp.cuda.MemoryPool()
+        return cp.cuda.using_allocator(self.pool.malloc)
+
+    def _release(self):
+        """Drop the old graph and its buffers (after the stream is done with them)."""
+        if self.graph is not None and not self.interpret:
+            import cupy as cp
+            cp.cuda.get_current_stream().synchronize()
+        self.graph, self.static, self.out, self.upload = None, {}, {}, None
+        if self.pool is not None:
+            self.pool.free_all_blocks()
+
+    def _alias_positions(self, prog, env, into):
+        """Input positions whose memory a kernel updates in place this run."""
+        if not into:
+            return set()
+        ptrs = {self._ptr(a) for a in into.values()}
+        return {k for k, v in enumerate(prog.graph.inputs)
+                if self._is_buffer(env[id(v)]) and self._ptr(env[id(v)]) in ptrs}
+
+    def _is_buffer(self, a):
+        if self.interpret:
+            return isinstance(a, np.ndarray)
+        from runtime import cuda
+        return cuda.is_device_array(a)
+
+    def _ptr(self, a):
+        return a.ctypes.data if self.interpret else a.data.ptr
+
+    def _empty_like(self, a):
+        if self.interpret:
+            return np.empty(a.shape, a.dtype)
+        from runtime import cuda
+        return cuda.empty_here(a.shape, a.dtype)
+
+    def _copy_into(self, buf, a):
+        if self.interpret:
+            np.copyto(buf, a)
+        else:
+            import cupy as cp
+            cp.copyto(buf, a)
+
+    def _copy(self, a):
+        return np.array(a, copy=True) if self.interpret else a.copy()
+
+
+class _Recorder:
+    """Stands in for launching: keeps (kernel, inputs, outputs) for the interpreted graph."""
+
+    def __init__(self, rec):
+        self.rec = rec
+
+    def __call__(self, kernel, ins, outs):
+        self.rec.append((kernel, ins, outs))
