@@ -748,6 +748,7 @@ def _reduction(group, max_block, interpret):
         return " + ".join(terms), m
 
     # ---- body
+    last_pass = [False]       # emitting the last pass over the columns (the stores)
     eff_of = {id(v): k for k, (v, _, _) in enumerate(eff)}
     producer = {id(o): n for n in nodes for o in n.outputs}
     exprs_seen = []
@@ -784,11 +785,13 @@ def _reduction(group, max_block, interpret):
             k = eff_of[id(v)]
             off, m = address(v, "in", k)
             ptr = f"{names[v]}_ptr"
-            # L2 hints: an operand every row reads (layer_norm's weight) stays; one read
-            # once per row in a single pass streams past it
+            # L2 hints: an operand every row reads (layer_norm's weight) stays; a row
+            # operand is read once per row in its last pass (it streams past), and kept for
+            # the next pass before that (looped rows read it again per phase)
             ev = (", eviction_policy='evict_last'" if m == "cmask" and nrows > BM else
-                  ", eviction_policy='evict_first'" if m in ("mask", "rmask") and persistent
-                  else "")
+                  "" if m not in ("mask", "rmask") else
+                  ", eviction_policy='evict_first'" if persistent or last_pass[0] else
+                  ", eviction_policy='evict_last'")
             body.append(f"{ind}{names[v]} = tl.load({ptr} + {off}, mask={m}{ev})" if off else
                         f"{ind}{names[v]} = tl.load({ptr})")
             scope.add(id(v))
@@ -1001,6 +1004,8 @@ def _reduction(group, max_block, interpret):
     for k, o in enumerate(outs):
         (stores_full if is_full(o) else stores_row).append((k, o))
     if stores_full:
+        last_pass[0] = True
+
         def fin(ind, body):
             for k, o in stores_full:
                 off, m = address(o, "out", k)
