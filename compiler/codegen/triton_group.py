@@ -838,7 +838,7 @@ def _reduction(group, max_block, interpret):
     # masks known full at generation (sizes are fixed per kernel) are constants, which
     # Triton folds away: unpredicated loads and stores, no selects before the sums
     bms = [m["BLOCK_M"] for m, _ in configs] if configs else [BM]
-    if not closing and all(nrows % bm == 0 for bm in bms):
+    if not closing and nrows > 0 and all(nrows % bm == 0 for bm in bms):
         L.append(f"    rmask = tl.full([BLOCK_M, 1], 1, tl.int1)   # {nrows} rows: no partial "
                  "row block")
     else:
@@ -846,7 +846,7 @@ def _reduction(group, max_block, interpret):
     L += coords("row", "    ")
 
     def col_setup(ind, start):
-        full = ncols % BN == 0
+        full = ncols > 0 and ncols % BN == 0       # (an empty row: every column masked)
         out = [f"{ind}cols = {start}tl.arange(0, BLOCK_N)[None, :]",
                f"{ind}cmask = tl.full([1, BLOCK_N], 1, tl.int1)   # {ncols} columns: no "
                "partial column block" if full else f"{ind}cmask = cols < ncols",
