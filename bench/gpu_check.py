@@ -323,8 +323,20 @@ def eager_device(dev, cp=None):
         ("where/relu", lambda x, y: torch.where(x > 0, x, y * 0.5)),
         ("transposed view * 2", lambda x, y: x.t() * 2),
         ("int64 floor_divide", lambda x, y: (x * 10).long() // 3),
-        ("sum dim 1 (fallback)", lambda x, y: x.sum(1)),
-        ("matmul (fallback)", lambda x, y: x @ y),
+        ("sum dim 1 (kernel)", lambda x, y: x.sum(1)),
+        ("matmul (kernel)", lambda x, y: x @ y),
+        # library ops: CuPy on the device arrays (sorting, scans, linear algebra)
+        ("argsort desc (library)", lambda x, y: torch.argsort(x, 1, descending=True)),
+        ("cumsum (library)", lambda x, y: torch.cumsum(x, 1)),
+        ("inv/det/solve (library)", lambda x, y: torch.linalg.solve(
+            torch.linalg.inv(x[:8, :8].double() + 8 * torch.eye(8, dtype=torch.float64,
+                                                                device=x.device)),
+            x[:8, :3].double()) * torch.linalg.det(x[:4, :4].double())),
+        ("qr/einsum (library)", lambda x, y: torch.einsum("ij,jk->ik", *torch.linalg.qr(
+            x[:16, :8].double()))),
+        # a compiled program with a library group between kernels (CuPy inside the program)
+        ("compiled cumsum (library)", torch.compile(
+            lambda x, y: (torch.cumsum(x * 2, 1) / x.shape[1]).exp() + y)),
     ]
     passed = failed = 0
     for label, f in checks:

@@ -165,7 +165,7 @@ class TritonProgram:
         except TritonCodegenError as e:
             return _Step(group, None, f"no kernel: {e} (NumPy lowering)")
         if isinstance(k, ExternKernel):
-            return _Step(group, k, f"extern: {k.fallback}; runs the NumPy lowering on the host")
+            return _Step(group, k, f"extern: {k.fallback}")
         st = _Step(group, k, None)
         for p in k.params:
             if p.role[0] == "scalar" and type(p.role[1]).__name__ == "FloatParam":
@@ -527,6 +527,9 @@ class TritonProgram:
         device, unless keep_host)."""
         from runtime import cuda
         on_dev = not self.interpret
+        if on_dev and not keep_host and _library_group(group) and \
+                all(cuda.is_device_array(a) for a in ins if hasattr(a, "shape")):
+            return self._library_group(group, ins, consts)
         env = {}
         for v, a in zip(group.inputs, ins):
             env[id(v)] = cuda.to_host(a) if on_dev and cuda.is_device_array(a) else a
@@ -548,6 +551,25 @@ class TritonProgram:
         if on_dev and not keep_host:
             outs = [cuda.from_host_here(o) for o in outs]
         return outs
+
+    def _library_group(self, group, ins, consts):
+        """A group of library ops (Prim.xp: sorting, scans, linear algebra) through CuPy on
+        the device arrays: no host round trip."""
+        from runtime import cuda
+        cp = cuda._cupy()
+        env = {id(v): a for v, a in zip(group.inputs, ins)}
+        for n in group.nodes:
+            args = [env[id(a)] if isinstance(a, Value) else
+                    (float(consts[a.index]) if consts is not None else float(a))
+                    if type(a).__name__ == "FloatParam" else a for a in n.inputs]
+            metas = [AVal(o.shape, o.dtype) for o in n.outputs]
+            r = n.prim.xp(cp, metas[0] if len(metas) == 1 else metas, *args, **n.attrs)
+            rs = r if isinstance(r, tuple) else (r,)
+            for o, x in zip(n.outputs, rs):
+                x = cp.asarray(x, dtype=o.dtype.np)
+                # contiguous and its own memory (0-d stays 0-d: no ascontiguousarray)
+                env[id(o)] = x.copy() if x.base is not None or not x.flags.c_contiguous else x
+        return [env[id(o)] for o in group.outputs]
 
     # ---- introspection -----------------------------------------------------------------------
     def group_runs(self):
@@ -580,6 +602,11 @@ class _DevBuf:
             item = self.arr.itemsize
             st = self._st = tuple(s // item for s in self.arr.strides)
         return st if dim is None else st[dim]
+
+
+def _library_group(group):
+    """Every node a library op with an array-module lowering (CuPy serves it on a GPU)."""
+    return all(n.prim.xp is not None for n in group.nodes)
 
 
 def _device_of(arrays):

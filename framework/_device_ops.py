@@ -11,7 +11,10 @@ Per primitive call, in this order:
             Pointwise primitives, reductions, matmul, cat, window_max and plane_scatter have
             one (all but pointwise: the compiled path's group kernel for a one-node graph).
   view      view primitives change metadata only: a new array over the same buffer.
-  fallback  everything else (indexing, scatter, other extern ops, creation):
+  library   library ops (sorting, scans, linear algebra: primitives with an array-module
+            lowering, Prim.xp) run on the device's own arrays: CuPy on 'cuda' (no host copy),
+            NumPy on 'interpret' (its buffers are host memory).
+  fallback  everything else (indexing, scatter, data-dependent shapes, creation):
             inputs copied to the host, the NumPy lowering, the result copied back.
             Every fallback is counted in STATS and printed under KILN_LOGS=kernels.
 """
@@ -126,9 +129,37 @@ def run(p, meta, args, attrs, dev):
             reason = str(e)
     elif p.kind == "view":
         return _view(p, meta, args, attrs, dev)
+    elif p.xp is not None:
+        return library(p, meta, args, attrs, dev)
     else:
         reason = f"no Triton eager kernel for {p.kind} primitives yet"
     return fallback(p, meta, args, attrs, dev, reason)
+
+
+def library(p, meta, args, attrs, dev):
+    """A library op through its array-module lowering on the device's arrays."""
+    Tensor = _dispatch.Tensor
+    STATS["library", p.name] += 1
+    xp = _cuda._cupy() if dev.type == "cuda" else np
+    arrs = [a._data for a in args if isinstance(a, Tensor)]
+    if dev.type != "cuda":
+        arrs = [a.view(np.ndarray) for a in arrs]
+    it = iter(arrs)
+    r = p.xp(xp, meta, *[next(it) if isinstance(a, Tensor) else a for a in args], **attrs)
+    if p.nout == 1:
+        return _dispatch.wrap(_placed(r, meta, dev, xp), meta.dtype, dev)
+    return tuple(_dispatch.wrap(_placed(x, m, dev, xp), m.dtype, dev) for x, m in zip(r, meta))
+
+
+def _placed(r, m, dev, xp):
+    """A library result as the device's storage: the output dtype, contiguous, its own
+    memory (a lowering may hand back a view of an input)."""
+    r = _owned(xp.asarray(r, dtype=m.dtype.np))
+    return r if dev.type == "cuda" else as_interpret(r)
+
+
+def _owned(r):
+    return r.copy() if r.base is not None or not r.flags.c_contiguous else r
 
 
 def _run_kernel(build, p, meta, args, attrs, dev):

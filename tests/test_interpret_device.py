@@ -374,6 +374,39 @@ def case_compile_default_backend_follows_the_device(T, D):
     assert g().device.type == "interpret" and g.backend == "interpret"
 
 
+@case
+def case_library_ops_run_on_the_device_arrays(T, D):
+    # sorting, scans and linear algebra run their array-module lowering on the device's own
+    # arrays (CuPy on a GPU; NumPy here), counted as "library", never a host fallback
+    fb = {k: v for k, v in D.STATS.items() if k[0] == "fallback"}
+    sq = (R.standard_normal((4, 4)) + 4 * np.eye(4)).astype(np.float64)
+    _same(T, lambda x: T.argsort(x, 1, descending=True), F32)
+    _same(T, lambda x: T.sort(x, 0).values, F32)
+    _same(T, lambda x: T.topk(x, 3, 1).values, F32)
+    _same(T, lambda x: T.cumsum(x, 1), F32, rtol=1e-5)
+    _same(T, lambda x: T.cumprod(x, 0), F32, rtol=1e-5)
+    _same(T, lambda a: T.linalg.inv(a), sq, rtol=1e-10, atol=1e-12)
+    _same(T, lambda a: T.linalg.det(a), sq, rtol=1e-10)
+    _same(T, lambda a, b: T.linalg.solve(a, b), sq, sq[:, :2].copy(), rtol=1e-10, atol=1e-12)
+    _same(T, lambda a: T.linalg.cholesky(a @ a.mT), sq, rtol=1e-10, atol=1e-12)
+    _same(T, lambda a: T.einsum("ij,jk->ik", a, a), sq, rtol=1e-12)
+    q, r = T.linalg.qr(T.tensor(sq).to("interpret"))
+    np.testing.assert_allclose((q @ r).cpu().numpy(), sq, rtol=1e-10, atol=1e-12)
+    for op in ("argsort", "cumsum", "cumprod", "inv", "det", "solve", "cholesky", "einsum",
+               "qr"):
+        assert D.STATS["library", op] >= 1, op
+    new = {k[1] for k, v in D.STATS.items() if k[0] == "fallback" and v != fb.get(k, 0)}
+    assert not new & {"argsort", "cumsum", "cumprod", "inv", "det", "solve", "cholesky",
+                      "einsum", "qr"}, new
+    # a singular matrix: PyTorch's LinAlgError, as on the cpu
+    try:
+        T.linalg.inv(T.zeros(3, 3).to("interpret"))
+    except T.linalg.LinAlgError as e:
+        assert "singular" in str(e)
+    else:
+        raise AssertionError("inv of a singular matrix did not raise")
+
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

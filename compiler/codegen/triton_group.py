@@ -358,17 +358,18 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
 
 
 class ExternKernel:
-    """A group with no generated kernel: the program runs its NumPy lowering on the host (a
-    device buffer is copied there and back); `fallback` says so and names the CuPy routine
-    that could keep it on the GPU (not wired yet)."""
+    """A group with no generated kernel. Library ops (Prim.xp: sorting, scans, linear algebra)
+    run through CuPy on a GPU's own arrays (NumPy on the interpret device); any other group
+    runs its NumPy lowering on the host (a device buffer is copied there and back).
+    `fallback` says which, per op."""
 
     def __init__(self, group):
         self.group, self.name, self.kind = group, group.name, "extern"
-        ops = [n.op for n in group.nodes]
+        lib = all(n.prim.xp is not None for n in group.nodes)
         self.fallback = ", ".join(
-            f"{op}: the NumPy lowering via host copy" +
-            (f" (on a GPU {_FALLBACK[op]} could serve it; not wired)" if op in _FALLBACK else "")
-            for op in ops)
+            (f"{n.op}: {_LIBRARY.get(n.op, 'cupy.' + n.op)} on the GPU (NumPy on the interpret "
+             "device)" if lib else f"{n.op}: the NumPy lowering via host copy")
+            for n in group.nodes)
         self.source = f"# {self.name}: extern group, no generated kernel ({self.fallback})\n"
 
     def launch(self, inputs, outputs, interpret):
@@ -376,13 +377,11 @@ class ExternKernel:
                                  "calls the library, not a generated kernel")
 
 
-# the CuPy routine that could run an extern op on the GPU (eig has none: it stays on the host)
-_FALLBACK = {"argsort": "cupy.argsort", "unique": "cupy.unique", "nonzero": "cupy.nonzero",
-             "inv": "cupy.linalg.inv", "det": "cupy.linalg.det", "solve": "cupy.linalg.solve",
-             "cholesky": "cupy.linalg.cholesky", "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd",
-             "einsum": "cupy.einsum", "bincount": "cupy.bincount", "cumsum": "cupy.cumsum",
-             "cumprod": "cupy.cumprod", "scatter": "cupyx.scatter_add",
-             "index_put": "cupyx.scatter_add", "prod": "cupy.prod"}
+# the CuPy routine behind each library op's lowering (Prim.xp), as the dump names it
+_LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.linalg.det",
+            "solve": "cupy.linalg.solve", "cholesky": "cupy.linalg.cholesky",
+            "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd", "einsum": "cupy.einsum",
+            "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups

@@ -6,12 +6,19 @@ A primitive carries
   vjp      (b, g, *inputs, out=..., **attrs) -> tuple of input cotangents (None = no gradient);
            written with the emitter `b`, so the same rule builds eager tensors or graph nodes
   triton   (*exprs, **attrs) -> str   Triton expression (pointwise ops), or None
+  xp       (module, out_aval, *arrays, **attrs): the lowering written against an array module
+           (NumPy's API), for library ops (sorting, scans, linear algebra): with NumPy it is
+           the `numpy` lowering, with CuPy it runs the op on a GPU without a host copy
   saves    which inputs the VJP reads ("all", "none", or a tuple of indices); the rest are
            kept as metadata only, so in-place edits of them do not invalidate backward
   saves_output  whether the VJP reads the forward output
 An "aval" is anything with .shape (tuple) and .dtype (runtime.dtypes.DType): eager tensors,
 graph values and AVal itself. Python scalars may stand in for pointwise operands.
 """
+import functools
+
+import numpy as np
+
 from runtime import dtypes as dt
 
 
@@ -39,14 +46,16 @@ class AVal:
 
 class Prim:
     __slots__ = ("name", "kind", "meta", "numpy", "vjp", "triton", "saves", "saves_output",
-                 "nout", "differentiable", "grad_name", "doc", "__dict__")
+                 "nout", "differentiable", "grad_name", "doc", "xp", "__dict__")
 
     def __init__(self, name, kind, meta, numpy, vjp=None, triton=None, saves="all",
-                 saves_output=False, nout=1, differentiable=True, grad_name=None, doc=""):
+                 saves_output=False, nout=1, differentiable=True, grad_name=None, doc="",
+                 xp=None):
         self.name = name
         self.kind = kind
         self.meta = meta
-        self.numpy = numpy
+        self.xp = xp
+        self.numpy = numpy if numpy is not None else functools.partial(xp, np)
         self.vjp = vjp
         self.triton = triton
         self.saves = saves

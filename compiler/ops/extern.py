@@ -12,22 +12,22 @@ def _argsort_meta(x, dim=-1, descending=False, stable=False):
     return AVal(x.shape, dt.int64)
 
 
-def _argsort_np(out, x, dim=-1, descending=False, stable=False):
+def _argsort_xp(xp, out, x, dim=-1, descending=False, stable=False):
     if x.ndim == 0:
-        return np.zeros((), np.int64)
+        return xp.zeros((), np.int64)
     if descending:
         # stable descending: sort the reversed array ascending by negated key order
         n = x.shape[dim]
-        r = np.flip(x, dim)
-        idx = np.argsort(r, axis=dim, kind="stable")
-        idx = np.flip(idx, dim)
+        r = xp.flip(x, dim)
+        idx = xp.argsort(r, axis=dim, kind="stable")
+        idx = xp.flip(idx, dim)
         idx = (n - 1) - idx
         # NaN sorts as largest in torch: np puts NaN last in ascending, so first here (good)
         return idx.astype(np.int64)
-    return np.argsort(x, axis=dim, kind="stable").astype(np.int64)
+    return xp.argsort(x, axis=dim, kind="stable").astype(np.int64)
 
 
-register(Prim("argsort", "extern", _argsort_meta, _argsort_np, differentiable=False))
+register(Prim("argsort", "extern", _argsort_meta, None, differentiable=False, xp=_argsort_xp))
 
 
 def _nonzero_meta(x):

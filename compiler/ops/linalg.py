@@ -85,8 +85,8 @@ def _einsum_meta(*xs, equation):
     return AVal(shape, d)
 
 
-def _einsum_np(out, *xs, equation):
-    return np.asarray(np.einsum(equation, *[x.astype(out.dtype.np, copy=False) for x in xs],
+def _einsum_xp(xp, out, *xs, equation):
+    return xp.asarray(xp.einsum(equation, *[x.astype(out.dtype.np, copy=False) for x in xs],
                                 optimize=len(xs) > 2))
 
 
@@ -153,13 +153,23 @@ def _vjp_einsum(b, g, *xs, out=None, equation=None):
     return tuple(res)
 
 
-register(Prim("einsum", "extern", _einsum_meta, _einsum_np, _vjp_einsum))
+register(Prim("einsum", "extern", _einsum_meta, None, _vjp_einsum, xp=_einsum_xp))
 
 
 # linalg externs -----------------------------------------------------------------------------------
 
 class LinAlgError(RuntimeError):
     """torch.linalg.LinAlgError: a numerical failure (singular, not positive-definite)."""
+
+
+def _failures_raise(xp):
+    """NumPy raises numpy.linalg.LinAlgError on a singular / indefinite input; CuPy returns
+    NaNs unless told to check (which synchronises, as PyTorch's GPU linalg does)."""
+    if xp is np:
+        import contextlib
+        return contextlib.nullcontext()
+    import cupyx
+    return cupyx.errstate(linalg="raise")
 
 
 def _square(op, x):
@@ -177,9 +187,10 @@ def _inv_meta(x):
     return AVal(x.shape, x.dtype)
 
 
-def _inv_np(out, x):
+def _inv_xp(xp, out, x):
     try:
-        return np.linalg.inv(x)
+        with _failures_raise(xp):
+            return xp.linalg.inv(x)
     except np.linalg.LinAlgError:
         raise LinAlgError("linalg.inv: The diagonal element 1 is zero, the inversion could not be "
                            "completed because the input matrix is singular.") from None
@@ -190,8 +201,8 @@ def _vjp_inv(b, g, x, out):
     return (b.neg(b.matmul(b.matmul(oT, g), oT)),)
 
 
-register(Prim("inv", "extern", _inv_meta, _inv_np, _vjp_inv, saves=(), saves_output=True,
-              grad_name="LinalgInvExBackward0"))
+register(Prim("inv", "extern", _inv_meta, None, _vjp_inv, saves=(), saves_output=True,
+              grad_name="LinalgInvExBackward0", xp=_inv_xp))
 
 
 def _det_meta(x):
@@ -205,8 +216,9 @@ def _vjp_det(b, g, x, out):
     return (b.mul(ge, _mT(b, b.inv(x))),)
 
 
-register(Prim("det", "extern", _det_meta, lambda out, x: np.asarray(np.linalg.det(x)), _vjp_det,
-              saves_output=True, grad_name="LinalgDetBackward0"))
+register(Prim("det", "extern", _det_meta, None, _vjp_det, saves_output=True,
+              grad_name="LinalgDetBackward0",
+              xp=lambda xp, out, x: xp.asarray(xp.linalg.det(x))))
 
 
 def _solve_meta(a, c):
@@ -220,9 +232,10 @@ def _solve_meta(a, c):
     return AVal(batch + tuple(c.shape[-2:]), dt.promote_types(a.dtype, c.dtype))
 
 
-def _solve_np(out, a, c):
+def _solve_xp(xp, out, a, c):
     try:
-        return np.linalg.solve(a, c)
+        with _failures_raise(xp):
+            return xp.linalg.solve(a, c)
     except np.linalg.LinAlgError:
         raise LinAlgError("linalg.solve: The solver failed because the input matrix is singular.") from None
 
@@ -233,8 +246,8 @@ def _vjp_solve(b, g, a, c, out):
     return (sum_to(b, ga, a.shape), sum_to(b, gb, c.shape))
 
 
-register(Prim("solve", "extern", _solve_meta, _solve_np, _vjp_solve, saves=(0,), saves_output=True,
-              grad_name="LinalgSolveExBackward0"))
+register(Prim("solve", "extern", _solve_meta, None, _vjp_solve, saves=(0,), saves_output=True,
+              grad_name="LinalgSolveExBackward0", xp=_solve_xp))
 
 
 def _cholesky_meta(x, upper=False):
@@ -242,16 +255,18 @@ def _cholesky_meta(x, upper=False):
     return AVal(x.shape, x.dtype)
 
 
-def _cholesky_np(out, x, upper=False):
+def _cholesky_xp(xp, out, x, upper=False):
     try:
-        L = np.linalg.cholesky(x)
+        with _failures_raise(xp):
+            L = xp.linalg.cholesky(x)
     except np.linalg.LinAlgError:
         raise LinAlgError("linalg.cholesky: The factorization could not be completed because the "
                            "input is not positive-definite.") from None
-    return np.swapaxes(L, -1, -2).copy() if upper else L
+    return xp.swapaxes(L, -1, -2).copy() if upper else L
 
 
-register(Prim("cholesky", "extern", _cholesky_meta, _cholesky_np, None, differentiable=False))
+register(Prim("cholesky", "extern", _cholesky_meta, None, None, differentiable=False,
+              xp=_cholesky_xp))
 
 
 def _qr_meta(x, mode="reduced"):
@@ -269,8 +284,8 @@ def _qr_meta(x, mode="reduced"):
     return (AVal(batch + (m, k), x.dtype), AVal(batch + (k, n), x.dtype))
 
 
-def _qr_np(out, x, mode="reduced"):
-    q, r = np.linalg.qr(x, mode="complete" if mode == "complete" else "reduced")
+def _qr_xp(xp, out, x, mode="reduced"):
+    q, r = xp.linalg.qr(x, mode="complete" if mode == "complete" else "reduced")
     return q, r
 
 
@@ -299,8 +314,8 @@ def _tril(b, m, k):
     return b.where(b.le(b.sub(j, i), k), m, 0.0)
 
 
-register(Prim("qr", "extern", _qr_meta, _qr_np, _vjp_qr, nout=2, saves=(), saves_output=True,
-              grad_name="LinalgQrBackward0"))
+register(Prim("qr", "extern", _qr_meta, None, _vjp_qr, nout=2, saves=(), saves_output=True,
+              grad_name="LinalgQrBackward0", xp=_qr_xp))
 
 
 def _svd_meta(x, full_matrices=True):
@@ -315,12 +330,13 @@ def _svd_meta(x, full_matrices=True):
     return (AVal(batch + (m, k), x.dtype), AVal(batch + (k,), x.dtype), AVal(batch + (k, n), x.dtype))
 
 
-def _svd_np(out, x, full_matrices=True):
-    u, s, vh = np.linalg.svd(x, full_matrices=full_matrices)
+def _svd_xp(xp, out, x, full_matrices=True):
+    u, s, vh = xp.linalg.svd(x, full_matrices=full_matrices)
     return u, s, vh
 
 
-register(Prim("svd", "extern", _svd_meta, _svd_np, None, nout=3, differentiable=False))
+register(Prim("svd", "extern", _svd_meta, None, None, nout=3, differentiable=False,
+              xp=_svd_xp))
 
 
 def _eig_meta(x):

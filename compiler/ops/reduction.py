@@ -209,12 +209,13 @@ def _scan_meta(name):
     return meta
 
 
-def _np_scan(f):
-    def impl(out, x, dim, dtype=None):
+def _xp_scan(name):
+    """cumsum / cumprod over an array module (NumPy, or CuPy on a GPU)."""
+    def impl(xp, out, x, dim, dtype=None):
         npd = out.dtype.np
         if x.ndim == 0:
             return x.astype(npd).copy()
-        return f(x.astype(npd, copy=False), axis=dim)
+        return getattr(xp, name)(x.astype(npd, copy=False), axis=dim)
     return impl
 
 
@@ -247,6 +248,7 @@ def _cumprod_zero_grad(b, g, x, dim):
     return b.cat(*parts, dim=dim) if len(parts) > 1 else parts[0]
 
 
-register(Prim("cumsum", "scan", _scan_meta("cumsum"), _np_scan(np.cumsum), _vjp_cumsum, saves=()))
-register(Prim("cumprod", "scan", _scan_meta("cumprod"), _np_scan(np.cumprod), _vjp_cumprod,
-              saves_output=True))
+register(Prim("cumsum", "scan", _scan_meta("cumsum"), None, _vjp_cumsum, saves=(),
+              xp=_xp_scan("cumsum")))
+register(Prim("cumprod", "scan", _scan_meta("cumprod"), None, _vjp_cumprod, saves_output=True,
+              xp=_xp_scan("cumprod")))
