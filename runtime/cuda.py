@@ -161,6 +161,24 @@ def _cupy_view(buf):
                       strides=tuple(s * item for s in st))
 
 
+def time_ms(fn, warmup=3, reps=10):
+    """Median device time of fn() in milliseconds, between CUDA events on the current stream.
+    (Triton's do_bench, which its autotuner calls, needs PyTorch; this needs CuPy only.)"""
+    cp = _cupy()
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        start, end = cp.cuda.Event(), cp.cuda.Event()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(cp.cuda.get_elapsed_time(start, end))
+    times.sort()
+    return times[len(times) // 2]
+
+
 def scratch_like(buf):
     """A launch argument over fresh memory with `buf`'s shape, dtype and element strides
     (non-negative): where a kernel can write what it would write into `buf`."""

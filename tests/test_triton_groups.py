@@ -541,3 +541,45 @@ def test_tuned_row_kernel_tiles_compile_to_sm90_ptx():
     consts.update(meta)
     art = aot.compile_fn(k.function(False), sig, consts, arch=90, name=k.name, **opts)
     assert ".target sm_90" in art.ptx and art.cubin and art.num_warps == 16
+
+
+def test_tuning_picks_the_fastest_config_on_scratch_outputs(monkeypatch):
+    # the sweep (GPU only) without a GPU: launches recorded, times from the config; the real
+    # outputs are never written by it, a config that cannot run is skipped
+    from compiler.codegen.triton_group import generate
+    from runtime import cuda
+    g, grp = _layer_norm_group(8192, 4096)
+    k = generate(grp, g)
+    calls = []
+
+    class Fn:
+        def __getitem__(self, grid):
+            def run(*args, **kw):
+                if kw["num_warps"] == 4:
+                    raise RuntimeError("out of resources")
+                calls.append((grid, args, kw))
+            return run
+
+    class Buf:
+        def __init__(self, shape, tag):
+            self.shape, self.tag = shape, tag
+            self.dtype = g.outputs[0].dtype
+
+        def data_ptr(self):
+            return 0
+
+        def stride(self, dim=None):
+            st = (self.shape[1], 1) if len(self.shape) == 2 else (1,)
+            return st if dim is None else st[dim]
+
+    monkeypatch.setattr(cuda, "scratch_like", lambda o: Buf(o.shape, "scratch"))
+    monkeypatch.setattr(cuda, "time_ms", lambda f: (f(), {(1, 8): 3.0, (1, 16): 2.0, (2, 8): 1.5,
+                                                         (2, 16): 2.5}[
+        (calls[-1][2]["BLOCK_M"], calls[-1][2]["num_warps"])])[1])
+    real = Buf((8192, 4096), "real")
+    ins = [Buf((8192, 4096), "x"), Buf((4096,), "w")]
+    meta, opts = k._tune(Fn(), ins, [real])
+    assert (meta["BLOCK_M"], opts["num_warps"]) == (2, 8)
+    assert all(real not in args for _, args, _ in calls) and len(calls) == 4
+    assert calls[0][0] == (8192,) and calls[2][0] == (4096,)      # each config's own grid
+    assert len(k.tuning) == 4

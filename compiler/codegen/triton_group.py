@@ -203,7 +203,7 @@ class GroupKernel(PointwiseKernel):
         self.group, self.inner, self.configs = group, inner, configs
         self.digest = tp.cache.digest(source)
         self._path = None
-        self._tuned = None
+        self.tuning = None
         self._best = None      # (meta, options) of the tuned config (configs given)
 
     def __repr__(self):
@@ -245,6 +245,29 @@ class GroupKernel(PointwiseKernel):
 
     def _grid(self, meta):
         return self.grid(meta)
+
+    def _tune(self, fn, eff, outputs):
+        """The fastest of self.configs on this launch's inputs, timed with CUDA events (no
+        PyTorch needed). The sweep writes scratch outputs, so an output that is an input's
+        memory (an in-place parameter update) is written once, by the real launch. A config
+        that cannot run here (too much shared memory) is skipped."""
+        from runtime import cuda
+        args = self.args(eff, [cuda.scratch_like(o) for o in outputs])
+        timed, errors = [], []
+        for meta, opts in self.configs:
+            grid = self.grid(meta)
+            try:
+                ms = cuda.time_ms(lambda: fn[grid](*args, **meta, **opts))
+            except Exception as e:
+                errors.append(f"{meta} {opts}: {type(e).__name__}: {e}"[:300])
+                continue
+            timed.append((ms, meta, opts))
+        if not timed:
+            raise TritonCodegenError(f"{self.name}: no tuning config runs here:\n" +
+                                     "\n".join(errors))
+        ms, meta, opts = min(timed, key=lambda t: t[0])
+        self.tuning = [(m, o, t) for t, m, o in timed]       # (meta, options, ms): for dumps
+        return dict(meta), dict(opts)
 
     def launch_config(self):
         """(meta, options) the GPU launches with: the tuned config once tuned, else the
@@ -295,22 +318,8 @@ class GroupKernel(PointwiseKernel):
         args = self.args(eff, outputs)
         if self.configs and not interpret:
             best = self._best
-            if best is None:
-                import triton
-                if self._tuned is None:
-                    cfgs = [triton.Config(m, num_warps=o["num_warps"],
-                                          num_stages=o["num_stages"]) for m, o in self.configs]
-                    self._tuned = triton.autotune(configs=cfgs, key=["M", "N", "K"])(fn)
-                # the sweep runs every config several times: on scratch outputs, so an output
-                # that is an input's memory (an in-place parameter update) is written once
-                from runtime import cuda
-                scratch = self.args(eff, [cuda.scratch_like(o) for o in outputs])
-                self._tuned[lambda meta: self.grid(meta)](*scratch)
-                cfg = getattr(self._tuned, "best_config", None)
-                # one size per kernel: tuned once, then fixed
-                best = self._best = ((dict(cfg.kwargs), {"num_warps": cfg.num_warps,
-                                                         "num_stages": cfg.num_stages})
-                                     if cfg is not None else self.configs[0])
+            if best is None:            # one size per kernel: tuned once, then fixed
+                best = self._best = self._tune(fn, eff, outputs)
             self.relauncher.launch(fn, self.grid(best[0]), args, best[0], best[1])
             return outputs
         meta = dict(self.consts)
