@@ -550,7 +550,7 @@ def fused_groups(cp, arch, copy_gbs):
     # bandwidth: 8192 x 4096 fp32 = 128 MB per full-size operand
     N, C = 8192, 4096
     tc = _torch_compiled_rows()
-    print(f"\n{'kernel (8192x4096 f32)':<26}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}"
+    print(f"\n{'kernel (8192x4096 f32)':<40}{'ms':>9}{'GB/s':>9}{'% copy BW':>11}"
           f"{'torch.compile ms':>18}{'kiln/tc speed':>15}")
     for name, (g, kind) in _group_graphs(N, C).items():
         label = name
@@ -558,7 +558,13 @@ def fused_groups(cp, arch, copy_gbs):
             k = generate_group(_as_group(g, kind), g)
             host, dev = _dev_inputs(cp, g, rng)
             outs = _dev_outputs(cp, g)
-            k.launch(dev, outs, interpret=False)
+            k.launch(dev, outs, interpret=False)     # (chooses the form and tunes it)
+            ref = np.asarray(g.run(*host)[0])
+            err = float(np.max(np.abs(_host(outs[0], g.outputs[0].dtype) - ref) /
+                               (1e-5 + 1e-4 * np.abs(ref))))
+            if err > 1.0:
+                fails += 1
+                print(f"  {name} 8192x4096: FAIL max err/tol {err:.3g}")
             if k.inner is not None:
                 inner = k.inner
                 fn, args, blk = inner.function(False), inner.args(dev, outs), 1024
@@ -566,12 +572,18 @@ def fused_groups(cp, arch, copy_gbs):
                 run = (lambda fn=fn, args=args, grid=grid, blk=blk:
                        fn[grid](*args, BLOCK=blk, num_warps=4))
             else:
-                fn, args = k.function(False), k.args(dev, outs)
-                meta, opts = k.launch_config()      # the tuned config (first launch tuned)
-                grid = k.grid(meta)
+                kk = k._chosen or k             # the form the first launch chose, tuned
+                fn, args = kk.function(False), kk.args(dev, outs)
+                meta, opts = kk.launch_config()
+                grid = kk.grid(meta)
                 run = (lambda fn=fn, args=args, grid=grid, meta=meta, opts=opts:
                        fn[grid](*args, **opts, **meta))
-                label = f"{name} {meta['BLOCK_M']}x{meta['BLOCK_N']}/{opts['num_warps']}w"
+                form = kk.name[len(k.name):].lstrip("_") or "default"
+                label = f"{name} {form} {meta['BLOCK_M']}x{meta['BLOCK_N']}/{opts['num_warps']}w"
+                if k.choice:
+                    print(f"  {name}: forms timed " + ", ".join(
+                        f"{n[len(k.name):].lstrip('_') or 'default'} {ms * 1e3:.1f} us"
+                        for n, ms in k.choice))
             ms = bench(run)
             moved = sum(a.nbytes for a in host) + sum(o.arr.nbytes for o in outs)
             gbs = moved / ms / 1e6
@@ -581,7 +593,7 @@ def fused_groups(cp, arch, copy_gbs):
                     tms = bench(tc(name, host))
                 except Exception as e:
                     print(f"  torch.compile {name}: {type(e).__name__}: {str(e)[:200]}")
-            print(f"{label:<26}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%"
+            print(f"{label:<40}{ms:>9.3f}{gbs:>9.0f}{100 * gbs / copy_gbs:>10.0f}%"
                   f"{tms:>18.3f}{tms / ms:>14.2f}x")
         except Exception as e:
             fails += 1

@@ -264,6 +264,12 @@ def write_region(folder, fname, plan, backend, repo_root, asm=False, arch=90, on
             if k is not None:
                 with open(os.path.join(folder, "kernels", f"{_safe(kname)}.py"), "w") as f:
                     f.write(k.source)
+                for v in getattr(k, "variants", ()):    # timed against k on its first launch
+                    with open(os.path.join(folder, "kernels", f"{_safe(v.name)}.py"), "w") as f:
+                        f.write(f"# variant of {kname}, timed against it on the first GPU "
+                                f"launch; the faster runs"
+                                + (f" (chosen: {k._chosen.name}; {k.choice})" if k._chosen
+                                   else "") + "\n" + v.source)
             if asm and k is not None and not (why or "").startswith("extern") and \
                     hasattr(k, "signature") and \
                     (max_asm is None or asm_count[0] < max_asm):

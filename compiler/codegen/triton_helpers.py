@@ -95,6 +95,15 @@ def kiln_pow(a, b):
             sign = tl.where((b & 1) != 0, -1, 1)
             return tl.where(b < 0, tl.where(a == 1, 1, tl.where(a == -1, sign, 0)), r)
 ''',
+    "kiln_welford_combine": '''
+@triton.jit
+def kiln_welford_combine(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
+    # Chan et al.: two partial (mean, sum of squared deviations, count) merged exactly
+    n = n_a + n_b
+    f = tl.where(n == 0.0, 0.0, n_b / tl.where(n == 0.0, 1.0, n))
+    d = mean_b - mean_a
+    return mean_a + d * f, m2_a + m2_b + d * d * n_a * f, n
+''',
 }
 
 HELPER_DEPS = {"kiln_tanh": ("kiln_expm1",), "kiln_sinh": ("kiln_expm1",)}

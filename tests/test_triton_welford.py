@@ -1,0 +1,156 @@
+"""Welford variance in generated row kernels (compiler/codegen/triton_group.py): a group that
+computes a sum and the sum of squared deviations from its mean (layer_norm, var) can do both
+in one pass, persistent or looped over column blocks; large row kernels carry such forms as
+variants that the first GPU launch times against the default. Kernels run through Triton's
+interpreter in a child process and are compared with NumPy in float64."""
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _interp  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+GRAPHS = r'''
+from compiler.ir.graph import Graph
+from compiler.ir.group import Group
+from runtime import dtypes as dt
+
+def variance_graph(N, C, kind, dtype=dt.float32):
+    g = Graph(kind)
+    x = g.add_input("x", (N, C), dtype)
+    w = g.add_input("w", (C,), dtype)
+    d = g.call("sub", x, g.call("div", g.call("sum", x, dims=(1,), keepdim=True), float(C)))
+    if kind == "layer_norm":
+        var = g.call("div", g.call("sum", g.call("mul", d, d), dims=(1,), keepdim=True),
+                     float(C))
+        g.set_outputs([g.call("mul", g.call("mul", d, g.call("rsqrt", g.call("add", var, 1e-5))),
+                              w)])
+    else:      # torch.var(x, 1): unbiased, keepdim=False; the weight is unused
+        g.set_outputs([g.call("div", g.call("sum", g.call("mul", d, d), dims=(1,),
+                                            keepdim=False), float(C - 1))])
+    return g, Group(0, "reduction", g.nodes, list(g.inputs), list(g.outputs))
+'''
+
+WORKER = r'''
+import json, sys
+sys.path.insert(0, "tests")
+from _interp import become_interpreter_worker
+become_interpreter_worker(".")
+import numpy as np
+import compiler.ops
+from compiler.codegen.triton_group import _reduction
+from runtime.interpret import HostTensor
+''' + GRAPHS + r'''
+rng = np.random.default_rng(0)
+for kind in ("layer_norm", "var"):
+    for N, C in ((6, 50), (4, 700)):
+        g, grp = variance_graph(N, C, kind)
+        # an offset mean: where a naive E[x^2] - E[x]^2 would lose digits
+        host = [(rng.standard_normal(v.shape) * 3 + 100).astype(np.float32) for v in g.inputs]
+        ref = np.asarray(g.run(*[h.astype(np.float64) for h in host])[0])
+        for mb, label in ((None, "persistent"), (16, "looped")):
+            for wf in (False, True):
+                k = _reduction(grp, mb, True, welford=wf)
+                out = np.empty(g.outputs[0].shape, np.float32)
+                k.launch([HostTensor(h, v.dtype) for h, v in zip(host, g.inputs)],
+                         [HostTensor(out, g.outputs[0].dtype)], True)
+                err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
+                print(json.dumps({"kind": kind, "shape": [N, C], "form": label,
+                                  "welford": wf, "err": err,
+                                  "one_pass": "Welford" in k.source,
+                                  "looped": "looped over column blocks" in k.source}))
+'''
+
+
+@pytest.fixture(scope="module")
+def results():
+    return [json.loads(line) for line in _interp.run_script(WORKER, ROOT)]
+
+
+def test_welford_matches_numpy(results):
+    assert len(results) == 16
+    for r in results:
+        # (errors relative to the largest output, inputs offset by 100: two-pass is exact to
+        # a few float32 roundings; Welford's merges round a little more, as PyTorch's and
+        # Inductor's GPU layer_norm do: 5e-6 at most here)
+        assert r["err"] < (2e-5 if r["welford"] else 5e-6), r
+        assert r["one_pass"] == r["welford"] and r["looped"] == (r["form"] == "looped"), r
+
+
+def test_large_row_kernels_carry_variants():
+    sys.path.insert(0, ROOT)
+    import compiler.ops  # noqa: F401
+    from compiler.codegen.triton_group import generate, ROW_LOOP_BLOCK
+    ns = {}
+    exec(GRAPHS, ns)
+    g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
+    k = generate(grp, g)
+    names = [v.name for v in k.variants]
+    assert names == [k.name + s for s in ("_welford", "_looped", "_looped_welford")], names
+    looped = k.variants[1]
+    assert looped.consts["BLOCK_N"] == ROW_LOOP_BLOCK and "looped over column blocks" in \
+        looped.source and "Welford" not in looped.source
+    assert "kiln_welford_combine" in k.variants[0].source
+    assert generate(grp, g, interpret=True).variants == ()
+    g, grp = ns["variance_graph"](64, 4096, "layer_norm")          # small: no variants
+    assert generate(grp, g).variants == ()
+    g, grp = ns["variance_graph"](8192, 1024, "var")               # fits one loop block
+    k = generate(grp, g)
+    assert [v.name[len(k.name):] for v in generate(grp, g).variants] == ["_welford"]
+
+
+def test_variants_compile_to_sm90_ptx():
+    pytest.importorskip("triton")
+    sys.path.insert(0, ROOT)
+    import compiler.ops  # noqa: F401
+    from compiler import aot
+    from compiler.codegen.triton_group import generate
+    if aot.tool("ptxas") is None:
+        pytest.skip("triton wheel ships no ptxas: cannot assemble")
+    ns = {}
+    exec(GRAPHS, ns)
+    g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
+    for v in generate(grp, g).variants:
+        art = aot.compile_kernel(v, arch=90)
+        assert ".target sm_90" in art.ptx and art.cubin, v.name
+
+
+def test_first_launch_keeps_the_fastest_variant(monkeypatch):
+    # the choice (GPU only) without a GPU: launches stubbed, times per kernel
+    sys.path.insert(0, ROOT)
+    import compiler.ops  # noqa: F401
+    from compiler.codegen.triton_group import generate, GroupKernel
+    from runtime import cuda
+    ns = {}
+    exec(GRAPHS, ns)
+    g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
+    k = generate(grp, g)
+    ran = []
+    real_launch = GroupKernel.launch
+
+    def fake_own(self, inputs, outputs, interpret):
+        if self.variants and self._chosen is not self:      # the dispatch under test
+            return real_launch(self, inputs, outputs, interpret)
+        if self.name.endswith("_looped"):
+            raise RuntimeError("out of resources")
+        ran.append((self.name, outputs[0]))
+        return outputs
+
+    speed = {k.name: 3.0, k.name + "_welford": 2.5, k.name + "_looped_welford": 2.0}
+    monkeypatch.setattr(GroupKernel, "launch", fake_own)
+    monkeypatch.setattr(cuda, "scratch_like", lambda o: "scratch")
+    monkeypatch.setattr(cuda, "time_ms", lambda f: (f(), speed[ran[-1][0]])[1])
+    k._choose = GroupKernel._choose.__get__(k)
+    real_out = object()
+    # first launch: every form timed on scratch, the fastest then writes the real output
+    real_launch(k, ["x", "w"], [real_out], False)
+    assert k._chosen.name == k.name + "_looped_welford"
+    assert all(out == "scratch" for _, out in ran[:-1]) and ran[-1] == (k._chosen.name, real_out)
+    assert [n for n, ms in k.choice if ms == float("inf")] == [k.name + "_looped"]
+    ran.clear()
+    real_launch(k, ["x", "w"], [real_out], False)       # later launches: no timing
+    assert ran == [(k._chosen.name, real_out)]
