@@ -24,6 +24,7 @@ import numpy as np
 
 from compiler.codegen import triton_eager
 from compiler.codegen.triton_pointwise import TritonCodegenError
+from compiler.ops.linalg import LinAlgError
 from runtime import cuda as _cuda
 from runtime.device import cpu, Device
 from runtime.interpret import InterpretArray, HostTensor, as_interpret, to_interpret
@@ -130,7 +131,12 @@ def run(p, meta, args, attrs, dev):
     elif p.kind == "view":
         return _view(p, meta, args, attrs, dev)
     elif p.xp is not None:
-        return library(p, meta, args, attrs, dev)
+        try:
+            return library(p, meta, args, attrs, dev)
+        except LinAlgError:           # the op's own error (a singular matrix), as on the cpu
+            raise
+        except Exception as e:      # a form CuPy does not take (a batch, a dtype): the host
+            reason = f"CuPy: {type(e).__name__}: {e}"
     else:
         reason = f"no Triton eager kernel for {p.kind} primitives yet"
     return fallback(p, meta, args, attrs, dev, reason)
@@ -139,13 +145,13 @@ def run(p, meta, args, attrs, dev):
 def library(p, meta, args, attrs, dev):
     """A library op through its array-module lowering on the device's arrays."""
     Tensor = _dispatch.Tensor
-    STATS["library", p.name] += 1
     xp = _cuda._cupy() if dev.type == "cuda" else np
     arrs = [a._data for a in args if isinstance(a, Tensor)]
     if dev.type != "cuda":
         arrs = [a.view(np.ndarray) for a in arrs]
     it = iter(arrs)
     r = p.xp(xp, meta, *[next(it) if isinstance(a, Tensor) else a for a in args], **attrs)
+    STATS["library", p.name] += 1
     if p.nout == 1:
         return _dispatch.wrap(_placed(r, meta, dev, xp), meta.dtype, dev)
     return tuple(_dispatch.wrap(_placed(x, m, dev, xp), m.dtype, dev) for x, m in zip(r, meta))

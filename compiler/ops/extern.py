@@ -15,16 +15,17 @@ def _argsort_meta(x, dim=-1, descending=False, stable=False):
 def _argsort_xp(xp, out, x, dim=-1, descending=False, stable=False):
     if x.ndim == 0:
         return xp.zeros((), np.int64)
+    kind = "stable" if xp is np else None       # (CuPy's sort is always stable: kind=None)
     if descending:
         # stable descending: sort the reversed array ascending by negated key order
         n = x.shape[dim]
         r = xp.flip(x, dim)
-        idx = xp.argsort(r, axis=dim, kind="stable")
+        idx = xp.argsort(r, axis=dim, kind=kind)
         idx = xp.flip(idx, dim)
         idx = (n - 1) - idx
         # NaN sorts as largest in torch: np puts NaN last in ascending, so first here (good)
         return idx.astype(np.int64)
-    return xp.argsort(x, axis=dim, kind="stable").astype(np.int64)
+    return xp.argsort(x, axis=dim, kind=kind).astype(np.int64)
 
 
 register(Prim("argsort", "extern", _argsort_meta, None, differentiable=False, xp=_argsort_xp))
