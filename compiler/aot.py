@@ -74,23 +74,48 @@ def _triton():
     return triton, GPUTarget, ASTSource
 
 
-def _source(ASTSource, fn, signature, constexprs):
+def _source(ASTSource, fn, signature, constexprs, attrs=None):
     """Version differences live here. Triton 3.2+ (and 3.6..3.9, checked) take
-    ASTSource(fn, signature, constexprs=..., attrs=...) with constexprs keyed by name;
-    older releases took `constants=` instead."""
+    ASTSource(fn, signature, constexprs=..., attrs=...) with constexprs keyed by name and
+    attrs keyed by (argument index,); older releases took `constants=` instead."""
     try:
+        if attrs:
+            return ASTSource(fn, signature=signature, constexprs=constexprs, attrs=attrs)
         return ASTSource(fn, signature=signature, constexprs=constexprs)
     except TypeError:
         return ASTSource(fn, signature=signature, constants=constexprs)
 
 
-def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None, num_stages=None):
+def specialize_like_launch(arg_names, signature, constexprs, values):
+    """The specialisation Triton's JIT gives a launch with these argument values (what the
+    GPU runs): an integer equal to 1 becomes the constant 1, an integer divisible by 16 and a
+    16-byte-aligned pointer get the divisibility attribute (vectorised loads follow from
+    them). values: {parameter name: int, or True/False for a pointer's 16-byte alignment}.
+    arg_names: the kernel's parameters in order. Returns (signature, constexprs, attrs)."""
+    sig, consts, attrs = dict(signature), dict(constexprs), {}
+    for i, name in enumerate(arg_names):
+        v = values.get(name)
+        if v is None or sig.get(name) == "constexpr":
+            continue
+        if sig[name].startswith("*"):
+            if v is True:
+                attrs[(i,)] = [["tt.divisibility", 16]]
+        elif type(v) is int and sig[name][0] in "iu":
+            if v == 1:
+                sig[name], consts[name] = "constexpr", 1
+            elif v % 16 == 0:
+                attrs[(i,)] = [["tt.divisibility", 16]]
+    return sig, consts, attrs
+
+
+def compile_fn(fn, signature, constexprs, arch=90, num_warps=4, name=None, num_stages=None,
+               attrs=None):
     """triton.compile for GPUTarget('cuda', arch, 32): returns an Artifact."""
     triton, GPUTarget, ASTSource = _triton()
     if getattr(fn, "__class__", type(fn)).__name__ != "JITFunction":
         raise AOTError(f"aot: {name or fn}: needs a @triton.jit function compiled with "
                        "TRITON_INTERPRET unset (got an interpreted function)")
-    src = _source(ASTSource, fn, signature, constexprs)
+    src = _source(ASTSource, fn, signature, constexprs, attrs)
     # enable_fp_fusion=False: no a*b+c contraction, so results round like the NumPy lowering
     opts = {"num_warps": num_warps, "enable_fp_fusion": False}
     if num_stages is not None:
@@ -110,7 +135,11 @@ def compile_kernel(kernel, arch=90, block=1024, num_warps=4):
     fn = kernel.function(interpret=False)
     sig, consts = kernel.signature(block)
     opts = kernel.aot_options() if hasattr(kernel, "aot_options") else {"num_warps": num_warps}
-    return compile_fn(fn, sig, consts, arch=arch, name=kernel.name, **opts)
+    attrs = None
+    typical = getattr(kernel, "typical_args", None)
+    if typical is not None:         # specialised as a launch on contiguous buffers would be
+        sig, consts, attrs = specialize_like_launch(fn.arg_names, sig, consts, typical())
+    return compile_fn(fn, sig, consts, arch=arch, name=kernel.name, attrs=attrs, **opts)
 
 
 def tool(name):

@@ -628,12 +628,18 @@ def _write_aot_sidecar(k):
     try:
         sig, consts = k.signature(1024)
         opts = k.aot_options() if hasattr(k, "aot_options") else {"num_warps": 4}
+        attrs = {}
+        if hasattr(k, "typical_args"):     # specialised as a launch on contiguous buffers
+            from .aot import specialize_like_launch
+            sig, consts, attrs = specialize_like_launch([p.name for p in k.params], sig,
+                                                        consts, k.typical_args())
         path = k.path + ".aot.json"
         if not os.path.exists(path):
             from .cache import atomic_write
             atomic_write(path, json.dumps({"name": k.name, "signature": sig,
                                            "constexprs": {a: _plain(b) for a, b in
                                                           consts.items()},
+                                           "attrs": [[list(i), a] for i, a in attrs.items()],
                                            "options": opts}, sort_keys=True))
     except Exception as e:                     # introspection aid only: never fail a compile
         log.debug("aot sidecar for %s not written: %s", getattr(k, "name", k), e)
@@ -656,5 +662,6 @@ def compile_cached_kernel(py_path, arch=90):
     with open(py_path + ".aot.json") as f:
         meta = json.load(f)
     fn = getattr(cache.load_module(py_path, False), meta["name"])
+    attrs = {tuple(i): a for i, a in meta.get("attrs", [])}
     return aot.compile_fn(fn, meta["signature"], meta["constexprs"], arch=arch,
-                          name=meta["name"], **meta["options"])
+                          name=meta["name"], attrs=attrs or None, **meta["options"])

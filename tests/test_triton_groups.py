@@ -583,3 +583,27 @@ def test_tuning_picks_the_fastest_config_on_scratch_outputs(monkeypatch):
     assert all(real not in args for _, args, _ in calls) and len(calls) == 4
     assert calls[0][0] == (8192,) and calls[2][0] == (4096,)      # each config's own grid
     assert len(k.tuning) == 4
+
+
+def test_aot_specialises_like_a_launch():
+    # Triton's JIT makes an int argument equal to 1 a constant and marks ints divisible by 16
+    # and 16-byte-aligned pointers; AOT compiles with the same marks for contiguous buffers,
+    # so the PTX a dump shows has the GPU's vectorised loads
+    pytest.importorskip("triton")
+    import re
+    from compiler import aot
+    from compiler.codegen.triton_group import generate
+    sig, consts, attrs = aot.specialize_like_launch(
+        ["p", "q", "n", "s1", "s7"], {"p": "*fp32", "q": "*fp32", "n": "i32", "s1": "i32",
+                                      "s7": "i32"}, {},
+        {"p": True, "q": False, "n": 4096, "s1": 1, "s7": 7})
+    assert sig["s1"] == "constexpr" and consts == {"s1": 1}
+    assert attrs == {(0,): [["tt.divisibility", 16]], (2,): [["tt.divisibility", 16]]}
+    g, grp = _layer_norm_group(8192, 4096)
+    k = generate(grp, g)
+    vals = k.typical_args()
+    assert vals["x_stride1"] == 1 and vals["x_stride0"] == 4096 and vals["x_ptr"] is True
+    if aot.tool("ptxas") is None:
+        pytest.skip("triton wheel ships no ptxas: cannot assemble")
+    ptx = aot.compile_kernel(k, arch=90).ptx
+    assert re.search(r"ld\.global\S*\.v4\.b32", ptx) and re.search(r"st\.global\S*\.v4\.b32", ptx)

@@ -151,6 +151,29 @@ def _view_strides(node, shape, strides, offset):
     return out, tuple(res), offset
 
 
+class _Typical:
+    """A contiguous buffer of a value's shape at a 256-byte-aligned address (as CuPy's pool
+    gives), for ahead-of-time specialisation."""
+    __slots__ = ("shape", "dtype", "_st")
+
+    def __init__(self, v, swap=False):
+        """swap: the last two dims column-major (a K-major matmul operand B)."""
+        self.shape, self.dtype = tuple(v.shape), v.dtype
+        shape = self.shape[:-2] + self.shape[:-3:-1] if swap else self.shape
+        st, acc = [], 1
+        for n in reversed(shape):
+            st.append(acc)
+            acc *= max(n, 1)
+        st = tuple(reversed(st))
+        self._st = st[:-2] + st[:-3:-1] if swap else st
+
+    def data_ptr(self):
+        return 1 << 20
+
+    def stride(self, dim=None):
+        return self._st if dim is None else self._st[dim]
+
+
 class StridedView:
     """A device buffer seen through a view: what Triton's JIT reads (data_ptr, dtype) plus the
     shape and element strides the launcher reads."""
@@ -271,6 +294,23 @@ class GroupKernel(PointwiseKernel):
         ms, meta, opts = min(timed, key=lambda t: t[0])
         self.tuning = [(m, o, t) for t, m, o in timed]       # (meta, options, ms): for dumps
         return dict(meta), dict(opts)
+
+    def typical_args(self):
+        """{parameter name: value} of a launch on contiguous, 16-byte-aligned buffers of the
+        group's shapes (what a compiled program passes), pointers as their alignment: the
+        specialisation ahead-of-time compilation copies, so its PTX is the GPU's."""
+        if self.inner is not None:
+            return {}
+        ins = [_Typical(v) for v in self.group.inputs]
+        eff = [view_buffer(ins[k], chain) for _, k, chain in self.eff]
+        for k, kdim in zip(self.k_major or (), (-1, -2)):     # as _stage_k_major lays it out
+            x = eff[k]
+            if x.shape[kdim] > 1 and x.stride()[kdim] != 1:
+                t = _Typical(x, swap=kdim == -2)
+                eff[k] = t
+        vals = self.args(eff, [_Typical(o) for o in self.group.outputs])
+        return {p.name: (v.data_ptr() % 16 == 0 if hasattr(v, "data_ptr") else v)
+                for p, v in zip(self.params, vals)}
 
     def launch_config(self):
         """(meta, options) the GPU launches with: the tuned config once tuned, else the
