@@ -57,9 +57,7 @@ class GraphRunner:
         for the ordinary path (graphs off, or the first run)."""
         if self.off is not None:
             return None
-        dev_pos = [k for k, v in enumerate(prog.graph.inputs)
-                   if self._is_buffer(env[id(v)]) and not (np.ndim(env[id(v)]) == 0 and
-                                                           type(env[id(v)]) is np.ndarray)]
+        dev_pos = [k for k, v in enumerate(prog.graph.inputs) if self._on_device(env[id(v)])]
         ptrs = {k: self._ptr(env[id(prog.graph.inputs[k])]) for k in dev_pos}
         prev, self._ptrs = self._ptrs, ptrs
         if prog.runs < 2 or prev is None:
@@ -112,8 +110,7 @@ class GraphRunner:
         with self._allocating():
             for k, v in enumerate(prog.graph.inputs):
                 a = env[id(v)]
-                if k not in in_place and self._is_buffer(a) and id(v) in denv and \
-                        not (type(a) is np.ndarray and a.ndim == 0):
+                if k not in in_place and self._on_device(a):
                     buf = self.static[k] = self._empty_like(a)
                     self._copy_into(buf, a)
                     denv[id(v)] = buf
@@ -129,10 +126,9 @@ class GraphRunner:
                 denv.update(self.upload)
             genv = dict(denv)
             if self.interpret:
-                rec = []
-                launch = _Recorder(rec)
-                prog._device_steps(denv, genv, consts, into, None, host_steps, launcher=launch)
-                self.graph = rec
+                rec = self.graph = []         # a launch is recorded, not run
+                prog._device_steps(denv, genv, consts, into, None, host_steps,
+                                   launcher=lambda *launch: rec.append(launch))
             else:
                 import cupy as cp
                 if self.stream is None:
@@ -207,6 +203,10 @@ class GraphRunner:
         from runtime import cuda
         return cuda.is_device_array(a)
 
+    def _on_device(self, a):
+        """An input in device memory (not a host scalar the host steps read)."""
+        return self._is_buffer(a) and not (type(a) is np.ndarray and a.ndim == 0)
+
     def _ptr(self, a):
         return a.ctypes.data if self.interpret else a.data.ptr
 
@@ -226,12 +226,3 @@ class GraphRunner:
     def _copy(self, a):
         return np.array(a, copy=True) if self.interpret else a.copy()
 
-
-class _Recorder:
-    """Stands in for launching: keeps (kernel, inputs, outputs) for the interpreted graph."""
-
-    def __init__(self, rec):
-        self.rec = rec
-
-    def __call__(self, kernel, ins, outs):
-        self.rec.append((kernel, ins, outs))
