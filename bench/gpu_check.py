@@ -355,7 +355,10 @@ def eager_device(dev, cp=None):
         res = []
         for d in ("cpu", dev):
             torch.manual_seed(0)
-            m = nn.Sequential(nn.Linear(33, 16), nn.ReLU(), nn.Linear(16, 4)).to(d)
+            # (dropout masks and nn.init fills come from the host generator: same on both)
+            m = nn.Sequential(nn.Linear(33, 16), nn.ReLU(), nn.Dropout(0.25),
+                              nn.Linear(16, 4)).to(d)
+            nn.init.normal_(m[3].weight, std=0.2)
             opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
             x = torch.randn(8, 33).to(d)
             y = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0]).to(d)

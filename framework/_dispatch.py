@@ -144,6 +144,16 @@ def wrap(arr, dtype, device=None):
     return t
 
 
+def wrap_like(arr, dtype, like):
+    """A host array the framework computed (an index map, an averaging matrix, a mask) as a
+    tensor on `like`'s device, so it meets `like` in an op."""
+    dev = like._device
+    if dev is not cpu:
+        from ._device_ops import to_device
+        arr = to_device(np.ascontiguousarray(arr), dev)
+    return wrap(arr, dtype)
+
+
 def values(t):
     """t's array, for framework code that needs a tensor's values in Python/NumPy (bounds
     checks, value-dependent constants). While compile() traces, reading a symbolic tensor's

@@ -512,35 +512,40 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     return wrap(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64)
 
 
-# in-place random fills used by nn.init and Tensor methods
-def uniform_(t, a=0.0, b=1.0, generator=None):
-    t._data[...] = _gen(generator).uniform(a, b, t._data.shape)
+# in-place random fills used by nn.init and Tensor methods: drawn on the host from the
+# generator (one stream for every device), then written into the tensor's own storage
+def _fill(t, values):
+    a = t._data
+    if type(a) is not np.ndarray:
+        from ._device_ops import array_device, to_device
+        dev = array_device(a)
+        if dev.type == "cuda":            # CuPy takes no host arrays in setitem: upload first
+            values = to_device(np.asarray(values, dtype=a.dtype), dev)
+    a[...] = values
     t._bump()
     return t
+
+
+def uniform_(t, a=0.0, b=1.0, generator=None):
+    return _fill(t, _gen(generator).uniform(a, b, t._data.shape))
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
-    t._data[...] = _gen(generator).normal(mean, std, t._data.shape)
-    t._bump()
-    return t
+    return _fill(t, _gen(generator).normal(mean, std, t._data.shape))
 
 
 def bernoulli_(t, p=0.5, generator=None):
-    pp = p._data if isinstance(p, Tensor) else p
-    t._data[...] = _gen(generator).random(t._data.shape) < pp
-    t._bump()
-    return t
+    if isinstance(p, Tensor):
+        from ._device_ops import host
+        p = host(p._data)
+    return _fill(t, _gen(generator).random(t._data.shape) < p)
 
 
 def random_(t, from_=0, to=None, generator=None):
     if to is None:
         to = 2 ** 24 if t._dtype.is_floating_point else np.iinfo(t._dtype.np).max
-    t._data[...] = _gen(generator).integers(from_, to, t._data.shape)
-    t._bump()
-    return t
+    return _fill(t, _gen(generator).integers(from_, to, t._data.shape))
 
 
 def exponential_(t, lambd=1.0, generator=None):
-    t._data[...] = _gen(generator).exponential(1.0 / lambd, t._data.shape)
-    t._bump()
-    return t
+    return _fill(t, _gen(generator).exponential(1.0 / lambd, t._data.shape))

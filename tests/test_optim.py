@@ -486,11 +486,11 @@ def test_foreach_path_equals_the_per_parameter_loop_bit_for_bit(cls, kw, skip):
     b, ob = _foreach_run(cls, kw, False, skip=skip)
     assert oa._use_foreach(oa.param_groups[0], a) and not ob._use_foreach(ob.param_groups[0], b)
     for p, q in zip(a, b):
-        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+        np.testing.assert_array_equal(p.detach().cpu().numpy(), q.detach().cpu().numpy())
     for sa, sb in zip(oa.state.values(), ob.state.values()):
         assert set(sa) == set(sb)
         for key in sa:
-            np.testing.assert_array_equal(sa[key].numpy(), sb[key].numpy(), err_msg=key)
+            np.testing.assert_array_equal(sa[key].cpu().numpy(), sb[key].cpu().numpy(), err_msg=key)
 
 
 def test_foreach_flag_selects_the_multi_tensor_path():

@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from .._dispatch import STATE, apply, rename, values, wrap
+from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
 from ..tensor import Tensor
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C
@@ -344,11 +344,13 @@ def _check_p(p):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _bernoulli_mask(shape, keep, dtype):
-    m = C.empty(tuple(shape), dtype=dtype)
+def _bernoulli_mask(shape, keep, dtype, device=None):
+    """A keep mask on `device` (the input's), drawn from the host generator."""
+    m = C.empty(tuple(shape), dtype=dtype, device=device)
     C.bernoulli_(m, keep)
     if STATE.tracer is not None:      # a compiled replay draws the mask again the same way
-        STATE.tracer.note_draw(m._data, dtype, lambda: _bernoulli_mask(shape, keep, dtype)._data)
+        STATE.tracer.note_draw(m._data, dtype,
+                               lambda: _bernoulli_mask(shape, keep, dtype, device)._data)
     return m
 
 
@@ -361,9 +363,9 @@ def _dropout_impl(input, p, training, inplace, feature, alpha, name):
     else:
         noise_shape = tuple(input.shape)
     if p == 1:
-        r = M.mul(input, C.zeros(noise_shape, dtype=input.dtype))
+        r = M.mul(input, C.zeros(noise_shape, dtype=input.dtype, device=input.device))
         return _maybe_inplace(input, r, inplace, name)
-    noise = _bernoulli_mask(noise_shape, 1 - p, input.dtype)
+    noise = _bernoulli_mask(noise_shape, 1 - p, input.dtype, input.device)
     if alpha:
         a_ = 1.7580993408473766
         a = 1.0 / math.sqrt((a_ * a_ * p + 1) * (1 - p))
@@ -458,7 +460,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                          f"{int(idx.max()) if idx.max() >= n else int(idx.min())})")
     if max_norm is not None:
         _renorm_rows_(weight, idx, max_norm, norm_type)
-    ii = wrap(idx.astype(np.int64), dt.int64)
+    ii = wrap_like(idx.astype(np.int64), dt.int64, weight)
     out = apply(P["index"], weight, ii, pos=(0,))
     if (padding_idx is not None or scale_grad_by_freq) and out.requires_grad:
         # gradient scaling that leaves values exact: out = w + (w - w.detach()) * s - ... with
@@ -469,7 +471,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             s = s / counts[inv.reshape(idx.shape)]
         if padding_idx is not None:
             s = np.where(idx == padding_idx, 0.0, s)
-        sw = wrap(s.astype(weight.dtype.np)[..., None], weight.dtype)
+        sw = wrap_like(s.astype(weight.dtype.np)[..., None], weight.dtype, weight)
         det = out.detach()
         out = M.add(det, M.mul(M.sub(out, det), sw))
     return rename(out, "EmbeddingBackward0")
@@ -522,8 +524,8 @@ def pdist(input, p=2):
         raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
     n = input.shape[0]
     i, j = np.triu_indices(n, 1)
-    a = apply(P["index"], input, wrap(i.astype(np.int64), dt.int64), pos=(0,))
-    b = apply(P["index"], input, wrap(j.astype(np.int64), dt.int64), pos=(0,))
+    a = apply(P["index"], input, wrap_like(i.astype(np.int64), dt.int64, input), pos=(0,))
+    b = apply(P["index"], input, wrap_like(j.astype(np.int64), dt.int64, input), pos=(0,))
     return M.norm(M.sub(a, b), p, -1)
 
 
@@ -943,14 +945,15 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
                            f"for input of size: {list(input.shape)}")
     if t.size and (t.min() < 0 or t.max() >= c):
         raise IndexError("target out of range")
-    ti = wrap(t[:, None], dt.int64)
+    ti = wrap_like(t[:, None], dt.int64, x)
     xy = I.gather(x, 1, ti)
     z = M.clamp_min(M.add(M.sub(x, xy), margin), 0)
     if p == 2:
         z = M.mul(z, z)
     if weight is not None:
-        z = M.mul(z, S.unsqueeze(apply(P["index"], weight, wrap(t, dt.int64), pos=(0,)), 1))
-    notself = wrap((np.arange(c)[None, :] != t[:, None]).astype(x.dtype.np), x.dtype)
+        z = M.mul(z, S.unsqueeze(apply(P["index"], weight, wrap_like(t, dt.int64, weight),
+                                       pos=(0,)), 1))
+    notself = wrap_like((np.arange(c)[None, :] != t[:, None]).astype(x.dtype.np), x.dtype, x)
     loss = M.div(M.sum(M.mul(z, notself), 1), c)
     if input.ndim == 1:
         loss = S.reshape(loss, ())

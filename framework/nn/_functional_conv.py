@@ -18,7 +18,7 @@ from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
 from .. import ops_math as M
-from .._dispatch import STATE, apply, rename, wrap
+from .._dispatch import STATE, apply, rename, wrap, wrap_like
 from ..tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -74,8 +74,9 @@ def _full(shape, value, dtype, like=None):
     return apply(P["full"], shape=tuple(shape), value=value, dtype=dtype)
 
 
-def _const(arr, dtype):
-    return wrap(np.ascontiguousarray(arr, dtype=dtype.np), dtype)
+def _const(arr, dtype, like):
+    """A constant computed on the host, on `like`'s device."""
+    return wrap_like(np.ascontiguousarray(arr, dtype=dtype.np), dtype, like)
 
 
 def _prod(xs):
@@ -557,7 +558,7 @@ def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_incl
                 cnt = np.minimum(en, sizes[i]) - np.maximum(st, 0)
             div_arr = div_arr * cnt.reshape((-1,) + (1,) * (nd - 1 - i))
         div = float(div_arr.flat[0]) if np.all(div_arr == div_arr.flat[0]) else \
-            _const(div_arr, x._dtype)
+            _const(div_arr, x._dtype, x)
     out = apply(P["div"], tot, div)
     return rename(_unbatch(out, unb), f"AvgPool{builtins.max(nd, 2)}DBackward0")
 
@@ -647,7 +648,7 @@ def _adaptive_avg(nd, op, input, output_size):
             shp = tuple(out.shape)
             d = 2 + i
             before, after = _prod(shp[:d]), _prod(shp[d + 1:])
-            y = apply(P["matmul"], _const(A, x._dtype), _reshape(out, (before, n, after)))
+            y = apply(P["matmul"], _const(A, x._dtype, x), _reshape(out, (before, n, after)))
             out = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
     return rename(_unbatch(out, unb), f"AdaptiveAvgPool{builtins.max(nd, 2)}DBackward0")
 
@@ -683,7 +684,7 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
         shape = [1] * (2 * nd)
         shape[i] = osz[i]
         shape[nd + i] = ks[i]
-        index_tensors.append(wrap(np.ascontiguousarray(ii.reshape(shape)), dt.int64))
+        index_tensors.append(wrap_like(ii.reshape(shape), dt.int64, x))
     win = apply(P["index"], x, *index_tensors, pos=tuple(range(2, 2 + nd)))   # N,C,O..,K..
     flat = _reshape(win, tuple(win.shape[:2 + nd]) + (_prod(ks),))
     am = apply(P["argmax"], flat, dim=2 + nd, keepdim=True)
@@ -691,13 +692,14 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
     val = rename(_unbatch(val, unb), f"AdaptiveMaxPool{builtins.max(nd, 2)}DBackward0")
     if not return_indices:
         return val
-    kidx = np.unravel_index(am._data[..., 0], ks)
+    from .._device_ops import host
+    kidx = np.unravel_index(host(am._data)[..., 0], ks)
     flat_in = np.zeros(am._data.shape[:-1], np.int64)
     for i in range(nd):
         o = np.arange(osz[i]).reshape((-1,) + (1,) * (nd - 1 - i))
         coord = idxs[i][o, kidx[i]]
         flat_in = flat_in * sizes[i] + coord
-    return val, _unbatch(wrap(flat_in, dt.int64), unb)
+    return val, _unbatch(wrap_like(flat_in, dt.int64, x), unb)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -746,7 +748,8 @@ def _affine(y, weight, bias, shape):
 def _update_running(buf, new, momentum):
     """buf <- (1 - momentum) * buf + momentum * new, in place and outside autograd."""
     arr = buf._data
-    np.copyto(arr, (1 - momentum) * arr + momentum * new.astype(arr.dtype), casting="unsafe")
+    # (array operators and setitem: the same code on NumPy and on a device's CuPy arrays)
+    arr[...] = ((1 - momentum) * arr + momentum * new.astype(arr.dtype)).astype(arr.dtype)
     buf._bump()
 
 
@@ -1022,7 +1025,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             if n == o:
                 continue
             ii = _nearest_index(n, o, None if scales is None else scales[i], mode == "nearest-exact")
-            x = apply(P["index"], x, wrap(ii, dt.int64), pos=(2 + i,))
+            x = apply(P["index"], x, wrap_like(ii, dt.int64, x), pos=(2 + i,))
         if x is input:
             x = apply(P["copy"], input)
         name = {"nearest": "UpsampleNearest{}DBackward0",
@@ -1037,9 +1040,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         d = 2 + i
         before, after = _prod(shp[:d]), _prod(shp[d + 1:])
         if after == 1:
-            y = apply(P["matmul"], _reshape(x, (before, n)), _const(A.T, x._dtype))
+            y = apply(P["matmul"], _reshape(x, (before, n)), _const(A.T, x._dtype, x))
         else:
-            y = apply(P["matmul"], _const(A, x._dtype), _reshape(x, (before, n, after)))
+            y = apply(P["matmul"], _const(A, x._dtype, x), _reshape(x, (before, n, after)))
         x = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
     name = {"linear": "UpsampleLinear1DBackward0", "bilinear": "UpsampleBilinear2DBackward0",
             "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0"}[mode]
@@ -1115,7 +1118,7 @@ def _dropout(x, p, training=True):
     if p == 1.0:
         return apply(P["mul"], x, 0.0)
     from ..creation import rand
-    keep = wrap((rand(*x.shape, dtype=x._dtype)._data >= p), dt.bool_)
+    keep = wrap_like(rand(*x.shape, dtype=x._dtype)._data >= p, dt.bool_, x)
     return apply(P["mul"], apply(P["where"], keep, x, 0.0), 1.0 / (1.0 - p))
 
 
@@ -1160,7 +1163,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     sc = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     s = apply(P["mul"], apply(P["matmul"], query, _mT(key)), sc)
     if is_causal:
-        causal = wrap(np.tril(np.ones((L, S), dtype=bool)), dt.bool_)
+        causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
         s = apply(P["where"], causal, s, -math.inf)
     if attn_mask is not None:
         if attn_mask._dtype is dt.bool_:

@@ -70,21 +70,29 @@ class UninitializedParameter(Parameter):
     cls_to_become = Parameter
 
     def __new__(cls, requires_grad=True, device=None, dtype=None):
+        from runtime.device import canonical
         self = Tensor.__new__(cls)
         d = dtype or dt.get_default_dtype()
         self._data, self._dtype = np.empty((0,), d.np), d
         self._rg = bool(requires_grad)
+        self._lazy_device = canonical(device)     # (the default device when None)
         return self
 
     def __init__(self, requires_grad=True, device=None, dtype=None):
         pass
 
     def materialize(self, shape, device=None, dtype=None):
+        """Storage of `shape` on the device given at construction (or `device`)."""
+        from runtime.device import canonical
+        from ..creation import empty
         if isinstance(shape, int):
             shape = (shape,)
         d = dtype or self._dtype
-        self._data = np.empty(tuple(shape), d.np)
-        self._dtype = d
+        dev = canonical(device) if device is not None else self._lazy_device
+        t = empty(tuple(shape), dtype=d, device=dev)
+        self._data, self._dtype = t._data, d
+        if dev.type != "cpu":
+            self._device = dev
         self.__class__ = self.cls_to_become
 
     def __repr__(self):

@@ -123,7 +123,8 @@ def _get_clones(module, n):
 def generate_square_subsequent_mask(sz, device=None, dtype=None):
     """Float mask with -inf above the diagonal and 0 elsewhere."""
     d = dtype or dt.get_default_dtype()
-    return wrap(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), d)
+    from ...creation import tensor
+    return tensor(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), dtype=d, device=device)
 
 
 class TransformerEncoderLayer(Module):

@@ -5,7 +5,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ...tensor import Tensor
-from ..._dispatch import wrap
+from ..._dispatch import wrap, wrap_like
 from ... import ops_shape as S, ops_index as I, creation as C
 
 __all__ = ["PackedSequence", "pad_sequence", "pack_padded_sequence", "pad_packed_sequence",
@@ -84,7 +84,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         sorted_indices = None
     else:
         order = np.argsort(-ln, kind="stable")
-        sorted_indices = wrap(order.astype(np.int64), dt.int64)
+        sorted_indices = wrap_like(order.astype(np.int64), dt.int64, input)
         ln = ln[order]
         input = I.index_select(input, b, sorted_indices)
     if batch_first:
