@@ -407,6 +407,31 @@ def case_library_ops_run_on_the_device_arrays(T, D):
         raise AssertionError("inv of a singular matrix did not raise")
 
 
+@case
+def case_maximum_gradient_and_optimizer_state_follow_the_device(T, D):
+    # maximum/minimum's gradient casts a mask (the dtype is an attribute, not an operand)
+    x = T.tensor([1.0, 3.0, 2.0]).to("interpret").requires_grad_()
+    y = T.tensor([2.0, 3.0, 1.0]).to("interpret")
+    T.maximum(x, y).sum().backward()
+    np.testing.assert_array_equal(x.grad.cpu().numpy(), [0.0, 0.5, 1.0])
+    # a checkpoint loaded to the cpu resumes on the device: Adam's moments follow the
+    # parameters (the step count stays where it was, as in PyTorch)
+    w = T.nn.Parameter(T.ones(3))
+    o = T.optim.Adam([w], lr=0.1)
+    w.grad = T.ones(3)
+    o.step()
+    wd = T.nn.Parameter(w.detach().clone().to("interpret"))
+    od = T.optim.Adam([wd], lr=0.1)
+    od.load_state_dict(o.state_dict())
+    st = od.state[wd]
+    assert st["exp_avg"].device.type == "interpret" and st["step"].device.type == "cpu"
+    wd.grad = T.ones(3).to("interpret")
+    od.step()
+    w.grad = T.ones(3)
+    o.step()
+    np.testing.assert_allclose(wd.detach().cpu().numpy(), w.detach().numpy(), rtol=1e-6)
+
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

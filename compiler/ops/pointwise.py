@@ -314,7 +314,7 @@ def _vjp_maxmin(is_max):
     def vjp(b, g, x, y, out=None):
         eqm = b.eq(x, y)
         sel = b.gt(x, y) if is_max else b.lt(x, y)
-        w = b.where(eqm, 0.5, b.cast(sel, g.dtype))
+        w = b.where(eqm, 0.5, b.cast(sel, dtype=g.dtype))
         return (sum_to(b, b.mul(g, w), x.shape) if not is_scalar(x) else None,
                 sum_to(b, b.mul(g, b.sub(1, w)), y.shape) if not is_scalar(y) else None)
     return vjp

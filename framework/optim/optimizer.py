@@ -234,10 +234,12 @@ class Optimizer:
 
         def cast(param, value, key=None):
             if isinstance(value, Tensor):
-                # step counters keep their own dtype; buffers follow the parameter's dtype
-                if key != "step" and param.dtype.is_floating_point and \
-                        value.dtype.is_floating_point:
-                    value = value.to(param.dtype)
+                # step counters keep their own dtype and device; buffers follow the
+                # parameter's dtype and device (a checkpoint loaded to the cpu resumes on a GPU)
+                if key != "step":
+                    if param.dtype.is_floating_point and value.dtype.is_floating_point:
+                        value = value.to(param.dtype)
+                    value = value.to(param.device)
                 return value
             if isinstance(value, dict):
                 return {k: cast(param, v, k) for k, v in value.items()}
