@@ -46,7 +46,7 @@ def _eq(got, want, err_msg=""):
 
 def _same_state(m1, m2):
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        _eq(b.numpy(), a.numpy(), err_msg=k)
+        _eq(b.cpu().numpy(), a.cpu().numpy(), err_msg=k)
 
 
 def _train(make, steps=6, seed_each=True):
@@ -61,12 +61,12 @@ def _train(make, steps=6, seed_each=True):
         a = m1(x)
         torch.manual_seed(10 + s)
         b = cm(x)
-        _eq(b.detach().numpy(), a.detach().numpy())
+        _eq(b.detach().cpu().numpy(), a.detach().cpu().numpy())
         for o, out in ((o1, a), (o2, b)):
             o.zero_grad()
             F.cross_entropy(out, y).backward()
         for (k, p1), p2 in zip(m1.named_parameters(), m2.parameters()):
-            _eq(p2.grad.numpy(), p1.grad.numpy(), err_msg=k)
+            _eq(p2.grad.cpu().numpy(), p1.grad.cpu().numpy(), err_msg=k)
         o1.step()
         o2.step()                   # parameters change in place: replays read the new values
         _same_state(m1, m2)
@@ -93,15 +93,15 @@ def test_digits_cnn_without_dropout_replays_with_batchnorm_stats_equal_eager():
         m.eval()
     for s in range(4):
         x = _x(m1, seed=20 + s)
-        np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+        np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
         with torch.no_grad():
-            np.testing.assert_array_equal(cm(x).numpy(), m1(x).numpy())
+            np.testing.assert_array_equal(cm(x).cpu().numpy(), m1(x).cpu().numpy())
     assert cm._compiled.stats["replays"] == 5 + 2 + 2
     for m in (m1, m2):
         m.train()
     r = cm._compiled.stats["replays"]
     x = _x(m1, seed=30)
-    np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert cm._compiled.stats["replays"] == r + 1
     _same_state(m1, m2)
 
@@ -116,7 +116,7 @@ def test_dropout_in_train_mode_replays_drawing_masks_as_eager():
         m.eval()                  # eval: dropout is the identity, its own entry
     x = _x(m1)
     for _ in range(3):
-        np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+        np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert st["replays"] == 5
 
 
@@ -135,7 +135,7 @@ def test_other_random_draws_in_forward_are_traced_every_call():
         torch.manual_seed(s)
         a = m1(x)
         torch.manual_seed(s)
-        _eq(cm(x).detach().numpy(), a.detach().numpy())
+        _eq(cm(x).detach().cpu().numpy(), a.detach().cpu().numpy())
     st = cm._compiled.stats
     assert st["replays"] == 0
     assert st["replay_notes"] == ["not replayable: random numbers drawn other than dropout "
@@ -147,7 +147,7 @@ def test_shape_change_uses_its_own_entry():
     cm = torch.compile(m2)
     for n in (4, 4, 6, 4, 6, 6, 4):
         x = _x(m1, n=n, seed=n)
-        np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+        np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert cm._compiled.stats["replays"] == 3      # 4: third call on; 6: the last one
 
 
@@ -165,23 +165,23 @@ def test_replacing_data_or_a_parameter_forces_a_retrace():
     assert st["replays"] == 1
     for m in (m1, m2):                                    # p.data = new tensor
         m[0].weight.data = m[0].weight.data * 2
-    np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert st["replays"] == 1 and "replay disabled" in st["replay_notes"][-1]
     _enable(cm, x, 2)
     assert st["replays"] == 2
     for m in (m1, m2):                                    # a new Parameter object
         m[2].bias = nn.Parameter(m[2].bias.detach() + 1)
-    np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert st["replays"] == 2
     _enable(cm, x, 2)
     assert st["replays"] == 3
     for m in (m1, m2):                                    # a parameter-free submodule swapped
         m[1] = nn.GELU()
-    np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert st["replays"] == 3
     m2[0].weight.requires_grad_(False)                    # requires_grad of a parameter
     m1[0].weight.requires_grad_(False)
-    np.testing.assert_array_equal(cm(x).detach().numpy(), m1(x).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), m1(x).detach().cpu().numpy())
     assert st["replays"] == 3
 
 
@@ -234,7 +234,7 @@ def test_python_side_effects():
     m2.forward = lambda x: (m2.log.append(1), m2.fc(x) * 2.0)[1]
     cm2 = torch.compile(m2)
     for _ in range(4):
-        np.testing.assert_array_equal(cm2(x).detach().numpy(), (m2.fc(x) * 2.0).detach().numpy())
+        np.testing.assert_array_equal(cm2(x).detach().cpu().numpy(), (m2.fc(x) * 2.0).detach().cpu().numpy())
     assert cm2._compiled.stats["replays"] == 2 and len(m2.log) == 2    # skipped on replays
 
 
@@ -253,7 +253,7 @@ def test_float_attribute_change_is_seen():
     _enable(cm, x)
     assert cm._compiled.stats["replays"] == 1
     m.scale = 3.0
-    np.testing.assert_array_equal(cm(x).detach().numpy(), (m.fc(x) * 3.0).detach().numpy())
+    np.testing.assert_array_equal(cm(x).detach().cpu().numpy(), (m.fc(x) * 3.0).detach().cpu().numpy())
     assert cm._compiled.stats["replays"] == 1
 
 
@@ -268,7 +268,7 @@ def test_value_reads_and_unmapped_inputs_are_not_replayed():
     cm = torch.compile(Branch())
     x = torch.ones(3)
     for f in (1, 1, 1, -1):
-        np.testing.assert_array_equal(cm(x, torch.tensor(f)).numpy(), x.numpy() * (2 if f > 0 else 3))
+        np.testing.assert_array_equal(cm(x, torch.tensor(f)).cpu().numpy(), x.cpu().numpy() * (2 if f > 0 else 3))
     assert cm._compiled.stats["replays"] == 0
     assert "read a tensor's value" in cm._compiled.stats["replay_notes"][0]
     cm = torch.compile(Made())
@@ -296,6 +296,6 @@ def test_structured_outputs_and_kwargs():
             isinstance(r["pair"][1], list)
         for a, b in ((r["h"], e["h"]), (r["pair"][0], e["pair"][0]),
                      (r["pair"][1][0], e["pair"][1][0])):
-            np.testing.assert_array_equal(a.detach().numpy(), b.detach().numpy())
+            np.testing.assert_array_equal(a.detach().cpu().numpy(), b.detach().cpu().numpy())
         (r["h"].sum() + r["pair"][0].sum()).backward()
     assert cm._compiled.stats["replays"] == 2

@@ -38,14 +38,14 @@ def _setup(make, opt_cls=optim.AdamW, **kw):
 
 def _same(m1, o1, m2, o2, what=""):
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        _eq(b.numpy(), a.numpy(), err_msg=f"{what} {k}")
+        _eq(b.cpu().numpy(), a.cpu().numpy(), err_msg=f"{what} {k}")
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert (p1.grad is None) == (p2.grad is None), what
         if p1.grad is not None:
-            _eq(p2.grad.numpy(), p1.grad.numpy(), err_msg=f"{what} grad")
+            _eq(p2.grad.cpu().numpy(), p1.grad.cpu().numpy(), err_msg=f"{what} grad")
     for s1, s2 in zip(o1.state.values(), o2.state.values()):
         for k in s1:
-            _eq(np.asarray(s2[k].numpy()), np.asarray(s1[k].numpy()), err_msg=f"{what} {k}")
+            _eq(np.asarray(s2[k].cpu().numpy()), np.asarray(s1[k].cpu().numpy()), err_msg=f"{what} {k}")
 
 
 def _run_both(make, step_fn, steps=7, cnn=False, opt_cls=optim.AdamW, **kw):
@@ -123,11 +123,11 @@ def test_replayed_grads_are_new_tensors_each_step():
     kept = []
     for s in range(6):
         c(*_batch(s))
-        kept.append((m[0].weight.grad, m[0].weight.grad.numpy().copy()))
+        kept.append((m[0].weight.grad, m[0].weight.grad.cpu().numpy().copy()))
     assert c.stats["replays"] == 3
     assert len({id(g) for g, _ in kept}) == 6
     for g, v in kept:                 # a later step never writes into an earlier .grad
-        np.testing.assert_array_equal(g.numpy(), v)
+        np.testing.assert_array_equal(g.cpu().numpy(), v)
 
 
 def test_loss_returned_by_a_replay_looks_like_eager():
@@ -333,7 +333,7 @@ def test_dropout_masks_are_drawn_again_by_replays_as_eager_draws_them():
     torch.manual_seed(5)
     for s in range(6):
         _train_step(m1, o1, *_batch(s, True))
-    _eq(after_compiled.numpy(), torch.rand(3).numpy())
+    _eq(after_compiled.cpu().numpy(), torch.rand(3).cpu().numpy())
     _same(m1, o1, m2, o2)
     assert c.stats["replays"] == 3
 
