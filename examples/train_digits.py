@@ -4,6 +4,7 @@
     python examples/train_digits.py --resume        # continue from checkpoints/digits_last.pt
     python examples/train_digits.py --epochs 1 --subset 400   # quick smoke run
     python examples/train_digits.py --compile       # also train with compile(): times, speed-up
+    python examples/train_digits.py --device cuda   # on a GPU (generated Triton kernels)
 
 conv -> batch norm -> pool, twice, then dropout and a linear head; AdamW with a one-cycle
 schedule; a checkpoint every epoch; a loss/accuracy plot when matplotlib is installed.
@@ -59,12 +60,13 @@ def load_data(seed, subset=None):
     return train, test
 
 
-def evaluate(model, loader):
+def evaluate(model, loader, device="cpu"):
     model.eval()
     correct = total = 0
     loss = 0.0
     with torch.no_grad():
         for x, y in loader:
+            x, y = x.to(device), y.to(device)
             out = model(x)
             loss += F.cross_entropy(out, y).item() * len(y)
             correct += (out.argmax(1) == y).sum().item()
@@ -101,6 +103,10 @@ def main(argv=None):
     p.add_argument("--subset", type=int, default=None, help="use only this many training samples")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda (a GPU: generated Triton kernels) or interpret (the same "
+                        "kernels through Triton's interpreter, no GPU needed; set "
+                        "KILN_DEVICE=interpret too, so Triton starts in interpreter mode)")
     p.add_argument("--checkpoint-dir", default="checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--stop-after", type=int, default=None,
@@ -129,7 +135,8 @@ def train(args, compiled):
     train_loader = DataLoader(train, batch_size=args.batch_size, shuffle=True,
                               num_workers=args.workers, drop_last=len(train) > args.batch_size)
     test_loader = DataLoader(test, batch_size=256)
-    model = DigitsCNN()
+    device = torch.device(args.device)
+    model = DigitsCNN().to(device)
     opt = optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                           steps_per_epoch=len(train_loader))
@@ -159,7 +166,7 @@ def train(args, compiled):
         print(f"resumed from {ckpt_path} after epoch {start}")
 
     print(f"digits: {len(train)} train / {len(test)} test samples, "
-          f"{sum(p.numel() for p in model.parameters())} parameters")
+          f"{sum(p.numel() for p in model.parameters())} parameters, device {device}")
     t_all = time.perf_counter()
     stop = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
     for epoch in range(start, stop):
@@ -169,13 +176,14 @@ def train(args, compiled):
         bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False,
                    disable=args.quiet) if tqdm is not None else train_loader
         for x, y in bar:
+            x, y = x.to(device), y.to(device)
             loss = step(x, y)
             sched.step()
             total += loss.item() * len(y)
             n += len(y)
             if tqdm is not None:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
-        test_loss, test_acc = evaluate(model, test_loader)
+        test_loss, test_acc = evaluate(model, test_loader, device)
         dt_ = time.perf_counter() - t0
         history.append(dict(epoch=epoch, train_loss=total / n, test_loss=test_loss,
                             test_acc=test_acc, seconds=dt_))

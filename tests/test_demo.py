@@ -68,3 +68,27 @@ def test_compiled_training_replays_and_matches_eager(tmp_path, capsys):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-5
         assert a["test_acc"] == b["test_acc"]
     assert len(hist) == 2
+
+
+def test_demo_trains_on_the_interpret_device_like_the_cpu(tmp_path):
+    # --device: the model and every batch move to the device (here the GPU kernels through
+    # Triton's interpreter: conv, batch norm, pooling, dropout, AdamW, OneCycleLR, checkpoint)
+    code = ("import json, sys; sys.argv = ['x']; sys.path.insert(0, 'examples'); "
+            "import train_digits as d; "
+            "h = d.main(['--device', 'interpret', '--epochs', '1', '--subset', '32', '--quiet', "
+            f"'--no-plot', '--checkpoint-dir', {str(tmp_path / 'dev')!r}]); "
+            "print(json.dumps(h))")
+    env = dict(os.environ, KILN_DEVICE="interpret")
+    env.pop("TRITON_INTERPRET", None)
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "device interpret" in r.stdout
+    import json
+    dev = json.loads(r.stdout.strip().splitlines()[-1])
+    cpu = _demo().main(["--epochs", "1", "--subset", "32", "--quiet", "--no-plot",
+                        "--checkpoint-dir", str(tmp_path / "cpu")])
+    for a, b in zip(dev, cpu):
+        for k in ("train_loss", "test_loss", "test_acc"):
+            assert abs(a[k] - b[k]) <= 1e-4 * max(1.0, abs(b[k])), (k, a, b)
+    assert (tmp_path / "dev" / "digits_last.pt").exists()
