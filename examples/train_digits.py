@@ -105,8 +105,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda (a GPU: generated Triton kernels) or interpret (the same "
-                        "kernels through Triton's interpreter, no GPU needed; set "
-                        "KILN_DEVICE=interpret too, so Triton starts in interpreter mode)")
+                        "kernels through Triton's interpreter, no GPU needed)")
     p.add_argument("--checkpoint-dir", default="checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--stop-after", type=int, default=None,

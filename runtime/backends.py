@@ -32,6 +32,12 @@ def require(dev):
                                f"has {n} GPU{'s' if n != 1 else ''})")
         return Device("cuda", idx)
     if dev.type == "interpret":
+        import os
+        import sys
+        if "triton" not in sys.modules:
+            # kernels that call @triton.jit helpers run in the interpreter only when Triton
+            # starts in interpreter mode (as KILN_DEVICE=interpret arranges at import)
+            os.environ.setdefault("TRITON_INTERPRET", "1")
         if not interpret_available():
             raise RuntimeError(f"device {dev}: the interpret device runs kernels through Triton's "
                                "interpreter, and triton is not installed")

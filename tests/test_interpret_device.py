@@ -496,11 +496,13 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
 
 
 def test_interpret_device_without_triton_interpret_falls_back_for_library_kernels():
-    """Kernels calling Triton's library (tl.sum, tl.max) need Triton imported in interpret mode:
-    without TRITON_INTERPRET the interpret device still gives right results through named host
-    fallbacks; KILN_DEVICE=interpret (Kiln imported first) sets it, and they run as kernels."""
+    """Kernels calling Triton's library (tl.sum, tl.max) need Triton imported in interpret mode.
+    Asking for the interpret device before Triton is imported (or KILN_DEVICE=interpret) sets
+    TRITON_INTERPRET, and they run as kernels; with Triton already imported the other way, the
+    interpret device still gives right results through named host fallbacks."""
     code = (
         "import sys; sys.path.insert(0, %r)\n"
+        "%s"
         "import framework as torch, framework.nn.functional as F\n"
         "from framework import _device_ops as D\n"
         "x = torch.arange(16.0).reshape(1, 1, 4, 4)\n"
@@ -508,14 +510,18 @@ def test_interpret_device_without_triton_interpret_falls_back_for_library_kernel
         "assert (xi.sum(3).cpu().numpy() == x.sum(3).numpy()).all()\n"
         "assert (F.max_pool2d(xi, 2).cpu().numpy() == F.max_pool2d(x, 2).numpy()).all()\n"
         "print(sorted(k[0] + ':' + k[1] for k, v in D.STATS.items() if v and\n"
-        "             ('sum' in k[1] or 'window_max' in k[1])))\n" % ROOT)
+        "             ('sum' in k[1] or 'window_max' in k[1])))\n")
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KILN_DEVICE")}
-    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                           timeout=300)
-    assert plain.returncode == 0, plain.stderr[-3000:]
-    assert "fallback:sum" in plain.stdout and "fallback:window_max" in plain.stdout, plain.stdout
-    env["KILN_DEVICE"] = "interpret"
-    mapped = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env, timeout=300)
-    assert mapped.returncode == 0, mapped.stderr[-3000:]
-    assert "kernel:sum_0" in mapped.stdout and "fallback" not in mapped.stdout, mapped.stdout
+
+    def run(first, env):
+        r = subprocess.run([sys.executable, "-c", code % (ROOT, first)], capture_output=True,
+                           text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        return r.stdout
+
+    late = run("import triton\n", env)           # Triton imported before the device is asked
+    assert "fallback:sum" in late and "fallback:window_max" in late, late
+    plain = run("", env)
+    assert "kernel:sum_0" in plain and "fallback" not in plain, plain
+    mapped = run("", dict(env, KILN_DEVICE="interpret"))
+    assert "kernel:sum_0" in mapped and "fallback" not in mapped, mapped
