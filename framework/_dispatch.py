@@ -147,11 +147,8 @@ def wrap(arr, dtype, device=None):
 def wrap_like(arr, dtype, like):
     """A host array the framework computed (an index map, an averaging matrix, a mask) as a
     tensor on `like`'s device, so it meets `like` in an op."""
-    dev = like._device
-    if dev is not cpu:
-        from ._device_ops import to_device
-        arr = to_device(np.ascontiguousarray(arr), dev)
-    return wrap(arr, dtype)
+    from .creation import _finish          # (creation's host-to-device placement)
+    return _finish(np.ascontiguousarray(arr), dtype, like._device, False)
 
 
 def values(t):

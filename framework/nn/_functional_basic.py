@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
+from .._dispatch import STATE, apply, rename, values, wrap_like
 from ..tensor import Tensor
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C

@@ -18,7 +18,7 @@ from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
 from .. import ops_math as M
-from .._dispatch import STATE, apply, rename, wrap, wrap_like
+from .._dispatch import STATE, apply, rename, wrap_like
 from ..tensor import Tensor
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",

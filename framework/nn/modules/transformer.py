@@ -6,7 +6,6 @@ import copy
 import numpy as np
 
 from ... import creation
-from ..._dispatch import wrap
 from runtime import dtypes as dt
 from ..parameter import Parameter
 from .. import init
@@ -123,8 +122,7 @@ def _get_clones(module, n):
 def generate_square_subsequent_mask(sz, device=None, dtype=None):
     """Float mask with -inf above the diagonal and 0 elsewhere."""
     d = dtype or dt.get_default_dtype()
-    from ...creation import tensor
-    return tensor(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), dtype=d, device=device)
+    return creation.tensor(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), dtype=d, device=device)
 
 
 class TransformerEncoderLayer(Module):
