@@ -356,10 +356,11 @@ def eager_device(dev, cp=None):
         res = []
         for d in ("cpu", dev):
             torch.manual_seed(0)
-            # (dropout masks and nn.init fills come from the host generator: same on both)
-            m = nn.Sequential(nn.Linear(33, 16), nn.ReLU(), nn.Dropout(0.25),
-                              nn.Linear(16, 4)).to(d)
-            nn.init.normal_(m[3].weight, std=0.2)
+            # (initialised on the cpu, then moved: a device draws from its own Philox stream,
+            # so the two runs share values only through the cpu generator)
+            m = nn.Sequential(nn.Linear(33, 16), nn.ReLU(), nn.Linear(16, 4))
+            nn.init.normal_(m[2].weight, std=0.2)
+            m = m.to(d)
             opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
             x = torch.randn(8, 33).to(d)
             y = torch.tensor([0, 1, 2, 3, 3, 2, 1, 0]).to(d)
@@ -372,6 +373,25 @@ def eager_device(dev, cp=None):
     except Exception as e:
         ok = False
         print(f"{'MLP train step':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
+    passed += ok
+    failed += not ok
+    try:   # device random numbers: the Philox kernels against their NumPy twin, and dropout
+        from compiler.codegen import triton_random
+        from runtime import dtypes as _dt
+        torch.manual_seed(5)
+        u = torch.rand(4097, device=dev).cpu().numpy()
+        z = torch.randn(4097, dtype=torch.float64, device=dev).cpu().numpy()
+        ok = np.array_equal(u, triton_random.draw_numpy("uniform", (4097,), _dt.float32, 5, 0,
+                                                        (0.0, 1.0)))
+        ok = ok and np.allclose(z, triton_random.draw_numpy("normal", (4097,), _dt.float64, 5,
+                                                            4097, (0.0, 1.0)), rtol=1e-9, atol=1e-12)
+        yd = nn.functional.dropout(torch.ones(1 << 16, device=dev), 0.25).cpu().numpy()
+        keep = float(np.mean(yd != 0))
+        ok = ok and abs(keep - 0.75) < 0.01 and np.allclose(yd[yd != 0], 1 / 0.75)
+        print(f"{'Philox draws + dropout':<28}{'PASS' if ok else 'FAIL':>6}  kept {keep:.4f}")
+    except Exception as e:
+        ok = False
+        print(f"{'Philox draws + dropout':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
     passed += ok
     failed += not ok
     st = _device_ops.STATS

@@ -100,6 +100,9 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--dropout", type=float, default=0.25,
+                   help="dropout before the classifier (a device draws its masks from its own "
+                        "Philox stream, so only --dropout 0 runs match the cpu exactly)")
     p.add_argument("--subset", type=int, default=None, help="use only this many training samples")
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
@@ -135,7 +138,7 @@ def train(args, compiled):
                               num_workers=args.workers, drop_last=len(train) > args.batch_size)
     test_loader = DataLoader(test, batch_size=256)
     device = torch.device(args.device)
-    model = DigitsCNN().to(device)
+    model = DigitsCNN(args.dropout).to(device)
     opt = optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
                                           steps_per_epoch=len(train_loader))

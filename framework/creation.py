@@ -315,19 +315,22 @@ _DEFAULT_SEED = 67280421310721
 
 
 class Generator:
-    """torch.Generator: a seeded source of random numbers (NumPy's PCG64 underneath)."""
+    """torch.Generator: a seeded source of random numbers. On the cpu NumPy's PCG64; on a
+    device a Philox (seed, offset) pair that device kernels draw from (_device_random)."""
 
     def __init__(self, device="cpu"):
         self.device = canonical(device)
-        self._seed = _DEFAULT_SEED
-        self._rng = np.random.Generator(np.random.PCG64(self._seed))
+        self._offset = 0
+        self.manual_seed(_DEFAULT_SEED)
 
     def manual_seed(self, seed):
         seed = int(seed)
         if seed < 0:
             seed &= 0xFFFFFFFFFFFFFFFF
         self._seed = seed
-        self._rng = np.random.Generator(np.random.PCG64(seed))
+        self._offset = 0
+        self._rng = np.random.Generator(np.random.PCG64(seed)) if self.device.type == "cpu" \
+            else None
         return self
 
     def seed(self):
@@ -339,11 +342,18 @@ class Generator:
         return self._seed
 
     def get_state(self):
+        if self._rng is None:
+            from ._device_random import state_bytes
+            return wrap(state_bytes(self), dt.uint8)
         st = self._rng.bit_generator.state
         blob = repr((self._seed, st)).encode()
         return wrap(np.frombuffer(blob, np.uint8).copy(), dt.uint8)
 
     def set_state(self, state):
+        if self._rng is None:
+            from ._device_random import load_state
+            load_state(self, state._data)
+            return self
         import ast
         seed, st = ast.literal_eval(bytes(state._data).decode())
         self._seed = seed
@@ -356,20 +366,46 @@ default_generator = Generator()
 
 
 def _gen(generator):
-    return (generator or default_generator)._rng
+    """The NumPy generator of a cpu draw (a device generator cannot serve one)."""
+    g = generator or default_generator
+    if g._rng is None:
+        raise RuntimeError(f"Expected a 'cpu' device type for generator but found "
+                           f"'{g.device.type}'")
+    return g._rng
 
 
 def manual_seed(seed):
     default_generator.manual_seed(seed)
+    from ._device_random import seed_all
+    seed_all(default_generator.initial_seed())
     return default_generator
 
 
 def seed():
-    return default_generator.seed()
+    s = default_generator.seed()
+    from ._device_random import seed_all
+    seed_all(s)
+    return s
 
 
 def initial_seed():
     return default_generator.initial_seed()
+
+
+def rng_snapshot():
+    """Every generator's state (cpu and devices), for code that must draw again exactly as
+    before (compiled replays re-drawing dropout masks)."""
+    from ._device_random import generators
+    return (default_generator._rng, default_generator._rng.bit_generator.state,
+            tuple((d, g._seed, g._offset) for d, g in generators().items()))
+
+
+def rng_restore(snap):
+    from ._device_random import generators
+    default_generator._rng.bit_generator.state = snap[1]
+    gens = generators()
+    for d, seed_, offset in snap[2]:
+        gens[d]._seed, gens[d]._offset = seed_, offset
 
 
 def get_rng_state():
@@ -391,19 +427,43 @@ def _float_dtype(dtype, op):
     return d
 
 
+def _draw_device(device, out):
+    """The device a factory draws on (out='s device wins), or None for the cpu."""
+    from ._device_random import on_device
+    return on_device(out._device if out is not None else device)
+
+
+def _drawn(spec, shape, d, dev, generator, requires_grad):
+    """A device draw of spec = (kind, params) as a new tensor."""
+    from ._device_random import draw
+    t = wrap(draw(spec[0], shape, d, dev, spec[1], generator), d)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False, pin_memory=False, **kw):
     d = _float_dtype(dtype or (out._dtype if out is not None else None), "rand")
-    arr = _gen(generator).random(_sizes("rand", size, kw.pop("size", None)),
-                                 dtype=np.float64 if d is dt.float64 else np.float32)
+    shape = _sizes("rand", size, kw.pop("size", None))
+    dev = _draw_device(device, out)
+    if dev is not None:
+        return _into(out, _drawn(("uniform", (0.0, 1.0)), shape, d, dev, generator,
+                                 requires_grad))
+    arr = _gen(generator).random(shape, dtype=np.float64 if d is dt.float64 else np.float32)
     return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False, **kw):
     d = _float_dtype(dtype or (out._dtype if out is not None else None), "randn")
-    arr = _gen(generator).standard_normal(_sizes("randn", size, kw.pop("size", None)),
-                                          dtype=np.float64 if d is dt.float64 else np.float32)
+    shape = _sizes("randn", size, kw.pop("size", None))
+    dev = _draw_device(device, out)
+    if dev is not None:
+        return _into(out, _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator,
+                                 requires_grad))
+    arr = _gen(generator).standard_normal(shape, dtype=np.float64 if d is dt.float64
+                                          else np.float32)
     return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
 
 
@@ -421,6 +481,10 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
     d = dtype or dt.int64
+    dev = _draw_device(device, None)
+    if dev is not None:
+        return _drawn(("integers", (low, high - low)), _shape(tuple(size)), d, dev, generator,
+                      requires_grad)
     arr = _gen(generator).integers(low, high, size=_shape(tuple(size)))
     return _finish(arr.astype(d.np), d, device, requires_grad)
 
@@ -450,20 +514,29 @@ def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_g
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
            requires_grad=False):
-    rng = _gen(generator)
+    tens = [x for x in (mean, std) if isinstance(x, Tensor)]
     m = mean._data if isinstance(mean, Tensor) else mean
     s = std._data if isinstance(std, Tensor) else std
     if size is not None:
         shape = _shape(tuple(size))
     else:
-        shape = np.broadcast_shapes(np.shape(m), np.shape(s))
-    if size is None and not isinstance(mean, Tensor) and not isinstance(std, Tensor):
+        shape = tuple(np.broadcast_shapes(tuple(np.shape(m)), tuple(np.shape(s))))
+    if size is None and not tens:
         raise TypeError("normal(): with a float mean and a float std the size argument is required")
-    if np.any(np.asarray(s) < 0):
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {np.min(s)}")
+    from ._device_ops import host
+    sh = host(s) if isinstance(std, Tensor) else s
+    if np.any(np.asarray(sh) < 0):
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {np.min(sh)}")
     d = dtype or (mean._dtype if isinstance(mean, Tensor) else std._dtype if isinstance(std, Tensor)
                   else dt.get_default_dtype())
-    arr = m + s * rng.standard_normal(shape)
+    dev = _draw_device(tens[0].device if tens else device, None)
+    if dev is not None:
+        if tens:            # a standard normal on the device, then mean + std * z there
+            r = _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator, False) * std + mean
+        else:
+            r = _drawn(("normal", (float(mean), float(std))), shape, d, dev, generator, False)
+        return r.requires_grad_(True) if requires_grad else r
+    arr = m + s * _gen(generator).standard_normal(shape)
     return _finish(np.asarray(arr).astype(d.np), d, device, requires_grad)
 
 
@@ -472,9 +545,12 @@ def bernoulli(input, p=None, *, generator=None, out=None):
         raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for "
                                   f"'{dt.tname(input._dtype)}' (bernoulli needs probabilities as a "
                                   f"floating point tensor)")
-    probs = input._data if p is None else np.full(input._data.shape, p)
+    from ._device_ops import host
+    probs = host(input._data) if p is None else np.full(input._data.shape, p)
     if np.any((probs < 0) | (probs > 1)):
         raise RuntimeError("bernoulli: Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+    if input._device.type != "cpu":       # the device's uniform draw below the probabilities
+        return empty_like(input).bernoulli_(input if p is None else p, generator=generator)
     arr = (_gen(generator).random(input._data.shape) < probs).astype(input._dtype.np)
     return wrap(arr, input._dtype)
 
@@ -512,8 +588,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     return wrap(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64)
 
 
-# in-place random fills used by nn.init and Tensor methods: drawn on the host from the
-# generator (one stream for every device), then written into the tensor's own storage
+# in-place random fills used by nn.init and Tensor methods: on the cpu drawn from the NumPy
+# generator; on a device by the device's Philox kernels into the tensor's own storage
 def _fill(t, values):
     a = t._data
     if type(a) is not np.ndarray:
@@ -526,15 +602,35 @@ def _fill(t, values):
     return t
 
 
+def _device_fill(t, kind, params, generator):
+    from ._device_random import fill_
+    return fill_(t, kind, params, generator)
+
+
 def uniform_(t, a=0.0, b=1.0, generator=None):
+    if t._device.type != "cpu":
+        return _device_fill(t, "uniform", (float(a), float(b) - float(a)), generator)
     return _fill(t, _gen(generator).uniform(a, b, t._data.shape))
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
+    if t._device.type != "cpu":
+        return _device_fill(t, "normal", (float(mean), float(std)), generator)
     return _fill(t, _gen(generator).normal(mean, std, t._data.shape))
 
 
 def bernoulli_(t, p=0.5, generator=None):
+    if t._device.type != "cpu":
+        if not isinstance(p, Tensor):
+            return _device_fill(t, "bernoulli", (float(p),), generator)
+        # probabilities per element: the same float32 uniform the scalar form compares, then
+        # u < p by an eager kernel on the device
+        from ._device_random import draw
+        u = wrap(draw("uniform", t._data.shape, dt.float32, t._device, (0.0, 1.0), generator),
+                 dt.float32)
+        t._data[...] = (u < p.to(t._device)).to(t._dtype)._data
+        t._bump()
+        return t
     if isinstance(p, Tensor):
         from ._device_ops import host
         p = host(p._data)
@@ -544,8 +640,12 @@ def bernoulli_(t, p=0.5, generator=None):
 def random_(t, from_=0, to=None, generator=None):
     if to is None:
         to = 2 ** 24 if t._dtype.is_floating_point else np.iinfo(t._dtype.np).max
+    if t._device.type != "cpu":
+        return _device_fill(t, "integers", (int(from_), int(to) - int(from_)), generator)
     return _fill(t, _gen(generator).integers(from_, to, t._data.shape))
 
 
 def exponential_(t, lambd=1.0, generator=None):
+    if t._device.type != "cpu" and t._dtype.is_floating_point:
+        return _device_fill(t, "exponential", (float(lambd),), generator)
     return _fill(t, _gen(generator).exponential(1.0 / lambd, t._data.shape))

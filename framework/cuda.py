@@ -93,15 +93,83 @@ def max_memory_allocated(device=None):
     return memory_allocated(device)
 
 
+# ---- random numbers: each device has its own Philox generator (framework._device_random);
+# torch.manual_seed seeds them all, these seed or read the current one. Without a device they
+# do nothing (PyTorch queues them until CUDA starts; nothing here can draw without one).
+
+def _rng_device(device=None):
+    from runtime.device import canonical, Device
+    if not is_available():
+        return None
+    d = Device("cuda", current_device()) if device is None else device
+    return canonical(d)
+
+
+def _generator(device=None):
+    from ._device_random import default_generator
+    d = _rng_device(device)
+    return None if d is None else default_generator(d)
+
+
 def manual_seed(seed):
-    # cuda random numbers are drawn by the host generator and copied (framework.creation),
-    # so seeding it makes them reproducible
-    from .creation import manual_seed as _seed
-    _seed(seed)
+    g = _generator()
+    if g is not None:
+        g.manual_seed(seed)
 
 
 def manual_seed_all(seed):
-    manual_seed(seed)
+    from ._device_random import seed_all
+    seed_all(int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+def seed():
+    g = _generator()
+    if g is not None:
+        g.seed()
+
+
+def seed_all():
+    import numpy as np
+    manual_seed_all(int(np.random.SeedSequence().entropy) & 0xFFFFFFFFFFFFFFFF)
+
+
+def initial_seed():
+    _need()
+    return _generator().initial_seed()
+
+
+def get_rng_state(device="cuda"):
+    _need()
+    return _generator(device).get_state()
+
+
+def set_rng_state(new_state, device="cuda"):
+    _need()
+    _generator(device).set_state(new_state)
+
+
+def get_rng_state_all():
+    return [get_rng_state(f"cuda:{i}") for i in range(device_count())]
+
+
+def set_rng_state_all(new_states):
+    for i, s in enumerate(new_states):
+        set_rng_state(s, f"cuda:{i}")
+
+
+class _DefaultGenerators:
+    """torch.cuda.default_generators: the per-device generators, made on first use."""
+
+    def __len__(self):
+        return device_count()
+
+    def __getitem__(self, i):
+        if not 0 <= i < device_count():
+            raise IndexError(f"default_generators: no cuda device {i} (count {device_count()})")
+        return _generator(f"cuda:{i}")
+
+
+default_generators = _DefaultGenerators()
 
 
 def is_initialized():

@@ -30,6 +30,9 @@ FILES = ["test_math.py", "test_reductions.py", "test_shape.py", "test_indexing.p
 _PRINTS = ("compares the printed text with PyTorch's cpu printing; on a device PyTorch appends "
            "device='...' (test_interpret_device.py checks that suffix); the values were checked "
            "to agree with the suffix stripped")
+_CPU_RNG = ("the cpu generator's semantics (get_rng_state, torch.Generator() arguments): on a "
+            "device PyTorch draws only from that device's generator, and passing a cpu one "
+            "raises; test_random_device.py checks the device generators")
 _SHARES = ("NumPy interop that only cpu tensors have: .numpy() of a device tensor raises "
            "TypeError as PyTorch's does, and device memory is not shared with NumPy arrays")
 
@@ -49,6 +52,8 @@ DESELECT = {
     "test_creation.py::test_linspace_logspace": _PRINTS,
     "test_creation.py::test_legacy_constructors": _PRINTS,
     "test_creation.py::test_bernoulli": _PRINTS,
+    "test_creation.py::test_seed_reproducibility_and_initial_seed": _CPU_RNG,
+    "test_creation.py::test_generator_argument_is_independent_of_the_global_stream": _CPU_RNG,
     "test_sort.py::test_seed_t8_argmax_argsort_var_numel": _PRINTS,
     "test_linalg.py::test_mm_bmm_mv_dot_outer": _PRINTS,
     "test_linalg.py::test_norm_seed_t6": _PRINTS,

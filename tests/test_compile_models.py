@@ -101,7 +101,9 @@ class DataAndControlFlow(nn.Module):
 
 
 def _inputs(name, seed):
-    g = torch.Generator().manual_seed(seed)
+    # the default device's generator (the interpret suite runs this file on a device,
+    # where a draw takes only that device's generator, as in PyTorch)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     if name == "DigitsCNN":
         return torch.randn(8, 1, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)
     if name in ("LSTMHead", "Encoder"):

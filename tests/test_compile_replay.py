@@ -31,7 +31,9 @@ def _pair(make, seed=0):
 
 
 def _x(m, n=8, seed=0):
-    g = torch.Generator().manual_seed(seed)
+    # the default device's generator (the interpret suite runs this file on a device,
+    # where a draw takes only that device's generator, as in PyTorch)
+    g = torch.Generator(torch.get_default_device()).manual_seed(seed)
     if isinstance(m, DigitsCNN):
         return torch.randn(n, 1, 8, 8, generator=g)
     return torch.randn(n, 10, generator=g)
@@ -56,7 +58,7 @@ def _train(make, steps=6, seed_each=True):
     o1, o2 = optim.AdamW(m1.parameters(), lr=1e-2), optim.AdamW(m2.parameters(), lr=1e-2)
     for s in range(steps):
         x = _x(m1, seed=s)
-        y = torch.randint(0, 3, (8,), generator=torch.Generator().manual_seed(s))
+        y = torch.randint(0, 3, (8,), generator=torch.Generator(torch.get_default_device()).manual_seed(s))
         torch.manual_seed(10 + s)
         a = m1(x)
         torch.manual_seed(10 + s)

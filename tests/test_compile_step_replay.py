@@ -25,7 +25,9 @@ def _eq(got, want, err_msg=""):
 
 
 def _batch(s, cnn=False):
-    g = torch.Generator().manual_seed(s)
+    # the default device's generator (the interpret suite runs this file on a device,
+    # where a draw takes only that device's generator, as in PyTorch)
+    g = torch.Generator(torch.get_default_device()).manual_seed(s)
     x = torch.randn(8, 1, 8, 8, generator=g) if cnn else torch.randn(8, 10, generator=g)
     return x, torch.randint(0, 3, (8,), generator=g)
 

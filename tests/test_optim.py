@@ -520,7 +520,9 @@ def test_foreach_step_compiles_and_replays_equal_to_eager():
         o.step()
         return loss
     c = torch.compile(lambda x, y: step(m2, o2, x, y))
-    g = torch.Generator().manual_seed(1)
+    # the default device's generator (the interpret suite runs this file on a device,
+    # where a draw takes only that device's generator, as in PyTorch)
+    g = torch.Generator(torch.get_default_device()).manual_seed(1)
     for _ in range(6):
         x, y = torch.randn(5, 6, generator=g), torch.randint(0, 3, (5,), generator=g)
         assert_close(c(x, y), step(m1, o1, x, y), rtol=1e-5, atol=1e-6)

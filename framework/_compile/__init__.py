@@ -61,6 +61,7 @@ _MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-c
 class CompiledFunction:
     """A compiled callable. Introspection: graphs(), backward_graphs(), groups(), sources(),
     recompile_reasons(), graph_break_reasons(), run_counts(), report()."""
+    trace_device = None     # the device a default-backend trace runs on (None: the cpu)
 
     def __init__(self, fn, backend=None, fullgraph=False, dynamic=None, mode=None, name=None,
                  module=None):
@@ -226,7 +227,7 @@ class CompiledFunction:
         def first(ts):
             for t in ts:
                 if isinstance(t, Tensor) and t._device.type != "cpu":
-                    return t._device.type
+                    return t._device
             return None
 
         def flat(a):
@@ -243,7 +244,8 @@ class CompiledFunction:
             dev = first(self.module.parameters()) or first(self.module.buffers())
         if dev is None and isinstance(fpre, dict):
             dev = first(fpre["tensors"])
-        return {"cuda": "triton", "interpret": "interpret"}.get(dev, "numpy")
+        self.trace_device = dev         # where random draws made while tracing belong
+        return {"cuda": "triton", "interpret": "interpret"}.get(dev and dev.type, "numpy")
 
     # replays (compiled modules) ---------------------------------------------------------------
     def _note(self, rkey, msg):

@@ -246,6 +246,13 @@ class Tracer:
         self.guards.append((fn, v))
         return v
 
+    def draw_device(self, dev):
+        """The device a random draw for a tensor on `dev` belongs to: symbolic tensors say
+        cpu, so a draw for one goes to the device the compiled program runs on (its masks
+        then come from that device's generator, as eagerly)."""
+        d = self.owner.trace_device
+        return d if d is not None and dev.type == "cpu" else dev
+
     def note_draw(self, arr, dtype, recipe):
         """A random array drawn while tracing (a dropout mask) and how to draw it again: a
         replay calls recipe() in trace order, so the generator advances as in eager."""

@@ -22,6 +22,7 @@ import numpy as np
 from runtime import dtypes as dt
 from .._dispatch import wrap as _wrap
 from ..tensor import Tensor
+from ..creation import rng_snapshot, rng_restore
 from .lazy import SymArray
 
 _MISS = object()
@@ -82,7 +83,7 @@ def _before_trace(module):
     return dict(mods=mods, tensors=tensors, is_buf=is_buf, state=_module_state(mods, tensors),
                 attrs=[(name, dict(m.__dict__)) for name, m in module.named_modules()],
                 versions=[t._version for t in tensors], rng=gen._rng,
-                rng_state=gen._rng.bit_generator.state,
+                rng_state=rng_snapshot(),
                 hooks=any(sum(map(len, m[4:])) for m in mods))
 
 
@@ -235,7 +236,7 @@ class FunctionReplay:
                     grad_versions=[t._grad._version if t._grad is not None else 0
                                    for t in tensors],
                     arg_versions=[(a, a._version) for a in argts],
-                    rng=gen._rng, rng_state=gen._rng.bit_generator.state)
+                    rng=gen._rng, rng_state=rng_snapshot())
 
     def record(self, tracer, pre, argt, leaves, broke, args, kwargs):
         """The replay record of a finished trace, or _NotReplayable with the reason."""
@@ -498,25 +499,26 @@ def _no_grads(w):
 
 
 def _check_draws(tracer, pre):
-    """The generator advanced exactly by the draws the trace noted (dropout masks), which a
-    replay repeats: drawing them again from the pre-trace state must reach the same state and
-    the same arrays. Anything else drawn (torch.rand in the function) is not replayable."""
+    """The generators advanced exactly by the draws the trace noted (dropout masks), which a
+    replay repeats: drawing them again from the pre-trace state (cpu and device generators)
+    must reach the same state and the same arrays. Anything else drawn (torch.rand in the
+    function) is not replayable."""
     from ..creation import default_generator as gen
-    rng = gen._rng
-    if rng is not pre["rng"]:
+    from .._device_ops import host
+    if gen._rng is not pre["rng"]:
         raise _NotReplayable("the default generator was reseeded")
-    after = rng.bit_generator.state
+    after = rng_snapshot()
     if not tracer.draws:
         if after != pre["rng_state"]:
             raise _NotReplayable("random numbers drawn other than dropout masks")
         return
-    rng.bit_generator.state = pre["rng_state"]
+    rng_restore(pre["rng_state"])
     try:
         again = [rc() for _, _, rc in tracer.draws]
-        ok = rng.bit_generator.state == after and all(
-            np.array_equal(a, b) for (a, _, _), b in zip(tracer.draws, again))
+        ok = rng_snapshot() == after and all(
+            np.array_equal(host(a), host(b)) for (a, _, _), b in zip(tracer.draws, again))
     finally:
-        rng.bit_generator.state = after
+        rng_restore(after)
     if not ok:
         raise _NotReplayable("random numbers drawn other than dropout masks")
 

@@ -345,7 +345,9 @@ def _check_p(p):
 
 
 def _bernoulli_mask(shape, keep, dtype, device=None):
-    """A keep mask on `device` (the input's), drawn from the host generator."""
+    """A keep mask on `device` (the input's), drawn from that device's generator."""
+    if STATE.tracer is not None:
+        device = STATE.tracer.draw_device(device)
     m = C.empty(tuple(shape), dtype=dtype, device=device)
     C.bernoulli_(m, keep)
     if STATE.tracer is not None:      # a compiled replay draws the mask again the same way

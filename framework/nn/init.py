@@ -15,6 +15,8 @@ __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_"
 
 def _write(tensor, arr):
     """Store arr into tensor's storage (keeps dtype and identity; views write through)."""
+    if type(tensor._data) is not np.ndarray:      # a device buffer: the upload path
+        return _C._fill(tensor, np.asarray(arr).astype(tensor._data.dtype, copy=False))
     np.copyto(tensor._data, np.asarray(arr).astype(tensor._data.dtype, copy=False),
               casting="unsafe")
     tensor._bump()
@@ -72,11 +74,15 @@ def _check(tensor, name):
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _check(tensor, "uniform_")
+    if tensor._device.type != "cpu":             # the device's Philox stream
+        return _C.uniform_(tensor, a, b, generator)
     return _write(tensor, _C._gen(generator).uniform(a, b, tensor._data.shape))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _check(tensor, "normal_")
+    if tensor._device.type != "cpu":
+        return _C.normal_(tensor, mean, std, generator)
     return _write(tensor, _C._gen(generator).normal(mean, std, tensor._data.shape))
 
 
