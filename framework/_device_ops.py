@@ -65,6 +65,14 @@ def to_device(a, dev):
     return np.array(a, copy=True)
 
 
+def note_device(dev):
+    """A buffer on `dev` is about to exist without a transfer (made there): from now on apply()
+    looks at devices, and Triton launches on CuPy's stream."""
+    _dispatch.NONCPU = True
+    if dev.type == "cuda":
+        _cuda.hook_triton_stream()
+
+
 def host(a):
     """A NumPy view or copy of a buffer, for code that reads values (printing, item())."""
     if isinstance(a, np.ndarray):

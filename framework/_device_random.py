@@ -59,7 +59,8 @@ def generator_for(dev, generator):
 def draw(kind, shape, dtype, dev, params, generator=None, out=None):
     """A fresh contiguous device array of `shape` (or `out`, a contiguous device array, filled
     in place) drawn from `kind` with `params` (see triton_random.draw_numpy)."""
-    from ._device_ops import STATS, _arg, _empty, to_device
+    from ._device_ops import STATS, _arg, _empty, note_device, to_device
+    note_device(dev)
     gen = generator_for(dev, generator)
     shape = tuple(shape)
     n = int(np.prod(shape, dtype=np.int64))

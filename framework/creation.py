@@ -163,9 +163,28 @@ def _into(out, t):
     return out
 
 
+def _made(shape, value, d, device, requires_grad):
+    """A new tensor filled with `value` (None: uninitialised), made where it lives: a device
+    tensor gets device memory filled there (CuPy's fill kernel on cuda), never a host buffer
+    and an upload. bfloat16 takes the host path, whose upload names what cuda lacks."""
+    dev = canonical(device)
+    if dev.type not in ("cuda", "interpret") or d is dt.bfloat16:
+        arr = np.empty(shape, d.np) if value is None else np.full(shape, value, dtype=d.np)
+        return _finish(arr, d, dev, requires_grad)
+    from ._device_ops import _empty, note_device
+    note_device(dev)
+    a = _empty(tuple(shape), d, dev)
+    if value is not None:
+        a.fill(value)
+    t = wrap(a, d)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
 def _filled(shape, value, dtype, device, requires_grad, out=None):
     d = dtype or (out._dtype if out is not None else dt.get_default_dtype())
-    return _into(out, _finish(np.full(shape, value, dtype=d.np), d, device, requires_grad))
+    return _into(out, _made(shape, value, d, device, requires_grad))
 
 
 def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad=False,
@@ -183,7 +202,7 @@ def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=F
           pin_memory=False, memory_format=None, **kw):
     shape = _sizes("empty", size, kw.pop("size", None))
     d = dtype or (out._dtype if out is not None else dt.get_default_dtype())
-    return _into(out, _finish(np.empty(shape, dtype=d.np), d, device, requires_grad))
+    return _into(out, _made(shape, None, d, device, requires_grad))
 
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -193,8 +212,7 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, re
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     d = dtype or (out._dtype if out is not None else dt.scalar_dtype(fill_value))
-    return _into(out, _finish(np.full(_shape(tuple(size)), fill_value, dtype=d.np), d, device,
-                              requires_grad))
+    return _into(out, _made(_shape(tuple(size)), fill_value, d, device, requires_grad))
 
 
 def _like(input, dtype):
@@ -220,7 +238,7 @@ def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fals
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
     d = _like(input, dtype)
-    return _finish(np.empty(input._data.shape, d.np), d, _like_dev(input, device), requires_grad)
+    return _made(input._data.shape, None, d, _like_dev(input, device), requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,

@@ -360,3 +360,38 @@ def test_device_argument_accepted_everywhere():
               lambda: torch.full((2,), 1, device="cpu"), lambda: torch.linspace(0, 1, 3, device="cpu")):
         assert f().device == torch.device("cpu")
     assert math.isclose(torch.tensor([1.0], device="cpu").item(), 1.0)
+
+
+def test_factories_make_device_tensors_on_the_device():
+    # zeros/ones/full/empty(_like) on a device allocate there and fill there (no host buffer
+    # and upload); the first device tensor of a process being made this way must still switch
+    # dispatch to the device path (a fresh child process, where nothing was moved before)
+    import json
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys, json; sys.path.insert(0, %r)\n"
+            "import framework as torch\n"
+            "from framework import _device_ops as D\n"
+            "z = torch.zeros(3, 4, device='interpret')\n"
+            "y = z + 1\n"
+            "f = torch.full((5,), 7, dtype=torch.int64, device='interpret')\n"
+            "o = torch.ones_like(f)\n"
+            "e = torch.empty(2, 3, dtype=torch.float16, device='interpret')\n"
+            "b = torch.ones(2, dtype=torch.bool, device='interpret')\n"
+            "print(json.dumps([type(z._data).__name__, str(y.device), y.cpu().numpy().tolist(),\n"
+            "                  f.cpu().numpy().tolist(), str(o.dtype), o.cpu().numpy().tolist(),\n"
+            "                  [str(e.dtype), list(e.shape), str(e.device)], b.cpu().numpy().tolist(),\n"
+            "                  sorted(k[1] for k in D.STATS if k[0] == 'kernel')]))\n" % root)
+    env = dict(os.environ)
+    env.pop("TRITON_INTERPRET", None)
+    env.pop("KILN_DEVICE", None)
+    r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    kind, ydev, y, f, odt, o, e, b, kernels = json.loads(r.stdout.strip().splitlines()[-1])
+    assert kind == "InterpretArray" and ydev == "interpret"
+    assert y == [[1.0] * 4] * 3 and f == [7] * 5 and odt == "torch.int64" and o == [1] * 5
+    assert e == ["torch.float16", [2, 3], "interpret"] and b == [True, True]
+    assert kernels == ["fused_add_0"]             # z + 1 ran its Triton kernel on the device
