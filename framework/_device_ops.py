@@ -32,8 +32,8 @@ from . import _dispatch
 from ._compile import log
 
 INTERPRET = Device("interpret")
-# ("kernel", name) | ("view", prim) | ("fallback", prim): calls per path, so tests and users
-# can see what ran where
+# ("kernel", name) | ("view", prim) | ("library", prim) | ("made", prim) | ("fallback", prim):
+# calls per path, so tests and users can see what ran where
 STATS = collections.Counter()
 
 
@@ -274,8 +274,16 @@ def _back(r, dev):
 
 
 def create(p, dev, *args, **attrs):
-    """A creation primitive (full, arange) placed on `dev` (VJP rules build zeros this way)."""
+    """A creation primitive (full, arange) placed on `dev` (VJP rules build zeros this way):
+    `full` is allocated and filled on the device (CuPy's fill on cuda); arange is made on the
+    host and copied (a counted fallback)."""
     meta = p.meta(*args, **attrs)
+    if p.name == "full" and meta.dtype.name != "bfloat16":
+        note_device(dev)
+        a = _empty(meta.shape, meta.dtype, dev)
+        a.fill(attrs["value"] if "value" in attrs else args[1])
+        STATS["made", p.name] += 1
+        return _dispatch.wrap(a, meta.dtype, dev)
     STATS["fallback", p.name] += 1
     _log_fallback(p, dev, "creation runs on the host")
     return _dispatch.wrap(_back(p.numpy(meta, *args, **attrs), dev), meta.dtype, dev)

@@ -380,18 +380,23 @@ def test_factories_make_device_tensors_on_the_device():
             "o = torch.ones_like(f)\n"
             "e = torch.empty(2, 3, dtype=torch.float16, device='interpret')\n"
             "b = torch.ones(2, dtype=torch.bool, device='interpret')\n"
+            "x = torch.ones(4, device='interpret', requires_grad=True)\n"
+            "x[1:].sum().backward()\n"          # the slice's VJP makes its zeros on the device
+            "made = [D.STATS['made', 'full'], D.STATS['fallback', 'full'], x.grad.cpu().numpy().tolist()]\n"
             "print(json.dumps([type(z._data).__name__, str(y.device), y.cpu().numpy().tolist(),\n"
             "                  f.cpu().numpy().tolist(), str(o.dtype), o.cpu().numpy().tolist(),\n"
             "                  [str(e.dtype), list(e.shape), str(e.device)], b.cpu().numpy().tolist(),\n"
-            "                  sorted(k[1] for k in D.STATS if k[0] == 'kernel')]))\n" % root)
+            "                  sorted(k[1] for k in D.STATS if k[0] == 'kernel'), made]))\n" % root)
     env = dict(os.environ)
     env.pop("TRITON_INTERPRET", None)
     env.pop("KILN_DEVICE", None)
     r = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                        timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
-    kind, ydev, y, f, odt, o, e, b, kernels = json.loads(r.stdout.strip().splitlines()[-1])
+    kind, ydev, y, f, odt, o, e, b, kernels, made = json.loads(r.stdout.strip().splitlines()[-1])
     assert kind == "InterpretArray" and ydev == "interpret"
     assert y == [[1.0] * 4] * 3 and f == [7] * 5 and odt == "torch.int64" and o == [1] * 5
     assert e == ["torch.float16", [2, 3], "interpret"] and b == [True, True]
-    assert kernels == ["fused_add_0"]             # z + 1 ran its Triton kernel on the device
+    assert "fused_add_0" in kernels               # z + 1 ran its Triton kernel on the device
+    n_made, n_fallback, grad = made
+    assert n_made >= 1 and n_fallback == 0 and grad == [0.0, 1.0, 1.0, 1.0]
