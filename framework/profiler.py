@@ -12,8 +12,9 @@ What is recorded
                       shapes when record_shapes=True
   program: <graph>    every run of a compiled program (compile(): NumPy, eager, Triton
                       backends), named by its graph
-  <kernel name>       every fused group of a Triton-backend program (interpret / triton), as a
-                      child of its program run: generated kernels by name, extern fallbacks too
+  <kernel name>       every fused group of a compiled program, as a child of its program run:
+                      Triton backends' generated kernels by name (extern fallbacks too), and
+                      the NumPy backend's groups (its program marks each group's start)
   <your name>         record_function ranges (also usable as a decorator)
 
 Times are host wall-clock times (time.perf_counter_ns). Self time is a range's time minus its
@@ -266,18 +267,30 @@ def _program_name(prog):
 
 def _wrap_run(orig):
     @functools.wraps(orig)
-    def run(self, arrays, consts):
+    def run(self, arrays, consts, *rest, **kw):
         rec = _ACTIVE
         if rec is None:
-            return orig(self, arrays, consts)
+            return orig(self, arrays, consts, *rest, **kw)
         e = rec.begin(f"program: {_program_name(self)}", "kernel",
                       [list(getattr(a, "shape", ())) for a in arrays]
                       if rec.record_shapes else None)
         steps = getattr(self, "steps", None)
         before = [s.time_s for s in steps] if steps else None
+        fn = getattr(self, "fn", None)
+        marks = None
+        if fn is not None and hasattr(fn, "mark"):   # NumPy programs mark each group's start
+            marks = []
+            fn.mark = lambda k, add=marks.append, now=time.perf_counter_ns: add((k, now()))
         try:
-            return orig(self, arrays, consts)
+            return orig(self, arrays, consts, *rest, **kw)
         finally:
+            if marks is not None:
+                fn.mark = None
+                for (k, t0), (_, t1) in zip(marks, marks[1:]):   # one child range per group
+                    c = FunctionEvent(self.group_names[k], "kernel", t0, None, e.tid, e)
+                    c.end_ns = t1
+                    e.child_ns += t1 - t0
+                    rec.events.append(c)
             if steps:                  # Triton programs: one child range per fused group
                 t = e.start_ns
                 for s, b in zip(steps, before):

@@ -59,6 +59,36 @@ def test_compiled_program_runs_are_listed():
     assert not any(e.key.startswith("kiln::") for e in prof.key_averages())
 
 
+def test_numpy_programs_list_every_fused_group():
+    f = torch.compile(lambda a, w: F.softmax(a @ w, -1).sum(0) * 3.0)
+    a, w = torch.ones(3, 4), torch.ones(4, 5)
+    f(a, w)
+    prog = f.programs()[0]
+    assert len(prog.group_names) >= 2
+    with profile() as prof:
+        for _ in range(3):
+            out = f(a, w)
+    np.testing.assert_allclose(out.numpy(), np.full(5, 1.8), rtol=1e-6)
+    counts = {e.key: e.count for e in prof.key_averages()}
+    assert all(counts.get(g) == 3 for g in prog.group_names), (prog.group_names, counts)
+    top = [e for e in prof.events() if e.name.startswith("program: ")]
+    kids = [e for e in prof.events() if e.parent is top[0]]
+    assert [k.name for k in kids] == prog.group_names            # in run order
+    assert sum(k.cpu_time_total for k in kids) <= top[0].cpu_time_total + 1e-3
+    assert prog.fn.mark is None                                   # unhooked afterwards
+    # a compiled module's backward program runs with an on_output callback: profiled too
+    lin = torch.compile(torch.nn.Linear(4, 3))
+    x = torch.ones(5, 4)
+    lin(x).sum().backward()
+    with profile() as prof:
+        lin(x).sum().backward()
+    progs = [e.name for e in prof.events() if e.name.startswith("program: ")]
+    groups = [e for e in prof.events() if e.parent is not None and
+              e.parent.name.startswith("program: ")]
+    assert len(progs) == 2 and groups
+    np.testing.assert_allclose(lin.weight.grad.numpy(), np.full((3, 4), 10.0))
+
+
 _INTERP = r"""
 import json, sys
 import framework as torch

@@ -33,12 +33,13 @@ from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-7"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-8"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
 #                              (0, ..) with a kept axis between reduce axis 0 first; 7: large
-#                              element-wise groups in chunks on several threads
+#                              element-wise groups in chunks on several threads; 8: group marks
+#                              for the profiler (program.mark)
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -381,7 +382,9 @@ def generate(graph, partition, sched, donate=()):
                 n *= d
             view = f"_s{s.id}" if n == s.size else f"_s{s.id}[:{n}]"
             setup.append(f"    _b{s.id}_{k} = {view}.reshape({lit(tuple(v.shape))})")
-    body = []
+    # program.mark (None unless framework.profiler is recording): called with each group's
+    # index as the group starts and with -1 at the end, so the profiler times every group
+    body = ["_m = program.mark"]
     if graph.inputs:
         body.append(", ".join(w.names[id(v)] for v in graph.inputs) +
                     (", = inputs" if len(graph.inputs) == 1 else " = inputs"))
@@ -390,9 +393,10 @@ def generate(graph, partition, sched, donate=()):
     early = _early_outputs(graph, plan)
     late = [k for k, o in enumerate(graph.outputs) if not (isinstance(o, Value) and
                                                           id(o) in early)]
-    for gr in sched.order:
+    for gi, gr in enumerate(sched.order):
         ops = "; ".join(f"{', '.join(o.name for o in n.outputs)} = {n.op}" for n in gr.nodes)
         body.append(f"# {gr.name} [{gr.kind}]: {ops}")
+        body.append(f"if _m is not None: _m({gi})")
         for run, shape in _parallel_runs(gr.nodes, decisions):
             if shape is not None:
                 _emit_parallel(run, shape, decisions, w, plan, fresh_made, body, setup)
@@ -409,13 +413,14 @@ def generate(graph, partition, sched, donate=()):
                     "before the end")
         body.extend(f"    on_output({k}, {w.arg(graph.outputs[k])})" for k in late)
     rets = [w.arg(o) for o in graph.outputs]
+    body.append("if _m is not None: _m(-1)")
     body.append(f"return [{', '.join(rets)}]")
     meta = {"version": VERSION, "groups": [gr.name for gr in sched.order],
             "planned_bytes": plan.planned_bytes, "naive_bytes": plan.naive_bytes,
             "persistent_bytes": plan.persistent_bytes, "donated": len(plan.donated)}
     setup.insert(3, f"META = {meta!r}")
     lines = setup + ["", "    def program(inputs, consts, on_output=None):"] + ["        " + b for b in body] + \
-        ["", "    return program", ""]
+        ["", "    program.mark = None", "    return program", ""]
     return "\n".join(lines), plan, meta
 
 
