@@ -53,8 +53,8 @@ from .ops_math import (sum, max, min, all, any, abs, round, pow, where, clamp, c
                        zero_ as _zero_, erfinv)
 from .ops_shape import *  # noqa: E402,F401,F403
 from .ops_index import (index_select, masked_fill, masked_select, gather, scatter, scatter_add,  # noqa: E402,F401
-                        scatter_reduce, index_add, index_copy, index_fill, take, take_along_dim,
-                        nonzero, argwhere)
+                        scatter_reduce, index_add, index_copy, index_fill, index_put, take,
+                        take_along_dim, nonzero, argwhere)
 from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addmm, addmv,  # noqa: E402,F401
                          baddbmm, addbmm, einsum, tensordot, kron, cross, cdist, linalg, det,
                          inverse, svd, qr, cholesky)

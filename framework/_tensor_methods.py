@@ -22,9 +22,10 @@ _METHODS = {
     S: """view reshape view_as reshape_as flatten ravel unflatten squeeze unsqueeze permute transpose
           swapaxes swapdims t movedim moveaxis expand expand_as broadcast_to contiguous narrow select
           unbind split chunk tensor_split hsplit vsplit flip fliplr flipud roll repeat tile
-          repeat_interleave tril triu diagonal diag diag_embed diagflat trace adjoint""",
+          repeat_interleave tril triu diagonal diag diag_embed diagflat trace adjoint
+          diagonal_scatter slice_scatter""",
     I: """index_select masked_fill masked_select gather scatter scatter_add scatter_reduce index_add
-          index_copy index_fill take take_along_dim nonzero argwhere put_""",
+          index_copy index_fill index_put take take_along_dim nonzero argwhere put_""",
     L: """matmul mm bmm mv dot inner vdot outer ger addmm addmv baddbmm addbmm kron cross""",
     O: """sort argsort msort topk kthvalue median nanmedian mode unique unique_consecutive bincount
           histc quantile""",
@@ -145,7 +146,7 @@ Tensor.div_ = Tensor.divide_ = Tensor.true_divide_ = _div_
 for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M.square,
            M.maximum, M.minimum, M.nan_to_num, M.cumsum, M.cumprod, M.logit, S.tril, S.triu,
            I.masked_fill, I.scatter, I.scatter_add, I.scatter_reduce, I.index_add, I.index_copy,
-           I.index_fill, L.addmm, L.baddbmm, M.xlogy, M.hypot):
+           I.index_fill, I.index_put, L.addmm, L.baddbmm, M.xlogy, M.hypot):
     setattr(Tensor, _f.__name__ + "_", _via(_f))
 Tensor.clip_ = Tensor.clamp_
 

@@ -172,7 +172,8 @@ def getitem(x, idx):
         if r is x:    # x[...] or x[:] is still a new view object
             r = apply(P["reshape"], x, shape=x._data.shape)
         return r
-    idxs = [wrap(a, dt.int64) for _, a in adv]
+    # (int32 index tensors arrive as they are: their data becomes int64, as their label says)
+    idxs = [wrap(a if a.dtype == np.int64 else a.astype(np.int64), dt.int64) for _, a in adv]
     # index lists, arrays and cpu index tensors go to the indexed tensor's device
     if r._device is not cpu and STATE.tracer is None:
         idxs = [i if i._device is r._device else i.to(r._device) for i in idxs]
@@ -465,6 +466,48 @@ def nonzero(input, *, as_tuple=False):
 
 def argwhere(input):
     return nonzero(input)
+
+
+def index_put(input, indices, values, accumulate=False):
+    """torch.index_put: a copy of input with values (broadcast to the indexed shape) written at
+    input[indices] (a tuple of index tensors for the leading dims; a bool mask stands for its
+    nonzero positions), or added there with accumulate (duplicate indices all add)."""
+    if not isinstance(indices, (tuple, list)):
+        raise TypeError(f"index_put(): argument 'indices' (position 2) must be tuple of Tensors, "
+                        f"not {type(indices).__name__}")
+    if not isinstance(values, Tensor):
+        raise TypeError(f"index_put(): argument 'values' must be Tensor, not "
+                        f"{type(values).__name__}")
+    if values._dtype is not input._dtype:
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{dt.tname(input._dtype)} for the destination and "
+                           f"{dt.tname(values._dtype)} for the source.")
+    idxs, pos, d = [], [], 0
+    for k, i in enumerate(indices):
+        if not isinstance(i, Tensor):
+            raise TypeError(f"expected Tensor as element {k} in argument 1, but got "
+                            f"{type(i).__name__}")
+        if i._dtype is dt.bool_ or i._dtype is dt.uint8:      # a mask: its nonzero positions
+            for k, a in enumerate(nonzero(i, as_tuple=True)):
+                idxs.append(a if a._device is input._device else a.to(input._device))
+                pos.append(d + k)
+            d += builtins.max(i.ndim, 1)
+            continue
+        if i._dtype.category != 1:
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
+                             f"(got {i._dtype})")
+        idxs.append(i)
+        pos.append(d)
+        d += 1
+    if d > input.ndim:
+        raise IndexError(f"too many indices for tensor of dimension {input.ndim} (got {d})")
+    if not idxs:                     # every dim whole: values broadcast over input
+        from .ops_shape import expand
+        if accumulate:
+            return apply(P["add"], input, expand(values, input.shape))
+        return apply(P["copy"], expand(values, input.shape))
+    return apply(P["index_put"], input, values, *idxs, pos=tuple(pos),
+                 accumulate=bool(accumulate))
 
 
 def put(input, index, source, accumulate=False):

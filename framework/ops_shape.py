@@ -511,6 +511,20 @@ def diagonal(input, offset=0, dim1=0, dim2=1):
                  dim2=norm_dim("diagonal", dim2, input.ndim))
 
 
+def diagonal_scatter(input, src, offset=0, dim1=0, dim2=1):
+    """A copy of input with src written on its diagonal (the one diagonal() views)."""
+    return apply(P["diagonal_scatter"], input, src, offset=offset,
+                 dim1=norm_dim("diagonal_scatter", dim1, input.ndim),
+                 dim2=norm_dim("diagonal_scatter", dim2, input.ndim))
+
+
+def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
+    """A copy of input with src written at input[..., start:end:step, ...] (along dim)."""
+    return apply(P["slice_scatter"], input, src,
+                 dim=norm_dim("slice_scatter", dim, builtins.max(input.ndim, 1)),
+                 start=start, stop=end, step=step)
+
+
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     if input.ndim == 0:
         raise RuntimeError("diag_embed: input must be at least 1-D (got a 0-d tensor)")

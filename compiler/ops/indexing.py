@@ -36,13 +36,31 @@ def _index_meta(x, *idx, pos):
     return AVal(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
 
 
+def index_range_error(op, lo, hi, dim, size, wraps):
+    """The error an index whose values span [lo, hi] raises against a dim of `size`, or None.
+    wraps: index / index_put (negative values count from the end: IndexError, as PyTorch's
+    advanced indexing); else gather / scatter (RuntimeError; negative values are out of range).
+    The NumPy lowerings raise it; eager device kernels, which cannot raise, check the index
+    buffer's min and max with it before launching (compiler/codegen/triton_eager.py)."""
+    if wraps:
+        if hi >= size or lo < -size:
+            bad = hi if hi >= size else lo
+            return IndexError(f"{op}: index {bad} is out of bounds for dimension {dim} with "
+                              f"size {size}")
+    elif hi >= size or lo < 0:
+        bad = hi if hi >= size else lo
+        return RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {dim} with "
+                            f"size {size}")
+    return None
+
+
 def _np_tuple(op, x, idx, pos):
     t = [slice(None)] * x.ndim
     for p, i in zip(pos, idx):
-        size = x.shape[p]
-        if i.size and (i.max() >= size or i.min() < -size):
-            bad = i.max() if i.max() >= size else i.min()
-            raise IndexError(f"{op}: index {bad} is out of bounds for dimension {p} with size {size}")
+        if i.size:
+            e = index_range_error(op, i.min(), i.max(), p, x.shape[p], True)
+            if e is not None:
+                raise e
         t[p] = i
     return tuple(t)
 
@@ -162,10 +180,11 @@ def _flat_index(op, x, index, dim):
 
 
 def _full_index_check(op, x, index, dim):
-    size = x.shape[dim] if x.ndim else 1
-    if index.size and (index.max() >= size or index.min() < 0):
-        bad = index.max() if index.max() >= size else index.min()
-        raise RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {dim} with size {size}")
+    if index.size:
+        e = index_range_error(op, index.min(), index.max(), dim, x.shape[dim] if x.ndim else 1,
+                              False)
+        if e is not None:
+            raise e
 
 
 def _gather_meta(x, index, dim):
