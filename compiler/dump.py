@@ -264,6 +264,9 @@ def write_region(folder, fname, plan, backend, repo_root, asm=False, arch=90, on
             if k is not None:
                 with open(os.path.join(folder, "kernels", f"{_safe(kname)}.py"), "w") as f:
                     f.write(k.source)
+                for b in getattr(k, "before", ()):      # launched first (a scatter's copy)
+                    with open(os.path.join(folder, "kernels", f"{_safe(b.name)}.py"), "w") as f:
+                        f.write(b.source)
                 for v in getattr(k, "variants", ()):    # timed against k on its first launch
                     with open(os.path.join(folder, "kernels", f"{_safe(v.name)}.py"), "w") as f:
                         f.write(f"# variant of {kname}, timed against it on the first GPU "

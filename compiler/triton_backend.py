@@ -170,7 +170,8 @@ class TritonProgram:
         for p in k.params:
             if p.role[0] == "scalar" and type(p.role[1]).__name__ == "FloatParam":
                 st.scalars.append((p, p.role[1].index))
-        _write_aot_sidecar(k)
+        for kk in tuple(getattr(k, "before", ())) + (k,):    # (a scatter's copy launch first)
+            _write_aot_sidecar(kk)
         return st
 
     def _source(self):
@@ -195,6 +196,7 @@ class TritonProgram:
         parts = ["\n".join(lines)]
         for s in self.steps:
             if s.kernel is not None:
+                parts += [b.source for b in getattr(s.kernel, "before", ())]
                 parts.append(s.kernel.source)
         return "\n\n".join(parts) + "\n"
 

@@ -62,7 +62,41 @@ def _cases():
             return losses + [p.detach().numpy() for p in m.parameters()], f
         return run
 
+    # indexing and scatters: x[i, j] with two broadcast index tensors, index_put_ with
+    # accumulate (duplicate positions add up), scatter_add, slice_scatter, diagonal_scatter
+    ii = torch.tensor([[0], [-1], [2]])
+    jj = torch.tensor([1, -2, 0, 5])
+    pi, pj = torch.tensor([0, 2, 2, -1, 0]), torch.tensor([1, 3, 3, 0, 1])
+    pv = torch.tensor(rng.normal(0, 1, (5,)).astype(np.float32))
+    si = torch.tensor(rng.integers(0, N, (4, C)))
+    src = torch.tensor(rng.normal(0, 1, (4, C)).astype(np.float32))
+
+    def indexing(x, ii, jj, pi, pj, pv, si, src):
+        a = x[ii, jj] * 2
+        yv = x.clone()
+        yv.index_put_((pi, pj), pv, accumulate=True)
+        z = torch.scatter_add(x, 0, si, src)
+        w = torch.slice_scatter(x, x[:, ::3] * 3, dim=-1, start=0, step=3)
+        q = torch.diagonal_scatter(x, x[0, :N] - 1, 2)
+        return a, yv + 1, z, w, q
+
+    def indexing_run(backend):
+        f = indexing if backend is None else torch.compile(indexing, backend=backend)
+        return [o.numpy() for o in f(x, ii, jj, pi, pj, pv, si, src)], f
+
+    def indexing_grad_run(backend):
+        xg = torch.tensor(x.numpy(), requires_grad=True)
+
+        def loss(xg, ii, jj, si):
+            return (xg[ii, jj] ** 2).sum() + (xg.gather(0, si) * src).sum()
+        f = loss if backend is None else torch.compile(loss, backend=backend)
+        out = f(xg, ii, jj, si)
+        out.backward()
+        return [out.detach().numpy(), xg.grad.numpy()], f
+
     return {
+        "indexing_and_scatters": indexing_run,
+        "indexing_backward": indexing_grad_run,
         "pointwise_chain": forward(chain, x, y),
         "softmax": forward(lambda x: F.softmax(x, -1), x),
         "log_softmax": forward(lambda x: F.log_softmax(x, -1), x),
@@ -96,7 +130,9 @@ def worker():
                        reshape_views=sum(s.reshape_only for p in progs for s in p.steps),
                        host_steps=sorted({p.steps[i].group.name for p in progs
                                           for _, hs, _ in p._host_plans.values() for i in hs}),
-                       group_runs=sum(sum(p.group_runs().values()) for p in progs))
+                       group_runs=sum(sum(p.group_runs().values()) for p in progs),
+                       kernel_names=sorted(s.kernel.name for p in progs for s in p.steps
+                                           if not s.fallback and s.kernel is not None))
         except Exception as e:
             import traceback
             rec.update(ok=False, err=None, msg=f"{type(e).__name__}: {e}\n"
@@ -106,7 +142,7 @@ def worker():
 
 
 CASES = ["pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
-         "mlp_adam_3_steps", "cumsum_fallback"]
+         "mlp_adam_3_steps", "cumsum_fallback", "indexing_and_scatters", "indexing_backward"]
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +185,24 @@ def test_training_step_runs_every_group_as_a_kernel(results):
     assert r["host_steps"] and len(r["host_steps"]) < r["kernels"], r["host_steps"]
     # the target reshapes between its groups are views of contiguous buffers, not copy kernels
     assert r["reshape_views"] >= 1, r
+
+
+def test_indexing_and_scatters_run_as_kernels(results):
+    # advanced indexing, index_put (accumulate), scatter_add, slice_scatter and
+    # diagonal_scatter are generated kernels in compiled programs, not host fallbacks
+    r = results["indexing_and_scatters"]
+    assert r["ok"] and r["fallbacks"] == {}, r
+    names = r["kernel_names"]
+    for op in ("index", "index_put", "scatter", "slice_scatter", "diagonal_scatter"):
+        assert any(n.startswith(op + "_") and n[len(op) + 1:].isdigit() for n in names), \
+            (op, names)
+    # the backward of x[i, j] accumulates with index_put; gather's backward is scatter_add
+    r = results["indexing_backward"]
+    # (the zeros the accumulation starts from are a lone `full`, a creation group)
+    assert r["ok"] and not [g for g in r["fallbacks"] if not g.startswith("full_")], r
+    names = r["kernel_names"]
+    assert any(n.startswith("index_put_") for n in names), names
+    assert any(n.startswith("scatter_") or n.startswith("gather_") for n in names), names
 
 
 def test_named_fallback(results):

@@ -168,12 +168,207 @@ def case_matmul_and_indexing(T, D):
         x[i] = -1.0
         return x
     _same(T, put, F32, idx)
-    assert D.STATS["kernel", "matmul_0"] >= 1 and D.STATS["fallback", "index"] >= 1
+    assert D.STATS["kernel", "matmul_0"] >= 1 and D.STATS["kernel", "index_0"] >= 1
     b = R.standard_normal((2, 3, 7)).astype(np.float32)
     _same(T, lambda x, y: x @ y, b, w, rtol=1e-5)                    # batched, broadcast
     _same(T, lambda x, y: x.T @ y.T, w, F32, rtol=1e-5)               # strided operands
     _same(T, lambda x, y: x[:1] @ y[:, :1], F32, w, rtol=1e-5)         # a 1 x 1 result
     _same(T, lambda x, y: x[0] @ y[:, 0], F32, w, rtol=1e-5)           # 1-D . 1-D -> 0-d
+
+
+_INDEXING = ("index", "index_put", "gather", "scatter", "slice_scatter", "diagonal_scatter")
+
+
+def _fallbacks(D):
+    return {k[1]: v for k, v in D.STATS.items() if k[0] == "fallback" and k[1] in _INDEXING}
+
+
+def _kernels(D, op):
+    return sum(v for k, v in D.STATS.items() if k[0] == "kernel" and k[1].startswith(op + "_"))
+
+
+@case
+def case_advanced_indexing_kernels(T, D):
+    # x[i0, i1, ...]: one generated kernel (indexed loads), every dtype, negative indices,
+    # several index tensors broadcast together, adjacent (dims in place) or not (dims first)
+    fb, n0 = _fallbacks(D), _kernels(D, "index")
+    x3 = R.standard_normal((4, 5, 6)).astype(np.float32)
+    a, b = np.array([[0], [-1], [2]]), np.array([1, -6, 5, 0])       # (3, 1) and (4,)
+    for d in (np.float32, np.float64, np.float16, np.int64, np.int32, np.bool_):
+        xd = x3 > 0 if d is np.bool_ else (x3 * 10).astype(d)
+        got = _same(T, lambda x: x[T.tensor(a)], xd)
+        assert got.shape == (3, 1, 5, 6)
+    got = _same(T, lambda x, i, j: x[:, i, j], x3, a, b[:3] % 5)      # adjacent: (4, 3, 3)
+    assert got.shape == (4, 3, 3)
+    got = _same(T, lambda x, i, j: x[i, :, j], x3, a, b)              # non-adjacent: (3, 4, 5)
+    assert got.shape == (3, 4, 5)
+    got = _same(T, lambda x, i, j, k: x[i, j, k], x3, a, b % 5, np.array(-2))
+    assert got.shape == (3, 4)
+    _same(T, lambda x, i: x[..., i], x3, np.array([-1, 0, 3], np.int32))   # int32 indices
+    _same(T, lambda x, i: x.t()[i], F32, np.array([6, -7, 3]))           # strided input
+    _same(T, lambda x: x[[0, 2], 1:][:, [3, -1]], x3)
+    _same(T, lambda x: T.index_select(x, 1, T.tensor([4, 0, 4]).to(x.device)), x3)
+    _same(T, lambda x: T.take(x, T.tensor([[0, 119], [-1, 7]]).to(x.device)), x3)
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))
+    assert _kernels(D, "index") - n0 >= 15
+
+
+@case
+def case_index_put_kernels(T, D):
+    # index_put: a copy of x, then one lane per indexed element storing its value, or with
+    # accumulate adding it atomically (duplicate indices all add, as on the cpu)
+    fb, n0 = _fallbacks(D), _kernels(D, "index_put")
+    rows, cols = np.array([0, 2, 2, -1, 0, 2]), np.array([1, 3, 3, 0, 1, 3])
+    for d in (np.float32, np.float64, np.float16, np.int64, np.int32):
+        x, v = (F32 * 4).astype(d), (R.standard_normal(6) * 4).astype(d)
+        got = _same(T, lambda x, i, j, v: T.index_put(x, (i, j), v, accumulate=True),
+                    x, rows, cols, v, rtol=2e-3 if d is np.float16 else 1e-6)
+        assert got.dtype.itemsize == np.dtype(d).itemsize
+        w = x.astype(np.float64)
+        np.add.at(w, (rows, cols), v.astype(np.float64))                 # duplicates add up
+        np.testing.assert_allclose(got.cpu().numpy().astype(np.float64), w, rtol=2e-3)
+    # bool accumulate is "or"
+    _same(T, lambda x, i, v: T.index_put(x, (i,), v, accumulate=True), F32 > 1, rows,
+          np.ones((6, 7), np.bool_) & (ROW > 0))
+    # unique positions, values broadcast to the indexed shape, several index tensors
+    x3 = R.standard_normal((4, 5, 6)).astype(np.float32)
+    _same(T, lambda x, i, j, v: T.index_put(x, (None, i, j), v), x3,
+          np.array([[0], [-1]]), np.array([1, 3, 5]), np.float32([7.0, 8.0, 9.0]))
+    _same(T, lambda x, i, v: x.index_put((i,), v), x3, np.array([3, -4]),
+          R.standard_normal((5, 6)).astype(np.float32))
+    _same(T, lambda x, i, v: T.index_put(x, (i,), v, accumulate=True), I64, rows, I64[0])
+    # index_put_ in place, and index_add / index_fill (a scalar value) through the primitive
+
+    def inplace(x, i, v):
+        y = x.clone()
+        y.index_put_((i,), v, accumulate=True)
+        return y
+    _same(T, inplace, F32, rows, np.ones(7, np.float32))
+    _same(T, lambda x, i, s: x.index_add(0, i, s), F32, np.array([4, 4, 0]), F32[:3] * 1)
+    _same(T, lambda x, i: x.index_fill(1, i, -2.5), F32, np.array([6, 0]))
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))
+    assert _kernels(D, "index_put") - n0 >= 12
+
+
+@case
+def case_scatter_kernels(T, D):
+    # scatter / scatter_add / scatter_reduce: a copy of x, then stores or atomics
+    fb, n0 = _fallbacks(D), _kernels(D, "scatter")
+    x = R.standard_normal((4, 6)).astype(np.float32)
+    dup = R.integers(0, 4, (5, 6))                     # many duplicate targets along dim 0
+    src = R.standard_normal((5, 7)).astype(np.float32)   # src larger than index: rest unused
+    for d in (np.float32, np.float64, np.int64, np.int32):
+        _same(T, lambda x, i, s: T.scatter_add(x, 0, i, s), (x * 5).astype(d), dup,
+              (src * 5).astype(d), rtol=1e-5)
+    _same(T, lambda x, i, s: x.scatter_add(0, i, s), x.astype(np.float16), dup,
+          src.astype(np.float16), rtol=5e-3, atol=5e-3)
+    perm = np.stack([R.permutation(6)[:4] for _ in range(4)])   # unique targets per row
+    _same(T, lambda x, i, s: x.scatter(1, i, s), x, perm, src[:4, :4].copy())
+    _same(T, lambda x, i: x.scatter(1, i, 2.5), x, perm)                       # scalar src
+    _same(T, lambda x, i: x.scatter(1, i, 7), I64[:4, :6].copy(), perm)
+    _same(T, lambda x, i, s: x.scatter(1, i, s), x > 0, perm[:1], src[:1] > 0)  # bool
+    xn = x.copy()
+    xn[0, 0] = np.nan
+    sn = src.copy()
+    sn[1, 2] = np.nan
+    for red in ("amax", "amin", "sum"):       # NaN propagates, as on the cpu
+        for d in (np.float32, np.float64, np.int64):
+            xs, ss = (xn, sn) if d is not np.int64 else ((x * 9).astype(d), (src * 9).astype(d))
+            _same(T, lambda x, i, s: x.scatter_reduce(0, i, s, red), xs.astype(d), dup,
+                  ss.astype(d), rtol=1e-5)
+    _same(T, lambda x, i, s: x.scatter_reduce(0, i, s, "amax", include_self=False), x, dup, src)
+    _same(T, lambda x, i, s: T.scatter_add(x, 0, i, s), x > 1, dup, src > 0)    # bool: or
+    _same(T, lambda x, i, s: x.scatter_reduce(0, i, s, "amin"), x > -1, dup, src > -1)  # and
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))
+    assert _kernels(D, "scatter") - n0 >= 22
+    # multiply/prod has no atomic: the named host fallback, same values
+    _same(T, lambda x, i, s: x.scatter_reduce(0, i, s, "prod"), x, dup, src, rtol=1e-5)
+    assert _fallbacks(D).get("scatter", 0) == fb.get("scatter", 0) + 1
+
+
+@case
+def case_slice_and_diagonal_scatter_kernels(T, D):
+    # one elementwise kernel each: src inside the slice / on the diagonal, x elsewhere
+    fb = _fallbacks(D)
+    x3 = R.standard_normal((4, 7, 5)).astype(np.float32)
+    for d in (np.float32, np.float64, np.int64, np.bool_):
+        xd = x3 > 0 if d is np.bool_ else (x3 * 9).astype(d)
+        _same(T, lambda x: T.slice_scatter(x, x[:, 1::3] * 0 + 1 if d is not np.bool_ else
+                                           x[:, 1::3] == 0, dim=1, start=1, step=3), xd)
+    _same(T, lambda x, s: T.slice_scatter(x, s, dim=-1, start=-4, end=-1, step=2), x3,
+          R.standard_normal((4, 7, 2)).astype(np.float32))
+    _same(T, lambda x, s: x.slice_scatter(s, dim=-3, start=3), x3, x3[:1] * 5)
+    _same(T, lambda x, s: T.slice_scatter(x.transpose(0, 2), s, 0, 0, 5, 4), x3,
+          R.standard_normal((2, 7, 4)).astype(np.float32))            # strided x
+    for off, d1, d2 in ((0, 0, 1), (2, 1, 2), (-1, 2, 0), (-3, -1, -2)):
+        want = np.diagonal(x3, off, d1, d2)
+        _same(T, lambda x, s: T.diagonal_scatter(x, s, off, d1, d2), x3,
+              R.standard_normal(want.shape).astype(np.float32))
+    _same(T, lambda x: T.diag_embed(x, offset=1, dim1=0, dim2=2), F32)
+    _same(T, lambda x: x.diagonal_scatter(x.diagonal() * -1), I64)
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))
+    assert _kernels(D, "slice_scatter") >= 7 and _kernels(D, "diagonal_scatter") >= 6
+
+
+@case
+def case_bad_indices_raise_the_cpu_error(T, D):
+    # a kernel cannot raise: eager calls check the index buffer's min/max on the device first
+    # and raise what the cpu raises, with nothing written
+    def err(f, *args):
+        try:
+            f(*args)
+        except (IndexError, RuntimeError) as e:
+            return type(e), str(e)
+        raise AssertionError("no error")
+    x = T.tensor(F32)
+    xi = x.to("interpret")
+    cases = [(lambda x: x.gather(1, T.tensor([[0], [7], [1], [1], [1]]).to(x.device)), ()),
+             (lambda x: x.gather(1, T.tensor([[0], [-1], [1], [1], [1]]).to(x.device)), ()),
+             (lambda x: x.scatter_add_(0, T.tensor([[5, 0, 0, 0, 0, 0, 0]]).to(x.device),
+                                       T.ones(1, 7).to(x.device)), ()),
+             (lambda x: x.index_put_((T.tensor([1, -6]).to(x.device),), T.ones(7).to(x.device),
+                                     accumulate=True), ()),
+             (lambda x: x.index_put_((T.tensor([1]).to(x.device), T.tensor([7]).to(x.device)),
+                                     T.ones(1).to(x.device)), ()),
+             (lambda x: x.scatter_(1, T.tensor([[9]]).to(x.device), 1.5), ())]
+    before = xi.cpu().numpy().copy()
+    fb = _fallbacks(D)
+    for f, _ in cases:
+        want = err(f, x)
+        got = err(f, xi)
+        assert got == want, (got, want)
+        assert np.array_equal(xi.cpu().numpy(), before)            # left unchanged
+        assert np.array_equal(x.numpy(), F32)
+    assert got[0] is RuntimeError and "out of bounds" in got[1]
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))        # the kernels' checks raised
+
+
+@case
+def case_indexing_autograd(T, D):
+    # gradients of indexing run the scatter kernels (and those of scatters the gathers)
+    fb = _fallbacks(D)
+    idx = np.array([[0, 4], [-1, 0], [2, 2]])
+    src = R.standard_normal((3, 7)).astype(np.float32)
+    grads = []
+    for dev in ("cpu", "interpret"):
+        x = T.tensor(F32).to(dev).requires_grad_()
+        s = T.tensor(src).to(dev).requires_grad_()
+        v = T.tensor(ROW[:2].copy()).to(dev).requires_grad_()
+        i = T.tensor(idx).to(dev)
+        g = T.tensor(R.integers(0, 5, (3, 7)) if dev == "cpu" else grads[0][-1]).to(dev)
+        w = T.tensor(np.arange(7.0, dtype=np.float32)).to(dev)
+        loss = (x[i] * 2).sum() + (x[i, 1:3] ** 2).sum() + x.gather(0, g).mul(w).sum()
+        loss = loss + T.scatter_add(x, 0, g, s).pow(2).sum()
+        loss = loss + T.index_put(x, (T.tensor([1, 3]).to(dev),), v.reshape(2, 1)).exp().sum()
+        loss = loss + (x[:, 1::3] * 3).sum() + x.diagonal(1).sum()
+        loss.backward()
+        grads.append([t.grad.cpu().numpy() for t in (x, s, v)] + [g.cpu().numpy()])
+        assert x.grad.device.type == dev
+    for a, b in zip(grads[0][:3], grads[1][:3]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    assert _fallbacks(D) == fb, (fb, _fallbacks(D))
+    for op in ("index_put", "gather", "scatter", "slice_scatter", "diagonal_scatter"):
+        assert _kernels(D, op) >= 1, op
 
 
 @case

@@ -228,6 +228,56 @@ def _cases(rng, interpret=True):
     g.set_outputs([g.call("plane_scatter", ga, ia, size=(7, 6), unique=False)])
     g.test_ints = lambda rng, shape: rng.integers(0, 42, shape)
     out["plane_scatter"] = (g, [("extern", lambda i, n: True)])
+
+    # indexing and scatters (tests/test_interpret_device.py runs them eagerly on every dtype)
+    ext = [("extern", lambda i, n: True)]
+    small = (lambda rng, shape: rng.integers(-4, 4, shape))    # in range of dims >= 4
+    g = Graph("index_multi")        # two index tensors at dims 0 and 2 (not adjacent), an
+    xa = g.add_input("x", (4, 5, 6), dt.float32)     # int32 one, broadcast (3, 1) with (2,)
+    g.set_outputs([g.call("index", xa, g.add_input("i", (3, 1), dt.int64),
+                          g.add_input("j", (2,), dt.int32), pos=(0, 2))])
+    g.test_ints = small
+    out["index_multi"] = (g, ext)
+    g = Graph("index_put_accumulate")    # duplicate positions add up (atomic adds)
+    xa = g.add_input("x", (6, 5), dt.float32)
+    g.set_outputs([g.call("index_put", xa, g.add_input("v", (9, 5), dt.float32),
+                          g.add_input("i", (9,), dt.int64), pos=(0,), accumulate=True)])
+    g.test_ints = small
+    out["index_put_accumulate"] = (g, ext)
+    g = Graph("index_put_scalar")        # a float64 scalar value (a constexpr), two indices
+    xa = g.add_input("x", (5, 4, 6), dt.float64)
+    g.set_outputs([g.call("index_put", xa, 2.5, g.add_input("i", (3,), dt.int64),
+                          g.add_input("j", (3,), dt.int64), pos=(1, 2))])
+    g.test_ints = small
+    out["index_put_scalar"] = (g, ext)
+    for red, d in (("amax", dt.float64), ("amin", dt.float32), ("add", dt.int64),
+                   (None, dt.float32)):
+        g = Graph(f"scatter_{red}")      # duplicate targets along dim 0; src wider than index
+        xa = g.add_input("x", (4, 6), d)
+        rows = 5 if red else 4           # reduce None: a permutation per column (unique)
+        g.set_outputs([g.call("scatter", xa, g.add_input("idx", (rows, 6), dt.int64),
+                              g.add_input("src", (5, 7), d), dim=0, reduce=red)])
+        g.test_ints = ((lambda rng, shape: rng.integers(0, 4, shape)) if red else
+                       (lambda rng, shape: np.argsort(rng.random(shape), axis=0)))
+        out[f"scatter_{red}"] = (g, ext)
+    g = Graph("slice_scatter")           # step 3 along the last dim, from a negative start
+    xa = g.add_input("x", (5, 9), dt.float32)
+    g.set_outputs([g.call("slice_scatter", xa, g.add_input("src", (5, 3), dt.float32), dim=-1,
+                          start=-8, stop=None, step=3)])
+    out["slice_scatter"] = (g, ext)
+    g = Graph("diagonal_scatter")        # below the diagonal of dims (2, 0)
+    xa = g.add_input("x", (3, 4, 5), dt.float16)
+    g.set_outputs([g.call("diagonal_scatter", xa, g.add_input("src", (4, 3), dt.float16),
+                          offset=-1, dim1=2, dim2=0)])
+    out["diagonal_scatter"] = (g, ext)
+    if not interpret:      # ahead of time only: atomic adds of 16-bit floats
+        for d in ("float16", "bfloat16"):
+            g = Graph(f"index_put_{d}")
+            xa = g.add_input("x", (6, 5), dt._BY_NAME[d])
+            g.set_outputs([g.call("index_put", xa, g.add_input("v", (9, 5), dt._BY_NAME[d]),
+                                  g.add_input("i", (9,), dt.int64), pos=(0,),
+                                  accumulate=True)])
+            out[f"index_put_{d}"] = (g, ext)
     return out
 
 
@@ -308,11 +358,6 @@ def worker():
                 for grp in groups:
                     if not grp.nodes:
                         continue
-                    if grp.kind == "extern" and any(n.op == "scatter" for n in grp.nodes):
-                        from compiler.codegen.triton_group import generate
-                        rec["kernels"].append({"name": generate(grp, graph).name,
-                                               "kind": "extern-fallback"})
-                        continue
                     k, res = _run_group(graph, grp, env, mb)
                     rec["kernels"].append({"name": k.name, "kind": grp.kind,
                                            "nodes": len(grp.nodes), "source": k.source})
@@ -336,6 +381,9 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
          "matmul_gelu_residual_float16", "batched_matmul_relu",
          "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed",
          "matmul_n1", "matmul_m1", "cat"]
+INDEXING = ["index_multi", "index_put_accumulate", "index_put_scalar", "scatter_amax",
+            "scatter_amin", "scatter_add", "scatter_None", "slice_scatter", "diagonal_scatter"]
+CASES += INDEXING
 
 
 @pytest.fixture(scope="module")
@@ -361,7 +409,7 @@ def test_group_kernel_matches_numpy(results, case):
 @pytest.mark.parametrize("case", [c for c in CASES if "matmul" not in c and c not in
                                   ("pointwise_chain", "view_copy", "gather", "index_select",
                                    "window_max", "plane_scatter", "cross_entropy_closed",
-                                   "cat")])
+                                   "cat") + tuple(INDEXING)])
 def test_looped_reduction_matches_numpy(results, case):
     r = results.get((case, True))
     assert r is not None and r["ok"], r and r["msg"]
@@ -434,7 +482,8 @@ def test_every_group_kernel_compiles_to_sm90_ptx():
     want = {"softmax", "layer_norm_backward", "cross_entropy", "pointwise_chain", "view_copy",
             "argmax_amin_mean", "matmul_gelu_residual_float16", "matmul_gelu_residual_float32",
             "matmul_gelu_residual_bfloat16",
-            "batched_matmul_relu", "gather", "index_select", "window_max", "plane_scatter"}
+            "batched_matmul_relu", "gather", "index_select", "window_max", "plane_scatter",
+            "index_put_float16", "index_put_bfloat16"} | set(INDEXING)
     for name, (graph, spec) in _cases(rng, interpret=False).items():
         if name not in want:
             continue
@@ -444,6 +493,12 @@ def test_every_group_kernel_compiles_to_sm90_ptx():
             k = generate(grp, graph)
             if isinstance(k, ExternKernel):
                 continue
+            for b in k.before:         # a scatter's first launch (the copy of x)
+                try:
+                    art = aot.compile_kernel(b, arch=90)
+                    n += ".target sm_90" in art.ptx and bool(art.cubin)
+                except Exception as e:
+                    bad.append(f"{name}/{b.name}: {e}"[:800])
             try:
                 art = aot.compile_kernel(k, arch=90)
             except Exception as e:
@@ -452,12 +507,18 @@ def test_every_group_kernel_compiles_to_sm90_ptx():
             n += 1
             if ".target sm_90" not in art.ptx or not art.cubin:
                 bad.append(f"{name}/{k.name}: no sm_90 ptx/cubin")
+            want_atomic = {"index_put_accumulate": "red.global.gpu.relaxed.add.f32",
+                           "scatter_amax": "red.global.gpu.relaxed.max.s64",
+                           "scatter_add": "red.global.gpu.relaxed.add.u64",
+                           "index_put_bfloat16": "add.noftz.bf16"}.get(name)
+            if want_atomic and want_atomic not in art.ptx:
+                bad.append(f"{name}/{k.name}: no {want_atomic} in the PTX")
             if name.endswith("float32"):       # exact fp32 runs on FMA; tf32 on tensor cores
                 art = aot.compile_kernel(generate(grp, graph, allow_tf32=True), arch=90)
             if k.kind == "matmul" and "float" in name and "mma" not in art.ptx:
                 bad.append(f"{name}/{k.name}: no tensor-core mma in the PTX")
     assert not bad, "\n".join(bad)
-    assert n >= 14
+    assert n >= 14 + 2 * len(INDEXING)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:

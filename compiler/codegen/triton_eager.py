@@ -18,7 +18,9 @@ where operands are buffers (.array, .shape, .dtype, .stride() in elements: HostT
 interpret device, runtime.cuda.DeviceArg on cuda) or Python scalars, `out` the meta rule's
 AVal, inputs the tensor operands' buffers, scalars the scalar operands, in order. Reductions
 and matmul, window_max and plane_scatter (max pooling) run the compiled path's group kernel for
-a one-node graph (_group_kernel, EagerGroup); a builder raises
+a one-node graph (_group_kernel, EagerGroup); so do the gather kind (gather, index) and the
+scatter kind (index_put, scatter, slice_scatter, diagonal_scatter) through _indexed_kernel,
+which checks index values on the device before launching (EagerIndexed); a builder raises
 TritonCodegenError for a case it does not cover, and the caller then takes its named host
 fallback.
 """
@@ -258,6 +260,112 @@ register("cat", _group_kernel)
 register("window_max", _group_kernel)
 register("reduction", _group_kernel)
 register("matmul", _group_kernel)
+
+
+class EagerIndexed(EagerGroup):
+    """An indexing or scatter group kernel for eager calls, plus what a kernel cannot do:
+    before launching, each index operand's min and max (device reductions: NumPy on the
+    interpret device's host memory, CuPy on 'cuda') are checked against the dim they index,
+    and an out-of-range value raises the cpu path's error (compiler/ops/indexing.
+    index_range_error) with nothing written; scalar operands (index_put's value, scatter's
+    src) are kernel arguments filled per call."""
+
+    def __init__(self, kernel, checks, scalar_params):
+        super().__init__(kernel)
+        self.checks = checks              # [(input position, op, dim, size, wraps)]
+        self.scalar_params = scalar_params    # per scalar operand: its Param (None: baked)
+
+    def launch(self, inputs, outputs, interpret, out_shape, scalars):
+        from ..ops.indexing import index_range_error
+        for k, op, dim, size, wraps in self.checks:
+            a = inputs[k].array
+            if a.size:
+                lo, hi = _min_max(a)
+                e = index_range_error(op, lo, hi, dim, size, wraps)
+                if e is not None:
+                    raise e
+        for p, v in zip(self.scalar_params, scalars):
+            if p is not None:
+                p.role = ("scalar", v)
+        self.kernel.launch(inputs, outputs, interpret)
+
+
+def _min_max(a):
+    """(min, max) of an index buffer as Python ints: one device round trip on 'cuda'."""
+    from runtime import cuda
+    if cuda.is_device_array(a):
+        lo, hi = cuda._cupy().stack((a.min(), a.max())).get()
+        return int(lo), int(hi)
+    return int(a.min()), int(a.max())
+
+
+def _index_checks(prim, operands, attrs):
+    """[(position among the tensor operands, op, dim, size, wraps)] for one call's index
+    operands."""
+    name = prim.name
+    at, k = {}, 0
+    for i, a in enumerate(operands):
+        if not is_scalar(a):
+            at[i] = k
+            k += 1
+    x = operands[0]
+    if name in ("index", "index_put"):
+        first = 1 if name == "index" else 2
+        return [(at[i], name, p, x.shape[p], True)
+                for i, p in zip(range(first, len(operands)), attrs["pos"])]
+    if name in ("gather", "scatter") and len(x.shape):
+        d = attrs["dim"] % len(x.shape)
+        return [(at[1], name, d, x.shape[d], False)]
+    return []
+
+
+def _indexed_kernel(prim, operands, attrs, out):
+    """gather, index (advanced indexing), index_put, scatter, slice_scatter and
+    diagonal_scatter: the compiled path's kernel for the one-node group (triton_group:
+    indexed loads; a copy then stores or atomics for index_put / scatter; one elementwise
+    pass for slice_scatter / diagonal_scatter), cached per (attrs, operand shapes and dtypes,
+    scalar types), wrapped in EagerIndexed (index checks, scalars per call)."""
+    from ..fusion import partition
+    from .triton_group import generate, ExternKernel
+    from runtime.interpret import HostTensor
+    tensors = [a for a in operands if not is_scalar(a)]
+    interpret = isinstance(tensors[0], HostTensor)
+    _check_interpretable(interpret)
+    f64 = out.dtype is dt.float64
+    sig = tuple((tuple(a.shape), a.dtype) if not is_scalar(a) else
+                (_scalar_sig(a), a if f64 and isinstance(a, float) else None)
+                for a in operands)
+    key = ("indexed", prim.name, tuple(sorted(attrs.items())), interpret, sig)
+    k = _KERNELS.get(key)
+    if k is None:
+        try:
+            g = Graph(f"eager_{prim.name}")
+            args = [a if is_scalar(a) else g.add_input(f"x{i}", tuple(a.shape), a.dtype)
+                    for i, a in enumerate(operands)]
+            g.set_outputs([g.call(prim.name, *args, **attrs)])
+            groups = partition(g).groups
+            if len(groups) != 1:
+                raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
+            gk = generate(groups[0], g, interpret=interpret)
+            if isinstance(gk, ExternKernel):
+                raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
+            scal = [p for p in gk.params if p.role[0] == "scalar"]
+            n_scalars = sum(1 for a in operands if is_scalar(a))
+            if len(scal) != n_scalars:
+                raise TritonCodegenError(f"triton eager: {prim.name}: {len(scal)} scalar "
+                                         f"parameters for {n_scalars} scalar operands")
+            k = EagerIndexed(gk, _index_checks(prim, operands, attrs),
+                             [None if p.constexpr else p for p in scal])
+        except TritonCodegenError as e:
+            k = e
+        _KERNELS[key] = k
+    if isinstance(k, Exception):
+        raise k
+    return k
+
+
+register("gather", _indexed_kernel)
+register("scatter", _indexed_kernel)
 
 
 def _host_checked(prim, operands, attrs, out):

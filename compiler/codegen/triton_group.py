@@ -18,7 +18,13 @@ Kinds
              batched over broadcast batch dims, the group's pointwise epilogue applied to the
              accumulator tile; configurations autotuned on the GPU (one fixed small tile under
              the interpreter, where timing means nothing).
-  extern     gather / single-tensor index (index_select) as a simple indexed-load kernel;
+  extern     gather and index (advanced indexing by any number of broadcast index tensors,
+             negative indices wrapping) as indexed-load kernels; index_put and scatter as two
+             launches (a copy of x into the output, then one lane per written element:
+             tl.store, or tl.atomic_add / atomic_max / atomic_min for accumulate and reduce;
+             multiply/prod has no atomic and keeps the NumPy lowering); slice_scatter and
+             diagonal_scatter as one elementwise kernel choosing x or src per element (out-of-
+             range index values are skipped, not checked: eager calls check them first);
              window_max (max pooling: values and PyTorch's indices) as one lane per output
              element looping over its window; plane_scatter (max pooling's backward) as one
              program per plane that zeroes it and adds each gradient at its index (a store
@@ -318,6 +324,7 @@ class GroupKernel(PointwiseKernel):
         return self._best or (dict(self.consts), {"num_warps": self.num_warps})
 
     k_major = None      # tf32 matmul: (A's, B's) input index; see _stage_k_major
+    before = ()         # kernels launched first on the same buffers (a scatter's copy of x)
     variants = ()       # large row kernels: other forms of the group (_row_variants)
     _chosen = None      # the fastest of self and its variants, once timed on the GPU
     choice = None       # [(kernel name, ms)] of that timing
@@ -370,6 +377,8 @@ class GroupKernel(PointwiseKernel):
             k = self._chosen or self._choose(inputs, outputs)
             if k is not self:
                 return k.launch(inputs, outputs, interpret)
+        for k in self.before:
+            k.launch(inputs, outputs, interpret)
         eff = [view_buffer(inputs[k], chain) for _, k, chain in self.eff]
         if self.inner is not None:
             # the pointwise source indexes contiguous inputs by the flat offset: the buffers
@@ -395,10 +404,13 @@ class GroupKernel(PointwiseKernel):
         meta = dict(self.consts)
         if self.configs and self.kind == "matmul":    # interpreter: the smallest tile
             meta.update(self.configs[-1][0])
+        grid = self.grid(meta)
+        if 0 in grid:              # nothing to do (a scatter of an empty index)
+            return outputs
         if interpret:
-            fn[self.grid(meta)](*args, **meta)
+            fn[grid](*args, **meta)
         else:
-            self.relauncher.launch(fn, self.grid(meta), args, meta, {"num_warps": self.num_warps})
+            self.relauncher.launch(fn, grid, args, meta, {"num_warps": self.num_warps})
         return outputs
 
 
@@ -419,6 +431,10 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
             return _reduction(group, max_block, interpret)   # views of intermediates: row tiles
         return _pointwise(group, strides)
     if kind == "reduction":
+        if [n.op for n in group.nodes if n.op not in VIEW_OPS] == ["gather"]:
+            # a lone gather of one index per row (the fuser's row reduction, there to fuse
+            # with the rows around it): with nothing to fuse, the indexed load
+            return _gather(group, interpret)
         k = _reduction(group, max_block, interpret)
         if not interpret and max_block is None and k.configs:
             k.variants = _row_variants(group, k)
@@ -427,8 +443,8 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
         return _matmul(group, allow_tf32)
     if kind == "extern":
         ops = [n.op for n in group.nodes if n.op not in VIEW_OPS]
-        if len(ops) == 1 and ops[0] in ("gather", "index"):
-            return _gather(group)
+        if len(ops) == 1 and ops[0] in _INDEXED:
+            return _INDEXED[ops[0]](group, interpret)
         if len(ops) == 1 and ops[0] == "window_max":
             return _window_max(group, interpret)
         if len(ops) == 1 and ops[0] == "plane_scatter":
@@ -1469,84 +1485,481 @@ def _matmul(group, allow_tf32):
     return k
 
 
-# ---------------------------------------------------------------- gather / index_select
+# ---------------------------------------------------------------- gather / index / scatter
+#
+# One generator per op: gather and index are indexed loads over the output's elements;
+# index_put and scatter are two launches (a copy of x into the output, then one lane per
+# written element storing or atomically combining its value: a single launch cannot copy and
+# then scatter safely, a program may write where another has not copied yet);
+# slice_scatter and diagonal_scatter are one elementwise kernel choosing between x and src.
+# Index values are data: the NumPy lowerings raise on an out-of-range one, a kernel cannot.
+# Eager calls check them on the device before launching (triton_eager); inside a compiled
+# program they are not checked and the kernels read / write nothing for them.
 
-def _gather(group):
-    """out[i] = x[i with i[dim] replaced by index[i]] (gather), or x indexed by one integer
-    tensor at dim p (index with one index: index_select generalised to any index shape)."""
-    eff, nodes = _fold_views(group)
-    n = next(n for n in nodes if n.op in ("gather", "index"))
-    if len(nodes) != 1:
-        raise TritonCodegenError(f"{group.name}: only a lone gather/index is generated")
+def _gather(group, interpret=False):
+    """gather(x, index, dim): out[i] = x[i with i[dim] replaced by index[i]]."""
+    eff, n = _lone(group, "gather")
     x, idx = n.inputs[0], n.inputs[1]
     o = n.outputs[0]
+    if not x.shape:
+        raise TritonCodegenError(f"{group.name}: gather of a 0-d tensor (NumPy lowering)")
+    _check_index_dtype(group, idx)
     effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
     kx, ki = effv[id(x)], effv[id(idx)]
     O = tuple(o.shape)
     R = len(O)
-    if n.op == "index":
-        if len(n.inputs) != 2:
-            raise TritonCodegenError(f"{group.name}: index with several index tensors "
-                                     "(fallback: NumPy lowering)")
-        p = n.attrs["pos"][0]
-        ri = len(idx.shape)
-        # output dims: x dims before p, the index's dims, x dims after p
-        x_dims = {j: (j if j < p else j + ri - 1) for j in range(len(x.shape)) if j != p}
-        i_dims = {j: p + j for j in range(ri)}
-        dim = p
-    else:
-        dim = n.attrs["dim"] % max(len(x.shape), 1)
-        x_dims = {j: j for j in range(len(x.shape)) if j != dim}
-        i_dims = {j: j for j in range(len(idx.shape))}
+    dim = n.attrs["dim"] % len(x.shape)
     big = max(_prod(x.shape), _prod(O)) >= 2**31
     isig = "i64" if big else "i32"
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
               Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", ki)),
               Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
               Param("numel", isig, ("value", _prod(O)))]
-    sizes, strides = [], []
-    first = min((d for d in range(R) if O[d] != 1), default=R)
-    L = ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
-         "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
-         "    mask = offs < numel", "    r = offs"]
-    for d in range(R - 1, -1, -1):
-        if O[d] == 1:
-            continue
-        if d == first:
-            L.append(f"    i{d} = r")
-            break
-        sizes.append(Param(f"size{d}", isig, ("value", O[d])))
-        L += [f"    i{d} = r % size{d}", f"    r = r // size{d}"]
-    i_terms = [f"i{d} * index_stride{j}" for j, d in i_dims.items() if idx.shape[j] != 1]
-    strides += [Param(f"index_stride{j}", isig, ("stride", "in", ki, j))
-                for j in i_dims if idx.shape[j] != 1]
-    L.append(f"    # {o.name}: {n.op}({x.name}, {idx.name}, dim={dim})")
-    L.append(f"    j = tl.load(index_ptr + {' + '.join(i_terms) or '0'}, mask=mask, other=0)")
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + ["    # output (= index) coordinates"] + lines
+    L.append(f"    # {o.name}: gather({x.name}, {idx.name}, dim={dim})")
+    L.append(f"    j = tl.load(index_ptr + {_sum(_terms(co, range(R), 'index', sp, ('in', ki)))}, "
+             f"mask=mask, other=0)" + (".to(tl.int64)" if big else ""))
     sizes.append(Param(f"xsize{dim}", isig, ("value", x.shape[dim])))
-    if n.op == "index":
-        L.append(f"    j = tl.where(j < 0, j + xsize{dim}, j)   # negative indices count from the end")
-    # the NumPy lowering raises on out-of-range indices; the kernel reads nothing for them
-    L.append(f"    ok = mask & (j >= 0) & (j < xsize{dim})")
-    x_terms = [f"j * x_stride{dim}"] + [f"i{d} * x_stride{j}" for j, d in x_dims.items()
-                                         if x.shape[j] != 1]
-    strides += [Param(f"x_stride{j}", isig, ("stride", "in", kx, j))
-                for j in [dim] + [j for j in x_dims if x.shape[j] != 1]]
-    L.append(f"    v = tl.load(x_ptr + {' + '.join(x_terms)}, mask=ok)")
-    o_terms = [f"i{d} * out0_stride{d}" for d in range(R) if O[d] != 1]
-    strides += [Param(f"out0_stride{d}", isig, ("stride", "out", 0, d)) for d in range(R) if O[d] != 1]
-    L.append(f"    tl.store(out0_ptr + {' + '.join(o_terms) or '0'}, v, mask=mask)")
-    return _elementwise_kernel(f"{n.op}_{group.id}", group, f"{n.op} as an indexed load",
-                               params + sizes + strides, L, eff, _prod(O))
+    L.append(f"    ok = mask & (j >= 0) & (j < xsize{dim})    # out of range: nothing read")
+    xt = [f"j * {_stride(sp, 'x', ('in', kx), dim)}"]
+    xt += _terms(co, [d for d in range(R) if d != dim], "x", sp, ("in", kx))
+    L.append(f"    v = tl.load(x_ptr + {' + '.join(xt)}, mask=ok)")
+    L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(R), 'out0', sp, ('out', 0)))}, v, "
+             "mask=mask)")
+    return _elementwise_kernel(f"gather_{group.id}", group, "gather as an indexed load",
+                               params + sizes + list(sp), L, eff, _prod(O), interpret)
 
 
-def _elementwise_kernel(kname, group, note, params, body, eff, numel):
-    """An extern group's kernel over its output's elements, BLOCK per program (the body
-    computes `offs`, `mask` and stores)."""
+def _offs_lines(big):
+    """BLOCK lanes per program over `numel` elements (64-bit offsets when big)."""
+    return ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
+            "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+            "    mask = offs < numel"]
+
+
+def _sum(terms):
+    """An address offset from terms; 'offs * 0' (a block of zeros) when there are none."""
+    return " + ".join(terms) or "offs * 0"
+
+
+def _stride(sp, ptr, role, d):
+    """The name of stride parameter d of buffer `ptr` (added to sp once)."""
+    pn = f"{ptr}_stride{d}"
+    if all(p.name != pn for p in sp):
+        sp.append(Param(pn, sp.isig, ("stride",) + role + (d,)))
+    return pn
+
+
+def _check_index_dtype(group, idx):
+    if idx.dtype.name not in ("int8", "int16", "int32", "int64"):
+        raise TritonCodegenError(f"{group.name}: {idx.dtype.name} index tensor {idx.name} "
+                                 "(a mask, not positions: NumPy lowering)")
+
+
+def _adv_layout(group, xshape, idxs, pos):
+    """Where advanced indexing x[..., i0, ..., i1, ...] (index tensors at dims `pos`) puts its
+    dims in the result (compiler/ops/indexing.index_shape): the index tensors broadcast to B;
+    adjacent positions put B's dims where they are, non-adjacent ones first, and the whole dims
+    of x follow in order. (result shape, {x dim: result dim} of the whole dims,
+    [{dim of index tensor k: result dim}])."""
+    from ..ops.indexing import index_shape
+    pos = tuple(pos)
+    if not pos or list(pos) != sorted(set(pos)) or len(pos) != len(idxs):
+        raise TritonCodegenError(f"{group.name}: index positions {list(pos)} are not increasing "
+                                 "(NumPy lowering)")
+    T = index_shape(tuple(xshape), [tuple(i.shape) for i in idxs], pos)
+    nb = len(T) - (len(xshape) - len(pos))
+    adjacent = list(pos) == list(range(pos[0], pos[0] + len(pos)))
+    b0 = pos[0] if adjacent else 0
+    whole = [j for j in range(len(xshape)) if j not in pos]
+    if adjacent:
+        xmap = {j: j if j < pos[0] else j - len(pos) + nb for j in whole}
+    else:
+        xmap = {j: nb + r for r, j in enumerate(whole)}
+    imaps = [{m: b0 + nb - len(i.shape) + m for m in range(len(i.shape))} for i in idxs]
+    return T, xmap, imaps
+
+
+def _adv_lines(group, x, idxs, pos, co, xmap, imaps, effv, sp, sizes, big, ptr, role):
+    """Lines that load every index tensor at the result coordinates `co` (broadcast), wrap
+    negative values and check them against x's dims: (lines, the address of the element in
+    buffer `ptr` (x's shape), the in-range condition)."""
+    L, conds = [], []
+    addr = []
+    for k, (ix, p) in enumerate(zip(idxs, pos)):
+        _check_index_dtype(group, ix)
+        ck = {m: (co[d] if ix.shape[m] != 1 else "0") for m, d in imaps[k].items()}
+        t = _terms(ck, range(len(ix.shape)), f"index{k}", sp, ("in", effv[id(ix)]))
+        L.append(f"    j{k} = tl.load(index{k}_ptr + {_sum(t)}, mask=mask, other=0)"
+                 + (".to(tl.int64)" if big else "") + f"    # {ix.name}: positions along dim {p}")
+        if all(q.name != f"xsize{p}" for q in sizes):
+            sizes.append(Param(f"xsize{p}", sp.isig, ("value", x.shape[p])))
+        L.append(f"    j{k} = tl.where(j{k} < 0, j{k} + xsize{p}, j{k})    "
+                 "# negative indices count from the end")
+        conds.append(f"(j{k} >= 0) & (j{k} < xsize{p})")
+        addr.append(f"j{k} * {_stride(sp, ptr, role, p)}")
+    addr += _terms({j: co[d] for j, d in xmap.items()}, sorted(xmap), ptr, sp, role)
+    return L, " + ".join(addr), " & ".join(conds)
+
+
+def _index(group, interpret=False):
+    """index(x, i0, i1, ..., pos): advanced indexing x[..., i0, ..., i1, ...] (index tensors
+    at dims pos, broadcast together; negative values wrap) as an indexed load over the
+    output's elements."""
+    eff, n = _lone(group, "index")
+    x, idxs = n.inputs[0], list(n.inputs[1:])
+    pos = tuple(n.attrs["pos"])
+    o = n.outputs[0]
+    T, xmap, imaps = _adv_layout(group, x.shape, idxs, pos)
+    O = tuple(o.shape)
+    if T != O:
+        raise TritonCodegenError(f"{group.name}: index result {list(O)} is not {list(T)}")
+    effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
+    big = max(_prod(x.shape), _prod(O)) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", effv[id(x)]))]
+    params += [Param(f"index{k}_ptr", "*" + SIG[ix.dtype.name], ("in", effv[id(ix)]))
+               for k, ix in enumerate(idxs)]
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+               Param("numel", isig, ("value", _prod(O)))]
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + ["    # output coordinates"] + lines
+    L.append(f"    # {o.name}: index({x.name}, {', '.join(i.name for i in idxs)}, pos={list(pos)})")
+    ls, addr, cond = _adv_lines(group, x, idxs, pos, co, xmap, imaps, effv, sp, sizes, big, "x",
+                                ("in", effv[id(x)]))
+    L += ls
+    L += ["    # the NumPy lowering raises on an out-of-range index (eager calls check first); "
+          "the kernel reads nothing for it",
+          f"    ok = mask & {cond}",
+          f"    v = tl.load(x_ptr + {addr}, mask=ok)",
+          f"    tl.store(out0_ptr + {_sum(_terms(co, range(len(O)), 'out0', sp, ('out', 0)))}, v, "
+          "mask=mask)"]
+    where = ("adjacent: their dims in place" if list(pos) == list(range(pos[0], pos[0] + len(pos)))
+             else "not adjacent: their dims first")
+    return _elementwise_kernel(f"index_{group.id}", group,
+                               f"advanced indexing by {len(idxs)} index tensor(s) at dims "
+                               f"{list(pos)} ({where}) as an indexed load",
+                               params + sizes + list(sp), L, eff, _prod(O), interpret)
+
+
+_ATOMIC_ADD = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
+_ATOMIC_MINMAX = ("float32", "float64", "int32", "int64")
+
+
+def _combine_line(group, op, o, dst, how, mode):
+    """The line writing value `v` at `dst` (masked by `ok`) for one scatter mode: a store, or
+    an atomic add / max / min (bool: a store of v where it decides the result)."""
+    name = o.dtype.name
+    if how is None:
+        return f"    tl.store({dst}, v, mask=ok)"
+    if name == "bool":
+        # add/sum/amax of bools is or: store True where v; prod/multiply/amin is and
+        if how in ("add", "max"):
+            return f"    tl.store({dst}, v, mask=ok & v)    # bool {mode}: or, True where v"
+        return (f"    tl.store({dst}, v, mask=ok & (v == 0))    "
+                f"# bool {mode}: and, False where not v")
+    if how == "mul":
+        raise TritonCodegenError(f"{group.name}: {op} {mode} of {name}: Triton has no atomic "
+                                 "multiply (NumPy lowering)")
+    if how == "add":
+        if name not in _ATOMIC_ADD:
+            raise TritonCodegenError(f"{group.name}: {op} {mode} of {name}: no atomic add for "
+                                     "this dtype (NumPy lowering)")
+        return f'    tl.atomic_add({dst}, v, mask=ok, sem="relaxed")'
+    if name not in _ATOMIC_MINMAX:
+        raise TritonCodegenError(f"{group.name}: {op} {mode} of {name}: no atomic {how} for "
+                                 "this dtype (NumPy lowering)")
+    return f'    tl.atomic_{how}({dst}, v, mask=ok, sem="relaxed")'
+
+
+def _nan_canon(var, d, how, ind="    "):
+    """Float atomic max/min compare bit patterns (sign-magnitude as integers), so NaN wins only
+    with the right sign: every NaN becomes +NaN for max, -NaN for min (NumPy propagates NaN)."""
+    if how not in ("max", "min") or d.name not in ("float32", "float64"):
+        return []
+    it, ones = ("tl.int32", 0x7FFFFFFF) if d.name == "float32" else ("tl.int64", 0x7FFFFFFFFFFFFFFF)
+    bits = f"{var}.to({it}, bitcast=True)"
+    if how == "max":
+        nan = f"({bits} & {ones}).to({_tl(d)}, bitcast=True)"
+    else:
+        nan = f"({bits} | ~{ones}).to({_tl(d)}, bitcast=True)"
+    return [f"{ind}{var} = tl.where({var} != {var}, {nan}, {var})    "
+            f"# NaN as {'+' if how == 'max' else '-'}NaN: it wins the atomic {how}"]
+
+
+def _scalar_value(x, o, params):
+    """A Python scalar operand (index_put's value, scatter's src) as a kernel argument: a
+    constexpr for float64 outputs (Triton's float arguments are fp32), else a runtime value."""
+    pn = f"s{sum(1 for p in params if p.role[0] == 'scalar')}"
+    if isinstance(x, float) and o.dtype is dt.float64:
+        params.append(Param(pn, "constexpr", ("scalar", x), constexpr=True))
+    else:
+        params.append(Param(pn, tp._scalar_sig(x), ("scalar", x)))
+    return f"tl.full([BLOCK], {pn}, {_tl(o.dtype)})"
+
+
+def _copy_phase(kname, group, eff, kx, x, o, interpret, how=None):
+    """Launch 1 of a scatter: out = x (element by element, any strides)."""
+    O = tuple(o.shape)
+    big = _prod(O) >= 2**31
+    isig = "i64" if big else "i32"
+    ceff = [eff[kx]]
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", 0)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", isig, ("value", _prod(O)))]
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + lines
+    L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(len(O)), 'x', sp, ('in', 0)))}, "
+             "mask=mask)")
+    if x.dtype is not o.dtype:
+        L.append(f"    v = v.to({_tl(o.dtype)})")
+    L += _nan_canon("v", o.dtype, how)
+    L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(len(O)), 'out0', sp, ('out', 0)))}, "
+             "v, mask=mask)")
+    return _elementwise_kernel(f"{kname}_copy", group,
+                               f"launch 1 of 2 of {kname}: {o.name} = a copy of {x.name}",
+                               params + sizes + list(sp), L, ceff, _prod(O), interpret)
+
+
+def _index_put(group, interpret=False):
+    """index_put(x, v, i0, i1, ..., pos, accumulate): out = x, then v (broadcast to the indexed
+    shape) written at x[..., i0, ..., i1, ...] (negative indices wrap): stored, or with
+    accumulate atomically added (duplicates all add; on a GPU in any order, so float sums may
+    round differently from the host's)."""
+    eff, n = _lone(group, "index_put")
+    x, v, idxs = n.inputs[0], n.inputs[1], list(n.inputs[2:])
+    pos = tuple(n.attrs["pos"])
+    acc = bool(n.attrs.get("accumulate", False))
+    o = n.outputs[0]
+    T, xmap, imaps = _adv_layout(group, x.shape, idxs, pos)
+    effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
+    kname = f"index_put_{group.id}"
+    how, mode = ("add", "accumulate=True") if acc else (None, "accumulate=False")
+    write = _combine_line(group, "index_put", o, "dst", how, mode)
+    big = max(_prod(x.shape), _prod(T)) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param(f"index{k}_ptr", "*" + SIG[ix.dtype.name], ("in", effv[id(ix)]))
+              for k, ix in enumerate(idxs)]
+    if isinstance(v, Value):
+        params.insert(0, Param("v_ptr", "*" + SIG[v.dtype.name], ("in", effv[id(v)])))
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+               Param("numel", isig, ("value", _prod(T)))]
+    co, lines, sizes = _coords("offs", T, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + [f"    # coordinates in the indexed shape {list(T)}"] + lines
+    L.append(f"    # {o.name}: index_put({x.name}, "
+             f"{v.name if isinstance(v, Value) else '<scalar>'}, "
+             f"{', '.join(i.name for i in idxs)}, pos={list(pos)}, accumulate={acc})")
+    ls, addr, cond = _adv_lines(group, x, idxs, pos, co, xmap, imaps, effv, sp, sizes, big,
+                                "out0", ("out", 0))
+    L += ls
+    L += ["    # the NumPy lowering raises on an out-of-range index (eager calls check first); "
+          "the kernel writes nothing for it",
+          f"    ok = mask & {cond}"]
+    if isinstance(v, Value):
+        r, R = len(v.shape), len(T)
+        cv = {m: (co[R - r + m] if v.shape[m] != 1 else "0") for m in range(r)}
+        t = _terms(cv, range(r), "v", sp, ("in", effv[id(v)]))
+        L.append(f"    v = tl.load(v_ptr + {_sum(t)}, mask=ok)    "
+                 f"# {v.name} broadcast to {list(T)}")
+        if v.dtype is not o.dtype:
+            L.append(f"    v = v.to({_tl(o.dtype)})")
+        sc = []
+    else:
+        sc = []
+        L.append(f"    v = {_scalar_value(v, o, sc)}")
+    L.append(f"    dst = out0_ptr + {addr}")
+    L.append(write)
+    scatter = _elementwise_kernel(kname, group,
+                                  f"launch 2 of 2: {'atomic adds' if acc else 'stores'} at "
+                                  f"{len(idxs)} index tensor(s) over dims {list(pos)}, one lane "
+                                  "per indexed element (a duplicate index without accumulate: "
+                                  "one of its values wins)",
+                                  params + sc + sizes + list(sp), L, eff, _prod(T), interpret)
+    scatter.before = (_copy_phase(kname, group, eff, effv[id(x)], x, o, interpret),)
+    return scatter
+
+
+_SCATTER_HOW = {None: None, "add": "add", "sum": "add", "amax": "max", "amin": "min",
+                "multiply": "mul", "prod": "mul"}
+
+
+def _scatter(group, interpret=False):
+    """scatter(x, index, src, dim, reduce): out = x, then for every element i of index,
+    out[i with i[dim] replaced by index[i]] = src[i] (or src as a scalar), stored (reduce None:
+    one of duplicate targets' values wins) or atomically combined (add/sum, amax, amin; bool
+    targets by masked stores; multiply/prod have no atomic: the NumPy lowering)."""
+    eff, n = _lone(group, "scatter")
+    x, idx, src = n.inputs[0], n.inputs[1], n.inputs[2]
+    reduce = n.attrs.get("reduce")
+    o = n.outputs[0]
+    if not x.shape:
+        raise TritonCodegenError(f"{group.name}: scatter into a 0-d tensor (NumPy lowering)")
+    if reduce not in _SCATTER_HOW:
+        raise TritonCodegenError(f"{group.name}: scatter reduce={reduce!r} (NumPy lowering)")
+    _check_index_dtype(group, idx)
+    how = _SCATTER_HOW[reduce]
+    kname = f"scatter_{group.id}"
+    write = _combine_line(group, "scatter", o, "dst", how, f"reduce={reduce!r}")
+    effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
+    I = tuple(idx.shape)
+    R = len(I)
+    dim = n.attrs["dim"] % R
+    big = max(_prod(x.shape), _prod(I)) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", effv[id(idx)]))]
+    if isinstance(src, Value):
+        params.append(Param("src_ptr", "*" + SIG[src.dtype.name], ("in", effv[id(src)])))
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+               Param("numel", isig, ("value", _prod(I)))]
+    co, lines, sizes = _coords("offs", I, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + ["    # index coordinates"] + lines
+    L.append(f"    # {o.name}: scatter({x.name}, {idx.name}, "
+             f"{src.name if isinstance(src, Value) else '<scalar>'}, dim={dim}, reduce={reduce!r})")
+    ti = _terms(co, range(R), "index", sp, ("in", effv[id(idx)]))
+    L.append(f"    j = tl.load(index_ptr + {_sum(ti)}, mask=mask, other=0)"
+             + (".to(tl.int64)" if big else ""))
+    sizes.append(Param(f"xsize{dim}", isig, ("value", x.shape[dim])))
+    L += ["    # the NumPy lowering raises on an out-of-range index (eager calls check first); "
+          "the kernel writes nothing for it",
+          f"    ok = mask & (j >= 0) & (j < xsize{dim})"]
+    sc = []
+    if isinstance(src, Value):
+        t = _terms(co, range(R), "src", sp, ("in", effv[id(src)]))
+        L.append(f"    v = tl.load(src_ptr + {_sum(t)}, mask=ok)")
+        if src.dtype is not o.dtype:
+            L.append(f"    v = v.to({_tl(o.dtype)})")
+    else:
+        L.append(f"    v = {_scalar_value(src, o, sc)}")
+    L += _nan_canon("v", o.dtype, how)
+    dst = [f"j * {_stride(sp, 'out0', ('out', 0), dim)}"]
+    dst += _terms(co, [d for d in range(R) if d != dim], "out0", sp, ("out", 0))
+    L.append(f"    dst = out0_ptr + {' + '.join(dst)}")
+    L.append(write)
+    what = {None: "stores", "add": "atomic adds", "max": "atomic max", "min": "atomic min",
+            "mul": "masked stores"}[how]
+    scatter = _elementwise_kernel(kname, group, f"launch 2 of 2: {what} along dim {dim}, one "
+                                  "lane per index element", params + sc + sizes + list(sp), L,
+                                  eff, _prod(I), interpret)
+    scatter.before = (_copy_phase(kname, group, eff, effv[id(x)], x, o, interpret,
+                                  how if o.dtype is not dt.bool_ else None),)
+    return scatter
+
+
+def _slice_scatter(group, interpret=False):
+    """slice_scatter(x, src, dim, start, stop, step): one lane per output element; positions
+    start, start + step, ... (< stop) along dim read src, the others x."""
+    eff, n = _lone(group, "slice_scatter")
+    x, src = n.inputs
+    o = n.outputs[0]
+    O = tuple(o.shape)
+    R = len(O)
+    a = n.attrs
+    d = a["dim"] % R
+    step = a.get("step") or 1
+    s0, s1, st = slice(a.get("start"), a.get("stop"), step).indices(O[d])
+    cnt = len(range(s0, s1, st))
+    effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
+    kx, ks = effv[id(x)], effv[id(src)]
+    big = _prod(O) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
+              Param("src_ptr", "*" + SIG[src.dtype.name], ("in", ks)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", isig, ("value", _prod(O))),
+              Param("start", isig, ("value", s0)), Param("count", isig, ("value", cnt))]
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + ["    # output coordinates"] + lines
+    L.append(f"    # {o.name}: slice_scatter({x.name}, {src.name}, dim={d}, start={s0}, "
+             f"stop={s1}, step={st})")
+    c = co[d] if co[d] != "0" else "offs * 0"
+    L.append(f"    q = {c} - start    # position along dim {d} from the slice's start")
+    if st == 1:
+        L.append("    ins = mask & (q >= 0) & (q < count)")
+        k = "q"
+    else:
+        L.append(f"    ins = mask & (q >= 0) & (q < count * {st}) & (q % {st} == 0)")
+        k = f"(q // {st})"
+    L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(R), 'x', sp, ('in', kx)))}, "
+             "mask=mask & (ins == 0))")
+    ts = _terms(co, [e for e in range(R) if e != d], "src", sp, ("in", ks))
+    if src.shape[d] > 1:
+        ts.insert(0, f"{k} * {_stride(sp, 'src', ('in', ks), d)}")
+    ld = f"tl.load(src_ptr + {_sum(ts)}, mask=ins)"
+    if src.dtype is not o.dtype:
+        ld += f".to({_tl(o.dtype)})"
+    if x.dtype is not o.dtype:
+        L.append(f"    v = v.to({_tl(o.dtype)})")
+    L.append(f"    v = tl.where(ins, {ld}, v)")
+    L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(R), 'out0', sp, ('out', 0)))}, v, "
+             "mask=mask)")
+    return _elementwise_kernel(f"slice_scatter_{group.id}", group,
+                               "one lane per output element: src inside the slice, x elsewhere",
+                               params + sizes + list(sp), L, eff, _prod(O), interpret)
+
+
+def _diagonal_scatter(group, interpret=False):
+    """diagonal_scatter(x, src, offset, dim1, dim2): one lane per output element; elements on
+    the diagonal (coordinate along dim2 - coordinate along dim1 == offset) read src (its last
+    dim runs along the diagonal, the others are x's remaining dims in order), the others x."""
+    eff, n = _lone(group, "diagonal_scatter")
+    x, src = n.inputs
+    o = n.outputs[0]
+    O = tuple(o.shape)
+    R = len(O)
+    a = n.attrs
+    off = int(a.get("offset", 0))
+    d1, d2 = a.get("dim1", 0) % R, a.get("dim2", 1) % R
+    effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
+    kx, ks = effv[id(x)], effv[id(src)]
+    big = _prod(O) >= 2**31
+    isig = "i64" if big else "i32"
+    params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
+              Param("src_ptr", "*" + SIG[src.dtype.name], ("in", ks)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", isig, ("value", _prod(O)))]
+    co, lines, sizes = _coords("offs", O, "i", "size", isig)
+    sp = _Strides(isig)
+    L = _offs_lines(big) + ["    # output coordinates"] + lines
+    L.append(f"    # {o.name}: diagonal_scatter({x.name}, {src.name}, offset={off}, dim1={d1}, "
+             f"dim2={d2})")
+    c1 = co[d1] if co[d1] != "0" else "offs * 0"
+    c2 = co[d2] if co[d2] != "0" else "offs * 0"
+    L.append(f"    ond = mask & ({c2} - {c1} == {off})    # on the diagonal")
+    L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(R), 'x', sp, ('in', kx)))}, "
+             "mask=mask & (ond == 0))")
+    rest = [e for e in range(R) if e not in (d1, d2)]
+    cs = {r: co[e] for r, e in enumerate(rest)}
+    cs[len(rest)] = (c1 if off >= 0 else c2) if src.shape[-1] != 1 else "0"
+    ts = _terms(cs, range(len(rest) + 1), "src", sp, ("in", ks))
+    ld = f"tl.load(src_ptr + {_sum(ts)}, mask=ond)"
+    if src.dtype is not o.dtype:
+        ld += f".to({_tl(o.dtype)})"
+    if x.dtype is not o.dtype:
+        L.append(f"    v = v.to({_tl(o.dtype)})")
+    L.append(f"    v = tl.where(ond, {ld}, v)")
+    L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(R), 'out0', sp, ('out', 0)))}, v, "
+             "mask=mask)")
+    return _elementwise_kernel(f"diagonal_scatter_{group.id}", group,
+                               "one lane per output element: src on the diagonal, x elsewhere",
+                               params + sizes + list(sp), L, eff, _prod(O), interpret)
+
+
+def _elementwise_kernel(kname, group, note, params, body, eff, numel, interpret=False):
+    """An extern group's kernel over `numel` elements (its output's, or a scatter's indexed
+    elements), BLOCK per program (the body computes `offs`, `mask` and stores). The
+    interpreter runs one program at a time: there bigger blocks, fewer programs."""
     src = _header(kname, group, "extern", note)
     src += ["@triton.jit",
             f"def {kname}(" + ", ".join([p.name for p in params] + ["BLOCK: tl.constexpr"]) + "):"]
     src += body
-    block = min(1024, _pow2(max(numel, 16)))
+    block = min(16384 if interpret else 1024, _pow2(max(numel, 16)))
     grid = (lambda meta, numel=numel: ((numel + meta["BLOCK"] - 1) // meta["BLOCK"],))
     return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
                        {"BLOCK": block}, 4, group)
@@ -1759,7 +2172,7 @@ def _window_max(group, interpret=False):
                        {"BLOCK": block}, 4, group)
 
 
-_ATOMIC = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
+_ATOMIC = _ATOMIC_ADD
 
 
 def _plane_scatter(group, interpret=False):
@@ -1870,3 +2283,8 @@ def _plane_scatter(group, interpret=False):
     grid = (lambda meta, rows=rows: ((rows + meta["BLOCK_R"] - 1) // meta["BLOCK_R"],))
     return GroupKernel(kname, "\n".join(src) + "\n", params, "extern", eff, grid,
                        {"BLOCK": block, "BLOCK_R": block_r}, 4, group)
+
+
+# extern ops with a generated kernel of their own (generate() dispatches on the lone op)
+_INDEXED = {"gather": _gather, "index": _index, "index_put": _index_put, "scatter": _scatter,
+            "slice_scatter": _slice_scatter, "diagonal_scatter": _diagonal_scatter}
