@@ -8,13 +8,17 @@ that wraps an array into a tensor keeps the device without being told.
 Per primitive call, in this order:
   kernel    a Triton kernel from compiler.codegen.triton_eager (generated once per call
             structure, cached): the interpreter runs it on 'interpret', the GPU on 'cuda'.
-            Pointwise primitives, reductions, matmul, cat, window_max and plane_scatter have
-            one (all but pointwise: the compiled path's group kernel for a one-node graph).
+            Pointwise primitives, reductions, matmul, cat, window_max, plane_scatter,
+            indexing (gather, index) and scatters (index_put, scatter, slice_scatter,
+            diagonal_scatter) have one (all but pointwise: the compiled path's group kernel
+            for a one-node graph); index values are checked on the device before the launch
+            and raise the cpu path's error, as a kernel cannot.
   view      view primitives change metadata only: a new array over the same buffer.
   library   library ops (sorting, scans, linear algebra: primitives with an array-module
             lowering, Prim.xp) run on the device's own arrays: CuPy on 'cuda' (no host copy),
             NumPy on 'interpret' (its buffers are host memory).
-  fallback  everything else (indexing, scatter, data-dependent shapes, creation):
+  fallback  everything else (data-dependent shapes, creation other than full, scatter with
+            reduce multiply/prod, atomic scatters of dtypes without Triton atomics):
             inputs copied to the host, the NumPy lowering, the result copied back.
             Every fallback is counted in STATS and printed under KILN_LOGS=kernels.
 """
