@@ -308,6 +308,12 @@ def timings(cp, mb, copy_gbs):
 # fallbacks). On a GPU this checks device='cuda' against cpu and times eager add; in --dry-run
 # the same checks run on device='interpret' (Triton's interpreter) with small shapes.
 
+def _ix(like, values):
+    """An int64 index tensor on `like`'s device."""
+    import framework as torch
+    return torch.tensor(np.asarray(values, np.int64)).to(like.device)
+
+
 def eager_device(dev, cp=None):
     section(f"5. eager ops on device='{dev}' vs cpu" + ("" if cp else " (interpreter, small)"))
     import framework as torch
@@ -338,6 +344,19 @@ def eager_device(dev, cp=None):
         # a compiled program with a library group between kernels (CuPy inside the program)
         ("compiled cumsum (library)", torch.compile(
             lambda x, y: (torch.cumsum(x * 2, 1) / x.shape[1]).exp() + y)),
+        # indexing and scatters: generated kernels (index ranges checked first, on the device)
+        ("x[i, j] (kernel)", lambda x, y: x[_ix(x, [0, 5, 2, 5]), _ix(x, [3, -1, 0, 7])]),
+        ("gather dim 1 (kernel)", lambda x, y: torch.gather(
+            x, 1, _ix(x, np.arange(3 * x.shape[0]).reshape(-1, 3) % x.shape[1]))),
+        ("index_put accumulate (atomics)", lambda x, y: x.index_put(
+            (_ix(x, [1, 1, 4, 1]),), y.expand(4, -1), accumulate=True)),
+        ("scatter_add (atomics)", lambda x, y: torch.zeros_like(x).scatter_add(
+            1, _ix(x, np.arange(x.numel()).reshape(x.shape) % 5), x)),
+        ("slice_scatter step 2", lambda x, y: torch.slice_scatter(
+            x, x[:, ::2] * 2, dim=1, start=0, end=None, step=2)),
+        ("compiled x[idx] + index_put", torch.compile(
+            lambda x, y: x[_ix(x, [2, 0, 2])].sum(0) + torch.zeros_like(y).index_put(
+                (_ix(x, [0, 0, 3]),), x[0, :3], accumulate=True))),
     ]
     passed = failed = 0
     for label, f in checks:

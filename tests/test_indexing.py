@@ -415,19 +415,19 @@ def test_index_put_values_accumulate_masks_and_errors():
     r = torch.index_put(x, (torch.tensor([0, 2]), torch.tensor([1, 3])), torch.tensor([10.0, 20.0]))
     want = np.arange(12.0).reshape(3, 4)
     want[0, 1], want[2, 3] = 10, 20
-    np.testing.assert_array_equal(r.numpy(), want)
-    np.testing.assert_array_equal(x.numpy(), np.arange(12.0).reshape(3, 4))    # not in place
+    np.testing.assert_array_equal(to_np(r), want)
+    np.testing.assert_array_equal(to_np(x), np.arange(12.0).reshape(3, 4))    # not in place
     acc = torch.index_put(torch.zeros(4), (torch.tensor([0, 0, 2]),), torch.tensor(1.0),
                           accumulate=True)
-    np.testing.assert_array_equal(acc.numpy(), [2, 0, 1, 0])                     # duplicates add
+    np.testing.assert_array_equal(to_np(acc), [2, 0, 1, 0])                     # duplicates add
     rows = torch.index_put(torch.zeros(3, 4), [torch.tensor([0])], torch.tensor(1.0))
-    np.testing.assert_array_equal(rows.numpy(), [[1] * 4, [0] * 4, [0] * 4])
+    np.testing.assert_array_equal(to_np(rows), [[1] * 4, [0] * 4, [0] * 4])
     masked = torch.index_put(torch.zeros(3, 4), (torch.tensor([True, False, True]),),
                              torch.tensor(2.0))
-    np.testing.assert_array_equal(masked.numpy(), [[2] * 4, [0] * 4, [2] * 4])
+    np.testing.assert_array_equal(to_np(masked), [[2] * 4, [0] * 4, [2] * 4])
     y = torch.zeros(2, 3)
     assert y.index_put_((torch.tensor([1]), torch.tensor([2])), torch.tensor(5.0)) is y
-    np.testing.assert_array_equal(y.numpy(), [[0, 0, 0], [0, 0, 5]])
+    np.testing.assert_array_equal(to_np(y), [[0, 0, 0], [0, 0, 5]])
     z = torch.zeros(3, 4)
     with pytest.raises(RuntimeError, match="Index put requires the source and destination "
                                            "dtypes match, got Float for the destination and "
@@ -444,23 +444,23 @@ def test_index_put_values_accumulate_masks_and_errors():
     with pytest.raises(TypeError, match="expected Tensor as element 0 in argument 1, but got "
                                         "NoneType"):
         torch.index_put(z, (None, torch.tensor([0])), torch.tensor(1.0))
-    np.testing.assert_array_equal(z.numpy(), np.zeros((3, 4)))                  # untouched
+    np.testing.assert_array_equal(to_np(z), np.zeros((3, 4)))                  # untouched
 
 
 def test_slice_and_diagonal_scatter():
     x = torch.zeros(3, 4)
     r = torch.slice_scatter(x, torch.ones(3, 2), dim=1, start=0, end=4, step=2)
-    np.testing.assert_array_equal(r.numpy(), [[1, 0, 1, 0]] * 3)
+    np.testing.assert_array_equal(to_np(r), [[1, 0, 1, 0]] * 3)
     r2 = x.slice_scatter(torch.full((1, 4), 7.0), dim=-2, start=2)
-    np.testing.assert_array_equal(r2.numpy(), [[0] * 4, [0] * 4, [7] * 4])
+    np.testing.assert_array_equal(to_np(r2), [[0] * 4, [0] * 4, [7] * 4])
     d = torch.diagonal_scatter(torch.zeros(3, 3), torch.tensor([1.0, 2.0]), offset=1)
-    np.testing.assert_array_equal(d.numpy(), [[0, 1, 0], [0, 0, 2], [0, 0, 0]])
+    np.testing.assert_array_equal(to_np(d), [[0, 1, 0], [0, 0, 2], [0, 0, 0]])
     d2 = torch.zeros(2, 3).diagonal_scatter(torch.tensor([4.0]), -1)
-    np.testing.assert_array_equal(d2.numpy(), [[0, 0, 0], [4, 0, 0]])
+    np.testing.assert_array_equal(to_np(d2), [[0, 0, 0], [4, 0, 0]])
     with pytest.raises(RuntimeError, match=r"expected src to have a size equal to the slice of "
                                            r"self. src size = \[2, 2\], slice size = \[3, 2\]"):
         torch.slice_scatter(x, torch.ones(2, 2), dim=1, start=0, end=4, step=2)
     with pytest.raises(RuntimeError, match="diagonal_scatter: expected src to have a size equal "
                                            "to the diagonal"):
         torch.diagonal_scatter(torch.zeros(3, 3), torch.ones(2))
-    np.testing.assert_array_equal(x.numpy(), np.zeros((3, 4)))
+    np.testing.assert_array_equal(to_np(x), np.zeros((3, 4)))

@@ -232,8 +232,10 @@ def case_index_put_kernels(T, D):
           np.ones((6, 7), np.bool_) & (ROW > 0))
     # unique positions, values broadcast to the indexed shape, several index tensors
     x3 = R.standard_normal((4, 5, 6)).astype(np.float32)
-    _same(T, lambda x, i, j, v: T.index_put(x, (None, i, j), v), x3,
-          np.array([[0], [-1]]), np.array([1, 3, 5]), np.float32([7.0, 8.0, 9.0]))
+    def put_12(x, i, j, v):           # the primitive at positions (1, 2): what x[:, i, j] = v means
+        from framework._dispatch import apply, REGISTRY
+        return apply(REGISTRY["index_put"], x, v, i, j, pos=(1, 2))
+    _same(T, put_12, x3, np.array([[0], [-1]]), np.array([1, 3, 5]), np.float32([7.0, 8.0, 9.0]))
     _same(T, lambda x, i, v: x.index_put((i,), v), x3, np.array([3, -4]),
           R.standard_normal((5, 6)).astype(np.float32))
     _same(T, lambda x, i, v: T.index_put(x, (i,), v, accumulate=True), I64, rows, I64[0])
