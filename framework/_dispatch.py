@@ -129,6 +129,14 @@ def _needs_grad(args):
 # True once any tensor has lived off the cpu: until then apply() skips the device check, so
 # cpu-only programs pay one global lookup for device support
 NONCPU = False
+_devops = None      # framework._device_ops once a device is used (it imports this module)
+
+
+def _device_ops_module():
+    global _devops
+    from . import _device_ops
+    _devops = _device_ops
+    return _devops
 
 
 def wrap(arr, dtype, device=None):
@@ -137,8 +145,7 @@ def wrap(arr, dtype, device=None):
     t._dtype = dtype
     if type(arr) is not np.ndarray:
         # interpret/cuda buffers have their own array types: the device follows the buffer
-        from ._device_ops import array_device
-        device = array_device(arr)
+        device = (_devops or _device_ops_module()).array_device(arr)
     if device is not None and device is not cpu:
         t._device = device
     return t
@@ -173,7 +180,7 @@ def apply(p, *args, **attrs):
     if STATE.tracer is not None:
         return STATE.tracer.record(p, args, attrs, meta)
     if NONCPU:
-        from . import _device_ops
+        _device_ops = _devops or _device_ops_module()
         dev = _device_ops.common_device(args)
         if dev is not cpu:
             out = _device_ops.run(p, meta, args, attrs, dev)
