@@ -2,9 +2,13 @@
 measured in the same run. Target: Kiln within 5x of PyTorch's eager latency.
 
     .venv/bin/python bench/eager_overhead.py [--number 2000] [--repeat 15] [--profile]
+                                             [--device-host-path]
 
 Each cell is the median over `repeat` timeit runs of `number` calls, in microseconds per call.
 --profile runs cProfile over a loop of Kiln ops and prints where the time goes.
+--device-host-path times the same ops on the interpret device with every Triton kernel body
+stubbed out: the host work (dispatch, meta rule, kernel cache lookup, argument building,
+allocation) that an eager op on a GPU pays before the launch itself, measurable without one.
 """
 import argparse
 import os
@@ -108,12 +112,36 @@ def profile(n=20000):
     st.sort_stats("tottime").print_stats(15)
 
 
+def device_host_path(number, repeat):
+    """Kiln's eager ops on the interpret device, kernels stubbed: host microseconds per op."""
+    from compiler.codegen import triton_pointwise, triton_group
+
+    class _NoKernel:                       # fn[grid](*args): launches nothing
+        def __getitem__(self, grid):
+            return lambda *a, **k: None
+    triton_pointwise.PointwiseKernel.function = lambda self, interpret: _NoKernel()
+    triton_group.GroupKernel.launch = lambda self, inputs, outputs, interpret: None
+    rng = np.random.default_rng(0)
+    a = kiln.tensor(rng.standard_normal((16, 16)).astype(np.float32)).to("interpret")
+    b = kiln.tensor(rng.standard_normal((16, 16)).astype(np.float32)).to("interpret")
+    ops = {"add": lambda: a + b, "mul": lambda: a * b, "sum": lambda: a.sum(),
+           "matmul 16x16": lambda: a @ b, "index x[1:3]": lambda: a[1:3],
+           "exp": lambda: a.exp(), "chain (a*b+a).exp()": lambda: (a * b + a).exp()}
+    print(f"\n{'op on interpret, kernel stubbed':<34}{'host us':>10}")
+    for name, fn in ops.items():
+        print(f"{name:<34}{measure(fn, number, repeat):>10.2f}")
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--number", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--device-host-path", action="store_true")
     args = ap.parse_args()
+    if args.device_host_path:
+        device_host_path(args.number, args.repeat)
+        sys.exit(0)
     run(args.number, args.repeat)
     if args.profile:
         profile()
