@@ -510,6 +510,12 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
     d = dtype or dt.int64
+    dev = _draw_device(device, None)
+    if dev is not None:     # the order of n uniform float64 keys drawn on the device
+        from .ops_sort import argsort
+        keys = _drawn(("uniform", (0.0, 1.0)), (n,), dt.float64, dev, generator, False)
+        r = argsort(keys).to(d)
+        return r.requires_grad_(True) if requires_grad else r
     return _finish(_gen(generator).permutation(n).astype(d.np), d, device, requires_grad)
 
 
@@ -573,12 +579,19 @@ def bernoulli(input, p=None, *, generator=None, out=None):
     return wrap(arr, input._dtype)
 
 
+# poisson and multinomial draw on the host from the cpu generator for any device (their
+# samplers are NumPy's); a device input's result goes back to its device
+
+
 def poisson(input, generator=None):
-    return wrap(_gen(generator).poisson(input._data).astype(input._dtype.np), input._dtype)
+    from ._device_ops import host
+    arr = _gen(generator).poisson(host(input._data)).astype(input._dtype.np)
+    return _finish(arr, input._dtype, input._device, False)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
-    p = input._data.astype(np.float64)
+    from ._device_ops import host
+    p = host(input._data).astype(np.float64)
     if p.ndim not in (1, 2):
         raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim (got shape {list(input.shape)})")
     if np.any(p < 0) or np.any(~np.isfinite(p)):
@@ -603,7 +616,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
         with np.errstate(divide="ignore"):
             keys = rng.exponential(size=rows.shape) / rows
         res = np.argsort(keys, axis=-1, kind="stable")[:, :num_samples].astype(np.int64)
-    return wrap(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64)
+    return _finish(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64, input._device, False)
 
 
 # in-place random fills used by nn.init and Tensor methods: on the cpu drawn from the NumPy

@@ -211,6 +211,15 @@ nm = torch.normal(torch.zeros(3000, device="interpret"), torch.full((3000,), 2.0
 out["normal_tensors"] = [nm.device.type, float(nm.cpu().numpy().std())]
 ex = torch.empty(5000, device="interpret").exponential_(4.0).cpu().numpy()
 out["exp_mean"] = float(ex.mean())
+pm = torch.randperm(50, device="interpret")
+pmg = torch.randperm(50, device="interpret", generator=torch.Generator("interpret").manual_seed(2))
+keys = R.draw_numpy("uniform", (50,), dt.float64, 2, 0, (0.0, 1.0))
+mn = torch.multinomial(torch.tensor([0.0, 1.0, 3.0], device="interpret"), 2)
+ps = torch.poisson(torch.full((400,), 3.0, device="interpret"))
+out["host_samplers"] = [pm.device.type, sorted(pm.cpu().numpy().tolist()) == list(range(50)),
+                        pmg.cpu().numpy().tolist() == np.argsort(keys, kind="stable").tolist(),
+                        mn.device.type, sorted(mn.cpu().numpy().tolist()) == [1, 2],
+                        ps.device.type, abs(float(ps.cpu().numpy().mean()) - 3.0) < 0.4]
 
 # 4. dropout: masks from the device stream; a compiled step equals eager under the same seed
 def make():
@@ -282,6 +291,10 @@ def test_fills_write_the_tensors_own_storage(worker):
     dev, std = worker["normal_tensors"]
     assert dev == "interpret" and abs(std - 2.0) < 0.15
     assert abs(worker["exp_mean"] - 0.25) < 0.03
+    # randperm orders device-drawn keys; multinomial and poisson sample on the host and
+    # return on the input's device
+    assert worker["host_samplers"] == ["interpret", True, True, "interpret", True, "interpret",
+                                       True]
     assert worker["fallbacks"] == []              # every draw ran the Philox kernels
 
 
