@@ -413,6 +413,26 @@ def eager_device(dev, cp=None):
         print(f"{'Philox draws + dropout':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
     passed += ok
     failed += not ok
+    try:   # a compiled step's class-target check: RuntimeError at the next sync on cuda
+        lin = nn.Linear(4, 3).to(dev)
+        ce = torch.compile(lambda x, y: nn.functional.cross_entropy(lin(x), y))
+        x = torch.randn(5, 4).to(dev)
+        good = ce(x, torch.tensor([0, 1, 2, 1, 0]).to(dev)).item()
+        ce(x, torch.tensor([0, 1, 2, 1, 0]).to(dev)).item()
+        caught = None
+        try:
+            ce(x, torch.tensor([0, 1, 7, 1, 0]).to(dev)).item()
+        except (RuntimeError, IndexError) as e:
+            caught = e
+        after = ce(x, torch.tensor([0, 1, 2, 1, 0]).to(dev)).item()    # the flag was reset
+        ok = caught is not None and "7" in str(caught) and np.isfinite(good) and after == good
+        print(f"{'compiled target check':<28}{'PASS' if ok else 'FAIL':>6}  "
+              f"{type(caught).__name__}: {str(caught)[:90]}")
+    except Exception as e:
+        ok = False
+        print(f"{'compiled target check':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
+    passed += ok
+    failed += not ok
     st = _device_ops.STATS
     print("paths taken: " + ", ".join(f"{k[0]} {k[1]} x{v}" for k, v in sorted(st.items())))
     if cp is not None:

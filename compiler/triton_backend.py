@@ -145,6 +145,13 @@ class TritonProgram:
         from .cuda_graphs import GraphRunner
         self.graphs = GraphRunner(self) if cuda_graphs else None
         self.n_kernels = sum(1 for s in self.steps if not s.fallback and not s.reshape_only)
+        # class targets fed in as program inputs: checked on the device before the kernels
+        # (inside the kernels class_index is the identity; codegen/triton_checks.py)
+        pos = {id(v): k for k, v in enumerate(self.graph.inputs)}
+        self._target_checks = [(pos[id(n.inputs[0])], n.attrs["classes"],
+                                n.attrs["ignore_index"]) for n in self.graph.nodes
+                               if n.op == "class_index" and id(n.inputs[0]) in pos]
+        self._check_flags = {}
         self.source = self._source()
 
     # ---- compilation ---------------------------------------------------------------------
@@ -177,7 +184,7 @@ class TritonProgram:
     def _source(self):
         """The wrapper (one launch per group, in schedule order) and every kernel's source."""
         lines = [f"# {self.graph.name}: {len(self.steps)} groups on backend={self.backend!r}",
-                 f"def program(inputs, consts):    # inputs: "
+                 "def program(inputs, consts):    # inputs: "
                  + ", ".join(v.name for v in self.graph.inputs)]
         for s in self.steps:
             ins = ", ".join(v.name for v in s.group.inputs)
@@ -254,6 +261,8 @@ class TritonProgram:
             from runtime import cuda
             cuda.hook_triton_stream()          # launch on CuPy's current stream
             dev = _device_of(arrays)
+        if self._target_checks:
+            self._check_targets(arrays)
         # 1. the scalar steps on the host (they read only host values, so they can go first),
         # 2. one upload of the host scalars that kernels read, 3. the device steps in order
         env, host_steps, uploads = self._host_phase(arrays, consts, dev)
@@ -276,6 +285,44 @@ class TritonProgram:
             res = [np.asarray(r).view(InterpretArray) if isinstance(r, np.ndarray) and
                    not isinstance(r, InterpretArray) else r for r in res]   # (in place: itself)
         return res
+
+    def _check_targets(self, arrays):
+        """Every class-target input against its class count, before any kernel runs: on the
+        interpret device (and for host inputs) at once, raising the cpu path's IndexError with
+        nothing written; on 'cuda' by the check kernel into a sticky device flag that the
+        runtime reads at the next synchronisation (runtime.cuda.defer_check)."""
+        from runtime import cuda, dtypes as dt
+        from runtime.interpret import HostTensor, library_interpretable
+        from .codegen import triton_checks as tc
+        for k, classes, ignore in self._target_checks:
+            t = arrays[k]
+            if self.interpret or not cuda.is_device_array(t):
+                words = None
+                if self.interpret and library_interpretable():
+                    flag = np.array(tc.fresh_flag(), np.int64)
+                    tt = np.ascontiguousarray(np.asarray(t))
+                    tc.kernel().check(HostTensor(tt, dt.int64), HostTensor(flag, dt.int64),
+                                      tt.size, classes, ignore, True)
+                    words = flag
+                else:                            # host memory without the interpreter
+                    h = np.asarray(t)
+                    bad = (h != ignore) & ((h < 0) | (h >= classes))
+                    words = [int(bad.any()), int(h[bad].max()) if bad.any() else 0,
+                             int(h[bad].min()) if bad.any() else 0]
+                bad_t = tc.violation(words, classes)
+                if bad_t is not None:
+                    raise IndexError(f"Target {bad_t} is out of bounds.")
+                continue
+            idx = cuda.array_index(t)
+            flag = self._check_flags.get(idx)
+            if flag is None:
+                flag = self._check_flags[idx] = cuda.from_host(
+                    np.array(tc.fresh_flag(), np.int64), idx)
+            tt = t if t.flags.c_contiguous else cuda.copy(t)
+            tc.kernel().check(_DevBuf(tt, dt.int64), _DevBuf(flag, dt.int64), tt.size, classes,
+                              ignore, False)
+            cuda.defer_check(flag, lambda words, c=classes, name=self.graph.name:
+                             _deferred_target_error(words, c, name))
 
     def _host_phase(self, arrays, consts, dev):
         """env {id(value): array} of the inputs (device inputs in executable form) and the
@@ -611,6 +658,17 @@ class _DevBuf:
             item = self.arr.itemsize
             st = self._st = tuple(s // item for s in self.arr.strides)
         return st if dim is None else st[dim]
+
+
+def _deferred_target_error(words, classes, name):
+    """The error a 'cuda' program's target check reports at the next synchronisation."""
+    from .codegen.triton_checks import violation
+    bad = violation(words, classes)
+    if bad is None:
+        return None
+    return RuntimeError(f"CUDA error: device-side assert triggered (Kiln: compiled program "
+                        f"{name}: class target {bad} is out of bounds for {classes} classes; "
+                        f"kernels launched after it ran)")
 
 
 def _library_group(group):

@@ -56,6 +56,9 @@ def capability(index=0):
 
 def synchronize(index=None):
     cp = _cupy()
+    if _DEFERRED:
+        cp.cuda.runtime.deviceSynchronize()
+        check_deferred()
     if index is None:
         cp.cuda.get_current_stream().synchronize()
         cp.cuda.runtime.deviceSynchronize()
@@ -125,7 +128,37 @@ def from_host(a, index=0):
 
 def to_host(a):
     """Device array -> NumPy array (waits for the copy, as torch's .cpu() does)."""
+    if _DEFERRED:
+        check_deferred()
     return _cupy().asnumpy(a)
+
+
+# device-side checks (a compiled program's class targets) read at the next synchronisation:
+# [(flag device array, make_error(flag words as NumPy) -> exception or None)]
+_DEFERRED = []
+
+
+def defer_check(flag, make_error, read=None):
+    """Register a sticky device flag to read at the next to_host() or synchronize()."""
+    if not any(f is flag for f, _, _ in _DEFERRED):
+        _DEFERRED.append((flag, make_error, read))
+
+
+def check_deferred():
+    """Read every pending flag; the first that reports an error is reset and raised."""
+    pending = list(_DEFERRED)
+    _DEFERRED.clear()
+    for flag, make_error, read in pending:
+        words = read(flag) if read is not None else _cupy().asnumpy(flag)
+        err = make_error(words)
+        if err is not None:
+            from compiler.codegen.triton_checks import fresh_flag
+            reset = np.array(fresh_flag(), np.int64)
+            if read is None:
+                flag.set(reset)              # (a CuPy array: the host words uploaded)
+            else:
+                flag[...] = reset
+            raise err
 
 
 def copy(a, index=None):

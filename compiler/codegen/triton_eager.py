@@ -371,7 +371,7 @@ register("scatter", _indexed_kernel)
 def _host_checked(prim, operands, attrs, out):
     """class_index checks its values, which a kernel cannot report: eagerly it takes the host
     fallback, so a bad target raises IndexError on a device too (in compiled programs it is
-    the identity, fused)."""
+    the identity, fused, after the program's check kernel: codegen/triton_checks.py)."""
     raise TritonCodegenError(f"{prim.name} checks values on the host")
 
 

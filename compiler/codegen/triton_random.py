@@ -209,4 +209,6 @@ def kernel(kind, dtype):
         if dtype.name not in _TL:
             raise TritonCodegenError(f"philox: no {kind} kernel for {dtype}")
         k = _CACHE[(kind, dtype)] = RandomKernel(kind, dtype)
+        from ..triton_backend import _write_aot_sidecar   # (the kernel-cache walk compiles it)
+        _write_aot_sidecar(k)
     return k

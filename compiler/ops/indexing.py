@@ -282,8 +282,8 @@ register(Prim("scatter", "scatter", _scatter_meta, _scatter_np, _vjp_scatter, sa
 # class_index(t, classes, ignore_index) -> t: class targets of nll_loss/cross_entropy, checked.
 # On the host (eager on any device, and NumPy programs) a target outside [0, classes) other
 # than ignore_index raises PyTorch's IndexError before anything reads it; in a compiled Triton
-# kernel it is the identity (a GPU kernel cannot raise; PyTorch's device-side check is
-# asynchronous as well).
+# kernel it is the identity, and the program checks its target inputs with a separate device
+# kernel first (compiler/codegen/triton_checks.py; on 'cuda' reported at the next sync).
 def _class_index_meta(t, classes, ignore_index):
     if t.dtype is not dt.int64:
         raise RuntimeError(f"class_index: expected int64 class targets, got {t.dtype} "
