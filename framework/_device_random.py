@@ -3,8 +3,9 @@ PyTorch, whose cuda streams differ from its cpu stream.
 
 A device generator is a (seed, offset) pair. A draw of n elements runs the Philox fill kernel
 of compiler.codegen.triton_random at the current (seed, offset) and advances the offset by n,
-so the same seed gives the same numbers whatever the launch geometry, and a compiled replay
-that draws again from a restored state gets the same masks as eager. torch.manual_seed seeds
+so the same seed gives the same numbers whatever the launch geometry. A compiled device
+program takes the state as an input and draws with the same counters (compiler/ops/random.py,
+nn.functional's dropout while tracing), so its masks equal eager's. torch.manual_seed seeds
 the cpu generator and every device generator (created or not yet); torch.cuda.manual_seed
 only the current device's.
 

@@ -30,7 +30,9 @@ import framework.nn as nn
 def train(mode, scenario, hidden):
     # (a hidden size per scenario: programs are shared by equal graphs, and so is their graph)
     torch.manual_seed(0)
-    m = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Linear(hidden, 4)).to("interpret")
+    drop = [nn.Dropout(0.5)] if scenario == "dropout" else []   # masks drawn in the graph
+    m = nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), *drop,
+                      nn.Linear(hidden, 4)).to("interpret")
     opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
     def step(x, y):
         opt.zero_grad()
@@ -60,7 +62,7 @@ def train(mode, scenario, hidden):
             {"captures": gr.captures, "replays": gr.replays, "off": gr.off,
              "copied": sorted(gr.copied)}}
 
-for h, scenario in enumerate(("new_batches", "same_batch", "moved_param", "new_lr")):
+for h, scenario in enumerate(("new_batches", "same_batch", "moved_param", "new_lr", "dropout")):
     ref, got = train(None, scenario, 16 + h), train("reduce-overhead", scenario, 16 + h)
     print(json.dumps({"scenario": scenario, "ref": ref, "got": got}))
 
@@ -83,7 +85,8 @@ def results():
     return {r["scenario"]: r for r in map(json.loads, lines)}
 
 
-@pytest.mark.parametrize("scenario", ["new_batches", "same_batch", "moved_param", "new_lr"])
+@pytest.mark.parametrize("scenario", ["new_batches", "same_batch", "moved_param", "new_lr",
+                                      "dropout"])
 def test_graph_replay_equals_default_mode(results, scenario):
     r = results[scenario]
     ref, got = r["ref"], r["got"]
@@ -96,10 +99,14 @@ def test_graph_replay_equals_default_mode(results, scenario):
     # the graph no longer fits: the batch seen at a new address (step 3) is then copied in
     # from then on; a parameter at a new address (step 5) captures again; a new learning rate
     # reaches the kernels through the host scalars uploaded before each replay, no capture
+    # (dropout: each step's [seed, offset] state is a fresh host array, copied in like a batch)
     want = {"new_batches": (2, 4), "same_batch": (1, 5), "moved_param": (3, 3),
-            "new_lr": (2, 4)}[scenario]
+            "new_lr": (2, 4), "dropout": (2, 4)}[scenario]
     assert (g["captures"], g["replays"]) == want, g
-    assert g["copied"] == ([] if scenario == "same_batch" else [1, 5]), g   # x and y
+    if scenario != "dropout":
+        assert g["copied"] == ([] if scenario == "same_batch" else [1, 5]), g   # x and y
+    else:
+        assert len(g["copied"]) == 3, g          # x, y and the [seed, offset] state
 
 
 def test_no_graph_across_a_host_fallback(results):

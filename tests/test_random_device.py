@@ -248,6 +248,10 @@ out["dropout_params_equal"] = all(
     bool(np.allclose(a.detach().cpu().numpy(), b.detach().cpu().numpy(), rtol=1e-5, atol=1e-6))
     for a, b in zip(net_e.parameters(), net_c.parameters()))
 out["dropout_kernel_runs"] = D.STATS["kernel", "philox_bernoulli_fp32"] - n0
+out["program_draws"] = sorted(name for p in cs.programs() for name in getattr(p, "kernels", {})
+                              if name.startswith("philox"))
+gens = torch.cuda.default_generators[0]
+out["offset_after"] = gens._offset
 out["fallbacks"] = sorted(k[1] for k in D.STATS if k[0] == "fallback" and k[1].startswith("philox"))
 out["torch_blocked"] = "torch" not in sys.modules
 print(json.dumps(out))
@@ -302,7 +306,12 @@ def test_compiled_dropout_step_equals_eager_on_the_device(worker):
     le, lc = worker["dropout_losses"]
     np.testing.assert_allclose(lc, le, rtol=1e-5)
     assert worker["dropout_params_equal"]
-    assert worker["dropout_kernel_runs"] >= 8     # 4 eager steps + 4 compiled ones
+    # eager steps draw with the fill kernel; the compiled program draws inside itself (a
+    # philox group whose [seed, offset] is a program input), advancing the same generator
+    assert worker["dropout_kernel_runs"] == 4
+    assert worker["program_draws"] and all(k.startswith("philox_") for k in
+                                           worker["program_draws"])
+    assert worker["offset_after"] == 4 * 64       # 4 steps, a (4, 16) mask each
 
 
 def test_without_an_interpretable_triton_the_twin_draws_the_same_numbers():
@@ -320,3 +329,46 @@ def test_without_an_interpretable_triton_the_twin_draws_the_same_numbers():
             % ROOT)
     same, fallbacks = json.loads(run_script(code, ROOT)[-1])
     assert same and fallbacks == 1
+
+
+# ------------------------------------------------------------------------ compiled draws
+
+def test_philox_primitive_is_the_twin_and_checks_its_state():
+    from compiler.ir.registry import REGISTRY, AVal
+    from compiler.codegen.triton_random import draw_numpy
+    from runtime import dtypes as dt
+    p = REGISTRY["philox"]
+    state = np.array([-7, 300], np.int64)            # a seed >= 2**63 travels as negative
+    meta = p.meta(AVal((2,), dt.int64), kind="normal", shape=(3, 4), dtype=dt.float64,
+                  params=(1.0, 2.0))
+    assert meta.shape == (3, 4) and meta.dtype is dt.float64
+    got = p.numpy(meta, state, kind="normal", shape=(3, 4), dtype=dt.float64, params=(1.0, 2.0))
+    np.testing.assert_array_equal(got, draw_numpy("normal", (3, 4), dt.float64, 2 ** 64 - 7,
+                                                  300, (1.0, 2.0)))
+    with pytest.raises(RuntimeError, match=r"philox: state must be an int64 \[seed, offset\] "
+                                           r"vector, got torch.int32 of shape \[2\]"):
+        p.meta(AVal((2,), dt.int32), kind="uniform", shape=(3,), dtype=dt.float32,
+               params=(0.0, 1.0))
+    with pytest.raises(RuntimeError, match="unknown draw kind 'gamma'"):
+        p.meta(AVal((2,), dt.int64), kind="gamma", shape=(3,), dtype=dt.float32, params=())
+    assert not p.differentiable
+
+
+def test_program_draw_kernel_compiles_to_ptx_for_sm90():
+    pytest.importorskip("triton", reason="the Triton wheel (with ptxas) compiles the kernel")
+    from compiler import aot
+    from compiler.codegen.triton_group import generate
+    from compiler.fusion import partition
+    from compiler.ir.graph import Graph
+    from runtime import dtypes as dt
+    g = Graph("drop")
+    st = g.add_input("state", (2,), dt.int64)
+    x = g.add_input("x", (64, 32), dt.float16)
+    m = g.call("philox", st, kind="bernoulli", shape=(64, 32), dtype=dt.float16, params=(0.9,))
+    g.set_outputs([g.call("mul", x, m)])
+    groups = [gr for gr in partition(g).groups if [n.op for n in gr.nodes] == ["philox"]]
+    assert len(groups) == 1                         # the draw is its own group
+    k = generate(groups[0], g)
+    assert "tl.randint4x(seed, offset + offs)" in k.source
+    a = aot.compile_kernel(k, arch=90)
+    assert ".target sm_90" in a.ptx and "mul.hi.u32" in a.ptx and a.cubin

@@ -46,7 +46,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ..ir.graph import Graph, Value
-from ..ir.registry import REGISTRY, is_scalar, norm_dims
+from ..ir.registry import REGISTRY, norm_dims
 from . import triton_pointwise as tp
 from .triton_pointwise import (Param, PointwiseKernel, TritonCodegenError, op_expr,
                                scalar_emitter, _helpers_used, _tl, SIG, _SHORT, HELPERS)
@@ -451,6 +451,8 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
             return _plane_scatter(group, interpret)
         if len(ops) == 1 and ops[0] == "cat":
             return _cat(group)
+        if len(ops) == 1 and ops[0] == "philox":
+            return _philox(group, interpret)
         return ExternKernel(group)
     raise TritonCodegenError(f"triton codegen: unknown group kind {kind!r}")
 
@@ -2027,6 +2029,34 @@ def _cat(group):
 
 
 # ---------------------------------------------------------------- max pooling
+
+def _philox(group, interpret=False):
+    """philox(state, kind, shape, dtype, params): the device generators' fill kernel with its
+    (seed, offset) read from the state input, one lane per element in C order, so a compiled
+    program draws what eager draws at the same generator state (triton_random.draw_lines)."""
+    from .triton_random import PARAM_NAMES, _TL, check_kind, draw_lines, launch_params
+    eff, n = _lone(group, "philox")
+    o = n.outputs[0]
+    kind, dtype = n.attrs["kind"], n.attrs["dtype"]
+    check_kind(kind, dtype)
+    ks = {id(v): k for k, (v, _, _) in enumerate(eff)}[id(n.inputs[0])]
+    numel = _prod(o.shape)
+    names = PARAM_NAMES[kind]
+    params = [Param("state_ptr", "*i64", ("in", ks)),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", "i64", ("value", numel))] + \
+             [Param(p, "i64", ("value", v)) for p, v in zip(names, launch_params(
+                 kind, n.attrs["params"]))]
+    body = ["    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+            "    mask = offs < numel",
+            f"    # {o.name}: {kind} draw {list(o.shape)} {o.dtype}, element i from Philox "
+            f"counter offset + i",
+            "    seed = tl.load(state_ptr)",
+            "    offset = tl.load(state_ptr + 1)"] + draw_lines(kind, dtype, "offs") + \
+           [f"    tl.store(out0_ptr + offs, v.to(tl.{_TL[dtype.name]}), mask=mask)"]
+    return _elementwise_kernel(f"philox_{group.id}", group, f"{kind} draw (Philox4x32-10)",
+                               params, body, eff, numel, interpret)
+
 
 def _lone(group, op):
     """(effective inputs, node) of a group that holds one `op` (views of its inputs fold)."""

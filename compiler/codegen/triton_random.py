@@ -107,63 +107,88 @@ def _bits(x):
     return int(np.array(float(x), np.float64).view(np.int64))
 
 
+PARAM_NAMES = {"uniform": ("lo", "span"), "normal": ("mean", "std"), "bernoulli": ("thr",),
+               "exponential": ("lambd",), "integers": ("low", "rng")}
+
+
+def check_kind(kind, dtype):
+    """TritonCodegenError unless a (kind, dtype) draw has a kernel."""
+    if kind not in KINDS:
+        raise TritonCodegenError(f"philox: unknown draw kind {kind!r}")
+    if dtype.is_complex or dtype.name not in _TL:
+        raise TritonCodegenError(f"philox: no {kind} kernel for {dtype}")
+    if kind in ("uniform", "normal", "exponential") and not dtype.is_floating_point:
+        raise TritonCodegenError(f"philox: {kind} needs a floating dtype, got {dtype}")
+
+
+def launch_params(kind, params):
+    """A draw's parameters as the kernels' int64 arguments (PARAM_NAMES order): float
+    parameters as float64 bit patterns, bernoulli's p as its integer threshold."""
+    if kind == "bernoulli":
+        return [bernoulli_threshold(params[0])]
+    if kind == "integers":
+        if not 0 < int(params[1]) < 2 ** 63:
+            raise TritonCodegenError(f"philox: integer range {params[1]} outside (0, 2**63)")
+        return [int(params[0]), int(params[1])]
+    return [_bits(p) for p in params]
+
+
+def draw_lines(kind, dtype, i="i"):
+    """Kernel lines computing `v` (the drawn values) for element counters `offset + {i}`, from
+    int64 arguments named as PARAM_NAMES[kind] and the scalars `seed`, `offset`: the one
+    definition every Philox kernel (eager fills, compiled programs' draws) shares."""
+    f64 = dtype is dt.float64
+    ft = "tl.float64" if f64 else "tl.float32"
+    L = [f"    c0, c1, c2, c3 = tl.randint4x(seed, offset + {i})"]
+    if kind in ("uniform", "normal", "exponential"):
+        if f64:
+            L.append("    u = ((c0 >> 5).to(tl.float64) * 67108864.0 + (c1 >> 6).to(tl.float64))"
+                     " * 1.1102230246251565e-16")
+        else:
+            L.append("    u = (c0 >> 8).to(tl.float32) * 5.960464477539063e-08")
+        for p in PARAM_NAMES[kind]:
+            L.append(f"    {p}_ = {p}.to(tl.int64).to(tl.float64, bitcast=True).to({ft})")
+    if kind == "uniform":
+        L.append("    v = u * span_ + lo_")
+    elif kind == "exponential":
+        L.append("    v = -tl.log(1.0 - u) / lambd_")
+    elif kind == "normal":
+        if f64:
+            L += ["    u1 = 1.0 - u",
+                  "    u2 = ((c2 >> 5).to(tl.float64) * 67108864.0 + (c3 >> 6).to(tl.float64))"
+                  " * 1.1102230246251565e-16"]
+        else:
+            L += ["    u1 = ((c0 >> 8) + 1).to(tl.float32) * 5.960464477539063e-08",
+                  "    u2 = (c1 >> 8).to(tl.float32) * 5.960464477539063e-08"]
+        L += [f"    z = tl.sqrt(-2.0 * tl.log(u1)) * tl.cos({2 * math.pi!r} * u2)",
+              "    v = z * std_ + mean_"]
+    elif kind == "bernoulli":
+        L.append("    v = (c0 >> 8).to(tl.int64) < thr")
+    else:
+        L += ["    r = c0.to(tl.uint64) | (c1.to(tl.uint64) << 32)",
+              "    v = (r % rng.to(tl.uint64)).to(tl.int64) + low"]
+    return L
+
+
 class RandomKernel(PointwiseKernel):
     """One Philox fill kernel: (kind, output dtype) -> generated source; launched per draw."""
 
     def __init__(self, kind, dtype):
-        if kind not in KINDS:
-            raise TritonCodegenError(f"philox: unknown draw kind {kind!r}")
-        if dtype.is_complex:
-            raise TritonCodegenError(f"philox: {kind} of {dtype} (no complex draws on devices)")
-        if kind in ("uniform", "normal", "exponential") and not dtype.is_floating_point:
-            raise TritonCodegenError(f"philox: {kind} needs a floating dtype, got {dtype}")
+        check_kind(kind, dtype)
         self.kind, self.dtype = kind, dtype
         name = f"philox_{kind}_{SIG[dtype.name]}"
-        f64 = dtype is dt.float64
-        nparams = {"uniform": 2, "normal": 2, "bernoulli": 1, "exponential": 1, "integers": 2}[kind]
-        names = {"uniform": ("lo", "span"), "normal": ("mean", "std"), "bernoulli": ("thr",),
-                 "exponential": ("lambd",), "integers": ("low", "rng")}[kind]
-        ft = "tl.float64" if f64 else "tl.float32"
+        names = PARAM_NAMES[kind]
         L = ["import triton", "import triton.language as tl", "", "",
              "@triton.jit",
              f"def {name}(out_ptr, numel, seed, offset, {', '.join(names)}, BLOCK: tl.constexpr):",
              f"    # {kind} draw into a {dtype} buffer: element i from Philox counter offset + i",
              "    i = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
-             "    mask = i < numel",
-             "    c0, c1, c2, c3 = tl.randint4x(seed, offset + i)"]
-        if kind in ("uniform", "normal", "exponential"):
-            if f64:
-                L.append("    u = ((c0 >> 5).to(tl.float64) * 67108864.0 + (c1 >> 6).to(tl.float64))"
-                         " * 1.1102230246251565e-16")
-            else:
-                L.append("    u = (c0 >> 8).to(tl.float32) * 5.960464477539063e-08")
-        for p in names if kind not in ("bernoulli", "integers") else ():
-            L.append(f"    {p}_ = {p}.to(tl.int64).to(tl.float64, bitcast=True).to({ft})")
-        if kind == "uniform":
-            L.append("    v = u * span_ + lo_")
-        elif kind == "exponential":
-            L.append("    v = -tl.log(1.0 - u) / lambd_")
-        elif kind == "normal":
-            if f64:
-                L += ["    u1 = 1.0 - u",
-                      "    u2 = ((c2 >> 5).to(tl.float64) * 67108864.0 + (c3 >> 6).to(tl.float64))"
-                      " * 1.1102230246251565e-16"]
-            else:
-                L += ["    u1 = ((c0 >> 8) + 1).to(tl.float32) * 5.960464477539063e-08",
-                      "    u2 = (c1 >> 8).to(tl.float32) * 5.960464477539063e-08"]
-            L += [f"    z = tl.sqrt(-2.0 * tl.log(u1)) * tl.cos({2 * math.pi!r} * u2)",
-                  "    v = z * std_ + mean_"]
-        elif kind == "bernoulli":
-            L.append("    v = (c0 >> 8).to(tl.int64) < thr")
-        else:
-            L += ["    r = c0.to(tl.uint64) | (c1.to(tl.uint64) << 32)",
-                  "    v = (r % rng.to(tl.uint64)).to(tl.int64) + low"]
+             "    mask = i < numel"] + draw_lines(kind, dtype)
         L.append(f"    tl.store(out_ptr + i, v.to(tl.{_TL[dtype.name]}), mask=mask)")
         params = [Param("out_ptr", "*" + SIG[dtype.name], ("out", 0)),
                   Param("numel", "i64", ("numel",)), Param("seed", "i64", ("value", 0)),
                   Param("offset", "i64", ("value", 0))] + \
                  [Param(p, "i64", ("value", 0)) for p in names]
-        assert len(names) == nparams
         super().__init__(name, "\n".join(L) + "\n", params, None, (), True)
 
     def args_for(self, out, numel, seed, offset, params):
@@ -171,15 +196,7 @@ class RandomKernel(PointwiseKernel):
         seed = int(seed) & 0xFFFFFFFFFFFFFFFF
         if seed >= 2 ** 63:                      # the same 64 bits as a signed argument
             seed -= 2 ** 64
-        if self.kind == "bernoulli":
-            extra = [bernoulli_threshold(params[0])]
-        elif self.kind == "integers":
-            if not 0 < int(params[1]) < 2 ** 63:
-                raise TritonCodegenError(f"philox: integer range {params[1]} outside (0, 2**63)")
-            extra = [int(params[0]), int(params[1])]
-        else:
-            extra = [_bits(p) for p in params]
-        return [out, int(numel), seed, int(offset)] + extra
+        return [out, int(numel), seed, int(offset)] + launch_params(self.kind, params)
 
     def draw(self, out, numel, seed, offset, params, interpret):
         """Fill `out` (a contiguous buffer of numel elements: HostTensor or DeviceArg)."""
@@ -206,8 +223,6 @@ def kernel(kind, dtype):
     """The cached fill kernel for (kind, dtype)."""
     k = _CACHE.get((kind, dtype))
     if k is None:
-        if dtype.name not in _TL:
-            raise TritonCodegenError(f"philox: no {kind} kernel for {dtype}")
         k = _CACHE[(kind, dtype)] = RandomKernel(kind, dtype)
         from ..triton_backend import _write_aot_sidecar   # (the kernel-cache walk compiles it)
         _write_aot_sidecar(k)

@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from .._dispatch import STATE, apply, rename, values, wrap_like
+from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
 from ..tensor import Tensor
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C
@@ -345,15 +345,35 @@ def _check_p(p):
 
 
 def _bernoulli_mask(shape, keep, dtype, device=None):
-    """A keep mask on `device` (the input's), drawn from that device's generator."""
-    if STATE.tracer is not None:
-        device = STATE.tracer.draw_device(device)
+    """A keep mask on `device` (the input's), drawn from that device's generator. Traced for a
+    device program, the draw is a `philox` node of the graph whose [seed, offset] state is a
+    program input: the program draws the same mask eager would, inside its own kernels."""
+    tr = STATE.tracer
+    if tr is not None:
+        device = tr.draw_device(device)
+        if device.type != "cpu":
+            return _traced_mask(tr, tuple(shape), keep, dtype, device)
     m = C.empty(tuple(shape), dtype=dtype, device=device)
     C.bernoulli_(m, keep)
-    if STATE.tracer is not None:      # a compiled replay draws the mask again the same way
-        STATE.tracer.note_draw(m._data, dtype,
-                               lambda: _bernoulli_mask(shape, keep, dtype, device)._data)
+    if tr is not None:                # a compiled replay draws the mask again the same way
+        tr.note_draw(m._data, dtype, lambda: _bernoulli_mask(shape, keep, dtype, device)._data)
     return m
+
+
+def _traced_mask(tr, shape, keep, dtype, device):
+    from .._device_random import generator_for
+    n = math.prod(shape)
+
+    def take_state():                 # the generator's (seed, offset), then advanced by n
+        g = generator_for(device, None)
+        st = np.array([g._seed, g._offset], np.uint64).view(np.int64)
+        g._offset += n
+        return st
+    st = take_state()
+    tr.note_draw(st, dt.int64, take_state)     # (the input's own array: replays feed theirs)
+    state = wrap(st, dt.int64)
+    return apply(P["philox"], state, kind="bernoulli", shape=shape, dtype=dtype,
+                 params=(float(keep),))
 
 
 def _dropout_impl(input, p, training, inplace, feature, alpha, name):
