@@ -156,8 +156,8 @@ def _into(out, t):
     if t._dtype is not out._dtype:
         raise RuntimeError(f"dtype {t._dtype} does not match dtype of out parameter "
                            f"({out._dtype})")
-    if out._data.shape != t._data.shape:
-        out._data = np.empty(t._data.shape, out._dtype.np)
+    if out._data.shape != t._data.shape:       # resized: new storage on out's device
+        out._data = _made(t._data.shape, None, out._dtype, out._device, False)._data
     out._data[...] = t._data
     out._bump()
     return out

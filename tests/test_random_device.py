@@ -211,6 +211,9 @@ nm = torch.normal(torch.zeros(3000, device="interpret"), torch.full((3000,), 2.0
 out["normal_tensors"] = [nm.device.type, float(nm.cpu().numpy().std())]
 ex = torch.empty(5000, device="interpret").exponential_(4.0).cpu().numpy()
 out["exp_mean"] = float(ex.mean())
+o = torch.empty(2, device="interpret")
+same = torch.rand(5, out=o) is o                  # out= resized: new storage on out's device
+out["out_resize"] = [same, o.device.type, type(o._data).__name__, list(o.shape)]
 pm = torch.randperm(50, device="interpret")
 pmg = torch.randperm(50, device="interpret", generator=torch.Generator("interpret").manual_seed(2))
 keys = R.draw_numpy("uniform", (50,), dt.float64, 2, 0, (0.0, 1.0))
@@ -295,6 +298,7 @@ def test_fills_write_the_tensors_own_storage(worker):
     dev, std = worker["normal_tensors"]
     assert dev == "interpret" and abs(std - 2.0) < 0.15
     assert abs(worker["exp_mean"] - 0.25) < 0.03
+    assert worker["out_resize"] == [True, "interpret", "InterpretArray", [5]]
     # randperm orders device-drawn keys; multinomial and poisson sample on the host and
     # return on the input's device
     assert worker["host_samplers"] == ["interpret", True, True, "interpret", True, "interpret",
