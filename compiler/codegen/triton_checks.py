@@ -12,7 +12,10 @@ On the interpret device the flag is host memory: the program reads it at once an
 cpu path's IndexError before any other kernel runs, so nothing is written. On 'cuda' reading it
 would stall every step, so the runtime reads it at the next synchronisation (a device-to-host
 copy such as .item() or .cpu(), or torch.cuda.synchronize()) and raises RuntimeError there, as
-PyTorch's device-side assert surfaces (runtime.cuda.defer_check).
+PyTorch's device-side assert surfaces (runtime.cuda.defer_check). Eager class_index on a
+device runs the same kernel and reads the flag at once (triton_eager.EagerClassIndex). A
+report names the largest bad target at or above `classes`, else the smallest below 0 (the cpu
+path names the first in order: the same one when a single target is bad).
 """
 from .triton_pointwise import Param, PointwiseKernel
 

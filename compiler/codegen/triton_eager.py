@@ -368,12 +368,45 @@ register("gather", _indexed_kernel)
 register("scatter", _indexed_kernel)
 
 
-def _host_checked(prim, operands, attrs, out):
-    """class_index checks its values, which a kernel cannot report: eagerly it takes the host
-    fallback, so a bad target raises IndexError on a device too (in compiled programs it is
-    the identity, fused, after the program's check kernel: codegen/triton_checks.py)."""
-    raise TritonCodegenError(f"{prim.name} checks values on the host")
+class EagerClassIndex:
+    """class_index eagerly on a device: the compiled programs' check kernel
+    (codegen/triton_checks.py) folds the targets into a three-word flag, which is read back at
+    once (24 bytes instead of the targets' round trip through the host); a bad target raises
+    the cpu path's IndexError, else the result is a device copy of the targets."""
+    name = "check_class_targets"
+
+    def __init__(self, classes, ignore_index):
+        self.classes, self.ignore_index = classes, ignore_index
+
+    def launch(self, inputs, outputs, interpret, out_shape, scalars):
+        import numpy as np
+        from runtime import cuda
+        from .triton_checks import fresh_flag, kernel, violation
+        t, o = inputs[0], outputs[0]
+        words = np.array(fresh_flag(), np.int64)
+        if interpret:
+            from runtime.interpret import HostTensor
+            src = np.ascontiguousarray(t.array)
+            kernel().check(HostTensor(src, dt.int64), HostTensor(words, dt.int64), src.size,
+                           self.classes, self.ignore_index, True)
+        else:
+            src = t.array if t.array.flags.c_contiguous else cuda.copy(t.array)
+            flag = cuda.from_host_here(words)
+            kernel().check(cuda.DeviceArg(src, dt.int64), cuda.DeviceArg(flag, dt.int64),
+                           src.size, self.classes, self.ignore_index, False)
+            words = cuda._cupy().asnumpy(flag)
+        bad = violation(words, self.classes)
+        if bad is not None:
+            raise IndexError(f"Target {bad} is out of bounds.")
+        o.array[...] = t.array
 
 
-register("class_index", _host_checked)
+def _class_index(prim, operands, attrs, out):
+    from runtime.interpret import HostTensor, library_interpretable
+    if isinstance(operands[0], HostTensor) and not library_interpretable():
+        raise TritonCodegenError("class_index: Triton's library cannot run in its interpreter "
+                                 "(Triton imported without TRITON_INTERPRET=1): checked on the host")
+    return EagerClassIndex(attrs["classes"], attrs["ignore_index"])
 
+
+register("class_index", _class_index)
