@@ -456,6 +456,21 @@ def eager_device(dev, cp=None):
             rows.append((label, (time.perf_counter() - t0) / n * 1e6))
         for label, us in rows:
             print(f"{label:<28}{us:>9.1f} us per call (host wall clock, launch-bound)")
+        # where an eager op's host time goes on this machine (CuPy allocation, Kiln's
+        # dispatch, Triton's launcher): the profile the CPU-only harness cannot take
+        import cProfile
+        import io
+        import pstats
+        pr = cProfile.Profile()
+        pr.enable()
+        for _ in range(2000):
+            xs + ys
+        torch.cuda.synchronize()
+        pr.disable()
+        buf = io.StringIO()
+        pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(12)
+        print("eager add 1K, cProfile of 2000 calls (top 12 by own time):")
+        print("\n".join(line for line in buf.getvalue().splitlines()[4:] if line.strip()))
     return passed, failed
 
 
