@@ -206,7 +206,7 @@ def _group_kernels(prog):
 
 
 def write_region(folder, fname, plan, backend, repo_root, asm=False, arch=90, only=None,
-                 max_asm=None, asm_count=None):
+                 max_asm=None, asm_count=None, asm_jobs=None):
     """Write one region's folder; returns summary Rows."""
     os.makedirs(os.path.join(folder, "kernels"), exist_ok=True)
     fg, bg = plan.fwd_graph, plan.bwd_graph
@@ -277,7 +277,7 @@ def write_region(folder, fname, plan, backend, repo_root, asm=False, arch=90, on
                     hasattr(k, "signature") and \
                     (max_asm is None or asm_count[0] < max_asm):
                 asm_count[0] += 1
-                row.registers = _write_asm(folder, k, arch, prog)
+                row.registers = _write_asm(folder, k, arch, prog, row, asm_jobs)
             rows.append(row)
     with open(os.path.join(folder, "fusion.txt"), "w") as f:
         f.write("\n".join(fusion) + "\n")
@@ -289,18 +289,69 @@ def write_region(folder, fname, plan, backend, repo_root, asm=False, arch=90, on
     return rows
 
 
-def _write_asm(folder, k, arch, prog):
+def _write_asm(folder, k, arch, prog, row=None, jobs=None):
+    """The kernel's IR stages, PTX, cubin, SASS and resource use under kernels/; its register
+    count (or "err", the reason in <name>.asm_error.txt). In a process whose Triton runs in
+    interpreter mode (imported with TRITON_INTERPRET=1: tl.sum, tl.cdiv and the other library
+    functions are interpreter objects, which a real compile cannot call), the compile is
+    queued in `jobs` for one child process (_compile_jobs) and None is returned for now."""
     from . import aot
     from .codegen.triton_group import generate
+    from runtime.interpret import library_interpretable
     base = os.path.join(folder, "kernels", _safe(k.name))
     try:
         if getattr(prog, "interpret", False):           # interpreter block sizes: regenerate
             k = generate(k.group, prog.graph)
+        if jobs is not None and library_interpretable():
+            from .triton_backend import _write_aot_sidecar
+            _write_aot_sidecar(k)
+            jobs.append((base, k.path, row))
+            return None
         art = aot.compile_kernel(k, arch=arch)
     except Exception as e:
         with open(base + ".asm_error.txt", "w") as f:
             f.write(f"{type(e).__name__}: {e}\n")
         return "err"
+    return _write_artifact(base, art)
+
+
+def _compile_jobs(jobs, arch, repo_root):
+    """AOT-compile queued kernels (kernel files with .aot.json sidecars) in one child process
+    whose Triton is not in interpreter mode; fills each row's register count."""
+    import json
+    import sys
+    code = ("import json, sys\n"
+            f"sys.path.insert(0, {repo_root!r})\n"
+            "from compiler.dump import _write_artifact\n"
+            "from compiler.triton_backend import compile_cached_kernel\n"
+            "regs = []\n"
+            "for base, path in json.loads(sys.stdin.read()):\n"
+            "    try:\n"
+            f"        regs.append(_write_artifact(base, compile_cached_kernel(path, {arch})))\n"
+            "    except Exception as e:\n"
+            "        with open(base + '.asm_error.txt', 'w') as f:\n"
+            "            f.write(f'{type(e).__name__}: {e}\\n')\n"
+            "        regs.append('err')\n"
+            "print(json.dumps(regs))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KILN_DEVICE")}
+    r = subprocess.run([sys.executable, "-c", code], input=json.dumps([[b, p] for b, p, _ in
+                                                                        jobs]),
+                       capture_output=True, text=True, env=env, timeout=1800)
+    try:
+        regs = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        regs = ["err"] * len(jobs)
+        for base, _, _ in jobs:
+            with open(base + ".asm_error.txt", "w") as f:
+                f.write(f"AOT child process failed (rc {r.returncode}):\n{r.stderr[-3000:]}\n")
+    for (_, _, row), reg in zip(jobs, regs):
+        if row is not None:
+            row.registers = reg
+
+
+def _write_artifact(base, art):
+    """Write an aot.Artifact's stages next to `base`; its register count."""
+    from . import aot
     for st in STAGES:
         with open(f"{base}.{st}", "w") as f:
             f.write(art.asm.get(st, ""))
@@ -339,6 +390,7 @@ def dump_functions(functions, out, backend=None, asm=False, arch=90, only=None, 
     os.makedirs(out, exist_ok=True)
     folders, rows, used = [], [], set()
     asm_count = [0]
+    asm_jobs = []                 # compiles a child process runs (interpreter-mode Triton)
     for cf in functions:
         for i, plan in enumerate(cf.stats["regions"]):
             name = _safe(f"{cf.name}_{plan.fwd_graph.name}")
@@ -349,8 +401,10 @@ def dump_functions(functions, out, backend=None, asm=False, arch=90, only=None, 
             used.add(name)
             folder = os.path.join(out, name)
             rows += write_region(folder, name, plan, backend or cf.backend, repo_root, asm,
-                                 arch, only, max_asm, asm_count)
+                                 arch, only, max_asm, asm_count, asm_jobs)
             folders.append(folder)
+    if asm_jobs:
+        _compile_jobs(asm_jobs, arch, repo_root)
     return folders, rows
 
 

@@ -189,6 +189,30 @@ def fix_interpreter():
         if name.startswith(("create_icmp", "create_fcmp")):
             setattr(B, name, bool_result(getattr(B, name)))
 
+    # A @triton.jit helper called inside an interpreted kernel (tl.max, tl.randint4x, Kiln's
+    # helpers) patches its module's triton.language functions for the interpreter and never
+    # restores them (InterpretedFunction.__call__ drops the patch scope that kernel launches
+    # restore), so a later real compile in the process (kiln dump --asm, AOT) failed with
+    # "'value' object has no attribute 'dtype'". Restore the scope after each helper call.
+    IF = getattr(ti, "InterpretedFunction", None)
+    if IF is None or not hasattr(ti, "_patch_lang"):
+        return
+    orig_call = IF.__call__
+
+    def call(self, *args, **kwargs):
+        scope = ti._patch_lang(self.fn)
+        if not hasattr(scope, "restore"):        # (a Triton without patch scopes)
+            return orig_call(self, *args, **kwargs)
+        try:
+            fn = self.rewrite()
+            try:
+                return fn(*args, **kwargs)
+            except Exception as e:
+                raise ti.InterpreterError(repr(e)) from e
+        finally:
+            scope.restore()
+    IF.__call__ = call
+
 
 def library_interpretable():
     """Can Triton's interpreter run kernels that call the language's library functions (tl.sum,

@@ -129,6 +129,32 @@ def test_python_m_compiler_dump_with_backend_and_only(tmp_path):
     assert "interpret" in open(glob.glob(str(out / "*" / "fusion.txt"))[0]).read()
 
 
+def test_dump_asm_of_a_device_script_under_the_interpreter(tmp_path):
+    # KILN_DEVICE=interpret imports Triton in interpreter mode, where its library functions
+    # (tl.sum, tl.randint4x) cannot be compiled for a GPU: the dump compiles in a child process
+    pytest.importorskip("triton", reason="the interpret device and AOT need Triton")
+    s = tmp_path / "drop.py"
+    s.write_text("import framework as torch\nimport framework.nn.functional as F\n"
+                 "f = torch.compile(lambda x: F.dropout(x, 0.5).sum())\n"
+                 "print(f(torch.ones(4, 8).to('cuda')).item())\n")
+    out = tmp_path / "o"
+    env = dict(os.environ, KILN_DEVICE="interpret")
+    env.pop("TRITON_INTERPRET", None)
+    p = subprocess.run([sys.executable, "-m", "framework.cli", "dump", "--asm", "--out",
+                        str(out), str(s)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    kdir = glob.glob(str(out / "*" / "kernels"))[0]
+    assert not glob.glob(os.path.join(kdir, "*.asm_error.txt")), \
+        [open(f).read()[-300:] for f in glob.glob(os.path.join(kdir, "*.asm_error.txt"))]
+    ptx = {os.path.basename(f)[:-4]: open(f).read() for f in glob.glob(os.path.join(kdir, "*.ptx"))}
+    draws = [k for k in ptx if k.startswith("philox_")]
+    assert draws and ".target sm_90" in ptx[draws[0]] and "mul.hi.u32" in ptx[draws[0]]
+    assert any(k.startswith(("sum_", "fused_")) for k in ptx)       # (tl.sum inside)
+    rows = [ln for ln in p.stdout.splitlines() if ln.startswith(("philox_", "sum_", "fused_"))]
+    assert rows and all(ln.split()[-3].isdigit() for ln in rows), rows  # registers counted
+
+
 def test_dump_help_has_examples():
     p = _kiln("dump", "--help")
     assert p.returncode == 0
