@@ -305,11 +305,10 @@ class TritonProgram:
                                       tt.size, classes, ignore, True)
                     words = flag
                 else:                            # host memory without the interpreter
-                    h = np.asarray(t)
-                    bad = (h != ignore) & ((h < 0) | (h >= classes))
-                    words = [int(bad.any()), int(h[bad].max()) if bad.any() else 0,
-                             int(h[bad].min()) if bad.any() else 0]
-                bad_t = tc.violation(words, classes)
+                    h = np.asarray(t).reshape(-1)
+                    bad = np.flatnonzero((h != ignore) & ((h < 0) | (h >= classes)))
+                    words = [int(bad.size > 0), 0, 0, int(bad[0]) if bad.size else 0]
+                bad_t = tc.violation(words, classes, np.asarray(t).reshape(-1).__getitem__)
                 if bad_t is not None:
                     raise IndexError(f"Target {bad_t} is out of bounds.")
                 continue

@@ -38,7 +38,7 @@ losses = [float(cs(x, good).item()) for _ in range(3)]     # traced, traced, rep
 w0 = net.weight.detach().cpu().numpy().copy()
 runs0 = triton_checks.kernel().runs
 errors = []
-for bad in ([0, 1, 7, 1, 0], [0, -3, 2, 1, 0]):
+for bad in ([0, 1, 7, 1, 0], [0, -3, 2, 1, 0], [0, 5, -1, 9, 0]):
     try:
         cs(x, torch.tensor(bad).to("interpret"))
         errors.append(None)
@@ -57,18 +57,19 @@ def test_compiled_step_rejects_bad_targets_before_writing():
     pytest.importorskip("triton", reason="the interpret backend runs Triton's interpreter")
     r = json.loads(run_script(_WORKER % {"root": ROOT}, ROOT)[-1])
     assert r["losses"][0] > r["losses"][1] > r["losses"][2]       # SGD steps went through
-    assert r["errors"] == ["Target 7 is out of bounds.", "Target -3 is out of bounds."]
+    assert r["errors"] == ["Target 7 is out of bounds.", "Target -3 is out of bounds.",
+                           "Target 5 is out of bounds."]                # the first bad one
     assert r["unchanged"]                                          # no kernel ran after it
     assert np.isfinite(r["ignored"])                               # ignore_index passes
     assert r["checks"] == [[[3, 3, -100]]]          # (input 3: the targets; 3 classes)
-    assert r["kernel_runs"] == 3                                   # two bad runs, one good
+    assert r["kernel_runs"] == 4                                   # three bad runs, one good
 
 
 def test_deferred_device_checks_raise_at_the_next_synchronisation():
     from compiler.triton_backend import _deferred_target_error
     from compiler.codegen import triton_checks as tc
     from runtime import cuda
-    flag = np.array([1, 12, tc.NONE_LO], np.int64)                 # a kernel found target 12
+    flag = np.array([1, 12, tc.NONE_LO, 3], np.int64)              # a kernel found target 12
     reads = []
 
     def read(f):
@@ -86,7 +87,9 @@ def test_deferred_device_checks_raise_at_the_next_synchronisation():
     cuda.defer_check(ok, lambda w: _deferred_target_error(w, 10, "step_0"), read)
     cuda.check_deferred()
     assert not cuda._DEFERRED
-    assert tc.violation([1, tc.NONE_HI, -2], 10) == -2 and tc.violation([0, 5, 5], 3) is None
+    assert tc.violation([1, tc.NONE_HI, -2, 4], 10) == -2
+    assert tc.violation([0, 5, 5, 0], 3) is None
+    assert tc.violation([1, 9, -2, 1], 5, [0, -2, 9].__getitem__) == -2   # the first bad one
 
 
 def test_check_kernel_compiles_to_ptx_for_sm90():

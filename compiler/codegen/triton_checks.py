@@ -2,20 +2,22 @@
 cross_entropy / nll_loss (the class_index primitive, the identity inside fused kernels).
 
 A GPU kernel cannot raise. Before a program's kernels run, one small kernel folds every
-target into a sticky three-word flag buffer with atomics:
+target into a sticky four-word flag buffer with atomics:
 
     flag[0]  1 once any target is outside [0, classes) and is not ignore_index
     flag[1]  the largest such target (or -2**62)
     flag[2]  the smallest such target (or 2**62)
+    flag[3]  the position of the first such target (or 2**62)
 
 On the interpret device the flag is host memory: the program reads it at once and raises the
 cpu path's IndexError before any other kernel runs, so nothing is written. On 'cuda' reading it
 would stall every step, so the runtime reads it at the next synchronisation (a device-to-host
 copy such as .item() or .cpu(), or torch.cuda.synchronize()) and raises RuntimeError there, as
 PyTorch's device-side assert surfaces (runtime.cuda.defer_check). Eager class_index on a
-device runs the same kernel and reads the flag at once (triton_eager.EagerClassIndex). A
-report names the largest bad target at or above `classes`, else the smallest below 0 (the cpu
-path names the first in order: the same one when a single target is bad).
+device runs the same kernel and reads the flag at once (triton_eager.EagerClassIndex). Where
+the targets can still be read (eager calls, the interpret device) the report names the first
+bad target in order, as the cpu path does; a deferred 'cuda' report names the largest bad
+target at or above `classes`, else the smallest below 0 (the targets may be gone by then).
 """
 from .triton_pointwise import Param, PointwiseKernel
 
@@ -36,7 +38,8 @@ def check_class_targets(t_ptr, flag_ptr, numel, classes, ignore_index, BLOCK: tl
     tl.atomic_max(flag_ptr, tl.max(bad.to(tl.int64), 0))
     tl.atomic_max(flag_ptr + 1, tl.max(tl.where(bad, t, %d), 0))
     tl.atomic_min(flag_ptr + 2, tl.min(tl.where(bad, t, %d), 0))
-""" % (NONE_HI, NONE_LO)
+    tl.atomic_min(flag_ptr + 3, tl.min(tl.where(bad, i, %d), 0))
+""" % (NONE_HI, NONE_LO, NONE_LO)
 
 
 class ClassTargetCheck(PointwiseKernel):
@@ -51,8 +54,8 @@ class ClassTargetCheck(PointwiseKernel):
         super().__init__("check_class_targets", _SOURCE, params, None, (), True)
 
     def check(self, targets, flag, numel, classes, ignore_index, interpret):
-        """Fold `targets` (a buffer of numel int64) into `flag` (3 int64, already holding
-        0, NONE_HI, NONE_LO or an earlier run's findings)."""
+        """Fold `targets` (a buffer of numel int64) into `flag` (4 int64, already holding
+        fresh_flag() or an earlier run's findings)."""
         if numel == 0:
             return
         self.runs += 1
@@ -68,14 +71,18 @@ class ClassTargetCheck(PointwiseKernel):
 
 def fresh_flag():
     """The flag's initial words (as a list: the caller places them on its device)."""
-    return [0, NONE_HI, NONE_LO]
+    return [0, NONE_HI, NONE_LO, NONE_LO]
 
 
-def violation(words, classes):
-    """The target to report from read flag words, or None when every target was valid."""
-    any_bad, hi, lo = (int(w) for w in words)
+def violation(words, classes, target_at=None):
+    """The target to report from read flag words, or None when every target was valid:
+    target_at(position) when the targets can still be read (the first bad one, as the cpu
+    path reports), else the largest bad target at or above `classes`, or the smallest."""
+    any_bad, hi, lo, first = (int(w) for w in words)
     if not any_bad:
         return None
+    if target_at is not None:
+        return int(target_at(first))
     return hi if hi >= classes else lo
 
 
