@@ -376,3 +376,21 @@ def test_program_draw_kernel_compiles_to_ptx_for_sm90():
     assert "tl.randint4x(seed, offset + offs)" in k.source
     a = aot.compile_kernel(k, arch=90)
     assert ".target sm_90" in a.ptx and "mul.hi.u32" in a.ptx and a.cubin
+
+
+def test_cuda_rng_calls_without_a_device():
+    # as PyTorch: seeding is a no-op when no device exists; reading a device state is an error
+    import framework as torch
+    from runtime.device import interpret_selected
+    if torch.cuda.is_available() or interpret_selected():
+        pytest.skip("a device is available here (this checks the no-device behaviour)")
+    torch.cuda.manual_seed(3)
+    torch.cuda.manual_seed_all(3)
+    torch.cuda.seed()
+    assert len(torch.cuda.default_generators) == 0
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
+        torch.cuda.get_rng_state()
+    with pytest.raises(RuntimeError, match="no CUDA GPU is available"):
+        torch.cuda.initial_seed()
+    g = torch.manual_seed(5)                      # the cpu generator is still seeded
+    assert g.initial_seed() == 5 and torch.initial_seed() == 5
