@@ -371,7 +371,7 @@ def eager_device(dev, cp=None):
             print(f"{label:<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
         passed += ok
         failed += not ok
-    try:   # one training step: forward, backward, SGD update, all on the device
+    def train_step():      # forward, backward, SGD update, all on the device, against cpu
         res = []
         for d in ("cpu", dev):
             torch.manual_seed(0)
@@ -388,13 +388,9 @@ def eager_device(dev, cp=None):
             opt.step()
             res.append([loss.item()] + [p.detach().cpu().numpy() for p in m.parameters()])
         ok = all(np.allclose(u, v, rtol=1e-4, atol=1e-5) for u, v in zip(*res))
-        print(f"{'MLP train step':<28}{'PASS' if ok else 'FAIL':>6}  loss {res[1][0]:.6f}")
-    except Exception as e:
-        ok = False
-        print(f"{'MLP train step':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
-    passed += ok
-    failed += not ok
-    try:   # device random numbers: the Philox kernels against their NumPy twin, and dropout
+        return ok, f"loss {res[1][0]:.6f}"
+
+    def philox():          # the Philox kernels against their NumPy twin, and dropout
         from compiler.codegen import triton_random
         from runtime import dtypes as _dt
         torch.manual_seed(5)
@@ -407,13 +403,9 @@ def eager_device(dev, cp=None):
         yd = nn.functional.dropout(torch.ones(1 << 16, device=dev), 0.25).cpu().numpy()
         keep = float(np.mean(yd != 0))
         ok = ok and abs(keep - 0.75) < 0.01 and np.allclose(yd[yd != 0], 1 / 0.75)
-        print(f"{'Philox draws + dropout':<28}{'PASS' if ok else 'FAIL':>6}  kept {keep:.4f}")
-    except Exception as e:
-        ok = False
-        print(f"{'Philox draws + dropout':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
-    passed += ok
-    failed += not ok
-    try:   # a compiled step's class-target check: RuntimeError at the next sync on cuda
+        return ok, f"kept {keep:.4f}"
+
+    def target_check():    # a compiled step's class-target check: RuntimeError at the next sync
         lin = nn.Linear(4, 3).to(dev)
         ce = torch.compile(lambda x, y: nn.functional.cross_entropy(lin(x), y))
         x = torch.randn(5, 4).to(dev)
@@ -426,13 +418,18 @@ def eager_device(dev, cp=None):
             caught = e
         after = ce(x, torch.tensor([0, 1, 2, 1, 0]).to(dev)).item()    # the flag was reset
         ok = caught is not None and "7" in str(caught) and np.isfinite(good) and after == good
-        print(f"{'compiled target check':<28}{'PASS' if ok else 'FAIL':>6}  "
-              f"{type(caught).__name__}: {str(caught)[:90]}")
-    except Exception as e:
-        ok = False
-        print(f"{'compiled target check':<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
-    passed += ok
-    failed += not ok
+        return ok, f"{type(caught).__name__}: {str(caught)[:90]}"
+
+    for label, fn in (("MLP train step", train_step), ("Philox draws + dropout", philox),
+                      ("compiled target check", target_check)):
+        try:
+            ok, detail = fn()
+            print(f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {detail}")
+        except Exception as e:
+            ok = False
+            print(f"{label:<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
+        passed += ok
+        failed += not ok
     st = _device_ops.STATS
     print("paths taken: " + ", ".join(f"{k[0]} {k[1]} x{v}" for k, v in sorted(st.items())))
     if cp is not None:

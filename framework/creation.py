@@ -638,19 +638,34 @@ def _device_fill(t, kind, params, generator):
     return fill_(t, kind, params, generator)
 
 
+def check_uniform(a, b):
+    if a > b:
+        raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
+                           f"from={a} > to={b}")
+
+
+def check_std(std):
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+
+
 def uniform_(t, a=0.0, b=1.0, generator=None):
+    check_uniform(a, b)
     if t._device.type != "cpu":
         return _device_fill(t, "uniform", (float(a), float(b) - float(a)), generator)
     return _fill(t, _gen(generator).uniform(a, b, t._data.shape))
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
+    check_std(std)
     if t._device.type != "cpu":
         return _device_fill(t, "normal", (float(mean), float(std)), generator)
     return _fill(t, _gen(generator).normal(mean, std, t._data.shape))
 
 
 def bernoulli_(t, p=0.5, generator=None):
+    if not isinstance(p, Tensor) and not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
     if t._device.type != "cpu":
         if not isinstance(p, Tensor):
             return _device_fill(t, "bernoulli", (float(p),), generator)
@@ -671,12 +686,17 @@ def bernoulli_(t, p=0.5, generator=None):
 def random_(t, from_=0, to=None, generator=None):
     if to is None:
         to = 2 ** 24 if t._dtype.is_floating_point else np.iinfo(t._dtype.np).max
+    if from_ >= to:
+        raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
+                           f"from={from_} >= to={to}")
     if t._device.type != "cpu":
         return _device_fill(t, "integers", (int(from_), int(to) - int(from_)), generator)
     return _fill(t, _gen(generator).integers(from_, to, t._data.shape))
 
 
 def exponential_(t, lambd=1.0, generator=None):
+    if not lambd > 0:
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     if t._device.type != "cpu" and t._dtype.is_floating_point:
         return _device_fill(t, "exponential", (float(lambd),), generator)
     return _fill(t, _gen(generator).exponential(1.0 / lambd, t._data.shape))

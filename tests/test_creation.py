@@ -400,3 +400,25 @@ def test_factories_make_device_tensors_on_the_device():
     assert "fused_add_0" in kernels               # z + 1 ran its Triton kernel on the device
     n_made, n_fallback, grad = made
     assert n_made >= 1 and n_fallback == 0 and grad == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_random_fills_reject_bad_parameters_before_drawing():
+    # PyTorch 2.13's messages; the tensor keeps its values (checked before any draw, on every
+    # device: the Philox kernels and NumPy would otherwise take them)
+    t = torch.zeros(3)
+    for f, msg in ((lambda: t.random_(5, 3), "random_ expects 'from' to be less than 'to', "
+                                            "but got from=5 >= to=3"),
+                   (lambda: t.uniform_(2, 1), r"uniform_ expects to return a \[from, to\) range, "
+                                              "but found from=2 > to=1"),
+                   (lambda: t.normal_(0, -1), "normal expects std >= 0.0, but found std -1"),
+                   (lambda: t.exponential_(-1), "exponential_ expects lambda > 0.0, but found "
+                                                "lambda=-1"),
+                   (lambda: t.bernoulli_(1.5), r"bernoulli_ expects p to be in \[0, 1\], but "
+                                               "got p=1.5")):
+        with pytest.raises(RuntimeError, match=msg):
+            f()
+    with pytest.raises(RuntimeError, match="uniform_ expects"):
+        torch.nn.init.uniform_(t, 2, 1)
+    with pytest.raises(RuntimeError, match="normal expects std >= 0.0"):
+        torch.nn.init.normal_(t, 0, -1)
+    np.testing.assert_array_equal(to_np(t), np.zeros(3))

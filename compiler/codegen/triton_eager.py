@@ -218,13 +218,31 @@ def _check_interpretable(interpret):
                                      "Kiln is imported first)")
 
 
+def _one_node_kernel(prim, operands, attrs, interpret):
+    """The group kernel triton_group generates for this call's one-node graph (tensor operands
+    become graph inputs, scalars stay scalars), partitioned by the fuser as the compiled path
+    partitions it; TritonCodegenError when it is not one group or has no generated kernel."""
+    from ..fusion import partition
+    from .triton_group import generate, ExternKernel
+    g = Graph(f"eager_{prim.name}")
+    args = [a if is_scalar(a) else g.add_input(f"x{i}", tuple(a.shape), a.dtype)
+            for i, a in enumerate(operands)]
+    o = g.call(prim.name, *args, **attrs)
+    g.set_outputs(list(o) if isinstance(o, tuple) else [o])   # (window_max: two)
+    groups = partition(g).groups
+    if len(groups) != 1:
+        raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
+    gk = generate(groups[0], g, interpret=interpret)
+    if isinstance(gk, ExternKernel):
+        raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
+    return gk
+
+
 def _group_kernel(prim, operands, attrs, out):
     """The eager kernel of a reduction, a matmul or an extern primitive triton_group generates
     (window_max, plane_scatter): the one-node graph partitioned by the fuser (which sets the
     group's kind, iteration space and reduced dims) and generated as the compiled path
     generates that group; one per (attrs, operand shapes and dtypes), cached."""
-    from ..fusion import partition
-    from .triton_group import generate, ExternKernel
     if any(is_scalar(a) for a in operands):
         raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
     from runtime.interpret import HostTensor
@@ -236,17 +254,7 @@ def _group_kernel(prim, operands, attrs, out):
     k = _KERNELS.get(key)
     if k is None:
         try:
-            g = Graph(f"eager_{prim.name}")
-            ins = [g.add_input(f"x{i}", tuple(a.shape), a.dtype) for i, a in enumerate(operands)]
-            o = g.call(prim.name, *ins, **attrs)
-            g.set_outputs(list(o) if isinstance(o, tuple) else [o])   # (window_max: two)
-            groups = partition(g).groups
-            if len(groups) != 1:
-                raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
-            gk = generate(groups[0], g, interpret=interpret)
-            if isinstance(gk, ExternKernel):
-                raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
-            k = EagerGroup(gk)
+            k = EagerGroup(_one_node_kernel(prim, operands, attrs, interpret))
         except TritonCodegenError as e:
             k = e
         _KERNELS[key] = k
@@ -325,8 +333,6 @@ def _indexed_kernel(prim, operands, attrs, out):
     indexed loads; a copy then stores or atomics for index_put / scatter; one elementwise
     pass for slice_scatter / diagonal_scatter), cached per (attrs, operand shapes and dtypes,
     scalar types), wrapped in EagerIndexed (index checks, scalars per call)."""
-    from ..fusion import partition
-    from .triton_group import generate, ExternKernel
     from runtime.interpret import HostTensor
     tensors = [a for a in operands if not is_scalar(a)]
     interpret = isinstance(tensors[0], HostTensor)
@@ -339,16 +345,7 @@ def _indexed_kernel(prim, operands, attrs, out):
     k = _KERNELS.get(key)
     if k is None:
         try:
-            g = Graph(f"eager_{prim.name}")
-            args = [a if is_scalar(a) else g.add_input(f"x{i}", tuple(a.shape), a.dtype)
-                    for i, a in enumerate(operands)]
-            g.set_outputs([g.call(prim.name, *args, **attrs)])
-            groups = partition(g).groups
-            if len(groups) != 1:
-                raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
-            gk = generate(groups[0], g, interpret=interpret)
-            if isinstance(gk, ExternKernel):
-                raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
+            gk = _one_node_kernel(prim, operands, attrs, interpret)
             scal = [p for p in gk.params if p.role[0] == "scalar"]
             n_scalars = sum(1 for a in operands if is_scalar(a))
             if len(scal) != n_scalars:

@@ -1888,22 +1888,29 @@ def _slice_scatter(group, interpret=False):
     else:
         L.append(f"    ins = mask & (q >= 0) & (q < count * {st}) & (q % {st} == 0)")
         k = f"(q // {st})"
-    L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(R), 'x', sp, ('in', kx)))}, "
-             "mask=mask & (ins == 0))")
     ts = _terms(co, [e for e in range(R) if e != d], "src", sp, ("in", ks))
     if src.shape[d] > 1:
         ts.insert(0, f"{k} * {_stride(sp, 'src', ('in', ks), d)}")
-    ld = f"tl.load(src_ptr + {_sum(ts)}, mask=ins)"
+    L += _x_or_src_lines("ins", co, R, x, src, o, sp, kx, ts)
+    return _elementwise_kernel(f"slice_scatter_{group.id}", group,
+                               "one lane per output element: src inside the slice, x elsewhere",
+                               params + sizes + list(sp), L, eff, _prod(O), interpret)
+
+
+def _x_or_src_lines(inside, co, R, x, src, o, sp, kx, src_terms):
+    """The store of slice_scatter / diagonal_scatter: x's element where `inside` is false, src's
+    (at src_terms) where it is true, in the output's dtype."""
+    L = [f"    v = tl.load(x_ptr + {_sum(_terms(co, range(R), 'x', sp, ('in', kx)))}, "
+         f"mask=mask & ({inside} == 0))"]
+    ld = f"tl.load(src_ptr + {_sum(src_terms)}, mask={inside})"
     if src.dtype is not o.dtype:
         ld += f".to({_tl(o.dtype)})"
     if x.dtype is not o.dtype:
         L.append(f"    v = v.to({_tl(o.dtype)})")
-    L.append(f"    v = tl.where(ins, {ld}, v)")
+    L.append(f"    v = tl.where({inside}, {ld}, v)")
     L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(R), 'out0', sp, ('out', 0)))}, v, "
              "mask=mask)")
-    return _elementwise_kernel(f"slice_scatter_{group.id}", group,
-                               "one lane per output element: src inside the slice, x elsewhere",
-                               params + sizes + list(sp), L, eff, _prod(O), interpret)
+    return L
 
 
 def _diagonal_scatter(group, interpret=False):
@@ -1934,20 +1941,11 @@ def _diagonal_scatter(group, interpret=False):
     c1 = co[d1] if co[d1] != "0" else "offs * 0"
     c2 = co[d2] if co[d2] != "0" else "offs * 0"
     L.append(f"    ond = mask & ({c2} - {c1} == {off})    # on the diagonal")
-    L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(R), 'x', sp, ('in', kx)))}, "
-             "mask=mask & (ond == 0))")
     rest = [e for e in range(R) if e not in (d1, d2)]
     cs = {r: co[e] for r, e in enumerate(rest)}
     cs[len(rest)] = (c1 if off >= 0 else c2) if src.shape[-1] != 1 else "0"
     ts = _terms(cs, range(len(rest) + 1), "src", sp, ("in", ks))
-    ld = f"tl.load(src_ptr + {_sum(ts)}, mask=ond)"
-    if src.dtype is not o.dtype:
-        ld += f".to({_tl(o.dtype)})"
-    if x.dtype is not o.dtype:
-        L.append(f"    v = v.to({_tl(o.dtype)})")
-    L.append(f"    v = tl.where(ond, {ld}, v)")
-    L.append(f"    tl.store(out0_ptr + {_sum(_terms(co, range(R), 'out0', sp, ('out', 0)))}, v, "
-             "mask=mask)")
+    L += _x_or_src_lines("ond", co, R, x, src, o, sp, kx, ts)
     return _elementwise_kernel(f"diagonal_scatter_{group.id}", group,
                                "one lane per output element: src on the diagonal, x elsewhere",
                                params + sizes + list(sp), L, eff, _prod(O), interpret)

@@ -74,6 +74,7 @@ def _check(tensor, name):
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _check(tensor, "uniform_")
+    _C.check_uniform(a, b)
     if tensor._device.type != "cpu":             # the device's Philox stream
         return _C.uniform_(tensor, a, b, generator)
     return _write(tensor, _C._gen(generator).uniform(a, b, tensor._data.shape))
@@ -81,6 +82,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _check(tensor, "normal_")
+    _C.check_std(std)
     if tensor._device.type != "cpu":
         return _C.normal_(tensor, mean, std, generator)
     return _write(tensor, _C._gen(generator).normal(mean, std, tensor._data.shape))
