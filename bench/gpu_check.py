@@ -416,10 +416,25 @@ def eager_device(dev, cp=None):
         ok = caught is not None and "7" in str(caught) and np.isfinite(good) and after == good
         return ok, f"{type(caught).__name__}: {str(caught)[:90]}"
 
+    def index_check():     # a compiled x[i]'s index check: RuntimeError at the next sync
+        x = torch.randn(6, 3).to(dev)
+        f = torch.compile(lambda x, i: x[i] * 2)
+        good = torch.tensor([0, 5]).to(dev)
+        want = f(x, good).cpu().numpy()
+        f(x, good).cpu()
+        caught = None
+        try:
+            f(x, torch.tensor([1, 9]).to(dev)).cpu()
+        except (RuntimeError, IndexError) as e:
+            caught = e
+        after = f(x, good).cpu().numpy()                                # the flag was reset
+        ok = caught is not None and "index 9" in str(caught) and np.array_equal(after, want)
+        return ok, f"{type(caught).__name__}: {str(caught)[:90]}"
+
     passed = failed = 0
     for label, fn in [(label, against_cpu(f)) for label, f in checks] + [
             ("MLP train step", train_step), ("Philox draws + dropout", philox),
-            ("compiled target check", target_check)]:
+            ("compiled target check", target_check), ("compiled index check", index_check)]:
         try:
             ok, detail = fn()
             print(f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {detail}")

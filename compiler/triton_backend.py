@@ -145,12 +145,9 @@ class TritonProgram:
         from .cuda_graphs import GraphRunner
         self.graphs = GraphRunner(self) if cuda_graphs else None
         self.n_kernels = sum(1 for s in self.steps if not s.fallback and not s.reshape_only)
-        # class targets fed in as program inputs: checked on the device before the kernels
-        # (inside the kernels class_index is the identity; codegen/triton_checks.py)
-        pos = {id(v): k for k, v in enumerate(self.graph.inputs)}
-        self._target_checks = [(pos[id(n.inputs[0])], n.attrs["classes"],
-                                n.attrs["ignore_index"]) for n in self.graph.nodes
-                               if n.op == "class_index" and id(n.inputs[0]) in pos]
+        # class targets and index tensors fed in as program inputs: checked on the device
+        # before the kernels (codegen/triton_checks.py), which cannot raise
+        self._value_checks = value_checks(self.graph)
         self._check_flags = {}
         self.source = self._source()
 
@@ -261,8 +258,8 @@ class TritonProgram:
             from runtime import cuda
             cuda.hook_triton_stream()          # launch on CuPy's current stream
             dev = _device_of(arrays)
-        if self._target_checks:
-            self._check_targets(arrays)
+        if self._value_checks:
+            self._check_values(arrays)
         # 1. the scalar steps on the host (they read only host values, so they can go first),
         # 2. one upload of the host scalars that kernels read, 3. the device steps in order
         env, host_steps, uploads = self._host_phase(arrays, consts, dev)
@@ -286,42 +283,39 @@ class TritonProgram:
                    not isinstance(r, InterpretArray) else r for r in res]   # (in place: itself)
         return res
 
-    def _check_targets(self, arrays):
-        """Every class-target input against its class count, before any kernel runs: on the
-        interpret device (and for host inputs) at once, raising the cpu path's IndexError with
-        nothing written; on 'cuda' by the check kernel into a sticky device flag that the
-        runtime reads at the next synchronisation (runtime.cuda.defer_check)."""
+    def _check_values(self, arrays):
+        """Every checked input (class targets, index tensors) against its range, before any
+        kernel runs: on the interpret device (and for host inputs) at once, raising the cpu
+        path's error with nothing written; on 'cuda' by the check kernel into a sticky device
+        flag that the runtime reads at the next synchronisation (runtime.cuda.defer_check)."""
         from runtime import cuda, dtypes as dt
         from runtime.interpret import HostTensor, library_interpretable
         from .codegen import triton_checks as tc
-        for k, classes, ignore in self._target_checks:
-            t = arrays[k]
+        for j, c in enumerate(self._value_checks):
+            t = arrays[c.input]
+            kern = tc.kernel(dt.from_numpy(t.dtype))
             if self.interpret or not cuda.is_device_array(t):
-                words = None
+                tt = np.ascontiguousarray(np.asarray(t))
                 if self.interpret and library_interpretable():
-                    flag = np.array(tc.fresh_flag(), np.int64)
-                    tt = np.ascontiguousarray(np.asarray(t))
-                    tc.kernel().check(HostTensor(tt, dt.int64), HostTensor(flag, dt.int64),
-                                      tt.size, classes, ignore, True)
-                    words = flag
+                    words = np.array(tc.fresh_flag(), np.int64)
+                    kern.check(HostTensor(tt, kern.dtype), HostTensor(words, dt.int64), tt.size,
+                               c.lo, c.hi, c.exempt, True)
                 else:                            # host memory without the interpreter
-                    h = np.asarray(t).reshape(-1)
-                    bad = np.flatnonzero((h != ignore) & ((h < 0) | (h >= classes)))
-                    words = [int(bad.size > 0), 0, 0, int(bad[0]) if bad.size else 0]
-                bad_t = tc.violation(words, classes, np.asarray(t).reshape(-1).__getitem__)
-                if bad_t is not None:
-                    raise IndexError(f"Target {bad_t} is out of bounds.")
+                    words = c.host_words(tt)
+                err = c.error(words, tt.reshape(-1).__getitem__)
+                if err is not None:
+                    raise err
                 continue
             idx = cuda.array_index(t)
-            flag = self._check_flags.get(idx)
+            flag = self._check_flags.get((idx, j))
             if flag is None:
-                flag = self._check_flags[idx] = cuda.from_host(
+                flag = self._check_flags[idx, j] = cuda.from_host(
                     np.array(tc.fresh_flag(), np.int64), idx)
             tt = t if t.flags.c_contiguous else cuda.copy(t)
-            tc.kernel().check(_DevBuf(tt, dt.int64), _DevBuf(flag, dt.int64), tt.size, classes,
-                              ignore, False)
-            cuda.defer_check(flag, lambda words, c=classes, name=self.graph.name:
-                             _deferred_target_error(words, c, name))
+            kern.check(_DevBuf(tt, kern.dtype), _DevBuf(flag, dt.int64), tt.size, c.lo, c.hi,
+                       c.exempt, False)
+            cuda.defer_check(flag, lambda words, c=c, name=self.graph.name:
+                             c.deferred_error(words, name))
 
     def _host_phase(self, arrays, consts, dev):
         """env {id(value): array} of the inputs (device inputs in executable form) and the
@@ -659,15 +653,112 @@ class _DevBuf:
         return st if dim is None else st[dim]
 
 
-def _deferred_target_error(words, classes, name):
-    """The error a 'cuda' program's target check reports at the next synchronisation."""
-    from .codegen.triton_checks import violation
-    bad = violation(words, classes)
-    if bad is None:
-        return None
-    return RuntimeError(f"CUDA error: device-side assert triggered (Kiln: compiled program "
-                        f"{name}: class target {bad} is out of bounds for {classes} classes; "
-                        f"kernels launched after it ran)")
+class ValueCheck:
+    """One program input whose values kernels cannot check: every value in [lo, hi) (or equal
+    to `exempt`). what: ("target", classes) for class targets, ("index", op, dim, size, wraps)
+    for an index tensor."""
+
+    def __init__(self, input, lo, hi, exempt, what):
+        self.input, self.lo, self.hi, self.exempt, self.what = input, lo, hi, exempt, what
+
+    def key(self):
+        return (self.input, self.lo, self.hi, self.exempt, self.what)
+
+    def __repr__(self):
+        return f"ValueCheck(input {self.input}: [{self.lo}, {self.hi}) {self.what})"
+
+    def host_words(self, values):
+        """The check kernel's flag words, computed on the host (NumPy)."""
+        from .codegen.triton_checks import fresh_flag
+        h = values.reshape(-1).astype(np.int64)
+        bad = (h < self.lo) | (h >= self.hi)
+        if self.exempt is not None:
+            bad &= h != self.exempt
+        at = np.flatnonzero(bad)
+        if not at.size:
+            return fresh_flag()
+        return [1, int(h[at].max()), int(h[at].min()), int(at[0])]
+
+    def error(self, words, value_at=None):
+        """The cpu path's error for read flag words (None when every value passed); value_at
+        (position -> value) when the values can still be read."""
+        from .codegen.triton_checks import index_violation, violation
+        if self.what[0] == "target":
+            bad = violation(words, self.what[1], value_at)
+            return None if bad is None else IndexError(f"Target {bad} is out of bounds.")
+        return index_violation(words, *self.what[1:])
+
+    def deferred_error(self, words, name):
+        """The error a 'cuda' program's check reports at the next synchronisation."""
+        from .codegen.triton_checks import violation
+        if self.what[0] == "target":
+            classes = self.what[1]
+            bad = violation(words, classes)
+            if bad is None:
+                return None
+            what = f"class target {bad} is out of bounds for {classes} classes"
+        else:
+            err = self.error(words)
+            if err is None:
+                return None
+            what = str(err)
+        return RuntimeError(f"CUDA error: device-side assert triggered (Kiln: compiled program "
+                            f"{name}: {what}; kernels launched after it ran)")
+
+
+# views that keep every value of their input (an index read through them is checked on the input)
+_SET_VIEWS = ("reshape", "permute", "expand", "flip")
+
+
+def _keeps_values(n):
+    """A view above, or a widening integer cast (x[i] of int32 i casts it to int64)."""
+    if n.op in _SET_VIEWS:
+        return True
+    from .codegen.triton_checks import INDEX_DTYPES
+    a, o = n.inputs[0], n.outputs[0]
+    return (n.op == "cast" and isinstance(a, Value) and a.dtype.name in INDEX_DTYPES and
+            o.dtype.name in INDEX_DTYPES and o.dtype.itemsize >= a.dtype.itemsize)
+
+
+def value_checks(graph):
+    """[ValueCheck] of a graph: its class_index targets and the integer index tensors of its
+    index / index_put / gather / scatter nodes that are program inputs (directly or through
+    views that keep every value, or widening casts). Values computed inside the program are
+    not checked."""
+    from .codegen.triton_checks import INDEX_DTYPES
+    pos = {id(v): k for k, v in enumerate(graph.inputs)}
+    made = {id(o): n for n in graph.nodes for o in n.outputs}
+
+    def source(v):
+        while id(v) not in pos:
+            n = made.get(id(v))
+            if n is None or not _keeps_values(n):
+                return None
+            v = n.inputs[0]
+        return pos[id(v)] if v.dtype.name in INDEX_DTYPES else None
+
+    found = []
+    for n in graph.nodes:
+        x = n.inputs[0]
+        if n.op == "class_index":
+            k, classes = source(x), n.attrs["classes"]
+            found.append((k, 0, classes, n.attrs["ignore_index"], ("target", classes)))
+        elif n.op in ("index", "index_put"):
+            first = 1 if n.op == "index" else 2
+            for i, p in zip(range(first, len(n.inputs)), n.attrs["pos"]):
+                size = x.shape[p]
+                found.append((source(n.inputs[i]), -size, size, None,
+                              ("index", n.op, p, size, True)))
+        elif n.op in ("gather", "scatter") and len(x.shape):
+            d = n.attrs["dim"] % len(x.shape)
+            size = x.shape[d]
+            found.append((source(n.inputs[1]), 0, size, None, ("index", n.op, d, size, False)))
+    checks = {}
+    for k, lo, hi, exempt, what in found:
+        if k is not None:
+            c = ValueCheck(k, lo, hi, exempt, what)
+            checks.setdefault(c.key(), c)
+    return list(checks.values())
 
 
 def _library_group(group):

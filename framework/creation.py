@@ -5,7 +5,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from runtime.device import canonical, cpu
-from ._dispatch import wrap
+from ._dispatch import values, wrap
 from .tensor import Tensor
 
 
@@ -63,8 +63,9 @@ def _flat(x):
 def _untensor(x):
     if isinstance(x, (list, tuple)):
         return [_untensor(y) for y in x]
-    if isinstance(x, Tensor):
-        return x._data.tolist() if x._dtype is not dt.bfloat16 else x._data.astype(np.float32).tolist()
+    if isinstance(x, Tensor):      # (values(): under compile() a trace reading them is not replayed)
+        a = values(x)
+        return a.tolist() if x._dtype is not dt.bfloat16 else a.astype(np.float32).tolist()
     return x
 
 

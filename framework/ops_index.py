@@ -9,7 +9,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
 from runtime.device import cpu
-from ._dispatch import apply, rename, STATE, wrap
+from ._dispatch import apply, rename, STATE, values, wrap
 from .tensor import Tensor
 
 P = REGISTRY
@@ -29,12 +29,17 @@ def _canon_item(i):
         return int(i)
     if isinstance(i, Tensor):
         a = i._data
-        if i._dtype is dt.bool_ or i._dtype is dt.uint8:   # uint8 indices are masks, like torch
-            return bool(a) if a.ndim == 0 else a.astype(np.bool_, copy=False)
-        if i._dtype.category != 1:
+        if i._dtype.category != 1 and i._dtype is not dt.bool_:
             raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
                              f"(got {i._dtype})")
-        return int(a) if a.ndim == 0 else a
+        if i._dtype is dt.bool_ or i._dtype is dt.uint8 or a.ndim == 0:
+            # a mask's positions and a 0-d index are values Python reads: under compile() the
+            # trace is specialised to them (values() records it), never replayed with others
+            a = values(i)
+            if i._dtype is dt.bool_ or i._dtype is dt.uint8:   # uint8 indices are masks, like torch
+                return bool(a) if a.ndim == 0 else a.astype(np.bool_, copy=False)
+            return int(a)
+        return a        # an index tensor: its buffer (int32 ones are cast by a traced op)
     if isinstance(i, (list, tuple, np.ndarray)):
         a = np.asarray(i)
         if a.size == 0 and a.dtype.kind == "f":
@@ -172,12 +177,20 @@ def getitem(x, idx):
         if r is x:    # x[...] or x[:] is still a new view object
             r = apply(P["reshape"], x, shape=x._data.shape)
         return r
-    # (int32 index tensors arrive as they are: their data becomes int64, as their label says)
-    idxs = [wrap(a if a.dtype == np.int64 else a.astype(np.int64), dt.int64) for _, a in adv]
+    idxs = [_long(a) for _, a in adv]
     # index lists, arrays and cpu index tensors go to the indexed tensor's device
     if r._device is not cpu and STATE.tracer is None:
         idxs = [i if i._device is r._device else i.to(r._device) for i in idxs]
     return apply(P["index"], r, *idxs, pos=tuple(d for d, _ in adv))
+
+
+def _long(a):
+    """An index array as an int64 tensor: int32/16/8 ones (an index tensor's own buffer) are
+    cast by a recorded op, so a compiled function reads each call's indices, not a copy made
+    while tracing."""
+    if a.dtype == np.int64:
+        return wrap(a, dt.int64)
+    return apply(P["cast"], wrap(a, dt.from_numpy(a.dtype)), dtype=dt.int64)
 
 
 def setitem(x, idx, value):
@@ -185,6 +198,9 @@ def setitem(x, idx, value):
     and shape errors are raised before anything is written."""
     from .ops_math import as_tensor_arg, check_inplace_leaf, check_writable
     check_writable(x, "setitem")
+    for i in (idx if isinstance(idx, tuple) else (idx,)):
+        if isinstance(i, Tensor):
+            values(i)   # the written positions are computed from the index values in NumPy
     v = as_tensor_arg(value)
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")

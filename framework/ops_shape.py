@@ -8,7 +8,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.layout import infer_shape
 from runtime import dtypes as dt
-from ._dispatch import apply, rename
+from ._dispatch import apply, rename, values
 from .tensor import Tensor
 
 P = REGISTRY
@@ -454,20 +454,21 @@ def tile(input, dims):
 
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     from .ops_index import index_select
-    from .creation import tensor, arange
+    from .creation import tensor
     if repeats is None:     # torch.repeat_interleave(repeats): indices repeated
         reps = input
-        if reps.ndim != 1 or reps._dtype.category != 1 or (reps.numel() and reps._data.min() < 0):
+        rv = values(reps)      # the output's length depends on them (compile(): no replays)
+        if reps.ndim != 1 or reps._dtype.category != 1 or (reps.numel() and rv.min() < 0):
             raise RuntimeError(f"repeat_interleave: repeats must be a 1-d tensor of non-negative "
                                f"integers (got shape {list(reps.shape)}, dtype {reps.dtype})")
-        return tensor(np.repeat(np.arange(reps._data.shape[0]), reps._data), dtype=reps._dtype)
+        return tensor(np.repeat(np.arange(rv.shape[0]), rv), dtype=reps._dtype)
     x = input
     if dim is None:
         x = flatten(x)
         dim = 0
     d = norm_dim("repeat_interleave", dim, x.ndim)
     n = x._data.shape[d]
-    r = repeats._data if isinstance(repeats, Tensor) else np.asarray(repeats)
+    r = values(repeats) if isinstance(repeats, Tensor) else np.asarray(repeats)
     if r.dtype.kind not in "iu" or r.ndim > 1:
         raise RuntimeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor "
                            f"(got dtype {r.dtype}, shape {list(r.shape)})")

@@ -732,3 +732,61 @@ def test_compiled_cross_entropy_with_a_bad_target_raises_pytorchs_index_error():
         np.testing.assert_array_equal(p.detach().numpy(), q.numpy())
     with pytest.raises(IndexError, match="Target -2 is out of bounds"):
         F.cross_entropy(torch.randn(2, 3), torch.tensor([-2, 0]))
+
+
+def _set_rows(x, i):
+    y = x * 1
+    y[i] = -1
+    return y
+
+
+# functions whose result depends on the values of an index/mask argument that Python reads
+# (positions, output lengths) or that a traced op reads (index tensors): (fn, argument maker)
+_VALUE_CASES = {
+    "bool mask": (lambda x, m: x[m] * 2, lambda r: torch.tensor(r.random((4, 5)) > 0.5)),
+    "uint8 mask": (lambda x, m: x[m] * 2,
+                   lambda r: torch.tensor((r.random((4, 5)) > 0.5).astype(np.uint8))),
+    "row mask": (lambda x, m: x[m] * 2, lambda r: torch.tensor(r.random(4) > 0.5)),
+    "int32 index": (lambda x, i: x[i] * 2,
+                    lambda r: torch.tensor(r.integers(0, 4, 3), dtype=torch.int32)),
+    "int16 index": (lambda x, i: x[:, i] * 2,
+                    lambda r: torch.tensor(r.integers(0, 5, 3), dtype=torch.int16)),
+    "0-d index": (lambda x, i: x[i] * 2, lambda r: torch.tensor(int(r.integers(0, 4)))),
+    "two index tensors": (lambda x, i: x[i, i + 1] * 2, lambda r: torch.tensor(r.integers(0, 4, 3))),
+    "setitem by index": (_set_rows, lambda r: torch.tensor(r.integers(0, 4, 2))),
+    "setitem by mask": (_set_rows, lambda r: torch.tensor(r.random((4, 5)) > 0.5)),
+    "index_select int32": (lambda x, i: torch.index_select(x, 1, i) + 1,
+                           lambda r: torch.tensor(r.integers(0, 5, 3), dtype=torch.int32)),
+    "index_add int32": (lambda x, i: x.index_add(0, i, torch.ones(3, 5)),
+                        lambda r: torch.tensor(r.integers(0, 4, 3), dtype=torch.int32)),
+    "take": (lambda x, i: torch.take(x, i) * 2, lambda r: torch.tensor(r.integers(0, 20, 4))),
+    "masked_select": (lambda x, m: torch.masked_select(x, m) * 2,
+                      lambda r: torch.tensor(r.random((4, 5)) > 0.5)),
+    "nonzero": (lambda x, m: torch.nonzero(m) * 2, lambda r: torch.tensor(r.random((4, 5)) > 0.5)),
+    "embedding int32": (lambda x, i: torch.nn.functional.embedding(i, x) * 2,
+                        lambda r: torch.tensor(r.integers(0, 4, 3), dtype=torch.int32)),
+    "scatter_add": (lambda x, i: torch.zeros(4, 5).scatter_add(1, i, x[:, :2]),
+                    lambda r: torch.tensor(r.integers(0, 5, (4, 2)))),
+    "repeat_interleave": (lambda x, i: torch.repeat_interleave(x[0], i),
+                          lambda r: torch.tensor(r.integers(0, 3, 5))),
+    "tensor of tensors": (lambda x, i: torch.tensor([i[0], i[1]]) * 2,
+                          lambda r: torch.tensor(r.integers(0, 9, 2))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_VALUE_CASES))
+def test_index_values_are_read_each_call(name):
+    """A compiled function fed new index/mask values gives eager's result: the values are
+    either a traced op's input (replays read them) or read by Python, which keeps that trace
+    from being replayed. (Masks, int32 indices, 0-d indices and setitem once replayed the
+    values seen while tracing.)"""
+    fn, make = _VALUE_CASES[name]
+    x = torch.arange(20.).reshape(4, 5)
+    r = np.random.default_rng(0)
+    a, b = make(r), make(r)
+    assert not np.array_equal(a.numpy(), b.numpy())
+    cf = torch.compile(fn)
+    for arg in (a, a, a, b, a, b):          # traced, traced, (replayed), then new values
+        want, got = fn(x, arg), cf(x, arg)
+        assert got.shape == want.shape, (name, got.shape, want.shape)
+        np.testing.assert_array_equal(got.numpy(), want.numpy())

@@ -631,10 +631,10 @@ def case_maximum_gradient_and_optimizer_state_follow_the_device(T, D):
 
 @case
 def case_class_targets_checked_by_a_kernel(T, D):
-    # cross_entropy's targets: the check kernel and a 24-byte flag read, not the host fallback
+    # cross_entropy's targets: the range-check kernel and a 32-byte flag read, no host fallback
     from compiler.codegen import triton_checks
     logits = F32[:4, :5] * 1
-    n0, r0 = D.STATS["kernel", "check_class_targets"], triton_checks.kernel().runs
+    n0, r0 = D.STATS["kernel", "check_range_i64"], triton_checks.kernel().runs
     _same(T, lambda z, t: T.nn.functional.cross_entropy(z, t), logits,
           np.array([0, 4, 2, -100]), rtol=1e-5)
     x = T.tensor(logits).to("interpret").requires_grad_()
@@ -646,7 +646,7 @@ def case_class_targets_checked_by_a_kernel(T, D):
     else:
         raise AssertionError("a target of 5 for 5 classes did not raise")
     assert x.grad is None
-    assert D.STATS["kernel", "check_class_targets"] - n0 == 1     # (counted once it passed)
+    assert D.STATS["kernel", "check_range_i64"] - n0 == 1     # (counted once it passed)
     assert triton_checks.kernel().runs - r0 == 2                   # the bad one ran it too
     assert D.STATS["fallback", "class_index"] == 0
 

@@ -367,11 +367,11 @@ register("scatter", _indexed_kernel)
 
 class EagerClassIndex:
     """class_index eagerly on a device: the compiled programs' check kernel
-    (codegen/triton_checks.py) folds the targets into a three-word flag, which is read back at
+    (codegen/triton_checks.py) folds the targets into a four-word flag, which is read back at
     once (32 bytes instead of the targets' round trip through the host); a bad target raises
     the cpu path's IndexError (naming the first bad one), else the result is a device copy of
     the targets."""
-    name = "check_class_targets"
+    name = "check_range_i64"
 
     def __init__(self, classes, ignore_index):
         self.classes, self.ignore_index = classes, ignore_index
@@ -386,13 +386,13 @@ class EagerClassIndex:
             from runtime.interpret import HostTensor
             src = np.ascontiguousarray(t.array)
             kernel().check(HostTensor(src, dt.int64), HostTensor(words, dt.int64), src.size,
-                           self.classes, self.ignore_index, True)
+                           0, self.classes, self.ignore_index, True)
             at = src.reshape(-1).__getitem__
         else:
             src = t.array if t.array.flags.c_contiguous else cuda.copy(t.array)
             flag = cuda.from_host_here(words)
             kernel().check(cuda.DeviceArg(src, dt.int64), cuda.DeviceArg(flag, dt.int64),
-                           src.size, self.classes, self.ignore_index, False)
+                           src.size, 0, self.classes, self.ignore_index, False)
             words = cuda._cupy().asnumpy(flag)
             at = lambda pos: src.reshape(-1)[pos].get()      # noqa: E731 (only when bad)
         bad = violation(words, self.classes, at)
