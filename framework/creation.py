@@ -35,8 +35,8 @@ def _infer(data):
 
 
 def _to_numpy(data, d):
-    if isinstance(data, Tensor):
-        return data._data.astype(d.np, copy=True)
+    if isinstance(data, Tensor):     # (values(): under compile() a trace reading them is not replayed)
+        return values(data).astype(d.np, copy=True)
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _untensor(data)
     try:

@@ -532,8 +532,9 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
 
 
 def erfinv(input):
-    """Inverse error function: Giles' single-precision approximation, then two Newton steps."""
-    x = input._data.astype(np.float64)
+    """Inverse error function: Giles' single-precision approximation, then two Newton steps
+    (in NumPy: under compile() a value read)."""
+    x = np.asarray(_dispatch.values(input)).astype(np.float64)
     w = -np.log((1.0 - x) * (1.0 + x))
     small = w < 5
     ws = w - 2.5

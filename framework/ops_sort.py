@@ -6,7 +6,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from ._dispatch import apply, rename, wrap
+from ._dispatch import apply, rename, values, wrap
 from .tensor import Tensor
 from .ops_math import _named, _select_along
 from . import ops_shape as S
@@ -42,8 +42,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     if input.ndim == 0:
         return _named("topk")(input, wrap(np.zeros((), np.int64), dt.int64))
     idx = apply(P["argsort"], input, dim=d, descending=largest, stable=True)
-    idx = apply(P["slice"], idx, dim=d, start=0, stop=k, step=1)
-    idx = wrap(idx._data.copy(), dt.int64)      # .copy() keeps the device's array type
+    idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=0, stop=k, step=1))  # own buffer
     v = rename(apply(P["gather"], input, idx, dim=d), "TopkBackward0")
     return _named("topk")(v, idx)
 
@@ -55,7 +54,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} "
                            f"(k={k}, size {n})")
     idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
-    idx = wrap(apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1)._data.copy(), dt.int64)
+    idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1))
     v, i = _select_along(input, idx, d, keepdim)
     return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
 
@@ -64,9 +63,12 @@ def _median_pos(input, d, ignore_nan):
     """Index (keepdim layout along d) of the lower median of each row: NaN propagates (first
     NaN in the row) unless ignore_nan, where the median is taken over the non-NaN values."""
     n = input._data.shape[d]
-    order = apply(P["argsort"], input, dim=d, descending=False, stable=True)._data
+    # the position is computed in NumPy from the values (under compile() a value read: the
+    # sorted order is materialised, or the trace is specialised to a concrete input's values)
+    order_t = apply(P["argsort"], input, dim=d, descending=False, stable=True)
+    order = values(order_t)
     if input._dtype.is_floating_point:
-        nans = np.isnan(input._data).sum(axis=d, keepdims=True)     # NaNs sort last
+        nans = np.isnan(values(input)).sum(axis=d, keepdims=True)     # NaNs sort last
     else:
         nans = np.zeros([1 if k == d else s for k, s in enumerate(input._data.shape)], np.int64)
     m = n - nans

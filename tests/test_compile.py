@@ -740,6 +740,10 @@ def _set_rows(x, i):
     return y
 
 
+def _floats(r):
+    return torch.tensor(r.random((4, 5)).astype(np.float32) * 1.8 - 0.9)
+
+
 # functions whose result depends on the values of an index/mask argument that Python reads
 # (positions, output lengths) or that a traced op reads (index tensors): (fn, argument maker)
 _VALUE_CASES = {
@@ -771,6 +775,13 @@ _VALUE_CASES = {
                           lambda r: torch.tensor(r.integers(0, 3, 5))),
     "tensor of tensors": (lambda x, i: torch.tensor([i[0], i[1]]) * 2,
                           lambda r: torch.tensor(r.integers(0, 9, 2))),
+    # ops computed in NumPy from their input's values, and ops whose index step copies
+    "tensor of a tensor": (lambda x, t: torch.tensor(t) * 2, _floats),
+    "erfinv": (lambda x, t: torch.erfinv(t) * 1, _floats),
+    "median": (lambda x, t: t.median() + t.median(1).values.sum(), _floats),
+    "nanmedian": (lambda x, t: t.nanmedian() * 2, _floats),
+    "kthvalue": (lambda x, t: t.kthvalue(2, 1).values * 2, _floats),
+    "topk": (lambda x, t: t.topk(2).indices * 2, _floats),
 }
 
 
@@ -778,8 +789,8 @@ _VALUE_CASES = {
 def test_index_values_are_read_each_call(name):
     """A compiled function fed new index/mask values gives eager's result: the values are
     either a traced op's input (replays read them) or read by Python, which keeps that trace
-    from being replayed. (Masks, int32 indices, 0-d indices and setitem once replayed the
-    values seen while tracing.)"""
+    from being replayed. (Masks, int32 indices, 0-d indices, setitem, torch.tensor(t) and
+    erfinv once replayed the values seen while tracing; median and kthvalue raised.)"""
     fn, make = _VALUE_CASES[name]
     x = torch.arange(20.).reshape(4, 5)
     r = np.random.default_rng(0)
