@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from compiler.ir.registry import REGISTRY, norm_dims, norm_dim, is_scalar
+from compiler.ir.registry import REGISTRY, norm_dims, norm_dim
 from runtime import dtypes as dt
 from . import _dispatch
 from ._dispatch import apply, STATE, rename

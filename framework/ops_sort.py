@@ -1,6 +1,5 @@
 """Ordering ops: sort, argsort, topk, kthvalue, median, mode, unique, bincount, ... Index
 computations are extern primitives; values come from `gather`, so gradients flow through it."""
-import collections
 
 import numpy as np
 
