@@ -730,6 +730,8 @@ def value_checks(graph):
     made = {id(o): n for n in graph.nodes for o in n.outputs}
 
     def source(v):
+        if not isinstance(v, Value):
+            return None
         while id(v) not in pos:
             n = made.get(id(v))
             if n is None or not _keeps_values(n):
@@ -739,6 +741,8 @@ def value_checks(graph):
 
     found = []
     for n in graph.nodes:
+        if n.op not in ("class_index", "index", "index_put", "gather", "scatter"):
+            continue
         x = n.inputs[0]
         if n.op == "class_index":
             k, classes = source(x), n.attrs["classes"]
