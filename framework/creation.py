@@ -164,11 +164,31 @@ def _into(out, t):
     return out
 
 
+_CTYPE = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
+          "int64": "int64_t"}
+
+
+def int_fill(value, d):
+    """An integer fill value for an integer dtype, as PyTorch converts it: in range, or (for
+    uint8) negative down to -255, wrapping as a C cast does (full_like(uint8 tensor, -1) is
+    255; NumPy refuses it); anything else raises PyTorch's overflow error."""
+    if d.category != 1 or not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        return value
+    info = np.iinfo(d.np)
+    v = int(value)
+    lo = -int(info.max) if info.min == 0 else int(info.min)
+    if not lo <= v <= int(info.max):
+        raise RuntimeError(f"value cannot be converted to type {_CTYPE.get(d.name, d.name)} "
+                           f"without overflow")
+    return int(np.array(v, np.int64).astype(d.np))
+
+
 def _made(shape, value, d, device, requires_grad):
     """A new tensor filled with `value` (None: uninitialised), made where it lives: a device
     tensor gets device memory filled there (CuPy's fill kernel on cuda), never a host buffer
     and an upload. bfloat16 takes the host path, whose upload names what cuda lacks."""
     dev = canonical(device)
+    value = int_fill(value, d)
     if dev.type not in ("cuda", "interpret") or d is dt.bfloat16:
         arr = np.empty(shape, d.np) if value is None else np.full(shape, value, dtype=d.np)
         return _finish(arr, d, dev, requires_grad)

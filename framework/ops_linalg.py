@@ -164,9 +164,11 @@ def tensordot(a, b, dims=2):
 
 
 def kron(a, b):
-    r = apply(P["mul"], S.reshape(a, tuple(x for s in a.shape for x in (s, 1))),
-              S.reshape(b, tuple(x for s in b.shape for x in (1, s))))
-    return S.reshape(r, tuple(x * y for x, y in zip(a.shape, b.shape)))
+    n = max(a.ndim, b.ndim)                 # the one with fewer dims gains leading 1s
+    sa, sb = (1,) * (n - a.ndim) + tuple(a.shape), (1,) * (n - b.ndim) + tuple(b.shape)
+    r = apply(P["mul"], S.reshape(a, tuple(x for s in sa for x in (s, 1))),
+              S.reshape(b, tuple(x for s in sb for x in (1, s))))
+    return S.reshape(r, tuple(x * y for x, y in zip(sa, sb)))
 
 
 def cross(input, other, dim=None):

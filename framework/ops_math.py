@@ -197,6 +197,8 @@ def fill_(self, value):
             raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                                f"{value.ndim} dimensions.")
         value = value.item()
+    from .creation import int_fill
+    value = int_fill(value, self._dtype)
     if STATE.grad_enabled and self.requires_grad:
         check_inplace_leaf(self)
         self._node = None
@@ -458,16 +460,34 @@ def lerp(input, end, weight, *, out=None):
 
 
 def xlogy(input, other):
+    """x * log(y), 0 where x == 0 (unless y is NaN); either may be a Python number."""
     a, b = as_tensor_arg(input), as_tensor_arg(other)
-    return apply(P["where"], apply(P["eq"], a, 0), 0.0, apply(P["mul"], a, apply(P["log"], b)))
+    if not isinstance(b, Tensor):
+        b = float(b)
+        lb = math.log(b) if b > 0 else -math.inf if b == 0 else math.nan
+        zero = b != b
+    else:
+        lb, zero = apply(P["log"], b if b._dtype.is_floating_point else
+                         cast(b, dt.get_default_dtype())), apply(P["isnan"], b)
+    prod = apply(P["mul"], a, lb)
+    if not isinstance(a, Tensor):
+        return prod if a != 0 else apply(P["where"], zero, math.nan, apply(P["mul"], prod, 0))
+    keep = apply(P["ne"], a, 0) if zero is False else apply(P["logical_or"], apply(P["ne"], a, 0), zero)
+    return apply(P["where"], keep, prod, 0.0)
 
 
 def logit(input, eps=None):
+    if not input._dtype.is_floating_point:          # integers and bools: as default floats
+        input = cast(input, dt.get_default_dtype())
     x = input if eps is None else clamp(input, eps, 1 - eps)
     return apply(P["log"], apply(P["div"], x, apply(P["sub"], 1, x)))
 
 
 def hypot(input, other):
+    if isinstance(input, Tensor) and isinstance(other, Tensor) and \
+            dt.promote_types(input._dtype, other._dtype).category >= 2:
+        d = dt.promote_types(input._dtype, other._dtype)
+        input, other = cast(input, d), cast(other, d)        # hypot(float, int) promotes
     _need_float("hypot_cpu", input, other)
     return sqrt(add(mul(input, input), mul(other, other)))
 
@@ -659,10 +679,14 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):            # legacy var_mean(x, unbiased)
+        dim, unbiased = None, dim
     return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    if isinstance(dim, bool):            # legacy std_mean(x, unbiased)
+        dim, unbiased = None, dim
     return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
 
 

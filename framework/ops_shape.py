@@ -365,15 +365,22 @@ def column_stack(tensors):
     return hstack([reshape(x, (-1, 1)) if x.ndim <= 1 else x for x in tensors])
 
 
-def atleast_1d(x):
+def _each(f, xs):
+    """atleast_*d of one tensor, or a tuple for several (or one list/tuple of them)."""
+    if len(xs) == 1 and not isinstance(xs[0], (list, tuple)):
+        return f(xs[0])
+    return tuple(f(x) for x in (xs[0] if len(xs) == 1 else xs))
+
+
+def _atleast_1d(x):
     return reshape(x, (1,)) if x.ndim == 0 else x
 
 
-def atleast_2d(x):
+def _atleast_2d(x):
     return reshape(x, (1,) * (2 - x.ndim) + tuple(x.shape)) if x.ndim < 2 else x
 
 
-def atleast_3d(x):
+def _atleast_3d(x):
     if x.ndim == 0:
         return reshape(x, (1, 1, 1))
     if x.ndim == 1:
@@ -381,6 +388,18 @@ def atleast_3d(x):
     if x.ndim == 2:
         return unsqueeze(x, -1)
     return x
+
+
+def atleast_1d(*tensors):
+    return _each(_atleast_1d, tensors)
+
+
+def atleast_2d(*tensors):
+    return _each(_atleast_2d, tensors)
+
+
+def atleast_3d(*tensors):
+    return _each(_atleast_3d, tensors)
 
 
 def flip(input, *args, dims=None):

@@ -479,3 +479,56 @@ def test_class_index_passes_targets_and_rejects_out_of_range():
             torch._dispatch.apply(p, torch.tensor(bad), classes=5, ignore_index=-100)
     with pytest.raises(RuntimeError, match="class_index: expected int64"):
         torch._dispatch.apply(p, torch.tensor([0.0]), classes=5, ignore_index=-100)
+
+
+def test_integer_pow_with_negative_tensor_exponents():
+    # PyTorch's integer x ** -n: 1 for x = 1, +-1 for x = -1 (by the exponent's parity), else 0
+    # (NumPy raises ValueError); eager, the compiled NumPy program and kernels agree
+    a = torch.tensor([2, -1, -1, 1, 0, 3, 2])
+    e = torch.tensor([-1, -3, -2, -2, 2, -1, 3])
+    want = [0, -1, 1, 1, 0, 0, 8]
+    assert torch.pow(a, e).tolist() == want
+    assert (a ** e).tolist() == want
+    f = torch.compile(lambda a, e: a ** e + 0)
+    assert f(a, e).tolist() == want and f(a, e).tolist() == want
+    with pytest.raises(RuntimeError, match="Integers to negative integer powers"):
+        torch.pow(a, -1)                 # a Python exponent: PyTorch's error
+
+
+def test_torch_parity_of_small_api_corners():
+    # values checked against PyTorch 2.13 by hand
+    assert torch.logit(torch.tensor([0, 1, 2], dtype=torch.uint8)).tolist() == \
+        [-math.inf, math.inf, pytest.approx(float("nan"), nan_ok=True)]
+    assert torch.logit(torch.tensor([False, True])).dtype == torch.float32
+    h = torch.hypot(torch.tensor([3.0]), torch.tensor([4]))          # float with int promotes
+    assert h.dtype == torch.float32 and h.tolist() == [5.0]
+    with pytest.raises(NotImplementedError, match="hypot_cpu"):
+        torch.hypot(torch.tensor([3]), torch.tensor([4]))
+    x = torch.tensor([1.0, 2.0, 0.0])
+    assert_close(torch.xlogy(x, 2), [math.log(2), 2 * math.log(2), 0.0])
+    assert_close(torch.xlogy(2, x), [0.0, 2 * math.log(2), -math.inf])
+    assert_close(torch.xlogy(torch.tensor([0.0, 0.0]), torch.tensor([float("nan"), 3.0])),
+                 [float("nan"), 0.0])
+    s, m = torch.std_mean(torch.tensor([[1.0, 2.0], [3.0, 5.0]]), True)   # legacy (x, unbiased)
+    assert s.shape == () and abs(float(s) - 1.707825) < 1e-5 and float(m) == 2.75
+    v, m = torch.var_mean(torch.tensor([1.0, 2.0, 4.0]), False)
+    assert abs(float(v) - 14 / 9) < 1e-6 and abs(float(m) - 7 / 3) < 1e-6
+    k = torch.kron(torch.ones(3, 4), torch.arange(4.0))     # b gains a leading 1
+    assert k.shape == (3, 16) and k[1].tolist() == [0.0, 1.0, 2.0, 3.0] * 4
+    a, b = torch.atleast_2d(torch.tensor(1.0), torch.ones(3))
+    assert a.shape == (1, 1) and b.shape == (1, 3)
+    assert [t.shape for t in torch.atleast_1d([torch.tensor(1), torch.ones(2, 2)])] == [(1,), (2, 2)]
+    assert torch.atleast_3d(torch.ones(2)).shape == (1, 2, 1)
+    u = torch.tensor([1, 2], dtype=torch.uint8)
+    assert torch.full_like(u, -1).tolist() == [255, 255]                    # C-cast wrap
+    assert u.fill_(-2).tolist() == [254, 254]
+    assert torch.full((1,), -255, dtype=torch.uint8).tolist() == [1]
+    for v, d, c in ((256, torch.uint8, "uint8_t"), (-256, torch.uint8, "uint8_t"),
+                    (128, torch.int8, "int8_t"), (2 ** 33, torch.int32, "int")):
+        with pytest.raises(RuntimeError, match=f"value cannot be converted to type {c} without "
+                                               "overflow"):
+            torch.full((1,), v, dtype=d)
+    t = torch.tensor([7, 8], dtype=torch.int16)
+    with pytest.raises(RuntimeError, match="int16_t without overflow"):
+        t.fill_(40000)
+    assert t.tolist() == [7, 8]                                    # nothing written

@@ -33,13 +33,14 @@ from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-8"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-9"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
 #                              (0, ..) with a kept axis between reduce axis 0 first; 7: large
 #                              element-wise groups in chunks on several threads; 8: group marks
-#                              for the profiler (program.mark)
+#                              for the profiler (program.mark); 9: integer pow through its
+#                              lowering (PyTorch's x ** -n)
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -191,8 +192,8 @@ def _choose(n, returned=()):
     npd = out.dtype.np
     arrs = [a for a in n.inputs if isinstance(a, Value)]
     if op in _BINARY and len(n.inputs) == 2:
-        if op in _INT_DIVISOR and npd.kind in "iub":
-            return None
+        if (op in _INT_DIVISOR or op == "pow") and npd.kind in "iub":
+            return None         # (integer x/0 raises, integer x ** -n is 0 or +-1: the lowering)
         a, b = (_wrap_int(x, npd) for x in n.inputs)
         uf = getattr(np, _BINARY[op])
         cast = any(x.dtype is not out.dtype for x in arrs)

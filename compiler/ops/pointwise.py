@@ -354,7 +354,19 @@ binary("floor_divide", _floor_divide_np, "arith", None, "kiln_floor_divide({0}, 
 binary("remainder", np.remainder, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
        int_divisor=True)
 binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True)  # Triton %: C fmod
-binary("pow", np.power, "arith", _vjp_pow, "kiln_pow({0}, {1})")
+def _pow_np(a, b):
+    """np.power, with PyTorch's integer x ** -n (1 for x = 1, +-1 for x = -1, else 0; NumPy
+    raises ValueError), as kiln_pow computes it in kernels."""
+    bb = np.asarray(b)
+    if bb.dtype.kind != "i" or np.asarray(a).dtype.kind not in "iu" or not (bb < 0).any():
+        return np.power(a, b)
+    neg = bb < 0
+    r = np.power(a, np.where(neg, 0, bb).astype(bb.dtype))
+    small = np.where(np.equal(a, 1), 1, np.where(np.equal(a, -1), np.where(bb & 1, -1, 1), 0))
+    return np.where(neg, small, r).astype(r.dtype)
+
+
+binary("pow", _pow_np, "arith", _vjp_pow, "kiln_pow({0}, {1})")
 binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
