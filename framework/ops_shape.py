@@ -326,6 +326,8 @@ def vsplit(input, sections):
 def cat(tensors, dim=0, *, out=None):
     from .ops_math import write_out, _t
     tensors = [_t(x) for x in tensors]
+    if not tensors:        # (PyTorch checks the Python argument before dispatching: ValueError)
+        raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     return write_out(apply(P["cat"], *tensors, dim=dim), out)
 
 
