@@ -215,7 +215,7 @@ def test_transformer_encoder_stack_and_repr(r):
         "  (self_attn): MultiheadAttention(",
         "    (out_proj): NonDynamicallyQuantizableLinear(in_features=8, out_features=8, bias=True)",
         "  )"]
-    assert "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True)" in text
+    assert "  (norm1): LayerNorm((8,), eps=1e-05, elementwise_affine=True, bias=True)" in text
     assert "  (dropout1): Dropout(p=0.1, inplace=False)" in text
     with pytest.raises(RuntimeError, match="activation should be relu/gelu"):
         nn.TransformerEncoderLayer(8, 2, activation="tanh")

@@ -76,9 +76,14 @@ def test_batchnorm_without_running_stats_and_affine(r):
 
 def test_batchnorm_reprs_and_errors():
     assert repr(nn.BatchNorm2d(64)) == \
-        "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+        "BatchNorm2d(64, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
     assert repr(nn.BatchNorm1d(3, momentum=None, affine=False)) == \
-        "BatchNorm1d(3, eps=1e-05, momentum=None, affine=False, track_running_stats=True)"
+        "BatchNorm1d(3, eps=1e-05, momentum=None, affine=False, bias=False, " \
+        "track_running_stats=True)"       # (PyTorch 2.13 prints bias: whether there is one)
+    assert repr(nn.BatchNorm3d(2, bias=False)) == \
+        "BatchNorm3d(2, eps=1e-05, momentum=0.1, affine=True, bias=False, track_running_stats=True)"
+    assert repr(nn.GroupNorm(2, 4, affine=False)) == \
+        "GroupNorm(2, 4, eps=1e-05, affine=False, bias=False)"
     bn = nn.BatchNorm2d(3)
     before = to_np(bn.running_mean).copy()
     with pytest.raises(ValueError, match="expected 4D input \\(got 3D input\\)"):
@@ -110,10 +115,10 @@ def test_layer_norm(r):
     y = F.layer_norm(T(x), (4, 5), T(w), T(b), eps=1e-3)
     assert_close(y, ref_norm(x, (2, 3), 1e-3) * w + b, atol=1e-12)
     ln = nn.LayerNorm(5)
-    assert repr(ln) == "LayerNorm((5,), eps=1e-05, elementwise_affine=True)"
+    assert repr(ln) == "LayerNorm((5,), eps=1e-05, elementwise_affine=True, bias=True)"
     assert to_np(ln.weight).tolist() == [1.0] * 5 and to_np(ln.bias).tolist() == [0.0] * 5
     assert repr(nn.LayerNorm([3, 4], elementwise_affine=False)) == \
-        "LayerNorm((3, 4), eps=1e-05, elementwise_affine=False)"
+        "LayerNorm((3, 4), eps=1e-05, elementwise_affine=False, bias=False)"
     nb = nn.LayerNorm(4, bias=False)
     assert nb.bias is None and [n for n, _ in nb.named_parameters()] == ["weight"]
     xt = T(r.standard_normal((3, 4)), True)
@@ -133,7 +138,7 @@ def test_group_norm(r):
         b.reshape(1, 6, 1, 1)
     assert_close(y, ref, atol=1e-12)
     gn = nn.GroupNorm(2, 4)
-    assert repr(gn) == "GroupNorm(2, 4, eps=1e-05, affine=True)"
+    assert repr(gn) == "GroupNorm(2, 4, eps=1e-05, affine=True, bias=True)"
     xt = T(r.standard_normal((2, 4, 3)), True)
     assert gradcheck(lambda x, w, b: F.group_norm(x, 2, w, b),
                      (xt, T(r.standard_normal(4), True), T(r.standard_normal(4), True)))
@@ -147,7 +152,8 @@ def test_instance_norm(r):
     x = r.standard_normal((3, 4, 5, 2))
     m = nn.InstanceNorm2d(4)
     assert repr(m) == \
-        "InstanceNorm2d(4, eps=1e-05, momentum=0.1, affine=False, track_running_stats=False)"
+        "InstanceNorm2d(4, eps=1e-05, momentum=0.1, affine=False, bias=False, " \
+        "track_running_stats=False)"
     assert_close(m(T(x)), ref_norm(x, (2, 3), 1e-5), atol=1e-12)
     # unbatched (C, L)
     x1 = r.standard_normal((4, 6))

@@ -75,12 +75,10 @@ class _NormBase(Module):
     def _check_input_dim(self, input):
         raise NotImplementedError
 
-    def extra_repr(self):
-        s = (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-             f"affine={self.affine}")
-        if self.affine and self.bias is None:
-            s += ", bias=False"
-        return s + f", track_running_stats={self.track_running_stats}"
+    def extra_repr(self):              # (PyTorch 2.13 prints bias: whether there is one)
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -208,10 +206,8 @@ class LayerNorm(Module):
         return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        s = f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        if self.elementwise_affine and self.bias is None:
-            s += ", bias=False"
-        return s
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class GroupNorm(Module):
@@ -236,10 +232,8 @@ class GroupNorm(Module):
         return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
-        s = f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
-        if self.affine and self.bias is None:
-            s += ", bias=False"
-        return s
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
 
 
 class RMSNorm(Module):
