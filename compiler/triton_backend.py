@@ -295,7 +295,7 @@ class TritonProgram:
             t = arrays[c.input]
             kern = tc.kernel(dt.from_numpy(t.dtype))
             if self.interpret or not cuda.is_device_array(t):
-                tt = np.ascontiguousarray(np.asarray(t))
+                tt = np.asarray(t, order="C")
                 if self.interpret and library_interpretable():
                     words = np.array(tc.fresh_flag(), np.int64)
                     kern.check(HostTensor(tt, kern.dtype), HostTensor(words, dt.int64), tt.size,
@@ -521,7 +521,7 @@ class TritonProgram:
         from runtime import cuda
         buf = np.zeros(8 * len(vals), np.uint8)
         for i, a in enumerate(vals):
-            a = np.ascontiguousarray(a)
+            a = np.asarray(a, order="C")
             buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
         if into is not None:
             into.set(buf)
@@ -532,7 +532,7 @@ class TritonProgram:
     def _to_exec(self, a, dev):
         if self.interpret:
             a = np.asarray(a)
-            return np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a
+            return np.asarray(a, order="C") if isinstance(a, np.ndarray) else a
         from runtime import cuda
         if cuda.is_device_array(a):
             return a if a.flags.c_contiguous else cuda.copy(a)
@@ -595,7 +595,8 @@ class TritonProgram:
             r = n.prim.numpy(metas[0] if len(metas) == 1 else metas, *args, **n.attrs)
             rs = r if isinstance(r, tuple) else (r,)
             for o, x in zip(n.outputs, rs):
-                env[id(o)] = np.ascontiguousarray(np.asarray(x, dtype=o.dtype.np))
+                # (np.asarray with order C: ascontiguousarray makes a 0-d result 1-d)
+                env[id(o)] = np.asarray(x, dtype=o.dtype.np, order="C")
         outs = [env[id(o)] for o in group.outputs]
         if on_dev and not keep_host:
             outs = [cuda.from_host_here(o) for o in outs]

@@ -155,7 +155,7 @@ def wrap_like(arr, dtype, like):
     """A host array the framework computed (an index map, an averaging matrix, a mask) as a
     tensor on `like`'s device, so it meets `like` in an op."""
     from .creation import _finish          # (creation's host-to-device placement)
-    return _finish(np.ascontiguousarray(arr), dtype, like._device, False)
+    return _finish(np.asarray(arr, order="C"), dtype, like._device, False)
 
 
 def values(t):

@@ -237,7 +237,7 @@ def setitem(x, idx, value):
         check_inplace_leaf(x)
     # functional form: flat positions of the indexed elements, then one index_put on x's copy
     pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)
-    pos = np.ascontiguousarray(pos[t] if adv else pos)
+    pos = np.asarray(pos[t] if adv else pos, order="C")
     flat = apply(P["reshape"], x._snapshot() if tr is None else tr.snapshot(x),
                  shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:

@@ -42,7 +42,7 @@ class _Unsupported(Exception):
 # ---- encoding --------------------------------------------------------------------------------
 
 def _le_bytes(arr):
-    a = np.ascontiguousarray(arr)
+    a = np.asarray(arr, order="C")
     if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
         a = a.byteswap()
     return a.tobytes()

@@ -111,7 +111,7 @@ def empty_here(shape, npdtype):
 
 def from_host_here(a):
     """Host array -> new array on the current device (no device switch)."""
-    return _cupy().array(np.ascontiguousarray(a), copy=True)
+    return _cupy().array(np.asarray(a, order="C"), copy=True)    # (0-d stays 0-d)
 
 
 def on_device(index):
@@ -123,7 +123,7 @@ def from_host(a, index=0):
     """Host array -> new device array (contiguous), copied on the current stream."""
     cp = _cupy()
     with cp.cuda.Device(index):
-        return cp.array(np.ascontiguousarray(a), copy=True)
+        return cp.array(np.asarray(a, order="C"), copy=True)
 
 
 def to_host(a):

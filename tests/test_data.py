@@ -230,6 +230,25 @@ def test_iterable_dataset_single_process():
         len(DataLoader(Stream(3)))
 
 
+class Labelled(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return torch.ones(2) * i, torch.tensor(i)          # a 0-d label
+
+
+def test_workers_keep_0d_tensors_0d():
+    # unbatched items travel from the workers as they are: a 0-d label stays 0-d (packing
+    # the array with np.ascontiguousarray had made it shape [1])
+    for nw in (0, 2):
+        items = list(DataLoader(Labelled(), batch_size=None, num_workers=nw))
+        assert [tuple(y.shape) for _, y in items] == [()] * 4, nw
+        assert [int(y) for _, y in items] == [0, 1, 2, 3]
+        batch = next(iter(DataLoader(Labelled(), batch_size=2, num_workers=nw)))
+        assert tuple(batch[1].shape) == (2,) and batch[1].tolist() == [0, 1]
+
+
 def test_workers_give_same_batches_as_single_process():
     ds = Squares()
     ref = list(DataLoader(ds, batch_size=5))

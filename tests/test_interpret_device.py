@@ -77,6 +77,19 @@ def case_broadcast_and_scalars(T, D):
 
 
 @case
+def case_compiled_scalar_results_stay_0d(T, D):
+    # a group run by its NumPy lowering (prod has no kernel; a bfloat16 sum cannot run in the
+    # interpreter) returns a 0-d result as 0-d (np.ascontiguousarray made it [1]); so does a
+    # row pick of an input with its sum (now one kernel)
+    x = R.standard_normal((4, 3)).astype(np.float32)
+    i = np.array([[1], [0], [2], [2]])
+    for f in (lambda x, i: x.prod(), lambda x, i: x.to(T.bfloat16).sum().float(),
+              lambda x, i: T.gather(x, 1, i).sum(),
+              lambda x, i: T.nn.functional.nll_loss(x, i[:, 0])):
+        _same(T, T.compile(f), x, i, rtol=2e-2, atol=1e-2)
+
+
+@case
 def case_non_contiguous_views(T, D):
     big = R.standard_normal((8, 10)).astype(np.float32)
     _same(T, lambda x: x.t() * 2, big)                         # transposed strides

@@ -126,6 +126,17 @@ def _cases(rng, interpret=True):
             # the whole forward, batch mean included, as one group: the closing reduction
             # runs in the one program that holds every row
             out["cross_entropy_closed"] = (fg, every)
+            # nll_loss of given log-probabilities: the row pick of a group input opens the
+            # group (its picked dim is the reduced one), the batch mean closes it
+            lp = torch.tensor(rng.normal(-3, 1, (N, C)).astype(np.float32))
+            ng, _ = _trace(lambda z, y: F.nll_loss(z, y), (lp, t), backward=False)
+            ng.test_ints = lambda rng, shape: rng.integers(0, C, shape)
+            out["nll_of_input_closed"] = (ng, every)
+            # every dim summed, the picked size-1 dim among them (it reduces nothing)
+            pick = torch.tensor(rng.integers(0, C, (N, 1)))
+            sg1, _ = _trace(lambda z, i: torch.gather(z, 1, i).sum(), (lp, pick), backward=False)
+            sg1.test_ints = lambda rng, shape: rng.integers(0, C, shape)
+            out["gather_sum_all"] = (sg1, every)
         if name == "cross_entropy":
             # as many rows as classes, some targets ignored: the per-row target mask must stay
             # on the row dim (right alignment alone would put it on the column dim)
@@ -380,7 +391,7 @@ CASES = ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "
          "view_copy", "argmax_amin_mean", "sum_dim0_f16", "matmul_gelu_residual_float32",
          "matmul_gelu_residual_float16", "batched_matmul_relu",
          "gather", "index_select", "window_max", "plane_scatter", "cross_entropy_closed",
-         "matmul_n1", "matmul_m1", "cat"]
+         "nll_of_input_closed", "gather_sum_all", "matmul_n1", "matmul_m1", "cat"]
 INDEXING = ["index_multi", "index_put_accumulate", "index_put_scalar", "scatter_amax",
             "scatter_amin", "scatter_add", "scatter_None", "slice_scatter", "diagonal_scatter"]
 CASES += INDEXING
@@ -409,6 +420,7 @@ def test_group_kernel_matches_numpy(results, case):
 @pytest.mark.parametrize("case", [c for c in CASES if "matmul" not in c and c not in
                                   ("pointwise_chain", "view_copy", "gather", "index_select",
                                    "window_max", "plane_scatter", "cross_entropy_closed",
+                                   "nll_of_input_closed", "gather_sum_all",
                                    "cat") + tuple(INDEXING)])
 def test_looped_reduction_matches_numpy(results, case):
     r = results.get((case, True))
@@ -531,6 +543,9 @@ def test_closing_reduction_in_one_program(results):
     assert len(ks) == 1 and ks[0]["kind"] == "reduction", ks
     assert "(closing: all rows are in this program)" in ks[0]["source"]
     assert "axis=0, keep_dims=True" in ks[0]["source"]
+    for case in ("nll_of_input_closed", "gather_sum_all"):    # opened by the row pick
+        ks = results[(case, False)]["kernels"]
+        assert len(ks) == 1 and "(closing: all rows are in this program)" in ks[0]["source"], ks
     # rows that span several column blocks cannot close in one program: a clear refusal (the
     # fuser's closing cap keeps such groups away from the Triton backend)
     r = results[("cross_entropy_closed", True)]

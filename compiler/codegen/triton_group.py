@@ -742,7 +742,9 @@ def _reduction(group, max_block, interpret, welford=False, suffix=""):
         if REGISTRY[n.op].kind == "reduction" and n.op not in _REDUCTIONS:
             raise TritonCodegenError(f"triton codegen: reduction {n.op} has no Triton lowering "
                                      f"(the NumPy lowering runs it)")
-    base = next((n for n in reds if n.op != "gather"), None)
+    # the first reduction sets the iteration space; a row pick (gather) of a group input
+    # before any other reduction (nll_loss of given log-probabilities, then its mean) too
+    base = reds[0] if reds else None
     if base is None:
         # pointwise nodes with views of intermediates: one row per element, no columns
         F = max((tuple(o.shape) for o in group.outputs), key=lambda sh: (_prod(sh), len(sh)))
@@ -757,6 +759,8 @@ def _reduction(group, max_block, interpret, welford=False, suffix=""):
         return norm_dims(n.op, n.attrs.get("dims"), len(n.inputs[0].shape))
 
     D = None if base is not None else frozenset()
+    if base is not None and base.op == "gather":
+        D = frozenset({base.attrs["dim"] % R})          # its picked dim is the reduced one
     closing = set()     # ids of closing reductions: over every row of a row-only value
 
     def special(n, dmap, known):
@@ -765,9 +769,9 @@ def _reduction(group, max_block, interpret, welford=False, suffix=""):
             x = n.inputs[0]
             m = known(x)
             dims = red_dims(n)
-            fd = {m[d] for d in dims}
-            if None in fd:
-                raise TritonCodegenError(f"{group.name}: {n.op} over a size-1 dim")
+            fd = {m[d] for d in dims} - {None}      # (size-1 dims reduce nothing)
+            if not fd:
+                raise TritonCodegenError(f"{group.name}: {n.op} over size-1 dims only")
             if D is None:
                 D = frozenset(fd)
             rows_all = {d for d in range(R) if d not in D and F[d] != 1}

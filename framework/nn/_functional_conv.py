@@ -76,7 +76,7 @@ def _full(shape, value, dtype, like=None):
 
 def _const(arr, dtype, like):
     """A constant computed on the host, on `like`'s device."""
-    return wrap_like(np.ascontiguousarray(arr, dtype=dtype.np), dtype, like)
+    return wrap_like(np.asarray(arr, dtype=dtype.np, order="C"), dtype, like)
 
 
 def _prod(xs):

@@ -40,7 +40,7 @@ class _PackedTensor:
 
 def pack(obj):
     if isinstance(obj, Tensor):
-        a = np.ascontiguousarray(obj._data)
+        a = np.asarray(obj._data, order="C")      # (ascontiguousarray makes 0-d 1-d)
         return _PackedTensor(a, obj.dtype.name, obj.requires_grad and obj.is_leaf)
     if isinstance(obj, dict):
         try:
