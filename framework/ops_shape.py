@@ -476,20 +476,22 @@ def tile(input, dims):
 def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     from .ops_index import index_select
     from .creation import tensor
+    from ._device_ops import host
     if repeats is None:     # torch.repeat_interleave(repeats): indices repeated
         reps = input
-        rv = values(reps)      # the output's length depends on them (compile(): no replays)
+        rv = host(values(reps))   # the output's length depends on them (compile(): no replays)
         if reps.ndim != 1 or reps._dtype.category != 1 or (reps.numel() and rv.min() < 0):
             raise RuntimeError(f"repeat_interleave: repeats must be a 1-d tensor of non-negative "
                                f"integers (got shape {list(reps.shape)}, dtype {reps.dtype})")
-        return tensor(np.repeat(np.arange(rv.shape[0]), rv), dtype=reps._dtype)
+        return tensor(np.repeat(np.arange(rv.shape[0]), rv), dtype=reps._dtype,
+                      device=reps.device)
     x = input
     if dim is None:
         x = flatten(x)
         dim = 0
     d = norm_dim("repeat_interleave", dim, x.ndim)
     n = x._data.shape[d]
-    r = values(repeats) if isinstance(repeats, Tensor) else np.asarray(repeats)
+    r = host(values(repeats)) if isinstance(repeats, Tensor) else np.asarray(repeats)
     if r.dtype.kind not in "iu" or r.ndim > 1:
         raise RuntimeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor "
                            f"(got dtype {r.dtype}, shape {list(r.shape)})")
@@ -502,7 +504,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if output_size is not None and idx.shape[0] != output_size:
         raise RuntimeError(f"repeat_interleave: allocated size {output_size} does not match the "
                            f"required size {idx.shape[0]}")
-    return index_select(x, d, tensor(idx, dtype=dt.int64))
+    return index_select(x, d, tensor(idx, dtype=dt.int64, device=x.device))
 
 
 def _tri(input, diagonal, lower):

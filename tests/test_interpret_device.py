@@ -90,6 +90,13 @@ def case_compiled_scalar_results_stay_0d(T, D):
 
 
 @case
+def case_repeat_interleave_by_a_device_tensor(T, D):
+    # the repeats are read on the host; the index it builds goes to the input's device
+    _same(T, lambda x, r: T.repeat_interleave(x, r, dim=0), F32[:3], np.array([2, 0, 1]))
+    _same(T, lambda r: T.repeat_interleave(r) * 1, np.array([1, 3, 0, 2]))
+
+
+@case
 def case_non_contiguous_views(T, D):
     big = R.standard_normal((8, 10)).astype(np.float32)
     _same(T, lambda x: x.t() * 2, big)                         # transposed strides
