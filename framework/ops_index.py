@@ -474,9 +474,11 @@ def nonzero(input, *, as_tuple=False):
     input = _t(input)
     r = apply(P["nonzero"], input)
     if as_tuple:
-        if input.ndim == 0:
-            return (wrap(np.zeros(int(bool(input._data)), np.int64), dt.int64),)
-        return tuple(wrap(np.ascontiguousarray(r._data[:, k]), dt.int64) for k in range(input.ndim))
+        from ._dispatch import wrap_like
+        from .ops_shape import contiguous, select
+        if input.ndim == 0:          # [0] when it is nonzero, else empty, on its device
+            return (wrap_like(np.zeros(r._data.shape[0], np.int64), dt.int64, input),)
+        return tuple(contiguous(select(r, 1, k)) for k in range(input.ndim))
     return r
 
 

@@ -2,8 +2,7 @@
 outer, addmm, baddbmm, einsum, and torch.linalg."""
 from compiler.ir.registry import REGISTRY
 from runtime import dtypes as dt
-from ._dispatch import apply, rename
-from .tensor import Tensor
+from ._dispatch import apply, rename, values, wrap_like
 from . import ops_shape as S
 
 P = REGISTRY
@@ -148,7 +147,6 @@ def einsum(equation, *operands):
 
 
 def tensordot(a, b, dims=2):
-    import numpy as np
     if isinstance(dims, int):
         da = list(range(a.ndim - dims, a.ndim))
         db = list(range(dims))
@@ -348,17 +346,21 @@ class _Linalg:
     @staticmethod
     def matrix_rank(A):
         import numpy as np
-        from ._dispatch import wrap
-        return wrap(np.asarray(np.linalg.matrix_rank(A._data), np.int64), dt.int64)
+        if not (A._dtype.is_floating_point or A._dtype.is_complex):
+            raise RuntimeError("This function doesn't handle types other than float and double")
+        return wrap_like(np.asarray(np.linalg.matrix_rank(_host_values(A)), np.int64), dt.int64, A)
 
     @staticmethod
     def eigh(A, UPLO="L"):
         import collections
         import numpy as np
-        from ._dispatch import wrap
-        w, v = np.linalg.eigh(A._data, UPLO=UPLO)
+        if not (A._dtype.is_floating_point or A._dtype.is_complex):
+            raise NotImplementedError(f"\"linalg_eigh_cpu\" not implemented for "
+                                      f"'{dt.tname(A._dtype)}'")
+        w, v = np.linalg.eigh(_host_values(A), UPLO=UPLO)
         return collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])(
-            wrap(w, A._dtype), wrap(v, A._dtype))
+            wrap_like(w.astype(A._dtype.np), A._dtype, A),
+            wrap_like(v.astype(A._dtype.np), A._dtype, A))
 
     @staticmethod
     def eigvalsh(A, UPLO="L"):
@@ -367,8 +369,11 @@ class _Linalg:
     @staticmethod
     def pinv(A):
         import numpy as np
-        from ._dispatch import wrap
-        return wrap(np.linalg.pinv(A._data).astype(A._dtype.np), A._dtype)
+        if A.ndim < 2 or not (A._dtype.is_floating_point or A._dtype.is_complex):
+            raise RuntimeError(f"linalg.pinv({dt.tname(A._dtype)}{{{list(A.shape)}}}): expected a "
+                               f"tensor with 2 or more dimensions of float, double, cfloat or "
+                               f"cdouble types")
+        return wrap_like(np.linalg.pinv(_host_values(A)).astype(A._dtype.np), A._dtype, A)
 
     @staticmethod
     def matrix_power(A, n):
@@ -396,7 +401,7 @@ def _matrix_norm(A, ord, dim, keepdim):
     from .ops_math import sum, abs, amax, amin, norm
     if not (A.dtype.is_floating_point or A.dtype.is_complex):
         raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as "
-                           f"input. Got {A.dtype.name.capitalize()}")
+                           f"input. Got {dt.tname(A._dtype)}")
     d0, d1 = dim
     if ord == "fro":
         return norm(A, 2, (d0, d1), keepdim)
@@ -422,6 +427,12 @@ def _matrix_norm(A, ord, dim, keepdim):
 
 
 linalg = _Linalg()
+
+
+def _host_values(A):
+    """A's values as a host array (NumPy's linalg; under compile() a value read)."""
+    from ._device_ops import host
+    return host(values(A))
 
 
 def svdvals(A):

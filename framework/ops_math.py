@@ -554,7 +554,8 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
 def erfinv(input):
     """Inverse error function: Giles' single-precision approximation, then two Newton steps
     (in NumPy: under compile() a value read)."""
-    x = np.asarray(_dispatch.values(input)).astype(np.float64)
+    from ._device_ops import host
+    x = host(_dispatch.values(input)).astype(np.float64)
     w = -np.log((1.0 - x) * (1.0 + x))
     small = w < 5
     ws = w - 2.5
@@ -574,7 +575,7 @@ def erfinv(input):
         y = y - err / (2.0 / math.sqrt(math.pi) * np.exp(-y * y))
     y = np.where(x == 1, np.inf, np.where(x == -1, -np.inf, y))
     d = input._dtype if input._dtype.is_floating_point else dt.get_default_dtype()
-    return _dispatch.wrap(y.astype(d.np), d)
+    return _dispatch.wrap_like(y.astype(d.np), d, input)
 
 
 # ---- reductions -----------------------------------------------------------------------------
@@ -766,11 +767,22 @@ def _nan_aware_arg(input, d, is_max, keepdim=True):
     return apply(P["argmax" if is_max else "argmin"], input, dim=d, keepdim=keepdim)
 
 
+def _arg_of_scalar(name, input, dim):
+    """argmax/argmin of a 0-d tensor: 0 (dim, when given, must be 0 or -1)."""
+    if dim is not None:
+        norm_dim(name, dim, 1)
+    return _dispatch.wrap_like(np.zeros((), np.int64), dt.int64, input)
+
+
 def argmax(input, dim=None, keepdim=False):
+    if input.ndim == 0:
+        return _arg_of_scalar("argmax", input, dim)
     return apply(P["argmax"], input, dim=dim, keepdim=keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
+    if input.ndim == 0:
+        return _arg_of_scalar("argmin", input, dim)
     return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
 
 

@@ -513,8 +513,8 @@ def _tri(input, diagonal, lower):
         raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 "
                            f"dimensions (got shape {list(input.shape)})")
     n, m = input._data.shape[-2:]
-    i = reshape(arange(n), (n, 1))
-    j = reshape(arange(m), (1, m))
+    i = reshape(arange(n, device=input.device), (n, 1))
+    j = reshape(arange(m, device=input.device), (1, m))
     mask = apply(P["le"] if lower else P["ge"], apply(P["sub"], j, i), diagonal)
     r = apply(P["where"], mask, input, 0)
     if r._dtype is not input._dtype:
@@ -573,7 +573,7 @@ def diag(input, diagonal=0):
     if input.ndim == 1:
         n = input._data.shape[0] + builtins.abs(diagonal)
         from .creation import zeros
-        z = zeros(n, n, dtype=input._dtype)
+        z = zeros(n, n, dtype=input._dtype, device=input.device)
         return rename(apply(P["diagonal_scatter"], z, input, offset=diagonal, dim1=0, dim2=1),
                       "DiagEmbedBackward0")
     if input.ndim == 2:

@@ -5,7 +5,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from ._dispatch import apply, rename, values, wrap
+from ._dispatch import apply, rename, values, wrap, wrap_like
 from .tensor import Tensor
 from .ops_math import _named, _select_along
 from . import ops_shape as S
@@ -15,7 +15,7 @@ P = REGISTRY
 
 def sort(input, dim=-1, descending=False, stable=False, *, out=None):
     if input.ndim == 0:
-        return _named("sort")(input, wrap(np.zeros((), np.int64), dt.int64))
+        return _named("sort")(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim("sort", dim, input.ndim)
     idx = apply(P["argsort"], input, dim=d, descending=descending, stable=stable)
     v = rename(apply(P["gather"], input, idx, dim=d), "SortBackward0")
@@ -24,7 +24,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):
 
 def argsort(input, dim=-1, descending=False, stable=False):
     if input.ndim == 0:
-        return wrap(np.zeros((), np.int64), dt.int64)
+        return wrap_like(np.zeros((), np.int64), dt.int64, input)
     return apply(P["argsort"], input, dim=norm_dim("argsort", dim, input.ndim), descending=descending,
                  stable=stable)
 
@@ -39,7 +39,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     if k < 0 or k > n:
         raise RuntimeError(f"topk(): selected index k out of range (k={k}, size {n} at dim {d})")
     if input.ndim == 0:
-        return _named("topk")(input, wrap(np.zeros((), np.int64), dt.int64))
+        return _named("topk")(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     idx = apply(P["argsort"], input, dim=d, descending=largest, stable=True)
     idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=0, stop=k, step=1))  # own buffer
     v = rename(apply(P["gather"], input, idx, dim=d), "TopkBackward0")
@@ -89,7 +89,7 @@ def _median(input, dim, keepdim, ignore_nan, name):
         k = int(_median_pos(flat, 0, ignore_nan)._data[0])
         return rename(S.select(flat, 0, k), "NanmedianBackward0" if ignore_nan else "MedianBackward0")
     if input.ndim == 0:
-        return _named(name)(input, wrap(np.zeros((), np.int64), dt.int64))
+        return _named(name)(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim(name, dim, input.ndim)
     if input._data.shape[d] == 0:
         raise IndexError(f"{name}(): Expected reduction dim {d} to have non-zero size (input shape "
@@ -159,15 +159,17 @@ def histc(input, bins=100, min=0, max=0):
 
 
 def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
+    # computed on the host from the values (under compile() a value read); the result goes to
+    # the sequence's device
     side = side or ("right" if right else "left")
-    s = sorted_sequence._data
-    v = values._data if isinstance(values, Tensor) else np.asarray(values)
+    s = _host_values(sorted_sequence)
+    v = _host_values(values) if isinstance(values, Tensor) else np.asarray(values)
     if s.ndim == 1:
         r = np.searchsorted(s, v, side=side)
     else:
         r = np.stack([np.searchsorted(s[i], v[i], side=side) for i in range(s.shape[0])])
     d = dt.int32 if out_int32 else dt.int64
-    return wrap(np.asarray(r).astype(d.np), d)
+    return wrap_like(np.asarray(r).astype(d.np), d, sorted_sequence)
 
 
 def bucketize(input, boundaries, *, out_int32=False, right=False):
@@ -175,6 +177,12 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
 
 
 def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
-    qa = q._data if isinstance(q, Tensor) else np.asarray(q)
-    r = np.quantile(input._data, qa, axis=dim, keepdims=keepdim, method=interpolation)
-    return wrap(np.asarray(r).astype(input._dtype.np), input._dtype)
+    qa = _host_values(q) if isinstance(q, Tensor) else np.asarray(q)
+    r = np.quantile(_host_values(input), qa, axis=dim, keepdims=keepdim, method=interpolation)
+    return wrap_like(np.asarray(r).astype(input._dtype.np), input._dtype, input)
+
+
+def _host_values(t):
+    """t's values as a NumPy array on the host (under compile() a value read)."""
+    from ._device_ops import host
+    return host(values(t))

@@ -97,6 +97,24 @@ def case_repeat_interleave_by_a_device_tensor(T, D):
 
 
 @case
+def case_host_computed_ops_return_device_tensors(T, D):
+    # ops computed on the host (NumPy) or with host-made index tensors: their results live
+    # on the input's device (tril/triu/diag mixed devices and raised; the rest returned cpu)
+    sq = F32[:4, :4].copy()
+    _same(T, lambda x: T.tril(x) + T.triu(x, 1) * 2, sq)
+    _same(T, lambda x: T.diag(x[0]) + T.diagflat(x[1, :2].reshape(1, 2)).sum(), sq)
+    _same(T, lambda s, v: T.searchsorted(s, v), np.sort(ROW), F32)
+    _same(T, lambda s, v: T.bucketize(v, s, right=True), np.sort(ROW), F32)
+    _same(T, lambda x: T.erfinv(x.tanh()), F32, rtol=1e-5, atol=1e-6)
+    _same(T, lambda x: T.stack(T.where(x > 0)), F32)
+    _same(T, lambda x: T.nonzero(x[0, 0] > -9, as_tuple=True)[0], F32)
+    _same(T, lambda x: T.quantile(x, 0.3, dim=1), F32)
+    _same(T, lambda x: x[0, 0].sort().indices + x[0, 0].argmax(0, keepdim=True), F32)
+    _same(T, lambda x: T.linalg.pinv(x) + T.linalg.matrix_rank(x), sq, rtol=1e-4, atol=1e-5)
+    _same(T, lambda x: T.linalg.eigh(x + x.T).eigenvalues, sq, rtol=1e-5, atol=1e-5)
+
+
+@case
 def case_non_contiguous_views(T, D):
     big = R.standard_normal((8, 10)).astype(np.float32)
     _same(T, lambda x: x.t() * 2, big)                         # transposed strides

@@ -309,3 +309,25 @@ def test_matches_torch(fn):
     ref = fn(real, real.tensor(x), real.tensor(y))
     assert tuple(ours.shape) == tuple(ref.shape)
     np.testing.assert_allclose(to_np(ours), ref.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_integer_matrices_raise_pytorch_errors():
+    # PyTorch 2.13's classes and messages (its scalar-type names: Long)
+    x = torch.tensor([[1, 2], [3, 4]])
+    for f in ("qr", "svd", "svdvals", "det", "inv", "cholesky", "solve", "matrix_norm"):
+        args = (x, x) if f == "solve" else (x,)
+        with pytest.raises(RuntimeError, match=f"linalg.{f if f != 'svdvals' else 'svd'}: "
+                                               "Expected a floating point or complex tensor as "
+                                               "input. Got Long"):
+            getattr(torch.linalg, f)(*args)
+    with pytest.raises(NotImplementedError, match="\"linalg_eigh_cpu\" not implemented for 'Long'"):
+        torch.linalg.eigh(x)
+    with pytest.raises(RuntimeError, match=r"linalg.pinv\(Long\{\[2, 2\]\}\): expected a tensor"):
+        torch.linalg.pinv(x)
+    with pytest.raises(RuntimeError, match="doesn't handle types other than float and double"):
+        torch.linalg.matrix_rank(x)
+    xf = x.float()                                       # the float versions run
+    np.testing.assert_allclose(torch.linalg.pinv(xf).numpy(), [[-2, 1], [1.5, -0.5]], rtol=1e-5)
+    assert int(torch.linalg.matrix_rank(xf)) == 2
+    np.testing.assert_allclose(torch.linalg.eigh(xf + xf.T).eigenvalues.numpy(),
+                               [5 - np.sqrt(34), 5 + np.sqrt(34)], rtol=1e-5)

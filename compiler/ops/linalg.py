@@ -177,9 +177,14 @@ def _square(op, x):
         raise RuntimeError(f"linalg.{op}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if len(x.shape) > 1 else ''} by {x.shape[-1] if x.shape else ''} "
                            f"matrices (shape {list(x.shape)})")
-    if not x.dtype.is_floating_point:
+    float_input(op, x)
+
+
+def float_input(op, x):
+    """PyTorch's error for an integer or bool matrix given to linalg.{op}."""
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
         raise RuntimeError(f"linalg.{op}: Expected a floating point or complex tensor as input. "
-                           f"Got {x.dtype.name.capitalize()}")
+                           f"Got {dt.tname(x.dtype)}")
 
 
 def _inv_meta(x):
@@ -276,6 +281,7 @@ def _qr_meta(x, mode="reduced"):
     if len(x.shape) < 2:
         raise RuntimeError(f"linalg.qr: The input tensor A must have at least 2 dimensions "
                            f"(shape {list(x.shape)})")
+    float_input("qr", x)
     m, n = x.shape[-2:]
     k = min(m, n)
     batch = tuple(x.shape[:-2])
@@ -322,6 +328,7 @@ def _svd_meta(x, full_matrices=True):
     if len(x.shape) < 2:
         raise RuntimeError(f"linalg.svd: The input tensor A must have at least 2 dimensions "
                            f"(shape {list(x.shape)})")
+    float_input("svd", x)
     m, n = x.shape[-2:]
     k = min(m, n)
     batch = tuple(x.shape[:-2])
