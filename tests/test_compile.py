@@ -209,11 +209,41 @@ def test_value_changes_do_not_recompile_guard_changes_do(logs, capsys):
     cf(torch.randn(5, 4, dtype=torch.float64), 1)  # same again: cached
     assert cf.stats["compiles"] == 3
     r = cf.recompile_reasons()
-    assert r == ["arg0: float32[3, 4] on cpu -> float32[5, 4] on cpu",
-                 "arg0: float32[5, 4] on cpu -> float64[5, 4] on cpu"]
+    assert r == ["arg0: float32[3, 4] on cpu -> float32[5, 4] on cpu (automatic dynamic: dim 0 "
+                 "of tensor arguments unguarded from now)",
+                 "arg0: float32['*', 4] on cpu -> float64['*', 4] on cpu"]
     err = capsys.readouterr().err
     assert "[kiln:recompiles] [f] recompile #1: arg0: float32[3, 4] on cpu -> float32[5, 4]" in err
     assert "recompile #2" in err and "recompile #3" not in err
+
+
+def test_automatic_dynamic_batch_dim_like_torch_compile():
+    # dynamic=None: the first batch-size recompile unguards dim 0, so a run through many batch
+    # sizes neither recompiles again nor reaches cache_size_limit's eager fallback (torch's
+    # automatic dynamic shapes); dynamic=False recompiles per size and falls back after 8
+    m = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    sizes = (3, 5, 3, 7, 9, 11, 13, 15, 17, 19, 21, 5)
+    for dynamic in (None, False):
+        cm = torch.compile(m, dynamic=dynamic)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for n in sizes:
+                x = torch.randn(n, 4)
+                np.testing.assert_allclose(cm(x).detach().numpy(), m(x).detach().numpy(),
+                                           rtol=1e-6, atol=1e-7)
+        limit = [w for w in caught if "cache_size_limit" in str(w.message)]
+        stats = cm._compiled.stats
+        if dynamic is None:
+            assert len(stats["recompiles"]) == 1 and not limit
+            assert stats["specializations"] >= 8                 # one program per new size
+        else:
+            assert len(stats["recompiles"]) == 7 and limit       # then the limit: eager
+    f = torch.compile(lambda x: x.sum(1))
+    f(torch.randn(3, 4))
+    f(torch.randn(3, 5))                     # a change beyond dim 0 keeps every dim guarded
+    f(torch.randn(6, 5))
+    assert len(f.recompile_reasons()) == 2 and "automatic" not in f.recompile_reasons()[0]
+    assert "automatic dynamic" in f.recompile_reasons()[1]
 
 
 def test_requires_grad_and_grad_mode_and_train_eval_are_guards():
@@ -262,7 +292,7 @@ def test_nested_list_arguments_are_guarded():
 
 def test_cache_size_limit_falls_back_to_eager_with_warning(monkeypatch):
     monkeypatch.setattr(_compile, "cache_size_limit", 3)
-    cf = torch.compile(lambda x: x.sum(0) * 2)
+    cf = torch.compile(lambda x: x.sum(0) * 2, dynamic=False)   # (every batch size a guard)
     for n in range(1, 4):
         cf(torch.ones(n, 2))
     assert cf.stats["compiles"] == 3
@@ -279,7 +309,7 @@ def test_cache_size_limit_falls_back_to_eager_with_warning(monkeypatch):
 
 def test_default_cache_size_limit_is_8():
     assert _compile.cache_size_limit == 8
-    cf = torch.compile(lambda x: x + 1)
+    cf = torch.compile(lambda x: x + 1, dynamic=False)
     with pytest.warns(UserWarning, match="cache_size_limit"):
         for n in range(1, 10):
             cf(torch.ones(n))

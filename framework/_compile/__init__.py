@@ -19,12 +19,15 @@ mode; the module's train/eval state. `cache_size_limit` (8) distinct guard sets 
 a call with a further new guard set runs eagerly, with a warning (torch's behaviour).
 
 dynamic=True: dim 0 of every tensor argument (the batch dimension) is left out of the guards.
+dynamic=None (the default) starts with every dimension guarded and, as torch.compile's
+automatic dynamic shapes do, switches to dynamic=True at the first recompile that only a change
+of dim 0 caused (that recompile is counted and logged; later batch sizes are not).
 A new batch size is then no guard failure: it is not reported as a recompile and does not count
 toward cache_size_limit. Kiln's programs are still specialised to concrete shapes (their
 metadata and buffers are planned at compile time), so each new batch size generates one more
 program (stats['specializations'] counts them), cached by graph key: a batch size seen before
-costs nothing, which is what a data loader's last short batch needs. dynamic=False/None guard
-every dimension.
+costs nothing, which is what a data loader's last short batch needs. dynamic=False guards
+every dimension, always.
 
 mode ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs') is accepted
 and recorded. 'reduce-overhead' replays programs of the Triton backends through one CUDA graph
@@ -170,7 +173,16 @@ class CompiledFunction:
                 return self._eager_call(guards, args, kwargs)
             self._guard_sets.add(gkey)
             if self._last_guards is not None:
-                self._recompiled(self._diff(self._last_guards, guards))
+                reason = self._diff(self._last_guards, guards)
+                if self.dynamic is None and _only_dim0_changed(self._last_guards, guards):
+                    # torch's automatic dynamic shapes: after a batch-size recompile, dim 0
+                    # is no longer guarded (each new size is a specialization, not a recompile)
+                    self.dynamic = "auto"
+                    reason += " (automatic dynamic: dim 0 of tensor arguments unguarded from now)"
+                    guards = self._guards(args, kwargs, argt)
+                    gkey = _freeze(guards)
+                    self._guard_sets.add(gkey)
+                self._recompiled(reason)
         self._last_guards = guards
         if self.dynamic:
             self._prev_shape_sig = self._shape_sig
@@ -486,6 +498,23 @@ def _replay_record(tracer, pre, argt, leaves, broke):
              tuple(info), tuple(pre["state"]),
              tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
     return r
+
+
+def _only_dim0_changed(prev, cur):
+    """Whether two guard sets differ only in dim 0 of tensor arguments' shapes."""
+    if set(prev) != set(cur):
+        return False
+    changed = False
+    for k, a in prev.items():
+        b = cur[k]
+        if a == b:
+            continue
+        if not (type(a) is tuple and type(b) is tuple and len(a) == len(b) == 4 and
+                type(a[0]) is tuple and type(b[0]) is tuple and len(a[0]) == len(b[0]) >= 1 and
+                a[0][1:] == b[0][1:] and a[1:] == b[1:]):
+            return False
+        changed = True
+    return changed
 
 
 def _fmt_guard(v):
