@@ -151,26 +151,27 @@ for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M
 Tensor.clip_ = Tensor.clamp_
 
 
-def _squeeze_(self, dim=None):
-    r = S.squeeze(self, dim)
-    self._data = self._data.reshape(r._data.shape)
+def _become(self, r):
+    """An in-place view op (squeeze_, t_, ...): self takes the view r of its own memory, with
+    r's history (under compile() r is traced, so no value is read)."""
+    self._data, self._node, self._oi = r._data, r._node, r._oi
     return self
+
+
+def _squeeze_(self, dim=None):
+    return _become(self, S.squeeze(self, dim))
 
 
 def _unsqueeze_(self, dim):
-    r = S.unsqueeze(self, dim)
-    self._data = self._data.reshape(r._data.shape)
-    return self
+    return _become(self, S.unsqueeze(self, dim))
 
 
 def _t_(self):
-    self._data = self._data.T
-    return self
+    return _become(self, S.t(self))
 
 
 def _transpose_(self, d0, d1):
-    self._data = S.transpose(self, d0, d1)._data
-    return self
+    return _become(self, S.transpose(self, d0, d1))
 
 
 def _resize_(self, *sizes):

@@ -276,7 +276,7 @@ class Tracer:
         # base storage (array or SymArray) -> [(view ref, chain of (prim, attrs))]: how to
         # recompute each live view when its base is written in place (see _refresh_views)
         self.views = _IdMap()
-        self.view_root = _IdMap()       # view SymArray -> (root storage, chain)
+        self.view_root = _IdMap()       # view SymArray -> (root storage, chain, root tensor ref)
         self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
 
     # recording ------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ class Tracer:
             track(weakref.ref(t))
             tensors.append(t)
         if p.kind == "view" and len(tensors) == 1 and isinstance(args[0], Tensor):
-            self._note_view(args[0]._data, tensors[0], p, attrs)
+            self._note_view(args[0], tensors[0], p, attrs)
         if STATE.grad_enabled and p.differentiable and _dispatch._needs_grad(args):
             n = _dispatch.record(p, args, attrs, tuple(tensors))
             if n is not None:
@@ -368,6 +368,7 @@ class Tracer:
             v = self.graph.call("full", shape=tuple(target._data.shape), value=v,
                                 dtype=target._dtype)
         d = target._data
+        up = self.view_root.get(d)      # a view: the write reaches its root (shared memory)
         if type(d) is SymArray and d.stale is not None and d.tracer is self:
             d.stale = None          # overwritten whole: the base's new value no longer matters
         storage = d
@@ -386,23 +387,49 @@ class Tracer:
         target._node, target._oi = r._node, r._oi
         target._bump()
         self._refresh_views(storage, target)
+        root_t = up[2]() if up is not None else None
+        if root_t is not None and root_t is not target:   # (a dead root: nothing reads it)
+            self.assign(root_t, self._write_through(root_t, up[1], target))
         return target
 
-    def _note_view(self, parent, view, p, attrs):
+    def _note_view(self, parent_t, view, p, attrs):
         """Eager views share memory: remember how to recompute `view` from the storage it
         views, directly and from the root of a view chain (x[0][1:] is slice -> reshape ->
         slice of x, whose intermediates die at once), should that storage be written later in
-        the region. Only weak references: a view nobody holds is not kept alive."""
+        the region; and the root tensor, which an in-place write through the view changes
+        (assign). Only weak references: a view or root nobody holds is not kept alive."""
+        parent = parent_t._data
         step = ((p, attrs),)
         vref = weakref.ref(view)
         self.views.setdefault(parent, []).append((vref, step))
         up = self.view_root.get(parent) if type(parent) is SymArray else None
         if up is not None:
-            root, chain = up
+            root, chain, root_t = up
             self.views.setdefault(root, []).append((vref, chain + step))
-            self.view_root[view._data] = (root, chain + step)
+            self.view_root[view._data] = (root, chain + step, root_t)
         else:
-            self.view_root[view._data] = (parent, step)
+            self.view_root[view._data] = (parent, step, weakref.ref(parent_t))
+
+    def _write_through(self, root_t, chain, view_t):
+        """The root's new value after an in-place write gave the view (root_t viewed through
+        `chain`) the value of view_t: an index_put of view_t's elements at the positions the
+        view covers, found by viewing an arange over the root the same way (in the graph, so
+        a replay needs no constant index tensor)."""
+        apply, P = _dispatch.apply, _dispatch.REGISTRY
+        n = 1
+        for e in root_t._data.shape:
+            n *= e
+        pos = apply(P["reshape"], apply(P["arange"], start=0, end=n, step=1, dtype=dt.int64),
+                    shape=tuple(root_t._data.shape))
+        for p, attrs in chain:
+            pos = apply(p, pos, **attrs)
+        m = 1
+        for e in view_t._data.shape:
+            m *= e
+        flat = apply(P["reshape"], self.snapshot(root_t), shape=(n,))
+        new = apply(P["index_put"], flat, apply(P["reshape"], view_t, shape=(m,)),
+                    apply(P["reshape"], pos, shape=(m,)), pos=(0,), accumulate=False)
+        return apply(P["reshape"], new, shape=tuple(root_t._data.shape))
 
     def _refresh_views(self, storage, base):
         """After an in-place write to `base` (whose storage was `storage`), mark the views of
