@@ -279,8 +279,9 @@ def _back(r, dev):
 
 def create(p, dev, *args, **attrs):
     """A creation primitive (full, arange) placed on `dev` (VJP rules build zeros this way):
-    `full` is allocated and filled on the device (CuPy's fill on cuda); arange is made on the
-    host and copied (a counted fallback)."""
+    `full` is allocated and filled on the device (CuPy's fill on cuda); arange runs the
+    compiled path's arange kernel; anything else is made on the host and copied (a counted
+    fallback)."""
     meta = p.meta(*args, **attrs)
     if p.name == "full" and meta.dtype.name != "bfloat16":
         note_device(dev)
@@ -288,6 +289,21 @@ def create(p, dev, *args, **attrs):
         a.fill(attrs["value"] if "value" in attrs else args[1])
         STATS["made", p.name] += 1
         return _dispatch.wrap(a, meta.dtype, dev)
+    if p.name == "arange" and not args and meta.dtype.name != "bfloat16":
+        from compiler.codegen.triton_eager import creation_kernel
+        from compiler.codegen.triton_pointwise import TritonCodegenError
+        note_device(dev)
+        interpret = dev.type == "interpret"
+        try:
+            k = creation_kernel(p, attrs, interpret)
+        except TritonCodegenError as e:
+            _log_fallback(p, dev, str(e))
+        else:
+            a = _empty(meta.shape, meta.dtype, dev)
+            if a.size:
+                k.launch([], [_arg(a, meta.dtype, interpret)], interpret, tuple(meta.shape), [])
+            STATS["kernel", k.name] += 1
+            return _dispatch.wrap(a, meta.dtype, dev)
     STATS["fallback", p.name] += 1
     _log_fallback(p, dev, "creation runs on the host")
     return _dispatch.wrap(_back(p.numpy(meta, *args, **attrs), dev), meta.dtype, dev)

@@ -5,7 +5,8 @@ import numpy as np
 
 from runtime import dtypes as dt
 from runtime.device import canonical, cpu
-from ._dispatch import values, wrap
+from compiler.ir.registry import REGISTRY
+from ._dispatch import STATE, values, wrap
 from .tensor import Tensor
 
 
@@ -294,6 +295,15 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
     n = int(math.ceil((end - start) / step))     # the length comes from the exact bounds
+    dev = canonical(device)
+    if dev.type in ("cuda", "interpret") and STATE.tracer is None and \
+            (dtype.is_floating_point or all(isinstance(v, int) for v in (start, step))):
+        # filled on the device by the compiled path's arange kernel (start + i * step)
+        from ._device_ops import create
+        t = create(REGISTRY["arange"], dev, start=start, end=end, step=step, dtype=dtype)
+        if requires_grad:
+            t.requires_grad_()
+        return _into(out, t)
     if dtype.is_floating_point:
         arr = (start + np.arange(n, dtype=np.float64) * step).astype(dtype.np)
     else:     # integer dtypes: PyTorch casts start and step to the dtype first (truncation)

@@ -115,6 +115,34 @@ def case_host_computed_ops_return_device_tensors(T, D):
 
 
 @case
+def case_arange_kernel_and_compiled_view_writes(T, D):
+    # arange on a device runs the arange kernel (start + i * step, float64 for float bounds);
+    # compiled writes through views, whose positions come from an in-graph arange, run with
+    # no host fallback
+    n0 = D.STATS["kernel", "arange_0"]
+    f0 = sum(v for k, v in D.STATS.items() if k[0] == "fallback")
+    for args, kw in (((10,), {}), ((2, 11, 3), {}), ((0, 1, 0.1), {}),
+                     ((-3, 3), {"dtype": T.float64}), ((1, 4), {"dtype": T.int32}),
+                     ((1.5, 4.5, 0.5), {"dtype": T.float16})):
+        want, got = T.arange(*args, **kw), T.arange(*args, device="interpret", **kw)
+        assert got.device.type == "interpret" and got.dtype is want.dtype
+        np.testing.assert_array_equal(got.cpu().numpy(), want.numpy())
+    assert D.STATS["kernel", "arange_0"] - n0 == 6
+
+    def scale_row(x):
+        x[1].mul_(2)
+        x.t()[0].add_(1)
+        return x.sum()
+    cf = T.compile(scale_row)
+    a, b = T.tensor(F32[:4, :4]), T.tensor(F32[:4, :4]).to("interpret")
+    for _ in range(3):
+        np.testing.assert_allclose(cf(b).item(), scale_row(a).item(), rtol=1e-5)
+    np.testing.assert_allclose(b.cpu().numpy(), a.numpy(), rtol=1e-6)
+    assert [p.fallbacks for p in cf.programs()] == [{}]
+    assert sum(v for k, v in D.STATS.items() if k[0] == "fallback") == f0
+
+
+@case
 def case_non_contiguous_views(T, D):
     big = R.standard_normal((8, 10)).astype(np.float32)
     _same(T, lambda x: x.t() * 2, big)                         # transposed strides

@@ -238,16 +238,9 @@ def _one_node_kernel(prim, operands, attrs, interpret):
     return gk
 
 
-def _group_kernel(prim, operands, attrs, out):
-    """The eager kernel of a reduction, a matmul or an extern primitive triton_group generates
-    (window_max, plane_scatter): the one-node graph partitioned by the fuser (which sets the
-    group's kind, iteration space and reduced dims) and generated as the compiled path
-    generates that group; one per (attrs, operand shapes and dtypes), cached."""
-    if any(is_scalar(a) for a in operands):
-        raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
-    from runtime.interpret import HostTensor
-    # (runtime.cuda.DeviceArg has an .array too: the type says which device)
-    interpret = isinstance(operands[0], HostTensor)
+def _cached_group(prim, operands, attrs, interpret):
+    """EagerGroup of the one-node group for (attrs, operand shapes and dtypes), cached; a
+    TritonCodegenError (also cached) when there is no generated kernel."""
     _check_interpretable(interpret)
     key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
            tuple((tuple(a.shape), a.dtype) for a in operands))
@@ -261,6 +254,24 @@ def _group_kernel(prim, operands, attrs, out):
     if isinstance(k, Exception):
         raise k
     return k
+
+
+def creation_kernel(prim, attrs, interpret):
+    """The kernel of a creation primitive without operands (arange) for one call's attrs, as
+    the compiled path generates its lone group."""
+    return _cached_group(prim, [], attrs, interpret)
+
+
+def _group_kernel(prim, operands, attrs, out):
+    """The eager kernel of a reduction, a matmul or an extern primitive triton_group generates
+    (window_max, plane_scatter): the one-node graph partitioned by the fuser (which sets the
+    group's kind, iteration space and reduced dims) and generated as the compiled path
+    generates that group; one per (attrs, operand shapes and dtypes), cached."""
+    if any(is_scalar(a) for a in operands):
+        raise TritonCodegenError(f"triton eager: {prim.name} with a scalar operand")
+    from runtime.interpret import HostTensor
+    # (runtime.cuda.DeviceArg has an .array too: the type says which device)
+    return _cached_group(prim, operands, attrs, isinstance(operands[0], HostTensor))
 
 
 register("plane_scatter", _group_kernel)

@@ -426,6 +426,8 @@ def generate(group, graph=None, strides=None, allow_tf32=False, max_block=None,
     the reduction column block (tests force the looped form with it); interpret picks block
     sizes for Triton's interpreter (bigger tiles: it runs one program at a time)."""
     kind = group.kind
+    if kind == "pointwise" and [n.op for n in group.nodes if n.op not in VIEW_OPS] == ["arange"]:
+        return _arange(group, interpret)
     if kind == "pointwise" or kind == "view":
         if kind == "pointwise" and any(n.op in VIEW_OPS for n in _fold_views(group)[1]):
             return _reduction(group, max_block, interpret)   # views of intermediates: row tiles
@@ -2057,6 +2059,36 @@ def _philox(group, interpret=False):
             "    offset = tl.load(state_ptr + 1)"] + draw_lines(kind, dtype, "offs") + \
            [f"    tl.store(out0_ptr + offs, v.to(tl.{_TL[dtype.name]}), mask=mask)"]
     return _elementwise_kernel(f"philox_{group.id}", group, f"{kind} draw (Philox4x32-10)",
+                               params, body, eff, numel, interpret)
+
+
+def _arange(group, interpret=False):
+    """arange(start, end, step): element i is start + i * step, computed in int64 for integer
+    starts and steps, else in float64 (as np.arange computes it), then cast; float bounds
+    travel as float64 bit patterns (Triton passes Python floats as fp32)."""
+    from .triton_random import _TL, _bits
+    eff, n = _lone(group, "arange")
+    o = n.outputs[0]
+    start, step = n.attrs["start"], n.attrs["step"]
+    ints = all(isinstance(a, int) and not isinstance(a, bool) for a in (start, step))
+    if o.dtype.name not in _TL or o.dtype.is_complex:
+        raise TritonCodegenError(f"{group.name}: no arange kernel for {o.dtype}")
+    numel = _prod(o.shape)
+    params = [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
+              Param("numel", "i64", ("value", numel)),
+              Param("start", "i64", ("value", int(start) if ints else _bits(start))),
+              Param("step", "i64", ("value", int(step) if ints else _bits(step)))]
+    body = ["    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+            "    mask = offs < numel",
+            f"    # {o.name}: arange({start!r}, {n.attrs['end']!r}, {step!r}) {o.dtype}"]
+    if ints:
+        body.append("    v = start + offs * step")
+    else:
+        body += ["    start_ = start.to(tl.int64).to(tl.float64, bitcast=True)",
+                 "    step_ = step.to(tl.int64).to(tl.float64, bitcast=True)",
+                 "    v = start_ + offs.to(tl.float64) * step_"]
+    body.append(f"    tl.store(out0_ptr + offs, v.to(tl.{_TL[o.dtype.name]}), mask=mask)")
+    return _elementwise_kernel(f"arange_{group.id}", group, "arange: start + i * step",
                                params, body, eff, numel, interpret)
 
 
