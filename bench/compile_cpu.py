@@ -14,7 +14,9 @@ empty KILN_CACHE_DIR; warm: a second process with the same directory).
 PyTorch runs with its default thread count unless --torch-threads says otherwise, and NumPy's
 BLAS with its own default: both use every core. The machine may be shared: eager, compiled,
 compiled module and torch run in turns (a block of --steps steps each, --repeat rounds) and
-each figure is its best block.
+each figure is its best block; the compiled/torch ratio is also given per round (each torch
+block over the compiled block run next to it) as a median and range, which a noisy machine
+moves less than a ratio of two bests.
 
     python bench/compile_cpu.py [--steps 30] [--repeat 5] [--torch-threads N]
 """
@@ -91,21 +93,22 @@ def per_step_ms(step, n, repeat=None):
 
 
 def interleaved_ms(steps, n, repeat=None):
-    """{name: best ms per step} for several step functions measured in turns (a block of n
-    steps of each, `repeat` rounds), so a slow phase of a shared machine hits them alike."""
+    """({name: best ms per step}, {name: [ms per step of each round]}) for several step
+    functions measured in turns (a block of n steps of each, `repeat` rounds), so a slow
+    phase of a shared machine hits them alike; the rounds give paired ratios."""
     repeat = repeat or REPEAT
     for f in steps.values():
         f()
         f()
-    best = {k: float("inf") for k in steps}
+    rounds = {k: [] for k in steps}
     for _ in range(repeat):
         for k, f in steps.items():
             t0 = time.perf_counter()
             for _ in range(n):
                 loss = f()
             loss.item()
-            best[k] = min(best[k], (time.perf_counter() - t0) / n)
-    return {k: v * 1e3 for k, v in best.items()}
+            rounds[k].append((time.perf_counter() - t0) / n * 1e3)
+    return {k: min(v) for k, v in rounds.items()}, rounds
 
 
 def tracing_overhead_ms(n):
@@ -189,6 +192,7 @@ def main():
     print(f"{'model':<12}{'kiln eager':>12}{'compiled':>12}{'traced':>9}{'compiled module':>17}"
           f"{'torch':>10}{'compiled/eager':>16}{'module/eager':>14}{'compiled/torch':>16}")
     from framework import _compile
+    paired = []
     for name in ("mlp", "cnn", "cnn-nodrop"):
         _compile.replays = False            # the same compiled step, traced on every call
         tr = per_step_ms(make_step(kiln, name, True), args.steps)
@@ -197,10 +201,15 @@ def main():
                  "m": make_step(kiln, name, False, module=True)}
         if torch:
             steps["t"] = make_step_torch(torch, name)
-        r = interleaved_ms(steps, args.steps)
+        r, rounds = interleaved_ms(steps, args.steps)
         e, c, m, t = r["e"], r["c"], r["m"], r.get("t", float("nan"))
         print(f"{name:<12}{e:12.2f}{c:12.2f}{tr:9.2f}{m:17.2f}{t:10.2f}{e / c:15.2f}x"
               f"{e / m:13.2f}x{t / c:15.2f}x", flush=True)
+        if "t" in rounds:
+            paired.append((name, sorted(a / b for a, b in zip(rounds["t"], rounds["c"]))))
+    for name, q in paired:       # each round's torch block over the compiled block next to it
+        print(f"{name}: compiled/torch per round (paired blocks): median {q[len(q) // 2]:.2f}x, "
+              f"range {q[0]:.2f}-{q[-1]:.2f}x over {len(q)} rounds")
     trace, total = tracing_overhead_ms(args.steps)
     print(f"per-call cost of the compiled MLP step outside its program: {trace:.2f} ms "
           f"({100 * trace / total:.0f}% of {total:.2f} ms)")
