@@ -6,6 +6,7 @@ import numpy as np
 from runtime import dtypes as dt
 from runtime.device import canonical, cpu
 from compiler.ir.registry import REGISTRY
+from ._cpu_random import TorchStream
 from ._dispatch import STATE, values, wrap
 from .tensor import Tensor
 
@@ -364,8 +365,9 @@ _DEFAULT_SEED = 67280421310721
 
 
 class Generator:
-    """torch.Generator: a seeded source of random numbers. On the cpu NumPy's PCG64; on a
-    device a Philox (seed, offset) pair that device kernels draw from (_device_random)."""
+    """torch.Generator: a seeded source of random numbers. On the cpu PyTorch's mt19937 stream
+    and transformations (_cpu_random: manual_seed(s) gives PyTorch's numbers); on a device a
+    Philox (seed, offset) pair that device kernels draw from (_device_random)."""
 
     def __init__(self, device="cpu"):
         self.device = canonical(device)
@@ -378,8 +380,7 @@ class Generator:
             seed &= 0xFFFFFFFFFFFFFFFF
         self._seed = seed
         self._offset = 0
-        self._rng = np.random.Generator(np.random.PCG64(seed)) if self.device.type == "cpu" \
-            else None
+        self._rng = TorchStream(seed) if self.device.type == "cpu" else None
         return self
 
     def seed(self):
@@ -394,20 +395,21 @@ class Generator:
         if self._rng is None:
             from ._device_random import state_bytes
             return wrap(state_bytes(self), dt.uint8)
-        st = self._rng.bit_generator.state
-        blob = repr((self._seed, st)).encode()
-        return wrap(np.frombuffer(blob, np.uint8).copy(), dt.uint8)
+        seed = np.array([self._seed], np.uint64).view(np.uint8)
+        return wrap(np.concatenate([seed, self._rng.get_state()]), dt.uint8)
 
     def set_state(self, state):
         if self._rng is None:
             from ._device_random import load_state
             load_state(self, state._data)
             return self
-        import ast
-        seed, st = ast.literal_eval(bytes(state._data).decode())
-        self._seed = seed
-        self._rng = np.random.Generator(np.random.PCG64())
-        self._rng.bit_generator.state = st
+        from ._device_ops import host
+        blob = np.ascontiguousarray(host(state._data), dtype=np.uint8).reshape(-1)
+        if blob.size < 8:
+            raise RuntimeError(f"set_state: a cpu generator state has "
+                               f"{8 + 16 + 624 * 4 + 8} bytes, got {blob.size}")
+        self._rng.set_state(blob[8:])
+        self._seed = int(blob[:8].view(np.uint64)[0])
         return self
 
 
@@ -415,7 +417,8 @@ default_generator = Generator()
 
 
 def _gen(generator):
-    """The NumPy generator of a cpu draw (a device generator cannot serve one)."""
+    """The cpu stream of a draw (_cpu_random.TorchStream; a device generator cannot serve
+    one)."""
     g = generator or default_generator
     if g._rng is None:
         raise RuntimeError(f"Expected a 'cpu' device type for generator but found "
@@ -445,13 +448,13 @@ def rng_snapshot():
     """Every generator's state (cpu and devices), for code that must draw again exactly as
     before (compiled replays re-drawing dropout masks)."""
     from ._device_random import generators
-    return (default_generator._rng, default_generator._rng.bit_generator.state,
+    return (default_generator._rng, default_generator._rng.get_state().tobytes(),
             tuple((d, g._seed, g._offset) for d, g in generators().items()))
 
 
 def rng_restore(snap):
     from ._device_random import generators
-    default_generator._rng.bit_generator.state = snap[1]
+    default_generator._rng.set_state(np.frombuffer(snap[1], np.uint8))
     gens = generators()
     for d, seed_, offset in snap[2]:
         gens[d]._seed, gens[d]._offset = seed_, offset
@@ -499,8 +502,8 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     if dev is not None:
         return _into(out, _drawn(("uniform", (0.0, 1.0)), shape, d, dev, generator,
                                  requires_grad))
-    arr = _gen(generator).random(shape, dtype=np.float64 if d is dt.float64 else np.float32)
-    return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
+    arr = _gen(generator).uniform(shape, d)
+    return _into(out, _finish(arr, d, device, requires_grad))
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -511,9 +514,8 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     if dev is not None:
         return _into(out, _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator,
                                  requires_grad))
-    arr = _gen(generator).standard_normal(shape, dtype=np.float64 if d is dt.float64
-                                          else np.float32)
-    return _into(out, _finish(arr.astype(d.np, copy=False), d, device, requires_grad))
+    arr = _gen(generator).normal(shape, d)
+    return _into(out, _finish(arr, d, device, requires_grad))
 
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
@@ -534,7 +536,7 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
     if dev is not None:
         return _drawn(("integers", (low, high - low)), _shape(tuple(size)), d, dev, generator,
                       requires_grad)
-    arr = _gen(generator).integers(low, high, size=_shape(tuple(size)))
+    arr = _gen(generator).integers(_shape(tuple(size)), low, high)
     return _finish(arr.astype(d.np), d, device, requires_grad)
 
 
@@ -547,7 +549,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
         keys = _drawn(("uniform", (0.0, 1.0)), (n,), dt.float64, dev, generator, False)
         r = argsort(keys).to(d)
         return r.requires_grad_(True) if requires_grad else r
-    return _finish(_gen(generator).permutation(n).astype(d.np), d, device, requires_grad)
+    return _finish(_gen(generator).randperm(n).astype(d.np), d, device, requires_grad)
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
@@ -591,7 +593,15 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
         else:
             r = _drawn(("normal", (float(mean), float(std))), shape, d, dev, generator, False)
         return r.requires_grad_(True) if requires_grad else r
-    arr = m + s * _gen(generator).standard_normal(shape)
+    # PyTorch's order: N(mean, std) for two floats, N(0, std) + mean for a tensor mean and a
+    # float std, else N(0, 1) * std + mean, in the output's dtype
+    g = _gen(generator)
+    if not tens:
+        arr = g.normal(shape, d, float(mean), float(std))
+    elif not isinstance(std, Tensor):
+        arr = g.normal(shape, d, 0.0, float(std)) + np.asarray(m, d.np)
+    else:
+        arr = g.normal(shape, d) * np.asarray(s, d.np) + np.asarray(m, d.np)
     return _finish(np.asarray(arr).astype(d.np), d, device, requires_grad)
 
 
@@ -606,8 +616,9 @@ def bernoulli(input, p=None, *, generator=None, out=None):
         raise RuntimeError("bernoulli: Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
     if input._device.type != "cpu":       # the device's uniform draw below the probabilities
         return empty_like(input).bernoulli_(input if p is None else p, generator=generator)
-    arr = (_gen(generator).random(input._data.shape) < probs).astype(input._dtype.np)
-    return wrap(arr, input._dtype)
+    g = _gen(generator)     # (PyTorch: float32 uniforms per element, float64 for a float p)
+    arr = g.bernoulli_per_element(probs) if p is None else g.bernoulli(input._data.shape, p)
+    return wrap(arr.astype(input._dtype.np), input._dtype)
 
 
 # poisson and multinomial draw on the host from the cpu generator for any device (their
@@ -616,7 +627,7 @@ def bernoulli(input, p=None, *, generator=None, out=None):
 
 def poisson(input, generator=None):
     from ._device_ops import host
-    arr = _gen(generator).poisson(host(input._data)).astype(input._dtype.np)
+    arr = _gen(generator).np.poisson(host(input._data)).astype(input._dtype.np)
     return _finish(arr, input._dtype, input._device, False)
 
 
@@ -632,7 +643,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     if not replacement and num_samples > rows.shape[1]:
         raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples "
                            "without replacement")
-    rng = _gen(generator)
+    rng = _gen(generator).np
     if np.any(rows.sum(-1) <= 0):
         raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
     if replacement:
@@ -684,14 +695,14 @@ def uniform_(t, a=0.0, b=1.0, generator=None):
     check_uniform(a, b)
     if t._device.type != "cpu":
         return _device_fill(t, "uniform", (float(a), float(b) - float(a)), generator)
-    return _fill(t, _gen(generator).uniform(a, b, t._data.shape))
+    return _fill(t, _gen(generator).uniform(t._data.shape, t._dtype, a, b))
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
     check_std(std)
     if t._device.type != "cpu":
         return _device_fill(t, "normal", (float(mean), float(std)), generator)
-    return _fill(t, _gen(generator).normal(mean, std, t._data.shape))
+    return _fill(t, _gen(generator).normal(t._data.shape, t._dtype, mean, std))
 
 
 def bernoulli_(t, p=0.5, generator=None):
@@ -710,11 +721,14 @@ def bernoulli_(t, p=0.5, generator=None):
         return t
     if isinstance(p, Tensor):
         from ._device_ops import host
-        p = host(p._data)
-    return _fill(t, _gen(generator).random(t._data.shape) < p)
+        pv = np.broadcast_to(host(p._data), t._data.shape)
+        return _fill(t, _gen(generator).bernoulli_per_element(pv))
+    return _fill(t, _gen(generator).bernoulli(t._data.shape, p))
 
 
 def random_(t, from_=0, to=None, generator=None):
+    if to is None and from_ == 0 and t._device.type == "cpu":     # PyTorch's full range
+        return _fill(t, _gen(generator).full_range(t._data.shape, t._dtype))
     if to is None:
         to = 2 ** 24 if t._dtype.is_floating_point else np.iinfo(t._dtype.np).max
     if from_ >= to:
@@ -722,7 +736,7 @@ def random_(t, from_=0, to=None, generator=None):
                            f"from={from_} >= to={to}")
     if t._device.type != "cpu":
         return _device_fill(t, "integers", (int(from_), int(to) - int(from_)), generator)
-    return _fill(t, _gen(generator).integers(from_, to, t._data.shape))
+    return _fill(t, _gen(generator).integers(t._data.shape, from_, to))
 
 
 def exponential_(t, lambd=1.0, generator=None):
@@ -730,4 +744,4 @@ def exponential_(t, lambd=1.0, generator=None):
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     if t._device.type != "cpu" and t._dtype.is_floating_point:
         return _device_fill(t, "exponential", (float(lambd),), generator)
-    return _fill(t, _gen(generator).exponential(1.0 / lambd, t._data.shape))
+    return _fill(t, _gen(generator).exponential(t._data.shape, lambd))

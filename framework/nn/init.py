@@ -77,7 +77,7 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _C.check_uniform(a, b)
     if tensor._device.type != "cpu":             # the device's Philox stream
         return _C.uniform_(tensor, a, b, generator)
-    return _write(tensor, _C._gen(generator).uniform(a, b, tensor._data.shape))
+    return _write(tensor, _C._gen(generator).uniform(tensor._data.shape, tensor._dtype, a, b))
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
@@ -85,26 +85,55 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _C.check_std(std)
     if tensor._device.type != "cpu":
         return _C.normal_(tensor, mean, std, generator)
-    return _write(tensor, _C._gen(generator).normal(mean, std, tensor._data.shape))
+    return _write(tensor, _C._gen(generator).normal(tensor._data.shape, tensor._dtype, mean, std))
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
-    """Inverse-CDF sampling, as PyTorch: uniform in [cdf(a), cdf(b)] mapped through erfinv."""
+    """A normal truncated to [a, b], sampled as PyTorch 2.13 samples it (so a seed gives its
+    values): when [a, b] holds more than 30% of the mass, normal draws with out-of-range
+    values redrawn; else uniform candidates in [a, b] accepted against the density's peak."""
     _check(tensor, "trunc_normal_")
-    if (mean < a - 2 * std) or (mean > b + 2 * std):
-        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
-                      "distribution of values may be incorrect.", stacklevel=2)
+    import framework as torch
 
     def norm_cdf(x):
         return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
-    lo, hi = norm_cdf((a - mean) / std), norm_cdf((b - mean) / std)
-    u = _C._gen(generator).uniform(2 * lo - 1, 2 * hi - 1, tensor._data.shape)
-    from ..ops_math import erfinv
-    from .._dispatch import wrap
-    from runtime import dtypes as dt
-    x = erfinv(wrap(np.asarray(u, np.float64), dt.float64))._data
-    x = np.clip(x * std * math.sqrt(2.0) + mean, a, b)
-    return _write(tensor, x)
+    if (mean < a - 2 * std) or (mean > b + 2 * std):
+        warnings.warn("mean is more than 2 std from [a, b] in nn.init.trunc_normal_. The "
+                      "distribution of values may be incorrect.", stacklevel=2)
+    with torch.no_grad():
+        if norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std) > 0.3:
+            lo = tensor.new_tensor(a, device="cpu").item()
+            hi = tensor.new_tensor(b, device="cpu").item()
+            result = tensor.normal_(mean, std, generator=generator)
+            while True:
+                mask = (result < lo) | (result > hi)
+                if not mask.any():
+                    break
+                result = torch.where(
+                    mask, torch.empty_like(result).normal_(mean, std, generator=generator), result)
+            if tensor is not result:
+                tensor.copy_(result)
+            return tensor
+        mode = max(a, min(mean, b))
+        log_peak = -0.5 * ((mode - mean) / std) ** 2
+        candidates, accept_buf = torch.empty_like(tensor), torch.empty_like(tensor)
+        tensor.uniform_(a, b, generator=generator)
+        candidates.copy_(tensor)
+        candidates.sub_(mean).div_(std).pow_(2).mul_(-0.5).sub_(log_peak)   # log density
+        pending = accept_buf.uniform_(generator=generator).log_().gt(candidates)
+        if pending.any():
+            result = tensor
+            while True:
+                candidates.uniform_(a, b, generator=generator)
+                result = torch.where(pending, candidates, result)
+                candidates.sub_(mean).div_(std).pow_(2).mul_(-0.5).sub_(log_peak)
+                pending = torch.where(
+                    pending, accept_buf.uniform_(generator=generator).log_().gt(candidates),
+                    pending)
+                if not pending.any():
+                    break
+            tensor.copy_(result)
+        return tensor
 
 
 def constant_(tensor, val):
@@ -184,7 +213,7 @@ def orthogonal_(tensor, gain=1, generator=None):
         return tensor
     rows = tensor.size(0)
     cols = tensor.numel() // rows
-    flat = _C._gen(generator).normal(0.0, 1.0, (rows, cols))
+    flat = _C._gen(generator).normal((rows, cols), tensor._dtype).astype(np.float64)
     if rows < cols:
         flat = flat.T
     q, r = np.linalg.qr(flat)
@@ -200,9 +229,9 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     rows, cols = tensor.shape
     num_zeros = int(math.ceil(sparsity * rows))
     g = _C._gen(generator)
-    a = g.normal(0.0, std, (rows, cols))
+    a = g.normal((rows, cols), tensor._dtype, 0.0, std)
     for c in range(cols):
-        a[g.permutation(rows)[:num_zeros], c] = 0
+        a[g.randperm(rows)[:num_zeros], c] = 0
     return _write(tensor, a)
 
 
