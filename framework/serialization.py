@@ -107,6 +107,18 @@ class _Encoder:
 
 # ---- decoding --------------------------------------------------------------------------------
 
+def place(t, saved, ml):
+    """A loaded cpu tensor on the device map_location names for its saved device `saved`
+    (a device, a {saved: target} dict, or a callable(tensor, saved) as in torch.load)."""
+    if callable(ml) and not isinstance(ml, (str, Device, dict)):
+        r = ml(t, saved)
+        return r if isinstance(r, Tensor) else t
+    target = saved if ml is None else str(ml) if isinstance(ml, (str, Device)) else \
+        ml.get(saved, saved) if isinstance(ml, dict) else saved
+    dev = canonical(target)            # a missing device errors here
+    return t.to(dev) if dev.type != "cpu" else t
+
+
 class _Decoder:
     def __init__(self, zf, name, map_location):
         self.zf, self.name, self.map_location = zf, name, map_location
@@ -137,16 +149,6 @@ class _Decoder:
         return arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" \
             else arr.copy()
 
-    def _target(self, saved):
-        ml = self.map_location
-        if ml is None:
-            return saved
-        if isinstance(ml, (str, Device)):
-            return str(ml)
-        if isinstance(ml, dict):
-            return ml.get(saved, saved)
-        return saved
-
     def tensor(self, d):
         key = d["$tensor"]
         if key in self.cache:
@@ -156,16 +158,8 @@ class _Decoder:
         except KeyError:
             self.fail(f"unknown dtype {d.get('dtype')!r}")
         from ._dispatch import wrap
-        t = wrap(self._array(key, dtype.np, d["shape"]), dtype)
-        saved_dev = d.get("device", "cpu")
-        ml = self.map_location
-        if callable(ml) and not isinstance(ml, (str, Device, dict)):
-            r = ml(t, saved_dev)
-            t = r if isinstance(r, Tensor) else t
-        else:
-            dev = canonical(self._target(saved_dev))   # a missing device errors here
-            if dev.type != "cpu":
-                t = t.to(dev)
+        t = place(wrap(self._array(key, dtype.np, d["shape"]), dtype), d.get("device", "cpu"),
+                  self.map_location)
         if d.get("param"):
             from .nn.parameter import Parameter
             t = Parameter(t, requires_grad=bool(d.get("requires_grad")))
@@ -322,8 +316,12 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         raise RuntimeError(f"framework.load: {name} is truncated or corrupted ({e})") from None
     if _HEADER not in names:
-        raise RuntimeError(f"framework.load: {name} is a zip archive without a {_HEADER} record: "
-                           "not a Kiln checkpoint (PyTorch .pt files are not read by Kiln)")
+        from . import _torch_checkpoint
+        pkl = _torch_checkpoint.is_torch_zip(names)
+        if pkl is not None:                    # torch.save's format: its safe subset
+            return _torch_checkpoint.load(zf, pkl, name, map_location)
+        raise RuntimeError(f"framework.load: {name} is a zip archive without a {_HEADER} record "
+                           "or a data.pkl record: neither a Kiln nor a PyTorch checkpoint")
     try:
         header = json.loads(zf.read(_HEADER).decode("utf-8"))
     except (zipfile.BadZipFile, OSError, EOFError, ValueError, UnicodeDecodeError) as e:

@@ -325,3 +325,83 @@ def test_safetensors_matches_reference_library(tmp_path):
     safetensors_torch.save_file({"v": torch_.tensor([1.5, 2.5], dtype=torch_.bfloat16)},
                                 str(tmp_path / "b.safetensors"))
     assert st.load_file(tmp_path / "b.safetensors")["v"].tolist() == [1.5, 2.5]
+
+
+# ---- PyTorch's own checkpoints -----------------------------------------------------------------
+
+_PT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                   "pytorch_2_13_checkpoint.pt")
+
+
+def test_loads_a_checkpoint_pytorch_wrote():
+    # tests/data/pytorch_2_13_checkpoint.pt: torch.save by PyTorch 2.13 of a Linear(3, 2)
+    # state_dict with set weights, a sliced int64 view, float16, bool, a Parameter, a dtype,
+    # a Size and a string
+    r = torch.load(_PT)
+    sd = r["model"]
+    assert type(sd) is collections.OrderedDict and list(sd) == ["weight", "bias"]
+    assert hasattr(sd, "_metadata")
+    assert sd["weight"].tolist() == [[0.5, -1.0, 2.0], [0.25, 0.0, -0.75]]
+    assert sd["bias"].dtype is torch.float32 and np.allclose(to_np(sd["bias"]), [0.1, -0.2])
+    assert r["step"] == 7
+    assert r["ints"].tolist() == [[1, 2], [4, 5]] and r["ints"].is_contiguous()
+    assert r["half"].dtype is torch.float16 and r["half"].tolist() == [1.5, -2.0]
+    assert r["flag"].dtype is torch.bool and r["flag"].item() is True
+    assert isinstance(r["param"], nn.Parameter) and r["param"].requires_grad
+    assert r["meta"] == (torch.float64, torch.Size([4, 5]), "note")
+    lin = nn.Linear(3, 2)
+    lin.load_state_dict(sd)
+    np.testing.assert_allclose(to_np(lin(torch.tensor([[1.0, 2.0, 3.0]]))), [[4.6, -2.2]],
+                               rtol=1e-6)
+    assert torch.load(_PT, map_location="cpu")["ints"].device.type == "cpu"
+
+
+def _torch_zip(tmp_path, pkl_bytes):
+    p = tmp_path / "evil.pt"
+    with zipfile.ZipFile(p, "w") as zf:
+        zf.writestr("evil/data.pkl", pkl_bytes)
+        zf.writestr("evil/byteorder", "little")
+    return str(p)
+
+
+def test_pytorch_checkpoints_run_nothing_and_report_corruption(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+    f = _torch_zip(tmp_path, pickle.dumps({"x": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError, match=r"global posix.system|global os.system"):
+        torch.load(f)
+    assert not marker.exists()                       # nothing in the file ran
+    # a storage record that is missing: a clear error naming it
+    with zipfile.ZipFile(_PT) as zf:
+        pkl = next(n for n in zf.namelist() if n.endswith("/data.pkl"))
+        broken = _torch_zip(tmp_path, zf.read(pkl))        # data.pkl without its storages
+    with pytest.raises(RuntimeError, match=r"storage record data/0 is missing"):
+        torch.load(broken)
+
+
+def test_round_trip_through_real_pytorch(tmp_path):
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    real.manual_seed(0)
+    m = real.nn.Sequential(real.nn.Conv2d(1, 4, 3), real.nn.BatchNorm2d(4), real.nn.Flatten(),
+                           real.nn.Linear(4 * 4 * 4, 3))
+    opt = real.optim.AdamW(m.parameters(), lr=1e-3)
+    m(real.randn(2, 1, 6, 6)).sum().backward()
+    opt.step()
+    p = tmp_path / "real.pt"
+    real.save({"model": m.state_dict(), "opt": opt.state_dict()}, p)
+    r = torch.load(str(p))
+    km = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(64, 3))
+    km.load_state_dict(r["model"])
+    kopt = optim.AdamW(km.parameters(), lr=1e-3)
+    kopt.load_state_dict(r["opt"])
+    x = np.random.default_rng(0).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    m.eval()
+    km.eval()
+    np.testing.assert_allclose(to_np(km(torch.tensor(x))), m(real.tensor(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    real.save(m, tmp_path / "module.pt")                 # a pickled Module: refused
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        torch.load(str(tmp_path / "module.pt"))

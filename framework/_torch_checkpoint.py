@@ -1,0 +1,148 @@
+"""Reading checkpoints that PyTorch's torch.save wrote (its zip format), safely.
+
+A PyTorch checkpoint is a zip archive `<name>/data.pkl` + `<name>/data/<key>` (+ version and
+byteorder records). data.pkl is a pickle whose tensors are calls of
+torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks) on
+storages named by persistent ids ('storage', torch.FloatStorage, key, location, numel); the raw
+bytes of storage `key` are the record data/<key>. Like torch.load(weights_only=True) (the
+default since PyTorch 2.6), only an allowlist of globals may be named: the tensor and
+parameter rebuilders, the typed storages, dtypes, torch.Size, torch.device and OrderedDict.
+Any other global (a pickled Module, an arbitrary class) refuses the file; nothing in it runs.
+"""
+import collections
+import io
+import pickle
+
+import numpy as np
+
+from runtime import dtypes as dt
+
+_STORAGES = {"FloatStorage": dt.float32, "DoubleStorage": dt.float64, "HalfStorage": dt.float16,
+             "BFloat16Storage": dt.bfloat16, "LongStorage": dt.int64, "IntStorage": dt.int32,
+             "ShortStorage": dt.int16, "CharStorage": dt.int8, "ByteStorage": dt.uint8,
+             "BoolStorage": dt.bool_, "ComplexFloatStorage": dt.complex64,
+             "ComplexDoubleStorage": dt.complex128}
+
+
+class _StorageType:
+    """What `torch.FloatStorage` & co. stand for while unpickling: the element dtype."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+
+def _tensor(storage, offset, size, stride, requires_grad):
+    """The tensor a rebuild call names: `size`/`stride` elements of `storage` from `offset`,
+    copied into memory of its own."""
+    from ._dispatch import wrap
+    arr, dtype = storage[:2]
+    n = 1
+    for s in size:
+        n *= s
+    if n == 0:
+        a = np.zeros(tuple(size), arr.dtype)
+    else:
+        end = offset + 1 + sum((s - 1) * st for s, st in zip(size, stride))
+        if offset < 0 or end > arr.size or any(st < 0 for st in stride):
+            raise pickle.UnpicklingError(f"tensor of size {list(size)} and stride {list(stride)} "
+                                         f"at offset {offset} exceeds its storage of {arr.size} "
+                                         f"elements (corrupted checkpoint)")
+        a = np.lib.stride_tricks.as_strided(arr[offset:], tuple(size),
+                                            tuple(st * arr.itemsize for st in stride))
+        a = np.array(a, order="C")
+    t = wrap(a, dtype)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def _rebuild_parameter(data, requires_grad, hooks=None, state=None):
+    from .nn.parameter import Parameter
+    p = Parameter(data, requires_grad=requires_grad)
+    for k, v in (state or {}).items():
+        setattr(p, k, v)
+    return p
+
+
+def _allowed(map_location):
+    import framework as torch
+    from .serialization import place
+
+    def rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None,
+                       metadata=None):   # (torch._utils._rebuild_tensor_v2's arguments)
+        return place(_tensor(storage, offset, size, stride, requires_grad), storage[2],
+                     map_location)
+    a = {("collections", "OrderedDict"): collections.OrderedDict,
+         ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+         ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+         ("torch", "Size"): torch.Size, ("torch", "device"): torch.device}
+    for k, d in _STORAGES.items():
+        a["torch", k] = _StorageType(d)
+    for d in dt.ALL:
+        a["torch", d.name] = d
+    return a
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data, read_storage, map_location):
+        super().__init__(io.BytesIO(data))
+        self.read_storage = read_storage
+        self.allowed = _allowed(map_location)
+
+    def find_class(self, module, name):
+        f = self.allowed.get((module, name))
+        if f is None:
+            raise pickle.UnpicklingError(
+                f"Weights only load failed: the checkpoint names the global {module}.{name}, "
+                f"which is not allowed (Kiln reads PyTorch checkpoints of tensors, containers "
+                f"and state_dicts, as torch.load(weights_only=True); nothing in the file ran)")
+        return f
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and
+                isinstance(pid[1], _StorageType)):
+            raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80} in a PyTorch "
+                                         f"checkpoint")
+        return self.read_storage(pid[1].dtype, str(pid[2])) + (str(pid[3]),)
+
+
+def is_torch_zip(names):
+    """The data.pkl record of a PyTorch zip checkpoint, or None."""
+    pk = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
+    return pk[0] if len(pk) == 1 else None
+
+
+def load(zf, pkl, name, map_location):
+    """The object a PyTorch zip checkpoint holds, its tensors placed by map_location (on the
+    device they were saved from when it is None, as torch.load)."""
+    prefix = pkl[:-len("data.pkl")]
+    little = True
+    if prefix + "byteorder" in zf.namelist():
+        little = zf.read(prefix + "byteorder").strip() != b"big"
+    storages = {}
+
+    def read_storage(dtype, key):
+        if key not in storages:
+            try:
+                raw = zf.read(f"{prefix}data/{key}")
+            except KeyError:
+                raise RuntimeError(f"framework.load: {name}: storage record data/{key} is "
+                                   f"missing (file truncated or corrupted)") from None
+            npd = np.dtype(dtype.np)
+            if npd.itemsize > 1 and npd.kind in "iufc":
+                npd = npd.newbyteorder("<" if little else ">")
+            if len(raw) % npd.itemsize:
+                raise RuntimeError(f"framework.load: {name}: storage record data/{key} holds "
+                                   f"{len(raw)} bytes, not a whole number of {dtype} elements")
+            arr = np.frombuffer(raw, npd).astype(np.dtype(dtype.np), copy=True)
+            storages[key] = (arr, dtype)
+        return storages[key]
+
+    try:
+        return _Unpickler(zf.read(pkl), read_storage, map_location).load()
+    except pickle.UnpicklingError:
+        raise
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+        raise RuntimeError(f"framework.load: {name}: PyTorch checkpoint data.pkl is corrupted "
+                           f"({type(e).__name__}: {e})") from None
