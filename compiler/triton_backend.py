@@ -52,7 +52,8 @@ def compile_graph(graph, backend="interpret", cuda_graphs=False):
                                "none); use backend='interpret' to run the generated Triton "
                                "kernels through Triton's interpreter on the CPU")
     from .backend import _lift_floats
-    key = (backend, graph.key(), cuda_graphs)
+    from runtime import backends
+    key = (backend, graph.key(), cuda_graphs, backends.matmul_allow_tf32)
     prog = _CACHE.get(key)
     if prog is not None:
         return prog, False
@@ -164,8 +165,10 @@ class TritonProgram:
                 k = None
             return _Step(group, k, "bfloat16: Triton's interpreter has no bfloat16 host arrays "
                                    "(NumPy lowering)")
+        from runtime import backends
         try:
-            k = generate(group, self.graph, interpret=self.interpret)
+            k = generate(group, self.graph, interpret=self.interpret,
+                         allow_tf32=backends.matmul_allow_tf32)
         except TritonCodegenError as e:
             return _Step(group, None, f"no kernel: {e} (NumPy lowering)")
         if isinstance(k, ExternKernel):

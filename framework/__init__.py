@@ -145,6 +145,8 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from . import backends  # noqa: E402,F401
+from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401

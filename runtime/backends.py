@@ -43,3 +43,9 @@ def require(dev):
                                "interpreter, and triton is not installed")
         return Device("interpret")
     raise RuntimeError(f"device {dev}: not a device Kiln can place tensors on")
+
+
+# float32 matmuls on GPUs: full float32 (PyTorch's default, 'highest'), or TensorFloat-32
+# tensor cores when torch.backends.cuda.matmul.allow_tf32 / set_float32_matmul_precision('high')
+# allow them; generated matmul kernels read it when they are generated (and key on it)
+matmul_allow_tf32 = False

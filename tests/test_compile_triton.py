@@ -255,3 +255,37 @@ def test_compiled_module_on_the_interpret_device_keeps_device_across_replays():
     # the whole AdamW step compiled as a function: replayed on the device after 3 traces
     assert "AdamW training step         PASS" in p.stdout, p.stdout
     assert "(5 calls, 2 replayed)" in p.stdout, p.stdout
+
+
+def test_backends_flags_and_float32_matmul_precision():
+    """torch.backends: cudnn flags are recorded (Kiln has no cuDNN); cuda.matmul.allow_tf32
+    and set_float32_matmul_precision choose ieee or tf32 float32 dots in generated matmul
+    kernels (PyTorch's default: full float32)."""
+    pytest.importorskip("triton", reason="generating the matmul kernel needs Triton")
+    import numpy as np
+    import framework as torch
+    from compiler.codegen.triton_eager import _one_node_kernel
+    from compiler.ir.registry import REGISTRY
+    from runtime.interpret import HostTensor
+    from runtime import dtypes as dt
+    torch.backends.cudnn.benchmark = True
+    assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.is_available()
+    assert not torch.backends.mps.is_available()
+    a = HostTensor(np.ones((4, 8), np.float32), dt.float32)
+    b = HostTensor(np.ones((8, 3), np.float32), dt.float32)
+    assert torch.get_float32_matmul_precision() == "highest"
+    assert not torch.backends.cuda.matmul.allow_tf32
+    try:
+        src = _one_node_kernel(REGISTRY["matmul"], [a, b], {}, True).source
+        assert 'input_precision="ieee"' in src
+        torch.set_float32_matmul_precision("high")
+        assert torch.backends.cuda.matmul.allow_tf32
+        src = _one_node_kernel(REGISTRY["matmul"], [a, b], {}, True).source
+        assert 'input_precision="tf32"' in src
+        torch.backends.cuda.matmul.allow_tf32 = False
+        assert torch.get_float32_matmul_precision() == "highest"
+        with pytest.raises(RuntimeError, match="invalid precision 'fast'"):
+            torch.set_float32_matmul_precision("fast")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.benchmark = False

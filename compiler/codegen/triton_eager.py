@@ -232,7 +232,8 @@ def _one_node_kernel(prim, operands, attrs, interpret):
     groups = partition(g).groups
     if len(groups) != 1:
         raise TritonCodegenError(f"triton eager: {prim.name} is not one group")
-    gk = generate(groups[0], g, interpret=interpret)
+    from runtime import backends
+    gk = generate(groups[0], g, interpret=interpret, allow_tf32=backends.matmul_allow_tf32)
     if isinstance(gk, ExternKernel):
         raise TritonCodegenError(f"triton eager: {prim.name} has no generated kernel")
     return gk
@@ -242,8 +243,9 @@ def _cached_group(prim, operands, attrs, interpret):
     """EagerGroup of the one-node group for (attrs, operand shapes and dtypes), cached; a
     TritonCodegenError (also cached) when there is no generated kernel."""
     _check_interpretable(interpret)
+    from runtime import backends
     key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
-           tuple((tuple(a.shape), a.dtype) for a in operands))
+           tuple((tuple(a.shape), a.dtype) for a in operands), backends.matmul_allow_tf32)
     k = _KERNELS.get(key)
     if k is None:
         try:

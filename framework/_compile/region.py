@@ -7,7 +7,7 @@ backward graph.
 import numpy as np
 
 from compiler.backend import compile_graph
-from runtime import dtypes as dt
+from runtime import backends as _rt_backends, dtypes as dt
 from compiler.ir.graph import Graph, GraphEmitter, Value
 from compiler.ir.registry import AVal, REGISTRY
 from .. import _dispatch
@@ -130,7 +130,8 @@ def run_region(tracer, alive):
            tuple(index[id(t._data.value)] for t in grad_outs),
            # a region with a backward bakes the forward's float constants into it
            tuple(g.float_consts()) if grad_outs else (),
-           donate, getattr(owner, "mode", None) == "reduce-overhead")
+           donate, getattr(owner, "mode", None) == "reduce-overhead",
+           _rt_backends.matmul_allow_tf32)     # (generated float32 matmuls depend on it)
     plan = _PLANS.get(key)
     fresh = plan is None
     if fresh:
