@@ -145,6 +145,10 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # noqa: E402,F401
+                          tensor_methods as _compose_methods, _special)
+special = _special()
+_compose_methods()
 from . import backends  # noqa: E402,F401
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401

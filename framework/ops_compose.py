@@ -1,0 +1,140 @@
+"""Ops PyTorch offers that are compositions of Kiln's: meshgrid, cartesian_prod, block_diag,
+rot90, diff, Tensor.unfold, and the torch.special namespace. Built from existing ops only, so
+autograd, devices and compile() handle them with no rules of their own."""
+import types
+
+from compiler.ir.registry import norm_dim
+from . import ops_math as M
+from . import ops_shape as S
+from .tensor import Tensor
+
+
+def meshgrid(*tensors, indexing="ij"):
+    """Coordinate grids; indexing 'ij' (matrix: grid k varies along dim k) or 'xy' (Cartesian:
+    the first two inputs swapped, then their grids swapped back). PyTorch's default is 'ij'."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+                         f"received: {indexing}")
+    for t in tensors:
+        if t.ndim > 1:
+            raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
+                               f"got: {t.ndim}D (shape {list(t.shape)})")
+    ts = [S.reshape(t, (-1,)) for t in tensors]
+    swap = indexing == "xy" and len(ts) >= 2
+    if swap:
+        ts[0], ts[1] = ts[1], ts[0]
+    shape = tuple(t.shape[0] for t in ts)
+    n = len(ts)
+    out = [S.expand(S.reshape(t, tuple(-1 if i == k else 1 for i in range(n))), shape)
+           for k, t in enumerate(ts)]
+    if swap:                       # grids of the swapped inputs, handed back in input order
+        out[0], out[1] = out[1], out[0]
+    return tuple(out)
+
+
+def cartesian_prod(*tensors):
+    if len(tensors) == 1:
+        return tensors[0]
+    grids = meshgrid(*tensors, indexing="ij")
+    return S.stack([S.reshape(g, (-1,)) for g in grids], 1)
+
+
+def block_diag(*tensors):
+    mats = [S.reshape(t, (1, -1)) if t.ndim == 1 else S.reshape(t, (1, 1)) if t.ndim == 0
+            else t for t in tensors]
+    for t in mats:
+        if t.ndim != 2:
+            raise RuntimeError(f"torch.block_diag: Input tensors must have 2 or fewer "
+                               f"dimensions. Input has {t.ndim} dimensions")
+    if not mats:
+        from .creation import empty
+        return empty(1, 0)
+    from runtime import dtypes as dt
+    from .nn.functional import pad
+    d = mats[0].dtype
+    for t in mats[1:]:
+        d = dt.promote_types(d, t.dtype)
+    cols = sum(t.shape[1] for t in mats)
+    parts, c = [], 0
+    for t in mats:
+        t = M.cast(t, d) if t.dtype is not d else t
+        parts.append(pad(t, (c, cols - c - t.shape[1])))     # its columns, zeros around
+        c += t.shape[1]
+    return S.cat(parts, 0)
+
+
+def rot90(input, k=1, dims=(0, 1)):
+    if len(dims) != 2:
+        raise RuntimeError(f"expected total rotation dims == 2, but got dims = {len(dims)}")
+    if input.ndim < 2:
+        raise RuntimeError(f"expected total dims >= 2, but got total dims = {input.ndim}")
+    d0, d1 = (norm_dim("rot90", d, input.ndim) for d in dims)
+    if d0 == d1:
+        raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and "
+                           f"dim1 = {d1}")
+    k %= 4
+    if k == 1:
+        return S.transpose(S.flip(input, (d1,)), d0, d1)
+    if k == 2:
+        return S.flip(input, (d0, d1))
+    if k == 3:
+        return S.flip(S.transpose(input, d0, d1), (d1,))
+    return input.clone()
+
+
+def diff(input, n=1, dim=-1, prepend=None, append=None):
+    d = norm_dim("diff", dim, max(input.ndim, 1))
+    if input.ndim == 0:
+        raise RuntimeError("diff expects input to be at least one-dimensional")
+    x = input
+    if prepend is not None or append is not None:
+        x = S.cat([t for t in (prepend, x, append) if t is not None], d)
+    for _ in range(n):
+        m = x.shape[d]
+        if m == 0:
+            break
+        a, b = S.narrow(x, d, 1, m - 1), S.narrow(x, d, 0, m - 1)
+        x = M.logical_xor(a, b) if x.dtype.name == "bool" else M.sub(a, b)
+    return x
+
+
+def unfold(self, dimension, size, step):
+    """Tensor.unfold: the windows of `size` elements every `step` along `dimension`, as a new
+    last dim (PyTorch returns a view; Kiln a copy with the same values and gradients)."""
+    d = norm_dim("unfold", dimension, max(self.ndim, 1))
+    length = self.shape[d] if self.ndim else 1
+    if size > length:
+        raise RuntimeError(f"maximum size for tensor at dimension {d} is {length} but size is "
+                           f"{size}")
+    if step <= 0:
+        raise RuntimeError(f"step is {step} but must be > 0")
+    from .creation import arange
+    from .ops_index import index_select
+    n = (length - size) // step + 1
+    idx = S.reshape(S.reshape(arange(n, device=self.device), (n, 1)) * step +
+                    S.reshape(arange(size, device=self.device), (1, size)), (-1,))
+    w = index_select(self, d, idx)                       # dim d: n * size picks
+    w = S.reshape(w, tuple(self.shape[:d]) + (n, size) + tuple(self.shape[d + 1:]))
+    return S.movedim(w, d + 1, -1)
+
+
+def _special():
+    from . import nn
+    F = nn.functional
+    ns = types.SimpleNamespace(
+        erf=M.erf, erfinv=M.erfinv, expit=M.sigmoid, logit=M.logit, exp2=M.exp2,
+        expm1=M.expm1, log1p=M.log1p, xlogy=M.xlogy, logsumexp=M.logsumexp,
+        softmax=F.softmax, log_softmax=F.log_softmax, round=M.round,
+        entr=lambda x: M.where(x > 0, -x * M.log(x), M.where(x == 0, 0.0, float("-inf"))))
+    ns.erfc = lambda x: 1 - M.erf(x)
+    return ns
+
+
+def tensor_methods():
+    Tensor.unfold = unfold
+    Tensor.diff = lambda self, n=1, dim=-1, prepend=None, append=None: diff(self, n, dim,
+                                                                           prepend, append)
+    Tensor.rot90 = lambda self, k=1, dims=(0, 1): rot90(self, k, dims)
+
