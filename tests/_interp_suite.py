@@ -73,6 +73,10 @@ for _t in ("test_nn_layers_basic.py::test_softmax_seed_example",
            "test_optim.py::test_sgd_quadratic_seed_oracle"):
     DESELECT[_t] = _PRINTS
 DESELECT["test_serialization.py::test_seed_list_of_tensors"] = _PRINTS
+for _t in ("test_optim.py::test_lbfgs_minimises_rosenbrock_as_pytorch",
+           "test_optim.py::test_lbfgs_against_pytorch"):
+    DESELECT[_t] = ("its start point and evaluation counts are PyTorch's cpu stream's; on a "
+                    "device randn draws from the device's own Philox stream, as in PyTorch")
 DESELECT["test_serialization.py::test_map_location_forms"] = (
     "checks the location string a map_location function sees for cpu tensors; a saved device "
     "tensor reports its own device there, as in PyTorch")

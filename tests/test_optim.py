@@ -529,3 +529,40 @@ def test_foreach_step_compiles_and_replays_equal_to_eager():
     for p, q in zip(m1.parameters(), m2.parameters()):
         assert_close(q, p, rtol=1e-5, atol=1e-6)
     assert c.stats["replays"] == 3, c.stats["replay_notes"]
+
+
+def _rosenbrock_lbfgs(lib, line_search_fn, steps=5):
+    lib.manual_seed(0)
+    x = lib.randn(6, dtype=lib.float64).requires_grad_()
+    opt = lib.optim.LBFGS([x], lr=1, max_iter=20, history_size=10, line_search_fn=line_search_fn)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((1 - x[:-1]) ** 2 + 100 * (x[1:] - x[:-1] ** 2) ** 2).sum()
+        loss.backward()
+        return loss
+    losses = [float(opt.step(closure)) for _ in range(steps)]
+    return losses, x.detach(), opt.state[x]
+
+
+@pytest.mark.parametrize("ls,evals,iters", [(None, 64, 64), ("strong_wolfe", 56, 47)])
+def test_lbfgs_minimises_rosenbrock_as_pytorch(ls, evals, iters):
+    # PyTorch 2.13 takes the same numbers of evaluations and iterations from the same start
+    # (torch.manual_seed(0); the cpu generator is PyTorch's)
+    losses, x, st = _rosenbrock_lbfgs(torch, ls)
+    assert losses[-1] < 1e-9 and losses == sorted(losses, reverse=True)
+    np.testing.assert_allclose(x.cpu().numpy(), np.ones(6), atol=1e-4)
+    assert (st["func_evals"], st["n_iter"]) == (evals, iters)
+    with pytest.raises(RuntimeError, match="only 'strong_wolfe' is supported"):
+        _rosenbrock_lbfgs(torch, "backtracking")
+    with pytest.raises(ValueError, match="per-parameter options"):
+        torch.optim.LBFGS([{"params": [torch.zeros(1, requires_grad=True)]},
+                           {"params": [torch.zeros(1, requires_grad=True)]}])
+
+
+@pytest.mark.parametrize("ls", [None, "strong_wolfe"])
+def test_lbfgs_against_pytorch(ls):
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    a, b = _rosenbrock_lbfgs(real, ls), _rosenbrock_lbfgs(torch, ls)
+    np.testing.assert_allclose(b[0], a[0], rtol=1e-6)
+    np.testing.assert_allclose(b[1].numpy(), a[1].numpy(), rtol=1e-6, atol=1e-9)
