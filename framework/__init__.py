@@ -150,6 +150,7 @@ from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # 
 special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
+from . import distributions  # noqa: E402,F401
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401
