@@ -541,7 +541,7 @@ def _rosenbrock_lbfgs(lib, line_search_fn, steps=5):
         loss = ((1 - x[:-1]) ** 2 + 100 * (x[1:] - x[:-1] ** 2) ** 2).sum()
         loss.backward()
         return loss
-    losses = [float(opt.step(closure)) for _ in range(steps)]
+    losses = [opt.step(closure).item() for _ in range(steps)]
     return losses, x.detach(), opt.state[x]
 
 
