@@ -158,8 +158,8 @@ def _become(self, r):
     return self
 
 
-def _squeeze_(self, dim=None):
-    return _become(self, S.squeeze(self, dim))
+def _squeeze_(self, dim=None, *more):
+    return _become(self, S.squeeze(self, dim, *more))
 
 
 def _unsqueeze_(self, dim):

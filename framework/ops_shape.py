@@ -102,8 +102,10 @@ def unflatten(input, dim, sizes):
     return view(input, shp[:d] + inner + shp[d + 1:])
 
 
-def squeeze(input, dim=None):
+def squeeze(input, dim=None, *more):
     shp = input._data.shape
+    if more:                                   # x.squeeze(0, 1): several dims
+        dim = (dim,) + more
     if dim is None:
         new = tuple(s for s in shp if s != 1)
     else:
@@ -466,8 +468,8 @@ def repeat(input, *sizes):
     return rename(r, "RepeatBackward0")
 
 
-def tile(input, dims):
-    dims = tuple(dims)
+def tile(input, dims, *more):
+    dims = (dims,) + more if isinstance(dims, int) else tuple(dims)   # x.tile(2) / x.tile(2, 3)
     if len(dims) < input.ndim:
         dims = (1,) * (input.ndim - len(dims)) + dims
     return repeat(input, dims)

@@ -465,3 +465,11 @@ def test_keyword_and_numpy_int_dims_seed_001():
     assert t().view(np.int64(6), -1).shape == (6, 4)
     with pytest.raises(TypeError):
         t().transpose(0.0, 1)
+
+
+def test_squeeze_several_dims_and_tile_by_ints():
+    x = torch.zeros(1, 1, 3, 1)
+    assert tuple(x.squeeze(0, 1).shape) == (3, 1)          # PyTorch 2.x: several dims
+    assert tuple(x.clone().squeeze_(0, 3).shape) == (1, 3)
+    assert tuple(x.tile(2).shape) == (1, 1, 3, 2)            # an int, or ints, as the reps
+    assert torch.arange(3).tile(2, 2).tolist() == [[0, 1, 2, 0, 1, 2], [0, 1, 2, 0, 1, 2]]
