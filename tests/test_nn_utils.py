@@ -142,3 +142,23 @@ def test_register_parametrization_custom():
     np.testing.assert_allclose(to_np(layer.weight.detach()), W)
     with pytest.raises(ValueError):
         parametrize.register_parametrization(layer, "nothing", Symmetric())
+
+
+def test_hook_based_weight_norm():
+    torch.manual_seed(0)
+    m = nn.utils.weight_norm(nn.Linear(5, 4))
+    assert [n for n, _ in m.named_parameters()] == ["bias", "weight_g", "weight_v"]
+    assert tuple(m.weight_g.shape) == (4, 1)
+    w = to_np(m.weight_v) * to_np(m.weight_g) / np.linalg.norm(to_np(m.weight_v), axis=1,
+                                                                  keepdims=True)
+    np.testing.assert_allclose(to_np(m.weight), w, rtol=1e-6)     # recomputed before forward
+    x = torch.ones(2, 5)
+    m(x).sum().backward()
+    assert m.weight_g.grad is not None and m.weight_v.grad is not None
+    with pytest.raises(RuntimeError, match="Cannot register two weight_norm hooks"):
+        nn.utils.weight_norm(m)
+    y = m(x)
+    nn.utils.remove_weight_norm(m)
+    assert [n for n, _ in m.named_parameters()] == ["bias", "weight"]
+    np.testing.assert_allclose(to_np(m(x)), to_np(y), rtol=1e-6)
+    assert nn.utils.weight_norm(nn.Conv2d(2, 3, 3), dim=None).weight_g.shape == ()
