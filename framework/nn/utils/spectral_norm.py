@@ -100,12 +100,17 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
 
 
 def remove_spectral_norm(module, name="weight"):
+    return remove_reparam_hook(module, SpectralNorm, name, "spectral_norm")
+
+
+def remove_reparam_hook(module, cls, name, label):
+    """Undo a hook-based reparametrization (spectral_norm, weight_norm) of module.name."""
     for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, SpectralNorm) and hook.name == name:
+        if isinstance(hook, cls) and hook.name == name:
             hook.remove(module)
             del module._forward_pre_hooks[k]
             return module
-    raise ValueError(f"spectral_norm of '{name}' not found in {module}")
+    raise ValueError(f"{label} of '{name}' not found in {module}")
 
 
 np  # noqa: B018

@@ -5,6 +5,7 @@ recomputes name = name_g * name_v / ||name_v|| before every forward."""
 from ... import ops_math as M
 from ..parameter import Parameter
 from .parametrizations import _norm_except_dim
+from .spectral_norm import remove_reparam_hook
 
 __all__ = ["weight_norm", "remove_weight_norm"]
 
@@ -50,9 +51,4 @@ def weight_norm(module, name="weight", dim=0):
 
 
 def remove_weight_norm(module, name="weight"):
-    for k, hook in list(module._forward_pre_hooks.items()):
-        if isinstance(hook, WeightNorm) and hook.name == name:
-            hook.remove(module)
-            del module._forward_pre_hooks[k]
-            return module
-    raise ValueError(f"weight_norm of '{name}' not found in {module}")
+    return remove_reparam_hook(module, WeightNorm, name, "weight_norm")
