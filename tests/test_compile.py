@@ -890,3 +890,28 @@ def test_gradients_flow_through_in_place_view_writes():
         assert abs(la.item() - lb.item()) <= 1e-5 * abs(la.item())
         np.testing.assert_allclose(xb.grad.numpy(), xa.grad.numpy(), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(wb.grad.numpy(), wa.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_embedding_models_replay():
+    """nn.Embedding under compile() does not read its indices in Python (a read keeps a trace
+    from replaying): the index op checks the range, the padding row's gradient mask is in the
+    graph. Values and gradients equal eager; new index values are seen on replays."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Embedding(10, 4, padding_idx=0), nn.Linear(4, 2))
+    cm = torch.compile(m)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        i = torch.tensor(rng.integers(0, 10, (2, 3)))
+        want = m(i)
+        want.sum().backward()
+        g_want = m[0].weight.grad.numpy().copy()
+        m[0].weight.grad = None
+        got = cm(i)
+        got.sum().backward()
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-6)
+        np.testing.assert_allclose(m[0].weight.grad.numpy(), g_want, rtol=1e-6)
+        assert not m[0].weight.grad.numpy()[0].any()            # the padding row
+        m[0].weight.grad = None
+    assert cm._compiled.stats["replays"] >= 2
+    with pytest.raises(IndexError, match="index 12 is out of bounds"):
+        cm(torch.tensor([[1, 12]]))

@@ -476,6 +476,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx = n + padding_idx
+    if STATE.tracer is not None and max_norm is None and not scale_grad_by_freq:
+        return _traced_embedding(input, weight, padding_idx)
     idx = values(input)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
         raise IndexError(f"index out of range in self (embedding with {n} rows got index "
@@ -496,6 +498,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         sw = wrap_like(s.astype(weight.dtype.np)[..., None], weight.dtype, weight)
         det = out.detach()
         out = M.add(det, M.mul(M.sub(out, det), sw))
+    return rename(out, "EmbeddingBackward0")
+
+
+def _traced_embedding(input, weight, padding_idx):
+    """embedding under compile() without reading the indices in Python (a read would keep the
+    trace from replaying): the index op checks its range itself (NumPy lowering, or a device
+    program's range check), the padding row's gradient mask is a graph op."""
+    ii = input if input.dtype is dt.int64 else M.cast(input, dt.int64)
+    out = apply(P["index"], weight, ii, pos=(0,))
+    if padding_idx is not None and out.requires_grad:
+        keep = S.unsqueeze(M.cast(M.ne(ii, padding_idx), weight.dtype), -1)
+        det = out.detach()
+        out = M.add(det, M.mul(M.sub(out, det), keep))
     return rename(out, "EmbeddingBackward0")
 
 
