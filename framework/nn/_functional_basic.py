@@ -15,6 +15,7 @@ from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
 from ..tensor import Tensor
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C
+from ..autograd.grad_mode import no_grad
 
 P = REGISTRY
 
@@ -24,7 +25,7 @@ __all__ = [
     "tanh", "hardtanh", "hardtanh_", "hardsigmoid", "hardswish", "softplus", "softsign", "softmax",
     "log_softmax", "softmin", "threshold", "threshold_", "glu", "logsigmoid", "tanhshrink",
     "softshrink", "hardshrink", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
-    "feature_alpha_dropout", "embedding", "one_hot", "normalize", "cosine_similarity",
+    "feature_alpha_dropout", "embedding", "embedding_bag", "one_hot", "normalize", "cosine_similarity",
     "pairwise_distance", "pdist",
 ]
 
@@ -995,3 +996,78 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if input.ndim == 1:
         loss = S.reshape(loss, ())
     return _reduce(loss, reduction)
+
+
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
+                  scale_grad_by_freq=False, mode="mean", sparse=False, per_sample_weights=None,
+                  include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of embedding rows: a 2-D input is one bag per row; a 1-D
+    input is cut into bags at `offsets`. padding_idx entries belong to no bag; an empty bag
+    gives zeros. Composed of embedding and index_add / scatter_reduce (so gradients reach the
+    rows, and the per-sample weights)."""
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"mode has to be one of sum, mean or max (got {mode!r})")
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. "
+                                  f"per_sample_weights is only supported for mode='sum' (got "
+                                  f"mode='{mode}'). Please open a feature request on GitHub.")
+    if input.ndim == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated "
+                             "is a mini-batch of fixed length sequences.")
+        b, n = input.shape
+        bag = np.repeat(np.arange(b), n)
+        flat = S.reshape(input, (-1,))
+        psw = None if per_sample_weights is None else S.reshape(per_sample_weights, (-1,))
+    elif input.ndim == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        off = np.asarray(values(offsets)).astype(np.int64).reshape(-1)
+        if include_last_offset:
+            off = off[:-1]
+        b = off.shape[0]
+        if b and (off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > input.shape[0]):
+            raise RuntimeError(f"embedding_bag: offsets must start at 0, be non-decreasing and "
+                               f"not exceed the input's length {input.shape[0]} (got "
+                               f"{off.tolist()})")
+        bag = np.searchsorted(off, np.arange(input.shape[0]), side="right") - 1
+        flat, psw = input, per_sample_weights
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
+                         f"{input.ndim}")
+    rows = embedding(flat, weight, None, max_norm, norm_type, scale_grad_by_freq, sparse)
+    d = weight.shape[1]
+    bag_t = wrap_like(bag.astype(np.int64), dt.int64, weight)
+    keep = None
+    if padding_idx is not None:
+        keep = M.cast(M.ne(flat, padding_idx), weight.dtype)
+    w = psw if keep is None else (keep if psw is None else M.mul(psw, keep))
+    if w is not None:
+        rows = M.mul(rows, S.unsqueeze(w, -1))
+    zeros = C.zeros(b, d, dtype=weight.dtype, device=weight.device)
+    if mode == "max":
+        idx = S.expand(S.unsqueeze(bag_t, -1), (bag.shape[0], d))
+        with no_grad():                # the maxima (scatter's amax has no gradient rule)
+            vals = rows.detach()
+            if keep is not None:       # padding entries take no part in the maximum
+                vals = M.where(S.unsqueeze(keep, -1) > 0, vals, float("-inf"))
+            r = I.scatter_reduce(zeros, 0, idx, vals, "amax", include_self=False)
+            r = M.where(M.isinf(r) & (r < 0), 0.0, r)   # bags with nothing left: zeros
+        if not rows.requires_grad:
+            return r
+        # the gradient of each maximum goes to the row entry that attains it (value exact:
+        # what is added is rows - rows.detach(), zero in value)
+        with no_grad():    # the first entry of its bag that attains the maximum (ties: one)
+            hit = M.cast(M.eq(vals, I.index_select(r, 0, bag_t)), rows.dtype)
+            before = M.sub(M.cumsum(hit, 0), hit)          # hits earlier in the flat order
+            first_at = wrap_like(np.searchsorted(bag, bag).astype(np.int64), dt.int64, weight)
+            within = M.sub(before, I.index_select(before, 0, first_at))
+            hit = M.mul(hit, M.cast(M.eq(within, 0), rows.dtype))
+        return M.add(r, I.index_add(zeros, 0, bag_t, M.mul(M.sub(rows, rows.detach()), hit)))
+    r = I.index_add(zeros, 0, bag_t, rows)
+    if mode == "mean":
+        ones = C.ones(bag.shape[0], dtype=weight.dtype, device=weight.device) if keep is None \
+            else keep
+        cnt = I.index_add(C.zeros(b, dtype=weight.dtype, device=weight.device), 0, bag_t, ones)
+        r = M.div(r, S.unsqueeze(M.clamp_min(cnt, 1.0), -1))
+    return r
