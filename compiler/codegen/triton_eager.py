@@ -239,23 +239,28 @@ def _one_node_kernel(prim, operands, attrs, interpret):
     return gk
 
 
-def _cached_group(prim, operands, attrs, interpret):
-    """EagerGroup of the one-node group for (attrs, operand shapes and dtypes), cached; a
-    TritonCodegenError (also cached) when there is no generated kernel."""
-    _check_interpretable(interpret)
-    from runtime import backends
-    key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
-           tuple((tuple(a.shape), a.dtype) for a in operands), backends.matmul_allow_tf32)
+def _cached(key, build):
+    """_KERNELS[key], made by build() the first time; a TritonCodegenError (cached too) is
+    raised on every call, so the caller takes its named fallback."""
     k = _KERNELS.get(key)
     if k is None:
         try:
-            k = EagerGroup(_one_node_kernel(prim, operands, attrs, interpret))
+            k = build()
         except TritonCodegenError as e:
             k = e
         _KERNELS[key] = k
     if isinstance(k, Exception):
         raise k
     return k
+
+
+def _cached_group(prim, operands, attrs, interpret):
+    """EagerGroup of the one-node group for (attrs, operand shapes and dtypes), cached."""
+    _check_interpretable(interpret)
+    from runtime import backends
+    key = ("group", prim.name, tuple(sorted(attrs.items())), interpret,
+           tuple((tuple(a.shape), a.dtype) for a in operands), backends.matmul_allow_tf32)
+    return _cached(key, lambda: EagerGroup(_one_node_kernel(prim, operands, attrs, interpret)))
 
 
 def creation_kernel(prim, attrs, interpret):
@@ -355,23 +360,17 @@ def _indexed_kernel(prim, operands, attrs, out):
                 (_scalar_sig(a), a if f64 and isinstance(a, float) else None)
                 for a in operands)
     key = ("indexed", prim.name, tuple(sorted(attrs.items())), interpret, sig)
-    k = _KERNELS.get(key)
-    if k is None:
-        try:
-            gk = _one_node_kernel(prim, operands, attrs, interpret)
-            scal = [p for p in gk.params if p.role[0] == "scalar"]
-            n_scalars = sum(1 for a in operands if is_scalar(a))
-            if len(scal) != n_scalars:
-                raise TritonCodegenError(f"triton eager: {prim.name}: {len(scal)} scalar "
-                                         f"parameters for {n_scalars} scalar operands")
-            k = EagerIndexed(gk, _index_checks(prim, operands, attrs),
-                             [None if p.constexpr else p for p in scal])
-        except TritonCodegenError as e:
-            k = e
-        _KERNELS[key] = k
-    if isinstance(k, Exception):
-        raise k
-    return k
+
+    def build():
+        gk = _one_node_kernel(prim, operands, attrs, interpret)
+        scal = [p for p in gk.params if p.role[0] == "scalar"]
+        n_scalars = sum(1 for a in operands if is_scalar(a))
+        if len(scal) != n_scalars:
+            raise TritonCodegenError(f"triton eager: {prim.name}: {len(scal)} scalar "
+                                     f"parameters for {n_scalars} scalar operands")
+        return EagerIndexed(gk, _index_checks(prim, operands, attrs),
+                            [None if p.constexpr else p for p in scal])
+    return _cached(key, build)
 
 
 register("gather", _indexed_kernel)

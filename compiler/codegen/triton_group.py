@@ -1517,15 +1517,10 @@ def _gather(group, interpret=False):
     O = tuple(o.shape)
     R = len(O)
     dim = n.attrs["dim"] % len(x.shape)
-    big = max(_prod(x.shape), _prod(O)) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(O, x.shape, note="output (= index) coordinates")
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
               Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", ki)),
-              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-              Param("numel", isig, ("value", _prod(O)))]
-    co, lines, sizes = _coords("offs", O, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + ["    # output (= index) coordinates"] + lines
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    # {o.name}: gather({x.name}, {idx.name}, dim={dim})")
     L.append(f"    j = tl.load(index_ptr + {_sum(_terms(co, range(R), 'index', sp, ('in', ki)))}, "
              f"mask=mask, other=0)" + (".to(tl.int64)" if big else ""))
@@ -1545,6 +1540,19 @@ def _offs_lines(big):
     return ["    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)" if not big else
             "    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
             "    mask = offs < numel"]
+
+
+def _lanes(shape, *also, note=None):
+    """The lanes of an elementwise extern kernel over `shape` (one per element, BLOCK per
+    program): (big (64-bit offsets: shape or any of `also` has 2**31 elements), its index
+    signature, the numel Param, the coordinates of each lane, their size Params, the stride
+    Params to fill, the opening lines)."""
+    big = max([_prod(shape)] + [_prod(a) for a in also]) >= 2**31
+    isig = "i64" if big else "i32"
+    co, lines, sizes = _coords("offs", shape, "i", "size", isig)
+    L = _offs_lines(big) + ([f"    # {note}"] if note else []) + lines
+    return (big, isig, Param("numel", isig, ("value", _prod(shape))), co, sizes, _Strides(isig),
+            L)
 
 
 def _sum(terms):
@@ -1625,16 +1633,11 @@ def _index(group, interpret=False):
     if T != O:
         raise TritonCodegenError(f"{group.name}: index result {list(O)} is not {list(T)}")
     effv = {id(v): k for k, (v, _, _) in enumerate(eff)}
-    big = max(_prod(x.shape), _prod(O)) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(O, x.shape, note="output coordinates")
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", effv[id(x)]))]
     params += [Param(f"index{k}_ptr", "*" + SIG[ix.dtype.name], ("in", effv[id(ix)]))
                for k, ix in enumerate(idxs)]
-    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-               Param("numel", isig, ("value", _prod(O)))]
-    co, lines, sizes = _coords("offs", O, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + ["    # output coordinates"] + lines
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    # {o.name}: index({x.name}, {', '.join(i.name for i in idxs)}, pos={list(pos)})")
     ls, addr, cond = _adv_lines(group, x, idxs, pos, co, xmap, imaps, effv, sp, sizes, big, "x",
                                 ("in", effv[id(x)]))
@@ -1712,15 +1715,10 @@ def _scalar_value(x, o, params):
 def _copy_phase(kname, group, eff, kx, x, o, interpret, how=None):
     """Launch 1 of a scatter: out = x (element by element, any strides)."""
     O = tuple(o.shape)
-    big = _prod(O) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(O)
     ceff = [eff[kx]]
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", 0)),
-              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-              Param("numel", isig, ("value", _prod(O)))]
-    co, lines, sizes = _coords("offs", O, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + lines
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    v = tl.load(x_ptr + {_sum(_terms(co, range(len(O)), 'x', sp, ('in', 0)))}, "
              "mask=mask)")
     if x.dtype is not o.dtype:
@@ -1748,17 +1746,13 @@ def _index_put(group, interpret=False):
     kname = f"index_put_{group.id}"
     how, mode = ("add", "accumulate=True") if acc else (None, "accumulate=False")
     write = _combine_line(group, "index_put", o, "dst", how, mode)
-    big = max(_prod(x.shape), _prod(T)) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(
+        T, x.shape, note=f"coordinates in the indexed shape {list(T)}")
     params = [Param(f"index{k}_ptr", "*" + SIG[ix.dtype.name], ("in", effv[id(ix)]))
               for k, ix in enumerate(idxs)]
     if isinstance(v, Value):
         params.insert(0, Param("v_ptr", "*" + SIG[v.dtype.name], ("in", effv[id(v)])))
-    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-               Param("numel", isig, ("value", _prod(T)))]
-    co, lines, sizes = _coords("offs", T, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + [f"    # coordinates in the indexed shape {list(T)}"] + lines
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    # {o.name}: index_put({x.name}, "
              f"{v.name if isinstance(v, Value) else '<scalar>'}, "
              f"{', '.join(i.name for i in idxs)}, pos={list(pos)}, accumulate={acc})")
@@ -1817,16 +1811,11 @@ def _scatter(group, interpret=False):
     I = tuple(idx.shape)
     R = len(I)
     dim = n.attrs["dim"] % R
-    big = max(_prod(x.shape), _prod(I)) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(I, x.shape, note="index coordinates")
     params = [Param("index_ptr", "*" + SIG[idx.dtype.name], ("in", effv[id(idx)]))]
     if isinstance(src, Value):
         params.append(Param("src_ptr", "*" + SIG[src.dtype.name], ("in", effv[id(src)])))
-    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-               Param("numel", isig, ("value", _prod(I)))]
-    co, lines, sizes = _coords("offs", I, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + ["    # index coordinates"] + lines
+    params += [Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    # {o.name}: scatter({x.name}, {idx.name}, "
              f"{src.name if isinstance(src, Value) else '<scalar>'}, dim={dim}, reduce={reduce!r})")
     ti = _terms(co, range(R), "index", sp, ("in", effv[id(idx)]))
@@ -1874,16 +1863,11 @@ def _slice_scatter(group, interpret=False):
     cnt = len(range(s0, s1, st))
     effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
     kx, ks = effv[id(x)], effv[id(src)]
-    big = _prod(O) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(O, note="output coordinates")
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
               Param("src_ptr", "*" + SIG[src.dtype.name], ("in", ks)),
-              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-              Param("numel", isig, ("value", _prod(O))),
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel,
               Param("start", isig, ("value", s0)), Param("count", isig, ("value", cnt))]
-    co, lines, sizes = _coords("offs", O, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + ["    # output coordinates"] + lines
     L.append(f"    # {o.name}: slice_scatter({x.name}, {src.name}, dim={d}, start={s0}, "
              f"stop={s1}, step={st})")
     c = co[d] if co[d] != "0" else "offs * 0"
@@ -1933,15 +1917,10 @@ def _diagonal_scatter(group, interpret=False):
     d1, d2 = a.get("dim1", 0) % R, a.get("dim2", 1) % R
     effv = {id(w): k for k, (w, _, _) in enumerate(eff)}
     kx, ks = effv[id(x)], effv[id(src)]
-    big = _prod(O) >= 2**31
-    isig = "i64" if big else "i32"
+    big, isig, numel, co, sizes, sp, L = _lanes(O, note="output coordinates")
     params = [Param("x_ptr", "*" + SIG[x.dtype.name], ("in", kx)),
               Param("src_ptr", "*" + SIG[src.dtype.name], ("in", ks)),
-              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)),
-              Param("numel", isig, ("value", _prod(O)))]
-    co, lines, sizes = _coords("offs", O, "i", "size", isig)
-    sp = _Strides(isig)
-    L = _offs_lines(big) + ["    # output coordinates"] + lines
+              Param("out0_ptr", "*" + SIG[o.dtype.name], ("out", 0)), numel]
     L.append(f"    # {o.name}: diagonal_scatter({x.name}, {src.name}, offset={off}, dim1={d1}, "
              f"dim2={d2})")
     c1 = co[d1] if co[d1] != "0" else "offs * 0"
