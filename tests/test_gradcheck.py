@@ -163,6 +163,10 @@ PRIM_CASES = {
             (P("det"), lambda: (T((2, 3, 3), seed=4),))],
     "solve": [(P("solve"), lambda: (_sq(3, 0), T((3, 2), seed=1))),
               (P("solve"), lambda: (_sq(2, 0), T((3, 2, 1), seed=1)))],
+    # through log_softmax: ctc_loss's rule is PyTorch's gradient, which assumes log-probabilities
+    "ctc_loss": [(lambda x: call("ctc_loss", torch.log_softmax(x, 2), torch.tensor([[1, 2], [2, 2]]),
+                                 torch.tensor([4, 3]), torch.tensor([2, 1])),
+                  lambda: (T((4, 2, 3), seed=7),))],
     "qr": [(lambda x: call("qr", x)[0], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x)[1], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x), lambda: (T((3, 3), seed=6),))],

@@ -246,6 +246,53 @@ def test_margin_family(red):
                      RED[red](z.sum(1) / 3), rtol=1e-12)
 
 
+
+def _multilabel_margin_ref(x, y):
+    """Element by element, as PyTorch's definition reads: targets up to the first -1."""
+    out = []
+    for xs, ys in zip(x, y):
+        tg = []
+        for v in ys:
+            if v < 0:
+                break
+            tg.append(v)
+        s = sum(max(0.0, 1 - (xs[j] - xs[i])) for j in tg for i in range(len(xs)) if i not in tg)
+        out.append(s / len(xs))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("red", ["none", "mean", "sum"])
+def test_multilabel_margin_loss(red):
+    y = np.array([[2, 0, -1], [1, 1, -1], [-1, 2, 0], [0, 1, 2]])   # a repeat; none; all
+    x = np.concatenate([A, A[:, :1] * 0.5], 1)[:, :3]
+    assert_close(F.multilabel_margin_loss(T(x), torch.tensor(y), reduction=red),
+                 RED[red](_multilabel_margin_ref(x, y)), rtol=1e-12)
+    assert_close(nn.MultiLabelMarginLoss(reduction=red)(T(x[1]), torch.tensor(y[1])),
+                 _multilabel_margin_ref(x[1:2], y[1:2])[0], rtol=1e-12)
+    # PyTorch 2.13's printed values and gradient
+    xt = torch.tensor([[0.1, 0.2, 0.4, 0.8], [0.3, -0.5, 0.9, 0.0]], requires_grad=True)
+    yt = torch.tensor([[3, 0, -1, 1], [1, 1, 2, -1]])
+    loss = F.multilabel_margin_loss(xt, yt)
+    assert_close(loss, 1.3125, rtol=1e-6)
+    assert loss.grad_fn.name() == "MultilabelMarginLossBackward0"
+    loss.backward()
+    assert_close(xt.grad, [[-0.25, 0.25, 0.25, -0.25], [0.375, -0.5, -0.25, 0.375]])
+    assert gradcheck(lambda a: F.multilabel_margin_loss(a, torch.tensor(y)), (T(x, True),))
+
+
+def test_multilabel_margin_loss_errors():
+    x = torch.zeros(2, 4)
+    for bad in ([[4, -1, 0, 0], [0, -1, 0, 0]], [[0, -1, -5, 0], [0, 0, 0, 0]]):
+        with pytest.raises(RuntimeError, match="argument #2 'target' is out of range"):
+            F.multilabel_margin_loss(x, torch.tensor(bad))
+    with pytest.raises(RuntimeError, match=r"inconsistent target size: \[2, 3\] for input of "
+                                           r"size: \[2, 4\]"):
+        F.multilabel_margin_loss(x, torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(RuntimeError, match="expected scalar type Long but found Float"):
+        F.multilabel_margin_loss(x, torch.zeros(2, 4))
+    with pytest.raises(RuntimeError, match="non-empty vector or matrix"):
+        F.multilabel_margin_loss(x[None], torch.zeros(1, 2, 4, dtype=torch.long))
+
 def test_margin_gradchecks_and_reprs():
     y = T([1.0, -1.0, 1.0, -1.0])
     assert gradcheck(lambda a, b: F.cosine_embedding_loss(a, b, y), (T(A, True), T(B, True)))

@@ -576,7 +576,7 @@ __all__ += [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div", "poisson_nll_loss",
     "gaussian_nll_loss", "cosine_embedding_loss", "margin_ranking_loss", "hinge_embedding_loss",
     "triplet_margin_loss", "triplet_margin_with_distance_loss", "soft_margin_loss",
-    "multilabel_soft_margin_loss", "multi_margin_loss",
+    "multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
 ]
 
 
@@ -996,6 +996,42 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if input.ndim == 1:
         loss = S.reshape(loss, ())
     return _reduce(loss, reduction)
+
+
+def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
+    """Each sample's target lists its classes up to the first -1; every (target class j,
+    other class i) pair costs max(0, 1 - (x[j] - x[i])), summed and divided by the class count.
+    Masks built in the graph (membership, the prefix before the first -1); only the range check
+    reads the targets."""
+    reduction = _get_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    if input.ndim not in (1, 2) or (input.ndim == 2 and input.shape[1] == 0):
+        raise RuntimeError(f"Expected non-empty vector or matrix with optional 0-dim batch size, "
+                           f"but got: {list(input.shape)}")
+    if tuple(target.shape) != tuple(input.shape):
+        raise RuntimeError(f"inconsistent target size: {list(target.shape)} for input of size: "
+                           f"{list(input.shape)}")
+    if target.dtype is not dt.int64:
+        raise RuntimeError(f"expected scalar type Long but found {dt.tname(target.dtype)}")
+    x = S.unsqueeze(input, 0) if input.ndim == 1 else input
+    t = S.unsqueeze(target, 0) if target.ndim == 1 else target
+    c = x.shape[1]
+    tv = values(t)
+    if tv.size and (tv.min() < -1 or tv.max() >= c):
+        raise RuntimeError("argument #2 'target' is out of range")
+    valid = M.cumprod(M.ge(t, 0).long(), 1)                            # before the first -1
+    tj = M.clamp_min(t, 0)
+    classes = S.reshape(C.arange(c, device=x.device), (1, 1, c))
+    hit = M.logical_and(M.eq(S.unsqueeze(tj, 2), classes), M.gt(S.unsqueeze(valid, 2), 0))
+    is_target = M.any(hit, 1)                                         # (N, C)
+    xj = I.gather(x, 1, tj)                                           # (N, J)
+    z = M.clamp_min(M.add(M.sub(S.unsqueeze(x, 1), S.unsqueeze(xj, 2)), 1.0), 0)  # (N, J, C)
+    keep = M.mul(S.unsqueeze(valid.to(x.dtype), 2),
+                 S.unsqueeze(M.logical_not(is_target).to(x.dtype), 1))
+    loss = M.div(M.sum(M.mul(z, keep), (1, 2)), c)
+    if input.ndim == 1:
+        loss = S.reshape(loss, ())
+    return rename(_reduce(loss, reduction), "MultilabelMarginLossBackward0")
 
 
 def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,

@@ -3,3 +3,4 @@ primitives live in the _functional_* modules, grouped by kind)."""
 from ._functional_basic import *  # noqa: F401,F403   activations, dropout, linear, embedding, losses
 from ._functional_conv import *  # noqa: F401,F403    conv, pooling, padding, interpolate, norms
 from ._functional_sampling import *  # noqa: F401,F403  affine_grid, grid_sample
+from ._functional_ctc import *  # noqa: F401,F403    ctc_loss
