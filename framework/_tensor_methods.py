@@ -16,9 +16,10 @@ _METHODS = {
           less_equal not_equal logical_and logical_or logical_xor bitwise_and bitwise_or bitwise_xor
           bitwise_left_shift bitwise_right_shift add sub subtract div divide true_divide pow square
           float_power clone round frac relu clamp clip clamp_min clamp_max lerp xlogy logit hypot
+          addcmul addcdiv
           isclose allclose equal nan_to_num sum nansum prod mean nanmean var std amax amin max min
           argmax argmin aminmax all any count_nonzero cumsum cumprod logsumexp norm dist softmax
-          log_softmax isneginf isposinf deg2rad rad2deg""",
+          log_softmax isneginf isposinf deg2rad rad2deg lgamma digamma i0 sinc""",
     S: """view reshape view_as reshape_as flatten ravel unflatten squeeze unsqueeze permute transpose
           swapaxes swapdims t movedim moveaxis expand expand_as broadcast_to contiguous narrow select
           unbind split chunk tensor_split hsplit vsplit flip fliplr flipud roll repeat tile
@@ -82,6 +83,13 @@ for _n in ("neg abs sign exp exp2 log log2 log10 log1p expm1 sqrt rsqrt sin cos 
            "bitwise_and bitwise_or bitwise_xor bitwise_left_shift bitwise_right_shift pow").split():
     setattr(Tensor, _n + "_", _inplace_prim(_n))
 Tensor.arctan_, Tensor.arcsin_, Tensor.arccos_ = Tensor.atan_, Tensor.asin_, Tensor.acos_
+for _n in ("lgamma", "digamma", "erfinv", "i0"):
+    setattr(Tensor, _n + "_", _inplace_prim(_n))
+Tensor.polygamma = lambda self, n: M.polygamma(n, self)
+
+
+Tensor.polygamma_ = lambda self, n: M.inplace(self, "polygamma", n=n)   # meta checks n
+Tensor.mvlgamma = lambda self, p: M.mvlgamma(self, p)
 Tensor.multiply_ = Tensor.mul_
 Tensor.fix_ = Tensor.trunc_
 Tensor.negative_ = Tensor.neg_
@@ -146,7 +154,7 @@ Tensor.div_ = Tensor.divide_ = Tensor.true_divide_ = _div_
 for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M.square,
            M.maximum, M.minimum, M.nan_to_num, M.cumsum, M.cumprod, M.logit, S.tril, S.triu,
            I.masked_fill, I.scatter, I.scatter_add, I.scatter_reduce, I.index_add, I.index_copy,
-           I.index_fill, I.index_put, L.addmm, L.baddbmm, M.xlogy, M.hypot):
+           I.index_fill, I.index_put, L.addmm, L.baddbmm, M.xlogy, M.hypot, M.addcmul, M.addcdiv, M.mvlgamma, M.sinc):
     setattr(Tensor, _f.__name__ + "_", _via(_f))
 Tensor.clip_ = Tensor.clamp_
 

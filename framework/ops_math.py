@@ -459,6 +459,40 @@ def lerp(input, end, weight, *, out=None):
     return write_out(apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input))), out)
 
 
+
+def addcmul(input, tensor1, tensor2, *, value=1, out=None):
+    """input + value * tensor1 * tensor2, in the dtype the three promote to (an integer result
+    takes int(value), as PyTorch casts the scalar to it)."""
+    return write_out(_addc(input, apply(P["mul"], tensor1, tensor2), value, tensor1, tensor2),
+                     out)
+
+
+def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
+    """input + value * tensor1 / tensor2 (true division; integer tensor1 and tensor2 raise as
+    PyTorch's, which dropped their old floor division)."""
+    if tensor1._dtype.category < 2 and tensor2._dtype.category < 2:
+        raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future "
+                           " release addcdiv will perform a true division of tensor1 and tensor2. "
+                           "The historic addcdiv behavior can be implemented as (input + value * "
+                           "torch.trunc(tensor1 / tensor2)).to(input.dtype) for integer inputs and "
+                           "as (input + value * tensor1 / tensor2) for float inputs. The future "
+                           "addcdiv behavior is just the latter implementation: (input + value * "
+                           "tensor1 / tensor2), for all dtypes.")
+    return write_out(_addc(input, apply(P["div"], tensor1, tensor2), value, tensor1, tensor2),
+                     out)
+
+
+def _addc(input, prod, value, tensor1, tensor2):
+    d = dt.promote_types(dt.promote_types(input._dtype, tensor1._dtype), tensor2._dtype)
+    if d.category < 2:
+        value = int(value)
+    if prod._dtype is not d:
+        prod = apply(P["cast"], prod, dtype=d)
+    if value != 1:
+        prod = apply(P["mul"], prod, value)
+    r = apply(P["add"], input, prod)
+    return r if r._dtype is d else apply(P["cast"], r, dtype=d)
+
 def xlogy(input, other):
     """x * log(y), 0 where x == 0 (unless y is NaN); either may be a Python number."""
     a, b = as_tensor_arg(input), as_tensor_arg(other)
@@ -551,31 +585,122 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     return where(isneginf(r), fi.min if neginf is None else neginf, r)
 
 
-def erfinv(input):
-    """Inverse error function: Giles' single-precision approximation, then two Newton steps
-    (in NumPy: under compile() a value read)."""
-    from ._device_ops import host
-    x = host(_dispatch.values(input)).astype(np.float64)
-    w = -np.log((1.0 - x) * (1.0 + x))
-    small = w < 5
-    ws = w - 2.5
-    wl = np.sqrt(np.where(small, 5.0, w)) - 3.0
-    ps = 2.81022636e-08
-    for c in (3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087, -0.00125372503,
-              -0.00417768164, 0.246640727, 1.50140941):
-        ps = c + ps * ws
-    pl = -0.000200214257
-    for c in (0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
-              0.00943887047, 1.00167406, 2.83297682):
-        pl = c + pl * wl
-    y = np.where(small, ps, pl) * x
-    erf_v = np.vectorize(math.erf, otypes=[np.float64])
-    for _ in range(2):
-        err = erf_v(y) - x
-        y = y - err / (2.0 / math.sqrt(math.pi) * np.exp(-y * y))
-    y = np.where(x == 1, np.inf, np.where(x == -1, -np.inf, y))
-    d = input._dtype if input._dtype.is_floating_point else dt.get_default_dtype()
-    return _dispatch.wrap_like(y.astype(d.np), d, input)
+# ---- special functions ------------------------------------------------------------------------
+# lgamma, digamma, polygamma, erfinv, i0, i0e, i1, i1e are primitives (compiler/ops/pointwise.py);
+# the rest are composites of primitives, so they differentiate and compile like any graph.
+
+for _n in ("lgamma", "digamma", "erfinv", "i0"):
+    globals()[_n] = _unary(_n)
+# torch.special only (not torch.*): underscored so `from ops_math import *` leaves them out
+_i0e, _i1, _i1e = _unary("i0e"), _unary("i1"), _unary("i1e")
+
+
+def polygamma(n, input, *, out=None):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"polygamma(): argument 'n' (position 1) must be int, not "
+                        f"{type(n).__name__}")
+    return write_out(apply(P["polygamma"], input, n=int(n)), out)
+
+
+def _check_p(p):
+    if p < 1:
+        raise RuntimeError("p has to be greater than or equal to 1")
+
+
+def mvlgamma(input, p, *, out=None):
+    """log of the multivariate gamma function: sum_j lgamma(x - j/2) + p(p-1)/4 log(pi).
+    (PyTorch 2.x no longer rejects x <= (p-1)/2: those give lgamma's values, inf at poles.)"""
+    _check_p(p)
+    r = apply(P["lgamma"], input)
+    for j in range(1, p):
+        r = apply(P["add"], r, apply(P["lgamma"], apply(P["sub"], input, 0.5 * j)))
+    return write_out(apply(P["add"], r, p * (p - 1) / 4 * math.log(math.pi)), out)
+
+
+def _float(x):
+    x = _t(x)
+    return x if x._dtype.is_floating_point else cast(x, dt.get_default_dtype())
+
+
+_CF_TERMS = 32          # continued fraction of erfc: rel. error < 1e-13 for x >= 2.5
+
+
+def _erfcx(input, *, out=None):
+    """exp(x^2) erfc(x): exp(x^2)(1 - erf(x)) below 2.5 (no cancellation there), above it
+    erfc's continued fraction 1 / (sqrt(pi) (x + (1/2) / (x + 1 / (x + ...))))."""
+    x = _float(input)
+    far = apply(P["ge"], x, 2.5)
+    xc = apply(P["where"], far, x, 2.5)            # keep the unused branch finite
+    t = xc
+    for k in range(_CF_TERMS, 0, -1):
+        t = apply(P["add"], xc, apply(P["div"], k / 2, t))
+    cf = apply(P["div"], 1 / math.sqrt(math.pi), t)
+    xn = apply(P["where"], far, 0.0, x)
+    near = apply(P["mul"], apply(P["exp"], apply(P["mul"], xn, xn)),
+                 apply(P["sub"], 1, apply(P["erf"], xn)))
+    return write_out(apply(P["where"], far, cf, near), out)
+
+
+_SQRT1_2 = math.sqrt(0.5)
+
+
+def _ndtr_lower(x):
+    """ndtr(x) = erfc(-x/sqrt(2))/2, the tail through erfcx (no 1 - erf underflow)."""
+    z = apply(P["mul"], x, -_SQRT1_2)
+    tail = apply(P["mul"], apply(P["exp"], apply(P["neg"], apply(P["mul"], z, z))),
+                 apply(P["mul"], _erfcx(z), 0.5))
+    body = apply(P["mul"], apply(P["add"], apply(P["erf"], apply(P["neg"], z)), 1), 0.5)
+    return apply(P["where"], apply(P["gt"], z, 1.0), tail, body)
+
+
+def _ndtr(input, *, out=None):
+    return write_out(_ndtr_lower(_float(input)), out)
+
+
+def _log_ndtr(input, *, out=None):
+    """log(ndtr(x)): log(erfcx(z)/2) - z^2 in the lower tail, log1p(-ndtr(-x)) above 0."""
+    x = _float(input)
+    z = apply(P["mul"], x, -_SQRT1_2)
+    zl = apply(P["where"], apply(P["lt"], x, -1.0), z, 1.0)
+    low = apply(P["sub"], apply(P["log"], apply(P["mul"], _erfcx(zl), 0.5)), apply(P["mul"], zl, zl))
+    high = apply(P["log1p"], apply(P["neg"], _ndtr_lower(apply(P["neg"], x))))
+    return write_out(apply(P["where"], apply(P["lt"], x, -1.0), low, high), out)
+
+
+def _ndtri(input, *, out=None):
+    """Inverse of ndtr: sqrt(2) erfinv(2p - 1)."""
+    x = _float(input)
+    return write_out(apply(P["mul"], apply(P["erfinv"], apply(P["sub"], apply(P["mul"], x, 2), 1)),
+                           math.sqrt(2.0)), out)
+
+
+def _xlog1py(input, other, *, out=None):
+    """x * log1p(y), 0 where x == 0 (unless y is NaN); either may be a Python number."""
+    a, b = as_tensor_arg(input), as_tensor_arg(other)
+    if not isinstance(b, Tensor):
+        b = float(b)
+        lb = math.log1p(b) if b > -1 else -math.inf if b == -1 else math.nan
+        zero = b != b
+    else:
+        lb, zero = apply(P["log1p"], b), apply(P["isnan"], b)
+    prod = apply(P["mul"], a, lb)
+    if not isinstance(a, Tensor):
+        if a != 0:
+            return write_out(prod, out)
+        # 0 * log1p(y) is 0 even where log1p(y) is infinite; NaN only where y is NaN
+        r = apply(P["cast"], apply(P["where"], zero, math.nan, 0.0), dtype=prod._dtype)
+        return write_out(r, out)
+    keep = apply(P["ne"], a, 0) if zero is False else \
+        apply(P["logical_or"], apply(P["ne"], a, 0), zero)
+    return write_out(apply(P["where"], keep, prod, 0.0), out)
+
+
+def sinc(input, *, out=None):
+    """sin(pi x) / (pi x), 1 at 0 (with gradient 0 there, like torch)."""
+    x = _float(input)
+    zero = apply(P["eq"], x, 0)
+    px = apply(P["mul"], apply(P["where"], zero, 1.0, x), math.pi)
+    return write_out(apply(P["where"], zero, 1.0, apply(P["div"], apply(P["sin"], px), px)), out)
 
 
 # ---- reductions -----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 
+import scipy.special as sps
+
 import framework as torch
 from compiler import REGISTRY
 from conftest import assert_close, to_np
@@ -27,6 +29,9 @@ UNARY = {
     "reciprocal": (lambda x: 1 / x, "pos"), "logical_not": (np.logical_not, "any"),
     "isnan": (np.isnan, "special"), "isinf": (np.isinf, "special"),
     "isfinite": (np.isfinite, "special"), "bitwise_not": (np.invert, "int"),
+    # special functions: scipy.special is the float64 reference
+    "lgamma": (sps.gammaln, "any"), "digamma": (sps.psi, "any"), "erfinv": (sps.erfinv, "unit"),
+    "i0": (sps.i0, "any"), "i0e": (sps.i0e, "any"), "i1": (sps.i1, "any"), "i1e": (sps.i1e, "any"),
 }
 BINARY = {
     "add": (np.add, "any"), "sub": (np.subtract, "any"), "mul": (np.multiply, "any"),
@@ -41,7 +46,8 @@ BINARY = {
     "bitwise_xor": (np.bitwise_xor, "int"), "bitwise_left_shift": (np.left_shift, "shift"),
     "bitwise_right_shift": (np.right_shift, "shift"),
 }
-OTHER = {"where", "cast", "class_index"}      # tested by hand below
+OTHER = {"where", "cast", "class_index",      # tested by hand below
+         "polygamma"}                          # (n attribute) tests/test_special_math.py
 
 
 def _inputs(domain, rng, shape=(4, 5)):
@@ -532,3 +538,51 @@ def test_torch_parity_of_small_api_corners():
     with pytest.raises(RuntimeError, match="int16_t without overflow"):
         t.fill_(40000)
     assert t.tolist() == [7, 8]                                    # nothing written
+
+
+# ---- addcmul / addcdiv -------------------------------------------------------------------------
+
+def test_addcmul_addcdiv_values_dtypes_and_gradients(rng):
+    a, b, c = (rng.standard_normal((3, 4)) for _ in range(3))
+    c = np.abs(c) + 0.5
+    T = torch.tensor
+    assert_close(torch.addcmul(T(a), T(b), T(c), value=0.5), a + 0.5 * b * c, rtol=1e-12)
+    assert_close(torch.addcdiv(T(a), T(b), T(c), value=-2), a - 2 * b / c, rtol=1e-12)
+    assert_close(T(a).addcmul(T(b[0]), T(c[:, :1])), a + b[0] * c[:, :1], rtol=1e-12)  # broadcast
+    x = T(a.copy())
+    assert x.addcdiv_(T(b), T(c), value=3) is x
+    assert_close(x, a + 3 * b / c, rtol=1e-12)
+    out = torch.empty(3, 4, dtype=torch.float64)
+    torch.addcmul(T(a), T(b), T(c), out=out)
+    assert_close(out, a + b * c, rtol=1e-12)
+    # integer results take int(value), as PyTorch casts the scalar (printed by torch 2.13)
+    one = torch.ones(2, dtype=torch.long)
+    assert torch.addcmul(one, T([1, 2]), T([3, 4]), value=0.5).tolist() == [1, 1]
+    r = torch.addcmul(one, T([1, 2]), T([3, 4]), value=2)
+    assert r.tolist() == [7, 17] and r.dtype == torch.long
+    assert torch.addcmul(one, T([1.0, 2.0]), T([3, 4]), value=2).dtype == torch.float32
+    assert_close(torch.ones(2).addcdiv(T([1, 2]), T([3.0, 4.0])), [4 / 3, 1.5], rtol=1e-6)
+    from framework.autograd import gradcheck
+    assert gradcheck(lambda p, q, r: torch.addcmul(p, q, r, value=0.7),
+                     (T(a, requires_grad=True), T(b, requires_grad=True), T(c, requires_grad=True)))
+    assert gradcheck(lambda p, q, r: torch.addcdiv(p, q, r, value=-1.5),
+                     (T(a, requires_grad=True), T(b, requires_grad=True), T(c, requires_grad=True)))
+
+
+def test_addcmul_addcdiv_errors_leave_data_unchanged():
+    x = torch.ones(2, dtype=torch.long)
+    with pytest.raises(RuntimeError, match="result type Float.* can't be cast to the desired "
+                                           "output type"):
+        x.addcmul_(torch.tensor([1.0, 2.0]), torch.tensor([3, 4]))
+    assert x.tolist() == [1, 1]
+    with pytest.raises(RuntimeError, match="Integer division with addcdiv is no longer "
+                                           "supported"):
+        torch.addcdiv(torch.ones(2), torch.tensor([1, 2]), torch.tensor([3, 4]))
+    y = torch.ones(2)
+    with pytest.raises(RuntimeError, match=r"output with shape \[2\] doesn't match the broadcast "
+                                           r"shape \[3, 2\]"):
+        y.addcmul_(torch.ones(3, 2), torch.ones(2))
+    assert y.tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="size of tensor a \\(3\\) must match the size of "
+                                           "tensor b \\(2\\)"):
+        torch.addcmul(torch.ones(3), torch.ones(2), torch.ones(2))

@@ -63,6 +63,16 @@ CASES = {
     "tanh": U(FL) + U(("float64", "float32"), "tiny"),
     "sigmoid": U(FL),
     "erf": U(("float32", "float64")),
+    # special functions: float64 helpers for every input dtype; edges (nan, inf, 0) included
+    "lgamma": U(("float32", "float64")) + U(("float64", "int64"), "special"),
+    "digamma": U(("float32", "float64")) + U(("float64",), "special"),
+    "polygamma": [("ua", "float64", "any", SH, (("n", 1),)), ("ua", "float32", "pos", SH, (("n", 3),)),
+                  ("ua", "float64", "special", SH, (("n", 0),))],
+    "erfinv": U(("float32", "float64", "float16"), "unit") + U(("float64",), "special"),
+    "i0": U(("float32", "float64")) + U(("float64",), "special"),
+    "i0e": U(("float32", "float64"), "special"),
+    "i1": U(("float32", "float64")) + U(("float64",), "special"),
+    "i1e": U(("float32", "float64"), "special"),
     "floor": U(("float32", "float64", "int64")),
     "ceil": U(("float32", "float64", "int32")),
     "trunc": U(("float32", "float64", "int8")),
@@ -199,6 +209,10 @@ def _build(prim, case, rng):
         _, d, dom, shape = case
         args = [operand(d, dom, shape, "x")]
         attrs = {}
+    elif kind == "ua":                     # unary with attributes (polygamma's n)
+        _, d, dom, shape, attr_items = case
+        args = [operand(d, dom, shape, "x")]
+        attrs = dict(attr_items)
     elif kind == "b":
         _, a, b, (da, db), (sa, sb) = case
         args = [operand(a, da, sa, "x"), operand(b, db, sb, "y")]

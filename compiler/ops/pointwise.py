@@ -449,3 +449,72 @@ def _vjp_cast(b, g, x, out=None, dtype=None):
 
 register(Prim("cast", "pointwise", meta=_cast_meta, numpy=_cast_np, vjp=_vjp_cast,
               triton="{0}.to({dtype})", saves=(), grad_name="ToCopyBackward0"))
+
+
+# special functions ---------------------------------------------------------------------------
+# The NumPy lowering runs the Triton helper's own source (codegen.triton_helpers.SPECIAL) under
+# a NumPy shim, so both backends share one algorithm; both compute in float64 and round once.
+from ..codegen.triton_helpers import host_special  # noqa: E402
+
+
+def _special_np(helper, **fixed):
+    def f(x):
+        with np.errstate(all="ignore"):
+            r = host_special()[helper](np.asarray(x, dtype=np.float64), **fixed)
+        return np.asarray(r, dtype=np.float64)
+    return f
+
+
+def _tri(helper):
+    return helper + "({0}.to(tl.float64))"
+
+
+_SQRT_PI_2 = math.sqrt(math.pi) / 2
+
+
+def _vjp_i1(b, g, x, out):
+    # I1' = I0 - I1 / x, 1/2 at 0
+    safe = b.where(b.eq(x, 0), 1.0, x)
+    return (b.mul(g, b.where(b.eq(x, 0), 0.5, b.sub(b.i0(x), b.div(out, safe)))),)
+
+
+def _vjp_i1e(b, g, x, out):
+    # (e^-|x| I1)' = e^-|x| I0 - I1e (sign(x) + 1/x), 1/2 at 0
+    safe = b.where(b.eq(x, 0), 1.0, x)
+    d = b.sub(b.i0e(x), b.mul(out, b.add(b.sign(x), b.reciprocal(safe))))
+    return (b.mul(g, b.where(b.eq(x, 0), 0.5, d)),)
+
+
+unary("lgamma", _special_np("kiln_lgamma"), _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.digamma(x)),), _tri("kiln_lgamma"))
+unary("digamma", _special_np("kiln_digamma"), _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.polygamma(x, n=1)),), _tri("kiln_digamma"))
+unary("erfinv", _special_np("kiln_erfinv"), _FLOAT_ONLY,
+      lambda b, g, x, out: (b.mul(g, b.mul(b.exp(b.mul(out, out)), _SQRT_PI_2)),),
+      _tri("kiln_erfinv"), saves=(), saves_output=True)
+unary("i0", _special_np("kiln_i0"), _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.i1(x)),), _tri("kiln_i0"))
+unary("i0e", _special_np("kiln_i0e"), _FLOAT_ONLY,
+      lambda b, g, x, out: (b.mul(g, b.sub(b.i1e(x), b.mul(b.sign(x), out))),),
+      _tri("kiln_i0e"), saves_output=True)
+unary("i1", _special_np("kiln_i1"), _FLOAT_ONLY, _vjp_i1, _tri("kiln_i1"), saves_output=True)
+unary("i1e", _special_np("kiln_i1e"), _FLOAT_ONLY, _vjp_i1e, _tri("kiln_i1e"),
+      saves_output=True)
+
+
+def _polygamma_meta(x, n):
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"polygamma(): argument 'n' (position 1) must be int, not "
+                        f"{type(n).__name__}")
+    if n < 0:
+        raise RuntimeError("polygamma(n, x) does not support negative n.")
+    return _unary_meta("polygamma", _FLOAT_ONLY)(x)
+
+
+def _polygamma_np(out, x, n):
+    return _unary_np(_special_np("kiln_polygamma", n=n))(out, x)
+
+
+register(Prim("polygamma", "pointwise", meta=_polygamma_meta, numpy=_polygamma_np,
+              vjp=lambda b, g, x, out=None, n=0: (b.mul(g, b.polygamma(x, n=n + 1)),),
+              triton="kiln_polygamma({0}.to(tl.float64), {n})", grad_name="PolygammaBackward0"))
