@@ -155,3 +155,7 @@ from .backends import set_float32_matmul_precision, get_float32_matmul_precision
 from ._compile import compile  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
+from . import amp, cpu  # noqa: E402,F401
+from .amp import (autocast, is_autocast_enabled, get_autocast_dtype, set_autocast_dtype,  # noqa: E402,F401
+                  set_autocast_enabled, is_autocast_cache_enabled, set_autocast_cache_enabled,
+                  clear_autocast_cache, autocast_increment_nesting, autocast_decrement_nesting)

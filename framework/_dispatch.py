@@ -170,10 +170,13 @@ def values(t):
 
 
 PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a profile records
+AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread has autocast on
 
 
 def apply(p, *args, **attrs):
     """Run primitive `p` on tensors/scalars `args` eagerly (or record it when tracing)."""
+    if AUTOCAST is not None:
+        args = AUTOCAST(p, args)
     if PROFILE is not None:
         return PROFILE(p, args, attrs)
     meta = p.meta(*args, **attrs)

@@ -179,3 +179,6 @@ def is_initialized():
 def current_stream(device=None):
     _need()
     return _rt.current_stream() if _gpu() else None
+
+
+from .amp._deprecated import cuda_amp as amp  # noqa: E402,F401  (torch.cuda.amp, deprecated)

@@ -51,6 +51,7 @@ from ..tensor import Tensor
 from . import log
 from .lazy import Tracer, GraphBreakError, SymArray  # noqa: F401
 from .region import register_compiled_grad_ready  # noqa: F401
+from ..amp.autocast_mode import guard_state as _autocast_state
 from .replay import (_MISS, _NotReplayable, _Entry, _Record, _module_state,
                      _before_trace, _output_leaves, _build, check_trace, leaf_info,
                      FunctionReplay)
@@ -125,6 +126,9 @@ class CompiledFunction:
         for k, a in kwargs.items():
             visit(k, a)
         g["grad_mode"] = STATE.grad_enabled
+        ac = _autocast_state()
+        if ac is not None:      # autocast changes the traced graph (its casts): guard it
+            g["autocast"] = ac
         if self.module is not None:
             g["training"] = self.module.training
         return g
