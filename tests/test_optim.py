@@ -9,6 +9,7 @@ import pytest
 import framework as torch
 from framework import optim
 from conftest import assert_close, to_np
+from test_optim_rprop_asgd import ref_rprop, ref_asgd
 
 # ---- NumPy float64 references (PyTorch docs pseudo-code) ---------------------------------------
 
@@ -172,6 +173,11 @@ CASES = [
     (optim.NAdam, ref_nadam, dict(lr=0.02, weight_decay=0.1, decoupled_weight_decay=True)),
     (optim.RAdam, ref_radam, dict(lr=0.02)),
     (optim.RAdam, ref_radam, dict(lr=0.02, weight_decay=0.1, decoupled_weight_decay=True)),
+    (optim.Rprop, ref_rprop, dict(lr=0.02)),
+    (optim.Rprop, ref_rprop, dict(lr=0.05, etas=(0.3, 1.5), step_sizes=(1e-3, 0.2),
+                                  maximize=True)),
+    (optim.ASGD, ref_asgd, dict(lr=0.02)),
+    (optim.ASGD, ref_asgd, dict(lr=0.05, lambd=0.01, alpha=0.5, t0=2, weight_decay=0.1)),
 ]
 IDS = [f"{c.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for c, _, kw in CASES]
 P0 = np.array([[0.5, -1.2, 2.0], [0.1, -0.3, 1.5]])
@@ -395,7 +401,7 @@ def test_state_dict_matches_torch_layout():
     w = torch.ones(3, requires_grad=True)
     tw = torch_.ones(3, requires_grad=True)
     for cls in ("SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
-                "RAdam"):
+                "RAdam", "Rprop", "ASGD"):
         kw = {"lr": 0.1, "momentum": 0.9} if cls in ("SGD", "RMSprop") else {"lr": 0.1}
         o, to = getattr(optim, cls)([w], **kw), getattr(torch_.optim, cls)([tw], **kw)
         w.grad, tw.grad = torch.ones(3), torch_.ones(3)
