@@ -57,7 +57,7 @@ from .ops_index import (index_select, masked_fill, masked_select, gather, scatte
                         take_along_dim, nonzero, argwhere)
 from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addmm, addmv,  # noqa: E402,F401
                          baddbmm, addbmm, einsum, tensordot, kron, cross, cdist, linalg, det,
-                         inverse, svd, qr, cholesky)
+                         inverse, svd, qr, cholesky, cholesky_inverse, triangular_solve)
 from .ops_sort import (sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, unique,  # noqa: E402,F401
                        unique_consecutive, bincount, histc, searchsorted, bucketize, quantile)
 from ._printing import set_printoptions  # noqa: E402,F401
@@ -65,6 +65,7 @@ from . import autograd  # noqa: E402
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
+from . import version  # noqa: E402,F401  (torch.version)
 
 
 class _Layout:

@@ -133,7 +133,9 @@ def is_initialized():
 
 
 def is_torchelastic_launched():
-    return False
+    """True in a worker started by `python -m framework.distributed.run` (or .launch), which
+    sets TORCHELASTIC_RUN_ID as torchrun does."""
+    return os.getenv("TORCHELASTIC_RUN_ID") is not None
 
 
 def _timeout_s(timeout):

@@ -25,7 +25,8 @@ def find_mpiexec():
 
 
 def command(nproc, script, args=(), hostfile=None, python=None, mpiexec=None, extra=()):
-    """The argv that runs `python script args` on `nproc` ranks."""
+    """The argv that runs `python script args` on `nproc` ranks. `python`: an interpreter path,
+    or a list of it and its options (["/usr/bin/python3", "-u"])."""
     if nproc < 1:
         raise ValueError(f"kiln run: -n must be at least 1, got {nproc}")
     exe = mpiexec or find_mpiexec()
@@ -37,14 +38,17 @@ def command(nproc, script, args=(), hostfile=None, python=None, mpiexec=None, ex
     if hostfile:
         cmd += ["-f", hostfile]
     cmd += list(extra)
-    cmd += [python or sys.executable, script] + list(args)
+    py = [python] if isinstance(python, str) else list(python or [sys.executable])
+    cmd += py + [script] + list(args)
     return cmd
 
 
-def launch(nproc, script, args=(), hostfile=None, extra=()):
-    """Run the ranks in the foreground; returns mpiexec's exit status."""
-    cmd = command(nproc, script, args, hostfile, extra=extra)
-    env = dict(os.environ)
+def launch(nproc, script, args=(), hostfile=None, extra=(), env=None, python=None):
+    """Run the ranks in the foreground; returns mpiexec's exit status. `env`: variables to set
+    for the ranks on top of this process's environment; `python`: the interpreter argv the
+    ranks run (default sys.executable)."""
+    cmd = command(nproc, script, args, hostfile, python=python, extra=extra)
+    env = dict(os.environ, **(env or {}))
     # ranks import framework from wherever this launcher does (a checkout without install)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")

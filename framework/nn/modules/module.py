@@ -1,7 +1,6 @@
 """nn.Module: the base class of every layer, following PyTorch's semantics attribute for attribute
 (registration through __setattr__, hooks, state_dict, _apply, repr)."""
 import itertools
-import weakref
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
@@ -10,6 +9,7 @@ from ...tensor import Tensor
 from ...autograd.grad_mode import no_grad
 from ...autograd.function import Function
 from ..parameter import Parameter, Buffer, is_lazy
+from ...utils.hooks import RemovableHandle
 
 __all__ = ["Module"]
 
@@ -22,31 +22,6 @@ def _typename(obj):
     if module in ("", "builtins"):
         return qual
     return module + "." + qual
-
-
-class RemovableHandle:
-    """Returned by every register_*_hook; remove() takes the hook out again."""
-    _next_id = 0
-
-    def __init__(self, hooks_dict, *, extra_dict=None):
-        self.hooks_dict_ref = weakref.ref(hooks_dict)
-        self.id = RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-        self.extra_dict_ref = tuple(weakref.ref(d) for d in
-                                    ([] if extra_dict is None else
-                                     extra_dict if isinstance(extra_dict, list) else [extra_dict]))
-
-    def remove(self):
-        for ref in (self.hooks_dict_ref,) + self.extra_dict_ref:
-            d = ref()
-            if d is not None and self.id in d:
-                del d[self.id]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class _HookDict(OrderedDict):
