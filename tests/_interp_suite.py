@@ -22,7 +22,7 @@ FILES = ["test_math.py", "test_reductions.py", "test_shape.py", "test_indexing.p
          # nn layers, losses, init, attention, rnn utilities and optimizers on the device
          "test_nn_layers_basic.py", "test_nn_losses.py", "test_nn_norm.py", "test_nn_init.py",
          "test_nn_conv.py", "test_nn_pool_pad.py", "test_nn_module.py", "test_nn_utils.py",
-         "test_nn_attention.py", "test_nn_rnn.py", "test_optim.py",
+         "test_nn_attention.py", "test_nn_rnn.py", "test_optim.py", "test_nn_ctc.py",
          # compiled replays of modules and whole training steps on the device
          "test_compile_replay.py", "test_compile_step_replay.py",
          "test_gradcheck.py", "test_lr_scheduler.py", "test_serialization.py"]

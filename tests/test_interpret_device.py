@@ -717,6 +717,28 @@ def case_class_targets_checked_by_a_kernel(T, D):
     assert D.STATS["fallback", "class_index"] == 0
 
 
+
+@case
+def case_compiled_intermediates_report_the_program_device(T, D):
+    # while compile() traces, tensors the function makes say where the program runs: code that
+    # builds a tensor on y.device, or moves one there, must not turn a device input into a
+    # host copy baked into the graph (CTC lengths replayed stale values that way)
+    seen = []
+
+    def f(x, n):
+        y = x.log_softmax(0)
+        seen.append((y.device.type, y.is_cuda))
+        return (y + T.zeros(3, device=y.device)) * n.to(y.device).to(y.dtype)
+    cf = T.compile(f)
+    x = T.tensor([0.5, -1.0, 2.0]).to("interpret")
+    for k in (1, 2, 3, 4):
+        n = T.tensor([k, k, k]).to("interpret")
+        got = cf(x, n)
+        assert got.device.type == "interpret", got.device
+        want = np.log(np.exp([0.5, -1.0, 2.0]) / np.exp([0.5, -1.0, 2.0]).sum()) * k
+        np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-6)
+    assert seen and all(s == ("interpret", True) for s in seen), seen
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -328,11 +328,16 @@ class Tracer:
         outv = out if isinstance(out, tuple) else (out,)
         tensors = []
         track = self.tracked.append
+        dev = self.owner.trace_device
         for v in outv:
-            # wrap(SymArray(...)) without wrap's device lookup: symbolic tensors are cpu's
+            # wrap(SymArray(...)) without wrap's device lookup: a symbolic tensor reports the
+            # device the program runs on, so user code (x.device, is_cuda, new tensors made
+            # on x.device) sees what eager would
             t = Tensor.__new__(Tensor)
             t._data = SymArray(v, self)
             t._dtype = v.dtype
+            if dev is not None and dev.type != "cpu":
+                t._device = dev
             track(weakref.ref(t))
             tensors.append(t)
         if p.kind == "view" and len(tensors) == 1 and isinstance(args[0], Tensor):
