@@ -46,6 +46,10 @@ Tensor.fill_ = M.fill_
 Tensor.zero_ = M.zero_
 Tensor.det = lambda self: L.det(self)
 Tensor.inverse = lambda self: L.inverse(self)
+Tensor.cholesky = lambda self, upper=False: L.cholesky(self, upper)
+Tensor.cholesky_inverse = lambda self, upper=False: L.cholesky_inverse(self, upper)
+Tensor.triangular_solve = lambda self, A, upper=True, transpose=False, unitriangular=False: \
+    L.triangular_solve(self, A, upper, transpose, unitriangular)
 Tensor.new_tensor = lambda self, data, dtype=None, **k: C.tensor(data, dtype=dtype or self.dtype)
 Tensor.new_zeros = lambda self, *size, dtype=None, **k: C.zeros(*size, dtype=dtype or self.dtype)
 Tensor.new_ones = lambda self, *size, dtype=None, **k: C.ones(*size, dtype=dtype or self.dtype)

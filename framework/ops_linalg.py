@@ -288,8 +288,25 @@ class _Linalg:
         return apply(P["svd"], A, full_matrices=False)[1]
 
     @staticmethod
-    def cholesky(A, *, upper=False):
-        return apply(P["cholesky"], A, upper=upper)
+    def cholesky(A, *, upper=False, out=None):
+        from .ops_math import write_out
+        return write_out(apply(P["cholesky"], A, upper=upper)[0], out)
+
+    @staticmethod
+    def cholesky_ex(A, *, upper=False, check_errors=False, out=None):
+        """(L, info): info (int32, one per matrix) is 0 where the factorization completed and
+        otherwise the order of the first leading minor that is not positive-definite; raises
+        instead only when check_errors."""
+        from .ops_math import write_out
+        attrs = dict(check_errors=True, name="linalg.cholesky_ex") if check_errors else \
+            dict(check_errors=False)
+        L, info = apply(P["cholesky"], A, upper=upper, **attrs)
+        return write_out(_CholeskyEx(L, info), out)
+
+    @staticmethod
+    def solve_triangular(A, B, *, upper, left=True, unitriangular=False, out=None):
+        from .ops_math import write_out
+        return write_out(_solve_triangular(A, B, upper, left, unitriangular), out)
 
     @staticmethod
     def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -457,5 +474,88 @@ def qr(A, some=True):
     return _Linalg.qr(A, "reduced" if some else "complete")
 
 
-def cholesky(A, upper=False):
-    return _Linalg.cholesky(A, upper=upper)
+def cholesky(A, upper=False, *, out=None):
+    from .ops_math import write_out
+    r = apply(P["cholesky"], A, upper=upper, name="cholesky")[0]
+    return write_out(rename(r, "CholeskyBackward0"), out)
+
+
+def _named(name, fields):
+    import collections
+    return collections.namedtuple(name, fields)
+
+
+_CholeskyEx = _named("linalg_cholesky_ex", ["L", "info"])
+_TriangularSolve = _named("triangular_solve", ["solution", "cloned_coefficient"])
+
+
+def _solve_triangular(A, B, upper, left, unitriangular):
+    """A X = B (left) or X A = B with A triangular: one primitive (left, A's triangle read);
+    X A = B is A^T X^T = B^T. The result has A's dtype, as PyTorch's."""
+    from .ops_math import cast
+    if B.ndim < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 "
+                           "dimensions.")
+    if B.dtype is not A.dtype and (A.dtype.is_floating_point or A.dtype.is_complex):
+        B = cast(B, A.dtype)
+    if left:
+        return apply(P["solve_triangular"], A, B, upper=bool(upper),
+                     unitriangular=bool(unitriangular))
+    if A.ndim >= 2 and A.shape[-1] == A.shape[-2] and B.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the "
+                           f"equation XA = B ({A.shape[-2]}x{A.shape[-1]} and "
+                           f"{B.shape[-2]}x{B.shape[-1]})")
+    At = S.transpose(A, -2, -1) if A.ndim >= 2 else A
+    X = apply(P["solve_triangular"], At, S.transpose(B, -2, -1), upper=not upper,
+              unitriangular=bool(unitriangular))
+    return rename(S.transpose(X, -2, -1), "LinalgSolveTriangularBackward0")
+
+
+def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False, *, out=None):
+    """Legacy torch.triangular_solve: (solution of op(A) X = b, a copy of A), op(A) = A^T when
+    transpose; batch dims broadcast."""
+    from .ops_math import write_out, clone
+    if b.ndim < 2:
+        raise RuntimeError(f"torch.triangular_solve: Expected b to have at least 2 dimensions, "
+                           f"but it has {b.ndim} dimensions instead")
+    if A.ndim < 2:
+        raise RuntimeError(f"torch.triangular_solve: Expected A to have at least 2 dimensions, "
+                           f"but it has {A.ndim} dimensions instead")
+    if b.dtype is not A.dtype:
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type "
+                           f"{dt.tname(b.dtype)} and A of type {dt.tname(A.dtype)} instead.")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"A must be batches of square matrices, but they are {A.shape[-2]} by "
+                           f"{A.shape[-1]} matrices")
+    if A.shape[-1] != b.shape[-2]:
+        raise RuntimeError(f"Incompatible matrix sizes for triangular_solve: each A matrix is "
+                           f"{A.shape[-2]} by {A.shape[-1]} but each b matrix is {b.shape[-2]} by "
+                           f"{b.shape[-1]}")
+    x = apply(P["solve_triangular"], S.transpose(A, -2, -1) if transpose else A, b,
+              upper=bool(upper) != bool(transpose), unitriangular=bool(unitriangular))
+    batch = tuple(x.shape[:-2])
+    Ac = clone(S.expand(A, batch + tuple(A.shape[-2:])) if tuple(A.shape[:-2]) != batch else A)
+    r = _TriangularSolve(rename(x, "TriangularSolveBackward0"),
+                         rename(Ac, "TriangularSolveBackward0"))
+    return write_out(r, out)
+
+
+def cholesky_inverse(L, upper=False, *, out=None):
+    """(L L^T)^-1 from a Cholesky factor (U^T U with upper): L^-1 by a triangular solve, then
+    L^-T L^-1. Only L's triangle is read, so only it gets a gradient."""
+    from .ops_math import write_out
+    from .creation import eye
+    if L.ndim < 2:
+        raise RuntimeError("cholesky_inverse: The input tensor A must have at least 2 dimensions.")
+    if L.shape[-1] != L.shape[-2]:
+        raise RuntimeError(f"cholesky_inverse: A must be batches of square matrices, but they are "
+                           f"{L.shape[-2]} by {L.shape[-1]} matrices")
+    if not (L.dtype.is_floating_point or L.dtype.is_complex) or L.dtype in (dt.float16,
+                                                                            dt.bfloat16):
+        raise NotImplementedError(f"\"cholesky_inverse_out_cpu\" not implemented for "
+                                  f"'{dt.tname(L.dtype)}'")
+    Id = eye(L.shape[-1], dtype=L.dtype, device=L.device)
+    Linv = apply(P["solve_triangular"], L, Id, upper=bool(upper), unitriangular=False)
+    LinvT = S.transpose(Linv, -2, -1)
+    r = matmul(Linv, LinvT) if upper else matmul(LinvT, Linv)
+    return write_out(rename(r, "CholeskyInverseBackward0"), out)

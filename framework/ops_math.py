@@ -577,7 +577,7 @@ def isreal(input):
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
-    fi = np.finfo(input._dtype.np) if input._dtype.is_floating_point else None
+    fi = dt.finfo(input._dtype) if input._dtype.is_floating_point else None
     if fi is None:
         return clone(input)
     r = where(isnan(input), nan, input)

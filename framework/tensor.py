@@ -3,6 +3,8 @@
 Math methods are bound at the end of framework/__init__ from the functional ops, so each op
 has one definition (framework/ops_*.py) shared by torch.f(x) and x.f().
 """
+import warnings
+
 import numpy as np
 
 from runtime import dtypes as dt
@@ -336,6 +338,10 @@ class Tensor:
         return int(self.item())
 
     def __float__(self):
+        if self.requires_grad:     # PyTorch 2.13 warns here (not in item() or int())
+            warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
+                          "unexpected behavior.\nConsider using tensor.detach() first.",
+                          UserWarning, stacklevel=2)
         return float(self.item())
 
     def __index__(self):

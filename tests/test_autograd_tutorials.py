@@ -70,6 +70,17 @@ def test_float_requirement_and_scalar_requirement():
     assert x.grad is None
 
 
+
+def test_float_of_a_tensor_that_requires_grad_warns_as_pytorch():
+    t = torch.tensor(1.5, requires_grad=True)
+    with pytest.warns(UserWarning, match="Converting a tensor with requires_grad=True to a "
+                                         "scalar may lead to unexpected behavior"):
+        assert float(t) == 1.5
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")        # item(), int() and detached tensors stay quiet
+        assert t.item() == 1.5 and int(t) == 1 and float(t.detach()) == 1.5
+
 def test_4_3_scalar_backward():
     x = torch.tensor(0.0, requires_grad=True)
     a = torch.tensor(1.0)

@@ -1,5 +1,6 @@
 """dtypes: names and aliases, PyTorch's type promotion (a table derived from its documented
 rules), casts and conversions, default dtype, finfo/iinfo."""
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -179,3 +180,25 @@ def test_finfo_iinfo_and_can_cast():
         torch.iinfo(F32)
     assert torch.can_cast(I32, F32) and not torch.can_cast(F32, I32)
     assert dt.tname(F32) == "Float" and dt.tname(I64) == "Long"
+
+
+def test_half_types_through_einsum_rms_norm_and_nan_to_num():
+    """NumPy has no bfloat16 einsum loop and no bfloat16 finfo; values printed by PyTorch 2.13."""
+    a = torch.tensor([[0.5, -1.25, 2.0], [3.0, 0.1, -0.7]]).bfloat16()
+    b = torch.tensor([[1.5, 2.0], [-0.5, 0.25], [1.0, -2.0]]).bfloat16()
+    r = torch.einsum("ij,jk->ik", a, b)
+    assert r.dtype == torch.bfloat16
+    assert r.float().tolist() == [[3.375, -3.3125], [3.75, 7.4375]]
+    assert torch.einsum("ij,ij->i", a, a).float().tolist() == [5.8125, 9.5]
+    assert torch.tensordot(a, b, 1).dtype == torch.bfloat16
+    # rms_norm computes half types in float32 with float32's eps and rounds once, as PyTorch
+    y = torch.nn.functional.rms_norm(a, (3,))
+    assert y.dtype == torch.bfloat16
+    np.testing.assert_array_equal(y.float().numpy(), np.array(
+        [[0.3594, -0.8984, 1.4375], [1.6875, 0.0562, -0.3926]], np.float32).astype(
+        ml_dtypes.bfloat16).astype(np.float32))
+    h = torch.nn.functional.rms_norm(a.half(), (3,), weight=torch.full((3,), 2.0).half())
+    np.testing.assert_allclose(h.float().numpy(), [[0.7183, -1.7959, 2.8730],
+                                                   [3.3711, 0.1125, -0.7861]], rtol=6e-4)
+    n = torch.nan_to_num(torch.tensor([float("inf"), float("nan"), -float("inf")]).bfloat16())
+    assert n.float().tolist() == [3.3895313892515355e+38, 0.0, -3.3895313892515355e+38]

@@ -172,6 +172,17 @@ PRIM_CASES = {
             (P("det"), lambda: (T((2, 3, 3), seed=4),))],
     "solve": [(P("solve"), lambda: (_sq(3, 0), T((3, 2), seed=1))),
               (P("solve"), lambda: (_sq(2, 0), T((3, 2, 1), seed=1)))],
+    # cholesky reads one triangle, so its input is built symmetric positive-definite
+    "cholesky": [(lambda x: call("cholesky", x @ x.mT + 3 * torch.eye(3, dtype=F64))[0],
+                  lambda: (T((3, 3), seed=2),)),
+                 (lambda x: call("cholesky", x @ x.mT + 3 * torch.eye(3, dtype=F64), upper=True)[0],
+                  lambda: (T((2, 3, 3), seed=3),))],
+    "solve_triangular": [(P("solve_triangular", upper=False), lambda: (_sq(3, 0), T((3, 2), seed=1))),
+                         (P("solve_triangular", upper=True, unitriangular=True),
+                          lambda: (_sq(3, 2), T((2, 3, 2), seed=1))),
+                         (lambda a, b: call("solve_triangular", a + 2 * torch.eye(3, dtype=F64), b,
+                                            upper=True),
+                          lambda: (T((2, 3, 3), seed=4), T((3, 1), seed=5)))],
     # through log_softmax: ctc_loss's rule is PyTorch's gradient, which assumes log-probabilities
     "ctc_loss": [(lambda x: call("ctc_loss", torch.log_softmax(x, 2), torch.tensor([[1, 2], [2, 2]]),
                                  torch.tensor([4, 3]), torch.tensor([2, 1])),

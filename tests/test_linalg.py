@@ -331,3 +331,336 @@ def test_integer_matrices_raise_pytorch_errors():
     assert int(torch.linalg.matrix_rank(xf)) == 2
     np.testing.assert_allclose(to_np(torch.linalg.eigh(xf + xf.T).eigenvalues),
                                [5 - np.sqrt(34), 5 + np.sqrt(34)], rtol=1e-5)
+
+
+# cholesky (differentiable), cholesky_ex, solve_triangular, triangular_solve, cholesky_inverse
+
+def spd(*batch, n=4, seed=0):
+    a = R(*batch, n, n, seed=seed)
+    return a @ np.swapaxes(a, -1, -2) + n * np.eye(n)
+
+
+def tri(*batch, n=4, upper=False, seed=0):
+    a = R(*batch, n, n, seed=seed) + 3 * np.eye(n)
+    return np.triu(a) if upper else np.tril(a)
+
+
+def _scipy_tri(A, B, lower, unit=False):
+    """scipy.linalg.solve_triangular over broadcast batch dims (the float64 reference)."""
+    sl = pytest.importorskip("scipy.linalg")
+    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    A = np.broadcast_to(A, batch + A.shape[-2:]).reshape((-1,) + A.shape[-2:])
+    B = np.broadcast_to(B, batch + B.shape[-2:]).reshape((-1,) + B.shape[-2:])
+    X = np.stack([sl.solve_triangular(a, b, lower=lower, unit_diagonal=unit) for a, b in zip(A, B)])
+    return X.reshape(batch + X.shape[-2:])
+
+
+def test_cholesky_values_upper_batched_and_legacy_forms():
+    A = spd(2, 3, n=5)
+    ref = np.linalg.cholesky(A)
+    assert_close(torch.linalg.cholesky(t64(A)), ref, rtol=1e-12, atol=1e-13)
+    assert_close(torch.linalg.cholesky(t64(A), upper=True), np.swapaxes(ref, -1, -2), rtol=1e-12,
+                 atol=1e-13)
+    assert_close(torch.cholesky(t64(A[0, 0])), ref[0, 0], rtol=1e-12, atol=1e-13)
+    assert_close(t64(A[1]).cholesky(upper=True), np.swapaxes(ref[1], -1, -2), rtol=1e-12, atol=1e-13)
+    f32 = torch.linalg.cholesky(torch.tensor(A, dtype=torch.float32))
+    assert f32.dtype == torch.float32
+    assert_close(f32, ref, rtol=1e-4, atol=1e-5)
+    # only the lower triangle is read
+    garbage = A + np.triu(R(5, 5, seed=9), 1)
+    assert_close(torch.linalg.cholesky(t64(garbage)), ref, rtol=1e-12, atol=1e-13)
+    assert torch.linalg.cholesky(torch.zeros(2, 0, 0)).shape == (2, 0, 0)
+
+
+def test_cholesky_gradient_matches_pytorch():
+    # values printed by PyTorch 2.13 (cholesky_backward) for this A and upstream gradient
+    A = [[4., 2., 1.], [2., 3., 0.5], [1., 0.5, 2.]]
+    G = t64([[1., -2., 0.5], [0.3, 1., 2.], [-1., 0.25, 1.5]])
+    want = {False: [[0.42091960390501304, -0.12387378220871648, -0.43593085120261943],
+                    [-0.12387378220871648, 0.35355339059327373, 0.08838834764831843],
+                    [-0.43593085120261943, 0.08838834764831843, 0.5669467095138407]],
+            True: [[0.7693492122895702, -0.8535533905932736, -0.3702900679717339],
+                   [-0.8535533905932737, 0.35355339059327373, 0.7071067811865475],
+                   [-0.3702900679717339, 0.7071067811865475, 0.5669467095138407]]}
+    for upper in (False, True):
+        a = torch.tensor(A, dtype=torch.float64, requires_grad=True)
+        L = torch.linalg.cholesky(a, upper=upper)
+        assert type(L.grad_fn).__name__ == "LinalgCholeskyExBackward0"
+        (L * G).sum().backward()
+        assert_close(a.grad, want[upper], rtol=1e-12, atol=1e-14)
+    a = torch.tensor(A, dtype=torch.float64, requires_grad=True)
+    assert type(torch.cholesky(a).grad_fn).__name__ == "CholeskyBackward0"
+    assert type(a.cholesky().grad_fn).__name__ == "CholeskyBackward0"
+
+
+def test_cholesky_gradcheck_and_gradgradcheck():
+    from framework.autograd import gradcheck, gradgradcheck
+    eye = torch.eye(3, dtype=torch.float64)
+    for upper in (False, True):
+        def f(x, upper=upper):
+            return torch.linalg.cholesky(x @ x.mT + 3 * eye, upper=upper)
+        x = torch.tensor(R(2, 3, 3, seed=upper), dtype=torch.float64, requires_grad=True)
+        assert gradcheck(f, (x,))
+        assert gradgradcheck(f, (x,))
+    x = torch.tensor(R(3, 3, seed=4), dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda x: torch.linalg.cholesky_ex(x @ x.mT + 3 * eye).L, (x,))
+
+
+def test_cholesky_errors():
+    bad = t64([[1., 0, 0], [0, 2, 3], [0, 3, 1]])
+    msg = ("The factorization could not be completed because the input is not positive-definite "
+           r"\(the leading minor of order 3 is not positive-definite\).")
+    with pytest.raises(torch.linalg.LinAlgError, match="^linalg.cholesky: " + msg):
+        torch.linalg.cholesky(bad)
+    with pytest.raises(RuntimeError, match=r"^linalg.cholesky: \(Batch element 1\): " + msg):
+        torch.linalg.cholesky(torch.stack([torch.eye(3, dtype=torch.float64), bad]))
+    with pytest.raises(torch.linalg.LinAlgError, match="^cholesky: " + msg):
+        torch.cholesky(bad)
+    with pytest.raises(torch.linalg.LinAlgError, match="order 1 is not"):
+        torch.linalg.cholesky(-torch.eye(2))
+    with pytest.raises(RuntimeError, match="linalg.cholesky: A must be batches of square matrices"):
+        torch.linalg.cholesky(torch.ones(2, 3))
+    with pytest.raises(RuntimeError, match="linalg.cholesky: Expected a floating point or complex "
+                                           "tensor as input. Got Long"):
+        torch.linalg.cholesky_ex(torch.eye(2, dtype=torch.int64))
+    with pytest.raises(NotImplementedError, match="\"cholesky_cpu\" not implemented for 'Half'"):
+        torch.linalg.cholesky(torch.eye(2, dtype=torch.float16))
+    a = t64([[1., 2.], [2., 1.]])
+    with pytest.raises(torch.linalg.LinAlgError):
+        torch.linalg.cholesky(a)
+    assert_close(a, [[1., 2.], [2., 1.]], atol=0)                # input unchanged
+
+
+def test_cholesky_ex_info():
+    # PyTorch 2.13: info is the order of the first leading minor that is not positive-definite;
+    # L holds the finished columns and the failing pivot's value (LAPACK potrf)
+    L, info = torch.linalg.cholesky_ex(torch.tensor([[1., 2.], [2., 1.]]))
+    assert info.dtype == torch.int32 and info.shape == () and int(info) == 2
+    assert_close(L, [[1., 0.], [2., -3.]], atol=1e-6)
+    r = torch.linalg.cholesky_ex(torch.tensor([[1., 0, 0], [0, 2, 3], [0, 3, 1]]))
+    assert int(r.info) == 3
+    assert_close(r.L, [[1., 0, 0], [0, 2 ** 0.5, 0], [0, 3 / 2 ** 0.5, -3.5]], atol=1e-6)
+    batch = torch.stack([torch.eye(3), torch.tensor([[1., 0, 0], [0, 2, 3], [0, 3, 1]]),
+                         -torch.eye(3)])
+    assert to_np(torch.linalg.cholesky_ex(batch).info).tolist() == [0, 3, 1]
+    assert int(torch.linalg.cholesky_ex(torch.tensor([[float("nan"), 0.], [0., 1.]])).info) == 1
+    A = spd(2, n=4)
+    L, info = torch.linalg.cholesky_ex(t64(A), upper=True)
+    assert to_np(info).tolist() == [0, 0]
+    assert_close(L, np.swapaxes(np.linalg.cholesky(A), -1, -2), rtol=1e-12, atol=1e-13)
+    with pytest.raises(torch.linalg.LinAlgError, match=r"^linalg.cholesky_ex: .*order 3 is not"):
+        torch.linalg.cholesky_ex(batch[1], check_errors=True)
+    assert to_np(torch.linalg.cholesky_ex(torch.zeros(2, 0, 0)).info).tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("unit", [False, True])
+def test_solve_triangular_values(upper, unit):
+    sa, sb = (2, 1, 5, 5), (3, 5, 2)                          # batch dims broadcast
+    A = tri(*sa[:-2], n=5, upper=upper) + np.triu(R(*sa, seed=7), 1) * (not upper) \
+        + np.tril(R(*sa, seed=8), -1) * upper               # the other triangle is ignored
+    B = R(*sb, seed=1)
+    ref = _scipy_tri(np.triu(A) if upper else np.tril(A), B, lower=not upper, unit=unit)
+    X = torch.linalg.solve_triangular(t64(A), t64(B), upper=upper, unitriangular=unit)
+    assert X.shape == (2, 3, 5, 2)
+    assert_close(X, ref, rtol=1e-12, atol=1e-12)
+    # X A = B: A^T X^T = B^T
+    Bl = R(2, 5, seed=2)
+    At = np.tril(A) if not upper else np.triu(A)
+    refl = np.swapaxes(_scipy_tri(np.swapaxes(At, -1, -2), Bl.T, lower=upper, unit=unit), -1, -2)
+    Xl = torch.linalg.solve_triangular(t64(A), t64(Bl), upper=upper, left=False, unitriangular=unit)
+    assert_close(Xl, refl, rtol=1e-12, atol=1e-12)
+
+
+def test_solve_triangular_large_dtype_singular_and_out():
+    # 70 rows: the solve by halves (blocks of 16 rows and fewer) is exercised
+    A, B = tri(n=70, seed=3), R(70, 3, seed=4)
+    assert_close(torch.linalg.solve_triangular(t64(A), t64(B), upper=False),
+                 _scipy_tri(A, B, lower=True), rtol=1e-10, atol=1e-12)
+    U = np.swapaxes(tri(2, n=70, seed=5), -1, -2)
+    assert_close(torch.linalg.solve_triangular(t64(U), t64(B), upper=True),
+                 _scipy_tri(U, B, lower=False), rtol=1e-10, atol=1e-12)
+    # the result has A's dtype (PyTorch casts B)
+    r = torch.linalg.solve_triangular(torch.tensor(tri(), dtype=torch.float32), t64(R(4, 2)),
+                                      upper=False)
+    assert r.dtype == torch.float32
+    r = torch.linalg.solve_triangular(t64(tri()), torch.tensor(R(4, 2), dtype=torch.float32),
+                                      upper=False)
+    assert r.dtype == torch.float64
+    # a zero pivot gives inf, as LAPACK's trtrs does, not an error
+    x = torch.linalg.solve_triangular(torch.tensor([[0., 0.], [1., 1.]]), torch.ones(2, 1),
+                                      upper=False)
+    assert to_np(x).ravel().tolist() == [float("inf"), float("-inf")]
+    o = torch.empty(0, dtype=torch.float64)
+    torch.linalg.solve_triangular(t64(tri()), t64(R(4, 2)), upper=False, out=o)
+    assert_close(o, _scipy_tri(tri(), R(4, 2), lower=True), rtol=1e-12)
+    assert torch.linalg.solve_triangular(torch.zeros(0, 0), torch.zeros(0, 2), upper=True).shape == (0, 2)
+
+
+def test_solve_triangular_gradient_matches_pytorch():
+    # PyTorch 2.13: B_bar = A^-T X_bar, A_bar = -B_bar X^T kept on A's triangle
+    L = torch.tensor([[2., 0., 0.], [1., 3., 0.], [0.5, -1., 4.]], dtype=torch.float64,
+                     requires_grad=True)
+    B = torch.tensor([[1., 2.], [3., -1.], [0.5, 0.25]], dtype=torch.float64, requires_grad=True)
+    X = torch.linalg.solve_triangular(L, B, upper=False)
+    assert type(X.grad_fn).__name__ == "LinalgSolveTriangularBackward0"
+    assert_close(X, [[0.5, 1.0], [0.8333333333333333, -0.6666666666666666],
+                     [0.2708333333333333, -0.22916666666666666]], rtol=1e-14)
+    (X * t64([[1., -2.], [0.3, 1.], [-1., 0.25]])).sum().backward()
+    assert_close(L.grad, [[0.915625, 0., 0.], [-0.3625, 0.22222222222222218, 0.],
+                          [0.0625, 0.25, 0.08203125]], rtol=1e-12, atol=1e-15)
+    assert_close(B.grad, [[0.5541666666666667, -1.1927083333333333],
+                          [0.016666666666666663, 0.35416666666666663], [-0.25, 0.0625]],
+                 rtol=1e-12)
+    # unitriangular: the diagonal is not read, so it gets no gradient (PyTorch: [[0, 0], [-2, 0]])
+    a = torch.tensor([[2., 1.], [0.5, 3.]], dtype=torch.float64, requires_grad=True)
+    torch.linalg.solve_triangular(a, torch.ones(2, 2, dtype=torch.float64), upper=False,
+                                  unitriangular=True).sum().backward()
+    assert to_np(a.grad).tolist() == [[0., 0.], [-2., 0.]]
+
+
+def test_solve_triangular_gradcheck_and_gradgradcheck():
+    from framework.autograd import gradcheck, gradgradcheck
+    A = torch.tensor(tri(2, 1, n=3, upper=True, seed=1), requires_grad=True)
+    B = torch.tensor(R(3, 3, 2, seed=2), requires_grad=True)
+    for left in (True, False):
+        for unit in (False, True):
+            def f(a, b, left=left, unit=unit):
+                return torch.linalg.solve_triangular(a, b if left else b.mT, upper=True, left=left,
+                                                     unitriangular=unit)
+            assert gradcheck(f, (A, B))
+            assert gradgradcheck(f, (A, B))
+
+
+def test_solve_triangular_errors():
+    st = torch.linalg.solve_triangular
+    with pytest.raises(RuntimeError, match="linalg.solve_triangular: A must be batches of square"):
+        st(torch.ones(2, 3), torch.ones(2, 2), upper=False)
+    with pytest.raises(RuntimeError, match=r"Incompatible shapes of A and B for the equation "
+                                           r"AX = B \(3x3 and 2x2\)"):
+        st(torch.ones(3, 3), torch.ones(2, 2), upper=False)
+    with pytest.raises(RuntimeError, match=r"equation XA = B \(3x3 and 3x2\)"):
+        st(torch.ones(3, 3), torch.ones(3, 2), upper=False, left=False)
+    with pytest.raises(RuntimeError, match="The input tensor B must have at least 2 dimensions"):
+        st(torch.ones(3, 3), torch.ones(3), upper=False)
+    with pytest.raises(NotImplementedError, match="\"triangular_solve_cpu\" not implemented for 'Long'"):
+        st(torch.ones(3, 3, dtype=torch.int64), torch.ones(3, 2, dtype=torch.int64), upper=False)
+    with pytest.raises(RuntimeError, match="must match the size"):
+        st(torch.ones(2, 3, 3), torch.ones(3, 3, 2), upper=False)
+    with pytest.raises(TypeError):
+        st(torch.ones(3, 3), torch.ones(3, 2))                    # upper is required
+
+
+def test_triangular_solve_legacy():
+    U, B = tri(2, n=4, upper=True, seed=1), R(4, 3, seed=2)
+    r = torch.triangular_solve(t64(B), t64(U))
+    assert type(r).__name__ == "triangular_solve" and r._fields == ("solution", "cloned_coefficient")
+    assert_close(r.solution, _scipy_tri(U, B, lower=False), rtol=1e-12, atol=1e-12)
+    assert_close(r.cloned_coefficient, U, atol=0)
+    L = tri(n=4, seed=3)
+    x, c = torch.triangular_solve(t64(B), t64(L), upper=False, transpose=True)
+    assert_close(x, _scipy_tri(L.T, B, lower=False), rtol=1e-12, atol=1e-12)
+    x, c = t64(B).triangular_solve(t64(L), upper=False, unitriangular=True)
+    assert_close(x, _scipy_tri(L, B, lower=True, unit=True), rtol=1e-12, atol=1e-12)
+    # batch dims broadcast; the copy of A has the broadcast batch shape
+    x, c = torch.triangular_solve(t64(R(2, 4, 3, seed=4)), t64(L), upper=False)
+    assert x.shape == (2, 4, 3) and c.shape == (2, 4, 4)
+    a = torch.tensor(U[0], requires_grad=True)
+    b = torch.tensor(B, requires_grad=True)
+    s = torch.triangular_solve(b, a, transpose=True)
+    assert type(s.solution.grad_fn).__name__ == "TriangularSolveBackward0"
+    from framework.autograd import gradcheck
+    assert gradcheck(lambda a, b: torch.triangular_solve(b, a, transpose=True), (a, b))
+    with pytest.raises(RuntimeError, match="Expected b to have at least 2 dimensions"):
+        torch.triangular_solve(torch.ones(3), torch.eye(3))
+    with pytest.raises(RuntimeError, match="A must be batches of square matrices, but they are 3 by 4"):
+        torch.triangular_solve(torch.ones(3, 2), torch.ones(3, 4))
+    with pytest.raises(RuntimeError, match="Incompatible matrix sizes for triangular_solve: each A "
+                                           "matrix is 3 by 3 but each b matrix is 2 by 2"):
+        torch.triangular_solve(torch.ones(2, 2), torch.ones(3, 3))
+    with pytest.raises(RuntimeError, match="Expected b and A to have the same dtype"):
+        torch.triangular_solve(torch.ones(3, 1, dtype=torch.float64), torch.eye(3))
+    with pytest.raises(NotImplementedError, match="triangular_solve_cpu"):
+        torch.triangular_solve(torch.ones(3, 2, dtype=torch.int64), torch.ones(3, 3, dtype=torch.int64))
+
+
+def test_cholesky_inverse():
+    L = tri(2, n=4, seed=6)
+    ref = np.linalg.inv(L @ np.swapaxes(L, -1, -2))
+    assert_close(torch.cholesky_inverse(t64(L)), ref, rtol=1e-11, atol=1e-13)
+    assert_close(t64(L[0]).cholesky_inverse(), ref[0], rtol=1e-11, atol=1e-13)
+    Ut = np.swapaxes(L, -1, -2)
+    assert_close(torch.cholesky_inverse(t64(Ut), upper=True), ref, rtol=1e-11, atol=1e-13)
+    # only the triangle is read (PyTorch 2.13 agrees); printed by PyTorch:
+    Lf = t64([[2., 0., 0.], [1., 3., 0.], [0.5, -1., 4.]])
+    want = [[0.2886284722222222, -0.0642361111111111, -0.026041666666666664],
+            [-0.0642361111111111, 0.11805555555555555, 0.020833333333333332],
+            [-0.026041666666666664, 0.020833333333333332, 0.0625]]
+    assert_close(torch.cholesky_inverse(Lf), want, rtol=1e-13)
+    assert_close(torch.cholesky_inverse(Lf + torch.triu(t64(R(3, 3)), 1)), want, rtol=1e-13)
+    # through cholesky: the inverse of A, and a gradient that checks
+    A = spd(n=3, seed=2)
+    assert_close(torch.cholesky_inverse(torch.linalg.cholesky(t64(A))), np.linalg.inv(A), rtol=1e-11)
+    from framework.autograd import gradcheck, gradgradcheck
+    x = torch.tensor(R(3, 3, seed=3), requires_grad=True)
+    eye = torch.eye(3, dtype=torch.float64)
+    f = lambda x: torch.cholesky_inverse(torch.linalg.cholesky(x @ x.mT + 3 * eye))   # noqa: E731
+    assert gradcheck(f, (x,))
+    assert_close(f(x), np.linalg.inv(to_np(x.detach()) @ to_np(x.detach()).T + 3 * np.eye(3)),
+                 rtol=1e-11)
+    l = torch.tensor(tri(n=3, upper=True, seed=4), requires_grad=True)
+    assert gradcheck(lambda l: torch.cholesky_inverse(l, upper=True), (l,))
+    assert gradgradcheck(lambda l: torch.cholesky_inverse(l, upper=True), (l,))
+    assert type(torch.cholesky_inverse(l).grad_fn).__name__ == "CholeskyInverseBackward0"
+    with pytest.raises(RuntimeError, match="cholesky_inverse: A must be batches of square"):
+        torch.cholesky_inverse(torch.ones(2, 3))
+    with pytest.raises(RuntimeError, match="cholesky_inverse: The input tensor A must have at "
+                                           "least 2 dimensions"):
+        torch.cholesky_inverse(torch.ones(2))
+    with pytest.raises(NotImplementedError, match="\"cholesky_inverse_out_cpu\" not implemented "
+                                                  "for 'Long'"):
+        torch.cholesky_inverse(torch.ones(2, 2, dtype=torch.int64))
+
+
+def _tri_fn(A, B, C):
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    L = torch.linalg.cholesky(A @ A.mT + 3 * eye)
+    X = torch.linalg.solve_triangular(L, B, upper=False)
+    Y = torch.linalg.solve_triangular(L.mT, C, upper=True, left=False, unitriangular=True)
+    return (X * X).sum() + torch.cholesky_inverse(L).sum() + (Y * Y).sum() + \
+        torch.linalg.cholesky_ex(A @ A.mT + eye).L.sum()
+
+
+def _tri_inputs(dev, seed):
+    return [torch.tensor(R(*s, seed=seed + k), device=dev, requires_grad=True)
+            for k, s in enumerate([(2, 4, 4), (4, 3), (3, 4)])]
+
+
+def test_compile_matches_eager():
+    eager = _tri_inputs(None, 1)
+    want = _tri_fn(*eager)
+    want.backward()
+    comp = _tri_inputs(None, 1)
+    f = torch.compile(_tri_fn)
+    got = f(*comp)
+    got.backward()
+    assert not f.graph_break_reasons()                  # one graph, the ops in it
+    assert {"cholesky", "solve_triangular"} <= {n.op for g in f.graphs() for n in g.nodes}
+    assert_close(got, to_np(want.detach()), rtol=1e-12)
+    for c, e in zip(comp, eager):
+        assert_close(c.grad, to_np(e.grad), rtol=1e-10, atol=1e-12)
+
+
+def test_interpret_device_matches_cpu():
+    res = {}
+    for dev in ("cpu", "interpret"):
+        xs = _tri_inputs(dev, 3)
+        out = _tri_fn(*xs)
+        assert out.device.type == dev
+        out.backward()
+        info = torch.linalg.cholesky_ex(torch.tensor([[1., 2.], [2., 1.]], device=dev)).info
+        res[dev] = [to_np(out.detach()), to_np(info)] + [to_np(x.grad) for x in xs]
+        with pytest.raises(torch.linalg.LinAlgError, match="order 2 is not positive-definite"):
+            torch.linalg.cholesky(torch.tensor([[1., 2.], [2., 1.]], device=dev))
+    for c, i in zip(res["cpu"], res["interpret"]):
+        np.testing.assert_allclose(i, c, rtol=1e-12, atol=1e-12)

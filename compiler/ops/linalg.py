@@ -1,5 +1,5 @@
 """Matrix primitives: batched matmul (template kernel kind), einsum and the linalg externs
-(inv, det, solve, qr, svd, cholesky) with their VJP rules."""
+(inv, det, solve, solve_triangular, qr, svd, cholesky) with their VJP rules."""
 import numpy as np
 
 from runtime import dtypes as dt
@@ -86,8 +86,10 @@ def _einsum_meta(*xs, equation):
 
 
 def _einsum_xp(xp, out, *xs, equation):
-    return xp.asarray(xp.einsum(equation, *[x.astype(out.dtype.np, copy=False) for x in xs],
-                                optimize=len(xs) > 2))
+    # NumPy's einsum has no bfloat16 loop: accumulate in float32 and round once, as matmul does
+    cd = np.float32 if out.dtype is dt.bfloat16 else out.dtype.np
+    r = xp.einsum(equation, *[x.astype(cd, copy=False) for x in xs], optimize=len(xs) > 2)
+    return xp.asarray(r).astype(out.dtype.np, copy=False)
 
 
 def _explicit_einsum(equation, shapes):
@@ -173,11 +175,15 @@ def _failures_raise(xp):
 
 
 def _square(op, x):
+    _square_shape(op, x)
+    float_input(op, x)
+
+
+def _square_shape(op, x):
     if len(x.shape) < 2 or x.shape[-1] != x.shape[-2]:
         raise RuntimeError(f"linalg.{op}: A must be batches of square matrices, but they are "
                            f"{x.shape[-2] if len(x.shape) > 1 else ''} by {x.shape[-1] if x.shape else ''} "
                            f"matrices (shape {list(x.shape)})")
-    float_input(op, x)
 
 
 def float_input(op, x):
@@ -255,23 +261,168 @@ register(Prim("solve", "extern", _solve_meta, None, _vjp_solve, saves=(0,), save
               grad_name="LinalgSolveExBackward0", xp=_solve_xp))
 
 
-def _cholesky_meta(x, upper=False):
+def _no_half(kernel, x):
+    """PyTorch's cpu linalg kernels take float32/float64/complex only."""
+    if x.dtype in (dt.float16, dt.bfloat16):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(x.dtype)}'")
+
+
+def _cholesky_meta(x, upper=False, check_errors=True, name="linalg.cholesky"):
     _square("cholesky", x)
-    return AVal(x.shape, x.dtype)
+    _no_half("cholesky_cpu", x)
+    return (AVal(x.shape, x.dtype), AVal(x.shape[:-2], dt.int32))
 
 
-def _cholesky_xp(xp, out, x, upper=False):
+def _host_ints(xp, a):
+    return np.asarray(a.get() if xp is not np else a)
+
+
+def _cholesky_columns(xp, a):
+    """Left-looking (Crout) Cholesky of the lower triangles of a batch, column by column,
+    stopping per matrix at the first pivot that is not positive (or NaN): LAPACK's potrf
+    semantics. Returns (L, info): info is the order of the first leading minor that is not
+    positive-definite (0 where the factorization completed); where it failed, L holds the
+    finished columns, the failing pivot's value on the diagonal and A's lower triangle after."""
+    n = a.shape[-1]
+    batch = a.shape[:-2]
+    L = xp.tril(a).copy()
+    info = xp.zeros(batch, dtype=np.int32)
+    ok = xp.ones(batch, dtype=bool)
+    with np.errstate(all="ignore"):
+        for j in range(n):
+            lj = L[..., j, :j]
+            d = xp.real(a[..., j, j]) - xp.sum(xp.real(lj * xp.conj(lj)), axis=-1)
+            bad = ok & ~(d > 0)
+            info = xp.where(bad, np.int32(j + 1), info)
+            ok = ok & ~bad
+            s = xp.sqrt(xp.where(ok, d, 1))
+            col = (a[..., j + 1:, j] - (L[..., j + 1:, :j] @ xp.conj(lj)[..., :, None])[..., 0]) \
+                / s[..., None]
+            L[..., j, j] = xp.where(ok, s, xp.where(bad, d, xp.real(L[..., j, j])))
+            L[..., j + 1:, j] = xp.where(ok[..., None], col, L[..., j + 1:, j])
+    return L, info
+
+
+def _cholesky_xp(xp, out, x, upper=False, check_errors=True, name="linalg.cholesky"):
     try:
         with _failures_raise(xp):
             L = xp.linalg.cholesky(x)
+        if x.shape[-1] and bool(xp.isnan(xp.diagonal(L, 0, -2, -1)).any()):
+            raise np.linalg.LinAlgError     # a NaN pivot LAPACK's driver let through
+        info = xp.zeros(x.shape[:-2], dtype=np.int32)
     except np.linalg.LinAlgError:
-        raise LinAlgError("linalg.cholesky: The factorization could not be completed because the "
-                           "input is not positive-definite.") from None
-    return xp.swapaxes(L, -1, -2).copy() if upper else L
+        L, info = _cholesky_columns(xp, x)
+        if check_errors:
+            flat = _host_ints(xp, info).reshape(-1)
+            first = int(np.flatnonzero(flat)[0])
+            where = f"(Batch element {first}): " if len(x.shape) > 2 else ""
+            raise LinAlgError(f"{name}: {where}The factorization could not be completed because "
+                              f"the input is not positive-definite (the leading minor of order "
+                              f"{int(flat[first])} is not positive-definite).") from None
+    if upper:
+        L = xp.conj(xp.swapaxes(L, -1, -2))
+    return L, info
 
 
-register(Prim("cholesky", "extern", _cholesky_meta, None, None, differentiable=False,
-              xp=_cholesky_xp))
+def _vjp_cholesky(b, gs, x, out, upper=False, check_errors=True, name=None):
+    # PyTorch's cholesky_backward (Iain Murray, arXiv 1602.07527), real matrices:
+    #   A_bar = L^-T Phi(L^T L_bar) L^-1 with Phi(P) = tril(P) with its diagonal halved,
+    #   symmetrised: 0.5 (P + tril(P, -1)^T)
+    gL, L = gs[0], out[0]
+    if gL is None:
+        return (None,)
+    if upper:
+        L, gL = _mT(b, L), _mT(b, gL)
+    LT = _mT(b, L)
+    P = _tril(b, b.matmul(LT, gL), 0)
+    P = b.mul(b.add(P, _mT(b, _tril(b, P, -1))), 0.5)
+    P = b.solve_triangular(LT, P, upper=True)                        # L^-T P
+    return (_mT(b, b.solve_triangular(LT, _mT(b, P), upper=True)),)  # (L^-T P^T)^T = P L^-1
+
+
+register(Prim("cholesky", "extern", _cholesky_meta, None, _vjp_cholesky, nout=2, saves=(),
+              saves_output=True, grad_name="LinalgCholeskyExBackward0", xp=_cholesky_xp))
+
+
+# solve_triangular: A X = B with A (a batch of) triangular matrices ---------------------------
+
+def _solve_triangular_meta(a, c, upper, unitriangular=False):
+    _square_shape("solve_triangular", a)
+    if not (a.dtype.is_floating_point or a.dtype.is_complex):
+        raise NotImplementedError(f"\"triangular_solve_cpu\" not implemented for "
+                                  f"'{dt.tname(a.dtype)}'")
+    _no_half("triangular_solve_cpu", a)
+    if len(c.shape) < 2:
+        raise RuntimeError("linalg.solve_triangular: The input tensor B must have at least 2 "
+                           "dimensions.")
+    if c.shape[-2] != a.shape[-1]:
+        raise RuntimeError(f"linalg.solve_triangular: Incompatible shapes of A and B for the "
+                           f"equation AX = B ({'x'.join(map(str, a.shape[-2:]))} and "
+                           f"{'x'.join(map(str, c.shape[-2:]))})")
+    if c.dtype is not a.dtype:
+        raise RuntimeError(f"linalg.solve_triangular: Expected A and B to have the same dtype, "
+                           f"but found A of type {dt.tname(a.dtype)} and B of type "
+                           f"{dt.tname(c.dtype)} instead")
+    batch = broadcast_shapes("linalg.solve_triangular", tuple(a.shape[:-2]), tuple(c.shape[:-2]))
+    return AVal(batch + tuple(c.shape[-2:]), a.dtype)
+
+
+def _substitute(xp, a, c, upper, unit):
+    """Row-by-row substitution: only the triangle (the diagonal too unless unit) is read."""
+    n = a.shape[-1]
+    x = xp.empty(c.shape, c.dtype)
+    for i in (range(n - 1, -1, -1) if upper else range(n)):
+        r = c[..., i, :]
+        if upper and i + 1 < n:
+            r = r - (a[..., i:i + 1, i + 1:] @ x[..., i + 1:, :])[..., 0, :]
+        elif not upper and i > 0:
+            r = r - (a[..., i:i + 1, :i] @ x[..., :i, :])[..., 0, :]
+        x[..., i, :] = r if unit else r / a[..., i, i, None]
+    return x
+
+
+def _trsm(xp, a, c, upper, unit):
+    """Triangular solve by halves (the off-diagonal block is one matmul), substitution on
+    blocks of 16 rows or fewer."""
+    n = a.shape[-1]
+    if n <= 16:
+        return _substitute(xp, a, c, upper, unit)
+    h = n // 2
+    if upper:
+        x2 = _trsm(xp, a[..., h:, h:], c[..., h:, :], upper, unit)
+        x1 = _trsm(xp, a[..., :h, :h], c[..., :h, :] - a[..., :h, h:] @ x2, upper, unit)
+    else:
+        x1 = _trsm(xp, a[..., :h, :h], c[..., :h, :], upper, unit)
+        x2 = _trsm(xp, a[..., h:, h:], c[..., h:, :] - a[..., h:, :h] @ x1, upper, unit)
+    return xp.concatenate([x1, x2], axis=-2)
+
+
+def _solve_triangular_xp(xp, out, a, c, upper, unitriangular=False):
+    # a substitution, not an LU solve: a zero on the diagonal gives inf/nan as LAPACK's trtrs
+    # does in PyTorch, never an error; works the same on CuPy arrays (matmuls per block)
+    batch = tuple(out.shape[:-2])
+    n, k = a.shape[-1], c.shape[-1]
+    a = xp.broadcast_to(a, batch + (n, n))
+    c = xp.broadcast_to(c, batch + (n, k))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _trsm(xp, a, c, bool(upper), bool(unitriangular))
+
+
+def _vjp_solve_triangular(b, g, a, c, out, upper, unitriangular=False):
+    # PyTorch's linalg_solve_triangular_backward (left=True):
+    #   B_bar = A^-T X_bar;  A_bar = -B_bar X^T on A's triangle (strict when unitriangular)
+    gb = b.solve_triangular(_mT(b, a), g, upper=not upper, unitriangular=unitriangular)
+    ga = None
+    if wants(b, 0):
+        ga = b.neg(b.matmul(gb, _mT(b, out)))
+        k = 1 if unitriangular else 0
+        ga = sum_to(b, _triu(b, ga, k) if upper else _tril(b, ga, -k), a.shape)
+    return (ga, sum_to(b, gb, c.shape) if wants(b, 1) else None)
+
+
+register(Prim("solve_triangular", "extern", _solve_triangular_meta, None, _vjp_solve_triangular,
+              saves=(0,), saves_output=True, grad_name="LinalgSolveTriangularBackward0",
+              xp=_solve_triangular_xp))
 
 
 def _qr_meta(x, mode="reduced"):
@@ -318,6 +469,13 @@ def _tril(b, m, k):
     i = b.reshape(b.arange(start=0, end=n1, step=1, dtype=dt.int64), shape=(n1, 1))
     j = b.reshape(b.arange(start=0, end=n2, step=1, dtype=dt.int64), shape=(1, n2))
     return b.where(b.le(b.sub(j, i), k), m, 0.0)
+
+
+def _triu(b, m, k):
+    n1, n2 = m.shape[-2:]
+    i = b.reshape(b.arange(start=0, end=n1, step=1, dtype=dt.int64), shape=(n1, 1))
+    j = b.reshape(b.arange(start=0, end=n2, step=1, dtype=dt.int64), shape=(1, n2))
+    return b.where(b.ge(b.sub(j, i), k), m, 0.0)
 
 
 register(Prim("qr", "extern", _qr_meta, None, _vjp_qr, nout=2, saves=(), saves_output=True,

@@ -827,12 +827,18 @@ def rms_norm(input, normalized_shape, weight=None, eps=None):
         raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
                            f"[*, {', '.join(map(str, ns))}], but got input of size"
                            f"{list(input.shape)}")
+    # half types compute in float32 and round once, with float32's eps by default (PyTorch's
+    # opmath type)
+    low = input._dtype in (dt.float16, dt.bfloat16)
+    x = apply(P["cast"], input, dtype=dt.float32) if low else input
     if eps is None:
-        eps = float(np.finfo(input._dtype.np).eps)
+        eps = dt.finfo(x._dtype).eps
     dims = tuple(range(input.ndim - k, input.ndim))
-    ms = apply(P["div"], apply(P["sum"], apply(P["mul"], input, input), dims=dims, keepdim=True),
+    ms = apply(P["div"], apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=True),
                _prod(ns))
-    y = apply(P["mul"], input, apply(P["rsqrt"], apply(P["add"], ms, eps)))
+    y = apply(P["mul"], x, apply(P["rsqrt"], apply(P["add"], ms, eps)))
+    if low:
+        y = apply(P["cast"], y, dtype=input._dtype)
     return _affine(y, weight, None, ns)
 
 
