@@ -1,6 +1,6 @@
 """Fusion: partition a graph's nodes into fused Groups (compiler/ir/group.py).
 
-    partition(graph, size_cap=64) -> Partition
+    partition(graph, size_cap=64, closing_cap=None, one_order=False) -> Partition
 
 Decisions are made on a networkx DiGraph of the graph's nodes, condensed as groups merge:
 
@@ -16,7 +16,9 @@ Decisions are made on a networkx DiGraph of the graph's nodes, condensed as grou
     may close the group;
   * a matmul takes a pointwise epilogue over its output (bias, activation, residual);
   * extern/scatter/gather/concat/scan ops stay alone; a merge that would create a cycle
-    between groups, exceed the size cap, or mix iteration spaces is refused.
+    between groups, exceed the size cap, or mix iteration spaces is refused; for Triton
+    (one_order) a computed value does not fuse through a transposing permute into a
+    pointwise group, where its elements would meet the others in another order.
 
 Every refused candidate is recorded as a Refusal(producer, consumer, reason).
 """
@@ -32,6 +34,7 @@ CYCLE = "would create cycle"
 SIZE = "size cap"
 SPACE = "iteration space differs"
 CLOSING = "closing reduction over more rows than one program holds"
+PERMUTED = "permute of a computed value (its elements meet the group's in another order)"
 
 # The Triton backend closes a row group in one program (every row in one tile), so it caps the
 # iteration space a closing reduction may join; the NumPy backend has no such limit (None).
@@ -55,6 +58,15 @@ def _row_select(n):
     d = n.attrs.get("dim", 0) % len(x.shape)
     want = tuple(1 if i == d else s for i, s in enumerate(x.shape))
     return tuple(idx.shape) == want
+
+
+def _transposes(n):
+    """A permute that reorders dims of size > 1 (not only moving 1s around)."""
+    if n.op != "permute":
+        return False
+    x = n.inputs[0]
+    big = [d for d in n.attrs["dims"] if x.shape[d] != 1]
+    return big != sorted(big)
 
 
 def role(n):
@@ -152,7 +164,10 @@ def _combine(p, c, closing_cap=None):
     return SPACE
 
 
-def partition(graph, size_cap=SIZE_CAP, closing_cap=None):
+def partition(graph, size_cap=SIZE_CAP, closing_cap=None, one_order=False):
+    """one_order: the backend's kernels visit every value of a group in one index order
+    (Triton), so a permuted computed value cannot meet unpermuted ones inside a group; NumPy
+    programs permute arrays and need no such split."""
     nodes = graph.nodes
     # producers by value (a Value's .node may be a pre-pass copy of the node)
     index = {id(o): i for i, n in enumerate(nodes) for o in n.outputs}
@@ -261,6 +276,12 @@ def partition(graph, size_cap=SIZE_CAP, closing_cap=None):
                 continue
             if groups[gid[j]].kind == "view" or groups[gid[i]].kind == "view":
                 continue            # a shared or returned view stays a view group
+            if one_order and _transposes(nodes[i]) and groups[gid[i]].kind == "pointwise" \
+                    and roles[j] != "view":
+                # the permuted value would meet the group's other values element by element in
+                # another order: read it from memory instead (the permute folds into the load)
+                refuse(j, i, PERMUTED)
+                continue
             try_merge(j, i)
 
     # groups in a valid order: topological, ties by earliest node

@@ -97,7 +97,7 @@ class TritonProgram:
         self._lifted = lifted
         self._const_values = list(const_values)
         self.graph, self.passes_log = _passes.run_all(lifted)
-        self.partition = _partition(self.graph, closing_cap=TRITON_CLOSING_CAP)
+        self.partition = _partition(self.graph, closing_cap=TRITON_CLOSING_CAP, one_order=True)
         self.schedule = _schedule(self.partition)
         self.groups = self.schedule.order
         self.group_names = [g.name for g in self.groups]

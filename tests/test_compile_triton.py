@@ -94,7 +94,22 @@ def _cases():
         out.backward()
         return [out.detach().numpy(), xg.grad.numpy()], f
 
+    w0 = rng.normal(0, 0.5, (C, C)).astype(np.float32)
+
+    def tied_run(backend):
+        # one weight read directly and through a transpose (tied embeddings): its gradient adds
+        # a permuted term to a direct one, which must not fuse element by element
+        wg = torch.tensor(w0, requires_grad=True)
+
+        def loss(wg, x):
+            return (wg.exp() ** 2).sum() + (wg.mT.exp() * x[0]).sum() + (x @ wg.t()).sum()
+        f = loss if backend is None else torch.compile(loss, backend=backend)
+        out = f(wg, x)
+        out.backward()
+        return [out.detach().numpy(), wg.grad.numpy()], f
+
     return {
+        "tied_weight_backward": tied_run,
         "indexing_and_scatters": indexing_run,
         "indexing_backward": indexing_grad_run,
         "pointwise_chain": forward(chain, x, y),
@@ -141,7 +156,7 @@ def worker():
     print(json.dumps({"done": True, "torch_imported": "torch" in sys.modules}), flush=True)
 
 
-CASES = ["pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
+CASES = ["tied_weight_backward", "pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
          "mlp_adam_3_steps", "cumsum_fallback", "indexing_and_scatters", "indexing_backward"]
 
 
@@ -203,6 +218,12 @@ def test_indexing_and_scatters_run_as_kernels(results):
     names = r["kernel_names"]
     assert any(n.startswith("index_put_") for n in names), names
     assert any(n.startswith("scatter_") or n.startswith("gather_") for n in names), names
+
+
+def test_permuted_gradient_terms_run_as_kernels(results):
+    r = results["tied_weight_backward"]
+    assert r["ok"], r
+    assert r["fallbacks"] == {} and r["kernels"] >= 3, r
 
 
 def test_named_fallback(results):

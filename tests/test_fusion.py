@@ -8,7 +8,7 @@ from framework import nn
 import framework.nn.functional as F
 from compiler import passes
 from compiler.backend import compile_graph
-from compiler.fusion import partition, CYCLE, EXTERN, SIZE, SPACE
+from compiler.fusion import partition, CYCLE, EXTERN, PERMUTED, SIZE, SPACE
 from compiler.ir.graph import Graph
 from runtime import dtypes as dt
 
@@ -145,6 +145,21 @@ def test_views_fold_into_their_consumer():
     assert len(part.groups) == 1
     assert [n.op for n in part.groups[0].nodes] == ["permute", "reshape", "exp", "mul"]
     assert part.groups[0].name == "fused_exp_mul_0"
+
+
+def test_permute_of_a_computed_value_does_not_fuse_into_a_pointwise_group():
+    # a + b.T where b is computed: in one kernel b.T's elements would meet a's in the wrong
+    # order, so b is materialised and the permute folds into the reading load
+    g = Graph("tied")
+    a = g.add_input("a", (4, 4), dt.float32)
+    b = g.call("exp", g.add_input("w", (4, 4), dt.float32))
+    y = g.call("add", g.call("mul", a, 2.0), g.call("permute", b, dims=(1, 0)))
+    g.set_outputs([y])
+    part = partition(g, one_order=True)          # (Triton's kernels visit one index order)
+    assert [[n.op for n in gr.nodes] for gr in part.groups] == [["exp"],
+                                                               ["mul", "permute", "add"]]
+    assert any(r.reason == PERMUTED for r in part.refusals)
+    assert len(partition(g).groups) == 1           # NumPy programs permute arrays: one group
 
 
 def test_prologue_into_reduction_and_epilogue_after():

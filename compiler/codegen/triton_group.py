@@ -619,6 +619,14 @@ def _dim_maps(nodes, eff_values, F, default_dims, special=None):
                 else:
                     d = default(o)[i]
             m.append(d)
+        for a in ops:      # operands mapped earlier must meet the output on the same dims
+            ma = dmap.get(id(a))
+            if ma is not None and any(x is not None and m[r - len(a.shape) + j] is not None and
+                                      x != m[r - len(a.shape) + j] for j, x in enumerate(ma)):
+                raise TritonCodegenError(
+                    f"triton codegen: {n.op} combines {a.name} {list(a.shape)} with an operand "
+                    f"whose dims lie permuted on the iteration space (the values sit at "
+                    f"different elements; the fuser should split here)")
         dmap[id(o)] = tuple(m)
         for a in ops:
             if id(a) not in dmap:
