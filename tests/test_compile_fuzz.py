@@ -121,12 +121,12 @@ def test_compiled_equals_eager_values_and_gradients(prog):
     out.backward()
     msg = describe(steps)
     np.testing.assert_allclose(out.item(), ref.item(), rtol=1e-4, atol=1e-4, err_msg=msg)
-    np.testing.assert_allclose(x2.grad.numpy(), x1.grad.numpy(), rtol=1e-4, atol=1e-4,
+    np.testing.assert_allclose(x2.grad.cpu().numpy(), x1.grad.cpu().numpy(), rtol=1e-4, atol=1e-4,
                                err_msg=msg)
     if w1.grad is None:
         assert w2.grad is None, msg
     else:
-        np.testing.assert_allclose(w2.grad.numpy(), w1.grad.numpy(), rtol=1e-4, atol=1e-4,
+        np.testing.assert_allclose(w2.grad.cpu().numpy(), w1.grad.cpu().numpy(), rtol=1e-4, atol=1e-4,
                                    err_msg=msg)
     # no grad: the forward-only program gives the same value
     with torch.no_grad():
