@@ -15,8 +15,9 @@ constants lifted to run-time parameters, passes, fusion, scheduling); then one k
 group from compiler/codegen/triton_group.generate. Extern groups (sort, linalg, scatter, ...)
 run their nodes' NumPy lowerings (on the host; the Triton source names the library fallback
 the GPU runtime would call), and so does a group whose kernel cannot be generated or run on
-this executor (bfloat16 under the interpreter, for one): TritonProgram.fallbacks says which
-and why, and `kiln dump` prints it.
+this executor (bfloat16 under the interpreter; complex dtypes, which Triton has no type
+for, on every executor): TritonProgram.fallbacks says which and why, and `kiln dump`
+prints it.
 
 Float constants: kernels take them as scalar arguments, so one program serves every value
 (consts[i] is written into the kernel parameter made from FloatParam i at each run). A
@@ -165,6 +166,12 @@ class TritonProgram:
                 k = None
             return _Step(group, k, "bfloat16: Triton's interpreter has no bfloat16 host arrays "
                                    "(NumPy lowering)")
+        if any(v.dtype.is_complex for n in group.nodes
+               for v in list(n.outputs) + [a for a in n.inputs if isinstance(a, Value)]):
+            # Triton has no complex element type: such groups (fft, view_as_real, complex
+            # arithmetic) run their NumPy lowerings (on a GPU, the xp lowerings call CuPy)
+            return _Step(group, None, "complex dtype: Triton has no complex element type "
+                                      "(NumPy lowering)")
         from runtime import backends
         try:
             k = generate(group, self.graph, interpret=self.interpret,

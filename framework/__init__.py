@@ -151,7 +151,14 @@ from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # 
 special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
+from . import fft  # noqa: E402,F401  (torch.fft)
 from . import distributions  # noqa: E402,F401
+# PyTorch's samplers and incomplete gamma functions live with the distributions that use them
+from .distributions._samplers import (binomial, _standard_gamma, _sample_dirichlet,  # noqa: E402,F401
+                                      gammainc as igamma, gammaincc as igammac)
+special.gammainc, special.gammaincc = igamma, igammac
+Tensor.igamma = lambda self, other: igamma(self, other)
+Tensor.igammac = lambda self, other: igammac(self, other)
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401

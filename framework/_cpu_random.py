@@ -22,9 +22,11 @@ values:
              per two values, the second kept for the next draw (the generator's cache)
 
 Exact to the bit except where PyTorch's vectorised float32 normal uses its own log/sin/cos
-(within one ulp). Distributions PyTorch computes by other algorithms (multinomial, poisson,
-orthogonal and other nn.init helpers that need them) take NumPy's samplers on a NumPy
-generator seeded from the same seed.
+(within one ulp). The rejection samplers at the end (standard_gamma, dirichlet, poisson,
+binomial, cauchy) port PyTorch's cpu kernels and give its numbers too (used by
+framework.distributions). Other distributions PyTorch computes by other algorithms
+(multinomial, torch.poisson, orthogonal and other nn.init helpers that need them) take
+NumPy's samplers on a NumPy generator seeded from the same seed.
 """
 import math
 
@@ -189,3 +191,245 @@ def _numel(shape):
     for s in shape:
         n *= int(s)
     return n
+
+
+# ---- rejection samplers: gamma, dirichlet, poisson, binomial (PyTorch's CPU kernels) --------
+#
+# PyTorch draws these one element at a time in C order (cpu_serial_kernel), each element
+# taking as many float64 uniforms / normals from the generator as its rejection loop needs
+# (aten/src/ATen/native/Distributions.h: sample_gamma, sample_binomial; Distributions.cpp:
+# sample_poisson). The ports below keep PyTorch's float/double mix (its `1.0f / 3.0f`, `0.0331f`
+# and scalar_t arithmetic), so seeded draws equal PyTorch's.
+
+_THIRD_F = float(np.float32(1.0) / np.float32(3.0))     # PyTorch's 1.0f / 3.0f
+_C0331_F = float(np.float32(0.0331))                      # 0.0331f
+_TAIL = (0.0810614667953272, 0.0413406959554092, 0.0276779256849983, 0.02079067210376509,
+         0.0166446911898211, 0.0138761288230707, 0.0118967099458917, 0.0104112652619720,
+         0.00925546218271273, 0.00833056343336287)
+
+
+class _Scalars:
+    """Scalar float64 uniforms (uniform_real_distribution<double>: random64()'s low 53 bits)
+    and normals (normal_distribution<double>: Box-Muller with the stream's normal cache) for
+    the rejection loops. Words are fetched in blocks for speed; close() winds the mt19937 state
+    back to exactly the words used, so the stream continues as PyTorch's does."""
+
+    def __init__(self, stream):
+        self.s = stream
+        self.saved = stream._bg.state
+        self.buf, self.i, self.used = [], 0, 0
+
+    def uniform(self):
+        if self.i + 2 > len(self.buf):
+            self.buf = self.buf[self.i:] + self.s._bg.random_raw(1024).tolist()
+            self.i = 0
+        hi, lo = self.buf[self.i] & 0xFFFFFFFF, self.buf[self.i + 1] & 0xFFFFFFFF
+        self.i += 2
+        self.used += 2
+        return (((hi << 32) | lo) & ((1 << 53) - 1)) * 2.0 ** -53
+
+    def normal(self):
+        s = self.s
+        if s.normal_cache is not None:
+            z, s.normal_cache = s.normal_cache, None
+            return z
+        u1 = self.uniform()
+        u2 = self.uniform()
+        r = math.sqrt(-2.0 * math.log1p(-u2))
+        theta = 2.0 * math.pi * u1
+        s.normal_cache = r * math.sin(theta)
+        return r * math.cos(theta)
+
+    def close(self):
+        self.s._bg.state = self.saved
+        if self.used:
+            self.s._bg.random_raw(self.used)
+
+
+def _gamma_one(alpha, g, f32):
+    """sample_gamma<scalar_t, double>: Marsaglia-Tsang, boosted for alpha < 1; `alpha` holds a
+    value of scalar_t (float32 when f32), whose own arithmetic is float32 where PyTorch's is."""
+    scale = 1.0
+    if alpha < 1.0:
+        if alpha == 0.0:
+            return 0.0
+        if f32:
+            scale *= (1.0 - g.uniform()) ** float(np.float32(1.0) / np.float32(alpha))
+            alpha = float(np.float32(alpha) + np.float32(1.0))
+        else:
+            scale *= (1.0 - g.uniform()) ** (1.0 / alpha)
+            alpha += 1.0
+    d = float(np.float32(alpha) - np.float32(_THIRD_F)) if f32 else alpha - _THIRD_F
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        while True:
+            x = g.normal()
+            y = 1.0 + c * x
+            if y > 0:
+                break
+        v = y * y * y
+        u = 1.0 - g.uniform()
+        xx = x * x
+        if u < 1.0 - _C0331_F * xx * xx:
+            return scale * d * v
+        if math.log(u) < 0.5 * xx + d * (1.0 - v + math.log(v)):
+            return scale * d * v
+
+
+def _poisson_one(lam, g):
+    """sample_poisson: transformed rejection (Hoermann 1993) for lambda >= 10, else the
+    product of uniforms."""
+    if lam >= 10:
+        slam = math.sqrt(lam)
+        loglam = math.log(lam)
+        b = 0.931 + 2.53 * slam
+        a = -0.059 + 0.02483 * b
+        invalpha = 1.1239 + 1.1328 / (b - 3.4)
+        vr = 0.9277 - 3.6224 / (b - 2)
+        while True:
+            U = g.uniform() - 0.5
+            V = g.uniform()
+            us = 0.5 - abs(U)
+            k = math.floor((2 * a / us + b) * U + lam + 0.43)
+            if us >= 0.07 and V <= vr:
+                return k
+            if k < 0 or (us < 0.013 and V > us):
+                continue
+            # (math.lgamma for std::lgamma: they may differ in the last bit, which moves this
+            # boundary by about 1e-16)
+            if (math.log(V) + math.log(invalpha) - math.log(a / (us * us) + b)) <= \
+                    (-lam + k * loglam - math.lgamma(k + 1.0)):
+                return k
+    if lam == 0:
+        return 0
+    enlam = math.exp(-lam)
+    X, prod = 0, 1.0
+    while True:
+        prod *= g.uniform()
+        if prod > enlam:
+            X += 1
+        else:
+            return X
+
+
+def _stirling_tail(k):
+    if k < 10:
+        return _TAIL[int(k)]
+    kp1sq = (k + 1) * (k + 1)
+    return (1.0 / 12 - (1.0 / 360 - 1.0 / 1260 / kp1sq) / kp1sq) / (k + 1)
+
+
+def _binomial_inversion(count, prob, g, S):
+    logprob = float(np.log1p(S(-prob)))          # compat_log1p on scalar_t
+    geom_sum, num = 0.0, 0.0
+    while True:
+        geom_sum += math.ceil(math.log(g.uniform()) / logprob)
+        if geom_sum > count:
+            return num
+        num += 1.0
+
+
+def _btrs(count, prob, g, S):
+    """BTRS (Hoermann 1993, as TensorFlow's random_binomial_op), scalar_t products rounded."""
+    stddev = float(np.sqrt(S(S(S(count) * S(prob)) * S(S(1) - S(prob)))))
+    b = 1.15 + 2.53 * stddev
+    a = -0.0873 + 0.0248 * b + 0.01 * prob
+    c = float(S(S(count) * S(prob))) + 0.5
+    v_r = 0.92 - 4.2 / b
+    r = float(S(S(prob) / S(S(1) - S(prob))))
+    alpha = (2.83 + 5.1 / b) * stddev
+    m = math.floor(float(S(S(count + 1) * S(prob))))
+    while True:
+        U = g.uniform() - 0.5
+        V = g.uniform()
+        us = 0.5 - abs(U)
+        k = float(math.floor((2 * a / us + b) * U + c))
+        if k < 0 or k > count:
+            continue
+        if us >= 0.07 and V <= v_r:
+            return k
+        V = math.log(V * alpha / (a / (us * us) + b))
+        upper = ((m + 0.5) * math.log((m + 1) / (r * (count - m + 1))) +
+                 (count + 1) * math.log((count - m + 1) / (count - k + 1)) +
+                 (k + 0.5) * math.log(r * (count - k + 1) / (k + 1)) +
+                 _stirling_tail(m) + _stirling_tail(count - m) -
+                 _stirling_tail(k) - _stirling_tail(count - k))
+        if V <= upper:
+            return k
+
+
+def _binomial_one(count, prob, g, S):
+    """sample_binomial<scalar_t, double>; count and prob hold scalar_t values."""
+    if count <= 0.0 or prob <= 0.0:
+        return 0.0
+    if prob >= 1.0:
+        return count
+    if prob <= 0.5:
+        if float(S(S(count) * S(prob))) >= 10.0:
+            return _btrs(count, prob, g, S)
+        return _binomial_inversion(count, prob, g, S)
+    if prob > 0.5:
+        q = float(S(1.0 - prob))
+        if float(S(S(count) * S(q))) >= 10.0:
+            return float(S(count) - S(_btrs(count, q, g, S)))
+        return float(S(count) - S(_binomial_inversion(count, q, g, S)))
+    return math.nan
+
+
+def _serial(stream, fn, *arrays):
+    """fn(*element values, scalars) over the arrays' elements in C order, as a float64 array."""
+    flat = [np.ascontiguousarray(a).reshape(-1).tolist() for a in arrays]
+    g = _Scalars(stream)
+    try:
+        out = [fn(*vals, g) for vals in zip(*flat)]
+    finally:
+        g.close()
+    return np.asarray(out, np.float64).reshape(np.shape(arrays[0]))
+
+
+# the samplers, on a TorchStream `stream`
+
+
+def standard_gamma(stream, alpha, d):
+    """_standard_gamma(alpha): float32/float64 array `alpha` (dtype d), PyTorch's
+    _s_gamma_cpu: the sample clamped below at the type's smallest normal."""
+    f32 = d is not dt.float64
+    a = np.asarray(alpha, d.np if d.np in (np.float32, np.float64) else np.float32)
+    r = _serial(stream, lambda x, g: _gamma_one(x, g, f32), a)
+    r = r.astype(np.float32 if f32 else np.float64)
+    return np.maximum(r, np.finfo(r.dtype).tiny).astype(d.np)
+
+
+def dirichlet(stream, alpha, d):
+    """_sample_dirichlet: float64 gammas of the alphas (as doubles), normalised over the
+    last dim, cast and clamped into [tiny, nextafter(1, 0)]."""
+    a = np.asarray(alpha, np.float64)
+    gam = _serial(stream, lambda x, g: _gamma_one(x, g, False), a)
+    gam = np.maximum(gam, np.finfo(np.float64).tiny)
+    ft = np.float64 if d is dt.float64 else np.float32
+    r = (gam / gam.sum(-1, keepdims=True)).astype(ft)
+    r = np.minimum(np.nextafter(ft(1), ft(0)), np.maximum(np.finfo(ft).tiny, r))
+    return r.astype(d.np)
+
+
+def poisson(stream, lam, d):
+    """torch.poisson(lam): one sample_poisson per element (the rate as a double)."""
+    lam = np.asarray(lam, np.float64)
+    if np.any(lam < 0) or np.any(np.isnan(lam)):
+        raise RuntimeError("invalid Poisson rate, expected rate to be non-negative")
+    return _serial(stream, _poisson_one, lam).astype(d.np)
+
+
+def binomial(stream, count, prob, d):
+    """torch.binomial(count, prob), count and prob of one float dtype d."""
+    S = np.float64 if d is dt.float64 else np.float32
+    c = np.asarray(count, S)
+    p = np.asarray(prob, S)
+    c, p = np.broadcast_arrays(c, p)
+    return _serial(stream, lambda n, q, g: _binomial_one(n, q, g, S), c, p).astype(d.np)
+
+
+def cauchy(stream, shape, d, median=0.0, sigma=1.0):
+    """cauchy_: median + sigma * tan(pi * (u - 0.5)) on float64 uniforms."""
+    u = stream.uniform(shape, dt.float64).astype(np.float64)
+    return (median + sigma * np.tan(math.pi * (u - 0.5))).astype(d.np)

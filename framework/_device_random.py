@@ -123,3 +123,18 @@ def load_state(gen, blob):
     seed, offset = (int(x) for x in blob.view(np.uint64))
     gen._seed, gen._offset = seed, offset
 
+
+
+def host_stream(dev, n, generator=None):
+    """A host stream (_cpu_random.TorchStream) for a draw of n elements on `dev` whose number
+    of raw words is data dependent (the rejection samplers: gamma, dirichlet, poisson,
+    binomial), which no Philox fill kernel serves: seeded from the device generator's (seed,
+    offset), after which the offset advances by n as a fill of n elements would. So a seed
+    repeats the draw and successive draws differ; the numbers are not PyTorch's cuda ones."""
+    from ._cpu_random import TorchStream
+    gen = generator_for(dev, generator)
+    words = [gen._seed & 0xFFFFFFFF, gen._seed >> 32 & 0xFFFFFFFF,
+             gen._offset & 0xFFFFFFFF, gen._offset >> 32 & 0xFFFFFFFF]
+    seed = int(np.random.SeedSequence(words).generate_state(1)[0])
+    gen._offset += int(n)
+    return TorchStream(seed)

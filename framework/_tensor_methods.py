@@ -39,7 +39,21 @@ for mod, names in _METHODS.items():
 Tensor.T = property(S._T)
 Tensor.mT = property(S._mT)
 Tensor.H = property(lambda self: S.adjoint(self) if self.ndim == 2 else self)
-Tensor.mH = property(S._mT)
+Tensor.mH = property(S._mH)
+
+
+# complex: .real/.imag are writable views (z.real = x writes into z, as torch)
+def _set_part(name):
+    def setter(self, value):
+        getattr(S, name)(self).copy_(value)
+    return setter
+
+
+Tensor.real = property(S.real, _set_part("real"))
+Tensor.imag = property(S.imag, _set_part("imag"))
+for _n in ("angle", "conj", "conj_physical", "resolve_conj", "resolve_neg", "is_conj", "is_neg"):
+    setattr(Tensor, _n, getattr(M, _n))
+Tensor.conj_physical_ = lambda self: M.inplace(self, "conj") if self._dtype.is_complex else self
 Tensor.cast = M.cast
 Tensor.copy_ = M.copy_
 Tensor.fill_ = M.fill_

@@ -353,10 +353,29 @@ def triu_indices(row, col, offset=0, *, dtype=None, device=None):
     return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64, device=device)
 
 
-def complex(real, imag):
-    return wrap((real._data + 1j * imag._data).astype(
-        np.complex128 if real._dtype is dt.float64 else np.complex64),
-        dt.complex128 if real._dtype is dt.float64 else dt.complex64)
+def complex(real, imag, *, out=None):
+    """real + i imag as torch.complex: both float32 or both float64 (broadcast), and
+    differentiable (stacked pairs read as complex by view_as_complex)."""
+    from ._dispatch import apply
+    from compiler.ir.registry import REGISTRY, broadcast_shapes
+    a, b = real._dtype, imag._dtype
+    if a not in (dt.float32, dt.float64, dt.float16) or b not in (dt.float32, dt.float64,
+                                                                 dt.float16):
+        raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "
+                           f"{dt.tname(a)} and {dt.tname(b)}")
+    if a is not b:
+        raise RuntimeError(f"Expected object of scalar type {dt.tname(a)} but got scalar type "
+                           f"{dt.tname(b)} for second argument")
+    if a is dt.float16:
+        raise NotImplementedError("complex: Kiln has no complex32 (ComplexHalf) dtype")
+    shape = broadcast_shapes("complex", tuple(real.shape), tuple(imag.shape))
+    parts = [apply(REGISTRY["reshape"], apply(REGISTRY["expand"], x, shape=shape),
+                   shape=shape + (1,)) for x in (real, imag)]
+    z = apply(REGISTRY["view_as_complex"], apply(REGISTRY["cat"], *parts, dim=-1))
+    if out is not None:
+        from .ops_math import write_out
+        return write_out(z, out)
+    return z
 
 
 # ---- random numbers ----------------------------------------------------------------------------
@@ -494,8 +513,31 @@ def _drawn(spec, shape, d, dev, generator, requires_grad):
     return t
 
 
+def _complex_draw(fill, size, generator, out, dtype, device, requires_grad, kw, *params):
+    """rand/randn of a complex dtype as torch draws it: the real and imaginary parts are
+    consecutive draws of the real dtype (randn scaled by 1/sqrt(2): E|z|^2 = 1)."""
+    d = dtype or out._dtype
+    shape = _sizes("randn", size, kw.pop("size", None))
+    r = empty(*(tuple(shape) + (2,)), dtype=dt.float32 if d is dt.complex64 else dt.float64,
+              device=out._device if out is not None else device)
+    fill(r, *params, generator)
+    from .ops_shape import view_as_complex
+    z = view_as_complex(r)
+    if requires_grad:
+        z.requires_grad_(True)
+    return _into(out, z)
+
+
+def _is_complex_request(dtype, out):
+    d = dtype or (out._dtype if out is not None else None)
+    return d is not None and d.is_complex
+
+
 def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
          requires_grad=False, pin_memory=False, **kw):
+    if _is_complex_request(dtype, out):
+        return _complex_draw(uniform_, size, generator, out, dtype, device, requires_grad, kw,
+                             0.0, 1.0)
     d = _float_dtype(dtype or (out._dtype if out is not None else None), "rand")
     shape = _sizes("rand", size, kw.pop("size", None))
     dev = _draw_device(device, out)
@@ -508,6 +550,9 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False, **kw):
+    if _is_complex_request(dtype, out):
+        return _complex_draw(normal_, size, generator, out, dtype, device, requires_grad, kw,
+                             0.0, math.sqrt(0.5))
     d = _float_dtype(dtype or (out._dtype if out is not None else None), "randn")
     shape = _sizes("randn", size, kw.pop("size", None))
     dev = _draw_device(device, out)
@@ -626,9 +671,9 @@ def bernoulli(input, p=None, *, generator=None, out=None):
 
 
 def poisson(input, generator=None):
-    from ._device_ops import host
-    arr = _gen(generator).np.poisson(host(input._data)).astype(input._dtype.np)
-    return _finish(arr, input._dtype, input._device, False)
+    """PyTorch's sample_poisson element by element (equal to its draws for a seed on cpu)."""
+    from .distributions._samplers import poisson as _poisson
+    return _poisson(input, generator)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
@@ -680,6 +725,22 @@ def _device_fill(t, kind, params, generator):
     return fill_(t, kind, params, generator)
 
 
+def _complex_fill(t, fill, p0, p1, generator):
+    from ._dispatch import STATE
+    from .ops_shape import view_as_complex
+    from .autograd import no_grad
+    r = empty(*(tuple(t.shape) + (2,)), dtype=dt.float32 if t._dtype is dt.complex64
+              else dt.float64, device=t._device)
+    fill(r, p0, p1, generator)
+    with no_grad():
+        if STATE.tracer is None:
+            t._data[...] = view_as_complex(r)._data
+            t._bump()
+        else:
+            t.copy_(view_as_complex(r))
+    return t
+
+
 def check_uniform(a, b):
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
@@ -693,6 +754,8 @@ def check_std(std):
 
 def uniform_(t, a=0.0, b=1.0, generator=None):
     check_uniform(a, b)
+    if t._dtype.is_complex:     # torch: both parts drawn from [a, b), interleaved
+        return _complex_fill(t, uniform_, a, b, generator)
     if t._device.type != "cpu":
         return _device_fill(t, "uniform", (float(a), float(b) - float(a)), generator)
     return _fill(t, _gen(generator).uniform(t._data.shape, t._dtype, a, b))
@@ -700,6 +763,8 @@ def uniform_(t, a=0.0, b=1.0, generator=None):
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
     check_std(std)
+    if t._dtype.is_complex:     # torch: each part N(mean, std^2 / 2)
+        return _complex_fill(t, normal_, mean, std * math.sqrt(0.5), generator)
     if t._device.type != "cpu":
         return _device_fill(t, "normal", (float(mean), float(std)), generator)
     return _fill(t, _gen(generator).normal(t._data.shape, t._dtype, mean, std))

@@ -125,6 +125,8 @@ def propagate_view_write(t):
             return
         chain.append(vs[1:3])
         cur = vs[0]
+    if base._dtype.is_complex or t._dtype.is_complex:
+        return _propagate_complex_view_write(t, base, chain)
     from compiler.ir.registry import AVal
     pos = np.arange(base._data.size, dtype=np.int64).reshape(base._data.shape)
     for prim, attrs in reversed(chain):
@@ -140,6 +142,44 @@ def propagate_view_write(t):
         idx = idx.to(base._device)
     rb = apply(P["reshape"], apply(P["index_put"], flat, vals, idx, pos=(0,), accumulate=False),
                shape=base._data.shape)
+    base._node, base._oi = rb._node, rb._oi
+    rename(base, "CopySlices")
+
+
+def _propagate_complex_view_write(t, base, chain):
+    """propagate_view_write where the view chain crosses between complex and real (z.real,
+    view_as_real, view_as_complex): positions count real scalars (a complex element is two),
+    carried through the chain as complex numbers 2k + (2k+1)i for a complex base."""
+    from compiler.ir.registry import AVal
+    n = base._data.size * (2 if base._dtype.is_complex else 1)
+    flat_pos = np.arange(n, dtype=np.float64)
+    if base._dtype.is_complex:
+        pos = (flat_pos[0::2] + 1j * flat_pos[1::2]).reshape(base._data.shape)
+        pd = dt.complex128
+    else:
+        pos, pd = flat_pos.reshape(base._data.shape), dt.float64
+    for prim, attrs in reversed(chain):
+        pos = np.asarray(prim.numpy(prim.meta(AVal(pos.shape, pd), **attrs), pos, **attrs))
+        pd = dt.complex128 if pos.dtype.kind == "c" else dt.float64
+
+    def as_reals(x):       # a complex tensor as its real scalars (graph op: keeps history)
+        return apply(P["view_as_real"], x) if x._dtype.is_complex else x
+    old = _dispatch.wrap(base._data, base._dtype)
+    old._node, old._oi = base._node, base._oi
+    new = _dispatch.wrap(t._data, t._dtype)
+    new._node, new._oi = t._node, t._oi
+    ro, rn = as_reals(old), as_reals(new)
+    if pos.dtype.kind == "c":
+        pos = np.stack([pos.real, pos.imag], -1)
+    flat = apply(P["reshape"], ro, shape=(n,))
+    vals = apply(P["reshape"], rn, shape=(rn._data.size,))
+    idx = _dispatch.wrap(np.ascontiguousarray(pos.reshape(-1).astype(np.int64)), dt.int64)
+    if base._device is not _dispatch.cpu:
+        idx = idx.to(base._device)
+    rb = apply(P["reshape"], apply(P["index_put"], flat, vals, idx, pos=(0,), accumulate=False),
+               shape=ro._data.shape)
+    if base._dtype.is_complex:
+        rb = apply(P["view_as_complex"], rb)
     base._node, base._oi = rb._node, rb._oi
     rename(base, "CopySlices")
 
@@ -239,7 +279,57 @@ negative = neg
 absolute = abs
 arcsin, arccos, arctan = asin, acos, atan
 fix = trunc
-sgn = sign
+
+
+def sgn(input, *, out=None):
+    """sign for real tensors; z/|z| (0 at 0) for complex ones."""
+    r = apply(P["sgn" if input._dtype.is_complex else "sign"], input)
+    return write_out(r, out) if out is not None else r
+
+
+def angle(input, *, out=None):
+    r = apply(P["angle"], input)
+    return write_out(r, out) if out is not None else r
+
+
+def conj_physical(input, *, out=None):
+    # Kiln materialises the conjugate (torch's lazy conj bit is not modelled): real tensors
+    # come back as they are, complex ones as a new tensor
+    if not input._dtype.is_complex:
+        return input if out is None else write_out(input.clone(), out)
+    r = apply(P["conj"], input)
+    return write_out(r, out) if out is not None else r
+
+
+def conj(input):
+    return conj_physical(input)
+
+
+def resolve_conj(input):
+    return input          # nothing lazy to resolve: conj() already made the values
+
+
+def resolve_neg(input):
+    return input
+
+
+def is_conj(input):
+    return False
+
+
+def is_neg(input):
+    return False
+
+
+def polar(abs, angle, *, out=None):
+    """abs * (cos(angle) + i sin(angle)), differentiable in both."""
+    from .creation import complex as _complex
+    if abs._dtype is not angle._dtype:
+        raise RuntimeError(f"Expected object of scalar type {dt.tname(abs._dtype)} but got scalar "
+                           f"type {dt.tname(angle._dtype)} for second argument")
+    re = apply(P["mul"], abs, apply(P["cos"], angle))
+    im = apply(P["mul"], abs, apply(P["sin"], angle))
+    return write_out(_complex(re, im), out) if out is not None else _complex(re, im)
 
 
 def _binary(name):
@@ -388,7 +478,17 @@ def frac(input, *, out=None):
     return write_out(apply(P["sub"], input, apply(P["trunc"], input)), out)
 
 
+def _no_complex(input, cls, msg):
+    """PyTorch has no complex kernel here (ordering ops): raise its error, never a wrong value."""
+    if isinstance(input, Tensor) and input._dtype.is_complex:
+        raise cls(msg.format(dt.tname(input._dtype)))
+
+
+_CLAMP_MSG = "clamp is not supported for complex types"
+
+
 def relu(input):
+    _no_complex(input, NotImplementedError, _CLAMP_MSG)
     if _no_grad_eager(input):          # one kernel; NaN propagates as in torch.relu
         return apply(P["maximum"], input, 0)
     # gradient 0 at x <= 0 (maximum's VJP would split it at x == 0); NaN propagates
@@ -407,6 +507,8 @@ def _clamp(input, min, max, out, grad_name):
     from compiler.ir.registry import promote
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    for b in (input, min, max):
+        _no_complex(b, NotImplementedError, _CLAMP_MSG)
     mn = None if min is None else as_tensor_arg(min)
     mx = None if max is None else as_tensor_arg(max)
     bounds = [b for b in (mn, mx) if b is not None]
@@ -783,7 +885,7 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
     if isinstance(dim, bool):            # legacy var(x, unbiased)
         dim, unbiased = None, dim
     c = _correction(unbiased, correction)
-    if not input._dtype.is_floating_point:
+    if not (input._dtype.is_floating_point or input._dtype.is_complex):
         raise RuntimeError(f"std and var only support floating point and complex dtypes "
                            f"(got {input._dtype})")
     dims = norm_dims("var", _dims(dim), input.ndim)
@@ -792,7 +894,10 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
         n *= input._data.shape[k]
     mu = apply(P["div"], apply(P["sum"], input, dims=dims, keepdim=True), n)
     d = apply(P["sub"], input, mu)
-    ss = apply(P["sum"], apply(P["mul"], d, d), dims=dims, keepdim=keepdim)
+    # complex: the mean of |x - mu|^2 (a real result, as torch)
+    sq = apply(P["mul"], d, d) if not d._dtype.is_complex else \
+        apply(P["real"], apply(P["mul"], d, apply(P["conj"], d)))
+    ss = apply(P["sum"], sq, dims=dims, keepdim=keepdim)
     r = apply(P["div"], ss, builtins.max(n - c, 0))     # n <= correction gives nan, like torch
     rename(r, "VarBackward0")
     return write_out(r, out)
@@ -824,6 +929,7 @@ def _no_dim_empty(name, input):
 
 
 def amax(input, dim=(), keepdim=False, *, out=None):
+    _no_complex(input, NotImplementedError, "\"max_values_cpu\" not implemented for '{}'")
     if dim == () or dim == []:
         _no_dim_empty("amax", input)
     dims = norm_dims("amax", _dims(dim) if dim != () else None, input.ndim)
@@ -831,6 +937,7 @@ def amax(input, dim=(), keepdim=False, *, out=None):
 
 
 def amin(input, dim=(), keepdim=False, *, out=None):
+    _no_complex(input, NotImplementedError, "\"min_values_cpu\" not implemented for '{}'")
     if dim == () or dim == []:
         _no_dim_empty("amin", input)
     dims = norm_dims("amin", _dims(dim) if dim != () else None, input.ndim)
@@ -851,12 +958,14 @@ def max(input, dim=None, keepdim=False, *, out=None):
     if isinstance(dim, Tensor):
         return maximum(input, dim)
     if dim is None:
+        _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
         _no_dim_empty("max", input)
         r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False),
                    "MaxBackward1")
         return write_out(r, out)
     if input.ndim == 0:
         return _named("max")(input, full_on(input, (), 0, dt.int64))
+    _no_complex(input, RuntimeError, "max(): does not support complex input")
     d = norm_dim("max", dim, input.ndim)
     if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
         return write_out(_named("max")(apply(P["amax"], input, dims=(d,), keepdim=keepdim),
@@ -871,11 +980,13 @@ def min(input, dim=None, keepdim=False, *, out=None):
     if isinstance(dim, Tensor):
         return minimum(input, dim)
     if dim is None:
+        _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
         _no_dim_empty("min", input)
         return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
                                 "MinBackward1"), out)
     if input.ndim == 0:
         return _named("min")(input, full_on(input, (), 0, dt.int64))
+    _no_complex(input, RuntimeError, "min(): does not support complex input")
     d = norm_dim("min", dim, input.ndim)
     if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
         return write_out(_named("min")(apply(P["amin"], input, dims=(d,), keepdim=keepdim),
@@ -900,12 +1011,14 @@ def _arg_of_scalar(name, input, dim):
 
 
 def argmax(input, dim=None, keepdim=False):
+    _no_complex(input, RuntimeError, "argmax(): does not support complex input")
     if input.ndim == 0:
         return _arg_of_scalar("argmax", input, dim)
     return apply(P["argmax"], input, dim=dim, keepdim=keepdim)
 
 
 def argmin(input, dim=None, keepdim=False):
+    _no_complex(input, RuntimeError, "argmin(): does not support complex input")
     if input.ndim == 0:
         return _arg_of_scalar("argmin", input, dim)
     return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
@@ -1008,6 +1121,7 @@ def dist(input, other, p=2):
 
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else cast(input, dtype)
+    _no_complex(x, NotImplementedError, "\"softmax_lastdim_kernel_impl\" not implemented for '{}'")
     d = norm_dim("softmax", dim, x.ndim)
     m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
     e = apply(P["exp"], apply(P["sub"], x, m))

@@ -161,7 +161,12 @@ def _mT(input):
 
 
 def adjoint(input):
-    return _mT(input)
+    t = _mT(input)
+    return apply(P["conj"], t) if t._dtype.is_complex else t
+
+
+def _mH(input):
+    return adjoint(input)
 
 
 def movedim(input, source, destination):
@@ -592,3 +597,40 @@ def trace(input):
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
     from .ops_math import sum
     return rename(sum(diagonal(input)), "TraceBackward0")
+
+
+# ---- complex views -----------------------------------------------------------------------------
+# torch.real/imag/view_as_real/view_as_complex are views: writes through them reach the complex
+# tensor (z.real.mul_(2)). Kiln's conj is materialised (a new tensor, is_conj() False), so
+# view_as_real needs no resolve_conj first.
+
+def real(input):
+    if not input._dtype.is_complex:
+        return input                    # torch returns the tensor itself
+    return apply(P["real"], input)
+
+
+def imag(input):
+    return apply(P["imag"], input)
+
+
+def view_as_real(input):
+    return apply(P["view_as_real"], input)
+
+
+def view_as_complex(input):
+    d = input._dtype
+    if d not in (dt.float32, dt.float64):
+        apply(P["view_as_complex"], input)          # the meta rule raises PyTorch's error
+    if input.ndim == 0:
+        raise RuntimeError("Input tensor must have one or more dimensions")
+    if input.shape[-1] != 2:
+        raise RuntimeError("Tensor must have a last dimension of size 2")
+    st = input.stride()
+    if st[-1] != 1:
+        raise RuntimeError("Tensor must have a last dimension with stride 1")
+    if any(s % 2 for s in st[:-1]):
+        raise RuntimeError("Tensor must have a stride divisible by 2 for all but last dimension")
+    if input.storage_offset() % 2:
+        raise RuntimeError("Tensor must have a storage_offset divisible by 2")
+    return apply(P["view_as_complex"], input)

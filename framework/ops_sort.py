@@ -13,7 +13,14 @@ from . import ops_shape as S
 P = REGISTRY
 
 
+def _no_complex(input, op):
+    # complex numbers have no order: PyTorch refuses them (NumPy would sort lexicographically)
+    if input._dtype.is_complex:
+        raise RuntimeError(f" {op} does not support complex dtypes on CPU")
+
+
 def sort(input, dim=-1, descending=False, stable=False, *, out=None):
+    _no_complex(input, "Sort")
     if input.ndim == 0:
         return _named("sort")(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim("sort", dim, input.ndim)
@@ -23,6 +30,7 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
+    _no_complex(input, "Sort")
     if input.ndim == 0:
         return wrap_like(np.zeros((), np.int64), dt.int64, input)
     return apply(P["argsort"], input, dim=norm_dim("argsort", dim, input.ndim), descending=descending,
@@ -34,6 +42,7 @@ def msort(input):
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
+    _no_complex(input, "topk")
     d = norm_dim("topk", dim, max(input.ndim, 1))
     n = input.shape[d] if input.ndim else 1
     if k < 0 or k > n:

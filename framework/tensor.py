@@ -338,7 +338,7 @@ class Tensor:
         return int(self.item())
 
     def __float__(self):
-        if self.requires_grad:     # PyTorch 2.13 warns here (not in item() or int())
+        if self.requires_grad and STATE.grad_enabled:   # as PyTorch 2.13 (not item(), int())
             warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
                           "unexpected behavior.\nConsider using tensor.detach() first.",
                           UserWarning, stacklevel=2)

@@ -80,6 +80,8 @@ def test_float_of_a_tensor_that_requires_grad_warns_as_pytorch():
     with warnings.catch_warnings():
         warnings.simplefilter("error")        # item(), int() and detached tensors stay quiet
         assert t.item() == 1.5 and int(t) == 1 and float(t.detach()) == 1.5
+        with torch.no_grad():                 # nor float() with grad mode off
+            assert float(t) == 1.5
 
 def test_4_3_scalar_backward():
     x = torch.tensor(0.0, requires_grad=True)

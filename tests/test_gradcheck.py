@@ -55,7 +55,42 @@ def _sq(n, seed):
 
 
 # name -> list of (fn, inputs builder, options); builders keep every case deterministic
+def Z(shape, seed=0):
+    """A complex128 input built from two float64 leaves (gradcheck perturbs real tensors)."""
+    return (T(shape, seed=seed), T(shape, seed=seed + 100))
+
+
+def _cx(fn):
+    """fn of complex z = complex(x, y), checked through the real and imaginary parts of a
+    complex result (view_as_real): the full real Jacobian, so PyTorch's conjugate-Wirtinger
+    convention is checked, not only holomorphic parts."""
+    def f(x, y):
+        r = fn(torch.complex(x, y))
+        return torch.view_as_real(r) if r.dtype.is_complex else r
+    return f
+
+
 PRIM_CASES = {
+    "real": [(_cx(P("real")), lambda: Z((3, 2)))],
+    "imag": [(_cx(lambda z: call("imag", z * z)), lambda: Z((3, 2)))],
+    "view_as_real": [(_cx(lambda z: call("view_as_real", z.exp())), lambda: Z((2, 3)))],
+    "view_as_complex": [(lambda x: torch.view_as_real(call("view_as_complex", x) ** 2),
+                         lambda: (T((3, 2)),))],
+    "conj": [(_cx(lambda z: call("conj", z) * z.sin()), lambda: Z((4,)))],
+    "sgn": [(_cx(P("sgn")), lambda: Z((4,), seed=3))],
+    "angle": [(_cx(P("angle")), lambda: Z((4,), seed=4))],
+    "fft_c2c": [(_cx(lambda z: call("fft_c2c", z, dims=(1,), forward=True, norm="backward")),
+                 lambda: Z((2, 5))),
+                (_cx(lambda z: call("fft_c2c", z, dims=(0, 1), forward=False, norm="ortho")),
+                 lambda: Z((3, 4)))],
+    "fft_r2c": [(lambda x: torch.view_as_real(call("fft_r2c", x, dims=(1,), norm="backward")),
+                 lambda: (T((2, 6)),)),
+                (lambda x: torch.view_as_real(call("fft_r2c", x, dims=(0, 1), norm="forward")),
+                 lambda: (T((3, 5)),))],
+    "fft_c2r": [(_cx(lambda z: call("fft_c2r", z, dims=(1,), n=6, norm="backward")),
+                 lambda: Z((2, 4))),
+                (_cx(lambda z: call("fft_c2r", z, dims=(0, 1), n=5, norm="ortho")),
+                 lambda: Z((2, 3)))],
     "copy": [(P("copy"), lambda: (T((3, 4)),))],
     "neg": [(P("neg"), lambda: (T((3, 4)),))],
     "abs": [(P("abs"), lambda: (away0((3, 4)),))],

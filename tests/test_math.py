@@ -32,6 +32,9 @@ UNARY = {
     # special functions: scipy.special is the float64 reference
     "lgamma": (sps.gammaln, "any"), "digamma": (sps.psi, "any"), "erfinv": (sps.erfinv, "unit"),
     "i0": (sps.i0, "any"), "i0e": (sps.i0e, "any"), "i1": (sps.i1, "any"), "i1e": (sps.i1e, "any"),
+    # complex-aware ops on real inputs (complex inputs: tests/test_complex.py)
+    "sgn": (np.sign, "any"), "conj": (lambda x: x, "any"),
+    "angle": (lambda x: np.where(x < 0, np.pi, 0.0), "any"),
 }
 BINARY = {
     "add": (np.add, "any"), "sub": (np.subtract, "any"), "mul": (np.multiply, "any"),

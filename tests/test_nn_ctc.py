@@ -119,18 +119,18 @@ def test_ctc_loss_impossible_alignment_and_zero_infinity():
     lp = torch.full((3, 1, 3), -np.log(3.0), requires_grad=True)
     tg, il, tl = torch.tensor([[1, 1, 1]]), torch.tensor([3]), torch.tensor([3])
     loss = F.ctc_loss(lp, tg, il, tl, reduction="sum")
-    assert float(loss) == np.inf
+    assert loss.item() == np.inf
     loss.backward()
     assert np.isnan(to_np(lp.grad)).all()          # as PyTorch: nan without zero_infinity
     lp.grad = None
     loss = F.ctc_loss(lp, tg, il, tl, reduction="sum", zero_infinity=True)
-    assert float(loss) == 0.0
+    assert loss.item() == 0.0
     loss.backward()
     assert np.all(to_np(lp.grad) == 0)
     # no frames: the empty target costs nothing
     empty = F.ctc_loss(lp, torch.tensor([[0]]), torch.tensor([0]), torch.tensor([0]),
                        reduction="none")
-    assert float(empty) == 0.0
+    assert empty.item() == 0.0
 
 
 def test_ctc_loss_module():
@@ -152,7 +152,7 @@ def test_ctc_loss_compiled_equals_eager_and_reads_new_lengths(rng):
         xe = x.detach().clone().requires_grad_()
         got = cf(x, tg, torch.tensor(il), torch.tensor(tl))
         want = f(xe, tg, torch.tensor(il), torch.tensor(tl))
-        assert_close(got, float(want), rtol=1e-6)
+        assert_close(got, want.item(), rtol=1e-6)
         got.backward()
         want.backward()
         assert_close(x.grad, to_np(xe.grad), rtol=1e-5, atol=1e-7)

@@ -229,6 +229,8 @@ def _one_node_kernel(prim, operands, attrs, interpret):
             for i, a in enumerate(operands)]
     o = g.call(prim.name, *args, **attrs)
     g.set_outputs(list(o) if isinstance(o, tuple) else [o])   # (window_max: two)
+    if any(v.dtype.is_complex for v in list(g.inputs) + list(g.outputs)):
+        raise TritonCodegenError(f"triton eager: {prim.name}: complex dtypes have no Triton type")
     groups = partition(g).groups
     if len(groups) != 1:
         raise TritonCodegenError(f"triton eager: {prim.name} is not one group")

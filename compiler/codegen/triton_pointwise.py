@@ -220,6 +220,8 @@ def generate(graph, strides=None, index=0):
             if not isinstance(a, Value) and not is_scalar(a):
                 raise TritonCodegenError(f"triton codegen: {n.op} operand {a!r} is neither a "
                                          "graph value nor a Python scalar")
+            if isinstance(a, Value):
+                _tl(a.dtype)        # (a complex input of a real-valued op: abs, angle)
         for o in n.outputs:
             _tl(o.dtype)
     outs = [o for o in graph.outputs if isinstance(o, Value)]

@@ -321,3 +321,77 @@ register(Prim("arange", "creation", _arange_meta,
               lambda out, start, end, step, dtype: np.arange(start, end, step).astype(out.dtype.np)[
                   :out.shape[0]],
               differentiable=False))
+
+
+# complex views -----------------------------------------------------------------------------
+# A complex tensor's memory read as reals: torch's real/imag/view_as_real are views, so the
+# lowerings return NumPy views over the complex array (writes through them change it).
+
+def _real_dtype(d):
+    return dt.float32 if d is dt.complex64 else dt.float64
+
+
+def _part_meta(name):
+    def meta(x):
+        if not x.dtype.is_complex:
+            raise RuntimeError(f"{name} is not implemented for tensors with non-complex dtypes.")
+        return AVal(x.shape, _real_dtype(x.dtype))
+    return meta
+
+
+def _writable(v, x):
+    if not x.flags.writeable:
+        v.setflags(write=False)
+    return v
+
+
+register(Prim("real", "view", _part_meta("real"), lambda out, x: x.real,
+              lambda b, g, x, out=None: (b.cast(g, dtype=x.dtype),), saves=(),
+              grad_name="RealBackward0"))
+register(Prim("imag", "view", _part_meta("imag"), lambda out, x: x.imag,
+              lambda b, g, x, out=None: (b.mul(b.cast(g, dtype=x.dtype), 1j),), saves=(),
+              grad_name="ImagBackward0"))
+
+
+def _view_as_real_meta(x):
+    if not x.dtype.is_complex:
+        raise RuntimeError("view_as_real is only supported for complex tensors")
+    return AVal(tuple(x.shape) + (2,), _real_dtype(x.dtype))
+
+
+def _view_as_real_np(out, x):
+    r = x.real                       # same strides, real itemsize; the imaginary part follows
+    return _writable(np.lib.stride_tricks.as_strided(
+        r, x.shape + (2,), r.strides + (r.itemsize,)), x)
+
+
+def _view_as_complex_meta(x):
+    if x.dtype not in (dt.float32, dt.float64):
+        raise RuntimeError(f"view_as_complex is only supported for float and double tensors, but "
+                           f"got a tensor of scalar type: {dt.tname(x.dtype)}")
+    if not x.shape or x.shape[-1] != 2:
+        raise RuntimeError(f"Tensor must have a last dimension of size 2 (got shape "
+                           f"{list(x.shape)})")
+    return AVal(tuple(x.shape[:-1]), dt.complex64 if x.dtype is dt.float32 else dt.complex128)
+
+
+def _view_as_complex_np(out, x):
+    npd = out.dtype.np
+    isz = x.itemsize
+    if x.strides[-1] == isz and all(s % (2 * isz) == 0 for s in x.strides[:-1]) and \
+            x.__array_interface__["data"][0] % npd.alignment == 0:
+        try:
+            return x.view(npd)[..., 0]
+        except ValueError:
+            pass
+    # (gradients and traced graphs may hand over other layouts: then a copy, as reshape does)
+    c = np.ascontiguousarray(x).view(npd)[..., 0].copy()
+    return c
+
+
+register(Prim("view_as_real", "view", _view_as_real_meta, _view_as_real_np,
+              lambda b, g, x, out=None: (b.view_as_complex(g),), saves=(),
+              grad_name="ViewAsRealBackward0"))
+register(Prim("view_as_complex", "view", _view_as_complex_meta, _view_as_complex_np,
+              lambda b, g, x, out=None: (b.view_as_real(g),), saves=(),
+              grad_name="ViewAsComplexBackward0"))

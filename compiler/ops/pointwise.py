@@ -1,5 +1,6 @@
 """Pointwise primitives: one row per op with its meta rule, NumPy lowering, Triton
 expression and VJP rule. Broadcasting and type promotion follow PyTorch."""
+import cmath
 import math
 
 import numpy as np
@@ -30,9 +31,49 @@ def _not_impl(name, d, detail):
     return NotImplementedError(f"\"{k}\" not implemented for '{dt.tname(d)}' ({name}: {detail})")
 
 
+# ops PyTorch has no complex kernel for: the error it raises (class, message)
+_NO_COMPLEX = {
+    "floor": (NotImplementedError, "floor is not supported for complex inputs"),
+    "ceil": (NotImplementedError, "ceil is not supported for complex inputs"),
+    "trunc": (NotImplementedError, "trunc is not supported for complex inputs"),
+    "sign": (NotImplementedError, "Unlike NumPy, torch.sign is not intended to support complex "
+                                  "numbers. Please use torch.sgn instead."),
+    "maximum": (RuntimeError, "maximum not implemented for complex tensors."),
+    "minimum": (RuntimeError, "minimum not implemented for complex tensors."),
+}
+_NO_COMPLEX_KERNEL = {"round": "round_vml", "erf": "erf_vml", "erfinv": "erfinv", "lgamma": "lgamma_vml",
+                      "digamma": "digamma", "i0": "i0", "i0e": "i0e", "i1": "i1", "i1e": "i1e",
+                      "polygamma": "polygamma", "remainder": "remainder", "fmod": "fmod",
+                      "floor_divide": "div_floor", "atan2": "atan2", "lt": "lt", "le": "le",
+                      "gt": "gt", "ge": "ge"}
+
+
+def check_no_complex(name, *xs):
+    """Raise PyTorch's error when `name` (which has no complex kernel) meets a complex operand."""
+    for x in xs:
+        c = isinstance(x, complex) if is_scalar(x) else x.dtype.is_complex
+        if not c:
+            continue
+        d = x.dtype if not is_scalar(x) else dt.complex64
+        if name in _NO_COMPLEX:
+            cls, msg = _NO_COMPLEX[name]
+            raise cls(msg)
+        raise NotImplementedError(f"\"{_NO_COMPLEX_KERNEL.get(name, name)}_cpu\" not implemented "
+                                  f"for '{dt.tname(d)}'")
+
+
+def to_real(d):
+    """complex64 -> float32, complex128 -> float64; other dtypes unchanged."""
+    return dt.float32 if d is dt.complex64 else dt.float64 if d is dt.complex128 else d
+
+
 def _unary_meta(name, rule):
+    nc = name in _NO_COMPLEX or name in _NO_COMPLEX_KERNEL
+
     def meta(x):
         d = x.dtype
+        if nc and d.is_complex:
+            check_no_complex(name, x)
         if rule == _FLOAT_ONLY:
             if not (d.is_floating_point or d.is_complex):
                 d = dt.get_default_dtype()
@@ -45,6 +86,11 @@ def _unary_meta(name, rule):
         elif rule == _NOBOOL:
             if d is dt.bool_:
                 raise _not_impl(name, d, f"input of shape {list(x.shape)} is torch.bool")
+        elif rule == "tofloat":     # real result: |z|, angle(z)
+            if d is dt.bool_ and name == "abs":
+                raise _not_impl(name, d, f"input of shape {list(x.shape)} is torch.bool")
+            d = to_real(d) if d.is_complex else d if (d.is_floating_point or name == "abs") \
+                else dt.get_default_dtype()
         elif rule == "notbool" and d is dt.bool_:
             raise RuntimeError(f"{name}: Negation, the `-` operator, on a bool tensor is not supported. "
                                "If you are trying to invert a mask, use the `~` or `logical_not()` "
@@ -58,7 +104,11 @@ def _isbool(x):
 
 
 def _binary_meta(name, rule):
+    nc = name in _NO_COMPLEX or name in _NO_COMPLEX_KERNEL
+
     def meta(a, b):
+        if nc:
+            check_no_complex(name, a, b)
         sa = a.shape if not is_scalar(a) else ()
         sb = b.shape if not is_scalar(b) else ()
         shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
@@ -101,7 +151,8 @@ def _dn(x):
 def _unary_np(f):
     def impl(out, x):
         npd = out.dtype.np
-        if x.dtype != npd and out.dtype.category >= 2:
+        # (a complex input of a real-valued op (abs, angle) is read as complex, not cast)
+        if x.dtype != npd and out.dtype.category >= 2 and x.dtype.kind != "c":
             x = x.astype(npd)
         r = f(x)
         return r if r.dtype == npd else r.astype(npd)
@@ -173,8 +224,44 @@ LN2 = math.log(2.0)
 LN10 = math.log(10.0)
 
 
+def _cx(x):
+    """x is a complex value the rule can read (AVal: metadata only, nothing to conjugate)."""
+    if is_scalar(x):
+        return isinstance(x, complex)
+    return x is not None and not isinstance(x, AVal) and x.dtype.is_complex
+
+
+def holomorphic(vjp):
+    """PyTorch's complex gradient convention: .grad is twice the conjugate Wirtinger
+    derivative, so a holomorphic f passes back g * conj(f'(z)). The functions here have real
+    Taylor coefficients, where conj(f'(z)) = f'(conj(z)): the real rule runs on conjugated
+    inputs and output. Real inputs that get a complex gradient keep its real part (the
+    engine casts gradients to their input's dtype)."""
+    if vjp is None:
+        return None
+
+    def rule(b, g, *xs, out=None, **attrs):
+        if not any(_cx(x) for x in xs) and not _cx(out):
+            return vjp(b, g, *xs, out=out, **attrs)
+        cs = tuple(x.conjugate() if isinstance(x, complex) else b.conj(x) if _cx(x) else x
+                   for x in xs)
+        r = vjp(b, g, *cs, out=b.conj(out) if _cx(out) else out, **attrs)
+        # a real input's gradient is the real part (taken here: a complex -> real cast warns)
+        return tuple(b.real(gi) if gi is not None and gi.dtype.is_complex and
+                     not is_scalar(x) and not x.dtype.is_complex else gi
+                     for gi, x in zip(r, xs))
+    rule.__name__ = getattr(vjp, "__name__", "vjp")
+    return rule
+
+
+# not holomorphic: their rules handle complex inputs themselves
+_NOT_HOLOMORPHIC = ("abs", "sgn", "angle", "conj", "where", "cast")
+
+
 def unary(name, f, rule, vjp=None, triton=None, saves="all", saves_output=False,
           differentiable=True, grad_name=None):
+    if name not in _NOT_HOLOMORPHIC and (saves != () or saves_output):
+        vjp = holomorphic(vjp)
     register(Prim(name, "pointwise", meta=_unary_meta(name, rule), numpy=_unary_np(f), vjp=vjp,
                   triton=triton, saves=saves, saves_output=saves_output,
                   differentiable=differentiable, grad_name=grad_name))
@@ -182,6 +269,8 @@ def unary(name, f, rule, vjp=None, triton=None, saves="all", saves_output=False,
 
 def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=True,
            compute_promoted=False, grad_name=None, int_divisor=False):
+    if saves != ():
+        vjp = holomorphic(vjp)
     register(Prim(name, "pointwise", meta=_binary_meta(name, rule),
                   numpy=_binary_np(f, compute_promoted, int_divisor), vjp=vjp, triton=triton,
                   saves=saves,
@@ -200,9 +289,55 @@ def _zero_grad(b, g, x, out=None):
 unary("copy", np.copy, _SAME, lambda b, g, x, out=None: (g,), "{0}", saves=(),
       grad_name="CloneBackward0")
 unary("neg", np.negative, "notbool", lambda b, g, x, out=None: (b.neg(g),), "-{0}", saves=())
-unary("abs", np.abs, _NOBOOL, lambda b, g, x, out=None: (b.mul(g, b.sign(x)),), "tl.abs({0})")
+def _vjp_abs(b, g, x, out=None):
+    # complex: d|z| is z/|z| (sgn) in PyTorch's convention; real: sign
+    return (b.mul(g, b.sgn(x) if x.dtype.is_complex else b.sign(x)),)
+
+
+unary("abs", np.abs, "tofloat", _vjp_abs, "tl.abs({0})")
 unary("sign", _sign_np, _SAME, _zero_grad, "tl.where({0} > 0, 1, tl.where({0} < 0, -1, 0)).to({0}.dtype)",
       saves=())
+
+
+def _sgn_np(x):
+    if x.dtype.kind != "c":
+        return _sign_np(x)
+    a = np.abs(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a == 0, 0, x / np.where(a == 0, 1, a)).astype(x.dtype)
+
+
+def _vjp_sgn(b, g, x, out):
+    if not x.dtype.is_complex:
+        return (b.mul(g, 0),)
+    # s = z/|z|: the gradient is i s Im(conj(s) g) / |z| (0 at z = 0, as PyTorch)
+    a = b.abs(x)
+    t = b.div(b.imag(b.mul(b.conj(out), g)), b.where(b.eq(a, 0), 1.0, a))
+    return (b.where(b.eq(a, 0), 0.0, b.mul(b.mul(out, 1j), t)),)
+
+
+def _angle_np(x):
+    if x.dtype.kind == "c":
+        return np.angle(x)
+    # torch: pi for negatives, 0 for zeros (also -0.0) and positives, NaN stays
+    return np.where(np.isnan(x), x, np.where(x < 0, np.pi, 0.0)).astype(x.dtype)
+
+
+def _vjp_angle(b, g, x, out=None):
+    if not x.dtype.is_complex:
+        return (b.mul(g, 0),)
+    # angle = atan2(y, x): the gradient is g * i z / |z|^2 (0 at z = 0)
+    a2 = b.real(b.mul(x, b.conj(x)))
+    r = b.mul(b.div(b.cast(g, dtype=x.dtype), b.where(b.eq(a2, 0), 1.0, a2)), b.mul(x, 1j))
+    return (b.where(b.eq(x, 0), 0.0, r),)
+
+
+# sgn: sign for real inputs, z/|z| for complex ones; conj: complex conjugate (the framework
+# returns real tensors themselves, so only complex inputs reach it)
+unary("sgn", _sgn_np, _SAME, _vjp_sgn, None, saves_output=True, grad_name="SgnBackward0")
+unary("conj", np.conj, _SAME, lambda b, g, x, out=None: (b.conj(g),), None, saves=(),
+      grad_name="ConjBackward0")
+unary("angle", _angle_np, "tofloat", _vjp_angle, None)
 unary("exp", np.exp, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, out),), "tl.exp({0})",
       saves=(), saves_output=True)
 unary("exp2", np.exp2, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.mul(out, LN2)),),
@@ -301,11 +436,13 @@ def _vjp_pow(b, g, x, y, out=None):
         else:
             gx = sum_to(b, b.mul(g, b.mul(b.pow(x, b.sub(y, 1)), y)), x.shape)
     if not is_scalar(y) and wants(b, 1):
-        lx = b.log(x) if not is_scalar(x) else math.log(x) if x > 0 else float("nan")
+        lx = b.log(x) if not is_scalar(x) else cmath.log(x) if isinstance(x, complex) and x \
+            else math.log(x) if not isinstance(x, complex) and x > 0 else float("nan")
         # pow does not save its output (most uses have a scalar exponent): recompute it
         t = b.mul(g, b.mul(b.pow(x, y) if out is None else out, lx))
         if not is_scalar(x):   # d/dy 0**y is 0 for y >= 0 (PyTorch's convention)
-            t = b.where(b.logical_and(b.eq(x, 0), b.ge(y, 0)), 0.0, t)
+            yr = b.real(y) if y.dtype.is_complex else y
+            t = b.where(b.logical_and(b.eq(x, 0), b.ge(yr, 0)), 0.0, t)
         gy = sum_to(b, t, y.shape)
     return gx, gy
 
@@ -438,6 +575,8 @@ def _cast_meta(x, dtype):
 
 
 def _cast_np(out, x, dtype):
+    if x.dtype.kind == "c" and not dtype.is_complex:
+        x = x.real      # PyTorch drops the imaginary part (NumPy would warn)
     return x.astype(dtype.np)
 
 
