@@ -108,8 +108,15 @@ def _cases():
         out.backward()
         return [out.detach().numpy(), wg.grad.numpy()], f
 
+    def flat_t(x):
+        # a transposed computed value flattened: no view of its strides, so the matmul's
+        # operand load reads a contiguous copy (torch.reshape copies there too)
+        z = x.tanh().t().reshape(-1).flip(0).reshape(C, N)
+        return z @ x
+
     return {
         "tied_weight_backward": tied_run,
+        "flatten_of_transpose": forward(flat_t, x),
         "indexing_and_scatters": indexing_run,
         "indexing_backward": indexing_grad_run,
         "pointwise_chain": forward(chain, x, y),
@@ -156,7 +163,7 @@ def worker():
     print(json.dumps({"done": True, "torch_imported": "torch" in sys.modules}), flush=True)
 
 
-CASES = ["tied_weight_backward", "pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
+CASES = ["tied_weight_backward", "flatten_of_transpose", "pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
          "mlp_adam_3_steps", "cumsum_fallback", "indexing_and_scatters", "indexing_backward"]
 
 

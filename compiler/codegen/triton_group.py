@@ -41,6 +41,7 @@ kernel uses tl.rand yet.
 import keyword
 import logging
 import re
+import types
 
 import numpy as np
 
@@ -198,12 +199,27 @@ class StridedView:
 
 
 def view_buffer(buf, chain):
-    """`buf` seen through the view nodes of `chain`."""
+    """`buf` seen through the view nodes of `chain`. A reshape that is no view of the strides
+    the buffer arrived with (a transposed buffer flattened) reads a contiguous copy of the
+    view so far, as torch.reshape copies."""
     if not chain:
         return buf
     shape, strides, offset = tuple(buf.shape), tuple(buf.stride()), 0
     for n in chain:
-        shape, strides, offset = _view_strides(n, shape, strides, offset)
+        try:
+            shape, strides, offset = _view_strides(n, shape, strides, offset)
+        except TritonCodegenError:
+            if n.op != "reshape":
+                raise
+            if isinstance(buf, _Typical):     # ahead-of-time: the copy is contiguous
+                buf = _Typical(types.SimpleNamespace(shape=shape, dtype=buf.dtype))
+            else:
+                buf = _copy_contiguous(_strided(buf, shape, strides, offset))
+            shape, strides, offset = _view_strides(n, tuple(buf.shape), tuple(buf.stride()), 0)
+    return _strided(buf, shape, strides, offset)
+
+
+def _strided(buf, shape, strides, offset):
     from runtime.interpret import HostTensor
     if isinstance(buf, HostTensor):     # the interpreter needs a real array (a cuda DeviceArg
         #                                 has an .array too: it folds into a StridedView)
@@ -217,6 +233,24 @@ def view_buffer(buf, chain):
                        strides=tuple(s * item for s in strides))
         return HostTensor(v, buf.dtype)
     return StridedView(buf, shape, strides, offset)
+
+
+def _copy_contiguous(view):
+    """A fresh C-contiguous buffer holding a strided view's elements."""
+    from runtime.interpret import HostTensor
+    if isinstance(view, HostTensor):
+        return HostTensor(np.array(view.array, order="C"), view.dtype)
+    from runtime import cuda
+    from ..triton_backend import _DevBuf
+    cp = cuda._cupy()
+    item = np.dtype(view.dtype.np).itemsize
+    # the view's extent around its first element (strides may be negative: flips)
+    lo = sum((n - 1) * st for n, st in zip(view.shape, view.stride()) if st < 0)
+    hi = sum((n - 1) * st for n, st in zip(view.shape, view.stride()) if st > 0)
+    mem = cp.cuda.UnownedMemory(view.data_ptr() + lo * item, (hi - lo + 1) * item, view)
+    src = cp.ndarray(view.shape, view.dtype.np, memptr=cp.cuda.MemoryPointer(mem, -lo * item),
+                     strides=tuple(st * item for st in view.stride()))
+    return _DevBuf(cp.ascontiguousarray(src), view.dtype)
 
 
 # ---------------------------------------------------------------- kernels
