@@ -161,6 +161,8 @@ Tensor.igamma = lambda self, other: igamma(self, other)
 Tensor.igammac = lambda self, other: igammac(self, other)
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
+from . import func  # noqa: E402,F401  (torch.func)
+from .func import vmap  # noqa: E402,F401
 from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from . import amp, cpu  # noqa: E402,F401

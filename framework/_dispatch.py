@@ -140,6 +140,11 @@ def _device_ops_module():
 
 
 def wrap(arr, dtype, device=None):
+    if VMAP is not None and type(arr) is not np.ndarray:
+        from .func._batched import wrap_special    # a batched value (detach) or vmap draw
+        r = wrap_special(arr, dtype)
+        if r is not None:
+            return r
     t = Tensor.__new__(Tensor)
     t._data = arr
     t._dtype = dtype
@@ -171,10 +176,16 @@ def values(t):
 
 PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a profile records
 AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread has autocast on
+VMAP = None        # framework.func sets a hook (p, args, attrs) while a vmap runs (batching rules)
+_VMAP_PASS = object()    # what the hook returns for arguments no running vmap batches
 
 
 def apply(p, *args, **attrs):
     """Run primitive `p` on tensors/scalars `args` eagerly (or record it when tracing)."""
+    if VMAP is not None:
+        r = VMAP(p, args, attrs)
+        if r is not _VMAP_PASS:
+            return r
     if AUTOCAST is not None:
         args = AUTOCAST(p, args)
     if PROFILE is not None:

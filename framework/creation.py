@@ -7,6 +7,7 @@ from runtime import dtypes as dt
 from runtime.device import canonical, cpu
 from compiler.ir.registry import REGISTRY
 from ._cpu_random import TorchStream
+from . import _dispatch
 from ._dispatch import STATE, values, wrap
 from .tensor import Tensor
 
@@ -442,6 +443,9 @@ def _gen(generator):
     if g._rng is None:
         raise RuntimeError(f"Expected a 'cpu' device type for generator but found "
                            f"'{g.device.type}'")
+    if _dispatch.VMAP is not None:      # inside vmap: its randomness mode decides
+        from .func.vmap import random_stream
+        return random_stream(g._rng)
     return g._rng
 
 
@@ -709,6 +713,9 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
 # in-place random fills used by nn.init and Tensor methods: on the cpu drawn from the NumPy
 # generator; on a device by the device's Philox kernels into the tensor's own storage
 def _fill(t, values):
+    if getattr(type(values), "vmap_levels", None) is not None:    # vmap randomness="different"
+        from .func.vmap import fill_draw
+        return fill_draw(t, values)
     a = t._data
     if type(a) is not np.ndarray:
         from ._device_ops import array_device, to_device

@@ -1,0 +1,8 @@
+"""torch.func: composable function transforms (vmap, grad, vjp, jvp, jacrev, jacfwd, hessian)
+and functional_call / stack_module_state for using modules as functions."""
+from .vmap import vmap
+from .api import (grad, grad_and_value, vjp, jvp, jacrev, jacfwd, hessian, functional_call,
+                  stack_module_state)
+
+__all__ = ["vmap", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian",
+           "functional_call", "stack_module_state"]

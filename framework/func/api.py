@@ -1,0 +1,426 @@
+"""torch.func: grad, grad_and_value, vjp, jvp, jacrev, jacfwd, hessian, functional_call,
+stack_module_state.
+
+The derivative transforms run Kiln's autograd on the real ("physical") tensors. Inside vmap an
+argument is brought to its physical form with a batch dim for every running vmap level (an
+unbatched one is expanded): samples never mix under batching rules, so the gradient of the sum
+of the per-sample outputs with respect to that physical leaf is, row by row, each sample's
+gradient -- per-sample gradients from one backward pass. When an argument already requires
+grad (an outer transform differentiates through this one), the graph is kept
+(create_graph=True) so the outer transform sees it: grad of grad, jacrev of jacrev.
+
+jacfwd and jvp give forward-mode results computed in reverse mode (jacfwd = jacrev's Jacobian,
+identical values; jvp by the double-vjp trick), which is exact but not forward-mode cost.
+"""
+import functools
+
+from .. import autograd
+from ..tensor import Tensor
+from . import _batched, _pytree
+from .vmap import active_levels
+
+
+# ---- physical form under the running vmap levels ------------------------------------------------
+
+def to_phys(x, levels):
+    """x with a leading batch dim per level (outermost first), as one unbatched tensor."""
+    for lvl, B in reversed(levels):
+        v, bd = _batched.unwrap(x, lvl)
+        if bd is None:
+            x = x.unsqueeze(0).expand(B, *x.shape)
+        else:
+            x = v.movedim(bd, 0) if bd else v
+    return x
+
+
+def from_phys(t, levels):
+    for lvl, _ in levels:
+        t = _batched.make(t, 0, lvl)
+    return t
+
+
+def _leaf(p):
+    """A tensor to differentiate with respect to: p itself stays connected when an outer
+    transform differentiates it (a view records the link); else a fresh leaf."""
+    if p.requires_grad:
+        return p.view_as(p), True
+    return p.detach().requires_grad_(True), False
+
+
+def _argnums_check(name, argnums, nargs):
+    nums = argnums if isinstance(argnums, tuple) else (argnums,)
+    if not nums:
+        raise RuntimeError(f"{name}: argnums must be non-empty")
+    for a in nums:
+        if not isinstance(a, int) or isinstance(a, bool):
+            raise RuntimeError(f"{name}: argnums must be int or Tuple[int, ...], got: "
+                               f"{type(a)}")
+        if not -nargs <= a < nargs:
+            raise RuntimeError(f"Got argnums={a}, but only {nargs} positional inputs")
+    return tuple(a % nargs for a in nums)
+
+
+def _prepare(name, args, argnums, levels):
+    """Replace args[argnums] by differentiable stand-ins. Returns (new args, physical leaves,
+    pytree spec of the differentiated part, whether to keep the graph)."""
+    nums = _argnums_check(name, argnums, len(args))
+    diff = tuple(args[i] for i in nums) if isinstance(argnums, tuple) else args[nums[0]]
+    leaves, spec = _pytree.flatten(diff)
+    phys, keep = [], False
+    for x in leaves:
+        if not isinstance(x, Tensor):
+            raise RuntimeError(f"{name}: Expected f(*args) to be differentiated with respect to "
+                               f"Tensors, got {type(x).__name__}")
+        if not (x.dtype.is_floating_point or x.dtype.is_complex):
+            raise RuntimeError(f"{name}: only Tensors of floating point dtype can require "
+                               f"gradients (got {x.dtype})")
+        p, k = _leaf(to_phys(x, levels))
+        phys.append(p)
+        keep = keep or k
+    new = _pytree.unflatten([from_phys(p, levels) for p in phys], spec)
+    args = list(args)
+    if isinstance(argnums, tuple):
+        for i, v in zip(nums, new):
+            args[i] = v
+    else:
+        args[nums[0]] = new
+    return args, phys, spec, keep
+
+
+def _zeros_for(p):
+    from ..creation import zeros_like
+    return zeros_like(p)
+
+
+def _grads(outs, inputs, gos, keep):
+    """autograd.grad that tolerates outputs without a graph (zero gradients)."""
+    pairs = [(o, g) for o, g in zip(outs, gos) if o.requires_grad]
+    if not pairs:
+        return [_zeros_for(p) for p in inputs]
+    res = autograd.grad([o for o, _ in pairs], inputs, [g for _, g in pairs],
+                        retain_graph=True, create_graph=keep, allow_unused=True)
+    return [_zeros_for(p) if r is None else r for r, p in zip(res, inputs)]
+
+
+# ---- grad / vjp ------------------------------------------------------------------------------------
+
+def grad_and_value(func, argnums=0, has_aux=False):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        levels = active_levels()
+        with autograd.enable_grad():
+            args2, phys, spec, keep = _prepare("grad_and_value(f)(*args)", args, argnums, levels)
+            out = func(*args2, **kwargs)
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError("grad_and_value(f)(*args): output of function f should be "
+                                       "a tuple: (output, aux) if has_aux is True")
+                out, aux = out
+            if not isinstance(out, Tensor):
+                raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
+                                   f"Tensor, got {type(out)}")
+            if out.dim() != 0:
+                raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
+                                   f"scalar Tensor, got tensor with {out.dim()} dims. Maybe you "
+                                   f"wanted to use the vjp or jacrev APIs instead?")
+            o = to_phys(out, levels)
+            from ..creation import ones_like
+            gs = _grads([o], phys, [ones_like(o)], keep)
+        grads = _pytree.unflatten([from_phys(g, levels) for g in gs], spec)
+        value = out if keep else from_phys(o.detach(), levels)
+        if has_aux:
+            aux = _pytree.tree_map(lambda a: a.detach() if isinstance(a, Tensor) and not keep
+                                   else a, aux)
+            return grads, (value, aux)
+        return grads, value
+    return wrapper
+
+
+def grad(func, argnums=0, has_aux=False):
+    """torch.func.grad: the gradient of a scalar-valued func with respect to args[argnums]."""
+    gv = grad_and_value(func, argnums, has_aux)
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        g, v = gv(*args, **kwargs)
+        return (g, v[1]) if has_aux else g
+    return wrapper
+
+
+def vjp(func, *primals, has_aux=False):
+    """torch.func.vjp: (func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) -> tuple of
+    cotangents for the primals."""
+    levels = active_levels()
+    with autograd.enable_grad():
+        args, phys, spec, keep = _prepare("vjp(f, *primals)", primals,
+                                          tuple(range(len(primals))), levels)
+        out = func(*args)
+        aux = None
+        if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise RuntimeError("vjp(f, *primals): output of function f should be a tuple: "
+                                   "(output, aux) if has_aux is True")
+            out, aux = out
+        oflat, ospec = _pytree.flatten(out)
+        for o in oflat:
+            if not isinstance(o, Tensor):
+                raise RuntimeError(f"vjp(f, *primals): Expected f(*primals) to return only "
+                                   f"tensors, got unsupported type {type(o)}")
+        ophys = [to_phys(o, levels) for o in oflat]
+
+    def vjp_fn(cotangents, retain_graph=True, create_graph=None):
+        cflat, cspec = _pytree.flatten(cotangents)
+        if cspec != ospec:
+            raise RuntimeError("Expected pytree structure of cotangents to be the same as pytree "
+                               "structure of outputs to the function.")
+        cur = active_levels()
+        if cur != levels:
+            raise RuntimeError("vjp_fn: calling vjp_fn under a vmap that was not running when "
+                               "vjp was called is not supported by Kiln; call vjp inside it")
+        with autograd.enable_grad():
+            cphys = []
+            for c, o in zip(cflat, oflat):
+                if tuple(c.shape) != tuple(o.shape):
+                    raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
+                                       f"{tuple(c.shape)} and output[0] has a shape of "
+                                       f"{tuple(o.shape)}.")
+                cphys.append(to_phys(c, levels))
+            gs = _grads(ophys, phys, cphys, keep or bool(create_graph))
+        return tuple(_pytree.unflatten([from_phys(g, levels) for g in gs], spec))
+
+    value = out if keep else _pytree.unflatten(
+        [from_phys(o.detach(), levels) for o in ophys], ospec)
+    if has_aux:
+        return value, vjp_fn, aux
+    return value, vjp_fn
+
+
+def jvp(func, primals, tangents, *, strict=False, has_aux=False):
+    """torch.func.jvp: (func(*primals), J @ tangents), by the double-vjp trick: the vjp is
+    linear in its cotangent u, so differentiating <vjp(u), t> with respect to u gives J t."""
+    if not isinstance(primals, tuple):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it "
+                           "should be valid to call f(*primals).")
+    if not isinstance(tangents, tuple) or len(tangents) != len(primals):
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have "
+                           "the same python structure.")
+    levels = active_levels()
+    pl, pspec = _pytree.flatten(primals)
+    tl, tspec = _pytree.flatten(tangents)
+    if pspec != tspec:
+        raise RuntimeError("jvp(f, primals, tangents): Expected primals and tangents to have "
+                           "the same python structure.")
+    for p, t in zip(pl, tl):
+        if tuple(p.shape) != tuple(t.shape):
+            raise RuntimeError(f"jvp(f, primals, tangents): Expected primals and tangents to "
+                               f"have the same shape, got {tuple(p.shape)} and "
+                               f"{tuple(t.shape)}.")
+    with autograd.enable_grad():
+        args, phys, spec, keep = _prepare("jvp(f, primals, tangents)", primals,
+                                          tuple(range(len(primals))), levels)
+        out = func(*args)
+        aux = None
+        if has_aux:
+            out, aux = out
+        oflat, ospec = _pytree.flatten(out)
+        ophys = [to_phys(o, levels) for o in oflat]
+        us = [_zeros_for(o).requires_grad_(True) for o in ophys]
+        gs = _grads(ophys, phys, us, True)
+        tphys = [to_phys(t, levels) for t in tl]
+        pairs = [(g, t) for g, t in zip(gs, tphys) if g.requires_grad]
+        if pairs:
+            res = autograd.grad([g for g, _ in pairs], us, [t for _, t in pairs],
+                                retain_graph=True, create_graph=keep, allow_unused=True)
+            res = [_zeros_for(u) if r is None else r for r, u in zip(res, us)]
+        else:
+            res = [_zeros_for(u) for u in us]
+    value = out if keep else _pytree.unflatten(
+        [from_phys(o.detach(), levels) for o in ophys], ospec)
+    tout = _pytree.unflatten([from_phys(r if keep else r.detach(), levels) for r in res], ospec)
+    if has_aux:
+        return value, tout, aux
+    return value, tout
+
+
+# ---- Jacobians ---------------------------------------------------------------------------------
+
+def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_copy=False):
+    """torch.func.jacrev: d func(*args) / d args[argnums], one vjp per output element.
+    Result: output structure outside, argnums structure inside; each block has shape
+    output.shape + input.shape."""
+    @functools.wraps(func)
+    def wrapper(*args):
+        nums = _argnums_check("jacrev", argnums, len(args))
+
+        def f_of_diff(*diff):
+            a = list(args)
+            for i, v in zip(nums, diff):
+                a[i] = v
+            return func(*a)
+        r = vjp(f_of_diff, *[args[i] for i in nums], has_aux=has_aux)
+        out, vjp_fn = r[0], r[1]
+        oflat, ospec = _pytree.flatten(out)
+        from ..creation import zeros
+        from ..ops_shape import stack
+        blocks = []
+        for k, o in enumerate(oflat):
+            n = o.numel()
+            rows = []
+            for i in range(n):
+                cts = []
+                for j, oo in enumerate(oflat):
+                    e = zeros(oo.numel(), dtype=oo.dtype, device=oo.device)
+                    if j == k:
+                        e[i] = 1
+                    cts.append(e.reshape(oo.shape))
+                rows.append(vjp_fn(_pytree.unflatten(cts, ospec)))
+            per_input = []
+            for m in range(len(nums)):
+                gl, gspec = _pytree.flatten(rows[0][m]) if rows else _pytree.flatten(
+                    args[nums[m]])
+                cols = []
+                for q, g in enumerate(gl):
+                    if n:
+                        J = stack([_pytree.flatten(rw[m])[0][q] for rw in rows])
+                    else:
+                        J = zeros(0, *g.shape, dtype=o.dtype, device=o.device)
+                    cols.append(J.reshape(*(tuple(o.shape) + tuple(g.shape))))
+                per_input.append(_pytree.unflatten(cols, gspec))
+            blocks.append(tuple(per_input) if isinstance(argnums, tuple) else per_input[0])
+        J = _pytree.unflatten(blocks, ospec)
+        if has_aux:
+            return J, r[2]
+        return J
+    return wrapper
+
+
+def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
+    """torch.func.jacfwd: the same Jacobian as jacrev (computed in reverse mode: the values are
+    exact, the cost is one vjp per output element rather than one jvp per input element)."""
+    return jacrev(func, argnums, has_aux=has_aux)
+
+
+def hessian(func, argnums=0):
+    """torch.func.hessian: jacfwd(jacrev(func, argnums), argnums)."""
+    return jacfwd(jacrev(func, argnums), argnums)
+
+
+# ---- modules as functions -------------------------------------------------------------------------
+
+def _untie(module, pb):
+    """Give every name tied to a given name (same Parameter/buffer object) the same value."""
+    groups = {}
+    for n, t in list(module.named_parameters(remove_duplicate=False)) + \
+            list(module.named_buffers(remove_duplicate=False)):
+        groups.setdefault(id(t), []).append(n)
+    out = dict(pb)
+    for names in groups.values():
+        if len(names) < 2:
+            continue
+        given = [n for n in names if n in pb]
+        if not given:
+            continue
+        if len({id(pb[n]) for n in given}) != 1:
+            raise ValueError(f"functional_call got multiple values for keys {sorted(names)}, "
+                             f"which are tied. Consider using tie_weights=False")
+        for n in names:
+            out[n] = pb[given[0]]
+    return out
+
+
+def _owner(module, name):
+    *path, attr = name.split(".")
+    m = module
+    for p in path:
+        m = getattr(m, p)
+    return m, attr
+
+
+def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *,
+                    tie_weights=True, strict=False):
+    """torch.func.functional_call: module(*args, **kwargs) with its parameters and buffers
+    replaced by the given tensors for this call only."""
+    if isinstance(parameter_and_buffer_dicts, dict):
+        pb = dict(parameter_and_buffer_dicts)
+    elif isinstance(parameter_and_buffer_dicts, (list, tuple)):
+        if not all(isinstance(d, dict) for d in parameter_and_buffer_dicts):
+            raise ValueError("Expected all elements of parameter_and_buffer_dicts to be "
+                             "dictionaries")
+        seen, rep = set(), []
+        for d in parameter_and_buffer_dicts:
+            for k in d:
+                if k in seen:
+                    rep.append(k)
+                seen.add(k)
+        if rep:
+            raise ValueError(f"{rep} appeared in multiple dictionaries; behavior of functional "
+                             f"call is ambiguous")
+        pb = {k: v for d in parameter_and_buffer_dicts for k, v in d.items()}
+    else:
+        raise ValueError(f"Expected parameter_and_buffer_dicts to be a dict, or a list/tuple of "
+                         f"dicts, but got {type(parameter_and_buffer_dicts)}")
+    if tie_weights:
+        pb = _untie(module, pb)
+    if strict:
+        names = [n for n, _ in module.named_parameters(remove_duplicate=not tie_weights)] + \
+                [n for n, _ in module.named_buffers(remove_duplicate=not tie_weights)]
+        missing = [n for n in names if n not in pb]
+        unexpected = [k for k in pb if k not in names]
+        msgs = []
+        if unexpected:
+            msgs.append(f"Unexpected key(s): {', '.join(map(repr, unexpected))}.")
+        if missing:
+            msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
+        if msgs:
+            raise RuntimeError("Error(s) in reparametrizing for {}:\n\t{}".format(
+                module._get_name(), "\n\t".join(msgs)))
+    if args is None:
+        args = ()
+    elif not isinstance(args, tuple):
+        args = (args,)
+    saved = []
+    try:
+        for name, t in pb.items():
+            m, attr = _owner(module, name)
+            # swap the stored entry directly: a plain tensor may stand in for a Parameter
+            for store in ("_parameters", "_buffers"):
+                d = m.__dict__[store]
+                if attr in d:
+                    saved.append((d, attr, d[attr], True))
+                    d[attr] = t
+                    break
+            else:
+                saved.append((m.__dict__, attr, m.__dict__.get(attr, _MISSING), False))
+                m.__dict__[attr] = t
+        return module(*args, **(kwargs or {}))
+    finally:
+        for d, attr, old, _ in reversed(saved):
+            if old is _MISSING:
+                d.pop(attr, None)
+            else:
+                d[attr] = old
+
+
+_MISSING = object()
+
+
+def stack_module_state(models):
+    """torch.func.stack_module_state: (params, buffers) with each entry stacked over models
+    (params as new leaves that require grad like the originals)."""
+    models = list(models)
+    if len(models) == 0:
+        raise RuntimeError("stack_module_state: Expected at least one model, got 0.")
+    if not (all(m.training for m in models) or all(not m.training for m in models)):
+        raise RuntimeError("stack_module_state: Expected all models to have the same "
+                           "training/eval mode.")
+    t0 = type(models[0])
+    if not all(type(m) is t0 for m in models):
+        raise RuntimeError("stack_module_state: Expected all models to be of the same class.")
+    from ..ops_shape import stack
+    all_p = [dict(m.named_parameters()) for m in models]
+    params = {k: stack([p[k].detach() for p in all_p]).requires_grad_(all_p[0][k].requires_grad)
+              for k in all_p[0]}
+    all_b = [dict(m.named_buffers()) for m in models]
+    buffers = {k: stack([b[k].detach() for b in all_b]) for k in all_b[0]}
+    return params, buffers

@@ -1,0 +1,349 @@
+"""torch.func / torch.vmap: batching rules against per-sample loops, transforms against
+autograd and finite differences, errors with torch's classes and messages."""
+import logging
+
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn
+import framework.nn.functional as F
+from framework.func import (vmap, grad, grad_and_value, vjp, jvp, jacrev, jacfwd, hessian,
+                            functional_call, stack_module_state)
+from framework.func import batching
+
+
+def _np(t):
+    return t.detach().numpy()
+
+
+def _loop(f, in_dims, *args):
+    """Reference: f on each sample, results stacked along dim 0."""
+    B = next(a.shape[d] for a, d in zip(args, in_dims) if d is not None)
+    outs = [f(*[a if d is None else a.select(d, i) for a, d in zip(args, in_dims)])
+            for i in range(B)]
+    return torch.stack(outs)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    batching.FALLBACKS.clear()
+
+
+_W = np.random.default_rng(1).standard_normal((3, 5)).astype(np.float32)
+
+CASES = {
+    "pointwise": lambda a, b: a * b + a.exp() - b.clamp(min=0) / 2,
+    "sum_dim": lambda a, b: (a * b).sum(0, keepdim=True) + a.amax(),
+    "mean_var": lambda a, b: a.mean() + a.var() + a.argmax() + a.cumsum(0)[-1],
+    "softmax": lambda a, b: torch.softmax(a, -1) * torch.log_softmax(b, 0),
+    "matmul": lambda a, b: a @ torch.from_numpy(_W) + (a.unsqueeze(0) @ b.unsqueeze(1)),
+    "views": lambda a, b: a.reshape(3, 1).permute(1, 0).flip(1)[:, 1:].expand(2, 2).t(),
+    "cat_stack": lambda a, b: torch.cat([torch.stack([a, b], 1), a[:1].unsqueeze(1).expand(1, 2)]),
+    "index": lambda a, b: a[torch.tensor([2, 0, 2])] + b[1] + a[[0, 1]].sum(),
+    "where": lambda a, b: torch.where(a > b, a, b * 3.0),
+    "linear": lambda a, b: F.linear(a, torch.from_numpy(_W.T.copy()), torch.ones(5)),
+    "gather": lambda a, b: torch.gather(a, 0, torch.tensor([1, 1, 0])),
+    "diag": lambda a, b: torch.diag(a).sum(0) + torch.outer(a, b).diagonal(),
+    "scatter": lambda a, b: torch.zeros(4).scatter_add(0, torch.tensor([0, 3, 0]), a),
+    "index_put": lambda a, b: torch.index_put(a, (torch.tensor([0, 2]),), b[:2]) +
+    torch.index_put(a, (torch.tensor([1, 1]),), b[0], accumulate=True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_vmap_matches_loop(name):
+    f = CASES[name]
+    x, y = torch.randn(4, 3), torch.randn(4, 3)
+    np.testing.assert_allclose(_np(vmap(f)(x, y)), _np(_loop(f, (0, 0), x, y)), rtol=1e-5,
+                               atol=1e-5)
+    # the batch dim elsewhere, and one operand shared by every sample
+    np.testing.assert_allclose(_np(vmap(f, in_dims=(1, None))(x.t(), y[0])),
+                               _np(_loop(f, (1, None), x.t(), y[0])), rtol=1e-5, atol=1e-5)
+    assert batching.FALLBACKS == {}        # every primitive here has a batching rule
+
+
+def test_vmap_indexing_by_batched_index():
+    x, idx = torch.randn(5, 4, 6), torch.randint(0, 4, (5, 2))
+    f = lambda a, i: a[:, i] * 2            # noqa: E731  (index on a non-leading dim)
+    np.testing.assert_allclose(_np(vmap(f)(x, idx)), _np(_loop(f, (0, 0), x, idx)))
+    g = lambda a, i: a[i, 1:3]              # noqa: E731
+    np.testing.assert_allclose(_np(vmap(g)(x, idx)), _np(_loop(g, (0, 0), x, idx)))
+
+
+def test_vmap_nn_ops():
+    x = torch.randn(3, 2, 6, 6)
+    w = torch.randn(4, 2, 3, 3)
+    f = lambda a: F.conv2d(a.unsqueeze(0), w, padding=1).squeeze(0)       # noqa: E731
+    np.testing.assert_allclose(_np(vmap(f)(x)), _np(_loop(f, (0,), x)), rtol=1e-5, atol=1e-5)
+    logits, tgt = torch.randn(6, 5), torch.tensor([0, 4, 2, 2, 1, 3])
+    ce = lambda a, t: F.cross_entropy(a.unsqueeze(0), t.unsqueeze(0))     # noqa: E731
+    np.testing.assert_allclose(_np(vmap(ce)(logits, tgt)), _np(_loop(ce, (0, 0), logits, tgt)),
+                               rtol=1e-6)
+    lin = nn.Linear(5, 3)
+    np.testing.assert_allclose(_np(vmap(lin)(logits)), _np(lin(logits)), rtol=1e-6)
+    mp = lambda a: F.max_pool2d(a, 2)                                     # noqa: E731
+    np.testing.assert_allclose(_np(vmap(mp)(x)), _np(_loop(mp, (0,), x)))
+
+
+def test_shapes_inside_are_per_sample():
+    seen = []
+
+    def f(a):
+        seen.append((tuple(a.shape), a.dim(), a.numel()))
+        return a.sum(-1) if a.shape[-1] > 2 else a          # Python control flow on shapes
+    r = vmap(f)(torch.randn(7, 3, 4))
+    assert seen == [((3, 4), 2, 12)] and tuple(r.shape) == (7, 3)
+
+
+def test_nested_vmap():
+    A, B = torch.randn(2, 3), torch.randn(5, 4)
+    r = vmap(vmap(torch.outer, in_dims=(None, 0)), in_dims=(0, None))(A, B)
+    np.testing.assert_allclose(_np(r), np.einsum("ai,bj->abij", _np(A), _np(B)), rtol=1e-6)
+    X = torch.randn(2, 3, 4)
+    np.testing.assert_allclose(_np(vmap(vmap(lambda v: v.sum() * v))(X)),
+                               _np(X.sum(-1, keepdim=True) * X), rtol=1e-6)
+    # the inner vmap over dim 1 of an outer-batched tensor
+    np.testing.assert_allclose(_np(vmap(vmap(torch.dot, in_dims=(1, None)), in_dims=(0, 0))(
+        X, torch.randn(2, 3))).shape, (2, 4))
+
+
+def test_in_dims_out_dims_pytrees():
+    x, y = torch.randn(4, 3), torch.randn(3, 4)
+    f = lambda d, s: {"a": d["p"] * s, "b": (d["q"] + 1, s)}            # noqa: E731
+    out = vmap(f, in_dims=({"p": 0, "q": 1}, None), out_dims={"a": 1, "b": (0, None)})(
+        {"p": x, "q": y}, 2.0)
+    np.testing.assert_allclose(_np(out["a"]), _np(x.t() * 2))
+    np.testing.assert_allclose(_np(out["b"][0]), _np(y.t() + 1))
+    assert out["b"][1] == 2.0
+    # an output that does not depend on the batch is broadcast along out_dims
+    r = vmap(lambda a, b: b, in_dims=(0, None), out_dims=1)(x, torch.ones(2))
+    assert tuple(r.shape) == (2, 4)
+    r = vmap(lambda a: (a, a.sum()), out_dims=(1, 0))([x, x][0])
+    assert tuple(r[0].shape) == (3, 4) and tuple(r[1].shape) == (4,)
+    # negative dims, lists of tensors
+    r = vmap(lambda l: l[0] + l[1], in_dims=([-1, 0],))([y, x])
+    np.testing.assert_allclose(_np(r), _np(y.t() + x))
+
+
+def test_chunk_size():
+    x = torch.randn(10, 3)
+    f = lambda a: (a.softmax(0), a.sum())                 # noqa: E731
+    full = vmap(f)(x)
+    for cs in (1, 3, 10, 25):
+        part = vmap(f, chunk_size=cs)(x)
+        np.testing.assert_allclose(_np(part[0]), _np(full[0]), rtol=1e-6)
+        np.testing.assert_allclose(_np(part[1]), _np(full[1]), rtol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size should be None or greater than 0"):
+        vmap(f, chunk_size=0)
+    # 'same' randomness: every chunk draws the same values
+    r = vmap(lambda a: a + torch.rand(3), randomness="same", chunk_size=2)(torch.zeros(5, 3))
+    assert bool((r == r[0]).all())
+
+
+def test_randomness_modes():
+    z = torch.zeros(6, 8)
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        vmap(lambda a: a + torch.rand(8))(z)
+    with pytest.raises(RuntimeError, match="randomness error mode"):
+        vmap(lambda a: F.dropout(a, 0.5))(z)
+    with pytest.raises(RuntimeError, match="Only allowed values for randomness"):
+        vmap(lambda a: a, randomness="sometimes")
+    same = vmap(lambda a: a + torch.randn(8), randomness="same")(z)
+    assert bool((same == same[0]).all())
+    diff = vmap(lambda a: a + torch.randn(8), randomness="different")(z)
+    assert not bool((diff[0] == diff[1]).all())
+    d = vmap(lambda a: F.dropout(a + 1, 0.5), randomness="different")(torch.zeros(6, 50))
+    assert tuple(d.shape) == (6, 50) and not bool((d[0] == d[1]).all())
+    assert set(np.unique(_np(d))) <= {0.0, 2.0}
+    d = vmap(lambda a: F.dropout(a + 1, 0.5), randomness="same")(torch.zeros(6, 50))
+    assert bool((d == d[0]).all())
+    # 'different' draws the same numbers as one batched draw outside vmap
+    torch.manual_seed(3)
+    r = vmap(lambda a: torch.rand(4), randomness="different")(z)
+    torch.manual_seed(3)
+    np.testing.assert_array_equal(_np(r), _np(torch.rand(6, 4)))
+
+
+def test_errors_match_torch():
+    x = torch.randn(3, 4)
+    with pytest.raises(ValueError, match=r"vmap: Expected all tensors to have the same size in "
+                                         r"the mapped dimension, got sizes \[3, 4\]"):
+        vmap(torch.add)(x, torch.randn(4, 4))
+    with pytest.raises(ValueError, match=r"Got in_dim=2 for some input, but that input is a "
+                                         r"Tensor of dimensionality 2"):
+        vmap(lambda a: a, in_dims=2)(x)
+    with pytest.raises(ValueError, match="in_dims is not compatible with the structure"):
+        vmap(lambda a: a, in_dims=(0, 0))(x)
+    with pytest.raises(ValueError, match="expected `in_dims` to be int or a"):
+        vmap(lambda a: a, in_dims=None)(x)
+    with pytest.raises(ValueError, match="We cannot vmap over non-Tensor arguments"):
+        vmap(lambda a, s: a, in_dims=(0, 0))(x, 2.0)
+    with pytest.raises(ValueError, match="must only return Tensors, got type <class 'int'>"):
+        vmap(lambda a: 1)(x)
+    with pytest.raises(ValueError, match="can not return a BatchedTensor when out_dim is None"):
+        vmap(lambda a: a, out_dims=None)(x)
+    with pytest.raises(ValueError, match="Expected at least one Tensor to vmap over"):
+        vmap(lambda a: a, in_dims=(None,))(x)
+    with pytest.raises(ValueError, match="got no inputs"):
+        vmap(lambda: x)()
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        vmap(lambda a: a, out_dims=3)(x)
+    with pytest.raises(RuntimeError, match="data-dependent control flow"):
+        vmap(lambda a: a if a.sum() > 0 else -a)(x)
+    with pytest.raises(RuntimeError, match=r"calling \.item\(\) on a Tensor"):
+        vmap(lambda a: a * a.sum().item())(x)
+    # per-sample shapes in the op's own errors, as torch reports them
+    with pytest.raises(RuntimeError, match=r"The size of tensor a \(4\) must match"):
+        vmap(lambda a: a + torch.ones(3))(x)
+
+
+def test_fallback_runs_per_sample_and_logs(caplog):
+    x = torch.randn(4, 3, 3) + 3 * torch.eye(3)
+    b = torch.randn(4, 3)
+    f = lambda a, v: torch.linalg.solve(a, v)          # noqa: E731  (no rule for solve)
+    with caplog.at_level(logging.WARNING, logger="framework.func"):
+        r = vmap(f)(x, b)
+    np.testing.assert_allclose(_np(r), _np(_loop(f, (0, 0), x, b)), rtol=1e-5)
+    assert "solve" in batching.FALLBACKS and "'solve'" in caplog.text
+
+
+def test_rules_cover_primitive_kinds():
+    from compiler.ir.registry import REGISTRY
+    for name, p in REGISTRY.items():
+        if p.kind in ("pointwise", "reduction", "scan", "view", "matmul", "concat", "gather"):
+            assert batching.rule_for(p) is not None, name
+
+
+def test_gradients_through_vmap():
+    w = torch.randn(3, requires_grad=True)
+    x = torch.randn(5, 3)
+    vmap(lambda a: (a * w).sin().sum())(x).sum().backward()
+    g = w.grad.clone()
+    w.grad = None
+    sum((x[i] * w).sin().sum() for i in range(5)).backward()
+    np.testing.assert_allclose(_np(g), _np(w.grad), rtol=1e-5)
+
+
+def _model():
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3))
+
+
+def test_per_sample_gradients_match_loop():
+    model = _model()
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    x, t = torch.randn(6, 4), torch.tensor([0, 2, 1, 1, 0, 2])
+
+    def loss_fn(p, xi, ti):
+        return F.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), ti.unsqueeze(0))
+    per = vmap(grad(loss_fn), in_dims=(None, 0, 0))(params, x, t)
+    for i in range(6):
+        model.zero_grad()
+        F.cross_entropy(model(x[i:i + 1]), t[i:i + 1]).backward()
+        for k, p in model.named_parameters():
+            np.testing.assert_allclose(_np(per[k][i]), _np(p.grad), rtol=1e-5, atol=1e-6)
+    assert batching.FALLBACKS == {}
+
+
+def test_ensemble_with_stack_module_state():
+    models = [_model() for _ in range(3)]
+    params, buffers = stack_module_state(models)
+    assert tuple(params["0.weight"].shape) == (3, 8, 4) and params["0.weight"].requires_grad
+    x = torch.randn(5, 4)
+    base = _model()
+    out = vmap(lambda p, b, xx: functional_call(base, (p, b), (xx,)), in_dims=(0, 0, None))(
+        params, buffers, x)
+    for i, m in enumerate(models):
+        np.testing.assert_allclose(_np(out[i]), _np(m(x)), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="same class"):
+        stack_module_state([models[0], nn.Linear(2, 2)])
+
+
+def test_grad_and_friends():
+    a = torch.randn(5, dtype=torch.float64)
+    f = lambda v: (v.sin() * v).sum()                    # noqa: E731
+    np.testing.assert_allclose(_np(grad(f)(a)), _np(a.sin() + a * a.cos()), rtol=1e-12)
+    g, v = grad_and_value(f)(a)
+    np.testing.assert_allclose(_np(v), _np(f(a)))
+    assert not a.requires_grad and g._node is None
+    # argnums and has_aux
+    h = lambda x, y: ((x * y).sum(), x.detach())         # noqa: E731
+    (gx, gy), aux = grad(h, argnums=(0, 1), has_aux=True)(a, 2 * a)
+    np.testing.assert_allclose(_np(gx), _np(2 * a))
+    np.testing.assert_allclose(_np(gy), _np(a))
+    with pytest.raises(RuntimeError, match="Expected f\\(\\*args\\) to return a scalar Tensor"):
+        grad(lambda x: x * 2)(a)
+    # jacrev / jacfwd vs autograd.functional, hessian vs finite differences of the gradient
+    m = lambda x: torch.stack([x[0] * x[1], x.exp().sum(), x[2] ** 3])  # noqa: E731
+    J = torch.autograd.functional.jacobian(m, a)
+    np.testing.assert_allclose(_np(jacrev(m)(a)), _np(J), rtol=1e-12)
+    np.testing.assert_allclose(_np(jacfwd(m)(a)), _np(J), rtol=1e-12)
+    H = _np(hessian(f)(a))
+    eps, an = 1e-6, _np(a)
+    gfun = lambda z: np.sin(z) + z * np.cos(z)           # noqa: E731  (the exact gradient)
+    fd = np.stack([(gfun(an + eps * e) - gfun(an - eps * e)) / (2 * eps) for e in np.eye(5)])
+    np.testing.assert_allclose(H, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(H, _np(torch.autograd.functional.hessian(f, a)), rtol=1e-10)
+
+
+def test_vjp_jvp():
+    a, b = torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64)
+    f = lambda x, y: (x * y.exp(), x.sum())              # noqa: E731
+    out, fn = vjp(f, a, b)
+    gx, gy = fn((torch.ones(4, dtype=torch.float64), torch.tensor(2.0, dtype=torch.float64)))
+    np.testing.assert_allclose(_np(gx), _np(b.exp() + 2))
+    np.testing.assert_allclose(_np(gy), _np(a * b.exp()))
+    with pytest.raises(RuntimeError, match="pytree structure of cotangents"):
+        fn(torch.ones(4))
+    t = torch.randn(4, dtype=torch.float64)
+    o, jv = jvp(lambda x: x.sin() * x, (a,), (t,))
+    np.testing.assert_allclose(_np(jv), _np((a.cos() * a + a.sin()) * t), rtol=1e-12)
+    ref = torch.autograd.functional.jvp(lambda x: x.sin() * x, a, t)[1]
+    np.testing.assert_allclose(_np(jv), _np(ref), rtol=1e-12)
+
+
+def test_vmap_of_jacrev_and_hessian():
+    X = torch.randn(3, 4, dtype=torch.float64)
+    f = lambda v: (v ** 3).sum()                          # noqa: E731
+    H = vmap(hessian(f))(X)
+    for i in range(3):
+        np.testing.assert_allclose(_np(H[i]), np.diag(6 * _np(X[i])), rtol=1e-12, atol=1e-12)
+    J = vmap(jacrev(torch.sin))(X)
+    np.testing.assert_allclose(_np(J), np.stack([np.diag(np.cos(r)) for r in _np(X)]))
+
+
+def test_functional_call_tied_weights():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.Linear(3, 3, bias=False)
+            self.dec = nn.Linear(3, 3, bias=False)
+            self.dec.weight = self.enc.weight
+            self.register_buffer("scale", torch.tensor(2.0))
+
+        def forward(self, x):
+            return self.dec(self.enc(x)) * self.scale
+    m = Tied()
+    x = torch.randn(2, 3)
+    w = torch.randn(3, 3)
+    out = functional_call(m, {"enc.weight": w}, (x,))
+    np.testing.assert_allclose(_np(out), _np(x @ w.t() @ w.t() * 2), rtol=1e-5)
+    # untied: only enc's weight changes
+    out = functional_call(m, {"enc.weight": w}, (x,), tie_weights=False)
+    np.testing.assert_allclose(_np(out), _np(x @ w.t() @ m.enc.weight.t() * 2), rtol=1e-5)
+    assert m.enc.weight is m.dec.weight                    # the module is left as it was
+    with pytest.raises(ValueError, match="which are tied"):
+        functional_call(m, {"enc.weight": w, "dec.weight": w + 1}, (x,))
+    out = functional_call(m, ({"enc.weight": w}, {"scale": torch.tensor(1.0)}), x)
+    np.testing.assert_allclose(_np(out), _np(x @ w.t() @ w.t()), rtol=1e-5)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        functional_call(m, {"enc.weight": w}, (x,), strict=True)
+    # gradients flow to the tensors passed in
+    wg = w.clone().requires_grad_(True)
+    functional_call(m, {"enc.weight": wg}, (x,)).sum().backward()
+    assert wg.grad is not None and m.enc.weight.grad is None
+
+
+def test_torch_namespace():
+    assert torch.vmap is vmap and torch.func.vmap is vmap and torch.func.grad is grad
