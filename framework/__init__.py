@@ -45,7 +45,8 @@ from .creation import (tensor, as_tensor, asarray, from_numpy, zeros, ones, empt
                        logspace, rand, randn, randint, randperm, normal, bernoulli, multinomial,
                        poisson, rand_like, randn_like, randint_like, manual_seed, seed,
                        initial_seed, Generator, default_generator, get_rng_state, set_rng_state,
-                       tril_indices, triu_indices, complex)
+                       tril_indices, triu_indices, complex, hann_window, hamming_window,
+                       blackman_window, bartlett_window, kaiser_window)
 from .creation import range_ as range  # noqa: E402,F401,A001
 from .ops_math import *  # noqa: E402,F401,F403
 from .ops_math import (sum, max, min, all, any, abs, round, pow, where, clamp, clip, mean,  # noqa: E402,F401
@@ -131,6 +132,10 @@ def use_deterministic_algorithms(mode, *, warn_only=False):
     pass
 
 
+def abs_(input):
+    return input.abs_()
+
+
 def detach(input):
     return input.detach()
 
@@ -152,6 +157,9 @@ special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
 from . import fft  # noqa: E402,F401  (torch.fft)
+from .fft import stft, istft  # noqa: E402,F401
+Tensor.stft = stft
+Tensor.istft = istft
 from . import distributions  # noqa: E402,F401
 # PyTorch's samplers and incomplete gamma functions live with the distributions that use them
 from .distributions._samplers import (binomial, _standard_gamma, _sample_dirichlet,  # noqa: E402,F401

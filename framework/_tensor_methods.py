@@ -111,6 +111,17 @@ Tensor.mvlgamma = lambda self, p: M.mvlgamma(self, p)
 Tensor.multiply_ = Tensor.mul_
 Tensor.fix_ = Tensor.trunc_
 Tensor.negative_ = Tensor.neg_
+
+
+def _abs_(self):
+    # torch refuses before anything else: |z| is real, so it can't be written back into z
+    if self._dtype.is_complex:
+        raise RuntimeError("In-place abs is not supported for complex tensors.")
+    return M.inplace(self, "abs")
+
+
+_abs_.__name__ = "abs_"
+Tensor.abs_ = _abs_
 Tensor.absolute_ = Tensor.abs_
 
 

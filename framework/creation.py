@@ -817,3 +817,87 @@ def exponential_(t, lambd=1.0, generator=None):
     if t._device.type != "cpu" and t._dtype.is_floating_point:
         return _device_fill(t, "exponential", (float(lambd),), generator)
     return _fill(t, _gen(generator).exponential(t._data.shape, lambd))
+
+
+# ---- window functions (torch.hann_window, ...) -------------------------------------------------
+# PyTorch's TensorFactories.cpp: periodic windows are the symmetric window of length N + 1
+# without its last point; N == 0 is empty and N == 1 is [1.]. Values are computed in the
+# window's dtype with torch's operation order (float32 windows round as torch's do).
+
+_CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char",
+             "int16": "short int", "int32": "int", "int64": "long int"}
+
+
+def _window(name, window_length, periodic, dtype, device, requires_grad, body):
+    d = dtype or dt.get_default_dtype()
+    if d.is_complex:
+        raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(d)}'")
+    if not d.is_floating_point:
+        raise RuntimeError(
+            f"{name} expects floating point dtypes, got: TensorOptions(dtype={_CPP_NAME[d.name]}, "
+            f"device={canonical(device) if device is not None else 'cpu'}, layout=Strided "
+            f"(default), requires_grad=false (default), pinned_memory=false, "
+            f"memory_format=(nullopt))")
+    n = int(window_length)
+    if n < 0:
+        raise RuntimeError(f"{name} requires non-negative window_length, got window_length={n}")
+    if n <= 1:
+        arr = np.ones(n, dtype=np.float64)
+    else:
+        m = n + 1 if periodic else n
+        # numpy has no bfloat16 arithmetic: such windows compute in float32, then round
+        cd = d.np if d.name in ("float16", "float32", "float64") else np.dtype(np.float32)
+        arr = body(m, cd)[:n]
+    return _finish(np.asarray(arr).astype(d.np), d, device, requires_grad)
+
+
+def _hamming_body(alpha, beta):
+    def body(m, cd):
+        k = np.arange(m, dtype=cd) * cd.type(2.0 * math.pi / (m - 1))
+        return np.cos(k) * cd.type(-beta) + cd.type(alpha)
+    return body
+
+
+def hann_window(window_length, periodic=True, *, dtype=None, layout=None, device=None,
+                requires_grad=False):
+    return _window("hann_window", window_length, periodic, dtype, device, requires_grad,
+                   _hamming_body(0.5, 0.5))
+
+
+def hamming_window(window_length, periodic=True, alpha=0.54, beta=0.46, *, dtype=None,
+                   layout=None, device=None, requires_grad=False):
+    return _window("hamming_window", window_length, periodic, dtype, device, requires_grad,
+                   _hamming_body(alpha, beta))
+
+
+def blackman_window(window_length, periodic=True, *, dtype=None, layout=None, device=None,
+                    requires_grad=False):
+    def body(m, cd):
+        k = np.arange(m, dtype=cd) * cd.type(math.pi / (m - 1))
+        return (np.cos(k * cd.type(4)) * cd.type(0.08) - np.cos(k * cd.type(2)) * cd.type(0.5)
+                + cd.type(0.42))
+    return _window("blackman_window", window_length, periodic, dtype, device, requires_grad,
+                   body)
+
+
+def bartlett_window(window_length, periodic=True, *, dtype=None, layout=None, device=None,
+                    requires_grad=False):
+    def body(m, cd):
+        k = np.arange(m, dtype=cd) * cd.type(2.0 / (m - 1))
+        h = ((m - 1) >> 1) + 1                  # the falling half: 2 - k
+        k[h:] = cd.type(2) - k[h:]
+        return k
+    return _window("bartlett_window", window_length, periodic, dtype, device, requires_grad,
+                   body)
+
+
+def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout=None,
+                  device=None, requires_grad=False):
+    def body(m, cd):
+        # I0(beta sqrt(1 - ((k - a) / a)^2)) / I0(beta), a = (m - 1) / 2, in float64
+        a = (m - 1) / 2.0
+        k = np.arange(m, dtype=np.float64)
+        r = np.i0(beta * np.sqrt(np.abs(1 - ((k - a) / a) ** 2))) / np.i0(beta)
+        return r.astype(cd)
+    return _window("kaiser_window", window_length, periodic, dtype, device, requires_grad,
+                   body)

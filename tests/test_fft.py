@@ -237,3 +237,80 @@ def test_interpret_device_equals_cpu():
     xh = xc.clone().requires_grad_(True)
     _spectral(xh, wc).sum().backward()
     np.testing.assert_allclose(to_np(xg.grad), to_np(xh.grad), rtol=1e-4, atol=1e-4)
+
+
+# ---- hfft2 / hfftn / ihfft2 / ihfftn -------------------------------------------------------------
+# References: hfftn(x) is the n-dim transform of the Hermitian signal whose half x holds, i.e.
+# irfftn(conj(x)) with the dual norm; ihfftn(x) = conj(rfftn(x)) with the dual norm.
+
+_DUALN = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_hermitian_multi_dim_transforms_match_numpy(norm):
+    a, c = _x((3, 4, 6)), _x((3, 4, 5), 1, True)
+    dn = _DUALN[_np_norm(norm)]
+    cases = [
+        (torch.fft.hfft2, c, {}, np.fft.irfftn(c.conj(), axes=(1, 2), norm=dn)),
+        (torch.fft.hfft2, c, {"s": (5, 4)}, np.fft.irfftn(c.conj(), s=(5, 4), axes=(1, 2), norm=dn)),
+        (torch.fft.hfftn, c, {}, np.fft.irfftn(c.conj(), axes=(0, 1, 2), norm=dn)),
+        (torch.fft.hfftn, c, {"s": (3, 7)}, np.fft.irfftn(c.conj(), s=(3, 7), axes=(1, 2), norm=dn)),
+        (torch.fft.hfftn, c, {"dim": (2, 0), "s": (6, 2)},
+         np.fft.irfftn(c.conj(), s=(6, 2), axes=(2, 0), norm=dn)),
+        (torch.fft.ihfft2, a, {}, np.fft.rfftn(a, axes=(1, 2), norm=dn).conj()),
+        (torch.fft.ihfft2, a, {"s": (2, 7)}, np.fft.rfftn(a, s=(2, 7), axes=(1, 2), norm=dn).conj()),
+        (torch.fft.ihfftn, a, {}, np.fft.rfftn(a, axes=(0, 1, 2), norm=dn).conj()),
+        (torch.fft.ihfftn, a, {"dim": (2, 0)}, np.fft.rfftn(a, axes=(2, 0), norm=dn).conj()),
+        (torch.fft.ihfftn, a, {"dim": 1, "s": (5,)}, np.fft.rfftn(a, s=(5,), axes=(1,), norm=dn).conj()),
+    ]
+    for f, x, kw, ref in cases:
+        _close(f(torch.tensor(x), norm=norm, **kw), ref)
+    # ihfftn inverts hfftn on Hermitian data (an even-length last dim made Hermitian by ihfftn)
+    h = torch.fft.ihfftn(torch.tensor(a), norm=norm)
+    _close(torch.fft.hfftn(h, s=(3, 4, 6), norm=norm), a)
+
+
+def test_hermitian_multi_dim_dtypes_and_errors():
+    assert torch.fft.hfft2(torch.ones(3, 4, dtype=F64)).dtype == F64
+    assert torch.fft.hfftn(torch.ones(3, 4, dtype=torch.complex64)).shape == (3, 6)
+    assert torch.fft.ihfft2(torch.arange(12).reshape(3, 4)).dtype == torch.complex64
+    out = torch.empty(0, dtype=torch.complex128)
+    r = torch.fft.ihfftn(torch.ones(2, 4, dtype=F64), out=out)
+    assert r is out and out.shape == (2, 3)
+    with pytest.raises(RuntimeError, match="Only supports floating-point dtypes, but found: "
+                                           "ComplexFloat"):
+        torch.fft.ihfft2(torch.ones(3, 4, dtype=torch.complex64))
+    with pytest.raises(RuntimeError, match=r"Invalid number of data points \(0\) specified"):
+        torch.fft.hfftn(torch.ones(3, 1))
+    with pytest.raises(RuntimeError, match=r"Invalid number of data points \(0\) specified"):
+        torch.fft.hfft2(torch.ones(3, 4), s=(2, 0))
+    with pytest.raises(RuntimeError, match="hfftn must transform at least one axis"):
+        torch.fft.hfftn(torch.ones(3, 4), dim=())
+    with pytest.raises(RuntimeError, match="FFT dims must be unique"):
+        torch.fft.ihfftn(torch.ones(3, 4), dim=(0, 0))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        torch.fft.hfft2(torch.ones(3))
+
+
+def test_gradcheck_hermitian_multi_dim():
+    fns = [
+        (lambda x, y: torch.fft.hfft2(_z(x, y), s=(3, 4)), [(2, 3), (2, 3)]),
+        (lambda x, y: torch.fft.hfftn(_z(x, y), norm="ortho"), [(2, 2, 3), (2, 2, 3)]),
+        (lambda x: _re(torch.fft.ihfft2(x, norm="forward")), [(3, 5)]),
+        (lambda x: _re(torch.fft.ihfftn(x, s=(2, 4))), [(3, 5)]),
+    ]
+    for fn, shapes in fns:
+        ins = [torch.tensor(_x(s, seed=i), dtype=F64, requires_grad=True)
+               for i, s in enumerate(shapes)]
+        assert gradcheck(fn, ins)
+
+
+def test_complex_in_place_abs_is_refused():
+    z = torch.tensor([1 + 2j, 3 - 1j])
+    for f in (lambda: z.abs_(), lambda: z.absolute_(), lambda: torch.abs_(z)):
+        with pytest.raises(RuntimeError, match=r"^In-place abs is not supported for complex "
+                                               r"tensors\.$"):
+            f()
+    assert to_np(z).tolist() == [1 + 2j, 3 - 1j]          # unchanged
+    x = torch.tensor([-1.5, 2.0])
+    assert x.abs_() is x and to_np(x).tolist() == [1.5, 2.0]

@@ -16,3 +16,4 @@ from .transformer import *  # noqa: F401,F403
 from .padding import *  # noqa: F401,F403
 from .upsampling import *  # noqa: F401,F403
 from .pixelshuffle import *  # noqa: F401,F403
+from .adaptive import *  # noqa: F401,F403
