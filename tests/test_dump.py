@@ -160,3 +160,11 @@ def test_dump_help_has_examples():
     assert p.returncode == 0
     for opt in ("--backend", "--target", "--out", "--only", "--asm", "examples:"):
         assert opt in p.stdout
+
+
+def test_every_library_op_names_its_gpu_routine():
+    # the dump says which CuPy routine runs each library op on a GPU: none may be unnamed
+    from compiler import REGISTRY
+    from compiler.codegen.triton_group import _LIBRARY
+    missing = sorted(n for n, p in REGISTRY.items() if p.xp is not None and n not in _LIBRARY)
+    assert not missing, f"library ops without a named GPU routine: {missing}"

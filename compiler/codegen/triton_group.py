@@ -517,7 +517,10 @@ class ExternKernel:
 _LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.linalg.det",
             "solve": "cupy.linalg.solve", "cholesky": "cupy.linalg.cholesky",
             "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd", "einsum": "cupy.einsum",
-            "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod"}
+            "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod",
+            "solve_triangular": "blocked substitution with cupy.matmul",
+            "fft_c2c": "cupy.fft.fftn / ifftn", "fft_r2c": "cupy.fft.rfftn",
+            "fft_c2r": "cupy.fft.irfftn"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups
