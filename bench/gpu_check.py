@@ -81,6 +81,8 @@ def cases():
             out.append((name, name, [("bool", "any"), ("float32", "any"), ("float32", "any")], {}))
         elif name == "cast":
             out.append((name, name, [("float32", "any")], {"dtype": dt.int32}))
+        elif name == "polygamma":       # n is an attribute (trigamma here)
+            out.append((name, name, [("float32", "pos")], {"n": 1}))
         elif name == "class_index":     # targets in range (the host check raises otherwise)
             out.append((name, name, [("int64", "exp")], {"classes": 6, "ignore_index": -100}))
         elif name in _INT_UNARY:
