@@ -5,6 +5,7 @@ from . import ops_math as M, ops_shape as S, ops_index as I, ops_linalg as L, op
 from . import creation as C
 from .tensor import Tensor
 from ._dispatch import apply
+from . import _dispatch
 
 P = REGISTRY
 
@@ -128,13 +129,21 @@ Tensor.absolute_ = Tensor.abs_
 def _via(fn_out_of_place):
     """In-place form of a composite op: compute, check, then write with history."""
     def f(self, *args, **kw):
-        r = fn_out_of_place(self, *args, **kw)
+        src = self
+        if _dispatch.VMAP is not None:          # (see framework.func.vmap.snapshot)
+            from .func.vmap import snapshot
+            src = snapshot(self)
+        r = fn_out_of_place(src, *args, **kw)
         return _assign(self, r, fn_out_of_place.__name__)
     f.__name__ = fn_out_of_place.__name__ + "_"
     return f
 
 
 def _assign(self, r, name):
+    if _dispatch.VMAP is not None:      # a batched self or result: vmap writes it back
+        from .func.vmap import batched_level, write_back
+        if batched_level(self) is not None or batched_level(r) is not None:
+            return write_back(self, r)
     M.check_writable(self, name + "_")
     if r.shape != self.shape:
         raise RuntimeError(f"{name}_: output with shape {list(self.shape)} doesn't match the "

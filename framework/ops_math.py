@@ -83,6 +83,11 @@ def check_writable(t, op):
 
 
 def _commit(self, p, args, attrs):
+    if _dispatch.VMAP is not None:       # a batched self (or argument): vmap writes it back
+        from .func.vmap import batched_level, inplace_commit
+        # (builtins: this module's any() is torch.any)
+        if [t for t in (self,) + tuple(args) if batched_level(t) is not None]:
+            return inplace_commit(self, p, args, attrs)
     check_writable(self, p.name + "_")
     tr = STATE.tracer
     if tr is not None:              # traced: functional op, then rebind self (lazy.Tracer.assign)
@@ -195,8 +200,12 @@ def check_inplace_leaf(t):
 
 
 def copy_(self, src, non_blocking=False):
-    check_writable(self, "copy_")
     src = as_tensor_arg(src)
+    if _dispatch.VMAP is not None:
+        from .func.vmap import batched_level, copy_into
+        if batched_level(self) is not None or batched_level(src) is not None:
+            return copy_into(self, src)
+    check_writable(self, "copy_")
     if isinstance(src, Tensor):
         try:
             np.broadcast_shapes(src._data.shape, self._data.shape)
@@ -224,6 +233,7 @@ def copy_(self, src, non_blocking=False):
         else:
             np.copyto(self._data, r._data, casting="unsafe")
             self._node, self._oi = r._node, r._oi
+        propagate_view_write(self)      # a view's base takes the write into its history
     else:
         np.copyto(self._data, src._data if isinstance(src, Tensor) else src, casting="unsafe")
     self._bump()
@@ -231,15 +241,20 @@ def copy_(self, src, non_blocking=False):
 
 
 def fill_(self, value):
+    if isinstance(value, Tensor) and value.ndim:
+        raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
+                           f"{value.ndim} dimensions.")
+    if _dispatch.VMAP is not None:
+        from .func.vmap import batched_level, copy_into
+        if batched_level(self) is not None or batched_level(value) is not None:
+            return copy_into(self, value)
     check_writable(self, "fill_")
     if isinstance(value, Tensor):
-        if value.ndim:
-            raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
-                               f"{value.ndim} dimensions.")
         value = value.item()
     from .creation import int_fill
     value = int_fill(value, self._dtype)
-    if STATE.grad_enabled and self.requires_grad:
+    needs = STATE.grad_enabled and self.requires_grad
+    if needs:
         check_inplace_leaf(self)
         self._node = None
     tr = STATE.tracer
@@ -250,6 +265,8 @@ def fill_(self, value):
         self._node = None if node is None or STATE.grad_enabled else node
         return self
     self._data.fill(value)
+    if needs:
+        propagate_view_write(self)      # a view's base takes the constant into its history
     self._bump()
     return self
 

@@ -822,3 +822,23 @@ def test_in_place_write_through_a_view_reaches_the_base_history():
     y[1][0] = x[0, 0] * 5
     y.sum().backward()
     assert x.grad.tolist() == [[7.0, 2.0, 2.0], [0.0, 2.0, 2.0]]
+
+
+def test_fill_copy_zero_through_a_view_reach_the_base_history():
+    """fill_/zero_/copy_ on a view of a non-leaf: the overwritten elements get no gradient
+    from the old history and copy_'s source gets theirs (PyTorch: grad_fn CopySlices)."""
+    for write in (lambda v: v.fill_(0.5), lambda v: v.zero_(),
+                  lambda v: v.copy_(torch.zeros(2, 2))):
+        x = torch.arange(6.).reshape(2, 3).requires_grad_()
+        y = x.clone()
+        write(y[:, 1:])
+        assert type(y.grad_fn).__name__ == "CopySlices"
+        y.sum().backward()
+        assert x.grad.tolist() == [[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]]
+    x = torch.arange(6.).reshape(2, 3).requires_grad_()
+    w = torch.ones(2, 2, requires_grad=True)
+    y = x.clone()
+    y[:, 1:].copy_(w * 2)
+    (y * y).sum().backward()
+    assert x.grad.tolist() == [[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]]
+    assert w.grad.tolist() == [[8.0, 8.0], [8.0, 8.0]]

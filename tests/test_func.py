@@ -347,3 +347,31 @@ def test_functional_call_tied_weights():
 
 def test_torch_namespace():
     assert torch.vmap is vmap and torch.func.vmap is vmap and torch.func.grad is grad
+
+
+def test_in_place_ops_on_batched_tensors():
+    # values and gradients printed by torch 2.13's vmap
+    def k(x):
+        y = x.clone()
+        y.copy_(x * 3)
+        y.clamp_(max=10)
+        y[1:].fill_(0.5)
+        return y
+    x = torch.arange(6.).reshape(2, 3).requires_grad_()
+    o = torch.vmap(k)(x)
+    assert o.tolist() == [[0.0, 0.5, 0.5], [9.0, 0.5, 0.5]]
+    o.sum().backward()
+    assert x.grad.tolist() == [[3.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
+    # nested levels; an in-place op on a vmap input writes the caller's tensor, as torch's
+    r = torch.vmap(torch.vmap(lambda t: t.clone().mul_(2).add_(t)))(torch.arange(6.).reshape(2, 3))
+    assert r.tolist() == [[0.0, 3.0, 6.0], [9.0, 12.0, 15.0]]
+    xs = torch.arange(6.).reshape(2, 3)
+    torch.vmap(lambda t: t.mul_(10))(xs)
+    assert xs.tolist() == [[0.0, 10.0, 20.0], [30.0, 40.0, 50.0]]
+
+    def g(x):
+        w = torch.zeros(3)
+        w.add_(x)           # an unbatched self cannot take a batched result
+        return w
+    with pytest.raises(RuntimeError, match="inplace arithmetic"):
+        torch.vmap(g)(torch.arange(6.).reshape(2, 3))

@@ -280,3 +280,79 @@ def _chunked(func, flat, dims, spec, kwargs, B, out_dims, randomness, chunk_size
         else:
             merged.append(cat([f[0][i] for f in flats], dim=d))
     return _pytree.unflatten(merged, ospec)
+
+
+# ---- in-place ops on batched tensors ----------------------------------------------------------
+
+INPLACE_OTHER = ("vmap: inplace arithmetic(self, *extra_args) is not possible because there "
+                 "exists a Tensor `other` in extra_args that has more elements than `self`. This "
+                 "happened due to `other` being vmapped over but `self` not being vmapped over in "
+                 "a vmap. Please try to use out-of-place operators instead of inplace arithmetic. "
+                 "If said operator is being called inside the PyTorch framework, please file a "
+                 "bug report instead.")
+
+
+def batched_level(t):
+    """The vmap level t is batched at (its innermost), or None."""
+    from ._batched import BatchedArray
+    d = getattr(t, "_data", None)
+    return d.level if type(d) is BatchedArray else None
+
+
+def inplace_commit(self, p, args, attrs):
+    """self.<p>_(*args) while vmap runs: the batched out-of-place result is written into the
+    real tensor behind self (its batch dim where self keeps it), which is an ordinary in-place
+    copy there (autograd and outer vmap levels see it as such). Refused as torch refuses when
+    an argument is batched deeper than self."""
+    from .. import _dispatch
+    from ._batched import unwrap
+    lv = batched_level(self)
+    deeper = [batched_level(a) for a in args if batched_level(a) is not None]
+    if deeper and (lv is None or max(deeper) > lv):
+        raise RuntimeError(INPLACE_OTHER)
+    return write_back(self, _dispatch.apply(p, snapshot(self), *args, **attrs))
+
+
+def snapshot(self):
+    """What an in-place op on batched self computes from: a copy when autograd records, since
+    the write into self's real tensor would change values the backward saved (eager in-place
+    ops snapshot self the same way)."""
+    from .. import _dispatch
+    if _dispatch.STATE.grad_enabled and batched_level(self) is not None:
+        return self.clone()
+    return self
+
+
+def write_back(self, r):
+    """Write the (per-sample shaped) result r into batched self's real tensor."""
+    from .. import _dispatch
+    from ._batched import unwrap
+    lv = batched_level(self)
+    if lv is None:
+        if batched_level(r) is not None:
+            raise RuntimeError(INPLACE_OTHER)
+        return self.copy_(r)
+    if batched_level(r) is not None and batched_level(r) > lv:
+        raise RuntimeError(INPLACE_OTHER)
+    if r._dtype is not self._dtype:
+        r = _dispatch.apply(_dispatch.REGISTRY["cast"], r, dtype=self._dtype)
+    real, bdim = unwrap(self, lv)
+    rv, rb = unwrap(r, lv)
+    if rb is None:       # unbatched at this level (self's values did not matter): broadcast
+        from ..ops_shape import unsqueeze
+        rv, rb = unsqueeze(rv, bdim), bdim
+    from ..ops_shape import movedim
+    real.copy_(movedim(rv, rb, bdim).expand(real.shape))
+    self._bump()
+    return self
+
+
+def copy_into(self, src):
+    """self.copy_(src) / fill_ while vmap runs: src broadcast to self's per-sample shape."""
+    from .. import _dispatch
+    from ..tensor import Tensor
+    if not isinstance(src, Tensor):
+        from ..creation import full
+        src = full(tuple(self.shape), src, dtype=self._dtype, device=self.device)
+    return write_back(self, _dispatch.apply(_dispatch.REGISTRY["expand"], src,
+                                            shape=tuple(self.shape)))
