@@ -725,6 +725,8 @@ def _keeps_values(n):
     """A view above, or a widening integer cast (x[i] of int32 i casts it to int64)."""
     if n.op in _SET_VIEWS:
         return True
+    if not n.inputs:          # made in the program (arange positions of a view write)
+        return False
     from .codegen.triton_checks import INDEX_DTYPES
     a, o = n.inputs[0], n.outputs[0]
     return (n.op == "cast" and isinstance(a, Value) and a.dtype.name in INDEX_DTYPES and

@@ -739,6 +739,30 @@ def case_compiled_intermediates_report_the_program_device(T, D):
         np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-6)
     assert seen and all(s == ("interpret", True) for s in seen), seen
 
+
+@case
+def case_compiled_in_place_writes_through_views(T, D):
+    # y.t().add_ / y.view(-1).mul_ / y.unsqueeze(0).relu_ inside compile(): the write reaches
+    # y through an index_put at arange positions made in the program (which the program's
+    # index range checks must pass over: they check index tensors that are inputs)
+    X = np.random.default_rng(0).uniform(-1, 2, (3, 4))
+    C = np.arange(12.).reshape(3, 4)
+    for view, op in ((lambda y: y.t(), lambda v: v.add_(1.0)),
+                     (lambda y: y.view(-1), lambda v: v.mul_(2.0)),
+                     (lambda y: y.unsqueeze(0), lambda v: v.relu_())):
+        def f(x, c):
+            y = x * 1.5
+            op(view(y))
+            return (y * y * c).sum()
+        grads = []
+        for fn in (f, T.compile(f)):
+            for rep in (1, 2, 3):              # traces, then replays
+                x = T.tensor(X * rep, device="interpret", requires_grad=True)
+                fn(x, T.tensor(C, device="interpret")).backward()
+                grads.append(x.grad.cpu().numpy())
+        for a, b in zip(grads[:3], grads[3:]):
+            np.testing.assert_allclose(b, a, rtol=1e-12)
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
