@@ -130,7 +130,11 @@ def _via(fn_out_of_place):
     """In-place form of a composite op: compute, check, then write with history."""
     def f(self, *args, **kw):
         src = self
-        if _dispatch.VMAP is not None:          # (see framework.func.vmap.snapshot)
+        if _dispatch.STATE.tracer is not None:
+            # traced: compute from a snapshot, so the region input keeps self's history from
+            # before the write (self takes the result's); as _commit does for primitives
+            src = _dispatch.STATE.tracer.snapshot(self)
+        elif _dispatch.VMAP is not None:        # (see framework.func.vmap.snapshot)
             from .func.vmap import snapshot
             src = snapshot(self)
         r = fn_out_of_place(src, *args, **kw)

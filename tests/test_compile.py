@@ -915,3 +915,29 @@ def test_compiled_embedding_models_replay():
     assert cm._compiled.stats["replays"] >= 2
     with pytest.raises(IndexError, match="index 12 is out of bounds"):
         cm(torch.tensor([[1, 12]]))
+
+
+def test_in_place_composite_writes_across_graph_breaks_keep_earlier_history():
+    # out.index_copy_ in two regions split by a data-dependent break (AdaptiveLogSoftmax's
+    # loop): the second write must not cut the first region's gradient off (l1 got none)
+    torch.manual_seed(0)
+    l1 = torch.nn.Linear(4, 3, bias=False).double()
+    l2 = torch.nn.Linear(4, 3, bias=False).double()
+
+    def f(x, t):
+        out = x.new_zeros(5)
+        for lo, hi, lin in ((3, 6, l1), (6, 10, l2)):
+            rows = ((t >= lo) & (t < hi)).nonzero().squeeze()
+            out.index_copy_(0, rows, lin(x.index_select(0, rows)).sum(-1).reshape(-1))
+        return out * 2
+    got = []
+    for fn in (f, torch.compile(f)):
+        l1.zero_grad(set_to_none=True)
+        l2.zero_grad(set_to_none=True)
+        x = torch.tensor(np.random.default_rng(0).standard_normal((5, 4)), requires_grad=True)
+        o = fn(x, torch.tensor([0, 4, 9, 5, 7]))
+        (o * torch.tensor(np.linspace(-1, 1, 5))).sum().backward()
+        got.append([o.detach().numpy(), x.grad.numpy(), l1.weight.grad.numpy(),
+                    l2.weight.grad.numpy()])
+    for a, b in zip(*got):
+        np.testing.assert_allclose(b, a, rtol=1e-12)
