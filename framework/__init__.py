@@ -55,10 +55,16 @@ from .ops_math import (sum, max, min, all, any, abs, round, pow, where, clamp, c
 from .ops_shape import *  # noqa: E402,F401,F403
 from .ops_index import (index_select, masked_fill, masked_select, gather, scatter, scatter_add,  # noqa: E402,F401
                         scatter_reduce, index_add, index_copy, index_fill, index_put, take,
-                        take_along_dim, nonzero, argwhere)
+                        take_along_dim, nonzero, argwhere, masked_scatter, index_reduce, put)
+from .creation import empty_strided, scalar_tensor, frombuffer  # noqa: E402,F401
 from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addmm, addmv,  # noqa: E402,F401
                          baddbmm, addbmm, einsum, tensordot, kron, cross, cdist, linalg, det,
                          inverse, svd, qr, cholesky, cholesky_inverse, triangular_solve)
+from .ops_linalg import (slogdet, logdet, matrix_power, matrix_exp, pinverse,  # noqa: E402,F401
+                         chain_matmul, cholesky_solve, lu, lu_solve, lu_unpack, orgqr)
+from .ops_sort import (cummax, cummin, nanquantile, cov, corrcoef, histogram,  # noqa: E402,F401
+                       histogramdd, isin, combinations, unravel_index, trapezoid, trapz,
+                       cumulative_trapezoid, gradient, renorm, vander)
 from .ops_sort import (sort, argsort, msort, topk, kthvalue, median, nanmedian, mode, unique,  # noqa: E402,F401
                        unique_consecutive, bincount, histc, searchsorted, bucketize, quantile)
 from ._printing import set_printoptions  # noqa: E402,F401
@@ -114,9 +120,8 @@ def can_cast(from_, to):
 
 
 def is_nonzero(input):
-    if input.numel() != 1:
-        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
-    return bool(input.item())
+    from .ops_shape import is_nonzero as _is_nonzero
+    return _is_nonzero(input)
 
 
 def get_num_threads():
@@ -151,6 +156,7 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from .nn._torch_functional import *  # noqa: E402,F401,F403  (torch.conv2d, torch.dropout, ...)
 from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # noqa: E402,F401
                           tensor_methods as _compose_methods, _special)
 special = _special()
@@ -167,6 +173,27 @@ from .distributions._samplers import (binomial, _standard_gamma, _sample_dirichl
 special.gammainc, special.gammaincc = igamma, igammac
 Tensor.igamma = lambda self, other: igamma(self, other)
 Tensor.igammac = lambda self, other: igammac(self, other)
+Tensor.igamma_ = lambda self, other: _tensor_methods._assign(self, igamma(self, other), "igamma")
+Tensor.igammac_ = lambda self, other: _tensor_methods._assign(self, igammac(self, other), "igammac")
+
+
+def _torch_inplace(name):
+    """torch.<op>_(input, ...): the Tensor method, so each in-place op keeps one definition."""
+    def f(input, *args, **kwargs):
+        return getattr(input, name)(*args, **kwargs)
+    f.__name__ = f.__qualname__ = name
+    return f
+
+
+# the in-place functions torch 2.x exposes at top level (torch.exp_(x), torch.clamp_(x, 0), ...)
+for _n in ("abs_ acos_ acosh_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ "
+           "atan_ atanh_ ceil_ clamp_ clamp_max_ clamp_min_ clip_ conj_physical_ cos_ cosh_ "
+           "deg2rad_ detach_ erf_ erfc_ exp2_ exp_ expm1_ fill_ fix_ floor_ frac_ gcd_ i0_ "
+           "index_put_ lcm_ ldexp_ log10_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ negative_ "
+           "rad2deg_ reciprocal_ relu_ resize_as_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ "
+           "square_ tan_ tanh_ trunc_ xlogy_ zero_").split():
+    if _n not in globals():
+        globals()[_n] = _torch_inplace(_n)
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
 from . import func  # noqa: E402,F401  (torch.func)

@@ -19,8 +19,10 @@ _METHODS = {
           float_power clone round frac relu clamp clip clamp_min clamp_max lerp xlogy logit hypot
           addcmul addcdiv
           isclose allclose equal nan_to_num sum nansum prod mean nanmean var std amax amin max min
-          argmax argmin aminmax all any count_nonzero cumsum cumprod logsumexp norm dist softmax
-          log_softmax isneginf isposinf deg2rad rad2deg lgamma digamma i0 sinc""",
+          argmax argmin aminmax all any count_nonzero cumsum cumprod logcumsumexp logsumexp norm dist softmax
+          log_softmax isneginf isposinf deg2rad rad2deg lgamma digamma i0 sinc
+          acosh arccosh asinh arcsinh atanh arctanh erfc copysign fmax fmin frexp ldexp gcd lcm
+          heaviside logaddexp logaddexp2 nextafter signbit positive""",
     S: """view reshape view_as reshape_as flatten ravel unflatten squeeze unsqueeze permute transpose
           swapaxes swapdims t movedim moveaxis expand expand_as broadcast_to contiguous narrow select
           unbind split chunk tensor_split hsplit vsplit flip fliplr flipud roll repeat tile
@@ -28,9 +30,10 @@ _METHODS = {
           diagonal_scatter slice_scatter""",
     I: """index_select masked_fill masked_select gather scatter scatter_add scatter_reduce index_add
           index_copy index_fill index_put take take_along_dim nonzero argwhere put_""",
-    L: """matmul mm bmm mv dot inner vdot outer ger addmm addmv baddbmm addbmm kron cross""",
+    L: """matmul mm bmm mv dot inner vdot outer ger addmm addmv baddbmm addbmm kron cross
+          slogdet logdet matrix_power matrix_exp pinverse cholesky_solve lu lu_solve orgqr""",
     O: """sort argsort msort topk kthvalue median nanmedian mode unique unique_consecutive bincount
-          histc quantile""",
+          histc quantile cummax cummin nanquantile cov corrcoef histogram renorm""",
 }
 
 for mod, names in _METHODS.items():
@@ -200,6 +203,32 @@ for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M
     setattr(Tensor, _f.__name__ + "_", _via(_f))
 Tensor.clip_ = Tensor.clamp_
 
+# in-place forms of the inverse hyperbolics, erfc, copysign, ... and torch's aliases
+for _n in ("acosh", "asinh", "atanh", "erfc", "copysign", "nextafter", "gcd"):
+    setattr(Tensor, _n + "_", _inplace_prim(_n))
+Tensor.arccosh_, Tensor.arcsinh_, Tensor.arctanh_ = Tensor.acosh_, Tensor.asinh_, Tensor.atanh_
+for _f in (M.lcm, M.ldexp, M.heaviside, M.deg2rad, M.rad2deg):
+    setattr(Tensor, _f.__name__ + "_", _via(_f))
+Tensor.arctan2_ = Tensor.atan2_
+Tensor.greater_, Tensor.greater_equal_, Tensor.less_, Tensor.less_equal_, Tensor.not_equal_ = (
+    Tensor.gt_, Tensor.ge_, Tensor.lt_, Tensor.le_, Tensor.ne_)
+Tensor.sgn_ = lambda self: M.inplace(self, "sgn" if self._dtype.is_complex else "sign")
+
+
+def _float_power_(self, exponent):
+    # the result is float64 (complex128 with a complex operand): only such a base can take it
+    from runtime import dtypes as dt
+    cx = self._dtype.is_complex or isinstance(exponent, complex) or (
+        isinstance(exponent, Tensor) and exponent._dtype.is_complex)
+    want = dt.complex128 if cx else dt.float64
+    if self._dtype is not want:
+        raise RuntimeError(f"the base given to float_power_ has dtype {dt.tname(self._dtype)} but "
+                           f"the operation's result requires dtype {dt.tname(want)}")
+    return _assign(self, M.float_power(self, exponent), "float_power")
+
+
+Tensor.float_power_ = _float_power_
+
 
 def _become(self, r):
     """An in-place view op (squeeze_, t_, ...): self takes the view r of its own memory, with
@@ -313,3 +342,14 @@ Tensor.__rmatmul__ = lambda self, other: L.matmul(other, self)
 Tensor.__imatmul__ = lambda self, other: _assign(self, L.matmul(self, other), "matmul")
 Tensor.__hash__ = lambda self: id(self)
 Tensor.__contains__ = lambda self, el: bool(M.any(M.eq(self, el)))
+
+# views/scatters of slices, masked/index scatters and small queries (ops_shape, ops_index)
+for _n in ("split_with_sizes", "dsplit", "as_strided", "as_strided_scatter", "select_scatter",
+           "is_nonzero", "is_same_size", "is_signed"):
+    setattr(Tensor, _n, getattr(S, _n))
+Tensor.dim_order, Tensor.new_empty_strided = S._dim_order, S._new_empty_strided
+Tensor.cdouble, Tensor.cfloat, Tensor.chalf = S._cdouble, S._cfloat, S._chalf
+for _n in ("masked_scatter", "masked_scatter_", "index_reduce", "index_reduce_", "fill_diagonal_",
+           "put"):
+    setattr(Tensor, _n, getattr(I, _n))
+Tensor.positive = M.positive

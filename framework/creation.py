@@ -901,3 +901,67 @@ def kaiser_window(window_length, periodic=True, beta=12.0, *, dtype=None, layout
         return r.astype(cd)
     return _window("kaiser_window", window_length, periodic, dtype, device, requires_grad,
                    body)
+
+
+def empty_strided(size, stride, *, dtype=None, layout=None, device=None, requires_grad=False,
+                  pin_memory=False):
+    """An uninitialised tensor with the given size and element strides over a storage of just
+    the extent they need (stride 0 and gaps allowed, as torch)."""
+    from compiler.ops.layout import _as_strided_check, as_strided_extent
+    size, stride = tuple(_shape((size,))), tuple(_shape((stride,)))
+    _as_strided_check("empty_strided", size, stride, 0)
+    d = dtype or dt.get_default_dtype()
+    dev = canonical(device)
+    if dev.type != "cpu":          # device memory is allocated contiguous (a limit of Kiln)
+        return _made(size, None, d, dev, requires_grad)
+    store = np.empty(_max2(as_strided_extent(size, stride, 0), 1), d.np)
+    arr = np.lib.stride_tricks.as_strided(store, size, tuple(s * d.itemsize for s in stride))
+    return _finish(arr, d, dev, requires_grad)
+
+
+def _max2(a, b):
+    return a if a >= b else b
+
+
+def scalar_tensor(s, *, dtype=None, layout=None, device=None, requires_grad=False,
+                  pin_memory=False):
+    """A 0-d tensor holding s, of the default float dtype unless dtype says otherwise."""
+    if isinstance(s, Tensor):
+        s = s.item()
+    import builtins
+    cx = isinstance(s, builtins.complex)
+    d = dtype or (dt.complex128 if cx and dt.get_default_dtype() is dt.float64 else
+                  dt.complex64 if cx else dt.get_default_dtype())
+    return _finish(np.array(s, dtype=d.np), d, device, requires_grad)
+
+
+def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
+    """A 1-d tensor over the memory of a Python buffer object (it shares the memory)."""
+    mv = memoryview(buffer)
+    n = mv.nbytes
+    isz = dtype.itemsize
+    if n == 0 or count == 0:
+        raise ValueError(f"both buffer length ({n}) and count ({count}) must not be 0")
+    if offset < 0 or offset >= n:
+        raise ValueError(f"offset ({offset} bytes) must be non-negative and no greater than buffer "
+                         f"length ({n} bytes) minus 1")
+    if count < 0:
+        if (n - offset) % isz:
+            raise ValueError(f"buffer length ({n - offset} bytes) after offset ({offset} bytes) "
+                             f"must be a multiple of element size ({isz})")
+        count = (n - offset) // isz
+    elif offset + count * isz > n:
+        raise ValueError(f"requested buffer length ({count} * {isz} bytes) after offset ({offset} "
+                         f"bytes) must not be greater than actual buffer length ({n} bytes)")
+    if mv.readonly:
+        import warnings
+        warnings.warn("The given buffer is not writable, and PyTorch does not support non-writable "
+                      "tensors. This means you can write to the underlying (supposedly "
+                      "non-writable) buffer using the tensor. You may want to copy the buffer to "
+                      "protect its data or make it writable before converting it to a tensor.",
+                      UserWarning, stacklevel=2)
+    arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
+    t = wrap(arr, dtype)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t

@@ -546,3 +546,145 @@ def put(input, index, source, accumulate=False):
 def put_(input, index, source, accumulate=False):
     from .ops_math import copy_
     return copy_(input, put(input, index, source, accumulate))
+
+
+def masked_scatter(input, mask, source):
+    """A copy of input (broadcast with mask) whose positions where mask is True take source's
+    leading elements in row-major order."""
+    from .ops_shape import broadcast_tensors, reshape, select
+    from ._device_ops import host
+    if not isinstance(mask, Tensor) or mask._dtype is not dt.bool_:
+        raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
+                           f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if not isinstance(source, Tensor):
+        raise TypeError(f"masked_scatter(): argument 'source' must be Tensor, not "
+                        f"{type(source).__name__}")
+    if source._dtype is not input._dtype:
+        raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got "
+                           f"{dt.tname(input._dtype)} and {dt.tname(source._dtype)}")
+    x, m = broadcast_tensors(input, mask)
+    shape = tuple(x.shape)
+    mf = reshape(m, (-1,))
+    k = int(host(values(mf)).sum())
+    if source._data.size < k:
+        raise RuntimeError("masked_scatter: Number of elements of source < number of ones in mask")
+    xf = reshape(x, (-1,))
+    if k == 0:
+        return rename(apply(P["copy"], reshape(xf, shape)), "MaskedScatterBackward0")
+    idx = select(nonzero(mf), 1, 0)
+    src = apply(P["slice"], reshape(source, (-1,)), dim=0, start=0, stop=k, step=1)
+    r = apply(P["index_put"], xf, src, idx, pos=(0,), accumulate=False)
+    return rename(reshape(r, shape), "MaskedScatterBackward0")
+
+
+def masked_scatter_(input, mask, source):
+    from .ops_math import copy_
+    r = masked_scatter(input, mask, source)
+    if tuple(r.shape) != tuple(input.shape):
+        raise RuntimeError(f"masked_scatter_: mask of shape {list(mask.shape)} can't be broadcast "
+                           f"to the shape of self {list(input.shape)}")
+    return copy_(input, r)
+
+
+def index_reduce(input, dim, index, source, reduce, *, include_self=True):
+    """Reduce (prod, mean, amax, amin) source's slices along dim into input's slices named by
+    index (include_self: input's values take part)."""
+    from .ops_shape import reshape, expand
+    if reduce not in ("prod", "mean", "amax", "amin"):
+        raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin "
+                           f"but got {reduce}.")
+    d = norm_dim("index_reduce", dim, builtins.max(input.ndim, 1))
+    idx = _check_dim_index("index_reduce", input, d, index)
+    _check_source("index_reduce", input, d, idx, source)
+    if source._dtype is not input._dtype:
+        raise RuntimeError(f"index_reduce_(): self ({dt.tname(input._dtype)}) and source "
+                           f"({dt.tname(source._dtype)}) must have the same scalar type")
+    if input.ndim == 0:
+        r = index_reduce(reshape(input, (1,)), 0, idx, reshape(source, (-1,)), reduce,
+                         include_self=include_self)
+        return reshape(r, ())
+    n = idx._data.size
+    sh = [1] * input.ndim
+    sh[d] = n
+    full_idx = expand(reshape(idx.long() if idx._dtype is not dt.int64 else idx, tuple(sh)),
+                      tuple(source.shape))
+    a = idx._data
+    if a.size and a.min() < 0:       # (negative indices count from the end)
+        from ._dispatch import wrap_like
+        full_idx = expand(reshape(wrap_like(a % input._data.shape[d], dt.int64, input),
+                                  tuple(sh)), tuple(source.shape))
+    if reduce == "mean":
+        return rename(scatter_reduce(input, d, full_idx, source, reduce,
+                                     include_self=include_self), "IndexReduceBackward0")
+    return rename(_reduce_with_grad(input, d, full_idx, source, reduce, include_self),
+                  "IndexReduceBackward0")
+
+
+def _reduce_with_grad(input, d, idx, source, reduce, include_self):
+    """scatter_reduce prod/amax/amin whose gradient is torch's: out/x for prod, split evenly
+    among the elements equal to the max/min. The value is the scatter's; the gradient comes
+    from t - t.detach() (zero) where t is linear in input and source with those coefficients."""
+    from ._dispatch import STATE
+    from .autograd.grad_mode import no_grad
+    from .creation import zeros_like, ones_like
+    from . import ops_math as M
+    with no_grad():
+        out = scatter_reduce(input.detach(), d, idx, source.detach(), reduce,
+                             include_self=include_self)
+    if not (STATE.grad_enabled and (input.requires_grad or source.requires_grad)) or \
+            not input._dtype.is_floating_point:
+        return out
+    with no_grad():
+        xv, sv = input.detach(), source.detach()
+        og = gather(out, d, idx)
+        if reduce == "prod":
+            cx = M.div(out, xv) if include_self else zeros_like(xv)
+            cs = M.div(og, sv)
+            touched = scatter(zeros_like(xv), d, idx, 1.0)
+            cx = M.where(M.eq(touched, 0), ones_like(xv), cx)
+        else:
+            mx = M.eq(xv, out).to(xv.dtype)
+            touched = scatter(zeros_like(xv), d, idx, 1.0)
+            if not include_self:
+                mx = M.where(M.eq(touched, 0), ones_like(xv), zeros_like(xv))
+            ms = M.eq(sv, og).to(xv.dtype)
+            cnt = M.add(M.mul(mx, M.where(M.eq(touched, 0), ones_like(xv), ones_like(xv))),
+                        scatter(zeros_like(xv), d, idx, ms, reduce="add"))
+            cx = M.div(mx, cnt)
+            cs = M.div(ms, gather(cnt, d, idx))
+    t = M.add(M.mul(input, cx), scatter(zeros_like(out), d, idx, M.mul(source, cs), reduce="add"))
+    return M.add(out, M.sub(t, t.detach()))
+
+
+def index_reduce_(input, dim, index, source, reduce, *, include_self=True):
+    from .ops_math import copy_
+    return copy_(input, index_reduce(input, dim, index, source, reduce,
+                                     include_self=include_self))
+
+
+def fill_diagonal_(input, fill_value, wrap=False):
+    """Write fill_value on the main diagonal (every dim equal when ndim > 2; a tall matrix
+    restarts the diagonal every cols+1 rows with wrap=True), in place."""
+    from .creation import full
+    if input.ndim < 2:
+        raise RuntimeError("dimensions must larger than 1")
+    shp = input._data.shape
+    if input.ndim > 2 and builtins.any(s != shp[0] for s in shp):
+        raise RuntimeError("all dimensions of input must be of equal length")
+    n = builtins.min(shp)
+    step = 0
+    acc = 1
+    for s in reversed(shp):      # row-major strides, summed: the flat step along the diagonal
+        step += acc
+        acc *= s
+    total = input._data.size
+    if input.ndim == 2 and wrap and shp[0] > shp[1]:
+        pos = np.arange(0, total, step, dtype=np.int64)
+    else:
+        pos = np.arange(n, dtype=np.int64) * step
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    from ._dispatch import wrap_like
+    idx = wrap_like(pos, dt.int64, input)
+    src = full((pos.shape[0],), fill_value, dtype=input._dtype, device=input.device)
+    return put_(input, idx, src)

@@ -559,3 +559,526 @@ def cholesky_inverse(L, upper=False, *, out=None):
     LinvT = S.transpose(Linv, -2, -1)
     r = matmul(Linv, LinvT) if upper else matmul(LinvT, Linv)
     return write_out(rename(r, "CholeskyInverseBackward0"), out)
+
+
+# ---- LU, determinants, matrix functions ----------------------------------------------------------
+
+_LuFactor = _named("linalg_lu_factor", ["LU", "pivots"])
+_LuFactorEx = _named("linalg_lu_factor_ex", ["LU", "pivots", "info"])
+_Lu = _named("linalg_lu", ["P", "L", "U"])
+_LuUnpack = _named("lu_unpack", ["P", "L", "U"])
+_LuWithInfo = _named("_lu_with_info", ["LU", "pivots", "info"])
+_Slogdet = _named("slogdet", ["sign", "logabsdet"])
+_LinalgSlogdet = _named("linalg_slogdet", ["sign", "logabsdet"])
+_InvEx = _named("linalg_inv_ex", ["inverse", "info"])
+_SolveEx = _named("linalg_solve_ex", ["result", "info"])
+_Lstsq = _named("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
+for _t in (_LuFactor, _LuFactorEx, _Lu, _LuUnpack, _LuWithInfo, _Slogdet, _LinalgSlogdet, _InvEx,
+           _SolveEx, _Lstsq, _CholeskyEx, _TriangularSolve):
+    _t.__module__ = "torch.return_types"
+    _t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" + ",\n".join(
+        f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")
+
+
+def _lu_factor_ex(A, pivot=True, check_errors=False, name="linalg.lu_factor_ex"):
+    LU, piv, info = apply(P["lu_factor"], A, pivot=bool(pivot))
+    if check_errors:
+        _raise_info(info, name, lambda i: f"U[{i + 1},{i + 1}] is zero and using it on lu_solve would "
+                    f"result in a division by zero. If you still want to perform the "
+                    f"factorization, consider calling linalg.lu(A, pivot) or "
+                    f"linalg.lu_factor_ex(A, pivot)")
+    return LU, piv, info
+
+
+def _raise_info(info, name, msg):
+    import numpy as np
+    flat = _host_values(info).reshape(-1)
+    bad = np.flatnonzero(flat)
+    if bad.size:
+        first = int(bad[0])
+        where = f"(Batch element {first}): " if info.ndim else ""
+        raise _Linalg.LinAlgError(f"{name}: {where}{msg(int(flat[first]) - 1)}")
+
+
+def _eye_like(A, n):
+    from .creation import eye
+    return eye(n, dtype=A.dtype, device=A.device)
+
+
+def _perm_from_pivots(piv, m, dtype):
+    """P (A = P L U) from getrf's pivots, built as eq(arange, perm): no gradient, any device."""
+    from .creation import arange
+    perm = apply(P["lu_pivots_to_perm"], piv, m=m)
+    r = S.reshape(arange(m, device=piv.device), (m, 1))
+    return (S.unsqueeze(perm, -2) == r).to(dtype)
+
+
+def lu_unpack(LU_data, LU_pivots, unpack_data=True, unpack_pivots=True, *, out=None):
+    from .ops_math import write_out
+    from .creation import empty
+    if LU_data.ndim < 2:
+        raise RuntimeError(f"torch.lu_unpack: Expected tensor with 2 or more dimensions. Got size: "
+                           f"{list(LU_data.shape)} instead")
+    m, n = LU_data.shape[-2:]
+    k = min(m, n)
+    if LU_pivots._dtype is not dt.int32:
+        raise RuntimeError(f"torch.lu_unpack: LU_pivots is expected to be a contiguous tensor of "
+                           f"torch.int32 dtype. Note: this function is intended to be used with "
+                           f"the output produced by torch.linalg.lu_factor (got "
+                           f"{LU_pivots.dtype})")
+    if tuple(LU_pivots.shape) != tuple(LU_data.shape[:-2]) + (k,):
+        raise RuntimeError(f"torch.lu_unpack: Expected LU_pivots.size(-1) == min(LU_data.size(-1),"
+                           f" LU_data.size(-2)), but got {LU_pivots.shape[-1] if LU_pivots.ndim else 0}"
+                           f" != {k}")
+    if unpack_data:
+        L = S.narrow(S.tril(LU_data, -1), -1, 0, k) + _eye_like(LU_data, max(m, n))[:m, :k]
+        U = S.narrow(S.triu(LU_data), -2, 0, k)
+    else:
+        L = U = empty(0, dtype=LU_data.dtype, device=LU_data.device)
+    Pm = _perm_from_pivots(LU_pivots, m, LU_data.dtype) if unpack_pivots else \
+        empty(0, dtype=LU_data.dtype, device=LU_data.device)
+    return write_out(_LuUnpack(Pm, rename(L, "LuUnpackBackward0") if unpack_data else L,
+                               rename(U, "LuUnpackBackward0") if unpack_data else U), out)
+
+
+def _lu_solve(LU, pivots, B, left=True, adjoint=False):
+    """A X = B from A = P L U: X = U^-1 L^-1 P^T B by two triangular solves (only LU's
+    triangles are read, so only they get gradients); adjoint / right variants by transposes."""
+    if LU.ndim < 2 or LU.shape[-1] != LU.shape[-2]:
+        raise RuntimeError(f"linalg.lu_solve: A must be batches of square matrices, but they are "
+                           f"{LU.shape[-2] if LU.ndim > 1 else ''} by {LU.shape[-1]} matrices")
+    if B.ndim < 2:
+        raise RuntimeError("linalg.lu_solve: The input tensor B must have at least 2 dimensions.")
+    if B.dtype is not LU.dtype:
+        raise RuntimeError(f"linalg.lu_solve: Expected LU and B to have the same dtype, but found "
+                           f"LU of type {dt.tname(LU.dtype)} and B of type {dt.tname(B.dtype)} "
+                           f"instead")
+    n = LU.shape[-1]
+    if (B.shape[-2] if left else B.shape[-1]) != n:
+        raise RuntimeError(f"linalg.lu_solve: Incompatible shapes of A and B for the equation "
+                           f"{'AX = B' if left else 'XA = B'} ({n}x{n} and "
+                           f"{B.shape[-2]}x{B.shape[-1]})")
+    if tuple(pivots.shape) != tuple(LU.shape[:-1]) or pivots._dtype is not dt.int32:
+        raise RuntimeError(f"linalg.lu_solve: Expected pivots of shape {list(LU.shape[:-1])} and "
+                           f"dtype int32 (got {list(pivots.shape)}, {pivots.dtype})")
+    Pm = _perm_from_pivots(pivots, n, LU.dtype)
+    mT = lambda t: S.transpose(t, -2, -1)                         # noqa: E731
+    tri = lambda A, X, upper, unit: apply(P["solve_triangular"], A, X, upper=upper,  # noqa: E731
+                                          unitriangular=unit)
+    if not left:       # X A = B  <=>  A^T X^T = B^T
+        return mT(_lu_solve(LU, pivots, mT(B), True, not adjoint))
+    if not adjoint:    # P L U X = B
+        Y = tri(LU, matmul(mT(Pm), B), False, True)
+        return tri(LU, Y, True, False)
+    # A^T X = B: U^T L^T P^T X = B
+    Y = tri(mT(LU), B, False, False)
+    Z = tri(mT(LU), Y, True, True)
+    return matmul(Pm, Z)
+
+
+def lu_solve(b, LU_data, LU_pivots, *, out=None):
+    from .ops_math import write_out
+    return write_out(_lu_solve(LU_data, LU_pivots, b), out)
+
+
+def lu(A, pivot=True, get_infos=False, out=None):
+    LU, piv, info = _lu_factor_ex(A, pivot, not get_infos, "torch.linalg.lu_factor")
+    return _LuWithInfo(LU, piv, info) if get_infos else (LU, piv)
+
+
+def _slogdet(A, name):
+    from .ops_math import sum, prod, log, abs, sign, remainder
+    from .creation import arange
+    _square_check(A, name)
+    n = A.shape[-1]
+    LU, piv, _ = apply(P["lu_factor"], A, pivot=True)
+    d = S.diagonal(LU, 0, -2, -1)
+    swaps = sum((piv != arange(1, n + 1, dtype=dt.int32, device=A.device)).to(dt.int64), -1)
+    psign = 1 - 2 * remainder(swaps, 2).to(A.dtype)
+    sgn = prod(sign(d), -1) * psign
+    return sgn, sum(log(abs(d)), -1)
+
+
+def _square_check(A, name):
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"{name}: A must be batches of square matrices, but they are "
+                           f"{A.shape[-2] if A.ndim > 1 else ''} by "
+                           f"{A.shape[-1] if A.ndim else ''} matrices")
+    if not (A._dtype.is_floating_point or A._dtype.is_complex):
+        raise RuntimeError(f"{name}: Expected a floating point or complex tensor as input. "
+                           f"Got {dt.tname(A._dtype)}")
+
+
+def slogdet(A, *, out=None):
+    from .ops_math import write_out
+    s, l = _slogdet(A, "linalg.slogdet")
+    return write_out(_Slogdet(s, rename(l, "LinalgSlogdetBackward0")), out)
+
+
+def logdet(A):
+    """log det A: nan where det < 0, -inf where det == 0 (as PyTorch)."""
+    from .ops_math import where
+    s, l = _slogdet(A, "linalg.slogdet")
+    return rename(where(s < 0, float("nan"), l), "LogdetBackward0")
+
+
+def matrix_power(A, n, *, out=None):
+    """A^n by repeated squaring; n < 0 inverts first (float input), n == 0 gives identities."""
+    from .ops_math import write_out, clone
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_power: A must be batches of square matrices, but they "
+                           f"are {A.shape[-2] if A.ndim > 1 else ''} by "
+                           f"{A.shape[-1] if A.ndim else ''} matrices")
+    if not isinstance(n, int) or isinstance(n, bool):
+        raise TypeError(f"matrix_power(): argument 'n' must be int, not {type(n).__name__}")
+    if n == 0:
+        I = _eye_like(A, A.shape[-1])
+        return write_out(clone(S.expand(I.to(A.dtype), tuple(A.shape))), out)
+    if n < 0:
+        if not (A._dtype.is_floating_point or A._dtype.is_complex):
+            raise RuntimeError(f"linalg.inv: Expected a floating point or complex tensor as input. "
+                               f"Got {dt.tname(A._dtype)}")
+        A, n = _Linalg.inv(A), -n
+    r, base = None, A
+    while n:
+        if n & 1:
+            r = base if r is None else matmul(r, base)
+        n >>= 1
+        if n:
+            base = matmul(base, base)
+    return write_out(rename(r if r is not A else r * 1, "LinalgMatrixPowerBackward0"), out)
+
+
+def matrix_exp(A):
+    if A.ndim < 2 or A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.matrix_exp: Expected a square matrix or batch of square "
+                           f"matrices. Got shape {list(A.shape)}")
+    if not (A._dtype.is_floating_point or A._dtype.is_complex):
+        raise NotImplementedError(f"\"linalg_matrix_exp\" not implemented for "
+                                  f"'{dt.tname(A._dtype)}'")
+    return apply(P["matrix_exp"], A)
+
+
+def _pinv(A, atol=None, rtol=None, hermitian=False, name="linalg.pinv"):
+    import numpy as np
+    from .tensor import Tensor
+    f = lambda v: None if v is None else float(v.item() if isinstance(v, Tensor) else v)  # noqa
+    atol, rtol = f(atol), f(rtol)
+    if rtol is None:
+        eps = float(np.finfo(A._dtype.np).eps) if A._dtype.is_floating_point or \
+            A._dtype.is_complex else 0.0
+        rtol = 0.0 if (atol is not None and atol > 0) else eps * max(A.shape[-2:] or (0,))
+    return apply(P["pinv"], A, atol=atol or 0.0, rtol=rtol)
+
+
+def pinverse(input, rcond=1e-15):
+    return rename(_pinv(input, rtol=rcond), "PinverseBackward0")
+
+
+def chain_matmul(*matrices, out=None):
+    from .ops_math import write_out
+    import warnings
+    warnings.warn("torch.chain_matmul is deprecated and will be removed in a future PyTorch "
+                  "release. Use torch.linalg.multi_dot instead")
+    if not matrices:
+        raise RuntimeError("chain_matmul(): Expected one or more matrices")
+    for k, t in enumerate(matrices):
+        if t.ndim != 2:
+            raise RuntimeError(f"Tensor dimension is {t.ndim}, expected 2 instead.")
+    if len(matrices) == 1:
+        return write_out(matrices[0].clone(), out)
+    return write_out(_Linalg.multi_dot(matrices), out)
+
+
+def cholesky_solve(B, L, upper=False, *, out=None):
+    """A X = B from A's Cholesky factor: two triangular solves (only L's triangle is read)."""
+    from .ops_math import write_out
+    if B.ndim < 2 or L.ndim < 2:
+        raise RuntimeError(f"b should have at least 2 dimensions, but has {B.ndim} dimensions "
+                           f"instead" if B.ndim < 2 else f"u should have at least 2 dimensions, "
+                           f"but has {L.ndim} dimensions instead")
+    if B.dtype is not L.dtype:
+        raise RuntimeError(f"Expected b and u to have the same dtype, but found b of type "
+                           f"{dt.tname(B.dtype)} and u of type {dt.tname(L.dtype)} instead.")
+    mT = lambda t: S.transpose(t, -2, -1)                         # noqa: E731
+    if upper:   # A = U^T U
+        Y = apply(P["solve_triangular"], mT(L), B, upper=False, unitriangular=False)
+        X = apply(P["solve_triangular"], L, Y, upper=True, unitriangular=False)
+    else:       # A = L L^T
+        Y = apply(P["solve_triangular"], L, B, upper=False, unitriangular=False)
+        X = apply(P["solve_triangular"], mT(L), Y, upper=True, unitriangular=False)
+    return write_out(rename(X, "CholeskySolveBackward0"), out)
+
+
+def _lstsq(A, B, rcond=None, driver=None):
+    import numpy as np
+    from .creation import empty
+    from .ops_math import sum as _sum
+    drivers = ("gels", "gelsy", "gelsd", "gelss")
+    if driver is None:
+        driver = "gelsy"
+    if driver not in drivers:
+        raise RuntimeError("torch.linalg.lstsq: parameter `driver` should be one of "
+                           "(gels, gelsy, gelsd, gelss)")
+    if A.ndim < 2:
+        raise RuntimeError("torch.linalg.lstsq: input must have at least 2 dimensions.")
+    if not (A._dtype.is_floating_point or A._dtype.is_complex):
+        raise RuntimeError(f"torch.linalg.lstsq: Expected a floating point or complex tensor as "
+                           f"input. Got {dt.tname(A._dtype)}")
+    if B.dtype is not A.dtype:
+        raise RuntimeError(f"torch.linalg.lstsq: Expected input and other to have the same dtype, "
+                           f"but got input's dtype {dt.tname(A._dtype)} and other's dtype "
+                           f"{dt.tname(B._dtype)}")
+    vec = B.ndim == A.ndim - 1
+    Bm = S.unsqueeze(B, -1) if vec else B
+    m, n = A.shape[-2:]
+    if Bm.shape[-2] != m:
+        raise RuntimeError(f"torch.linalg.lstsq: input.size(-2) should match other.size(-2) "
+                           f"(got {m} and {Bm.shape[-2]})")
+    eps = float(np.finfo(A._dtype.np).eps)
+    rc = eps * max(m, n) if rcond is None or rcond < 0 else rcond
+    X = matmul(apply(P["pinv"], A, atol=0.0, rtol=rc), Bm)
+    sol = S.squeeze(X, -1) if vec else X
+    emp = empty(0, dtype=A.dtype, device=A.device)
+    sv = _Linalg.svdvals(A) if driver in ("gelsd", "gelss") else emp
+    if driver != "gels":
+        s = _host_values(_Linalg.svdvals(A))
+        tol = rc * (s[..., :1] if s.shape[-1] else 0)
+        rank = wrap_like(np.asarray((s > tol).sum(-1), np.int64), dt.int64, A)
+    else:
+        rank = empty(0, dtype=dt.int64, device=A.device)
+    res = emp
+    if m > n and driver != "gelsy":
+        full = bool(np.all(_host_values(rank) == n)) if driver != "gels" else True
+        if full:
+            r = matmul(A, X) - Bm
+            res = _sum(r * r, -2)
+            if vec:
+                res = S.squeeze(res, -1)
+    return _Lstsq(sol, res, rank, sv)
+
+
+def _cond(A, p=None):
+    from .ops_math import amax, amin
+    if A.ndim < 2:
+        raise RuntimeError("linalg.cond: The input tensor A must have at least 2 dimensions.")
+    if not (A._dtype.is_floating_point or A._dtype.is_complex):
+        raise RuntimeError(f"linalg.cond: Expected a floating point or complex tensor as input. "
+                           f"Got {dt.tname(A._dtype)}")
+    if p is None or p in (2, -2):
+        s = _Linalg.svdvals(A)
+        r = amax(s, -1) / amin(s, -1)
+        return r if p != -2 else amin(s, -1) / amax(s, -1)
+    if p not in ("fro", "nuc", 1, -1, float("inf"), float("-inf")):
+        raise RuntimeError(f"linalg.cond got an invalid norm type: {p}")
+    if A.shape[-1] != A.shape[-2]:
+        raise RuntimeError(f"linalg.cond(ord={p}): A must be batches of square matrices, but "
+                           f"they are {A.shape[-2]} by {A.shape[-1]} matrices")
+    inv, info = _Linalg.inv_ex(A)
+    import numpy as np
+    if bool(np.any(_host_values(info) != 0)):
+        # singular matrices: PyTorch answers inf for them
+        from .ops_math import where
+        from .creation import eye
+        bad = S.reshape(info != 0, tuple(info.shape) + (1, 1))
+        safe = where(bad, eye(A.shape[-1], dtype=A.dtype, device=A.device), A)
+        r = _Linalg.matrix_norm(A, p) * _Linalg.matrix_norm(_Linalg.inv(safe), p)
+        return where(info != 0, float("inf"), r)
+    return _Linalg.matrix_norm(A, p) * _Linalg.matrix_norm(inv, p)
+
+
+def _householder_product(A, tau):
+    """Q = H_1 ... H_k (first n columns), H_i = I - tau_i v_i v_i^T with v_i the i-th column of
+    A below the diagonal and 1 on it (LAPACK's orgqr): a composite, differentiable."""
+    if A.ndim < 2:
+        raise RuntimeError("torch.linalg.householder_product: input must have at least 2 "
+                           "dimensions.")
+    m, n = A.shape[-2:]
+    if m < n:
+        raise RuntimeError("torch.linalg.householder_product: input.shape[-2] must be greater "
+                           "than or equal to input.shape[-1]")
+    k = tau.shape[-1] if tau.ndim else 0
+    if k > n:
+        raise RuntimeError("torch.linalg.householder_product: input.shape[-1] must be greater "
+                           "than or equal to tau.shape[-1]")
+    if tuple(tau.shape[:-1]) != tuple(A.shape[:-2]):
+        raise RuntimeError(f"torch.linalg.householder_product: Expected batch dimensions of tau "
+                           f"to be equal to input.shape[:-2], but got {list(tau.shape[:-1])}")
+    if tau.dtype is not A.dtype:
+        raise RuntimeError(f"torch.linalg.householder_product: tau dtype {dt.tname(tau._dtype)} "
+                           f"does not match input dtype {dt.tname(A._dtype)}")
+    I = _eye_like(A, m)
+    V = S.tril(A, -1) + I[:, :n]
+    Q = S.expand(I, tuple(A.shape[:-2]) + (m, m))
+    for i in range(k):
+        v = S.narrow(V, -1, i, 1)                                # (*, m, 1)
+        t = S.unsqueeze(S.narrow(tau, -1, i, 1), -1)             # (*, 1, 1)
+        Q = Q - matmul(matmul(Q, v) * t, S.transpose(v, -2, -1))
+    return S.narrow(Q, -1, 0, n) * 1
+
+
+def orgqr(input, tau):
+    return _householder_product(input, tau)
+
+
+def _tensorinv(A, ind=2):
+    import math
+    if ind <= 0:
+        raise RuntimeError(f"Expected a strictly positive integer for 'ind', but got {ind}")
+    outs, ins = tuple(A.shape[:ind]), tuple(A.shape[ind:])
+    p, q = math.prod(outs), math.prod(ins)
+    if p != q:
+        raise RuntimeError(f"Expected self to satisfy the requirement prod(self.shape[ind:]) == "
+                           f"prod(self.shape[:ind]), but got {q} != {p}")
+    return S.reshape(_Linalg.inv(S.reshape(A, (p, q))), ins + outs)
+
+
+def _tensorsolve(A, B, dims=None):
+    import math
+    if dims is not None:
+        nd = A.ndim
+        dims = [d % nd for d in dims]
+        rest = [d for d in range(nd) if d not in dims]
+        A = S.permute(A, rest + dims)
+    bsh = tuple(B.shape)
+    rsh = tuple(A.shape[B.ndim:])
+    p = math.prod(bsh)
+    q = math.prod(rsh)
+    if p != q or tuple(A.shape[:B.ndim]) != bsh:
+        raise RuntimeError(f"Expected self to satisfy the requirement "
+                           f"prod(self.shape[other.ndim:]) == prod(self.shape[:other.ndim]), but "
+                           f"got {q} != {p}")
+    X = _Linalg.solve(S.reshape(A, (p, q)), S.reshape(B, (p,)))
+    return S.reshape(X, rsh)
+
+
+def _vander(x, N=None):
+    from .ops_math import cumprod
+    from .creation import ones
+    if x.ndim == 0:
+        raise RuntimeError("N must be greater than 1.")
+    n = x.shape[-1]
+    N = n if N is None else N
+    if N <= 1:
+        raise RuntimeError("N must be greater than 1.")
+    xd = x if x._dtype.category >= 2 else x.to(dt.int64)
+    one = ones(tuple(x.shape) + (1,), dtype=xd._dtype, device=x.device)
+    return cumprod(S.cat([one, S.expand(S.unsqueeze(xd, -1), tuple(x.shape) + (N - 1,))], -1), -1)
+
+
+def _inv_ex(A, check_errors=False):
+    """(inverse, info) through LU: info is getrf's first zero pivot (0 where invertible)."""
+    _square_check(A, "linalg.inv_ex")
+    LU, piv, info = apply(P["lu_factor"], A, pivot=True)
+    if check_errors:
+        _raise_info(info, "linalg.inv_ex", lambda i: f"The diagonal element {i + 1} is zero, the "
+                    f"inversion could not be completed because the input matrix is singular.")
+    I = S.expand(_eye_like(A, A.shape[-1]), tuple(A.shape))
+    return _InvEx(rename(_lu_solve(LU, piv, I), "LinalgInvExBackward0"), info)
+
+
+def _solve_ex(A, B, left=True, check_errors=False):
+    _square_check(A, "linalg.solve_ex")
+    LU, piv, info = apply(P["lu_factor"], A, pivot=True)
+    if check_errors:
+        _raise_info(info, "linalg.solve_ex", lambda i: "The solver failed because the input "
+                    "matrix is singular.")
+    vec = B.ndim == 1 or (left and B.ndim == A.ndim - 1 and
+                          tuple(B.shape) == tuple(A.shape[:-1]))
+    Bm = S.unsqueeze(B, -1) if vec else B
+    if B.dtype is not A.dtype:
+        raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A "
+                           f"of type {dt.tname(A._dtype)} and B of type {dt.tname(B._dtype)} "
+                           f"instead")
+    batch = tuple(broadcast_batch(A, Bm))
+    LUb = S.expand(LU, batch + tuple(LU.shape[-2:]))
+    pivb = S.expand(piv, batch + tuple(piv.shape[-1:]))
+    Bb = S.expand(Bm, batch + tuple(Bm.shape[-2:]))
+    X = _lu_solve(LUb, pivb, Bb, left=left)
+    return _SolveEx(S.squeeze(X, -1) if vec else X, info)
+
+
+def broadcast_batch(A, B):
+    return S.broadcast_shapes(tuple(A.shape[:-2]), tuple(B.shape[:-2]))
+
+
+def _linalg_more():
+    """Bind the torch.linalg functions defined above."""
+    def lu_factor(A, *, pivot=True, out=None):
+        from .ops_math import write_out
+        LU, piv, _ = _lu_factor_ex(A, pivot, True, "torch.linalg.lu_factor")
+        return write_out(_LuFactor(LU, piv), out)
+
+    def lu_factor_ex(A, *, pivot=True, check_errors=False, out=None):
+        from .ops_math import write_out
+        return write_out(_LuFactorEx(*_lu_factor_ex(A, pivot, check_errors)), out)
+
+    def lu(A, *, pivot=True, out=None):
+        from .ops_math import write_out
+        LU, piv, _ = _lu_factor_ex(A, pivot)
+        Pm, L, U = lu_unpack(LU, piv)
+        return write_out(_Lu(Pm, rename(L, "LinalgLuBackward0"), rename(U, "LinalgLuBackward0")),
+                         out)
+
+    def lu_solve(LU, pivots, B, *, left=True, adjoint=False, out=None):
+        from .ops_math import write_out
+        return write_out(_lu_solve(LU, pivots, B, left, adjoint), out)
+
+    def slogdet_(A, *, out=None):
+        from .ops_math import write_out
+        s, l = _slogdet(A, "linalg.slogdet")
+        return write_out(_LinalgSlogdet(s, rename(l, "LinalgSlogdetBackward0")), out)
+
+    def lstsq(A, B, rcond=None, *, driver=None):
+        return _lstsq(A, B, rcond, driver)
+
+    def cond(A, p=None, *, out=None):
+        from .ops_math import write_out
+        return write_out(_cond(A, p), out)
+
+    def inv_ex(A, *, check_errors=False, out=None):
+        from .ops_math import write_out
+        return write_out(_inv_ex(A, check_errors), out)
+
+    def solve_ex(A, B, *, left=True, check_errors=False, out=None):
+        from .ops_math import write_out
+        return write_out(_solve_ex(A, B, left, check_errors), out)
+
+    def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+        from .ops_math import write_out
+        return write_out(_pinv(A, atol, rtol, hermitian), out)
+
+    def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
+        return S.diagonal(A, offset, dim1, dim2)
+
+    def householder_product(A, tau, *, out=None):
+        from .ops_math import write_out
+        return write_out(_householder_product(A, tau), out)
+
+    def vander(x, *, N=None):
+        return _vander(x, N)
+
+    def tensorinv(A, ind=2, *, out=None):
+        from .ops_math import write_out
+        return write_out(_tensorinv(A, ind), out)
+
+    def tensorsolve(A, B, dims=None, *, out=None):
+        from .ops_math import write_out
+        return write_out(_tensorsolve(A, B, dims), out)
+
+    def matrix_power_(A, n, *, out=None):
+        return matrix_power(A, n, out=out)
+
+    def matrix_exp_(A):
+        return matrix_exp(A)
+
+    for name, f in dict(lu_factor=lu_factor, lu_factor_ex=lu_factor_ex, lu=lu, lu_solve=lu_solve,
+                        slogdet=slogdet_, lstsq=lstsq, cond=cond, inv_ex=inv_ex,
+                        solve_ex=solve_ex, pinv=pinv, diagonal=diagonal,
+                        householder_product=householder_product, vander=vander,
+                        tensorinv=tensorinv, tensorsolve=tensorsolve,
+                        matrix_power=matrix_power_, matrix_exp=matrix_exp_).items():
+        setattr(_Linalg, name, staticmethod(f))
+
+
+_linalg_more()

@@ -368,8 +368,9 @@ def _binary(name):
     return f
 
 
-_TENSOR_BOTH = ("maximum", "minimum", "atan2", "logical_and", "logical_or", "logical_xor")
-_TENSOR_FIRST = ("eq", "ne", "lt", "le", "gt", "ge", "fmod")
+_TENSOR_BOTH = ("maximum", "minimum", "atan2", "logical_and", "logical_or", "logical_xor",
+                "fmax", "fmin", "nextafter", "gcd")
+_TENSOR_FIRST = ("eq", "ne", "lt", "le", "gt", "ge", "fmod", "copysign")
 
 
 for _n in ("mul", "floor_divide", "remainder", "fmod", "maximum", "minimum", "atan2", "eq", "ne",
@@ -702,6 +703,152 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     r = where(isnan(input), nan, input)
     r = where(isposinf(r), fi.max if posinf is None else posinf, r)
     return where(isneginf(r), fi.min if neginf is None else neginf, r)
+
+
+# ---- more pointwise: inverse hyperbolics, erfc, copysign, fmax/fmin, gcd/lcm, ... ----------------
+# primitives (compiler/ops/pointwise.py): acosh asinh atanh erfc signbit copysign fmax fmin
+# nextafter gcd; composites of primitives: lcm ldexp frexp heaviside logaddexp logaddexp2 rsub fill
+
+for _n in ("acosh", "asinh", "atanh", "erfc"):
+    globals()[_n] = _unary(_n)
+arccosh, arcsinh, arctanh = acosh, asinh, atanh
+for _n in ("copysign", "fmax", "fmin", "nextafter", "gcd"):
+    globals()[_n] = _binary(_n)
+
+
+def signbit(input, *, out=None):
+    if out is not None and out._dtype is not dt.bool_:
+        raise RuntimeError("signbit does not support non-boolean outputs.")
+    return write_out(apply(P["signbit"], input), out)
+
+
+def _tensors(name, input, other, other_name="other"):
+    for pos, (n, v) in enumerate((("input", input), (other_name, other)), 1):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{name}(): argument '{n}' (position {pos}) must be Tensor, not "
+                            f"{type(v).__name__}")
+
+
+def lcm(input, other, *, out=None):
+    """|a / gcd(a, b) * b|, 0 where gcd is 0 (PyTorch's kernel; gcd checks the dtypes)."""
+    _tensors("lcm", input, other)
+    try:
+        g = apply(P["gcd"], input, other)
+    except NotImplementedError as e:
+        raise NotImplementedError(str(e).replace("gcd", "lcm")) from None
+    z = apply(P["eq"], g, 0)
+    q = apply(P["floor_divide"], input, apply(P["where"], z, 1, g))   # exact: g divides a
+    r = apply(P["where"], z, 0, apply(P["abs"], apply(P["mul"], q, other)))
+    return write_out(apply(P["cast"], r, dtype=g._dtype) if r._dtype is not g._dtype else r, out)
+
+
+def ldexp(input, other, *, out=None):
+    """input * 2**other (PyTorch's definition: integer inputs give the default float dtype)."""
+    _tensors("ldexp", input, other)
+    return write_out(apply(P["mul"], input, apply(P["pow"], 2.0, other)), out)
+
+
+FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
+FrexpResult.__module__ = "torch.return_types"
+FrexpResult.__repr__ = lambda self: (f"torch.return_types.frexp(\nmantissa={self.mantissa!r},\n"
+                                     f"exponent={self.exponent!r})")
+
+
+def frexp(input, *, out=None):
+    """(mantissa, exponent): input = mantissa * 2**exponent, 0.5 <= |mantissa| < 1, exponent
+    int32; 0, inf and NaN give themselves and exponent 0. The mantissa's gradient is
+    grad / 2**exponent (the exponent path contributes exact zeros: floor, finite logs)."""
+    if not input._dtype.is_floating_point:
+        raise RuntimeError("torch.frexp() only supports floating-point dtypes")
+    if out is not None and out[1]._dtype is not dt.int32:
+        raise RuntimeError(f"torch.frexp() expects exponent to have int dtype but got "
+                           f"{dt.tname(out[1]._dtype).lower()} int")
+    x = input
+    a = apply(P["abs"], x)
+    fin = apply(P["logical_and"], apply(P["isfinite"], x), apply(P["ne"], x, 0))
+    e = apply(P["add"], apply(P["floor"], apply(P["log2"], apply(P["where"], fin, a, 1.0))), 1)
+    e = apply(P["where"], fin, e, 0.0)
+    h = apply(P["floor"], apply(P["mul"], e, 0.5))      # 2**-e in two halves: no overflow
+    m = apply(P["mul"], apply(P["mul"], x, apply(P["exp2"], apply(P["neg"], h))),
+              apply(P["exp2"], apply(P["neg"], apply(P["sub"], e, h))))
+    am = apply(P["abs"], m)                            # log2 may round across a power of 2
+    big = apply(P["logical_and"], fin, apply(P["ge"], am, 1.0))
+    small = apply(P["logical_and"], fin, apply(P["lt"], am, 0.5))
+    m = apply(P["where"], big, apply(P["mul"], m, 0.5), apply(P["where"], small, apply(P["mul"], m, 2.0), m))
+    e = apply(P["sub"], apply(P["add"], e, apply(P["cast"], big, dtype=e._dtype)),
+              apply(P["cast"], small, dtype=e._dtype))
+    res = FrexpResult(rename(m, "FrexpBackward0"), apply(P["cast"], e, dtype=dt.int32))
+    if out is not None:
+        write_out(tuple(res), out)
+        return FrexpResult(*out)
+    return res
+
+
+def heaviside(input, values, *, out=None):
+    """0 where input < 0, values where input == 0, 1 where input > 0 (NaN gives 0)."""
+    _tensors("heaviside", input, values, "values")
+    if input._dtype.is_complex or values._dtype.is_complex:
+        raise RuntimeError("heaviside is not yet implemented for complex tensors.")
+    if input._dtype is not values._dtype:
+        raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+    if STATE.grad_enabled and _dispatch._needs_grad((input, values)):
+        raise RuntimeError("derivative for aten::heaviside is not implemented")
+    r = apply(P["where"], apply(P["eq"], input, 0), values,
+              apply(P["cast"], apply(P["gt"], input, 0), dtype=input._dtype))
+    return write_out(r, out)
+
+
+def _logaddexp(name, input, other, out, base2):
+    _tensors(name, input, other)
+    from compiler.ir.registry import promote
+    d = promote(input, other)
+    if not d.is_floating_point:
+        raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dt.tname(d)}' ({name} "
+                                  f"needs floating point tensors; dtypes {input._dtype} and "
+                                  f"{other._dtype})")
+    # max(a, b) + log(1 + exp(-|a - b|)): no overflow; at a == b each side gets half the
+    # gradient (maximum splits ties, |.| has slope 0 at 0), as PyTorch's 1 / (1 + exp(b - a))
+    m = apply(P["maximum"], input, other)
+    t = apply(P["neg"], apply(P["abs"], apply(P["sub"], input, other)))
+    if base2:
+        r = apply(P["add"], m, apply(P["mul"], apply(P["log1p"], apply(P["exp2"], t)), 1 / math.log(2)))
+    else:
+        r = apply(P["add"], m, apply(P["log1p"], apply(P["exp"], t)))
+    same_inf = apply(P["logical_and"], apply(P["isinf"], input), apply(P["eq"], input, other))
+    r = apply(P["where"], same_inf, m, r)             # inf - inf would be NaN
+    return write_out(r, out)
+
+
+def logaddexp(input, other, *, out=None):
+    return _logaddexp("logaddexp", input, other, out, False)
+
+
+def logaddexp2(input, other, *, out=None):
+    return _logaddexp("logaddexp2", input, other, out, True)
+
+
+def rsub(input, other, *, alpha=1):
+    """other - alpha * input."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"rsub(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+    return sub(other, input, alpha=alpha)
+
+
+def fill(input, value):
+    """A new tensor shaped and typed like input, every element value (a number or a 0-dim
+    tensor, whose gradient is the sum of the incoming one)."""
+    d = input._dtype
+    if isinstance(value, Tensor):
+        if value.ndim != 0:
+            raise RuntimeError(f"fill only supports 0-dimension value tensor but got tensor with "
+                               f"{value.ndim} dimensions.")
+        r = apply(P["where"], full_on(input, input.shape, True, dt.bool_), value, input)
+        return rename(r if r._dtype is d else apply(P["cast"], r, dtype=d), "FillBackward1")
+    if isinstance(value, complex) and not d.is_complex:
+        raise RuntimeError(f"value cannot be converted to type {dt.tname(d).lower()} without "
+                           f"overflow")
+    return full_on(input, input.shape, value, d)
 
 
 # ---- special functions ------------------------------------------------------------------------
@@ -1077,6 +1224,14 @@ def cumsum(input, dim, *, dtype=None, out=None):
 def cumprod(input, dim, *, dtype=None, out=None):
     d = norm_dim("cumprod", dim, input.ndim)
     return write_out(apply(P["cumprod"], input, dim=d, dtype=dtype), out)
+
+
+def logcumsumexp(input, dim, *, out=None):
+    if input._dtype.category < 2:
+        raise NotImplementedError(f"\"logcumsumexp_out_cpu\" not implemented for "
+                                  f"'{dt.tname(input._dtype)}'")
+    d = norm_dim("logcumsumexp", dim, builtins.max(input.ndim, 1))
+    return write_out(apply(P["logcumsumexp"], input, dim=d if input.ndim else 0), out)
 
 
 def logsumexp(input, dim, keepdim=False):

@@ -634,3 +634,209 @@ def view_as_complex(input):
     if input.storage_offset() % 2:
         raise RuntimeError("Tensor must have a storage_offset divisible by 2")
     return apply(P["view_as_complex"], input)
+
+
+# ---- select_scatter, split_with_sizes, dsplit ---------------------------------------------------
+
+def select_scatter(input, src, dim, index):
+    """A copy of input with src written at input.select(dim, index)."""
+    d = norm_dim("select_scatter", dim, input.ndim)
+    size = input._data.shape[d]
+    if index < -size or index >= size:
+        raise IndexError(f"select_scatter(): index {index} out of range for tensor of size "
+                         f"{list(input.shape)} at dimension {d}")
+    index %= size
+    shp = input._data.shape
+    want = shp[:d] + shp[d + 1:]
+    if tuple(src.shape) != want:
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"{list(src.shape)}, slice size = {list(want)}")
+    s = apply(P["reshape"], src, shape=shp[:d] + (1,) + shp[d + 1:])
+    if s._dtype is not input._dtype:
+        s = apply(P["cast"], s, dtype=input._dtype)
+    return rename(apply(P["slice_scatter"], input, s, dim=d, start=index, stop=index + 1, step=1),
+                  "SelectScatterBackward0")
+
+
+def split_with_sizes(input, split_sizes, dim=0):
+    if not isinstance(split_sizes, (list, tuple)):
+        raise TypeError(f"split_with_sizes(): argument 'split_sizes' must be tuple of ints, not "
+                        f"{type(split_sizes).__name__}")
+    return split(input, list(split_sizes), dim)
+
+
+def dsplit(input, indices_or_sections):
+    if input.ndim < 3:
+        raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a "
+                           f"tensor with {input.ndim} dimensions!")
+    if isinstance(indices_or_sections, int):
+        size = input._data.shape[2]
+        if indices_or_sections == 0 or size % indices_or_sections:
+            raise RuntimeError(f"torch.dsplit attempted to split along dimension 2, but the size "
+                               f"of the dimension {size} is not divisible by the split_size "
+                               f"{indices_or_sections}!")
+    return tensor_split(input, indices_or_sections, 2)
+
+
+# ---- as_strided ---------------------------------------------------------------------------------
+# A view with the given size/stride/storage_offset over the tensor's storage: the as_strided
+# primitive on the tensor itself (contiguous input: element positions and storage agree, so the
+# gradient is exact) or on the tensor its memory belongs to (a non-contiguous view).
+
+def _storage_numel(t):
+    from compiler.ops.layout import _memory_of
+    base = t._base if t._base is not None else t
+    mem = _memory_of(base._data) if isinstance(base._data, np.ndarray) else None
+    return mem[0].shape[0] if mem is not None else base._data.size
+
+
+def as_strided(input, size, stride, storage_offset=None):
+    from compiler.ops.layout import _as_strided_check, as_strided_extent
+    from ._dispatch import STATE
+    size, stride = _sizes((size,)), _sizes((stride,))
+    if storage_offset is not None:
+        storage_offset = operator.index(storage_offset)
+    if STATE.tracer is not None:        # a traced value is its own contiguous storage
+        return apply(P["as_strided"], input, size=size, stride=stride,
+                     offset=storage_offset or 0)
+    _as_strided_check("as_strided", size, stride, 0)
+    own = input.storage_offset()
+    off = own if storage_offset is None else storage_offset
+    if off < 0:
+        raise RuntimeError(f"as_strided: Tensor: invalid storage offset {off}")
+    n = _storage_numel(input)
+    need = as_strided_extent(size, stride, off)
+    if need > n:
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage offset "
+                           f"{off}, and itemsize {input._dtype.itemsize} requiring a storage size "
+                           f"of {need * input._dtype.itemsize} are out of bounds for storage of "
+                           f"size {n * input._dtype.itemsize}")
+    src = input
+    if not input.is_contiguous() and input._base is not None and input._base.is_contiguous():
+        src, own = input._base, 0
+    return apply(P["as_strided"], src, size=size, stride=stride, offset=off - own)
+
+
+def as_strided_scatter(input, src, size, stride, storage_offset=None):
+    """A copy of input with src embedded where input.as_strided(size, stride, storage_offset)
+    looks (positions count input's elements in row-major order, as on a fresh clone)."""
+    size, stride = _sizes((size,)), _sizes((stride,))
+    if src._dtype is not input._dtype:
+        src = apply(P["cast"], src, dtype=input._dtype)
+    return apply(P["as_strided_scatter"], input, src, size=size, stride=stride,
+                 offset=0 if storage_offset is None else operator.index(storage_offset))
+
+
+# ---- the *_copy forms of the views: the view's values in fresh contiguous memory ---------------
+
+def _slice_view(input, dim=0, start=None, end=None, step=1):
+    d = norm_dim("slice", dim, input.ndim)
+    return apply(P["slice"], input, dim=d, start=start, stop=end, step=step)
+
+
+def _expand_view(input, size, *, implicit=False):
+    return expand(input, size)
+
+
+def _make_copy(name, view_fn):
+    def f(input, *args, out=None, **kw):
+        from .ops_math import write_out
+        r = view_fn(input, *args, **kw)
+        if isinstance(r, tuple):
+            if out is not None:
+                for o, x in zip(out, r):
+                    write_out(_copy_contig(x), o)
+                return None
+            return tuple(_copy_contig(x) for x in r)
+        return write_out(_copy_contig(r), out)
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"torch.{name}: {view_fn.__name__}(...) copied into new contiguous memory."
+    return f
+
+
+_COPY_VIEWS = {
+    "view_copy": lambda input, *size: view(input, *size),
+    "permute_copy": lambda input, dims: permute(input, dims),
+    "transpose_copy": lambda input, dim0, dim1: transpose(input, dim0, dim1),
+    "t_copy": lambda input: t(input),
+    "expand_copy": _expand_view,
+    "squeeze_copy": lambda input, dim=None: squeeze(input, dim),
+    "unsqueeze_copy": lambda input, dim: unsqueeze(input, dim),
+    "select_copy": lambda input, dim, index: select(input, dim, index),
+    "slice_copy": _slice_view,
+    "diagonal_copy": lambda input, offset=0, dim1=0, dim2=1: diagonal(input, offset, dim1, dim2),
+    "unbind_copy": lambda input, dim=0: unbind(input, dim),
+    "split_copy": lambda input, split_size, dim=0: split(input, split_size, dim),
+    "split_with_sizes_copy": lambda input, split_sizes, dim=0: split_with_sizes(input, split_sizes,
+                                                                                dim),
+    "alias_copy": lambda input: input,
+    "detach_copy": lambda input: input.detach(),
+    "narrow_copy": lambda input, dim, start, length: narrow(input, dim, start, length),
+    "view_as_real_copy": lambda input: view_as_real(input),
+    "view_as_complex_copy": lambda input: view_as_complex(input),
+    "unfold_copy": lambda input, dimension, size, step: input.unfold(dimension, size, step),
+    "as_strided_copy": lambda input, size, stride, storage_offset=None: as_strided(
+        input, size, stride, storage_offset),
+}
+for _n, _v in _COPY_VIEWS.items():
+    _v.__name__ = _n[:-5]
+    globals()[_n] = _make_copy(_n, _v)
+_COPY_OPS = tuple(_COPY_VIEWS)
+
+
+# ---- small Tensor queries and conversions (bound as methods in _tensor_methods) -----------------
+
+def is_nonzero(input):
+    n = input._data.size
+    if n == 0:
+        raise RuntimeError("Boolean value of Tensor with no values is ambiguous")
+    if n != 1:
+        raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+    return input.item() != 0
+
+
+def is_same_size(input, other):
+    return tuple(input.shape) == tuple(other.shape)
+
+
+def is_signed(input):
+    d = input._dtype
+    return d is not dt.bool_ and d is not dt.uint8 and not d.name.startswith("uint")
+
+
+def _dim_order(input, *, ambiguity_check=False):
+    """Dims from outermost to innermost in memory (stable for equal strides)."""
+    st = input.stride()
+    order = tuple(sorted(range(input.ndim), key=lambda d: -st[d]))
+    if ambiguity_check:
+        shp = input._data.shape
+        for a, b in zip(order, order[1:]):
+            if st[a] == st[b] or shp[a] == 1 or shp[b] == 1:
+                raise RuntimeError("The tensor does not have unique dim order, or cannot map to "
+                                   "contiguous or channels_last memory format")
+    return order
+
+
+def _to_complex(d, name):
+    def f(input, memory_format=None):
+        from .ops_math import cast
+        return input if input._dtype is d else cast(input, d)
+    f.__name__ = name
+    return f
+
+
+_cdouble = _to_complex(dt.complex128, "cdouble")
+_cfloat = _to_complex(dt.complex64, "cfloat")
+
+
+def _chalf(input, memory_format=None):
+    raise RuntimeError("chalf(): complex32 (ComplexHalf) is not supported by Kiln: it has no "
+                       f"complex32 dtype (tensor of dtype {input.dtype})")
+
+
+def _new_empty_strided(input, size, stride, *, dtype=None, layout=None, device=None,
+                      requires_grad=False, pin_memory=False):
+    from .creation import empty_strided
+    return empty_strided(size, stride, dtype=dtype or input._dtype,
+                         device=device if device is not None else input.device,
+                         requires_grad=requires_grad)

@@ -185,13 +185,516 @@ def bucketize(input, boundaries, *, out_int32=False, right=False):
     return searchsorted(boundaries, input, out_int32=out_int32, side="left" if not right else "right")
 
 
-def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear"):
-    qa = _host_values(q) if isinstance(q, Tensor) else np.asarray(q)
-    r = np.quantile(_host_values(input), qa, axis=dim, keepdims=keepdim, method=interpolation)
-    return wrap_like(np.asarray(r).astype(input._dtype.np), input._dtype, input)
-
-
 def _host_values(t):
     """t's values as a NumPy array on the host (under compile() a value read)."""
     from ._device_ops import host
     return host(values(t))
+
+
+# ---- running extrema ---------------------------------------------------------------------------
+
+def _cum_extreme(input, dim, largest, name):
+    if input.ndim == 0:
+        norm_dim(name, dim, 1)
+        return _named(name)(rename(input * 1 if input._dtype is not dt.bool_ else
+                                   apply(P["copy"], input), "CummaxBackward0"),
+                            wrap_like(np.zeros((), np.int64), dt.int64, input))
+    d = norm_dim(name, dim, input.ndim)
+    idx = apply(P["cum_extreme_index"], input, dim=d, largest=largest)
+    v = rename(apply(P["gather"], input, idx, dim=d),
+               "CummaxBackward0" if largest else "CumminBackward0")
+    return _named(name)(v, idx)
+
+
+def cummax(input, dim, *, out=None):
+    """(values, indices) of the running maximum along dim: the gradient goes to the index."""
+    from .ops_math import write_out
+    return write_out(_cum_extreme(input, dim, True, "cummax"), out)
+
+
+def cummin(input, dim, *, out=None):
+    from .ops_math import write_out
+    return write_out(_cum_extreme(input, dim, False, "cummin"), out)
+
+
+# ---- quantiles ---------------------------------------------------------------------------------
+
+_INTERPOLATIONS = ("linear", "lower", "higher", "midpoint", "nearest")
+
+
+def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
+    """Sorted values gathered at the rank q * (n - 1) (n: the count of non-NaN values for
+    nanquantile) and interpolated: a composite, so it differentiates through gather."""
+    from .ops_math import floor, ceil, round as _round, clamp, where, isnan, logical_not, cast
+    from .ops_math import sum as _sum, any as _any
+    from .creation import tensor as _tensor, full
+    if not input._dtype.is_floating_point or input._dtype in (dt.float16, dt.bfloat16):
+        raise RuntimeError(f"{name}() input tensor must be either float or double dtype")
+    if isinstance(q, Tensor):
+        if q._dtype is not input._dtype:
+            raise RuntimeError(f"{name}() q tensor must be same dtype as the input tensor")
+        if q.ndim > 1:
+            raise RuntimeError(f"{name}() q must be a scalar or 1D tensor")
+        qv = _host_values(q)
+        qt = q
+    else:
+        if isinstance(q, (list, tuple)):
+            raise TypeError(f"{name}(): argument 'q' must be Tensor or float, not "
+                            f"{type(q).__name__}")
+        qv = np.asarray(float(q))
+        qt = _tensor(float(q), dtype=input._dtype, device=input.device)
+    if input.numel() == 0:
+        raise RuntimeError(f"{name}() input tensor must be non-empty")
+    if np.any(~((qv >= 0) & (qv <= 1))):
+        raise RuntimeError(f"{name}() q values must be in the range [0, 1]")
+    if interpolation not in _INTERPOLATIONS:
+        raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, "
+                           f"midpoint or nearest. Got {interpolation}")
+    if dim is None:
+        x, d = S.reshape(input, (-1,)), 0
+    else:
+        d = norm_dim(name, dim, max(input.ndim, 1))
+        x = input if input.ndim else S.reshape(input, (1,))
+    xs = S.movedim(sort(x, d)[0], d, -1)                       # (R..., n), NaN last
+    n = xs.shape[-1]
+    nan = isnan(xs)
+    if ignore_nan:
+        cnt = cast(_sum(logical_not(nan), -1, keepdim=True), input._dtype)
+    else:
+        cnt = full(tuple(xs.shape[:-1]) + (1,), float(n), dtype=input._dtype, device=input.device)
+    qr = S.reshape(qt, tuple(qt.shape) + (1,) * xs.ndim)       # (Q?, 1..., 1)
+    rank = qr * (cnt - 1)                                       # (Q?, R..., 1)
+    if interpolation == "nearest":
+        rank = _round(rank)
+    lo = clamp(floor(rank), 0, n - 1)
+    hi = clamp(ceil(rank), 0, n - 1)
+    lead = tuple(rank.shape[:-1])
+    xe = S.expand(xs, lead + (n,))
+
+    def at(r):
+        return S.squeeze(apply(P["gather"], xe, cast(r, dt.int64), dim=xe.ndim - 1), -1)
+    vlo = at(lo)
+    if interpolation in ("lower", "nearest"):
+        v = vlo
+    elif interpolation == "higher":
+        v = at(hi)
+    else:
+        vhi = at(hi)
+        w = S.squeeze(rank - lo, -1) if interpolation == "linear" else 0.5
+        v = vlo + (vhi - vlo) * w
+    bad = (S.squeeze(cnt, -1) == 0) if ignore_nan else _any(nan, -1)
+    v = where(bad, float("nan"), v)
+    if keepdim:
+        if dim is None:
+            v = S.reshape(v, tuple(qt.shape) + (1,) * input.ndim)
+        else:
+            v = S.unsqueeze(v, d + qt.ndim) if input.ndim else v
+    elif dim is not None and input.ndim == 0:
+        v = S.reshape(v, tuple(qt.shape))
+    return v
+
+
+def quantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
+    from .ops_math import write_out
+    return write_out(rename(_quantile(input, q, dim, keepdim, interpolation, False, "quantile"),
+                            "QuantileBackward0"), out)
+
+
+def nanquantile(input, q, dim=None, keepdim=False, *, interpolation="linear", out=None):
+    from .ops_math import write_out
+    return write_out(rename(_quantile(input, q, dim, keepdim, interpolation, True, "nanquantile"),
+                            "NanquantileBackward0"), out)
+
+
+# ---- covariance ---------------------------------------------------------------------------------
+
+def cov(input, *, correction=1, fweights=None, aweights=None):
+    """torch.cov: rows are variables, columns observations (a 1-D input is one variable)."""
+    from .ops_math import sum as _sum, where
+    if input.ndim > 2:
+        raise RuntimeError(f"cov(): expected input to have two or fewer dimensions but got an "
+                           f"input with {input.ndim} dimensions")
+    x = input if input.ndim == 2 else S.reshape(input, (1, -1))
+    nobs = x.shape[1]
+    w = None
+    if fweights is not None:
+        if fweights.ndim > 1:
+            raise RuntimeError(f"cov(): expected fweights to have one or fewer dimensions but got "
+                               f"fweights with {fweights.ndim} dimensions")
+        if fweights._dtype.category != 1:
+            raise RuntimeError(f"cov(): expected fweights to have integral dtype but got fweights "
+                               f"with {dt.tname(fweights._dtype)} dtype")
+        if fweights.numel() != nobs:
+            raise RuntimeError(f"cov(): expected fweights to have the same numel as there are "
+                               f"observations in the input but got {fweights.numel()} != {nobs}")
+        if fweights.numel() and bool(_host_values(fweights).min() < 0):
+            raise RuntimeError("cov(): fweights cannot be negative")
+        w = fweights
+    if aweights is not None:
+        if aweights.ndim > 1:
+            raise RuntimeError(f"cov(): expected aweights to have one or fewer dimensions but got "
+                               f"aweights with {aweights.ndim} dimensions")
+        if not aweights._dtype.is_floating_point:
+            raise RuntimeError(f"cov(): expected aweights to have floating point dtype but got "
+                               f"aweights with {dt.tname(aweights._dtype)} dtype")
+        if aweights.numel() != nobs:
+            raise RuntimeError(f"cov(): expected aweights to have the same numel as there are "
+                               f"observations in the input but got {aweights.numel()} != {nobs}")
+        if aweights.numel() and bool(_host_values(aweights).min() < 0):
+            raise RuntimeError("cov(): aweights cannot be negative")
+        w = aweights if w is None else w * aweights
+    if w is None:
+        wsum = float(nobs)
+        avg = _sum(x, 1) / wsum
+    else:
+        wsum = _sum(w)
+        avg = _sum(x * w, 1) / wsum
+    if w is not None and aweights is not None and correction != 0:
+        nf = wsum - correction * _sum(w * aweights) / wsum
+    else:
+        nf = wsum - correction
+    if isinstance(nf, Tensor):
+        nf = where(nf <= 0, 0.0, nf)
+    elif nf <= 0:
+        import warnings
+        warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than "
+                      "the number of observations.")
+        nf = 0.0
+    xc = x - S.unsqueeze(avg, 1)
+    c = xc @ S.transpose(xc if w is None else xc * w, 0, 1)
+    r = c / nf if not isinstance(nf, float) or nf != 0 else c / _zero_like(c)
+    return S.squeeze(r)
+
+
+def _zero_like(c):
+    from .creation import zeros
+    return zeros((), dtype=c._dtype, device=c.device)
+
+
+def corrcoef(input):
+    from .ops_math import sqrt, clamp, div
+    c = cov(input)
+    if c.ndim == 0:
+        return div(c, c)
+    sd = sqrt(S.diagonal(c))
+    c = c / S.unsqueeze(sd, 1)
+    c = c / S.unsqueeze(sd, 0)
+    return clamp(c, -1, 1) if not c._dtype.is_complex else c
+
+
+# ---- histograms ----------------------------------------------------------------------------------
+
+_Histogram = None
+_HistogramDD = None
+
+
+def _hist_types():
+    global _Histogram, _HistogramDD
+    if _Histogram is None:
+        import collections
+        _Histogram = collections.namedtuple("histogram", ["hist", "bin_edges"])
+        _HistogramDD = collections.namedtuple("histogramdd", ["hist", "bin_edges"])
+        for t in (_Histogram, _HistogramDD):
+            t.__module__ = "torch.return_types"
+            t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" +
+                                       ",\n".join(f"{k}={v!r}" for k, v in
+                                                   zip(self._fields, self)) + ")")
+    return _Histogram, _HistogramDD
+
+
+def _edges_for(a, d, nb, rng, dtype, name):
+    if nb <= 0:
+        raise RuntimeError(f"{name}: bins must be > 0, but got {nb} for dimension {d}")
+    if rng is not None:
+        lo, hi = float(rng[0]), float(rng[1])
+    elif a.shape[0]:
+        lo, hi = float(a[:, d].min()), float(a[:, d].max())
+    else:
+        lo, hi = 0.0, 0.0
+    if lo > hi:
+        raise RuntimeError(f"torch.histogramdd: min should not exceed max, but got min "
+                           f"{lo:g} max {hi:g} for dimension {d}")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise RuntimeError(f"torch.histogramdd: range of [{lo}, {hi}] is not finite")
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, nb + 1).astype(dtype.np)
+
+
+def _histdd(input, bins, range, weight, density, name):
+    """Counts on the host (NumPy's histogramdd: the last bin holds its right edge)."""
+    if not input._dtype.is_floating_point or input._dtype in (dt.float16, dt.bfloat16):
+        raise NotImplementedError(f"\"histogramdd\" not implemented for '{dt.tname(input._dtype)}'")
+    D = input.shape[-1] if input.ndim else 1
+    a = _host_values(input).reshape(-1, D)
+    if isinstance(bins, int):
+        bins = [bins] * D
+    if len(bins) != D:
+        raise RuntimeError(f"{name}: expected {D} sequences of bin edges for each dimension, but "
+                           f"got {len(bins)}")
+    if range is not None and len(range) != 2 * D:
+        raise RuntimeError(f"{name}: for a {D}-dimensional histogram range should have "
+                           f"{2 * D} elements, but got {len(range)}")
+    edges = []
+    for d, bd in enumerate(bins):
+        if isinstance(bd, Tensor):
+            if bd._dtype is not input._dtype:
+                raise RuntimeError(f"{name}: input tensor and bins tensors should have the same "
+                                   f"dtype, but got input {dt.tname(input._dtype)} and bins "
+                                   f"{dt.tname(bd._dtype)}")
+            e = _host_values(bd)
+            if e.ndim != 1 or e.shape[0] < 1:
+                raise RuntimeError(f"{name}: bins tensor should have one dimension and at least 1 "
+                                   f"element, but got {e.ndim} dimensions")
+            if np.any(np.diff(e) < 0):
+                raise RuntimeError(f"{name}: bin edges must be non-decreasing")
+        else:
+            e = _edges_for(a, d, int(bd), None if range is None else range[2 * d:2 * d + 2],
+                           input._dtype, name)
+        edges.append(e)
+    w = None
+    if weight is not None:
+        if weight._dtype is not input._dtype or tuple(weight.shape) != tuple(input.shape[:-1]):
+            raise RuntimeError(f"{name}: if weight tensor is provided it should have the same "
+                               f"shape as the input tensor excluding its innermost dimension "
+                               f"and the same dtype (got weight {list(weight.shape)}, "
+                               f"{dt.tname(weight._dtype)})")
+        w = _host_values(weight).reshape(-1).astype(np.float64)
+    h, _ = np.histogramdd(a.astype(np.float64), bins=[e.astype(np.float64) for e in edges],
+                          weights=w, density=bool(density))
+    ref = input
+    return (wrap_like(h.astype(input._dtype.np), input._dtype, ref),
+            [wrap_like(np.ascontiguousarray(e), input._dtype, ref) for e in edges])
+
+
+def histogram(input, bins=100, *, range=None, weight=None, density=False, out=None):
+    """(hist, bin_edges) of a tensor's values (flattened): bins an int or the edges."""
+    from .ops_math import write_out
+    H, _ = _hist_types()
+    x = S.reshape(input, (-1, 1))
+    w = None if weight is None else S.reshape(weight, (-1,))
+    if weight is not None and tuple(weight.shape) != tuple(input.shape):
+        raise RuntimeError(f"torch.histogram: if weight tensor is provided it should have the same "
+                           f"shape as the input tensor (got {list(weight.shape)} and "
+                           f"{list(input.shape)})")
+    if isinstance(bins, int) and bins <= 0:
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+    h, e = _histdd(x, [bins], None if range is None else tuple(range), w, density,
+                   "torch.histogram")
+    return write_out(H(h, e[0]), out)
+
+
+def histogramdd(input, bins=10, *, range=None, weight=None, density=False):
+    _, HD = _hist_types()
+    h, e = _histdd(input, bins, range, weight, density, "torch.histogramdd")
+    return HD(h, tuple(e))
+
+
+# ---- membership, combinations, indices -------------------------------------------------------
+
+def isin(elements, test_elements, *, assume_unique=False, invert=False):
+    """Computed on the host (under compile() a value read); the result goes to elements' device."""
+    ref = elements if isinstance(elements, Tensor) else test_elements
+    a = _host_values(elements) if isinstance(elements, Tensor) else np.asarray(elements)
+    b = _host_values(test_elements) if isinstance(test_elements, Tensor) else \
+        np.asarray(test_elements)
+    r = np.isin(a, b, assume_unique=assume_unique, invert=invert)
+    return wrap_like(np.asarray(r, bool), dt.bool_, ref)
+
+
+def combinations(input, r=2, with_replacement=False):
+    """Rows of index tuples (itertools' order) taken with index_select: differentiable."""
+    import itertools
+    if input.ndim != 1:
+        raise RuntimeError(f"Expect a 1D vector, but got shape {list(input.shape)}")
+    if r < 0:
+        raise RuntimeError(f"Expect a non-negative number, but got {r}")
+    if r == 0:
+        return wrap_like(np.zeros((0,), input._dtype.np), input._dtype, input)
+    n = input.shape[0]
+    f = itertools.combinations_with_replacement if with_replacement else itertools.combinations
+    idx = np.asarray(list(f(range(n), r)), np.int64).reshape(-1, r)
+    from .ops_index import index_select
+    sel = index_select(input, 0, wrap_like(idx.reshape(-1), dt.int64, input))
+    return S.reshape(sel, (idx.shape[0], r))
+
+
+def unravel_index(indices, shape):
+    from .creation import tensor as _tensor
+    if not isinstance(indices, Tensor):
+        indices = _tensor(indices)
+    if indices._dtype.category != 1:
+        raise TypeError(f"expected 'indices' to be integer dtype, but got {indices._dtype}")
+    shape = (shape,) if isinstance(shape, int) else tuple(int(s) for s in shape)
+    if any(s < 0 for s in shape):
+        raise ValueError(f"'shape' cannot have negative values, but got {shape}")
+    total = int(np.prod(shape, dtype=np.int64))
+    v = _host_values(indices)
+    if v.size and (v.min() < -total or v.max() >= total):
+        raise RuntimeError(f"index {int(v.max()) if v.max() >= total else int(v.min())} is out of "
+                           f"bounds for shape {total}")
+    x = indices.long()
+    x = (x + total) % total if total else x
+    res = []
+    for s in reversed(shape):
+        res.append(x % s if s else x * 0)
+        x = x // s if s else x
+    return tuple(reversed(res))
+
+
+# ---- integration and differences --------------------------------------------------------------
+
+def _trap_parts(y, x, dx, dim, name):
+    d = norm_dim(name, dim, y.ndim)
+    n = y.shape[d]
+    if x is not None:
+        if x.ndim == 1:
+            if x.shape[0] != n:
+                raise RuntimeError(f"{name}: There must be one `x` value for each sample point")
+            dxs = S.reshape(x[1:] - x[:-1], tuple(n - 1 if k == d else 1 for k in range(y.ndim)))
+        else:
+            xb = S.narrow(x, norm_dim(name, dim, x.ndim), 1, max(n - 1, 0))
+            xa = S.narrow(x, norm_dim(name, dim, x.ndim), 0, max(n - 1, 0))
+            dxs = xb - xa
+    else:
+        dxs = 1 if dx is None else dx
+    if n == 0:
+        return None, d, dxs
+    s = S.narrow(y, d, 1, n - 1) + S.narrow(y, d, 0, n - 1)
+    return s, d, dxs
+
+
+def trapezoid(y, x=None, *, dx=None, dim=-1):
+    from .ops_math import sum as _sum
+    from .creation import zeros
+    if x is not None and not isinstance(x, Tensor):
+        dx, x = x, None
+    s, d, dxs = _trap_parts(y, x, dx, dim, "trapezoid")
+    if s is None:
+        shape = tuple(k for i, k in enumerate(y.shape) if i != d)
+        od = y._dtype if y._dtype.is_floating_point else dt.get_default_dtype()
+        return zeros(shape, dtype=od, device=y.device)
+    if isinstance(dxs, Tensor):
+        return _sum(s * dxs, d) / 2.0
+    return _sum(s, d) * (dxs / 2.0)
+
+
+def trapz(y, x=None, *, dx=None, dim=-1):
+    return trapezoid(y, x, dx=dx, dim=dim)
+
+
+def cumulative_trapezoid(y, x=None, *, dx=None, dim=-1):
+    from .ops_math import cumsum
+    if x is not None and not isinstance(x, Tensor):
+        dx, x = x, None
+    s, d, dxs = _trap_parts(y, x, dx, dim, "cumulative_trapezoid")
+    if s is None:
+        return y * 1.0
+    return cumsum(s * dxs / 2.0 if isinstance(dxs, Tensor) else s * (dxs / 2.0), d)
+
+
+def gradient(input, *, spacing=1, dim=None, edge_order=1):
+    """numpy.gradient's second-order central differences inside, first- or second-order one-sided
+    differences at the edges; spacing a number, one number per dim or one coordinate tensor per
+    dim. A composite of slices: differentiable."""
+    if edge_order not in (1, 2):
+        raise RuntimeError("torch.gradient only supports edge_order=1 and edge_order=2.")
+    if dim is None:
+        dims = list(range(input.ndim))
+    elif isinstance(dim, int):
+        dims = [norm_dim("gradient", dim, input.ndim)]
+    else:
+        dims = [norm_dim("gradient", k, input.ndim) for k in dim]
+    if isinstance(spacing, (int, float)) or (isinstance(spacing, Tensor) and spacing.ndim == 0):
+        sp = [spacing] * len(dims)
+    else:
+        sp = list(spacing)
+        if len(sp) == 1 and len(dims) > 1 and not isinstance(sp[0], Tensor):
+            sp = sp * len(dims)
+        if len(sp) != len(dims):
+            raise RuntimeError(f"torch.gradient expected spacing to be unspecified, a scalar or "
+                               f"it's spacing and dim arguments to have the same length, but got "
+                               f"a spacing argument of length {len(sp)} and a dim argument of "
+                               f"length {len(dims)}.")
+    x = input if input._dtype.is_floating_point or input._dtype.is_complex else \
+        input.to(dt.get_default_dtype())
+    out = []
+    for d, h in zip(dims, sp):
+        n = x.shape[d]
+        if n < edge_order + 1:
+            raise RuntimeError("torch.gradient expected each dimension size to be at least "
+                               "edge_order+1")
+        f = lambda a, L: S.narrow(x, d, a, L)                        # noqa: E731
+        if isinstance(h, Tensor) and h.ndim == 1:
+            if h.shape[0] != n:
+                raise RuntimeError(f"torch.gradient expected each tensor to be on the same "
+                                   f"device and to have as many elements as the input's dimension "
+                                   f"{d} ({h.shape[0]} != {n})")
+            shp = tuple(-1 if k == d else 1 for k in range(x.ndim))
+            c = S.reshape(h.to(x._dtype), shp)
+            dc = lambda a, L: S.narrow(c, d, a + 1, L) - S.narrow(c, d, a, L)   # noqa: E731
+            dx1, dx2 = dc(0, n - 2), dc(1, n - 2)
+            mid = (f(0, n - 2) * (-dx2 / (dx1 * (dx1 + dx2))) +
+                   f(1, n - 2) * ((dx2 - dx1) / (dx1 * dx2)) + f(2, n - 2) * (dx1 / (dx2 * (dx1 + dx2))))
+            if edge_order == 1:
+                first = (f(1, 1) - f(0, 1)) / dc(0, 1)
+                last = (f(n - 1, 1) - f(n - 2, 1)) / dc(n - 2, 1)
+            else:
+                a1, a2 = dc(0, 1), dc(1, 1)
+                first = (f(0, 1) * (-(2 * a1 + a2) / (a1 * (a1 + a2))) +
+                         f(1, 1) * ((a1 + a2) / (a1 * a2)) + f(2, 1) * (-a1 / (a2 * (a1 + a2))))
+                b1, b2 = dc(n - 3, 1), dc(n - 2, 1)
+                last = (f(n - 3, 1) * (b2 / (b1 * (b1 + b2))) +
+                        f(n - 2, 1) * (-(b2 + b1) / (b1 * b2)) +
+                        f(n - 1, 1) * ((2 * b2 + b1) / (b2 * (b1 + b2))))
+        else:
+            hv = float(h) if not isinstance(h, Tensor) else float(h.item())
+            mid = (f(2, n - 2) - f(0, n - 2)) / (2 * hv)
+            if edge_order == 1:
+                first = (f(1, 1) - f(0, 1)) / hv
+                last = (f(n - 1, 1) - f(n - 2, 1)) / hv
+            else:
+                first = (f(0, 1) * -1.5 + f(1, 1) * 2.0 - f(2, 1) * 0.5) / hv
+                last = (f(n - 3, 1) * 0.5 - f(n - 2, 1) * 2.0 + f(n - 1, 1) * 1.5) / hv
+        out.append(S.cat([first, mid, last], d) if n > 2 else S.cat([first, last], d))
+    return tuple(out)
+
+
+def renorm(input, p, dim, maxnorm, *, out=None):
+    """Each slice along dim whose p-norm exceeds maxnorm is scaled to norm maxnorm (PyTorch's
+    factor maxnorm / (norm + 1e-7)); differentiable through the norm as PyTorch's backward."""
+    from .ops_math import write_out, norm, where
+    if p <= 0:
+        raise RuntimeError("renorm: non-positive-norm not supported")
+    if maxnorm < 0:
+        raise RuntimeError(f"renorm: expected maxnorm to be >= 0 but got {maxnorm}")
+    if not (input._dtype.is_floating_point or input._dtype.is_complex):
+        raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
+                           f"input. Got {dt.tname(input._dtype)}")
+    d = norm_dim("renorm", dim, max(input.ndim, 1))
+    red = tuple(k for k in range(input.ndim) if k != d)
+    nr = norm(input, p, red, keepdim=True) if red else input.abs()
+    factor = where(nr > maxnorm, maxnorm / (nr + 1e-7), 1.0)
+    return write_out(rename(input * factor, "RenormBackward0"), out)
+
+
+def vander(x, N=None, increasing=False):
+    """Columns x^0 .. x^(N-1) (decreasing unless increasing) by a cumulative product, as
+    PyTorch: differentiable; integer and bool inputs give int64."""
+    from .ops_math import cumprod
+    from .creation import ones
+    if x.ndim != 1:
+        raise RuntimeError("x must be a one-dimensional tensor.")
+    if N is None:
+        N = x.shape[0]
+    if N < 0:
+        raise RuntimeError("N must be non-negative.")
+    xd = x if x._dtype.category >= 2 else x.to(dt.int64)
+    n = x.shape[0]
+    if N == 0:
+        return wrap_like(np.zeros((n, 0), xd._dtype.np), xd._dtype, x)
+    one = ones((n, 1), dtype=xd._dtype, device=x.device)
+    if N == 1:
+        return one
+    r = cumprod(S.cat([one, S.expand(S.unsqueeze(xd, 1), (n, N - 1))], 1), 1)
+    return r if increasing else S.flip(r, (1,))

@@ -35,6 +35,9 @@ UNARY = {
     # complex-aware ops on real inputs (complex inputs: tests/test_complex.py)
     "sgn": (np.sign, "any"), "conj": (lambda x: x, "any"),
     "angle": (lambda x: np.where(x < 0, np.pi, 0.0), "any"),
+    # inverse hyperbolics, erfc (scipy: accurate in the tail), the sign bit (-0.0, -nan too)
+    "asinh": (np.arcsinh, "any"), "acosh": (np.arccosh, "ge1"), "atanh": (np.arctanh, "unit"),
+    "erfc": (sps.erfc, "any"), "signbit": (np.signbit, "special"),
 }
 BINARY = {
     "add": (np.add, "any"), "sub": (np.subtract, "any"), "mul": (np.multiply, "any"),
@@ -48,6 +51,8 @@ BINARY = {
     "bitwise_and": (np.bitwise_and, "int"), "bitwise_or": (np.bitwise_or, "int"),
     "bitwise_xor": (np.bitwise_xor, "int"), "bitwise_left_shift": (np.left_shift, "shift"),
     "bitwise_right_shift": (np.right_shift, "shift"),
+    "copysign": (np.copysign, "any"), "fmax": (np.fmax, "ties"), "fmin": (np.fmin, "ties"),
+    "nextafter": (np.nextafter, "ties"), "gcd": (np.gcd, "int"),
 }
 OTHER = {"where", "cast", "class_index",      # tested by hand below
          "polygamma"}                          # (n attribute) tests/test_special_math.py
@@ -58,9 +63,11 @@ def _inputs(domain, rng, shape=(4, 5)):
         return rng.uniform(0.1, 3.0, shape)
     if domain == "unit":
         return rng.uniform(-0.9, 0.9, shape)
+    if domain == "ge1":
+        return rng.uniform(1.0, 5.0, shape)
     if domain == "special":
         x = rng.standard_normal(shape)
-        x.flat[:3] = [np.nan, np.inf, -np.inf]
+        x.flat[:5] = [np.nan, np.inf, -np.inf, -0.0, -np.nan]
         return x
     if domain == "int":
         return rng.integers(-50, 50, shape)
@@ -84,7 +91,7 @@ def test_unary_primitive_matches_numpy(name, rng):
     assert_close(r, ref(x), rtol=1e-12, atol=1e-12)
     if domain != "int":      # float32 path: same values at float32 precision
         r32 = torch._dispatch.apply(REGISTRY[name], torch.tensor(x, dtype=torch.float32))
-        exp_dtype = torch.bool if name in ("isnan", "isinf", "isfinite", "logical_not") \
+        exp_dtype = torch.bool if name in ("isnan", "isinf", "isfinite", "logical_not", "signbit") \
             else torch.float32
         assert r32.dtype == exp_dtype
         assert_close(r32, ref(x.astype(np.float32).astype(np.float64)), rtol=2e-6, atol=2e-6)

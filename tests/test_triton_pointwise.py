@@ -73,6 +73,13 @@ CASES = {
     "i0e": U(("float32", "float64"), "special"),
     "i1": U(("float32", "float64")) + U(("float64",), "special"),
     "i1e": U(("float32", "float64"), "special"),
+    # inverse hyperbolics, erfc (float64 tail: relative accuracy down to 1e-300), sign bit
+    "asinh": U(FL) + U(("float64", "float32"), "tiny") + U(("float64", "float32"), "special"),
+    "acosh": U(FL, "pos") + U(("float64", "float32"), "near1") + U(("float64",), "special"),
+    "atanh": U(FL, "unit") + U(("float64", "float32"), "tiny") + U(("float64",), "special"),
+    "erfc": U(("float32", "float64", "float16")) + U(("float64",), "special")
+    + U(("float64",), "tail"),
+    "signbit": U(FL + ("int64", "int8", "uint8", "bool"), "signs"),
     "floor": U(("float32", "float64", "int64")),
     "ceil": U(("float32", "float64", "int32")),
     "trunc": U(("float32", "float64", "int8")),
@@ -103,6 +110,19 @@ CASES = {
                   ("bool", "bool"), ("int8", "s:3")], ("special", "any")),
     "minimum": B([("float32", "float32"), ("int64", "int64"), ("float64", "float64"),
                   ("bool", "bool"), ("int8", "s:3")], ("special", "any")),
+    "copysign": B([("float32", "float32"), ("float64", "float64"), ("int64", "float32"),
+                   ("int32", "int32"), ("float16", "float16"), ("float32", "s:-0.0")],
+                  ("any", "signs")),
+    "fmax": B([("float32", "float32"), ("float64", "float64"), ("int64", "int64"),
+               ("bool", "bool"), ("int8", "float32"), ("float16", "float16")],
+              ("special", "special")),
+    "fmin": B([("float32", "float32"), ("float64", "float64"), ("int64", "int64"),
+               ("bool", "bool"), ("int8", "float32"), ("float16", "float16")],
+              ("special", "special")),
+    "nextafter": B([("float32", "float32"), ("float64", "float64"), ("float16", "float16"),
+                    ("float32", "s:0.0"), ("float64", "s:-1.5")], ("signs", "signs")),
+    "gcd": B([("int64", "int64"), ("int32", "int32"), ("int8", "int8"), ("uint8", "uint8"),
+              ("int16", "int64")], ("ties", "any")),
     "eq": B(CMP_PAIRS, ("ties", "ties")), "ne": B(CMP_PAIRS, ("ties", "ties")),
     "lt": B(CMP_PAIRS, ("ties", "ties")), "le": B(CMP_PAIRS, ("ties", "ties")),
     "gt": B(CMP_PAIRS, ("ties", "ties")), "ge": B(CMP_PAIRS, ("ties", "ties")),
@@ -171,6 +191,19 @@ def _gen(rng, dtype, dom, shape):
         v = rng.integers(-20, 20, shape) * 0.5 + rng.choice([0.0, 0.0, 0.1, -0.2], shape)
     elif dom == "ties":
         v = rng.integers(-2, 3, shape).astype(np.float64)
+    elif dom == "near1":
+        v = 1.0 + rng.uniform(0.0, 1e-3, shape)
+    elif dom == "tail":
+        v = rng.uniform(2.0, 25.0, shape)
+    elif dom == "signs":               # +-0.0, +-NaN, +-inf and numbers of both signs
+        v = rng.normal(0, 3, shape)
+        flat = v.reshape(-1)
+        flat[::5] = 0.0
+        flat[1::5] = -0.0
+        flat[2::11] = np.nan
+        flat[3::13] = -np.nan
+        flat[4::17] = -np.inf
+        flat[6::19] = np.inf
     elif dom == "special":
         v = rng.normal(0, 3, shape)
         flat = v.reshape(-1)
@@ -346,7 +379,7 @@ def worker():
             try:
                 g, arrays = _build(prim, case, rng)
                 k, got, ref = _run_case(g, arrays)
-                ok, msg, err = _compare(got, ref, rel_only=case[0] == "u" and case[2] == "tiny")
+                ok, msg, err = _compare(got, ref, rel_only=case[0] == "u" and case[2] in ("tiny", "tail"))
                 rec.update(ok=ok, msg=msg, err=err, kernel=k.name)
             except Exception as e:  # reported per case, so one failure shows the others
                 rec.update(ok=False, msg=f"{type(e).__name__}: {e}"[:2000])

@@ -520,7 +520,12 @@ _LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.li
             "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod",
             "solve_triangular": "blocked substitution with cupy.matmul",
             "fft_c2c": "cupy.fft.fftn / ifftn", "fft_r2c": "cupy.fft.rfftn",
-            "fft_c2r": "cupy.fft.irfftn"}
+            "fft_c2r": "cupy.fft.irfftn",
+            "cum_extreme_index": "running comparison with cupy.where",
+            "logcumsumexp": "running cupy.logaddexp", "lu_factor": "batched getrf in CuPy",
+            "lu_pivots_to_perm": "row swaps in CuPy",
+            "matrix_exp": "Pade 13 scaling and squaring with cupy.matmul / cupy.linalg.solve",
+            "pinv": "cupy.linalg.svd"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups

@@ -95,6 +95,124 @@ def kiln_pow(a, b):
             sign = tl.where((b & 1) != 0, -1, 1)
             return tl.where(b < 0, tl.where(a == 1, 1, tl.where(a == -1, sign, 0)), r)
 ''',
+    "kiln_asinh": '''
+@triton.jit
+def kiln_asinh(x):
+    # asinh|x| = log1p(|x| + x^2 / (1 + sqrt(1 + x^2))): exact to an ulp near 0;
+    # log(2|x|) once x^2 would overflow (its error 1/(4x^2) is below rounding there)
+    a = tl.abs(x)
+    big = a > 1e8
+    s = tl.where(big, 1.0, a)
+    r = tl.where(big, tl.log(a) + 0.6931471805599453, kiln_log1p(s + s * s / (1.0 + tl.sqrt(1.0 + s * s))))
+    return tl.where(x < 0, -r, tl.where(x > 0, r, x))     # +-0 and NaN as they come
+''',
+    "kiln_acosh": '''
+@triton.jit
+def kiln_acosh(x):
+    # acosh(1 + t) = log1p(t + sqrt(2t + t^2)): no cancellation near 1; NaN below 1
+    big = x > 1e8
+    t = tl.where(big, 0.0, x - 1.0)
+    return tl.where(big, tl.log(x) + 0.6931471805599453, kiln_log1p(t + tl.sqrt(2.0 * t + t * t)))
+''',
+    "kiln_atanh": '''
+@triton.jit
+def kiln_atanh(x):
+    # atanh|x| = log1p(2|x| / (1 - |x|)) / 2: relative accuracy near 0, +-inf at +-1
+    a = tl.abs(x)
+    r = 0.5 * kiln_log1p(2.0 * a / (1.0 - a))
+    return tl.where(x < 0, -r, tl.where(x > 0, r, x))
+''',
+    "kiln_erfc": '''
+@triton.jit
+def kiln_erfc(x):
+    # float64 in. Below 2.5: 1 - erf(x) (erfc >= 4e-4 there, so relative error < 3e-13).
+    # Above: exp(-x^2) / sqrt(pi) over erfc's continued fraction x + (1/2)/(x + 1/(x + ...)),
+    # 32 terms; exp(-x^2) from x = m + f with m a multiple of 1/128, so m^2 is exact and the
+    # tail keeps full relative accuracy down to erfc(27) = 5e-319.
+    far = x >= 2.5
+    xc = tl.where(far & (x < 1e300), x, 2.5)
+    t = xc
+    for k in tl.static_range(32):
+        t = xc + (0.5 * (32 - k)) / t
+    m = tl.floor(xc * 128.0 + 0.5) * 0.0078125
+    f = xc - m
+    tail = tl.exp(-(m * m)) * tl.exp(-(2.0 * m * f + f * f)) / (t * 1.7724538509055160273)
+    return tl.where(far, tl.where(x < 1e300, tail, 0.0), 1.0 - tl.erf(x))
+''',
+    "kiln_fmax": '''
+@triton.jit
+def kiln_fmax(a, b):
+    # PyTorch's kernel: a where a >= b or b is NaN, else b (a NaN loses to a number)
+    if a.dtype.is_int1():
+        return a | b              # (i1 is signed in Triton: True < False)
+    else:
+        return tl.where((a >= b) | (b != b), a, b)
+''',
+    "kiln_fmin": '''
+@triton.jit
+def kiln_fmin(a, b):
+    if a.dtype.is_int1():
+        return a & b
+    else:
+        return tl.where((a <= b) | (b != b), a, b)
+''',
+    "kiln_signbit": '''
+@triton.jit
+def kiln_signbit(x):
+    # the sign bit itself: True for -0.0 and -NaN as well
+    if x.dtype.is_floating():
+        if x.dtype.primitive_bitwidth == 64:
+            return x.to(tl.int64, bitcast=True) < 0
+        elif x.dtype.primitive_bitwidth == 32:
+            return x.to(tl.int32, bitcast=True) < 0
+        else:
+            return x.to(tl.int16, bitcast=True) < 0
+    elif x.dtype.is_int_signed():
+        return x < 0
+    else:
+        return x != x
+''',
+    "kiln_nextafter": '''
+@triton.jit
+def kiln_nextafter_bits(a, b, bits):
+    # one step of the integer image of a toward b: up in magnitude when b lies further from 0
+    up = (a > 0) == (a < b)
+    return bits + tl.where(up, 1, -1).to(bits.dtype)
+
+
+@triton.jit
+def kiln_nextafter(a, b):
+    # C's nextafter: b when a == b; the smallest subnormal (sign of b) from 0; NaN in, NaN out
+    if a.dtype.primitive_bitwidth == 64:
+        bits = a.to(tl.int64, bitcast=True)
+        r = kiln_nextafter_bits(a, b, bits).to(a.dtype, bitcast=True)
+        tiny = (bits * 0 + 1).to(a.dtype, bitcast=True)
+    elif a.dtype.primitive_bitwidth == 32:
+        bits = a.to(tl.int32, bitcast=True)
+        r = kiln_nextafter_bits(a, b, bits).to(a.dtype, bitcast=True)
+        tiny = (bits * 0 + 1).to(a.dtype, bitcast=True)
+    else:
+        bits = a.to(tl.int16, bitcast=True)
+        r = kiln_nextafter_bits(a, b, bits).to(a.dtype, bitcast=True)
+        tiny = (bits * 0 + 1).to(a.dtype, bitcast=True)
+    r = tl.where(a == 0, tl.where(b < 0, -tiny, tiny), r)
+    r = tl.where(a == b, b, r)
+    return tl.where((a != a) | (b != b), a + b, r)
+''',
+    "kiln_gcd": '''
+@triton.jit
+def kiln_gcd(a, b):
+    # Euclid on |a|, |b|; a k-bit integer needs at most about 1.44 k + 2 steps (Fibonacci)
+    if a.dtype.is_int_signed():
+        a = tl.abs(a)
+        b = tl.abs(b)
+    for _ in range(a.dtype.primitive_bitwidth * 3 // 2 + 2):
+        nz = b != 0
+        t = a % tl.where(nz, b, 1)
+        a = tl.where(nz, b, a)
+        b = tl.where(nz, t, 0)
+    return a
+''',
     "kiln_welford_combine": '''
 @triton.jit
 def kiln_welford_combine(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
@@ -106,7 +224,9 @@ def kiln_welford_combine(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
 ''',
 }
 
-HELPER_DEPS = {"kiln_tanh": ("kiln_expm1",), "kiln_sinh": ("kiln_expm1",)}
+HELPER_DEPS = {"kiln_tanh": ("kiln_expm1",), "kiln_sinh": ("kiln_expm1",),
+               "kiln_asinh": ("kiln_log1p",), "kiln_acosh": ("kiln_log1p",),
+               "kiln_atanh": ("kiln_log1p",)}
 
 
 # ---- special functions (lgamma, digamma, polygamma, erfinv, modified Bessel i0/i1) ------------

@@ -53,6 +53,8 @@ _INT_IDENTITY = {"floor", "ceil", "trunc", "round"}
 # These ops see bool operands as int8 0/1 and turn a bool result back with `!= 0`.
 _BOOL_AS_INT8 = {"add", "sub", "mul", "maximum", "minimum", "abs", "sign", "neg",
                  "lt", "le", "gt", "ge", "isinf", "isfinite"}
+# ops on the bits of their own dtype: 16-bit floats are not widened to f32 for these
+_BIT_EXACT = {"nextafter"}
 _RESERVED = {"tl", "triton", "offs", "mask", "numel", "r", "BLOCK", "pid"}
 
 
@@ -445,7 +447,7 @@ def op_expr(node, names, scalar_expr, type_of):
         if node.op in _INT_IDENTITY and not (work.is_floating_point or work.is_complex):
             expr = names[id(ins[0])] if not is_scalar(ins[0]) else scalar_expr(ins[0], work)
             return comment, expr
-        if work in (dt.float16, dt.bfloat16):
+        if work in (dt.float16, dt.bfloat16) and node.op not in _BIT_EXACT:
             work = dt.float32                    # opmath: 16-bit floats compute in f32
         elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
             work = dt.int8

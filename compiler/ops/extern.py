@@ -108,3 +108,39 @@ def _mode_np(out, x, dim=-1, keepdim=False):
 
 
 register(Prim("mode_index", "extern", _mode_meta, _mode_np, differentiable=False))
+
+
+def _cum_extreme_meta(x, dim, largest=True):
+    norm_dim("cummax" if largest else "cummin", dim, len(x.shape))
+    if x.dtype.is_complex:
+        raise RuntimeError(f"{'cummax' if largest else 'cummin'}(): does not support complex input")
+    return AVal(x.shape, dt.int64)
+
+
+def _cum_extreme_xp(xp, out, x, dim, largest=True):
+    """Index of the running maximum (minimum) along dim, as PyTorch's cpu kernel: a tie moves
+    the index to the later element, and a NaN takes over (and keeps propagating) once seen."""
+    if x.ndim == 0:
+        return xp.zeros((), np.int64)
+    xm = xp.moveaxis(x, dim, 0)
+    idx = xp.zeros(xm.shape, np.int64)
+    if xm.shape[0] == 0:
+        return xp.moveaxis(idx, 0, dim)
+    best = xm[0].copy()
+    bi = xp.zeros(best.shape, np.int64)
+    floating = x.dtype.kind in "fc" or x.dtype == dt.bfloat16.np
+    cmp = xp.greater_equal if largest else xp.less_equal
+    for k in range(1, xm.shape[0]):
+        v = xm[k]
+        if floating:
+            upd = xp.isnan(v) | (~xp.isnan(best) & cmp(v, best))
+        else:
+            upd = cmp(v, best)
+        best = xp.where(upd, v, best)
+        bi = xp.where(upd, k, bi)
+        idx[k] = bi
+    return xp.moveaxis(idx, 0, dim)
+
+
+register(Prim("cum_extreme_index", "extern", _cum_extreme_meta, None, differentiable=False,
+              xp=_cum_extreme_xp))

@@ -395,3 +395,136 @@ register(Prim("view_as_real", "view", _view_as_real_meta, _view_as_real_np,
 register(Prim("view_as_complex", "view", _view_as_complex_meta, _view_as_complex_np,
               lambda b, g, x, out=None: (b.view_as_real(g),), saves=(),
               grad_name="ViewAsComplexBackward0"))
+
+
+# as_strided ----------------------------------------------------------------------------------
+# as_strided(x, size, stride, offset): the elements at x_flat0 + offset + sum(i_k * stride_k) of
+# the memory x lives in (torch's view over the storage). `offset` counts elements from x's
+# first element (the framework turns torch's absolute storage_offset into it); strides are
+# element strides of that memory. Eagerly the lowering is a NumPy view over the array that
+# owns x's memory, so writes through it reach x; in a gradient or a compiled graph, x is the
+# contiguous value itself.
+
+def _as_strided_check(op, size, stride, offset):
+    size, stride = tuple(size), tuple(stride)
+    if len(size) != len(stride):
+        raise RuntimeError(f"{op}: mismatch in length of strides and shape (size {list(size)}, "
+                           f"stride {list(stride)})")
+    if any(s < 0 for s in stride):
+        raise RuntimeError(f"{op}: Negative strides are not supported at the moment, got "
+                           f"strides: {list(stride)}")
+    if any(s < 0 for s in size):
+        raise RuntimeError(f"{op}: Trying to create tensor with negative dimension: {list(size)}")
+    return size, stride
+
+
+def as_strided_extent(size, stride, offset):
+    """Elements of storage the view needs: offset + 1 + sum((size-1)*stride) (offset if empty)."""
+    if any(s == 0 for s in size):
+        return offset
+    return offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+
+
+def _as_strided_meta(x, size, stride, offset=0):
+    size, stride = _as_strided_check("as_strided", size, stride, offset)
+    return AVal(size, x.dtype)
+
+
+def _memory_of(x):
+    """(flat contiguous array that owns x's memory, element offset of x in it), or None."""
+    root = x
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous or root.dtype.itemsize != x.itemsize:
+        try:
+            root = root.view(x.dtype) if root.flags.c_contiguous else None
+        except ValueError:
+            root = None
+        if root is None:
+            return None
+    flat = root.reshape(-1)
+    if flat.dtype != x.dtype:
+        flat = flat.view(x.dtype)
+    d = x.__array_interface__["data"][0] - flat.__array_interface__["data"][0]
+    if d % x.itemsize or x.size and d < 0:
+        return None
+    return flat, d // x.itemsize
+
+
+def _as_strided_np(out, x, size, stride, offset=0):
+    isz = x.itemsize
+    need = as_strided_extent(size, stride, offset)
+    mem = _memory_of(x)
+    if mem is not None and mem[1] + offset >= 0 and mem[1] + need <= mem[0].shape[0]:
+        flat, start = mem[0], mem[1] + offset
+        v = np.lib.stride_tricks.as_strided(flat[start:], size, tuple(s * isz for s in stride))
+        if not x.flags.writeable:
+            v.setflags(write=False)
+        return v
+    # x's own elements (row-major): a copy when x is not one flat run of memory
+    flat = np.ascontiguousarray(x).reshape(-1)
+    if offset < 0 or need > flat.shape[0]:
+        raise RuntimeError(f"as_strided: sizes {list(size)}, strides {list(stride)}, storage "
+                           f"offset {offset} need {need} elements, the input has {flat.shape[0]}")
+    return np.lib.stride_tricks.as_strided(flat[offset:], size, tuple(s * isz for s in stride)
+                                           ).copy()
+
+
+def _vjp_as_strided(b, g, x, out=None, size=None, stride=None, offset=0):
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    return (b.as_strided_scatter(z, g, size=size, stride=stride, offset=offset, accumulate=True),)
+
+
+register(Prim("as_strided", "view", _as_strided_meta, _as_strided_np, _vjp_as_strided, saves=(),
+              grad_name="AsStridedBackward0"))
+
+
+def _as_strided_scatter_meta(base, src, size, stride, offset=0, accumulate=False):
+    size, stride = _as_strided_check("as_strided_scatter", size, stride, offset)
+    n = _numel(base.shape)
+    need = as_strided_extent(size, stride, offset)
+    if offset < 0 or need > n:
+        raise RuntimeError(f"as_strided_scatter: sizes {list(size)}, strides {list(stride)}, storage "
+                           f"offset {offset} requiring a storage size of {need} are out of bounds "
+                           f"for storage of size {n}")
+    if tuple(src.shape) != size:
+        raise RuntimeError(f"expected src to have a size equal to the slice of self. src size = "
+                           f"{list(src.shape)}, slice size = {list(size)}")
+    return AVal(base.shape, base.dtype)
+
+
+def _scatter_positions(size, stride, offset):
+    pos = np.full(size, offset, dtype=np.intp)
+    for d, (n, s) in enumerate(zip(size, stride)):
+        sh = [1] * len(size)
+        sh[d] = n
+        pos = pos + (np.arange(n, dtype=np.intp) * s).reshape(sh)
+    return pos.reshape(-1)
+
+
+def _as_strided_scatter_np(out, base, src, size, stride, offset=0, accumulate=False):
+    """A copy of base (as its row-major elements) with src written at the as_strided positions;
+    accumulate adds instead (overlapping positions all add: the gradient of as_strided)."""
+    r = np.array(base, dtype=out.dtype.np, order="C")
+    flat = r.reshape(-1)
+    pos = _scatter_positions(size, stride, offset)
+    s = np.asarray(src, dtype=r.dtype).reshape(-1)
+    if accumulate:
+        np.add.at(flat, pos, s)
+    else:
+        flat[pos] = s            # (overlaps: the last write wins, as a sequential copy)
+    return r
+
+
+def _vjp_as_strided_scatter(b, g, base, src, out=None, size=None, stride=None, offset=0,
+                            accumulate=False):
+    gs = b.as_strided(g, size=size, stride=stride, offset=offset)
+    if accumulate:
+        return (g, gs)
+    gz = b.as_strided_scatter(g, b.full(shape=src.shape, value=0, dtype=g.dtype), size=size,
+                              stride=stride, offset=offset, accumulate=False)
+    return (gz, gs)
+
+
+register(Prim("as_strided_scatter", "scatter", _as_strided_scatter_meta, _as_strided_scatter_np,
+              _vjp_as_strided_scatter, saves=(), grad_name="AsStridedScatterBackward0"))

@@ -500,8 +500,60 @@ def _svd_xp(xp, out, x, full_matrices=True):
     return u, s, vh
 
 
-register(Prim("svd", "extern", _svd_meta, None, None, nout=3, differentiable=False,
-              xp=_svd_xp))
+def _vjp_svd(b, gs, x, out, full_matrices=True):
+    # PyTorch's svd_backward (real matrices), with k = min(m, n):
+    #   A_bar = U [(skew(U^T U_bar) / E) S + S (skew(V^T V_bar) / E) + diag(S_bar)] V^T
+    #   (E_ij = s_j^2 - s_i^2, 1 on the diagonal) plus the terms a tall U / wide V adds
+    gU, gS, gVh = gs
+    U, S, Vh = out
+    m, n = x.shape[-2:]
+    k = min(m, n)
+    nd = len(x.shape)
+    if full_matrices and m != n:
+        if (gU is not None and m > n) or (gVh is not None and m < n):
+            raise NotImplementedError("linalg.svd: the gradient with respect to U or Vh is only "
+                                      "defined for full_matrices=False (non-square input)")
+        U = b.slice(U, dim=nd - 1, start=0, stop=k, step=1)
+        Vh = b.slice(Vh, dim=nd - 2, start=0, stop=k, step=1)
+        gU = None if gU is None else b.slice(gU, dim=nd - 1, start=0, stop=k, step=1)
+        gVh = None if gVh is None else b.slice(gVh, dim=nd - 2, start=0, stop=k, step=1)
+    row = lambda v: b.reshape(v, shape=tuple(v.shape[:-1]) + (1, k))     # noqa: E731
+    col = lambda v: b.reshape(v, shape=tuple(v.shape[:-1]) + (k, 1))     # noqa: E731
+    if gU is None and gVh is None:
+        return (b.matmul(b.mul(U, row(gS)), Vh) if gS is not None else None,)
+    S2 = b.mul(S, S)
+    eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=k, step=1, dtype=dt.int64), shape=(k, 1)),
+                      b.reshape(b.arange(start=0, end=k, step=1, dtype=dt.int64), shape=(1, k))),
+                 dtype=x.dtype)
+    E = b.add(b.sub(row(S2), col(S2)), eye)
+    skew = lambda a: b.sub(a, _mT(b, a))                                  # noqa: E731
+    V = _mT(b, Vh)
+    gV = None if gVh is None else _mT(b, gVh)
+    gA = None
+    if gU is not None:
+        gA = b.mul(b.div(skew(b.matmul(_mT(b, U), gU)), E), row(S))
+    if gV is not None:
+        t = b.mul(col(S), b.div(skew(b.matmul(Vh, gV)), E))
+        gA = t if gA is None else b.add(gA, t)
+    if gS is not None:
+        gA = b.add(gA, b.diag_embed(gS))
+    if m > n and gU is not None:
+        gA = b.matmul(U, gA)
+        gUS = b.div(gU, row(S))
+        gA = b.sub(b.add(gA, gUS), b.matmul(U, b.matmul(_mT(b, U), gUS)))
+        gA = b.matmul(gA, Vh)
+    elif m < n and gV is not None:
+        gA = b.matmul(gA, Vh)
+        gVS = b.div(gV, row(S))
+        gA = b.add(gA, _mT(b, b.sub(gVS, b.matmul(V, b.matmul(Vh, gVS)))))
+        gA = b.matmul(U, gA)
+    else:
+        gA = b.matmul(U, b.matmul(gA, Vh))
+    return (gA,)
+
+
+register(Prim("svd", "extern", _svd_meta, None, _vjp_svd, nout=3, saves=(), saves_output=True,
+              grad_name="LinalgSvdBackward0", xp=_svd_xp))
 
 
 def _eig_meta(x):
@@ -533,3 +585,208 @@ def _diag_embed_np(out, x):
 
 register(Prim("diag_embed", "scatter", _diag_embed_meta, _diag_embed_np,
               lambda b, g, x, out=None: (b.diagonal(g, offset=0, dim1=-2, dim2=-1),), saves=()))
+
+
+# LU with partial pivoting (getrf) --------------------------------------------------------------
+
+def _lu_meta(x, pivot=True):
+    if len(x.shape) < 2:
+        raise RuntimeError(f"linalg.lu_factor: The input tensor A must have at least 2 dimensions "
+                           f"(shape {list(x.shape)}).")
+    float_input("lu_factor", x)
+    _no_half("lu_cpu", x)
+    if not pivot:
+        raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU")
+    m, n = x.shape[-2:]
+    batch = tuple(x.shape[:-2])
+    return (AVal(tuple(x.shape), x.dtype), AVal(batch + (min(m, n),), dt.int32),
+            AVal(batch, dt.int32))
+
+
+def _lu_xp(xp, out, x, pivot=True):
+    """Right-looking LU with partial pivoting over a batch (LAPACK getrf's results): LU packed
+    (unit L strictly below the diagonal, U on and above), pivots 1-based (row j was swapped with
+    row pivots[j] - 1 at step j), info the 1-based index of the first zero pivot (0 if none). A
+    zero pivot column is left unscaled and the factorization goes on, as getrf does."""
+    m, n = x.shape[-2:]
+    k = min(m, n)
+    batch = tuple(x.shape[:-2])
+    LU = xp.array(x, copy=True).reshape((-1, m, n))
+    B = LU.shape[0]
+    piv = xp.zeros((B, k), np.int32)
+    info = xp.zeros((B,), np.int32)
+    ar = xp.arange(B)
+    with np.errstate(all="ignore"):
+        for j in range(k):
+            p = xp.argmax(xp.abs(LU[:, j:, j]), axis=-1) + j
+            rj = LU[ar, j, :].copy()
+            LU[ar, j, :] = LU[ar, p, :]
+            LU[ar, p, :] = rj
+            piv[:, j] = (p + 1).astype(np.int32)
+            d = LU[:, j, j]
+            zero = d == 0
+            info = xp.where((info == 0) & zero, np.int32(j + 1), info)
+            col = LU[:, j + 1:, j]
+            col = xp.where(zero[:, None], col, col / xp.where(zero, 1, d)[:, None])
+            LU[:, j + 1:, j] = col
+            if j + 1 < n:
+                LU[:, j + 1:, j + 1:] -= col[:, :, None] * LU[:, j, None, j + 1:]
+    return LU.reshape(x.shape), piv.reshape(batch + (k,)), info.reshape(batch)
+
+
+def _perm_matrix(b, pivots, m, dtype):
+    """P with A = P L U from getrf's pivots: P[r, c] = 1 where perm[c] == r."""
+    perm = b.lu_pivots_to_perm(pivots, m=m)
+    r = b.reshape(b.arange(start=0, end=m, step=1, dtype=dt.int64), shape=(m, 1))
+    pm = b.reshape(perm, shape=tuple(perm.shape[:-1]) + (1, m))
+    return b.cast(b.eq(pm, r), dtype=dtype)
+
+
+def _vjp_lu(b, gs, x, out, pivot=True):
+    # PyTorch's linalg_lu_backward for square A = P L U (Giles, "Collected matrix derivative
+    # results", and arXiv 2009.10071):  A_bar = P L^-T (tril(L^T L_bar, -1) + triu(U_bar U^T)) U^-T
+    # with L_bar / U_bar the strict-lower / upper parts of the packed LU's gradient
+    gLU = gs[0]
+    LU, piv = out[0], out[1]
+    m, n = x.shape[-2:]
+    if gLU is None:
+        return (None,)
+    if m != n:
+        raise NotImplementedError(f"linalg.lu_factor: the gradient is implemented for square "
+                                  f"matrices only (got shape {list(x.shape)})")
+    eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(n, 1)),
+                      b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(1, n))),
+                 dtype=x.dtype)
+    L = b.add(_tril(b, LU, -1), eye)
+    U = _triu(b, LU, 0)
+    phi = b.add(_tril(b, b.matmul(_mT(b, L), _tril(b, gLU, -1)), -1),
+                _triu(b, b.matmul(_triu(b, gLU, 0), _mT(b, U)), 0))
+    # L^-T phi: solve L^T Y = phi (upper, unit diagonal); then Y U^-T = (U^-1 Y^T)^T
+    Y = b.solve_triangular(_mT(b, L), phi, upper=True, unitriangular=True)
+    Z = _mT(b, b.solve_triangular(U, _mT(b, Y), upper=True, unitriangular=False))
+    return (b.matmul(_perm_matrix(b, piv, n, x.dtype), Z),)
+
+
+register(Prim("lu_factor", "extern", _lu_meta, None, _vjp_lu, nout=3, saves=(), saves_output=True,
+              grad_name="LinalgLuFactorExBackward0", xp=_lu_xp))
+
+
+def _pivots_perm_meta(p, m):
+    return AVal(tuple(p.shape[:-1]) + (m,), dt.int64)
+
+
+def _pivots_perm_xp(xp, out, p, m):
+    """The row order getrf's sequential swaps produce: (P^T A)[i] = A[perm[i]]."""
+    k = p.shape[-1]
+    pf = p.reshape((-1, k)).astype(np.int64) - 1
+    B = pf.shape[0]
+    perm = xp.broadcast_to(xp.arange(m, dtype=np.int64), (B, m)).copy()
+    ar = xp.arange(B)
+    for j in range(k):
+        t = pf[:, j]
+        a, c = perm[ar, j].copy(), perm[ar, t].copy()
+        perm[ar, j] = c
+        perm[ar, t] = a
+    return perm.reshape(tuple(p.shape[:-1]) + (m,))
+
+
+register(Prim("lu_pivots_to_perm", "extern", _pivots_perm_meta, None, differentiable=False,
+              xp=_pivots_perm_xp))
+
+
+# matrix exponential ---------------------------------------------------------------------------
+
+_PADE13 = (64764752532480000., 32382376266240000., 7771770303897600., 1187353796428800.,
+           129060195264000., 10559470521600., 670442572800., 33522128640., 1323241920.,
+           40840800., 960960., 16380., 182., 1.)
+
+
+def _matrix_exp_meta(x):
+    _square("matrix_exp", x)
+    _no_half("linalg_matrix_exp", x)
+    return AVal(tuple(x.shape), x.dtype)
+
+
+def _matrix_exp_xp(xp, out, x):
+    """Scaling and squaring with the degree-13 Pade approximant (Higham 2005), each matrix of
+    the batch scaled by its own power of two; computed in double precision."""
+    n = x.shape[-1]
+    if n == 0 or x.size == 0:
+        return xp.zeros(x.shape, x.dtype)
+    cd = np.complex128 if x.dtype.kind == "c" else np.float64
+    A = x.astype(cd).reshape((-1, n, n))
+    with np.errstate(all="ignore"):
+        nrm = xp.abs(A).sum(axis=-2).max(axis=-1)
+        s = xp.ceil(xp.log2(nrm / 5.371920351148152))
+        s = xp.where(xp.isfinite(s) & (s > 0), s, 0).astype(np.int64)
+        A = A / (2.0 ** s)[:, None, None]
+        I = xp.broadcast_to(xp.eye(n, dtype=cd), A.shape)
+        c = _PADE13
+        A2 = A @ A
+        A4 = A2 @ A2
+        A6 = A4 @ A2
+        U = A @ (A6 @ (c[13] * A6 + c[11] * A4 + c[9] * A2) + c[7] * A6 + c[5] * A4 + c[3] * A2
+                 + c[1] * I)
+        V = A6 @ (c[12] * A6 + c[10] * A4 + c[8] * A2) + c[6] * A6 + c[4] * A4 + c[2] * A2 + c[0] * I
+        R = xp.linalg.solve(V - U, V + U)
+        for i in range(int(s.max()) if s.size else 0):
+            R = xp.where((i < s)[:, None, None], R @ R, R)
+    return R.reshape(x.shape).astype(x.dtype, copy=False)
+
+
+def _vjp_matrix_exp(b, g, x, out=None):
+    # the Frechet derivative's adjoint: A_bar is the upper-right block of
+    # exp([[A^T, G], [0, A^T]]) (PyTorch's backward for matrix_exp, real matrices)
+    n = x.shape[-1]
+    At = _mT(b, x)
+    z = b.full(shape=tuple(g.shape), value=0, dtype=g.dtype)
+    top = b.cat(At, g, dim=len(x.shape) - 1)
+    bot = b.cat(z, At, dim=len(x.shape) - 1)
+    E = b.matrix_exp(b.cat(top, bot, dim=len(x.shape) - 2))
+    E = b.slice(E, dim=len(x.shape) - 2, start=0, stop=n, step=1)
+    return (b.slice(E, dim=len(x.shape) - 1, start=n, stop=2 * n, step=1),)
+
+
+register(Prim("matrix_exp", "extern", _matrix_exp_meta, None, _vjp_matrix_exp, saves=(0,),
+              grad_name="LinalgMatrixExpBackward0", xp=_matrix_exp_xp))
+
+
+# pseudo-inverse ---------------------------------------------------------------------------------
+
+def _pinv_meta(x, atol=0.0, rtol=0.0):
+    if len(x.shape) < 2 or not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise RuntimeError(f"linalg.pinv({dt.tname(x.dtype)}{{{list(x.shape)}}}): expected a "
+                           f"tensor with 2 or more dimensions of float, double, cfloat or "
+                           f"cdouble types")
+    _no_half("linalg_pinv", x)
+    return AVal(tuple(x.shape[:-2]) + (x.shape[-1], x.shape[-2]), x.dtype)
+
+
+def _pinv_xp(xp, out, x, atol=0.0, rtol=0.0):
+    """Through the SVD: singular values at or below max(atol, rtol * sigma_max) count as 0."""
+    m, n = x.shape[-2:]
+    if min(m, n) == 0:
+        return xp.zeros(out.shape, x.dtype)
+    u, s, vh = xp.linalg.svd(x, full_matrices=False)
+    tol = xp.maximum(atol, rtol * s[..., :1])
+    with np.errstate(divide="ignore"):
+        sinv = xp.where(s > tol, 1 / xp.where(s > tol, s, 1), 0).astype(s.dtype)
+    vt = xp.conj(xp.swapaxes(vh, -1, -2))
+    uh = xp.conj(xp.swapaxes(u, -1, -2))
+    return ((vt * sinv[..., None, :]) @ uh).astype(x.dtype, copy=False)
+
+
+def _vjp_pinv(b, g, x, out, atol=0.0, rtol=0.0):
+    # Golub & Pereyra's derivative of X = A^+ (constant rank), as an adjoint:
+    #   A_bar = -X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A)
+    X, XT, gT = out, _mT(b, out), _mT(b, g)
+    t1 = b.neg(b.matmul(b.matmul(XT, g), XT))
+    AXG = b.sub(gT, b.matmul(x, b.matmul(X, gT)))              # (I - A X) G^T
+    t2 = b.matmul(AXG, b.matmul(X, XT))
+    GXA = b.sub(gT, b.matmul(b.matmul(gT, X), x))              # G^T (I - X A)
+    t3 = b.matmul(b.matmul(XT, X), GXA)
+    return (b.add(b.add(t1, t2), t3),)
+
+
+register(Prim("pinv", "extern", _pinv_meta, None, _vjp_pinv, saves=(0,), saves_output=True,
+              grad_name="LinalgPinvBackward0", xp=_pinv_xp))

@@ -40,12 +40,16 @@ _NO_COMPLEX = {
                                   "numbers. Please use torch.sgn instead."),
     "maximum": (RuntimeError, "maximum not implemented for complex tensors."),
     "minimum": (RuntimeError, "minimum not implemented for complex tensors."),
+    "fmax": (RuntimeError, "fmax not implemented for complex tensors."),
+    "fmin": (RuntimeError, "fmin not implemented for complex tensors."),
+    "signbit": (NotImplementedError, "signbit is not implemented for complex tensors."),
 }
 _NO_COMPLEX_KERNEL = {"round": "round_vml", "erf": "erf_vml", "erfinv": "erfinv", "lgamma": "lgamma_vml",
                       "digamma": "digamma", "i0": "i0", "i0e": "i0e", "i1": "i1", "i1e": "i1e",
                       "polygamma": "polygamma", "remainder": "remainder", "fmod": "fmod",
                       "floor_divide": "div_floor", "atan2": "atan2", "lt": "lt", "le": "le",
-                      "gt": "gt", "ge": "ge"}
+                      "gt": "gt", "ge": "ge", "erfc": "erfc_vml", "copysign": "copysign",
+                      "nextafter": "nextafter"}
 
 
 def check_no_complex(name, *xs):
@@ -120,8 +124,12 @@ def _binary_meta(name, rule):
                 d = dt.get_default_dtype()
         elif rule == _BOOL:
             d = dt.bool_
+        elif rule == _REAL_FLOAT:     # float kernels only: integer operands are refused
+            if not d.is_floating_point:
+                raise _not_impl(name, d, f"needs floating point tensors; shapes {list(sa)} and "
+                                         f"{list(sb)}, dtypes {_dn(a)} and {_dn(b)}")
         elif rule == _INT:
-            if d.is_floating_point or d.is_complex or (d is dt.bool_ and name in _SHIFTS):
+            if d.is_floating_point or d.is_complex or (d is dt.bool_ and name in _NO_BOOL_INT):
                 raise _not_impl(name, d, f"bitwise ops need integer or bool tensors; shapes "
                                          f"{list(sa)} and {list(sb)}, dtypes {_dn(a)} and {_dn(b)}")
         elif name == "sub":
@@ -139,6 +147,8 @@ def _binary_meta(name, rule):
 
 
 _SHIFTS = ("bitwise_left_shift", "bitwise_right_shift")
+_NO_BOOL_INT = _SHIFTS + ("gcd",)
+_REAL_FLOAT = "realfloat"  # floating point only, no promotion of integers (nextafter)
 _NO_BOOL_BINARY = ("floor_divide", "remainder", "fmod", "pow")
 
 
@@ -507,6 +517,82 @@ binary("pow", _pow_np, "arith", _vjp_pow, "kiln_pow({0}, {1})")
 binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
+
+
+# inverse hyperbolic functions, erfc, sign bit ------------------------------------------------
+# Triton: log1p-based forms that keep full relative accuracy near 0 (asinh, atanh) and near 1
+# (acosh), with log(2|x|) where x^2 would overflow (codegen.triton_helpers)
+unary("asinh", np.arcsinh, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.rsqrt(b.add(b.mul(x, x), 1))),), "kiln_asinh({0})")
+unary("acosh", np.arccosh, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.rsqrt(b.sub(b.mul(x, x), 1))),), "kiln_acosh({0})")
+unary("atanh", np.arctanh, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.div(g, b.sub(1, b.mul(x, x))),), "kiln_atanh({0})")
+
+_ERFC64 = np.vectorize(math.erfc, otypes=[np.float64])
+
+
+def _erfc_np(x):
+    # exact in float64 (no 1 - erf cancellation: erfc(10) = 2.1e-45), rounded once
+    y = np.asarray(x, dtype=np.float64)
+    return _ERFC64(y) if y.size else y.copy()
+
+
+unary("erfc", _erfc_np, _FLOAT_ONLY,
+      lambda b, g, x, out=None: (b.mul(g, b.mul(b.exp(b.neg(b.mul(x, x))),
+                                                -2 / math.sqrt(math.pi))),),
+      "kiln_erfc({0}.to(tl.float64))")
+
+
+def _signbit_np(x):
+    if x.dtype.kind == "f":
+        return np.signbit(x)
+    return x < 0 if x.dtype.kind == "i" else np.zeros(x.shape, np.bool_)
+
+
+unary("signbit", _signbit_np, _BOOL, None, "kiln_signbit({0})", differentiable=False)
+
+
+def _vjp_copysign(b, g, x, y, out=None):
+    # PyTorch: d/dx = out / x (+-1; 0 at x == 0, NaN at NaN); y gets a zero gradient
+    gx = gy = None
+    if not is_scalar(x) and wants(b, 0):
+        o = out if out is not None else b.copysign(x, y)
+        gx = sum_to(b, b.mul(g, b.where(b.eq(x, 0), 0.0, b.div(o, x))), x.shape)
+    if not is_scalar(y) and wants(b, 1):
+        gy = sum_to(b, b.mul(g, 0.0), y.shape)
+    return gx, gy
+
+
+def _fmaxmin_np(is_max):
+    # PyTorch's kernel: a where a >= b (a <= b for fmin) or b is NaN, else b; so NaN loses
+    # against a number and -0.0 vs 0.0 keeps the first operand
+    def f(a, b):
+        return np.where(((a >= b) if is_max else (a <= b)) | (b != b), a, b)
+    return f
+
+
+def _vjp_fmaxmin(is_max):
+    # PyTorch: the whole gradient to the operand picked, to x at ties (no 0.5 split)
+    def vjp(b, g, x, y, out=None):
+        sel = b.logical_or(b.ge(x, y) if is_max else b.le(x, y),
+                           b.isnan(y) if not is_scalar(y) else y != y)
+        return (None if is_scalar(x) or not wants(b, 0) else
+                sum_to(b, b.where(sel, g, 0.0), x.shape),
+                None if is_scalar(y) or not wants(b, 1) else
+                sum_to(b, b.where(sel, 0.0, g), y.shape))
+    return vjp
+
+
+binary("copysign", np.copysign, _FLOAT_ONLY, _vjp_copysign,
+       "tl.where(kiln_signbit({1}), -tl.abs({0}), tl.abs({0}))")
+binary("fmax", _fmaxmin_np(True), "arith", _vjp_fmaxmin(True),
+       "kiln_fmax({0}, {1})")
+binary("fmin", _fmaxmin_np(False), "arith", _vjp_fmaxmin(False),
+       "kiln_fmin({0}, {1})")
+binary("nextafter", np.nextafter, _REAL_FLOAT, None, "kiln_nextafter({0}, {1})",
+       differentiable=False)
+binary("gcd", np.gcd, _INT, None, "kiln_gcd({0}, {1})", differentiable=False)
 
 # comparisons and logic compute in the promoted dtype and return bool
 for _n, _f, _t in (("eq", np.equal, "{0} == {1}"), ("ne", np.not_equal, "{0} != {1}"),

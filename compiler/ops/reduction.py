@@ -252,3 +252,52 @@ register(Prim("cumsum", "scan", _scan_meta("cumsum"), None, _vjp_cumsum, saves=(
               xp=_xp_scan("cumsum")))
 register(Prim("cumprod", "scan", _scan_meta("cumprod"), None, _vjp_cumprod, saves_output=True,
               xp=_xp_scan("cumprod")))
+
+
+def _logcumsumexp_meta(x, dim):
+    norm_dim("logcumsumexp", dim, len(x.shape))
+    if not x.dtype.is_floating_point:
+        raise RuntimeError(f"logcumsumexp(): expected input to have floating point dtype but got "
+                           f"{dt.tname(x.dtype)}" if not x.dtype.is_complex else
+                           "logcumsumexp(): complex input is not supported here")
+    return AVal(x.shape, x.dtype)
+
+
+def _logcumsumexp_xp(xp, out, x, dim):
+    """log(cumsum(exp(x))) by running log-add-exp: no overflow, no underflow to -inf of a small
+    prefix (np.logaddexp is itself stable)."""
+    npd = out.dtype.np
+    cd = np.float32 if npd in _HALF else npd
+    xx = x.astype(cd, copy=False)
+    if xx.ndim == 0:
+        return xx.copy().astype(npd)
+    if xp is np:
+        with np.errstate(invalid="ignore"):
+            return np.logaddexp.accumulate(xx, axis=dim).astype(npd, copy=False)
+    xm = xp.moveaxis(xx, dim, 0)
+    r = xp.empty_like(xm)
+    if xm.shape[0]:
+        r[0] = xm[0]
+        for k in range(1, xm.shape[0]):
+            r[k] = xp.logaddexp(r[k - 1], xm[k])
+    return xp.moveaxis(r, 0, dim).astype(npd, copy=False)
+
+
+def _vjp_logcumsumexp(b, g, x, out, dim=0):
+    # d out_k / d x_i = exp(x_i - out_k) for k >= i, so x_bar_i = sum_{k>=i} g_k exp(x_i - out_k).
+    # Summed in log space, split by the sign of g: x_bar = exp(x + rlcse(log g+ - out)) -
+    # exp(x + rlcse(log g- - out)), rlcse a reversed logcumsumexp (stable for any range of x)
+    if len(x.shape) == 0:
+        return (g,)
+    res = None
+    for pos in (True, False):
+        part = b.where(b.gt(g, 0.0) if pos else b.lt(g, 0.0), b.abs(g), 0.0)
+        lg = b.sub(b.log(part), out)
+        r = b.flip(b.logcumsumexp(b.flip(lg, dims=(dim,)), dim=dim), dims=(dim,))
+        t = b.exp(b.add(x, r))
+        res = t if res is None else b.sub(res, t)
+    return (res,)
+
+
+register(Prim("logcumsumexp", "scan", _logcumsumexp_meta, None, _vjp_logcumsumexp,
+              saves_output=True, grad_name="LogcumsumexpBackward0", xp=_logcumsumexp_xp))

@@ -1,5 +1,5 @@
 """torch.nn: Module, layers, containers, functional, init, utils."""
-from .parameter import Parameter, UninitializedParameter, Buffer  # noqa: F401
+from .parameter import Parameter, UninitializedParameter, UninitializedBuffer, Buffer  # noqa: F401
 from .modules import *  # noqa: F401,F403
 from . import functional, init, utils  # noqa: F401
 from . import parallel  # noqa: F401

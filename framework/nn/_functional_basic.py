@@ -155,13 +155,14 @@ def prelu(input, weight):
     return rename(r, "PreluKernelBackward0")
 
 
-def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False):
+def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None):
+    # (generator: torch.rrelu's; F.rrelu draws from the default one)
     if not training:
         slope = (lower + upper) / 2
         r = M.where(M.ge(input, 0), input, M.mul(input, slope))
     else:
         noise = C.empty(tuple(input.shape), dtype=input.dtype)
-        C.uniform_(noise, lower, upper)
+        C.uniform_(noise, lower, upper, generator)
         r = M.where(M.ge(input, 0), input, M.mul(input, noise))
     return _maybe_inplace(input, rename(r, "RreluWithNoiseBackward0"), inplace, "rrelu")
 

@@ -4,3 +4,4 @@ from ._functional_basic import *  # noqa: F401,F403   activations, dropout, line
 from ._functional_conv import *  # noqa: F401,F403    conv, pooling, padding, interpolate, norms
 from ._functional_sampling import *  # noqa: F401,F403  affine_grid, grid_sample
 from ._functional_ctc import *  # noqa: F401,F403    ctc_loss
+from ._functional_pool_more import *  # noqa: F401,F403  max_unpool, lp_pool3d, fractional pools

@@ -1,4 +1,4 @@
-"""Parameter, UninitializedParameter, Buffer: tensors a Module registers.
+"""Parameter, UninitializedParameter, UninitializedBuffer, Buffer: tensors a Module registers.
 
 A Parameter shares its data with the tensor it is built from (like PyTorch) and is a leaf
 that requires grad by default. Every op accepts it because it is a Tensor; results of ops are
@@ -123,5 +123,30 @@ class Buffer(Tensor, metaclass=_BufferMeta):
         return t
 
 
+class UninitializedBuffer(Tensor):
+    """A buffer whose shape is not known yet (lazy modules' running statistics); materialize()
+    turns it into a plain Tensor."""
+    cls_to_become = Tensor
+
+    def __new__(cls, requires_grad=False, device=None, dtype=None, persistent=True):
+        from runtime.device import canonical
+        self = Tensor.__new__(cls)
+        d = dtype or dt.get_default_dtype()
+        self._data, self._dtype = np.empty((0,), d.np), d
+        self._rg = bool(requires_grad)
+        self._lazy_device = canonical(device)
+        self.persistent = persistent
+        return self
+
+    def __init__(self, requires_grad=False, device=None, dtype=None, persistent=True):
+        pass
+
+    materialize = UninitializedParameter.materialize
+    shape = UninitializedParameter.shape
+
+    def __repr__(self):
+        return "<UninitializedBuffer>"
+
+
 def is_lazy(param):
-    return isinstance(param, UninitializedParameter)
+    return isinstance(param, (UninitializedParameter, UninitializedBuffer))

@@ -1,0 +1,260 @@
+"""Linear algebra added for PyTorch parity: LU (factor, unpack, solve), slogdet/logdet,
+matrix_power, matrix_exp, pinv/pinverse, chain_matmul, cholesky_solve, lstsq, cond, inv_ex,
+solve_ex, tensorinv, tensorsolve, linalg.diagonal, householder_product/orgqr. References:
+NumPy/SciPy float64 and values printed by PyTorch 2.13."""
+import numpy as np
+import pytest
+import scipy.linalg as sl
+
+import framework as torch
+from framework.autograd import gradcheck
+from tests.conftest import assert_close, to_np
+
+F64 = torch.float64
+rng = np.random.default_rng(1)
+L = torch.linalg
+
+
+def T(a, grad=False):
+    return torch.tensor(np.asarray(a, np.float64), dtype=F64, requires_grad=grad)
+
+
+def sq(n, batch=(), seed=0):
+    r = np.random.default_rng(seed)
+    return r.uniform(-1, 1, batch + (n, n)) + 2 * np.eye(n)
+
+
+def test_lu_factor_matches_scipy_and_torch():
+    a = rng.standard_normal((2, 4, 4))
+    LU, piv = L.lu_factor(T(a))
+    assert piv.dtype == torch.int32
+    for k in range(2):
+        lu, p = sl.lu_factor(a[k])
+        assert_close(LU[k], lu, rtol=1e-12, atol=1e-12)
+        assert to_np(piv[k]).tolist() == (p + 1).tolist()
+    r = L.lu_factor(torch.tensor([[1., 2.], [3., 4.]]))                  # torch-printed
+    assert_close(r.LU, [[3., 4.], [1 / 3, 2 / 3]])
+    assert to_np(r.pivots).tolist() == [2, 2]
+    ex = L.lu_factor_ex(torch.zeros(2, 2))
+    assert to_np(ex.pivots).tolist() == [1, 2] and ex.info.item() == 1
+    with pytest.raises(L.LinAlgError, match=r"U\[1,1\] is zero and using it on lu_solve"):
+        L.lu_factor(torch.zeros(2, 2))
+    with pytest.raises(RuntimeError, match="Expected a floating point or complex tensor"):
+        L.lu_factor(torch.ones(2, 2, dtype=torch.int64))
+    LU3, piv3, info3 = torch.lu(torch.tensor([[1., 2.], [3., 4.]]), get_infos=True)
+    assert info3.item() == 0 and to_np(piv3).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5), (2, 3, 3)])
+def test_linalg_lu_and_unpack(shape):
+    a = rng.standard_normal(shape)
+    P, Lm, U = L.lu(T(a))
+    assert_close(P @ Lm @ U, a, rtol=1e-12, atol=1e-12)
+    if len(shape) == 2:
+        p, l, u = sl.lu(a)
+        assert_close(P, p)
+        assert_close(Lm, l, rtol=1e-12, atol=1e-12)
+        assert_close(U, u, rtol=1e-12, atol=1e-12)
+    P2, L2, U2 = torch.lu_unpack(*L.lu_factor(T(a)))
+    assert_close(P2, to_np(P))
+    assert_close(L2, to_np(Lm))
+    with pytest.raises(RuntimeError, match="LU_pivots is expected to be a contiguous tensor of "
+                                           "torch.int32"):
+        torch.lu_unpack(T(a), torch.ones(min(shape[-2:]), dtype=torch.int64))
+
+
+def test_lu_solve_and_gradients():
+    a, b = sq(4, seed=2), rng.standard_normal((4, 2))
+    LU, piv = L.lu_factor(T(a))
+    assert_close(L.lu_solve(LU, piv, T(b)), np.linalg.solve(a, b), rtol=1e-10)
+    assert_close(L.lu_solve(LU, piv, T(b), adjoint=True), np.linalg.solve(a.T, b), rtol=1e-10)
+    assert_close(L.lu_solve(LU, piv, T(b.T), left=False), np.linalg.solve(a.T, b).T, rtol=1e-10)
+    assert_close(torch.lu_solve(T(b), LU, piv), np.linalg.solve(a, b), rtol=1e-10)
+    assert_close(T(b).lu_solve(LU, piv), np.linalg.solve(a, b), rtol=1e-10)
+    with pytest.raises(RuntimeError, match="Incompatible shapes of A and B"):
+        L.lu_solve(LU, piv, T(np.ones((3, 1))))
+    assert gradcheck(lambda x, y: L.lu_solve(*L.lu_factor(x), y), (T(a, True), T(b, True)))
+    assert gradcheck(lambda x: L.lu(x).U + L.lu(x).L, (T(sq(3, seed=3), True),))
+
+
+def test_slogdet_logdet():
+    a = sq(4, (3,), seed=4)
+    a[1] = -a[1][[1, 0, 2, 3]]
+    s, l = L.slogdet(T(a))
+    ws, wl = np.linalg.slogdet(a)
+    assert_close(s, ws)
+    assert_close(l, wl, rtol=1e-12)
+    s2, l2 = torch.slogdet(T(a))
+    assert_close(l2, wl, rtol=1e-12)
+    big = np.eye(200) * 10.0                                    # det overflows, logdet does not
+    assert_close(L.slogdet(T(big)).logabsdet, 200 * np.log(10.0), rtol=1e-12)
+    ld = torch.logdet(T(a))
+    w = np.where(ws < 0, np.nan, wl)
+    np.testing.assert_allclose(to_np(ld), w, rtol=1e-12)
+    assert torch.logdet(torch.zeros(2, 2)).item() == float("-inf")
+    assert np.isnan(torch.tensor([[0., 1.], [1., 0.]]).logdet().item())
+    with pytest.raises(RuntimeError, match="A must be batches of square matrices"):
+        torch.slogdet(torch.ones(2, 3))
+    assert gradcheck(lambda x: L.slogdet(x).logabsdet, (T(sq(3, (2,), seed=5), True),))
+    assert gradcheck(torch.logdet, (T(sq(3, seed=6) + 2 * np.eye(3), True),))
+
+
+def test_matrix_power():
+    a = sq(3, seed=7)
+    for n in (0, 1, 2, 5, -1, -3):
+        assert_close(torch.matrix_power(T(a), n), np.linalg.matrix_power(a, n), rtol=1e-10)
+    assert_close(L.matrix_power(T(a), 3), np.linalg.matrix_power(a, 3), rtol=1e-12)
+    ai = torch.tensor([[1, 1], [1, 0]])
+    r = ai.matrix_power(10)
+    assert r.dtype == torch.int64 and to_np(r).tolist() == [[89, 55], [55, 34]]
+    with pytest.raises(RuntimeError, match="A must be batches of square matrices"):
+        torch.matrix_power(torch.ones(2, 3), 2)
+    with pytest.raises(RuntimeError, match="Expected a floating point"):
+        torch.matrix_power(ai, -1)
+    assert gradcheck(lambda x: torch.matrix_power(x, 3), (T(a, True),))
+    assert gradcheck(lambda x: L.matrix_power(x, -2), (T(a, True),))
+
+
+def test_matrix_exp():
+    for a in (rng.standard_normal((4, 4)), 30 * rng.standard_normal((3, 3)), np.zeros((2, 2)),
+              np.array([[0., 1e-3], [0., 0.]])):
+        assert_close(L.matrix_exp(T(a)), sl.expm(a), rtol=1e-10, atol=1e-12)
+    b = rng.standard_normal((2, 3, 3)) * [[[1.]], [[8.]]]
+    assert_close(torch.matrix_exp(T(b)), np.stack([sl.expm(m) for m in b]), rtol=1e-10)
+    assert_close(T(b[0]).matrix_exp(), sl.expm(b[0]), rtol=1e-10)
+    r32 = L.matrix_exp(torch.tensor([[0., 1.], [-1., 0.]]))
+    assert r32.dtype == torch.float32
+    assert_close(r32, [[np.cos(1), np.sin(1)], [-np.sin(1), np.cos(1)]], rtol=1e-6)
+    with pytest.raises(RuntimeError, match="Expected a square matrix"):
+        L.matrix_exp(torch.ones(2, 3))
+    assert gradcheck(L.matrix_exp, (T(rng.standard_normal((3, 3)), True),))
+
+
+def test_pinv_pinverse_chain_matmul_cholesky_solve():
+    a = rng.standard_normal((5, 3))
+    assert_close(L.pinv(T(a)), np.linalg.pinv(a), rtol=1e-10)
+    assert_close(torch.pinverse(T(a)), np.linalg.pinv(a), rtol=1e-10)
+    assert_close(T(a.T).pinverse(), np.linalg.pinv(a.T), rtol=1e-10)
+    d = np.diag([1., 1e-10, 0.])
+    assert_close(L.pinv(T(d), atol=1e-8), np.diag([1., 0., 0.]))
+    assert_close(L.pinv(T(d), rtol=1e-12), np.linalg.pinv(d, rcond=1e-12), rtol=1e-10)
+    assert gradcheck(L.pinv, (T(a, True),))
+    assert gradcheck(torch.pinverse, (T(a.T, True),))
+    ms = [rng.standard_normal(s) for s in ((2, 3), (3, 4), (4, 2))]
+    with pytest.warns(UserWarning, match="chain_matmul is deprecated"):
+        assert_close(torch.chain_matmul(*[T(m) for m in ms]), ms[0] @ ms[1] @ ms[2], rtol=1e-12)
+    spd = sq(3, seed=8)
+    spd = spd @ spd.T
+    c = np.linalg.cholesky(spd)
+    b = rng.standard_normal((3, 2))
+    assert_close(torch.cholesky_solve(T(b), T(c)), np.linalg.solve(spd, b), rtol=1e-10)
+    assert_close(T(b).cholesky_solve(T(c.T), upper=True), np.linalg.solve(spd, b), rtol=1e-10)
+    assert gradcheck(lambda bb, cc: torch.cholesky_solve(bb, cc), (T(b, True), T(c, True)))
+
+
+def test_lstsq_drivers_as_torch_fills_them():
+    a, b = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    sol, res, rank, sv = np.linalg.lstsq(a, b, rcond=None)
+    for drv in ("gelsy", "gelsd", "gelss", "gels", None):
+        r = L.lstsq(T(a), T(b), driver=drv)
+        assert_close(r.solution, sol, rtol=1e-10)
+        if drv in ("gelsd", "gelss", "gels"):
+            assert_close(r.residuals, res, rtol=1e-10)
+        else:
+            assert tuple(r.residuals.shape) == (0,)
+        if drv == "gels":
+            assert tuple(r.rank.shape) == (0,) and r.rank.dtype == torch.int64
+        else:
+            assert r.rank.item() == 3
+        if drv in ("gelsd", "gelss"):
+            assert_close(r.singular_values, sv, rtol=1e-10)
+        else:
+            assert tuple(r.singular_values.shape) == (0,)
+    wide = L.lstsq(T(a.T), T(b[:3]), driver="gelsd")                  # minimum-norm solution
+    assert_close(wide.solution, np.linalg.pinv(a.T) @ b[:3], rtol=1e-10)
+    assert tuple(wide.residuals.shape) == (0,)
+    defic = L.lstsq(T(np.repeat(a[:, :1], 3, 1)), T(b), driver="gelsd")
+    assert defic.rank.item() == 1 and tuple(defic.residuals.shape) == (0,)
+    with pytest.raises(RuntimeError, match="parameter `driver` should be one of"):
+        L.lstsq(T(a), T(b), driver="foo")
+    assert gradcheck(lambda x, y: L.lstsq(x, y).solution, (T(a, True), T(b, True)))
+
+
+def test_cond_inv_ex_solve_ex():
+    a = sq(4, (2,), seed=9)
+    for p in (None, 2, -2, "fro", "nuc", 1, -1, float("inf"), float("-inf")):
+        assert_close(L.cond(T(a), p), np.linalg.cond(a, p), rtol=1e-10)
+    assert L.cond(torch.zeros(2, 2), 1).item() == float("inf")
+    with pytest.raises(RuntimeError, match="invalid norm type"):
+        L.cond(T(a), 3)
+    assert gradcheck(lambda x: L.cond(x), (T(a[0], True),))
+    assert gradcheck(lambda x: L.cond(x, "fro"), (T(a[0], True),))
+    inv, info = L.inv_ex(T(a))
+    assert_close(inv, np.linalg.inv(a), rtol=1e-10)
+    assert to_np(info).tolist() == [0, 0] and info.dtype == torch.int32
+    assert L.inv_ex(torch.zeros(2, 2)).info.item() == 1
+    with pytest.raises(L.LinAlgError, match="singular"):
+        L.inv_ex(torch.zeros(2, 2), check_errors=True)
+    b = rng.standard_normal((2, 4, 3))
+    res, info = L.solve_ex(T(a), T(b))
+    assert_close(res, np.linalg.solve(a, b), rtol=1e-10)
+    v = rng.standard_normal(4)
+    assert_close(L.solve_ex(T(a[0]), T(v)).result, np.linalg.solve(a[0], v), rtol=1e-10)
+    assert gradcheck(lambda x: L.inv_ex(x).inverse, (T(a[0], True),))
+    assert gradcheck(lambda x, y: L.solve_ex(x, y)[0], (T(a[0], True), T(b[0], True)))
+
+
+def test_tensorinv_tensorsolve_diagonal_householder():
+    a = sq(6, seed=10).reshape(6, 2, 3)
+    assert_close(L.tensorinv(T(a), ind=1), np.linalg.tensorinv(a, ind=1), rtol=1e-10)
+    a4 = sq(6, seed=11).reshape(2, 3, 6)
+    assert_close(L.tensorinv(T(a4)), np.linalg.tensorinv(a4), rtol=1e-10)
+    with pytest.raises(RuntimeError, match="prod\\(self.shape\\[ind:\\]\\) == prod"):
+        L.tensorinv(T(np.ones((2, 3, 4))))
+    A = sq(6, seed=12).reshape(2, 3, 2, 3)
+    B = rng.standard_normal((2, 3))
+    assert_close(L.tensorsolve(T(A), T(B)), np.linalg.tensorsolve(A, B), rtol=1e-10)
+    A3 = sq(6, seed=13).reshape(2, 3, 2, 3)
+    B3 = rng.standard_normal((3, 2))
+    assert_close(L.tensorsolve(T(A3), T(B3), dims=(0,)),
+                 np.linalg.tensorsolve(A3, B3, axes=(0,)), rtol=1e-10)
+    x = rng.standard_normal((2, 3, 4))
+    assert_close(L.diagonal(T(x)), np.diagonal(x, 0, -2, -1))
+    assert_close(L.diagonal(T(x), offset=1, dim1=0, dim2=2), np.diagonal(x, 1, 0, 2))
+    m = rng.standard_normal((5, 3))
+    (qr_packed, tau), _ = sl.qr(m, mode="raw")
+    q = np.linalg.qr(m)[0]
+    hp = L.householder_product(T(qr_packed), T(tau))
+    assert_close(hp, sl.qr(m, mode="economic")[0], rtol=1e-10)
+    assert_close(torch.orgqr(T(qr_packed), T(tau)), q * np.sign(np.diag(q))[None] *
+                 np.sign(np.diag(to_np(hp)))[None], rtol=1e-10)
+    with pytest.raises(RuntimeError, match="must be greater than or equal to input.shape\\[-1\\]"):
+        L.householder_product(T(np.ones((2, 3))), T(np.ones(2)))
+    assert gradcheck(L.householder_product, (T(qr_packed, True), T(tau, True)))
+
+
+def _few():
+    return [lambda x: L.slogdet(x).logabsdet, lambda x: L.matrix_exp(x),
+            lambda x: L.lu_solve(*L.lu_factor(x), x[..., :1]), lambda x: L.pinv(x),
+            lambda x: torch.matrix_power(x, 3)]
+
+
+def test_compile_matches_eager():
+    a = sq(3, (2,), seed=14)
+    for f in _few():
+        e = f(T(a))
+        c = torch.compile(f)(T(a))
+        assert_close(c, to_np(e), rtol=1e-10, atol=1e-12)
+    x1, x2 = T(a, True), T(a, True)
+    L.matrix_exp(x1).sum().backward()
+    torch.compile(lambda x: L.matrix_exp(x).sum())(x2).backward()
+    assert_close(x2.grad, to_np(x1.grad), rtol=1e-10)
+
+
+def test_interpret_device_matches_cpu():
+    a = sq(3, (2,), seed=15)
+    for f in _few():
+        c = f(T(a))
+        i = f(torch.tensor(a, device="interpret"))
+        assert i.device.type == "interpret"
+        np.testing.assert_allclose(to_np(i), to_np(c), rtol=1e-12, atol=1e-12)
