@@ -38,10 +38,11 @@ from runtime import dtypes as dt  # noqa: E402
 SHAPE = (257, 1031)       # odd sizes: masks at the edge are exercised
 
 _DOMAIN = {"log": "pos", "log2": "pos", "log10": "pos", "sqrt": "pos", "rsqrt": "pos",
-           "log1p": "gtm1", "tan": "unit", "reciprocal": "nonzero"}
+           "log1p": "gtm1", "tan": "unit", "reciprocal": "nonzero", "acosh": "pos",
+           "atanh": "unit", "lgamma": "pos", "digamma": "pos"}
 _INT_UNARY = {"bitwise_not"}
 _INT_BINARY = {"bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
-               "bitwise_right_shift"}
+               "bitwise_right_shift", "gcd"}
 _DIVISORS = {"div", "floor_divide", "remainder", "fmod"}
 # extra integer runs of ops whose integer form is separate code
 _INT_EXTRA = {"add": "int64", "floor_divide": "int32", "remainder": "int32", "pow": "int32",
