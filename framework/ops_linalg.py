@@ -370,14 +370,11 @@ class _Linalg:
     @staticmethod
     def eigh(A, UPLO="L"):
         import collections
-        import numpy as np
         if not (A._dtype.is_floating_point or A._dtype.is_complex):
             raise NotImplementedError(f"\"linalg_eigh_cpu\" not implemented for "
                                       f"'{dt.tname(A._dtype)}'")
-        w, v = np.linalg.eigh(_host_values(A), UPLO=UPLO)
-        return collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])(
-            wrap_like(w.astype(A._dtype.np), A._dtype, A),
-            wrap_like(v.astype(A._dtype.np), A._dtype, A))
+        w, v = apply(P["eigh"], A, UPLO=UPLO)
+        return collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])(w, v)
 
     @staticmethod
     def eigvalsh(A, UPLO="L"):

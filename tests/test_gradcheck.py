@@ -253,6 +253,9 @@ PRIM_CASES = {
     "ctc_loss": [(lambda x: call("ctc_loss", torch.log_softmax(x, 2), torch.tensor([[1, 2], [2, 2]]),
                                  torch.tensor([4, 3]), torch.tensor([2, 1])),
                   lambda: (T((4, 2, 3), seed=7),))],
+    # symmetric inputs; eigenvectors enter through v*v (their sign is arbitrary)
+    "eigh": [(lambda x: call("eigh", x + x.mT)[0], lambda: (T((4, 4), seed=8),)),
+             (lambda x: call("eigh", x + x.mT)[1] ** 2, lambda: (T((2, 3, 3), seed=9),))],
     "qr": [(lambda x: call("qr", x)[0], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x)[1], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x), lambda: (T((3, 3), seed=6),))],

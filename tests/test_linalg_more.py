@@ -258,3 +258,27 @@ def test_interpret_device_matches_cpu():
         i = f(torch.tensor(a, device="interpret"))
         assert i.device.type == "interpret"
         np.testing.assert_allclose(to_np(i), to_np(c), rtol=1e-12, atol=1e-12)
+
+
+def test_eigh_and_eigvalsh_gradients_match_pytorch():
+    # values printed by torch 2.13 (LinalgEighBackward0)
+    A = np.random.default_rng(0).standard_normal((4, 4))
+    a = torch.tensor(A + A.T, requires_grad=True)
+    w, v = torch.linalg.eigh(a)
+    assert type(w.grad_fn).__name__ == "LinalgEighBackward0"
+    (w * torch.tensor([1., 2, 3, 4], dtype=torch.float64)).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy()[0], [2.849977, -0.315889, 0.096343, -1.165544],
+                               atol=1e-6)
+    a.grad = None
+    w, v = torch.linalg.eigh(a)
+    (v[:, 1:] * torch.tensor(np.arange(12.).reshape(4, 3))).abs().sum().backward()
+    np.testing.assert_allclose(a.grad.numpy()[0], [-1.599226, -1.635045, 0.115874, 0.627305],
+                               atol=1e-6)
+    a.grad = None
+    torch.linalg.eigvalsh(a).pow(2).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy()[1], [-1.335548, 1.44638, 0.077157, 1.456579],
+                               atol=1e-6)
+    np.testing.assert_allclose(torch.linalg.eigvalsh(a).detach().numpy(),
+                               np.linalg.eigvalsh(A + A.T), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="Expected UPLO argument to be 'L' or 'U'"):
+        torch.linalg.eigh(a, UPLO="X")

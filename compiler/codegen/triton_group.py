@@ -516,7 +516,7 @@ class ExternKernel:
 # the CuPy routine behind each library op's lowering (Prim.xp), as the dump names it
 _LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.linalg.det",
             "solve": "cupy.linalg.solve", "cholesky": "cupy.linalg.cholesky",
-            "qr": "cupy.linalg.qr", "svd": "cupy.linalg.svd", "einsum": "cupy.einsum",
+            "qr": "cupy.linalg.qr", "eigh": "cupy.linalg.eigh", "svd": "cupy.linalg.svd", "einsum": "cupy.einsum",
             "cumsum": "cupy.cumsum", "cumprod": "cupy.cumprod",
             "solve_triangular": "blocked substitution with cupy.matmul",
             "fft_c2c": "cupy.fft.fftn / ifftn", "fft_r2c": "cupy.fft.rfftn",

@@ -425,6 +425,51 @@ register(Prim("solve_triangular", "extern", _solve_triangular_meta, None, _vjp_s
               xp=_solve_triangular_xp))
 
 
+def _eigh_meta(x, UPLO="L"):
+    if UPLO not in ("L", "U"):
+        raise RuntimeError(f"Expected UPLO argument to be 'L' or 'U', but got {UPLO}")
+    _square("eigh", x)
+    float_input("eigh", x)
+    n = x.shape[-1]
+    real = dt.float32 if x.dtype is dt.complex64 else dt.float64 if x.dtype is dt.complex128 \
+        else x.dtype
+    return (AVal(tuple(x.shape[:-1]), real), AVal(tuple(x.shape[:-2]) + (n, n), x.dtype))
+
+
+def _eigh_xp(xp, out, x, UPLO="L"):
+    w, v = xp.linalg.eigh(x, UPLO=UPLO)
+    return w.astype(out[0].dtype.np, copy=False), v.astype(out[1].dtype.np, copy=False)
+
+
+def _vjp_eigh(b, gs, x, out, UPLO="L"):
+    # PyTorch's linalg_eig_backward, Hermitian case (real here): with E_ij = L_j - L_i (1 on
+    # the diagonal), gA = V (skew(V^T gV) / E, with gL on the diagonal) V^T
+    gl, gv = gs
+    w, v = out
+    n = x.shape[-1]
+    if gv is not None:
+        vg = b.matmul(_mT(b, v), gv)
+        inner = b.mul(b.sub(vg, _mT(b, vg)), 0.5)
+        bt = tuple(w.shape[:-1])
+        e = b.sub(b.reshape(w, shape=bt + (1, n)), b.reshape(w, shape=bt + (n, 1)))
+        eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64),
+                                    shape=(n, 1)),
+                          b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64),
+                                    shape=(1, n))), dtype=w.dtype)
+        inner = b.div(inner, b.add(e, eye))           # (the diagonal is replaced below)
+        inner = b.mul(inner, b.sub(1, eye))
+        if gl is not None:
+            inner = b.add(inner, b.diag_embed(gl))
+    else:
+        inner = b.diag_embed(gl)
+    return (b.matmul(v, b.matmul(inner, _mT(b, v))),)
+
+
+register(Prim("eigh", "extern", _eigh_meta, None, _vjp_eigh, nout=2, saves=(),
+              saves_output=True, grad_name="LinalgEighBackward0", xp=_eigh_xp,
+              doc="eigenvalues (ascending) and eigenvectors of a symmetric matrix"))
+
+
 def _qr_meta(x, mode="reduced"):
     if mode not in ("reduced", "complete"):
         raise RuntimeError(f"qr received unrecognized mode '{mode}' but expected one of 'reduced' "

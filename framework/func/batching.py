@@ -306,7 +306,7 @@ BY_KIND = {"pointwise": pointwise, "reduction": reduction, "scan": scan, "view":
 BY_NAME = {
     "windows": lead, "fold_windows": lead, "plane_scatter": lead, "diag_embed": lead,
     "window_max": lead, "inv": lead, "det": lead, "cholesky": lead, "qr": lead, "svd": lead,
-    "eig": lead, "solve_triangular": lead,
+    "eigh": lead, "eig": lead, "solve_triangular": lead,
     "gather": _dim_shift_all(("dim",)), "scatter": _dim_shift_all(("dim",)),
     "slice_scatter": _dim_shift_all(("dim",)),
     "diagonal_scatter": _dim_shift_all(("dim1", "dim2")),
