@@ -214,6 +214,8 @@ def apply(p, *args, **attrs):
         if p.kind == "view" and r.base is not None:
             src = args[0]
             out._base = src._base if src._base is not None else src
+            if "_multi_view" in src.__dict__:     # a view of split()'s output: same rule
+                out._multi_view = (0, p.grad_name.replace("Backward0", ""))
         outs = (out,)
     else:
         outs = tuple(wrap(np.asarray(x), m.dtype) for x, m in zip(r, meta))

@@ -190,6 +190,12 @@ def _propagate_complex_view_write(t, base, chain):
 
 
 def check_inplace_leaf(t):
+    mv = t.__dict__.get("_multi_view")
+    if mv is not None:
+        raise RuntimeError(f"Output {mv[0]} of {mv[1]} is a view and is being modified inplace. "
+                           "This view is the output of a function that returns multiple views. "
+                           "Such functions do not allow the output views to be modified inplace. "
+                           "You should replace the inplace operation by an out-of-place one.")
     if t._node is None and t._rg:
         raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
                            "operation.")

@@ -8,7 +8,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.layout import infer_shape
 from runtime import dtypes as dt
-from ._dispatch import apply, rename, values
+from ._dispatch import STATE, apply, rename, values
 from .tensor import Tensor
 
 P = REGISTRY
@@ -254,9 +254,19 @@ def select(input, dim, index):
     return rename(apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:]), "SelectBackward0")
 
 
+def _multi_output_views(outs, src, name):
+    """PyTorch refuses in-place writes (while autograd records) to the views a function that
+    returns several views made (split, chunk, unbind): mark them for check_inplace_leaf."""
+    if STATE.grad_enabled and src.requires_grad:
+        for i, o in enumerate(outs):
+            o._multi_view = (i, name)
+    return outs
+
+
 def unbind(input, dim=0):
     d = norm_dim("unbind", dim, input.ndim)
-    return tuple(select(input, d, i) for i in range(input._data.shape[d]))
+    return _multi_output_views(tuple(select(input, d, i) for i in range(input._data.shape[d])),
+                               input, "Unbind")
 
 
 def split(tensor, split_size_or_sections, dim=0):
@@ -281,7 +291,9 @@ def split(tensor, split_size_or_sections, dim=0):
         for s in secs:
             bounds.append((pos, pos + s))
             pos += s
-    return tuple(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1) for a, b in bounds)
+    return _multi_output_views(
+        tuple(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1) for a, b in bounds),
+        tensor, "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes")
 
 
 def chunk(input, chunks, dim=0):

@@ -842,3 +842,20 @@ def test_fill_copy_zero_through_a_view_reach_the_base_history():
     (y * y).sum().backward()
     assert x.grad.tolist() == [[0.0, 0.0, 0.0], [6.0, 0.0, 0.0]]
     assert w.grad.tolist() == [[8.0, 8.0], [8.0, 8.0]]
+
+
+def test_in_place_on_multi_output_views_is_refused_as_pytorch():
+    x = torch.ones(4, 3, requires_grad=True) * 1
+    for write, who in ((lambda: x.chunk(2)[1].mul_(2), "Output 1 of Split"),
+                       (lambda: x.split([1, 3])[0].zero_(), "Output 0 of SplitWithSizes"),
+                       (lambda: x.unbind()[2].add_(1), "Output 2 of Unbind"),
+                       (lambda: x.chunk(2)[0].copy_(torch.zeros(2, 3)), "Output 0 of Split"),
+                       (lambda: x.chunk(2)[1][0].add_(2), "is a view and is being modified")):
+        with pytest.raises(RuntimeError, match=who):
+            write()
+    assert x.tolist() == [[1.0] * 3] * 4                      # nothing written
+    with torch.no_grad():                                     # allowed without autograd
+        x.chunk(2)[0].mul_(2)
+    y = torch.ones(4, 3)
+    y.chunk(2)[1].add_(1)                                     # and on tensors without grad
+    assert y.sum().item() == 18.0 and x.sum().item() == 18.0
