@@ -433,3 +433,24 @@ def cauchy(stream, shape, d, median=0.0, sigma=1.0):
     """cauchy_: median + sigma * tan(pi * (u - 0.5)) on float64 uniforms."""
     u = stream.uniform(shape, dt.float64).astype(np.float64)
     return (median + sigma * np.tan(math.pi * (u - 0.5))).astype(d.np)
+
+
+def von_mises(stream, loc, concentration, proposal_r, shape):
+    """VonMises._rejection_sample (Best and Fisher's algorithm, PyTorch's form): rounds of
+    torch.rand((3,) + shape, float64) until every element has been accepted once; each round
+    rewrites every element it accepts (as PyTorch's where does). loc, concentration and
+    proposal_r are float64 arrays broadcastable to shape."""
+    loc, kappa, r = (np.asarray(a, np.float64) for a in (loc, concentration, proposal_r))
+    x = np.zeros(shape, np.float64)
+    done = np.zeros(shape, np.bool_)
+    with np.errstate(all="ignore"):
+        while not done.all():
+            u1, u2, u3 = stream.uniform((3,) + tuple(shape), dt.float64).astype(np.float64)
+            z = np.cos(math.pi * u1)
+            f = (1 + r * z) / (r + z)
+            c = kappa * (r - f)
+            accept = ((c * (2 - c) - u2) > 0) | (np.log(c / u2) + 1 - c >= 0)
+            if accept.any():
+                x = np.where(accept, np.sign(u3 - 0.5) * np.arccos(f), x)
+                done = done | accept
+        return (x + math.pi + loc) % (2 * math.pi) - math.pi

@@ -7,6 +7,7 @@
   dirichlet_grad_one), so rsample of Gamma, Beta and Dirichlet is differentiable in the
   concentration;
 - poisson, binomial, cauchy: torch.poisson / torch.binomial / cauchy_ draws;
+- von_mises: VonMises's rejection sampler on the float64 rand stream;
 - gammainc: the regularised lower incomplete gamma P(a, x) (torch.special.gammainc), for
   Gamma.cdf, differentiable in x as PyTorch's is.
 
@@ -22,7 +23,7 @@ from framework import _cpu_random
 from framework.autograd import Function
 
 __all__ = ["_standard_gamma", "_sample_dirichlet", "_standard_gamma_grad", "_dirichlet_grad",
-           "poisson", "binomial", "cauchy", "gammainc", "gammaincc"]
+           "poisson", "binomial", "cauchy", "von_mises", "gammainc", "gammaincc"]
 
 
 def _host(t):
@@ -133,6 +134,15 @@ def cauchy(shape, like, generator=None):
     n = int(np.prod(shape, dtype=np.int64))
     s = _stream(like.device, n, generator)
     return _out(_cpu_random.cauchy(s, tuple(shape), like._dtype), like)
+
+
+def von_mises(loc, concentration, proposal_r, shape, generator=None):
+    """VonMises draws of `shape` (float64, like the float64 parameters PyTorch samples with),
+    by PyTorch's rejection loop of torch.rand((3,) + shape) rounds."""
+    n = 3 * int(np.prod(shape, dtype=np.int64))
+    s = _stream(loc.device, n, generator)
+    return _out(_cpu_random.von_mises(s, _host(loc), _host(concentration), _host(proposal_r),
+                                      tuple(shape)), loc)
 
 
 # ---- implicit reparameterisation gradients (float64 arithmetic, as PyTorch's accscalar) ----

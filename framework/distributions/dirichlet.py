@@ -2,12 +2,12 @@
 import framework as torch
 from . import constraints
 from ._samplers import _sample_dirichlet
-from .distribution import Distribution
+from .exp_family import ExponentialFamily
 
 __all__ = ["Dirichlet"]
 
 
-class Dirichlet(Distribution):
+class Dirichlet(ExponentialFamily):
     arg_constraints = {"concentration": constraints.independent(constraints.positive, 1)}
     support = constraints.simplex
     has_rsample = True
@@ -65,3 +65,10 @@ class Dirichlet(Distribution):
         return (torch.lgamma(self.concentration).sum(-1) - torch.lgamma(a0) -
                 (k - a0) * torch.digamma(a0) -
                 ((self.concentration - 1.0) * torch.digamma(self.concentration)).sum(-1))
+
+    @property
+    def _natural_params(self):
+        return (self.concentration,)
+
+    def _log_normalizer(self, x):
+        return x.lgamma().sum(-1) - torch.lgamma(x.sum(-1))
