@@ -62,6 +62,12 @@ from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addm
                          inverse, svd, qr, cholesky, cholesky_inverse, triangular_solve)
 from .ops_linalg import (slogdet, logdet, matrix_power, matrix_exp, pinverse,  # noqa: E402,F401
                          chain_matmul, cholesky_solve, lu, lu_solve, lu_unpack, orgqr)
+from .ops_linalg import (addr, frobenius_norm, nuclear_norm, native_norm, matrix_rank,  # noqa: E402,F401
+                         lstsq, eig, svd_lowrank, pca_lowrank)
+from .ops_index import nonzero_static  # noqa: E402,F401
+from .ops_shape import (unsafe_chunk, unsafe_split, unsafe_split_with_sizes,  # noqa: E402,F401
+                        as_strided_)
+from .creation import empty_permuted, from_dlpack  # noqa: E402,F401
 from .ops_sort import (cummax, cummin, nanquantile, cov, corrcoef, histogram,  # noqa: E402,F401
                        histogramdd, isin, combinations, unravel_index, trapezoid, trapz,
                        cumulative_trapezoid, gradient, renorm, vander)
@@ -133,8 +139,74 @@ def set_num_threads(n):
     pass
 
 
+import builtins as _builtins  # noqa: E402  (int and bool are dtypes here)
+
+_INTEROP = {"n": None}
+_DETERMINISTIC = {"mode": False, "warn_only": False}
+
+
+def get_num_interop_threads():
+    return _INTEROP["n"] or get_num_threads()
+
+
+def set_num_interop_threads(n):
+    # torch: once per process (before inter-op work); Kiln runs no inter-op pool, so only the
+    # value is kept, with torch's checks
+    if not isinstance(n, _builtins.int) or isinstance(n, _builtins.bool) or n <= 0:
+        raise RuntimeError("set_num_interop_threads expects a positive integer")
+    if _INTEROP["n"] is not None:
+        raise RuntimeError("Error: cannot set number of interop threads after parallel work has "
+                           "started or set_num_interop_threads called")
+    _INTEROP["n"] = n
+
+
+def init_num_threads():
+    return None
+
+
+def get_device(input):
+    return input.get_device()
+
+
 def use_deterministic_algorithms(mode, *, warn_only=False):
-    pass
+    """Records the mode for the getters below, as torch's do. Kiln switches no kernels under
+    it: cpu programs are deterministic, but GPU scatter-adds (index_put accumulate,
+    scatter_add, index_add) use atomics, whose summation order varies between runs."""
+    for name, v in (("mode", mode), ("warn_only", warn_only)):
+        if not isinstance(v, _builtins.bool):
+            raise TypeError(f"_set_deterministic_algorithms(): argument '{name}' must be bool, "
+                            f"not {type(v).__name__}")
+    _DETERMINISTIC["mode"], _DETERMINISTIC["warn_only"] = mode, warn_only
+
+
+def are_deterministic_algorithms_enabled():
+    return _DETERMINISTIC["mode"]
+
+
+def is_deterministic_algorithms_warn_only_enabled():
+    return _DETERMINISTIC["warn_only"]
+
+
+def set_deterministic_debug_mode(debug_mode):
+    """"default"/0: off; "warn"/1: on, warn only; "error"/2: on."""
+    if isinstance(debug_mode, str):
+        names = {"default": 0, "warn": 1, "error": 2}
+        if debug_mode not in names:
+            raise RuntimeError(f"invalid value of debug_mode, expected one of `default`, `warn`, "
+                               f"`error`, but got {debug_mode}")
+        debug_mode = names[debug_mode]
+    elif not isinstance(debug_mode, _builtins.int):
+        raise TypeError(f"debug_mode must be str or int, but got {type(debug_mode)}")
+    if debug_mode not in (0, 1, 2):
+        raise RuntimeError(f"invalid value of debug_mode, expected 0, 1, or 2, but got "
+                           f"{debug_mode}")
+    use_deterministic_algorithms(debug_mode > 0, warn_only=debug_mode == 1)
+
+
+def get_deterministic_debug_mode():
+    if not are_deterministic_algorithms_enabled():
+        return 0
+    return 1 if is_deterministic_algorithms_warn_only_enabled() else 2
 
 
 def abs_(input):

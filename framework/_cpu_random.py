@@ -454,3 +454,20 @@ def von_mises(stream, loc, concentration, proposal_r, shape):
                 x = np.where(accept, np.sign(u3 - 0.5) * np.arccos(f), x)
                 done = done | accept
         return (x + math.pi + loc) % (2 * math.pi) - math.pi
+
+
+def geometric(stream, shape, d, p):
+    """geometric_: ceil(log(u) / log1p(-p)) on float64 uniforms (PyTorch's
+    transformation::geometric)."""
+    u = stream.uniform(shape, dt.float64).astype(np.float64)
+    return np.ceil(np.log(u) / math.log1p(-float(p))).astype(d.np)
+
+
+def log_normal(stream, shape, d, mean=1.0, std=2.0):
+    """log_normal_: exp of float64 normals drawn one at a time (the cached Box-Muller pair), as
+    PyTorch's serial lognormal_distribution<double>."""
+    n = _numel(shape)
+    z = np.empty(n, np.float64)
+    for i in range(n):
+        z[i] = stream._normal_scalar() * std + mean
+    return np.exp(z).astype(d.np).reshape(shape)

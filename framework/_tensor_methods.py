@@ -253,28 +253,12 @@ def _transpose_(self, d0, d1):
     return _become(self, S.transpose(self, d0, d1))
 
 
-def _resize_(self, *sizes):
-    import numpy as np
-    shape = S._sizes(sizes)
-    n = 1
-    for s in shape:
-        n *= s
-    flat = self._data.reshape(-1)
-    if n <= flat.size:
-        self._data = flat[:n].reshape(shape)
-    else:
-        new = np.zeros(n, self._data.dtype)
-        new[:flat.size] = flat
-        self._data = new.reshape(shape)
-    return self
-
-
 Tensor.squeeze_ = _squeeze_
 Tensor.unsqueeze_ = _unsqueeze_
 Tensor.t_ = _t_
 Tensor.transpose_ = _transpose_
-Tensor.resize_ = _resize_
-Tensor.resize_as_ = lambda self, other: _resize_(self, other.shape)
+Tensor.resize_ = S._resize_         # (torch's storage semantics: ops_shape._resize_)
+Tensor.resize_as_ = S.resize_as_
 
 
 # operators ------------------------------------------------------------------------------------
@@ -353,3 +337,38 @@ for _n in ("masked_scatter", "masked_scatter_", "index_reduce", "index_reduce_",
            "put"):
     setattr(Tensor, _n, getattr(I, _n))
 Tensor.positive = M.positive
+
+# the remaining torch Tensor methods: storage-level ops (ops_shape), random fills and the legacy
+# constructor (creation), legacy linalg method forms (ops_linalg), Python-callable maps (ops_index)
+Tensor.set_, Tensor.as_strided_, Tensor.sum_to_size = S._set_, S.as_strided_, S._sum_to_size
+Tensor.swapaxes_ = Tensor.swapdims_ = S._swapaxes_
+for _n in ("unsafe_chunk", "unsafe_split", "unsafe_split_with_sizes", "narrow_copy"):
+    setattr(Tensor, _n, getattr(S, _n))
+Tensor.nonzero_static, Tensor.where = I.nonzero_static, I._where_method
+Tensor.apply_, Tensor.map_, Tensor.map2_ = I.apply_, I.map_, I.map2_
+Tensor.isreal = M.isreal
+Tensor.addr = lambda self, vec1, vec2, *, beta=1, alpha=1: L.addr(self, vec1, vec2, beta=beta,
+                                                                  alpha=alpha)
+for _f in (L.addr, L.addbmm, L.addmv, O.renorm):
+    setattr(Tensor, _f.__name__ + "_", _via(_f))
+Tensor.qr = lambda self, some=True: L.qr(self, some)
+Tensor.svd = lambda self, some=True, compute_uv=True: L.svd(self, some, compute_uv)
+Tensor.lstsq, Tensor.eig = L.lstsq, L.eig
+Tensor.cauchy_ = lambda self, median=0.0, sigma=1.0, *, generator=None: C.cauchy_(
+    self, median, sigma, generator)
+Tensor.geometric_ = lambda self, p, *, generator=None: C.geometric_(self, p, generator)
+Tensor.log_normal_ = lambda self, mean=1.0, std=2.0, *, generator=None: C.log_normal_(
+    self, mean, std, generator)
+Tensor.new = C.legacy_new
+Tensor.__dlpack__, Tensor.__dlpack_device__ = C._dlpack_, C._dlpack_device_
+
+
+def _nn_method(name):
+    def f(self, *args, **kwargs):
+        from .nn import functional as F
+        return getattr(F, name)(self, *args, **kwargs)
+    f.__name__ = name
+    return f
+
+
+Tensor.hardshrink, Tensor.prelu = _nn_method("hardshrink"), _nn_method("prelu")

@@ -965,3 +965,156 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
     if requires_grad:
         t.requires_grad_(True)
     return t
+
+
+# ---- cauchy_, geometric_, log_normal_ (cpu: PyTorch's numbers for a seed) ------------------------
+
+_CPP_FLOAT = dict(_CPP_NAME, float16="c10::Half", bfloat16="c10::BFloat16", float32="float",
+                  float64="double")
+
+
+def _device_transform(t, draw, fn):
+    """A device tensor: draw on its generator, then transform with eager ops on the device."""
+    from .autograd import no_grad
+    draw(t)
+    with no_grad():
+        t.copy_(fn(t))
+    return t
+
+
+def cauchy_(t, median=0.0, sigma=1.0, generator=None):
+    if not t._dtype.is_floating_point:
+        raise RuntimeError(f"Cauchy distribution is a continuous probability distribution. dtype "
+                           f"must be a floating point but you specified "
+                           f"{_CPP_FLOAT.get(t._dtype.name, t._dtype.name)}")
+    if not sigma > 0:
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+    if t._device.type != "cpu":
+        return _device_transform(t, lambda x: uniform_(x, 0.0, 1.0, generator),
+                                 lambda u: ((u - 0.5) * math.pi).tan() * sigma + median)
+    from ._cpu_random import cauchy
+    return _fill(t, cauchy(_gen(generator), t._data.shape, t._dtype, median, sigma))
+
+
+def geometric_(t, p, generator=None):
+    if t._dtype is dt.bool_ or t._dtype.is_complex:
+        raise NotImplementedError(f"\"geometric_cpu\" not implemented for '{dt.tname(t._dtype)}'")
+    if not 0 < p < 1:
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
+    if t._device.type != "cpu":
+        scratch = empty(t.shape, dtype=dt.float64 if t._dtype is dt.float64 else dt.float32,
+                        device=t._device)
+        uniform_(scratch, 0.0, 1.0, generator)
+        from .autograd import no_grad
+        with no_grad():
+            t.copy_((scratch.log() / math.log1p(-p)).ceil())
+        return t
+    from ._cpu_random import geometric
+    return _fill(t, geometric(_gen(generator), t._data.shape, t._dtype, p))
+
+
+def log_normal_(t, mean=1.0, std=2.0, generator=None):
+    if not t._dtype.is_floating_point:
+        raise NotImplementedError(f"\"log_normal_cpu\" not implemented for '{dt.tname(t._dtype)}'")
+    if not std > 0:
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+    if t._device.type != "cpu":
+        return _device_transform(t, lambda x: normal_(x, mean, std, generator), lambda z: z.exp())
+    from ._cpu_random import log_normal
+    return _fill(t, log_normal(_gen(generator), t._data.shape, t._dtype, mean, std))
+
+
+# ---- empty_permuted, DLPack, the legacy Tensor.new ---------------------------------------------
+
+def empty_permuted(size, physical_layout, *, dtype=None, layout=None, device=None,
+                   requires_grad=False, pin_memory=False):
+    """Uninitialised memory laid out in the order physical_layout (outermost first), viewed with
+    the logical dims `size`: empty_permuted((2, 3, 4), (2, 0, 1)).stride() == (3, 1, 6)."""
+    size = tuple(int(s) for s in size)
+    perm = tuple(int(p) for p in physical_layout)
+    if len(perm) != len(size):
+        raise RuntimeError(f"Number of dimensions in size does not match the length of the "
+                           f"physical_layout; i.e. len(size) = {len(size)} is not equal to "
+                           f"len(physical_layout) = {len(perm)}")
+    if sorted(perm) != list(range(len(size))):
+        raise RuntimeError(f"Dimension out of range or repeated in physical_layout "
+                           f"{list(perm)} for a tensor of {len(size)} dimensions")
+    d = dtype or dt.get_default_dtype()
+    phys = np.zeros(tuple(size[p] for p in perm), d.np)
+    inv = tuple(perm.index(k) for k in range(len(size)))
+    return _finish(phys.transpose(inv), d, device, requires_grad)
+
+
+class _Capsule:
+    """A bare DLPack capsule given the producer protocol NumPy's from_dlpack asks for."""
+
+    def __init__(self, capsule):
+        self.capsule = capsule
+
+    def __dlpack__(self, **kwargs):
+        return self.capsule
+
+    def __dlpack_device__(self):
+        return (1, 0)
+
+
+def from_dlpack(ext_tensor):
+    """A tensor sharing the memory of any DLPack producer (an object with __dlpack__, or a
+    DLPack capsule): cpu producers through NumPy, CUDA ones through CuPy."""
+    if isinstance(ext_tensor, Tensor):
+        t = wrap(ext_tensor._data.view(), ext_tensor._dtype)
+        t._base = ext_tensor._base if ext_tensor._base is not None else ext_tensor
+        return t
+    src = ext_tensor if hasattr(ext_tensor, "__dlpack__") else _Capsule(ext_tensor)
+    dev = src.__dlpack_device__()[0] if hasattr(src, "__dlpack_device__") else 1
+    if int(dev) == 2:       # kDLCUDA
+        from runtime import cuda as _cuda
+        arr = _cuda._cupy().from_dlpack(src)
+        return wrap(arr, dt.from_numpy(arr.dtype))
+    if int(dev) != 1:
+        raise RuntimeError(f"from_dlpack: unsupported DLPack device type {int(dev)} (Kiln takes "
+                           "cpu and CUDA producers)")
+    arr = np.from_dlpack(src)
+    return wrap(arr, dt.from_numpy(arr.dtype))
+
+
+def _dlpack_(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+    if self.requires_grad:
+        raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+    kw = {}
+    if max_version is not None:
+        kw["max_version"] = max_version
+    if dl_device is not None:
+        kw["dl_device"] = dl_device
+    if copy is not None:
+        kw["copy"] = copy
+    if stream is not None and self._device.type == "cuda":
+        kw["stream"] = stream
+    return self._data.__dlpack__(**kw)
+
+
+def _dlpack_device_(self):
+    if self._device.type == "cuda":
+        return (2, self._device.index or 0)
+    return (1, 0)
+
+
+def legacy_new(self, *args, device=None, **kwargs):
+    """Tensor.new(...): the legacy constructor with self's dtype (and device unless given):
+    sizes give uninitialised memory, a sequence gives a copy, a tensor of that dtype is aliased."""
+    if kwargs:
+        raise TypeError(f"new() received an invalid combination of arguments - got "
+                        f"{', '.join(f'{k}={type(v).__name__}' for k, v in kwargs.items())}, "
+                        f"but expected (*size, *, Device device) or (object data, *, Device "
+                        f"device) (Tensor.new takes no dtype: use new_tensor/new_empty)")
+    dev = device if device is not None else self.device
+    if len(args) == 1 and isinstance(args[0], Tensor):
+        a = args[0]
+        if a._dtype is not self._dtype:
+            raise TypeError(f"expected {self._dtype} (got {a._dtype})")
+        return from_dlpack(a)
+    import builtins
+    if len(args) == 1 and isinstance(args[0], (builtins.float, builtins.complex)):
+        raise TypeError(f"new(): data must be a sequence (got {type(args[0]).__name__})")
+    from .tensor import _legacy_new
+    return _legacy_new(args, self._dtype, dev)

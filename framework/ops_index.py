@@ -688,3 +688,72 @@ def fill_diagonal_(input, fill_value, wrap=False):
     idx = wrap_like(pos, dt.int64, input)
     src = full((pos.shape[0],), fill_value, dtype=input._dtype, device=input.device)
     return put_(input, idx, src)
+
+
+# ---- nonzero_static, Tensor.where, and the cpu-only Python-callable maps (apply_, map_, map2_) ---
+
+def nonzero_static(input, *, size, fill_value=-1):
+    """nonzero() padded with fill_value (or truncated) to exactly `size` rows."""
+    import operator as _op
+    size = _op.index(size)
+    if size < 0:
+        raise RuntimeError("nonzero_static: 'size' must be an non-negative integer")
+    from ._dispatch import wrap_like
+    from .ops_math import _t
+    input = _t(input)
+    idx = np.argwhere(np.asarray(input.numpy(force=True)) != 0).astype(np.int64)
+    nd = input.ndim
+    out = np.full((size, nd), int(fill_value), np.int64)
+    k = min(size, idx.shape[0])
+    out[:k] = idx[:k].reshape(k, nd)
+    return wrap_like(out, dt.int64, input)
+
+
+def _where_method(self, condition, other):
+    """Tensor.where(condition, y): torch.where(condition, self, y)."""
+    from .ops_math import where
+    return where(condition, self, other)
+
+
+def _python_map(self, others, fn, name):
+    if self._device.type != "cpu":
+        raise TypeError(f"{name} is only implemented on CPU tensors")
+    if self.requires_grad:
+        raise RuntimeError(f"Can't call {name}() on Variable that requires grad. Use "
+                           f"var.detach().{name}() instead.")
+    from .ops_math import check_writable
+    check_writable(self, name)
+    arrs = []
+    for i, o in enumerate(others):
+        if o._dtype is not self._dtype:
+            which = "other" if len(others) == 1 else ("x", "y")[i]
+            raise TypeError(f"{name}: expected {self.type()} for '{which}' (got {o.type()})")
+        try:
+            arrs.append(np.broadcast_to(o._data, self._data.shape))
+        except ValueError:
+            raise RuntimeError(f"expand({o.type()}{{{list(o.shape)}}}, size={list(self.shape)}): "
+                               f"the number of sizes provided ({self.ndim}) must be greater or "
+                               f"equal to the number of dimensions in the tensor ({o.ndim})") \
+                from None
+    # every result first (a failing callable leaves the tensor unchanged), then the write
+    conv = bool if self._dtype is dt.bool_ else (
+        float if self._dtype.is_floating_point else complex if self._dtype.is_complex else int)
+    res = np.empty(self._data.shape, self._data.dtype)
+    src = [self._data] + arrs
+    for pos in np.ndindex(*self._data.shape):
+        res[pos] = fn(*(conv(a[pos]) for a in src))
+    self._data[...] = res
+    self._bump()
+    return self
+
+
+def apply_(self, callable):
+    return _python_map(self, (), callable, "apply_")
+
+
+def map_(self, tensor, callable):
+    return _python_map(self, (tensor,), callable, "map_")
+
+
+def map2_(self, x, y, callable):
+    return _python_map(self, (x, y), callable, "map2_")

@@ -463,8 +463,15 @@ def inverse(A):
 
 def svd(A, some=True, compute_uv=True):
     import collections
+    out = collections.namedtuple("svd", ["U", "S", "V"])
+    if not compute_uv:      # torch: the singular values, and zero-filled square U and V
+        from .creation import zeros
+        m, n = A.shape[-2:]
+        sv = svdvals(A)
+        z = lambda k: zeros(tuple(A.shape[:-2]) + (k, k), dtype=A.dtype, device=A.device)  # noqa: E731
+        return out(z(m), sv, z(n))
     u, s, vh = apply(P["svd"], A, full_matrices=not some)
-    return collections.namedtuple("svd", ["U", "S", "V"])(u, s, S.transpose(vh, -2, -1))
+    return out(u, s, S.transpose(vh, -2, -1))
 
 
 def qr(A, some=True):
@@ -1079,3 +1086,155 @@ def _linalg_more():
 
 
 _linalg_more()
+
+
+# ---- addr, the legacy norms, removed legacy functions, randomized low-rank SVD/PCA -------------
+
+def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
+    """beta * input + alpha * outer(vec1, vec2); beta == 0 ignores input's values (nan too)."""
+    from .ops_math import write_out, as_tensor_arg
+    for name, v in (("vec1", vec1), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise RuntimeError(f"addr: Expected 1-D argument {name}, but got {v.ndim}-D")
+    integral = not (input._dtype.is_floating_point or input._dtype.is_complex)
+    if integral and (isinstance(beta, float) or isinstance(alpha, float)):
+        which = "beta" if isinstance(beta, float) else "alpha"
+        raise RuntimeError(f"For integral input tensors, argument {which} must not be a floating "
+                           "point number.")
+    input = as_tensor_arg(input)
+    target = (vec1.shape[0], vec2.shape[0])
+    S.expand(input, target)         # input must broadcast to the outer product's shape
+    r = outer(vec1, vec2)
+    if alpha != 1:
+        r = apply(P["mul"], r, alpha)
+    if beta == 0:
+        from .ops_math import cast
+        from compiler.ir.registry import promote
+        want = promote(input, r)
+        r = r if r._dtype is want else cast(r, want)
+        if tuple(r.shape) != target:
+            r = S.expand(r, target)
+    else:
+        r = apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+    return write_out(rename(r, "AddrBackward0"), out)
+
+
+def frobenius_norm(input, dim, keepdim=False, *, out=None):
+    """The legacy torch.frobenius_norm: linalg.vector_norm(input, 2, dim, keepdim)."""
+    return _Linalg.vector_norm(input, 2.0, tuple(dim) if not isinstance(dim, int) else dim,
+                               keepdim, out=out)
+
+
+def nuclear_norm(input, dim=None, keepdim=False, *, out=None):
+    """The legacy torch.nuclear_norm: linalg.matrix_norm(input, 'nuc', dim, keepdim) (dim
+    defaults to the two dims of a 2-D input)."""
+    if isinstance(dim, bool):           # nuclear_norm(input, keepdim)
+        dim, keepdim = None, dim
+    if dim is None:
+        if input.ndim != 2:
+            raise RuntimeError(f"Expected a tensor with 2 dimensions, but got a tensor with "
+                               f"{input.ndim} dimension{'' if input.ndim == 1 else 's'} instead.")
+        dim = (0, 1)
+    return _Linalg.matrix_norm(input, "nuc", tuple(dim), keepdim, out=out)
+
+
+def native_norm(input, p=2, dim=None, keepdim=False, dtype=None):
+    """aten::native_norm: the vector p-norm over `dim` (all elements when None). PyTorch ships
+    it for sparse tensors only; Kiln computes it for dense ones."""
+    if dim is not None:
+        dim = tuple(dim) if not isinstance(dim, int) else dim
+    return _Linalg.vector_norm(input, 2 if p is None else p, dim, keepdim, dtype=dtype)
+
+
+def _removed(message):
+    def f(*args, **kwargs):
+        raise RuntimeError(message)
+    return f
+
+
+# functions PyTorch 2.13 still binds but that raise with these messages (removed in 1.9)
+matrix_rank = _removed(
+    "This function was deprecated since version 1.9 and is now removed.\nPlease use the "
+    "`torch.linalg.matrix_rank` function instead. The parameter 'symmetric' was renamed in "
+    "`torch.linalg.matrix_rank()` to 'hermitian'.")
+lstsq = _removed(
+    "This function was deprecated since version 1.9 and is now removed. `torch.lstsq` is "
+    "deprecated in favor of `torch.linalg.lstsq`.\n`torch.linalg.lstsq` has reversed arguments "
+    "and does not return the QR decomposition in the returned tuple (although it returns other "
+    "information about the problem).")
+eig = _removed(
+    "This function was deprecated since version 1.9 and is now removed. `torch.linalg.eig` "
+    "returns complex tensors of dtype `cfloat` or `cdouble` rather than real tensors mimicking "
+    "complex tensors.")
+matrix_rank.__name__, lstsq.__name__, eig.__name__ = "matrix_rank", "lstsq", "eig"
+
+
+def _floating_dtype(A):
+    return A._dtype if (A._dtype.is_floating_point or A._dtype.is_complex) else dt.float32
+
+
+def get_approximate_basis(A, q, niter=2, M=None):
+    """torch._lowrank.get_approximate_basis (Halko et al. 2009, Algorithm 4.4): Q with
+    orthonormal columns such that Q Q^H (A - M) approximates A - M; the random start is
+    randn(n, q) from the default generator, as torch draws it."""
+    from .creation import randn
+    niter = 2 if niter is None else niter
+    R = randn(A.shape[-1], q, dtype=_floating_dtype(A), device=A.device)
+    X = matmul(A, R)
+    if M is not None:
+        X = X - matmul(M, R)
+    Q = _Linalg.qr(X).Q
+    for _ in range(niter):
+        X = matmul(S._mH(A), Q)
+        if M is not None:
+            X = X - matmul(S._mH(M), Q)
+        Q = _Linalg.qr(X).Q
+        X = matmul(A, Q)
+        if M is not None:
+            X = X - matmul(M, Q)
+        Q = _Linalg.qr(X).Q
+    return Q
+
+
+def _svd_lowrank(A, q=6, niter=2, M=None):
+    q = 6 if q is None else q
+    m, n = A.shape[-2:]
+    if M is not None:
+        M = S.broadcast_to(M, A.shape)
+    if m < n:
+        A = S._mH(A)
+        if M is not None:
+            M = S._mH(M)
+    Q = get_approximate_basis(A, q, niter=niter, M=M)
+    B = matmul(S._mH(Q), A)
+    if M is not None:
+        B = B - matmul(S._mH(Q), M)
+    U, Sv, Vh = _Linalg.svd(B, full_matrices=False)
+    V = S._mH(Vh)
+    U = matmul(Q, U)
+    if m < n:
+        U, V = V, U
+    return U, Sv, V
+
+
+def svd_lowrank(A, q=6, niter=2, M=None):
+    """torch.svd_lowrank: (U, S, V) of a randomized rank-q SVD of A - M (Halko et al. 2009,
+    Algorithm 5); with the same seed the same numbers as torch."""
+    return _svd_lowrank(A, q=q, niter=niter, M=M)
+
+
+def pca_lowrank(A, q=None, center=True, niter=2):
+    """torch.pca_lowrank: svd_lowrank of A with its column means removed (center=True)."""
+    m, n = A.shape[-2:]
+    if q is None:
+        q = min(6, m, n)
+    elif not (q >= 0 and q <= min(m, n)):
+        raise ValueError(f"q(={q}) must be non-negative integer and not greater than "
+                         f"min(m, n)={min(m, n)}")
+    if not (niter >= 0):
+        raise ValueError(f"niter(={niter}) must be non-negative integer")
+    if not center:
+        return _svd_lowrank(A, q, niter=niter, M=None)
+    from .ops_math import mean
+    C = mean(A, dim=(-2,), keepdim=True)
+    return _svd_lowrank(A - C, q, niter=niter, M=None)

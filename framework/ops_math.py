@@ -699,6 +699,9 @@ def isposinf(input):
 
 
 def isreal(input):
+    if input._dtype.is_complex:         # real where the imaginary part is zero
+        from .ops_shape import imag
+        return eq(imag(input), 0)
     return full_on(input, input.shape, True, dt.bool_)
 
 

@@ -852,3 +852,206 @@ def _new_empty_strided(input, size, stride, *, dtype=None, layout=None, device=N
     return empty_strided(size, stride, dtype=dtype or input._dtype,
                          device=device if device is not None else input.device,
                          requires_grad=requires_grad)
+
+
+# ---- in-place views, unsafe splits, sum_to_size, storage-level ops (resize_, set_) ---------------
+
+def _swapaxes_(input, axis0, axis1):
+    """Tensor.swapaxes_/swapdims_: self becomes its own transposed view."""
+    r = transpose(input, axis0, axis1)
+    input._data, input._node, input._oi = r._data, r._node, r._oi
+    return input
+
+
+def _unsafe(outs):
+    # the unsafe_* forms return the same pieces without the multi-output-view guard, so each
+    # piece may be written in place (torch leaves the aliasing to the caller)
+    for o in outs:
+        o.__dict__.pop("_multi_view", None)
+    return outs
+
+
+def unsafe_split(tensor, split_size, dim=0):
+    return _unsafe(split(tensor, operator.index(split_size), dim))
+
+
+def unsafe_split_with_sizes(tensor, split_sizes, dim=0):
+    return _unsafe(split(tensor, [operator.index(s) for s in split_sizes], dim))
+
+
+def unsafe_chunk(input, chunks, dim=0):
+    return _unsafe(chunk(input, chunks, dim))
+
+
+def _sum_to_size(input, *size):
+    """input summed (keepdim) over the dims where `size` is 1 or missing, to `size`: the inverse
+    of expanding a tensor of `size` to input's shape."""
+    if not size:
+        raise TypeError('sum_to_size() missing 1 required positional arguments: "size"')
+    shape = _sizes(size)
+    have = tuple(input.shape)
+    ok = len(shape) <= len(have)
+    if ok:
+        lead = len(have) - len(shape)
+        ok = builtins.all(s == h or s == 1 for s, h in zip(shape, have[lead:]))
+    if not ok:
+        raise RuntimeError(f"size {{{list(shape)}}} is not expandable to size {{{list(have)}}}.")
+    from .ops_math import sum as _sum
+    r = input
+    lead = len(have) - len(shape)
+    if lead:
+        r = _sum(r, tuple(range(lead)))
+    dims = tuple(i for i, s in enumerate(shape) if s == 1 and r.shape[i] != 1)
+    if dims:
+        r = _sum(r, dims, keepdim=True)
+    return r
+
+
+def _storage_of(t):
+    """(flat array that owns t's cpu memory, t's element offset in it)."""
+    from compiler.ops.layout import _memory_of
+    mem = _memory_of(t._data) if isinstance(t._data, np.ndarray) else None
+    if mem is None:
+        raise RuntimeError(f"storage: tensor of shape {list(t.shape)} on {t.device} has no "
+                           "addressable cpu storage")
+    return mem
+
+
+def _rehome(t, data, flat):
+    """t now looks at `data` inside the storage `flat`: a tensor that is not the whole storage
+    keeps a base holding it, so storage_offset() and the version counter still work."""
+    old = t._base if t._base is not None else t
+    vc = old._vcount
+    if data.size == flat.size and data.__array_interface__["data"][0] == \
+            flat.__array_interface__["data"][0] and t._base is None:
+        t._data = data
+        return t
+    base = t._base
+    if base is None or _storage_of(base)[0].__array_interface__["data"][0] != \
+            flat.__array_interface__["data"][0]:
+        base = Tensor.__new__(Tensor)
+        base._data, base._dtype, base._device = flat, t._dtype, t._device
+        base._vcount = vc
+    t._data, t._base = data, base
+    return t
+
+
+def _check_resizable(t, name):
+    if t.requires_grad:
+        raise RuntimeError("cannot resize variables that require grad")
+    if STATE.tracer is not None:
+        raise RuntimeError(f"{name}: resizing a tensor's storage is not supported under "
+                           "compile() (a graph break)")
+
+
+def _resize_(input, *sizes, memory_format=None):
+    """torch's resize_: the tensor takes `sizes` with contiguous strides at its storage offset;
+    storage too small for that grows (existing values kept, new ones zero), storage larger is
+    kept whole, so shrinking and growing back shows the old values."""
+    _check_resizable(input, "resize_")
+    shape = _sizes(sizes)
+    if builtins.any(s < 0 for s in shape):
+        raise RuntimeError(f"Trying to create tensor with negative dimension "
+                           f"{next(s for s in shape if s < 0)}: {list(shape)}")
+    n = 1
+    for s in shape:
+        n *= s
+    if not isinstance(input._data, np.ndarray):       # device memory: a reshaped copy
+        from runtime import cuda as _cuda
+        xp = _cuda._cupy()
+        flat = input._data.reshape(-1)
+        if n <= flat.size:
+            input._data = flat[:n].reshape(shape)
+        else:
+            new = xp.zeros(n, input._data.dtype)
+            new[:flat.size] = flat
+            input._data = new.reshape(shape)
+        input._bump()
+        return input
+    flat, off = _storage_of(input)
+    if off + n > flat.size:
+        grown = np.zeros(off + n, flat.dtype)
+        grown[:flat.size] = flat
+        flat = grown
+    _rehome(input, flat[off:off + n].reshape(shape), flat)
+    input._bump()
+    return input
+
+
+def resize_as_(input, the_template, *, memory_format=None):
+    return _resize_(input, tuple(the_template.shape))
+
+
+_CPP = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
+        "int32": "int", "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+        "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
+        "complex128": "c10::complex<double>"}
+
+
+def _set_(input, source=None, storage_offset=None, size=None, stride=None):
+    """Tensor.set_(): empty; set_(t): share t's storage, sizes, strides and offset;
+    set_(t, storage_offset, size, stride=None): that window of t's storage."""
+    from ._dispatch import STATE as _S
+    from .ops_math import check_inplace_leaf
+    if _S.grad_enabled:
+        check_inplace_leaf(input)
+    if source is None:
+        input._data = np.empty(0, input._data.dtype) if isinstance(input._data, np.ndarray) \
+            else input._data.reshape(-1)[:0].copy()
+        input._base = None
+        input._bump()
+        return input
+    if not isinstance(source, Tensor):
+        raise TypeError(f"set_(): expected a Tensor source (Kiln has no separate Storage "
+                        f"objects), got {type(source).__name__}")
+    if source._dtype is not input._dtype:
+        raise RuntimeError(f"Could not set tensor of type {_CPP.get(source._dtype.name, source._dtype.name)} "
+                           f"to a tensor of type {_CPP.get(input._dtype.name, input._dtype.name)}")
+    if source._device != input._device:
+        raise RuntimeError(f"Attempted to set the storage of a tensor on device "
+                           f"\"{input.device}\" to a storage on different device "
+                           f"\"{source.device}\".")
+    if storage_offset is None and size is None:
+        if source is input:
+            return input
+        input._data = source._data.view()
+        input._base = source._base if source._base is not None else source
+        input._bump()
+        return input
+    size = _sizes((size,))
+    if stride is None:          # contiguous strides for `size`
+        st, acc = [], 1
+        for s in reversed(size):
+            st.append(acc)
+            acc *= builtins.max(s, 1)
+        stride = tuple(reversed(st))
+    stride = _sizes((stride,))
+    from compiler.ops.layout import _as_strided_check, as_strided_extent
+    _as_strided_check("set_", size, stride, 0)
+    flat, _ = _storage_of(source)
+    off = operator.index(storage_offset or 0)
+    need = as_strided_extent(size, stride, off)
+    if off < 0 or need > flat.size:
+        isz = input._dtype.itemsize
+        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
+                           f"offset {off}, and itemsize {isz} requiring a storage size of "
+                           f"{need * isz} are out of bounds for storage of size {flat.size * isz}")
+    data = np.lib.stride_tricks.as_strided(flat[off:], size,
+                                           tuple(s * flat.itemsize for s in stride))
+    input._data = data
+    input._base = source._base if source._base is not None else source
+    input._bump()
+    return input
+
+
+def as_strided_(input, size, stride, storage_offset=None):
+    """In place: input becomes the as_strided view of its own storage."""
+    r = as_strided(input, size, stride, storage_offset)
+    if STATE.tracer is not None or not isinstance(input._data, np.ndarray):
+        input._data, input._node, input._oi = r._data, r._node, r._oi
+        return input
+    flat, _ = _storage_of(input)
+    node, oi = r._node, r._oi
+    _rehome(input, r._data, flat)
+    input._node, input._oi = node, oi
+    return input

@@ -143,7 +143,7 @@ def leaky_relu_(input, negative_slope=0.01):
 
 def prelu(input, weight):
     if weight.numel() != 1:
-        c = input.shape[1] if input.ndim >= 2 else input.shape[0] if input.ndim == 1 else 1
+        c = input.shape[1] if input.ndim >= 2 else 1       # (torch: 1-D input is one channel)
         if weight.numel() != c:
             raise RuntimeError(f"Mismatch of parameter numbers and input channel size. Found "
                                f"parameter numbers = {weight.numel()} and channel size = {c}.")

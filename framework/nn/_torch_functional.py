@@ -201,6 +201,72 @@ def _constant_pad_nd(input, pad, value=0):
     return FC.pad(input, list(pad), "constant", value)
 
 
+# ---- the native_* ops: the output and the statistics backward would reuse, as torch's tuples ----
+
+def _stats(x, dims, eps):
+    """(mean, 1 / sqrt(var + eps)) over `dims` (biased variance), kept dims, without history."""
+    from ..autograd.grad_mode import no_grad
+    from .. import ops_math as M
+    with no_grad():
+        mean = M.mean(x, dims, keepdim=True)
+        var = M.mean(M.square(M.sub(x, mean)), dims, keepdim=True)
+        return mean, M.rsqrt(M.add(var, eps))
+
+
+def native_batch_norm(input, weight, bias, running_mean, running_var, training, momentum, eps):
+    """(output, save_mean, save_invstd): the batch's per-channel mean and 1/sqrt(var + eps)
+    when training, empty tensors otherwise."""
+    from .. import ops_shape as S
+    from .. import creation as C
+    if training:
+        mean, invstd = _stats(input, (0,) + tuple(range(2, input.ndim)), eps)
+        mean, invstd = S.reshape(mean, (-1,)), S.reshape(invstd, (-1,))
+    else:
+        mean = invstd = C.empty(0, dtype=input.dtype, device=input.device)
+    out = FC.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return out, mean, invstd
+
+
+def native_layer_norm(input, normalized_shape, weight, bias, eps):
+    """(output, mean, rstd), the statistics shaped input.shape[:axis] + (1,) * len(shape)."""
+    out = FC.layer_norm(input, normalized_shape, weight, bias, eps)
+    k = 1 if isinstance(normalized_shape, int) else len(tuple(normalized_shape))
+    mean, rstd = _stats(input, tuple(range(input.ndim - k, input.ndim)), eps)
+    return out, mean, rstd
+
+
+def native_group_norm(input, weight, bias, N, C, HxW, group, eps):
+    """(output, mean, rstd), the statistics of shape (N, group)."""
+    from .. import ops_shape as S
+    if input.numel() != N * C * HxW:
+        raise RuntimeError(f"Expected input to be of size N * C * HxW = {N * C * HxW} "
+                           f"(N={N}, C={C}, HxW={HxW}), but got {input.numel()} elements "
+                           f"(shape {list(input.shape)})")
+    out = FC.group_norm(input, group, weight, bias, eps)
+    mean, rstd = _stats(S.reshape(input, (N, group, -1)), (2,), eps)
+    return out, S.reshape(mean, (N, group)), S.reshape(rstd, (N, group))
+
+
+def native_dropout(input, p, train):
+    """(output, mask): the bool keep mask and input * mask / (1 - p); the same mask F.dropout
+    draws for a seed. With train False, a copy of input and an all-true mask."""
+    from .. import ops_math as M
+    from .. import creation as C
+    FB._check_p(p)
+    if train is False or input.numel() == 0:
+        from runtime import dtypes as _dt
+        return M.clone(input), C.ones(input.shape, dtype=_dt.bool_, device=input.device)
+    if p >= 1:
+        keep = C.zeros(input.shape, dtype=input.dtype, device=input.device)
+        out = M.mul(input, keep)
+    else:
+        keep = FB._bernoulli_mask(tuple(input.shape), 1 - p, input.dtype, input.device)
+        out = M.mul(input, M.div(keep, 1 - p))
+    from .._dispatch import rename
+    from runtime import dtypes as _dt
+    return rename(out, "NativeDropoutBackward0"), M.cast(keep, _dt.bool_)
+
+
 # name -> functional form (torch.<name> and F.<name> take the same arguments) or adapter
 TORCH_LEVEL = {
     "conv1d": FC.conv1d, "conv2d": FC.conv2d, "conv3d": FC.conv3d,
@@ -228,6 +294,8 @@ TORCH_LEVEL = {
     "hinge_embedding_loss": _hinge_embedding_loss, "margin_ranking_loss": _margin_ranking_loss,
     "poisson_nll_loss": _poisson_nll_loss, "triplet_margin_loss": _triplet_margin_loss,
     "binary_cross_entropy_with_logits": _bce_with_logits, "constant_pad_nd": _constant_pad_nd,
+    "native_batch_norm": native_batch_norm, "native_layer_norm": native_layer_norm,
+    "native_group_norm": native_group_norm, "native_dropout": native_dropout,
 }
 
 for _n, _f in TORCH_LEVEL.items():

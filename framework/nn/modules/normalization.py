@@ -13,7 +13,8 @@ from .. import _functional_conv as F
 from .module import Module
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d", "InstanceNorm2d",
-           "InstanceNorm3d", "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm"]
+           "InstanceNorm3d", "LayerNorm", "GroupNorm", "RMSNorm", "LocalResponseNorm",
+           "CrossMapLRN2d", "SyncBatchNorm"]
 
 
 
@@ -278,3 +279,171 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self):
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+def _cross_map_lrn2d(input, size, alpha, beta, k):
+    """torch.nn.CrossMapLRN2d's forward: input * (k + alpha / size * window sum of squares over
+    channels) ** -beta, the window sums by PyTorch's running recurrence (which keeps channel 0 in
+    the window one step longer than a centred window would)."""
+    from ... import ops_math as M, ops_shape as S
+    if input.dim() != 4:
+        raise ValueError(f"CrossMapLRN2d: Expected input to be 4D, got {input.dim()}D instead.")
+    sq = M.mul(input, input)
+    C = input.shape[1]
+    pre_pad = int((size - 1) / 2 + 1)
+    chans = [S.select(sq, 1, c) for c in range(C)]
+    cur = None
+    for c in range(min(pre_pad, C)):
+        cur = chans[c] if cur is None else M.add(cur, chans[c])
+    if cur is None:
+        return M.mul(input, 0)
+    scales = [cur]
+    for c in range(1, C):
+        if c < C - pre_pad + 1:
+            cur = M.add(cur, chans[c + pre_pad - 1])
+        if c > pre_pad:
+            cur = M.sub(cur, chans[c - pre_pad])
+        scales.append(cur)
+    scale = M.add(M.mul(S.stack(scales, 1), alpha / size), k)
+    return M.mul(M.pow(scale, -beta), input)
+
+
+class CrossMapLRN2d(Module):
+    """Local response normalisation across channels of a 4-D (N, C, H, W) input (the Lua-torch
+    layer torch keeps as nn.CrossMapLRN2d)."""
+
+    def __init__(self, size, alpha=1e-4, beta=0.75, k=1):
+        super().__init__()
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.k = k
+
+    def forward(self, input):
+        return _cross_map_lrn2d(input, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self):
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+def _all_reduce_sum(x, group):
+    """x summed over the ranks of `group`; the gradient is summed over the ranks the same way
+    (each rank's loss depends on every rank's x through the sum)."""
+    from ... import distributed as dist
+    from ...autograd.function import Function
+
+    class _AllReduceSum(Function):
+        @staticmethod
+        def forward(ctx, t):
+            out = t.detach().clone()
+            dist.all_reduce(out, group=group)
+            return out
+
+        @staticmethod
+        def backward(ctx, g):
+            g = g.detach().clone()
+            dist.all_reduce(g, group=group)
+            return g
+    return _AllReduceSum.apply(x)
+
+
+def _sync_batch_norm(input, weight, bias, running_mean, running_var, momentum, eps, group):
+    """Batch norm whose batch statistics cover every rank's batch: the per-channel sums and the
+    element counts are all-reduced (two passes: the mean, then the squared deviations)."""
+    from ... import ops_math as M, ops_shape as S
+    C = input.shape[1]
+    dims = (0,) + tuple(range(2, input.ndim))
+    shape = (1, C) + (1,) * (input.ndim - 2)
+    count = creation.tensor([float(input.numel() // C)], dtype=dt.float64, device=input.device)
+    from ... import distributed as dist
+    dist.all_reduce(count, group=group)
+    n = int(count.item())
+    if n <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{input.size()} on this rank ({n} values per channel over all ranks)")
+    mean = M.div(_all_reduce_sum(M.sum(input, dims), group), n)
+    xc = M.sub(input, S.reshape(mean, shape))
+    var = M.div(_all_reduce_sum(M.sum(M.mul(xc, xc), dims), group), n)
+    y = M.mul(xc, S.reshape(M.rsqrt(M.add(var, eps)), shape))
+    if weight is not None:
+        y = M.mul(y, S.reshape(weight, shape))
+    if bias is not None:
+        y = M.add(y, S.reshape(bias, shape))
+    with no_grad():
+        if running_mean is not None:
+            running_mean.mul_(1 - momentum).add_(M.mul(mean.detach(), momentum))
+        if running_var is not None:
+            running_var.mul_(1 - momentum).add_(M.mul(var.detach(), momentum * n / (n - 1)))
+    return y
+
+
+class SyncBatchNorm(_BatchNorm):
+    """BatchNorm over N-D input whose training-mode batch statistics are all-reduced across the
+    process group (framework.distributed initialised with world size > 1: every rank normalises
+    with the statistics of the whole global batch); otherwise plain BatchNorm. Kiln syncs cpu
+    tensors over MPI as well as device tensors."""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, process_group=None, device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def _check_non_zero_input_channels(self, input):
+        if input.size(1) == 0:
+            raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+
+    def _need_sync(self):
+        """(sync?, process group): sync when distributed is up with more than one rank."""
+        from ... import distributed as dist
+        if not (dist.is_available() and dist.is_initialized()):
+            return False, None
+        group = self.process_group or dist.group.WORLD
+        return dist.get_world_size(group) > 1, group
+
+    def forward(self, input):
+        self._check_input_dim(input)
+        self._check_non_zero_input_channels(input)
+        bn_training = self.training or (self.running_mean is None and self.running_var is None)
+        sync, group = self._need_sync() if (bn_training and self.training) else (False, None)
+        if not sync:
+            return super().forward(input)
+        if input.shape[1] != self.num_features:
+            raise RuntimeError(f"running_mean should contain {input.shape[1]} elements not "
+                               f"{self.num_features} (input of size {list(input.shape)})")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            with no_grad():
+                self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / self.num_batches_tracked.item()
+        track = self.track_running_stats
+        return _sync_batch_norm(input, self.weight, self.bias,
+                                self.running_mean if track else None,
+                                self.running_var if track else None, factor, self.eps, group)
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """`module` with every BatchNorm*d replaced by a SyncBatchNorm sharing its parameters
+        and buffers (recursively); other modules are returned as they are."""
+        module_output = module
+        if isinstance(module, _BatchNorm):
+            module_output = cls(module.num_features, module.eps, module.momentum, module.affine,
+                                module.track_running_stats, process_group)
+            if module.affine:
+                with no_grad():
+                    module_output.weight = module.weight
+                    module_output.bias = module.bias
+            module_output.running_mean = module.running_mean
+            module_output.running_var = module.running_var
+            module_output.num_batches_tracked = module.num_batches_tracked
+            module_output.training = module.training
+            if hasattr(module, "qconfig"):
+                module_output.qconfig = module.qconfig
+        for name, child in module.named_children():
+            module_output.add_module(name, cls.convert_sync_batchnorm(child, process_group))
+        del module
+        return module_output
