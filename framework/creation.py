@@ -681,33 +681,55 @@ def poisson(input, generator=None):
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None, out=None):
+    """PyTorch's cpu algorithm on its stream, so a seed gives torch's indices: without
+    replacement (or one sample) the top-k of p / Exp(1) draws (an exponential race); with
+    replacement a binary search of one float64 uniform per sample in the row's normalised
+    cumulative sums (accumulated in the input's float type)."""
     from ._device_ops import host
-    p = host(input._data).astype(np.float64)
+    if not input._dtype.is_floating_point:
+        raise RuntimeError(f"multinomial only supports floating-point dtypes for input, got: "
+                           f"{dt.tname(input._dtype)}")
+    p = np.asarray(host(input._data))
     if p.ndim not in (1, 2):
-        raise RuntimeError(f"multinomial: prob_dist must be 1 or 2 dim (got shape {list(input.shape)})")
-    if np.any(p < 0) or np.any(~np.isfinite(p)):
-        raise RuntimeError("multinomial: probability tensor contains either `inf`, `nan` or "
-                           "element < 0")
+        raise RuntimeError(f"prob_dist must be 1 or 2 dim (multinomial got shape "
+                           f"{list(input.shape)})")
+    if num_samples <= 0:
+        raise RuntimeError("cannot sample n_sample <= 0 samples")
     rows = p.reshape(-1, p.shape[-1])
     if not replacement and num_samples > rows.shape[1]:
-        raise RuntimeError("multinomial: cannot sample n_sample > prob_dist.size(-1) samples "
-                           "without replacement")
-    rng = _gen(generator).np
-    if np.any(rows.sum(-1) <= 0):
-        raise RuntimeError("multinomial: invalid multinomial distribution (sum of probabilities <= 0)")
-    if replacement:
-        cdf = np.cumsum(rows, -1)
-        cdf /= cdf[:, -1:]
-        u = rng.random((rows.shape[0], num_samples))
-        res = np.stack([np.searchsorted(c, x, side="right") for c, x in zip(cdf, u)])
-        res = np.minimum(res, rows.shape[1] - 1).astype(np.int64)
+        raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
+                           "replacement")
+    if np.any(rows < 0) or np.any(~np.isfinite(rows)):
+        raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
+    if np.any(rows.astype(np.float64).sum(-1) <= 0):
+        raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")
+    cd = np.float64 if input._dtype is dt.float64 else np.float32
+    rows = rows.astype(cd)
+    stream = _gen(generator)
+    if not replacement or num_samples == 1:
+        q = stream.exponential(rows.shape, 1.0).astype(cd)
+        q = (rows / q).astype(cd)
+        if num_samples == 1:
+            res = np.argmax(q, axis=1)[:, None]
+        else:       # topk: largest first (ties: the lower index first)
+            res = np.argsort(-q, axis=1, kind="stable")[:, :num_samples]
     else:
-        # exponential race: the k smallest E_i / p_i are a weighted draw without replacement;
-        # zero-probability categories (key inf) come last, in index order, as in PyTorch
-        with np.errstate(divide="ignore"):
-            keys = rng.exponential(size=rows.shape) / rows
-        res = np.argsort(keys, axis=-1, kind="stable")[:, :num_samples].astype(np.int64)
-    return _finish(res.reshape(p.shape[:-1] + (num_samples,)), dt.int64, input._device, False)
+        res = np.empty((rows.shape[0], num_samples), np.int64)
+        for i, row in enumerate(rows):       # one row at a time: the stream's order
+            cum = np.cumsum(row, dtype=cd)
+            total = cum[-1]
+            if total > 0:
+                cum = (cum / total).astype(cd)
+            cum[-1] = 1
+            u = (stream.random64(num_samples) & np.uint64((1 << 53) - 1)).astype(
+                np.float64) * 2.0 ** -53
+            res[i] = np.searchsorted(cum.astype(np.float64), u, side="left")
+    res = res.astype(np.int64).reshape(p.shape[:-1] + (num_samples,))
+    r = _finish(res, dt.int64, input._device, False)
+    if out is not None:
+        from .ops_math import write_out
+        return write_out(r, out)
+    return r
 
 
 # in-place random fills used by nn.init and Tensor methods: on the cpu drawn from the NumPy

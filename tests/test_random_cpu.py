@@ -139,3 +139,33 @@ def test_data_loader_shuffle_and_random_split_follow_pytorch():
     torch.manual_seed(0)
     a, b = torch.utils.data.random_split(range(10), [7, 3])
     assert (list(a), list(b)) == ([4, 1, 7, 5, 3, 9, 0], [8, 6, 2])
+
+
+def test_multinomial_and_what_samples_through_it_equal_pytorch():
+    # printed by torch 2.13 after manual_seed(7) / (5)
+    torch.manual_seed(7)
+    assert torch.multinomial(torch.tensor([[0.1, 0.4, 0.2, 0.3], [0.5, 0.0, 0.25, 0.25]]), 6,
+                             True).tolist() == [[1, 1, 3, 2, 3, 3], [0, 2, 3, 3, 0, 0]]
+    torch.manual_seed(7)
+    assert torch.multinomial(torch.tensor([0.1, 0.4, 0.2, 0.3, 0.05]), 3).tolist() == [1, 0, 3]
+    torch.manual_seed(7)
+    one = torch.multinomial(torch.tensor([[0.1, 0.4, 0.2, 0.3]], dtype=torch.float64), 1)
+    assert one.tolist() == [[1]] and torch.rand(1).item() == 0.36531615257263184
+    torch.manual_seed(5)
+    D = torch.distributions
+    mix = D.MixtureSameFamily(D.Categorical(torch.tensor([0.3, 0.7])),
+                              D.Normal(torch.tensor([-1., 2.]), torch.tensor([0.5, 1.])))
+    assert mix.sample((4,)).tolist() == [3.9427833557128906, -1.7008509635925293,
+                                         1.1008648872375488, 2.690718650817871]
+    assert D.OneHotCategorical(torch.tensor([0.2, 0.3, 0.5])).sample((2,)).tolist() == \
+        [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+    assert D.Multinomial(10, torch.tensor([0.2, 0.3, 0.5])).sample().tolist() == [2.0, 5.0, 3.0]
+    assert list(torch.utils.data.WeightedRandomSampler([0.1, 0.9, 0.5, 0.2], 6)) == \
+        [2, 1, 1, 1, 1, 2]
+    for bad, msg in ((torch.tensor([1, 2]), "only supports floating-point dtypes"),
+                     (torch.tensor([0., 0.]), "sum of probabilities <= 0"),
+                     (torch.tensor([1., -1.]), "element < 0")):
+        with pytest.raises(RuntimeError, match=msg):
+            torch.multinomial(bad, 1, True)
+    with pytest.raises(RuntimeError, match="cannot sample n_sample <= 0 samples"):
+        torch.multinomial(torch.tensor([1., 2.]), 0)
