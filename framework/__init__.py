@@ -76,6 +76,7 @@ from .ops_sort import (sort, argsort, msort, topk, kthvalue, median, nanmedian, 
 from ._printing import set_printoptions  # noqa: E402,F401
 from . import autograd  # noqa: E402
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: E402,F401
+from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
 from . import version  # noqa: E402,F401  (torch.version)

@@ -19,6 +19,8 @@ class _State:
     grad_enabled = True
     inference = False
     tracer = None          # set by compile() while tracing
+    anomaly = False        # autograd.detect_anomaly: nodes keep their forward traceback
+    anomaly_check_nan = True
 
 
 STATE = _State()
@@ -202,6 +204,8 @@ def apply(p, *args, **attrs):
                 record(p, args, attrs, (out,) if p.nout == 1 else out)
                 if p.nout == 1 and out._base is not None:     # as on cpu, below
                     out._view_src = (args[0], p, attrs, out._base._vcount)
+                    if "_multi_view" in args[0].__dict__:
+                        out._multi_view = (0, p.grad_name.replace("Backward0", ""))
             return out
     arrs = [a._data if isinstance(a, Tensor) else a for a in args]
     r = p.numpy(meta, *arrs, **attrs)
@@ -252,6 +256,16 @@ _NAME_BY_ARGS = {
 }
 
 
+def _anomaly_trace(node):
+    """Anomaly mode: the forward call's stack, shown if this node's backward fails."""
+    import os
+    import traceback
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    inside = tuple(os.path.join(root, d) + os.sep for d in ("framework", "compiler", "runtime"))
+    frames = [f for f in traceback.extract_stack() if not f.filename.startswith(inside)]
+    node.metadata = {"traceback_": traceback.format_list(frames)}
+
+
 def record(p, args, attrs, outs, name=None):
     """Attach a grad_fn Node to the floating outputs `outs` of primitive `p` applied to `args`.
     Runs on every eager op that needs a gradient, so it does only list appends."""
@@ -287,6 +301,8 @@ def record(p, args, attrs, outs, name=None):
         if not (o._dtype.is_floating_point or o._dtype.is_complex):
             return None
         node = cls(p, attrs, saved, versions, edges, [AVal(o._data.shape, o._dtype)], nm)
+        if STATE.anomaly:
+            _anomaly_trace(node)
         if p.saves_output:
             node.out = [o._data]
             node.oref = [_weakref(o)]
@@ -296,6 +312,8 @@ def record(p, args, attrs, outs, name=None):
     if not any(fl):
         return None
     node = cls(p, attrs, saved, versions, edges, [AVal(o._data.shape, o._dtype) for o in outs], nm)
+    if STATE.anomaly:
+        _anomaly_trace(node)
     if p.saves_output:
         node.out = [o._data for o in outs]
         node.oref = [_weakref(o) for o in outs]

@@ -132,7 +132,61 @@ def _special():
         multigammaln=M.mvlgamma, i0=M.i0, i0e=M._i0e, i1=M._i1, i1e=M._i1e, erfcx=M._erfcx,
         ndtr=M._ndtr, ndtri=M._ndtri, log_ndtr=M._log_ndtr, xlog1py=M._xlog1py, sinc=M.sinc)
     ns.erfc = lambda x: 1 - M.erf(x)
+    for n in _SPECIAL_UNARY:
+        setattr(ns, n, _special_unary(n))
+    for n in _SPECIAL_BINARY:
+        setattr(ns, n, _special_binary(n))
     return ns
+
+
+# primitives of their own (compiler/ops/pointwise.py): Bessel, Airy, zeta and the polynomials
+_SPECIAL_UNARY = ("airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
+                  "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+                  "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
+                  "spherical_bessel_j0")
+_SPECIAL_BINARY = ("zeta",) + tuple(
+    f"{s}chebyshev_polynomial_{k}" for s in ("", "shifted_") for k in "tuvw") + (
+    "hermite_polynomial_h", "hermite_polynomial_he", "laguerre_polynomial_l",
+    "legendre_polynomial_p")
+
+
+def _special_unary(name):
+    from ._dispatch import apply
+    from compiler.ir.registry import REGISTRY
+
+    def f(input, *, out=None):
+        if not isinstance(input, Tensor):
+            raise TypeError(f"special_{name}(): argument 'input' (position 1) must be Tensor, "
+                            f"not {type(input).__name__}")
+        return M.write_out(apply(REGISTRY[name], input), out)
+    f.__name__ = f"special_{name}"
+    return f
+
+
+def _special_binary(name):
+    from ._dispatch import apply
+    from compiler.ir.registry import REGISTRY
+    second = "other" if name == "zeta" else "n"
+
+    def f(input, other, *, out=None):
+        if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+            raise TypeError(f"special_{name}() received an invalid combination of arguments - "
+                            f"got ({type(input).__name__}, {type(other).__name__}), but expected "
+                            f"one of:\n * (Tensor input, Tensor {second}, *, Tensor out)\n"
+                            f" * (Number self, Tensor {second}, *, Tensor out)\n"
+                            f" * (Tensor input, Number {second}, *, Tensor out)")
+        for v in (input, other):
+            if not isinstance(v, (Tensor, bool, int, float)):
+                raise TypeError(f"special_{name}(): expected Tensor or Number, got "
+                                f"{type(v).__name__}")
+        return M.write_out(apply(REGISTRY[name], input, other), out)
+    f.__name__ = f"special_{name}"
+    if second == "n":                 # torch's keyword: n=
+        def g(input, n, *, out=None):
+            return f(input, n, out=out)
+        g.__name__ = f.__name__
+        return g
+    return f
 
 
 def tensor_methods():

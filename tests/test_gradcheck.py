@@ -119,6 +119,10 @@ PRIM_CASES = {
     "digamma": [(P("digamma"), lambda: (T((3, 4), 0.3, 4.0),)), (P("digamma"), lambda: (frac((3, 4)),))],
     "polygamma": [(P("polygamma", n=1), lambda: (T((3, 4), 0.3, 4.0),)),
                   (P("polygamma", n=3), lambda: (frac((3, 4)),))],
+    # zeta: PyTorch differentiates with respect to q only
+    "zeta": [(lambda q: call("zeta", T((3, 4), 1.5, 4.0, seed=2, grad=False), q),
+              lambda: (T((3, 4), 0.5, 3.0),)),
+             (lambda q: call("zeta", 2.5, q), lambda: (T((4,), 0.5, 3.0),))],
     "erfinv": [(P("erfinv"), lambda: (T((3, 4), -0.9, 0.9),))],
     "i0": [(P("i0"), lambda: (T((3, 4), -10, 10),))],
     "i0e": [(P("i0e"), lambda: (away0((3, 4)),)), (P("i0e"), lambda: (T((3, 4), 8.5, 12),))],

@@ -80,6 +80,21 @@ CASES = {
     "erfc": U(("float32", "float64", "float16")) + U(("float64",), "special")
     + U(("float64",), "tail"),
     "signbit": U(FL + ("int64", "int8", "uint8", "bool"), "signs"),
+    # the rest of torch.special: float32/float64 only (as torch), float64 helpers
+    **{n: U(("float32", "float64")) + U(("float64",), "special")
+       for n in ("airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1",
+                 "modified_bessel_i0", "modified_bessel_i1", "modified_bessel_k0",
+                 "modified_bessel_k1", "scaled_modified_bessel_k0", "scaled_modified_bessel_k1",
+                 "spherical_bessel_j0")},
+    "zeta": B([("float64", "float64"), ("float32", "s:2.0")], ("zeta_s", "zeta_q")),
+    **{n: B([("float64", "float64")], ("poly_x", "deg")) + [
+        ("b", "float32", "int64", ("poly_x", "exp_int"), BC), ("b", "s:0.5", "float64",
+                                                                 ("any", "deg"), (SH, SH))]
+       for n in [f"{s_}chebyshev_polynomial_{k}" for s_ in ("", "shifted_") for k in "tuvw"]
+       + ["hermite_polynomial_h", "hermite_polynomial_he"]},
+    # (1024-step recurrences: one case each keeps the interpreter quick)
+    **{n: [("b", "float64", "float64", ("poly_x", "deg"), BC)]
+       for n in ("laguerre_polynomial_l", "legendre_polynomial_p")},
     "floor": U(("float32", "float64", "int64")),
     "ceil": U(("float32", "float64", "int32")),
     "trunc": U(("float32", "float64", "int8")),
@@ -204,6 +219,27 @@ def _gen(rng, dtype, dom, shape):
         flat[3::13] = -np.nan
         flat[4::17] = -np.inf
         flat[6::19] = np.inf
+    elif dom == "poly_x":              # polynomial arguments: |x| < 1, > 1, +-1 and 0 exactly
+        v = rng.uniform(-1.6, 1.6, shape)
+        flat = v.reshape(-1)
+        flat[::9] = 1.0
+        flat[1::9] = -1.0
+        flat[2::9] = 0.0
+        flat[3::9] = 0.5
+    elif dom == "deg":                 # degrees: 0..12, 70 and 100 (past the recurrences), < 0
+        v = rng.integers(0, 13, shape).astype(np.float64) + rng.choice([0.0, 0.0, 0.6], shape)
+        flat = v.reshape(-1)
+        flat[::11] = 70.0
+        flat[1::13] = 100.0
+        flat[2::17] = -2.0
+    elif dom == "zeta_s":
+        v = rng.uniform(0.5, 8.0, shape)
+        v.reshape(-1)[::7] = 1.0
+        v.reshape(-1)[1::7] = 3.0
+    elif dom == "zeta_q":
+        v = rng.uniform(-3.0, 5.0, shape)
+        v.reshape(-1)[::7] = -2.0
+        v.reshape(-1)[1::7] = -1.5
     elif dom == "special":
         v = rng.normal(0, 3, shape)
         flat = v.reshape(-1)

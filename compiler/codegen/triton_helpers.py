@@ -523,7 +523,8 @@ class _NumpyTL:
     constexpr = None
 
     def __init__(self, np):
-        for n in ("where", "exp", "log", "sqrt", "abs", "floor", "ceil", "sin", "cos"):
+        for n in ("where", "exp", "log", "sqrt", "abs", "floor", "ceil", "sin", "cos",
+                  "zeros_like"):
             setattr(self, n, getattr(np, n))
         self.static_range = range
 
@@ -540,5 +541,554 @@ def host_special():
         ns = {"tl": _NumpyTL(np), "triton": types.SimpleNamespace(jit=lambda f: f)}
         for src in SPECIAL.values():
             exec(compile(src, "<kiln special>", "exec"), ns)
-        _HOST = {k: ns[k] for k in SPECIAL}
+        _HOST = {k: ns[k] for k in SPECIAL if k in ns}
     return _HOST
+
+
+# ---- the rest of torch.special: Airy Ai, Bessel J0/J1/Y0/Y1, modified Bessel I/K, spherical j0,
+# Hurwitz zeta and the orthogonal polynomials ----------------------------------------------------
+# PyTorch's own algorithms (aten/src/ATen/native/Math.h: Cephes airy, j0, j1, y0, y1, k0, k1 and
+# the polynomials' three-term recurrences with its special cases), here in float64. Loops are
+# bounded: recurrences run a fixed number of masked steps; the Chebyshev kinds switch to their
+# closed forms (cosh / sinh of n acosh|x|) past _CHEB_STEPS steps where PyTorch recurs on.
+_AI_AN = [3.46538101525629032477e-01, 1.20075952739645805542e+01, 7.62796053615234516538e+01,
+          1.68089224934630576269e+02, 1.59756391350164413639e+02, 7.05360906840444183113e+01,
+          1.40264691163389668864e+01, 9.99999999999999995305e-01]
+_AI_AD = [5.67594532638770212846e-01, 1.47562562584847203173e+01, 8.45138970141474626562e+01,
+          1.77318088145400459522e+02, 1.64234692871529701831e+02, 7.14778400825575695274e+01,
+          1.40959135607834029598e+01, 1.00000000000000000470e+00]
+_AI_AFN = [-1.31696323418331795333e-01, -6.26456544431912369773e-01, -6.93158036036933542233e-01,
+           -2.79779981545119124951e-01, -4.91900132609500318020e-02, -4.06265923594885404393e-03,
+           -1.59276496239262096340e-04, -2.77649108155232920844e-06, -1.67787698489114633780e-08]
+_AI_AFD = [1.33560420706553243746e+01, 3.26825032795224613948e+01, 2.67367040941499554804e+01,
+           9.18707402907259625840e+00, 1.47529146771666414581e+00, 1.15687173795188044134e-01,
+           4.40291641615211203805e-03, 7.54720348287414296618e-05, 4.51850092970580378464e-07]
+_AI_AGN = [1.97339932091685679179e-02, 3.91103029615688277255e-01, 1.06579897599595591108e+00,
+           9.39169229816650230044e-01, 3.51465656105547619242e-01, 6.33888919628925490927e-02,
+           5.85804113048388458567e-03, 2.82851600836737019778e-04, 6.98793669997260967291e-06,
+           8.11789239554389293311e-08, 3.41551784765923618484e-10]
+_AI_AGD = [9.30892908077441974853e+00, 1.98352928718312140417e+01, 1.55646628932864612953e+01,
+           5.47686069422975497931e+00, 9.54293611618961883998e-01, 8.64580826352392193095e-02,
+           4.12656523824222607191e-03, 1.01259085116509135510e-04, 1.17166733214413521882e-06,
+           4.91834570062930015649e-09]
+_J0_PP = [7.96936729297347051624e-04, 8.28352392107440799803e-02, 1.23953371646414299388e+00,
+          5.44725003058768775090e+00, 8.74716500199817011941e+00, 5.30324038235394892183e+00,
+          9.99999999999999997821e-01]
+_J0_PQ = [9.24408810558863637013e-04, 8.56288474354474431428e-02, 1.25352743901058953537e+00,
+          5.47097740330417105182e+00, 8.76190883237069594232e+00, 5.30605288235394617618e+00,
+          1.00000000000000000218e+00]
+_J0_QP = [-1.13663838898469149931e-02, -1.28252718670509318512e+00, -1.95539544257735972385e+01,
+          -9.32060152123768231369e+01, -1.77681167980488050595e+02, -1.47077505154951170175e+02,
+          -5.14105326766599330220e+01, -6.05014350600728481186e+00]
+_J0_QQ = [6.43178256118178023184e+01, 8.56430025976980587198e+02, 3.88240183605401609683e+03,
+          7.24046774195652478189e+03, 5.93072701187316984827e+03, 2.06209331660327847417e+03,
+          2.42005740240291393179e+02]
+_J0_RP = [-4.79443220978201773821e+09, 1.95617491946556577543e+12, -2.49248344360967716204e+14,
+          9.70862251047306323952e+15]
+_J0_RQ = [4.99563147152651017219e+02, 1.73785401676374683123e+05, 4.84409658339962045305e+07,
+          1.11855537045356834862e+10, 2.11277520115489217587e+12, 3.10518229857422583814e+14,
+          3.18121955943204943306e+16, 1.71086294081043136091e+18]
+_J1_PP = [7.62125616208173112003e-04, 7.31397056940917570436e-02, 1.12719608129684925192e+00,
+          5.11207951146807644818e+00, 8.42404590141772420927e+00, 5.21451598682361504063e+00,
+          1.00000000000000000254e+00]
+_J1_PQ = [5.71323128072548699714e-04, 6.88455908754495404082e-02, 1.10514232634061696926e+00,
+          5.07386386128601488557e+00, 8.39985554327604159757e+00, 5.20982848682361821619e+00,
+          9.99999999999999997461e-01]
+_J1_QP = [5.10862594750176621635e-02, 4.98213872951233449420e+00, 7.58238284132545283818e+01,
+          3.66779609360150777800e+02, 7.10856304998926107277e+02, 5.97489612400613639965e+02,
+          2.11688757100572135698e+02, 2.52070205858023719784e+01]
+_J1_QQ = [7.42373277035675149943e+01, 1.05644886038262816351e+03, 4.98641058337653607651e+03,
+          9.56231892404756170795e+03, 7.99704160447350683650e+03, 2.82619278517639096600e+03,
+          3.36093607810698293419e+02]
+_J1_RP = [-8.99971225705559398224e+08, 4.52228297998194034323e+11, -7.27494245221818276015e+13,
+          3.68295732863852883286e+15]
+_J1_RQ = [6.20836478118054335476e+02, 2.56987256757748830383e+05, 8.35146791431949253037e+07,
+          2.21511595479792499675e+10, 4.74914122079991414898e+12, 7.84369607876235854894e+14,
+          8.95222336184627338078e+16, 5.32278620332680085395e+18]
+_Y0_YP = [1.55924367855235737965e+04, -1.46639295903971606143e+07, 5.43526477051876500413e+09,
+          -9.82136065717911466409e+11, 8.75906394395366999549e+13, -3.46628303384729719441e+15,
+          4.42733268572569800351e+16, -1.84950800436986690637e+16]
+_Y0_YQ = [1.04128353664259848412e+03, 6.26107330137134956842e+05, 2.68919633393814121987e+08,
+          8.64002487103935000337e+10, 2.02979612750105546709e+13, 3.17157752842975028269e+15,
+          2.50596256172653059228e+17]
+_Y1_YP = [1.26320474790178026440e+09, -6.47355876379160291031e+11, 1.14509511541823727583e+14,
+          -8.12770255501325109621e+15, 2.02439475713594898196e+17, -7.78877196265950026825e+17]
+_Y1_YQ = [5.94301592346128195359e+02, 2.35564092943068577943e+05, 7.34811944459721705660e+07,
+          1.87601316108706159478e+10, 3.88231277496238566008e+12, 6.20557727146953693363e+14,
+          6.87141087355300489866e+16, 3.97270608116560655612e+18]
+_K0_A = [1.37446543561352307156e-16, 4.25981614279661018399e-14, 1.03496952576338420167e-11,
+         1.90451637722020886025e-09, 2.53479107902614945675e-07, 2.28621210311945178607e-05,
+         1.26461541144692592338e-03, 3.59799365153615016266e-02, 3.44289899924628486886e-01,
+         -5.35327393233902768720e-01]
+_K0_B = [5.30043377268626276149e-18, -1.64758043015242134646e-17, 5.21039150503902756861e-17,
+         -1.67823109680541210385e-16, 5.51205597852431940784e-16, -1.84859337734377901440e-15,
+         6.34007647740507060557e-15, -2.22751332699166985548e-14, 8.03289077536357521100e-14,
+         -2.98009692317273043925e-13, 1.14034058820847496303e-12, -4.51459788337394416547e-12,
+         1.85594911495471785253e-11, -7.95748924447710747776e-11, 3.57739728140030116597e-10,
+         -1.69753450938905987466e-09, 8.57403401741422608519e-09, -4.66048989768794782956e-08,
+         2.76681363944501510342e-07, -1.83175552271911948767e-06, 1.39498137188764993662e-05,
+         -1.28495495816278026384e-04, 1.56988388573005337491e-03, -3.14481013119645005427e-02,
+         2.44030308206595545468e+00]
+_K1_A = [-7.02386347938628759343e-18, -2.42744985051936593393e-15, -6.66690169419932900609e-13,
+         -1.41148839263352776110e-10, -2.21338763073472585583e-08, -2.43340614156596823496e-06,
+         -1.73028895751305206302e-04, -6.97572385963986435018e-03, -1.22611180822657148235e-01,
+         -3.53155960776544875667e-01, 1.52530022733894777053e+00]
+_K1_B = [-5.75674448366501715755e-18, 1.79405087314755922667e-17, -5.68946255844285935196e-17,
+         1.83809354436663880070e-16, -6.05704724837331885336e-16, 2.03870316562433424052e-15,
+         -7.01983709041831346144e-15, 2.47715442448130437068e-14, -8.97670518232499435011e-14,
+         3.34841966607842919884e-13, -1.28917396095102890680e-12, 5.13963967348173025100e-12,
+         -2.12996783842756842877e-11, 9.21831518760500529508e-11, -4.19035475934189648750e-10,
+         2.01504975519703286596e-09, -1.03457624656780970260e-08, 5.74108412545004946722e-08,
+         -3.50196060308781257119e-07, 2.40648494783721712015e-06, -1.93619797416608296024e-05,
+         1.95215518471351631108e-04, -2.85781685962277938680e-03, 1.03923736576817238437e-01,
+         2.72062619048444266945e+00]
+# Cephes atan (reduction to |x| <= 0.66 and a rational fit): acos for the Chebyshev closed forms
+_ATAN_P = [-8.750608600031904122785E-1, -1.615753718733365076637E1, -7.500855792314704667340E1,
+           -1.228866684490136173410E2, -6.485021904942025371773E1]
+_ATAN_Q = [1.0, 2.485846490142306297962E1, 1.650270098316988542046E2, 4.328810604912902668951E2,
+           4.853903996359136964868E2, 1.945506571482613964425E2]
+_CHEB_STEPS = 64          # Chebyshev recurrences; beyond, closed forms
+POLY_STEPS = 1024         # Legendre and Laguerre recurrences: n above this gives NaN
+
+
+def _bessel_asym(fname, pp, pq, qp, qq, phase, sin_first):
+    # Cephes j0/j1/y0/y1 for x > 5: modulus and phase rational fits in 25 / x^2
+    sc = ("tl.sin", "tl.cos") if sin_first else ("tl.cos", "tl.sin")
+    sgn = "+" if sin_first else "-"
+    return f'''
+@triton.jit
+def {fname}(x):
+    z = 25.0 / (x * x)
+{_horner("z", pp, "pp")}
+{_horner("z", pq, "pq")}
+{_horner("z", qp, "qp")}
+{_horner("z", qq, "qq")}
+    xp = x - {phase!r}
+    return (pp / pq * {sc[0]}(xp) {sgn} 5.0 / x * (qp / qq) * {sc[1]}(xp)) * 0.797884560802865355879892119868763737 / tl.sqrt(x)
+'''
+
+
+_CLOSED = '''
+@triton.jit
+def kiln_sp_expm1(x):
+    u = tl.exp(x)
+    return tl.where(u == 1.0, x, tl.where(tl.abs(x) < 1.0, (u - 1.0) * x / tl.log(u), u - 1.0))
+
+
+@triton.jit
+def kiln_sp_log1p(x):
+    u = 1.0 + x
+    return tl.where(u == 1.0, x, tl.where(tl.abs(x) < 1.0, tl.log(u) * x / (u - 1.0), tl.log(u)))
+
+
+@triton.jit
+def kiln_sp_sinh(z):
+    # z >= 0: relative accuracy near 0 (expm1), no overflow before sinh itself overflows
+    u = kiln_sp_expm1(tl.where(z < 1.0, z, 0.0))
+    big = tl.exp(z - 0.6931471805599453) - 0.5 * tl.exp(-z)
+    return tl.where(z < 1.0, 0.5 * (u + u / (u + 1.0)), big)
+
+
+@triton.jit
+def kiln_sp_cosh(z):
+    return tl.exp(z - 0.6931471805599453) + 0.5 * tl.exp(-z)
+
+
+@triton.jit
+def kiln_sp_acosh1(t):
+    # acosh(1 + t), t >= 0, without cancellation near 1
+    return kiln_sp_log1p(t + tl.sqrt(2.0 * t + t * t))
+'''
+
+
+def _cheb_closed(kind):
+    # value at index m of kind T/U/V/W for |x| > 1 (y = |x| = cosh a, neg: x < -1)
+    if kind == "t":
+        return "kiln_sp_cosh(m * a)"
+    if kind == "u":
+        return "kiln_sp_sinh((m + 1.0) * a) / kiln_sp_sinh(a)"
+    vform = "kiln_sp_cosh((m + 0.5) * a) / kiln_sp_cosh(0.5 * a)"
+    wform = "kiln_sp_sinh((m + 0.5) * a) / kiln_sp_sinh(0.5 * a)"
+    # V_n(-y) = (-1)^n W_n(y) and W_n(-y) = (-1)^n V_n(y)
+    return f"tl.where(neg, {wform}, {vform})" if kind == "v" else f"tl.where(neg, {vform}, {wform})"
+
+
+def _cheb(kind, shifted):
+    """PyTorch's [shifted_]chebyshev_polynomial_{kind}_forward on float64 (x, n)."""
+    name = f"kiln_{'shifted_' if shifted else ''}chebyshev_{kind}"
+    trig_n = {("t", False): 6, ("u", False): 8, ("v", False): 8, ("w", False): 8,
+              ("t", True): 6, ("u", True): 6, ("v", True): 6, ("w", True): 4}[kind, shifted]
+    first = {"t": "y1", "u": "y1 + y1", "v": "y1 + y1 - 1.0", "w": "y1 + y1 + 1.0"}[kind]
+    # values at x' = +1 and x' = -1 (x = 1 and x = 0 for the shifted kinds)
+    at1 = {"t": "1.0", "u": "nn + 1.0", "v": "1.0", "w": "nn + nn + 1.0"}[kind]
+    atm1 = {"t": "1.0", "u": "nn + 1.0", "v": "nn + nn + 1.0", "w": "1.0"}[kind]
+    if kind == "t":
+        trig = "tl.cos(nn * ac)"
+    elif kind == "u":
+        trig = ("tl.where(tl.sin(ac) != 0.0, tl.sin((nn + 1.0) * ac) / tl.sin(ac), "
+                "(nn + 1.0) * tl.cos((nn + 1.0) * ac) / y1)")
+    elif kind == "v":
+        trig = ("tl.where(tl.sin(ac / 2.0) != 1.0, tl.cos((nn + 0.5) * ac) / tl.cos(ac / 2.0), "
+                "odd_sign * (nn + nn + 1.0))")
+    else:
+        trig = ("tl.where(tl.cos(ac / 2.0) != 1.0, tl.sin((nn + 0.5) * ac) / tl.sin(ac / 2.0), "
+                "tl.where(y1 > 0.0, nn + nn + 1.0, odd_sign))")
+    y1 = "x + x - 1.0" if shifted else "x"
+    return f'''
+@triton.jit
+def {name}(x, n, steps):
+    x, n = kiln_poly_bcast(x, n)
+    nn = kiln_poly_n(n)
+    y1 = {y1}
+    odd_sign = 1.0 - 2.0 * (nn - 2.0 * tl.floor(nn * 0.5))
+    # the recurrence, masked to its first n - 1 steps
+    p = tl.zeros_like(y1) + 1.0
+    q = {first}
+    for k in range(2, steps):
+        r = (y1 + y1) * q - p
+        go = nn >= k * 1.0
+        p = tl.where(go, q, p)
+        q = tl.where(go, r, q)
+    r = tl.where(nn == 0.0, 1.0, q)
+    # |x'| < 1 and n past PyTorch's threshold: its trigonometric form
+    inside = tl.abs(y1) < 1.0
+    ac = kiln_acos(tl.where(inside, y1, 0.0))
+    r = tl.where(inside & (nn > {trig_n}.0), {trig}, r)
+    # |x'| > 1 past the recurrence steps: closed form, NaN where the recurrence overflowed a step
+    # earlier (inf - inf), as PyTorch's loop gives
+    yy = tl.abs(y1)
+    neg = y1 < 0.0
+    a = kiln_sp_acosh1(tl.where(yy > 1.0, yy, 2.0) - 1.0)
+    m = nn
+    cur = {_cheb_closed(kind)}
+    m = nn - 1.0
+    prev = {_cheb_closed(kind)}
+    sg = tl.where(neg, odd_sign, 1.0)
+    closed = tl.where(prev == float("inf"), float("nan"), sg * cur)
+    r = tl.where((yy > 1.0) & (nn >= {_CHEB_STEPS}.0), closed, r)
+    r = tl.where(y1 == 1.0, {at1}, tl.where(y1 == -1.0, odd_sign * ({atm1}), r))
+    return tl.where(nn < 0.0, 0.0, r)
+'''
+
+
+SPECIAL_MORE = {
+    "kiln_poly_n": '''
+@triton.jit
+def kiln_poly_n(n):
+    # PyTorch's static_cast<int64_t>(n): truncation; NaN, +-inf and |n| >= 2^63 become negative
+    t = tl.where(n < 0.0, tl.ceil(n), tl.floor(n))
+    return tl.where((n != n) | (tl.abs(n) >= 9.223372036854775807e18), -1.0, t)
+''',
+    "kiln_poly_bcast": '''
+@triton.jit
+def kiln_poly_bcast(x, n):
+    # both operands at their common shape (a scalar x or n would change shape in the loops)
+    return tl.where(n == n, x, x), tl.where(x == x, n, n)
+''',
+    "kiln_atan": f'''
+@triton.jit
+def kiln_atan(x):
+    # Cephes atan: |x| > tan(3 pi / 8): pi/2 - atan(1/|x|); |x| > 0.66: pi/4 + atan((|x|-1)/(|x|+1))
+    a = tl.abs(x)
+    hi = a > 2.41421356237309504880
+    mid = (a > 0.66) & (~hi)
+    z = tl.where(hi, -1.0 / tl.where(hi, a, 1.0), tl.where(mid, (a - 1.0) / (a + 1.0), a))
+    zero = z * 0.0             # (float64: two constant branches of tl.where would be float32)
+    y0 = tl.where(hi, zero + 1.57079632679489661923, tl.where(mid, zero + 0.78539816339744830962, zero))
+    zz = z * z
+{_horner("zz", _ATAN_P, "pn")}
+{_horner("zz", _ATAN_Q, "pd")}
+    w = z * (zz * pn / pd) + z
+    w = w + tl.where(hi, zero + 6.123233995736765886130E-17, tl.where(mid, zero + 3.061616997868382943065E-17, zero))
+    r = tl.where(a == float("inf"), 1.57079632679489661923, y0 + w)
+    return tl.where(x < 0.0, -r, r)
+''',
+    "kiln_acos": '''
+@triton.jit
+def kiln_acos(x):
+    # |x| <= 1: 2 atan(sqrt((1 - x) / (1 + x))); 1 - x and 1 + x are exact where they matter
+    return 2.0 * kiln_atan(tl.sqrt((1.0 - x) / (1.0 + x)))
+''',
+    "kiln_sp_closed": _CLOSED,
+    "kiln_airy_ai": f'''
+@triton.jit
+def kiln_airy_ai(x):
+    # Cephes airy (Ai only): asymptotic fits for x < -2.09 and x >= 2.09, Maclaurin series between
+    ng = x < -2.09
+    xn = tl.where(ng, x, -3.0)
+    sn = tl.sqrt(-xn)
+    zt = -2.0 * xn * sn / 3.0
+    z = 1.0 / zt
+    zz = z * z
+{_horner("zz", _AI_AFN, "afn")}
+{_horner("zz", _AI_AFD, "afd")}
+{_horner("zz", _AI_AGN, "agn")}
+{_horner("zz", _AI_AGD, "agd")}
+    t = zt + 0.25 * 3.14159265358979323846
+    r_neg = 5.64189583547756286948e-01 / tl.sqrt(sn) * (tl.sin(t) * (1.0 + zz * afn / afd) - tl.cos(t) * (z * agn / agd))
+    ps = x >= 2.09
+    xp = tl.where(ps, x, 3.0)
+    zp = 2.0 * xp * tl.sqrt(xp) / 3.0
+    iz = 1.0 / zp
+{_horner("iz", _AI_AN, "an")}
+{_horner("iz", _AI_AD, "ad")}
+    r_pos = 5.64189583547756286948e-01 * (an / ad) / (2.0 * tl.sqrt(tl.sqrt(xp)) * tl.exp(zp))
+    # |x| < 2.09: Ai = c1 f - c2 g (the series' terms fall below 2^-52 within 16 steps)
+    xs = tl.where(ng | ps, 0.0, x)
+    f = xs * 0.0 + 1.0
+    g = xs
+    k = xs * 0.0 + 1.0
+    m = xs * 0.0 + 1.0
+    nn = xs
+    z3 = xs * xs * xs
+    for _i in tl.static_range(16):
+        m = m * z3
+        k = k + 1.0
+        m = m / k
+        nn = nn * z3
+        k = k + 1.0
+        nn = nn / k
+        m = m / k
+        f = f + m
+        k = k + 1.0
+        nn = nn / k
+        g = g + nn
+    r_mid = 0.355028053887817239260 * f - 0.258819403792806798405 * g
+    r = tl.where(ng, r_neg, tl.where(ps, r_pos, r_mid))
+    r = tl.where(x > 103.892, 0.0, r)
+    return tl.where(tl.abs(x) == float("inf"), float("nan"), r)
+''',
+    "kiln_bessel_j0_far": _bessel_asym("kiln_bessel_j0_far", _J0_PP, _J0_PQ, _J0_QP, _J0_QQ,
+                                       0.785398163397448309615660845819875721, False),
+    "kiln_bessel_j1_far": _bessel_asym("kiln_bessel_j1_far", _J1_PP, _J1_PQ, _J1_QP, _J1_QQ,
+                                       2.356194490192344928846982537459627163, False),
+    "kiln_bessel_y0_far": _bessel_asym("kiln_bessel_y0_far", _J0_PP, _J0_PQ, _J0_QP, _J0_QQ,
+                                       0.785398163397448309615660845819875721, True),
+    "kiln_bessel_y1_far": _bessel_asym("kiln_bessel_y1_far", _J1_PP, _J1_PQ, _J1_QP, _J1_QQ,
+                                       2.356194490192344928846982537459627163, True),
+    "kiln_bessel_j0": f'''
+@triton.jit
+def kiln_bessel_j0(x):
+    a = tl.abs(x)
+    near = a <= 5.0
+    an = tl.where(near, a, 1.0)
+    w = an * an
+{_horner("w", _J0_RP, "rp")}
+{_horner("w", _J0_RQ, "rq")}
+    r_near = (w - 5.78318596294678452118e+00) * (w - 3.04712623436620863991e+01) * rp / rq
+    r_near = tl.where(a < 0.00001, 1.0 - a * a / 4.0, r_near)
+    return tl.where(near, r_near, kiln_bessel_j0_far(tl.where(near, 6.0, a)))
+''',
+    "kiln_bessel_j1": f'''
+@triton.jit
+def kiln_bessel_j1(x):
+    a = tl.abs(x)
+    near = a <= 5.0
+    an = tl.where(near, a, 1.0)
+    w = an * an
+{_horner("w", _J1_RP, "rp")}
+{_horner("w", _J1_RQ, "rq")}
+    r_near = rp / rq * an * (w - 1.46819706421238932572e+01) * (w - 4.92184563216946036703e+01)
+    r = tl.where(near, r_near, kiln_bessel_j1_far(tl.where(near, 6.0, a)))
+    return tl.where(x < 0.0, -r, r)
+''',
+    "kiln_bessel_y0": f'''
+@triton.jit
+def kiln_bessel_y0(x):
+    near = x <= 5.0
+    xn = tl.where(near & (x > 0.0), x, 1.0)
+    w = xn * xn
+{_horner("w", _Y0_YP, "yp")}
+{_horner("w", _Y0_YQ, "yq")}
+    r_near = yp / yq + 0.636619772367581343075535053490057448 * tl.log(xn) * kiln_bessel_j0(xn)
+    r_near = tl.where(x == 0.0, -float("inf"), tl.where(x < 0.0, float("nan"), r_near))
+    return tl.where(near, r_near, kiln_bessel_y0_far(tl.where(near, 6.0, x)))
+''',
+    "kiln_bessel_y1": f'''
+@triton.jit
+def kiln_bessel_y1(x):
+    near = x <= 5.0
+    xn = tl.where(near & (x > 0.0), x, 1.0)
+    w = xn * xn
+{_horner("w", _Y1_YP, "yp")}
+{_horner("w", _Y1_YQ, "yq")}
+    r_near = xn * (yp / yq) + 0.636619772367581343075535053490057448 * (kiln_bessel_j1(xn) * tl.log(xn) - 1.0 / xn)
+    r_near = tl.where(x == 0.0, -float("inf"), tl.where(x < 0.0, float("nan"), r_near))
+    return tl.where(near, r_near, kiln_bessel_y1_far(tl.where(near, 6.0, x)))
+''',
+    "kiln_modified_bessel_i0": '''
+@triton.jit
+def kiln_modified_bessel_i0(x):
+    # PyTorch's form: exp(|x|) times the series (overflows where exp(|x|) does; NaN at +-inf)
+    return tl.exp(tl.abs(x)) * kiln_i0e(x)
+''',
+    "kiln_modified_bessel_i1": '''
+@triton.jit
+def kiln_modified_bessel_i1(x):
+    return tl.exp(tl.abs(x)) * kiln_i1e(x)
+''',
+    "kiln_chb_k0a": _chbevl("kiln_chb_k0a", _K0_A),
+    "kiln_chb_k0b": _chbevl("kiln_chb_k0b", _K0_B),
+    "kiln_chb_k1a": _chbevl("kiln_chb_k1a", _K1_A),
+    "kiln_chb_k1b": _chbevl("kiln_chb_k1b", _K1_B),
+    "kiln_bessel_k": '''
+@triton.jit
+def kiln_bessel_k(x, order: tl.constexpr, scaled: tl.constexpr):
+    # Cephes k0/k1 (k0e/k1e when scaled): inf at 0, NaN below
+    near = x <= 2.0
+    xn = tl.where(near & (x > 0.0), x, 1.0)
+    xf = tl.where(near, 3.0, x)
+    if order == 0:
+        r_near = kiln_chb_k0a(xn * xn - 2.0) - tl.log(0.5 * xn) * kiln_modified_bessel_i0(xn)
+        far = kiln_chb_k0b(8.0 / xf - 2.0) / tl.sqrt(xf)
+    else:
+        r_near = tl.log(0.5 * xn) * kiln_modified_bessel_i1(xn) + kiln_chb_k1a(xn * xn - 2.0) / xn
+        far = kiln_chb_k1b(8.0 / xf - 2.0) / tl.sqrt(xf)
+    if scaled:
+        r_near = r_near * tl.exp(xn)
+    else:
+        far = tl.exp(-xf) * far
+    r = tl.where(near, r_near, far)
+    return tl.where(x == 0.0, float("inf"), tl.where(x < 0.0, float("nan"), r))
+''',
+    "kiln_spherical_bessel_j0": '''
+@triton.jit
+def kiln_spherical_bessel_j0(x):
+    small = tl.abs(x) < 0.5
+    w = x * x
+    s = 1.0 + w * (-1.0 / 6.0 + w * (1.0 / 120.0 + w * (-1.0 / 5040.0 + w * (1.0 / 362880.0 + w * (-1.0 / 39916800.0 + w * (1.0 / 6227020800.0))))))
+    xb = tl.where(small, 1.0, x)
+    r = tl.where(small, s, tl.sin(xb) / xb)
+    return tl.where(tl.abs(x) == float("inf"), 0.0, r)
+''',
+    "kiln_zeta": '''
+@triton.jit
+def kiln_zeta(x, q):
+    # Hurwitz zeta as PyTorch (Cephes): inf at x == 1, NaN for x < 1; q <= 0: inf at integers,
+    # NaN unless x is an integer, where the sum splits at 0 into two Hurwitz zetas
+    xint = tl.floor(x) == x
+    ok = x > 1.0
+    s = tl.where(ok & (x < 1.0e12), x, 2.0)
+    qpos = q > 0.0
+    qn = tl.where(qpos, -0.5, q)
+    p = qn - tl.floor(qn)
+    b = tl.ceil(qn) - qn
+    sign = 1.0 - 2.0 * (s - 2.0 * tl.floor(s * 0.5))
+    zn = kiln_zeta_pos(s, tl.where(p == 0.0, 1.0, p)) + sign * (kiln_zeta_pos(s, tl.where(b == 0.0, 1.0, b)) - kiln_zeta_pos(s, 1.0 - qn))
+    zp = kiln_zeta_pos(s, tl.where(qpos, q, 1.0))
+    r = tl.where(qpos, zp, zn)
+    # x >= 1e12: only the terms below 1 matter (inf), or q^-x itself at q == 1 (and 0 above)
+    r = tl.where(x >= 1.0e12, tl.where(q < 1.0, float("inf"), tl.where(q == 1.0, 1.0, 0.0)), r)
+    r = tl.where((q == float("inf")) | ((x == float("inf")) & (q > 1.0)), float("nan"), r)
+    r = tl.where(qpos, r, tl.where(tl.floor(q) == q, float("inf"), tl.where(xint, r, float("nan"))))
+    r = tl.where(q != q, q, r)
+    r = tl.where(x == 1.0, float("inf"), tl.where(x < 1.0, float("nan"), r))
+    return tl.where(x != x, tl.where((q <= 0.0) & (tl.floor(q) == q), float("inf"), x), r)
+''',
+    "kiln_hermite_h": '''
+@triton.jit
+def kiln_hermite_h(x, n, lim, steps):
+    x, n = kiln_poly_bcast(x, n)
+    # H_{k+1} = 2x H_k - 2k H_{k-1}; NaN past PyTorch's limit (128 float32, 512 float64)
+    nn = kiln_poly_n(n)
+    p = tl.zeros_like(x) + 1.0
+    q = x + x
+    for k in range(2, steps):
+        r = (x + x) * q - (2.0 * (k - 1.0)) * p
+        go = nn >= k * 1.0
+        p = tl.where(go, q, p)
+        q = tl.where(go, r, q)
+    r = tl.where(nn == 0.0, 1.0, q)
+    r = tl.where(nn > lim, float("nan"), r)
+    return tl.where(nn < 0.0, 0.0, r)
+''',
+    "kiln_hermite_he": '''
+@triton.jit
+def kiln_hermite_he(x, n, lim, steps):
+    x, n = kiln_poly_bcast(x, n)
+    # He_{k+1} = x He_k - k He_{k-1}
+    nn = kiln_poly_n(n)
+    p = tl.zeros_like(x) + 1.0
+    q = x
+    for k in range(2, steps):
+        r = x * q - (k - 1.0) * p
+        go = nn >= k * 1.0
+        p = tl.where(go, q, p)
+        q = tl.where(go, r, q)
+    r = tl.where(nn == 0.0, 1.0, q)
+    r = tl.where(nn > lim, float("nan"), r)
+    return tl.where(nn < 0.0, 0.0, r)
+''',
+    "kiln_laguerre_l": '''
+@triton.jit
+def kiln_laguerre_l(x, n, steps):
+    x, n = kiln_poly_bcast(x, n)
+    # (k + 1) L_{k+1} = (2k + 1 - x) L_k - k L_{k-1}; 1 at x == 0; NaN past the step bound
+    nn = kiln_poly_n(n)
+    p = tl.zeros_like(x) + 1.0
+    q = 1.0 - x
+    for k in range(2, steps):
+        kf = k - 1.0
+        r = (((kf + kf) + (1.0 - x)) * q - kf * p) / (kf + 1.0)
+        go = nn >= k * 1.0
+        p = tl.where(go, q, p)
+        q = tl.where(go, r, q)
+    r = tl.where(nn == 0.0, 1.0, q)
+    r = tl.where(nn >= 1024.0, float("nan"), r)      # POLY_STEPS
+    r = tl.where(tl.abs(x) == 0.0, 1.0, r)
+    return tl.where(nn < 0.0, 0.0, r)
+''',
+    "kiln_legendre_p": '''
+@triton.jit
+def kiln_legendre_p(x, n, steps):
+    x, n = kiln_poly_bcast(x, n)
+    # (k + 1) P_{k+1} = (2k + 1) x P_k - k P_{k-1}; +-1 at |x| == 1; NaN past the step bound
+    nn = kiln_poly_n(n)
+    odd_sign = 1.0 - 2.0 * (nn - 2.0 * tl.floor(nn * 0.5))
+    p = tl.zeros_like(x) + 1.0
+    q = x
+    for k in range(2, steps):
+        kf = k - 1.0
+        r = ((kf + kf + 1.0) * x * q - kf * p) / (kf + 1.0)
+        go = nn >= k * 1.0
+        p = tl.where(go, q, p)
+        q = tl.where(go, r, q)
+    r = tl.where(nn == 0.0, 1.0, q)
+    r = tl.where(nn >= 1024.0, float("nan"), r)      # POLY_STEPS
+    r = tl.where(x == 1.0, 1.0, tl.where(x == -1.0, odd_sign, r))
+    return tl.where(nn < 0.0, 0.0, r)
+''',
+}
+for _k in "tuvw":
+    SPECIAL_MORE[f"kiln_chebyshev_{_k}"] = _cheb(_k, False)
+    SPECIAL_MORE[f"kiln_shifted_chebyshev_{_k}"] = _cheb(_k, True)
+_CHEB_DEPS = ("kiln_poly_n", "kiln_poly_bcast", "kiln_acos", "kiln_sp_closed")
+SPECIAL_MORE_DEPS = {
+    "kiln_acos": ("kiln_atan",),
+    "kiln_bessel_j0": ("kiln_bessel_j0_far",), "kiln_bessel_j1": ("kiln_bessel_j1_far",),
+    "kiln_bessel_y0": ("kiln_bessel_y0_far", "kiln_bessel_j0"),
+    "kiln_bessel_y1": ("kiln_bessel_y1_far", "kiln_bessel_j1"),
+    "kiln_modified_bessel_i0": ("kiln_i0e",), "kiln_modified_bessel_i1": ("kiln_i1e",),
+    "kiln_bessel_k": ("kiln_chb_k0a", "kiln_chb_k0b", "kiln_chb_k1a", "kiln_chb_k1b",
+                      "kiln_modified_bessel_i0", "kiln_modified_bessel_i1"),
+    "kiln_zeta": ("kiln_zeta_pos",),
+    "kiln_hermite_h": ("kiln_poly_n", "kiln_poly_bcast"), "kiln_hermite_he": ("kiln_poly_n", "kiln_poly_bcast"),
+    "kiln_laguerre_l": ("kiln_poly_n", "kiln_poly_bcast"), "kiln_legendre_p": ("kiln_poly_n", "kiln_poly_bcast"),
+}
+for _k in "tuvw":
+    SPECIAL_MORE_DEPS[f"kiln_chebyshev_{_k}"] = _CHEB_DEPS
+    SPECIAL_MORE_DEPS[f"kiln_shifted_chebyshev_{_k}"] = _CHEB_DEPS
+SPECIAL.update(SPECIAL_MORE)
+# kernels only (the NumPy lowering passes the limit itself): PyTorch's Hermite degree limit
+HELPERS["kiln_hermite_lim"] = '''
+@triton.jit
+def kiln_hermite_lim(v):
+    # 512 for float64 results, 128 for float32 (getHermitianLimit)
+    if v.dtype.primitive_bitwidth == 64:
+        return 512.0
+    else:
+        return 128.0
+'''
+SPECIAL_DEPS.update(SPECIAL_MORE_DEPS)
+HELPERS.update(SPECIAL_MORE)
+HELPER_DEPS.update(SPECIAL_MORE_DEPS)

@@ -743,3 +743,123 @@ def _polygamma_np(out, x, n):
 register(Prim("polygamma", "pointwise", meta=_polygamma_meta, numpy=_polygamma_np,
               vjp=lambda b, g, x, out=None, n=0: (b.mul(g, b.polygamma(x, n=n + 1)),),
               triton="kiln_polygamma({0}.to(tl.float64), {n})", grad_name="PolygammaBackward0"))
+
+
+# the rest of torch.special ---------------------------------------------------------------------
+# PyTorch's algorithms (Cephes Bessel/Airy, the polynomials' recurrences with its special cases)
+# as float64 helpers in codegen.triton_helpers, shared by both lowerings. Float32/float64 only,
+# as PyTorch (no Half, BFloat16 or complex kernels; integers and bool compute in the default
+# float dtype). PyTorch gives none of them a gradient except zeta's with respect to q.
+from ..codegen.triton_helpers import POLY_STEPS, _CHEB_STEPS  # noqa: E402
+
+
+def _f32_f64_only(name, d):
+    if d in (dt.float16, dt.bfloat16) or d.is_complex:
+        raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dt.tname(d)}'")
+
+
+def _sp_unary_meta(name):
+    base = _unary_meta(name, _FLOAT_ONLY)
+
+    def meta(x):
+        _f32_f64_only(name, x.dtype)
+        return base(x)
+    return meta
+
+
+def _sp_binary_meta(name):
+    def meta(a, b):
+        for v in (a, b):
+            if is_scalar(v) and isinstance(v, complex):
+                _f32_f64_only(name, dt.complex64)
+        sa = a.shape if not is_scalar(a) else ()
+        sb = b.shape if not is_scalar(b) else ()
+        shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
+        d = promote(a, b)
+        _f32_f64_only(name, d)
+        if not d.is_floating_point:
+            d = dt.get_default_dtype()
+        return AVal(shape, d)
+    return meta
+
+
+def _sp_unary(name, helper, **fixed):
+    register(Prim(name, "pointwise", meta=_sp_unary_meta(name),
+                  numpy=_unary_np(_special_np(helper, **fixed)),
+                  triton=(f"{helper}({{0}}.to(tl.float64)" +
+                          "".join(f", {v}" for v in fixed.values()) + ")"),
+                  differentiable=False))
+
+
+for _n in ("airy_ai", "bessel_j0", "bessel_j1", "bessel_y0", "bessel_y1", "modified_bessel_i0",
+           "modified_bessel_i1", "spherical_bessel_j0"):
+    _sp_unary(_n, "kiln_" + _n)
+for _n, _o, _s in (("modified_bessel_k0", 0, False), ("modified_bessel_k1", 1, False),
+                   ("scaled_modified_bessel_k0", 0, True), ("scaled_modified_bessel_k1", 1, True)):
+    _sp_unary(_n, "kiln_bessel_k", order=_o, scaled=_s)
+
+
+def _poly_np(helper, cap, hermite=False):
+    """NumPy lowering of a polynomial (x, n): operands in the result dtype (as PyTorch casts
+    them), then the float64 helper; its loop runs only as far as the largest n needs."""
+    def impl(out, a, b):
+        npd = out.dtype.np
+        x = np.asarray(np.asarray(a).astype(npd), dtype=np.float64)
+        n = np.asarray(np.asarray(b).astype(npd), dtype=np.float64)
+        fin = n[np.isfinite(n)] if n.size else n
+        top = int(min(cap, max(0.0, float(fin.max())))) if fin.size else 0
+        steps = min(cap, top + 1)
+        with np.errstate(all="ignore"):
+            if hermite:
+                lim = 512.0 if npd == np.float64 else 128.0
+                r = host_special()[helper](x, n, lim, steps)
+            else:
+                r = host_special()[helper](x, n, steps)
+        return np.asarray(r, dtype=np.float64).astype(npd)
+    return impl
+
+
+def _sp_binary(name, helper, cap, hermite=False, vjp=None, grad_name=None):
+    if hermite:
+        tri = (f"{helper}({{0}}.to(tl.float64), {{1}}.to(tl.float64), kiln_hermite_lim({{0}}), "
+               f"{cap})")
+    else:
+        tri = f"{helper}({{0}}.to(tl.float64), {{1}}.to(tl.float64), {cap})"
+    register(Prim(name, "pointwise", meta=_sp_binary_meta(name),
+                  numpy=_poly_np(helper, cap, hermite), triton=tri,
+                  differentiable=False))
+
+
+for _k in "tuvw":
+    _sp_binary(f"chebyshev_polynomial_{_k}", f"kiln_chebyshev_{_k}", _CHEB_STEPS)
+    _sp_binary(f"shifted_chebyshev_polynomial_{_k}", f"kiln_shifted_chebyshev_{_k}", _CHEB_STEPS)
+_sp_binary("hermite_polynomial_h", "kiln_hermite_h", 513, hermite=True)
+_sp_binary("hermite_polynomial_he", "kiln_hermite_he", 513, hermite=True)
+_sp_binary("laguerre_polynomial_l", "kiln_laguerre_l", POLY_STEPS)
+_sp_binary("legendre_polynomial_p", "kiln_legendre_p", POLY_STEPS)
+
+
+def _zeta_np(out, a, b):
+    npd = out.dtype.np
+    x = np.asarray(np.asarray(a).astype(npd), dtype=np.float64)
+    q = np.asarray(np.asarray(b).astype(npd), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        r = host_special()["kiln_zeta"](*np.broadcast_arrays(x, q))
+    return np.asarray(r, dtype=np.float64).astype(npd)
+
+
+def _vjp_zeta(b, g, x, q, out=None):
+    # PyTorch: d/dq zeta(x, q) = -x zeta(x + 1, q); no derivative with respect to x
+    if not is_scalar(x) and wants(b, 0):
+        raise NotImplementedError("the derivative for 'zeta' is not implemented.")
+    gq = None
+    if not is_scalar(q) and wants(b, 1):
+        x1 = x + 1 if is_scalar(x) else b.add(x, 1)
+        gq = sum_to(b, b.mul(g, b.mul(b.zeta(x1, q), -x if is_scalar(x) else b.neg(x))),
+                    q.shape)
+    return None, gq
+
+
+register(Prim("zeta", "pointwise", meta=_sp_binary_meta("zeta"), numpy=_zeta_np, vjp=_vjp_zeta,
+              triton="kiln_zeta({0}.to(tl.float64), {1}.to(tl.float64))",
+              grad_name="SpecialZetaBackward0"))

@@ -10,7 +10,9 @@ from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode, 
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction  # noqa: F401,E501
 from .graph import graph_of, recorded_nodes  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
-from . import functional, function, graph, grad_mode  # noqa: F401
+from .anomaly_mode import (detect_anomaly, set_detect_anomaly, is_anomaly_enabled,  # noqa: F401
+                           is_anomaly_check_nan_enabled)
+from . import functional, function, graph, grad_mode, anomaly_mode  # noqa: F401
 
 
 def _make_grads(outputs, grad_outputs):

@@ -112,6 +112,20 @@ def _apply_vjp(node, gs, needs, create_graph):
         EMIT.needs, EMIT.device = prev, prev_dev
 
 
+def _anomaly_vjp(node, gs, needs, create_graph):
+    """_apply_vjp under autograd.detect_anomaly: NaN gradients raise (check_nan), and an error
+    shows the forward call that recorded the node first."""
+    from .anomaly_mode import forward_trace_warning, check_nan
+    try:
+        in_grads = _apply_vjp(node, gs, needs, create_graph)
+        if STATE.anomaly_check_nan:
+            check_nan(node, in_grads)
+    except Exception:
+        forward_trace_warning(node)
+        raise
+    return in_grads
+
+
 def _fit(g, shape, dtype, node, i):
     """PyTorch's validate_outputs: a gradient takes its input's dtype; a gradient that only
     broadcasts to the input's shape is summed to it; anything else is a rule bug."""
@@ -322,7 +336,10 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
                     r = h(tuple(gs))
                     if r is not None:
                         gs = list(r)
-            in_grads = _apply_vjp(node, gs, needs, create_graph)
+            if STATE.anomaly:
+                in_grads = _anomaly_vjp(node, gs, needs, create_graph)
+            else:
+                in_grads = _apply_vjp(node, gs, needs, create_graph)
             if node.post_hooks:
                 for h in node.post_hooks:
                     r = h(tuple(in_grads), tuple(gs))
