@@ -1033,7 +1033,11 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     n = 1
     for k in dims:
         n *= x._data.shape[k]
-    r = apply(P["div"], apply(P["sum"], x, dims=dims, keepdim=keepdim), n if n else float("nan"))
+    low = x._dtype in (dt.float16, dt.bfloat16)     # float32 inside, rounded once (PyTorch's)
+    xs = apply(P["cast"], x, dtype=dt.float32) if low else x
+    r = apply(P["div"], apply(P["sum"], xs, dims=dims, keepdim=keepdim), n if n else float("nan"))
+    if low:
+        r = apply(P["cast"], r, dtype=x._dtype)
     rename(r, "MeanBackward0" if dim is None else "MeanBackward1")
     return write_out(r, out)
 
@@ -1277,6 +1281,12 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
     if p == "fro" or p is None:
         p = 2
     dims = norm_dims("norm", _dims(dim), x.ndim)
+    low = x._dtype in (dt.float16, dt.bfloat16)
+    if low and p not in (float("inf"), float("-inf")):     # float32 inside, rounded once
+        r = norm(apply(P["cast"], x, dtype=dt.float32), p, dim, keepdim)
+        r = apply(P["cast"], r, dtype=x._dtype)
+        rename(r, "NormBackward1" if dim is not None else "NormBackward0")
+        return write_out(r, out)
     a = apply(P["abs"], x)
     if p == float("inf"):
         r = apply(P["amax"], a, dims=dims, keepdim=keepdim)

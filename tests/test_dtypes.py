@@ -202,3 +202,17 @@ def test_half_types_through_einsum_rms_norm_and_nan_to_num():
                                                    [3.3711, 0.1125, -0.7861]], rtol=6e-4)
     n = torch.nan_to_num(torch.tensor([float("inf"), float("nan"), -float("inf")]).bfloat16())
     assert n.float().tolist() == [3.3895313892515355e+38, 0.0, -3.3895313892515355e+38]
+
+
+def test_half_type_mean_and_norm_accumulate_in_float32():
+    # torch 2.13 reduces bfloat16/float16 in float32 and rounds once (values printed by it)
+    x = np.random.default_rng(0).standard_normal((5, 7)).astype(np.float32)
+    t = torch.tensor(x).bfloat16()
+    assert t.norm(dim=1).float().tolist() == [1.6015625, 2.96875, 1.9296875, 2.15625, 1.296875]
+    assert t.mean().item() == -0.1220703125 and t.norm(p=3).item() == 3.0625
+    assert t.mean(0).float().tolist()[:4] == [0.1474609375, -0.40234375, -0.365234375,
+                                              -0.028564453125]
+    h = torch.tensor(x).half()
+    assert h.mean().item() == -0.12188720703125
+    assert h.norm(dim=0).float().tolist()[:3] == [2.130859375, 1.2412109375, 1.8583984375]
+    assert t.mean().dtype == torch.bfloat16 and h.norm().dtype == torch.float16
