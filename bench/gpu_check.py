@@ -360,6 +360,11 @@ def eager_device(dev, cp=None):
         ("compiled x[idx] + index_put", torch.compile(
             lambda x, y: x[_ix(x, [2, 0, 2])].sum(0) + torch.zeros_like(y).index_put(
                 (_ix(x, [0, 0, 3]),), x[0, :3], accumulate=True))),
+        # attention's head merge: a transposed value flattened into a matmul operand is no
+        # view, so the launch reads a contiguous device copy (CuPy) of it
+        ("compiled transpose-flatten matmul", torch.compile(
+            lambda x, y: (x[:6, :4] * 2).reshape(1, 2, 3, 4).transpose(1, 2).reshape(
+                1, 3, 8) @ x[:8, :3])),
     ]
     def against_cpu(f):    # f on the device tensors vs f on the cpu ones
         def run():
