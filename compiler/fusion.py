@@ -18,7 +18,8 @@ Decisions are made on a networkx DiGraph of the graph's nodes, condensed as grou
   * extern/scatter/gather/concat/scan ops stay alone; a merge that would create a cycle
     between groups, exceed the size cap, or mix iteration spaces is refused; for Triton
     (one_order) a computed value does not fuse through a transposing permute into a
-    pointwise group, where its elements would meet the others in another order.
+    pointwise group, or through a flip into any group, where its elements would meet the
+    others in another order.
 
 Every refused candidate is recorded as a Refusal(producer, consumer, reason).
 """
@@ -34,7 +35,7 @@ CYCLE = "would create cycle"
 SIZE = "size cap"
 SPACE = "iteration space differs"
 CLOSING = "closing reduction over more rows than one program holds"
-PERMUTED = "permute of a computed value (its elements meet the group's in another order)"
+PERMUTED = "permute or flip of a computed value (its elements meet the group's in another order)"
 
 # The Triton backend closes a row group in one program (every row in one tile), so it caps the
 # iteration space a closing reduction may join; the NumPy backend has no such limit (None).
@@ -67,6 +68,11 @@ def _transposes(n):
     x = n.inputs[0]
     big = [d for d in n.attrs["dims"] if x.shape[d] != 1]
     return big != sorted(big)
+
+
+def _flips(n):
+    """A flip that reverses a dim of size > 1."""
+    return n.op == "flip" and any(n.inputs[0].shape[d] != 1 for d in n.attrs["dims"])
 
 
 def role(n):
@@ -276,10 +282,12 @@ def partition(graph, size_cap=SIZE_CAP, closing_cap=None, one_order=False):
                 continue
             if groups[gid[j]].kind == "view" or groups[gid[i]].kind == "view":
                 continue            # a shared or returned view stays a view group
-            if one_order and _transposes(nodes[i]) and groups[gid[i]].kind == "pointwise" \
-                    and roles[j] != "view":
-                # the permuted value would meet the group's other values element by element in
-                # another order: read it from memory instead (the permute folds into the load)
+            if one_order and roles[j] != "view" and (
+                    _flips(nodes[i]) or
+                    _transposes(nodes[i]) and groups[gid[i]].kind == "pointwise"):
+                # the permuted (or flipped) value would meet the group's other values element
+                # by element in another order: read it from memory instead (the view folds
+                # into the load)
                 refuse(j, i, PERMUTED)
                 continue
             try_merge(j, i)

@@ -114,7 +114,22 @@ def _cases():
         z = x.tanh().t().reshape(-1).flip(0).reshape(C, N)
         return z @ x
 
+    def flat_t_pointwise_run(backend):
+        # a transpose flattened as a view group's output and as a pointwise group's input,
+        # forward and backward: kernels reading a contiguous device copy, no host fallback
+        xg = torch.tensor(x.numpy(), requires_grad=True)
+
+        def fn(xg, y):
+            a = (xg * 2).t().reshape(-1)
+            b = xg.t().reshape(-1) + 1
+            return a, (b * a.flip(0)).sum() + (xg.t().reshape(C, N) * y[:, None]).sum()
+        f = fn if backend is None else torch.compile(fn, backend=backend)
+        a, s = f(xg, y)
+        s.backward()
+        return [a.detach().numpy(), s.detach().numpy(), xg.grad.numpy()], f
+
     return {
+        "flatten_of_transpose_pointwise": flat_t_pointwise_run,
         "tied_weight_backward": tied_run,
         "flatten_of_transpose": forward(flat_t, x),
         "indexing_and_scatters": indexing_run,
@@ -163,7 +178,7 @@ def worker():
     print(json.dumps({"done": True, "torch_imported": "torch" in sys.modules}), flush=True)
 
 
-CASES = ["tied_weight_backward", "flatten_of_transpose", "pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
+CASES = ["flatten_of_transpose_pointwise", "tied_weight_backward", "flatten_of_transpose", "pointwise_chain", "softmax", "log_softmax", "layer_norm", "mlp_forward_backward",
          "mlp_adam_3_steps", "cumsum_fallback", "indexing_and_scatters", "indexing_backward"]
 
 
@@ -231,6 +246,13 @@ def test_permuted_gradient_terms_run_as_kernels(results):
     r = results["tied_weight_backward"]
     assert r["ok"], r
     assert r["fallbacks"] == {} and r["kernels"] >= 3, r
+
+
+def test_flattened_transposes_run_as_kernels(results):
+    # a reshape that is no view of its input's strides reads a contiguous copy at launch
+    # (CuPy on a GPU), so neither the view group nor the pointwise group leaves the device
+    r = results["flatten_of_transpose_pointwise"]
+    assert r["ok"] and r["fallbacks"] == {} and r["kernels"] >= 3, r
 
 
 def test_named_fallback(results):

@@ -162,6 +162,25 @@ def test_permute_of_a_computed_value_does_not_fuse_into_a_pointwise_group():
     assert len(partition(g).groups) == 1           # NumPy programs permute arrays: one group
 
 
+def test_flip_of_a_computed_value_does_not_fuse_for_triton():
+    # (a * 2 + flip(exp(w))).sum(): the flipped value would meet a's elements reversed, in a
+    # pointwise or a reduction group alike; a flip of size-1 dims reorders nothing and fuses
+    g = Graph("flipped")
+    a = g.add_input("a", (6, 1), dt.float32)
+    b = g.call("exp", g.add_input("w", (6, 1), dt.float32))
+    y = g.call("add", g.call("mul", a, 2.0), g.call("flip", b, dims=(0,)))
+    g.set_outputs([g.call("sum", y, dims=(0, 1), keepdim=False)])
+    part = partition(g, one_order=True)
+    assert [[n.op for n in gr.nodes] for gr in part.groups] == [["exp"],
+                                                               ["mul", "flip", "add", "sum"]]
+    assert [r.reason for r in part.refusals].count(PERMUTED) == 1
+    assert len(partition(g).groups) == 1           # NumPy programs flip arrays: one group
+    g2 = Graph("flip_of_ones")
+    c = g2.call("exp", g2.add_input("w", (6, 1), dt.float32))
+    g2.set_outputs([g2.call("add", g2.call("flip", c, dims=(1,)), 1.0)])
+    assert len(partition(g2, one_order=True).groups) == 1
+
+
 def test_prologue_into_reduction_and_epilogue_after():
     g = Graph("mse")
     a = g.add_input("a", (6, 8), dt.float32)

@@ -542,7 +542,15 @@ def _pointwise(group, strides):
     for v, k, chain in eff:
         shape, st, off = tuple(group.inputs[k].shape), tuple(strides[k]), 0
         for n in chain:
-            shape, st, off = _view_strides(n, shape, st, off)
+            try:
+                shape, st, off = _view_strides(n, shape, st, off)
+            except TritonCodegenError:
+                if n.op != "reshape":
+                    raise
+                # no view of these strides (a transpose flattened): the launcher reads a
+                # contiguous device copy of the view so far (view_buffer), as torch.reshape
+                # copies, and the kernel indexes that copy
+                shape, st, off = _view_strides(n, shape, tp.contiguous_strides(shape), 0)
         eff_strides.append(st)
     if group.kind == "view" or not rest:
         # materialise: one copy node reading the viewed input
