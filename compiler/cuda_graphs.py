@@ -30,6 +30,8 @@ import logging
 
 import numpy as np
 
+from .ir.graph import consts_key
+
 log = logging.getLogger("kiln.compile")
 
 MAX_CAPTURES = 8
@@ -67,9 +69,10 @@ class GraphRunner:
         for k in alias_pos:
             in_place.add(k)
         self.copied |= set(dev_pos) - in_place
-        scal = tuple(float(consts[i]) if consts is not None else float(prog._const_values[i])
-                     for pos, s in enumerate(prog.steps) if pos not in host_steps
-                     for _, i in s.scalars)
+        scal = consts_key(float(consts[i]) if consts is not None else
+                          float(prog._const_values[i])
+                          for pos, s in enumerate(prog.steps) if pos not in host_steps
+                          for _, i in s.scalars)       # (bit patterns: a NaN matches itself)
         key = (prog._host_key, prog._dev_index, tuple(sorted(into or ())), scal,
                tuple(sorted((k, ptrs[k]) for k in in_place)))
         if key != self.key:

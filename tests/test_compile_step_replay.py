@@ -406,3 +406,21 @@ def test_replays_can_be_switched_off(monkeypatch):
     for s in range(5):
         c(*_batch(s))
     assert c.stats["replays"] == 0 and c.stats["replay_notes"] == []
+
+
+def test_nan_and_signed_zero_constants_replay():
+    # a float('nan') constant is a fresh object every trace and never equals itself: the
+    # consecutive-trace comparison reads constants by bit pattern, so such a function still
+    # replays (and a -0.0 constant is not taken for 0.0)
+    def f(x):
+        return torch.where(x > 0, x * 2, float("nan")), x * -0.0
+    c = torch.compile(f)
+    x = torch.tensor([1.0, -1.0])
+    for _ in range(4):
+        a, b = c(x)
+    assert c.stats["replays"] >= 1, c.stats["replay_notes"]
+    np.testing.assert_array_equal(a.cpu().numpy(), [2.0, np.nan])
+    assert np.signbit(b.cpu().numpy()).tolist() == [True, False]
+    from compiler.ir.graph import consts_key
+    assert consts_key([float("nan"), -0.0]) == consts_key([float("nan"), -0.0])
+    assert consts_key([-0.0]) != consts_key([0.0])

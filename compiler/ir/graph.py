@@ -16,6 +16,13 @@ _SHORT = {"bool": "b8", "uint8": "u8", "int8": "i8", "int16": "i16", "int32": "i
           "float64": "f64", "complex64": "c64", "complex128": "c128"}
 
 
+def consts_key(values):
+    """Float constants as comparable, hashable values: their bit patterns, so that a NaN (a
+    fresh float('nan') per trace, never == itself) matches across calls and -0.0 stays apart
+    from 0.0. For keys that decide whether a recorded program or graph still fits."""
+    return tuple(float(c).hex() if isinstance(c, float) else c for c in values)
+
+
 def type_str(a):
     return f"{_SHORT[a.dtype.name]}{list(a.shape)}"
 

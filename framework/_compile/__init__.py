@@ -55,6 +55,7 @@ from ..amp.autocast_mode import guard_state as _autocast_state
 from .replay import (_MISS, _NotReplayable, _Entry, _Record, _module_state,
                      _before_trace, _output_leaves, _build, check_trace, leaf_info,
                      FunctionReplay)
+from compiler.ir.graph import consts_key
 
 cache_size_limit = 8
 replays = True          # False: every call traces (debugging, or to time the traced path)
@@ -498,7 +499,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     r.outs_meta = list(node.outs) if node is not None else None
     r.mods, r.tensors, r.state = mods, tensors, pre["state"]
     r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
-    r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
+    r.sig = (id(plan), consts_key(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
              tuple(info), tuple(pre["state"]),
              tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
     return r

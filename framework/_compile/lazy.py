@@ -599,8 +599,10 @@ def _where(what):
     for k in range(len(kiln) - 1, -1, -1):
         why = _WHY.get(kiln[k].f_code.co_name)
         if why is not None:
-            if k + 1 < len(kiln):       # called from inside Kiln (an optimizer, a layer): say where
-                c = kiln[k + 1]
+            if k + 1 < len(kiln):       # called from inside Kiln (an optimizer, a layer): say where,
+                # naming the nearest public function (not a private helper it called)
+                c = next((f for f in kiln[k + 1:] if not f.f_code.co_name.startswith("_")),
+                         kiln[k + 1])
                 loc += f" (via {os.path.relpath(c.f_code.co_filename, _ROOT)}:{c.f_lineno} " \
                        f"in {c.f_code.co_name})"
             return why, loc

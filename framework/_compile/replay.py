@@ -19,6 +19,7 @@ from operator import attrgetter, is_
 
 import numpy as np
 
+from compiler.ir.graph import consts_key
 from runtime import dtypes as dt
 from .._dispatch import wrap as _wrap
 from ..tensor import Tensor
@@ -376,7 +377,7 @@ class FunctionReplay:
         r.hypers = [(c, key, i) for c, key, i, _ in tracer.hypers]
         r.guards = list(tracer.guards)
         r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
-        r.sig = (id(plan), tuple(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
+        r.sig = (id(plan), consts_key(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
                  tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
                        for k, s, d, v in info),
                  tuple(gassign), tuple((key, i) for _, key, i in r.hypers),
