@@ -42,7 +42,22 @@ for mod, names in _METHODS.items():
 
 Tensor.T = property(S._T)
 Tensor.mT = property(S._mT)
-Tensor.H = property(lambda self: S.adjoint(self) if self.ndim == 2 else self)
+
+
+def _H(self):
+    if self.ndim == 0:
+        import warnings
+        warnings.warn("Tensor.H is deprecated on 0-D tensors. Consider using x.conj().",
+                      UserWarning, stacklevel=2)
+        return M.conj(self)
+    if self.ndim != 2:
+        raise RuntimeError(f"tensor.H is only supported on matrices (2-D tensors). Got "
+                           f"{self.ndim}-D tensor." + (" For batches of matrices, consider using "
+                                                      "tensor.mH" if self.ndim > 2 else ""))
+    return S.adjoint(self)
+
+
+Tensor.H = property(_H)
 Tensor.mH = property(S._mH)
 
 
@@ -93,6 +108,9 @@ def _inplace_prim(name, prim=None):
     prim = prim or name
 
     def f(self, *args, **kw):
+        if prim in M._TENSOR_BOTH and args and not isinstance(args[0], Tensor):
+            raise TypeError(f"{name}_(): argument 'other' (position 1) must be Tensor, not "
+                            f"{type(args[0]).__name__}")
         args = tuple(M.as_tensor_arg(a) for a in args)
         return M.inplace(self, prim, *args, **kw)
     f.__name__ = name + "_"
@@ -140,10 +158,29 @@ def _via(fn_out_of_place):
         elif _dispatch.VMAP is not None:        # (see framework.func.vmap.snapshot)
             from .func.vmap import snapshot
             src = snapshot(self)
-        r = fn_out_of_place(src, *args, **kw)
+        try:
+            r = fn_out_of_place(src, *args, **kw)
+        except NotImplementedError:
+            # binary ops: PyTorch checks that the result type casts into self before the
+            # kernel's dtype support (bool.hypot_(long) is the cast error)
+            if fn_out_of_place.__name__ in _VIA_BINARY and args and isinstance(args[0], Tensor):
+                from compiler.ir.registry import promote
+                _cast_check(self, promote(self, args[0]), fn_out_of_place.__name__)
+            raise
         return _assign(self, r, fn_out_of_place.__name__)
     f.__name__ = fn_out_of_place.__name__ + "_"
     return f
+
+
+_VIA_BINARY = ("hypot", "xlogy", "ldexp", "lcm", "heaviside")
+
+
+def _cast_check(self, d, name):
+    from runtime import dtypes as dt
+    if d.category > self.dtype.category:
+        raise RuntimeError(f"result type {dt.tname(d)} can't be cast to the desired output type "
+                           f"{dt.tname(self.dtype)} ({name}_ on a tensor of shape "
+                           f"{list(self.shape)})")
 
 
 def _assign(self, r, name):
@@ -155,9 +192,7 @@ def _assign(self, r, name):
     if r.shape != self.shape:
         raise RuntimeError(f"{name}_: output with shape {list(self.shape)} doesn't match the "
                            f"broadcast shape {list(r.shape)}")
-    if r.dtype.category > self.dtype.category:
-        raise RuntimeError(f"{name}_: result type {r.dtype.name.capitalize()} can't be cast to the "
-                           f"desired output type {self.dtype.name.capitalize()}")
+    _cast_check(self, r.dtype, name)
     import numpy as np
     from ._dispatch import STATE
     if STATE.tracer is not None:
@@ -274,14 +309,22 @@ def _binop(prim):
     return f
 
 
+# grad_fn names of the reflected operators whose PyTorch form is another op (1 - x is rsub,
+# 1 / x is reciprocal(x) * 1)
+_RNAME = {"sub": lambda o: "RsubBackward0" if isinstance(o, Tensor) else "RsubBackward1",
+          "div": lambda o: "MulBackward0"}
+
+
 def _rbinop(prim):
     p = P[prim]
+    name = _RNAME.get(prim)
 
     def f(self, other):
         o = M.as_tensor_arg(other)
         if not isinstance(o, (Tensor, bool, int, float, complex)):
             return NotImplemented
-        return apply(p, o, self)
+        r = apply(p, o, self)
+        return r if name is None else _dispatch.rename(r, name(o))
     return f
 
 
@@ -320,12 +363,30 @@ Tensor.__rpow__ = _rpow
 Tensor.__neg__ = lambda self: apply(P["neg"], self)
 Tensor.__pos__ = lambda self: self
 Tensor.__abs__ = lambda self: apply(P["abs"], self)
-Tensor.__invert__ = lambda self: apply(P["bitwise_not"], self)
+
+
+def _invert(self):
+    if self._dtype.category >= 2:       # Python's operator is refused before any kernel
+        raise TypeError(f"~ (operator.invert) is only implemented on integer and Boolean-type "
+                        f"tensors (got {self._dtype} of shape {list(self.shape)})")
+    return apply(P["bitwise_not"], self)
+
+
+Tensor.__invert__ = _invert
 Tensor.__matmul__ = lambda self, other: L.matmul(self, other)
 Tensor.__rmatmul__ = lambda self, other: L.matmul(other, self)
 Tensor.__imatmul__ = lambda self, other: _assign(self, L.matmul(self, other), "matmul")
 Tensor.__hash__ = lambda self: id(self)
-Tensor.__contains__ = lambda self, el: bool(M.any(M.eq(self, el)))
+
+
+def _contains(self, el):
+    if not isinstance(el, (Tensor, bool, int, float, complex)):
+        raise RuntimeError(f"Tensor.__contains__ only supports Tensor or scalar, but you passed in "
+                           f"a {type(el)}.")
+    return bool(M.any(M.eq(self, el)))
+
+
+Tensor.__contains__ = _contains
 
 # views/scatters of slices, masked/index scatters and small queries (ops_shape, ops_index)
 for _n in ("split_with_sizes", "dsplit", "as_strided", "as_strided_scatter", "select_scatter",

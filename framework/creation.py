@@ -1,5 +1,7 @@
 """Tensor creation and random sampling (torch.tensor, zeros, arange, rand, Generator, ...)."""
+import builtins
 import math
+import warnings
 
 import numpy as np
 
@@ -14,45 +16,161 @@ from .tensor import Tensor
 
 # ---- dtype inference for Python data ---------------------------------------------------------
 
+def _complex_default():
+    d = dt.get_default_dtype()
+    if d is dt.float64:
+        return dt.complex128
+    if d is dt.float32:
+        return dt.complex64
+    if d is dt.float16:
+        raise TypeError("Got unsupported ScalarType ComplexHalf")
+    raise RuntimeError("invalid default scalar type for complex")
+
+
 def _infer(data):
-    """dtype PyTorch infers for nested Python data (bool < int < float < complex)."""
-    cat = -1
+    """dtype PyTorch infers for nested Python data (its infer_scalar_type): each element's
+    type -- bool, int64, the default float, its complex, a tensor's or a NumPy value's own
+    dtype -- promoted together; an empty sequence is the default float dtype."""
+    out = None
     stack = [data]
-    tdt = None
     while stack:
         x = stack.pop()
         if isinstance(x, (list, tuple)):
             stack.extend(x)
-        elif isinstance(x, Tensor):
-            tdt = x._dtype if tdt is None else dt.promote_types(tdt, x._dtype)
-        elif isinstance(x, np.ndarray) or isinstance(x, np.generic):
+            continue
+        if isinstance(x, Tensor):
+            d = x._dtype
+        elif isinstance(x, (np.ndarray, np.generic)):
             d = dt.from_numpy(x.dtype)
-            tdt = d if tdt is None else dt.promote_types(tdt, d)
+        elif isinstance(x, bool):
+            d = dt.bool_
+        elif isinstance(x, int):
+            d = dt.int64
+        elif isinstance(x, float):
+            d = dt.get_default_dtype()
+        elif isinstance(x, builtins.complex):
+            d = _complex_default()
+        elif isinstance(x, (str, bytes)):
+            _nested_sizes(data)          # a str on the first elements' path: too many dims
+            raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
         else:
-            cat = max(cat, dt.scalar_category(x))
-    if tdt is not None and cat <= tdt.category:
-        return tdt
-    if cat < 0:
-        return dt.get_default_dtype() if tdt is None else tdt
-    return dt.scalar_dtype(True if cat == 0 else 1 if cat == 1 else 1.0 if cat == 2 else 1j)
+            raise RuntimeError(f"Could not infer dtype of {type(x).__name__}")
+        out = d if out is None else dt.promote_types(out, d)
+    return dt.get_default_dtype() if out is None else out
+
+
+def _nested_sizes(data):
+    """The shape PyTorch reads off nested data: the lengths along the first elements (a tensor
+    or array ends the walk with its own shape)."""
+    sizes = []
+    x = data
+    while True:
+        if isinstance(x, Tensor):         # (not a sequence to PyTorch: a leaf here)
+            return sizes
+        if isinstance(x, np.ndarray):
+            if x.ndim == 0 and sizes:
+                raise TypeError("len() of unsized object")
+            return sizes + list(x.shape)
+        if isinstance(x, str):
+            raise ValueError("too many dimensions 'str'")
+        if not isinstance(x, (list, tuple)):
+            return sizes
+        sizes.append(len(x))
+        if not x:
+            return sizes
+        x = x[0]
+
+
+def _nested_list(data, d):
+    """data as nested lists of Python scalars, checked as PyTorch stores it: every sequence has
+    the length the first elements gave (ValueError), a scalar where a sequence belongs is a
+    TypeError, and a tensor in a scalar's place must hold one element."""
+    sizes = _nested_sizes(data)
+    exact = d.category < 2
+
+    def walk(x, dim):
+        if dim == len(sizes):
+            if isinstance(x, (Tensor, np.ndarray)):
+                if x.size != 1 if isinstance(x, np.ndarray) else x.numel() != 1:
+                    if exact:
+                        raise TypeError("only integer tensors of a single element can be "
+                                        "converted to an index")
+                    raise ValueError("only one element tensors can be converted to Python "
+                                     "scalars")
+                return x.item()
+            if isinstance(x, (list, tuple)):
+                raise TypeError(f"'{type(x).__name__}' object cannot be interpreted as an integer"
+                                if exact else f"must be real number, not {type(x).__name__}")
+            if isinstance(x, (str, bytes)):
+                raise TypeError(f"new(): invalid data type '{type(x).__name__}'")
+            return x
+        if isinstance(x, Tensor):
+            x = [x[i] for i in range(len(x))] if x.ndim else x
+        elif isinstance(x, np.ndarray) and x.ndim:
+            x = list(x)
+        if not isinstance(x, (list, tuple, str)):
+            raise TypeError("not a sequence")
+        if len(x) != sizes[dim]:
+            raise ValueError(f"expected sequence of length {sizes[dim]} at dim {dim} "
+                             f"(got {len(x)})")
+        return [walk(y, dim + 1) for y in x]
+    return walk(data, 0)
+
+
+_PY_OVERFLOW = "Overflow when unpacking long long"
+
+
+def _checked_ints(a, d):
+    """PyTorch's checked conversion of Python numbers into an integer dtype: an integer in
+    range (uint8 also takes -255..-1, wrapping), a finite float in range (truncated); else
+    RuntimeError. Python ints beyond int64 overflow while unpacking (ValueError)."""
+    if a.dtype.kind == "b":
+        return a.astype(d.np)
+    if a.dtype.kind == "c":
+        raise TypeError("'complex' object cannot be interpreted as an integer")
+    if a.dtype == object or a.dtype.kind == "u" and np.any(a > np.iinfo(np.int64).max):
+        raise ValueError(_PY_OVERFLOW)
+    info = np.iinfo(d.np)
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a < int(info.min)) | (a > int(info.max))
+    else:
+        lo = -int(info.max) if info.min == 0 else int(info.min)
+        bad = (a < lo) | (a > int(info.max))
+    if np.any(bad):
+        raise RuntimeError(f"value cannot be converted to type {d.name} without overflow")
+    return a.astype(d.np)
+
+
+def _cast(a, d):
+    """A new array of a's values in dtype d, converted as the cast primitive converts (double
+    -> float -> half, as c10::Half is built: torch rounds such values twice)."""
+    from compiler.ir.registry import REGISTRY
+    return np.array(REGISTRY["cast"].numpy(None, a, dtype=d), copy=True)
 
 
 def _to_numpy(data, d):
     if isinstance(data, Tensor):     # (values(): under compile() a trace reading them is not replayed)
-        return values(data).astype(d.np, copy=True)
-    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
-        data = _untensor(data)
+        return _cast(values(data), d)
+    if isinstance(data, (list, tuple)) and any(isinstance(x, (Tensor, np.ndarray))
+                                               for x in _flat(data)):
+        data = _nested_list(data, d)
     try:
-        return np.array(data, dtype=d.np)
-    except OverflowError:
-        # PyTorch wraps out-of-range integers (uint8 [-1] -> 255); NumPy 2 refuses them
+        if d.category == 1:
+            return _checked_ints(np.array(data), d)
         a = np.array(data)
-        if a.dtype == object:     # beyond int64 even before the cast
-            raise ValueError(f"tensor(): Overflow when unpacking long long ({d})") from None
-        return a.astype(d.np)
-    except (ValueError, TypeError) as e:
-        raise (ValueError if "inhomogeneous" in str(e) or "sequence" in str(e) else TypeError)(
-            f"tensor(): could not build a tensor from {type(data).__name__}: {e}") from None
+        if a.dtype == object:
+            raise ValueError("inhomogeneous")
+        if a.dtype.kind == "c" and d.category == 2:
+            raise TypeError("must be real number, not complex")
+        return _cast(a, d)
+    except OverflowError:
+        raise ValueError(_PY_OVERFLOW) from None
+    except ValueError as e:
+        if str(e) == _PY_OVERFLOW:
+            raise
+        _nested_list(data, d)       # raises PyTorch's error for ragged data
+        raise ValueError(f"tensor(): could not build a tensor from "
+                         f"{type(data).__name__}: {e}") from None
 
 
 def _flat(x):
@@ -61,15 +179,6 @@ def _flat(x):
             yield from _flat(y)
     else:
         yield x
-
-
-def _untensor(x):
-    if isinstance(x, (list, tuple)):
-        return [_untensor(y) for y in x]
-    if isinstance(x, Tensor):      # (values(): under compile() a trace reading them is not replayed)
-        a = values(x)
-        return a.tolist() if x._dtype is not dt.bfloat16 else a.astype(np.float32).tolist()
-    return x
 
 
 def _finish(arr, d, device, requires_grad):
@@ -91,12 +200,66 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=Fal
     if data is None or isinstance(data, (dict, set)):
         raise RuntimeError(f"Could not infer dtype of {type(data).__name__}")
     if isinstance(data, np.ndarray):
-        d = dtype or dt.from_numpy(data.dtype)
-        arr = np.array(data, dtype=d.np)
+        d = dtype or _numpy_dtype(data)
+        arr = _numpy_copy(data, d.np)
     else:
+        if isinstance(data, Tensor):
+            warnings.warn("To copy construct from a tensor, it is recommended to use "
+                          "sourceTensor.detach().clone() or sourceTensor.detach().clone()."
+                          "requires_grad_(True), rather than torch.tensor(sourceTensor).",
+                          UserWarning, stacklevel=2)
         d = dtype or _infer(data)
         arr = _to_numpy(data, d)
     return _finish(arr, d, device, requires_grad)
+
+
+def _numpy_dtype(a):
+    """The dtype of a tensor over NumPy array a; PyTorch refuses arrays it cannot view."""
+    if not a.dtype.isnative:
+        raise ValueError("given numpy array has byte order different from the native byte "
+                         "order. Conversion between byte orders is currently not supported.")
+    if any(s < 0 for s in a.strides):
+        raise ValueError("At least one stride in the given numpy array is negative, and tensors "
+                         "with negative strides are not currently supported. (You can probably "
+                         "work around this by making a copy of your array  with array.copy().) ")
+    return dt.from_numpy(a.dtype)
+
+
+def _numpy_copy(a, npdt):
+    """A copy of array a in npdt laid out as PyTorch copies (preserve_format): the same element
+    strides when a is non-overlapping and dense, else C-contiguous."""
+    if a.dtype == np.float64 and np.dtype(npdt) == np.float16:
+        a = a.astype(np.float32)        # (double -> float -> half, as torch rounds)
+    el = _dense_strides(a)
+    if el is None or el == _contiguous_strides(a.shape):
+        return np.array(a, dtype=npdt, order="C")
+    out = np.lib.stride_tricks.as_strided(np.empty(a.size, npdt), a.shape,
+                                          tuple(e * np.dtype(npdt).itemsize for e in el))
+    out[...] = a
+    return out
+
+
+def _dense_strides(a):
+    """The element strides of array a if it is non-overlapping and dense (a permutation of a
+    contiguous layout), else None."""
+    if a.size == 0 or not a.itemsize or any(s % a.itemsize for s in a.strides):
+        return None
+    el = [s // a.itemsize for s in a.strides]
+    expect = 1
+    for i in sorted((i for i in range(a.ndim) if a.shape[i] != 1), key=lambda i: el[i]):
+        if el[i] != expect:
+            return None
+        expect *= a.shape[i]
+    return el
+
+
+def _contiguous_strides(shape):
+    """PyTorch's contiguous element strides of shape (a size-0 dim counts as 1)."""
+    st, acc = [], 1
+    for s in reversed(shape):
+        st.append(acc)
+        acc *= s if s > 1 else 1
+    return st[::-1]
 
 
 def as_tensor(data, dtype=None, device=None):
@@ -111,16 +274,43 @@ def as_tensor(data, dtype=None, device=None):
 
 
 def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
-    t = as_tensor(obj, dtype, device) if not copy else tensor(obj, dtype=dtype, device=device)
+    if copy is False:       # sharing is required: a tensor or an array of that very dtype
+        src = (obj._dtype if isinstance(obj, Tensor) else
+               _numpy_dtype(obj) if isinstance(obj, np.ndarray) else None)
+        if src is None:
+            raise ValueError("can't alias arbitrary sequence into a tensor.")
+        if dtype is not None and dtype is not src:
+            raise ValueError(f"can't alias tensor with dtype '{dt.tname(src)}' into dtype "
+                             f"'{dt.tname(dtype)}'.")
+    if copy and isinstance(obj, Tensor):      # a copy that keeps the autograd history
+        t = obj.clone() if dtype is None or dtype is obj._dtype else obj.to(dtype)
+        if device is not None:
+            t = t.to(device)
+    else:
+        t = as_tensor(obj, dtype, device) if not copy else tensor(obj, dtype=dtype,
+                                                                     device=device)
     if requires_grad:
         t.requires_grad_()
     return t
 
 
+_WARNED_READONLY = False
+
+
 def from_numpy(ndarray):
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(ndarray).__name__})")
-    return wrap(ndarray, dt.from_numpy(ndarray.dtype))
+    d = _numpy_dtype(ndarray)
+    global _WARNED_READONLY
+    if not ndarray.flags.writeable and not _WARNED_READONLY:
+        _WARNED_READONLY = True
+        warnings.warn("The given NumPy array is not writable, and PyTorch does not support "
+                      "non-writable tensors. This means writing to this tensor will result in "
+                      "undefined behavior. You may want to copy the array to protect its data or "
+                      "make it writable before converting it to a tensor. This type of warning "
+                      "will be suppressed for the rest of this program.", UserWarning,
+                      stacklevel=2)
+    return wrap(ndarray, d)
 
 
 def _shape(size):
@@ -168,22 +358,62 @@ def _into(out, t):
 
 
 _CTYPE = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
-          "int64": "int64_t"}
+          "int64": "int64_t", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+          "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
+          "complex128": "c10::complex<double>"}
 
 
 def int_fill(value, d):
-    """An integer fill value for an integer dtype, as PyTorch converts it: in range, or (for
-    uint8) negative down to -255, wrapping as a C cast does (full_like(uint8 tensor, -1) is
-    255; NumPy refuses it); anything else raises PyTorch's overflow error."""
-    if d.category != 1 or not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+    """A fill value converted to dtype d as PyTorch checks it (c10::checked_convert): an
+    integer dtype takes an in-range integer (uint8 also -255..-1, wrapping as a C cast does:
+    full_like(uint8 tensor, -1) is 255; NumPy refuses it) or a finite in-range float
+    (truncated); a floating dtype a value within its finite range (or an infinity/NaN); a
+    complex value with an imaginary part only a complex or bool dtype. Anything else raises
+    PyTorch's overflow error."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or d.category == 0 or value is None:
         return value
-    info = np.iinfo(d.np)
-    v = int(value)
-    lo = -int(info.max) if info.min == 0 else int(info.min)
-    if not lo <= v <= int(info.max):
-        raise RuntimeError(f"value cannot be converted to type {_CTYPE.get(d.name, d.name)} "
-                           f"without overflow")
-    return int(np.array(v, np.int64).astype(d.np))
+    if isinstance(value, builtins.complex):
+        if d.category == 3:
+            return value
+        if value.imag != 0:
+            raise _overflow(d)
+        value = value.real
+    if d.category == 1:
+        info = np.iinfo(d.np)
+        if isinstance(value, int):
+            lo = -int(info.max) if info.min == 0 else int(info.min)
+            if not lo <= value <= int(info.max):
+                raise _overflow(d)
+            return int(np.array(value, np.int64).astype(d.np))
+        if isinstance(value, float) and not int(info.min) <= value <= int(info.max):
+            raise _overflow(d)       # (NaN fails the comparison too)
+        return value
+    if d.category == 2 and isinstance(value, (int, float)) and math.isfinite(value):
+        big = 65504.0 if d is dt.float16 else 3.3895313892515355e38 if d is dt.bfloat16 else \
+            3.4028234663852886e38 if d is dt.float32 else None
+        if big is not None and abs(value) > big:
+            raise _overflow(d)
+    return value
+
+
+def _overflow(d):
+    return RuntimeError(f"value cannot be converted to type {_CTYPE.get(d.name, d.name)} "
+                        f"without overflow")
+
+
+def _number(op, value):
+    """The fill value of full/full_like as PyTorch's argument parser takes it: a Python number
+    (a NumPy scalar or a one-element tensor gives its value)."""
+    if isinstance(value, Tensor):
+        return value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if not isinstance(value, (bool, int, float, builtins.complex)):
+        raise TypeError(f"{op}(): argument 'fill_value' (position 2) must be Number, not "
+                        f"{type(value).__name__}")
+    return value
 
 
 def _made(shape, value, d, device, requires_grad):
@@ -192,6 +422,8 @@ def _made(shape, value, d, device, requires_grad):
     and an upload. bfloat16 takes the host path, whose upload names what cuda lacks."""
     dev = canonical(device)
     value = int_fill(value, d)
+    if d is dt.float16 and type(value) is float:
+        value = float(np.float32(value))     # (double -> float -> half, as torch rounds)
     if dev.type not in ("cuda", "interpret") or d is dt.bfloat16:
         arr = np.empty(shape, d.np) if value is None else np.full(shape, value, dtype=d.np)
         return _finish(arr, d, dev, requires_grad)
@@ -233,8 +465,7 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, re
     if not isinstance(size, (tuple, list)):
         raise TypeError(f"full(): argument 'size' (position 1) must be tuple of ints, not "
                         f"{type(size).__name__}")
-    if isinstance(fill_value, Tensor):
-        fill_value = fill_value.item()
+    fill_value = _number("full", fill_value)
     d = dtype or (out._dtype if out is not None else dt.scalar_dtype(fill_value))
     return _into(out, _made(_shape(tuple(size)), fill_value, d, device, requires_grad))
 
@@ -247,30 +478,47 @@ def _like_dev(input, device):
     return input._device if device is None else device
 
 
+def _preserve(t, input, memory_format):
+    """PyTorch's preserve_format for a *_like result on the cpu: a non-overlapping, dense
+    input's strides (zeros_like(x.t()) is laid out as x.t()); anything else stays contiguous."""
+    a, src = t._data, input._data
+    if memory_format is not None or type(a) is not np.ndarray or \
+            type(src) is not np.ndarray or src.ndim < 2 or src.size == 0:
+        return t
+    el = _dense_strides(src)
+    if el is None or el == _contiguous_strides(src.shape):
+        return t
+    out = np.lib.stride_tricks.as_strided(np.empty(a.size, a.dtype), a.shape,
+                                          tuple(e * a.itemsize for e in el))
+    out[...] = a
+    t._data = out
+    return t
+
+
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
-    return _filled(input._data.shape, 0, _like(input, dtype), _like_dev(input, device),
-                   requires_grad)
+    return _preserve(_filled(input._data.shape, 0, _like(input, dtype),
+                             _like_dev(input, device), requires_grad), input, memory_format)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    return _filled(input._data.shape, 1, _like(input, dtype), _like_dev(input, device),
-                   requires_grad)
+    return _preserve(_filled(input._data.shape, 1, _like(input, dtype),
+                             _like_dev(input, device), requires_grad), input, memory_format)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
     d = _like(input, dtype)
-    return _made(input._data.shape, None, d, _like_dev(input, device), requires_grad)
+    return _preserve(_made(input._data.shape, None, d, _like_dev(input, device), requires_grad),
+                     input, memory_format)
 
 
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
-    if isinstance(fill_value, Tensor):
-        fill_value = fill_value.item()
-    return _filled(input._data.shape, fill_value, _like(input, dtype), _like_dev(input, device),
-                   requires_grad)
+    fill_value = _number("full_like", fill_value)
+    return _preserve(_filled(input._data.shape, fill_value, _like(input, dtype),
+                             _like_dev(input, device), requires_grad), input, memory_format)
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -285,10 +533,13 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
            requires_grad=False):
     if end is None:
         start, end = 0, start
-    vals = [v.item() if isinstance(v, Tensor) else v for v in (start, end, step)]
+    vals = [v.item() if isinstance(v, (Tensor, np.generic)) else v for v in (start, end, step)]
     start, end, step = vals
     if step == 0:
         raise RuntimeError("arange: step must be nonzero")
+    for v in (start, end):
+        if not math.isfinite(v):
+            raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
         raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
@@ -296,7 +547,20 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         dtype = out._dtype
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
-    n = int(math.ceil((end - start) / step))     # the length comes from the exact bounds
+    if dtype is dt.bool_ or dtype.is_complex:
+        raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(dtype)}'")
+    if dtype is dt.int64:
+        # PyTorch's int64 arange truncates start, end and step first, length included
+        start, end, step = int(start), int(end), int(step)
+        if step == 0:
+            raise ValueError("step must be nonzero")
+        if (end - start) * step < 0:
+            raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+        n = -((start - end) // step)
+    else:
+        n = math.ceil((end - start) / step)     # the length comes from the exact bounds
+    if n > 2 ** 62:
+        raise RuntimeError("invalid size, possible overflow?")
     dev = canonical(device)
     if dev.type in ("cuda", "interpret") and STATE.tracer is None and \
             (dtype.is_floating_point or all(isinstance(v, int) for v in (start, step))):
@@ -314,24 +578,52 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
 
 
 def range_(start=0, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
+    warnings.warn("torch.range is deprecated and will be removed in a future release because its "
+                  "behavior is inconsistent with Python's range builtin. Instead, use "
+                  "torch.arange, which produces values in [start, end).", UserWarning,
+                  stacklevel=2)
     d = dtype or dt.get_default_dtype()
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if (end - start) * step < 0:
+        raise RuntimeError("upper bound and lower bound inconsistent with step sign")
     n = int(math.floor((end - start) / step)) + 1
     return _finish((start + np.arange(n) * step).astype(d.np), d, device, requires_grad)
 
 
 def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
-    d = dtype or dt.get_default_dtype()
-    start, end = (v.item() if isinstance(v, Tensor) else v for v in (start, end))
+    start, end = (v.item() if isinstance(v, (Tensor, np.generic)) else v for v in (start, end))
+    if isinstance(steps, Tensor):
+        steps = steps.item()
+    if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool):
+        raise TypeError(f"linspace() received an invalid combination of arguments - got "
+                        f"({type(start).__name__}, {type(end).__name__}, "
+                        f"{type(steps).__name__}), but expected (Number start, Number end, int "
+                        f"steps)")
+    cx = isinstance(start, builtins.complex) or isinstance(end, builtins.complex)
+    d = dtype or (_complex_default() if cx else dt.get_default_dtype())
+    if cx and not d.is_complex:
+        raise RuntimeError(f"torch.linspace(): inferred dtype {_CTYPE[_complex_default().name]} "
+                           f"can't be safely cast to passed dtype {dt.tname(d)}")
     if steps < 0:
         raise RuntimeError(f"linspace: number of steps must be non-negative (got {steps})")
     if steps == 1:
         return _finish(np.array([start]).astype(d.np), d, device, requires_grad)
-    # PyTorch computes the two halves from both ends (symmetric rounding)
-    step = (end - start) / (steps - 1) if steps > 1 else 0.0
-    i = np.arange(steps, dtype=np.float64)
-    half = steps // 2
-    arr = np.where(i < half, start + step * i, end - step * (steps - 1 - i))
+    # PyTorch computes the two halves from both ends (symmetric rounding): in double for
+    # integer dtypes (then truncated), else in the dtype itself, rounding after each operation
+    cd = np.dtype(np.float64) if d.category < 2 else d.np
+    k = np.arange(steps)
+    s, e = (np.array(v).astype(d.np).astype(cd) for v in (start, end))   # start, end in d first
+    step = (e - s) / np.array(max(steps - 1, 1)).astype(cd)
+    if d is dt.float32 or d is dt.float64 or d.category < 2:
+        # their kernel rounds s + step * k once (a fused multiply-add): exact in a wider type
+        w = np.float64 if d is dt.float32 else np.longdouble
+        arr = np.where(k < steps // 2, (w(s) + w(step) * k).astype(cd),
+                       (w(e) - w(step) * (steps - 1 - k)).astype(cd))
+    else:
+        arr = np.where(k < steps // 2, s + step * k.astype(cd),
+                       e - step * (steps - 1 - k).astype(cd))
     if d.category < 2:
         arr = np.trunc(arr)
     return _finish(arr.astype(d.np), d, device, requires_grad)
@@ -344,12 +636,22 @@ def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None,
     return _finish(np.power(float(base), lin).astype(d.np), d, device, requires_grad)
 
 
+def _tri_check(name, row, col, dtype):
+    for k, v in (("row", row), ("col", col)):
+        if v < 0:
+            raise RuntimeError(f"{k} must be non-negative, got{v}")
+    if dtype is not None and dtype not in (dt.int32, dt.int64):
+        raise NotImplementedError(f"\"{name}\" not implemented for '{dt.tname(dtype)}'")
+
+
 def tril_indices(row, col, offset=0, *, dtype=None, device=None):
+    _tri_check("tril_indices", row, col, dtype)
     r, c = np.tril_indices(row, offset, col)
     return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64, device=device)
 
 
 def triu_indices(row, col, offset=0, *, dtype=None, device=None):
+    _tri_check("triu_indices", row, col, dtype)
     r, c = np.triu_indices(row, offset, col)
     return tensor(np.stack([r, c]).astype(np.int64), dtype=dtype or dt.int64, device=device)
 
@@ -577,10 +879,22 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
         low, high = 0, low
     if high is None:
         raise TypeError("randint() missing required argument 'high'")
+    low, high = (v.item() if isinstance(v, Tensor) and v.ndim == 0 else v for v in (low, high))
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)):
+        raise TypeError(f"randint() received an invalid combination of arguments - got "
+                        f"({type(low).__name__}, {type(high).__name__}, "
+                        f"{type(size).__name__}), but expected (int low, int high, tuple of ints "
+                        f"size)")
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
     d = dtype or dt.int64
+    if d.category < 2:      # both ends must fit the integer dtype
+        lo, hi = (0, 1) if d is dt.bool_ else (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
+        if not lo <= low <= hi:
+            raise RuntimeError(f"from is out of bounds for {_CPP_NAME[d.name]}")
+        if not lo <= high - 1 <= hi:
+            raise RuntimeError(f"to - 1 is out of bounds for {_CPP_NAME[d.name]}")
     dev = _draw_device(device, None)
     if dev is not None:
         return _drawn(("integers", (low, high - low)), _shape(tuple(size)), d, dev, generator,
@@ -592,6 +906,15 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
     d = dtype or dt.int64
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"randperm(): argument 'n' (position 1) must be int, not "
+                        f"{type(n).__name__}")
+    if n < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
+    if d is dt.bool_ or d.is_complex:
+        raise NotImplementedError(f"\"randperm\" not implemented for '{dt.tname(d)}'")
+    if n > 0:
+        int_fill(n - 1, d)      # the largest value must fit the dtype
     dev = _draw_device(device, None)
     if dev is not None:     # the order of n uniform float64 keys drawn on the device
         from .ops_sort import argsort
@@ -602,12 +925,12 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
 
 
 def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return rand(*input.shape, dtype=dtype or input._dtype, device=_like_dev(input, device),
+    return rand(tuple(input.shape), dtype=dtype or input._dtype, device=_like_dev(input, device),
                 requires_grad=requires_grad)
 
 
 def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return randn(*input.shape, dtype=dtype or input._dtype, device=_like_dev(input, device),
+    return randn(tuple(input.shape), dtype=dtype or input._dtype, device=_like_dev(input, device),
                  requires_grad=requires_grad)
 
 

@@ -117,7 +117,7 @@ def unfold(self, dimension, size, step):
                     S.reshape(arange(size, device=self.device), (1, size)), (-1,))
     w = index_select(self, d, idx)                       # dim d: n * size picks
     w = S.reshape(w, tuple(self.shape[:d]) + (n, size) + tuple(self.shape[d + 1:]))
-    return S.movedim(w, d + 1, -1)
+    return S.rename(S.movedim(w, d + 1, -1), "UnfoldBackward0")
 
 
 def _special():

@@ -55,12 +55,14 @@ def _canon_item(i):
     raise TypeError(f"{_BAD_INDEX} (got {type(i).__name__})")
 
 
-def _plan(shape, idx):
+def _plan(shape, idx, defer_bounds=False):
     """Translate a torch index into steps on a progressively indexed result.
 
     Returns (steps, adv): steps are ("unsq", d) | ("slice", d, start, stop, step) |
     ("select", d, i) applied in order (all views; ints are basic indexing like torch), and
-    adv is a list of (d, int64 array) advanced indices on the result of the steps."""
+    adv is a list of (d, int64 array) advanced indices on the result of the steps.
+    defer_bounds: return (steps, adv, err) instead of raising err, the IndexError of an
+    out-of-range index tensor value (setitem checks the value's dtype and shape first)."""
     if isinstance(idx, list) and len(idx) < 32 and builtins.any(
             isinstance(i, (list, tuple, Tensor, slice, np.ndarray)) or i is None or i is Ellipsis
             for i in idx):
@@ -76,14 +78,22 @@ def _plan(shape, idx):
     if consumed > nd:
         raise IndexError(f"too many indices for tensor of dimension {nd} (got {consumed} indices "
                          f"for shape {list(shape)})")
-    if builtins.sum(1 for i in items if i is Ellipsis) > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+    # (several Ellipsis items are allowed, as in torch: each one skips the unnamed dims)
     steps, adv = [], []
     cur = list(shape)          # shape of the result so far
     d = 0                      # next dim of the result to index
+    # advanced-index errors are raised after every basic item is read (torch's order: a bad
+    # slice step first), and an out-of-range index value only when the result has elements
+    mask_err, bounds = None, []
     for i in items:
         if i is Ellipsis:
             d += nd - consumed
+        elif isinstance(i, slice) and d >= len(cur) and i.start is None and i.stop is None \
+                and i.step in (None, 1):
+            d += 1                 # a whole-dim slice is a no-op torch never checks
+        elif d > len(cur) or (d == len(cur) and not (i is None or isinstance(i, bool))):
+            raise IndexError(f"too many indices for tensor of dimension {nd} (index {d} of a "
+                             f"result of shape {list(cur)}; tensor shape {list(shape)})")
         elif i is None:
             steps.append(("unsq", d))
             cur.insert(d, 1)
@@ -115,22 +125,71 @@ def _plan(shape, idx):
         elif i.dtype == np.bool_:
             k = i.ndim
             for j in range(k):
-                if i.shape[j] != cur[d + j]:
-                    raise IndexError(f"The shape of the mask {list(i.shape)} at index {j} does not "
-                                     f"match the shape of the indexed tensor {list(cur)} at index "
-                                     f"{d + j}")
+                if mask_err is None and (d + j >= len(cur) or i.shape[j] != cur[d + j]):
+                    mask_err = IndexError(
+                        f"The shape of the mask {list(i.shape)} at index {j} does not match the "
+                        f"shape of the indexed tensor {list(cur)} at index {d + j}")
+            if mask_err is not None:
+                d += k
+                continue
             for j, a in enumerate(np.nonzero(i)):
                 adv.append((d + j, a.astype(np.int64)))
             d += k
         else:
-            size = cur[d]
-            if i.size and (i.max() >= size or i.min() < -size):
-                bad = i.max() if i.max() >= size else i.min()
-                raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {size} "
-                                 f"(tensor shape {list(shape)})")
+            bounds.append((d, i, cur[d]))
             adv.append((d, i))
             d += 1
-    return steps, adv
+    if mask_err is not None:
+        raise mask_err
+    if adv:
+        try:
+            b = np.broadcast_shapes(*(a.shape for _, a in adv))
+        except ValueError:
+            raise IndexError("shape mismatch: indexing tensors could not be broadcast together "
+                             "with shapes " + ", ".join(str(list(a.shape)) for _, a in adv)
+                             + f" (tensor shape {list(shape)})") from None
+        rest = [s for k, s in enumerate(cur) if k not in {p for p, _ in adv}]
+        # (but with index positions, one into a dim of size 0 is refused even then, and
+        # before anything else: torch finds it while it reads the indices)
+        nonempty = 0 not in b and 0 not in rest
+        for dd, i, size in sorted(bounds, key=lambda e: e[2] != 0):
+            if i.size and (nonempty or (size == 0 and 0 not in b)):
+                if i.max() >= size or i.min() < -size:
+                    bad = i.max() if i.max() >= size else i.min()
+                    err = IndexError(f"index {bad} is out of bounds for dimension {dd} with size "
+                                     f"{size} (tensor shape {list(shape)})")
+                    if defer_bounds and size:
+                        return steps, adv, err
+                    raise err
+        if not nonempty:
+            # nothing is read: in-range stand-ins of the same broadcast shape, so no kernel
+            # (a device one checks every index value) sees an unread out-of-range value
+            adv = [(dd, np.zeros(b if 0 in b else a.shape, np.int64)) for dd, a in adv]
+    return (steps, adv, None) if defer_bounds else (steps, adv)
+
+
+def _single_mask(idx):
+    """dt.bool_ / dt.uint8 when the only advanced item of a setitem index is a mask of at least
+    one dim (a bool/uint8 tensor or a list of bools), else None."""
+    if isinstance(idx, list) and len(idx) < 32 and builtins.any(
+            isinstance(i, (list, tuple, Tensor, slice, np.ndarray)) or i is None or i is Ellipsis
+            for i in idx):
+        idx = tuple(idx)
+    kind, n = None, 0
+    for i in (idx if isinstance(idx, tuple) else (idx,)):
+        if isinstance(i, Tensor):
+            if i._dtype in (dt.bool_, dt.uint8) and i.ndim:
+                kind = i._dtype
+            elif i.ndim == 0 and i._dtype is not dt.bool_:
+                continue                        # a 0-d integer tensor is an int
+        elif isinstance(i, (list, tuple, np.ndarray)):
+            a = np.asarray(i)
+            if a.dtype == np.bool_ and a.ndim:
+                kind = dt.bool_
+        elif not isinstance(i, (bool, np.bool_)):
+            continue                            # int, slice, None, Ellipsis
+        n += 1
+    return kind if n == 1 else None
 
 
 def _np_basic(a, steps):
@@ -166,16 +225,17 @@ def getitem(x, idx):
     for st in steps:
         d = st[1]
         shp = r._data.shape
-        if st[0] == "unsq":
-            r = apply(P["reshape"], r, shape=shp[:d] + (1,) + shp[d:])
+        if st[0] == "unsq":     # grad_fn names as PyTorch's (UnsqueezeBackward0, ...)
+            r = rename(apply(P["reshape"], r, shape=shp[:d] + (1,) + shp[d:]),
+                       "UnsqueezeBackward0")
         elif st[0] == "select":
             s = apply(P["slice"], r, dim=d, start=st[2], stop=st[2] + 1, step=1)
-            r = apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:])
+            r = rename(apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:]), "SelectBackward0")
         else:
             r = apply(P["slice"], r, dim=d, start=st[2], stop=st[3], step=st[4])
     if not adv:
         if r is x:    # x[...] or x[:] is still a new view object
-            r = apply(P["reshape"], x, shape=x._data.shape)
+            r = rename(apply(P["reshape"], x, shape=x._data.shape), "AliasBackward0")
         return r
     idxs = [_long(a) for _, a in adv]
     # index lists, arrays and cpu index tensors go to the indexed tensor's device
@@ -204,12 +264,31 @@ def setitem(x, idx, value):
     v = as_tensor_arg(value)
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")
-    steps, adv = _plan(x._data.shape, idx)
+    if idx is False:      # torch: x[False] = v writes nothing (whatever v's shape)
+        return
+    steps, adv, bad_index = _plan(x._data.shape, idx, defer_bounds=True)
     tr = STATE.tracer
     data = x._data if tr is None else np.broadcast_to(np.empty((), x._data.dtype), x._data.shape)
     view = _np_basic(data, steps)
     t = _np_adv(view, adv) if adv else None
-    target = view[t].shape if adv else view.shape
+    if adv:
+        from compiler.ops.indexing import index_shape
+        target = index_shape(view.shape, [a.shape for _, a in adv], [d for d, _ in adv])
+    else:
+        target = view.shape
+    mask = _single_mask(idx) if adv and idx is not True else None
+    if mask is not None and (not isinstance(v, Tensor) or (v._data.size == 1 and
+                                                           v._device is cpu)):
+        # torch writes a one-element value through a lone mask with masked_fill_ (which
+        # casts the value, and refuses a uint8 mask)
+        if mask is dt.uint8:
+            raise RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype "
+                               "unsigned char (setitem with a uint8 mask and a one-element value)")
+    elif adv and idx is not True and isinstance(v, Tensor) and v._dtype is not x._dtype:
+        # an advanced index writes with index_put_, which (unlike copy_) does not cast
+        raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
+                           f"{dt.tname(x._dtype)} for the destination and {dt.tname(v._dtype)} "
+                           f"for the source (setitem on shape {list(x.shape)})")
     if isinstance(v, Tensor):
         vs = v._data.shape
         while len(vs) > len(target) and vs[0] == 1:    # torch drops leading 1s of the value
@@ -224,10 +303,15 @@ def setitem(x, idx, value):
                                f"(tensor shape {list(x.shape)})")
         if vs != v._data.shape:
             v = apply(P["reshape"], v, shape=vs)
+    if bad_index is not None:
+        raise bad_index
+    empty = adv and 0 in target    # nothing is written (an out-of-range index is not read)
     needs = STATE.grad_enabled and (x.requires_grad or (isinstance(v, Tensor) and v.requires_grad))
     if not needs and tr is None:
         src = v._data if isinstance(v, Tensor) else v
-        if adv:
+        if empty:
+            pass
+        elif adv:
             view[t] = src
         else:
             view[...] = src
@@ -237,7 +321,7 @@ def setitem(x, idx, value):
         check_inplace_leaf(x)
     # functional form: flat positions of the indexed elements, then one index_put on x's copy
     pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)
-    pos = np.asarray(pos[t] if adv else pos, order="C")
+    pos = np.empty(target, np.int64) if empty else np.asarray(pos[t] if adv else pos, order="C")
     flat = apply(P["reshape"], x._snapshot() if tr is None else tr.snapshot(x),
                  shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
@@ -269,20 +353,29 @@ def _snapshot(self):
 Tensor._snapshot = _snapshot
 
 
-def _check_dim_index(op, input, d, index):
-    """index_select / index_add / index_copy / index_fill: a 0-d or 1-d int32/int64 index whose
-    values lie in [-size, size) of dim d (checked before anything is computed or written)."""
+def _check_dim_index(op, input, d, index, bounds_error=IndexError):
+    """index_select / index_add / index_copy / index_fill / index_reduce: a 0-d or 1-d index
+    whose values lie in [0, size) of dim d, as torch checks them (before anything is computed
+    or written): the index's dims first (IndexError), then its dtype (RuntimeError; int32 or
+    int64, index_copy int64 only); index_fill checks the dtype first (IndexError, int64 only),
+    then the dims (RuntimeError), and alone takes negative values (counted from the end)."""
     if not isinstance(index, Tensor):
         raise TypeError(f"{op}(): index must be a Tensor, got {type(index).__name__}")
-    if index._dtype not in (dt.int64, dt.int32):
-        raise RuntimeError(f"{op}(): Expected dtype int32 or int64 for index (got {index.dtype})")
+    fill = op == "index_fill"
+    if fill and index._dtype is not dt.int64:
+        raise IndexError(f"index_fill_(): Expected dtype int64 for index (got {index.dtype})")
     if index.ndim > 1:
-        raise IndexError(f"{op}(): Index is supposed to be a vector (got shape {list(index.shape)})")
+        raise (RuntimeError if fill else IndexError)(
+            f"{op}(): Index is supposed to be a vector/scalar (got shape {list(index.shape)})")
+    if index._dtype not in ((dt.int64,) if op == "index_copy" else (dt.int64, dt.int32)):
+        raise RuntimeError(f"{op}(): Expected dtype {'int64' if op == 'index_copy' else 'int32 or int64'} "
+                           f"for index (got {index.dtype})")
     size = input._data.shape[d] if input.ndim else 1
+    lo = -size if fill else 0
     a = index._data
-    if a.size and (a.max() >= size or a.min() < -size):
+    if a.size and (a.max() >= size or a.min() < lo):
         bad = a.max() if a.max() >= size else a.min()
-        raise RuntimeError(f"{op}(): index {bad} is out of bounds for dimension {d} with size "
+        raise bounds_error(f"{op}(): index {bad} is out of bounds for dimension {d} with size "
                            f"{size} (input shape {list(input.shape)})")
     return index if index.ndim == 1 else wrap(a.reshape(1), index._dtype)
 
@@ -331,6 +424,9 @@ def gather(input, dim, index, *, sparse_grad=False, out=None):
 def take_along_dim(input, indices, dim=None):
     from .ops_shape import reshape, expand
     from compiler.ir.registry import broadcast_shapes
+    if isinstance(indices, Tensor) and indices._dtype is not dt.int64:
+        raise RuntimeError(f"torch.take_along_dim(): dtype of indices should be Long but got "
+                           f"{dt.tname(indices._dtype)} (indices shape {list(indices.shape)})")
     if dim is None:
         return gather(reshape(input, (-1,)), 0, reshape(indices, (-1,)))
     if input.ndim != indices.ndim:
@@ -344,6 +440,11 @@ def take_along_dim(input, indices, dim=None):
                             tuple(1 if k == d else s for k, s in enumerate(indices.shape)))
     x = expand(input, tuple(input.shape[k] if k == d else s for k, s in enumerate(rest)))
     i = expand(indices, tuple(indices.shape[k] if k == d else s for k, s in enumerate(rest)))
+    if input.shape[d]:
+        # torch (2.13) takes every index along dim modulo the dim's size (-1 is the last,
+        # size + 1 the second); without dim, an out-of-range one raises (gather's error)
+        from .ops_math import remainder
+        i = remainder(i, input.shape[d])
     return gather(x, d, i)
 
 
@@ -393,6 +494,16 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
                     ones_like(src), reduce="sum")
         c = clamp_min(c, 1)     # untouched targets keep their value
         return div(s, c, rounding_mode="floor" if input._dtype.category < 2 else None)
+    if reduce != "sum" and STATE.grad_enabled and (input.requires_grad or src.requires_grad) \
+            and isinstance(index, Tensor) and input._dtype.is_floating_point:
+        # prod / amax / amin: the scatter primitive has no gradient for them; torch's (out/x
+        # for prod, split evenly among the elements equal to the max/min) on src's part that
+        # the index names (the rest of a larger src gets none)
+        d = norm_dim("scatter_reduce", dim, builtins.max(input.ndim, 1))
+        if tuple(src.shape) != tuple(index.shape) and src.ndim == index.ndim:
+            src = src[tuple(slice(0, n) for n in index.shape)]
+        return rename(_reduce_with_grad(input, d, index, src, reduce, include_self),
+                      "ScatterReduceBackward0")
     return scatter(x, dim, index, src, reduce=reduce)
 
 
@@ -410,7 +521,10 @@ def _check_source(op, input, d, index, source):
 
 def index_add(input, dim, index, source, *, alpha=1):
     d = norm_dim("index_add", dim, input.ndim)
-    index = _check_dim_index("index_add", input, d, index)
+    # (torch's int64, alpha=1 path for ndim > 1 reports a bad index as a RuntimeError)
+    fast = index._dtype is dt.int64 and alpha == 1 and input.ndim > 1 \
+        if isinstance(index, Tensor) else False
+    index = _check_dim_index("index_add", input, d, index, RuntimeError if fast else IndexError)
     _check_source("index_add", input, d, index, source)
     src = source if alpha == 1 else apply(P["mul"], source, alpha)
     if src._dtype is not input._dtype:
@@ -533,7 +647,7 @@ def put(input, index, source, accumulate=False):
     from .ops_shape import reshape
     _check_flat_index("put", input, index)
     if source._data.size != index._data.size:
-        raise RuntimeError(f"put(): Expected source and index to have the same number of elements, "
+        raise IndexError(f"put(): Expected source and index to have the same number of elements, "
                            f"but got source.numel() = {source._data.size}, index.numel() = "
                            f"{index._data.size}")
     src = source if source._dtype is input._dtype else apply(P["cast"], source, dtype=input._dtype)
@@ -608,11 +722,6 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     sh[d] = n
     full_idx = expand(reshape(idx.long() if idx._dtype is not dt.int64 else idx, tuple(sh)),
                       tuple(source.shape))
-    a = idx._data
-    if a.size and a.min() < 0:       # (negative indices count from the end)
-        from ._dispatch import wrap_like
-        full_idx = expand(reshape(wrap_like(a % input._data.shape[d], dt.int64, input),
-                                  tuple(sh)), tuple(source.shape))
     if reduce == "mean":
         return rename(scatter_reduce(input, d, full_idx, source, reduce,
                                      include_self=include_self), "IndexReduceBackward0")
@@ -621,9 +730,10 @@ def index_reduce(input, dim, index, source, reduce, *, include_self=True):
 
 
 def _reduce_with_grad(input, d, idx, source, reduce, include_self):
-    """scatter_reduce prod/amax/amin whose gradient is torch's: out/x for prod, split evenly
-    among the elements equal to the max/min. The value is the scatter's; the gradient comes
-    from t - t.detach() (zero) where t is linear in input and source with those coefficients."""
+    """scatter_reduce prod/amax/amin whose gradient is torch's: the product of the other
+    factors for prod, split evenly among the elements equal to the max/min. The value is the
+    scatter's; the gradient comes from a zero-valued term linear in input and source with
+    those coefficients."""
     from ._dispatch import STATE
     from .autograd.grad_mode import no_grad
     from .creation import zeros_like, ones_like
@@ -635,25 +745,37 @@ def _reduce_with_grad(input, d, idx, source, reduce, include_self):
             not input._dtype.is_floating_point:
         return out
     with no_grad():
+        # torch's formulas (scatter_reduce_backward): prod treats a zero factor exactly (the
+        # product of the others); amax/amin split among the self and src elements equal to
+        # the result, self counted even without include_self (whose own share is then 0)
         xv, sv = input.detach(), source.detach()
         og = gather(out, d, idx)
+        touched = M.ne(scatter(zeros_like(xv), d, idx, 1.0), 0)
         if reduce == "prod":
-            cx = M.div(out, xv) if include_self else zeros_like(xv)
-            cs = M.div(og, sv)
-            touched = scatter(zeros_like(xv), d, idx, 1.0)
-            cx = M.where(M.eq(touched, 0), ones_like(xv), cx)
+            ms_self = M.where(M.eq(xv, 0), ones_like(xv), xv)
+            cx = M.div(scatter_reduce(ms_self, d, idx, sv, "prod", include_self=include_self),
+                       ms_self)
+            zs = M.eq(sv, 0)
+            nz = gather(scatter(zeros_like(xv), d, idx, zs.to(xv.dtype), reduce="add"), d, idx)
+            single = M.logical_and(zs, M.eq(nz, 1))
+            alone = scatter_reduce(xv, d, idx, M.where(single, ones_like(sv), sv), "prod",
+                                   include_self=include_self)
+            cs = M.where(single, gather(alone, d, idx),
+                         M.div(og, M.where(zs, ones_like(sv), sv)))
         else:
             mx = M.eq(xv, out).to(xv.dtype)
-            touched = scatter(zeros_like(xv), d, idx, 1.0)
-            if not include_self:
-                mx = M.where(M.eq(touched, 0), ones_like(xv), zeros_like(xv))
             ms = M.eq(sv, og).to(xv.dtype)
-            cnt = M.add(M.mul(mx, M.where(M.eq(touched, 0), ones_like(xv), ones_like(xv))),
-                        scatter(zeros_like(xv), d, idx, ms, reduce="add"))
+            cnt = scatter(mx, d, idx, ms, reduce="add")
             cx = M.div(mx, cnt)
             cs = M.div(ms, gather(cnt, d, idx))
-    t = M.add(M.mul(input, cx), scatter(zeros_like(out), d, idx, M.mul(source, cs), reduce="add"))
-    return M.add(out, M.sub(t, t.detach()))
+        if not include_self:
+            cx = M.where(touched, zeros_like(cx), cx)
+    # zero-valued terms whose gradient is the coefficient's; input - input.detach() keeps
+    # input itself out of the saved tensors, so an in-place scatter_reduce_ into it can
+    # still be differentiated
+    dx, ds = M.sub(input, input.detach()), M.sub(source, source.detach())
+    t = M.add(M.mul(dx, cx), scatter(zeros_like(out), d, idx, M.mul(ds, cs), reduce="add"))
+    return M.add(out, t)
 
 
 def index_reduce_(input, dim, index, source, reduce, *, include_self=True):

@@ -99,7 +99,7 @@ def vdot(input, other):
 
 
 def outer(input, vec2):
-    return rename(apply(P["mul"], S.unsqueeze(input, 1), S.unsqueeze(vec2, 0)), "OuterBackward0")
+    return rename(apply(P["mul"], S.unsqueeze(input, 1), S.unsqueeze(vec2, 0)), "MulBackward0")
 
 
 ger = outer
@@ -190,8 +190,15 @@ def cross(input, other, dim=None):
     return rename(S.stack(c, dim), "LinalgCrossBackward0")
 
 
-def cdist(x1, x2, p=2.0):
+def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     from .ops_math import norm, sub
+    # compute_mode picks PyTorch's matmul shortcut for p=2; Kiln always takes the direct
+    # difference, which is the more accurate of the two
+    if compute_mode not in ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
+                            "donot_use_mm_for_euclid_dist"):
+        raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
+    if p < 0:
+        raise RuntimeError(f"cdist only supports non-negative p values (got p={p})")
     d = sub(S.unsqueeze(x1, -2), S.unsqueeze(x2, -3))
     return norm(d, p, -1)
 
@@ -236,9 +243,8 @@ class _Linalg:
 
     @staticmethod
     def eig(A):
-        import collections
         w, v = apply(P["eig"], A)
-        return collections.namedtuple("eig", ["eigenvalues", "eigenvectors"])(w, v)
+        return _LinalgEig(w, v)
 
     @staticmethod
     def eigvals(A):
@@ -268,20 +274,18 @@ class _Linalg:
         return r
 
     @staticmethod
-    def qr(A, mode="reduced"):
-        import collections
+    def qr(A, mode="reduced", *, _result=None):
+        out = _result or _LinalgQr       # torch.return_types.linalg_qr (torch.qr: qr)
         if mode == "r":    # R only; torch returns an empty Q
             from .creation import empty
-            return collections.namedtuple("qr", ["Q", "R"])(empty(0, dtype=A.dtype),
-                                                            apply(P["qr"], A, mode="reduced")[1])
+            return out(empty(0, dtype=A.dtype), apply(P["qr"], A, mode="reduced")[1])
         q, r = apply(P["qr"], A, mode=mode)
-        return collections.namedtuple("qr", ["Q", "R"])(q, r)
+        return out(q, r)
 
     @staticmethod
     def svd(A, full_matrices=True):
-        import collections
         u, s, vh = apply(P["svd"], A, full_matrices=full_matrices)
-        return collections.namedtuple("svd", ["U", "S", "Vh"])(u, s, vh)
+        return _LinalgSvd(u, s, vh)
 
     @staticmethod
     def svdvals(A):
@@ -369,12 +373,11 @@ class _Linalg:
 
     @staticmethod
     def eigh(A, UPLO="L"):
-        import collections
         if not (A._dtype.is_floating_point or A._dtype.is_complex):
             raise NotImplementedError(f"\"linalg_eigh_cpu\" not implemented for "
                                       f"'{dt.tname(A._dtype)}'")
         w, v = apply(P["eigh"], A, UPLO=UPLO)
-        return collections.namedtuple("eigh", ["eigenvalues", "eigenvectors"])(w, v)
+        return _LinalgEigh(w, v)
 
     @staticmethod
     def eigvalsh(A, UPLO="L"):
@@ -462,8 +465,7 @@ def inverse(A):
 
 
 def svd(A, some=True, compute_uv=True):
-    import collections
-    out = collections.namedtuple("svd", ["U", "S", "V"])
+    out = _Svd
     if not compute_uv:      # torch: the singular values, and zero-filled square U and V
         from .creation import zeros
         m, n = A.shape[-2:]
@@ -475,7 +477,7 @@ def svd(A, some=True, compute_uv=True):
 
 
 def qr(A, some=True):
-    return _Linalg.qr(A, "reduced" if some else "complete")
+    return _Linalg.qr(A, "reduced" if some else "complete", _result=_Qr)
 
 
 def cholesky(A, upper=False, *, out=None):
@@ -577,8 +579,15 @@ _LinalgSlogdet = _named("linalg_slogdet", ["sign", "logabsdet"])
 _InvEx = _named("linalg_inv_ex", ["inverse", "info"])
 _SolveEx = _named("linalg_solve_ex", ["result", "info"])
 _Lstsq = _named("linalg_lstsq", ["solution", "residuals", "rank", "singular_values"])
+_LinalgEig = _named("linalg_eig", ["eigenvalues", "eigenvectors"])
+_LinalgEigh = _named("linalg_eigh", ["eigenvalues", "eigenvectors"])
+_LinalgSvd = _named("linalg_svd", ["U", "S", "Vh"])
+_Svd = _named("svd", ["U", "S", "V"])
+_LinalgQr = _named("linalg_qr", ["Q", "R"])
+_Qr = _named("qr", ["Q", "R"])
 for _t in (_LuFactor, _LuFactorEx, _Lu, _LuUnpack, _LuWithInfo, _Slogdet, _LinalgSlogdet, _InvEx,
-           _SolveEx, _Lstsq, _CholeskyEx, _TriangularSolve):
+           _SolveEx, _Lstsq, _CholeskyEx, _TriangularSolve, _LinalgEig, _LinalgEigh, _LinalgSvd,
+           _Svd, _LinalgQr, _Qr):
     _t.__module__ = "torch.return_types"
     _t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" + ",\n".join(
         f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")

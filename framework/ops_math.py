@@ -60,7 +60,18 @@ def inplace(self, name, *args, **attrs):
     """self.<name>_(*args): compute out of place, check shape and dtype, write into self.
     Under autograd the node sees a snapshot of self, and self takes over the result's history."""
     p = P[name]
-    meta = p.meta(self, *args, **attrs)
+    try:
+        meta = p.meta(self, *args, **attrs)
+    except (NotImplementedError, RuntimeError):
+        # PyTorch checks that the operands' result type casts into self before the kernel's
+        # dtype support: int.__iand__(float) is the cast error, not "bitwise_and not implemented"
+        from compiler.ir.registry import promote
+        d = promote(self, *args) if args else self._dtype
+        if not _cast_ok(d, self._dtype):
+            raise RuntimeError(f"result type {dt.tname(d)} can't be cast to the desired output "
+                               f"type {dt.tname(self._dtype)} ({name}_ on a tensor of shape "
+                               f"{list(self._data.shape)})") from None
+        raise
     if tuple(meta.shape) != self._data.shape:
         raise RuntimeError(f"{name}_: output with shape {list(self._data.shape)} doesn't match the "
                            f"broadcast shape {list(meta.shape)}")
@@ -283,10 +294,24 @@ def zero_(self):
 
 # ---- pointwise --------------------------------------------------------------------------------
 
+def _check_same_out(name, input, out):
+    """PyTorch's dtype-keeping unary ops (neg, abs, floor, ...) write out= only of input's own
+    dtype (TensorIterator's unary_op: check_all_same_dtype), before the kernel's dtype check."""
+    if out is not None and isinstance(input, Tensor) and out._dtype is not input._dtype:
+        raise RuntimeError(f"Found dtype {dt.tname(out._dtype)} but expected "
+                           f"{dt.tname(input._dtype)} ({name} with out= of dtype {out._dtype})")
+
+
+_SAME_OUT = ("neg", "abs", "sign", "floor", "ceil", "trunc", "bitwise_not")
+
+
 def _unary(name, torch_name=None):
     p = P[name]
+    same_out = name in _SAME_OUT
 
     def f(input, *, out=None):
+        if same_out:
+            _check_same_out(name, input, out)
         r = apply(p, input)
         return write_out(r, out) if out is not None else r
     f.__name__ = torch_name or name
@@ -306,6 +331,7 @@ fix = trunc
 
 def sgn(input, *, out=None):
     """sign for real tensors; z/|z| (0 at 0) for complex ones."""
+    _check_same_out("sgn", input, out)
     r = apply(P["sgn" if input._dtype.is_complex else "sign"], input)
     return write_out(r, out) if out is not None else r
 
@@ -347,6 +373,10 @@ def is_neg(input):
 def polar(abs, angle, *, out=None):
     """abs * (cos(angle) + i sin(angle)), differentiable in both."""
     from .creation import complex as _complex
+    fl = (dt.float16, dt.float32, dt.float64)
+    if abs._dtype not in fl or angle._dtype not in fl:
+        raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "
+                           f"{dt.tname(abs._dtype)} and {dt.tname(angle._dtype)}")
     if abs._dtype is not angle._dtype:
         raise RuntimeError(f"Expected object of scalar type {dt.tname(abs._dtype)} but got scalar "
                            f"type {dt.tname(angle._dtype)} for second argument")
@@ -368,10 +398,24 @@ def _binary(name):
         if both and not isinstance(other, Tensor):
             raise TypeError(f"{name}(): argument 'other' (position 2) must be Tensor, not "
                             f"{type(other).__name__}")
-        r = apply(p, as_tensor_arg(input), as_tensor_arg(other))
-        return write_out(r, out) if out is not None else r
+        a, b = as_tensor_arg(input), as_tensor_arg(other)
+        if out is None:
+            return apply(p, a, b)
+        try:
+            r = apply(p, a, b)
+        except NotImplementedError:
+            from compiler.ir.registry import promote
+            _check_out_cast(promote(a, b), out)     # PyTorch checks the cast into out first
+            raise
+        return write_out(r, out)
     f.__name__ = name
     return f
+
+
+def _check_out_cast(d, out):
+    if d.category > out._dtype.category:
+        raise RuntimeError(f"result type {dt.tname(d)} can't be cast to the desired output type "
+                           f"{dt.tname(out._dtype)} (out= of shape {list(out.shape)})")
 
 
 _TENSOR_BOTH = ("maximum", "minimum", "atan2", "logical_and", "logical_or", "logical_xor",
@@ -430,7 +474,8 @@ def div(input, other, *, rounding_mode=None, out=None):
         if d.category < 2:
             # exact integer quotient: a - fmod(a, b) is a multiple of b (fmod rejects b == 0)
             if d is not dt.bool_:
-                a = apply(P["cast"], a, dtype=d) if isinstance(a, Tensor) else a
+                # (a Python bool dividend counts as 0/1: sub refuses bool operands)
+                a = apply(P["cast"], a, dtype=d) if isinstance(a, Tensor) else int(a)
             r = apply(P["floor_divide"], apply(P["sub"], a, apply(P["fmod"], a, b)), b)
         else:
             r = apply(P["trunc"], apply(P["div"], a, b))
@@ -480,6 +525,7 @@ def clone(input, *, memory_format=None):
 
 
 def round(input, *, decimals=0, out=None):
+    _check_same_out("round", input, out)
     if decimals == 0:
         return write_out(apply(P["round"], input), out)
     if input._dtype.category < 2:
@@ -496,6 +542,7 @@ def positive(input):
 
 
 def frac(input, *, out=None):
+    _check_same_out("frac", input, out)
     if input._dtype.category < 2:
         raise NotImplementedError(f"\"frac_cpu\" not implemented for '{dt.tname(input._dtype)}' "
                                   f"(frac needs a floating point tensor)")
@@ -513,10 +560,12 @@ _CLAMP_MSG = "clamp is not supported for complex types"
 
 def relu(input):
     _no_complex(input, NotImplementedError, _CLAMP_MSG)
-    if _no_grad_eager(input):          # one kernel; NaN propagates as in torch.relu
-        return apply(P["maximum"], input, 0)
-    # gradient 0 at x <= 0 (maximum's VJP would split it at x == 0); NaN propagates
-    return rename(apply(P["where"], apply(P["le"], input, 0), 0, input), "ReluBackward0")
+    if input._dtype is dt.bool_:
+        raise RuntimeError(f"Boolean inputs not supported for relu (input of shape "
+                           f"{list(input.shape)})")
+    # one primitive (compiler/ops/pointwise.py): clamp_min(x, 0) values (-0.0 stays -0.0, NaN
+    # propagates) with threshold_backward's gradient
+    return apply(P["relu"], input)
 
 
 def _no_grad_eager(*args):
@@ -537,22 +586,27 @@ def _clamp(input, min, max, out, grad_name):
     mx = None if max is None else as_tensor_arg(max)
     bounds = [b for b in (mn, mx) if b is not None]
     d = promote(input, *bounds)       # PyTorch: the result type of input, min and max
-    if d is dt.bool_ and builtins.any(isinstance(b, Tensor) for b in bounds):
-        raise NotImplementedError("\"clamp_cpu\" not implemented for 'Bool' (clamp with bool "
-                                  f"tensor bounds on a bool tensor of shape {list(input.shape)})")
+    if d is dt.bool_:
+        # PyTorch: one tensor bound runs clamp_min/clamp_max (maximum/minimum, which take bool);
+        # two bounds with a tensor among them run clamp_cpu, Python bounds clamp*_scalar_cpu
+        tb = builtins.any(isinstance(b, Tensor) for b in bounds)
+        if len(bounds) == 2 or not tb:
+            k = "clamp" if tb else "clamp_scalar" if len(bounds) == 2 else \
+                "clamp_min_scalar" if mn is not None else "clamp_max_scalar"
+            raise NotImplementedError(f"\"{k}_cpu\" not implemented for 'Bool' (clamp with bool "
+                                      f"bounds on a bool tensor of shape {list(input.shape)})")
     r = input if input._dtype is d else apply(P["cast"], input, dtype=d)
     if _no_grad_eager(input, mn, mx):
-        # nothing to differentiate: maximum/minimum are two kernels instead of four
-        if mn is not None:
-            r = apply(P["maximum"], r, mn)
-        if mx is not None:
-            r = apply(P["minimum"], r, mx)
+        r = _clamp_value(r, mn, mx)
         return write_out(r if r._dtype is d else apply(P["cast"], r, dtype=d), out)
-    # where(x < min, min, x) keeps NaN and, at x == min, passes the gradient to x like torch
-    if mn is not None:
-        r = apply(P["where"], apply(P["lt"], r, mn), mn, r)
-    if mx is not None:
-        r = apply(P["where"], apply(P["gt"], r, mx), mx, r)
+    # gradient to x where min <= x <= max (so at a bound too, and 0 at NaN), as torch; the
+    # value elsewhere is the clamp of the detached x (the bounds keep their gradients)
+    keep = None
+    for b, cmp in ((mn, "ge"), (mx, "le")):
+        if b is not None:
+            k = apply(P[cmp], r, b)
+            keep = k if keep is None else apply(P["logical_and"], keep, k)
+    r = apply(P["where"], keep, r, _clamp_value(r.detach(), mn, mx))
     if r._dtype is not d:
         r = apply(P["cast"], r, dtype=d)
     rename(r, grad_name if not builtins.any(isinstance(b, Tensor) for b in bounds)
@@ -561,6 +615,25 @@ def _clamp(input, min, max, out, grad_name):
 
 
 clip = clamp
+
+
+def _clamp_value(r, mn, mx):
+    """torch's clamp values: below min -> min, then above max -> max (max wins when min > max);
+    NaN in x or in a bound gives NaN. At a tie x is kept: clamp(-0.0, min=0.0) is -0.0 (with a
+    tensor bound torch's -0.0/0.0 tie depends on its vectorised path; Kiln keeps x there too)."""
+    for b, cmp in ((mn, "lt"), (mx, "gt")):
+        if b is None:
+            continue
+        if isinstance(b, Tensor):
+            c = apply(P[cmp], r, b)
+            if b._dtype.is_floating_point:
+                c = apply(P["logical_or"], c, apply(P["isnan"], b))
+        else:
+            # x != NaN holds everywhere (only a plain float is looked at: a traced optimizer
+            # hyperparameter must not be read)
+            c = apply(P["ne" if type(b) is float and math.isnan(b) else cmp], r, b)
+        r = apply(P["where"], c, b, r)
+    return r
 
 
 def clamp_min(input, min, *, out=None):
@@ -579,10 +652,26 @@ def _need_float(name, *xs):
                                       f"shape {list(x.shape)})")
 
 
+# C++ names of the element types, as PyTorch's "expected dtype float for `end`" messages spell them
+_CTYPE = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
+          "int32": "int", "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
+          "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
+          "complex128": "c10::complex<double>"}
+
+
 def lerp(input, end, weight, *, out=None):
+    _tensors("lerp", input, end, "end")
+    # PyTorch's lerp takes end (and a weight tensor with dims) only in input's own dtype
+    for n, v in (("end", end), ("weight", weight if isinstance(weight, Tensor) and weight.ndim
+                                else None)):
+        if v is not None and v._dtype is not input._dtype:
+            raise RuntimeError(f"expected dtype {_CTYPE[input._dtype.name]} for `{n}` but got "
+                               f"dtype {_CTYPE[v._dtype.name]} (lerp of shapes "
+                               f"{list(input.shape)} and {list(v.shape)})")
     w = as_tensor_arg(weight)
     _need_float("lerp_kernel_tensor" if isinstance(w, Tensor) else "lerp_kernel_scalar", input, end)
-    return write_out(apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input))), out)
+    r = apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input)))
+    return write_out(rename(r, "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"), out)
 
 
 
@@ -619,9 +708,15 @@ def _addc(input, prod, value, tensor1, tensor2):
     r = apply(P["add"], input, prod)
     return r if r._dtype is d else apply(P["cast"], r, dtype=d)
 
-def xlogy(input, other):
+def xlogy(input, other, *, out=None):
     """x * log(y), 0 where x == 0 (unless y is NaN); either may be a Python number."""
     a, b = as_tensor_arg(input), as_tensor_arg(other)
+    from compiler.ir.registry import promote
+    d = promote(a, b)       # computed in the operands' result type (default float for integers)
+    if not (d.is_floating_point or d.is_complex):
+        d = dt.get_default_dtype()
+    a = cast(a, d) if isinstance(a, Tensor) and a._dtype is not d else a
+    b = cast(b, d) if isinstance(b, Tensor) and b._dtype is not d else b
     if not isinstance(b, Tensor):
         b = float(b)
         lb = math.log(b) if b > 0 else -math.inf if b == 0 else math.nan
@@ -631,9 +726,10 @@ def xlogy(input, other):
                          cast(b, dt.get_default_dtype())), apply(P["isnan"], b)
     prod = apply(P["mul"], a, lb)
     if not isinstance(a, Tensor):
-        return prod if a != 0 else apply(P["where"], zero, math.nan, apply(P["mul"], prod, 0))
+        return write_out(prod if a != 0 else
+                         apply(P["where"], zero, math.nan, apply(P["mul"], prod, 0)), out)
     keep = apply(P["ne"], a, 0) if zero is False else apply(P["logical_or"], apply(P["ne"], a, 0), zero)
-    return apply(P["where"], keep, prod, 0.0)
+    return write_out(apply(P["where"], keep, prod, 0.0), out)
 
 
 def logit(input, eps=None):
@@ -643,13 +739,25 @@ def logit(input, eps=None):
     return apply(P["log"], apply(P["div"], x, apply(P["sub"], 1, x)))
 
 
-def hypot(input, other):
-    if isinstance(input, Tensor) and isinstance(other, Tensor) and \
-            dt.promote_types(input._dtype, other._dtype).category >= 2:
-        d = dt.promote_types(input._dtype, other._dtype)
-        input, other = cast(input, d), cast(other, d)        # hypot(float, int) promotes
+def hypot(input, other, *, out=None):
+    _tensors("hypot", input, other)
+    from compiler.ir.registry import promote
+    d = promote(input, other)       # result_type: a 0-dim operand does not widen a float one
+    if d.category >= 2:
+        input = input if input._dtype is d else cast(input, d)     # hypot(float, int) promotes
+        other = other if other._dtype is d else cast(other, d)
+    if out is not None:
+        _check_out_cast(d, out)
     _need_float("hypot_cpu", input, other)
-    return sqrt(add(mul(input, input), mul(other, other)))
+    # C's hypot: no overflow or underflow in x*x + y*y (big * sqrt(1 + (small/big)^2)), and
+    # an infinite operand gives inf even beside a NaN
+    ax, ay = abs(input), abs(other)
+    big, small = maximum(ax, ay), minimum(ax, ay)      # (NaN propagates)
+    zero = eq(big, 0)
+    q = div(small, where(zero, 1.0, big))
+    r = where(zero, big, mul(big, sqrt(add(mul(q, q), 1.0))))
+    r = where(logical_or(isinf(input), isinf(other)), math.inf, r)
+    return write_out(r, out)
 
 
 def deg2rad(input):
@@ -711,7 +819,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
         return clone(input)
     r = where(isnan(input), nan, input)
     r = where(isposinf(r), fi.max if posinf is None else posinf, r)
-    return where(isneginf(r), fi.min if neginf is None else neginf, r)
+    return rename(where(isneginf(r), fi.min if neginf is None else neginf, r), "NanToNumBackward0")
 
 
 # ---- more pointwise: inverse hyperbolics, erfc, copysign, fmax/fmin, gcd/lcm, ... ----------------
@@ -754,6 +862,16 @@ def lcm(input, other, *, out=None):
 def ldexp(input, other, *, out=None):
     """input * 2**other (PyTorch's definition: integer inputs give the default float dtype)."""
     _tensors("ldexp", input, other)
+    d = input._dtype
+    if d.is_floating_point and other._dtype.category < 2:
+        # PyTorch's ldexp kernel: the result keeps input's dtype, the exponent must be an integer
+        if other._dtype is dt.bool_:
+            raise NotImplementedError(f"\"ldexp_cpu_exp\" not implemented for 'Bool' (ldexp: "
+                                      f"exponent of shape {list(other.shape)} is torch.bool)")
+        # 2**other is exact in float64 and so is the product: one rounding to d
+        x = input if d is dt.float64 else cast(input, dt.float64)
+        r = apply(P["mul"], x, apply(P["pow"], 2.0, cast(other, dt.float64)))
+        return write_out(r if d is dt.float64 else cast(r, d), out)
     return write_out(apply(P["mul"], input, apply(P["pow"], 2.0, other)), out)
 
 
@@ -841,7 +959,8 @@ def rsub(input, other, *, alpha=1):
     if not isinstance(input, Tensor):
         raise TypeError(f"rsub(): argument 'input' (position 1) must be Tensor, not "
                         f"{type(input).__name__}")
-    return sub(other, input, alpha=alpha)
+    return rename(sub(other, input, alpha=alpha),
+                  "RsubBackward0" if isinstance(other, Tensor) else "RsubBackward1")
 
 
 def fill(input, value):
@@ -973,9 +1092,13 @@ def _xlog1py(input, other, *, out=None):
 def sinc(input, *, out=None):
     """sin(pi x) / (pi x), 1 at 0 (with gradient 0 there, like torch)."""
     x = _float(input)
+    low = x._dtype if x._dtype in (dt.float16, dt.bfloat16) else None
+    if low is not None:         # PyTorch computes half types in float32, rounded once
+        x = cast(x, dt.float32)
     zero = apply(P["eq"], x, 0)
     px = apply(P["mul"], apply(P["where"], zero, 1.0, x), math.pi)
-    return write_out(apply(P["where"], zero, 1.0, apply(P["div"], apply(P["sin"], px), px)), out)
+    r = apply(P["where"], zero, 1.0, apply(P["div"], apply(P["sin"], px), px))
+    return write_out(r if low is None else cast(r, low), out)
 
 
 # ---- reductions -----------------------------------------------------------------------------
@@ -1005,6 +1128,13 @@ def _dims(dim):
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
     input = _t(input)
     dims = norm_dims("sum", _dims(dim), input.ndim)
+    if out is not None:
+        # PyTorch sums in out's dtype (sum(float, out=bool) is an any); with dtype= they must agree
+        if dtype is None:
+            dtype = out._dtype
+        elif dtype is not out._dtype:
+            raise RuntimeError(f"Expected out tensor to have dtype {dtype.name}, but got "
+                               f"{out._dtype.name} instead (sum)")
     r = apply(P["sum"], input, dims=dims, keepdim=keepdim, dtype=dtype)
     if dim is None:
         rename(r, "SumBackward0")
@@ -1081,9 +1211,18 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
-    r = apply(P["sqrt"], var(input, dim, unbiased, keepdim, correction=correction))
+    r = _sqrt_zero_grad(var(input, dim, unbiased, keepdim, correction=correction))
     rename(r, "StdBackward0")
     return write_out(r, out)
+
+
+def _sqrt_zero_grad(v):
+    """sqrt(v) whose gradient is 0 (not inf * 0 = NaN) where v == 0, as torch's std and norm
+    backward mask it."""
+    if _no_grad_eager(v):
+        return apply(P["sqrt"], v)
+    z = apply(P["eq"], v, 0)
+    return apply(P["where"], z, v, apply(P["sqrt"], apply(P["where"], z, 1.0, v)))
 
 
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
@@ -1144,9 +1283,7 @@ def max(input, dim=None, keepdim=False, *, out=None):
         return _named("max")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "max(): does not support complex input")
     d = norm_dim("max", dim, input.ndim)
-    if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
-        return write_out(_named("max")(apply(P["amax"], input, dims=(d,), keepdim=keepdim),
-                                        _nan_aware_arg(input, d, True, keepdim)), out)
+    # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
     idx = _nan_aware_arg(input, d, True)
     v, i = _select_along(input, idx, d, keepdim)
     rename(v, "MaxBackward0")
@@ -1165,9 +1302,7 @@ def min(input, dim=None, keepdim=False, *, out=None):
         return _named("min")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "min(): does not support complex input")
     d = norm_dim("min", dim, input.ndim)
-    if _no_grad_eager(input):      # values by a reduction; gather only matters for gradients
-        return write_out(_named("min")(apply(P["amin"], input, dims=(d,), keepdim=keepdim),
-                                        _nan_aware_arg(input, d, False, keepdim)), out)
+    # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
     idx = _nan_aware_arg(input, d, False)
     v, i = _select_along(input, idx, d, keepdim)
     rename(v, "MinBackward0")
@@ -1201,11 +1336,15 @@ def argmin(input, dim=None, keepdim=False):
     return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
 
 
+_Aminmax = collections.namedtuple("aminmax", ["min", "max"])
+_Aminmax.__module__ = "torch.return_types"
+_Aminmax.__repr__ = lambda self: f"torch.return_types.aminmax(\nmin={self.min!r},\nmax={self.max!r})"
+
+
 def aminmax(input, *, dim=None, keepdim=False):
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
         raise TypeError(f"aminmax(): argument 'dim' must be int, not {type(dim).__name__}")
-    r = collections.namedtuple("aminmax", ["min", "max"])
-    return r(amin(input, dim if dim is not None else (), keepdim),
+    return _Aminmax(amin(input, dim if dim is not None else (), keepdim),
              amax(input, dim if dim is not None else (), keepdim))
 
 
@@ -1285,7 +1424,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
     if low and p not in (float("inf"), float("-inf")):     # float32 inside, rounded once
         r = norm(apply(P["cast"], x, dtype=dt.float32), p, dim, keepdim)
         r = apply(P["cast"], r, dtype=x._dtype)
-        rename(r, "NormBackward1" if dim is not None else "NormBackward0")
+        rename(r, "LinalgVectorNormBackward0")      # PyTorch 2.x: norm is linalg.vector_norm
         return write_out(r, out)
     a = apply(P["abs"], x)
     if p == float("inf"):
@@ -1297,12 +1436,17 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
                   keepdim=keepdim)
     elif p == 1:
         r = apply(P["sum"], a, dims=dims, keepdim=keepdim)
-    elif p == 2:
-        r = apply(P["sqrt"], apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=keepdim))
     else:
-        r = apply(P["pow"], apply(P["sum"], apply(P["pow"], a, p), dims=dims, keepdim=keepdim),
-                  1.0 / p)
-    rename(r, "NormBackward1" if dim is not None else "NormBackward0")
+        # sum(|x|^p)^(1/p); a zero norm gets gradient 0 (PyTorch masks it), not 0 * inf = NaN
+        if p == 2:
+            s = apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=keepdim)
+        else:
+            s = apply(P["sum"], apply(P["pow"], a, p), dims=dims, keepdim=keepdim)
+        zero = apply(P["eq"], s, 0)                   # (NaN and inf norms stay as they are)
+        safe = apply(P["where"], zero, 1.0, s)
+        root = apply(P["sqrt"], safe) if p == 2 else apply(P["pow"], safe, 1.0 / p)
+        r = apply(P["where"], zero, 0.0, root) if p > 0 else apply(P["pow"], s, 1.0 / p)
+    rename(r, "LinalgVectorNormBackward0")
     return write_out(r, out)
 
 
@@ -1310,10 +1454,22 @@ def dist(input, other, p=2):
     return norm(sub(input, other), p)
 
 
+def _softmax_kernel_check(name, x, d):
+    """PyTorch's softmax kernels are floating point only: integer and bool inputs (without a
+    dtype= to cast them) raise, naming the kernel (lastdim or not)."""
+    if x._dtype.category != 2:
+        k = f"{name}_lastdim_kernel_impl" if d == x.ndim - 1 or x.ndim == 0 else f"{name}_kernel_impl"
+        raise NotImplementedError(f"\"{k}\" not implemented for '{dt.tname(x._dtype)}' ({name} "
+                                  f"over dim {d} of a tensor of shape {list(x.shape)})")
+
+
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else cast(input, dtype)
-    _no_complex(x, NotImplementedError, "\"softmax_lastdim_kernel_impl\" not implemented for '{}'")
     d = norm_dim("softmax", dim, x.ndim)
+    _softmax_kernel_check("softmax", x, d)
+    if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 1.)
+        from .ops_shape import reshape
+        return reshape(softmax(reshape(x, (1,)), 0), ())
     m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
     e = apply(P["exp"], apply(P["sub"], x, m))
     return rename(apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True)), "SoftmaxBackward0")
@@ -1322,4 +1478,14 @@ def softmax(input, dim, dtype=None):
 def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else cast(input, dtype)
     d = norm_dim("log_softmax", dim, x.ndim)
-    return rename(apply(P["sub"], x, logsumexp(x, d, keepdim=True)), "LogSoftmaxBackward0")
+    _softmax_kernel_check("log_softmax", x, d)
+    if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 0.)
+        from .ops_shape import reshape
+        return reshape(log_softmax(reshape(x, (1,)), 0), ())
+    if x._data.shape[d] == 0:
+        return rename(apply(P["sub"], x, logsumexp(x, d, keepdim=True)), "LogSoftmaxBackward0")
+    # torch's (x - max) - log(sum(exp(x - max))) with the max not zeroed where infinite: a row
+    # holding +inf (or only -inf) is all NaN, as in torch
+    z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
+    s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
+    return rename(apply(P["sub"], z, apply(P["log"], s)), "LogSoftmaxBackward0")

@@ -150,10 +150,22 @@ def t(input):
 
 
 def _T(input):
+    if input.ndim != 2:
+        import warnings
+        warnings.warn("The use of `x.T` on tensors of dimension other than 2 to reverse their shape "
+                      "is deprecated and it will throw an error in a future release. Consider "
+                      "`x.mT` to transpose batches of matrices or `x.permute(*torch.arange(x.ndim "
+                      "- 1, -1, -1))` to reverse the dimensions of a tensor.", UserWarning,
+                      stacklevel=3)
     return apply(P["permute"], input, dims=tuple(reversed(range(input.ndim))))
 
 
 def _mT(input):
+    if input.ndim == 0:
+        import warnings
+        warnings.warn("Tensor.mT is deprecated on 0-D tensors. This function is the identity in "
+                      "these cases.", UserWarning, stacklevel=3)
+        return input
     if input.ndim < 2:
         raise RuntimeError(f"tensor.mT is only supported on matrices or batches of matrices. Got "
                            f"{input.ndim}-D tensor.")
@@ -265,8 +277,8 @@ def _multi_output_views(outs, src, name):
 
 def unbind(input, dim=0):
     d = norm_dim("unbind", dim, input.ndim)
-    return _multi_output_views(tuple(select(input, d, i) for i in range(input._data.shape[d])),
-                               input, "Unbind")
+    return _multi_output_views(tuple(rename(select(input, d, i), "UnbindBackward0")
+                                     for i in range(input._data.shape[d])), input, "Unbind")
 
 
 def split(tensor, split_size_or_sections, dim=0):
@@ -291,9 +303,10 @@ def split(tensor, split_size_or_sections, dim=0):
         for s in secs:
             bounds.append((pos, pos + s))
             pos += s
+    name = "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes"
     return _multi_output_views(
-        tuple(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1) for a, b in bounds),
-        tensor, "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes")
+        tuple(rename(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1), name + "Backward0")
+              for a, b in bounds), tensor, name)
 
 
 def chunk(input, chunks, dim=0):
@@ -449,7 +462,7 @@ def flipud(input):
 
 def roll(input, shifts, dims=None):
     if dims is None:
-        return view(roll(flatten(input), shifts, 0), input.shape)
+        return rename(view(roll(flatten(input), shifts, 0), input.shape), "RollBackward0")
     shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     if len(shifts) != len(dims):

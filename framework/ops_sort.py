@@ -89,6 +89,10 @@ def _median_pos(input, d, ignore_nan):
 
 
 def _median(input, dim, keepdim, ignore_nan, name):
+    if input._dtype is dt.bool_:        # PyTorch has no bool kernel (whole-tensor or per-dim)
+        raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not "
+                                  f"implemented for 'Bool' ({name} of a tensor of shape "
+                                  f"{list(input.shape)})")
     if dim is None:
         flat = S.reshape(input, (-1,))
         if flat.shape[0] == 0:

@@ -34,6 +34,14 @@ class Size(tuple):
     def __add__(self, o):
         return Size(tuple(self) + tuple(o))
 
+    def __radd__(self, o):
+        return Size(tuple(o) + tuple(self))
+
+    def __mul__(self, n):
+        return Size(tuple(self) * n)
+
+    __rmul__ = __mul__
+
 
 class Tensor:
     # defaults live on the class so creating a tensor sets only _data and _dtype
@@ -111,6 +119,14 @@ class Tensor:
     def stride(self, dim=None):
         isz = self._data.itemsize
         st = tuple(s // isz for s in self._data.strides)
+        if self._data.size == 0 and 0 in st:
+            # NumPy zeroes an empty array's strides; PyTorch keeps contiguous ones
+            # (zeros(0, 3).stride() == (3, 1), zeros(2, 0).stride() == (1, 1))
+            acc, out = 1, []
+            for s in reversed(self._data.shape):
+                out.append(acc)
+                acc *= s if s > 1 else 1
+            st = tuple(reversed(out))
         if dim is None:
             return st
         from compiler.ir.registry import norm_dim
@@ -334,15 +350,27 @@ class Tensor:
                                f"(shape {list(self._data.shape)})")
         return bool(self._data.reshape(()))
 
+    def _py_scalar(self, ctype):
+        """The one value of self for int()/float(): PyTorch refuses more than one element
+        (ValueError) and a complex value with an imaginary part (RuntimeError)."""
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
+        v = self.item()
+        if isinstance(v, complex):
+            if v.imag != 0:
+                raise RuntimeError(f"value cannot be converted to type {ctype} without overflow")
+            v = v.real
+        return v
+
     def __int__(self):
-        return int(self.item())
+        return int(self._py_scalar("int64_t"))
 
     def __float__(self):
         if self.requires_grad and STATE.grad_enabled:   # as PyTorch 2.13 (not item(), int())
             warnings.warn("Converting a tensor with requires_grad=True to a scalar may lead to "
                           "unexpected behavior.\nConsider using tensor.detach() first.",
                           UserWarning, stacklevel=2)
-        return float(self.item())
+        return float(self._py_scalar("double"))
 
     def __index__(self):
         if _dispatch.STATE.tracer is not None:
@@ -352,7 +380,19 @@ class Tensor:
         return int(self._data.reshape(()))
 
     def __complex__(self):
+        if self._data.size != 1:
+            raise ValueError("only one element tensors can be converted to Python scalars")
         return complex(self.item())
+
+    def __copy__(self):
+        # copy.copy shares the storage (PyTorch rebuilds the tensor over the same storage): a
+        # leaf with self's requires_grad, without its .grad or hooks
+        t = type(self).__new__(type(self))
+        t.__dict__.update({k: v for k, v in self.__dict__.items()
+                           if k not in ("_grad", "_hooks", "_node", "_oi", "_view_src", "_retain",
+                                        "_post_acc_hooks")})
+        t._rg = self.requires_grad
+        return t
 
     def __hash__(self):
         return id(self)
@@ -371,7 +411,7 @@ class Tensor:
         t = type(self).__new__(type(self))
         t.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("_data", "_base",
                                                                             "_grad", "_vcount")})
-        t._data = self._data.copy()
+        t._data = self._data.copy(order="K")     # (a dense layout keeps its strides)
         t._dtype = self._dtype
         if self._grad is not None:
             import copy
@@ -394,7 +434,9 @@ class Tensor:
                     "float16": "torch.HalfTensor", "bfloat16": "torch.BFloat16Tensor",
                     "int64": "torch.LongTensor", "int32": "torch.IntTensor",
                     "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
-                    "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor"}.get(
+                    "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor",
+                    "complex64": "torch.ComplexFloatTensor",
+                    "complex128": "torch.ComplexDoubleTensor"}.get(
                 self._dtype.name, "torch.Tensor")
         if isinstance(dtype, str):
             names = {"torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64,

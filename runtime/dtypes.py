@@ -33,7 +33,20 @@ class DType:
         return (_dtype_by_name, (self.name,))
 
     def to_real(self):
-        return self
+        """The real dtype of a complex one (complex64 -> float32); others are their own."""
+        return {"complex64": float32, "complex128": float64}.get(self.name, self)
+
+    def to_complex(self):
+        """The complex dtype of a floating one (float32 -> complex64)."""
+        if self.category == 3:
+            return self
+        if self.name == "float32":
+            return complex64
+        if self.name == "float64":
+            return complex128
+        if self.name == "float16":
+            raise TypeError("Kiln has no complex32 (ComplexHalf) dtype")
+        raise RuntimeError(f"Unknown Complex ScalarType for {TORCH_NAME[self.name]}")
 
     @property
     def is_bool(self):
@@ -203,7 +216,7 @@ class finfo:
         self.max = float(f.max)
         self.min = float(f.min)
         self.tiny = self.smallest_normal = float(f.smallest_normal)
-        self.resolution = float(f.resolution)
+        self.resolution = 10.0 ** -int(f.precision)    # torch: exactly 1e-06, not float32's
         self.dtype = d.name
 
     def __repr__(self):
@@ -222,4 +235,4 @@ class iinfo:
         self.bits, self.max, self.min, self.dtype = i.bits, int(i.max), int(i.min), type.name
 
     def __repr__(self):
-        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+        return f"iinfo(min={self.min:.6g}, max={self.max:.6g}, dtype={self.dtype})"

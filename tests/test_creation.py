@@ -32,7 +32,9 @@ def test_tensor_explicit_dtype_and_copies():
     assert torch.tensor([1.7, -2.7], dtype=torch.int32).tolist() == [1, -2]
     assert torch.tensor([-0.9, 0, True, False], dtype=torch.bool).tolist() == [True, False, True,
                                                                                  False]
-    assert torch.tensor([-1, 256], dtype=torch.uint8).tolist() == [255, 0]     # wraps
+    assert torch.tensor([-1, 255], dtype=torch.uint8).tolist() == [255, 255]   # -1 wraps
+    with pytest.raises(RuntimeError, match="without overflow"):     # 256 is out of range (torch)
+        torch.tensor([256], dtype=torch.uint8)
     a = np.zeros(3)
     t = torch.tensor(a)
     a[0] = 5

@@ -79,10 +79,10 @@ def test_mlp_forward_one_group_per_linear():
     for gr in comp:
         assert gr.kind == "matmul"
         assert [n.op for n in gr.nodes].count("matmul") == 1
-    # bias add and ReLU (gt + where) are the first layer's epilogue
+    # bias add and ReLU (one primitive) are the first layer's epilogue
     ops0 = [n.op for n in comp[0].nodes]
-    assert ops0[ops0.index("matmul") + 1:] == ["add", "le", "where"]
-    assert comp[0].name.startswith("fused_matmul_add_le_where_")
+    assert ops0[ops0.index("matmul") + 1:] == ["add", "relu"]
+    assert comp[0].name.startswith("fused_matmul_add_relu_")
     assert any(r.reason.startswith("matmul") for r in part.refusals)
 
 

@@ -114,6 +114,7 @@ PRIM_CASES = {
     "cosh": [(P("cosh"), lambda: (T((3, 4)),))],
     "tanh": [(P("tanh"), lambda: (T((3, 4), -2, 2),))],
     "sigmoid": [(P("sigmoid"), lambda: (T((3, 4), -3, 3),))],
+    "relu": [(P("relu"), lambda: (away0((3, 4)),))],      # (no kink within the FD step)
     "erf": [(P("erf"), lambda: (T((3, 4), -2, 2),))],
     "lgamma": [(P("lgamma"), lambda: (T((3, 4), 0.2, 4.0),)), (P("lgamma"), lambda: (frac((3, 4)),))],
     "digamma": [(P("digamma"), lambda: (T((3, 4), 0.3, 4.0),)), (P("digamma"), lambda: (frac((3, 4)),))],

@@ -68,6 +68,35 @@ def case_pointwise_dtypes(T, D):
 
 
 @case
+def case_double_to_half_rounds_through_float(T, D):
+    # c10::Half is built from a float: -42.98437372777596 -> -42.984375 (f32) -> -43.0 (f16),
+    # where rounding the double once gives -42.96875; eager kernels and compiled ones agree
+    x = np.array([-42.98437372777596, 0.5], np.float64)
+    want = np.array([-43.0, 0.5], np.float16)
+    for f in (lambda a: a.half(), T.compile(lambda a: (a * 1).half(), backend="interpret")):
+        got = f(T.tensor(x).to("interpret")).cpu().numpy()
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(T.tensor(x).half().numpy(), want)
+
+
+@case
+def case_relu_keeps_negative_zero(T, D):
+    # torch.relu is clamp_min(x, 0): -0.0 stays -0.0, NaN propagates, x < 0 gives +0.0; the
+    # gradient is 0 at x <= 0; eager kernels, compiled kernels and the cpu agree bit for bit
+    x = np.array([-0.0, 0.0, -1.5, np.nan, 2.0], np.float32)
+    want = np.array([-0.0, 0.0, 0.0, np.nan, 2.0], np.float32)
+    for dev in ("cpu", "interpret"):
+        for f in (T.relu, T.compile(lambda a: T.relu(a * 1), backend="numpy" if dev == "cpu"
+                                    else "interpret")):
+            got = f(T.tensor(x).to(dev)).cpu().numpy()
+            np.testing.assert_array_equal(got, want)
+            assert np.signbit(got).tolist() == np.signbit(want).tolist(), (dev, got)
+        xg = T.tensor(x, requires_grad=True)
+        T.relu(xg.to(dev)).sum().backward()
+        np.testing.assert_array_equal(xg.grad.numpy(), [0, 0, 0, 1, 1])
+
+
+@case
 def case_broadcast_and_scalars(T, D):
     _same(T, lambda x, y: x - y, F32, ROW)                     # (5, 7) - (7,)
     _same(T, lambda x, y: x * y, F32[:, :1].copy(), ROW)       # (5, 1) * (7,)

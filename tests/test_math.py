@@ -24,6 +24,7 @@ UNARY = {
     "tan": (np.tan, "unit"), "asin": (np.arcsin, "unit"), "acos": (np.arccos, "unit"),
     "atan": (np.arctan, "any"), "sinh": (np.sinh, "any"), "cosh": (np.cosh, "any"),
     "tanh": (np.tanh, "any"), "sigmoid": (lambda x: 1 / (1 + np.exp(-x)), "any"),
+    "relu": (lambda x: np.where(x < 0, 0.0, x), "special"),
     "erf": (_erf, "any"), "floor": (np.floor, "any"), "ceil": (np.ceil, "any"),
     "trunc": (np.trunc, "any"), "round": (np.round, "any"),
     "reciprocal": (lambda x: 1 / x, "pos"), "logical_not": (np.logical_not, "any"),

@@ -46,7 +46,7 @@ def test_gradients():
 def test_errors():
     with pytest.raises(ValueError, match="expected padding_mode"):
         F.grid_sample(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 1, 2), padding_mode="wrap")
-    with pytest.raises(RuntimeError, match="grid_sampler\\(\\): expected 4D input"):
+    with pytest.raises(RuntimeError, match="grid_sampler\\(\\): expected 4D or 5D input"):
         F.grid_sample(torch.ones(1, 2, 2), torch.zeros(1, 1, 1, 2))
     with pytest.raises(ValueError, match="Expected a batch of 2D affine matrices"):
         F.affine_grid(torch.ones(1, 3, 3), (1, 1, 2, 2))

@@ -525,3 +525,24 @@ def test_parallel_pool_works_in_a_forked_child():
         assert got == b"ok"
     finally:
         parallel.threads = old
+
+
+def test_sign_and_remainder_keep_torch_special_values_in_programs():
+    # NumPy's sign(NaN) is NaN and remainder(-0.0, 1) is +0.0; PyTorch gives 0 and -0.0. The
+    # programs call the primitives' lowerings for these, so compiled equals eager bit for bit
+    import framework as torch
+    for d in (np.float32, np.float64):
+        x = np.array([np.nan, -0.0, 0.0, -2.5, 3.0, -np.inf, 4.0, -4.0], d)
+        y = np.array([1.0, 1.0, -1.0, 2.0, -2.0, 3.0, -2.0, 2.0], d)
+
+        def fn(a, b):
+            return torch.sign(a) * 1, torch.remainder(a, b) * 1, torch.remainder(b, 1.5)
+        got = torch.compile(fn, backend="numpy")(torch.from_numpy(x), torch.from_numpy(y))
+        want = [np.array([0, 0, 0, -1, 1, -1, 1, -1], d),
+                np.array([np.nan, -0.0, 0.0, 1.5, -1.0, np.nan, 0.0, -0.0], d),
+                np.array([1.0, 1.0, 0.5, 0.5, 1.0, 0.0, 1.0, 0.5], d)]
+        for g, w in zip(got, want):
+            g = g.numpy()
+            np.testing.assert_array_equal(g, w)
+            num = ~np.isnan(w)
+            assert (np.signbit(g[num]) == np.signbit(w[num])).all(), (g, w)

@@ -62,6 +62,7 @@ CASES = {
     "cosh": U(FL, "small"),
     "tanh": U(FL) + U(("float64", "float32"), "tiny"),
     "sigmoid": U(FL),
+    "relu": U(FL + ("int64", "int8")) + U(("float32", "float64"), "special"),
     "erf": U(("float32", "float64")),
     # special functions: float64 helpers for every input dtype; edges (nan, inf, 0) included
     "lgamma": U(("float32", "float64")) + U(("float64", "int64"), "special"),

@@ -33,14 +33,16 @@ from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-9"      # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-10"     # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
 #                              (0, ..) with a kept axis between reduce axis 0 first; 7: large
 #                              element-wise groups in chunks on several threads; 8: group marks
 #                              for the profiler (program.mark); 9: integer pow through its
-#                              lowering (PyTorch's x ** -n)
+#                              lowering (PyTorch's x ** -n); 10: sign and float remainder
+#                              through their lowerings (NaN and signed-zero results); relu
+#                              one np.maximum
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -48,13 +50,15 @@ _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "l
           "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
           "floor": "floor", "ceil": "ceil", "trunc": "trunc", "reciprocal": "reciprocal",
           "logical_not": "logical_not", "bitwise_not": "invert", "isnan": "isnan",
-          "isinf": "isinf", "isfinite": "isfinite", "sign": "sign"}
+          "isinf": "isinf", "isfinite": "isfinite"}
+# (not here: sign and remainder, whose lowerings keep PyTorch's NaN and signed-zero results:
+# sign(NaN) = 0, remainder(-0.0, 1) = -0.0, where np.sign / np.remainder differ)
 _BINARY = {"add": "add", "sub": "subtract", "mul": "multiply", "div": "true_divide",
            "pow": "power", "maximum": "maximum", "minimum": "minimum", "atan2": "arctan2",
            "bitwise_and": "bitwise_and", "bitwise_or": "bitwise_or",
            "bitwise_xor": "bitwise_xor", "bitwise_left_shift": "left_shift",
            "bitwise_right_shift": "right_shift",
-           "floor_divide": "floor_divide", "remainder": "remainder", "fmod": "fmod"}
+           "floor_divide": "floor_divide", "fmod": "fmod"}
 _INT_DIVISOR = ("floor_divide", "remainder", "fmod")     # integer x/0 raises in the lowering
 _COMPARE = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
             "gt": "greater", "ge": "greater_equal", "logical_and": "logical_and",
@@ -211,6 +215,16 @@ def _choose(n, returned=()):
         if not _probe(uf, [_dummy(a), _dummy(b)], npd):
             return None
         return _Node("out", ("ufunc", _COMPARE[op], (a, b), ""), [])
+    if op == "relu" and isinstance(n.inputs[0], Value) and n.inputs[0].dtype is out.dtype:
+        # one np.maximum, its operands ordered so that x wins a -0.0/+0.0 tie (the lowering's
+        # RELU_ORDER, probed once per dtype); no such order: the lowering (a where)
+        from ..ops.pointwise import RELU_ORDER
+        x = n.inputs[0]
+        order = RELU_ORDER.get(np.dtype(npd), "x_first")
+        args = (0, x) if order == "zero_first" else (x, 0)
+        if order is None or not _probe(np.maximum, [_dummy(a) for a in args], npd):
+            return None
+        return _Node("out", ("ufunc", "maximum", args, ""), [0])
     if op in _UNARY and len(n.inputs) == 1 and isinstance(n.inputs[0], Value):
         x = n.inputs[0]
         if op == "sign" and x.dtype is dt.bool_:
@@ -229,8 +243,8 @@ def _choose(n, returned=()):
         return _Node("out", ("rsqrt", x), [0])
     if op == "copy" or op == "cast":
         x = n.inputs[0]
-        if not isinstance(x, Value):
-            return None
+        if not isinstance(x, Value) or (x.dtype is dt.float64 and out.dtype is dt.float16):
+            return None         # (double -> float -> half, as torch rounds: the lowering)
         return _Node("out", ("copyto", x), [0] if x.dtype is out.dtype else [])
     if op == "where":
         c, x, y = n.inputs

@@ -423,6 +423,9 @@ def op_expr(node, names, scalar_expr, type_of):
                    + [f"{k}={v}" for k, v in attrs.items()]) + ")")
     if node.op == "cast":
         exprs = [names[id(ins[0])]]
+        if in_dtypes[0] is dt.float64 and out is dt.float16:
+            # c10::Half is built from a float: double -> float -> half rounds twice, as torch
+            exprs = [f"{exprs[0]}.to(tl.float32)"]
         expr = p.triton.format(*exprs, **attrs)
         result = out                       # the expression itself converts
         work = out

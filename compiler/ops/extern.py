@@ -45,7 +45,8 @@ def _unique_meta(x, sorted=True, return_inverse=False, return_counts=False, dim=
 
 def _unique_np(out, x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     if dim is None:
-        u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True)
+        # each NaN is its own value, as in torch (NumPy's default folds them into one)
+        u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True, equal_nan=False)
         return u, inv.reshape(x.shape).astype(np.int64), cnt.astype(np.int64)
     u, inv, cnt = np.unique(x, return_inverse=True, return_counts=True, axis=dim)
     return u, inv.reshape(-1).astype(np.int64), cnt.astype(np.int64)
@@ -98,9 +99,10 @@ def _mode_np(out, x, dim=-1, keepdim=False):
     flat = xm.reshape(-1, xm.shape[-1])
     res = np.empty(flat.shape[0], np.int64)
     for r, row in enumerate(flat):
-        vals, cnt = np.unique(row, return_counts=True)
+        # (NaNs are each their own value: one wins only where every count is 1 and all are NaN)
+        vals, cnt = np.unique(row, return_counts=True, equal_nan=False)
         v = vals[np.argmax(cnt)]
-        res[r] = np.nonzero(row == v)[0][-1]
+        res[r] = np.nonzero(row == v)[0][-1] if v == v else np.nonzero(np.isnan(row))[0][0]
     res = res.reshape(xm.shape[:-1])
     if keepdim:
         res = np.expand_dims(res, dim)

@@ -18,7 +18,14 @@ def _check_index_dtype(op, i):
 
 
 def index_shape(xshape, idx_shapes, pos):
-    b = broadcast_shapes("index", *idx_shapes) if len(idx_shapes) > 1 else tuple(idx_shapes[0])
+    if len(idx_shapes) > 1:
+        try:
+            b = broadcast_shapes("index", *idx_shapes)
+        except RuntimeError:      # PyTorch's class for index tensors that do not broadcast
+            raise IndexError("shape mismatch: indexing tensors could not be broadcast together "
+                             "with shapes " + ", ".join(str(list(s)) for s in idx_shapes)) from None
+    else:
+        b = tuple(idx_shapes[0])
     adjacent = list(pos) == list(range(pos[0], pos[0] + len(pos)))
     rest = [s for i, s in enumerate(xshape) if i not in pos]
     if adjacent:
@@ -65,7 +72,21 @@ def _np_tuple(op, x, idx, pos):
     return tuple(t)
 
 
+def _empty_result(x, idx, pos):
+    """The indexed result has no elements: PyTorch reads no index value then, so out-of-range
+    ones raise nothing (x[2:1, [0, 5]] on 3 rows is an empty tensor); an index into a dim of
+    size 0 is refused even then, unless the index tensors broadcast to no positions."""
+    if 0 not in index_shape(x.shape, [i.shape for i in idx], pos):
+        return False
+    for p, i in zip(pos, idx):
+        if x.shape[p] == 0 and 0 not in np.broadcast_shapes(*(j.shape for j in idx)):
+            raise index_range_error("index", i.min(), i.max(), p, 0, True)
+    return True
+
+
 def _index_np(out, x, *idx, pos):
+    if _empty_result(x, idx, pos):
+        return np.empty(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
     return np.asarray(x[_np_tuple("index", x, idx, pos)])
 
 
@@ -96,6 +117,8 @@ def _index_put_meta(x, v, *idx, pos, accumulate=False):
 
 def _index_put_np(out, x, v, *idx, pos, accumulate=False):
     r = x.copy()
+    if _empty_result(x, idx, pos):
+        return r
     t = _np_tuple("index_put", x, idx, pos)
     if type(v) is np.ndarray and v.dtype != r.dtype:
         v = v.astype(r.dtype)

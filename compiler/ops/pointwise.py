@@ -113,6 +113,8 @@ def _binary_meta(name, rule):
     def meta(a, b):
         if nc:
             check_no_complex(name, a, b)
+        if type(a) is int or type(b) is int:
+            _check_int_scalar(a, b)
         sa = a.shape if not is_scalar(a) else ()
         sb = b.shape if not is_scalar(b) else ()
         shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
@@ -144,6 +146,15 @@ def _binary_meta(name, rule):
             raise _not_impl(name, d, f"both operands are bool (shapes {list(sa)} and {list(sb)})")
         return AVal(shape, d)
     return meta
+
+
+def _check_int_scalar(*xs):
+    """PyTorch reads a Python int operand as int64 (or uint64 up to 2**64 - 1, which wraps):
+    anything outside raises Python's OverflowError, as its argument parser does."""
+    for x in xs:
+        if type(x) is int and not -2 ** 63 <= x < 2 ** 64:
+            raise OverflowError("int too big to convert" if x > 0 else
+                                "can't convert negative int to unsigned")
 
 
 _SHIFTS = ("bitwise_left_shift", "bitwise_right_shift")
@@ -193,8 +204,11 @@ def _binary_np(f, compute_promoted=False, int_divisor=False):
             raise RuntimeError("ZeroDivisionError")
         try:
             r = f(a, b)
-        except OverflowError:
-            r = f(_wrap_scalar(a, cd), _wrap_scalar(b, cd))
+        except (OverflowError, TypeError):
+            if cd.kind in "iub":
+                r = f(_wrap_scalar(a, cd), _wrap_scalar(b, cd))
+            else:   # a Python int past int64 with a float operand (bfloat16 refuses it): as float
+                r = f(float(a) if type(a) is int else a, float(b) if type(b) is int else b)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
         return r if r.dtype == npd else r.astype(npd)
@@ -288,7 +302,10 @@ def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=Tru
 
 
 def _sign_np(x):
-    return x.copy() if x.dtype == np.bool_ else np.sign(x)
+    if x.dtype == np.bool_:
+        return x.copy()
+    # PyTorch's (0 < x) - (x < 0): NaN gives 0 (NumPy: NaN) and -0.0 gives +0.0
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
 
 
 def _zero_grad(b, g, x, out=None):
@@ -358,7 +375,7 @@ unary("log2", np.log2, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x,
 unary("log10", np.log10, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.mul(x, LN10)),),
       "tl.log({0}) * 0.4342944819032518")
 unary("log1p", np.log1p, _FLOAT_ONLY, lambda b, g, x, out=None: (b.div(g, b.add(x, 1)),),
-      "kiln_log1p({0})")
+      "kiln_log1p({0})", grad_name="Log1PBackward0")
 unary("expm1", np.expm1, _FLOAT_ONLY, lambda b, g, x, out: (b.mul(g, b.add(out, 1)),),
       "kiln_expm1({0})", saves=(), saves_output=True)
 unary("sqrt", np.sqrt, _FLOAT_ONLY, lambda b, g, x, out: (b.div(g, b.mul(out, 2)),),
@@ -395,6 +412,41 @@ def _sigmoid_np(x):
 unary("sigmoid", _sigmoid_np, _FLOAT_ONLY,
       lambda b, g, x, out: (b.mul(g, b.mul(out, b.sub(1, out))),), "tl.sigmoid({0})",
       saves=(), saves_output=True)
+# relu: torch.relu is clamp_min(x, 0): x < 0 gives +0.0, -0.0 stays -0.0, NaN propagates. Its
+# gradient is threshold_backward on the result: 0 where it is <= 0, g elsewhere and at NaN.
+def _maximum_keeping_x(npd):
+    """How np.maximum(0, x) of this float dtype keeps x at a -0.0/+0.0 tie: 'zero_first' when
+    the second operand wins ties (x86 SIMD max, for every length), 'x_first' when the first
+    does, None when neither holds for every length (then relu is a where)."""
+    zero = npd.type(0)
+    try:
+        runs = [np.full(n, -0.0, npd) for n in (*range(1, 40), 257, 4099)]
+        if all(np.signbit(np.maximum(zero, a)).all() for a in runs):
+            return "zero_first"
+        if all(np.signbit(np.maximum(a, zero)).all() for a in runs):
+            return "x_first"
+    except TypeError:
+        pass
+    return None
+
+
+RELU_ORDER = {np.dtype(d.np): _maximum_keeping_x(np.dtype(d.np))
+              for d in (dt.float16, dt.bfloat16, dt.float32, dt.float64)}
+
+
+def _relu_np(x):
+    # (integers have no signed zero: any order)
+    order = RELU_ORDER.get(x.dtype, "x_first")
+    zero = x.dtype.type(0)
+    if order == "zero_first":
+        return np.maximum(zero, x)
+    if order == "x_first":
+        return np.maximum(x, zero)
+    return np.where(x < 0, zero, x)
+
+
+unary("relu", _relu_np, _NOBOOL, lambda b, g, x, out: (b.where(b.le(out, 0), 0, g),),
+      "tl.where({0} < 0, 0, {0})", saves=(), saves_output=True, grad_name="ReluBackward0")
 unary("erf", _erf_np, _FLOAT_ONLY,
       lambda b, g, x, out=None: (b.mul(g, b.mul(b.exp(b.neg(b.mul(x, x))), 2 / math.sqrt(math.pi))),),
       "tl.erf({0})")
@@ -444,7 +496,9 @@ def _vjp_pow(b, g, x, y, out=None):
         if is_scalar(y):
             gx = b.mul(g, b.mul(b.pow(x, y - 1), y)) if y != 0 else b.mul(g, 0)
         else:
-            gx = sum_to(b, b.mul(g, b.mul(b.pow(x, b.sub(y, 1)), y)), x.shape)
+            # 0 where the exponent is 0 (PyTorch's where(y == 0, 0, ...): 0 * inf at x = 0)
+            gx = b.where(b.eq(y, 0), 0.0, b.mul(g, b.mul(b.pow(x, b.sub(y, 1)), y)))
+            gx = sum_to(b, gx, x.shape)
     if not is_scalar(y) and wants(b, 1):
         lx = b.log(x) if not is_scalar(x) else cmath.log(x) if isinstance(x, complex) and x \
             else math.log(x) if not isinstance(x, complex) and x > 0 else float("nan")
@@ -459,18 +513,24 @@ def _vjp_pow(b, g, x, y, out=None):
 
 def _vjp_maxmin(is_max):
     def vjp(b, g, x, y, out=None):
+        # PyTorch: g/2 each at ties, 0 to the operand that lost, and the whole g to both where
+        # either is NaN (no comparison holds there)
         eqm = b.eq(x, y)
-        sel = b.gt(x, y) if is_max else b.lt(x, y)
-        w = b.where(eqm, 0.5, b.cast(sel, dtype=g.dtype))
-        return (sum_to(b, b.mul(g, w), x.shape) if not is_scalar(x) else None,
-                sum_to(b, b.mul(g, b.sub(1, w)), y.shape) if not is_scalar(y) else None)
+        lose_x = b.lt(x, y) if is_max else b.gt(x, y)
+        lose_y = b.gt(x, y) if is_max else b.lt(x, y)
+        wx = b.where(eqm, 0.5, b.where(lose_x, 0.0, 1.0))
+        wy = b.where(eqm, 0.5, b.where(lose_y, 0.0, 1.0))
+        return (sum_to(b, b.mul(g, wx), x.shape) if not is_scalar(x) else None,
+                sum_to(b, b.mul(g, wy), y.shape) if not is_scalar(y) else None)
     return vjp
 
 
 def _vjp_atan2(b, g, x, y, out=None):
+    # PyTorch: 1 / (x^2 + y^2) taken as 0 where it is infinite, so the gradient at (0, 0) is 0
     den = b.add(b.mul(x, x), b.mul(y, y))
-    return (sum_to(b, b.div(b.mul(g, y), den), x.shape),
-            sum_to(b, b.neg(b.div(b.mul(g, x), den)), y.shape))
+    recip = b.where(b.eq(den, 0), 0.0, b.reciprocal(den))
+    return (sum_to(b, b.mul(b.mul(g, y), recip), x.shape),
+            sum_to(b, b.mul(b.mul(g, b.neg(x)), recip), y.shape))
 
 
 def _vjp_remainder(b, g, x, y, out=None):
@@ -498,14 +558,23 @@ binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}")
 binary("floor_divide", _floor_divide_np, "arith", None, "kiln_floor_divide({0}, {1})",
        differentiable=False,
        int_divisor=True)
-binary("remainder", np.remainder, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
+def _remainder_np(a, b):
+    """PyTorch's (and kiln_remainder's) float remainder: fmod, moved by b where its sign differs
+    from b's; a zero result keeps fmod's sign, the dividend's (NumPy gives it b's sign)."""
+    if np.result_type(a, b).kind != "f":
+        return np.remainder(a, b)
+    r = np.fmod(a, b)
+    return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
+binary("remainder", _remainder_np, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
        int_divisor=True)
 binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True)  # Triton %: C fmod
 def _pow_np(a, b):
     """np.power, with PyTorch's integer x ** -n (1 for x = 1, +-1 for x = -1, else 0; NumPy
     raises ValueError), as kiln_pow computes it in kernels."""
     bb = np.asarray(b)
-    if bb.dtype.kind != "i" or np.asarray(a).dtype.kind not in "iu" or not (bb < 0).any():
+    if bb.dtype.kind != "i" or np.asarray(a).dtype.kind not in "iub" or not (bb < 0).any():
         return np.power(a, b)
     neg = bb < 0
     r = np.power(a, np.where(neg, 0, bb).astype(bb.dtype))
@@ -545,6 +614,8 @@ unary("erfc", _erfc_np, _FLOAT_ONLY,
 
 
 def _signbit_np(x):
+    if x.dtype == dt.bfloat16.np:       # ml_dtypes' bfloat16 (kind "V"): NumPy's ufunc via float32
+        return np.signbit(x.astype(np.float32))
     if x.dtype.kind == "f":
         return np.signbit(x)
     return x < 0 if x.dtype.kind == "i" else np.zeros(x.shape, np.bool_)
@@ -662,7 +733,11 @@ def _cast_meta(x, dtype):
 
 def _cast_np(out, x, dtype):
     if x.dtype.kind == "c" and not dtype.is_complex:
+        if dtype.category == 0:
+            return x != 0   # to bool: nonzero when either part is (1e-3j is True)
         x = x.real      # PyTorch drops the imaginary part (NumPy would warn)
+    if x.dtype == np.float64 and dtype.np == np.float16:
+        x = x.astype(np.float32)    # c10::Half is built from a float: double -> float -> half
     return x.astype(dtype.np)
 
 

@@ -39,6 +39,15 @@ def _maybe_inplace(input, r, inplace, name):
     return _assign(input, r, name) if inplace else r
 
 
+def _inplace_src(input, inplace):
+    """The tensor an in-place activation computes from: a copy when autograd will need the
+    input's old values (PyTorch saves original_self), so writing the result back into input
+    does not invalidate the backward."""
+    if inplace and STATE.grad_enabled and isinstance(input, Tensor) and input.requires_grad:
+        return M.clone(input)
+    return input
+
+
 def _check_tensor(x, op, arg="input"):
     if not isinstance(x, Tensor):
         raise TypeError(f"{op}(): argument '{arg}' (position 1) must be Tensor, not "
@@ -106,7 +115,8 @@ def relu_(input):
 
 
 def threshold(input, threshold, value, inplace=False):
-    r = rename(M.where(M.gt(input, threshold), input, value), "ThresholdBackward0")
+    # x <= threshold ? value : x, so NaN passes through (with its gradient), as in torch
+    r = rename(M.where(M.le(input, threshold), value, input), "ThresholdBackward0")
     return _maybe_inplace(input, r, inplace, "threshold")
 
 
@@ -117,8 +127,13 @@ def threshold_(input, threshold, value):
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    # the gradient is zero at and beyond the limits, as in PyTorch's hardtanh_backward
-    r = M.where(M.le(input, min_val), min_val, M.where(M.ge(input, max_val), max_val, input))
+    # the gradient is zero at and beyond the limits (and at NaN), as in PyTorch's vectorised
+    # hardtanh_backward; the values are clamp's (hardtanh(-0.0, 0.0, 6.0) is -0.0)
+    if M._no_grad_eager(input):
+        r = M._clamp_value(input, min_val, max_val)
+    else:
+        inside = M.logical_and(M.gt(input, min_val), M.lt(input, max_val))
+        r = M.where(inside, input, M._clamp_value(input.detach(), min_val, max_val))
     if r.dtype is not input.dtype:
         r = M.cast(r, input.dtype)
     return _maybe_inplace(input, rename(r, "HardtanhBackward0"), inplace, "hardtanh")
@@ -133,7 +148,8 @@ def relu6(input, inplace=False):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    r = rename(M.where(M.gt(input, 0), input, M.mul(input, negative_slope)), "LeakyReluBackward0")
+    x = _inplace_src(input, inplace)
+    r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)), "LeakyReluBackward0")
     return _maybe_inplace(input, r, inplace, "leaky_relu")
 
 
@@ -157,13 +173,18 @@ def prelu(input, weight):
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None):
     # (generator: torch.rrelu's; F.rrelu draws from the default one)
+    if lower > upper:
+        raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound "
+                           f"(lower={lower}, upper={upper})")
+    x = _inplace_src(input, inplace)
+    # x <= 0 takes the slope, as PyTorch's rrelu_with_noise (so the gradient at 0 is the slope)
     if not training:
         slope = (lower + upper) / 2
-        r = M.where(M.ge(input, 0), input, M.mul(input, slope))
+        r = M.where(M.gt(x, 0), x, M.mul(x, slope))
     else:
         noise = C.empty(tuple(input.shape), dtype=input.dtype)
         C.uniform_(noise, lower, upper, generator)
-        r = M.where(M.ge(input, 0), input, M.mul(input, noise))
+        r = M.where(M.gt(x, 0), x, M.mul(x, noise))
     return _maybe_inplace(input, rename(r, "RreluWithNoiseBackward0"), inplace, "rrelu")
 
 
@@ -229,7 +250,8 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    return _maybe_inplace(input, rename(M.mul(input, M.sigmoid(input)), "SiluBackward0"), inplace,
+    x = _inplace_src(input, inplace)
+    return _maybe_inplace(input, rename(M.mul(x, M.sigmoid(x)), "SiluBackward0"), inplace,
                           "silu")
 
 
@@ -247,7 +269,8 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def mish(input, inplace=False):
-    r = rename(M.mul(input, M.tanh(_softplus(input))), "MishBackward0")
+    x = _inplace_src(input, inplace)
+    r = rename(M.mul(x, M.tanh(_softplus(x))), "MishBackward0")
     return _maybe_inplace(input, r, inplace, "mish")
 
 
@@ -260,16 +283,21 @@ def tanh(input):
 
 
 def hardsigmoid(input, inplace=False):
-    r = M.where(M.le(input, -3.0), 0.0, M.where(M.ge(input, 3.0), 1.0,
-                                                M.add(M.div(input, 6.0), 0.5)))
+    x = _inplace_src(input, inplace)
+    # gradient 1/6 strictly inside (-3, 3), else 0 (also at NaN, whose value stays NaN)
+    inside = M.logical_and(M.gt(x, -3.0), M.lt(x, 3.0))
+    r = M.where(inside, M.add(M.div(x, 6.0), 0.5),
+                M.where(M.le(x, -3.0), 0.0, M.where(M.ge(x, 3.0), 1.0, x.detach())))
     if r.dtype is not input.dtype:
         r = M.cast(r, input.dtype)
     return _maybe_inplace(input, rename(r, "HardsigmoidBackward0"), inplace, "hardsigmoid")
 
 
 def hardswish(input, inplace=False):
-    r = M.where(M.le(input, -3.0), 0.0,
-                M.where(M.ge(input, 3.0), input, M.div(M.mul(input, M.add(input, 3.0)), 6.0)))
+    x = _inplace_src(input, inplace)
+    # x * 0 below -3 as torch's x * relu6(x + 3) / 6: -0.0 for x < -3, NaN at -inf
+    r = M.where(M.le(x, -3.0), M.mul(x, 0.0),
+                M.where(M.ge(x, 3.0), x, M.div(M.mul(x, M.add(x, 3.0)), 6.0)))
     if r.dtype is not input.dtype:
         r = M.cast(r, input.dtype)
     return _maybe_inplace(input, rename(r, "HardswishBackward0"), inplace, "hardswish")
@@ -291,13 +319,19 @@ def softshrink(input, lambd=0.5):
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
     r = M.where(M.gt(input, lambd), M.sub(input, lambd),
-                M.where(M.lt(input, -lambd), M.add(input, lambd), 0.0))
+                M.where(M.lt(input, -lambd), M.add(input, lambd), _zero_keep_nan(input)))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
                   "SoftshrinkBackward0")
 
 
+def _zero_keep_nan(x):
+    # the shrink ops' middle branch in torch's vectorised kernels: +0.0, NaN stays NaN, and no
+    # gradient (also at NaN)
+    return M.where(M.isnan(x), x.detach(), 0.0)
+
+
 def hardshrink(input, lambd=0.5):
-    r = M.where(M.gt(M.abs(input), lambd), input, 0.0)
+    r = M.where(M.gt(M.abs(input), lambd), input, _zero_keep_nan(input))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
                   "HardshrinkBackward0")
 
@@ -416,12 +450,30 @@ def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
 def _dropout_nd(input, p, training, inplace, n, name):
     _check_p(p)
     if input.ndim not in (n + 1, n + 2):
-        raise RuntimeError(f"{name}: Expected {n + 1}D or {n + 2}D input, but received a "
-                           f"{input.ndim}D input. Note that {name} exists to provide channel-wise "
-                           f"dropout on inputs with {n} spatial dimensions, a channel dimension, "
-                           "and an optional batch dimension (i.e. "
-                           f"{n + 1}D or {n + 2}D inputs).")
-    batched = input.ndim == n + 2
+        note = (f"Note that {name} exists to provide channel-wise dropout on inputs with {n} "
+                "spatial dimensions, a channel dimension, and an optional batch dimension (i.e. "
+                f"{n + 1}D or {n + 2}D inputs).")
+        if n == 1:
+            raise RuntimeError(f"{name}: Expected {n + 1}D or {n + 2}D input, but received a "
+                               f"{input.ndim}D input. {note}")
+        # PyTorch only warns for dropout2d/dropout3d (deprecated, still runs)
+        warnings.warn(f"{name}: Received a {input.ndim}-D input to {name}, which is deprecated "
+                      "and will result in an error in a future release. To retain the behavior "
+                      f"and silence this warning, please use dropout instead. {note}",
+                      stacklevel=3)
+    if n == 2 and input.ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise "
+                      "1D dropout behavior is desired - input is interpreted as shape (N, C, L), "
+                      "where C is the channel dim. This behavior will change in a future release "
+                      "to interpret the input as one without a batch dimension, i.e. shape "
+                      "(C, H, W). To maintain the 1D channel-wise dropout behavior, please switch "
+                      "to using dropout1d instead.", stacklevel=3)
+    # as PyTorch: dropout2d never adds a batch dimension (a 3-D input is (N, C, L));
+    # dropout1d/dropout3d add one unless the input has n + 2 dims
+    batched = input.ndim == n + 2 or n == 2
+    if batched and training and p > 0 and input.ndim < 2:
+        raise RuntimeError(f"{name}: Feature dropout requires at least 2 dimensions in the input "
+                           f"(got shape {list(input.shape)})")
     x = input if batched else S.unsqueeze(input, 0)
     r = _dropout_impl(x, p, training, False, True, False, name)
     if not batched and r is not x:
@@ -546,9 +598,14 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
                            f"the size of tensor b ({list(x2.shape)})") from None
     a, b = S.broadcast_to(x1, shape), S.broadcast_to(x2, shape)
     d = norm_dim("cosine_similarity", dim, len(shape))
-    na = M.clamp_min(M.norm(a, 2, d, keepdim=True), eps)
-    nb = M.clamp_min(M.norm(b, 2, d, keepdim=True), eps)
-    return M.sum(M.mul(M.div(a, na), M.div(b, nb)), d)
+
+    def clamped_norm(v):
+        # PyTorch clamps the norms in place under no_grad: the value is max(|v|, eps) but the
+        # gradient flows through |v| as if unclamped (a straight-through clamp)
+        n = M.norm(v, 2, d, keepdim=True)
+        return M.add(n, M.sub(M.clamp_min(n, eps), n).detach())
+
+    return M.sum(M.mul(M.div(a, clamped_norm(a)), M.div(b, clamped_norm(b))), d)
 
 
 def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
@@ -703,6 +760,15 @@ def _class_target_checks(input, target, op):
                                f"{list(target.shape)})")
 
 
+def _weighted_mean(total, weight_sum):
+    """total / weight_sum for the 'mean' class losses. When every target is ignored the sum
+    of weights is 0: the loss is NaN, as PyTorch's, but the gradient is 0, not 0 * inf = NaN
+    (PyTorch's nll_loss backward writes nothing for ignored targets)."""
+    empty = M.eq(weight_sum, 0)
+    r = M.div(total, M.where(empty, 1.0, weight_sum))
+    return M.where(empty, float("nan"), r)
+
+
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
              reduction="mean"):
     reduction = _get_reduction(size_average, reduce, reduction)
@@ -731,7 +797,7 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     elif reduction == "sum":
         r = M.sum(loss)
     else:
-        r = M.div(M.sum(loss), M.sum(w))
+        r = _weighted_mean(M.sum(loss), M.sum(w))
     return rename(r, "NllLossBackward0")
 
 
@@ -740,7 +806,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = _get_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+        raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: "
+                           f"{label_smoothing}")
     class_dim = 0 if input.ndim == 1 else 1
     n_classes = input.shape[class_dim]
     logp = M.log_softmax(input, class_dim)
@@ -775,9 +842,10 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         ret = M.sum(smooth)
     elif weight is not None:
         ts = M.where(keep, apply(P["cast"], target, dtype=dt.int64), 0)
-        ret = M.div(M.sum(smooth), M.sum(M.mul(apply(P["index"], weight, ts, pos=(0,)), keepf)))
+        ret = _weighted_mean(M.sum(smooth),
+                             M.sum(M.mul(apply(P["index"], weight, ts, pos=(0,)), keepf)))
     else:
-        ret = M.div(M.sum(smooth), M.sum(keepf))
+        ret = _weighted_mean(M.sum(smooth), M.sum(keepf))
     return M.add(M.mul(nll, 1 - label_smoothing), M.mul(ret, label_smoothing / n_classes))
 
 
@@ -927,6 +995,8 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
                         size_average=None, reduce=None, reduction="mean"):
     reduction = _get_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_loss: margin must be greater than 0, got {margin}")
     a, pz, n = anchor.ndim, positive.ndim, negative.ndim
     if not (a == pz == n):
         raise RuntimeError(f"The anchor, positive, and negative tensors are expected to have the "
@@ -943,6 +1013,9 @@ def triplet_margin_loss(anchor, positive, negative, margin=1.0, p=2, eps=1e-6, s
 def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_function=None,
                                       margin=1.0, swap=False, reduction="mean"):
     _check_reduction(reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be greater than 0, got "
+                         f"{margin}")
     dist = distance_function if distance_function is not None else pairwise_distance
     d_pos = dist(anchor, positive)
     d_neg = dist(anchor, negative)
@@ -983,7 +1056,8 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
         raise RuntimeError(f"multi_margin_loss: inconsistent target size: {list(target.shape)} "
                            f"for input of size: {list(input.shape)}")
     if t.size and (t.min() < 0 or t.max() >= c):
-        raise IndexError("target out of range")
+        raise RuntimeError(f"multi_margin_loss: target out of range (targets must be in [0, {c}), "
+                           f"input {list(input.shape)})")
     ti = wrap_like(t[:, None], dt.int64, x)
     xy = I.gather(x, 1, ti)
     z = M.clamp_min(M.add(M.sub(x, xy), margin), 0)

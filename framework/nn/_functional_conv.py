@@ -50,6 +50,11 @@ def _ntuple(v, n, what="kernel_size", op="conv"):
             raise RuntimeError(f"{op}: expected {what} to be a single integer value or a list of {n} "
                                f"values to match the convolution dimensions, but got "
                                f"{what}={list(v)}")
+        for k, e in enumerate(v):
+            if not isinstance(e, numbers.Integral):
+                raise TypeError(f"{op}(): argument '{what}' failed to unpack the object at pos "
+                                f"{k + 1} with error \"type must be tuple of ints, but got "
+                                f"{type(e).__name__}\" ({what}={list(v)})")
         return tuple(int(e) for e in v)
     return (int(v),) * n
 
@@ -140,6 +145,14 @@ def _pad_mode(x, pads, mode):
         size = x.shape[d]
         if mode == "circular" and (lo > size or hi > size):
             raise RuntimeError("Padding value causes wrapping around more than once.")
+        if size + lo + hi < (0 if mode == "circular" else 1):
+            name = "DHW"[3 - nd + i]
+            if mode == "circular":
+                raise RuntimeError(f"Negative padding value is resulting in an empty dimension "
+                                   f"(padding ({lo}, {hi}) at dimension {d} of input "
+                                   f"{list(x.shape)})")
+            raise RuntimeError(f"input ({name}: {size}) is too small. Calculated output {name}: "
+                               f"{size + lo + hi} (padding ({lo}, {hi}) at dimension {d})")
         if mode == "reflect" and (lo >= size or hi >= size):
             raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
                                f"input dimension, but got: padding ({lo}, {hi}) at dimension {d} "
@@ -316,6 +329,11 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
     dilation = _ntuple(dilation, nd, "dilation", op)
     padding = _ntuple(padding, nd, "padding", op)
     output_padding = _ntuple(output_padding, nd, "output_padding", op)
+    if any(e < 0 for e in padding):
+        raise RuntimeError(f"{op}: negative padding is not supported (got padding={list(padding)})")
+    if any(e < 0 for e in output_padding):
+        raise RuntimeError(f"{op}: negative output_padding is not supported (got "
+                           f"output_padding={list(output_padding)})")
     cin, cout_g = weight.shape[0], weight.shape[1]
     kernel = tuple(weight.shape[2:])
     N, C = x.shape[0], x.shape[1]
@@ -589,10 +607,21 @@ def lp_pool2d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
 
 
 def _lp_pool(nd, input, norm_type, kernel_size, stride, ceil_mode):
+    """lp_pool1d/2d/3d: (sum over the window of x^p)^(1/p), PyTorch's composition."""
     k = _ntuple(kernel_size, nd)
-    fn = avg_pool1d if nd == 1 else avg_pool2d
+    if norm_type in (float("inf"), -float("inf")):
+        # PyTorch: the max (or min) of |x| over the window, a max pool
+        mp = (max_pool1d, max_pool2d, max_pool3d)[nd - 1]
+        a = M.abs(input)
+        if norm_type > 0:
+            return mp(a, k, stride, 0, 1, ceil_mode)
+        return M.neg(mp(M.neg(a), k, stride, 0, 1, ceil_mode))
+    fn = (avg_pool1d, avg_pool2d, avg_pool3d)[nd - 1]
     out = fn(apply(P["pow"], input, norm_type), k, stride, 0, ceil_mode)
-    # PyTorch's sign(out) * relu(abs(out)) is out itself
+    # sign(out) * relu(abs(out)), as PyTorch: the same value, but relu's backward zeroes the
+    # gradient of a window whose power sum is 0 (else 0^(1/p - 1) = inf gives NaN); sign has
+    # no gradient (detached: its g * 0 would turn that inf into NaN)
+    out = M.mul(M.sign(out).detach(), M.relu(M.abs(out)))
     return apply(P["pow"], apply(P["mul"], out, _prod(k)), 1.0 / norm_type)
 
 
@@ -607,7 +636,20 @@ def _adaptive_sizes(op, x, nd, output_size):
     osz = output_size if isinstance(output_size, (list, tuple)) else (output_size,) * nd
     if len(osz) != nd:
         raise RuntimeError(f"{op}: output_size must be {nd}, but got {len(osz)} values")
-    return tuple(x.shape[x.ndim - nd + i] if o is None else int(o) for i, o in enumerate(osz))
+    osz = tuple(x.shape[x.ndim - nd + i] if o is None else int(o) for i, o in enumerate(osz))
+    if any(o < 0 for o in osz):
+        raise RuntimeError(f"{op}: elements of output_size must be greater than or equal to 0 but "
+                           f"received {list(osz)} (input {list(x.shape)})")
+    return osz
+
+
+def _adaptive_empty(x, osz, nd, return_indices=None):
+    """An output_size with a 0 gives an empty result (PyTorch's shape)."""
+    shape = tuple(x.shape[:x.ndim - nd]) + tuple(osz)
+    val = _full(shape, 0.0, x._dtype, x)
+    if return_indices is None or not return_indices:
+        return val
+    return val, _full(shape, 0, dt.int64, x)
 
 
 def _adaptive_check(op, input, nd):
@@ -628,6 +670,8 @@ def _adaptive_avg(nd, op, input, output_size):
     _adaptive_check(op, input, nd)
     _check_float(op, input)
     osz = _adaptive_sizes(op, input, nd, output_size)
+    if 0 in osz:
+        return _adaptive_empty(input, osz, nd)
     x, unb = _batched(op, input, nd)
     sizes = tuple(x.shape[2:])
     if all(n % o == 0 for n, o in zip(sizes, osz)):
@@ -637,19 +681,18 @@ def _adaptive_avg(nd, op, input, output_size):
         out = apply(P["div"], apply(P["sum"], win, dims=tuple(range(2 + nd, 2 + 2 * nd)),
                                     keepdim=False), float(_prod(k)))
     else:
-        # unequal windows: per spatial dim, a (size x out) averaging matrix
+        # unequal windows: per spatial dim, the sum over each window's taps over its length
+        # (gathered taps, not a dense matrix: a NaN or inf reaches only its own windows)
         out = x
         for i in range(nd):
             n, o = sizes[i], osz[i]
             st, en = _adaptive_bounds(n, o)
-            A = np.zeros((o, n))
-            for r in range(o):
-                A[r, st[r]:en[r]] = 1.0 / (en[r] - st[r])
-            shp = tuple(out.shape)
-            d = 2 + i
-            before, after = _prod(shp[:d]), _prod(shp[d + 1:])
-            y = apply(P["matmul"], _const(A, x._dtype, x), _reshape(out, (before, n, after)))
-            out = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
+            km = int((en - st).max())
+            k = np.arange(km)[None, :]
+            idx = np.minimum(st[:, None] + k, en[:, None] - 1)
+            out = _apply_taps(out, 2 + i, idx, None, k < (en - st)[:, None])
+            cnt = (en - st).astype(np.float64).reshape((o,) + (1,) * (nd - 1 - i))
+            out = apply(P["div"], out, _const(cnt, x._dtype, x))
     return rename(_unbatch(out, unb), f"AdaptiveAvgPool{builtins.max(nd, 2)}DBackward0")
 
 
@@ -668,6 +711,8 @@ def adaptive_avg_pool3d(input, output_size):
 def _adaptive_max(nd, op, input, output_size, return_indices):
     _adaptive_check(op, input, nd)
     osz = _adaptive_sizes(op, input, nd, output_size)
+    if 0 in osz:
+        return _adaptive_empty(input, osz, nd, return_indices)
     x, unb = _batched(op, input, nd)
     sizes = tuple(x.shape[2:])
     # per dim: (O, Kmax) input indices of each window, short windows repeat their last index
@@ -928,20 +973,36 @@ def _nearest_index(n_in, n_out, scale, exact):
     return np.minimum(src.astype(np.int64), n_in - 1)
 
 
-def _linear_matrix(n_in, n_out, align_corners, scale):
+def _apply_taps(x, d, idx, w, mask=None):
+    """Resample dim d of x: out[.., o, ..] = sum_k w[o, k] * x[.., idx[o, k], ..] over the taps
+    where mask[o, k] (all when None); w None means weights 1. Gathered taps rather than a
+    dense (out x in) matrix, so a NaN or inf input reaches only the outputs that read it, as
+    in PyTorch's kernels (a matrix product would spread it through 0 * inf = NaN)."""
+    o, k = idx.shape
+    g = apply(P["index"], x, wrap_like(np.ascontiguousarray(idx, dtype=np.int64), dt.int64, x),
+              pos=(d,))                                              # .., O, K, ..
+    tail = (1,) * (x.ndim - d - 1)
+    if w is not None:
+        g = apply(P["mul"], g, _const(np.asarray(w).reshape((o, k) + tail), x._dtype, x))
+    if mask is not None and not np.all(mask):
+        m = wrap_like(np.ascontiguousarray(np.asarray(mask).reshape((o, k) + tail)), dt.bool_, x)
+        g = apply(P["where"], m, g, 0.0)
+    return apply(P["sum"], g, dims=(d + 1,), keepdim=False)
+
+
+def _linear_taps(n_in, n_out, align_corners, scale):
+    """(idx, weights), each (n_out, 2): PyTorch's linear interpolation taps."""
     sc = _src_scale(n_in, n_out, align_corners, scale)
     dst = np.arange(n_out, dtype=np.float64)
     src = dst * sc if align_corners else np.maximum(sc * (dst + 0.5) - 0.5, 0.0)
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
     l1 = src - i0
-    A = np.zeros((n_out, n_in))
-    np.add.at(A, (np.arange(n_out), i0), 1.0 - l1)
-    np.add.at(A, (np.arange(n_out), i1), l1)
-    return A
+    return np.stack([i0, i1], 1), np.stack([1.0 - l1, l1], 1)
 
 
-def _cubic_matrix(n_in, n_out, align_corners, scale):
+def _cubic_taps(n_in, n_out, align_corners, scale):
+    """(idx, weights), each (n_out, 4): PyTorch's bicubic taps (A = -0.75, clamped indices)."""
     a = -0.75
     sc = _src_scale(n_in, n_out, align_corners, scale)
     dst = np.arange(n_out, dtype=np.float64)
@@ -957,10 +1018,44 @@ def _cubic_matrix(n_in, n_out, align_corners, scale):
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
     ws = [c2(t + 1), c1(t), c1(1 - t), c2(2 - t)]
-    A = np.zeros((n_out, n_in))
-    for j, w in enumerate(ws):
-        np.add.at(A, (np.arange(n_out), np.clip(f - 1 + j, 0, n_in - 1)), w)
-    return A
+    idx = np.stack([np.clip(f - 1 + j, 0, n_in - 1) for j in range(4)], 1)
+    return idx, np.stack(ws, 1)
+
+
+def _aa_taps(n_in, n_out, align_corners, scale, cubic):
+    """(idx, weights, mask), each (n_out, K): taps of PyTorch's antialiased bilinear/bicubic resampling (the PIL
+    filters, UpSampleKernel.cpp _compute_indices_min_size_weights_aa): the filter is stretched
+    by the downscale factor so every input pixel under the output pixel contributes, and each
+    row is normalised to sum to 1."""
+    sc = _src_scale(n_in, n_out, align_corners, scale)
+    interp_size = 4 if cubic else 2
+    support = interp_size * 0.5 * sc if sc >= 1.0 else interp_size * 0.5
+    invscale = 1.0 / sc if sc >= 1.0 else 1.0
+
+    def filt(x):
+        x = np.abs(x)
+        if cubic:                       # Keys' cubic with a = -0.5, as PIL
+            a = -0.5
+            return np.where(x < 1.0, ((a + 2) * x - (a + 3)) * x * x + 1,
+                            np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+        return np.where(x < 1.0, 1.0 - x, 0.0)
+
+    rows = []
+    for i in range(n_out):
+        center = sc * (i + 0.5)
+        xmin = builtins.max(int(center - support + 0.5), 0)     # int(): truncation, as C++
+        xmax = builtins.min(int(center + support + 0.5), n_in)
+        j = np.arange(xmin, xmax)
+        w = filt((j - center + 0.5) * invscale)
+        tot = w.sum()
+        rows.append((j, w / tot if tot != 0.0 else w))
+    k = builtins.max(len(j) for j, _ in rows)
+    idx = np.zeros((n_out, k), np.int64)
+    wts = np.zeros((n_out, k))
+    mask = np.zeros((n_out, k), bool)
+    for i, (j, w) in enumerate(rows):
+        idx[i, :len(j)], wts[i, :len(j)], mask[i, :len(j)] = j, w, True
+    return idx, wts, mask
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
@@ -983,8 +1078,10 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_INTERP_DIMS[mode] + 2}D input")
-    if antialias:
-        raise NotImplementedError("interpolate: antialias=True is not supported")
+    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
+        raise ValueError(f"Anti-alias option is restricted to bilinear, bicubic, and lanczos modes "
+                         f"and requires a 4-D tensor as input (got mode={mode!r} and a "
+                         f"{input.ndim}-D input)")
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
     sizes_in = tuple(input.shape[2:])
@@ -1038,20 +1135,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 "nearest-exact": "UpsampleNearestExact{}DBackward0"}[mode].format(nd)
         return rename(x, name)
     _check_float("interpolate", x)
-    mat = _cubic_matrix if mode == "bicubic" else _linear_matrix
     for i in range(nd):
         n, o = sizes_in[i], out_sizes[i]
-        A = mat(n, o, align_corners, None if scales is None else scales[i])
-        shp = tuple(x.shape)
-        d = 2 + i
-        before, after = _prod(shp[:d]), _prod(shp[d + 1:])
-        if after == 1:
-            y = apply(P["matmul"], _reshape(x, (before, n)), _const(A.T, x._dtype, x))
+        sc = None if scales is None else scales[i]
+        if antialias:
+            taps = _aa_taps(n, o, align_corners, sc, mode == "bicubic")
         else:
-            y = apply(P["matmul"], _const(A, x._dtype, x), _reshape(x, (before, n, after)))
-        x = _reshape(y, shp[:d] + (o,) + shp[d + 1:])
+            taps = (_cubic_taps if mode == "bicubic" else _linear_taps)(n, o, align_corners, sc)
+        x = _apply_taps(x, 2 + i, *taps)
     name = {"linear": "UpsampleLinear1DBackward0", "bilinear": "UpsampleBilinear2DBackward0",
             "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0"}[mode]
+    if antialias:
+        name = name.replace("2DBackward0", "2DAaBackward0")
     return rename(x, name)
 
 

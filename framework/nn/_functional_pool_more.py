@@ -9,7 +9,7 @@ from .._device_ops import host
 from ..tensor import Tensor
 from .. import ops_math as M
 from .. import creation as C
-from ._functional_conv import _ntuple, _reshape, avg_pool3d, channel_shuffle, _prod
+from ._functional_conv import _ntuple, _reshape, _lp_pool, channel_shuffle, _prod
 
 __all__ = ["max_unpool1d", "max_unpool2d", "max_unpool3d", "lp_pool3d",
            "fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
@@ -91,10 +91,7 @@ def max_unpool3d(input, indices, kernel_size, stride=None, padding=0, output_siz
 # ---- lp_pool3d ---------------------------------------------------------------------------------
 
 def lp_pool3d(input, norm_type, kernel_size, stride=None, ceil_mode=False):
-    k = _ntuple(kernel_size, 3)
-    out = avg_pool3d(apply(P["pow"], input, norm_type), k, stride, 0, ceil_mode)
-    # PyTorch's sign(out) * relu(abs(out)) is out itself
-    return apply(P["pow"], apply(P["mul"], out, _prod(k)), 1.0 / norm_type)
+    return _lp_pool(3, input, norm_type, kernel_size, stride, ceil_mode)
 
 
 # ---- fractional max pooling --------------------------------------------------------------------
