@@ -365,13 +365,21 @@ def eager_device(dev, cp=None):
         ("compiled transpose-flatten matmul", torch.compile(
             lambda x, y: (x[:6, :4] * 2).reshape(1, 2, 3, 4).transpose(1, 2).reshape(
                 1, 3, 8) @ x[:8, :3])),
+        # the same copy feeding a pointwise kernel and a returned view group (no host trip)
+        ("compiled transpose-flatten pointwise", torch.compile(
+            lambda x, y: (x * 2).t().reshape(-1) + x.t().reshape(-1).flip(0))),
+        ("relu keeps -0.0, NaN (kernel)", lambda x, y: torch.relu(
+            torch.where(x > 1, -0.0 * x, torch.where(x < -2, x * float("nan"), x)))),
     ]
     def against_cpu(f):    # f on the device tensors vs f on the cpu ones
         def run():
             got = f(da, db)
             ok_dev = got.device.type == torch.device(dev).type
             g, r = got.cpu().numpy(), f(ca, cb).numpy()
-            ok = ok_dev and g.dtype == r.dtype and np.allclose(g, r, rtol=1e-4, atol=1e-4)
+            ok = ok_dev and g.dtype == r.dtype and np.allclose(g, r, rtol=1e-4, atol=1e-4,
+                                                               equal_nan=True)
+            if ok and g.dtype.kind == "f":      # and signed zeros where the cpu has them
+                ok = bool((np.signbit(g) == np.signbit(r))[r == 0].all())
             return ok, f"device {got.device}"
         return run
 

@@ -250,6 +250,18 @@ def test_max_min_dim_value_is_the_element_at_the_index(dtype):
     assert int(i[0]) == 1 and math.isnan(float(v[0]))          # first NaN
 
 
+@pytest.mark.parametrize("op", ["floor", "ceil", "trunc", "round", "sign"])
+def test_piecewise_constant_ops_have_zero_gradient_under_inf_upstream(op):
+    # torch's backward of floor/ceil/trunc/round/sign is zeros_like(grad): 0 even where the
+    # incoming gradient is inf or NaN (g * 0 would be NaN); eager and compiled alike
+    def f(x):
+        return (getattr(torch, op)(x) * torch.tensor([math.inf, math.nan, 1.0])).sum()
+    for run in (f, torch.compile(f)):
+        x = torch.tensor([1.5, -2.5, 0.25], requires_grad=True)
+        run(x).backward()
+        assert x.grad.numpy().tolist() == [0.0, 0.0, 0.0]
+
+
 def test_optional_cross_check_against_torch():
     pt = pytest.importorskip("torch", reason="PyTorch is an optional reference")
     if pt is torch:

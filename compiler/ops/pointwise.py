@@ -309,7 +309,8 @@ def _sign_np(x):
 
 
 def _zero_grad(b, g, x, out=None):
-    return (b.mul(g, 0),)
+    # zeros, as torch's zeros_like(grad): not g * 0, which is NaN where g is inf or NaN
+    return (b.full(shape=tuple(g.shape), value=0, dtype=g.dtype),)
 
 
 # unary float functions ------------------------------------------------------------------
