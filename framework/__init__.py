@@ -75,8 +75,10 @@ from .ops_sort import (sort, argsort, msort, topk, kthvalue, median, nanmedian, 
                        unique_consecutive, bincount, histc, searchsorted, bucketize, quantile)
 from ._printing import set_printoptions  # noqa: E402,F401
 from . import autograd  # noqa: E402
+from . import random  # noqa: E402,F401  (torch.random: fork_rng and the seed functions)
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: E402,F401
 from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: E402,F401
+from .autograd import is_inference_mode_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
 from . import version  # noqa: E402,F401  (torch.version)
@@ -223,7 +225,19 @@ def clone(input, *, memory_format=None):
 
 
 def typename(obj):
-    return obj.type() if isinstance(obj, Tensor) else type(obj).__name__
+    """PyTorch's torch.typename: a tensor's type() string, else module-qualified name
+    ('numpy.ndarray', 'float', 'torch.nn.modules.linear.Linear' for a class)."""
+    if isinstance(obj, Tensor):
+        return obj.type()
+    module = getattr(obj, "__module__", "") or ""
+    if hasattr(obj, "__qualname__"):
+        qualname = obj.__qualname__
+    elif hasattr(obj, "__name__"):
+        qualname = obj.__name__
+    else:
+        module = obj.__class__.__module__ or ""
+        qualname = obj.__class__.__qualname__
+    return qualname if module in ("", "builtins") else f"{module}.{qualname}"
 
 
 _dt.bool_  # keep the runtime dtype module referenced

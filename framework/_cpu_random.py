@@ -9,23 +9,28 @@ aten/src/ATen/native/cpu/DistributionTemplates.h) and `manual_seed(s)` then give
 values:
 
     uniform  float32 (and float16/bfloat16, rounded from it): (random() & (2**24 - 1)) * 2**-24;
-             float64: (random64() & (2**53 - 1)) * 2**-53; then * (to - from) + from in
-             float64 with the bounds in the tensor's type
-    integers [low, high): low + random() % range (random64() when range >= 2**32)
+             float64: (random64() & (2**53 - 1)) * 2**-53; then fma(x, to - from, from): in
+             float64 for float64, else in float32 with float32 bounds
+    integers [low, high): low + random() % range (random64() when range >= 2**28)
     random_  (no bounds, int64): random64() % 2**63
     randperm Fisher-Yates: for i in 0..n-2, swap r[i] and r[i + random() % (n - i)]
-    bernoulli_(p): float64 uniform < p;  bernoulli(p tensor): float32 uniform < p
-    exponential: -log1p(-u) / lambda with a float64 uniform
+    bernoulli_(p): float64 uniform < p;  bernoulli(p tensor): float32 uniform < p (float64
+             for float64 probabilities)
+    exponential: (-1 / lambda) * log1p(-u) with a float64 uniform
     normal   16 or more contiguous values: all uniforms first, then Box-Muller on blocks of 16
              (u1 = 1 - d[j], u2 = d[j + 8] for j < 8), the last block recomputed from 16 fresh
-             uniforms when the size is not a multiple of 16; fewer: one float64 Box-Muller pair
-             per two values, the second kept for the next draw (the generator's cache)
+             uniforms when the size is not a multiple of 16; fewer (or a non-contiguous
+             tensor): one float64 Box-Muller pair per two values, the second kept for the next
+             draw (the generator's cache); then fma(z, std, mean)
 
-Exact to the bit except where PyTorch's vectorised float32 normal uses its own log/sin/cos
-(within one ulp). The rejection samplers at the end (standard_gamma, dirichlet, poisson,
-binomial, cauchy) port PyTorch's cpu kernels and give its numbers too (used by
-framework.distributions). Other distributions PyTorch computes by other algorithms
-(multinomial, torch.poisson, orthogonal and other nn.init helpers that need them) take
+Exact to the bit: float64 arithmetic takes the C library's log/cos/sin/tan/exp/log1p (_libm)
+and PyTorch's fused multiply-adds (fma64/fma32, emulated exactly); the vectorised float32
+normal is avx_mathfun's log/sincos ported operation for operation (_log256_ps,
+_sincos256_ps). get_rng_state/set_rng_state use PyTorch's 5056-byte state layout
+(torch_state_bytes / load_torch_state). The rejection samplers at the end (standard_gamma,
+dirichlet, poisson, binomial, cauchy) port PyTorch's cpu kernels and give its numbers too
+(used by framework.distributions). Other distributions PyTorch computes by other algorithms
+(orthogonal and other nn.init helpers that need them) take
 NumPy's samplers on a NumPy generator seeded from the same seed.
 """
 import math
@@ -69,15 +74,25 @@ class TorchStream:
             x = (self.random(n) & np.uint64((1 << 24) - 1)).astype(np.float64) * 2.0 ** -24
         if lo == 0.0 and hi == 1.0:
             r = x
-        else:       # the bounds in the tensor's type, the arithmetic in float64
-            f, t = float(_as(lo, d)), float(_as(hi, d))
-            r = x * (t - f) + f
-        return r.astype(d.np).reshape(shape)
+        elif d is dt.float64:      # x * (to - from) + from, one fused multiply-add
+            f, t = float(lo), float(hi)
+            r = fma64(x, t - f, f)
+        else:   # float32 bounds and arithmetic (dist_acctype; float16 too, measured)
+            f, t = np.float32(lo), np.float32(hi)
+            r = fma32(x, np.float32(t - f), f)
+        r = np.asarray(r.astype(d.np))
+        if d is not dt.float64:     # a value the cast rounded up to `to` becomes `from`
+            top = r == np.array(hi, np.float32).astype(d.np)
+            if top.any():
+                r[top] = np.array(lo, np.float32).astype(d.np)
+        return r.reshape(shape)
 
     def integers(self, shape, low, high):
-        """[low, high) as int64 values."""
+        """[low, high) as int64 values: low + word % range, the word a 64-bit one from a range
+        of 2**28 up (PyTorch 2.13's threshold, measured: randint(0, 2**28 - 1) takes random(),
+        randint(0, 2**28) random64())."""
         n, rng = _numel(shape), int(high) - int(low)
-        r = self.random64(n) if rng >= 2 ** 32 else self.random(n)
+        r = self.random64(n) if rng >= 2 ** 28 else self.random(n)
         return ((r % np.uint64(rng)).astype(np.int64) + int(low)).reshape(shape)
 
     def full_range(self, shape, d):
@@ -108,21 +123,25 @@ class TorchStream:
         return self.uniform(shape, dt.float64) < float(p)
 
     def bernoulli_per_element(self, p):
-        """bernoulli(p tensor): float32 uniforms below each probability."""
-        return self.uniform(p.shape, dt.float32) < p
+        """bernoulli(p tensor): uniforms below each probability, float64 ones for float64
+        probabilities (bernoulli_distribution<double>), else float32."""
+        d = dt.float64 if np.asarray(p).dtype == np.float64 else dt.float32
+        return self.uniform(np.shape(p), d) < p
 
     def exponential(self, shape, lambd):
         u = self.uniform(shape, dt.float64)
-        return -np.log1p(-u) / float(lambd)
+        return (-1.0 / float(lambd)) * _libm("log1p", -u)       # PyTorch's form
 
-    def normal(self, shape, d, mean=0.0, std=1.0):
+    def normal(self, shape, d, mean=0.0, std=1.0, serial=False):
+        """serial: one float64 Box-Muller value at a time whatever the size (PyTorch's path
+        for a non-contiguous tensor)."""
         n = _numel(shape)
-        if n >= 16:
+        if n >= 16 and not serial:
             return self._normal_fill(n, d, mean, std).reshape(shape)
         out = np.empty(n, np.float64)
         for i in range(n):
-            out[i] = self._normal_scalar() * std + mean
-        return out.astype(d.np).reshape(shape)
+            out[i] = self._normal_scalar()
+        return fma64(out, float(std), float(mean)).astype(d.np).reshape(shape)
 
     def _normal_scalar(self):
         """One float64 standard normal (Box-Muller, the pair's second value cached)."""
@@ -139,6 +158,17 @@ class TorchStream:
         wide = d is dt.float64
         ud = dt.float64 if wide else dt.float32
         ft = np.float64 if wide else np.float32
+        if d not in (dt.float32, dt.float64):
+            # float16/bfloat16: each block of 16 (and the recomputed last 16) from 16 fresh
+            # float32 uniforms in a float32 buffer, then rounded (PyTorch's normal_fill)
+            nb = -(-n // 16)
+            buf = self.uniform((nb * 16,), ud).reshape(nb, 16)
+            _box_muller_16(buf, ft, mean, std)
+            buf = buf.reshape(-1)
+            out = buf[:n].copy()
+            if n % 16:
+                out[n - 16:] = buf[(nb - 1) * 16:]
+            return out.astype(d.np)
         data = self.uniform((n,), ud)
         blocks = n // 16
         if blocks:
@@ -169,21 +199,207 @@ class TorchStream:
         self.normal_cache = float(blob[16 + 2496:].view(np.float64)[0]) if has else None
 
 
+# PyTorch's serialised cpu generator state (CPUGeneratorImplState: the legacy THGeneratorState
+# then the float normal cache), 5056 bytes: the initial seed (uint64), left and seeded (int32),
+# next (uint64), the 624 mt19937 words (as uint64), normal_x / normal_y / normal_rho (double),
+# normal_is_valid (int32, padded to 8), the float normal sample (float32) and its flag (bool).
+# mt19937's `left` counts down to the next twist: left = 625 - NumPy's pos (pos 624: twist next).
+TORCH_STATE_SIZE = 5056
+
+
+def torch_state_bytes(stream, seed):
+    """The stream's state in PyTorch's get_rng_state() layout (uint8 array)."""
+    st = stream._bg.state["state"]
+    pos = int(st["pos"])
+    blob = np.zeros(TORCH_STATE_SIZE, np.uint8)
+    blob[0:8] = np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64).view(np.uint8)
+    if pos >= 624:      # twist next: fresh from seeding (next 0) or a block used up (624)
+        k0, k1 = int(st["key"][0]), int(st["key"][1])
+        fresh = k1 == (1812433253 * (k0 ^ (k0 >> 30)) + 1) & 0xFFFFFFFF   # init_genrand
+        left, nxt = 1, 0 if fresh else 624
+    else:
+        left, nxt = 625 - pos, pos
+    blob[8:16] = np.array([left, 1], np.int32).view(np.uint8)
+    blob[16:24] = np.array([nxt], np.uint64).view(np.uint8)
+    blob[24:5016] = st["key"].astype(np.uint64).view(np.uint8)
+    if stream.normal_cache is not None:
+        blob[5024:5032] = np.array([stream.normal_cache], np.float64).view(np.uint8)
+        blob[5040:5044] = np.array([1], np.int32).view(np.uint8)
+    return blob
+
+
+def load_torch_state(stream, blob):
+    """set_rng_state: load a PyTorch-layout state into the stream; returns its initial seed."""
+    if blob.size != TORCH_STATE_SIZE:
+        raise RuntimeError(f"Expected a CPUGeneratorImplState of size {TORCH_STATE_SIZE} but "
+                           f"found the input RNG state size to be {blob.size}")
+    seed = int(blob[0:8].view(np.uint64)[0])
+    left = int(blob[8:12].view(np.int32)[0])
+    key = (blob[24:5016].view(np.uint64) & _M32).astype(np.uint32)
+    pos = 624 if left <= 1 else max(0, 625 - left)
+    stream._bg.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": pos}}
+    valid = int(blob[5040:5044].view(np.int32)[0])
+    stream.normal_cache = float(blob[5024:5032].view(np.float64)[0]) if valid else None
+    return seed
+
+
 def _box_muller_16(d, ft, mean, std):
-    """PyTorch's normal_fill_16 on each row of 16 uniforms, in place."""
+    """PyTorch's normal_fill_16 on each row of 16 uniforms, in place (float64: the C
+    library's log/cos/sin and a fused `* std + mean`)."""
     u1 = ft(1) - d[:, :8]
     u2 = d[:, 8:].copy()
+    if ft is np.float64:
+        radius = np.sqrt(-2.0 * _libm("log", u1))
+        theta = (2.0 * math.pi) * u2
+        d[:, :8] = fma64(radius * _libm("cos", theta), std, mean)
+        d[:, 8:] = fma64(radius * _libm("sin", theta), std, mean)
+        return
+    if ft is np.float32:        # normal_fill_16_AVX2: avx_mathfun's log and sincos
+        step = 8192         # (rows at a time: the temporaries stay in cache)
+        for i in range(0, d.shape[0], step):
+            radius = np.sqrt(ft(-2) * _log256_ps(u1[i:i + step]))
+            s, c = _sincos256_ps(ft(2.0 * math.pi) * u2[i:i + step])
+            d[i:i + step, :8] = _fma32n(radius * c, ft(std), ft(mean))
+            d[i:i + step, 8:] = _fma32n(radius * s, ft(std), ft(mean))
+        return
     radius = np.sqrt(ft(-2) * np.log(u1))
     theta = ft(2.0 * math.pi) * u2
     d[:, :8] = radius * np.cos(theta) * ft(std) + ft(mean)
     d[:, 8:] = radius * np.sin(theta) * ft(std) + ft(mean)
 
 
-def _as(x, d):
-    """A bound in the tensor's type (PyTorch stores the bounds so), as a NumPy scalar."""
-    if d is dt.float64:
-        return np.float64(x)
-    return np.float16(x) if d is dt.float16 else np.float32(x)
+# PyTorch's float32 normal fill (normal_fill_16_AVX2) takes log and sin/cos from avx_mathfun.h
+# (Julien Pommier's Cephes-based AVX functions), compiled with FMA contraction: each multiply
+# feeding an add is fused (the first in source order when both operands are products). These
+# are those functions in float32 NumPy, operation for operation, so the draws are PyTorch's to
+# the bit.
+
+_F = np.float32
+
+
+def _log256_ps(x):
+    x = np.asarray(x, _F)
+    invalid = x <= 0
+    x = np.maximum(x, _F(1.17549435e-38))
+    bits = x.view(np.int32)
+    e = ((bits >> 23) - 0x7f).astype(_F) + _F(1)
+    x = ((bits & ~0x7f800000) | _F(0.5).view(np.int32)).view(_F)
+    mask = x < _F(0.707106781186547524)
+    tmp = np.where(mask, x, _F(0))
+    x = x - _F(1)
+    e = e - np.where(mask, _F(1), _F(0))
+    x = x + tmp
+    z = x * x
+    y = np.full_like(x, _F(7.0376836292E-2))
+    for c in (-1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
+              -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1):
+        y = _fma32n(y, x, _F(c))
+    y = _fma32n(y * x, z, e * _F(-2.12194440e-4))
+    y = _fma32n(z, _F(-0.5), y)
+    x = _fma32n(e, _F(0.693359375), x + y)
+    return np.where(invalid, _F(np.nan), x)
+
+
+def _sincos256_ps(x):
+    x = np.asarray(x, _F)
+    sign_sin = np.signbit(x)
+    x = np.abs(x)
+    j = ((x * _F(1.27323954473516)).astype(np.int32) + 1) & ~1
+    y = j.astype(_F)
+    swap_sin = (j & 4) != 0
+    poly = (j & 2) == 0
+    x = _fma32n(y, _F(-0.78515625), x)        # extended precision modular arithmetic
+    x = _fma32n(y, _F(-2.4187564849853515625e-4), x)
+    x = _fma32n(y, _F(-3.77489497744594108e-8), x)
+    sign_cos = (~(j - 2) & 4) != 0
+    sign_sin = sign_sin ^ swap_sin
+    z = x * x
+    yc = _fma32n(np.full_like(x, _F(2.443315711809948E-005)), z, _F(-1.388731625493765E-003))
+    yc = _fma32n(yc, z, _F(4.166664568298827E-002))
+    yc = _fma32n(yc * z, z, -(z * _F(0.5))) + _F(1)
+    ys = _fma32n(np.full_like(x, _F(-1.9515295891E-4)), z, _F(8.3321608736E-3))
+    ys = _fma32n(ys, z, _F(-1.6666654611E-1))
+    ys = _fma32n(ys * z, x, x)
+    s = np.where(poly, ys, yc)
+    c = np.where(poly, yc, ys)
+    return np.where(sign_sin, -s, s), np.where(sign_cos, -c, c)
+
+
+# ---- PyTorch's arithmetic: the C library's double functions and fused multiply-adds -------
+# PyTorch's cpu kernels call std::log/cos/sin/... (glibc, correctly rounded in practice; NumPy's
+# SIMD versions differ in the last bit for a few percent of arguments) and are compiled with
+# FMA contraction, so `x * y + z` rounds once. Both are reproduced here.
+
+_LIBM = {}
+
+
+def _libm(name, x):
+    """math.<name> (the C library's function) on each element of a float64 array."""
+    f = _LIBM.get(name)
+    if f is None:
+        f = _LIBM[name] = np.frompyfunc(getattr(math, name), 1, 1)
+    x = np.asarray(x, np.float64)
+    return np.asarray(f(x), np.float64) if x.size else x.copy()
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _round_odd(s, e):
+    """s + e (s = RN(s + e), e its exact error) rounded to odd: s, or its neighbour towards e
+    when e is nonzero and s's last mantissa bit is even."""
+    bits = np.asarray(s).view(np.int64 if s.dtype == np.float64 else np.int32)
+    step = (e != 0) & ((bits & 1) == 0)
+    return np.where(step, np.nextafter(s, np.where(e > 0, np.inf, -np.inf).astype(s.dtype)), s)
+
+
+def fma64(a, b, c):
+    """a * b + c rounded once, float64 (Boldo and Melquiond's emulation: the exact product
+    by Dekker's split, the low parts summed rounding to odd)."""
+    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
+    with np.errstate(all="ignore"):
+        ph = a * b
+        k = 134217729.0
+        ta, tb = k * a, k * b
+        ah, bh = ta - (ta - a), tb - (tb - b)
+        al, bl = a - ah, b - bh
+        pl = ((ah * bh - ph) + ah * bl + al * bh) + al * bl
+        th, tl = _two_sum(c, ph)
+        v = _round_odd(*_two_sum(tl, pl))
+        r = th + v
+    # (non-finite or zero products: the plain expression)
+    return np.where(np.isfinite(r) & (ph != 0), r, a * b + c)
+
+
+def fma32(a, b, c):
+    """a * b + c rounded once to float32, for float32 a, b, c: the product is exact in float64
+    and the float64 sum rounds correctly on to float32 unless it landed exactly on a float32
+    midpoint (or below float32's normal range), where the sum is redone rounding to odd."""
+    a, b, c = (np.asarray(v, np.float32).astype(np.float64) for v in (a, b, c))
+    with np.errstate(all="ignore"):
+        p = a * b
+        p, c = np.broadcast_arrays(p, c)
+        r = p + c
+        low = r.view(np.int64) & 0x1FFFFFFF
+        redo = (low == 0x10000000) | (np.abs(r) < 2.0 ** -125)
+        if redo.any():
+            r = np.array(r)
+            r[redo] = _round_odd(*_two_sum(p[redo], c[redo]))
+    return r.astype(np.float32)
+
+
+def _fma32n(a, b, c):
+    """fma32 for a float32 array `a` and float32 b, c whose results stay in float32's normal
+    range (the avx_mathfun ports): fewer passes than fma32."""
+    r = a.astype(np.float64) * b + c
+    redo = (r.view(np.int64) & 0x1FFFFFFF) == 0x10000000
+    if redo.any():
+        a, b, c = (np.broadcast_to(np.asarray(v, np.float64), r.shape) for v in (a, b, c))
+        r[redo] = _round_odd(*_two_sum(a[redo] * b[redo], c[redo]))
+    return r.astype(np.float32)
 
 
 def _numel(shape):
@@ -432,7 +648,7 @@ def binomial(stream, count, prob, d):
 def cauchy(stream, shape, d, median=0.0, sigma=1.0):
     """cauchy_: median + sigma * tan(pi * (u - 0.5)) on float64 uniforms."""
     u = stream.uniform(shape, dt.float64).astype(np.float64)
-    return (median + sigma * np.tan(math.pi * (u - 0.5))).astype(d.np)
+    return fma64(sigma, _libm("tan", math.pi * (u - 0.5)), median).astype(d.np)
 
 
 def von_mises(stream, loc, concentration, proposal_r, shape):
@@ -460,7 +676,7 @@ def geometric(stream, shape, d, p):
     """geometric_: ceil(log(u) / log1p(-p)) on float64 uniforms (PyTorch's
     transformation::geometric)."""
     u = stream.uniform(shape, dt.float64).astype(np.float64)
-    return np.ceil(np.log(u) / math.log1p(-float(p))).astype(d.np)
+    return np.ceil(_libm("log", u) / math.log1p(-float(p))).astype(d.np)
 
 
 def log_normal(stream, shape, d, mean=1.0, std=2.0):
@@ -469,5 +685,5 @@ def log_normal(stream, shape, d, mean=1.0, std=2.0):
     n = _numel(shape)
     z = np.empty(n, np.float64)
     for i in range(n):
-        z[i] = stream._normal_scalar() * std + mean
-    return np.exp(z).astype(d.np).reshape(shape)
+        z[i] = stream._normal_scalar()
+    return _libm("exp", fma64(z, float(std), float(mean))).astype(d.np).reshape(shape)

@@ -155,6 +155,8 @@ def wrap(arr, dtype, device=None):
         device = (_devops or _device_ops_module()).array_device(arr)
     if device is not None and device is not cpu:
         t._device = device
+    if STATE.inference:
+        t._inf = True
     return t
 
 
@@ -224,11 +226,14 @@ def apply(p, *args, **attrs):
     else:
         outs = tuple(wrap(np.asarray(x), m.dtype) for x, m in zip(r, meta))
         out = outs
-    if STATE.grad_enabled and p.differentiable and _needs_grad(args):
-        record(p, args, attrs, outs)
-        if p.nout == 1 and out._base is not None:
-            # how to re-derive this view's history if its base is written in place later
-            out._view_src = (args[0], p, attrs, out._base._vcount)
+    if STATE.grad_enabled:
+        if p.differentiable and _needs_grad(args):
+            record(p, args, attrs, outs)
+            if p.nout == 1 and out._base is not None:
+                # how to re-derive this view's history if its base is written in place later
+                out._view_src = (args[0], p, attrs, out._base._vcount)
+    elif STATE.inference and p.nout == 1:     # (wrap made and marked multi-output results)
+        out._inf = True
     return out
 
 
@@ -277,8 +282,15 @@ def record(p, args, attrs, outs, name=None):
             if a._view_src is not None and STATE.tracer is None:
                 rebase_view(a)
             if every or i in saves:
-                saved.append(a)
                 b = a._base
+                if a._inf or b is not None and b._inf:
+                    raise RuntimeError(
+                        "Inference tensors cannot be saved for backward. Please do not use "
+                        "Tensors created in inference mode in computation tracked by autograd. "
+                        "To work around this, you can make a clone to get a normal tensor and use "
+                        "it in autograd, or use `torch.no_grad()` instead of "
+                        "`torch.inference_mode()`.")
+                saved.append(a)
                 versions.append(a._vcount if b is None else b._vcount)
             else:
                 saved.append(AVal(a._data.shape, a._dtype))

@@ -93,7 +93,18 @@ Tensor.uniform_ = lambda self, a=0.0, b=1.0, *, generator=None: C.uniform_(self,
 Tensor.normal_ = lambda self, mean=0.0, std=1.0, *, generator=None: C.normal_(self, mean, std, generator)
 Tensor.bernoulli_ = lambda self, p=0.5, *, generator=None: C.bernoulli_(self, p, generator)
 Tensor.bernoulli = lambda self, p=None, *, generator=None: C.bernoulli(self, p, generator=generator)
-Tensor.random_ = lambda self, from_=0, to=None, *, generator=None: C.random_(self, from_, to, generator)
+
+
+def _random_(self, *args, generator=None, **kw):
+    """random_(from, to) / random_(to) (one positional bound is `to`: [0, to)) / random_()."""
+    if "from" in kw:
+        kw["from_"] = kw.pop("from")
+    if len(args) == 1 and "to" not in kw:
+        return C.random_(self, 0, args[0], generator)
+    return C.random_(self, *args, generator=generator, **kw)
+
+
+Tensor.random_ = _random_
 Tensor.exponential_ = lambda self, lambd=1.0, *, generator=None: C.exponential_(self, lambd, generator)
 Tensor.multinomial = lambda self, n, replacement=False, *, generator=None: C.multinomial(
     self, n, replacement, generator=generator)
@@ -268,6 +279,8 @@ Tensor.float_power_ = _float_power_
 def _become(self, r):
     """An in-place view op (squeeze_, t_, ...): self takes the view r of its own memory, with
     r's history (under compile() r is traced, so no value is read)."""
+    if _dispatch.STATE.grad_enabled:     # torch refuses these on a leaf that requires grad
+        M.check_inplace_leaf(self)
     self._data, self._node, self._oi = r._data, r._node, r._oi
     return self
 
@@ -281,6 +294,8 @@ def _unsqueeze_(self, dim):
 
 
 def _t_(self):
+    if self.ndim > 2:
+        raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
     return _become(self, S.t(self))
 
 

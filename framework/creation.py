@@ -8,6 +8,7 @@ import numpy as np
 from runtime import dtypes as dt
 from runtime.device import canonical, cpu
 from compiler.ir.registry import REGISTRY
+from . import _cpu_random
 from ._cpu_random import TorchStream
 from . import _dispatch
 from ._dispatch import STATE, values, wrap
@@ -698,6 +699,8 @@ class Generator:
 
     def manual_seed(self, seed):
         seed = int(seed)
+        if not -2 ** 63 <= seed < 2 ** 64:
+            raise ValueError("Overflow when unpacking long long")
         if seed < 0:
             seed &= 0xFFFFFFFFFFFFFFFF
         self._seed = seed
@@ -714,24 +717,23 @@ class Generator:
         return self._seed
 
     def get_state(self):
+        """The state as a uint8 tensor; on the cpu PyTorch's own 5056-byte layout
+        (CPUGeneratorImplState), so states move between Kiln and PyTorch."""
         if self._rng is None:
             from ._device_random import state_bytes
             return wrap(state_bytes(self), dt.uint8)
-        seed = np.array([self._seed], np.uint64).view(np.uint8)
-        return wrap(np.concatenate([seed, self._rng.get_state()]), dt.uint8)
+        return wrap(_cpu_random.torch_state_bytes(self._rng, self._seed), dt.uint8)
 
     def set_state(self, state):
+        if not isinstance(state, Tensor) or state._dtype is not dt.uint8:
+            raise TypeError("RNG state must be a torch.ByteTensor")
         if self._rng is None:
             from ._device_random import load_state
             load_state(self, state._data)
             return self
         from ._device_ops import host
         blob = np.ascontiguousarray(host(state._data), dtype=np.uint8).reshape(-1)
-        if blob.size < 8:
-            raise RuntimeError(f"set_state: a cpu generator state has "
-                               f"{8 + 16 + 624 * 4 + 8} bytes, got {blob.size}")
-        self._rng.set_state(blob[8:])
-        self._seed = int(blob[:8].view(np.uint64)[0])
+        self._seed = _cpu_random.load_torch_state(self._rng, blob)
         return self
 
 
@@ -889,18 +891,23 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")
     d = dtype or dt.int64
-    if d.category < 2:      # both ends must fit the integer dtype
-        lo, hi = (0, 1) if d is dt.bool_ else (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
-        if not lo <= low <= hi:
-            raise RuntimeError(f"from is out of bounds for {_CPP_NAME[d.name]}")
-        if not lo <= high - 1 <= hi:
-            raise RuntimeError(f"to - 1 is out of bounds for {_CPP_NAME[d.name]}")
+    _check_from_to(d, low, high)
     dev = _draw_device(device, None)
     if dev is not None:
         return _drawn(("integers", (low, high - low)), _shape(tuple(size)), d, dev, generator,
                       requires_grad)
     arr = _gen(generator).integers(_shape(tuple(size)), low, high)
     return _finish(arr.astype(d.np), d, device, requires_grad)
+
+
+def _check_from_to(d, low, high):
+    """PyTorch's check_from_to_in_range for an integer dtype: both ends must fit it."""
+    if d.category < 2:
+        lo, hi = (0, 1) if d is dt.bool_ else (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
+        if not lo <= low <= hi:
+            raise RuntimeError(f"from is out of bounds for {_CPP_NAME[d.name]}")
+        if not lo <= high - 1 <= hi:
+            raise RuntimeError(f"to - 1 is out of bounds for {_CPP_NAME[d.name]}")
 
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -1072,6 +1079,24 @@ def _fill(t, values):
     return t
 
 
+def _drawn_in_memory_order(t, draw):
+    """draw(shape) for a cpu tensor's elements in PyTorch's order: TensorIterator walks a
+    non-contiguous output in memory order (dims by decreasing stride), so a transposed tensor
+    gets the values a contiguous one would, in storage order. Laid out logically."""
+    a = t._data
+    if (type(a) is not np.ndarray or a.ndim < 2 or a.flags.c_contiguous or
+            _dispatch.VMAP is not None):
+        return draw(tuple(a.shape))
+    perm = sorted(range(a.ndim), key=lambda i: -abs(a.strides[i]) if a.shape[i] > 1 else 0)
+    vals = np.asarray(draw(tuple(a.shape[i] for i in perm)))
+    return np.transpose(vals, np.argsort(perm))
+
+
+def _cpu_contiguous(t):
+    a = t._data
+    return type(a) is not np.ndarray or a.flags.c_contiguous
+
+
 def _device_fill(t, kind, params, generator):
     from ._device_random import fill_
     return fill_(t, kind, params, generator)
@@ -1110,7 +1135,8 @@ def uniform_(t, a=0.0, b=1.0, generator=None):
         return _complex_fill(t, uniform_, a, b, generator)
     if t._device.type != "cpu":
         return _device_fill(t, "uniform", (float(a), float(b) - float(a)), generator)
-    return _fill(t, _gen(generator).uniform(t._data.shape, t._dtype, a, b))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: g.uniform(sh, t._dtype, a, b)))
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
@@ -1119,7 +1145,9 @@ def normal_(t, mean=0.0, std=1.0, generator=None):
         return _complex_fill(t, normal_, mean, std * math.sqrt(0.5), generator)
     if t._device.type != "cpu":
         return _device_fill(t, "normal", (float(mean), float(std)), generator)
-    return _fill(t, _gen(generator).normal(t._data.shape, t._dtype, mean, std))
+    g = _gen(generator)     # (PyTorch: one value at a time on a non-contiguous tensor)
+    kw = {} if _cpu_contiguous(t) or _dispatch.VMAP is not None else {"serial": True}
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: g.normal(sh, t._dtype, mean, std, **kw)))
 
 
 def bernoulli_(t, p=0.5, generator=None):
@@ -1140,20 +1168,30 @@ def bernoulli_(t, p=0.5, generator=None):
         from ._device_ops import host
         pv = np.broadcast_to(host(p._data), t._data.shape)
         return _fill(t, _gen(generator).bernoulli_per_element(pv))
-    return _fill(t, _gen(generator).bernoulli(t._data.shape, p))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: g.bernoulli(sh, p)))
 
 
-def random_(t, from_=0, to=None, generator=None):
-    if to is None and from_ == 0 and t._device.type == "cpu":     # PyTorch's full range
-        return _fill(t, _gen(generator).full_range(t._data.shape, t._dtype))
-    if to is None:
-        to = 2 ** 24 if t._dtype.is_floating_point else np.iinfo(t._dtype.np).max
+_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+
+
+def random_(t, from_=None, to=None, generator=None):
+    if to is None and from_ is None and t._device.type == "cpu":     # random_(): full range
+        g = _gen(generator)
+        return _fill(t, _drawn_in_memory_order(t, lambda sh: g.full_range(sh, t._dtype)))
+    from_ = 0 if from_ is None else from_
+    if to is None:      # PyTorch: [from, 2**digits] for floats, [from, max] for integers
+        d = t._dtype
+        to = (2 ** _DIGITS.get(d.name, 24) if d.is_floating_point else
+              1 if d is dt.bool_ else int(np.iinfo(d.np).max)) + 1
     if from_ >= to:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
                            f"from={from_} >= to={to}")
+    _check_from_to(t._dtype, from_, to)
     if t._device.type != "cpu":
         return _device_fill(t, "integers", (int(from_), int(to) - int(from_)), generator)
-    return _fill(t, _gen(generator).integers(t._data.shape, from_, to))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: g.integers(sh, from_, to)))
 
 
 def exponential_(t, lambd=1.0, generator=None):
@@ -1161,7 +1199,8 @@ def exponential_(t, lambd=1.0, generator=None):
         raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
     if t._device.type != "cpu" and t._dtype.is_floating_point:
         return _device_fill(t, "exponential", (float(lambd),), generator)
-    return _fill(t, _gen(generator).exponential(t._data.shape, lambd))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: g.exponential(sh, lambd)))
 
 
 # ---- window functions (torch.hann_window, ...) -------------------------------------------------
@@ -1338,7 +1377,8 @@ def cauchy_(t, median=0.0, sigma=1.0, generator=None):
         return _device_transform(t, lambda x: uniform_(x, 0.0, 1.0, generator),
                                  lambda u: ((u - 0.5) * math.pi).tan() * sigma + median)
     from ._cpu_random import cauchy
-    return _fill(t, cauchy(_gen(generator), t._data.shape, t._dtype, median, sigma))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: cauchy(g, sh, t._dtype, median, sigma)))
 
 
 def geometric_(t, p, generator=None):
@@ -1355,7 +1395,8 @@ def geometric_(t, p, generator=None):
             t.copy_((scratch.log() / math.log1p(-p)).ceil())
         return t
     from ._cpu_random import geometric
-    return _fill(t, geometric(_gen(generator), t._data.shape, t._dtype, p))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(t, lambda sh: geometric(g, sh, t._dtype, p)))
 
 
 def log_normal_(t, mean=1.0, std=2.0, generator=None):
@@ -1366,7 +1407,9 @@ def log_normal_(t, mean=1.0, std=2.0, generator=None):
     if t._device.type != "cpu":
         return _device_transform(t, lambda x: normal_(x, mean, std, generator), lambda z: z.exp())
     from ._cpu_random import log_normal
-    return _fill(t, log_normal(_gen(generator), t._data.shape, t._dtype, mean, std))
+    g = _gen(generator)
+    return _fill(t, _drawn_in_memory_order(
+        t, lambda sh: log_normal(g, sh, t._dtype, mean, std)))
 
 
 # ---- empty_permuted, DLPack, the legacy Tensor.new ---------------------------------------------

@@ -9,14 +9,28 @@ from . import ops_shape as S
 from .tensor import Tensor
 
 
-def meshgrid(*tensors, indexing="ij"):
+def meshgrid(*tensors, indexing=None):
     """Coordinate grids; indexing 'ij' (matrix: grid k varies along dim k) or 'xy' (Cartesian:
     the first two inputs swapped, then their grids swapped back). PyTorch's default is 'ij'."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
+    if indexing is None:
+        import warnings
+        warnings.warn("torch.meshgrid: in an upcoming release, it will be required to pass the "
+                      "indexing argument.", UserWarning, stacklevel=2)
+        indexing = "ij"
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
-                         f"received: {indexing}")
+        raise RuntimeError(f"torch.meshgrid: indexing must be one of \"xy\" or \"ij\", but "
+                           f"received: {indexing}")
+    if not tensors:
+        raise RuntimeError("meshgrid expects a non-empty TensorList")
+    for t in tensors[1:]:
+        if t.dtype != tensors[0].dtype:
+            raise RuntimeError(f"meshgrid expects all tensors to have the same dtype (got "
+                               f"{tensors[0].dtype} and {t.dtype})")
+        if t.device != tensors[0].device:
+            raise RuntimeError(f"meshgrid expects all tensors to have the same device (got "
+                               f"{tensors[0].device} and {t.device})")
     for t in tensors:
         if t.ndim > 1:
             raise RuntimeError(f"torch.meshgrid: Expected 0D or 1D tensor in the tensor list but "
@@ -35,6 +49,9 @@ def meshgrid(*tensors, indexing="ij"):
 
 
 def cartesian_prod(*tensors):
+    for t in tensors:
+        if t.ndim != 1:
+            raise RuntimeError(f"Expect a 1D vector, but got shape {list(t.shape)}")
     if len(tensors) == 1:
         return tensors[0]
     grids = meshgrid(*tensors, indexing="ij")
@@ -75,19 +92,22 @@ def rot90(input, k=1, dims=(0, 1)):
         raise RuntimeError(f"expected rotation dims to be different, but got dim0 = {d0} and "
                            f"dim1 = {d1}")
     k %= 4
+    # as torch: flip, then transpose the flipped copy in place (a new tensor, not a view)
     if k == 1:
-        return S.transpose(S.flip(input, (d1,)), d0, d1)
+        return S._swapaxes_(S.flip(input, (d1,)), d0, d1)
     if k == 2:
         return S.flip(input, (d0, d1))
     if k == 3:
-        return S.flip(S.transpose(input, d0, d1), (d1,))
-    return input.clone()
+        return S._swapaxes_(S.flip(input, (d0,)), d0, d1)
+    return S._copy_contig(input)
 
 
 def diff(input, n=1, dim=-1, prepend=None, append=None):
     d = norm_dim("diff", dim, max(input.ndim, 1))
     if input.ndim == 0:
         raise RuntimeError("diff expects input to be at least one-dimensional")
+    if n < 0:
+        raise RuntimeError(f"order must be non-negative but got {n}")
     x = input
     if prepend is not None or append is not None:
         x = S.cat([t for t in (prepend, x, append) if t is not None], d)
@@ -102,7 +122,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
 
 def unfold(self, dimension, size, step):
     """Tensor.unfold: the windows of `size` elements every `step` along `dimension`, as a new
-    last dim (PyTorch returns a view; Kiln a copy with the same values and gradients)."""
+    last dim. A view (as_strided over the tensor's memory, as PyTorch's) for a contiguous cpu
+    tensor outside compile(); otherwise a copy with the same values and gradients."""
     d = norm_dim("unfold", dimension, max(self.ndim, 1))
     length = self.shape[d] if self.ndim else 1
     if size > length:
@@ -110,9 +131,20 @@ def unfold(self, dimension, size, step):
                            f"{size}")
     if step <= 0:
         raise RuntimeError(f"step is {step} but must be > 0")
+    if size < 0:
+        raise RuntimeError(f"size is {size} but must be >= 0")
+    if self.ndim == 0:       # torch: shape [size] (no window dim of its own)
+        return S.rename(S.narrow(S.reshape(self, (1,)), 0, 0, size), "UnfoldBackward0")
     from .creation import arange
     from .ops_index import index_select
+    from ._dispatch import STATE
+    import numpy as np
     n = (length - size) // step + 1
+    if STATE.tracer is None and type(self._data) is np.ndarray and self.is_contiguous():
+        st = self.stride()
+        shape = tuple(self.shape[:d]) + (n,) + tuple(self.shape[d + 1:]) + (size,)
+        stride = st[:d] + (st[d] * step,) + st[d + 1:] + (st[d],)
+        return S.rename(S.as_strided(self, shape, stride), "UnfoldBackward0")
     idx = S.reshape(S.reshape(arange(n, device=self.device), (n, 1)) * step +
                     S.reshape(arange(size, device=self.device), (1, size)), (-1,))
     w = index_select(self, d, idx)                       # dim d: n * size picks

@@ -95,14 +95,31 @@ def _same_dtype(op, *ts):
 
 
 def vdot(input, other):
+    if input._dtype.is_complex:        # conj(input) . other
+        from .ops_math import conj_physical
+        input = conj_physical(input)
     return dot(input, other)
 
 
 def outer(input, vec2):
+    for name, v in (("self", input), ("vec2", vec2)):
+        if v.ndim != 1:
+            raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {v.ndim}-D")
     return rename(apply(P["mul"], S.unsqueeze(input, 1), S.unsqueeze(vec2, 0)), "MulBackward0")
 
 
 ger = outer
+
+
+def _beta_input(input, beta):
+    """beta * input for the add*mm family: beta == 0 ignores input's values (NaN and inf give
+    0, as torch), while input still gets its (zero) gradient."""
+    if beta == 1:
+        return input
+    if beta == 0:
+        from .ops_math import full_on
+        return apply(P["where"], full_on(input, tuple(input.shape), False, dt.bool_), input, 0)
+    return apply(P["mul"], input, beta)
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
@@ -110,23 +127,21 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     r = apply(P["matmul"], mat1, mat2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    inp = input if beta == 1 else apply(P["mul"], input, beta)
-    return write_out(rename(apply(P["add"], inp, r), "AddmmBackward0"), out)
+    return write_out(rename(apply(P["add"], _beta_input(input, beta), r), "AddmmBackward0"), out)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):
     r = matmul(mat, vec)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    return apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+    return apply(P["add"], _beta_input(input, beta), r)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     r = bmm(batch1, batch2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    inp = input if beta == 1 else apply(P["mul"], input, beta)
-    return rename(apply(P["add"], inp, r), "BaddbmmBackward0")
+    return rename(apply(P["add"], _beta_input(input, beta), r), "BaddbmmBackward0")
 
 
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
@@ -134,24 +149,59 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
     r = sum(bmm(batch1, batch2), 0)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    return apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+    return apply(P["add"], _beta_input(input, beta), r)
+
+
+def _einsum_sublist(args):
+    """einsum(op0, sublist0, op1, sublist1, ..., [out_sublist]) as (equation, operands)."""
+    def letters(sub):
+        return "".join("..." if x is Ellipsis else
+                       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"[x] for x in sub)
+    ops, subs = list(args[0::2]), list(args[1::2])
+    out = ops.pop() if len(args) % 2 else None       # an odd count ends with the output's
+    eq = ",".join(letters(x) for x in subs)
+    return (eq + "->" + letters(out) if out is not None else eq), tuple(ops)
 
 
 def einsum(equation, *operands):
+    if not isinstance(equation, str):            # the sublist form
+        equation, operands = _einsum_sublist((equation,) + operands)
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     if not operands:
         raise RuntimeError("einsum(): must provide at least one operand")
+    eq = equation.replace(" ", "")
+    if "->" in eq:
+        lhs, rhs = eq.split("->", 1)
+        rl = rhs.replace("...", "")
+        for c in rl:
+            if rl.count(c) > 1:
+                raise RuntimeError(f"einsum(): output subscript {c} appears more than once in the "
+                                   f"output (equation {equation!r})")
+            if c not in lhs:
+                raise RuntimeError(f"einsum(): output subscript {c} does not appear in the "
+                                   f"equation for any input operand (equation {equation!r})")
+        if "..." in lhs and "..." not in rhs:
+            # torch sums the dims an ellipsis covers when the output leaves it out (NumPy
+            # refuses): spell the ellipsis out as letters, which the output then omits
+            from compiler.ops.linalg import _explicit_einsum
+            ins, _ = _explicit_einsum(eq, [tuple(o.shape) for o in operands])
+            equation = ",".join(ins) + "->" + rhs
     _same_dtype(f"einsum({equation!r})", *operands)
     return rename(apply(P["einsum"], *operands, equation=equation), "EinsumBackward0")
 
 
 def tensordot(a, b, dims=2):
+    if hasattr(dims, "tolist"):          # dims as a tensor
+        dims = dims.tolist()
     if isinstance(dims, int):
         da = list(range(a.ndim - dims, a.ndim))
         db = list(range(dims))
     else:
         da, db = [list(d) if isinstance(d, (list, tuple)) else [d] for d in dims]
+        from compiler.ir.registry import norm_dim
+        da = [norm_dim("tensordot", d, a.ndim) for d in da]
+        db = [norm_dim("tensordot", d, b.ndim) for d in db]
     letters = "abcdefghijklmnopqrstuvwxyz"
     sa = list(letters[:a.ndim])
     sb = list(letters[a.ndim:a.ndim + b.ndim])
@@ -211,12 +261,14 @@ class _Linalg:
     from compiler.ops.linalg import LinAlgError
 
     @staticmethod
-    def inv(A):
-        return apply(P["inv"], A)
+    def inv(A, *, out=None):
+        from .ops_math import write_out
+        return write_out(apply(P["inv"], A), out)
 
     @staticmethod
-    def det(A):
-        return apply(P["det"], A)
+    def det(A, *, out=None):
+        from .ops_math import write_out
+        return write_out(apply(P["det"], A), out)
 
     @staticmethod
     def slogdet(A):
@@ -227,11 +279,24 @@ class _Linalg:
         return r(sign(d), log(abs(d)))
 
     @staticmethod
-    def solve(A, B, *, left=True):
+    def solve(A, B, *, left=True, out=None):
+        if out is not None:
+            from .ops_math import write_out
+            return write_out(_Linalg.solve(A, B, left=left), out)
         if A.dtype is not B.dtype:
             raise RuntimeError(f"linalg.solve: Expected A and B to have the same dtype, but found A "
                                f"of type {A.dtype.name} and B of type {B.dtype.name} instead")
         if not left:     # X A = B  <=>  A^T X^T = B^T
+            if A.ndim >= 2 and (B.ndim == 1 or (B.ndim == A.ndim - 1 and
+                                                tuple(B.shape) == tuple(A.shape[:-1]))):
+                # a vector B is a column (torch's rule), whose one column A's n must match
+                if A.shape[-1] != 1:
+                    raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the "
+                                       f"equation XA = B ({A.shape[-2]}x{A.shape[-1]} and "
+                                       f"{B.shape[-1]}x1)")
+                raise RuntimeError("linalg.solve: Vector broadcasting of the left hand side is not "
+                                   "supported for left=False. In this case linalg.solve is "
+                                   "equivalent to B / A.squeeze(-1)")
             return S.transpose(_Linalg.solve(S.transpose(A, -2, -1), S.transpose(B, -2, -1)), -2, -1)
         # B is a (batch of) vector(s) when 1-D or when its shape is A's without the last dim
         if B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1])):
@@ -319,6 +384,9 @@ class _Linalg:
             dim = (dim,)
         if dim is not None:
             dim = tuple(dim)
+        if dim is not None and len(dim) not in (1, 2):
+            raise RuntimeError(f"linalg.norm: If dim is specified, it must be of length 1 or 2. "
+                               f"Got {list(dim)}")
         if ord is None:
             if dim is not None and len(dim) == 2:
                 r = _Linalg.matrix_norm(A, "fro", dim, keepdim, dtype=dtype)
@@ -365,11 +433,30 @@ class _Linalg:
             A = cast(A, dtype)
         return write_out(_matrix_norm(A, ord, dim, keepdim), out)
     @staticmethod
-    def matrix_rank(A):
+    def matrix_rank(A, tol=None, hermitian=False, *, atol=None, rtol=None, out=None):
+        """The count of singular values (|eigenvalues| when hermitian) above
+        max(atol, rtol * largest); tol= (legacy) is atol with rtol 0. Computed on the host."""
         import numpy as np
+        from .tensor import Tensor
+        from .ops_math import write_out
+        if A.ndim < 2:
+            raise RuntimeError("torch.linalg.matrix_rank: The input tensor input must have at "
+                               "least 2 dimensions.")
         if not (A._dtype.is_floating_point or A._dtype.is_complex):
             raise RuntimeError("This function doesn't handle types other than float and double")
-        return wrap_like(np.asarray(np.linalg.matrix_rank(_host_values(A)), np.int64), dt.int64, A)
+        f = lambda v: None if v is None else _host_values(v) if isinstance(v, Tensor) else v  # noqa
+        if tol is not None:
+            atol, rtol = tol, 0.0
+        atol, rtol = f(atol), f(rtol)
+        if rtol is None:
+            rtol = 0.0 if (atol is not None and np.all(np.asarray(atol) > 0)) else \
+                float(np.finfo(A._dtype.np).eps) * max(A.shape[-2:])
+        a = _host_values(A)
+        sv = np.abs(np.linalg.eigvalsh(a)) if hermitian else np.linalg.svd(a, compute_uv=False)
+        smax = sv.max(-1) if sv.shape[-1] else np.zeros(sv.shape[:-1])
+        thr = np.maximum(np.asarray(0.0 if atol is None else atol), np.asarray(rtol) * smax)
+        rank = (sv > np.expand_dims(thr, -1)).sum(-1)
+        return write_out(wrap_like(np.asarray(rank, np.int64), dt.int64, A), out)
 
     @staticmethod
     def eigh(A, UPLO="L"):
@@ -593,24 +680,24 @@ for _t in (_LuFactor, _LuFactorEx, _Lu, _LuUnpack, _LuWithInfo, _Slogdet, _Linal
         f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")
 
 
-def _lu_factor_ex(A, pivot=True, check_errors=False, name="linalg.lu_factor_ex"):
+def _lu_factor_ex(A, pivot=True, check_errors=False, name="torch.linalg.lu_factor_ex"):
     LU, piv, info = apply(P["lu_factor"], A, pivot=bool(pivot))
-    if check_errors:
-        _raise_info(info, name, lambda i: f"U[{i + 1},{i + 1}] is zero and using it on lu_solve would "
+    if check_errors:            # (a plain RuntimeError here in torch, not a LinAlgError)
+        _raise_info(info, name, cls=RuntimeError, msg=lambda i: f"U[{i + 1},{i + 1}] is zero and using it on lu_solve would "
                     f"result in a division by zero. If you still want to perform the "
                     f"factorization, consider calling linalg.lu(A, pivot) or "
                     f"linalg.lu_factor_ex(A, pivot)")
     return LU, piv, info
 
 
-def _raise_info(info, name, msg):
+def _raise_info(info, name, msg, cls=None):
     import numpy as np
     flat = _host_values(info).reshape(-1)
     bad = np.flatnonzero(flat)
     if bad.size:
         first = int(bad[0])
         where = f"(Batch element {first}): " if info.ndim else ""
-        raise _Linalg.LinAlgError(f"{name}: {where}{msg(int(flat[first]) - 1)}")
+        raise (cls or _Linalg.LinAlgError)(f"{name}: {where}{msg(int(flat[first]) - 1)}")
 
 
 def _eye_like(A, n):
@@ -700,9 +787,11 @@ def lu(A, pivot=True, get_infos=False, out=None):
 
 
 def _slogdet(A, name):
-    from .ops_math import sum, prod, log, abs, sign, remainder
+    from .ops_math import sum, prod, log, abs, sign, sgn, remainder
     from .creation import arange
     _square_check(A, name)
+    if A._dtype.is_complex:          # the sign is a unit complex number: sgn, not sign
+        sign = sgn
     n = A.shape[-1]
     LU, piv, _ = apply(P["lu_factor"], A, pivot=True)
     d = S.diagonal(LU, 0, -2, -1)
@@ -745,8 +834,12 @@ def matrix_power(A, n, *, out=None):
     if not isinstance(n, int) or isinstance(n, bool):
         raise TypeError(f"matrix_power(): argument 'n' must be int, not {type(n).__name__}")
     if n == 0:
-        I = _eye_like(A, A.shape[-1])
-        return write_out(clone(S.expand(I.to(A.dtype), tuple(A.shape))), out)
+        I = S.expand(_eye_like(A, A.shape[-1]).to(A.dtype), tuple(A.shape))
+        if A.requires_grad:     # identities that still pass A a (zero) gradient, as torch
+            from .ops_math import full_on
+            return write_out(apply(P["where"], full_on(A, tuple(A.shape), False, dt.bool_), A, I),
+                             out)
+        return write_out(clone(I), out)
     if n < 0:
         if not (A._dtype.is_floating_point or A._dtype.is_complex):
             raise RuntimeError(f"linalg.inv: Expected a floating point or complex tensor as input. "
@@ -767,8 +860,8 @@ def matrix_exp(A):
         raise RuntimeError(f"linalg.matrix_exp: Expected a square matrix or batch of square "
                            f"matrices. Got shape {list(A.shape)}")
     if not (A._dtype.is_floating_point or A._dtype.is_complex):
-        raise NotImplementedError(f"\"linalg_matrix_exp\" not implemented for "
-                                  f"'{dt.tname(A._dtype)}'")
+        raise RuntimeError(f"linalg.matrix_exp: Expected a floating point or complex tensor as "
+                           f"input. Got {dt.tname(A._dtype)}")
     return apply(P["matrix_exp"], A)
 
 
@@ -865,9 +958,7 @@ def _lstsq(A, B, rcond=None, driver=None):
         full = bool(np.all(_host_values(rank) == n)) if driver != "gels" else True
         if full:
             r = matmul(A, X) - Bm
-            res = _sum(r * r, -2)
-            if vec:
-                res = S.squeeze(res, -1)
+            res = _sum(r * r, -2)       # (a vector B keeps its column: torch's (..., 1))
     return _Lstsq(sol, res, rank, sv)
 
 
@@ -878,6 +969,9 @@ def _cond(A, p=None):
     if not (A._dtype.is_floating_point or A._dtype.is_complex):
         raise RuntimeError(f"linalg.cond: Expected a floating point or complex tensor as input. "
                            f"Got {dt.tname(A._dtype)}")
+    if A.numel() == 0 and A.shape[-1] == A.shape[-2]:     # empty matrices: 0, as torch
+        from .creation import zeros
+        return zeros(tuple(A.shape[:-2]), dtype=A._dtype.to_real(), device=A.device)
     if p is None or p in (2, -2):
         s = _Linalg.svdvals(A)
         r = amax(s, -1) / amin(s, -1)
@@ -994,7 +1088,7 @@ def _solve_ex(A, B, left=True, check_errors=False):
     _square_check(A, "linalg.solve_ex")
     LU, piv, info = apply(P["lu_factor"], A, pivot=True)
     if check_errors:
-        _raise_info(info, "linalg.solve_ex", lambda i: "The solver failed because the input "
+        _raise_info(info, "torch.linalg.solve_ex", lambda i: "The solver failed because the input "
                     "matrix is singular.")
     vec = B.ndim == 1 or (left and B.ndim == A.ndim - 1 and
                           tuple(B.shape) == tuple(A.shape[:-1]))
@@ -1057,8 +1151,10 @@ def _linalg_more():
         from .ops_math import write_out
         return write_out(_solve_ex(A, B, left, check_errors), out)
 
-    def pinv(A, *, atol=None, rtol=None, hermitian=False, out=None):
+    def pinv(A, rcond=None, hermitian=False, *, atol=None, rtol=None, out=None):
         from .ops_math import write_out
+        if rcond is not None:           # the legacy spelling of rtol
+            rtol = rcond
         return write_out(_pinv(A, atol, rtol, hermitian), out)
 
     def diagonal(A, *, offset=0, dim1=-2, dim2=-1):
@@ -1116,15 +1212,7 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):
     r = outer(vec1, vec2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    if beta == 0:
-        from .ops_math import cast
-        from compiler.ir.registry import promote
-        want = promote(input, r)
-        r = r if r._dtype is want else cast(r, want)
-        if tuple(r.shape) != target:
-            r = S.expand(r, target)
-    else:
-        r = apply(P["add"], input if beta == 1 else apply(P["mul"], input, beta), r)
+    r = apply(P["add"], _beta_input(input, beta), r)
     return write_out(rename(r, "AddrBackward0"), out)
 
 

@@ -3,6 +3,7 @@ primitives (mean, var, std, logsumexp, norm, clamp, lerp, ...)."""
 import builtins
 import collections
 import math
+import warnings
 
 import numpy as np
 
@@ -85,6 +86,11 @@ def inplace(self, name, *args, **attrs):
 def check_writable(t, op):
     """In-place writes into an expanded tensor (stride 0: several elements share one memory
     location) are refused as PyTorch refuses them, before anything is written."""
+    if not STATE.inference and t.is_inference():
+        raise RuntimeError("Inplace update to inference tensor outside InferenceMode is not "
+                           "allowed.You can make a clone to get a normal tensor before doing "
+                           "inplace update.See https://github.com/pytorch/rfcs/pull/17 for more "
+                           "details.")
     d = t._data
     if isinstance(d, np.ndarray) and not d.flags.writeable:     # cpu and interpret buffers
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
@@ -521,7 +527,13 @@ def cast(x, dtype):
 
 
 def clone(input, *, memory_format=None):
-    return apply(P["copy"], input)
+    r = apply(P["copy"], input)
+    d = r._data
+    if type(d) is np.ndarray and not d.flags.c_contiguous and builtins.any(
+            s == 0 and n > 1 for s, n in zip(input._data.strides, input._data.shape)):
+        # an expanded input (stride 0) clones contiguous in torch; np.copy's 'K' order does not
+        r._data = np.asarray(d, order="C")
+    return r
 
 
 def round(input, *, decimals=0, out=None):
@@ -1142,6 +1154,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
+    if input._dtype.is_complex:
+        raise RuntimeError("nansum on CPU does not support complex inputs")
     return sum(where(isnan(input), 0, input), dim, keepdim, dtype=dtype)
 
 
@@ -1189,6 +1203,11 @@ def _correction(unbiased, correction):
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    return _var("var", input, dim, unbiased, keepdim, correction, out)
+
+
+def _var(name, input, dim, unbiased, keepdim, correction, out=None):
+    """var(); `name` (std, std_mean, var_mean) is the op its degrees-of-freedom warning names."""
     if isinstance(dim, bool):            # legacy var(x, unbiased)
         dim, unbiased = None, dim
     c = _correction(unbiased, correction)
@@ -1199,6 +1218,10 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
     n = 1
     for k in dims:
         n *= input._data.shape[k]
+    if n - c <= 0:
+        warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
+                      f"than the reduction factor (input numel divided by output numel).",
+                      UserWarning, stacklevel=3)
     mu = apply(P["div"], apply(P["sum"], input, dims=dims, keepdim=True), n)
     d = apply(P["sub"], input, mu)
     # complex: the mean of |x - mu|^2 (a real result, as torch)
@@ -1211,7 +1234,11 @@ def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
-    r = _sqrt_zero_grad(var(input, dim, unbiased, keepdim, correction=correction))
+    return _std("std", input, dim, unbiased, keepdim, correction, out)
+
+
+def _std(name, input, dim, unbiased, keepdim, correction, out=None):
+    r = _sqrt_zero_grad(_var(name, input, dim, unbiased, keepdim, correction))
     rename(r, "StdBackward0")
     return write_out(r, out)
 
@@ -1228,13 +1255,13 @@ def _sqrt_zero_grad(v):
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, bool):            # legacy var_mean(x, unbiased)
         dim, unbiased = None, dim
-    return var(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+    return _var("var_mean", input, dim, unbiased, keepdim, correction), mean(input, dim, keepdim)
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, bool):            # legacy std_mean(x, unbiased)
         dim, unbiased = None, dim
-    return std(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+    return _std("std_mean", input, dim, unbiased, keepdim, correction), mean(input, dim, keepdim)
 
 
 def _no_dim_empty(name, input):
@@ -1402,6 +1429,11 @@ def logsumexp(input, dim, keepdim=False):
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
+    if dtype is not None and dtype is not input._dtype and \
+            dt.promote_types(input._dtype, dtype) is not dtype:
+        raise RuntimeError(f"linalg.vector_norm: the dtype of the input ({dt.tname(input._dtype)}) "
+                           f"should be convertible without narrowing to the specified dtype "
+                           f"({dt.tname(dtype)})")
     x = input if dtype is None else cast(input, dtype)
     if not (x._dtype.is_floating_point or x._dtype.is_complex):
         raise RuntimeError(f"linalg.vector_norm: Expected a floating point or complex tensor as "
@@ -1411,12 +1443,15 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
                         f"{type(p).__name__}")
     if isinstance(p, str) and p not in ("fro", "nuc"):
         raise RuntimeError(f"norm: p must be a number, 'fro' or 'nuc', got {p!r}")
-    if p == "nuc":
+    if p == "nuc" or (p == "fro" and isinstance(dim, (list, tuple)) and len(dim) > 2):
+        # torch.norm: 'nuc' (and 'fro' over more than 2 dims) is linalg.matrix_norm over dim
+        # (all dims when None): anything but a dim pair raises there
         if x._dtype in (dt.float16, dt.bfloat16):
             raise RuntimeError(f"linalg.matrix_norm: Low precision dtypes not supported. Got "
                                f"{dt.tname(x._dtype)}")
-        from .ops_linalg import svdvals
-        return sum(svdvals(x), -1)
+        from .ops_linalg import linalg
+        d = list(range(x.ndim)) if dim is None else [dim] if isinstance(dim, int) else list(dim)
+        return linalg.matrix_norm(x, p, d, keepdim, out=out)
     if p == "fro" or p is None:
         p = 2
     dims = norm_dims("norm", _dims(dim), x.ndim)
@@ -1426,20 +1461,34 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
         r = apply(P["cast"], r, dtype=x._dtype)
         rename(r, "LinalgVectorNormBackward0")      # PyTorch 2.x: norm is linalg.vector_norm
         return write_out(r, out)
+    if (p < 0 or p == float("inf")) and builtins.any(x._data.shape[k] == 0 for k in dims):
+        raise RuntimeError(f"linalg.vector_norm cannot compute the {p:g} norm on an empty tensor "
+                           f"because the operation does not have an identity")
     a = apply(P["abs"], x)
     if p == float("inf"):
         r = apply(P["amax"], a, dims=dims, keepdim=keepdim)
     elif p == float("-inf"):
         r = apply(P["amin"], a, dims=dims, keepdim=keepdim)
     elif p == 0:
-        r = apply(P["sum"], apply(P["cast"], apply(P["ne"], x, 0), dtype=x._dtype), dims=dims,
-                  keepdim=keepdim)
+        # the count of nonzeros; x * 0 where x == 0 keeps it differentiable (gradient 0, as
+        # torch's) without 0 * inf = NaN
+        nz = apply(P["where"], apply(P["ne"], x, 0), 1.0, apply(P["mul"], a, 0.0))
+        r = apply(P["sum"], nz, dims=dims, keepdim=keepdim)
     elif p == 1:
         r = apply(P["sum"], a, dims=dims, keepdim=keepdim)
     else:
         # sum(|x|^p)^(1/p); a zero norm gets gradient 0 (PyTorch masks it), not 0 * inf = NaN
-        if p == 2:
+        if p == 2 and not x._dtype.is_complex:
             s = apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=keepdim)
+        elif p == 2:        # complex: |x|^2, a real sum
+            s = apply(P["sum"], apply(P["mul"], a, a), dims=dims, keepdim=keepdim)
+        elif p < 1 and not _no_grad_eager(a):
+            # |x|^p at x == 0 is 0 (p > 0) or inf (p < 0) with gradient 0 there, as torch
+            # masks it (the plain power's derivative is inf * 0 = NaN)
+            z = apply(P["eq"], a, 0)
+            ap = apply(P["pow"], apply(P["where"], z, 1.0, a), p)
+            s = apply(P["sum"], apply(P["where"], z, 0.0 if p > 0 else float("inf"), ap),
+                      dims=dims, keepdim=keepdim)
         else:
             s = apply(P["sum"], apply(P["pow"], a, p), dims=dims, keepdim=keepdim)
         zero = apply(P["eq"], s, 0)                   # (NaN and inf norms stay as they are)

@@ -48,15 +48,22 @@ def _view_dtype(input, d):
     from ._dispatch import wrap
     a = input._data
     if d.itemsize != input._dtype.itemsize:
+        what = f"to view {dt.tname(input._dtype)} as {dt.tname(d)} (different element sizes)"
         if a.ndim == 0:
-            raise RuntimeError(f"view(dtype): self.dim() cannot be 0 when viewing {input._dtype} "
-                               f"as {d} (element sizes differ)")
+            raise RuntimeError(f"self.dim() cannot be 0 {what}")
         if a.strides[-1] != a.itemsize and a.shape[-1] != 1:
-            raise RuntimeError(f"view(dtype): self.stride(-1) must be 1 to view {input._dtype} as "
-                               f"{d} (different element size), got stride {input.stride(-1)}")
-        if (a.shape[-1] * a.itemsize) % d.itemsize:
-            raise RuntimeError(f"view(dtype): self.size(-1) ({a.shape[-1]}) times the element size "
-                               f"of {input._dtype} must be divisible by the element size of {d}")
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {input.stride(-1)}")
+        if d.itemsize > a.itemsize:
+            k = d.itemsize // a.itemsize
+            if a.shape[-1] % k:
+                raise RuntimeError(f"self.size(-1) must be divisible by {k} {what}, but got "
+                                   f"{a.shape[-1]}")
+            if input.storage_offset() % k:
+                raise RuntimeError(f"self.storage_offset() must be divisible by {k} {what}, but "
+                                   f"got {input.storage_offset()}")
+            if builtins.any(s % k for s in input.stride()[:-1]):
+                raise RuntimeError(f"self.stride(i) must be divisible by {k} for all i < -1 "
+                                   f"{what} (strides {list(input.stride())})")
     r = wrap(a.view(d.np), d)
     r._base = input._base if input._base is not None else input
     return r
@@ -79,11 +86,13 @@ def reshape_as(input, other):
 
 def flatten(input, start_dim=0, end_dim=-1):
     n = input.ndim
+    s, e = norm_dim("flatten", start_dim, n), norm_dim("flatten", end_dim, n)
     if n == 0:
         return reshape(input, (1,))
-    s, e = norm_dim("flatten", start_dim, n), norm_dim("flatten", end_dim, n)
     if s > e:
         raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
+    if s == e:          # torch returns the tensor itself (no view)
+        return input
     shp = input._data.shape
     k = 1
     for x in shp[s:e + 1]:
@@ -98,7 +107,13 @@ def unflatten(input, dim, sizes):
     d = norm_dim("unflatten", dim, input.ndim)
     shp = input._data.shape
     sizes = tuple(sizes)
-    inner = infer_shape("unflatten", sizes, shp[d])
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    try:
+        inner = infer_shape("unflatten", sizes, shp[d])
+    except RuntimeError:
+        raise RuntimeError(f"unflatten: Provided sizes {list(sizes)} don't multiply up to the "
+                           f"size of dim {dim} ({shp[d]}) in the input tensor") from None
     return view(input, shp[:d] + inner + shp[d + 1:])
 
 
@@ -110,7 +125,12 @@ def squeeze(input, dim=None, *more):
         new = tuple(s for s in shp if s != 1)
     else:
         dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        ds = {norm_dim("squeeze", d, input.ndim) for d in dims} if input.ndim else set()
+        dl = [norm_dim("squeeze", d, input.ndim) for d in dims]
+        ds = set(dl)
+        if len(ds) != len(dl):
+            rep = next(d for d in dl if dl.count(d) > 1)
+            raise RuntimeError(f"squeeze: dim {rep} appears multiple times in the list of dims "
+                               f"{list(dims)}")
         new = tuple(s for i, s in enumerate(shp) if not (i in ds and s == 1))
     return rename(apply(P["reshape"], input, shape=new), "SqueezeBackward0")
 
@@ -130,9 +150,9 @@ def permute(input, *args, dims=None):
 
 def transpose(input, dim0, dim1):
     n = input.ndim
-    if n == 0:
-        return input
     a, b = norm_dim("transpose", dim0, n), norm_dim("transpose", dim1, n)
+    if n == 0:          # (a view of the 0-d tensor, as torch's)
+        return rename(apply(P["reshape"], input, shape=()), "TransposeBackward0")
     perm = list(range(n))
     perm[a], perm[b] = perm[b], perm[a]
     return rename(apply(P["permute"], input, dims=tuple(perm)), "TransposeBackward0")
@@ -144,13 +164,17 @@ swapaxes = swapdims = transpose
 def t(input):
     if input.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
-    if input.ndim < 2:
-        return input
+    if input.ndim < 2:      # torch: an alias view of the tensor, not the tensor itself
+        return rename(apply(P["reshape"], input, shape=input._data.shape), "TBackward0")
     return rename(transpose(input, 0, 1), "TBackward0")
 
 
 def _T(input):
-    if input.ndim != 2:
+    if input.ndim == 0:
+        import warnings
+        warnings.warn("Tensor.T is deprecated on 0-D tensors. This function is the identity in "
+                      "these cases.", UserWarning, stacklevel=3)
+    elif input.ndim != 2:
         import warnings
         warnings.warn("The use of `x.T` on tensors of dimension other than 2 to reverse their shape "
                       "is deprecated and it will throw an error in a future release. Consider "
@@ -189,6 +213,11 @@ def movedim(input, source, destination):
     if len(src) != len(dst):
         raise RuntimeError(f"movedim: Invalid source or destination dims: source ({src} dims) should "
                            f"contain the same number of dims as destination ({dst} dims)")
+    for name, ds in (("source", src), ("destination", dst)):
+        if len(set(ds)) != len(ds):
+            raise RuntimeError(f"movedim: repeated dim in `{name}` ({ds})")
+    if n == 0:
+        src = dst = []
     order = [d for d in range(n) if d not in src]
     for d, s in sorted(zip(dst, src)):
         order.insert(d, s)
@@ -213,13 +242,26 @@ def broadcast_to(input, size):
 def broadcast_tensors(*tensors):
     from compiler.ir.registry import broadcast_shapes
     shape = broadcast_shapes("broadcast_tensors", *[tuple(x.shape) for x in tensors])
-    return tuple(expand(x, shape) for x in tensors)
+    # a tensor that already has the shape is returned itself (torch's expand_outplace)
+    return tuple(x if tuple(x.shape) == shape else expand(x, shape) for x in tensors)
 
 
 def broadcast_shapes(*shapes):
-    from compiler.ir.registry import broadcast_shapes as bs
+    """torch.broadcast_shapes (torch._refs._broadcast_shapes' checks and messages)."""
     from .tensor import Size
-    return Size(bs("broadcast_shapes", *[tuple(s) if not isinstance(s, int) else (s,) for s in shapes]))
+    shapes = [(operator.index(s),) if hasattr(s, "__index__") else tuple(s) for s in shapes]
+    common = [1] * builtins.max((len(s) for s in shapes), default=0)
+    for i, s in enumerate(shapes):
+        for k in range(-1, -1 - len(s), -1):
+            if s[k] < 0:
+                raise ValueError("Attempting to broadcast a dimension with negative length!")
+            if common[k] == 1:
+                common[k] = s[k]
+            elif s[k] != 1 and s[k] != common[k]:
+                raise RuntimeError(f"Attempting to broadcast a dimension of length {s[k]} at {k}! "
+                                   f"Mismatching argument at index {i} had {tuple(s)}; but "
+                                   f"expected shape should be broadcastable to {common}")
+    return Size(common)
 
 
 def contiguous(input, memory_format=None):
@@ -230,7 +272,8 @@ def contiguous(input, memory_format=None):
 
 def _copy_contig(input):
     r = apply(P["copy"], input)
-    r._data = np.ascontiguousarray(r._data)
+    if type(r._data) is np.ndarray:      # (cpu; device buffers keep their own types)
+        r._data = np.asarray(r._data, order="C")      # (0-d stays 0-d)
     return r
 
 
@@ -255,6 +298,8 @@ def narrow(input, dim, start, length):
 
 
 def select(input, dim, index):
+    if input.ndim == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
     d = norm_dim("select", dim, input.ndim)
     size = input._data.shape[d]
     if index < -size or index >= size:
@@ -276,19 +321,26 @@ def _multi_output_views(outs, src, name):
 
 
 def unbind(input, dim=0):
+    if input.ndim == 0:
+        raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     d = norm_dim("unbind", dim, input.ndim)
     return _multi_output_views(tuple(rename(select(input, d, i), "UnbindBackward0")
                                      for i in range(input._data.shape[d])), input, "Unbind")
 
 
 def split(tensor, split_size_or_sections, dim=0):
+    if tensor.ndim == 0:
+        raise RuntimeError("split expects at least a 1-dimensional tensor")
     d = norm_dim("split", dim, tensor.ndim)
     size = tensor._data.shape[d]
     if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
         split_size_or_sections = int(split_size_or_sections)
     if isinstance(split_size_or_sections, int):
         step = split_size_or_sections
-        if step < 0 or (step == 0 and size):
+        if step < 0:
+            raise RuntimeError(f"split expects split_size be non-negative, but got "
+                               f"split_size={step}")
+        if step == 0 and size:
             raise RuntimeError(f"split(): split_size can only be 0 if dimension size is 0, but got "
                                f"split_size {step} and dimension size {size} (shape "
                                f"{list(tensor.shape)}, dim {d})")
@@ -310,15 +362,23 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 def chunk(input, chunks, dim=0):
+    if input.ndim == 0:
+        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
     if chunks <= 0:
         raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
     d = norm_dim("chunk", dim, input.ndim)
     size = input._data.shape[d]
-    step = -(-size // chunks) if size else 1
-    return split(input, step, d)
+    if size == 0:           # torch: `chunks` empty pieces (split would give one)
+        return split(input, [0] * chunks, d)
+    return split(input, -(-size // chunks), d)
 
 
-def tensor_split(input, indices_or_sections, dim=0):
+def tensor_split(input, indices_or_sections=None, dim=0, *, indices=None, sections=None):
+    if indices_or_sections is None:         # torch's keyword forms: indices= / sections=
+        indices_or_sections = indices if indices is not None else sections
+    if input.ndim == 0:
+        raise RuntimeError("tensor_split expected at least a 1-dimensional tensor, but got a "
+                           "tensor with 0 dims")
     d = norm_dim("tensor_split", dim, input.ndim)
     size = input._data.shape[d]
     if isinstance(indices_or_sections, Tensor):
@@ -347,16 +407,31 @@ def tensor_split(input, indices_or_sections, dim=0):
     return tuple(apply(P["slice"], input, dim=d, start=a, stop=b, step=1) for a, b in bounds)
 
 
+def _split_check(name, input, sections, dim, least):
+    if input.ndim < least:
+        raise RuntimeError(f"torch.{name} requires a tensor with at least {least} dimension, but "
+                           f"got a tensor with {input.ndim} dimensions!")
+    if isinstance(sections, int):
+        size = input._data.shape[dim]
+        if sections == 0 or size % sections:
+            raise RuntimeError(f"torch.{name} attempted to split along dimension {dim}, but the "
+                               f"size of the dimension {size} is not divisible by the split_size "
+                               f"{sections}!")
+    return tensor_split(input, sections, dim)
+
+
 def hsplit(input, sections):
-    return tensor_split(input, sections, 1 if input.ndim > 1 else 0)
+    return _split_check("hsplit", input, sections, 1 if input.ndim > 1 else 0, 1)
 
 
 def vsplit(input, sections):
-    return tensor_split(input, sections, 0)
+    return _split_check("vsplit", input, sections, 0, 2)
 
 
-def cat(tensors, dim=0, *, out=None):
+def cat(tensors, dim=0, *, out=None, axis=None):
     from .ops_math import write_out, _t
+    if axis is not None:        # torch's NumPy-style alias: cat(ts, axis=1)
+        dim = axis
     tensors = [_t(x) for x in tensors]
     if not tensors:        # (PyTorch checks the Python argument before dispatching: ValueError)
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
@@ -379,24 +454,32 @@ def stack(tensors, dim=0, *, out=None):
     return rename(cat([unsqueeze(x, d) for x in tensors], d, out=out), "StackBackward0")
 
 
+def _nonempty(tensors, name):
+    tensors = list(tensors)
+    if not tensors:
+        raise RuntimeError(f"{name} expects a non-empty TensorList")
+    return tensors
+
+
 def hstack(tensors):
-    tensors = [atleast_1d(x) for x in tensors]
+    tensors = [atleast_1d(x) for x in _nonempty(tensors, "hstack")]
     return cat(tensors, 0 if tensors[0].ndim == 1 else 1)
 
 
 def vstack(tensors):
-    return cat([atleast_2d(x) for x in tensors], 0)
+    return cat([atleast_2d(x) for x in _nonempty(tensors, "vstack")], 0)
 
 
 row_stack = vstack
 
 
 def dstack(tensors):
-    return cat([atleast_3d(x) for x in tensors], 2)
+    return cat([atleast_3d(x) for x in _nonempty(tensors, "dstack")], 2)
 
 
 def column_stack(tensors):
-    return hstack([reshape(x, (-1, 1)) if x.ndim <= 1 else x for x in tensors])
+    return hstack([reshape(x, (-1, 1)) if x.ndim <= 1 else x
+                   for x in _nonempty(tensors, "column_stack")])
 
 
 def _each(f, xs):
@@ -461,6 +544,10 @@ def flipud(input):
 
 
 def roll(input, shifts, dims=None):
+    if isinstance(shifts, Tensor):          # a 0-d (or 1-d) integer tensor of shifts
+        shifts = shifts.tolist()
+    if isinstance(dims, Tensor):
+        dims = dims.tolist()
     if dims is None:
         return rename(view(roll(flatten(input), shifts, 0), input.shape), "RollBackward0")
     shifts = (shifts,) if isinstance(shifts, int) else tuple(shifts)
@@ -479,6 +566,8 @@ def roll(input, shifts, dims=None):
             a = apply(P["slice"], r, dim=d, start=n - s, stop=n, step=1)
             b = apply(P["slice"], r, dim=d, start=0, stop=n - s, step=1)
             r = apply(P["cat"], a, b, dim=d)
+    if r is input:              # nothing moved: still new memory, as torch's
+        r = _copy_contig(input)
     return rename(r, "RollBackward0")
 
 
@@ -488,13 +577,20 @@ def repeat(input, *sizes):
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number of "
                            f"dimensions of tensor (repeat {list(sizes)}, shape {list(input.shape)})")
     shp = (1,) * (len(sizes) - input.ndim) + tuple(input._data.shape)
+    if builtins.any(r < 0 for r in sizes):
+        out = [r * s for r, s in zip(sizes, shp)]
+        raise RuntimeError(f"Trying to create tensor with negative dimension "
+                           f"{builtins.min(out)}: {out} (repeat {list(sizes)}, "
+                           f"shape {list(input.shape)})")
     x = reshape(input, shp)
     # interleave a size-1 axis before each dim, expand it, merge: out[r*n + i] = x[i]
     x2 = reshape(x, tuple(v for s in shp for v in (1, s)))
     e = expand(x2, tuple(v for r, s in zip(sizes, shp) for v in (r, s)))
     r = reshape(e, tuple(r * s for r, s in zip(sizes, shp)))
-    if r._base is not None:     # all repeats 1: reshape gave a view, but repeat always copies
-        r = apply(P["copy"], r)
+    if r._base is not None or (type(r._data) is np.ndarray and not r._data.flags.c_contiguous):
+        # reshape gave a view (of the input or of the expanded one), but repeat always returns
+        # new contiguous memory
+        r = _copy_contig(r)
     return rename(r, "RepeatBackward0")
 
 
@@ -524,14 +620,20 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     d = norm_dim("repeat_interleave", dim, x.ndim)
     n = x._data.shape[d]
     r = host(values(repeats)) if isinstance(repeats, Tensor) else np.asarray(repeats)
-    if r.dtype.kind not in "iu" or r.ndim > 1:
-        raise RuntimeError(f"repeat_interleave: repeats must be an int or a 0-d/1-d integer tensor "
-                           f"(got dtype {r.dtype}, shape {list(r.shape)})")
+    if r.ndim > 1:
+        raise RuntimeError(f"repeat_interleave: repeats must be 0-dim or 1-dim tensor (got shape "
+                           f"{list(r.shape)})")
+    if r.dtype.kind not in "iu":
+        if isinstance(repeats, Tensor):
+            raise NotImplementedError(f"\"repeat_interleave_cpu\" not implemented for "
+                                      f"'{dt.tname(repeats._dtype)}'")
+        raise TypeError(f"repeat_interleave(): repeats must be an int or a Tensor of integers, "
+                        f"got {type(repeats).__name__}")
     if r.ndim and r.shape[0] not in (1, n):
         raise RuntimeError(f"repeat_interleave: repeats must have the same size as input along dim, "
                            f"but got repeats.size(0) = {r.shape[0]} and input.size({d}) = {n}")
     if r.size and r.min() < 0:
-        raise RuntimeError(f"repeat_interleave: repeats must be non-negative (got {r.min()})")
+        raise RuntimeError(f"repeat_interleave: repeats can not be negative (got {r.min()})")
     idx = np.repeat(np.arange(n), r if r.ndim and r.shape[0] == n else int(r.reshape(-1)[0]))
     if output_size is not None and idx.shape[0] != output_size:
         raise RuntimeError(f"repeat_interleave: allocated size {output_size} does not match the "
@@ -582,8 +684,9 @@ def slice_scatter(input, src, dim=0, start=None, end=None, step=1):
 
 
 def diag_embed(input, offset=0, dim1=-2, dim2=-1):
-    if input.ndim == 0:
-        raise RuntimeError("diag_embed: input must be at least 1-D (got a 0-d tensor)")
+    if input.ndim == 0:     # (torch: the output has 1 dim, so dim1=-2 is out of range)
+        norm_dim("diag_embed", dim1, 1), norm_dim("diag_embed", dim2, 1)
+        raise IndexError("diag_embed: input must be at least 1-D (got a 0-d tensor)")
     n = input.ndim + 1
     d1, d2 = norm_dim("diag_embed", dim1, n), norm_dim("diag_embed", dim2, n)
     if d1 == d2:
@@ -597,7 +700,7 @@ def diag_embed(input, offset=0, dim1=-2, dim2=-1):
     z = full_on(input, tuple(input._data.shape[:-1]) + (k, k), 0, input._dtype)
     r = apply(P["diagonal_scatter"], z, input, offset=offset, dim1=n - 2, dim2=n - 1)
     if (d1, d2) != (n - 2, n - 1):
-        r = movedim(r, (n - 2, n - 1), (d1, d2))
+        r = _copy_contig(movedim(r, (n - 2, n - 1), (d1, d2)))   # torch's result is contiguous
     return rename(r, "DiagEmbedBackward0")
 
 
@@ -608,8 +711,8 @@ def diag(input, diagonal=0):
         z = zeros(n, n, dtype=input._dtype, device=input.device)
         return rename(apply(P["diagonal_scatter"], z, input, offset=diagonal, dim1=0, dim2=1),
                       "DiagEmbedBackward0")
-    if input.ndim == 2:
-        return apply(P["diagonal"], input, offset=diagonal, dim1=0, dim2=1)
+    if input.ndim == 2:     # torch.diag copies the diagonal (unlike diagonal(), not a view)
+        return _copy_contig(apply(P["diagonal"], input, offset=diagonal, dim1=0, dim2=1))
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
 
 
@@ -691,16 +794,7 @@ def split_with_sizes(input, split_sizes, dim=0):
 
 
 def dsplit(input, indices_or_sections):
-    if input.ndim < 3:
-        raise RuntimeError(f"torch.dsplit requires a tensor with at least 3 dimension, but got a "
-                           f"tensor with {input.ndim} dimensions!")
-    if isinstance(indices_or_sections, int):
-        size = input._data.shape[2]
-        if indices_or_sections == 0 or size % indices_or_sections:
-            raise RuntimeError(f"torch.dsplit attempted to split along dimension 2, but the size "
-                               f"of the dimension {size} is not divisible by the split_size "
-                               f"{indices_or_sections}!")
-    return tensor_split(input, indices_or_sections, 2)
+    return _split_check("dsplit", input, indices_or_sections, 2, 3)
 
 
 # ---- as_strided ---------------------------------------------------------------------------------
@@ -737,8 +831,23 @@ def as_strided(input, size, stride, storage_offset=None):
                            f"of {need * input._dtype.itemsize} are out of bounds for storage of "
                            f"size {n * input._dtype.itemsize}")
     src = input
-    if not input.is_contiguous() and input._base is not None and input._base.is_contiguous():
-        src, own = input._base, 0
+    grad = STATE.grad_enabled and input.requires_grad
+    if not input.is_contiguous():
+        base = input._base
+        if base is not None and base.is_contiguous() and (not grad or base.requires_grad):
+            src, own = base, 0
+        elif grad and type(input._data) is np.ndarray:
+            # a non-contiguous tensor whose gradient the base cannot carry (its own history, or
+            # a detached view): the values come from the storage and the gradient reaches the
+            # input's own elements through input scattered into a snapshot of its storage (a
+            # copy then, not a view)
+            from compiler.ops.layout import _scatter_positions
+            from ._dispatch import wrap
+            flat, _ = _storage_of(input)
+            pos = _scatter_positions(tuple(input.shape), input.stride(), own)
+            store = apply(P["index_put"], wrap(flat.copy(), input._dtype), reshape(input, (-1,)),
+                          wrap(pos.astype(np.int64), dt.int64), pos=(0,), accumulate=False)
+            return apply(P["as_strided"], store, size=size, stride=stride, offset=off)
     return apply(P["as_strided"], src, size=size, stride=stride, offset=off - own)
 
 
@@ -871,6 +980,9 @@ def _new_empty_strided(input, size, stride, *, dtype=None, layout=None, device=N
 
 def _swapaxes_(input, axis0, axis1):
     """Tensor.swapaxes_/swapdims_: self becomes its own transposed view."""
+    if STATE.grad_enabled:
+        from .ops_math import check_inplace_leaf
+        check_inplace_leaf(input)
     r = transpose(input, axis0, axis1)
     input._data, input._node, input._oi = r._data, r._node, r._oi
     return input
@@ -1059,6 +1171,9 @@ def _set_(input, source=None, storage_offset=None, size=None, stride=None):
 
 def as_strided_(input, size, stride, storage_offset=None):
     """In place: input becomes the as_strided view of its own storage."""
+    if STATE.grad_enabled:
+        from .ops_math import check_inplace_leaf
+        check_inplace_leaf(input)
     r = as_strided(input, size, stride, storage_offset)
     if STATE.tracer is not None or not isinstance(input._data, np.ndarray):
         input._data, input._node, input._oi = r._data, r._node, r._oi

@@ -43,6 +43,8 @@ def msort(input):
 
 def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     _no_complex(input, "topk")
+    if input._dtype is dt.bool_:
+        raise RuntimeError("topk does not support bool dtypes on CPU")
     d = norm_dim("topk", dim, max(input.ndim, 1))
     n = input.shape[d] if input.ndim else 1
     if k < 0 or k > n:
@@ -56,11 +58,20 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
 
 
 def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
+    if input._dtype is dt.bool_ or input._dtype.is_complex:
+        raise NotImplementedError(f"\"kthvalue_cpu\" not implemented for "
+                                  f"'{dt.tname(input._dtype)}'")
     d = norm_dim("kthvalue", dim, max(input.ndim, 1))
     n = input.shape[d] if input.ndim else 1
+    if n == 0:
+        raise IndexError(f"kthvalue(): Expected reduction dim {d} to have non-zero size (input "
+                         f"shape {list(input.shape)})")
     if not 1 <= k <= n:
         raise RuntimeError(f"kthvalue(): selected number k out of range for dimension {d} "
                            f"(k={k}, size {n})")
+    if input.ndim == 0:
+        return _named("kthvalue")(rename(apply(P["copy"], input), "KthvalueBackward0"),
+                                  wrap_like(np.zeros((), np.int64), dt.int64, input))
     idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
     idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1))
     v, i = _select_along(input, idx, d, keepdim)
@@ -89,10 +100,10 @@ def _median_pos(input, d, ignore_nan):
 
 
 def _median(input, dim, keepdim, ignore_nan, name):
-    if input._dtype is dt.bool_:        # PyTorch has no bool kernel (whole-tensor or per-dim)
+    if input._dtype is dt.bool_ or input._dtype.is_complex:   # no kernel in PyTorch
         raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not "
-                                  f"implemented for 'Bool' ({name} of a tensor of shape "
-                                  f"{list(input.shape)})")
+                                  f"implemented for '{dt.tname(input._dtype)}' ({name} of a "
+                                  f"tensor of shape {list(input.shape)})")
     if dim is None:
         flat = S.reshape(input, (-1,))
         if flat.shape[0] == 0:
@@ -100,7 +111,19 @@ def _median(input, dim, keepdim, ignore_nan, name):
                 raise RuntimeError(f"{name}() input tensor cannot be empty")
             return wrap(np.asarray(np.nan, input._dtype.np), input._dtype)
         k = int(_median_pos(flat, 0, ignore_nan)._data[0])
-        return rename(S.select(flat, 0, k), "NanmedianBackward0" if ignore_nan else "MedianBackward0")
+        r = S.select(flat, 0, k)
+        a = values(flat)
+        if input.requires_grad and input._dtype.is_floating_point:
+            # torch: the whole-tensor median's gradient is split evenly between the elements
+            # equal to it (all the NaNs for a NaN median): amax (mean for NaN) of those copies
+            # is the value itself, with that gradient
+            from .ops_index import index_select
+            from .ops_math import amax, mean
+            tie = np.isnan(a) if np.isnan(a[k]) else a == a[k]
+            if tie.sum() > 1:
+                sub = index_select(flat, 0, wrap_like(np.flatnonzero(tie), dt.int64, flat))
+                r = mean(sub) if np.isnan(a[k]) else amax(sub)
+        return rename(r, "NanmedianBackward0" if ignore_nan else "MedianBackward0")
     if input.ndim == 0:
         return _named(name)(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim(name, dim, input.ndim)
@@ -122,13 +145,36 @@ def nanmedian(input, dim=None, keepdim=False, *, out=None):
 
 
 def mode(input, dim=-1, keepdim=False):
+    if input._dtype.is_complex:
+        raise NotImplementedError(f"\"mode_cpu\" not implemented for '{dt.tname(input._dtype)}'")
     d = norm_dim("mode", dim, max(input.ndim, 1))
     idx = apply(P["mode_index"], input, dim=d, keepdim=True)
     v, i = _select_along(input, idx, d, keepdim)
     return _named("mode")(rename(v, "ModeBackward0"), i)
 
 
+def _unique_dim(input, dim):
+    """dim normalised for unique(dim=): a 0-d input has no dim, and the other dims must be
+    non-empty (torch's checks)."""
+    if input.ndim == 0:
+        raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+    d = norm_dim("unique", dim, input.ndim)
+    if any(s == 0 for i, s in enumerate(input.shape) if i != d):
+        raise RuntimeError(f"There are 0 sized dimensions, and they aren't selected, so unique "
+                           f"cannot be applied (input shape {list(input.shape)}, dim {dim})")
+    return d
+
+
+def _no_complex_unique(input, dim):
+    if input._dtype.is_complex:
+        raise NotImplementedError(f"\"{'unique' if dim is None else 'unique_dim'}\" not "
+                                  f"implemented for '{dt.tname(input._dtype)}'")
+
+
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    _no_complex_unique(input, dim)
+    if dim is not None:
+        dim = _unique_dim(input, dim)
     u, inv, cnt = apply(P["unique"], input, sorted=sorted, dim=dim)
     if not return_inverse and not return_counts:
         return u
@@ -141,20 +187,23 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
 
 
 def unique_consecutive(input, return_inverse=False, return_counts=False, dim=None):
-    a = input._data.reshape(-1) if dim is None else input._data
-    if dim is not None:
-        raise NotImplementedError("unique_consecutive: dim= is not supported yet")
-    if a.size == 0:
+    _no_complex_unique(input, None)
+    d = 0 if dim is None else _unique_dim(input, dim)
+    a = _host_values(input).reshape(-1) if dim is None else np.moveaxis(_host_values(input), d, 0)
+    n = a.shape[0]
+    if n == 0:
         keep = np.zeros(0, bool)
-    else:
-        keep = np.concatenate([[True], a[1:] != a[:-1]])
-    u = wrap(a[keep], input._dtype)
+    else:       # a slice along dim starts a new group where any element differs from the last
+        ne = (a[1:] != a[:-1]).reshape(n - 1, -1).any(axis=1) if n > 1 else np.zeros(0, bool)
+        keep = np.concatenate([[True], ne])
+    u = wrap_like(a[keep] if dim is None else np.moveaxis(a[keep], 0, d), input._dtype, input)
     r = (u,)
     if return_inverse:
-        r += (wrap((np.cumsum(keep) - 1).reshape(input._data.shape).astype(np.int64), dt.int64),)
+        inv = (np.cumsum(keep) - 1).astype(np.int64)
+        r += (wrap_like(inv.reshape(input._data.shape) if dim is None else inv, dt.int64, input),)
     if return_counts:
         starts = np.flatnonzero(keep)
-        r += (wrap(np.diff(np.append(starts, a.size)).astype(np.int64), dt.int64),)
+        r += (wrap_like(np.diff(np.append(starts, n)).astype(np.int64), dt.int64, input),)
     return r[0] if len(r) == 1 else r
 
 
@@ -163,29 +212,64 @@ def bincount(input, weights=None, minlength=0):
 
 
 def histc(input, bins=100, min=0, max=0):
-    a = input._data
-    lo, hi = (a.min(), a.max()) if min == 0 and max == 0 else (min, max)
+    if not input._dtype.is_floating_point:
+        raise NotImplementedError(f"\"histogram_cpu\" not implemented for "
+                                  f"'{dt.tname(input._dtype)}'")
+    if bins <= 0:
+        raise RuntimeError(f"torch.histogram(): bins must be > 0, but got {bins} for dimension 0")
+    if min > max:
+        raise RuntimeError("torch.histc: max must be larger than min")
+    a = _host_values(input)
+    lo, hi = float(min), float(max)
+    if lo == hi and a.size:           # torch: an empty range (min == max) is the data's range
+        lo, hi = float(a.min()), float(a.max())
     if lo == hi:
         lo, hi = lo - 1, hi + 1
-    h, _ = np.histogram(a, bins=bins, range=(lo, hi))
-    return wrap(h.astype(input._dtype.np), input._dtype)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise RuntimeError(f"torch.histc: range of [{lo:g}, {hi:g}] is not finite")
+    h, _ = np.histogram(a[~np.isnan(a)], bins=bins, range=(lo, hi))
+    return wrap_like(h.astype(input._dtype.np), input._dtype, input)
 
 
 def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=None, sorter=None):
     # computed on the host from the values (under compile() a value read); the result goes to
     # the sequence's device
+    if side is not None and side not in ("left", "right"):
+        raise RuntimeError(f"torch.searchsorted(): side can only be 'left' or 'right' but got "
+                           f"{side}")
+    if side is not None and right and side == "left":
+        raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got "
+                           "side of left while right was True")
     side = side or ("right" if right else "left")
     s = _host_values(sorted_sequence)
     v = _host_values(values) if isinstance(values, Tensor) else np.asarray(values)
+    if s.ndim != 1 and (v.ndim != s.ndim or v.shape[:-1] != s.shape[:-1]):
+        raise RuntimeError(f"torch.searchsorted(): boundaries tensor should be 1 dimension or the "
+                           f"first N-1 dimensions of boundaries tensor and input value tensor must "
+                           f"match, but we got boundaries tensor {list(s.shape)} and input value "
+                           f"tensor {list(v.shape)}")
+    if sorter is not None:
+        so = _host_values(sorter)
+        if so.shape != s.shape:
+            raise RuntimeError(f"torch.searchsorted(): boundary and sorter must have the same size, "
+                               f"but got boundary tensor {list(s.shape)}and got sorter tensor "
+                               f"{list(so.shape)}")
+        if so.size and (so.min() < 0 or so.max() >= s.shape[-1]):
+            raise RuntimeError("torch.searchsorted(): sorter index out of range")
+        s = np.take_along_axis(s, so.astype(np.int64), axis=-1)
     if s.ndim == 1:
         r = np.searchsorted(s, v, side=side)
     else:
-        r = np.stack([np.searchsorted(s[i], v[i], side=side) for i in range(s.shape[0])])
+        s2, v2 = s.reshape(-1, s.shape[-1]), v.reshape(-1, v.shape[-1])
+        r = np.stack([np.searchsorted(s2[i], v2[i], side=side) for i in range(s2.shape[0])])
+        r = r.reshape(v.shape)
     d = dt.int32 if out_int32 else dt.int64
     return wrap_like(np.asarray(r).astype(d.np), d, sorted_sequence)
 
 
 def bucketize(input, boundaries, *, out_int32=False, right=False):
+    if boundaries.ndim != 1:
+        raise RuntimeError(f"boundaries tensor must be 1 dimension, but got dim({boundaries.ndim})")
     return searchsorted(boundaries, input, out_int32=out_int32, side="left" if not right else "right")
 
 

@@ -56,6 +56,7 @@ class Tensor:
     _hooks = None       # leaf tensor hooks
     _retain = False
     _is_param = False
+    _inf = False        # made under inference_mode (see is_inference)
     __array_priority__ = 1000
 
     def __init__(self, *args, dtype=None, device=None):
@@ -173,8 +174,17 @@ class Tensor:
         if requires_grad and not (self._dtype.is_floating_point or self._dtype.is_complex):
             raise RuntimeError("only Tensors of floating point and complex dtype can require "
                                f"gradients (got {self._dtype})")
+        if requires_grad and not STATE.inference and self.is_inference():
+            raise RuntimeError("Setting requires_grad=True on inference tensor outside "
+                               "InferenceMode is not allowed.")
         self._rg = bool(requires_grad)
         return self
+
+    def is_inference(self):
+        """Made under inference_mode (or a view of such a tensor): outside that mode it cannot
+        be written in place, require grad, or be saved for backward."""
+        b = self._base
+        return self._inf or (b is not None and b._inf)
 
     @property
     def grad(self):

@@ -424,3 +424,35 @@ def test_nan_and_signed_zero_constants_replay():
     from compiler.ir.graph import consts_key
     assert consts_key([float("nan"), -0.0]) == consts_key([float("nan"), -0.0])
     assert consts_key([-0.0]) != consts_key([0.0])
+
+
+def test_a_global_optimizer_hook_stops_replays_while_registered():
+    # a replay skips the Python step, so it would skip optimizer hooks: registering a global
+    # step hook (torch.optim.optimizer.register_optimizer_step_post_hook) stops the replays
+    # until it is removed, and the hook sees every step
+    torch.manual_seed(0)
+    m = nn.Linear(4, 3)
+    opt = optim.SGD(m.parameters(), lr=0.1)
+    y = torch.tensor([0, 1])
+
+    def step(x):
+        opt.zero_grad()
+        loss = F.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    c = torch.compile(step)
+    x = torch.randn(2, 4)
+    for _ in range(4):
+        c(x)
+    assert c.stats["replays"] >= 1, c.stats["replay_notes"]
+    seen = []
+    h = optim.optimizer.register_optimizer_step_post_hook(lambda o, a, k: seen.append(o))
+    n = c.stats["replays"]
+    for _ in range(3):
+        c(x)
+    assert seen == [opt] * 3 and c.stats["replays"] == n
+    h.remove()
+    for _ in range(4):
+        c(x)
+    assert c.stats["replays"] > n

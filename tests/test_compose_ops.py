@@ -32,7 +32,7 @@ def test_values():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="indexing must be one of"):
+    with pytest.raises(RuntimeError, match="indexing must be one of"):   # (torch's class)
         torch.meshgrid(torch.arange(2), indexing="yx")
     with pytest.raises(RuntimeError, match="expected rotation dims to be different"):
         torch.rot90(torch.ones(2, 2), 1, (0, 0))

@@ -283,3 +283,18 @@ def test_matches_torch_where_available():
         a, b = f(torch_ref), f(torch)
         assert str(a.dtype) == str(b.dtype)
         np.testing.assert_array_equal(a.float().numpy(), b.float().numpy())
+
+
+def test_half_types_meet_python_numbers_in_float32():
+    # PyTorch's opmath: float16/bfloat16 arithmetic runs in float32, so 0.7 stays 0.7f (NumPy
+    # would round it to half first: 1 / 0.7002 = 1.4277 instead of 1.4287); eager and compiled
+    a = torch.tensor([1.0, 2.0, 3.0]).half()
+    b = torch.ones(2, dtype=torch.bfloat16)
+    assert (a / 0.7).float().numpy().tolist() == [1.4287109375, 2.857421875, 4.28515625]
+    assert (a * 0.1).float().numpy().tolist() == [0.0999755859375, 0.199951171875,
+                                                  0.300048828125]
+    assert (0.3 - a).float().numpy().tolist() == [-0.7001953125, -1.7001953125, -2.69921875]
+    assert (b / 0.7).float().numpy().tolist() == [1.4296875] * 2
+    assert (b - 0.3).float().numpy().tolist() == [0.69921875] * 2
+    c = torch.compile(lambda x: x / 0.7 + 0.1)
+    assert c(torch.ones(3).half()).float().numpy().tolist() == [1.5283203125] * 3

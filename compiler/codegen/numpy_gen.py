@@ -198,6 +198,8 @@ def _choose(n, returned=()):
     if op in _BINARY and len(n.inputs) == 2:
         if (op in _INT_DIVISOR or op == "pow") and npd.kind in "iub":
             return None         # (integer x/0 raises, integer x ** -n is 0 or +-1: the lowering)
+        if out.dtype in _HALF and len(arrs) < 2:
+            return None         # (a Python number meets a half tensor in float32: the lowering)
         a, b = (_wrap_int(x, npd) for x in n.inputs)
         uf = getattr(np, _BINARY[op])
         cast = any(x.dtype is not out.dtype for x in arrs)

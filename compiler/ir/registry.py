@@ -213,6 +213,8 @@ def norm_dims(op, dims, ndim):
         out = tuple(norm_dim(op, d, ndim) for d in ((dims,) if isinstance(dims, int) else dims))
         if len(set(out)) != len(out):
             raise RuntimeError(f"{op}: dim {out} appears multiple times in the list of dims")
+        if ndim == 0:      # a 0-d input's dim 0 / -1 names no axis: reduce nothing (torch's)
+            out = ()
     if key is not None and len(_DIMS) < 4096 and all(type(d) is int for d in
                                                      ((dims,) if isinstance(dims, int) else dims or ())):
         _DIMS[key] = out

@@ -87,6 +87,9 @@ register(Prim("bincount", "extern", _bincount_meta, _bincount_np, differentiable
 
 def _mode_meta(x, dim=-1, keepdim=False):
     d = norm_dim("mode", dim, len(x.shape))
+    if len(x.shape) and x.shape[d] == 0:
+        raise IndexError(f"mode(): Expected reduction dim {d} to have non-zero size (input shape "
+                         f"{list(x.shape)})")
     shape = tuple(1 if (i == d and keepdim) else s for i, s in enumerate(x.shape) if i != d or keepdim)
     return AVal(shape, dt.int64)
 
@@ -115,7 +118,8 @@ register(Prim("mode_index", "extern", _mode_meta, _mode_np, differentiable=False
 def _cum_extreme_meta(x, dim, largest=True):
     norm_dim("cummax" if largest else "cummin", dim, len(x.shape))
     if x.dtype.is_complex:
-        raise RuntimeError(f"{'cummax' if largest else 'cummin'}(): does not support complex input")
+        raise NotImplementedError(f"\"{'cummax' if largest else 'cummin'}_cpu\" not implemented "
+                                  f"for '{dt.tname(x.dtype)}'")
     return AVal(x.shape, dt.int64)
 
 

@@ -87,7 +87,10 @@ def _empty_result(x, idx, pos):
 def _index_np(out, x, *idx, pos):
     if _empty_result(x, idx, pos):
         return np.empty(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
-    return np.asarray(x[_np_tuple("index", x, idx, pos)])
+    r = np.asarray(x[_np_tuple("index", x, idx, pos)])
+    # torch's result from a contiguous input is contiguous; NumPy's advanced indexing may hand
+    # back another dim order (x[:, [0, 1]] of a matrix is column-major)
+    return np.asarray(r, order="C") if x.flags.c_contiguous else r
 
 
 def _vjp_index(b, g, x, *idx, out=None, pos=None):

@@ -27,6 +27,10 @@ def infer_shape(op, shape, numel, src_shape=None):
             raise RuntimeError(f"{op}: invalid shape dimension {s} in {list(shape)}")
     if neg:
         rest = _numel(s for s in shape if s != -1)
+        if rest == 0 and numel == 0:
+            raise RuntimeError(f"{op}: cannot reshape tensor of 0 elements into shape "
+                               f"{list(shape)} because the unspecified dimension size -1 can be "
+                               f"any value and is ambiguous")
         if rest == 0 or numel % rest:
             raise RuntimeError(f"{op}: shape '{list(shape)}' is invalid for input of size {numel}"
                                + (f" (input shape {list(src_shape)})" if src_shape is not None else ""))
@@ -68,7 +72,7 @@ def _permute_meta(x, dims):
                            f"= {n} is not equal to len(dims) = {len(dims)}")
     nd = tuple(norm_dim("permute", d, n) for d in dims)
     if len(set(nd)) != n:
-        raise RuntimeError(f"permute: repeated dim in {list(dims)}")
+        raise RuntimeError(f"permute(): duplicate dims are not allowed. (dims {list(dims)})")
     return AVal(tuple(x.shape[d] for d in nd), x.dtype)
 
 
@@ -103,8 +107,13 @@ def _expand_meta(x, shape):
                                f"{list(shape)}.  Tensor sizes: {list(x.shape)}")
         out.append(t)
     if any(s == -1 for s in out[:lead]):
-        raise RuntimeError(f"expand: -1 is not allowed in a leading, non-existing dimension "
-                           f"(sizes {list(shape)})")
+        raise RuntimeError(f"expand: The expanded size of the tensor (-1) isn't allowed in a "
+                           f"leading, non-existing dimension {out.index(-1)} (sizes "
+                           f"{list(shape)})")
+    bad = next((s for s in out if s < 0), None)
+    if bad is not None:
+        raise RuntimeError(f"expand: invalid size {bad} in the target sizes {list(shape)} (tensor "
+                           f"sizes {list(x.shape)})")
     return AVal(tuple(out), x.dtype)
 
 
@@ -180,9 +189,14 @@ def _flip_meta(x, dims):
 
 
 # torch.flip copies (no negative strides in PyTorch), so the lowering copies too: writes to
-# the result must not reach the input.
-register(Prim("flip", "view", _flip_meta,
-              lambda out, x, dims: np.flip(x, dims).copy() if x.ndim else x.copy(),
+# the result must not reach the input. The copy keeps the input's dim order (torch's
+# TensorIterator output), contiguous for an expanded input.
+def _flip_np(out, x, dims):
+    order = "C" if any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)) else "K"
+    return np.flip(x, dims).copy(order=order) if x.ndim else x.copy()
+
+
+register(Prim("flip", "view", _flip_meta, _flip_np,
               lambda b, g, x, out=None, dims=None: (b.flip(g, dims=dims),), saves=()))
 
 
@@ -192,8 +206,7 @@ def _diag_meta(x, offset=0, dim1=0, dim2=1):
     n = len(x.shape)
     d1, d2 = norm_dim("diagonal", dim1, n), norm_dim("diagonal", dim2, n)
     if d1 == d2:
-        raise RuntimeError(f"diagonal: dim1 and dim2 cannot be identical, but got dim1 = {dim1} "
-                           f"and dim2 = {dim2}")
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
     a, c = x.shape[d1], x.shape[d2]
     ln = max(0, min(a, c - offset) if offset >= 0 else min(a + offset, c))
     shape = tuple(s for i, s in enumerate(x.shape) if i not in (d1, d2)) + (ln,)
@@ -249,8 +262,9 @@ def _cat_meta(*xs, dim=0):
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
     ref = next((x for x in xs if not (len(x.shape) == 1 and x.shape[0] == 0)), xs[0])
     n = len(ref.shape)
-    if n == 0:
-        raise RuntimeError("cat: zero-dimensional tensor cannot be concatenated")
+    i = next((i for i, x in enumerate(xs) if not x.shape), None)
+    if i is not None:
+        raise RuntimeError(f"cat: zero-dimensional tensor (at position {i}) cannot be concatenated")
     d = norm_dim("cat", dim, n)
     total = 0
     dtype = None
@@ -278,7 +292,8 @@ def _cat_np(out, *xs, dim=0):
     npd = out.dtype.np
     xs = [x if x.dtype == npd else x.astype(npd) for x in xs
           if not (x.ndim == 1 and x.shape[0] == 0 and out.ndim != 1)]
-    return np.concatenate(xs, axis=dim % out.ndim)
+    # (torch's cat result is contiguous whatever the inputs' layouts; NumPy follows the inputs')
+    return np.asarray(np.concatenate(xs, axis=dim % out.ndim), order="C")
 
 
 def _vjp_cat(b, g, *xs, out=None, dim=0):
@@ -286,7 +301,9 @@ def _vjp_cat(b, g, *xs, out=None, dim=0):
     res, pos = [], 0
     for x in xs:
         if len(x.shape) == 1 and x.shape[0] == 0 and len(g.shape) != 1:
-            res.append(None)
+            # a skipped empty input: torch still hands it an (empty) gradient
+            res.append(b.full(shape=(0,), value=0, dtype=x.dtype) if x.dtype.is_floating_point or
+                       x.dtype.is_complex else None)
             continue
         n = x.shape[d]
         gi = b.slice(g, dim=d, start=pos, stop=pos + n, step=1)
@@ -435,6 +452,12 @@ def _memory_of(x):
     root = x
     while isinstance(root.base, np.ndarray):
         root = root.base
+    if not root.flags.c_contiguous and root.size and all(s > 0 for s in root.strides):
+        # a dense array in another dim order (a column-major result): its memory is the
+        # storage, in memory order (ravel('K') is then a view)
+        k = root.ravel(order="K")
+        if np.may_share_memory(k, root):
+            root = k
     if not root.flags.c_contiguous or root.dtype.itemsize != x.itemsize:
         try:
             root = root.view(x.dtype) if root.flags.c_contiguous else None

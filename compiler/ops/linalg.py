@@ -203,8 +203,14 @@ def _inv_xp(xp, out, x):
         with _failures_raise(xp):
             return xp.linalg.inv(x)
     except np.linalg.LinAlgError:
-        raise LinAlgError("linalg.inv: The diagonal element 1 is zero, the inversion could not be "
-                           "completed because the input matrix is singular.") from None
+        # name getrf's first zero pivot (1-based) and, batched, the batch element, as torch
+        info = np.asarray(_host_ints(xp, _lu_xp(xp, None, x)[2])).reshape(-1)
+        bad = np.flatnonzero(info)
+        first = int(bad[0]) if bad.size else 0
+        where = f"(Batch element {first}): " if len(x.shape) > 2 else ""
+        raise LinAlgError(f"linalg.inv: {where}The diagonal element "
+                          f"{int(info[first]) if bad.size else 1} is zero, the inversion could not "
+                          f"be completed because the input matrix is singular.") from None
 
 
 def _vjp_inv(b, g, x, out):
@@ -248,7 +254,11 @@ def _solve_xp(xp, out, a, c):
         with _failures_raise(xp):
             return xp.linalg.solve(a, c)
     except np.linalg.LinAlgError:
-        raise LinAlgError("linalg.solve: The solver failed because the input matrix is singular.") from None
+        info = np.asarray(_host_ints(xp, _lu_xp(xp, None, a)[2])).reshape(-1)
+        bad = np.flatnonzero(info)
+        where = f"(Batch element {int(bad[0])}): " if len(a.shape) > 2 and bad.size else ""
+        raise LinAlgError(f"torch.linalg.solve: {where}The solver failed because the input matrix "
+                          f"is singular.") from None
 
 
 def _vjp_solve(b, g, a, c, out):
@@ -535,9 +545,10 @@ def _svd_meta(x, full_matrices=True):
     m, n = x.shape[-2:]
     k = min(m, n)
     batch = tuple(x.shape[:-2])
+    sd = x.dtype.to_real()          # singular values are real, also for complex A
     if full_matrices:
-        return (AVal(batch + (m, m), x.dtype), AVal(batch + (k,), x.dtype), AVal(batch + (n, n), x.dtype))
-    return (AVal(batch + (m, k), x.dtype), AVal(batch + (k,), x.dtype), AVal(batch + (k, n), x.dtype))
+        return (AVal(batch + (m, m), x.dtype), AVal(batch + (k,), sd), AVal(batch + (n, n), x.dtype))
+    return (AVal(batch + (m, k), x.dtype), AVal(batch + (k,), sd), AVal(batch + (k, n), x.dtype))
 
 
 def _svd_xp(xp, out, x, full_matrices=True):
@@ -638,7 +649,8 @@ def _lu_meta(x, pivot=True):
     if len(x.shape) < 2:
         raise RuntimeError(f"linalg.lu_factor: The input tensor A must have at least 2 dimensions "
                            f"(shape {list(x.shape)}).")
-    float_input("lu_factor", x)
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise NotImplementedError(f"\"lu_cpu\" not implemented for '{dt.tname(x.dtype)}'")
     _no_half("lu_cpu", x)
     if not pivot:
         raise RuntimeError("linalg.lu_factor: LU without pivoting is not implemented on the CPU")
@@ -656,7 +668,7 @@ def _lu_xp(xp, out, x, pivot=True):
     m, n = x.shape[-2:]
     k = min(m, n)
     batch = tuple(x.shape[:-2])
-    LU = xp.array(x, copy=True).reshape((-1, m, n))
+    LU = xp.array(x, copy=True).reshape((int(np.prod(batch, dtype=np.int64)), m, n))
     B = LU.shape[0]
     piv = xp.zeros((B, k), np.int32)
     info = xp.zeros((B,), np.int32)
@@ -723,7 +735,7 @@ def _pivots_perm_meta(p, m):
 def _pivots_perm_xp(xp, out, p, m):
     """The row order getrf's sequential swaps produce: (P^T A)[i] = A[perm[i]]."""
     k = p.shape[-1]
-    pf = p.reshape((-1, k)).astype(np.int64) - 1
+    pf = p.reshape((int(np.prod(p.shape[:-1], dtype=np.int64)), k)).astype(np.int64) - 1
     B = pf.shape[0]
     perm = xp.broadcast_to(xp.arange(m, dtype=np.int64), (B, m)).copy()
     ar = xp.arange(B)

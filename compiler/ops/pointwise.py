@@ -188,10 +188,18 @@ def _wrap_scalar(x, cd):
     return x
 
 
+_HALF_NP = (np.dtype(dt.float16.np), np.dtype(dt.bfloat16.np))
+
+
 def _binary_np(f, compute_promoted=False, int_divisor=False):
     def impl(out, a, b):
         npd = out.dtype.np
         cd = _compute_dtype(a, b) if compute_promoted else npd
+        if cd in _HALF_NP and (type(a) is not np.ndarray or type(b) is not np.ndarray):
+            # opmath: PyTorch computes half types in float32, so a Python number is not rounded
+            # to half first (float16 x / 0.7 divides by 0.7f, not by 0.7002); with two half
+            # arrays float32 arithmetic rounds to the same result as half arithmetic
+            cd = np.dtype(np.float32)
         if type(a) is np.ndarray:
             if a.dtype != cd:
                 a = a.astype(cd)

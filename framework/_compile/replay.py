@@ -733,6 +733,11 @@ def walk(roots):
               "_global_backward_hooks"):
         if getattr(_modmod, h, None):
             raise _NotReplayable("global module hooks are registered")
+    from ..optim import optimizer as _optmod
+    for hooks in (_optmod._global_optimizer_pre_hooks, _optmod._global_optimizer_post_hooks):
+        if hooks:
+            raise _NotReplayable("global optimizer step hooks are registered")
+        visit(hooks, 1)         # watched (empty): one registered later stops the replays
     for r in roots:
         visit(r, 8)
     w = Walk()

@@ -30,7 +30,7 @@ def _make_grads(outputs, grad_outputs):
             if o._data.size != 1:
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs (got "
                                    f"output {k} of shape {list(o.shape)})")
-            if not (o._dtype.is_floating_point or o._dtype.is_complex):
+            if not o._dtype.is_floating_point:
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                    f"but got {o._dtype}")
             g = np.ones(o._data.shape, o._dtype.np)
@@ -45,7 +45,7 @@ def _make_grads(outputs, grad_outputs):
             if g.shape != o.shape:
                 raise RuntimeError(f"Mismatch in shape: grad_output[{k}] has a shape of "
                                    f"{g.shape} and output[{k}] has a shape of {o.shape}.")
-            if g._dtype.is_floating_point != o._dtype.is_floating_point:
+            if g._dtype.is_complex != o._dtype.is_complex:     # (PyTorch casts int/float)
                 raise RuntimeError(f"For complex Tensors, both grad_output and output are required "
                                    f"to have the same dtype. Mismatch in dtype: grad_output[{k}] "
                                    f"has a dtype of {g._dtype} and output[{k}] has a dtype of "
@@ -60,6 +60,9 @@ def _seq(x):
     if isinstance(x, Tensor):
         return [x]
     return list(x)
+
+
+_warned_create_graph = False
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
@@ -82,6 +85,16 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         for t in inputs:
             if not isinstance(t, Tensor) or not t.requires_grad:
                 raise RuntimeError("One of the differentiated Tensors does not require grad")
+    global _warned_create_graph
+    if create_graph and not _warned_create_graph:       # PyTorch warns once per process
+        _warned_create_graph = True
+        import warnings
+        warnings.warn("Using backward() with create_graph=True will create a reference cycle "
+                      "between the parameter and its gradient which can cause a memory leak. We "
+                      "recommend using autograd.grad when creating the graph to avoid this. If "
+                      "you have to use this function, make sure to reset the .grad fields of "
+                      "your parameters to None after use to break the cycle and avoid the leak.",
+                      UserWarning, stacklevel=3)
     run_backward(tensors, _make_grads(tensors, grads), retain_graph, create_graph,
                  inputs=inputs, accumulate=True)
 
@@ -89,18 +102,17 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
          only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
     """The gradients of `outputs` with respect to `inputs`, as a tuple; no .grad is touched."""
-    if is_grads_batched:
-        raise NotImplementedError("autograd.grad: is_grads_batched=True is not supported")
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
                          "but got: allow_unused=False.")
     outputs = _seq(outputs)
     inputs = _seq(inputs)
     if not inputs:
-        raise RuntimeError("grad requires non-empty inputs.")
+        raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
     for t in inputs:
         if not isinstance(t, Tensor):
-            raise TypeError(f"autograd.grad: inputs must be tensors, got {type(t).__name__}")
+            raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got "
+                               f"{type(t).__name__}")
         if not t.requires_grad:
             raise RuntimeError("One of the differentiated Tensors does not require grad")
     for k, o in enumerate(outputs):
@@ -110,6 +122,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     gos = _seq(grad_outputs) or [None] * len(outputs)
     if retain_graph is None:
         retain_graph = create_graph
+    if is_grads_batched:
+        return _grad_batched(outputs, inputs, gos, retain_graph, create_graph, allow_unused,
+                             materialize_grads)
     res = run_backward(outputs, _make_grads(outputs, gos), retain_graph, create_graph,
                        inputs=inputs, accumulate=False)
     for i, r in enumerate(res):
@@ -119,11 +134,45 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 if inputs[i]._device is not res[i]._device:     # zeros beside the input
                     res[i] = res[i].to(inputs[i]._device)
             elif not allow_unused:
-                raise RuntimeError("One of the differentiated Tensors appears to not have been used "
-                                   "in the graph. Set allow_unused=True if this is the desired "
-                                   "behavior.")
+                raise RuntimeError(f"The differentiated Tensor at index {i} appears to not have "
+                                   "been used in the graph. Set allow_unused=True if this is the "
+                                   "desired behavior.")
         elif not create_graph and r._node is not None:
             res[i] = r.detach()
+    return tuple(res)
+
+
+def _grad_batched(outputs, inputs, gos, retain_graph, create_graph, allow_unused,
+                  materialize_grads):
+    """is_grads_batched=True: dim 0 of every grad_output is a batch of cotangents; the result
+    stacks one vector-Jacobian product per batch entry (PyTorch vmaps; a loop gives the same
+    values)."""
+    from ..ops_shape import stack
+    n = None
+    for k, (o, g) in enumerate(zip(outputs, gos)):
+        if g is None:
+            raise RuntimeError("autograd.grad: is_grads_batched=True needs a batched grad_output "
+                               f"for every output (grad_output[{k}] is None)")
+        if g.ndim == 0 or tuple(g.shape[1:]) != tuple(o.shape) or (n is not None and
+                                                                   g.shape[0] != n):
+            raise RuntimeError(
+                "If `is_grads_batched=True`, we interpret the first dimension of each grad_output "
+                "as the batch dimension. The sizes of the remaining dimensions are expected to "
+                f"match the shape of corresponding output, but a mismatch was detected: "
+                f"grad_output[{k}] has a shape of {g.shape} and output[{k}] has a shape of "
+                f"{o.shape}. If you only want some tensors in `grad_output` to be considered "
+                "batched, consider using vmap.")
+        n = g.shape[0]
+    per = []
+    for b in range(n):
+        per.append(grad(outputs, inputs, [g[b] for g in gos],
+                        retain_graph=True if b < n - 1 else retain_graph,
+                        create_graph=create_graph, allow_unused=allow_unused,
+                        materialize_grads=materialize_grads))
+    res = []
+    for i in range(len(inputs)):
+        col = [r[i] for r in per]
+        res.append(None if any(c is None for c in col) else stack(col))
     return tuple(res)
 
 

@@ -10,6 +10,7 @@ reach, a ready queue ordered by creation (newest node first), and a leaf's gradi
 finished (hooks, then .grad) as soon as every path into it has delivered.
 """
 import heapq
+import re
 import sys
 
 import numpy as np
@@ -38,12 +39,25 @@ def _accum(a, b):
     return apply(_ADD, a, b)
 
 
-def _version_error(t, what, node, v, now):
+def _version_error(t, oi, producer, v, now):
+    """PyTorch's saved-variable check message: the tensor, the node whose output it is (none
+    for a leaf) with the name's BackwardN suffix dropped, the versions, and the hint that
+    depends on anomaly mode."""
+    where = ""
+    if producer is not None:
+        nm = producer._name
+        nm = "torch::autograd::CopySlices" if nm == "CopySlices" else \
+            re.sub(r"Backward\d+$", "", nm)
+        where = f", which is output {oi} of {nm},"
+    hint = ("Hint: the backtrace further above shows the operation that failed to compute its "
+            "gradient. The variable in question was changed in there or anywhere later. Good "
+            "luck!") if STATE.anomaly else (
+        "Hint: enable anomaly detection to find the operation that failed to compute its "
+        "gradient, with torch.autograd.set_detect_anomaly(True, check_nan=False).")
     return RuntimeError(
         "one of the variables needed for gradient computation has been modified by an inplace "
-        f"operation: [{t.type()} {list(t.shape)}], which is {what} of {node._name}, is at "
-        f"version {now}; expected version {v} instead. Hint: the backtrace further above can "
-        "show the operation that failed to compute its gradient.")
+        f"operation: [{t.type()} {list(t.shape)}]{where} is at version {now}; expected version "
+        f"{v} instead. {hint}")
 
 
 def _check_version(node):
@@ -52,7 +66,7 @@ def _check_version(node):
             b = t._base
             now = t._vcount if b is None else b._vcount
             if now != v:
-                raise _version_error(t, "an input", node, v, now)
+                raise _version_error(t, t._oi, t._node, v, now)
 
 
 def _saved_outputs(node, create_graph):
@@ -62,7 +76,7 @@ def _saved_outputs(node, create_graph):
     for i, (arr, ref) in enumerate(zip(node.out, node.oref)):
         o = ref()
         if o is not None and o._version != 0:
-            raise _version_error(o, f"output {i}", node, 0, o._version)
+            raise _version_error(o, i, node, 0, o._version)
         t = wrap(arr, node.outs[i].dtype)
         if create_graph:
             t._node, t._oi = node, i
@@ -148,6 +162,10 @@ def _run_hooks(hooks, g):
     for h in hooks:
         new = h(g)
         if new is not None:
+            if isinstance(new, Tensor) and new._data.shape != g._data.shape:
+                raise RuntimeError(f"hook '{getattr(h, '__name__', type(h).__name__)}' has "
+                                   f"changed the size of value (was {list(g.shape)}, got "
+                                   f"{list(new.shape)})")
             g = new
     return g
 

@@ -23,10 +23,10 @@ class FunctionCtx:
         self.materialize_grads = True
 
     def save_for_backward(self, *tensors):
-        for t in tensors:
+        for i, t in enumerate(tensors):
             if t is not None and not isinstance(t, Tensor):
                 raise TypeError(f"save_for_backward can only save variables, but argument "
-                                f"{tensors.index(t)} is of type {type(t).__name__}")
+                                f"{i} is of type {type(t).__name__}")
         self._saved = tensors
         self._versions = tuple(t._version if t is not None else None for t in tensors)
 
@@ -37,10 +37,8 @@ class FunctionCtx:
             raise RuntimeError(SECOND_TIME)
         for t, v in zip(self._saved, self._versions):
             if v is not None and t._version != v:
-                raise RuntimeError(
-                    "one of the variables needed for gradient computation has been modified by "
-                    f"an inplace operation: [{t.type()} {list(t.shape)}] is at version "
-                    f"{t._version}; expected version {v} instead.")
+                from .engine import _version_error
+                raise _version_error(t, t._oi, t._node, v, t._version)
         return self._saved
 
     saved_variables = saved_tensors
@@ -139,6 +137,10 @@ class Function(metaclass=_FunctionMeta):
                                  f"{cls.__name__}Backward")
         node.ctx = ctx
         node.fn = cls
+        for a in args:
+            if isinstance(a, Tensor) and id(a) in ctx.dirty and a._node is None and a._rg:
+                raise RuntimeError("a leaf Variable that requires grad has been used in an "
+                                   "in-place operation.")
         new_outs = []
         for i, o in enumerate(outs):
             if isinstance(o, Tensor):
@@ -176,8 +178,8 @@ class Function(metaclass=_FunctionMeta):
                 res.append(None)
                 continue
             if not isinstance(g, Tensor):
-                raise TypeError(f"function {node._name} returned a gradient of type "
-                                f"{type(g).__name__} at index {i}; expected a Tensor or None")
+                raise RuntimeError(f"expected Variable or None (got {type(g).__name__}) as "
+                                   f"gradient {i} returned by {node._name}")
             res.append(g)
         return tuple(res)
 

@@ -45,6 +45,25 @@ def _grad(outs, ins, gos, create_graph, retain_graph=None):
                 retain_graph=retain_graph, create_graph=create_graph, materialize_grads=True)
 
 
+def _strict_check(outs, ins, gos, independent):
+    """strict=True: every output must require grad, and (per output, for jacobian; together,
+    for vjp) every input must be reached by the graph; independent(i, j) is the message when
+    output i (None: all of them) does not depend on input j."""
+    from . import grad
+    for i, o in enumerate(outs):
+        if not o.requires_grad:
+            raise RuntimeError(f"Output {i} of the user-provided function does not require "
+                               "gradients. The outputs must be computed in a differentiable "
+                               "manner from the input when running in strict mode.")
+    groups = [(None, list(outs), list(gos))] if gos is not None else \
+        [(i, [o], [_ones_like(o)]) for i, o in enumerate(outs)]
+    for i, os_, gs in groups:
+        res = grad(os_, list(ins), gs, retain_graph=True, allow_unused=True)
+        for j, r in enumerate(res):
+            if r is None:
+                raise RuntimeError(independent(i, j))
+
+
 def _detach(o, create_graph):
     if create_graph:
         return o
@@ -70,6 +89,10 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
             vs = (_ones_like(outs[0]),)
         else:
             vs = _tup(v)
+        if strict:
+            _strict_check(outs, ins, vs, lambda i, j: (
+                f"The output of the user-provided function is independent of input {j}. This "
+                "is not allowed in strict mode."))
         gs = _grad(outs, ins, vs, create_graph)
     finally:
         STATE.grad_enabled = prev
@@ -88,6 +111,10 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
     try:
         out = func(*ins)
         outs = _tup(out)
+        if strict:
+            _strict_check(outs, ins, None, lambda i, j: (
+                f"Output {i} of the user-provided function is independent of input {j}. This is "
+                "not allowed in strict mode."))
         jac_per_out = []
         for o in outs:
             rows = []
@@ -118,9 +145,11 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
 
     def grad_fn(*xs):
         y = func(*xs)
-        if not isinstance(y, Tensor) or y.numel() != 1:
-            raise RuntimeError("The function given to hessian should return a single Tensor with "
-                               "a single element")
+        if not isinstance(y, Tensor):
+            raise RuntimeError("The function given to hessian should return a single Tensor")
+        if y.numel() != 1:
+            raise RuntimeError("The Tensor returned by the function given to hessian should "
+                               "contain a single element")
         gs = _grad([y], xs, [_ones_like(y)], True)
         return gs if is_tuple else gs[0]
     return jacobian(grad_fn, inputs, create_graph=create_graph)

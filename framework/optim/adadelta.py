@@ -1,11 +1,11 @@
 """Adadelta (rho, eps, weight decay, maximize): PyTorch's algorithm."""
-from .optimizer import Optimizer, _check, _addcmul_, _step_tensor
+from .optimizer import Optimizer, _check, _check_lr, _addcmul_, _step_tensor
 
 
 class Adadelta(Optimizer):
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
         _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")

@@ -1,13 +1,13 @@
 """Adagrad (lr_decay, initial_accumulator_value, weight decay, maximize): PyTorch's algorithm.
 State is created in the constructor, as PyTorch does."""
-from .optimizer import (Optimizer, _check, _addcmul_, _addcdiv_, _step_tensor, _step_value,
-                        _scalar, _hp)
+from .optimizer import (Optimizer, _check, _check_lr, _check_fused, _addcmul_, _addcdiv_, _step_tensor,
+                        _step_value, _scalar, _hp)
 
 
 class Adagrad(Optimizer):
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(lr_decay >= 0.0, f"Invalid lr_decay value: {lr_decay}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
         _check(initial_accumulator_value >= 0.0,
@@ -18,6 +18,7 @@ class Adagrad(Optimizer):
                                       initial_accumulator_value=initial_accumulator_value,
                                       foreach=foreach, maximize=maximize,
                                       differentiable=differentiable, fused=fused))
+        _check_fused(fused, foreach, differentiable)
         from ..creation import full_like
         for group in self.param_groups:
             for p in group["params"]:

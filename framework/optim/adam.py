@@ -1,12 +1,13 @@
 """Adam (with amsgrad, L2 or decoupled weight decay, maximize): PyTorch's algorithm, bias
 corrections with the step count starting at 1."""
-from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
-                        _step_value, _sqrt, _scalar, _hp, _hp_guard, _flat, _per_element,
-                        _write_back)
+from ..tensor import Tensor
+from .optimizer import (Optimizer, _check, _check_lr, _check_fused, _lerp_, _addcmul_,
+                        _addcdiv_, _step_tensor, _step_value, _sqrt, _scalar, _hp, _hp_guard,
+                        _flat, _per_element, _write_back)
 
 
 def _check_adam(lr, eps, betas, weight_decay):
-    _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+    _check_lr(lr)
     _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
     _check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
     _check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
@@ -17,12 +18,25 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, foreach=None, maximize=False, capturable=False,
                  differentiable=False, fused=None, decoupled_weight_decay=False):
+        if isinstance(lr, Tensor) and foreach and not capturable:
+            raise ValueError("lr as a Tensor is not supported for capturable=False and "
+                             "foreach=True")
         _check_adam(lr, eps, betas, weight_decay)
+        if isinstance(betas[0], Tensor) != isinstance(betas[1], Tensor):
+            raise ValueError("betas must be either both floats or both Tensors")
+        for i, b in enumerate(betas[:2]):
+            if isinstance(b, Tensor):
+                if not capturable and foreach:
+                    raise ValueError(f"betas[{i}] as a Tensor is not supported for "
+                                     "capturable=False and foreach=True")
+                if b.numel() != 1:
+                    raise ValueError(f"Tensor betas[{i}] must be 1-element")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps,
                                       weight_decay=weight_decay, amsgrad=amsgrad,
                                       maximize=maximize, foreach=foreach, capturable=capturable,
                                       differentiable=differentiable, fused=fused,
                                       decoupled_weight_decay=decoupled_weight_decay))
+        _check_fused(fused, foreach, differentiable)
 
     @staticmethod
     def _init_state(p, state, group):

@@ -2,13 +2,13 @@
 the averaging weight mu (1 until step t0, then 1 / (step - t0)) and the running average ax
 of the parameter, all as PyTorch does (eta and mu are float32 0-d tensors)."""
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _step_tensor, _step_value, _scalar, _hp
+from .optimizer import Optimizer, _check, _check_lr, _step_tensor, _step_value, _scalar, _hp
 
 
 class ASGD(Optimizer):
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
                  foreach=None, maximize=False, differentiable=False, capturable=False):
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(0.0 <= weight_decay, f"Invalid weight_decay value: {weight_decay}")
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0,
                                       weight_decay=weight_decay, foreach=foreach,

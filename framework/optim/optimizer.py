@@ -6,7 +6,8 @@ per-element Python), so a traced training step can record them like any other op
 import copy
 import math
 import warnings
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from functools import wraps
 
 from ..tensor import Tensor
 from ..autograd import no_grad, enable_grad
@@ -81,9 +82,10 @@ def _addcmul_(t, a, b, value=1.0):
 
 
 def _addcdiv_(t, a, b, value=1.0):
+    # PyTorch's addcdiv_ kernel rounds as t + (value * a) / b: the same order, bit for bit
     if isinstance(value, Tensor):      # traced bias correction (see _step_value)
-        return t.add_(a / b * value)
-    return t.add_((a / b).mul_(value)) if value != 1 else t.add_(a / b)
+        return t.add_(a * value / b)
+    return t.add_((a * value).div_(b)) if value != 1 else t.add_(a / b)
 
 
 def _flat(ts):
@@ -128,10 +130,96 @@ def _check(cond, msg):
         raise ValueError(msg)
 
 
+def _check_lr(lr):
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+
+
+def _check_fused(fused, foreach, differentiable):
+    if fused:
+        if differentiable:
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if foreach:
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+class _Hooks(OrderedDict):
+    """Hooks by handle id (an OrderedDict RemovableHandle can weak-reference)."""
+
+
+_global_optimizer_pre_hooks = _Hooks()
+_global_optimizer_post_hooks = _Hooks()
+
+
+def _add_hook(hooks, hook, prepend=False):
+    from ..utils.hooks import RemovableHandle
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    if prepend:
+        hooks.move_to_end(handle.id, last=False)
+    return handle
+
+
+def register_optimizer_step_pre_hook(hook):
+    """A hook(optimizer, args, kwargs) run before every optimizer's step; it may return
+    (new_args, new_kwargs)."""
+    return _add_hook(_global_optimizer_pre_hooks, hook)
+
+
+def register_optimizer_step_post_hook(hook):
+    """A hook(optimizer, args, kwargs) run after every optimizer's step."""
+    return _add_hook(_global_optimizer_post_hooks, hook)
+
+
+def _hooked_step(step):
+    """step() running the step pre- and post-hooks (global and the optimizer's own) around
+    it, as PyTorch's profile_hook_step. Only a step defined by a class is wrapped, so an
+    overriding step that calls super().step() runs the hooks once (the outer call)."""
+    @wraps(step)
+    def wrapper(*args, **kwargs):
+        self = args[0]
+        d = self.__dict__
+        pre, post = d.get("_step_hooks"), d.get("_post_hooks")
+        if not (pre or post or _global_optimizer_pre_hooks or _global_optimizer_post_hooks) \
+                or d.get("_in_hooked_step"):
+            return step(*args, **kwargs)
+        # the hooks see args with the optimizer first, as PyTorch passes them
+        for hook in list(_global_optimizer_pre_hooks.values()) + list((pre or {}).values()):
+            r = hook(self, args, kwargs)
+            if r is not None:
+                if isinstance(r, tuple) and len(r) == 2:
+                    args, kwargs = r
+                else:
+                    raise RuntimeError(f"{step} must return None or a tuple of (new_args, "
+                                       f"new_kwargs), but got {r}.")
+        d["_in_hooked_step"] = True
+        try:
+            out = step(*args, **kwargs)
+        finally:
+            del d["_in_hooked_step"]
+        for hook in list((post or {}).values()) + list(_global_optimizer_post_hooks.values()):
+            hook(self, args, kwargs)
+        return out
+    wrapper._hooked_step = True
+    return wrapper
+
+
 class Optimizer:
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None and not getattr(step, "_hooked_step", False):
+            cls.step = _hooked_step(step)
+
     def __init__(self, params, defaults):
         self.defaults = defaults
-        self._step_hooks = {}
+        self._step_hooks = _Hooks()     # step pre-hooks (the name replay checks)
+        self._post_hooks = _Hooks()     # step post-hooks
+        self._state_dict_pre_hooks = _Hooks()
+        self._state_dict_post_hooks = _Hooks()
+        self._load_state_dict_pre_hooks = _Hooks()
+        self._load_state_dict_post_hooks = _Hooks()
         if isinstance(params, Tensor):
             raise TypeError("params argument given to the optimizer should be an iterable of "
                             f"Tensors or dicts, but got {params.type()}")
@@ -150,7 +238,10 @@ class Optimizer:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._step_hooks = {}
+        for name in ("_step_hooks", "_post_hooks", "_state_dict_pre_hooks",
+                     "_state_dict_post_hooks", "_load_state_dict_pre_hooks",
+                     "_load_state_dict_post_hooks"):
+            self.__dict__.setdefault(name, _Hooks())
 
     def __repr__(self):
         s = self.__class__.__name__ + " ("
@@ -164,8 +255,9 @@ class Optimizer:
         return s
 
     def add_param_group(self, param_group):
+        from .. import typename
         if not isinstance(param_group, dict):
-            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+            raise TypeError(f"param_group must be a dict, but got {type(param_group)}")
         params = param_group["params"]
         if isinstance(params, Tensor):
             param_group["params"] = [params]
@@ -175,11 +267,21 @@ class Optimizer:
                             "a list instead.")
         else:
             param_group["params"] = list(params)
+        # (name, tensor) pairs, as from named_parameters(): the names go to 'param_names'
+        names = [p[0] for p in param_group["params"] if isinstance(p, tuple)]
+        param_group["params"] = [p[1] if isinstance(p, tuple) else p
+                                 for p in param_group["params"]]
+        if names:
+            if len(names) != len(param_group["params"]):
+                raise ValueError("all optimizer params should be with/without names. Some param "
+                                 "names are missing")
+            param_group["param_names"] = names
         for p in param_group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError("optimizer can only optimize Tensors, but one of the params is "
-                                + type(p).__name__)
-            if not p.is_leaf:
+                                + typename(p))
+            if not self.defaults.get("differentiable", None) and \
+                    not (p.is_leaf or p.retains_grad):
                 raise ValueError("can't optimize a non-leaf Tensor")
         for name, default in self.defaults.items():
             if default is required and name not in param_group:
@@ -189,10 +291,16 @@ class Optimizer:
         ids = [id(p) for p in param_group["params"]]
         if len(set(ids)) != len(ids):
             warnings.warn("optimizer contains a parameter group with duplicate parameters; in "
-                          "future, this will cause an error", stacklevel=3)
+                          "future, this will cause an error; see "
+                          "github.com/pytorch/pytorch/issues/40967 for more information",
+                          stacklevel=3)
         seen = set()
         for g in self.param_groups:
             seen.update(id(p) for p in g["params"])
+            if ("param_names" in param_group) != ("param_names" in g):
+                txt = "with names" if "param_names" in param_group else "without names"
+                raise ValueError("all optimizer param groups should be with/without names. "
+                                 f"cannot add param group {txt} to the optimizer")
         if seen & set(ids):
             raise ValueError("some parameters appear in more than one parameter group")
         self.param_groups.append(param_group)
@@ -201,6 +309,8 @@ class Optimizer:
     def state_dict(self):
         """{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}, with
         parameters numbered in group order like PyTorch."""
+        for hook in list(self.__dict__.get("_state_dict_pre_hooks", {}).values()):
+            hook(self)
         index = {}
         start = 0
         groups = []
@@ -212,14 +322,20 @@ class Optimizer:
             start += len(packed["params"])
             groups.append(packed)
         state = {index[id(p)]: v for p, v in self.state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        sd = {"state": state, "param_groups": groups}
+        for hook in list(self.__dict__.get("_state_dict_post_hooks", {}).values()):
+            r = hook(self, sd)
+            if r is not None:
+                sd = r
+        return sd
 
     def load_state_dict(self, state_dict):
+        state_dict = dict(state_dict)
+        for hook in list(self.__dict__.get("_load_state_dict_pre_hooks", {}).values()):
+            r = hook(self, state_dict)
+            if r is not None:
+                state_dict = r
         state_dict = copy.deepcopy(state_dict)
-        if not isinstance(state_dict, dict) or "state" not in state_dict or \
-                "param_groups" not in state_dict:
-            raise ValueError("optimizer state_dict must be a dict with 'state' and "
-                             "'param_groups' entries")
         groups = self.param_groups
         saved = state_dict["param_groups"]
         if len(groups) != len(saved):
@@ -255,9 +371,18 @@ class Optimizer:
         for g, s in zip(groups, saved):
             s = dict(s)
             s["params"] = g["params"]
+            if "param_names" in g and "param_names" not in s:
+                s["param_names"] = g["param_names"]
+            # options missing from an older checkpoint take this optimizer's defaults (what
+            # PyTorch's per-optimizer __setstate__ does: e.g. Adam's 'amsgrad', 'maximize')
+            for k, v in self.defaults.items():
+                if v is not required:
+                    s.setdefault(k, v)
             new_groups.append(s)
         self.state = state
         self.param_groups = new_groups
+        for hook in list(self.__dict__.get("_load_state_dict_post_hooks", {}).values()):
+            hook(self)
 
     # ---- stepping ---------------------------------------------------------------------------
     def zero_grad(self, set_to_none=True):
@@ -298,10 +423,14 @@ class Optimizer:
                     self._update_foreach(ps, grads, [self.state[p] for p in ps], group)
                 else:
                     for p, grad in zip(ps, grads):
-                        self._update(p, grad, self.state[p], group)
-        for hook in self.__dict__.get("_post_hooks", ()):
-            hook(self, (), {})
+                        self._update(p, grad, self._state_for(p, group), group)
         return loss
+
+    def _state_for(self, p, group):
+        """The state dict _update writes into: self.state[p] (created on first use). An
+        optimizer that keeps no state for some options returns a scratch dict instead, so
+        state_dict() lists no empty entries (as PyTorch's SGD without momentum)."""
+        return self.state[p]
 
     def _update(self, p, grad, state, group):
         raise NotImplementedError(f"{type(self).__name__} does not define an update rule")
@@ -328,8 +457,30 @@ class Optimizer:
             return False
         return d0.is_floating_point and all(p._dtype is d0 and p.device == dev0 for p in ps)
 
+    # ---- hooks (PyTorch's signatures; each returns a RemovableHandle) ------------------------
+    def register_step_pre_hook(self, hook):
+        """hook(optimizer, args, kwargs) -> None or (new_args, new_kwargs), before step()."""
+        return _add_hook(self._step_hooks, hook)
+
     def register_step_post_hook(self, hook):
-        from .._dispatch import _Handle
-        lst = self.__dict__.setdefault("_post_hooks", [])
-        lst.append(hook)
-        return _Handle(lst, hook)
+        """hook(optimizer, args, kwargs) -> None, after step()."""
+        return _add_hook(self._post_hooks, hook)
+
+    def register_state_dict_pre_hook(self, hook, prepend=False):
+        """hook(optimizer) -> None, before state_dict() builds the dict."""
+        return _add_hook(self._state_dict_pre_hooks, hook, prepend)
+
+    def register_state_dict_post_hook(self, hook, prepend=False):
+        """hook(optimizer, state_dict) -> None or a replacement state_dict."""
+        return _add_hook(self._state_dict_post_hooks, hook, prepend)
+
+    def register_load_state_dict_pre_hook(self, hook, prepend=False):
+        """hook(optimizer, state_dict) -> None or the state_dict to load instead."""
+        return _add_hook(self._load_state_dict_pre_hooks, hook, prepend)
+
+    def register_load_state_dict_post_hook(self, hook, prepend=False):
+        """hook(optimizer) -> None, after load_state_dict()."""
+        return _add_hook(self._load_state_dict_post_hooks, hook, prepend)
+
+
+Optimizer.step = _hooked_step(Optimizer.step)

@@ -1,13 +1,13 @@
 """RMSprop (centered, momentum, weight decay, maximize): PyTorch's algorithm."""
-from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor, _hp,
-                        _add_scaled_, _scalar)
+from .optimizer import (Optimizer, _check, _check_lr, _lerp_, _addcmul_, _addcdiv_,
+                        _step_tensor, _hp, _add_scaled_, _scalar)
 
 
 class RMSprop(Optimizer):
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, capturable=False, foreach=None, maximize=False,
                  differentiable=False):
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(eps >= 0.0, f"Invalid epsilon value: {eps}")
         _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")

@@ -2,13 +2,13 @@
 size, grown by etaplus while the gradient keeps its sign and shrunk by etaminus when it flips
 (that step then skips the update and forgets the gradient); only the gradient's sign moves
 the parameter. lr is read once, to initialise the step sizes, as in PyTorch."""
-from .optimizer import Optimizer, _check, _step_tensor
+from .optimizer import Optimizer, _check, _check_lr, _step_tensor
 
 
 class Rprop(Optimizer):
     def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *,
                  capturable=False, foreach=None, maximize=False, differentiable=False):
-        _check(0.0 <= lr, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(0.0 < etas[0] < 1.0 < etas[1], f"Invalid eta values: {etas[0]}, {etas[1]}")
         super().__init__(params, dict(lr=lr, etas=etas, step_sizes=step_sizes, foreach=foreach,
                                       maximize=maximize, differentiable=differentiable,

@@ -1,11 +1,11 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's algorithm)."""
-from .optimizer import Optimizer, _check, _hp, _add_scaled_
+from .optimizer import Optimizer, _check, _check_lr, _check_fused, _hp, _add_scaled_
 
 
 class SGD(Optimizer):
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):
-        _check(lr >= 0.0, f"Invalid learning rate: {lr}")
+        _check_lr(lr)
         _check(momentum >= 0.0, f"Invalid momentum value: {momentum}")
         _check(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -14,6 +14,11 @@ class SGD(Optimizer):
                                       weight_decay=weight_decay, nesterov=nesterov,
                                       maximize=maximize, foreach=foreach,
                                       differentiable=differentiable, fused=fused))
+        _check_fused(fused, foreach, differentiable)
+
+    def _state_for(self, p, group):
+        # without momentum SGD keeps no state: PyTorch leaves self.state empty then
+        return self.state[p] if group["momentum"] != 0 else {}
 
     def _update(self, p, grad, state, group):
         wd, mom = group["weight_decay"], group["momentum"]

@@ -147,6 +147,12 @@ class _BackwardHook:
                 passed = tuple(self.grad_outputs[i] for i in self.output_tensors_index)
                 if self.input_tensors_index is None:
                     # no module input needs a gradient: the hook runs now with grad_input None
+                    import warnings
+                    warnings.warn("Full backward hook is firing when gradients are computed with "
+                                  "respect to module outputs since no inputs require gradients. "
+                                  "See https://docs.pytorch.org/docs/main/generated/torch.nn."
+                                  "Module.html#torch.nn.Module.register_full_backward_hook for "
+                                  "more details.", stacklevel=5)
                     grad_inputs = self._pack_with_none([], [], self.n_inputs)
                     for h in self.user_hooks:
                         r = h(self.module, grad_inputs, self.grad_outputs)
@@ -282,6 +288,19 @@ class Module:
                 raise AttributeError("`" + item + "` is not an nn.Module")
         return mod
 
+    def set_submodule(self, target, module, strict=False):
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        atoms = target.split(".")
+        if not isinstance(module, Module):
+            raise ValueError(f"`module` is not an nn.Module, found {type(module)}")
+        parent = self if len(atoms) == 1 else self.get_submodule(".".join(atoms[:-1]))
+        if strict and not hasattr(parent, atoms[-1]):
+            raise AttributeError(parent._get_name() + " has no attribute `" + atoms[-1] + "`")
+        if hasattr(parent, atoms[-1]) and not isinstance(getattr(parent, atoms[-1]), Module):
+            raise AttributeError("`" + atoms[-1] + "` is not an nn.Module")
+        setattr(parent, atoms[-1], module)
+
     def get_parameter(self, target):
         module_path, _, param_name = target.rpartition(".")
         mod = self.get_submodule(module_path)
@@ -391,6 +410,11 @@ class Module:
         keys = (dir(self.__class__) + list(self.__dict__.keys()) + list(self._parameters.keys()) +
                 list(self._modules.keys()) + list(self._buffers.keys()))
         return sorted(k for k in keys if not k[0].isdigit())
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_compiled_call_impl", None)      # a compiled call is not copied or pickled
+        return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -548,6 +572,12 @@ class Module:
     def cpu(self):
         return self._apply(lambda t: t.cpu())
 
+    def to_empty(self, *, device, recurse=True):
+        """Parameters and buffers replaced by uninitialized ones of the same shape and dtype
+        on `device` (Parameter objects kept, as _apply keeps them)."""
+        from ...creation import empty_like
+        return self._apply(lambda t: empty_like(t, device=device), recurse=recurse)
+
     def cuda(self, device=None):
         from runtime.device import canonical
         canonical("cuda" if device is None else device)
@@ -655,6 +685,29 @@ class Module:
         if not (self._backward_hooks or self._backward_pre_hooks or self._forward_hooks or
                 self._forward_pre_hooks):
             return self.forward(*args, **kwargs)
+        if not self._forward_hooks_always_called:
+            return self._call_hooked(args, kwargs, None)
+        called = set()
+        try:
+            return self._call_hooked(args, kwargs, called)
+        except Exception:
+            # forward hooks registered with always_call=True run even when the call failed
+            # (with result None); an error they raise is silenced, as in PyTorch
+            import warnings
+            for hook_id, hook in list(self._forward_hooks.items()):
+                if hook_id in self._forward_hooks_always_called and hook_id not in called:
+                    try:
+                        if hook_id in self._forward_hooks_with_kwargs:
+                            hook(self, args, kwargs, None)
+                        else:
+                            hook(self, args, None)
+                    except Exception as e:
+                        warnings.warn("module forward hook with ``always_call=True`` raised an "
+                                      "exception that was silenced as another error was raised "
+                                      f"in forward: {e}")
+            raise
+
+    def _call_hooked(self, args, kwargs, called):
         full_bw, legacy_bw = [], []
         bw_pre = list(self._backward_pre_hooks.values())
         if self._backward_hooks:
@@ -681,6 +734,8 @@ class Module:
             args = bw_hook.setup_input_hook(args)
         result = self.forward(*args, **kwargs)
         for hook_id, hook in list(self._forward_hooks.items()):
+            if called is not None and hook_id in self._forward_hooks_always_called:
+                called.add(hook_id)
             if hook_id in self._forward_hooks_with_kwargs:
                 r = hook(self, args, kwargs, result)
             else:
@@ -703,7 +758,16 @@ class Module:
         return result
 
     def __call__(self, *args, **kwargs):
+        compiled = self.__dict__.get("_compiled_call_impl")
+        if compiled is not None:
+            return compiled(*args, **kwargs)
         return self._call_impl(*args, **kwargs)
+
+    def compile(self, *args, **kwargs):
+        """In place: later calls go through torch.compile(self._call_impl, ...); the module,
+        its state_dict keys and its parameters stay as they are (PyTorch's Module.compile)."""
+        from ..._compile import compile as _compile
+        self._compiled_call_impl = _compile(self._call_impl, *args, **kwargs)
 
     # ---- state_dict ----------------------------------------------------------------------------
     def _has_extra_state(self):

@@ -51,6 +51,8 @@ class StackDataset(Dataset):
                              "``kwargs``) like input/output, but both types are given.")
         self._datasets = args or kwargs
         items = list(args) if args else list(kwargs.values())
+        if not items:
+            raise ValueError("At least one dataset should be passed")
         self._length = len(items[0])
         if any(self._length != len(d) for d in items):
             raise ValueError("Size mismatch between datasets")
