@@ -1,5 +1,7 @@
 """Bind the functional ops as Tensor methods and operators (x.add(y), x + y, x.add_(y), x[i]).
 Each op keeps its single definition in ops_*.py; this file only wires names."""
+import numpy as _np
+
 from compiler.ir.registry import REGISTRY
 from . import ops_math as M, ops_shape as S, ops_index as I, ops_linalg as L, ops_sort as O
 from . import creation as C
@@ -315,8 +317,14 @@ Tensor.resize_as_ = S.resize_as_
 
 def _binop(prim):
     p = P[prim]
+    defer = prim not in ("eq", "ne")
 
     def f(self, other):
+        if defer and isinstance(other, _np.ndarray):
+            # PyTorch's operators take no ndarray: NumPy's reflected operator computes it
+            # (t + a is np.add(t, a), wrapped back by Tensor.__array_wrap__; a + t and t < a
+            # are TypeErrors)
+            return NotImplemented
         o = M.as_tensor_arg(other)
         if not isinstance(o, (Tensor, bool, int, float, complex)):
             return NotImplemented
@@ -335,6 +343,9 @@ def _rbinop(prim):
     name = _RNAME.get(prim)
 
     def f(self, other):
+        if isinstance(other, _np.ndarray):
+            # (PyTorch's a / t is t.reciprocal() * a: NumPy's multiply, wrapped back)
+            return _np.multiply(M.reciprocal(self), other) if prim == "div" else NotImplemented
         o = M.as_tensor_arg(other)
         if not isinstance(o, (Tensor, bool, int, float, complex)):
             return NotImplemented
@@ -345,6 +356,8 @@ def _rbinop(prim):
 
 def _iop(method):
     def f(self, other):
+        if isinstance(other, _np.ndarray):     # t += a is t = t + a (see _binop)
+            return NotImplemented
         return getattr(self, method)(other)
     return f
 
@@ -366,10 +379,14 @@ for _op, _prim in (("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"), ("gt"
 
 
 def _pow(self, other):
+    if isinstance(other, _np.ndarray):
+        return NotImplemented
     return M.pow(self, other)
 
 
 def _rpow(self, other):
+    if isinstance(other, _np.ndarray):
+        return NotImplemented
     return M.pow(other, self)
 
 
@@ -388,8 +405,10 @@ def _invert(self):
 
 
 Tensor.__invert__ = _invert
-Tensor.__matmul__ = lambda self, other: L.matmul(self, other)
-Tensor.__rmatmul__ = lambda self, other: L.matmul(other, self)
+Tensor.__matmul__ = lambda self, other: NotImplemented if isinstance(other, _np.ndarray) \
+    else L.matmul(self, other)
+Tensor.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, _np.ndarray) \
+    else L.matmul(other, self)
 Tensor.__imatmul__ = lambda self, other: _assign(self, L.matmul(self, other), "matmul")
 Tensor.__hash__ = lambda self: id(self)
 

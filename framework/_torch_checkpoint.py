@@ -32,25 +32,29 @@ class _StorageType:
 
 
 def _tensor(storage, offset, size, stride, requires_grad):
-    """The tensor a rebuild call names: `size`/`stride` elements of `storage` from `offset`,
-    copied into memory of its own."""
+    """The tensor a rebuild call names: `size`/`stride` elements of `storage` from `offset`.
+    Tensors rebuilt from one storage are views of one base tensor (as torch.load: writes through
+    one show in the others, and strides and storage_offset() are those that were saved)."""
     from ._dispatch import wrap
-    arr, dtype = storage[:2]
+    arr, dtype, base = storage[0], storage[1], storage[3]
     n = 1
     for s in size:
         n *= s
     if n == 0:
-        a = np.zeros(tuple(size), arr.dtype)
-    else:
-        end = offset + 1 + sum((s - 1) * st for s, st in zip(size, stride))
-        if offset < 0 or end > arr.size or any(st < 0 for st in stride):
-            raise pickle.UnpicklingError(f"tensor of size {list(size)} and stride {list(stride)} "
-                                         f"at offset {offset} exceeds its storage of {arr.size} "
-                                         f"elements (corrupted checkpoint)")
-        a = np.lib.stride_tricks.as_strided(arr[offset:], tuple(size),
-                                            tuple(st * arr.itemsize for st in stride))
-        a = np.array(a, order="C")
+        return _grad(wrap(np.zeros(tuple(size), arr.dtype), dtype), requires_grad)
+    end = offset + 1 + sum((s - 1) * st for s, st in zip(size, stride))
+    if offset < 0 or end > arr.size or any(st < 0 for st in stride):
+        raise pickle.UnpicklingError(f"tensor of size {list(size)} and stride {list(stride)} "
+                                     f"at offset {offset} exceeds its storage of {arr.size} "
+                                     f"elements (corrupted checkpoint)")
+    a = np.lib.stride_tricks.as_strided(arr[offset:], tuple(size),
+                                        tuple(st * arr.itemsize for st in stride))
     t = wrap(a, dtype)
+    t._base = base
+    return _grad(t, requires_grad)
+
+
+def _grad(t, requires_grad):
     if requires_grad:
         t.requires_grad_(True)
     return t
@@ -72,11 +76,15 @@ def _allowed(map_location):
                        metadata=None):   # (torch._utils._rebuild_tensor_v2's arguments)
         return place(_tensor(storage, offset, size, stride, requires_grad), storage[2],
                      map_location)
+    import codecs
     a = {("collections", "OrderedDict"): collections.OrderedDict,
          ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
          ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
          ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-         ("torch", "Size"): torch.Size, ("torch", "device"): torch.device}
+         ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
+         ("collections", "Counter"): collections.Counter, ("_codecs", "encode"): codecs.encode}
+    for m in ("builtins", "__builtin__"):      # (protocol 2 names the builtins __builtin__)
+        a.update({(m, "complex"): complex, (m, "set"): set, (m, "bytearray"): bytearray})
     for k, d in _STORAGES.items():
         a["torch", k] = _StorageType(d)
     for d in dt.ALL:
@@ -104,7 +112,8 @@ class _Unpickler(pickle.Unpickler):
                 isinstance(pid[1], _StorageType)):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80} in a PyTorch "
                                          f"checkpoint")
-        return self.read_storage(pid[1].dtype, str(pid[2])) + (str(pid[3]),)
+        arr, dtype, base = self.read_storage(pid[1].dtype, str(pid[2]))
+        return arr, dtype, str(pid[3]), base
 
 
 def is_torch_zip(names):
@@ -135,8 +144,9 @@ def load(zf, pkl, name, map_location):
             if len(raw) % npd.itemsize:
                 raise RuntimeError(f"framework.load: {name}: storage record data/{key} holds "
                                    f"{len(raw)} bytes, not a whole number of {dtype} elements")
+            from ._dispatch import wrap
             arr = np.frombuffer(raw, npd).astype(np.dtype(dtype.np), copy=True)
-            storages[key] = (arr, dtype)
+            storages[key] = (arr, dtype, wrap(arr, dtype))
         return storages[key]
 
     try:

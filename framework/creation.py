@@ -1468,7 +1468,7 @@ def from_dlpack(ext_tensor):
 
 def _dlpack_(self, *, stream=None, max_version=None, dl_device=None, copy=None):
     if self.requires_grad:
-        raise RuntimeError("Can't export tensors that require gradient, use tensor.detach()")
+        raise BufferError("Can't export tensors that require gradient, use tensor.detach()")
     kw = {}
     if max_version is not None:
         kw["max_version"] = max_version

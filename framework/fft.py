@@ -272,8 +272,20 @@ def _freq_tensor(vals, dtype, device, requires_grad):
     return t
 
 
+def _freq_dtype(op, dtype):
+    """torch's checks: integer and bool dtypes refused; complex ones pass that check but the
+    CPU arange behind it has no complex kernel."""
+    d = dtype or dt.get_default_dtype()
+    if not (d.is_floating_point or d.is_complex):
+        raise RuntimeError(f"{op} requires a floating point or complex dtype")
+    if d.is_complex:
+        raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(d)}' ({op})")
+    return d
+
+
 def fftfreq(n, d=1.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     """Sample frequencies [0, 1, ..., n//2 - 1 (or (n-1)//2), -n//2, ..., -1] / (d n)."""
+    _freq_dtype("fftfreq", dtype)
     k = np.concatenate([np.arange(0, (n - 1) // 2 + 1), np.arange(-(n // 2), 0)])
     # torch computes arange in the output dtype, then divides by n * d
     dd = dtype or dt.get_default_dtype()
@@ -283,6 +295,7 @@ def fftfreq(n, d=1.0, *, out=None, dtype=None, layout=None, device=None, require
 
 
 def rfftfreq(n, d=1.0, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
+    _freq_dtype("rfftfreq", dtype)
     k = np.arange(0, n // 2 + 1)
     dd = dtype or dt.get_default_dtype()
     r = _freq_tensor(k.astype(dd.np) / np.asarray(n * d, dtype=dd.np) if dd.is_floating_point

@@ -159,11 +159,13 @@ def _special():
         erf=M.erf, erfinv=M.erfinv, expit=M.sigmoid, logit=M.logit, exp2=M.exp2,
         expm1=M.expm1, log1p=M.log1p, xlogy=M.xlogy, logsumexp=M.logsumexp,
         softmax=F.softmax, log_softmax=F.log_softmax, round=M.round,
-        entr=lambda x: M.where(x > 0, -x * M.log(x), M.where(x == 0, 0.0, float("-inf"))),
+        # NaN stays NaN (the last where passes x through)
+        entr=lambda x: M.where(x > 0, -x * M.log(x), M.where(x == 0, 0.0, M.where(
+            x < 0, float("-inf"), x))),
         gammaln=M.lgamma, digamma=M.digamma, psi=M.digamma, polygamma=M.polygamma,
         multigammaln=M.mvlgamma, i0=M.i0, i0e=M._i0e, i1=M._i1, i1e=M._i1e, erfcx=M._erfcx,
         ndtr=M._ndtr, ndtri=M._ndtri, log_ndtr=M._log_ndtr, xlog1py=M._xlog1py, sinc=M.sinc)
-    ns.erfc = lambda x: 1 - M.erf(x)
+    ns.erfc = M.erfc            # the primitive: no 1 - erf(x) cancellation (erfc(10) = 2.1e-45)
     for n in _SPECIAL_UNARY:
         setattr(ns, n, _special_unary(n))
     for n in _SPECIAL_BINARY:

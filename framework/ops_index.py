@@ -268,7 +268,12 @@ def setitem(x, idx, value):
         return
     steps, adv, bad_index = _plan(x._data.shape, idx, defer_bounds=True)
     tr = STATE.tracer
-    data = x._data if tr is None else np.broadcast_to(np.empty((), x._data.dtype), x._data.shape)
+    from .func.vmap import batched_level
+    # under vmap (x or the value batched) the write is computed functionally, then written
+    # into x's real tensor (func.vmap.write_back), as in-place ops are there
+    vm = batched_level(x) is not None or (isinstance(v, Tensor) and batched_level(v) is not None)
+    data = x._data if tr is None and not vm else \
+        np.broadcast_to(np.empty((), x._data.dtype), x._data.shape)
     view = _np_basic(data, steps)
     t = _np_adv(view, adv) if adv else None
     if adv:
@@ -307,7 +312,7 @@ def setitem(x, idx, value):
         raise bad_index
     empty = adv and 0 in target    # nothing is written (an out-of-range index is not read)
     needs = STATE.grad_enabled and (x.requires_grad or (isinstance(v, Tensor) and v.requires_grad))
-    if not needs and tr is None:
+    if not needs and tr is None and not vm:
         src = v._data if isinstance(v, Tensor) else v
         if empty:
             pass
@@ -322,8 +327,12 @@ def setitem(x, idx, value):
     # functional form: flat positions of the indexed elements, then one index_put on x's copy
     pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)
     pos = np.empty(target, np.int64) if empty else np.asarray(pos[t] if adv else pos, order="C")
-    flat = apply(P["reshape"], x._snapshot() if tr is None else tr.snapshot(x),
-                 shape=(x._data.size,))
+    if vm:
+        from .func.vmap import snapshot
+        base = snapshot(x)
+    else:
+        base = x._snapshot() if tr is None else tr.snapshot(x)
+    flat = apply(P["reshape"], base, shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
         v = apply(P["cast"], v, dtype=x._dtype)
     pidx = wrap(pos, dt.int64)
@@ -331,6 +340,10 @@ def setitem(x, idx, value):
         pidx = pidx.to(x._device)
     newflat = apply(P["index_put"], flat, v, pidx, pos=(0,), accumulate=False)
     r = apply(P["reshape"], newflat, shape=x._data.shape)
+    if vm:
+        from .func.vmap import write_back
+        write_back(x, r)
+        return
     if tr is not None:
         tr.assign(x, r)
         if needs:
@@ -597,7 +610,9 @@ def nonzero(input, *, as_tuple=False):
 
 
 def argwhere(input):
-    return nonzero(input)
+    from .func.batching import allow_dynamic
+    with allow_dynamic():
+        return nonzero(input)
 
 
 def index_put(input, indices, values, accumulate=False):
@@ -823,6 +838,16 @@ def nonzero_static(input, *, size, fill_value=-1):
     from ._dispatch import wrap_like
     from .ops_math import _t
     input = _t(input)
+    from .func.vmap import batched_level
+    lv = batched_level(input)
+    if lv is not None:
+        # under vmap: per sample on the real tensor (a static shape, so the results stack)
+        from .func import _batched
+        real, bd = _batched.unwrap(input, lv)
+        rows = [nonzero_static(real.select(bd, b), size=size, fill_value=fill_value)
+                for b in range(real.shape[bd])]
+        from .ops_shape import stack
+        return _batched.make(stack(rows), 0, lv)
     idx = np.argwhere(np.asarray(input.numpy(force=True)) != 0).astype(np.int64)
     nd = input.ndim
     out = np.full((size, nd), int(fill_value), np.int64)

@@ -20,6 +20,8 @@ def as_tensor_arg(x):
     """Operands: tensors stay, Python numbers stay scalars, NumPy/lists become tensors."""
     if isinstance(x, Tensor) or isinstance(x, (bool, int, float, complex)):
         return x
+    if isinstance(x, np.bool_):
+        return float(x)      # (PyTorch reads a NumPy bool as a float: int_t + np.True_ is float)
     if isinstance(x, np.generic):
         return x.item()
     from .creation import tensor
@@ -741,7 +743,19 @@ def xlogy(input, other, *, out=None):
         return write_out(prod if a != 0 else
                          apply(P["where"], zero, math.nan, apply(P["mul"], prod, 0)), out)
     keep = apply(P["ne"], a, 0) if zero is False else apply(P["logical_or"], apply(P["ne"], a, 0), zero)
-    return write_out(apply(P["where"], keep, prod, 0.0), out)
+    return write_out(_x_log_at_zero(a, lb, keep), out)
+
+
+def _x_log_at_zero(a, lb, keep):
+    """where(keep, x * l, 0) with PyTorch's gradient: d/dx is l (log(y) or log1p(y)) also where
+    x == 0, masked to 0 only where l is not finite (torch: xlogy(grad, y).masked_fill(...)). The
+    x == 0 branch is x * l (l's infinities zeroed) + 0.0, whose value is +0."""
+    if isinstance(lb, Tensor):
+        lb = apply(P["where"], apply(P["logical_or"], keep, apply(P["isfinite"], lb)), lb, 0.0)
+    elif not math.isfinite(lb):
+        lb = apply(P["where"], keep, lb, 0.0)
+    prod = apply(P["mul"], a, lb)
+    return apply(P["where"], keep, prod, apply(P["add"], prod, 0.0))
 
 
 def logit(input, eps=None):
@@ -782,6 +796,8 @@ def rad2deg(input):
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = _t(input), as_tensor_arg(other)
+    if isinstance(b, Tensor) and b._dtype is not a._dtype:     # torch: no promotion here
+        raise RuntimeError(f"{dt.tname(a._dtype)} did not match {dt.tname(b._dtype)}")
     if a._dtype is dt.bool_ and (not isinstance(b, Tensor) or b._dtype is dt.bool_):
         return eq(a, b)               # no distance between bools: close means equal
     diff = abs(sub(a, b))
@@ -1073,11 +1089,59 @@ def _log_ndtr(input, *, out=None):
     return write_out(apply(P["where"], apply(P["lt"], x, -1.0), low, high), out)
 
 
+# Cephes ndtri (PyTorch's calc_ndtri): a rational function of p - 1/2 in the middle, of
+# 1/sqrt(-2 log p) in the tails (two fits, split at z = 8). sqrt(2) erfinv(2p - 1) would lose
+# the tail to the rounding of 2p - 1 (-inf at p = 1e-10 in float32, at 1e-300 in float64).
+_NDTRI_P0 = (-5.99633501014107895267E1, 9.80010754185999661536E1, -5.66762857469070293439E1,
+             1.39312609387279679503E1, -1.23916583867381258016E0)
+_NDTRI_Q0 = (1.0, 1.95448858338141759834E0, 4.67627912898881538453E0, 8.63602421390890590575E1,
+             -2.25462687854119370527E2, 2.00260212380060660359E2, -8.20372256168333339912E1,
+             1.59056225126211695515E1, -1.18331621121330003142E0)
+_NDTRI_P1 = (4.05544892305962419923E0, 3.15251094599893866154E1, 5.71628192246421288162E1,
+             4.40805073893200834700E1, 1.46849561928858024014E1, 2.18663306850790267539E0,
+             -1.40256079171354495875E-1, -3.50424626827848203418E-2, -8.57456785154685413611E-4)
+_NDTRI_Q1 = (1.0, 1.57799883256466749731E1, 4.53907635128879210584E1, 4.13172038254672030440E1,
+             1.50425385692907503408E1, 2.50464946208309415979E0, -1.42182922854787788574E-1,
+             -3.80806407691578277194E-2, -9.33259480895457427372E-4)
+_NDTRI_P2 = (3.23774891776946035970E0, 6.91522889068984211695E0, 3.93881025292474443415E0,
+             1.33303460815807542389E0, 2.01485389549179081538E-1, 1.23716634817820021358E-2,
+             3.01581553508235416007E-4, 2.65806974686737550832E-6, 6.23974539184983293730E-9)
+_NDTRI_Q2 = (1.0, 6.02427039364742014255E0, 3.67983563856160859403E0, 1.37702099489081330271E0,
+             2.16236993594496635890E-1, 1.34204006088543189037E-2, 3.28014464682127739104E-4,
+             2.89247864745380683936E-6, 6.79019408009981274425E-9)
+_EXP_M2 = 0.13533528323661269189        # exp(-2)
+
+
+def _polevl(x, coeffs):
+    r = apply(P["add"], apply(P["mul"], x, coeffs[0]), coeffs[1])
+    for c in coeffs[2:]:
+        r = apply(P["add"], apply(P["mul"], r, x), c)
+    return r
+
+
 def _ndtri(input, *, out=None):
-    """Inverse of ndtr: sqrt(2) erfinv(2p - 1)."""
-    x = _float(input)
-    return write_out(apply(P["mul"], apply(P["erfinv"], apply(P["sub"], apply(P["mul"], x, 2), 1)),
-                           math.sqrt(2.0)), out)
+    """Inverse of ndtr, Cephes' algorithm as PyTorch runs it (see _NDTRI_P0)."""
+    y0 = _float(input)
+    upper = apply(P["gt"], y0, 1 - _EXP_M2)
+    y = apply(P["where"], upper, apply(P["sub"], 1, y0), y0)
+    mid = apply(P["gt"], y, _EXP_M2)
+    ym = apply(P["sub"], apply(P["where"], mid, y, 0.5), 0.5)
+    y2 = apply(P["mul"], ym, ym)
+    rat = apply(P["div"], apply(P["mul"], y2, _polevl(y2, _NDTRI_P0)), _polevl(y2, _NDTRI_Q0))
+    xm = apply(P["mul"], apply(P["add"], ym, apply(P["mul"], ym, rat)), math.sqrt(2 * math.pi))
+    # tails (the middle's entries get a harmless 0.5 here)
+    t = apply(P["sqrt"], apply(P["mul"], apply(P["log"], apply(P["where"], mid, 0.5, y)), -2.0))
+    x0 = apply(P["sub"], t, apply(P["div"], apply(P["log"], t), t))
+    z = apply(P["div"], 1, t)
+    near = apply(P["div"], apply(P["mul"], z, _polevl(z, _NDTRI_P1)), _polevl(z, _NDTRI_Q1))
+    far = apply(P["div"], apply(P["mul"], z, _polevl(z, _NDTRI_P2)), _polevl(z, _NDTRI_Q2))
+    xt = apply(P["sub"], x0, apply(P["where"], apply(P["lt"], t, 8.0), near, far))
+    xt = apply(P["where"], upper, xt, apply(P["neg"], xt))
+    r = apply(P["where"], mid, xm, xt)
+    r = apply(P["where"], apply(P["eq"], y0, 0), -math.inf, r)
+    r = apply(P["where"], apply(P["eq"], y0, 1), math.inf, r)
+    bad = apply(P["logical_or"], apply(P["lt"], y0, 0), apply(P["gt"], y0, 1))
+    return write_out(apply(P["where"], bad, math.nan, r), out)
 
 
 def _xlog1py(input, other, *, out=None):
@@ -1098,7 +1162,7 @@ def _xlog1py(input, other, *, out=None):
         return write_out(r, out)
     keep = apply(P["ne"], a, 0) if zero is False else \
         apply(P["logical_or"], apply(P["ne"], a, 0), zero)
-    return write_out(apply(P["where"], keep, prod, 0.0), out)
+    return write_out(_x_log_at_zero(a, lb, keep), out)
 
 
 def sinc(input, *, out=None):

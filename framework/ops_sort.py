@@ -78,9 +78,30 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
     return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
 
 
+def _median_pos_ops(input, d, ignore_nan):
+    """_median_pos from recorded ops only (no value read): for a tensor batched by vmap."""
+    from . import ops_math as M
+    n = input._data.shape[d]
+    order = apply(P["argsort"], input, dim=d, descending=False, stable=True)
+    if input._dtype.is_floating_point:
+        nans = M.sum(M.isnan(input), d, keepdim=True)
+    else:
+        nans = M.mul(M.sum(M.isnan(input), d, keepdim=True), 0)
+    m = M.sub(n, nans)
+    if ignore_nan:
+        k = M.where(M.gt(m, 0), M.floor_divide(M.sub(m, 1), 2), n // 2)
+    else:
+        k = M.where(M.gt(nans, 0), m, (n - 1) // 2)
+    from .ops_index import gather
+    return gather(order, d, k)
+
+
 def _median_pos(input, d, ignore_nan):
     """Index (keepdim layout along d) of the lower median of each row: NaN propagates (first
     NaN in the row) unless ignore_nan, where the median is taken over the non-NaN values."""
+    from .func.vmap import batched_level
+    if batched_level(input) is not None:
+        return _median_pos_ops(input, d, ignore_nan)
     n = input._data.shape[d]
     # the position is computed in NumPy from the values (under compile() a value read: the
     # sorted order is materialised, or the trace is specialised to a concrete input's values)
@@ -110,6 +131,10 @@ def _median(input, dim, keepdim, ignore_nan, name):
             if input._dtype.category < 2:
                 raise RuntimeError(f"{name}() input tensor cannot be empty")
             return wrap(np.asarray(np.nan, input._dtype.np), input._dtype)
+        from .func.vmap import batched_level
+        if batched_level(flat) is not None:        # under vmap: no value read
+            v, _ = _select_along(flat, _median_pos(flat, 0, ignore_nan), 0, False)
+            return rename(v, "NanmedianBackward0" if ignore_nan else "MedianBackward0")
         k = int(_median_pos(flat, 0, ignore_nan)._data[0])
         r = S.select(flat, 0, k)
         a = values(flat)

@@ -30,7 +30,7 @@ from runtime.device import Device, canonical
 from .tensor import Tensor, Size
 
 FORMAT = "kiln-checkpoint"
-VERSION = 1
+VERSION = 2             # 2: tensor records that view a storage (shared memory, strides)
 _HEADER = "kiln.json"
 _PICKLE = "pickle.bin"
 
@@ -51,17 +51,55 @@ def _le_bytes(arr):
 class _Encoder:
     def __init__(self):
         self.blobs = []          # raw bytes per data/<i>
-        self.seen = {}           # id(tensor) -> index: one copy for a tensor saved twice
+        self.seen = {}           # id(tensor) -> its record: one copy for a tensor saved twice
+        self.storage = {}        # id(root tensor) -> data/<i> holding the root's memory
+        self.keep = []           # (the tensors whose ids are keys above stay alive)
+        self.views = 0           # records that are views of a storage (format version 2)
 
     def tensor(self, t):
         key = id(t)
         if key not in self.seen:
-            self.seen[key] = len(self.blobs)
-            self.blobs.append(_le_bytes(t._data))
+            self.keep.append(t)
+            self.seen[key] = self._record(t)
         from .nn.parameter import Parameter
-        return {"$tensor": self.seen[key], "dtype": t.dtype.name, "shape": list(t.shape),
-                "requires_grad": bool(t.requires_grad),
-                "param": isinstance(t, Parameter), "device": str(t.device)}
+        return dict(self.seen[key], dtype=t.dtype.name, shape=list(t.shape),
+                    requires_grad=bool(t.requires_grad), param=isinstance(t, Parameter),
+                    device=str(t.device))
+
+    def _record(self, t):
+        """A plain record (data/<i> = t's values, C order), or for a view of another tensor's
+        memory or a strided tensor, a view record {storage, offset, stride} so that tensors
+        sharing memory share it again after load (as torch.save/torch.load)."""
+        a = t._data
+        root = t._base if t._base is not None else t
+        plain = t._base is None and (not isinstance(a, np.ndarray) or a.flags.c_contiguous)
+        if plain and id(t) not in self.storage:
+            self.storage[id(t)] = len(self.blobs)
+            self.blobs.append(_le_bytes(a))
+            return {"$tensor": self.storage[id(t)]}
+        span = _span(a)
+        r = root._data
+        if span is None:                         # (negative strides, device memory): a copy
+            from .tensor import _host
+            return {"$tensor": self._blob(np.ascontiguousarray(
+                a if isinstance(a, np.ndarray) else _host(a)))}
+        if (root is t or not isinstance(r, np.ndarray) or not r.flags.c_contiguous or
+                r.dtype != a.dtype or not (_ptr(r) <= _ptr(a) and
+                                           _ptr(a) + span * a.itemsize <= _ptr(r) + r.nbytes)):
+            root, r = t, np.lib.stride_tricks.as_strided(a, (span,), (a.itemsize,))
+            if a.size == 0:
+                r = np.zeros(0, a.dtype)
+        if id(root) not in self.storage:
+            self.keep.append(root)
+            self.storage[id(root)] = self._blob(r)
+        self.views += 1
+        return {"$tensor": f"v{self.views}", "storage": self.storage[id(root)],
+                "offset": (_ptr(a) - _ptr(r)) // a.itemsize if a.size else 0,
+                "stride": [s // a.itemsize for s in a.strides]}
+
+    def _blob(self, a):
+        self.blobs.append(_le_bytes(a))
+        return len(self.blobs) - 1
 
     def enc(self, o):
         if o is None or isinstance(o, (bool, str)):
@@ -105,6 +143,20 @@ class _Encoder:
         raise _Unsupported(type(o).__name__)
 
 
+def _ptr(a):
+    return a.__array_interface__["data"][0]
+
+
+def _span(a):
+    """Elements of memory an ndarray's view covers from its first element (None when a stride
+    is negative or not whole elements, or a is not a NumPy array)."""
+    if not isinstance(a, np.ndarray) or any(s < 0 or s % a.itemsize for s in a.strides):
+        return None
+    if a.size == 0:
+        return 0
+    return 1 + sum((n - 1) * s // a.itemsize for n, s in zip(a.shape, a.strides))
+
+
 # ---- decoding --------------------------------------------------------------------------------
 
 def place(t, saved, ml):
@@ -123,6 +175,7 @@ class _Decoder:
     def __init__(self, zf, name, map_location):
         self.zf, self.name, self.map_location = zf, name, map_location
         self.cache = {}
+        self.storages = {}       # data/<i> -> (flat array, cpu tensor its views are views of)
 
     def fail(self, msg):
         raise RuntimeError(f"framework.load: {self.name}: {msg}")
@@ -158,14 +211,44 @@ class _Decoder:
         except KeyError:
             self.fail(f"unknown dtype {d.get('dtype')!r}")
         from ._dispatch import wrap
-        t = place(wrap(self._array(key, dtype.np, d["shape"]), dtype), d.get("device", "cpu"),
-                  self.map_location)
+        if "storage" in d:
+            t = self._view(d, dtype)
+        else:
+            t = wrap(self._array(key, dtype.np, d["shape"]), dtype)
+            self.storages.setdefault(key, (t._data.reshape(-1), t))
+        t = place(t, d.get("device", "cpu"), self.map_location)
         if d.get("param"):
             from .nn.parameter import Parameter
             t = Parameter(t, requires_grad=bool(d.get("requires_grad")))
         elif d.get("requires_grad"):
             t.requires_grad_(True)
         self.cache[key] = t
+        return t
+
+    def _view(self, d, dtype):
+        from ._dispatch import wrap
+        j, off, stride, shape = d["storage"], d.get("offset"), d.get("stride"), d["shape"]
+        if j not in self.storages:
+            try:
+                n = self.zf.getinfo(f"data/{j}").file_size // dtype.itemsize
+            except KeyError:
+                self.fail(f"missing tensor data record data/{j} (file truncated or corrupted)")
+            base = wrap(self._array(j, dtype.np, [n]), dtype)
+            self.storages[j] = (base._data, base)
+        flat, base = self.storages[j]
+        if flat.dtype != dtype.np:
+            self.fail(f"tensor record of dtype {dtype} views storage data/{j} of another dtype")
+        if not (isinstance(off, int) and isinstance(stride, list) and len(stride) == len(shape)
+                and all(isinstance(v, int) and v >= 0 for v in stride + shape) and off >= 0):
+            self.fail(f"bad view record {d!r:.120}")
+        if 0 in shape:
+            return wrap(np.zeros(shape, flat.dtype), dtype)
+        if off + 1 + sum((n - 1) * s for n, s in zip(shape, stride)) > flat.size:
+            self.fail(f"view of shape {shape} and stride {stride} at offset {off} exceeds its "
+                      f"storage data/{j} of {flat.size} elements")
+        t = wrap(np.lib.stride_tricks.as_strided(flat[off:], shape,
+                                                 [s * flat.itemsize for s in stride]), dtype)
+        t._base = base
         return t
 
     def dec(self, o):
@@ -231,11 +314,13 @@ def _name(f):
 
 def _build_archive(obj, pickle_protocol):
     enc = _Encoder()
-    header = {"format": FORMAT, "version": VERSION, "byteorder": "little"}
+    header = {"format": FORMAT, "version": 1, "byteorder": "little"}
     buf = io.BytesIO()
     try:
         header["root"] = enc.enc(obj)
         pickled = None
+        if enc.views:                  # view records: readers older than version 2 refuse it
+            header["version"] = VERSION
     except _Unsupported as e:
         warnings.warn(f"framework.save: {e} objects cannot be stored in the safe format; "
                       "pickling the object instead. Loading it will need weights_only=False, "
@@ -276,9 +361,10 @@ def save(obj, f, pickle_module=None, pickle_protocol=2, _use_new_zipfile_seriali
                 os.unlink(tmp)
             raise
     else:
-        if not hasattr(f, "write"):
-            raise TypeError(f"framework.save: expected a path or a writable file object, got "
-                            f"{type(f).__name__}")
+        if not hasattr(f, "write"):       # (PyTorch's class for it)
+            raise AttributeError(f"framework.save: expected 'f' to be string, path, or a "
+                                 f"file-like object with a 'write' attribute, got "
+                                 f"{type(f).__name__}")
         f.write(data)
         if hasattr(f, "flush"):
             f.flush()
@@ -291,9 +377,9 @@ def _read_all(f, name):
                 return fh.read()
         except FileNotFoundError:
             raise FileNotFoundError(f"[Errno 2] No such file or directory: '{name}'") from None
-    if not hasattr(f, "read"):
-        raise TypeError(f"framework.load: expected a path or a readable file object, got "
-                        f"{type(f).__name__}")
+    if not hasattr(f, "read"):           # (PyTorch's class for it)
+        raise AttributeError(f"framework.load: expected 'f' to be string, path, or a "
+                             f"file-like object with a 'read' attribute, got {type(f).__name__}")
     return f.read()
 
 

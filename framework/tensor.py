@@ -337,10 +337,33 @@ class Tensor:
         return a.tolist()
 
     def __array__(self, dtype=None, copy=None):
+        # np.asarray(t) is t.numpy() (shares memory, refuses a tensor that requires grad);
+        # dtype= converts only when it differs; np.array(t) (copy=True) copies. As PyTorch's
+        # __array__ (which takes no copy argument), copy=False is refused by NumPy's rule.
         if _dispatch.STATE.tracer is not None:
             _dispatch.STATE.tracer.read_value(self)
-        a = self._data if self._device is cpu else _host(self._data)
-        return a if dtype is None else a.astype(dtype)
+        if copy is False:
+            raise ValueError("Unable to avoid copy while creating an array as requested.\nIf "
+                             "using `np.array(obj, copy=False)` replace it with "
+                             "`np.asarray(obj)` to allow a copy when needed (no behavior change "
+                             "in NumPy 1.x).")
+        if self._device is cpu:
+            if self.requires_grad:
+                raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
+                                   "tensor.detach().numpy() instead.")
+            a = self._data if isinstance(self._data, np.ndarray) else np.asarray(self._data)
+        else:
+            a = _host(self._data)
+        r = a if dtype is None else a.astype(dtype, copy=False)
+        return r.copy() if copy and r is a and self._device is cpu else r   # (_host copied)
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        # a NumPy ufunc applied to a tensor (np.exp(t), np.add(t, a)) gives a tensor over the
+        # result, as PyTorch: a bool result as uint8, a 0-d result as a 0-d tensor
+        if array.dtype == np.bool_:
+            array = array.astype(np.uint8)
+        from .creation import from_numpy
+        return from_numpy(np.asarray(array))
 
     def __len__(self):
         if self._data.ndim == 0:
@@ -421,7 +444,11 @@ class Tensor:
         t = type(self).__new__(type(self))
         t.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("_data", "_base",
                                                                             "_grad", "_vcount")})
-        t._data = self._data.copy(order="K")     # (a dense layout keeps its strides)
+        t._data = _deepcopy_view(self, memo)
+        if t._data is None:
+            t._data = self._data.copy(order="K")     # (a dense layout keeps its strides)
+        else:
+            t._base = memo[id(self._base)]
         t._dtype = self._dtype
         if self._grad is not None:
             import copy
@@ -573,6 +600,26 @@ class Tensor:
     @property
     def output_nr(self):
         return self._oi
+
+
+def _deepcopy_view(t, memo):
+    """deepcopy of a view of a leaf tensor's memory: the same view of the deep copy of that
+    tensor (as PyTorch deep-copies storages once: views copied together share again), or None."""
+    base, a = t._base, t._data
+    if base is None or base._node is not None or not isinstance(a, np.ndarray) or \
+            not isinstance(base._data, np.ndarray) or not base._data.flags.c_contiguous or \
+            a.dtype != base._data.dtype or any(s < 0 for s in a.strides) or a.size == 0:
+        return None
+    off = _ptr(a) - _ptr(base._data)
+    end = off + sum((n - 1) * s for n, s in zip(a.shape, a.strides)) + a.itemsize
+    if off < 0 or off % a.itemsize or end > base._data.nbytes:
+        return None
+    import copy
+    nb = copy.deepcopy(base, memo)
+    if not isinstance(nb._data, np.ndarray) or not nb._data.flags.c_contiguous:
+        return None
+    return np.lib.stride_tricks.as_strided(nb._data.reshape(-1)[off // a.itemsize:], a.shape,
+                                           a.strides)
 
 
 def _ptr(a):

@@ -38,7 +38,7 @@ def to_np(t):
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, check_dtype=None):
     """actual: Kiln tensor; expected: array-like (float64 reference)."""
     a = to_np(actual)
-    e = np.asarray(expected)
+    e = to_np(expected)     # (np.asarray refuses a tensor that requires grad, as in PyTorch)
     assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
     if check_dtype is not None:
         assert actual.dtype == check_dtype, f"dtype {actual.dtype} != {check_dtype}"

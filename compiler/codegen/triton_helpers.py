@@ -445,8 +445,10 @@ def kiln_polygamma(x, n: tl.constexpr):
         # poles at 0 and the negative integers: the sign of the dominant 1/x^s term near 0
         pole = (x == 0.0) | (neg & (p == 0.0))
         r = tl.where(pole, sign * float("inf"), r)
-        r = tl.where(x == float("inf"), 0.0, r)
-        return tl.where(x == -float("inf"), sign * float("inf"), r)
+        # at the infinities PyTorch gives trigamma (n = 1) 0 and nan, the others nan and
+        # the sign of the pole series
+        r = tl.where(x == float("inf"), 0.0 if n == 1 else float("nan"), r)
+        return tl.where(x == -float("inf"), float("nan") if n == 1 else sign * float("inf"), r)
 ''',
     "kiln_erfinv": f'''
 @triton.jit
@@ -479,8 +481,8 @@ def kiln_i0e(x):
 def kiln_i0(x):
     a = tl.abs(x)
     e = tl.exp(0.5 * a)          # exp(a) in two halves: no early overflow near |x| = 709
-    r = e * kiln_i0e(x) * e
-    return tl.where(a == float("inf"), a, r)
+    # (at +-inf: inf * 0 = nan, as PyTorch's i0 gives)
+    return e * kiln_i0e(x) * e
 ''',
     "kiln_i1e": '''
 @triton.jit
@@ -500,8 +502,7 @@ def kiln_i1e(x):
 def kiln_i1(x):
     a = tl.abs(x)
     e = tl.exp(0.5 * a)
-    r = e * kiln_i1e(x) * e
-    return tl.where(a == float("inf"), x, r)
+    return e * kiln_i1e(x) * e        # (nan at +-inf, as PyTorch's i1)
 ''',
     "kiln_chb_i0a": _chbevl("kiln_chb_i0a", _I0_A),
     "kiln_chb_i0b": _chbevl("kiln_chb_i0b", _I0_B),

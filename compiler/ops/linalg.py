@@ -5,6 +5,7 @@ import numpy as np
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, broadcast_shapes
 from .vjp_util import sum_to, wants
+from .pointwise import holomorphic
 
 
 def _mT(b, x):
@@ -31,6 +32,12 @@ def _matmul_meta(a, c):
 
 
 def _matmul_np(out, a, c):
+    if out.dtype in (dt.float16, dt.bfloat16):
+        # as torch's CPU kernels: accumulate in float32 and round once to the result dtype
+        # (NumPy's bfloat16 matmul answers float32 unrounded, its float16 one accumulates in
+        # float16)
+        r = np.matmul(a.astype(np.float32), c.astype(np.float32))
+        return r.astype(out.dtype.np)
     return np.matmul(a, c)
 
 
@@ -39,7 +46,9 @@ def _vjp_matmul(b, g, a, c, out=None):
             sum_to(b, b.matmul(_mT(b, a), g), c.shape) if wants(b, 1) else None)
 
 
-register(Prim("matmul", "matmul", _matmul_meta, _matmul_np, _vjp_matmul, grad_name="MmBackward0"))
+# complex operands: .grad = g @ c^H, a^H @ g (PyTorch's convention; matmul is holomorphic)
+register(Prim("matmul", "matmul", _matmul_meta, _matmul_np, holomorphic(_vjp_matmul),
+              grad_name="MmBackward0"))
 
 
 # einsum ---------------------------------------------------------------------------------------
@@ -155,7 +164,7 @@ def _vjp_einsum(b, g, *xs, out=None, equation=None):
     return tuple(res)
 
 
-register(Prim("einsum", "extern", _einsum_meta, None, _vjp_einsum, xp=_einsum_xp))
+register(Prim("einsum", "extern", _einsum_meta, None, holomorphic(_vjp_einsum), xp=_einsum_xp))
 
 
 # linalg externs -----------------------------------------------------------------------------------

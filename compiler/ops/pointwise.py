@@ -340,7 +340,11 @@ def _sgn_np(x):
         return _sign_np(x)
     a = np.abs(x)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(a == 0, 0, x / np.where(a == 0, 1, a)).astype(x.dtype)
+        # each part over |x| (torch's complex / real): sgn(inf j) = 0+nanj, not nan+nanj
+        d = np.where(a == 0, 1, a)
+        q = np.empty_like(x)
+        q.real, q.imag = x.real / d, x.imag / d
+        return np.where(a == 0, 0, q).astype(x.dtype)
 
 
 def _vjp_sgn(b, g, x, out):
@@ -414,6 +418,9 @@ unary("tanh", np.tanh, _FLOAT_ONLY,
 
 def _sigmoid_np(x):
     # stable: exp of a non-positive number only
+    if np.iscomplexobj(x):      # |x| is the modulus there: torch's 1 / (1 + exp(-x))
+        with np.errstate(all="ignore"):
+            return (1 / (1 + np.exp(-x))).astype(x.dtype)
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
 
@@ -463,7 +470,8 @@ unary("floor", np.floor, _NOBOOL, _zero_grad, "tl.floor({0})", saves=())
 unary("ceil", np.ceil, _NOBOOL, _zero_grad, "tl.ceil({0})", saves=())
 unary("trunc", np.trunc, _NOBOOL, _zero_grad, "tl.where({0} < 0, tl.ceil({0}), tl.floor({0}))", saves=())
 unary("round", np.round, _NOBOOL, _zero_grad, "kiln_round({0})", saves=())   # half to even, like torch
-unary("reciprocal", lambda x: np.reciprocal(x), _FLOAT_ONLY,
+# complex: 1 / x (torch's value at 0 and infinities: 1 / 0j = inf+nanj; np.reciprocal: nan+nanj)
+unary("reciprocal", lambda x: 1 / x if np.iscomplexobj(x) else np.reciprocal(x), _FLOAT_ONLY,
       lambda b, g, x, out: (b.neg(b.mul(g, b.mul(out, out))),), "(1.0 / {0})",
       saves=(), saves_output=True)
 unary("logical_not", np.logical_not, _BOOL, None, "({0} == 0)", differentiable=False)
@@ -579,10 +587,21 @@ def _remainder_np(a, b):
 binary("remainder", _remainder_np, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
        int_divisor=True)
 binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True)  # Triton %: C fmod
+# (2 and 3 are left to np.power, which already agrees with torch's products there)
+_CPOW_SPECIAL = {0.5: np.sqrt, -0.5: lambda x: 1.0 / np.sqrt(x), -1.0: lambda x: 1.0 / x,
+                 -2.0: lambda x: 1.0 / (x * x)}
+
+
 def _pow_np(a, b):
     """np.power, with PyTorch's integer x ** -n (1 for x = 1, +-1 for x = -1, else 0; NumPy
     raises ValueError), as kiln_pow computes it in kernels."""
     bb = np.asarray(b)
+    if np.iscomplexobj(a) and isinstance(b, (int, float, complex)) and b.imag == 0 and \
+            float(b.real) in _CPOW_SPECIAL:       # a Python scalar exponent (torch: not a tensor)
+        # PyTorch's complex x ** scalar runs these exponents as sqrt / products / reciprocals,
+        # which differ from exp(b log x) at infinities: inf ** 0.5 = inf+0j, not inf+nanj
+        with np.errstate(all="ignore"):
+            return _CPOW_SPECIAL[float(b.real)](a)
     if bb.dtype.kind != "i" or np.asarray(a).dtype.kind not in "iub" or not (bb < 0).any():
         return np.power(a, b)
     neg = bb < 0
@@ -603,7 +622,10 @@ binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
 unary("asinh", np.arcsinh, _FLOAT_ONLY,
       lambda b, g, x, out=None: (b.mul(g, b.rsqrt(b.add(b.mul(x, x), 1))),), "kiln_asinh({0})")
 unary("acosh", np.arccosh, _FLOAT_ONLY,
-      lambda b, g, x, out=None: (b.mul(g, b.rsqrt(b.sub(b.mul(x, x), 1))),), "kiln_acosh({0})")
+      # 1 / (sqrt(x - 1) sqrt(x + 1)), not rsqrt(x^2 - 1): the same for real x >= 1 (and no
+      # x^2 overflow), the true derivative off the real axis (torch's, e.g. at -0.5+0.3j)
+      lambda b, g, x, out=None: (b.mul(g, b.mul(b.rsqrt(b.sub(x, 1)), b.rsqrt(b.add(x, 1)))),),
+      "kiln_acosh({0})")
 unary("atanh", np.arctanh, _FLOAT_ONLY,
       lambda b, g, x, out=None: (b.div(g, b.sub(1, b.mul(x, x))),), "kiln_atanh({0})")
 

@@ -5,6 +5,7 @@ import numpy as np
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, norm_dims, norm_dim
 from .vjp_util import unreduce
+from .pointwise import holomorphic
 
 
 def _red_shape(op, x, dims, keepdim):
@@ -81,7 +82,8 @@ def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
     return (b.mul(gk, others),)
 
 
-register(Prim("prod", "reduction", _sum_meta, _np_red(np.multiply.reduce), _vjp_prod, saves_output=True,
+register(Prim("prod", "reduction", _sum_meta, _np_red(np.multiply.reduce), holomorphic(_vjp_prod),
+              saves_output=True,
               grad_name="ProdBackward1"))
 
 
@@ -250,7 +252,8 @@ def _cumprod_zero_grad(b, g, x, dim):
 
 register(Prim("cumsum", "scan", _scan_meta("cumsum"), None, _vjp_cumsum, saves=(),
               xp=_xp_scan("cumsum")))
-register(Prim("cumprod", "scan", _scan_meta("cumprod"), None, _vjp_cumprod, saves_output=True,
+register(Prim("cumprod", "scan", _scan_meta("cumprod"), None, holomorphic(_vjp_cumprod),
+              saves_output=True,
               xp=_xp_scan("cumprod")))
 
 

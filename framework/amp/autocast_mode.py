@@ -286,11 +286,24 @@ def _run(fn, name, entry, args, kw, st):
         to = st.dtype[devtype]
     elif kind == "fp32" or (kind == "fp32_opt" and kw.get("dtype") is None):
         to = dt.float32
+    elif kind == "fp32_pad":
+        mode = kw.get("mode", args[2] if len(args) > 2 else "constant")
+        to = dt.float32 if mode in ("reflect", "replicate") else None
     elif kind == "promote":
+        # torch's at::autocast::prioritize: float32 wins over the autocast dtype, float64
+        # operands are ignored (and left as they are), any other half type is an error
+        low = to = st.dtype[devtype]
         for a in (*args, *kw.values()):
             for x in (a if isinstance(a, (list, tuple)) else (a,)):
-                if _eligible(x, devtype):
-                    to = x._dtype if to is None else dt.promote_types(to, x._dtype)
+                if not _eligible(x, devtype):
+                    continue
+                if to is dt.float32 or x._dtype is dt.float32:
+                    to = dt.float32
+                elif not (to is low and x._dtype is low):
+                    raise RuntimeError(f"Unexpected floating ScalarType in "
+                                       f"at::autocast::prioritize ({name} of a "
+                                       f"{dt.tname(x._dtype)} tensor under {devtype} "
+                                       f"autocast to {dt.tname(low)})")
     if to is not None:
         f = lambda a: _cast(a, to, devtype, st)  # noqa: E731
         args = _map(args, f)
@@ -323,7 +336,7 @@ class _Hooks:
     def _find(self):
         import framework
         from ..nn import functional as F
-        roots = {"torch": framework, "F": F, "linalg": framework.linalg}
+        roots = {"torch": framework, "F": F, "linalg": framework.linalg, "fft": framework.fft}
         wrapped = {}           # id(original function) -> (original, wrapper)
         for qual, entry in POLICY.items():
             ns, _, name = qual.partition(".")

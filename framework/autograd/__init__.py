@@ -50,6 +50,8 @@ def _make_grads(outputs, grad_outputs):
                                    f"to have the same dtype. Mismatch in dtype: grad_output[{k}] "
                                    f"has a dtype of {g._dtype} and output[{k}] has a dtype of "
                                    f"{o._dtype}.")
+            if g._dtype is not o._dtype:    # PyTorch's validate_outputs: cast to the output's
+                g = g.to(o._dtype)          # dtype (a complex64 seed for a complex128 matmul)
         res.append(g)
     return res
 

@@ -124,6 +124,9 @@ def grad_and_value(func, argnums=0, has_aux=False):
                 raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
                                    f"scalar Tensor, got tensor with {out.dim()} dims. Maybe you "
                                    f"wanted to use the vjp or jacrev APIs instead?")
+            if out.dtype.is_complex:
+                raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
+                                   f"but got {out.dtype}")
             o = to_phys(out, levels)
             from ..creation import ones_like
             gs = _grads([o], phys, [ones_like(o)], keep)
@@ -225,16 +228,21 @@ def jvp(func, primals, tangents, *, strict=False, has_aux=False):
             out, aux = out
         oflat, ospec = _pytree.flatten(out)
         ophys = [to_phys(o, levels) for o in oflat]
-        us = [_zeros_for(o).requires_grad_(True) for o in ophys]
-        gs = _grads(ophys, phys, us, True)
+        # an integer or bool output has no tangent but zeros of its dtype (as torch's)
+        fl = [i for i, o in enumerate(ophys) if o.dtype.is_floating_point or o.dtype.is_complex]
+        us = [_zeros_for(ophys[i]).requires_grad_(True) for i in fl]
+        gs = _grads([ophys[i] for i in fl], phys, us, True) if fl else []
         tphys = [to_phys(t, levels) for t in tl]
         pairs = [(g, t) for g, t in zip(gs, tphys) if g.requires_grad]
         if pairs:
-            res = autograd.grad([g for g, _ in pairs], us, [t for _, t in pairs],
+            got = autograd.grad([g for g, _ in pairs], us, [t for _, t in pairs],
                                 retain_graph=True, create_graph=keep, allow_unused=True)
-            res = [_zeros_for(u) if r is None else r for r, u in zip(res, us)]
+            got = [_zeros_for(u) if r is None else r for r, u in zip(got, us)]
         else:
-            res = [_zeros_for(u) for u in us]
+            got = [_zeros_for(u) for u in us]
+        res = [_zeros_for(o) for o in ophys]
+        for i, r in zip(fl, got):
+            res[i] = r
     value = out if keep else _pytree.unflatten(
         [from_phys(o.detach(), levels) for o in ophys], ospec)
     tout = _pytree.unflatten([from_phys(r if keep else r.detach(), levels) for r in res], ospec)
@@ -249,6 +257,9 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
     """torch.func.jacrev: d func(*args) / d args[argnums], one vjp per output element.
     Result: output structure outside, argnums structure inside; each block has shape
     output.shape + input.shape."""
+    if not (chunk_size is None or chunk_size > 0):
+        raise ValueError("jacrev: `chunk_size` should be greater than 0.")
+
     @functools.wraps(func)
     def wrapper(*args):
         nums = _argnums_check("jacrev", argnums, len(args))
@@ -297,8 +308,18 @@ def jacrev(func, argnums=0, *, has_aux=False, chunk_size=None, _preallocate_and_
 
 def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
     """torch.func.jacfwd: the same Jacobian as jacrev (computed in reverse mode: the values are
-    exact, the cost is one vjp per output element rather than one jvp per input element)."""
-    return jacrev(func, argnums, has_aux=has_aux)
+    exact, the cost is one vjp per output element rather than one jvp per input element).
+    randomness='error' (the default, as torch's vmap over the tangents) refuses random ops in
+    func; 'same' and 'different' both draw once (one draw serves every tangent here)."""
+    from .vmap import check_randomness, random_guard
+    check_randomness(randomness)
+    jr = jacrev(func, argnums, has_aux=has_aux)
+
+    @functools.wraps(func)
+    def wrapper(*args):
+        with random_guard(randomness):
+            return jr(*args)
+    return wrapper
 
 
 def hessian(func, argnums=0):

@@ -318,7 +318,30 @@ def rule_for(p):
     return BY_NAME.get(p.name) or BY_KIND.get(p.kind)
 
 
+# primitives whose output shape depends on the values: torch refuses them under vmap
+DYNAMIC = {"nonzero": "aten::nonzero", "unique": "aten::_unique2"}
+_ALLOW_DYNAMIC = [0]
+
+
+class allow_dynamic:
+    """torch.argwhere runs per sample under vmap (its fallback; the results must have one
+    shape to be stacked) where torch.nonzero is refused: argwhere opens this around its
+    nonzero."""
+
+    def __enter__(self):
+        _ALLOW_DYNAMIC[0] += 1
+
+    def __exit__(self, *exc):
+        _ALLOW_DYNAMIC[0] -= 1
+        return False
+
+
 def run(p, args, attrs, lvl):
+    if p.name in DYNAMIC and not _ALLOW_DYNAMIC[0]:
+        raise RuntimeError(f"vmap: We do not support batching operators that can output dynamic "
+                           f"shape. Attempted to vmap over {DYNAMIC[p.name]}. Please file an "
+                           f"issue at https://github.com/pytorch/pytorch/issues if you need this "
+                           f"feature.")
     meta = p.meta(*args, **attrs)          # per-sample checks and output metadata
     vals, bdims = [], []
     B = None

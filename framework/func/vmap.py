@@ -32,8 +32,41 @@ def _push(B, randomness):
 
 def _pop():
     LEVELS.pop()
-    if not LEVELS:
+    if not LEVELS and not GUARDS:
         _dispatch.VMAP = None
+
+
+GUARDS = []      # randomness modes of the running jacfwd calls (no vmap level of their own)
+
+
+class random_guard:
+    """While jacfwd(randomness='error') runs, a random op raises vmap's error, as it does
+    under the vmap torch's jacfwd runs over the tangents (the dispatch hook is set so that
+    framework.creation._gen consults random_stream)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def __enter__(self):
+        self.on = self.mode == "error"      # 'same'/'different': one draw, nothing to guard
+        if self.on:
+            GUARDS.append(self.mode)
+            if _dispatch.VMAP is None:
+                _dispatch.VMAP = _batched.hook
+        return self
+
+    def __exit__(self, *exc):
+        if self.on:
+            GUARDS.pop()
+            if not LEVELS and not GUARDS:
+                _dispatch.VMAP = None
+        return False
+
+
+def check_randomness(randomness):
+    if randomness not in ("error", "different", "same"):
+        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or "
+                           f"'same'. Got {randomness}")
 
 
 def active_levels():
@@ -52,6 +85,8 @@ class BatchedDraw(np.ndarray):
 
 def random_stream(stream):
     """The stream a cpu draw uses while vmap runs (framework.creation._gen calls this)."""
+    if "error" in GUARDS:
+        raise RuntimeError(RANDOM_ERROR)
     diff = []
     for lvl, B, mode in LEVELS:
         if mode == "error":
@@ -240,9 +275,7 @@ def _run(func, flat, dims, spec, kwargs, B, out_dims, randomness):
 
 def vmap(func, in_dims=0, out_dims=0, randomness="error", *, chunk_size=None):
     """torch.vmap: func mapped over dim `in_dims` of its inputs; results stacked at out_dims."""
-    if randomness not in ("error", "different", "same"):
-        raise RuntimeError(f"Only allowed values for randomness are 'error', 'different', or "
-                           f"'same'. Got {randomness}")
+    check_randomness(randomness)
     if not (chunk_size is None or chunk_size > 0):
         raise ValueError(f"vmap: chunk_size should be None or greater than 0. (got {chunk_size})")
 

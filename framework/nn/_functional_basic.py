@@ -530,7 +530,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx = n + padding_idx
-    if STATE.tracer is not None and max_norm is None and not scale_grad_by_freq:
+    if (STATE.tracer is not None or _batched(input)) and max_norm is None and \
+            not scale_grad_by_freq:
+        # traced, or indices batched by vmap: no value read (the index op checks the range)
         return _traced_embedding(input, weight, padding_idx)
     idx = values(input)
     if idx.size and (idx.min() < 0 or idx.max() >= n):
@@ -555,13 +557,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
     return rename(out, "EmbeddingBackward0")
 
 
+def _batched(t):
+    from ..func.vmap import batched_level
+    return batched_level(t) is not None
+
+
 def _traced_embedding(input, weight, padding_idx):
     """embedding under compile() without reading the indices in Python (a read would keep the
     trace from replaying): the index op checks its range itself (NumPy lowering, or a device
     program's range check), the padding row's gradient mask is a graph op."""
     ii = input if input.dtype is dt.int64 else M.cast(input, dt.int64)
     out = apply(P["index"], weight, ii, pos=(0,))
-    if padding_idx is not None and out.requires_grad:
+    # a vmap-batched result does not show requires_grad (its graph is on the real tensor)
+    if padding_idx is not None and (out.requires_grad or _batched(out)):
         keep = S.unsqueeze(M.cast(M.ne(ii, padding_idx), weight.dtype), -1)
         det = out.detach()
         out = M.add(det, M.mul(M.sub(out, det), keep))
@@ -1116,8 +1124,14 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     input is cut into bags at `offsets`. padding_idx entries belong to no bag; an empty bag
     gives zeros. Composed of embedding and index_add / scatter_reduce (so gradients reach the
     rows, and the per-sample weights)."""
+    if per_sample_weights is not None and tuple(input.shape) != tuple(per_sample_weights.shape):
+        raise ValueError(f"embedding_bag: If per_sample_weights ({list(per_sample_weights.shape)}) "
+                         f"is not None, then it must have the same shape as the input "
+                         f"({list(input.shape)})")
     if mode not in ("sum", "mean", "max"):
         raise ValueError(f"mode has to be one of sum, mean or max (got {mode!r})")
+    if scale_grad_by_freq and mode == "max":
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
     if per_sample_weights is not None and mode != "sum":
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. "
                                   f"per_sample_weights is only supported for mode='sum' (got "
@@ -1146,6 +1160,12 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     else:
         raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension "
                          f"{input.ndim}")
+    if STATE.tracer is None and not _batched(flat):  # PyTorch: RuntimeError here, not IndexError
+        idx = values(flat)
+        bad = idx[(idx < 0) | (idx >= weight.shape[0])] if idx.size else idx
+        if bad.size:
+            raise RuntimeError(f"embedding_bag: Expected idx >= 0 && idx < num_embeddings "
+                               f"({weight.shape[0]}) but found idx to be {int(bad[0])}")
     rows = embedding(flat, weight, None, max_norm, norm_type, scale_grad_by_freq, sparse)
     d = weight.shape[1]
     bag_t = wrap_like(bag.astype(np.int64), dt.int64, weight)

@@ -1201,6 +1201,12 @@ def pixel_unshuffle(input, downscale_factor):
 
 
 def channel_shuffle(input, groups):
+    if input.ndim <= 2:
+        raise RuntimeError(f"channel_shuffle expects input with > 2 dims, but got input with "
+                           f"sizes {list(input.shape)}")
+    if groups <= 0:
+        raise RuntimeError(f"Number of groups to divide channels in must be positive. Value of "
+                           f"groups:{groups}")
     N, C = input.shape[0], input.shape[1]
     if C % groups:
         raise RuntimeError(f"Number of channels must be divisible by groups. Got {C} channels and "
@@ -1252,9 +1258,6 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
                            f"sequence length, got key {list(key.shape)} and value "
                            f"{list(value.shape)}")
-    if is_causal and attn_mask is not None:
-        raise RuntimeError("_scaled_dot_product_attention: Explicit attn_mask should not be set "
-                           "when is_causal=True")
     if enable_gqa and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
         rep = query.shape[-3] // key.shape[-3]
         from ..ops_shape import repeat_interleave
@@ -1263,7 +1266,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     L, S = query.shape[-2], key.shape[-2]
     sc = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     s = apply(P["mul"], apply(P["matmul"], query, _mT(key)), sc)
-    if is_causal:
+    if is_causal:             # PyTorch 2.13 applies an explicit attn_mask on top of it
         causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
         s = apply(P["where"], causal, s, -math.inf)
     if attn_mask is not None:
@@ -1330,6 +1333,10 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         wq, wk, wv = (_slice(in_proj_weight, 0, i * E, (i + 1) * E) for i in range(3))
     else:
         wq, wk, wv = q_proj_weight, k_proj_weight, v_proj_weight
+        for what, w, x in (("query", wq, query), ("key", wk, key), ("value", wv, value)):
+            if tuple(w.shape) != (embed_dim, x.shape[-1]):
+                raise AssertionError(f"expecting {what} weights shape of "
+                                     f"{(embed_dim, x.shape[-1])}, but got {tuple(w.shape)}")
     bq = bk = bv = None
     if in_proj_bias is not None:
         E = embed_dim

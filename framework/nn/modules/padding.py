@@ -104,13 +104,23 @@ class ReplicationPad3d(_PadNd):
     _n, _mode = 3, "replicate"
 
 
-class CircularPad1d(_PadNd):
-    _n, _mode = 1, "circular"
+class _CircularPadNd(_PadNd):
+    _mode = "circular"
+
+    def forward(self, input):        # PyTorch's _check_input_dim: ValueError, before F.pad
+        if input.dim() not in (self._n + 1, self._n + 2):
+            raise ValueError(f"expected {self._n + 1}D or {self._n + 2}D input (got "
+                             f"{input.dim()}D input)")
+        return F.pad(input, self.padding, self._mode)
 
 
-class CircularPad2d(_PadNd):
-    _n, _mode = 2, "circular"
+class CircularPad1d(_CircularPadNd):
+    _n = 1
 
 
-class CircularPad3d(_PadNd):
-    _n, _mode = 3, "circular"
+class CircularPad2d(_CircularPadNd):
+    _n = 2
+
+
+class CircularPad3d(_CircularPadNd):
+    _n = 3

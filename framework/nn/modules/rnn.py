@@ -51,6 +51,11 @@ def _step(x, i):
     return apply(P["reshape"], s, shape=tuple(x.shape[1:]))
 
 
+def _rows(x, start, stop):
+    """x[start:stop] along dim 0, as a view."""
+    return apply(P["slice"], x, dim=0, start=start, stop=stop, step=1)
+
+
 def _add(a, b):
     return apply(P["add"], a, b)
 
@@ -173,28 +178,39 @@ class RNNBase(Module):
         return s
 
     # ---- forward ------------------------------------------------------------------------------
-    def _check_input(self, input):
+    def _check_input(self, input, packed=False):
         if not isinstance(input, Tensor):
-            raise TypeError(f"{type(self).__name__}: expected a Tensor input, got "
-                            f"{type(input).__name__} (PackedSequence is not supported)")
-        if input.dim() not in (2, 3):
+            raise TypeError(f"{type(self).__name__}: expected a Tensor or PackedSequence input, "
+                            f"got {type(input).__name__}")
+        if input.dim() != 2 if packed else input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
                              f"{input.dim()}D instead")
         if self.input_size != input.size(-1):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {input.size(-1)}")
-        if not input.dtype.is_floating_point:
-            raise RuntimeError(f"{type(self).__name__}: expected a floating point input, got "
-                               f"{input.dtype}")
+        w = getattr(self, self._flat_weights_names[0])
+        if input.dtype != w.dtype:           # PyTorch 2.13: ValueError, ints included
+            raise ValueError(f"{type(self).__name__} input dtype ({input.dtype}) does not match "
+                             f"weight dtype ({w.dtype}). Convert input: input.to({w.dtype})")
 
     def _check_hidden(self, hx, expected, msg="Expected hidden size {}, got {}"):
         if tuple(hx.shape) != tuple(expected):
             raise RuntimeError(msg.format(tuple(expected), list(hx.shape)))
 
-    def _run(self, x, hs, cs):
-        """x: (L, N, I) time-major; hs, cs: lists of (N, H) per layer*direction."""
+    def _run(self, x, hs, cs, batch_sizes=None):
+        """x: (L, N, I) time-major; hs, cs: lists of (N, H) per layer*direction. With
+        batch_sizes (a PackedSequence's, as NumPy), x is the packed data (sum(batch_sizes), I):
+        step t runs the first batch_sizes[t] rows only and the other rows' states stay frozen,
+        so each sequence's final state is the one after its own last step."""
         D = 2 if self.bidirectional else 1
-        L = x.shape[0]
+        packed = batch_sizes is not None
+        if packed:
+            L = len(batch_sizes)
+            offs = [0]
+            for n in batch_sizes:
+                offs.append(offs[-1] + int(n))
+        else:
+            L = x.shape[0]
         h_out, c_out = [], []
         from .. import functional as F
         for layer in range(self.num_layers):
@@ -216,7 +232,15 @@ class RNNBase(Module):
                 steps = [None] * L
                 order = range(L - 1, -1, -1) if d == 1 else range(L)
                 for t in order:
-                    xt = _step(xi, t)
+                    if packed:
+                        n, N = int(batch_sizes[t]), h.shape[0]
+                        xt = _rows(xi, offs[t], offs[t] + n)
+                        h_all, c_all = h, c
+                        if n < N:
+                            h = _rows(h, 0, n)
+                            c = _rows(c, 0, n) if c is not None else None
+                    else:
+                        xt = _step(xi, t)
                     gh = apply(P["matmul"], h, w_hhT)
                     if self.mode == "LSTM":
                         h, c = _lstm_cell(_add(xt, gh), c)
@@ -231,15 +255,61 @@ class RNNBase(Module):
                     else:
                         h = relu(_add(xt, gh))
                     steps[t] = h
+                    if packed and n < N:
+                        h = apply(P["cat"], h, _rows(h_all, n, N), dim=0)
+                        if c is not None:
+                            c = apply(P["cat"], c, _rows(c_all, n, N), dim=0)
                 h_out.append(h)
                 c_out.append(c)
-                outs_dir.append(_stack0(steps))
-            x = outs_dir[0] if D == 1 else apply(P["cat"], *outs_dir, dim=2)
+                outs_dir.append(apply(P["cat"], *steps, dim=0) if packed and L > 1 else
+                                steps[0] if packed else _stack0(steps))
+            x = outs_dir[0] if D == 1 else apply(P["cat"], *outs_dir, dim=outs_dir[0].ndim - 1)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, True)
         return x, h_out, c_out
 
+    def _forward_packed(self, input, hx):
+        """PyTorch's PackedSequence path: hx is in the caller's batch order and is permuted by
+        sorted_indices going in; h_n goes back through unsorted_indices."""
+        from ..utils.rnn import PackedSequence
+        data, sorted_indices, unsorted_indices = (input.data, input.sorted_indices,
+                                                  input.unsorted_indices)
+        self._check_input(data, packed=True)
+        bs = input.batch_sizes._data
+        is_lstm = self.mode == "LSTM"
+        D = 2 if self.bidirectional else 1
+        N = int(bs[0])
+        real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
+        if hx is None:
+            h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=data.dtype)
+            c0 = creation.zeros(self.num_layers * D, N, self.hidden_size, dtype=data.dtype) \
+                if is_lstm else None
+        else:
+            h0, c0 = hx if is_lstm else (hx, None)
+            if sorted_indices is not None:
+                h0 = h0.index_select(1, sorted_indices)
+                c0 = c0.index_select(1, sorted_indices) if is_lstm else None
+            self._check_hidden(h0, (self.num_layers * D, N, real_hidden),
+                               "Expected hidden[0] size {}, got {}" if is_lstm else
+                               "Expected hidden size {}, got {}")
+            if is_lstm:
+                self._check_hidden(c0, (self.num_layers * D, N, self.hidden_size),
+                                   "Expected hidden[1] size {}, got {}")
+        hs = [_step(h0, k) for k in range(self.num_layers * D)]
+        cs = [_step(c0, k) for k in range(self.num_layers * D)] if is_lstm else None
+        out, h_n, c_n = self._run(data, hs, cs, batch_sizes=bs)
+        h_n = _stack0(h_n)
+        c_n = _stack0(c_n) if is_lstm else None
+        if unsorted_indices is not None:
+            h_n = h_n.index_select(1, unsorted_indices)
+            c_n = c_n.index_select(1, unsorted_indices) if is_lstm else None
+        out = PackedSequence(out, input.batch_sizes, sorted_indices, unsorted_indices)
+        return (out, (h_n, c_n)) if is_lstm else (out, h_n)
+
     def forward(self, input, hx=None):
+        from ..utils.rnn import PackedSequence
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx)
         self._check_input(input)
         is_lstm = self.mode == "LSTM"
         batched = input.dim() == 3
@@ -375,17 +445,20 @@ class RNNCellBase(Module):
             states = [creation.zeros(N, self.hidden_size, dtype=x.dtype) for _ in range(n_states)]
         else:
             states = list(hx) if n_states == 2 else [hx]
-            for s in states:
-                if s.dim() != input.dim():
-                    raise ValueError(f"{name}: Expected hidden to be {input.dim()}D, got "
+            for k, s in enumerate(states):       # PyTorch: ValueError only for a 0-d/3-d+ state
+                if s.dim() not in (1, 2):
+                    which = f"hx[{k}]" if n_states == 2 else "hidden"
+                    raise ValueError(f"{name}: Expected {which} to be 1D or 2D, got "
                                      f"{s.dim()}D instead")
             if not batched:
                 states = [s.unsqueeze(0) for s in states]
             for k, s in enumerate(states):
-                if tuple(s.shape) != (N, self.hidden_size):
-                    which = f"hidden[{k}]" if n_states == 2 else "hidden"
-                    raise RuntimeError(f"{name}: Expected {which} size {(N, self.hidden_size)}, "
-                                       f"got {list(s.shape)}")
+                if s.dim() != 2 or s.shape[0] != N:
+                    raise RuntimeError(f"{name}: Input batch size {N} doesn't match hidden{k} "
+                                       f"batch size {s.shape[0]} (hidden shape {list(s.shape)})")
+                if s.shape[1] != self.hidden_size:
+                    raise RuntimeError(f"{name}: hidden{k} has inconsistent hidden_size: got "
+                                       f"{s.shape[1]}, expected {self.hidden_size}")
         return x, states, batched
 
 

@@ -50,7 +50,7 @@ def _lengths_np(lengths):
 
 def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
     if padding_side not in ("left", "right"):
-        raise ValueError(f"Expected padding_side to be one of left or right, but got "
+        raise RuntimeError(f"Expected padding_side to be one of left or right, but got "
                          f"{padding_side}.")
     sequences = list(sequences)
     if not sequences:
