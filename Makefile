@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/train_digits.py
+	$(BIN)/python examples/train_digits.py --compile
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -rs tests
