@@ -273,7 +273,11 @@ def fill_(self, value):
         from .func.vmap import batched_level, copy_into
         if batched_level(self) is not None or batched_level(value) is not None:
             return copy_into(self, value)
-    check_writable(self, "fill_")
+    # (an expanded tensor with autograd history keeps the refusal: PyTorch refuses its backward)
+    target = _expanded_alias(self) if STATE.tracer is None and not (
+        STATE.grad_enabled and self.requires_grad) else None
+    if target is None:
+        check_writable(self, "fill_")
     if isinstance(value, Tensor):
         value = value.item()
     from .creation import int_fill
@@ -289,11 +293,28 @@ def fill_(self, value):
                               dtype=self._dtype))
         self._node = None if node is None or STATE.grad_enabled else node
         return self
-    self._data.fill(value)
+    (self._data if target is None else target).fill(value)
     if needs:
         propagate_view_write(self)      # a view's base takes the constant into its history
     self._bump()
     return self
+
+
+def _expanded_alias(t):
+    """A writable alias of an expanded (read-only, stride-0) cpu tensor's memory, or None.
+    PyTorch's fill_ and zero_ write such tensors (every element gets the same value, so the
+    shared locations are no conflict), where other in-place ops refuse them."""
+    d = t._data
+    if type(d) is not np.ndarray or d.flags.writeable or 0 not in d.strides or not d.size \
+            or t.is_inference():
+        return None
+    root = d
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.writeable or not root.flags.c_contiguous:
+        return None     # (a read-only NumPy array under from_numpy: refused as before)
+    off = d.__array_interface__["data"][0] - root.__array_interface__["data"][0]
+    return np.ndarray(d.shape, d.dtype, buffer=root, offset=off, strides=d.strides)
 
 
 def zero_(self):

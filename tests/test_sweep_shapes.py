@@ -444,3 +444,30 @@ def test_strides_and_views_match_torch():
         assert a.stride() == b.stride(), f
         assert (a._base is None) == (b._base is None), f
         np.testing.assert_array_equal(a.numpy(), to_np(b))
+
+
+def test_fill_and_zero_write_through_expanded_tensors():
+    # PyTorch's fill_/zero_ accept a tensor whose elements share memory (every element gets the
+    # same value); other in-place ops keep refusing it, and a read-only NumPy array stays read-only
+    b = torch.zeros(3)
+    e = b.expand(2, 3)
+    e.fill_(7)
+    assert b.tolist() == [7.0, 7.0, 7.0] and e.tolist() == [[7.0] * 3] * 2
+    e.zero_()
+    assert b.tolist() == [0.0, 0.0, 0.0]
+    with pytest.raises(RuntimeError, match="more than one element"):
+        e.add_(1)
+    m = torch.arange(6.0).reshape(2, 3)
+    m[:, 1:2].expand(2, 4).fill_(-1)
+    assert m.tolist() == [[0.0, -1.0, 2.0], [3.0, -1.0, 5.0]]
+    xi, _ = torch.meshgrid(torch.arange(3.0), torch.arange(2.0), indexing="ij")
+    xi.zero_()
+    assert xi.tolist() == [[0.0, 0.0]] * 3
+    ro = np.zeros(3)
+    ro.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = torch.from_numpy(ro)
+    with pytest.raises(RuntimeError):
+        t.expand(2, 3).fill_(1)
+    assert ro.tolist() == [0.0, 0.0, 0.0]
