@@ -150,23 +150,46 @@ def section(title):
     print(f"\n== {title} ==", flush=True)
 
 
+def _pool_map(fn, items):
+    """fn over items in spawned worker processes (one per core, at most 16), results in
+    order: compiling ~100 kernels one by one took 100 s of the check's 5 minutes. Spawned,
+    not forked: each worker makes its own CUDA context. Serially where no pool starts."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+    n = min(16, os.cpu_count() or 1, len(items))
+    if n > 1:
+        try:
+            with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as ex:
+                return list(ex.map(fn, items))
+        except Exception as e:
+            print(f"(no worker pool: {type(e).__name__}: {e}; running serially)")
+    return [fn(x) for x in items]
+
+
+def _aot_one(job):
+    """(ok, table line) for case i compiled ahead of time for sm_<arch>."""
+    i, arch = job
+    label, prim, specs, attrs = cases()[i]
+    try:
+        g, _ = build(prim, specs, attrs, np.random.default_rng(i), shape=(8, 8))
+        art = aot.compile_kernel(generate(g), arch=arch)
+        tgt = next((ln.split()[1] for ln in art.ptx.splitlines()
+                    if ln.startswith(".target")), "?")
+        return (tgt.startswith(f"sm_{arch}"),
+                f"{label:<28}{str(art.registers):>6}{art.shared:>8}{len(art.ptx):>11}  {tgt}")
+    except Exception as e:
+        return False, f"{label:<28} FAILED: {type(e).__name__}: {str(e)[:300]}"
+
+
 def aot_all(arch):
     section(f"1. generate + AOT compile every pointwise kernel for sm_{arch}")
-    rng = np.random.default_rng(0)
-    ok = 0
     cs = cases()
     t0 = time.time()
     print(f"{'kernel':<28}{'regs':>6}{'smem B':>8}{'ptx chars':>11}  target")
-    for label, prim, specs, attrs in cs:
-        try:
-            g, _ = build(prim, specs, attrs, rng, shape=(8, 8))
-            art = aot.compile_kernel(generate(g), arch=arch)
-            tgt = next((ln.split()[1] for ln in art.ptx.splitlines()
-                        if ln.startswith(".target")), "?")
-            print(f"{label:<28}{str(art.registers):>6}{art.shared:>8}{len(art.ptx):>11}  {tgt}")
-            ok += tgt.startswith(f"sm_{arch}")
-        except Exception as e:
-            print(f"{label:<28} FAILED: {type(e).__name__}: {str(e)[:300]}")
+    res = _pool_map(_aot_one, [(i, arch) for i in range(len(cs))])
+    for _, line in res:
+        print(line)
+    ok = sum(r[0] for r in res)
     print(f"compiled {ok}/{len(cs)} kernels to sm_{arch} PTX in {time.time() - t0:.1f} s")
     return ok, len(cs)
 
@@ -175,40 +198,47 @@ def _tol(dtype):
     return {"float32": (2e-5, 1e-5), "float64": (1e-12, 1e-14)}.get(dtype.name)
 
 
+def _check_one(i):
+    """(ok, table line): case i's kernel on the GPU against its NumPy lowering, on fresh
+    random inputs (one generator per case: the same values whichever worker runs it)."""
+    import cupy as cp
+    label, prim, specs, attrs = cases()[i]
+    try:
+        g, arrays = build(prim, specs, attrs, np.random.default_rng(1000 + i))
+        ref = np.asarray(g.run(*arrays)[0])
+        k = generate(g)
+        ins = [DevTensor(cp.asarray(a)) for a in arrays]
+        out = cp.empty(ref.shape, dtype=ref.dtype)
+        k.launch(ins, [DevTensor(out)], interpret=False)
+        got = cp.asnumpy(out)
+        tol = _tol(g.outputs[0].dtype)
+        if tol is None:
+            err = float(np.sum(got != ref))
+            ok = err == 0
+            what = f"{int(err)} mismatches"
+        else:
+            fin = np.isfinite(ref)
+            same = np.array_equal(np.isnan(got), np.isnan(ref)) and \
+                np.array_equal(got[np.isinf(ref)], ref[np.isinf(ref)])
+            e = np.abs(got[fin].astype(np.float64) - ref[fin]) / (
+                tol[1] + tol[0] * np.abs(ref[fin].astype(np.float64)))
+            err = float(e.max()) if e.size else 0.0
+            ok = same and err <= 1.0
+            what = f"max err/tol {err:.3g}"
+        return bool(ok), f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {what}"
+    except Exception as e:
+        return False, f"{label:<28}  ERROR {type(e).__name__}: {str(e)[:300]}"
+
+
 def check_all(cp):
     section("2. correctness on the GPU vs the NumPy lowering")
-    rng = np.random.default_rng(1)
-    passed = failed = 0
-    for label, prim, specs, attrs in cases():
-        try:
-            g, arrays = build(prim, specs, attrs, rng)
-            ref = np.asarray(g.run(*arrays)[0])
-            k = generate(g)
-            ins = [DevTensor(cp.asarray(a)) for a in arrays]
-            out = cp.empty(ref.shape, dtype=ref.dtype)
-            k.launch(ins, [DevTensor(out)], interpret=False)
-            got = cp.asnumpy(out)
-            tol = _tol(g.outputs[0].dtype)
-            if tol is None:
-                err = float(np.sum(got != ref))
-                ok = err == 0
-                what = f"{int(err)} mismatches"
-            else:
-                fin = np.isfinite(ref)
-                same = np.array_equal(np.isnan(got), np.isnan(ref)) and \
-                    np.array_equal(got[np.isinf(ref)], ref[np.isinf(ref)])
-                e = np.abs(got[fin].astype(np.float64) - ref[fin]) / (
-                    tol[1] + tol[0] * np.abs(ref[fin].astype(np.float64)))
-                err = float(e.max()) if e.size else 0.0
-                ok = same and err <= 1.0
-                what = f"max err/tol {err:.3g}"
-            passed += ok
-            failed += not ok
-            print(f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {what}")
-        except Exception as e:
-            failed += 1
-            print(f"{label:<28}  ERROR {type(e).__name__}: {str(e)[:300]}")
-    return passed, failed
+    t0 = time.time()
+    res = _pool_map(_check_one, list(range(len(cases()))))
+    for _, line in res:
+        print(line)
+    passed = sum(r[0] for r in res)
+    print(f"({len(res)} kernels compiled and checked in {time.time() - t0:.1f} s)")
+    return passed, len(res) - passed
 
 
 def timer(cp):
@@ -880,7 +910,9 @@ def training_step(cp, steps=20):
         out = io.StringIO()
         pstats.Stats(pr, stream=out).sort_stats("tottime").print_stats(16)
         print("host profile of 20 replayed steps (cProfile, tottime):")
-        print("\n".join(ln[:150] for ln in out.getvalue().splitlines()[6:30]))
+        print("\n".join(ln[:150] for ln in out.getvalue().splitlines()[:30]))
+        for label, fn in (("kiln compiled step", st), ("kiln cuda graph step", gst)):
+            print(_device_profile(label, fn, kiln.cuda.synchronize, steps))
     except Exception as e:
         traceback.print_exc()
         rows.append((f"kiln compiled ERROR {type(e).__name__}: {str(e)[:120]}", float("nan")))
@@ -895,6 +927,7 @@ def training_step(cp, steps=20):
         cold = time.time() - t0
         ms = timeit(st, torch.cuda.synchronize)
         rows.append((f"torch.compile (first call {cold:.1f} s)", ms))
+        print(_device_profile("torch.compile step", st, torch.cuda.synchronize, steps, top=0))
         st = make(torch, "cuda", lambda f: torch.compile(f, mode="reduce-overhead"))
         rows.append(("torch.compile reduce-overhead", timeit(st, torch.cuda.synchronize)))
     except Exception as e:
@@ -910,15 +943,39 @@ def training_step(cp, steps=20):
         import train_digits
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.time()
-            train_digits.main(["--device", "cuda", "--epochs", "2", "--quiet", "--no-plot",
+            train_digits.main(["--device", "cuda", "--epochs", "1", "--quiet", "--no-plot",
                                "--compile", "--checkpoint-dir", tmp])
-            demo = f"demo on cuda (eager + compiled, 2 epochs) in {time.time() - t0:.1f} s"
+            demo = f"demo on cuda (eager + compiled, 1 epoch each) in {time.time() - t0:.1f} s"
     except Exception as e:
         traceback.print_exc()
         demo = f"demo ERROR {type(e).__name__}: {str(e)[:200]}"
     print(demo)
     return "training step " + ", ".join(f"{n.split(' (')[0]} {ms:.1f} ms" for n, ms in rows) \
         + "; " + demo
+
+
+def _device_profile(label, step, sync, steps, top=12):
+    """The device time of a step's kernels (CUPTI, through torch.profiler when torch is
+    installed): their sum per step is the step's floor on the GPU, whatever the host does;
+    the top kernels by time."""
+    try:
+        from torch.profiler import profile, ProfilerActivity
+        step()
+        sync()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(steps):
+                step()
+            sync()
+        ev = [e for e in prof.key_averages() if e.device_type.name == "CUDA"]
+    except Exception as e:
+        return f"{label}: no device profile ({type(e).__name__}: {str(e)[:150]})"
+    total = sum(e.self_device_time_total for e in ev) / steps
+    lines = [f"{label}: device time {total / 1e3:.3f} ms/step in "
+             f"{sum(e.count for e in ev) / steps:.0f} kernels/step (CUPTI)"]
+    for e in sorted(ev, key=lambda e: -e.self_device_time_total)[:top]:
+        lines.append(f"   {e.key[:64]:<64}{e.self_device_time_total / steps:>9.1f} us/step"
+                     f"  x{e.count / steps:.0f}")
+    return "\n".join(lines)
 
 
 # ============================================================================================

@@ -533,10 +533,10 @@ class TritonProgram:
         for i, a in enumerate(vals):
             a = np.asarray(a, order="C")
             buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
+        d = cuda.upload_async(into if into is not None else cuda.empty_here(buf.shape, buf.dtype),
+                              buf)
         if into is not None:
-            into.set(buf)
             return into, None
-        d = cuda.from_host_here(buf)
         return d, [cuda.scalar_view(d, 8 * i, np.asarray(a).dtype) for i, a in enumerate(vals)]
 
     def _to_exec(self, a, dev):

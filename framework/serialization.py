@@ -42,6 +42,9 @@ class _Unsupported(Exception):
 # ---- encoding --------------------------------------------------------------------------------
 
 def _le_bytes(arr):
+    if not isinstance(arr, np.ndarray):      # device memory (CuPy): copied to the host first
+        from .tensor import _host
+        arr = _host(arr)
     a = np.asarray(arr, order="C")
     if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and sys.byteorder == "big"):
         a = a.byteswap()

@@ -5,6 +5,8 @@ A cuda tensor's storage is a cupy.ndarray; views of it are cupy.ndarrays over th
 allocation (shape, element strides and a byte offset), so views cost no copy. CuPy is
 imported on first use: a machine without it (or without a GPU) reports zero devices.
 """
+import ctypes
+
 import numpy as np
 
 _cp = None
@@ -112,6 +114,28 @@ def empty_here(shape, npdtype):
 def from_host_here(a):
     """Host array -> new array on the current device (no device switch)."""
     return _cupy().array(np.asarray(a, order="C"), copy=True)    # (0-d stays 0-d)
+
+
+_STAGED = []      # (event, pinned host memory) of uploads still in flight
+
+
+def upload_async(dst, host):
+    """Copy host array `host` into device array `dst` (contiguous, as many bytes) on the
+    current stream, without waiting for the GPU: a synchronous copy (CuPy's ndarray.set)
+    from pageable memory first waits for every kernel queued before it, which made a
+    replayed step's scalar upload wait for the previous step. The bytes go through pinned
+    staging memory that is kept until the copy has run."""
+    cp = _cupy()
+    host = np.ascontiguousarray(host)
+    while _STAGED and _STAGED[0][0].done:
+        _STAGED.pop(0)
+    mem = cp.cuda.alloc_pinned_memory(max(1, host.nbytes))
+    staged = np.frombuffer(mem, np.uint8, host.nbytes)
+    staged[...] = host.reshape(-1).view(np.uint8)
+    stream = cp.cuda.get_current_stream()
+    dst.data.copy_from_host_async(ctypes.c_void_p(mem.ptr), host.nbytes, stream)
+    _STAGED.append((stream.record(), mem))
+    return dst
 
 
 def on_device(index):

@@ -407,3 +407,28 @@ def test_round_trip_through_real_pytorch(tmp_path):
     real.save(m, tmp_path / "module.pt")                 # a pickled Module: refused
     with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
         torch.load(str(tmp_path / "module.pt"))
+
+
+class _DeviceOnly:
+    """Stands in for a CuPy array: device memory that refuses implicit NumPy conversion (the
+    TypeError CuPy raises), readable only through runtime.cuda.to_host."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use "
+                        "`.get()` to construct a NumPy array explicitly.")
+
+
+def test_device_memory_is_copied_to_the_host_when_saved(monkeypatch):
+    # torch.save of a state_dict on 'cuda' failed in the GPU check: the encoder handed CuPy
+    # arrays to np.asarray. The bytes must be the host copy's, little-endian, C order.
+    from framework import serialization, _device_ops
+    monkeypatch.setattr(_device_ops._cuda, "is_device_array", lambda a: isinstance(a, _DeviceOnly))
+    monkeypatch.setattr(_device_ops._cuda, "to_host", lambda a: a.a.copy())
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    with pytest.raises(TypeError):
+        np.asarray(_DeviceOnly(a))
+    assert serialization._le_bytes(_DeviceOnly(a)) == a.astype("<f4").tobytes()
+    assert serialization._le_bytes(_DeviceOnly(a.T)) == np.ascontiguousarray(a.T).tobytes()

@@ -561,7 +561,13 @@ def test_matmul_tile_choice():
     assert _mm_configs(dt.float32, 4096, 4096, 4096, 1) == _MM_CONFIGS[4]
     (c,) = _mm_configs(dt.float32, 1024, 1024, 512, 1)
     assert -(-1024 // c[0]) * -(-1024 // c[1]) >= SM_COUNT and c != _MM_CONFIGS[4][-1]
-    assert _mm_configs(dt.float32, 128, 512, 784, 1) == [_MM_CONFIGS[4][-1]]
+    # the MLP's first layer (128x784 @ 784x512): 16x16 tiles give 256 programs; K=784 runs
+    # in 13 blocks of 64 through a 3-stage pipeline (was 49 blocks of 16: ~50 us on an H200)
+    assert _mm_configs(dt.float32, 128, 512, 784, 1) == [(16, 16, 64, 4, 3)]
+    assert _mm_configs(dt.float16, 128, 512, 784, 1) == [(16, 16, 128, 4, 3)]
+    # short K: one block of K's size (at least 16, tl.dot's minimum), no pipeline to fill
+    assert _mm_configs(dt.float32, 512, 784, 128, 1) == [(32, 32, 64, 4, 2)]
+    assert _mm_configs(dt.float32, 8, 8, 8, 1) == [(16, 16, 16, 4, 2)]
     (c,) = _mm_configs(dt.bfloat16, 64, 64, 64, 40)          # batched: programs per batch
     assert -(-64 // c[0]) * -(-64 // c[1]) * 40 >= SM_COUNT
 
@@ -600,7 +606,11 @@ def test_row_tile_choice():
     # rows per program never exceed the rows there are, nor warps 16; tile <= 16384 elements
     for m, o in _row_configs(1, 16384, 16, 4096, 16384):
         assert m["BLOCK_M"] * m["BLOCK_N"] <= 1 << 14 and 2 <= o["num_warps"] <= 16
-    assert [m["BLOCK_M"] for m, _ in _row_configs(4, 1024, 8, 4, 1 << 20)] == [4, 4, 4]
+    cfg = _row_configs(4, 1024, 8, 4, 1 << 20)
+    assert {m["BLOCK_M"] for m, _ in cfg} == {4}
+    # a looped row (1024-column blocks over 2^20 columns) also tries half-width blocks
+    assert sorted({m["BLOCK_N"] for m, _ in cfg}) == [512, 1024]
+    assert (({"BLOCK_M": 4, "BLOCK_N": 512}, {"num_warps": 16, "num_stages": 1}) in cfg)
 
 
 def test_tuned_row_kernel_tiles_compile_to_sm90_ptx():

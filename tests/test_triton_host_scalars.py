@@ -11,7 +11,9 @@ from compiler.triton_backend import TritonProgram
 @pytest.fixture
 def host_device(monkeypatch):
     from runtime import cuda
-    monkeypatch.setattr(cuda, "from_host_here", lambda a: np.array(a, copy=True))
+    monkeypatch.setattr(cuda, "empty_here", lambda shape, dtype: np.empty(shape, dtype))
+    monkeypatch.setattr(cuda, "upload_async",
+                        lambda d, h: np.copyto(d, np.ascontiguousarray(h)) or d)
     monkeypatch.setattr(cuda, "scalar_view",
                         lambda d, off, dtype: np.ndarray((), dtype, buffer=d, offset=off))
 
@@ -43,3 +45,55 @@ def test_write_back_across_memories(monkeypatch):
     plain = np.zeros(2, np.int64)
     _write_back(plain, np.array([4.7, 5.2]))                      # same memory: unsafe cast
     assert list(plain) == [4, 5] and moved == ["d2h", "h2d"]
+
+
+def test_upload_async_stages_through_pinned_memory_kept_until_the_copy_ran(monkeypatch):
+    # runtime.cuda.upload_async with a stand-in CuPy: the copy is queued on the current stream
+    # (asynchronous), from pinned staging memory that stays referenced until the stream's
+    # event after the copy reports done, then is released
+    import ctypes
+    from runtime import cuda
+
+    class Pinned(bytearray):
+        @property
+        def ptr(self):
+            return ctypes.addressof(ctypes.c_char.from_buffer(self))
+
+    class Event:
+        done = False
+
+    class Stream:
+        def record(self):
+            ev = Event()
+            events.append(ev)
+            return ev
+
+    class Mem:
+        def __init__(self, arr):
+            self.arr = arr
+
+        def copy_from_host_async(self, src, n, stream):
+            assert isinstance(stream, Stream)
+            queued.append((self.arr, src.value, n))
+
+    class Dev:
+        def __init__(self, n):
+            self.arr = np.zeros(n, np.uint8)
+            self.data = Mem(self.arr)
+    events, queued, stream = [], [], Stream()
+    fake = type("cp", (), {})()
+    fake.cuda = type("cuda", (), {"alloc_pinned_memory": staticmethod(Pinned),
+                                  "get_current_stream": staticmethod(lambda: stream)})
+    monkeypatch.setattr(cuda, "_cupy", lambda: fake)
+    monkeypatch.setattr(cuda, "_STAGED", [])
+    d = Dev(8)
+    host = np.array([1.5], np.float64)
+    assert cuda.upload_async(d, host) is d
+    assert d.arr.tobytes() == bytes(8)               # queued, not yet run
+    (dst, src, n), = queued
+    ctypes.memmove(dst.ctypes.data, src, n)         # the stream runs the copy later
+    assert np.frombuffer(d.arr.tobytes(), np.float64)[0] == 1.5
+    assert len(cuda._STAGED) == 1                   # staging memory alive until done
+    events[0].done = True
+    cuda.upload_async(Dev(4), np.array([7], np.int32))
+    assert len(cuda._STAGED) == 1 and cuda._STAGED[0][0] is events[1]

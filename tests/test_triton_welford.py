@@ -154,3 +154,47 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
     ran.clear()
     real_launch(k, ["x", "w"], [real_out], False)       # later launches: no timing
     assert ran == [(k._chosen.name, real_out)]
+
+
+CONFIG_WORKER = r'''
+import json, sys
+sys.path.insert(0, "tests")
+from _interp import become_interpreter_worker
+become_interpreter_worker(".")
+import numpy as np
+import compiler.ops
+from compiler.codegen import triton_group as tg
+from runtime.interpret import HostTensor
+''' + GRAPHS + r'''
+# every tuning config of a large row kernel and its variants (what the first GPU launch times:
+# rows per program, warps, and for looped forms half-width column blocks) must compute the
+# same rows; small shapes stand in for large ones by lowering the tuning threshold
+tg.ROW_TUNE_ELEMENTS = 0
+rng = np.random.default_rng(1)
+for N, C in ((2, 4096), (2, 3000)):
+    g, grp = variance_graph(N, C, "layer_norm")
+    host = [(rng.standard_normal(v.shape) * 3 + 10).astype(np.float32) for v in g.inputs]
+    ref = np.asarray(g.run(*[h.astype(np.float64) for h in host])[0])
+    k = tg.generate(grp, g)
+    for kk in (k,) + tuple(k.variants):
+        fn = kk.function(True)
+        for meta, opts in kk.configs:
+            out = np.empty(g.outputs[0].shape, np.float32)
+            ins = [HostTensor(h, v.dtype) for h, v in zip(host, g.inputs)]
+            args = kk.args(ins, [HostTensor(out, g.outputs[0].dtype)])
+            m = dict(kk.consts, **meta)
+            fn[kk.grid(m)](*args, **m)
+            err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
+            print(json.dumps({"shape": [N, C], "kernel": kk.name[len(k.name):] or "default",
+                              "meta": meta, "warps": opts["num_warps"], "err": err}))
+'''
+
+
+def test_every_tuning_config_computes_the_same_rows():
+    rows = [json.loads(line) for line in _interp.run_script(CONFIG_WORKER, ROOT)]
+    forms = {(tuple(r["shape"]), r["kernel"]) for r in rows}
+    assert {f for _, f in forms} == {"default", "_welford", "_looped", "_looped_welford"}
+    half = [r for r in rows if r["kernel"].startswith("_looped") and r["meta"]["BLOCK_N"] == 1024]
+    assert half, "looped forms tune half-width column blocks"
+    for r in rows:
+        assert r["err"] < 2e-5, r
