@@ -146,7 +146,16 @@ class DevTensor:
         return tuple(s // self.arr.itemsize for s in self.arr.strides)
 
 
+_LAST = []
+
+
 def section(title):
+    """A section header, with the time the previous section took (the check's budget is 5
+    minutes on a fresh machine, compiles included)."""
+    now = time.time()
+    if _LAST:
+        print(f"[{_LAST[0]}: {now - _LAST[1]:.1f} s]")
+    _LAST[:] = [title.split(".")[0], now]
     print(f"\n== {title} ==", flush=True)
 
 
@@ -1084,6 +1093,7 @@ def main():
             except Exception:
                 traceback.print_exc()
                 summary.append(f"{fn.__name__} ERROR")
+    section("end")
     mode = "dry-run" if cp is None else "gpu"
     print(f"\nSUMMARY ({mode}, {time.time() - t0:.1f} s): " + "; ".join(summary))
 
