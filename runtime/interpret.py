@@ -199,6 +199,17 @@ def fix_interpreter():
             _orig(tensor, scope)
             scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
         ti._patch_lang_tensor = patch_lang_tensor
+    # Triton < 3.7's interpreter builds an unsigned all-ones value (`~x` on uint8) as
+    # np.full(1, -1, uint8), which NumPy 2 refuses; Triton 3.7+ uses the type's maximum.
+    ones = getattr(B, "get_all_ones_value", None)
+    if ones is not None:
+        def get_all_ones_value(self, type, _orig=ones):
+            npt = ti._get_np_dtype(type)
+            if np.issubdtype(npt, np.unsignedinteger):
+                return ti.TensorHandle(np.full(1, np.iinfo(npt).max, dtype=npt), type.scalar)
+            return _orig(self, type)
+        B.get_all_ones_value = get_all_ones_value
+
     # Triton < 3.7's tl.full(shape, value, dtype) takes a Python value equal to 0 as the null
     # constant, so a float argument of -0.0 (interpreted kernels get Python floats; compiled
     # ones a run-time register) became +0.0: relu(-0.0 * x) lost its signed zeros. A float
