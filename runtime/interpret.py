@@ -189,18 +189,18 @@ def fix_interpreter():
         if name.startswith(("create_icmp", "create_fcmp")):
             setattr(B, name, bool_result(getattr(B, name)))
 
-    # Triton < 3.7 turns a scalar kernel argument (a 1-element array in its interpreter)
-    # into an int with int(array), which NumPy 2.4 refuses for arrays of one dimension: every
-    # `range(0, K, BLOCK_K)` over a run-time size failed (matmul, looped rows). Triton 3.7+
-    # squeezes first; do the same on older ones.
+    # Triton 3.6 turns a scalar kernel argument (a 1-element array in its interpreter) into
+    # an int with int(array), which NumPy 2.4 refuses for arrays of one dimension: every
+    # `range(0, K, BLOCK_K)` over a run-time size failed (matmul, looped rows). Triton 3.9
+    # squeezes first; do the same everywhere.
     plt = getattr(ti, "_patch_lang_tensor", None)
     if plt is not None:
         def patch_lang_tensor(tensor, scope, _orig=plt):
             _orig(tensor, scope)
             scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
         ti._patch_lang_tensor = patch_lang_tensor
-    # Triton < 3.7's interpreter builds an unsigned all-ones value (`~x` on uint8) as
-    # np.full(1, -1, uint8), which NumPy 2 refuses; Triton 3.7+ uses the type's maximum.
+    # Triton 3.6's interpreter builds an unsigned all-ones value (`~x` on uint8) as
+    # np.full(1, -1, uint8), which NumPy 2 refuses; Triton 3.9 uses the type's maximum.
     ones = getattr(B, "get_all_ones_value", None)
     if ones is not None:
         def get_all_ones_value(self, type, _orig=ones):
@@ -210,12 +210,12 @@ def fix_interpreter():
             return _orig(self, type)
         B.get_all_ones_value = get_all_ones_value
 
-    # Triton < 3.7's tl.full(shape, value, dtype) takes a Python value equal to 0 as the null
+    # Triton 3.6's tl.full(shape, value, dtype) takes a Python value equal to 0 as the null
     # constant, so a float argument of -0.0 (interpreted kernels get Python floats; compiled
     # ones a run-time register) became +0.0: relu(-0.0 * x) lost its signed zeros. A float
     # argument becomes a float64 scalar tensor there, as the compiled kernel's is a register.
     import triton
-    if tuple(int(p) for p in triton.__version__.split(".")[:2]) < (3, 7) and \
+    if tuple(int(p) for p in triton.__version__.split(".")[:2]) < (3, 9) and \
             hasattr(ti, "_implicit_cvt"):
         def implicit_cvt(arg, _orig=ti._implicit_cvt):
             if type(arg) is float:

@@ -1363,8 +1363,8 @@ def _mm_configs(dtype, M, N, K, batch):
     launch); for a small one (a training step's layers) a single tile, the largest that still
     gives every SM a program (down to 16x16), or the smallest: tuning would cost seconds of
     compiles for a kernel that runs for microseconds. A small product's K loop is its
-    latency (one global load round trip per step: 49 steps of 16 for K=784 took ~50 us on an
-    H200), so its tile takes deep K blocks and a 3-stage software pipeline."""
+    latency (one global load round trip per step: K=784 took 49 steps of 16), so its tile
+    takes deep K blocks and a 3-stage software pipeline."""
     cfgs = _MM_CONFIGS[4 if dtype is dt.float32 else 2]
     if M * N * K * batch >= AUTOTUNE_FLOPS:
         return cfgs
