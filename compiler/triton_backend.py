@@ -762,10 +762,11 @@ def value_checks(graph):
             found.append((k, 0, classes, n.attrs["ignore_index"], ("target", classes)))
         elif n.op in ("index", "index_put"):
             first = 1 if n.op == "index" else 2
+            check = n.attrs.get("check")        # index_select / index_add / index_copy
             for i, p in zip(range(first, len(n.inputs)), n.attrs["pos"]):
                 size = x.shape[p]
-                found.append((source(n.inputs[i]), -size, size, None,
-                              ("index", n.op, p, size, True)))
+                found.append((source(n.inputs[i]), 0 if check else -size, size, None,
+                              ("index", n.op, p, size, True) + ((check,) if check else ())))
         elif n.op in ("gather", "scatter") and len(x.shape):
             d = n.attrs["dim"] % len(x.shape)
             size = x.shape[d]

@@ -399,7 +399,10 @@ def index_select(input, dim, index, *, out=None):
     idx = _check_dim_index("index_select", input, d, index)
     if input.ndim == 0:
         return write_out(input.clone(), out)
-    return write_out(rename(apply(P["index"], input, idx, pos=(d,)), "IndexSelectBackward0"), out)
+    # (check: a compiled replay reads no Python, so the index node itself checks [0, size))
+    return write_out(rename(apply(P["index"], input, idx, pos=(d,),
+                                  check=("index_select", "IndexError", d)),
+                            "IndexSelectBackward0"), out)
 
 
 def masked_fill(input, mask, value):
@@ -537,20 +540,22 @@ def index_add(input, dim, index, source, *, alpha=1):
     # (torch's int64, alpha=1 path for ndim > 1 reports a bad index as a RuntimeError)
     fast = index._dtype is dt.int64 and alpha == 1 and input.ndim > 1 \
         if isinstance(index, Tensor) else False
-    index = _check_dim_index("index_add", input, d, index, RuntimeError if fast else IndexError)
+    err = RuntimeError if fast else IndexError
+    index = _check_dim_index("index_add", input, d, index, err)
     _check_source("index_add", input, d, index, source)
     src = source if alpha == 1 else apply(P["mul"], source, alpha)
     if src._dtype is not input._dtype:
         src = apply(P["cast"], src, dtype=input._dtype)
-    return apply(P["index_put"], input, src, index, pos=(d,), accumulate=True) if d == 0 else \
-        _index_put_dim(input, src, index, d, True)
+    check = ("index_add", err.__name__, d)
+    return apply(P["index_put"], input, src, index, pos=(d,), accumulate=True, check=check) \
+        if d == 0 else _index_put_dim(input, src, index, d, True, check)
 
 
-def _index_put_dim(input, src, index, d, accumulate):
+def _index_put_dim(input, src, index, d, accumulate, check=None):
     from .ops_shape import movedim
     xm = movedim(input, d, 0)
     sm = movedim(src, d, 0)
-    r = apply(P["index_put"], xm, sm, index, pos=(0,), accumulate=accumulate)
+    r = apply(P["index_put"], xm, sm, index, pos=(0,), accumulate=accumulate, check=check)
     return movedim(r, 0, d)
 
 
@@ -561,7 +566,7 @@ def index_copy(input, dim, index, source):
     if source._dtype is not input._dtype:
         raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but "
                            f"got (self) {input.dtype} and (source) {source.dtype}")
-    return _index_put_dim(input, source, index, d, False)
+    return _index_put_dim(input, source, index, d, False, ("index_copy", "IndexError", d))
 
 
 def index_fill(input, dim, index, value):

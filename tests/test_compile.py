@@ -833,6 +833,37 @@ def test_index_values_are_read_each_call(name):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
+_NONNEG_INDEX = {   # op -> (fn(x, i, src), bad index, error class torch raises)
+    "index_select": (lambda x, i, s: torch.index_select(x, 0, i) * 2, [-1, 0], IndexError),
+    "index_add": (lambda x, i, s: x.index_add(0, i, s[:, :3]), [-1, 0], RuntimeError),
+    "index_copy dim 1": (lambda x, i, s: x.index_copy(1, i, s), [0, -2], IndexError),
+}
+
+
+@pytest.mark.parametrize("device", ["cpu", "interpret"])
+@pytest.mark.parametrize("name", sorted(_NONNEG_INDEX))
+def test_replayed_index_ops_refuse_negative_indices(name, device):
+    """index_select / index_add / index_copy take indices in [0, size) (a negative one raises,
+    unlike x[i]); eager checks the values in Python, which a replayed compiled program never
+    runs, so the index node carries the check (NumPy lowering; on Triton the range-check
+    kernel). A replay once wrapped -1 to the last row."""
+    fn, bad, err = _NONNEG_INDEX[name]
+    x = torch.arange(12.).reshape(4, 3).to(device)
+    s = torch.ones(4, 2).to(device) if "copy" in name else torch.ones(2, 4).to(device)
+    cf = torch.compile(fn)
+    for good in ([0, 1], [2, 1], [1, 0], [0, 2]):
+        i = torch.tensor(good, device=device)
+        np.testing.assert_array_equal(cf(x, i, s).cpu().numpy(), fn(x, i, s).cpu().numpy())
+    assert cf.stats["replays"] >= 1
+    i = torch.tensor(bad, device=device)
+    with pytest.raises(err, match=r"index -?\d+ is out of bounds for dimension \d with size \d"):
+        fn(x, i, s)                                                # eager
+    before = x.cpu().numpy().copy()
+    with pytest.raises(err, match=r"\(\): index -?\d+ is out of bounds for dimension \d"):
+        cf(x, i, s)                                                # replayed
+    np.testing.assert_array_equal(x.cpu().numpy(), before)
+
+
 # ---- in-place writes through views -------------------------------------------------------------
 
 def _scale_row(x):

@@ -103,14 +103,14 @@ def violation(words, classes, target_at=None):
     return hi if hi >= classes else lo
 
 
-def index_violation(words, op, dim, size, wraps):
+def index_violation(words, op, dim, size, wraps, check=None):
     """The cpu path's error (compiler/ops/indexing.index_range_error) for the bad index values
     a range check folded into `words`, or None when every index was in range."""
     from ..ops.indexing import index_range_error
     any_bad, hi, lo, _ = (int(w) for w in words)
     if not any_bad:
         return None
-    return index_range_error(op, lo, hi, dim, size, wraps)
+    return index_range_error(op, lo, hi, dim, size, wraps, check)
 
 
 _KERNELS = {}

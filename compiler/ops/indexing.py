@@ -35,7 +35,7 @@ def index_shape(xshape, idx_shapes, pos):
     return b + tuple(rest)
 
 
-def _index_meta(x, *idx, pos):
+def _index_meta(x, *idx, pos, check=None):
     for i in idx:
         _check_index_dtype("index", i)
     if len(pos) != len(idx) or (pos and max(pos) >= len(x.shape)):
@@ -43,12 +43,22 @@ def _index_meta(x, *idx, pos):
     return AVal(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
 
 
-def index_range_error(op, lo, hi, dim, size, wraps):
+def index_range_error(op, lo, hi, dim, size, wraps, check=None):
     """The error an index whose values span [lo, hi] raises against a dim of `size`, or None.
     wraps: index / index_put (negative values count from the end: IndexError, as PyTorch's
     advanced indexing); else gather / scatter (RuntimeError; negative values are out of range).
     The NumPy lowerings raise it; eager device kernels, which cannot raise, check the index
-    buffer's min and max with it before launching (compiler/codegen/triton_eager.py)."""
+    buffer's min and max with it before launching (compiler/codegen/triton_eager.py).
+    check: (op name, error class name, the op's dim) of index_select / index_add /
+    index_copy, whose index values must lie in [0, size) (the index / index_put node's `check`
+    attribute): a compiled program's replay raises what the eager op raised at trace time."""
+    if check is not None:
+        if hi >= size or lo < 0:
+            bad = hi if hi >= size else lo
+            cls = IndexError if check[1] == "IndexError" else RuntimeError
+            return cls(f"{check[0]}(): index {bad} is out of bounds for dimension {check[2]} "
+                       f"with size {size}")
+        return None
     if wraps:
         if hi >= size or lo < -size:
             bad = hi if hi >= size else lo
@@ -61,11 +71,11 @@ def index_range_error(op, lo, hi, dim, size, wraps):
     return None
 
 
-def _np_tuple(op, x, idx, pos):
+def _np_tuple(op, x, idx, pos, check=None):
     t = [slice(None)] * x.ndim
     for p, i in zip(pos, idx):
         if i.size:
-            e = index_range_error(op, i.min(), i.max(), p, x.shape[p], True)
+            e = index_range_error(op, i.min(), i.max(), p, x.shape[p], True, check)
             if e is not None:
                 raise e
         t[p] = i
@@ -84,16 +94,16 @@ def _empty_result(x, idx, pos):
     return True
 
 
-def _index_np(out, x, *idx, pos):
+def _index_np(out, x, *idx, pos, check=None):
     if _empty_result(x, idx, pos):
         return np.empty(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
-    r = np.asarray(x[_np_tuple("index", x, idx, pos)])
+    r = np.asarray(x[_np_tuple("index", x, idx, pos, check)])
     # torch's result from a contiguous input is contiguous; NumPy's advanced indexing may hand
     # back another dim order (x[:, [0, 1]] of a matrix is column-major)
     return np.asarray(r, order="C") if x.flags.c_contiguous else r
 
 
-def _vjp_index(b, g, x, *idx, out=None, pos=None):
+def _vjp_index(b, g, x, *idx, out=None, pos=None, check=None):
     z = b.full(shape=x.shape, value=0, dtype=g.dtype)
     return (b.index_put(z, g, *idx, pos=pos, accumulate=True),) + (None,) * len(idx)
 
@@ -102,7 +112,7 @@ register(Prim("index", "gather", _index_meta, _index_np, _vjp_index, saves=tuple
               grad_name="IndexBackward0"))
 
 
-def _index_put_meta(x, v, *idx, pos, accumulate=False):
+def _index_put_meta(x, v, *idx, pos, accumulate=False, check=None):
     for i in idx:
         _check_index_dtype("index_put", i)
     if not is_scalar(v):
@@ -118,11 +128,11 @@ def _index_put_meta(x, v, *idx, pos, accumulate=False):
     return AVal(x.shape, x.dtype)
 
 
-def _index_put_np(out, x, v, *idx, pos, accumulate=False):
+def _index_put_np(out, x, v, *idx, pos, accumulate=False, check=None):
     r = x.copy()
     if _empty_result(x, idx, pos):
         return r
-    t = _np_tuple("index_put", x, idx, pos)
+    t = _np_tuple("index_put", x, idx, pos, check)
     if type(v) is np.ndarray and v.dtype != r.dtype:
         v = v.astype(r.dtype)
     if accumulate:
@@ -132,7 +142,7 @@ def _index_put_np(out, x, v, *idx, pos, accumulate=False):
     return r
 
 
-def _vjp_index_put(b, g, x, v, *idx, out=None, pos=None, accumulate=False):
+def _vjp_index_put(b, g, x, v, *idx, out=None, pos=None, accumulate=False, check=None):
     gx = g if accumulate else b.index_put(g, 0.0, *idx, pos=pos, accumulate=False)
     gv = None
     if not is_scalar(v):
