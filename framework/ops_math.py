@@ -265,7 +265,7 @@ def copy_(self, src, non_blocking=False):
     return self
 
 
-def fill_(self, value):
+def fill_(self, value, _grad_name="FillBackward2"):
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value.ndim} dimensions.")
@@ -285,6 +285,20 @@ def fill_(self, value):
     needs = STATE.grad_enabled and self.requires_grad
     if needs:
         check_inplace_leaf(self)
+        if target is None:
+            # PyTorch keeps the history (ZeroBackward0 / FillBackward2: a zero gradient to
+            # what self was), so a later backward through self still reaches its inputs:
+            # where(False, self, value) has that gradient exactly, NaN upstream included
+            mask = _dispatch.wrap_like(np.zeros(self._data.shape, np.bool_), dt.bool_, self)
+            r = rename(apply(P["where"], mask, self, value), _grad_name)
+            if STATE.tracer is not None:
+                STATE.tracer.assign(self, r)
+                return self
+            self._data.fill(value)
+            self._node, self._oi = r._node, r._oi
+            propagate_view_write(self)
+            self._bump()
+            return self
         self._node = None
     tr = STATE.tracer
     if tr is not None:
@@ -318,7 +332,7 @@ def _expanded_alias(t):
 
 
 def zero_(self):
-    return fill_(self, 0)
+    return fill_(self, 0, "ZeroBackward0")
 
 
 # ---- pointwise --------------------------------------------------------------------------------

@@ -380,3 +380,28 @@ def test_version_message_matches_pytorch():
             z.sum().backward()
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
+
+
+def test_fill_and_zero_on_a_non_leaf_keep_the_history():
+    # PyTorch: y.zero_() / y.fill_(v) on a tensor with history give ZeroBackward0 /
+    # FillBackward2, whose gradient to the old y is zero; Kiln cut the history (y stopped
+    # requiring grad, so y.sum().backward() raised)
+    x = torch.ones(3, requires_grad=True)
+    y = x * 2
+    y.zero_()
+    assert y.requires_grad and y.grad_fn.name() == "ZeroBackward0"
+    (y * float("nan")).sum().backward()           # a NaN upstream still gives exact zeros
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 0.0, 0.0])
+    x = torch.ones(3, requires_grad=True)
+    y = x * 2
+    y.fill_(3.0)
+    assert y.grad_fn.name() == "FillBackward2"
+    (y * x).sum().backward()                      # d/dx of 3 * x only
+    np.testing.assert_array_equal(x.grad.numpy(), [3.0, 3.0, 3.0])
+    x = torch.ones(4, requires_grad=True)         # through a view: the base's other rows keep
+    y = x * 2                                     # their gradient (hand-derived: 2 * 2y = 8)
+    y[1:3].fill_(5.0)
+    assert y.grad_fn.name() == "CopySlices"
+    np.testing.assert_array_equal(y.detach().numpy(), [2.0, 5.0, 5.0, 2.0])
+    (y * y).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [8.0, 0.0, 0.0, 8.0])
