@@ -283,23 +283,21 @@ def fill_(self, value, _grad_name="FillBackward2"):
     from .creation import int_fill
     value = int_fill(value, self._dtype)
     needs = STATE.grad_enabled and self.requires_grad
-    if needs:
+    if needs:           # (then target is None: expanded tensors with history are refused)
         check_inplace_leaf(self)
-        if target is None:
-            # PyTorch keeps the history (ZeroBackward0 / FillBackward2: a zero gradient to
-            # what self was), so a later backward through self still reaches its inputs:
-            # where(False, self, value) has that gradient exactly, NaN upstream included
-            mask = _dispatch.wrap_like(np.zeros(self._data.shape, np.bool_), dt.bool_, self)
-            r = rename(apply(P["where"], mask, self, value), _grad_name)
-            if STATE.tracer is not None:
-                STATE.tracer.assign(self, r)
-                return self
-            self._data.fill(value)
-            self._node, self._oi = r._node, r._oi
-            propagate_view_write(self)
-            self._bump()
+        # PyTorch keeps the history (ZeroBackward0 / FillBackward2: a zero gradient to what
+        # self was), so a later backward through self still reaches its inputs:
+        # where(False, self, value) has that gradient exactly, NaN upstream included
+        mask = _dispatch.wrap_like(np.zeros(self._data.shape, np.bool_), dt.bool_, self)
+        r = rename(apply(P["where"], mask, self, value), _grad_name)
+        if STATE.tracer is not None:
+            STATE.tracer.assign(self, r)
             return self
-        self._node = None
+        self._data.fill(value)
+        self._node, self._oi = r._node, r._oi
+        propagate_view_write(self)
+        self._bump()
+        return self
     tr = STATE.tracer
     if tr is not None:
         node = self._node
@@ -308,8 +306,6 @@ def fill_(self, value, _grad_name="FillBackward2"):
         self._node = None if node is None or STATE.grad_enabled else node
         return self
     (self._data if target is None else target).fill(value)
-    if needs:
-        propagate_view_write(self)      # a view's base takes the constant into its history
     self._bump()
     return self
 
