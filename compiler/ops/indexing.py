@@ -328,9 +328,12 @@ def _class_index_meta(t, classes, ignore_index):
 
 
 def _class_index_np(out, t, classes, ignore_index):
-    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
-    if bad.any():
-        raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+    # one reduction when every target is a class (negatives read as huge unsigned values); the
+    # full test only when some is not (ignore_index, or an error to report)
+    if t.size and t.view(np.uint64).max() >= classes:
+        bad = (t != ignore_index) & ((t < 0) | (t >= classes))
+        if bad.any():
+            raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
     return t.copy()       # a value of its own: the memory planner treats the result as fresh
 
 
