@@ -24,6 +24,14 @@ it reads the input's storage (through any view or alias), the input is not retur
 the producer itself the input is read only as a whole-array operand at an in-place position
 (an elementwise op reading each element before writing it). MemoryPlan.donated maps such
 values to their input position; they get no slot. Anything else falls back to a buffer.
+
+A donated input's array is also scratch space once its own value is dead: the caller replaces
+its contents anyway (written directly, or copied back from the output's buffer). So an
+intermediate computed element-wise in place over a donated input at that input's last read
+(AdamW's p * (1 - lr * wd), which p + update then reads) is written into the input array, and
+the chain may continue in place there; the donated output itself then reads the last link in
+place. Such values are in MemoryPlan.donated too, never returned, and spare a buffer the size
+of the parameter (less memory traffic per optimizer step).
 """
 from .ir.graph import Value
 
@@ -70,19 +78,57 @@ class MemoryPlan:
         return "\n".join(lines)
 
 
-def _donatable(n, i, w, k, graph, roots, last, inplace):
+def _donatable(n, i, w, k, graph, roots, last, inplace, occupant=None):
+    """May node n (at i) write its output w into input k's array? occupant: the intermediate
+    now held in that array (see _into_input), if any."""
     r = ("in", k)
     if last.get(r, -1) > i:
         return False
     x = graph.inputs[k]
     if x.shape != w.shape or x.dtype is not w.dtype:
         return False
+    held = {r}
+    if occupant is not None:
+        ro = ("v", id(occupant))
+        if last.get(ro, -1) > i:
+            return False            # the intermediate there is read after n
+        held.add(ro)
     ok = inplace.get(id(n), ())
     for p, a in enumerate(n.inputs):
-        if isinstance(a, Value) and r in roots.get(id(a), ()):
-            if a is not x or p not in ok:
+        if isinstance(a, Value) and held & roots.get(id(a), frozenset()):
+            if (a is not x and a is not occupant) or p not in ok:
                 return False
     return True
+
+
+def _into_input(n, i, w, targets, occupant, roots, last, inplace, end):
+    """The donated input position whose array node n (at i) may write its intermediate output w
+    into, in place over an operand that dies there (the input itself, or the intermediate
+    already held in that array), or None."""
+    if last.get(("v", id(w))) == end:
+        return None                 # returned: the donated output overwrites that array later
+    for p in inplace.get(id(n), ()):
+        v = n.inputs[p]
+        if not isinstance(v, Value) or v.shape != w.shape or v.dtype is not w.dtype:
+            continue
+        rs = roots.get(id(v))
+        k = next(iter(rs))[1] if rs and len(rs) == 1 and next(iter(rs))[0] == "in" else None
+        if k is not None:
+            if k not in targets or k in occupant:
+                continue
+            r = ("in", k)
+        else:
+            k = next((j for j, o in occupant.items() if o is v), None)
+            r = ("v", id(v))
+            if k is None or rs != {r}:
+                continue
+        if last.get(r, -1) != i:
+            continue
+        if any(isinstance(a, Value) and a is not v and r in roots.get(id(a), ())
+               for a in n.inputs):
+            continue                # read through another layout too
+        return k
+    return None
 
 
 def plan(nodes, graph, modes, inplace, donate=None):
@@ -119,12 +165,24 @@ def plan(nodes, graph, modes, inplace, donate=None):
 
     slots, slot_of, owner, free, done = [], {}, {}, [], []
     donated = {}
+    targets = set(donate.values()) if donate else set()
+    occupant = {}                   # donated input position -> intermediate held in its array
     naive = 0
     for i, n in enumerate(nodes):
         w = n.outputs[0] if n.outputs else None
         k = donate.get(id(w)) if donate and modes[id(n)] == "out" else None
-        if k is not None and _donatable(n, i, w, k, graph, roots, last, inplace):
+        j = None
+        if k is not None and _donatable(n, i, w, k, graph, roots, last, inplace,
+                                        occupant.get(k)):
             donated[id(w)] = k
+            naive += _numel(w.shape) * w.dtype.itemsize
+        elif targets and modes[id(n)] == "out" and k is None and \
+                (j := _into_input(n, i, w, targets, occupant, roots, last, inplace,
+                                  end)) is not None:
+            prev = occupant.get(j)
+            done.append((w, prev if prev is not None else graph.inputs[j]))
+            occupant[j] = w
+            donated[id(w)] = j
             naive += _numel(w.shape) * w.dtype.itemsize
         elif modes[id(n)] == "out":
             need = _numel(w.shape)

@@ -35,9 +35,11 @@ def _rand(rng, v):
     return x.astype(d.np)
 
 
-def check(g, seed=0, runs=2):
-    """Compile g and compare with Graph.run on `runs` random inputs; returns the Program."""
-    prog, _ = compile_graph(g)
+def check(g, seed=0, runs=2, donate=()):
+    """Compile g and compare with Graph.run on `runs` random inputs; returns the Program.
+    donate: (output, input) pairs the program may write into the input arrays (the reference
+    runs on copies; a donated output must come back as its input array)."""
+    prog, _ = compile_graph(g, donate=donate)
     reassociated = any(n.op == "matmul" for n in g.nodes)
     rng = np.random.default_rng(seed)
     consts = g.float_consts()
@@ -46,7 +48,7 @@ def check(g, seed=0, runs=2):
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
-                ref = g.run(*ins)
+                ref = g.run(*[a.copy() for a in ins])
             except Exception as e:
                 # a data error (int ** negative) raises the same class, unless DCE removed
                 # the failing node (Graph.run runs dead nodes too)
@@ -57,6 +59,9 @@ def check(g, seed=0, runs=2):
                 continue
             got = prog.run(ins, consts)
         assert len(got) == len(ref)
+        for j, k in donate:
+            if id(g.outputs[j]) in prog.memory.donated:
+                assert got[j] is ins[k]
         for a, b in zip(ref, got):
             a, b = np.asarray(a), np.asarray(b)
             assert a.dtype == b.dtype and a.shape == b.shape, (a.dtype, b.dtype, a.shape, b.shape)
@@ -352,6 +357,66 @@ def test_donated_output_is_written_into_its_input_only_when_safe():
     r2 = prog2.run([xb, wa], [])
     assert r2[0] is not xb and not prog2.memory.donated
     np.testing.assert_array_equal(r2[0], ref)
+
+
+def test_intermediates_of_a_donated_update_live_in_the_input_array():
+    """AdamW's p * (1 - lr * wd) + update: the caller replaces p's array anyway, so the decayed
+    p is written into it in place (no buffer the size of p) and the final add reads it there;
+    a chain that the donated output cannot read in place still gives the right values."""
+    F32 = dt.float32
+    g, (p, gr) = _g(((64, 32), F32), ((64, 32), F32))
+    decayed = g.call("mul", p, 0.99)
+    step = g.call("div", g.call("mul", gr, -0.01), g.call("add", g.call("sqrt", g.call(
+        "mul", gr, gr)), 1e-8))
+    g.set_outputs([g.call("add", decayed, step)])
+    prog = check(g, donate=((0, 0),))
+    assert id(decayed) in prog.memory.donated and id(g.outputs[0]) in prog.memory.donated
+    assert "np.multiply(in0, " in prog.source and ", out=in0)" in prog.source
+    without = check(g)
+    assert without.memory.planned_bytes - prog.memory.planned_bytes == 64 * 32 * 4  # p's size
+    # the intermediate takes p's array, but the donated output is a matmul reading it: the
+    # output goes to a buffer of its own (the caller copies it back) and reads the right values
+    g, (p, w) = _g(((8, 8), F32), ((8, 8), F32))
+    half = g.call("mul", p, 0.5)
+    g.set_outputs([g.call("matmul", half, w)])
+    prog = check(g, donate=((0, 0),))
+    assert id(half) in prog.memory.donated and id(g.outputs[0]) not in prog.memory.donated
+    # a value that is returned never lives in the input array
+    g, (p,) = _g(((4, 4), F32))
+    t = g.call("mul", p, 3.0)
+    g.set_outputs([g.call("add", t, 1.0), t])
+    prog = check(g, donate=((0, 0),))
+    assert id(t) not in prog.memory.donated
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from([(3, 4), (4, 4)]), st.lists(_step, min_size=1, max_size=14),
+       st.integers(0, 3), st.integers(0, 2 ** 31))
+def test_fuzz_donated_outputs_match_reference(shape, steps, nout, seed):
+    """Random graphs whose outputs of an input's shape replace that input (as captured in-place
+    updates do): intermediates may live in the donated arrays; every output equals the
+    reference computed on copies."""
+    g = Graph("fuzzd")
+    vals = [g.add_input("a", shape, dt.float32), g.add_input("b", shape, dt.float32),
+            g.add_input("c", (shape[1],), dt.float32),
+            g.add_input("w", (shape[1], shape[0]), dt.float32)]
+    for kind, a, b, p, q in steps:
+        v = _apply(g, kind, vals, a, b, p, q)
+        if v is not None:
+            vals.append(v)
+    made = vals[4:] or vals[:1]
+    outs = list(dict.fromkeys([made[-1]] + [made[(seed >> k) % len(made)]
+                                             for k in range(nout)]))
+    g.set_outputs(outs)
+    donate, used = [], set()
+    for j, o in enumerate(outs):
+        for k in (0, 1):
+            x = g.inputs[k]
+            if k not in used and o is not x and o.shape == x.shape and o.dtype is x.dtype:
+                donate.append((j, k))
+                used.add(k)
+                break
+    check(g, seed=seed % 1000, donate=tuple(donate))
 
 
 def _special(rng, shape, d):

@@ -611,8 +611,9 @@ def _emit(n, d, w, plan, fresh_made, body, setup, lowered):
         slot = plan.slot_of.get(id(out))
 
         def same(v):            # v already lives in the output's memory
-            return isinstance(v, Value) and (v is dst or
-                                             (slot is not None and plan.slot_of.get(id(v)) is slot))
+            return isinstance(v, Value) and (
+                v is dst or (k is not None and plan.donated.get(id(v)) == k) or
+                (slot is not None and plan.slot_of.get(id(v)) is slot))
         body.append(f"{name} = {buf}")
         if _bitwise_where(out, c, x, y, name, w, setup, body):
             return
