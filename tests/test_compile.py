@@ -179,6 +179,26 @@ def test_no_donation_into_an_input_another_input_aliases():
     assert not cf.stats["regions"][0].fwd.memory.donated
 
 
+def test_no_donation_into_an_input_sharing_a_buffer_with_another():
+    """Two tensors over one Python buffer (torch.frombuffer twice): their arrays have different
+    bases (each its own memoryview) yet one memory, so the update is not donated; before, the
+    alias test walked .base and failed on the memoryview at the end of the chain. (As in
+    torch.compile, which sees two storages, v is read as it was on entry.)"""
+    def f(w, v):
+        w.mul_(2)
+        return v + 1
+    buf = bytearray(np.arange(4, dtype=np.float32).tobytes())
+    w = torch.frombuffer(buf, dtype=torch.float32)
+    v = torch.frombuffer(buf, dtype=torch.float32)
+    r = torch.compile(f)(w, v)
+    np.testing.assert_array_equal(r.numpy(), np.arange(4, dtype=np.float32) + 1)
+    np.testing.assert_array_equal(w.numpy(), np.arange(4, dtype=np.float32) * 2)
+    # one tensor over a buffer of its own is donated as usual
+    w2 = torch.frombuffer(bytearray(np.ones(3, np.float32).tobytes()), dtype=torch.float32)
+    cf = torch.compile(lambda w: w.add_(1).sum())
+    assert cf(w2).item() == 6.0 and cf.stats["regions"][0].fwd.memory.donated
+
+
 def test_no_donation_while_the_input_memory_is_read_later():
     def f(w):
         t = w.t()                   # a view of the input's memory, read after the update

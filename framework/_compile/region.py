@@ -359,17 +359,11 @@ def _donations(tracer, ov, index, n_live):
         if e is None or not arr.flags.writeable or id(v) in index:
             continue
         if pos is None:
-            pos, roots = {}, {}
-            for k, a in enumerate(inputs.values()):
-                pos[id(a[2])] = k
-                r = a[2]
-                while r.base is not None:
-                    r = r.base
-                roots[id(r)] = roots.get(id(r), 0) + 1
-        r = arr
-        while r.base is not None:
-            r = r.base
-        if roots.get(id(r)) != 1:
+            arrays = [a[2] for a in inputs.values()]
+            pos = {id(a): k for k, a in enumerate(arrays)}
+        # (memory bounds, not base objects: two arrays over one buffer -- np.frombuffer twice,
+        # an mmap -- have different bases)
+        if any(a is not arr and np.may_share_memory(a, arr) for a in arrays):
             continue
         out.append((n_live + j, pos[id(arr)]))
     return tuple(out)
