@@ -26,14 +26,14 @@ import math
 
 import numpy as np
 
-from runtime import dtypes as dt
+from runtime import dtypes as dt, hostmem
 from ..ir.graph import Value
 from ..ir.registry import AVal, promote
 from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-11"     # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-12"     # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
@@ -42,7 +42,8 @@ VERSION = "numpy-gen-11"     # 2: program(..., on_output=None) callbacks; 3: inl
 #                              for the profiler (program.mark); 9: integer pow through its
 #                              lowering (PyTorch's x ** -n); 10: sign and float remainder
 #                              through their lowerings (NaN and signed-zero results); relu
-#                              one np.maximum; 11: reductions as ufunc.reduce
+#                              one np.maximum; 11: reductions as ufunc.reduce; 12:
+#                              persistent buffers in one arena (huge pages)
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -67,6 +68,7 @@ _COMPARE = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal",
 # result, a few microseconds more per call)
 _REDUCE = {"sum": "add", "prod": "multiply", "amax": "maximum", "amin": "minimum"}
 _HALF = (dt.float16, dt.bfloat16)
+_ALIGN = 64             # persistent buffers start on cache lines within their arena
 _FRESH_KINDS = ("pointwise", "reduction", "matmul", "creation", "scan", "concat", "scatter")
 
 
@@ -388,11 +390,20 @@ def generate(graph, partition, sched, donate=()):
     setup = ["import numpy as np", "from compiler.ir.registry import REGISTRY, AVal",
              "from runtime import dtypes as _dt", "", "", "def make():",
              "    # planned buffers: allocated once, reused by every call"]
-    for s in plan.slots:
-        if s.fresh:
-            continue
-        setup.append(f"    _s{s.id} = np.empty({s.size}, {_np_dtype(s.dtype)})   # "
-                     + ", ".join(v.name for v in s.values))
+    # the persistent buffers as aligned pieces of one arena (runtime/hostmem.py: on huge pages
+    # once it spans one)
+    kept = [s for s in plan.slots if not s.fresh]
+    offsets, total = [], 0
+    for s in kept:
+        offsets.append(total)
+        total += -(-s.nbytes // _ALIGN) * _ALIGN
+    if total >= hostmem.HUGE:
+        setup.insert(3, "from runtime.hostmem import arena as _arena")
+        setup.append(f"    _a = _arena({total})")
+    for s, off in zip(kept, offsets):
+        alloc = f"_a[{off}:{off + s.nbytes}].view({_np_dtype(s.dtype)})" \
+            if total >= hostmem.HUGE else f"np.empty({s.size}, {_np_dtype(s.dtype)})"
+        setup.append(f"    _s{s.id} = {alloc}   # " + ", ".join(v.name for v in s.values))
         for k, v in enumerate(s.values):
             if _view_index(s, v) != k:
                 continue            # same shape as an earlier value: same view
