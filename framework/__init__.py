@@ -96,11 +96,8 @@ strided = _Layout("strided")
 sparse_coo = _Layout("sparse_coo")
 
 
-class memory_format:  # noqa: N801
-    pass
-
-
-contiguous_format = preserve_format = channels_last = memory_format()
+from ._memory_format import (memory_format, contiguous_format, preserve_format,  # noqa: E402
+                             channels_last, channels_last_3d)
 
 
 def is_tensor(obj):
@@ -221,7 +218,7 @@ def detach(input):
 
 
 def clone(input, *, memory_format=None):
-    return input.clone()
+    return input.clone(memory_format=memory_format)
 
 
 def typename(obj):

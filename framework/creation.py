@@ -13,6 +13,7 @@ from ._cpu_random import TorchStream
 from . import _dispatch
 from ._dispatch import STATE, values, wrap
 from .tensor import Tensor
+from . import _memory_format as _mf
 
 
 # ---- dtype inference for Python data ---------------------------------------------------------
@@ -459,7 +460,8 @@ def empty(*size, out=None, dtype=None, layout=None, device=None, requires_grad=F
           pin_memory=False, memory_format=None, **kw):
     shape = _sizes("empty", size, kw.pop("size", None))
     d = dtype or (out._dtype if out is not None else dt.get_default_dtype())
-    return _into(out, _made(shape, None, d, device, requires_grad))
+    t = _into(out, _made(shape, None, d, device, requires_grad))
+    return _in_format("empty", t, memory_format) if out is None else t
 
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
@@ -479,11 +481,25 @@ def _like_dev(input, device):
     return input._device if device is None else device
 
 
+def _in_format(op, t, memory_format):
+    """t (a fresh cpu result) laid out in memory_format: channels-last formats relayout, the
+    contiguous and preserve formats leave it as made (contiguous)."""
+    _mf.check(op, memory_format)
+    if memory_format is not None and _mf.is_channels_last(memory_format):
+        _mf.check_rank(op, t.ndim, memory_format)
+        if type(t._data) is np.ndarray:
+            t._data = _mf.laid_out(t._data, memory_format)
+    return t
+
+
 def _preserve(t, input, memory_format):
     """PyTorch's preserve_format for a *_like result on the cpu: a non-overlapping, dense
-    input's strides (zeros_like(x.t()) is laid out as x.t()); anything else stays contiguous."""
+    input's strides (zeros_like(x.t()) is laid out as x.t()); anything else stays contiguous.
+    Another memory_format lays the result out in that format."""
+    if memory_format is not None and memory_format is not _mf.preserve_format:
+        return _in_format("empty_like", t, memory_format)
     a, src = t._data, input._data
-    if memory_format is not None or type(a) is not np.ndarray or \
+    if type(a) is not np.ndarray or \
             type(src) is not np.ndarray or src.ndim < 2 or src.size == 0:
         return t
     el = _dense_strides(src)

@@ -12,6 +12,7 @@ from runtime import dtypes as dt
 from . import _dispatch
 from ._dispatch import apply, STATE, rename
 from .tensor import Tensor
+from . import _memory_format as _mf
 
 P = REGISTRY
 
@@ -560,6 +561,15 @@ def cast(x, dtype):
 
 
 def clone(input, *, memory_format=None):
+    if memory_format is not None and memory_format is not _mf.preserve_format:
+        _mf.check("clone", memory_format)
+        if _mf.is_channels_last(memory_format):
+            _mf.check_rank("clone", input.ndim, memory_format)
+        r = apply(P["copy"], input)
+        if type(r._data) is np.ndarray:
+            r._data = _mf.laid_out(r._data, memory_format) if \
+                _mf.is_channels_last(memory_format) else np.asarray(r._data, order="C")
+        return r
     r = apply(P["copy"], input)
     d = r._data
     if type(d) is np.ndarray and not d.flags.c_contiguous and builtins.any(

@@ -10,6 +10,7 @@ from compiler.ops.layout import infer_shape
 from runtime import dtypes as dt
 from ._dispatch import STATE, apply, rename, values
 from .tensor import Tensor
+from . import _memory_format as _mf
 
 P = REGISTRY
 
@@ -265,6 +266,15 @@ def broadcast_shapes(*shapes):
 
 
 def contiguous(input, memory_format=None):
+    if memory_format is not None and _mf.is_channels_last(memory_format):
+        _mf.check_rank("contiguous", input.ndim, memory_format)
+        if input.is_contiguous(memory_format=memory_format):
+            return input
+        r = apply(P["copy"], input)
+        if type(r._data) is np.ndarray:      # (cpu; device buffers keep their own layout)
+            r._data = _mf.laid_out(r._data, memory_format)
+        return r
+    _mf.check("contiguous", memory_format)
     if input.is_contiguous():
         return input
     return _copy_contig(input)

@@ -11,6 +11,7 @@ from runtime import dtypes as dt
 from runtime.device import cpu, canonical
 from . import _dispatch
 from ._dispatch import STATE
+from . import _memory_format as _mf
 
 
 class Size(tuple):
@@ -140,6 +141,9 @@ class Tensor:
         return (_ptr(self._data) - _ptr(base._data)) // self._data.itemsize
 
     def is_contiguous(self, memory_format=None):
+        if memory_format is not None and _mf.is_channels_last(memory_format):
+            return _mf.follows(self._data.shape, self.stride(), memory_format)
+        _mf.check("is_contiguous", memory_format)
         if self._data.size == 0:      # torch: a tensor with no elements is contiguous
             return True
         expect = 1
@@ -497,9 +501,10 @@ class Tensor:
         device = kwargs.pop("device", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
+        fmt = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
+        _mf.check("to", fmt)
         for a in args:
             if isinstance(a, dt.DType):
                 dtype = a
@@ -515,6 +520,9 @@ class Tensor:
             t = self.clone()
         if dev is not self._device:
             t = _to_device(t, dev)
+        if fmt is not None and fmt is not _mf.preserve_format:
+            from .ops_shape import contiguous
+            t = contiguous(t, fmt)
         return t
 
     def cpu(self, memory_format=None):

@@ -10,6 +10,7 @@ from ...autograd.grad_mode import no_grad
 from ...autograd.function import Function
 from ..parameter import Parameter, Buffer, is_lazy
 from ...utils.hooks import RemovableHandle
+from ..._memory_format import preserve_format
 
 __all__ = ["Module"]
 
@@ -543,7 +544,7 @@ class Module:
         device = kwargs.pop("device", None)
         dtype = kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
+        fmt = kwargs.pop("memory_format", None)
         if kwargs:
             raise TypeError(f"to() received an invalid combination of arguments - got "
                             f"unexpected keyword arguments {sorted(kwargs)}")
@@ -565,8 +566,12 @@ class Module:
 
         def convert(t):
             if dtype is not None and (t.is_floating_point() or t.is_complex()):
-                return t.to(device, dtype) if device is not None else t.to(dtype)
-            return t.to(device) if device is not None else t
+                t = t.to(device, dtype) if device is not None else t.to(dtype)
+            elif device is not None:
+                t = t.to(device)
+            if fmt is not None and fmt is not preserve_format and t.dim() in (4, 5):   # (as torch)
+                t = t.contiguous(memory_format=fmt)
+            return t
         return self._apply(convert)
 
     def cpu(self):
