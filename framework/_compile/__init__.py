@@ -45,7 +45,7 @@ import warnings
 
 from .._dispatch import wrap as _dispatch_wrap
 
-from .. import _dispatch
+from .. import _dispatch, _dynamo
 from .._dispatch import STATE
 from ..tensor import Tensor
 from . import log
@@ -58,6 +58,7 @@ from .replay import (_MISS, _NotReplayable, _Entry, _Record, _module_state,
 from compiler.ir.graph import consts_key
 
 cache_size_limit = 8
+automatic_dynamic_shapes = True     # dynamic=None: unguard dim 0 after a batch-size recompile
 replays = True          # False: every call traces (debugging, or to time the traced path)
 _BACKENDS = ("numpy", "eager", "triton", "interpret")
 _MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -82,7 +83,7 @@ class CompiledFunction:
         self.fn = fn
         self.backend = backend
         self.fullgraph = fullgraph
-        self.dynamic = dynamic
+        self.dynamic = self._dynamic0 = dynamic
         self.mode = mode
         self.module = module
         self.name = name or getattr(fn, "__name__", "fn")
@@ -97,13 +98,29 @@ class CompiledFunction:
         self._new_guards = False
         self._shape_sig = self._prev_shape_sig = None
         self._warned = False
+        self._marked = False     # a tensor argument has dims mark_dynamic left unguarded
         functools.update_wrapper(self, fn)
+        _dynamo._compiled.add(self)
+
+    def reset(self):
+        """Forget guards, traces and replay records (torch.compiler.reset): the next call
+        compiles anew."""
+        self._replays.clear()
+        self._runs.clear()
+        self._guard_sets.clear()
+        self._last_guards = None
+        self._shape_sig = self._prev_shape_sig = None
+        self.dynamic = self._dynamic0
+        self._warned = False
+        if self.module is None:
+            self._freplay = FunctionReplay(self.fn)
 
     # guards -----------------------------------------------------------------------------------
     def _guards(self, args, kwargs, argt=None):
         """{name: guarded metadata} of this call; what a recompile reason names. `argt`, when
         given, receives {name: tensor argument}."""
         g = {}
+        self._marked = False
 
         def visit(name, a):
             if isinstance(a, Tensor):
@@ -112,6 +129,10 @@ class CompiledFunction:
                 shape = tuple(a.shape)
                 if self.dynamic:
                     shape = ("*",) + shape[1:] if shape else shape
+                marked = a.__dict__.get("_dynamic_dims")       # torch._dynamo.mark_dynamic
+                if marked:
+                    self._marked = True
+                    shape = tuple("*" if i in marked else s for i, s in enumerate(shape))
                 g[name] = (shape, a.dtype.name, str(a.device), a.requires_grad)
             elif isinstance(a, (list, tuple)):
                 for i, x in enumerate(a):
@@ -144,7 +165,7 @@ class CompiledFunction:
             self.stats["regions"].append(plan)
             if self.stats["calls"] > 1 and not self._new_guards:
                 # a new program although no guard changed
-                if self.dynamic and self._shape_sig != self._prev_shape_sig:
+                if (self.dynamic or self._marked) and self._shape_sig != self._prev_shape_sig:
                     self.stats["specializations"] += 1
                     log.emit("recompiles", f"[{self.name}] dynamic=True: new program for "
                                            f"shapes {list(map(list, self._shape_sig))}")
@@ -179,7 +200,8 @@ class CompiledFunction:
             self._guard_sets.add(gkey)
             if self._last_guards is not None:
                 reason = self._diff(self._last_guards, guards)
-                if self.dynamic is None and _only_dim0_changed(self._last_guards, guards):
+                if self.dynamic is None and automatic_dynamic_shapes and \
+                        _only_dim0_changed(self._last_guards, guards):
                     # torch's automatic dynamic shapes: after a batch-size recompile, dim 0
                     # is no longer guarded (each new size is a specialization, not a recompile)
                     self.dynamic = "auto"
@@ -189,12 +211,14 @@ class CompiledFunction:
                     self._guard_sets.add(gkey)
                 self._recompiled(reason)
         self._last_guards = guards
-        if self.dynamic:
+        unguarded = self.dynamic or self._marked
+        if unguarded:
             self._prev_shape_sig = self._shape_sig
             self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
         pre = fpre = None
         if _dispatch.PROFILE is None and replays:
-            rkey = gkey if not self.dynamic else \
+            # (a record replays only on the shapes it was made for)
+            rkey = gkey if not unguarded else \
                 (gkey, tuple(tuple(t.shape) for t in argt.values()))
             e = self._replays.get(rkey)
             if e is not None and e.rec is not None and e.enabled:
