@@ -10,3 +10,4 @@ from .weight_norm import weight_norm, remove_weight_norm  # noqa: F401
 from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, \
     fuse_linear_bn_weights  # noqa: F401
 from .init import skip_init  # noqa: F401
+from . import prune  # noqa: F401
