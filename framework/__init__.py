@@ -247,6 +247,7 @@ special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
 from . import fft  # noqa: E402,F401  (torch.fft)
+from . import testing  # noqa: E402,F401
 from .fft import stft, istft  # noqa: E402,F401
 Tensor.stft = stft
 Tensor.istft = istft
