@@ -21,6 +21,7 @@ class _State:
     tracer = None          # set by compile() while tracing
     anomaly = False        # autograd.detect_anomaly: nodes keep their forward traceback
     anomaly_check_nan = True
+    saved_hooks = None     # (pack, unpack) of the innermost autograd.graph.saved_tensors_hooks
 
 
 STATE = _State()
@@ -273,7 +274,9 @@ def _anomaly_trace(node):
 
 def record(p, args, attrs, outs, name=None):
     """Attach a grad_fn Node to the floating outputs `outs` of primitive `p` applied to `args`.
-    Runs on every eager op that needs a gradient, so it does only list appends."""
+    Runs on every eager op that needs a gradient, so it does only list appends (and, under
+    saved_tensors_hooks, packs what the node saved once it is built)."""
+    hooks = STATE.saved_hooks
     saves = p.saves
     every = saves == "all"
     saved, versions, edges = [], [], []
@@ -319,6 +322,8 @@ def record(p, args, attrs, outs, name=None):
             node.out = [o._data]
             node.oref = [_weakref(o)]
         o._node = node
+        if hooks is not None:
+            pack_node(node, hooks)
         return node
     fl = [o._dtype.is_floating_point or o._dtype.is_complex for o in outs]
     if not any(fl):
@@ -333,7 +338,97 @@ def record(p, args, attrs, outs, name=None):
         if fl[i]:
             o._node = node
             o._oi = i
+    if hooks is not None:
+        pack_node(node, hooks)
     return node
+
+
+# ---- saved_tensors_hooks (autograd.graph): what a node saves goes through the pack hook ----
+
+PACK_INPLACE = ("A saved tensor pack hook is modifying its input in place. Tensors provided as "
+                "input to pack hook cannot be modified by in-place operations as this can lead "
+                "to unexpected side-effects. Please open an issue if you need to perform in-place "
+                "operations on the input to a pack hook.")
+
+
+class Packed:
+    """A saved tensor as a pack hook left it: what the hook returned, the unpack hook to call
+    on it, and where the original tensor sat in the graph (its producer node and output index,
+    or a weak reference to it when it is a leaf that requires grad; `out`: it is output `oi` of
+    the node that saved it), so that the unpacked value has the same history for double
+    backward, as PyTorch's SavedVariable rebuilds it."""
+    __slots__ = ("value", "unpack", "node", "oi", "leaf", "out")
+
+    def __init__(self, t, pack, unpack, out=None):
+        v = t._version
+        self.value = pack(t)
+        if t._version != v:
+            raise RuntimeError(PACK_INPLACE)
+        self.unpack = unpack
+        self.out = out is not None
+        if out is not None:             # the node's own output: linked to it when unpacked
+            self.oi, self.node, self.leaf = out, None, None
+        else:
+            self.oi, self.node = t._oi, t._node
+            self.leaf = _weakref(t) if t._node is None and t._rg else None
+
+    def get(self, owner=None):
+        """The unpacked tensor: unpack_hook's value with the original tensor's history (owner:
+        the node whose output it is), so it requires grad when the original did, and with grad
+        on (create_graph, or enable_grad in a custom backward) its gradient reaches the
+        original's producer or leaf. PyTorch checks only that the hook returned a tensor; a
+        wrong shape or dtype shows up (or not) in the backward formula that reads it."""
+        r = self.unpack(self.value)
+        if not isinstance(r, Tensor):
+            raise TypeError("Output of saved tensor unpack_hook expected to be a Tensor but got "
+                            f"result of type {type(r).__name__}")
+        t = wrap(r._data, r._dtype)
+        if not (r._dtype.is_floating_point or r._dtype.is_complex):
+            return t
+        if self.out:
+            if owner is not None:
+                t._node, t._oi = owner, self.oi
+        elif self.node is not None:
+            t._node, t._oi = self.node, self.oi
+        elif self.leaf is not None:
+            leaf = self.leaf() if STATE.grad_enabled else None
+            if leaf is not None:          # gradients of the unpacked value reach the leaf
+                record(REGISTRY["copy"], (leaf,), {}, (t,))
+            else:                         # (PyTorch: a leaf sharing the original's accumulator)
+                t._rg = True
+        return t
+
+
+class PackedList(list):
+    """node.saved / node.out of a node recorded under saved_tensors_hooks (Packed entries in
+    place of tensors); the engine unpacks it when the node's backward runs."""
+    __slots__ = ()
+
+    def unpacked(self, owner=None):
+        return [s.get(owner) if type(s) is Packed else s for s in self]
+
+
+def pack_node(node, hooks):
+    """Replace what `node` saved (input tensors, then saved outputs) by pack_hook's values.
+    The hook runs without grad, once per saved tensor, on the tensor itself; the version
+    check of those tensors is dropped (PyTorch cannot see through the hooks either)."""
+    pack, unpack = hooks
+    saved = node.saved
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        if any(isinstance(s, Tensor) for s in saved):
+            versions = node.versions
+            saved = PackedList(saved)
+            for i, s in enumerate(saved):
+                if isinstance(s, Tensor):
+                    saved[i] = Packed(s, pack, unpack)
+                    versions[i] = None
+            node.saved = saved
+        if node.oref is not None:
+            node.out = PackedList(Packed(r(), pack, unpack, i) for i, r in enumerate(node.oref))
+    finally:
+        STATE.grad_enabled = prev
 
 
 def call(name, *args, **attrs):

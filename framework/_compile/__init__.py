@@ -189,6 +189,8 @@ class CompiledFunction:
         if STATE.tracer is not None:         # nested compiled calls inline into the outer trace
             return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
+        if STATE.saved_hooks is not None and STATE.grad_enabled:
+            return self._hooks_eager_call(args, kwargs)
         argt = {}
         guards = self._guards(args, kwargs, argt)
         gkey = _freeze(guards)
@@ -363,6 +365,15 @@ class CompiledFunction:
         plan = e.rec.plan
         self._runs[id(plan)] = self._runs.get(id(plan), 0) + 1
         return out
+
+    def _hooks_eager_call(self, args, kwargs):
+        """A call under autograd.graph.saved_tensors_hooks (or save_on_cpu) runs eagerly: the
+        hooks then see every tensor the ops save, as they would without compile (a compiled
+        region saves other values, and a replay would skip the hooks)."""
+        self.stats["eager_calls"] += 1
+        log.emit("graph_breaks", f"[{self.name}] saved_tensors_hooks are active: the call runs "
+                                 "eagerly so the tensors its ops save go through the hooks")
+        return self.fn(*args, **kwargs)
 
     def _eager_call(self, guards, args, kwargs):
         self.stats["eager_calls"] += 1

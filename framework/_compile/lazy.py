@@ -313,6 +313,12 @@ class Tracer:
             if -1 in m.shape:                                # data-dependent output shape
                 return self.eager_break(p, args, attrs,
                                         f"{p.name}: output shape depends on the input's values")
+        if STATE.saved_hooks is not None and STATE.grad_enabled and p.differentiable and \
+                _dispatch._needs_grad(args):
+            # entered inside the compiled function: the pack hook must see real tensors, and
+            # each op it packs for (only eager knows which tensors those are)
+            return self.eager_break(p, args, attrs, "saved_tensors_hooks are active (the op "
+                                    "runs eagerly so its saved tensors go through the hooks)")
         vals = []
         for a in args:
             d = getattr(a, "_data", None) if type(a) is not float else None
@@ -350,16 +356,21 @@ class Tracer:
 
     def eager_break(self, p, args, attrs, reason):
         """Run one op eagerly between regions (its output shape depends on data)."""
-        self.graph_break(reason, None)
-        self.concrete_reads += 1        # Python sees values (the output's shape): no replays
-        for a in args:
-            if isinstance(a, Tensor) and type(a._data) is SymArray:
-                a._data = a._data._materialize(reason)
+        self.make_concrete(args, reason)
         prev, STATE.tracer = STATE.tracer, None
         try:
             return _dispatch.apply(p, *args, **attrs)
         finally:
             STATE.tracer = prev
+
+    def make_concrete(self, tensors, reason):
+        """Graph break, then the tensors among `tensors` hold real arrays (eager code needs
+        their values: an op run eagerly, a pack hook); no replays of this trace."""
+        self.graph_break(reason, None)
+        self.concrete_reads += 1        # Python sees values (the output's shape): no replays
+        for a in tensors:
+            if isinstance(a, Tensor) and type(a._data) is SymArray:
+                a._data = a._data._materialize(reason)
 
     def assign(self, target, r):
         """In-place write `target <- r` (r symbolic or concrete), captured functionally; aliases

@@ -11,7 +11,7 @@ from runtime import backends as _rt_backends, dtypes as dt
 from compiler.ir.graph import Graph, GraphEmitter, Value
 from compiler.ir.registry import AVal, REGISTRY
 from .. import _dispatch
-from .._dispatch import STATE, wrap, node_class
+from .._dispatch import STATE, wrap, node_class, PackedList
 from ..tensor import Tensor
 from ..autograd import engine as _engine
 from . import log
@@ -439,7 +439,10 @@ def _backward_graph(tracer, g, grad_outs, in_tensors):
         n = stack.pop()
         if n is None or id(n) in seen or n.seq <= tracer.seq0:
             continue
-        if n.freed or n.fn is not None or n.saved is None:
+        if n.freed or n.fn is not None or n.saved is None or type(n.saved) is PackedList \
+                or type(n.out) is PackedList:
+            # (a node run eagerly under saved_tensors_hooks: its unpack hook runs at backward
+            # time, so backward stays eager through the traced nodes)
             return None, [], []
         seen.add(id(n))
         order.append(n)

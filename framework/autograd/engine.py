@@ -10,6 +10,7 @@ reach, a ready queue ordered by creation (newest node first), and a leaf's gradi
 finished (hooks, then .grad) as soon as every path into it has delivered.
 """
 import heapq
+import itertools
 import re
 import sys
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY
 from .. import _dispatch
-from .._dispatch import STATE, EMIT, wrap, apply
+from .._dispatch import STATE, EMIT, wrap, apply, PackedList
 from ..tensor import Tensor
 
 _ADD = REGISTRY["add"]
@@ -71,7 +72,11 @@ def _check_version(node):
 
 def _saved_outputs(node, create_graph):
     """The forward outputs a rule reads, rebuilt from the saved arrays. With create_graph they
-    are attached to `node` again, so double backward sees their dependence on the inputs."""
+    are attached to `node` again, so double backward sees their dependence on the inputs.
+    Saved under saved_tensors_hooks: the unpack hook rebuilds them (no version check)."""
+    if type(node.out) is PackedList:
+        res = node.out.unpacked(node)
+        return res[0] if len(res) == 1 else tuple(res)
     res = []
     for i, (arr, ref) in enumerate(zip(node.out, node.oref)):
         o = ref()
@@ -96,7 +101,8 @@ def _release(node):
         node.out = node.oref = None
         node.freed = True
     saved = node.saved
-    if saved is not None and any(v is not None for v in node.versions):
+    if saved is not None and (type(saved) is PackedList or
+                              any(v is not None for v in node.versions)):
         node.saved = None
         node.freed = True
 
@@ -117,11 +123,14 @@ def _apply_vjp(node, gs, needs, create_graph):
         if all(g is None for g in gs):
             return (None,) * len(node.edges)
         g = tuple(gs)
+    saved = node.saved
+    if type(saved) is PackedList:                # saved under saved_tensors_hooks
+        saved = saved.unpacked()
     prev, prev_dev = EMIT.needs, EMIT.device
     EMIT.needs = needs
     EMIT.device = (g if p.nout == 1 else next(x for x in g if x is not None))._device
     try:
-        return p.vjp(EMIT, g, *node.saved, out=out, **node.attrs)
+        return p.vjp(EMIT, g, *saved, out=out, **node.attrs)
     finally:
         EMIT.needs, EMIT.device = prev, prev_dev
 
@@ -243,6 +252,31 @@ def leaf_grad_is_final(leaf):
     return leaf_deps.get(k, 0) == 1 and k not in leaf_acc
 
 
+# one entry per backward pass in progress: (task id, nodes that run, leaf dependency counts,
+# wanted non-leaf gradients (inputs=) or None, ids of root leaves); read by
+# current_graph_task_id and will_execute (autograd.graph.register_multi_grad_hook)
+_graph_tasks = []
+_task_ids = itertools.count()
+
+
+def current_graph_task_id():
+    """torch._C._current_graph_task_id(): the innermost backward pass in progress, -1 if none."""
+    return _graph_tasks[-1][0] if _graph_tasks else -1
+
+
+def will_execute(t):
+    """torch._C._will_engine_execute_node(grad_fn or grad accumulator of t): whether the
+    backward pass in progress runs t's node (for a leaf: accumulates into it)."""
+    if not _graph_tasks:
+        raise RuntimeError("_will_engine_execute_node should only be called during the backward "
+                           "pass")
+    _, run, leaf_deps, want_nodes, root_leaves = _graph_tasks[-1]
+    n = t._node
+    if n is None:
+        return id(t) in leaf_deps or id(t) in root_leaves
+    return n in run or (want_nodes is not None and any(k[0] is n for k in want_nodes))
+
+
 class _ExecutionEngine:
     """torch.autograd.Variable._execution_engine: queue_callback(fn) runs fn once, after the
     backward pass in progress has delivered every gradient (DDP waits for its all-reduces)."""
@@ -313,6 +347,8 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
     _final_callbacks.append([])
     _leaf_state.append((leaf_deps, leaf_acc) if accumulate and inputs is None and
                        not create_graph else None)
+    _graph_tasks.append((next(_task_ids), run, leaf_deps, want_nodes,
+                         {id(r) for r in root_leaves}))
     try:
         heap = []
         for n in root_nodes:
@@ -421,6 +457,7 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
     finally:
         _final_callbacks.pop()
         _leaf_state.pop()
+        _graph_tasks.pop()
         STATE.grad_enabled = prev_mode
     if inputs is None:
         return None

@@ -5,7 +5,7 @@ import functools
 
 import numpy as np
 
-from .._dispatch import STATE, wrap, node_class
+from .._dispatch import STATE, wrap, node_class, Packed
 from ..tensor import Tensor
 from compiler.ir.registry import AVal
 
@@ -17,6 +17,7 @@ class FunctionCtx:
         self._saved = ()
         self._versions = ()
         self._freed = False
+        self._packed = None       # weakref to the node, once saved_tensors_hooks packed _saved
         self.needs_input_grad = ()
         self.non_differentiable = set()
         self.dirty = set()
@@ -35,6 +36,9 @@ class FunctionCtx:
         if self._freed:
             from .engine import SECOND_TIME
             raise RuntimeError(SECOND_TIME)
+        if self._packed is not None:     # saved under saved_tensors_hooks: unpack every time
+            owner = self._packed()
+            return tuple(s.get(owner) if type(s) is Packed else s for s in self._saved)
         for t, v in zip(self._saved, self._versions):
             if v is not None and t._version != v:
                 from .engine import _version_error
@@ -152,6 +156,9 @@ class Function(metaclass=_FunctionMeta):
                                                             o._dtype.is_complex):
                     o._node, o._oi = node, i
             new_outs.append(o)
+        hooks = STATE.saved_hooks
+        if hooks is not None and ctx._saved:
+            _pack_saved(ctx, node, new_outs, hooks)
         return tuple(new_outs) if is_tuple else new_outs[0]
 
     @classmethod
@@ -182,6 +189,34 @@ class Function(metaclass=_FunctionMeta):
                                    f"gradient {i} returned by {node._name}")
             res.append(g)
         return tuple(res)
+
+
+def _pack_saved(ctx, node, outs, hooks):
+    """saved_tensors_hooks: what ctx.save_for_backward kept goes through the pack hook once the
+    node is built (as in PyTorch: after forward, outputs already carrying this grad_fn);
+    saved_tensors unpacks on every access."""
+    import weakref
+    pack, unpack = hooks
+    tr = STATE.tracer
+    if tr is not None:        # compile: the hook needs real tensors (a graph break)
+        tr.make_concrete([t for t in ctx._saved if t is not None],
+                         "saved_tensors_hooks: a custom Function's saved tensors go through the "
+                         "pack hook")
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = False
+    try:
+        packed = []
+        for t in ctx._saved:
+            if t is None:
+                packed.append(None)
+                continue
+            oi = next((i for i, o in enumerate(outs) if o is t and o._node is node), None)
+            packed.append(Packed(t, pack, unpack, oi))
+    finally:
+        STATE.grad_enabled = prev
+    ctx._saved = tuple(packed)
+    ctx._versions = (None,) * len(packed)
+    ctx._packed = weakref.ref(node)
 
 
 class InplaceFunction(Function):

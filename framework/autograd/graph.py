@@ -1,13 +1,135 @@
 """The recorded autograd graph as data: next_functions, and graph_of(t), which builds the
 backward of t as a printable compiler Graph by running the same VJP rules with a graph
-emitter instead of the eager one."""
+emitter instead of the eager one. Also torch.autograd.graph's hooks on that graph:
+saved_tensors_hooks / save_on_cpu / disable_saved_tensors_hooks (what nodes save goes through
+a pack hook when recorded and an unpack hook when backward reads it: _dispatch.pack_node,
+engine._apply_vjp) and register_multi_grad_hook."""
+import contextlib
+import functools
+import threading
+
 import numpy as np
 
 from compiler.ir.graph import Graph, GraphEmitter
 from compiler.ir.registry import AVal
+from .._dispatch import STATE, PackedList
 from ..tensor import Tensor
 
-__all__ = ["graph_of", "recorded_nodes", "next_functions", "AccumulateGrad", "Node"]
+__all__ = ["graph_of", "recorded_nodes", "next_functions", "AccumulateGrad", "Node",
+           "saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks",
+           "register_multi_grad_hook"]
+
+
+# ---- saved tensors hooks ------------------------------------------------------------------------
+# Entered pairs, innermost last, each with the pair that was in effect before it (restored on
+# exit). STATE.saved_hooks is the pair in effect: _dispatch.record reads only that, once per
+# node. (Process-wide, like Kiln's other autograd modes; PyTorch keeps them per thread.)
+_stack = []
+_disabled_message = None        # disable_saved_tensors_hooks in effect: entering hooks raises
+
+
+class saved_tensors_hooks:
+    """Context manager that sets a pair of pack / unpack hooks for saved tensors.
+
+    Every tensor an autograd node saves for backward while it is active (inputs and outputs of
+    the op, and what a custom Function's ctx.save_for_backward keeps) is passed to
+    ``pack_hook(tensor) -> Any`` when the op runs, without grad; the graph keeps what it
+    returns instead of the tensor. ``unpack_hook(packed) -> Tensor`` gives the value back when
+    backward (or ``ctx.saved_tensors``) needs it. The hooks in effect when an op ran are the
+    ones used for it, wherever backward runs; nested contexts: the innermost pair wins.
+    Tensors saved this way are not version-checked (an in-place change after the save is not
+    detected), as in PyTorch.
+    """
+
+    def __init__(self, pack_hook, unpack_hook):
+        self.pack_hook = pack_hook
+        self.unpack_hook = unpack_hook
+
+    def __enter__(self):
+        _push_hooks(self.pack_hook, self.unpack_hook)
+
+    def __exit__(self, *args):
+        _pop_hooks()
+
+
+def _push_hooks(pack_hook, unpack_hook):
+    if _disabled_message is not None:
+        raise RuntimeError(_disabled_message)
+    _stack.append(STATE.saved_hooks)
+    STATE.saved_hooks = (pack_hook, unpack_hook)
+
+
+def _pop_hooks():
+    STATE.saved_hooks = _stack.pop()
+
+
+class save_on_cpu(saved_tensors_hooks):
+    """Context manager under which tensors saved by the forward pass are stored on the cpu,
+    then copied back to their device for backward. Tensors already on the cpu are kept as they
+    are (``tensor.cpu()`` is the tensor itself), unless ``pin_memory=True``, which copies
+    every saved tensor into a fresh (pinned, when the device module has pinned memory) cpu
+    tensor, as PyTorch does."""
+
+    def __init__(self, pin_memory=False, device_type="cuda"):
+        import framework as torch
+        device_module = getattr(torch, device_type, torch.cuda)
+
+        def pack_to_cpu(tensor):
+            if not pin_memory:
+                return (tensor.device, tensor.cpu())
+            is_pinnable = device_module.is_available() and not tensor.is_sparse
+            packed = torch.empty(tensor.size(), dtype=tensor.dtype, layout=tensor.layout,
+                                 pin_memory=is_pinnable)
+            packed.copy_(tensor, non_blocking=is_pinnable)
+            return (tensor.device, packed)
+
+        def unpack_from_cpu(packed):
+            device, tensor = packed
+            return tensor.to(device, non_blocking=pin_memory)
+
+        super().__init__(pack_to_cpu, unpack_from_cpu)
+
+
+@contextlib.contextmanager
+def disable_saved_tensors_hooks(error_message):
+    """Context manager under which entering saved_tensors_hooks (or save_on_cpu) raises
+    RuntimeError(error_message); entering it while such hooks are active raises the same."""
+    global _disabled_message
+    prev = _disabled_message
+    try:
+        _disabled_message = error_message
+        if _stack:
+            raise RuntimeError(error_message)
+        yield
+    finally:
+        _disabled_message = prev
+
+
+@contextlib.contextmanager
+def _hooks_hidden():
+    """No saved tensors hooks inside (none in effect, none counted as entered): for Kiln's
+    forward-mode transforms (func.jvp, jacfwd), which run reverse-mode autograd internally
+    where PyTorch saves nothing."""
+    global _stack
+    prev_stack, prev = _stack, STATE.saved_hooks
+    _stack, STATE.saved_hooks = [], None
+    try:
+        yield
+    finally:
+        _stack, STATE.saved_hooks = prev_stack, prev
+
+
+FUNC_TRANSFORMS_MESSAGE = ("torch.func.{grad, vjp, jacrev, hessian} don't yet support saved "
+                           "tensor hooks. Please open an issue with your use case.")
+
+
+def doesnt_support_saved_tensors_hooks(f):
+    """torch._functorch's decorator: f runs under disable_saved_tensors_hooks."""
+    @functools.wraps(f)
+    def fn(*args, **kwargs):
+        with disable_saved_tensors_hooks(FUNC_TRANSFORMS_MESSAGE):
+            return f(*args, **kwargs)
+    return fn
 
 
 class AccumulateGrad:
@@ -23,6 +145,92 @@ class AccumulateGrad:
         return f"<AccumulateGrad object at {hex(id(self))}>"
 
     next_functions = ()
+
+
+# ---- register_multi_grad_hook -------------------------------------------------------------------
+
+class _MultiHandle:
+    """What register_multi_grad_hook returns: .remove() takes out every per-tensor hook."""
+
+    def __init__(self, handles):
+        self.handles = handles
+
+    def remove(self):
+        for handle in self.handles:
+            handle.remove()
+
+    def __getstate__(self):
+        return self.handles
+
+    def __setstate__(self, state):
+        self.handles = state
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def register_multi_grad_hook(tensors, fn, *, mode="all"):
+    """Register fn to run once per backward pass after gradients of `tensors` are computed.
+
+    mode="all": fn(grads) once the gradient of every tensor the pass computes is ready;
+    grads has one entry per tensor, None for those the pass does not reach. mode="any":
+    fn(grad) with the first gradient computed for any of the tensors. fn must not modify
+    its arguments. Returns a handle whose remove() takes the hook out (PyTorch's algorithm:
+    per-tensor hooks keyed by the backward pass in progress)."""
+    from . import engine
+    supported_modes = ("all", "any")
+    lock = threading.Lock()
+    if mode not in supported_modes:
+        raise ValueError(f"Expects mode to be one of {supported_modes} but got {mode}")
+    if mode == "all":
+        count = {}
+        nb_calls = None
+        buffer = {}
+        for t in tensors:
+            if not t.requires_grad:
+                raise AssertionError("Expected gradient function to be set")
+        len_tensors = len(tensors)
+
+        def get_inner_hook(idx):
+            def inner_hook(grad):
+                nonlocal nb_calls
+                id = engine.current_graph_task_id()
+                if id == -1:
+                    raise AssertionError("expected this hook to be called inside a backward call")
+                count[id] = count.get(id, 0)
+                buffer[id] = buffer.get(id, [None] * len_tensors)
+                with lock:
+                    curr_count, count[id] = count[id], count[id] + 1
+                    if curr_count == 0:
+                        # on the first call: how many of the tensors this pass reaches
+                        nb_calls = sum(map(engine.will_execute, tensors))
+                buffer[id][idx] = grad
+                if curr_count == nb_calls - 1:
+                    fn(buffer[id])
+                    del count[id]
+                    del buffer[id]
+            return inner_hook
+
+        handles = tuple(t.register_hook(get_inner_hook(i)) for i, t in enumerate(tensors))
+    else:
+        ran_hook = {}
+
+        @functools.wraps(fn)
+        def wrapped_fn(grad):
+            id = engine.current_graph_task_id()
+            if id == -1:
+                raise AssertionError("expected this hook to be called inside a backward call")
+            with lock:
+                prev, ran_hook[id] = ran_hook.get(id, False), True
+            if prev:
+                return
+            fn(grad)
+
+        handles = tuple(t.register_hook(wrapped_fn) for t in tensors if t.requires_grad)
+    return _MultiHandle(handles)
 
 
 def next_functions(node):
@@ -103,9 +311,13 @@ def graph_of(t, name="backward"):
         if n.freed:
             raise RuntimeError(f"graph_of: the saved values of {n._name} were freed by an earlier "
                                "backward (use retain_graph=True)")
-        saved = [val_of(s, "saved") for s in n.saved]
+        ns = n.saved if type(n.saved) is not PackedList else n.saved.unpacked()
+        saved = [val_of(s, "saved") for s in ns]
         out = None
-        if n.out is not None:
+        if type(n.out) is PackedList:        # saved under saved_tensors_hooks
+            outs = [val_of(o, "out") for o in n.out.unpacked()]
+            out = outs[0] if len(outs) == 1 else tuple(outs)
+        elif n.out is not None:
             from .._dispatch import wrap
             outs = [val_of(wrap(a, n.outs[i].dtype), "out") for i, a in enumerate(n.out)]
             out = outs[0] if len(outs) == 1 else tuple(outs)

@@ -15,6 +15,7 @@ identical values; jvp by the double-vjp trick), which is exact but not forward-m
 import functools
 
 from .. import autograd
+from ..autograd.graph import doesnt_support_saved_tensors_hooks, _hooks_hidden
 from ..tensor import Tensor
 from . import _batched, _pytree
 from .vmap import active_levels
@@ -106,6 +107,7 @@ def _grads(outs, inputs, gos, keep):
 
 def grad_and_value(func, argnums=0, has_aux=False):
     @functools.wraps(func)
+    @doesnt_support_saved_tensors_hooks
     def wrapper(*args, **kwargs):
         levels = active_levels()
         with autograd.enable_grad():
@@ -151,6 +153,7 @@ def grad(func, argnums=0, has_aux=False):
     return wrapper
 
 
+@doesnt_support_saved_tensors_hooks
 def vjp(func, *primals, has_aux=False):
     """torch.func.vjp: (func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) -> tuple of
     cotangents for the primals."""
@@ -201,7 +204,14 @@ def vjp(func, *primals, has_aux=False):
 
 def jvp(func, primals, tangents, *, strict=False, has_aux=False):
     """torch.func.jvp: (func(*primals), J @ tangents), by the double-vjp trick: the vjp is
-    linear in its cotangent u, so differentiating <vjp(u), t> with respect to u gives J t."""
+    linear in its cotangent u, so differentiating <vjp(u), t> with respect to u gives J t.
+    Forward mode saves nothing in PyTorch: saved tensors hooks do not see the reverse-mode
+    graph used here."""
+    with _hooks_hidden():
+        return _jvp(func, primals, tangents, strict=strict, has_aux=has_aux)
+
+
+def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
     if not isinstance(primals, tuple):
         raise RuntimeError("jvp(f, primals, tangents): Expected primals to be a tuple. E.g. it "
                            "should be valid to call f(*primals).")
@@ -317,14 +327,14 @@ def jacfwd(func, argnums=0, has_aux=False, *, randomness="error"):
 
     @functools.wraps(func)
     def wrapper(*args):
-        with random_guard(randomness):
+        with random_guard(randomness), _hooks_hidden():     # (forward mode saves nothing)
             return jr(*args)
     return wrapper
 
 
 def hessian(func, argnums=0):
     """torch.func.hessian: jacfwd(jacrev(func, argnums), argnums)."""
-    return jacfwd(jacrev(func, argnums), argnums)
+    return doesnt_support_saved_tensors_hooks(jacfwd(jacrev(func, argnums), argnums))
 
 
 # ---- modules as functions -------------------------------------------------------------------------

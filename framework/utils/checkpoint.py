@@ -128,8 +128,9 @@ def _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args):
     ins = list(args)
     for i in tensor_at:         # fresh leaves, so the search below stops at the arguments
         ins[i] = args[i].detach().requires_grad_(args[i].requires_grad)
-    with enable_grad():
-        out = function(*ins, **kwargs)
+    from ..autograd.graph import _hooks_hidden
+    with enable_grad(), _hooks_hidden():    # (a graph dropped at once: saved tensors hooks,
+        out = function(*ins, **kwargs)      # as in PyTorch, see only the node below)
     outs = out if isinstance(out, tuple) else (out,)
     leaves = _graph_leaves(outs, [id(ins[i]) for i in tensor_at])
     det = tuple(o.detach() if isinstance(o, Tensor) else o for o in outs)
