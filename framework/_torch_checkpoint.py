@@ -4,9 +4,12 @@ A PyTorch checkpoint is a zip archive `<name>/data.pkl` + `<name>/data/<key>` (+
 byteorder records). data.pkl is a pickle whose tensors are calls of
 torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks) on
 storages named by persistent ids ('storage', torch.FloatStorage, key, location, numel); the raw
-bytes of storage `key` are the record data/<key>. Like torch.load(weights_only=True) (the
-default since PyTorch 2.6), only an allowlist of globals may be named: the tensor and
-parameter rebuilders, the typed storages, dtypes, torch.Size, torch.device and OrderedDict.
+bytes of storage `key` are the record data/<key>. Dtypes without a typed storage class (uint16,
+uint32, uint64) are saved as _rebuild_tensor_v3(storage, ..., hooks, dtype) on a
+torch.storage.UntypedStorage, read in the dtype the rebuild names. Like
+torch.load(weights_only=True) (the default since PyTorch 2.6), only an allowlist of globals may
+be named: the tensor rebuilders (v2, v3) and the parameter ones, the typed and untyped storages,
+dtypes, torch.Size, torch.device and OrderedDict.
 Any other global (a pickled Module, an arbitrary class) refuses the file; nothing in it runs.
 """
 import collections
@@ -17,18 +20,27 @@ import numpy as np
 
 from runtime import dtypes as dt
 
-_STORAGES = {"FloatStorage": dt.float32, "DoubleStorage": dt.float64, "HalfStorage": dt.float16,
-             "BFloat16Storage": dt.bfloat16, "LongStorage": dt.int64, "IntStorage": dt.int32,
-             "ShortStorage": dt.int16, "CharStorage": dt.int8, "ByteStorage": dt.uint8,
-             "BoolStorage": dt.bool_, "ComplexFloatStorage": dt.complex64,
-             "ComplexDoubleStorage": dt.complex128}
+# torch.FloatStorage & co.: one typed storage class per dtype, named by its scalar type
+_STORAGES = {f"{dt.tname(d)}Storage": d for d in dt.ALL if not d.barebones}
 
 
 class _StorageType:
-    """What `torch.FloatStorage` & co. stand for while unpickling: the element dtype."""
+    """What `torch.FloatStorage` & co. stand for while unpickling: the element dtype (None for
+    torch.storage.UntypedStorage, whose tensors name their dtype)."""
 
     def __init__(self, dtype):
         self.dtype = dtype
+
+
+class _Untyped:
+    """An untyped storage's record, read once a rebuild names its dtype."""
+
+    def __init__(self, read, key, location):
+        self.read, self.key, self.location = read, key, location
+
+    def typed(self, dtype):
+        arr, dtype, base = self.read(dtype, self.key)
+        return arr, dtype, self.location, base
 
 
 def _tensor(storage, offset, size, stride, requires_grad):
@@ -74,11 +86,23 @@ def _allowed(map_location):
 
     def rebuild_tensor(storage, offset, size, stride, requires_grad=False, hooks=None,
                        metadata=None):   # (torch._utils._rebuild_tensor_v2's arguments)
+        if isinstance(storage, _Untyped):
+            raise pickle.UnpicklingError("an untyped storage rebuilt without a dtype "
+                                         "(corrupted checkpoint)")
         return place(_tensor(storage, offset, size, stride, requires_grad), storage[2],
                      map_location)
+
+    def rebuild_tensor_v3(storage, offset, size, stride, requires_grad, hooks, dtype,
+                          metadata=None):
+        if not isinstance(storage, _Untyped) or not isinstance(dtype, dt.DType):
+            raise pickle.UnpicklingError("_rebuild_tensor_v3 of a typed storage or without a "
+                                         "dtype (corrupted checkpoint)")
+        return rebuild_tensor(storage.typed(dtype), offset, size, stride, requires_grad)
     import codecs
     a = {("collections", "OrderedDict"): collections.OrderedDict,
          ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+         ("torch._utils", "_rebuild_tensor_v3"): rebuild_tensor_v3,
+         ("torch.storage", "UntypedStorage"): _StorageType(None),
          ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
          ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
          ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
@@ -112,6 +136,8 @@ class _Unpickler(pickle.Unpickler):
                 isinstance(pid[1], _StorageType)):
             raise pickle.UnpicklingError(f"unsupported persistent id {pid!r:.80} in a PyTorch "
                                          f"checkpoint")
+        if pid[1].dtype is None:
+            return _Untyped(self.read_storage, str(pid[2]), str(pid[3]))
         arr, dtype, base = self.read_storage(pid[1].dtype, str(pid[2]))
         return arr, dtype, str(pid[3]), base
 

@@ -38,7 +38,7 @@ def _infer(data):
     while stack:
         x = stack.pop()
         if isinstance(x, (list, tuple)):
-            stack.extend(x)
+            stack.extend(reversed(x))      # (in order: a refused promotion names the pair so)
             continue
         if isinstance(x, Tensor):
             d = x._dtype
@@ -150,9 +150,24 @@ def _cast(a, d):
     return np.array(REGISTRY["cast"].numpy(None, a, dtype=d), copy=True)
 
 
+def _uint64_ints(data):
+    """data for a uint64 tensor: PyTorch unpacks each element as an unsigned 64-bit Python int
+    (no float, NumPy scalar or tensor element; no wrap-around of negatives)."""
+    for x in _flat(data):
+        if not isinstance(x, int):
+            raise TypeError("an integer is required")
+        if not 0 <= x < 2 ** 64:
+            raise OverflowError("can't convert negative int to unsigned" if x < 0 else
+                                "int too big to convert")
+    _nested_list(data, dt.uint64)        # (PyTorch's error for ragged data)
+    return np.array(data, np.uint64)
+
+
 def _to_numpy(data, d):
     if isinstance(data, Tensor):     # (values(): under compile() a trace reading them is not replayed)
         return _cast(values(data), d)
+    if d is dt.uint64:
+        return _uint64_ints(data)
     if isinstance(data, (list, tuple)) and any(isinstance(x, (Tensor, np.ndarray))
                                                for x in _flat(data)):
         data = _nested_list(data, d)
@@ -362,7 +377,8 @@ def _into(out, t):
 _CTYPE = {"uint8": "uint8_t", "int8": "int8_t", "int16": "int16_t", "int32": "int",
           "int64": "int64_t", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
           "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
-          "complex128": "c10::complex<double>"}
+          "complex128": "c10::complex<double>", "uint16": "uint16_t", "uint32": "uint32_t",
+          "uint64": "uint64_t"}
 
 
 def int_fill(value, d):
@@ -388,7 +404,7 @@ def int_fill(value, d):
             lo = -int(info.max) if info.min == 0 else int(info.min)
             if not lo <= value <= int(info.max):
                 raise _overflow(d)
-            return int(np.array(value, np.int64).astype(d.np))
+            return value & int(info.max) if info.min == 0 else value    # (-1 is 255 in uint8)
         if isinstance(value, float) and not int(info.min) <= value <= int(info.max):
             raise _overflow(d)       # (NaN fails the comparison too)
         return value
@@ -540,6 +556,7 @@ def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requir
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False):
     d = dtype or dt.get_default_dtype()
+    dt.refuse_barebones("eye", d)
     for name, v in (("n", n), ("m", m)):
         if v is not None and v < 0:
             raise RuntimeError(f"eye: {name} must be greater or equal to 0, got {v}")
@@ -564,7 +581,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         dtype = out._dtype
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
-    if dtype is dt.bool_ or dtype.is_complex:
+    if dtype is dt.bool_ or dtype.is_complex or dtype.barebones:
         raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(dtype)}'")
     if dtype is dt.int64:
         # PyTorch's int64 arange truncates start, end and step first, length included
@@ -625,6 +642,7 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
                            f"can't be safely cast to passed dtype {dt.tname(d)}")
     if steps < 0:
         raise RuntimeError(f"linspace: number of steps must be non-negative (got {steps})")
+    dt.refuse_barebones("linspace_cpu", d)
     if steps == 1:
         return _finish(np.array([start]).astype(d.np), d, device, requires_grad)
     # PyTorch computes the two halves from both ends (symmetric rounding): in double for
@@ -649,6 +667,7 @@ def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=Non
 def logspace(start, end, steps, base=10.0, *, out=None, dtype=None, layout=None, device=None,
              requires_grad=False):
     d = dtype or dt.get_default_dtype()
+    dt.refuse_barebones("logspace_cpu", d)
     lin = linspace(start, end, steps, dtype=dt.float64)._data
     return _finish(np.power(float(base), lin).astype(d.np), d, device, requires_grad)
 
@@ -921,9 +940,9 @@ def _check_from_to(d, low, high):
     if d.category < 2:
         lo, hi = (0, 1) if d is dt.bool_ else (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
         if not lo <= low <= hi:
-            raise RuntimeError(f"from is out of bounds for {_CPP_NAME[d.name]}")
+            raise RuntimeError(f"from is out of bounds for {dt.CPP_NAME[d.name]}")
         if not lo <= high - 1 <= hi:
-            raise RuntimeError(f"to - 1 is out of bounds for {_CPP_NAME[d.name]}")
+            raise RuntimeError(f"to - 1 is out of bounds for {dt.CPP_NAME[d.name]}")
 
 
 def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -934,7 +953,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
                         f"{type(n).__name__}")
     if n < 0:
         raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [{n}]")
-    if d is dt.bool_ or d.is_complex:
+    if d is dt.bool_ or d.is_complex or d.barebones:
         raise NotImplementedError(f"\"randperm\" not implemented for '{dt.tname(d)}'")
     if n > 0:
         int_fill(n - 1, d)      # the largest value must fit the dtype
@@ -1001,6 +1020,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
 
 
 def bernoulli(input, p=None, *, generator=None, out=None):
+    dt.refuse_barebones("bernoulli_tensor_cpu_self_", input._dtype)
     if not input._dtype.is_floating_point:
         raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for "
                                   f"'{dt.tname(input._dtype)}' (bernoulli needs probabilities as a "
@@ -1147,6 +1167,7 @@ def check_std(std):
 
 def uniform_(t, a=0.0, b=1.0, generator=None):
     check_uniform(a, b)
+    dt.refuse_barebones("check_uniform_bounds", t._dtype)
     if t._dtype.is_complex:     # torch: both parts drawn from [a, b), interleaved
         return _complex_fill(t, uniform_, a, b, generator)
     if t._device.type != "cpu":
@@ -1157,6 +1178,7 @@ def uniform_(t, a=0.0, b=1.0, generator=None):
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
     check_std(std)
+    dt.refuse_barebones("normal_kernel_cpu", t._dtype)
     if t._dtype.is_complex:     # torch: each part N(mean, std^2 / 2)
         return _complex_fill(t, normal_, mean, std * math.sqrt(0.5), generator)
     if t._device.type != "cpu":
@@ -1169,6 +1191,8 @@ def normal_(t, mean=0.0, std=1.0, generator=None):
 def bernoulli_(t, p=0.5, generator=None):
     if not isinstance(p, Tensor) and not 0 <= p <= 1:
         raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    dt.refuse_barebones("bernoulli_tensor_cpu_self_" if isinstance(p, Tensor) else
+                        "bernoulli_scalar_cpu_", t._dtype)
     if t._device.type != "cpu":
         if not isinstance(p, Tensor):
             return _device_fill(t, "bernoulli", (float(p),), generator)
@@ -1192,6 +1216,8 @@ _DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 
 
 def random_(t, from_=None, to=None, generator=None):
+    if to is None and from_ is None:
+        dt.refuse_barebones("random_kernel_cpu", t._dtype)
     if to is None and from_ is None and t._device.type == "cpu":     # random_(): full range
         g = _gen(generator)
         return _fill(t, _drawn_in_memory_order(t, lambda sh: g.full_range(sh, t._dtype)))
@@ -1224,17 +1250,14 @@ def exponential_(t, lambd=1.0, generator=None):
 # without its last point; N == 0 is empty and N == 1 is [1.]. Values are computed in the
 # window's dtype with torch's operation order (float32 windows round as torch's do).
 
-_CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char",
-             "int16": "short int", "int32": "int", "int64": "long int"}
-
-
 def _window(name, window_length, periodic, dtype, device, requires_grad, body):
     d = dtype or dt.get_default_dtype()
     if d.is_complex:
         raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(d)}'")
     if not d.is_floating_point:
         raise RuntimeError(
-            f"{name} expects floating point dtypes, got: TensorOptions(dtype={_CPP_NAME[d.name]}, "
+            f"{name} expects floating point dtypes, got: TensorOptions("
+            f"dtype={dt.CPP_NAME[d.name]}, "
             f"device={canonical(device) if device is not None else 'cpu'}, layout=Strided "
             f"(default), requires_grad=false (default), pinned_memory=false, "
             f"memory_format=(nullopt))")
@@ -1369,10 +1392,6 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
 
 # ---- cauchy_, geometric_, log_normal_ (cpu: PyTorch's numbers for a seed) ------------------------
 
-_CPP_FLOAT = dict(_CPP_NAME, float16="c10::Half", bfloat16="c10::BFloat16", float32="float",
-                  float64="double")
-
-
 def _device_transform(t, draw, fn):
     """A device tensor: draw on its generator, then transform with eager ops on the device."""
     from .autograd import no_grad
@@ -1386,7 +1405,7 @@ def cauchy_(t, median=0.0, sigma=1.0, generator=None):
     if not t._dtype.is_floating_point:
         raise RuntimeError(f"Cauchy distribution is a continuous probability distribution. dtype "
                            f"must be a floating point but you specified "
-                           f"{_CPP_FLOAT.get(t._dtype.name, t._dtype.name)}")
+                           f"{dt.CPP_NAME[t._dtype.name]}")
     if not sigma > 0:
         raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
     if t._device.type != "cpu":
@@ -1398,7 +1417,7 @@ def cauchy_(t, median=0.0, sigma=1.0, generator=None):
 
 
 def geometric_(t, p, generator=None):
-    if t._dtype is dt.bool_ or t._dtype.is_complex:
+    if t._dtype is dt.bool_ or t._dtype.is_complex or t._dtype.barebones:
         raise NotImplementedError(f"\"geometric_cpu\" not implemented for '{dt.tname(t._dtype)}'")
     if not 0 < p < 1:
         raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")

@@ -29,7 +29,8 @@ def _canon_item(i):
         return int(i)
     if isinstance(i, Tensor):
         a = i._data
-        if i._dtype.category != 1 and i._dtype is not dt.bool_:
+        if (i._dtype.category != 1 and i._dtype is not dt.bool_) or \
+                (i._dtype.barebones and a.ndim):          # (a 0-d one is an int)
             raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
                              f"(got {i._dtype})")
         if i._dtype is dt.bool_ or i._dtype is dt.uint8 or a.ndim == 0:
@@ -264,6 +265,10 @@ def setitem(x, idx, value):
     v = as_tensor_arg(value)
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")
+    if not isinstance(v, Tensor) and x._dtype.category == 1:
+        # PyTorch's checked conversion into an integer dtype (uint16: -1 is 65535)
+        from .creation import int_fill
+        v = int_fill(v, x._dtype)
     if idx is False:      # torch: x[False] = v writes nothing (whatever v's shape)
         return
     steps, adv, bad_index = _plan(x._data.shape, idx, defer_bounds=True)
@@ -282,8 +287,9 @@ def setitem(x, idx, value):
     else:
         target = view.shape
     mask = _single_mask(idx) if adv and idx is not True else None
-    if mask is not None and (not isinstance(v, Tensor) or (v._data.size == 1 and
-                                                           v._device is cpu)):
+    fill = mask is not None and (not isinstance(v, Tensor) or (v._data.size == 1 and
+                                                               v._device is cpu))
+    if fill:
         # torch writes a one-element value through a lone mask with masked_fill_ (which
         # casts the value, and refuses a uint8 mask)
         if mask is dt.uint8:
@@ -294,6 +300,8 @@ def setitem(x, idx, value):
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
                            f"{dt.tname(x._dtype)} for the destination and {dt.tname(v._dtype)} "
                            f"for the source (setitem on shape {list(x.shape)})")
+    if adv and idx is not True:
+        dt.refuse_barebones("masked_fill" if fill else "index_put", x._dtype)
     if isinstance(v, Tensor):
         vs = v._data.shape
         while len(vs) > len(target) and vs[0] == 1:    # torch drops leading 1s of the value
@@ -366,6 +374,12 @@ def _snapshot(self):
 Tensor._snapshot = _snapshot
 
 
+# PyTorch's kernels of the index_* ops (none handles the barebones unsigned dtypes)
+_INDEX_KERNEL = {"index_select": "index_select", "index_add": "index_add_",
+                 "index_copy": "index_copy_cpu", "index_fill": "index_fill_cpu",
+                 "index_reduce": "index_func_"}
+
+
 def _check_dim_index(op, input, d, index, bounds_error=IndexError):
     """index_select / index_add / index_copy / index_fill / index_reduce: a 0-d or 1-d index
     whose values lie in [0, size) of dim d, as torch checks them (before anything is computed
@@ -383,6 +397,7 @@ def _check_dim_index(op, input, d, index, bounds_error=IndexError):
     if index._dtype not in ((dt.int64,) if op == "index_copy" else (dt.int64, dt.int32)):
         raise RuntimeError(f"{op}(): Expected dtype {'int64' if op == 'index_copy' else 'int32 or int64'} "
                            f"for index (got {index.dtype})")
+    dt.refuse_barebones(_INDEX_KERNEL[op], input._dtype)
     size = input._data.shape[d] if input.ndim else 1
     lo = -size if fill else 0
     a = index._data
@@ -414,6 +429,7 @@ def masked_fill(input, mask, value):
     if isinstance(v, Tensor) and v.ndim:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                            f"with {v.ndim} dimension(s).")
+    dt.refuse_barebones("masked_fill", input._dtype)
     r = apply(P["where"], mask, v, input)
     if r._dtype is not input._dtype:
         r = apply(P["cast"], r, dtype=input._dtype)
@@ -427,12 +443,14 @@ def masked_select(input, mask):
     from .ops_shape import broadcast_tensors
     if mask._dtype is not dt.bool_:
         raise RuntimeError(f"masked_select: expected BoolTensor for mask (got {mask.dtype})")
+    dt.refuse_barebones("masked_select", input._dtype)
     x, m = broadcast_tensors(input, mask)
     return getitem(x, m)
 
 
 def gather(input, dim, index, *, sparse_grad=False, out=None):
     from .ops_math import write_out
+    dt.refuse_barebones("scatter_gather_tensor_cpu", input._dtype)
     return write_out(apply(P["gather"], input, index, dim=norm_dim("gather", dim, max(input.ndim, 1))),
                      out)
 
@@ -475,6 +493,8 @@ def _scatter_src(src, value):
 
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     s = _scatter_src(src, value)
+    dt.refuse_barebones("scatter_gather_tensor_cpu" if isinstance(s, Tensor) else
+                        "scatter_gather_scalar_cpu", input._dtype)
     if isinstance(s, Tensor) and s._dtype is not input._dtype:
         s = apply(P["cast"], s, dtype=input._dtype)
     return apply(P["scatter"], input, index, s, dim=norm_dim("scatter", dim, max(input.ndim, 1)),
@@ -494,6 +514,9 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
                            f"amax, amin (got {reduce!r})")
     if not isinstance(src, Tensor):
         raise TypeError(f"scatter_reduce(): src must be a Tensor, got {type(src).__name__}")
+    dt.refuse_barebones("scatter_reduce_exclude_input_init" if not include_self else
+                        f"scatter_gather_tensor_cpu_reduce_{reduce}" if reduce in
+                        ("mean", "amax", "amin") else "scatter_gather_tensor_cpu", input._dtype)
     x = input
     if not include_self:
         # targets start from the reduction's identity, so only src values reach them
@@ -598,12 +621,14 @@ def _check_flat_index(op, input, index):
 def take(input, index):
     from .ops_shape import reshape
     _check_flat_index("take", input, index)
+    dt.refuse_barebones("take_cpu", input._dtype)
     return rename(apply(P["index"], reshape(input, (-1,)), index, pos=(0,)), "TakeBackward0")
 
 
 def nonzero(input, *, as_tuple=False):
     from .ops_math import _t
     input = _t(input)
+    dt.refuse_barebones("nonzero_count_cpu", input._dtype)
     r = apply(P["nonzero"], input)
     if as_tuple:
         from ._dispatch import wrap_like
@@ -634,6 +659,7 @@ def index_put(input, indices, values, accumulate=False):
         raise RuntimeError(f"Index put requires the source and destination dtypes match, got "
                            f"{dt.tname(input._dtype)} for the destination and "
                            f"{dt.tname(values._dtype)} for the source.")
+    dt.refuse_barebones("index_put", input._dtype)
     idxs, pos, d = [], [], 0
     for k, i in enumerate(indices):
         if not isinstance(i, Tensor):
@@ -664,8 +690,13 @@ def index_put(input, indices, values, accumulate=False):
 
 def put(input, index, source, accumulate=False):
     """out[flat index[i]] = source[i] (or += with accumulate) on a copy of input."""
-    from .ops_shape import reshape
     _check_flat_index("put", input, index)
+    dt.refuse_barebones("take_put_cpu", input._dtype)
+    return _put(input, index, source, accumulate)
+
+
+def _put(input, index, source, accumulate):
+    from .ops_shape import reshape
     if source._data.size != index._data.size:
         raise IndexError(f"put(): Expected source and index to have the same number of elements, "
                            f"but got source.numel() = {source._data.size}, index.numel() = "
@@ -696,6 +727,7 @@ def masked_scatter(input, mask, source):
     if source._dtype is not input._dtype:
         raise RuntimeError(f"masked_scatter_: expected self and source to have same dtypes but got "
                            f"{dt.tname(input._dtype)} and {dt.tname(source._dtype)}")
+    dt.refuse_barebones("masked_scatter", input._dtype)
     x, m = broadcast_tensors(input, mask)
     shape = tuple(x.shape)
     mf = reshape(m, (-1,))
@@ -829,7 +861,8 @@ def fill_diagonal_(input, fill_value, wrap=False):
     from ._dispatch import wrap_like
     idx = wrap_like(pos, dt.int64, input)
     src = full((pos.shape[0],), fill_value, dtype=input._dtype, device=input.device)
-    return put_(input, idx, src)
+    from .ops_math import copy_
+    return copy_(input, _put(input, idx, src, False))     # (put's kernel check is not torch's here)
 
 
 # ---- nonzero_static, Tensor.where, and the cpu-only Python-callable maps (apply_, map_, map2_) ---
@@ -843,6 +876,7 @@ def nonzero_static(input, *, size, fill_value=-1):
     from ._dispatch import wrap_like
     from .ops_math import _t
     input = _t(input)
+    dt.refuse_barebones("nonzero_count_cpu", input._dtype)
     from .func.vmap import batched_level
     lv = batched_level(input)
     if lv is not None:

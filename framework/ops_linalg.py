@@ -14,6 +14,8 @@ def matmul(input, other, *, out=None):
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
                            f"{a.ndim}D and {b.ndim}D")
+    if a.ndim > 1 and b.ndim != 2:       # (PyTorch's kernel; the others say addmm or dot)
+        dt.refuse_barebones("addmv_impl_cpu" if b.ndim == 1 else "bmm", a._dtype)
     if a.ndim == 1 and b.ndim == 1:
         r = dot(a, b)
     elif a.ndim == 1:
@@ -47,6 +49,7 @@ def bmm(input, mat2, *, out=None):
     if input.shape[0] != mat2.shape[0]:
         raise RuntimeError(f"bmm: batch1 and batch2 must have same number of batches, got "
                            f"{input.shape[0]} and {mat2.shape[0]}")
+    dt.refuse_barebones("bmm", input._dtype)
     return write_out(rename(apply(P["matmul"], input, mat2), "BmmBackward0"), out)
 
 
@@ -66,6 +69,7 @@ def dot(input, other):
     if input.dtype is not other.dtype:
         raise RuntimeError(f"dot : expected both vectors to have same dtype, but found "
                            f"{input.dtype.name.capitalize()} and {other.dtype.name.capitalize()}")
+    dt.refuse_barebones("dot", input._dtype)
     r = apply(P["matmul"], S.unsqueeze(input, 0), S.unsqueeze(other, 1))
     return rename(S.reshape(r, ()), "DotBackward0")
 
@@ -138,6 +142,7 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+    dt.refuse_barebones("baddbmm", batch1._dtype)
     r = bmm(batch1, batch2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
@@ -225,6 +230,7 @@ def cross(input, other, dim=None):
         if dim is None:
             raise RuntimeError(f"cross: no dimension of size 3 in input (shape {list(input.shape)})")
     _same_dtype("linalg.cross", input, other)
+    dt.refuse_barebones("cross", input._dtype)
     if input.ndim != other.ndim:
         raise RuntimeError(f"linalg.cross: inputs must have the same number of dimensions (got "
                            f"shapes {list(input.shape)} and {list(other.shape)})")

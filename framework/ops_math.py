@@ -512,6 +512,7 @@ def div(input, other, *, rounding_mode=None, out=None):
         from compiler.ir.registry import promote
         d = promote(a, b)
         if d.category < 2:
+            dt.refuse_barebones("div_trunc_cpu", d)
             # exact integer quotient: a - fmod(a, b) is a multiple of b (fmod rejects b == 0)
             if d is not dt.bool_:
                 # (a Python bool dividend counts as 0/1: sub refuses bool operands)
@@ -641,6 +642,12 @@ def _clamp(input, min, max, out, grad_name):
     mx = None if max is None else as_tensor_arg(max)
     bounds = [b for b in (mn, mx) if b is not None]
     d = promote(input, *bounds)       # PyTorch: the result type of input, min and max
+    if d.barebones:       # PyTorch's kernels: a 0-d tensor bound counts as a Python one
+        tb = [b for b in bounds if isinstance(b, Tensor)]
+        k = ("clamp" if builtins.any(b.ndim for b in tb) else "clamp_scalar") \
+            if len(bounds) == 2 else ("maximum" if mn is not None else "minimum") if tb else \
+            "clamp_min_scalar" if mn is not None else "clamp_max_scalar"
+        dt.refuse_barebones(k + "_cpu", d)
     if d is dt.bool_:
         # PyTorch: one tensor bound runs clamp_min/clamp_max (maximum/minimum, which take bool);
         # two bounds with a tensor among them run clamp_cpu, Python bounds clamp*_scalar_cpu
@@ -707,21 +714,14 @@ def _need_float(name, *xs):
                                       f"shape {list(x.shape)})")
 
 
-# C++ names of the element types, as PyTorch's "expected dtype float for `end`" messages spell them
-_CTYPE = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
-          "int32": "int", "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
-          "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
-          "complex128": "c10::complex<double>"}
-
-
 def lerp(input, end, weight, *, out=None):
     _tensors("lerp", input, end, "end")
     # PyTorch's lerp takes end (and a weight tensor with dims) only in input's own dtype
     for n, v in (("end", end), ("weight", weight if isinstance(weight, Tensor) and weight.ndim
                                 else None)):
         if v is not None and v._dtype is not input._dtype:
-            raise RuntimeError(f"expected dtype {_CTYPE[input._dtype.name]} for `{n}` but got "
-                               f"dtype {_CTYPE[v._dtype.name]} (lerp of shapes "
+            raise RuntimeError(f"expected dtype {dt.CPP_NAME[input._dtype.name]} for `{n}` but got "
+                               f"dtype {dt.CPP_NAME[v._dtype.name]} (lerp of shapes "
                                f"{list(input.shape)} and {list(v.shape)})")
     w = as_tensor_arg(weight)
     _need_float("lerp_kernel_tensor" if isinstance(w, Tensor) else "lerp_kernel_scalar", input, end)
@@ -841,9 +841,13 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         raise RuntimeError(f"{dt.tname(a._dtype)} did not match {dt.tname(b._dtype)}")
     if a._dtype is dt.bool_ and (not isinstance(b, Tensor) or b._dtype is dt.bool_):
         return eq(a, b)               # no distance between bools: close means equal
+    close = eq(a, b)
+    if a._dtype.category == 1:        # integers: distances in the default float dtype (PyTorch's)
+        a = cast(a, dt.get_default_dtype())
+        b = cast(b, a._dtype) if isinstance(b, Tensor) else b
     diff = abs(sub(a, b))
     tol = add(mul(abs(b) if isinstance(b, Tensor) else builtins.abs(b), rtol), atol)
-    r = logical_or(eq(a, b), logical_and(isfinite(diff), le(diff, tol)))
+    r = logical_or(close, logical_and(isfinite(diff), le(diff, tol)))
     if equal_nan:
         r = logical_or(r, logical_and(isnan(a), isnan(b) if isinstance(b, Tensor) else False))
     return r
@@ -868,10 +872,14 @@ def full_on(ref, shape, value, dtype):
 
 
 def isneginf(input):
+    if input._dtype.category < 2:       # an integer is never infinite (no comparison kernel)
+        return full_on(input, input.shape, False, dt.bool_)
     return logical_and(isinf(input), lt(input, 0))
 
 
 def isposinf(input):
+    if input._dtype.category < 2:
+        return full_on(input, input.shape, False, dt.bool_)
     return logical_and(isinf(input), gt(input, 0))
 
 
@@ -987,6 +995,7 @@ def heaviside(input, values, *, out=None):
         raise RuntimeError("heaviside is not yet implemented for complex tensors.")
     if input._dtype is not values._dtype:
         raise RuntimeError("heaviside is not yet implemented for tensors with different dtypes.")
+    dt.refuse_barebones("heaviside_cpu", input._dtype)
     if STATE.grad_enabled and _dispatch._needs_grad((input, values)):
         raise RuntimeError("derivative for aten::heaviside is not implemented")
     r = apply(P["where"], apply(P["eq"], input, 0), values,
@@ -1378,6 +1387,7 @@ def _no_dim_empty(name, input):
 
 def amax(input, dim=(), keepdim=False, *, out=None):
     _no_complex(input, NotImplementedError, "\"max_values_cpu\" not implemented for '{}'")
+    dt.refuse_barebones("max_values_cpu", input._dtype)
     if dim == () or dim == []:
         _no_dim_empty("amax", input)
     dims = norm_dims("amax", _dims(dim) if dim != () else None, input.ndim)
@@ -1386,6 +1396,7 @@ def amax(input, dim=(), keepdim=False, *, out=None):
 
 def amin(input, dim=(), keepdim=False, *, out=None):
     _no_complex(input, NotImplementedError, "\"min_values_cpu\" not implemented for '{}'")
+    dt.refuse_barebones("min_values_cpu", input._dtype)
     if dim == () or dim == []:
         _no_dim_empty("amin", input)
     dims = norm_dims("amin", _dims(dim) if dim != () else None, input.ndim)
@@ -1407,6 +1418,7 @@ def max(input, dim=None, keepdim=False, *, out=None):
         return maximum(input, dim)
     if dim is None:
         _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
+        dt.refuse_barebones("max_all", input._dtype)
         _no_dim_empty("max", input)
         r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False),
                    "MaxBackward1")
@@ -1414,6 +1426,7 @@ def max(input, dim=None, keepdim=False, *, out=None):
     if input.ndim == 0:
         return _named("max")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "max(): does not support complex input")
+    dt.refuse_barebones("max_cpu", input._dtype)
     d = norm_dim("max", dim, input.ndim)
     # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
     idx = _nan_aware_arg(input, d, True)
@@ -1427,12 +1440,14 @@ def min(input, dim=None, keepdim=False, *, out=None):
         return minimum(input, dim)
     if dim is None:
         _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
+        dt.refuse_barebones("min_all", input._dtype)
         _no_dim_empty("min", input)
         return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
                                 "MinBackward1"), out)
     if input.ndim == 0:
         return _named("min")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "min(): does not support complex input")
+    dt.refuse_barebones("min_cpu", input._dtype)
     d = norm_dim("min", dim, input.ndim)
     # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
     idx = _nan_aware_arg(input, d, False)
@@ -1456,6 +1471,7 @@ def _arg_of_scalar(name, input, dim):
 
 def argmax(input, dim=None, keepdim=False):
     _no_complex(input, RuntimeError, "argmax(): does not support complex input")
+    dt.refuse_barebones("argmax_cpu", input._dtype)
     if input.ndim == 0:
         return _arg_of_scalar("argmax", input, dim)
     return apply(P["argmax"], input, dim=dim, keepdim=keepdim)
@@ -1463,6 +1479,7 @@ def argmax(input, dim=None, keepdim=False):
 
 def argmin(input, dim=None, keepdim=False):
     _no_complex(input, RuntimeError, "argmin(): does not support complex input")
+    dt.refuse_barebones("argmin_cpu", input._dtype)
     if input.ndim == 0:
         return _arg_of_scalar("argmin", input, dim)
     return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
@@ -1476,6 +1493,7 @@ _Aminmax.__repr__ = lambda self: f"torch.return_types.aminmax(\nmin={self.min!r}
 def aminmax(input, *, dim=None, keepdim=False):
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
         raise TypeError(f"aminmax(): argument 'dim' must be int, not {type(dim).__name__}")
+    dt.refuse_barebones("aminmax_cpu", input._dtype)
     return _Aminmax(amin(input, dim if dim is not None else (), keepdim),
              amax(input, dim if dim is not None else (), keepdim))
 
@@ -1497,6 +1515,8 @@ def any(input, dim=None, keepdim=False):
 
 
 def count_nonzero(input, dim=None):
+    if dim is None:
+        dt.refuse_barebones("nonzero_count_cpu", input._dtype)
     return sum(ne(input, 0), dim)
 
 

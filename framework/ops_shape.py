@@ -538,6 +538,7 @@ def flip(input, *args, dims=None):
     if isinstance(dims, int):
         dims = (dims,)
     dims = _sizes(tuple(dims))
+    dt.refuse_barebones("flip_cpu", input._dtype)
     return apply(P["flip"], input, dims=tuple(norm_dim("flip", d, input.ndim) for d in dims))
 
 
@@ -648,7 +649,11 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if output_size is not None and idx.shape[0] != output_size:
         raise RuntimeError(f"repeat_interleave: allocated size {output_size} does not match the "
                            f"required size {idx.shape[0]}")
-    return index_select(x, d, tensor(idx, dtype=dt.int64, device=x.device))
+    idx = tensor(idx, dtype=dt.int64, device=x.device)
+    if isinstance(repeats, Tensor) or x.ndim == 0:
+        return index_select(x, d, idx)
+    # an int count: torch repeats without its index_select kernel, so every dtype takes it
+    return rename(apply(P["index"], x, idx, pos=(d,)), "IndexSelectBackward0")
 
 
 def _tri(input, diagonal, lower):
@@ -656,6 +661,7 @@ def _tri(input, diagonal, lower):
     if input.ndim < 2:
         raise RuntimeError(f"{'tril' if lower else 'triu'}: input tensor must have at least 2 "
                            f"dimensions (got shape {list(input.shape)})")
+    dt.refuse_barebones("tril" if lower else "triu", input._dtype)
     n, m = input._data.shape[-2:]
     i = reshape(arange(n, device=input.device), (n, 1))
     j = reshape(arange(m, device=input.device), (1, m))
@@ -733,6 +739,7 @@ def diagflat(input, offset=0):
 def trace(input):
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
+    dt.refuse_barebones("trace", input._dtype)
     from .ops_math import sum
     return rename(sum(diagonal(input)), "TraceBackward0")
 
@@ -1117,12 +1124,6 @@ def resize_as_(input, the_template, *, memory_format=None):
     return _resize_(input, tuple(the_template.shape))
 
 
-_CPP = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
-        "int32": "int", "int64": "long int", "float16": "c10::Half", "bfloat16": "c10::BFloat16",
-        "float32": "float", "float64": "double", "complex64": "c10::complex<float>",
-        "complex128": "c10::complex<double>"}
-
-
 def _set_(input, source=None, storage_offset=None, size=None, stride=None):
     """Tensor.set_(): empty; set_(t): share t's storage, sizes, strides and offset;
     set_(t, storage_offset, size, stride=None): that window of t's storage."""
@@ -1140,8 +1141,8 @@ def _set_(input, source=None, storage_offset=None, size=None, stride=None):
         raise TypeError(f"set_(): expected a Tensor source (Kiln has no separate Storage "
                         f"objects), got {type(source).__name__}")
     if source._dtype is not input._dtype:
-        raise RuntimeError(f"Could not set tensor of type {_CPP.get(source._dtype.name, source._dtype.name)} "
-                           f"to a tensor of type {_CPP.get(input._dtype.name, input._dtype.name)}")
+        raise RuntimeError(f"Could not set tensor of type {dt.CPP_NAME[source._dtype.name]} "
+                           f"to a tensor of type {dt.CPP_NAME[input._dtype.name]}")
     if source._device != input._device:
         raise RuntimeError(f"Attempted to set the storage of a tensor on device "
                            f"\"{input.device}\" to a storage on different device "

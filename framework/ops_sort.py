@@ -45,6 +45,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
     _no_complex(input, "topk")
     if input._dtype is dt.bool_:
         raise RuntimeError("topk does not support bool dtypes on CPU")
+    dt.refuse_barebones("topk_cpu", input._dtype)
     d = norm_dim("topk", dim, max(input.ndim, 1))
     n = input.shape[d] if input.ndim else 1
     if k < 0 or k > n:
@@ -58,7 +59,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
 
 
 def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
-    if input._dtype is dt.bool_ or input._dtype.is_complex:
+    if input._dtype is dt.bool_ or input._dtype.is_complex or input._dtype.barebones:
         raise NotImplementedError(f"\"kthvalue_cpu\" not implemented for "
                                   f"'{dt.tname(input._dtype)}'")
     d = norm_dim("kthvalue", dim, max(input.ndim, 1))
@@ -121,7 +122,8 @@ def _median_pos(input, d, ignore_nan):
 
 
 def _median(input, dim, keepdim, ignore_nan, name):
-    if input._dtype is dt.bool_ or input._dtype.is_complex:   # no kernel in PyTorch
+    if input._dtype is dt.bool_ or input._dtype.is_complex or input._dtype.barebones:
+        # no kernel in PyTorch
         raise NotImplementedError(f"\"{'median_cpu' if dim is None else 'median_out'}\" not "
                                   f"implemented for '{dt.tname(input._dtype)}' ({name} of a "
                                   f"tensor of shape {list(input.shape)})")
@@ -170,7 +172,7 @@ def nanmedian(input, dim=None, keepdim=False, *, out=None):
 
 
 def mode(input, dim=-1, keepdim=False):
-    if input._dtype.is_complex:
+    if input._dtype.is_complex or input._dtype.barebones:
         raise NotImplementedError(f"\"mode_cpu\" not implemented for '{dt.tname(input._dtype)}'")
     d = norm_dim("mode", dim, max(input.ndim, 1))
     idx = apply(P["mode_index"], input, dim=d, keepdim=True)
@@ -237,6 +239,7 @@ def bincount(input, weights=None, minlength=0):
 
 
 def histc(input, bins=100, min=0, max=0):
+    dt.refuse_barebones("aminmax_cpu", input._dtype)
     if not input._dtype.is_floating_point:
         raise NotImplementedError(f"\"histogram_cpu\" not implemented for "
                                   f"'{dt.tname(input._dtype)}'")
@@ -266,6 +269,9 @@ def searchsorted(sorted_sequence, values, *, out_int32=False, right=False, side=
         raise RuntimeError("torch.searchsorted(): side and right can't be set to opposites, got "
                            "side of left while right was True")
     side = side or ("right" if right else "left")
+    if isinstance(values, Tensor):      # (the two compare in their promoted dtype)
+        dt.refuse_barebones("searchsorted_out_cpu",
+                            dt.promote_types(sorted_sequence._dtype, values._dtype))
     s = _host_values(sorted_sequence)
     v = _host_values(values) if isinstance(values, Tensor) else np.asarray(values)
     if s.ndim != 1 and (v.ndim != s.ndim or v.shape[:-1] != s.shape[:-1]):
@@ -313,6 +319,7 @@ def _cum_extreme(input, dim, largest, name):
                                    apply(P["copy"], input), "CummaxBackward0"),
                             wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim(name, dim, input.ndim)
+    dt.refuse_barebones(name + "_cpu", input._dtype)
     idx = apply(P["cum_extreme_index"], input, dim=d, largest=largest)
     v = rename(apply(P["gather"], input, idx, dim=d),
                "CummaxBackward0" if largest else "CumminBackward0")
@@ -608,6 +615,9 @@ def histogramdd(input, bins=10, *, range=None, weight=None, density=False):
 def isin(elements, test_elements, *, assume_unique=False, invert=False):
     """Computed on the host (under compile() a value read); the result goes to elements' device."""
     ref = elements if isinstance(elements, Tensor) else test_elements
+    if isinstance(test_elements, Tensor):     # (a Python test element is compared with eq)
+        dt.refuse_barebones("isin_default_cpu", test_elements._dtype if ref is test_elements
+                            else dt.promote_types(elements._dtype, test_elements._dtype))
     a = _host_values(elements) if isinstance(elements, Tensor) else np.asarray(elements)
     b = _host_values(test_elements) if isinstance(test_elements, Tensor) else \
         np.asarray(test_elements)

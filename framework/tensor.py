@@ -470,21 +470,10 @@ class Tensor:
         return object.__format__(self, spec)
 
     def type(self, dtype=None):
-        if dtype is None:
-            return {"float32": "torch.FloatTensor", "float64": "torch.DoubleTensor",
-                    "float16": "torch.HalfTensor", "bfloat16": "torch.BFloat16Tensor",
-                    "int64": "torch.LongTensor", "int32": "torch.IntTensor",
-                    "int16": "torch.ShortTensor", "int8": "torch.CharTensor",
-                    "uint8": "torch.ByteTensor", "bool": "torch.BoolTensor",
-                    "complex64": "torch.ComplexFloatTensor",
-                    "complex128": "torch.ComplexDoubleTensor"}.get(
-                self._dtype.name, "torch.Tensor")
+        if dtype is None:       # torch.FloatTensor, torch.UInt16Tensor: the scalar-type name
+            return f"torch.{dt.tname(self._dtype)}Tensor"
         if isinstance(dtype, str):
-            names = {"torch.FloatTensor": dt.float32, "torch.DoubleTensor": dt.float64,
-                     "torch.LongTensor": dt.int64, "torch.IntTensor": dt.int32,
-                     "torch.HalfTensor": dt.float16, "torch.ByteTensor": dt.uint8,
-                     "torch.BoolTensor": dt.bool_, "torch.ShortTensor": dt.int16,
-                     "torch.CharTensor": dt.int8, "torch.BFloat16Tensor": dt.bfloat16}
+            names = {f"torch.{dt.tname(d)}Tensor": d for d in dt.ALL}
             if dtype not in names:
                 raise ValueError(f"invalid type: '{dtype}'")
             dtype = names[dtype]

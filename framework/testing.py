@@ -414,7 +414,7 @@ def assert_allclose(actual, expected, rtol=None, atol=None, equal_nan=True, msg=
 
 # ---- make_tensor --------------------------------------------------------------------------------
 
-_INTEGRAL = (dt.uint8, dt.int8, dt.int16, dt.int32, dt.int64)
+_INTEGRAL = tuple(d for d in dt.ALL if d.category == 1)     # (uint16/32/64 too)
 _BOOL_OR_INTEGRAL = (dt.bool_, *_INTEGRAL)
 _FLOATING_OR_COMPLEX = (dt.float16, dt.bfloat16, dt.float32, dt.float64, dt.complex64,
                         dt.complex128)

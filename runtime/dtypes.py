@@ -14,7 +14,7 @@ except ImportError:  # pragma: no cover - ml_dtypes is a declared dependency
 
 class DType:
     __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_complex", "is_signed",
-                 "category", "rank", "__weakref__")
+                 "category", "rank", "barebones", "__weakref__")
 
     def __init__(self, name, npdt, category, rank):
         self.name = name
@@ -24,7 +24,10 @@ class DType:
         self.rank = rank                  # order inside the category for promotion
         self.is_floating_point = category == 2
         self.is_complex = category == 3
-        self.is_signed = name not in ("bool", "uint8")
+        self.is_signed = name != "bool" and not name.startswith("uint")
+        # PyTorch's "barebones" unsigned types (uint16/32/64): limited support, see
+        # refuse_barebones
+        self.barebones = name in ("uint16", "uint32", "uint64")
 
     def __repr__(self):
         return "torch." + self.name
@@ -65,9 +68,12 @@ float32 = DType("float32", np.float32, 2, 2)
 float64 = DType("float64", np.float64, 2, 3)
 complex64 = DType("complex64", np.complex64, 3, 2)
 complex128 = DType("complex128", np.complex128, 3, 3)
+uint16 = DType("uint16", np.uint16, 1, 2)
+uint32 = DType("uint32", np.uint32, 1, 3)
+uint64 = DType("uint64", np.uint64, 1, 4)
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
-       complex64, complex128)
+       complex64, complex128, uint16, uint32, uint64)
 _BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL if d.np is not None}
 for _d in ALL:
@@ -78,12 +84,30 @@ for _d in ALL:
 # the names PyTorch's error messages use ("not implemented for 'Float'")
 TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int",
               "int64": "Long", "float16": "Half", "bfloat16": "BFloat16", "float32": "Float",
-              "float64": "Double", "complex64": "ComplexFloat", "complex128": "ComplexDouble"}
+              "float64": "Double", "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+              "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+
+
+# the C++ element type names other PyTorch messages use ("expected dtype float for `end` but
+# got dtype short unsigned int", "from is out of bounds for long int")
+CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
+            "int32": "int", "int64": "long int", "float16": "c10::Half",
+            "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
+            "complex64": "c10::complex<float>", "complex128": "c10::complex<double>",
+            "uint16": "short unsigned int", "uint32": "unsigned int", "uint64": "long unsigned int"}
 
 
 def tname(d):
     """PyTorch's scalar-type name of d, as in "result type Float can't be cast to ... Long"."""
     return TORCH_NAME[d.name]
+
+
+def refuse_barebones(kernel, d):
+    """PyTorch's error where its kernel `kernel` has no case for the barebones unsigned dtype d
+    (uint16/32/64 have "limited support": creation, casts, comparisons for equality, mul,
+    bitwise and/or/xor, sum/prod/cumsum, sort, unique, copies, indexing, views)."""
+    if d.barebones:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{tname(d)}'")
 
 
 def _dtype_by_name(name):
@@ -98,14 +122,16 @@ def from_numpy(npdt):
         if d is None:
             raise TypeError(f"can't convert np.ndarray of type {np.dtype(npdt)}. The only supported types "
                             "are: float64, float32, float16, complex64, complex128, int64, int32, "
-                            "int16, int8, uint8, and bool.")
+                            "int16, int8, uint64, uint32, uint16, uint8, and bool.")
     return d
 
 
-# PyTorch's promotion lattice for two dtypes (torch.promote_types).
+# PyTorch's promotion lattice for two dtypes (torch.promote_types); None: refused
 def _promote_pair(a, b):
     if a is b:
         return a
+    if a.barebones or b.barebones:     # these promote only to a floating point type
+        return a if a.is_floating_point else b if b.is_floating_point else None
     if a.category != b.category:
         hi, lo = (a, b) if a.category > b.category else (b, a)
         if hi.category == 3 and lo.category == 2 and lo is float64:
@@ -127,7 +153,11 @@ _PROMOTE = {(a, b): _promote_pair(a, b) for a in ALL for b in ALL}
 
 
 def promote_types(a, b):
-    return _PROMOTE[(a, b)]
+    r = _PROMOTE[(a, b)]
+    if r is None:
+        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
+                           f"attempted to promote {tname(a)} and {tname(b)}")
+    return r
 
 
 class _DefaultDtype:
@@ -170,10 +200,10 @@ def result_type(dims, zero_dims, scalars):
     scalars are Python numbers. A lower-priority group only matters if its category is higher."""
     out = None
     for d in dims:
-        out = d if out is None else _PROMOTE[(out, d)]
+        out = d if out is None else promote_types(out, d)
     z = None
     for d in zero_dims:
-        z = d if z is None else _PROMOTE[(z, d)]
+        z = d if z is None else promote_types(z, d)
     if z is not None:
         if out is None:
             out = z
@@ -181,8 +211,8 @@ def result_type(dims, zero_dims, scalars):
             # a 0-d tensor lifts only the category; the dimensioned operand keeps its width
             if z.category == 3 and out.category == 2:
                 out = complex128 if out is float64 else complex64
-            else:
-                out = z
+            else:      # (bool dims meet a 0-d integer through the lattice: uint16 is refused)
+                out = promote_types(out, z) if out is bool_ else z
     if scalars:
         cat = max(scalar_category(s) for s in scalars)
         if out is None:

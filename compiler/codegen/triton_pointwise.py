@@ -26,7 +26,7 @@ import keyword
 import re
 
 from runtime import dtypes as dt
-from ..ir.graph import Value
+from ..ir.graph import Value, _SHORT  # (_SHORT: the short dtype names of the IR's dumps)
 from ..ir.registry import REGISTRY, is_scalar
 from . import cache
 from .triton_helpers import HELPERS, HELPER_DEPS
@@ -38,14 +38,12 @@ class TritonCodegenError(NotImplementedError):
 
 TL = {"bool": "tl.int1", "uint8": "tl.uint8", "int8": "tl.int8", "int16": "tl.int16",
       "int32": "tl.int32", "int64": "tl.int64", "float16": "tl.float16",
-      "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64"}
+      "bfloat16": "tl.bfloat16", "float32": "tl.float32", "float64": "tl.float64",
+      "uint16": "tl.uint16", "uint32": "tl.uint32", "uint64": "tl.uint64"}
 # Triton signature strings (ahead-of-time compilation needs them spelled out)
 SIG = {"bool": "i1", "uint8": "u8", "int8": "i8", "int16": "i16", "int32": "i32",
        "int64": "i64", "float16": "fp16", "bfloat16": "bf16", "float32": "fp32",
-       "float64": "fp64"}
-_SHORT = {"bool": "b8", "uint8": "u8", "int8": "i8", "int16": "i16", "int32": "i32",
-          "int64": "i64", "float16": "f16", "bfloat16": "bf16", "float32": "f32",
-          "float64": "f64"}
+       "float64": "fp64", "uint16": "u16", "uint32": "u32", "uint64": "u64"}
 
 # Rounding ops are the identity on integers (Triton's tl.floor etc. accept floats only).
 _INT_IDENTITY = {"floor", "ceil", "trunc", "round"}

@@ -56,9 +56,9 @@ register(Prim("unique", "extern", _unique_meta, _unique_np, nout=3, differentiab
 
 
 def _bincount_meta(x, weights=None, *, minlength=0):
-    if x.dtype.category != 1:
+    if x.dtype.category != 1 or x.dtype.barebones:
         raise NotImplementedError(f"\"bincount_cpu\" not implemented for "
-                                  f"'{x.dtype.name.capitalize()}' (bincount needs an integer input)")
+                                  f"'{dt.tname(x.dtype)}' (bincount needs an integer input)")
     if len(x.shape) != 1:
         raise RuntimeError(f"bincount only supports 1-d non-negative integral inputs (got shape "
                            f"{list(x.shape)}, dtype {x.dtype})")

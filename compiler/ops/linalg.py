@@ -27,6 +27,7 @@ def _matmul_meta(a, c):
                            f"{a.dtype.name} != {c.dtype.name}")
     if a.dtype is dt.bool_:
         raise NotImplementedError("matmul: \"addmm_impl_cpu_\" not implemented for 'Bool'")
+    dt.refuse_barebones("addmm_impl_cpu_", a.dtype)
     batch = broadcast_shapes("matmul", a.shape[:-2], c.shape[:-2])
     return AVal(batch + (a.shape[-2], c.shape[-1]), a.dtype)
 
@@ -87,6 +88,8 @@ def _einsum_meta(*xs, equation):
     d = xs[0].dtype
     for x in xs[1:]:
         d = dt.promote_types(d, x.dtype)
+    if len(xs) > 1:           # (products run as batched matrix products)
+        dt.refuse_barebones("bmm", d)
     if "..." in equation:
         shape = np.einsum(equation, *[np.empty(x.shape, np.float32) for x in xs]).shape
     else:

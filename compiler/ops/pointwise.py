@@ -19,15 +19,22 @@ _INT = "int"               # integer/bool only (bitwise)
 
 _NOBOOL = "nobool"         # dtype kept, but bool has no kernel (abs, floor, ...)
 
-# PyTorch's kernel names, used in its "not implemented for 'Float'" messages
-_KERNEL = {"bitwise_left_shift": "lshift", "bitwise_right_shift": "rshift",
-           "floor_divide": "div_floor", "floor": "floor_vml", "ceil": "ceil_vml",
-           "trunc": "trunc_vml", "round": "round_vml"}
+# PyTorch's kernel names, used in its "not implemented for 'Float'" messages (others: <op>_cpu)
+_KERNEL = {"bitwise_left_shift": "lshift_cpu", "bitwise_right_shift": "rshift_cpu",
+           "floor_divide": "div_floor_cpu", "floor": "floor_vml_cpu", "ceil": "ceil_vml_cpu",
+           "trunc": "trunc_vml_cpu", "round": "round_vml_cpu", "pow": "pow", "add": "add_stub",
+           "sub": "add_stub", "sgn": "sign_cpu", "relu": "clamp_min_scalar_cpu",
+           "fmax": "maximum_cpu", "fmin": "minimum_cpu"}
+
+# the pointwise ops whose PyTorch kernels handle the barebones unsigned dtypes (uint16/32/64);
+# ops that compute integers in floating point (div, exp, ...) take them too
+_BAREBONES_OK = ("copy", "conj", "floor", "ceil", "trunc", "round", "isnan", "isinf",
+                 "isfinite", "signbit", "mul", "eq", "ne", "bitwise_and", "bitwise_or",
+                 "bitwise_xor")
 
 
 def _not_impl(name, d, detail):
-    k = _KERNEL.get(name, name)
-    k = k if k == "pow" else k + "_cpu"
+    k = _KERNEL.get(name, name + "_cpu")
     return NotImplementedError(f"\"{k}\" not implemented for '{dt.tname(d)}' ({name}: {detail})")
 
 
@@ -99,6 +106,9 @@ def _unary_meta(name, rule):
             raise RuntimeError(f"{name}: Negation, the `-` operator, on a bool tensor is not supported. "
                                "If you are trying to invert a mask, use the `~` or `logical_not()` "
                                "operator instead.")
+        if x.dtype.barebones and (d.barebones or rule == _BOOL) and name not in _BAREBONES_OK:
+            # (an op that computes integers in floating point takes them)
+            raise _not_impl(name, x.dtype, f"input of shape {list(x.shape)}")
         return AVal(x.shape, d)
     return meta
 
@@ -118,8 +128,16 @@ def _binary_meta(name, rule):
         sa = a.shape if not is_scalar(a) else ()
         sb = b.shape if not is_scalar(b) else ()
         shape = sa if sa == sb else broadcast_shapes(name, sa, sb)
+        if name == "sub" and (_isbool(a) or _isbool(b)):   # (before promotion, as PyTorch)
+            if _isbool(a) and _isbool(b) and not is_scalar(a) and not is_scalar(b):
+                raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is "
+                                   "not supported. Use the `^` or `logical_xor()` operator "
+                                   "instead.")
+            raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not "
+                               "supported. If you are trying to invert a mask, use the `~` or "
+                               f"`logical_not()` operator instead (dtypes {_dn(a)} and {_dn(b)}).")
         # two tensors of one dtype promote to it (the common eager case; promote() is slow)
-        d = a.dtype if (not is_scalar(a) and not is_scalar(b) and a.dtype is b.dtype) \
+        d = d0 = a.dtype if (not is_scalar(a) and not is_scalar(b) and a.dtype is b.dtype) \
             else promote(a, b)
         if rule == _FLOAT_ONLY:
             if not (d.is_floating_point or d.is_complex):
@@ -134,16 +152,12 @@ def _binary_meta(name, rule):
             if d.is_floating_point or d.is_complex or (d is dt.bool_ and name in _NO_BOOL_INT):
                 raise _not_impl(name, d, f"bitwise ops need integer or bool tensors; shapes "
                                          f"{list(sa)} and {list(sb)}, dtypes {_dn(a)} and {_dn(b)}")
-        elif name == "sub":
-            if _isbool(a) or _isbool(b):
-                if _isbool(a) and _isbool(b) and not is_scalar(a) and not is_scalar(b):
-                    raise RuntimeError("sub: Subtraction, the `-` operator, with two bool tensors is "
-                                       "not supported. Use the `^` or `logical_xor()` operator instead.")
-                raise RuntimeError("sub: Subtraction, the `-` operator, with a bool tensor is not "
-                                   "supported. If you are trying to invert a mask, use the `~` or "
-                                   f"`logical_not()` operator instead (dtypes {_dn(a)} and {_dn(b)}).")
         elif d is dt.bool_ and name in _NO_BOOL_BINARY and not (name == "pow" and is_scalar(b)):
             raise _not_impl(name, d, f"both operands are bool (shapes {list(sa)} and {list(sb)})")
+        if d0.barebones and rule != _FLOAT_ONLY and name not in _BAREBONES_OK and \
+                not (name == "pow" and is_scalar(b) and b in (0, 1)):   # (x ** 1 copies x)
+            raise _not_impl(name, d0, f"shapes {list(sa)} and {list(sb)}, dtypes {_dn(a)} and "
+                                      f"{_dn(b)}")
         return AVal(shape, d)
     return meta
 

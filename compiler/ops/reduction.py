@@ -15,14 +15,23 @@ def _red_shape(op, x, dims, keepdim):
     return tuple(s for i, s in enumerate(x.shape) if i not in dims)
 
 
-def _acc_dtype(x, dtype):
+# PyTorch's kernels of the accumulating reductions and scans (they refuse to accumulate in a
+# barebones unsigned dtype; integer inputs are accumulated in int64 by default)
+_ACC_KERNEL = {"sum": "sum_cpu", "prod": "prod_out_cpu", "cumsum": "cumsum_out_cpu",
+               "cumprod": "cumprod_out_cpu"}
+
+
+def _acc_dtype(name, x, dtype):
     if dtype is not None:
+        dt.refuse_barebones(_ACC_KERNEL[name], dtype)
         return dtype
     return dt.int64 if x.dtype.category < 2 else x.dtype
 
 
-def _sum_meta(x, dims=None, keepdim=False, dtype=None):
-    return AVal(_red_shape("sum", x, dims, keepdim), _acc_dtype(x, dtype))
+def _acc_meta(name):
+    def meta(x, dims=None, keepdim=False, dtype=None):
+        return AVal(_red_shape(name, x, dims, keepdim), _acc_dtype(name, x, dtype))
+    return meta
 
 
 _HALF = (dt.float16.np, dt.bfloat16.np)
@@ -63,7 +72,7 @@ def _vjp_sum(b, g, x, out=None, dims=None, keepdim=False, dtype=None):
     return (g,)
 
 
-register(Prim("sum", "reduction", _sum_meta, _np_red(np.add.reduce, first0=True), _vjp_sum,
+register(Prim("sum", "reduction", _acc_meta("sum"), _np_red(np.add.reduce, first0=True), _vjp_sum,
               triton="tl.sum", saves=()))
 
 
@@ -82,9 +91,8 @@ def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
     return (b.mul(gk, others),)
 
 
-register(Prim("prod", "reduction", _sum_meta, _np_red(np.multiply.reduce), holomorphic(_vjp_prod),
-              saves_output=True,
-              grad_name="ProdBackward1"))
+register(Prim("prod", "reduction", _acc_meta("prod"), _np_red(np.multiply.reduce),
+              holomorphic(_vjp_prod), saves_output=True, grad_name="ProdBackward1"))
 
 
 def _minmax_meta(name):
@@ -207,7 +215,7 @@ register(Prim("any", "reduction", _bool_red_meta,
 def _scan_meta(name):
     def meta(x, dim, dtype=None):
         norm_dim(name, dim, len(x.shape))
-        return AVal(x.shape, _acc_dtype(x, dtype))
+        return AVal(x.shape, _acc_dtype(name, x, dtype))
     return meta
 
 

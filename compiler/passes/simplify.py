@@ -23,9 +23,9 @@ from .rewrite import sweep, is_const_scalar
 # dtype -> the dtypes it converts to without losing any value (NaN stays NaN, -0.0 stays -0.0)
 _LOSSLESS = {
     "bool": ("uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32",
-             "float64", "complex64", "complex128"),
+             "float64", "complex64", "complex128", "uint16", "uint32", "uint64"),
     "uint8": ("int16", "int32", "int64", "float16", "bfloat16", "float32", "float64",
-              "complex64", "complex128"),
+              "complex64", "complex128", "uint16", "uint32", "uint64"),
     "int8": ("int16", "int32", "int64", "float16", "bfloat16", "float32", "float64",
              "complex64", "complex128"),
     "int16": ("int32", "int64", "float32", "float64", "complex64", "complex128"),
@@ -37,6 +37,10 @@ _LOSSLESS = {
     "float64": ("complex128",),
     "complex64": ("complex128",),
     "complex128": (),
+    "uint16": ("int32", "int64", "float32", "float64", "complex64", "complex128", "uint32",
+               "uint64"),
+    "uint32": ("int64", "float64", "complex128", "uint64"),
+    "uint64": (),
 }
 
 

@@ -13,7 +13,7 @@ from ..tensor import Tensor
 
 _TO_ST = {"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "int32": "I32",
           "int64": "I64", "float16": "F16", "bfloat16": "BF16", "float32": "F32",
-          "float64": "F64", "complex64": "C64"}
+          "float64": "F64", "complex64": "C64", "uint16": "U16", "uint32": "U32", "uint64": "U64"}
 _FROM_ST = {v: k for k, v in _TO_ST.items()}
 _MAX_HEADER = 100 * 1024 * 1024
 
