@@ -281,7 +281,9 @@ class Tensor:
         if not self.requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
         if self._node is None:
-            self._hooks = (self._hooks or []) + [hook]
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)        # (one list: every handle removes from it)
             return _dispatch._Handle(self._hooks, hook)
         n = self._node
         if n.hooks is None:

@@ -273,6 +273,23 @@ def test_tensor_hooks_order_replacement_and_removal():
     assert log == [] and x.grad is not None
 
 
+def test_removing_an_earlier_leaf_hook_after_a_later_registration():
+    """Each handle removes its own hook from the leaf's one hook list (the list was rebuilt
+    on every registration, so an earlier handle removed from a stale copy and did nothing)."""
+    x = leaf([1.0, 2.0])
+    log = []
+    h1 = x.register_hook(lambda g: log.append("h1"))
+    h2 = x.register_hook(lambda g: log.append("h2"))
+    h1.remove()
+    (x * 2).sum().backward()
+    assert log == ["h2"]
+    h2.remove()
+    log.clear()
+    (x * 2).sum().backward()
+    assert log == []
+    assert_close(x.grad, [4.0, 4.0])
+
+
 def test_leaf_hook_fires_when_its_gradient_is_complete():
     x = leaf([1.0])
     order = []
