@@ -132,12 +132,15 @@ def is_nonzero(input):
 
 
 def get_num_threads():
-    import os
-    return os.cpu_count() or 1
+    from runtime import threads
+    return threads.get()
 
 
 def set_num_threads(n):
-    pass
+    """Threads for CPU work: NumPy's OpenBLAS and generated programs' element-wise chunks
+    (runtime/threads.py)."""
+    from runtime import threads
+    threads.set(n)
 
 
 import builtins as _builtins  # noqa: E402  (int and bool are dtypes here)

@@ -37,6 +37,17 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+def set_threads(n):
+    """Chunks per run from now on (torch.set_num_threads); the pool is rebuilt for n."""
+    global threads, _pool
+    with _lock:
+        if n != threads:
+            threads = n
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+                _pool = None
+
+
 def _executor():
     global _pool
     if _pool is None:

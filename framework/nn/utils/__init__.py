@@ -11,3 +11,4 @@ from .fusion import fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval
     fuse_linear_bn_weights  # noqa: F401
 from .init import skip_init  # noqa: F401
 from . import prune  # noqa: F401
+from . import stateless  # noqa: F401
