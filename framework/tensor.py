@@ -3,6 +3,7 @@
 Math methods are bound at the end of framework/__init__ from the functional ops, so each op
 has one definition (framework/ops_*.py) shared by torch.f(x) and x.f().
 """
+import sys
 import warnings
 
 import numpy as np
@@ -570,10 +571,32 @@ class Tensor:
         return False
 
     def share_memory_(self):
+        """Moves the storage to shared memory (see framework.multiprocessing) that forked
+        children share and that can be sent to other processes; values, dtype and layout are
+        kept. The storage is all the base tensor's memory: the base and every view or alias of
+        it that is alive move together and keep sharing one memory, as PyTorch moves the
+        storage. A no-op when already shared, and for cuda/interpret tensors (as for CUDA
+        tensors in PyTorch). The gradient is not moved (Module.share_memory() moves it)."""
+        dev = self._device
+        if dev is not cpu:
+            if dev.type == "meta":
+                raise RuntimeError("_share_fd_: only available on CPU")
+            return self
+        if type(self._data) is np.ndarray and not self.is_shared():
+            _share_storage(self)
         return self
 
     def is_shared(self):
-        return False
+        """True when the storage is in shared memory (always for cuda/interpret tensors, as
+        PyTorch says of CUDA tensors)."""
+        dev = self._device
+        if dev is not cpu:
+            return dev.type != "meta"
+        a = self._data
+        if type(a) is not np.ndarray:
+            return False
+        from .multiprocessing import _SharedMap
+        return type(_mem_owner(a)[1]) is _SharedMap
 
     @property
     def layout(self):
@@ -619,6 +642,125 @@ def _deepcopy_view(t, memo):
         return None
     return np.lib.stride_tricks.as_strided(nb._data.reshape(-1)[off // a.itemsize:], a.shape,
                                            a.strides)
+
+
+def _mem_owner(a):
+    """(array, owner) for ndarray a: the last ndarray of its .base chain, and the object that
+    owns the memory -- that array when numpy allocated it, else the buffer it was made from
+    (a shared tensor's mmap, behind numpy's memoryview)."""
+    b = a.base
+    while isinstance(b, np.ndarray):
+        a, b = b, b.base
+    if b is None:
+        return a, a
+    if isinstance(b, memoryview) and b.obj is not None:
+        return a, b.obj
+    return a, b
+
+
+def _refcount(a):
+    return sys.getrefcount(a)
+
+
+def _calibrate_refcount():
+    box = [np.empty(1)]     # one reference from a container; the locals as in _aliases
+    arr, owner = _mem_owner(box[0])
+    return _refcount(arr) - 1
+
+
+_RC_OVERHEAD = _calibrate_refcount()
+
+
+def _aliases(t):
+    """(t and its base, the other tensors alive whose memory has the same owner: views and
+    aliases of the base -- detach, .data, views of numpy views). Those are found by a scan of
+    the objects the garbage collector tracks, made only when something beyond t and its base
+    holds the memory's owner array (one reference count), or when numpy does not own it."""
+    base = t._base if t._base is not None else t
+    arr, owner = _mem_owner(base._data)
+    if base is not t and (type(base._data) is not np.ndarray or _mem_owner(t._data)[1] is not
+                          owner):
+        base = t                # (memory of its own: not a view of its base's)
+        arr, owner = _mem_owner(base._data)
+    group = [base] if base is t else [base, t]
+    if owner is arr:
+        known = sum(1 for x in group if x._data is arr)
+        known += len({id(x._data) for x in group if x._data is not arr and x._data.base is arr})
+        if _refcount(arr) - _RC_OVERHEAD <= known:
+            return group, []
+    import gc
+    seen = {id(x) for x in group}
+    others = []
+    for o in gc.get_objects():
+        if issubclass(type(o), Tensor) and id(o) not in seen:
+            d = o.__dict__.get("_data")
+            if type(d) is np.ndarray and _mem_owner(d)[1] is owner:
+                others.append(o)
+                seen.add(id(o))
+    return group, others
+
+
+def _extent(a):
+    """[lo, hi) bytes of ndarray a's elements (None for an empty array)."""
+    if a.size == 0:
+        return None
+    lo = hi = _ptr(a)
+    for n, st in zip(a.shape, a.strides):
+        if st < 0:
+            lo += (n - 1) * st
+        else:
+            hi += (n - 1) * st
+    return lo, hi + a.itemsize
+
+
+def _share_storage(t):
+    """Move t's storage into one new shared mapping: the bytes of its base and of every tensor
+    alive whose memory overlaps them (views, aliases; tensors over other parts of a foreign
+    buffer are other storages, as in PyTorch), each tensor pointed at its same place there."""
+    import ctypes
+    from . import multiprocessing as _mp
+    with _mp._lock:
+        if t.is_shared():       # (another thread moved it meanwhile)
+            return
+        members, rest = _aliases(t)
+        ext = {id(x._data): _extent(x._data) for x in members + rest}
+        own = [e for e in (ext[id(x._data)] for x in members) if e is not None]
+        lo = min((e[0] for e in own), default=None)
+        hi = max((e[1] for e in own), default=None)
+        grew = lo is not None
+        while grew:             # (the overlap is transitive: add until nothing more overlaps)
+            grew, left = False, []
+            for x in rest:
+                e = ext[id(x._data)]
+                if e is None:
+                    left.append(x)
+                elif e[0] < hi and e[1] > lo:
+                    members.append(x)
+                    lo, hi, grew = min(lo, e[0]), max(hi, e[1]), True
+                else:
+                    left.append(x)
+            rest = left
+        if lo is None:
+            lo = hi = 0
+        else:                   # empty views inside the range go along
+            members += [x for x in rest if ext[id(x._data)] is None and
+                        lo <= _ptr(x._data) <= hi]
+        pad = lo % 64           # (the arrays keep their alignment)
+        mm = _mp._alloc(pad + hi - lo)
+        u8 = np.frombuffer(mm, np.uint8)
+        if hi > lo:
+            ctypes.memmove(mm._addr + pad, lo, hi - lo)
+        moved = {}
+        for x in members:
+            a = x._data
+            if id(a) not in moved:
+                off = pad + _ptr(a) - lo if a.size else 0
+                n = np.ndarray(a.shape, a.dtype, buffer=u8, offset=off, strides=a.strides)
+                if not a.flags.writeable:
+                    n.flags.writeable = False
+                moved[id(a)] = n
+        for x in members:
+            x._data = moved[id(x._data)]
 
 
 def _ptr(a):
