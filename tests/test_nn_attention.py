@@ -267,3 +267,276 @@ def test_against_torch(r):
     b = theirs(real.tensor(q), real.tensor(k), real.tensor(k), key_padding_mask=real.tensor(kpm))
     assert_close(a[0], b[0].detach().numpy(), atol=1e-12)
     assert_close(a[1], b[1].detach().numpy(), atol=1e-12)
+
+
+# ---- torch.nn.attention: SDPBackend, sdpa_kernel, the backend set's effect, bias ------------
+
+import warnings  # noqa: E402
+
+from framework.nn.attention import (SDPBackend, sdpa_kernel,  # noqa: E402
+                                    _cur_sdpa_kernel_backends as cur_backends)
+
+ALL_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION,
+                SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH, SDPBackend.OVERRIDEABLE]
+NO_VIABLE = "No viable backend for scaled_dot_product_attention was found"
+NO_KERNEL = "No available kernel.  Aborting execution."
+
+
+def C(a, rg=False):
+    """A cpu tensor (the backend rules below are PyTorch's CPU rules)."""
+    return torch.tensor(np.asarray(a), device="cpu", requires_grad=rg)
+
+
+def qkv(r, *shapes, dtype=np.float32):
+    return [C(r.standard_normal(s).astype(dtype)) for s in shapes]
+
+
+def test_sdp_backend_members():
+    assert {m.name: m.value for m in SDPBackend} == {
+        "ERROR": -1, "MATH": 0, "FLASH_ATTENTION": 1, "EFFICIENT_ATTENTION": 2,
+        "CUDNN_ATTENTION": 3, "OVERRIDEABLE": 4}
+    assert int(SDPBackend.FLASH_ATTENTION) == 1 and [7, 8, 9][SDPBackend.EFFICIENT_ATTENTION] == 9
+    assert SDPBackend.MATH != 0                       # (PyTorch's pybind enum: not an int)
+    assert SDPBackend(3) is SDPBackend.CUDNN_ATTENTION
+    assert repr(SDPBackend.MATH) == "<SDPBackend.MATH: 0>" and str(SDPBackend.MATH) == \
+        "SDPBackend.MATH"
+    assert torch.nn.attention.SDPBackend is SDPBackend
+
+
+def test_sdpa_kernel_selects_nests_and_restores():
+    assert cur_backends() == ALL_BACKENDS
+    with sdpa_kernel(SDPBackend.MATH) as ctx:
+        assert ctx == {} and cur_backends() == [SDPBackend.MATH]
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                          SDPBackend.FLASH_ATTENTION]):
+            assert cur_backends() == [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+            with sdpa_kernel([]):
+                assert cur_backends() == []
+            assert cur_backends() == [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]
+        assert cur_backends() == [SDPBackend.MATH]
+    assert cur_backends() == ALL_BACKENDS
+    with pytest.raises(KeyError):                     # restored when the block raises
+        with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+            raise KeyError("x")
+    assert cur_backends() == ALL_BACKENDS
+    with sdpa_kernel(SDPBackend.ERROR):               # ERROR is no switchable backend
+        assert cur_backends() == []
+    # set_priority: the list's order first, then the rest in the previous order; restored
+    default_order = cur_backends(with_priority=True)
+    assert [int(b) for b in default_order] == [1, 2, 0, 3, 4]
+    with sdpa_kernel([SDPBackend.MATH, SDPBackend.FLASH_ATTENTION], set_priority=True):
+        assert cur_backends(with_priority=True) == [SDPBackend.MATH, SDPBackend.FLASH_ATTENTION]
+        assert cur_backends() == [SDPBackend.FLASH_ATTENTION, SDPBackend.MATH]
+    assert cur_backends(with_priority=True) == default_order
+
+    @sdpa_kernel(SDPBackend.MATH)                     # (a contextmanager is a decorator too)
+    def inside():
+        return cur_backends()
+    assert inside() == [SDPBackend.MATH] and cur_backends() == ALL_BACKENDS
+
+
+def test_sdpa_kernel_argument_errors():
+    for bad in [(SDPBackend.MATH,), "math", 0]:
+        with pytest.raises(AssertionError, match="Backend must be an instance of SDPBackend or "
+                                                 f"a list of SDPBackend instances, got "
+                                                 f"{type(bad).__name__}"):
+            with sdpa_kernel(bad):
+                pass
+    assert cur_backends() == ALL_BACKENDS
+
+
+@pytest.mark.parametrize("backends", [SDPBackend.EFFICIENT_ATTENTION,
+                                      SDPBackend.CUDNN_ATTENTION, SDPBackend.OVERRIDEABLE,
+                                      [SDPBackend.EFFICIENT_ATTENTION,
+                                       SDPBackend.CUDNN_ATTENTION], []])
+def test_no_cpu_backend_enabled_raises(r, backends):
+    q, k, v = qkv(r, (2, 3, 4, 8), (2, 3, 5, 8), (2, 3, 5, 8))
+    with sdpa_kernel(backends):
+        with pytest.raises(RuntimeError, match=NO_VIABLE):
+            F.scaled_dot_product_attention(q, k, v)
+        # inputs without elements are answered before a backend is chosen
+        e = F.scaled_dot_product_attention(C(np.zeros((2, 3, 0, 8), np.float32)), k, v)
+        assert e.shape == (2, 3, 0, 8)
+    y = F.scaled_dot_product_attention(q, k, v)       # the old set is back
+    assert y.shape == (2, 3, 4, 8)
+
+
+def test_math_and_fallback_sets_equal_the_default(r):
+    q, k, v = (C(r.standard_normal(s), rg=True)
+               for s in [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8)])
+    mask = C(r.standard_normal((4, 6)))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    gref = torch.autograd.grad(ref.sum(), (q, k, v))
+    np.testing.assert_allclose(to_np(ref), np_attention(to_np(q), to_np(k), to_np(v), to_np(mask)),
+                               rtol=1e-12, atol=1e-12)
+    for backends in [SDPBackend.MATH, [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH],
+                     SDPBackend.FLASH_ATTENTION, ALL_BACKENDS]:
+        with sdpa_kernel(backends):
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            g = torch.autograd.grad(y.sum(), (q, k, v))
+        np.testing.assert_array_equal(to_np(y), to_np(ref))
+        for a, b in zip(g, gref):
+            np.testing.assert_array_equal(to_np(a), to_np(b))
+    # MATH takes what the CPU flash kernel refuses (3-D inputs, dropout, unequal head dims)
+    q3, k3, v3 = qkv(r, (3, 4, 8), (3, 5, 8), (3, 5, 6))
+    with sdpa_kernel(SDPBackend.MATH):
+        y = F.scaled_dot_product_attention(q3, k3, v3)
+    np.testing.assert_allclose(to_np(y), np_attention(*(to_np(t).astype(np.float64)
+                                                        for t in (q3, k3, v3))), rtol=1e-5,
+                               atol=1e-6)
+
+
+def _flash_only(q, k, v, **kw):
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            try:
+                return F.scaled_dot_product_attention(q, k, v, **kw), [str(m.message) for m in w]
+            except RuntimeError as e:
+                return e, [str(m.message) for m in w]
+
+
+FLASH_REFUSALS = [   # (name, shapes, kwargs, the reason PyTorch 2.13 warns, or None)
+    ("3-D", [(3, 4, 8)] * 3, {}, "All fused kernels requires query, key and value to be 4 "
+     "dimensional, but got Query dim: 3, Key dim: 3, Value dim: 3 instead."),
+    ("dropout", [(2, 3, 4, 8)] * 3, {"dropout_p": 0.2},
+     "Both fused kernels do not support non-zero dropout."),
+    ("batch", [(2, 3, 4, 8), (1, 3, 4, 8), (1, 3, 4, 8)], {},
+     "For dense inputs, both fused kernels require query, key and value to have the same "
+     "batch_size. Query.sizes(): [2, 3, 4, 8], Key.sizes(): [1, 3, 4, 8], Value.sizes(): "
+     "[1, 3, 4, 8] instead. To broadcast dense inputs, try using unsqueeze and expand_to "
+     "before passing them into the kernel."),
+    ("heads", [(2, 3, 4, 8), (2, 1, 4, 8), (2, 1, 4, 8)], {},
+     "For dense input, both fused kernels require query, key and value to have the same "
+     "num_heads. Query.sizes(): [2, 3, 4, 8], Key sizes(): [2, 1, 4, 8], Value sizes(): "
+     "[2, 1, 4, 8] instead. To broadcast dense inputs, try using unsqueeze and expand_to "
+     "before passing them into the kernel."),
+    ("gqa", [(2, 3, 4, 8), (2, 2, 4, 8), (2, 2, 4, 8)], {"enable_gqa": True},
+     "The number of heads in key/value must divide number of heads in query.Got input Key "
+     "sizes(): 2, Value sizes(): 2, Query sizes(): 3 instead."),
+    ("head dim", [(2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 5)], {},
+     "Flash attention requires q,k,v to have the same last dimension. Got Query.size(-1): 8, "
+     "Key.size(-1): 8, Value.size(-1): 5 instead."),
+    ("mask 3-D", [(2, 3, 4, 8)] * 3, {"attn_mask": (3, 4, 4)},
+     "Please use the following attn mask shapes: 2d - ({Q_seq_len, 1}  x {KV_seq_len, 1}); "
+     "4d - ({Batch, 1} x {Num_heads, 1} x {Q_seq_len, 1}  x {KV_seq_len, 1})"),
+    ("mask wrong size", [(2, 3, 4, 8)] * 3, {"attn_mask": (2, 4)}, None),
+]
+
+
+@pytest.mark.parametrize("name,shapes,kw,reason", FLASH_REFUSALS,
+                         ids=[c[0] for c in FLASH_REFUSALS])
+def test_flash_only_refuses_what_the_cpu_flash_kernel_cannot_run(r, name, shapes, kw, reason):
+    q, k, v = qkv(r, *shapes)
+    kw = {key: C(r.standard_normal(val).astype(np.float32)) if key == "attn_mask" else val
+          for key, val in kw.items()}
+    err, msgs = _flash_only(q, k, v, **kw)
+    assert isinstance(err, RuntimeError) and str(err) == NO_KERNEL
+    assert msgs == ["Flash attention kernel not used because:"] + ([reason] if reason else [])
+
+
+def test_flash_only_runs_supported_inputs_and_checks_stride_and_dtype(r):
+    q, k, v = qkv(r, (2, 3, 4, 8), (2, 3, 6, 8), (2, 3, 6, 8))
+    for kw in [{}, {"is_causal": True},
+               {"attn_mask": C(r.standard_normal((1, 6)).astype(np.float32))},
+               {"attn_mask": C(r.random((1, 3, 4, 6)) > 0.3)}, {"scale": 0.3}]:
+        y, msgs = _flash_only(q, k, v, **kw)
+        assert msgs == [] and isinstance(y, torch.Tensor)
+        np.testing.assert_array_equal(to_np(y), to_np(F.scaled_dot_product_attention(q, k, v,
+                                                                                     **kw)))
+    g = qkv(r, (2, 4, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8))          # GQA is supported
+    y, msgs = _flash_only(*g, enable_gqa=True)
+    assert msgs == [] and y.shape == (2, 4, 4, 8)
+    qt = C(r.standard_normal((2, 3, 8, 6)).astype(np.float32)).transpose(-1, -2)
+    err, msgs = _flash_only(qt, k, v, attn_mask=C(np.zeros((6, 6), np.float32)))
+    assert str(err) == NO_KERNEL and msgs[1] == (
+        "All fused kernels require the last dimension of the input to have stride 1. Got "
+        "Query.stride(-1): 6, Key.stride(-1): 1, Value.stride(-1): 1, Attn_mask.stride(-1): 1 "
+        "(GPU backends require attn_mask's last dimension to have stride 1 while the CPU does "
+        "not).")
+    qi = C(np.ones((2, 3, 4, 8), np.int32))
+    err, msgs = _flash_only(qi, qi, qi)
+    assert str(err) == NO_KERNEL and msgs[1] == (
+        "Expected query, key and value to all be of dtype: {Float, Double, BFloat16, Half}. "
+        "Got Query dtype: int, Key dtype: int, and Value dtype: int instead.")
+    err, msgs = _flash_only(q, k.double(), v)
+    assert msgs == [] and str(err) == (
+        "Expected query, key, and value to have the same dtype, but got query.dtype: float "
+        "key.dtype: double and value.dtype: float instead.")
+    with warnings.catch_warnings(record=True) as w:   # the warnings name the caller's line
+        warnings.simplefilter("always")
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+            with pytest.raises(RuntimeError, match=NO_KERNEL):
+                F.scaled_dot_product_attention(q[0], k[0], v[0])
+    assert len(w) == 2 and all(m.filename == __file__ and m.category is UserWarning for m in w)
+
+
+def test_causal_bias(r):
+    from framework.nn.attention.bias import (CausalBias, CausalVariant, causal_lower_right,
+                                             causal_upper_left)
+    import framework.nn.attention.bias as bias_mod
+    assert bias_mod.__all__ == ["causal_upper_left", "causal_lower_right", "CausalVariant",
+                                "CausalBias"]
+    assert torch.nn.attention.bias is bias_mod
+    ul, lr = causal_upper_left(3, 5), causal_lower_right(3, 5)
+    assert isinstance(lr, CausalBias) and isinstance(lr, torch.Tensor)
+    assert (lr.variant, lr.seq_len_q, lr.seq_len_kv) == (CausalVariant.LOWER_RIGHT, 3, 5)
+    assert int(CausalVariant.UPPER_LEFT) == 1 and int(CausalVariant.LOWER_RIGHT) == 2
+    np.testing.assert_array_equal(to_np(ul._materialize()), np.tril(np.ones((3, 5), bool)))
+    np.testing.assert_array_equal(to_np(lr._materialize()), np.tril(np.ones((3, 5), bool), 2))
+    assert repr(lr) == ("tensor([[ True,  True,  True, False, False],\n"
+                        "        [ True,  True,  True,  True, False],\n"
+                        "        [ True,  True,  True,  True,  True]])")
+    q, k, v = (C(r.standard_normal(s)) for s in [(2, 2, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8)])
+    y = F.scaled_dot_product_attention(q, k, v, lr)
+    keep = np.tril(np.ones((3, 5), bool), 2)
+    np.testing.assert_allclose(to_np(y), np_attention(to_np(q), to_np(k), to_np(v),
+                                                      np.where(keep, 0.0, -np.inf)),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(to_np(F.scaled_dot_product_attention(q, k, v, attn_mask=ul)),
+                                  to_np(F.scaled_dot_product_attention(q, k, v, is_causal=True)))
+    with pytest.raises(ValueError, match="CausalBias should not be used with causal=True"):
+        F.scaled_dot_product_attention(q, k, v, lr, is_causal=True)
+    with pytest.raises(AssertionError, match="causal_upper_left only supports 2D tensors"):
+        causal_upper_left(3)
+    with pytest.raises(AssertionError, match="variant must be a CausalVariant, got int"):
+        CausalBias(1, 2, 3)
+    with pytest.warns(UserWarning, match="Lower right causal bias will produce NaNs in the "
+                                         "output when seq_len_q > seq_len_kv!"):
+        causal_lower_right(5, 3)
+    with sdpa_kernel(SDPBackend.FLASH_ATTENTION):    # a 2-D mask: the flash rules accept it
+        np.testing.assert_array_equal(to_np(F.scaled_dot_product_attention(q, k, v, lr)),
+                                      to_np(y))
+
+
+def test_backends_against_torch(r):
+    real = pytest.importorskip("torch")
+    from torch.nn.attention import SDPBackend as RB, sdpa_kernel as rk
+    from torch.nn.attention.bias import causal_lower_right as real_lr
+    assert {k: v.value for k, v in RB.__members__.items()} == \
+        {m.name: m.value for m in SDPBackend}
+    for name, shapes, kw, _ in FLASH_REFUSALS[:6]:
+        arrs = [r.standard_normal(s).astype(np.float32) for s in shapes]
+        ours = _flash_only(*(C(a) for a in arrs), **kw)
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            with rk(RB.FLASH_ATTENTION):
+                with pytest.raises(RuntimeError) as e:
+                    real.nn.functional.scaled_dot_product_attention(
+                        *(real.tensor(a) for a in arrs), **kw)
+        assert str(e.value) == str(ours[0]), name
+        assert [str(m.message).split(" (Triggered internally")[0] for m in w] == ours[1], name
+        with rk(RB.EFFICIENT_ATTENTION):
+            with pytest.raises(RuntimeError) as e:
+                real.nn.functional.scaled_dot_product_attention(*(real.tensor(a) for a in arrs))
+        assert str(e.value).startswith(NO_VIABLE)
+    q, k, v = (r.standard_normal(s) for s in [(2, 2, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8)])
+    from framework.nn.attention.bias import causal_lower_right
+    for backends, rbackends in [(SDPBackend.FLASH_ATTENTION, RB.FLASH_ATTENTION),
+                                (SDPBackend.MATH, RB.MATH)]:
+        with sdpa_kernel(backends):
+            ours = F.scaled_dot_product_attention(C(q), C(k), C(v), causal_lower_right(3, 5))
+        with rk(rbackends):
+            theirs = real.nn.functional.scaled_dot_product_attention(
+                real.tensor(q), real.tensor(k), real.tensor(v), real_lr(3, 5))
+        assert_close(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)

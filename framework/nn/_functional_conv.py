@@ -1258,6 +1258,8 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
                            f"sequence length, got key {list(key.shape)} and value "
                            f"{list(value.shape)}")
+    from .attention import _sdpa_check   # torch.nn.attention: the backend set, CausalBias masks
+    attn_mask = _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
     if enable_gqa and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
         rep = query.shape[-3] // key.shape[-3]
         from ..ops_shape import repeat_interleave
