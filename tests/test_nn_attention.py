@@ -540,3 +540,38 @@ def test_backends_against_torch(r):
             theirs = real.nn.functional.scaled_dot_product_attention(
                 real.tensor(q), real.tensor(k), real.tensor(v), real_lr(3, 5))
         assert_close(ours, theirs.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_sdpa_fully_masked_query_rows_give_zeros_not_nan():
+    """PyTorch's math backend uses a safe softmax: a query whose every key is masked attends to
+    nothing (a zero row) and passes no gradient; the other rows are the ordinary attention."""
+    import numpy as np
+    import framework as torch
+    F = torch.nn.functional
+    rng = np.random.default_rng(0)
+    qa, ka, va = (rng.standard_normal(s).astype(np.float32)
+                  for s in ((1, 2, 3, 4), (1, 2, 5, 4), (1, 2, 5, 4)))
+    mask = np.ones((3, 5), bool)
+    mask[1] = False
+    for m in (torch.from_numpy(mask), torch.from_numpy(np.where(mask, 0.0, -np.inf)
+                                                     .astype(np.float32))):
+        q, k, v = (torch.from_numpy(a.copy()).requires_grad_() for a in (qa, ka, va))
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        on = o.detach().numpy()
+        np.testing.assert_array_equal(on[:, :, 1], 0.0)
+        # the other rows: softmax(q k^T / 2) v by hand in float64
+        s = qa.astype(np.float64) @ ka.transpose(0, 1, 3, 2) / 2.0
+        w = np.exp(s - s.max(-1, keepdims=True))
+        ref = (w / w.sum(-1, keepdims=True)) @ va
+        np.testing.assert_allclose(on[:, :, [0, 2]], ref[:, :, [0, 2]], rtol=1e-5, atol=1e-6)
+        o.sum().backward()
+        for t in (q, k, v):
+            assert np.isfinite(t.grad.numpy()).all()
+        np.testing.assert_array_equal(q.grad.numpy()[:, :, 1], 0.0)
+    # causal with more queries than keys, lower-right aligned: the first L - S rows see nothing
+    from framework.nn.attention.bias import causal_lower_right
+    q = torch.from_numpy(rng.standard_normal((1, 1, 4, 4)).astype(np.float32))
+    kv = torch.from_numpy(rng.standard_normal((1, 1, 2, 4)).astype(np.float32))
+    o = F.scaled_dot_product_attention(q, kv, kv, attn_mask=causal_lower_right(4, 2))
+    np.testing.assert_array_equal(o.numpy()[0, 0, :2], 0.0)
+    assert np.isfinite(o.numpy()).all()

@@ -1276,7 +1276,15 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             s = apply(P["where"], attn_mask, s, -math.inf)
         else:
             s = apply(P["add"], s, attn_mask)
-    w = _softmax_last(s)
+    if is_causal or attn_mask is not None:
+        # PyTorch's _safe_softmax: a query whose every key is masked (-inf) attends to nothing,
+        # giving zeros and no gradient, not the NaN of softmax over -inf (its scores are zeroed
+        # first so that no NaN reaches the softmax's backward either)
+        # (a row's max is -inf exactly when all of it is: amax, which Triton reductions have)
+        dead = apply(P["eq"], apply(P["amax"], s, dims=(s.ndim - 1,), keepdim=True), -math.inf)
+        w = apply(P["where"], dead, 0.0, _softmax_last(apply(P["where"], dead, 0.0, s)))
+    else:
+        w = _softmax_last(s)
     if dropout_p > 0.0:
         w = _dropout(w, dropout_p, True)
     return apply(P["matmul"], w, value)
