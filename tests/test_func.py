@@ -375,3 +375,24 @@ def test_in_place_ops_on_batched_tensors():
         return w
     with pytest.raises(RuntimeError, match="inplace arithmetic"):
         torch.vmap(g)(torch.arange(6.).reshape(2, 3))
+
+
+def test_functional_call_strict_keys_as_torch():
+    """strict=True names every parameter and buffer, tied duplicates included (with
+    tie_weights=False the alias must be given too), in sorted key lists -- torch's messages."""
+    m = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    m[1].weight = m[0].weight
+    x = (torch.ones(1, 2),)
+    cases = [(True, {"0.weight"}, "Missing key(s): '0.bias', '1.bias'."),
+             (False, {"0.weight"}, "Missing key(s): '0.bias', '1.bias', '1.weight'."),
+             (False, {"0.weight", "0.bias", "1.bias", "zz"},
+              "Unexpected key(s): 'zz'.\n\tMissing key(s): '1.weight'.")]
+    for tie, names, msg in cases:
+        d = {k: torch.ones(1 if k == "zz" else (2, 2) if k.endswith("weight") else 2)
+             for k in names}
+        with pytest.raises(RuntimeError) as e:
+            torch.func.functional_call(m, d, x, tie_weights=tie, strict=True)
+        assert str(e.value) == "Error(s) in reparametrizing for Sequential:\n\t" + msg
+    full = {"0.weight": torch.eye(2), "0.bias": torch.zeros(2), "1.bias": torch.ones(2)}
+    out = torch.func.functional_call(m, full, x, strict=True)
+    assert out.tolist() == [[2.0, 2.0]]

@@ -368,6 +368,31 @@ def _owner(module, name):
     return m, attr
 
 
+def _check_keys(module, parameters_and_buffers, tie_weights):
+    """torch's strict check: the given names (with their tied aliases when tie_weights) against
+    every parameter and buffer name, duplicates included."""
+    named = list(module.named_parameters(remove_duplicate=False)) + \
+        list(module.named_buffers(remove_duplicate=False))
+    keys = set(parameters_and_buffers)
+    if tie_weights:
+        groups = {}
+        for n, t in named:
+            groups.setdefault(id(t), set()).add(n)
+        for names in groups.values():
+            if len(names) > 1 and names & keys:
+                keys |= names
+    valid = {n for n, _ in named}
+    missing, unexpected = sorted(valid - keys), sorted(keys - valid)
+    error_msgs = []
+    if unexpected:
+        error_msgs.append(f"Unexpected key(s): {', '.join(map(repr, unexpected))}.")
+    if missing:
+        error_msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
+    if error_msgs:
+        raise RuntimeError("Error(s) in reparametrizing for {}:\n\t{}".format(
+            module._get_name(), "\n\t".join(error_msgs)))
+
+
 def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, *,
                     tie_weights=True, strict=False):
     """torch.func.functional_call: module(*args, **kwargs) with its parameters and buffers
@@ -394,18 +419,7 @@ def functional_call(module, parameter_and_buffer_dicts, args=None, kwargs=None, 
     if tie_weights:
         pb = _untie(module, pb)
     if strict:
-        names = [n for n, _ in module.named_parameters(remove_duplicate=not tie_weights)] + \
-                [n for n, _ in module.named_buffers(remove_duplicate=not tie_weights)]
-        missing = [n for n in names if n not in pb]
-        unexpected = [k for k in pb if k not in names]
-        msgs = []
-        if unexpected:
-            msgs.append(f"Unexpected key(s): {', '.join(map(repr, unexpected))}.")
-        if missing:
-            msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
-        if msgs:
-            raise RuntimeError("Error(s) in reparametrizing for {}:\n\t{}".format(
-                module._get_name(), "\n\t".join(msgs)))
+        _check_keys(module, pb, tie_weights)
     if args is None:
         args = ()
     elif not isinstance(args, tuple):

@@ -3,8 +3,8 @@ predecessor), here a thin layer over Kiln's framework.func.functional_call.
 
 On top of that function it keeps what torch's stateless path does beyond it:
   * the FutureWarning torch 2.x raises on every call (text identical);
-  * strict=True checks the keys as torch does (every parameter and buffer name, tied
-    duplicates included, whatever tie_weights is), with torch's sorted key lists;
+  * strict=True checks the keys before anything else (func.api._check_keys, the check
+    torch.func.functional_call makes too);
   * values the module rebinds during the call (`self.foo = self.foo + 1` on a swapped-in buffer)
     are written back into the caller's dict, as torch documents;
   * nn.DataParallel modules are refused, and a name through a missing submodule or a value
@@ -15,6 +15,8 @@ not provided: Kiln swaps them inside func.functional_call only.
 import sys
 import warnings
 
+from ...func.api import _check_keys
+
 __all__ = ["functional_call"]
 
 _DEPRECATION = ("`torch.nn.utils.stateless.functional_call` is deprecated as of PyTorch 2.0 "
@@ -24,31 +26,6 @@ _DEPRECATION = ("`torch.nn.utils.stateless.functional_call` is deprecated as of 
 
 def _kiln():
     return sys.modules[__name__.split(".")[0]]
-
-
-def _check_keys(module, parameters_and_buffers, tie_weights):
-    """torch's strict check: the given names (with their tied aliases when tie_weights) against
-    every parameter and buffer name, duplicates included."""
-    named = list(module.named_parameters(remove_duplicate=False)) + \
-        list(module.named_buffers(remove_duplicate=False))
-    keys = set(parameters_and_buffers)
-    if tie_weights:
-        groups = {}
-        for n, t in named:
-            groups.setdefault(id(t), set()).add(n)
-        for names in groups.values():
-            if len(names) > 1 and names & keys:
-                keys |= names
-    valid = {n for n, _ in named}
-    missing, unexpected = sorted(valid - keys), sorted(keys - valid)
-    error_msgs = []
-    if unexpected:
-        error_msgs.append(f"Unexpected key(s): {', '.join(map(repr, unexpected))}.")
-    if missing:
-        error_msgs.append(f"Missing key(s): {', '.join(map(repr, missing))}.")
-    if error_msgs:
-        raise RuntimeError("Error(s) in reparametrizing for {}:\n\t{}".format(
-            module._get_name(), "\n\t".join(error_msgs)))
 
 
 def _check_paths(module, parameters_and_buffers):
