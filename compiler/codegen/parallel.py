@@ -9,7 +9,6 @@ MIN_ELEMENTS elements (numpy_gen decides); KILN_THREADS=1 (or `threads = 1`) tur
 """
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 MIN_ELEMENTS = 1 << 17          # below this a thread hand-off costs more than it saves
 _ALIGN = 64                     # chunk boundaries on multiples of 64 elements (cache lines)
@@ -23,14 +22,50 @@ def _default_threads():
 
 
 threads = _default_threads()
-_pool = None
-_lock = threading.Lock()
+
+
+class _Worker:
+    """One pool thread and its two hand-off locks: `go` (released by the caller when `job` is
+    set) and `done` (released by the thread when the chunk ran). A bare lock hand-off is the
+    cheapest wake-up Python has (ThreadPoolExecutor's queue, future and condition cost about
+    three times as long on a VM, where every wake-up is slow)."""
+    __slots__ = ("go", "done", "job", "err")
+
+    def __init__(self):
+        self.go, self.done = threading.Lock(), threading.Lock()
+        self.go.acquire()
+        self.done.acquire()
+        self.job = self.err = None
+        threading.Thread(target=self._loop, name="kiln-pointwise", daemon=True).start()
+
+    def _loop(self):
+        go, done = self.go, self.done
+        while True:
+            go.acquire()
+            job = self.job
+            if job is None:                 # stop (set_threads made the pool smaller)
+                return
+            fn, lo, hi = job
+            try:
+                fn(lo, hi)
+            except BaseException as e:      # re-raised by the caller
+                self.err = e
+            self.job = None
+            done.release()
+
+    def stop(self):
+        self.job = None
+        self.go.release()
+
+
+_workers = []
+_busy = threading.Lock()        # one run at a time uses the pool; others run serially
 
 
 def _forget_pool():
-    """In a forked child the pool's threads do not exist: start a new pool on first use."""
-    global _pool, _lock
-    _pool, _lock = None, threading.Lock()
+    """In a forked child the pool's threads do not exist: start new ones on first use."""
+    global _workers, _busy
+    _workers, _busy = [], threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -38,40 +73,43 @@ if hasattr(os, "register_at_fork"):
 
 
 def set_threads(n):
-    """Chunks per run from now on (torch.set_num_threads); the pool is rebuilt for n."""
-    global threads, _pool
-    with _lock:
-        if n != threads:
-            threads = n
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-                _pool = None
-
-
-def _executor():
-    global _pool
-    if _pool is None:
-        with _lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=threads - 1,
-                                           thread_name_prefix="kiln-pointwise")
-    return _pool
+    """Chunks per run from now on (torch.set_num_threads); surplus pool threads stop."""
+    global threads
+    with _busy:
+        threads = n
+        while len(_workers) > max(0, n - 1):
+            _workers.pop().stop()
 
 
 def run(fn, n):
     """fn(lo, hi) over [0, n) in `threads` contiguous chunks: the calling thread runs the
     first, pool threads the others; returns when all are done (a chunk's exception is
-    re-raised here)."""
+    re-raised here). A run while another is using the pool (another Python thread, or a
+    chunk itself) computes all of [0, n) on its own thread: same ops, same results."""
     k = threads
-    if k <= 1 or n < MIN_ELEMENTS:
+    if k <= 1 or n < MIN_ELEMENTS or not _busy.acquire(False):
         fn(0, n)
         return
-    step = -(-n // k)
-    step = -(-step // _ALIGN) * _ALIGN
-    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-    futures = [_executor().submit(fn, lo, hi) for lo, hi in bounds[1:]]
     try:
-        fn(*bounds[0])
+        step = -(-n // k)
+        step = -(-step // _ALIGN) * _ALIGN
+        bounds = [(lo, min(lo + step, n)) for lo in range(step, n, step)]
+        while len(_workers) < len(bounds):
+            _workers.append(_Worker())
+        ws = _workers[:len(bounds)]
+        for w, (lo, hi) in zip(ws, bounds):
+            w.job = (fn, lo, hi)
+            w.go.release()
+        try:
+            fn(0, min(step, n))
+        finally:
+            errs = []
+            for w in ws:                    # every chunk finished before anything returns
+                w.done.acquire()
+                if w.err is not None:
+                    errs.append(w.err)
+                    w.err = None
+        if errs:
+            raise errs[0]
     finally:
-        for f in futures:
-            f.result()
+        _busy.release()
