@@ -118,15 +118,15 @@ def compile_graph(graph, backend="numpy", donate=(), cuda_graphs=False):
         raise ValueError(f"compile: unknown backend {backend!r} (expected 'numpy' or 'eager')")
     gkey = graph.key()
     donate = tuple(donate)
-    mkey = (backend, gkey, donate) if donate else (backend, gkey)
+    gen = numpy_gen.version()
+    mkey = (backend, gen, gkey, donate) if donate else (backend, gen, gkey)
     prog = _CACHE.get(mkey)
     if prog is not None:
         return prog, False
     t0 = time.perf_counter()
     lifted = _lift_floats(graph)
     # the eager backend runs the same generated NumPy code (there is nothing else to run)
-    dkey = _cache.program_key(gkey + (f"\ndonate:{donate}" if donate else ""), "numpy",
-                              numpy_gen.VERSION)
+    dkey = _cache.program_key(gkey + (f"\ndonate:{donate}" if donate else ""), "numpy", gen)
     hit = _cache.load_program(dkey, "numpy")
     prog = None
     if hit is not None:

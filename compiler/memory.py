@@ -57,8 +57,10 @@ class Slot:
 
 
 class MemoryPlan:
-    def __init__(self, slots, slot_of, inplace, naive_bytes, donated=None):
+    def __init__(self, slots, slot_of, inplace, naive_bytes, donated=None,
+                 transposed=frozenset()):
         self.slots = slots
+        self.transposed = transposed        # ids of 2-D values held transposed (numpy_gen)
         self.donated = donated or {}        # id(Value) -> input position it is written into
         self.slot_of = slot_of      # id(Value) -> Slot
         self.inplace = inplace      # [(output Value, input Value)] written in place
@@ -131,7 +133,7 @@ def _into_input(n, i, w, targets, occupant, roots, last, inplace, end):
     return None
 
 
-def plan(nodes, graph, modes, inplace, donate=None):
+def plan(nodes, graph, modes, inplace, donate=None, transposed=frozenset()):
     pos_of = {}
     roots = {}                      # id(Value) -> frozenset of storage keys it may alias
     for k, v in enumerate(graph.inputs):
@@ -194,7 +196,7 @@ def plan(nodes, graph, modes, inplace, donate=None):
                     continue
                 r = ("v", id(v))
                 if roots[id(v)] != {r} or last.get(r) != i or v.shape != w.shape or \
-                        v.dtype is not w.dtype:
+                        v.dtype is not w.dtype or (id(v) in transposed) != (id(w) in transposed):
                     continue
                 # no other operand may read the same storage through another layout
                 if any(isinstance(a, Value) and a is not v and r in roots.get(id(a), ())
@@ -224,7 +226,7 @@ def plan(nodes, graph, modes, inplace, donate=None):
         for r in roots.get(id(o), ()):
             if r[0] == "v" and r[1] in slot_of:
                 slot_of[r[1]].fresh = True
-    plan_ = MemoryPlan(slots, slot_of, done, naive, donated)
+    plan_ = MemoryPlan(slots, slot_of, done, naive, donated, frozenset(transposed))
     # returned values whose storage nothing writes once they exist: every storage they may
     # alias is a slot whose last occupant is that storage's own value (a returned value's
     # storage is live to the end, so no later value takes its slot) or an input array that is

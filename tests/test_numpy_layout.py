@@ -1,0 +1,183 @@
+"""Transposed layouts in generated NumPy programs (numpy_gen._transposed): a linear layer's
+product x @ w.T over a batch smaller than half its width is written into a C-contiguous
+(width, batch) buffer viewed back as (batch, width), and the element-wise ops over it keep that
+layout. Programs still equal the reference interpreter (to rounding: a product reading a
+transposed operand, or a sum over one, adds in another order), KILN_TRANSPOSE=0 turns the layout
+off (and gives bit-exact results), and mixed layouts never reach a flat chunked run."""
+import numpy as np
+import pytest
+
+from compiler.backend import compile_graph
+from compiler.codegen import numpy_gen
+from compiler.ir.graph import Graph
+from runtime import dtypes as dt
+
+F32 = dt.float32
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "kiln"))
+
+
+def _linear_graph(batch=32, d_in=48, width=256, classes=10):
+    """Forward and backward of linear -> relu -> linear with a bias-gradient reduction, the
+    shapes of a small MLP training step."""
+    g = Graph("mlp_like")
+    x = g.add_input("x", (batch, d_in), F32)
+    w1 = g.add_input("w1", (width, d_in), F32)
+    b1 = g.add_input("b1", (width,), F32)
+    w2 = g.add_input("w2", (classes, width), F32)
+    gy = g.add_input("gy", (batch, classes), F32)
+    h = g.call("add", g.call("matmul", x, g.call("permute", w1, dims=(1, 0))), b1)
+    a = g.call("relu", h)
+    y = g.call("matmul", a, g.call("permute", w2, dims=(1, 0)))
+    mask = g.call("le", a, 0.0)
+    ga = g.call("matmul", gy, w2)                            # (batch, width): transposed too
+    gh = g.call("where", mask, 0.0, ga)
+    gb1 = g.call("sum", gh, dims=(0,))                       # reads a transposed value
+    gw1 = g.call("matmul", g.call("permute", gh, dims=(1, 0)), x)
+    g.set_outputs([y, gb1, gw1])
+    return g
+
+
+def _inputs(g, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(v.shape).astype(np.float32) for v in g.inputs]
+
+
+def test_linear_activations_are_held_transposed_and_equal_the_reference():
+    g = _linear_graph()
+    prog, _ = compile_graph(g)
+    src = prog.source
+    # the products' and the element-wise values' buffers: (width, batch) viewed back with .T
+    assert ".reshape((256, 32, )).T" in src, src
+    assert "np.empty((256, 32, ), np.int32).T" in src      # the where's bit scratch follows
+    tr = prog.memory.transposed
+    names = {v.name for n in prog.graph.nodes for v in n.outputs if id(v) in tr}
+    ops = {n.op for n in prog.graph.nodes for v in n.outputs if id(v) in tr}
+    assert {"matmul", "add", "relu", "le", "where"} <= ops, (names, ops)
+    # returned values are never transposed: the caller gets C-contiguous arrays
+    assert not {id(o) for o in prog.graph.outputs} & tr
+    for seed in range(2):
+        ins = _inputs(g, seed)
+        ref = g.run(*[a.copy() for a in ins])
+        got = prog.run([a.copy() for a in ins], g.float_consts())
+        for r, o in zip(ref, got):
+            # (a product reading a transposed operand, or a sum over one, adds in another
+            # order: equal to rounding)
+            assert o.flags.c_contiguous and o.dtype == r.dtype and o.shape == r.shape
+            np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-4)
+
+
+def test_kiln_transpose_0_keeps_c_order_and_bit_exact_results(monkeypatch):
+    g = _linear_graph()
+    monkeypatch.setattr(numpy_gen, "TRANSPOSE", False)
+    assert numpy_gen.version() != numpy_gen.VERSION        # its own cache entries
+    prog, _ = compile_graph(g)
+    assert ".T" not in prog.source.replace(".T)", "") and not prog.memory.transposed
+    ins = _inputs(g)
+    ref = g.run(*[a.copy() for a in ins])
+    got = prog.run([a.copy() for a in ins], g.float_consts())
+    for r, o in zip(ref, got):
+        np.testing.assert_array_equal(o, r)
+    monkeypatch.setattr(numpy_gen, "TRANSPOSE", True)
+    prog2, _ = compile_graph(g)                 # (a separate program, from its own entry)
+    assert prog2 is not prog and prog2.memory.transposed
+
+
+@pytest.mark.parametrize("shape,expect", [((32, 256), True), ((8, 10), False),
+                                           ((64, 100), False), ((200, 64), False)])
+def test_only_wide_products_of_some_size_are_transposed(shape, expect):
+    m, n = shape
+    g = Graph("one_product")
+    x = g.add_input("x", (m, 16), F32)
+    w = g.add_input("w", (n, 16), F32)
+    y = g.call("relu", g.call("matmul", x, g.call("permute", w, dims=(1, 0))))
+    g.set_outputs([g.call("sum", y, dims=(1,))])
+    prog, _ = compile_graph(g)
+    assert bool(prog.memory.transposed) == expect, prog.source
+    ins = _inputs(g)
+    np.testing.assert_allclose(prog.run(ins, [])[0], g.run(*ins)[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_value_read_by_a_reshape_or_an_extern_op_stays_c_order():
+    g = Graph("reshaped")
+    x = g.add_input("x", (32, 16), F32)
+    w = g.add_input("w", (256, 16), F32)
+    y = g.call("matmul", x, g.call("permute", w, dims=(1, 0)))
+    z = g.call("reshape", g.call("exp", y), shape=(32, 16, 16))
+    g.set_outputs([g.call("sum", z, dims=(2,))])
+    prog, _ = compile_graph(g)
+    assert not prog.memory.transposed, prog.source
+    ins = _inputs(g)
+    np.testing.assert_allclose(prog.run(ins, [])[0], g.run(*ins)[0], rtol=1e-5)
+
+
+def _wide(mixed):
+    b, width = 256, 1024                        # 262144 elements >= parallel.MIN_ELEMENTS
+    g = Graph("wide")
+    x = g.add_input("x", (b, 32), F32)
+    w = g.add_input("w", (width, 32), F32)
+    r = g.add_input("r", (b, width), F32)
+    y = g.call("matmul", x, g.call("permute", w, dims=(1, 0)))
+    t = g.call("tanh", g.call("mul", g.call("exp", g.call("neg", y)), 0.5))
+    if mixed:
+        t = g.call("add", t, r)                 # a C-order operand of the same shape
+    g.set_outputs([g.call("sum", t, dims=(1,))])
+    return g
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_chunked_runs_over_transposed_values_flatten_in_memory_order(monkeypatch, mixed):
+    """An element-wise run over transposed values of >= parallel.MIN_ELEMENTS elements runs in
+    chunks over flat views taken through .T (memory order); a run that also reads a C-order
+    array of that shape is emitted serially (the two have no common flat order)."""
+    from compiler.codegen import parallel
+    monkeypatch.setattr(parallel, "threads", 2)
+    g = _wide(mixed)
+    prog, _ = compile_graph(g)
+    src = prog.source
+    assert prog.memory.transposed
+    if mixed:
+        assert "_par(" not in src and ".reshape(-1)" not in src, src
+    else:
+        assert ".T.reshape(-1)" in src and "_par(" in src, src
+    ins = _inputs(g)
+    ref = g.run(*[a.copy() for a in ins])
+    for th in (2, 1):
+        monkeypatch.setattr(parallel, "threads", th)
+        got = prog.run([a.copy() for a in ins], g.float_consts())
+        np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-4)
+
+
+def test_wide_mlp_training_step_compiled_equals_eager_with_transposed_activations():
+    """A whole compiled training step (forward, cross-entropy, backward, AdamW) of an MLP whose
+    activations are held transposed equals eager to float32 rounding over 5 steps."""
+    import framework as torch
+    import framework.nn.functional as F
+    from framework import nn, optim
+    results = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(48, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                          nn.Linear(128, 10))
+        opt = optim.AdamW(m.parameters(), lr=1e-3)
+
+        def step(x, y):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+        f = torch.compile(step) if compiled else step
+        g = torch.Generator().manual_seed(1)
+        losses = [f(torch.randn(32, 48, generator=g), torch.randint(0, 10, (32,), generator=g))
+                  .item() for _ in range(5)]
+        results.append((losses, [p.detach().numpy().copy() for p in m.parameters()]))
+        if compiled:
+            assert f.programs()[0].memory.transposed
+    (l0, p0), (l1, p1) = results
+    np.testing.assert_allclose(l1, l0, rtol=1e-5)
+    for a, b in zip(p0, p1):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
