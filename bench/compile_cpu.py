@@ -95,7 +95,10 @@ def per_step_ms(step, n, repeat=None):
 def interleaved_ms(steps, n, repeat=None):
     """({name: best ms per step}, {name: [ms per step of each round]}) for several step
     functions measured in turns (a block of n steps of each, `repeat` rounds), so a slow
-    phase of a shared machine hits them alike; the rounds give paired ratios."""
+    phase of a shared machine hits them alike; the rounds give paired ratios. Each block
+    starts with one untimed step: PyTorch's OpenMP workers spin for milliseconds after its
+    last op, and the first step of whatever runs next would pay for them (a Kiln step right
+    after a PyTorch block measured 2-3x its time)."""
     repeat = repeat or REPEAT
     for f in steps.values():
         f()
@@ -103,6 +106,7 @@ def interleaved_ms(steps, n, repeat=None):
     rounds = {k: [] for k in steps}
     for _ in range(repeat):
         for k, f in steps.items():
+            f()
             t0 = time.perf_counter()
             for _ in range(n):
                 loss = f()
