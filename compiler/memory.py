@@ -12,8 +12,9 @@
 and `inplace[node]`: input positions an "out" node may overwrite (pointwise reads each element
 once, at the position it writes). Slots are flat buffers; values are views of a slot's prefix.
 A slot is reused when its value (and every view of it) is dead: in place when a dying input of a
-pointwise node has the output's shape and dtype and owns its storage (not a graph input or a
-view), else a free slot of the same dtype that is big enough. Slots holding a graph output are
+pointwise node has the output's shape, dtype and layout (`transposed`: 2-D values the code
+generator holds transposed) and owns its storage (not a graph input or a view), else a free
+slot of the same dtype that is big enough. Slots holding a graph output are
 "fresh": allocated again on every call, so arrays returned to the caller are never overwritten
 by the next call; the others are allocated once per program and persist.
 

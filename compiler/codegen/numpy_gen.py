@@ -19,7 +19,9 @@ Pointwise ops, reductions and matmul write into planned buffers with `out=` (mem
 which buffer, in place where safe); views are NumPy views; everything else calls the
 primitive's own NumPy lowering. Every fast path computes exactly what the lowering computes:
 operands are cast to the dtype the lowering computes in, and a fast path is used only when
-NumPy's chosen loop yields the output dtype (probed on one-element arrays at codegen).
+NumPy's chosen loop yields the output dtype (probed on one-element arrays at codegen). The one
+exception is layout: linear layers' activations are held transposed (_transposed), and a sum
+or product over them adds in another order (KILN_TRANSPOSE=0: C order, bit for bit).
 """
 import keyword
 import math
@@ -401,6 +403,8 @@ def generate(graph, partition, sched, donate=()):
     plan = memory.plan(nodes, graph, {k: d.mode for k, d in decisions.items()},
                        {k: d.inplace for k, d in decisions.items() if d.inplace},
                        donations, _transposed(nodes, decisions, returned, donations or {}))
+    # (a value the plan put in a donated input's array has that array's layout)
+    plan.transposed = frozenset(i for i in plan.transposed if i not in plan.donated)
     w = _Writer(graph)
     w.transposed = plan.transposed
     setup = ["import numpy as np", "from compiler.ir.registry import REGISTRY, AVal",
@@ -486,17 +490,18 @@ def version():
 
 def _transposed(nodes, decisions, returned, donated):
     """ids of the 2-D values kept transposed in memory: a C-contiguous (n, m) buffer viewed as
-    the (m, n) value (.T). Seeds are products with fewer rows than columns (a linear layer's
-    x @ w.T over a batch smaller than its width, and its input gradient): OpenBLAS computes
-    them 10-30% faster into that layout (measured on Zen 4, 16x4096x4096 up to 128x784x512;
-    taken when the product is at least twice as wide as it is tall, and not tiny),
-    and products reading such operands (their transposes are C-contiguous) are as fast or
-    faster. Element-wise ops with a transposed operand of their shape (bias add, activation,
-    mask; other operands may broadcast) keep its layout. Only values that stay inside the program (not returned, not written into
-    a donated input) and that only element-wise ops, reductions, products and transposes read:
-    NumPy computes any layout correctly, but a reshape would copy. Layout changes the order
-    of a product's or reduction's additions, so such values can differ from the eager ones in
-    the last bits (as any two BLAS blockings do)."""
+    the (m, n) value (.T). Seeds are products at least twice as wide as they are tall (and not
+    tiny): a linear layer's x @ w.T over a batch smaller than its width, and its input
+    gradient. OpenBLAS computes them 10-30% faster into that layout (measured on Zen 4, from
+    16x4096x4096 to 128x784x512), and products reading such operands (whose transposes are
+    C-contiguous) are as fast or faster. Element-wise ops with a transposed operand of their
+    shape (bias add, activation, mask; other operands may broadcast) keep its layout.
+
+    Only values that stay inside the program (not returned, not written into a donated input)
+    and that only element-wise ops, reductions, products and transposes read: NumPy computes
+    any layout correctly, but a reshape would copy. A product reading a transposed operand, or
+    a reduction over one, adds in another order, so results can differ from eager's in the
+    last bits (as two BLAS blockings do); TRANSPOSE = False (KILN_TRANSPOSE=0) turns it off."""
     users = {}
     for n in nodes:
         for a in n.inputs:
@@ -576,9 +581,10 @@ def _parallel_runs(nodes, decisions):
 def _emit_parallel(nodes, shape, decisions, w, plan, fresh_made, body, setup):
     """A run of element-wise nodes as a chunk function over flat views, run by parallel.run;
     a serial version of the same statements for arrays that turn out not to be contiguous (a
-    donated input written in place may be a strided view)."""
+    donated input written in place may be a strided view). Operands all held transposed are
+    flattened in memory order (through .T); a run mixing layouts is emitted serially."""
     tr = plan.transposed
-    lays = {id(v) in tr and id(v) not in plan.donated
+    lays = {id(v) in tr
             for n in nodes for v in n.outputs + [a for a in n.inputs if isinstance(a, Value)]
             if v.shape == shape}
     if len(lays) > 1:           # transposed and C-order operands: no common flat order
