@@ -91,11 +91,12 @@ def test_sdpa_dropout_and_gradcheck(r):
     a = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
     b = F.scaled_dot_product_attention(q, k, v, dropout_p=0.5)
     assert not np.allclose(to_np(a), to_np(b))
-    # PyTorch 2.13 applies an explicit attn_mask together with is_causal (no error)
-    both = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.ones(3, 5, dtype=torch.bool),
-                                          is_causal=True)
-    np.testing.assert_allclose(to_np(both), to_np(F.scaled_dot_product_attention(
-        q, k, v, is_causal=True)), rtol=1e-12, atol=1e-12)
+    # 3-D inputs are PyTorch's MATH backend's, which refuses an attn_mask with is_causal
+    # (test_sdpa_attn_mask_with_is_causal below: the 4-D inputs its CPU flash kernel takes)
+    with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set when "
+                                           "is_causal=True"):
+        F.scaled_dot_product_attention(*(C(to_np(t)) for t in (q, k, v)),
+                                       attn_mask=C(np.ones((3, 5), bool)), is_causal=True)
     with pytest.raises(RuntimeError):
         F.scaled_dot_product_attention(q, T(r.standard_normal((2, 5, 3))), v)
 
@@ -575,3 +576,374 @@ def test_sdpa_fully_masked_query_rows_give_zeros_not_nan():
     o = F.scaled_dot_product_attention(q, kv, kv, attn_mask=causal_lower_right(4, 2))
     np.testing.assert_array_equal(o.numpy()[0, 0, :2], 0.0)
     assert np.isfinite(o.numpy()).all()
+
+
+# ---- empty sequences, GQA head counts, attn_mask with is_causal (PyTorch 2.13 on the CPU) -----
+
+import re  # noqa: E402
+
+CAUSAL_WITH_MASK = ("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                    "is_causal=True")
+GQA_HEADS = "Number of heads in key and value must divide the number of heads in "
+SAME_DTYPE = "Expected query, key, and value to have the same dtype"
+MASK_DTYPE = ("Expected attn_mask dtype to be bool or float or to match query dtype, but got "
+              "attn_mask.dtype: long int and  query.dtype: double instead.")
+
+
+def _leaves(r, *shapes, dtype=np.float64):
+    arrs = [r.standard_normal(s).astype(dtype) for s in shapes]
+    return arrs, [C(a, True) for a in arrs]
+
+
+def _raises_unchanged(exc, match, arrs, ts, **kw):
+    """The call raises exc (message matching) and leaves its inputs' data as they were."""
+    with pytest.raises(exc, match=match):
+        F.scaled_dot_product_attention(*ts, **kw)
+    for a, t in zip(arrs, ts):
+        np.testing.assert_array_equal(to_np(t), a)
+        assert t.grad is None
+
+
+def _mask(kind, L, S, dtype=np.float64):
+    if kind == "bool":
+        return torch.ones(L, S, dtype=torch.bool, device="cpu")
+    return C(np.zeros((L, S), dtype))
+
+
+EMPTY_KW = [{}, {"is_causal": True}, {"attn_mask": "bool"}, {"attn_mask": "float"},
+            {"attn_mask": "bool", "is_causal": True}, {"attn_mask": "float", "is_causal": True},
+            {"dropout_p": 0.5}, {"scale": 0.3}]
+
+
+@pytest.mark.parametrize("L,S", [(3, 0), (0, 4), (0, 0)])
+@pytest.mark.parametrize("kw", EMPTY_KW, ids=lambda kw: "-".join(f"{k}={v}" for k, v in
+                                                                 kw.items()) or "plain")
+def test_sdpa_empty_sequences_give_zeros_and_zero_gradients(r, L, S, kw):
+    """PyTorch answers L == 0 or S == 0 before any backend: zeros of shape (..., L, Ev) (no NaN
+    from a softmax over no keys), and zero gradients of q/k/v's own shapes; a mask or is_causal
+    (also both together) changes nothing, whatever the backend set."""
+    kw = {k: _mask(v, L, S) if k == "attn_mask" else v for k, v in kw.items()}
+    for backends in (None, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION):
+        _, (q, k, v) = _leaves(r, (2, 3, L, 4), (2, 3, S, 4), (2, 3, S, 5))
+        with sdpa_kernel(backends or ALL_BACKENDS):
+            out = F.scaled_dot_product_attention(q, k, v, **kw)
+        assert out.shape == (2, 3, L, 5) and out.dtype == torch.float64
+        np.testing.assert_array_equal(to_np(out), np.zeros((2, 3, L, 5)))
+        out.sum().backward()
+        for t in (q, k, v):
+            assert t.grad.shape == t.shape
+            np.testing.assert_array_equal(to_np(t.grad), 0.0)
+
+
+def test_sdpa_empty_inputs_are_answered_before_shape_checks_but_after_dtype_checks(r):
+    Z = F.scaled_dot_product_attention
+
+    def zeros(out, shape):
+        assert out.shape == shape
+        np.testing.assert_array_equal(to_np(out), 0.0)
+
+    q, k0, v0 = (C(r.standard_normal(s)) for s in [(2, 4, 3, 8), (2, 2, 0, 8), (2, 2, 0, 5)])
+    zeros(Z(q, k0, v0, attn_mask=C(np.ones((3, 7), bool))), (2, 4, 3, 5))      # bad mask
+    zeros(Z(q, k0, v0), (2, 4, 3, 5))                               # 4 heads vs 2, no GQA
+    zeros(Z(q, C(np.zeros((2, 3, 0, 8))), C(np.zeros((2, 3, 0, 5))), enable_gqa=True),
+          (2, 4, 3, 5))                                             # 3 does not divide 4
+    zeros(Z(q, C(np.zeros((2, 2, 0, 6))), v0), (2, 4, 3, 5))        # key's head dim 6, not 8
+    zeros(Z(q, C(np.zeros((2, 2, 1, 8))), v0), (2, 4, 3, 5))        # value's S == 0, key's 1
+    zeros(Z(C(np.zeros((2, 1, 3, 8))), k0, v0), (2, 1, 3, 5))       # query's batch dims
+    zeros(Z(C(np.zeros((3, 8))), C(np.zeros((0, 8))), C(np.zeros((0, 5))), is_causal=True),
+          (3, 5))
+    zeros(Z(q, C(np.zeros((2, 4, 6, 8))), C(np.zeros((2, 4, 6, 0)))), (2, 4, 3, 0))  # Ev == 0
+    zeros(Z(C(np.zeros((0, 4, 3, 8))), C(np.zeros((0, 4, 6, 8))), C(np.zeros((0, 4, 6, 5)))),
+          (0, 4, 3, 5))
+    ints = [C(np.ones(s, np.int64)) for s in [(2, 3, 4), (2, 0, 4), (2, 0, 5)]]
+    out = Z(*ints)
+    assert out.dtype == torch.int64 and out.shape == (2, 3, 5) and not to_np(out).any()
+    # the inputs stay in the graph as sum * 0: an inf or a NaN makes the output NaN
+    for bad in (np.inf, np.nan):
+        qa = np.zeros((2, 3, 4))
+        qa[1, 2, 3] = bad
+        qb = C(qa, True)
+        out = Z(qb, C(np.zeros((2, 0, 4))), C(np.zeros((2, 0, 5))))
+        assert np.isnan(to_np(out)).all()
+        out.sum().backward()
+        np.testing.assert_array_equal(to_np(qb.grad), 0.0)
+    # PyTorch's input checks come first: dtypes, dimensions, the mask's dtype
+    arrs, ts = _leaves(r, (2, 3, 4), (2, 0, 4), (2, 0, 5), dtype=np.float32)
+    ts[1] = C(arrs[1].astype(np.float64), True)
+    arrs[1] = arrs[1].astype(np.float64)
+    _raises_unchanged(RuntimeError, SAME_DTYPE + ", but got query.dtype: float key.dtype: double "
+                      "and value.dtype: float instead.", arrs, ts)
+    arrs, ts = _leaves(r, (2, 3, 4), (2, 0, 4), (2, 0, 5))
+    _raises_unchanged(RuntimeError, re.escape(MASK_DTYPE), arrs, ts,
+                      attn_mask=torch.zeros(3, 0, dtype=torch.int64, device="cpu"))
+    arrs, ts = _leaves(r, (4,), (0, 4), (0, 5))
+    _raises_unchanged(RuntimeError, "Expected query, key, and value to all be  at least 2 "
+                      "dimensional, but got query.dim: 1 key.dim: 2 and value.dim: 2 instead.",
+                      arrs, ts)
+
+
+def test_sdpa_head_dim_zero_and_empty_batch_go_through_the_backend_choice(r):
+    """Not the empty answer: a head dim of 0 scores every key 0 (whatever the scale: no
+    1/sqrt(0)), so each query averages the values; the CPU flash kernel refuses it."""
+    v = r.standard_normal((2, 5, 3))
+    for scale in (None, 2.0):
+        q, k = C(np.zeros((2, 4, 0)), True), C(np.zeros((2, 5, 0)), True)
+        vt = C(v, True)
+        out = F.scaled_dot_product_attention(q, k, vt, scale=scale)
+        assert_close(out, np.broadcast_to(v.mean(1, keepdims=True), (2, 4, 3)), atol=1e-12)
+        out.sum().backward()
+        np.testing.assert_allclose(to_np(vt.grad), np.full((2, 5, 3), 4 / 5), atol=1e-12)
+    q, k, vt = (C(r.standard_normal(s).astype(np.float32)) for s in
+                [(1, 2, 4, 0), (1, 2, 5, 0), (1, 2, 5, 3)])
+    err, msgs = _flash_only(q, k, vt)
+    assert str(err) == NO_KERNEL and msgs[1].startswith("Flash attention requires q,k,v to "
+                                                        "have the same last dimension")
+    q0 = C(np.zeros((0, 2, 4, 8), np.float32))
+    kv = C(np.zeros((1, 2, 5, 8), np.float32))
+    assert F.scaled_dot_product_attention(q0, kv, kv).shape == (0, 2, 4, 8)
+    err, msgs = _flash_only(q0, kv, kv)
+    assert str(err) == NO_KERNEL and msgs[1].startswith("For dense inputs, both fused kernels "
+                                                        "require query, key and value to have "
+                                                        "the same batch_size")
+
+
+GQA_OK = [(4, 2, 2), (4, 2, 1), (4, 1, 2), (4, 2, 4), (4, 4, 2), (6, 3, 2), (6, 2, 3), (4, 4, 4),
+          (4, 1, 1)]
+GQA_BAD = [(4, 3, 3), (2, 4, 4), (4, 8, 8), (4, 2, 3), (6, 4, 2)]
+
+
+@pytest.mark.parametrize("hq,hk,hv", GQA_OK)
+def test_sdpa_gqa_key_and_value_heads_each_divide_query_heads(r, hq, hk, hv):
+    """enable_gqa repeats key and value (each by its own factor hq/hk, hq/hv) along dim -3."""
+    (qa, ka, va), (q, k, v) = _leaves(r, (2, hq, 3, 4), (2, hk, 5, 4), (2, hv, 5, 6))
+    out = F.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    ref = np_attention(qa, np.repeat(ka, hq // hk, axis=-3), np.repeat(va, hq // hv, axis=-3))
+    assert_close(out, ref, atol=1e-12)
+    if (hq, hk, hv) in [(4, 2, 1), (6, 2, 3)]:
+        assert gradcheck(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+                         (q, k, v))
+
+
+def test_sdpa_gqa_head_count_errors_and_shapes(r):
+    for hq, hk, hv in GQA_BAD + [(4, 0, 2)]:
+        arrs, ts = _leaves(r, (2, hq, 3, 4), (2, hk, 5, 4), (2, hv, 5, 6))
+        _raises_unchanged(RuntimeError, re.escape(GQA_HEADS), arrs, ts, enable_gqa=True)
+    # the heads are dim -3: 3-D inputs are (heads, L, E); 2-D ones have none
+    (qa, ka, va), (q, k, v) = _leaves(r, (4, 3, 4), (2, 5, 4), (1, 5, 6))
+    assert_close(F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+                 np_attention(qa, np.repeat(ka, 2, 0), np.repeat(va, 4, 0)), atol=1e-12)
+    for shapes in [[(3, 4), (5, 4), (5, 6)], [(2, 3, 4), (5, 4), (5, 6)]]:
+        arrs, ts = _leaves(r, *shapes)
+        _raises_unchanged(IndexError, re.escape("Dimension out of range (expected to be in range "
+                                                "of [-2, 1], but got -3)"), arrs, ts,
+                          enable_gqa=True)
+    # batch dims broadcast as usual; no query heads give an empty output
+    (qa, ka, va), (q, k, v) = _leaves(r, (2, 4, 3, 4), (1, 2, 5, 4), (2, 1, 5, 6))
+    assert_close(F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+                 np_attention(qa, np.repeat(ka, 2, 1), np.repeat(va, 4, 1)), atol=1e-12)
+    _, (q, k, v) = _leaves(r, (2, 0, 3, 4), (2, 2, 5, 4), (2, 2, 5, 6))
+    assert F.scaled_dot_product_attention(q, k, v, enable_gqa=True).shape == (2, 0, 3, 6)
+    # without enable_gqa unequal heads must broadcast
+    arrs, ts = _leaves(r, (2, 4, 3, 4), (2, 2, 5, 4), (2, 2, 5, 6))
+    _raises_unchanged(RuntimeError, "must match the size of tensor b", arrs, ts)
+    # with the flash backend alone, key and value heads must be equal
+    q, k, v = qkv(r, (2, 4, 3, 8), (2, 2, 5, 8), (2, 1, 5, 8))
+    err, msgs = _flash_only(q, k, v, enable_gqa=True)
+    assert str(err) == NO_KERNEL and msgs[1].startswith(
+        "Both fused kernels require key and value to have the same num_heads and batch_size")
+
+
+def test_sdpa_attn_mask_with_is_causal(r):
+    """PyTorch's CPU flash kernel (4-D inputs, equal head dims, no dropout, a 2-D/4-D mask that
+    needs no grad, ...) applies an attn_mask on top of is_causal; its MATH backend, which serves
+    every other call, raises."""
+    tril = np.tril(np.ones((4, 6), bool))
+    bm = r.random((4, 6)) > 0.4
+    bm[1] = False                                        # a dead row: zeros, not NaN
+    fm = r.standard_normal((4, 6))
+    for dtype in (np.float32, np.float64):
+        (qa, ka, va), (q, k, v) = _leaves(r, (2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8),
+                                          dtype=dtype)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=C(bm), is_causal=True)
+        keep = bm & tril
+        ref = np_attention(*(a.astype(np.float64) for a in (qa, ka, va)),
+                           np.where(keep, 0, -np.inf))
+        ref[:, :, 1] = 0.0
+        assert_close(out, ref, rtol=tol, atol=tol)
+        out.sum().backward()
+        assert all(np.isfinite(to_np(t.grad)).all() for t in (q, k, v))
+        np.testing.assert_array_equal(to_np(q.grad)[:, :, 1], 0.0)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=C(fm.astype(dtype)),
+                                             is_causal=True)
+        assert_close(out, np_attention(*(a.astype(np.float64) for a in (qa, ka, va)),
+                                       np.where(tril, fm, -np.inf)), rtol=tol, atol=tol)
+    m4 = r.random((2, 1, 4, 6)) > 0.3
+    m4[..., 0] = True
+    assert_close(F.scaled_dot_product_attention(q, k, v, attn_mask=C(m4),
+                                                is_causal=True),
+                 np_attention(qa, ka, va, np.where(m4 & tril, 0, -np.inf)), atol=1e-12)
+    (qa, ka, va), (qg, kg, vg) = _leaves(r, (1, 4, 4, 8), (1, 2, 6, 8), (1, 2, 6, 8))
+    fm0 = np.where(bm | ~tril, fm, -np.inf)
+    fm0[:, 0] = 0.0                                       # every row keeps a key
+    assert_close(F.scaled_dot_product_attention(qg, kg, vg, attn_mask=C(fm0),
+                                                is_causal=True, enable_gqa=True),
+                 np_attention(qa, np.repeat(ka, 2, 1), np.repeat(va, 2, 1),
+                              np.where(tril, fm0, -np.inf)), atol=1e-12)
+    # with MATH alone, and wherever MATH serves the call, the pair is an error
+    mask = torch.ones(4, 6, dtype=torch.bool, device="cpu")
+    arrs, ts = _leaves(r, (2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8))
+    with sdpa_kernel(SDPBackend.MATH):
+        _raises_unchanged(RuntimeError, re.escape(CAUSAL_WITH_MASK), arrs, ts, attn_mask=mask,
+                          is_causal=True)
+    refused = [  # (shapes, kwargs): what the CPU flash kernel cannot run
+        ([(2, 4, 8), (2, 6, 8), (2, 6, 8)], {}),                          # 3-D
+        ([(4, 8), (6, 8), (6, 8)], {}),                                   # 2-D
+        ([(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)], {"dropout_p": 0.3}),
+        ([(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 5)], {}),                 # head dims 8, 5
+        ([(2, 2, 4, 8), (1, 2, 6, 8), (1, 2, 6, 8)], {}),                 # batch broadcast
+        ([(2, 4, 4, 8), (2, 2, 6, 8), (2, 1, 6, 8)], {"enable_gqa": True}),
+        ([(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+         {"attn_mask": C(np.ones((2, 4, 6), bool))}),                     # a 3-D mask
+        ([(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+         {"attn_mask": torch.zeros(4, 6, dtype=torch.float64, device="cpu",
+                     requires_grad=True)}),
+    ]
+    for shapes, kw in refused:
+        arrs, ts = _leaves(r, *shapes)
+        _raises_unchanged(RuntimeError, re.escape(CAUSAL_WITH_MASK), arrs, ts,
+                          **{"attn_mask": mask, **kw}, is_causal=True)
+        with sdpa_kernel(SDPBackend.FLASH_ATTENTION), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _raises_unchanged(RuntimeError, NO_KERNEL, arrs, ts, **{"attn_mask": mask, **kw},
+                              is_causal=True)
+    with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+        _raises_unchanged(RuntimeError, NO_VIABLE, arrs, ts, attn_mask=mask, is_causal=True)
+    from framework.nn.attention.bias import causal_upper_left
+    _raises_unchanged(ValueError, "CausalBias should not be used with causal=True", arrs, ts,
+                      attn_mask=causal_upper_left(4, 6), is_causal=True)
+
+
+# the cases compared with PyTorch 2.13: (name, shapes, kwargs, backend names or None)
+TORCH_CASES = [
+    *[(f"empty L={L} S={S} {'-'.join(kw) or 'plain'}", [(2, 3, L, 4), (2, 3, S, 4), (2, 3, S, 5)],
+       {k: ("bool" if v == "bool" else "float") if k == "attn_mask" else v
+        for k, v in kw.items()}, None)
+      for L, S in [(3, 0), (0, 4), (0, 0)] for kw in EMPTY_KW if "dropout_p" not in kw],
+    ("empty mask bad shape", [(2, 4, 3, 8), (2, 2, 0, 8), (2, 2, 0, 5)],
+     {"attn_mask": ("bool", (3, 7))}, None),
+    ("empty gqa 4/3", [(2, 4, 3, 8), (2, 3, 0, 8), (2, 3, 0, 5)], {"enable_gqa": True}, None),
+    ("empty key S=1", [(2, 4, 3, 8), (2, 2, 1, 8), (2, 2, 0, 5)], {}, None),
+    ("empty bcast", [(2, 1, 3, 8), (1, 2, 0, 8), (1, 2, 0, 5)], {}, None),
+    ("empty 2-D", [(3, 8), (0, 8), (0, 5)], {"is_causal": True}, None),
+    ("empty Ev=0", [(2, 3, 8), (2, 6, 8), (2, 6, 0)], {}, None),
+    ("empty flash only", [(2, 2, 3, 8), (2, 2, 0, 8), (2, 2, 0, 5)], {}, ["FLASH_ATTENTION"]),
+    ("empty efficient only", [(2, 2, 0, 8), (2, 2, 4, 8), (2, 2, 4, 5)], {},
+     ["EFFICIENT_ATTENTION"]),
+    ("empty mask dtype", [(2, 3, 4), (2, 0, 4), (2, 0, 5)], {"attn_mask": ("int64", (3, 0))},
+     None),
+    ("head dim 0", [(2, 4, 0), (2, 5, 0), (2, 5, 3)], {}, None),
+    ("head dim 0 flash", [(1, 2, 4, 0), (1, 2, 5, 0), (1, 2, 5, 3)], {}, ["FLASH_ATTENTION"]),
+    ("query batch 0", [(0, 2, 4, 8), (1, 2, 5, 8), (1, 2, 5, 8)], {}, None),
+    *[(f"gqa {h}", [(2, h[0], 3, 8), (2, h[1], 5, 8), (2, h[2], 5, 6)], {"enable_gqa": True},
+       None) for h in GQA_OK + GQA_BAD],
+    ("gqa flash 4/2/2", [(2, 4, 3, 8), (2, 2, 5, 8), (2, 2, 5, 8)], {"enable_gqa": True},
+     ["FLASH_ATTENTION"]),
+    ("gqa 3-D", [(4, 3, 8), (2, 5, 8), (1, 5, 6)], {"enable_gqa": True}, None),
+    ("gqa 2-D", [(3, 8), (5, 8), (5, 6)], {"enable_gqa": True}, None),
+    ("gqa bcast", [(2, 4, 3, 8), (1, 2, 5, 8), (2, 1, 5, 6)], {"enable_gqa": True}, None),
+    ("gqa no query heads", [(2, 0, 3, 8), (2, 2, 5, 8), (2, 2, 5, 6)], {"enable_gqa": True},
+     None),
+    ("causal+bool mask", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": "bool", "is_causal": True}, None),
+    ("causal+float mask", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": "float", "is_causal": True}, None),
+    ("causal+4-D mask", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": ("bool", (2, 1, 4, 6)), "is_causal": True}, None),
+    ("causal+mask gqa", [(1, 4, 4, 8), (1, 2, 6, 8), (1, 2, 6, 8)],
+     {"attn_mask": "float", "is_causal": True, "enable_gqa": True}, None),
+    ("causal+mask L>S", [(1, 2, 6, 8), (1, 2, 3, 8), (1, 2, 3, 8)],
+     {"attn_mask": "bool", "is_causal": True}, None),
+    ("causal+mask flash only", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": "bool", "is_causal": True}, ["FLASH_ATTENTION"]),
+    ("causal+mask math only", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": "bool", "is_causal": True}, ["MATH"]),
+    ("causal+mask 3-D", [(2, 4, 8), (2, 6, 8), (2, 6, 8)],
+     {"attn_mask": "bool", "is_causal": True}, None),
+    ("causal+mask head dims", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 5)],
+     {"attn_mask": "float", "is_causal": True}, None),
+    ("causal+mask dropout", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": "bool", "is_causal": True, "dropout_p": 0.5}, None),
+    ("causal+mask needing grad", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": ("grad", (4, 6)), "is_causal": True}, None),
+    ("causal+3-D mask", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 8)],
+     {"attn_mask": ("bool", (2, 4, 6)), "is_causal": True}, None),
+    ("bool mask, a dead row", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 5)], {"attn_mask": "dead"},
+     None),
+    ("plain", [(2, 2, 4, 8), (2, 2, 6, 8), (2, 2, 6, 5)], {}, None),
+]
+
+
+def _run_case(lib, SB, kernel, arrs, kw, backends):
+    """F.scaled_dot_product_attention of lib (Kiln or PyTorch) on arrs: (output, q/k/v
+    gradients of a fixed weighting of it) as arrays, or the exception raised."""
+    dtype = arrs[0].dtype
+    ts = [lib.tensor(a, requires_grad=True) for a in arrs]
+    L, S = arrs[0].shape[-2], arrs[1].shape[-2]
+    out_kw = {}
+    for key, val in kw.items():
+        if key == "attn_mask":
+            kind, shape = val if isinstance(val, tuple) else (val, (L, S))
+            rs = np.random.default_rng(7)
+            if kind == "bool":
+                m = rs.random(shape) > 0.4
+                m[..., :1] = True
+                val = lib.tensor(m)
+            elif kind == "dead":
+                m = rs.random(shape) > 0.4
+                m[..., :1] = True
+                m[1] = False
+                val = lib.tensor(m)
+            elif kind == "int64":
+                val = lib.tensor(np.zeros(shape, np.int64))
+            else:
+                val = lib.tensor(rs.standard_normal(shape).astype(dtype),
+                                 requires_grad=kind == "grad")
+        out_kw[key] = val
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with kernel([getattr(SB, b) for b in backends] if backends else
+                    [getattr(SB, b.name) for b in ALL_BACKENDS]):
+            try:
+                out = lib.nn.functional.scaled_dot_product_attention(*ts, **out_kw)
+            except Exception as e:   # noqa: BLE001 - compared by class and text
+                return e
+    w = np.random.default_rng(3).standard_normal(tuple(out.shape)).astype(dtype)
+    (out * lib.tensor(w)).sum().backward()
+    return out.detach().numpy(), [t.grad.numpy() for t in ts]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sdpa_empty_gqa_and_causal_mask_against_torch(r, dtype):
+    real = pytest.importorskip("torch", reason="optional cross-check against PyTorch 2.13")
+    from torch.nn.attention import SDPBackend as RB, sdpa_kernel as rk
+    for name, shapes, kw, backends in TORCH_CASES:
+        arrs = [r.standard_normal(s).astype(dtype) for s in shapes]
+        theirs = _run_case(real, RB, rk, arrs, kw, backends)
+        ours = _run_case(torch, SDPBackend, sdpa_kernel, arrs, kw, backends)
+        if isinstance(theirs, Exception):
+            assert type(ours) is type(theirs) and str(ours) == str(theirs), (name, ours, theirs)
+            continue
+        assert not isinstance(ours, Exception), (name, ours)
+        np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-5, atol=1e-5, err_msg=name)
+        assert ours[0].dtype == theirs[0].dtype, name
+        for a, b in zip(ours[1], theirs[1]):
+            assert a.shape == b.shape, name
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=name)
+    # an inf in the query: PyTorch's empty answer is NaN too (its sum * 0)
+    q = np.zeros((2, 3, 4), dtype)
+    q[0, 0, 0] = np.inf
+    kv = np.zeros((2, 0, 4), dtype)
+    np.testing.assert_array_equal(
+        to_np(F.scaled_dot_product_attention(C(q), C(kv), C(kv))),
+        real.nn.functional.scaled_dot_product_attention(*map(real.tensor, (q, kv, kv))).numpy())

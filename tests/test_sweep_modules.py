@@ -177,20 +177,30 @@ def _ref_sdpa(q, k, v, keep):
     return (w / w.sum(-1, keepdims=True)) @ v
 
 
-def test_sdpa_explicit_mask_combines_with_is_causal():
+def test_sdpa_explicit_mask_with_is_causal_raises_on_the_math_path_and_combines_on_flash():
+    """PyTorch 2.13 on the CPU: a mask together with is_causal raises where the math kernel
+    runs (3-D inputs, unequal head dims) and both apply where the flash kernel runs (4-D,
+    equal head dims, no dropout)."""
     rs = np.random.RandomState(2)
     q, k, v = rs.randn(2, 3, 4), rs.randn(2, 4, 4), rs.randn(2, 4, 5)
     m = np.array([[True, False, True, True], [True, True, False, True], [False, True, True, True]])
-    out = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch.tensor(m),
-                                         is_causal=True)
+    with pytest.raises(RuntimeError, match="Explicit attn_mask should not be set when is_causal"):
+        F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=torch.tensor(m),
+                                       is_causal=True)
+    v4 = rs.randn(2, 1, 4, 4)
+    out = F.scaled_dot_product_attention(T(q[:, None]), T(k[:, None]), T(v4),
+                                         attn_mask=torch.tensor(m), is_causal=True)
     causal = np.tril(np.ones((3, 4), dtype=bool))
-    np.testing.assert_allclose(N(out), _ref_sdpa(q, k, v, m & causal), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(N(out), _ref_sdpa(q[:, None], k[:, None], v4, m & causal),
+                               rtol=1e-12, atol=1e-12)
     fm = rs.randn(3, 4)                                 # float mask: added, then causal
-    out = F.scaled_dot_product_attention(T(q), T(k), T(v), attn_mask=T(fm), is_causal=True)
-    s = q @ np.swapaxes(k, -1, -2) / 2.0 + fm
+    out = F.scaled_dot_product_attention(T(q[:, None]), T(k[:, None]), T(v4), attn_mask=T(fm),
+                                         is_causal=True)
+    s = q[:, None] @ np.swapaxes(k[:, None], -1, -2) / 2.0 + fm
     s = np.where(causal, s, -np.inf)
     w = np.exp(s - s.max(-1, keepdims=True))
-    np.testing.assert_allclose(N(out), (w / w.sum(-1, keepdims=True)) @ v, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(N(out), (w / w.sum(-1, keepdims=True)) @ v4, rtol=1e-12,
+                               atol=1e-12)
 
 
 def test_mha_separate_proj_weight_shape_is_assertion_error():

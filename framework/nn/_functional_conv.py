@@ -1239,6 +1239,34 @@ def _mT(x):
     return _permute(x, tuple(range(n - 2)) + (n - 1, n - 2))
 
 
+def _sdpa_empty(query, key, value):
+    """PyTorch's answer for an empty query sequence or an empty value, given before any backend
+    or shape check: zeros of query's shape with value's last dim, plus the inputs' sums times 0
+    (which keeps them in the graph, so their gradients are zeros, and makes the output NaN
+    where an input holds an inf or a NaN, as PyTorch's does)."""
+    tie = apply(P["add"], apply(P["add"], M.sum(query), M.sum(key)), M.sum(value))
+    zeros = _full(tuple(query.shape[:-1]) + (value.shape[-1],), 0, query._dtype, query)
+    return apply(P["add"], zeros, apply(P["mul"], tie, 0))
+
+
+def _gqa_heads(query, key, value):
+    """PyTorch's pre_process_group_query_attention_input: key and value repeated (each by its
+    own factor) along dim -3 to query's number of heads."""
+    for t in (query, key, value):
+        if t.ndim < 3:
+            raise IndexError(f"Dimension out of range (expected to be in range of "
+                             f"[{-t.ndim}, {t.ndim - 1}], but got -3)")
+    hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
+    if hq == hk == hv:
+        return key, value
+    # (PyTorch divides by zero key heads and dies of SIGFPE; Kiln refuses them as not dividing;
+    # its message ends at "in ", as PyTorch's does)
+    if hk == 0 or hv == 0 or hq % hk or hq % hv:
+        raise RuntimeError("Number of heads in key and value must divide the number of heads in ")
+    from ..ops_shape import repeat_interleave
+    return repeat_interleave(key, hq // hk, dim=-3), repeat_interleave(value, hq // hv, dim=-3)
+
+
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False):
     """softmax(Q K^T * scale + mask) V; a bool mask marks the positions that take part."""
@@ -1246,10 +1274,13 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         if not isinstance(t, Tensor):
             raise TypeError(f"scaled_dot_product_attention(): argument '{name}' must be Tensor, "
                             f"not {type(t).__name__}")
-    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
-        raise RuntimeError(f"scaled_dot_product_attention: expected query, key and value of at "
-                           f"least 2 dims, got {list(query.shape)}, {list(key.shape)}, "
-                           f"{list(value.shape)}")
+    # torch.nn.attention: the dtype checks, CausalBias masks, the backend set
+    from .attention import _sdpa_validate, _sdpa_check
+    attn_mask = _sdpa_validate(query, key, value, attn_mask, is_causal)
+    if query.shape[-2] == 0 or value.numel() == 0:
+        # PyTorch answers these before its other checks (no mask shape, head count or
+        # is_causal-with-mask error), even a key of another length than value's S == 0
+        return _sdpa_empty(query, key, value)
     if query.shape[-1] != key.shape[-1]:
         raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same last "
                            f"dimension (embedding), got query {list(query.shape)} and key "
@@ -1258,17 +1289,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
                            f"sequence length, got key {list(key.shape)} and value "
                            f"{list(value.shape)}")
-    from .attention import _sdpa_check   # torch.nn.attention: the backend set, CausalBias masks
-    attn_mask = _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
-    if enable_gqa and query.ndim >= 3 and query.shape[-3] != key.shape[-3]:
-        rep = query.shape[-3] // key.shape[-3]
-        from ..ops_shape import repeat_interleave
-        key = repeat_interleave(key, rep, dim=-3)
-        value = repeat_interleave(value, rep, dim=-3)
+    _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
+    if enable_gqa:
+        key, value = _gqa_heads(query, key, value)
     L, S = query.shape[-2], key.shape[-2]
-    sc = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
-    s = apply(P["mul"], apply(P["matmul"], query, _mT(key)), sc)
-    if is_causal:             # PyTorch 2.13 applies an explicit attn_mask on top of it
+    s = apply(P["matmul"], query, _mT(key))
+    if query.shape[-1]:       # (a head dim of 0: the scores are 0 whatever the scale, 1/sqrt(0))
+        s = apply(P["mul"], s, 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+    if is_causal:             # (with an attn_mask: the CPU flash kernel's, which applies both)
         causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
         s = apply(P["where"], causal, s, -math.inf)
     if attn_mask is not None:

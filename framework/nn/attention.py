@@ -16,7 +16,12 @@ PyTorch 2.13 on the CPU:
     serves the call: PyTorch's CPU flash kernel computes the same softmax attention and agrees
     with its MATH backend within float rounding (checked on float32/float64/bfloat16/float16,
     masks, is_causal, GQA and strided inputs).
-  * Tensors with no elements are answered before any backend is chosen (never an error).
+  * An empty query sequence (L == 0) or a value with no elements is answered before any
+    backend is chosen, as in PyTorch: zeros, whatever the backend set (other empty inputs, a
+    head dim of 0 or an empty batch, go through the backend choice like any other).
+  * attn_mask together with is_causal=True: PyTorch's CPU flash kernel applies both (the mask
+    on top of the causal one), its MATH backend raises; so Kiln combines them where the flash
+    kernel would be chosen and raises MATH's error where MATH would serve the call.
 On other devices ('cuda', 'interpret') Kiln cannot mirror the CUDA kernels' constraints (GPU
 architecture, head-dim alignment, ...): any non-empty backend set is served by the math
 implementation, and only a set without any backend raises the "No viable backend" error.
@@ -174,32 +179,54 @@ def _flash_cpu_ok(q, k, v, mask, dropout_p, enable_gqa, debug):
     return True
 
 
-def _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa):
-    """The one call F.scaled_dot_product_attention makes into this module (after its own
-    argument checks): raises what PyTorch raises under the current backend set and returns the
-    attn_mask to use (a CausalBias materialized as its boolean mask on query's device)."""
+def _sdpa_validate(query, key, value, attn_mask, is_causal):
+    """What F.scaled_dot_product_attention checks first, whatever the inputs' sizes (PyTorch's
+    validate_sdpa_input, after the CausalBias dispatch): returns the attn_mask to use (a
+    CausalBias materialized as its boolean mask on query's device)."""
     if isinstance(attn_mask, CausalBias):
         if is_causal:
             raise ValueError("CausalBias should not be used with causal=True")
         attn_mask = attn_mask._materialize(query.device)
-    if _math_on:                           # MATH takes every input: nothing to decide
-        return attn_mask
-    if query.device.type != "cpu":
-        if not _enabled:
-            raise RuntimeError(_NO_VIABLE)
-        return attn_mask
-    if query.dtype is not key.dtype or query.dtype is not value.dtype:   # PyTorch checks first
-        from runtime.dtypes import CPP_NAME
+    from runtime.dtypes import CPP_NAME
+    if query.dtype is not key.dtype or query.dtype is not value.dtype:
         raise RuntimeError(f"Expected query, key, and value to have the same dtype, but got "
                            f"query.dtype: {CPP_NAME[query.dtype.name]} key.dtype: "
                            f"{CPP_NAME[key.dtype.name]} and value.dtype: "
                            f"{CPP_NAME[value.dtype.name]} instead.")
-    if query.numel() == 0 or key.numel() == 0 or value.numel() == 0:
-        return attn_mask                   # answered before a backend is chosen
-    if SDPBackend.FLASH_ATTENTION not in _enabled:
+    if query.ndim < 2 or key.ndim < 2 or value.ndim < 2:
+        raise RuntimeError(f"Expected query, key, and value to all be  at least 2 dimensional, "
+                           f"but got query.dim: {query.ndim} key.dim: {key.ndim} and value.dim: "
+                           f"{value.ndim} instead.")      # (PyTorch's text has the two spaces)
+    if attn_mask is not None and attn_mask.dtype.name not in ("bool", "float32") and \
+            attn_mask.dtype is not query.dtype:
+        raise RuntimeError(f"Expected attn_mask dtype to be bool or float or to match query "
+                           f"dtype, but got attn_mask.dtype: {CPP_NAME[attn_mask.dtype.name]} "
+                           f"and  query.dtype: {CPP_NAME[query.dtype.name]} instead.")
+    return attn_mask
+
+
+_CAUSAL_WITH_MASK = ("_scaled_dot_product_attention: Explicit attn_mask should not be set when "
+                     "is_causal=True")
+
+
+def _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa):
+    """The backend choice F.scaled_dot_product_attention makes for non-empty inputs (after
+    _sdpa_validate and its own checks): raises what PyTorch raises under the current backend
+    set, MATH's error for an attn_mask given with is_causal=True included."""
+    if query.device.type != "cpu":
+        if not _enabled:
+            raise RuntimeError(_NO_VIABLE)
+        return
+    both = is_causal and attn_mask is not None
+    if _math_on and not both:              # MATH takes every input: nothing to decide
+        return
+    flash = SDPBackend.FLASH_ATTENTION in _enabled
+    if flash and _flash_cpu_ok(query, key, value, attn_mask, dropout_p, enable_gqa, False):
+        return                             # Kiln's math implementation serves it (see above)
+    if _math_on:                           # MATH serves it, and refuses a mask with is_causal
+        raise RuntimeError(_CAUSAL_WITH_MASK)
+    if not flash:
         raise RuntimeError(_NO_VIABLE)
-    if _flash_cpu_ok(query, key, value, attn_mask, dropout_p, enable_gqa, False):
-        return attn_mask                   # Kiln's math implementation serves it (see above)
     warnings.warn("Flash attention kernel not used because:", UserWarning, stacklevel=3)
     _flash_cpu_ok(query, key, value, attn_mask, dropout_p, enable_gqa, True)
     raise RuntimeError("No available kernel.  Aborting execution.")
