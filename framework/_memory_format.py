@@ -35,10 +35,11 @@ def is_channels_last(fmt):
 
 
 def check_rank(op, ndim, fmt):
-    """PyTorch's error for a channels-last format on a tensor of another rank."""
+    """PyTorch's error for a channels-last format on a tensor of another rank (its message names
+    no op, whichever op it comes from)."""
     rank = _ORDER[fmt][0]
     if ndim != rank:
-        raise RuntimeError(f"{op}: required rank {rank} tensor to use {fmt.name} format")
+        raise RuntimeError(f"required rank {rank} tensor to use {fmt.name} format")
 
 
 def check(op, fmt):

@@ -17,8 +17,13 @@ arrays ('cuda'; C-contiguous ones only). What differs from PyTorch 2.13:
     the tensor unshared; is_shared() is the root tensor's is_shared().
   * resize_() works on storages made by the UntypedStorage/TypedStorage constructors only; a
     tensor's storage cannot be resized (PyTorch's FSDP-style `storage().resize_(0)`).
-  * no _cdata, from_buffer/from_file, pin_memory, casts (storage.float() & co.), storage-based
-    Tensor.set_(storage), and no torch.storage module (the classes are attributes of framework).
+  * Tensor.set_(storage[, storage_offset, size, stride]) shares the storage's memory (host
+    memory only); where the window needs more memory than the storage has, PyTorch grows the
+    storage: Kiln grows only a storage made by a constructor (resizable()), and for a tensor's
+    storage raises PyTorch's error for a storage that is not resizable. A storage grown (or
+    resized) later no longer shares memory with the tensors set to it.
+  * no _cdata, from_buffer/from_file, pin_memory, casts (storage.float() & co.), and no
+    torch.storage module (the classes are attributes of framework).
   * a storage made by a constructor is zero-filled (PyTorch's is uninitialized memory).
 """
 import collections.abc
@@ -183,6 +188,9 @@ class UntypedStorage:
     @classmethod
     def _of_tensor(cls, t):
         root = _root(t)
+        s = root.__dict__.get("_set_storage")    # Tensor.set_(storage) made this root for it
+        if s is not None:
+            return s
         s = _cache.get(id(root))
         if s is not None and s._root is root:
             return s

@@ -895,7 +895,7 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
           requires_grad=False, pin_memory=False, **kw):
     if _is_complex_request(dtype, out):
         return _complex_draw(normal_, size, generator, out, dtype, device, requires_grad, kw,
-                             0.0, math.sqrt(0.5))
+                             0.0, 1.0 / math.sqrt(2.0))
     d = _float_dtype(dtype or (out._dtype if out is not None else None), "randn")
     shape = _sizes("randn", size, kw.pop("size", None))
     dev = _draw_device(device, out)
@@ -966,21 +966,76 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
     return _finish(_gen(generator).randperm(n).astype(d.np), d, device, requires_grad)
 
 
-def rand_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return rand(tuple(input.shape), dtype=dtype or input._dtype, device=_like_dev(input, device),
-                requires_grad=requires_grad)
+_LIKE_TAIL = ("torch.memory_format memory_format = None, torch.dtype dtype = None, "
+              "torch.layout layout = None, torch.device device = None, bool pin_memory = False, "
+              "bool requires_grad = False)")
 
 
-def randn_like(input, *, dtype=None, device=None, requires_grad=False, memory_format=None):
-    return randn(tuple(input.shape), dtype=dtype or input._dtype, device=_like_dev(input, device),
-                 requires_grad=requires_grad)
+def _random_like_error(op, given, heads):
+    """PyTorch's TypeError for a random *_like call no overload takes: `given` names the
+    arguments passed (types, then name=type), `heads` the forms' arguments after input (each
+    form with and without a generator)."""
+    forms = "".join(f" * (Tensor input{h}, *, {g}{_LIKE_TAIL}\n" for h in heads
+                    for g in ("torch.Generator generator, ", ""))
+    return TypeError(f"{op}() received an invalid combination of arguments - got "
+                     f"({', '.join(['Tensor'] + given)}), but expected one of:\n{forms}")
 
 
-def randint_like(input, low=0, high=None, *, dtype=None, device=None, requires_grad=False):
+def _arg_type(v):
+    return "Tensor" if isinstance(v, Tensor) else "torch.dtype" if isinstance(v, dt.DType) \
+        else type(v).__name__
+
+
+def _check_like_format(op, memory_format, pos, heads):
+    if memory_format is not None and not isinstance(memory_format, _mf.memory_format):
+        raise _random_like_error(op, [_arg_type(a) for a in pos] +
+                                 [f"memory_format={_arg_type(memory_format)}"], heads)
+
+
+def _random_like(input, kernel, dtype, device, memory_format):
+    """An uninitialised result laid out as empty_like lays it out (preserve_format: a dense
+    input's strides; or memory_format's layout) for an in-place draw, which walks it in memory
+    order as PyTorch's does."""
+    d = _like(input, dtype)
+    t = empty_like(input, dtype=d, device=_like_dev(input, device), memory_format=memory_format)
+    if kernel is not None and not (d.is_floating_point or d.is_complex):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(d)}'")
+    return t
+
+
+def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
+              requires_grad=False, pin_memory=False, memory_format=None):
+    _check_like_format("rand_like", memory_format, (), ("",))
+    t = uniform_(_random_like(input, "check_uniform_bounds", dtype, device,
+                              memory_format), generator=generator)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
+               requires_grad=False, pin_memory=False, memory_format=None):
+    _check_like_format("randn_like", memory_format, (), ("",))
+    t = normal_(_random_like(input, "normal_kernel_cpu", dtype, device,
+                             memory_format), generator=generator)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+_RANDINT_LIKE = (", int low, int high", ", Tensor high", ", int high")
+
+
+def randint_like(input, low=0, high=None, *, generator=None, dtype=None, layout=None,
+                 device=None, requires_grad=False, pin_memory=False, memory_format=None):
+    pos = (low,) if high is None else (low, high)
+    _check_like_format("randint_like", memory_format, pos, _RANDINT_LIKE)
     if high is None:
         low, high = 0, low
-    return randint(low, high, tuple(input.shape), dtype=dtype or input._dtype,
-                   device=_like_dev(input, device))
+    if isinstance(high, Tensor) and high.ndim != 0:
+        raise RuntimeError("high must be a scalar tensor and on CPU")
+    low, high = (v.item() if isinstance(v, Tensor) and v.ndim == 0 else v for v in (low, high))
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)):
+        raise _random_like_error("randint_like", [_arg_type(a) for a in pos], _RANDINT_LIKE)
+    t = random_(_random_like(input, None, dtype, device, memory_format),
+                int(low), int(high), generator)
+    return t.requires_grad_(True) if requires_grad else t
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
@@ -1140,8 +1195,15 @@ def _device_fill(t, kind, params, generator):
 
 def _complex_fill(t, fill, p0, p1, generator):
     from ._dispatch import STATE
-    from .ops_shape import view_as_complex
+    from .ops_shape import view_as_complex, view_as_real
     from .autograd import no_grad
+    if STATE.tracer is None and _dispatch.VMAP is None and type(t._data) is np.ndarray and \
+            not t._data.flags.c_contiguous:
+        # PyTorch draws into view_as_real(t): a non-contiguous tensor's parts in memory order
+        # (randn: one value at a time, as for any non-contiguous tensor)
+        with no_grad():
+            fill(view_as_real(t), p0, p1, generator)
+        return t
     r = empty(*(tuple(t.shape) + (2,)), dtype=dt.float32 if t._dtype is dt.complex64
               else dt.float64, device=t._device)
     fill(r, p0, p1, generator)
@@ -1180,7 +1242,7 @@ def normal_(t, mean=0.0, std=1.0, generator=None):
     check_std(std)
     dt.refuse_barebones("normal_kernel_cpu", t._dtype)
     if t._dtype.is_complex:     # torch: each part N(mean, std^2 / 2)
-        return _complex_fill(t, normal_, mean, std * math.sqrt(0.5), generator)
+        return _complex_fill(t, normal_, mean, std / math.sqrt(2.0), generator)  # (torch's)
     if t._device.type != "cpu":
         return _device_fill(t, "normal", (float(mean), float(std)), generator)
     g = _gen(generator)     # (PyTorch: one value at a time on a non-contiguous tensor)
@@ -1218,6 +1280,12 @@ _DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
 def random_(t, from_=None, to=None, generator=None):
     if to is None and from_ is None:
         dt.refuse_barebones("random_kernel_cpu", t._dtype)
+        if t._dtype.is_complex:
+            raise NotImplementedError(f"\"random_kernel_cpu\" not implemented for "
+                                      f"'{dt.tname(t._dtype)}'")
+    elif t._dtype.is_complex:
+        raise RuntimeError("check_random_bounds handles only integral, floating-point and "
+                           "boolean types")
     if to is None and from_ is None and t._device.type == "cpu":     # random_(): full range
         g = _gen(generator)
         return _fill(t, _drawn_in_memory_order(t, lambda sh: g.full_range(sh, t._dtype)))

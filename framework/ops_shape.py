@@ -1124,60 +1124,249 @@ def resize_as_(input, the_template, *, memory_format=None):
     return _resize_(input, tuple(the_template.shape))
 
 
-def _set_(input, source=None, storage_offset=None, size=None, stride=None):
-    """Tensor.set_(): empty; set_(t): share t's storage, sizes, strides and offset;
-    set_(t, storage_offset, size, stride=None): that window of t's storage."""
+_SET_NAMES = ("source", "storage_offset", "size", "stride")
+_SET_FORMS = ("() ", "(torch.Storage source) ",
+              "(torch.Storage source, int storage_offset, tuple of ints size, tuple of ints "
+              "stride = None)", "(Tensor source) ",
+              "(Tensor source, int storage_offset, tuple of ints size, tuple of ints stride = "
+              "None)")
+
+
+def _set_arg_type(v, detail=False):
+    """How PyTorch's argument parser names an argument's type (detail: as its "didn't match"
+    note does, with a sequence's element types)."""
+    from ._storage import TypedStorage, UntypedStorage
+    if isinstance(v, Tensor):
+        return "Tensor"
+    if isinstance(v, (UntypedStorage, TypedStorage)):
+        return f"torch.storage.{'Untyped' if isinstance(v, UntypedStorage) else 'Typed'}Storage"
+    names = ", ".join(type(e).__name__ for e in v) if isinstance(v, (list, tuple)) else ""
+    if detail and isinstance(v, list):
+        return f"list of [{names}]"
+    if detail and isinstance(v, tuple):
+        return f"tuple of ({names}{',' if len(v) == 1 else ''})"
+    return type(v).__name__
+
+
+def _set_type_error(args, kwargs):
+    """PyTorch's TypeError for arguments that match none of set_'s forms. A lone argument that
+    is neither a Tensor nor a Storage gets the "didn't match" note under each one-argument
+    form."""
+    got = [_set_arg_type(a) for a in args] + [f"{k}={_set_arg_type(v)}" for k, v in
+                                              kwargs.items()]
+    note = ""
+    if len(args) == 1 and not kwargs:
+        note = (f"      didn't match because some of the arguments have invalid types: "
+                f"(!{_set_arg_type(args[0], detail=True)}!)\n")
+    forms = "".join(f" * {f.rstrip()}\n" + (note if f.endswith(" ") else "") for f in _SET_FORMS)
+    return TypeError(f"set_() received an invalid combination of arguments - got "
+                     f"({', '.join(got)}), but expected one of:\n{forms}")
+
+
+def _set_int(v):
+    """An int argument of set_ (a Python/NumPy int or a one-element integer tensor; not a
+    bool), else None."""
+    if isinstance(v, (bool, np.bool_)) or not hasattr(v, "__index__"):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
+
+
+def _set_ints(v):
+    if not isinstance(v, (tuple, list)):
+        return None
+    out = tuple(_set_int(e) for e in v)
+    return None if builtins.any(e is None for e in out) else out
+
+
+def _set_bind(args, kwargs):
+    """(source, storage_offset, size, stride) of a set_ call (size None: the whole source),
+    or PyTorch's TypeError for arguments no form of set_ takes."""
+    from ._storage import TypedStorage, UntypedStorage
+    err = _set_type_error(args, kwargs)
+    if len(args) > 4 or builtins.any(k not in _SET_NAMES or k in _SET_NAMES[:len(args)]
+                                     for k in kwargs):
+        raise err
+    bound = dict(zip(_SET_NAMES, args), **kwargs)
+    src = bound.get("source")
+    if not isinstance(src, (Tensor, UntypedStorage, TypedStorage)):
+        raise err
+    if set(bound) == {"source"}:
+        return src, 0, None, None
+    if not {"source", "storage_offset", "size"} <= set(bound):
+        raise err
+    off, size = _set_int(bound["storage_offset"]), _set_ints(bound["size"])
+    stride = bound.get("stride")
+    if stride is not None:
+        stride = _set_ints(stride)
+    if off is None or size is None or (bound.get("stride") is not None and stride is None):
+        raise err
+    return src, off, size, stride
+
+
+def _set_memory(input, src):
+    """(flat array of input's dtype over src's memory, the storage's size in bytes, the tensor
+    to hold as input's base, the UntypedStorage when src is a storage)."""
+    from ._storage import TypedStorage, _is_host
+    if isinstance(src, Tensor):
+        flat, _ = _storage_of(src)
+        return flat, flat.size * flat.itemsize, src._base if src._base is not None else src, \
+            None
+    us = src._untyped_storage if isinstance(src, TypedStorage) else src
+    b, d = us._b, input._dtype
+    if not _is_host(b):
+        raise NotImplementedError(f"set_(): a storage on {us.device} is not supported in Kiln "
+                                  f"(only host memory)")
+    root = us._root
+    whole = us._off == 0 and us._length is None and root._dtype is d
+    if whole and isinstance(root._data, np.ndarray):
+        mem = _storage_of(root) if root._data.size else None
+        if mem is not None and mem[1] == 0 and mem[0].dtype == d.np and \
+                mem[0].size * d.itemsize == b.size:
+            return mem[0], b.size, root, us
+    # another dtype, a slice of a storage, or memory that is not one flat array: a new base
+    # tensor of input's dtype over the storage's bytes
+    n = b.size // d.itemsize
+    base = Tensor.__new__(Tensor)
+    base._data, base._dtype, base._device = b[:n * d.itemsize].view(d.np), d, input._device
+    base._vcount = input._version
+    return base._data, b.size, base, us
+
+
+def _set_(input, *args, **kwargs):
+    """Tensor.set_(): empty; set_(source) with a Tensor (its storage, sizes, strides and offset)
+    or a Storage (UntypedStorage/TypedStorage: all of it, 1-d); set_(source, storage_offset,
+    size, stride=None): that window of the source's storage. The tensor then shares the
+    storage's memory. PyTorch's errors, raised before anything changes; where PyTorch would
+    grow the storage, Kiln grows only a storage made by a constructor (a tensor's storage is
+    not resizable in Kiln, and PyTorch's error for such a storage is raised)."""
     from ._dispatch import STATE as _S
+    from ._storage import TypedStorage
     from .ops_math import check_inplace_leaf
-    if _S.grad_enabled:
-        check_inplace_leaf(input)
-    if source is None:
+    if not args and not kwargs:
+        if _S.grad_enabled:
+            check_inplace_leaf(input)
         input._data = np.empty(0, input._data.dtype) if isinstance(input._data, np.ndarray) \
             else input._data.reshape(-1)[:0].copy()
         input._base = None
         input._bump()
         return input
-    if not isinstance(source, Tensor):
-        raise TypeError(f"set_(): expected a Tensor source (Kiln has no separate Storage "
-                        f"objects), got {type(source).__name__}")
-    if source._dtype is not input._dtype:
+    source, off, size, stride = _set_bind(args, kwargs)
+    d = input._dtype
+    if isinstance(source, TypedStorage) and source.dtype is not d:
+        raise RuntimeError(f"Expected a Storage of type {dt.CPP_NAME[d.name]} or an "
+                           f"UntypedStorage, but got type {dt.tname(source.dtype)} for argument "
+                           f"1 'storage'")
+    if _S.grad_enabled:
+        check_inplace_leaf(input)
+    if isinstance(source, Tensor) and source._dtype is not d:
         raise RuntimeError(f"Could not set tensor of type {dt.CPP_NAME[source._dtype.name]} "
-                           f"to a tensor of type {dt.CPP_NAME[input._dtype.name]}")
-    if source._device != input._device:
+                           f"to a tensor of type {dt.CPP_NAME[d.name]}")
+    sdev = source._device if isinstance(source, Tensor) else \
+        (source._untyped_storage if isinstance(source, TypedStorage) else source).device
+    if sdev != input._device:
         raise RuntimeError(f"Attempted to set the storage of a tensor on device "
-                           f"\"{input.device}\" to a storage on different device "
-                           f"\"{source.device}\".")
-    if storage_offset is None and size is None:
+                           f"\"{input.device}\" to a storage on different device \"{sdev}\".  "
+                           f"This is no longer allowed; the devices must match.")
+    if isinstance(source, Tensor) and size is None:
         if source is input:
             return input
         input._data = source._data.view()
         input._base = source._base if source._base is not None else source
         input._bump()
         return input
-    size = _sizes((size,))
-    if stride is None:          # contiguous strides for `size`
-        st, acc = [], 1
-        for s in reversed(size):
-            st.append(acc)
-            acc *= builtins.max(s, 1)
-        stride = tuple(reversed(st))
-    stride = _sizes((stride,))
-    from compiler.ops.layout import _as_strided_check, as_strided_extent
-    _as_strided_check("set_", size, stride, 0)
-    flat, _ = _storage_of(source)
-    off = operator.index(storage_offset or 0)
-    need = as_strided_extent(size, stride, off)
-    if off < 0 or need > flat.size:
-        isz = input._dtype.itemsize
-        raise RuntimeError(f"setStorage: sizes {list(size)}, strides {list(stride)}, storage "
-                           f"offset {off}, and itemsize {isz} requiring a storage size of "
-                           f"{need * isz} are out of bounds for storage of size {flat.size * isz}")
-    data = np.lib.stride_tricks.as_strided(flat[off:], size,
-                                           tuple(s * flat.itemsize for s in stride))
-    input._data = data
-    input._base = source._base if source._base is not None else source
+    flat, nbytes, base, us = _set_memory(input, source)
+    isz = d.itemsize
+    given = stride
+    if size is None:                    # a whole storage: 1-d, all its elements
+        size, given = (nbytes // isz,), None
+    if given is not None and len(size) != len(given):
+        raise RuntimeError(f"unequal size length ({len(size)}) and stride length "
+                           f"({len(given)})")
+    if off < 0:
+        raise RuntimeError(f"Tensor: invalid storage offset {off}")
+    contiguous = []
+    acc = 1
+    for s in reversed(size):
+        contiguous.append(acc)
+        acc *= builtins.max(s, 1)
+    contiguous = tuple(reversed(contiguous))
+    stride = list(contiguous if given is None else given)
+    numel = 1
+    for s in size:
+        numel *= s
+    unchanged = tuple(input.shape) == size and (given is None or
+                                                tuple(input.stride()) == tuple(given))
+    if unchanged and numel > 0 and builtins.min(size) >= 0:
+        need = (off + 1 + builtins.sum((n - 1) * s for n, s in zip(size, stride))) * isz
+        if need > nbytes:
+            raise RuntimeError(f"setStorage: sizes {list(size)}, strides "
+                               f"{list(given) if given is not None else []}, storage offset "
+                               f"{off}, and itemsize {isz} requiring a storage size of {need} "
+                               f"are out of bounds for storage of size {nbytes}")
+    if builtins.any(s < 0 for s in size):
+        raise RuntimeError("numel: integer multiplication overflow")
+    if numel > 0:
+        if builtins.any(n > 1 and s < 0 for n, s in zip(size, stride)):
+            raise RuntimeError(f"Storage size calculation overflowed with sizes={list(size)} "
+                               f"and strides={list(stride)}")
+        # (PyTorch's TensorImpl: a negative stride, of a dim of size 0 or 1 here, becomes the
+        # contiguous stride over the dims after it)
+        for i in reversed(range(len(size))):
+            if stride[i] < 0:
+                stride[i] = 1 if i == len(size) - 1 else builtins.max(size[i + 1], 1) * \
+                    stride[i + 1]
+    # (PyTorch's TensorImpl: a negative stride, here of a dim of size 0 or 1, becomes the
+    # contiguous stride over the dims after it)
+    for i in reversed(range(len(size))):
+        if stride[i] < 0:
+            stride[i] = 1 if i == len(size) - 1 else builtins.max(size[i + 1], 1) * stride[i + 1]
+    if numel > 0:
+        need = (off + 1 + builtins.sum((n - 1) * s for n, s in zip(size, stride))) * isz
+        if need > nbytes:
+            if us is None or not us.resizable():
+                raise RuntimeError("Trying to resize storage that is not resizable")
+            us.resize_(need)            # a constructor's storage grows, as PyTorch's does
+            flat, nbytes, base, us = _set_memory(input, source)
+    if base is input:                   # input's own storage: a base holding all of it
+        old = base
+        base = Tensor.__new__(Tensor)
+        base._data, base._dtype, base._device, base._vcount = flat, d, input._device, \
+            input._version
+        if us is not None and us._root is old:      # the storage stays on that memory
+            us._root, us._arr = base, flat
+    data = _strided_at(flat, off, size, tuple(s * isz for s in stride))
+    if us is not None:
+        if base is us._root:
+            from ._storage import _cache
+            cur = _cache.get(id(base))
+            if cur is None or cur._root is not base:
+                _cache[id(base)] = us
+        else:
+            base._set_storage = us     # (Tensor.untyped_storage() then answers this storage)
+    input._data, input._base = data, base
     input._bump()
     return input
+
+
+class _At:
+    __slots__ = ("__array_interface__", "_keep")
+
+    def __init__(self, iface, keep):
+        self.__array_interface__, self._keep = iface, keep
+
+
+def _strided_at(flat, off, size, strides):
+    """The view of flat's memory at element offset off with size and byte strides (an empty
+    view past the end still starts at off, as a PyTorch tensor's storage offset does)."""
+    if off < flat.size:
+        return np.lib.stride_tricks.as_strided(flat[off:], size, strides)
+    same = np.dtype(f"u{flat.itemsize}") if flat.itemsize in (1, 2, 4, 8) else flat.dtype
+    iface = {"data": (flat.__array_interface__["data"][0] + off * flat.itemsize, False),
+             "shape": tuple(size), "strides": strides, "typestr": same.str, "version": 3}
+    return np.asarray(_At(iface, flat)).view(flat.dtype)
 
 
 def as_strided_(input, size, stride, storage_offset=None):

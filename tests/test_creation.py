@@ -424,3 +424,239 @@ def test_random_fills_reject_bad_parameters_before_drawing():
     with pytest.raises(RuntimeError, match="normal expects std >= 0.0"):
         torch.nn.init.normal_(t, 0, -1)
     np.testing.assert_array_equal(to_np(t), np.zeros(3))
+
+
+# ---- rand_like / randn_like / randint_like: layout (memory_format) and memory-order draws ------
+# PyTorch (CPU): preserve_format (the default) gives a non-overlapping, dense input's strides,
+# and the draw walks the result in memory order, so after manual_seed(s) the memory holds what
+# rand/randint of that many elements would hold; randn on a non-contiguous result draws one
+# value at a time (Box-Muller pairs, the scalar path of randn with fewer than 16 values).
+
+def _cpu_empty(*shape, **kw):
+    return torch.empty(*shape, device="cpu", **kw)
+
+
+def _memory(t):
+    """t's elements in memory order (its dims sorted by decreasing stride)."""
+    perm = sorted(range(t.ndim), key=lambda i: -t.stride(i))
+    return t.permute(*perm).reshape(-1)
+
+
+def _seeded_draw(fn):
+    torch.manual_seed(0)
+    return fn()
+
+
+def _serial_randn(n, dtype=torch.float32):
+    # randn of fewer than 16 values takes the scalar path, its pair cache carried between calls
+    return torch.cat([torch.randn(min(10, n - i), dtype=dtype, device="cpu")
+                      for i in range(0, n, 10)])
+
+
+_LIKE_LAYOUTS = {     # input, the result's strides
+    "transposed": (lambda: _cpu_empty(5, 6).t(), (1, 6)),
+    "permuted": (lambda: _cpu_empty(2, 3, 4).permute(2, 0, 1), (1, 12, 4)),
+    "channels_last": (lambda: _cpu_empty(2, 3, 4, 5).to(memory_format=torch.channels_last),
+                      (60, 1, 15, 3)),
+    "channels_last_3d": (lambda: _cpu_empty(2, 3, 2, 2, 3).to(
+        memory_format=torch.channels_last_3d), (36, 1, 18, 9, 3)),
+    "contiguous": (lambda: _cpu_empty(4, 5), (5, 1)),
+    "not dense": (lambda: _cpu_empty(4, 6)[:, ::2], (3, 1)),
+    "expanded": (lambda: _cpu_empty(3, 1).expand(3, 4), (4, 1)),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_LIKE_LAYOUTS))
+def test_random_like_preserves_the_layout_and_draws_in_memory_order(layout):
+    make, strides = _LIKE_LAYOUTS[layout]
+    x = make()
+    n = x.numel()
+    r = _seeded_draw(lambda: torch.rand_like(x))
+    assert r.shape == x.shape and r.stride() == strides and r.dtype == torch.float32
+    assert _memory(r).tolist() == _seeded_draw(lambda: torch.rand(n, device="cpu")).tolist()
+    i = _seeded_draw(lambda: torch.randint_like(x, 3, 50))
+    assert i.stride() == strides and i.dtype == torch.float32
+    assert _memory(i).tolist() == \
+        _seeded_draw(lambda: torch.randint(3, 50, (n,), device="cpu")).tolist()
+    g = _seeded_draw(lambda: torch.randn_like(x))
+    assert g.stride() == strides
+    contiguous = strides == x.contiguous().stride()
+    want = _seeded_draw(lambda: torch.randn(n, device="cpu") if contiguous else _serial_randn(n))
+    assert _memory(g).tolist() == want.tolist()
+
+
+def test_random_like_known_values():
+    # printed by torch 2.13 after manual_seed(0): the memory of rand_like(empty(3, 4).t()) is
+    # rand(12)'s; randn_like of a transposed 5x6 (30 values) takes the scalar path
+    r = _seeded_draw(lambda: torch.rand_like(_cpu_empty(3, 4).t()))
+    assert r.stride() == (1, 4)
+    assert r.t().reshape(-1).tolist()[:5] == [0.49625658988952637, 0.7682217955589294,
+                                              0.08847743272781372, 0.13203048706054688,
+                                              0.30742281675338745]
+    g = _seeded_draw(lambda: torch.randn_like(_cpu_empty(5, 6).t()))
+    assert g.t().reshape(-1).tolist()[:3] == [1.5409960746765137, -0.293428897857666,
+                                              -2.1787893772125244]
+    i = _seeded_draw(lambda: torch.randint_like(_cpu_empty(2, 3).t(), 10))
+    assert i.t().reshape(-1).tolist() == [4.0, 9.0, 3.0, 0.0, 3.0, 9.0]
+
+
+@pytest.mark.parametrize("fn", ["rand_like", "randn_like", "randint_like"])
+def test_random_like_memory_format_argument(fn):
+    f = getattr(torch, fn)
+    args = (3, 50) if fn == "randint_like" else ()
+    ref = {"rand_like": lambda n: torch.rand(n, device="cpu"),
+           "randn_like": lambda n: _serial_randn(n),
+           "randint_like": lambda n: torch.randint(3, 50, (n,), device="cpu")}[fn]
+    c4 = _cpu_empty(2, 3, 4, 5)
+    cl = c4.to(memory_format=torch.channels_last)
+    r = _seeded_draw(lambda: f(c4, *args, memory_format=torch.channels_last))
+    assert r.stride() == (60, 1, 15, 3) and r.is_contiguous(memory_format=torch.channels_last)
+    assert _memory(r).tolist() == _seeded_draw(lambda: ref(120)).tolist()
+    for fmt in (torch.contiguous_format, None):
+        x = cl if fmt is not None else c4
+        r = _seeded_draw(lambda: f(x, *args, memory_format=fmt))
+        assert r.stride() == (60, 20, 5, 1)
+    t = _cpu_empty(5, 6).t()
+    assert f(t, *args, memory_format=torch.preserve_format).stride() == (1, 6)
+    assert f(t, *args, memory_format=torch.contiguous_format).stride() == (5, 1)
+    assert f(torch.empty(2, 3, 2, 2, 3, device="cpu"), *args,
+             memory_format=torch.channels_last_3d).stride() == (36, 1, 18, 9, 3)
+    for fmt, msg in ((torch.channels_last, "required rank 4 tensor to use channels_last format"),
+                     (torch.channels_last_3d, "required rank 5 tensor to use channels_last_3d "
+                                              "format")):
+        with pytest.raises(RuntimeError) as e:
+            f(t, *args, memory_format=fmt)
+        assert str(e.value) == msg
+    with pytest.raises(TypeError) as e:
+        f(t, *args, memory_format=1)
+    got = ", ".join(["Tensor"] + ["int"] * len(args) + ["memory_format=int"])
+    assert str(e.value).startswith(f"{fn}() received an invalid combination of arguments - got "
+                                   f"({got}), but expected one of:\n * (Tensor input")
+    assert "torch.Generator generator, torch.memory_format memory_format = None" in str(e.value)
+
+
+def test_random_like_dtypes_generator_and_errors():
+    t = _cpu_empty(5, 6).t()
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand_like(t, generator=g, dtype=torch.float64)
+    assert a.dtype == torch.float64 and a.stride() == (1, 6)
+    assert _memory(a).tolist() == \
+        torch.rand(30, dtype=torch.float64, device="cpu",
+                   generator=torch.Generator().manual_seed(3)).tolist()
+    assert torch.randn_like(t, requires_grad=True).requires_grad
+    assert torch.randint_like(t, 5, requires_grad=True).requires_grad
+    # complex: the real view drawn in memory order (randn: the scalar path, std 1/sqrt(2))
+    c = _cpu_empty(5, 6, dtype=torch.complex128).t()
+    z = _seeded_draw(lambda: torch.randn_like(c))
+    assert z.stride() == (1, 6) and z.dtype == torch.complex128
+    want = _seeded_draw(lambda: _serial_randn(60, torch.float64)) * (1 / math.sqrt(2))
+    assert torch.view_as_real(z.t()).reshape(-1).tolist() == want.tolist()
+    u = _seeded_draw(lambda: torch.rand_like(c))
+    assert torch.view_as_real(u.t()).reshape(-1).tolist() == \
+        _seeded_draw(lambda: torch.rand(60, dtype=torch.float64, device="cpu")).tolist()
+    ints = torch.zeros(3, 4, dtype=torch.int64, device="cpu").t()
+    i = _seeded_draw(lambda: torch.randint_like(ints, torch.tensor(7)))
+    assert i.dtype == torch.int64 and i.stride() == (1, 4)
+    assert _memory(i).tolist() == \
+        _seeded_draw(lambda: torch.randint(7, (12,), device="cpu")).tolist()
+    for f, cls, msg in (
+            (lambda: torch.rand_like(ints), NotImplementedError,
+             "\"check_uniform_bounds\" not implemented for 'Long'"),
+            (lambda: torch.randn_like(ints), NotImplementedError,
+             "\"normal_kernel_cpu\" not implemented for 'Long'"),
+            (lambda: torch.rand_like(ints, memory_format=torch.channels_last), RuntimeError,
+             "required rank 4 tensor to use channels_last format"),
+            (lambda: torch.randint_like(t, 5, 2), RuntimeError,
+             "random_ expects 'from' to be less than 'to', but got from=5 >= to=2"),
+            (lambda: torch.randint_like(t, 300, dtype=torch.uint8), RuntimeError,
+             "to - 1 is out of bounds for unsigned char"),
+            (lambda: torch.randint_like(t, torch.tensor([7])), RuntimeError,
+             "high must be a scalar tensor and on CPU"),
+            (lambda: torch.randint_like(c, 5), RuntimeError,
+             "check_random_bounds handles only integral, floating-point and boolean types")):
+        with pytest.raises(cls) as e:
+            f()
+        assert str(e.value) == msg
+    with pytest.raises(TypeError, match=r"randint_like\(\) received an invalid combination of "
+                                        r"arguments - got \(Tensor, float\)"):
+        torch.randint_like(t, 2.5)
+
+
+_TORCH_LIKE_CASES = {
+    "rand transposed": lambda L: L.rand_like(L.empty(5, 6).t()),
+    "rand permuted": lambda L: L.rand_like(L.empty(2, 3, 4).permute(2, 0, 1)),
+    "rand channels_last": lambda L: L.rand_like(
+        L.empty(2, 3, 4, 5).to(memory_format=L.channels_last)),
+    "rand to channels_last": lambda L: L.rand_like(L.empty(2, 3, 4, 5),
+                                                   memory_format=L.channels_last),
+    "rand to contiguous": lambda L: L.rand_like(
+        L.empty(2, 3, 4, 5).to(memory_format=L.channels_last), memory_format=L.contiguous_format),
+    "rand channels_last_3d": lambda L: L.rand_like(L.empty(2, 3, 2, 2, 3),
+                                                   memory_format=L.channels_last_3d),
+    "rand float64 transposed": lambda L: L.rand_like(L.empty(5, 6).t(), dtype=L.float64),
+    "rand float16 transposed": lambda L: L.rand_like(L.empty(5, 6).t(), dtype=L.float16),
+    "rand not dense": lambda L: L.rand_like(L.empty(4, 6)[:, ::2]),
+    "rand complex64 transposed": lambda L: L.rand_like(L.empty(5, 6, dtype=L.complex64).t()),
+    "rand generator": lambda L: L.rand_like(L.empty(5, 6).t(),
+                                            generator=L.Generator().manual_seed(3)),
+    "randn transposed small": lambda L: L.randn_like(L.empty(3, 4).t()),
+    "randn transposed": lambda L: L.randn_like(L.empty(40, 20).t()),
+    "randn float64 channels_last": lambda L: L.randn_like(
+        L.empty(2, 3, 4, 5, dtype=L.float64).to(memory_format=L.channels_last)),
+    "randn to channels_last": lambda L: L.randn_like(L.empty(2, 3, 4, 5),
+                                                     memory_format=L.channels_last),
+    "randn contiguous": lambda L: L.randn_like(L.empty(4, 5)),
+    "randn bfloat16 transposed": lambda L: L.randn_like(L.empty(5, 6).t(),
+                                                        dtype=L.bfloat16).float(),
+    "randn complex64 transposed": lambda L: L.randn_like(L.empty(5, 6, dtype=L.complex64).t()),
+    "randn complex128 channels_last": lambda L: L.randn_like(
+        L.empty(2, 3, 2, 2, dtype=L.complex128).to(memory_format=L.channels_last)),
+    "randint transposed": lambda L: L.randint_like(L.empty(5, 6).t(), 3, 50),
+    "randint int32 transposed": lambda L: L.randint_like(
+        L.zeros(5, 6, dtype=L.int32).t(), 100),
+    "randint channels_last": lambda L: L.randint_like(
+        L.empty(2, 3, 4, 5).to(memory_format=L.channels_last), 7),
+    "randint to channels_last": lambda L: L.randint_like(L.empty(2, 3, 4, 5), 0, 7,
+                                                         memory_format=L.channels_last),
+    "randint tensor high": lambda L: L.randint_like(L.empty(5, 6).t(), L.tensor(9)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_TORCH_LIKE_CASES))
+def test_random_like_against_pytorch(name):
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    fn = _TORCH_LIKE_CASES[name]
+    real.manual_seed(0)
+    want = fn(real)
+    want_next = real.rand(1).item()          # the stream advanced as far
+    torch.manual_seed(0)
+    with torch.device("cpu"):
+        got = fn(torch)
+    assert got.stride() == want.stride() and str(got.dtype) == str(want.dtype)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert torch.rand(1, device="cpu").item() == want_next
+
+
+def test_random_like_errors_against_pytorch():
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    cases = (lambda L: L.rand_like(L.empty(3, 4), memory_format=1),
+             lambda L: L.randn_like(L.empty(3, 4), memory_format="x"),
+             lambda L: L.randint_like(L.empty(3, 4), 5, memory_format=1),
+             lambda L: L.randint_like(L.empty(3, 4), 2, 5, memory_format=1),
+             lambda L: L.rand_like(L.empty(3, 4), memory_format=L.channels_last),
+             lambda L: L.randn_like(L.empty(3, 4), memory_format=L.channels_last_3d),
+             lambda L: L.randint_like(L.empty(3, 4), 5, memory_format=L.channels_last),
+             lambda L: L.rand_like(L.zeros(3, dtype=L.int64)),
+             lambda L: L.randn_like(L.zeros(3, dtype=L.int64)),
+             lambda L: L.randint_like(L.empty(3), 5, 2),
+             lambda L: L.randint_like(L.empty(3), 300, dtype=L.uint8),
+             lambda L: L.randint_like(L.empty(3, dtype=L.complex64), 5))
+    for case in cases:
+        out = []
+        for lib in (torch, real):
+            try:
+                case(lib)
+                out.append(None)
+            except Exception as e:
+                out.append((type(e).__name__, str(e)))
+        assert out[0] == out[1] and out[0] is not None

@@ -302,3 +302,220 @@ def test_against_torch():
                     r.append((type(e).__name__, str(e)))
         results[lib] = r
     assert results[torch] == results[real]
+
+
+# ---- Tensor.set_ with a Storage ----------------------------------------------------------------
+
+SET_FORMS = (" * ()\n * (torch.Storage source)\n * (torch.Storage source, int storage_offset, "
+             "tuple of ints size, tuple of ints stride = None)\n * (Tensor source)\n * (Tensor "
+             "source, int storage_offset, tuple of ints size, tuple of ints stride = None)\n")
+
+
+def _layout(t):
+    return tuple(t.shape), t.stride(), t.storage_offset()
+
+
+def test_set_to_a_storage_shares_its_memory(quiet):
+    x = torch.arange(12, dtype=torch.float32, device="cpu")
+    u = x.untyped_storage()
+    t = torch.empty(0, device="cpu")
+    v = t._version
+    assert t.set_(u) is t and _layout(t) == ((12,), (1,), 0) and t._version == v + 1
+    assert t.tolist() == x.tolist() and t.data_ptr() == x.data_ptr()
+    assert t.untyped_storage() is u
+    t[0] = 100.0
+    x[1] = -1.0
+    assert x[0].item() == 100.0 and t[1].item() == -1.0
+    # a window: storage_offset, size and (contiguous when not given) stride
+    w = torch.empty(0, device="cpu").set_(u, 2, (2, 3))
+    assert _layout(w) == ((2, 3), (3, 1), 2) and w.tolist() == [[2., 3., 4.], [5., 6., 7.]]
+    w = torch.empty(0, device="cpu").set_(x.storage(), 1, (3, 2), (1, 3))
+    assert _layout(w) == ((3, 2), (1, 3), 1) and w.tolist() == [[-1., 4.], [2., 5.], [3., 6.]]
+    w.fill_(0.5)
+    assert x.tolist() == [100., 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 7., 8., 9., 10., 11.]
+    w = torch.empty(0, device="cpu").set_(source=u, storage_offset=8, size=[2], stride=[3])
+    assert _layout(w) == ((2,), (3,), 8) and w.tolist() == [8., 11.]
+    w = torch.empty(0, device="cpu").set_(u, np.int64(5), torch.Size([]))
+    assert _layout(w) == ((), (), 5) and w.item() == 0.5
+    # a view's storage is its base's: all of it
+    w = torch.empty(0, device="cpu").set_(x[3:].storage())
+    assert _layout(w) == ((12,), (1,), 0) and w.data_ptr() == x.data_ptr()
+
+
+def test_set_to_a_storage_reinterprets_and_slices(quiet):
+    x = torch.arange(12, dtype=torch.float32, device="cpu")
+    u = x.untyped_storage()
+    bits = np.arange(12, dtype=np.float32).view(np.int32)
+    i = torch.empty(0, dtype=torch.int32, device="cpu").set_(u)     # the same bytes as int32
+    assert _layout(i) == ((12,), (1,), 0) and i.tolist() == bits.tolist()
+    i[1] = 0
+    assert x[1].item() == 0.0
+    h = torch.empty(0, dtype=torch.float64, device="cpu").set_(u, 1, (2,))
+    assert h.storage_offset() == 1 and h.data_ptr() == x.data_ptr() + 8
+    assert h.tolist() == np.arange(12, dtype=np.float32).view(np.float64)[1:3].tolist()
+    # 12 bytes hold one int64: the storage keeps its 12 bytes
+    l8 = torch.empty(0, dtype=torch.int64, device="cpu").set_(
+        torch.arange(3, dtype=torch.float32, device="cpu").untyped_storage())
+    assert l8.shape == (1,) and l8.untyped_storage().nbytes() == 12
+    # a slice of a storage starts where the slice does
+    s = torch.empty(0, device="cpu").set_(u[8:24])
+    assert _layout(s) == ((4,), (1,), 0) and s.tolist() == [2., 3., 4., 5.]
+    assert s.data_ptr() == x.data_ptr() + 8 and s.untyped_storage().nbytes() == 16
+    s[0] = 55.0
+    assert x[2].item() == 55.0
+    # a storage made by a constructor; one too small for the window grows (zero-filled in Kiln)
+    c = torch.UntypedStorage(8)
+    f = torch.empty(0, device="cpu").set_(c)
+    assert f.tolist() == [0.0, 0.0] and f.untyped_storage() is c
+    f[1] = 1.0
+    assert list(c) == [0, 0, 0, 0, 0, 0, 128, 63]
+    g = torch.empty(0, device="cpu").set_(torch.UntypedStorage(8), 0, (3,))
+    assert g.tolist() == [0.0, 0.0, 0.0] and g.untyped_storage().nbytes() == 12
+    assert torch.empty(0, device="cpu").set_(torch.FloatStorage([1, 2, 3])).tolist() == [1, 2, 3]
+    # no elements: any offset, even past the end
+    e = torch.empty(0, device="cpu").set_(u, 100, (0,))
+    assert _layout(e) == ((0,), (1,), 100)
+    # the tensor's own storage
+    y = torch.arange(6, dtype=torch.float32, device="cpu")
+    yu = y.untyped_storage()
+    y.set_(yu, 2, (2, 2), (1, 2))
+    assert _layout(y) == ((2, 2), (1, 2), 2) and y.tolist() == [[2., 4.], [3., 5.]]
+    y[0, 0] = -5.0
+    assert y.untyped_storage() is yu and yu.nbytes() == 24 and yu[8:12].tolist() == [0, 0, 160, 192]
+
+
+def test_set_to_a_storage_rejects_bad_arguments_unchanged(quiet):
+    # PyTorch 2.13's errors; the tensor keeps its values, layout and version
+    u = torch.arange(12, dtype=torch.float32, device="cpu").untyped_storage()
+    t = torch.arange(3, dtype=torch.float32, device="cpu")
+    v = t._version
+    cases = (
+        (lambda: t.set_(torch.arange(3., device="cpu").to(torch.float64).storage()),
+         RuntimeError, "Expected a Storage of type float or an UntypedStorage, but got type "
+                       "Double for argument 1 'storage'"),
+        (lambda: t.set_(u, -1, (2,)), RuntimeError, "Tensor: invalid storage offset -1"),
+        (lambda: t.set_(u, 0, (2, 3), (1,)), RuntimeError,
+         "unequal size length (2) and stride length (1)"),
+        (lambda: t.set_(u, 0, (2, -1)), RuntimeError, "numel: integer multiplication overflow"),
+        (lambda: t.set_(u, 0, (2, 2), (-1, 1)), RuntimeError,
+         "Storage size calculation overflowed with sizes=[2, 2] and strides=[-1, 1]"),
+        # the tensor's sizes already: PyTorch checks the bounds
+        (lambda: t.set_(u, 10, (3,)), RuntimeError,
+         "setStorage: sizes [3], strides [], storage offset 10, and itemsize 4 requiring a "
+         "storage size of 52 are out of bounds for storage of size 48"),
+        (lambda: t.set_(u, 10, (3,), (1,)), RuntimeError,
+         "setStorage: sizes [3], strides [1], storage offset 10, and itemsize 4 requiring a "
+         "storage size of 52 are out of bounds for storage of size 48"),
+        # other sizes: PyTorch grows the storage, which a tensor's storage cannot do in Kiln
+        # (PyTorch's error for a storage that is not resizable, as from_numpy's)
+        (lambda: t.set_(u, 10, (4,)), RuntimeError,
+         "Trying to resize storage that is not resizable"),
+        (lambda: t.set_(u, 0), TypeError, "set_() received an invalid combination of "
+                                          "arguments - got (torch.storage.UntypedStorage, int), "
+                                          "but expected one of:\n" + SET_FORMS),
+        (lambda: t.set_(u, 1.5, (2,)), TypeError, "set_() received an invalid combination of "
+                                                  "arguments - got (torch.storage.UntypedStorage, "
+                                                  "float, tuple), but expected one of:\n"
+                                                  + SET_FORMS),
+        (lambda: t.set_(u, size=(2,)), TypeError, "set_() received an invalid combination of "
+                                                  "arguments - got (torch.storage.UntypedStorage, "
+                                                  "size=tuple), but expected one of:\n"
+                                                  + SET_FORMS),
+        (lambda: t.set_(u, 0, (True,)), TypeError, "set_() received an invalid combination of "
+                                                   "arguments - got (torch.storage.UntypedStorage"
+                                                   ", int, tuple), but expected one of:\n"
+                                                   + SET_FORMS),
+        (lambda: t.set_(3), TypeError, SET_FORMS.join((
+            "set_() received an invalid combination of arguments - got (int), but expected one "
+            "of:\n", "")).replace("()\n", "()\n      didn't match because some of the "
+                                          "arguments have invalid types: (!int!)\n").replace(
+            "source)\n", "source)\n      didn't match because some of the arguments have "
+                         "invalid types: (!int!)\n")),
+    )
+    for f, cls, msg in cases:
+        with pytest.raises(cls) as e:
+            f()
+        assert str(e.value) == msg
+        assert _layout(t) == ((3,), (1,), 0) and t.tolist() == [0., 1., 2.] and t._version == v
+    g = torch.zeros(2, device="cpu", requires_grad=True)
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+        g.set_(u)
+
+
+def test_set_to_a_storage_against_torch():
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    cases = {
+        "untyped": lambda L, A: L.empty(0).set_(A().untyped_storage()),
+        "typed": lambda L, A: L.empty(0).set_(A().storage()),
+        "window": lambda L, A: L.empty(0).set_(A().untyped_storage(), 2, (2, 3)),
+        "strided": lambda L, A: L.empty(0).set_(A().storage(), 1, (3, 2), (1, 3)),
+        "keywords": lambda L, A: L.empty(0).set_(source=A().untyped_storage(), storage_offset=1,
+                                                 size=[2], stride=[2]),
+        "int32 bytes": lambda L, A: L.empty(0, dtype=L.int32).set_(A().untyped_storage()),
+        "int16 window": lambda L, A: L.empty(0, dtype=L.int16).set_(A().untyped_storage(), 3,
+                                                                    (2, 2)),
+        "int64 of 12 bytes": lambda L, A: L.empty(0, dtype=L.int64).set_(
+            L.arange(3, dtype=L.float32).untyped_storage()),
+        "slice": lambda L, A: L.empty(0).set_(A().untyped_storage()[8:24], 1, (2,)),
+        "view's storage": lambda L, A: L.empty(0).set_(A()[3:].storage()),
+        "zero stride": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0, (2, 3), (0, 1)),
+        "0-d": lambda L, A: L.empty(0).set_(A().untyped_storage(), 5, ()),
+        "empty past the end": lambda L, A: L.empty(0).set_(A().untyped_storage(), 100, (0,)),
+        "negative stride, size 1": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0,
+                                                                (1, 3), (-5, 1)),
+        "FloatStorage": lambda L, A: L.empty(0).set_(L.FloatStorage([1, 2, 3])),
+        "wrong typed": lambda L, A: L.empty(0, dtype=L.int32).set_(A().storage()),
+        "wrong legacy": lambda L, A: L.empty(0).set_(L.DoubleStorage([1, 2])),
+        "wrong typed first": lambda L, A: L.empty(0, dtype=L.int64).set_(A().storage(), -1, (2,)),
+        "negative offset": lambda L, A: L.empty(0).set_(A().untyped_storage(), -1, (3,)),
+        "negative size": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0, (2, -1)),
+        "negative stride": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0, (2, 2),
+                                                        (-1, 1)),
+        "lengths": lambda L, A: L.empty(0).set_(A().untyped_storage(), -1, (2, 3), (1,)),
+        "out of bounds": lambda L, A: L.empty(3).set_(A().untyped_storage(), 10, (3,)),
+        "out of bounds strided": lambda L, A: L.empty(2).set_(A().storage(), 11, (2,), (1,)),
+        "offset only": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0),
+        "bool offset": lambda L, A: L.empty(0).set_(A().untyped_storage(), True, (2,)),
+        "int size": lambda L, A: L.empty(0).set_(A().untyped_storage(), 0, 3),
+        "size without offset": lambda L, A: L.empty(0).set_(A().untyped_storage(), size=(2,)),
+        "unknown keyword": lambda L, A: L.empty(0).set_(A().untyped_storage(), foo=1),
+        "int source": lambda L, A: L.empty(0).set_(3),
+        "None source": lambda L, A: L.empty(0).set_(None),
+        "list source": lambda L, A: L.empty(0).set_([1, 2]),
+    }
+    for name, case in cases.items():
+        results = []
+        for lib in (torch, real):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if lib is torch:
+                    with torch.device("cpu"):
+                        x = torch.arange(12, dtype=torch.float32)
+                else:
+                    x = real.arange(12, dtype=real.float32)
+                try:
+                    if lib is torch:
+                        with torch.device("cpu"):
+                            r = case(lib, lambda: x)
+                    else:
+                        r = case(lib, lambda: x)
+                    results.append((_layout(r), r.tolist()))
+                except Exception as e:
+                    results.append((type(e).__name__, str(e)))
+        assert results[0] == results[1], name
+    shared = {}
+    for lib in (torch, real):       # writes through either are seen by the other
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            x = lib.arange(12.).to("cpu")
+            u = x.untyped_storage()
+            t = lib.empty(0, device="cpu").set_(u, 4, (2, 2))
+            t[0, 0] = 100.0
+            x[5] = -1.0
+            r = [x.tolist(), t.tolist(), t.untyped_storage() is u,
+                 t.untyped_storage().data_ptr() == x.data_ptr()]
+            i = lib.empty(0, dtype=lib.int32, device="cpu").set_(u[8:], 1, (2,))
+            i[0] = 0
+            r += [x.tolist(), i.storage_offset(), i.untyped_storage().nbytes()]
+        shared[lib is real] = r
+    assert shared[False] == shared[True]
