@@ -4,6 +4,8 @@ product x @ w.T over a batch smaller than half its width is written into a C-con
 layout. Programs still equal the reference interpreter (to rounding: a product reading a
 transposed operand, or a sum over one, adds in another order), KILN_TRANSPOSE=0 turns the layout
 off (and gives bit-exact results), and mixed layouts never reach a flat chunked run."""
+import re
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,7 @@ def test_linear_activations_are_held_transposed_and_equal_the_reference():
     # the products' and the element-wise values' buffers: (width, batch) viewed back with .T
     assert ".reshape((256, 32, )).T" in src, src
     assert "np.empty((256, 32, ), np.int32).T" in src      # the where's bit scratch follows
+    assert "np.matmul(_ones32_float32, " in src            # the bias gradient: a gemv
     tr = prog.memory.transposed
     names = {v.name for n in prog.graph.nodes for v in n.outputs if id(v) in tr}
     ops = {n.op for n in prog.graph.nodes for v in n.outputs if id(v) in tr}
@@ -181,3 +184,26 @@ def test_wide_mlp_training_step_compiled_equals_eager_with_transposed_activation
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     for a, b in zip(p0, p1):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("dims,keep", [((0,), False), ((0,), True), ((1,), False), ((1,), True)])
+def test_sums_over_one_axis_of_a_transposed_value_are_products_with_ones(dims, keep):
+    """A sum over one axis of a transposed value runs as a product with a ones vector (one
+    BLAS pass instead of a short pairwise sum per output element): equal to the reference to
+    float rounding, inf and NaN included."""
+    g = Graph("sums")
+    x = g.add_input("x", (32, 16), F32)
+    w = g.add_input("w", (256, 16), F32)
+    y = g.call("exp", g.call("matmul", x, g.call("permute", w, dims=(1, 0))))
+    g.set_outputs([g.call("sum", y, dims=dims, keepdim=keep)])
+    prog, _ = compile_graph(g)
+    assert prog.memory.transposed and re.search(r"np\.matmul\([^\n]*_ones", prog.source), \
+        prog.source
+    ins = _inputs(g)
+    ins[0][3, 0] = np.inf                                   # an inf row and a NaN row
+    ins[0][5, 1] = np.nan
+    with np.errstate(all="ignore"):
+        ref = g.run(*[a.copy() for a in ins])[0]
+        got = prog.run([a.copy() for a in ins], g.float_consts())[0]
+    assert got.shape == ref.shape and got.dtype == ref.dtype
+    np.testing.assert_allclose(got, ref, rtol=1e-5, equal_nan=True)
