@@ -876,3 +876,28 @@ def test_in_place_on_multi_output_views_is_refused_as_pytorch():
     y = torch.ones(4, 3)
     y.chunk(2)[1].add_(1)                                     # and on tensors without grad
     assert y.sum().item() == 18.0 and x.sum().item() == 18.0
+
+
+def test_linear_weight_gradient_is_row_major_and_never_aliases_a_kept_gradient():
+    """A linear layer's weight gradient arrives row-major (the matmul VJP computes (g^T x)^T
+    for the transposed weight, as PyTorch's mm_mat2_backward) and becomes .grad without a
+    copy; a gradient someone else keeps (a hook on w.t()) is copied, so accumulating into
+    .grad never changes it."""
+    rng = np.random.default_rng(0)
+    xa, wa = rng.standard_normal((6, 4)), rng.standard_normal((3, 4))
+    x = torch.tensor(xa)
+    w = torch.tensor(wa, requires_grad=True)
+    torch.nn.functional.linear(x, w).pow(2).sum().backward()
+    want = 2 * ((xa @ wa.T).T @ xa)                     # d/dw sum((x w^T)^2)
+    np.testing.assert_allclose(to_np(w.grad), want, rtol=1e-12)
+    assert w.grad.is_contiguous() and w.grad.stride() == (4, 1)
+
+    w2 = torch.tensor(wa, requires_grad=True)
+    kept = []
+    wt = w2.t()
+    wt.register_hook(lambda g: kept.append(g))
+    (x @ wt).pow(2).sum().backward()
+    first = to_np(kept[0]).copy()
+    (x @ wt).pow(2).sum().backward()                  # accumulates into w2.grad in place
+    np.testing.assert_array_equal(to_np(kept[0]), first)
+    np.testing.assert_allclose(to_np(w2.grad), 2 * want, rtol=1e-12)

@@ -43,8 +43,23 @@ def _matmul_np(out, a, c):
 
 
 def _vjp_matmul(b, g, a, c, out=None):
-    return (sum_to(b, b.matmul(g, _mT(b, c)), a.shape) if wants(b, 0) else None,
-            sum_to(b, b.matmul(_mT(b, a), g), c.shape) if wants(b, 1) else None)
+    ga = sum_to(b, b.matmul(g, _mT(b, c)), a.shape) if wants(b, 0) else None
+    if not wants(b, 1):
+        return ga, None
+    if _transposed_2d(c) and len(a.shape) == 2:
+        # c is a transposed matrix (a linear layer's w.t()): (g^T a)^T, which the transpose's
+        # own VJP turns back into a row-major gradient for w, as PyTorch's mm_mat2_backward
+        # does; a^T g would reach w as a transposed view, copied to row-major when accumulated
+        return ga, _mT(b, b.matmul(_mT(b, g), a))
+    return ga, sum_to(b, b.matmul(_mT(b, a), g), c.shape)
+
+
+def _transposed_2d(c):
+    """Is c an eager tensor whose array is a column-major matrix (a transposed row-major one)?
+    (Traced values have no array: a graph's layout is the compiler's business.)"""
+    d = getattr(c, "_data", None)
+    return type(d) is np.ndarray and d.ndim == 2 and d.flags.f_contiguous and \
+        not d.flags.c_contiguous
 
 
 # complex operands: .grad = g @ c^H, a^H @ g (PyTorch's convention; matmul is holomorphic)

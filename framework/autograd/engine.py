@@ -490,6 +490,14 @@ def _settle(node, run, deps, leaf_deps, grads, leaf_acc, heap, finish_leaf):
                         stack.append(p)
 
 
+def _sole_view(a):
+    """Is NumPy array `a` a C-contiguous view of all of a C-contiguous array that nothing but
+    `a` refers to? (getrefcount: a's base pointer, the local and the argument.)"""
+    bs = a.base
+    return type(a) is np.ndarray and type(bs) is np.ndarray and a.flags.c_contiguous and \
+        bs.flags.c_contiguous and bs.size == a.size and sys.getrefcount(bs) <= 3
+
+
 def _accumulate_grad(leaf, g, create_graph):
     """AccumulateGrad: the first gradient becomes .grad (its buffer is kept when nothing else
     holds it, as PyTorch does, else copied); later ones add in place; with create_graph the sum
@@ -512,8 +520,10 @@ def _accumulate_grad(leaf, g, create_graph):
         a = g._data
         # references: the caller's local and our argument (+1 for getrefcount) for the tensor;
         # g's __dict__ and the local `a` (+1) for the array. More means someone else sees it.
-        if sys.getrefcount(g) <= 3 and sys.getrefcount(a) <= 3 and a.base is None \
-                and getattr(a.flags, "writeable", True):
+        # A row-major view of a whole array only it refers to (the transpose of a transposed
+        # product, see the matmul VJP) is as good as that array.
+        if sys.getrefcount(g) <= 3 and sys.getrefcount(a) <= 3 and \
+                (a.base is None or _sole_view(a)) and getattr(a.flags, "writeable", True):
             leaf._grad = g if g._node is None and g._base is None else wrap(a, g._dtype)
         else:
             leaf._grad = wrap(a.copy(), g._dtype)     # .copy() keeps the device's array type
