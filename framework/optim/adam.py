@@ -1,6 +1,7 @@
 """Adam (with amsgrad, L2 or decoupled weight decay, maximize): PyTorch's algorithm, bias
 corrections with the step count starting at 1."""
 from ..tensor import Tensor
+from . import _numpy_update
 from .optimizer import (Optimizer, _check, _check_lr, _check_fused, _lerp_, _addcmul_,
                         _addcdiv_, _step_tensor, _step_value, _sqrt, _scalar, _hp, _hp_guard,
                         _flat, _per_element, _write_back)
@@ -85,6 +86,8 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, state, group):
         self._init_state(p, state, group)
+        if _numpy_update.eligible(p, grad, state, group):
+            return _numpy_update.adam(p, grad, state, group)    # the same ops, in place
         # lr and betas: run-time values under compile() (schedulers change them per step)
         lr, (beta1, beta2) = _hp(group, "lr"), _hp(group, "betas")
         eps, wd = group["eps"], group["weight_decay"]

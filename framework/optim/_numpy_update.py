@@ -1,0 +1,97 @@
+"""Eager Adam/AdamW on CPU arrays as in-place NumPy ufunc calls.
+
+The per-parameter update rule (adam.py: Adam._update) is a chain of tensor ops, each of which
+runs its primitive's NumPy lowering into a fresh array and copies an in-place result back into
+the tensor: for a large parameter two extra passes and a fresh allocation per op. This path
+runs the same ufuncs, in the same order, on the same dtypes, writing in place with `out=`, so
+its results are bit-identical to that chain (tests/test_optim_numpy_update.py checks it). It
+is taken only where that holds: eagerly (not under compile(), whose traced graph must see the
+ops), on plain CPU float32/float64 arrays, with Python-number hyperparameters, without
+amsgrad, and outside vmap; every other case keeps the tensor ops. Version counters move as
+the tensor ops move them.
+"""
+import math
+
+import numpy as np
+
+from runtime import dtypes as dt
+
+_FLOATS = (dt.float32, dt.float64)
+
+
+def _plain(t, d, shape):
+    """Is t a CPU tensor of dtype d and `shape` over a plain writable NumPy array, not a view
+    of another tensor?"""
+    a = t._data
+    return type(a) is np.ndarray and t._dtype is d and a.shape == shape and \
+        t._base is None and a.flags.writeable and not t.is_inference()
+
+
+def eligible(p, grad, state, group):
+    from .._dispatch import STATE
+    from .. import _dispatch
+    if STATE.tracer is not None or _dispatch.VMAP is not None or STATE.grad_enabled or \
+            group["amsgrad"]:
+        return False
+    d, shape = p._dtype, p._data.shape if type(p._data) is np.ndarray else None
+    if d not in _FLOATS or shape is None or p._device.type != "cpu":
+        return False
+    for k in ("lr", "eps", "weight_decay"):
+        if type(group[k]) not in (float, int):
+            return False
+    if any(type(b) not in (float, int) for b in group["betas"]):
+        return False
+    g = grad._data
+    st = state["step"]
+    return (type(g) is np.ndarray and grad._dtype is d and g.shape == shape and
+            _plain(p, d, shape) and _plain(state["exp_avg"], d, shape) and
+            _plain(state["exp_avg_sq"], d, shape) and type(st._data) is np.ndarray and
+            st._dtype is dt.float32 and st._data.shape == () and st._base is None)
+
+
+def adam(p, grad, state, group):
+    """Adam._update's arithmetic for an eligible parameter (see the module docstring): the
+    comments name the tensor op each line reproduces."""
+    lr, (beta1, beta2) = group["lr"], group["betas"]
+    eps, wd = group["eps"], group["weight_decay"]
+    step_t, m_t, v_t = state["step"], state["exp_avg"], state["exp_avg_sq"]
+    P, M, V, s = p._data, m_t._data, v_t._data, step_t._data
+    np.add(s, 1, out=s)                                         # step_t.add_(1)
+    step_t._bump()
+    if wd != 0:
+        if group.get("decoupled_weight_decay", False):
+            np.multiply(P, 1 - lr * wd, out=P)                  # p.mul_(1 - lr * wd)
+            p._bump()
+        else:
+            grad = grad.add(p, alpha=wd)                        # (out of place: the op itself)
+    G = grad._data
+    w = 1 - beta1
+    t = np.subtract(G, M)                                       # end - t
+    if w < 0.5:
+        np.multiply(t, w, out=t)                                # .mul_(w)
+        np.add(M, t, out=M)                                     # t.add_(...)
+    else:
+        np.multiply(t, 1.0 - w, out=t)
+        np.subtract(G, t, out=M)                                # t.copy_(end - ...)
+    m_t._bump()
+    np.multiply(V, beta2, out=V)                                # exp_avg_sq.mul_(beta2)
+    value = 1 - beta2
+    np.multiply(G, G, out=t)                                    # a * b
+    if value != 1:
+        np.multiply(t, value, out=t)                            # .mul_(value)
+    np.add(V, t, out=V)                                         # exp_avg_sq.add_(...)
+    v_t._bump()
+    v_t._bump()
+    step = float(s)                                             # step_t.item()
+    bc2_sqrt = math.sqrt(1 - beta2 ** step)
+    step_size = lr / (1 - beta1 ** step)
+    denom = np.sqrt(V)                                          # exp_avg_sq.sqrt()
+    np.true_divide(denom, bc2_sqrt, out=denom)                  # .div_(bc2_sqrt)
+    np.add(denom, eps, out=denom)                               # .add_(eps)
+    if -step_size != 1:
+        np.multiply(M, -step_size, out=t)                       # a * value
+        np.true_divide(t, denom, out=t)                         # .div_(b)
+    else:
+        np.true_divide(M, denom, out=t)                         # a / b
+    np.add(P, t, out=P)                                         # p.add_(...)
+    p._bump()
