@@ -1,6 +1,7 @@
-"""The eager in-place NumPy path of Adam/AdamW (framework/optim/_numpy_update.py) gives the
-tensor-op path's results bit for bit (parameters, moments, step counts, version counters) in
-every configuration it takes, and is not taken where it would not be exact."""
+"""The eager in-place NumPy path of Adam/AdamW and SGD (framework/optim/_numpy_update.py) gives
+the tensor-op path's results bit for bit (parameters, moments, momentum buffers, step counts,
+version counters) in every configuration it takes, and is not taken where it would not be
+exact."""
 import numpy as np
 import pytest
 
@@ -11,6 +12,7 @@ from framework.optim import _numpy_update
 def _run(make_opt, dtype, fast, monkeypatch, steps=4):
     if not fast:
         monkeypatch.setattr(_numpy_update, "eligible", lambda *a: False)
+        monkeypatch.setattr(_numpy_update, "sgd_eligible", lambda *a: False)
     rng = np.random.default_rng(0)
     ps = [torch.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=True)
           for s in ((7, 5), (5,), (3, 4, 2))]
@@ -24,12 +26,13 @@ def _run(make_opt, dtype, fast, monkeypatch, steps=4):
             p.grad = torch.tensor(g, dtype=dtype)
         opt.step()
     out = [p.detach().numpy().copy() for p in ps]
+    versions = [p._version for p in ps]
     for p in ps:
-        st = opt.state[p]
-        out += [st["exp_avg"].numpy().copy(), st["exp_avg_sq"].numpy().copy(),
-                st["step"].numpy().copy()]
-    versions = [p._version for p in ps] + [opt.state[p][k]._version for p in ps
-                                           for k in ("exp_avg", "exp_avg_sq", "step")]
+        st = opt.state.get(p, {})
+        for k in sorted(st):
+            if isinstance(st[k], torch.Tensor):
+                out.append(st[k].numpy().copy())
+                versions.append((k, st[k]._version))
     return out, versions
 
 
@@ -41,6 +44,13 @@ CONFIGS = {
     "adam-beta1-small": lambda ps: torch.optim.Adam(ps, lr=1e-2, betas=(0.3, 0.99)),  # w >= .5
     "adam-maximize": lambda ps: torch.optim.Adam(ps, lr=1e-2, maximize=True, eps=1e-3),
     "adam-beta2-zero": lambda ps: torch.optim.Adam(ps, lr=1e-2, betas=(0.9, 0.0)),   # value 1
+    "sgd": lambda ps: torch.optim.SGD(ps, lr=0.1),
+    "sgd-momentum": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.9),
+    "sgd-dampening-wd": lambda ps: torch.optim.SGD(ps, lr=0.01, momentum=0.5, dampening=0.25,
+                                                   weight_decay=1e-2),
+    "sgd-nesterov-maximize": lambda ps: torch.optim.SGD(ps, lr=0.02, momentum=0.9,
+                                                        nesterov=True, maximize=True),
+    "sgd-int": lambda ps: torch.optim.SGD(ps, lr=1, momentum=1),
 }
 
 
@@ -48,11 +58,12 @@ CONFIGS = {
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_numpy_path_equals_tensor_ops_bit_for_bit(name, dtype, monkeypatch):
     seen = []
-    real = _numpy_update.adam
-    monkeypatch.setattr(_numpy_update, "adam", lambda *a: seen.append(1) or real(*a))
+    fn = "sgd" if name.startswith("sgd") else "adam"
+    real = getattr(_numpy_update, fn)
+    monkeypatch.setattr(_numpy_update, fn, lambda *a: seen.append(1) or real(*a))
     fast, fv = _run(CONFIGS[name], dtype, True, monkeypatch)
     assert seen, "the NumPy path was not taken"
-    monkeypatch.setattr(_numpy_update, "adam", real)
+    monkeypatch.setattr(_numpy_update, fn, real)
     slow, sv = _run(CONFIGS[name], dtype, False, monkeypatch)
     assert fv == sv
     for a, b in zip(fast, slow):

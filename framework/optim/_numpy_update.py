@@ -1,14 +1,16 @@
-"""Eager Adam/AdamW on CPU arrays as in-place NumPy ufunc calls.
+"""Eager Adam/AdamW and SGD on CPU arrays as in-place NumPy ufunc calls.
 
-The per-parameter update rule (adam.py: Adam._update) is a chain of tensor ops, each of which
+A per-parameter update rule (adam.py: Adam._update, sgd.py: SGD._update) is a chain of tensor
+ops, each of which
 runs its primitive's NumPy lowering into a fresh array and copies an in-place result back into
 the tensor: for a large parameter two extra passes and a fresh allocation per op. This path
 runs the same ufuncs, in the same order, on the same dtypes, writing in place with `out=`, so
 its results are bit-identical to that chain (tests/test_optim_numpy_update.py checks it). It
 is taken only where that holds: eagerly (not under compile(), whose traced graph must see the
-ops), on plain CPU float32/float64 arrays, with Python-number hyperparameters, without
+ops), on plain CPU float32/float64 arrays, with Python-number hyperparameters, without Adam's
 amsgrad, and outside vmap; every other case keeps the tensor ops. Version counters move as
-the tensor ops move them.
+the tensor ops move them; the rarer out-of-place steps (L2 weight decay, Nesterov) stay
+tensor ops.
 """
 import math
 
@@ -27,26 +29,64 @@ def _plain(t, d, shape):
         t._base is None and a.flags.writeable and not t.is_inference()
 
 
-def eligible(p, grad, state, group):
+def _common(p, grad, group, keys):
+    """The parameter and gradient part of eligibility: (dtype, shape) or None."""
     from .._dispatch import STATE
     from .. import _dispatch
-    if STATE.tracer is not None or _dispatch.VMAP is not None or STATE.grad_enabled or \
-            group["amsgrad"]:
-        return False
+    if STATE.tracer is not None or _dispatch.VMAP is not None or STATE.grad_enabled:
+        return None
     d, shape = p._dtype, p._data.shape if type(p._data) is np.ndarray else None
-    if d not in _FLOATS or shape is None or p._device.type != "cpu":
-        return False
-    for k in ("lr", "eps", "weight_decay"):
-        if type(group[k]) not in (float, int):
-            return False
-    if any(type(b) not in (float, int) for b in group["betas"]):
-        return False
+    if d not in _FLOATS or shape is None or p._device.type != "cpu" or \
+            any(type(group[k]) not in (float, int) for k in keys):
+        return None
     g = grad._data
+    if type(g) is not np.ndarray or grad._dtype is not d or g.shape != shape or \
+            not _plain(p, d, shape):
+        return None
+    return d, shape
+
+
+def eligible(p, grad, state, group):
+    """Adam/AdamW (state already initialised)."""
+    if group["amsgrad"] or any(type(b) not in (float, int) for b in group["betas"]):
+        return False
+    ds = _common(p, grad, group, ("lr", "eps", "weight_decay"))
+    if ds is None:
+        return False
     st = state["step"]
-    return (type(g) is np.ndarray and grad._dtype is d and g.shape == shape and
-            _plain(p, d, shape) and _plain(state["exp_avg"], d, shape) and
-            _plain(state["exp_avg_sq"], d, shape) and type(st._data) is np.ndarray and
-            st._dtype is dt.float32 and st._data.shape == () and st._base is None)
+    return (_plain(state["exp_avg"], *ds) and _plain(state["exp_avg_sq"], *ds) and
+            type(st._data) is np.ndarray and st._dtype is dt.float32 and
+            st._data.shape == () and st._base is None)
+
+
+def sgd_eligible(p, grad, state, group):
+    ds = _common(p, grad, group, ("lr", "momentum", "dampening", "weight_decay"))
+    if ds is None:
+        return False
+    buf = state.get("momentum_buffer")
+    return buf is None or _plain(buf, *ds)
+
+
+def sgd(p, grad, state, group):
+    """SGD._update's arithmetic for an eligible parameter (see the module docstring)."""
+    wd, mom = group["weight_decay"], group["momentum"]
+    if wd != 0:
+        grad = grad.add(p, alpha=wd)                            # (out of place: the op itself)
+    if mom != 0:
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            buf = state["momentum_buffer"] = grad.clone().detach()
+        else:
+            B = buf._data
+            np.multiply(B, mom, out=B)                          # buf.mul_(momentum)
+            buf._bump()
+            a = 1 - group["dampening"]                          # .add_(grad, alpha=a)
+            np.add(B, np.multiply(grad._data, a) if a != 1 else grad._data, out=B)
+            buf._bump()
+        grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
+    P, alpha = p._data, -group["lr"]                            # p.add_(grad, alpha=-lr)
+    np.add(P, np.multiply(grad._data, alpha) if alpha != 1 else grad._data, out=P)
+    p._bump()
 
 
 def adam(p, grad, state, group):

@@ -1,5 +1,6 @@
 """SGD with momentum, dampening, Nesterov, weight decay and maximize (PyTorch's algorithm)."""
 from .optimizer import Optimizer, _check, _check_lr, _check_fused, _hp, _add_scaled_
+from . import _numpy_update
 
 
 class SGD(Optimizer):
@@ -21,6 +22,8 @@ class SGD(Optimizer):
         return self.state[p] if group["momentum"] != 0 else {}
 
     def _update(self, p, grad, state, group):
+        if _numpy_update.sgd_eligible(p, grad, state, group):
+            return _numpy_update.sgd(p, grad, state, group)     # the same ops, in place
         wd, mom = group["weight_decay"], group["momentum"]
         if wd != 0:
             grad = grad.add(p, alpha=wd)
