@@ -9,13 +9,13 @@ import framework as torch
 from framework.optim import _numpy_update
 
 
-def _run(make_opt, dtype, fast, monkeypatch, steps=4):
+def _run(make_opt, dtype, fast, monkeypatch, steps=4, shapes=((7, 5), (5,), (3, 4, 2))):
     if not fast:
         monkeypatch.setattr(_numpy_update, "eligible", lambda *a: False)
         monkeypatch.setattr(_numpy_update, "sgd_eligible", lambda *a: False)
     rng = np.random.default_rng(0)
     ps = [torch.tensor(rng.standard_normal(s), dtype=dtype, requires_grad=True)
-          for s in ((7, 5), (5,), (3, 4, 2))]
+          for s in shapes]
     opt = make_opt(ps)
     for k in range(steps):
         for p in ps:
@@ -68,6 +68,20 @@ def test_numpy_path_equals_tensor_ops_bit_for_bit(name, dtype, monkeypatch):
     assert fv == sv
     for a, b in zip(fast, slow):
         assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "adam-beta1-small"])
+def test_large_parameters_update_in_chunks_on_threads_bit_for_bit(name, monkeypatch):
+    """A parameter of >= parallel.MIN_ELEMENTS elements runs Adam's ops in chunks on several
+    threads: still the tensor ops' results bit for bit."""
+    from compiler.codegen import parallel
+    monkeypatch.setattr(parallel, "threads", 3)
+    shapes = ((parallel.MIN_ELEMENTS // 100 + 7, 100), (9,))
+    fast, fv = _run(CONFIGS[name], torch.float32, True, monkeypatch, steps=3, shapes=shapes)
+    slow, sv = _run(CONFIGS[name], torch.float32, False, monkeypatch, steps=3, shapes=shapes)
+    assert fv == sv
+    for a, b in zip(fast, slow):
         np.testing.assert_array_equal(a, b)
 
 

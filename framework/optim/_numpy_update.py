@@ -91,47 +91,56 @@ def sgd(p, grad, state, group):
 
 def adam(p, grad, state, group):
     """Adam._update's arithmetic for an eligible parameter (see the module docstring): the
-    comments name the tensor op each line reproduces."""
+    comments name the tensor op each line reproduces. A large C-contiguous parameter runs in
+    chunks on several threads (compiler/codegen/parallel.py, as compiled programs do): every
+    element still sees the same ops."""
+    from compiler.codegen import parallel
     lr, (beta1, beta2) = group["lr"], group["betas"]
     eps, wd = group["eps"], group["weight_decay"]
     step_t, m_t, v_t = state["step"], state["exp_avg"], state["exp_avg_sq"]
-    P, M, V, s = p._data, m_t._data, v_t._data, step_t._data
+    s = step_t._data
     np.add(s, 1, out=s)                                         # step_t.add_(1)
-    step_t._bump()
-    if wd != 0:
-        if group.get("decoupled_weight_decay", False):
-            np.multiply(P, 1 - lr * wd, out=P)                  # p.mul_(1 - lr * wd)
-            p._bump()
-        else:
-            grad = grad.add(p, alpha=wd)                        # (out of place: the op itself)
-    G = grad._data
-    w = 1 - beta1
-    t = np.subtract(G, M)                                       # end - t
-    if w < 0.5:
-        np.multiply(t, w, out=t)                                # .mul_(w)
-        np.add(M, t, out=M)                                     # t.add_(...)
-    else:
-        np.multiply(t, 1.0 - w, out=t)
-        np.subtract(G, t, out=M)                                # t.copy_(end - ...)
-    m_t._bump()
-    np.multiply(V, beta2, out=V)                                # exp_avg_sq.mul_(beta2)
-    value = 1 - beta2
-    np.multiply(G, G, out=t)                                    # a * b
-    if value != 1:
-        np.multiply(t, value, out=t)                            # .mul_(value)
-    np.add(V, t, out=V)                                         # exp_avg_sq.add_(...)
-    v_t._bump()
-    v_t._bump()
+    decay = wd != 0 and group.get("decoupled_weight_decay", False)
+    if wd != 0 and not decay:
+        grad = grad.add(p, alpha=wd)                            # (out of place: the op itself)
     step = float(s)                                             # step_t.item()
     bc2_sqrt = math.sqrt(1 - beta2 ** step)
     step_size = lr / (1 - beta1 ** step)
-    denom = np.sqrt(V)                                          # exp_avg_sq.sqrt()
-    np.true_divide(denom, bc2_sqrt, out=denom)                  # .div_(bc2_sqrt)
-    np.add(denom, eps, out=denom)                               # .add_(eps)
-    if -step_size != 1:
-        np.multiply(M, -step_size, out=t)                       # a * value
-        np.true_divide(t, denom, out=t)                         # .div_(b)
+    w, value = 1 - beta1, 1 - beta2
+
+    def ops(P, M, V, G):
+        if decay:
+            np.multiply(P, 1 - lr * wd, out=P)                  # p.mul_(1 - lr * wd)
+        t = np.subtract(G, M)                                   # end - t
+        if w < 0.5:
+            np.multiply(t, w, out=t)                            # .mul_(w)
+            np.add(M, t, out=M)                                 # t.add_(...)
+        else:
+            np.multiply(t, 1.0 - w, out=t)
+            np.subtract(G, t, out=M)                            # t.copy_(end - ...)
+        np.multiply(V, beta2, out=V)                            # exp_avg_sq.mul_(beta2)
+        np.multiply(G, G, out=t)                                # a * b
+        if value != 1:
+            np.multiply(t, value, out=t)                        # .mul_(value)
+        np.add(V, t, out=V)                                     # exp_avg_sq.add_(...)
+        denom = np.sqrt(V)                                      # exp_avg_sq.sqrt()
+        np.true_divide(denom, bc2_sqrt, out=denom)              # .div_(bc2_sqrt)
+        np.add(denom, eps, out=denom)                           # .add_(eps)
+        if -step_size != 1:
+            np.multiply(M, -step_size, out=t)                   # a * value
+            np.true_divide(t, denom, out=t)                     # .div_(b)
+        else:
+            np.true_divide(M, denom, out=t)                     # a / b
+        np.add(P, t, out=P)                                     # p.add_(...)
+    arrs = (p._data, m_t._data, v_t._data, grad._data)
+    if all(a.flags.c_contiguous for a in arrs):
+        flat = [a.reshape(-1) for a in arrs]
+        parallel.run(lambda lo, hi: ops(*(a[lo:hi] for a in flat)), flat[0].size)
     else:
-        np.true_divide(M, denom, out=t)                         # a / b
-    np.add(P, t, out=P)                                         # p.add_(...)
+        ops(*arrs)
+    for t in (step_t, p) if decay else (step_t,):              # the in-place ops' counts
+        t._bump()
+    m_t._bump()
+    v_t._bump()
+    v_t._bump()
     p._bump()
