@@ -36,7 +36,7 @@ from .. import memory
 from . import parallel as _parallel
 from ..ops.reduction import axis0_first
 
-VERSION = "numpy-gen-14"     # 2: program(..., on_output=None) callbacks; 3: inline reshape,
+VERSION = "numpy-gen-15"     # 2: program(..., on_output=None) callbacks; 3: inline reshape,
 #                              bitwise where, fresh-slot views bound once; 4: copying reshapes
 #                              of layout-view chains as one np.take with a static index; 5: 0-d
 #                              float arithmetic as NumPy scalar expressions; 6: sums over
@@ -48,7 +48,8 @@ VERSION = "numpy-gen-14"     # 2: program(..., on_output=None) callbacks; 3: inl
 #                              one np.maximum; 11: reductions as ufunc.reduce; 12:
 #                              persistent buffers in one arena (huge pages); 13: linear
 #                              layers' activations transposed in memory (_transposed); 14:
-#                              a sum over one axis of such a value as a gemv
+#                              a sum over one axis of such a value as a gemv; 15: no
+#                              element-wise op between layouts
 
 _UNARY = {"neg": "negative", "abs": "absolute", "exp": "exp", "exp2": "exp2", "log": "log",
           "log2": "log2", "log10": "log10", "log1p": "log1p", "expm1": "expm1",
@@ -495,8 +496,8 @@ def _transposed(nodes, decisions, returned, donated):
     tiny): a linear layer's x @ w.T over a batch smaller than its width, and its input
     gradient. OpenBLAS computes them 10-30% faster into that layout (measured on Zen 4, from
     16x4096x4096 to 128x784x512), and products reading such operands (whose transposes are
-    C-contiguous) are as fast or faster. Element-wise ops with a transposed operand of their
-    shape (bias add, activation, mask; other operands may broadcast) keep its layout.
+    C-contiguous) are as fast or faster. Element-wise ops whose operands of their shape are all
+    transposed (bias add, activation, mask; other operands broadcast) keep the layout.
 
     Only values that stay inside the program (not returned, not written into a donated input)
     and that only element-wise ops, reductions, products and transposes read: NumPy computes
@@ -531,24 +532,34 @@ def _transposed(nodes, decisions, returned, donated):
             m, k = w.shape
             ok = 2 * m <= k and m * k >= _TRANSPOSE_MIN and all(len(a.shape) == 2 for a in vals)
         else:
-            ok = d.emit[0] in _POINTWISE_EMITS and \
-                any(id(a) in tr and a.shape == w.shape for a in vals)
+            ok = d.emit[0] in _POINTWISE_EMITS and _all_transposed(vals, w.shape, tr)
         if ok and all(reader_ok(m) for m in users.get(id(w), ())):
             tr.add(id(w))
-    # an element-wise reader whose output stays in C order would convert layouts on the way
-    # (a strided pass): then its transposed operands stay in C order too, back to the product
+    # no element-wise op may mix layouts (a strided pass): an operand whose element-wise reader
+    # stays in C order stays in C order too, back to the product, and an element-wise value
+    # with an operand of its shape in C order goes back to C order
     changed = True
     while changed:
         changed = False
         for n in reversed(nodes):
             for v in n.outputs:
-                if id(v) in tr and any(
-                        decisions[id(m)].emit[0] in _POINTWISE_EMITS and
-                        m.outputs[0].shape == v.shape and id(m.outputs[0]) not in tr
-                        for m in users.get(id(v), ())):
+                if id(v) not in tr:
+                    continue
+                if any(decisions[id(m)].emit[0] in _POINTWISE_EMITS and
+                       m.outputs[0].shape == v.shape and id(m.outputs[0]) not in tr
+                       for m in users.get(id(v), ())) or \
+                        (decisions[id(n)].emit[0] != "matmul" and not _all_transposed(
+                            [a for a in n.inputs if isinstance(a, Value)], v.shape, tr)):
                     tr.discard(id(v))
                     changed = True
     return tr
+
+
+def _all_transposed(vals, shape, tr):
+    """Are the operands of `shape` among vals (there is at least one) all transposed? (The
+    others broadcast: a bias, a per-row statistic.)"""
+    full = [a for a in vals if a.shape == shape]
+    return bool(full) and all(id(a) in tr for a in full)
 
 
 def _elementwise_shape(n, d):
