@@ -1216,20 +1216,33 @@ def _complex_fill(t, fill, p0, p1, generator):
     return t
 
 
+def _g(x):
+    """A number as PyTorch's messages print a double (C++ stream: 6 significant digits, no
+    trailing .0)."""
+    return f"{x:g}" if isinstance(x, (int, float)) and not isinstance(x, bool) else str(x)
+
+
 def check_uniform(a, b):
     if a > b:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
-                           f"from={a} > to={b}")
+                           f"from={_g(a)} > to={_g(b)}")
 
 
 def check_std(std):
     if std < 0:
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {_g(std)}")
+
+
+def _float_kernel(kernel, t):
+    """PyTorch's error for a floating-point sampling kernel on an integer or bool tensor."""
+    dt.refuse_barebones(kernel, t._dtype)
+    if not (t._dtype.is_floating_point or t._dtype.is_complex):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(t._dtype)}'")
 
 
 def uniform_(t, a=0.0, b=1.0, generator=None):
+    _float_kernel("check_uniform_bounds", t)        # (PyTorch: the dtype before the bounds)
     check_uniform(a, b)
-    dt.refuse_barebones("check_uniform_bounds", t._dtype)
     if t._dtype.is_complex:     # torch: both parts drawn from [a, b), interleaved
         return _complex_fill(t, uniform_, a, b, generator)
     if t._device.type != "cpu":
@@ -1239,8 +1252,8 @@ def uniform_(t, a=0.0, b=1.0, generator=None):
 
 
 def normal_(t, mean=0.0, std=1.0, generator=None):
-    check_std(std)
-    dt.refuse_barebones("normal_kernel_cpu", t._dtype)
+    check_std(std)                                  # (PyTorch: std before the dtype)
+    _float_kernel("normal_kernel_cpu", t)
     if t._dtype.is_complex:     # torch: each part N(mean, std^2 / 2)
         return _complex_fill(t, normal_, mean, std / math.sqrt(2.0), generator)  # (torch's)
     if t._device.type != "cpu":
@@ -1252,7 +1265,7 @@ def normal_(t, mean=0.0, std=1.0, generator=None):
 
 def bernoulli_(t, p=0.5, generator=None):
     if not isinstance(p, Tensor) and not 0 <= p <= 1:
-        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={_g(p)}")
     dt.refuse_barebones("bernoulli_tensor_cpu_self_" if isinstance(p, Tensor) else
                         "bernoulli_scalar_cpu_", t._dtype)
     if t._device.type != "cpu":
@@ -1306,7 +1319,11 @@ def random_(t, from_=None, to=None, generator=None):
 
 def exponential_(t, lambd=1.0, generator=None):
     if not lambd > 0:
-        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={lambd}")
+        raise RuntimeError(f"exponential_ expects lambda > 0.0, but found lambda={_g(lambd)}")
+    if not t._dtype.is_floating_point:
+        raise RuntimeError(f"Exponential distribution is a continuous probability distribution. "
+                           f"dtype must be a floating point but you specified "
+                           f"{dt.tname(t._dtype)}")
     if t._device.type != "cpu" and t._dtype.is_floating_point:
         return _device_fill(t, "exponential", (float(lambd),), generator)
     g = _gen(generator)
@@ -1475,7 +1492,7 @@ def cauchy_(t, median=0.0, sigma=1.0, generator=None):
                            f"must be a floating point but you specified "
                            f"{dt.CPP_NAME[t._dtype.name]}")
     if not sigma > 0:
-        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={sigma}")
+        raise RuntimeError(f"cauchy_ expects sigma > 0.0, but found sigma={_g(sigma)}")
     if t._device.type != "cpu":
         return _device_transform(t, lambda x: uniform_(x, 0.0, 1.0, generator),
                                  lambda u: ((u - 0.5) * math.pi).tan() * sigma + median)
@@ -1485,10 +1502,10 @@ def cauchy_(t, median=0.0, sigma=1.0, generator=None):
 
 
 def geometric_(t, p, generator=None):
+    if not 0 < p < 1:                               # (PyTorch: p before the dtype)
+        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={_g(p)}")
     if t._dtype is dt.bool_ or t._dtype.is_complex or t._dtype.barebones:
         raise NotImplementedError(f"\"geometric_cpu\" not implemented for '{dt.tname(t._dtype)}'")
-    if not 0 < p < 1:
-        raise RuntimeError(f"geometric_ expects p to be in (0, 1), but got p={p}")
     if t._device.type != "cpu":
         scratch = empty(t.shape, dtype=dt.float64 if t._dtype is dt.float64 else dt.float32,
                         device=t._device)
@@ -1506,7 +1523,7 @@ def log_normal_(t, mean=1.0, std=2.0, generator=None):
     if not t._dtype.is_floating_point:
         raise NotImplementedError(f"\"log_normal_cpu\" not implemented for '{dt.tname(t._dtype)}'")
     if not std > 0:
-        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={std}")
+        raise RuntimeError(f"log_normal_ expects std > 0.0, but found std={_g(std)}")
     if t._device.type != "cpu":
         return _device_transform(t, lambda x: normal_(x, mean, std, generator), lambda z: z.exp())
     from ._cpu_random import log_normal

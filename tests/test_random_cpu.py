@@ -169,3 +169,51 @@ def test_multinomial_and_what_samples_through_it_equal_pytorch():
             torch.multinomial(bad, 1, True)
     with pytest.raises(RuntimeError, match="cannot sample n_sample <= 0 samples"):
         torch.multinomial(torch.tensor([1., 2.]), 0)
+
+
+# sampling kernels on integer, bool and complex tensors: PyTorch's error classes, messages and
+# check order (a bad parameter or a bad dtype, whichever PyTorch checks first); data unchanged
+_SAMPLE_ERRORS = [
+    ("uniform_", (2.0, 1.0), torch.int64, NotImplementedError,
+     "\"check_uniform_bounds\" not implemented for 'Long'"),
+    ("uniform_", (), torch.uint8, NotImplementedError,
+     "\"check_uniform_bounds\" not implemented for 'Byte'"),
+    ("normal_", (0.0, -1.0), torch.int64, RuntimeError,
+     "normal expects std >= 0.0, but found std -1"),
+    ("normal_", (), torch.int8, NotImplementedError,
+     "\"normal_kernel_cpu\" not implemented for 'Char'"),
+    ("normal_", (), torch.bool, NotImplementedError,
+     "\"normal_kernel_cpu\" not implemented for 'Bool'"),
+    ("exponential_", (-1.0,), torch.int64, RuntimeError,
+     "exponential_ expects lambda > 0.0, but found lambda=-1"),
+    ("exponential_", (), torch.int16, RuntimeError,
+     "Exponential distribution is a continuous probability distribution. dtype must be a "
+     "floating point but you specified Short"),
+    ("exponential_", (), torch.complex64, RuntimeError,
+     "dtype must be a floating point but you specified ComplexFloat"),
+    ("geometric_", (2.0,), torch.bool, RuntimeError,
+     "geometric_ expects p to be in (0, 1), but got p=2"),
+    ("geometric_", (0.5,), torch.bool, NotImplementedError,
+     "\"geometric_cpu\" not implemented for 'Bool'"),
+]
+
+
+@pytest.mark.parametrize("op,args,dtype,cls,msg", _SAMPLE_ERRORS)
+def test_sampling_kernels_refuse_other_dtypes_as_pytorch(op, args, dtype, cls, msg):
+    t = torch.full((3,), 1, dtype=dtype)
+    before = t.cpu().numpy().copy()
+    with pytest.raises(cls) as e:
+        getattr(t, op)(*args)
+    assert msg in str(e.value)
+    np.testing.assert_array_equal(t.cpu().numpy(), before)
+
+
+def test_sampling_kernel_errors_match_torch():
+    real = pytest.importorskip("torch", reason="an optional cross-check against PyTorch itself")
+    for op, args, dtype, cls, _ in _SAMPLE_ERRORS:
+        rd = getattr(real, str(dtype).split(".")[-1])
+        with pytest.raises(cls) as want:
+            getattr(real.full((3,), 1, dtype=rd), op)(*args)
+        with pytest.raises(cls) as got:
+            getattr(torch.full((3,), 1, dtype=dtype), op)(*args)
+        assert str(got.value) == str(want.value), (op, dtype)
