@@ -992,30 +992,25 @@ def _check_like_format(op, memory_format, pos, heads):
                                  [f"memory_format={_arg_type(memory_format)}"], heads)
 
 
-def _random_like(input, kernel, dtype, device, memory_format):
+def _random_like(input, dtype, device, memory_format):
     """An uninitialised result laid out as empty_like lays it out (preserve_format: a dense
     input's strides; or memory_format's layout) for an in-place draw, which walks it in memory
-    order as PyTorch's does."""
-    d = _like(input, dtype)
-    t = empty_like(input, dtype=d, device=_like_dev(input, device), memory_format=memory_format)
-    if kernel is not None and not (d.is_floating_point or d.is_complex):
-        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(d)}'")
-    return t
+    order as PyTorch's does (and refuses a dtype its kernel lacks, as PyTorch's does)."""
+    return empty_like(input, dtype=_like(input, dtype), device=_like_dev(input, device),
+                      memory_format=memory_format)
 
 
 def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
               requires_grad=False, pin_memory=False, memory_format=None):
     _check_like_format("rand_like", memory_format, (), ("",))
-    t = uniform_(_random_like(input, "check_uniform_bounds", dtype, device,
-                              memory_format), generator=generator)
+    t = uniform_(_random_like(input, dtype, device, memory_format), generator=generator)
     return t.requires_grad_(True) if requires_grad else t
 
 
 def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
                requires_grad=False, pin_memory=False, memory_format=None):
     _check_like_format("randn_like", memory_format, (), ("",))
-    t = normal_(_random_like(input, "normal_kernel_cpu", dtype, device,
-                             memory_format), generator=generator)
+    t = normal_(_random_like(input, dtype, device, memory_format), generator=generator)
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -1033,7 +1028,7 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, layout=
     low, high = (v.item() if isinstance(v, Tensor) and v.ndim == 0 else v for v in (low, high))
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)):
         raise _random_like_error("randint_like", [_arg_type(a) for a in pos], _RANDINT_LIKE)
-    t = random_(_random_like(input, None, dtype, device, memory_format),
+    t = random_(_random_like(input, dtype, device, memory_format),
                 int(low), int(high), generator)
     return t.requires_grad_(True) if requires_grad else t
 

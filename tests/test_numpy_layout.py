@@ -157,17 +157,16 @@ def test_chunked_runs_over_transposed_values_flatten_in_memory_order(monkeypatch
         np.testing.assert_allclose(got[0], ref[0], rtol=1e-5, atol=1e-4)
 
 
-def test_wide_mlp_training_step_compiled_equals_eager_with_transposed_activations():
-    """A whole compiled training step (forward, cross-entropy, backward, AdamW) of an MLP whose
-    activations are held transposed equals eager to float32 rounding over 5 steps."""
+def _train_eager_and_compiled(make_model, d_in, batch, steps):
+    """(losses, parameters) of `steps` AdamW cross-entropy steps eagerly and with the whole
+    step compiled, from one seed and one batch stream; and the compiled step's program."""
     import framework as torch
     import framework.nn.functional as F
-    from framework import nn, optim
-    results = []
+    from framework import optim
+    results, prog = [], None
     for compiled in (False, True):
         torch.manual_seed(0)
-        m = nn.Sequential(nn.Linear(48, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                          nn.Linear(128, 10))
+        m = make_model()
         opt = optim.AdamW(m.parameters(), lr=1e-3)
 
         def step(x, y):
@@ -178,15 +177,30 @@ def test_wide_mlp_training_step_compiled_equals_eager_with_transposed_activation
             return loss
         f = torch.compile(step) if compiled else step
         g = torch.Generator().manual_seed(1)
-        losses = [f(torch.randn(32, 48, generator=g), torch.randint(0, 10, (32,), generator=g))
-                  .item() for _ in range(5)]
+        losses = []
+        for k in range(steps):
+            x = torch.randn(batch, d_in, generator=g)
+            y = torch.randint(0, 10, (batch,), generator=g)
+            torch.manual_seed(100 + k)                     # (dropout draws)
+            losses.append(f(x, y).item())
         results.append((losses, [p.detach().numpy().copy() for p in m.parameters()]))
         if compiled:
-            assert f.programs()[0].memory.transposed
+            prog = f.programs()[0]
     (l0, p0), (l1, p1) = results
     np.testing.assert_allclose(l1, l0, rtol=1e-5)
     for a, b in zip(p0, p1):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    return prog
+
+
+def test_wide_mlp_training_step_compiled_equals_eager_with_transposed_activations():
+    """A whole compiled training step (forward, cross-entropy, backward, AdamW) of an MLP whose
+    activations are held transposed equals eager to float32 rounding over 5 steps."""
+    from framework import nn
+    prog = _train_eager_and_compiled(
+        lambda: nn.Sequential(nn.Linear(48, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                              nn.Linear(128, 10)), 48, 32, 5)
+    assert prog.memory.transposed
 
 
 @pytest.mark.parametrize("dims,keep", [((0,), False), ((0,), True), ((1,), False), ((1,), True)])
@@ -232,34 +246,10 @@ def test_element_wise_ops_never_mix_layouts_in_a_training_step():
     """A training step whose GELU (an erf lowering: C order) and dropout mask meet the
     backward products: the transposed layout stops at those ops instead of converting on
     the way, and the step equals eager to rounding."""
-    import framework as torch
-    import framework.nn.functional as F
-    from framework import nn, optim
-    results = []
-    for compiled in (False, True):
-        torch.manual_seed(0)
-        m = nn.Sequential(nn.Linear(100, 512), nn.LayerNorm(512), nn.GELU(), nn.Dropout(0.1),
-                          nn.Linear(512, 256), nn.Tanh(), nn.Linear(256, 10))
-        opt = optim.AdamW(m.parameters(), lr=1e-3)
-
-        def step(x, y):
-            opt.zero_grad()
-            loss = F.cross_entropy(m(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-        f = torch.compile(step) if compiled else step
-        g = torch.Generator().manual_seed(1)
-        losses = []
-        for k in range(3):
-            x, y = torch.randn(64, 100, generator=g), torch.randint(0, 10, (64,), generator=g)
-            torch.manual_seed(100 + k)
-            losses.append(f(x, y).item())
-        results.append((losses, [p.detach().numpy().copy() for p in m.parameters()]))
-        if compiled:
-            prog = f.programs()[0]
-            assert prog.memory.transposed               # (the tanh layer's chain)
-            assert _layouts_never_mix(prog) is None, _layouts_never_mix(prog)
-    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-5)
-    for a, b in zip(results[0][1], results[1][1]):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    from framework import nn
+    prog = _train_eager_and_compiled(
+        lambda: nn.Sequential(nn.Linear(100, 512), nn.LayerNorm(512), nn.GELU(),
+                              nn.Dropout(0.1), nn.Linear(512, 256), nn.Tanh(),
+                              nn.Linear(256, 10)), 100, 64, 3)
+    assert prog.memory.transposed                       # (the tanh layer's chain)
+    assert _layouts_never_mix(prog) is None, _layouts_never_mix(prog)
