@@ -886,10 +886,11 @@ def training_step(cp, steps=20):
         # where a step's time goes: kernels launched, host fallbacks, host time per group
         progs = st.programs()
         host_ms = timeit(st, lambda: None)          # no sync: the host's share of a step
+        rec = sum(1 for p in progs for s in p.steps if getattr(s, "recorded", None))
         print(f"compiled step: {len(progs)} program(s), "
-              f"{sum(p.n_kernels for p in progs)} kernels, fallbacks "
-              f"{[n for p in progs for n in p.fallbacks] or 'none'}; host time per step "
-              f"(no sync) {host_ms:.2f} ms")
+              f"{sum(p.n_kernels for p in progs)} kernels ({rec} launched from records), "
+              f"fallbacks {[n for p in progs for n in p.fallbacks] or 'none'}; host time per "
+              f"step (no sync) {host_ms:.2f} ms")
         # mode="reduce-overhead": the same kernels replayed as one CUDA graph. The same
         # kernels in the same order: equal to the default mode's step, bit for bit
         ref_m, dev_m = [], []
@@ -900,7 +901,8 @@ def training_step(cp, steps=20):
         perr = max(float(np.max(np.abs(p.detach().cpu().numpy() - q.detach().cpu().numpy())))
                    for p, q in zip(dev_m[0].parameters(), ref_m[0].parameters()))
         gr = [p.graphs for p in g_step.programs() if p.graphs is not None]
-        gs = (f"captures {gr[0].captures}, replays {gr[0].replays}, off {gr[0].off}"
+        gs = (f"captures {gr[0].captures}, replays {gr[0].replays} ({gr[0].fast_replays} "
+              f"fast), arenas {[len(p) for _, p in gr[0].arenas]}, off {gr[0].off}"
               if gr else "no graph runner")
         ok = g_l == ref_l and perr == 0 and gr and gr[0].replays >= 4
         print(f"cuda graph step vs default compiled step, 6 steps: {'PASS' if ok else 'FAIL'}"

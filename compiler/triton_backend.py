@@ -30,6 +30,7 @@ ahead-of-time signature (tests walk the cache and compile every kernel to PTX wi
 import json
 import logging
 import os
+import struct
 import time
 
 import numpy as np
@@ -71,13 +72,16 @@ def compile_graph(graph, backend="interpret", cuda_graphs=False):
 
 
 class _Step:
-    __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s", "reshape_only")
+    __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s", "reshape_only",
+                 "recorded", "record_tries")
 
     def __init__(self, group, kernel, fallback):
         self.group, self.kernel, self.fallback = group, kernel, fallback
         self.reshape_only = False  # set by the program: a reshape view, no kernel
         self.scalars = []          # (Param, FloatParam index) written from consts per run
         self.runs, self.time_s = 0, 0.0
+        self.recorded = None       # relaunch.Recorded: the step's launch, replayed on new buffers
+        self.record_tries = 0      # launches recorded without a replayable result
 
 
 class TritonProgram:
@@ -268,16 +272,17 @@ class TritonProgram:
             from runtime import cuda
             cuda.hook_triton_stream()          # launch on CuPy's current stream
             dev = _device_of(arrays)
-        if self._value_checks:
-            self._check_values(arrays)
+        pending = self._check_values(arrays) if self._value_checks else ()
         # 1. the scalar steps on the host (they read only host values, so they can go first),
         # 2. one upload of the host scalars that kernels read, 3. the device steps in order
         env, host_steps, uploads = self._host_phase(arrays, consts, dev)
         into = self._alias_targets(alias, arrays, host_steps) if alias else None
         res = None
         if self.graphs is not None and dev != "host":
-            res = self.graphs.run(self, env, consts, into, host_steps, uploads)
+            res = self.graphs.run(self, env, consts, into, host_steps, uploads, pending)
         if res is None:
+            if pending:
+                self._launch_checks(pending, arrays)
             dev_env = env
             if uploads:
                 dev_env = dict(env)
@@ -297,10 +302,13 @@ class TritonProgram:
         """Every checked input (class targets, index tensors) against its range, before any
         kernel runs: on the interpret device (and for host inputs) at once, raising the cpu
         path's error with nothing written; on 'cuda' by the check kernel into a sticky device
-        flag that the runtime reads at the next synchronisation (runtime.cuda.defer_check)."""
+        flag that the runtime reads at the next synchronisation (runtime.cuda.defer_check).
+        Returns those device checks [(ValueCheck, kernel, flag)] for _launch_checks (a CUDA
+        graph launches them as part of the graph)."""
         from runtime import cuda, dtypes as dt
         from runtime.interpret import HostTensor, library_interpretable
         from .codegen import triton_checks as tc
+        pending = []
         for j, c in enumerate(self._value_checks):
             t = arrays[c.input]
             kern = tc.kernel(dt.from_numpy(t.dtype))
@@ -321,11 +329,19 @@ class TritonProgram:
             if flag is None:
                 flag = self._check_flags[idx, j] = cuda.from_host(
                     np.array(tc.fresh_flag(), np.int64), idx)
+            pending.append((c, kern, flag))
+            cuda.defer_check(flag, lambda words, c=c, name=self.graph.name:
+                             c.deferred_error(words, name))
+        return pending
+
+    def _launch_checks(self, pending, arrays):
+        """Launch the device checks _check_values returned on these program inputs."""
+        from runtime import cuda, dtypes as dt
+        for c, kern, flag in pending:
+            t = arrays[c.input]
             tt = t if t.flags.c_contiguous else cuda.copy(t)
             kern.check(_DevBuf(tt, kern.dtype), _DevBuf(flag, dt.int64), tt.size, c.lo, c.hi,
                        c.exempt, False)
-            cuda.defer_check(flag, lambda words, c=c, name=self.graph.name:
-                             c.deferred_error(words, name))
 
     def _host_phase(self, arrays, consts, dev):
         """env {id(value): array} of the inputs (device inputs in executable form) and the
@@ -361,6 +377,7 @@ class TritonProgram:
         a NumPy fallback); results go into both envs, values no later step reads leave them.
         launcher(kernel, inputs, outputs), when given, stands in for launching (an
         interpreted graph's capture records the launches)."""
+        stream = self._fast_stream() if launcher is None else None
         for pos, s in enumerate(self.steps):
             if pos in host_steps:
                 continue
@@ -371,17 +388,23 @@ class TritonProgram:
             elif s.fallback:
                 outs = self._numpy_group(s.group, ins, consts, dev)
             else:
-                for p, i in s.scalars:
-                    p.role = ("scalar", float(consts[i]) if consts is not None else
-                              float(self._const_values[i]))
+                scal = tuple(float(consts[i]) if consts is not None else
+                             float(self._const_values[i]) for _, i in s.scalars)
                 outs = [self._buffer(o, dev) if into is None or id(o) not in into else
                         into[id(o)] for o in s.group.outputs]
-                kin = [self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)]
-                kout = [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)]
-                if launcher is None:
-                    s.kernel.launch(kin, kout, self.interpret)
-                else:
-                    launcher(s.kernel, kin, kout)
+                rec = s.recorded
+                if stream is None or rec is None or rec.scalars != scal or not rec.launch(
+                        [_ptr(a) for a in ins], [a.data.ptr for a in outs], stream):
+                    for (p, _), x in zip(s.scalars, scal):
+                        p.role = ("scalar", x)
+                    kin = [self._arg(a, v.dtype) for a, v in zip(ins, s.group.inputs)]
+                    kout = [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)]
+                    if launcher is not None:
+                        launcher(s.kernel, kin, kout)
+                    elif stream is None or s.record_tries >= 2:
+                        s.kernel.launch(kin, kout, self.interpret)
+                    else:
+                        self._launch_recording(s, kin, kout, ins, outs, scal)
             s.runs += 1
             s.time_s += time.perf_counter() - t0
             for o, a in zip(s.group.outputs, outs):
@@ -390,6 +413,29 @@ class TritonProgram:
             for i in self._frees[pos]:                # free what no later group reads
                 dev_env.pop(i, None)
                 env.pop(i, None)
+
+    def _fast_stream(self):
+        """The current stream's handle when recorded launches may be used this run (a GPU,
+        fast launches on, no launch hooks such as a profiler's), else None."""
+        from .codegen import relaunch
+        if self.interpret or not relaunch.ENABLED:
+            return None
+        from triton import knobs
+        if knobs.runtime.launch_enter_hook is not None or \
+                knobs.runtime.launch_exit_hook is not None:
+            return None
+        from runtime import cuda
+        return cuda.current_stream().ptr
+
+    def _launch_recording(self, s, kin, kout, ins, outs, scal):
+        """Launch step s through its kernel, recording the launch for the next runs (see
+        relaunch.Recorded); a step that does not record after two tries launches plainly."""
+        from .codegen import relaunch
+        with relaunch.recording() as got:
+            s.kernel.launch(kin, kout, False)
+        s.recorded = relaunch.Recorded.make(got, ins, outs, _ptr, scal)
+        if s.recorded is None:
+            s.record_tries += 1
 
     def _variant(self, consts, vals):
         prog = self._variants.get(vals)
@@ -529,10 +575,7 @@ class TritonProgram:
         """Host 0-d arrays -> device 0-d arrays, through one copy: 8-byte slots of one buffer
         (a new one, or the device buffer `into`); (device buffer, the 0-d views)."""
         from runtime import cuda
-        buf = np.zeros(8 * len(vals), np.uint8)
-        for i, a in enumerate(vals):
-            a = np.asarray(a, order="C")
-            buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
+        buf = _pack_slots(vals)
         d = cuda.upload_async(into if into is not None else cuda.empty_here(buf.shape, buf.dtype),
                               buf)
         if into is not None:
@@ -639,6 +682,34 @@ class TritonProgram:
         """{group name: seconds spent in it (host wall clock; launches are asynchronous on a
         GPU, so there it is launch time unless the caller synchronises)}."""
         return {s.group.name: s.time_s for s in self.steps}
+
+
+_STRUCT = {"d": "d", "f": "f4x", "e": "e6x", "q": "q", "l": "q", "i": "i4x", "h": "h6x",
+           "b": "b7x", "?": "?7x", "Q": "Q", "L": "Q", "I": "I4x", "H": "H6x", "B": "B7x"}
+_FORMATS = {}
+
+
+def _pack_slots(vals):
+    """Host scalars -> uint8 array of 8-byte slots, one value each (at the slot's start).
+    One struct.pack of the values' Python numbers (the dtypes fix the format); dtypes struct
+    cannot spell (bfloat16) byte by byte."""
+    chars = tuple(np.asarray(a).dtype.char for a in vals)
+    fmt = _FORMATS.get(chars)
+    if fmt is None and all(c in _STRUCT for c in chars):
+        fmt = _FORMATS[chars] = struct.Struct("<" + "".join(_STRUCT[c] for c in chars))
+    if fmt is not None:
+        return np.frombuffer(fmt.pack(*[np.asarray(a).item() for a in vals]), np.uint8)
+    buf = np.zeros(8 * len(vals), np.uint8)
+    for i, a in enumerate(vals):
+        a = np.asarray(a, order="C")
+        buf[8 * i:8 * i + a.itemsize] = np.frombuffer(a.tobytes(), np.uint8)
+    return buf
+
+
+def _ptr(a):
+    """A device array's address (0 for a host array: never a recorded buffer)."""
+    d = getattr(a, "data", None)
+    return getattr(d, "ptr", 0)
 
 
 class _DevBuf:

@@ -54,13 +54,18 @@ def train(mode, scenario, hidden):
             for g in opt.param_groups:
                 g["lr"] = 5e-3
         losses.append(step(x, y))                     # kept: later replays must not overwrite
+        if i == 3:
+            kept_grad = m[0].weight.grad                  # (a view of one replay's arena copy)
     progs = [p for p in step.programs() if getattr(p, "graphs", None) is not None]
     gr = progs[0].graphs if progs else None
     return {"losses": [float(l) for l in losses],
             "params": [p.detach().cpu().numpy().tolist() for p in m.parameters()],
+            "kept_grad": kept_grad.cpu().numpy().tolist(),
+            "grads": [p.grad.cpu().numpy().tolist() for p in m.parameters()],
             "graph": None if gr is None else
             {"captures": gr.captures, "replays": gr.replays, "off": gr.off,
-             "copied": sorted(gr.copied)}}
+             "copied": sorted(gr.copied), "fast": gr.fast_replays,
+             "arenas": [len(places) for _, places in gr.arenas]}}
 
 for h, scenario in enumerate(("new_batches", "same_batch", "moved_param", "new_lr", "dropout")):
     ref, got = train(None, scenario, 16 + h), train("reduce-overhead", scenario, 16 + h)
@@ -93,7 +98,14 @@ def test_graph_replay_equals_default_mode(results, scenario):
     assert ref["graph"] is None
     assert got["losses"] == ref["losses"], (got["losses"], ref["losses"])
     assert got["params"] == ref["params"]
+    assert got["grads"] == ref["grads"] and got["kept_grad"] == ref["kept_grad"]
     g = got["graph"]
+    # the results a replay hands out (the loss; the 4 gradients) come from two arenas, each
+    # copied out once per replay; a replay that finds its in-place inputs where the last one
+    # did launches without rebuilding the graph's key: here every replay (each change of
+    # state above captured again, and the run after a capture finds what the capture saw)
+    assert g["arenas"] == [1, 4], g
+    assert g["fast"] == g["replays"], g
     assert g["off"] is None and g["replays"] >= 3, g
     # 7 steps: the first runs kernel by kernel, the second captures, the rest replay unless
     # the graph no longer fits: the batch seen at a new address (step 3) is then copied in

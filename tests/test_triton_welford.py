@@ -52,15 +52,20 @@ for kind in ("layer_norm", "var"):
         # an offset mean: where a naive E[x^2] - E[x]^2 would lose digits
         host = [(rng.standard_normal(v.shape) * 3 + 100).astype(np.float32) for v in g.inputs]
         ref = np.asarray(g.run(*[h.astype(np.float64) for h in host])[0])
-        for mb, label in ((None, "persistent"), (16, "looped")):
+        for mb, label, hoist, unroll in ((None, "persistent", False, False),
+                                         (None, "persistent", True, False),
+                                         (16, "looped", False, False),
+                                         (16, "looped", False, True)):
             for wf in (False, True):
-                k = _reduction(grp, mb, True, welford=wf)
+                k = _reduction(grp, mb, True, welford=wf, hoist=hoist, unroll=unroll)
                 out = np.empty(g.outputs[0].shape, np.float32)
                 k.launch([HostTensor(h, v.dtype) for h, v in zip(host, g.inputs)],
                          [HostTensor(out, g.outputs[0].dtype)], True)
                 err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
                 print(json.dumps({"kind": kind, "shape": [N, C], "form": label,
-                                  "welford": wf, "err": err,
+                                  "welford": wf, "err": err, "hoist": hoist,
+                                  "unroll": unroll, "static": "tl.static_range" in k.source,
+                                  "loads_first": "every operand loaded first" in k.source,
                                   "one_pass": "Welford" in k.source,
                                   "looped": "looped over column blocks" in k.source}))
 '''
@@ -72,8 +77,9 @@ def results():
 
 
 def test_welford_matches_numpy(results):
-    assert len(results) == 16
+    assert len(results) == 32
     for r in results:
+        assert r["static"] == r["unroll"] and r["loads_first"] == r["hoist"], r
         # (errors relative to the largest output, inputs offset by 100: two-pass is exact to
         # a few float32 roundings; Welford's merges round a little more, as PyTorch's and
         # Inductor's GPU layer_norm do: 5e-6 at most here)
@@ -90,17 +96,21 @@ def test_large_row_kernels_carry_variants():
     g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
     k = generate(grp, g)
     names = [v.name for v in k.variants]
-    assert names == [k.name + s for s in ("_welford", "_looped", "_looped_welford")], names
+    assert names == [k.name + s for s in ("_welford", "_looped", "_looped_welford", "_hoisted",
+                                          "_unrolled", "_unrolled_welford")], names
     looped = k.variants[1]
     assert looped.consts["BLOCK_N"] == ROW_LOOP_BLOCK and "looped over column blocks" in \
         looped.source and "Welford" not in looped.source
     assert "kiln_welford_combine" in k.variants[0].source
+    assert "every operand loaded first" in k.variants[3].source
+    assert "tl.static_range(0, 4096, BLOCK_N)" in k.variants[4].source
     assert generate(grp, g, interpret=True).variants == ()
     g, grp = ns["variance_graph"](64, 4096, "layer_norm")          # small: no variants
     assert generate(grp, g).variants == ()
     g, grp = ns["variance_graph"](8192, 1024, "var")               # fits one loop block
     k = generate(grp, g)
-    assert [v.name[len(k.name):] for v in generate(grp, g).variants] == ["_welford"]
+    assert [v.name[len(k.name):] for v in generate(grp, g).variants] == ["_welford",
+                                                                          "_hoisted"]
 
 
 def test_variants_compile_to_sm90_ptx():
@@ -140,7 +150,9 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
         ran.append((self.name, outputs[0]))
         return outputs
 
-    speed = {k.name: 3.0, k.name + "_welford": 2.5, k.name + "_looped_welford": 2.0}
+    speed = {k.name: 3.0, k.name + "_welford": 2.5, k.name + "_looped_welford": 2.0,
+             k.name + "_hoisted": 2.9, k.name + "_unrolled": 2.2,
+             k.name + "_unrolled_welford": 2.1}
     monkeypatch.setattr(GroupKernel, "launch", fake_own)
     monkeypatch.setattr(cuda, "scratch_like", lambda o: "scratch")
     monkeypatch.setattr(cuda, "time_ms", lambda f: (f(), speed[ran[-1][0]])[1])
@@ -193,7 +205,8 @@ for N, C in ((2, 4096), (2, 3000)):
 def test_every_tuning_config_computes_the_same_rows():
     rows = [json.loads(line) for line in _interp.run_script(CONFIG_WORKER, ROOT)]
     forms = {(tuple(r["shape"]), r["kernel"]) for r in rows}
-    assert {f for _, f in forms} == {"default", "_welford", "_looped", "_looped_welford"}
+    assert {f for _, f in forms} == {"default", "_welford", "_looped", "_looped_welford",
+                                     "_hoisted", "_unrolled", "_unrolled_welford"}
     half = [r for r in rows if r["kernel"].startswith("_looped") and r["meta"]["BLOCK_N"] == 1024]
     assert half, "looped forms tune half-width column blocks"
     for r in rows:

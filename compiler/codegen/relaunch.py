@@ -8,10 +8,17 @@ answer, so `Relauncher` keeps the CompiledKernel the first launch returned and c
 directly. Triton 3.3+ (3.6 .. 3.9 here) takes every argument, constexprs included, in
 signature order. Any surprise turns the fast path off for that kernel (the JIT path is always
 correct). KILN_FAST_LAUNCH=0 turns it off everywhere.
+
+A replayed compiled program goes one step further (`Recorded`): its launches differ from run
+to run only in the buffers' addresses (every buffer a program passes is contiguous and of a
+fixed shape, so sizes, strides and grids repeat), so one launch of a step is recorded with the
+buffer each pointer argument came from, and later runs fill the new addresses into a copy of
+the recorded argument list and call the C launcher with plain integers.
 """
 import os
 
 ENABLED = os.environ.get("KILN_FAST_LAUNCH", "1") != "0"
+_RECORDING = None      # a list while a step's launches are recorded (see recording())
 
 
 def spec_key(args, meta):
@@ -74,3 +81,79 @@ class Relauncher:
         g2 = grid[2] if len(grid) > 2 else 1
         ck.run(grid[0], g1, g2, stream, ck.function, ck.packed_metadata, md, enter, exit_,
                *allargs)
+        if _RECORDING is not None:
+            _RECORDING.append((ck, (grid[0], g1, g2), allargs))
+
+
+class recording:
+    """Context manager: the (CompiledKernel, grid, all arguments) of every fast-path launch
+    made inside it, in order (a JIT launch is not recorded: its `ck` is not known yet)."""
+
+    def __enter__(self):
+        global _RECORDING
+        self.launches = _RECORDING = []
+        return self.launches
+
+    def __exit__(self, *exc):
+        global _RECORDING
+        _RECORDING = None
+
+
+class Recorded:
+    """One step's single launch, replayable on other buffers of the same shapes: `slots`
+    [(argument position, 0 input / 1 output, buffer index, byte offset)] are the pointer
+    arguments, each found in the step's buffers by its address; `aligned` their 16-byte
+    alignment when recorded (Triton specialised the kernel for it: another alignment takes
+    the JIT path again); `same` pairs of buffers that were one memory when recorded (an
+    in-place update's input and output), so a pointer into it could come from either: the
+    record holds only while they still are."""
+    __slots__ = ("ck", "grid", "args", "slots", "aligned", "same", "scalars")
+
+    @classmethod
+    def make(cls, launches, ins, outs, ptr, scalars):
+        """A Recorded from what recording() caught for one step, or None when the step did
+        not make exactly one launch whose every pointer points into its own buffers.
+        ptr(buffer) -> address; scalars: the step's float constants (they key the record)."""
+        if len(launches) != 1:
+            return None
+        ck, grid, args = launches[0]
+        bufs = [(0, j, ptr(a), a.nbytes) for j, a in enumerate(ins) if hasattr(a, "nbytes")]
+        bufs += [(1, j, ptr(a), a.nbytes) for j, a in enumerate(outs)]
+        slots, aligned, same = [], [], set()
+        for i, a in enumerate(args):
+            if type(a) in _SCALARS or a is None or type(a) is str:
+                continue
+            if not hasattr(a, "data_ptr"):
+                return None
+            p = a.data_ptr()
+            hits = [b for b in bufs if b[2] and b[2] <= p < b[2] + max(b[3], 1)]
+            if not hits:                      # a temporary (a staged copy): not replayable
+                return None
+            if any(b[2] != hits[0][2] for b in hits):
+                return None                   # overlapping buffers at different addresses
+            same |= {(hits[0][:2], b[:2]) for b in hits[1:]}
+            slots.append((i, hits[0][0], hits[0][1], p - hits[0][2]))
+            aligned.append(p & 15 == 0)
+        r = cls()
+        r.ck, r.grid, r.args = ck, grid, list(args)
+        r.slots, r.aligned, r.scalars = tuple(slots), tuple(aligned), scalars
+        r.same = tuple(sorted(same))
+        return r
+
+    def launch(self, in_ptrs, out_ptrs, stream):
+        """Launch on buffers at these addresses; False (nothing launched) when the record
+        does not hold for them (an alignment or an aliasing differs)."""
+        ptrs = (in_ptrs, out_ptrs)
+        for (s1, j1), (s2, j2) in self.same:
+            if ptrs[s1][j1] != ptrs[s2][j2]:
+                return False
+        args = list(self.args)
+        for (i, side, j, off), al in zip(self.slots, self.aligned):
+            p = ptrs[side][j] + off
+            if (p & 15 == 0) is not al:
+                return False
+            args[i] = p
+        ck = self.ck
+        g0, g1, g2 = self.grid
+        ck.run(g0, g1, g2, stream, ck.function, ck.packed_metadata, None, None, None, *args)
+        return True

@@ -793,9 +793,13 @@ def _variance_pairs(reds, producer, red_dims):
     return out
 
 
-def _reduction(group, max_block, interpret, welford=False, suffix=""):
+def _reduction(group, max_block, interpret, welford=False, suffix="", hoist=False,
+               unroll=False):
     """welford: a variance (a sum of squared deviations from a sum's mean, as layer_norm and
-    var trace) is computed with its sum in one Welford pass; suffix: a variant's name."""
+    var trace) is computed with its sum in one Welford pass; suffix: a variant's name;
+    hoist (persistent rows): every operand is loaded first, before the reductions (the
+    weights' loads then overlap the row's); unroll (looped rows): the column loops run over
+    the row's fixed length (tl.static_range), so each pass's loads can all be in flight."""
     eff, nodes = _fold_views(group)
     reds = [n for n in nodes if n.op in _REDUCTIONS or n.op == "gather"]
     for n in nodes:
@@ -1048,6 +1052,12 @@ def _reduction(group, max_block, interpret, welford=False, suffix=""):
         L.append("    # the whole row fits one block: one pass, values stay in registers")
         L += col_setup("    ", "")
         full_scope = row_scope          # one scope: nothing is recomputed
+        if hoist:
+            L.append("    # every operand loaded first: their loads overlap")
+            for v, _, _ in eff:
+                emit(v, full_scope, "    ", L)
+    loop = (f"for c0 in tl.static_range(0, {ncols}, BLOCK_N):" if unroll else
+            "for c0 in range(0, ncols, BLOCK_N):")
 
     def phase(targets, finish, comment=None):
         """Loop (or straight line) over column blocks computing `targets`; `finish(ind,
@@ -1068,7 +1078,7 @@ def _reduction(group, max_block, interpret, welford=False, suffix=""):
         scope = set(row_scope)
         for t in targets:
             emit(t, scope, "        ", body)
-        L.append("    for c0 in range(0, ncols, BLOCK_N):")
+        L.append("    " + loop)
         L.extend(col_setup("        ", "c0 + "))
         L.extend(body)
         finish("        ", L)
@@ -1305,13 +1315,24 @@ def _row_variants(group, k):
     """Other forms of a large row kernel, timed against it on its first GPU launch: the row
     looped over 2048-column blocks (the next pass reads it back from L2, as Inductor's looped
     reductions do) and, where the group computes a variance, Welford's single pass for the
-    sum and the variance (persistent and looped). On an H200 the persistent two-pass
-    layer_norm ran at 72 us and Inductor's looped Welford at 69 us (8192x4096 fp32)."""
+    sum and the variance (persistent and looped); with weights, the persistent row with every
+    load issued first; for rows of a few blocks, the looped forms with unrolled loops. On an
+    H200 the persistent two-pass layer_norm ran at 72 us and Inductor's looped Welford at
+    69 us (8192x4096 fp32)."""
     out = []
-    for mb, wf, sfx in ((None, True, "_welford"), (ROW_LOOP_BLOCK, False, "_looped"),
-                        (ROW_LOOP_BLOCK, True, "_looped_welford")):
+    # (column block, Welford, hoisted loads, unrolled loops, name suffix)
+    forms = [(None, True, False, False, "_welford"),
+             (ROW_LOOP_BLOCK, False, False, False, "_looped"),
+             (ROW_LOOP_BLOCK, True, False, False, "_looped_welford")]
+    if any(len(v.shape) == 1 for v in group.inputs):      # weights: their loads hoisted
+        forms.append((None, False, True, False, "_hoisted"))
+    if k.consts.get("BLOCK_N", 1 << 30) <= 4 * ROW_LOOP_BLOCK:   # a few blocks: unrolled
+        forms += [(ROW_LOOP_BLOCK, False, False, True, "_unrolled"),
+                  (ROW_LOOP_BLOCK, True, False, True, "_unrolled_welford")]
+    for mb, wf, hoist, unroll, sfx in forms:
         try:
-            v = _reduction(group, mb, False, welford=wf, suffix=sfx)
+            v = _reduction(group, mb, False, welford=wf, suffix=sfx, hoist=hoist,
+                           unroll=unroll)
         except TritonCodegenError:
             continue
         if mb is not None and v.consts["BLOCK_N"] >= k.consts["BLOCK_N"]:
