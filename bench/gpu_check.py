@@ -891,6 +891,9 @@ def training_step(cp, steps=20):
               f"{sum(p.n_kernels for p in progs)} kernels ({rec} launched from records), "
               f"fallbacks {[n for p in progs for n in p.fallbacks] or 'none'}; host time per "
               f"step (no sync) {host_ms:.2f} ms")
+        for p in progs:
+            for name, why in getattr(p, "record_refusals", {}).items():
+                print(f"  {name}: no recorded launch: {why}")
         # mode="reduce-overhead": the same kernels replayed as one CUDA graph. The same
         # kernels in the same order: equal to the default mode's step, bit for bit
         ref_m, dev_m = [], []

@@ -155,6 +155,7 @@ class TritonProgram:
         # before the kernels (codegen/triton_checks.py), which cannot raise
         self._value_checks = value_checks(self.graph)
         self._check_flags = {}
+        self.record_refusals = {}    # group name -> why its launch is not replayed from a record
         self.source = self._source()
 
     # ---- compilation ---------------------------------------------------------------------
@@ -420,9 +421,7 @@ class TritonProgram:
         from .codegen import relaunch
         if self.interpret or not relaunch.ENABLED:
             return None
-        from triton import knobs
-        if knobs.runtime.launch_enter_hook is not None or \
-                knobs.runtime.launch_exit_hook is not None:
+        if relaunch.launch_hooks() != (None, None):
             return None
         from runtime import cuda
         return cuda.current_stream().ptr
@@ -436,6 +435,7 @@ class TritonProgram:
         s.recorded = relaunch.Recorded.make(got, ins, outs, _ptr, scal)
         if s.recorded is None:
             s.record_tries += 1
+            self.record_refusals[s.group.name] = relaunch.Recorded.refusal
 
     def _variant(self, consts, vals):
         prog = self._variants.get(vals)

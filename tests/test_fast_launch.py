@@ -57,8 +57,10 @@ def test_recorded_refuses_what_it_cannot_replay():
     ins, outs = [Buf(4096, 400)], [Buf(16384, 400)]
     one = (CK(), (1, 1, 1), (Arg(4096), Arg(16384), 7))
     assert Recorded.make([one, one], ins, outs, ptr, ()) is None          # two launches
+    assert Recorded.refusal == "2 fast launches (one is replayable)"
     tmp = (CK(), (1, 1, 1), (Arg(1 << 30), Arg(16384), 7))              # a temporary
     assert Recorded.make([tmp], ins, outs, ptr, ()) is None
+    assert Recorded.refusal == "argument 0 points outside the step's buffers"
     odd = (CK(), (1, 1, 1), (Arg(4096), Arg(16384), np.float32(1)))     # an unknown scalar
     assert Recorded.make([odd], ins, outs, ptr, ()) is None
     assert Recorded.make([], ins, outs, ptr, ()) is None
@@ -111,3 +113,24 @@ def test_pack_slots_bfloat16_goes_byte_by_byte():
     ml = pytest.importorskip("ml_dtypes", reason="bfloat16 comes from ml_dtypes")
     vals = [np.array(1.5, ml.bfloat16), np.array(2.0, np.float64)]
     np.testing.assert_array_equal(_pack_slots(vals), _pack_reference(vals))
+
+
+def test_launch_hooks_are_none_unless_one_is_installed():
+    # Triton 3.5+ holds an empty HookChain, never None: a launch must not pay for metadata
+    # (and recorded launches must not be turned off) when nothing listens
+    pytest.importorskip("triton")
+    from triton import knobs
+    from compiler.codegen.relaunch import launch_hooks
+    chain = knobs.runtime.launch_enter_hook
+    if not hasattr(chain, "add"):
+        pytest.skip("this Triton's launch hooks are plain attributes (None when unset)")
+    assert launch_hooks() == (None, None)
+
+    def hook(*a):
+        return None
+    chain.add(hook)
+    try:
+        assert launch_hooks()[0] is chain and launch_hooks()[1] is None
+    finally:
+        chain.remove(hook)
+    assert launch_hooks() == (None, None)

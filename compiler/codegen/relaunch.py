@@ -70,12 +70,11 @@ class Relauncher:
             self.off = True
 
     def _run(self, grid, args, meta):
-        from triton import knobs
         from runtime import cuda
         ck = self.ck
         allargs = (*args, *(meta[k] for k in self.order))
         stream = cuda.current_stream().ptr
-        enter, exit_ = knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook
+        enter, exit_ = launch_hooks()
         md = ck.launch_metadata(grid, stream, *allargs) if enter is not None else None
         g1 = grid[1] if len(grid) > 1 else 1
         g2 = grid[2] if len(grid) > 2 else 1
@@ -83,6 +82,14 @@ class Relauncher:
                *allargs)
         if _RECORDING is not None:
             _RECORDING.append((ck, (grid[0], g1, g2), allargs))
+
+
+def launch_hooks():
+    """Triton's (enter, exit) launch hooks (a profiler's), each None where none is installed:
+    Triton 3.5+ always holds a HookChain, empty unless a hook was added."""
+    from triton import knobs
+    return tuple(None if h is None or getattr(h, "calls", True) == [] else h
+                 for h in (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook))
 
 
 class recording:
@@ -108,6 +115,7 @@ class Recorded:
     in-place update's input and output), so a pointer into it could come from either: the
     record holds only while they still are."""
     __slots__ = ("ck", "grid", "args", "slots", "aligned", "same", "scalars")
+    refusal = None      # why the last make() returned None (for introspection)
 
     @classmethod
     def make(cls, launches, ins, outs, ptr, scalars):
@@ -115,7 +123,7 @@ class Recorded:
         not make exactly one launch whose every pointer points into its own buffers.
         ptr(buffer) -> address; scalars: the step's float constants (they key the record)."""
         if len(launches) != 1:
-            return None
+            return cls._refuse(f"{len(launches)} fast launches (one is replayable)")
         ck, grid, args = launches[0]
         bufs = [(0, j, ptr(a), a.nbytes) for j, a in enumerate(ins) if hasattr(a, "nbytes")]
         bufs += [(1, j, ptr(a), a.nbytes) for j, a in enumerate(outs)]
@@ -124,13 +132,13 @@ class Recorded:
             if type(a) in _SCALARS or a is None or type(a) is str:
                 continue
             if not hasattr(a, "data_ptr"):
-                return None
+                return cls._refuse(f"argument {i} is a {type(a).__name__}")
             p = a.data_ptr()
             hits = [b for b in bufs if b[2] and b[2] <= p < b[2] + max(b[3], 1)]
             if not hits:                      # a temporary (a staged copy): not replayable
-                return None
+                return cls._refuse(f"argument {i} points outside the step's buffers")
             if any(b[2] != hits[0][2] for b in hits):
-                return None                   # overlapping buffers at different addresses
+                return cls._refuse(f"argument {i} points into overlapping buffers")
             same |= {(hits[0][:2], b[:2]) for b in hits[1:]}
             slots.append((i, hits[0][0], hits[0][1], p - hits[0][2]))
             aligned.append(p & 15 == 0)
@@ -139,6 +147,11 @@ class Recorded:
         r.slots, r.aligned, r.scalars = tuple(slots), tuple(aligned), scalars
         r.same = tuple(sorted(same))
         return r
+
+    @classmethod
+    def _refuse(cls, why):
+        cls.refusal = why
+        return None
 
     def launch(self, in_ptrs, out_ptrs, stream):
         """Launch on buffers at these addresses; False (nothing launched) when the record
