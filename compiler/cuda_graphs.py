@@ -12,7 +12,9 @@ under these rules:
   targets) is used where it is, and so is an input found at the same address on the run
   before the capture (a parameter read by the forward): their addresses key the graph, and a
   new address means a new capture. Every other device input (the batch) is copied into a
-  buffer the graph owns before each launch;
+  buffer the graph owns before each launch. An input that moves for the first time after a
+  capture gets one run without the graph, to tell a batch (it moves again: copied in) from a
+  new model sharing the program (it stays: used in place);
 - host scalars computed each step (step counts, bias corrections) are uploaded into the one
   device buffer the graph reads, and float constants passed to kernels key the graph (a new
   learning rate captures again);
@@ -57,6 +59,7 @@ class GraphRunner:
         self.pool = self.stream = None
         self.captures = self.replays = 0
         self.fast_replays = 0    # replays that found the last run's state (_same_as_last)
+        self._moved = set()      # input positions seen at a new address after a capture
         self._ptrs = None        # input addresses on the last run
         self.arenas = []         # [(arena, [(id(output value), byte offset, shape, dtype)])]
         self._fast = None        # what the last graph run saw (see _same_as_last)
@@ -76,10 +79,16 @@ class GraphRunner:
         prev, self._ptrs = self._ptrs, ptrs
         if prog.runs < 2 or prev is None:
             return None          # the first run compiles and tunes: no capture yet
-        in_place = {k for k in dev_pos if k not in self.copied and prev.get(k) == ptrs[k]}
         alias_pos = self._alias_positions(prog, env, into)
-        for k in alias_pos:
-            in_place.add(k)
+        moved = {k for k in dev_pos if prev.get(k) != ptrs[k]} - self.copied - alias_pos
+        if moved - self._moved and self.key is not None:
+            # inputs at a new address for the first time since the graph was captured: a new
+            # batch (it will move again: copied in from the next capture on), or a new model
+            # sharing this program (it stays: used in place). One run without the graph tells
+            self._moved |= moved
+            return None
+        in_place = {k for k in dev_pos if k not in self.copied and prev.get(k) == ptrs[k]}
+        in_place |= alias_pos
         self.copied |= set(dev_pos) - in_place
         scal = self._scalars(prog, consts, host_steps)
         key = (prog._host_key, prog._dev_index, tuple(sorted(into or ())), scal,
