@@ -73,7 +73,7 @@ def compile_graph(graph, backend="interpret", cuda_graphs=False):
 
 class _Step:
     __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s", "reshape_only",
-                 "recorded", "record_tries")
+                 "recorded", "record_dev", "record_tries")
 
     def __init__(self, group, kernel, fallback):
         self.group, self.kernel, self.fallback = group, kernel, fallback
@@ -81,6 +81,7 @@ class _Step:
         self.scalars = []          # (Param, FloatParam index) written from consts per run
         self.runs, self.time_s = 0, 0.0
         self.recorded = None       # relaunch.Recorded: the step's launch, replayed on new buffers
+        self.record_dev = None     # the GPU it was recorded on (its kernel is loaded there)
         self.record_tries = 0      # launches recorded without a replayable result
 
 
@@ -390,11 +391,13 @@ class TritonProgram:
                 outs = self._numpy_group(s.group, ins, consts, dev)
             else:
                 scal = tuple(float(consts[i]) if consts is not None else
-                             float(self._const_values[i]) for _, i in s.scalars)
+                             float(self._const_values[i]) for _, i in s.scalars) \
+                    if s.scalars else ()
                 outs = [self._buffer(o, dev) if into is None or id(o) not in into else
                         into[id(o)] for o in s.group.outputs]
                 rec = s.recorded
-                if stream is None or rec is None or rec.scalars != scal or not rec.launch(
+                if stream is None or rec is None or rec.scalars != scal or \
+                        s.record_dev != self._dev_index or not rec.launch(
                         [_ptr(a) for a in ins], [a.data.ptr for a in outs], stream):
                     for (p, _), x in zip(s.scalars, scal):
                         p.role = ("scalar", x)
@@ -433,6 +436,7 @@ class TritonProgram:
         with relaunch.recording() as got:
             s.kernel.launch(kin, kout, False)
         s.recorded = relaunch.Recorded.make(got, ins, outs, _ptr, scal)
+        s.record_dev = self._dev_index
         if s.recorded is None:
             s.record_tries += 1
             self.record_refusals[s.group.name] = relaunch.Recorded.refusal
