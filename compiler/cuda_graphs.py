@@ -33,6 +33,7 @@ under these rules:
 On the 'interpret' backend a graph is the list of launches recorded at capture, replayed with
 the same arguments: the same bookkeeping, checked in CI without a GPU.
 """
+import collections
 import logging
 
 import numpy as np
@@ -60,6 +61,7 @@ class GraphRunner:
         self.captures = self.replays = 0
         self.fast_replays = 0    # replays that found the last run's state (_same_as_last)
         self._moved = set()      # input positions seen at a new address after a capture
+        self.events = collections.deque(maxlen=32)   # what the last runs did (introspection)
         self._ptrs = None        # input addresses on the last run
         self.arenas = []         # [(arena, [(id(output value), byte offset, shape, dtype)])]
         self._fast = None        # what the last graph run saw (see _same_as_last)
@@ -73,11 +75,13 @@ class GraphRunner:
             return None
         if self._same_as_last(prog, env, consts, into, host_steps):
             self.fast_replays += 1
+            self.events.append("replay (fast)")
             return self._replay(prog, env, into, host_steps, uploads)
         dev_pos = [k for k, v in enumerate(prog.graph.inputs) if self._on_device(env[id(v)])]
         ptrs = {k: self._ptr(env[id(prog.graph.inputs[k])]) for k in dev_pos}
         prev, self._ptrs = self._ptrs, ptrs
         if prog.runs < 2 or prev is None:
+            self.events.append("first run: no graph")
             return None          # the first run compiles and tunes: no capture yet
         alias_pos = self._alias_positions(prog, env, into)
         moved = {k for k in dev_pos if prev.get(k) != ptrs[k]} - self.copied - alias_pos
@@ -86,6 +90,7 @@ class GraphRunner:
             # batch (it will move again: copied in from the next capture on), or a new model
             # sharing this program (it stays: used in place). One run without the graph tells
             self._moved |= moved
+            self.events.append(f"inputs {sorted(moved)} moved: one run without the graph")
             return None
         in_place = {k for k in dev_pos if k not in self.copied and prev.get(k) == ptrs[k]}
         in_place |= alias_pos
@@ -106,6 +111,7 @@ class GraphRunner:
                 res = self._capture(prog, env, consts, into, host_steps, uploads, key,
                                     in_place, checks)
                 self._remember(prog, key)
+                self.events.append(f"captured (copied in: {sorted(self.static)})")
                 return res
             except Exception as e:      # nothing ran (a capture executes nothing): go on
                 self._release()         # without graphs, kernel by kernel
@@ -113,6 +119,7 @@ class GraphRunner:
                 log.warning("%s: CUDA graphs off: %s", prog.graph.name, self.off)
                 return None
         self._remember(prog, key)
+        self.events.append("replay")
         return self._replay(prog, env, into, host_steps, uploads)
 
     def _replay(self, prog, env, into, host_steps, uploads):

@@ -439,7 +439,13 @@ class TritonProgram:
         s.record_dev = self._dev_index
         if s.recorded is None:
             s.record_tries += 1
-            self.record_refusals[s.group.name] = relaunch.Recorded.refusal
+            why = relaunch.Recorded.refusal
+            k = s.kernel._chosen or s.kernel if hasattr(s.kernel, "_chosen") else s.kernel
+            k = getattr(k, "inner", None) or k
+            r = k.__dict__.get("_relauncher") if hasattr(k, "__dict__") else None
+            if not got and r is not None and r.path:
+                why += f"; the kernel's launch: {r.path}"
+            self.record_refusals[s.group.name] = why
 
     def _variant(self, consts, vals):
         prog = self._variants.get(vals)

@@ -36,11 +36,12 @@ _SCALARS = (int, float, bool)
 class Relauncher:
     """Per generated kernel: the CompiledKernel of its last JIT launch and the key it was
     specialized for."""
-    __slots__ = ("ck", "key", "order", "off")
+    __slots__ = ("ck", "key", "order", "off", "path")
 
     def __init__(self):
         self.ck = self.key = self.order = None
         self.off = False
+        self.path = None     # how the last launch went (introspection: why it was not fast)
 
     def launch(self, fn, grid, args, meta, options):
         """Launch fn on `grid` with positional `args` and constexpr `meta`; `options`
@@ -50,9 +51,16 @@ class Relauncher:
             if key == self.key:
                 try:
                     self._run(grid, args, meta)
+                    self.path = "fast"
                     return
-                except Exception:     # an API this code does not know: the JIT from now on
+                except Exception as e:  # an API this code does not know: the JIT from now on
                     self.off = True
+                    self.path = f"JIT: the fast path failed ({type(e).__name__}: {e})"[:200]
+            else:
+                self.path = "JIT: specialisation changed"
+        else:
+            self.path = ("JIT: fast launches off" if not ENABLED or self.off else
+                         "JIT: first launch")
         ck = fn[grid](*args, **meta, **options)
         if self.off:
             return
@@ -61,13 +69,15 @@ class Relauncher:
             n = len(args)
             if len(names) != n + len(meta) or set(names[n:]) != set(meta):
                 self.off = True
+                self.path = f"JIT: arguments {names[n:]} are not the constexprs {sorted(meta)}"
                 return
             self.order = tuple(names[n:])
             self.key = spec_key(args, meta)
             ck._init_handles()
             self.ck = ck
-        except Exception:
+        except Exception as e:
             self.off = True
+            self.path = f"JIT: no fast path ({type(e).__name__}: {e})"[:200]
 
     def _run(self, grid, args, meta):
         from runtime import cuda
