@@ -908,7 +908,10 @@ def training_step(cp, steps=20, demo=True):
         gs = (f"captures {gr[0].captures}, replays {gr[0].replays} ({gr[0].fast_replays} "
               f"fast), arenas {[len(p) for _, p in gr[0].arenas]}, off {gr[0].off}"
               if gr else "no graph runner")
-        ok = g_l == ref_l and perr == 0 and gr and gr[0].replays >= 4
+        # (replays: 4 of the 6 steps when every input keeps its address; an input allocated
+        # afresh each step can keep it for the first two (the pool hands the block back), be
+        # captured in place and then move: one run without the graph and a second capture)
+        ok = g_l == ref_l and perr == 0 and gr and gr[0].replays >= 2
         print(f"cuda graph step vs default compiled step, 6 steps: {'PASS' if ok else 'FAIL'}"
               f"  losses equal {g_l == ref_l}, max param diff {perr:.2g}; {gs}")
         if gr:

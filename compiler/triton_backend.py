@@ -71,6 +71,11 @@ def compile_graph(graph, backend="interpret", cuda_graphs=False):
     return prog, True
 
 
+# launches of a step recorded before it launches plainly: the first launch compiles (nothing
+# to record) and a kernel's specialisation can settle a run or two later (an input's alignment)
+RECORD_TRIES = 4
+
+
 class _Step:
     __slots__ = ("group", "kernel", "fallback", "scalars", "runs", "time_s", "reshape_only",
                  "recorded", "record_dev", "record_tries")
@@ -396,7 +401,7 @@ class TritonProgram:
                 outs = [self._buffer(o, dev) if into is None or id(o) not in into else
                         into[id(o)] for o in s.group.outputs]
                 rec = s.recorded
-                if stream is None or rec is None or rec.scalars != scal or \
+                if stream is None or rec is None or not _same_floats(rec.scalars, scal) or \
                         s.record_dev != self._dev_index or not rec.launch(
                         [_ptr(a) for a in ins], [a.data.ptr for a in outs], stream):
                     for (p, _), x in zip(s.scalars, scal):
@@ -405,7 +410,7 @@ class TritonProgram:
                     kout = [self._arg(a, v.dtype) for a, v in zip(outs, s.group.outputs)]
                     if launcher is not None:
                         launcher(s.kernel, kin, kout)
-                    elif stream is None or s.record_tries >= 2:
+                    elif stream is None or s.record_tries >= RECORD_TRIES:
                         s.kernel.launch(kin, kout, self.interpret)
                     else:
                         self._launch_recording(s, kin, kout, ins, outs, scal)
@@ -431,13 +436,16 @@ class TritonProgram:
 
     def _launch_recording(self, s, kin, kout, ins, outs, scal):
         """Launch step s through its kernel, recording the launch for the next runs (see
-        relaunch.Recorded); a step that does not record after two tries launches plainly."""
+        relaunch.Recorded); a step that does not record in RECORD_TRIES tries launches
+        plainly."""
         from .codegen import relaunch
         with relaunch.recording() as got:
             s.kernel.launch(kin, kout, False)
         s.recorded = relaunch.Recorded.make(got, ins, outs, _ptr, scal)
         s.record_dev = self._dev_index
-        if s.recorded is None:
+        if s.recorded is not None:
+            self.record_refusals.pop(s.group.name, None)
+        else:
             s.record_tries += 1
             why = relaunch.Recorded.refusal
             k = s.kernel._chosen or s.kernel if hasattr(s.kernel, "_chosen") else s.kernel
@@ -692,6 +700,12 @@ class TritonProgram:
         """{group name: seconds spent in it (host wall clock; launches are asynchronous on a
         GPU, so there it is launch time unless the caller synchronises)}."""
         return {s.group.name: s.time_s for s in self.steps}
+
+
+def _same_floats(a, b):
+    """Equal tuples of floats, a NaN equal to a NaN (a constant such as where(m, x, nan))."""
+    return a == b or (len(a) == len(b) and all(x == y or (x != x and y != y)
+                                                for x, y in zip(a, b)))
 
 
 _STRUCT = {"d": "d", "f": "f4x", "e": "e6x", "q": "q", "l": "q", "i": "i4x", "h": "h6x",

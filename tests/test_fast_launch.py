@@ -134,3 +134,176 @@ def test_launch_hooks_are_none_unless_one_is_installed():
     finally:
         chain.remove(hook)
     assert launch_hooks() == (None, None)
+
+
+# ---- a compiled training step's program on a stand-in GPU ---------------------------------
+# The Triton backend's device path (TritonProgram with recorded launches) run without a GPU:
+# device arrays are NumPy arrays whose `.data.ptr` is their address, and kernels are stand-ins
+# that note every launch (the JIT call, or the C launcher a fast or recorded launch calls).
+# Nothing is computed; what is checked is which launches happen and with which arguments.
+
+class _DevArr(np.ndarray):
+    @property
+    def data(self):
+        return type("Mem", (), {"ptr": self.ctypes.data})()
+
+    @property
+    def device(self):
+        return type("Dev", (), {"id": 0})()
+
+
+def _dev(a):
+    return np.ascontiguousarray(a).view(_DevArr)
+
+
+class _Launches:
+    def __init__(self):
+        self.log = []
+
+    def jit(self, real, name):
+        log = self.log
+        arg_names = list(real.arg_names)
+
+        class JIT:
+            def __init__(self):
+                self.arg_names = arg_names
+
+            def __getitem__(self, grid):
+                def go(*args, **kw):
+                    vals = [a.data_ptr() if hasattr(a, "data_ptr") else a for a in args]
+                    vals += [kw[k] for k in arg_names[len(args):]]
+                    log.append(("jit", name, tuple(grid) + (1,) * (3 - len(grid)), vals))
+                    return CK()
+                return go
+
+        class CK:
+            function, packed_metadata = "fn", "meta"
+
+            def _init_handles(self):
+                pass
+
+            def launch_metadata(self, *a):
+                return None
+
+            def run(self, g0, g1, g2, stream, fn, meta, md, enter, exit_, *args):
+                log.append(("run", name, (g0, g1, g2),
+                            [a.data_ptr() if hasattr(a, "data_ptr") else a for a in args]))
+        return JIT()
+
+
+@pytest.fixture
+def stand_in_gpu(monkeypatch):
+    import contextlib
+    from runtime import cuda
+    from compiler import triton_backend as tb
+    from compiler.codegen.triton_pointwise import PointwiseKernel
+    launches = _Launches()
+    real_function = PointwiseKernel.function
+    fakes = {}
+
+    def function(self, interpret):
+        if interpret:
+            return real_function(self, interpret)
+        if id(self) not in fakes:
+            fakes[id(self)] = (self, launches.jit(real_function(self, False), self.name))
+        return fakes[id(self)][1]
+    monkeypatch.setattr(PointwiseKernel, "function", function)
+    stream = type("Stream", (), {"ptr": 7})()
+    for name, fn in {
+            "available": lambda: True, "current_stream": lambda: stream,
+            "is_device_array": lambda a: isinstance(a, _DevArr), "array_index": lambda a: 0,
+            "empty_here": lambda shape, dt: np.zeros(shape, dt).view(_DevArr),
+            "from_host_here": lambda a: _dev(np.array(a)),
+            "from_host": lambda a, index=0: _dev(np.array(a)),
+            "upload_async": lambda dst, host: dst, "to_host": lambda a: np.array(a),
+            "scalar_view": lambda a, off, dt: np.zeros((), dt).view(_DevArr),
+            "hook_triton_stream": lambda: None,
+            "on_device": lambda i: contextlib.nullcontext(),
+            "defer_check": lambda *a, **k: None, "time_ms": lambda f, **k: (f(), 1.0)[1],
+            "scratch_like": lambda o: o}.items():
+        monkeypatch.setattr(cuda, name, fn)
+    before = set(tb._CACHE)
+    yield launches
+    for k in set(tb._CACHE) - before:          # no stand-in program outlives the test
+        del tb._CACHE[k]
+
+
+def _mlp_step(hidden):
+    # (each test its own hidden size: equal graphs share a program, and its recorded launches
+    # would call the other test's stand-in kernels)
+    import framework as torch
+    nn = torch.nn
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(24, hidden), nn.ReLU(), nn.Linear(hidden, 5))
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    x, y = torch.randn(8, 24), torch.randint(0, 5, (8,))
+
+    def step():
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(m(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    return torch.compile(step, backend="triton")
+
+
+def test_replayed_program_launches_every_kernel_from_its_record(stand_in_gpu):
+    from compiler import triton_backend as tb
+    step = _mlp_step(16)
+    for _ in range(2 + tb.RECORD_TRIES):
+        step()
+    prog = step.programs()[0]
+    kernels = [s for s in prog.steps if s.kernel is not None and not s.fallback and
+               not s.reshape_only and s.recorded is not None or s.record_tries]
+    assert kernels and all(s.recorded is not None for s in kernels), prog.record_refusals
+    assert prog.record_refusals == {}
+    stand_in_gpu.log.clear()
+    step()
+    # one launch per device kernel, none through the JIT, each from its step's record
+    assert [k for k, _, _, _ in stand_in_gpu.log] == ["run"] * len(kernels)
+
+
+def test_recorded_launches_pass_what_the_jit_path_passes(stand_in_gpu, monkeypatch):
+    # every run gets the same buffers (the k-th allocation of a run is the same memory each
+    # run), so a recorded launch and the JIT path's launch of the same step must pass
+    # identical arguments, pointers included
+    from runtime import cuda
+    from compiler import triton_backend as tb
+    from compiler.codegen import relaunch
+    pool, count = {}, [0]
+
+    def alloc(shape, dt):
+        count[0] += 1
+        key = (count[0], tuple(shape), np.dtype(dt).str)
+        if key not in pool:
+            pool[key] = np.zeros(shape, dt).view(_DevArr)
+        return pool[key]
+
+    def from_host(a, index=0):
+        a = np.asarray(a)
+        d = alloc(a.shape, a.dtype)
+        d[...] = a
+        return d
+    monkeypatch.setattr(cuda, "empty_here", alloc)
+    monkeypatch.setattr(cuda, "from_host_here", from_host)
+    monkeypatch.setattr(cuda, "from_host", from_host)
+    monkeypatch.setattr(cuda, "scalar_view", lambda a, off, dt: alloc((), dt))
+    step = _mlp_step(12)
+    for _ in range(2 + tb.RECORD_TRIES):
+        count[0] = 0
+        step()
+    stand_in_gpu.log.clear()
+    count[0] = 0
+    step()
+    recorded = list(stand_in_gpu.log)
+    monkeypatch.setattr(relaunch, "ENABLED", False)      # every launch through the JIT
+    stand_in_gpu.log.clear()
+    count[0] = 0
+    step()
+    jit = list(stand_in_gpu.log)
+    assert [k for k, *_ in recorded] == ["run"] * len(recorded)
+    assert [k for k, *_ in jit] == ["jit"] * len(jit)
+    assert len(recorded) == len(jit) >= 8
+    for (_, n1, g1, a1), (_, n2, g2, a2) in zip(recorded, jit):
+        assert (n1, g1) == (n2, g2)
+        assert [str(a) for a in a1] == [str(a) for a in a2], n1    # (str: a NaN constant)
