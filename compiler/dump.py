@@ -160,10 +160,13 @@ def main():
     with np.errstate(all="ignore"):
         for k, (o, r) in enumerate(zip(outs, ref)):
             o = np.asarray(o.get() if hasattr(o, "get") else o)
-            d = float(np.nanmax(np.abs(o.astype(np.float64) - np.asarray(r, np.float64)))) \\
+            r = np.asarray(r, np.float64)
+            d = float(np.nanmax(np.abs(o.astype(np.float64) - r))) \\
                 if o.size and o.dtype.kind in "biuf" else 0.0
+            scale = float(np.nanmax(np.abs(r), initial=0.0)) if r.size else 0.0
             print(f"output {{k}}: shape {{list(o.shape)}} {{o.dtype}}  max |diff| vs NumPy "
-                  f"reference {{d:.3g}}")
+                  f"reference {{d:.3g}} (relative to its largest value "
+                  f"{{d / max(scale, 1e-30):.3g}})")
 
 
 if __name__ == "__main__":

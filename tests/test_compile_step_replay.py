@@ -20,8 +20,15 @@ def _cnn(p=0.0):
                          nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(p), nn.Linear(64, 3))
 
 
-def _eq(got, want, err_msg=""):
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=err_msg)
+def _eq(got, want, err_msg="", tol=1.0):
+    # float32 rounding relative to the array's scale: an element that cancels (a momentum
+    # of -0.21 summed from terms of ~15) keeps the absolute error of its terms, and kernels
+    # may sum in another order than eager (Triton's dot on the interpret device; BLAS kernels
+    # differ between CPUs)
+    want = np.asarray(want)
+    scale = float(np.max(np.abs(want), initial=1.0)) if want.dtype.kind == "f" else 1.0
+    np.testing.assert_allclose(got, want, rtol=1e-5 * tol, atol=1e-6 * scale * tol,
+                               err_msg=err_msg)
 
 
 def _batch(s, cnn=False):
@@ -38,16 +45,17 @@ def _setup(make, opt_cls=optim.AdamW, **kw):
     return m, opt_cls(m.parameters(), **kw)
 
 
-def _same(m1, o1, m2, o2, what=""):
+def _same(m1, o1, m2, o2, what="", tol=1.0):
     for (k, a), b in zip(m1.state_dict().items(), m2.state_dict().values()):
-        _eq(b.cpu().numpy(), a.cpu().numpy(), err_msg=f"{what} {k}")
+        _eq(b.cpu().numpy(), a.cpu().numpy(), err_msg=f"{what} {k}", tol=tol)
     for p1, p2 in zip(m1.parameters(), m2.parameters()):
         assert (p1.grad is None) == (p2.grad is None), what
         if p1.grad is not None:
-            _eq(p2.grad.cpu().numpy(), p1.grad.cpu().numpy(), err_msg=f"{what} grad")
+            _eq(p2.grad.cpu().numpy(), p1.grad.cpu().numpy(), err_msg=f"{what} grad", tol=tol)
     for s1, s2 in zip(o1.state.values(), o2.state.values()):
         for k in s1:
-            _eq(np.asarray(s2[k].cpu().numpy()), np.asarray(s1[k].cpu().numpy()), err_msg=f"{what} {k}")
+            _eq(np.asarray(s2[k].cpu().numpy()), np.asarray(s1[k].cpu().numpy()),
+                err_msg=f"{what} {k}", tol=tol)
 
 
 def _run_both(make, step_fn, steps=7, cnn=False, opt_cls=optim.AdamW, **kw):
@@ -177,12 +185,16 @@ def test_lr_schedules_replay_and_equal_eager(opt_cls, kw, sched):
     m2, o2 = _setup(_mlp, opt_cls, **kw)
     s1, s2 = sched(o1), sched(o2)
     c = torch.compile(lambda x, y: _train_step(m2, o2, x, y))
+    # RMSprop divides by the root of a running mean of squared gradients, which starts near
+    # zero for some elements: a rounding difference between two summation orders (the
+    # kernels' and eager's BLAS, which differs between CPUs) grows by that factor
+    tol = 10.0 if opt_cls is optim.RMSprop else 1.0
     for s in range(10):
         x, y = _batch(s)
-        _eq(c(x, y).item(), _train_step(m1, o1, x, y).item(), err_msg=f"step {s}")
+        _eq(c(x, y).item(), _train_step(m1, o1, x, y).item(), err_msg=f"step {s}", tol=tol)
         s1.step()
         s2.step()
-        _same(m1, o1, m2, o2, f"step {s}")
+        _same(m1, o1, m2, o2, f"step {s}", tol=tol)
     assert c.stats["replays"] == 7, c.stats["replay_notes"]
 
 

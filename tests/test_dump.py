@@ -79,7 +79,12 @@ def test_dump_wrapper_reproduces_graph(dumped):
     p = subprocess.run([sys.executable, w], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-2000:]
     lines = [line for line in p.stdout.splitlines() if line.startswith("output ")]
-    assert lines and all("max |diff| vs NumPy reference 0" in line for line in lines)
+    assert lines
+    for line in lines:
+        # equal to float32 rounding: the program keeps linear layers' activations transposed
+        # (numpy_gen._transposed) and BLAS may sum in another order for another layout
+        rel = float(line.rsplit("largest value ", 1)[1].rstrip(")"))
+        assert rel <= 1e-5, line
 
 
 BREAK = textwrap.dedent("""

@@ -37,8 +37,10 @@ def same(a, b):
     np.testing.assert_array_equal(a, b)
 
 
-def check(before, after, seed=0):
-    """after computes exactly what before computes, on random inputs."""
+def check(before, after, seed=0, exact=True):
+    """after computes exactly what before computes, on random inputs (exact=False: to float32
+    rounding, where the rewrite hands BLAS the same dot products in another layout, which
+    some OpenBLAS kernels (Haswell's) accumulate in another order)."""
     rng = np.random.default_rng(seed)
     xs = [rand(v.shape, v.dtype, rng) for v in before.inputs]
     assert after.inputs == before.inputs
@@ -46,7 +48,13 @@ def check(before, after, seed=0):
     r1 = after.run(*[x.copy() for x in xs])
     assert len(r0) == len(r1)
     for a, b in zip(r0, r1):
-        same(a, b)
+        if exact:
+            same(a, b)
+        else:
+            a, b = np.asarray(a), np.asarray(b)
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(b, a, rtol=1e-5,
+                                       atol=1e-6 * float(np.max(np.abs(a), initial=1.0)))
     return r1
 
 
@@ -587,7 +595,7 @@ def test_layout_transposed_matmul_result_becomes_matmul_of_transposes():
         g.set_outputs([c])
         h = dce(fold(views(layout(g))))
         assert ops(h) == ["permute", "matmul"]          # one transpose view of gr, no copy
-        check(g, h)                                     # bit for bit (same dot products)
+        check(g, h, exact=False)                        # the same dot products, BLAS's order
 
 
 def test_layout_leaves_shared_or_returned_values():
