@@ -3,6 +3,7 @@
     python bench/gpu_check.py              # on a GPU: correctness, copy bandwidth, timings
     python bench/gpu_check.py --dry-run    # anywhere: generate + AOT-compile for sm_90 only
     python bench/gpu_check.py --sections 5,7   # a short rerun of some sections
+    python bench/gpu_check.py --sections 6,7 --no-demo   # fused kernels + training step, ~2 min
 
 Sections (each guarded; an error is printed and the next section runs):
   1. generate every pointwise kernel from the registry and compile it ahead of time (sm_90)
