@@ -448,9 +448,8 @@ class TritonProgram:
         else:
             s.record_tries += 1
             why = relaunch.Recorded.refusal
-            k = s.kernel._chosen or s.kernel if hasattr(s.kernel, "_chosen") else s.kernel
-            k = getattr(k, "inner", None) or k
-            r = k.__dict__.get("_relauncher") if hasattr(k, "__dict__") else None
+            k = getattr(s.kernel, "_chosen", None) or s.kernel
+            r = getattr(getattr(k, "inner", None) or k, "relauncher", None)
             if not got and r is not None and r.path:
                 why += f"; the kernel's launch: {r.path}"
             self.record_refusals[s.group.name] = why

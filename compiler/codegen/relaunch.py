@@ -98,8 +98,10 @@ def launch_hooks():
     """Triton's (enter, exit) launch hooks (a profiler's), each None where none is installed:
     Triton 3.5+ always holds a HookChain, empty unless a hook was added."""
     from triton import knobs
-    return tuple(None if h is None or getattr(h, "calls", True) == [] else h
-                 for h in (knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook))
+    rt = knobs.runtime
+    enter, exit_ = rt.launch_enter_hook, rt.launch_exit_hook
+    return (None if enter is None or getattr(enter, "calls", True) == [] else enter,
+            None if exit_ is None or getattr(exit_, "calls", True) == [] else exit_)
 
 
 class recording:
