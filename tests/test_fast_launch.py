@@ -253,8 +253,9 @@ def test_replayed_program_launches_every_kernel_from_its_record(stand_in_gpu):
     for _ in range(2 + tb.RECORD_TRIES):
         step()
     prog = step.programs()[0]
-    kernels = [s for s in prog.steps if s.kernel is not None and not s.fallback and
-               not s.reshape_only and s.recorded is not None or s.record_tries]
+    # the steps launched on the device (every one tried to record on its first launches;
+    # the scalar steps run on the host and never launch)
+    kernels = [s for s in prog.steps if s.recorded is not None or s.record_tries]
     assert kernels and all(s.recorded is not None for s in kernels), prog.record_refusals
     assert prog.record_refusals == {}
     stand_in_gpu.log.clear()
