@@ -97,20 +97,27 @@ def test_large_row_kernels_carry_variants():
     k = generate(grp, g)
     names = [v.name for v in k.variants]
     assert names == [k.name + s for s in ("_welford", "_looped", "_looped_welford", "_hoisted",
-                                          "_unrolled", "_unrolled_welford")], names
+                                          "_unrolled", "_unrolled_welford", "_strided")], names
     looped = k.variants[1]
     assert looped.consts["BLOCK_N"] == ROW_LOOP_BLOCK and "looped over column blocks" in \
         looped.source and "Welford" not in looped.source
     assert "kiln_welford_combine" in k.variants[0].source
     assert "every operand loaded first" in k.variants[3].source
     assert "tl.static_range(0, 4096, BLOCK_N)" in k.variants[4].source
+    strided = k.variants[6].source
+    # the weights are loaded once per program, before the loop over row blocks
+    assert strided.index("w = tl.load(") < strided.index("for pid in tl.range(") < \
+        strided.index("x = tl.load(")
+    assert k.variants[6].grid(k.variants[6].consts) == (512,)     # 8192 blocks: 16 each
     assert generate(grp, g, interpret=True).variants == ()
     g, grp = ns["variance_graph"](64, 4096, "layer_norm")          # small: no variants
     assert generate(grp, g).variants == ()
     g, grp = ns["variance_graph"](8192, 1024, "var")               # fits one loop block
     k = generate(grp, g)
     assert [v.name[len(k.name):] for v in generate(grp, g).variants] == ["_welford",
-                                                                          "_hoisted"]
+                                                                          "_hoisted", "_strided"]
+    g, grp = ns["variance_graph"](512, 20000, "layer_norm")        # looped rows: not strided
+    assert not [v for v in generate(grp, g).variants if v.name.endswith("_strided")]
 
 
 def test_variants_compile_to_sm90_ptx():
@@ -152,7 +159,7 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
 
     speed = {k.name: 3.0, k.name + "_welford": 2.5, k.name + "_looped_welford": 2.0,
              k.name + "_hoisted": 2.9, k.name + "_unrolled": 2.2,
-             k.name + "_unrolled_welford": 2.1}
+             k.name + "_unrolled_welford": 2.1, k.name + "_strided": 2.05}
     monkeypatch.setattr(GroupKernel, "launch", fake_own)
     monkeypatch.setattr(cuda, "scratch_like", lambda o: "scratch")
     monkeypatch.setattr(cuda, "time_ms", lambda f: (f(), speed[ran[-1][0]])[1])
@@ -182,15 +189,20 @@ from runtime.interpret import HostTensor
 # rows per program, warps, and for looped forms half-width column blocks) must compute the
 # same rows; small shapes stand in for large ones by lowering the tuning threshold
 tg.ROW_TUNE_ELEMENTS = 0
+tg.SM_COUNT = tg.STRIDED_PER_SM = 1    # the strided form: one program strides over every block
 rng = np.random.default_rng(1)
-for N, C in ((2, 4096), (2, 3000)):
+for N, C in ((2, 4096), (2, 3000), (5, 1000)):
     g, grp = variance_graph(N, C, "layer_norm")
     host = [(rng.standard_normal(v.shape) * 3 + 10).astype(np.float32) for v in g.inputs]
     ref = np.asarray(g.run(*[h.astype(np.float64) for h in host])[0])
     k = tg.generate(grp, g)
     for kk in (k,) + tuple(k.variants):
+        if C == 1000 and not kk.name.endswith("_strided"):
+            continue             # (this shape is here for the strided form's partial block)
         fn = kk.function(True)
-        for meta, opts in kk.configs:
+        # the interpreter runs one program at a time and has no warps: configs that differ
+        # only in num_warps are the same run
+        for meta in {tuple(sorted(m.items())): m for m, _ in kk.configs}.values():
             out = np.empty(g.outputs[0].shape, np.float32)
             ins = [HostTensor(h, v.dtype) for h, v in zip(host, g.inputs)]
             args = kk.args(ins, [HostTensor(out, g.outputs[0].dtype)])
@@ -198,15 +210,57 @@ for N, C in ((2, 4096), (2, 3000)):
             fn[kk.grid(m)](*args, **m)
             err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
             print(json.dumps({"shape": [N, C], "kernel": kk.name[len(k.name):] or "default",
-                              "meta": meta, "warps": opts["num_warps"], "err": err}))
+                              "meta": meta, "err": err,
+                              "programs": kk.grid(m)[0], "blocks": -(-N // m["BLOCK_M"])}))
+# the strided form of the row kernels without weights: softmax, and cross-entropy's row loss
+# (a gather of one column per row)
+from compiler.ir.graph import Graph
+N, C = 5, 1000
+for kind in ("softmax", "cross_entropy"):
+    g = Graph(kind)
+    x = g.add_input("x", (N, C), dt.float32)
+    m = g.call("amax", x, dims=(1,), keepdim=True)
+    if kind == "softmax":
+        e = g.call("exp", g.call("sub", x, m))
+        g.set_outputs([g.call("div", e, g.call("sum", e, dims=(1,), keepdim=True))])
+        host = [rng.standard_normal((N, C)).astype(np.float32)]
+    else:
+        t = g.add_input("t", (N, 1), dt.int64)
+        lse = g.call("add", g.call("log", g.call("sum", g.call("exp", g.call("sub", x, m)),
+                                                  dims=(1,), keepdim=True)), m)
+        g.set_outputs([g.call("neg", g.call("gather", g.call("sub", x, lse), t, dim=1))])
+        host = [rng.standard_normal((N, C)).astype(np.float32),
+                rng.integers(0, C, (N, 1)).astype(np.int64)]
+    grp = Group(0, "reduction", g.nodes, list(g.inputs), list(g.outputs))
+    ref = np.asarray(g.run(*[h.astype(np.float64) if h.dtype == np.float32 else h
+                             for h in host])[0])
+    kk = [v for v in tg.generate(grp, g).variants if v.name.endswith("_strided")][0]
+    fn = kk.function(True)
+    for meta in {tuple(sorted(m.items())): m for m, _ in kk.configs}.values():
+        out = np.empty(g.outputs[0].shape, np.float32)
+        ins = [HostTensor(h, v.dtype) for h, v in zip(host, g.inputs)]
+        m_ = dict(kk.consts, **meta)
+        fn[kk.grid(m_)](*kk.args(ins, [HostTensor(out, g.outputs[0].dtype)]), **m_)
+        err = float(np.max(np.abs(out - ref)) / np.max(np.abs(ref)))
+        print(json.dumps({"group": kind, "meta": meta, "err": err, "programs": kk.grid(m_)[0],
+                          "blocks": -(-N // meta["BLOCK_M"])}))
 '''
 
 
 def test_every_tuning_config_computes_the_same_rows():
     rows = [json.loads(line) for line in _interp.run_script(CONFIG_WORKER, ROOT)]
+    others = [r for r in rows if "group" in r]
+    assert {r["group"] for r in others} == {"softmax", "cross_entropy"}
+    for r in others:
+        assert r["programs"] == 1 and r["err"] < 2e-5, r
+    rows = [r for r in rows if "group" not in r]
     forms = {(tuple(r["shape"]), r["kernel"]) for r in rows}
     assert {f for _, f in forms} == {"default", "_welford", "_looped", "_looped_welford",
-                                     "_hoisted", "_unrolled", "_unrolled_welford"}
+                                     "_hoisted", "_unrolled", "_unrolled_welford", "_strided"}
+    strided = [r for r in rows if r["kernel"] == "_strided"]
+    assert all(r["programs"] == 1 for r in strided)
+    assert any(r["blocks"] >= 2 and r["shape"][0] % r["meta"]["BLOCK_M"] for r in strided), \
+        "one program strides over several row blocks, the last one partial"
     half = [r for r in rows if r["kernel"].startswith("_looped") and r["meta"]["BLOCK_N"] == 1024]
     assert half, "looped forms tune half-width column blocks"
     for r in rows:

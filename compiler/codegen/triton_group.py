@@ -794,12 +794,15 @@ def _variance_pairs(reds, producer, red_dims):
 
 
 def _reduction(group, max_block, interpret, welford=False, suffix="", hoist=False,
-               unroll=False):
+               unroll=False, strided=False):
     """welford: a variance (a sum of squared deviations from a sum's mean, as layer_norm and
     var trace) is computed with its sum in one Welford pass; suffix: a variant's name;
     hoist (persistent rows): every operand is loaded first, before the reductions (the
     weights' loads then overlap the row's); unroll (looped rows): the column loops run over
-    the row's fixed length (tl.static_range), so each pass's loads can all be in flight."""
+    the row's fixed length (tl.static_range), so each pass's loads can all be in flight;
+    strided: a grid of a few programs per SM (_strided_programs), each looping over row
+    blocks with a 2-stage software pipeline (the next block's loads are in flight while
+    this one is reduced and stored)."""
     eff, nodes = _fold_views(group)
     reds = [n for n in nodes if n.op in _REDUCTIONS or n.op == "gather"]
     for n in nodes:
@@ -1048,11 +1051,24 @@ def _reduction(group, max_block, interpret, welford=False, suffix="", hoist=Fals
                f"{ind}mask = rmask & cmask"]
         return out + coords("col", ind)
 
+    pre = []      # strided: lines before the loop over row blocks (what no row changes)
+    if strided and not persistent:
+        raise TritonCodegenError(f"{group.name}: the strided form keeps whole rows in "
+                                 f"registers ({ncols} columns do not fit one block)")
     if persistent:
         L.append("    # the whole row fits one block: one pass, values stay in registers")
-        L += col_setup("    ", "")
+        cs = col_setup("    ", "")
+        if strided:     # the columns, and the operands read by every row, once per program
+            pre += [line for line in cs if not line.startswith("    mask =")]
+            L += [line for line in cs if line.startswith("    mask =")]
+        else:
+            L += cs
         full_scope = row_scope          # one scope: nothing is recomputed
         if hoist:
+            if strided:
+                for v, _, _ in eff:
+                    if live(v) and live(v) <= D:
+                        emit(v, full_scope, "    ", pre)
             L.append("    # every operand loaded first: their loads overlap")
             for v, _, _ in eff:
                 emit(v, full_scope, "    ", L)
@@ -1277,6 +1293,14 @@ def _reduction(group, max_block, interpret, welford=False, suffix="", hoist=Fals
         L.append(f"    tl.store({out_ptr[k]} + {off or 'rows * 0'}, {names[o]}, "
                  f"mask={m or 'rmask'})")
 
+    if strided:
+        if closing:
+            raise TritonCodegenError(f"{group.name}: a closing reduction has one program")
+        i = L.index(f"    pid = {pid}")
+        L[i:] = pre + ["    # each program strides over row blocks; num_stages=2 issues the next "
+                 "block's loads while this one is reduced and stored",
+                 f"    for pid in tl.range({pid}, tl.cdiv(nrows, BLOCK_M), tl.num_programs(0), "
+                 "num_stages=2):"] + ["    " + line for line in L[i + 1:]]
     # dedupe stride params (one per buffer dim)
     seen, sp = set(), []
     for p in stride_params:
@@ -1303,8 +1327,21 @@ def _reduction(group, max_block, interpret, welford=False, suffix="", hoist=Fals
     src += L
     source = "\n".join(src) + "\n"
     grid = (lambda meta, nrows=nrows: ((nrows + meta["BLOCK_M"] - 1) // meta["BLOCK_M"],))
+    if strided:
+        grid = (lambda meta, nrows=nrows: (_strided_programs(-(-nrows // meta["BLOCK_M"])),))
     return GroupKernel(kname, source, params, group.kind, eff, grid,
                        {"BLOCK_M": BM, "BLOCK_N": BN}, num_warps, group, configs=configs)
+
+
+STRIDED_PER_SM = 4      # programs per SM of a strided row kernel (16 KB rows, 2 stages each)
+
+
+def _strided_programs(nblocks):
+    """Programs of a strided row kernel: about STRIDED_PER_SM per SM, evened out so that every
+    program runs the same number of row blocks (8192 blocks on 132 SMs: 512 programs of 16,
+    not 528 of which a third run one block fewer)."""
+    per = -(-nblocks // max(1, SM_COUNT * STRIDED_PER_SM))
+    return max(1, -(-nblocks // per))
 
 
 ROW_TUNE_ELEMENTS = 1 << 22      # smaller row kernels keep the one heuristic tile (launch-bound)
@@ -1316,23 +1353,27 @@ def _row_variants(group, k):
     looped over 2048-column blocks (the next pass reads it back from L2, as Inductor's looped
     reductions do) and, where the group computes a variance, Welford's single pass for the
     sum and the variance (persistent and looped); with weights, the persistent row with every
-    load issued first; for rows of a few blocks, the looped forms with unrolled loops. On an
-    H200 (8192x4096 fp32) the persistent two-pass layer_norm ran at 72-80 us, the hoisted and
-    unrolled Welford forms at 69-71 us, Inductor's looped Welford at 69 us: all at copy speed."""
+    load issued first; for rows of a few blocks, the looped forms with unrolled loops; for rows
+    of one block, the strided grid (a few programs per SM prefetching their next row block).
+    On an H200 (8192x4096 fp32) the persistent two-pass layer_norm ran at 72-80 us, the
+    hoisted and unrolled Welford forms at 69-71 us, Inductor's looped Welford at 69 us: all at
+    copy speed. (The strided form is newer than those timings.)"""
     out = []
-    # (column block, Welford, hoisted loads, unrolled loops, name suffix)
-    forms = [(None, True, False, False, "_welford"),
-             (ROW_LOOP_BLOCK, False, False, False, "_looped"),
-             (ROW_LOOP_BLOCK, True, False, False, "_looped_welford")]
-    if any(len(v.shape) == 1 for v in group.inputs):      # weights: their loads hoisted
-        forms.append((None, False, True, False, "_hoisted"))
+    # (column block, Welford, hoisted loads, unrolled loops, strided grid, name suffix)
+    forms = [(None, True, False, False, False, "_welford"),
+             (ROW_LOOP_BLOCK, False, False, False, False, "_looped"),
+             (ROW_LOOP_BLOCK, True, False, False, False, "_looped_welford")]
+    weights = any(len(v.shape) == 1 for v in group.inputs)
+    if weights:                                           # weights: their loads hoisted
+        forms.append((None, False, True, False, False, "_hoisted"))
     if k.consts.get("BLOCK_N", 1 << 30) <= 4 * ROW_LOOP_BLOCK:   # a few blocks: unrolled
-        forms += [(ROW_LOOP_BLOCK, False, False, True, "_unrolled"),
-                  (ROW_LOOP_BLOCK, True, False, True, "_unrolled_welford")]
-    for mb, wf, hoist, unroll, sfx in forms:
+        forms += [(ROW_LOOP_BLOCK, False, False, True, False, "_unrolled"),
+                  (ROW_LOOP_BLOCK, True, False, True, False, "_unrolled_welford")]
+    forms.append((None, False, weights, False, True, "_strided"))   # (persistent rows only)
+    for mb, wf, hoist, unroll, strided, sfx in forms:
         try:
             v = _reduction(group, mb, False, welford=wf, suffix=sfx, hoist=hoist,
-                           unroll=unroll)
+                           unroll=unroll, strided=strided)
         except TritonCodegenError:
             continue
         if mb is not None and v.consts["BLOCK_N"] >= k.consts["BLOCK_N"]:
