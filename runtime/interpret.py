@@ -13,6 +13,9 @@ It copies device storages to the host, runs, and copies back. Here the memory al
 memory, so cpu() is the storage itself and copy_ between identical storages does nothing.
 Kiln's DType prints as "torch.float32", which is the spelling Triton's dtype table reads.
 """
+import dataclasses
+import inspect
+
 import numpy as np
 
 from . import dtypes as dt
@@ -223,6 +226,37 @@ def fix_interpreter():
                                  tl.float64)
             return _orig(arg)
         ti._implicit_cvt = implicit_cvt
+
+    # Every integer add/sub/mul in an interpreted kernel (its index arithmetic) first redoes
+    # the operation in int64 and compares it with the type's bounds (sanitize_overflow, on by
+    # default), then hands the result to device_assert, which drops it unless debug is on,
+    # and the interpreter's options never turn debug on: 40% of an interpreted LSTM training
+    # step went to checks that could not fire. Computed only where they can fire.
+    bld = getattr(ti, "interpreter_builder", None)
+    opts = getattr(bld, "options", None)
+    if opts is not None and dataclasses.is_dataclass(opts) and \
+            not getattr(opts, "debug", True) and getattr(opts, "sanitize_overflow", False):
+        bld.options = dataclasses.replace(opts, sanitize_overflow=False)
+
+    # Each launch, and each call of a library helper inside it (tl.sum, tl.max), patches
+    # triton.language for the interpreter, finding the builtins to wrap with
+    # inspect.getmembers over tl, tl.tensor, tl.math and tl.core every time: a fifth of an
+    # interpreted training step. Those modules' builtins never change: list them once, here,
+    # before anything is patched (a package not listed takes the original path).
+    pb, pa = getattr(ti, "_patch_builtin", None), getattr(ti, "_patch_attr", None)
+    if pb is not None and pa is not None:
+        pkgs = [tl, tl.core, tl.tensor, tl.math,
+                getattr(tl.core, "tensor_descriptor_base", None)]
+        listed = {pkg: [(n, m) for n, m in inspect.getmembers(pkg) if tl.core.is_builtin(m)]
+                  for pkg in pkgs if pkg is not None}
+
+        def patch_builtin(pkg, builder, *scope, _orig=pb):
+            names = listed.get(pkg)
+            if names is None:
+                return _orig(pkg, builder, *scope)
+            for name, member in names:
+                ti._patch_attr(pkg, name, member, builder, *scope)
+        ti._patch_builtin = patch_builtin
 
     # A @triton.jit helper called inside an interpreted kernel (tl.max, tl.randint4x, Kiln's
     # helpers) patches its module's triton.language functions for the interpreter and never
