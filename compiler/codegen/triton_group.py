@@ -378,6 +378,18 @@ class GroupKernel(PointwiseKernel):
                 timed.append((float("inf"), k))
                 log.info("%s: variant %s not used: %s: %s", self.name, k.name,
                          type(e).__name__, e)
+        # forms within CHOICE_TIE of the fastest are timed again, in turn, CHOICE_ROUNDS times:
+        # layer_norm's forms at the roofline differ by 1-3%, about what the clock drifts
+        # between the first timings, so one pass picked by the order the forms ran in
+        fastest = min(ms for ms, _ in timed)
+        close = [k for ms, k in timed if ms <= fastest * CHOICE_TIE]
+        if len(close) > 1:
+            runs = {id(k): [ms] for ms, k in timed if k in close}
+            for _ in range(CHOICE_ROUNDS):
+                for k in close:
+                    runs[id(k)].append(cuda.time_ms(lambda k=k: k.launch(inputs, scratch, False)))
+            timed = [(sorted(runs[id(k)])[len(runs[id(k)]) // 2] if id(k) in runs else ms, k)
+                     for ms, k in timed]
         self.choice = [(k.name, ms) for ms, k in timed]
         ms, best = min(timed, key=lambda t: t[0])
         self._chosen = best if ms < float("inf") else self
@@ -1344,6 +1356,8 @@ def _strided_programs(nblocks):
     return max(1, -(-nblocks // per))
 
 
+CHOICE_TIE = 1.05        # forms this close to the fastest are timed again (GroupKernel._choose)
+CHOICE_ROUNDS = 4        # times each, in turn; the median of those and the first timing wins
 ROW_TUNE_ELEMENTS = 1 << 22      # smaller row kernels keep the one heuristic tile (launch-bound)
 ROW_LOOP_BLOCK = 2048            # the looped variant's column block
 
