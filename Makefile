@@ -25,7 +25,8 @@ test: $(STAMP)
 test-triton36:
 	test -d .venv36 || $(PY) -m venv .venv36
 	.venv36/bin/python -m pip install -q -e '.[dev]' 'triton==3.6.0'
-	.venv36/bin/python -m pytest -n 2 -rs tests/test_triton_*.py tests/test_compile_triton.py
+	.venv36/bin/python -m pytest -n 2 -rs tests/test_triton_*.py tests/test_compile_triton.py \
+		tests/test_interpreter_patches.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/eager_overhead.py
