@@ -241,14 +241,20 @@ def fix_interpreter():
     # Each launch, and each call of a library helper inside it (tl.sum, tl.max), patches
     # triton.language for the interpreter, finding the builtins to wrap with
     # inspect.getmembers over tl, tl.tensor, tl.math and tl.core every time: a fifth of an
-    # interpreted training step. Those modules' builtins never change: list them once, here,
-    # before anything is patched (a package not listed takes the original path).
+    # interpreted training step. Those modules' builtins never change: list them once. A
+    # package that an earlier interpreted call left patched (some members are the
+    # interpreter's own functions) is not listed: it keeps the original path, which sees
+    # what it saw before.
     pb, pa = getattr(ti, "_patch_builtin", None), getattr(ti, "_patch_attr", None)
     if pb is not None and pa is not None:
+        def clean(members):
+            fns = (getattr(m, "func", m) for _, m in members)    # (a partial: its function)
+            return not any(inspect.isfunction(f) and f.__module__ == ti.__name__ for f in fns)
         pkgs = [tl, tl.core, tl.tensor, tl.math,
                 getattr(tl.core, "tensor_descriptor_base", None)]
-        listed = {pkg: [(n, m) for n, m in inspect.getmembers(pkg) if tl.core.is_builtin(m)]
-                  for pkg in pkgs if pkg is not None}
+        members = {pkg: inspect.getmembers(pkg) for pkg in pkgs if pkg is not None}
+        listed = {pkg: [(n, m) for n, m in ms if tl.core.is_builtin(m)]
+                  for pkg, ms in members.items() if clean(ms)}
 
         def patch_builtin(pkg, builder, *scope, _orig=pb):
             names = listed.get(pkg)
@@ -256,6 +262,7 @@ def fix_interpreter():
                 return _orig(pkg, builder, *scope)
             for name, member in names:
                 ti._patch_attr(pkg, name, member, builder, *scope)
+        patch_builtin.listed = listed
         ti._patch_builtin = patch_builtin
 
     # A @triton.jit helper called inside an interpreted kernel (tl.max, tl.randint4x, Kiln's
