@@ -189,6 +189,30 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
     assert ran == [(k._chosen.name, real_out)]
 
 
+def test_first_launch_where_no_form_runs_keeps_the_default(monkeypatch):
+    # every form fails to launch (no GPU memory, say): no re-timing of failures, the default
+    # form is kept, and its own launch then reports the error
+    sys.path.insert(0, ROOT)
+    import compiler.ops  # noqa: F401
+    from compiler.codegen.triton_group import generate, GroupKernel
+    from runtime import cuda
+    ns = {}
+    exec(GRAPHS, ns)
+    g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
+    k = generate(grp, g)
+    tries = []
+
+    def fail(self, inputs, outputs, interpret):
+        tries.append(self.name)
+        raise RuntimeError("out of resources")
+    monkeypatch.setattr(GroupKernel, "launch", fail)
+    monkeypatch.setattr(cuda, "scratch_like", lambda o: "scratch")
+    monkeypatch.setattr(cuda, "time_ms", lambda f: f())
+    assert GroupKernel._choose(k, ["x", "w"], ["out"]) is k
+    assert [ms for _, ms in k.choice] == [float("inf")] * (1 + len(k.variants))
+    assert len(tries) == 1 + len(k.variants)          # each tried once, none again
+
+
 CONFIG_WORKER = r'''
 import json, sys
 sys.path.insert(0, "tests")
