@@ -136,8 +136,8 @@ def test_variants_compile_to_sm90_ptx():
         assert ".target sm_90" in art.ptx and art.cubin, v.name
 
 
-def test_first_launch_keeps_the_fastest_variant(monkeypatch):
-    # the choice (GPU only) without a GPU: launches stubbed, times per kernel
+def _large_layer_norm():
+    """The 8192x4096 layer_norm kernel (with its variants), GroupKernel and runtime.cuda."""
     sys.path.insert(0, ROOT)
     import compiler.ops  # noqa: F401
     from compiler.codegen.triton_group import generate, GroupKernel
@@ -145,7 +145,12 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
     ns = {}
     exec(GRAPHS, ns)
     g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
-    k = generate(grp, g)
+    return generate(grp, g), GroupKernel, cuda
+
+
+def test_first_launch_keeps_the_fastest_variant(monkeypatch):
+    # the choice (GPU only) without a GPU: launches stubbed, times per kernel
+    k, GroupKernel, cuda = _large_layer_norm()
     ran = []
     real_launch = GroupKernel.launch
 
@@ -192,14 +197,7 @@ def test_first_launch_keeps_the_fastest_variant(monkeypatch):
 def test_first_launch_where_no_form_runs_keeps_the_default(monkeypatch):
     # every form fails to launch (no GPU memory, say): no re-timing of failures, the default
     # form is kept, and its own launch then reports the error
-    sys.path.insert(0, ROOT)
-    import compiler.ops  # noqa: F401
-    from compiler.codegen.triton_group import generate, GroupKernel
-    from runtime import cuda
-    ns = {}
-    exec(GRAPHS, ns)
-    g, grp = ns["variance_graph"](8192, 4096, "layer_norm")
-    k = generate(grp, g)
+    k, GroupKernel, cuda = _large_layer_norm()
     tries = []
 
     def fail(self, inputs, outputs, interpret):
