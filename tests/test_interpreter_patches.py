@@ -43,8 +43,8 @@ for pkg in (tl, tl.core, tl.tensor, tl.math):
     print("same", getattr(pkg, "__name__", pkg), len(got["listed"]),
           got["listed"] == got["inspected"], pkg in ti._patch_builtin.listed)
 # and the language is whole again afterwards: no interpreter wrapper left behind
-print("restored", all(tl.core.is_builtin(getattr(tl, n)) for n in ("sum", "load", "arange")
-                      if tl.core.is_builtin(getattr(tl.core, n, None))))
+print("restored", all(tl.core.is_builtin(getattr(m, n)) for m in (tl, tl.core)
+                      for n in ("load", "store", "arange", "full", "reduce")))
 '''
 
 
