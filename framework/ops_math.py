@@ -1011,6 +1011,8 @@ def _logaddexp(name, input, other, out, base2):
         raise NotImplementedError(f"\"{name}_cpu\" not implemented for '{dt.tname(d)}' ({name} "
                                   f"needs floating point tensors; dtypes {input._dtype} and "
                                   f"{other._dtype})")
+    # a bool or integer side joins in the floating dtype (sub refuses bool)
+    input, other = (x if x._dtype is d else apply(P["cast"], x, dtype=d) for x in (input, other))
     # max(a, b) + log(1 + exp(-|a - b|)): no overflow; at a == b each side gets half the
     # gradient (maximum splits ties, |.| has slope 0 at 0), as PyTorch's 1 / (1 + exp(b - a))
     m = apply(P["maximum"], input, other)
@@ -1021,7 +1023,7 @@ def _logaddexp(name, input, other, out, base2):
         r = apply(P["add"], m, apply(P["log1p"], apply(P["exp"], t)))
     same_inf = apply(P["logical_and"], apply(P["isinf"], input), apply(P["eq"], input, other))
     r = apply(P["where"], same_inf, m, r)             # inf - inf would be NaN
-    return write_out(r, out)
+    return write_out(rename(r, "Logaddexp2Backward0" if base2 else "LogaddexpBackward0"), out)
 
 
 def logaddexp(input, other, *, out=None):

@@ -164,6 +164,13 @@ def test_result_dtypes():
     assert torch.logaddexp(torch.ones(1), i).dtype == torch.float32
     assert torch.logaddexp(torch.ones(1, dtype=torch.float16), torch.ones(1, dtype=torch.float16)
                            ).dtype == torch.float16
+    # a bool side joins in the float dtype (the max/abs-difference form must not subtract bools)
+    f = torch.tensor([0.5, -1.0], requires_grad=True)
+    bb = torch.tensor([True, False])
+    assert_close(torch.logaddexp(f, bb), np.logaddexp([0.5, -1.0], [1.0, 0.0]), rtol=1e-6, atol=1e-6)
+    assert_close(torch.logaddexp2(bb, f), np.logaddexp2([1.0, 0.0], [0.5, -1.0]), rtol=1e-6, atol=1e-6)
+    assert type(torch.logaddexp(f, bb).grad_fn).__name__ == "LogaddexpBackward0"
+    assert type(torch.logaddexp2(f, bb).grad_fn).__name__ == "Logaddexp2Backward0"
     assert torch.rsub(i, 2.5).tolist() == [1.5, 0.5]
     assert torch.rsub(torch.tensor([1., 2.]), 3, alpha=2).tolist() == [1., -1.]
     assert torch.rsub(i, torch.tensor([5, 5])).tolist() == [4, 3]
