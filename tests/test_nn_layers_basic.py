@@ -101,6 +101,27 @@ def test_inplace_activations_and_errors():
         nn.PReLU(3)(torch.ones(2, 4))
 
 
+def test_float_only_activations_reject_integer_inputs():
+    # PyTorch's CPU kernels for these exist only for floating dtypes: NotImplementedError
+    ints = torch.tensor([-1, 2, 3, 4])
+    for f in (F.gelu, F.leaky_relu, F.elu, F.selu, F.celu, F.silu, F.softplus, F.mish,
+              F.hardswish, F.hardsigmoid, F.hardshrink, F.softshrink, F.logsigmoid, F.glu,
+              F.rrelu):
+        with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
+            f(ints)
+    with pytest.raises(NotImplementedError, match="'Bool'"):
+        F.gelu(torch.tensor([True, False]))
+    with pytest.raises(NotImplementedError):
+        nn.Hardswish()(ints)
+    # these are defined for integers and keep the dtype
+    assert F.relu(ints).tolist() == [0, 2, 3, 4] and F.relu(ints).dtype == torch.int64
+    assert F.hardtanh(ints).tolist() == [-1, 1, 1, 1]
+    assert F.relu6(ints).tolist() == [0, 2, 3, 4]
+    assert F.threshold(ints, 0, 1).tolist() == [1, 2, 3, 4]
+    assert_close(F.softsign(ints), np.array([-0.5, 2 / 3, 0.75, 0.8]))
+    assert F.softsign(ints).dtype == torch.float32
+
+
 def test_prelu_channels_gradcheck():
     m = nn.PReLU(3).double()
     with torch.no_grad():

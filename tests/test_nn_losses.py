@@ -144,6 +144,104 @@ def test_cross_entropy_errors():
         F.nll_loss(x, torch.tensor([0., 1., 2.]))
 
 
+def test_class_target_dtype_must_be_long_or_byte():
+    # nll_loss/cross_entropy index targets: int64 or uint8 only, as PyTorch
+    x = T(A)
+    ref = F.cross_entropy(x, torch.tensor([0, 2, 1, 1]))
+    lp = _logsm(A)
+    assert_close(ref, -np.mean(lp[np.arange(4), [0, 2, 1, 1]]))
+    assert_close(F.cross_entropy(x, torch.tensor([0, 2, 1, 1], dtype=torch.uint8)), to_np(ref))
+    for d in (torch.int32, torch.int16, torch.int8, torch.bool):
+        with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
+            F.cross_entropy(x, torch.tensor([0, 1, 1, 0], dtype=d))
+        with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
+            F.nll_loss(x, torch.tensor([0, 1, 1, 0], dtype=d))
+
+
+def test_pointwise_losses_integer_inputs():
+    a, b = torch.tensor([1, 2]), torch.tensor([2.0, 4.0])
+    # one floating operand: computed in the promoted float dtype
+    assert_close(F.mse_loss(a, b), np.array(2.5))
+    assert_close(F.mse_loss(b, a), np.array(2.5))
+    assert_close(F.smooth_l1_loss(a, b), np.array(1.0))
+    assert_close(F.huber_loss(b, a), np.array(1.0))
+    # integer-only: no kernel (NotImplementedError); an integer input cannot hold a float loss
+    for f in (F.mse_loss, F.smooth_l1_loss, F.huber_loss):
+        with pytest.raises(NotImplementedError, match="not implemented for 'Long'"):
+            f(a, a)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        F.huber_loss(a, b)
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        F.soft_margin_loss(a, b)
+    # l1 on integers is defined for 'none'/'sum' (abs of a difference)
+    assert F.l1_loss(a, torch.tensor([2, 4]), reduction="sum").item() == 3
+
+
+def test_nll_1d_input_with_one_element_target():
+    # a (1,)-shaped target for a 1-D input is the scalar class; the loss is 0-d
+    x = np.array([-1.0, -2.0, -3.0, -4.0])
+    for red in ("none", "mean", "sum"):
+        out = F.nll_loss(T(x), torch.tensor([1]), reduction=red)
+        assert out.shape == () and out.item() == 2.0
+    assert F.nll_loss(T(x), torch.tensor([1]), weight=T([1.0, 2.0, 3.0, 4.0]),
+                      reduction="sum").item() == 4.0
+    ce = F.cross_entropy(T(x), torch.tensor([1]), label_smoothing=0.1, reduction="none")
+    lp = _logsm(x[None])[0]
+    assert ce.shape == ()
+    assert_close(ce, 0.9 * -lp[1] + 0.1 * -lp.mean())
+    assert np.isnan(F.nll_loss(T(x), torch.tensor([-100])).item())
+    with pytest.raises(ValueError, match="1D target must have size 1, but got target size: 2"):
+        F.nll_loss(T(x), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="target size: 0"):
+        F.cross_entropy(T(x), torch.zeros(0, dtype=torch.long))
+    with pytest.raises(RuntimeError, match="multi-target not supported"):
+        F.nll_loss(T(x), torch.tensor([[1]]))
+
+
+def test_gaussian_nll_var_broadcasts_along_one_dim():
+    # PyTorch accepts var of the input's rank with exactly one mismatched dim, of size 1
+    rg = np.random.default_rng(3)
+    a, b = rg.standard_normal((4, 3, 5)), rg.standard_normal((4, 3, 5))
+    for vs in ((4, 3, 5), (4, 3), (4, 3, 1), (1, 3, 5), (4, 1, 5)):
+        v = np.abs(rg.standard_normal(vs)) + 0.1
+        vb = v[..., None] if len(vs) == 2 else v
+        ref = np.mean(0.5 * (np.log(vb) + (a - b) ** 2 / vb))
+        assert_close(F.gaussian_nll_loss(T(a), T(b), T(v)), ref)
+    for vs in ((2, 3, 5), (1, 1, 5), (4, 3, 5, 1), (5,)):
+        with pytest.raises(ValueError, match="var is of incorrect size"):
+            F.gaussian_nll_loss(T(a), T(b), T(np.ones(vs)))
+
+
+def test_multi_margin_and_pdist_argument_errors():
+    x = T(A)   # (4, 3)
+    t = torch.tensor([0, 2, 1, 1])
+    with pytest.raises(RuntimeError, match="inconsistent weight size, expected 3 but got \\[2\\]"):
+        F.multi_margin_loss(x, t, weight=T([1.0, 2.0]))
+    with pytest.raises(ValueError, match="weight must be one-dimensional"):
+        F.multi_margin_loss(x, t, weight=T(np.ones((3, 1))))
+    with pytest.raises(RuntimeError, match="expected scalar type Long but found Int"):
+        F.multi_margin_loss(x, t.to(torch.int32))
+    w = np.array([0.5, 2.0, 1.0])
+    ti = np.array([0, 2, 1, 1])
+    z = np.maximum(0, 1.0 - A[np.arange(4), ti][:, None] + A)
+    z[np.arange(4), ti] = 0
+    assert_close(F.multi_margin_loss(x, t, weight=T(w)), np.mean((z * w[ti][:, None]).sum(1) / 3))
+    with pytest.raises(RuntimeError, match="non-negative p"):
+        F.pdist(T(A), p=-1)
+
+
+def test_triplet_with_distance_default_is_pairwise_module():
+    m = nn.TripletMarginWithDistanceLoss()
+    assert repr(m) == "TripletMarginWithDistanceLoss(\n  (distance_function): PairwiseDistance()\n)"
+    assert isinstance(m.distance_function, nn.PairwiseDistance)
+    assert list(m.state_dict()) == []
+    a, p, n = A, B, B[::-1].copy()
+    d = lambda u, v: np.sqrt(((u - v + 1e-6) ** 2).sum(1))
+    assert_close(m(T(a), T(p), T(n)), np.mean(np.maximum(d(a, p) - d(a, n) + 1.0, 0)))
+    assert repr(nn.TripletMarginWithDistanceLoss(distance_function=F.l1_loss)) == \
+        "TripletMarginWithDistanceLoss()"
+
+
 P_IN = np.array([[0.1, 0.9, 0.5], [0.0, 1.0, 0.3]])
 P_T = np.array([[0.0, 1.0, 1.0], [0.0, 1.0, 0.5]])
 

@@ -98,6 +98,13 @@ def test_batchnorm_reprs_and_errors():
         bn(torch.randn(2, 5, 4, 4))
     np.testing.assert_array_equal(to_np(bn.running_mean), before)
     assert int(bn.num_batches_tracked) == 0
+    # the functional form has no rank check of its own: 1-D input has no dim 1 (IndexError)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        F.batch_norm(torch.randn(3), torch.zeros(3), torch.ones(3))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        F.batch_norm(torch.randn(3), None, None, training=True)
+    with pytest.raises(RuntimeError, match="must be defined in evaluation mode"):
+        F.batch_norm(torch.randn(3), None, None, training=False)
 
 
 def test_batchnorm_gradcheck(r):

@@ -193,6 +193,17 @@ def test_pool_bad_inputs():
     with pytest.raises(RuntimeError):
         nn.MaxPool2d(5)(x)
     assert x.shape == (1, 3, 2, 2)
+    # avg_pool3d (and lp_pool3d) reject an unpadded input smaller than the kernel, even when
+    # padding or ceil_mode would give a non-empty output (max_pool3d does not)
+    x3 = torch.randn(1, 1, 2, 2, 8)
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        F.avg_pool3d(x3, (3, 1, 1), padding=(1, 0, 0))
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        F.avg_pool3d(x3, (1, 3, 1), ceil_mode=True, stride=1, padding=(0, 1, 0))
+    with pytest.raises(RuntimeError, match="smaller than kernel size"):
+        F.lp_pool3d(x3, 2, (3, 1, 1))
+    assert F.max_pool3d(x3, (3, 1, 1), padding=(1, 0, 0)).shape == (1, 1, 1, 2, 8)
+    assert F.avg_pool3d(x3, (2, 2, 4), padding=(1, 1, 2)).shape == (1, 1, 2, 2, 3)
 
 
 # ---- padding ------------------------------------------------------------------------------------
@@ -219,6 +230,21 @@ def test_pad_constant_value_and_negative(r):
     assert_close(y, ref)
     # pads on every dim, the first pair on the last dim
     assert F.pad(torch.zeros(2, 3), (1, 1, 2, 2)).shape == (6, 5)
+
+
+def test_pad_reflect_negative_reflects_about_uncropped_input():
+    # out[i] = in[reflect(i - left)] over the whole input: a negative pad on one side only
+    # crops the output, it does not move the reflection axis.
+    x = T(np.arange(5.0).reshape(1, 1, 5))
+    assert F.pad(x, (3, -2), mode="reflect").tolist() == [[[3.0, 2.0, 1.0, 0.0, 1.0, 2.0]]]
+    assert F.pad(x, (-2, 3), mode="reflect").tolist() == [[[2.0, 3.0, 4.0, 3.0, 2.0, 1.0]]]
+    assert F.pad(x, (-4, 3), mode="reflect").tolist() == [[[4.0, 3.0, 2.0, 1.0]]]
+    assert F.pad(x, (3, -6), mode="reflect").tolist() == [[[3.0, 2.0]]]
+    # circular still crops first, then wraps the cropped input
+    assert F.pad(x, (3, -2), mode="circular").tolist() == [[[0.0, 1.0, 2.0, 0.0, 1.0, 2.0]]]
+    x2 = np.arange(30.0).reshape(1, 5, 6)
+    ref = np.pad(x2, [(0, 0), (3, 0), (0, 2)], mode="reflect")[:, :-2, 1:]
+    assert_close(F.pad(T(x2), (-1, 2, 3, -2), mode="reflect"), ref, rtol=0, atol=0)
 
 
 def test_pad_bad_inputs():
@@ -385,6 +411,10 @@ def test_pixel_shuffle_roundtrip(r):
         F.pixel_shuffle(torch.randn(1, 3, 4, 4), 2)
     with pytest.raises(RuntimeError, match="height to be divisible"):
         F.pixel_unshuffle(torch.randn(1, 3, 5, 4), 2)
+    with pytest.raises(RuntimeError, match="positive upscale_factor, but got 0"):
+        F.pixel_shuffle(torch.randn(1, 4, 2, 2), 0)
+    with pytest.raises(RuntimeError, match="positive downscale_factor, but got -2"):
+        F.pixel_unshuffle(torch.randn(1, 4, 2, 2), -2)
 
 
 def test_against_torch(r):

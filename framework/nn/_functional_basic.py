@@ -4,6 +4,7 @@ Each function is a decomposition into primitives (through the torch-named ops); 
 the result PyTorch's grad_fn name. In-place forms compute out of place and write back with
 history (_tensor_methods._assign), so a failed op leaves its input unchanged.
 """
+import builtins
 import math
 import warnings
 
@@ -46,6 +47,26 @@ def _inplace_src(input, inplace):
     if inplace and STATE.grad_enabled and isinstance(input, Tensor) and input.requires_grad:
         return M.clone(input)
     return input
+
+
+def _float_kernel(x, kernel):
+    """PyTorch's CPU kernels for these activations/losses exist only for floating (and some
+    complex) dtypes: integer and bool inputs raise NotImplementedError naming the kernel."""
+    d = x.dtype
+    if not _is_float(x):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(d)}' (input of "
+                                  f"shape {list(x.shape)}; use a floating point tensor)")
+
+
+def _is_float(x):
+    return x.dtype.is_floating_point or x.dtype.is_complex
+
+
+def _float_out(input, op):
+    # these losses write into a tensor of the input's dtype: an integer input cannot hold them
+    if not _is_float(input):
+        raise RuntimeError(f"result type Float can't be cast to the desired output type "
+                           f"{dt.tname(input.dtype)} ({op}: input of shape {list(input.shape)})")
 
 
 def _check_tensor(x, op, arg="input"):
@@ -148,6 +169,7 @@ def relu6(input, inplace=False):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
+    _float_kernel(input, "leaky_relu_cpu")
     x = _inplace_src(input, inplace)
     r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)), "LeakyReluBackward0")
     return _maybe_inplace(input, r, inplace, "leaky_relu")
@@ -172,6 +194,7 @@ def prelu(input, weight):
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None):
+    _float_kernel(input, "leaky_relu_cpu")
     # (generator: torch.rrelu's; F.rrelu draws from the default one)
     if lower > upper:
         raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound "
@@ -208,6 +231,7 @@ def _neg_part(x):
 
 
 def elu(input, alpha=1.0, inplace=False):
+    _float_kernel(input, "elu_cpu")
     return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0), inplace, "elu")
 
 
@@ -220,6 +244,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input, inplace=False):
+    _float_kernel(input, "elu_cpu")
     return _maybe_inplace(input, _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0), inplace, "selu")
 
 
@@ -228,6 +253,7 @@ def selu_(input):
 
 
 def celu(input, alpha=1.0, inplace=False):
+    _float_kernel(input, "elu_cpu")
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
     return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0 / alpha), inplace, "celu")
@@ -238,6 +264,7 @@ def celu_(input, alpha=1.0):
 
 
 def gelu(input, approximate="none"):
+    _float_kernel(input, "GeluKernelImpl")
     if approximate == "none":
         r = M.mul(M.mul(input, 0.5), M.add(M.erf(M.mul(input, 1.0 / math.sqrt(2.0))), 1.0))
     elif approximate == "tanh":
@@ -250,6 +277,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
+    _float_kernel(input, "silu_cpu")
     x = _inplace_src(input, inplace)
     return _maybe_inplace(input, rename(M.mul(x, M.sigmoid(x)), "SiluBackward0"), inplace,
                           "silu")
@@ -265,10 +293,12 @@ def _softplus(x, beta=1.0, threshold=20.0):
 
 
 def softplus(input, beta=1.0, threshold=20.0):
+    _float_kernel(input, "softplus_cpu")
     return rename(_softplus(input, beta, threshold), "SoftplusBackward0")
 
 
 def mish(input, inplace=False):
+    _float_kernel(input, "mish_cpu")
     x = _inplace_src(input, inplace)
     r = rename(M.mul(x, M.tanh(_softplus(x))), "MishBackward0")
     return _maybe_inplace(input, r, inplace, "mish")
@@ -283,6 +313,7 @@ def tanh(input):
 
 
 def hardsigmoid(input, inplace=False):
+    _float_kernel(input, "hardsigmoid_cpu")
     x = _inplace_src(input, inplace)
     # gradient 1/6 strictly inside (-3, 3), else 0 (also at NaN, whose value stays NaN)
     inside = M.logical_and(M.gt(x, -3.0), M.lt(x, 3.0))
@@ -294,6 +325,7 @@ def hardsigmoid(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
+    _float_kernel(input, "hardswish_cpu")
     x = _inplace_src(input, inplace)
     # x * 0 below -3 as torch's x * relu6(x + 3) / 6: -0.0 for x < -3, NaN at -inf
     r = M.where(M.le(x, -3.0), M.mul(x, 0.0),
@@ -308,6 +340,7 @@ def softsign(input):
 
 
 def logsigmoid(input):
+    _float_kernel(input, "log_sigmoid_cpu")
     return rename(M.neg(_softplus(M.neg(input))), "LogSigmoidBackward0")
 
 
@@ -316,6 +349,7 @@ def tanhshrink(input):
 
 
 def softshrink(input, lambd=0.5):
+    _float_kernel(input, "softshrink_check")
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
     r = M.where(M.gt(input, lambd), M.sub(input, lambd),
@@ -331,6 +365,7 @@ def _zero_keep_nan(x):
 
 
 def hardshrink(input, lambd=0.5):
+    _float_kernel(input, "hardshrink_cpu")
     r = M.where(M.gt(M.abs(input), lambd), input, _zero_keep_nan(input))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
                   "HardshrinkBackward0")
@@ -362,6 +397,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 def glu(input, dim=-1):
+    _float_kernel(input, "glu_cpu")
     if input.ndim == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
     d = norm_dim("glu", dim, input.ndim)
@@ -626,6 +662,8 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
 def pdist(input, p=2):
     if input.ndim != 2:
         raise RuntimeError(f"pdist only supports 2D tensors, got: {input.ndim}D")
+    if p < 0:
+        raise RuntimeError(f"pdist only supports non-negative p values (got p={p})")
     n = input.shape[0]
     i, j = np.triu_indices(n, 1)
     a = apply(P["index"], input, wrap_like(i.astype(np.int64), dt.int64, input), pos=(0,))
@@ -698,6 +736,8 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     reduction = _get_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _pointwise_pair(input, target, "mse_loss")
+    if not _is_float(target):
+        _float_kernel(input, "mse_cpu")
     d = M.sub(input, target)
     loss = M.mul(d, d)
     if weight is not None:
@@ -721,6 +761,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     if beta < 0:
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _pointwise_pair(input, target, "smooth_l1_loss")
+    if not _is_float(target):
+        _float_kernel(input, "smooth_l1_cpu")
     z = M.abs(M.sub(input, target))
     if beta == 0:
         loss = z
@@ -734,6 +776,9 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     if delta <= 0:
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _pointwise_pair(input, target, "huber_loss")
+    if not _is_float(target):
+        _float_kernel(input, "huber_cpu")
+    _float_out(input, "huber_loss")
     z = M.abs(M.sub(input, target))
     loss = M.where(M.lt(z, delta), M.mul(M.mul(z, z), 0.5), M.mul(M.sub(z, 0.5 * delta), delta))
     if weight is not None:
@@ -742,13 +787,19 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
 
 def _class_target_checks(input, target, op):
-    if target.dtype.is_floating_point or target.dtype is dt.bool_:
-        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()} "
-                           f"({op}: class-index targets must be an integer tensor)")
+    # PyTorch's nll_loss kernels take only int64 or uint8 class indices (int32 raises too)
+    if target.dtype not in (dt.int64, dt.uint8):
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got "
+                           f"{dt.tname(target.dtype)} ({op}: class-index targets must "
+                           f"be an int64 or uint8 tensor)")
     if input.ndim < 1:
         raise ValueError(f"Expected 1 or more dimensions (got {input.ndim})")
     if input.ndim == 1:
-        if target.ndim != 0:
+        # a 1-element 1-D target is taken as the scalar class, as PyTorch's nll_loss does
+        if target.ndim == 1 and target.shape[0] != 1:
+            raise ValueError(f"For 1D input, 1D target must have size 1, but got target size: "
+                             f"{target.shape[0]}")
+        if target.ndim > 1:
             raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not "
                                f"supported (input {list(input.shape)}, target "
                                f"{list(target.shape)})")
@@ -840,6 +891,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
         return nll
+    if input.ndim == 1:
+        target = S.reshape(target, ())   # (1,) was checked by nll_loss: one sample, 0-d loss
     keep = M.ne(target, ignore_index)
     keepf = apply(P["cast"], keep, dtype=input.dtype)
     lp = logp if weight is None else M.mul(logp, S.reshape(weight, wshape))
@@ -941,8 +994,9 @@ def gaussian_nll_loss(input, target, var, full=False, eps=1e-6, reduction="mean"
     if tuple(var.shape) != tuple(input.shape):
         if tuple(input.shape[:-1]) == tuple(var.shape):
             var = S.unsqueeze(var, -1)
-        elif tuple(input.shape[:-1]) == tuple(var.shape[:-1]) and var.shape[-1] == 1:
-            pass
+        elif var.ndim == input.ndim and builtins.sum(
+                v for i, v in zip(input.shape, var.shape) if i != v) == 1:
+            pass   # PyTorch's rule: exactly one mismatched dim, of size 1 in var (broadcasts)
         else:
             raise ValueError("var is of incorrect size")
     if (values(var) < 0).any():
@@ -1036,6 +1090,7 @@ def triplet_margin_with_distance_loss(anchor, positive, negative, *, distance_fu
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     reduction = _get_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
+    _float_out(input, "soft_margin_loss")
     return _reduce(_softplus(M.neg(M.mul(target, input))), reduction)
 
 
@@ -1057,6 +1112,11 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     _check_reduction(reduction)
     if p not in (1, 2):
         raise ValueError("only p == 1 and p == 2 supported")
+    if weight is not None and weight.ndim != 1:
+        raise ValueError("weight must be one-dimensional")
+    if target.dtype is not dt.int64:
+        raise RuntimeError(f"expected scalar type Long but found {dt.tname(target.dtype)} "
+                           f"(multi_margin_loss target)")
     x = S.unsqueeze(input, 0) if input.ndim == 1 else input
     t = values(target).reshape(-1).astype(np.int64)
     c = x.shape[1]
@@ -1066,6 +1126,9 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     if t.size and (t.min() < 0 or t.max() >= c):
         raise RuntimeError(f"multi_margin_loss: target out of range (targets must be in [0, {c}), "
                            f"input {list(input.shape)})")
+    if weight is not None and weight.shape[0] != c:
+        raise RuntimeError(f"multi_margin_loss: inconsistent weight size, expected {c} but got "
+                           f"{list(weight.shape)}")
     ti = wrap_like(t[:, None], dt.int64, x)
     xy = I.gather(x, 1, ti)
     z = M.clamp_min(M.add(M.sub(x, xy), margin), 0)

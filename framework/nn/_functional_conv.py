@@ -157,7 +157,10 @@ def _pad_mode(x, pads, mode):
             raise RuntimeError(f"Argument #4: Padding size should be less than the corresponding "
                                f"input dimension, but got: padding ({lo}, {hi}) at dimension {d} "
                                f"of input {list(x.shape)}")
-        if lo < 0 or hi < 0:
+        crop = lo < 0 or hi < 0
+        # PyTorch reflects about the *uncropped* input (out[i] = in[reflect(i - lo)]), so
+        # reflect pads first and crops after; replicate/circular crop first.
+        if crop and mode != "reflect":
             x = _slice(x, d, builtins.max(-lo, 0), size - builtins.max(-hi, 0))
             size = x.shape[d]
         parts = []
@@ -180,6 +183,9 @@ def _pad_mode(x, pads, mode):
                 parts.append(_slice(x, d, 0, hi))
         if len(parts) > 1:
             x = apply(P["cat"], *parts, dim=d)
+        if crop and mode == "reflect":
+            n_out = x.shape[d]
+            x = _slice(x, d, builtins.max(-lo, 0), n_out - builtins.max(-hi, 0))
     return x
 
 
@@ -553,6 +559,13 @@ def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
+    if nd == 3 and isinstance(input, Tensor) and input.ndim in (4, 5):
+        # PyTorch's avg_pool3d (and so lp_pool3d) checks the unpadded input against the
+        # kernel before the output size
+        sz, kk = tuple(input.shape[-3:]), _ntuple(kernel_size, 3, "kernel_size", op)
+        if any(n < q for n, q in zip(sz, kk)):
+            raise RuntimeError(f"{op}: input image (T: {sz[0]} H: {sz[1]} W: {sz[2]}) smaller "
+                               f"than kernel size (kT: {kk[0]} kH: {kk[1]} kW: {kk[2]})")
     x, unb, k, s, p, d, outs, pads = _pool_setup(nd, op, input, kernel_size, stride, padding, 1,
                                                  ceil_mode)
     _check_float(op, x)
@@ -814,7 +827,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-05):
     _check_float("batch_norm", input)
     if input.ndim < 2:
-        raise ValueError(f"expected 2D or 3D input (got {input.ndim}D input)")
+        # F.batch_norm reads input.size(1): IndexError, as PyTorch (the BatchNorm modules check
+        # the rank first and raise ValueError themselves)
+        if not training and (running_mean is None or running_var is None):
+            raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
+        raise IndexError(f"Dimension out of range (expected to be in range of "
+                         f"[{-builtins.max(input.ndim, 1)}, {builtins.max(input.ndim, 1) - 1}], "
+                         f"but got 1) (batch_norm: input of shape {list(input.shape)} has no "
+                         f"channel dimension)")
     C = input.shape[1]
     for name, t in (("running_mean", running_mean), ("running_var", running_var),
                     ("weight", weight), ("bias", bias)):
@@ -1169,6 +1189,8 @@ def pixel_shuffle(input, upscale_factor):
     if input.ndim < 3:
         raise RuntimeError(f"pixel_shuffle expects input to have at least 3 dimensions, but got "
                            f"input with {input.ndim} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_shuffle expects a positive upscale_factor, but got {r}")
     c, h, w = input.shape[-3:]
     if c % (r * r):
         raise RuntimeError(f"pixel_shuffle expects its input's 'channel' dimension to be divisible "
@@ -1186,6 +1208,8 @@ def pixel_unshuffle(input, downscale_factor):
     if input.ndim < 3:
         raise RuntimeError(f"pixel_unshuffle expects input to have at least 3 dimensions, but got "
                            f"input with {input.ndim} dimension(s)")
+    if r <= 0:
+        raise RuntimeError(f"pixel_unshuffle expects a positive downscale_factor, but got {r}")
     c, h, w = input.shape[-3:]
     if h % r:
         raise RuntimeError(f"pixel_unshuffle expects height to be divisible by downscale_factor, "

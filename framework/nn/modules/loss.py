@@ -1,6 +1,7 @@
 """Loss modules: PyTorch's constructor signatures; the math lives in nn.functional."""
 from .. import _functional_basic as F
 from .._functional_ctc import ctc_loss
+from .distance import PairwiseDistance
 from .module import Module
 
 __all__ = ["L1Loss", "MSELoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
@@ -177,7 +178,9 @@ class TripletMarginWithDistanceLoss(_Loss):
         if margin <= 0:
             raise ValueError(f"TripletMarginWithDistanceLoss: expected margin to be greater than "
                              f"0, got {margin} instead")
-        self.distance_function = distance_function
+        # PyTorch stores PairwiseDistance() when none is given, so it shows as a child module
+        self.distance_function = (distance_function if distance_function is not None
+                                  else PairwiseDistance())
         self.margin, self.swap = margin, swap
 
     def forward(self, anchor, positive, negative):
