@@ -122,8 +122,8 @@ def diff(input, n=1, dim=-1, prepend=None, append=None):
 
 def unfold(self, dimension, size, step):
     """Tensor.unfold: the windows of `size` elements every `step` along `dimension`, as a new
-    last dim. A view (as_strided over the tensor's memory, as PyTorch's) for a contiguous cpu
-    tensor outside compile(); otherwise a copy with the same values and gradients."""
+    last dim. A view (as_strided over the tensor's memory, with its strides, as PyTorch's) for
+    a cpu tensor outside compile(); otherwise a copy with the same values and gradients."""
     d = norm_dim("unfold", dimension, max(self.ndim, 1))
     length = self.shape[d] if self.ndim else 1
     if size > length:
@@ -140,7 +140,11 @@ def unfold(self, dimension, size, step):
     from ._dispatch import STATE
     import numpy as np
     n = (length - size) // step + 1
-    if STATE.tracer is None and type(self._data) is np.ndarray and self.is_contiguous():
+    # (an input whose elements share memory, as an expanded one, would give as_strided's
+    # gradient, which counts each memory location once per view element: the copy instead)
+    overlaps = any(s == 0 and n > 1 for s, n in zip(self.stride(), self.shape))
+    if STATE.tracer is None and type(self._data) is np.ndarray and \
+            not (overlaps and STATE.grad_enabled and self.requires_grad):
         st = self.stride()
         shape = tuple(self.shape[:d]) + (n,) + tuple(self.shape[d + 1:]) + (size,)
         stride = st[:d] + (st[d] * step,) + st[d + 1:] + (st[d],)

@@ -254,6 +254,32 @@ def _long(a):
     return apply(P["cast"], wrap(a, dt.from_numpy(a.dtype)), dtype=dt.int64)
 
 
+def c_layout(r):
+    """r (a fresh result) laid out row-major, as torch allocates the results of index_select,
+    take, masked_fill, repeat_interleave whatever the input's layout (eager cpu buffers; NumPy
+    would follow a permuted input's order)."""
+    d = r._data
+    if type(d) is np.ndarray and d.ndim > 1 and d.size and not d.flags.c_contiguous:
+        r._data = np.asarray(d, order="C")
+    return r
+
+
+def like_layout(r, input):
+    """r (a fresh result of input's shape) in input's dim order, as torch's index_fill /
+    index_put / put, a clone of input (preserve_format) written in place: a dense input's
+    strides, a sliced one's order, row-major for an expanded one."""
+    d = r._data
+    if type(d) is np.ndarray and d.ndim > 1 and d.size and not input.is_contiguous() and \
+            d.shape == input._data.shape:
+        x = input._data
+        if builtins.any(s == 0 and n > 1 for s, n in zip(x.strides, x.shape)):
+            return c_layout(r)
+        o = np.empty_like(x, dtype=d.dtype)          # (order "K": x's dim order, dense)
+        o[...] = d
+        r._data = o
+    return r
+
+
 def setitem(x, idx, value):
     """x[idx] = value: value broadcasts to the indexed shape and is cast to x's dtype. Index
     and shape errors are raised before anything is written."""
@@ -411,12 +437,18 @@ def _check_dim_index(op, input, d, index, bounds_error=IndexError):
 def index_select(input, dim, index, *, out=None):
     from .ops_math import write_out
     d = norm_dim("index_select", dim, input.ndim)
-    idx = _check_dim_index("index_select", input, d, index)
+    # torch (2.13) reports a bad index as a RuntimeError from its dim-1 kernel and for an
+    # empty input of ndim > 1; otherwise as an IndexError
+    err = RuntimeError if input.ndim > 1 and (d == 1 or input._data.size == 0) else IndexError
+    idx = _check_dim_index("index_select", input, d, index, err)
     if input.ndim == 0:
+        if idx._data.size != 1:
+            raise RuntimeError(f"index_select(): Index to scalar can have only 1 value, got "
+                               f"{idx._data.size} value(s)")
         return write_out(input.clone(), out)
     # (check: a compiled replay reads no Python, so the index node itself checks [0, size))
-    return write_out(rename(apply(P["index"], input, idx, pos=(d,),
-                                  check=("index_select", "IndexError", d)),
+    return write_out(rename(c_layout(apply(P["index"], input, idx, pos=(d,),
+                                           check=("index_select", err.__name__, d))),
                             "IndexSelectBackward0"), out)
 
 
@@ -430,13 +462,15 @@ def masked_fill(input, mask, value):
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
                            f"with {v.ndim} dimension(s).")
     dt.refuse_barebones("masked_fill", input._dtype)
+    if not isinstance(v, Tensor):       # torch's checked conversion (uint8: -1 is 255)
+        from .creation import int_fill
+        v = int_fill(v, input._dtype)
     r = apply(P["where"], mask, v, input)
     if r._dtype is not input._dtype:
         r = apply(P["cast"], r, dtype=input._dtype)
-    if r.shape != input.shape:
-        raise RuntimeError(f"masked_fill: mask of shape {list(mask.shape)} can't be broadcast to "
-                           f"input of shape {list(input.shape)}")
-    return rename(r, "MaskedFillBackward0")
+    # out of place, torch broadcasts input and mask together (x[0].masked_fill(m3d, v) is 3-d);
+    # masked_fill_ refuses a result larger than self where it writes back
+    return rename(c_layout(r), "MaskedFillBackward0")
 
 
 def masked_select(input, mask):
@@ -495,8 +529,17 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     s = _scatter_src(src, value)
     dt.refuse_barebones("scatter_gather_tensor_cpu" if isinstance(s, Tensor) else
                         "scatter_gather_scalar_cpu", input._dtype)
+    # torch never promotes a tensor src (scatter, scatter_add, scatter_reduce); a Python
+    # number is converted to input's dtype
+    if src is not None and isinstance(s, Tensor) and s._dtype is not input._dtype:
+        raise RuntimeError(f"scatter(): Expected self.dtype to be equal to src.dtype (got self "
+                           f"{dt.tname(input._dtype)} {list(input.shape)} and src "
+                           f"{dt.tname(s._dtype)} {list(s.shape)})")
     if isinstance(s, Tensor) and s._dtype is not input._dtype:
         s = apply(P["cast"], s, dtype=input._dtype)
+    if not isinstance(s, Tensor):       # torch's checked conversion (uint8: -1 is 255)
+        from .creation import int_fill
+        s = int_fill(s, input._dtype)
     return apply(P["scatter"], input, index, s, dim=norm_dim("scatter", dim, max(input.ndim, 1)),
                  reduce=reduce)
 
@@ -509,11 +552,16 @@ _REDUCE_IDENTITY = {"sum": 0, "mean": 0, "prod": 1, "amax": float("-inf"), "amin
 
 
 def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
+    # torch also takes "max"/"min" (its reduce-name parser maps them to amax/amin)
+    reduce = {"max": "amax", "min": "amin"}.get(reduce, reduce)
     if reduce not in _REDUCE_IDENTITY:
         raise RuntimeError(f"scatter_reduce(): reduce argument must be one of sum, prod, mean, "
                            f"amax, amin (got {reduce!r})")
     if not isinstance(src, Tensor):
         raise TypeError(f"scatter_reduce(): src must be a Tensor, got {type(src).__name__}")
+    if reduce == "mean" and input._dtype is dt.bool_:      # torch has no bool mean kernel
+        raise NotImplementedError('"scatter_gather_tensor_cpu_reduce_mean" not implemented for '
+                                  "'Bool'")
     dt.refuse_barebones("scatter_reduce_exclude_input_init" if not include_self else
                         f"scatter_gather_tensor_cpu_reduce_{reduce}" if reduce in
                         ("mean", "amax", "amin") else "scatter_gather_tensor_cpu", input._dtype)
@@ -560,18 +608,23 @@ def _check_source(op, input, d, index, source):
 
 def index_add(input, dim, index, source, *, alpha=1):
     d = norm_dim("index_add", dim, input.ndim)
-    # (torch's int64, alpha=1 path for ndim > 1 reports a bad index as a RuntimeError)
-    fast = index._dtype is dt.int64 and alpha == 1 and input.ndim > 1 \
-        if isinstance(index, Tensor) else False
+    # (torch's int64, alpha=1 path for ndim > 1 along the first or last dim reports a bad
+    # index as a RuntimeError; the middle dims and every other case give IndexError)
+    fast = index._dtype is dt.int64 and alpha == 1 and input.ndim > 1 and \
+        d in (0, input.ndim - 1) if isinstance(index, Tensor) else False
     err = RuntimeError if fast else IndexError
     index = _check_dim_index("index_add", input, d, index, err)
     _check_source("index_add", input, d, index, source)
+    if source._dtype is not input._dtype:       # torch never promotes source here
+        raise RuntimeError(f"index_add_(): self ({dt.tname(input._dtype)}) and source "
+                           f"({dt.tname(source._dtype)}) must have the same scalar type")
     src = source if alpha == 1 else apply(P["mul"], source, alpha)
     if src._dtype is not input._dtype:
         src = apply(P["cast"], src, dtype=input._dtype)
     check = ("index_add", err.__name__, d)
-    return apply(P["index_put"], input, src, index, pos=(d,), accumulate=True, check=check) \
-        if d == 0 else _index_put_dim(input, src, index, d, True, check)
+    return rename(apply(P["index_put"], input, src, index, pos=(d,), accumulate=True,
+                        check=check) if d == 0 else
+                  _index_put_dim(input, src, index, d, True, check), "IndexAddBackward0")
 
 
 def _index_put_dim(input, src, index, d, accumulate, check=None):
@@ -579,31 +632,47 @@ def _index_put_dim(input, src, index, d, accumulate, check=None):
     xm = movedim(input, d, 0)
     sm = movedim(src, d, 0)
     r = apply(P["index_put"], xm, sm, index, pos=(0,), accumulate=accumulate, check=check)
-    return movedim(r, 0, d)
+    # torch's result is a fresh contiguous tensor, not a permuted view
+    return _fresh(movedim(r, 0, d))
+
+
+def _fresh(r):
+    from .ops_shape import contiguous
+    return contiguous(r)
 
 
 def index_copy(input, dim, index, source):
     d = norm_dim("index_copy", dim, input.ndim)
     index = _check_dim_index("index_copy", input, d, index)
+    if input.ndim and source.ndim and (source.ndim != input.ndim or
+                                       source.shape[d] != index._data.size):
+        # torch reports these two as IndexError (a slice-shape mismatch as RuntimeError)
+        raise IndexError(f"index_copy_(): source of shape {list(source.shape)} must have the "
+                         f"dimensionality of self {list(input.shape)} and "
+                         f"{index._data.size} elements along dim {d}")
     _check_source("index_copy", input, d, index, source)
     if source._dtype is not input._dtype:
         raise RuntimeError(f"index_copy_(): self and source expected to have the same dtype, but "
                            f"got (self) {input.dtype} and (source) {source.dtype}")
-    return _index_put_dim(input, source, index, d, False, ("index_copy", "IndexError", d))
+    return rename(_index_put_dim(input, source, index, d, False, ("index_copy", "IndexError", d)),
+                  "IndexCopyBackward0")
 
 
 def index_fill(input, dim, index, value):
+    from .creation import int_fill
     d = norm_dim("index_fill", dim, input.ndim)
-    index = _check_dim_index("index_fill", input, d, index)
     if isinstance(value, Tensor):
         if value.ndim:
             raise RuntimeError(f"index_fill_(): only supports a 0-dimensional value tensor, but got "
                                f"tensor with {value.ndim} dimension(s).")
         value = value.item()
+    # torch converts the value first (checked: uint8 takes -1 as 255, refuses 256 or -1.5)
+    value = int_fill(value, input._dtype)
+    index = _check_dim_index("index_fill", input, d, index)
     from .ops_shape import movedim
     xm = movedim(input, d, 0)
     r = apply(P["index_put"], xm, value, index, pos=(0,), accumulate=False)
-    return movedim(r, 0, d)
+    return rename(like_layout(_fresh(movedim(r, 0, d)), input), "IndexFillBackward0")
 
 
 def _check_flat_index(op, input, index):
@@ -622,7 +691,8 @@ def take(input, index):
     from .ops_shape import reshape
     _check_flat_index("take", input, index)
     dt.refuse_barebones("take_cpu", input._dtype)
-    return rename(apply(P["index"], reshape(input, (-1,)), index, pos=(0,)), "TakeBackward0")
+    return rename(c_layout(apply(P["index"], reshape(input, (-1,)), index, pos=(0,))),
+                  "TakeBackward0")
 
 
 def nonzero(input, *, as_tuple=False):
@@ -684,8 +754,8 @@ def index_put(input, indices, values, accumulate=False):
         if accumulate:
             return apply(P["add"], input, expand(values, input.shape))
         return apply(P["copy"], expand(values, input.shape))
-    return apply(P["index_put"], input, values, *idxs, pos=tuple(pos),
-                 accumulate=bool(accumulate))
+    return like_layout(apply(P["index_put"], input, values, *idxs, pos=tuple(pos),
+                             accumulate=bool(accumulate)), input)
 
 
 def put(input, index, source, accumulate=False):
@@ -705,7 +775,10 @@ def _put(input, index, source, accumulate):
     flat = reshape(input, (-1,))
     r = apply(P["index_put"], flat, reshape(src, (-1,)), reshape(index, (-1,)), pos=(0,),
               accumulate=accumulate)
-    return rename(reshape(r, input._data.shape), "PutBackward0")
+    r = reshape(r, input._data.shape)
+    if not input.is_contiguous():       # (a fresh copy to lay out: r is a view of the flat one)
+        r = like_layout(apply(P["copy"], r), input)
+    return rename(r, "PutBackward0")
 
 
 def put_(input, index, source, accumulate=False):

@@ -144,6 +144,8 @@ def unsqueeze(input, dim):
 
 
 def permute(input, *args, dims=None):
+    if not args and dims is None:       # (torch needs dims even for a 0-d tensor: pass ())
+        raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = args if dims is None else dims
     return apply(P["permute"], input, dims=tuple(norm_dim("permute", d, input.ndim)
                                                   for d in _sizes(dims)))
@@ -653,7 +655,8 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if isinstance(repeats, Tensor) or x.ndim == 0:
         return index_select(x, d, idx)
     # an int count: torch repeats without its index_select kernel, so every dtype takes it
-    return rename(apply(P["index"], x, idx, pos=(d,)), "IndexSelectBackward0")
+    from .ops_index import c_layout
+    return rename(c_layout(apply(P["index"], x, idx, pos=(d,))), "IndexSelectBackward0")
 
 
 def _tri(input, diagonal, lower):
@@ -740,6 +743,9 @@ def trace(input):
     if input.ndim != 2:
         raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {input.ndim}")
     dt.refuse_barebones("trace", input._dtype)
+    if input._dtype is dt.bool_:        # torch has no bool trace kernel (sum of bools has one)
+        raise NotImplementedError(f"\"trace\" not implemented for 'Bool' (input shape "
+                                  f"{list(input.shape)})")
     from .ops_math import sum
     return rename(sum(diagonal(input)), "TraceBackward0")
 

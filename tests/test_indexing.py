@@ -219,8 +219,17 @@ def test_index_select():
     assert_close(torch.index_select(x, 1, torch.tensor([0, 3, 3])), A[:, [0, 3, 3]])
     assert_close(x.index_select(-1, torch.tensor([4, 0])), A[:, :, [4, 0]])
     assert_close(x.index_select(1, torch.tensor(2)), A[:, [2]])
-    with pytest.raises(IndexError, match="out of bounds"):      # torch: IndexError
+    # torch 2.13: IndexError, except from its dim-1 kernel (and for an empty input of ndim > 1)
+    with pytest.raises(IndexError, match="out of bounds"):
+        x.index_select(0, torch.tensor([0, 3]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        x.index_select(2, torch.tensor([-1]))
+    with pytest.raises(RuntimeError, match="out of bounds"):
         x.index_select(1, torch.tensor([0, 4]))
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        torch.zeros(3, 0, 5).index_select(0, torch.tensor([7]))
+    with pytest.raises(IndexError, match="out of bounds"):
+        torch.zeros(4).index_select(0, torch.tensor([4]))
     with pytest.raises(RuntimeError, match="int32 or int64"):
         x.index_select(1, torch.tensor([0., 1.]))
     with pytest.raises(IndexError):
@@ -464,3 +473,174 @@ def test_slice_and_diagonal_scatter():
                                            "to the diagonal"):
         torch.diagonal_scatter(torch.zeros(3, 3), torch.ones(2))
     np.testing.assert_array_equal(to_np(x), np.zeros((3, 4)))
+
+
+def test_scatter_and_index_add_refuse_a_source_of_another_dtype():
+    # torch never promotes a tensor src/source here (a Python number is converted)
+    x = torch.zeros(3, 4)
+    i = torch.tensor([[0, 1]])
+    for f in (lambda: x.scatter(0, i, torch.ones(1, 2, dtype=torch.float64)),
+              lambda: x.scatter_add(0, i, torch.ones(1, 2, dtype=torch.float64)),
+              lambda: x.scatter_reduce(0, i, torch.ones(1, 2, dtype=torch.int64), "sum"),
+              lambda: x.clone().scatter_(0, i, torch.ones(1, 2, dtype=torch.float64)),
+              lambda: x.index_add(0, torch.tensor([1]), torch.ones(1, 4, dtype=torch.float64))):
+        with pytest.raises(RuntimeError, match="dtype|scalar type"):
+            f()
+    np.testing.assert_array_equal(to_np(x), np.zeros((3, 4)))
+    np.testing.assert_array_equal(to_np(x.scatter(0, i, 2)), [[2, 0, 0, 0], [0, 2, 0, 0], [0] * 4])
+
+
+def test_scatter_reduce_max_min_aliases_and_bool_mean():
+    x = torch.zeros(3)
+    i = torch.tensor([0, 0, 1])
+    s = torch.tensor([1.0, 5.0, -2.0])
+    np.testing.assert_array_equal(to_np(x.scatter_reduce(0, i, s, "max")), [5, 0, 0])
+    np.testing.assert_array_equal(to_np(x.scatter_reduce(0, i, s, "min")), [0, -2, 0])
+    with pytest.raises(RuntimeError):
+        x.scatter_reduce(0, i, s, "add")
+    b = torch.zeros(3, dtype=torch.bool)
+    with pytest.raises(NotImplementedError, match="Bool"):
+        b.scatter_reduce(0, i, torch.ones(3, dtype=torch.bool), "mean")
+
+
+def test_index_add_error_class_by_dim():
+    # torch's int64 / alpha=1 kernel for the first and last dims raises RuntimeError; the
+    # middle dims (and int32 indices, 1-d inputs) IndexError
+    x = torch.zeros(3, 4, 5)
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        x.index_add(0, torch.tensor([3]), torch.ones(1, 4, 5))
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        x.index_add(2, torch.tensor([5]), torch.ones(3, 4, 1))
+    with pytest.raises(IndexError, match="out of bounds"):
+        x.index_add_(1, torch.tensor([-1]), torch.ones(3, 1, 5))
+    with pytest.raises(IndexError, match="out of bounds"):
+        x.index_add(0, torch.tensor([3], dtype=torch.int32), torch.ones(1, 4, 5))
+    assert float(x.abs().sum()) == 0
+
+
+def test_index_ops_along_inner_dims_are_contiguous():
+    # a fresh contiguous result, as torch's (not a permuted view); size-1 dims too
+    a = np.arange(60.0).reshape(3, 4, 5)
+    x = torch.tensor(a)
+    i = torch.tensor([2, 0])
+    r = x.index_fill(1, i, -1.0)
+    assert r.stride() == (20, 5, 1) and r.is_contiguous()
+    e = a.copy()
+    e[:, [2, 0]] = -1
+    np.testing.assert_array_equal(to_np(r.view(-1)), e.reshape(-1))
+    r = x.index_add(2, i, torch.ones(3, 4, 2, dtype=torch.float64))
+    assert r.stride() == (20, 5, 1)
+    e = a.copy()
+    e[:, :, [2, 0]] += 1
+    np.testing.assert_array_equal(to_np(r), e)
+    r = x.index_copy(1, i, torch.zeros(3, 2, 5, dtype=torch.float64))
+    assert r.stride() == (20, 5, 1)
+    e = a.copy()
+    e[:, [2, 0]] = 0
+    np.testing.assert_array_equal(to_np(r), e)
+    assert x.index_select(1, torch.tensor([3])).stride() == (5, 5, 1)
+    assert x.index_select(2, torch.tensor([3])).stride() == (4, 1, 1)
+    g = torch.zeros(3, 4, 5, requires_grad=True)
+    assert g.index_fill(1, i, 1).grad_fn.name() == "IndexFillBackward0"
+    assert g.index_add(1, i, torch.ones(3, 2, 5)).grad_fn.name() == "IndexAddBackward0"
+    assert g.index_copy(1, i, torch.ones(3, 2, 5)).grad_fn.name() == "IndexCopyBackward0"
+
+
+def test_fill_values_are_converted_checked():
+    # torch's checked conversion: a uint8 tensor takes -1 as 255, refuses 256 and -1.5
+    x = torch.zeros(3, dtype=torch.uint8)
+    m = torch.tensor([True, False, True])
+    i = torch.tensor([1])
+    np.testing.assert_array_equal(to_np(x.masked_fill(m, -1)), [255, 0, 255])
+    np.testing.assert_array_equal(to_np(x.index_fill(0, i, -1)), [0, 255, 0])
+    np.testing.assert_array_equal(to_np(x.scatter(0, i, -1)), [0, 255, 0])
+    for v in (256, -1.5):
+        for f in (lambda: x.masked_fill(m, v), lambda: x.index_fill(0, i, v),
+                  lambda: x.index_fill(0, torch.tensor([], dtype=torch.int64), v),
+                  lambda: x.scatter(0, i, v)):
+            with pytest.raises(RuntimeError, match="without overflow"):
+                f()
+    with pytest.raises(RuntimeError, match="without overflow"):
+        torch.zeros(2).masked_fill(torch.tensor([True, False]), 1e300)
+
+
+def test_masked_fill_broadcasts_out_of_place():
+    x = torch.tensor([1.0, 2.0, 3.0])
+    m = torch.tensor([[True, False, False], [False, False, True]])
+    r = x.masked_fill(m, 0)
+    assert r.shape == (2, 3)
+    np.testing.assert_array_equal(to_np(r), [[0, 2, 3], [1, 2, 0]])
+    with pytest.raises(RuntimeError):          # in place, self cannot grow
+        x.masked_fill_(m, 0)
+    np.testing.assert_array_equal(to_np(x), [1, 2, 3])
+
+
+def test_index_select_and_index_copy_errors():
+    s = torch.tensor(5.0)
+    assert float(s.index_select(0, torch.tensor([0]))) == 5
+    for idx in ([0, 0], []):
+        with pytest.raises(RuntimeError, match="only 1 value"):
+            s.index_select(0, torch.tensor(idx, dtype=torch.int64))
+    x = torch.zeros(3, 4)
+    with pytest.raises(IndexError):            # number of indices != source.size(dim)
+        x.index_copy(0, torch.tensor([0]), torch.ones(2, 4))
+    with pytest.raises(IndexError):            # dimensionality differs
+        x.index_copy(0, torch.tensor([0]), torch.ones(4))
+    with pytest.raises(RuntimeError):          # slice shape differs
+        x.index_copy(0, torch.tensor([0]), torch.ones(1, 5))
+    np.testing.assert_array_equal(to_np(x), np.zeros((3, 4)))
+
+
+def test_advanced_index_layout_of_a_non_contiguous_input():
+    # torch's TensorIterator lays the result out after the input's and the indices' strides
+    a = np.arange(120).reshape(4, 5, 6)
+    x = torch.tensor(a).permute(2, 0, 1)                    # strides (1, 30, 6)
+    p = a.transpose(2, 0, 1)
+    r = x[:, [0, 1], [1, 2]]
+    assert r.shape == (6, 2) and r.stride() == (2, 1)
+    np.testing.assert_array_equal(to_np(r.view(-1)), p[:, [0, 1], [1, 2]].reshape(-1))
+    r = x[..., [0, 1]]
+    assert r.shape == (6, 4, 2) and r.stride() == (2, 12, 1)
+    np.testing.assert_array_equal(to_np(r), p[..., [0, 1]])
+    r = x[0, :, [1, 2]]
+    assert r.stride() == (2, 1)
+    np.testing.assert_array_equal(to_np(r), p[0][:, [1, 2]])   # (torch: the int is basic)
+    # transposed index tensor, contiguous input: the output follows the index
+    i = torch.tensor([[0, 2, 1], [1, 1, 0]]).t()           # shape (3, 2), strides (1, 3)
+    r = torch.tensor(a[0])[i]
+    assert r.shape == (3, 2, 6) and r.stride() == (6, 18, 1)
+    np.testing.assert_array_equal(to_np(r), a[0][to_np(i)])
+    assert torch.tensor(a)[:, [0, 1]].stride() == (12, 6, 1)   # contiguous input: contiguous
+
+
+def test_result_layouts_of_a_permuted_input():
+    # torch: index_fill / index_put / put clone the input (preserve_format) and write into
+    # it; index_select, take, masked_fill, repeat_interleave allocate row-major results
+    a = np.arange(120.0).reshape(4, 5, 6)
+    x = torch.tensor(a).permute(1, 2, 0)                # (5, 6, 4), strides (6, 1, 30)
+    p = a.transpose(1, 2, 0)
+    i = torch.tensor([1, 0])
+    r = x.index_fill(1, i, 2.0)
+    e = p.copy()
+    e[:, [1, 0]] = 2
+    assert r.stride() == (6, 1, 30)
+    np.testing.assert_array_equal(to_np(r), e)
+    r = x.index_put((i,), torch.tensor(1.0, dtype=torch.float64))
+    e = p.copy()
+    e[[1, 0]] = 1
+    assert r.stride() == (6, 1, 30)
+    np.testing.assert_array_equal(to_np(r), e)
+    r = x.put(torch.tensor([0, 7]), torch.tensor([-1.0, -2.0], dtype=torch.float64))
+    e = p.copy().reshape(-1)
+    e[[0, 7]] = [-1, -2]
+    assert r.stride() == (6, 1, 30)
+    np.testing.assert_array_equal(to_np(r), e.reshape(5, 6, 4))
+    assert x[:, ::2].index_fill(1, i, 2.0).stride() == (3, 1, 15)   # dense, x's order
+    r = x.index_select(1, i)
+    assert r.stride() == (8, 4, 1)
+    np.testing.assert_array_equal(to_np(r), p[:, [1, 0]])
+    assert x.masked_fill(x > 50, 0.0).stride() == (24, 4, 1)
+    assert x.repeat_interleave(2, 1).stride() == (48, 4, 1)
+    r = x.take(torch.tensor([[0, 7], [3, 3]]).t())
+    assert r.stride() == (2, 1)
+    np.testing.assert_array_equal(to_np(r), p.reshape(-1)[[[0, 3], [7, 3]]])

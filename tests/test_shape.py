@@ -122,6 +122,10 @@ def test_permute_transpose_t():
         x.permute(0, 1)
     with pytest.raises(RuntimeError):
         x.permute(0, 1, 1)
+    with pytest.raises(TypeError):         # dims are required, even for a 0-d tensor
+        torch.tensor(1.0).permute()
+    assert torch.tensor(1.0).permute(()).shape == ()
+    assert x.permute(dims=(2, 0, 1)).shape == (4, 2, 3)
     assert_close(x.transpose(0, 2), A.transpose(2, 1, 0))
     assert_close(torch.swapaxes(x, 0, 2), A.swapaxes(0, 2))
     assert_close(x.swapdims(-1, 1), A.swapaxes(-1, 1))

@@ -177,3 +177,32 @@ def test_in_place_write_into_an_expanded_tensor_is_refused():
         with pytest.raises(RuntimeError, match="single memory location"):
             write()
     assert base.tolist() == [[0.0], [0.0], [0.0]]
+
+
+def test_unfold_of_a_non_contiguous_tensor_is_a_view():
+    # torch's unfold is always a view: the input's strides, writes reaching the base
+    a = np.arange(120.0).reshape(4, 5, 6)
+    y = torch.tensor(a)
+    v = y.transpose(0, 2)                              # (6, 5, 4), strides (1, 6, 30)
+    u = v.unfold(1, 2, 1)
+    assert u.shape == (6, 4, 4, 2) and u.stride() == (1, 6, 30, 6)
+    w = np.lib.stride_tricks.sliding_window_view(a.transpose(2, 1, 0), 2, axis=1)
+    np.testing.assert_array_equal(to_np(u), w)
+    u[0].fill_(-1)
+    e = a.copy()
+    e[:, :, 0] = -1
+    np.testing.assert_array_equal(to_np(y), e)
+    s = torch.tensor(a)[:, ::2].unfold(2, 3, 3)         # (4, 3, 2, 3)
+    assert s.stride() == (30, 12, 3, 1) and s.storage_offset() == 0
+    np.testing.assert_array_equal(to_np(s), a[:, ::2].reshape(4, 3, 2, 3))
+
+
+def test_unfold_gradients_of_views():
+    # the gradient of each input element counts the windows that hold it; an expanded
+    # input's windows reach its base through expand's backward (once per copy)
+    g = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    g.t().unfold(0, 2, 1).sum().backward()
+    np.testing.assert_array_equal(to_np(g.grad), [[1, 2, 1], [1, 2, 1]])
+    g = torch.arange(6.0).reshape(2, 3).requires_grad_()
+    g[:, :1].expand(2, 3).unfold(1, 2, 1).sum().backward()
+    np.testing.assert_array_equal(to_np(g.grad), [[4, 0, 0], [4, 0, 0]])

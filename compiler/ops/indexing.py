@@ -98,9 +98,92 @@ def _index_np(out, x, *idx, pos, check=None):
     if _empty_result(x, idx, pos):
         return np.empty(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
     r = np.asarray(x[_np_tuple("index", x, idx, pos, check)])
-    # torch's result from a contiguous input is contiguous; NumPy's advanced indexing may hand
-    # back another dim order (x[:, [0, 1]] of a matrix is column-major)
-    return np.asarray(r, order="C") if x.flags.c_contiguous else r
+    # NumPy's advanced indexing hands back its own dim order (x[:, [0, 1]] of a matrix is
+    # column-major); torch's result has the layout its TensorIterator picks from the input's
+    # and the indices' strides (contiguous for a contiguous input)
+    if x.flags.c_contiguous and all(i.flags.c_contiguous for i in idx):
+        return np.asarray(r, order="C")     # (what _index_layout gives there, without its cost)
+    st = _index_layout(x, idx, pos, r.shape)
+    if r.strides != st:
+        o = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), r.shape, st)
+        o[...] = r
+        return o
+    return r
+
+
+def _c_strides(shape, itemsize):
+    st, acc = [], itemsize
+    for n in reversed(shape):
+        st.append(acc)
+        acc *= n if n > 1 else 1
+    return tuple(reversed(st))
+
+
+def _index_layout(x, idx, pos, shape):
+    """The byte strides of torch's x[idx] (advanced indices idx at dims pos) for the result
+    shape: the index kernel is a TensorIterator over x restrided to the result (stride 0 on
+    the indexed dims, which move to the front when they are not adjacent) and the broadcast
+    indices, so the output follows their dim order (TensorIterator::reorder_dimensions)."""
+    isz = x.itemsize
+    if len(shape) < 2 or 0 in shape:
+        return _c_strides(shape, isz)
+    nb = len(shape) - (x.ndim - len(pos))           # dims of the broadcast indices
+    adjacent = list(pos) == list(range(pos[0], pos[0] + len(pos)))
+    rest = [k for k in range(x.ndim) if k not in pos]
+    before = [k for k in rest if k < pos[0]] if adjacent else []
+    after = [k for k in rest if k not in before]
+    xs = tuple(x.strides[k] for k in before) + (0,) * nb + tuple(x.strides[k] for k in after)
+    ops = [xs]
+    for i in idx:                                   # each index broadcast to the result
+        lead = nb - i.ndim
+        bs = tuple(0 if i.shape[k] == 1 and shape[len(before) + lead + k] != 1 else i.strides[k]
+                   for k in range(i.ndim))
+        ops.append((0,) * (len(before) + lead) + bs + (0,) * len(after))
+    n = len(shape)
+    # TensorIterator's fast path: every operand of the result's shape and contiguous
+    same = not before and not after and all(i.shape == tuple(shape) for i in idx)
+    if same and all(_torch_contig(shape, op, sz) for op, sz in
+                    zip(ops, [isz] + [i.itemsize for i in idx])):
+        return _c_strides(shape, isz)
+
+    def swap(d0, d1):      # 1: d0 goes after (is slower than) d1, -1: before, 0: no opinion
+        for op in ops:
+            s0, s1 = op[d0], op[d1]
+            if s0 == 0 or s1 == 0:
+                continue
+            if s0 != s1:
+                return -1 if s0 < s1 else 1
+            if shape[d0] > shape[d1]:
+                return 1
+        return 0
+
+    perm = list(range(n - 1, -1, -1))               # fastest dim first
+    for i in range(1, n):
+        d1 = i
+        for d0 in range(i - 1, -1, -1):
+            c = swap(perm[d0], perm[d1])
+            if c > 0:
+                perm[d0], perm[d1] = perm[d1], perm[d0]
+                d1 = d0
+            elif c < 0:
+                break
+    if perm == list(range(n - 1, -1, -1)):
+        return _c_strides(shape, isz)
+    st, acc = [0] * n, isz
+    for d in perm:
+        st[d] = acc
+        acc *= shape[d]
+    return tuple(st)
+
+
+def _torch_contig(shape, strides, isz):
+    acc = isz
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n != 1:
+            if s != acc:
+                return False
+            acc *= n
+    return True
 
 
 def _vjp_index(b, g, x, *idx, out=None, pos=None, check=None):
