@@ -278,6 +278,11 @@ def record(p, args, attrs, outs, name=None):
     saved_tensors_hooks, packs what the node saved once it is built)."""
     hooks = STATE.saved_hooks
     saves = p.saves
+    if p.saves_for is not None and STATE.tracer is None:
+        # eager: only what the gradients that will be asked for read (a traced region's
+        # backward graph asks its rules for every gradient, so it keeps `saves`)
+        req = [isinstance(a, Tensor) and (a._node is not None or a._rg) for a in args]
+        saves = {j for i, js in p.saves_for.items() if req[i] for j in js}
     every = saves == "all"
     saved, versions, edges = [], [], []
     for i, a in enumerate(args):

@@ -199,7 +199,12 @@ def einsum(equation, *operands):
 def tensordot(a, b, dims=2):
     if hasattr(dims, "tolist"):          # dims as a tensor
         dims = dims.tolist()
+    if a._dtype is dt.bool_ or b._dtype is dt.bool_:   # torch runs it as an mm: no bool kernel
+        raise NotImplementedError(f"tensordot: \"addmm_impl_cpu_\" not implemented for 'Bool' "
+                                  f"(shapes {list(a.shape)} and {list(b.shape)})")
     if isinstance(dims, int):
+        if dims < 0:
+            raise RuntimeError(f"tensordot expects dims >= 0, but got dims={dims}")
         da = list(range(a.ndim - dims, a.ndim))
         db = list(range(dims))
     else:
@@ -303,7 +308,14 @@ class _Linalg:
                 raise RuntimeError("linalg.solve: Vector broadcasting of the left hand side is not "
                                    "supported for left=False. In this case linalg.solve is "
                                    "equivalent to B / A.squeeze(-1)")
-            return S.transpose(_Linalg.solve(S.transpose(A, -2, -1), S.transpose(B, -2, -1)), -2, -1)
+            # B is a matrix here: solve A^T X^T = B^T with the primitive directly (B^T may look
+            # like a batch of vectors to the left=True rule, e.g. A (2,3,3), B (3,2))
+            if B.ndim < 2 or B.shape[-1] != A.shape[-1]:
+                raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
+                                   f"XA = B ({'x'.join(map(str, A.shape[-2:]))} and "
+                                   f"{'x'.join(map(str, B.shape[-2:]))})")
+            return S.transpose(apply(P["solve"], S.transpose(A, -2, -1), S.transpose(B, -2, -1)),
+                               -2, -1)
         # B is a (batch of) vector(s) when 1-D or when its shape is A's without the last dim
         if B.ndim == 1 or (B.ndim == A.ndim - 1 and tuple(B.shape) == tuple(A.shape[:-1])):
             if B.shape[-1] != A.shape[-1] if A.ndim >= 2 else True:
@@ -508,11 +520,16 @@ class _Linalg:
 
 def _matrix_norm(A, ord, dim, keepdim):
     """Matrix norms over the dim pair `dim` (already normalized, distinct)."""
-    from .ops_math import sum, abs, amax, amin, norm
+    from .ops_math import sum, abs, amin, norm
+    from . import ops_math as M
     if not (A.dtype.is_floating_point or A.dtype.is_complex):
         raise RuntimeError(f"linalg.matrix_norm: Expected a floating point or complex tensor as "
                            f"input. Got {dt.tname(A._dtype)}")
     d0, d1 = dim
+
+    def amax(x, d, keepdim=False):
+        # the norms are >= 0, so torch's max over an empty dim is 0 here (min still raises)
+        return sum(x, d, keepdim) if x.shape[d] == 0 else M.amax(x, d, keepdim)
     if ord == "fro":
         return norm(A, 2, (d0, d1), keepdim)
     if ord in ("nuc", 2, -2):

@@ -523,6 +523,8 @@ def div(input, other, *, rounding_mode=None, out=None):
     else:
         raise RuntimeError(f"div expected rounding_mode to be one of None, 'trunc', or 'floor' but "
                            f"found '{rounding_mode}'")
+    if rounding_mode is not None:
+        rename(r, "DivBackward2")           # PyTorch's node for a rounding div (zero gradients)
     return write_out(r, out)
 
 
@@ -725,7 +727,16 @@ def lerp(input, end, weight, *, out=None):
                                f"{list(input.shape)} and {list(v.shape)})")
     w = as_tensor_arg(weight)
     _need_float("lerp_kernel_tensor" if isinstance(w, Tensor) else "lerp_kernel_scalar", input, end)
-    r = apply(P["add"], input, apply(P["mul"], w, apply(P["sub"], end, input)))
+    # torch's formula: start + w (end - start) for |w| < 0.5, else end - (end - start)(1 - w)
+    # (exact at w == 1, and its own NaN/inf results: lerp(-inf, 1, 0.5) is -inf)
+    d = apply(P["sub"], end, input)
+    lo = lambda: apply(P["add"], input, apply(P["mul"], w, d))                   # noqa: E731
+    hi = lambda: apply(P["add"], end, apply(P["mul"], d, apply(P["sub"], w, 1)   # noqa: E731
+                                            if isinstance(w, Tensor) else w - 1))
+    if isinstance(w, Tensor):
+        r = where(apply(P["lt"], apply(P["abs"], w), 0.5), lo(), hi())
+    else:
+        r = lo() if builtins.abs(w) < 0.5 else hi()
     return write_out(rename(r, "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"), out)
 
 
@@ -1275,12 +1286,12 @@ def nansum(input, dim=None, keepdim=False, *, dtype=None):
     return sum(where(isnan(input), 0, input), dim, keepdim, dtype=dtype)
 
 
-def prod(input, dim=None, keepdim=False, *, dtype=None):
+def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):
     dims = norm_dims("prod", None if dim is None else (dim,), input.ndim)
     r = apply(P["prod"], input, dims=dims, keepdim=keepdim, dtype=dtype)
     if dim is None:
         rename(r, "ProdBackward0")
-    return r
+    return write_out(r, out)
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -1303,7 +1314,8 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
-    if not (dtype or input._dtype).is_floating_point:
+    # torch checks the input's own dtype: an integer input is refused even with dtype=float
+    if not input._dtype.is_floating_point or not (dtype or input._dtype).is_floating_point:
         raise RuntimeError(f"nanmean(): expected input to have floating point or complex dtype but "
                            f"got {dt.tname(input._dtype)}")
     if dtype is not None:
@@ -1422,10 +1434,11 @@ def max(input, dim=None, keepdim=False, *, out=None):
         _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
         dt.refuse_barebones("max_all", input._dtype)
         _no_dim_empty("max", input)
-        r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False),
-                   "MaxBackward1")
+        r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False,
+                         nan_ties=True), "MaxBackward1")
         return write_out(r, out)
     if input.ndim == 0:
+        norm_dim("max", dim, 0)      # a 0-d input still takes only dim 0 / -1
         return _named("max")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "max(): does not support complex input")
     dt.refuse_barebones("max_cpu", input._dtype)
@@ -1444,9 +1457,10 @@ def min(input, dim=None, keepdim=False, *, out=None):
         _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
         dt.refuse_barebones("min_all", input._dtype)
         _no_dim_empty("min", input)
-        return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False),
-                                "MinBackward1"), out)
+        return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False,
+                                      nan_ties=True), "MinBackward1"), out)
     if input.ndim == 0:
+        norm_dim("min", dim, 0)      # a 0-d input still takes only dim 0 / -1
         return _named("min")(input, full_on(input, (), 0, dt.int64))
     _no_complex(input, RuntimeError, "min(): does not support complex input")
     dt.refuse_barebones("min_cpu", input._dtype)
@@ -1471,20 +1485,24 @@ def _arg_of_scalar(name, input, dim):
     return _dispatch.wrap_like(np.zeros((), np.int64), dt.int64, input)
 
 
-def argmax(input, dim=None, keepdim=False):
+def argmax(input, dim=None, keepdim=False, *, out=None):
     _no_complex(input, RuntimeError, "argmax(): does not support complex input")
+    if input._dtype is dt.bool_:      # torch has no argmax kernel for bool (max/min have one)
+        raise RuntimeError(f"argmax(): does not support bool input (shape {list(input.shape)})")
     dt.refuse_barebones("argmax_cpu", input._dtype)
     if input.ndim == 0:
-        return _arg_of_scalar("argmax", input, dim)
-    return apply(P["argmax"], input, dim=dim, keepdim=keepdim)
+        return write_out(_arg_of_scalar("argmax", input, dim), out)
+    return write_out(apply(P["argmax"], input, dim=dim, keepdim=keepdim), out)
 
 
-def argmin(input, dim=None, keepdim=False):
+def argmin(input, dim=None, keepdim=False, *, out=None):
     _no_complex(input, RuntimeError, "argmin(): does not support complex input")
+    if input._dtype is dt.bool_:      # torch has no argmin kernel for bool (max/min have one)
+        raise RuntimeError(f"argmin(): does not support bool input (shape {list(input.shape)})")
     dt.refuse_barebones("argmin_cpu", input._dtype)
     if input.ndim == 0:
-        return _arg_of_scalar("argmin", input, dim)
-    return apply(P["argmin"], input, dim=dim, keepdim=keepdim)
+        return write_out(_arg_of_scalar("argmin", input, dim), out)
+    return write_out(apply(P["argmin"], input, dim=dim, keepdim=keepdim), out)
 
 
 _Aminmax = collections.namedtuple("aminmax", ["min", "max"])
@@ -1540,7 +1558,9 @@ def logcumsumexp(input, dim, *, out=None):
     return write_out(apply(P["logcumsumexp"], input, dim=d if input.ndim else 0), out)
 
 
-def logsumexp(input, dim, keepdim=False):
+def logsumexp(input, dim, keepdim=False, *, out=None):
+    if out is not None:
+        return write_out(logsumexp(input, dim, keepdim), out)
     if input._dtype.category < 2:      # integers and bools are summed as the default float
         input = cast(input, dt.get_default_dtype())
     dims = norm_dims("logsumexp", _dims(dim), input.ndim)

@@ -152,6 +152,7 @@ def _median(input, dim, keepdim, ignore_nan, name):
                 r = mean(sub) if np.isnan(a[k]) else amax(sub)
         return rename(r, "NanmedianBackward0" if ignore_nan else "MedianBackward0")
     if input.ndim == 0:
+        norm_dim(name, dim, 0)      # a 0-d input still takes only dim 0 / -1
         return _named(name)(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
     d = norm_dim(name, dim, input.ndim)
     if input._data.shape[d] == 0:
@@ -401,7 +402,8 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
     else:
         vhi = at(hi)
         w = S.squeeze(rank - lo, -1) if interpolation == "linear" else 0.5
-        v = vlo + (vhi - vlo) * w
+        from .ops_math import lerp
+        v = lerp(vlo, vhi, w)         # torch's lerp formula (its rounding and inf/NaN results)
     bad = (S.squeeze(cnt, -1) == 0) if ignore_nan else _any(nan, -1)
     v = where(bad, float("nan"), v)
     if keepdim:

@@ -901,3 +901,96 @@ def test_linear_weight_gradient_is_row_major_and_never_aliases_a_kept_gradient()
     (x @ wt).pow(2).sum().backward()                  # accumulates into w2.grad in place
     np.testing.assert_array_equal(to_np(kept[0]), first)
     np.testing.assert_allclose(to_np(w2.grad), 2 * want, rtol=1e-12)
+
+
+# ---- gradient conventions at special points (PyTorch's values, derived by hand) -------------
+
+def test_zero_scalar_base_pow_gradient_wrt_the_exponent():
+    # d/dy 0**y = 0**y * log(0): 0 for y >= 0 (PyTorch's convention, not 0 * -inf = NaN),
+    # inf * -inf = -inf for y < 0
+    y = leaf([1.0, 2.0, 0.5, 0.0, -1.0])
+    (0.0 ** y).sum().backward()
+    np.testing.assert_array_equal(to_np(y.grad), [0.0, 0.0, 0.0, 0.0, -np.inf])
+    y = leaf([1.0, 0.0])
+    (0 ** y).sum().backward()                          # an int base 0 as well
+    np.testing.assert_array_equal(to_np(y.grad), [0.0, 0.0])
+
+
+def test_max_min_without_dim_share_the_gradient_among_nans():
+    # max()/min() of a tensor holding NaN is NaN; the NaNs are the ties that get g / count
+    for f in (torch.max, torch.min):
+        x = leaf([1.0, float("nan"), float("nan"), 2.0])
+        f(x).backward()
+        np.testing.assert_array_equal(to_np(x.grad), [0.0, 0.5, 0.5, 0.0])
+        x = leaf([3.0, 1.0, 3.0, 1.0])                 # plain ties: split evenly
+        (f(x) * 4).backward()
+        np.testing.assert_array_equal(to_np(x.grad), [2.0, 0.0, 2.0, 0.0] if f is torch.max
+                                      else [0.0, 2.0, 0.0, 2.0])
+    x = leaf([1.0, float("nan"), 2.0])                 # amax keeps its == mask: all NaN
+    torch.amax(x).backward()
+    assert np.isnan(to_np(x.grad)).all()
+
+
+def test_det_gradient_at_a_singular_matrix_is_zero_not_an_error():
+    # det * A^-T: 0 where det is 0 (PyTorch's first-order value), the usual elsewhere
+    a = leaf([[[1.0, 2.0], [2.0, 4.0]], [[1.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [0.0, 0.0]]])
+    torch.linalg.det(a).sum().backward()
+    np.testing.assert_allclose(to_np(a.grad), [[[0, 0], [0, 0]], [[2, 0], [0, 1]],
+                                               [[0, 0], [0, 0]]], atol=1e-15)
+
+
+def test_mul_and_div_save_only_what_the_requested_gradients_read():
+    # x * 2 reads nothing of x for its gradient (PyTorch saves nothing): changing x in place
+    # afterwards is no error
+    x = leaf([1.0, 2.0])
+    a = x * 1
+    y = a * 2
+    a.add_(1)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), [2.0, 2.0])
+    # y = a * c with only a needing a gradient saves c, not a
+    c = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    x = leaf([1.0, 2.0])
+    a = x * 1
+    y = a * c
+    a.add_(1)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), [3.0, 4.0])
+    x = leaf([1.0, 2.0])
+    y = (x * 1) * c
+    c.add_(1)                                          # c was saved: the check still fires
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    # a / c saves c only; c / a reads both
+    c = torch.tensor([2.0, 4.0], dtype=torch.float64)
+    x = leaf([1.0, 2.0])
+    a = x * 1
+    y = a / c
+    a.add_(1)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), [0.5, 0.25])
+    a = x * 1
+    y = c / a
+    a.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    # writing a row from another row of the same tensor
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    y = x.clone()
+    y[0] = y[1] * 2
+    y.sum().backward()
+    np.testing.assert_array_equal(to_np(x.grad), [[0.0, 0.0], [3.0, 3.0]])
+
+
+def test_rounding_div_is_recorded_with_zero_gradients():
+    # div(rounding_mode=...) of float tensors requires grad (DivBackward2) with zero gradients
+    a = leaf([1.5, -2.5, 3.0])
+    b = leaf([0.5, 2.0, -1.0])
+    for mode, want in (("floor", [3.0, -2.0, -3.0]), ("trunc", [3.0, -1.0, -3.0])):
+        r = torch.div(a, b, rounding_mode=mode)
+        assert r.requires_grad and type(r.grad_fn).__name__ == "DivBackward2"
+        np.testing.assert_array_equal(to_np(r), want)
+        r.sum().backward()
+    np.testing.assert_array_equal(to_np(a.grad), [0.0, 0.0, 0.0])
+    np.testing.assert_array_equal(to_np(b.grad), [0.0, 0.0, 0.0])
+    assert not (torch.tensor([3, 4]) // 2).requires_grad

@@ -144,6 +144,9 @@ PRIM_CASES = {
             (P("div"), lambda: (2.0, away0((2, 3))))],
     "remainder": [(P("remainder"), lambda: (T((2, 3), 2.2, 2.8), T((2, 3), 1.6, 1.9, seed=1)))],
     "fmod": [(P("fmod"), lambda: (T((2, 3), -2.8, -2.2), T((2, 3), 1.6, 1.9, seed=1)))],
+    # piecewise constant (quotients in (1.1, 1.8), away from the steps): zero gradients
+    "floor_divide": [(P("floor_divide"), lambda: (T((2, 3), 2.2, 2.8),
+                                                  T((2, 3), 1.6, 1.9, seed=1)))],
     "pow": [(P("pow"), lambda: (T((2, 3), 0.5, 2.0), T((2, 3), -1.5, 1.5, seed=1))),
             (P("pow"), lambda: (T((2, 3)), 3)),
             (P("pow"), lambda: (T((2, 3), 0.5, 2.0), -1.5)),
@@ -498,7 +501,21 @@ GRADGRAD = {
     "inv": (torch.linalg.inv, lambda: (_sq(2, 0),)),
     "det": (torch.linalg.det, lambda: (_sq(2, 0),)),
     "mean_var": (lambda a: a.var() + a.mean(), lambda: (T((4,)),)),
+    # with zeros the product of the others still depends on them: d/dz of the gradient at a
+    # nonzero x_i is the product of the rest (one zero), d/dz2 at z1 too (two zeros)
+    "prod_zeros": (lambda a: a.prod(1), lambda: (_fixed([[0.0, 0.7, -1.3, 0.4],
+                                                         [0.0, 0.0, 0.9, -1.1],
+                                                         [0.0, 0.0, 0.0, 0.6],
+                                                         [0.5, -0.8, 1.2, 0.9]]),)),
+    "prod_all_one_zero": (lambda a: a.prod(), lambda: (_fixed([0.0, 0.7, -1.3, 0.4]),)),
+    "cumprod_zero": (lambda a: a.cumprod(1), lambda: (_fixed([[0.6, 0.0, -1.3, 0.4],
+                                                             [0.5, -0.8, 0.0, 0.0]]),)),
+    "logcumsumexp": (lambda a: a.logcumsumexp(1), lambda: (T((2, 4)),)),
 }
+
+
+def _fixed(values):
+    return torch.tensor(values, dtype=F64, requires_grad=True)
 
 
 @pytest.mark.parametrize("name", sorted(GRADGRAD))

@@ -284,3 +284,59 @@ def test_eigh_and_eigvalsh_gradients_match_pytorch():
                                np.linalg.eigvalsh(A + A.T), rtol=1e-12)
     with pytest.raises(RuntimeError, match="Expected UPLO argument to be 'L' or 'U'"):
         torch.linalg.eigh(a, UPLO="X")
+
+
+def test_einsum_integer_sum_promotes_and_bool_contraction_refused():
+    # a letter summed within one operand goes through sum(): int64 for ints and bools
+    a = torch.tensor([[1, 2, 3], [4, 5, 6]], dtype=torch.int32)
+    r = torch.einsum("ij->", a)
+    assert r.dtype == torch.int64 and r.item() == 21
+    r = torch.einsum("ij->i", torch.tensor([[True, True], [False, True]]))
+    assert r.dtype == torch.int64 and to_np(r).tolist() == [2, 1]
+    assert torch.einsum("ii", torch.eye(2, dtype=torch.uint8)).dtype == torch.int64
+    # transposes, diagonals and contractions keep the dtype
+    assert torch.einsum("ij->ji", a).dtype == torch.int32
+    r = torch.einsum("ij,j->i", a, torch.tensor([1, 1, 1], dtype=torch.int32))
+    assert r.dtype == torch.int32 and to_np(r).tolist() == [6, 15]
+    b = torch.tensor([[True, False]])
+    with pytest.raises(NotImplementedError):
+        torch.einsum("ij,kj->ik", b, b)
+    with pytest.raises(NotImplementedError):
+        torch.inner(b, b)
+    assert torch.einsum("i,j->ij", b[0], b[0]).dtype == torch.bool
+
+
+def test_tensordot_refuses_bool_and_negative_dims():
+    b = torch.tensor([[True, False]])
+    with pytest.raises(NotImplementedError):
+        torch.tensordot(b, b, 0)
+    with pytest.raises(RuntimeError, match="dims"):
+        torch.tensordot(T(np.ones((2, 3))), T(np.ones((3, 2))), dims=-1)
+
+
+def test_det_of_matrix_with_nan_is_nan():
+    nan = float("nan")
+    r = torch.linalg.det(torch.tensor([[[nan, 1.0], [1.0, 1.0]], [[1.0, 2.0], [3.0, 4.0]]]))
+    r = to_np(r)
+    assert np.isnan(r[0]) and abs(r[1] + 2.0) < 1e-6
+
+
+def test_solve_left_false_matrix_b():
+    A = rng.standard_normal((2, 3, 3)) + 3 * np.eye(3)
+    B = rng.standard_normal((2, 4, 3))
+    X = to_np(L.solve(T(A), T(B), left=False))
+    assert_close(X @ A, B, rtol=1e-10, atol=1e-10)
+    # B (3, 2) cannot be X A for a 3x3 A: its transpose must not pass as a batch of vectors
+    with pytest.raises(RuntimeError):
+        L.solve(T(A), T(rng.standard_normal((3, 2))), left=False)
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (3, 0), (2, 0, 3), (0, 0)])
+def test_matrix_norm_of_empty_matrices(shape):
+    # the max-based norms of an empty matrix are 0; the min-based ones have nothing to take
+    x = torch.zeros(shape)
+    for ord in ("fro", "nuc", 2, 1, float("inf")):
+        r = L.matrix_norm(x, ord)
+        assert tuple(r.shape) == tuple(shape[:-2]) and not to_np(r).any()
+    with pytest.raises(IndexError):
+        L.matrix_norm(x, -2)

@@ -226,3 +226,66 @@ def test_torch_cross_check_of_reductions(rng):
         assert str(rk.dtype) == str(rt.dtype) and tuple(rk.shape) == tuple(rt.shape), name
         np.testing.assert_allclose(to_np(rk).astype(np.float64), rt.double().numpy(), rtol=1e-5,
                                    atol=1e-5)
+
+
+# ---- parity fixes: dtype refusals, 0-d dims, out=, non-int dims ------------------------------
+
+def test_argmax_argmin_refuse_bool():
+    # torch has no bool argmax/argmin kernel (max/min over bools do work)
+    b = torch.tensor([True, False, True])
+    for f in (torch.argmax, torch.argmin):
+        with pytest.raises(RuntimeError, match="bool"):
+            f(b)
+        with pytest.raises(RuntimeError, match="bool"):
+            f(b, 0)
+    assert torch.max(b, 0).values.item() is True
+
+
+@pytest.mark.parametrize("op", ["max", "min", "median", "nanmedian"])
+def test_dim_reductions_of_0d_check_dim(op):
+    x = torch.tensor(2.5)
+    r = getattr(torch, op)(x, -1)
+    assert r.values.item() == 2.5 and r.indices.item() == 0
+    with pytest.raises(IndexError):
+        getattr(torch, op)(x, 5)
+    with pytest.raises(IndexError):
+        getattr(torch, op)(x, 1)
+
+
+def test_nanmean_refuses_integer_input_even_with_float_dtype():
+    with pytest.raises(RuntimeError, match="nanmean"):
+        torch.nanmean(torch.tensor([1, 2]), dtype=torch.float32)
+    r = torch.nanmean(torch.tensor([1.0, float("nan"), 2.0]), dtype=torch.float64)
+    assert r.dtype == torch.float64 and r.item() == 1.5
+
+
+def test_float_dim_refused_after_int_dim_was_used():
+    # the dims memo must not answer 1.0 (which hashes like 1) with the entry for 1
+    x = torch.tensor([[1.0, 5.0, 2.0], [4.0, 0.0, 7.0]])
+    assert to_np(torch.sum(x, 1)).tolist() == [8.0, 11.0]
+    for bad in (1.0, (1.0,)):
+        with pytest.raises(TypeError):
+            torch.sum(x, bad)
+        with pytest.raises(TypeError):
+            torch.mean(x, bad)
+
+
+def test_prod_logsumexp_argmax_out():
+    a = np.array([[1.0, 5.0, 2.0], [4.0, 0.5, 7.0]], np.float32)
+    x = torch.tensor(a)
+    o = torch.empty(2)
+    assert torch.prod(x, 1, out=o) is o
+    np.testing.assert_allclose(to_np(o), a.prod(1), rtol=1e-6)
+    o = torch.empty(2)
+    assert torch.logsumexp(x, 1, out=o) is o
+    ref = np.log(np.exp(a.astype(np.float64)).sum(1))
+    np.testing.assert_allclose(to_np(o), ref, rtol=1e-6)
+    oi = torch.empty(3, dtype=torch.int64)
+    assert torch.argmax(x, 0, out=oi) is oi and to_np(oi).tolist() == [1, 0, 1]
+    assert torch.argmin(x, 0, out=oi) is oi and to_np(oi).tolist() == [0, 1, 0]
+
+
+def test_trace_refuses_bool():
+    with pytest.raises(NotImplementedError):
+        torch.trace(torch.tensor([[True, False], [False, True]]))
+    assert torch.trace(torch.tensor([[1, 2], [3, 4]], dtype=torch.int32)).dtype == torch.int64

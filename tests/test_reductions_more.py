@@ -296,3 +296,31 @@ def test_interpret_device_matches_cpu():
         i = f(torch.tensor(a, device="interpret"))
         assert i.device.type == "interpret"
         np.testing.assert_allclose(to_np(i), to_np(c), rtol=1e-6, atol=1e-6)
+
+
+def test_quantile_interpolates_with_lerp_formula_at_infinities():
+    # torch interpolates with lerp: a + w (b - a) for w < 0.5, else b - (b - a)(1 - w); so
+    # between -inf and 1 at w = 0.5 the answer is -inf, and between 1 and inf at w = 0.5 NaN
+    inf, nan = float("inf"), float("nan")
+    x = torch.tensor([-inf, 1.0, inf])
+    q = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0])
+    r = to_np(torch.quantile(x, q))
+    np.testing.assert_array_equal(r, np.array([nan, -inf, 1.0, nan, nan], np.float32))
+    r = to_np(torch.quantile(x, q, interpolation="midpoint"))
+    np.testing.assert_array_equal(r, np.array([nan, -inf, 1.0, nan, nan], np.float32))
+    r = to_np(torch.quantile(x, q, interpolation="lower"))
+    np.testing.assert_array_equal(r, np.array([-inf, -inf, 1.0, 1.0, inf], np.float32))
+    # finite data: still NumPy's linear quantile
+    a = rng.standard_normal((4, 9))
+    np.testing.assert_allclose(to_np(torch.quantile(T(a), T([0.1, 0.5, 0.9]), dim=1)),
+                               np.quantile(a, [0.1, 0.5, 0.9], axis=1), rtol=1e-12)
+
+
+def test_lerp_infinities_follow_torch_formula():
+    inf = float("inf")
+    s = torch.tensor([-inf, 1.0, 1.0, 2.0])
+    e = torch.tensor([1.0, inf, 2.0, 4.0])
+    r = to_np(torch.lerp(s, e, 0.5))
+    np.testing.assert_array_equal(r, np.array([-inf, np.nan, 1.5, 3.0], np.float32))
+    r = to_np(torch.lerp(s, e, torch.tensor([0.75, 0.75, 1.0, 0.0])))
+    np.testing.assert_array_equal(r, np.array([-inf, np.nan, 2.0, 2.0], np.float32))

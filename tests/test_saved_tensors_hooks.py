@@ -119,9 +119,10 @@ def test_hooks_do_not_change_gradients_mlp():
 
 def test_pack_counts_are_kilns():
     """Kiln's counts. PyTorch 2.13 packs 1 for x@w when x needs no grad (ATen saves only what
-    the inputs that require grad need; Kiln's primitive saves both operands), 0 for x * 2
-    (Kiln saves x), and its softmax / cross_entropy are single ATen ops that save fewer
-    tensors than Kiln's composites. Gradients agree either way."""
+    the inputs that require grad need; Kiln's matmul primitive saves both operands), and its
+    softmax / cross_entropy are single ATen ops that save fewer tensors than Kiln's
+    composites. mul and div save only what the gradients asked for read, as ATen does: x * 2
+    saves nothing. Gradients agree either way."""
     x = torch.ones(2, 3, dtype=torch.float64)
     w = leaf(np.ones((3, 2)))
     h = leaf(np.ones((2, 3)))
@@ -134,7 +135,10 @@ def test_pack_counts_are_kilns():
 
     assert count(lambda: x @ w) == 2
     assert count(lambda: h * h) == 2
-    assert count(lambda: h * 2) == 1
+    assert count(lambda: h * 2) == 0                   # d(h*2)/dh reads only the 2
+    assert count(lambda: h * x) == 1                   # x, for h's gradient; h is not read
+    assert count(lambda: h / x) == 1                   # x
+    assert count(lambda: x / h) == 2                   # d(x/h)/dh reads both
     assert count(lambda: h + h) == 0
     assert count(lambda: h.sum()) == 0
     assert count(lambda: h.exp()) == 1

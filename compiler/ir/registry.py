@@ -50,7 +50,7 @@ class Prim:
 
     def __init__(self, name, kind, meta, numpy, vjp=None, triton=None, saves="all",
                  saves_output=False, nout=1, differentiable=True, grad_name=None, doc="",
-                 xp=None):
+                 xp=None, saves_for=None):
         self.name = name
         self.kind = kind
         self.meta = meta
@@ -60,6 +60,10 @@ class Prim:
         self.triton = triton
         self.saves = saves
         self.saves_output = saves_output
+        # {input i: inputs its gradient reads}: the eager recorder saves only what the inputs
+        # that need a gradient read (PyTorch's x * 2 saves nothing, so a later in-place
+        # change to x is no error); None: `saves` as it is
+        self.saves_for = saves_for
         self.nout = nout
         self.differentiable = differentiable
         self.grad_name = grad_name or _torch_grad_name(name)
@@ -200,11 +204,11 @@ _DIMS = {}
 def norm_dims(op, dims, ndim):
     """dims (None, int or sequence) as a tuple of non-negative axes; valid results are memoised
     (every reduction calls this twice: front end and meta rule)."""
-    key = (dims if type(dims) is not list else tuple(dims), ndim)
-    try:
-        r = _DIMS.get(key)
-    except TypeError:          # unhashable entries: validate below (and raise there)
-        r, key = None, None
+    # only plain ints are memoised or looked up: 1.0 and True hash equal to 1 but are refused
+    plain = dims is None or type(dims) is int or (
+        type(dims) in (tuple, list) and all(type(d) is int for d in dims))
+    key = (dims if type(dims) is not list else tuple(dims), ndim) if plain else None
+    r = _DIMS.get(key) if plain else None
     if r is not None:
         return r
     if dims is None:
@@ -215,7 +219,6 @@ def norm_dims(op, dims, ndim):
             raise RuntimeError(f"{op}: dim {out} appears multiple times in the list of dims")
         if ndim == 0:      # a 0-d input's dim 0 / -1 names no axis: reduce nothing (torch's)
             out = ()
-    if key is not None and len(_DIMS) < 4096 and all(type(d) is int for d in
-                                                     ((dims,) if isinstance(dims, int) else dims or ())):
+    if key is not None and len(_DIMS) < 4096:
         _DIMS[key] = out
     return out

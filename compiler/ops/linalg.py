@@ -105,6 +105,17 @@ def _einsum_meta(*xs, equation):
         d = dt.promote_types(d, x.dtype)
     if len(xs) > 1:           # (products run as batched matrix products)
         dt.refuse_barebones("bmm", d)
+    if d.category < 2:
+        # torch sums a letter only one operand carries (and the output lacks) with sum(),
+        # which gives int64 for bool/integer input; a letter several operands share is
+        # contracted by bmm, which has no bool kernel
+        plain = [sub.replace("...", "") for sub in ins]
+        summed = {c for sub in plain for c in sub if c not in rhs}
+        if d is dt.bool_ and any(sum(c in sub for sub in plain) > 1 for c in summed):
+            raise NotImplementedError(f"einsum(): \"bmm\" not implemented for 'Bool' (equation "
+                                      f"{equation!r}, shapes {[list(x.shape) for x in xs]})")
+        if any(sum(c in sub for sub in plain) == 1 for c in summed):
+            d = dt.int64
     if "..." in equation:
         shape = np.einsum(equation, *[np.empty(x.shape, np.float32) for x in xs]).shape
     else:
@@ -255,14 +266,27 @@ def _det_meta(x):
 
 
 def _vjp_det(b, g, x, out):
-    # d det / dA = det * A^{-T}
+    # d det / dA = det * A^{-T}. Where det is 0 the inverse does not exist (inv would raise):
+    # invert the identity there instead, so the gradient is det * I = 0, PyTorch's first-order
+    # value at a singular matrix (its solve with an eps-perturbed LU times det = 0).
+    n = x.shape[-1]
     ge = b.reshape(b.mul(g, out), shape=tuple(g.shape) + (1, 1))
-    return (b.mul(ge, _mT(b, b.inv(x))),)
+    eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(n, 1)),
+                      b.arange(start=0, end=n, step=1, dtype=dt.int64)), dtype=x.dtype)
+    sing = b.eq(b.reshape(out, shape=tuple(out.shape) + (1, 1)), 0)
+    return (b.mul(ge, _mT(b, b.inv(b.where(sing, eye, x)))),)
+
+
+def _det_xp(xp, out, x):
+    r = xp.asarray(xp.linalg.det(x))
+    # LAPACK's getrf can report a NaN column as a zero pivot, and NumPy then answers 0; torch's
+    # product of the LU diagonal is NaN there
+    nan = xp.isnan(x).any(axis=(-2, -1))
+    return xp.where(nan, xp.asarray(np.nan, r.dtype), r) if x.dtype.kind in "fc" else r
 
 
 register(Prim("det", "extern", _det_meta, None, _vjp_det, saves_output=True,
-              grad_name="LinalgDetBackward0",
-              xp=lambda xp, out, x: xp.asarray(xp.linalg.det(x))))
+              grad_name="LinalgDetBackward0", xp=_det_xp))
 
 
 def _solve_meta(a, c):

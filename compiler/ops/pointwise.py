@@ -314,12 +314,12 @@ def unary(name, f, rule, vjp=None, triton=None, saves="all", saves_output=False,
 
 
 def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=True,
-           compute_promoted=False, grad_name=None, int_divisor=False):
+           compute_promoted=False, grad_name=None, int_divisor=False, saves_for=None):
     if saves != ():
         vjp = holomorphic(vjp)
     register(Prim(name, "pointwise", meta=_binary_meta(name, rule),
                   numpy=_binary_np(f, compute_promoted, int_divisor), vjp=vjp, triton=triton,
-                  saves=saves,
+                  saves=saves, saves_for=saves_for,
                   differentiable=differentiable, grad_name=grad_name))
 
 
@@ -532,12 +532,17 @@ def _vjp_pow(b, g, x, y, out=None):
             gx = sum_to(b, gx, x.shape)
     if not is_scalar(y) and wants(b, 1):
         lx = b.log(x) if not is_scalar(x) else cmath.log(x) if isinstance(x, complex) and x \
-            else math.log(x) if not isinstance(x, complex) and x > 0 else float("nan")
+            else math.log(x) if not isinstance(x, complex) and x > 0 \
+            else float("-inf") if x == 0 else float("nan")
         # pow does not save its output (most uses have a scalar exponent): recompute it
         t = b.mul(g, b.mul(b.pow(x, y) if out is None else out, lx))
-        if not is_scalar(x):   # d/dy 0**y is 0 for y >= 0 (PyTorch's convention)
-            yr = b.real(y) if y.dtype.is_complex else y
+        # d/dy 0**y is 0 for y >= 0 (PyTorch's convention; also for a Python-scalar base 0,
+        # as in 0.0 ** y, where out * log(0) would be 0 * -inf = nan)
+        yr = b.real(y) if y.dtype.is_complex else y
+        if not is_scalar(x):
             t = b.where(b.logical_and(b.eq(x, 0), b.ge(yr, 0)), 0.0, t)
+        elif x == 0:
+            t = b.where(b.ge(yr, 0), 0.0, t)
         gy = sum_to(b, t, y.shape)
     return gx, gy
 
@@ -584,11 +589,19 @@ def _div_np(a, b):
 
 binary("add", np.add, "arith", _vjp_add, "{0} + {1}", saves=())
 binary("sub", np.subtract, "arith", _vjp_sub, "{0} - {1}", saves=())
-binary("mul", np.multiply, "arith", _vjp_mul, "{0} * {1}")
-binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}")
-binary("floor_divide", _floor_divide_np, "arith", None, "kiln_floor_divide({0}, {1})",
-       differentiable=False,
-       int_divisor=True)
+# d(x*y)/dx reads y and d/dy reads x; d(x/y)/dx reads y, d/dy both (PyTorch saves the same)
+binary("mul", np.multiply, "arith", _vjp_mul, "{0} * {1}", saves_for={0: (1,), 1: (0,)})
+binary("div", _div_np, _FLOAT_ONLY, _vjp_div, "{0} / {1}", saves_for={0: (1,), 1: (0, 1)})
+def _vjp_floor_divide(b, g, x, y, out=None):
+    # piecewise constant: zeros, as PyTorch's div(rounding_mode='floor') (DivBackward2) gives;
+    # recorded, so the result of float operands requires grad as in PyTorch
+    z = b.full(shape=tuple(g.shape), value=0, dtype=g.dtype)
+    return (None if is_scalar(x) else sum_to(b, z, x.shape),
+            None if is_scalar(y) else sum_to(b, z, y.shape))
+
+
+binary("floor_divide", _floor_divide_np, "arith", _vjp_floor_divide,
+       "kiln_floor_divide({0}, {1})", saves=(), int_divisor=True)
 def _remainder_np(a, b):
     """PyTorch's (and kiln_remainder's) float remainder: fmod, moved by b where its sign differs
     from b's; a zero result keeps fmod's sign, the dividend's (NumPy gives it b's sign)."""

@@ -79,15 +79,22 @@ register(Prim("sum", "reduction", _acc_meta("sum"), _np_red(np.add.reduce, first
 def _vjp_prod(b, g, x, out, dims=None, keepdim=False, dtype=None):
     # Product of the other elements, also right when x holds zeros: with one zero in a slice
     # only that element gets the product of the rest; with two or more, everything is 0.
+    # The zero-valued terms below are written with the zeros themselves (zs, the slice's sum of
+    # its zero elements, is 0 but depends on them) so that double backward sees that the
+    # product of the others still depends on a zero: with one zero z, d/dz of the gradient at
+    # a nonzero x_i is prod_nz / x_i; with two zeros, d/dz2 of the gradient at z1 is prod_nz.
     dims = norm_dims("prod", dims, len(x.shape))
     gk = unreduce(b, g, x.shape, dims, keepdim)
     iszero = b.eq(x, 0)
     nz = b.sum(b.cast(iszero, dtype=dt.int64), dims=dims, keepdim=True)
     safe = b.where(iszero, 1.0, x)
     prod_nz = b.expand(b.prod(safe, dims=dims, keepdim=True), shape=x.shape)
+    zs = b.expand(b.sum(b.where(iszero, x, 0.0), dims=dims, keepdim=True), shape=x.shape)
     outk = unreduce(b, out, x.shape, dims, keepdim)
+    one = b.where(iszero, prod_nz, b.div(b.mul(zs, prod_nz), safe))
+    two = b.where(iszero, b.mul(b.sub(zs, x), prod_nz), 0.0)
     others = b.where(b.eq(nz, 0), b.div(outk, safe),
-                     b.where(b.logical_and(b.eq(nz, 1), iszero), prod_nz, 0.0))
+                     b.where(b.eq(nz, 1), one, b.where(b.eq(nz, 2), two, 0.0)))
     return (b.mul(gk, others),)
 
 
@@ -96,7 +103,7 @@ register(Prim("prod", "reduction", _acc_meta("prod"), _np_red(np.multiply.reduce
 
 
 def _minmax_meta(name):
-    def meta(x, dims=None, keepdim=False):
+    def meta(x, dims=None, keepdim=False, nan_ties=False):
         if len(x.shape) and 0 in x.shape:
             if dims is None:
                 raise RuntimeError(f"{name}(): Expected reduction dim to be specified for "
@@ -111,17 +118,25 @@ def _minmax_meta(name):
     return meta
 
 
-def _vjp_minmax(b, g, x, out, dims=None, keepdim=False):
-    # gradient shared evenly between tied extrema, as torch.amax/amin do
+def _vjp_minmax(b, g, x, out, dims=None, keepdim=False, nan_ties=False):
+    # gradient shared evenly between tied extrema, as torch.amax/amin do. With nan_ties
+    # (torch.max()/min() with no dim: PyTorch's evenly_distribute_backward) a NaN result also
+    # ties with the input's NaNs; amax's plain == mask finds no tie there and gives NaN.
     dims = norm_dims("amax", dims, len(x.shape))
     outk = unreduce(b, out, x.shape, dims, keepdim)
-    mask = b.cast(b.eq(x, outk), dtype=g.dtype)
+    hit = b.eq(x, outk)
+    if nan_ties:
+        hit = b.logical_or(hit, b.logical_and(b.ne(x, x), b.ne(outk, outk)))
+    mask = b.cast(hit, dtype=g.dtype)
     cnt = b.sum(mask, dims=dims, keepdim=True)
-    return (b.div(b.mul(unreduce(b, g, x.shape, dims, keepdim), mask), cnt),)
+    gk = unreduce(b, g, x.shape, dims, keepdim)
+    if nan_ties:     # PyTorch fills the ties (masked_fill): a NaN/inf g leaves the others 0
+        return (b.where(hit, b.div(gk, cnt), 0.0),)
+    return (b.div(b.mul(gk, mask), cnt),)
 
 
 def _np_minmax(f):
-    def impl(out, x, dims=None, keepdim=False):
+    def impl(out, x, dims=None, keepdim=False, nan_ties=False):
         r = f(x, axis=dims, keepdims=keepdim)
         return r if type(r) is np.ndarray else np.asarray(r)
     return impl
@@ -241,7 +256,10 @@ def _vjp_cumprod(b, g, x, out, dim=0, dtype=None):
     if len(x.shape) == 0:
         return (g,)
     rev = b.flip(b.cumsum(b.flip(b.mul(g, out), dims=(dim,)), dim=dim), dims=(dim,))
-    return (b.where(b.eq(x, 0), _cumprod_zero_grad(b, g, x, dim), b.div(rev, x)),)
+    # (the division by x is kept finite where x is 0: double backward through the unselected
+    # branch would give 0 * inf = NaN there)
+    z = b.eq(x, 0)
+    return (b.where(z, _cumprod_zero_grad(b, g, x, dim), b.div(rev, b.where(z, 1.0, x))),)
 
 
 def _cumprod_zero_grad(b, g, x, dim):
@@ -297,13 +315,16 @@ def _logcumsumexp_xp(xp, out, x, dim):
 def _vjp_logcumsumexp(b, g, x, out, dim=0):
     # d out_k / d x_i = exp(x_i - out_k) for k >= i, so x_bar_i = sum_{k>=i} g_k exp(x_i - out_k).
     # Summed in log space, split by the sign of g: x_bar = exp(x + rlcse(log g+ - out)) -
-    # exp(x + rlcse(log g- - out)), rlcse a reversed logcumsumexp (stable for any range of x)
+    # exp(x + rlcse(log g- - out)), rlcse a reversed logcumsumexp (stable for any range of x).
+    # Where g has the other sign its log is the dtype's lowest finite value, as in PyTorch, not
+    # log(0) = -inf: double backward through rlcse of -inf meets -inf - -inf = NaN, and the
+    # where() above it then drops the whole gradient that reaches `out`.
     if len(x.shape) == 0:
         return (g,)
     res = None
+    low = dt.finfo(g.dtype).min
     for pos in (True, False):
-        part = b.where(b.gt(g, 0.0) if pos else b.lt(g, 0.0), b.abs(g), 0.0)
-        lg = b.sub(b.log(part), out)
+        lg = b.sub(b.where(b.gt(g, 0.0) if pos else b.lt(g, 0.0), b.log(b.abs(g)), low), out)
         r = b.flip(b.logcumsumexp(b.flip(lg, dims=(dim,)), dim=dim), dims=(dim,))
         t = b.exp(b.add(x, r))
         res = t if res is None else b.sub(res, t)
