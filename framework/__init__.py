@@ -296,3 +296,7 @@ from . import amp, cpu  # noqa: E402,F401
 from .amp import (autocast, is_autocast_enabled, get_autocast_dtype, set_autocast_dtype,  # noqa: E402,F401
                   set_autocast_enabled, is_autocast_cache_enabled, set_autocast_cache_enabled,
                   clear_autocast_cache, autocast_increment_nesting, autocast_decrement_nesting)
+# last, once every namespace is built: NumPy's `axis` / `keepdims` keywords (PyTorch's parser
+# takes them for every native function with `dim` / `keepdim`)
+from ._numpy_aliases import install as _install_numpy_aliases  # noqa: E402
+_install_numpy_aliases(_sys.modules[__name__], Tensor, linalg, fft, special)
