@@ -1,5 +1,6 @@
 """utils.data: datasets, samplers, collation, DataLoader (single process and worker processes)."""
 import collections
+import collections.abc
 
 import numpy as np
 import pytest
@@ -334,3 +335,47 @@ def test_torch_cross_check_sampler_semantics():
     theirs = torch_.utils.data.default_collate([(1, 2.0, "a"), (3, 4.0, "b")])
     assert type(ours) is type(theirs) and ours[2] == theirs[2]
     assert str(ours[1].dtype) == str(theirs[1].dtype)
+
+
+def test_collate_keeps_mutable_mapping_type_and_its_state():
+    # a MutableMapping batch is a copy of the first sample updated with the collated fields:
+    # defaultdict keeps its default_factory (type(elem)(fields) would have fallen back to dict)
+    batch = default_collate([collections.defaultdict(list, a=1), collections.defaultdict(list, a=2)])
+    assert type(batch) is collections.defaultdict and batch.default_factory is list
+    assert batch["a"].tolist() == [1, 2] and batch["missing"] == []
+    conv = data.default_convert(collections.defaultdict(int, x=np.arange(2)))
+    assert type(conv) is collections.defaultdict and conv.default_factory is int
+    assert isinstance(conv["x"], torch.Tensor) and conv["x"].tolist() == [0, 1]
+
+
+def test_iterable_dataset_is_an_abstract_iterable():
+    with pytest.raises(TypeError, match="abstract"):
+        IterableDataset()
+
+    class NoIter(IterableDataset):
+        pass
+    with pytest.raises(TypeError, match="abstract"):
+        NoIter()
+    assert isinstance(Stream(3), collections.abc.Iterable)
+
+
+def test_distributed_sampler_without_process_group_is_value_error():
+    with pytest.raises(ValueError, match="Default process group has not been initialized"):
+        DistributedSampler(range(4))
+
+
+class _MissingKey(Dataset):
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        raise KeyError("no such key")
+
+
+def test_worker_key_error_message_is_readable():
+    # str(KeyError(msg)) is repr(msg); the re-raised message must read as text, not a repr
+    with pytest.raises(KeyError) as info:
+        list(DataLoader(_MissingKey(), num_workers=2))
+    text = str(info.value)
+    assert text.startswith("Caught KeyError in DataLoader worker process 0.\n")
+    assert "\\n" not in text and "KeyError('" not in text and "no such key" in text

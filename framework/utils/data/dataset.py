@@ -1,6 +1,7 @@
 """Datasets: map-style (Dataset, TensorDataset, ConcatDataset, Subset, StackDataset),
 iterable-style (IterableDataset, ChainDataset), and random_split."""
 import bisect
+import collections.abc as _abc
 import itertools
 import math
 import warnings
@@ -18,12 +19,11 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
-class IterableDataset(Dataset):
+class IterableDataset(Dataset, _abc.Iterable):
     """Iterable-style dataset: subclasses define __iter__. With worker processes each worker
-    iterates its own copy; use get_worker_info() to shard."""
-
-    def __iter__(self):
-        raise NotImplementedError("Subclasses of IterableDataset should implement __iter__.")
+    iterates its own copy; use get_worker_info() to shard. As in PyTorch it is a
+    collections.abc.Iterable whose __iter__ is abstract: instantiating a class that does not
+    define it is a TypeError."""
 
     def __add__(self, other):
         return ChainDataset([self, other])

@@ -195,8 +195,9 @@ def _dist_world():
             return dist.get_world_size(), dist.get_rank()
     except (ImportError, AttributeError):
         pass
-    raise RuntimeError("DistributedSampler: num_replicas/rank not given and the default process "
-                       "group is not initialized (call init_process_group or pass them)")
+    # (PyTorch's dist.get_world_size() raises ValueError here)
+    raise ValueError("Default process group has not been initialized, please make sure to call "
+                     "init_process_group. (DistributedSampler: num_replicas/rank not given)")
 
 
 _ = Tensor

@@ -1,6 +1,7 @@
 """default_collate / default_convert: PyTorch's rules for turning a list of samples into a
 batch (tensors stacked on a new dim 0, numbers into tensors, containers collated per field)."""
 import collections.abc
+import copy
 import re
 
 import numpy as np
@@ -13,6 +14,15 @@ default_collate_err_msg_format = ("default_collate: batch must contain tensors, 
                                   "numbers, dicts or lists; found {}")
 
 
+def _updated_copy(elem, out):
+    """A mutable mapping comes back as a shallow copy of the first sample updated with the
+    collated fields, as PyTorch does: a defaultdict keeps its default_factory, a subclass its
+    attributes (type(elem)(out) would fail for defaultdict)."""
+    clone = copy.copy(elem)
+    clone.update(out)
+    return clone
+
+
 def default_convert(data):
     from ....creation import as_tensor
     if isinstance(data, Tensor):
@@ -23,6 +33,8 @@ def default_convert(data):
         return as_tensor(data)
     if isinstance(data, np.generic) and not isinstance(data, (np.str_, np.bytes_)):
         return as_tensor(data)
+    if isinstance(data, collections.abc.MutableMapping):
+        return _updated_copy(data, {k: default_convert(v) for k, v in data.items()})
     if isinstance(data, collections.abc.Mapping):
         try:
             return type(data)({k: default_convert(v) for k, v in data.items()})
@@ -59,6 +71,8 @@ def default_collate(batch):
         return batch
     if isinstance(elem, collections.abc.Mapping):
         out = {k: default_collate([d[k] for d in batch]) for k in elem}
+        if isinstance(elem, collections.abc.MutableMapping):
+            return _updated_copy(elem, out)
         try:
             return type(elem)(out)
         except TypeError:

@@ -85,12 +85,18 @@ class ExceptionWrapper:
     def reraise(self):
         msg = f"Caught {self.exc_type.__name__} {self.where}.\nOriginal {self.msg}"
         if self.exc_type is KeyError:
-            msg = KeyError(msg)
+            # str(KeyError(x)) is repr(x): a str whose repr is itself keeps the message readable
+            msg = _KeyErrorMessage(msg)
         try:
             exc = self.exc_type(msg)
         except Exception:
             raise RuntimeError(msg) from None
         raise exc
+
+
+class _KeyErrorMessage(str):
+    def __repr__(self):
+        return self
 
 
 class _IterableEnd:
