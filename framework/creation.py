@@ -1050,10 +1050,18 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
         raise RuntimeError(f"normal expects std >= 0.0, but found std {np.min(sh)}")
     d = dtype or (mean._dtype if isinstance(mean, Tensor) else std._dtype if isinstance(std, Tensor)
                   else dt.get_default_dtype())
+    # PyTorch fills an output of dtype d with normal_: integer and bool outputs are refused
+    dt.refuse_barebones("normal_kernel_cpu", d)
+    if not (d.is_floating_point or d.is_complex):
+        raise NotImplementedError(f"\"normal_kernel_cpu\" not implemented for '{dt.tname(d)}'")
     dev = _draw_device(tens[0].device if tens else device, None)
     if dev is not None:
         if tens:            # a standard normal on the device, then mean + std * z there
-            r = _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator, False) * std + mean
+            from .autograd import no_grad
+            with no_grad():     # in the output's dtype (not promoted by std's), no history,
+                # as PyTorch's output.mul_(std).add_(mean) and the cpu path
+                r = _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator, False)
+                r = r.mul_(std).add_(mean)
         else:
             r = _drawn(("normal", (float(mean), float(std))), shape, d, dev, generator, False)
         return r.requires_grad_(True) if requires_grad else r

@@ -792,6 +792,72 @@ def case_compiled_in_place_writes_through_views(T, D):
         for a, b in zip(grads[:3], grads[3:]):
             np.testing.assert_allclose(b, a, rtol=1e-12)
 
+@case
+def case_pow_special_values_as_c_pow_and_torch_scalar_exponents(T, D):
+    # tensor ** tensor is C pow: the sign of -0 and -inf under odd integer exponents
+    # (pow(-0, -1) = -inf), +-inf exponents never NaN (pow(-1, inf) = 1, pow(-2, inf) = inf)
+    v = np.array([-np.inf, -2.0, -1.0, -0.5, -0.0, 0.0, 0.5, 1.0, 2.0, np.inf, np.nan])
+    e = np.array([-np.inf, -3.0, -2.0, -1.5, -1.0, -0.5, -0.0, 0.5, 1.0, 3.0, np.inf, np.nan])
+    A, B = np.meshgrid(v, e)
+    with np.errstate(all="ignore"):
+        want = np.power(A, B)                    # array exponent: NumPy calls C pow
+    for npd in (np.float32, np.float64):
+        got = T.pow(T.tensor(A.astype(npd), device="interpret"),
+                    T.tensor(B.astype(npd), device="interpret")).cpu().numpy()
+        np.testing.assert_array_equal(got, want.astype(npd))
+        assert (np.signbit(got) == np.signbit(want))[~np.isnan(want)].all()
+    # a Python float exponent: PyTorch's x ** 0.5 is sqrt and x ** -0.5 rsqrt, on both devices
+    x = np.array([-np.inf, -4.0, -0.0, 0.0, 4.0, np.inf, np.nan])
+    with np.errstate(all="ignore"):
+        for s, ref in ((0.5, np.sqrt(x)), (-0.5, 1.0 / np.sqrt(x))):
+            for dev in ("cpu", "interpret"):
+                got = (T.tensor(x, device=dev) ** s).cpu().numpy()
+                np.testing.assert_array_equal(got, ref)
+                assert (np.signbit(got) == np.signbit(ref))[~np.isnan(ref)].all(), (s, dev, got)
+
+
+@case
+def case_out_resize_stays_on_the_device_and_a_refused_cast_keeps_out(T, D):
+    for dev in ("cpu", "interpret"):
+        o = T.zeros(2, device=dev)
+        r = T.mul(T.ones(3, 4, device=dev), 2, out=o)
+        assert r is o and o.device.type == dev and tuple(o.shape) == (3, 4)
+        assert type(o._data).__name__ == ("InterpretArray" if dev == "interpret" else "ndarray")
+        np.testing.assert_array_equal(o.cpu().numpy(), np.full((3, 4), 2.0, np.float32))
+        o = T.zeros(2, dtype=T.int64, device=dev)
+        try:
+            T.mul(T.ones(3, 4, dtype=T.float64, device=dev), 2.0, out=o)
+            raise AssertionError("float result into an int64 out= was not refused")
+        except RuntimeError as e:
+            assert "can't be cast" in str(e)
+        assert tuple(o.shape) == (2,)                # neither resized nor written
+        np.testing.assert_array_equal(o.cpu().numpy(), np.zeros(2, np.int64))
+
+
+@case
+def case_one_hot_and_normal_of_device_tensors(T, D):
+    F = T.nn.functional
+    y = F.one_hot(T.tensor([0, 3, 1], device="interpret"), 5)
+    assert y.device.type == "interpret" and y.dtype is T.int64
+    np.testing.assert_array_equal(y.cpu().numpy(), np.eye(5, dtype=np.int64)[[0, 3, 1]])
+    for dev in ("cpu", "interpret"):
+        # the output takes mean's dtype (PyTorch fills it, then mul_(std).add_(mean))
+        mean = T.zeros(2, 3, dtype=T.float16, device=dev)
+        r = T.normal(mean, T.ones(3, dtype=T.float64, device=dev))
+        assert r.dtype is T.float16 and tuple(r.shape) == (2, 3) and r.device.type == dev
+        assert not r.requires_grad
+        r = T.normal(T.zeros(3, device=dev), T.full((2, 3), 1e-3, dtype=T.float64, device=dev))
+        assert r.dtype is T.float32 and tuple(r.shape) == (2, 3)
+        assert np.abs(r.cpu().numpy()).max() < 0.1
+        for args, kw in (((T.zeros(3, dtype=T.int64, device=dev), 1.0), {}),
+                         ((0.0, 1.0, (3,)), {"dtype": T.int64, "device": dev})):
+            try:
+                T.normal(*args, **kw)
+                raise AssertionError("normal with an int64 output was not refused")
+            except NotImplementedError as e:
+                assert "normal_kernel_cpu" in str(e) and "Long" in str(e)
+
+
 def worker():
     import traceback
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

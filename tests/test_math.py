@@ -643,3 +643,23 @@ def test_addcmul_addcdiv_errors_leave_data_unchanged():
     with pytest.raises(RuntimeError, match="size of tensor a \\(3\\) must match the size of "
                                            "tensor b \\(2\\)"):
         torch.addcmul(torch.ones(3), torch.ones(2), torch.ones(2))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_odd_functions_keep_signed_zero_and_relative_accuracy_near_zero(dtype):
+    # tanh(-0) = sinh(-0) = erf(-0) = -0 as in C and PyTorch, and small arguments keep their
+    # relative accuracy (erf(1e-3) = 1.1283788e-3; 1 - erfc(x) would lose it); also run on the
+    # interpret device by tests/_interp_suite.py, whose kernels and the cpu lowering must agree
+    x = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-3, -2e-2, 0.3, -0.49, 0.51, -1.7, 3.0])
+    refs = {"tanh": math.tanh, "sinh": math.sinh, "erf": math.erf, "asinh": math.asinh,
+            "atanh": math.atanh, "sin": math.sin, "atan": math.atan, "expm1": math.expm1,
+            "log1p": math.log1p}
+    t = torch.tensor(x, dtype=getattr(torch, dtype))
+    xr = x.astype(dtype).astype(np.float64)
+    for name, f in refs.items():
+        ok = np.abs(xr) < 1 if name in ("atanh", "log1p") else np.ones(len(x), bool)
+        want = np.array([f(v) for v in xr[ok]])
+        got = to_np(getattr(torch, name)(t))[ok].astype(np.float64)
+        np.testing.assert_allclose(got, want, rtol=2e-6 if dtype == "float32" else 1e-13,
+                                   atol=0, err_msg=name)
+        assert (np.signbit(got) == np.signbit(want)).all(), (name, got)

@@ -27,7 +27,7 @@ def kiln_tanh(x):
     # tanh|x| = -expm1(-2|x|) / (2 + expm1(-2|x|)): no cancellation near 0, no overflow
     e = kiln_expm1(-2.0 * tl.abs(x))
     t = -e / (e + 2.0)
-    return tl.where(x < 0, -t, t)
+    return tl.where(x < 0, -t, tl.where(x > 0, t, x))     # +-0 and NaN as they come
 ''',
     "kiln_sinh": '''
 @triton.jit
@@ -37,7 +37,7 @@ def kiln_sinh(x):
     e = tl.exp(a)
     # small |x|: (u + u / (u + 1)) / 2 avoids e - 1/e cancelling
     s = tl.where(a < 1.0, 0.5 * (u + u / (u + 1.0)), 0.5 * (e - 1.0 / e))
-    return tl.where(x < 0, -s, s)
+    return tl.where(x < 0, -s, tl.where(x > 0, s, x))     # sinh(-0) = -0, as tanh's
 ''',
     "kiln_round": '''
 @triton.jit
@@ -74,12 +74,18 @@ def kiln_floor_divide(a, b):
 @triton.jit
 def kiln_pow(a, b):
     if a.dtype.is_floating():
+        # C pow's special values: an odd integer exponent keeps the sign of a negative base,
+        # -0 and -inf included (pow(-0, -1) = -inf); +-inf exponents are even and never NaN
+        # (pow(-2, inf) = inf, pow(-1, +-inf) = 1); a finite negative base to a non-integer is NaN
         m = tl.exp2(b * tl.log2(tl.abs(a)))
-        b_int = tl.floor(b) == b
+        b_inf = (b == b) & ((b - b) != 0.0)
+        a_inf = (a == a) & ((a - a) != 0.0)
+        b_int = (tl.floor(b) == b) & ~b_inf
         b_odd = b_int & ((b - 2.0 * tl.floor(b * 0.5)) != 0.0)
+        neg = (a < 0) | ((a == 0) & ((1.0 / a) < 0))
         nan = m - m + (a - a) / (a - a)
-        r = tl.where(a < 0, tl.where(b_int, tl.where(b_odd, -m, m), nan), m)
-        return tl.where(b == 0, 1.0, tl.where(a == 1, 1.0, r))
+        r = tl.where(b_odd & neg, -m, tl.where((a < 0) & ~a_inf & ~b_int & ~b_inf, nan, m))
+        return tl.where((b == 0) | (a == 1) | ((a == -1) & b_inf), 1.0, r)
     else:
         # square and multiply over the exponent's bits; a negative exponent gives 0 or +-1
         r = a * 0 + 1
@@ -94,6 +100,14 @@ def kiln_pow(a, b):
         else:
             sign = tl.where((b & 1) != 0, -1, 1)
             return tl.where(b < 0, tl.where(a == 1, 1, tl.where(a == -1, sign, 0)), r)
+''',
+    "kiln_pow_scalar": '''
+@triton.jit
+def kiln_pow_scalar(a, b):
+    # a float tensor ** a Python float: PyTorch runs x ** 0.5 as sqrt and x ** -0.5 as rsqrt,
+    # which differ from pow at -0 and -inf (sqrt(-inf) = nan, rsqrt(-0) = -inf)
+    s = tl.sqrt(a)
+    return tl.where(b == 0.5, s, tl.where(b == -0.5, 1.0 / s, kiln_pow(a, b)))
 ''',
     "kiln_asinh": '''
 @triton.jit
@@ -224,7 +238,7 @@ def kiln_welford_combine(mean_a, m2_a, n_a, mean_b, m2_b, n_b):
 ''',
 }
 
-HELPER_DEPS = {"kiln_tanh": ("kiln_expm1",), "kiln_sinh": ("kiln_expm1",),
+HELPER_DEPS = {"kiln_pow_scalar": ("kiln_pow",), "kiln_tanh": ("kiln_expm1",), "kiln_sinh": ("kiln_expm1",),
                "kiln_asinh": ("kiln_log1p",), "kiln_acosh": ("kiln_log1p",),
                "kiln_atanh": ("kiln_log1p",)}
 

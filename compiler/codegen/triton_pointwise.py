@@ -453,7 +453,11 @@ def op_expr(node, names, scalar_expr, type_of):
         elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
             work = dt.int8
         exprs = [_operand(names, scalar_expr, a, d, work) for a, d in zip(ins, in_dtypes)]
-        expr = p.triton.format(*exprs, **attrs)
+        if node.op == "pow" and work.is_floating_point and type(ins[1]) is float:
+            # (a Python float exponent: PyTorch's sqrt/rsqrt cases, see kiln_pow_scalar)
+            expr = "kiln_pow_scalar({0}, {1})".format(*exprs)
+        else:
+            expr = p.triton.format(*exprs, **attrs)
         # comparisons/predicates give bool whatever they compare
         result = dt.bool_ if out is dt.bool_ and not (work is dt.int8 and node.op in
                                                       ("add", "mul", "maximum", "minimum",

@@ -624,7 +624,9 @@ def one_hot(tensor, num_classes=-1):
         num_classes = int(a.max()) + 1
     elif a.size and a.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    return M.cast(M.eq(S.unsqueeze(tensor, -1), C.arange(num_classes)), dt.int64)
+    # (the class range on the index tensor's device: a cpu arange would not mix with it)
+    return M.cast(M.eq(S.unsqueeze(tensor, -1), C.arange(num_classes, device=tensor.device)),
+                  dt.int64)
 
 
 # ---- distances ---------------------------------------------------------------------------------
