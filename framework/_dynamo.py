@@ -165,3 +165,14 @@ class _Config:
 
 
 config = _Config()
+
+
+def __getattr__(name):
+    # torch._dynamo.exc: the exception classes compile() raises (imported lazily: _compile
+    # imports this module)
+    if name == "exc":
+        import types
+        from ._compile import InvalidBackend, GraphBreakError
+        return types.SimpleNamespace(InvalidBackend=InvalidBackend, Unsupported=GraphBreakError,
+                                     TorchDynamoException=RuntimeError)
+    raise AttributeError(f"module 'torch._dynamo' has no attribute {name!r}")

@@ -72,8 +72,12 @@ def test_backend_and_mode_errors():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             torch.compile(f, backend="triton")(torch.ones(2))
-    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+    # torch raises torch._dynamo.exc.InvalidBackend, a RuntimeError
+    with pytest.raises(RuntimeError, match="unknown backend 'tvm'") as e:
         torch.compile(f, backend="tvm")
+    assert isinstance(e.value, torch._dynamo.exc.InvalidBackend)
+    with pytest.raises(RuntimeError, match="Either mode or options"):
+        torch.compile(f, mode="max-autotune", options={"trace.enabled": True})
     with pytest.raises(RuntimeError, match="unrecognized mode"):
         torch.compile(f, mode="fastest")
     with pytest.raises(TypeError, match="callable or nn.Module"):
@@ -992,3 +996,155 @@ def test_in_place_composite_writes_across_graph_breaks_keep_earlier_history():
                     l2.weight.grad.numpy()])
     for a, b in zip(*got):
         np.testing.assert_allclose(b, a, rtol=1e-12)
+
+
+# ---- differential checks against eager (compile fuzzing fixes) -------------------------------
+
+def _eager_vs_compiled(f, make, calls=3):
+    """Run f eagerly and compiled on equal fresh inputs `calls` times: outputs, the inputs f
+    mutates, and the gradients of the float inputs that require grad must agree."""
+    cf = torch.compile(f)
+    for k in range(calls):
+        ins = make(k)
+        runs = []
+        for fn in (f, cf):
+            xs = [t.detach().clone().requires_grad_(t.requires_grad) for t in ins]
+            out = fn(*xs)
+            outs = out if isinstance(out, tuple) else (out,)
+            assert all(o.requires_grad == outs[0].requires_grad for o in outs[:1])
+            if outs[0].requires_grad:
+                sum((o * (1.0 + torch.arange(o.numel()).reshape(o.shape))).sum()
+                    for o in outs).backward()
+            runs.append(([arr(o) for o in outs], [o.requires_grad for o in outs],
+                         [arr(t) for t in xs], [None if t.grad is None else arr(t.grad)
+                                                for t in xs], [tuple(t.shape) for t in xs]))
+        (eo, erg, ex, eg, es), (co, crg, cx, cg, cs) = runs
+        assert erg == crg and es == cs
+        for a, b in zip(eo + ex, co + cx):
+            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+        for a, b in zip(eg, cg):
+            assert (a is None) == (b is None)
+            if a is not None:
+                np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+    return cf
+
+
+def test_in_place_op_whose_index_check_breaks_the_graph():
+    # index_fill_ reads its (traced) index's values: a graph break between the snapshot of y
+    # the in-place op computes from and its use; the snapshot must become concrete too
+    # (it once referenced a value of the finished region's graph: KeyError)
+    idx = torch.tensor([[0, 1], [2, 2], [2, 0]])
+
+    def f(x, i):
+        y = x * 2
+        y.index_fill_(0, i[:, 0], -1.0)
+        return y
+
+    def g(x, i, s):
+        x.add_(1)
+        x.index_reduce_(0, i[:, 0], s, "prod")
+        return x * 1
+    _eager_vs_compiled(f, lambda k: [torch.randn(3, 2, requires_grad=True), idx])
+    _eager_vs_compiled(g, lambda k: [torch.randn(3, 2), idx, torch.randn(3, 2)])
+
+
+def test_traced_index_of_index_select_add_copy_needs_no_graph_break():
+    # their index nodes check [0, size) when the program runs, so a traced index (unfold's
+    # windows, a column of an index tensor) is no graph break and fullgraph=True compiles
+    idx = torch.tensor([[0, 1], [2, 2], [2, 0]])
+
+    def f(x, i, s):
+        y = x * 1
+        y.index_add_(1, i[:, 0], s)
+        return y.index_select(0, i[1]), y.index_copy(0, i[0, :1], s[:1] * 3), x.unfold(1, 2, 1)
+    cf = _eager_vs_compiled(f, lambda k: [torch.randn(3, 3, requires_grad=True), idx,
+                                          torch.randn(3, 3, requires_grad=True)])
+    assert cf.stats["graph_breaks"] == []
+    x = torch.randn(3, 5, requires_grad=True)
+    np.testing.assert_allclose(arr(torch.compile(lambda x: x.unfold(1, 2, 1) * 2,
+                                                 fullgraph=True)(x)),
+                               arr(x.unfold(1, 2, 1) * 2))
+    # values out of range still raise the eager error class, from the program
+    with pytest.raises(IndexError, match="index 5 is out of bounds for dimension 0"):
+        torch.compile(lambda x, i: x.index_select(0, i[1] * 5))(torch.randn(3), idx[0])
+
+
+def test_copy_from_a_leaf_that_requires_grad_gives_history():
+    # eagerly out.copy_(x) makes out require grad through x; traced, out took x's (absent)
+    # node and came back without requires_grad
+    def f(x):
+        out = torch.zeros(3, 4)
+        out.copy_(x)
+        return out
+
+    def g(x):
+        out = torch.zeros(3, 4, dtype=torch.float64)
+        out.copy_(x[0])
+        return out.exp()
+    cf = _eager_vs_compiled(f, lambda k: [torch.randn(3, 4, requires_grad=True)])
+    assert cf(torch.randn(3, 4, requires_grad=True)).requires_grad
+    _eager_vs_compiled(g, lambda k: [torch.randn(3, 4, requires_grad=True)])
+
+
+def test_in_place_view_ops_on_arguments_and_traced_tensors():
+    # t_/unsqueeze_/squeeze_/transpose_ rebind a tensor to a view: on an argument the caller
+    # sees the new shape (it came back symbolic and unreadable), on a traced tensor the region
+    # computes it
+    def f(x):
+        x.t_()
+        return x * 1
+
+    def g(x):
+        x.unsqueeze_(0)
+        x.squeeze_()
+        x.transpose_(0, 1)
+        return x.sum(0)
+
+    def h(x):
+        y = x * 2
+        y.t_()
+        y.unsqueeze_(0)
+        return y + 1, y
+
+    def k(x):
+        x.add_(1)
+        x.t_()
+        x.mul_(2)
+        return x.sum()
+    _eager_vs_compiled(f, lambda k: [torch.randn(3, 4)])
+    _eager_vs_compiled(g, lambda k: [torch.randn(3, 4)])
+    _eager_vs_compiled(h, lambda k: [torch.randn(3, 4, requires_grad=True)])
+    _eager_vs_compiled(k, lambda k: [torch.randn(3, 4)])
+
+
+def test_nan_constant_in_a_region_with_backward_does_not_recompile():
+    # nll_loss with ignore_index puts a nan constant (the all-ignored result) into the graph;
+    # a region with a backward keys its plan on its float constants, and nan != nan made
+    # every call a recompile (and a whole compiled training step never replayed)
+    cf = torch.compile(lambda x, y: F.nll_loss(x, y, ignore_index=1))
+    t = torch.tensor([0, 2, 1, 1, 2])
+    for _ in range(4):
+        x = torch.randn(5, 3, requires_grad=True)
+        got = cf(x, t)
+        got.backward()
+        g = arr(x.grad)
+        x.grad = None
+        want = F.nll_loss(x, t, ignore_index=1)
+        want.backward()
+        close(got, want)
+        np.testing.assert_allclose(g, arr(x.grad), rtol=1e-6)
+    assert cf.stats["compiles"] == 1 and cf.stats["recompiles"] == []
+    assert cf.stats["replays"] >= 1
+
+
+def test_compiled_module_training_mirrors_the_original():
+    # torch's OptimizedModule.training is the wrapped module's: model.eval() shows through
+    # and compiled.train() reaches the model
+    m = nn.Sequential(nn.Linear(3, 4), nn.Dropout(0.5))
+    cm = torch.compile(m)
+    m.eval()
+    assert cm.training is False
+    x = torch.randn(5, 3)
+    close(cm(x), m(x))
+    cm.train()
+    assert m.training and m[1].training and cm.training

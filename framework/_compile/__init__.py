@@ -64,6 +64,10 @@ _BACKENDS = ("numpy", "eager", "triton", "interpret")
 _MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
+class InvalidBackend(RuntimeError):
+    """An unknown backend name (torch._dynamo.exc.InvalidBackend, a RuntimeError)."""
+
+
 class CompiledFunction:
     """A compiled callable. Introspection: graphs(), backward_graphs(), groups(), sources(),
     recompile_reasons(), graph_break_reasons(), run_counts(), report()."""
@@ -76,7 +80,8 @@ class CompiledFunction:
         if self._auto:
             backend = "numpy"
         if backend not in _BACKENDS:
-            raise ValueError(f"compile: unknown backend {backend!r}; expected one of {_BACKENDS}")
+            raise InvalidBackend(f"compile: unknown backend {backend!r}; expected one of "
+                                 f"{_BACKENDS}")
         if mode not in _MODES:
             raise RuntimeError(f"compile: unrecognized mode={mode!r}; expected one of "
                                f"{[m for m in _MODES if m]}")
@@ -574,6 +579,9 @@ def compile(model=None, *, fullgraph=False, dynamic=None, backend=None, mode=Non
     if model is None:
         return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
                                  mode=mode, options=options, disable=disable)
+    if mode is not None and options is not None:
+        raise RuntimeError("Either mode or options can be specified, but both can't be "
+                           "specified at the same time.")
     if disable:
         return model
     from ..nn import Module
@@ -617,7 +625,19 @@ def _optimized_module_class():
             self._orig_mod = mod
             object.__setattr__(self, "_compiled", CompiledFunction(
                 mod.__call__, name=type(mod).__name__, module=mod, **kw))
-            self.training = mod.training
+
+        # the original module's mode, as torch's OptimizedModule mirrors it: model.eval() on
+        # the wrapped module shows through, and compiled.train() reaches it
+        @property
+        def training(self):
+            m = self.__dict__.get("_modules", {}).get("_orig_mod")
+            return m.training if m is not None else True
+
+        @training.setter
+        def training(self, value):
+            m = self.__dict__.get("_modules", {}).get("_orig_mod")
+            if m is not None:       # (Module.__init__ sets the default before _orig_mod)
+                m.training = value
 
         def forward(self, *args, **kwargs):
             return self._compiled(*args, **kwargs)

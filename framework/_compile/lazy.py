@@ -484,7 +484,11 @@ class Tracer:
         if type(d) is SymArray and d.stale is not None and d.tracer is self:
             self._freshen(d)
         if type(d) is SymArray and d.tracer is self and d.real is None:
-            s = wrap(SymArray(d.value, self), t._dtype)
+            # tracked like t (same orig): a graph break between the snapshot and its use (an
+            # op that checks index values, index_add_ with a traced index) must make it
+            # concrete too, or the next region would read a value of the finished graph
+            s = wrap(SymArray(d.value, self, orig=d.orig), t._dtype)
+            self.tracked.append(weakref.ref(s))
         else:
             s = wrap(d if type(d) is not SymArray else d._materialize("snapshot"), t._dtype)
             o = self.overrides.get(id(s._data))

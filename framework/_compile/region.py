@@ -8,7 +8,7 @@ import numpy as np
 
 from compiler.backend import compile_graph
 from runtime import backends as _rt_backends, dtypes as dt
-from compiler.ir.graph import Graph, GraphEmitter, Value
+from compiler.ir.graph import Graph, GraphEmitter, Value, consts_key
 from compiler.ir.registry import AVal, REGISTRY
 from .. import _dispatch
 from .._dispatch import STATE, wrap, node_class, PackedList
@@ -128,8 +128,9 @@ def run_region(tracer, alive):
     key = (owner.backend, _graph_key(g),
            tuple(bool(t.requires_grad) for t in in_tensors),
            tuple(index[id(t._data.value)] for t in grad_outs),
-           # a region with a backward bakes the forward's float constants into it
-           tuple(g.float_consts()) if grad_outs else (),
+           # a region with a backward bakes the forward's float constants into it (by bit
+           # pattern: a nan constant, nll_loss's empty-batch result, equals itself there)
+           consts_key(g.float_consts()) if grad_outs else (),
            donate, getattr(owner, "mode", None) == "reduce-overhead",
            _rt_backends.matmul_allow_tf32)     # (generated float32 matmuls depend on it)
     plan = _PLANS.get(key)
