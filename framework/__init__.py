@@ -18,6 +18,10 @@ _np.seterr(all="ignore")          # IEEE results without warnings, as PyTorch gi
 
 __version__ = "0.1.0"
 
+# torch's math constants (torch.pi, torch.inf, ...) and x[:, torch.newaxis]
+import math as _math  # noqa: E402
+pi, e, inf, nan, newaxis = _math.pi, _math.e, _math.inf, _math.nan, None
+
 from runtime import dtypes as _dt  # noqa: E402
 from runtime.device import Device as device  # noqa: E402,F401
 from runtime.device import set_default_device, get_default_device  # noqa: E402,F401
@@ -52,7 +56,7 @@ from .creation import range_ as range  # noqa: E402,F401,A001
 from .ops_math import *  # noqa: E402,F401,F403
 from .ops_math import (sum, max, min, all, any, abs, round, pow, where, clamp, clip, mean,  # noqa: E402,F401
                        cast as _cast, inplace as _inplace, copy_ as _copy_, fill_ as _fill_,
-                       zero_ as _zero_, erfinv)
+                       zero_ as _zero_, erfinv, _is_all_true)
 from .ops_shape import *  # noqa: E402,F401,F403
 from .ops_index import (index_select, masked_fill, masked_select, gather, scatter, scatter_add,  # noqa: E402,F401
                         scatter_reduce, index_add, index_copy, index_fill, index_put, take,
@@ -93,6 +97,7 @@ class _Layout:
         return "torch." + self.name
 
 
+layout = _Layout                   # (torch.layout: the type of torch.strided)
 strided = _Layout("strided")
 sparse_coo = _Layout("sparse_coo")
 
@@ -105,15 +110,24 @@ def is_tensor(obj):
     return isinstance(obj, Tensor)
 
 
+def _need_tensor(name, input):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' (position 1) must be Tensor, not "
+                        f"{type(input).__name__}")
+
+
 def is_floating_point(input):
+    _need_tensor("is_floating_point", input)
     return input.dtype.is_floating_point
 
 
 def is_complex(input):
+    _need_tensor("is_complex", input)
     return input.dtype.is_complex
 
 
 def numel(input):
+    _need_tensor("numel", input)
     return input.numel()
 
 

@@ -178,7 +178,17 @@ def _add_suffixes(s, suffixes, indent):
     return "".join(parts)
 
 
+def _batched_repr(b):
+    """A tensor inside vmap prints as PyTorch's BatchedTensor wrapper around the real tensor
+    (its values are readable for printing, though not for control flow)."""
+    inner = repr(b.value).replace("\n", "\n    ")
+    return f"BatchedTensor(lvl={b.level}, bdim={b.bdim}, value=\n    {inner}\n)"
+
+
 def tensor_repr(t, prefix="tensor("):
+    from .func._batched import BatchedArray
+    if type(t._data) is BatchedArray:
+        return _batched_repr(t._data)
     indent = len(prefix)
     a = t._data
     if t._device.type != "cpu":          # print a host copy of device memory

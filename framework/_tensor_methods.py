@@ -42,6 +42,8 @@ for mod, names in _METHODS.items():
     for n in names.split():
         setattr(Tensor, n, getattr(mod, n))
 
+# (the method's keyword is split_size, torch.split's is split_size_or_sections)
+Tensor.split = lambda self, split_size, dim=0: S.split(self, split_size, dim)
 Tensor.T = property(S._T)
 Tensor.mT = property(S._mT)
 
@@ -85,12 +87,38 @@ Tensor.cholesky = lambda self, upper=False: L.cholesky(self, upper)
 Tensor.cholesky_inverse = lambda self, upper=False: L.cholesky_inverse(self, upper)
 Tensor.triangular_solve = lambda self, A, upper=True, transpose=False, unitriangular=False: \
     L.triangular_solve(self, A, upper, transpose, unitriangular)
-Tensor.new_tensor = lambda self, data, dtype=None, **k: C.tensor(data, dtype=dtype or self.dtype)
-Tensor.new_zeros = lambda self, *size, dtype=None, **k: C.zeros(*size, dtype=dtype or self.dtype)
-Tensor.new_ones = lambda self, *size, dtype=None, **k: C.ones(*size, dtype=dtype or self.dtype)
-Tensor.new_empty = lambda self, *size, dtype=None, **k: C.empty(*size, dtype=dtype or self.dtype)
-Tensor.new_full = lambda self, size, fill_value, dtype=None, **k: C.full(
-    size, fill_value, dtype=dtype or self.dtype)
+
+
+def _new(make):
+    """Tensor.new_*: dtype and device default to self's; requires_grad is honoured."""
+    def f(self, *args, dtype=None, device=None, requires_grad=False, layout=None,
+          pin_memory=False):
+        return make(*args, dtype=dtype or self.dtype,
+                    device=self.device if device is None else device,
+                    requires_grad=requires_grad)
+    f.__name__ = "new_" + make.__name__
+    return f
+
+
+Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(C.zeros), _new(C.ones), _new(C.empty)
+Tensor.new_full = _new(C.full)
+
+
+def _new_tensor(self, data, dtype=None, device=None, requires_grad=False, layout=None,
+                pin_memory=False):
+    if isinstance(data, Tensor):
+        import warnings
+        warnings.warn("To copy construct from a tensor, it is recommended to use sourceTensor."
+                      "detach().clone() or sourceTensor.detach().clone().requires_grad_(True), "
+                      "rather than tensor.new_tensor(sourceTensor).", UserWarning, stacklevel=2)
+        return data.detach().to(device=self.device if device is None else device,
+                                dtype=dtype or self.dtype, copy=True).requires_grad_(requires_grad)
+    return C.tensor(data, dtype=dtype or self.dtype,
+                    device=self.device if device is None else device,
+                    requires_grad=requires_grad)
+
+
+Tensor.new_tensor = _new_tensor
 Tensor.uniform_ = lambda self, a=0.0, b=1.0, *, generator=None: C.uniform_(self, a, b, generator)
 Tensor.normal_ = lambda self, mean=0.0, std=1.0, *, generator=None: C.normal_(self, mean, std, generator)
 Tensor.bernoulli_ = lambda self, p=0.5, *, generator=None: C.bernoulli_(self, p, generator)
@@ -125,6 +153,8 @@ def _inplace_prim(name, prim=None):
             raise TypeError(f"{name}_(): argument 'other' (position 1) must be Tensor, not "
                             f"{type(args[0]).__name__}")
         args = tuple(M.as_tensor_arg(a) for a in args)
+        if prim == "pow" and args:          # x.pow_(-1), x **= -1 on integers: as x.pow(-1)
+            M.check_int_pow(self, args[0])
         return M.inplace(self, prim, *args, **kw)
     f.__name__ = name + "_"
     return f
@@ -278,31 +308,50 @@ def _float_power_(self, exponent):
 Tensor.float_power_ = _float_power_
 
 
-def _become(self, r):
+def _become(self, view):
     """An in-place view op (squeeze_, t_, ...): self takes the view r of its own memory, with
     r's history (under compile() r is traced, so no value is read)."""
     if _dispatch.STATE.grad_enabled:     # torch refuses these on a leaf that requires grad
         M.check_inplace_leaf(self)
+    tr = _dispatch.STATE.tracer
+    if tr is not None:
+        from ._compile.lazy import is_sym
+        import weakref
+    if tr is not None and not is_sym(self):
+        # traced, on a concrete tensor (an argument, a buffer): its metadata changes for the
+        # caller too, so take the view of its real memory now (no value is read); a replay
+        # would skip this, so the trace is not replayed
+        tr.concrete_reads += 1
+        _dispatch.STATE.tracer = None
+        try:
+            r = view()
+        finally:
+            _dispatch.STATE.tracer = tr
+    else:
+        r = view()
+        if tr is not None and not any(w() is self for w in tr.tracked):
+            # self now holds the view's symbolic value: the region must compute it
+            tr.tracked.append(weakref.ref(self))
     self._data, self._node, self._oi = r._data, r._node, r._oi
     return self
 
 
 def _squeeze_(self, dim=None, *more):
-    return _become(self, S.squeeze(self, dim, *more))
+    return _become(self, lambda: S.squeeze(self, dim, *more))
 
 
 def _unsqueeze_(self, dim):
-    return _become(self, S.unsqueeze(self, dim))
+    return _become(self, lambda: S.unsqueeze(self, dim))
 
 
 def _t_(self):
     if self.ndim > 2:
         raise RuntimeError(f"t_() expects a tensor with <= 2 dimensions, but self is {self.ndim}D")
-    return _become(self, S.t(self))
+    return _become(self, lambda: S.t(self))
 
 
 def _transpose_(self, d0, d1):
-    return _become(self, S.transpose(self, d0, d1))
+    return _become(self, lambda: S.transpose(self, d0, d1))
 
 
 Tensor.squeeze_ = _squeeze_
@@ -315,6 +364,13 @@ Tensor.resize_as_ = S.resize_as_
 
 # operators ------------------------------------------------------------------------------------
 
+def _operand(other):
+    """Python operators take a tensor, a Python number or a NumPy scalar; anything else (None,
+    str, list, tuple, object) is NotImplemented, as in PyTorch: t + [1] and t < None are
+    TypeErrors, while t == None is False and t != 'a' is True (Python's identity fallback)."""
+    return isinstance(other, (Tensor, bool, int, float, complex, _np.generic))
+
+
 def _binop(prim):
     p = P[prim]
     defer = prim not in ("eq", "ne")
@@ -325,10 +381,9 @@ def _binop(prim):
             # (t + a is np.add(t, a), wrapped back by Tensor.__array_wrap__; a + t and t < a
             # are TypeErrors)
             return NotImplemented
-        o = M.as_tensor_arg(other)
-        if not isinstance(o, (Tensor, bool, int, float, complex)):
+        if not (_operand(other) or isinstance(other, _np.ndarray)):   # (t == a: a tensor)
             return NotImplemented
-        return apply(p, self, o)
+        return apply(p, self, M.as_tensor_arg(other))
     return f
 
 
@@ -346,9 +401,13 @@ def _rbinop(prim):
         if isinstance(other, _np.ndarray):
             # (PyTorch's a / t is t.reciprocal() * a: NumPy's multiply, wrapped back)
             return _np.multiply(M.reciprocal(self), other) if prim == "div" else NotImplemented
-        o = M.as_tensor_arg(other)
-        if not isinstance(o, (Tensor, bool, int, float, complex)):
+        if not _operand(other):
             return NotImplemented
+        o = M.as_tensor_arg(other)
+        if prim == "div" and not isinstance(o, Tensor):
+            # PyTorch computes scalar / t as t.reciprocal() * scalar, so its values round
+            # through the reciprocal (2.5 / t at float32 is 0.83333337 for t = 3, not 0.8333333)
+            return apply(P["mul"], M.reciprocal(self), o)
         r = apply(p, o, self)
         return r if name is None else _dispatch.rename(r, name(o))
     return f
@@ -356,7 +415,7 @@ def _rbinop(prim):
 
 def _iop(method):
     def f(self, other):
-        if isinstance(other, _np.ndarray):     # t += a is t = t + a (see _binop)
+        if isinstance(other, _np.ndarray) or not _operand(other):   # t += a is t = t + a
             return NotImplemented
         return getattr(self, method)(other)
     return f
@@ -379,13 +438,13 @@ for _op, _prim in (("eq", "eq"), ("ne", "ne"), ("lt", "lt"), ("le", "le"), ("gt"
 
 
 def _pow(self, other):
-    if isinstance(other, _np.ndarray):
+    if isinstance(other, _np.ndarray) or not _operand(other):
         return NotImplemented
     return M.pow(self, other)
 
 
 def _rpow(self, other):
-    if isinstance(other, _np.ndarray):
+    if isinstance(other, _np.ndarray) or not _operand(other):
         return NotImplemented
     return M.pow(other, self)
 
@@ -405,11 +464,12 @@ def _invert(self):
 
 
 Tensor.__invert__ = _invert
-Tensor.__matmul__ = lambda self, other: NotImplemented if isinstance(other, _np.ndarray) \
+Tensor.__matmul__ = lambda self, other: NotImplemented if not isinstance(other, Tensor) \
     else L.matmul(self, other)
-Tensor.__rmatmul__ = lambda self, other: NotImplemented if isinstance(other, _np.ndarray) \
+Tensor.__rmatmul__ = lambda self, other: NotImplemented if not isinstance(other, Tensor) \
     else L.matmul(other, self)
-Tensor.__imatmul__ = lambda self, other: _assign(self, L.matmul(self, other), "matmul")
+Tensor.__imatmul__ = lambda self, other: NotImplemented if not isinstance(other, Tensor) \
+    else _assign(self, L.matmul(self, other), "matmul")
 Tensor.__hash__ = lambda self: id(self)
 
 

@@ -291,8 +291,10 @@ def setitem(x, idx, value):
     v = as_tensor_arg(value)
     if not isinstance(v, (Tensor, bool, int, float, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor")
-    if not isinstance(v, Tensor) and x._dtype.category == 1:
-        # PyTorch's checked conversion into an integer dtype (uint16: -1 is 65535)
+    if not isinstance(v, Tensor) and (x._dtype.category == 1 or (
+            x._dtype.category == 2 and isinstance(v, complex))):
+        # PyTorch's checked conversion into an integer dtype (uint16: -1 is 65535), and of a
+        # complex value into a real floating dtype (RuntimeError, not NumPy's TypeError)
         from .creation import int_fill
         v = int_fill(v, x._dtype)
     if idx is False:      # torch: x[False] = v writes nothing (whatever v's shape)
@@ -406,6 +408,15 @@ _INDEX_KERNEL = {"index_select": "index_select", "index_add": "index_add_",
                  "index_reduce": "index_func_"}
 
 
+def _is_sym(t):
+    from ._compile.lazy import is_sym
+    return is_sym(t)
+
+
+# the ops whose index / index_put node carries `check` (values in [0, size), tested at run time)
+_NODE_CHECKED = ("index_select", "index_add", "index_copy")
+
+
 def _check_dim_index(op, input, d, index, bounds_error=IndexError):
     """index_select / index_add / index_copy / index_fill / index_reduce: a 0-d or 1-d index
     whose values lie in [0, size) of dim d, as torch checks them (before anything is computed
@@ -427,6 +438,13 @@ def _check_dim_index(op, input, d, index, bounds_error=IndexError):
     size = input._data.shape[d] if input.ndim else 1
     lo = -size if fill else 0
     a = index._data
+    if op in _NODE_CHECKED and STATE.tracer is not None and type(a) is not np.ndarray \
+            and _is_sym(index):
+        # a traced index (x.unfold's, i[:, 0]): the op's index node checks [0, size) when the
+        # program runs (its `check` attribute), so reading the values here would only break
+        # the graph (an error under fullgraph=True)
+        from .ops_shape import reshape
+        return index if index.ndim == 1 else reshape(index, (1,))
     if a.size and (a.max() >= size or a.min() < lo):
         bad = a.max() if a.max() >= size else a.min()
         raise bounds_error(f"{op}(): index {bad} is out of bounds for dimension {d} with size "

@@ -44,11 +44,14 @@ def write_out(res, out):
         for r, o in zip(res, out):
             write_out(r, o)
         return out
-    if out._data.shape != res._data.shape:
-        out._data = np.empty(res._data.shape, out._dtype.np)
+    # (the cast check comes first: a refused out= keeps its shape and data, as PyTorch's)
     if res._dtype.category > out._dtype.category:
         raise RuntimeError(f"result type {dt.tname(res._dtype)} can't be cast to the desired "
                            f"output type {dt.tname(out._dtype)}")
+    if out._data.shape != res._data.shape:
+        # a new buffer on out's own device (np.empty would move a device tensor to the host)
+        from .creation import empty
+        out._data = empty(res._data.shape, dtype=out._dtype, device=out.device)._data
     np.copyto(out._data, res._data, casting="unsafe")
     out._bump()
     return out
@@ -247,6 +250,11 @@ def copy_(self, src, non_blocking=False):
             check_inplace_leaf(self)
         r = src if isinstance(src, Tensor) else apply(P["full"], shape=tuple(self._data.shape),
                                                         value=src, dtype=self._dtype)
+        if STATE.grad_enabled and r.requires_grad:
+            # as eagerly: self takes the history of an op on src (a leaf src has no node
+            # of its own, so assigning it bare would leave self without requires_grad)
+            r = apply(P["expand"], apply(P["cast"], r, dtype=self._dtype),
+                      shape=tuple(self._data.shape))
         return tr.assign(self, r)
     if STATE.grad_enabled and (self.requires_grad or (isinstance(src, Tensor) and src.requires_grad)):
         check_inplace_leaf(self)
@@ -531,11 +539,17 @@ def div(input, other, *, rounding_mode=None, out=None):
 divide = true_divide = div
 
 
-def pow(input, exponent, *, out=None):
-    a, e = as_tensor_arg(input), as_tensor_arg(exponent)
+def check_int_pow(a, e):
+    """PyTorch refuses an integer tensor to a negative Python-int power (x.pow(-1), x **= -1);
+    a tensor exponent is computed (PyTorch's 2 ** -1 is 0 there)."""
     if isinstance(a, Tensor) and a._dtype.category < 2 and isinstance(e, int) and e < 0:
         raise RuntimeError("pow: Integers to negative integer powers are not allowed "
                            f"(base {a._dtype}, exponent {e}).")
+
+
+def pow(input, exponent, *, out=None):
+    a, e = as_tensor_arg(input), as_tensor_arg(exponent)
+    check_int_pow(a, e)
     return write_out(apply(P["pow"], a, e), out)
 
 
@@ -814,7 +828,15 @@ def logit(input, eps=None):
     if not input._dtype.is_floating_point:          # integers and bools: as default floats
         input = cast(input, dt.get_default_dtype())
     x = input if eps is None else clamp(input, eps, 1 - eps)
-    return apply(P["log"], apply(P["div"], x, apply(P["sub"], 1, x)))
+    # log(x / (1 - x)) as PyTorch computes it; at x = 0 and 1 its gradient would be inf * 0 =
+    # NaN, PyTorch's is 1 / (x (1 - x)) = inf, which log(x) - log1p(-x) gives there
+    edge = apply(P["logical_or"], apply(P["eq"], x, 0.0), apply(P["eq"], x, 1.0))
+    xs = apply(P["where"], edge, 0.5, x)
+    xe = apply(P["where"], edge, x, 0.5)
+    return rename(apply(P["where"], edge,
+                        apply(P["sub"], apply(P["log"], xe), apply(P["log1p"], apply(P["neg"], xe))),
+                        apply(P["log"], apply(P["div"], xs, apply(P["sub"], 1, xs)))),
+                  "LogitBackward0")
 
 
 def hypot(input, other, *, out=None):
@@ -902,6 +924,16 @@ def isreal(input):
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    if input._dtype.is_complex:
+        # PyTorch replaces in the real and the imaginary part separately (limits of the part's
+        # float dtype); its autograd refuses complex outputs
+        if STATE.grad_enabled and input.requires_grad:
+            raise RuntimeError("nan_to_num does not support automatic differentiation for "
+                               "outputs with complex dtype.")
+        from .ops_shape import real, imag
+        from .creation import complex as _complex
+        return _complex(nan_to_num(real(input), nan, posinf, neginf),
+                        nan_to_num(imag(input), nan, posinf, neginf))
     fi = dt.finfo(input._dtype) if input._dtype.is_floating_point else None
     if fi is None:
         return clone(input)
@@ -1110,20 +1142,32 @@ def _float(x):
 _CF_TERMS = 32          # continued fraction of erfc: rel. error < 1e-13 for x >= 2.5
 
 
-def _erfcx(input, *, out=None):
-    """exp(x^2) erfc(x): exp(x^2)(1 - erf(x)) below 2.5 (no cancellation there), above it
-    erfc's continued fraction 1 / (sqrt(pi) (x + (1/2) / (x + 1 / (x + ...))))."""
-    x = _float(input)
-    far = apply(P["ge"], x, 2.5)
-    xc = apply(P["where"], far, x, 2.5)            # keep the unused branch finite
+def _erfcx_cf(xc):
+    """erfc's continued fraction 1 / (sqrt(pi) (x + (1/2) / (x + 1 / (x + ...)))), x >= 2.5."""
     t = xc
     for k in range(_CF_TERMS, 0, -1):
         t = apply(P["add"], xc, apply(P["div"], k / 2, t))
-    cf = apply(P["div"], 1 / math.sqrt(math.pi), t)
-    xn = apply(P["where"], far, 0.0, x)
+    return apply(P["div"], 1 / math.sqrt(math.pi), t)
+
+
+def _erfcx(input, *, out=None):
+    """exp(x^2) erfc(x): exp(x^2)(1 - erf(x)) on (-2.5, 2.5) (no cancellation there), erfc's
+    continued fraction above 2.5, and 2 exp(x^2) - erfcx(-x) below -2.5 (as PyTorch's
+    Faddeeva code), where exp(x^2)(1 - erf(x)) would give the gradient inf * 0 = NaN once
+    exp(x^2) overflows (erfcx'(-30) is -inf). Each branch sees only inputs it is meant for,
+    so an unused branch cannot put a NaN into the gradient."""
+    x = _float(input)
+    far = apply(P["ge"], x, 2.5)
+    neg = apply(P["le"], x, -2.5)
+    cf = _erfcx_cf(apply(P["where"], far, x, 2.5))
+    xm = apply(P["where"], neg, x, -2.5)
+    left = apply(P["sub"], apply(P["mul"], apply(P["exp"], apply(P["mul"], xm, xm)), 2.0),
+                 _erfcx_cf(apply(P["neg"], xm)))
+    xn = apply(P["where"], apply(P["logical_or"], far, neg), 0.0, x)
     near = apply(P["mul"], apply(P["exp"], apply(P["mul"], xn, xn)),
                  apply(P["sub"], 1, apply(P["erf"], xn)))
-    return write_out(apply(P["where"], far, cf, near), out)
+    return write_out(rename(apply(P["where"], far, cf, apply(P["where"], neg, left, near)),
+                            "SpecialErfcxBackward0"), out)
 
 
 _SQRT1_2 = math.sqrt(0.5)
@@ -1132,8 +1176,11 @@ _SQRT1_2 = math.sqrt(0.5)
 def _ndtr_lower(x):
     """ndtr(x) = erfc(-x/sqrt(2))/2, the tail through erfcx (no 1 - erf underflow)."""
     z = apply(P["mul"], x, -_SQRT1_2)
-    tail = apply(P["mul"], apply(P["exp"], apply(P["neg"], apply(P["mul"], z, z))),
-                 apply(P["mul"], _erfcx(z), 0.5))
+    # the tail only for z > 1; other z would overflow erfcx there (0 * inf = NaN, which the
+    # where's zero gradient does not clear: ndtr'(50) came out NaN)
+    zt = apply(P["where"], apply(P["gt"], z, 1.0), z, 1.0)
+    tail = apply(P["mul"], apply(P["exp"], apply(P["neg"], apply(P["mul"], zt, zt))),
+                 apply(P["mul"], _erfcx(zt), 0.5))
     body = apply(P["mul"], apply(P["add"], apply(P["erf"], apply(P["neg"], z)), 1), 0.5)
     return apply(P["where"], apply(P["gt"], z, 1.0), tail, body)
 
@@ -1148,8 +1195,12 @@ def _log_ndtr(input, *, out=None):
     z = apply(P["mul"], x, -_SQRT1_2)
     zl = apply(P["where"], apply(P["lt"], x, -1.0), z, 1.0)
     low = apply(P["sub"], apply(P["log"], apply(P["mul"], _erfcx(zl), 0.5)), apply(P["mul"], zl, zl))
-    high = apply(P["log1p"], apply(P["neg"], _ndtr_lower(apply(P["neg"], x))))
-    return write_out(apply(P["where"], apply(P["lt"], x, -1.0), low, high), out)
+    # the upper branch only for x >= -1: at x = -10 log1p(-ndtr(10)) = log1p(-1) is -inf and
+    # its gradient would turn log_ndtr'(-10) into NaN through the where
+    xh = apply(P["where"], apply(P["lt"], x, -1.0), 0.0, x)
+    high = apply(P["log1p"], apply(P["neg"], _ndtr_lower(apply(P["neg"], xh))))
+    return write_out(rename(apply(P["where"], apply(P["lt"], x, -1.0), low, high),
+                            "SpecialLogNdtrBackward0"), out)
 
 
 # Cephes ndtri (PyTorch's calc_ndtri): a rational function of p - 1/2 in the middle, of
@@ -1524,6 +1575,19 @@ def all(input, dim=None, keepdim=False):
         r = apply(P["ne"], input, 0)
         return r if input._dtype is not dt.uint8 else apply(P["cast"], r, dtype=dt.uint8)
     return apply(P["all"], input, dims=norm_dims("all", _dims(dim), input.ndim), keepdim=keepdim)
+
+
+def _is_all_true(input):
+    """torch._is_all_true: a 0-dim bool, True if every element of input is. Under vmap it
+    looks at every sample at once (the real tensor behind the batched one), so the
+    distributions' argument validation (`if not torch._is_all_true(valid)`) runs inside vmap
+    as in PyTorch instead of refusing bool() of a batched tensor."""
+    from .func._batched import BatchedArray
+    while type(input._data) is BatchedArray:
+        input = input._data.value
+    if input._dtype is not dt.bool_:
+        raise RuntimeError(f"_is_all_true: expected a bool tensor, got {dt.tname(input._dtype)}")
+    return all(input)
 
 
 def any(input, dim=None, keepdim=False):

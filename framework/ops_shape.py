@@ -28,7 +28,19 @@ def _sizes(args):
                         f"{type(bad).__name__} in {list(args)!r}") from None
 
 
-def view(input, *shape):
+def _kw_sizes(name, args, kw, key):
+    """The size given by keyword (x.view(size=(3, 2)), x.reshape(shape=...), x.expand(size=...)
+    as PyTorch's argument names) instead of positionally."""
+    if not kw:
+        return args
+    if args or set(kw) != {key}:
+        bad = next((k for k in kw if k != key), key)
+        raise TypeError(f"{name}() got an unexpected keyword argument '{bad}'")
+    return (kw[key],)
+
+
+def view(input, *shape, **kw):
+    shape = _kw_sizes("view", shape, kw, "size")
     if len(shape) == 1 and isinstance(shape[0], dt.DType):
         return _view_dtype(input, shape[0])
     shape = infer_shape("view", _sizes(shape), input._data.size, input._data.shape)
@@ -70,7 +82,8 @@ def _view_dtype(input, d):
     return r
 
 
-def reshape(input, *shape):
+def reshape(input, *shape, **kw):
+    shape = _kw_sizes("reshape", shape, kw, "shape")
     shape = infer_shape("reshape", _sizes(shape), input._data.size, input._data.shape)
     if shape == input._data.shape:
         return rename(apply(P["reshape"], input, shape=shape), "ViewBackward0")
@@ -230,7 +243,9 @@ def movedim(input, source, destination):
 moveaxis = movedim
 
 
-def expand(input, *sizes):
+def expand(input, *sizes, **kw):
+    kw.pop("implicit", None)
+    sizes = _kw_sizes("expand", sizes, kw, "size")
     return apply(P["expand"], input, shape=_sizes(sizes))
 
 

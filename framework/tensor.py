@@ -15,8 +15,29 @@ from ._dispatch import STATE
 from . import _memory_format as _mf
 
 
+def _size_elems(t):
+    """torch.Size's elements are ints: a NumPy int or a 0-d integer tensor becomes its int
+    (through __index__), anything else is a TypeError, as PyTorch's."""
+    import operator
+    out = []
+    for i, s in enumerate(t):
+        try:
+            out.append(operator.index(s))
+        except TypeError:
+            raise TypeError(f"torch.Size() takes an iterable of 'int' (item {i} is "
+                            f"'{type(s).__name__}')") from None
+    return out
+
+
 class Size(tuple):
     """torch.Size: a tuple that prints as torch.Size([2, 3])."""
+
+    def __new__(cls, sizes=()):
+        t = tuple.__new__(cls, sizes)
+        for s in t:
+            if type(s) is not int:      # (the common case costs one type check per dim)
+                return tuple.__new__(cls, _size_elems(t))
+        return t
 
     def __repr__(self):
         return f"torch.Size({list(self)})"
@@ -31,7 +52,7 @@ class Size(tuple):
 
     def __getitem__(self, k):
         r = tuple.__getitem__(self, k)
-        return Size(r) if isinstance(k, slice) else r
+        return _shape(r) if isinstance(k, slice) else r
 
     def __add__(self, o):
         return Size(tuple(self) + tuple(o))
@@ -43,6 +64,12 @@ class Size(tuple):
         return Size(tuple(self) * n)
 
     __rmul__ = __mul__
+
+
+# a Size from a buffer's shape, whose elements are ints already: tuple's own constructor,
+# without Size.__new__'s check (Tensor.shape is read on every op)
+def _shape(dims):
+    return tuple.__new__(Size, dims)
 
 
 class Tensor:
@@ -72,11 +99,11 @@ class Tensor:
     # ---- metadata -------------------------------------------------------------------------
     @property
     def shape(self):
-        return Size(self._data.shape)
+        return _shape(self._data.shape)
 
     def size(self, dim=None):
         if dim is None:
-            return Size(self._data.shape)
+            return _shape(self._data.shape)
         from compiler.ir.registry import norm_dim
         return self._data.shape[norm_dim("size", dim, self._data.ndim)]
 
@@ -87,6 +114,10 @@ class Tensor:
     @property
     def device(self):
         return self._device
+
+    @property
+    def is_cpu(self):
+        return self._device.type == "cpu"
 
     @property
     def is_cuda(self):
@@ -497,13 +528,20 @@ class Tensor:
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
         _mf.check("to", fmt)
+        flags = []
         for a in args:
-            if isinstance(a, dt.DType):
+            if isinstance(a, bool):
+                # trailing positional flags: to(dtype, non_blocking, copy) and
+                # to(device, dtype, non_blocking, copy), not a device
+                flags.append(a)
+            elif isinstance(a, dt.DType):
                 dtype = a
             elif isinstance(a, Tensor):
                 dtype, device = a.dtype, a.device
             elif a is not None:
                 device = a
+        if len(flags) > 1:
+            copy = flags[1]
         dev = canonical(device) if device is not None else self._device
         t = self
         if dtype is not None and dtype is not self._dtype:

@@ -43,7 +43,7 @@ class DType:
         """The complex dtype of a floating one (float32 -> complex64)."""
         if self.category == 3:
             return self
-        if self.name == "float32":
+        if self.name in ("float32", "bfloat16"):    # (PyTorch: bfloat16 -> complex64)
             return complex64
         if self.name == "float64":
             return complex128
@@ -247,7 +247,7 @@ class finfo:
         self.min = float(f.min)
         self.tiny = self.smallest_normal = float(f.smallest_normal)
         self.resolution = 10.0 ** -int(f.precision)    # torch: exactly 1e-06, not float32's
-        self.dtype = d.name
+        self.dtype = d.to_real().name      # (PyTorch: finfo(complex64).dtype is 'float32')
 
     def __repr__(self):
         return (f"finfo(resolution={self.resolution}, min={self.min:.6g}, max={self.max:.6g}, "

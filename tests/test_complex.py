@@ -337,3 +337,28 @@ def test_interpret_device_equals_cpu():
     v = zi.clone()
     v.real.mul_(2)             # views of device memory write through too
     assert to_np(v).tolist() == (to_np(zc) + to_np(zc).real).tolist()
+
+
+def test_nan_to_num_complex_and_complex_setitem_into_real():
+    # nan_to_num replaces in the real and imaginary parts separately (it used to pass a
+    # complex tensor through unchanged)
+    inf, nan = math.inf, math.nan
+    c = torch.tensor([complex(nan, inf), complex(-inf, nan), 1 - 2j], dtype=torch.complex64)
+    r = torch.nan_to_num(c)
+    assert r.dtype == torch.complex64
+    big = float(np.finfo(np.float32).max)
+    np.testing.assert_array_equal(r.numpy(), np.array([complex(0, big), complex(-big, 0), 1 - 2j],
+                                                      np.complex64))
+    r = c.nan_to_num(nan=1.0, posinf=2.0, neginf=-3.0)
+    np.testing.assert_array_equal(r.numpy(), np.array([1 + 2j, -3 + 1j, 1 - 2j], np.complex64))
+    with pytest.raises(RuntimeError, match="complex dtype"):
+        torch.nan_to_num(c.clone().requires_grad_())
+    # a complex Python value written into a real tensor: PyTorch's RuntimeError (NumPy's would
+    # be a TypeError); with no imaginary part it is written as a real number
+    x = torch.zeros(3)
+    with pytest.raises(RuntimeError, match="cannot be converted to type float"):
+        x[0] = 5j
+    x[1] = 2 + 0j
+    assert x.tolist() == [0.0, 2.0, 0.0]
+    with pytest.raises(RuntimeError, match="cannot be converted to type double"):
+        torch.zeros(2, dtype=torch.float64)[:1] = 1 + 1j

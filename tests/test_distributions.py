@@ -87,3 +87,27 @@ def test_against_pytorch(name):
     want = cases[name](real).numpy()
     torch.manual_seed(0)
     np.testing.assert_allclose(to_np(cases[name](torch)), want, rtol=1e-6)
+
+
+def test_validation_runs_under_vmap():
+    # Distribution validation checks every sample at once (torch._is_all_true) instead of
+    # refusing bool() of a batched tensor
+    import framework.distributions as D
+    loc = torch.tensor([[0.0, 1.0], [2.0, -1.0], [0.5, 0.5]])
+    lp = torch.vmap(lambda m: D.Normal(m, 2.0).log_prob(torch.zeros(2)).sum())(loc)
+    ln = loc.numpy()
+    want = (-(ln ** 2) / 8 - np.log(2.0) - 0.5 * np.log(2 * np.pi)).sum(1)
+    np.testing.assert_allclose(lp.numpy(), want, rtol=1e-6)
+    lp = torch.vmap(lambda m: D.MultivariateNormal(m, torch.eye(2)).log_prob(torch.zeros(2)))(loc)
+    np.testing.assert_allclose(lp.numpy(), -(ln ** 2).sum(1) / 2 - np.log(2 * np.pi), rtol=1e-6)
+    # a bad sample anywhere in the batch: torch's ValueError, whose message prints the batched
+    # tensor (a 0-dim one is formatted with .item(), which vmap refuses, as in torch)
+    with pytest.raises(ValueError, match=r"scale(.|\n)*BatchedTensor\(lvl=1, bdim=0"):
+        torch.vmap(lambda s: D.Normal(torch.zeros(2), s).mean)(torch.tensor([[1.0, 2.0],
+                                                                             [-1.0, 2.0]]))
+    with pytest.raises(RuntimeError, match="item"):
+        torch.vmap(lambda s: D.Normal(0.0, s).mean)(torch.tensor([1.0, -1.0]))
+    assert bool(torch._is_all_true(torch.tensor([True, True])))
+    assert not bool(torch._is_all_true(torch.tensor([True, False])))
+    with pytest.raises(RuntimeError):
+        torch._is_all_true(torch.ones(2))

@@ -216,3 +216,27 @@ def test_half_type_mean_and_norm_accumulate_in_float32():
     assert h.mean().item() == -0.12188720703125
     assert h.norm(dim=0).float().tolist()[:3] == [2.130859375, 1.2412109375, 1.8583984375]
     assert t.mean().dtype == torch.bfloat16 and h.norm().dtype == torch.float16
+
+
+def test_finfo_of_complex_names_its_real_dtype_and_bfloat16_to_complex():
+    # torch.finfo(complex64) describes the float32 parts: dtype 'float32', 32 bits
+    fi = torch.finfo(torch.complex64)
+    assert fi.dtype == "float32" and fi.bits == 32 and fi.eps == float(np.finfo(np.float32).eps)
+    assert torch.finfo(torch.complex128).dtype == "float64"
+    assert torch.finfo(F32).dtype == "float32"
+    assert torch.bfloat16.to_complex() is torch.complex64
+    assert torch.float32.to_complex() is torch.complex64
+
+
+def test_type_queries_refuse_non_tensors():
+    for f in (torch.is_floating_point, torch.is_complex, torch.numel):
+        with pytest.raises(TypeError, match="must be Tensor, not list"):
+            f([1.0])
+    assert torch.numel(torch.zeros(2, 3)) == 6 and torch.is_floating_point(torch.zeros(1))
+
+
+def test_math_constants_and_newaxis():
+    assert torch.pi == np.pi and torch.e == np.e and torch.inf == np.inf
+    assert np.isnan(torch.nan) and torch.newaxis is None
+    assert torch.arange(3)[:, torch.newaxis].shape == (3, 1)
+    assert isinstance(torch.strided, torch.layout)

@@ -396,3 +396,64 @@ def test_functional_call_strict_keys_as_torch():
     full = {"0.weight": torch.eye(2), "0.bias": torch.zeros(2), "1.bias": torch.ones(2)}
     out = torch.func.functional_call(m, full, x, strict=True)
     assert out.tolist() == [[2.0, 2.0]]
+
+
+def test_non_tensor_inputs_and_aux_raise_torchs_errors():
+    # torch: a non-Tensor primal is a ValueError; a non-Tensor in aux is a RuntimeError
+    with pytest.raises(ValueError, match="Thing passed to transform API must be Tensor"):
+        grad(lambda x: x ** 3)(0.7)
+    with pytest.raises(ValueError, match="must be Tensor"):
+        vjp(lambda x: x ** 3, 0.7)
+    x = torch.tensor([0.5, 2.0])
+    for bad in (3, None, {"k": 1.5}):
+        with pytest.raises(RuntimeError, match="Expected tensors, got unsupported type"):
+            grad(lambda x: (x.sum(), bad), has_aux=True)(x)
+        with pytest.raises(RuntimeError, match="Expected tensors, got unsupported type"):
+            vjp(lambda x: (x.sin(), bad), x, has_aux=True)
+        with pytest.raises(RuntimeError, match="Expected tensors, got unsupported type"):
+            jvp(lambda x: (x.sin(), bad), (x,), (x,), has_aux=True)
+        with pytest.raises(RuntimeError, match="Expected tensors, got unsupported type"):
+            jacrev(lambda x: (x.sin(), bad), has_aux=True)(x)
+    g, aux = grad(lambda x: (x.sum(), {"m": x.mean(), "t": (x * 2,)}), has_aux=True)(x)
+    np.testing.assert_allclose(_np(g), [1.0, 1.0])
+    np.testing.assert_allclose(_np(aux["m"]), 1.25)
+    np.testing.assert_allclose(_np(aux["t"][0]), [1.0, 4.0])
+
+
+def test_linearize():
+    from framework.func import linearize
+    x = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64)
+    out, jfn = linearize(lambda v: v.sin() * v, x)
+    np.testing.assert_allclose(_np(out), np.sin(_np(x)) * _np(x))
+    t = torch.tensor([1.0, 0.5, -2.0], dtype=torch.float64)
+    xn, tn = _np(x), _np(t)
+    np.testing.assert_allclose(_np(jfn(t)), (np.cos(xn) * xn + np.sin(xn)) * tn, rtol=1e-12)
+    out, jfn = linearize(lambda a, b: (a * b, a.sum()), x, x * 2)
+    r = jfn(t, t)
+    np.testing.assert_allclose(_np(r[0]), tn * 2 * xn + xn * tn, rtol=1e-12)
+    np.testing.assert_allclose(_np(r[1]), tn.sum(), rtol=1e-12)
+    with pytest.raises(RuntimeError, match="doesn't match the shape"):
+        jfn(t[:2], t)
+    with pytest.raises(RuntimeError, match="doesn't match the dtype"):
+        jfn(t.float(), t)
+    with pytest.raises(RuntimeError, match="same argspec"):
+        jfn(t)
+    assert torch.func.linearize is linearize
+
+
+def test_repr_inside_vmap_is_torchs_batched_tensor():
+    seen = []
+    x = torch.tensor([[1.0, 2.0], [-1.0, 2.0]])
+    vmap(vmap(lambda s: (seen.append(repr(s)), s)[1]), in_dims=1)(x)
+    assert seen[0] == ("BatchedTensor(lvl=2, bdim=0, value=\n"
+                       "    BatchedTensor(lvl=1, bdim=1, value=\n"
+                       "        tensor([[ 1.,  2.],\n"
+                       "                [-1.,  2.]])\n"
+                       "    )\n"
+                       ")")
+    seen.clear()
+    vmap(lambda s: (seen.append(str(s * 2)), s)[1])(torch.tensor([[1.0, 2.0]], requires_grad=True))
+    assert seen[0] == ("BatchedTensor(lvl=1, bdim=0, value=\n"
+                       "    tensor([[2., 4.]], grad_fn=<MulBackward0>)\n)")
+    with pytest.raises(RuntimeError, match="data-dependent control flow"):
+        vmap(lambda s: s if s.sum() > 0 else -s)(x)       # printing is allowed, bool() is not

@@ -290,3 +290,43 @@ def test_interpret_device_equals_cpu():
     assert not json.loads(lines[-1])["torch"]
     bad = {k: v for k, v in res.items() if not v[0] or not v[1].startswith("interpret")}
     assert len(res) == 22 and not bad, bad
+
+
+def test_tail_gradients_are_finite_not_nan():
+    # an unused where-branch used to put inf * 0 = NaN into the gradient: ndtr'(50),
+    # log_ndtr'(-10), erfcx'(-30) and logit'(0) came out NaN
+    x = torch.tensor([-60.0, -30, -10, -5, -1.01, 0, 5, 10, 50, 60], dtype=F64, requires_grad=True)
+    g, = torch.autograd.grad(torch.special.ndtr(x).sum(), x)
+    np.testing.assert_allclose(g.numpy(), np.exp(-x.detach().numpy() ** 2 / 2) / math.sqrt(2 * math.pi),
+                               rtol=1e-12, atol=1e-300)
+    g, = torch.autograd.grad(torch.special.log_ndtr(x).sum(), x)
+    xn = x.detach().numpy()
+    # d/dx log ndtr(x) = pdf(x) / ndtr(x) = sqrt(2/pi) / erfcx(-x/sqrt(2))
+    np.testing.assert_allclose(g.numpy(), math.sqrt(2 / math.pi) / sps.erfcx(-xn / math.sqrt(2)),
+                               rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(g.numpy()[:3], [60.01665741, 30.03325973, 10.09809323], rtol=1e-8)
+    x = torch.tensor([-30.0, -26.5, -10, -3, -2.5, -1, 0, 2.5, 30], dtype=F64, requires_grad=True)
+    y = torch.special.erfcx(x)
+    g, = torch.autograd.grad(y.sum(), x)
+    xn = x.detach().numpy()
+    np.testing.assert_allclose(y.detach().numpy(), sps.erfcx(xn), rtol=1e-13)
+    want = 2 * xn * sps.erfcx(xn) - 2 / math.sqrt(math.pi)     # erfcx' = 2x erfcx - 2/sqrt(pi)
+    assert g[0].item() == -INF
+    np.testing.assert_allclose(g.numpy()[1:], want[1:], rtol=1e-9)
+    x = torch.tensor([0.0, 1.0, 0.5, 0.1], dtype=F64, requires_grad=True)
+    y = torch.logit(x)
+    g, = torch.autograd.grad(y.sum(), x)
+    np.testing.assert_array_equal(y.detach().numpy()[:3], [-INF, INF, 0.0])
+    np.testing.assert_allclose(g.numpy(), [INF, INF, 4.0, 1 / 0.09])    # 1 / (x (1 - x))
+    g, = torch.autograd.grad(torch.special.logit(x, eps=0.0).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [INF, INF, 4.0, 1 / 0.09])
+    g, = torch.autograd.grad(torch.special.logit(x, eps=0.2).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [0.0, 0.0, 4.0, 0.0])
+
+
+def test_composite_grad_fn_names():
+    x = torch.tensor([0.3], requires_grad=True)
+    assert type(torch.logit(x).grad_fn).__name__ == "LogitBackward0"
+    assert type(torch.special.logit(x, eps=0.1).grad_fn).__name__ == "LogitBackward0"
+    assert type(torch.special.log_ndtr(x).grad_fn).__name__ == "SpecialLogNdtrBackward0"
+    assert type(torch.special.erfcx(x).grad_fn).__name__ == "SpecialErfcxBackward0"

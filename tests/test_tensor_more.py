@@ -526,3 +526,98 @@ def test_sync_batchnorm_two_ranks_equal_one_process_on_whole_batch(tmp_path):
     # each rank's weight gradient is its own batch's share; together the whole batch's
     np.testing.assert_allclose(np.add(ranks[0]["wg"], ranks[1]["wg"]), bn.weight.grad.numpy(),
                                rtol=1e-9)
+
+
+def test_operators_with_unsupported_operands_are_not_implemented():
+    # Python operators take tensors, numbers and NumPy scalars; anything else makes Python
+    # fall back: == / != compare identity, the rest are TypeErrors (as PyTorch)
+    t = torch.tensor([1, 2])
+    assert (t == None) is False and (t != None) is True     # noqa: E711
+    assert (t == "a") is False and (t == [1, 2]) is False and (t == (1, 2)) is False
+    for f in (lambda: t + None, lambda: t + [1, 2], lambda: [1, 2] + t, lambda: t < None,
+              lambda: t ** [2], lambda: t @ [1, 2], lambda: t & None, lambda: None - t):
+        with pytest.raises(TypeError, match="not supported|unsupported operand|concatenate"):
+            f()
+    u = torch.tensor([1, 2])
+    with pytest.raises(TypeError, match="unsupported operand"):
+        u += [1, 2]
+    assert u.tolist() == [1, 2]
+    assert (t + np.int64(2)).tolist() == [3, 4] and (t == np.float64(1)).tolist() == [True, False]
+    assert torch.tensor(2) * "ab" == "abab"       # (str repetition through __index__)
+
+
+def test_integer_inplace_pow_by_negative_int_is_refused():
+    t = torch.tensor([2, 3], dtype=torch.int32)
+    with pytest.raises(RuntimeError, match="Integers to negative integer powers"):
+        t **= -1
+    with pytest.raises(RuntimeError, match="Integers to negative integer powers"):
+        t.pow_(-2)
+    assert t.tolist() == [2, 3]
+    t **= 2
+    assert t.tolist() == [4, 9]
+
+
+def test_scalar_divided_by_tensor_rounds_through_the_reciprocal():
+    # PyTorch computes s / t as t.reciprocal() * s: at float32 2.5 / 3 is
+    # float32(2.5 * float32(1/3)) = 0.83333337, not float32(2.5 / 3) = 0.8333333
+    x = torch.tensor([3.0, 2.0], requires_grad=True)
+    y = 2.5 / x
+    ref = (np.float32(1) / np.array([3.0, 2.0], np.float32)) * np.float32(2.5)
+    assert y.detach().numpy().tolist() == ref.tolist()
+    assert y.grad_fn.name() == "MulBackward0"
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), -2.5 / np.array([9.0, 4.0]), rtol=1e-6)
+    h = 2.5 / torch.tensor([3.0], dtype=torch.float16)
+    assert h.item() == float(np.float16(np.float16(1) / np.float16(3)) * np.float16(2.5))
+    assert (1 / torch.tensor([0, 2])).tolist() == [float("inf"), 0.5]
+
+
+def test_new_methods_keep_device_and_honour_requires_grad():
+    base = torch.zeros(2, dtype=torch.float64)
+    for t in (base.new_zeros(2, requires_grad=True), base.new_ones((2,), requires_grad=True),
+              base.new_full((2,), 1.5, requires_grad=True),
+              base.new_empty(2, requires_grad=True), base.new_tensor([1.0], requires_grad=True)):
+        assert t.requires_grad and t.is_leaf and t.dtype == torch.float64
+    assert base.new_full((2,), 7).tolist() == [7.0, 7.0]
+    assert base.new_zeros(3, dtype=torch.int8).dtype == torch.int8
+    src = torch.tensor([1, 2], dtype=torch.int32)
+    with pytest.warns(UserWarning, match="new_tensor"):
+        c = base.new_tensor(src)
+    c[0] = 5
+    assert c.dtype == torch.float64 and c.tolist() == [5.0, 2.0] and src.tolist() == [1, 2]
+    assert base.new_zeros(2, device="cpu").device.type == "cpu"
+
+
+def test_split_method_keyword_is_split_size():
+    parts = torch.arange(5).split(split_size=2)
+    assert [p.tolist() for p in parts] == [[0, 1], [2, 3], [4]]
+    assert [p.tolist() for p in torch.arange(5).split([1, 4], dim=0)] == [[0], [1, 2, 3, 4]]
+
+
+def test_size_keywords_of_view_reshape_expand():
+    x = torch.arange(6.0)
+    assert x.view(size=(3, 2)).tolist() == np.arange(6.0).reshape(3, 2).tolist()
+    assert x.reshape(shape=[2, 3]).shape == (2, 3) and torch.reshape(x, shape=(3, 2)).shape == (3, 2)
+    assert torch.zeros(1, 3).expand(size=(2, 3)).shape == (2, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sizes'"):
+        x.view(sizes=(3, 2))
+
+
+def test_size_elements_are_ints_and_is_cpu():
+    s = torch.Size([torch.tensor(2), np.int64(3)])
+    assert s == (2, 3) and all(type(v) is int for v in s) and repr(s) == "torch.Size([2, 3])"
+    with pytest.raises(TypeError, match=r"item 0 is 'float'"):
+        torch.Size([2.5])
+    with pytest.raises(TypeError, match=r"item 1 is 'str'"):
+        torch.Size([1, "a"])
+    assert torch.zeros(1).is_cpu is True
+
+
+def test_to_positional_non_blocking_and_copy_flags():
+    # to(dtype, non_blocking, copy) / to(device, dtype, non_blocking, copy): bools are flags
+    a = torch.ones(2)
+    assert a.to(torch.float64, True).dtype == torch.float64
+    assert a.to("cpu", torch.float64, False, True).tolist() == [1.0, 1.0]
+    b = a.to(torch.float32, False, True)
+    assert b is not a and b.tolist() == [1.0, 1.0]
+    assert a.to(torch.float32, False, False) is a and a.to(a, True) is a

@@ -102,7 +102,13 @@ def _index_np(out, x, *idx, pos, check=None):
     # column-major); torch's result has the layout its TensorIterator picks from the input's
     # and the indices' strides (contiguous for a contiguous input)
     if x.flags.c_contiguous and all(i.flags.c_contiguous for i in idx):
-        return np.asarray(r, order="C")     # (what _index_layout gives there, without its cost)
+        # row-major (_index_layout's answer there, without its cost), size-1 dims included
+        if not r.flags.c_contiguous or (1 in r.shape and r.strides != _c_strides(r.shape,
+                                                                                 r.itemsize)):
+            o = np.empty(r.shape, r.dtype)
+            np.copyto(o, r)
+            return o
+        return r
     st = _index_layout(x, idx, pos, r.shape)
     if r.strides != st:
         o = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), r.shape, st)

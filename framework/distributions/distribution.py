@@ -43,7 +43,7 @@ class Distribution:
                                                              lazy_property):
                     continue          # a lazily derived parameterisation (logits from probs)
                 value = getattr(self, param)
-                if not bool(constraint.check(value).all()):
+                if not torch._is_all_true(constraint.check(value)):
                     raise ValueError(f"Expected parameter {param} ({type(value).__name__} of "
                                      f"shape {tuple(value.shape)}) of distribution {self!r} to "
                                      f"satisfy the constraint {constraint!r}, but found invalid "
@@ -138,7 +138,7 @@ class Distribution:
                           "validation. Please initialize the distribution with "
                           "`validate_args=False` to turn off validation.", stacklevel=2)
             return
-        if not bool(support.check(value).all()):
+        if not torch._is_all_true(support.check(value)):
             raise ValueError(f"Expected value argument ({type(value).__name__} of shape "
                              f"{tuple(value.shape)}) to be within the support ({support!r}) "
                              f"of the distribution {self!r}, but found invalid values:\n{value}")

@@ -70,8 +70,8 @@ def _prepare(name, args, argnums, levels):
     phys, keep = [], False
     for x in leaves:
         if not isinstance(x, Tensor):
-            raise RuntimeError(f"{name}: Expected f(*args) to be differentiated with respect to "
-                               f"Tensors, got {type(x).__name__}")
+            # torch's _create_differentiable raises ValueError for a non-Tensor input
+            raise ValueError(f"Thing passed to transform API must be Tensor, got {type(x)}")
         if not (x.dtype.is_floating_point or x.dtype.is_complex):
             raise RuntimeError(f"{name}: only Tensors of floating point dtype can require "
                                f"gradients (got {x.dtype})")
@@ -86,6 +86,15 @@ def _prepare(name, args, argnums, levels):
     else:
         args[nums[0]] = new
     return args, phys, spec, keep
+
+
+def _check_aux(aux):
+    """has_aux: torch hands aux back through _undo_create_differentiable, which accepts only
+    Tensors (in tuples, lists, dicts) and raises RuntimeError for anything else."""
+    for a in _pytree.flatten(aux)[0]:
+        if not isinstance(a, Tensor):
+            raise RuntimeError(f"Expected tensors, got unsupported type {type(a)}")
+    return aux
 
 
 def _zeros_for(p):
@@ -119,6 +128,7 @@ def grad_and_value(func, argnums=0, has_aux=False):
                     raise RuntimeError("grad_and_value(f)(*args): output of function f should be "
                                        "a tuple: (output, aux) if has_aux is True")
                 out, aux = out
+                _check_aux(aux)
             if not isinstance(out, Tensor):
                 raise RuntimeError(f"grad_and_value(f)(*args): Expected f(*args) to return a "
                                    f"Tensor, got {type(out)}")
@@ -168,6 +178,7 @@ def vjp(func, *primals, has_aux=False):
                 raise RuntimeError("vjp(f, *primals): output of function f should be a tuple: "
                                    "(output, aux) if has_aux is True")
             out, aux = out
+            _check_aux(aux)
         oflat, ospec = _pytree.flatten(out)
         for o in oflat:
             if not isinstance(o, Tensor):
@@ -235,7 +246,11 @@ def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
         out = func(*args)
         aux = None
         if has_aux:
+            if not (isinstance(out, tuple) and len(out) == 2):
+                raise RuntimeError("jvp(f, primals, tangents): output of function f should be a "
+                                   "tuple: (output, aux) if has_aux is True")
             out, aux = out
+            _check_aux(aux)
         oflat, ospec = _pytree.flatten(out)
         ophys = [to_phys(o, levels) for o in oflat]
         # an integer or bool output has no tangent but zeros of its dtype (as torch's)
@@ -259,6 +274,30 @@ def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
     if has_aux:
         return value, tout, aux
     return value, tout
+
+
+def linearize(func, *primals):
+    """torch.func.linearize: (func(*primals), jvp_fn) with jvp_fn(*tangents) = J @ tangents at
+    primals. torch traces the jvp once into a graph; here each jvp_fn call runs jvp again
+    (same values)."""
+    output = func(*primals)
+    flat_primals, pspec = _pytree.flatten(primals)
+    meta = [(tuple(p.shape), p.device, p.dtype) for p in flat_primals]
+
+    def jvp_fn(*tangents):
+        flat_t, tspec = _pytree.flatten(tangents)
+        if tspec != pspec:
+            raise RuntimeError(f"Expected the tangents {tspec} to have the same argspec as the "
+                               f"primals {pspec}")
+        for idx, (t, (shape, device, dtype)) in enumerate(zip(flat_t, meta)):
+            for what, got, want in (("shape", tuple(t.shape), shape),
+                                    ("device", t.device, device), ("dtype", t.dtype, dtype)):
+                if got != want:
+                    raise RuntimeError(f"tangent:{idx} with {what} {got} in flattened pytree "
+                                       f"doesn't match the {what} {want} of the corresponding "
+                                       f"primal.")
+        return _jvp(func, tuple(primals), tuple(tangents))[1]
+    return output, jvp_fn
 
 
 # ---- Jacobians ---------------------------------------------------------------------------------
