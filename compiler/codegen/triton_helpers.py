@@ -84,7 +84,8 @@ def kiln_pow(a, b):
         b_odd = b_int & ((b - 2.0 * tl.floor(b * 0.5)) != 0.0)
         neg = (a < 0) | ((a == 0) & ((1.0 / a) < 0))
         nan = m - m + (a - a) / (a - a)
-        r = tl.where(b_odd & neg, -m, tl.where((a < 0) & ~a_inf & ~b_int & ~b_inf, nan, m))
+        # (m * -1.0, not -m: Triton 3.6 lowers -m as 0 - m, which is +0 for m = 0)
+        r = tl.where(b_odd & neg, m * -1.0, tl.where((a < 0) & ~a_inf & ~b_int & ~b_inf, nan, m))
         return tl.where((b == 0) | (a == 1) | ((a == -1) & b_inf), 1.0, r)
     else:
         # square and multiply over the exponent's bits; a negative exponent gives 0 or +-1
