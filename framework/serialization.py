@@ -1,8 +1,9 @@
 """framework.save / framework.load: a safe checkpoint format.
 
 A checkpoint is a zip archive (stored, not compressed) holding
-    kiln.json    the object tree as tagged JSON (dicts, OrderedDicts, lists, tuples, scalars,
-                 strings, dtypes, devices, torch.Size, tensors by reference)
+    kiln.json    the object tree as tagged JSON (dicts, OrderedDicts, Counters, lists, tuples,
+                 sets, scalars, strings, bytes, dtypes, devices, layouts, torch.Size, tensors by
+                 reference)
     data/<i>     each tensor's raw little-endian bytes, C order
 Loading parses JSON and copies bytes; it never unpickles, so nothing in the file can run code.
 The zip's CRC-32 per member turns corruption into a clear error.
@@ -123,6 +124,14 @@ class _Encoder:
             return {"$device": str(o)}
         if isinstance(o, bytes):
             return {"$bytes": base64.b64encode(o).decode()}
+        # (bytearray, Counter and layouts: torch.load(weights_only=True) takes them too)
+        if type(o) is bytearray:
+            return {"$bytearray": base64.b64encode(bytes(o)).decode()}
+        from . import _Layout
+        if isinstance(o, _Layout):
+            return {"$layout": o.name}
+        if type(o) is collections.Counter:
+            return {"$counter": [[self.enc(k), self.enc(v)] for k, v in o.items()]}
         if isinstance(o, np.ndarray) and o.dtype.kind in "biufc" and o.dtype != object:
             i = len(self.blobs)
             self.blobs.append(_le_bytes(o))
@@ -285,6 +294,16 @@ class _Decoder:
             return Device(o[tag])
         if tag == "$bytes":
             return base64.b64decode(o[tag])
+        if tag == "$bytearray":
+            return bytearray(base64.b64decode(o[tag]))
+        if tag == "$layout":
+            import framework
+            lay = getattr(framework, str(o[tag]), None)
+            if not isinstance(lay, framework._Layout):
+                self.fail(f"unknown layout {o[tag]!r:.40}")
+            return lay
+        if tag == "$counter":
+            return collections.Counter({self._key(k): self.dec(v) for k, v in o[tag]})
         if tag == "$ndarray":
             try:
                 npdt = np.dtype(o["dtype"])
@@ -391,8 +410,20 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     """Load an object saved by framework.save. With weights_only=True (the default) only the
     safe tree is read; a file that needs unpickling is refused and nothing in it runs."""
     name = _name(f)
+    if mmap and not isinstance(f, (str, os.PathLike)):       # (as torch.load)
+        raise ValueError("f must be a file path in order to use the mmap argument")
     raw = _read_all(f, name)
     if raw[:4] != b"PK\x03\x04":
+        from . import _torch_checkpoint
+        if _torch_checkpoint.is_torch_legacy(raw):
+            # torch.save(..., _use_new_zipfile_serialization=False): its safe subset, whatever
+            # weights_only says (Kiln cannot rebuild torch's other classes anyway)
+            if mmap:
+                raise RuntimeError(f"mmap can only be used with files saved with `torch.save("
+                                   f"{name}, _use_new_zipfile_serialization=True), please "
+                                   f"torch.save your checkpoint with this option in order to "
+                                   f"use mmap.")
+            return _torch_checkpoint.load_legacy(raw, name, map_location)
         if raw[:1] == b"\x80" or raw[:1] in (b"(", b"]", b"}", b"c"):
             return _load_pickle(raw, name, weights_only, "the file is a raw pickle")
         if not raw:
