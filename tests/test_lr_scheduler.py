@@ -268,3 +268,23 @@ def test_plateau_against_torch():
             a.step(m)
             b.step(m)
             assert a.get_last_lr() == b.get_last_lr()
+
+
+def test_old_lrscheduler_name_is_a_subclass_not_an_alias():
+    from framework.optim.lr_scheduler import LRScheduler, _LRScheduler, StepLR
+    assert _LRScheduler is not LRScheduler and issubclass(_LRScheduler, LRScheduler)
+    assert not issubclass(StepLR, _LRScheduler)
+
+    class Halving(_LRScheduler):
+        def get_lr(self):
+            return [b * 0.5 ** self.last_epoch for b in self.base_lrs]
+
+    w = torch.nn.Parameter(torch.ones(1))
+    opt = torch.optim.SGD([w], lr=0.8)
+    s = Halving(opt)
+    lrs = []
+    for _ in range(3):
+        opt.step()
+        s.step()
+        lrs.append(s.get_last_lr()[0])
+    assert lrs == [0.4, 0.2, 0.1]

@@ -198,3 +198,31 @@ def test_set_detect_anomaly_function_and_context_and_decorator():
             with pytest.raises(ValueError, match="boom"):
                 out.backward()
     assert any("Error detected in" in str(m.message) for m in w)
+
+
+def test_complex_params_update_as_view_as_real():
+    # PyTorch steps a complex parameter as its view_as_real: Adam's second moment is the
+    # per-component square (re**2, im**2), not the complex product grad * grad.
+    z0 = np.array([[1.0 + 2.0j, -0.5 + 0.25j]], dtype=np.complex64)
+    z = torch.nn.Parameter(torch.tensor(z0))
+    opt = torch.optim.Adam([z], lr=0.1)
+    g = np.array([[3.0 - 1.0j, 0.5 + 2.0j]], dtype=np.complex64)
+    z.grad = torch.tensor(g)
+    opt.step()
+    st = opt.state[z]
+    assert st["exp_avg"].dtype == torch.complex64 and st["exp_avg_sq"].dtype == torch.complex64
+    gr = np.stack([g.real, g.imag], -1)
+    v = 0.001 * gr ** 2
+    np.testing.assert_allclose(torch.view_as_real(st["exp_avg_sq"]).numpy(), v, rtol=1e-6)
+    # first step: m_hat / (sqrt(v_hat) + eps) = sign(g) per component
+    step = 0.1 * (gr / (np.abs(gr) + 1e-8))
+    want = np.stack([z0.real, z0.imag], -1) - step
+    np.testing.assert_allclose(torch.view_as_real(z.detach()).numpy(), want, rtol=1e-6)
+    # Rprop: the sign rule per component (an all-positive real part, mixed imaginary part)
+    w = torch.nn.Parameter(torch.tensor(np.array([1.0 + 1.0j, 2.0 - 1.0j], dtype=np.complex64)))
+    opt = torch.optim.Rprop([w], lr=0.5)
+    w.grad = torch.tensor(np.array([2.0 - 3.0j, 1.0 + 4.0j], dtype=np.complex64))
+    opt.step()
+    np.testing.assert_allclose(torch.view_as_real(w.detach()).numpy(),
+                               [[0.5, 1.5], [1.5, -1.5]], rtol=1e-6)
+    assert opt.state[w]["prev"].dtype == torch.complex64

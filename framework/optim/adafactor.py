@@ -29,6 +29,8 @@ class Adafactor(Optimizer):
                                       weight_decay=weight_decay, foreach=foreach,
                                       maximize=maximize))
 
+    _complex_as_real = False     # complex parameters are rejected by _update
+
     def _update(self, p, grad, state, group):
         from ..creation import zeros, zeros_like
         from runtime import dtypes as dt

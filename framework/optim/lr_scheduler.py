@@ -162,7 +162,9 @@ class LRScheduler:
         self._last_lr = _lrs(self.optimizer)
 
 
-_LRScheduler = LRScheduler
+class _LRScheduler(LRScheduler):
+    """The old base-class name, kept for user subclasses. A subclass (not an alias), as in
+    PyTorch, so the built-in schedulers are not instances of it."""
 
 
 class _LambdaBase(LRScheduler):

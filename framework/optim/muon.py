@@ -75,6 +75,8 @@ class Muon(Optimizer):
                     raise ValueError(f"Muon only supports 2D parameters whereas we found a "
                                      f"parameter with size: {p.size()}")
 
+    _complex_as_real = False     # complex parameters are rejected by _update
+
     def _update(self, p, grad, state, group):
         from ..creation import zeros_like
         if p.dtype.is_complex:

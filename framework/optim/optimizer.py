@@ -423,8 +423,33 @@ class Optimizer:
                     self._update_foreach(ps, grads, [self.state[p] for p in ps], group)
                 else:
                     for p, grad in zip(ps, grads):
-                        self._update(p, grad, self._state_for(p, group), group)
+                        if p.dtype.is_complex and self._complex_as_real:
+                            self._update_complex(p, grad, self._state_for(p, group), group)
+                        else:
+                            self._update(p, grad, self._state_for(p, group), group)
         return loss
+
+    # PyTorch updates a complex parameter as its view_as_real (a pair of real numbers per
+    # element): elementwise rules such as Adam's grad * grad then act on the real and
+    # imaginary parts separately instead of as complex products. An optimizer whose rule
+    # rejects complex parameters sets this False so its _update sees the complex tensor.
+    _complex_as_real = True
+
+    def _update_complex(self, p, grad, state, group):
+        """_update on view_as_real views of p, grad and p-shaped complex state; the state
+        keeps complex tensors (new p-shaped buffers are viewed back as complex)."""
+        from ..ops_shape import view_as_real, view_as_complex
+        pr = view_as_real(p)
+        real = {k: view_as_real(v) if isinstance(v, Tensor) and v.dtype.is_complex else v
+                for k, v in state.items()}
+        views = dict(real)
+        self._update(pr, view_as_real(grad), real, group)
+        for k, v in real.items():
+            if k in views and views[k] is v:
+                continue                # updated in place through the view
+            if isinstance(v, Tensor) and v.dtype.is_floating_point and v.shape == pr.shape:
+                v = view_as_complex(v.contiguous())
+            state[k] = v
 
     def _state_for(self, p, group):
         """The state dict _update writes into: self.state[p] (created on first use). An
