@@ -947,3 +947,83 @@ def test_sdpa_empty_gqa_and_causal_mask_against_torch(r, dtype):
     np.testing.assert_array_equal(
         to_np(F.scaled_dot_product_attention(C(q), C(kv), C(kv))),
         real.nn.functional.scaled_dot_product_attention(*map(real.tensor, (q, kv, kv))).numpy())
+
+
+def test_mha_need_weights_false_fully_padded_query_gives_zeros(r):
+    # PyTorch's need_weights=False path is SDPA, whose safe softmax zeroes a query whose every
+    # key is padded (the weights path keeps softmax's NaN)
+    m = nn.MultiheadAttention(4, 2).double()
+    x = r.standard_normal((3, 2, 4))
+    kpm = np.zeros((2, 3), bool)
+    kpm[1] = True
+    xt = T(x, True)
+    out, w = m(xt, xt, xt, key_padding_mask=torch.tensor(kpm), need_weights=False)
+    assert w is None
+    ro, _ = np_mha(x[:, :1], x[:, :1], x[:, :1], m)
+    assert_close(out[:, 0], ro[:, 0], atol=1e-12)
+    # batch 1 attends to nothing: zeros through out_proj leave its bias
+    assert_close(out[:, 1], np.broadcast_to(to_np(m.out_proj.bias), (3, 4)), atol=0)
+    out.sum().backward()
+    assert np.all(np.isfinite(to_np(xt.grad)))
+    out_w, _ = m(T(x), T(x), T(x), key_padding_mask=torch.tensor(kpm))
+    assert np.all(np.isnan(to_np(out_w)[:, 1]))
+
+
+def test_mha_is_causal_hint_replaces_the_mask_without_weights(r):
+    m = nn.MultiheadAttention(4, 2).double()
+    x = r.standard_normal((3, 2, 4))
+    causal = np.triu(np.full((3, 3), -np.inf), 1)
+    ro, _ = np_mha(x, x, x, m, causal)
+    # need_weights=False and no padding mask: the hint is used and the mask's values are not
+    junk = T(np.zeros((3, 3)), True)
+    out, _ = m(T(x), T(x), T(x), attn_mask=junk, is_causal=True, need_weights=False)
+    assert_close(out, ro, atol=1e-12)
+    out.sum().backward()
+    assert junk.grad is None
+    # with weights the mask itself is applied
+    out, w = m(T(x), T(x), T(x), attn_mask=T(causal), is_causal=True)
+    assert_close(out, ro, atol=1e-12)
+    assert np.all(to_np(w)[:, 0, 1:] == 0)
+
+
+def test_mha_mask_rank_errors_are_assertion_errors(r):
+    m = nn.MultiheadAttention(4, 2).double()
+    x = T(r.standard_normal((3, 2, 4)))
+    with pytest.raises(AssertionError, match="expected `attn_mask` to be `None`, 2-D or 3-D"):
+        m(x, x, x, attn_mask=T(np.zeros((1, 2, 3, 3))))
+    with pytest.raises(AssertionError, match="expected `key_padding_mask` to be `None` or 2-D"):
+        m(x, x, x, key_padding_mask=torch.zeros(2, 3, 1, dtype=torch.bool))
+    with pytest.raises(AssertionError, match="expected `key` and `value` to be 3-D"):
+        m(x, x[0], x[0])
+    u = T(r.standard_normal((3, 4)))
+    with pytest.raises(AssertionError, match=r"Expected `attn_mask` shape to be \(2, 3, 3\)"):
+        m(u, u, u, attn_mask=T(np.zeros((4, 3, 3))))
+    with pytest.raises(AssertionError, match="expected `key_padding_mask` to be `None` or 1-D"):
+        m(u, u, u, key_padding_mask=torch.zeros(1, 3, dtype=torch.bool))
+
+
+def test_transformer_encoder_decoder_detect_causal_mask(r):
+    from framework.nn.modules.transformer import _detect_is_causal_mask
+    sq = nn.Transformer.generate_square_subsequent_mask(3)
+    assert _detect_is_causal_mask(sq) is True
+    assert _detect_is_causal_mask(sq, is_causal=False) is False
+    assert _detect_is_causal_mask(T(np.zeros((3, 3)))) is False
+    assert _detect_is_causal_mask(torch.tensor(np.triu(np.ones((3, 3), bool), 1))) is True
+    assert _detect_is_causal_mask(sq, size=4) is False
+    assert _detect_is_causal_mask(None) is False
+    # the stacks pass the detected hint on: the (exactly causal) mask's values are not used,
+    # so it gets no gradient, while the output is the masked one
+    layer = nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0).double()
+    enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+    x = r.standard_normal((3, 2, 4))
+    mask = T(np.triu(np.full((3, 3), -np.inf), 1), True)
+    y = enc(T(x), mask=mask)
+    sub = enc.layers[0]
+    z = sub.norm1(T(x) + sub.self_attn(T(x), T(x), T(x), attn_mask=mask.detach())[0])
+    assert_close(y, to_np(sub.norm2(z + sub.linear2(F.relu(sub.linear1(z))))), atol=1e-12)
+    y.sum().backward()
+    assert mask.grad is None
+    dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(4, 2, 8, dropout=0.0).double(), 1)
+    tmask = T(np.triu(np.full((3, 3), -np.inf), 1), True)
+    dec(T(x), T(x), tgt_mask=tmask).sum().backward()
+    assert tmask.grad is None

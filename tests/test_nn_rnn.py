@@ -231,3 +231,18 @@ def test_against_torch(r):
         x = r.standard_normal((2, 5, 3))
         a, b = ours(T(x))[0], theirs(real.tensor(x))[0]
         assert_close(a, b.detach().numpy(), atol=1e-12)
+
+
+def test_cell_hidden_shape_errors_use_atens_texts():
+    # PyTorch's messages, with no class-name prefix; checked batch first, then hidden_size
+    with pytest.raises(RuntimeError, match=r"^Input batch size 2 doesn't match hidden1 batch "
+                                           r"size 3$"):
+        nn.LSTMCell(3, 4)(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(3, 4)))
+    with pytest.raises(RuntimeError, match=r"^hidden1 has inconsistent hidden_size: got 5, "
+                                           r"expected 4$"):
+        nn.LSTMCell(3, 4)(torch.zeros(2, 3), (torch.zeros(2, 4), torch.zeros(2, 5)))
+    # unbatched input with a 2-D state: the state gains a batch dim of 1, so its rows show up
+    # as the hidden size
+    with pytest.raises(RuntimeError, match=r"^hidden0 has inconsistent hidden_size: got 2, "
+                                           r"expected 4$"):
+        nn.GRUCell(3, 4)(torch.zeros(3), torch.zeros(2, 4))

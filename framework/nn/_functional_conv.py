@@ -1358,6 +1358,41 @@ def _mask_to_float(mask, dtype, name):
     return mask
 
 
+def _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads):
+    """PyTorch's _mha_shape_check: the ranks MHA accepts (AssertionError); True if batched."""
+    if query.ndim == 3:
+        if key.ndim != 3 or value.ndim != 3:
+            raise AssertionError(f"For batched (3-D) `query`, expected `key` and `value` to be 3-D "
+                                 f"but found {key.ndim}-D and {value.ndim}-D tensors respectively")
+        if key_padding_mask is not None and key_padding_mask.ndim != 2:
+            raise AssertionError(f"For batched (3-D) `query`, expected `key_padding_mask` to be "
+                                 f"`None` or 2-D but found {key_padding_mask.ndim}-D tensor instead")
+        if attn_mask is not None and attn_mask.ndim not in (2, 3):
+            raise AssertionError(f"For batched (3-D) `query`, expected `attn_mask` to be `None`, "
+                                 f"2-D or 3-D but found {attn_mask.ndim}-D tensor instead")
+        return True
+    if query.ndim == 2:
+        if key.ndim != 2 or value.ndim != 2:
+            raise AssertionError(f"For unbatched (2-D) `query`, expected `key` and `value` to be "
+                                 f"2-D but found {key.ndim}-D and {value.ndim}-D tensors "
+                                 f"respectively")
+        if key_padding_mask is not None and key_padding_mask.ndim != 1:
+            raise AssertionError(f"For unbatched (2-D) `query`, expected `key_padding_mask` to be "
+                                 f"`None` or 1-D but found {key_padding_mask.ndim}-D tensor instead")
+        if attn_mask is not None:
+            if attn_mask.ndim not in (2, 3):
+                raise AssertionError(f"For unbatched (2-D) `query`, expected `attn_mask` to be "
+                                     f"`None`, 2-D or 3-D but found {attn_mask.ndim}-D tensor "
+                                     f"instead")
+            expected = (num_heads, query.shape[0], key.shape[0])
+            if attn_mask.ndim == 3 and tuple(attn_mask.shape) != expected:
+                raise AssertionError(f"Expected `attn_mask` shape to be {expected} but got "
+                                     f"{tuple(attn_mask.shape)}")
+        return False
+    raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
+                         f"{query.ndim}-D query tensor")
+
+
 def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_heads, in_proj_weight,
                                  in_proj_bias, bias_k, bias_v, add_zero_attn, dropout_p,
                                  out_proj_weight, out_proj_bias, training=True,
@@ -1367,10 +1402,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
                                  static_v=None, average_attn_weights=True, is_causal=False):
     """PyTorch's MHA forward on (L, N, E) inputs (or unbatched (L, E)); returns
     (output, weights or None)."""
-    batched = query.ndim == 3
-    if query.ndim not in (2, 3):
-        raise AssertionError(f"query should be unbatched 2D or batched 3D tensor but received "
-                             f"{query.ndim}-D query tensor")
+    batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
     if not batched:
         query, key, value = (_reshape(t, (t.shape[0], 1, t.shape[1])) for t in (query, key, value))
         if key_padding_mask is not None:
@@ -1389,6 +1421,12 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
                            "Transformer module method `generate_square_subsequent_mask` to create "
                            "this mask.")
+    if is_causal and key_padding_mask is None and not need_weights:
+        # PyTorch: with no weights wanted and no padding mask, the is_causal hint replaces
+        # attn_mask (whose values are then unused) and goes to SDPA as is_causal
+        attn_mask = None
+    elif key_padding_mask is not None:
+        is_causal = False          # the mask merged with the padding mask is no longer causal
     # input projections
     if not use_separate_proj_weight:
         E = embed_dim
@@ -1446,6 +1484,8 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         if key_padding_mask is not None:
             key_padding_mask = _pad_dims(key_padding_mask, [(0, 1)], False)
     src_len = k.shape[1]
+    if not training:
+        dropout_p = 0.0
     if key_padding_mask is not None:
         if tuple(key_padding_mask.shape) != (bsz, src_len):
             raise AssertionError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
@@ -1454,11 +1494,23 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         kpm = _reshape(apply(P["expand"], _reshape(kpm, (bsz, 1, 1, src_len)),
                              shape=(bsz, num_heads, 1, src_len)), (bsz * num_heads, 1, src_len))
         attn_mask = kpm if attn_mask is None else apply(P["add"], attn_mask, kpm)
+    if not need_weights:
+        # PyTorch's need_weights=False path is SDPA on (N, H, L, hd): unlike the softmax below,
+        # its safe softmax gives a query whose every key is masked zeros, not NaN
+        if attn_mask is not None:
+            rows = attn_mask.shape[1]      # L, or 1 for a padding mask alone
+            attn_mask = _reshape(attn_mask, (1, 1, rows, src_len) if attn_mask.shape[0] == 1
+                                 else (bsz, num_heads, rows, src_len))
+        q, k, v = (_reshape(t, (bsz, num_heads, t.shape[1], head_dim)) for t in (q, k, v))
+        o = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
+        o = _reshape(_permute(o, (2, 0, 1, 3)), (tgt_len * bsz, embed_dim))
+        o = _reshape(_linear(o, out_proj_weight, out_proj_bias), (tgt_len, bsz, embed_dim))
+        return (o if batched else _reshape(o, (tgt_len, embed_dim))), None
     s = apply(P["matmul"], apply(P["mul"], q, 1.0 / math.sqrt(head_dim)), _mT(k))
     if attn_mask is not None:
         s = apply(P["add"], s, attn_mask)
     w = _softmax_last(s)
-    if dropout_p > 0.0 and training:
+    if dropout_p > 0.0:
         w = _dropout(w, dropout_p, True)
     o = apply(P["matmul"], w, v)                                   # N*H, L, hd
     o = _reshape(_permute(o, (1, 0, 2)), (tgt_len * bsz, embed_dim))

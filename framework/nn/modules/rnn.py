@@ -452,13 +452,19 @@ class RNNCellBase(Module):
                                      f"{s.dim()}D instead")
             if not batched:
                 states = [s.unsqueeze(0) for s in states]
-            for k, s in enumerate(states):
-                if s.dim() != 2 or s.shape[0] != N:
-                    raise RuntimeError(f"{name}: Input batch size {N} doesn't match hidden{k} "
-                                       f"batch size {s.shape[0]} (hidden shape {list(s.shape)})")
+            for k, s in enumerate(states):       # ATen's check_rnn_cell_forward_hidden texts
+                if s.shape[0] != N:
+                    raise RuntimeError(f"Input batch size {N} doesn't match hidden{k} batch size "
+                                       f"{s.shape[0]}")
+                if s.dim() < 2:                  # (ATen's hx.size(1) on a 1-D state)
+                    raise IndexError("Dimension out of range (expected to be in range of "
+                                     "[-1, 0], but got 1)")
                 if s.shape[1] != self.hidden_size:
-                    raise RuntimeError(f"{name}: hidden{k} has inconsistent hidden_size: got "
+                    raise RuntimeError(f"hidden{k} has inconsistent hidden_size: got "
                                        f"{s.shape[1]}, expected {self.hidden_size}")
+                if s.dim() != 2:
+                    raise RuntimeError(f"{name}: expected hidden{k} of shape "
+                                       f"{[N, self.hidden_size]}, got {list(s.shape)}")
         return x, states, batched
 
 

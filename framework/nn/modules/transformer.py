@@ -125,6 +125,22 @@ def generate_square_subsequent_mask(sz, device=None, dtype=None):
     return creation.tensor(np.triu(np.full((sz, sz), -np.inf), 1).astype(d.np), dtype=d, device=device)
 
 
+def _get_seq_len(src, batch_first):
+    return src.shape[0] if src.dim() == 2 else src.shape[1 if batch_first else 0]
+
+
+def _detect_is_causal_mask(mask, is_causal=None, size=None):
+    """PyTorch's: is_causal=None means "find out": True when mask is exactly the square
+    subsequent mask (in mask's dtype). The layers then pass is_causal on, and attention without
+    weights or a padding mask uses the causal hint instead of the mask's values."""
+    make_causal = is_causal is True
+    if is_causal is None and mask is not None:
+        sz = size if size is not None else mask.shape[-2]
+        causal = generate_square_subsequent_mask(sz, dtype=mask.dtype)
+        make_causal = tuple(mask.shape) == tuple(causal.shape) and bool((mask == causal).all())
+    return make_causal
+
+
 class TransformerEncoderLayer(Module):
     __constants__ = ["norm_first"]
 
@@ -180,8 +196,11 @@ class TransformerEncoder(Module):
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         output = src
+        batch_first = getattr(self.layers[0].self_attn, "batch_first", False) if \
+            len(self.layers) else False
+        is_causal = _detect_is_causal_mask(mask, is_causal, _get_seq_len(src, batch_first))
         for mod in self.layers:
-            output = mod(output, src_mask=mask, is_causal=bool(is_causal),
+            output = mod(output, src_mask=mask, is_causal=is_causal,
                          src_key_padding_mask=src_key_padding_mask)
         if self.norm is not None:
             output = self.norm(output)
@@ -254,11 +273,15 @@ class TransformerDecoder(Module):
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal=None, memory_is_causal=False):
         output = tgt
+        batch_first = getattr(self.layers[0].self_attn, "batch_first", False) if \
+            len(self.layers) else False
+        tgt_is_causal = _detect_is_causal_mask(tgt_mask, tgt_is_causal,
+                                               _get_seq_len(tgt, batch_first))
         for mod in self.layers:
             output = mod(output, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                          tgt_key_padding_mask=tgt_key_padding_mask,
                          memory_key_padding_mask=memory_key_padding_mask,
-                         tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal)
+                         tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
         if self.norm is not None:
             output = self.norm(output)
         return output
