@@ -994,3 +994,35 @@ def test_rounding_div_is_recorded_with_zero_gradients():
     np.testing.assert_array_equal(to_np(a.grad), [0.0, 0.0, 0.0])
     np.testing.assert_array_equal(to_np(b.grad), [0.0, 0.0, 0.0])
     assert not (torch.tensor([3, 4]) // 2).requires_grad
+
+
+def test_function_non_differentiable_returned_input_and_post_hook_grads():
+    class Through(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.mark_non_differentiable(a)
+            return a
+
+        @staticmethod
+        def backward(ctx, g):
+            return g
+    a = torch.ones(2, requires_grad=True)
+    y = Through.apply(a)            # an input returned as-is and marked: no history
+    assert not y.requires_grad and y.grad_fn is None
+
+    class Mul(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a, b):
+            return a * b
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 5, g * 7
+    b = torch.ones(2)
+    seen = []
+    y = Mul.apply(a, b)
+    y.grad_fn.register_hook(lambda gi, go: seen.append(gi))
+    y.sum().backward()
+    # the post-hook sees what backward returned, also for b (needs no grad); b gets nothing
+    assert seen[0][0].tolist() == [5., 5.] and seen[0][1].tolist() == [7., 7.]
+    assert a.grad.tolist() == [5., 5.] and b.grad is None

@@ -102,3 +102,20 @@ def test_against_torch_formulas():
     real = pytest.importorskip("torch")
     for nl, prm in (("leaky_relu", 0.3), ("tanh", None), ("relu", None)):
         assert init.calculate_gain(nl, prm) == real.nn.init.calculate_gain(nl, prm)
+
+
+def test_init_on_integer_tensor_and_messages():
+    t = torch.zeros(3, dtype=torch.int64)
+    with pytest.raises(NotImplementedError, match="normal_kernel_cpu"):
+        init.normal_(t)
+    with pytest.raises(NotImplementedError, match="check_uniform_bounds"):
+        init.uniform_(t)
+    with pytest.raises(ValueError, match=r"please use one of \['fan_in', 'fan_out'\]"):
+        init.kaiming_uniform_(torch.empty(3, 4), mode="bad")
+    with pytest.warns(FutureWarning, match="`nn.init.normal` is now deprecated in favor of "
+                                           "`nn.init.normal_`"):
+        init.normal(torch.empty(2))
+    torch.manual_seed(0)
+    p = nn.Parameter(torch.zeros(2, 3))
+    assert init.normal_(p) is p and p.requires_grad
+    assert_close(p, [[1.5410, -0.2934, -2.1788], [0.5684, -1.0845, -1.3986]], atol=1e-4)

@@ -400,3 +400,66 @@ def test_against_torch_reprs():
     real = pytest.importorskip("torch")
     assert str(real.nn.Sequential(real.nn.Linear(2, 3), real.nn.GELU("tanh"))) == \
         str(nn.Sequential(nn.Linear(2, 3), nn.GELU("tanh")))
+
+
+def test_deepcopy_parameter_does_not_copy_grad():
+    # torch's Parameter.__deepcopy__ copies data and requires_grad only
+    m = nn.Linear(2, 2)
+    m(torch.ones(1, 2)).sum().backward()
+    c = copy.deepcopy(m)
+    assert c.weight.grad is None and c.bias.grad is None
+    assert m.weight.grad is not None
+    assert torch.equal(c.weight, m.weight) and c.weight.requires_grad
+
+
+def test_lazy_module_dtype_conversion_before_materialize():
+    m = nn.LazyLinear(4).double()
+    assert isinstance(m.weight, nn.parameter.UninitializedParameter)
+    y = m(torch.ones(2, 3, dtype=torch.float64))
+    assert y.dtype == torch.float64 and m.weight.dtype == torch.float64
+    assert m.weight.shape == (4, 3) and type(m.weight) is nn.Parameter
+    bn = nn.LazyBatchNorm1d().half().float()
+    bn(torch.ones(4, 3))
+    assert bn.running_mean.dtype == torch.float32
+    assert bn.num_batches_tracked.dtype == torch.int64
+
+
+def test_full_backward_hook_zeros_for_input_not_requiring_grad():
+    class Mul(nn.Module):
+        def forward(self, a, b):
+            return a * b
+    m = Mul()
+    seen = []
+    m.register_full_backward_hook(lambda mod, gi, go: seen.append(gi))
+    a = torch.tensor([1., 2.], requires_grad=True)
+    b = torch.tensor([3., 4.])
+    m(a, b).sum().backward()
+    gi, = seen
+    assert gi[0].tolist() == [3., 4.]
+    assert gi[1].tolist() == [0., 0.]      # zeros, not None, once any input needs grad
+    assert b.grad is None and a.grad.tolist() == [3., 4.]
+
+
+def test_global_module_forward_hooks():
+    from framework.nn.modules.module import (register_module_forward_hook,
+                                             register_module_forward_pre_hook)
+    order = []
+    m = nn.Identity()
+    m.register_forward_hook(lambda mod, a, out: order.append(("local", out.tolist())))
+    h = register_module_forward_hook(lambda mod, a, out: order.append("global") or out * 2)
+    h2 = register_module_forward_pre_hook(lambda mod, a: (a[0] + 1,))
+    try:
+        assert m(torch.ones(1)).tolist() == [4.]
+        assert order == ["global", ("local", [4.])]
+    finally:
+        h.remove()
+        h2.remove()
+    assert nn.Identity()(torch.ones(1)).tolist() == [1.]
+    assert not hasattr(nn, "register_module_forward_hook")
+
+
+def test_load_state_dict_post_hook_must_not_return():
+    m = nn.Linear(2, 2)
+    m.register_load_state_dict_post_hook(lambda mod, keys: keys)
+    with pytest.raises(AssertionError, match="not expected to return new values"):
+        m.load_state_dict(m.state_dict())

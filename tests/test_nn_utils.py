@@ -162,3 +162,55 @@ def test_hook_based_weight_norm():
     assert [n for n, _ in m.named_parameters()] == ["bias", "weight"]
     np.testing.assert_allclose(to_np(m(x)), to_np(y), rtol=1e-6)
     assert nn.utils.weight_norm(nn.Conv2d(2, 3, 3), dim=None).weight_g.shape == ()
+
+
+def test_parametrize_cached_reuses_the_tensor():
+    class Double(nn.Module):
+        def forward(self, x):
+            return x * 2
+    m = nn.Linear(3, 3)
+    parametrize.register_parametrization(m, "weight", Double())
+    with parametrize.cached():
+        a = m.weight
+        with parametrize.cached():
+            assert m.weight is a
+        assert m.weight is a
+    assert m.weight is not m.weight
+    assert torch.equal(m.weight, a)
+
+
+def test_parametrize_shape_and_right_inverse_errors():
+    class First(nn.Module):
+        def forward(self, x):
+            return x[0]
+    m = nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="may not change the shape"):
+        parametrize.register_parametrization(m, "weight", First())
+    assert not parametrize.is_parametrized(m)
+    parametrize.register_parametrization(m, "weight", First(), unsafe=True)
+    assert m.weight.shape == (2,)
+
+    class Double(nn.Module):
+        def forward(self, x):
+            return x * 2
+    m = nn.Linear(2, 2)
+    parametrize.register_parametrization(m, "weight", Double())
+    with pytest.raises(ValueError, match="may not change the shape"):
+        parametrize.register_parametrization(m, "weight", First())
+    assert len(m.parametrizations.weight) == 1
+    with pytest.raises(RuntimeError, match="Double does not implement right_inverse"):
+        m.weight = torch.zeros(2, 2)
+
+
+def test_vector_to_parameters_slices_like_torch():
+    m = nn.Linear(2, 3)
+    vector_to_parameters(torch.arange(12.), m.parameters())      # a longer vec: tail unused
+    assert m.weight.tolist() == [[0., 1.], [2., 3.], [4., 5.]]
+    assert m.bias.tolist() == [6., 7., 8.]
+    with pytest.raises(RuntimeError, match="invalid for input of size 5"):
+        vector_to_parameters(torch.arange(5.), m.parameters())
+    v = torch.zeros(9, dtype=torch.float64)
+    vector_to_parameters(v, m.parameters())
+    assert m.weight.dtype == torch.float64      # param.data = ... takes vec's dtype
+    v[0] = 5.
+    assert m.weight[0, 0].item() == 5.          # and is a view of vec

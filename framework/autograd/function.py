@@ -148,12 +148,12 @@ class Function(metaclass=_FunctionMeta):
         new_outs = []
         for i, o in enumerate(outs):
             if isinstance(o, Tensor):
+                nd = id(o) in ctx.non_differentiable   # (before a returned input is re-wrapped)
                 if id(o) in ctx.dirty:          # modified in place: it takes the new history
                     pass
                 elif any(o is a for a in args):  # returned an input: a new tensor, same data
                     o = wrap(o._data, o._dtype)
-                if id(o) not in ctx.non_differentiable and (o._dtype.is_floating_point or
-                                                            o._dtype.is_complex):
+                if not nd and (o._dtype.is_floating_point or o._dtype.is_complex):
                     o._node, o._oi = node, i
             new_outs.append(o)
         hooks = STATE.saved_hooks
@@ -181,12 +181,17 @@ class Function(metaclass=_FunctionMeta):
                                f"(expected {n}, got {len(r)})")
         res = []
         for i, (g, e) in enumerate(zip(r, node.edges)):
-            if e is None or g is None:
+            if g is None:
                 res.append(None)
                 continue
             if not isinstance(g, Tensor):
+                if e is None:
+                    res.append(None)
+                    continue
                 raise RuntimeError(f"expected Variable or None (got {type(g).__name__}) as "
                                    f"gradient {i} returned by {node._name}")
+            # a tensor returned for an input that needs no grad goes nowhere (the engine skips
+            # edges it does not need) but, as in torch, the node's post-hooks see it
             res.append(g)
         return tuple(res)
 

@@ -62,7 +62,7 @@ def _calculate_correct_fan(tensor, mode):
     mode = mode.lower()
     valid = ["fan_in", "fan_out"]
     if mode not in valid:
-        raise ValueError(f"Mode {mode} not supported, please use one of {', '.join(valid)}")
+        raise ValueError(f"Mode {mode} not supported, please use one of {valid}")
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return fan_in if mode == "fan_in" else fan_out
 
@@ -74,18 +74,14 @@ def _check(tensor, name):
 
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
     _check(tensor, "uniform_")
-    _C.check_uniform(a, b)
-    if tensor._device.type != "cpu":             # the device's Philox stream
-        return _C.uniform_(tensor, a, b, generator)
-    return _write(tensor, _C._gen(generator).uniform(tensor._data.shape, tensor._dtype, a, b))
+    # Tensor.uniform_'s own path (as torch): its dtype error on integer tensors, complex
+    # tensors, memory order and the device's Philox stream
+    return _C.uniform_(tensor, a, b, generator)
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
     _check(tensor, "normal_")
-    _C.check_std(std)
-    if tensor._device.type != "cpu":
-        return _C.normal_(tensor, mean, std, generator)
-    return _write(tensor, _C._gen(generator).normal(tensor._data.shape, tensor._dtype, mean, std))
+    return _C.normal_(tensor, mean, std, generator)      # (as uniform_)
 
 
 def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None):
@@ -238,8 +234,8 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
 
 def _deprecated(fn):
     def f(*args, **kwargs):
-        warnings.warn(f"nn.init.{fn.__name__[:-1]} is now deprecated in favor of "
-                      f"nn.init.{fn.__name__}.", FutureWarning, stacklevel=2)
+        warnings.warn(f"`nn.init.{fn.__name__[:-1]}` is now deprecated in favor of "
+                      f"`nn.init.{fn.__name__}`.", FutureWarning, stacklevel=2)
         return fn(*args, **kwargs)
     f.__name__ = fn.__name__[:-1]
     return f

@@ -51,10 +51,8 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo):
         if id(self) in memo:
             return memo[id(self)]
+        # as torch's Parameter.__deepcopy__: data and requires_grad only, .grad is not copied
         r = type(self)(_clone_data(self), self.requires_grad)
-        if self._grad is not None:
-            import copy
-            r._grad = copy.deepcopy(self._grad, memo)
         memo[id(self)] = r
         return r
 

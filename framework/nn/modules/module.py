@@ -12,7 +12,33 @@ from ..parameter import Parameter, Buffer, is_lazy
 from ...utils.hooks import RemovableHandle
 from ..._memory_format import preserve_format
 
-__all__ = ["Module"]
+__all__ = ["Module"]      # (the global hook functions stay in this module, as in torch)
+
+# hooks every module runs (torch.nn.modules.module's global hooks), before its own
+_global_forward_pre_hooks = OrderedDict()
+_global_forward_hooks = OrderedDict()
+_global_forward_hooks_with_kwargs = OrderedDict()
+_global_forward_hooks_always_called = OrderedDict()
+
+
+def register_module_forward_pre_hook(hook):
+    """A forward pre-hook common to all modules: hook(module, args) -> None or new args."""
+    handle = RemovableHandle(_global_forward_pre_hooks)
+    _global_forward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
+    """A forward hook common to all modules, run before each module's own forward hooks."""
+    handle = RemovableHandle(_global_forward_hooks,
+                             extra_dict=[_global_forward_hooks_with_kwargs,
+                                         _global_forward_hooks_always_called])
+    _global_forward_hooks[handle.id] = hook
+    if with_kwargs:
+        _global_forward_hooks_with_kwargs[handle.id] = True
+    if always_call:
+        _global_forward_hooks_always_called[handle.id] = True
+    return handle
 
 
 def _typename(obj):
@@ -38,6 +64,19 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
     __str__ = __repr__
 
 
+def _apply_lazy(t, fn):
+    """_apply on an uninitialized parameter/buffer (it has no shape yet): as torch, which lets
+    to()/half()/double()/cuda() through, it stays uninitialized and takes the dtype and device
+    that fn gives an empty stand-in; materialize() later uses them."""
+    import numpy as np
+    from ..._dispatch import wrap
+    with no_grad():
+        new = fn(wrap(np.empty((0,), t._dtype.np), t._dtype))     # (a host stand-in)
+    t._data, t._dtype = np.empty((0,), new._dtype.np), new._dtype
+    if new.device.type != "cpu":        # fn moved it; otherwise the lazy device stays
+        t._lazy_device = new.device
+
+
 def _addindent(s_, num_spaces):
     s = s_.split("\n")
     if len(s) == 1:
@@ -55,6 +94,10 @@ class BackwardHookFunction(Function):
 
     @staticmethod
     def forward(ctx, *args):
+        # as torch: inputs that need no grad pass through non-differentiable, so (grads being
+        # materialized) the grad_input a hook sees for them is zeros, not None
+        ctx.mark_non_differentiable(*[a for a in args if isinstance(a, Tensor)
+                                      and not a.requires_grad])
         return args
 
     @staticmethod
@@ -525,6 +568,9 @@ class Module:
         for key, param in self._parameters.items():
             if param is None:
                 continue
+            if is_lazy(param):
+                _apply_lazy(param, fn)
+                continue
             with no_grad():
                 new = fn(param)
             # keep the Parameter object (optimizers hold references to it): swap its data
@@ -537,6 +583,9 @@ class Module:
                 param._grad._data, param._grad._dtype = g._data, g._dtype
         for key, buf in self._buffers.items():
             if buf is not None:
+                if is_lazy(buf):
+                    _apply_lazy(buf, fn)
+                    continue
                 self._buffers[key] = fn(buf)
         return self
 
@@ -688,9 +737,9 @@ class Module:
     # ---- calling -------------------------------------------------------------------------------
     def _call_impl(self, *args, **kwargs):
         if not (self._backward_hooks or self._backward_pre_hooks or self._forward_hooks or
-                self._forward_pre_hooks):
+                self._forward_pre_hooks or _global_forward_hooks or _global_forward_pre_hooks):
             return self.forward(*args, **kwargs)
-        if not self._forward_hooks_always_called:
+        if not (self._forward_hooks_always_called or _global_forward_hooks_always_called):
             return self._call_hooked(args, kwargs, None)
         called = set()
         try:
@@ -699,10 +748,12 @@ class Module:
             # forward hooks registered with always_call=True run even when the call failed
             # (with result None); an error they raise is silenced, as in PyTorch
             import warnings
-            for hook_id, hook in list(self._forward_hooks.items()):
-                if hook_id in self._forward_hooks_always_called and hook_id not in called:
+            for hook_id, hook in [*_global_forward_hooks.items(), *self._forward_hooks.items()]:
+                if (hook_id in self._forward_hooks_always_called or
+                        hook_id in _global_forward_hooks_always_called) and hook_id not in called:
                     try:
-                        if hook_id in self._forward_hooks_with_kwargs:
+                        if (hook_id in self._forward_hooks_with_kwargs or
+                                hook_id in _global_forward_hooks_with_kwargs):
                             hook(self, args, kwargs, None)
                         else:
                             hook(self, args, None)
@@ -720,7 +771,8 @@ class Module:
                 full_bw = list(self._backward_hooks.values())
             else:
                 legacy_bw = list(self._backward_hooks.values())
-        for hook_id, hook in list(self._forward_pre_hooks.items()):
+        for hook_id, hook in [*_global_forward_pre_hooks.items(),
+                              *self._forward_pre_hooks.items()]:
             if hook_id in self._forward_pre_hooks_with_kwargs:
                 r = hook(self, args, kwargs)
                 if r is not None:
@@ -738,10 +790,12 @@ class Module:
             bw_hook = _BackwardHook(self, full_bw, bw_pre)
             args = bw_hook.setup_input_hook(args)
         result = self.forward(*args, **kwargs)
-        for hook_id, hook in list(self._forward_hooks.items()):
-            if called is not None and hook_id in self._forward_hooks_always_called:
+        for hook_id, hook in [*_global_forward_hooks.items(), *self._forward_hooks.items()]:
+            if called is not None and (hook_id in self._forward_hooks_always_called or
+                                       hook_id in _global_forward_hooks_always_called):
                 called.add(hook_id)
-            if hook_id in self._forward_hooks_with_kwargs:
+            if (hook_id in self._forward_hooks_with_kwargs or
+                    hook_id in _global_forward_hooks_with_kwargs):
                 r = hook(self, args, kwargs, result)
             else:
                 r = hook(self, args, result)
@@ -898,7 +952,12 @@ class Module:
                     load(child, {k: v for k, v in local_sd.items() if k.startswith(cp)}, cp)
             inc = _IncompatibleKeys(missing_keys, unexpected_keys)
             for hook in module._load_state_dict_post_hooks.values():
-                hook(module, inc)
+                out = hook(module, inc)
+                if out is not None:     # (as torch: the keys are to be changed in place)
+                    raise AssertionError(
+                        "Hooks registered with ``register_load_state_dict_post_hook`` are not "
+                        "expected to return new values, if incompatible_keys need to be "
+                        "modified, it should be done inplace.")
 
         load(self, state_dict)
         if strict:

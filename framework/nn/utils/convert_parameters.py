@@ -12,15 +12,15 @@ def parameters_to_vector(parameters):
 def vector_to_parameters(vec, parameters):
     if not isinstance(vec, Tensor):
         raise TypeError(f"expected torch.Tensor, but got: {type(vec).__name__}")
-    params = list(parameters)
-    total = sum(p.numel() for p in params)
-    if vec.ndim != 1 or vec.numel() != total:
-        raise RuntimeError(f"vector_to_parameters: vec has shape {list(vec.shape)} but the "
-                           f"parameters hold {total} elements")
+    # as torch: no total-size check; each parameter takes vec[pointer:pointer + n] viewed as
+    # its shape (a longer vec leaves its tail unused, a shorter one fails in view_as)
+    from ...autograd.grad_mode import no_grad
     pointer = 0
-    for param in params:
+    for param in parameters:
         n = param.numel()
-        # like PyTorch, the parameter's data becomes a view into vec
-        param._data = vec._data[pointer:pointer + n].reshape(param._data.shape)
+        with no_grad():
+            v = vec[pointer:pointer + n].view_as(param)
+        # like PyTorch (param.data = ...), the parameter's data becomes a view into vec
+        param._data, param._dtype = v._data, v._dtype
         param._bump()
         pointer += n

@@ -1,6 +1,7 @@
 """register_parametrization: module.<name> becomes a property computed from
 module.parametrizations[<name>].original (PyTorch's class-swapping scheme)."""
 from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor
 from ..parameter import Parameter
 from ..modules.module import Module
 from ..modules.container import ModuleList, ModuleDict
@@ -11,13 +12,22 @@ __all__ = ["register_parametrization", "remove_parametrizations", "is_parametriz
 
 class ParametrizationList(ModuleList):
     def __init__(self, modules, original, unsafe=False):
+        if len(modules) == 0:
+            raise ValueError("ParametrizationList requires one or more modules.")
         super().__init__(modules)
         self.unsafe = unsafe
+        original_shape, original_dtype = original.shape, original.dtype
         new = original
         with no_grad():
             for m in reversed(list(self)):
                 if hasattr(m, "right_inverse"):
-                    new = m.right_inverse(new)
+                    try:
+                        new = m.right_inverse(new)
+                    except NotImplementedError:
+                        pass        # (as torch: a right_inverse that raises is the identity)
+        if not isinstance(new, (Tensor, tuple, list)):
+            raise ValueError("'right_inverse' must return a Tensor or a Sequence of tensors "
+                             f"(list, tuple...). Got {type(new).__name__}")
         if isinstance(new, (tuple, list)):
             self.is_tensor = False
             self.ntensors = len(new)
@@ -31,6 +41,10 @@ class ParametrizationList(ModuleList):
         else:
             self.is_tensor = True
             self.ntensors = 1
+            if original.dtype is not new.dtype:
+                raise ValueError("When `right_inverse` outputs one tensor, it may not change the "
+                                 f"dtype.\noriginal.dtype: {original.dtype}\n"
+                                 f"right_inverse(original).dtype: {new.dtype}")
             if new is not original:
                 # keep the user's Parameter object (optimizers may hold it): swap its data
                 original._data, original._dtype = new.detach()._data, new.dtype
@@ -38,25 +52,50 @@ class ParametrizationList(ModuleList):
                 self.register_parameter("original", original)
             else:
                 self.register_buffer("original", original)
+        if not self.unsafe:
+            # as torch: forward(right_inverse(original)) must keep the tensor's dtype and shape
+            Z = self()
+            if not isinstance(Z, Tensor):
+                raise ValueError(f"A parametrization must return a tensor. Got {type(Z).__name__}.")
+            if Z.dtype is not original_dtype:
+                raise ValueError("Registering a parametrization may not change the dtype of the "
+                                 "tensor, unless `unsafe` flag is enabled.\n"
+                                 f"unparametrized dtype: {original_dtype}\n"
+                                 f"parametrized dtype: {Z.dtype}")
+            if Z.shape != original_shape:
+                raise ValueError("Registering a parametrization may not change the shape of the "
+                                 "tensor, unless `unsafe` flag is enabled.\n"
+                                 f"unparametrized shape: {original_shape}\n"
+                                 f"parametrized shape: {Z.shape}")
 
     def right_inverse(self, value):
         with no_grad():
             for m in reversed(list(self)):
                 if hasattr(m, "right_inverse"):
                     value = m.right_inverse(value)
+                else:       # assigning needs every parametrization to be invertible (as torch)
+                    raise RuntimeError(f"parametrization {type(m).__name__} does not implement "
+                                       "right_inverse.")
             if self.is_tensor:
-                if value.shape != self.original.shape or value.dtype is not self.original.dtype:
-                    if not self.unsafe:
-                        raise ValueError(f"When `right_inverse` outputs one tensor, it may not "
-                                         f"change the shape or dtype: got {list(value.shape)} "
-                                         f"{value.dtype}, original {list(self.original.shape)} "
-                                         f"{self.original.dtype}")
+                if not isinstance(value, Tensor):
+                    raise ValueError(f"`right_inverse` should return a tensor. Got "
+                                     f"{type(value).__name__}")
+                if value.dtype is not self.original.dtype:
+                    raise ValueError(f"The tensor returned by `right_inverse` has dtype "
+                                     f"{value.dtype} while `original` has dtype "
+                                     f"{self.original.dtype}")
                 self.original._data = value._data.copy()
                 self.original._dtype = value.dtype
                 self.original._bump()
             else:
+                if len(value) != self.ntensors:
+                    raise ValueError("'right_inverse' must return a sequence of tensors of length "
+                                     f"{self.ntensors}. Got a sequence of length {len(value)}.")
                 for i, t in enumerate(value):
                     o = getattr(self, f"original{i}")
+                    if o.dtype is not t.dtype:
+                        raise ValueError(f"Tensor {i} returned by `right_inverse` has dtype "
+                                         f"{t.dtype} while `original{i}` has dtype {o.dtype}")
                     o._data = t._data.copy()
                     o._bump()
 
@@ -83,8 +122,19 @@ def _inject_new_class(module):
     module.__class__ = type(f"Parametrized{cls.__name__}", (cls,), {})
 
 
+_cache_enabled = 0
+_cache = {}
+
+
 def _inject_property(module, name):
+    key = (id(module), name)
+
     def get(self):
+        if _cache_enabled:      # inside parametrize.cached(): computed once per tensor
+            t = _cache.get(key)
+            if t is None:
+                t = _cache[key] = self.parametrizations[name]()
+            return t
         return self.parametrizations[name]()
 
     def set_(self, value):
@@ -95,7 +145,46 @@ def _inject_property(module, name):
 def register_parametrization(module, tensor_name, parametrization, *, unsafe=False):
     parametrization.train(module.training)
     if is_parametrized(module, tensor_name):
+        if not unsafe:
+            # as torch: the new parametrization (and its right_inverse) must map the space of
+            # module.<tensor_name> (its shape and dtype) to itself
+            Y = getattr(module, tensor_name)
+            X = parametrization(Y)
+            if not isinstance(X, Tensor):
+                raise ValueError(f"A parametrization must return a tensor. Got {type(X).__name__}.")
+            if X.dtype is not Y.dtype:
+                raise ValueError("Registering a parametrization may not change the dtype of the "
+                                 "tensor, unless the `unsafe` flag is enabled.\n"
+                                 f"module.{tensor_name}.dtype: {Y.dtype}\n"
+                                 f"parametrization(module.{tensor_name}).dtype: {X.dtype}")
+            if X.shape != Y.shape:
+                raise ValueError("Registering a parametrization may not change the shape of the "
+                                 "tensor, unless the `unsafe` flag is enabled.\n"
+                                 f"module.{tensor_name}.shape: {Y.shape}\n"
+                                 f"parametrization(module.{tensor_name}).shape: {X.shape}")
+            if hasattr(parametrization, "right_inverse"):
+                try:
+                    Z = parametrization.right_inverse(X)
+                except NotImplementedError:
+                    Z = None
+                if Z is not None:
+                    if not isinstance(Z, Tensor):
+                        raise ValueError("parametrization.right_inverse must return a tensor. "
+                                         f"Got: {type(Z).__name__}")
+                    if Z.dtype is not Y.dtype:
+                        raise ValueError(
+                            "The tensor returned by parametrization.right_inverse must have the "
+                            f"same dtype as module.{tensor_name}, unless the `unsafe` flag is "
+                            f"enabled.\nmodule.{tensor_name}.dtype: {Y.dtype}\n"
+                            f"returned dtype: {Z.dtype}")
+                    if Z.shape != Y.shape:
+                        raise ValueError(
+                            "The tensor returned by parametrization.right_inverse must have the "
+                            f"same shape as module.{tensor_name}, unless the `unsafe` flag is "
+                            f"enabled.\nmodule.{tensor_name}.shape: {Y.shape}\n"
+                            f"returned shape: {Z.shape}")
         module.parametrizations[tensor_name].append(parametrization)
+        module.parametrizations[tensor_name].unsafe |= unsafe
         return module
     if tensor_name in module._buffers or tensor_name in module._parameters:
         original = getattr(module, tensor_name)
@@ -142,13 +231,19 @@ def remove_parametrizations(module, tensor_name, leave_parametrized=True):
 
 
 class cached:
-    """Context manager accepted for API compatibility; Kiln recomputes each access (the result
-    is identical, only slower)."""
+    """Context manager: inside it each parametrized tensor is computed once and reused (as
+    torch; the cache is dropped when the outermost block exits)."""
 
     def __enter__(self):
+        global _cache_enabled
+        _cache_enabled += 1
         return self
 
     def __exit__(self, *exc):
+        global _cache_enabled
+        _cache_enabled -= 1
+        if not _cache_enabled:
+            _cache.clear()
         return False
 
 
