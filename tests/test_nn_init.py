@@ -115,7 +115,8 @@ def test_init_on_integer_tensor_and_messages():
     with pytest.warns(FutureWarning, match="`nn.init.normal` is now deprecated in favor of "
                                            "`nn.init.normal_`"):
         init.normal(torch.empty(2))
+    # seeded values are PyTorch's cpu stream (a device draws from its own generator)
     torch.manual_seed(0)
-    p = nn.Parameter(torch.zeros(2, 3))
+    p = nn.Parameter(torch.zeros(2, 3, device="cpu"))
     assert init.normal_(p) is p and p.requires_grad
     assert_close(p, [[1.5410, -0.2934, -2.1788], [0.5684, -1.0845, -1.3986]], atol=1e-4)
