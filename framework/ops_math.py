@@ -1723,10 +1723,19 @@ def _softmax_kernel_check(name, x, d):
                                   f"over dim {d} of a tensor of shape {list(x.shape)})")
 
 
+def _in_float32(f, x, d, name):
+    """f(x, d) of a float16/bfloat16 x computed in float32 and rounded once, as PyTorch's
+    softmax kernels accumulate (rounding every step differs in the 3rd digit in bfloat16)."""
+    r = cast(f(cast(x, dt.float32), d), x._dtype)
+    return rename(r, name)
+
+
 def softmax(input, dim, dtype=None):
     x = input if dtype is None else cast(input, dtype)
     d = norm_dim("softmax", dim, x.ndim)
     _softmax_kernel_check("softmax", x, d)
+    if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
+        return _in_float32(softmax, x, d, "SoftmaxBackward0")
     if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 1.)
         from .ops_shape import reshape
         return reshape(softmax(reshape(x, (1,)), 0), ())
@@ -1739,6 +1748,8 @@ def log_softmax(input, dim, dtype=None):
     x = input if dtype is None else cast(input, dtype)
     d = norm_dim("log_softmax", dim, x.ndim)
     _softmax_kernel_check("log_softmax", x, d)
+    if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
+        return _in_float32(log_softmax, x, d, "LogSoftmaxBackward0")
     if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 0.)
         from .ops_shape import reshape
         return reshape(log_softmax(reshape(x, (1,)), 0), ())

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import framework as torch
+from conftest import to_np
 from runtime import dtypes as dt
 
 B, U8, I8, I16, I32, I64 = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32,
@@ -240,3 +241,25 @@ def test_math_constants_and_newaxis():
     assert np.isnan(torch.nan) and torch.newaxis is None
     assert torch.arange(3)[:, torch.newaxis].shape == (3, 1)
     assert isinstance(torch.strided, torch.layout)
+
+
+@pytest.mark.parametrize("name", ["bfloat16", "float16"])
+def test_half_softmax_and_unary_ops_round_once_from_float32(name):
+    # PyTorch's cpu kernels compute float16/bfloat16 in float32 and round the result once;
+    # rounding after every step (exp, sum, div; sigmoid's 1 / (1 + exp(-x))) differed in
+    # bfloat16's 3rd digit
+    import ml_dtypes
+    npd = np.dtype(ml_dtypes.bfloat16) if name == "bfloat16" else np.dtype(np.float16)
+    x = np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32).astype(npd)
+    xf = x.astype(np.float64)
+    e = np.exp(xf - xf.max(-1, keepdims=True))
+    want = {"softmax": e / e.sum(-1, keepdims=True), "sigmoid": 1 / (1 + np.exp(-xf)),
+            "tanh": np.tanh(xf), "exp": np.exp(xf)}
+    t = torch.tensor(x.astype(np.float32)).to(getattr(torch, name))
+    got = {"softmax": torch.softmax(t, -1), "sigmoid": torch.sigmoid(t), "tanh": torch.tanh(t),
+           "exp": torch.exp(t)}
+    for k, g in got.items():
+        assert g.dtype == t.dtype
+        exact = want[k].astype(np.float32).astype(npd)          # one rounding of the value
+        np.testing.assert_array_equal(to_np(g.float()), exact.astype(np.float32), err_msg=k)
+    assert type(torch.softmax(t.requires_grad_(), -1).grad_fn).__name__ == "SoftmaxBackward0"

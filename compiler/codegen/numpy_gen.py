@@ -239,8 +239,8 @@ def _choose(n, returned=()):
         return _Node("out", ("ufunc", "maximum", args, ""), [0])
     if op in _UNARY and len(n.inputs) == 1 and isinstance(n.inputs[0], Value):
         x = n.inputs[0]
-        if op == "sign" and x.dtype is dt.bool_:
-            return None
+        if op == "sign" and x.dtype is dt.bool_ or out.dtype in _HALF or x.dtype in _HALF:
+            return None     # (half floats are computed in float32 and rounded once: the lowering)
         # the lowering casts its input to the output dtype only for float outputs
         cast = x.dtype is not out.dtype and out.dtype.category >= 2
         uf = getattr(np, _UNARY[op])
@@ -248,7 +248,8 @@ def _choose(n, returned=()):
             return None
         extra = f", dtype={_np_dtype(out.dtype)}, casting='unsafe'" if cast else ""
         return _Node("out", ("ufunc", _UNARY[op], (x,), extra), [0])
-    if op == "rsqrt" and isinstance(n.inputs[0], Value) and n.inputs[0].dtype is out.dtype:
+    if op == "rsqrt" and isinstance(n.inputs[0], Value) and n.inputs[0].dtype is out.dtype \
+            and out.dtype not in _HALF:
         x = n.inputs[0]
         if not _probe(lambda y: 1.0 / np.sqrt(y), [_dummy(x)], npd):
             return None

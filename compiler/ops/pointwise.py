@@ -189,6 +189,10 @@ def _unary_np(f):
         # (a complex input of a real-valued op (abs, angle) is read as complex, not cast)
         if x.dtype != npd and out.dtype.category >= 2 and x.dtype.kind != "c":
             x = x.astype(npd)
+        if x.dtype in _HALF_NP:
+            # float16/bfloat16 are computed in float32 and rounded once, as PyTorch's cpu
+            # kernels do (a lowering of several NumPy calls, sigmoid's, would round each)
+            x = x.astype(np.float32)
         r = f(x)
         return r if r.dtype == npd else r.astype(npd)
     return impl
