@@ -9,6 +9,7 @@ import numpy as np
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, norm_dim, broadcast_shapes, is_scalar
 from .vjp_util import sum_to
+from ..codegen.triton_pointwise import contiguous_strides
 
 
 def _check_index_dtype(op, i):
@@ -118,11 +119,8 @@ def _index_np(out, x, *idx, pos, check=None):
 
 
 def _c_strides(shape, itemsize):
-    st, acc = [], itemsize
-    for n in reversed(shape):
-        st.append(acc)
-        acc *= n if n > 1 else 1
-    return tuple(reversed(st))
+    """Row-major byte strides (the element strides every codegen path uses, times itemsize)."""
+    return tuple(s * itemsize for s in contiguous_strides(shape))
 
 
 def _index_layout(x, idx, pos, shape):

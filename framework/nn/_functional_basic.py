@@ -49,15 +49,6 @@ def _inplace_src(input, inplace):
     return input
 
 
-def _float_kernel(x, kernel):
-    """PyTorch's CPU kernels for these activations/losses exist only for floating (and some
-    complex) dtypes: integer and bool inputs raise NotImplementedError naming the kernel."""
-    d = x.dtype
-    if not _is_float(x):
-        raise NotImplementedError(f"\"{kernel}\" not implemented for '{dt.tname(d)}' (input of "
-                                  f"shape {list(x.shape)}; use a floating point tensor)")
-
-
 def _is_float(x):
     return x.dtype.is_floating_point or x.dtype.is_complex
 
@@ -169,7 +160,7 @@ def relu6(input, inplace=False):
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    _float_kernel(input, "leaky_relu_cpu")
+    M._need_float("leaky_relu_cpu", input)
     x = _inplace_src(input, inplace)
     r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)), "LeakyReluBackward0")
     return _maybe_inplace(input, r, inplace, "leaky_relu")
@@ -194,7 +185,7 @@ def prelu(input, weight):
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None):
-    _float_kernel(input, "leaky_relu_cpu")
+    M._need_float("leaky_relu_cpu", input)
     # (generator: torch.rrelu's; F.rrelu draws from the default one)
     if lower > upper:
         raise RuntimeError(f"rrelu: Lower bound should be less than or equal to the upper bound "
@@ -231,7 +222,7 @@ def _neg_part(x):
 
 
 def elu(input, alpha=1.0, inplace=False):
-    _float_kernel(input, "elu_cpu")
+    M._need_float("elu_cpu", input)
     return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0), inplace, "elu")
 
 
@@ -244,7 +235,7 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def selu(input, inplace=False):
-    _float_kernel(input, "elu_cpu")
+    M._need_float("elu_cpu", input)
     return _maybe_inplace(input, _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0), inplace, "selu")
 
 
@@ -253,7 +244,7 @@ def selu_(input):
 
 
 def celu(input, alpha=1.0, inplace=False):
-    _float_kernel(input, "elu_cpu")
+    M._need_float("elu_cpu", input)
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
     return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0 / alpha), inplace, "celu")
@@ -264,7 +255,7 @@ def celu_(input, alpha=1.0):
 
 
 def gelu(input, approximate="none"):
-    _float_kernel(input, "GeluKernelImpl")
+    M._need_float("GeluKernelImpl", input)
     if approximate == "none":
         r = M.mul(M.mul(input, 0.5), M.add(M.erf(M.mul(input, 1.0 / math.sqrt(2.0))), 1.0))
     elif approximate == "tanh":
@@ -277,7 +268,7 @@ def gelu(input, approximate="none"):
 
 
 def silu(input, inplace=False):
-    _float_kernel(input, "silu_cpu")
+    M._need_float("silu_cpu", input)
     x = _inplace_src(input, inplace)
     return _maybe_inplace(input, rename(M.mul(x, M.sigmoid(x)), "SiluBackward0"), inplace,
                           "silu")
@@ -293,12 +284,12 @@ def _softplus(x, beta=1.0, threshold=20.0):
 
 
 def softplus(input, beta=1.0, threshold=20.0):
-    _float_kernel(input, "softplus_cpu")
+    M._need_float("softplus_cpu", input)
     return rename(_softplus(input, beta, threshold), "SoftplusBackward0")
 
 
 def mish(input, inplace=False):
-    _float_kernel(input, "mish_cpu")
+    M._need_float("mish_cpu", input)
     x = _inplace_src(input, inplace)
     r = rename(M.mul(x, M.tanh(_softplus(x))), "MishBackward0")
     return _maybe_inplace(input, r, inplace, "mish")
@@ -313,7 +304,7 @@ def tanh(input):
 
 
 def hardsigmoid(input, inplace=False):
-    _float_kernel(input, "hardsigmoid_cpu")
+    M._need_float("hardsigmoid_cpu", input)
     x = _inplace_src(input, inplace)
     # gradient 1/6 strictly inside (-3, 3), else 0 (also at NaN, whose value stays NaN)
     inside = M.logical_and(M.gt(x, -3.0), M.lt(x, 3.0))
@@ -325,7 +316,7 @@ def hardsigmoid(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
-    _float_kernel(input, "hardswish_cpu")
+    M._need_float("hardswish_cpu", input)
     x = _inplace_src(input, inplace)
     # x * 0 below -3 as torch's x * relu6(x + 3) / 6: -0.0 for x < -3, NaN at -inf
     r = M.where(M.le(x, -3.0), M.mul(x, 0.0),
@@ -340,7 +331,7 @@ def softsign(input):
 
 
 def logsigmoid(input):
-    _float_kernel(input, "log_sigmoid_cpu")
+    M._need_float("log_sigmoid_cpu", input)
     return rename(M.neg(_softplus(M.neg(input))), "LogSigmoidBackward0")
 
 
@@ -349,7 +340,7 @@ def tanhshrink(input):
 
 
 def softshrink(input, lambd=0.5):
-    _float_kernel(input, "softshrink_check")
+    M._need_float("softshrink_check", input)
     if lambd < 0:
         raise RuntimeError(f"lambda must be greater or equal to 0, but found to be {lambd}.")
     r = M.where(M.gt(input, lambd), M.sub(input, lambd),
@@ -365,7 +356,7 @@ def _zero_keep_nan(x):
 
 
 def hardshrink(input, lambd=0.5):
-    _float_kernel(input, "hardshrink_cpu")
+    M._need_float("hardshrink_cpu", input)
     r = M.where(M.gt(M.abs(input), lambd), input, _zero_keep_nan(input))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
                   "HardshrinkBackward0")
@@ -397,7 +388,7 @@ def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
 
 
 def glu(input, dim=-1):
-    _float_kernel(input, "glu_cpu")
+    M._need_float("glu_cpu", input)
     if input.ndim == 0:
         raise RuntimeError("glu does not support scalars because halving size must be even")
     d = norm_dim("glu", dim, input.ndim)
@@ -739,7 +730,7 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     _check_reduction(reduction)
     _pointwise_pair(input, target, "mse_loss")
     if not _is_float(target):
-        _float_kernel(input, "mse_cpu")
+        M._need_float("mse_cpu", input)
     d = M.sub(input, target)
     loss = M.mul(d, d)
     if weight is not None:
@@ -764,7 +755,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         raise RuntimeError("smooth_l1_loss does not support negative values for beta.")
     _pointwise_pair(input, target, "smooth_l1_loss")
     if not _is_float(target):
-        _float_kernel(input, "smooth_l1_cpu")
+        M._need_float("smooth_l1_cpu", input)
     z = M.abs(M.sub(input, target))
     if beta == 0:
         loss = z
@@ -779,7 +770,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     _pointwise_pair(input, target, "huber_loss")
     if not _is_float(target):
-        _float_kernel(input, "huber_cpu")
+        M._need_float("huber_cpu", input)
     _float_out(input, "huber_loss")
     z = M.abs(M.sub(input, target))
     loss = M.where(M.lt(z, delta), M.mul(M.mul(z, z), 0.5), M.mul(M.sub(z, 0.5 * delta), delta))
