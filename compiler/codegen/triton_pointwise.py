@@ -15,7 +15,7 @@ Triton kernel over the flat index space of its output shape:
         tl.store(out0_ptr + offs, v0, mask=mask)
 
 Each primitive's Triton expression comes from its registry entry (`Prim.triton`, a format
-string over operand expressions). This module adds only what is the same for every op:
+string over operand expressions, or a function of the operands and compute dtype giving one). This module adds only what is the same for every op:
 indexing (broadcasting and strides by index arithmetic), operand casts to the op's compute
 dtype (PyTorch's promotion), 16-bit floats computed in float32, and Python scalars.
 
@@ -453,11 +453,9 @@ def op_expr(node, names, scalar_expr, type_of):
         elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
             work = dt.int8
         exprs = [_operand(names, scalar_expr, a, d, work) for a, d in zip(ins, in_dtypes)]
-        if node.op == "pow" and work.is_floating_point and type(ins[1]) is float:
-            # (a Python float exponent: PyTorch's sqrt/rsqrt cases, see kiln_pow_scalar)
-            expr = "kiln_pow_scalar({0}, {1})".format(*exprs)
-        else:
-            expr = p.triton.format(*exprs, **attrs)
+        # (a rule that depends on its operands, pow's, is a function of them and the dtype)
+        fmt = p.triton(ins, work) if callable(p.triton) else p.triton
+        expr = fmt.format(*exprs, **attrs)
         # comparisons/predicates give bool whatever they compare
         result = dt.bool_ if out is dt.bool_ and not (work is dt.int8 and node.op in
                                                       ("add", "mul", "maximum", "minimum",

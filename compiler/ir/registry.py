@@ -5,7 +5,8 @@ A primitive carries
   numpy    (out_aval, *arrays, **attrs) -> ndarray | tuple[ndarray]
   vjp      (b, g, *inputs, out=..., **attrs) -> tuple of input cotangents (None = no gradient);
            written with the emitter `b`, so the same rule builds eager tensors or graph nodes
-  triton   (*exprs, **attrs) -> str   Triton expression (pointwise ops), or None
+  triton   format string over operand expressions ({0}, {1}, {attr}) -> Triton expression
+           (pointwise ops), or a function (operands, compute dtype) -> such a string, or None
   xp       (module, out_aval, *arrays, **attrs): the lowering written against an array module
            (NumPy's API), for library ops (sorting, scans, linear algebra): with NumPy it is
            the `numpy` lowering, with CuPy it runs the op on a GPU without a host copy

@@ -664,7 +664,15 @@ def _pow_np(a, b):
     return np.where(neg, small, r).astype(r.dtype)
 
 
-binary("pow", _pow_np, "arith", _vjp_pow, "kiln_pow({0}, {1})")
+def _pow_triton(ins, work):
+    # a Python float exponent takes PyTorch's sqrt/rsqrt cases (x ** 0.5, x ** -0.5), as
+    # _pow_np does; a tensor exponent is always pow
+    if work.is_floating_point and type(ins[1]) is float:
+        return "kiln_pow_scalar({0}, {1})"
+    return "kiln_pow({0}, {1})"
+
+
+binary("pow", _pow_np, "arith", _vjp_pow, _pow_triton)
 binary("maximum", np.maximum, "arith", _vjp_maxmin(True), "tl.maximum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("minimum", np.minimum, "arith", _vjp_maxmin(False), "tl.minimum({0}, {1}, propagate_nan=tl.PropagateNan.ALL)")
 binary("atan2", np.arctan2, _FLOAT_ONLY, _vjp_atan2, None)
