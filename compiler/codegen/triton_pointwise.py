@@ -330,7 +330,7 @@ def generate(graph, strides=None, index=0):
     ops = "_".join(dict.fromkeys(n.op for n in graph.nodes))
     kname = f"fused_{ops}_{index}"
     L = []
-    L.append(f"# Kiln: Triton kernel generated from an IR graph (one line per primitive).")
+    L.append("# Kiln: Triton kernel generated from an IR graph (one line per primitive).")
     for line in _graph_lines(graph, names, out_shape):
         L.append("# " + line)
     L += ["import triton", "import triton.language as tl", ""]
