@@ -760,8 +760,8 @@ class _DevBuf:
 
 class ValueCheck:
     """One program input whose values kernels cannot check: every value in [lo, hi) (or equal
-    to `exempt`). what: ("target", classes) for class targets, ("index", op, dim, size, wraps)
-    for an index tensor."""
+    to `exempt`). what: ("target", classes) for class targets, ("one_hot", classes) for
+    one_hot's class values, ("index", op, dim, size, wraps) for an index tensor."""
 
     def __init__(self, input, lo, hi, exempt, what):
         self.input, self.lo, self.hi, self.exempt, self.what = input, lo, hi, exempt, what
@@ -788,9 +788,13 @@ class ValueCheck:
         """The cpu path's error for read flag words (None when every value passed); value_at
         (position -> value) when the values can still be read."""
         from .codegen.triton_checks import index_violation, violation
+        from .ops.indexing import class_index_error
         if self.what[0] == "target":
             bad = violation(words, self.what[1], value_at)
-            return None if bad is None else IndexError(f"Target {bad} is out of bounds.")
+            return None if bad is None else class_index_error(bad, self.what[1])
+        if self.what[0] == "one_hot":      # (the smallest bad value: a negative one first)
+            return None if not int(words[0]) else class_index_error(int(words[2]), self.what[1],
+                                                                     True)
         return index_violation(words, *self.what[1:])
 
     def deferred_error(self, words, name):
@@ -802,6 +806,10 @@ class ValueCheck:
             if bad is None:
                 return None
             what = f"class target {bad} is out of bounds for {classes} classes"
+        elif self.what[0] == "one_hot":
+            if not int(words[0]):
+                return None
+            what = f"one_hot class {int(words[2])} is out of range [0, {self.what[1]})"
         else:
             err = self.error(words)
             if err is None:
@@ -853,7 +861,8 @@ def value_checks(graph):
         x = n.inputs[0]
         if n.op == "class_index":
             k, classes = source(x), n.attrs["classes"]
-            found.append((k, 0, classes, n.attrs["ignore_index"], ("target", classes)))
+            kind = "one_hot" if n.attrs.get("one_hot") else "target"
+            found.append((k, 0, classes, n.attrs["ignore_index"], (kind, classes)))
         elif n.op in ("index", "index_put"):
             first = 1 if n.op == "index" else 2
             check = n.attrs.get("check")        # index_select / index_add / index_copy

@@ -695,9 +695,10 @@ _LinalgSvd = _named("linalg_svd", ["U", "S", "Vh"])
 _Svd = _named("svd", ["U", "S", "V"])
 _LinalgQr = _named("linalg_qr", ["Q", "R"])
 _Qr = _named("qr", ["Q", "R"])
+_Geqrf = _named("geqrf", ["a", "tau"])
 for _t in (_LuFactor, _LuFactorEx, _Lu, _LuUnpack, _LuWithInfo, _Slogdet, _LinalgSlogdet, _InvEx,
            _SolveEx, _Lstsq, _CholeskyEx, _TriangularSolve, _LinalgEig, _LinalgEigh, _LinalgSvd,
-           _Svd, _LinalgQr, _Qr):
+           _Svd, _LinalgQr, _Qr, _Geqrf):
     _t.__module__ = "torch.return_types"
     _t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" + ",\n".join(
         f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")
@@ -1018,7 +1019,7 @@ def _cond(A, p=None):
 
 
 def _householder_product(A, tau):
-    """Q = H_1 ... H_k (first n columns), H_i = I - tau_i v_i v_i^T with v_i the i-th column of
+    """Q = H_1 ... H_k (first n columns), H_i = I - tau_i v_i v_i^H with v_i the i-th column of
     A below the diagonal and 1 on it (LAPACK's orgqr): a composite, differentiable."""
     if A.ndim < 2:
         raise RuntimeError("torch.linalg.householder_product: input must have at least 2 "
@@ -1043,12 +1044,21 @@ def _householder_product(A, tau):
     for i in range(k):
         v = S.narrow(V, -1, i, 1)                                # (*, m, 1)
         t = S.unsqueeze(S.narrow(tau, -1, i, 1), -1)             # (*, 1, 1)
-        Q = Q - matmul(matmul(Q, v) * t, S.transpose(v, -2, -1))
+        Q = Q - matmul(matmul(Q, v) * t, S.transpose(v, -2, -1).conj())    # H_i = I - tau v v^H
     return S.narrow(Q, -1, 0, n) * 1
 
 
 def orgqr(input, tau):
     return _householder_product(input, tau)
+
+
+def geqrf(input, *, out=None):
+    """QR in LAPACK's packed form: a holds R on and above the diagonal and the Householder
+    vectors below it, tau their scales (householder_product(a, tau) is Q). No gradient, as
+    PyTorch's."""
+    from .ops_math import write_out
+    a, tau = apply(P["geqrf"], input)
+    return write_out(_Geqrf(a, tau), out)
 
 
 def _tensorinv(A, ind=2):

@@ -80,7 +80,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
 
 
 def _median_pos_ops(input, d, ignore_nan):
-    """_median_pos from recorded ops only (no value read): for a tensor batched by vmap."""
+    """_median_pos from recorded ops only (no value read): for vmap and compile() traces."""
     from . import ops_math as M
     n = input._data.shape[d]
     order = apply(P["argsort"], input, dim=d, descending=False, stable=True)
@@ -101,11 +101,12 @@ def _median_pos(input, d, ignore_nan):
     """Index (keepdim layout along d) of the lower median of each row: NaN propagates (first
     NaN in the row) unless ignore_nan, where the median is taken over the non-NaN values."""
     from .func.vmap import batched_level
-    if batched_level(input) is not None:
+    from ._dispatch import STATE
+    # under vmap or compile(): recorded ops, so the trace needs no value (no graph break)
+    if STATE.tracer is not None or batched_level(input) is not None:
         return _median_pos_ops(input, d, ignore_nan)
     n = input._data.shape[d]
-    # the position is computed in NumPy from the values (under compile() a value read: the
-    # sorted order is materialised, or the trace is specialised to a concrete input's values)
+    # eager: the position is computed in NumPy from the values
     order_t = apply(P["argsort"], input, dim=d, descending=False, stable=True)
     order = values(order_t)
     if input._dtype.is_floating_point:
@@ -137,7 +138,8 @@ def _median(input, dim, keepdim, ignore_nan, name):
         if batched_level(flat) is not None:        # under vmap: no value read
             v, _ = _select_along(flat, _median_pos(flat, 0, ignore_nan), 0, False)
             return rename(v, "NanmedianBackward0" if ignore_nan else "MedianBackward0")
-        k = int(_median_pos(flat, 0, ignore_nan)._data[0])
+        pos = _median_pos(flat, 0, ignore_nan)      # (kept alive: a graph break computes it)
+        k = int(values(pos)[0])
         r = S.select(flat, 0, k)
         a = values(flat)
         if input.requires_grad and input._dtype.is_floating_point:

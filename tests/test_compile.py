@@ -488,6 +488,136 @@ def test_graph_break_region_backward_matches_eager():
     close(w2.grad, w1.grad)
 
 
+def _np_median_dim(a, d, ignore_nan):
+    """NumPy reference of median/nanmedian(dim): the lower median of each row and its index,
+    the position in a stable ascending sort (NaNs last) PyTorch reports; a NaN row's answer is
+    its first NaN (median), or the median of the non-NaN values (nanmedian)."""
+    order = np.argsort(a, axis=d, kind="stable")
+    n = a.shape[d]
+    nans = np.isnan(a).sum(axis=d, keepdims=True) if a.dtype.kind == "f" else \
+        np.zeros(np.take(a, [0], axis=d).shape, np.int64)
+    m = n - nans
+    k = np.where(m > 0, (m - 1) // 2, n // 2) if ignore_nan else \
+        np.where(nans > 0, m, (n - 1) // 2)
+    idx = np.take_along_axis(order, k, axis=d)
+    return np.take_along_axis(a, idx, axis=d), idx
+
+
+@pytest.mark.parametrize("name, dtype", [("median", np.float32), ("median", np.float64),
+                                         ("median", np.int64), ("nanmedian", np.float32),
+                                         ("nanmedian", np.float64)])
+def test_median_with_dim_traces_into_one_graph(name, dtype):
+    # the median's position comes from graph ops (argsort, NaN count, gather), not from a value
+    # read: no graph break, and ties (values from a small range) give eager's and PyTorch's index
+    rng = np.random.default_rng(3)
+    for trial, (shape, d, keepdim) in enumerate([((4, 7), 1, False), ((6, 5), 0, True),
+                                                 ((3, 4, 6), -1, False), ((2, 8, 3), 1, True),
+                                                 ((5,), 0, False), ((3, 1), 1, False)]):
+        def f(x):
+            v, i = getattr(torch, name)(x * 1, d, keepdim=keepdim)
+            return v + 0, i
+        a = rng.integers(-2, 3, shape).astype(dtype)
+        if a.dtype.kind == "f" and trial % 2:
+            a[rng.random(shape) < 0.25] = np.nan
+        x = torch.from_numpy(a)
+        cf = torch.compile(f, fullgraph=True)
+        v, i = cf(x)
+        ev, ei = f(x)
+        rv, ri = _np_median_dim(a, d % a.ndim, name == "nanmedian")
+        if not keepdim:
+            rv, ri = rv.squeeze(d), ri.squeeze(d)
+        np.testing.assert_array_equal(v.numpy(), rv)
+        np.testing.assert_array_equal(i.numpy(), ri)
+        np.testing.assert_array_equal(v.numpy(), ev.numpy())
+        np.testing.assert_array_equal(i.numpy(), ei.numpy())
+        assert v.dtype is ev.dtype and i.dtype is torch.int64
+        assert cf.stats["graph_breaks"] == [] and len(cf.stats["regions"]) == 1
+        cf(torch.from_numpy(a.copy()))                 # the same trace serves another call
+        assert cf.stats["compiles"] == 1
+
+
+def test_median_with_dim_backward_under_compile_matches_eager():
+    a = np.array([[2.0, 3.0, 2.0, 2.0], [5.0, 5.0, 5.0, 1.0], [0.5, -1.0, 4.0, 2.0]])
+    w = torch.tensor([2.0, 3.0, 5.0], dtype=torch.float64)
+
+    def f(x):
+        return (x.median(1).values * w).sum()
+    x1 = torch.tensor(a, requires_grad=True)
+    x2 = torch.tensor(a, requires_grad=True)
+    f(x1).backward()
+    cf = torch.compile(f)
+    loss = cf(x2)
+    close(loss, f(x1.detach()))
+    loss.backward()
+    # the gradient goes to the element at the median index only: of tied values, the one at
+    # the median's position in a stable sort (row 0: sorted order 0, 2, 3, 1, position 1)
+    want = np.zeros_like(a)
+    want[0, 2], want[1, 0], want[2, 0] = 2.0, 3.0, 5.0
+    np.testing.assert_array_equal(arr(x1.grad), want)
+    np.testing.assert_array_equal(arr(x2.grad), want)
+    assert cf.stats["graph_breaks"] == []
+
+
+def test_one_hot_with_num_classes_traces_into_one_graph():
+    def f(x):
+        t = (x * 5).long()                  # class values computed inside the graph
+        return F.one_hot(t, 6) * 2
+
+    def g(t):
+        return F.one_hot(t, 4)
+    cf, cg = torch.compile(f, fullgraph=True), torch.compile(g, fullgraph=True)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        a = rng.random((3, 5)).astype(np.float32)
+        out = cf(torch.from_numpy(a))
+        assert out.dtype is torch.int64 and tuple(out.shape) == (3, 5, 6)
+        np.testing.assert_array_equal(out.numpy(),
+                                      2 * np.eye(6, dtype=np.int64)[(a * 5).astype(np.int64)])
+        t = rng.integers(0, 4, (7,))
+        np.testing.assert_array_equal(cg(torch.from_numpy(t)).numpy(),
+                                      np.eye(4, dtype=np.int64)[t])
+    for c in (cf, cg):
+        assert c.stats["graph_breaks"] == [] and c.stats["compiles"] == 1
+    assert cg.stats["replays"] >= 1                 # reading no value, the trace replays
+
+
+@pytest.mark.parametrize("bad, msg", [([1, 4, 2], "smaller than num_classes"),
+                                      ([3, -1, 9], "non-negative"),
+                                      ([-2, 0, 0], "non-negative")])
+def test_one_hot_out_of_range_classes_raise_as_eager_under_compile(bad, msg):
+    # a negative class is reported before a too large one, as PyTorch checks min before max
+    def g(t):
+        return F.one_hot(t, 4) + 1
+
+    def f(x):
+        return F.one_hot(x.long() - 2, 4) + 1      # the class values are made in the graph
+    cg = torch.compile(g)
+    cg(torch.tensor([0, 3, 1]))                    # compiled for this shape, then the bad call
+    t = torch.tensor(bad)
+    for fn in (g, cg):
+        with pytest.raises(RuntimeError, match=msg):
+            fn(t)
+    assert t.tolist() == bad
+    x = torch.tensor([b + 2.0 for b in bad])
+    for fn in (f, torch.compile(f)):
+        with pytest.raises(RuntimeError, match=msg):
+            fn(x)
+
+
+def test_one_hot_inferring_num_classes_is_a_reported_graph_break():
+    # num_classes=-1: the output's shape is the largest class + 1, known only from the values
+    def f(x):
+        return F.one_hot((x * 5).long()) * 2
+    x = torch.tensor([0.1, 0.5, 0.3])
+    cf = torch.compile(f)
+    np.testing.assert_array_equal(cf(x).numpy(), f(x).numpy())
+    reason, where = cf.stats["graph_breaks"][0]
+    assert reason == "one_hot(num_classes=-1): output shape depends on the input's values"
+    assert where.split(":")[0].endswith("test_compile.py")
+    with pytest.raises(GraphBreakError, match=r"one_hot\(num_classes=-1\)"):
+        torch.compile(f, fullgraph=True)(x)
+
+
 # ---- random ops ----------------------------------------------------------------------------------
 
 def test_dropout_compiled_equals_eager_under_same_seed():

@@ -264,6 +264,9 @@ PRIM_CASES = {
     # symmetric inputs; eigenvectors enter through v*v (their sign is arbitrary)
     "eigh": [(lambda x: call("eigh", x + x.mT)[0], lambda: (T((4, 4), seed=8),)),
              (lambda x: call("eigh", x + x.mT)[1] ** 2, lambda: (T((2, 3, 3), seed=9),))],
+    # real-valued functions of the complex outputs that ignore each eigenvector's phase
+    "eig": [(lambda x: call("eig", x)[0].abs().sum(-1), lambda: (T((2, 3, 3), seed=10),)),
+            (lambda x: call("eig", x)[1].abs() ** 2, lambda: (T((4, 4), seed=11),))],
     "qr": [(lambda x: call("qr", x)[0], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x)[1], lambda: (T((4, 3), seed=5),)),
            (lambda x: call("qr", x), lambda: (T((3, 3), seed=6),))],

@@ -340,3 +340,148 @@ def test_matrix_norm_of_empty_matrices(shape):
         assert tuple(r.shape) == tuple(shape[:-2]) and not to_np(r).any()
     with pytest.raises(IndexError):
         L.matrix_norm(x, -2)
+
+
+# ---- eig / eigvals gradients (PyTorch's linalg_eig_backward) ----------------------------------
+
+def _distinct(n, batch=(), seed=0, shift=0.0):
+    """A real matrix with well separated eigenvalues (some complex pairs when shift is 0)."""
+    r = np.random.default_rng(seed)
+    return r.standard_normal(batch + (n, n)) + shift * np.diag(np.arange(n, dtype=np.float64))
+
+
+def _sym_powers(w):
+    # symmetric functions of the eigenvalues: independent of the order LAPACK returns them in
+    return torch.stack([(w.abs() ** k).sum(-1) for k in (1, 2, 3)] + [(w.real ** 3).sum(-1),
+                                                                      (w.imag ** 2).sum(-1)])
+
+
+@pytest.mark.parametrize("n, batch, shift", [(3, (), 0.0), (4, (), 3.0), (3, (2,), 0.0)])
+def test_eigvals_gradcheck(n, batch, shift):
+    a = _distinct(n, batch, seed=n + len(batch), shift=shift)
+    assert gradcheck(lambda x: _sym_powers(L.eigvals(x)), (T(a, True),))
+    assert gradcheck(lambda x: _sym_powers(L.eig(x).eigenvalues), (T(a, True),))
+
+
+def test_eigvals_gradient_matches_the_left_right_eigenvector_formula():
+    # d lambda_k = l_k^H dA r_k / (l_k^H r_k) (SciPy's left and right eigenvectors): for the
+    # loss sum(Re(lambda)^2) the gradient is Re sum_k 2 Re(lambda_k) conj(l_k) r_k^T / s_k
+    a = _distinct(4, seed=21)
+    lam, left, right = sl.eig(a, left=True, right=True)
+    s = np.einsum("ik,ik->k", left.conj(), right)
+    want = np.real(np.einsum("k,ik,jk->ij", 2 * lam.real / s, left.conj(), right))
+    x = T(a, True)
+    w = L.eigvals(x)
+    assert type(w.grad_fn).__name__ == "LinalgEigBackward0"
+    (w.real ** 2).sum().backward()
+    assert x.grad.dtype is F64
+    assert_close(x.grad, want, rtol=1e-10, atol=1e-12)
+    # a diagonal matrix: d lambda_i / dA = e_i e_i^T
+    x = T(np.diag([1.0, 2.0, 4.0]), True)
+    (L.eigvals(x).real * T([1.0, 10.0, 100.0])).sum().backward()
+    assert_close(x.grad, np.diag([1.0, 10.0, 100.0]), atol=1e-12)
+
+
+@pytest.mark.parametrize("n, seed, shift", [(3, 4, 0.0), (4, 5, 3.0)])
+def test_eig_eigenvector_gradcheck_with_phase_invariant_losses(n, seed, shift):
+    a = _distinct(n, seed=seed, shift=shift)
+    # |V|: each column's phase drops out; eigenvalues and eigenvectors together
+    assert gradcheck(lambda x: L.eig(x).eigenvectors.abs(), (T(a, True),))
+    assert gradcheck(lambda x: (lambda w, v: (v.abs() ** 2 * w.abs()).sum(0))(*L.eig(x)),
+                     (T(a, True),))
+    # |v_i^H v_j|: a phase-invariant loss that mixes columns
+    assert gradcheck(lambda x: (lambda v: (v.mH @ v).abs())(L.eig(x).eigenvectors),
+                     (T(a, True),))
+
+
+def test_eig_gradient_of_a_complex_input():
+    # a complex A: finite differences over its real and imaginary parts (gradcheck's inputs)
+    r = np.random.default_rng(7)
+    re, im = r.standard_normal((2, 3, 3))
+
+    def f(x, y):
+        w, v = L.eig(torch.complex(x, y))
+        return torch.cat([_sym_powers(w), (v.abs() ** 3).sum(0)])
+    assert gradcheck(f, (T(re, True), T(im, True)))
+
+
+def test_eig_backward_refuses_a_loss_that_depends_on_the_eigenvector_phases():
+    a = _distinct(3, seed=4)
+    x = T(a, True)
+    v = L.eig(x).eigenvectors
+    with pytest.raises(RuntimeError, match=r"linalg_eig_backward: The eigenvectors in the "
+                                           r"complex case are specified up to multiplication "
+                                           r"by e\^\{i phi\}"):
+        v.imag.sum().backward()
+    assert x.grad is None
+    # eigenvalues alone carry no phase: no check, and the gradient is written
+    L.eigvals(x).abs().sum().backward()
+    assert x.grad is not None and np.isfinite(to_np(x.grad)).all()
+
+
+# ---- geqrf, and complex gradients of the maps orthogonal() uses ---------------------------------
+
+@pytest.mark.parametrize("shape, dtype", [((4, 3), np.float64), ((3, 5), np.float64),
+                                          ((2, 4, 4), np.float32), ((4, 2), np.complex128)])
+def test_geqrf_matches_lapack_and_rebuilds_the_matrix(shape, dtype):
+    from scipy.linalg import lapack
+    r = np.random.default_rng(len(shape) + shape[-1])
+    a = r.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        a = a + 1j * r.standard_normal(shape)
+    a = a.astype(dtype)
+    res = torch.geqrf(torch.tensor(a))
+    assert type(res).__name__ == "geqrf" and res._fields == ("a", "tau")
+    assert tuple(res.tau.shape) == shape[:-2] + (min(shape[-2:]),)
+    assert res.a.dtype == res.tau.dtype == torch.tensor(a).dtype
+    tol = 1e-5 if dtype is np.float32 else 1e-12
+    geqrf = lapack.get_lapack_funcs("geqrf", (a,))
+    got_a, got_tau = to_np(res.a), to_np(res.tau)
+    for idx in np.ndindex(*shape[:-2]):
+        qr, tau, _, info = geqrf(a[idx])
+        assert info == 0
+        np.testing.assert_allclose(got_a[idx], qr, rtol=tol, atol=tol)
+        np.testing.assert_allclose(got_tau[idx], tau, rtol=tol, atol=tol)
+    if shape[-2] >= shape[-1]:      # Q R == A, Q from householder_product (orgqr)
+        q = to_np(L.householder_product(res.a, res.tau))
+        rr = np.triu(to_np(res.a))[..., :shape[-1], :]
+        np.testing.assert_allclose(q @ rr, a, rtol=10 * tol, atol=10 * tol)
+    np.testing.assert_array_equal(to_np(torch.tensor(a).geqrf().a), got_a)
+
+
+def test_geqrf_bad_input():
+    with pytest.raises(RuntimeError, match="torch.geqrf: input must have at least 2 dimensions"):
+        torch.geqrf(torch.ones(3))
+    with pytest.raises(NotImplementedError, match="\"geqrf_cpu\" not implemented for 'Long'"):
+        torch.geqrf(torch.ones(3, 3, dtype=torch.int64))
+    e = torch.geqrf(torch.zeros(0, 3, 2))
+    assert tuple(e.a.shape) == (0, 3, 2) and tuple(e.tau.shape) == (0, 2)
+
+
+def test_householder_product_of_complex_reflectors():
+    # H_i = I - tau_i v_i v_i^H (LAPACK's ungqr), v_i: 1 on the diagonal, A's column below it
+    r = np.random.default_rng(3)
+    a = r.standard_normal((4, 3)) + 1j * r.standard_normal((4, 3))
+    tau = r.standard_normal(3) + 1j * r.standard_normal(3)
+    q = np.eye(4, dtype=complex)
+    for i in range(3):
+        v = np.tril(a, -1)[:, i].copy()
+        v[i] = 1.0
+        q = q @ (np.eye(4) - tau[i] * np.outer(v, v.conj()))
+    got = to_np(L.householder_product(torch.tensor(a), torch.tensor(tau)))
+    np.testing.assert_allclose(got, q[:, :3], rtol=1e-12, atol=1e-12)
+
+
+def test_matrix_exp_and_solve_gradients_of_complex_matrices():
+    # finite differences over the real and imaginary parts (conjugate transposes in the rules)
+    r = np.random.default_rng(8)
+    re, im, bre, bim = (0.5 * r.standard_normal((3, 3)) for _ in range(4))
+    re2 = re + 2 * np.eye(3)
+
+    def expm(x, y):
+        return torch.view_as_real(L.matrix_exp(torch.complex(x, y)))
+
+    def solve(x, y, u, v):
+        return torch.view_as_real(L.solve(torch.complex(x, y), torch.complex(u, v)))
+    assert gradcheck(expm, (T(re, True), T(im, True)))
+    assert gradcheck(solve, (T(re2, True), T(im, True), T(bre, True), T(bim, True)))

@@ -214,3 +214,179 @@ def test_vector_to_parameters_slices_like_torch():
     assert m.weight.dtype == torch.float64      # param.data = ... takes vec's dtype
     v[0] = 5.
     assert m.weight[0, 0].item() == 5.          # and is a view of vec
+
+
+# ---- parametrizations.orthogonal -------------------------------------------------------------
+
+def _np_orth_qr(w):
+    """NumPy reference of the initial weight: the Q of w = QR (w tall; a wide w transposed)
+    with R's diagonal made real and non-negative."""
+    wide = w.shape[-2] < w.shape[-1]
+    a = np.swapaxes(w, -1, -2) if wide else w
+    q, r = np.linalg.qr(a)
+    d = np.diagonal(r, 0, -2, -1)
+    q = q * (d / np.abs(d))[..., None, :]
+    return np.swapaxes(q, -1, -2) if wide else q
+
+
+def _orth_err(w):
+    w = np.asarray(w, np.complex128)
+    if w.shape[-2] < w.shape[-1]:
+        w = np.swapaxes(w, -1, -2)
+    k = w.shape[-1]
+    return np.abs(np.swapaxes(w, -1, -2).conj() @ w - np.eye(k)).max()
+
+
+def _weighted(shape, dtype=np.float64, seed=0):
+    r = np.random.default_rng(seed)
+    w = r.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        w = w + 1j * r.standard_normal(shape)
+    m = nn.Module()
+    m.weight = nn.Parameter(torch.tensor(w.astype(dtype)))
+    return m, w
+
+
+@pytest.mark.parametrize("shape, dtype", [((4, 4), np.float64), ((5, 3), np.float64),
+                                          ((3, 5), np.float32), ((2, 4, 3), np.float64),
+                                          ((3, 3), np.complex128), ((4, 2), np.complex64)])
+def test_orthogonal_default_starts_from_the_weights_qr(shape, dtype):
+    # use_trivialization=True: the weight's orthogonalised QR factor is kept in `base`, the
+    # original becomes -I (PyTorch's layout of the state)
+    m, w = _weighted(shape, dtype, seed=len(shape) + shape[0])
+    parametrizations.orthogonal(m)
+    tol = 1e-5 if dtype in (np.float32, np.complex64) else 1e-12
+    np.testing.assert_allclose(to_np(m.weight), _np_orth_qr(w), rtol=tol, atol=tol)
+    assert _orth_err(to_np(m.weight)) < 10 * tol
+    assert m.weight.dtype == m.parametrizations.weight.original.dtype
+    neg_id = -np.broadcast_to(np.eye(shape[-2], shape[-1]), shape)
+    np.testing.assert_array_equal(to_np(m.parametrizations.weight.original), neg_id)
+    assert list(m.state_dict()) == ["parametrizations.weight.original",
+                                    "parametrizations.weight.0.base"]
+    # an orthogonal weight is kept as it is
+    q = _np_orth_qr(w)
+    m2 = nn.Module()
+    m2.weight = nn.Parameter(torch.tensor(q.astype(dtype)))
+    parametrizations.orthogonal(m2)
+    np.testing.assert_allclose(to_np(m2.weight), q.astype(dtype), rtol=tol, atol=tol)
+
+
+def _np_maps(x, omap):
+    """PyTorch's maps in NumPy/SciPy on a tall x: the skew-symmetric A from x's lower
+    triangle through expm or the Cayley transform, or x's Householder reflectors."""
+    import scipy.linalg as sl
+    n, k = x.shape
+    if omap == "householder":
+        q = np.eye(n)
+        for i in range(k):
+            v = np.tril(x, -1)[:, i].copy()
+            v[i] = 1.0
+            tau = 2.0 / (1.0 + np.sum(np.tril(x, -1)[:, i] ** 2))
+            q = q @ (np.eye(n) - tau * np.outer(v, v))
+        return q[:, :k] * np.trunc(np.diagonal(x))[None, :]
+    y = np.concatenate([np.tril(x), np.zeros((n, n - k))], axis=1)
+    a = y - y.conj().T
+    if omap == "matrix_exp":
+        return sl.expm(a)[:, :k]
+    eye = np.eye(n)
+    return np.linalg.solve(eye - a / 2, eye + a / 2)[:, :k]
+
+
+@pytest.mark.parametrize("omap", ["matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("shape", [(4, 4), (5, 3), (3, 5)])
+def test_orthogonal_maps_match_numpy_formulas_and_gradcheck(omap, shape):
+    m, w = _weighted(shape, seed=3)
+    parametrizations.orthogonal(m, orthogonal_map=omap, use_trivialization=False)
+    orig = to_np(m.parametrizations.weight.original).copy()
+    if omap == "householder":
+        # right_inverse put the weight's QR reflectors there: the weight is its Q factor
+        assert_close(m.weight, _np_orth_qr(w), rtol=1e-10, atol=1e-12)
+    else:
+        # no right_inverse for these maps (PyTorch's): the original is the weight itself
+        np.testing.assert_array_equal(orig, w)
+    wide = shape[0] < shape[1]
+    x = orig.T if wide else orig
+    want = _np_maps(x, omap)
+    assert_close(m.weight, want.T if wide else want, rtol=1e-10, atol=1e-12)
+    assert _orth_err(to_np(m.weight)) < 1e-12
+    assert list(m.state_dict()) == ["parametrizations.weight.original"]
+    # the map's gradient (householder reads only the trunc of the diagonal, +-1: +-1.5 keeps the
+    # finite differences away from trunc's jumps at +-1)
+    orth = m.parametrizations.weight[0]
+    if omap == "householder":
+        k = min(shape)
+        orig[np.arange(k), np.arange(k)] *= 1.5
+    assert torch.autograd.gradcheck(orth, (torch.tensor(orig, requires_grad=True),))
+
+
+@pytest.mark.parametrize("omap", [None, "cayley", "householder"])
+def test_orthogonal_training_keeps_the_weight_orthogonal(omap):
+    torch.manual_seed(0)
+    lin = parametrizations.orthogonal(nn.Linear(3, 6), orthogonal_map=omap)
+    rng = np.random.default_rng(1)
+    x = torch.tensor(rng.standard_normal((8, 3)).astype(np.float32))
+    y = torch.tensor(rng.standard_normal((8, 6)).astype(np.float32))
+    opt = torch.optim.SGD(lin.parameters(), lr=0.1)
+    losses = []
+    for _ in range(5):
+        opt.zero_grad()
+        loss = ((lin(x) - y) ** 2).mean()
+        loss.backward()
+        g = lin.parametrizations.weight.original.grad
+        assert g is not None and np.abs(to_np(g)).max() > 0
+        opt.step()
+        losses.append(loss.item())
+        assert _orth_err(to_np(lin.weight)) < 1e-5
+    assert losses[-1] < losses[0]
+    assert [n for n, _ in lin.named_parameters()] == ["bias", "parametrizations.weight.original"]
+
+
+def test_orthogonal_complex_weight_becomes_unitary_and_trains():
+    m, w = _weighted((4, 4), np.complex128, seed=9)
+    parametrizations.orthogonal(m, orthogonal_map="cayley")
+    x = torch.tensor(np.random.default_rng(2).standard_normal((4, 2)) + 0j)
+    opt = torch.optim.SGD(m.parameters(), lr=0.05)
+    for _ in range(3):
+        opt.zero_grad()
+        (m.weight @ x).real.sum().backward()
+        opt.step()
+        assert _orth_err(to_np(m.weight)) < 1e-12
+
+
+def test_orthogonal_assigning_an_orthogonal_matrix():
+    q = np.linalg.qr(np.random.default_rng(4).standard_normal((5, 5)))[0][:, :3]
+    for omap, triv in (("matrix_exp", True), ("householder", True), ("householder", False)):
+        m, _ = _weighted((5, 3), seed=5)
+        parametrizations.orthogonal(m, orthogonal_map=omap, use_trivialization=triv)
+        m.weight = torch.tensor(q)
+        assert_close(m.weight, q, rtol=1e-12, atol=1e-12)
+
+
+def test_orthogonal_bad_input_raises_as_pytorch():
+    m, w = _weighted((3,))
+    with pytest.raises(ValueError, match="Expected a matrix or batch of matrices. Got a tensor "
+                                         "of 1 dimensions."):
+        parametrizations.orthogonal(m)
+    assert not parametrize.is_parametrized(m)
+    np.testing.assert_array_equal(to_np(m.weight), w)
+    m, _ = _weighted((3, 3))
+    with pytest.raises(ValueError, match='orthogonal_map has to be one of "matrix_exp", '
+                                         '"cayley", "householder". Got: qr'):
+        parametrizations.orthogonal(m, orthogonal_map="qr")
+    with pytest.raises(ValueError, match="has no parameter or buffer with name 'bias'"):
+        parametrizations.orthogonal(m, name="bias")
+    mc, _ = _weighted((3, 3), np.complex128)
+    with pytest.raises(ValueError, match="householder parametrization does not support complex"):
+        parametrizations.orthogonal(mc, orthogonal_map="householder")
+    parametrizations.orthogonal(m)
+    before = to_np(m.weight).copy()
+    with pytest.raises(ValueError, match=r"Expected a matrix or batch of matrices of shape "
+                                         r"torch.Size\(\[3, 3\]\). Got a tensor of shape "
+                                         r"torch.Size\(\[2, 2\]\)"):
+        m.weight = torch.zeros(2, 2, dtype=torch.float64)
+    np.testing.assert_array_equal(to_np(m.weight), before)
+    m2, _ = _weighted((3, 3))
+    parametrizations.orthogonal(m2, use_trivialization=False)
+    with pytest.raises(NotImplementedError, match="not possible to assign to the matrix "
+                                                  "exponential or the Cayley"):
+        m2.weight = torch.eye(3, dtype=torch.float64)

@@ -387,13 +387,14 @@ class EagerClassIndex:
     the targets."""
     name = "check_range_i64"
 
-    def __init__(self, classes, ignore_index):
-        self.classes, self.ignore_index = classes, ignore_index
+    def __init__(self, classes, ignore_index, one_hot=False):
+        self.classes, self.ignore_index, self.one_hot = classes, ignore_index, one_hot
 
     def launch(self, inputs, outputs, interpret, out_shape, scalars):
         import numpy as np
         from runtime import cuda
         from .triton_checks import fresh_flag, kernel, violation
+        from ..ops.indexing import class_index_error
         t, o = inputs[0], outputs[0]
         words = np.array(fresh_flag(), np.int64)
         if interpret:
@@ -409,9 +410,13 @@ class EagerClassIndex:
                            src.size, 0, self.classes, self.ignore_index, False)
             words = cuda._cupy().asnumpy(flag)
             at = lambda pos: src.reshape(-1)[pos].get()      # noqa: E731 (only when bad)
-        bad = violation(words, self.classes, at)
-        if bad is not None:
-            raise IndexError(f"Target {bad} is out of bounds.")
+        if self.one_hot:        # (the smallest bad value: a negative one is reported first)
+            if int(words[0]):
+                raise class_index_error(int(words[2]), self.classes, True)
+        else:
+            bad = violation(words, self.classes, at)
+            if bad is not None:
+                raise class_index_error(bad, self.classes)
         o.array[...] = t.array
 
 
@@ -420,7 +425,7 @@ def _class_index(prim, operands, attrs, out):
     if isinstance(operands[0], HostTensor) and not library_interpretable():
         raise TritonCodegenError("class_index: Triton's library cannot run in its interpreter "
                                  "(Triton imported without TRITON_INTERPRET=1): checked on the host")
-    return EagerClassIndex(attrs["classes"], attrs["ignore_index"])
+    return EagerClassIndex(attrs["classes"], attrs["ignore_index"], attrs.get("one_hot", False))
 
 
 register("class_index", _class_index)

@@ -537,7 +537,9 @@ _LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.li
             "logcumsumexp": "running cupy.logaddexp", "lu_factor": "batched getrf in CuPy",
             "lu_pivots_to_perm": "row swaps in CuPy",
             "matrix_exp": "Pade 13 scaling and squaring with cupy.matmul / cupy.linalg.solve",
-            "pinv": "cupy.linalg.svd"}
+            "pinv": "cupy.linalg.svd",
+            "eig_phase_check": "cupy.imag of the diagonal, checked on the host",
+            "geqrf": "cupy.linalg.qr(mode='raw')"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups

@@ -18,7 +18,23 @@ def _check_index_dtype(op, i):
                          f"(got {i.dtype})")
 
 
+_INDEX_SHAPES = {}     # (x shape, index shapes, pos) -> index_shape's answer
+
+
 def index_shape(xshape, idx_shapes, pos):
+    key = (tuple(xshape), tuple(idx_shapes), tuple(pos))
+    try:
+        r = _INDEX_SHAPES.get(key)
+    except TypeError:        # (a shape given as a list)
+        return _index_shape(*key)
+    if r is None:
+        r = _index_shape(*key)
+        if len(_INDEX_SHAPES) < 4096:
+            _INDEX_SHAPES[key] = r
+    return r
+
+
+def _index_shape(xshape, idx_shapes, pos):
     if len(idx_shapes) > 1:
         try:
             b = broadcast_shapes("index", *idx_shapes)
@@ -42,6 +58,15 @@ def _index_meta(x, *idx, pos, check=None):
     if len(pos) != len(idx) or (pos and max(pos) >= len(x.shape)):
         raise IndexError(f"index: too many indices for tensor of dimension {len(x.shape)}")
     return AVal(index_shape(x.shape, [i.shape for i in idx], pos), x.dtype)
+
+
+def index_bounds(i):
+    """(min, max) of a non-empty index array. A small host array is read through Python:
+    NumPy's reductions cost microseconds a call, more than x[idx] itself."""
+    if type(i) is np.ndarray and i.size <= 64:
+        v = i.ravel().tolist()
+        return min(v), max(v)
+    return i.min(), i.max()
 
 
 def index_range_error(op, lo, hi, dim, size, wraps, check=None):
@@ -76,7 +101,7 @@ def _np_tuple(op, x, idx, pos, check=None):
     t = [slice(None)] * x.ndim
     for p, i in zip(pos, idx):
         if i.size:
-            e = index_range_error(op, i.min(), i.max(), p, x.shape[p], True, check)
+            e = index_range_error(op, *index_bounds(i), p, x.shape[p], True, check)
             if e is not None:
                 raise e
         t[p] = i
@@ -402,25 +427,39 @@ def _pad_to(b, g, shape):
 register(Prim("scatter", "scatter", _scatter_meta, _scatter_np, _vjp_scatter, saves=(1,)))
 
 
-# class_index(t, classes, ignore_index) -> t: class targets of nll_loss/cross_entropy, checked.
-# On the host (eager on any device, and NumPy programs) a target outside [0, classes) other
-# than ignore_index raises PyTorch's IndexError before anything reads it; in a compiled Triton
-# kernel it is the identity, and the program checks its target inputs with a separate device
-# kernel first (compiler/codegen/triton_checks.py; on 'cuda' reported at the next sync).
-def _class_index_meta(t, classes, ignore_index):
+# class_index(t, classes, ignore_index, one_hot=False) -> t: class targets of nll_loss /
+# cross_entropy (or one_hot's class values), checked. On the host (eager on any device, and
+# NumPy programs) a value outside [0, classes) other than ignore_index raises PyTorch's error
+# (class_index_error) before anything reads it; in a compiled Triton kernel it is the
+# identity, and the program checks its target inputs with a separate device kernel first
+# (compiler/codegen/triton_checks.py; on 'cuda' reported at the next sync).
+def class_index_error(bad, classes, one_hot=False):
+    """The error for an out-of-range class value: for class targets `bad` is the first bad
+    one; for one_hot the smallest (PyTorch checks min >= 0 before max < num_classes)."""
+    if one_hot:
+        if bad < 0:
+            return RuntimeError(f"Class values must be non-negative. (one_hot: got class {bad})")
+        return RuntimeError(f"Class values must be smaller than num_classes. (one_hot: got "
+                            f"class {bad}, num_classes {classes})")
+    return IndexError(f"Target {bad} is out of bounds.")
+
+
+def _class_index_meta(t, classes, ignore_index, one_hot=False):
     if t.dtype is not dt.int64:
         raise RuntimeError(f"class_index: expected int64 class targets, got {t.dtype} "
                            f"(shape {list(t.shape)})")
     return AVal(tuple(t.shape), t.dtype)
 
 
-def _class_index_np(out, t, classes, ignore_index):
+def _class_index_np(out, t, classes, ignore_index, one_hot=False):
     # one reduction when every target is a class (negatives read as huge unsigned values); the
     # full test only when some is not (ignore_index, or an error to report)
     if t.size and t.view(np.uint64).max() >= classes:
         bad = (t != ignore_index) & ((t < 0) | (t >= classes))
         if bad.any():
-            raise IndexError(f"Target {int(t[bad].reshape(-1)[0])} is out of bounds.")
+            v = t[bad]
+            raise class_index_error(int(v.min() if one_hot else v.reshape(-1)[0]), classes,
+                                    one_hot)
     return t.copy()       # a value of its own: the memory planner treats the result as fresh
 
 

@@ -14,6 +14,17 @@ def _mT(b, x):
     return b.permute(x, dims=dims)
 
 
+def _mH(b, x):
+    """The conjugate transpose (the transpose of a real matrix)."""
+    t = _mT(b, x)
+    return b.conj(t) if x.dtype.is_complex else t
+
+
+def _real_like(b, g, x):
+    """A real input's part of a complex gradient (PyTorch's handle_r_to_c)."""
+    return b.real(g) if g.dtype.is_complex and not x.dtype.is_complex else g
+
+
 def _matmul_meta(a, c):
     if len(a.shape) < 2 or len(c.shape) < 2:
         raise RuntimeError(f"matmul: both arguments need at least 2 dimensions here (got shapes "
@@ -313,9 +324,10 @@ def _solve_xp(xp, out, a, c):
 
 
 def _vjp_solve(b, g, a, c, out):
-    gb = b.solve(_mT(b, a), g)
-    ga = b.neg(b.matmul(gb, _mT(b, out)))
-    return (sum_to(b, ga, a.shape), sum_to(b, gb, c.shape))
+    # gB = A^-H g, gA = -gB X^H (conjugate transposes for complex operands)
+    gb = b.solve(_mH(b, a), g)
+    ga = b.neg(b.matmul(gb, _mH(b, out)))
+    return (_real_like(b, sum_to(b, ga, a.shape), a), _real_like(b, sum_to(b, gb, c.shape), c))
 
 
 register(Prim("solve", "extern", _solve_meta, None, _vjp_solve, saves=(0,), saves_output=True,
@@ -588,6 +600,31 @@ register(Prim("qr", "extern", _qr_meta, None, _vjp_qr, nout=2, saves=(), saves_o
               grad_name="LinalgQrBackward0", xp=_qr_xp))
 
 
+def _geqrf_meta(x):
+    if len(x.shape) < 2:
+        raise RuntimeError(f"torch.geqrf: input must have at least 2 dimensions. (shape "
+                           f"{list(x.shape)})")
+    if not (x.dtype.is_floating_point or x.dtype.is_complex) or \
+            x.dtype in (dt.float16, dt.bfloat16):
+        raise NotImplementedError(f"\"geqrf_cpu\" not implemented for '{dt.tname(x.dtype)}'")
+    m, n = x.shape[-2:]
+    return (AVal(tuple(x.shape), x.dtype), AVal(tuple(x.shape[:-2]) + (min(m, n),), x.dtype))
+
+
+def _geqrf_xp(xp, out, x):
+    # LAPACK's geqrf: R on and above the diagonal, the Householder vectors below it, and their
+    # scales tau (NumPy's qr(mode="raw") answers the Fortran-ordered, i.e. transposed, factor)
+    if x.size == 0:
+        return xp.zeros(out[0].shape, x.dtype), xp.zeros(out[1].shape, x.dtype)
+    h, tau = xp.linalg.qr(x, mode="raw")
+    a = xp.ascontiguousarray(xp.swapaxes(h, -1, -2))
+    return a.astype(out[0].dtype.np, copy=False), tau.astype(out[1].dtype.np, copy=False)
+
+
+register(Prim("geqrf", "extern", _geqrf_meta, None, nout=2, differentiable=False, xp=_geqrf_xp,
+              doc="QR in LAPACK's packed form (Householder reflectors and tau)"))
+
+
 def _svd_meta(x, full_matrices=True):
     if len(x.shape) < 2:
         raise RuntimeError(f"linalg.svd: The input tensor A must have at least 2 dimensions "
@@ -674,7 +711,64 @@ def _eig_np(out, x):
     return w.astype(out[0].dtype.np), v.astype(out[1].dtype.np)
 
 
-register(Prim("eig", "extern", _eig_meta, _eig_np, None, nout=2, differentiable=False))
+def _vjp_eig(b, gs, x, out):
+    # PyTorch's linalg_eig_backward (not Hermitian; V's columns have norm 1):
+    #   eigenvalues only:  gA = V^-H diag(gL) V^H
+    #   else:              gA = V^-H ((P(V^H gV) / conj(E)) with gL on the diagonal) V^H,
+    #   E_ij = L_j - L_i, P(X) = X - V^H V diag(re X_ii) the projection onto the tangent space
+    #   of unit-norm columns; the loss must not depend on the columns' phases (eig_phase_check)
+    gl, gv = gs
+    w, v = out
+    n = x.shape[-1]
+    bt = tuple(w.shape[:-1])
+    vh = _mH(b, v)
+    if gv is None:
+        ga = b.solve(vh, b.mul(b.reshape(gl, shape=bt + (n, 1)), vh))
+    else:
+        vg = b.eig_phase_check(b.matmul(vh, gv))
+        re = b.real(b.diagonal(vg, offset=0, dim1=-2, dim2=-1))
+        vg = b.sub(vg, b.matmul(vh, b.mul(v, b.reshape(re, shape=bt + (1, n)))))
+        wc = b.conj(w)
+        e = b.sub(b.reshape(wc, shape=bt + (1, n)), b.reshape(wc, shape=bt + (n, 1)))
+        e = b.diagonal_scatter(e, b.full(shape=bt + (n,), value=1, dtype=e.dtype), offset=0,
+                               dim1=-2, dim2=-1)
+        inner = b.div(vg, e)
+        if gl is not None:
+            inner = b.diagonal_scatter(inner, b.cast(gl, dtype=inner.dtype), offset=0, dim1=-2,
+                                       dim2=-1)
+        ga = b.solve(vh, b.matmul(inner, vh))
+    return (_real_like(b, ga, x),)
+
+
+register(Prim("eig", "extern", _eig_meta, _eig_np, _vjp_eig, nout=2, saves=(), saves_output=True,
+              grad_name="LinalgEigBackward0"))
+
+
+# eig_phase_check(X) -> X, X = V^H gV in eig's backward: PyTorch refuses a loss that depends on
+# the phases of the eigenvectors (each column is defined up to e^{i phi}): the diagonal of X
+# must be real (its allclose(imag, 0, rtol=1e-2, atol=1e-2); a NaN fails it too)
+_EIG_PHASE = ("linalg_eig_backward: The eigenvectors in the complex case are specified up to "
+              "multiplication by e^{i phi}. The specified loss function depends on this "
+              "quantity, so it is ill-defined.")
+
+
+def _eig_phase_check_meta(x):
+    _square_shape("eig_phase_check", x)
+    return AVal(tuple(x.shape), x.dtype)
+
+
+def _eig_phase_check_xp(xp, out, x):
+    im = xp.abs(xp.imag(xp.diagonal(x, 0, -2, -1)))
+    if im.size and not bool(xp.all(im <= 1e-2)):
+        worst = float(xp.nanmax(im)) if bool(xp.all(im == im)) else float("nan")
+        raise RuntimeError(f"{_EIG_PHASE} (largest |imag| of diag(V^H gV): {worst:.3g}, shape "
+                           f"{list(x.shape)})")
+    return x.copy()       # a value of its own: the memory planner treats the result as fresh
+
+
+register(Prim("eig_phase_check", "extern", _eig_phase_check_meta, None, saves=(),
+              differentiable=False, xp=_eig_phase_check_xp,
+              doc="eig backward's check that the loss ignores the eigenvectors' phases"))
 
 
 def _diag_embed_meta(x):
@@ -844,9 +938,9 @@ def _matrix_exp_xp(xp, out, x):
 
 def _vjp_matrix_exp(b, g, x, out=None):
     # the Frechet derivative's adjoint: A_bar is the upper-right block of
-    # exp([[A^T, G], [0, A^T]]) (PyTorch's backward for matrix_exp, real matrices)
+    # exp([[A^H, G], [0, A^H]]) (PyTorch's backward for matrix_exp)
     n = x.shape[-1]
-    At = _mT(b, x)
+    At = _mH(b, x)
     z = b.full(shape=tuple(g.shape), value=0, dtype=g.dtype)
     top = b.cat(At, g, dim=len(x.shape) - 1)
     bot = b.cat(z, At, dim=len(x.shape) - 1)

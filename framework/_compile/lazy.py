@@ -592,6 +592,8 @@ _WHY = {
     "getitem": "indexing with a tensor (boolean mask or indices) needs its values",
     "setitem": "assignment through a tensor index (boolean mask or indices) needs its values",
     "fill_": "fill_(tensor) needs the fill value",
+    # (one_hot with num_classes >= 1 reads no value)
+    "one_hot": "one_hot(num_classes=-1): output shape depends on the input's values",
 }
 
 

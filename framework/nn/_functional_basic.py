@@ -606,15 +606,23 @@ def _traced_embedding(input, weight, padding_idx):
 def one_hot(tensor, num_classes=-1):
     if tensor.dtype is not dt.int64:
         raise RuntimeError("one_hot is only applicable to index tensor of type LongTensor.")
-    a = values(tensor)
-    if a.size and a.min() < 0:
-        raise RuntimeError("Class values must be non-negative.")
-    if num_classes == -1:
+    if num_classes >= 1:
+        # a static shape: the class range is checked by the graph op, not by a value read
+        # (no graph break under compile())
+        tensor = apply(P["class_index"], tensor, classes=num_classes, ignore_index=None,
+                       one_hot=True)
+    else:
+        # num_classes=-1 infers the class count from the values (a data-dependent shape)
+        a = values(tensor)
         if a.size == 0:
             raise RuntimeError("Can not infer total number of classes from empty tensor.")
-        num_classes = int(a.max()) + 1
-    elif a.size and a.max() >= num_classes:
-        raise RuntimeError("Class values must be smaller than num_classes.")
+        if a.min() < 0:
+            raise RuntimeError("Class values must be non-negative.")
+        if num_classes == -1:
+            num_classes = int(a.max()) + 1
+        else:
+            raise RuntimeError(f"Class values must be smaller than num_classes. (one_hot: "
+                               f"num_classes {num_classes})")
     # (the class range on the index tensor's device: a cpu arange would not mix with it)
     return M.cast(M.eq(S.unsqueeze(tensor, -1), C.arange(num_classes, device=tensor.device)),
                   dt.int64)

@@ -1,11 +1,144 @@
-"""nn.utils.parametrizations: spectral_norm and weight_norm as parametrizations."""
+"""nn.utils.parametrizations: orthogonal, spectral_norm and weight_norm as parametrizations."""
+from enum import auto, Enum
+
+from runtime.dtypes import finfo
 from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor
 from ... import ops_math as M, ops_shape as S, ops_linalg as L
+from ... import creation as C
 from ..modules.module import Module
 from . import parametrize
 from .spectral_norm import _reshape_weight, _power_iteration, _init_uv
 
-__all__ = ["spectral_norm", "weight_norm"]
+__all__ = ["orthogonal", "spectral_norm", "weight_norm"]
+
+
+# ---- orthogonal (PyTorch's algorithm: trivialization base, matrix_exp / cayley / householder) ---
+
+def _is_orthogonal(Q):
+    n, k = Q.shape[-2], Q.shape[-1]
+    Id = C.eye(k, dtype=Q.dtype, device=Q.device)
+    eps = 10.0 * n * finfo(Q.dtype).eps        # a reasonable eps, but not too large
+    return M.allclose(L.matmul(Q.mH, Q), Id, atol=eps)
+
+
+def _make_orthogonal(A):
+    """The Q of A = QR (A tall, maybe complex) with diag(R) real and non-negative."""
+    X, tau = L.geqrf(A)
+    Q = L.linalg.householder_product(X, tau)
+    # diag(X) is diag(R): normalise by its signs
+    return M.mul(Q, S.unsqueeze(S.diagonal(X, 0, -2, -1).sgn(), -2))
+
+
+class _OrthMaps(Enum):
+    matrix_exp = auto()
+    cayley = auto()
+    householder = auto()
+
+
+class _Orthogonal(Module):
+    def __init__(self, weight, orthogonal_map, *, use_trivialization=True):
+        super().__init__()
+        # complex reflectors cannot be parametrized by their lower triangle alone (PyTorch's
+        # note [Householder complex])
+        if weight.is_complex() and orthogonal_map == _OrthMaps.householder:
+            raise ValueError("The householder parametrization does not support complex tensors.")
+        self.shape = weight.shape
+        self.orthogonal_map = orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)
+
+    def forward(self, X):
+        n, k = X.shape[-2], X.shape[-1]
+        transposed = n < k
+        if transposed:
+            X = X.mT
+            n, k = k, n
+        # X is tall here
+        if self.orthogonal_map in (_OrthMaps.matrix_exp, _OrthMaps.cayley):
+            # n k - k (k - 1) / 2 parameters: the lower triangle, embedded in a square matrix
+            X = S.tril(X)
+            if n != k:
+                z = S.expand(C.zeros(n, n - k, dtype=X.dtype, device=X.device),
+                             tuple(X.shape[:-2]) + (n, n - k))
+                X = S.cat([X, z], dim=-1)
+            A = M.sub(X, X.mH)                  # skew-symmetric (skew-Hermitian)
+            if self.orthogonal_map == _OrthMaps.matrix_exp:
+                Q = L.matrix_exp(A)
+            else:                               # the Cayley retraction (I + A/2)(I - A/2)^-1
+                Id = C.eye(n, dtype=A.dtype, device=A.device)
+                Q = L.linalg.solve(M.add(Id, A, alpha=-0.5), M.add(Id, A, alpha=0.5))
+            if n != k:
+                Q = Q[..., :k]
+        else:
+            # real here: reflectors below the diagonal, the diagonal's signs (+-1) applied as
+            # constants (no gradient reaches or updates them)
+            A = S.tril(X, -1)
+            tau = M.div(2.0, M.add(1.0, M.sum(M.mul(A, A), -2)))
+            Q = L.linalg.householder_product(A, tau)
+            Q = M.mul(Q, S.unsqueeze(S.diagonal(X, 0, -2, -1).int(), -2))
+        if hasattr(self, "base"):
+            Q = L.matmul(self.base, Q)
+        if transposed:
+            Q = Q.mT
+        return Q
+
+    def right_inverse(self, Q):
+        with no_grad():
+            return self._right_inverse(Q)
+
+    def _right_inverse(self, Q):
+        if Q.shape != self.shape:
+            raise ValueError(f"Expected a matrix or batch of matrices of shape {self.shape}. "
+                             f"Got a tensor of shape {Q.shape}.")
+        Q_init = Q
+        n, k = Q.shape[-2], Q.shape[-1]
+        transpose = n < k
+        if transpose:
+            Q = Q.mT
+            n, k = k, n
+        if not hasattr(self, "base"):
+            if self.orthogonal_map in (_OrthMaps.cayley, _OrthMaps.matrix_exp):
+                # (PyTorch's note [right_inverse expm cayley]: no closed-form inverse)
+                raise NotImplementedError("It is not possible to assign to the matrix exponential "
+                                          "or the Cayley parametrizations when "
+                                          "use_trivialization=False.")
+            # householder: the QR's reflectors, with diag(R) > 0 (+-1 on the diagonal, and the
+            # sign flipped where LAPACK skipped a reflection: tau == 0)
+            A, tau = L.geqrf(Q)
+            d = S.diagonal(A, 0, -2, -1).sign()
+            d = M.where(M.eq(tau, 0.0), M.neg(d), d)
+            A = S.diagonal_scatter(A, d, 0, -2, -1)
+            return A.mT if transpose else A
+        if n == k:
+            Q = Q.clone() if _is_orthogonal(Q) else _make_orthogonal(Q)
+        else:
+            # complete Q to an n x n orthogonal matrix
+            N = C.randn(*(tuple(Q.shape[:-2]) + (n, n - k)), dtype=Q.dtype, device=Q.device)
+            Q = _make_orthogonal(S.cat([Q, N], dim=-1))
+        self.base = Q
+        # -Id (not 0): householder(zeros) would not be eye(m, n), and X's diagonal holds signs
+        return M.neg(S.expand(C.eye(Q_init.shape[-2], Q_init.shape[-1], dtype=Q_init.dtype,
+                                    device=Q_init.device), tuple(Q_init.shape))).contiguous()
+
+
+def orthogonal(module, name="weight", orthogonal_map=None, *, use_trivialization=True):
+    weight = getattr(module, name, None)
+    if not isinstance(weight, Tensor):
+        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
+    if weight.ndim < 2:
+        raise ValueError("Expected a matrix or batch of matrices. "
+                         f"Got a tensor of {weight.ndim} dimensions.")
+    if orthogonal_map is None:
+        orthogonal_map = "matrix_exp" if weight.shape[-2] == weight.shape[-1] or \
+            weight.is_complex() else "householder"
+    orth_enum = getattr(_OrthMaps, orthogonal_map, None)
+    if orth_enum is None:
+        raise ValueError('orthogonal_map has to be one of "matrix_exp", "cayley", "householder". '
+                         f"Got: {orthogonal_map}")
+    orth = _Orthogonal(weight, orth_enum, use_trivialization=use_trivialization)
+    parametrize.register_parametrization(module, name, orth, unsafe=True)
+    return module
 
 
 class _SpectralNorm(Module):
