@@ -101,6 +101,8 @@ class _Layout:
 layout = _Layout                   # (torch.layout: the type of torch.strided)
 strided = _Layout("strided")
 sparse_coo = _Layout("sparse_coo")
+from . import sparse  # noqa: E402  (torch.sparse; binds Tensor.to_sparse, to_dense, sparse_mask)
+from .sparse import sparse_coo_tensor  # noqa: E402,F401
 
 
 from ._memory_format import (memory_format, contiguous_format, preserve_format,  # noqa: E402

@@ -8,6 +8,7 @@ from . import creation as C
 from .tensor import Tensor
 from ._dispatch import apply
 from . import _dispatch
+from ._sparse_storage import SparseLayoutError
 
 P = REGISTRY
 
@@ -254,15 +255,23 @@ def _assign(self, r, name):
 
 
 def _add_(self, other, *, alpha=1):
-    if alpha != 1:
-        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return M.inplace(self, "add", M.as_tensor_arg(other))
+    try:
+        if alpha != 1:
+            other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return M.inplace(self, "add", M.as_tensor_arg(other))
+    except SparseLayoutError:          # dense.add_(sparse): framework.sparse (nothing written)
+        from .sparse import add_
+        return add_(self, other, alpha)
 
 
 def _sub_(self, other, *, alpha=1):
-    if alpha != 1:
-        other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
-    return M.inplace(self, "sub", M.as_tensor_arg(other))
+    try:
+        if alpha != 1:
+            other = M.mul(other, alpha) if isinstance(other, Tensor) else other * alpha
+        return M.inplace(self, "sub", M.as_tensor_arg(other))
+    except SparseLayoutError:
+        from .sparse import add_
+        return add_(self, other, -alpha)
 
 
 def _div_(self, other, *, rounding_mode=None):

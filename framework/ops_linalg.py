@@ -4,45 +4,52 @@ from compiler.ir.registry import REGISTRY
 from runtime import dtypes as dt
 from ._dispatch import apply, rename, values, wrap_like
 from . import ops_shape as S
+from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
+from ._sparse_storage import SparseLayoutError
 
 P = REGISTRY
 
 
 def matmul(input, other, *, out=None):
-    from .ops_math import write_out
     a, b = input, other
-    if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but they are "
-                           f"{a.ndim}D and {b.ndim}D")
-    if a.ndim > 1 and b.ndim != 2:       # (PyTorch's kernel; the others say addmm or dot)
-        dt.refuse_barebones("addmv_impl_cpu" if b.ndim == 1 else "bmm", a._dtype)
-    if a.ndim == 1 and b.ndim == 1:
-        r = dot(a, b)
-    elif a.ndim == 1:
-        r = S.squeeze(apply(P["matmul"], S.unsqueeze(a, 0), b), -2)
-        r = rename(r, "MvBackward0" if b.ndim == 2 else "UnsafeViewBackward0")
-    elif b.ndim == 1:
-        if a.shape[-1] != b.shape[0]:
-            raise RuntimeError(f"matmul: size mismatch, got input ({list(a.shape)}), vec "
-                               f"({b.shape[0]})")
-        r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1), "MvBackward0")
-    else:
-        r = apply(P["matmul"], a, b)
-        if a.ndim > 2 or b.ndim > 2:
-            rename(r, "BmmBackward0" if a.ndim == b.ndim == 3 else "UnsafeViewBackward0")
-    return write_out(r, out)
+    try:
+        if a.ndim == 0 or b.ndim == 0:
+            raise RuntimeError(f"matmul: both arguments to matmul need to be at least 1D, but "
+                               f"they are {a.ndim}D and {b.ndim}D")
+        if a.ndim > 1 and b.ndim != 2:       # (PyTorch's kernel; the others say addmm or dot)
+            dt.refuse_barebones("addmv_impl_cpu" if b.ndim == 1 else "bmm", a._dtype)
+        if a.ndim == 1 and b.ndim == 1:
+            r = dot(a, b)
+        elif a.ndim == 1:
+            r = S.squeeze(apply(P["matmul"], S.unsqueeze(a, 0), b), -2)
+            r = rename(r, "MvBackward0" if b.ndim == 2 else "UnsafeViewBackward0")
+        elif b.ndim == 1:
+            if a.shape[-1] != b.shape[0]:
+                raise RuntimeError(f"matmul: size mismatch, got input ({list(a.shape)}), vec "
+                                   f"({b.shape[0]})")
+            r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1), "MvBackward0")
+        else:
+            r = apply(P["matmul"], a, b)
+            if a.ndim > 2 or b.ndim > 2:
+                rename(r, "BmmBackward0" if a.ndim == b.ndim == 3 else "UnsafeViewBackward0")
+        return write_out(r, out)
+    except SparseLayoutError:          # a sparse operand: framework.sparse
+        from .sparse import _matmul as sparse_matmul
+        return write_out(sparse_matmul(a, b), out)
 
 
 def mm(input, mat2, *, out=None):
-    from .ops_math import write_out
     if input.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError(f"mm: self must be a matrix (got shapes {list(input.shape)} and "
                            f"{list(mat2.shape)})")
-    return write_out(apply(P["matmul"], input, mat2), out)
+    try:
+        return write_out(apply(P["matmul"], input, mat2), out)
+    except SparseLayoutError:
+        from .sparse import _mm as sparse_mm
+        return write_out(sparse_mm(input, mat2, False), out)
 
 
 def bmm(input, mat2, *, out=None):
-    from .ops_math import write_out
     if input.ndim != 3 or mat2.ndim != 3:
         raise RuntimeError(f"bmm: batch1 must be a 3D tensor (got shapes {list(input.shape)} and "
                            f"{list(mat2.shape)})")
@@ -127,7 +134,6 @@ def _beta_input(input, beta):
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
-    from .ops_math import write_out
     r = apply(P["matmul"], mat1, mat2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)

@@ -13,6 +13,7 @@ from . import _dispatch
 from ._dispatch import apply, STATE, rename
 from .tensor import Tensor
 from . import _memory_format as _mf
+from ._sparse_storage import SparseLayoutError
 
 P = REGISTRY
 
@@ -497,13 +498,21 @@ def _scaled(name, a, b, alpha):
 
 def add(input, other, *, alpha=1, out=None):
     a, b = as_tensor_arg(input), as_tensor_arg(other)
-    r = apply(P["add"], a, b) if alpha == 1 else _scaled("add", a, b, alpha)
+    try:
+        r = apply(P["add"], a, b) if alpha == 1 else _scaled("add", a, b, alpha)
+    except SparseLayoutError:          # a sparse operand (framework.sparse)
+        from .sparse import add as sparse_add
+        r = sparse_add(a, b, alpha)
     return write_out(r, out) if out is not None else r
 
 
 def sub(input, other, *, alpha=1, out=None):
     a, b = as_tensor_arg(input), as_tensor_arg(other)
-    r = apply(P["sub"], a, b) if alpha == 1 else _scaled("sub", a, b, alpha)
+    try:
+        r = apply(P["sub"], a, b) if alpha == 1 else _scaled("sub", a, b, alpha)
+    except SparseLayoutError:
+        from .sparse import add as sparse_add
+        r = sparse_add(a, b, -alpha)
     return write_out(r, out) if out is not None else r
 
 

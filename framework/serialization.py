@@ -61,6 +61,11 @@ class _Encoder:
         self.views = 0           # records that are views of a storage (format version 2)
 
     def tensor(self, t):
+        if t.is_sparse:         # its indices and values, as two ordinary tensors
+            self.keep.append(t)
+            return {"$sparse_coo": [self.tensor(t._ix), self.tensor(t._vals)],
+                    "size": list(t.shape), "coalesced": t.is_coalesced(),
+                    "requires_grad": bool(t.requires_grad)}
         key = id(t)
         if key not in self.seen:
             self.keep.append(t)
@@ -273,6 +278,8 @@ class _Decoder:
         tag = next(iter(o))
         if tag == "$tensor":
             return self.tensor(o)
+        if tag == "$sparse_coo":
+            return self._sparse(o)
         if tag == "$dict":
             return {self._key(k): self.dec(v) for k, v in o[tag]}
         if tag == "$odict":
@@ -318,6 +325,25 @@ class _Decoder:
             vals = [self.dec(v) for v in o[tag]]
             return frozenset(vals) if o.get("frozen") else set(vals)
         self.fail(f"unknown record tag {tag!r}")
+
+    def _sparse(self, o):
+        from .sparse import sparse_coo_tensor
+        parts, size = o["$sparse_coo"], o.get("size")
+        if not (isinstance(parts, list) and len(parts) == 2 and isinstance(size, list)):
+            self.fail(f"bad sparse tensor record {o!r:.120}")
+        key = ("sparse",) + tuple(str(x.get("$tensor")) if isinstance(x, dict) else None
+                                  for x in parts)
+        if key in self.cache:           # (saved twice: one tensor again)
+            return self.cache[key]
+        ix, vals = (self.dec(x) for x in parts)
+        try:        # (the indices' range is checked: a file cannot make out-of-range ones)
+            t = sparse_coo_tensor(ix.detach(), vals.detach(), size, check_invariants=True,
+                                  is_coalesced=bool(o.get("coalesced")),
+                                  requires_grad=bool(o.get("requires_grad")))
+        except (RuntimeError, TypeError, AttributeError) as e:
+            self.fail(f"bad sparse tensor record: {e}")
+        self.cache[key] = t
+        return t
 
     def _key(self, k):
         k = self.dec(k)

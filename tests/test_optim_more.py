@@ -1,7 +1,7 @@
 """torch.optim.Adafactor and torch.optim.Muon against trajectories PyTorch 2.13 printed (float64,
 rounded to 1e-12), their argument checks; torch.autograd.detect_anomaly / set_detect_anomaly.
 
-(SparseAdam is not provided: Kiln has no sparse gradients.)"""
+(SparseAdam and sparse gradients: tests/test_sparse.py.)"""
 import warnings
 
 import numpy as np

@@ -37,6 +37,9 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
 def _accum(a, b):
     if a is None:
         return b
+    if a.is_sparse or b.is_sparse:      # (framework.sparse: concatenation, or a dense sum)
+        from ..sparse import accumulate
+        return accumulate(a, b)
     return apply(_ADD, a, b)
 
 
@@ -434,7 +437,7 @@ def run_backward(roots, grad_roots, retain_graph, create_graph, inputs=None, acc
                         lst = grads.get(p)
                         if lst is None:
                             lst = grads[p] = [None] * len(p.outs)
-                        lst[oi] = g if lst[oi] is None else apply(_ADD, lst[oi], g)
+                        lst[oi] = _accum(lst[oi], g)
                     c = deps[p] - 1
                     deps[p] = c
                     if c == 0:
@@ -513,6 +516,9 @@ def _accumulate_grad(leaf, g, create_graph):
         else:
             tr.assign(old, apply(_ADD, tr.snapshot(old), g.detach()))
         return
+    if g.is_sparse or leaf.is_sparse or old is not None and old.is_sparse:
+        from ..sparse import accumulate_grad
+        return accumulate_grad(leaf, old, g, create_graph)
     if old is None:
         if create_graph:
             leaf._grad = g

@@ -567,6 +567,11 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                          f"{int(idx.max()) if idx.max() >= n else int(idx.min())})")
     if max_norm is not None:
         _renorm_rows_(weight, idx, max_norm, norm_type)
+    if sparse and weight._node is None and weight._rg and STATE.grad_enabled and \
+            weight._device.type == "cpu":
+        # a sparse COO weight.grad (a non-leaf weight keeps the dense gradient)
+        from ..sparse import embedding as sparse_embedding
+        return sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq)
     ii = wrap_like(idx.astype(np.int64), dt.int64, weight)
     out = apply(P["index"], weight, ii, pos=(0,))
     if (padding_idx is not None or scale_grad_by_freq) and out.requires_grad:

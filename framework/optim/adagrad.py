@@ -5,6 +5,8 @@ from .optimizer import (Optimizer, _check, _check_lr, _check_fused, _addcmul_, _
 
 
 class Adagrad(Optimizer):
+    _sparse_grads = True
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False, differentiable=False, fused=None):
         _check_lr(lr)
@@ -31,12 +33,17 @@ class Adagrad(Optimizer):
             from ..creation import full_like
             state["step"] = _step_tensor()
             state["sum"] = full_like(p, group["initial_accumulator_value"])
+        if group["weight_decay"] != 0 and grad.is_sparse:
+            raise RuntimeError("weight_decay option is not compatible with sparse gradients")
         step_t = state["step"]
         step_t.add_(1)
         step = _step_value(step_t)
         if group["weight_decay"] != 0:
             grad = grad.add(p, alpha=group["weight_decay"])
         clr = _scalar(_hp(group, "lr") / (1 + (step - 1) * group["lr_decay"]), p)
+        if grad.is_sparse:
+            from ..sparse import adagrad_update
+            return adagrad_update(p, grad, state["sum"], clr, group["eps"])
         s = _addcmul_(state["sum"], grad, grad, 1)
         std = s.sqrt().add_(group["eps"])
         _addcdiv_(p, grad, std, -clr)

@@ -104,7 +104,7 @@ class LBFGS(Optimizer):
 
     def _flat_grad(self):
         import framework as torch
-        return torch.cat([p.grad.reshape(-1) if p.grad is not None else
+        return torch.cat([p.grad.to_dense().reshape(-1) if p.grad is not None else
                           torch.zeros(p.numel(), dtype=p.dtype, device=p.device)
                           for p in self._params], 0)
 

@@ -415,6 +415,8 @@ class Optimizer:
                     if p.grad is None:
                         continue
                     grad = p.grad
+                    if grad.is_sparse and not self._sparse_grads:
+                        raise RuntimeError(self._sparse_error.format(type(self).__name__))
                     if group.get("maximize", False):
                         grad = -grad
                     ps.append(p)
@@ -434,6 +436,11 @@ class Optimizer:
     # imaginary parts separately instead of as complex products. An optimizer whose rule
     # rejects complex parameters sets this False so its _update sees the complex tensor.
     _complex_as_real = True
+
+    # sparse COO gradients (embedding(sparse=True)): SGD and Adagrad take them in _update;
+    # the others refuse them with PyTorch's error before touching any parameter of the group
+    _sparse_grads = False
+    _sparse_error = "{} does not support sparse gradients"
 
     def _update_complex(self, p, grad, state, group):
         """_update on view_as_real views of p, grad and p-shaped complex state; the state

@@ -4,6 +4,8 @@ from . import _numpy_update
 
 
 class SGD(Optimizer):
+    _sparse_grads = True
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  *, maximize=False, foreach=None, differentiable=False, fused=None):
         _check_lr(lr)
@@ -22,6 +24,8 @@ class SGD(Optimizer):
         return self.state[p] if group["momentum"] != 0 else {}
 
     def _update(self, p, grad, state, group):
+        if grad.is_sparse:
+            return self._update_sparse(p, grad, state, group)
         if _numpy_update.sgd_eligible(p, grad, state, group):
             return _numpy_update.sgd(p, grad, state, group)     # the same ops, in place
         wd, mom = group["weight_decay"], group["momentum"]
@@ -35,3 +39,20 @@ class SGD(Optimizer):
                 buf.mul_(mom).add_(grad, alpha=1 - group["dampening"])
             grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
         _add_scaled_(p, grad, -_hp(group, "lr"))   # lr: run-time under compile (schedules)
+
+    def _update_sparse(self, p, grad, state, group):
+        """PyTorch's algorithm with a sparse gradient: weight decay refuses it (sparse + dense),
+        the momentum buffer is a sparse tensor, the parameter takes a scatter-add."""
+        wd, mom = group["weight_decay"], group["momentum"]
+        if wd != 0:
+            grad = grad.add(p, alpha=wd)        # (raises PyTorch's add(sparse, dense) error)
+        if mom != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.clone().detach()
+            else:
+                # coalesced, so the buffer stays as large as the rows it has seen
+                buf = state["momentum_buffer"] = \
+                    buf.mul(mom).add(grad, alpha=1 - group["dampening"]).coalesce()
+            grad = grad.add(buf, alpha=mom) if group["nesterov"] else buf
+        p.add_(grad, alpha=-group["lr"])

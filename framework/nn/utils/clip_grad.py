@@ -16,6 +16,13 @@ def _params(parameters):
     return list(parameters)
 
 
+def _array(t, op):
+    if t.is_sparse:         # as PyTorch 2.13, which has no sparse kernel for these
+        from ..._sparse_storage import unsupported
+        raise unsupported(op)
+    return t._data
+
+
 def _norm(a, norm_type):
     a = np.abs(a.astype(np.float64))
     if norm_type == math.inf:
@@ -33,7 +40,7 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=Non
     if not ts:
         from ...creation import tensor
         return tensor(0.0)
-    norms = np.array([_norm(t._data, norm_type) for t in ts])
+    norms = np.array([_norm(_array(t, "linalg_vector_norm"), norm_type) for t in ts])
     total = _norm(norms, norm_type)
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` "
@@ -75,5 +82,6 @@ def clip_grad_value_(parameters, clip_value, foreach=None):
     clip_value = float(clip_value)
     for p in _params(parameters):
         if p.grad is not None:
-            np.clip(p.grad._data, -clip_value, clip_value, out=p.grad._data)
+            a = _array(p.grad, "clamp_min_")
+            np.clip(a, -clip_value, clip_value, out=a)
             p.grad._bump()
