@@ -70,3 +70,79 @@ def laid_out(a, fmt):
     out = buf.transpose(tuple(np.argsort(outer_first)))
     out[...] = a
     return out
+
+
+
+def suggest(shape, strides):
+    """PyTorch's suggest_memory_format from a tensor's shape and element strides: channels_last
+    (4-d) or channels_last_3d (5-d) when the strides order the dims as that format does (c10's
+    is_channels_last_strides_2d/3d, so a slice of such a layout counts), else contiguous_format.
+    Convolution, pooling, interpolation and the like make their results in this format."""
+    n = len(shape)
+    if n != 4 and n != 5:
+        return contiguous_format
+    fmt = channels_last if n == 4 else channels_last_3d
+    if strides[1] == 0:
+        return contiguous_format
+    lo = 0
+    for d in _ORDER[fmt][1]:
+        # ambiguous layouts (size-1 dims with equal strides) stay contiguous, as in c10
+        if shape[d] == 0 or strides[d] < lo or (d == 0 and lo == strides[1]):
+            return contiguous_format
+        lo = strides[d] * shape[d] if shape[d] > 1 else strides[d]
+    return fmt
+
+
+def suggest_of(a):
+    """suggest() of a cpu tensor's array; contiguous_format for device buffers and traced values,
+    which lay_out leaves as they are anyway."""
+    if type(a) is not np.ndarray or (a.ndim != 4 and a.ndim != 5):
+        return contiguous_format
+    isz = a.itemsize
+    return suggest(a.shape, [s // isz for s in a.strides])
+
+
+def common(arrays):
+    """torch.cat's result format: the inputs' suggested format when they all agree, else
+    contiguous_format."""
+    fmt = None
+    for a in arrays:
+        f = suggest_of(a)
+        if f is contiguous_format or (fmt is not None and f is not fmt):
+            return contiguous_format
+        fmt = f
+    return fmt
+
+
+def _strides(shape, fmt):
+    """The element strides PyTorch gives a new tensor of `shape` in format fmt."""
+    order = _ORDER[fmt][1] if fmt in _ORDER else range(len(shape) - 1, -1, -1)
+    st, acc = [0] * len(shape), 1
+    for d in order:
+        st[d] = acc
+        acc *= shape[d] if shape[d] > 1 else 1
+    return st
+
+
+def lay_out(t, fmt):
+    """t, a fresh cpu result of an op, with its values laid out in memory format fmt and
+    PyTorch's strides for it (a copy only when they differ). A result that viewed the op's own
+    intermediate gets memory of its own. Device buffers (row-major by design), traced values and
+    empty results keep their layout."""
+    a = t._data
+    if type(a) is not np.ndarray or a.size == 0:
+        return t
+    if fmt is contiguous_format:
+        if a.flags.c_contiguous and 1 not in a.shape:       # (the common case, one test)
+            return t
+    elif fmt not in _ORDER:
+        raise ValueError(f"lay_out: {fmt} is not a layout")
+    isz = a.itemsize
+    if a.strides == tuple(s * isz for s in _strides(a.shape, fmt)):
+        return t
+    t._data = laid_out(a, fmt) if fmt in _ORDER else np.array(a, order="C")
+    if t._base is not None:
+        t._base = None
+        t._view_src = None
+        t.__dict__.pop("_multi_view", None)
+    return t

@@ -462,7 +462,12 @@ def cat(tensors, dim=0, *, out=None, axis=None):
     tensors = [_t(x) for x in tensors]
     if not tensors:        # (PyTorch checks the Python argument before dispatching: ValueError)
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
-    return write_out(apply(P["cat"], *tensors, dim=dim), out)
+    r = apply(P["cat"], *tensors, dim=dim)
+    if out is None and tensors[0].ndim in (4, 5):
+        # channels-last inputs that all agree give a channels-last result (the primitive, also
+        # used inside other ops, makes contiguous ones)
+        r = _mf.lay_out(r, _mf.common([t._data for t in tensors]))
+    return write_out(r, out)
 
 
 concat = concatenate = cat

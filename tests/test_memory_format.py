@@ -129,3 +129,319 @@ def test_compiled_function_of_a_channels_last_input_equals_eager():
         return (t * 2 + 1).relu().sum(1)
     y = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)
     np.testing.assert_array_equal(torch.compile(f)(y).numpy(), f(y).numpy())
+
+
+# ---- results of spatial ops: PyTorch's cpu kernels make them in the input's suggested format ----
+# (channels_last when the strides order the dims N, H, W, C in memory). Expected strides are
+# hand-derived; values are checked against the contiguous input's result and NumPy references.
+
+F = torch.nn.functional
+CL, CL3 = torch.channels_last, torch.channels_last_3d
+
+
+def _nhwc(n, c, h, w):
+    return (h * w * c, 1, w * c, c)
+
+
+def _ndhwc(n, c, d, h, w):
+    return (d * h * w * c, 1, h * w * c, w * c, c)
+
+
+def _rowmajor(*shape):
+    return tuple(int(np.prod(shape[i + 1:])) for i in range(len(shape)))
+
+
+def _pair(shape, fmt=CL, dtype=np.float32, seed=0):
+    a = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return torch.from_numpy(a.copy()), torch.from_numpy(a.copy()).contiguous(memory_format=fmt)
+
+
+def _conv2d_ref(x, w, pad=0):
+    """float64 NumPy convolution (cross-correlation), stride 1."""
+    x = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    k = w.shape[2:]
+    win = np.lib.stride_tricks.sliding_window_view(x, k, axis=(2, 3))    # N,C,Ho,Wo,kh,kw
+    return np.einsum("nchwij,ocij->nohw", win, w.astype(np.float64))
+
+
+def test_conv_results_are_channels_last_when_input_or_weight_is():
+    x, xc = _pair((2, 3, 6, 7))
+    w, wc = _pair((4, 3, 3, 3), seed=1)
+    ref = F.conv2d(x, w, padding=1)
+    assert ref.stride() == _rowmajor(2, 4, 6, 7)
+    np.testing.assert_allclose(ref.numpy(), _conv2d_ref(x.numpy(), w.numpy(), 1), rtol=1e-5,
+                               atol=1e-5)
+    for a, b in ((xc, w), (x, wc), (xc, wc)):
+        y = F.conv2d(a, b, padding=1)
+        assert y.stride() == _nhwc(2, 4, 6, 7) and y.is_contiguous(memory_format=CL)
+        np.testing.assert_array_equal(y.numpy(), ref.numpy())        # the layout alone differs
+    t = F.conv_transpose2d(xc, torch.from_numpy(np.ones((3, 2, 3, 3), np.float32)), stride=2)
+    assert t.shape == (2, 2, 13, 15) and t.stride() == _nhwc(2, 2, 13, 15)
+    np.testing.assert_array_equal(
+        t.numpy(), F.conv_transpose2d(x, torch.from_numpy(np.ones((3, 2, 3, 3), np.float32)),
+                                      stride=2).numpy())
+    # float64 takes PyTorch's slow kernels, channels_last too in 2-d
+    assert F.conv2d(xc.double(), w.double()).stride() == _nhwc(2, 4, 4, 5)
+
+
+def test_conv_layout_edge_cases():
+    x, xc = _pair((2, 3, 6, 7))
+    w, wc = _pair((4, 3, 3, 3), seed=1)
+    # unbatched input with a channels_last weight: (1, C, H, W) in NHWC, the 1 squeezed away
+    u = F.conv2d(x[0], wc)
+    assert u.shape == (4, 4, 5) and u.stride() == (1, 5 * 4, 4)
+    np.testing.assert_array_equal(u.numpy(), F.conv2d(x[0], w).numpy())
+    # ambiguous strides (C == 1, or a 1x1 kernel, is both formats at once) stay contiguous
+    w1 = torch.from_numpy(np.ones((5, 3, 1, 1), np.float32)).contiguous(memory_format=CL)
+    assert F.conv2d(x, w1).stride() == _rowmajor(2, 5, 6, 7)
+    g = torch.from_numpy(np.ones((2, 1, 5, 5), np.float32)).contiguous(memory_format=CL)
+    assert F.conv2d(g, torch.ones(4, 1, 3, 3)).stride() == _rowmajor(2, 4, 3, 3)
+    # a slice of a channels_last tensor still counts as channels_last
+    assert F.conv2d(xc[:, :, ::2], w).stride() == _nhwc(2, 4, 1, 5)
+    # other orders (here N, W, H, C in memory) give contiguous results
+    p = torch.from_numpy(x.numpy().transpose(0, 3, 2, 1).copy()).permute(0, 3, 2, 1)
+    assert F.conv2d(p, w).stride() == _rowmajor(2, 4, 4, 5)
+    # 3-d: channels_last_3d in float32 (PyTorch's mkldnn path), contiguous in float64 and for
+    # a small single-image ungrouped convolution (its native kernel)
+    v, vc = _pair((2, 3, 4, 5, 6), CL3)
+    k = torch.from_numpy(np.random.default_rng(2).standard_normal((4, 3, 2, 2, 2))
+                         .astype(np.float32))
+    y = F.conv3d(vc, k)
+    assert y.stride() == _ndhwc(2, 4, 3, 4, 5)
+    np.testing.assert_array_equal(y.numpy(), F.conv3d(v, k).numpy())
+    assert F.conv3d(vc.double(), k.double()).stride() == _rowmajor(2, 4, 3, 4, 5)
+    assert F.conv3d(vc[:1], k).stride() == _rowmajor(1, 4, 3, 4, 5)
+    assert F.conv1d(x[:, :, 0].transpose(1, 2), torch.ones(2, 7, 3)).stride() == _rowmajor(2, 2, 1)
+
+
+def test_conv_error_on_channels_last_input_leaves_it_unchanged():
+    _, xc = _pair((2, 3, 6, 7))
+    before = xc.numpy().copy()
+    with pytest.raises(RuntimeError, match=r"expected input\[2, 3, 6, 7\] to have 4 channels"):
+        F.conv2d(xc, torch.ones(4, 4, 3, 3))
+    assert xc.stride() == _nhwc(2, 3, 6, 7)
+    np.testing.assert_array_equal(xc.numpy(), before)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        torch.cat([xc, xc[:, :, :3]], 1)
+
+
+def test_pooling_results_keep_channels_last():
+    x, xc = _pair((2, 3, 6, 8))
+    v, i = F.max_pool2d(xc, 2, return_indices=True)
+    assert v.stride() == i.stride() == _nhwc(2, 3, 3, 4)
+    ref = x.numpy().reshape(2, 3, 3, 2, 4, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(v.numpy(), ref)
+    np.testing.assert_array_equal(i.numpy(), F.max_pool2d(x, 2, return_indices=True)[1].numpy())
+    a = F.avg_pool2d(xc, 2)
+    assert a.stride() == _nhwc(2, 3, 3, 4)
+    np.testing.assert_allclose(a.numpy(), x.numpy().astype(np.float64).reshape(2, 3, 3, 2, 4, 2)
+                               .mean(axis=(3, 5)), rtol=1e-6, atol=1e-7)
+    assert F.avg_pool2d(xc, 3, 2, 1, ceil_mode=True).stride() == _nhwc(2, 3, 4, 5)
+    aa = F.adaptive_avg_pool2d(xc, (3, 5))
+    assert aa.stride() == _nhwc(2, 3, 3, 5)
+    np.testing.assert_array_equal(aa.numpy(), F.adaptive_avg_pool2d(x, (3, 5)).numpy())
+    am, ai = F.adaptive_max_pool2d(xc, (3, 5), return_indices=True)
+    assert am.stride() == ai.stride() == _nhwc(2, 3, 3, 5)
+    # a global pool: (N, C, 1, 1) in NHWC strides
+    g = F.adaptive_avg_pool2d(xc, 1)
+    assert g.stride() == (3, 1, 3, 3)
+    np.testing.assert_allclose(g.numpy()[:, :, 0, 0],
+                               x.numpy().astype(np.float64).mean(axis=(2, 3)), rtol=1e-5,
+                               atol=1e-6)
+    assert F.adaptive_avg_pool2d(x, 1).stride() == (3, 1, 1, 1)
+    # unbatched (C, H, W) results are contiguous
+    assert F.max_pool2d(xc[0], 2).stride() == _rowmajor(3, 3, 4)
+    assert F.adaptive_avg_pool2d(xc[0], 2).stride() == _rowmajor(3, 2, 2)
+
+
+def test_pooling_3d_formats():
+    v, vc = _pair((2, 3, 4, 4, 6), CL3)
+    m = F.max_pool3d(vc, 2)
+    assert m.stride() == _ndhwc(2, 3, 2, 2, 3)
+    np.testing.assert_array_equal(m.numpy(), v.numpy().reshape(2, 3, 2, 2, 2, 2, 3, 2)
+                                  .max(axis=(3, 5, 7)))
+    # PyTorch's avg_pool3d and adaptive 3-d pools are contiguous, except a global average
+    assert F.avg_pool3d(vc, 2).stride() == _rowmajor(2, 3, 2, 2, 3)
+    assert F.adaptive_avg_pool3d(vc, (2, 3, 2)).stride() == _rowmajor(2, 3, 2, 3, 2)
+    assert F.adaptive_max_pool3d(vc, (2, 3, 2)).stride() == _rowmajor(2, 3, 2, 3, 2)
+    assert F.adaptive_avg_pool3d(vc, 1).stride() == (3, 1, 3, 3, 3)
+
+
+def test_interpolate_keeps_channels_last():
+    x, xc = _pair((2, 3, 4, 5))
+    n = F.interpolate(xc, scale_factor=2)
+    assert n.stride() == _nhwc(2, 3, 8, 10)
+    np.testing.assert_array_equal(n.numpy(), x.numpy().repeat(2, 2).repeat(2, 3))
+    for mode in ("bilinear", "bicubic"):
+        y = F.interpolate(xc, size=(7, 9), mode=mode, align_corners=False)
+        assert y.stride() == _nhwc(2, 3, 7, 9)
+        np.testing.assert_array_equal(y.numpy(), F.interpolate(x, size=(7, 9), mode=mode,
+                                                               align_corners=False).numpy())
+    assert F.interpolate(xc, size=(4, 5)).stride() == _nhwc(2, 3, 4, 5)     # a new tensor
+    assert F.interpolate(xc, size=(2, 3), mode="area").stride() == _nhwc(2, 3, 2, 3)
+    v, vc = _pair((1, 2, 2, 3, 4), CL3)
+    t = F.interpolate(vc, scale_factor=2, mode="trilinear")
+    assert t.stride() == _ndhwc(1, 2, 4, 6, 8)
+    np.testing.assert_array_equal(t.numpy(), F.interpolate(v, scale_factor=2, mode="trilinear")
+                                  .numpy())
+    # 3-d (N, C, L) inputs give contiguous results whatever their strides
+    s = x[:, :, 0].transpose(1, 2)
+    assert F.interpolate(s, scale_factor=2, mode="linear").stride() == _rowmajor(2, 5, 6)
+
+
+def test_norm_result_layouts():
+    x, xc = _pair((2, 4, 3, 5))
+    xn = x.numpy().astype(np.float64)
+    bn = F.batch_norm(xc, None, None, training=True)
+    assert bn.stride() == _nhwc(2, 4, 3, 5)
+    m, v = xn.mean(axis=(0, 2, 3), keepdims=True), xn.var(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(bn.numpy(), (xn - m) / np.sqrt(v + 1e-5), rtol=1e-4, atol=1e-5)
+    ev = F.batch_norm(xc, torch.zeros(4), torch.ones(4), training=False)
+    assert ev.stride() == _nhwc(2, 4, 3, 5)
+    gn = F.group_norm(xc, 2)
+    assert gn.stride() == _nhwc(2, 4, 3, 5)
+    g = xn.reshape(2, 2, -1)
+    gref = ((g - g.mean(-1, keepdims=True)) / np.sqrt(g.var(-1, keepdims=True) + 1e-5))
+    np.testing.assert_allclose(gn.numpy(), gref.reshape(2, 4, 3, 5), rtol=1e-4, atol=1e-5)
+    # layer_norm and instance_norm results are contiguous whatever the input's layout
+    ln = F.layer_norm(xc, (3, 5))
+    assert ln.stride() == _rowmajor(2, 4, 3, 5)
+    h = xn.reshape(2, 4, -1)
+    href = (h - h.mean(-1, keepdims=True)) / np.sqrt(h.var(-1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(ln.numpy(), href.reshape(2, 4, 3, 5), rtol=1e-4, atol=1e-5)
+    inn = F.instance_norm(xc)
+    assert inn.stride() == _rowmajor(2, 4, 3, 5)
+    np.testing.assert_allclose(inn.numpy(), href.reshape(2, 4, 3, 5), rtol=1e-4, atol=1e-5)
+    assert F.layer_norm(torch.ones(5, 4).t(), (5,)).stride() == (5, 1)
+    assert F.local_response_norm(xc, 2).stride() == _nhwc(2, 4, 3, 5)
+
+
+def test_pad_layouts_and_pads_that_pad_nothing_are_new_tensors():
+    x, xc = _pair((2, 3, 4, 5))
+    y = F.pad(xc, (1, 2, 3, 0))
+    assert y.stride() == _nhwc(2, 3, 7, 8)
+    np.testing.assert_array_equal(y.numpy(), np.pad(x.numpy(), ((0, 0), (0, 0), (3, 0), (1, 2))))
+    for mode, npmode in (("reflect", "reflect"), ("replicate", "edge")):
+        r = F.pad(xc, (1, 2, 2, 1), mode=mode)
+        assert r.stride() == _nhwc(2, 3, 7, 8)
+        np.testing.assert_array_equal(r.numpy(), np.pad(x.numpy(), ((0, 0), (0, 0), (2, 1), (1, 2)),
+                                                        mode=npmode))
+    c = F.pad(xc, (1, 1, 1, 1), mode="circular")
+    assert c.stride() == _rowmajor(2, 3, 6, 7)
+    np.testing.assert_array_equal(c.numpy(), np.pad(x.numpy(), ((0, 0), (0, 0), (1, 1), (1, 1)),
+                                                    mode="wrap"))
+    assert F.pad(xc, (0, 0, 0, 0, 1, 1)).stride() == _nhwc(2, 5, 4, 5)       # channels padded
+    for t in (x, xc):
+        for p, mode in (((0, 0, 0, 0), "constant"), ((-1, 0, 0, -1), "constant"),
+                        ((0, 0, 0, 0), "reflect"), ((-1, 0, 0, 0), "replicate")):
+            before = t.numpy().copy()
+            r = F.pad(t, p, mode=mode)
+            assert r is not t and r.stride() == (t.stride() if r.shape == t.shape else
+                                                 _nhwc(*r.shape) if t is xc else
+                                                 _rowmajor(*r.shape))
+            r.fill_(7.0)
+            np.testing.assert_array_equal(t.numpy(), before)    # writes stay in the result
+
+
+def test_cat_of_channels_last_tensors_is_channels_last():
+    x, xc = _pair((2, 3, 4, 5))
+    for d in range(4):
+        r = torch.cat([xc, xc * 2], d)
+        shape = list(x.shape)
+        shape[d] *= 2
+        assert r.stride() == _nhwc(*shape)
+        np.testing.assert_array_equal(r.numpy(), np.concatenate([x.numpy(), x.numpy() * 2], d))
+    # any contiguous input, or mixed formats, give a contiguous result
+    assert torch.cat([xc, x], 1).stride() == _rowmajor(2, 6, 4, 5)
+    assert torch.cat([x, xc], 0).stride() == _rowmajor(4, 3, 4, 5)
+    assert torch.cat([torch.empty(0), xc], 1).stride() == _rowmajor(2, 3, 4, 5)
+    v = torch.ones(1, 2, 2, 3, 4).contiguous(memory_format=CL3)
+    assert torch.cat([v, v], 1).stride() == _ndhwc(1, 4, 2, 3, 4)
+    out = torch.empty(4, 3, 4, 5)
+    torch.cat([xc, xc], 0, out=out)                     # out= keeps out's layout
+    assert out.stride() == _rowmajor(4, 3, 4, 5)
+
+
+def test_shuffles_keep_channels_last():
+    x, xc = _pair((2, 8, 3, 4))
+    p = F.pixel_shuffle(xc, 2)
+    assert p.stride() == _nhwc(2, 2, 6, 8)
+    ref = x.numpy().reshape(2, 2, 2, 2, 3, 4).transpose(0, 1, 4, 2, 5, 3).reshape(2, 2, 6, 8)
+    np.testing.assert_array_equal(p.numpy(), ref)
+    u = F.pixel_unshuffle(p, 2)
+    assert u.stride() == _nhwc(2, 8, 3, 4)
+    np.testing.assert_array_equal(u.numpy(), x.numpy())
+    s = F.channel_shuffle(xc, 2)
+    assert s.stride() == _nhwc(2, 8, 3, 4)
+    np.testing.assert_array_equal(s.numpy(), x.numpy().reshape(2, 2, 4, 3, 4)
+                                  .transpose(0, 2, 1, 3, 4).reshape(2, 8, 3, 4))
+    for r in (F.pixel_shuffle(x, 1), F.pixel_unshuffle(x, 1), F.channel_shuffle(x, 1)):
+        assert r.data_ptr() != x.data_ptr()                     # new tensors, as PyTorch's
+
+
+def test_gradients_of_channels_last_inputs_and_weights_are_channels_last():
+    x, xc = _pair((2, 3, 6, 7), dtype=np.float64)
+    w, wc = _pair((4, 3, 3, 3), dtype=np.float64, seed=1)
+    grads = []
+    for a, b in ((x, w), (xc, wc)):
+        a.requires_grad_(True)
+        b.requires_grad_(True)
+        y = F.max_pool2d(F.relu(F.conv2d(a, b, padding=1)), 2)
+        (y * y).sum().backward()
+        grads.append((a.grad, b.grad))
+    (gx, gw), (gxc, gwc) = grads
+    assert gx.stride() == _rowmajor(2, 3, 6, 7) and gw.stride() == _rowmajor(4, 3, 3, 3)
+    assert gxc.stride() == _nhwc(2, 3, 6, 7) and gwc.stride() == _nhwc(4, 3, 3, 3)
+    np.testing.assert_allclose(gxc.numpy(), gx.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gwc.numpy(), gw.numpy(), rtol=1e-12, atol=1e-12)
+    # the gradients themselves, by finite differences, through channels_last inputs
+    a = torch.from_numpy(np.random.default_rng(3).standard_normal((1, 2, 4, 4))).contiguous(
+        memory_format=CL).requires_grad_(True)
+    k = torch.from_numpy(np.random.default_rng(4).standard_normal((2, 2, 3, 3))).contiguous(
+        memory_format=CL).requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda s, t: F.interpolate(F.avg_pool2d(F.conv2d(s, t, padding=1), 2), scale_factor=2,
+                                   mode="bilinear"), (a, k))
+
+
+def test_leaf_gradients_follow_the_leafs_strides():
+    # PyTorch's gradient layout contract: a dense leaf's .grad has the leaf's strides, any
+    # other leaf's is contiguous
+    base = np.arange(12.0).reshape(3, 4)
+    t = torch.from_numpy(base.copy()).t().detach().requires_grad_(True)        # (4, 3), (1, 4)
+    (t * torch.arange(12.0).reshape(4, 3)).sum().backward()
+    assert t.grad.stride() == (1, 4)
+    np.testing.assert_array_equal(t.grad.numpy(), np.arange(12.0).reshape(4, 3))
+    s = torch.from_numpy(base.copy())[:, ::2].detach().requires_grad_(True)   # not dense
+    (s * 3.0).sum().backward()
+    assert s.grad.stride() == (2, 1)
+    np.testing.assert_array_equal(s.grad.numpy(), np.full((3, 2), 3.0))
+
+
+def test_module_to_channels_last_flows_through_a_small_cnn():
+    def net():
+        torch.manual_seed(0)
+        nn = torch.nn
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                             nn.MaxPool2d(2), nn.Conv2d(8, 8, 3, groups=2), nn.GroupNorm(2, 8),
+                             nn.Upsample(scale_factor=2, mode="bilinear"),
+                             nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(32, 5))
+    a = np.random.default_rng(5).standard_normal((2, 3, 10, 10)).astype(np.float32)
+    ref, cl = net(), net().to(memory_format=CL)
+    x = torch.from_numpy(a.copy()).requires_grad_(True)
+    xc = torch.from_numpy(a.copy()).contiguous(memory_format=CL).requires_grad_(True)
+    h, hc = x, xc
+    for m, mc in zip(ref, cl):
+        h, hc = m(h), mc(hc)
+        if hc.ndim == 4:
+            n, c, hh, ww = hc.shape
+            assert hc.stride() == _nhwc(n, c, hh, ww), type(mc).__name__
+        np.testing.assert_allclose(hc.detach().numpy(), h.detach().numpy(), rtol=1e-4, atol=1e-5)
+    (h ** 2).sum().backward()
+    (hc ** 2).sum().backward()
+    assert xc.grad.stride() == _nhwc(2, 3, 10, 10)
+    assert cl[0].weight.grad.stride() == _nhwc(8, 3, 3, 3)
+    assert cl[4].weight.grad.stride() == _nhwc(8, 4, 3, 3)
+    np.testing.assert_allclose(xc.grad.numpy(), x.grad.numpy(), rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(cl[0].weight.grad.numpy(), ref[0].weight.grad.numpy(), rtol=1e-3,
+                               atol=1e-4)

@@ -501,6 +501,35 @@ def _sole_view(a):
         bs.flags.c_contiguous and bs.size == a.size and sys.getrefcount(bs) <= 3
 
 
+def _obeys_layout(a, v):
+    """PyTorch's gradient layout contract for a new .grad `a` of a leaf whose array is `v`: the
+    leaf's strides (size-1 dims aside) where the leaf is non-overlapping and dense, else
+    contiguous. (Device buffers are row-major by design: not checked.)"""
+    if a.strides == v.strides or type(a) is not np.ndarray or type(v) is not np.ndarray:
+        return True
+    from ..creation import _dense_strides
+    el = _dense_strides(v)
+    if el is None:
+        return a.flags.c_contiguous
+    return all(s != 0 if n == 1 else s == e * a.itemsize
+               for n, s, e in zip(a.shape, a.strides, el))
+
+
+def _copy_obeying(a, v):
+    """A copy of gradient array `a` laid out by the contract above (a channels_last weight's
+    gradient is channels_last, as PyTorch's AccumulateGrad clones it)."""
+    if type(a) is not np.ndarray or type(v) is not np.ndarray:
+        return a.copy()                 # (.copy() keeps the device's array type)
+    from ..creation import _contiguous_strides, _dense_strides
+    el = _dense_strides(v)
+    if el is None or el == _contiguous_strides(v.shape):
+        return a.copy()
+    out = np.lib.stride_tricks.as_strided(np.empty(a.size, a.dtype), a.shape,
+                                          tuple(e * a.itemsize for e in el))
+    out[...] = a
+    return out
+
+
 def _accumulate_grad(leaf, g, create_graph):
     """AccumulateGrad: the first gradient becomes .grad (its buffer is kept when nothing else
     holds it, as PyTorch does, else copied); later ones add in place; with create_graph the sum
@@ -529,10 +558,11 @@ def _accumulate_grad(leaf, g, create_graph):
         # A row-major view of a whole array only it refers to (the transpose of a transposed
         # product, see the matmul VJP) is as good as that array.
         if sys.getrefcount(g) <= 3 and sys.getrefcount(a) <= 3 and \
-                (a.base is None or _sole_view(a)) and getattr(a.flags, "writeable", True):
+                (a.base is None or _sole_view(a)) and getattr(a.flags, "writeable", True) and \
+                _obeys_layout(a, leaf._data):
             leaf._grad = g if g._node is None and g._base is None else wrap(a, g._dtype)
         else:
-            leaf._grad = wrap(a.copy(), g._dtype)     # .copy() keeps the device's array type
+            leaf._grad = wrap(_copy_obeying(a, leaf._data), g._dtype)
     elif create_graph or old._node is not None:
         with _grad_mode(create_graph):
             leaf._grad = apply(_ADD, old, g)

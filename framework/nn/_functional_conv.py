@@ -17,6 +17,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
+from .. import _memory_format as _mf
 from .. import ops_math as M
 from .._dispatch import STATE, apply, rename, wrap_like
 from ..tensor import Tensor
@@ -112,6 +113,21 @@ def _batched(op, x, nd, msg=None):
 
 def _unbatch(x, was):
     return _reshape(x, tuple(x.shape[1:])) if was else x
+
+
+def _fmt(x):
+    """x's suggested memory format: the one PyTorch's cpu kernels make a spatial op's result in
+    (conv, pooling, interpolation, padding, group_norm, pixel/channel shuffle)."""
+    return _mf.suggest_of(x._data)
+
+
+def _fresh(out, input):
+    """out, or a copy of it where it is input or a view of input's memory (a pad that pads
+    nothing, a shuffle by 1): PyTorch's kernels always make a new tensor."""
+    b = input._base if input._base is not None else input
+    if out is input or out._base is b:
+        return apply(P["copy"], out)
+    return out
 
 
 # ---- padding ---------------------------------------------------------------------------------
@@ -214,6 +230,10 @@ def pad(input, pad, mode="constant", value=None):
                 raise RuntimeError(f"The input size {s}, plus negative padding {lo} and {hi} "
                                    f"resulted in a negative output size, which is invalid. Check "
                                    f"dimension {input.ndim - n} of your input.")
+        if all(lo <= 0 and hi <= 0 for lo, hi in pads):
+            out = apply(P["copy"], out)     # PyTorch: narrow, then clone (preserve_format)
+        else:
+            out = _mf.lay_out(out, _fmt(input))
         return rename(out, "ConstantPadNdBackward0")
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"Unrecognised padding mode {mode}")
@@ -226,7 +246,9 @@ def pad(input, pad, mode="constant", value=None):
             "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
             "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
-    return rename(_pad_mode(input, pads, mode), _PAD_NAMES[mode].format(n))
+    out = _fresh(_pad_mode(input, pads, mode), input)
+    out = _mf.lay_out(out, _fmt(input) if mode != "circular" else _mf.contiguous_format)
+    return rename(out, _PAD_NAMES[mode].format(n))
 
 
 # ---- convolution -------------------------------------------------------------------------------
@@ -282,6 +304,7 @@ def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
         raise RuntimeError(f"Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional "
                            f"with {cout} elements, but got bias of size {list(bias.shape)} instead")
     pads = _conv_padding(op, padding, nd, kernel, stride, dilation)
+    fmt = _conv_format(nd, input, weight, groups)
     padded = [s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads)]
     eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
     if any(e > p for e, p in zip(eff, padded)):
@@ -300,7 +323,26 @@ def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
     out = _reshape(apply(P["matmul"], w, cols), (N, cout) + outs)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
-    return rename(_unbatch(out, unb), "ConvolutionBackward0")
+    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0")
+
+
+def _conv_format(nd, input, weight, groups):
+    """The format of PyTorch's cpu convolution result: channels_last(_3d) when the input (an
+    unbatched one as unsqueeze(0) strides it) or the weight suggests it; 1-d is contiguous. 3-d
+    only where it takes its mkldnn path (float32, and not a small single-image ungrouped
+    convolution, whose kernel is contiguous only; PyTorch run with more than one thread)."""
+    a = input._data
+    if nd == 1 or type(a) is not np.ndarray:
+        return _mf.contiguous_format
+    shape, st = a.shape, [s // a.itemsize for s in a.strides]
+    if len(shape) == nd + 1:
+        shape, st = (1,) + shape, [shape[0] * st[0]] + st
+    if nd == 3 and (weight._dtype is not dt.float32 or not (
+            groups > 1 or shape[0] > 1 or shape[0] * shape[1] * shape[2] * shape[3] > 20480 or
+            (weight.shape[-1] > 3 and weight.shape[-2] > 3))):
+        return _mf.contiguous_format
+    f = _mf.suggest(shape, st)
+    return f if f is not _mf.contiguous_format else _fmt(weight)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
@@ -368,6 +410,7 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
         raise RuntimeError(f"Given input size per channel: ({' x '.join(map(str, ins))}). Calculated "
                            f"output size per channel: ({' x '.join(map(str, out_sizes))}). Output "
                            f"size is too small")
+    fmt = _conv_format(nd, input, weight, groups)
     L = _prod(ins)
     K = _prod(kernel)
     cin_g = cin // groups
@@ -384,7 +427,7 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
         out = _pad_dims(out, crop)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
-    return rename(_unbatch(out, unb), "ConvolutionBackward0")
+    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0")
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -517,11 +560,12 @@ def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, 
     # one primitive: max and PyTorch's flat index of each window (padding implicit, never
     # taken); its gradient adds into the input plane at those indices
     val, ind = apply(P["window_max"], x, kernel=k, stride=s, dilation=d, padding=tuple(pads))
+    fmt = _mf.contiguous_format if unb else _fmt(x)
     name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "MaxPool2DWithIndicesBackward0"
-    val = rename(_unbatch(val, unb), name)
+    val = rename(_unbatch(_mf.lay_out(val, fmt), unb), name)
     if not return_indices:
         return val
-    return val, _unbatch(ind, unb)
+    return val, _unbatch(_mf.lay_out(ind, fmt), unb)
 
 
 def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
@@ -591,6 +635,10 @@ def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_incl
         div = float(div_arr.flat[0]) if np.all(div_arr == div_arr.flat[0]) else \
             _const(div_arr, x._dtype, x)
     out = apply(P["div"], tot, div)
+    if nd > 1:
+        # PyTorch's avg_pool3d kernel is contiguous only; avg_pool1d is avg_pool2d of an
+        # unsqueezed input there, left as it is
+        out = _mf.lay_out(out, _fmt(x) if nd == 2 and not unb else _mf.contiguous_format)
     return rename(_unbatch(out, unb), f"AvgPool{builtins.max(nd, 2)}DBackward0")
 
 
@@ -706,6 +754,10 @@ def _adaptive_avg(nd, op, input, output_size):
             out = _apply_taps(out, 2 + i, idx, None, k < (en - st)[:, None])
             cnt = (en - st).astype(np.float64).reshape((o,) + (1,) * (nd - 1 - i))
             out = apply(P["div"], out, _const(cnt, x._dtype, x))
+    if nd > 1:
+        # 3-d keeps channels_last_3d only for a global pool (PyTorch takes a mean there)
+        keep = not unb and (nd == 2 or all(o == 1 for o in osz))
+        out = _mf.lay_out(out, _fmt(x) if keep else _mf.contiguous_format)
     return rename(_unbatch(out, unb), f"AdaptiveAvgPool{builtins.max(nd, 2)}DBackward0")
 
 
@@ -747,6 +799,9 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
     flat = _reshape(win, tuple(win.shape[:2 + nd]) + (_prod(ks),))
     am = apply(P["argmax"], flat, dim=2 + nd, keepdim=True)
     val = _reshape(apply(P["gather"], flat, am, dim=2 + nd), tuple(win.shape[:2 + nd]))
+    fmt = _fmt(x) if nd == 2 and not unb else _mf.contiguous_format
+    if nd > 1:
+        val = _mf.lay_out(val, fmt)
     val = rename(_unbatch(val, unb), f"AdaptiveMaxPool{builtins.max(nd, 2)}DBackward0")
     if not return_indices:
         return val
@@ -757,7 +812,7 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
         o = np.arange(osz[i]).reshape((-1,) + (1,) * (nd - 1 - i))
         coord = idxs[i][o, kidx[i]]
         flat_in = flat_in * sizes[i] + coord
-    return val, _unbatch(wrap_like(flat_in, dt.int64, x), unb)
+    return val, _unbatch(_mf.lay_out(wrap_like(flat_in, dt.int64, x), fmt), unb)
 
 
 def adaptive_max_pool1d(input, output_size, return_indices=False):
@@ -881,7 +936,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
                                f"{list(t.shape)}")
     y, _, _ = _normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
     y = _affine(y, weight, bias, ns)
-    return rename(y, "NativeLayerNormBackward0")
+    # contiguous whatever the input's layout, as PyTorch's kernel
+    return rename(_mf.lay_out(y, _mf.contiguous_format), "NativeLayerNormBackward0")
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
@@ -925,7 +981,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
     y, _, _ = _normalize(g, (2,), eps)
     y = _reshape(y, tuple(input.shape))
     y = _affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2))
-    return rename(y, "NativeGroupNormBackward0")
+    return rename(_mf.lay_out(y, _fmt(input)), "NativeGroupNormBackward0")
 
 
 def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=None,
@@ -956,7 +1012,8 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         y = apply(P["mul"], apply(P["sub"], input, _reshape(running_mean, shape)),
                   apply(P["rsqrt"], apply(P["add"], _reshape(running_var, shape), eps)))
     y = _affine(y, weight, bias, shape)
-    return rename(y, "NativeBatchNormBackward0")
+    # contiguous, as PyTorch's (a batch_norm of the input reshaped to (1, N * C, ...))
+    return rename(_mf.lay_out(y, _mf.contiguous_format), "NativeBatchNormBackward0")
 
 
 def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0):
@@ -970,7 +1027,9 @@ def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0):
     avg = apply(P["div"], apply(P["sum"], win, dims=(4, 5), keepdim=False), size)
     avg = _reshape(avg, tuple(input.shape))
     den = apply(P["pow"], apply(P["add"], apply(P["mul"], avg, alpha), k), beta)
-    return apply(P["div"], input, den)
+    out = apply(P["div"], input, den)
+    fmt = _fmt(input)           # (other layouts: the element-wise division's)
+    return out if fmt is _mf.contiguous_format else _mf.lay_out(out, fmt)
 
 
 # ---- interpolation -------------------------------------------------------------------------------
@@ -1153,7 +1212,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             x = apply(P["copy"], input)
         name = {"nearest": "UpsampleNearest{}DBackward0",
                 "nearest-exact": "UpsampleNearestExact{}DBackward0"}[mode].format(nd)
-        return rename(x, name)
+        return rename(_mf.lay_out(x, _fmt(input)), name)
     _check_float("interpolate", x)
     for i in range(nd):
         n, o = sizes_in[i], out_sizes[i]
@@ -1167,7 +1226,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0"}[mode]
     if antialias:
         name = name.replace("2DBackward0", "2DAaBackward0")
-    return rename(x, name)
+    return rename(_mf.lay_out(x, _fmt(input)), name)
 
 
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -1183,6 +1242,11 @@ def upsample_bilinear(input, size=None, scale_factor=None):
 
 
 # ---- pixel shuffle ------------------------------------------------------------------------------
+
+def _shuffle_fmt(input):
+    # PyTorch's pixel (un)shuffle kernels know channels_last only (4-d)
+    return _fmt(input) if input.ndim == 4 else _mf.contiguous_format
+
 
 def pixel_shuffle(input, upscale_factor):
     r = int(upscale_factor)
@@ -1200,7 +1264,8 @@ def pixel_shuffle(input, upscale_factor):
     n = len(lead)
     x = _reshape(input, lead + (c // (r * r), r, r, h, w))
     x = _permute(x, tuple(range(n)) + (n, n + 3, n + 1, n + 4, n + 2))
-    return rename(_reshape(x, lead + (c // (r * r), h * r, w * r)), "PixelShuffleBackward0")
+    x = _fresh(_reshape(x, lead + (c // (r * r), h * r, w * r)), input)
+    return rename(_mf.lay_out(x, _shuffle_fmt(input)), "PixelShuffleBackward0")
 
 
 def pixel_unshuffle(input, downscale_factor):
@@ -1221,7 +1286,8 @@ def pixel_unshuffle(input, downscale_factor):
     n = len(lead)
     x = _reshape(input, lead + (c, h // r, r, w // r, r))
     x = _permute(x, tuple(range(n)) + (n, n + 2, n + 4, n + 1, n + 3))
-    return rename(_reshape(x, lead + (c * r * r, h // r, w // r)), "PixelUnshuffleBackward0")
+    x = _fresh(_reshape(x, lead + (c * r * r, h // r, w // r)), input)
+    return rename(_mf.lay_out(x, _shuffle_fmt(input)), "PixelUnshuffleBackward0")
 
 
 def channel_shuffle(input, groups):
@@ -1238,7 +1304,7 @@ def channel_shuffle(input, groups):
     rest = tuple(input.shape[2:])
     x = _reshape(input, (N, groups, C // groups) + rest)
     x = _permute(x, (0, 2, 1) + tuple(range(3, 3 + len(rest))))
-    return _reshape(x, (N, C) + rest)
+    return _mf.lay_out(_fresh(_reshape(x, (N, C) + rest), input), _fmt(input))
 
 
 # ---- attention ------------------------------------------------------------------------------------
