@@ -1278,3 +1278,37 @@ def test_compiled_module_training_mirrors_the_original():
     close(cm(x), m(x))
     cm.train()
     assert m.training and m[1].training and cm.training
+
+
+def test_bad_target_in_a_compiled_training_step_raises_before_backward_and_step():
+    # as in eager, cross_entropy raises before backward() and opt.step() run: .grad stays None
+    # and the optimizer holds no state (the target is checked when the trace reaches it, not
+    # when the whole traced step runs); a good call afterwards trains as eager does
+    def make():
+        torch.manual_seed(0)
+        m = nn.Linear(4, 3)
+        return m, optim.Adam(m.parameters(), lr=0.1)
+
+    def stepper(m, opt):
+        def step(x, t):
+            opt.zero_grad()
+            loss = F.cross_entropy(m(x), t)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return step
+    x = torch.tensor(np.random.default_rng(0).standard_normal((5, 4)), dtype=torch.float32)
+    bad, good = torch.tensor([0, 1, 7, 0, 1]), torch.tensor([0, 1, 2, 0, 1])
+    m, opt = make()
+    w0 = m.weight.detach().clone()
+    cs = torch.compile(stepper(m, opt))
+    with pytest.raises(IndexError, match="Target 7 is out of bounds"):
+        cs(x, bad)
+    assert m.weight.grad is None and m.bias.grad is None and len(opt.state) == 0
+    np.testing.assert_array_equal(m.weight.detach().numpy(), w0.numpy())
+    me, opte = make()
+    eager = stepper(me, opte)
+    for _ in range(2):
+        np.testing.assert_allclose(cs(x, good).numpy(), eager(x, good).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(m.weight.detach().numpy(), me.weight.detach().numpy(), rtol=1e-5,
+                               atol=1e-7)

@@ -319,6 +319,12 @@ class Tracer:
             # each op it packs for (only eager knows which tensors those are)
             return self.eager_break(p, args, attrs, "saved_tensors_hooks are active (the op "
                                     "runs eagerly so its saved tensors go through the hooks)")
+        if p.name in _CHECKED_AT_TRACE and isinstance(getattr(args[0], "_data", None),
+                                                      np.ndarray):
+            # a concrete host input: its values are checked now, so a bad target raises
+            # where eager raises, before a training step's backward and optimizer update
+            # are traced (a failed region would leave their .grad/state symbolic)
+            p.numpy(meta, args[0]._data, **attrs)
         vals = []
         for a in args:
             d = getattr(a, "_data", None) if type(a) is not float else None
@@ -574,6 +580,10 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _ROOT = os.path.dirname(_PKG)
 _OURS = (_PKG, os.path.join(_ROOT, "compiler"), os.path.join(_ROOT, "runtime"))
 _HERE = os.path.dirname(os.path.abspath(__file__))
+
+# value-checking prims (their lowering raises on bad values and copies): run at trace time
+# on concrete host inputs
+_CHECKED_AT_TRACE = frozenset(("class_index",))
 
 # the framework entry point a graph break happened in -> what the user's code asked for
 _WHY = {
