@@ -1750,7 +1750,9 @@ def softmax(input, dim, dtype=None):
         return reshape(softmax(reshape(x, (1,)), 0), ())
     m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
     e = apply(P["exp"], apply(P["sub"], x, m))
-    return rename(apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True)), "SoftmaxBackward0")
+    r = apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True))
+    # (PyTorch's softmax kernels write a contiguous result whatever the input's layout)
+    return rename(_mf.lay_out(r, _mf.contiguous_format), "SoftmaxBackward0")
 
 
 def log_softmax(input, dim, dtype=None):
@@ -1768,4 +1770,5 @@ def log_softmax(input, dim, dtype=None):
     # holding +inf (or only -inf) is all NaN, as in torch
     z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
     s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
-    return rename(apply(P["sub"], z, apply(P["log"], s)), "LogSoftmaxBackward0")
+    r = apply(P["sub"], z, apply(P["log"], s))
+    return rename(_mf.lay_out(r, _mf.contiguous_format), "LogSoftmaxBackward0")

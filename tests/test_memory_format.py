@@ -445,3 +445,26 @@ def test_module_to_channels_last_flows_through_a_small_cnn():
     np.testing.assert_allclose(xc.grad.numpy(), x.grad.numpy(), rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(cl[0].weight.grad.numpy(), ref[0].weight.grad.numpy(), rtol=1e-3,
                                atol=1e-4)
+
+
+def test_softmax_results_are_contiguous_whatever_the_input_layout():
+    # PyTorch's softmax/log_softmax kernels write a fresh contiguous tensor, even for a
+    # channels_last or transposed input (element-wise ops keep the input's layout instead)
+    a = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
+    e = np.exp(a - a.max(1, keepdims=True))
+    want = e / e.sum(1, keepdims=True)
+    for x in (torch.tensor(a).contiguous(memory_format=torch.channels_last),
+              torch.tensor(a.transpose(0, 3, 2, 1).copy()).permute(0, 3, 2, 1)):
+        assert not x.is_contiguous()
+        x.requires_grad_(True)
+        for f, ref in ((torch.softmax, want), (torch.log_softmax, np.log(want)),
+                       (torch.nn.functional.softmin, None)):
+            y = f(x, 1)
+            assert y.stride() == (60, 20, 5, 1), (f, y.stride())
+            if ref is not None:
+                np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-12, atol=1e-12)
+        y = torch.softmax(x, 1)
+        (y[:, 0] * 2).sum().backward()
+        # d softmax_0 / dx_j = s_0 (delta_0j - s_j)
+        g = 2 * want[:, :1] * ((np.arange(3) == 0)[None, :, None, None] - want)
+        np.testing.assert_allclose(x.grad.numpy(), g, rtol=1e-10, atol=1e-12)
