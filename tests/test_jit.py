@@ -1,0 +1,280 @@
+"""framework.jit: trace (graph recording and replay), save/load, script, predicates."""
+import io
+import os
+import subprocess
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+
+import framework as torch
+from framework import nn
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _np(t):
+    return t.detach().numpy().astype(np.float64)
+
+
+def _mlp_ref(m, x):
+    """The MLP in float64 NumPy from its parameters."""
+    w1, b1 = _np(m[0].weight), _np(m[0].bias)
+    w2, b2 = _np(m[2].weight), _np(m[2].bias)
+    return np.maximum(x @ w1.T + b1, 0) @ w2.T + b2
+
+
+def _mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+
+
+class _CNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.fc = nn.Linear(3 * 4 * 4, 5)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        y = nn.functional.max_pool2d(y, 2)
+        return self.fc(y.reshape(y.shape[0], -1))
+
+
+def _cnn_ref(m, x):
+    w, b = _np(m.conv.weight), _np(m.conv.bias)
+    n, c, h, wd = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    y = np.zeros((n, w.shape[0], h, wd))
+    for i in range(h):
+        for j in range(wd):
+            y[:, :, i, j] = np.einsum("ncij,ocij->no", xp[:, :, i:i + 3, j:j + 3], w) + b
+    y = np.maximum(y, 0).reshape(n, w.shape[0], h // 2, 2, wd // 2, 2).max(axis=(3, 5))
+    return y.reshape(n, -1) @ _np(m.fc.weight).T + _np(m.fc.bias)
+
+
+def test_trace_tiny_linear_hand_computed():
+    lin = nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[2.0, -1.0]]))
+        lin.bias.fill_(0.5)
+    t = torch.jit.trace(lin, torch.zeros(1, 2))
+    out = t(torch.tensor([[3.0, 4.0], [1.0, 1.0]]))
+    # 2*3 - 4 + 0.5 = 2.5; 2 - 1 + 0.5 = 1.5 (a new batch size re-specialises the graph)
+    np.testing.assert_array_equal(out.detach().numpy(), [[2.5], [1.5]])
+
+
+def test_trace_mlp_matches_reference_and_graph_text():
+    m = _mlp()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    assert isinstance(t, torch.jit.ScriptModule) and isinstance(t, torch.jit.TracedModule)
+    for xb in (x, rng.standard_normal((9, 4)).astype(np.float32)):
+        np.testing.assert_allclose(_np(t(torch.from_numpy(xb))), _mlp_ref(m, xb.astype(np.float64)),
+                                   rtol=1e-5, atol=1e-5)
+    g = str(t.graph)
+    assert "matmul(" in g and "f32[5, 4]" in g
+    assert "self.0.weight" in t.code and t.code.startswith("def forward(self, x0: f32[5, 4]):")
+    assert list(t.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert len(list(t.parameters())) == 4
+    assert t.forward(torch.from_numpy(x)).shape == (5, 3)
+
+
+def test_trace_cnn_matches_reference_new_batch():
+    torch.manual_seed(3)
+    m = _CNN()
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 2, 8, 8)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    for xb in (x, rng.standard_normal((3, 2, 8, 8)).astype(np.float32)):
+        np.testing.assert_allclose(_np(t(torch.from_numpy(xb))),
+                                   _cnn_ref(m, xb.astype(np.float64)), rtol=1e-4, atol=1e-4)
+
+
+def test_trace_sees_in_place_parameter_update_and_gradients():
+    m = _mlp()
+    x = np.random.default_rng(4).standard_normal((3, 4)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    with torch.no_grad():
+        m[0].weight.mul_(-2.0)
+        m[2].bias.add_(1.0)
+    np.testing.assert_allclose(_np(t(torch.from_numpy(x))), _mlp_ref(m, x.astype(np.float64)),
+                               rtol=1e-5, atol=1e-5)
+    # gradients reach the module's parameters: d sum(out) / d b2 = batch size per output
+    t(torch.from_numpy(x)).sum().backward()
+    np.testing.assert_array_equal(m[2].bias.grad.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_trace_function_and_is_tracing():
+    seen = []
+
+    def f(a, b):
+        seen.append(torch.jit.is_tracing())
+        return a * b + 1.0, a - b
+
+    a = torch.tensor([1.0, 2.0])
+    b = torch.tensor([3.0, -1.0])
+    tf = torch.jit.trace(f, (a, b))
+    assert seen == [True] and not torch.jit.is_tracing()
+    p, q = tf(torch.tensor([2.0, 0.5]), torch.tensor([4.0, 2.0]))
+    assert seen == [True]                 # calls run the graph, not the Python
+    np.testing.assert_array_equal(p.numpy(), [9.0, 2.0])
+    np.testing.assert_array_equal(q.numpy(), [-2.0, -1.5])
+    assert torch.jit.is_scripting() is False
+
+
+def test_tracer_warning_on_item_bakes_branch():
+    def f(x):
+        if x.sum().item() > 0:
+            return x * 2
+        return x - 1
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        tf = torch.jit.trace(f, torch.ones(3))
+    tw = [x for x in w if issubclass(x.category, torch.jit.TracerWarning)]
+    assert len(tw) == 1 and "item()" in str(tw[0].message)
+    assert tw[0].filename == __file__
+    # the branch taken while tracing is baked in: -1 * 2, not -1 - 1
+    np.testing.assert_array_equal(tf(-torch.ones(3)).numpy(), [-2.0, -2.0, -2.0])
+
+
+def test_trace_batchnorm_updates_buffers_once_and_eval():
+    torch.manual_seed(5)
+    bn = nn.BatchNorm1d(3)
+    x = np.random.default_rng(6).standard_normal((4, 3)).astype(np.float32)
+    t = torch.jit.trace(bn, torch.from_numpy(x))
+    # the trace ran forward once (as PyTorch's does): running_mean = 0.1 * batch mean
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.mean(0), rtol=1e-5, atol=1e-6)
+    t(torch.from_numpy(x))
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.19 * x.mean(0), rtol=1e-5, atol=1e-6)
+    assert int(bn.num_batches_tracked) == 2
+
+
+def test_save_load_round_trip_without_class(tmp_path):
+    m = _CNN()
+    x = np.random.default_rng(7).standard_normal((2, 2, 8, 8)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    path = str(tmp_path / "cnn.pt")
+    torch.jit.save(t, path)
+    ref = _cnn_ref(m, x.astype(np.float64))
+    loaded = torch.jit.load(path)
+    np.testing.assert_allclose(_np(loaded(torch.from_numpy(x))), ref, rtol=1e-4, atol=1e-4)
+    assert sorted(loaded.state_dict()) == sorted(m.state_dict())
+    # a fresh interpreter that never defines _CNN
+    np.save(str(tmp_path / "x.npy"), x)
+    code = ("import numpy as np, framework as torch\n"
+            f"m = torch.jit.load({path!r})\n"
+            f"x = torch.from_numpy(np.load({str(tmp_path / 'x.npy')!r}))\n"
+            f"np.save({str(tmp_path / 'y.npy')!r}, m(x).detach().numpy())\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+    np.testing.assert_allclose(np.load(str(tmp_path / "y.npy")), ref, rtol=1e-4, atol=1e-4)
+    # the loaded module only re-specialises the batch dim
+    x3 = np.random.default_rng(8).standard_normal((3, 2, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(_np(loaded(torch.from_numpy(x3))),
+                               _cnn_ref(m, x3.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    with pytest.raises(RuntimeError, match="can only change the batch dimension"):
+        loaded(torch.zeros(2, 2, 6, 6))
+
+
+def test_save_load_function_file_object():
+    tf = torch.jit.trace(lambda a: (a * 3.0).sum(dim=0), torch.ones(2, 3))
+    buf = io.BytesIO()
+    tf.save(buf)
+    buf.seek(0)
+    g = torch.jit.load(buf)
+    np.testing.assert_array_equal(g(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])).numpy(),
+                                  [15.0, 21.0, 27.0])
+
+
+def test_load_rejects_bad_files(tmp_path):
+    p = tmp_path / "junk.pt"
+    p.write_bytes(b"not a model at all")
+    with pytest.raises(RuntimeError, match="not a Kiln traced module"):
+        torch.jit.load(str(p))
+    p2 = str(tmp_path / "sd.pt")
+    torch.save({"w": torch.ones(2)}, p2)             # a checkpoint, not a traced module
+    with pytest.raises(RuntimeError, match="not a Kiln traced module"):
+        torch.jit.load(p2)
+    p3 = tmp_path / "ts.pt"                           # the layout of a TorchScript archive
+    with zipfile.ZipFile(p3, "w") as zf:
+        zf.writestr("model/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("model/code/__torch__.py", "def forward(self): pass")
+        zf.writestr("model/constants.pkl", b"\x80\x02).")
+    with pytest.raises(RuntimeError, match="TorchScript"):
+        torch.jit.load(str(p3))
+    with pytest.raises(FileNotFoundError):
+        torch.jit.load(str(tmp_path / "missing.pt"))
+
+
+def test_script_module_runs_eagerly_and_refuses_save(tmp_path):
+    m = _mlp()
+    s = torch.jit.script(m)
+    x = torch.randn(6, 4)
+    np.testing.assert_array_equal(s(x).detach().numpy(), m(x).detach().numpy())
+    assert isinstance(s, torch.jit.ScriptModule)
+    assert list(s.state_dict()) == list(m.state_dict())
+    with pytest.raises(RuntimeError, match="torch.jit.trace"):
+        s.save(str(tmp_path / "s.pt"))
+    with pytest.raises(RuntimeError, match="no TorchScript compiler"):
+        s.graph
+    with pytest.raises(RuntimeError, match="no TorchScript compiler"):
+        s.code
+    assert not os.path.exists(tmp_path / "s.pt")
+
+    @torch.jit.script
+    def f(a):
+        return a + 1 if not torch.jit.is_scripting() else a
+    np.testing.assert_array_equal(f(torch.zeros(2)).numpy(), [1.0, 1.0])
+    with pytest.raises(RuntimeError, match="torch.jit.trace"):
+        torch.jit.save(f, str(tmp_path / "f.pt"))
+
+
+def test_annotations_fork_freeze():
+    assert torch.jit.annotate(list, [1]) == [1]
+    assert issubclass(torch.jit.Error, RuntimeError)
+
+    @torch.jit.ignore
+    def g(x):
+        return x + 1
+
+    @torch.jit.unused
+    def h(x):
+        return x - 1
+    assert g(1) == 2 and h(1) == 0 and torch.jit.export(g) is g
+    fut = torch.jit.fork(lambda a, b: a * b, torch.tensor(3.0), b=torch.tensor(4.0))
+    assert float(torch.jit.wait(fut)) == 12.0 and float(fut.wait()) == 12.0
+    m = _mlp()
+    t = torch.jit.trace(m, torch.randn(2, 4))
+    with pytest.raises(RuntimeError, match="eval mode"):
+        torch.jit.freeze(t)
+    assert torch.jit.optimize_for_inference(t) is t and not t.training
+    with pytest.raises(RuntimeError, match="ScriptModule"):
+        torch.jit.freeze(m.eval())
+    assert torch.jit.isinstance([1, 2], list[int]) and not torch.jit.isinstance([1, "a"], list[int])
+
+
+def test_strict_list_output_and_bad_trace_inputs():
+    with pytest.raises(RuntimeError, match="Encountering a list"):
+        torch.jit.trace(lambda a: [a + 1], torch.ones(2))
+    t = torch.jit.trace(lambda a: [a + 1], torch.ones(2), strict=False)
+    assert t(torch.zeros(2))[0].tolist() == [1.0, 1.0]
+    with pytest.raises(RuntimeError, match="example_kwarg_inputs or example_inputs"):
+        torch.jit.trace(lambda a: a, None)
+    with pytest.raises(RuntimeError, match="traced with 2 tensor inputs"):
+        torch.jit.trace(lambda a, b: a + b, (torch.ones(2), torch.ones(2)))(torch.ones(2))
+
+
+def test_trace_dropout_redraws_and_refuses_save(tmp_path):
+    torch.manual_seed(0)
+    t = torch.jit.trace(nn.Dropout(0.5), torch.ones(4, 8))
+    a, b = t(torch.ones(4, 8)), t(torch.ones(4, 8))
+    # kept entries are scaled by 1 / (1 - p); masks differ between calls
+    assert set(np.unique(a.numpy())) <= {0.0, 2.0} and not np.array_equal(a.numpy(), b.numpy())
+    assert repr(t).startswith("Dropout(")
+    with pytest.raises(RuntimeError, match="random numbers"):
+        t.save(str(tmp_path / "d.pt"))
+    assert not os.path.exists(tmp_path / "d.pt")
