@@ -88,7 +88,7 @@ def main():
     # the three must agree before their times mean anything
     loss_np, gws, gbs = numpy_step(x, ws, bs)
     loss_k = kiln_step(kiln, kx, kws, kbs)
-    assert abs(float(loss_k) - float(loss_np)) <= 1e-4 * abs(float(loss_np)) + 1e-6
+    assert abs(loss_k.item() - float(loss_np)) <= 1e-4 * abs(float(loss_np)) + 1e-6
     for a, b in zip(kws + kbs, gws + gbs):
         np.testing.assert_allclose(a.grad.numpy(), b, rtol=1e-3, atol=1e-5)
 
