@@ -84,9 +84,12 @@ from . import autograd  # noqa: E402
 from . import random  # noqa: E402,F401  (torch.random: fork_rng and the seed functions)
 from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is_grad_enabled  # noqa: E402,F401
 from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: E402,F401
-from .autograd import is_inference_mode_enabled  # noqa: E402,F401
+from .autograd import is_inference_mode_enabled, set_anomaly_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
+from . import accelerator  # noqa: E402,F401  (torch.accelerator)
+from ._misc_api import (is_inference, set_warn_always, is_warn_always_enabled,  # noqa: E402,F401
+                        set_default_tensor_type)
 from . import version  # noqa: E402,F401  (torch.version)
 
 
@@ -268,6 +271,8 @@ special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
 from . import fft  # noqa: E402,F401  (torch.fft)
+from . import signal  # noqa: E402,F401  (torch.signal.windows)
+from . import quasirandom  # noqa: E402,F401  (torch.quasirandom.SobolEngine)
 from . import testing  # noqa: E402,F401
 from .fft import stft, istft  # noqa: E402,F401
 Tensor.stft = stft
@@ -313,7 +318,10 @@ from .serialization import save, load  # noqa: E402,F401
 from . import amp, cpu  # noqa: E402,F401
 from .amp import (autocast, is_autocast_enabled, get_autocast_dtype, set_autocast_dtype,  # noqa: E402,F401
                   set_autocast_enabled, is_autocast_cache_enabled, set_autocast_cache_enabled,
-                  clear_autocast_cache, autocast_increment_nesting, autocast_decrement_nesting)
+                  clear_autocast_cache, autocast_increment_nesting, autocast_decrement_nesting,
+                  GradScaler, is_autocast_cpu_enabled, set_autocast_cpu_enabled,
+                  get_autocast_cpu_dtype, set_autocast_cpu_dtype, get_autocast_gpu_dtype,
+                  set_autocast_gpu_dtype)
 # last, once every namespace is built: NumPy's `axis` / `keepdims` keywords (PyTorch's parser
 # takes them for every native function with `dim` / `keepdim`)
 from ._numpy_aliases import install as _install_numpy_aliases  # noqa: E402

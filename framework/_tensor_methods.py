@@ -369,6 +369,8 @@ Tensor.t_ = _t_
 Tensor.transpose_ = _transpose_
 Tensor.resize_ = S._resize_         # (torch's storage semantics: ops_shape._resize_)
 Tensor.resize_as_ = S.resize_as_
+from ._misc_api import resize as _resize, resize_as as _resize_as, as_subclass as _as_subclass  # noqa: E402,E501
+Tensor.resize, Tensor.resize_as, Tensor.as_subclass = _resize, _resize_as, _as_subclass
 
 
 # operators ------------------------------------------------------------------------------------

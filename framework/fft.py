@@ -6,7 +6,6 @@ composed from F.pad, the `windows` / `fold_windows` primitives and the transform
 
 The transforms are the fft_c2c / fft_r2c / fft_c2r primitives (compiler/ops/fft.py); `n` and
 `s` trim or zero-pad the input first, by slice and cat, as torch does."""
-import warnings
 
 import numpy as np
 
@@ -336,10 +335,8 @@ _WARNED = set()
 
 
 def _warn_once(key, msg):
-    # TORCH_WARN_ONCE: one warning per process
-    if key not in _WARNED:
-        _WARNED.add(key)
-        warnings.warn(msg, UserWarning, stacklevel=3)
+    from ._misc_api import warn_once     # TORCH_WARN_ONCE (torch.set_warn_always)
+    warn_once(key, msg, stacklevel=3, seen=_WARNED)
 
 
 def _tstr(t):

@@ -102,6 +102,48 @@ def set_autocast_enabled(device_type, enabled=None):
         _count(1 if st.on else -1)
 
 
+def _legacy(old, new):
+    warnings.warn(f"torch.{old} is deprecated. Please use torch.{new} instead.",
+                  DeprecationWarning, stacklevel=3)
+
+
+# torch's deprecated per-device forms of the functions above
+def is_autocast_cpu_enabled():
+    _legacy("is_autocast_cpu_enabled()", "is_autocast_enabled('cpu')")
+    return is_autocast_enabled("cpu")
+
+
+def set_autocast_cpu_enabled(enabled):
+    _legacy("set_autocast_cpu_enabled(enabled)", "set_autocast_enabled('cpu', enabled)")
+    set_autocast_enabled("cpu", enabled)
+
+
+def _dtype_arg(dtype):
+    if not isinstance(dtype, dt.DType):
+        raise TypeError(f"dtype must be a torch.dtype (got {type(dtype).__name__})")
+    return dtype
+
+
+def get_autocast_cpu_dtype():
+    _legacy("get_autocast_cpu_dtype()", "get_autocast_dtype('cpu')")
+    return get_autocast_dtype("cpu")
+
+
+def set_autocast_cpu_dtype(dtype):
+    _legacy("set_autocast_cpu_dtype(dtype)", "set_autocast_dtype('cpu', dtype)")
+    set_autocast_dtype("cpu", _dtype_arg(dtype))
+
+
+def get_autocast_gpu_dtype():
+    _legacy("get_autocast_gpu_dtype()", "get_autocast_dtype('cuda')")
+    return get_autocast_dtype("cuda")
+
+
+def set_autocast_gpu_dtype(dtype):
+    _legacy("set_autocast_gpu_dtype(dtype)", "set_autocast_dtype('cuda', dtype)")
+    set_autocast_dtype("cuda", _dtype_arg(dtype))
+
+
 def is_autocast_cache_enabled():
     return _tls.cache_enabled
 

@@ -11,7 +11,7 @@ from .function import Function, FunctionCtx, once_differentiable, InplaceFunctio
 from .graph import graph_of, recorded_nodes  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
 from .anomaly_mode import (detect_anomaly, set_detect_anomaly, is_anomaly_enabled,  # noqa: F401
-                           is_anomaly_check_nan_enabled)
+                           is_anomaly_check_nan_enabled, set_anomaly_enabled)
 from . import functional, function, graph, grad_mode, anomaly_mode  # noqa: F401
 from . import profiler  # noqa: F401  (torch.autograd.profiler)
 

@@ -19,6 +19,16 @@ def is_anomaly_check_nan_enabled():
     return STATE.anomaly_check_nan
 
 
+def set_anomaly_enabled(enabled, check_nan=True):
+    """torch.set_anomaly_enabled: switches anomaly detection on or off, without a warning."""
+    for name, v in (("enabled", enabled), ("check_nan", check_nan)):
+        if not isinstance(v, bool):
+            raise TypeError(f"set_anomaly_enabled(): argument '{name}' (position "
+                            f"{1 if name == 'enabled' else 2}) must be bool, not "
+                            f"{type(v).__name__}")
+    _set(enabled, check_nan)
+
+
 def _set(mode, check_nan):
     STATE.anomaly = bool(mode)
     STATE.anomaly_check_nan = bool(check_nan)
