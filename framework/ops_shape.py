@@ -1121,6 +1121,12 @@ def _resize_(input, *sizes, memory_format=None):
     if builtins.any(s < 0 for s in shape):
         raise RuntimeError(f"Trying to create tensor with negative dimension "
                            f"{next(s for s in shape if s < 0)}: {list(shape)}")
+    if memory_format is _mf.preserve_format:
+        raise RuntimeError("Unsupported memory formatPreserve")        # (PyTorch's text)
+    if memory_format is not None and _mf.is_channels_last(memory_format):
+        _mf.check_rank("resize_", len(shape), memory_format)
+    if memory_format is None and shape == tuple(input._data.shape):
+        return input        # (PyTorch: the same sizes keep the strides, channels_last or not)
     n = 1
     for s in shape:
         n *= s
@@ -1141,13 +1147,20 @@ def _resize_(input, *sizes, memory_format=None):
         grown = np.zeros(off + n, flat.dtype)
         grown[:flat.size] = flat
         flat = grown
-    _rehome(input, flat[off:off + n].reshape(shape), flat)
+    if memory_format is not None and _mf.is_channels_last(memory_format):
+        # the same storage elements, strided as PyTorch lays a new tensor out in that format
+        data = np.lib.stride_tricks.as_strided(
+            flat[off:off + n], shape, [st * flat.itemsize for st in _mf._strides(shape,
+                                                                                 memory_format)])
+    else:
+        data = flat[off:off + n].reshape(shape)
+    _rehome(input, data, flat)
     input._bump()
     return input
 
 
 def resize_as_(input, the_template, *, memory_format=None):
-    return _resize_(input, tuple(the_template.shape))
+    return _resize_(input, tuple(the_template.shape), memory_format=memory_format)
 
 
 _SET_NAMES = ("source", "storage_offset", "size", "stride")

@@ -40,6 +40,37 @@ def test_resize_keeps_storage_and_grows_it():
     assert c.resize_as_(torch.ones(2, 1)).tolist() == [[0.], [1.]]
 
 
+def test_resize_memory_format_and_same_sizes():
+    # the same sizes without a format keep the strides (channels_last or transposed, as
+    # PyTorch's resize_ does); a channels-last format restrides the same storage elements
+    cl = torch.arange(24.).reshape(2, 3, 2, 2).contiguous(memory_format=torch.channels_last)
+    cl.resize_(2, 3, 2, 2)
+    assert cl.stride() == (12, 1, 6, 3)
+    t = torch.arange(24.).reshape(4, 6).t()
+    t.resize_(6, 4)
+    assert t.stride() == (1, 6) and t[0].tolist() == [0., 6., 12., 18.]
+    cl.resize_(2, 3, 2, 2, memory_format=torch.contiguous_format)
+    assert cl.stride() == (12, 4, 2, 1)
+    a = torch.arange(24.)
+    a.resize_(2, 3, 2, 2, memory_format=torch.channels_last)
+    # element (n, c, h, w) is storage element 12n + c + 6h + 3w
+    n, c, h, w = np.meshgrid(*[np.arange(k) for k in (2, 3, 2, 2)], indexing="ij")
+    assert a.stride() == (12, 1, 6, 3)
+    np.testing.assert_array_equal(a.numpy(), 12 * n + c + 6 * h + 3 * w)
+    b = torch.arange(6.)
+    b.resize_(2, 3, 1, 1, memory_format=torch.channels_last)
+    assert b.stride() == (3, 1, 3, 3)
+    d = torch.arange(24.)
+    d.resize_(1, 2, 3, 4, 1, memory_format=torch.channels_last_3d)
+    assert d.stride() == (24, 1, 8, 2, 2)
+    e = torch.arange(24.)
+    with pytest.raises(RuntimeError, match="required rank 4 tensor to use channels_last format"):
+        e.resize_(2, 12, memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="Unsupported memory formatPreserve"):
+        e.resize_(2, 12, memory_format=torch.preserve_format)
+    assert e.shape == (24,) and e.tolist() == list(range(24))
+
+
 def test_resize_errors_leave_tensor_unchanged():
     g = torch.arange(6., requires_grad=True)
     with pytest.raises(RuntimeError, match="cannot resize variables that require grad"):
