@@ -183,6 +183,7 @@ PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a pro
 AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread has autocast on
 VMAP = None        # framework.func sets a hook (p, args, attrs) while a vmap runs (batching rules)
 _VMAP_PASS = object()    # what the hook returns for arguments no running vmap batches
+FWAD = None        # autograd.forward_ad sets a hook (p, args, attrs) while a dual level is active
 
 
 def apply(p, *args, **attrs):
@@ -193,6 +194,10 @@ def apply(p, *args, **attrs):
             return r
     if AUTOCAST is not None:
         args = AUTOCAST(p, args)
+    if FWAD is not None:     # forward AD: outputs with tangents when an argument is dual
+        r = FWAD(p, args, attrs)
+        if r is not None:
+            return r
     if PROFILE is not None:
         return PROFILE(p, args, attrs)
     meta = p.meta(*args, **attrs)

@@ -237,6 +237,9 @@ def _assign(self, r, name):
         raise RuntimeError(f"{name}_: output with shape {list(self.shape)} doesn't match the "
                            f"broadcast shape {list(r.shape)}")
     _cast_check(self, r.dtype, name)
+    if _dispatch.FWAD is not None:       # a dual level: self takes r's tangent
+        from .autograd.forward_ad import assign
+        assign(self, r)
     import numpy as np
     from ._dispatch import STATE
     if STATE.tracer is not None:

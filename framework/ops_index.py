@@ -10,6 +10,7 @@ from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
 from runtime.device import cpu
 from ._dispatch import apply, rename, STATE, values, wrap
+from . import _dispatch
 from .tensor import Tensor
 
 P = REGISTRY
@@ -348,7 +349,10 @@ def setitem(x, idx, value):
         raise bad_index
     empty = adv and 0 in target    # nothing is written (an out-of-range index is not read)
     needs = STATE.grad_enabled and (x.requires_grad or (isinstance(v, Tensor) and v.requires_grad))
-    if not needs and tr is None and not vm:
+    # forward AD: a dual x or value takes the functional path, so x takes the result's tangent
+    fw = _dispatch.FWAD is not None and (x._fwt is not None or isinstance(v, Tensor) and
+                                         v._fwt is not None)
+    if not needs and not fw and tr is None and not vm:
         src = v._data if isinstance(v, Tensor) else v
         if empty:
             pass
@@ -368,6 +372,8 @@ def setitem(x, idx, value):
         base = snapshot(x)
     else:
         base = x._snapshot() if tr is None else tr.snapshot(x)
+    if fw:
+        base._fwt = x._fwt
     flat = apply(P["reshape"], base, shape=(x._data.size,))
     if isinstance(v, Tensor) and v._dtype is not x._dtype:
         v = apply(P["cast"], v, dtype=x._dtype)
@@ -385,11 +391,15 @@ def setitem(x, idx, value):
         if needs:
             rename(x, "CopySlices")
         return
+    if fw:
+        from .autograd.forward_ad import assign
+        assign(x, r)
     np.copyto(x._data, r._data, casting="unsafe")
-    x._node, x._oi = r._node, r._oi
-    rename(x, "CopySlices")
-    from .ops_math import propagate_view_write
-    propagate_view_write(x)
+    if needs:
+        x._node, x._oi = r._node, r._oi
+        rename(x, "CopySlices")
+        from .ops_math import propagate_view_write
+        propagate_view_write(x)
     x._bump()
 
 

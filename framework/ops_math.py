@@ -107,6 +107,9 @@ def check_writable(t, op):
 
 
 def _commit(self, p, args, attrs):
+    if _dispatch.FWAD is not None:       # a dual level: self also takes the result's tangent
+        from .autograd.forward_ad import inplace_commit
+        return inplace_commit(self, p, args, attrs, _commit)
     if _dispatch.VMAP is not None:       # a batched self (or argument): vmap writes it back
         from .func.vmap import batched_level, inplace_commit
         # (builtins: this module's any() is torch.any)
@@ -245,6 +248,9 @@ def copy_(self, src, non_blocking=False):
             raise RuntimeError(f"copy_: The size of tensor a ({self._data.shape}) must match the size "
                                f"of tensor b ({src._data.shape}) (src {list(src.shape)} cannot be "
                                f"broadcast to {list(self.shape)})") from None
+    if _dispatch.FWAD is not None:       # forward AD: self takes src's tangent
+        from .autograd.forward_ad import copy_tangent
+        copy_tangent(self, src)
     tr = STATE.tracer
     if tr is not None:
         if STATE.grad_enabled and self.requires_grad:
@@ -292,6 +298,9 @@ def fill_(self, value, _grad_name="FillBackward2"):
         value = value.item()
     from .creation import int_fill
     value = int_fill(value, self._dtype)
+    if _dispatch.FWAD is not None and self._fwt is not None:    # a constant: zero tangent
+        from .autograd.forward_ad import copy_tangent
+        copy_tangent(self, value)
     needs = STATE.grad_enabled and self.requires_grad
     if needs:           # (then target is None: expanded tensors with history are refused)
         check_inplace_leaf(self)

@@ -14,6 +14,7 @@ from .anomaly_mode import (detect_anomaly, set_detect_anomaly, is_anomaly_enable
                            is_anomaly_check_nan_enabled, set_anomaly_enabled)
 from . import functional, function, graph, grad_mode, anomaly_mode  # noqa: F401
 from . import profiler  # noqa: F401  (torch.autograd.profiler)
+from . import forward_ad  # noqa: F401  (torch.autograd.forward_ad)
 
 
 def _make_grads(outputs, grad_outputs):

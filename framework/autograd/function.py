@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 
+from .. import _dispatch
 from .._dispatch import STATE, wrap, node_class, Packed
 from ..tensor import Tensor
 from compiler.ir.registry import AVal
@@ -31,8 +32,22 @@ class FunctionCtx:
         self._saved = tensors
         self._versions = tuple(t._version if t is not None else None for t in tensors)
 
+    def save_for_forward(self, *tensors):
+        """Tensors the jvp staticmethod reads through ctx.saved_tensors (forward AD)."""
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(f"save_for_forward expects all arguments to be tensors; you "
+                                f"should save non-tensors as attributes on ctx (argument {i} is "
+                                f"of type {type(t).__name__})")
+        self._saved_fwd = tensors
+
+    _fwd_active = False     # set while jvp runs: saved_tensors are save_for_forward's
+    _saved_fwd = ()
+
     @property
     def saved_tensors(self):
+        if self._fwd_active:
+            return tuple(self._saved_fwd)
         if self._freed:
             from .engine import SECOND_TIME
             raise RuntimeError(SECOND_TIME)
@@ -113,7 +128,18 @@ class Function(metaclass=_FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        ctx = FunctionCtx()
+        if _dispatch.FWAD is not None:     # a dual level: output tangents come from cls.jvp
+            from .forward_ad import function_apply
+            return function_apply(cls, args, kwargs, cls._apply)
+        return cls._apply(FunctionCtx(), args, kwargs)
+
+    @staticmethod
+    def jvp(ctx, *grad_inputs):
+        raise NotImplementedError("You must implement the jvp function for custom "
+                                  "autograd.Function to use it with forward mode AD.")
+
+    @classmethod
+    def _apply(cls, ctx, args, kwargs):
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
         separate = cls.setup_context is not Function.setup_context
         prev = STATE.grad_enabled
