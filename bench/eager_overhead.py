@@ -29,12 +29,16 @@ except ImportError:  # the bench still compares against NumPy
 
 
 def cases(lib, np_mode=False):
-    """name -> zero-argument callable running one op on 16x16 float32 inputs."""
+    """name -> zero-argument callable running one op on 16x16 float32 inputs (rows that say
+    64x64 index a 64x64 one)."""
     rng = np.random.default_rng(0)
     a_np = rng.standard_normal((16, 16)).astype(np.float32)
     b_np = rng.standard_normal((16, 16)).astype(np.float32)
+    c_np = rng.standard_normal((64, 64)).astype(np.float32)
+    bias_np = rng.standard_normal(16).astype(np.float32)
+    i_np = np.array([1, 5, 7, 60])
     if np_mode:
-        a, b = a_np, b_np
+        a, b, c, bias, i = a_np, b_np, c_np, bias_np, i_np
         return {
             "add": lambda: a + b,
             "mul": lambda: a * b,
@@ -44,8 +48,20 @@ def cases(lib, np_mode=False):
             "relu (where)": lambda: np.where(a > 0, a, np.float32(0)),
             "exp": lambda: np.exp(a),
             "chain (a*b+a).exp()": lambda: np.exp(a * b + a),
+            "a + 1.0": lambda: a + 1.0,
+            "index x[3]": lambda: a[3],
+            "x[3] 64x64": lambda: c[3],
+            "x[long] 64x64": lambda: c[i],
+            "index_select 64x64": lambda: np.take(c, i, axis=0),
+            "view(-1)": lambda: a.reshape(-1),
+            "linear 16x16": lambda: a @ b.T + bias,
+            # (the same math by hand: forward, then d/da of sum(a * b) = b)
+            "backward (a*b).sum()": lambda: ((a * b).sum(), np.ones_like(a) * b),
         }
     a, b = lib.from_numpy(a_np.copy()), lib.from_numpy(b_np.copy())
+    c, bias, i = lib.from_numpy(c_np.copy()), lib.from_numpy(bias_np.copy()), lib.tensor(i_np)
+    leaf = lib.from_numpy(a_np.copy()).requires_grad_()
+    linear = lib.nn.functional.linear
     return {
         "add": lambda: a + b,
         "mul": lambda: a * b,
@@ -55,6 +71,14 @@ def cases(lib, np_mode=False):
         "relu (where)": lambda: lib.relu(a),
         "exp": lambda: a.exp(),
         "chain (a*b+a).exp()": lambda: (a * b + a).exp(),
+        "a + 1.0": lambda: a + 1.0,
+        "index x[3]": lambda: a[3],
+        "x[3] 64x64": lambda: c[3],
+        "x[long] 64x64": lambda: c[i],
+        "index_select 64x64": lambda: lib.index_select(c, 0, i),
+        "view(-1)": lambda: a.view(-1),
+        "linear 16x16": lambda: linear(a, b, bias),
+        "backward (a*b).sum()": lambda: (leaf * b).sum().backward(),
     }
 
 
@@ -69,9 +93,9 @@ def run(number, repeat):
     if torch is not None:
         libs.append(("torch", cases(torch)))
     rows = {}
-    for lib, cs in libs:
-        for name, fn in cs.items():
-            rows.setdefault(name, {})[lib] = measure(fn, number, repeat)
+    for name in libs[0][1]:          # row by row: a ratio's two timings are taken close together
+        for lib, cs in libs:
+            rows.setdefault(name, {})[lib] = measure(cs[name], number, repeat)
     head = f"{'op (16x16 float32)':<22}{'kiln us':>10}{'numpy us':>10}"
     if torch is not None:
         head += f"{'torch us':>10}{'kiln/torch':>12}"

@@ -179,6 +179,63 @@ def values(t):
     return t._data
 
 
+# memoised meta results of the prims whose rule is pure (Prim.cache_meta), keyed by everything
+# such a rule may read: operand shapes and dtypes, Python scalars' types and values, attrs
+# and the default dtype. A rule that raises stores nothing, so the error repeats each call.
+_META = {}
+_SCALAR_TYPES = frozenset((bool, int, float, complex))
+_ATTR_TYPES = frozenset((type(None), bool, int, float, complex, str, dt.DType))
+Parameter = None           # set by framework.nn.parameter: keyed like Tensor (same metadata)
+
+
+def _meta(p, args, attrs):
+    key = None
+    if args and not attrs:      # (unary and binary ops: the same key as below, built faster)
+        a = args[0]
+        ta = type(a)
+        if ta is Tensor or ta is Parameter:
+            if len(args) == 1:
+                key = (p, dt.default.value, a._data.shape, a._dtype)
+            elif len(args) == 2:
+                b = args[1]
+                tb = type(b)
+                if tb is Tensor or tb is Parameter:
+                    key = (p, dt.default.value, a._data.shape, a._dtype, b._data.shape, b._dtype)
+                elif tb in _SCALAR_TYPES:
+                    key = (p, dt.default.value, a._data.shape, a._dtype, tb, b)
+    if key is None:
+        key = [p, dt.default.value]
+        for a in args:
+            t = type(a)
+            if t is Tensor or t is Parameter:
+                key.append(a._data.shape)
+                key.append(a._dtype)
+            elif t in _SCALAR_TYPES:     # (1, 1.0 and True hash alike: the type tells them apart)
+                key.append(t)
+                key.append(a)
+            else:                        # subclasses, NumPy scalars, lists: the rule itself
+                return p.meta(*args, **attrs)
+        for k, v in attrs.items():
+            t = type(v)
+            if t is tuple:
+                for e in v:         # (dims, shapes, index_select's check names)
+                    if type(e) is not int and type(e) is not str:
+                        return p.meta(*args, **attrs)
+            elif t not in _ATTR_TYPES:
+                return p.meta(*args, **attrs)
+            key.append(k)
+            key.append(t)
+            key.append(v)
+        key = tuple(key)
+    m = _META.get(key)
+    if m is None:
+        m = p.meta(*args, **attrs)
+        if len(_META) >= 8192:       # (a loop over ever new scalars must not grow it forever)
+            _META.clear()
+        _META[key] = m
+    return m
+
+
 PROFILE = None     # framework.profiler sets a hook (p, args, attrs) while a profile records
 AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread has autocast on
 VMAP = None        # framework.func sets a hook (p, args, attrs) while a vmap runs (batching rules)
@@ -200,9 +257,9 @@ def apply(p, *args, **attrs):
             return r
     if PROFILE is not None:
         return PROFILE(p, args, attrs)
-    meta = p.meta(*args, **attrs)
     if STATE.tracer is not None:
-        return STATE.tracer.record(p, args, attrs, meta)
+        return STATE.tracer.record(p, args, attrs, p.meta(*args, **attrs))
+    meta = _meta(p, args, attrs) if p.cache_meta else p.meta(*args, **attrs)
     if NONCPU:
         _device_ops = _devops or _device_ops_module()
         dev = _device_ops.common_device(args)
@@ -215,8 +272,11 @@ def apply(p, *args, **attrs):
                     if "_multi_view" in args[0].__dict__:
                         out._multi_view = (0, p.grad_name.replace("Backward0", ""))
             return out
-    arrs = [a._data if isinstance(a, Tensor) else a for a in args]
-    r = p.numpy(meta, *arrs, **attrs)
+    if len(args) == 1:      # (unary ops and views: no list to build)
+        a = args[0]
+        r = p.numpy(meta, a._data if isinstance(a, Tensor) else a, **attrs)
+    else:
+        r = p.numpy(meta, *[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
     if p.nout == 1:
         if type(r) is not np.ndarray:
             r = np.asarray(r)
@@ -228,19 +288,23 @@ def apply(p, *args, **attrs):
             out._base = src._base if src._base is not None else src
             if "_multi_view" in src.__dict__:     # a view of split()'s output: same rule
                 out._multi_view = (0, p.grad_name.replace("Backward0", ""))
-        outs = (out,)
-    else:
-        outs = tuple(wrap(np.asarray(x), m.dtype) for x, m in zip(r, meta))
-        out = outs
-    if STATE.grad_enabled:
-        if p.differentiable and _needs_grad(args):
-            record(p, args, attrs, outs)
-            if p.nout == 1 and out._base is not None:
-                # how to re-derive this view's history if its base is written in place later
-                out._view_src = (args[0], p, attrs, out._base._vcount)
-    elif STATE.inference and p.nout == 1:     # (wrap made and marked multi-output results)
-        out._inf = True
-    return out
+        if STATE.grad_enabled:
+            if p.differentiable:
+                for a in args:       # (_needs_grad, inline: every eager op asks)
+                    if isinstance(a, Tensor) and (a._node is not None or a._rg):
+                        record(p, args, attrs, (out,))
+                        if out._base is not None:
+                            # how to re-derive this view's history if its base is written
+                            # in place later
+                            out._view_src = (args[0], p, attrs, out._base._vcount)
+                        break
+        elif STATE.inference:
+            out._inf = True
+        return out
+    outs = tuple(wrap(np.asarray(x), m.dtype) for x, m in zip(r, meta))   # (wrap marks _inf)
+    if STATE.grad_enabled and p.differentiable and _needs_grad(args):
+        record(p, args, attrs, outs)
+    return outs
 
 
 def rebase_view(t):

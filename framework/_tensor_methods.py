@@ -385,11 +385,16 @@ def _operand(other):
     return isinstance(other, (Tensor, bool, int, float, complex, _np.generic))
 
 
+_PY_NUMBERS = frozenset((bool, int, float, complex))
+
+
 def _binop(prim):
     p = P[prim]
     defer = prim not in ("eq", "ne")
 
     def f(self, other):
+        if isinstance(other, Tensor) or type(other) in _PY_NUMBERS:   # (as_tensor_arg keeps them)
+            return apply(p, self, other)
         if defer and isinstance(other, _np.ndarray):
             # PyTorch's operators take no ndarray: NumPy's reflected operator computes it
             # (t + a is np.add(t, a), wrapped back by Tensor.__array_wrap__; a + t and t < a

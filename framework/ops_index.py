@@ -7,11 +7,13 @@ import builtins
 import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
+from compiler.ops.indexing import index_bounds
 from runtime import dtypes as dt
 from runtime.device import cpu
 from ._dispatch import apply, rename, STATE, values, wrap
 from . import _dispatch
 from .tensor import Tensor
+from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
 
 P = REGISTRY
 
@@ -144,8 +146,9 @@ def _plan(shape, idx, defer_bounds=False):
     if mask_err is not None:
         raise mask_err
     if adv:
-        try:
-            b = np.broadcast_shapes(*(a.shape for _, a in adv))
+        try:       # (one index: its own shape; NumPy's broadcast_shapes costs microseconds)
+            b = adv[0][1].shape if len(adv) == 1 else \
+                np.broadcast_shapes(*(a.shape for _, a in adv))
         except ValueError:
             raise IndexError("shape mismatch: indexing tensors could not be broadcast together "
                              "with shapes " + ", ".join(str(list(a.shape)) for _, a in adv)
@@ -156,8 +159,9 @@ def _plan(shape, idx, defer_bounds=False):
         nonempty = 0 not in b and 0 not in rest
         for dd, i, size in sorted(bounds, key=lambda e: e[2] != 0):
             if i.size and (nonempty or (size == 0 and 0 not in b)):
-                if i.max() >= size or i.min() < -size:
-                    bad = i.max() if i.max() >= size else i.min()
+                lo, hi = index_bounds(i)
+                if hi >= size or lo < -size:
+                    bad = hi if hi >= size else lo
                     err = IndexError(f"index {bad} is out of bounds for dimension {dd} with size "
                                      f"{size} (tensor shape {list(shape)})")
                     if defer_bounds and size:
@@ -222,6 +226,20 @@ def getitem(x, idx):
                 (idx.stop is None or type(idx.stop) is int):
             a, b, c = idx.indices(x._data.shape[0])
             return apply(P["slice"], x, dim=0, start=a, stop=max(a, b), step=c)
+    if type(idx) is int and x._data.ndim and -x._data.shape[0] <= idx < x._data.shape[0]:
+        # x[i] in range: _plan's select step, without the planner (out of range: its error)
+        shp = x._data.shape
+        i = idx % shp[0]
+        s = apply(P["slice"], x, dim=0, start=i, stop=i + 1, step=1)
+        return rename(apply(P["reshape"], s, shape=shp[1:]), "SelectBackward0")
+    if type(idx) is Tensor and idx._dtype is dt.int64 and x._device is cpu:
+        # x[long tensor] reading elements, indices in range: _plan's one advanced index at
+        # dim 0, without the planner (anything else, errors included: the planner)
+        a, shp = idx._data, x._data.shape
+        if type(a) is np.ndarray and a.ndim and shp and a.size and 0 not in shp[1:]:
+            lo, hi = index_bounds(a)
+            if -shp[0] <= lo and hi < shp[0]:
+                return apply(P["index"], x, wrap(a, dt.int64), pos=(0,))
     steps, adv = _plan(x._data.shape, idx)
     r = x
     for st in steps:
@@ -455,15 +473,16 @@ def _check_dim_index(op, input, d, index, bounds_error=IndexError):
         # the graph (an error under fullgraph=True)
         from .ops_shape import reshape
         return index if index.ndim == 1 else reshape(index, (1,))
-    if a.size and (a.max() >= size or a.min() < lo):
-        bad = a.max() if a.max() >= size else a.min()
-        raise bounds_error(f"{op}(): index {bad} is out of bounds for dimension {d} with size "
-                           f"{size} (input shape {list(input.shape)})")
+    if a.size:
+        vmin, vmax = index_bounds(a)
+        if vmax >= size or vmin < lo:
+            bad = vmax if vmax >= size else vmin
+            raise bounds_error(f"{op}(): index {bad} is out of bounds for dimension {d} with "
+                               f"size {size} (input shape {list(input.shape)})")
     return index if index.ndim == 1 else wrap(a.reshape(1), index._dtype)
 
 
 def index_select(input, dim, index, *, out=None):
-    from .ops_math import write_out
     d = norm_dim("index_select", dim, input.ndim)
     # torch (2.13) reports a bad index as a RuntimeError from its dim-1 kernel and for an
     # empty input of ndim > 1; otherwise as an IndexError

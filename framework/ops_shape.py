@@ -16,6 +16,12 @@ P = REGISTRY
 
 
 def _sizes(args):
+    if type(args) is tuple:
+        for a in args:
+            if type(a) is not int:
+                break
+        else:
+            return args         # (x.view(2, 8): already a tuple of ints)
     if len(args) == 1 and isinstance(args[0], (tuple, list)):
         args = args[0]
     elif len(args) == 1 and isinstance(args[0], Tensor) and args[0].ndim:
@@ -44,7 +50,9 @@ def view(input, *shape, **kw):
     if len(shape) == 1 and isinstance(shape[0], dt.DType):
         return _view_dtype(input, shape[0])
     shape = infer_shape("view", _sizes(shape), input._data.size, input._data.shape)
-    if input._data.ndim and not input.is_contiguous():
+    a = input._data
+    if a.ndim and not (type(a) is np.ndarray and a.flags.c_contiguous) and \
+            not input.is_contiguous():    # (NumPy's flag implies it, and is one lookup)
         probe = input._data.view()
         try:
             probe.shape = shape
@@ -182,7 +190,7 @@ def t(input):
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {input.ndim}D")
     if input.ndim < 2:      # torch: an alias view of the tensor, not the tensor itself
         return rename(apply(P["reshape"], input, shape=input._data.shape), "TBackward0")
-    return rename(transpose(input, 0, 1), "TBackward0")
+    return rename(apply(P["permute"], input, dims=(1, 0)), "TBackward0")   # (transpose(0, 1))
 
 
 def _T(input):

@@ -13,6 +13,9 @@ A primitive carries
   saves    which inputs the VJP reads ("all", "none", or a tuple of indices); the rest are
            kept as metadata only, so in-place edits of them do not invalidate backward
   saves_output  whether the VJP reads the forward output
+  cache_meta    whether eager dispatch may memoise the meta rule: true when the rule reads only
+           operand shapes and dtypes, Python scalars (type and value), attrs and the default
+           dtype (default: pointwise, reduction, matmul, view and gather prims)
 An "aval" is anything with .shape (tuple) and .dtype (runtime.dtypes.DType): eager tensors,
 graph values and AVal itself. Python scalars may stand in for pointwise operands.
 """
@@ -47,11 +50,11 @@ class AVal:
 
 class Prim:
     __slots__ = ("name", "kind", "meta", "numpy", "vjp", "triton", "saves", "saves_output",
-                 "nout", "differentiable", "grad_name", "doc", "xp", "__dict__")
+                 "nout", "differentiable", "grad_name", "doc", "xp", "cache_meta", "__dict__")
 
     def __init__(self, name, kind, meta, numpy, vjp=None, triton=None, saves="all",
                  saves_output=False, nout=1, differentiable=True, grad_name=None, doc="",
-                 xp=None, saves_for=None):
+                 xp=None, saves_for=None, cache_meta=None):
         self.name = name
         self.kind = kind
         self.meta = meta
@@ -69,10 +72,14 @@ class Prim:
         self.differentiable = differentiable
         self.grad_name = grad_name or _torch_grad_name(name)
         self.doc = doc
+        self.cache_meta = kind in _PURE_META_KINDS if cache_meta is None else cache_meta
 
     def __repr__(self):
         return f"<prim {self.name} ({self.kind})>"
 
+
+# kinds whose meta rules are pure functions of operand metadata (see cache_meta)
+_PURE_META_KINDS = ("pointwise", "reduction", "matmul", "view", "gather")
 
 REGISTRY = {}
 

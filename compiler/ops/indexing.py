@@ -112,6 +112,8 @@ def _empty_result(x, idx, pos):
     """The indexed result has no elements: PyTorch reads no index value then, so out-of-range
     ones raise nothing (x[2:1, [0, 5]] on 3 rows is an empty tensor); an index into a dim of
     size 0 is refused even then, unless the index tensors broadcast to no positions."""
+    if len(idx) == 1 and x.size and idx[0].size:    # (one index, nothing empty: the usual)
+        return False
     if 0 not in index_shape(x.shape, [i.shape for i in idx], pos):
         return False
     for p, i in zip(pos, idx):
@@ -127,7 +129,8 @@ def _index_np(out, x, *idx, pos, check=None):
     # NumPy's advanced indexing hands back its own dim order (x[:, [0, 1]] of a matrix is
     # column-major); torch's result has the layout its TensorIterator picks from the input's
     # and the indices' strides (contiguous for a contiguous input)
-    if x.flags.c_contiguous and all(i.flags.c_contiguous for i in idx):
+    if x.flags.c_contiguous and (idx[0].flags.c_contiguous if len(idx) == 1 else
+                                 all(i.flags.c_contiguous for i in idx)):
         # row-major (_index_layout's answer there, without its cost), size-1 dims included
         if not r.flags.c_contiguous or (1 in r.shape and r.strides != _c_strides(r.shape,
                                                                                  r.itemsize)):

@@ -17,8 +17,24 @@ def _numel(shape):
 
 # reshape -----------------------------------------------------------------------------------
 
+_INFERRED = {}     # (sizes of plain ints, numel) -> shape, for valid requests (view/reshape)
+
+
 def infer_shape(op, shape, numel, src_shape=None):
     shape = tuple(shape)
+    for s in shape:
+        if type(s) is not int:      # (2.0 and True hash as 2 and 1: only plain ints memoised)
+            return _infer_shape(op, shape, numel, src_shape)
+    key = (shape, numel)
+    r = _INFERRED.get(key)
+    if r is None:
+        r = _infer_shape(op, shape, numel, src_shape)
+        if len(_INFERRED) < 4096:
+            _INFERRED[key] = r
+    return r
+
+
+def _infer_shape(op, shape, numel, src_shape):
     neg = [i for i, s in enumerate(shape) if s == -1]
     if len(neg) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred (shape {list(shape)})")
@@ -139,6 +155,8 @@ def _slice_meta(x, dim, start, stop, step):
 
 
 def _slice_np(out, x, dim, start, stop, step):
+    if dim == 0 and x.ndim:         # (the common case, without building an index tuple)
+        return x[start:stop:step]
     idx = [slice(None)] * x.ndim
     idx[dim] = slice(start, stop, step)
     return x[tuple(idx)]

@@ -186,6 +186,9 @@ def _dn(x):
 def _unary_np(f):
     def impl(out, x):
         npd = out.dtype.np
+        if x.dtype is npd and out.dtype not in _HALF_DT:     # (the common case, no cast)
+            r = f(x)
+            return r if r.dtype is npd or r.dtype == npd else r.astype(npd)
         # (a complex input of a real-valued op (abs, angle) is read as complex, not cast)
         if x.dtype != npd and out.dtype.category >= 2 and x.dtype.kind != "c":
             x = x.astype(npd)
@@ -207,11 +210,20 @@ def _wrap_scalar(x, cd):
 
 
 _HALF_NP = (np.dtype(dt.float16.np), np.dtype(dt.bfloat16.np))
+_HALF_DT = frozenset((dt.float16, dt.bfloat16))
 
 
 def _binary_np(f, compute_promoted=False, int_divisor=False):
+    plain = not (compute_promoted or int_divisor)
+
     def impl(out, a, b):
         npd = out.dtype.np
+        if plain and type(a) is np.ndarray and type(b) is np.ndarray and a.dtype is npd and \
+                b.dtype is npd:     # two arrays of the result dtype: nothing to cast or wrap
+            r = f(a, b)
+            if type(r) is not np.ndarray:
+                r = np.asarray(r)
+            return r if r.dtype is npd or r.dtype == npd else r.astype(npd)
         cd = _compute_dtype(a, b) if compute_promoted else npd
         if cd in _HALF_NP and (type(a) is not np.ndarray or type(b) is not np.ndarray):
             # opmath: PyTorch computes half types in float32, so a Python number is not rounded

@@ -35,6 +35,7 @@ def _acc_meta(name):
 
 
 _HALF = (dt.float16.np, dt.bfloat16.np)
+_HALF_DT = frozenset((dt.float16, dt.bfloat16))     # (a set of DTypes: no NumPy dtype compares)
 
 
 def axis0_first(dims, ndim):
@@ -43,7 +44,7 @@ def axis0_first(dims, ndim):
     between them -- BatchNorm's (0, 2, 3) -- NumPy's multi-axis reduction walks short strided
     rows; adding whole rows along axis 0 first is ~3x faster. The NumPy lowering and the
     generated code both use this order, so eager and compiled sums stay identical."""
-    if not dims or dims[0] != 0 or len(dims) < 2:
+    if not dims or dims[0] != 0 or len(dims) < 2 or dims[-1] < 2:    # (no axis in between)
         return False
     return any(i not in dims for i in range(1, dims[-1]))
 
@@ -51,16 +52,16 @@ def axis0_first(dims, ndim):
 def _np_red(f, first0=False):
     def impl(out, x, dims=None, keepdim=False, dtype=None):
         npd = out.dtype.np
-        if npd in _HALF:          # accumulate half precision in float32, as PyTorch does
+        if out.dtype in _HALF_DT:     # accumulate half precision in float32, as PyTorch does
             x = x.astype(np.float32)
-        elif x.dtype != npd:
+        elif x.dtype is not npd and x.dtype != npd:
             x = x.astype(npd)
         if first0 and dims is not None and axis0_first(tuple(dims), x.ndim):
             x = f(x, axis=0, keepdims=True)
         r = f(x, axis=dims, keepdims=keepdim)
         if type(r) is not np.ndarray:
             r = np.asarray(r)
-        return r if r.dtype == npd else r.astype(npd)
+        return r if r.dtype is npd or r.dtype == npd else r.astype(npd)
     return impl
 
 

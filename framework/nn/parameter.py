@@ -57,6 +57,10 @@ class Parameter(Tensor):
         return r
 
 
+from .. import _dispatch  # noqa: E402
+_dispatch.Parameter = Parameter     # (its meta rules are memoised as a Tensor's)
+
+
 def _clone_data(t):
     from .._dispatch import wrap
     return wrap(t._data.copy(), t._dtype, t._device)
