@@ -15,6 +15,7 @@ buffers are graph inputs read from the module at every call (in-place changes ar
 import builtins
 import contextlib
 import io
+import os
 import typing
 import warnings
 import zipfile
@@ -344,6 +345,26 @@ def _has_mutable(tpl):
     return None
 
 
+def _has_const(tpl):
+    kind, x = tpl
+    if kind == "c":
+        return True
+    if kind == "dict":
+        return any(_has_const(v) for _, v in x)
+    return kind != "t" and any(_has_const(e) for e in x)
+
+
+def _type_str(o):
+    """TorchScript's name of an example input's type, for trace's error."""
+    if _builtins_isinstance(o, Tensor):
+        return "Tensor"
+    if type(o) in (tuple, list):
+        return f"{type(o).__name__.capitalize()}[{', '.join(_type_str(e) for e in o)}]"
+    if type(o) is dict:
+        return f"Dict[{', '.join(_type_str(v) for v in o.values())}]"
+    return "NoneType" if o is None else type(o).__name__
+
+
 class _Spec:
     """A recorded graph and where its inputs come from: ("arg", k), ("state", dotted name of a
     parameter/buffer), ("const", k), ("draw", k); `writes`: (source, value) in-place updates."""
@@ -422,7 +443,10 @@ def _run_graph(spec, batch, *tensors):
 def _trace_fn(fn, args, kwargs, name, module, strict, commit=True):
     from .autograd import no_grad
     flat = []
-    _flatten((tuple(args), dict(kwargs)), flat)
+    if _has_const(_flatten((tuple(args), dict(kwargs)), flat)):
+        raise RuntimeError(f"Type '{_type_str(tuple(args) + tuple(kwargs.values()))}' cannot "
+                           "be traced. Only Tensors and (possibly nested) Lists, Dicts, and "
+                           "Tuples of Tensors can be traced")
     if STATE.tracer is not None:
         raise RuntimeError("jit.trace: cannot trace inside another trace or torch.compile")
     tracer = _JitTracer(name)
@@ -437,6 +461,12 @@ def _trace_fn(fn, args, kwargs, name, module, strict, commit=True):
         tracer._unpeek()
         leaves = []
         template = _flatten(out, leaves)
+        if out is None:
+            raise RuntimeError("The traced function didn't return any values! Side-effects are "
+                               "not captured in traces, so it would be a no-op.")
+        if _has_const(template):
+            raise RuntimeError("Only tensors, lists, tuples of tensors, or dictionary of tensors "
+                               "can be output from traced functions")
         if strict:
             k = _has_mutable(template)
             if k:
@@ -452,7 +482,12 @@ def _trace_fn(fn, args, kwargs, name, module, strict, commit=True):
         STATE.tracer = None
     g = tracer.graph
     argpos = {id(t): k for k, t in enumerate(flat)}
-    argarr = {id(t._data): k for k, t in enumerate(flat) if type(t._data) is not SymArray}
+    argarr = {}
+    for k, t in enumerate(flat):
+        # an argument written in place holds a SymArray now; its array is the one read
+        d = t._data.orig if type(t._data) is SymArray else t._data
+        if d is not None:
+            argarr.setdefault(id(d), k)
     drawn = {id(a): k for k, (a, _, _) in enumerate(tracer.draws)}
     srcs, consts = [], []
     in_arrays = []
@@ -501,8 +536,10 @@ def _trace_fn(fn, args, kwargs, name, module, strict, commit=True):
         for arr, r in zip(ov_arrays, res[len(alive):]):
             np.copyto(arr, r, casting="unsafe")
     g.outputs = out_vals + ov_vals
-    return _Spec(g, srcs, consts, writes, template, len(out_vals),
+    spec = _Spec(g, srcs, consts, writes, template, len(out_vals),
                  [(rc, dtype) for _, dtype, rc in tracer.draws])
+    spec.n_args = len(args) + len(kwargs)       # a call with more raises, as TorchScript's
+    return spec
 
 
 # ---- traced callables -------------------------------------------------------------------------
@@ -565,8 +602,23 @@ class _TracedMixin:
         _save(self, f)
 
     def _run(self, args, kwargs, state):
+        try:
+            return self._run_graph(args, kwargs, state)
+        except RuntimeError:
+            raise
+        except Exception as e:      # TorchScript's interpreter raises every op's error as this
+            raise Error(f"The following operation failed in the TorchScript interpreter.\n"
+                        f"{type(e).__name__}: {e}") from e
+
+    def _run_graph(self, args, kwargs, state):
         flat = _tensors_of(args, kwargs)
         spec = self._spec
+        n = getattr(spec, "n_args", None)           # (None: loaded from a file)
+        if n is not None and len(args) + len(kwargs) > n:
+            k = int(state is not None)               # a module's forward counts self
+            fname = "forward" if state is not None else self._fn_name
+            raise RuntimeError(f"{fname}() expected at most {n + k} argument(s) but received "
+                               f"{len(args) + len(kwargs) + k} argument(s)")
         argv = [(v, s[1]) for v, s in zip(spec.graph.inputs, spec.srcs) if s[0] == "arg"]
         need = max([k for _, k in argv], default=-1) + 1
         if len(flat) < need:
@@ -678,6 +730,7 @@ def _classes():
                 self._buffers[k] = b
             self._non_persistent_buffers_set |= set(mod._non_persistent_buffers_set)
             object.__setattr__(self, "_orig", mod)
+            self.training = mod.training        # a trace of an eval() module is in eval mode
 
         def _state(self, name):
             return _get_state(self._orig, name)
@@ -688,6 +741,17 @@ def _classes():
 
         def _get_name(self):            # PyTorch prints Linear(original_name=Linear)
             return self._fn_name
+
+        def __repr__(self):
+            from .nn.modules.module import _addindent
+            # the submodules print as traced ones, Conv2d(original_name=Conv2d), as PyTorch's
+            def rep(name, m):
+                kids = ["(" + k + "): " + _addindent(rep(_orig_name(c), c), 2)
+                        for k, c in m._modules.items() if c is not None]
+                if not kids:
+                    return f"{name}(original_name={name})"
+                return f"{name}(\n  original_name={name}\n  " + "\n  ".join(kids) + "\n)"
+            return rep(self._fn_name, self)
 
     class _ScriptedModule(ScriptModule):
         """What jit.script(module) returns: the module, run eagerly (no TorchScript compiler)."""
@@ -726,7 +790,7 @@ def _classes():
             return repr(self._modules["_script_mod"])
 
     for c in (RecursiveScriptModule,):
-        for k in ("graph", "inlined_graph", "code", "save", "_run"):
+        for k in ("graph", "inlined_graph", "code", "save", "_run", "_run_graph"):
             setattr(c, k, _TracedMixin.__dict__[k])
     return ScriptModule, RecursiveScriptModule, TracedModule, _ScriptedModule
 
@@ -772,7 +836,9 @@ def _init_classes():
         TopLevelTracedModule
     if ScriptModule is None:
         ScriptModule, RecursiveScriptModule, TracedModule, _ScriptedModule = _classes()
-        TopLevelTracedModule = TracedModule
+        # what jit.trace(module) returns, as PyTorch's type(traced).__name__ shows
+        TopLevelTracedModule = type("TopLevelTracedModule", (TracedModule,),
+                                    {"__module__": __name__})
 
 
 def __getattr__(name):
@@ -804,11 +870,11 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     if _builtins_isinstance(func, Module):
         name = type(func).__name__
         spec = _trace_fn(func, args, kwargs, name, func, strict)
-        return TracedModule(func, spec, name,
-                            lambda a, k: _trace_fn(func, a, k, name, func, strict,
-                                                   commit=False))
+        return TopLevelTracedModule(func, spec, name,
+                                    lambda a, k: _trace_fn(func, a, k, name, func, strict,
+                                                           commit=False))
     if not callable(func):
-        raise TypeError(f"jit.trace: expected a function or nn.Module, got "
+        raise RuntimeError(f"jit.trace: expected a function or nn.Module, got "
                         f"{type(func).__name__}")
     owner = getattr(func, "__self__", None)
     name = getattr(func, "__name__", "fn")
@@ -955,8 +1021,15 @@ def _save(obj, f):
            "outputs": [_enc(v, ids) for v in g.outputs], "n_out": spec.n_out,
            "writes": [[i, _enc(v, ids)] for i, v in spec.writes],
            "template": _tpl_enc(spec.template), "consts": list(spec.consts),
-           "state": {k: list(v) for k, v in state.items()}}
+           "state": {k: list(v) for k, v in state.items()},
+           # submodule names and classes: a loaded module prints as PyTorch's does
+           "modules": [] if module is None else
+           [[k, _orig_name(m)] for k, m in module.named_modules() if k]}
     _fsave(rec, f)
+
+
+def _orig_name(m):
+    return getattr(m, "_fn_name", None) or type(m).__name__
 
 
 def _owner_of(module, dotted):
@@ -993,6 +1066,11 @@ def load(f, map_location=None, _extra_files=None, _restore_shapes=False):
     from .serialization import load as _fload, _name, _read_all
     _init_classes()
     name = _name(f)
+    if _builtins_isinstance(f, (str, os.PathLike)):         # PyTorch's ValueErrors
+        if not os.path.exists(f):
+            raise ValueError(f"The provided filename {f} does not exist")
+        if os.path.isdir(f):
+            raise ValueError(f"The provided filename {f} is a directory")
     raw = _read_all(f, name)
     if raw[:4] == b"PK\x03\x04":
         try:
@@ -1021,6 +1099,9 @@ def load(f, map_location=None, _extra_files=None, _restore_shapes=False):
         return ScriptFunction(spec, rec["name"])
     from .nn import Parameter, Module
     m = RecursiveScriptModule(spec, rec["name"])
+    for k, cls in rec.get("modules", ()):           # (parents come first)
+        *path, leaf = k.split(".")
+        m.get_submodule(".".join(path))._modules[leaf] = RecursiveScriptModule(None, cls)
     for k, (kind, t, flag) in state.items():
         owner = m
         *path, leaf = k.split(".")
@@ -1065,6 +1146,6 @@ def _rebuild(rec):
 def save(m, f, _extra_files=None):
     """torch.jit.save: m.save(f) of a traced module or function."""
     if not hasattr(m, "save"):
-        raise RuntimeError(f"jit.save: expected a traced module or function, got "
+        raise AttributeError(f"jit.save: expected a traced module or function, got "
                            f"{type(m).__name__}; use torch.jit.trace first")
     m.save(f)

@@ -1,5 +1,7 @@
 """Matrix products and linear algebra: matmul (every rank combination), mm, bmm, mv, dot,
 outer, addmm, baddbmm, einsum, and torch.linalg."""
+import functools
+
 from compiler.ir.registry import REGISTRY
 from runtime import dtypes as dt
 from ._dispatch import apply, rename, values, wrap_like
@@ -1063,8 +1065,29 @@ def geqrf(input, *, out=None):
     vectors below it, tau their scales (householder_product(a, tau) is Q). No gradient, as
     PyTorch's."""
     from .ops_math import write_out
-    a, tau = apply(P["geqrf"], input)
+    from ._dispatch import STATE
+    if input.requires_grad and STATE.grad_enabled:
+        # PyTorch records GeqrfBackward0, which raises when backward reaches it
+        a, tau = _geqrf_no_grad().apply(input)
+        rename(a, "GeqrfBackward0")
+    else:
+        a, tau = apply(P["geqrf"], input)
     return write_out(_Geqrf(a, tau), out)
+
+
+@functools.cache
+def _geqrf_no_grad():
+    from .autograd.function import Function       # (at first use: import order)
+
+    class _GeqrfNoGrad(Function):
+        @staticmethod
+        def forward(ctx, x):
+            return apply(P["geqrf"], x)
+
+        @staticmethod
+        def backward(ctx, ga, gtau):
+            raise NotImplementedError("the derivative for 'geqrf' is not implemented.")
+    return _GeqrfNoGrad
 
 
 def _tensorinv(A, ind=2):

@@ -611,6 +611,12 @@ def clone(input, *, memory_format=None):
             s == 0 and n > 1 for s, n in zip(input._data.strides, input._data.shape)):
         # an expanded input (stride 0) clones contiguous in torch; np.copy's 'K' order does not
         r._data = np.asarray(d, order="C")
+    elif type(d) is np.ndarray and d.strides != input._data.strides and d.size > 0 and \
+            builtins.all(a == b or n == 1 for a, b, n in
+                         zip(d.strides, input._data.strides, d.shape)):
+        # np.copy re-strides size-1 dims; preserve_format keeps a dense input's strides exactly
+        # (an (8, 3, 1, 1) channels_last weight stays (3, 1, 3, 3))
+        r._data = np.lib.stride_tricks.as_strided(d, strides=input._data.strides)
     return r
 
 

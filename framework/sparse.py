@@ -184,7 +184,12 @@ class SparseTensor(Tensor):
         return False
 
     def stride(self, dim=None):
-        raise RuntimeError("Sparse CPU tensors do not have strides")
+        # PyTorch 2.x reports zero strides for a sparse COO tensor (it has no strided storage)
+        st = (0,) * len(self.shape)
+        if dim is None:
+            return st
+        from compiler.ir.registry import norm_dim
+        return st[norm_dim("stride", dim, len(self.shape))]
 
     def data_ptr(self):
         raise RuntimeError("Cannot access data pointer of Tensor that doesn't have storage")
@@ -494,8 +499,9 @@ class check_sparse_tensor_invariants:
         check_sparse_tensor_invariants._enabled = self.saved
 
 
-def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pin_memory=False,
-                      requires_grad=False, check_invariants=None, is_coalesced=None):
+def sparse_coo_tensor(indices=None, values=None, size=None, *, dtype=None, device=None,
+                      pin_memory=False, requires_grad=False, check_invariants=None,
+                      is_coalesced=None):
     """A sparse COO tensor (torch.sparse_coo_tensor): indices (sparse_dim x nnz, any real dtype,
     stored as int64), values (nnz x dense sizes). size=None infers the sparse sizes from the
     largest indices. check_invariants=True (or check_sparse_tensor_invariants) checks the
@@ -504,6 +510,15 @@ def sparse_coo_tensor(indices, values, size=None, *, dtype=None, device=None, pi
     if device is not None and canonical(device) is not cpu:
         raise NotImplementedError(f"sparse COO tensors are supported on the cpu only in Kiln "
                                   f"(got device='{device}')")
+    if values is None and (size is not None or isinstance(indices, (tuple, list))):
+        # PyTorch's sparse_coo_tensor(size) overload: an empty tensor of that size
+        size = tuple(indices if size is None else size)
+        return sparse_coo_tensor(np.zeros((len(size), 0), np.int64),
+                                 np.zeros((0,), (dtype or dt.default.value).np), size,
+                                 device=device, requires_grad=requires_grad)
+    if indices is None or values is None:
+        raise TypeError("sparse_coo_tensor() missing required arguments 'indices' and 'values' "
+                        "(or a size)")
     if not isinstance(indices, Tensor):
         indices = _tensor(indices)
     if not isinstance(values, Tensor):
@@ -578,7 +593,8 @@ def _dense_to_dense(self, dtype=None, *, masked_grad=None):
 
 
 def _sparse_mask(self, mask):
-    """Tensor.sparse_mask(sparse): the values of self at mask's (coalesced) indices."""
+    """Tensor.sparse_mask(sparse): the values of self at mask's indices (as given: an
+    uncoalesced mask keeps its duplicates and its flag, as in PyTorch)."""
     _need_sparse(mask, "sparse_mask")
     if tuple(self.shape) != tuple(mask.shape):
         raise RuntimeError(f"sparse_mask(): operands have incompatible sizes; self has size "
@@ -638,7 +654,9 @@ class _ToDense(Function):
     @staticmethod
     def backward(ctx, g):
         s = ctx.s
-        return _mask(np.asarray(g._data), _pattern(s), s.shape, g._dtype)
+        # PyTorch's gradient has s's coalesced pattern but is not flagged coalesced (as
+        # mul's, mm's and sum(dim)'s below)
+        return _mask(np.asarray(g._data), _pattern(s), s.shape, g._dtype, False)
 
 
 class _Values(Function):
@@ -656,11 +674,15 @@ class _Values(Function):
 class _MaskFn(Function):
     @staticmethod
     def forward(ctx, x, mask):
-        return _mask(_dense_of(x), _pattern(mask), mask.shape, x._dtype)
+        ctx.mask = mask.detach()
+        return _mask(_dense_of(x), mask._ix._data, mask.shape, x._dtype, mask._coal)
 
     @staticmethod
     def backward(ctx, g):
-        return wrap(_dense_of(g), g._dtype), None
+        # each (possibly repeated) mask index reads self once, so its gradient adds once per entry
+        m = ctx.mask
+        return wrap(_dense_array(_mask(_dense_of(g), m._ix._data, m.shape, g._dtype)),
+                    g._dtype), None
 
 
 class _Coalesce(Function):
@@ -766,7 +788,7 @@ class _MulDense(Function):
     def backward(ctx, g):
         s, d = ctx.s, ctx.d
         G = _dense_of(g) * np.broadcast_to(d._data, s.shape)
-        return _mask(G, _pattern(s), s.shape, s._dtype), None
+        return _mask(G, _pattern(s), s.shape, s._dtype, False), None
 
 
 class _AddSparse(Function):
@@ -813,7 +835,7 @@ class _SpMM(Function):
                 ix = _pattern(s)
                 vals = np.einsum("nk,nk->n", G[ix[0]], Dm[ix[1]])
                 gs = _make(ix, wrap(vals.astype(s._dtype.np, copy=False), s._dtype), s.shape,
-                           True)
+                           False)
             else:
                 gs = wrap(G @ Dm.T, s._dtype)
         if ctx.needs_input_grad[1]:
@@ -856,7 +878,7 @@ class _Sum(Function):
             for d in dims:
                 G = np.expand_dims(G, d)
         G = np.broadcast_to(G, s.shape)
-        gs = _mask(G, _pattern(s), s.shape, s._dtype) if ctx.masked else \
+        gs = _mask(G, _pattern(s), s.shape, s._dtype, dims is None) if ctx.masked else \
             wrap(np.ascontiguousarray(G, s._dtype.np), s._dtype)
         return gs, None, None, None, None
 
@@ -911,6 +933,9 @@ def _cat_sum(a, b, alpha):
     va, vb = a._vals._data.astype(d.np, copy=False), b._vals._data.astype(d.np, copy=False)
     if alpha != 1:
         vb = vb * np.asarray(alpha, d.np)
+    if a._nnz() and np.array_equal(a._ix._data, b._ix._data):
+        # equal index tensors: PyTorch adds the values entry by entry (no concatenation)
+        return _make(a._ix._data, wrap(va + vb, d), a.shape, a._coal and b._coal)
     ix = np.concatenate([a._ix._data, b._ix._data], axis=1)
     v = np.concatenate([va, vb], axis=0)
     if a._coal and b._coal and a._nnz() and b._nnz():
@@ -1109,7 +1134,8 @@ def addmm(input, mat1, mat2, *, beta=1.0, alpha=1.0):
     r = mm(mat1, mat2)
     if alpha != 1:
         r = r * alpha
-    return r + (input if beta == 1 else input * beta)
+    r = r + (input if beta == 1 else input * beta)
+    return rename(r, "SparseAddmmBackward0") if r._node is not None else r
 
 
 def _sum_impl(s, dims, keepdim, dtype):

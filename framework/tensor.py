@@ -551,8 +551,15 @@ class Tensor:
         if dev is not self._device:
             t = _to_device(t, dev)
         if fmt is not None and fmt is not _mf.preserve_format:
-            from .ops_shape import contiguous
-            t = contiguous(t, fmt)
+            # PyTorch's to() aliases only when self's suggested format is fmt; else its copy
+            # has empty_like(fmt)'s strides (so an ambiguous (8, 3, 1, 1) gets (3, 1, 3, 3))
+            if _mf.is_channels_last(fmt):
+                _mf.check_rank("to", t.ndim, fmt)
+            if t is self and _mf.suggest_of(self._data) is not fmt:
+                from compiler.ir.registry import REGISTRY
+                t = _dispatch.rename(_dispatch.apply(REGISTRY["copy"], self), "ToCopyBackward0")
+            if t is not self:
+                t = _mf.lay_out(t, fmt)
         return t
 
     def cpu(self, memory_format=None):

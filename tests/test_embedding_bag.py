@@ -61,6 +61,8 @@ def test_module_and_errors():
     with pytest.raises(NotImplementedError, match="only supported for mode='sum'"):
         F.embedding_bag(torch.tensor(INP), m.weight, torch.tensor(OFF), mode="max",
                         per_sample_weights=torch.ones(10))
+    with pytest.raises(ValueError, match="max mode does not support sparse weights"):
+        F.embedding_bag(torch.tensor([[1, 2]]), m.weight, mode="max", sparse=True)
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])

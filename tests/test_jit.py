@@ -206,8 +206,71 @@ def test_load_rejects_bad_files(tmp_path):
         zf.writestr("model/constants.pkl", b"\x80\x02).")
     with pytest.raises(RuntimeError, match="TorchScript"):
         torch.jit.load(str(p3))
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(ValueError, match="missing.pt does not exist"):    # PyTorch's class
         torch.jit.load(str(tmp_path / "missing.pt"))
+    with pytest.raises(ValueError, match="is a directory"):
+        torch.jit.load(str(tmp_path))
+    with pytest.raises(AttributeError, match="expected a traced module"):
+        torch.jit.save(nn.Linear(2, 2), io.BytesIO())
+
+
+def test_trace_of_a_function_whose_first_op_writes_its_argument():
+    def f(a):
+        a.add_(1.0)             # before any other read: the argument must stay an input
+        return a * 2.0
+    x = torch.ones(3)
+    tf = torch.jit.trace(f, x)
+    np.testing.assert_array_equal(x.numpy(), [2.0, 2.0, 2.0])      # the trace's own run
+    y = torch.tensor([-2.0, 0.0, 5.0])
+    np.testing.assert_array_equal(tf(y).numpy(), [-2.0, 2.0, 12.0])
+    np.testing.assert_array_equal(y.numpy(), [-1.0, 1.0, 6.0])     # written back, as eager
+
+def test_traced_and_loaded_modules_print_as_pytorchs():
+    class B(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = nn.Linear(2, 2)
+            self.seq = nn.Sequential(nn.ReLU(), nn.Linear(2, 1))
+            self.act = nn.Identity()
+
+        def forward(self, x):
+            return self.seq(self.c(x))
+    t = torch.jit.trace(B(), torch.ones(1, 2))
+    assert type(t).__name__ == "TopLevelTracedModule" and isinstance(t, torch.jit.TracedModule)
+    assert repr(t) == ("B(\n  original_name=B\n  (c): Linear(original_name=Linear)\n"
+                       "  (seq): Sequential(\n    original_name=Sequential\n"
+                       "    (0): ReLU(original_name=ReLU)\n    (1): Linear(original_name=Linear)\n"
+                       "  )\n  (act): Identity(original_name=Identity)\n)")
+    buf = io.BytesIO()
+    torch.jit.save(t, buf)
+    buf.seek(0)
+    lo = torch.jit.load(buf)
+    assert repr(lo) == (
+        "RecursiveScriptModule(\n  original_name=B\n"
+        "  (c): RecursiveScriptModule(original_name=Linear)\n"
+        "  (seq): RecursiveScriptModule(\n    original_name=Sequential\n"
+        "    (0): RecursiveScriptModule(original_name=ReLU)\n"
+        "    (1): RecursiveScriptModule(original_name=Linear)\n  )\n"
+        "  (act): RecursiveScriptModule(original_name=Identity)\n)")
+    assert lo.seq._modules["1"].original_name == "Linear" and lo.c.weight.shape == (2, 2)
+    np.testing.assert_allclose(_np(lo(torch.ones(1, 2))), _np(t(torch.ones(1, 2))), rtol=1e-6)
+
+def test_traced_module_keeps_eval_mode_and_checks_calls():
+    m = _mlp().eval()
+    x = np.random.default_rng(8).standard_normal((3, 4)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    assert not t.training                     # traced in eval mode: freeze accepts it
+    np.testing.assert_allclose(_np(torch.jit.freeze(t)(torch.from_numpy(x))), _mlp_ref(m, x),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match=r"expected at most 2 argument\(s\) but received 3"):
+        t(torch.from_numpy(x), torch.from_numpy(x))
+    f = torch.jit.trace(lambda a: a.sum(2), torch.ones(2, 3, 4))
+    with pytest.raises(RuntimeError, match="expected at most 1 argument"):
+        f(torch.ones(2, 3, 4), torch.ones(1))
+    # an op's error in a replay (here a re-trace for a new rank) is the interpreter's
+    # RuntimeError, as in TorchScript, whatever the op's own class
+    with pytest.raises(RuntimeError, match="IndexError: .*Dimension out of range"):
+        f(torch.ones(2, 3))
 
 
 def test_script_module_runs_eagerly_and_refuses_save(tmp_path):
@@ -266,6 +329,15 @@ def test_strict_list_output_and_bad_trace_inputs():
         torch.jit.trace(lambda a: a, None)
     with pytest.raises(RuntimeError, match="traced with 2 tensor inputs"):
         torch.jit.trace(lambda a, b: a + b, (torch.ones(2), torch.ones(2)))(torch.ones(2))
+    # PyTorch's trace-time refusals: non-tensor inputs, no output, non-tensor outputs
+    with pytest.raises(RuntimeError, match=r"Type 'Tuple\[Tensor, int\]' cannot be traced"):
+        torch.jit.trace(lambda a, n: a * n, (torch.ones(2), 3))
+    with pytest.raises(RuntimeError, match="didn't return any values"):
+        torch.jit.trace(lambda a: None, torch.ones(2))
+    with pytest.raises(RuntimeError, match="Only tensors, lists, tuples of tensors"):
+        torch.jit.trace(lambda a: (a, 3), torch.ones(2))
+    with pytest.raises(RuntimeError, match="expected a function or nn.Module"):
+        torch.jit.trace(5, torch.ones(2))
 
 
 def test_trace_dropout_redraws_and_refuses_save(tmp_path):

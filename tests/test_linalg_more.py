@@ -456,6 +456,22 @@ def test_geqrf_bad_input():
         torch.geqrf(torch.ones(3, 3, dtype=torch.int64))
     e = torch.geqrf(torch.zeros(0, 3, 2))
     assert tuple(e.a.shape) == (0, 3, 2) and tuple(e.tau.shape) == (0, 2)
+    # no derivative, as PyTorch: the outputs carry GeqrfBackward0, which refuses backward
+    x = torch.tensor(np.eye(3) + 0.5, requires_grad=True)
+    a, tau = torch.geqrf(x)
+    assert a.requires_grad and type(a.grad_fn).__name__ == "GeqrfBackward0"
+    with pytest.raises(NotImplementedError, match="the derivative for 'geqrf' is not implemented"):
+        a.sum().backward()
+    assert x.grad is None
+
+
+def test_eig_of_a_non_finite_matrix_raises():
+    for bad in (float("nan"), float("inf")):
+        x = torch.tensor([[1.0, 2.0], [bad, 1.0]])
+        for f in (L.eig, L.eigvals):
+            with pytest.raises(RuntimeError, match="linalg.eig: input tensor should not contain "
+                                                   "infs or NaNs"):
+                f(x)
 
 
 def test_householder_product_of_complex_reflectors():

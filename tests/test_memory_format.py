@@ -117,6 +117,23 @@ def test_module_to_channels_last_converts_4d_parameters_only():
                                ref.detach().numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_to_copies_unless_the_suggested_format_matches():
+    # PyTorch's to(memory_format=f) aliases only when suggest_memory_format() is f; otherwise it
+    # copies with empty_like(f)'s strides, also for layouts contiguous() would accept as they are
+    w = torch.arange(24.0).reshape(8, 3, 1, 1)                  # also channels_last-contiguous
+    c = w.to(memory_format=torch.channels_last)
+    assert c is not w and c.stride() == (3, 1, 3, 3) and w.stride() == (3, 1, 1, 1)
+    np.testing.assert_array_equal(c.numpy(), np.arange(24.0).reshape(8, 3, 1, 1))
+    assert w.contiguous(memory_format=torch.channels_last) is w
+    assert c.clone().stride() == (3, 1, 3, 3)                   # preserve_format keeps them
+    assert c.to(memory_format=torch.channels_last) is c
+    t = torch.arange(6.0).reshape(2, 3).t()                     # suggests contiguous: an alias
+    assert t.to(memory_format=torch.contiguous_format) is t
+    m = torch.nn.Conv2d(3, 8, 1).to(memory_format=torch.channels_last)
+    assert m.weight.stride() == (3, 1, 3, 3)
+    with pytest.raises(RuntimeError, match="required rank 4 tensor to use channels_last"):
+        torch.zeros(3).to(memory_format=torch.channels_last)
+
 def test_gradients_through_a_format_change():
     a = torch.randn(2, 3, 4, 5, requires_grad=True)
     b = a.contiguous(memory_format=torch.channels_last)

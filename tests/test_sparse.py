@@ -301,12 +301,15 @@ def test_sparse_mm_gradients_by_hand():
     out.backward(torch.tensor(g))
     ref = dense_ref(I, V, (2, 3))
     np.testing.assert_allclose(D.grad.numpy(), ref.T @ g, rtol=1e-12)
-    # the sparse input's gradient: (g @ D^T) at its coalesced pattern
-    assert s.grad.is_sparse and s.grad.is_coalesced()
+    # the sparse input's gradient: (g @ D^T) at its coalesced pattern, flagged uncoalesced
+    # as PyTorch's (so .indices() raises there too)
+    assert s.grad.is_sparse and not s.grad.is_coalesced()
     gs = g @ d.T
-    np.testing.assert_array_equal(s.grad.indices().numpy(), [[0, 1, 1], [2, 0, 2]])
-    np.testing.assert_allclose(s.grad.values().numpy(), [gs[0, 2], gs[1, 0], gs[1, 2]],
+    np.testing.assert_array_equal(s.grad._indices().numpy(), [[0, 1, 1], [2, 0, 2]])
+    np.testing.assert_allclose(s.grad._values().numpy(), [gs[0, 2], gs[1, 0], gs[1, 2]],
                                rtol=1e-12)
+    with pytest.raises(RuntimeError, match="uncoalesced"):
+        s.grad.indices()
     # torch.mm / @ give the sparse input a dense gradient, as PyTorch
     s2 = sp(requires_grad=True)
     (s2 @ torch.tensor(d)).backward(torch.tensor(g))
@@ -336,14 +339,61 @@ def test_to_dense_backward_by_hand():
     d = s.to_dense()
     assert type(d.grad_fn).__name__ == "ToDenseBackward0"
     (d * torch.tensor(w)).sum().backward()
-    # duplicates are summed by to_dense: one gradient entry per coalesced index
-    np.testing.assert_array_equal(s.grad.indices().numpy(), [[0, 1, 1], [2, 0, 2]])
-    np.testing.assert_array_equal(s.grad.values().numpy(), [w[0, 2], w[1, 0], w[1, 2]])
+    # duplicates are summed by to_dense: one gradient entry per coalesced index (flagged
+    # uncoalesced, as PyTorch's)
+    assert not s.grad.is_coalesced()
+    np.testing.assert_array_equal(s.grad._indices().numpy(), [[0, 1, 1], [2, 0, 2]])
+    np.testing.assert_array_equal(s.grad._values().numpy(), [w[0, 2], w[1, 0], w[1, 2]])
+    # a second gradient at the same indices adds entry by entry (equal index tensors)
+    (s.to_dense() * torch.tensor(w)).sum().backward()
+    assert s.grad._nnz() == 3
+    np.testing.assert_array_equal(s.grad._values().numpy(), 2 * w[[0, 1, 1], [2, 0, 2]])
     v = torch.tensor(V, requires_grad=True)
     (torch.sparse_coo_tensor(torch.tensor(I), v, (2, 3)).to_dense() * torch.tensor(w)).sum() \
         .backward()
     np.testing.assert_array_equal(v.grad.numpy(), w[I[0], I[1]])   # each entry its cell's weight
 
+
+
+def test_sparse_mask_keeps_uncoalesced_mask_and_its_gradient():
+    x = torch.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    m = x.sparse_mask(sp())                      # mask I has (0, 2) twice: kept, as in PyTorch
+    assert not m.is_coalesced() and m._nnz() == 4
+    np.testing.assert_array_equal(m._indices().numpy(), I)
+    np.testing.assert_array_equal(m._values().numpy(), [2.0, 3.0, 5.0, 2.0])
+    w = np.arange(1.0, 7.0).reshape(2, 3)
+    (m.to_dense() * torch.tensor(w)).sum().backward()
+    ref = np.zeros((2, 3))
+    np.add.at(ref, tuple(I), w[I[0], I[1]])      # one read of x per mask entry
+    np.testing.assert_array_equal(x.grad.numpy(), ref)
+    assert ref[0, 2] == 2 * w[0, 2]
+    c = x.detach().sparse_mask(sp().coalesce())
+    assert c.is_coalesced() and c._nnz() == 3
+
+
+def test_size_only_constructor_and_addmm_gradient_name():
+    z = torch.sparse_coo_tensor(size=(2, 3), dtype=torch.float64)
+    assert z._nnz() == 0 and z.is_coalesced() and z.shape == (2, 3) and z.dtype is torch.float64
+    assert tuple(z._indices().shape) == (2, 0)
+    np.testing.assert_array_equal(torch.sparse_coo_tensor((2, 3)).to_dense().numpy(),
+                                  np.zeros((2, 3), np.float32))
+    with pytest.raises(TypeError, match="sparse_coo_tensor"):
+        torch.sparse_coo_tensor()
+    d = np.arange(6.0).reshape(3, 2)
+    D = torch.tensor(d, requires_grad=True)
+    r = torch.sparse.addmm(torch.ones(2, 2, dtype=torch.float64), sp(), D, beta=0.5, alpha=3)
+    assert type(r.grad_fn).__name__ == "SparseAddmmBackward0"
+    np.testing.assert_allclose(r.detach().numpy(), 0.5 + 3 * dense_ref(I, V, (2, 3)) @ d,
+                               rtol=1e-12)
+    r.sum().backward()
+    np.testing.assert_allclose(D.grad.numpy(), 3 * dense_ref(I, V, (2, 3)).T @ np.ones((2, 2)),
+                               rtol=1e-12)
+
+def test_sparse_stride_is_zeros():
+    s = sp()
+    assert s.stride() == (0, 0) and s.stride(-1) == 0     # PyTorch 2.x: no strided storage
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        s.stride(2)
 
 # ---- embedding(sparse=True) -------------------------------------------------------------------
 

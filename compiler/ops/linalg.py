@@ -707,6 +707,8 @@ def _eig_meta(x):
 
 
 def _eig_np(out, x):
+    if not np.isfinite(x).all():        # (NumPy's LinAlgError is a ValueError)
+        raise RuntimeError("torch.linalg.eig: input tensor should not contain infs or NaNs.")
     w, v = np.linalg.eig(x)
     return w.astype(out[0].dtype.np), v.astype(out[1].dtype.np)
 

@@ -619,7 +619,7 @@ class Module:
             elif device is not None:
                 t = t.to(device)
             if fmt is not None and fmt is not preserve_format and t.dim() in (4, 5):   # (as torch)
-                t = t.contiguous(memory_format=fmt)
+                t = t.to(memory_format=fmt)     # to()'s copy rule, not contiguous()'s
             return t
         return self._apply(convert)
 
