@@ -544,3 +544,216 @@ def test_against_torch_when_installed():
         else:
             np.testing.assert_allclose(mine["x"], store["x"], rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(mine["w"], store["w"], rtol=1e-10, atol=1e-12)
+
+
+# ---- gradcheck's flags: each one both passes a correct function and catches a wrong one ------
+
+C128 = torch.complex128
+
+
+def C(shape, seed=0):
+    r = _rng(seed)
+    a = r.uniform(-1, 1, size=shape) + 1j * r.uniform(-1, 1, size=shape)
+    return torch.tensor(a, dtype=C128, requires_grad=True)
+
+
+def _fn(fwd, bwd, jvp=None, materialize=True):
+    """A custom Function x -> fwd(x) with the given backward(g, x) and jvp(t, x) rules."""
+    class F(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(materialize)
+            ctx.save_for_backward(x)
+            ctx.save_for_forward(x)
+            return fwd(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return bwd(g, ctx.saved_tensors[0])
+
+        @staticmethod
+        def jvp(ctx, t):
+            return jvp(t, ctx.saved_tensors[0])
+    return F.apply
+
+
+SQ_OK = _fn(lambda x: x * x, lambda g, x: 2 * g * x.conj(), lambda t, x: 2 * x * t)
+SQ_BAD_BWD = _fn(lambda x: x * x, lambda g, x: g * x.conj(), lambda t, x: 2 * x * t)
+SQ_BAD_JVP = _fn(lambda x: x * x, lambda g, x: 2 * g * x.conj(), lambda t, x: x * t)
+# complex z*z with the holomorphic derivative but without PyTorch's conjugate
+SQ_NO_CONJ = _fn(lambda x: x * x, lambda g, x: 2 * g * x, lambda t, x: 2 * x * t)
+# |z|^2 (real): PyTorch's gradient is 2 g z; 2 g conj(z) is the conjugate Wirtinger mistake
+NSQ_OK = _fn(lambda z: (z.conj() * z).real, lambda g, z: 2 * g * z,
+             lambda t, z: 2 * (z.conj() * t).real)
+NSQ_BAD = _fn(lambda z: (z.conj() * z).real, lambda g, z: 2 * g * z.conj(),
+              lambda t, z: 2 * (z.conj() * t).real)
+
+FLAG_SETS = {"backward": {}, "forward": dict(check_forward_ad=True),
+             "forward-only": dict(check_forward_ad=True, check_backward_ad=False),
+             "fast": dict(fast_mode=True),
+             "fast-forward": dict(fast_mode=True, check_forward_ad=True),
+             "batched": dict(check_batched_grad=True), "nondet": dict(nondet_tol=1e-12)}
+COMPLEX_FNS = {"exp": torch.exp, "square": lambda z: z * z, "abs": torch.abs,
+               "conj-mul": lambda z: z.conj() * z, "real": torch.real, "imag": torch.imag,
+               "angle": torch.angle, "custom-square": SQ_OK, "custom-normsq": NSQ_OK}
+
+
+@pytest.mark.parametrize("flags", sorted(FLAG_SETS))
+@pytest.mark.parametrize("name", sorted(COMPLEX_FNS))
+def test_complex_functions_pass_under_every_flag(name, flags):
+    assert gradcheck(COMPLEX_FNS[name], (C((2, 3), seed=1),), **FLAG_SETS[flags])
+
+
+def test_complex_jacobian_uses_real_and_imaginary_parts():
+    # z*z = (x^2 - y^2) + 2xy i: rows d/dx, d/dy; columns Re, Im of the output
+    from framework.autograd.gradcheck import _numerical
+    z = torch.tensor([1.5 - 0.5j], dtype=C128, requires_grad=True)
+    (J,) = _numerical(lambda z: z * z, (z,), 1e-6)[0]
+    assert_close(J, np.array([[3.0, -1.0], [1.0, 3.0]]), atol=1e-8)
+
+
+@pytest.mark.parametrize("fn,inp", [(SQ_NO_CONJ, lambda: C((3,))), (NSQ_BAD, lambda: C((3,))),
+                                    (SQ_BAD_BWD, lambda: C((3,))), (SQ_BAD_BWD, lambda: T((3,)))])
+@pytest.mark.parametrize("flags", ["backward", "fast", "batched"])
+def test_wrong_backward_fails(fn, inp, flags):
+    with pytest.raises(GradcheckError, match="Jacobian mismatch for output 0 with respect to "
+                                             "input 0"):
+        gradcheck(fn, (inp(),), **FLAG_SETS[flags])
+    assert gradcheck(fn, (inp(),), raise_exception=False, **FLAG_SETS[flags]) is False
+
+
+@pytest.mark.parametrize("make", [lambda: T((3,)), lambda: C((3,))], ids=["real", "complex"])
+@pytest.mark.parametrize("fast", [False, True])
+def test_forward_ad_flag(make, fast):
+    # the wrong jvp is invisible to reverse mode and caught by check_forward_ad
+    assert gradcheck(SQ_BAD_JVP, (make(),), fast_mode=fast)
+    for backward in (True, False):
+        with pytest.raises(GradcheckError, match="Jacobian computed with forward mode mismatch "
+                                                 "for output 0 with respect to input 0"):
+            gradcheck(SQ_BAD_JVP, (make(),), check_forward_ad=True, check_backward_ad=backward,
+                      fast_mode=fast)
+        assert gradcheck(SQ_BAD_JVP, (make(),), check_forward_ad=True, fast_mode=fast,
+                         check_backward_ad=backward, raise_exception=False) is False
+    # check_backward_ad=False skips the wrong backward
+    assert gradcheck(SQ_BAD_BWD, (make(),), check_forward_ad=True, check_backward_ad=False,
+                     fast_mode=fast)
+
+
+def test_flag_combinations_pytorch_refuses():
+    x = T((3,))
+    with pytest.raises(AssertionError, match="at least one of check_forward_ad"):
+        gradcheck(torch.sin, (x,), check_backward_ad=False)
+    with pytest.raises(AssertionError, match="check_batched_grad=True requires"):
+        gradcheck(torch.sin, (x,), check_batched_grad=True, check_backward_ad=False,
+                  check_forward_ad=True)
+    with pytest.raises(NotImplementedError, match="check_batched_forward_grad"):
+        gradcheck(torch.sin, (x,), check_forward_ad=True, check_batched_forward_grad=True)
+    with pytest.raises(AssertionError, match="at least one of check_fwd_over_rev"):
+        gradgradcheck(torch.sin, (x,), check_rev_over_rev=False)
+    sp = torch.sparse_coo_tensor(I([[0, 1], [1, 2]]).cpu(),      # sparse lives on the cpu only
+                                 torch.tensor([1.0, 2.0], dtype=F64).cpu(), (2, 3)).requires_grad_()
+    with pytest.raises(NotImplementedError, match="sparse inputs"):
+        gradcheck(lambda t: t.to_dense(), (sp,), masked=True)
+
+
+def test_fast_mode_several_inputs_and_outputs():
+    f = lambda a, b: (a @ b, (a.sin() * 2).sum(1), torch.polar(b.abs() + 1, b))   # noqa: E731
+    a, b = T((2, 3), seed=1), T((3, 2), seed=2)
+    assert gradcheck(f, (a, b), fast_mode=True, check_forward_ad=True)
+    assert gradcheck(f, (a, b), check_forward_ad=True)
+    bad = lambda a, b: (a @ b, SQ_BAD_BWD(b))   # noqa: E731
+    with pytest.raises(GradcheckError, match="(?s)output 1 with respect to input 1.*fast mode"):
+        gradcheck(bad, (a, b), fast_mode=True)
+
+
+def test_batched_grad_flag():
+    assert gradcheck(lambda a, b: (a @ b).tanh(), (T((2, 3)), T((3, 2), seed=1)),
+                     check_batched_grad=True)
+    # a backward that leaves the tensor world (vmap cannot batch it) is caught only by the flag
+    leaky = _fn(lambda x: x * 2, lambda g, x: 2 * torch.tensor(g.tolist(), dtype=F64))
+    assert gradcheck(leaky, (T((3,)),))
+    with pytest.raises(GradcheckError, match="batched grad"):
+        gradcheck(leaky, (T((3,)),), check_batched_grad=True)
+    assert gradcheck(leaky, (T((3,)),), check_batched_grad=True, raise_exception=False) is False
+
+
+def test_undefined_grad_flag():
+    # backward gives ones for an all-zero cotangent (PyTorch requires zeros or None)
+    ones_at_zero = _fn(lambda x: x * 2, lambda g, x: 2 * g if g.abs().sum().item() else
+                       torch.ones_like(x))
+    assert gradcheck(ones_at_zero, (T((3,)),), check_undefined_grad=False)
+    with pytest.raises(GradcheckError, match="Expected all input grads to be undefined or zero"):
+        gradcheck(ones_at_zero, (T((3,)),))
+    assert gradcheck(ones_at_zero, (T((3,)),), raise_exception=False) is False
+
+    class Two(torch.autograd.Function):     # fails when one grad is None and the other zero
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, g1, g2):
+            if (g1 is None and not g2.abs().sum().item()) or (g2 is None and not
+                                                               g1.abs().sum().item()):
+                raise RuntimeError("cannot handle an undefined grad")
+            return (0 if g1 is None else 2 * g1) + (0 if g2 is None else 3 * g2)
+
+    assert gradcheck(Two.apply, (T((3,)),), check_undefined_grad=False)
+    with pytest.raises(GradcheckError, match="handle undefined output grads"):
+        gradcheck(Two.apply, (T((3,)),))
+    # forward mode: a jvp giving ones for a zero tangent differs from no tangent at all
+    jvp_ones = _fn(lambda x: x * 2, lambda g, x: 2 * g,
+                   lambda t, x: 2 * t if t.abs().sum().item() else torch.ones_like(x))
+    assert gradcheck(jvp_ones, (T((3,)),), check_forward_ad=True, check_undefined_grad=False)
+    with pytest.raises(GradcheckError, match="undefined tangent"):
+        gradcheck(jvp_ones, (T((3,)),), check_forward_ad=True)
+
+
+def test_nondet_tol_flag():
+    noise = np.random.default_rng(5)
+    noisy = _fn(lambda x: x * 2,
+                lambda g, x: g * (2 + torch.tensor(noise.standard_normal(3) * 1e-9)))
+    with pytest.raises(GradcheckError, match="Backward is not reentrant"):
+        gradcheck(noisy, (T((3,)),))
+    assert gradcheck(noisy, (T((3,)),), raise_exception=False) is False
+    assert gradcheck(noisy, (T((3,)),), nondet_tol=1e-7)
+    assert gradcheck(noisy, (T((3,)),), nondet_tol=1e-7, fast_mode=True)
+
+
+def test_gradgradcheck_fwd_over_rev():
+    # first derivative right, second wrong: the backward is not differentiable through x
+    detached = _fn(lambda x: x * x, lambda g, x: 2 * g * x.detach(), lambda t, x: 2 * x * t)
+    assert gradcheck(detached, (T((3,)),), check_forward_ad=True)
+    for rev in (True, False):
+        assert gradgradcheck(torch.sin, (T((3,)),), check_fwd_over_rev=True,
+                             check_rev_over_rev=rev, check_undefined_grad=rev)
+        with pytest.raises(GradcheckError, match="mismatch"):
+            gradgradcheck(detached, (T((3,)),), check_fwd_over_rev=True, check_rev_over_rev=rev,
+                          check_undefined_grad=rev)
+    with pytest.raises(GradcheckError, match="computed with forward mode"):
+        gradgradcheck(detached, (T((3,)),), check_fwd_over_rev=True, check_rev_over_rev=False,
+                      check_undefined_grad=False)
+
+
+def test_non_contiguous_cotangents_and_inputs():
+    seen = []
+
+    def record(g, x):
+        seen.append(g.is_contiguous())
+        return 2 * g * x
+    sq = _fn(lambda x: x * x, record)
+    for non_contig in (True, False):
+        seen.clear()
+        assert gradgradcheck(sq, (T((3, 2)),), gen_non_contig_grad_outputs=non_contig)
+        assert (False in seen) is non_contig
+    detached = _fn(lambda x: x * x, lambda g, x: 2 * g * x.detach())
+    assert gradgradcheck(detached, (T((3, 2)),), gen_non_contig_grad_outputs=True,
+                         raise_exception=False) is False
+    # a non-contiguous input is perturbed as it is (strides kept) and left unchanged
+    x = T((4, 3)).detach().t().requires_grad_()
+    before = x.detach().clone()
+    contig = []
+    assert gradcheck(lambda a: (contig.append(a.is_contiguous()), a.sin() * a)[1], (x,))
+    assert set(contig) == {False}
+    assert_close(x.detach(), before._data)
