@@ -164,9 +164,13 @@ def tensor_str(a, dtype, indent):
     return _tensor_str_fmt(a, indent, summarize, _Formatter(src, dtype.is_floating_point))
 
 
-def _add_suffixes(s, suffixes, indent):
+def _add_suffixes(s, suffixes, indent, force_newline=False):
     parts = [s]
     last = len(s) - s.rfind("\n") + 1
+    if force_newline:       # (PyTorch's sparse tensors: the first suffix starts a new line)
+        parts.append(",\n" + " " * indent + suffixes[0])
+        last = indent + len(suffixes[0])
+        suffixes = suffixes[1:]
     for suf in suffixes:
         if last + len(suf) + 2 > PRINT_OPTS.linewidth:
             parts.append(",\n" + " " * indent + suf)

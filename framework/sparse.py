@@ -1249,18 +1249,8 @@ def _repr(s):
         suffixes.append(f"grad_fn=<{s._node._name}>")
     elif s._rg:
         suffixes.append("requires_grad=True")
-    # PyTorch's _add_suffixes with force_newline: the first suffix starts a new line
-    from ._printing import PRINT_OPTS
-    parts = ["tensor(" + body, ",\n" + " " * indent + suffixes[0]]
-    last = indent + len(suffixes[0])
-    for suf in suffixes[1:]:
-        if last + len(suf) + 2 > PRINT_OPTS.linewidth:
-            parts.append(",\n" + " " * indent + suf)
-            last = indent + len(suf)
-        else:
-            parts.append(", " + suf)
-            last += len(suf) + 2
-    return "".join(parts) + ")"
+    from ._printing import _add_suffixes
+    return _add_suffixes("tensor(" + body, suffixes, indent, force_newline=True)
 
 
 # ---- gradients: accumulation, norms and optimizer updates -------------------------------------
@@ -1306,17 +1296,25 @@ def accumulate_grad(leaf, old, g, create_graph):
         leaf._grad = wrap(_dense_plus_array(old, g, 1), old._dtype)
 
 
+def _touched_rows(grad):
+    """(sparse dims, row-major positions, values) of a gradient's coalesced entries, or None
+    when it has none: the rows an optimizer's sparse branch updates."""
+    grad = grad.coalesce()
+    if grad._nnz() == 0:
+        return None
+    sd = grad.sparse_dim()
+    return sd, _lin(grad._ix._data, grad.shape[:sd]), grad._vals._data
+
+
 def sparse_adam_update(p, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps, maximize):
     """One SparseAdam step of parameter p (PyTorch's _functional.sparse_adam, the same
     operations in the same order on the touched rows only)."""
     if maximize:
         grad = -grad
-    grad = grad.coalesce()
-    if grad._nnz() == 0:
+    touched = _touched_rows(grad)
+    if touched is None:
         return
-    sd = grad.sparse_dim()
-    lin = _lin(grad._ix._data, grad.shape[:sd])
-    gv = grad._vals._data
+    sd, lin, gv = touched
     P, M, V = _flat(p._data, sd), _flat(exp_avg._data, sd), _flat(exp_avg_sq._data, sd)
     one = gv.dtype.type
     old_m = M[lin]
@@ -1338,12 +1336,10 @@ def sparse_adam_update(p, grad, exp_avg, exp_avg_sq, step, lr, beta1, beta2, eps
 def adagrad_update(p, grad, state_sum, clr, eps):
     """Adagrad with a sparse gradient (PyTorch's sparse branch): coalesce, add the squared
     values into the state at those rows, step by values / (sqrt(state there) + eps)."""
-    grad = grad.coalesce()
-    if grad._nnz() == 0:
+    touched = _touched_rows(grad)
+    if touched is None:
         return
-    sd = grad.sparse_dim()
-    lin = _lin(grad._ix._data, grad.shape[:sd])
-    gv = grad._vals._data
+    sd, lin, gv = touched
     S, P = _flat(state_sum._data, sd), _flat(p._data, sd)
     one = gv.dtype.type
     S[lin] += gv ** 2
