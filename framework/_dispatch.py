@@ -13,6 +13,9 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, AVal
 from runtime import dtypes as dt
 from runtime.device import cpu
+from . import _memory_format as _mf
+
+_ndarray = np.ndarray
 
 
 class _State:
@@ -276,7 +279,20 @@ def apply(p, *args, **attrs):
         a = args[0]
         r = p.numpy(meta, a._data if isinstance(a, Tensor) else a, **attrs)
     else:
-        r = p.numpy(meta, *[a._data if isinstance(a, Tensor) else a for a in args], **attrs)
+        ds = [a._data if isinstance(a, Tensor) else a for a in args]
+        r = p.numpy(meta, *ds, **attrs)
+        if p.kind == "pointwise":
+            # TensorIterator's output layout: the first operand decides every pair of dims when
+            # it is row-major and not broadcast (NumPy's result is row-major then too); else
+            # NumPy's order='K' result may differ (operands of several layouts)
+            try:
+                done = ds[0].flags.c_contiguous and ds[0].size == r.size
+            except AttributeError:       # a Python number first
+                done = False
+            for d in () if done else ds:
+                if type(d) is _ndarray and not d.flags.c_contiguous:
+                    r = _mf.elementwise([x for x in ds if type(x) is _ndarray], np.asarray(r))
+                    break
     if p.nout == 1:
         if type(r) is not np.ndarray:
             r = np.asarray(r)

@@ -65,7 +65,11 @@ def follows(shape, strides, fmt):
 
 def laid_out(a, fmt):
     """A new NumPy array holding a's values in channels-last format fmt."""
-    outer_first = tuple(reversed(_ORDER[fmt][1]))          # (0, 2, 3, 1) for channels_last
+    return in_order(a, tuple(reversed(_ORDER[fmt][1])))    # (0, 2, 3, 1) for channels_last
+
+
+def in_order(a, outer_first):
+    """A new dense NumPy array holding a's values with its dims in memory order outer_first."""
     buf = np.empty(tuple(a.shape[d] for d in outer_first), a.dtype)
     out = buf.transpose(tuple(np.argsort(outer_first)))
     out[...] = a
@@ -146,3 +150,64 @@ def lay_out(t, fmt):
         t._view_src = None
         t.__dict__.pop("_multi_view", None)
     return t
+
+
+def stacked(fmt, ndim, dim):
+    """torch.stack's memory order (outer first) for inputs all in channels-last format fmt: the
+    inputs' order with the new dim just outside input dim `dim`; row-major past the last dim."""
+    if dim >= ndim:
+        return tuple(range(ndim + 1))
+    order = []
+    for d in reversed(_ORDER[fmt][1]):
+        if d == dim:
+            order.append(dim)
+        order.append(d + (d >= dim))
+    return tuple(order)
+
+
+def _dense(shape, st):
+    """c10's is_non_overlapping_and_dense for element strides st."""
+    acc = 1
+    for d in sorted((d for d in range(len(shape)) if shape[d] > 1), key=lambda d: st[d]):
+        if st[d] != acc:
+            return False
+        acc *= shape[d]
+    return True
+
+
+def elementwise(arrays, r):
+    """r, a cpu element-wise result NumPy made from operands `arrays` (the tensor arguments in
+    order, some not row-major), laid out as PyTorch's TensorIterator lays out its output:
+    operands all of r's shape and all contiguous, all channels_last(_3d) or all dense with the
+    same strides give that layout; otherwise compute_strides + reorder_dimensions (broadcast
+    dims count as stride 0, the first operand whose strides order a pair of dims decides)."""
+    shape = r.shape
+    n = len(shape)
+    if n < 2 or r.size == 0:
+        return r
+    sts = [tuple(s // a.itemsize for s in a.strides) for a in arrays]
+    isz = r.itemsize
+    if all(a.shape == shape for a in arrays):
+        # (operands all row-major never reach here: apply keeps NumPy's result for them)
+        fmt = channels_last if n == 4 else channels_last_3d if n == 5 else None
+        if fmt is not None and all(follows(shape, st, fmt) for st in sts):
+            target = tuple(s * isz for s in _strides(shape, fmt))
+        elif all(st == sts[0] for st in sts) and _dense(shape, sts[0]):
+            target = tuple(s * isz for s in sts[0])
+        else:
+            target = None
+    else:
+        target = None
+    if target is None:
+        from compiler.ops.indexing import iter_strides
+        ops = []
+        for a, st in zip(arrays, sts):
+            lead = n - a.ndim
+            ops.append((0,) * lead + tuple(0 if a.shape[k] == 1 and shape[lead + k] != 1
+                                           else st[k] for k in range(a.ndim)))
+        target = iter_strides(shape, ops, isz)
+    if r.strides == target:
+        return r
+    o = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), shape, target)
+    o[...] = r
+    return o

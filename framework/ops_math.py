@@ -52,7 +52,12 @@ def write_out(res, out):
     if out._data.shape != res._data.shape:
         # a new buffer on out's own device (np.empty would move a device tensor to the host)
         from .creation import empty
-        out._data = empty(res._data.shape, dtype=out._dtype, device=out.device)._data
+        r = res._data
+        if type(r) is np.ndarray and type(out._data) is np.ndarray and not r.flags.c_contiguous:
+            # a resized out takes the result's layout (TensorIterator restrides it)
+            out._data = np.empty_like(r, dtype=out._data.dtype, order="K")
+        else:
+            out._data = empty(r.shape, dtype=out._dtype, device=out.device)._data
     np.copyto(out._data, res._data, casting="unsafe")
     out._bump()
     return out
@@ -773,6 +778,11 @@ def lerp(input, end, weight, *, out=None):
                                             if isinstance(w, Tensor) else w - 1))
     if isinstance(w, Tensor):
         r = where(apply(P["lt"], apply(P["abs"], w), 0.5), lo(), hi())
+        ops = (input, end, w)
+        if type(r._data) is np.ndarray and not builtins.all(
+                x._data.flags.c_contiguous for x in ops):
+            # TensorIterator's operands are input, end, weight (where's would put weight first)
+            r._data = _mf.elementwise([x._data for x in ops], r._data)
     else:
         r = lo() if builtins.abs(w) < 0.5 else hi()
     return write_out(rename(r, "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"), out)

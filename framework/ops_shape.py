@@ -491,7 +491,17 @@ def stack(tensors, dim=0, *, out=None):
             raise RuntimeError(f"stack expects each tensor to be equal size, but got {list(s0)} at "
                                f"entry 0 and {list(x.shape)} at entry {i}")
     d = norm_dim("stack", dim, len(s0) + 1)
-    return rename(cat([unsqueeze(x, d) for x in tensors], d, out=out), "StackBackward0")
+    r = cat([unsqueeze(x, d) for x in tensors], d, out=out)
+    if out is None:
+        # channels-last inputs that all agree: each slice keeps their layout; else row-major
+        # (cat's own rule would read the unsqueezed inputs)
+        fmt = _mf.common([t._data for t in tensors]) if len(s0) in (4, 5) else \
+            _mf.contiguous_format
+        if fmt is _mf.contiguous_format:
+            r = _mf.lay_out(r, fmt)
+        elif type(r._data) is np.ndarray and r._data.size:
+            r._data = _mf.in_order(r._data, _mf.stacked(fmt, len(s0), d))
+    return rename(r, "StackBackward0")
 
 
 def _nonempty(tensors, name):

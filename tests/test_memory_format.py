@@ -485,3 +485,160 @@ def test_softmax_results_are_contiguous_whatever_the_input_layout():
         # d softmax_0 / dx_j = s_0 (delta_0j - s_j)
         g = 2 * want[:, :1] * ((np.arange(3) == 0)[None, :, None, None] - want)
         np.testing.assert_allclose(x.grad.numpy(), g, rtol=1e-10, atol=1e-12)
+
+
+# ---- element-wise ops on operands of several layouts (TensorIterator's reorder_dimensions):
+# for each pair of dims the first operand whose strides order it (broadcast dims skipped)
+# decides; the result is dense in that order. Strides below are derived by hand from that rule.
+
+def _cl(a):
+    return torch.tensor(a).contiguous(memory_format=torch.channels_last)
+
+
+def _tr(a):
+    """a 2-d tensor with a's values, transposed in memory (strides (1, rows))."""
+    return torch.tensor(np.ascontiguousarray(a.T)).t()
+
+
+def test_mixed_layouts_first_operand_decides():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 4, 5))
+    b = rng.standard_normal((2, 3, 4, 5))
+    x, y = _cl(a), torch.tensor(b)
+    for r, want, st in ((x + y, a + b, (60, 1, 15, 3)), (y + x, b + a, (60, 20, 5, 1)),
+                        (x * y, a * b, (60, 1, 15, 3)), (torch.sub(y, x, alpha=2), b - 2 * a,
+                                                         (60, 20, 5, 1))):
+        assert r.stride() == st
+        np.testing.assert_allclose(r.numpy(), want, rtol=1e-15)
+    m = rng.standard_normal((3, 4))
+    n = rng.standard_normal((3, 4))
+    t, c = _tr(m), torch.tensor(n)
+    assert t.stride() == (1, 3)
+    assert (t + c).stride() == (1, 3) and (c + t).stride() == (4, 1)
+    np.testing.assert_allclose((t / c).numpy(), m / n, rtol=1e-15)
+    # comparisons and type promotion follow the same rule
+    r = torch.lt(t, c)
+    assert r.dtype == torch.bool and r.stride() == (1, 3)
+    np.testing.assert_array_equal(r.numpy(), m < n)
+    i = torch.tensor(np.arange(12).reshape(4, 3)).t()           # int64, transposed
+    r = i + c.float()
+    assert r.dtype == torch.float32 and r.stride() == (1, 3)
+    np.testing.assert_allclose(r.numpy(), np.arange(12).reshape(4, 3).T + n.astype(np.float32),
+                               rtol=1e-6)
+
+
+def test_mixed_layouts_broadcast_and_scalar_operands():
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((3, 4))
+    v = rng.standard_normal(4)
+    t = _tr(m)
+    # v's dim 0 is a broadcast (stride 0): it has no say on the (0, 1) pair, t decides
+    for r in (torch.tensor(v) + t, t + torch.tensor(v)):
+        assert r.stride() == (1, 3)
+        np.testing.assert_allclose(r.numpy(), m + v, rtol=1e-15)
+    # a (3, 1) column broadcasts along dim 1: again no say
+    col = rng.standard_normal((3, 1))
+    assert (torch.tensor(col) * t).stride() == (1, 3)
+    a = rng.standard_normal((2, 3, 4, 5))
+    x = _cl(a)
+    # 0-dim tensors and Python numbers: all strides 0, the 4-d operand decides
+    for r, want in ((torch.tensor(2.0) + x, a + 2), (x * torch.tensor(3), a * 3),
+                    (2.5 - x, 2.5 - a)):
+        assert r.stride() == (60, 1, 15, 3)
+        np.testing.assert_allclose(r.numpy(), want, rtol=1e-15)
+    # a per-channel (1, 3, 1, 1) operand first: only its dim 1 is not broadcast, x decides
+    w = rng.standard_normal((1, 3, 1, 1))
+    r = torch.tensor(w) * x
+    assert r.stride() == (60, 1, 15, 3)
+    np.testing.assert_allclose(r.numpy(), w * a, rtol=1e-15)
+
+
+def test_mixed_layouts_ternary_ops_follow_their_first_operand():
+    rng = np.random.default_rng(2)
+    m, n, k = (rng.standard_normal((3, 4)) for _ in range(3))
+    t, c, d = _tr(m), torch.tensor(n), torch.tensor(k)
+    # where(cond, x, y): the condition is the first operand
+    r = torch.where(c > 0, t, d)
+    assert r.stride() == (4, 1)
+    np.testing.assert_array_equal(r.numpy(), np.where(n > 0, m, k))
+    r = torch.where(t > 0, c, d)
+    assert r.stride() == (1, 3)
+    np.testing.assert_array_equal(r.numpy(), np.where(m > 0, n, k))
+    # lerp(input, end, weight): input decides, also against a transposed weight
+    w = np.abs(rng.standard_normal((3, 4))) % 1
+    for inp, end, wt, st in ((t, c, torch.tensor(w), (1, 3)), (c, t, _tr(w), (4, 1))):
+        r = torch.lerp(inp, end, wt)
+        assert r.stride() == st
+        a0, a1 = inp.numpy(), end.numpy()
+        np.testing.assert_allclose(r.numpy(), a0 + w * (a1 - a0), rtol=1e-12, atol=1e-15)
+    r = torch.addcmul(t, c, d, value=0.5)
+    assert r.stride() == (1, 3)
+    np.testing.assert_allclose(r.numpy(), m + 0.5 * n * k, rtol=1e-15)
+    r = torch.clamp(c, min=t, max=t + 1)
+    assert r.stride() == (4, 1)
+    np.testing.assert_allclose(r.numpy(), np.clip(n, m, m + 1), rtol=1e-15)
+
+
+def test_mixed_layouts_in_place_and_out():
+    rng = np.random.default_rng(3)
+    m, n = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
+    t, c = _tr(m), torch.tensor(n)
+    c.add_(t)                         # in place: self keeps its layout
+    assert c.stride() == (4, 1)
+    np.testing.assert_allclose(c.numpy(), n + m, rtol=1e-15)
+    t.mul_(torch.tensor(n))
+    assert t.stride() == (1, 3)
+    np.testing.assert_allclose(t.numpy(), m * n, rtol=1e-15)
+    # out= of the result's shape keeps its layout; a resized one takes the result's layout
+    t = _tr(m)
+    o = torch.empty(3, 4, dtype=torch.float64)
+    assert torch.add(t, torch.tensor(n), out=o) is o and o.stride() == (4, 1)
+    np.testing.assert_allclose(o.numpy(), m + n, rtol=1e-15)
+    o = torch.empty(0, dtype=torch.float64)
+    torch.add(t, torch.tensor(n), out=o)
+    assert o.shape == (3, 4) and o.stride() == (1, 3)
+    np.testing.assert_allclose(o.numpy(), m + n, rtol=1e-15)
+
+
+def test_mixed_layouts_bad_operands_raise_and_keep_data():
+    x = _cl(np.ones((2, 3, 4, 5)))
+    y = torch.ones(2, 3, 4, 6)
+    with pytest.raises(RuntimeError, match=r"size of tensor a \(5\) must match the size of "
+                                           r"tensor b \(6\)"):
+        x + y
+    t = _tr(np.arange(12.0).reshape(3, 4))
+    with pytest.raises(RuntimeError):
+        t.add_(torch.ones(4, 4))
+    np.testing.assert_array_equal(t.numpy(), np.arange(12.0).reshape(3, 4))
+    assert t.stride() == (1, 3)
+
+
+def test_stack_keeps_channels_last_slices():
+    # (2, 3, 6, 7) channels_last inputs: memory order N, H, W, C; stack puts the new dim S
+    # just outside the input dim it precedes (outermost at 0), and past the last dim the
+    # result is row-major, as torch 2.13's stack
+    a = np.random.default_rng(4).standard_normal((2, 3, 6, 7))
+    b = a * 2
+    x, y = _cl(a), _cl(b)
+    want = {0: (252, 126, 1, 21, 3),   # S N H W C
+            1: (252, 3, 1, 42, 6),     # N H W S C
+            2: (252, 1, 126, 21, 3),   # N S H W C
+            3: (252, 1, 42, 21, 3),    # N H S W C
+            4: (252, 84, 14, 2, 1)}    # row-major
+    for d, st in want.items():
+        r = torch.stack([x, y], d)
+        assert r.stride() == st, d
+        np.testing.assert_array_equal(r.numpy(), np.stack([a, b], d))
+    assert torch.stack([x, y], -1).stride() == want[4]
+    # inputs that do not all suggest channels_last, or 3-d ones: row-major
+    assert torch.stack([x, torch.tensor(b)], 1).stride() == (252, 126, 42, 7, 1)
+    p = torch.tensor(np.ascontiguousarray(a[0].transpose(0, 2, 1))).permute(0, 2, 1)
+    r = torch.stack([p, p], 2)
+    assert r.stride() == (84, 14, 7, 1)              # row-major (3, 6, 2, 7)
+    np.testing.assert_array_equal(r.numpy(), np.stack([a[0], a[0]], 2))
+    # channels_last_3d: (2, 3, 2, 2, 2), order N D H W C, stacked at 2
+    c = np.arange(48.0).reshape(2, 3, 2, 2, 2)
+    z = torch.tensor(c).contiguous(memory_format=torch.channels_last_3d)
+    r = torch.stack([z, z], 2)
+    assert r.stride() == (48, 1, 24, 12, 6, 3)
+    np.testing.assert_array_equal(r.numpy(), np.stack([c, c], 2))

@@ -171,12 +171,20 @@ def _index_layout(x, idx, pos, shape):
         bs = tuple(0 if i.shape[k] == 1 and shape[len(before) + lead + k] != 1 else i.strides[k]
                    for k in range(i.ndim))
         ops.append((0,) * (len(before) + lead) + bs + (0,) * len(after))
-    n = len(shape)
     # TensorIterator's fast path: every operand of the result's shape and contiguous
     same = not before and not after and all(i.shape == tuple(shape) for i in idx)
     if same and all(_torch_contig(shape, op, sz) for op, sz in
                     zip(ops, [isz] + [i.itemsize for i in idx])):
         return _c_strides(shape, isz)
+    return iter_strides(shape, ops, isz)
+
+
+def iter_strides(shape, ops, isz):
+    """TensorIterator::reorder_dimensions: byte strides of a dense result of `shape` whose dims
+    are in the order the operands' strides `ops` (each at the result's shape, 0 on broadcast
+    dims) give: for each pair of dims the first operand with non-zero strides there decides
+    (equal strides: the smaller dim goes inside), ties keep the row-major order."""
+    n = len(shape)
 
     def swap(d0, d1):      # 1: d0 goes after (is slower than) d1, -1: before, 0: no opinion
         for op in ops:
