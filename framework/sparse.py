@@ -254,21 +254,8 @@ class SparseTensor(Tensor):
         return _run(_Clone, "CloneBackward0", self)
 
     def to(self, *args, **kwargs):
-        dtype, device, copy = kwargs.pop("dtype", None), kwargs.pop("device", None), \
-            kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
-        for a in args:
-            if isinstance(a, bool):
-                continue
-            if isinstance(a, dt.DType):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype, device = a.dtype, a.device
-            elif a is not None:
-                device = a
+        from .tensor import _to_args
+        dtype, device, copy, _ = _to_args(args, kwargs)
         if device is not None and canonical(device) is not cpu:
             raise NotImplementedError(f"sparse COO tensors are supported on the cpu only in "
                                       f"Kiln (asked to move one to '{device}')")

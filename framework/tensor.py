@@ -72,6 +72,31 @@ def _shape(dims):
     return tuple.__new__(Size, dims)
 
 
+
+def _to_args(args, kwargs):
+    """Tensor.to's arguments, in PyTorch's forms (to(device, dtype, non_blocking, copy),
+    to(dtype, non_blocking, copy), to(other), keywords): (dtype, device, copy, memory_format)."""
+    dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    copy = kwargs.pop("copy", False)
+    kwargs.pop("non_blocking", None)
+    fmt = kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
+    flags = []
+    for a in args:
+        if isinstance(a, bool):
+            # trailing positional flags (non_blocking, copy), not a device
+            flags.append(a)
+        elif isinstance(a, dt.DType):
+            dtype = a
+        elif isinstance(a, Tensor):
+            dtype, device = a.dtype, a.device
+        elif a is not None:
+            device = a
+    if len(flags) > 1:
+        copy = flags[1]
+    return dtype, device, copy, fmt
+
 class Tensor:
     # defaults live on the class so creating a tensor sets only _data and _dtype
     _node = None        # autograd Node that produced this tensor (grad_fn), None for leaves
@@ -520,28 +545,8 @@ class Tensor:
 
     def to(self, *args, **kwargs):
         from .ops_math import cast
-        dtype = kwargs.pop("dtype", None)
-        device = kwargs.pop("device", None)
-        copy = kwargs.pop("copy", False)
-        kwargs.pop("non_blocking", None)
-        fmt = kwargs.pop("memory_format", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {list(kwargs)}")
+        dtype, device, copy, fmt = _to_args(args, kwargs)
         _mf.check("to", fmt)
-        flags = []
-        for a in args:
-            if isinstance(a, bool):
-                # trailing positional flags: to(dtype, non_blocking, copy) and
-                # to(device, dtype, non_blocking, copy), not a device
-                flags.append(a)
-            elif isinstance(a, dt.DType):
-                dtype = a
-            elif isinstance(a, Tensor):
-                dtype, device = a.dtype, a.device
-            elif a is not None:
-                device = a
-        if len(flags) > 1:
-            copy = flags[1]
         dev = canonical(device) if device is not None else self._device
         t = self
         if dtype is not None and dtype is not self._dtype:
