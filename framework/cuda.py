@@ -181,4 +181,8 @@ def current_stream(device=None):
     return _rt.current_stream() if _gpu() else None
 
 
+# the legacy torch.cuda.FloatTensor types (framework/tensor.py defines all legacy types)
+from .tensor import CUDA_TYPES  # noqa: E402
+(FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, ByteTensor, CharTensor, ShortTensor,
+ IntTensor, LongTensor, BoolTensor) = CUDA_TYPES
 from .amp._deprecated import cuda_amp as amp  # noqa: E402,F401  (torch.cuda.amp, deprecated)

@@ -528,16 +528,19 @@ class Tensor:
             return self.item().__format__(spec)
         return object.__format__(self, spec)
 
-    def type(self, dtype=None):
-        if dtype is None:       # torch.FloatTensor, torch.UInt16Tensor: the scalar-type name
-            return f"torch.{dt.tname(self._dtype)}Tensor"
-        if isinstance(dtype, str):
-            names = {f"torch.{dt.tname(d)}Tensor": d for d in dt.ALL}
-            if dtype not in names:
+    def type(self, dtype=None, non_blocking=False, **kwargs):
+        if dtype is None:       # torch.FloatTensor, torch.cuda.FloatTensor: the type's name
+            return f"torch.{'cuda.' if self.is_cuda else ''}{dt.tname(self._dtype)}Tensor"
+        if isinstance(dtype, str):      # x.type("torch.cuda.HalfTensor")
+            cls = _TYPED.get(dtype)
+            if cls is None:
                 raise ValueError(f"invalid type: '{dtype}'")
-            dtype = names[dtype]
-        elif isinstance(dtype, _TypedMeta):     # x.type(torch.FloatTensor)
+            dtype = cls
+        if isinstance(dtype, _TypedMeta):   # x.type(torch.FloatTensor): dtype and device
+            want_cuda = dtype.is_cuda
             dtype = dtype.dtype
+            if want_cuda != self.is_cuda:     # (to() says why when there is no GPU)
+                return self.to("cuda" if want_cuda else "cpu", dtype)
         return self.to(dtype)
 
     def type_as(self, other):
@@ -864,19 +867,38 @@ def _legacy_new(args, d, device):
 
 
 class _TypedMeta(type):
-    # isinstance(x, torch.FloatTensor) asks for a tensor of that dtype
+    # isinstance(x, torch.FloatTensor) asks for a cpu tensor of that dtype, and
+    # isinstance(x, torch.cuda.FloatTensor) for a cuda one
     def __instancecheck__(cls, obj):
-        return isinstance(obj, Tensor) and obj._dtype is cls.dtype
+        return isinstance(obj, Tensor) and obj._dtype is cls.dtype and obj.is_cuda == cls.is_cuda
 
     def __call__(cls, *args, device=None):
+        if cls.is_cuda:
+            _need_cuda_type(f"{cls.__module__}.{cls.__name__}")
+            device = "cuda" if device is None else device
         t = _legacy_new(args, cls.dtype, device)
         if t._dtype is not cls.dtype:
             raise TypeError(f"expected {cls.dtype} (got {t._dtype})")
+        if cls.is_cuda and not t.is_cuda:      # Tensor(tensor) aliases; a cpu one is refused
+            raise TypeError(f"expected {cls.__module__}.{cls.__name__} (got {t.type()})")
         return t
 
 
-def _typed(name, d):
-    return _TypedMeta(name, (), {"dtype": d, "__module__": "torch"})
+def _need_cuda_type(name):
+    """PyTorch's CPU build: the torch.cuda.*Tensor types exist but cannot be used."""
+    from . import cuda
+    if not cuda.is_available():
+        raise TypeError(f"type {name} not available. Torch not compiled with CUDA enabled.")
+
+
+_TYPED = {}     # "torch.FloatTensor" / "torch.cuda.FloatTensor" -> the legacy type
+
+
+def _typed(name, d, cuda=False):
+    cls = _TypedMeta(name, (), {"dtype": d, "is_cuda": cuda,
+                                "__module__": "torch.cuda" if cuda else "torch"})
+    _TYPED[f"{cls.__module__}.{name}"] = cls
+    return cls
 
 
 FloatTensor = _typed("FloatTensor", dt.float32)
@@ -889,3 +911,10 @@ ShortTensor = _typed("ShortTensor", dt.int16)
 IntTensor = _typed("IntTensor", dt.int32)
 LongTensor = _typed("LongTensor", dt.int64)
 BoolTensor = _typed("BoolTensor", dt.bool_)
+for _d in dt.ALL:      # x.type("torch.ComplexFloatTensor"): every dtype has a cpu type name
+    if f"torch.{dt.tname(_d)}Tensor" not in _TYPED:
+        _typed(f"{dt.tname(_d)}Tensor", _d)
+# torch.cuda.FloatTensor & co, in this order (framework.cuda exports them)
+CUDA_TYPES = tuple(_typed(c.__name__, c.dtype, cuda=True) for c in (
+    FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, ByteTensor, CharTensor, ShortTensor,
+    IntTensor, LongTensor, BoolTensor))

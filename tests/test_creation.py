@@ -229,6 +229,52 @@ def test_legacy_constructors():
     assert torch.ones(2).type(torch.LongTensor).dtype == torch.int64
 
 
+def test_legacy_cuda_tensor_types():
+    # torch.cuda.FloatTensor & co: a cuda tensor's type(), isinstance and conversions by type
+    x = torch.tensor([1.5, 2.5], device="cpu")
+    assert str(torch.cuda.FloatTensor) == "<class 'torch.cuda.FloatTensor'>"
+    assert torch.cuda.HalfTensor.dtype == torch.float16 and torch.cuda.LongTensor.is_cuda
+    assert not torch.FloatTensor.is_cuda
+    assert x.type() == "torch.FloatTensor" and not isinstance(x, torch.cuda.FloatTensor)
+    d = torch.tensor([1.5, 2.5], device="interpret")       # Triton's interpreter: a cuda device
+    assert d.type() == "torch.cuda.FloatTensor"
+    assert isinstance(d, torch.cuda.FloatTensor) and not isinstance(d, torch.FloatTensor)
+    assert torch.typename(d.long()) == "torch.cuda.LongTensor"
+    back = d.type(torch.DoubleTensor)                        # a cpu type moves it to the cpu
+    assert back.device.type == "cpu" and back.dtype == torch.float64
+    assert back.tolist() == [1.5, 2.5]
+    same = d.type("torch.cuda.IntTensor")                    # names work as well as classes
+    assert same.is_cuda and same.dtype == torch.int32 and same.tolist() == [1, 2]
+    assert x.type("torch.ComplexFloatTensor").dtype == torch.complex64
+    assert x.type(torch.float64, non_blocking=True).dtype == torch.float64
+    with pytest.raises(ValueError, match="invalid type: 'torch.cuda.FooTensor'"):
+        x.type("torch.cuda.FooTensor")
+    if torch.cuda.is_available():
+        c = torch.cuda.FloatTensor([1, 2])
+        assert c.is_cuda and c.dtype == torch.float32 and c.tolist() == [1.0, 2.0]
+        assert torch.cuda.LongTensor(2, 3).shape == (2, 3)
+        assert x.type(torch.cuda.FloatTensor).is_cuda
+    else:       # PyTorch's CPU build: the types exist but cannot make tensors
+        with pytest.raises(TypeError, match="type torch.cuda.FloatTensor not available"):
+            torch.cuda.FloatTensor([1, 2])
+        with pytest.raises(RuntimeError, match="cuda"):
+            x.type(torch.cuda.FloatTensor)
+    assert x.tolist() == [1.5, 2.5] and x.dtype == torch.float32     # left unchanged
+
+
+def test_version_error_names_cuda_type():
+    # the seed's message: "[torch.cuda.FloatTensor [1, 32]] is at version 3; expected version 2"
+    w = torch.ones(1, 32, device="interpret", requires_grad=True)
+    h = w * 1
+    y = h.sigmoid()     # saves its output
+    y.mul_(2)
+    y.add_(1)
+    with pytest.raises(RuntimeError, match=r"\[torch\.cuda\.FloatTensor \[1, 32\]\], which is "
+                                           r"output 0 of Sigmoid, is at version 2; "
+                                           r"expected version 0"):
+        y.sum().backward()
+
+
 # ---- random ----------------------------------------------------------------------------------
 
 def test_seed_reproducibility_and_initial_seed():

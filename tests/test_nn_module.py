@@ -376,15 +376,20 @@ def test_module_dict_parameter_list_dict():
     assert str(md) == ("ModuleDict(\n  (x): ReLU()\n  (a): LeakyReLU(negative_slope=0.2, "
                        "inplace=True)\n)")
     pl = nn.ParameterList([nn.Parameter(torch.ones(2, 3)), torch.zeros(3)])
-    assert str(pl) == ("ParameterList(\n    (0): Parameter containing: [torch.float32 of size "
-                       "2x3]\n    (1): Parameter containing: [torch.float32 of size 3]\n)")
+    dev = f" ({pl[0].device})" if pl[0].is_cuda else ""     # PyTorch on a GPU appends it
+    assert str(pl) == (f"ParameterList(\n    (0): Parameter containing: [torch.float32 of size "
+                       f"2x3{dev}]\n    (1): Parameter containing: [torch.float32 of size 3{dev}]"
+                       "\n)")
     assert all(type(p) is nn.Parameter for p in pl)
     assert len(list(pl.parameters())) == 2
     pd = nn.ParameterDict({"b": nn.Parameter(torch.ones(2)),
                            "a": torch.zeros(3, dtype=torch.float64)})
     assert list(pd.keys()) == ["a", "b"]      # a plain dict is taken in sorted order
-    assert str(pd) == ("ParameterDict(\n    (a): Parameter containing: [torch.DoubleTensor of "
-                       "size 3]\n    (b): Parameter containing: [torch.FloatTensor of size 2]\n)")
+    # on a GPU PyTorch names the cuda types and appends the device
+    cu, dev = ("cuda.", f" ({pd['a'].device})") if pd["a"].is_cuda else ("", "")
+    assert str(pd) == (f"ParameterDict(\n    (a): Parameter containing: [torch.{cu}DoubleTensor of "
+                       f"size 3{dev}]\n    (b): Parameter containing: [torch.{cu}FloatTensor of "
+                       f"size 2{dev}]\n)")
     with pytest.raises(RuntimeError):
         pl(1)
 

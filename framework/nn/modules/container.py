@@ -284,7 +284,7 @@ class ModuleDict(Module):
 def _param_line(k, p, dtype_str):
     if isinstance(p, Tensor):
         size_str = "x".join(str(s) for s in p.size())
-        dev = f" ({p.device})" if p.device.type == "cuda" else ""
+        dev = f" ({p.device})" if p.is_cuda else ""     # as PyTorch on a GPU
         kind = "Parameter" if isinstance(p, Parameter) else "Tensor"
         return f"  ({k}): {kind} containing: [{dtype_str(p)} of size {size_str}{dev}]"
     return f"  ({k}): Object of type: {type(p).__name__}"
