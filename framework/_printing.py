@@ -221,4 +221,6 @@ def tensor_repr(t, prefix="tensor("):
         suffixes.append(f"grad_fn=<{t._node._name}>")
     elif t._rg:
         suffixes.append("requires_grad=True")
+    if t._fwt is not None:      # a dual tensor (forward_ad): f-string, so a 0-d one reads 2.0
+        suffixes.append(f"tangent={t._fwt}")
     return _add_suffixes(prefix + body, suffixes, indent)

@@ -294,3 +294,20 @@ def test_no_level_no_hook():
         with fwAD.dual_level():
             raise RuntimeError("boom")
     assert torch._dispatch.FWAD is None                     # an error leaves the level too
+
+
+def test_dual_tensor_repr_shows_tangent():
+    # PyTorch's printing: a tangent= suffix after grad_fn; a 0-d tangent formats as a number
+    with fwAD.dual_level():
+        x = fwAD.make_dual(torch.tensor([1., 2.]), torch.tensor([3., 4.]))
+        assert repr(x) == "tensor([1., 2.], tangent=tensor([3., 4.]))"
+        assert str(x * 2) == "tensor([2., 4.], tangent=tensor([6., 8.]))"
+        y = torch.tensor([1., 2.], requires_grad=True)
+        z = fwAD.make_dual(y, torch.ones(2))
+        assert str(z) == "tensor([1., 2.], grad_fn=<ViewBackward0>, tangent=tensor([1., 1.]))"
+        s = fwAD.make_dual(torch.tensor(1.), torch.tensor(2.))
+        assert str(s) == "tensor(1., tangent=2.0)"
+        w = fwAD.make_dual(torch.zeros(12), torch.ones(12))     # past 80 columns: a new line
+        assert str(w) == ("tensor([0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0.],\n"
+                          "       tangent=tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.]))")
+    assert str(x) == "tensor([1., 2.])"         # the level's end drops the tangent
