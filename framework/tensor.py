@@ -835,7 +835,7 @@ def _to_device(t, dev):
     if STATE.grad_enabled and t.requires_grad:
         from .autograd.function import Function
 
-        class ToCopyBackward0(Function):
+        class ToCopy(Function):
             @staticmethod
             def forward(ctx, x):
                 return out
@@ -843,7 +843,12 @@ def _to_device(t, dev):
             @staticmethod
             def backward(ctx, g):
                 return _to_device(g, t._device)
-        out = ToCopyBackward0.apply(t)
+        from .autograd.forward_ad import _fw_off
+        with _fw_off():     # (the tangent is copied below; the Function has no jvp)
+            out = _dispatch.rename(ToCopy.apply(t), "ToCopyBackward0")
+    if t._fwt is not None:      # a dual tensor's copy carries its tangent, copied too
+        from .autograd.forward_ad import _set_tangent
+        _set_tangent(out, _to_device(t._fwt, dev))
     return out
 
 

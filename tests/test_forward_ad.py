@@ -208,13 +208,28 @@ def test_copy_fill_setitem_on_dual():
         np.testing.assert_allclose(fwAD.unpack_dual(y).tangent.numpy(),
                                    [0.0, tn[1], 2 * tn[0], 2 * tn[1]])
         np.testing.assert_allclose(y.numpy(), [1.0, x.numpy()[1], *(2 * x.numpy()[:2])])
-        z = torch.zeros(4, dtype=torch.float64)
-        for write in (lambda: z[1:].add_(d[1:]), lambda: z[1:].copy_(d[1:]),
-                      lambda: z[1:].clamp_(max=d[1:])):
-            with pytest.raises(RuntimeError, match=r"into a view \(shape \[3\]\) of a tensor"):
-                write()
-            np.testing.assert_array_equal(z.numpy(), np.zeros(4))   # nothing written
-            assert fwAD.unpack_dual(z).tangent is None
+        # a dual value written into a view of a tensor that is not dual: the base becomes dual
+        # with a zero tangent elsewhere (PyTorch's rule), and later views of it see the tangent
+        xn = x.numpy()
+        for write, val, tan in (
+                (lambda z: z[1:].add_(d[1:]), xn[1:], tn[1:]),
+                (lambda z: z[1:].copy_(d[1:]), xn[1:], tn[1:]),
+                (lambda z: z[1:].clamp_(max=d[1:]), np.minimum(0, xn[1:]),
+                 np.where(xn[1:] < 0, tn[1:], 0.0))):
+            z = torch.zeros(4, dtype=torch.float64)
+            write(z)
+            np.testing.assert_allclose(z.numpy(), [0.0, *val])
+            np.testing.assert_allclose(fwAD.unpack_dual(z).tangent.numpy(), [0.0, *tan])
+            np.testing.assert_allclose(fwAD.unpack_dual(z[2:]).tangent.numpy(), tan[1:])
+        zt = torch.zeros(3, 2, dtype=torch.float64)
+        zt.t()[1].copy_(d[:3])                  # a non-contiguous view of the base
+        np.testing.assert_allclose(fwAD.unpack_dual(zt).tangent.numpy(),
+                                   np.stack([np.zeros(3), tn[:3]], 1))
+        zd = torch.zeros(4, dtype=torch.float64, device="interpret")
+        with pytest.raises(RuntimeError, match=r"into a view \(shape \[3\]\) of a interpret"):
+            zd[1:].copy_(d[1:].to("interpret"))
+        assert fwAD.unpack_dual(zd).tangent is None
+        np.testing.assert_array_equal(zd.cpu().numpy(), np.zeros(4))    # nothing written
 
 
 def test_view_tangent_is_view_and_detach_drops_it():
@@ -311,3 +326,20 @@ def test_dual_tensor_repr_shows_tangent():
         assert str(w) == ("tensor([0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0.],\n"
                           "       tangent=tensor([1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1., 1.]))")
     assert str(x) == "tensor([1., 2.])"         # the level's end drops the tangent
+
+
+def test_device_copy_carries_tangent_and_grad():
+    # .to(device) is differentiable in both modes: the copy keeps the tangent (copied too) and
+    # its grad_fn is PyTorch's ToCopyBackward0, sending the gradient back to the cpu
+    p = torch.tensor([1., 2., 3.], dtype=torch.float64, requires_grad=True)
+    with fwAD.dual_level():
+        d = fwAD.make_dual(p, torch.tensor([4., 5., 6.], dtype=torch.float64))
+        e = d.to("interpret")
+        assert e.grad_fn.name() == "ToCopyBackward0"
+        tan = fwAD.unpack_dual(e).tangent
+        assert tan.device.type == "interpret"
+        np.testing.assert_array_equal(tan.cpu().numpy(), [4., 5., 6.])
+        back = (e * e).cpu()
+        np.testing.assert_allclose(fwAD.unpack_dual(back).tangent.detach().numpy(), [8., 20., 36.])
+        back.sum().backward()
+    np.testing.assert_allclose(p.grad.numpy(), [2., 4., 6.])

@@ -17,8 +17,9 @@ transposed VJP is built with create_graph, so autograd.grad through a tangent re
 and input tangents); in-place primitive and composite ops on a dual tensor update its tangent
 (in place, so views taken from it stay coherent); autograd.Function with a `jvp` staticmethod
 (`ctx.save_for_forward`). Leaving the level drops every tangent made inside it.
-Not supported (clear errors): in-place writes of a dual value into a non-dual view or base,
-dual tensors inside compile().
+A dual value written into a view of a tensor that is not dual makes the base dual (zero tangent
+elsewhere), as in PyTorch (cpu tensors). Not supported (clear errors): dual tensors inside
+compile().
 """
 import weakref
 from typing import NamedTuple, Optional
@@ -277,11 +278,22 @@ def _tangents(p, args, attrs, outs, tans):
 # ---- in-place writes -----------------------------------------------------------------------------
 
 def _check_view_write(self):
-    """Called before a dual value is written into self (nothing is written when it raises)."""
-    if self._base is not None and self._base._fwt is None and self._fwt is None:
+    """Called before a dual value is written into self, a view of a base that is not dual: as in
+    PyTorch the base becomes dual with a zero tangent, and self's tangent is the same view of it
+    (so the write reaches the base's tangent, and later views of the base see it)."""
+    b = self._base
+    if b is None or b._fwt is not None or self._fwt is not None:
+        return
+    if b._device.type != "cpu":     # (device tangents are not written through views in place)
         raise RuntimeError(f"forward AD: an in-place write of a dual value into a view (shape "
-                           f"{list(self.shape)}) of a tensor that is not dual is not supported "
-                           f"by Kiln; make the base dual first (make_dual)")
+                           f"{list(self.shape)}) of a {b._device.type} tensor that is not dual "
+                           f"is not supported by Kiln; make the base dual first (make_dual)")
+    from ..creation import empty_strided
+    with _fw_off():
+        bt = empty_strided(b.shape, b.stride(), dtype=b._dtype).zero_()
+        vt = bt.as_strided(self.shape, self.stride(), self.storage_offset() - b.storage_offset())
+    _set_tangent(b, bt)
+    _set_tangent(self, vt)
 
 
 def _take(self, tan):
