@@ -853,7 +853,9 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
           check_tolerance=1e-05, strict=True, _force_outplace=False, _module_class=None,
           _compilation_unit=None, example_kwarg_inputs=None, _store_inputs=True):
     """torch.jit.trace: run `func` once on the example inputs, recording Kiln's IR graph.
-    check_trace is accepted; the trace is not re-run to compare."""
+    check_trace (PyTorch's default) traces again on each of check_inputs (the example inputs by
+    default) and runs trace, function and repeated trace: differing outputs warn
+    (TracerWarning), differing graphs raise TracingCheckError."""
     _init_classes()
     if _builtins_isinstance(func, ScriptModule) or _builtins_isinstance(func, ScriptFunction):
         warnings.warn("The input to trace is already a ScriptModule, tracing it is a no-op. "
@@ -870,17 +872,110 @@ def trace(func, example_inputs=None, optimize=None, check_trace=True, check_inpu
     if _builtins_isinstance(func, Module):
         name = type(func).__name__
         spec = _trace_fn(func, args, kwargs, name, func, strict)
-        return TopLevelTracedModule(func, spec, name,
-                                    lambda a, k: _trace_fn(func, a, k, name, func, strict,
-                                                           commit=False))
-    if not callable(func):
-        raise RuntimeError(f"jit.trace: expected a function or nn.Module, got "
-                        f"{type(func).__name__}")
-    owner = getattr(func, "__self__", None)
-    name = getattr(func, "__name__", "fn")
-    spec = _trace_fn(func, args, kwargs, name, owner if _builtins_isinstance(owner, Module)
-                     else None, strict)
-    return ScriptFunction(spec, name, func)
+        traced = TopLevelTracedModule(func, spec, name,
+                                      lambda a, k: _trace_fn(func, a, k, name, func, strict,
+                                                             commit=False))
+    else:
+        if not callable(func):
+            raise RuntimeError(f"jit.trace: expected a function or nn.Module, got "
+                               f"{type(func).__name__}")
+        owner = getattr(func, "__self__", None)
+        name = getattr(func, "__name__", "fn")
+        spec = _trace_fn(func, args, kwargs, name, owner if _builtins_isinstance(owner, Module)
+                         else None, strict)
+        traced = ScriptFunction(spec, name, func)
+    if check_trace:
+        if check_inputs is None:
+            check_inputs = [kwargs if example_kwarg_inputs is not None else args]
+        _check_trace(check_inputs, func, traced, check_tolerance, strict,
+                     example_kwarg_inputs is not None)
+    return traced
+
+
+# ---- check_trace: PyTorch's sanity check of a fresh trace ------------------------------------
+def _clone_inputs(inputs):
+    """A deep copy of the (nested) inputs: the checks must not see each other's in-place writes."""
+    if _builtins_isinstance(inputs, Tensor):
+        return inputs.detach().clone().requires_grad_(inputs.requires_grad)
+    if _builtins_isinstance(inputs, (tuple, list)):
+        return type(inputs)(_clone_inputs(v) for v in inputs)
+    if _builtins_isinstance(inputs, dict):
+        return {k: _clone_inputs(v) for k, v in inputs.items()}
+    return inputs
+
+
+def _canonical(graph, erase_shapes):
+    """The graph's text with value names numbered by first use (and, where the check inputs'
+    shapes differ from the example's, without shapes: a trace bakes them in)."""
+    import re
+    text = str(graph)
+    if erase_shapes:
+        text = re.sub(r": [^,)=]*\[[0-9, ]*\]", "", text)          # type annotations
+        text = re.sub(r"\((?:-?[0-9]+, )*-?[0-9]+,?\)", "(...)", text)  # shape-like tuples
+    return text
+
+
+def _check_trace(check_inputs, func, traced, tol, strict, as_kwargs):
+    from .testing import assert_close
+    for inputs in check_inputs:
+        if _builtins_isinstance(inputs, Tensor):
+            inputs = (inputs,)
+
+        def call(f, what):
+            ins = _clone_inputs(inputs)
+            try:
+                out = f(**ins) if as_kwargs else f(*ins)
+            except Exception as e:
+                raise TracingCheckError(
+                    f"Tracing failed sanity checks!\nencountered an exception while running "
+                    f"the {what} with test inputs.\nException:\n\t{e}") from e
+            return [o for o in (out if _builtins_isinstance(out, tuple) else (out,))
+                    if _builtins_isinstance(o, Tensor)]
+
+        check = trace(func, example_kwarg_inputs=_clone_inputs(inputs), check_trace=False,
+                      strict=strict) if as_kwargs else \
+            trace(func, _clone_inputs(inputs), check_trace=False, strict=strict)
+        warned = []
+
+        def compare(orig, ref, what):
+            ok = True
+            for i, (a, b) in enumerate(zip(orig, ref)):
+                cast = (lambda t: t.detach().to(dt.complex128)) if a.is_complex() or \
+                    b.is_complex() else (lambda t: t.detach().double())
+                try:
+                    assert_close(cast(a), cast(b), rtol=tol, equal_nan=True,
+                                 atol=1e-5 if a.dtype in (dt.float32, dt.complex64) else 1e-7)
+                except AssertionError as e:
+                    draws = [v.name for v, s in zip(traced._spec.graph.inputs,
+                                                    traced._spec.srcs) if s[0] == "draw"]
+                    if draws and not warned:
+                        warned.append(1)
+                        warnings.warn(
+                            "Trace had nondeterministic nodes. Did you forget call .eval() on "
+                            "your model? Nodes:\n" + "\n".join(f"\t{n} = random draw"
+                                                               for n in draws[:20]) +
+                            "\nThis may cause errors in trace checking. To disable trace "
+                            "checking, pass check_trace=False to torch.jit.trace()",
+                            TracerWarning, stacklevel=5)
+                    warnings.warn(f"Output nr {i + 1}. of the traced function does not match "
+                                  f"the corresponding output of the {what}. Detailed error:\n"
+                                  f"{e}", TracerWarning, stacklevel=4)
+                    ok = False
+            return ok
+
+        traced_outs = call(traced, "trace")
+        if compare(traced_outs, call(func, "Python function"), "Python function"):
+            compare(traced_outs, call(check, "repeated trace"), "repeated trace")
+        shapes = [tuple(v.shape) for v in traced._spec.graph.inputs]
+        erase = shapes != [tuple(v.shape) for v in check._spec.graph.inputs]
+        a = _canonical(traced._spec.graph, erase)
+        b = _canonical(check._spec.graph, erase)
+        if a != b:
+            import difflib
+            diff = "\n".join(difflib.unified_diff(a.splitlines(), b.splitlines(), "trace",
+                                                  "repeated trace", lineterm=""))
+            raise TracingCheckError("Tracing failed sanity checks!\nERROR: Graphs differed "
+                                    "across invocations!\n" + diff)
 
 
 def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None,
@@ -892,9 +987,12 @@ def trace_module(mod, inputs, optimize=None, check_trace=True, check_inputs=None
         raise RuntimeError("jit.trace_module: Kiln traces only the 'forward' method; pass "
                            "inputs={'forward': example_inputs}")
     ex = inputs["forward"]
+    checks = None if check_inputs is None else [c["forward"] for c in check_inputs]
     if example_inputs_is_kwarg:
-        return trace(mod, example_kwarg_inputs=ex, strict=strict)
-    return trace(mod, ex, strict=strict)
+        return trace(mod, example_kwarg_inputs=ex, strict=strict, check_trace=check_trace,
+                     check_inputs=checks, check_tolerance=check_tolerance)
+    return trace(mod, ex, strict=strict, check_trace=check_trace, check_inputs=checks,
+                 check_tolerance=check_tolerance)
 
 
 def script(obj, optimize=None, _frames_up=0, _rcb=None, example_inputs=None):

@@ -118,9 +118,10 @@ def test_trace_function_and_is_tracing():
     a = torch.tensor([1.0, 2.0])
     b = torch.tensor([3.0, -1.0])
     tf = torch.jit.trace(f, (a, b))
-    assert seen == [True] and not torch.jit.is_tracing()
+    # PyTorch's check_trace (on by default) traces again, then runs the Python function
+    assert seen == [True, True, False] and not torch.jit.is_tracing()
     p, q = tf(torch.tensor([2.0, 0.5]), torch.tensor([4.0, 2.0]))
-    assert seen == [True]                 # calls run the graph, not the Python
+    assert seen == [True, True, False]    # calls run the graph, not the Python
     np.testing.assert_array_equal(p.numpy(), [9.0, 2.0])
     np.testing.assert_array_equal(q.numpy(), [-2.0, -1.5])
     assert torch.jit.is_scripting() is False
@@ -136,7 +137,8 @@ def test_tracer_warning_on_item_bakes_branch():
         warnings.simplefilter("always")
         tf = torch.jit.trace(f, torch.ones(3))
     tw = [x for x in w if issubclass(x.category, torch.jit.TracerWarning)]
-    assert len(tw) == 1 and "item()" in str(tw[0].message)
+    # once from the trace and once from check_trace's second trace, as in PyTorch
+    assert len(tw) == 2 and all("item()" in str(x.message) for x in tw)
     assert tw[0].filename == __file__
     # the branch taken while tracing is baked in: -1 * 2, not -1 - 1
     np.testing.assert_array_equal(tf(-torch.ones(3)).numpy(), [-2.0, -2.0, -2.0])
@@ -146,7 +148,7 @@ def test_trace_batchnorm_updates_buffers_once_and_eval():
     torch.manual_seed(5)
     bn = nn.BatchNorm1d(3)
     x = np.random.default_rng(6).standard_normal((4, 3)).astype(np.float32)
-    t = torch.jit.trace(bn, torch.from_numpy(x))
+    t = torch.jit.trace(bn, torch.from_numpy(x), check_trace=False)
     # the trace ran forward once (as PyTorch's does): running_mean = 0.1 * batch mean
     np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.mean(0), rtol=1e-5, atol=1e-6)
     t(torch.from_numpy(x))
@@ -350,3 +352,50 @@ def test_trace_dropout_redraws_and_refuses_save(tmp_path):
     with pytest.raises(RuntimeError, match="random numbers"):
         t.save(str(tmp_path / "d.pt"))
     assert not os.path.exists(tmp_path / "d.pt")
+
+
+def test_check_trace_runs_and_compares():
+    # PyTorch's check_trace: trace, traced run, Python run and a second trace each run forward
+    # (a BatchNorm in training mode is updated 5 times: 1 - 0.9**5 of the batch mean)
+    bn = nn.BatchNorm1d(3)
+    x = np.random.default_rng(8).standard_normal((4, 3)).astype(np.float32)
+    torch.jit.trace(bn, torch.from_numpy(x))
+    np.testing.assert_allclose(bn.running_mean.numpy(), (1 - 0.9 ** 5) * x.mean(0), rtol=1e-5,
+                               atol=1e-6)
+    assert int(bn.num_batches_tracked) == 5
+
+    def g(x):
+        if x.sum().item() > 0:
+            return x * 2
+        return x - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        with pytest.raises(torch.jit.TracingCheckError,
+                           match=r"(?s)Graphs differed across invocations!.*-    v1: f32\[3\] = "
+                                 r"mul\(in0, 2\)\n\+    v1: f32\[3\] = sub\(in0, 1\)"):
+            torch.jit.trace(g, torch.ones(3), check_inputs=[(-torch.ones(3),)])
+        torch.jit.trace(g, torch.ones(3), check_inputs=[(2 * torch.ones(3),)])    # same branch
+
+    def h(x):       # shape-dependent: graphs differ by a constant
+        return x * 2 if x.shape[0] > 2 else x * 3
+    with pytest.warns(torch.jit.TracerWarning, match=r"Output nr 1\. of the traced function "
+                      r"does not match the corresponding output of the Python function"):
+        with pytest.raises(torch.jit.TracingCheckError, match=r"mul\(in0, 3\)"):
+            torch.jit.trace(h, torch.ones(3), check_inputs=[(torch.ones(2),)])
+    # other shapes with the same program: no error (shapes are erased before comparing)
+    k = torch.jit.trace(lambda x: x.view(x.shape[0], -1).sum(1), torch.ones(3, 4),
+                        check_inputs=[(torch.ones(5, 2),)])
+    np.testing.assert_array_equal(k(torch.ones(5, 2)).numpy(), [2.0] * 5)
+
+    d = nn.Sequential(nn.Linear(3, 3), nn.Dropout(0.5))     # training mode: random draws
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        torch.jit.trace(d, torch.ones(2, 3))
+    msgs = [str(x.message) for x in w if issubclass(x.category, torch.jit.TracerWarning)]
+    assert any(m.startswith("Trace had nondeterministic nodes. Did you forget call .eval()")
+               for m in msgs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")              # in eval mode the check passes silently
+        torch.jit.trace(d.eval(), torch.ones(2, 3))
+        torch.jit.trace_module(d, {"forward": torch.ones(2, 3)},
+                               check_inputs=[{"forward": torch.ones(4, 3)}])
