@@ -206,19 +206,38 @@ def _require_script(mod, what):
 
 
 def freeze(mod, preserved_attrs=None, optimize_numerics=True):
-    """The module itself (Kiln's traced graphs already read parameters as inputs)."""
+    """PyTorch's freezing: a module whose graph holds the parameters and buffers as constants
+    (copies: later changes to the original do not reach it; it has no parameters). Attributes
+    the graph writes in place, and `preserved_attrs`, stay live reads of the original's."""
     _require_script(mod, "Freezing")
     if mod.training:
         raise RuntimeError("Freezing is currently only implemented for modules in eval mode. "
                            "Please call .eval() on your module before freezing.")
-    return mod
+    spec = getattr(mod, "_spec", None)
+    if spec is None:            # a jit.script module runs eagerly: there is no graph to freeze
+        return mod
+    keep = set(preserved_attrs or ())
+    keep |= {spec.srcs[i][1] for i, _ in spec.writes if spec.srcs[i][0] == "state"}
+    srcs, consts = [], list(spec.consts)
+    for kind, k in spec.srcs:
+        if kind == "state" and k not in keep:
+            srcs.append(("const", len(consts)))
+            consts.append(mod._state(k).detach().clone())
+        else:
+            srcs.append((kind, k))
+    frozen = _Spec(spec.graph, srcs, consts, spec.writes, spec.template, spec.n_out,
+                   spec.recipes)
+    frozen.n_args = getattr(spec, "n_args", None)
+    out = RecursiveScriptModule(frozen, mod._fn_name)
+    object.__setattr__(out, "_state", mod._state)       # the preserved/written attributes
+    out.training = False
+    return out
 
 
 def optimize_for_inference(mod, other_methods=None):
+    """The frozen module (PyTorch puts `mod` in eval mode first)."""
     _require_script(mod, "optimize_for_inference")
-    if mod.training:
-        mod.eval()
-    return freeze(mod)
+    return freeze(mod.eval(), preserved_attrs=other_methods)
 
 
 # ---- the tracer --------------------------------------------------------------------------------

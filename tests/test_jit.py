@@ -316,7 +316,10 @@ def test_annotations_fork_freeze():
     t = torch.jit.trace(m, torch.randn(2, 4))
     with pytest.raises(RuntimeError, match="eval mode"):
         torch.jit.freeze(t)
-    assert torch.jit.optimize_for_inference(t) is t and not t.training
+    o = torch.jit.optimize_for_inference(t)      # puts t in eval mode, returns it frozen
+    assert o is not t and not t.training and not o.training and list(o.parameters()) == []
+    x = torch.randn(2, 4)
+    np.testing.assert_array_equal(o(x).numpy(), t(x).detach().numpy())
     with pytest.raises(RuntimeError, match="ScriptModule"):
         torch.jit.freeze(m.eval())
     assert torch.jit.isinstance([1, 2], list[int]) and not torch.jit.isinstance([1, "a"], list[int])
@@ -399,3 +402,37 @@ def test_check_trace_runs_and_compares():
         torch.jit.trace(d.eval(), torch.ones(2, 3))
         torch.jit.trace_module(d, {"forward": torch.ones(2, 3)},
                                check_inputs=[{"forward": torch.ones(4, 3)}])
+
+
+def test_freeze_inlines_parameters_as_constants(tmp_path):
+    m = _mlp().eval()
+    x = np.random.default_rng(9).standard_normal((3, 4)).astype(np.float32)
+    t = torch.jit.trace(m, torch.from_numpy(x))
+    f = torch.jit.freeze(t)
+    assert isinstance(f, torch.jit.ScriptModule) and list(f.parameters()) == []
+    ref = _mlp_ref(m, x)
+    np.testing.assert_allclose(_np(f(torch.from_numpy(x))), ref, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():       # the frozen copy no longer follows the original's weights
+        for p in m.parameters():
+            p.mul_(2)
+    np.testing.assert_allclose(_np(f(torch.from_numpy(x))), ref, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(_np(t(torch.from_numpy(x))), ref)
+    torch.jit.save(f, str(tmp_path / "f.pt"))          # constants round-trip through save
+    np.testing.assert_allclose(_np(torch.jit.load(str(tmp_path / "f.pt"))(torch.from_numpy(x))),
+                               ref, rtol=1e-5, atol=1e-6)
+    # an attribute the graph writes stays a live read of the original (PyTorch keeps mutated
+    # attributes): a buffer counted up in forward
+
+    class Count(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("n", torch.zeros(()))
+            self.w = nn.Parameter(torch.full((2,), 3.0))
+
+        def forward(self, x):
+            self.n.add_(1)
+            return x * self.w
+    c = Count().eval()
+    fc = torch.jit.freeze(torch.jit.trace(c, torch.ones(2), check_trace=False))
+    np.testing.assert_array_equal(fc(torch.ones(2)).numpy(), [3.0, 3.0])
+    assert float(c.n) == 2.0            # the trace's run and the frozen module's
