@@ -207,8 +207,9 @@ def _require_script(mod, what):
 
 def freeze(mod, preserved_attrs=None, optimize_numerics=True):
     """PyTorch's freezing: a module whose graph holds the parameters and buffers as constants
-    (copies: later changes to the original do not reach it; it has no parameters). Attributes
-    the graph writes in place, and `preserved_attrs`, stay live reads of the original's."""
+    (it has no parameters; as in PyTorch the constants share the tensors' memory, so in-place
+    updates reach them, re-assigned attributes do not). Attributes the graph writes in place,
+    and `preserved_attrs`, stay live reads of the original's."""
     _require_script(mod, "Freezing")
     if mod.training:
         raise RuntimeError("Freezing is currently only implemented for modules in eval mode. "
@@ -222,7 +223,7 @@ def freeze(mod, preserved_attrs=None, optimize_numerics=True):
     for kind, k in spec.srcs:
         if kind == "state" and k not in keep:
             srcs.append(("const", len(consts)))
-            consts.append(mod._state(k).detach().clone())
+            consts.append(mod._state(k).detach())
         else:
             srcs.append((kind, k))
     frozen = _Spec(spec.graph, srcs, consts, spec.writes, spec.template, spec.n_out,

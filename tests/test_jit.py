@@ -412,14 +412,14 @@ def test_freeze_inlines_parameters_as_constants(tmp_path):
     assert isinstance(f, torch.jit.ScriptModule) and list(f.parameters()) == []
     ref = _mlp_ref(m, x)
     np.testing.assert_allclose(_np(f(torch.from_numpy(x))), ref, rtol=1e-5, atol=1e-6)
-    with torch.no_grad():       # the frozen copy no longer follows the original's weights
-        for p in m.parameters():
-            p.mul_(2)
+    m[0].weight = nn.Parameter(torch.zeros(m[0].weight.shape))   # a new attribute: not seen
     np.testing.assert_allclose(_np(f(torch.from_numpy(x))), ref, rtol=1e-5, atol=1e-6)
-    assert not np.allclose(_np(t(torch.from_numpy(x))), ref)
+    with torch.no_grad():       # PyTorch's constants share the memory: in-place updates show
+        m[2].bias.add_(1.0)
+    np.testing.assert_allclose(_np(f(torch.from_numpy(x))), ref + 1.0, rtol=1e-5, atol=1e-6)
     torch.jit.save(f, str(tmp_path / "f.pt"))          # constants round-trip through save
     np.testing.assert_allclose(_np(torch.jit.load(str(tmp_path / "f.pt"))(torch.from_numpy(x))),
-                               ref, rtol=1e-5, atol=1e-6)
+                               ref + 1.0, rtol=1e-5, atol=1e-6)
     # an attribute the graph writes stays a live read of the original (PyTorch keeps mutated
     # attributes): a buffer counted up in forward
 
