@@ -273,6 +273,7 @@ from . import backends  # noqa: E402,F401
 from . import fft  # noqa: E402,F401  (torch.fft)
 from . import signal  # noqa: E402,F401  (torch.signal.windows)
 from . import quasirandom  # noqa: E402,F401  (torch.quasirandom.SobolEngine)
+from . import hub  # noqa: E402,F401  (torch.hub: hubconf entrypoints, checkpoint downloads)
 from . import testing  # noqa: E402,F401
 from .fft import stft, istft  # noqa: E402,F401
 Tensor.stft = stft
