@@ -89,7 +89,7 @@ from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
 from . import accelerator  # noqa: E402,F401  (torch.accelerator)
 from ._misc_api import (is_inference, set_warn_always, is_warn_always_enabled,  # noqa: E402,F401
-                        set_default_tensor_type)
+                        set_default_tensor_type, _assert)
 from . import version  # noqa: E402,F401  (torch.version)
 
 
@@ -314,6 +314,7 @@ from . import _storage  # noqa: E402,F401  (Tensor.untyped_storage / storage)
 from . import multiprocessing  # noqa: E402,F401  (torch.multiprocessing)
 from . import func  # noqa: E402,F401  (torch.func)
 from .func import vmap  # noqa: E402,F401
+from . import fx  # noqa: E402,F401  (torch.fx)
 from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from . import amp, cpu  # noqa: E402,F401

@@ -100,3 +100,9 @@ def as_subclass(self, cls):
     out = self.view_as(self)
     out.__class__ = cls
     return out
+
+
+def _assert(condition, message):
+    """torch._assert: Python's assert as a function, so fx tracing can record it."""
+    if not condition:
+        raise AssertionError(message)

@@ -1,0 +1,2 @@
+"""torch.fx.passes: graph passes over GraphModules."""
+from . import shape_prop  # noqa: F401
