@@ -228,10 +228,7 @@ def getitem(x, idx):
             return apply(P["slice"], x, dim=0, start=a, stop=max(a, b), step=c)
     if type(idx) is int and x._data.ndim and -x._data.shape[0] <= idx < x._data.shape[0]:
         # x[i] in range: _plan's select step, without the planner (out of range: its error)
-        shp = x._data.shape
-        i = idx % shp[0]
-        s = apply(P["slice"], x, dim=0, start=i, stop=i + 1, step=1)
-        return rename(apply(P["reshape"], s, shape=shp[1:]), "SelectBackward0")
+        return apply(P["select"], x, dim=0, index=idx % x._data.shape[0])
     if type(idx) is Tensor and idx._dtype is dt.int64 and x._device is cpu:
         # x[long tensor] reading elements, indices in range: _plan's one advanced index at
         # dim 0, without the planner (anything else, errors included: the planner)
@@ -249,8 +246,7 @@ def getitem(x, idx):
             r = rename(apply(P["reshape"], r, shape=shp[:d] + (1,) + shp[d:]),
                        "UnsqueezeBackward0")
         elif st[0] == "select":
-            s = apply(P["slice"], r, dim=d, start=st[2], stop=st[2] + 1, step=1)
-            r = rename(apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:]), "SelectBackward0")
+            r = apply(P["select"], r, dim=d, index=st[2])
         else:
             r = apply(P["slice"], r, dim=d, start=st[2], stop=st[3], step=st[4])
     if not adv:
@@ -473,7 +469,9 @@ def _check_dim_index(op, input, d, index, bounds_error=IndexError):
         # the graph (an error under fullgraph=True)
         from .ops_shape import reshape
         return index if index.ndim == 1 else reshape(index, (1,))
-    if a.size:
+    if a.size and not (op == "index_select" and STATE.tracer is None and input.ndim and
+                       input._data.size):
+        # (eager index_select of a non-empty input: its index node checks [0, size) itself)
         vmin, vmax = index_bounds(a)
         if vmax >= size or vmin < lo:
             bad = vmax if vmax >= size else vmin

@@ -333,17 +333,14 @@ def narrow(input, dim, start, length):
 
 
 def select(input, dim, index):
-    if input.ndim == 0:
-        raise IndexError("select() cannot be applied to a 0-dim tensor.")
-    d = norm_dim("select", dim, input.ndim)
-    size = input._data.shape[d]
-    if index < -size or index >= size:
-        raise IndexError(f"select(): index {index} out of range for tensor of size "
-                         f"{list(input.shape)} at dimension {d}")
-    index %= size
-    s = apply(P["slice"], input, dim=d, start=index, stop=index + 1, step=1)
-    shp = input._data.shape
-    return rename(apply(P["reshape"], s, shape=shp[:d] + shp[d + 1:]), "SelectBackward0")
+    # (the select primitive's meta rule checks the dim and the index: torch's errors)
+    if type(index) is not int:
+        index = operator.index(index)
+    if type(dim) is not int:
+        dim = operator.index(dim)
+    if dim < 0 and input.ndim:
+        dim = norm_dim("select", dim, input.ndim)
+    return apply(P["select"], input, dim=dim, index=index)
 
 
 def _multi_output_views(outs, src, name):

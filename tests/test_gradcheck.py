@@ -190,6 +190,8 @@ PRIM_CASES = {
     "permute": [(P("permute", dims=(2, 0, 1)), lambda: (T((2, 3, 4)),))],
     "expand": [(P("expand", shape=(2, 3, 4)), lambda: (T((3, 1)),))],
     "slice": [(P("slice", dim=1, start=1, stop=5, step=2), lambda: (T((2, 6)),))],
+    "select": [(P("select", dim=1, index=2), lambda: (T((2, 4, 3)),)),
+               (P("select", dim=0, index=-1), lambda: (T((3,)),))],
     "slice_scatter": [(P("slice_scatter", dim=1, start=0, stop=6, step=3),
                        lambda: (T((2, 6)), T((2, 2), seed=1)))],
     "flip": [(P("flip", dims=(0, 1)), lambda: (T((2, 3)),))],

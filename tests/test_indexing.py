@@ -236,6 +236,24 @@ def test_index_select():
         x.index_select(1, torch.tensor([[0]]))
 
 
+def test_index_select_bad_index_checked_once_leaves_out_unchanged():
+    # eager index_select's index node checks [0, size) (negative values too, int32 or int64)
+    x = torch.tensor(np.arange(6.0).reshape(2, 3))
+    o = torch.full((1, 3), 7.0, dtype=torch.float64)
+    for idx, dtype in (([2], torch.int64), ([-1], torch.int32), ([0, 5], torch.int32)):
+        bad = idx[-1]
+        with pytest.raises(IndexError, match=rf"^index_select\(\): index {bad} is out of bounds "
+                                             rf"for dimension 0 with size 2 \(input shape \[2, 3\]\)"):
+            torch.index_select(x, 0, torch.tensor(idx, dtype=dtype), out=o)
+        assert_close(o, np.full((1, 3), 7.0))
+    with pytest.raises(RuntimeError, match=r"^index_select\(\): index -2 is out of bounds for "
+                                           r"dimension 1 with size 3"):
+        x.index_select(1, torch.tensor([0, -2], dtype=torch.int32))
+    assert_close(x, np.arange(6.0).reshape(2, 3))
+    assert_close(torch.index_select(x, 0, torch.tensor([1, 1, 0], dtype=torch.int32)),
+                 np.arange(6.0).reshape(2, 3)[[1, 1, 0]])
+
+
 def test_masked_select_fill():
     x = t()
     assert_close(torch.masked_select(x, x % 7 == 0), A[A % 7 == 0])

@@ -118,6 +118,25 @@ def test_slice_of_slice_on_one_dim_is_one_slice(s1, s2):
     assert r[0].shape == ref.shape
 
 
+def test_select_becomes_slice_and_reshape():
+    """select (x[i], x[:, i]: one eager view op) reaches fusion and codegen as the slice and
+    reshape they already handle; negative dims and indices count from the end."""
+    g, (x,) = graph(((3, 4, 5), F32))
+    a = g.call("select", x, dim=-2, index=-1)           # x[:, -1]: (3, 5)
+    b = g.call("select", a, dim=0, index=2)             # x[2, -1]: (5,)
+    c = g.call("select", b, dim=0, index=4)             # x[2, -1, 4]: ()
+    g.set_outputs([g.call("exp", a), b, c])
+    h, _ = run_all(g)
+    assert "select" not in ops(h)
+    assert [v.shape for v in h.outputs] == [(3, 5), (5,), ()]
+    check(g, h)
+    X = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    r = h.run(X.copy())
+    np.testing.assert_array_equal(r[0], np.exp(X[:, 3]))
+    np.testing.assert_array_equal(r[1], X[2, 3])
+    assert np.asarray(r[2]).shape == () and float(r[2]) == 2 * 20 + 3 * 5 + 4
+
+
 def test_slices_on_different_dims_and_shared_inner_ops_stay():
     g, (x,) = graph(((4, 6), F32))
     a = g.call("slice", x, dim=0, start=1, stop=3, step=1)

@@ -300,16 +300,16 @@ class EagerIndexed(EagerGroup):
 
     def __init__(self, kernel, checks, scalar_params):
         super().__init__(kernel)
-        self.checks = checks              # [(input position, op, dim, size, wraps)]
+        self.checks = checks      # [(input position, op, dim, size, wraps, check, shape)]
         self.scalar_params = scalar_params    # per scalar operand: its Param (None: baked)
 
     def launch(self, inputs, outputs, interpret, out_shape, scalars):
         from ..ops.indexing import index_range_error
-        for k, op, dim, size, wraps in self.checks:
+        for k, op, dim, size, wraps, check, shape in self.checks:
             a = inputs[k].array
             if a.size:
                 lo, hi = _min_max(a)
-                e = index_range_error(op, lo, hi, dim, size, wraps)
+                e = index_range_error(op, lo, hi, dim, size, wraps, check, shape)
                 if e is not None:
                     raise e
         for p, v in zip(self.scalar_params, scalars):
@@ -328,8 +328,8 @@ def _min_max(a):
 
 
 def _index_checks(prim, operands, attrs):
-    """[(position among the tensor operands, op, dim, size, wraps)] for one call's index
-    operands."""
+    """[(position among the tensor operands, op, dim, size, wraps, check, indexed shape)] for
+    one call's index operands (check: the node's `check` attribute, index_select's [0, size))."""
     name = prim.name
     at, k = {}, 0
     for i, a in enumerate(operands):
@@ -339,11 +339,12 @@ def _index_checks(prim, operands, attrs):
     x = operands[0]
     if name in ("index", "index_put"):
         first = 1 if name == "index" else 2
-        return [(at[i], name, p, x.shape[p], True)
+        check = attrs.get("check")
+        return [(at[i], name, p, x.shape[p], True, check, tuple(x.shape))
                 for i, p in zip(range(first, len(operands)), attrs["pos"])]
     if name in ("gather", "scatter") and len(x.shape):
         d = attrs["dim"] % len(x.shape)
-        return [(at[1], name, d, x.shape[d], False)]
+        return [(at[1], name, d, x.shape[d], False, None, None)]
     return []
 
 

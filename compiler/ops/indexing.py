@@ -69,7 +69,7 @@ def index_bounds(i):
     return i.min(), i.max()
 
 
-def index_range_error(op, lo, hi, dim, size, wraps, check=None):
+def index_range_error(op, lo, hi, dim, size, wraps, check=None, shape=None):
     """The error an index whose values span [lo, hi] raises against a dim of `size`, or None.
     wraps: index / index_put (negative values count from the end: IndexError, as PyTorch's
     advanced indexing); else gather / scatter (RuntimeError; negative values are out of range).
@@ -77,13 +77,15 @@ def index_range_error(op, lo, hi, dim, size, wraps, check=None):
     buffer's min and max with it before launching (compiler/codegen/triton_eager.py).
     check: (op name, error class name, the op's dim) of index_select / index_add /
     index_copy, whose index values must lie in [0, size) (the index / index_put node's `check`
-    attribute): a compiled program's replay raises what the eager op raised at trace time."""
+    attribute): a compiled program's replay raises what the eager op raised at trace time.
+    shape: the indexed tensor's shape, named in a `check` error when known."""
     if check is not None:
         if hi >= size or lo < 0:
             bad = hi if hi >= size else lo
             cls = IndexError if check[1] == "IndexError" else RuntimeError
             return cls(f"{check[0]}(): index {bad} is out of bounds for dimension {check[2]} "
-                       f"with size {size}")
+                       f"with size {size}"
+                       + (f" (input shape {list(shape)})" if shape is not None else ""))
         return None
     if wraps:
         if hi >= size or lo < -size:
@@ -101,7 +103,7 @@ def _np_tuple(op, x, idx, pos, check=None):
     t = [slice(None)] * x.ndim
     for p, i in zip(pos, idx):
         if i.size:
-            e = index_range_error(op, *index_bounds(i), p, x.shape[p], True, check)
+            e = index_range_error(op, *index_bounds(i), p, x.shape[p], True, check, x.shape)
             if e is not None:
                 raise e
         t[p] = i

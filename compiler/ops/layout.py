@@ -196,6 +196,41 @@ register(Prim("slice_scatter", "scatter", _slice_scatter_meta, _slice_scatter_np
               _vjp_slice_scatter, saves=()))
 
 
+# select (one index of one dim, the dim dropped: x[i], x[:, i], unbind) -----------------------
+# One view op instead of slice + reshape (half the eager dispatch). The compiler's passes
+# rewrite it as that pair (passes/views.py), so fusion and codegen never see it.
+
+def _select_meta(x, dim, index):
+    n = len(x.shape)
+    if n == 0:
+        raise IndexError("select() cannot be applied to a 0-dim tensor.")
+    d = norm_dim("select", dim, n)
+    size = x.shape[d]
+    if index < -size or index >= size:
+        raise IndexError(f"select(): index {index} out of range for tensor of size "
+                         f"{list(x.shape)} at dimension {d}")
+    return AVal(x.shape[:d] + x.shape[d + 1:], x.dtype)
+
+
+def _select_np(out, x, dim, index):
+    # (the Ellipsis keeps a 0-d result an array view, not a NumPy scalar)
+    if dim == 0:
+        return x[index, ...]
+    return x[(slice(None),) * (dim % x.ndim) + (index, Ellipsis)]
+
+
+def _vjp_select(b, g, x, out=None, dim=0, index=0):
+    d = dim % len(x.shape)
+    i = index % x.shape[d]
+    z = b.full(shape=x.shape, value=0, dtype=g.dtype)
+    g1 = b.reshape(g, shape=x.shape[:d] + (1,) + x.shape[d + 1:])
+    return (b.slice_scatter(z, g1, dim=d, start=i, stop=i + 1, step=1),)
+
+
+register(Prim("select", "view", _select_meta, _select_np, _vjp_select, saves=(),
+              grad_name="SelectBackward0"))
+
+
 # flip ----------------------------------------------------------------------------------------
 
 def _flip_meta(x, dims):

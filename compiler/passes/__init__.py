@@ -1,6 +1,6 @@
 """Graph passes, each a small module; run_all applies them in a fixed order and returns a log.
 
-    views     shorten layout chains (permute∘permute, reshape∘reshape, ...)        views.py
+    views     shorten layout chains (permute∘permute, ...); select as slice+reshape views.py
     layout    permute(matmul) as a matmul of transposes; copies of fresh values  layout.py
     simplify  exact algebraic identities (x * 1, neg(neg(x)), lossless cast chains)  simplify.py
     fold      constant folding; no-op casts/reshapes/permutes                       fold.py
@@ -23,7 +23,7 @@ from .dce import dce
 MAX_ROUNDS = 4
 # bumped whenever a pass rewrites differently: compiled programs cached on disk were generated
 # from the graph these passes produced, so a program cache key should include it
-VERSION = 2
+VERSION = 3
 
 
 def _dce_count(graph):

@@ -6,6 +6,8 @@ arithmetic).
     reshape(reshape(x, a), b)        -> reshape(x, b)
     expand(expand(x, a), b)          -> expand(x, b)
     slice(slice(x, d, ...), d, ...)  -> one slice on d (starts, stops, steps composed)
+    select(x, d, i)                  -> reshape(slice(x, d, i, i + 1, 1)) (a single eager
+                                        dispatch; downstream only knows slice and reshape)
 
 The inner op stays while something else reads it (DCE drops it otherwise). Ops that become
 identities (permute to the same order, reshape to the same shape) are removed by fold.py.
@@ -41,7 +43,19 @@ def _slice(rw, n, x, inner):
     return rw.emit("slice", [src], {"dim": d, "start": start, "stop": stop, "step": step})
 
 
+def _select(rw, n, x):
+    d = n.attrs["dim"] % len(x.shape)
+    i = n.attrs["index"] % x.shape[d]
+    s = rw.emit("slice", [x], {"dim": d, "start": i, "stop": i + 1, "step": 1})
+    return rw.emit("reshape", [s], {"shape": n.outputs[0].shape})
+
+
 def _rule(rw, n, ins):
+    if n.op == "select":
+        if len(ins) != 1 or not isinstance(ins[0], Value) or \
+                any(k not in n.attrs for k in ("dim", "index")):
+            return None
+        return [_select(rw, n, ins[0])]
     keys = _ATTRS.get(n.op)
     if keys is None or len(ins) != 1 or not isinstance(ins[0], Value) or \
             any(k not in n.attrs for k in keys):

@@ -128,6 +128,9 @@ def view(p, args, vals, bdims, attrs, B, meta):
     if name == "slice":
         d = norm_dim("slice", attrs["dim"], r)
         return apply(p, v, **dict(attrs, dim=_phys(d, bd))), bd
+    if name == "select":       # (the selected dim goes: a batch dim after it moves down)
+        d = norm_dim("select", attrs["dim"], r)
+        return apply(p, v, **dict(attrs, dim=_phys(d, bd))), bd - 1 if d < bd else bd
     if name == "flip":
         return apply(p, v, dims=tuple(_phys(norm_dim("flip", d, r), bd)
                                       for d in attrs["dims"])), bd
