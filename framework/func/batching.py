@@ -279,9 +279,7 @@ def index_put(p, args, vals, bdims, attrs, B, meta):
 # ---- fallback: once per sample, then stacked ---------------------------------------------------
 
 def _select(v, bd, b):
-    s = tuple(v.shape)
-    one = apply(P["slice"], v, dim=bd, start=b, stop=b + 1, step=1)
-    return reshape(one, s[:bd] + s[bd + 1:])
+    return apply(P["select"], v, dim=bd, index=b)
 
 
 def _stack(outs):

@@ -47,8 +47,7 @@ def _chunk(x, n):
 
 def _step(x, i):
     """x[i] for x of shape (L, N, F), as a view."""
-    s = apply(P["slice"], x, dim=0, start=i, stop=i + 1, step=1)
-    return apply(P["reshape"], s, shape=tuple(x.shape[1:]))
+    return apply(P["select"], x, dim=0, index=i)
 
 
 def _rows(x, start, stop):
