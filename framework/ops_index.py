@@ -218,6 +218,9 @@ def _np_adv(a, adv):
     return tuple(t)
 
 
+_ALL = slice(None)
+
+
 def getitem(x, idx):
     if type(idx) is slice and x._data.ndim and (idx.step is None or type(idx.step) is int):
         # x[a:b:c] on the first dim, the most common index: skip the general planner
@@ -229,6 +232,17 @@ def getitem(x, idx):
     if type(idx) is int and x._data.ndim and -x._data.shape[0] <= idx < x._data.shape[0]:
         # x[i] in range: _plan's select step, without the planner (out of range: its error)
         return apply(P["select"], x, dim=0, index=idx % x._data.shape[0])
+    if type(idx) is tuple and len(idx) <= x._data.ndim:
+        # x[:, i], x[:, :, i, :]: full slices and one int in range are one select
+        k = -1
+        for j, e in enumerate(idx):
+            if type(e) is int and k < 0:
+                k = j
+            elif type(e) is not slice or e != _ALL:
+                k = -2
+                break
+        if k >= 0 and -x._data.shape[k] <= idx[k] < x._data.shape[k]:
+            return apply(P["select"], x, dim=k, index=idx[k] % x._data.shape[k])
     if type(idx) is Tensor and idx._dtype is dt.int64 and x._device is cpu:
         # x[long tensor] reading elements, indices in range: _plan's one advanced index at
         # dim 0, without the planner (anything else, errors included: the planner)

@@ -662,3 +662,32 @@ def test_result_layouts_of_a_permuted_input():
     r = x.take(torch.tensor([[0, 7], [3, 3]]).t())
     assert r.stride() == (2, 1)
     np.testing.assert_array_equal(to_np(r), p.reshape(-1)[[[0, 3], [7, 3]]])
+
+
+def test_full_slices_and_one_int_take_select():
+    # x[:, i], x[:, i, :], x[i, :]: one select view, as the planner's path gives
+    base = np.arange(60.0).reshape(3, 4, 5)
+    for idx in [(slice(None), 1), (slice(None), -1), (slice(None), slice(None), 2),
+                (2, slice(None)), (slice(None), 3, slice(None)), (slice(None), slice(None), -5)]:
+        x = torch.tensor(base, requires_grad=True)
+        r = x[idx]
+        ref = base[idx]
+        np.testing.assert_array_equal(r.detach().cpu().numpy(), ref)
+        assert r.stride() == tuple(s // 8 for s in ref.strides) and r._base is x
+        assert r.grad_fn.name() == "SelectBackward0"
+        (r * 2).sum().backward()
+        g = np.zeros_like(base)
+        g[idx] = 2.0
+        np.testing.assert_array_equal(x.grad.cpu().numpy(), g)
+    x = torch.tensor(base)
+    v = x[:, 1]
+    v += 100                                    # a view: the write reaches x
+    assert x[0, 1, 0].item() == 105.0 and x._version == v._version == 1
+    with pytest.raises(IndexError, match="index 4 is out of bounds for dimension 1 with size 4"):
+        x[:, 4]
+    with pytest.raises(IndexError, match="index -6 is out of bounds for dimension 2 with size 5"):
+        x[:, :, -6]
+    # two ints, a step, or None go through the planner, with the same values
+    np.testing.assert_array_equal(x[:, 1, 2].cpu().numpy(), x.cpu().numpy()[:, 1, 2])
+    np.testing.assert_array_equal(x[::2, 1].cpu().numpy(), x.cpu().numpy()[::2, 1])
+    np.testing.assert_array_equal(x[None, 1].cpu().numpy(), x.cpu().numpy()[None, 1])
