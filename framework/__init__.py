@@ -26,7 +26,8 @@ from runtime import dtypes as _dt  # noqa: E402
 from runtime.device import Device as device  # noqa: E402,F401
 from runtime.device import set_default_device, get_default_device  # noqa: E402,F401
 from runtime.dtypes import (bool_ as bool, uint8, int8, int16, int32, int64, float16,  # noqa: E402,F401
-                            bfloat16, float32, float64, complex64, complex128, uint16, uint32,
+                            bfloat16, float32, float64, complex32, complex64, complex128,
+                            uint16, uint32,
                             uint64, DType as dtype,
                             get_default_dtype, set_default_dtype, promote_types, finfo, iinfo)
 
@@ -36,6 +37,7 @@ half = float16
 long = int64
 int = int32                        # noqa: A001
 short = int16
+chalf = complex32
 cfloat = complex64
 cdouble = complex128
 

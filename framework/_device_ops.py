@@ -29,6 +29,7 @@ import numpy as np
 from compiler.codegen import triton_eager
 from compiler.codegen.triton_pointwise import TritonCodegenError
 from compiler.ops.linalg import LinAlgError
+from runtime import dtypes as dt
 from runtime import cuda as _cuda
 from runtime.device import cpu, Device
 from runtime.interpret import InterpretArray, HostTensor, as_interpret, to_interpret
@@ -173,6 +174,8 @@ def _placed(r, m, dev, xp):
     """A library result as the device's storage: the output dtype, contiguous, its own
     memory (a lowering may hand back a view of an input)."""
     r = _owned(xp.asarray(r, dtype=m.dtype.np))
+    if m.dtype is dt.complex32 and xp is np:        # (rounded as on the cpu: _dispatch.apply)
+        r = dt.chalf_round(r)
     return r if dev.type == "cuda" else as_interpret(r)
 
 
@@ -266,12 +269,14 @@ def fallback(p, meta, args, attrs, dev, reason):
     hs = [host(a._data) if isinstance(a, Tensor) else a for a in args]
     r = p.numpy(meta, *hs, **attrs)
     if p.nout == 1:
-        return _dispatch.wrap(_back(r, dev), meta.dtype, dev)
-    return tuple(_dispatch.wrap(_back(x, dev), m.dtype, dev) for x, m in zip(r, meta))
+        return _dispatch.wrap(_back(r, dev, meta), meta.dtype, dev)
+    return tuple(_dispatch.wrap(_back(x, dev, m), m.dtype, dev) for x, m in zip(r, meta))
 
 
-def _back(r, dev):
+def _back(r, dev, m=None):
     r = np.asarray(r)
+    if m is not None and m.dtype is dt.complex32:    # (rounded as on the cpu: _dispatch.apply)
+        r = dt.chalf_round(r)
     if dev.type == "interpret":
         return as_interpret(r)        # already host memory: no copy needed
     return to_device(r, dev)

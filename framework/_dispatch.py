@@ -16,6 +16,7 @@ from runtime.device import cpu
 from . import _memory_format as _mf
 
 _ndarray = np.ndarray
+_C32 = dt.complex32
 
 
 class _State:
@@ -296,6 +297,8 @@ def apply(p, *args, **attrs):
     if p.nout == 1:
         if type(r) is not np.ndarray:
             r = np.asarray(r)
+        if meta.dtype is _C32 and p.kind != "view":    # (views share rounded values)
+            r = dt.chalf_round(r)
         out = Tensor.__new__(Tensor)
         out._data = r
         out._dtype = meta.dtype
@@ -317,7 +320,8 @@ def apply(p, *args, **attrs):
         elif STATE.inference:
             out._inf = True
         return out
-    outs = tuple(wrap(np.asarray(x), m.dtype) for x, m in zip(r, meta))   # (wrap marks _inf)
+    outs = tuple(wrap(dt.chalf_round(x) if m.dtype is _C32 and p.kind != "view" else
+                      np.asarray(x), m.dtype) for x, m in zip(r, meta))   # (wrap marks _inf)
     if STATE.grad_enabled and p.differentiable and _needs_grad(args):
         record(p, args, attrs, outs)
     return outs

@@ -207,7 +207,13 @@ class UntypedStorage:
 
     def _refresh(self):
         self._arr = self._root._data
-        b = _byte_view(self._arr)
+        if self._root._dtype is dt.complex32:
+            # its bytes as PyTorch lays them out (float16 pairs): a read-only snapshot, as
+            # complex32 is held in complex64 arrays (runtime.dtypes); re-read at each access
+            b = dt.chalf_pairs(_host(self._arr)).reshape(-1).view(np.uint8)
+            b.setflags(write=False)
+        else:
+            b = _byte_view(self._arr)
         if self._off or self._length is not None:
             b = b[self._off: None if self._length is None else self._off + self._length]
         self._bv = b
@@ -216,7 +222,7 @@ class UntypedStorage:
     def _b(self):
         """The bytes, following the root tensor when its memory moved (share_memory_() moves
         a tensor's memory, and the storage moves with it, as in PyTorch)."""
-        if self._arr is not self._root._data:
+        if self._arr is not self._root._data or self._root._dtype is dt.complex32:
             self._refresh()
         return self._bv
 
@@ -233,6 +239,8 @@ class UntypedStorage:
         return 1
 
     def data_ptr(self):
+        if self._root._dtype is dt.complex32:      # (the tensor's memory, not the snapshot)
+            return _ptr(_byte_view(self._root._data))
         return _ptr(self._b)
 
     @property

@@ -248,11 +248,11 @@ def _assign(self, r, name):
         return STATE.tracer.assign(self, r)
     if STATE.grad_enabled and r.requires_grad:
         M.check_inplace_leaf(self)
-        np.copyto(self._data, r._data, casting="unsafe")
+        M.store(self, r._data)
         self._node, self._oi = r._node, r._oi
         M.propagate_view_write(self)
     else:
-        np.copyto(self._data, r._data, casting="unsafe")
+        M.store(self, r._data)
     self._bump()
     return self
 

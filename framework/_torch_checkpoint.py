@@ -289,6 +289,10 @@ _CORRUPT = (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyErro
 def _storage(raw, dtype, little):
     """(flat array, dtype, base tensor) of a storage's raw bytes, in native byte order."""
     from ._dispatch import wrap
+    if dtype is dt.complex32:       # (float16 pairs on disk, complex64 arrays in Kiln)
+        h = np.frombuffer(raw, np.dtype(np.float16).newbyteorder("<" if little else ">"))
+        arr = dt.chalf_from_pairs(h.reshape(-1, 2))
+        return arr, dtype, wrap(arr, dtype)
     npd = np.dtype(dtype.np)
     if npd.itemsize > 1 and npd.kind in "iufc":
         npd = npd.newbyteorder("<" if little else ">")
@@ -349,7 +353,7 @@ def load_legacy(raw, name, map_location):
         for key in keys:
             dtype, numel = sizes[str(key)]
             count = struct.unpack("<q" if little else ">q", f.read(8))[0]
-            nbytes = numel * np.dtype(dtype.np).itemsize
+            nbytes = numel * dtype.itemsize
             data = f.read(nbytes)
             if count != numel or len(data) != nbytes:
                 raise RuntimeError(f"framework.load: {name}: storage {key} is truncated or "

@@ -25,7 +25,7 @@ def _complex_default():
     if d is dt.float32:
         return dt.complex64
     if d is dt.float16:
-        raise TypeError("Got unsupported ScalarType ComplexHalf")
+        return dt.complex32
     raise RuntimeError("invalid default scalar type for complex")
 
 
@@ -199,6 +199,8 @@ def _flat(x):
 
 
 def _finish(arr, d, device, requires_grad):
+    if d is dt.complex32:
+        arr = dt.chalf_round(arr)
     dev = canonical(device)
     if dev.type != "cpu":       # built on the host, then one copy to the device
         from ._device_ops import to_device
@@ -284,7 +286,8 @@ def as_tensor(data, dtype=None, device=None):
         if device is not None:
             return data.to(device=device, dtype=dtype)
         return data if dtype is None or dtype is data._dtype else data.to(dtype)
-    if (isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype)
+    if (isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype
+                                          and dtype is not dt.complex32)
             and canonical(device) is cpu):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)
@@ -705,8 +708,6 @@ def complex(real, imag, *, out=None):
     if a is not b:
         raise RuntimeError(f"Expected object of scalar type {dt.tname(a)} but got scalar type "
                            f"{dt.tname(b)} for second argument")
-    if a is dt.float16:
-        raise NotImplementedError("complex: Kiln has no complex32 (ComplexHalf) dtype")
     shape = broadcast_shapes("complex", tuple(real.shape), tuple(imag.shape))
     parts = [apply(REGISTRY["reshape"], apply(REGISTRY["expand"], x, shape=shape),
                    shape=shape + (1,)) for x in (real, imag)]
@@ -861,7 +862,7 @@ def _complex_draw(fill, size, generator, out, dtype, device, requires_grad, kw, 
     consecutive draws of the real dtype (randn scaled by 1/sqrt(2): E|z|^2 = 1)."""
     d = dtype or out._dtype
     shape = _sizes("randn", size, kw.pop("size", None))
-    r = empty(*(tuple(shape) + (2,)), dtype=dt.float32 if d is dt.complex64 else dt.float64,
+    r = empty(*(tuple(shape) + (2,)), dtype=d.to_real(),
               device=out._device if out is not None else device)
     fill(r, *params, generator)
     from .ops_shape import view_as_complex
@@ -937,6 +938,9 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
 
 def _check_from_to(d, low, high):
     """PyTorch's check_from_to_in_range for an integer dtype: both ends must fit it."""
+    if d.is_complex:
+        raise RuntimeError("check_random_bounds handles only integral, floating-point and boolean "
+                           f"types (got {d})")
     if d.category < 2:
         lo, hi = (0, 1) if d is dt.bool_ else (int(np.iinfo(d.np).min), int(np.iinfo(d.np).max))
         if not lo <= low <= hi:
@@ -1207,8 +1211,7 @@ def _complex_fill(t, fill, p0, p1, generator):
         with no_grad():
             fill(view_as_real(t), p0, p1, generator)
         return t
-    r = empty(*(tuple(t.shape) + (2,)), dtype=dt.float32 if t._dtype is dt.complex64
-              else dt.float64, device=t._device)
+    r = empty(*(tuple(t.shape) + (2,)), dtype=t._dtype.to_real(), device=t._device)
     fill(r, p0, p1, generator)
     with no_grad():
         if STATE.tracer is None:
@@ -1426,7 +1429,7 @@ def empty_strided(size, stride, *, dtype=None, layout=None, device=None, require
     if dev.type != "cpu":          # device memory is allocated contiguous (a limit of Kiln)
         return _made(size, None, d, dev, requires_grad)
     store = np.empty(_max2(as_strided_extent(size, stride, 0), 1), d.np)
-    arr = np.lib.stride_tricks.as_strided(store, size, tuple(s * d.itemsize for s in stride))
+    arr = np.lib.stride_tricks.as_strided(store, size, tuple(s * d.np.itemsize for s in stride))
     return _finish(arr, d, dev, requires_grad)
 
 
@@ -1471,7 +1474,11 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
                       "non-writable) buffer using the tensor. You may want to copy the buffer to "
                       "protect its data or make it writable before converting it to a tensor.",
                       UserWarning, stacklevel=2)
-    arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
+    if dtype is dt.complex32:       # float16 pairs, read into complex64 storage (not shared)
+        arr = dt.chalf_from_pairs(np.frombuffer(buffer, np.float16, 2 * count,
+                                                offset).reshape(-1, 2))
+    else:
+        arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
     t = wrap(arr, dtype)
     if requires_grad:
         t.requires_grad_(True)

@@ -33,6 +33,8 @@ _DUAL = {"backward": "forward", "forward": "backward", "ortho": "ortho"}
 def _as_float(x):
     """Integer and bool inputs promote to the default float dtype (torch's promotion)."""
     if x._dtype.is_floating_point or x._dtype.is_complex:
+        if x._dtype is dt.complex32:
+            raise RuntimeError("MKL FFT doesn't support tensors of type: Half")
         if x._dtype in (dt.float16, dt.bfloat16):
             raise RuntimeError(f"Unsupported dtype {dt.tname(x._dtype)} (torch.fft runs half "
                                f"precision only on CUDA)")

@@ -13,7 +13,7 @@ from runtime.device import cpu
 from ._dispatch import apply, rename, STATE, values, wrap
 from . import _dispatch
 from .tensor import Tensor
-from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
+from .ops_math import write_out, store     # (here, not in each op: an import per call costs ~3 us)
 
 P = REGISTRY
 
@@ -382,6 +382,8 @@ def setitem(x, idx, value):
                                          v._fwt is not None)
     if not needs and not fw and tr is None and not vm:
         src = v._data if isinstance(v, Tensor) else v
+        if x._dtype is dt.complex32:        # (the value as complex32 holds it)
+            src = dt.chalf_round(np.array(src, np.complex64))
         if empty:
             pass
         elif adv:
@@ -422,7 +424,7 @@ def setitem(x, idx, value):
     if fw:
         from .autograd.forward_ad import assign
         assign(x, r)
-    np.copyto(x._data, r._data, casting="unsafe")
+    store(x, r._data)
     if needs:
         x._node, x._oi = r._node, r._oi
         rename(x, "CopySlices")

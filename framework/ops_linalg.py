@@ -108,6 +108,7 @@ def _same_dtype(op, *ts):
 
 
 def vdot(input, other):
+    dt.refuse_chalf("vdot", input._dtype)
     if input._dtype.is_complex:        # conj(input) . other
         from .ops_math import conj_physical
         input = conj_physical(input)
@@ -226,6 +227,8 @@ def tensordot(a, b, dims=2):
     for i, j in zip(da, db):
         sb[j] = sa[i]
     out = [c for k, c in enumerate(sa) if k not in da] + [c for k, c in enumerate(sb) if k not in db]
+    # (PyTorch runs it as one dot or mm of the flattened operands)
+    dt.refuse_chalf("addmm_impl_cpu_" if out else "dot", dt.promote_types(a._dtype, b._dtype))
     return einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
 
 
@@ -268,6 +271,10 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
         raise ValueError(f"{compute_mode} is not a valid value for compute_mode")
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values (got p={p})")
+    for n, x in (("X1", x1), ("X2", x2)):
+        if not x._dtype.is_floating_point:
+            raise RuntimeError(f"cdist only supports floating-point dtypes, {n} got: "
+                               f"{dt.tname(x._dtype)}")
     d = sub(S.unsqueeze(x1, -2), S.unsqueeze(x2, -3))
     return norm(d, p, -1)
 

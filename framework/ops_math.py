@@ -37,6 +37,14 @@ def _t(x):
     return tensor(x)
 
 
+def store(t, src):
+    """Write src (an array or a number) into tensor t's memory, cast to its dtype (complex32:
+    rounded to float16 parts, as its values are held)."""
+    np.copyto(t._data, src, casting="unsafe")
+    if t._dtype is dt.complex32 and isinstance(t._data, np.ndarray):     # (host memory)
+        dt.chalf_round(t._data)
+
+
 def write_out(res, out):
     """out= support: copy res into out (resizing like PyTorch) and return out."""
     if out is None:
@@ -58,7 +66,7 @@ def write_out(res, out):
             out._data = np.empty_like(r, dtype=out._data.dtype, order="K")
         else:
             out._data = empty(r.shape, dtype=out._dtype, device=out.device)._data
-    np.copyto(out._data, res._data, casting="unsafe")
+    store(out, res._data)
     out._bump()
     return out
 
@@ -132,7 +140,7 @@ def _commit(self, p, args, attrs):
                              self._dtype)
         old._node, old._oi, old._rg = self._node, self._oi, self._rg and self._node is None
         r = apply(p, old, *args, **attrs)
-        np.copyto(self._data, r._data, casting="unsafe")
+        store(self, r._data)
         if r._node is not None:
             self._node, self._oi = r._node, r._oi
             propagate_view_write(self)
@@ -142,7 +150,7 @@ def _commit(self, p, args, attrs):
         else:
             arrs = [a._data if isinstance(a, Tensor) else a for a in args]
             r = p.numpy(p.meta(self, *args, **attrs), self._data, *arrs, **attrs)
-        np.copyto(self._data, r, casting="unsafe")
+        store(self, r)
     self._bump()
     return self
 
@@ -274,14 +282,14 @@ def copy_(self, src, non_blocking=False):
         r = apply(P["expand"], apply(P["cast"], s, dtype=self._dtype), shape=self._data.shape) \
             if isinstance(s, Tensor) else None
         if r is None:
-            np.copyto(self._data, s, casting="unsafe")
+            store(self, s)
             self._node = None
         else:
-            np.copyto(self._data, r._data, casting="unsafe")
+            store(self, r._data)
             self._node, self._oi = r._node, r._oi
         propagate_view_write(self)      # a view's base takes the write into its history
     else:
-        np.copyto(self._data, src._data if isinstance(src, Tensor) else src, casting="unsafe")
+        store(self, src._data if isinstance(src, Tensor) else src)
     self._bump()
     return self
 
@@ -303,6 +311,8 @@ def fill_(self, value, _grad_name="FillBackward2"):
         value = value.item()
     from .creation import int_fill
     value = int_fill(value, self._dtype)
+    if self._dtype is dt.complex32:         # (the value as complex32 holds it)
+        value = complex(dt.chalf_round(np.array(value, np.complex64)))
     if _dispatch.FWAD is not None and self._fwt is not None:    # a constant: zero tangent
         from .autograd.forward_ad import copy_tangent
         copy_tangent(self, value)
@@ -437,6 +447,8 @@ def polar(abs, angle, *, out=None):
     """abs * (cos(angle) + i sin(angle)), differentiable in both."""
     from .creation import complex as _complex
     fl = (dt.float16, dt.float32, dt.float64)
+    if abs._dtype is dt.float16 and angle._dtype is dt.float16:
+        raise NotImplementedError("\"polar_cpu\" not implemented for 'Half'")
     if abs._dtype not in fl or angle._dtype not in fl:
         raise RuntimeError(f"Expected both inputs to be Half, Float or Double tensors but got "
                            f"{dt.tname(abs._dtype)} and {dt.tname(angle._dtype)}")
@@ -644,7 +656,7 @@ def positive(input):
 
 def frac(input, *, out=None):
     _check_same_out("frac", input, out)
-    if input._dtype.category < 2:
+    if input._dtype.category != 2:
         raise NotImplementedError(f"\"frac_cpu\" not implemented for '{dt.tname(input._dtype)}' "
                                   f"(frac needs a floating point tensor)")
     return write_out(apply(P["sub"], input, apply(P["trunc"], input)), out)
@@ -761,6 +773,8 @@ def _need_float(name, *xs):
 
 def lerp(input, end, weight, *, out=None):
     _tensors("lerp", input, end, "end")
+    dt.refuse_chalf("lerp_kernel_tensor" if isinstance(weight, Tensor) else "lerp_kernel_scalar",
+                    input._dtype)
     # PyTorch's lerp takes end (and a weight tensor with dims) only in input's own dtype
     for n, v in (("end", end), ("weight", weight if isinstance(weight, Tensor) and weight.ndim
                                 else None)):
@@ -799,6 +813,7 @@ def addcmul(input, tensor1, tensor2, *, value=1, out=None):
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
     """input + value * tensor1 / tensor2 (true division; integer tensor1 and tensor2 raise as
     PyTorch's, which dropped their old floor division)."""
+    dt.refuse_chalf("addcdiv_cpu_out", input._dtype)
     if tensor1._dtype.category < 2 and tensor2._dtype.category < 2:
         raise RuntimeError("Integer division with addcdiv is no longer supported, and in a future "
                            " release addcdiv will perform a true division of tensor1 and tensor2. "
@@ -827,6 +842,7 @@ def xlogy(input, other, *, out=None):
     a, b = as_tensor_arg(input), as_tensor_arg(other)
     from compiler.ir.registry import promote
     d = promote(a, b)       # computed in the operands' result type (default float for integers)
+    dt.refuse_chalf("xlogy_cpu", d)
     if not (d.is_floating_point or d.is_complex):
         d = dt.get_default_dtype()
     a = cast(a, d) if isinstance(a, Tensor) and a._dtype is not d else a
@@ -895,10 +911,14 @@ def hypot(input, other, *, out=None):
 
 
 def deg2rad(input):
+    if input._dtype.is_complex:
+        raise RuntimeError("deg2rad is not supported for complex tensors.")
     return mul(input, math.pi / 180)
 
 
 def rad2deg(input):
+    if input._dtype.is_complex:
+        raise RuntimeError("rad2deg is not supported for complex tensors.")
     return mul(input, 180 / math.pi)
 
 
@@ -925,6 +945,7 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 def equal(input, other):
+    dt.refuse_chalf("equal_cpu", input._dtype)
     return input.shape == other.shape and bool(all(eq(input, other)))
 
 
@@ -939,12 +960,16 @@ def full_on(ref, shape, value, dtype):
 
 
 def isneginf(input):
+    if input._dtype.is_complex:
+        raise RuntimeError("isneginf does not support complex inputs.")
     if input._dtype.category < 2:       # an integer is never infinite (no comparison kernel)
         return full_on(input, input.shape, False, dt.bool_)
     return logical_and(isinf(input), lt(input, 0))
 
 
 def isposinf(input):
+    if input._dtype.is_complex:
+        raise RuntimeError("isposinf does not support complex inputs.")
     if input._dtype.category < 2:
         return full_on(input, input.shape, False, dt.bool_)
     return logical_and(isinf(input), gt(input, 0))
@@ -958,6 +983,7 @@ def isreal(input):
 
 
 def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
+    dt.refuse_chalf("nan_to_num", input._dtype)
     if input._dtype.is_complex:
         # PyTorch replaces in the real and the imaginary part separately (limits of the part's
         # float dtype); its autograd refuses complex outputs
@@ -1315,6 +1341,7 @@ def _xlog1py(input, other, *, out=None):
 
 def sinc(input, *, out=None):
     """sin(pi x) / (pi x), 1 at 0 (with gradient 0 there, like torch)."""
+    dt.refuse_chalf("sinc_cpu", input._dtype)
     x = _float(input)
     low = x._dtype if x._dtype in (dt.float16, dt.bfloat16) else None
     if low is not None:         # PyTorch computes half types in float32, rounded once
@@ -1423,6 +1450,10 @@ def _var(name, input, dim, unbiased, keepdim, correction, out=None):
     """var(); `name` (std, std_mean, var_mean) is the op its degrees-of-freedom warning names."""
     if isinstance(dim, bool):            # legacy var(x, unbiased)
         dim, unbiased = None, dim
+    if input._dtype is dt.complex32:     # PyTorch accumulates ComplexHalf in complex64
+        r = cast(_var(name, cast(input, dt.complex64), dim, unbiased, keepdim, correction),
+                 dt.float16)
+        return write_out(r, out)
     c = _correction(unbiased, correction)
     if not (input._dtype.is_floating_point or input._dtype.is_complex):
         raise RuntimeError(f"std and var only support floating point and complex dtypes "
@@ -1700,10 +1731,11 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
     if p == "fro" or p is None:
         p = 2
     dims = norm_dims("norm", _dims(dim), x.ndim)
-    low = x._dtype in (dt.float16, dt.bfloat16)
+    low = x._dtype in (dt.float16, dt.bfloat16, dt.complex32)
     if low and p not in (float("inf"), float("-inf")):     # float32 inside, rounded once
-        r = norm(apply(P["cast"], x, dtype=dt.float32), p, dim, keepdim)
-        r = apply(P["cast"], r, dtype=x._dtype)
+        r = norm(apply(P["cast"], x, dtype=dt.promote_types(x._dtype, dt.float32)), p, dim,
+                 keepdim)
+        r = apply(P["cast"], r, dtype=x._dtype.to_real())
         rename(r, "LinalgVectorNormBackward0")      # PyTorch 2.x: norm is linalg.vector_norm
         return write_out(r, out)
     if (p < 0 or p == float("inf")) and builtins.any(x._data.shape[k] == 0 for k in dims):

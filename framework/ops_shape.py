@@ -68,6 +68,8 @@ def _view_dtype(input, d):
     """x.view(dtype): reinterpret the bytes; a size change scales the last dim like torch."""
     from ._dispatch import wrap
     a = input._data
+    if (d is dt.complex32) is not (input._dtype is dt.complex32) and isinstance(a, np.ndarray):
+        return _view_chalf(input, d)
     if d.itemsize != input._dtype.itemsize:
         what = f"to view {dt.tname(input._dtype)} as {dt.tname(d)} (different element sizes)"
         if a.ndim == 0:
@@ -88,6 +90,33 @@ def _view_dtype(input, d):
     r = wrap(a.view(d.np), d)
     r._base = input._base if input._base is not None else input
     return r
+
+
+def _view_chalf(input, d):
+    """x.view(dtype) to or from complex32 through its bytes, float16 (real, imag) pairs: a copy,
+    not a view, as complex32 is held in complex64 arrays (runtime.dtypes)."""
+    from ._dispatch import wrap, wrap_like
+    a, src = input._data.view(np.ndarray), input._dtype      # (interpret buffers: host memory)
+    isz = src.itemsize
+    if d.itemsize != isz:       # PyTorch's checks, on the element sizes it sees
+        what = f"to view {dt.tname(src)} as {dt.tname(d)} (different element sizes)"
+        if a.ndim == 0:
+            raise RuntimeError(f"self.dim() cannot be 0 {what}")
+        if input.stride(-1) != 1 and a.shape[-1] != 1:
+            raise RuntimeError(f"self.stride(-1) must be 1 {what}, but got {input.stride(-1)}")
+        k = d.itemsize // isz
+        if k > 1 and a.shape[-1] % k:
+            raise RuntimeError(f"self.size(-1) must be divisible by {k} {what}, but got "
+                               f"{a.shape[-1]}")
+    if src is dt.complex32:
+        b = dt.chalf_pairs(a)                       # (..., 2) float16
+        b = b.reshape(a.shape[:-1] + (-1,)) if a.ndim else b
+        r = b.reshape(-1).view(d.np).reshape(()) if a.ndim == 0 else b.view(d.np)
+    else:
+        b = np.ascontiguousarray(a if a.ndim else a.reshape(1)).view(np.float16)
+        r = dt.chalf_from_pairs(b.reshape(b.shape[:-1] + (-1, 2)))
+        r = r.reshape(()) if a.ndim == 0 else r
+    return wrap(r, d) if input._device.type == "cpu" else wrap_like(r, d, input)
 
 
 def reshape(input, *shape, **kw):
@@ -575,7 +604,8 @@ def flip(input, *args, dims=None):
     if isinstance(dims, int):
         dims = (dims,)
     dims = _sizes(tuple(dims))
-    dt.refuse_barebones("flip_cpu", input._dtype)
+    if input._dtype.barebones:      # (complex32: the primitive's check, by the dims flipped)
+        dt.refuse_barebones("flip_cpu", input._dtype)
     return apply(P["flip"], input, dims=tuple(norm_dim("flip", d, input.ndim) for d in dims))
 
 
@@ -790,23 +820,31 @@ def trace(input):
 # tensor (z.real.mul_(2)). Kiln's conj is materialised (a new tensor, is_conj() False), so
 # view_as_real needs no resolve_conj first.
 
+def _chalf_part(input, r, part):
+    """complex32's parts are float16 copies (runtime.dtypes): writes into them go back into
+    input (Tensor._bump)."""
+    if input._dtype is dt.complex32:
+        r.__dict__["_chalf_part"] = (input, part)
+    return r
+
+
 def real(input):
     if not input._dtype.is_complex:
         return input                    # torch returns the tensor itself
-    return apply(P["real"], input)
+    return _chalf_part(input, apply(P["real"], input), "real")
 
 
 def imag(input):
-    return apply(P["imag"], input)
+    return _chalf_part(input, apply(P["imag"], input), "imag")
 
 
 def view_as_real(input):
-    return apply(P["view_as_real"], input)
+    return _chalf_part(input, apply(P["view_as_real"], input), "pairs")
 
 
 def view_as_complex(input):
     d = input._dtype
-    if d not in (dt.float32, dt.float64):
+    if d not in (dt.float16, dt.float32, dt.float64):
         apply(P["view_as_complex"], input)          # the meta rule raises PyTorch's error
     if input.ndim == 0:
         raise RuntimeError("Input tensor must have one or more dimensions")
@@ -1021,9 +1059,7 @@ _cdouble = _to_complex(dt.complex128, "cdouble")
 _cfloat = _to_complex(dt.complex64, "cfloat")
 
 
-def _chalf(input, memory_format=None):
-    raise RuntimeError("chalf(): complex32 (ComplexHalf) is not supported by Kiln: it has no "
-                       f"complex32 dtype (tensor of dtype {input.dtype})")
+_chalf = _to_complex(dt.complex32, "chalf")
 
 
 def _new_empty_strided(input, size, stride, *, dtype=None, layout=None, device=None,

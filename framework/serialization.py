@@ -247,7 +247,7 @@ class _Decoder:
         j, off, stride, shape = d["storage"], d.get("offset"), d.get("stride"), d["shape"]
         if j not in self.storages:
             try:
-                n = self.zf.getinfo(f"data/{j}").file_size // dtype.itemsize
+                n = self.zf.getinfo(f"data/{j}").file_size // dtype.np.itemsize
             except KeyError:
                 self.fail(f"missing tensor data record data/{j} (file truncated or corrupted)")
             base = wrap(self._array(j, dtype.np, [n]), dtype)

@@ -211,7 +211,12 @@ class Tensor:
         return True
 
     def data_ptr(self):
+        if self._dtype is dt.complex32:     # (4-byte elements, as PyTorch addresses them)
+            base = self._base if self._base is not None else self
+            return _ptr(base._data) + self.storage_offset() * 4
         return _ptr(self._data)
+
+    const_data_ptr = data_ptr
 
     @property
     def is_leaf(self):
@@ -292,6 +297,8 @@ class Tensor:
         vs = self._view_src
         if vs is not None:      # written itself: its own new history stays (no rebase)
             self._view_src = vs[:3] + (b._vcount,)
+        if self._dtype is dt.float16 and "_chalf_part" in b.__dict__:
+            _chalf_write_back(b)
 
     @property
     def data(self):
@@ -377,6 +384,8 @@ class Tensor:
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
+        if self._dtype is dt.complex32:     # (NumPy has no complex32)
+            raise TypeError("Got unsupported ScalarType ComplexHalf")
         d = self._data
         # under compile() a traced tensor's data stands in for an array: ask for its value now
         return d if isinstance(d, np.ndarray) else np.asarray(d)
@@ -414,6 +423,8 @@ class Tensor:
             if self.requires_grad:
                 raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                    "tensor.detach().numpy() instead.")
+            if self._dtype is dt.complex32:
+                raise TypeError("Got unsupported ScalarType ComplexHalf")
             a = self._data if isinstance(self._data, np.ndarray) else np.asarray(self._data)
         else:
             a = _host(self._data)
@@ -923,3 +934,17 @@ for _d in dt.ALL:      # x.type("torch.ComplexFloatTensor"): every dtype has a c
 CUDA_TYPES = tuple(_typed(c.__name__, c.dtype, cuda=True) for c in (
     FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, ByteTensor, CharTensor, ShortTensor,
     IntTensor, LongTensor, BoolTensor))
+
+
+def _chalf_write_back(b):
+    """b is a complex32 tensor's real/imag/view_as_real: a float16 copy, as complex32 is held in
+    complex64 arrays (runtime.dtypes). A write into it (or into a view of it) is written back
+    into that tensor, as PyTorch's views write through; b does not follow later writes to it."""
+    src, part = b.__dict__["_chalf_part"]
+    a, dst = b._data, src._data
+    if part == "pairs":
+        dst.real[...] = a[..., 0]
+        dst.imag[...] = a[..., 1]
+    else:
+        getattr(dst, part)[...] = a
+    src._bump()

@@ -25,6 +25,7 @@ _DTYPE_PRECISIONS = {
     dt.bfloat16: (0.016, 1e-5),
     dt.float32: (1.3e-6, 1e-5),
     dt.float64: (1e-7, 1e-7),
+    dt.complex32: (0.001, 1e-5),
     dt.complex64: (1.3e-6, 1e-5),
     dt.complex128: (1e-7, 1e-7),
 }
@@ -102,15 +103,21 @@ def _scalar_mismatch_msg(actual, expected, *, rtol, atol):
 # ---- values -----------------------------------------------------------------------------------
 
 def _rounder(d):
-    """Rounds a float32 result to half/bfloat16 as PyTorch's kernels do; others are exact."""
+    """Rounds a float32 result to half/bfloat16 as PyTorch's kernels do (complex32: each part,
+    and its real results, to half); others are exact."""
     if d in _LOW:
         return lambda x: x.astype(d.np).astype(np.float32)
+    if d is dt.complex32:
+        return lambda x: dt.chalf_round(x) if np.iscomplexobj(x) else \
+            x.astype(np.float16).astype(np.float32)
     return lambda x: x
 
 
 def _work(a, d):
-    """Array a ready for arithmetic in dtype d (half/bfloat16 values held exactly in float32)."""
-    return a.astype(np.float32) if d in _LOW else a
+    """Array a ready for arithmetic in dtype d (half/bfloat16 values held exactly in float32,
+    complex32 ones in complex64)."""
+    return a.astype(np.float32) if d in _LOW else a.astype(np.complex64) if d is dt.complex32 \
+        else a
 
 
 def _isclose(a, e, d, rtol, atol, equal_nan):
@@ -127,7 +134,8 @@ def _isclose(a, e, d, rtol, atol, equal_nan):
     # rtol * other makes integers (and bool) the default float dtype, and the allowed error
     # keeps that dtype: float32 inputs get a float32 tolerance, not a float64 one
     fd = d if d.is_floating_point or d.is_complex else dt.get_default_dtype()
-    rnd, w = _rounder(fd), (np.float32 if fd in _LOW else fd.to_real().np.type)
+    rnd, w = _rounder(fd), (np.float32 if fd in _LOW or fd is dt.complex32 else
+                            fd.to_real().np.type)
     if d is dt.bool_:
         a, e, d = a.astype(fd.np), e.astype(fd.np), fd
     a, e = _work(a, d), _work(e, d)
@@ -168,7 +176,7 @@ def _tensor_mismatch_msg(a, e, d, matches, *, rtol, atol):
         rel_diff = _rounder(fd)(_work(abs_diff.astype(fd.np), fd) /
                                 _work(np.abs(ef).astype(fd.np), fd))
     else:
-        rel_diff = rnd(abs_diff / _abs(ef))
+        rel_diff = rnd(abs_diff / rnd(_abs(ef)))      # (|complex32| is half too)
     rel_diff[mf] = 0
     # argmax: the first greatest, or the first NaN, as torch.max(t, 0) picks
     ia, ir = int(np.argmax(abs_diff)), int(np.argmax(rel_diff))
@@ -305,6 +313,8 @@ class TensorLikePair(_Pair):
         # the values: on the host (as PyTorch moves tensors of different devices to cpu),
         # promoted to a common dtype when check_dtype=False let different ones through
         d = a.dtype if a.dtype is e.dtype else dt.promote_types(a.dtype, e.dtype)
+        if d is dt.complex32:     # (no NumPy complex32: its values are exact in complex64)
+            a, e = a.to(dt.complex64), e.to(dt.complex64)
         av, ev = (np.asarray(t.detach().cpu().numpy()).astype(d.np, copy=False) for t in (a, e))
         with np.errstate(all="ignore"):
             matches = _isclose(av, ev, d, self.rtol, self.atol, self.equal_nan)

@@ -37,7 +37,8 @@ class DType:
 
     def to_real(self):
         """The real dtype of a complex one (complex64 -> float32); others are their own."""
-        return {"complex64": float32, "complex128": float64}.get(self.name, self)
+        return {"complex32": float16, "complex64": float32,
+                "complex128": float64}.get(self.name, self)
 
     def to_complex(self):
         """The complex dtype of a floating one (float32 -> complex64)."""
@@ -48,7 +49,7 @@ class DType:
         if self.name == "float64":
             return complex128
         if self.name == "float16":
-            raise TypeError("Kiln has no complex32 (ComplexHalf) dtype")
+            return complex32
         raise RuntimeError(f"Unknown Complex ScalarType for {TORCH_NAME[self.name]}")
 
     @property
@@ -66,6 +67,12 @@ float16 = DType("float16", np.float16, 2, 1)
 bfloat16 = DType("bfloat16", _BF16, 2, 1)
 float32 = DType("float32", np.float32, 2, 2)
 float64 = DType("float64", np.float64, 2, 3)
+# complex32 (ComplexHalf): NumPy has no complex32, so its storage is a complex64 array whose
+# real and imaginary parts always hold float16 values (dispatch rounds each result, as float16
+# results are rounded); itemsize, nbytes and bitwise views report/convert the 4-byte layout
+# (two float16s). PyTorch's CPU kernels refuse most math on it: CHALF_MISSING.
+complex32 = DType("complex32", np.complex64, 3, 1)
+complex32.itemsize = 4
 complex64 = DType("complex64", np.complex64, 3, 2)
 complex128 = DType("complex128", np.complex128, 3, 3)
 uint16 = DType("uint16", np.uint16, 1, 2)
@@ -73,18 +80,20 @@ uint32 = DType("uint32", np.uint32, 1, 3)
 uint64 = DType("uint64", np.uint64, 1, 4)
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
-       complex64, complex128, uint16, uint32, uint64)
+       complex32, complex64, complex128, uint16, uint32, uint64)
 _BY_NAME = {d.name: d for d in ALL}
-_BY_NP = {d.np: d for d in ALL if d.np is not None}
+# (complex32 shares complex64's NumPy storage: a complex64 array is a complex64 tensor)
+_BY_NP = {d.np: d for d in ALL if d.np is not None and d is not complex32}
 for _d in ALL:
-    if _d.np is not None:
+    if _d.np is not None and _d is not complex32:
         _BY_NP[_d.np.type] = _d
 
 
 # the names PyTorch's error messages use ("not implemented for 'Float'")
 TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short", "int32": "Int",
               "int64": "Long", "float16": "Half", "bfloat16": "BFloat16", "float32": "Float",
-              "float64": "Double", "complex64": "ComplexFloat", "complex128": "ComplexDouble",
+              "float64": "Double", "complex32": "ComplexHalf", "complex64": "ComplexFloat",
+              "complex128": "ComplexDouble",
               "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
 
 
@@ -93,6 +102,7 @@ TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short",
 CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
             "int32": "int", "int64": "long int", "float16": "c10::Half",
             "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
+            "complex32": "c10::complex<c10::Half>",
             "complex64": "c10::complex<float>", "complex128": "c10::complex<double>",
             "uint16": "short unsigned int", "uint32": "unsigned int", "uint64": "long unsigned int"}
 
@@ -102,12 +112,72 @@ def tname(d):
     return TORCH_NAME[d.name]
 
 
+# PyTorch 2.13's CPU kernels that have no ComplexHalf (complex32) case: its creation, copies,
+# casts, views, indexing, add/sub/mul, comparisons for equality, abs/sgn/conj/neg, cat/where
+# work; these raise '"<kernel>" not implemented for 'ComplexHalf''. The one table of them:
+# refuse_chalf consults it, for primitives (compiler.ir.registry maps a primitive to its
+# kernel) and for the framework functions that name their kernel (refuse_barebones).
+CHALF_MISSING = frozenset((
+    "acos_vml_cpu", "acosh_cpu", "angle_cpu", "asin_vml_cpu", "asinh_cpu", "atan_vml_cpu",
+    "atanh_cpu", "cos_vml_cpu", "cosh_cpu", "exp_vml_cpu", "exp2", "expm1_vml_cpu",
+    "log_vml_cpu", "log10_vml_cpu", "log1p_vml_cpu", "log2_vml_cpu", "logical_not_cpu",
+    "reciprocal_cpu", "rsqrt_cpu", "sigmoid_cpu", "sin_vml_cpu", "sinh_cpu", "sqrt_vml_cpu",
+    "tan_vml_cpu", "tanh_vml_cpu", "sinc_cpu", "nan_to_num", "xlogy_cpu",
+    "lerp_kernel_scalar", "lerp_kernel_tensor", "addcdiv_cpu_out", "div_cpu", "div_floor_cpu",
+    "remainder_cpu", "pow", "sum_cpu", "prod_out_cpu", "cumsum_out_cpu", "cumprod_out_cpu",
+    "max_values_cpu", "min_values_cpu", "trace", "equal_cpu", "unique", "flip_cpu", "dot",
+    "vdot", "addmv_impl_cpu", "addmm_impl_cpu_", "bmm", "baddbmm", "cross",
+    "scatter_gather_tensor_cpu", "take_cpu", "take_put_cpu", "masked_scatter",
+    "isin_default_cpu", "kthvalue_cpu", "aminmax_cpu", "linspace_cpu", "logspace_cpu", "eye",
+    "arange_cpu", "bernoulli_tensor_cpu_self_", "bernoulli_scalar_cpu_", "random_kernel_cpu",
+    "random_from_to_kernel_cpu", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+    "replication_pad1d", "replication_pad2d", "replication_pad3d"))
+
+
+def refuse_chalf(kernel, d):
+    """PyTorch's error where its CPU kernel `kernel` has no ComplexHalf case and meets d."""
+    if d is complex32 and kernel in CHALF_MISSING:
+        raise NotImplementedError(f"\"{kernel}\" not implemented for 'ComplexHalf'")
+
+
 def refuse_barebones(kernel, d):
     """PyTorch's error where its kernel `kernel` has no case for the barebones unsigned dtype d
     (uint16/32/64 have "limited support": creation, casts, comparisons for equality, mul,
-    bitwise and/or/xor, sum/prod/cumsum, sort, unique, copies, indexing, views)."""
+    bitwise and/or/xor, sum/prod/cumsum, sort, unique, copies, indexing, views), or for
+    complex32 (refuse_chalf)."""
     if d.barebones:
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{tname(d)}'")
+    if d is complex32:
+        refuse_chalf(kernel, d)
+
+
+def chalf_round(a):
+    """Values of a as complex32 holds them: complex64 storage whose real and imaginary parts are
+    rounded to float16 (overflow to inf, as float16 does). Rounds in place when a is a
+    writable complex64 array (its layout kept), else returns a new one."""
+    if not isinstance(a, np.ndarray) or a.dtype != np.complex64 or not a.flags.writeable:
+        a = np.array(a, np.complex64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for part in (a.real, a.imag):
+            part[...] = part.astype(np.float16)
+    return a
+
+
+def chalf_pairs(a):
+    """complex32 values (complex64 storage) as their float16 (real, imag) pairs: shape (..., 2),
+    the bytes PyTorch stores for them."""
+    h = np.empty(np.shape(a) + (2,), np.float16)
+    h[..., 0] = np.real(a)
+    h[..., 1] = np.imag(a)
+    return h
+
+
+def chalf_from_pairs(h):
+    """The complex64 storage of complex32 values given as float16 pairs (shape (..., 2))."""
+    r = np.empty(h.shape[:-1], np.complex64)
+    r.real = h[..., 0]
+    r.imag = h[..., 1]
+    return r
 
 
 def _dtype_by_name(name):
@@ -134,8 +204,8 @@ def _promote_pair(a, b):
         return a if a.is_floating_point else b if b.is_floating_point else None
     if a.category != b.category:
         hi, lo = (a, b) if a.category > b.category else (b, a)
-        if hi.category == 3 and lo.category == 2 and lo is float64:
-            return complex128
+        if hi.category == 3 and lo.category == 2:     # complex of the wider real part
+            return _promote_pair(hi.to_real(), lo).to_complex()
         return hi
     if a.category == 1:
         if {a, b} == {uint8, int8}:
@@ -192,7 +262,7 @@ def scalar_category(x):
 def scalar_dtype(x):
     """dtype PyTorch gives a tensor built from the Python scalar x."""
     c = scalar_category(x)
-    return (bool_, int64, default.value, complex64 if default.value is not float64 else complex128)[c]
+    return (bool_, int64, default.value, default.value.to_complex())[c]
 
 
 def result_type(dims, zero_dims, scalars):
@@ -210,22 +280,20 @@ def result_type(dims, zero_dims, scalars):
         elif z.category > out.category:
             # a 0-d tensor lifts only the category; the dimensioned operand keeps its width
             if z.category == 3 and out.category == 2:
-                out = complex128 if out is float64 else complex64
+                out = out.to_complex()      # (float16 -> complex32)
             else:      # (bool dims meet a 0-d integer through the lattice: uint16 is refused)
                 out = promote_types(out, z) if out is bool_ else z
     if scalars:
         cat = max(scalar_category(s) for s in scalars)
         if out is None:
-            out = (bool_, int64, default.value, complex64)[cat]
-            if cat == 3 and default.value is float64:
-                out = complex128
+            out = (bool_, int64, default.value, default.value.to_complex())[cat]
         elif cat > out.category:
             if cat == 1:
                 out = int64
             elif cat == 2:
                 out = default.value
             else:
-                out = complex128 if out is float64 else complex64
+                out = (out if out.category == 2 else default.value).to_complex()
     return out
 
 
@@ -239,8 +307,7 @@ class finfo:
         if d is bfloat16:
             f = ml_dtypes.finfo(ml_dtypes.bfloat16)     # NumPy's finfo does not know it
         else:
-            f = np.finfo(d.np if d.is_floating_point else
-                         (np.float32 if d is complex64 else np.float64))
+            f = np.finfo(d.to_real().np)
         self.bits = f.bits
         self.eps = float(f.eps)
         self.max = float(f.max)

@@ -91,7 +91,7 @@ def test_view_as_complex_errors_like_torch():
         torch.view_as_complex(torch.randn(2, 4).t())
     with pytest.raises(RuntimeError, match="storage_offset divisible by 2"):
         torch.view_as_complex(torch.randn(3, 6)[:, 1:3])
-    with pytest.raises(RuntimeError, match="only supported for float and double"):
+    with pytest.raises(RuntimeError, match="only supported for half, float and double"):
         torch.view_as_complex(torch.arange(4).reshape(2, 2))
     with pytest.raises(RuntimeError, match="only supported for complex tensors"):
         torch.view_as_real(torch.randn(3))

@@ -98,9 +98,57 @@ def _torch_grad_name(name):
     return "".join(p.capitalize() for p in name.split("_")) + "Backward0"
 
 
+def _matmul_kernel(a, b, **_):
+    na, nb = len(a.shape), len(b.shape)
+    if nb == 1:
+        return "dot" if na == 1 else "addmv_impl_cpu"
+    return "addmm_impl_cpu_" if nb == 2 else "bmm"     # (a batch times a matrix folds)
+
+
+def _flip_kernel(x, dims=(), **_):
+    # PyTorch's flip kernel runs only when the last dim is flipped (else an index copy)
+    n = len(x.shape)
+    return "flip_cpu" if n and any(d % n == n - 1 for d in dims) else None
+
+
+# primitive -> the PyTorch CPU kernel it stands for, where that kernel has no complex32 case
+# (dt.CHALF_MISSING); a function of the operands where the kernel depends on their shapes
+_CHALF_KERNEL = {
+    "acos": "acos_vml_cpu", "acosh": "acosh_cpu", "angle": "angle_cpu", "asin": "asin_vml_cpu",
+    "asinh": "asinh_cpu", "atan": "atan_vml_cpu", "atanh": "atanh_cpu", "cos": "cos_vml_cpu",
+    "cosh": "cosh_cpu", "exp": "exp_vml_cpu", "exp2": "exp2", "expm1": "expm1_vml_cpu",
+    "log": "log_vml_cpu", "log10": "log10_vml_cpu", "log1p": "log1p_vml_cpu",
+    "log2": "log2_vml_cpu", "logical_not": "logical_not_cpu", "reciprocal": "reciprocal_cpu",
+    "rsqrt": "rsqrt_cpu", "sigmoid": "sigmoid_cpu", "sin": "sin_vml_cpu", "sinh": "sinh_cpu",
+    "sqrt": "sqrt_vml_cpu", "tan": "tan_vml_cpu", "tanh": "tanh_vml_cpu", "sum": "sum_cpu",
+    "prod": "prod_out_cpu", "div": "div_cpu", "pow": "pow", "cumsum": "cumsum_out_cpu",
+    "cumprod": "cumprod_out_cpu", "gather": "scatter_gather_tensor_cpu",
+    "scatter": "scatter_gather_tensor_cpu", "unique": "unique", "einsum": "bmm",
+    "floor_divide": "div_floor_cpu", "remainder": "remainder_cpu", "amax": "max_values_cpu",
+    "amin": "min_values_cpu", "matmul": _matmul_kernel, "flip": _flip_kernel,
+}
+
+
+def _refusing_chalf(kernel, meta):
+    def checked(*args, **attrs):
+        d = attrs.get("dtype")
+        if d is not None and d is not dt.complex32:
+            return meta(*args, **attrs)       # (sum(dtype=...) & co. compute in that dtype)
+        for a in args:
+            if getattr(a, "dtype", None) is dt.complex32:
+                k = kernel if isinstance(kernel, str) else kernel(*args, **attrs)
+                if k is not None:
+                    dt.refuse_chalf(k, a.dtype)
+                break
+        return meta(*args, **attrs)
+    return checked
+
+
 def register(p):
     if p.name in REGISTRY:
         raise ValueError(f"primitive {p.name!r} defined twice")
+    if p.name in _CHALF_KERNEL:     # (the check runs before the rule, as PyTorch's dispatch)
+        p.meta = _refusing_chalf(_CHALF_KERNEL[p.name], p.meta)
     REGISTRY[p.name] = p
     return p
 

@@ -398,7 +398,14 @@ register(Prim("arange", "creation", _arange_meta,
 # lowerings return NumPy views over the complex array (writes through them change it).
 
 def _real_dtype(d):
-    return dt.float32 if d is dt.complex64 else dt.float64
+    return d.to_real()
+
+
+# complex32's storage is complex64 (runtime.dtypes): its parts, pairs and the complex32 of
+# float16 pairs are copies, not views (framework.ops_shape writes the parts' writes back)
+def _part(x, part, out):
+    r = x.real if part == "real" else x.imag
+    return r.astype(np.float16) if out.dtype is dt.float16 else r
 
 
 def _part_meta(name):
@@ -415,10 +422,10 @@ def _writable(v, x):
     return v
 
 
-register(Prim("real", "view", _part_meta("real"), lambda out, x: x.real,
+register(Prim("real", "view", _part_meta("real"), lambda out, x: _part(x, "real", out),
               lambda b, g, x, out=None: (b.cast(g, dtype=x.dtype),), saves=(),
               grad_name="RealBackward0"))
-register(Prim("imag", "view", _part_meta("imag"), lambda out, x: x.imag,
+register(Prim("imag", "view", _part_meta("imag"), lambda out, x: _part(x, "imag", out),
               lambda b, g, x, out=None: (b.mul(b.cast(g, dtype=x.dtype), 1j),), saves=(),
               grad_name="ImagBackward0"))
 
@@ -430,22 +437,26 @@ def _view_as_real_meta(x):
 
 
 def _view_as_real_np(out, x):
+    if out.dtype is dt.float16:
+        return dt.chalf_pairs(x)
     r = x.real                       # same strides, real itemsize; the imaginary part follows
     return _writable(np.lib.stride_tricks.as_strided(
         r, x.shape + (2,), r.strides + (r.itemsize,)), x)
 
 
 def _view_as_complex_meta(x):
-    if x.dtype not in (dt.float32, dt.float64):
-        raise RuntimeError(f"view_as_complex is only supported for float and double tensors, but "
-                           f"got a tensor of scalar type: {dt.tname(x.dtype)}")
+    if x.dtype not in (dt.float32, dt.float64, dt.float16):
+        raise RuntimeError(f"view_as_complex is only supported for half, float and double "
+                           f"tensors, but got a tensor of scalar type: {dt.tname(x.dtype)}")
     if not x.shape or x.shape[-1] != 2:
         raise RuntimeError(f"Tensor must have a last dimension of size 2 (got shape "
                            f"{list(x.shape)})")
-    return AVal(tuple(x.shape[:-1]), dt.complex64 if x.dtype is dt.float32 else dt.complex128)
+    return AVal(tuple(x.shape[:-1]), x.dtype.to_complex())
 
 
 def _view_as_complex_np(out, x):
+    if out.dtype is dt.complex32:
+        return dt.chalf_from_pairs(x)
     npd = out.dtype.np
     isz = x.itemsize
     if x.strides[-1] == isz and all(s % (2 * isz) == 0 for s in x.strides[:-1]) and \

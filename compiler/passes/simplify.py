@@ -35,6 +35,7 @@ _LOSSLESS = {
     "bfloat16": ("float32", "float64", "complex64", "complex128"),
     "float32": ("float64", "complex64", "complex128"),
     "float64": ("complex128",),
+    "complex32": ("complex64", "complex128"),
     "complex64": ("complex128",),
     "complex128": (),
     "uint16": ("int32", "int64", "float32", "float64", "complex64", "complex128", "uint32",

@@ -25,6 +25,8 @@ from .._dispatch import STATE, wrap
 from ..tensor import Tensor
 from . import log
 
+_C32 = dt.complex32
+
 
 class _Watched(float):
     """A float that notes being used (arithmetic, comparison, conversion, formatting)."""
@@ -313,6 +315,10 @@ class Tracer:
             if -1 in m.shape:                                # data-dependent output shape
                 return self.eager_break(p, args, attrs,
                                         f"{p.name}: output shape depends on the input's values")
+            if m.dtype is _C32 or any(getattr(a, "_dtype", None) is _C32 for a in args):
+                # eager rounds each complex32 result to float16 parts; generated code would not
+                return self.eager_break(p, args, attrs, f"{p.name}: complex32 (ComplexHalf) "
+                                        "ops run eagerly")
         if STATE.saved_hooks is not None and STATE.grad_enabled and p.differentiable and \
                 _dispatch._needs_grad(args):
             # entered inside the compiled function: the pack hook must see real tensors, and

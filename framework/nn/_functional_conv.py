@@ -156,6 +156,9 @@ def _pad_dims(x, pads, value=0.0):
 def _pad_mode(x, pads, mode):
     """reflect / replicate / circular padding built from slices, flips and expands."""
     nd = len(pads)
+    if mode != "circular":
+        dt.refuse_chalf(f"{'reflection' if mode == 'reflect' else 'replication'}_pad{nd}d",
+                        x._dtype)
     for i, (lo, hi) in enumerate(pads):
         d = x.ndim - nd + i
         size = x.shape[d]
