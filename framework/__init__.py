@@ -69,7 +69,7 @@ from .ops_linalg import (matmul, mm, bmm, mv, dot, inner, vdot, outer, ger, addm
                          inverse, svd, qr, cholesky, cholesky_inverse, triangular_solve)
 from .ops_linalg import (slogdet, logdet, matrix_power, matrix_exp, pinverse,  # noqa: E402,F401
                          chain_matmul, cholesky_solve, lu, lu_solve, lu_unpack, orgqr,
-                         geqrf)
+                         geqrf, ormqr)
 from .ops_linalg import (addr, frobenius_norm, nuclear_norm, native_norm, matrix_rank,  # noqa: E402,F401
                          lstsq, eig, svd_lowrank, pca_lowrank)
 from .ops_index import nonzero_static  # noqa: E402,F401

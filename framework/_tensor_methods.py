@@ -34,7 +34,8 @@ _METHODS = {
     I: """index_select masked_fill masked_select gather scatter scatter_add scatter_reduce index_add
           index_copy index_fill index_put take take_along_dim nonzero argwhere put_""",
     L: """matmul mm bmm mv dot inner vdot outer ger addmm addmv baddbmm addbmm kron cross
-          slogdet logdet matrix_power matrix_exp pinverse cholesky_solve lu lu_solve orgqr geqrf""",
+          slogdet logdet matrix_power matrix_exp pinverse cholesky_solve lu lu_solve orgqr geqrf
+          ormqr""",
     O: """sort argsort msort topk kthvalue median nanmedian mode unique unique_consecutive bincount
           histc quantile cummax cummin nanquantile cov corrcoef histogram renorm""",
 }

@@ -1053,18 +1053,70 @@ def _householder_product(A, tau):
     if tau.dtype is not A.dtype:
         raise RuntimeError(f"torch.linalg.householder_product: tau dtype {dt.tname(tau._dtype)} "
                            f"does not match input dtype {dt.tname(A._dtype)}")
+    return S.narrow(_reflector_product(A, tau), -1, 0, n) * 1
+
+
+def _reflector_product(A, tau):
+    """The full (*, m, m) Q = H_1 ... H_k, k = tau.shape[-1] <= m, H_i = I - tau_i v_i v_i^H with
+    v_i column i of A below the diagonal and 1 on it: composed of ops, so differentiable."""
+    m, k = A.shape[-2], tau.shape[-1]
     I = _eye_like(A, m)
-    V = S.tril(A, -1) + I[:, :n]
+    V = S.tril(S.narrow(A, -1, 0, k), -1) + I[:, :k]
     Q = S.expand(I, tuple(A.shape[:-2]) + (m, m))
     for i in range(k):
         v = S.narrow(V, -1, i, 1)                                # (*, m, 1)
         t = S.unsqueeze(S.narrow(tau, -1, i, 1), -1)             # (*, 1, 1)
         Q = Q - matmul(matmul(Q, v) * t, S.transpose(v, -2, -1).conj())    # H_i = I - tau v v^H
-    return S.narrow(Q, -1, 0, n) * 1
+    return Q
 
 
 def orgqr(input, tau):
     return _householder_product(input, tau)
+
+
+def ormqr(input, tau, other, left=True, transpose=False, *, out=None):
+    """Q @ other (other @ Q when left=False; Q^H for transpose=True) with Q the Householder
+    product geqrf packs in (input, tau). Q is formed (m x m) and multiplied, rather than applied
+    reflector by reflector as LAPACK's ormqr does: gradients come from the composed ops."""
+    if input.ndim < 2:
+        raise RuntimeError("torch.ormqr: input must have at least 2 dimensions.")
+    if other.ndim < 2:
+        raise RuntimeError("torch.ormqr: other must have at least 2 dimensions.")
+    side = -2 if left else -1
+    m = input.shape[-2]
+    if other.shape[side] != m:
+        raise RuntimeError(f"torch.ormqr: other.shape[{side}] must be equal to input.shape[-2]")
+    if tau.ndim == 0 or tau.shape[-1] != min(other.shape[side], input.shape[-1]):
+        raise RuntimeError(f"torch.ormqr: tau.shape[-1] must be equal to min(other.shape[{side}], "
+                           f"input.shape[-1])")
+    if input.ndim - tau.ndim != 1:
+        raise RuntimeError(f"torch.ormqr: Expected tau to have one dimension less than input, "
+                           f"but got tau.ndim equal to {tau.ndim} and input.ndim is equal to "
+                           f"{input.ndim}")
+    if input.ndim != other.ndim:
+        raise RuntimeError(f"torch.ormqr: Expected other to have the same number of dimensions "
+                           f"as input, but got other.ndim equal to {other.ndim} and input.ndim "
+                           f"is equal to {input.ndim}")
+    batch = tuple(input.shape[:-2])
+    if tuple(tau.shape[:-1]) != batch:
+        raise RuntimeError(f"torch.ormqr: Expected batch dimensions of tau to be equal to "
+                           f"input.shape[:-2], but got {list(tau.shape[:-1])}")
+    if tuple(other.shape[:-2]) != batch:
+        raise RuntimeError(f"torch.ormqr: Expected batch dimensions of other to be equal to "
+                           f"input.shape[:-2], but got {list(other.shape[:-2])}")
+    for name, t in (("tau", tau), ("other", other)):
+        if t.dtype is not input.dtype:
+            # (torch's message has no space after "dtype" for input)
+            raise RuntimeError(f"torch.ormqr: Expected input and {name} to have the same dtype, "
+                               f"but input has dtype{dt.tname(input._dtype)} and {name} has "
+                               f"dtype {dt.tname(t._dtype)}")
+    if input._dtype not in (dt.float32, dt.float64, dt.complex64, dt.complex128):
+        raise NotImplementedError(f"\"ormqr_{'cpu' if input.device.type == 'cpu' else 'cuda'}\" "
+                                  f"not implemented for '{dt.tname(input._dtype)}'")
+    Q = _reflector_product(input, tau)
+    if transpose:
+        Q = S.transpose(Q, -2, -1).conj()        # Q^H: LAPACK's trans='C' for complex
+    return write_out(matmul(Q, other) if left else matmul(other, Q), out)
 
 
 def geqrf(input, *, out=None):

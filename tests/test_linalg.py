@@ -664,3 +664,112 @@ def test_interpret_device_matches_cpu():
             torch.linalg.cholesky(torch.tensor([[1., 2.], [2., 1.]], device=dev))
     for c, i in zip(res["cpu"], res["interpret"]):
         np.testing.assert_allclose(i, c, rtol=1e-12, atol=1e-12)
+
+
+# ---- ormqr: Q (packed by geqrf) times a matrix, against LAPACK's ormqr / unmqr -----------------
+
+def _lapack_ormqr(qr, tau, c, left, transpose):
+    from scipy.linalg import lapack
+    k = tau.shape[-1]
+    f = lapack.get_lapack_funcs("unmqr" if np.iscomplexobj(qr) else "ormqr", (qr,))
+    trans = ("C" if np.iscomplexobj(qr) else "T") if transpose else "N"
+    out, _, info = f("L" if left else "R", trans, np.asfortranarray(qr[:, :k]), tau,
+                     np.asfortranarray(c), lwork=64 * max(c.shape + (1,)))
+    assert info == 0
+    return out
+
+
+ORMQR_CASES = [((5, 3), np.float64), ((3, 5), np.float64), ((2, 4, 4), np.complex128),
+               ((6, 2), np.float32), ((2, 1, 4, 3), np.complex64)]
+
+
+@pytest.mark.parametrize("shape, dtype", ORMQR_CASES, ids=[f"{s}-{np.dtype(d).name}"
+                                                           for s, d in ORMQR_CASES])
+def test_ormqr_matches_lapack(shape, dtype):
+    from scipy.linalg import lapack
+    r = np.random.default_rng(shape[-1] + len(shape))
+    def draw(s):
+        a = r.standard_normal(s)
+        return (a + 1j * r.standard_normal(s) if np.dtype(dtype).kind == "c" else a).astype(dtype)
+    a = draw(shape)
+    m = shape[-2]
+    qr, tau = np.empty_like(a), np.empty(shape[:-2] + (min(shape[-2:]),), dtype)
+    geqrf = lapack.get_lapack_funcs("geqrf", (a,))
+    for idx in np.ndindex(*shape[:-2]):
+        qr[idx], tau[idx] = geqrf(a[idx])[:2]
+    tol = 1e-4 if dtype in (np.float32, np.complex64) else 1e-12
+    for left in (True, False):
+        c = draw(shape[:-2] + ((m, 3) if left else (2, m)))
+        for transpose in (False, True):
+            got = torch.ormqr(torch.tensor(qr), torch.tensor(tau), torch.tensor(c), left=left,
+                              transpose=transpose)
+            assert got.dtype == torch.tensor(c).dtype and tuple(got.shape) == c.shape
+            want = np.empty_like(c)
+            for idx in np.ndindex(*shape[:-2]):
+                want[idx] = _lapack_ormqr(qr[idx], tau[idx], c[idx], left, transpose)
+            np.testing.assert_allclose(to_np(got), want, rtol=tol, atol=tol)
+    # Q applied to the identity is unitary, and Q R rebuilds the matrix (R from the packed form)
+    eye = np.broadcast_to(np.eye(m, dtype=dtype), shape[:-2] + (m, m)).copy()
+    q = to_np(torch.tensor(qr).ormqr(torch.tensor(tau), torch.tensor(eye)))
+    np.testing.assert_allclose(q.conj().swapaxes(-1, -2) @ q, eye, atol=10 * tol)
+    np.testing.assert_allclose(q @ np.triu(qr), a, rtol=10 * tol, atol=10 * tol)
+
+
+def test_ormqr_gradcheck():
+    from framework.autograd import gradcheck
+    r = np.random.default_rng(7)
+    a, tau = torch.geqrf(t64(r.standard_normal((2, 3, 2))))
+    cl, cr = r.standard_normal((2, 3, 1)), r.standard_normal((2, 1, 3))
+    for left, c in ((True, cl), (False, cr)):
+        for transpose in (False, True):
+            ins = (a.detach().requires_grad_(), tau.detach().requires_grad_(),
+                   t64(c).requires_grad_())
+            assert gradcheck(lambda x, t, o: torch.ormqr(x, t, o, left, transpose), ins)
+    z = r.standard_normal((3, 2)) + 1j * r.standard_normal((3, 2))
+    za, zt = torch.geqrf(torch.tensor(z))
+    zc = torch.tensor(r.standard_normal((3, 1)) + 1j * r.standard_normal((3, 1)),
+                      requires_grad=True)
+    assert gradcheck(lambda x, t, o: torch.ormqr(x, t, o, transpose=True),
+                     (za.detach().requires_grad_(), zt.detach().requires_grad_(), zc))
+
+
+def test_ormqr_bad_input():
+    # messages as PyTorch 2.13 prints them (its "dtypeDouble" included)
+    a, tau, c = t64(R(5, 3)), t64(R(3)), t64(R(5, 4))
+    bad = [
+        (lambda: torch.ormqr(t64(R(5)), tau, c), "input must have at least 2 dimensions"),
+        (lambda: torch.ormqr(a, tau, t64(R(5))), "other must have at least 2 dimensions"),
+        (lambda: torch.ormqr(a, tau, t64(R(4, 5))),
+         r"other.shape\[-2\] must be equal to input.shape\[-2\]"),
+        (lambda: torch.ormqr(a, tau, c, left=False),
+         r"other.shape\[-1\] must be equal to input.shape\[-2\]"),
+        (lambda: torch.ormqr(a, t64(R(2)), c),
+         r"tau.shape\[-1\] must be equal to min\(other.shape\[-2\], input.shape\[-1\]\)"),
+        (lambda: torch.ormqr(a, t64(R(3, 3)), c),
+         "Expected tau to have one dimension less than input, but got tau.ndim equal to 2 and "
+         "input.ndim is equal to 2"),
+        (lambda: torch.ormqr(t64(R(2, 5, 3)), t64(R(2, 3)), c),
+         "Expected other to have the same number of dimensions as input, but got other.ndim "
+         "equal to 2 and input.ndim is equal to 3"),
+        (lambda: torch.ormqr(t64(R(2, 5, 3)), t64(R(3, 3)), t64(R(3, 5, 4))),
+         r"Expected batch dimensions of tau to be equal to input.shape\[:-2\], but got \[3\]"),
+        (lambda: torch.ormqr(t64(R(2, 5, 3)), t64(R(2, 3)), t64(R(3, 5, 4))),
+         r"Expected batch dimensions of other to be equal to input.shape\[:-2\], but got \[3\]"),
+        (lambda: torch.ormqr(a, tau.float(), c),
+         "Expected input and tau to have the same dtype, but input has dtypeDouble and tau has "
+         "dtype Float"),
+        (lambda: torch.ormqr(a.float(), tau.float(), c),
+         "Expected input and other to have the same dtype, but input has dtypeFloat and other "
+         "has dtype Double"),
+    ]
+    for f, msg in bad:
+        with pytest.raises(RuntimeError, match="torch.ormqr: " + msg):
+            f()
+    with pytest.raises(NotImplementedError, match="\"ormqr_cpu\" not implemented for 'Int'"):
+        torch.ormqr(a.cpu().int(), tau.cpu().int(), c.cpu().int())
+    # empty: no reflectors leave other unchanged; an empty other stays empty
+    assert_close(torch.ormqr(t64(R(5, 0)), t64(R(0)), c), to_np(c), rtol=0, atol=0)
+    assert tuple(torch.ormqr(a, tau, t64(R(5, 0))).shape) == (5, 0)
+    out = torch.empty(5, 4, dtype=torch.float64)
+    assert torch.ormqr(a, tau, c, out=out) is out
+    assert_close(out, to_np(torch.ormqr(a, tau, c)), rtol=0, atol=0)
