@@ -16,6 +16,7 @@ Sections (each guarded; an error is printed and the next section runs):
   7. the MLP AdamW training step: Kiln eager cuda, Kiln compiled (checked against CPU eager,
      broken down, host profile) beside torch eager and torch.compile
   8. NCCL process group, world of one
+  9. torch.cuda.Stream / Event: a kernel timed by events, a side stream with wait_stream
 Buffers come from CuPy behind a small wrapper with data_ptr()/dtype (Kiln never imports
 torch; this bench may use triton.testing.do_bench, which uses torch when present).
 """
@@ -487,10 +488,26 @@ def eager_device(dev, cp=None):
         ok = caught is not None and "index 9" in str(caught) and np.array_equal(after, want)
         return ok, f"{type(caught).__name__}: {str(caught)[:90]}"
 
+    def memory_check():    # torch.cuda.memory_stats from CuPy's hooks vs the pool's own count
+        if cp is None:
+            return True, "(no GPU: skipped)"
+        print(torch.cuda.get_device_properties(0))
+        pool = cp.get_default_memory_pool()
+        s0, p0 = torch.cuda.memory_stats(), pool.used_bytes()
+        x = torch.empty(1 << 20, device=dev)                    # 4 MiB
+        s1, p1 = torch.cuda.memory_stats(), pool.used_bytes()
+        cur = s1["allocated_bytes.all.current"]
+        ok = (cur == torch.cuda.memory_allocated() and cur - s0["allocated_bytes.all.current"]
+              == p1 - p0 == 4 << 20 and torch.cuda.max_memory_allocated() >= cur)
+        del x
+        return ok, (f"allocated {cur} B (pool used {p1} B), "
+                    f"reserved {torch.cuda.memory_reserved()} B")
+
     passed = failed = 0
     for label, fn in [(label, against_cpu(f)) for label, f in checks] + [
             ("MLP train step", train_step), ("Philox draws + dropout", philox),
-            ("compiled target check", target_check), ("compiled index check", index_check)]:
+            ("compiled target check", target_check), ("compiled index check", index_check),
+            ("cuda memory_stats", memory_check)]:
         try:
             ok, detail = fn()
             print(f"{label:<28}{'PASS' if ok else 'FAIL':>6}  {detail}")
@@ -1034,6 +1051,74 @@ def nccl_world_of_one():
     return f"nccl {'PASS' if r.returncode == 0 else 'FAIL rc=' + str(r.returncode)}"
 
 
+# ============================================================================================
+# 9. torch.cuda streams and events (framework/_streams.py over CuPy): a kernel timed between
+#    two events beside the host clock, a kernel on a side stream ordered by wait_stream, the
+#    current stream inside/after torch.cuda.stream(s), and the elapsed_time errors. Seconds.
+# ============================================================================================
+
+def streams_events(cp, n=4096):
+    section("9. torch.cuda.Stream / Event on CuPy streams")
+    import framework as torch
+    res = []
+
+    def check(name, ok, detail=""):
+        res.append(bool(ok))
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}  {detail}", flush=True)
+
+    rng = np.random.default_rng(9)
+    xa = rng.standard_normal((n, n)).astype(np.float32)
+    x = torch.tensor(xa).to("cuda")
+    y = x * 2.0 + 1.0                                   # compiles the kernels before timing
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    t0 = time.perf_counter()
+    a.record()
+    for _ in range(20):
+        y = x * 2.0 + 1.0
+    b.record()
+    b.synchronize()
+    host_ms = (time.perf_counter() - t0) * 1e3
+    dev_ms = a.elapsed_time(b)
+    check("elapsed_time within host time", isinstance(dev_ms, float) and 0 < dev_ms <= host_ms
+          + 0.05, f"events {dev_ms:.3f} ms, host {host_ms:.3f} ms "
+          f"(20 x {n * n * 4 >> 20} MB mul-add)")
+    check("query after synchronize", a.query() and b.query())
+    main = torch.cuda.current_stream()
+    s = torch.cuda.Stream()
+    check("new stream is not current", s != main and s.cuda_stream != 0, repr(s))
+    s.wait_stream(main)                                 # y is ready before s reads it
+    with torch.cuda.stream(s):
+        inside = torch.cuda.current_stream() == s and cp.cuda.get_current_stream().ptr == \
+            s.cuda_stream
+        z = x * 3.0 + y
+        zs = s.record_event()
+    check("torch.cuda.stream(s) makes s current (CuPy's too)", inside)
+    check("current stream restored after the block", torch.cuda.current_stream() == main and
+          cp.cuda.get_current_stream().ptr == main.cuda_stream)
+    main.wait_stream(s)
+    want = xa * 3.0 + (xa * 2.0 + 1.0)
+    got = z.cpu().numpy()
+    check("side-stream result after wait_stream", np.allclose(got, want, rtol=1e-5, atol=1e-5),
+          f"max err {float(np.abs(got - want).max()):.2e}")
+    zs.synchronize()
+    check("side stream idle after its event", zs.query() and s.query())
+    lo, hi = torch.cuda.Stream.priority_range()
+    hp = torch.cuda.Stream(priority=hi)
+    check("priority", hp.priority == hi, f"range {(lo, hi)}, stream {hp.priority}")
+    for name, fn in (("elapsed_time without timing",
+                      lambda: torch.cuda.Event().elapsed_time(torch.cuda.Event())),
+                     ("elapsed_time unrecorded",
+                      lambda: a.elapsed_time(torch.cuda.Event(enable_timing=True)))):
+        try:
+            fn()
+            check(name + " raises", False)
+        except RuntimeError as e:
+            check(name + " raises RuntimeError", True, str(e))
+    torch.cuda.synchronize()
+    return f"streams/events {sum(res)} PASS / {len(res) - sum(res)} FAIL"
+
+
 def _interpret_section_in_child():
     """Section 5 on the interpret device in a fresh process: this one imported Triton for the
     AOT sections, and Triton decides at import whether its library functions (tl.sum,
@@ -1058,7 +1143,7 @@ def main():
     ap.add_argument("--no-demo", action="store_true",
                     help="section 7 without the digits demo (a shorter rerun)")
     ap.add_argument("--mb", type=int, default=256, help="MB per operand for the timings")
-    ap.add_argument("--sections", default="1,2,3,4,5,6,7,8",
+    ap.add_argument("--sections", default="1,2,3,4,5,6,7,8,9",
                     help="comma-separated section numbers to run (a short rerun: --sections 5,7)")
     args = ap.parse_args()
     want = {int(x) for x in args.sections.split(",") if x.strip()}
@@ -1120,11 +1205,12 @@ def main():
         traceback.print_exc()
         summary.append("fused groups ERROR")
     if cp is not None:
-        for num, fn in ((7, training_step), (8, nccl_world_of_one)):
+        for num, fn in ((7, training_step), (8, nccl_world_of_one), (9, streams_events)):
             if num not in want:
                 continue
             try:
-                summary.append(fn(cp, demo=not args.no_demo) if fn is training_step else fn())
+                summary.append(fn(cp, demo=not args.no_demo) if fn is training_step else
+                               fn(cp) if fn is streams_events else fn())
             except Exception:
                 traceback.print_exc()
                 summary.append(f"{fn.__name__} ERROR")

@@ -89,6 +89,7 @@ from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: 
 from .autograd import is_inference_mode_enabled, set_anomaly_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from . import cuda  # noqa: E402,F401
+from ._streams import Stream, Event  # noqa: E402,F401  (torch.Stream, torch.Event)
 from . import accelerator  # noqa: E402,F401  (torch.accelerator)
 from ._misc_api import (is_inference, set_warn_always, is_warn_always_enabled,  # noqa: E402,F401
                         set_default_tensor_type, _assert)
@@ -266,6 +267,9 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from .utils.dlpack import to_dlpack  # noqa: E402,F401
+from ._sym import (sym_int, sym_float, sym_not, sym_max, sym_min,  # noqa: E402,F401
+                   sym_sqrt, sym_sum, sym_ite, set_flush_denormal)
 from .nn._torch_functional import *  # noqa: E402,F401,F403  (torch.conv2d, torch.dropout, ...)
 from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # noqa: E402,F401
                           tensor_methods as _compose_methods, _special)

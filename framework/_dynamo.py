@@ -59,6 +59,96 @@ def disable(fn=None, recursive=True, *, reason=None):
     return eager
 
 
+def graph_break(msg=""):
+    """End the compiled region here (torch._dynamo.graph_break): the ops so far run as one
+    region and tracing goes on in a new one. With fullgraph=True it raises, as in PyTorch."""
+    tracer = STATE.tracer
+    if tracer is not None:
+        tracer.graph_break("call to torch._dynamo.graph_break()" + (f": {msg}" if msg else ""),
+                           None)
+
+
+# ---- torch.compiler.set_stance -----------------------------------------------------------------
+
+_STANCES = ("default", "force_eager", "eager_on_recompile", "fail_on_recompile",
+            "eager_then_compile", "aot_eager_then_compile")
+
+
+class DynamoStance:
+    __slots__ = ("stance", "skip_guard_eval_unsafe", "backend")
+
+    def __init__(self, stance="default", skip_guard_eval_unsafe=False, backend=None):
+        self.stance, self.skip_guard_eval_unsafe, self.backend = \
+            stance, skip_guard_eval_unsafe, backend
+
+    def __repr__(self):
+        return (f"DynamoStance(stance={self.stance!r}, skip_guard_eval_unsafe="
+                f"{self.skip_guard_eval_unsafe}, backend={self.backend!r})")
+
+
+_STANCE = [DynamoStance()]
+
+
+def _set_stance(stance):
+    if STATE.tracer is not None:
+        raise RuntimeError("attempted to set_stance in a torch.compile region")
+    prev, _STANCE[0] = _STANCE[0], stance
+    return prev
+
+
+def current_stance():
+    """The stance compiled calls consult (framework/_compile: CompiledFunction.__call__). An
+    unknown name raises there, at the next compiled call, as in PyTorch."""
+    st = _STANCE[0]
+    if st.stance not in _STANCES:
+        raise RuntimeError(f"invalid torch.compile stance '{st}'")
+    return st
+
+
+class set_stance:
+    """torch.compiler.set_stance(stance="default", *, skip_guard_eval_unsafe=False,
+    force_backend=None): how compiled functions behave from now on (a call), inside a `with`
+    block, or during calls of a decorated function; the previous stance comes back when the
+    block or call ends, by an exception too.
+
+    "default": compile as usual (force_backend: trace with that backend instead);
+    "force_eager": compiled functions run their Python eagerly;
+    "eager_on_recompile": a call whose guards match no compiled program runs eagerly (and
+    compiles nothing); calls that match one still run it;
+    "fail_on_recompile": such a call raises RuntimeError instead, and leaves no guard behind;
+    "eager_then_compile" / "aot_eager_then_compile": a function's first call runs eagerly,
+    later calls compile. skip_guard_eval_unsafe is accepted; Kiln always checks its guards."""
+
+    def __init__(self, stance="default", *, skip_guard_eval_unsafe=False, force_backend=None):
+        if force_backend is not None and stance != "default":
+            raise RuntimeError("non-default stance cannot have force_backend set")
+        self.stance = DynamoStance(stance, skip_guard_eval_unsafe, force_backend)
+        self.prev = _set_stance(self.stance)
+
+    def __call__(self, fn):
+        _set_stance(self.prev)       # as a decorator: only during calls of fn
+        stance = self.stance
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            prev = _set_stance(stance)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _set_stance(prev)
+        return wrapper
+
+    def __enter__(self):
+        _set_stance(self.stance)
+
+    def __exit__(self, *exc):
+        _set_stance(self.prev)
+        return False
+
+    def clone(self):
+        return type(self)(self.stance.stance, force_backend=self.stance.backend)
+
+
 def _materialize(x):
     """Concrete arrays for the symbolic tensors in (nested) arguments."""
     from ._compile.lazy import SymArray
@@ -167,7 +257,38 @@ class _Config:
 config = _Config()
 
 
+def optimize(backend="inductor", *, nopython=False, disable=False, dynamic=None, **kwargs):
+    """The old spelling of compile: optimize(backend)(fn) is compile(fn, backend=backend,
+    fullgraph=nopython, dynamic=dynamic)."""
+    from ._compile import compile as _compile
+    if disable:
+        return lambda fn: fn
+    return lambda fn: _compile(fn, backend=backend, fullgraph=nopython, dynamic=dynamic)
+
+
+def disallow_in_graph(fn):
+    """Calls of the returned function break the graph and run eagerly (as disable(fn)).
+    Kiln cannot reroute calls that name the original function (torch.sub in user code): use
+    the returned function."""
+    return disable(fn, reason="disallow_in_graph")
+
+
+def _optimized_module_type():
+    from ._compile import _Lazy, _optimized_module_class
+    if _Lazy.cls is None:
+        _Lazy.cls = _optimized_module_class()
+    return _Lazy.cls
+
+
 def __getattr__(name):
+    if name in ("allow_in_graph", "list_backends", "set_stance", "assume_constant_result"):
+        from . import compiler
+        return getattr(compiler, name)
+    if name == "OptimizedModule":       # the class compile(module) returns
+        return _optimized_module_type()
+    if name == "eval_frame":
+        import types
+        return types.SimpleNamespace(OptimizedModule=_optimized_module_type())
     # torch._dynamo.exc: the exception classes compile() raises (imported lazily: _compile
     # imports this module)
     if name == "exc":

@@ -10,7 +10,6 @@ same path as their `torch.cuda.is_available()` form. Tensors there report device
 so that type is accepted wherever a device of the accelerator is expected.
 """
 import warnings
-from collections import OrderedDict
 
 from runtime.device import Device, interpret_selected
 from . import cuda as _cuda
@@ -19,7 +18,7 @@ __all__ = ["current_accelerator", "current_device_idx", "current_device_index", 
            "device_count", "device_index", "empty_cache", "is_available", "max_memory_allocated",
            "max_memory_reserved", "memory_allocated", "memory_reserved", "memory_stats",
            "reset_accumulated_memory_stats", "reset_peak_memory_stats", "set_device_idx",
-           "set_device_index", "synchronize"]
+           "set_device_index", "set_stream", "synchronize"]
 
 _NONE = "Cannot access accelerator device when none is available."
 
@@ -124,13 +123,24 @@ def synchronize(device=None, /):
 
 
 def current_stream(device=None, /):
-    """The CuPy stream Kiln launches on (None on the interpret device, which has no streams)."""
+    """The stream Kiln launches on (a torch.cuda.Stream; framework._streams)."""
     _need()
-    _check_index(_index(device, optional=True))
-    return _cuda.current_stream()
+    i = _index(device, optional=True)
+    _check_index(i)
+    return _cuda.current_stream(i)
 
 
-# ---- memory: framework.cuda's figures (0 on the interpret device: host memory is not pooled) --
+def set_stream(stream, /):
+    """Make `stream` (one of the accelerator's) current on its device."""
+    _need()
+    ok = ("cuda", "interpret")
+    if not hasattr(stream, "device") or stream.device.type not in ok:
+        raise ValueError(f"set_stream: {stream!r} is not a stream of the current accelerator "
+                         f"{current_accelerator()}.")
+    _cuda.set_stream(stream)
+
+
+# ---- memory: framework.cuda's figures (framework._cuda_memory keeps them) ----------------------
 
 def empty_cache():
     _need()
@@ -153,20 +163,20 @@ def memory_reserved(device_index=None, /):
 
 
 def max_memory_reserved(device_index=None, /):
-    # Kiln keeps no peak of the pool's size: the current size is the figure it has
-    return memory_reserved(device_index)
+    _index(device_index, optional=True)
+    return _cuda.max_memory_reserved()
 
 
 def memory_stats(device_index=None, /):
-    """The two totals Kiln tracks, under PyTorch's key names."""
     _index(device_index, optional=True)
-    return OrderedDict(sorted({"allocated_bytes.all.current": _cuda.memory_allocated(),
-                               "reserved_bytes.all.current": _cuda.memory_reserved()}.items()))
+    return _cuda.memory_stats()
 
 
 def reset_peak_memory_stats(device_index=None, /):
-    _index(device_index, optional=True)     # Kiln keeps no peaks: nothing to reset
+    _index(device_index, optional=True)
+    _cuda.reset_peak_memory_stats()
 
 
 def reset_accumulated_memory_stats(device_index=None, /):
     _index(device_index, optional=True)
+    _cuda.reset_accumulated_memory_stats()

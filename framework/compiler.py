@@ -1,5 +1,6 @@
 """torch.compiler: the public controls of compile() (framework/_dynamo.py holds them)."""
-from ._dynamo import reset, disable, is_compiling, is_dynamo_compiling  # noqa: F401
+from ._dynamo import (reset, disable, is_compiling, is_dynamo_compiling,  # noqa: F401
+                      set_stance)
 
 _BACKENDS = ("eager", "numpy", "interpret", "triton")
 
@@ -25,3 +26,8 @@ def assume_constant_result(fn):
 def cudagraph_mark_step_begin():
     """Kiln's CUDA-graph replays copy their results out of the graph's memory, so no step
     boundary needs marking; kept for scripts written for torch.compile."""
+
+
+def is_exporting():
+    """True while torch.export traces; Kiln has no export, so always False."""
+    return False

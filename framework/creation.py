@@ -1592,8 +1592,27 @@ def from_dlpack(ext_tensor):
     if int(dev) != 1:
         raise RuntimeError(f"from_dlpack: unsupported DLPack device type {int(dev)} (Kiln takes "
                            "cpu and CUDA producers)")
-    arr = np.from_dlpack(src)
+    try:
+        arr = np.from_dlpack(src)
+    except ValueError as e:      # NumPy renames a capsule it consumed ("used_dltensor")
+        if "incorrect name" not in str(e):
+            raise
+        raise RuntimeError("from_dlpack received an invalid capsule. Note that DLTensor "
+                           "capsules can be consumed only once, so you might have already "
+                           "constructed a tensor from it once.") from None
+    if not arr.flags.writeable and isinstance(src, _Capsule):
+        arr = np.asarray(_WritableView(arr))    # (as torch: a legacy capsule's memory is writable)
     return wrap(arr, dt.from_numpy(arr.dtype))
+
+
+class _WritableView:
+    """NumPy imports a legacy (unversioned) DLPack capsule read-only, as that format has no
+    read-only flag; this re-exposes the same memory writable, keeping the import alive."""
+
+    def __init__(self, arr):
+        self.arr = arr
+        self.__array_interface__ = dict(arr.__array_interface__,
+                                        data=(arr.__array_interface__["data"][0], False))
 
 
 def _dlpack_(self, *, stream=None, max_version=None, dl_device=None, copy=None):

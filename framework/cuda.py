@@ -3,9 +3,10 @@
 Under KILN_DEVICE=interpret, 'cuda' means the interpret device (Triton's interpreter on host
 memory), and is_available() answers True: PyTorch code checks is_available() before it moves
 anything to 'cuda', so this is what makes tutorial code take its GPU path in CI. There,
-device_count() is 1, current_device() 0, and the memory queries report 0 (host memory is not
-pooled). Without a GPU and without KILN_DEVICE=interpret, is_available() is False and cuda
-tensors cannot be made (runtime.backends raises a clear error).
+device_count() is 1, current_device() 0, and the memory queries count the interpret
+device's buffers (framework._cuda_memory). Without a GPU and without KILN_DEVICE=interpret,
+is_available() is False and cuda tensors cannot be made (runtime.backends raises a clear
+error).
 """
 from runtime import backends, cuda as _rt
 from runtime.device import interpret_selected
@@ -79,18 +80,6 @@ def synchronize(device=None):
 def empty_cache():
     if _gpu():
         _rt.empty_cache()
-
-
-def memory_allocated(device=None):
-    return _rt.memory_allocated() if _gpu() else 0
-
-
-def memory_reserved(device=None):
-    return _rt.memory_reserved() if _gpu() else 0
-
-
-def max_memory_allocated(device=None):
-    return memory_allocated(device)
 
 
 # ---- random numbers: each device has its own Philox generator (framework._device_random);
@@ -177,8 +166,19 @@ def is_initialized():
 
 
 def current_stream(device=None):
+    """The torch.cuda.Stream Kiln's launches and copies go to (framework._streams)."""
     _need()
-    return _rt.current_stream() if _gpu() else None
+    return _streams.current_stream(device)
+
+
+def default_stream(device=None):
+    _need()
+    return _streams.default_stream(device)
+
+
+from . import _streams  # noqa: E402
+from ._streams import (CudaStream as Stream, CudaEvent as Event, StreamContext,  # noqa: E402,F401
+                       set_stream, stream)
 
 
 # the legacy torch.cuda.FloatTensor types (framework/tensor.py defines all legacy types)
@@ -186,3 +186,12 @@ from .tensor import CUDA_TYPES  # noqa: E402
 (FloatTensor, DoubleTensor, HalfTensor, BFloat16Tensor, ByteTensor, CharTensor, ShortTensor,
  IntTensor, LongTensor, BoolTensor) = CUDA_TYPES
 from .amp._deprecated import cuda_amp as amp  # noqa: E402,F401  (torch.cuda.amp, deprecated)
+from ._cuda_memory import (  # noqa: E402,F401  (memory statistics and device queries)
+    _CudaDeviceProperties, can_device_access_peer, clock_rate, device, device_of,
+    get_arch_list, get_device_properties, get_gencode_flags, get_per_process_memory_fraction,
+    get_sync_debug_mode, init, ipc_collect, is_bf16_supported, max_memory_allocated,
+    max_memory_cached, max_memory_reserved, mem_get_info, memory_allocated, memory_cached,
+    memory_reserved, memory_stats, memory_stats_as_nested_dict, memory_summary, memory_usage,
+    power_draw, reset_accumulated_memory_stats, reset_max_memory_allocated,
+    reset_max_memory_cached, reset_peak_memory_stats, set_per_process_memory_fraction,
+    set_sync_debug_mode, temperature, utilization)

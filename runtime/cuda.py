@@ -22,6 +22,50 @@ def _cupy():
     return _cp
 
 
+_HOOK = None
+
+
+def count_memory():
+    """Feed runtime.memstats (torch.cuda.memory_stats) from CuPy's memory hooks from now on:
+    every pool's malloc/free (CUDA-graph pools too, as torch counts private pools) and each
+    cudaMalloc. Started by the first statistics query, not at import: a hook costs a few
+    microseconds per allocation. What the current device's default pool holds then is
+    counted in the "all" pool. CuPy calls hooks only on the thread that registered them."""
+    global _HOOK
+    if _HOOK is not None:
+        return
+    cp = _cupy()
+    from .memstats import device_stats
+    pool = cp.get_default_memory_pool()
+    device_stats("cuda", current_device()).seed(pool.used_bytes(), pool.total_bytes())
+    sizes = {}          # pointer -> requested bytes, for requested_bytes at free
+
+    class _Count(cp.cuda.MemoryHook):
+        name = "KilnMemoryStats"
+
+        def malloc_postprocess(self, device_id, size, mem_size, mem_ptr, pmem_id, **kw):
+            st = device_stats("cuda", device_id)
+            if not mem_ptr:         # (CuPy reports a failed malloc with pointer 0)
+                st.num_ooms += 1
+                return
+            sizes[mem_ptr] = size
+            st.malloc(mem_size, size)
+
+        def free_postprocess(self, device_id, mem_size, mem_ptr, pmem_id, **kw):
+            req = sizes.pop(mem_ptr, None)
+            device_stats("cuda", device_id).free(mem_size, req, seeded=req is None)
+
+        def alloc_postprocess(self, device_id, mem_size, mem_ptr, **kw):
+            st = device_stats("cuda", device_id)
+            if not mem_ptr:         # a failed cudaMalloc: the pool frees its cache, retries
+                st.num_alloc_retries += 1
+            else:
+                st.reserve(mem_size)
+
+    _HOOK = _Count()
+    _HOOK.__enter__()
+
+
 def device_count():
     """How many GPUs CuPy sees (0 when CuPy, the driver or a GPU is missing)."""
     global _count
@@ -81,7 +125,35 @@ def memory_reserved():
 
 def empty_cache():
     """Give cached, unused blocks back to the driver (live arrays are untouched)."""
-    _cupy().get_default_memory_pool().free_all_blocks()
+    pool = _cupy().get_default_memory_pool()
+    before = pool.total_bytes()
+    pool.free_all_blocks()
+    freed = before - pool.total_bytes()
+    if freed > 0 and _HOOK is not None:   # (no hook for cudaFree: segment sizes unknown)
+        from .memstats import device_stats
+        device_stats("cuda", current_device()).release_unsized(freed)
+
+
+def mem_get_info(index):
+    """(free, total) bytes of device `index`, as cudaMemGetInfo reports them."""
+    with _cupy().cuda.Device(int(index)):
+        free, total = _cp.cuda.runtime.memGetInfo()
+    return int(free), int(total)
+
+
+def properties(index):
+    """cudaGetDeviceProperties of device `index` (a dict, CuPy's key names)."""
+    return _cupy().cuda.runtime.getDeviceProperties(int(index))
+
+
+def can_access_peer(index, peer):
+    return bool(_cupy().cuda.runtime.deviceCanAccessPeer(int(index), int(peer)))
+
+
+def set_memory_limit(index, fraction):
+    """Cap the pool of device `index` at `fraction` of its memory (CuPy's set_limit)."""
+    with _cupy().cuda.Device(int(index)):
+        _cp.get_default_memory_pool().set_limit(fraction=fraction)
 
 
 def current_stream():

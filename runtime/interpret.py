@@ -15,10 +15,12 @@ Kiln's DType prints as "torch.float32", which is the spelling Triton's dtype tab
 """
 import dataclasses
 import inspect
+import weakref
 
 import numpy as np
 
 from . import dtypes as dt
+from .memstats import device_stats
 
 
 def _addr(a):
@@ -128,12 +130,36 @@ class InterpretArray(np.ndarray):
     views, ufuncs and copies, so views of interpret tensors stay on the device."""
 
     def __array_finalize__(self, obj):
-        pass
+        _track(self)
 
     def __array_function__(self, func, types, args, kwargs):
         # np.where, np.concatenate, ... return plain arrays even for subclass inputs: keep
         # their results on the device, as torch.where of device tensors would be
         return _keep(super().__array_function__(func, types, args, kwargs))
+
+
+_LIVE = {}      # id(root array) -> weak reference: the buffers counted as device memory
+_STATS = device_stats("interpret", 0)
+
+
+def _track(a):
+    """Count the memory under interpret array `a` once, until its root array dies: this is
+    what torch.cuda.memory_allocated() reports on the interpret device. Host memory is not
+    cached, so each buffer is also its own reserved segment."""
+    r, b = a, a.base
+    while isinstance(b, np.ndarray):
+        r, b = b, b.base
+    k = id(r)
+    if k in _LIVE:
+        return
+    n = r.nbytes
+    _LIVE[k] = weakref.ref(r, lambda _, k=k, n=n: _untrack(k, n))
+    _STATS.malloc(n)
+
+
+def _untrack(k, n):
+    if _LIVE.pop(k, None) is not None:
+        _STATS.free(n)
 
 
 def _keep(r):

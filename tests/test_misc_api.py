@@ -44,6 +44,7 @@ def test_accelerator_follows_cuda_availability():
 
 
 _INTERP_SCRIPT = r"""
+import gc
 import warnings
 import framework as torch
 A = torch.accelerator
@@ -54,6 +55,7 @@ with A.device_index(0):
     print("inside", A.current_device_index())
 x = torch.ones(3, device=A.current_accelerator()) * 2
 A.synchronize(x.device)
+gc.collect()        # (the temporary ones(3) can sit in a reference cycle until collected)
 print(x.device.type, x.cpu().tolist(), A.memory_allocated(), A.current_stream())
 for bad in (lambda: A.set_device_index(1), lambda: A.synchronize("cpu"),
             lambda: A.set_device_index("cuda")):
@@ -77,7 +79,8 @@ def test_accelerator_on_interpret_device():
     lines = r.stdout.splitlines()
     assert lines[0] == "True device(type='cuda') 1 0"
     assert lines[1] == "inside 0"
-    assert lines[2] == "interpret [2.0, 2.0, 2.0] 0 None"
+    assert lines[2] == ("interpret [2.0, 2.0, 2.0] 12 "      # x: 3 float32 on the device
+                        "<torch.cuda.Stream device=cuda:0 cuda_stream=0x0>")
     assert lines[3:6] == ["RuntimeError", "ValueError", "ValueError"]
     assert lines[6] == "['FutureWarning', 'FutureWarning']"
 
@@ -410,3 +413,261 @@ def test_tensor_as_subclass():
     np.testing.assert_array_equal(to_np(w.grad), [3.0, 4.0])
     with pytest.raises(TypeError, match="does not inherit from Tensor"):
         x.as_subclass(int)
+
+
+# ---- torch.utils.dlpack / torch.to_dlpack ------------------------------------------------------
+
+def test_dlpack_capsule_round_trip_shares_memory():
+    x = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    cap = torch.to_dlpack(x)
+    assert torch.to_dlpack is torch.utils.dlpack.to_dlpack
+    assert torch.from_dlpack is torch.utils.dlpack.from_dlpack
+    y = torch.utils.dlpack.from_dlpack(cap)
+    assert y.shape == (2, 3) and y.dtype == torch.float32
+    y[0, 1] = 20.0                          # the same memory
+    assert x[0, 1].item() == 20.0
+    with pytest.raises(RuntimeError, match="consumed only once"):
+        torch.from_dlpack(cap)
+    with pytest.raises(TypeError, match="must be Tensor, not list"):
+        torch.to_dlpack([1.0])
+    # the legacy capsule form exports tensors that require grad (the protocol does not)
+    w = torch.ones(2, requires_grad=True)
+    assert torch.from_dlpack(torch.to_dlpack(w)).tolist() == [1.0, 1.0]
+    assert np.from_dlpack(torch.arange(4, dtype=torch.int32)).tolist() == [0, 1, 2, 3]
+    assert int(torch.utils.dlpack.DLDeviceType.kDLCUDA) == 2
+
+
+# ---- torch.amp.custom_fwd / custom_bwd -------------------------------------------------------
+
+def _mm_function(**fwd_kw):
+    seen = {}
+
+    class MM(torch.autograd.Function):
+        @staticmethod
+        @torch.amp.custom_fwd(device_type="cpu", **fwd_kw)
+        def forward(ctx, a, b):
+            seen["fwd_in"] = (a.dtype, b.dtype)
+            ctx.save_for_backward(a, b)
+            r = a @ b
+            seen["fwd_out"] = r.dtype
+            return r
+
+        @staticmethod
+        @torch.amp.custom_bwd(device_type="cpu")
+        def backward(ctx, g):
+            a, b = ctx.saved_tensors
+            seen["bwd_autocast"] = torch.is_autocast_enabled("cpu")
+            return g @ b.t(), a.t() @ g
+    return MM, seen
+
+
+def test_custom_fwd_cast_inputs_runs_forward_without_autocast():
+    MM, seen = _mm_function(cast_inputs=torch.float32)
+    a = torch.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+    b = torch.tensor([[1.0], [0.5], [0.25]], dtype=torch.bfloat16, requires_grad=True)
+    with torch.autocast("cpu"):
+        out = MM.apply(a, b)
+    assert seen == {"fwd_in": (torch.float32, torch.float32), "fwd_out": torch.float32}
+    assert out.item() == 2.75              # 1 + 1 + 0.75
+    out.backward()
+    assert seen["bwd_autocast"] is False
+    np.testing.assert_array_equal(to_np(a.grad), [[1.0, 0.5, 0.25]])
+    assert b.grad.dtype == torch.bfloat16
+    np.testing.assert_array_equal(to_np(b.grad.float()), [[1.0], [2.0], [3.0]])
+    seen.clear()
+    MM.apply(a, torch.ones(3, 1))           # outside autocast: no cast, no change
+    assert seen["fwd_out"] == torch.float32
+
+
+def test_custom_fwd_without_cast_keeps_autocast_in_forward_and_backward():
+    MM, seen = _mm_function()
+    a = torch.ones(2, 3, requires_grad=True)
+    with torch.autocast("cpu"):
+        out = MM.apply(a, torch.ones(3, 2, requires_grad=True))
+    assert seen["fwd_out"] == torch.bfloat16 and out.dtype == torch.bfloat16
+    out.sum().backward()
+    assert seen["bwd_autocast"] is True
+    with pytest.raises(ValueError, match="Expected `device_type` of type `str`"):
+        torch.amp.custom_fwd(device_type=None)
+    with pytest.raises(TypeError):
+        torch.amp.custom_bwd(lambda ctx, g: g)      # device_type is keyword-only, required
+
+
+def test_cuda_amp_custom_fwd_is_deprecated():
+    with pytest.warns(FutureWarning, match=r"torch.cuda.amp.custom_fwd\(args...\)` is deprecated"):
+        dec = torch.cuda.amp.custom_fwd(cast_inputs=torch.float32)
+    f = dec(lambda ctx, x: x)
+    assert callable(f)
+    with pytest.warns(FutureWarning, match=r"torch.amp.custom_bwd\(args..., device_type='cuda'\)"):
+        torch.cuda.amp.custom_bwd(lambda ctx, g: g)
+    assert not hasattr(torch.cpu.amp, "custom_fwd")
+
+
+# ---- torch.sym_*, set_flush_denormal, Tensor.const_data_ptr -----------------------------------
+
+def test_sym_helpers_plain_python_semantics():
+    assert torch.sym_int(2.7) == 2 and torch.sym_int(-2.7) == -2
+    assert type(torch.sym_int(torch.tensor(2.7))) is int and torch.sym_int(torch.tensor(2.7)) == 2
+    assert torch.sym_float(3) == 3.0 and type(torch.sym_float(torch.tensor(3))) is float
+    assert torch.sym_max(3, 2.5) == 3.0 and type(torch.sym_max(3, 2.5)) is float
+    assert torch.sym_max(2, 7) == 7 and type(torch.sym_max(2, 7)) is int
+    assert torch.sym_min(3, 2.5) == 2.5 and torch.sym_min(np.int64(4), 9) == 4
+    with pytest.raises(AssertionError, match="expected"):
+        torch.sym_max(torch.tensor(2), 5)
+    assert torch.sym_not(0) is True and torch.sym_not(torch.tensor(True)) is False
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        torch.sym_not(torch.tensor([True, False]))
+    assert torch.sym_sqrt(6.25) == 2.5 and torch.sym_sqrt(torch.tensor(4.0)) == 2.0
+    with pytest.raises(ValueError, match="math domain error"):
+        torch.sym_sqrt(-1)
+    assert torch.sym_sum([1, 2, 3]) == 6 and torch.sym_sum(1, 2.5) == 3.5
+    assert torch.sym_sum([]) == 0
+    assert torch.sym_sum([torch.tensor(1), torch.tensor(2)]).item() == 3
+    assert torch.sym_ite(True, 1, 2) == 1 and torch.sym_ite(False, "a", "b") == "b"
+    with pytest.raises(AssertionError, match="expected SymBool or bool"):
+        torch.sym_ite(1, 1, 2)
+    with pytest.raises(AssertionError, match="type mismatch"):
+        torch.sym_ite(True, 1, 2.0)
+
+
+def test_set_flush_denormal_is_unsupported_and_const_data_ptr():
+    assert torch.set_flush_denormal(True) is False and torch.set_flush_denormal(False) is False
+    tiny = torch.tensor([1e-40], dtype=torch.float32)       # a float32 denormal stays
+    assert tiny.item() != 0.0
+    with pytest.raises(RuntimeError, match="expects a bool"):
+        torch.set_flush_denormal(1)
+    x = torch.arange(6, dtype=torch.float32)
+    assert x.const_data_ptr() == x.data_ptr()
+    assert x[2:].const_data_ptr() - x.const_data_ptr() == 8
+
+
+# ---- torch.utils.checkpoint extras -----------------------------------------------------------
+
+def test_checkpoint_helpers():
+    from framework.utils import checkpoint as C
+    assert issubclass(C.CheckpointError, RuntimeError)
+    a = torch.ones(2, requires_grad=True) * 3          # a non-leaf
+    b = torch.zeros(2)
+    da, db, n = C.detach_variable((a, b, 5))
+    assert da.requires_grad and da.is_leaf and da.grad_fn is None and not db.requires_grad
+    assert n == 5 and da.data_ptr() == a.data_ptr()
+    with pytest.raises(RuntimeError, match="Only tuple of tensors is supported.*list"):
+        C.detach_variable([a])
+    with pytest.warns(UserWarning, match="None of the inputs have requires_grad=True"):
+        C.check_backward_validity([b, 3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        C.check_backward_validity([b, a])
+    f, r = C.noop_context_fn()
+    with f, r:
+        pass
+    assert C.get_device_states(torch.ones(1), 3, [torch.zeros(2)]) == ([], [])
+    C.set_device_states([], [])
+    assert C._EARLY_STOP[0] is True and C._DEBUG[0] is None
+    with C.set_checkpoint_early_stop(False), C.set_checkpoint_debug_enabled(True):
+        assert C._EARLY_STOP[0] is False and C._DEBUG[0] is True
+    assert C._EARLY_STOP[0] is True and C._DEBUG[0] is None
+
+
+def test_checkpoint_context_fn_wraps_forward_and_recompute():
+    from framework.utils import checkpoint as C
+    events = []
+
+    class Ctx:
+        def __init__(self, name):
+            self.name = name
+
+        def __enter__(self):
+            events.append(self.name)
+
+        def __exit__(self, *exc):
+            events.append("/" + self.name)
+
+    def fn(x):
+        events.append("run")
+        return (x * x).sum()
+
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    out = C.checkpoint(fn, x, use_reentrant=False,
+                       context_fn=lambda: (Ctx("fwd"), Ctx("recompute")))
+    assert events == ["fwd", "run", "/fwd"]
+    out.backward()
+    assert events[3:] == ["recompute", "run", "/recompute"]
+    np.testing.assert_array_equal(to_np(x.grad), [2.0, 4.0, 6.0])
+    with pytest.raises(ValueError, match="only supported when use_reentrant=False"):
+        C.checkpoint(fn, x, use_reentrant=True, context_fn=lambda: (Ctx("a"), Ctx("b")))
+    with pytest.raises(ValueError, match="only supported when use_reentrant=False"):
+        C.checkpoint(fn, x, use_reentrant=True, debug=True)
+
+
+def _sac_run(context_fn, fn=None):
+    """checkpoint(fn) with context_fn; backward under the profiler: (value, x.grad, w.grad,
+    matmul and sin calls during backward)."""
+    from framework.utils.checkpoint import checkpoint
+    rng = np.random.default_rng(0)
+    X, W = rng.standard_normal((4, 3)), rng.standard_normal((3, 5))
+    x, w = torch.tensor(X, requires_grad=True), torch.tensor(W, requires_grad=True)
+    fn = fn or (lambda x, w: (torch.sin(torch.mm(x, w)) * 2).sum())
+    kw = {} if context_fn is None else {"context_fn": context_fn}
+    out = checkpoint(fn, x, w, use_reentrant=False, **kw)
+    with torch.profiler.profile() as prof:
+        out.backward()
+    names = [e.name for e in prof.events()]
+    G = 2 * np.cos(X @ W)                        # d out / d (x @ w)
+    np.testing.assert_allclose(to_np(x.grad), G @ W.T, rtol=1e-12)
+    np.testing.assert_allclose(to_np(w.grad), X.T @ G, rtol=1e-12)
+    assert out.item() == pytest.approx(2 * np.sin(X @ W).sum(), rel=1e-12)
+    return names.count("kiln::matmul"), names.count("kiln::sin")
+
+
+def test_selective_checkpoint_saves_listed_ops():
+    import functools
+    from framework.utils.checkpoint import create_selective_checkpoint_contexts as sac
+    from framework.utils.checkpoint import CheckpointPolicy as P
+    # plain checkpoint: backward recomputes mm and sin, then mm twice for the gradients
+    assert _sac_run(None) == (3, 1)
+    # mm saved (by function, or by primitive name): only the two gradient matmuls run
+    assert _sac_run(functools.partial(sac, [torch.mm])) == (2, 1)
+    assert _sac_run(functools.partial(sac, ["matmul"])) == (2, 1)
+    calls = []
+
+    def policy(ctx, op, *args, **kwargs):
+        calls.append((ctx.is_recompute, op.name))
+        return P.MUST_SAVE if op.name == "sin" else P.PREFER_RECOMPUTE
+    assert _sac_run(functools.partial(sac, policy)) == (3, 0)
+    assert (False, "sin") in calls and (True, "sin") in calls    # asked in both passes
+    with pytest.raises(ValueError, match="Expected op in `op_list`"):
+        sac([3])
+    with pytest.raises(TypeError, match="function or a list"):
+        sac(3)
+    assert [m.value for m in P] == [0, 1, 2, 3]
+
+
+def test_selective_checkpoint_errors():
+    import functools
+    from framework.utils.checkpoint import checkpoint, CheckpointError
+    from framework.utils.checkpoint import create_selective_checkpoint_contexts as sac
+    state = {"n": 0}
+
+    def changing(x):               # the recomputation runs exp where the forward ran sin
+        state["n"] += 1
+        return (torch.sin(x) if state["n"] == 1 else torch.exp(x)).sum()
+    x = torch.ones(3, requires_grad=True)
+    out = checkpoint(changing, x, use_reentrant=False,
+                     context_fn=functools.partial(sac, ["sin", "exp"]))
+    with pytest.raises(CheckpointError, match="'exp' where the forward ran 'sin'"):
+        out.backward()
+
+    def mutating(x):
+        h = torch.sin(x)
+        h.mul_(2)                  # a saved output modified in place
+        return h.sum()
+    x = torch.ones(3, requires_grad=True)
+    out = checkpoint(mutating, x, use_reentrant=False, context_fn=functools.partial(sac, ["sin"]))
+    with pytest.raises(RuntimeError, match="modified in place"):
+        out.backward()
+    x = torch.ones(3, requires_grad=True)
+    out = checkpoint(mutating, x, use_reentrant=False, context_fn=functools.partial(
+        sac, ["sin"], allow_cache_entry_mutation=True))
+    out.backward()
+    np.testing.assert_allclose(to_np(x.grad), 2 * np.cos(np.ones(3)), rtol=1e-6)

@@ -104,6 +104,7 @@ class CompiledFunction:
         self._shape_sig = self._prev_shape_sig = None
         self._warned = False
         self._marked = False     # a tensor argument has dims mark_dynamic left unguarded
+        self._ran_eager = False  # set_stance("eager_then_compile"): the eager first call ran
         functools.update_wrapper(self, fn)
         _dynamo._compiled.add(self)
 
@@ -193,6 +194,12 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if STATE.tracer is not None:         # nested compiled calls inline into the outer trace
             return self.fn(*args, **kwargs)
+        stance = _dynamo.current_stance()       # torch.compiler.set_stance
+        if stance.stance == "force_eager":
+            return self.fn(*args, **kwargs)
+        if stance.stance.endswith("eager_then_compile") and not self._ran_eager:
+            self._ran_eager = True              # the first call runs eagerly, later ones compile
+            return self.fn(*args, **kwargs)
         self.stats["calls"] += 1
         if STATE.saved_hooks is not None and STATE.grad_enabled:
             return self._hooks_eager_call(args, kwargs)
@@ -200,6 +207,16 @@ class CompiledFunction:
         guards = self._guards(args, kwargs, argt)
         gkey = _freeze(guards)
         self._new_guards = gkey not in self._guard_sets
+        if self._new_guards and stance.stance in ("eager_on_recompile", "fail_on_recompile"):
+            if stance.stance == "eager_on_recompile":
+                self.stats["eager_calls"] += 1
+                return self.fn(*args, **kwargs)
+            self.stats["calls"] -= 1            # (nothing of this call stays behind)
+            why = self._diff(self._last_guards, guards) if self._last_guards is not None else \
+                "no compiled program yet"
+            raise RuntimeError(f"Detected recompile when torch.compile stance is "
+                               f"'fail_on_recompile'. function name: '{self.name}'\n    "
+                               f"triggered by the following guard failure(s):\n    - {why}")
         if self._new_guards:
             # a guard failed: torch's recompile (programs may still be shared through the cache)
             if len(self._guard_sets) >= cache_size_limit:
@@ -223,7 +240,11 @@ class CompiledFunction:
             self._prev_shape_sig = self._shape_sig
             self._shape_sig = tuple(tuple(a.shape) for a in args if isinstance(a, Tensor))
         pre = fpre = None
-        if _dispatch.PROFILE is None and replays:
+        forced = stance.backend                 # set_stance(force_backend=...): no replays
+        if forced is not None and forced not in _BACKENDS:
+            raise InvalidBackend(f"set_stance: unknown force_backend {forced!r}; expected one "
+                                 f"of {_BACKENDS}")
+        if _dispatch.PROFILE is None and replays and forced is None:
             # (a record replays only on the shapes it was made for)
             rkey = gkey if not unguarded else \
                 (gkey, tuple(tuple(t.shape) for t in argt.values()))
@@ -242,6 +263,9 @@ class CompiledFunction:
                     fpre = r
         if self._auto:
             self.backend = self._pick_backend(args, kwargs, fpre)
+        own_backend = self.backend
+        if forced is not None:
+            self.backend = forced
         tracer = Tracer(self, self.fullgraph)
         STATE.tracer = tracer
         n_breaks = len(self.stats["graph_breaks"])
@@ -256,6 +280,7 @@ class CompiledFunction:
         finally:
             STATE.tracer = None
             tracer.unwatch()
+            self.backend = own_backend
         broke = len(self.stats["graph_breaks"]) != n_breaks
         if pre is not None:
             self._note_trace(rkey, lambda: _replay_record(tracer, pre, argt, leaves, broke))

@@ -4,6 +4,7 @@ import warnings
 
 from runtime import dtypes as dt
 from .autocast_mode import autocast as _autocast
+from .autocast_mode import custom_bwd as _custom_bwd, custom_fwd as _custom_fwd
 from .grad_scaler import GradScaler as _GradScaler
 
 
@@ -36,10 +37,34 @@ def _scaler_for(device_type):
     return GradScaler
 
 
+def _cuda_custom_fwd(fwd=None, *, cast_inputs=None):
+    """``torch.cuda.amp.custom_fwd(args...)`` is deprecated: torch.amp.custom_fwd(args...,
+    device_type='cuda')."""
+    warnings.warn("`torch.cuda.amp.custom_fwd(args...)` is deprecated. Please use "
+                  "`torch.amp.custom_fwd(args..., device_type='cuda')` instead.",
+                  FutureWarning, stacklevel=2)
+    return _custom_fwd(fwd, device_type="cuda", cast_inputs=cast_inputs)
+
+
+def _cuda_custom_bwd(bwd):
+    """``torch.cuda.amp.custom_bwd(args...)`` is deprecated: torch.amp.custom_bwd(args...,
+    device_type='cuda')."""
+    warnings.warn("`torch.cuda.amp.custom_bwd(args...)` is deprecated. Please use "
+                  "`torch.amp.custom_bwd(args..., device_type='cuda')` instead.",
+                  FutureWarning, stacklevel=2)
+    return _custom_bwd(bwd, device_type="cuda")
+
+
+_cuda_custom_fwd.__name__ = _cuda_custom_fwd.__qualname__ = "custom_fwd"
+_cuda_custom_bwd.__name__ = _cuda_custom_bwd.__qualname__ = "custom_bwd"
+
+
 class _Namespace:
     def __init__(self, device_type):
         self.autocast = _autocast_for(device_type)
         self.GradScaler = _scaler_for(device_type)
+        if device_type == "cuda":       # (torch.cpu.amp has no custom_fwd/custom_bwd)
+            self.custom_fwd, self.custom_bwd = _cuda_custom_fwd, _cuda_custom_bwd
 
 
 cpu_amp = _Namespace("cpu")

@@ -443,3 +443,60 @@ def _prim_hook(p, args):
 
 
 _hooks = _Hooks()
+
+
+# ---- custom autograd Functions under autocast -------------------------------------------------
+
+def _cast_inputs(value, device_type, dtype):
+    """torch.amp's _cast: floating tensors (not float64) on the device type become `dtype`,
+    through lists, tuples and dicts."""
+    if isinstance(value, _dispatch.Tensor):
+        return value.to(dtype) if _eligible(value, device_type) else value
+    if isinstance(value, (str, bytes)):
+        return value
+    if isinstance(value, dict):
+        return {_cast_inputs(k, device_type, dtype): _cast_inputs(v, device_type, dtype)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_inputs(v, device_type, dtype) for v in value)
+    return value
+
+
+def custom_fwd(fwd=None, *, device_type, cast_inputs=None):
+    """Decorator for the forward of an autograd.Function: records the autocast state for
+    custom_bwd; with cast_inputs, inside an autocast region, casts floating inputs on
+    device_type to that dtype and runs forward with autocast off (outside a region: no-op)."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args, **kwargs):
+        args[0]._dtype = get_autocast_dtype(device_type)
+        if cast_inputs is None:
+            args[0]._fwd_used_autocast = is_autocast_enabled(device_type)
+            return fwd(*args, **kwargs)
+        args[0]._fwd_used_autocast = False
+        if is_autocast_enabled(device_type):
+            with autocast(device_type=device_type, enabled=False):
+                return fwd(*_cast_inputs(args, device_type, cast_inputs),
+                           **_cast_inputs(kwargs, device_type, cast_inputs))
+        return fwd(*args, **kwargs)
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type):
+    """Decorator for the backward of an autograd.Function: runs it with the autocast state
+    its custom_fwd forward ran with."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args, **kwargs):
+        with autocast(device_type=device_type, enabled=args[0]._fwd_used_autocast,
+                      dtype=args[0]._dtype):
+            return bwd(*args, **kwargs)
+    return decorate_bwd
