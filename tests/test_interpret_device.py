@@ -940,6 +940,10 @@ def test_interpret_device_without_triton_interpret_falls_back_for_library_kernel
         "xi = x.to('interpret')\n"
         "assert (xi.sum(3).cpu().numpy() == x.sum(3).numpy()).all()\n"
         "assert (F.max_pool2d(xi, 2).cpu().numpy() == F.max_pool2d(x, 2).numpy()).all()\n"
+        "import numpy as np\n"       # pointwise kernels call no library function: kernels
+        "s = (xi - 8).sigmoid()\n"
+        "np.testing.assert_allclose(s.cpu().numpy(), (x - 8).sigmoid().numpy(), rtol=1e-6)\n"
+        "assert D.STATS.get(('kernel', 'fused_sigmoid_0')), dict(D.STATS)\n"
         "print(sorted(k[0] + ':' + k[1] for k, v in D.STATS.items() if v and\n"
         "             ('sum' in k[1] or 'window_max' in k[1])))\n")
     env = {k: v for k, v in os.environ.items() if k not in ("TRITON_INTERPRET", "KILN_DEVICE")}

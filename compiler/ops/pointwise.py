@@ -474,7 +474,9 @@ def _sigmoid_np(x):
 
 
 unary("sigmoid", _sigmoid_np, _FLOAT_ONLY,
-      lambda b, g, x, out: (b.mul(g, b.mul(out, b.sub(1, out))),), "tl.sigmoid({0})",
+      # (tl.sigmoid's own formula, written out: a library call would need Triton imported in
+      # interpret mode to run on the interpret device)
+      lambda b, g, x, out: (b.mul(g, b.mul(out, b.sub(1, out))),), "1 / (1 + tl.exp(-{0}))",
       saves=(), saves_output=True)
 # relu: torch.relu is clamp_min(x, 0): x < 0 gives +0.0, -0.0 stays -0.0, NaN propagates. Its
 # gradient is threshold_backward on the result: 0 where it is <= 0, g elsewhere and at NaN.
