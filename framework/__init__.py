@@ -315,6 +315,9 @@ for _n in ("abs_ acos_ acosh_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_
 from .backends import set_float32_matmul_precision, get_float32_matmul_precision  # noqa: E402,F401
 from ._compile import compile  # noqa: E402,F401
 from . import compiler, _dynamo  # noqa: E402,F401  (torch.compiler, torch._dynamo)
+from . import library  # noqa: E402,F401  (torch.library: Python custom operators)
+from .library import ops  # noqa: E402,F401  (torch.ops.<namespace>.<op>)
+from ._control_flow import cond, while_loop  # noqa: E402,F401
 from . import jit  # noqa: E402,F401  (torch.jit: trace, script, save/load)
 from . import _storage  # noqa: E402,F401  (Tensor.untyped_storage / storage)
 from . import multiprocessing  # noqa: E402,F401  (torch.multiprocessing)
