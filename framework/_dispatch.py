@@ -17,6 +17,7 @@ from . import _memory_format as _mf
 
 _ndarray = np.ndarray
 _C32 = dt.complex32
+_BOOL = dt.bool_
 
 
 class _State:
@@ -65,7 +66,8 @@ class Node:
         return f"<{self._name} object at {hex(id(self))}>"
 
     def name(self):
-        return self._name
+        # (PyTorch's hand-written node is named by its C++ class)
+        return "torch::autograd::CopySlices" if self._name == "CopySlices" else self._name
 
     @property
     def next_functions(self):
@@ -247,6 +249,27 @@ _VMAP_PASS = object()    # what the hook returns for arguments no running vmap b
 FWAD = None        # autograd.forward_ad sets a hook (p, args, attrs) while a dual level is active
 
 
+def _chalf_operands(args):
+    """PyTorch casts every operand of an op whose result is complex32 to complex32 first
+    (x * 1000.3 multiplies by 1000.5): numbers and host tensors without history are rounded."""
+    out = []
+    for a in args:
+        if type(a) in (int, float, complex):
+            a = complex(dt.chalf_round(np.array(a, np.complex64)))
+        elif (isinstance(a, Tensor) and a._dtype is not _C32 and a._dtype is not dt.bool_
+              and a._node is None and not a._rg and type(a._data) is _ndarray):
+            a = wrap(dt.chalf_round(a._data.astype(np.complex64)), _C32)
+        out.append(a)
+    return tuple(out)
+
+
+def _compares_chalf(args):
+    """A comparison of a complex32 tensor whose operands' common dtype is complex32
+    (x == 3.3333 compares with float16's 3.334)."""
+    from compiler.ir.registry import promote
+    return promote(*args) is _C32
+
+
 def apply(p, *args, **attrs):
     """Run primitive `p` on tensors/scalars `args` eagerly (or record it when tracing)."""
     if VMAP is not None:
@@ -264,6 +287,9 @@ def apply(p, *args, **attrs):
     if STATE.tracer is not None:
         return STATE.tracer.record(p, args, attrs, p.meta(*args, **attrs))
     meta = _meta(p, args, attrs) if p.cache_meta else p.meta(*args, **attrs)
+    if p.nout == 1 and (meta.dtype is _C32 or meta.dtype is _BOOL and args and getattr(
+            args[0], "_dtype", None) is _C32 and _compares_chalf(args)) and p.kind == "pointwise":
+        args = _chalf_operands(args)
     if NONCPU:
         _device_ops = _devops or _device_ops_module()
         dev = _device_ops.common_device(args)

@@ -29,10 +29,9 @@ def device_count():
 
 
 def _need():
-    if not is_available():
-        raise RuntimeError("cuda: no CUDA GPU is available to Kiln (CuPy and an NVIDIA driver "
-                           "are needed); set KILN_DEVICE=interpret to run the GPU kernels through "
-                           "Triton's interpreter on the CPU")
+    if not is_available():          # (PyTorch's CPU build: torch.cuda._lazy_init's assertion)
+        from ._cuda_memory import _NO_CUDA
+        raise AssertionError(_NO_CUDA)
 
 
 def current_device():
@@ -73,6 +72,7 @@ def _index(device):
 
 def synchronize(device=None):
     # interpret-device kernels finish before their launch returns: nothing to wait for
+    _need()
     if _gpu():
         _rt.synchronize(None if device is None else _index(device))
 

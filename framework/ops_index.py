@@ -79,6 +79,11 @@ def _plan(shape, idx, defer_bounds=False):
         elif not (i is None or i is Ellipsis or isinstance(i, bool)):
             consumed += 1
     nd = len(shape)
+    if nd == 0 and isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
+        raise IndexError("invalid index of a 0-dim tensor. Use `tensor.item()` in Python or "
+                         "`tensor.item<T>()` in C++ to convert a 0-dim tensor to a number")
+    if nd == 0 and isinstance(idx, slice):
+        raise IndexError("slice() cannot be applied to a 0-dim tensor.")
     if consumed > nd:
         raise IndexError(f"too many indices for tensor of dimension {nd} (got {consumed} indices "
                          f"for shape {list(shape)})")
@@ -393,6 +398,9 @@ def setitem(x, idx, value):
         x._bump()
         return
     if needs:
+        if steps and x._node is None and x._rg:     # (torch writes through the view x[basic])
+            raise RuntimeError("a view of a leaf Variable that requires grad is being used in "
+                               "an in-place operation.")
         check_inplace_leaf(x)
     # functional form: flat positions of the indexed elements, then one index_put on x's copy
     pos = _np_basic(np.arange(x._data.size, dtype=np.int64).reshape(x._data.shape), steps)

@@ -148,6 +148,8 @@ def _commit(self, p, args, attrs):
         if self._device.type != "cpu":      # the device's kernel, not NumPy, computes it
             r = apply(p, self, *args, **attrs)._data
         else:
+            if self._dtype is dt.complex32 and p.kind == "pointwise":
+                args = _dispatch._chalf_operands(args)
             arrs = [a._data if isinstance(a, Tensor) else a for a in args]
             r = p.numpy(p.meta(self, *args, **attrs), self._data, *arrs, **attrs)
         store(self, r)

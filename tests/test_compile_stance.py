@@ -49,6 +49,29 @@ def test_fail_on_recompile_also_refuses_a_first_compile():
             f(torch.ones(2))
 
 
+def test_fail_on_recompile_names_file_function_and_line():
+    # PyTorch's message: filename, function name and the function's first line
+    import re
+
+    def plus_one(x):
+        return x + 1
+    line = plus_one.__code__.co_firstlineno
+    f = torch.compile(plus_one)
+
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x * 2
+    m = torch.compile(M())
+    with torch.compiler.set_stance("fail_on_recompile"):
+        with pytest.raises(RuntimeError, match=re.escape(
+                f"stance is 'fail_on_recompile'. filename: '{__file__}', function name: "
+                f"'plus_one', line number: {line}")):
+            f(torch.ones(2))
+        with pytest.raises(RuntimeError, match=f"function name: 'forward', line number: "
+                                               f"{M.forward.__code__.co_firstlineno}"):
+            m(torch.ones(2))
+
+
 def test_eager_on_recompile_runs_new_shapes_eagerly():
     f = torch.compile(lambda x: (x * 2).sum())
     f(torch.ones(2))

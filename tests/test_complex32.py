@@ -99,6 +99,29 @@ def test_add_sub_mul_values_match_numpy():
     assert torch.isfinite(big).tolist() == list(np.isfinite(h(a * 40000)))
 
 
+def test_operands_rounded_to_complex32_first():
+    # PyTorch casts every operand to complex32 before the op: 1000.3 is used as float16's
+    # 1000.5, so 3.334 * 1000.3 is h(3.333984375 * 1000.5) = 3336, not h(3334.98) = 3334
+    x = torch.tensor([3.3333 + 0j], dtype=C)
+    a = h([3.3333])
+    s = complex(h(1000.3))
+    assert s == 1000.5
+    want_mul, want_add = h(a * s), h(a + s)
+    assert want_mul[0] == 3336
+    for got in (x * 1000.3, x * torch.tensor(1000.3), x * torch.tensor(1000.3, dtype=torch.float64),
+                x.clone().mul_(1000.3), x.clone().mul_(torch.tensor(1000.3))):
+        assert got.dtype is C and np.array_equal(vals(got), want_mul)
+    for got in (x + 1000.3, x.clone().add_(1000.3), 1000.3 + x):
+        assert got.dtype is C and np.array_equal(vals(got), want_add)
+    i = torch.tensor([2051], dtype=torch.int64)       # ints too: 2051 is float16's 2052
+    assert np.array_equal(vals(x + i), h(a + 2052))
+    # comparisons whose common dtype is complex32 too: 3.3333 == h(3.3333) there, but a
+    # float32 tensor promotes to complex64, where 3.3333 != 3.333984375
+    assert (x == 3.3333).tolist() == [True] and (x != 3.3333).tolist() == [False]
+    assert (3.3333 == x).tolist() == [True] and (x == torch.tensor(3.3333)).tolist() == [True]
+    assert (x == torch.tensor([3.3333])).tolist() == [False]
+
+
 def test_abs_real_imag_sgn_are_half():
     x = torch.tensor(X, dtype=C)
     a = h(X)

@@ -42,7 +42,9 @@ def test_without_a_device_answers_as_torchs_cpu_build(plain_cpu):
     for f in (lambda: C.get_device_properties(0), C.mem_get_info, C.init, C.ipc_collect,
               lambda: C.set_per_process_memory_fraction(0.5),
               C.get_per_process_memory_fraction, lambda: C.can_device_access_peer(0, 1),
-              C.get_sync_debug_mode, lambda: C.set_sync_debug_mode(1)):
+              C.get_sync_debug_mode, lambda: C.set_sync_debug_mode(1),
+              C.current_stream, C.default_stream, C.synchronize, C.current_device,
+              C.get_device_name, C.initial_seed):
         with pytest.raises(AssertionError, match="Torch not compiled with CUDA enabled"):
             f()
     with pytest.raises(KeyError, match="allocated_bytes.all.current"):

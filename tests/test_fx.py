@@ -1000,3 +1000,53 @@ def test_annotations_spelled_as_torch():
         "kwargs = {})",
         "    return mul"])
     np.testing.assert_allclose(_np(gm(torch.tensor([1.5]))), [3.0])
+
+
+def test_user_torch_assert_on_a_proxy_is_recorded():
+    # torch._assert(x.shape[0] > 1, msg) in a forward is a graph node (PyTorch dispatches it
+    # through __torch_function__), not a control-flow TraceError; the module asserts when run
+    def fn(x):
+        torch._assert(x.shape[0] > 1, "too small")
+        return x + 1
+    gm = fx.symbolic_trace(fn)
+    assert "_assert = torch._assert(gt, 'too small')" in gm.code
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function"][-2] is torch._assert
+    assert gm(torch.ones(2)).tolist() == [2.0, 2.0]
+    with pytest.raises(AssertionError, match="too small"):
+        gm(torch.ones(1))
+    assert not hasattr(torch._assert, "__fx_original__")       # restored after the trace
+
+
+def test_graph_module_pickles_and_saves():
+    # PyTorch's GraphModule pickles (reduce_graph_module): forward regenerated, parameters kept
+    import pickle
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+            self.register_buffer("b", torch.tensor([1.0, -1.0]))
+
+        def forward(self, x):
+            return torch.relu(self.lin(x)) + self.b
+
+    m = M()
+    gm = fx.symbolic_trace(m)
+    x = torch.tensor([[1.0, 2.0, -3.0]])
+    w, bias = m.lin.weight.detach().numpy().astype(np.float64), m.lin.bias.detach().numpy()
+    want = np.maximum(x.numpy() @ w.T + bias, 0) + [1.0, -1.0]
+    buf = io.BytesIO()
+    torch.save(gm, buf)
+    buf.seek(0)
+    for g2 in (pickle.loads(pickle.dumps(gm)), torch.load(buf, weights_only=False)):
+        assert type(g2).__name__ == "M" and g2.code == gm.code
+        assert g2.graph.owning_module is g2
+        np.testing.assert_allclose(g2(x).detach().numpy(), want, rtol=1e-6)
+        assert g2.lin.weight is not m.lin.weight
+        for n in g2.graph.nodes:           # still editable: relu -> neg, regenerated
+            if n.target is torch.relu:
+                n.target = torch.neg
+        g2.recompile()
+        np.testing.assert_allclose(g2(x).detach().numpy(),
+                                   -(x.numpy() @ w.T + bias) + [1.0, -1.0], rtol=1e-6)
+    assert gm.graph.owning_module is gm

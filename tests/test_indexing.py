@@ -196,7 +196,7 @@ def test_setitem_autograd():
     gw[0] = 0
     assert_close(w.grad, gw)
     assert_close(v.grad, 2 * X[0] * 3)
-    assert x.grad_fn.name() == "CopySlices"
+    assert x.grad_fn.name() == "torch::autograd::CopySlices"
 
 
 def test_getitem_autograd():
@@ -691,3 +691,34 @@ def test_full_slices_and_one_int_take_select():
     np.testing.assert_array_equal(x[:, 1, 2].cpu().numpy(), x.cpu().numpy()[:, 1, 2])
     np.testing.assert_array_equal(x[::2, 1].cpu().numpy(), x.cpu().numpy()[::2, 1])
     np.testing.assert_array_equal(x[None, 1].cpu().numpy(), x.cpu().numpy()[None, 1])
+
+
+def test_indexing_a_0d_tensor_raises_torchs_errors():
+    # PyTorch's messages for an int (or NumPy int) and a bare slice on a 0-dim tensor; a tuple
+    # is "too many indices"; True adds a dim. Nothing is written on a refused write.
+    x = torch.tensor(3.0)
+    for i in (0, -1, np.int64(0)):
+        with pytest.raises(IndexError, match=r"^invalid index of a 0-dim tensor\. Use "
+                                             r"`tensor\.item\(\)`"):
+            x[i]
+        with pytest.raises(IndexError, match="invalid index of a 0-dim tensor"):
+            x[i] = 5.0
+    with pytest.raises(IndexError, match=r"^slice\(\) cannot be applied to a 0-dim tensor\.$"):
+        x[:]
+    with pytest.raises(IndexError, match="too many indices for tensor of dimension 0"):
+        x[(0,)]
+    assert x.item() == 3.0 and x[True].shape == (1,) and x[None].shape == (1,)
+
+
+def test_setitem_on_a_leaf_names_the_view_as_torch():
+    # x[basic index] = v writes through a view of the leaf (PyTorch's "a view of a leaf"
+    # message); a mask, x[...] and x[:] write into the leaf itself. Data stays unchanged.
+    for idx, view in ((0, True), ((slice(1, None),), True), (None, True),
+                      ((0, torch.tensor([1])), True), (torch.tensor([True, False]), False),
+                      (Ellipsis, False), (slice(None), False)):
+        x = torch.ones(2, 3, requires_grad=True)
+        want = ("^a view of a leaf Variable" if view else "^a leaf Variable") + \
+            " that requires grad is being used in an in-place operation"
+        with pytest.raises(RuntimeError, match=want):
+            x[idx] = 2.0
+        assert x.detach().tolist() == [[1.0] * 3] * 2 and x._version == 0

@@ -401,7 +401,7 @@ def test_fill_and_zero_on_a_non_leaf_keep_the_history():
     x = torch.ones(4, requires_grad=True)         # through a view: the base's other rows keep
     y = x * 2                                     # their gradient (hand-derived: 2 * 2y = 8)
     y[1:3].fill_(5.0)
-    assert y.grad_fn.name() == "CopySlices"
+    assert y.grad_fn.name() == "torch::autograd::CopySlices"
     np.testing.assert_array_equal(y.detach().numpy(), [2.0, 5.0, 5.0, 2.0])
     (y * y).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [8.0, 0.0, 0.0, 8.0])

@@ -214,8 +214,12 @@ class CompiledFunction:
             self.stats["calls"] -= 1            # (nothing of this call stays behind)
             why = self._diff(self._last_guards, guards) if self._last_guards is not None else \
                 "no compiled program yet"
+            fn = self.module.forward if self.module is not None else self.fn   # (its forward)
+            co = getattr(getattr(fn, "__func__", fn), "__code__", None)
+            where = (f"filename: '{co.co_filename}', function name: '{co.co_name}', line number: "
+                     f"{co.co_firstlineno}") if co is not None else f"function name: '{self.name}'"
             raise RuntimeError(f"Detected recompile when torch.compile stance is "
-                               f"'fail_on_recompile'. function name: '{self.name}'\n    "
+                               f"'fail_on_recompile'. {where}\n    "
                                f"triggered by the following guard failure(s):\n    - {why}")
         if self._new_guards:
             # a guard failed: torch's recompile (programs may still be shared through the cache)

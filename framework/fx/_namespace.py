@@ -33,6 +33,16 @@ class _Namespace:
         self._illegal = dict(_illegal_names)
         self._illegal.update(_custom_builtins())
 
+    def __getstate__(self):         # (the builtins table holds modules: rebuilt on load)
+        d = dict(self.__dict__)
+        del d["_illegal"]
+        return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._illegal = dict(_illegal_names)
+        self._illegal.update(_custom_builtins())
+
     def create_name(self, candidate, obj):
         if obj is not None and obj in self._obj_to_name:
             return self._obj_to_name[obj]

@@ -57,6 +57,11 @@ class Graph:
         self._tracer_extras = tracer_extras
         self._codegen = CodeGen()
 
+    def __getstate__(self):         # (pickled without its owner, a cycle GraphModule rebuilds)
+        d = dict(self.__dict__)
+        d["_owning_module"] = None
+        return d
+
     @property
     def owning_module(self):
         return self._owning_module

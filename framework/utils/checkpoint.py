@@ -392,10 +392,9 @@ class _SACMode:
         if not st.allow_mutation:
             for a, v in zip(alias, versions):
                 if a._version != v:
-                    raise RuntimeError(f"Trying to backward an op ({p.name}) whose output "
-                                       f"was saved by selective checkpointing and then "
-                                       f"modified in place (set allow_cache_entry_mutation="
-                                       f"True to allow it)")
+                    raise RuntimeError(f"Tensor cached during selective activation checkpoint "
+                                       f"has been mutated (the output of {p.name}; set "
+                                       f"allow_cache_entry_mutation=True to allow it)")
         # the saved values stand in for the computation; the node is recorded as apply would
         meta = p.meta(*args, **attrs)
         metas = meta if multi else (meta,)
