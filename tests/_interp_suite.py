@@ -113,6 +113,13 @@ DESELECT["test_linalg.py::test_ormqr_gradcheck"] = (
     "finite differences rerun the reflector product about a hundred times, each op through the "
     "interpreter (20 s); ormqr is composed of ops (matmul, tril, narrow, conj) whose gradients "
     "the interpret run checks, and test_ormqr_matches_lapack checks its values there")
+_LINALG_GG = ("cholesky and solve_triangular run as host library calls on the device (counted as "
+              "'library' in _device_ops.STATS); finite differences of second derivatives through "
+              "them, each surrounding op through the interpreter, took 30-70 s, the longest tests "
+              "of the interpret run; the cpu suite runs them, and the device checks the ops their "
+              "gradients are composed of")
+DESELECT["test_linalg.py::test_solve_triangular_gradcheck_and_gradgradcheck"] = _LINALG_GG
+DESELECT["test_linalg.py::test_cholesky_gradcheck_and_gradgradcheck"] = _LINALG_GG
 # Adam turns the rounding noise of gradients that are zero in exact arithmetic (a conv bias
 # before BatchNorm in DigitsCNN, the attention key bias in Encoder) into +-lr steps, so after
 # five steps the parameters differ between any two summation orders (eager Triton kernels vs
