@@ -9,6 +9,7 @@ import inspect
 import typing
 
 from ._dispatch import STATE
+from .amp.autocast_mode import _first_device
 from .tensor import Tensor
 from runtime import dtypes as _dt
 from runtime.device import Device as _Device
@@ -159,17 +160,6 @@ class _Ops:
 ops = _Ops()
 
 
-def _device_type(args):
-    for a in args:
-        if isinstance(a, Tensor):
-            return a.device.type
-        if isinstance(a, (list, tuple)):
-            for b in a:
-                if isinstance(b, Tensor):
-                    return b.device.type
-    return "cpu"
-
-
 def _tensors(args):
     out = []
     for a in args:
@@ -246,7 +236,7 @@ class CustomOpDef:
         return tuple(b.arguments.values())
 
     def _kernel(self, args):
-        dev = _device_type(args)
+        dev = _first_device(args, {}) or "cpu"     # (the first tensor's, as autocast picks)
         k = self._kernels.get(dev, self._default)
         if k is None:
             raise NotImplementedError(f"{self._qualname}: no kernel registered for device type "
