@@ -7,14 +7,17 @@ tracing goes on after it (fullgraph=True raises). The register_fake rule serves 
 import collections.abc
 import inspect
 import typing
+import warnings
+import weakref
 
 from ._dispatch import STATE
+from ._op_schema import parse_schema as _parse_schema
 from .amp.autocast_mode import _first_device
 from .tensor import Tensor
 from runtime import dtypes as _dt
 from runtime.device import Device as _Device
 
-_OPS = {}       # (namespace, name) -> CustomOpDef
+_OPS = {}       # (namespace, name) -> {overload name: CustomOpDef}
 
 
 class OpCheckError(Exception):
@@ -107,33 +110,69 @@ def infer_schema(prototype_function, /, *, mutates_args, op_name=None):
 
 
 class OpOverload:
+    """torch.ops.ns.name.overload: one schema of an operator."""
     def __init__(self, op):
         self._op = op
+        self._overloadname = op._overload
+        self.namespace = op._namespace
+        self.__name__ = f"{op._name}.{op._overload}"
 
     def __call__(self, *args, **kwargs):
         return self._op(*args, **kwargs)
 
     @property
     def _schema(self):
-        return self._op._schema
+        return self._op._fschema
+
+    @property
+    def overloadpacket(self):
+        return getattr(getattr(ops, self.namespace), self._op._name)
+
+    def name(self):
+        o = self._overloadname
+        return self._op._qualname + ("" if o == "default" else f".{o}")
 
     def __repr__(self):
-        return f"{self._op._namespace}.{self._op._name}.default"
+        return f"{self.namespace}.{self.__name__}"
 
 
 class OpOverloadPacket:
-    def __init__(self, op):
-        self._op = op
-        self.default = op._opoverload
+    """torch.ops.ns.name: calling it picks the first overload whose schema the arguments
+    match, as PyTorch's overload resolution does."""
+    def __init__(self, ns, name, overloads):
+        self._ns, self._name, self._overloads = ns, name, overloads
+        self._qualified_op_name = f"{ns}::{name}"
+        self.__name__ = name
+
+    def __getattr__(self, ovl):
+        if ovl.startswith("__"):
+            raise AttributeError(ovl)
+        op = self._overloads.get(ovl)
+        if op is None:
+            raise AttributeError(f"The underlying op of '{self._ns}.{self._name}' has no "
+                                 f"overload name '{ovl}'")
+        return op._opoverload
 
     def __call__(self, *args, **kwargs):
-        return self._op(*args, **kwargs)
+        ovls = list(self._overloads.values())
+        if len(ovls) == 1:
+            return ovls[0](*args, **kwargs)
+        errors = []
+        for op in ovls:
+            try:
+                op._fschema.bind(args, kwargs)
+            except RuntimeError as e:
+                errors.append(str(e))
+                continue
+            return op(*args, **kwargs)
+        raise RuntimeError("Overloaded torch operator invoked from Python failed to match any "
+                           "schema:\n" + "\n\n".join(errors) + "\n\n")
 
     def overloads(self):
-        return ["default"]
+        return list(self._overloads)
 
     def __repr__(self):
-        return f"{self._op._namespace}.{self._op._name}"
+        return f"{self._ns}.{self._name}"
 
 
 class _OpNamespace:
@@ -144,9 +183,9 @@ class _OpNamespace:
         if op.startswith("__"):
             raise AttributeError(op)
         d = _OPS.get((self.name, op))
-        if d is None:
+        if not d:
             raise AttributeError(f"'_OpNamespace' '{self.name}' object has no attribute '{op}'")
-        return OpOverloadPacket(d)
+        return OpOverloadPacket(self.name, op, d)
 
 
 class _Ops:
@@ -154,6 +193,9 @@ class _Ops:
     def __getattr__(self, ns):
         if ns.startswith("__"):
             raise AttributeError(ns)
+        if ns == "aten":                # the overloads torch.export records
+            from .export._aten import _ensure
+            return _ensure()
         return _OpNamespace(ns)
 
 
@@ -170,28 +212,47 @@ def _tensors(args):
     return out
 
 
+# dispatch key -> the kernel slot it fills: device types, the composite kernels (any device;
+# the implicit one runs under autograd), the autograd kernel, the fake (Meta) rule
+_KEY_SLOT = {"CPU": "cpu", "CUDA": "cuda", "CompositeExplicitAutograd": "explicit",
+             "CompositeExplicitAutogradNonFunctional": "explicit",
+             "CompositeImplicitAutograd": "implicit", "Autograd": "autograd",
+             "AutogradCPU": "autograd", "AutogradCUDA": "autograd", "Meta": "meta"}
+# accepted but never reached in Kiln (other backends, functorch, tracing layers)
+_OTHER_KEYS = {"XLA", "MPS", "XPU", "HPU", "Lazy", "MTIA", "PrivateUse1", "AutogradXLA",
+               "AutogradMPS", "AutogradPrivateUse1", "Python", "FuncTorchBatched",
+               "BackendSelect", "Functionalize", "ADInplaceOrView", "AutocastCPU",
+               "AutocastCUDA", "SparseCPU", "SparseCUDA", "QuantizedCPU", "NestedTensorCPU",
+               "Tracer", "Conjugate", "Negative", "ZeroTensor", "Batched", "VmapMode"}
+_DEVICE_KEY = {"cpu": "CPU", "cuda": "CUDA", "interpret": "CUDA"}
+
+
 class CustomOpDef:
-    def __init__(self, namespace, name, schema, fn, mutates_args, device_types):
-        self._namespace, self._name = namespace, name
+    """One operator overload: its schema, its kernels by slot (see _KEY_SLOT), and its autograd
+    and fake rules. custom_op makes one from an annotated function; Library.define from a
+    schema string (kernels come later through impl)."""
+    def __init__(self, namespace, name, schema, fn, mutates_args, device_types,
+                 fschema=None, overload="default"):
+        self._namespace, self._name, self._overload = namespace, name, overload
         self._qualname = f"{namespace}::{name}"
         self._schema = schema
+        self._fschema = fschema or _parse_schema(self._qualname + schema)
         self._init_fn = fn
-        self._sig = inspect.signature(fn)
-        self._mutates = tuple(self._sig.parameters) if mutates_args == "unknown" \
-            else tuple(mutates_args)
+        self._from_library = fn is None
+        self._mutates = tuple(a.name for a in self._fschema.arguments if a.is_write)
         self._kernels = {}
-        if device_types is None:
-            self._default = fn
-        else:
-            self._default = None
-            for d in ([device_types] if isinstance(device_types, str) else device_types):
-                self._kernels[d] = fn
+        if fn is not None:
+            if device_types is None:
+                self._kernels["explicit"] = fn
+            else:
+                for d in ([device_types] if isinstance(device_types, str) else device_types):
+                    self._kernels[d] = fn
         self._fake_fn = None
         self._backward_fn = None
         self._setup_context_fn = None
         self._opoverload = OpOverload(self)
         self.__name__ = name
-        self.__doc__ = fn.__doc__
+        self.__doc__ = fn.__doc__ if fn is not None else None
 
     def __repr__(self):
         return f"<CustomOpDef({self._qualname})>"
@@ -213,37 +274,53 @@ class CustomOpDef:
         self._backward_fn = backward
         self._setup_context_fn = setup_context
 
+    def _set_impl(self, key, fn):
+        slot = _KEY_SLOT.get(key)
+        if slot is None:
+            return                  # a backend Kiln has no device for
+        if slot == "meta":
+            self._fake_fn = fn
+            return
+        if slot in self._kernels:
+            warnings.warn(f"Overriding a previously registered kernel for the same operator "
+                          f"and the same dispatch key\n  operator: {self._fschema}\n"
+                          f"  dispatch key: {key}", UserWarning, stacklevel=4)
+        self._kernels[slot] = fn
+
     def _bind(self, args, kwargs):
-        decl = f"Declaration: {self._qualname}{self._schema}"
-        n = len(self._sig.parameters)
-        if len(args) > n:
-            raise RuntimeError(f"{self._qualname}() expected at most {n} argument(s) but "
-                               f"received {len(args)} argument(s). {decl}")
-        try:
-            b = self._sig.bind(*args, **kwargs)
-        except TypeError as e:
-            raise RuntimeError(f"{self._qualname}(): {e}. {decl}") from None
-        b.apply_defaults()
-        hints = _hints(self._init_fn)
-        for pos, (name, v) in enumerate(b.arguments.items()):
-            ann = hints.get(name)
-            want_t = ann is Tensor or (ann == typing.Optional[Tensor] and v is not None)
-            if want_t and not isinstance(v, Tensor):
-                raise RuntimeError(f"{self._qualname}() Expected a value of type 'Tensor' for "
-                                   f"argument '{name}' but instead found type "
-                                   f"'{type(v).__name__}'.\nPosition: {pos}\nValue: {v!r}\n"
-                                   f"{decl}")
-        return tuple(b.arguments.values())
+        return tuple(self._fschema.bind(args, kwargs))
 
     def _kernel(self, args):
         dev = _first_device(args, {}) or "cpu"     # (the first tensor's, as autocast picks)
-        k = self._kernels.get(dev, self._default)
-        if k is None:
-            raise NotImplementedError(f"{self._qualname}: no kernel registered for device type "
-                                      f"'{dev}' (registered: {sorted(self._kernels)})")
-        return k
+        k = self._kernels
+        # the interpret device runs the GPU code path: it takes the cuda kernel
+        fn = k.get(dev) or (dev == "interpret" and k.get("cuda")) or k.get("explicit") or \
+            k.get("implicit")
+        if fn:
+            return fn
+        if self._from_library:
+            name = self._opoverload.name()
+            have = sorted({key for key, s in _KEY_SLOT.items() if s in k} |
+                          ({"Meta"} if self._fake_fn else set()))
+            raise NotImplementedError(
+                f"Could not run '{name}' with arguments from the '{_DEVICE_KEY.get(dev, dev)}' "
+                "backend. This could be because the operator doesn't exist for this backend, "
+                f"or was omitted during the selective/custom build process (if using custom "
+                f"build). '{name}' is only available for these backends: [{', '.join(have)}].")
+        raise NotImplementedError(f"{self._qualname}: no kernel registered for device type "
+                                  f"'{dev}' (registered: {sorted(self._kernels)})")
 
-    def _run(self, args):
+    def _call_kernel(self, fn, args):
+        # the schema's keyword-only arguments go to the kernel by name
+        pos, kw = [], {}
+        for a, v in zip(self._fschema.arguments, args):
+            if a.kwarg_only:
+                kw[a.name] = v
+            else:
+                pos.append(v)
+        return fn(*pos, **kw)
+
+    def _run(self, args, detach=True):
         # the kernel sees tensors below autograd (as in torch): x.numpy() works on them
         def det(a):
             if isinstance(a, Tensor):
@@ -251,10 +328,16 @@ class CustomOpDef:
             if isinstance(a, (list, tuple)):
                 return type(a)(det(b) for b in a)
             return a
-        out = self._kernel(args)(*(det(a) for a in args))
+        fn = self._kernel(args)
+        written = [(t, t._version) for a, v in zip(self._fschema.arguments, args) if a.is_write
+                   for t in _tensors((v,))]
+        if fn is self._kernels.get("implicit"):
+            detach = False          # a composite of differentiable ops: autograd sees them
+        out = self._call_kernel(fn, [det(a) for a in args] if detach else args)
         ins = {id(t._base if t._base is not None else t) for t in _tensors(args)}
         for o in (out if isinstance(out, (tuple, list)) else (out,)):
-            if isinstance(o, Tensor) and id(o._base if o._base is not None else o) in ins:
+            if not self._from_library and isinstance(o, Tensor) and \
+                    id(o._base if o._base is not None else o) in ins:
                 raise RuntimeError(f"{self._name} (with implementation in "
                                    f"{inspect.getmodule(self._init_fn)}): The output of this "
                                    "custom operator (1) must not also be an input to this "
@@ -264,14 +347,27 @@ class CustomOpDef:
                                    "and x are the same Tensor. Please instead return a clone "
                                    "of the offending output tensor(s) (e.g. return x.clone()) "
                                    "or refactor the custom operator to not return y.")
-        names = list(self._sig.parameters)
-        for name in self._mutates:
-            for t in _tensors((args[names.index(name)],)):
-                t._bump()           # (torch bumps a declared mutated argument's version too)
-        return out
+        for t, v in written:
+            if t._version == v:     # (torch bumps a declared mutated argument's version once)
+                t._bump()
+        return self._aliased_returns(out, args)
+
+    def _aliased_returns(self, out, args):
+        # a return declared as an argument's alias (Tensor(a!) of an out= overload) is that
+        # argument itself, as in PyTorch
+        alias = {a.alias: v for a, v in zip(self._fschema.arguments, args) if a.alias}
+        rets = self._fschema.returns
+        if not alias or not any(r.alias in alias for r in rets):
+            return out
+        if len(rets) == 1:
+            return alias.get(rets[0].alias, out)
+        return type(out)(alias.get(r.alias, o) for r, o in zip(rets, out))
 
     def __call__(self, *args, **kwargs):
-        args = self._bind(args, kwargs)
+        return self._invoke(self._bind(args, kwargs))
+
+    def _invoke(self, args):
+        """Run on arguments already bound to the schema (all of them, in schema order)."""
         tr = STATE.tracer
         if tr is not None:
             # an opaque Python call: the region so far runs, then the op runs on real tensors
@@ -279,32 +375,52 @@ class CustomOpDef:
         needs = STATE.grad_enabled and any(t.requires_grad for t in _tensors(args))
         if not needs:
             return self._run(args)
+        if self._kernels.get("autograd") is fallthrough_kernel:
+            return self._run(args)          # declared not differentiable
+        if self._kernels.get("autograd") is not None:
+            return self._call_kernel(self._kernels["autograd"], args)
+        if self._backward_fn is None and self._from_library:
+            return self._untracked_autograd(args)
         return self._autograd_fn().apply(*args)
+
+    def _untracked_autograd(self, args):
+        # PyTorch's fallback for an op with no autograd kernel: the kernel's own ops are
+        # recorded (a composite kernel is exact), and backward warns that nothing checked it
+        out = self._run(args, detach=False)
+        msg = (f"{self._qualname}: an autograd kernel was not registered to the Autograd key(s) "
+               "but we are trying to backprop through it. This may lead to silently incorrect "
+               "behavior. This behavior is deprecated and will be removed in a future version "
+               "of PyTorch. If your operator is differentiable, please ensure you have "
+               "registered an autograd kernel to the correct Autograd key (e.g. "
+               "DispatchKey::Autograd, DispatchKey::CompositeImplicitAutograd). If your "
+               "operator is not differentiable, or to squash this warning and use the previous "
+               "behavior, please register torch::CppFunction::makeFallthrough() to "
+               "DispatchKey::Autograd.")
+        if self._kernels.get("implicit") is None:
+            for o in _tensors(out if isinstance(out, (tuple, list)) else (out,)):
+                if o.grad_fn is not None:
+                    o.grad_fn.register_prehook(lambda g: warnings.warn(msg, UserWarning))
+        return out
 
     def _autograd_fn(self):
         from .autograd.function import Function
         op = self
 
-        class Fn(Function):
-            @staticmethod
-            def forward(*args):
-                return op._run(args)
+        def backward(ctx, *grads):
+            if op._backward_fn is None:
+                raise RuntimeError(f"Trying to backward through {op._namespace}.{op._name}."
+                                   f"{op._overload} but no autograd formula was registered. "
+                                   "Please use register_autograd to add one.")
+            return op._backward_fn(ctx, *grads)
 
-            @staticmethod
-            def setup_context(ctx, inputs, output):
-                if op._setup_context_fn is not None:
-                    op._setup_context_fn(ctx, inputs, output)
-
-            @staticmethod
-            def backward(ctx, *grads):
-                if op._backward_fn is None:
-                    raise RuntimeError(f"Trying to backward through {op._namespace}."
-                                       f"{op._name}.default but no autograd formula was "
-                                       "registered. Please use register_autograd to add one.")
-                r = op._backward_fn(ctx, *grads)
-                return r
-        Fn.__name__ = f"GeneratedBackwardFor_{self._namespace}_{self._name}_default"
-        return Fn
+        def setup_context(ctx, inputs, output):
+            if op._setup_context_fn is not None:
+                op._setup_context_fn(ctx, inputs, output)
+        # named before the class is made: its backward node takes the name then (as torch's)
+        return type(f"GeneratedBackwardFor_{self._namespace}_{self._name}_{self._overload}",
+                    (Function,), {"forward": staticmethod(lambda *args: op._run(args)),
+                                  "setup_context": staticmethod(setup_context),
+                                  "backward": staticmethod(backward)})
 
 
 def custom_op(name, fn=None, /, *, mutates_args, device_types=None, schema=None):
@@ -314,23 +430,178 @@ def custom_op(name, fn=None, /, *, mutates_args, device_types=None, schema=None)
         ns, opname = name.split("::")
         s = schema if schema is not None else infer_schema(f, mutates_args=mutates_args)
         op = CustomOpDef(ns, opname, s, f, mutates_args, device_types)
-        _OPS[(ns, opname)] = op
+        _OPS[(ns, opname)] = {"default": op}
         return op
     return inner if fn is None else inner(fn)
+
+
+def fallthrough_kernel():
+    """Registered to the Autograd key: the op is not differentiable (no warning, no grad)."""
+    raise NotImplementedError("fallthrough_kernel() should never be called.")
+
+
+def _caller():
+    import sys
+    f = sys._getframe(2)
+    return f"{f.f_code.co_filename}:{f.f_lineno}"
+
+
+_DEF_NAMESPACES = {}    # namespace -> where its DEF Library was made
+_PENDING = {}           # (ns, name, overload) -> [(dispatch key, fn)]: impl before define
+
+
+class Library:
+    """torch.library.Library(ns, kind): kind "DEF" defines the namespace's operators (one
+    per namespace), "FRAGMENT" adds more, "IMPL" only registers kernels. Its registrations
+    go away with it (when it is garbage collected or _destroy()ed), as in PyTorch."""
+    def __init__(self, ns, kind, dispatch_key=""):
+        if kind not in ("IMPL", "DEF", "FRAGMENT"):
+            raise ValueError(f"Unsupported kind: {kind}")
+        self._where = _caller()
+        if kind == "DEF":
+            if ns in _DEF_NAMESPACES:
+                raise RuntimeError(
+                    f"Only a single TORCH_LIBRARY can be used to register the namespace {ns}; "
+                    "please put all of your definitions in a single TORCH_LIBRARY block.  If "
+                    "you were trying to specify implementations, consider using "
+                    "TORCH_LIBRARY_IMPL (which can be duplicated).  If you really intended to "
+                    "define operators for a single namespace in a distributed way, you can use "
+                    "TORCH_LIBRARY_FRAGMENT to explicitly indicate this.  Previous registration "
+                    f"of TORCH_LIBRARY was registered at {_DEF_NAMESPACES[ns]}; latest "
+                    f"registration was registered at {self._where}")
+            _DEF_NAMESPACES[ns] = self._where
+        self.ns, self.kind, self.dispatch_key = ns, kind, dispatch_key
+        self._defs, self._impls = [], []
+        self._finalizer = weakref.finalize(self, _unregister, ns, kind, self._defs,
+                                           self._impls)
+
+    def __repr__(self):
+        return f"Library(kind={self.kind}, ns={self.ns}, dispatch_key={self.dispatch_key})>"
+
+    def define(self, schema, alias_analysis="", *, tags=()):
+        fs = _parse_schema(schema)
+        name = fs.name.split("::")[-1]
+        if self.kind == "IMPL":
+            raise RuntimeError(f'def("{name}"): Cannot define an operator inside of a '
+                               "TORCH_LIBRARY_IMPL block.  All def()s should be placed in the "
+                               "(unique) TORCH_LIBRARY block for their namespace.  (Error "
+                               f"occurred while processing TORCH_LIBRARY_IMPL block at "
+                               f"{self._where})")
+        fs.name = f"{self.ns}::{name}"
+        ovl = fs.overload_name or "default"
+        old = _OPS.get((self.ns, name), {}).get(ovl)
+        if old is not None:
+            raise RuntimeError(f"Tried to register an operator ({fs}) with the same name and "
+                               "overload name multiple times. Each overload's schema should "
+                               "only be registered with a single call to def(). Duplicate "
+                               f"registration: registered at {self._where}. Original "
+                               f"registration: registered at {old._where}")
+        op = CustomOpDef(self.ns, name, str(fs)[len(fs.name) + len(fs.overload_name) +
+                                                  bool(fs.overload_name):],
+                         None, (), None, fschema=fs, overload=ovl)
+        op._where = self._where
+        _OPS.setdefault((self.ns, name), {})[ovl] = op
+        self._defs.append((self.ns, name, ovl))
+        for key, fn in _PENDING.pop((self.ns, name, ovl), ()):
+            op._set_impl(key, fn)
+        return name
+
+    def impl(self, op_name, fn, dispatch_key="", *, with_keyset=False, allow_override=False):
+        if isinstance(op_name, OpOverload):
+            ns, name, ovl = op_name.namespace, op_name._op._name, op_name._overloadname
+        else:
+            ns, _, rest = op_name.rpartition("::")
+            name, _, ovl = rest.partition(".")
+            ns, ovl = ns or self.ns, ovl or "default"
+        key = dispatch_key or self.dispatch_key or "CompositeImplicitAutograd"
+        if key not in _KEY_SLOT and key not in _OTHER_KEYS:
+            raise RuntimeError(f"could not parse dispatch key: {key}")
+        if fn is fallthrough_kernel and _KEY_SLOT.get(key) != "autograd":
+            return
+        op = _OPS.get((ns, name), {}).get(ovl)
+        if op is None:
+            _PENDING.setdefault((ns, name, ovl), []).append((key, fn))
+        else:
+            op._set_impl(key, fn)
+        self._impls.append((ns, name, ovl, key, fn))
+
+    def _destroy(self):
+        self._finalizer()
+
+
+def _unregister(ns, kind, defs, impls):
+    for ons, name, ovl, key, fn in impls:
+        op = _OPS.get((ons, name), {}).get(ovl)
+        slot = _KEY_SLOT.get(key)
+        if op is not None and op._kernels.get(slot) is fn:
+            del op._kernels[slot]
+        elif op is not None and slot == "meta" and op._fake_fn is fn:
+            op._fake_fn = None
+    for ons, name, ovl in defs:
+        d = _OPS.get((ons, name), {})
+        d.pop(ovl, None)
+        if not d:
+            _OPS.pop((ons, name), None)
+    if kind == "DEF":
+        _DEF_NAMESPACES.pop(ns, None)
+
+
+_keep_alive = []        # the FRAGMENT libraries torch.library.define makes
+
+
+def define(qualname, schema, *, lib=None, tags=()):
+    """torch.library.define("ns::name", "(Tensor x) -> Tensor"): a new operator; its
+    kernels come from torch.library.impl (or Library.impl)."""
+    ns, name = qualname.split("::")
+    if lib is None:
+        lib = Library(ns, "FRAGMENT")
+        _keep_alive.append(lib)
+    lib.define(name + schema, tags=tags)
+
+
+def impl(qualname, types, func=None, *, lib=None):
+    """torch.library.impl("ns::name", "cpu" | ["cpu", "cuda"] | dispatch key)(fn) registers
+    a kernel; the older form impl(lib, "name", dispatch_key)(fn) too."""
+    if isinstance(qualname, Library):
+        lib_, name, key = qualname, types, func or ""
+        return lambda f: (lib_.impl(name, f, key), f)[1]
+    keys = [types] if isinstance(types, str) else list(types)
+    keys = [_DEVICE_KEY.get(k, k) if k in ("cpu", "cuda") else k for k in keys]
+
+    def reg(f):
+        ns = qualname.split("::")[0]
+        use = lib
+        if use is None:
+            use = Library(ns, "FRAGMENT")
+            _keep_alive.append(use)
+        for k in keys:
+            use.impl(qualname, f, k)
+        return f
+    return reg if func is None else reg(func)
 
 
 def _lookup(op):
     if isinstance(op, CustomOpDef):
         return op
-    if isinstance(op, (OpOverload, OpOverloadPacket)):
+    if isinstance(op, OpOverload):
         return op._op
+    if isinstance(op, OpOverloadPacket):
+        op = op._qualified_op_name
     if isinstance(op, str):
         ns, name = op.split("::")
-        d = _OPS.get((ns, name.split(".")[0]))
+        name, _, ovl = name.partition(".")
+        d = _OPS.get((ns, name), {}).get(ovl or "default")
         if d is not None:
             return d
-    raise ValueError(f"{op} is not a custom op defined with torch.library.custom_op "
-                     "(torch.library.Library/define are not supported in Kiln)")
+    raise ValueError(f"{op} is not an operator defined with torch.library.custom_op, "
+                     "torch.library.define or Library.define")
+
+
+def impl_abstract(qualname, func=None, *, lib=None, _stacklevel=1):
+    warnings.warn("`torch.library.impl_abstract` was renamed to `torch.library.register_fake`. "
+                  "Please use that instead; we will remove `torch.library.impl_abstract` in a "
+                  "future version of PyTorch.", FutureWarning, stacklevel=2)
+    return register_fake(qualname, func, lib=lib)
 
 
 def register_fake(op, fn=None, /, *, lib=None, _stacklevel=1):
@@ -386,7 +657,7 @@ def opcheck(op, args, kwargs=None, *, test_utils=DEFAULT_TEST_UTILS, raise_excep
         result[test] = e
 
     full = d._bind(tuple(args), kwargs)
-    names = list(d._sig.parameters)
+    names = [a.name for a in d._fschema.arguments]
     for test in test_utils:
         if test not in DEFAULT_TEST_UTILS:
             raise ValueError(f"test_utils must be a subset of {DEFAULT_TEST_UTILS}, got {test}")
@@ -394,7 +665,7 @@ def opcheck(op, args, kwargs=None, *, test_utils=DEFAULT_TEST_UTILS, raise_excep
         if test == "test_schema":
             a = _clone_args(full)
             before = [[t.detach().cpu().numpy().copy() for t in _tensors((x,))] for x in a]
-            d(*a)
+            d._invoke(a)
             for name, x, b in zip(names, a, before):
                 if name in d._mutates:
                     continue
@@ -410,8 +681,8 @@ def opcheck(op, args, kwargs=None, *, test_utils=DEFAULT_TEST_UTILS, raise_excep
                 continue
             from .autograd import no_grad
             with no_grad():
-                real = _flat_out(d(*_clone_args(full)))
-                fake = _flat_out(d._fake_fn(*_clone_args(full)))
+                real = _flat_out(d._invoke(_clone_args(full)))
+                fake = _flat_out(d._call_kernel(d._fake_fn, _clone_args(full)))
             if len(real) != len(fake):
                 fail(test, f"the fake impl returned {len(fake)} outputs, the op {len(real)}")
                 continue
@@ -437,15 +708,15 @@ def opcheck(op, args, kwargs=None, *, test_utils=DEFAULT_TEST_UTILS, raise_excep
                 b = list(a)
                 for i, t in zip(pos, ts):
                     b[i] = t
-                return d(*b)
+                return d._invoke(b)
             try:
                 gradcheck(f, tuple(a[i] for i in pos))
             except Exception as e:
                 fail(test, f"the registered backward does not match finite differences: {e}")
         else:
             from ._compile import compile as _compile
-            eager = _flat_out(d(*_clone_args(full)))
-            comp = _flat_out(_compile(lambda *x: d(*x))(*_clone_args(full)))
+            eager = _flat_out(d._invoke(_clone_args(full)))
+            comp = _flat_out(_compile(lambda *x: d._invoke(x))(*_clone_args(full)))
             for r, c in zip(eager, comp):
                 if isinstance(r, Tensor) and not np.allclose(
                         r.detach().cpu().numpy(), c.detach().cpu().numpy(), equal_nan=True,

@@ -200,3 +200,193 @@ def test_register_kernel_by_device():
     def _(x):
         return torch.from_numpy(x.numpy() - 1.0)
     np.testing.assert_array_equal(dev(torch.zeros(2)).numpy(), [-1.0, -1.0])
+
+
+# ---- torch.library.Library / define / impl: operators from schema strings ----
+
+def test_parse_schema_prints_torchs_form():
+    from framework._op_schema import parse_schema
+    s = parse_schema("foo.out(Tensor x, int[2] k=[1, 2], float eps=1e-05, float a=0.5, "
+                     "float b=2.0, bool c=True, str d='x', int? e=None, Scalar s=1, *, "
+                     "Tensor(a!) out) -> Tensor(a!)")
+    # PyTorch 2.13's torch._C.parse_schema printing of the same string
+    assert str(s) == ("foo.out(Tensor x, int[2] k=[1, 2], float eps=1.0000000000000001e-05, "
+                      "float a=0.5, float b=2., bool c=True, str d=\"x\", int? e=None, "
+                      "Scalar s=1, *, Tensor(a!) out) -> Tensor(a!)")
+    assert (s.name, s.overload_name) == ("foo", "out")
+    assert [a.name for a in s.arguments if a.kwarg_only] == ["out"]
+    assert [a.is_write for a in s.arguments][-2:] == [False, True]
+    assert s.arguments[1].default_value == [1, 2] and s.arguments[2].default_value == 1e-05
+    assert str(parse_schema("f(Tensor x) -> (Tensor a, Tensor b)")) == \
+        "f(Tensor x) -> (Tensor a, Tensor b)"
+    assert str(parse_schema("f(Tensor(a1!)[] x) -> ()")) == "f(Tensor(a1!)[] x) -> ()"
+    with pytest.raises(RuntimeError, match="schema"):
+        parse_schema("f(Tensor x -> ()")
+
+
+def test_library_define_impl_overloads_and_argument_errors():
+    lib = torch.library.Library("kiln_lib1", "DEF")
+    assert repr(lib) == "Library(kind=DEF, ns=kiln_lib1, dispatch_key=)>"
+    assert lib.define("foo(Tensor x, int n=2, *, float alpha=1.0) -> Tensor") == "foo"
+    assert lib.define("foo.out(Tensor x, int n=2, *, float alpha=1.0, Tensor(a!) out) -> "
+                      "Tensor(a!)") == "foo"
+
+    def foo(x, n=2, alpha=1.0):
+        return torch.from_numpy(x.numpy() * n + alpha)
+
+    def foo_out(x, n=2, *, alpha=1.0, out):
+        return out.copy_(foo(x, n, alpha))
+    lib.impl("foo", foo, "CPU")
+    lib.impl("foo.out", foo_out, "CPU")
+    a = np.array([1.0, -2.0, 0.5])
+    x = torch.tensor(a)
+    op = torch.ops.kiln_lib1.foo
+    np.testing.assert_array_equal(op(x).numpy(), a * 2 + 1)
+    np.testing.assert_array_equal(op(x, 3, alpha=0.5).numpy(), a * 3 + 0.5)
+    np.testing.assert_array_equal(op.default(x, n=4).numpy(), a * 4 + 1)
+    out = torch.zeros(3, dtype=torch.float64)
+    v = out._version
+    r = op(x, 5, out=out)                       # resolves to the .out overload
+    assert r is out and out._version == v + 1
+    np.testing.assert_array_equal(out.numpy(), a * 5 + 1)
+    assert op.overloads() == ["default", "out"] and repr(op.out) == "kiln_lib1.foo.out"
+    assert str(op.default._schema) == \
+        "kiln_lib1::foo(Tensor x, int n=2, *, float alpha=1.) -> Tensor"
+    assert (op.default.name(), op.out.name(), op.default.__name__) == \
+        ("kiln_lib1::foo", "kiln_lib1::foo.out", "foo.default")
+    with pytest.raises(RuntimeError, match="failed to match any schema:\nkiln_lib1::foo\\(\\) "
+                                           "Expected a value of type 'Tensor' for argument 'x'"):
+        op(1.0)
+    with pytest.raises(RuntimeError, match=r"takes 2 positional argument\(s\) but 3 was/were"):
+        op.default(x, 1, 2)
+    with pytest.raises(RuntimeError, match="Expected a value of type 'int' for argument 'n' "
+                                           "but instead found type 'float'"):
+        op.default(x, n=1.5)
+    with pytest.raises(RuntimeError, match="Unknown keyword argument 'm'"):
+        op.default(x, m=1)
+    with pytest.raises(RuntimeError, match="is missing value for argument 'x'"):
+        op.default()
+    lib._destroy()
+
+
+def test_library_registration_errors_and_lifetime():
+    import gc
+    with pytest.raises(ValueError, match="Unsupported kind: BAD"):
+        torch.library.Library("kiln_lib2", "BAD")
+    with pytest.raises(RuntimeError, match="Cannot define an operator inside of a "
+                                           "TORCH_LIBRARY_IMPL block"):
+        torch.library.Library("kiln_lib2", "IMPL").define("f(Tensor x) -> Tensor")
+    lib = torch.library.Library("kiln_lib2", "DEF")
+    with pytest.raises(RuntimeError, match="Only a single TORCH_LIBRARY can be used to register "
+                                           "the namespace kiln_lib2"):
+        torch.library.Library("kiln_lib2", "DEF")
+    lib.define("f(Tensor x) -> Tensor")
+    with pytest.raises(RuntimeError, match="same name and overload name multiple times"):
+        lib.define("f(Tensor x) -> Tensor")
+    with pytest.raises(RuntimeError, match="could not parse dispatch key: NoSuchKey"):
+        lib.impl("f", lambda x: x, "NoSuchKey")
+    with pytest.raises(NotImplementedError, match="Could not run 'kiln_lib2::f' with arguments "
+                                                  "from the 'CPU' backend"):
+        torch.ops.kiln_lib2.f(torch.ones(2))
+    lib.impl("f", lambda x: x + 1, "CPU")
+    with pytest.warns(UserWarning, match="Overriding a previously registered kernel"):
+        lib.impl("f", lambda x: x + 2, "CPU")
+    np.testing.assert_array_equal(torch.ops.kiln_lib2.f(torch.ones(2)).numpy(), [3.0, 3.0])
+    # the registrations go with the library, and the namespace can be defined again
+    del lib
+    gc.collect()
+    with pytest.raises(AttributeError, match="has no attribute 'f'"):
+        torch.ops.kiln_lib2.f
+    torch.library.Library("kiln_lib2", "DEF")._destroy()
+
+
+def test_library_dispatch_keys_and_autograd():
+    lib = torch.library.Library("kiln_lib3", "DEF")
+    a = np.linspace(-1.5, 1.5, 5)
+    # CompositeImplicitAutograd (the default key): autograd sees the kernel's own ops
+    lib.define("sin2(Tensor x) -> Tensor")
+    lib.impl("sin2", lambda x: x.sin() * 2)
+    x = torch.tensor(a, requires_grad=True)
+    assert gradcheck(torch.ops.kiln_lib3.sin2, (x,))
+    torch.ops.kiln_lib3.sin2(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * np.cos(a))
+
+    # an Autograd kernel (an autograd.Function that calls the op below autograd)
+    class Triple(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return torch.ops.kiln_lib3.triple(x)
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 30           # deliberately not 3: proves this backward ran
+    lib.define("triple(Tensor x) -> Tensor")
+    lib.impl("triple", lambda x: torch.from_numpy(x.numpy() * 3), "CPU")
+    lib.impl("triple", Triple.apply, "Autograd")
+    x = torch.tensor(a, requires_grad=True)
+    y = torch.ops.kiln_lib3.triple(x)
+    np.testing.assert_array_equal(y.detach().numpy(), a * 3)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full(5, 30.0))
+
+    # a CPU kernel and no autograd rule: its ops are recorded, backward warns (as torch's
+    # autograd-not-implemented fallback does)
+    lib.define("scale(Tensor x, Scalar s) -> Tensor")
+    lib.impl("scale", lambda x, s: x * s, "CompositeExplicitAutograd")
+    x = torch.tensor(a, requires_grad=True)
+    y = torch.ops.kiln_lib3.scale(x, 2.5)
+    with pytest.warns(UserWarning, match="kiln_lib3::scale: an autograd kernel was not "
+                                         "registered"):
+        y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(5, 2.5))
+    with pytest.raises(RuntimeError, match="Expected a value of type 'number' for argument 's'"):
+        torch.ops.kiln_lib3.scale(x, "a")
+
+    # fallthrough to Autograd: not differentiable, no graph
+    lib.define("sign(Tensor x) -> Tensor")
+    lib.impl("sign", lambda x: torch.from_numpy(np.sign(x.numpy())), "CPU")
+    lib.impl("sign", torch.library.fallthrough_kernel, "Autograd")
+    assert not torch.ops.kiln_lib3.sign(torch.tensor(a, requires_grad=True)).requires_grad
+    lib._destroy()
+
+
+def test_library_functions_define_impl_register_autograd_and_fake():
+    torch.library.define("kiln_lib4::h", "(Tensor x, int[2] k, Tensor? w=None) -> Tensor")
+
+    @torch.library.impl("kiln_lib4::h", ["cpu", "cuda"])
+    def h(x, k, w=None):
+        assert k == [3, 3] or k == [1, 2]           # int[2] given one int: both elements
+        return torch.from_numpy(x.numpy() * k[0] * k[1])
+    torch.library.register_autograd("kiln_lib4::h",
+                                    lambda ctx, g: (g * ctx.k[0] * ctx.k[1], None, None),
+                                    setup_context=lambda ctx, inputs, output:
+                                    setattr(ctx, "k", inputs[1]))
+    with pytest.warns(FutureWarning, match="impl_abstract` was renamed"):
+        torch.library.impl_abstract("kiln_lib4::h", lambda x, k, w=None: torch.empty_like(x))
+    x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.ops.kiln_lib4.h(x, 3)
+    np.testing.assert_array_equal(y.detach().numpy(), [9.0, 18.0])
+    assert type(y.grad_fn).__name__ == "GeneratedBackwardFor_kiln_lib4_h_defaultBackward"
+    assert gradcheck(lambda t: torch.ops.kiln_lib4.h(t, [1, 2]), (x,))
+    assert torch.library.opcheck(torch.ops.kiln_lib4.h.default, (x, 3)) == \
+        {t: "SUCCESS" for t in torch.library.DEFAULT_TEST_UTILS}
+
+    # impl may come before define (an IMPL library); a mutated argument's version moves once
+    impl_lib = torch.library.Library("kiln_lib5", "IMPL")
+    def inc(t):
+        t.add_(1)
+    impl_lib.impl("inc", inc, "CPU")
+    lib = torch.library.Library("kiln_lib5", "DEF")
+    lib.define("inc(Tensor(a!) t) -> ()")
+    z = torch.zeros(2)
+    v = z._version
+    assert torch.ops.kiln_lib5.inc(z) is None
+    np.testing.assert_array_equal(z.numpy(), [1.0, 1.0])
+    assert z._version == v + 1
+
+    # under compile() an operator is a graph break: the result equals eager
+    f = torch.compile(lambda t: torch.ops.kiln_lib4.h(t.exp(), 3).sum() * 2)
+    t = torch.tensor([0.5, -1.0])
+    np.testing.assert_allclose(f(t).item(), 18 * np.exp([0.5, -1.0]).sum(), rtol=1e-6)
+    lib._destroy()
+    impl_lib._destroy()
