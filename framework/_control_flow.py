@@ -6,7 +6,9 @@ a branch that mutates or returns an operand is detected and the caller's data st
 gradients reach the operands through the clones), the other under no_grad only to check that
 both return the same structure and dtypes. Under compile() a traced predicate selects with
 torch.where between the two traced branches, so there is no graph break (equal shapes are
-required there; else bool(pred) breaks the graph). while_loop runs eagerly; under compile()
+required there; else bool(pred) breaks the graph). Gradients of the operands are exact even
+where the untaken branch's are undefined; a tensor a branch reads from its closure gets the
+untaken branch's gradient times zero, NaN if that is infinite. while_loop runs eagerly; under compile()
 reading its tensor condition is a graph break."""
 from ._dispatch import STATE
 from .tensor import Tensor
@@ -59,15 +61,23 @@ def cond(pred, true_fn, false_fn, operands=()):
     from ._compile.lazy import SymArray
     traced = STATE.tracer is not None and type(pred._data) is SymArray
     if traced:
-        # both branches traced, the result selected by where: no graph break
-        t_out = _run_isolated("torch.cond", "true_fn", true_fn, operands)
-        f_out = _run_isolated("torch.cond", "false_fn", false_fn, operands)
+        # both branches traced, the result selected by where: no graph break. Each branch
+        # sees its operands through a where too, whose gradient selects (not multiplies): the
+        # untaken branch's gradient, NaN where it is undefined (sqrt of a negative), is
+        # dropped before it reaches the operands
+        from .ops_math import where
+        p = pred.reshape(()).bool()
+        leaves, spec = _pytree.flatten(list(operands))
+        t_ops = _pytree.unflatten([where(p, t, t.detach()) if t.requires_grad else t
+                                   for t in leaves], spec)
+        f_ops = _pytree.unflatten([where(p, t.detach(), t) if t.requires_grad else t
+                                   for t in leaves], spec)
+        t_out = _run_isolated("torch.cond", "true_fn", true_fn, t_ops)
+        f_out = _run_isolated("torch.cond", "false_fn", false_fn, f_ops)
         t_l, t_s = _pytree.flatten(t_out)
         f_l, f_s = _pytree.flatten(f_out)
         _check_merge(t_l, t_s, f_l, f_s)
         if all(isinstance(a, Tensor) and a.shape == b.shape for a, b in zip(t_l, f_l)):
-            from .ops_math import where
-            p = pred.reshape(()).bool()
             return _pytree.unflatten([where(p, a, b) for a, b in zip(t_l, f_l)], t_s)
         return t_out if bool(pred) else f_out      # different shapes: graph break
     take = bool(pred)

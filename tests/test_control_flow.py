@@ -111,3 +111,16 @@ def test_while_loop_bad_inputs():
         torch.while_loop(lambda i, x: i < 3, lambda i, x: (i + 1, x.add_(1)), (z, x))
     np.testing.assert_array_equal(x.numpy(), A)
     assert z.item() == 0
+
+
+def test_compiled_cond_gradient_ignores_the_untaken_branch():
+    # the untaken branch's gradient is NaN (sqrt and log of negatives): the operands' gradient
+    # must be the taken branch's alone, as in eager
+    def f(x):
+        return torch.cond(x.sum() > 0, lambda x: x.sqrt() + x.log(), lambda x: -x * 3, (x,))
+    cf = torch.compile(f, fullgraph=True)
+    for a in (-np.abs(A), np.abs(A)):
+        x = torch.tensor(a, requires_grad=True)
+        cf(x).sum().backward()
+        want = 0.5 / np.sqrt(a) + 1 / a if a.sum() > 0 else np.full(3, -3.0)
+        np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12)
