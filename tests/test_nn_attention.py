@@ -101,6 +101,22 @@ def test_sdpa_dropout_and_gradcheck(r):
         F.scaled_dot_product_attention(q, T(r.standard_normal((2, 5, 3))), v)
 
 
+def test_sdpa_dropout_draws_f_dropouts_mask(r):
+    # PyTorch's math attention calls at::dropout on the weights: the same draws as F.dropout,
+    # a keep mask from bernoulli_(1 - p), masked or not
+    q, k, v = (T(r.standard_normal(s)) for s in [(2, 3, 4), (2, 5, 4), (2, 5, 3)])
+    mask = T(np.where(r.random((3, 5)) < 0.3, -np.inf, r.standard_normal((3, 5))))
+    for m in (None, mask):
+        torch.manual_seed(7)
+        got = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=0.4)
+        torch.manual_seed(7)
+        keep = to_np(torch.empty(2, 3, 5, dtype=torch.float64).bernoulli_(0.6))
+        s = to_np(q) @ to_np(k).transpose(0, 2, 1) / 2.0 + (0 if m is None else to_np(m))
+        w = np.exp(s - s.max(-1, keepdims=True))
+        w /= w.sum(-1, keepdims=True)
+        np.testing.assert_allclose(to_np(got), (w * keep / 0.6) @ to_np(v), rtol=1e-12)
+
+
 def test_multihead_attention_matches_numpy(r):
     torch.manual_seed(0)
     m = nn.MultiheadAttention(8, 2).double()

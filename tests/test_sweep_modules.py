@@ -225,6 +225,7 @@ def test_embedding_bag_from_pretrained():
     assert bag.weight.requires_grad is True and bag.padding_idx == 1
     out = bag(torch.tensor([1, 2, 2, 0]), torch.tensor([0, 2, 4]))
     np.testing.assert_array_equal(N(out), [w[2], w[2] + w[0]])
+    assert out.grad_fn.name() == "EmbeddingBagBackward0"      # (PyTorch's, every mode)
     out.sum().backward()
     np.testing.assert_array_equal(N(bag.weight.grad)[:, 0], [1.0, 0.0, 2.0, 0.0, 0.0])
     with pytest.raises(AssertionError, match="2-dimensional"):

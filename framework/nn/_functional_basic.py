@@ -1265,11 +1265,13 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
             first_at = wrap_like(np.searchsorted(bag, bag).astype(np.int64), dt.int64, weight)
             within = M.sub(before, I.index_select(before, 0, first_at))
             hit = M.mul(hit, M.cast(M.eq(within, 0), rows.dtype))
-        return M.add(r, I.index_add(zeros, 0, bag_t, M.mul(M.sub(rows, rows.detach()), hit)))
+        return rename(M.add(r, I.index_add(zeros, 0, bag_t,
+                                           M.mul(M.sub(rows, rows.detach()), hit))),
+                      "EmbeddingBagBackward0")
     r = I.index_add(zeros, 0, bag_t, rows)
     if mode == "mean":
         ones = C.ones(bag.shape[0], dtype=weight.dtype, device=weight.device) if keep is None \
             else keep
         cnt = I.index_add(C.zeros(b, dtype=weight.dtype, device=weight.device), 0, bag_t, ones)
         r = M.div(r, S.unsqueeze(M.clamp_min(cnt, 1.0), -1))
-    return r
+    return rename(r, "EmbeddingBagBackward0")

@@ -1313,13 +1313,9 @@ def channel_shuffle(input, groups):
 # ---- attention ------------------------------------------------------------------------------------
 
 def _dropout(x, p, training=True):
-    if not training or p == 0.0:
-        return x
-    if p == 1.0:
-        return apply(P["mul"], x, 0.0)
-    from ..creation import rand
-    keep = wrap_like(rand(*x.shape, dtype=x._dtype)._data >= p, dt.bool_, x)
-    return apply(P["mul"], apply(P["where"], keep, x, 0.0), 1.0 / (1.0 - p))
+    # F.dropout itself (PyTorch's math attention calls at::dropout): the same draws and values
+    from ._functional_basic import dropout
+    return dropout(x, p, training)
 
 
 def _softmax_last(x):
