@@ -107,8 +107,14 @@ class _Layout:
 layout = _Layout                   # (torch.layout: the type of torch.strided)
 strided = _Layout("strided")
 sparse_coo = _Layout("sparse_coo")
+sparse_csr, sparse_csc = _Layout("sparse_csr"), _Layout("sparse_csc")
+sparse_bsr, sparse_bsc = _Layout("sparse_bsr"), _Layout("sparse_bsc")
 from . import sparse  # noqa: E402  (torch.sparse; binds Tensor.to_sparse, to_dense, sparse_mask)
 from .sparse import sparse_coo_tensor  # noqa: E402,F401
+from . import sparse_compressed as _sparse_compressed  # noqa: E402
+from .sparse_compressed import (sparse_compressed_tensor, sparse_csr_tensor,  # noqa: E402,F401
+                                sparse_csc_tensor, sparse_bsr_tensor, sparse_bsc_tensor)
+_sparse_compressed.install()
 
 
 from ._memory_format import (memory_format, contiguous_format, preserve_format,  # noqa: E402

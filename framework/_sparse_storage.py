@@ -27,16 +27,18 @@ def _op_name():
     return None
 
 
-def unsupported(name=None):
+def unsupported(name=None, backend="SparseCPU"):
     name = name or _op_name() or "<dense op>"
+    kind = "COO" if backend == "SparseCPU" else "compressed"
     return SparseLayoutError(
-        f"Could not run 'aten::{name}' with arguments from the 'SparseCPU' backend. Kiln "
-        f"supports a subset of operations on sparse COO tensors (see torch.sparse); convert "
+        f"Could not run 'aten::{name}' with arguments from the '{backend}' backend. Kiln "
+        f"supports a subset of operations on sparse {kind} tensors (see torch.sparse); convert "
         f"with .to_dense() first.")
 
 
 class NoStrided:
     __slots__ = ("shape", "ndim", "size")
+    backend = "SparseCPU"
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -46,17 +48,23 @@ class NoStrided:
     def __getattr__(self, name):
         if name.startswith("__"):       # Python's and NumPy's protocol probes
             raise AttributeError(name)
-        raise unsupported()
+        raise unsupported(backend=self.backend)
 
     def __array__(self, *args, **kwargs):
-        raise unsupported()
+        raise unsupported(backend=self.backend)
 
     def __repr__(self):
         return f"<sparse COO storage of shape {self.shape}>"
 
 
+class NoStridedCompressed(NoStrided):
+    """What a sparse compressed tensor (framework.sparse_compressed) holds."""
+    __slots__ = ()
+    backend = "SparseCsrCPU"
+
+
 def _refuse(self, *args, **kwargs):
-    raise unsupported()
+    raise unsupported(backend=self.backend)
 
 
 # operators are looked up on the type (not through __getattr__): they refuse too

@@ -137,7 +137,13 @@ def _beta_input(input, beta):
 
 
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
-    r = apply(P["matmul"], mat1, mat2)
+    try:
+        r = apply(P["matmul"], mat1, mat2)
+    except SparseLayoutError:           # a sparse compressed operand
+        from .sparse_compressed import addmm as sparse_addmm, is_compressed
+        if not (is_compressed(mat1) or is_compressed(mat2)):
+            raise
+        return write_out(sparse_addmm(input, mat1, mat2, beta=beta, alpha=alpha), out)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
     return write_out(rename(apply(P["add"], _beta_input(input, beta), r), "AddmmBackward0"), out)

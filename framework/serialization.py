@@ -61,6 +61,13 @@ class _Encoder:
         self.views = 0           # records that are views of a storage (format version 2)
 
     def tensor(self, t):
+        if getattr(t, "_compressed", False):    # its index arrays and values
+            self.keep.append(t)
+            return {"$sparse_compressed": [self.tensor(t._idx(0, t._idx_names()[0])),
+                                           self.tensor(t._idx(1, t._idx_names()[1])),
+                                           self.tensor(t._vals)],
+                    "layout": t.layout.name, "size": list(t.shape),
+                    "requires_grad": bool(t.requires_grad)}
         if t.is_sparse:         # its indices and values, as two ordinary tensors
             self.keep.append(t)
             return {"$sparse_coo": [self.tensor(t._ix), self.tensor(t._vals)],
@@ -280,6 +287,8 @@ class _Decoder:
             return self.tensor(o)
         if tag == "$sparse_coo":
             return self._sparse(o)
+        if tag == "$sparse_compressed":
+            return self._sparse_compressed(o)
         if tag == "$dict":
             return {self._key(k): self.dec(v) for k, v in o[tag]}
         if tag == "$odict":
@@ -325,6 +334,22 @@ class _Decoder:
             vals = [self.dec(v) for v in o[tag]]
             return frozenset(vals) if o.get("frozen") else set(vals)
         self.fail(f"unknown record tag {tag!r}")
+
+    def _sparse_compressed(self, o):
+        import framework
+        from .sparse_compressed import sparse_compressed_tensor
+        parts, size, lay = o["$sparse_compressed"], o.get("size"), o.get("layout")
+        if not (isinstance(parts, list) and len(parts) == 3 and isinstance(size, list) and
+                lay in ("sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc")):
+            self.fail(f"bad sparse compressed tensor record {o!r:.120}")
+        ci, pi, vals = (self.dec(x) for x in parts)
+        try:        # (the invariants are checked: a file cannot make out-of-range indices)
+            return sparse_compressed_tensor(ci.detach(), pi.detach(), vals.detach(), size,
+                                            layout=getattr(framework, lay),
+                                            check_invariants=True,
+                                            requires_grad=bool(o.get("requires_grad")))
+        except (RuntimeError, TypeError, AttributeError) as e:
+            self.fail(f"bad sparse compressed tensor record: {e}")
 
     def _sparse(self, o):
         from .sparse import sparse_coo_tensor

@@ -21,7 +21,8 @@ from .tensor import Tensor
 from ._dispatch import STATE, wrap, rename
 from .autograd.function import Function
 
-__all__ = ["mm", "sum", "addmm", "softmax", "log_softmax", "check_sparse_tensor_invariants"]
+__all__ = ["mm", "sum", "addmm", "softmax", "log_softmax", "check_sparse_tensor_invariants",
+           "sampled_addmm"]
 
 
 # ---- index arithmetic (NumPy, cpu) -----------------------------------------------------------
@@ -224,6 +225,9 @@ class SparseTensor(Tensor):
         return r if dtype is None or dtype is r._dtype else r.to(dtype)
 
     def to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
+        if _compressed_layout(layout):
+            from .sparse_compressed import to_compressed
+            return to_compressed(self, layout, blocksize, dense_dim)
         _check_layout(layout)
         if sparse_dim is not None and sparse_dim != self.sparse_dim():
             raise NotImplementedError(f"to_sparse: changing the sparse_dim of a sparse tensor "
@@ -434,6 +438,14 @@ def _rebuild(ix, vals, dtype_name, shape, coalesced, requires_grad):
     return t
 
 
+def _compressed_layout(layout):
+    return getattr(layout, "name", "") in ("sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc")
+
+
+def _is_compressed(*ts):
+    return any(getattr(t, "_compressed", False) for t in ts)
+
+
 def _check_layout(layout):
     from . import sparse_coo
     if layout is not None and layout is not sparse_coo:
@@ -561,6 +573,9 @@ def sparse_coo_tensor(indices=None, values=None, size=None, *, dtype=None, devic
 def _to_sparse(self, sparse_dim=None, *, layout=None, blocksize=None, dense_dim=None):
     """Tensor.to_sparse: the nonzero entries (rows of the last ndim - sparse_dim dims that hold
     a nonzero) of a dense tensor, coalesced."""
+    if _compressed_layout(layout):
+        from .sparse_compressed import to_compressed
+        return to_compressed(self, layout, blocksize, dense_dim)
     _check_layout(layout)
     _cpu_only(self, what="sparse COO tensors")
     n = self.ndim
@@ -972,6 +987,9 @@ def _dense_plus(d, s, alpha):
 
 def add(input, other, alpha=1):
     """torch.add / Tensor.add with a sparse operand (framework.ops_math.add hands over here)."""
+    if _is_compressed(input, other):
+        from . import sparse_compressed
+        return sparse_compressed.add(input, other, alpha)
     if isinstance(input, SparseTensor):
         return input.add(other, alpha=alpha)
     return _dense_plus(input, other, alpha)
@@ -1080,6 +1098,10 @@ def mm(mat1, mat2):
 
 def _mm(mat1, mat2, masked):
     """masked: torch.sparse.mm (a sparse gradient for a sparse mat1), else torch.mm / @."""
+    if _is_compressed(mat1, mat2):
+        from . import sparse_compressed
+        return sparse_compressed._mm(mat1, mat2, "SparseAddmmBackward0" if masked else
+                                     "MmBackward0")
     s1, s2 = isinstance(mat1, SparseTensor), isinstance(mat2, SparseTensor)
     if s1 and s2:
         if mat1.ndim != 2 or mat2.ndim != 2 or mat1.shape[1] != mat2.shape[0]:
@@ -1106,6 +1128,9 @@ def _mm(mat1, mat2, masked):
 
 
 def _matmul(a, b):
+    if _is_compressed(a, b):
+        from . import sparse_compressed
+        return sparse_compressed.matmul(a, b)
     if isinstance(a, SparseTensor) and not isinstance(b, SparseTensor) and b.ndim == 1:
         if a.ndim != 2 or a.shape[1] != b.shape[0]:
             raise RuntimeError(f"matmul: size mismatch, got input ({list(a.shape)}), vec "
@@ -1118,6 +1143,10 @@ def _matmul(a, b):
 
 def addmm(input, mat1, mat2, *, beta=1.0, alpha=1.0):
     """torch.sparse.addmm: beta * input + alpha * (mat1 @ mat2), mat1 sparse."""
+    if _is_compressed(mat1, mat2):
+        from . import sparse_compressed
+        return sparse_compressed.addmm(input, mat1, mat2, beta=beta, alpha=alpha,
+                                       name="SparseAddmmBackward0")
     r = mm(mat1, mat2)
     if alpha != 1:
         r = r * alpha
@@ -1152,6 +1181,12 @@ def _sum_impl(s, dims, keepdim, dtype):
         full[kept] = nix
         nix = full
     return _make(nix, wrap(nv, d), tuple(shape), True)
+
+
+def sampled_addmm(input, mat1, mat2, *, beta=1.0, alpha=1.0, out=None):
+    """torch.sparse.sampled_addmm (framework.sparse_compressed)."""
+    from .sparse_compressed import sampled_addmm as f
+    return f(input, mat1, mat2, beta=beta, alpha=alpha, out=out)
 
 
 def sum(input, dim=None, dtype=None, *, keepdim=False):

@@ -37,6 +37,9 @@ SECOND_TIME = ("Trying to backward through the graph a second time (or directly 
 def _accum(a, b):
     if a is None:
         return b
+    if getattr(a, "_compressed", False) or getattr(b, "_compressed", False):
+        from ..sparse_compressed import accumulate as accumulate_compressed
+        return accumulate_compressed(a, b)
     if a.is_sparse or b.is_sparse:      # (framework.sparse: concatenation, or a dense sum)
         from ..sparse import accumulate
         return accumulate(a, b)
@@ -545,6 +548,9 @@ def _accumulate_grad(leaf, g, create_graph):
         else:
             tr.assign(old, apply(_ADD, tr.snapshot(old), g.detach()))
         return
+    if getattr(g, "_compressed", False) or getattr(old, "_compressed", False):
+        from ..sparse_compressed import accumulate_grad as accumulate_compressed
+        return accumulate_compressed(leaf, old, g, create_graph)
     if g.is_sparse or leaf.is_sparse or old is not None and old.is_sparse:
         from ..sparse import accumulate_grad
         return accumulate_grad(leaf, old, g, create_graph)
