@@ -283,6 +283,7 @@ special = _special()
 _compose_methods()
 from . import backends  # noqa: E402,F401
 from . import fft  # noqa: E402,F401  (torch.fft)
+from . import masked  # noqa: E402,F401  (torch.masked: masked reductions, MaskedTensor)
 from . import signal  # noqa: E402,F401  (torch.signal.windows)
 from . import quasirandom  # noqa: E402,F401  (torch.quasirandom.SobolEngine)
 from . import hub  # noqa: E402,F401  (torch.hub: hubconf entrypoints, checkpoint downloads)

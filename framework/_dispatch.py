@@ -220,6 +220,8 @@ def _meta(p, args, attrs):
                 key.append(t)
                 key.append(a)
             else:                        # subclasses, NumPy scalars, lists: the rule itself
+                if t is MASKED_TYPE:
+                    raise MaskedOperand
                 return p.meta(*args, **attrs)
         for k, v in attrs.items():
             t = type(v)
@@ -247,6 +249,13 @@ AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread 
 VMAP = None        # framework.func sets a hook (p, args, attrs) while a vmap runs (batching rules)
 _VMAP_PASS = object()    # what the hook returns for arguments no running vmap batches
 FWAD = None        # autograd.forward_ad sets a hook (p, args, attrs) while a dual level is active
+MASKED_TYPE = None    # framework.masked sets MaskedTensor and its rules (MASKED_APPLY); an
+MASKED_APPLY = None   # operand of that type is found on _meta's slow path, never on the dense one
+
+
+class MaskedOperand(TypeError):
+    """Raised by _meta for a MaskedTensor operand (apply then runs MASKED_APPLY instead), and by
+    code that reads a MaskedTensor's array directly (such code has no masked meaning)."""
 
 
 def _chalf_operands(args):
@@ -286,7 +295,10 @@ def apply(p, *args, **attrs):
         return PROFILE(p, args, attrs)
     if STATE.tracer is not None:
         return STATE.tracer.record(p, args, attrs, p.meta(*args, **attrs))
-    meta = _meta(p, args, attrs) if p.cache_meta else p.meta(*args, **attrs)
+    try:
+        meta = _meta(p, args, attrs) if p.cache_meta else p.meta(*args, **attrs)
+    except MaskedOperand:      # (a try costs nothing until it catches)
+        return MASKED_APPLY(p, args, attrs)
     if p.nout == 1 and (meta.dtype is _C32 or meta.dtype is _BOOL and args and getattr(
             args[0], "_dtype", None) is _C32 and _compares_chalf(args)) and p.kind == "pointwise":
         args = _chalf_operands(args)

@@ -18,7 +18,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY
 from .. import _dispatch
-from .._dispatch import STATE, EMIT, wrap, apply, PackedList
+from .._dispatch import STATE, EMIT, wrap, apply, PackedList, MaskedOperand
 from ..tensor import Tensor
 
 _ADD = REGISTRY["add"]
@@ -160,7 +160,10 @@ def _fit(g, shape, dtype, node, i):
     broadcasts to the input's shape is summed to it; anything else is a rule bug."""
     if g._dtype is not dtype and (dtype.is_floating_point or dtype.is_complex):
         g = apply(_CAST, g, dtype=dtype)
-    gs = g._data.shape
+    try:
+        gs = g._data.shape
+    except MaskedOperand:       # a MaskedTensor gradient (framework.masked's as_masked_tensor)
+        gs = tuple(g.shape)
     if gs != shape:
         n = len(gs) - len(shape)
         if n < 0 or any(s != 1 and s != t for s, t in zip(shape, gs[n:])):
@@ -558,7 +561,11 @@ def _accumulate_grad(leaf, g, create_graph):
         if create_graph:
             leaf._grad = g
             return
-        a = g._data
+        try:
+            a = g._data
+        except MaskedOperand:    # a MaskedTensor gradient (framework.masked): .grad is masked
+            leaf._grad = g
+            return
         # references: the caller's local and our argument (+1 for getrefcount) for the tensor;
         # g's __dict__ and the local `a` (+1) for the array. More means someone else sees it.
         # A row-major view of a whole array only it refers to (the transpose of a transposed
@@ -573,7 +580,12 @@ def _accumulate_grad(leaf, g, create_graph):
         with _grad_mode(create_graph):
             leaf._grad = apply(_ADD, old, g)
     else:
-        od = old._data
+        try:
+            od = old._data
+            g._data
+        except MaskedOperand:    # a MaskedTensor gradient (framework.masked): out of place
+            leaf._grad = apply(_ADD, old, g)
+            return
         if getattr(od.flags, "writeable", True) and od.shape == g._data.shape:
             np.add(od, g._data, out=od, casting="unsafe")
             old._bump()
