@@ -107,6 +107,7 @@ class _Layout:
 layout = _Layout                   # (torch.layout: the type of torch.strided)
 strided = _Layout("strided")
 sparse_coo = _Layout("sparse_coo")
+jagged = _Layout("jagged")
 sparse_csr, sparse_csc = _Layout("sparse_csr"), _Layout("sparse_csc")
 sparse_bsr, sparse_bsc = _Layout("sparse_bsr"), _Layout("sparse_bsc")
 from . import sparse  # noqa: E402  (torch.sparse; binds Tensor.to_sparse, to_dense, sparse_mask)
@@ -115,6 +116,9 @@ from . import sparse_compressed as _sparse_compressed  # noqa: E402
 from .sparse_compressed import (sparse_compressed_tensor, sparse_csr_tensor,  # noqa: E402,F401
                                 sparse_csc_tensor, sparse_bsr_tensor, sparse_bsc_tensor)
 _sparse_compressed.install()
+from . import nested  # noqa: E402  (torch.nested)
+from .nested import _ops as _nested_ops  # noqa: E402
+_dispatch.NESTED = _nested_ops
 
 
 from ._memory_format import (memory_format, contiguous_format, preserve_format,  # noqa: E402

@@ -14,6 +14,7 @@ from compiler.ir.registry import REGISTRY, AVal
 from runtime import dtypes as dt
 from runtime.device import cpu
 from . import _memory_format as _mf
+from .nested._storage import NestedLayoutError
 
 _ndarray = np.ndarray
 _C32 = dt.complex32
@@ -138,6 +139,10 @@ def _needs_grad(args):
 # True once any tensor has lived off the cpu: until then apply() skips the device check, so
 # cpu-only programs pay one global lookup for device support
 NONCPU = False
+
+# framework.nested._ops once framework is imported: apply hands it the primitives that met a
+# nested tensor (on its error path only)
+NESTED = None
 _devops = None      # framework._device_ops once a device is used (it imports this module)
 
 
@@ -299,6 +304,10 @@ def apply(p, *args, **attrs):
         meta = _meta(p, args, attrs) if p.cache_meta else p.meta(*args, **attrs)
     except MaskedOperand:      # (a try costs nothing until it catches)
         return MASKED_APPLY(p, args, attrs)
+    except Exception:
+        if NESTED is not None and NESTED.owns(args):     # a nested operand: framework.nested
+            return NESTED.apply_prim(p, args, attrs)
+        raise
     if p.nout == 1 and (meta.dtype is _C32 or meta.dtype is _BOOL and args and getattr(
             args[0], "_dtype", None) is _C32 and _compares_chalf(args)) and p.kind == "pointwise":
         args = _chalf_operands(args)
@@ -314,24 +323,27 @@ def apply(p, *args, **attrs):
                     if "_multi_view" in args[0].__dict__:
                         out._multi_view = (0, p.grad_name.replace("Backward0", ""))
             return out
-    if len(args) == 1:      # (unary ops and views: no list to build)
-        a = args[0]
-        r = p.numpy(meta, a._data if isinstance(a, Tensor) else a, **attrs)
-    else:
-        ds = [a._data if isinstance(a, Tensor) else a for a in args]
-        r = p.numpy(meta, *ds, **attrs)
-        if p.kind == "pointwise":
-            # TensorIterator's output layout: the first operand decides every pair of dims when
-            # it is row-major and not broadcast (NumPy's result is row-major then too); else
-            # NumPy's order='K' result may differ (operands of several layouts)
-            try:
-                done = ds[0].flags.c_contiguous and ds[0].size == r.size
-            except AttributeError:       # a Python number first
-                done = False
-            for d in () if done else ds:
-                if type(d) is _ndarray and not d.flags.c_contiguous:
-                    r = _mf.elementwise([x for x in ds if type(x) is _ndarray], np.asarray(r))
-                    break
+    try:
+        if len(args) == 1:      # (unary ops and views: no list to build)
+            a = args[0]
+            r = p.numpy(meta, a._data if isinstance(a, Tensor) else a, **attrs)
+        else:
+            ds = [a._data if isinstance(a, Tensor) else a for a in args]
+            r = p.numpy(meta, *ds, **attrs)
+            if p.kind == "pointwise":
+                # TensorIterator's output layout: the first operand decides every pair of dims when
+                # it is row-major and not broadcast (NumPy's result is row-major then too); else
+                # NumPy's order='K' result may differ (operands of several layouts)
+                try:
+                    done = ds[0].flags.c_contiguous and ds[0].size == r.size
+                except AttributeError:       # a Python number first
+                    done = False
+                for d in () if done else ds:
+                    if type(d) is _ndarray and not d.flags.c_contiguous:
+                        r = _mf.elementwise([x for x in ds if type(x) is _ndarray], np.asarray(r))
+                        break
+    except NestedLayoutError:     # (its storage refuses dense kernels)
+        return NESTED.apply_prim(p, args, attrs)
     if p.nout == 1:
         if type(r) is not np.ndarray:
             r = np.asarray(r)

@@ -8,6 +8,7 @@ from ._dispatch import apply, rename, values, wrap_like
 from . import ops_shape as S
 from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
 from ._sparse_storage import SparseLayoutError
+from .nested._storage import NestedLayoutError
 
 P = REGISTRY
 
@@ -38,6 +39,9 @@ def matmul(input, other, *, out=None):
     except SparseLayoutError:          # a sparse operand: framework.sparse
         from .sparse import _matmul as sparse_matmul
         return write_out(sparse_matmul(a, b), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return write_out(N.matmul(a, b), out)
 
 
 def mm(input, mat2, *, out=None):
@@ -52,14 +56,18 @@ def mm(input, mat2, *, out=None):
 
 
 def bmm(input, mat2, *, out=None):
-    if input.ndim != 3 or mat2.ndim != 3:
-        raise RuntimeError(f"bmm: batch1 must be a 3D tensor (got shapes {list(input.shape)} and "
-                           f"{list(mat2.shape)})")
-    if input.shape[0] != mat2.shape[0]:
-        raise RuntimeError(f"bmm: batch1 and batch2 must have same number of batches, got "
-                           f"{input.shape[0]} and {mat2.shape[0]}")
-    dt.refuse_barebones("bmm", input._dtype)
-    return write_out(rename(apply(P["matmul"], input, mat2), "BmmBackward0"), out)
+    try:
+        if input.ndim != 3 or mat2.ndim != 3:
+            raise RuntimeError(f"bmm: batch1 must be a 3D tensor (got shapes {list(input.shape)} and "
+                               f"{list(mat2.shape)})")
+        if input.shape[0] != mat2.shape[0]:
+            raise RuntimeError(f"bmm: batch1 and batch2 must have same number of batches, got "
+                               f"{input.shape[0]} and {mat2.shape[0]}")
+        dt.refuse_barebones("bmm", input._dtype)
+        return write_out(rename(apply(P["matmul"], input, mat2), "BmmBackward0"), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.matmul(input, mat2, "bmm")
 
 
 def mv(input, vec):

@@ -14,6 +14,7 @@ from ._dispatch import apply, STATE, rename
 from .tensor import Tensor
 from . import _memory_format as _mf
 from ._sparse_storage import SparseLayoutError
+from .nested._storage import NestedLayoutError
 
 P = REGISTRY
 
@@ -1379,19 +1380,23 @@ def _dims(dim):
 
 
 def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
-    input = _t(input)
-    dims = norm_dims("sum", _dims(dim), input.ndim)
-    if out is not None:
-        # PyTorch sums in out's dtype (sum(float, out=bool) is an any); with dtype= they must agree
-        if dtype is None:
-            dtype = out._dtype
-        elif dtype is not out._dtype:
-            raise RuntimeError(f"Expected out tensor to have dtype {dtype.name}, but got "
-                               f"{out._dtype.name} instead (sum)")
-    r = apply(P["sum"], input, dims=dims, keepdim=keepdim, dtype=dtype)
-    if dim is None:
-        rename(r, "SumBackward0")
-    return write_out(r, out)
+    try:
+        input = _t(input)
+        dims = norm_dims("sum", _dims(dim), input.ndim)
+        if out is not None:
+            # PyTorch sums in out's dtype (sum(float, out=bool) is an any); with dtype= they must agree
+            if dtype is None:
+                dtype = out._dtype
+            elif dtype is not out._dtype:
+                raise RuntimeError(f"Expected out tensor to have dtype {dtype.name}, but got "
+                                   f"{out._dtype.name} instead (sum)")
+        r = apply(P["sum"], input, dims=dims, keepdim=keepdim, dtype=dtype)
+        if dim is None:
+            rename(r, "SumBackward0")
+        return write_out(r, out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.sum(input, dim, keepdim, dtype)
 
 
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
@@ -1409,22 +1414,26 @@ def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
-    d = dtype or input._dtype
-    if not (d.is_floating_point or d.is_complex):
-        raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
-                           f"floating point or complex dtype. Got: {dt.tname(input._dtype)}")
-    x = input if dtype is None else cast(input, dtype)
-    dims = norm_dims("mean", _dims(dim), x.ndim)
-    n = 1
-    for k in dims:
-        n *= x._data.shape[k]
-    low = x._dtype in (dt.float16, dt.bfloat16)     # float32 inside, rounded once (PyTorch's)
-    xs = apply(P["cast"], x, dtype=dt.float32) if low else x
-    r = apply(P["div"], apply(P["sum"], xs, dims=dims, keepdim=keepdim), n if n else float("nan"))
-    if low:
-        r = apply(P["cast"], r, dtype=x._dtype)
-    rename(r, "MeanBackward0" if dim is None else "MeanBackward1")
-    return write_out(r, out)
+    try:
+        d = dtype or input._dtype
+        if not (d.is_floating_point or d.is_complex):
+            raise RuntimeError(f"mean(): could not infer output dtype. Input dtype must be either a "
+                               f"floating point or complex dtype. Got: {dt.tname(input._dtype)}")
+        x = input if dtype is None else cast(input, dtype)
+        dims = norm_dims("mean", _dims(dim), x.ndim)
+        n = 1
+        for k in dims:
+            n *= x._data.shape[k]
+        low = x._dtype in (dt.float16, dt.bfloat16)     # float32 inside, rounded once (PyTorch's)
+        xs = apply(P["cast"], x, dtype=dt.float32) if low else x
+        r = apply(P["div"], apply(P["sum"], xs, dims=dims, keepdim=keepdim), n if n else float("nan"))
+        if low:
+            r = apply(P["cast"], r, dtype=x._dtype)
+        rename(r, "MeanBackward0" if dim is None else "MeanBackward1")
+        return write_out(r, out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.mean(input, dim, keepdim, dtype)
 
 
 def nanmean(input, dim=None, keepdim=False, *, dtype=None):
@@ -1799,35 +1808,43 @@ def _in_float32(f, x, d, name):
 
 
 def softmax(input, dim, dtype=None):
-    x = input if dtype is None else cast(input, dtype)
-    d = norm_dim("softmax", dim, x.ndim)
-    _softmax_kernel_check("softmax", x, d)
-    if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
-        return _in_float32(softmax, x, d, "SoftmaxBackward0")
-    if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 1.)
-        from .ops_shape import reshape
-        return reshape(softmax(reshape(x, (1,)), 0), ())
-    m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
-    e = apply(P["exp"], apply(P["sub"], x, m))
-    r = apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True))
-    # (PyTorch's softmax kernels write a contiguous result whatever the input's layout)
-    return rename(_mf.lay_out(r, _mf.contiguous_format), "SoftmaxBackward0")
+    try:
+        x = input if dtype is None else cast(input, dtype)
+        d = norm_dim("softmax", dim, x.ndim)
+        _softmax_kernel_check("softmax", x, d)
+        if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
+            return _in_float32(softmax, x, d, "SoftmaxBackward0")
+        if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 1.)
+            from .ops_shape import reshape
+            return reshape(softmax(reshape(x, (1,)), 0), ())
+        m = apply(P["amax"], x.detach(), dims=(d,), keepdim=True)
+        e = apply(P["exp"], apply(P["sub"], x, m))
+        r = apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True))
+        # (PyTorch's softmax kernels write a contiguous result whatever the input's layout)
+        return rename(_mf.lay_out(r, _mf.contiguous_format), "SoftmaxBackward0")
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.softmax(input, dim, dtype)
 
 
 def log_softmax(input, dim, dtype=None):
-    x = input if dtype is None else cast(input, dtype)
-    d = norm_dim("log_softmax", dim, x.ndim)
-    _softmax_kernel_check("log_softmax", x, d)
-    if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
-        return _in_float32(log_softmax, x, d, "LogSoftmaxBackward0")
-    if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 0.)
-        from .ops_shape import reshape
-        return reshape(log_softmax(reshape(x, (1,)), 0), ())
-    if x._data.shape[d] == 0:
-        return rename(apply(P["sub"], x, logsumexp(x, d, keepdim=True)), "LogSoftmaxBackward0")
-    # torch's (x - max) - log(sum(exp(x - max))) with the max not zeroed where infinite: a row
-    # holding +inf (or only -inf) is all NaN, as in torch
-    z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
-    s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
-    r = apply(P["sub"], z, apply(P["log"], s))
-    return rename(_mf.lay_out(r, _mf.contiguous_format), "LogSoftmaxBackward0")
+    try:
+        x = input if dtype is None else cast(input, dtype)
+        d = norm_dim("log_softmax", dim, x.ndim)
+        _softmax_kernel_check("log_softmax", x, d)
+        if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
+            return _in_float32(log_softmax, x, d, "LogSoftmaxBackward0")
+        if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 0.)
+            from .ops_shape import reshape
+            return reshape(log_softmax(reshape(x, (1,)), 0), ())
+        if x._data.shape[d] == 0:
+            return rename(apply(P["sub"], x, logsumexp(x, d, keepdim=True)), "LogSoftmaxBackward0")
+        # torch's (x - max) - log(sum(exp(x - max))) with the max not zeroed where infinite: a row
+        # holding +inf (or only -inf) is all NaN, as in torch
+        z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
+        s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
+        r = apply(P["sub"], z, apply(P["log"], s))
+        return rename(_mf.lay_out(r, _mf.contiguous_format), "LogSoftmaxBackward0")
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.softmax(input, dim, dtype, log=True)

@@ -11,6 +11,7 @@ from runtime import dtypes as dt
 from ._dispatch import STATE, apply, rename, values
 from .tensor import Tensor
 from . import _memory_format as _mf
+from .nested._storage import NestedLayoutError
 
 P = REGISTRY
 
@@ -423,15 +424,19 @@ def split(tensor, split_size_or_sections, dim=0):
 
 
 def chunk(input, chunks, dim=0):
-    if input.ndim == 0:
-        raise RuntimeError("chunk expects at least a 1-dimensional tensor")
-    if chunks <= 0:
-        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
-    d = norm_dim("chunk", dim, input.ndim)
-    size = input._data.shape[d]
-    if size == 0:           # torch: `chunks` empty pieces (split would give one)
-        return split(input, [0] * chunks, d)
-    return split(input, -(-size // chunks), d)
+    try:
+        if input.ndim == 0:
+            raise RuntimeError("chunk expects at least a 1-dimensional tensor")
+        if chunks <= 0:
+            raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+        d = norm_dim("chunk", dim, input.ndim)
+        size = input._data.shape[d]
+        if size == 0:           # torch: `chunks` empty pieces (split would give one)
+            return split(input, [0] * chunks, d)
+        return split(input, -(-size // chunks), d)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.split(input, chunks, dim, "chunk")
 
 
 def tensor_split(input, indices_or_sections=None, dim=0, *, indices=None, sections=None):

@@ -672,6 +672,10 @@ class Tensor:
         return False
 
     @property
+    def is_nested(self):
+        return False
+
+    @property
     def is_quantized(self):
         return False
 

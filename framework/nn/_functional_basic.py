@@ -14,6 +14,7 @@ from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
 from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
 from ..tensor import Tensor
+from ..nested._storage import NestedLayoutError
 from .. import ops_math as M, ops_shape as S, ops_linalg as L, ops_index as I
 from .. import creation as C
 from ..autograd.grad_mode import no_grad
@@ -71,30 +72,34 @@ def _check_tensor(x, op, arg="input"):
 def linear(input, weight, bias=None):
     """y = x W^T + b. 2-D input goes through addmm (grad_fn AddmmBackward0, like PyTorch); other
     ranks are flattened to 2-D and viewed back (ViewBackward0)."""
-    _check_tensor(input, "linear")
-    if input.ndim == 0:
-        raise RuntimeError("linear: input must have at least 1 dimension (got a 0-d tensor)")
-    if weight.ndim != 2 and not (weight.ndim == 1):
-        raise RuntimeError(f"linear: weight must be 2-D, got shape {list(weight.shape)}")
-    in_f = input.shape[-1]
-    if in_f != weight.shape[-1]:
-        lead = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
-        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({lead}x{in_f} and "
-                           f"{weight.shape[-1]}x{weight.shape[0] if weight.ndim == 2 else 1})")
-    if input.dtype is not weight.dtype:
-        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
-                           f"{input.dtype.name.capitalize()} and {weight.dtype.name.capitalize()}")
-    if weight.ndim == 1:
-        r = L.matmul(input, weight)
-        return r if bias is None else M.add(r, bias)
-    wt = S.t(weight)
-    if input.ndim == 2:
-        if bias is None:
-            return rename(apply(P["matmul"], input, wt), "MmBackward0")
-        return L.addmm(bias, input, wt)
-    x2 = S.reshape(input, (-1, in_f))
-    y = apply(P["matmul"], x2, wt) if bias is None else L.addmm(bias, x2, wt)
-    return S.reshape(y, tuple(input.shape[:-1]) + (weight.shape[0],))
+    try:
+        _check_tensor(input, "linear")
+        if input.ndim == 0:
+            raise RuntimeError("linear: input must have at least 1 dimension (got a 0-d tensor)")
+        if weight.ndim != 2 and not (weight.ndim == 1):
+            raise RuntimeError(f"linear: weight must be 2-D, got shape {list(weight.shape)}")
+        in_f = input.shape[-1]
+        if in_f != weight.shape[-1]:
+            lead = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
+            raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({lead}x{in_f} and "
+                               f"{weight.shape[-1]}x{weight.shape[0] if weight.ndim == 2 else 1})")
+        if input.dtype is not weight.dtype:
+            raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                               f"{input.dtype.name.capitalize()} and {weight.dtype.name.capitalize()}")
+        if weight.ndim == 1:
+            r = L.matmul(input, weight)
+            return r if bias is None else M.add(r, bias)
+        wt = S.t(weight)
+        if input.ndim == 2:
+            if bias is None:
+                return rename(apply(P["matmul"], input, wt), "MmBackward0")
+            return L.addmm(bias, input, wt)
+        x2 = S.reshape(input, (-1, in_f))
+        y = apply(P["matmul"], x2, wt) if bias is None else L.addmm(bias, x2, wt)
+        return S.reshape(y, tuple(input.shape[:-1]) + (weight.shape[0],))
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from ..nested import _ops as N
+        return N.linear(input, weight, bias)
 
 
 def bilinear(input1, input2, weight, bias=None):

@@ -21,6 +21,7 @@ from .. import _memory_format as _mf
 from .. import ops_math as M
 from .._dispatch import STATE, apply, rename, wrap_like
 from ..tensor import Tensor
+from ..nested._storage import NestedLayoutError
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
            "conv_transpose3d", "unfold", "fold", "pad",
@@ -1359,52 +1360,57 @@ def _gqa_heads(query, key, value):
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False):
     """softmax(Q K^T * scale + mask) V; a bool mask marks the positions that take part."""
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"scaled_dot_product_attention(): argument '{name}' must be Tensor, "
-                            f"not {type(t).__name__}")
-    # torch.nn.attention: the dtype checks, CausalBias masks, the backend set
-    from .attention import _sdpa_validate, _sdpa_check
-    attn_mask = _sdpa_validate(query, key, value, attn_mask, is_causal)
-    if query.shape[-2] == 0 or value.numel() == 0:
-        # PyTorch answers these before its other checks (no mask shape, head count or
-        # is_causal-with-mask error), even a key of another length than value's S == 0
-        return _sdpa_empty(query, key, value)
-    if query.shape[-1] != key.shape[-1]:
-        raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same last "
-                           f"dimension (embedding), got query {list(query.shape)} and key "
-                           f"{list(key.shape)}")
-    if key.shape[-2] != value.shape[-2]:
-        raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
-                           f"sequence length, got key {list(key.shape)} and value "
-                           f"{list(value.shape)}")
-    _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
-    if enable_gqa:
-        key, value = _gqa_heads(query, key, value)
-    L, S = query.shape[-2], key.shape[-2]
-    s = apply(P["matmul"], query, _mT(key))
-    if query.shape[-1]:       # (a head dim of 0: the scores are 0 whatever the scale, 1/sqrt(0))
-        s = apply(P["mul"], s, 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
-    if is_causal:             # (with an attn_mask: the CPU flash kernel's, which applies both)
-        causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
-        s = apply(P["where"], causal, s, -math.inf)
-    if attn_mask is not None:
-        if attn_mask._dtype is dt.bool_:
-            s = apply(P["where"], attn_mask, s, -math.inf)
+    try:
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if not isinstance(t, Tensor):
+                raise TypeError(f"scaled_dot_product_attention(): argument '{name}' must be Tensor, "
+                                f"not {type(t).__name__}")
+        # torch.nn.attention: the dtype checks, CausalBias masks, the backend set
+        from .attention import _sdpa_validate, _sdpa_check
+        attn_mask = _sdpa_validate(query, key, value, attn_mask, is_causal)
+        if query.shape[-2] == 0 or value.numel() == 0:
+            # PyTorch answers these before its other checks (no mask shape, head count or
+            # is_causal-with-mask error), even a key of another length than value's S == 0
+            return _sdpa_empty(query, key, value)
+        if query.shape[-1] != key.shape[-1]:
+            raise RuntimeError(f"scaled_dot_product_attention: query and key must have the same last "
+                               f"dimension (embedding), got query {list(query.shape)} and key "
+                               f"{list(key.shape)}")
+        if key.shape[-2] != value.shape[-2]:
+            raise RuntimeError(f"scaled_dot_product_attention: key and value must have the same "
+                               f"sequence length, got key {list(key.shape)} and value "
+                               f"{list(value.shape)}")
+        _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
+        if enable_gqa:
+            key, value = _gqa_heads(query, key, value)
+        L, S = query.shape[-2], key.shape[-2]
+        s = apply(P["matmul"], query, _mT(key))
+        if query.shape[-1]:       # (a head dim of 0: the scores are 0 whatever the scale, 1/sqrt(0))
+            s = apply(P["mul"], s, 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+        if is_causal:             # (with an attn_mask: the CPU flash kernel's, which applies both)
+            causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
+            s = apply(P["where"], causal, s, -math.inf)
+        if attn_mask is not None:
+            if attn_mask._dtype is dt.bool_:
+                s = apply(P["where"], attn_mask, s, -math.inf)
+            else:
+                s = apply(P["add"], s, attn_mask)
+        if is_causal or attn_mask is not None:
+            # PyTorch's _safe_softmax: a query whose every key is masked (-inf) attends to nothing,
+            # giving zeros and no gradient, not the NaN of softmax over -inf (its scores are zeroed
+            # first so that no NaN reaches the softmax's backward either)
+            # (a row's max is -inf exactly when all of it is: amax, which Triton reductions have)
+            dead = apply(P["eq"], apply(P["amax"], s, dims=(s.ndim - 1,), keepdim=True), -math.inf)
+            w = apply(P["where"], dead, 0.0, _softmax_last(apply(P["where"], dead, 0.0, s)))
         else:
-            s = apply(P["add"], s, attn_mask)
-    if is_causal or attn_mask is not None:
-        # PyTorch's _safe_softmax: a query whose every key is masked (-inf) attends to nothing,
-        # giving zeros and no gradient, not the NaN of softmax over -inf (its scores are zeroed
-        # first so that no NaN reaches the softmax's backward either)
-        # (a row's max is -inf exactly when all of it is: amax, which Triton reductions have)
-        dead = apply(P["eq"], apply(P["amax"], s, dims=(s.ndim - 1,), keepdim=True), -math.inf)
-        w = apply(P["where"], dead, 0.0, _softmax_last(apply(P["where"], dead, 0.0, s)))
-    else:
-        w = _softmax_last(s)
-    if dropout_p > 0.0:
-        w = _dropout(w, dropout_p, True)
-    return apply(P["matmul"], w, value)
+            w = _softmax_last(s)
+        if dropout_p > 0.0:
+            w = _dropout(w, dropout_p, True)
+        return apply(P["matmul"], w, value)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from ..nested import _ops as N
+        return N.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal,
+                                              scale, enable_gqa)
 
 
 def _linear(x, w, b):
