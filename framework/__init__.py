@@ -335,6 +335,7 @@ from . import multiprocessing  # noqa: E402,F401  (torch.multiprocessing)
 from . import func  # noqa: E402,F401  (torch.func)
 from .func import vmap  # noqa: E402,F401
 from . import fx  # noqa: E402,F401  (torch.fx)
+from . import export  # noqa: E402,F401  (torch.export)
 from . import profiler  # noqa: E402,F401
 from .serialization import save, load  # noqa: E402,F401
 from . import amp, cpu  # noqa: E402,F401
