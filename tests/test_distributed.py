@@ -133,6 +133,115 @@ def test_collective_errors_name_op_and_shapes(coll):
         assert "ReduceOp.AVG needs a floating-point" in info[r]["avg_int_error"]
 
 
+# ---- all_to_all, batched p2p, subgroups, DeviceMesh, TCPStore, comm hooks: one launch ----------
+@pytest.fixture(scope="module")
+def extras(tmp_path_factory):
+    import socket
+    out = tmp_path_factory.mktemp("extras")
+    with socket.socket() as s:           # a free port for the TCPStore that rank 0 serves
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p, _ = _launch("extras.py", out, port)
+    assert p.returncode == 0, p.stdout + p.stderr
+    arrs = [dict(np.load(out / f"rank{r}.npz")) for r in range(2)]
+    info = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    return arrs, info, _load(os.path.join(SCRIPTS, "extras.py"))
+
+
+@needs_mpi
+def test_all_to_all_matches_numpy(extras):
+    arrs, info, m = extras
+    inp = [m.a2a_input(0), m.a2a_input(1)]
+    for r in range(2):
+        # rank r gets, from each rank k, the rows k addressed to r (k's split r)
+        blocks = []
+        for k in range(2):
+            lo = sum(m.IN_SPLITS[k][:r])
+            blocks.append(inp[k][lo:lo + m.IN_SPLITS[k][r]])
+        np.testing.assert_array_equal(arrs[r]["a2a_uneven"], np.concatenate(blocks))
+        even = [np.arange(12).reshape(4, 3) + 1000 * k for k in range(2)]
+        np.testing.assert_array_equal(arrs[r]["a2a_even"],
+                                      np.concatenate([e[2 * r:2 * r + 2] for e in even]))
+        assert info[r]["a2a_work"] == [True, True]
+        assert info[r]["a2a_list"] == [[10.0 * k + r] * (r + k + 1) for k in range(2)]
+        assert info[r]["a2a_bad_split"] == (
+            "RuntimeError: all_to_all_single: Split sizes doesn't match total dim 0 size "
+            "(input split sizes [1, 1], input of shape [3])")
+        # rank 0 sends [2, 0] where both ranks expect 1 row from it: both ranks raise
+        assert info[r]["a2a_mismatch"] == (
+            "RuntimeError: all_to_all_single: the ranks' split sizes do not match: rank 0 sends "
+            "2 rows to rank 0, which expects 1; rank 0 sends 0 rows to rank 1, which expects 1")
+
+
+@needs_mpi
+def test_batched_p2p_objects_and_subgroups(extras):
+    arrs, info, _ = extras
+    for r in range(2):
+        np.testing.assert_array_equal(arrs[r]["batch_p2p"], [2.0 - r] * 3)
+        assert info[r]["p2p_repr"] == (f"P2POp(isend pg=0, group_src={r}, group_dst={1 - r},  "
+                                       "torch.Size([3]), torch.float32)")
+        assert info[r]["p2p_bad_op"].startswith("ValueError: Invalid ``op``. Expected ``op``")
+        assert info[r]["batch_bad"].startswith("ValueError: Invalid ``p2p_op_list``")
+        assert info[r]["world_ranks"] == [0, 1]
+        # new_subgroups(1): this rank alone; the other entry is NON_GROUP_MEMBER
+        assert info[r]["subgroup"] == [[r], 1, [k != r for k in range(2)]]
+        assert info[r]["subgroup_all_reduce"] == [r + 1.0]
+        assert info[r]["enumerated"] == [[1, 0], 1 - r]        # group rank follows the list
+        assert info[r]["enumerated_broadcast"] == [2.0]        # global src=1
+        assert info[r]["subgroups_bad"] == ("ValueError: The arg 'group_size' (3) must not "
+                                            "exceed the world size (2)")
+        assert info[r]["enum_dup"] == ("ValueError: Rank 1 has appeared in both subgroup "
+                                       "[0, 1] and [1]")
+        assert info[r]["split_group"] == [r]
+        assert info[r]["pg_count"] == 1 + 2 + 1 + 1            # world, 2 subgroups, 1, 1
+        assert info[r]["mbar_after"] is True
+    assert info[1]["recv_object_list"] == [{"a": [1, 2]}, "x", None]
+    assert info[1]["recv_object_list_src"] == 0
+    assert info[0]["mbar"] == ("RuntimeError: [Rank 0]: Rank 1 failed to pass monitoredBarrier "
+                               "in 300 ms")
+    assert info[0]["mbar_all"] == ("RuntimeError: [Rank 0]: Ranks 1 failed to pass "
+                                   "monitoredBarrier in 300 ms")
+
+
+@needs_mpi
+def test_coalesced_collectives_and_device_mesh(extras):
+    _, info, _ = extras
+    for r in range(2):
+        assert info[r]["all_reduce_coalesced"] == [[2.0, 2.0], [20.0, 20.0, 20.0]]   # MAX
+        assert info[r]["coalesced_dtypes"] == (
+            "ValueError: Invalid usage of tensors with different dtypesFound torch.float32 and "
+            " torch.float64")
+        assert info[r]["all_gather_coalesced"] == [[[0.5, 0.5], [0]], [[1.5, 1.5], [7]]]
+        assert info[r]["mesh1"] == ["DeviceMesh((dp=2), 'cpu', stride=(1,))", 2, r, [r],
+                                    [0, 1]]
+        assert info[r]["mesh2"] == ["DeviceMesh((dp=1, tp=2), 'cpu', stride=((), 1))", 2, 2, r,
+                                    0, [0, r], [0, 1], [r],
+                                    "DeviceMesh((tp=2), 'cpu', stride=(1,))", [[0, 1]]]
+        assert info[r]["mesh2_tp_sum"] == [3.0]
+        assert "Optional kwarg `mesh_dim` needs to be specified" in info[r]["mesh_no_dim"]
+        assert info[r]["mesh_bad_name"].startswith("KeyError: \"Invalid mesh_dim_names ('pp',)")
+        assert info[r]["mesh_too_big"] == ("RuntimeError: Mesh should not be bigger than "
+                                           "default world size 2, but found 3 ranks!")
+
+
+@needs_mpi
+def test_tcp_store_across_ranks_and_ddp_comm_hooks(extras):
+    arrs, info, _ = extras
+    for r in range(2):
+        assert info[r]["store_get"] == f"hello {1 - r}"
+        assert info[r]["store_counter"] == 3 and info[r]["store_num_keys"] == 4  # + init/
+        assert info[r]["hook_twice"] == ("RuntimeError: register_comm_hook or "
+                                         "register_builtin_comm_hook can only be called once.")
+    assert sorted([info[0]["store_add"], info[1]["store_add"]]) in ([1, 3], [2, 3])
+    # the hooks average Linear(3, 2)'s gradients of sum(x W^T + b) with x = arange * (r + 1)
+    x = np.arange(6, dtype=np.float64).reshape(2, 3)
+    want_w = np.tile((x.sum(0) * 1 + x.sum(0) * 2) / 2, (2, 1))
+    for r in range(2):
+        for name, tol in (("allreduce", 1e-6), ("fp16", 1e-3)):
+            np.testing.assert_allclose(arrs[r][f"hook_{name}_w"], want_w, rtol=tol)
+            np.testing.assert_allclose(arrs[r][f"hook_{name}_b"], [2.0, 2.0], rtol=tol)
+
+
 # ---- DDP ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory):
@@ -374,14 +483,51 @@ def test_errors_before_init():
     msg = "Default process group has not been initialized"
     for f in (lambda: dist.all_reduce(torch.ones(2)), dist.get_rank, dist.get_world_size,
               dist.barrier, lambda: dist.broadcast(torch.ones(2), 0),
-              lambda: nn.parallel.DistributedDataParallel(nn.Linear(2, 2))):
-        with pytest.raises(RuntimeError, match=msg):
+              lambda: nn.parallel.DistributedDataParallel(nn.Linear(2, 2)),
+              lambda: dist.all_to_all_single(torch.ones(2), torch.ones(2)),
+              lambda: dist.get_process_group_ranks(None), dist.monitored_barrier,
+              lambda: dist.new_subgroups(group_size=1),
+              lambda: dist.all_reduce_coalesced([torch.ones(2)])):
+        with pytest.raises(ValueError, match=msg):      # torch's class and message
             f()
     with pytest.raises(ValueError, match="unknown or unsupported backend 'smoke'"):
         dist.init_process_group("smoke")
     with pytest.raises(ValueError, match="not initialized"):
         dist.destroy_process_group()
     assert repr(dist.ReduceOp.SUM) == "<RedOpType.SUM: 0>"
+
+
+def test_small_query_functions(monkeypatch):
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    with pytest.raises(RuntimeError, match="LOCAL_RANK is not in the environment"):
+        dist.get_node_local_rank()
+    assert dist.get_node_local_rank(fallback_rank=3) == 3
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert dist.get_node_local_rank() == 1
+    assert [dist.supports_complex(getattr(dist.ReduceOp, o)) for o in
+            ("SUM", "AVG", "MAX", "MIN", "PRODUCT", "BAND")] == [True, True] + [False] * 4
+    assert dist.get_default_backend_for_device("cpu") == "gloo"
+    assert dist.get_default_backend_for_device(torch.device("cuda", 1)) == "nccl"
+    with pytest.raises(ValueError, match="Default backend not registered for device : meta"):
+        dist.get_default_backend_for_device("meta")
+    assert dist.is_backend_available("gloo") == dist.is_mpi_available()
+    assert not dist.is_backend_available("ucc") and not dist.is_ucc_available()
+    assert not dist.is_xccl_available() and dist.get_pg_count() == 0
+    assert repr(dist.get_debug_level()) == "<DebugLevel.OFF: 0>"
+    monkeypatch.setenv("TORCH_DISTRIBUTED_DEBUG", "detail")
+    dist.set_debug_level_from_env()
+    assert dist.get_debug_level() is dist.DebugLevel.DETAIL
+    monkeypatch.setenv("TORCH_DISTRIBUTED_DEBUG", "loud")
+    with pytest.raises(ValueError, match="must be OFF, INFO, or DETAIL"):
+        dist.set_debug_level_from_env()
+    dist.set_debug_level(dist.DebugLevel.OFF)
+    with pytest.raises(TypeError):
+        dist.set_debug_level(2)
+    o = dist.ReduceOptions()
+    assert (o.reduceOp, o.rootRank, o.asyncOp) == (dist.ReduceOp.SUM, 0, True)
+    assert issubclass(dist.QueueEmptyError, dist.DistStoreError)
+    assert issubclass(dist.DistNetworkError, dist.DistError)
+    assert repr(dist.BuiltinCommHookType.FP16_COMPRESS) == "<BuiltinCommHookType.FP16_COMPRESS: 2>"
 
 
 def test_data_parallel_is_the_module_on_one_device():

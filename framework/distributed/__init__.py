@@ -34,7 +34,18 @@ __all__ = ["init_process_group", "destroy_process_group", "is_initialized", "is_
            "gather", "scatter", "send", "recv", "isend", "irecv", "broadcast_object_list",
            "all_gather_object", "gather_object", "scatter_object_list", "new_group",
            "ReduceOp", "Work", "ProcessGroup", "GroupMember", "group", "Backend",
-           "DistError", "DistBackendError", "default_pg_timeout"]
+           "DistError", "DistBackendError", "default_pg_timeout", "all_to_all",
+           "all_to_all_single", "all_gather_coalesced", "all_reduce_coalesced",
+           "batch_isend_irecv", "P2POp", "send_object_list", "recv_object_list",
+           "monitored_barrier", "new_subgroups", "new_subgroups_by_enumeration", "split_group",
+           "get_process_group_ranks", "get_pg_count", "get_node_local_rank",
+           "get_default_backend_for_device", "is_backend_available", "is_ucc_available",
+           "is_xccl_available", "supports_complex", "get_debug_level", "set_debug_level",
+           "set_debug_level_from_env", "DebugLevel", "Store", "TCPStore", "FileStore",
+           "HashStore", "PrefixStore", "DistStoreError", "DistNetworkError", "QueueEmptyError",
+           "GradBucket", "BuiltinCommHookType", "breakpoint", "AllreduceOptions",
+           "AllreduceCoalescedOptions", "AllToAllOptions", "BarrierOptions", "BroadcastOptions",
+           "GatherOptions", "ReduceOptions", "ReduceScatterOptions", "ScatterOptions"]
 
 default_pg_timeout = timedelta(minutes=30)
 
@@ -108,6 +119,7 @@ class group:
 
 
 _default = None
+_pg_count = [0]             # groups created since init_process_group (get_pg_count)
 
 
 def is_available():
@@ -184,6 +196,7 @@ def init_process_group(backend=None, init_method=None, timeout=None, world_size=
                     f"start the ranks with `kiln run -n N script.py` or `mpiexec -n N python "
                     "script.py` (MPI assigns ranks; torchrun-style launches are not supported)")
     _default = ProcessGroup(impl, range(impl.size), name)
+    _pg_count[0] = 1
     group.WORLD = GroupMember.WORLD = _default
     _install_abort_on_error()
 
@@ -196,6 +209,7 @@ def destroy_process_group(group=None):
                              "initialized")
         _default._impl.free()
         _default = None
+        _pg_count[0] = 0
         globals()["group"].WORLD = GroupMember.WORLD = None
     else:
         group._impl.free()
@@ -228,9 +242,9 @@ def _install_abort_on_error():
 
 # ---- helpers ---------------------------------------------------------------------------------
 def _pg(grp, op):
-    if _default is None:
-        raise RuntimeError(f"{op}: Default process group has not been initialized, please make "
-                           "sure to call init_process_group.")
+    if _default is None:          # torch's ValueError and message, with the op in front
+        raise ValueError(f"{op}: Default process group has not been initialized, please make "
+                         "sure to call init_process_group.")
     if grp is None:
         return _default
     if grp is GroupMember.NON_GROUP_MEMBER:
@@ -388,6 +402,11 @@ class Work:
 
     def result(self):
         return self._result if self._result is not None else []
+
+    def get_future(self):
+        """A Future whose value is result(), once this work completes."""
+        from .comm_hooks import Future
+        return Future(lambda: (self.wait(), self.result())[1])
 
     def source_rank(self):
         st = getattr(self._req, "status", None)
@@ -679,9 +698,582 @@ def new_group(ranks=None, timeout=None, backend=None, pg_options=None, use_local
     if len(set(ranks)) != len(ranks):
         raise ValueError(f"new_group: duplicate ranks in {ranks}")
     impl = pg._impl.split(ranks)
+    _pg_count[0] += 1
     if impl is None:
         return GroupMember.NON_GROUP_MEMBER
     if timeout is not None:
         impl.timeout = _timeout_s(timeout)
     return ProcessGroup(impl, ranks, pg._backend)
 
+
+
+
+def _group_split(pg, color, key, timeout=None):
+    """One MPI split of `pg` into disjoint groups: this rank joins group `color` (None: none)
+    at position `key`; every rank of pg must call it."""
+    if not hasattr(pg._impl, "split_by"):
+        raise NotImplementedError(f"subgroups are implemented for the mpi backend only (this "
+                                  f"group's backend: {pg._backend})")
+    impl = pg._impl.split_by(color, key)
+    if impl is not None and timeout is not None:
+        impl.timeout = _timeout_s(timeout)
+    return impl
+
+
+def new_subgroups_by_enumeration(ranks_per_subgroup_list, timeout=None, backend=None,
+                                 pg_options=None, group_desc=None):
+    """(this rank's subgroup or None, [subgroup or NON_GROUP_MEMBER per list entry]): one
+    group per list of global ranks; the lists must be disjoint."""
+    if not ranks_per_subgroup_list:
+        raise ValueError("The arg 'ranks_per_subgroup_list' cannot be empty")
+    pg = _pg(None, "new_subgroups_by_enumeration")
+    seen = {}
+    for ranks in ranks_per_subgroup_list:
+        for r in ranks:
+            if r in seen:
+                raise ValueError(f"Rank {r} has appeared in both subgroup {seen[r]} and "
+                                 f"{list(ranks)}")
+            if not 0 <= r < pg.size():
+                raise ValueError(f"new_subgroups_by_enumeration: rank {r} is not in the world "
+                                 f"of size {pg.size()}")
+            seen[r] = list(ranks)
+    me = pg.rank()
+    mine = next((i for i, rs in enumerate(ranks_per_subgroup_list) if me in rs), None)
+    key = list(ranks_per_subgroup_list[mine]).index(me) if mine is not None else 0
+    impl = _group_split(pg, mine, key, timeout)
+    _pg_count[0] += len(ranks_per_subgroup_list)
+    cur = None if impl is None else ProcessGroup(impl, ranks_per_subgroup_list[mine],
+                                                 pg._backend)
+    subgroups = [cur if i == mine else GroupMember.NON_GROUP_MEMBER
+                 for i in range(len(ranks_per_subgroup_list))]
+    return cur, subgroups
+
+
+def new_subgroups(group_size=None, group=None, timeout=None, backend=None, pg_options=None,
+                  group_desc=None):
+    """Split the world (or `group`) into consecutive subgroups of group_size ranks."""
+    if group_size is None:
+        from .. import cuda
+        if not cuda.is_available():
+            raise ValueError("Default group size only takes effect when CUDA is available.If "
+                             "your subgroup using a backend that does not depend on CUDA,please "
+                             "pass in 'group_size' correctly.")
+        group_size = cuda.device_count()
+    if group_size <= 0:
+        raise ValueError(f"The arg 'group_size' ({group_size}) must be positive")
+    pg = _pg(group, "new_subgroups")
+    n = pg.size()
+    if group_size > n:
+        raise ValueError(f"The arg 'group_size' ({group_size}) must not exceed the world size "
+                         f"({n})")
+    if n % group_size:
+        raise ValueError(f"The world size ({n}) must be divisible by 'group_size="
+                         f"{group_size}'")
+    ranks = pg._ranks
+    lists = [ranks[i:i + group_size] for i in range(0, n, group_size)]
+    if group is None:
+        return new_subgroups_by_enumeration(lists, timeout)
+    me = pg.rank()
+    impl = _group_split(pg, me // group_size, me % group_size, timeout)
+    _pg_count[0] += len(lists)
+    cur = ProcessGroup(impl, lists[me // group_size], pg._backend)
+    return cur, [cur if i == me // group_size else GroupMember.NON_GROUP_MEMBER
+                 for i in range(len(lists))]
+
+
+def split_group(parent_pg=None, split_ranks=None, timeout=None, pg_options=None,
+                group_desc=None):
+    """The group of split_ranks (lists of global ranks) this rank is in, or None."""
+    if not split_ranks:
+        raise ValueError("split_ranks cannot be empty")
+    pg = _pg(parent_pg, "split_group")
+    for rs in split_ranks:
+        for r in rs:
+            if r not in pg._ranks:
+                raise ValueError(f"split_group: rank {r} is not a rank of the parent group "
+                                 f"(global ranks {pg._ranks})")
+    flat = [r for rs in split_ranks for r in rs]
+    if len(set(flat)) != len(flat):
+        raise ValueError(f"split_group: the split_ranks {split_ranks} overlap")
+    me = pg._ranks[pg.rank()]
+    mine = next((i for i, rs in enumerate(split_ranks) if me in rs), None)
+    key = list(split_ranks[mine]).index(me) if mine is not None else 0
+    impl = _group_split(pg, mine, key, timeout)
+    _pg_count[0] += 1
+    return None if impl is None else ProcessGroup(impl, split_ranks[mine], pg._backend)
+
+
+def get_process_group_ranks(group):
+    """The global ranks of `group`, in group-rank order (None: the default group)."""
+    return list(_pg(group, "get_process_group_ranks")._ranks)
+
+
+def get_pg_count():
+    return _pg_count[0]
+
+
+def get_node_local_rank(fallback_rank=None):
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if fallback_rank is not None:
+        return int(fallback_rank)
+    raise RuntimeError("LOCAL_RANK is not in the environment. Consider passing fallback_rank to "
+                       "allow `get_node_local_rank` to work, assuming you are not running in a "
+                       "multi-device context and want the code to run locally instead.")
+
+
+def get_default_backend_for_device(device):
+    """'gloo' for cpu (Kiln runs it over MPI), 'nccl' for cuda, as in PyTorch."""
+    from runtime.device import Device as _device
+    dev = device if not isinstance(device, str) else _device(device)
+    kind = getattr(dev, "type", str(dev))
+    table = {"cpu": "gloo", "cuda": "nccl"}
+    if kind not in table:
+        raise ValueError(f"Default backend not registered for device : {kind}")
+    return table[kind]
+
+
+def is_backend_available(backend):
+    name = str(backend).lower()
+    if name in ("gloo", "mpi"):
+        return is_mpi_available()
+    if name == "nccl":
+        return is_nccl_available()
+    return False
+
+
+def is_ucc_available():
+    return False
+
+
+def is_xccl_available():
+    return False
+
+
+def supports_complex(reduceOp):
+    """Whether ReduceOp `reduceOp` is defined for complex tensors."""
+    deny = (ReduceOp.MAX, ReduceOp.MIN, ReduceOp.PRODUCT, ReduceOp.BAND, ReduceOp.BOR,
+            ReduceOp.BXOR)
+    return reduceOp not in deny
+
+
+class DebugLevel:
+    """TORCH_DISTRIBUTED_DEBUG levels. Kiln's collectives always check shapes across ranks
+    (KILN_DIST_CHECK), so the level is recorded but changes nothing."""
+    __slots__ = ("name", "value")
+    __members__ = {}
+
+    def __init__(self, name, value):
+        self.name, self.value = name, value
+
+    def __repr__(self):
+        return f"<DebugLevel.{self.name}: {self.value}>"
+
+    def __str__(self):
+        return f"DebugLevel.{self.name}"
+
+    def __int__(self):
+        return self.value
+
+
+for _i, _n in enumerate(("OFF", "INFO", "DETAIL")):
+    setattr(DebugLevel, _n, DebugLevel(_n, _i))
+    DebugLevel.__members__[_n] = getattr(DebugLevel, _n)
+_debug_level = [DebugLevel.OFF]
+
+
+def get_debug_level():
+    return _debug_level[0]
+
+
+def set_debug_level(level):
+    if not isinstance(level, DebugLevel):
+        raise TypeError(f"set_debug_level(): level must be a dist.DebugLevel, got {level!r}")
+    _debug_level[0] = level
+
+
+def set_debug_level_from_env():
+    v = os.environ.get("TORCH_DISTRIBUTED_DEBUG", "OFF").upper()
+    if v not in DebugLevel.__members__:
+        raise ValueError("The value of TORCH_DISTRIBUTED_DEBUG must be OFF, INFO, or DETAIL.")
+    _debug_level[0] = DebugLevel.__members__[v]
+
+
+# ---- all-to-all ------------------------------------------------------------------------------
+def _mpi_only(pg, op):
+    # these pack host (NumPy) buffers; the nccl backend has no path for them yet
+    if pg._backend != "mpi":
+        raise NotImplementedError(f"{op}: implemented for the mpi backend (cpu tensors) only; "
+                                  f"this group's backend is {pg._backend!r}")
+
+
+def _check_exchange(pg, op, t, send_rows, recv_rows):
+    """all_to_all's cross-rank check: rank k's send count to rank r must be rank r's receive
+    count from k, and dtypes and row shapes must agree; raises the same error on every rank."""
+    n = pg.size()
+    if n == 1 or os.environ.get("KILN_DIST_CHECK", "1") == "0":
+        return
+    row = tuple(t.shape[1:]) if t.dim() > 0 else ()
+    mine = np.full(4 + 2 * n, -1, np.int64)
+    mine[0], mine[1] = zlib.crc32(op.encode()), zlib.crc32(t._dtype.name.encode())
+    mine[2] = zlib.crc32(repr(row).encode())
+    mine[4:4 + n], mine[4 + n:] = send_rows, recv_rows
+    every = np.empty((n, mine.size), np.int64)
+    pg._impl.allgather(mine, every, f"{op} (its size check)").wait()
+    bad = [f"rank {pg._ranks[k]} sends {int(every[k, 4 + r])} rows to rank {pg._ranks[r]}, "
+           f"which expects {int(every[r, 4 + n + k])}"
+           for k in range(n) for r in range(n) if every[k, 4 + r] != every[r, 4 + n + k]]
+    if (every[:, :3] != every[0, :3]).any():
+        bad.insert(0, "the ranks called different collectives or passed different dtypes or "
+                      "row shapes")
+    if bad:
+        raise RuntimeError(f"{op}: the ranks' split sizes do not match: " + "; ".join(bad))
+
+
+def _splits(sizes, t, n, name, op):
+    if sizes is None or len(sizes) == 0:
+        if t.dim() == 0 or t.shape[0] % n:
+            raise RuntimeError(f"{op}: Tensor's dim 0 does not divide equally across group size "
+                               f"({name} of shape {list(t.shape)}, group size {n})")
+        return [t.shape[0] // n] * n
+    sizes = [int(x) for x in sizes]
+    if len(sizes) != n:
+        raise RuntimeError(f"{op}: Number of tensor splits not equal to group size ({name} "
+                           f"split sizes {sizes}, group size {n})")
+    if any(x < 0 for x in sizes) or sum(sizes) != (t.shape[0] if t.dim() else 0):
+        raise RuntimeError(f"{op}: Split sizes doesn't match total dim 0 size ({name} split "
+                           f"sizes {sizes}, {name} of shape {list(t.shape)})")
+    return sizes
+
+
+def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=None,
+                      group=None, async_op=False):
+    """Rank r sends rows [sum(in_splits[:k]), +in_splits[k]) of `input` to rank k, and gets
+    rank k's block into rows [sum(out_splits[:k]), +out_splits[k]) of `output`. No split
+    sizes: dim 0 splits evenly."""
+    op = "all_to_all_single"
+    pg = _pg(group, op)
+    _mpi_only(pg, op)
+    _tensor(output, op, "output")
+    _tensor(input, op, "input")
+    _check_device(pg, input, op)
+    if output._dtype is not input._dtype:
+        raise RuntimeError(f"{op}: output dtype {output._dtype} differs from input dtype "
+                           f"{input._dtype}")
+    if tuple(output.shape[1:]) != tuple(input.shape[1:]):
+        raise RuntimeError(f"{op}: output of shape {list(output.shape)} and input of shape "
+                           f"{list(input.shape)} must agree beyond dim 0")
+    n = pg.size()
+    si = _splits(input_split_sizes, input, n, "input", op)
+    so = _splits(output_split_sizes, output, n, "output", op)
+    _check_exchange(pg, op, input, si, so)
+    row = input._data.itemsize * int(np.prod(input.shape[1:], dtype=np.int64))
+    buf, back = _out_buf(output)
+    req = pg._impl.alltoall(_in_buf(input), [x * row for x in si], buf, [x * row for x in so],
+                            f"{op}(input shape {list(input.shape)}, splits {si})")
+    return _run(req, back, async_op, [output])
+
+
+def all_to_all(output_tensor_list, input_tensor_list, group=None, async_op=False):
+    """output_tensor_list[k] = rank k's input_tensor_list[this rank]; sizes may differ."""
+    op = "all_to_all"
+    pg = _pg(group, op)
+    _mpi_only(pg, op)
+    n = pg.size()
+    for name, lst in (("output_tensor_list", output_tensor_list),
+                      ("input_tensor_list", input_tensor_list)):
+        if not isinstance(lst, (list, tuple)):
+            raise TypeError(f"{op}: {name} must be a list of tensors, got {type(lst).__name__}")
+        for i, x in enumerate(lst):
+            _tensor(x, op, f"{name}[{i}]")
+        _need_len(lst, n, op, name)
+    dt = input_tensor_list[0]._dtype
+    for name, lst in (("output_tensor_list", output_tensor_list),
+                      ("input_tensor_list", input_tensor_list)):
+        for i, x in enumerate(lst):
+            _check_device(pg, x, op)
+            if x._dtype is not dt:
+                raise RuntimeError(f"{op}: {name}[{i}] has dtype {x._dtype}, but "
+                                   f"input_tensor_list[0] has dtype {dt}; all must match")
+    sn = [x.numel() for x in input_tensor_list]
+    rn = [x.numel() for x in output_tensor_list]
+    _check_exchange(pg, op, input_tensor_list[0].reshape(-1), sn, rn)
+    send = np.concatenate([_in_buf(x).reshape(-1) for x in input_tensor_list])
+    recv = np.empty(sum(rn), send.dtype)
+    item = send.itemsize
+    req = pg._impl.alltoall(send, [x * item for x in sn], recv, [x * item for x in rn],
+                            f"{op}(elements sent {sn})")
+
+    def finish():
+        o = 0
+        for x, k in zip(output_tensor_list, rn):
+            buf, back = _out_buf(x)
+            buf.reshape(-1)[...] = recv[o:o + k]
+            back()
+            o += k
+    return _run(req, finish, async_op, list(output_tensor_list))
+
+
+# ---- coalesced -------------------------------------------------------------------------------
+def all_reduce_coalesced(tensors, op=ReduceOp.SUM, group=None, async_op=False):
+    """all_reduce of every tensor in `tensors` (one dtype), as one flat all-reduce."""
+    fn = "all_reduce_coalesced"
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+    pg = _pg(group, fn)
+    _mpi_only(pg, fn)
+    for i, t in enumerate(tensors):
+        _tensor(t, fn, f"tensors[{i}]")
+        _check_device(pg, t, fn)
+        if t._dtype is not tensors[0]._dtype:
+            raise ValueError(f"Invalid usage of tensors with different dtypesFound "
+                             f"{tensors[0]._dtype} and  {t._dtype}")
+    if not tensors:
+        return _run(pg._impl.barrier(), None, async_op, [])
+    code = _op_code(op, fn, tensors[0])
+    flat = np.concatenate([_in_buf(t).reshape(-1) for t in tensors])
+    _check_same(pg, fn, _flat_probe(flat, tensors[0]))
+    req = pg._impl.allreduce(flat, code)
+
+    def finish():
+        o = 0
+        for t in tensors:
+            buf, back = _out_buf(t)
+            k = buf.size
+            buf.reshape(-1)[...] = flat[o:o + k]
+            back()
+            o += k
+    return _run(req, finish, async_op, list(tensors))
+
+
+class _flat_probe:
+    """What _check_same reads of a tensor (shape and dtype), for a packed flat buffer."""
+    def __init__(self, flat, like):
+        self.shape, self._dtype = flat.shape, like._dtype
+
+
+def all_gather_coalesced(output_tensor_lists, input_tensor_list, group=None, async_op=False):
+    """output_tensor_lists[r][i] = rank r's input_tensor_list[i], as one all-gather."""
+    fn = "all_gather_coalesced"
+    pg = _pg(group, fn)
+    _mpi_only(pg, fn)
+    n = pg.size()
+    _need_len(output_tensor_lists, n, fn, "output_tensor_lists")
+    for i, t in enumerate(input_tensor_list):
+        _tensor(t, fn, f"input_tensor_list[{i}]")
+        _check_device(pg, t, fn)
+    for r, lst in enumerate(output_tensor_lists):
+        if len(lst) != len(input_tensor_list):
+            raise ValueError(f"{fn}: output_tensor_lists[{r}] has {len(lst)} tensors, "
+                             f"input_tensor_list has {len(input_tensor_list)}")
+        for i, (o, t) in enumerate(zip(lst, input_tensor_list)):
+            _tensor(o, fn, f"output_tensor_lists[{r}][{i}]")
+            if tuple(o.shape) != tuple(t.shape) or o._dtype is not t._dtype:
+                raise RuntimeError(f"{fn}: output_tensor_lists[{r}][{i}] has shape "
+                                   f"{list(o.shape)} and dtype {o._dtype}, but "
+                                   f"input_tensor_list[{i}] has shape {list(t.shape)} and "
+                                   f"dtype {t._dtype}; they must match")
+    send = np.concatenate([_in_buf(t).reshape(-1).view(np.uint8) for t in input_tensor_list]) \
+        if input_tensor_list else np.zeros(0, np.uint8)
+    _check_same(pg, fn, _flat_probe(send, input_tensor_list[0]) if input_tensor_list else None)
+    recv = np.empty((n, send.size), np.uint8)
+    req = pg._impl.allgather(send, recv)
+
+    def finish():
+        for r, lst in enumerate(output_tensor_lists):
+            o = 0
+            for x in lst:
+                buf, back = _out_buf(x)
+                k = buf.nbytes
+                buf.reshape(-1).view(np.uint8)[...] = recv[r, o:o + k]
+                back()
+                o += k
+    return _run(req, finish, async_op, [x for lst in output_tensor_lists for x in lst])
+
+
+# ---- batched point to point ------------------------------------------------------------------
+class P2POp:
+    """One isend or irecv for batch_isend_irecv."""
+
+    def __init__(self, op, tensor, peer=None, group=None, tag=0, group_peer=None):
+        if op not in (isend, irecv):
+            raise ValueError("Invalid ``op``. Expected ``op`` to be of type "
+                             "``torch.distributed.isend`` or ``torch.distributed.irecv``.")
+        _tensor(tensor, "P2POp")
+        if (peer is None) == (group_peer is None):
+            raise ValueError("P2POp: give exactly one of peer and group_peer")
+        self.op, self.tensor, self.group, self.tag = op, tensor, group, tag
+        pg = _pg(group, "P2POp")
+        self.group_peer = group_peer if group_peer is not None else _local(
+            pg, peer, "peer", "P2POp")
+        self.peer = pg._ranks[self.group_peer]
+
+    def __repr__(self):
+        pg = _pg(self.group, "P2POp")
+        me = pg.rank()
+        src, dst = (me, self.group_peer) if self.op is isend else (self.group_peer, me)
+        name = "0" if pg is _default else ",".join(map(str, pg._ranks))
+        return (f"P2POp({self.op.__name__} pg={name}, "
+                f"group_src={src}, group_dst={dst},  {self.tensor.shape}, "
+                f"{self.tensor.dtype})")
+
+
+def batch_isend_irecv(p2p_op_list):
+    """Start every isend/irecv of the list at once (nonblocking MPI: their order cannot
+    deadlock) and return their Work handles."""
+    if not p2p_op_list:
+        raise IndexError("batch_isend_irecv: p2p_op_list is empty; give at least one P2POp")
+    if not all(isinstance(p, P2POp) for p in p2p_op_list):
+        raise ValueError("Invalid ``p2p_op_list``. Each op is expected to to be of type "
+                         "``torch.distributed.P2POp``.")
+    groups = {id(_pg(p.group, "batch_isend_irecv")) for p in p2p_op_list}
+    if len(groups) > 1:
+        raise ValueError("All ops need to use the same group.")
+    return [p.op(p.tensor, group=p.group, tag=p.tag, group_dst=p.group_peer)
+            if p.op is isend else
+            p.op(p.tensor, group=p.group, tag=p.tag, group_src=p.group_peer)
+            for p in p2p_op_list]
+
+
+# ---- objects point to point ------------------------------------------------------------------
+def _host(pg):
+    """The group that moves host bytes: nccl groups carry their MPI bootstrap group."""
+    return getattr(pg._impl, "host", None) or pg._impl
+
+
+def send_object_list(object_list, dst=None, group=None, device=None, group_dst=None,
+                     use_batch=False):
+    """Pickle and send every object of object_list to dst (recv_object_list's peer)."""
+    pg = _pg(group, "send_object_list")
+    peer = group_dst if group_dst is not None else _local(pg, dst, "dst", "send_object_list")
+    if peer == pg.rank():
+        raise ValueError(f"send_object_list: dst {dst} is this rank; a rank cannot send to "
+                         "itself")
+    blobs = [pickle.dumps(o) for o in object_list]
+    sizes = np.array([len(b) for b in blobs], np.int64)
+    data = np.frombuffer(b"".join(blobs), np.uint8).copy()
+    impl = _host(pg)
+    impl.send(sizes, peer).wait()
+    impl.send(data, peer).wait()
+
+
+def recv_object_list(object_list, src=None, group=None, device=None, group_src=None,
+                     use_batch=False):
+    """Fill object_list (as many slots as the sender sent) from src (None: any rank); returns
+    the sender's global rank."""
+    pg = _pg(group, "recv_object_list")
+    peer = group_src if group_src is not None else (
+        None if src is None else _local(pg, src, "src", "recv_object_list"))
+    impl = _host(pg)
+    sizes = np.empty(len(object_list), np.int64)
+    req = impl.recv(sizes, peer, 0)
+    req.wait()
+    if peer is None:
+        st = getattr(req, "status", None)
+        peer = st.Get_source() if st is not None else 0
+    data = np.empty(int(sizes.sum()), np.uint8)
+    impl.recv(data, peer, 0).wait()
+    o = 0
+    for i, k in enumerate(sizes):
+        object_list[i] = pickle.loads(data[o:o + int(k)].tobytes())
+        o += int(k)
+    return pg._ranks[peer]
+
+
+# ---- monitored barrier -----------------------------------------------------------------------
+_MB_TAG = 32001                 # MPI guarantees tags up to 32767; user p2p tags rarely go there
+
+
+def monitored_barrier(group=None, timeout=None, wait_all_ranks=False):
+    """A barrier in which rank 0 names the ranks that did not arrive within `timeout`
+    (default: the group's). Rank 0 collects one message from every other rank, then answers
+    each; a rank whose answer does not come in time raises too. As with gloo, a group whose
+    monitored_barrier failed should not be used for more of them: a late rank's message
+    would be taken by the next one."""
+    pg = _pg(group, "monitored_barrier")
+    if pg._backend != "mpi":
+        raise RuntimeError(f"ProcessGroup{pg._backend.upper()} does not support "
+                           "monitoredBarrier, only GLOO supports monitored barrier.")
+    limit = pg._impl.timeout if timeout is None else (
+        timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout))
+    ms = int(round(limit * 1000))
+    impl, me, n = pg._impl, pg.rank(), pg.size()
+    if n == 1:
+        return
+    if me != 0:
+        impl.send(np.ones(1, np.int64), 0, _MB_TAG).wait()
+        req = impl.recv(np.zeros(1, np.int64), 0, _MB_TAG)
+        try:
+            req.wait(limit)
+        except DistBackendError:
+            req.cancel()
+            raise RuntimeError(f"[Rank {pg._ranks[me]}]: Rank {pg._ranks[me]} timed out in "
+                               f"monitoredBarrier after {ms} ms.") from None
+        return
+    deadline = time.monotonic() + limit
+    reqs = {r: impl.recv(np.zeros(1, np.int64), r, _MB_TAG) for r in range(1, n)}
+    missing = []
+    for r in range(1, n):
+        try:
+            reqs[r].wait(max(deadline - time.monotonic(), 0.0))
+        except DistBackendError:
+            reqs[r].cancel()
+            missing.append(r)
+            if not wait_all_ranks:
+                for q in range(r + 1, n):
+                    reqs[q].cancel()
+                break
+    if missing:
+        names = ", ".join(str(pg._ranks[r]) for r in missing)
+        what = (f"Ranks {names}" if wait_all_ranks else f"Rank {names}")
+        raise RuntimeError(f"[Rank {pg._ranks[0]}]: {what} failed to pass monitoredBarrier in "
+                           f"{ms} ms")
+    for r in range(1, n):
+        impl.send(np.ones(1, np.int64), r, _MB_TAG).wait()
+
+
+def breakpoint(rank=0, skip=0, timeout_s=3600):
+    """pdb on one rank (its stdin), the others wait at a barrier until it continues."""
+    if skip > 0:
+        key = "_kiln_breakpoint_skips"
+        left = globals().get(key, skip)
+        globals()[key] = left - 1
+        if left > 0:
+            return
+    pg = _pg(None, "breakpoint")
+    if pg.rank() == rank:
+        import pdb
+        pdb.Pdb(stdin=open("/dev/stdin")).set_trace(sys._getframe(1))
+    pg._impl.barrier().wait(timeout_s)
+
+
+# ---- option bags (what ProcessGroup methods take in PyTorch) ----------------------------------
+def _options(name, **fields):
+    def __init__(self):
+        for k, v in fields.items():
+            setattr(self, k, v)
+    return type(name, (), {"__init__": __init__, "__module__": __name__,
+                           "__doc__": f"torch.distributed.{name}: attributes "
+                                      + ", ".join(fields)})
+
+
+_T = timedelta(milliseconds=-1)     # PyTorch's 'unset' timeout
+AllreduceOptions = _options("AllreduceOptions", reduceOp=ReduceOp.SUM, timeout=_T,
+                            asyncOp=True)
+AllreduceCoalescedOptions = _options("AllreduceCoalescedOptions", reduceOp=ReduceOp.SUM,
+                                     timeout=_T, asyncOp=True)
+AllToAllOptions = _options("AllToAllOptions", timeout=_T, asyncOp=True)
+BarrierOptions = _options("BarrierOptions", device_ids=[], device=None, timeout=_T, asyncOp=True)
+BroadcastOptions = _options("BroadcastOptions", rootRank=0, rootTensor=0, timeout=_T,
+                            asyncOp=True)
+GatherOptions = _options("GatherOptions", rootRank=0, timeout=_T, asyncOp=True)
+ReduceOptions = _options("ReduceOptions", reduceOp=ReduceOp.SUM, rootRank=0, rootTensor=0,
+                         timeout=_T, asyncOp=True)
+ReduceScatterOptions = _options("ReduceScatterOptions", reduceOp=ReduceOp.SUM, timeout=_T,
+                                asyncOp=True)
+ScatterOptions = _options("ScatterOptions", rootRank=0, timeout=_T, asyncOp=True)
+
+from .store import (Store, HashStore, FileStore, TCPStore, PrefixStore,  # noqa: E402
+                    DistStoreError, DistNetworkError, QueueEmptyError)
+from .comm_hooks import GradBucket, BuiltinCommHookType  # noqa: E402
+from .device_mesh import DeviceMesh, init_device_mesh  # noqa: E402,F401

@@ -58,7 +58,7 @@ _FIRST_BUCKET_BYTES = 1024 * 1024       # dist._DEFAULT_FIRST_BUCKET_BYTES in Py
 
 
 class _Bucket:
-    __slots__ = ("params", "index", "offsets", "flat", "pending", "req", "dtype")
+    __slots__ = ("params", "index", "offsets", "flat", "pending", "req", "dtype", "fut")
 
     def __init__(self, params, index, dtype):
         self.params = params              # [(param index, param)]
@@ -72,6 +72,7 @@ class _Bucket:
         self.flat = np.empty(n, dtype.np)
         self.pending = 0
         self.req = None
+        self.fut = None                   # a comm hook's Future
 
 
 def _bucketize(params, cap_bytes):
@@ -161,6 +162,7 @@ class DistributedDataParallel(Module):
         self._hook_handles += [register_compiled_grad_ready(p, _early_hook(me, i))
                                for i, p in enumerate(self._params)]
         self._early = set()               # per-iteration: params delivered by the compiled hook
+        self._comm_hook = None            # (state, hook) from register_comm_hook
 
     # ---- construction ------------------------------------------------------------------------
     def _verify_same_model(self):
@@ -281,12 +283,15 @@ class DistributedDataParallel(Module):
         while self._next < len(self._buckets) and self._buckets[self._next].pending == 0:
             nb = self._buckets[self._next]
             self._log("allreduce_start", nb.index)
-            nb.req = self._pg_impl.allreduce(nb.flat)
+            if self._comm_hook is not None:
+                nb.fut = self._run_comm_hook(nb)
+            else:
+                nb.req = self._pg_impl.allreduce(nb.flat)
             self._next += 1
 
     def _poll(self):
         for b in self._buckets[:self._next]:
-            if b.req is not None and not b.req.done:
+            if b.req is not None and b.req != "hooked" and not b.req.done:
                 b.req.test()
 
     def _start_usage_mask(self):
@@ -299,7 +304,17 @@ class DistributedDataParallel(Module):
         self._armed = False
         missing = [self._param_names[i] for i, r in enumerate(self._ready) if not r]
         for b in self._buckets[:self._next]:
-            b.req.wait()
+            if b.fut is not None:         # the hook's result is the bucket's new gradient
+                res = b.fut.wait()
+                b.fut = None
+                if not isinstance(res, Tensor) or res.numel() != b.flat.size:
+                    raise RuntimeError(f"DistributedDataParallel: the comm hook's Future must "
+                                       f"hold a tensor of the bucket's {b.flat.size} elements, "
+                                       f"got {res!r:.80}")
+                b.flat[...] = np.asarray(res._data).reshape(-1)
+                b.req = "hooked"
+            else:
+                b.req.wait()
         if missing:
             raise RuntimeError(
                 "Expected to have finished reduction in the prior iteration before starting a "
@@ -315,7 +330,10 @@ class DistributedDataParallel(Module):
             self._used_req = None
         n = self.process_group.size()
         for b in self._buckets:
-            b.flat /= n                  # only float/complex params require grad
+            if b.req == "hooked":
+                b.req = None             # the hook reduced (and averaged) it
+            else:
+                b.flat /= n              # only float/complex params require grad
             for s, (i, p) in enumerate(b.params):
                 if globally_used is not None and not globally_used[i]:
                     continue
@@ -330,6 +348,33 @@ class DistributedDataParallel(Module):
         self._log("backward_end", None)
 
     # ---- PyTorch API -------------------------------------------------------------------------
+    def register_comm_hook(self, state, hook):
+        """hook(state, GradBucket) -> Future of the bucket's reduced gradient, run for each
+        bucket instead of DDP's all-reduce and averaging (the hook averages)."""
+        if not callable(hook):
+            raise TypeError(f"register_comm_hook: hook must be callable, got {hook!r}")
+        if self._comm_hook is not None:
+            raise RuntimeError("register_comm_hook or register_builtin_comm_hook can only be "
+                               "called once.")
+        self._comm_hook = (state, hook)
+
+    def _register_builtin_comm_hook(self, comm_hook_type):
+        from ..distributed.comm_hooks import allreduce_hook, fp16_compress_hook
+        hooks = {"ALLREDUCE": allreduce_hook, "FP16_COMPRESS": fp16_compress_hook}
+        self.register_comm_hook(self.process_group, hooks[comm_hook_type.name])
+
+    def _run_comm_hook(self, b):
+        from ..distributed.comm_hooks import GradBucket
+        state, hook = self._comm_hook
+        buf = wrap(b.flat, b.dtype, self._params[0]._device)     # shares the bucket's memory
+        gb = GradBucket(b.index, buf, [p for _, p in b.params], b.offsets,
+                        b.index == len(self._buckets) - 1)
+        fut = hook(state, gb)
+        if not hasattr(fut, "wait"):
+            raise RuntimeError(f"DistributedDataParallel: the comm hook must return a Future, "
+                               f"got {type(fut).__name__}")
+        return fut
+
     @contextlib.contextmanager
     def no_sync(self):
         """Gradients accumulate locally inside; the first backward after it averages them."""

@@ -66,6 +66,14 @@ class Request:
                 self.on_done()
         return ok
 
+    def cancel(self):
+        """Withdraw a receive that will not be matched (monitored_barrier after a timeout)."""
+        if not self.done:
+            for r in self.reqs:
+                r.Cancel()
+            MPI.Request.Waitall(self.reqs)
+            self.done = True
+
     def wait(self, timeout=None):
         """Poll until complete; DistBackendError after `timeout` (default: the group's)."""
         if self.test():
@@ -192,6 +200,16 @@ class MPIGroup:
                                root=src)
         return Request(self, [r], f"scatter(src {src}, shape {list(recv.shape)})")
 
+    def alltoall(self, send, scounts, recv, rcounts, what=None):
+        """Bytes: send[sum(scounts[:k]):][:scounts[k]] goes to rank k, which receives it at
+        its rcounts[self.rank] slot; counts are byte counts."""
+        sd = np.concatenate([[0], np.cumsum(scounts)[:-1]]).astype(np.int64)
+        rd = np.concatenate([[0], np.cumsum(rcounts)[:-1]]).astype(np.int64)
+        sc, rc = np.asarray(scounts, np.int64), np.asarray(rcounts, np.int64)
+        r = self.comm.Ialltoallv([_flat(send).view(np.uint8), sc, sd, MPI.BYTE],
+                                 [_flat(recv).view(np.uint8), rc, rd, MPI.BYTE])
+        return Request(self, [r], what or f"all_to_all(send bytes {list(map(int, sc))})")
+
     def send(self, arr, dst, tag=0):
         r = self.comm.Isend(_bytes(arr), dest=dst, tag=tag)
         return Request(self, [r], f"send(dst {dst}, tag {tag}, shape {list(arr.shape)})")
@@ -235,6 +253,12 @@ class MPIGroup:
         comm = self.comm.Split(0 if member else MPI.UNDEFINED,
                                ranks.index(self.rank) if member else 0)
         return MPIGroup(comm, self.timeout) if member else None
+
+    def split_by(self, color, key):
+        """MPI_Comm_split: the ranks passing the same color form a group, ordered by key; every
+        rank must call it; color None gives None (no group)."""
+        comm = self.comm.Split(MPI.UNDEFINED if color is None else color, key)
+        return None if color is None else MPIGroup(comm, self.timeout)
 
     def abort(self, code=1):
         self.comm.Abort(code)
