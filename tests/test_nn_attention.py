@@ -1043,3 +1043,26 @@ def test_transformer_encoder_decoder_detect_causal_mask(r):
     tmask = T(np.triu(np.full((3, 3), -np.inf), 1), True)
     dec(T(x), T(x), tgt_mask=tmask).sum().backward()
     assert tmask.grad is None
+
+
+def test_transformer_encoder_says_why_it_takes_no_nested_fast_path():
+    # PyTorch's flags and warning (its checks, in its order); the math path runs either way
+    def build(**kw):
+        return nn.TransformerEncoderLayer(8, 2, 16, **kw)
+    with pytest.warns(UserWarning, match=r"use_nested_tensor is False because encoder_layer\."
+                                         r"self_attn\.batch_first was not True"):
+        e = nn.TransformerEncoder(build(), 2)
+    assert e.enable_nested_tensor and not e.use_nested_tensor
+    for kw, why in ((dict(norm_first=True), "norm_first was True"),
+                    (dict(activation=lambda x: x), "activation_relu_or_gelu was not True"),
+                    (dict(bias=False), "self_attn was passed bias=False")):
+        with pytest.warns(UserWarning, match=why):
+            nn.TransformerEncoder(build(batch_first=True, **kw), 1)
+    with pytest.warns(UserWarning, match="num_heads is odd"):
+        nn.TransformerEncoder(nn.TransformerEncoderLayer(6, 3, 16, batch_first=True), 1)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ok = nn.TransformerEncoder(build(batch_first=True, activation=F.gelu), 1)
+        nn.TransformerEncoder(build(), 1, enable_nested_tensor=False)
+    assert ok.use_nested_tensor and ok.layers[0].activation_relu_or_gelu == 2

@@ -2,6 +2,7 @@
 Transformer: PyTorch's parameter layout (in_proj_weight, out_proj, ...), initialisation and
 reprs; attention is F.multi_head_attention_forward (matmul + softmax decompositions)."""
 import copy
+import warnings
 
 import numpy as np
 
@@ -160,7 +161,11 @@ class TransformerEncoderLayer(Module):
         self.norm2 = LayerNorm(d_model, eps=layer_norm_eps, bias=bias, dtype=dtype)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
-        self.activation_relu_or_gelu = 1 if activation == "relu" else 2 if activation == "gelu" else 0
+        from .. import functional as F
+        from .activation import ReLU, GELU
+        self.activation_relu_or_gelu = \
+            1 if activation == "relu" or activation is F.relu or isinstance(activation, ReLU) else \
+            2 if activation == "gelu" or activation is F.gelu or isinstance(activation, GELU) else 0
         self.activation = _activation(activation)
 
     def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
@@ -183,6 +188,29 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(x)
 
 
+def _why_not_sparsity_fast_path(layer):
+    # PyTorch's TransformerEncoder checks, in its order
+    e = "encoder_layer"
+    if not isinstance(layer, TransformerEncoderLayer):
+        return f"{e} was not TransformerEncoderLayer"
+    if layer.norm_first:
+        return f"{e}.norm_first was True"
+    if not layer.self_attn.batch_first:
+        return (f"{e}.self_attn.batch_first was not True(use batch_first for better inference "
+                "performance)")
+    if not layer.self_attn._qkv_same_embed_dim:
+        return f"{e}.self_attn._qkv_same_embed_dim was not True"
+    if layer.self_attn.in_proj_bias is None:
+        return f"{e}.self_attn was passed bias=False"
+    if not layer.activation_relu_or_gelu:
+        return f"{e}.activation_relu_or_gelu was not True"
+    if layer.norm1.eps != layer.norm2.eps:
+        return f"{e}.norm1.eps was not equal to {e}.norm2.eps"
+    if layer.self_attn.num_heads % 2 == 1:
+        return f"{e}.self_attn.num_heads is odd"
+    return ""
+
+
 class TransformerEncoder(Module):
     def __init__(self, encoder_layer, num_layers, norm=None, enable_nested_tensor=True,
                  mask_check=True):
@@ -190,9 +218,16 @@ class TransformerEncoder(Module):
         self.layers = _get_clones(encoder_layer, num_layers)
         self.num_layers = num_layers
         self.norm = norm
-        # nested tensors are a CUDA/CPU fast path in PyTorch; results here are the math path
+        # nested tensors are a CUDA/CPU fast path in PyTorch; results here are the math path,
+        # but the flags and the warning say what PyTorch's would
         self.enable_nested_tensor = enable_nested_tensor
+        self.use_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
+        why = _why_not_sparsity_fast_path(encoder_layer)
+        if enable_nested_tensor and why:
+            warnings.warn("enable_nested_tensor is True, but self.use_nested_tensor is False "
+                          f"because {why}")
+            self.use_nested_tensor = False
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         output = src
