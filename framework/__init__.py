@@ -29,6 +29,8 @@ from runtime.dtypes import (bool_ as bool, uint8, int8, int16, int32, int64, flo
                             bfloat16, float32, float64, complex32, complex64, complex128,
                             uint16, uint32,
                             uint64, DType as dtype,
+                            float8_e4m3fn, float8_e5m2, float8_e4m3fnuz, float8_e5m2fnuz,
+                            float8_e8m0fnu,
                             get_default_dtype, set_default_dtype, promote_types, finfo, iinfo)
 
 float = float32                    # noqa: A001

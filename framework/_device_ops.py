@@ -135,6 +135,10 @@ def run(p, meta, args, attrs, dev):
     # 0-dim cpu tensors mixed in (PyTorch's cpu scalars) move to the device first
     args = [_dispatch.wrap(to_device(a._data, dev), a._dtype)
             if isinstance(a, Tensor) and a._device is not dev else a for a in args]
+    m0 = meta[0] if isinstance(meta, tuple) else meta
+    if m0.dtype in dt.FLOAT8 and p.kind != "view":    # (generated kernels would not round)
+        return fallback(p, meta, args, attrs, dev, f"{m0.dtype.name} results are rounded on "
+                        "the host")
     build = triton_eager.builder_for(p)
     if build is not None:
         try:
@@ -275,8 +279,8 @@ def fallback(p, meta, args, attrs, dev, reason):
 
 def _back(r, dev, m=None):
     r = np.asarray(r)
-    if m is not None and m.dtype is dt.complex32:    # (rounded as on the cpu: _dispatch.apply)
-        r = dt.chalf_round(r)
+    if m is not None and m.dtype.round is not None:  # (rounded as on the cpu: _dispatch.apply)
+        r = m.dtype.round(r)
     if dev.type == "interpret":
         return as_interpret(r)        # already host memory: no copy needed
     return to_device(r, dev)

@@ -277,6 +277,15 @@ def _chalf_operands(args):
     return tuple(out)
 
 
+def _f8_operands(args):
+    """PyTorch casts the numbers an op meets a float8 tensor with to its float8 first
+    (x == 0.1 compares with 0.1015625); float8 promotes with no other tensor."""
+    d = args[0]._dtype
+    if d is _C32:
+        return args
+    return tuple(float(d.round(a)) if type(a) in (int, float) else a for a in args)
+
+
 def _compares_chalf(args):
     """A comparison of a complex32 tensor whose operands' common dtype is complex32
     (x == 3.3333 compares with float16's 3.334)."""
@@ -311,6 +320,8 @@ def apply(p, *args, **attrs):
     if p.nout == 1 and (meta.dtype is _C32 or meta.dtype is _BOOL and args and getattr(
             args[0], "_dtype", None) is _C32 and _compares_chalf(args)) and p.kind == "pointwise":
         args = _chalf_operands(args)
+    elif p.kind == "pointwise" and args and getattr(args[0], "_dtype", _BOOL).round is not None:
+        args = _f8_operands(args)       # (float8; complex32 returned above)
     if NONCPU:
         _device_ops = _devops or _device_ops_module()
         dev = _device_ops.common_device(args)
@@ -347,8 +358,8 @@ def apply(p, *args, **attrs):
     if p.nout == 1:
         if type(r) is not np.ndarray:
             r = np.asarray(r)
-        if meta.dtype is _C32 and p.kind != "view":    # (views share rounded values)
-            r = dt.chalf_round(r)
+        if meta.dtype.round is not None and p.kind != "view":   # (complex32, float8; views
+            r = meta.dtype.round(r)                             # share rounded values)
         out = Tensor.__new__(Tensor)
         out._data = r
         out._dtype = meta.dtype
@@ -370,7 +381,7 @@ def apply(p, *args, **attrs):
         elif STATE.inference:
             out._inf = True
         return out
-    outs = tuple(wrap(dt.chalf_round(x) if m.dtype is _C32 and p.kind != "view" else
+    outs = tuple(wrap(m.dtype.round(x) if m.dtype.round is not None and p.kind != "view" else
                       np.asarray(x), m.dtype) for x, m in zip(r, meta))   # (wrap marks _inf)
     if STATE.grad_enabled and p.differentiable and _needs_grad(args):
         record(p, args, attrs, outs)

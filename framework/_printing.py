@@ -45,7 +45,7 @@ class _Formatter:
     """One formatter per tensor (PyTorch's _Formatter): int mode / fixed / scientific and
     a shared column width, decided from the nonzero finite values."""
 
-    def __init__(self, values, floating):
+    def __init__(self, values, floating, zero=0.0):
         self.floating = floating
         self.int_mode = True
         self.sci_mode = False
@@ -58,7 +58,7 @@ class _Formatter:
                 self.max_width = max(len(str(flat.min().item())), len(str(flat.max().item())))
             return
         v = values.reshape(-1).astype(np.float64)
-        nz = v[np.isfinite(v) & (v != 0)]
+        nz = v[np.isfinite(v) & (v != zero)]     # (zero: 0 as the dtype holds it)
         if not nz.size:
             return
         a = np.abs(nz)
@@ -161,7 +161,9 @@ def tensor_str(a, dtype, indent):
     if dtype.is_complex:
         return _tensor_str_fmt(a, indent, summarize, _Formatter(src.real, True),
                                _Formatter(src.imag, True))
-    return _tensor_str_fmt(a, indent, summarize, _Formatter(src, dtype.is_floating_point))
+    # (float8_e8m0fnu holds 0 as 2**-127, and PyTorch's != 0 test casts the 0 too)
+    zero = float(dtype.round(0.0)) if dtype in dt.FLOAT8 else 0.0
+    return _tensor_str_fmt(a, indent, summarize, _Formatter(src, dtype.is_floating_point, zero))
 
 
 def _add_suffixes(s, suffixes, indent, force_newline=False):

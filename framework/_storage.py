@@ -207,10 +207,13 @@ class UntypedStorage:
 
     def _refresh(self):
         self._arr = self._root._data
-        if self._root._dtype is dt.complex32:
-            # its bytes as PyTorch lays them out (float16 pairs): a read-only snapshot, as
-            # complex32 is held in complex64 arrays (runtime.dtypes); re-read at each access
-            b = dt.chalf_pairs(_host(self._arr)).reshape(-1).view(np.uint8)
+        d = self._root._dtype
+        if d.round is not None:
+            # its bytes as PyTorch lays them out (complex32: float16 pairs; float8: one byte):
+            # a read-only snapshot, as these are held in wider arrays (runtime.dtypes);
+            # re-read at each access
+            b = (dt.chalf_pairs(_host(self._arr)).reshape(-1).view(np.uint8) if d is dt.complex32
+                 else dt.FLOAT8[d].encode(_host(self._arr)).reshape(-1))
             b.setflags(write=False)
         else:
             b = _byte_view(self._arr)
@@ -222,7 +225,7 @@ class UntypedStorage:
     def _b(self):
         """The bytes, following the root tensor when its memory moved (share_memory_() moves
         a tensor's memory, and the storage moves with it, as in PyTorch)."""
-        if self._arr is not self._root._data or self._root._dtype is dt.complex32:
+        if self._arr is not self._root._data or self._root._dtype.round is not None:
             self._refresh()
         return self._bv
 
@@ -239,7 +242,7 @@ class UntypedStorage:
         return 1
 
     def data_ptr(self):
-        if self._root._dtype is dt.complex32:      # (the tensor's memory, not the snapshot)
+        if self._root._dtype.round is not None:    # (the tensor's memory, not the snapshot)
             return _ptr(_byte_view(self._root._data))
         return _ptr(self._b)
 

@@ -293,6 +293,9 @@ def _storage(raw, dtype, little):
         h = np.frombuffer(raw, np.dtype(np.float16).newbyteorder("<" if little else ">"))
         arr = dt.chalf_from_pairs(h.reshape(-1, 2))
         return arr, dtype, wrap(arr, dtype)
+    if dtype in dt.FLOAT8:          # (bytes on disk, float32 arrays in Kiln)
+        arr = dt.FLOAT8[dtype].decode(np.frombuffer(raw, np.uint8))
+        return arr, dtype, wrap(arr, dtype)
     npd = np.dtype(dtype.np)
     if npd.itemsize > 1 and npd.kind in "iufc":
         npd = npd.newbyteorder("<" if little else ">")

@@ -199,8 +199,8 @@ def _flat(x):
 
 
 def _finish(arr, d, device, requires_grad):
-    if d is dt.complex32:
-        arr = dt.chalf_round(arr)
+    if d.round is not None:     # (complex32, float8: the values as the dtype holds them)
+        arr = d.round(arr)
     dev = canonical(device)
     if dev.type != "cpu":       # built on the host, then one copy to the device
         from ._device_ops import to_device
@@ -287,7 +287,7 @@ def as_tensor(data, dtype=None, device=None):
             return data.to(device=device, dtype=dtype)
         return data if dtype is None or dtype is data._dtype else data.to(dtype)
     if (isinstance(data, np.ndarray) and (dtype is None or dtype.np == data.dtype
-                                          and dtype is not dt.complex32)
+                                          and dtype.round is None)
             and canonical(device) is cpu):
         return from_numpy(data)
     return tensor(data, dtype=dtype, device=device)
@@ -584,7 +584,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         dtype = out._dtype
     if dtype is None:
         dtype = dt.int64 if all(isinstance(v, int) for v in vals) else dt.get_default_dtype()
-    if dtype is dt.bool_ or dtype.is_complex or dtype.barebones:
+    if dtype is dt.bool_ or dtype.is_complex or dtype.barebones or dtype in dt.FLOAT8:
         raise NotImplementedError(f"\"arange_cpu\" not implemented for '{dt.tname(dtype)}'")
     if dtype is dt.int64:
         # PyTorch's int64 arange truncates start, end and step first, length included
@@ -839,6 +839,7 @@ def _float_dtype(dtype, op):
     if not d.is_floating_point:
         raise NotImplementedError(f"\"{_KERNELS[op]}\" not implemented for '{dt.tname(d)}' "
                                   f"({op} needs a floating point dtype)")
+    dt.refuse_chalf(_KERNELS[op], d)        # (float8 has no random kernels)
     return d
 
 
@@ -1477,6 +1478,8 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
     if dtype is dt.complex32:       # float16 pairs, read into complex64 storage (not shared)
         arr = dt.chalf_from_pairs(np.frombuffer(buffer, np.float16, 2 * count,
                                                 offset).reshape(-1, 2))
+    elif dtype in dt.FLOAT8:        # bytes decoded into float32 storage (not shared)
+        arr = dt.FLOAT8[dtype].decode(np.frombuffer(buffer, np.uint8, count, offset))
     else:
         arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
     t = wrap(arr, dtype)

@@ -387,8 +387,8 @@ def setitem(x, idx, value):
                                          v._fwt is not None)
     if not needs and not fw and tr is None and not vm:
         src = v._data if isinstance(v, Tensor) else v
-        if x._dtype is dt.complex32:        # (the value as complex32 holds it)
-            src = dt.chalf_round(np.array(src, np.complex64))
+        if x._dtype.round is not None:      # (the value as complex32 / float8 holds it)
+            src = x._dtype.round(np.array(src, x._dtype.np))
         if empty:
             pass
         elif adv:

@@ -42,8 +42,10 @@ def store(t, src):
     """Write src (an array or a number) into tensor t's memory, cast to its dtype (complex32:
     rounded to float16 parts, as its values are held)."""
     np.copyto(t._data, src, casting="unsafe")
-    if t._dtype is dt.complex32 and isinstance(t._data, np.ndarray):     # (host memory)
-        dt.chalf_round(t._data)
+    if t._dtype.round is not None and isinstance(t._data, np.ndarray):     # (host memory)
+        r = t._dtype.round(t._data)
+        if r is not t._data:        # (float8 rounds into a new array)
+            t._data[...] = r
 
 
 def write_out(res, out):
@@ -314,8 +316,8 @@ def fill_(self, value, _grad_name="FillBackward2"):
         value = value.item()
     from .creation import int_fill
     value = int_fill(value, self._dtype)
-    if self._dtype is dt.complex32:         # (the value as complex32 holds it)
-        value = complex(dt.chalf_round(np.array(value, np.complex64)))
+    if self._dtype.round is not None:       # (the value as complex32 / float8 holds it)
+        value = self._dtype.round(np.array(value, self._dtype.np)).item()
     if _dispatch.FWAD is not None and self._fwt is not None:    # a constant: zero tangent
         from .autograd.forward_ad import copy_tangent
         copy_tangent(self, value)
@@ -702,7 +704,8 @@ def _clamp(input, min, max, out, grad_name):
     mx = None if max is None else as_tensor_arg(max)
     bounds = [b for b in (mn, mx) if b is not None]
     d = promote(input, *bounds)       # PyTorch: the result type of input, min and max
-    if d.barebones:       # PyTorch's kernels: a 0-d tensor bound counts as a Python one
+    if d.barebones or d in dt.FLOAT8:
+        # PyTorch's kernels: a 0-d tensor bound counts as a Python one
         tb = [b for b in bounds if isinstance(b, Tensor)]
         k = ("clamp" if builtins.any(b.ndim for b in tb) else "clamp_scalar") \
             if len(bounds) == 2 else ("maximum" if mn is not None else "minimum") if tb else \
@@ -948,7 +951,9 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 
 
 def equal(input, other):
-    dt.refuse_chalf("equal_cpu", input._dtype)
+    # (a tensor against itself takes PyTorch's NaN-aware kernel, which float8 lacks)
+    dt.refuse_chalf("equal_notnan_cpu" if other is input and input._dtype in dt.FLOAT8 else
+                    "equal_cpu", input._dtype)
     return input.shape == other.shape and bool(all(eq(input, other)))
 
 

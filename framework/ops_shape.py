@@ -69,8 +69,9 @@ def _view_dtype(input, d):
     """x.view(dtype): reinterpret the bytes; a size change scales the last dim like torch."""
     from ._dispatch import wrap
     a = input._data
-    if (d is dt.complex32) is not (input._dtype is dt.complex32) and isinstance(a, np.ndarray):
-        return _view_chalf(input, d)
+    if ((d.round is not None or input._dtype.round is not None) and d is not input._dtype
+            and isinstance(a, np.ndarray)):
+        return _view_bytes(input, d)
     if d.itemsize != input._dtype.itemsize:
         what = f"to view {dt.tname(input._dtype)} as {dt.tname(d)} (different element sizes)"
         if a.ndim == 0:
@@ -93,9 +94,10 @@ def _view_dtype(input, d):
     return r
 
 
-def _view_chalf(input, d):
-    """x.view(dtype) to or from complex32 through its bytes, float16 (real, imag) pairs: a copy,
-    not a view, as complex32 is held in complex64 arrays (runtime.dtypes)."""
+def _view_bytes(input, d):
+    """x.view(dtype) to or from complex32 / float8 through the bytes PyTorch stores (complex32:
+    float16 (real, imag) pairs): a copy, not a view, as these dtypes are held in wider NumPy
+    arrays (runtime.dtypes)."""
     from ._dispatch import wrap, wrap_like
     a, src = input._data.view(np.ndarray), input._dtype      # (interpret buffers: host memory)
     isz = src.itemsize
@@ -109,14 +111,22 @@ def _view_chalf(input, d):
         if k > 1 and a.shape[-1] % k:
             raise RuntimeError(f"self.size(-1) must be divisible by {k} {what}, but got "
                                f"{a.shape[-1]}")
+    a1 = a if a.ndim else a.reshape(1)
     if src is dt.complex32:
-        b = dt.chalf_pairs(a)                       # (..., 2) float16
-        b = b.reshape(a.shape[:-1] + (-1,)) if a.ndim else b
-        r = b.reshape(-1).view(d.np).reshape(()) if a.ndim == 0 else b.view(d.np)
+        b = dt.chalf_pairs(a1)                      # (..., 2) float16
+        b = b.reshape(a1.shape[:-1] + (-1,)).view(np.uint8)
+    elif src in dt.FLOAT8:
+        b = dt.FLOAT8[src].encode(a1)
     else:
-        b = np.ascontiguousarray(a if a.ndim else a.reshape(1)).view(np.float16)
-        r = dt.chalf_from_pairs(b.reshape(b.shape[:-1] + (-1, 2)))
-        r = r.reshape(()) if a.ndim == 0 else r
+        b = np.ascontiguousarray(a1).view(np.uint8)
+    if d is dt.complex32:
+        h = b.view(np.float16)
+        r = dt.chalf_from_pairs(h.reshape(h.shape[:-1] + (-1, 2)))
+    elif d in dt.FLOAT8:
+        r = dt.FLOAT8[d].decode(b)
+    else:
+        r = b.view(d.np)
+    r = r.reshape(()) if a.ndim == 0 else r
     return wrap(r, d) if input._device.type == "cpu" else wrap_like(r, d, input)
 
 

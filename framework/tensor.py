@@ -211,9 +211,9 @@ class Tensor:
         return True
 
     def data_ptr(self):
-        if self._dtype is dt.complex32:     # (4-byte elements, as PyTorch addresses them)
+        if self._dtype.round is not None:   # (complex32, float8: elements as PyTorch's sizes)
             base = self._base if self._base is not None else self
-            return _ptr(base._data) + self.storage_offset() * 4
+            return _ptr(base._data) + self.storage_offset() * self._dtype.itemsize
         return _ptr(self._data)
 
     const_data_ptr = data_ptr
@@ -384,8 +384,9 @@ class Tensor:
         if self.requires_grad and not force:
             raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                "tensor.detach().numpy() instead.")
-        if self._dtype is dt.complex32:     # (NumPy has no complex32)
-            raise TypeError("Got unsupported ScalarType ComplexHalf")
+        if self._dtype.round is not None or self._dtype.category == 4:   # (complex32, float8,
+            # quantized: NumPy has none of them)
+            raise TypeError(f"Got unsupported ScalarType {dt.tname(self._dtype)}")
         d = self._data
         # under compile() a traced tensor's data stands in for an array: ask for its value now
         return d if isinstance(d, np.ndarray) else np.asarray(d)
@@ -423,8 +424,8 @@ class Tensor:
             if self.requires_grad:
                 raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
                                    "tensor.detach().numpy() instead.")
-            if self._dtype is dt.complex32:
-                raise TypeError("Got unsupported ScalarType ComplexHalf")
+            if self._dtype.round is not None:     # (complex32, float8)
+                raise TypeError(f"Got unsupported ScalarType {dt.tname(self._dtype)}")
             a = self._data if isinstance(self._data, np.ndarray) else np.asarray(self._data)
         else:
             a = _host(self._data)

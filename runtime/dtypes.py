@@ -5,6 +5,8 @@ framework import from here.
 """
 import numpy as np
 
+from . import float8 as _f8
+
 try:  # bfloat16 has no NumPy dtype of its own
     import ml_dtypes
     _BF16 = np.dtype(ml_dtypes.bfloat16)
@@ -14,7 +16,7 @@ except ImportError:  # pragma: no cover - ml_dtypes is a declared dependency
 
 class DType:
     __slots__ = ("name", "np", "itemsize", "is_floating_point", "is_complex", "is_signed",
-                 "category", "rank", "barebones", "__weakref__")
+                 "category", "rank", "barebones", "round", "__weakref__")
 
     def __init__(self, name, npdt, category, rank):
         self.name = name
@@ -28,6 +30,9 @@ class DType:
         # PyTorch's "barebones" unsigned types (uint16/32/64): limited support, see
         # refuse_barebones
         self.barebones = name in ("uint16", "uint32", "uint64")
+        # dtypes held in a wider NumPy type (complex32, float8): array -> its values as this
+        # dtype holds them (dispatch rounds every result); None: the storage type is exact
+        self.round = None
 
     def __repr__(self):
         return "torch." + self.name
@@ -73,6 +78,20 @@ float64 = DType("float64", np.float64, 2, 3)
 # (two float16s). PyTorch's CPU kernels refuse most math on it: CHALF_MISSING.
 complex32 = DType("complex32", np.complex64, 3, 1)
 complex32.itemsize = 4
+complex32.round = lambda a: chalf_round(a)      # (defined below)
+# float8 (runtime.float8): float32 storage rounded to the format's grid; 1-byte elements.
+# PyTorch promotes them with nothing else and has few CPU kernels for them (F8_KERNELS).
+float8_e4m3fn = DType("float8_e4m3fn", np.float32, 2, 0)
+float8_e5m2 = DType("float8_e5m2", np.float32, 2, 0)
+float8_e4m3fnuz = DType("float8_e4m3fnuz", np.float32, 2, 0)
+float8_e5m2fnuz = DType("float8_e5m2fnuz", np.float32, 2, 0)
+float8_e8m0fnu = DType("float8_e8m0fnu", np.float32, 2, 0)
+FLOAT8 = {float8_e4m3fn: _f8.E4M3FN, float8_e5m2: _f8.E5M2, float8_e4m3fnuz: _f8.E4M3FNUZ,
+          float8_e5m2fnuz: _f8.E5M2FNUZ, float8_e8m0fnu: _f8.E8M0FNU}
+for _d, _f in FLOAT8.items():
+    _d.itemsize = 1
+    _d.round = _f.round
+float8_e8m0fnu.is_signed = False
 complex64 = DType("complex64", np.complex64, 3, 2)
 complex128 = DType("complex128", np.complex128, 3, 3)
 uint16 = DType("uint16", np.uint16, 1, 2)
@@ -80,12 +99,12 @@ uint32 = DType("uint32", np.uint32, 1, 3)
 uint64 = DType("uint64", np.uint64, 1, 4)
 
 ALL = (bool_, uint8, int8, int16, int32, int64, float16, bfloat16, float32, float64,
-       complex32, complex64, complex128, uint16, uint32, uint64)
+       complex32, complex64, complex128, uint16, uint32, uint64) + tuple(FLOAT8)
 _BY_NAME = {d.name: d for d in ALL}
 # (complex32 shares complex64's NumPy storage: a complex64 array is a complex64 tensor)
-_BY_NP = {d.np: d for d in ALL if d.np is not None and d is not complex32}
+_BY_NP = {d.np: d for d in ALL if d.np is not None and d.round is None}
 for _d in ALL:
-    if _d.np is not None and _d is not complex32:
+    if _d.np is not None and _d.round is None:
         _BY_NP[_d.np.type] = _d
 
 
@@ -94,7 +113,10 @@ TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short",
               "int64": "Long", "float16": "Half", "bfloat16": "BFloat16", "float32": "Float",
               "float64": "Double", "complex32": "ComplexHalf", "complex64": "ComplexFloat",
               "complex128": "ComplexDouble",
-              "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64"}
+              "uint16": "UInt16", "uint32": "UInt32", "uint64": "UInt64",
+              "float8_e4m3fn": "Float8_e4m3fn", "float8_e5m2": "Float8_e5m2",
+              "float8_e4m3fnuz": "Float8_e4m3fnuz", "float8_e5m2fnuz": "Float8_e5m2fnuz",
+              "float8_e8m0fnu": "Float8_e8m0fnu"}
 
 
 # the C++ element type names other PyTorch messages use ("expected dtype float for `end` but
@@ -104,7 +126,8 @@ CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "in
             "bfloat16": "c10::BFloat16", "float32": "float", "float64": "double",
             "complex32": "c10::complex<c10::Half>",
             "complex64": "c10::complex<float>", "complex128": "c10::complex<double>",
-            "uint16": "short unsigned int", "uint32": "unsigned int", "uint64": "long unsigned int"}
+            "uint16": "short unsigned int", "uint32": "unsigned int", "uint64": "long unsigned int",
+            **{d.name: "c10::F" + d.name[1:] for d in FLOAT8}}
 
 
 def tname(d):
@@ -134,10 +157,20 @@ CHALF_MISSING = frozenset((
     "replication_pad1d", "replication_pad2d", "replication_pad3d"))
 
 
+# PyTorch 2.13's CPU kernels that do have float8 cases (the rest raise as refuse_chalf): copies,
+# casts, views, indexing, cat, where, fill, tensor * tensor (not times one element), abs,
+# eq/ne, isnan, any/all, torch.equal and 2-d matmul; float8_e8m0fnu lacks abs and matmul.
+F8_KERNELS = frozenset(("mul_cpu", "abs_cpu", "eq_cpu", "ne_cpu", "equal_cpu",
+                        "addmm_impl_cpu_", "masked_select", "index_put", "eye", "index_select"))
+_E8M0_MISSING = frozenset(("abs_cpu", "addmm_impl_cpu_"))
+
+
 def refuse_chalf(kernel, d):
-    """PyTorch's error where its CPU kernel `kernel` has no ComplexHalf case and meets d."""
-    if d is complex32 and kernel in CHALF_MISSING:
-        raise NotImplementedError(f"\"{kernel}\" not implemented for 'ComplexHalf'")
+    """PyTorch's error where its CPU kernel `kernel` has no case for d: complex32 (ComplexHalf)
+    lacks CHALF_MISSING, float8 has only F8_KERNELS."""
+    if (d is complex32 and kernel in CHALF_MISSING or d in FLOAT8 and (
+            kernel not in F8_KERNELS or d is float8_e8m0fnu and kernel in _E8M0_MISSING)):
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{tname(d)}'")
 
 
 def refuse_barebones(kernel, d):
@@ -147,7 +180,7 @@ def refuse_barebones(kernel, d):
     complex32 (refuse_chalf)."""
     if d.barebones:
         raise NotImplementedError(f"\"{kernel}\" not implemented for '{tname(d)}'")
-    if d is complex32:
+    if d.round is not None:
         refuse_chalf(kernel, d)
 
 
@@ -200,6 +233,8 @@ def from_numpy(npdt):
 def _promote_pair(a, b):
     if a is b:
         return a
+    if a in FLOAT8 or b in FLOAT8:
+        return None
     if a.barebones or b.barebones:     # these promote only to a floating point type
         return a if a.is_floating_point else b if b.is_floating_point else None
     if a.category != b.category:
@@ -225,6 +260,9 @@ _PROMOTE = {(a, b): _promote_pair(a, b) for a in ALL for b in ALL}
 def promote_types(a, b):
     r = _PROMOTE[(a, b)]
     if r is None:
+        if a in FLOAT8 or b in FLOAT8:
+            raise RuntimeError(f"Promotion for Float8 Types is not supported, attempted to "
+                               f"promote {tname(a)} and {tname(b)}")
         raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
                            f"attempted to promote {tname(a)} and {tname(b)}")
     return r
@@ -304,6 +342,14 @@ class finfo:
         d = type or default.value
         if not (d.is_floating_point or d.is_complex):
             raise TypeError(f"torch.finfo() requires a floating point input type, got {d}")
+        if d in FLOAT8:
+            f = FLOAT8[d]
+            self.bits, self.max, self.resolution, self.dtype = 8, f.max, 1.0, d.name
+            self.tiny = self.smallest_normal = 2.0 ** f.emin
+            self.min = self.tiny if f.ebits == 8 else -f.max      # (e8m0fnu: no sign)
+            # (PyTorch 2.13 reports 0.125 for e5m2fnuz, not its 2 mantissa bits' 0.25)
+            self.eps = 0.125 if d is float8_e5m2fnuz else 2.0 ** -f.mbits
+            return
         if d is bfloat16:
             f = ml_dtypes.finfo(ml_dtypes.bfloat16)     # NumPy's finfo does not know it
         else:
@@ -317,7 +363,7 @@ class finfo:
         self.dtype = d.to_real().name      # (PyTorch: finfo(complex64).dtype is 'float32')
 
     def __repr__(self):
-        return (f"finfo(resolution={self.resolution}, min={self.min:.6g}, max={self.max:.6g}, "
+        return (f"finfo(resolution={self.resolution:.6g}, min={self.min:.6g}, max={self.max:.6g}, "
                 f"eps={self.eps:.6g}, smallest_normal={self.tiny:.6g}, tiny={self.tiny:.6g}, "
                 f"dtype={self.dtype})")
 

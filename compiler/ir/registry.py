@@ -111,8 +111,20 @@ def _flip_kernel(x, dims=(), **_):
     return "flip_cpu" if n and any(d % n == n - 1 for d in dims) else None
 
 
-# primitive -> the PyTorch CPU kernel it stands for, where that kernel has no complex32 case
-# (dt.CHALF_MISSING); a function of the operands where the kernel depends on their shapes
+def _mul_kernel(a, b, **_):
+    # PyTorch multiplies by one element (a number, a 0-d tensor) in a kernel float8 lacks
+    one = is_scalar(a) or is_scalar(b) or not any(d != 1 for d in shape_of(b))
+    return "mul_cpu_reduced_float" if one else "mul_cpu"
+
+
+def _sigmoid_kernel(x, **_):
+    return "sigmoid_cpu_reduced_float" if x.dtype in dt.FLOAT8 else "sigmoid_cpu"
+
+
+# primitive -> the PyTorch CPU kernel it stands for, for the dtypes PyTorch has few kernels for
+# (dt.refuse_chalf: complex32 lacks dt.CHALF_MISSING, float8 has only dt.F8_KERNELS); a function
+# of the operands where the kernel depends on them. Float8 also refuses, as "<prim>_cpu", the
+# primitives in neither this table nor _F8_PRIMS.
 _CHALF_KERNEL = {
     "acos": "acos_vml_cpu", "acosh": "acosh_cpu", "angle": "angle_cpu", "asin": "asin_vml_cpu",
     "asinh": "asinh_cpu", "atan": "atan_vml_cpu", "atanh": "atanh_cpu", "cos": "cos_vml_cpu",
@@ -126,19 +138,34 @@ _CHALF_KERNEL = {
     "scatter": "scatter_gather_tensor_cpu", "unique": "unique", "einsum": "bmm",
     "floor_divide": "div_floor_cpu", "remainder": "remainder_cpu", "amax": "max_values_cpu",
     "amin": "min_values_cpu", "matmul": _matmul_kernel, "flip": _flip_kernel,
+    "add": "add_stub", "sub": "add_stub", "neg": "neg_cpu", "maximum": "maximum_cpu",
+    "minimum": "minimum_cpu", "lt": "lt_cpu", "le": "le_cpu", "gt": "gt_cpu", "ge": "ge_cpu",
+    "sign": "sign_cpu", "sgn": "sign_cpu", "floor": "floor_vml_cpu", "ceil": "ceil_vml_cpu",
+    "trunc": "trunc_vml_cpu", "round": "round_vml_cpu", "relu": "clamp_min_scalar_cpu",
+    "isinf": "isinf", "isfinite": "isfinite", "argmax": "argmax_cpu", "argmin": "argmin_cpu",
+    "nonzero": "nonzero_count_cpu", "argsort": "sorting_kernel_method_name", "abs": "abs_cpu",
+    "eq": "eq_cpu", "ne": "ne_cpu", "mul": _mul_kernel, "sigmoid": _sigmoid_kernel,
 }
+# primitives that run on float8 without a kernel check: copies, casts, views, indexing, cat
+_F8_PRIMS = frozenset(("cast", "copy", "where", "isnan", "any", "all", "cat", "full", "index",
+                       "index_put", "slice_scatter", "as_strided_scatter", "diagonal_scatter",
+                       "as_strided", "diagonal", "expand", "permute", "reshape", "select",
+                       "slice", "windows", "real", "imag", "view_as_real", "view_as_complex"))
 
 
 def _refusing_chalf(kernel, meta):
     def checked(*args, **attrs):
         d = attrs.get("dtype")
-        if d is not None and d is not dt.complex32:
+        if d is not None and getattr(d, "round", None) is None:
             return meta(*args, **attrs)       # (sum(dtype=...) & co. compute in that dtype)
         for a in args:
-            if getattr(a, "dtype", None) is dt.complex32:
+            d = getattr(a, "dtype", None)        # (a NumPy scalar's is NumPy's)
+            if isinstance(d, dt.DType) and d.round is not None:     # (complex32, float8)
+                if d in dt.FLOAT8:      # (PyTorch's promotion error comes first)
+                    promote(*[b for b in args if isinstance(getattr(b, "dtype", None), dt.DType)])
                 k = kernel if isinstance(kernel, str) else kernel(*args, **attrs)
                 if k is not None:
-                    dt.refuse_chalf(k, a.dtype)
+                    dt.refuse_chalf(k, d)
                 break
         return meta(*args, **attrs)
     return checked
@@ -149,6 +176,10 @@ def register(p):
         raise ValueError(f"primitive {p.name!r} defined twice")
     if p.name in _CHALF_KERNEL:     # (the check runs before the rule, as PyTorch's dispatch)
         p.meta = _refusing_chalf(_CHALF_KERNEL[p.name], p.meta)
+    elif p.name not in _F8_PRIMS:
+        p.meta = _refusing_chalf(lambda *a, _k=p.name + "_cpu", **kw: _k if any(
+            isinstance(x, dt.DType) and x in dt.FLOAT8 for x in (getattr(
+                y, "dtype", None) for y in a)) else None, p.meta)
     REGISTRY[p.name] = p
     return p
 

@@ -315,10 +315,15 @@ class Tracer:
             if -1 in m.shape:                                # data-dependent output shape
                 return self.eager_break(p, args, attrs,
                                         f"{p.name}: output shape depends on the input's values")
-            if m.dtype is _C32 or any(getattr(a, "_dtype", None) is _C32 for a in args):
-                # eager rounds each complex32 result to float16 parts; generated code would not
+            if m.dtype.round is not None or any(getattr(getattr(a, "_dtype", None), "round",
+                                                            None) is not None for a in args):
+                # eager rounds each complex32 / float8 result (runtime.dtypes); generated code
+                # would not
+                d = m.dtype if m.dtype.round is not None else next(
+                    a._dtype for a in args if getattr(getattr(a, "_dtype", None), "round", None))
                 return self.eager_break(p, args, attrs, f"{p.name}: complex32 (ComplexHalf) "
-                                        "ops run eagerly")
+                                        "ops run eagerly" if d is _C32 else
+                                        f"{p.name}: {d.name} ops run eagerly")
         if STATE.saved_hooks is not None and STATE.grad_enabled and p.differentiable and \
                 _dispatch._needs_grad(args):
             # entered inside the compiled function: the pack hook must see real tensors, and
