@@ -279,6 +279,15 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from . import ao  # noqa: E402  (torch.ao: quantized tensors, quantize_dynamic; binds Tensor.int_repr, ...)
+from .ao import quantization  # noqa: E402,F401  (torch.quantization is torch.ao.quantization)
+from .ao._qtensor import (qscheme, per_tensor_affine, per_channel_affine,  # noqa: E402,F401
+                          per_tensor_symmetric, per_channel_symmetric,
+                          per_channel_affine_float_qparams, quantize_per_tensor,
+                          quantize_per_channel, quantize_per_tensor_dynamic, dequantize)
+from .ao._fake_quant import (fake_quantize_per_tensor_affine,  # noqa: E402,F401
+                             fake_quantize_per_channel_affine)
+from runtime.dtypes import qint8, quint8, qint32, quint4x2  # noqa: E402,F401
 from .utils.dlpack import to_dlpack  # noqa: E402,F401
 from ._sym import (sym_int, sym_float, sym_not, sym_max, sym_min,  # noqa: E402,F401
                    sym_sqrt, sym_sum, sym_ite, set_flush_denormal)

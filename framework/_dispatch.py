@@ -263,6 +263,10 @@ class MaskedOperand(TypeError):
     code that reads a MaskedTensor's array directly (such code has no masked meaning)."""
 
 
+QUANT = None       # framework.ao sets a hook (p, args, attrs) once a quantized tensor exists
+_Q_PASS = object()    # what it returns when no argument is quantized
+
+
 def _chalf_operands(args):
     """PyTorch casts every operand of an op whose result is complex32 to complex32 first
     (x * 1000.3 multiplies by 1000.5): numbers and host tensors without history are rounded."""
@@ -304,6 +308,10 @@ def apply(p, *args, **attrs):
     if FWAD is not None:     # forward AD: outputs with tangents when an argument is dual
         r = FWAD(p, args, attrs)
         if r is not None:
+            return r
+    if QUANT is not None:    # quantized tensors: the few ops PyTorch runs on them, or its error
+        r = QUANT(p, args, attrs)
+        if r is not _Q_PASS:
             return r
     if PROFILE is not None:
         return PROFILE(p, args, attrs)

@@ -195,6 +195,9 @@ def tensor_repr(t, prefix="tensor("):
     from .func._batched import BatchedArray
     if type(t._data) is BatchedArray:
         return _batched_repr(t._data)
+    if t._dtype.category == 4:
+        from .ao._qtensor import q_repr
+        return q_repr(t, prefix)
     indent = len(prefix)
     a = t._data
     if t._device.type != "cpu":          # print a host copy of device memory

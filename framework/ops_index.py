@@ -319,6 +319,9 @@ def setitem(x, idx, value):
     and shape errors are raised before anything is written."""
     from .ops_math import as_tensor_arg, check_inplace_leaf, check_writable
     check_writable(x, "setitem")
+    if x._dtype.category == 4:      # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import setitem_q
+        return setitem_q(x, idx, value)
     for i in (idx if isinstance(idx, tuple) else (idx,)):
         if isinstance(i, Tensor):
             values(i)   # the written positions are computed from the index values in NumPy

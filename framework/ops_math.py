@@ -84,6 +84,9 @@ def inplace(self, name, *args, **attrs):
     """self.<name>_(*args): compute out of place, check shape and dtype, write into self.
     Under autograd the node sees a snapshot of self, and self takes over the result's history."""
     p = P[name]
+    if self._dtype.category == 4:       # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import inplace_q
+        return inplace_q(self, p, args, attrs)
     try:
         meta = p.meta(self, *args, **attrs)
     except (NotImplementedError, RuntimeError):
@@ -252,6 +255,9 @@ def check_inplace_leaf(t):
 
 def copy_(self, src, non_blocking=False):
     src = as_tensor_arg(src)
+    if self._dtype.category == 4 or getattr(src, "_dtype", dt.float32).category == 4:
+        from .ao._qtensor import copy_q         # (quantized: framework/ao/_qtensor.py)
+        return copy_q(self, src)
     if _dispatch.VMAP is not None:
         from .func.vmap import batched_level, copy_into
         if batched_level(self) is not None or batched_level(src) is not None:
@@ -300,6 +306,9 @@ def copy_(self, src, non_blocking=False):
 
 
 def fill_(self, value, _grad_name="FillBackward2"):
+    if self._dtype.category == 4:       # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import fill_q
+        return fill_q(self, value, _grad_name)
     if isinstance(value, Tensor) and value.ndim:
         raise RuntimeError(f"fill_ only supports 0-dimension value tensor but got tensor with "
                            f"{value.ndim} dimensions.")

@@ -78,9 +78,13 @@ class _Encoder:
             self.keep.append(t)
             self.seen[key] = self._record(t)
         from .nn.parameter import Parameter
-        return dict(self.seen[key], dtype=t.dtype.name, shape=list(t.shape),
-                    requires_grad=bool(t.requires_grad), param=isinstance(t, Parameter),
-                    device=str(t.device))
+        r = dict(self.seen[key], dtype=t.dtype.name, shape=list(t.shape),
+                 requires_grad=bool(t.requires_grad), param=isinstance(t, Parameter),
+                 device=str(t.device))
+        if t._dtype.category == 4:      # a quantized tensor's scale and zero point
+            from .ao._qtensor import qparams_record
+            r["qparams"] = qparams_record(t)
+        return r
 
     def _record(self, t):
         """A plain record (data/<i> = t's values, C order), or for a view of another tensor's
@@ -240,6 +244,9 @@ class _Decoder:
         else:
             t = wrap(self._array(key, dtype.np, d["shape"]), dtype)
             self.storages.setdefault(key, (t._data.reshape(-1), t))
+        if "qparams" in d:
+            from .ao._qtensor import from_qparams_record
+            t = from_qparams_record(t, d["qparams"])
         t = place(t, d.get("device", "cpu"), self.map_location)
         if d.get("param"):
             from .nn.parameter import Parameter

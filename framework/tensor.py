@@ -304,7 +304,10 @@ class Tensor:
     def data(self):
         # same storage, no history, and (unlike detach) its own version counter, so writes
         # through .data do not trip the saved-tensor checks (PyTorch's semantics)
-        return _dispatch.wrap(self._data, self._dtype, self._device)
+        t = _dispatch.wrap(self._data, self._dtype, self._device)
+        if self._dtype.category == 4:       # (a quantized tensor's parameters)
+            t._q = self._q
+        return t
 
     @data.setter
     def data(self, other):
@@ -314,6 +317,8 @@ class Tensor:
     def detach(self):
         t = _dispatch.wrap(self._data, self._dtype, self._device)
         t._base = self._base if self._base is not None else self
+        if self._dtype.category == 4:
+            t._q = self._q
         return t
 
     def detach_(self):
@@ -397,6 +402,8 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted to "
                                "Scalar")
+        if self._dtype.category == 4:       # a quantized tensor's value
+            return self.dequantize().item()
         a = self._data if self._device is cpu else _host(self._data)
         return a.reshape(()).item() if self._dtype is not dt.bfloat16 else \
             float(a.reshape(()).astype(np.float32))
@@ -404,6 +411,8 @@ class Tensor:
     def tolist(self):
         if _dispatch.STATE.tracer is not None:
             _dispatch.STATE.tracer.read_value(self)
+        if self._dtype.category == 4:
+            raise RuntimeError("load_scalar: invalid type")
         a = self._data if self._device is cpu else _host(self._data)
         if self._dtype is dt.bfloat16:
             return a.astype(np.float32).tolist()
@@ -456,6 +465,8 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
                                f"(shape {list(self._data.shape)})")
+        if self._dtype.category == 4:       # (a quantized tensor's value)
+            return bool(self.item())
         return bool(self._data.reshape(()))
 
     def _py_scalar(self, ctype):
@@ -506,6 +517,9 @@ class Tensor:
         return id(self)
 
     def __reduce_ex__(self, proto):
+        if self._dtype.category == 4:
+            from .ao._qtensor import rebuild_q, qparams_record
+            return (rebuild_q, (np.array(self._data), self._dtype.name, qparams_record(self)))
         from .serialization import _rebuild_tensor
         return (_rebuild_tensor, (np.array(_host(self._data)), self._dtype.name,
                                   self.requires_grad))
@@ -678,7 +692,7 @@ class Tensor:
 
     @property
     def is_quantized(self):
-        return False
+        return self._dtype.category == 4      # (framework/ao/_qtensor.py)
 
     @property
     def is_meta(self):

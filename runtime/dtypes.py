@@ -118,6 +118,18 @@ TORCH_NAME = {"bool": "Bool", "uint8": "Byte", "int8": "Char", "int16": "Short",
               "float8_e4m3fnuz": "Float8_e4m3fnuz", "float8_e5m2fnuz": "Float8_e5m2fnuz",
               "float8_e8m0fnu": "Float8_e8m0fnu"}
 
+# quantized element types: storage is the integer representation (quint4x2: one 4-bit value a
+# byte); scale and zero point live on the tensor (framework/ao/_qtensor.py). Category 4 and
+# kept out of ALL: they take part in no promotion and no NumPy dtype maps to them.
+qint8 = DType("qint8", np.int8, 4, 0)
+quint8 = DType("quint8", np.uint8, 4, 0)
+qint32 = DType("qint32", np.int32, 4, 0)
+quint4x2 = DType("quint4x2", np.uint8, 4, 0)
+QUANTIZED = (qint8, quint8, qint32, quint4x2)
+for _d in QUANTIZED:
+    _BY_NAME[_d.name] = _d
+TORCH_NAME.update(qint8="QInt8", quint8="QUInt8", qint32="QInt32", quint4x2="QUInt4x2")
+
 
 # the C++ element type names other PyTorch messages use ("expected dtype float for `end` but
 # got dtype short unsigned int", "from is out of bounds for long int")
