@@ -551,6 +551,10 @@ def sub(input, other, *, alpha=1, out=None):
     try:
         r = apply(P["sub"], a, b) if alpha == 1 else _scaled("sub", a, b, alpha)
     except SparseLayoutError:
+        from . import sparse_compressed as SC
+        for t in (a, b):        # (PyTorch subtracts COO tensors, not compressed ones)
+            if SC.is_compressed(t):
+                raise RuntimeError(f"unsupported tensor layout: {SC._tag(t)}") from None
         from .sparse import add as sparse_add
         r = sparse_add(a, b, -alpha)
     return write_out(r, out) if out is not None else r

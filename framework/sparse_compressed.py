@@ -9,6 +9,8 @@ layouts (csr, bsr) compress rows, column layouts (csc, bsc) columns. Every op wo
 functions, scaling, dtype casts, t()) run the dense op on values() and rebuild the tensor, so
 autograd reaches the values through ValuesBackward0 / SparseCompressedTensorBackward0.
 """
+import warnings
+
 import numpy as np
 
 from runtime import dtypes as dt
@@ -52,7 +54,15 @@ def _run(fn, name, *args):
 
 # ---- the tensor ---------------------------------------------------------------------------------
 
+_warned = []
+
+
 def _make(cidx, pidx, vals, shape, lay):
+    if not _warned:         # (PyTorch's SparseCsrTensorImpl warns once per process)
+        _warned.append(True)
+        warnings.warn("Sparse CSR tensor support is in beta state. If you miss a functionality "
+                      "in the sparse tensor support, please submit a feature request to "
+                      "https://github.com/pytorch/pytorch/issues.", UserWarning, stacklevel=3)
     t = CompressedTensor.__new__(CompressedTensor)
     t._data = NoStridedCompressed(shape)
     t._dtype = vals._dtype

@@ -371,3 +371,16 @@ def test_save_load(conv):
     r = torch.load(buf)["s"]
     assert r.layout is s.layout
     np.testing.assert_array_equal(arr(r.to_dense()), A)
+
+
+def test_subtraction_is_refused_and_creation_warns_once():
+    from framework import sparse_compressed as SC
+    SC._warned.clear()
+    with pytest.warns(UserWarning, match="Sparse CSR tensor support is in beta state"):
+        a = torch.tensor([[1., 0.], [0., 2.]]).to_sparse_csr()
+    d = torch.ones(2, 2)
+    for f in (lambda: torch.sub(a, a), lambda: torch.sub(d, a), lambda: a - d, lambda: d - a,
+              lambda: torch.subtract(a, d, alpha=2)):
+        with pytest.raises(RuntimeError, match="unsupported tensor layout: SparseCsr"):
+            f()
+    np.testing.assert_array_equal(d.numpy(), np.ones((2, 2)))      # (left unchanged)
