@@ -6,22 +6,12 @@ framework._dispatch.apply catches that error on its error path only and hands th
 to framework.nested._ops, so dense ops carry no nested check of their own.
 """
 import itertools
-import sys
+
+from .._sparse_storage import _op_name     # (the primitive being run, on an error path)
 
 
 class NestedLayoutError(NotImplementedError):
     """A dense kernel was given a nested tensor (or a nested op is not supported)."""
-
-
-def _op_name():
-    from .. import _dispatch
-    code = _dispatch.apply.__code__
-    f = sys._getframe(2)
-    while f is not None:
-        if f.f_code is code:
-            return getattr(f.f_locals.get("p"), "name", None)
-        f = f.f_back
-    return None
 
 
 def no_sizes():

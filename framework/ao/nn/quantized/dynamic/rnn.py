@@ -31,19 +31,8 @@ class _RNNBase(nn.Module):
     def _get_name(self):
         return "DynamicQuantized" + type(self).__name__
 
-    def extra_repr(self):
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if self.bias is not True:
-            s += f", bias={self.bias}"
-        if self.batch_first is not False:
-            s += f", batch_first={self.batch_first}"
-        if self.dropout != 0:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional is not False:
-            s += f", bidirectional={self.bidirectional}"
-        return s
+    proj_size = 0               # (not built; the float modules' repr then reads the same)
+    extra_repr = nn.RNNBase.extra_repr
 
     def __repr__(self):
         return f"{self._get_name()}({self.extra_repr()})"
