@@ -1312,3 +1312,23 @@ def test_bad_target_in_a_compiled_training_step_raises_before_backward_and_step(
         np.testing.assert_allclose(cs(x, good).numpy(), eager(x, good).numpy(), rtol=1e-6)
     np.testing.assert_allclose(m.weight.detach().numpy(), me.weight.detach().numpy(), rtol=1e-5,
                                atol=1e-7)
+
+
+def test_transformer_encoder_with_a_causal_mask_compiles_without_graph_breaks():
+    # the encoder's is_causal detection reads the mask's values (a graph break on every call);
+    # under compile() it is skipped, as the mask gives the same attention
+    torch.manual_seed(0)
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0), 2,
+                                enable_nested_tensor=False)
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    x = torch.randn(5, 3, 8)
+    cm = torch.compile(enc)
+    for _ in range(3):
+        np.testing.assert_allclose(cm(x, mask).detach().numpy(), enc(x, mask).detach().numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    st = cm._compiled.stats
+    assert st["graph_breaks"] == [] and st["compiles"] == 1
+    # eager detection still sees the causal mask (a non-causal one is not taken for it)
+    from framework.nn.modules.transformer import _detect_is_causal_mask
+    assert _detect_is_causal_mask(mask) is True
+    assert _detect_is_causal_mask(torch.zeros(5, 5)) is False

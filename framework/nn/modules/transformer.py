@@ -136,6 +136,11 @@ def _detect_is_causal_mask(mask, is_causal=None, size=None):
     weights or a padding mask uses the causal hint instead of the mask's values."""
     make_causal = is_causal is True
     if is_causal is None and mask is not None:
+        from ..._dispatch import STATE
+        if STATE.tracer is not None:
+            # under compile(): reading the mask would break the graph on every call, and the
+            # hint changes no value here (the mask itself gives the same attention)
+            return False
         sz = size if size is not None else mask.shape[-2]
         causal = generate_square_subsequent_mask(sz, dtype=mask.dtype)
         make_causal = tuple(mask.shape) == tuple(causal.shape) and bool((mask == causal).all())
