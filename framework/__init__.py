@@ -341,6 +341,7 @@ from . import library  # noqa: E402,F401  (torch.library: Python custom operator
 from .library import ops  # noqa: E402,F401  (torch.ops.<namespace>.<op>)
 from ._control_flow import cond, while_loop  # noqa: E402,F401
 from . import jit  # noqa: E402,F401  (torch.jit: trace, script, save/load)
+from . import futures  # noqa: E402,F401  (torch.futures: Future, collect_all, wait_all)
 from . import _storage  # noqa: E402,F401  (Tensor.untyped_storage / storage)
 from . import multiprocessing  # noqa: E402,F401  (torch.multiprocessing)
 from . import func  # noqa: E402,F401  (torch.func)

@@ -174,24 +174,18 @@ def onednn_fusion_enabled():
     return _onednn
 
 
-class Future:
-    """What fork() returns: the result is computed at once (Kiln runs fork synchronously)."""
-
-    def __init__(self, value):
-        self._value = value
-
-    def wait(self):
-        return self._value
-
-    def done(self):
-        return True
-
-    def value(self):
-        return self._value
+from .futures import Future  # noqa: E402  (torch.jit.Future is torch.futures.Future's base)
 
 
 def fork(func, *args, **kwargs):
-    return Future(func(*args, **kwargs))
+    """A torch.futures.Future of func(*args, **kwargs), computed at once (Kiln runs fork
+    synchronously); an error is raised by wait(), as PyTorch's."""
+    fut = Future()
+    try:
+        fut.set_result(func(*args, **kwargs))
+    except Exception as e:
+        fut.set_exception(e)
+    return fut
 
 
 def wait(future):

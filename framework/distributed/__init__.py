@@ -405,8 +405,8 @@ class Work:
 
     def get_future(self):
         """A Future whose value is result(), once this work completes."""
-        from .comm_hooks import Future
-        return Future(lambda: (self.wait(), self.result())[1])
+        from ..futures import Future
+        return Future._deferred(lambda: (self.wait(), self.result())[1])
 
     def source_rank(self):
         st = getattr(self._req, "status", None)

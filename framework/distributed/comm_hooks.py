@@ -1,5 +1,7 @@
-"""DDP communication hooks: GradBucket (what a hook receives), the Future a hook returns, and
-the built-in hooks (torch.distributed.algorithms.ddp_comm_hooks.default_hooks)."""
+"""DDP communication hooks: GradBucket (what a hook receives) and the built-in hooks
+(torch.distributed.algorithms.ddp_comm_hooks.default_hooks); a hook returns a
+torch.futures.Future."""
+from ..futures import Future  # noqa: F401  (what hooks return; Work.get_future makes them)
 
 
 class BuiltinCommHookType:
@@ -16,36 +18,6 @@ class BuiltinCommHookType:
 for _v, _n in ((1, "ALLREDUCE"), (2, "FP16_COMPRESS")):
     setattr(BuiltinCommHookType, _n, BuiltinCommHookType(_n, _v))
     BuiltinCommHookType.__members__[_n] = getattr(BuiltinCommHookType, _n)
-
-
-class Future:
-    """torch.futures.Future as far as comm hooks use it: wait() runs what is pending (the
-    collective's wait, then the then() callbacks in order) once, value() after that."""
-
-    def __init__(self, run=None):
-        self._run, self._done, self._value = run, run is None, None
-
-    def set_result(self, result):
-        self._value, self._done, self._run = result, True, None
-
-    def wait(self):
-        if not self._done:
-            self._value = self._run()
-            self._done, self._run = True, None
-        return self._value
-
-    def value(self):
-        return self.wait()
-
-    def done(self):
-        return self._done
-
-    def then(self, callback):
-        return Future(lambda: callback(self._ready()))
-
-    def _ready(self):
-        self.wait()
-        return self
 
 
 class GradBucket:
