@@ -102,7 +102,13 @@ def _new(make):
     return f
 
 
-Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(C.zeros), _new(C.ones), _new(C.empty)
+def _zeros(*size, dtype=None, device=None, requires_grad=False):
+    # (new_zeros is empty + zero_ in PyTorch: the factories' negative-size message, not zeros')
+    return C._filled(C._sizes("new_zeros", size, None), 0, dtype, device, requires_grad, None)
+
+
+_zeros.__name__ = "zeros"
+Tensor.new_zeros, Tensor.new_ones, Tensor.new_empty = _new(_zeros), _new(C.ones), _new(C.empty)
 Tensor.new_full = _new(C.full)
 
 

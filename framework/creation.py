@@ -359,7 +359,12 @@ def _sizes(name, size, kw):
         size = (kw,)
     if not size:
         raise TypeError(f'{name}() missing 1 required positional arguments: "size"')
-    return _shape(size)
+    try:
+        return _shape(size)
+    except RuntimeError:
+        if name == "zeros":     # (PyTorch's zeros checks sizes itself, with its own message)
+            raise RuntimeError("zeros: Dimension size must be non-negative.") from None
+        raise
 
 
 def _into(out, t):
@@ -578,7 +583,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         if not math.isfinite(v):
             raise RuntimeError(f"unsupported range: {start} -> {end}")
     if (end - start) * step < 0:
-        raise RuntimeError(f"arange: upper bound and larger bound inconsistent with step sign "
+        raise RuntimeError(f"arange: upper bound and lower bound inconsistent with step sign "
                            f"(start={start}, end={end}, step={step})")
     if dtype is None and out is not None:
         dtype = out._dtype
@@ -592,7 +597,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         if step == 0:
             raise ValueError("step must be nonzero")
         if (end - start) * step < 0:
-            raise RuntimeError("upper bound and larger bound inconsistent with step sign")
+            raise RuntimeError("upper bound and lower bound inconsistent with step sign")
         n = -((start - end) // step)
     else:
         n = math.ceil((end - start) / step)     # the length comes from the exact bounds

@@ -120,7 +120,7 @@ def test_size_forms(fn, val):
     assert fn(2, dtype=torch.int32).dtype == torch.int32
     assert fn(2, requires_grad=True).requires_grad
     assert fn(()).shape == ()
-    with pytest.raises(RuntimeError, match="negative dimension"):
+    with pytest.raises(RuntimeError, match="negative dimension|Dimension size must be non-neg"):
         fn(-1)
     with pytest.raises(TypeError):
         fn(2.0)
@@ -710,3 +710,18 @@ def test_random_like_errors_against_pytorch():
             except Exception as e:
                 out.append((type(e).__name__, str(e)))
         assert out[0] == out[1] and out[0] is not None
+
+
+def test_negative_sizes_and_inconsistent_arange_messages():
+    # PyTorch 2.13's messages: zeros checks sizes itself; the other factories (new_zeros too,
+    # an empty + zero_ there) report the negative dimension
+    with pytest.raises(RuntimeError, match="^zeros: Dimension size must be non-negative.$"):
+        torch.zeros(3, -1)
+    with pytest.raises(RuntimeError, match="negative dimension -1"):
+        torch.ones(1).new_zeros(-1)
+    with pytest.raises(RuntimeError, match="negative dimension -2"):
+        torch.ones(2, -2)
+    for a in ((0, 10, -1), (10, 0), (0.5, -3.0, 0.5)):
+        with pytest.raises(RuntimeError, match="upper bound and lower bound inconsistent with "
+                                               "step sign"):
+            torch.arange(*a)
