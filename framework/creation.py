@@ -205,6 +205,8 @@ def _finish(arr, d, device, requires_grad):
     if dev.type != "cpu":       # built on the host, then one copy to the device
         from ._device_ops import to_device
         arr = to_device(arr, dev)
+    if STATE.tracer is not None:    # (a constant a module replay may keep: _compile)
+        STATE.tracer.made.add(id(arr))
     t = wrap(arr, d)
     if requires_grad:
         t.requires_grad_(True)
@@ -458,6 +460,8 @@ def _made(shape, value, d, device, requires_grad):
     a = _empty(tuple(shape), d, dev)
     if value is not None:
         a.fill(value)
+    if STATE.tracer is not None:
+        STATE.tracer.made.add(id(a))
     t = wrap(a, d)
     if requires_grad:
         t.requires_grad_(True)

@@ -366,7 +366,9 @@ class CompiledFunction:
             return _MISS
         ts = rec.tensors
         drawn = [_dispatch_wrap(rc(), dtype) for rc, dtype in rec.recipes]  # in trace order
-        in_tensors = [argt[k] if is_arg is True else ts[k] if is_arg is False else drawn[k]
+        in_tensors = [argt[k] if is_arg is True else ts[k] if is_arg is False else
+                      drawn[k] if is_arg == "r" else
+                      _dispatch_wrap(rec.made[k]._data.copy(), rec.made[k]._dtype)
                       for is_arg, k in rec.in_src]
         plan = rec.plan
         res = run_plan(plan, [t._data for t in in_tensors], rec.consts,
@@ -514,7 +516,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     arrpos.update((id(t._data), (False, j, t)) for j, t in enumerate(tensors))
     grad_in = set(plan.grad_inputs)
     drawn = {id(a): k for k, (a, _, _) in enumerate(tracer.draws)}
-    in_src = []
+    in_src, made = [], []
     for i, (t, a) in enumerate(zip(in_tensors, in_arrays)):
         k = argpos.get(id(t))
         if k is not None and t._data is a:
@@ -536,8 +538,15 @@ def _replay_record(tracer, pre, argt, leaves, broke):
         if k is not None and i not in grad_in:        # a dropout mask: drawn again
             in_src.append(("r", k))
             continue
+        if id(a) in tracer.made and t._node is None and i not in grad_in:
+            # made by a factory in forward from constants and shapes (an RNN's zero initial
+            # state), which the same guards make the same: a replay passes a copy of it
+            in_src.append(("c", len(made)))
+            made.append(t)
+            continue
         raise _NotReplayable("a traced input is neither an argument nor a parameter/buffer (a "
-                             "tensor made in forward, a random draw, a .data alias)")
+                             "tensor made in forward from other values, a random draw, a "
+                             ".data alias)")
     bufpos = {id(t._data): j for j, t in enumerate(tensors) if pre["is_buf"][j]}
     ov_js = []
     for arr, _ in ov:
@@ -568,6 +577,7 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     r.outs_meta = list(node.outs) if node is not None else None
     r.mods, r.tensors, r.state = mods, tensors, pre["state"]
     r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
+    r.made = made
     r.sig = (id(plan), consts_key(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
              tuple(info), tuple(pre["state"]),
              tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))

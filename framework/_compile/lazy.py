@@ -185,6 +185,7 @@ class Tracer:
         self.fullgraph = fullgraph
         self.regions_run = 0
         self.draws = []                 # [(array, dtype, recipe)]: draws a replay repeats
+        self.made = set()               # ids of the arrays factories made while tracing
         self.hypers = []                # [(container, key, index, tensor)]: see hyper()
         self.guards = []                # [(predicate, value)]: see guard()
         self.watched = []               # [(container, key, original value)]: see _watch()
