@@ -90,6 +90,7 @@ from .autograd import no_grad, enable_grad, set_grad_enabled, inference_mode, is
 from .autograd import is_anomaly_enabled, is_anomaly_check_nan_enabled  # noqa: E402,F401
 from .autograd import is_inference_mode_enabled, set_anomaly_enabled  # noqa: E402,F401
 from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
+from ._foreach import *  # noqa: E402,F401,F403  (torch._foreach_add_, _foreach_lerp_, ...)
 from . import cuda  # noqa: E402,F401
 from ._streams import Stream, Event  # noqa: E402,F401  (torch.Stream, torch.Event)
 from . import accelerator  # noqa: E402,F401  (torch.accelerator)

@@ -788,7 +788,10 @@ default_generator = Generator()
 def _gen(generator):
     """The cpu stream of a draw (_cpu_random.TorchStream; a device generator cannot serve
     one)."""
-    g = generator or default_generator
+    g = default_generator if generator is None else generator
+    if not isinstance(g, Generator):
+        raise TypeError(f"expected a torch.Generator as 'generator', but got "
+                        f"{type(generator).__name__}")
     if g._rng is None:
         raise RuntimeError(f"Expected a 'cpu' device type for generator but found "
                            f"'{g.device.type}'")

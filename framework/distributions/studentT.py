@@ -2,6 +2,7 @@
 import math
 
 import framework as torch
+from .._dispatch import rename
 from . import constraints
 from .chi2 import Chi2
 from .distribution import Distribution
@@ -18,7 +19,8 @@ class StudentT(Distribution):
 
     @property
     def mean(self):
-        return torch.where(self.df <= 1, math.nan, self.loc)
+        # PyTorch assigns nan into a clone by a mask: its grad_fn is IndexPutBackward0
+        return rename(torch.where(self.df <= 1, math.nan, self.loc), "IndexPutBackward0")
 
     mode = property(lambda self: self.loc)
 
@@ -30,7 +32,7 @@ class StudentT(Distribution):
         v = self.scale.pow(2) * safe_df / (safe_df - 2)
         v = torch.where(self.df > 2, v, self.df)
         v = torch.where((self.df <= 2) & (self.df > 1), math.inf, v)
-        return torch.where(self.df <= 1, math.nan, v)
+        return rename(torch.where(self.df <= 1, math.nan, v), "IndexPutBackward0")
 
     def __init__(self, df, loc=0.0, scale=1.0, validate_args=None):
         self.df, self.loc, self.scale = broadcast_all(df, loc, scale)

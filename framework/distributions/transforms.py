@@ -500,19 +500,18 @@ class ReshapeTransform(Transform):
         if len(shape) < len(self.in_shape):
             raise ValueError("Too few dimensions on input")
         cut = len(shape) - len(self.in_shape)
-        if torch.Size(shape[cut:]) != self.in_shape:
-            raise ValueError(f"Shape mismatch: expected {torch.Size(shape[cut:])} but got "
-                             f"{self.in_shape}")
-        return torch.Size(tuple(shape[:cut]) + tuple(self.out_shape))
+        # shape keeps its own type (tuple in, tuple out) as in PyTorch
+        if shape[cut:] != self.in_shape:
+            raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {self.in_shape}")
+        return shape[:cut] + self.out_shape
 
     def inverse_shape(self, shape):
         if len(shape) < len(self.out_shape):
             raise ValueError("Too few dimensions on input")
         cut = len(shape) - len(self.out_shape)
-        if torch.Size(shape[cut:]) != self.out_shape:
-            raise ValueError(f"Shape mismatch: expected {torch.Size(shape[cut:])} but got "
-                             f"{self.out_shape}")
-        return torch.Size(tuple(shape[:cut]) + tuple(self.in_shape))
+        if shape[cut:] != self.out_shape:
+            raise ValueError(f"Shape mismatch: expected {shape[cut:]} but got {self.out_shape}")
+        return shape[:cut] + self.in_shape
 
 
 def _clipped_sigmoid(x):
@@ -632,7 +631,7 @@ class CorrCholeskyTransform(Transform):
         D = round((0.25 + 2 * N) ** 0.5 + 0.5)
         if D * (D - 1) // 2 != N:
             raise ValueError("Input is not a flattened lower-diagonal number")
-        return torch.Size(tuple(shape[:-1]) + (D, D))
+        return shape[:-1] + (D, D)
 
     def inverse_shape(self, shape):
         if len(shape) < 2:
@@ -640,7 +639,7 @@ class CorrCholeskyTransform(Transform):
         if shape[-2] != shape[-1]:
             raise ValueError("Input is not square")
         D = shape[-1]
-        return torch.Size(tuple(shape[:-2]) + (D * (D - 1) // 2,))
+        return shape[:-2] + (D * (D - 1) // 2,)
 
 
 class SoftmaxTransform(Transform):
@@ -703,12 +702,12 @@ class StickBreakingTransform(Transform):
     def forward_shape(self, shape):
         if len(shape) < 1:
             raise ValueError("Too few dimensions on input")
-        return torch.Size(tuple(shape[:-1]) + (shape[-1] + 1,))
+        return shape[:-1] + (shape[-1] + 1,)
 
     def inverse_shape(self, shape):
         if len(shape) < 1:
             raise ValueError("Too few dimensions on input")
-        return torch.Size(tuple(shape[:-1]) + (shape[-1] - 1,))
+        return shape[:-1] + (shape[-1] - 1,)
 
 
 class LowerCholeskyTransform(Transform):

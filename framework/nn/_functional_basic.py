@@ -848,6 +848,9 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if weight is not None and (weight.ndim != 1 or weight.shape[0] != n_classes):
         raise RuntimeError(f"weight tensor should be defined either for all {n_classes} classes "
                            f"or no classes but got weight tensor of shape: {list(weight.shape)}")
+    if weight is not None and weight.dtype is not input.dtype:
+        raise RuntimeError(f"expected scalar type {dt.tname(input.dtype)} but found "
+                           f"{dt.tname(weight.dtype)}")
     tgt = S.reshape(target, (1,)) if input.ndim == 1 else target
     if tgt.dtype is not dt.int64:
         tgt = apply(P["cast"], tgt, dtype=dt.int64)
@@ -936,16 +939,25 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(f"Using a target size ({target.shape}) that is different to the input "
                          f"size ({input.shape}) is deprecated. Please ensure they have the same "
                          "size.")
+    # PyTorch's kernel runs in input's dtype: a target of another dtype is refused, not promoted
+    if target.dtype is not input.dtype:
+        raise RuntimeError(f"Found dtype {dt.tname(target.dtype)} but expected "
+                           f"{dt.tname(input.dtype)}")
+    if not input.dtype.is_floating_point:
+        raise NotImplementedError(f'"binary_cross_entropy" not implemented for '
+                                  f"'{dt.tname(input.dtype)}'")
     if STATE.tracer is None:        # (a value check: compiled code skips it, as torch's does)
-        a = input._data
-        if a.size and not ((a >= 0) & (a <= 1)).all():
-            raise RuntimeError("all elements of input should be between 0 and 1")
+        for n, a in (("input", input._data), ("target", target._data)):
+            if a.size and not ((a >= 0) & (a <= 1)).all():
+                raise RuntimeError(f"all elements of {n} should be between 0 and 1")
     t = target
     loss = M.neg(M.add(M.mul(t, _safe_log_clamped(input)),
                        M.mul(M.sub(1, t),
                              _safe_log_clamped(M.sub(1, input)))))
     if weight is not None:
         loss = M.mul(loss, weight)
+        if loss.dtype is not input.dtype:        # the weighted loss is stored in input's dtype
+            loss = apply(P["cast"], loss, dtype=input.dtype)
     return rename(_reduce(loss, reduction), "BinaryCrossEntropyBackward0")
 
 
@@ -956,6 +968,14 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(f"Target size ({target.shape}) must be the same as input size "
                          f"({input.shape})")
+    # PyTorch computes (1 - target).mul_(input)...: the loss has target's dtype, and an
+    # integer target cannot hold it
+    if target.dtype is dt.bool_:
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not "
+                           "supported. Use the `^` or `logical_xor()` operator instead.")
+    if not target.dtype.is_floating_point and not target.dtype.is_complex:
+        raise RuntimeError(f"result type {dt.tname(dt.promote_types(input.dtype, target.dtype))} "
+                           f"can't be cast to the desired output type {dt.tname(target.dtype)}")
     sp = _softplus(M.neg(input))                        # -log(sigmoid(x)), stable
     if pos_weight is not None:
         lw = M.add(M.mul(M.sub(pos_weight, 1), target), 1)
@@ -963,6 +983,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     loss = M.add(M.mul(M.sub(1, target), input), sp)
     if weight is not None:
         loss = M.mul(loss, weight)
+    if loss.dtype is not target.dtype:
+        loss = apply(P["cast"], loss, dtype=target.dtype)
     return rename(_reduce(loss, reduction), "BinaryCrossEntropyWithLogitsBackward0")
 
 

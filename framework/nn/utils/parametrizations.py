@@ -159,14 +159,15 @@ class _SpectralNorm(Module):
             u, v = _init_uv(wm, eps)
             self.register_buffer("_u", u)
             self.register_buffer("_v", v)
-            _power_iteration(wm, self._u, self._v, 15, eps)
+            _power_iteration(wm, self._u, self._v, 15, eps, u_first=True)
 
     def forward(self, weight):
         if weight.ndim == 1:
             return M.div(weight, M.clamp_min(M.norm(weight), self.eps))
         wm = _reshape_weight(weight, self.dim)
         if self.training:
-            _power_iteration(wm.detach(), self._u, self._v, self.n_power_iterations, self.eps)
+            _power_iteration(wm.detach(), self._u, self._v, self.n_power_iterations, self.eps,
+                             u_first=True)
         u, v = self._u.clone(), self._v.clone()
         sigma = L.dot(u, L.mv(wm, v))
         return M.div(weight, sigma)

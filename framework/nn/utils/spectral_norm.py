@@ -19,12 +19,16 @@ def _reshape_weight(weight, dim):
     return S.reshape(weight, (weight.shape[0], -1))
 
 
-def _power_iteration(wm, u, v, n, eps):
-    """Updates the u, v buffers in place (no autograd)."""
+def _power_iteration(wm, u, v, n, eps, u_first=False):
+    """Updates the u, v buffers in place (no autograd). nn.utils.spectral_norm updates v then u;
+    the parametrizations version (u_first) updates u from v first, as PyTorch's do."""
     with no_grad():
         for _ in range(n):
+            if u_first:
+                u._data[...] = F.normalize(L.mv(wm, v), dim=0, eps=eps)._data
             v._data[...] = F.normalize(L.mv(S.t(wm), u), dim=0, eps=eps)._data
-            u._data[...] = F.normalize(L.mv(wm, v), dim=0, eps=eps)._data
+            if not u_first:
+                u._data[...] = F.normalize(L.mv(wm, v), dim=0, eps=eps)._data
         u._bump()
         v._bump()
 
