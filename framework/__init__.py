@@ -362,3 +362,7 @@ from .amp import (autocast, is_autocast_enabled, get_autocast_dtype, set_autocas
 # takes them for every native function with `dim` / `keepdim`)
 from ._numpy_aliases import install as _install_numpy_aliases  # noqa: E402
 _install_numpy_aliases(_sys.modules[__name__], Tensor, linalg, fft, special)
+# `import torch.linalg` / `from torch.special import expit`: these namespaces are objects, not
+# submodules, so register them where the import system looks
+_sys.modules[__name__ + ".linalg"] = linalg
+_sys.modules[__name__ + ".special"] = special

@@ -49,7 +49,7 @@ class Node:
     """
     __slots__ = ("prim", "attrs", "saved", "versions", "edges", "out", "oref", "outs", "seq",
                  "_name", "freed", "hooks", "retain", "pre_hooks", "post_hooks", "ctx", "fn",
-                 "metadata", "__weakref__")
+                 "_meta", "__weakref__")
 
     def __init__(self, prim, attrs, saved, versions, edges, outs, name):
         self.prim, self.attrs, self.saved, self.versions = prim, attrs, saved, versions
@@ -61,7 +61,18 @@ class Node:
         self.retain = None      # {output index: weakref to tensor}: retain_grad()
         self.pre_hooks = self.post_hooks = None
         self.ctx = self.fn = None     # custom autograd.Function: its ctx and class
-        self.metadata = None
+        self._meta = None
+
+    @property
+    def metadata(self):
+        # a dict made on first use, as PyTorch's (nodes are many; most never need one)
+        if self._meta is None:
+            self._meta = {}
+        return self._meta
+
+    @metadata.setter
+    def metadata(self, value):
+        self._meta = value
 
     def __repr__(self):
         return f"<{self._name} object at {hex(id(self))}>"

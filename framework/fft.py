@@ -11,7 +11,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
-from ._dispatch import apply
+from ._dispatch import apply, rename
 from .ops_math import full_on, write_out
 
 P = REGISTRY
@@ -143,10 +143,18 @@ def _n(n):
 
 
 def fft(input, n=None, dim=-1, norm=None, *, out=None):
-    return _c2c("fft", input, _n(n), _one(dim), norm, True, out=out)
+    r = _c2c("fft", input, _n(n), _one(dim), norm, True, out=out)
+    if out is None and not input.dtype.is_complex and r.grad_fn is not None:
+        rename(r, "FftR2CBackward0")        # (PyTorch's real-input path: a two-sided r2c)
+    return r
 
 
 def ifft(input, n=None, dim=-1, norm=None, *, out=None):
+    if out is None and not input.dtype.is_complex:
+        # PyTorch: a real input's inverse is the conjugate of the forward transform with the
+        # dual norm (so its real bins print -0 imaginary parts; grad_fn ConjBackward0)
+        from .ops_math import conj
+        return conj(_c2c("ifft", input, _n(n), _one(dim), _DUAL[_norm(norm)], True))
     return _c2c("ifft", input, _n(n), _one(dim), norm, False, out=out)
 
 

@@ -22,6 +22,12 @@ _BAD_INDEX = ("only integers, slices (`:`), ellipsis (`...`), None and long or b
               "valid indices")
 
 
+def _batched(a):
+    """A per-sample value under vmap: a 0-d index there is an index tensor, not a Python int."""
+    from .func._batched import BatchedArray
+    return type(a) is BatchedArray
+
+
 def _canon_item(i):
     """One user index item -> int, slice, None, Ellipsis, bool, or an integer/bool ndarray."""
     if i is None or i is Ellipsis or isinstance(i, slice):
@@ -36,7 +42,8 @@ def _canon_item(i):
                 (i._dtype.barebones and a.ndim):          # (a 0-d one is an int)
             raise IndexError(f"tensors used as indices must be long, int, byte or bool tensors "
                              f"(got {i._dtype})")
-        if i._dtype is dt.bool_ or i._dtype is dt.uint8 or a.ndim == 0:
+        if i._dtype is dt.bool_ or i._dtype is dt.uint8 or (a.ndim == 0 and
+                                                            not _batched(a)):
             # a mask's positions and a 0-d index are values Python reads: under compile() the
             # trace is specialised to them (values() records it), never replayed with others
             a = values(i)

@@ -9,6 +9,43 @@ from . import ops_shape as S
 from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
 from ._sparse_storage import SparseLayoutError
 from .nested._storage import NestedLayoutError
+from ._misc_api import warn_once
+
+# PyTorch's TORCH_WARN_ONCE texts for the legacy linalg functions
+_DEPRECATED = {
+    "lu": "torch.lu is deprecated in favor of torch.linalg.lu_factor / torch.linalg.lu_factor_ex "
+          "and will be removed in a future PyTorch release.\nLU, pivots = torch.lu(A, "
+          "compute_pivots)\nshould be replaced with\nLU, pivots = torch.linalg.lu_factor(A, "
+          "compute_pivots)\nand\nLU, pivots, info = torch.lu(A, compute_pivots, get_infos=True)"
+          "\nshould be replaced with\nLU, pivots, info = torch.linalg.lu_factor_ex(A, "
+          "compute_pivots)",
+    "cholesky": "torch.cholesky is deprecated in favor of torch.linalg.cholesky and will be "
+                "removed in a future PyTorch release.\nL = torch.cholesky(A)\nshould be replaced "
+                "with\nL = torch.linalg.cholesky(A)\nand\nU = torch.cholesky(A, upper=True)\n"
+                "should be replaced with\nU = torch.linalg.cholesky(A).mH\nThis transform will "
+                "produce equivalent results for all valid (symmetric positive definite) inputs.",
+    "qr": "torch.qr is deprecated in favor of torch.linalg.qr and will be removed in a future "
+          "PyTorch release.\nThe boolean parameter 'some' has been replaced with a string "
+          "parameter 'mode'.\nQ, R = torch.qr(A, some)\nshould be replaced with\nQ, R = "
+          "torch.linalg.qr(A, 'reduced' if some else 'complete')",
+    "triangular_solve": "torch.triangular_solve is deprecated in favor of "
+                        "torch.linalg.solve_triangularand will be removed in a future PyTorch "
+                        "release.\ntorch.linalg.solve_triangular has its arguments reversed and "
+                        "does not return a copy of one of the inputs.\nX = torch.triangular_solve"
+                        "(B, A).solution\nshould be replaced with\nX = "
+                        "torch.linalg.solve_triangular(A, B).",
+    "lu_solve": "torch.lu_solve is deprecated in favor of torch.linalg.lu_solveand will be "
+                "removed in a future PyTorch release.\nNote that torch.linalg.lu_solve has its "
+                "arguments reversed.\nX = torch.lu_solve(B, LU, pivots)\nshould be replaced "
+                "with\nX = torch.linalg.lu_solve(LU, pivots, B)",
+    "chain_matmul": "torch.chain_matmul is deprecated and will be removed in a future PyTorch "
+                    "release. Use torch.linalg.multi_dot instead, which accepts a list of two or "
+                    "more tensors rather than multiple parameters.",
+}
+
+
+def _deprecated(name):
+    warn_once("deprecated_" + name, _DEPRECATED[name], stacklevel=3)
 
 P = REGISTRY
 
@@ -616,10 +653,12 @@ def svd(A, some=True, compute_uv=True):
 
 
 def qr(A, some=True):
+    _deprecated("qr")
     return _Linalg.qr(A, "reduced" if some else "complete", _result=_Qr)
 
 
 def cholesky(A, upper=False, *, out=None):
+    _deprecated("cholesky")
     from .ops_math import write_out
     r = apply(P["cholesky"], A, upper=upper, name="cholesky")[0]
     return write_out(rename(r, "CholeskyBackward0"), out)
@@ -659,6 +698,7 @@ def _solve_triangular(A, B, upper, left, unitriangular):
 def triangular_solve(b, A, upper=True, transpose=False, unitriangular=False, *, out=None):
     """Legacy torch.triangular_solve: (solution of op(A) X = b, a copy of A), op(A) = A^T when
     transpose; batch dims broadcast."""
+    _deprecated("triangular_solve")
     from .ops_math import write_out, clone
     if b.ndim < 2:
         raise RuntimeError(f"torch.triangular_solve: Expected b to have at least 2 dimensions, "
@@ -830,11 +870,13 @@ def _lu_solve(LU, pivots, B, left=True, adjoint=False):
 
 
 def lu_solve(b, LU_data, LU_pivots, *, out=None):
+    _deprecated("lu_solve")
     from .ops_math import write_out
     return write_out(_lu_solve(LU_data, LU_pivots, b), out)
 
 
 def lu(A, pivot=True, get_infos=False, out=None):
+    _deprecated("lu")
     LU, piv, info = _lu_factor_ex(A, pivot, not get_infos, "torch.linalg.lu_factor")
     return _LuWithInfo(LU, piv, info) if get_infos else (LU, piv)
 
@@ -937,8 +979,7 @@ def pinverse(input, rcond=1e-15):
 def chain_matmul(*matrices, out=None):
     from .ops_math import write_out
     import warnings
-    warnings.warn("torch.chain_matmul is deprecated and will be removed in a future PyTorch "
-                  "release. Use torch.linalg.multi_dot instead")
+    warnings.warn(_DEPRECATED["chain_matmul"])
     if not matrices:
         raise RuntimeError("chain_matmul(): Expected one or more matrices")
     for k, t in enumerate(matrices):

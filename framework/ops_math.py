@@ -945,6 +945,9 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     a, b = _t(input), as_tensor_arg(other)
     if isinstance(b, Tensor) and b._dtype is not a._dtype:     # torch: no promotion here
         raise RuntimeError(f"{dt.tname(a._dtype)} did not match {dt.tname(b._dtype)}")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if v < 0:
+            raise RuntimeError(f"{name} must be greater than or equal to zero, but got {v:g}")
     if a._dtype is dt.bool_ and (not isinstance(b, Tensor) or b._dtype is dt.bool_):
         return eq(a, b)               # no distance between bools: close means equal
     close = eq(a, b)
@@ -1232,11 +1235,11 @@ def _erfcx_cf(xc):
 
 
 def _erfcx(input, *, out=None):
-    """exp(x^2) erfc(x): exp(x^2)(1 - erf(x)) on (-2.5, 2.5) (no cancellation there), erfc's
-    continued fraction above 2.5, and 2 exp(x^2) - erfcx(-x) below -2.5 (as PyTorch's
-    Faddeeva code), where exp(x^2)(1 - erf(x)) would give the gradient inf * 0 = NaN once
-    exp(x^2) overflows (erfcx'(-30) is -inf). Each branch sees only inputs it is meant for,
-    so an unused branch cannot put a NaN into the gradient."""
+    """exp(x^2) erfc(x): the product itself on (-2.5, 2.5), erfc's continued fraction above
+    2.5, and 2 exp(x^2) - erfcx(-x) below -2.5 (as PyTorch's Faddeeva code), where the product
+    would give the gradient inf * 0 = NaN once exp(x^2) overflows (erfcx'(-30) is -inf). Each
+    branch sees only inputs it is meant for, so an unused branch cannot put a NaN into the
+    gradient."""
     x = _float(input)
     far = apply(P["ge"], x, 2.5)
     neg = apply(P["le"], x, -2.5)
@@ -1245,8 +1248,8 @@ def _erfcx(input, *, out=None):
     left = apply(P["sub"], apply(P["mul"], apply(P["exp"], apply(P["mul"], xm, xm)), 2.0),
                  _erfcx_cf(apply(P["neg"], xm)))
     xn = apply(P["where"], apply(P["logical_or"], far, neg), 0.0, x)
-    near = apply(P["mul"], apply(P["exp"], apply(P["mul"], xn, xn)),
-                 apply(P["sub"], 1, apply(P["erf"], xn)))
+    # erfc, not 1 - erf: the subtraction loses digits in float32 as x nears 2.5
+    near = apply(P["mul"], apply(P["exp"], apply(P["mul"], xn, xn)), apply(P["erfc"], xn))
     return write_out(rename(apply(P["where"], far, cf, apply(P["where"], neg, left, near)),
                             "SpecialErfcxBackward0"), out)
 

@@ -1026,3 +1026,12 @@ def test_function_non_differentiable_returned_input_and_post_hook_grads():
     # the post-hook sees what backward returned, also for b (needs no grad); b gets nothing
     assert seen[0][0].tolist() == [5., 5.] and seen[0][1].tolist() == [7., 7.]
     assert a.grad.tolist() == [5., 5.] and b.grad is None
+
+
+def test_grad_fn_metadata_is_a_dict():
+    # PyTorch's Node.metadata: an empty dict to start with, kept across accesses
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    fn = (x * 3).grad_fn
+    assert fn.metadata == {}
+    fn.metadata["tag"] = 7
+    assert fn.metadata == {"tag": 7}

@@ -314,3 +314,18 @@ def test_complex_in_place_abs_is_refused():
     assert to_np(z).tolist() == [1 + 2j, 3 - 1j]          # unchanged
     x = torch.tensor([-1.5, 2.0])
     assert x.abs_() is x and to_np(x).tolist() == [1.5, 2.0]
+
+
+def test_real_input_fft_ifft_follow_pytorchs_real_path():
+    # PyTorch: fft of a real input is a two-sided r2c (FftR2CBackward0); ifft of a real input
+    # is conj(fft) with the dual norm, so real bins carry -0 imaginary parts (ConjBackward0)
+    xn = np.array([0.3, -1.2, 2.0, 0.7, -0.4, 1.1])
+    x = torch.tensor(xn, requires_grad=True)
+    assert type(torch.fft.fft(x).grad_fn).__name__ == "FftR2CBackward0"
+    for norm in (None, "forward", "ortho"):
+        r = torch.fft.ifft(x, norm=norm)
+        assert type(r.grad_fn).__name__ == "ConjBackward0"
+        np.testing.assert_allclose(r.detach().numpy(), np.fft.ifft(xn, norm=norm), atol=1e-15)
+        assert np.signbit(r.detach().numpy().imag[[0, 3]]).all()
+    torch.fft.ifft(x).real.sum().backward()      # d/dx sum Re(ifft(x)) = [1, 0, ..., 0]
+    np.testing.assert_allclose(x.grad.numpy(), [1, 0, 0, 0, 0, 0], atol=1e-15)

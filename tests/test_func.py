@@ -457,3 +457,126 @@ def test_repr_inside_vmap_is_torchs_batched_tensor():
                        "    tensor([[2., 4.]], grad_fn=<MulBackward0>)\n)")
     with pytest.raises(RuntimeError, match="data-dependent control flow"):
         vmap(lambda s: s if s.sum() > 0 else -s)(x)       # printing is allowed, bool() is not
+
+
+def test_autograd_functional_strategy_and_hessian_strict():
+    AF = torch.autograd.functional
+    x = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    # forward-mode jacobian exists only vectorized (as in torch), and then equals reverse mode
+    with pytest.raises(NotImplementedError, match="only implemented for `vectorize=True`"):
+        AF.jacobian(torch.exp, x, strategy="forward-mode")
+    with pytest.raises(NotImplementedError, match="create_graph=True"):
+        AF.jacobian(torch.exp, x, strategy="forward-mode", vectorize=True, create_graph=True)
+    with pytest.raises(AssertionError, match="forward-mode"):
+        AF.jacobian(torch.exp, x, strategy="sideways")
+    np.testing.assert_allclose(
+        AF.jacobian(torch.exp, x, strategy="forward-mode", vectorize=True).numpy(),
+        np.diag(np.exp([0.5, -1.0])))
+    # strict hessian: a linear function's gradient does not depend on the input
+    with pytest.raises(RuntimeError, match="jacobian of the user-provided function with "
+                                           "respect to input 0 is independent of the input"):
+        AF.hessian(lambda t: t.sum(), x, strict=True)
+    np.testing.assert_allclose(AF.hessian(lambda t: (t ** 3).sum(), x, strict=True).numpy(),
+                               np.diag([3.0, -6.0]))
+    np.testing.assert_allclose(AF.hessian(lambda t: t.sum(), x).numpy(), np.zeros((2, 2)))
+
+
+def test_transforms_keep_graph_to_closed_over_tensors():
+    # torch.func results stay differentiable with respect to a tensor func closes over (a
+    # model parameter), as functorch keeps the caller's autograd graph
+    rng = np.random.default_rng(0)
+    vn, wn = rng.standard_normal(2), rng.standard_normal(2)
+    v = torch.tensor(vn)
+    w = torch.tensor(wn, requires_grad=True)
+    g = grad(lambda t: (t @ w) ** 2)(v)               # 2 (v.w) w
+    np.testing.assert_allclose(g.detach().numpy(), 2 * (vn @ wn) * wn)
+    g.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(), 2 * vn * wn.sum() + 2 * (vn @ wn))
+    w.grad = None
+    (ct,) = vjp(lambda t: (t * w).sin(), v)[1](torch.ones(2, dtype=torch.float64))
+    ct.sum().backward()                                # d/dw sum(cos(v w) w)
+    np.testing.assert_allclose(w.grad.numpy(),
+                               np.cos(vn * wn) - np.sin(vn * wn) * vn * wn, rtol=1e-12)
+    w.grad = None
+    _, jv = jvp(lambda t: (t * w).sin(), (v,), (torch.ones(2, dtype=torch.float64),))
+    jv.sum().backward()
+    np.testing.assert_allclose(w.grad.numpy(),
+                               np.cos(vn * wn) - np.sin(vn * wn) * vn * wn, rtol=1e-12)
+    # nothing outside requires grad, or no grad mode: plain results, as before
+    assert not grad(lambda t: (t ** 2).sum())(v).requires_grad
+    with torch.no_grad():
+        assert not grad(lambda t: (t @ w) ** 2)(v).requires_grad
+
+
+def test_autograd_functional_argument_checks():
+    AF = torch.autograd.functional
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"v has invalid size: should be torch.Size\(\[3\]\) "
+                                           r"but got torch.Size\(\[4\]\)"):
+        AF.vjp(torch.sin, x, torch.ones(4, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="Entry 1 in v has invalid size"):
+        AF.jvp(lambda a, b: a * b, (x, x), (x, torch.ones(2, dtype=torch.float64)))
+    with pytest.raises(RuntimeError, match="v can only be None if the input"):
+        AF.vhp(lambda a: (a ** 3).sum(), x)
+    with pytest.raises(RuntimeError, match="Output 0 of the user-provided function does not "
+                                           "require gradients"):
+        AF.jvp(lambda a: torch.ones(3), x, x, strict=True)
+    with pytest.raises(TypeError, match="given to jacobian must be either a Tensor or a tuple"):
+        AF.jacobian(lambda a: 3.0, x)
+    # the checks pass valid calls through: J v and H v against hand-derived values
+    np.testing.assert_allclose(AF.jvp(torch.sin, x, x)[1].numpy(), np.cos(x.numpy()) * x.numpy())
+    np.testing.assert_allclose(AF.vhp(lambda a: (a ** 3).sum(), x, x)[1].numpy(),
+                               6 * x.numpy() ** 2)
+
+
+def test_vmap_indexing_with_a_per_sample_scalar_index():
+    # a[i] with i a 0-d integer tensor per sample was read as a Python int (TypeError)
+    A = np.arange(6.0).reshape(2, 3)
+    t = torch.tensor(A)
+    idx = torch.tensor([0, 2])
+    np.testing.assert_array_equal(vmap(lambda a, i: a[i])(t, idx).numpy(), [A[0, 0], A[1, 2]])
+    np.testing.assert_array_equal(vmap(lambda a, i: a[:, i], in_dims=(None, 0))(t, idx).numpy(),
+                                  A[:, [0, 2]].T)
+    np.testing.assert_array_equal(
+        vmap(lambda a, i: a[i, 1:], in_dims=(None, 0))(t, torch.tensor([1, 0])).numpy(),
+        A[[1, 0], 1:])
+
+
+def test_old_style_autograd_function_is_refused_by_transforms():
+    class Exp(torch.autograd.Function):          # forward(ctx, ...): no setup_context
+        @staticmethod
+        def forward(ctx, x):
+            r = x.exp()
+            ctx.save_for_backward(r)
+            return r
+
+        @staticmethod
+        def backward(ctx, g):
+            (r,) = ctx.saved_tensors
+            return g * r
+
+    class Exp2(torch.autograd.Function):         # forward(...) + setup_context: allowed
+        @staticmethod
+        def forward(x):
+            return x.exp()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output)
+
+        @staticmethod
+        def backward(ctx, g):
+            (r,) = ctx.saved_tensors
+            return g * r
+
+    x = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    for t in (lambda f: vmap(f)(x), lambda f: grad(lambda a: f(a).sum())(x),
+              lambda f: jvp(f, (x,), (x,))):
+        with pytest.raises(RuntimeError, match="must override the setup_context staticmethod"):
+            t(Exp.apply)
+    np.testing.assert_allclose(grad(lambda a: Exp2.apply(a).sum())(x).numpy(), np.exp([0.0, 1.0]))
+    np.testing.assert_allclose(vmap(Exp2.apply)(x).numpy(), np.exp([0.0, 1.0]))
+    # outside a transform the old style still works
+    y = torch.tensor([1.0], requires_grad=True)
+    Exp.apply(y).backward()
+    np.testing.assert_allclose(y.grad.numpy(), [np.e])

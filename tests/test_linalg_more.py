@@ -501,3 +501,64 @@ def test_matrix_exp_and_solve_gradients_of_complex_matrices():
         return torch.view_as_real(L.solve(torch.complex(x, y), torch.complex(u, v)))
     assert gradcheck(expm, (T(re, True), T(im, True)))
     assert gradcheck(solve, (T(re2, True), T(im, True), T(bre, True), T(bim, True)))
+
+
+def test_linalg_special_import_as_submodules_and_legacy_deprecations():
+    import importlib
+    LA = importlib.import_module("framework.linalg")
+    from framework.special import expit
+    assert LA is torch.linalg
+    np.testing.assert_allclose(expit(torch.tensor([0.0, 2.0], dtype=torch.float64)).numpy(),
+                               1 / (1 + np.exp([0.0, -2.0])))
+    A = np.array([[4.0, 1.0], [1.0, 3.0]])
+    t = torch.tensor(A)
+    torch.set_warn_always(True)       # TORCH_WARN_ONCE warnings: shown every time while on
+    try:
+        with pytest.warns(UserWarning, match="torch.cholesky is deprecated"):
+            L = torch.cholesky(t)
+        with pytest.warns(UserWarning, match="torch.qr is deprecated"):
+            torch.qr(t)
+        with pytest.warns(UserWarning, match="torch.lu is deprecated"):
+            LU, piv = torch.lu(t)
+        with pytest.warns(UserWarning, match="torch.lu_solve is deprecated"):
+            x = torch.lu_solve(torch.ones(2, 1, dtype=torch.float64), LU, piv)
+        with pytest.warns(UserWarning, match="torch.triangular_solve is deprecated"):
+            y = torch.triangular_solve(torch.ones(2, 1, dtype=torch.float64), L, upper=False)
+    finally:
+        torch.set_warn_always(False)
+    np.testing.assert_allclose(x.numpy(), np.linalg.solve(A, np.ones((2, 1))))
+    np.testing.assert_allclose(y.solution.numpy(),
+                               np.linalg.solve(np.linalg.cholesky(A), np.ones((2, 1))))
+
+
+def test_complex_linalg_gradients_use_conjugate_transposes():
+    # inv / det / solve_triangular / cholesky / qr / lu_factor / pinv / eigh / svd VJPs used
+    # plain transposes, right only for real matrices
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
+    W = torch.tensor(rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3)))
+    eye = torch.eye(3, dtype=torch.complex128)
+    LA = torch.linalg
+    w3 = torch.arange(3.0, dtype=torch.float64)
+    fns = {
+        "inv": lambda x: LA.inv(x).abs().sum(),
+        "det": lambda x: LA.det(x).real,
+        "slogdet": lambda x: LA.slogdet(x)[1],
+        "solve_triangular": lambda x: LA.solve_triangular(x.triu() + 3 * eye, W,
+                                                          upper=True).abs().sum(),
+        "cholesky": lambda x: LA.cholesky(x @ x.mH + eye).abs().sum(),
+        "qr": lambda x: LA.qr(x)[1].abs().sum(),
+        "qr_Q": lambda x: (LA.qr(x)[0].abs() ** 2 * w3).sum(),
+        "pinv": lambda x: LA.pinv(x).abs().sum(),
+        "eigvalsh": lambda x: (LA.eigvalsh(x + x.mH) * w3).sum(),
+        "eigh_vectors": lambda x: (LA.eigh(x + x.mH)[1].abs() ** 2 * w3).sum(),
+        "svd_U": lambda x: (LA.svd(x[:, :2], full_matrices=False)[0].abs() ** 2
+                            * w3[:, None]).sum(),
+    }
+    for name, f in fns.items():
+        assert gradcheck(f, (torch.tensor(A, requires_grad=True),), raise_exception=False), name
+    # a hand-derived value: d det(A) for a real-valued loss Re(det A) is conj(det A A^-T)
+    x = torch.tensor(A, requires_grad=True)
+    LA.det(x).real.backward()
+    np.testing.assert_allclose(x.grad.numpy(),
+                               np.conj(np.linalg.det(A) * np.linalg.inv(A).T), rtol=1e-10)

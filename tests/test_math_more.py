@@ -415,3 +415,15 @@ def test_compile_matches_eager(rng):
     c1, c2 = torch.compile(f)(a, b, i, j)
     assert_close(c1, e1.cpu().numpy(), rtol=1e-6, atol=1e-6)
     assert c2.tolist() == e2.tolist()
+
+
+def test_isclose_rejects_negative_tolerances():
+    a = torch.tensor([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="rtol must be greater than or equal to zero, but got -1"):
+        torch.isclose(a, a, rtol=-1)
+    with pytest.raises(RuntimeError, match="atol must be greater than or equal to zero, but got "
+                                           "-0.5"):
+        torch.isclose(a, a, atol=-0.5)
+    # zero tolerances are allowed: closeness is then equality
+    np.testing.assert_array_equal(torch.isclose(a, torch.tensor([1.0, 2.5]), rtol=0, atol=0)
+                                  .numpy(), [True, False])

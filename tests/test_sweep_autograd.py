@@ -405,3 +405,24 @@ def test_fill_and_zero_on_a_non_leaf_keep_the_history():
     np.testing.assert_array_equal(y.detach().numpy(), [2.0, 5.0, 5.0, 2.0])
     (y * y).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [8.0, 0.0, 0.0, 8.0])
+
+
+def test_anomaly_mode_records_the_forward_stack_of_a_custom_function():
+    class NanGrad(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * float("nan")
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        with torch.autograd.detect_anomaly():
+            y = NanGrad.apply(torch.tensor([1.0], requires_grad=True))  # the line to be shown
+            with pytest.raises(RuntimeError, match="'NanGradBackward' returned nan values"):
+                y.sum().backward()
+    msgs = [str(x.message) for x in w if "Error detected in NanGradBackward" in str(x.message)]
+    assert msgs and "Traceback of forward call that caused the error" in msgs[0]
+    assert "the line to be shown" in msgs[0]

@@ -35,7 +35,7 @@ def _matmul_meta(a, c):
         raise RuntimeError(f"matmul: mat1 and mat2 shapes cannot be multiplied ({sa} and {sc})")
     if a.dtype is not c.dtype:
         raise RuntimeError(f"matmul: expected m1 and m2 to have the same dtype, but got: "
-                           f"{a.dtype.name} != {c.dtype.name}")
+                           f"{dt.CPP_NAME[a.dtype.name]} != {dt.CPP_NAME[c.dtype.name]}")
     if a.dtype is dt.bool_:
         raise NotImplementedError("matmul: \"addmm_impl_cpu_\" not implemented for 'Bool'")
     dt.refuse_barebones("addmm_impl_cpu_", a.dtype)
@@ -263,8 +263,8 @@ def _inv_xp(xp, out, x):
 
 
 def _vjp_inv(b, g, x, out):
-    oT = _mT(b, out)
-    return (b.neg(b.matmul(b.matmul(oT, g), oT)),)
+    oH = _mH(b, out)            # -A^-H g A^-H (a plain transpose is wrong for complex A)
+    return (b.neg(b.matmul(b.matmul(oH, g), oH)),)
 
 
 register(Prim("inv", "extern", _inv_meta, None, _vjp_inv, saves=(), saves_output=True,
@@ -277,15 +277,17 @@ def _det_meta(x):
 
 
 def _vjp_det(b, g, x, out):
-    # d det / dA = det * A^{-T}. Where det is 0 the inverse does not exist (inv would raise):
-    # invert the identity there instead, so the gradient is det * I = 0, PyTorch's first-order
-    # value at a singular matrix (its solve with an eps-perturbed LU times det = 0).
+    # d det / dA = det * A^{-T}, so the gradient is g conj(det) A^{-H}. Where det is 0 the
+    # inverse does not exist (inv would raise): invert the identity there instead, so the
+    # gradient is det * I = 0, PyTorch's first-order value at a singular matrix (its solve
+    # with an eps-perturbed LU times det = 0).
     n = x.shape[-1]
-    ge = b.reshape(b.mul(g, out), shape=tuple(g.shape) + (1, 1))
+    ge = b.reshape(b.mul(g, b.conj(out) if out.dtype.is_complex else out),
+                   shape=tuple(g.shape) + (1, 1))
     eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64), shape=(n, 1)),
                       b.arange(start=0, end=n, step=1, dtype=dt.int64)), dtype=x.dtype)
     sing = b.eq(b.reshape(out, shape=tuple(out.shape) + (1, 1)), 0)
-    return (b.mul(ge, _mT(b, b.inv(b.where(sing, eye, x)))),)
+    return (b.mul(ge, _mH(b, b.inv(b.where(sing, eye, x)))),)
 
 
 def _det_xp(xp, out, x):
@@ -398,19 +400,19 @@ def _cholesky_xp(xp, out, x, upper=False, check_errors=True, name="linalg.choles
 
 
 def _vjp_cholesky(b, gs, x, out, upper=False, check_errors=True, name=None):
-    # PyTorch's cholesky_backward (Iain Murray, arXiv 1602.07527), real matrices:
-    #   A_bar = L^-T Phi(L^T L_bar) L^-1 with Phi(P) = tril(P) with its diagonal halved,
-    #   symmetrised: 0.5 (P + tril(P, -1)^T)
+    # PyTorch's cholesky_backward (Iain Murray, arXiv 1602.07527):
+    #   A_bar = L^-H S L^-1, S the Hermitian part of Phi = tril(L^H L_bar), diagonal halved
     gL, L = gs[0], out[0]
     if gL is None:
         return (None,)
     if upper:
-        L, gL = _mT(b, L), _mT(b, gL)
-    LT = _mT(b, L)
-    P = _tril(b, b.matmul(LT, gL), 0)
-    P = b.mul(b.add(P, _mT(b, _tril(b, P, -1))), 0.5)
-    P = b.solve_triangular(LT, P, upper=True)                        # L^-T P
-    return (_mT(b, b.solve_triangular(LT, _mT(b, P), upper=True)),)  # (L^-T P^T)^T = P L^-1
+        L, gL = _mH(b, L), _mH(b, gL)
+    LH = _mH(b, L)
+    P = _tril(b, b.matmul(LH, gL), 0)
+    P = b.sub(P, b.mul(_triu(b, P, 0), 0.5))                        # (diagonal halved)
+    P = b.mul(b.add(P, _mH(b, P)), 0.5)
+    P = b.solve_triangular(LH, P, upper=True)                        # L^-H S
+    return (_mH(b, b.solve_triangular(LH, _mH(b, P), upper=True)),)  # (L^-H (..)^H)^H = .. L^-1
 
 
 register(Prim("cholesky", "extern", _cholesky_meta, None, _vjp_cholesky, nout=2, saves=(),
@@ -483,11 +485,11 @@ def _solve_triangular_xp(xp, out, a, c, upper, unitriangular=False):
 
 def _vjp_solve_triangular(b, g, a, c, out, upper, unitriangular=False):
     # PyTorch's linalg_solve_triangular_backward (left=True):
-    #   B_bar = A^-T X_bar;  A_bar = -B_bar X^T on A's triangle (strict when unitriangular)
-    gb = b.solve_triangular(_mT(b, a), g, upper=not upper, unitriangular=unitriangular)
+    #   B_bar = A^-H X_bar;  A_bar = -B_bar X^H on A's triangle (strict when unitriangular)
+    gb = b.solve_triangular(_mH(b, a), g, upper=not upper, unitriangular=unitriangular)
     ga = None
     if wants(b, 0):
-        ga = b.neg(b.matmul(gb, _mT(b, out)))
+        ga = b.neg(b.matmul(gb, _mH(b, out)))
         k = 1 if unitriangular else 0
         ga = sum_to(b, _triu(b, ga, k) if upper else _tril(b, ga, -k), a.shape)
     return (ga, sum_to(b, gb, c.shape) if wants(b, 1) else None)
@@ -515,14 +517,14 @@ def _eigh_xp(xp, out, x, UPLO="L"):
 
 
 def _vjp_eigh(b, gs, x, out, UPLO="L"):
-    # PyTorch's linalg_eig_backward, Hermitian case (real here): with E_ij = L_j - L_i (1 on
-    # the diagonal), gA = V (skew(V^T gV) / E, with gL on the diagonal) V^T
+    # PyTorch's linalg_eig_backward, Hermitian case: with E_ij = L_j - L_i (1 on the
+    # diagonal), gA = V (skew(V^H gV) / E, with gL on the diagonal) V^H
     gl, gv = gs
     w, v = out
     n = x.shape[-1]
     if gv is not None:
-        vg = b.matmul(_mT(b, v), gv)
-        inner = b.mul(b.sub(vg, _mT(b, vg)), 0.5)
+        vg = b.matmul(_mH(b, v), gv)
+        inner = b.mul(b.sub(vg, _mH(b, vg)), 0.5)
         bt = tuple(w.shape[:-1])
         e = b.sub(b.reshape(w, shape=bt + (1, n)), b.reshape(w, shape=bt + (n, 1)))
         eye = b.cast(b.eq(b.reshape(b.arange(start=0, end=n, step=1, dtype=dt.int64),
@@ -535,7 +537,9 @@ def _vjp_eigh(b, gs, x, out, UPLO="L"):
             inner = b.add(inner, b.diag_embed(gl))
     else:
         inner = b.diag_embed(gl)
-    return (b.matmul(v, b.matmul(inner, _mT(b, v))),)
+    if v.dtype.is_complex and not inner.dtype.is_complex:     # (eigenvalues only: gL is real)
+        inner = b.cast(inner, dtype=v.dtype)
+    return (b.matmul(v, b.matmul(inner, _mH(b, v))),)
 
 
 register(Prim("eigh", "extern", _eigh_meta, None, _vjp_eigh, nout=2, saves=(),
@@ -573,12 +577,15 @@ def _vjp_qr(b, gs, x, out, mode="reduced"):
         raise NotImplementedError("linalg.qr: gradient implemented for reduced mode with m >= n")
     gq = gq if gq is not None else b.full(shape=q.shape, value=0, dtype=q.dtype)
     gr = gr if gr is not None else b.full(shape=r.shape, value=0, dtype=r.dtype)
-    M = b.sub(b.matmul(r, _mT(b, gr)), b.matmul(_mT(b, gq), q))
-    # copyltu: lower triangle mirrored up
-    tril = _tril(b, M, -1)
-    sym = b.add(b.add(tril, _mT(b, tril)), b.diag_embed(b.diagonal(M, offset=0, dim1=-2, dim2=-1)))
-    rhs = b.add(gq, b.matmul(q, sym))
-    gx = _mT(b, b.solve(r, _mT(b, rhs)))  # rhs @ R^{-T}
+    # gA = (gQ + Q S) R^-H with Y = triu(gR R^H - Q^H gQ), S = Y + Y^H (its diagonal the
+    # real part of Y's): conjugate transposes, so complex A is right too
+    Y = _triu(b, b.sub(b.matmul(gr, _mH(b, r)), b.matmul(_mH(b, q), gq)), 0)
+    D = _tril(b, Y, 0)
+    if D.dtype.is_complex:
+        D = b.cast(b.real(D), dtype=D.dtype)
+    S = b.sub(b.add(Y, _mH(b, Y)), D)
+    rhs = b.add(gq, b.matmul(q, S))
+    gx = _mH(b, b.solve_triangular(r, _mH(b, rhs), upper=True))   # rhs R^-H = (R^-1 rhs^H)^H
     return (gx,)
 
 
@@ -645,8 +652,8 @@ def _svd_xp(xp, out, x, full_matrices=True):
 
 
 def _vjp_svd(b, gs, x, out, full_matrices=True):
-    # PyTorch's svd_backward (real matrices), with k = min(m, n):
-    #   A_bar = U [(skew(U^T U_bar) / E) S + S (skew(V^T V_bar) / E) + diag(S_bar)] V^T
+    # PyTorch's svd_backward, with k = min(m, n) (^H: conjugate transpose):
+    #   A_bar = U [(skew(U^H U_bar) / E) S + S (skew(V^H V_bar) / E) + diag(S_bar)] V^H
     #   (E_ij = s_j^2 - s_i^2, 1 on the diagonal) plus the terms a tall U / wide V adds
     gU, gS, gVh = gs
     U, S, Vh = out
@@ -670,26 +677,30 @@ def _vjp_svd(b, gs, x, out, full_matrices=True):
                       b.reshape(b.arange(start=0, end=k, step=1, dtype=dt.int64), shape=(1, k))),
                  dtype=x.dtype)
     E = b.add(b.sub(row(S2), col(S2)), eye)
-    skew = lambda a: b.sub(a, _mT(b, a))                                  # noqa: E731
-    V = _mT(b, Vh)
-    gV = None if gVh is None else _mT(b, gVh)
+    skew = lambda a: b.sub(a, _mH(b, a))                                  # noqa: E731
+    V = _mH(b, Vh)
+    gV = None if gVh is None else _mH(b, gVh)
     gA = None
+    UhgU = None if gU is None else skew(b.matmul(_mH(b, U), gU))
     if gU is not None:
-        gA = b.mul(b.div(skew(b.matmul(_mT(b, U), gU)), E), row(S))
+        gA = b.mul(b.div(UhgU, E), row(S))
     if gV is not None:
         t = b.mul(col(S), b.div(skew(b.matmul(Vh, gV)), E))
         gA = t if gA is None else b.add(gA, t)
     if gS is not None:
         gA = b.add(gA, b.diag_embed(gS))
+    if gU is not None and UhgU.dtype.is_complex:    # PyTorch's diag(U^H gU) / (2 S) term
+        gA = b.add(gA, b.diag_embed(b.div(b.diagonal(UhgU, offset=0, dim1=-2, dim2=-1),
+                                          b.mul(S, 2.0))))
     if m > n and gU is not None:
         gA = b.matmul(U, gA)
         gUS = b.div(gU, row(S))
-        gA = b.sub(b.add(gA, gUS), b.matmul(U, b.matmul(_mT(b, U), gUS)))
+        gA = b.sub(b.add(gA, gUS), b.matmul(U, b.matmul(_mH(b, U), gUS)))
         gA = b.matmul(gA, Vh)
     elif m < n and gV is not None:
         gA = b.matmul(gA, Vh)
         gVS = b.div(gV, row(S))
-        gA = b.add(gA, _mT(b, b.sub(gVS, b.matmul(V, b.matmul(Vh, gVS)))))
+        gA = b.add(gA, _mH(b, b.sub(gVS, b.matmul(V, b.matmul(Vh, gVS)))))
         gA = b.matmul(U, gA)
     else:
         gA = b.matmul(U, b.matmul(gA, Vh))
@@ -848,7 +859,7 @@ def _perm_matrix(b, pivots, m, dtype):
 
 def _vjp_lu(b, gs, x, out, pivot=True):
     # PyTorch's linalg_lu_backward for square A = P L U (Giles, "Collected matrix derivative
-    # results", and arXiv 2009.10071):  A_bar = P L^-T (tril(L^T L_bar, -1) + triu(U_bar U^T)) U^-T
+    # results", and arXiv 2009.10071):  A_bar = P L^-H (tril(L^H L_bar, -1) + triu(U_bar U^H)) U^-H
     # with L_bar / U_bar the strict-lower / upper parts of the packed LU's gradient
     gLU = gs[0]
     LU, piv = out[0], out[1]
@@ -863,11 +874,11 @@ def _vjp_lu(b, gs, x, out, pivot=True):
                  dtype=x.dtype)
     L = b.add(_tril(b, LU, -1), eye)
     U = _triu(b, LU, 0)
-    phi = b.add(_tril(b, b.matmul(_mT(b, L), _tril(b, gLU, -1)), -1),
-                _triu(b, b.matmul(_triu(b, gLU, 0), _mT(b, U)), 0))
-    # L^-T phi: solve L^T Y = phi (upper, unit diagonal); then Y U^-T = (U^-1 Y^T)^T
-    Y = b.solve_triangular(_mT(b, L), phi, upper=True, unitriangular=True)
-    Z = _mT(b, b.solve_triangular(U, _mT(b, Y), upper=True, unitriangular=False))
+    phi = b.add(_tril(b, b.matmul(_mH(b, L), _tril(b, gLU, -1)), -1),
+                _triu(b, b.matmul(_triu(b, gLU, 0), _mH(b, U)), 0))
+    # L^-H phi: solve L^H Y = phi (upper, unit diagonal); then Y U^-H = (U^-1 Y^H)^H
+    Y = b.solve_triangular(_mH(b, L), phi, upper=True, unitriangular=True)
+    Z = _mH(b, b.solve_triangular(U, _mH(b, Y), upper=True, unitriangular=False))
     return (b.matmul(_perm_matrix(b, piv, n, x.dtype), Z),)
 
 
@@ -982,8 +993,8 @@ def _pinv_xp(xp, out, x, atol=0.0, rtol=0.0):
 
 def _vjp_pinv(b, g, x, out, atol=0.0, rtol=0.0):
     # Golub & Pereyra's derivative of X = A^+ (constant rank), as an adjoint:
-    #   A_bar = -X^T G X^T + (I - A X) G^T X X^T + X^T X G^T (I - X A)
-    X, XT, gT = out, _mT(b, out), _mT(b, g)
+    #   A_bar = -X^H G X^H + (I - A X) G^H X X^H + X^H X G^H (I - X A)
+    X, XT, gT = out, _mH(b, out), _mH(b, g)      # (conjugate transposes, named T)
     t1 = b.neg(b.matmul(b.matmul(XT, g), XT))
     AXG = b.sub(gT, b.matmul(x, b.matmul(X, gT)))              # (I - A X) G^T
     t2 = b.matmul(AXG, b.matmul(X, XT))

@@ -2,6 +2,7 @@
 in the eager graph like any primitive's; its backward is the user's Python, run by the same
 engine (so when that backward uses differentiable ops, double backward works too)."""
 import functools
+import sys
 
 import numpy as np
 
@@ -128,6 +129,12 @@ class Function(metaclass=_FunctionMeta):
 
     @classmethod
     def apply(cls, *args, **kwargs):
+        if cls.setup_context is Function.setup_context and _in_functorch() and \
+                not cls.__module__.startswith("framework."):
+            raise RuntimeError(
+                "In order to use an autograd.Function with functorch transforms (vmap, grad, "
+                "jvp, jacrev, ...), it must override the setup_context staticmethod. For more "
+                "details, please see https://pytorch.org/docs/main/notes/extending.func.html")
         if _dispatch.FWAD is not None:     # a dual level: output tangents come from cls.jvp
             from .forward_ad import function_apply
             return function_apply(cls, args, kwargs, cls._apply)
@@ -167,6 +174,9 @@ class Function(metaclass=_FunctionMeta):
                                  f"{cls.__name__}Backward")
         node.ctx = ctx
         node.fn = cls
+        if STATE.anomaly:     # (the forward stack, for the warning if its backward fails)
+            from .._dispatch import _anomaly_trace
+            _anomaly_trace(node)
         for a in args:
             if isinstance(a, Tensor) and id(a) in ctx.dirty and a._node is None and a._rg:
                 raise RuntimeError("a leaf Variable that requires grad has been used in an "
@@ -248,6 +258,25 @@ def _pack_saved(ctx, node, outs, hooks):
     ctx._saved = tuple(packed)
     ctx._versions = (None,) * len(packed)
     ctx._packed = weakref.ref(node)
+
+
+TRANSFORMS = [0]     # depth of running torch.func grad / vjp / jvp calls (framework/func/api.py)
+
+
+def _in_functorch():
+    if TRANSFORMS[0]:
+        return True
+    vm = sys.modules.get("framework.func.vmap")      # (not imported: no vmap is running)
+    return vm is not None and bool(vm.LEVELS)
+
+
+class in_transform:
+    """The user function of a torch.func transform runs inside this."""
+    def __enter__(self):
+        TRANSFORMS[0] += 1
+
+    def __exit__(self, *exc):
+        TRANSFORMS[0] -= 1
 
 
 class InplaceFunction(Function):

@@ -18,6 +18,42 @@ def _tup(x):
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
+def _outs(out, fn):
+    """func's outputs as a tuple; anything but tensors is PyTorch's TypeError."""
+    is_tuple = isinstance(out, tuple)
+    for i, o in enumerate(out if is_tuple else (out,)):
+        if not isinstance(o, Tensor):
+            where = f"the value at index {i}" if is_tuple else \
+                "the given outputs of the user-provided function"
+            raise TypeError(f"The outputs of the user-provided function given to {fn} must be "
+                            f"either a Tensor or a tuple of Tensors but {where} has type "
+                            f"{type(o)}.")
+    return out if is_tuple else (out,)
+
+
+def _check_v(v, other, other_is_tuple):
+    """PyTorch's _validate_v: one v per output (vjp) or input (jvp, vhp), of its size."""
+    vs = _tup(v)
+    if len(vs) != len(other):
+        if other_is_tuple:
+            raise RuntimeError(f"v is a tuple of invalid length: should be {len(other)} but got "
+                               f"{len(vs)}.")
+        raise RuntimeError("The given v should contain a single Tensor.")
+    for i, (a, b) in enumerate(zip(vs, other)):
+        if tuple(a.shape) != tuple(b.shape):
+            pre = f"Entry {i} in " if other_is_tuple else ""
+            raise RuntimeError(f"{pre}v has invalid size: should be {b.shape} but got "
+                               f"{a.shape}.")
+    return vs
+
+
+def _v_none(ins):
+    if len(ins) != 1 or ins[0].numel() != 1:
+        raise RuntimeError("The vector v can only be None if the input to the user-provided "
+                           "function is a single Tensor with a single element.")
+    return (_ones_like(ins[0]),)
+
+
 def _prep(inputs, create_graph):
     # fresh leaves, so the caller's tensors gather no .grad; with create_graph they stay
     # connected to the caller's graph (as in PyTorch)
@@ -81,14 +117,14 @@ def vjp(func, inputs, v=None, create_graph=False, strict=False):
     STATE.grad_enabled = True
     try:
         out = func(*ins)
-        outs = _tup(out)
+        outs = _outs(out, "vjp")
         if v is None:
             if len(outs) != 1 or outs[0].numel() != 1:
                 raise RuntimeError("The vector v can only be None if the user-provided function "
                                    "returns a single Tensor with a single element.")
             vs = (_ones_like(outs[0]),)
         else:
-            vs = _tup(v)
+            vs = _check_v(v, outs, isinstance(out, tuple))
         if strict:
             _strict_check(outs, ins, vs, lambda i, j: (
                 f"The output of the user-provided function is independent of input {j}. This "
@@ -105,12 +141,28 @@ def jacobian(func, inputs, create_graph=False, strict=False, vectorize=False,
     """J of func at inputs: for output o and input x, a tensor of shape o.shape + x.shape.
     One reverse pass per output element."""
     from ..ops_shape import stack, reshape
+    if strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError(
+            'Expected strategy to be either "forward-mode" or "reverse-mode". Hint: If your '
+            'function has more outputs than inputs, "forward-mode" tends to be more performant. '
+            'Otherwise, prefer to use "reverse-mode".')
+    if strategy == "forward-mode":
+        # torch's forward-mode path only exists vectorized and without create_graph
+        if create_graph:
+            raise NotImplementedError(
+                "torch.autograd.functional.jacobian: `create_graph=True` and "
+                '`strategy="forward-mode"` are not supported together (yet). Please either '
+                'set `create_graph=False` or `strategy="reverse-mode"`.')
+        if not vectorize:
+            raise NotImplementedError(
+                "Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
+                "only implemented for `vectorize=True`.")
     ins = _prep(inputs, create_graph)
     prev = STATE.grad_enabled
     STATE.grad_enabled = True
     try:
         out = func(*ins)
-        outs = _tup(out)
+        outs = _outs(out, "jacobian")
         if strict:
             _strict_check(outs, ins, None, lambda i, j: (
                 f"Output {i} of the user-provided function is independent of input {j}. This is "
@@ -150,9 +202,25 @@ def hessian(func, inputs, create_graph=False, strict=False, vectorize=False,
         if y.numel() != 1:
             raise RuntimeError("The Tensor returned by the function given to hessian should "
                                "contain a single element")
+        if strict and not y.requires_grad:
+            raise RuntimeError("Output 0 of the user-provided function does not require "
+                               "gradients. The outputs must be computed in a differentiable "
+                               "manner from the input when running in strict mode.")
         gs = _grad([y], xs, [_ones_like(y)], True)
+        if strict:
+            for i, g in enumerate(gs):
+                if not g.requires_grad:
+                    raise RuntimeError(
+                        "While computing the hessian, found that the jacobian of the "
+                        f"user-provided function with respect to input {i} is independent of "
+                        "the input. This is not allowed in strict mode. You should ensure that "
+                        "your function is twice differentiable and that the jacobian depends on "
+                        "the inputs (this would be violated by a linear function for example).")
         return gs if is_tuple else gs[0]
-    return jacobian(grad_fn, inputs, create_graph=create_graph)
+    if outer_jacobian_strategy not in ("forward-mode", "reverse-mode"):
+        raise AssertionError('Expected strategy to be either "forward-mode" or "reverse-mode".')
+    return jacobian(grad_fn, inputs, create_graph=create_graph, strict=strict,
+                    vectorize=vectorize, strategy=outer_jacobian_strategy)
 
 
 def jvp(func, inputs, v=None, create_graph=False, strict=False):
@@ -162,17 +230,17 @@ def jvp(func, inputs, v=None, create_graph=False, strict=False):
     STATE.grad_enabled = True
     try:
         out = func(*ins)
-        outs = _tup(out)
+        outs = _outs(out, "jvp")
+        if strict:
+            for i, o in enumerate(outs):
+                if not o.requires_grad:
+                    raise RuntimeError(f"Output {i} of the user-provided function does not "
+                                       "require gradients. The outputs must be computed in a "
+                                       "differentiable manner from the input when running in "
+                                       "strict mode.")
         us = [_zeros(o).requires_grad_(True) for o in outs]
         gs = _grad(outs, ins, us, True)
-        if v is None:
-            if len(ins) != 1 or ins[0].numel() != 1:
-                raise RuntimeError("The vector v can only be None if the input to the "
-                                   "user-provided function is a single Tensor with a single "
-                                   "element.")
-            vs = (_ones_like(ins[0]),)
-        else:
-            vs = _tup(v)
+        vs = _v_none(ins) if v is None else _check_v(v, ins, isinstance(inputs, tuple))
         jv = _grad(list(gs), us, list(vs), create_graph)
     finally:
         STATE.grad_enabled = prev
@@ -185,9 +253,10 @@ def vhp(func, inputs, v=None, create_graph=False, strict=False):
     prev = STATE.grad_enabled
     STATE.grad_enabled = True
     try:
+        vs = _v_none(ins) if v is None else _check_v(v, ins, isinstance(inputs, tuple))
         out = func(*ins)
         gs = _grad([out], ins, [_ones_like(out)], True)
-        hv = _grad(list(gs), ins, list(_tup(v)), create_graph)
+        hv = _grad(list(gs), ins, list(vs), create_graph)
     finally:
         STATE.grad_enabled = prev
     return _detach(out, create_graph), (hv if isinstance(inputs, tuple) else hv[0])

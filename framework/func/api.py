@@ -16,6 +16,7 @@ import functools
 
 from .. import autograd
 from ..autograd.graph import doesnt_support_saved_tensors_hooks, _hooks_hidden
+from ..autograd.function import in_transform
 from ..tensor import Tensor
 from . import _batched, _pytree
 from .vmap import active_levels
@@ -57,7 +58,7 @@ def _argnums_check(name, argnums, nargs):
             raise RuntimeError(f"{name}: argnums must be int or Tuple[int, ...], got: "
                                f"{type(a)}")
         if not -nargs <= a < nargs:
-            raise RuntimeError(f"Got argnums={a}, but only {nargs} positional inputs")
+            raise RuntimeError(f"Got argnum={a}, but only {nargs} positional inputs")
     return tuple(a % nargs for a in nums)
 
 
@@ -86,6 +87,40 @@ def _prepare(name, args, argnums, levels):
     else:
         args[nums[0]] = new
     return args, phys, spec, keep
+
+
+def _outer_graph(outs, phys):
+    """Whether outs depend on a tensor that requires grad other than this transform's own
+    leaves (a parameter func closes over): torch.func then keeps the caller's graph, so the
+    results stay differentiable with respect to it."""
+    own = {id(p) for p in phys}
+    seen, stack = set(), []
+    for o in outs:
+        if o.requires_grad:
+            if o._node is None:
+                if id(o) not in own:
+                    return True
+            else:
+                stack.append(o._node)
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        for e in n.edges:
+            if e is None:
+                continue
+            if e[0] is None:
+                if id(e[1]) not in own:
+                    return True
+            else:
+                stack.append(e[0])
+    return False
+
+
+def _detach_aux(aux, keep):
+    return _pytree.tree_map(lambda a: a.detach() if isinstance(a, Tensor) and not keep else a,
+                            aux)
 
 
 def _check_aux(aux):
@@ -119,9 +154,11 @@ def grad_and_value(func, argnums=0, has_aux=False):
     @doesnt_support_saved_tensors_hooks
     def wrapper(*args, **kwargs):
         levels = active_levels()
+        outer = autograd.is_grad_enabled()
         with autograd.enable_grad():
             args2, phys, spec, keep = _prepare("grad_and_value(f)(*args)", args, argnums, levels)
-            out = func(*args2, **kwargs)
+            with in_transform():
+                out = func(*args2, **kwargs)
             aux = None
             if has_aux:
                 if not (isinstance(out, tuple) and len(out) == 2):
@@ -140,14 +177,13 @@ def grad_and_value(func, argnums=0, has_aux=False):
                 raise RuntimeError(f"grad can be implicitly created only for real scalar outputs "
                                    f"but got {out.dtype}")
             o = to_phys(out, levels)
+            keep = keep or outer and _outer_graph([o], phys)
             from ..creation import ones_like
             gs = _grads([o], phys, [ones_like(o)], keep)
         grads = _pytree.unflatten([from_phys(g, levels) for g in gs], spec)
         value = out if keep else from_phys(o.detach(), levels)
         if has_aux:
-            aux = _pytree.tree_map(lambda a: a.detach() if isinstance(a, Tensor) and not keep
-                                   else a, aux)
-            return grads, (value, aux)
+            return grads, (value, _detach_aux(aux, keep))
         return grads, value
     return wrapper
 
@@ -168,10 +204,12 @@ def vjp(func, *primals, has_aux=False):
     """torch.func.vjp: (func(*primals), vjp_fn[, aux]); vjp_fn(cotangents) -> tuple of
     cotangents for the primals."""
     levels = active_levels()
+    outer = autograd.is_grad_enabled()
     with autograd.enable_grad():
         args, phys, spec, keep = _prepare("vjp(f, *primals)", primals,
                                           tuple(range(len(primals))), levels)
-        out = func(*args)
+        with in_transform():
+            out = func(*args)
         aux = None
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -185,6 +223,7 @@ def vjp(func, *primals, has_aux=False):
                 raise RuntimeError(f"vjp(f, *primals): Expected f(*primals) to return only "
                                    f"tensors, got unsupported type {type(o)}")
         ophys = [to_phys(o, levels) for o in oflat]
+        keep = keep or outer and _outer_graph(ophys, phys)
 
     def vjp_fn(cotangents, retain_graph=True, create_graph=None):
         cflat, cspec = _pytree.flatten(cotangents)
@@ -200,16 +239,15 @@ def vjp(func, *primals, has_aux=False):
             for c, o in zip(cflat, oflat):
                 if tuple(c.shape) != tuple(o.shape):
                     raise RuntimeError(f"Mismatch in shape: grad_output[0] has a shape of "
-                                       f"{tuple(c.shape)} and output[0] has a shape of "
-                                       f"{tuple(o.shape)}.")
+                                       f"{c.shape} and output[0] has a shape of {o.shape}.")
                 cphys.append(to_phys(c, levels))
             gs = _grads(ophys, phys, cphys, keep or bool(create_graph))
         return tuple(_pytree.unflatten([from_phys(g, levels) for g in gs], spec))
 
     value = out if keep else _pytree.unflatten(
         [from_phys(o.detach(), levels) for o in ophys], ospec)
-    if has_aux:
-        return value, vjp_fn, aux
+    if has_aux:       # (as grad's: cut from this transform's own leaves)
+        return value, vjp_fn, _detach_aux(aux, keep)
     return value, vjp_fn
 
 
@@ -240,10 +278,12 @@ def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
             raise RuntimeError(f"jvp(f, primals, tangents): Expected primals and tangents to "
                                f"have the same shape, got {tuple(p.shape)} and "
                                f"{tuple(t.shape)}.")
+    outer = autograd.is_grad_enabled()
     with autograd.enable_grad():
         args, phys, spec, keep = _prepare("jvp(f, primals, tangents)", primals,
                                           tuple(range(len(primals))), levels)
-        out = func(*args)
+        with in_transform():
+            out = func(*args)
         aux = None
         if has_aux:
             if not (isinstance(out, tuple) and len(out) == 2):
@@ -253,6 +293,8 @@ def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
             _check_aux(aux)
         oflat, ospec = _pytree.flatten(out)
         ophys = [to_phys(o, levels) for o in oflat]
+        keep = keep or outer and _outer_graph(
+            [o for o in ophys if isinstance(o, Tensor)], phys)
         # an integer or bool output has no tangent but zeros of its dtype (as torch's)
         fl = [i for i, o in enumerate(ophys) if o.dtype.is_floating_point or o.dtype.is_complex]
         us = [_zeros_for(ophys[i]).requires_grad_(True) for i in fl]
@@ -272,7 +314,7 @@ def _jvp(func, primals, tangents, *, strict=False, has_aux=False):
         [from_phys(o.detach(), levels) for o in ophys], ospec)
     tout = _pytree.unflatten([from_phys(r if keep else r.detach(), levels) for r in res], ospec)
     if has_aux:
-        return value, tout, aux
+        return value, tout, _detach_aux(aux, keep)
     return value, tout
 
 
