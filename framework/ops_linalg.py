@@ -62,16 +62,17 @@ def matmul(input, other, *, out=None):
             r = dot(a, b)
         elif a.ndim == 1:
             r = S.squeeze(apply(P["matmul"], S.unsqueeze(a, 0), b), -2)
-            r = rename(r, "MvBackward0" if b.ndim == 2 else "UnsafeViewBackward0")
+            r = rename(r, _matmul_grad_name(a, b))
         elif b.ndim == 1:
             if a.shape[-1] != b.shape[0]:
                 raise RuntimeError(f"matmul: size mismatch, got input ({list(a.shape)}), vec "
                                    f"({b.shape[0]})")
-            r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1), "MvBackward0")
+            r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1),
+                       _matmul_grad_name(a, b))
         else:
             r = apply(P["matmul"], a, b)
             if a.ndim > 2 or b.ndim > 2:
-                rename(r, "BmmBackward0" if a.ndim == b.ndim == 3 else "UnsafeViewBackward0")
+                rename(r, _matmul_grad_name(a, b))
         return write_out(r, out)
     except SparseLayoutError:          # a sparse operand: framework.sparse
         from .sparse import _matmul as sparse_matmul
@@ -79,6 +80,27 @@ def matmul(input, other, *, out=None):
     except NestedLayoutError:          # a nested operand: framework.nested
         from .nested import _ops as N
         return write_out(N.matmul(a, b), out)
+
+
+def _matmul_grad_name(a, b):
+    """The grad_fn name of PyTorch's _matmul_impl result: the last op of the path it takes
+    (1-D @ 2-D squeezes in place; N-D @ 1-D/2-D folds into mm/mv and _unsafe_view; 2-D @ N-D
+    with a grad-requiring 2-D operand folds, transposes back and copies; else bmm + view)."""
+    da, db = a.ndim, b.ndim
+    if da == 1 and db == 2:
+        return "SqueezeBackward4"
+    if da == 2 and db == 1:
+        return "MvBackward0"
+    if da == 3 and db == 3 and a.shape[0] != b.shape[0]:
+        if a.shape[0] == 1 and a.requires_grad:        # matmul(a.squeeze(0), b)
+            da = 2
+        elif b.shape[0] == 1 and b.requires_grad:
+            db = 2
+    if da == 2 and db >= 3 and a.requires_grad:
+        n, p = a.shape[-2], b.shape[-1]
+        # output.mT().contiguous(): no copy when a dim of the transposed pair is 1
+        return "TransposeBackward0" if n == 1 or p == 1 else "CloneBackward0"
+    return "UnsafeViewBackward0"
 
 
 def mm(input, mat2, *, out=None):

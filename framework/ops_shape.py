@@ -133,9 +133,17 @@ def _view_bytes(input, d):
 def reshape(input, *shape, **kw):
     shape = _kw_sizes("reshape", shape, kw, "shape")
     shape = infer_shape("reshape", _sizes(shape), input._data.size, input._data.shape)
+    out = apply(P["reshape"], input, shape=shape)
     if shape == input._data.shape:
-        return rename(apply(P["reshape"], input, shape=shape), "ViewBackward0")
-    return apply(P["reshape"], input, shape=shape)
+        rename(out, "ViewBackward0")
+    a = input._data
+    if out._node is not None and type(a) is np.ndarray and not a.flags.c_contiguous and \
+            not input.is_contiguous():
+        # PyTorch's reshape of a non-contiguous tensor: _reshape_alias when the strides allow a
+        # view, else a copy and _unsafe_view
+        rename(out, "ReshapeAliasBackward0" if np.shares_memory(out._data, a)
+               else "UnsafeViewBackward0")
+    return out
 
 
 def view_as(input, other):
@@ -194,7 +202,10 @@ def squeeze(input, dim=None, *more):
             raise RuntimeError(f"squeeze: dim {rep} appears multiple times in the list of dims "
                                f"{list(dims)}")
         new = tuple(s for i, s in enumerate(shp) if not (i in ds and s == 1))
-    return rename(apply(P["reshape"], input, shape=new), "SqueezeBackward0")
+    # PyTorch's overloads: squeeze() / squeeze(dim) / squeeze(dims) name 0 / 1 / 2
+    name = ("SqueezeBackward0" if dim is None else
+            "SqueezeBackward2" if isinstance(dim, (tuple, list)) else "SqueezeBackward1")
+    return rename(apply(P["reshape"], input, shape=new), name)
 
 
 def unsqueeze(input, dim):

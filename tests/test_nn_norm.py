@@ -151,7 +151,8 @@ def test_group_norm(r):
                      (xt, T(r.standard_normal(4), True), T(r.standard_normal(4), True)))
     with pytest.raises(RuntimeError, match="divisible by num_groups"):
         F.group_norm(torch.randn(2, 3, 4), 2)
-    with pytest.raises(ValueError, match="num_channels must be divisible by num_groups"):
+    with pytest.raises(ValueError,
+                       match=r"num_channels \(3\) must be divisible by num_groups \(2\)"):
         nn.GroupNorm(2, 3)
 
 

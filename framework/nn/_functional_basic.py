@@ -12,6 +12,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
 from runtime import dtypes as dt
+from .. import _dispatch
 from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
 from ..tensor import Tensor
 from ..nested._storage import NestedLayoutError
@@ -83,9 +84,11 @@ def linear(input, weight, bias=None):
             lead = int(np.prod(input.shape[:-1])) if input.ndim > 1 else 1
             raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({lead}x{in_f} and "
                                f"{weight.shape[-1]}x{weight.shape[0] if weight.ndim == 2 else 1})")
-        if input.dtype is not weight.dtype:
+        if input.dtype is not weight.dtype and bias is not None and \
+                (input.ndim == 2 or input.is_contiguous()):
+            # addmm's text; without a bias PyTorch's matmul (mm) raises its own
             raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
-                               f"{input.dtype.name.capitalize()} and {weight.dtype.name.capitalize()}")
+                               f"{dt.tname(input.dtype)} and {dt.tname(weight.dtype)}")
         if weight.ndim == 1:
             r = L.matmul(input, weight)
             return r if bias is None else M.add(r, bias)
@@ -96,7 +99,11 @@ def linear(input, weight, bias=None):
             return L.addmm(bias, input, wt)
         x2 = S.reshape(input, (-1, in_f))
         y = apply(P["matmul"], x2, wt) if bias is None else L.addmm(bias, x2, wt)
-        return S.reshape(y, tuple(input.shape[:-1]) + (weight.shape[0],))
+        y = S.reshape(y, tuple(input.shape[:-1]) + (weight.shape[0],))
+        # PyTorch flattens only a contiguous input with a bias; else matmul (+ add_)
+        if bias is None:
+            return rename(y, "SqueezeBackward4" if input.ndim == 1 else "UnsafeViewBackward0")
+        return y if input.is_contiguous() else rename(y, "AddBackward0")
     except NestedLayoutError:          # a nested operand: framework.nested
         from ..nested import _ops as N
         return N.linear(input, weight, bias)
@@ -133,7 +140,8 @@ def relu_(input):
 
 def threshold(input, threshold, value, inplace=False):
     # x <= threshold ? value : x, so NaN passes through (with its gradient), as in torch
-    r = rename(M.where(M.le(input, threshold), value, input), "ThresholdBackward0")
+    r = rename(M.where(M.le(input, threshold), value, input),
+               "ThresholdBackward1" if inplace else "ThresholdBackward0")
     return _maybe_inplace(input, r, inplace, "threshold")
 
 
@@ -167,7 +175,9 @@ def relu6(input, inplace=False):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     M._need_float("leaky_relu_cpu", input)
     x = _inplace_src(input, inplace)
-    r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)), "LeakyReluBackward0")
+    # (PyTorch's in-place kernels have their own grad_fn overloads: ...Backward1)
+    r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)),
+               "LeakyReluBackward1" if inplace else "LeakyReluBackward0")
     return _maybe_inplace(input, r, inplace, "leaky_relu")
 
 
@@ -200,24 +210,33 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
     if not training:
         slope = (lower + upper) / 2
         r = M.where(M.gt(x, 0), x, M.mul(x, slope))
+    elif input.device.type == "cpu" and STATE.tracer is None and _dispatch.VMAP is None:
+        # PyTorch's CPU kernel draws one float64 uniform per element <= 0, in order (the
+        # others, NaN too, keep slope 1), each rounded to the input's dtype
+        from .._device_ops import host
+        neg = np.asarray(host(values(x))) <= 0
+        slopes = np.ones(neg.shape, np.float64)
+        slopes[neg] = C._gen(generator).uniform((int(neg.sum()),), dt.float64, lower, upper)
+        r = M.where(M.gt(x, 0), x, M.mul(x, wrap_like(slopes, input.dtype, x)))
     else:
         noise = C.empty(tuple(input.shape), dtype=input.dtype)
         C.uniform_(noise, lower, upper, generator)
         r = M.where(M.gt(x, 0), x, M.mul(x, noise))
-    return _maybe_inplace(input, rename(r, "RreluWithNoiseBackward0"), inplace, "rrelu")
+    return _maybe_inplace(input, rename(r, "RreluWithNoiseBackward1" if inplace else
+                                        "RreluWithNoiseBackward0"), inplace, "rrelu")
 
 
 def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
     return rrelu(input, lower, upper, training, inplace=True)
 
 
-def _elu(x, alpha, scale, input_scale):
+def _elu(x, alpha, scale, input_scale, inplace=False):
     neg = M.mul(apply(P["expm1"], M.mul(_neg_part(x), input_scale)),
                 alpha)
     r = M.where(M.gt(x, 0), x, neg)
     if scale != 1.0:
         r = M.mul(r, scale)
-    return rename(r, "EluBackward0")
+    return rename(r, "EluBackward1" if inplace else "EluBackward0")
 
 
 def _neg_part(x):
@@ -228,7 +247,7 @@ def _neg_part(x):
 
 def elu(input, alpha=1.0, inplace=False):
     M._need_float("elu_cpu", input)
-    return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0), inplace, "elu")
+    return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0, inplace), inplace, "elu")
 
 
 def elu_(input, alpha=1.0):
@@ -241,7 +260,8 @@ _SELU_SCALE = 1.0507009873554804934193349852946
 
 def selu(input, inplace=False):
     M._need_float("elu_cpu", input)
-    return _maybe_inplace(input, _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0), inplace, "selu")
+    return _maybe_inplace(input, _elu(input, _SELU_ALPHA, _SELU_SCALE, 1.0, inplace), inplace,
+                          "selu")
 
 
 def selu_(input):
@@ -252,7 +272,9 @@ def celu(input, alpha=1.0, inplace=False):
     M._need_float("elu_cpu", input)
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError: celu: alpha must not be 0")
-    return _maybe_inplace(input, _elu(input, alpha, 1.0, 1.0 / alpha), inplace, "celu")
+    r = _elu(input, alpha, 1.0, 1.0 / alpha)
+    return _maybe_inplace(input, rename(r, "CeluBackward1" if inplace else "CeluBackward0"),
+                          inplace, "celu")
 
 
 def celu_(input, alpha=1.0):
@@ -412,20 +434,56 @@ def _check_p(p):
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
-def _bernoulli_mask(shape, keep, dtype, device=None):
+def _bernoulli_mask(shape, keep, dtype, device=None, like=None, order=None):
     """A keep mask on `device` (the input's), drawn from that device's generator. Traced for a
     device program, the draw is a `philox` node of the graph whose [seed, offset] state is a
-    program input: the program draws the same mask eager would, inside its own kernels."""
+    program input: the program draws the same mask eager would, inside its own kernels.
+    With `like` on the cpu: laid out as empty_like(like), so a transposed input's mask is drawn
+    in its memory order, as PyTorch's CPU dropout does (`order`: those dims, fixed at trace
+    time so that a compiled replay draws as eager did)."""
     tr = STATE.tracer
     if tr is not None:
         device = tr.draw_device(device)
         if device.type != "cpu":
             return _traced_mask(tr, tuple(shape), keep, dtype, device)
-    m = C.empty(tuple(shape), dtype=dtype, device=device)
+    if order is None and like is not None and like.device.type == "cpu":
+        order = _memory_order(like, tr)
+    if order is not None and len(order) == len(shape):
+        buf = np.empty(tuple(shape[i] for i in order), dtype.np)
+        m = wrap(np.transpose(buf, np.argsort(order)), dtype)
+    else:
+        m = C.empty(tuple(shape), dtype=dtype, device=device)
     C.bernoulli_(m, keep)
     if tr is not None:                # a compiled replay draws the mask again the same way
-        tr.note_draw(m._data, dtype, lambda: _bernoulli_mask(shape, keep, dtype, device)._data)
+        tr.note_draw(m._data, dtype,
+                     lambda: _bernoulli_mask(shape, keep, dtype, device, order=order)._data)
     return m
+
+
+def _memory_order(t, tr):
+    """t's dims by decreasing stride when empty_like(t) keeps a non-row-major layout (t dense),
+    else None. Traced, t's eager layout is its view chain applied to a row-major root."""
+    a = t._data
+    if tr is not None and type(a) is not np.ndarray:
+        up = getattr(tr, "view_root", {}).get(a)
+        if up is None:
+            return None
+        root, chain = up[0], up[1]
+        a = root if type(root) is np.ndarray else np.empty(root.shape, np.int8)
+        for p, attrs in chain:
+            if p.name == "permute":
+                a = np.transpose(a, attrs["dims"])
+            elif p.name == "reshape":
+                a = a.reshape(attrs["shape"])    # (a copy where eager's reshape copies too)
+            else:                                # (other view chains: the row-major draw)
+                return None
+    if type(a) is not np.ndarray or a.ndim < 2 or a.flags.c_contiguous or \
+            a.shape != tuple(t.shape):   # (under vmap: the batched array)
+        return None
+    el = C._dense_strides(a)
+    if el is None or el == C._contiguous_strides(a.shape):
+        return None
+    return tuple(sorted(range(a.ndim), key=lambda i: -el[i] if a.shape[i] > 1 else 0))
 
 
 def _traced_mask(tr, shape, keep, dtype, device):
@@ -455,15 +513,16 @@ def _dropout_impl(input, p, training, inplace, feature, alpha, name):
     if p == 1:
         r = M.mul(input, C.zeros(noise_shape, dtype=input.dtype, device=input.device))
         return _maybe_inplace(input, r, inplace, name)
-    noise = _bernoulli_mask(noise_shape, 1 - p, input.dtype, input.device)
+    noise = _bernoulli_mask(noise_shape, 1 - p, input.dtype, input.device,
+                            None if feature else input)
     if alpha:
         a_ = 1.7580993408473766
         a = 1.0 / math.sqrt((a_ * a_ * p + 1) * (1 - p))
         b = M.add(M.mul(M.sub(noise, 1), a_ * a), a_ * a * p)
         r = M.add(M.mul(input, M.mul(noise, a)), b)
     else:
-        r = rename(M.mul(input, M.div(noise, 1 - p)),
-                   "NativeDropoutBackward0" if not feature else "MulBackward0")
+        # PyTorch's CPU dropout is this product too (native_dropout is for accelerators)
+        r = M.mul(input, M.div(noise, 1 - p))
     return _maybe_inplace(input, r, inplace, name)
 
 
@@ -667,7 +726,7 @@ def pairwise_distance(x1, x2, p=2.0, eps=1e-6, keepdim=False):
     diff = M.add(M.sub(x1, x2), eps)
     if diff.ndim == 0:
         return M.abs(diff) if not keepdim else diff
-    return M.norm(diff, p, -1, keepdim=keepdim)
+    return rename(M.norm(diff, p, -1, keepdim=keepdim), "NormBackward1")
 
 
 def pdist(input, p=2):
@@ -679,7 +738,7 @@ def pdist(input, p=2):
     i, j = np.triu_indices(n, 1)
     a = apply(P["index"], input, wrap_like(i.astype(np.int64), dt.int64, input), pos=(0,))
     b = apply(P["index"], input, wrap_like(j.astype(np.int64), dt.int64, input), pos=(0,))
-    return M.norm(M.sub(a, b), p, -1)
+    return rename(M.norm(M.sub(a, b), p, -1), "PdistBackward0")
 
 
 
@@ -776,7 +835,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         M._need_float("smooth_l1_cpu", input)
     z = M.abs(M.sub(input, target))
     if beta == 0:
-        loss = z
+        # PyTorch falls back to l1_loss: its grad_fn names
+        return _reduce(z, reduction)
     else:
         loss = M.where(M.lt(z, beta), M.div(M.mul(M.mul(z, z), 0.5), beta), M.sub(z, 0.5 * beta))
     return rename(_reduce(loss, reduction), "SmoothL1LossBackward0")
@@ -822,6 +882,8 @@ def _class_target_checks(input, target, op):
         raise RuntimeError(f"{op}: 0D or 1D target tensor expected, multi-target not supported "
                            f"(input {list(input.shape)}, target {list(target.shape)})")
     if input.ndim > 2:
+        if target.dtype is dt.uint8:    # (nll_loss2d takes int64 only)
+            raise RuntimeError("expected scalar type Long but found Byte")
         if target.ndim != input.ndim - 1:
             raise RuntimeError(f"only batches of spatial targets supported ({input.ndim - 1}D "
                                f"tensors) but got targets of dimension: {target.ndim}")
@@ -871,7 +933,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
         r = M.sum(loss)
     else:
         r = _weighted_mean(M.sum(loss), M.sum(w))
-    return rename(r, "NllLossBackward0")
+    if input.ndim < 3:
+        return rename(r, "NllLossBackward0")
+    # PyTorch runs nll_loss2d, on a (N, C, 1, L)/(N, C, H, W*) view for 3-d/5-d+ input
+    # whose unreduced loss it views back
+    return rename(r, "ViewBackward0" if reduction == "none" and input.ndim != 4
+                  else "NllLoss2DBackward0")
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
@@ -885,23 +952,26 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     n_classes = input.shape[class_dim]
     logp = M.log_softmax(input, class_dim)
     wshape = (n_classes,) + (1,) * (input.ndim - class_dim - 1)
-    if target.dtype.is_floating_point:
-        # class probabilities
-        if tuple(target.shape) != tuple(input.shape):
-            raise RuntimeError(f"cross_entropy: expected target of shape {list(input.shape)} "
-                               f"for probability targets, got {list(target.shape)}")
+    if tuple(target.shape) == tuple(input.shape):
+        # class probabilities: PyTorch decides by the shapes, then checks the dtype
+        if not target.dtype.is_floating_point:
+            raise RuntimeError(f"Expected floating point type for target with class "
+                               f"probabilities, got {dt.tname(target.dtype)}")
+        if ignore_index >= 0:
+            raise RuntimeError("ignore_index is not supported for floating point target")
         tgt = target
         if label_smoothing > 0:
             tgt = M.add(M.mul(tgt, 1 - label_smoothing), label_smoothing / n_classes)
         prod = M.mul(logp, tgt)
         if weight is not None:
             prod = M.mul(prod, S.reshape(weight, wshape))
-        loss = M.neg(M.sum(prod, class_dim))
         if reduction == "none":
-            return loss
+            return M.neg(M.sum(prod, class_dim))
+        loss = M.neg(M.sum(prod))
         if reduction == "sum":
-            return M.sum(loss)
-        return M.div(M.sum(loss), input.numel() // n_classes)
+            return loss
+        # PyTorch divides by a Scalar: DivBackward1
+        return rename(M.div(loss, input.numel() // n_classes), "DivBackward1")
     nll = nll_loss(logp, target, weight, ignore_index=ignore_index, reduction=reduction)
     if label_smoothing == 0:
         return nll
@@ -1124,7 +1194,8 @@ def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="m
     reduction = _get_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _float_out(input, "soft_margin_loss")
-    return _reduce(_softplus(M.neg(M.mul(target, input))), reduction)
+    return rename(_reduce(_softplus(M.neg(M.mul(target, input))), reduction),
+                  "SoftMarginLossBackward0")
 
 
 def multilabel_soft_margin_loss(input, target, weight=None, size_average=None, reduce=None,
@@ -1174,7 +1245,7 @@ def multi_margin_loss(input, target, p=1, margin=1.0, weight=None, size_average=
     loss = M.div(M.sum(M.mul(z, notself), 1), c)
     if input.ndim == 1:
         loss = S.reshape(loss, ())
-    return _reduce(loss, reduction)
+    return rename(_reduce(loss, reduction), "MultiMarginLossBackward0")
 
 
 def multilabel_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
@@ -1236,8 +1307,9 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
                                   f"mode='{mode}'). Please open a feature request on GitHub.")
     if input.ndim == 2:
         if offsets is not None:
-            raise ValueError("if input is 2D, then offsets has to be None, as input is treated "
-                             "is a mini-batch of fixed length sequences.")
+            raise ValueError(f"if input is 2D, then offsets has to be None, as input is treated "
+                             f"is a mini-batch of fixed length sequences. However, found offsets "
+                             f"of type {type(offsets)}")
         b, n = input.shape
         bag = np.repeat(np.arange(b), n)
         flat = S.reshape(input, (-1,))
@@ -1249,7 +1321,14 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
         if include_last_offset:
             off = off[:-1]
         b = off.shape[0]
-        if b and (off[0] != 0 or np.any(np.diff(off) < 0) or off[-1] > input.shape[0]):
+        if b and off[0] != 0:
+            raise RuntimeError(f"offsets[0] has to be 0, i.e., the first sequence in the "
+                               f"mini-batch has to start from position 0. However, got "
+                               f"{int(off[0])}")
+        if b and off[-1] > input.shape[0]:
+            raise RuntimeError(f"offsets[-1] can not be greater than input's length "
+                               f"{input.shape[0]} but got offsets[-1] of {int(off[-1])}")
+        if b and np.any(np.diff(off) < 0):
             raise RuntimeError(f"embedding_bag: offsets must start at 0, be non-decreasing and "
                                f"not exceed the input's length {input.shape[0]} (got "
                                f"{off.tolist()})")

@@ -11,6 +11,8 @@ Everything here is a decomposition into primitives, so autograd and graph captur
 import builtins
 import math
 import numbers
+import warnings
+import warnings
 
 import numpy as np
 
@@ -209,8 +211,9 @@ def _pad_mode(x, pads, mode):
     return x
 
 
-_PAD_NAMES = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad{}dBackward0",
-              "replicate": "ReplicationPad{}dBackward0", "circular": "CircularPad{}dBackward0"}
+# (PyTorch's circular pad writes into slices of an empty tensor: CopySlices)
+_PAD_NAMES = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad{}DBackward0",
+              "replicate": "ReplicationPad{}DBackward0", "circular": "CopySlices"}
 
 
 def pad(input, pad, mode="constant", value=None):
@@ -265,6 +268,11 @@ def _conv_padding(op, padding, nd, kernel, stride, dilation):
             if any(s != 1 for s in stride):
                 raise RuntimeError("padding='same' is not supported for strided convolutions")
             pads = []
+            if any(d % 2 and not k % 2 for k, d in zip(kernel, dilation)):
+                warnings.warn("Using padding='same' with even kernel lengths and odd dilation may "
+                              "require a zero-padded copy of the input be created (Triggered "
+                              "internally at /__w/pytorch/pytorch/aten/src/ATen/native/"
+                              "Convolution.cpp:1101.)", stacklevel=4)
             for k, d in zip(kernel, dilation):
                 total = d * (k - 1)
                 pads.append((total // 2, total - total // 2))   # extra on the right, as PyTorch
@@ -565,7 +573,8 @@ def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, 
     # taken); its gradient adds into the input plane at those indices
     val, ind = apply(P["window_max"], x, kernel=k, stride=s, dilation=d, padding=tuple(pads))
     fmt = _mf.contiguous_format if unb else _fmt(x)
-    name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "MaxPool2DWithIndicesBackward0"
+    # PyTorch's 1-d pools run the 2-d kernel on an unsqueezed input and squeeze it back
+    name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "SqueezeBackward1"
     val = rename(_unbatch(_mf.lay_out(val, fmt), unb), name)
     if not return_indices:
         return val
@@ -643,7 +652,7 @@ def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_incl
         # PyTorch's avg_pool3d kernel is contiguous only; avg_pool1d is avg_pool2d of an
         # unsqueezed input there, left as it is
         out = _mf.lay_out(out, _fmt(x) if nd == 2 and not unb else _mf.contiguous_format)
-    return rename(_unbatch(out, unb), f"AvgPool{builtins.max(nd, 2)}DBackward0")
+    return rename(_unbatch(out, unb), f"AvgPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -762,7 +771,12 @@ def _adaptive_avg(nd, op, input, output_size):
         # 3-d keeps channels_last_3d only for a global pool (PyTorch takes a mean there)
         keep = not unb and (nd == 2 or all(o == 1 for o in osz))
         out = _mf.lay_out(out, _fmt(x) if keep else _mf.contiguous_format)
-    return rename(_unbatch(out, unb), f"AdaptiveAvgPool{builtins.max(nd, 2)}DBackward0")
+    name = f"AdaptiveAvgPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1"
+    if nd > 1 and all(o == 1 for o in osz):
+        # PyTorch takes a mean for a global pool (restrided when channels-last)
+        channels_last = not unb and _fmt(x) is not _mf.contiguous_format
+        name = "AsStridedBackward1" if channels_last else "MeanBackward1"
+    return rename(_unbatch(out, unb), name)
 
 
 def adaptive_avg_pool1d(input, output_size):
@@ -806,7 +820,8 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
     fmt = _fmt(x) if nd == 2 and not unb else _mf.contiguous_format
     if nd > 1:
         val = _mf.lay_out(val, fmt)
-    val = rename(_unbatch(val, unb), f"AdaptiveMaxPool{builtins.max(nd, 2)}DBackward0")
+    val = rename(_unbatch(val, unb),
+                 f"AdaptiveMaxPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
     if not return_indices:
         return val
     from .._device_ops import host
@@ -854,6 +869,21 @@ def _normalize(x, dims, eps):
     return apply(P["mul"], xc, apply(P["rsqrt"], apply(P["add"], var, eps))), mean, var
 
 
+def _opmath(input, *params):
+    """PyTorch's CPU norm kernels on float16/bfloat16 input compute in float32 (with float32
+    or input-typed parameters) and round once at the end: the float32 input and parameters,
+    and the dtype to cast the result back to (None for other inputs)."""
+    if input._dtype not in (dt.float16, dt.bfloat16):
+        return input, params, None
+    f32 = [t if t is None or t._dtype is dt.float32 else apply(P["cast"], t, dtype=dt.float32)
+           for t in (input,) + params]
+    return f32[0], tuple(f32[1:]), input._dtype
+
+
+def _round_back(y, low):
+    return y if low is None else apply(P["cast"], y, dtype=low)
+
+
 def _affine(y, weight, bias, shape):
     if weight is not None:
         y = apply(P["mul"], y, _reshape(weight, shape))
@@ -899,8 +929,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.numel() != C:
             raise RuntimeError(f"{name} should contain {C} elements not {t.numel()}")
+    if input._dtype is dt.float32 and any(t is not None and t._dtype in (dt.float16, dt.bfloat16)
+                                          for t in (weight, bias, running_mean, running_var)):
+        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (C,) + (1,) * (input.ndim - 2)
+    input, (weight, bias), low = _opmath(input, weight, bias)
     if training:
         n = _prod(input.shape[d] for d in dims)
         if n <= 1:
@@ -918,10 +952,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
-        rm = _reshape(running_mean, shape)
-        rv = _reshape(running_var, shape)
+        _, (rm, rv), _ = _opmath(running_mean if low else input, running_mean, running_var)
+        rm = _reshape(rm, shape)
+        rv = _reshape(rv, shape)
         y = apply(P["mul"], apply(P["sub"], input, rm), apply(P["rsqrt"], apply(P["add"], rv, eps)))
-    y = _affine(y, weight, bias, shape)
+    y = _round_back(_affine(y, weight, bias, shape), low)
     return rename(y, "NativeBatchNormBackward0")
 
 
@@ -938,8 +973,9 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
         if t is not None and tuple(t.shape) != ns:
             raise RuntimeError(f"layer_norm: expected {name} of shape {list(ns)}, but got "
                                f"{list(t.shape)}")
-    y, _, _ = _normalize(input, tuple(range(input.ndim - k, input.ndim)), eps)
-    y = _affine(y, weight, bias, ns)
+    x, (weight, bias), low = _opmath(input, weight, bias)
+    y, _, _ = _normalize(x, tuple(range(input.ndim - k, input.ndim)), eps)
+    y = _round_back(_affine(y, weight, bias, ns), low)
     # contiguous whatever the input's layout, as PyTorch's kernel
     return rename(_mf.lay_out(y, _mf.contiguous_format), "NativeLayerNormBackward0")
 
@@ -981,10 +1017,11 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
                                f"channels in input, but got {name} of shape {list(t.shape)} and "
                                f"input of shape {list(input.shape)}")
-    g = _reshape(input, (N, num_groups, -1) if input.numel() else (N, num_groups, 0))
+    x, (weight, bias), low = _opmath(input, weight, bias)
+    g = _reshape(x, (N, num_groups, -1) if input.numel() else (N, num_groups, 0))
     y, _, _ = _normalize(g, (2,), eps)
     y = _reshape(y, tuple(input.shape))
-    y = _affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2))
+    y = _round_back(_affine(y, weight, bias, (C,) + (1,) * (input.ndim - 2)), low)
     return rename(_mf.lay_out(y, _fmt(input)), "NativeGroupNormBackward0")
 
 
@@ -997,12 +1034,13 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     C = input.shape[1]
     dims = tuple(range(2, input.ndim))
     shape = (C,) + (1,) * (input.ndim - 2)
+    x, (weight, bias), low = _opmath(input, weight, bias)
     if use_input_stats:
         n = _prod(input.shape[2:])
         if n <= 1:
             raise ValueError(f"Expected more than 1 spatial element when training, got input "
                              f"size {input.size()}")
-        y, mean, var = _normalize(input, dims, eps)
+        y, mean, var = _normalize(x, dims, eps)
         m = 0.0 if momentum is None else momentum
         if running_mean is not None:
             _update_running(running_mean, mean._data.reshape(input.shape[0], C).mean(0), m)
@@ -1013,23 +1051,33 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         if running_mean is None or running_var is None:
             raise RuntimeError("Expected running_mean and running_var to be defined when "
                                "use_input_stats is false")
-        y = apply(P["mul"], apply(P["sub"], input, _reshape(running_mean, shape)),
-                  apply(P["rsqrt"], apply(P["add"], _reshape(running_var, shape), eps)))
-    y = _affine(y, weight, bias, shape)
-    # contiguous, as PyTorch's (a batch_norm of the input reshaped to (1, N * C, ...))
-    return rename(_mf.lay_out(y, _mf.contiguous_format), "NativeBatchNormBackward0")
+        _, (rm, rv), _ = _opmath(running_mean if low else input, running_mean, running_var)
+        y = apply(P["mul"], apply(P["sub"], x, _reshape(rm, shape)),
+                  apply(P["rsqrt"], apply(P["add"], _reshape(rv, shape), eps)))
+    y = _round_back(_affine(y, weight, bias, shape), low)
+    # contiguous, as PyTorch's (a batch_norm of the input reshaped to (1, N * C, ...), viewed
+    # back: ViewBackward0)
+    return rename(_mf.lay_out(y, _mf.contiguous_format), "ViewBackward0")
 
 
 def local_response_norm(input, size, alpha=0.0001, beta=0.75, k=1.0):
     if input.ndim < 3:
         raise ValueError(f"Expected 3D or higher dimensionality input (got {input.ndim} dimensions)")
+    if input.numel() == 0:
+        return input            # (PyTorch returns an empty input itself)
     sq = apply(P["mul"], input, input)
     # average of squares over a channel window of `size`, zero padded: (size//2, (size-1)//2)
-    s = _reshape(sq, (input.shape[0], 1, input.shape[1], -1))
-    s = _pad_dims(s, [(size // 2, (size - 1) // 2), (0, 0)])
-    win = apply(P["windows"], s, kernel=(size, 1), stride=(1, 1), dilation=(1, 1))
-    avg = apply(P["div"], apply(P["sum"], win, dims=(4, 5), keepdim=False), size)
-    avg = _reshape(avg, tuple(input.shape))
+    if input.ndim >= 4:
+        # through avg_pool3d, as PyTorch: so autocast runs it (and what follows) in float32
+        s = _reshape(sq, (input.shape[0], 1, input.shape[1], input.shape[2], -1))
+        s = _pad_dims(s, [(size // 2, (size - 1) // 2), (0, 0), (0, 0)])
+        avg = _reshape(avg_pool3d(s, (size, 1, 1), stride=1), tuple(input.shape))
+    else:
+        s = _reshape(sq, (input.shape[0], 1, input.shape[1], -1))
+        s = _pad_dims(s, [(size // 2, (size - 1) // 2), (0, 0)])
+        win = apply(P["windows"], s, kernel=(size, 1), stride=(1, 1), dilation=(1, 1))
+        avg = apply(P["div"], apply(P["sum"], win, dims=(4, 5), keepdim=False), size)
+        avg = _reshape(avg, tuple(input.shape))
     den = apply(P["pow"], apply(P["add"], apply(P["mul"], avg, alpha), k), beta)
     out = apply(P["div"], input, den)
     fmt = _fmt(input)           # (other layouts: the element-wise division's)
@@ -1153,7 +1201,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     elif align_corners is None:
         align_corners = False
     nd = input.ndim - 2
-    if mode not in modes or nd not in (1, 2, 3):
+    # PyTorch checks antialias first; bicubic in the wrong rank gets the generic message
+    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
+        raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes "
+                         "and requires a 4-D tensor as input")
+    if mode not in modes or nd not in (1, 2, 3) or (mode == "bicubic" and nd != 2):
         raise NotImplementedError(
             f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the "
             f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
@@ -1161,10 +1213,6 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_INTERP_DIMS[mode] + 2}D input")
-    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
-        raise ValueError(f"Anti-alias option is restricted to bilinear, bicubic, and lanczos modes "
-                         f"and requires a 4-D tensor as input (got mode={mode!r} and a "
-                         f"{input.ndim}-D input)")
     if size is not None and scale_factor is not None:
         raise ValueError("only one of size or scale_factor should be defined")
     sizes_in = tuple(input.shape[2:])
@@ -1174,7 +1222,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             if len(size) != nd:
                 raise ValueError(f"Input and output must have the same number of spatial "
                                  f"dimensions, but got input with spatial dimensions of "
-                                 f"{list(sizes_in)} and output size of {list(size)}. Please "
+                                 f"{list(sizes_in)} and output size of {size}. Please "
                                  f"provide input tensor in (N, C, d1, d2, ...,dK) format and "
                                  f"output size in (o1, o2, ...,oK) format.")
             out_sizes = tuple(int(s) for s in size)
@@ -1186,7 +1234,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 raise ValueError(f"Input and scale_factor must have the same number of spatial "
                                  f"dimensions, but got input with spatial dimensions of "
                                  f"{list(sizes_in)} and scale_factor of shape "
-                                 f"{list(scale_factor)}. Please provide input tensor in (N, C, "
+                                 f"{scale_factor}. Please provide input tensor in (N, C, "
                                  f"d1, d2, ...,dK) format and scale_factor in (s1, s2, ...,sK) "
                                  f"format.")
             sf = tuple(float(s) for s in scale_factor)
@@ -1199,6 +1247,22 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if any(o <= 0 for o in out_sizes):
         raise RuntimeError(f"interpolate: output size {list(out_sizes)} must be greater than 0 "
                            f"(input size {list(sizes_in)})")
+    # PyTorch's upsample kernels take floats (and uint8 for some); its refusals, by kernel
+    kern = None
+    if antialias and input._dtype not in (dt.float32, dt.float64, dt.uint8):
+        kern = "compute_index_ranges_weights"
+    elif mode == "area" and not input._dtype.is_floating_point:
+        kern = f"adaptive_avg_pool{builtins.max(nd, 2)}d"
+    elif not input._dtype.is_floating_point and \
+            not (input._dtype == dt.uint8 and (mode.startswith("nearest") or nd == 2)):
+        kern = {"nearest": "compute_indices_weights_nearest", "linear":
+                "compute_indices_weights_linear", "bicubic": "compute_indices_weights_cubic"}
+        kern = {"nearest-exact": kern["nearest"], "trilinear": kern["linear"], **kern}
+        if nd == 2 and mode in ("nearest", "nearest-exact", "bilinear"):
+            kern[mode] = f"upsample_{mode.split('-')[0]}2d_channels_last"
+        kern = kern[mode]
+    if kern is not None:
+        raise NotImplementedError(f"\"{kern}\" not implemented for '{dt.tname(input._dtype)}'")
     if mode == "area":
         return adaptive_avg_pool1d(input, out_sizes) if nd == 1 else \
             adaptive_avg_pool2d(input, out_sizes) if nd == 2 else adaptive_avg_pool3d(input, out_sizes)
@@ -1233,15 +1297,23 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     return rename(_mf.lay_out(x, _fmt(input)), name)
 
 
+def _deprecated(name):
+    warnings.warn(f"`nn.functional.{name}` is deprecated. Use `nn.functional.interpolate` "
+                  f"instead.", stacklevel=3)
+
+
 def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    _deprecated("upsample")
     return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def upsample_nearest(input, size=None, scale_factor=None):
+    _deprecated("upsample_nearest")
     return interpolate(input, size, scale_factor, mode="nearest")
 
 
 def upsample_bilinear(input, size=None, scale_factor=None):
+    _deprecated("upsample_bilinear")
     return interpolate(input, size, scale_factor, mode="bilinear", align_corners=True)
 
 
@@ -1308,7 +1380,8 @@ def channel_shuffle(input, groups):
     rest = tuple(input.shape[2:])
     x = _reshape(input, (N, groups, C // groups) + rest)
     x = _permute(x, (0, 2, 1) + tuple(range(3, 3 + len(rest))))
-    return _mf.lay_out(_fresh(_reshape(x, (N, C) + rest), input), _fmt(input))
+    return rename(_mf.lay_out(_fresh(_reshape(x, (N, C) + rest), input), _fmt(input)),
+                  "ChannelShuffleBackward0")
 
 
 # ---- attention ------------------------------------------------------------------------------------
@@ -1381,6 +1454,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
                                f"sequence length, got key {list(key.shape)} and value "
                                f"{list(value.shape)}")
         _sdpa_check(query, key, value, attn_mask, dropout_p, is_causal, enable_gqa)
+        key0, value0 = key, value
         if enable_gqa:
             key, value = _gqa_heads(query, key, value)
         L, S = query.shape[-2], key.shape[-2]
@@ -1391,6 +1465,13 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             causal = wrap_like(np.tril(np.ones((L, S), dtype=bool)), dt.bool_, s)
             s = apply(P["where"], causal, s, -math.inf)
         if attn_mask is not None:
+            try:
+                full = np.broadcast_shapes(tuple(s.shape), tuple(attn_mask.shape))
+            except ValueError:
+                full = tuple(s.shape)           # (the add below names the mismatch)
+            if full != tuple(s.shape):          # PyTorch's math path adds the mask in place
+                raise RuntimeError(f"output with shape {list(s.shape)} doesn't match the "
+                                   f"broadcast shape {list(full)}")
             if attn_mask._dtype is dt.bool_:
                 s = apply(P["where"], attn_mask, s, -math.inf)
             else:
@@ -1406,11 +1487,23 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             w = _softmax_last(s)
         if dropout_p > 0.0:
             w = _dropout(w, dropout_p, True)
-        return apply(P["matmul"], w, value)
+        out = apply(P["matmul"], w, value)   # (a nested operand has left by now)
+        return rename(out, _sdpa_grad_name(query, key0, value0, attn_mask, dropout_p, enable_gqa))
     except NestedLayoutError:          # a nested operand: framework.nested
         from ..nested import _ops as N
         return N.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p, is_causal,
                                               scale, enable_gqa)
+
+
+def _sdpa_grad_name(query, key, value, attn_mask, dropout_p, enable_gqa):
+    """The grad_fn name of PyTorch's CPU SDPA: its flash kernel's when that backend takes the
+    inputs, else the math path's closing matmul (UnsafeViewBackward0)."""
+    from . import attention as A
+    if STATE.tracer is None and query.device.type == "cpu" and \
+            A.SDPBackend.FLASH_ATTENTION in A._enabled and \
+            A._flash_cpu_ok(query, key, value, attn_mask, dropout_p, enable_gqa, False):
+        return "ScaledDotProductFlashAttentionForCpuBackward0"
+    return "UnsafeViewBackward0"
 
 
 def _linear(x, w, b):
@@ -1474,6 +1567,10 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     """PyTorch's MHA forward on (L, N, E) inputs (or unbatched (L, E)); returns
     (output, weights or None)."""
     batched = _mha_shape_check(query, key, value, key_padding_mask, attn_mask, num_heads)
+    if (key_padding_mask is not None and attn_mask is not None
+            and key_padding_mask._dtype is not attn_mask._dtype):
+        warnings.warn("Support for mismatched key_padding_mask and attn_mask is deprecated. Use "
+                      "same type for both instead.")
     if not batched:
         query, key, value = (_reshape(t, (t.shape[0], 1, t.shape[1])) for t in (query, key, value))
         if key_padding_mask is not None:
@@ -1485,9 +1582,12 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     head_dim = embed_dim // num_heads
     if head_dim * num_heads != embed_dim:
         raise AssertionError(f"embed_dim {embed_dim} not divisible by num_heads {num_heads}")
-    if key.shape[:2] != value.shape[:2]:
-        raise AssertionError(f"key shape {list(key.shape)} does not match value shape "
-                             f"{list(value.shape)}")
+    if use_separate_proj_weight:
+        if key.shape[:2] != value.shape[:2]:
+            raise AssertionError(f"key's sequence and batch dims {key.shape[:2]} do not match "
+                                 f"value's {value.shape[:2]}")
+    elif key.shape != value.shape:
+        raise AssertionError(f"key shape {key.shape} does not match value shape {value.shape}")
     if is_causal and attn_mask is None:
         raise RuntimeError("Need attn_mask if specifying the is_causal hint. You may use the "
                            "Transformer module method `generate_square_subsequent_mask` to create "
@@ -1519,12 +1619,12 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if attn_mask is not None:
         if attn_mask.ndim == 2:
             if tuple(attn_mask.shape) != (tgt_len, key.shape[0]):
-                raise RuntimeError(f"The shape of the 2D attn_mask is {list(attn_mask.shape)}, but "
+                raise RuntimeError(f"The shape of the 2D attn_mask is {attn_mask.shape}, but "
                                    f"should be {(tgt_len, key.shape[0])}.")
             attn_mask = _reshape(attn_mask, (1,) + tuple(attn_mask.shape))
         elif attn_mask.ndim == 3:
             if tuple(attn_mask.shape) != (bsz * num_heads, tgt_len, key.shape[0]):
-                raise RuntimeError(f"The shape of the 3D attn_mask is {list(attn_mask.shape)}, but "
+                raise RuntimeError(f"The shape of the 3D attn_mask is {attn_mask.shape}, but "
                                    f"should be {(bsz * num_heads, tgt_len, key.shape[0])}.")
         else:
             raise RuntimeError(f"attn_mask's dimension {attn_mask.ndim} is not supported")
@@ -1558,9 +1658,10 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     if not training:
         dropout_p = 0.0
     if key_padding_mask is not None:
-        if tuple(key_padding_mask.shape) != (bsz, src_len):
-            raise AssertionError(f"expecting key_padding_mask shape of {(bsz, src_len)}, but got "
-                                 f"{tuple(key_padding_mask.shape)}")
+        for i, want in enumerate((bsz, src_len)):
+            if key_padding_mask.shape[i] != want:
+                raise AssertionError(f"Expected key_padded_mask.shape[{i}] to be {want}, but got "
+                                     f"{key_padding_mask.shape[i]}")
         kpm = _mask_to_float(key_padding_mask, q._dtype, "key_padding_mask")
         kpm = _reshape(apply(P["expand"], _reshape(kpm, (bsz, 1, 1, src_len)),
                              shape=(bsz, num_heads, 1, src_len)), (bsz * num_heads, 1, src_len))
@@ -1576,7 +1677,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
         o = scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, is_causal)
         o = _reshape(_permute(o, (2, 0, 1, 3)), (tgt_len * bsz, embed_dim))
         o = _reshape(_linear(o, out_proj_weight, out_proj_bias), (tgt_len, bsz, embed_dim))
-        return (o if batched else _reshape(o, (tgt_len, embed_dim))), None
+        return (o if batched else _squeezed(o, (tgt_len, embed_dim))), None
     s = apply(P["matmul"], apply(P["mul"], q, 1.0 / math.sqrt(head_dim)), _mT(k))
     if attn_mask is not None:
         s = apply(P["add"], s, attn_mask)
@@ -1587,12 +1688,18 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check, num_head
     o = _reshape(_permute(o, (1, 0, 2)), (tgt_len * bsz, embed_dim))
     o = _reshape(_linear(o, out_proj_weight, out_proj_bias), (tgt_len, bsz, embed_dim))
     if not batched:
-        o = _reshape(o, (tgt_len, embed_dim))
+        o = _squeezed(o, (tgt_len, embed_dim))
     if not need_weights:
         return o, None
     w = _reshape(w, (bsz, num_heads, tgt_len, src_len))
     if average_attn_weights:
-        w = apply(P["div"], apply(P["sum"], w, dims=(1,), keepdim=False), num_heads)
+        w = rename(apply(P["div"], apply(P["sum"], w, dims=(1,), keepdim=False), num_heads),
+                   "MeanBackward1")
     if not batched:
-        w = _reshape(w, tuple(w.shape[1:]))
+        w = _squeezed(w, tuple(w.shape[1:]))
     return o, w
+
+
+def _squeezed(x, shape):
+    """PyTorch's MHA drops the unbatched input's batch dim with squeeze(dim)."""
+    return rename(_reshape(x, shape), "SqueezeBackward1")

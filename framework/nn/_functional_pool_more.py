@@ -31,17 +31,18 @@ def _unpool_size(nd, op, x, kernel_size, stride, padding, output_size):
     if output_size is None:
         return default
     out = tuple(int(v) for v in output_size)
+    given = output_size         # PyTorch prints it as passed (less its leading dims)
     if len(out) == nd + 2:
-        out = out[2:]
+        out, given = out[2:], output_size[2:]
     elif len(out) == nd + 1 and x.ndim == nd + 1:
-        out = out[1:]
+        out, given = out[1:], output_size[1:]
     if len(out) != nd:
         raise ValueError(f"output_size should be a sequence containing {nd} or {nd + 2} elements, "
                          f"but it has a length of '{len(output_size)}'")
     for d in range(nd):
         lo, hi = default[d] - s[d], default[d] + s[d]
         if not lo < out[d] < hi:
-            raise ValueError(f'invalid output_size "{list(out)}" (dim {d} must be between {lo} '
+            raise ValueError(f'invalid output_size "{given}" (dim {d} must be between {lo} '
                              f'and {hi})')
     return out
 
@@ -70,7 +71,9 @@ def _max_unpool(nd, op, input, indices, kernel_size, stride, padding, output_siz
     i = _reshape(indices, (planes, -1))
     z = M.full_on(input, (planes, n_out), 0, input._dtype)
     r = apply(P["scatter"], z, i, x, dim=1, reduce=None)
-    return rename(_reshape(r, lead + out), f"MaxUnpool{max(nd, 2)}DBackward0")
+    # (PyTorch's max_unpool1d is max_unpool2d of an unsqueezed input, squeezed back)
+    return rename(_reshape(r, lead + out),
+                  f"MaxUnpool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
 
 
 def max_unpool1d(input, indices, kernel_size, stride=None, padding=0, output_size=None):

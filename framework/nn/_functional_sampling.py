@@ -1,11 +1,12 @@
 """affine_grid and grid_sample (spatial transformers), 2-D and 3-D, composed from existing ops: the
 sampling positions are computed with tensor arithmetic and the corners are read with gather,
 so gradients reach both the input and the grid (through the bilinear weights), on every
-device and under compile(). In nearest mode the grid gets no gradient (grid.grad stays None;
-PyTorch fills it with zeros)."""
+device and under compile(). In nearest mode the grid's gradient is zeros, as PyTorch's."""
 import math
+import warnings
 
 import framework as torch
+from framework._dispatch import rename
 
 __all__ = ["affine_grid", "grid_sample"]
 
@@ -18,11 +19,20 @@ def _base_coords(n, align_corners, like):
     return r if align_corners else r * (n - 1) / n
 
 
+def _default_corners(align_corners):
+    if align_corners is None:
+        warnings.warn("Default grid_sample and affine_grid behavior has changed to "
+                      "align_corners=False since 1.3.0. Please specify align_corners=True if the "
+                      "old behavior is desired. See the documentation of grid_sample for "
+                      "details.", stacklevel=3)
+    return bool(align_corners)
+
+
 def affine_grid(theta, size, align_corners=None):
     """Sampling grid of the affine maps theta over an output of `size`: (N, H, W, 2) from
     theta (N, 2, 3) for size (N, C, H, W), grid[n, i, j] = theta[n] @ (x_j, y_i, 1); or
     (N, D, H, W, 3) from theta (N, 3, 4) for size (N, C, D, H, W)."""
-    align_corners = bool(align_corners)
+    align_corners = _default_corners(align_corners)
     if not theta.dtype.is_floating_point:
         raise ValueError(f"Expected theta to have floating point type, but got {theta.dtype}")
     size = [int(v) for v in size]
@@ -50,7 +60,8 @@ def affine_grid(theta, size, align_corners=None):
     for v in spatial:
         m *= v
     base = torch.stack(coords, -1).reshape(1, m, nd + 1)
-    return (base @ theta.transpose(1, 2)).reshape(n, *spatial, nd)
+    return rename((base @ theta.transpose(1, 2)).reshape(n, *spatial, nd),
+                  "AffineGridGeneratorBackward0")
 
 
 def _unnormalize(g, size, align_corners):
@@ -84,13 +95,13 @@ def _cubic_weights(t):
 def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=None):
     """input (N, C, H, W) sampled at grid (N, Ho, Wo, 2), or input (N, C, D, H, W) at grid
     (N, Do, Ho, Wo, 3); grid[..., 0] is x (the last input dim)."""
-    align_corners = bool(align_corners)
     if mode not in ("bilinear", "nearest", "bicubic"):
         raise ValueError(f"nn.functional.grid_sample(): expected mode to be 'bilinear', "
                          f"'nearest' or 'bicubic', but got: '{mode}'")
     if padding_mode not in ("zeros", "border", "reflection"):
         raise ValueError(f"nn.functional.grid_sample(): expected padding_mode to be 'zeros', "
                          f"'border', or 'reflection', but got: '{padding_mode}'")
+    align_corners = _default_corners(align_corners)
     nd = input.ndim - 2
     if nd not in (2, 3) or grid.ndim != input.ndim:
         raise RuntimeError(f"grid_sampler(): expected 4D or 5D input and grid with same number of "
@@ -132,7 +143,7 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             idx = q if idx is None else idx * size + q
         idx = idx.long().reshape(n, 1, mo)
         v = flat.gather(2, idx.expand(n, c, mo)).reshape(n, c, *out_sp)
-        return v * valid.unsqueeze(1).to(v.dtype)
+        return torch.where(valid.unsqueeze(1), v, 0.0)     # (0.0 outside, not -0.0)
 
     # spatial dim d of the input is indexed by grid component nd - 1 - d
     raw = [_unnormalize(grid[..., nd - 1 - d], sizes[d], align_corners) for d in range(nd)]
@@ -147,10 +158,16 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                 taps = [bound(fl[0] + (i - 1), sizes[0]), bound(fl[1] + (j - 1), sizes[1])]
                 taps = [torch.trunc(t).detach() for t in taps]
                 out = out + corner(taps) * wts[0][i] * wts[1][j]
-        return out
+        return rename(out, "GridSampler2DBackward0")
     pos = [bound(v, size) for v, size in zip(raw, sizes)]
+    name = f"GridSampler{nd}DBackward0"
     if mode == "nearest":
-        return corner([torch.round(v) for v in pos])
+        r = [torch.round(v) for v in pos]
+        out = corner(r)
+        # keep the grid in the graph with a zero gradient (round's), as PyTorch's
+        # grid_sampler gives it zeros rather than none
+        return rename(torch.where(torch.ones_like(out, dtype=torch.bool), out,
+                                  r[0].unsqueeze(1)), name)
     lo = [torch.floor(v) for v in pos]
     frac = [(v - f).unsqueeze(1) for v, f in zip(pos, lo)]
     out = 0
@@ -162,4 +179,4 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             wd = frac[d] if hi else 1 - frac[d]
             w = wd if w is None else w * wd
         out = out + corner(taps) * w
-    return out
+    return rename(out, name)

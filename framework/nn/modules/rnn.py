@@ -8,8 +8,9 @@ import numbers
 import warnings
 
 from compiler.ir.registry import REGISTRY as P
+from runtime import dtypes as dt
 from ... import creation
-from ..._dispatch import apply
+from ..._dispatch import apply, rename
 from ...ops_math import relu
 from ...tensor import Tensor
 from ..parameter import Parameter
@@ -184,13 +185,14 @@ class RNNBase(Module):
         if input.dim() != 2 if packed else input.dim() not in (2, 3):
             raise ValueError(f"{type(self).__name__}: Expected input to be 2D or 3D, got "
                              f"{input.dim()}D instead")
+        w = getattr(self, self._flat_weights_names[0])
+        if input.dtype != w.dtype:           # PyTorch 2.13: ValueError, ints included
+            raise ValueError(f"RNN input dtype ({input.dtype}) does not match weight dtype "
+                             f"({w.dtype}). Convert input: input.to({w.dtype}), or convert "
+                             f"model: model.to({input.dtype})")
         if self.input_size != input.size(-1):
             raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
                                f"{self.input_size}, got {input.size(-1)}")
-        w = getattr(self, self._flat_weights_names[0])
-        if input.dtype != w.dtype:           # PyTorch 2.13: ValueError, ints included
-            raise ValueError(f"{type(self).__name__} input dtype ({input.dtype}) does not match "
-                             f"weight dtype ({w.dtype}). Convert input: input.to({w.dtype})")
 
     def _check_hidden(self, hx, expected, msg="Expected hidden size {}, got {}"):
         if tuple(hx.shape) != tuple(expected):
@@ -335,6 +337,8 @@ class RNNBase(Module):
                 raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got "
                                    f"{hxs[0].dim()}-D tensor")
         x = input.transpose(0, 1) if self.batch_first else input
+        if x.shape[0] == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         N = x.shape[1]
         if hx is None:
             h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=x.dtype)
@@ -354,6 +358,8 @@ class RNNBase(Module):
         out, h_n, c_n = self._run(x, hs, cs)
         if self.batch_first:
             out = out.transpose(0, 1)
+            if not is_lstm:       # PyTorch's rnn_tanh/relu/gru transpose their output in place
+                out = rename(out, "TransposeBackward1")
         h_n = _stack0(h_n)
         c_n = _stack0(c_n) if is_lstm else None
         if not batched:
@@ -365,7 +371,8 @@ class RNNBase(Module):
 
 def _stack0(ts):
     parts = [apply(P["reshape"], t, shape=(1,) + tuple(t.shape)) for t in ts]
-    return parts[0] if len(parts) == 1 else apply(P["cat"], *parts, dim=0)
+    return rename(parts[0] if len(parts) == 1 else apply(P["cat"], *parts, dim=0),
+                  "StackBackward0")
 
 
 class RNN(RNNBase):
@@ -438,6 +445,12 @@ class RNNCellBase(Module):
             raise RuntimeError(f"input has inconsistent input_size: got {input.size(-1)} expected "
                                f"{self.input_size}")
         batched = input.dim() == 2
+        w = self.weight_ih
+        for t in [input] + ([] if hx is None else list(hx) if n_states == 2 else [hx]):
+            if self.bias and isinstance(t, Tensor) and t.dtype != w.dtype:
+                # ATen's cells are linear(x, W, b): addmm's text
+                raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                                   f"{dt.tname(t.dtype)} and {dt.tname(w.dtype)}")
         x = input if batched else input.unsqueeze(0)
         N = x.shape[0]
         if hx is None:

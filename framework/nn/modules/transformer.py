@@ -223,15 +223,15 @@ class TransformerEncoder(Module):
         self.layers = _get_clones(encoder_layer, num_layers)
         self.num_layers = num_layers
         self.norm = norm
-        # nested tensors are a CUDA/CPU fast path in PyTorch; results here are the math path,
-        # but the flags and the warning say what PyTorch's would
+        # nested tensors are a CUDA/CPU fast path in PyTorch; results here are the math path
+        # (with the fast path's zeros at padded positions), the flags and warning PyTorch's
         self.enable_nested_tensor = enable_nested_tensor
         self.use_nested_tensor = enable_nested_tensor
         self.mask_check = mask_check
         why = _why_not_sparsity_fast_path(encoder_layer)
         if enable_nested_tensor and why:
             warnings.warn("enable_nested_tensor is True, but self.use_nested_tensor is False "
-                          f"because {why}")
+                          f"because {why}", stacklevel=2)
             self.use_nested_tensor = False
 
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
@@ -239,12 +239,48 @@ class TransformerEncoder(Module):
         batch_first = getattr(self.layers[0].self_attn, "batch_first", False) if \
             len(self.layers) else False
         is_causal = _detect_is_causal_mask(mask, is_causal, _get_seq_len(src, batch_first))
+        pad = self._nested_padding(src, mask, src_key_padding_mask)
         for mod in self.layers:
             output = mod(output, src_mask=mask, is_causal=is_causal,
                          src_key_padding_mask=src_key_padding_mask)
+        if pad is not None:
+            # PyTorch's nested fast path: padded positions come back as zeros (before norm)
+            output = output.masked_fill(pad.unsqueeze(-1), 0.0)
         if self.norm is not None:
             output = self.norm(output)
         return output
+
+    def _nested_padding(self, src, mask, kpm):
+        """The padded positions (bool, True = pad) when PyTorch would run this inference call
+        on nested tensors (its sparsity fast path's conditions), else None."""
+        from ... import is_grad_enabled
+        from ..._dispatch import STATE
+        if not (self.use_nested_tensor and len(self.layers) and not self.layers[0].training
+                and src.dim() == 3 and kpm is not None and mask is None):
+            return None
+        if self.mask_check and STATE.tracer is not None:
+            return None
+        first = self.layers[0]
+        params = (first.self_attn.in_proj_weight, first.self_attn.in_proj_bias,
+                  first.self_attn.out_proj.weight, first.self_attn.out_proj.bias,
+                  first.norm1.weight, first.norm1.bias, first.norm2.weight, first.norm2.bias,
+                  first.linear1.weight, first.linear1.bias, first.linear2.weight,
+                  first.linear2.bias)
+        if src.device.type != "cpu" or is_grad_enabled() and \
+                any(t is not None and t.requires_grad for t in (src,) + params):
+            return None
+        pad = kpm if kpm.dtype == dt.bool_ else kpm != 0
+        if self.mask_check:              # left aligned: padding only at each row's end
+            p = np.asarray(pad.detach().cpu()._data)
+            if np.any(p[:, :-1] & ~p[:, 1:]):
+                return None
+        from ..._misc_api import warn_once
+        warn_once("nested_prototype", "The PyTorch API of nested tensors is in prototype stage "
+                  "and will change in the near future. We recommend specifying "
+                  "layout=torch.jagged when constructing a nested tensor, as this layout "
+                  "receives active development, has better operator coverage, and works with "
+                  "torch.compile.", stacklevel=2)
+        return pad
 
 
 class TransformerDecoderLayer(Module):

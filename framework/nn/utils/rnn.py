@@ -21,13 +21,60 @@ class PackedSequence(namedtuple("PackedSequence",
 
     def to(self, *args, **kwargs):
         data = self.data.to(*args, **kwargs)
-        return self if data is self.data else type(self)(data, self.batch_sizes,
-                                                          self.sorted_indices,
-                                                          self.unsorted_indices)
+        if data is self.data:
+            return self
+        # the index tensors follow data's device only, never its dtype (as in PyTorch)
+        kw = {k: v for k, v in kwargs.items() if k not in ("device", "dtype")}
+        move = (lambda t: None if t is None else t.to(data.device, **kw))
+        return type(self)(data, self.batch_sizes, move(self.sorted_indices),
+                          move(self.unsorted_indices))
+
+    def _to_device(self, device, args, kwargs):
+        if args or kwargs.get("device") is not None:
+            return self.to(*args, **kwargs)
+        return self.to(*args, **dict(kwargs, device=device))
+
+    def cuda(self, *args, **kwargs):
+        return self._to_device("cuda", args, kwargs)
+
+    def cpu(self, *args, **kwargs):
+        return self._to_device("cpu", args, kwargs)
+
+    def pin_memory(self):
+        pin = (lambda t: None if t is None else t.pin_memory())
+        return type(self)(self.data.pin_memory(), self.batch_sizes, pin(self.sorted_indices),
+                          pin(self.unsorted_indices))
+
+    def double(self):
+        return self.to(dtype=dt.float64)
+
+    def float(self):
+        return self.to(dtype=dt.float32)
+
+    def half(self):
+        return self.to(dtype=dt.float16)
+
+    def long(self):
+        return self.to(dtype=dt.int64)
+
+    def int(self):
+        return self.to(dtype=dt.int32)
+
+    def short(self):
+        return self.to(dtype=dt.int16)
+
+    def char(self):
+        return self.to(dtype=dt.int8)
+
+    def byte(self):
+        return self.to(dtype=dt.uint8)
 
     @property
     def is_cuda(self):
         return self.data.is_cuda
+
+    def is_pinned(self):
+        return self.data.is_pinned()
 
 
 def invert_permutation(permutation):
@@ -40,12 +87,13 @@ def invert_permutation(permutation):
 
 
 def _lengths_np(lengths):
-    if isinstance(lengths, Tensor):
-        if lengths.ndim != 1 or lengths.dtype.is_floating_point:
-            raise RuntimeError("'lengths' argument should be a 1D CPU int64 tensor, but got "
-                               f"{lengths.ndim}D {lengths.device} {lengths.dtype} tensor")
-        return lengths._data.astype(np.int64)
-    return np.asarray(list(lengths), np.int64)
+    # PyTorch converts lengths (float ones too) to int64 first, then wants them 1-D
+    ln = lengths._data.astype(np.int64) if isinstance(lengths, Tensor) else \
+        np.asarray(lengths).astype(np.int64)
+    if ln.ndim != 1:
+        raise RuntimeError(f"'lengths' argument should be a 1D CPU int64 tensor, but got "
+                           f"{ln.ndim}D cpu Long tensor")
+    return ln
 
 
 def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="right"):
@@ -55,9 +103,20 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
     sequences = list(sequences)
     if not sequences:
         raise RuntimeError("received an empty list of sequences")
+    if sequences[0].ndim == 0:
+        raise RuntimeError("ArrayRef: invalid slice, N = 1; size = 0")
+    trailing = tuple(sequences[0].shape[1:])
     max_len = max(s.shape[0] for s in sequences)
     out = []
     for s in sequences:
+        if tuple(s.shape[1:]) != trailing and s.ndim == len(trailing) + 1:
+            # PyTorch copies each sequence into its slot: broadcasting, or copy_'s error
+            dst = (s.shape[0],) + trailing
+            for i in range(len(dst) - 1, 0, -1):
+                if s.shape[i] not in (dst[i], 1):
+                    raise RuntimeError(f"The size of tensor a ({dst[i]}) must match the size of "
+                                       f"tensor b ({s.shape[i]}) at non-singleton dimension {i}")
+            s = S.expand(s, dst)
         n = max_len - s.shape[0]
         if n:
             pad = C.full((n,) + tuple(s.shape[1:]), padding_value, dtype=s.dtype)
