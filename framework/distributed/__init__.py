@@ -440,6 +440,28 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
     return _run(pg._impl.allreduce(buf, code), back, async_op, [tensor])
 
 
+def _broadcast_flat(impl, tensors, src=0, write=True):
+    """Overwrite `tensors` with rank `src`'s values through one flat broadcast per dtype (DDP's
+    and FSDP's start-up sync, ZeRO's parameter updates); write=False on the source itself."""
+    by_dtype = {}
+    for t in tensors:
+        by_dtype.setdefault(t._dtype, []).append(t)
+    reqs = []
+    for ts in by_dtype.values():
+        flat = np.concatenate([t._data.reshape(-1) for t in ts])
+        reqs.append((impl.broadcast(flat, src), flat, ts))
+    for req, flat, ts in reqs:
+        req.wait()
+        if not write:
+            continue
+        o = 0
+        for t in ts:
+            n = t._data.size
+            t._data[...] = flat[o:o + n].reshape(t._data.shape)
+            t._bump()
+            o += n
+
+
 def broadcast(tensor, src=None, group=None, async_op=False, group_src=None):
     pg = _pg(group, "broadcast")
     _tensor(tensor, "broadcast")

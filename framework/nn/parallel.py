@@ -185,22 +185,7 @@ class DistributedDataParallel(Module):
         """Overwrite `tensors` with rank 0's values: one broadcast per dtype."""
         if self.process_group.size() == 1 or not tensors:
             return
-        by_dtype = {}
-        for t in tensors:
-            by_dtype.setdefault(t._dtype, []).append(t)
-        reqs = []
-        for dt, ts in by_dtype.items():
-            flat = np.concatenate([t._data.reshape(-1) for t in ts]) if len(ts) > 1 \
-                else np.array(ts[0]._data.reshape(-1))
-            reqs.append((self._pg_impl.broadcast(flat, 0), flat, ts))
-        for req, flat, ts in reqs:
-            req.wait()
-            o = 0
-            for t in ts:
-                n = t._data.size
-                t._data[...] = flat[o:o + n].reshape(t._data.shape)
-                t._bump()
-                o += n
+        dist._broadcast_flat(self._pg_impl, tensors)
 
     # ---- forward -----------------------------------------------------------------------------
     def forward(self, *inputs, **kwargs):

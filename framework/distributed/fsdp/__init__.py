@@ -476,18 +476,8 @@ def _chunk(t, rank, world):
 
 
 def _broadcast(pg, tensors):
-    by_dtype = {}
-    for t in tensors:
-        by_dtype.setdefault(t._dtype, []).append(t)
-    for ts in by_dtype.values():
-        flat = np.concatenate([np.asarray(t._data).reshape(-1) for t in ts])
-        pg._impl.broadcast(flat, 0).wait()
-        o = 0
-        for t in ts:
-            n = t._data.size
-            t._data[...] = flat[o:o + n].reshape(t._data.shape)
-            t._bump()
-            o += n
+    from .. import _broadcast_flat
+    _broadcast_flat(pg._impl, tensors)
 
 
 from ._fully_shard import FSDPModule, Shard, ShardedParameter, fully_shard  # noqa: E402,F401

@@ -93,23 +93,11 @@ class ZeroRedundancyOptimizer(Optimizer):
         """Every owner broadcasts its updated parameters: one flat broadcast per rank and dtype."""
         if self.world_size == 1:
             return
+        from .. import _broadcast_flat
         impl = self.process_group._impl
         for r, groups in enumerate(self._per_rank):
-            by_dtype = {}
-            for g in groups:
-                for p in g["params"]:
-                    by_dtype.setdefault(p._dtype, []).append(p)
-            for ps in by_dtype.values():
-                flat = np.concatenate([p._data.reshape(-1) for p in ps])
-                impl.broadcast(flat, r).wait()
-                if r == self.rank:
-                    continue
-                o = 0
-                for p in ps:
-                    n = p._data.size
-                    p._data[...] = flat[o:o + n].reshape(p._data.shape)
-                    p._bump()
-                    o += n
+            _broadcast_flat(impl, [p for g in groups for p in g["params"]], r,
+                            write=r != self.rank)
 
     # ---- state dicts ---------------------------------------------------------------------
     def _global_index(self):
