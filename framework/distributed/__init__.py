@@ -558,6 +558,12 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
     return _run(pg._impl.reduce_scatter(send, buf, code), back, async_op, [output])
 
 
+def _same_dtype(output, input, op):
+    if output._dtype is not input._dtype:
+        raise RuntimeError(f"{op}: output dtype {output._dtype} differs from input dtype "
+                           f"{input._dtype}")
+
+
 def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=False):
     """output = this rank's dim-0 block of the reduction of every rank's `input`."""
     pg = _pg(group, "reduce_scatter_tensor")
@@ -565,9 +571,7 @@ def reduce_scatter_tensor(output, input, op=ReduceOp.SUM, group=None, async_op=F
     _tensor(output, fn, "output")
     _tensor(input, fn, "input")
     _check_device(pg, input, fn)
-    if output._dtype is not input._dtype:
-        raise RuntimeError(f"{fn}: output dtype {output._dtype} differs from input dtype "
-                           f"{input._dtype}")
+    _same_dtype(output, input, fn)
     if input.numel() != pg.size() * output.numel():
         raise ValueError(f"{fn}: input of shape {list(input.shape)} must have world_size "
                          f"({pg.size()}) times the elements of output of shape "
@@ -979,9 +983,7 @@ def all_to_all_single(output, input, output_split_sizes=None, input_split_sizes=
     _tensor(output, op, "output")
     _tensor(input, op, "input")
     _check_device(pg, input, op)
-    if output._dtype is not input._dtype:
-        raise RuntimeError(f"{op}: output dtype {output._dtype} differs from input dtype "
-                           f"{input._dtype}")
+    _same_dtype(output, input, op)
     if tuple(output.shape[1:]) != tuple(input.shape[1:]):
         raise RuntimeError(f"{op}: output of shape {list(output.shape)} and input of shape "
                            f"{list(input.shape)} must agree beyond dim 0")

@@ -1,6 +1,8 @@
 """ExportedProgram.run_decompositions: the few decompositions torch's default table applies to
 the ops export records most (linear -> permute + addmm/mm, convN -> convolution, flatten ->
 view, softmax -> _softmax); every other op is kept as it is."""
+import math
+
 from framework.fx import Graph
 from framework.fx.node import map_arg
 from . import _aten
@@ -17,16 +19,9 @@ def _linear(emit, node, x, w, b=None):
         return emit("addmm.default", b, x, wt) if b is not None else emit("mm.default", x, wt)
     if node.meta.get("sym_shape") is not None:
         return None                   # a dynamic leading dim: views would fix it
-    flat = emit("view.default", x, [-1 if not xs[:-1] else _prod(xs[:-1]), xs[-1]])
+    flat = emit("view.default", x, [-1 if not xs[:-1] else math.prod(xs[:-1]), xs[-1]])
     mm = emit("addmm.default", b, flat, wt) if b is not None else emit("mm.default", flat, wt)
     return emit("view.default", mm, _shape(node))
-
-
-def _prod(xs):
-    p = 1
-    for v in xs:
-        p *= v
-    return p
 
 
 def _conv(nd):
