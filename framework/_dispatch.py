@@ -44,12 +44,14 @@ class Node:
     edges     per input: (producer node, output index), (None, leaf tensor), or None
     out       saved output arrays (only when Prim.saves_output), with `oref` weak references
               to the output tensors, so a node and its outputs form no reference cycle
+    link      edge of the tensor PyTorch's backward op for this node reads (rename(link=)):
+              under create_graph its gradient stays connected to it (engine._link)
     outs      AVal of each output (shapes and dtypes the gradients must have)
     Each PyTorch-style name gets its own subclass, so type(t.grad_fn).__name__ is the name.
     """
     __slots__ = ("prim", "attrs", "saved", "versions", "edges", "out", "oref", "outs", "seq",
                  "_name", "freed", "hooks", "retain", "pre_hooks", "post_hooks", "ctx", "fn",
-                 "_meta", "__weakref__")
+                 "_meta", "link", "__weakref__")
 
     def __init__(self, prim, attrs, saved, versions, edges, outs, name):
         self.prim, self.attrs, self.saved, self.versions = prim, attrs, saved, versions
@@ -61,7 +63,7 @@ class Node:
         self.retain = None      # {output index: weakref to tensor}: retain_grad()
         self.pre_hooks = self.post_hooks = None
         self.ctx = self.fn = None     # custom autograd.Function: its ctx and class
-        self._meta = None
+        self._meta = self.link = None
 
     @property
     def metadata(self):
@@ -636,12 +638,19 @@ class EagerEmitter:
 EMIT = EagerEmitter()
 
 
-def rename(t, name):
-    """Give t's grad_fn PyTorch's name for the composite op that produced it."""
+def rename(t, name, link=None):
+    """Give t's grad_fn PyTorch's name for the composite op that produced it. `link`: the
+    tensor PyTorch's backward op for it reads (threshold_backward reads relu's input), to
+    which a create_graph gradient stays connected with a zero derivative (engine._link)."""
     n = t._node
     if n is not None:
         n._name = name
         n.__class__ = _NODE_CLASSES.get((name, None)) or node_class(name)
+        if link is not None:
+            if link._node is not None:
+                n.link = (link._node, link._oi)
+            elif link._rg:
+                n.link = (None, link)
     return t
 
 

@@ -383,6 +383,79 @@ def test_higher_order_with_create_graph():
     assert_close(z.grad, 6 * np.array([1.0, 2.0]))
 
 
+_F = torch.nn.functional
+_LINKED = {   # op, and which entries of its input get the gradient (hand-derived masks)
+    "relu": (_F.relu, lambda x: x > 0),
+    "leaky_relu": (lambda x: _F.leaky_relu(x, 0.2), lambda x: np.where(x > 0, 1.0, 0.2)),
+    "hardtanh": (_F.hardtanh, lambda x: (x > -1) & (x < 1)),
+    "threshold": (lambda x: _F.threshold(x, 0.1, 2.0), lambda x: x > 0.1),
+    "prelu": (lambda x: _F.prelu(x, torch.tensor([0.25], dtype=torch.float64)),
+              lambda x: np.where(x > 0, 1.0, 0.25)),
+    "softshrink": (_F.softshrink, lambda x: np.abs(x) > 0.5),
+    "hardshrink": (_F.hardshrink, lambda x: np.abs(x) > 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LINKED))
+def test_double_backward_through_masked_gradients_gives_zeros_not_none(name):
+    # PyTorch's backward ops for these read their input, so the create_graph gradient depends
+    # on it with a zero derivative: a gradient penalty gives upstream biases 0, not None (and
+    # an optimizer then steps them: Adam moves a parameter with a zero gradient)
+    op, mask = _LINKED[name]
+    base = np.array([[-1.5, -0.3, 0.2], [0.7, 1.6, -0.8]])
+    bias = torch.tensor(0.05, dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(base, dtype=torch.float64) + bias
+    w = np.arange(1.0, 7.0).reshape(2, 3)
+    (g,) = autograd.grad((op(x) * torch.tensor(w)).sum(), x, create_graph=True)
+    expect = w * mask(base + 0.05)
+    assert_close(g, expect)
+    assert g.requires_grad
+    r = g.pow(2).sum()
+    (gb,) = autograd.grad(r, bias)
+    assert gb is not None and to_np(gb) == 0.0
+    # without create_graph nothing is connected
+    (g1,) = autograd.grad((op(x) * torch.tensor(w)).sum(), x)
+    assert not g1.requires_grad
+    assert_close(g1, expect)
+
+
+def test_double_backward_through_pools_and_nll_gives_zeros():
+    F = torch.nn.functional
+    tg = torch.tensor([1, 0])
+    ops = [lambda x: F.max_pool2d(x, 2), lambda x: F.avg_pool2d(x, 2),
+           lambda x: F.adaptive_max_pool2d(x, 1), lambda x: F.adaptive_avg_pool2d(x, 3),
+           lambda x: F.pad(x, (1, 1, 1, 1), mode="reflect"),
+           lambda x: F.nll_loss(x.flatten(1)[:, :4], tg)]
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((2, 1, 4, 4))
+    for op in ops:
+        bias = torch.tensor(0.1, dtype=torch.float64, requires_grad=True)
+        x = torch.tensor(base) + bias
+        y = op(x)
+        (g,) = autograd.grad((y * (torch.arange(y.numel(), dtype=torch.float64) + 1).reshape(
+            y.shape)).sum(), x, create_graph=True)
+        (gb,) = autograd.grad(g.pow(2).sum(), bias)
+        assert to_np(gb) == 0.0
+    # the first-order gradient names PyTorch's backward op, as its grad_fn does
+    x = torch.tensor(base, requires_grad=True)
+    (g,) = autograd.grad(F.relu(x).sum(), x, create_graph=True)
+    assert g.grad_fn.name() == "ThresholdBackwardBackward0"
+
+
+def test_r1_penalty_reaches_first_layer_bias_with_zeros():
+    # StyleGAN's R1: |d D(x) / dx|^2 through conv + leaky_relu; D's first bias gets a zero
+    # gradient (PyTorch), so Adam updates it from its moments like every other parameter
+    torch.manual_seed(0)
+    c1 = torch.nn.Conv2d(1, 2, 3, padding=1).double()
+    fc = torch.nn.Linear(2 * 16, 1).double()
+    real = torch.randn(3, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    out = fc(torch.nn.functional.leaky_relu(c1(real), 0.2).flatten(1))
+    (g,) = autograd.grad(out.sum(), real, create_graph=True)
+    g.pow(2).sum().backward()
+    assert c1.bias.grad is not None and to_np(c1.bias.grad).tolist() == [0.0, 0.0]
+    assert c1.weight.grad is not None and np.abs(to_np(c1.weight.grad)).sum() > 0
+
+
 def test_backward_inputs_argument():
     a, b = leaf([1.0, 2.0]), leaf([3.0, 4.0])
     h = a * b

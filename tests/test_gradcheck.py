@@ -92,6 +92,9 @@ PRIM_CASES = {
                 (_cx(lambda z: call("fft_c2r", z, dims=(0, 1), n=5, norm="ortho")),
                  lambda: Z((2, 3)))],
     "copy": [(P("copy"), lambda: (T((3, 4)),))],
+    # (the engine's create_graph connection: g itself, zeros for x of another shape)
+    "grad_link": [(P("grad_link", shape=(2, 5), dtype=torch.float64),
+                   lambda: (T((3, 4)), T((2, 5), seed=1)))],
     "neg": [(P("neg"), lambda: (T((3, 4)),))],
     "abs": [(P("abs"), lambda: (away0((3, 4)),))],
     "sign": [(P("sign"), lambda: (away0((3, 4)),))],

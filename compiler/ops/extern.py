@@ -1,6 +1,6 @@
 """Extern primitives: ops that call a library routine instead of a generated kernel
-(sorting, data-dependent shapes). None is differentiable by itself: sort/topk/max-with-indices
-get their gradient through `gather` on the indices these return."""
+(sorting, data-dependent shapes). None but grad_link is differentiable by itself:
+sort/topk/max-with-indices get their gradient through `gather` on the indices these return."""
 import numpy as np
 
 from runtime import dtypes as dt
@@ -150,3 +150,18 @@ def _cum_extreme_xp(xp, out, x, dim, largest=True):
 
 register(Prim("cum_extreme_index", "extern", _cum_extreme_meta, None, differentiable=False,
               xp=_cum_extreme_xp))
+
+
+# grad_link(g, x) is g, and its gradient gives x zeros of x's `shape`/`dtype`. The backward
+# engine wraps a create_graph gradient in it where PyTorch's backward op reads x (relu's
+# threshold_backward, the pools, leaky_relu...): Kiln's rules read only a mask, so without it
+# a second backward would give x's producers None where PyTorch gives zeros (an R1 penalty's
+# biases get grad 0 and an optimizer steps them). x's data is never read.
+def _grad_link_meta(g, x, shape=(), dtype=None):
+    return AVal(g.shape, g.dtype)
+
+
+register(Prim("grad_link", "extern", _grad_link_meta, None, saves=(), cache_meta=True,
+              vjp=lambda b, g, a, x, out=None, shape=(), dtype=None:
+              (g, b.full(shape=tuple(shape), value=0, dtype=dtype)),
+              xp=lambda xp, out, g, x, shape=(), dtype=None: g.copy()))

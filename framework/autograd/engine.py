@@ -26,6 +26,8 @@ _CAST = REGISTRY["cast"]
 _SUM = REGISTRY["sum"]
 _COPY = REGISTRY["copy"]
 _RESHAPE = REGISTRY["reshape"]
+_LINK = REGISTRY["grad_link"]
+_RELU = REGISTRY["relu"]
 
 SECOND_TIME = ("Trying to backward through the graph a second time (or directly access saved "
                "tensors after they have already been freed). Saved intermediate values of the "
@@ -136,9 +138,36 @@ def _apply_vjp(node, gs, needs, create_graph):
     EMIT.needs = needs
     EMIT.device = (g if p.nout == 1 else next(x for x in g if x is not None))._device
     try:
-        return p.vjp(EMIT, g, *saved, out=out, **node.attrs)
+        in_grads = p.vjp(EMIT, g, *saved, out=out, **node.attrs)
     finally:
         EMIT.needs, EMIT.device = prev, prev_dev
+    if create_graph and (node.link is not None or p is _RELU):
+        return _link(node, in_grads)
+    return in_grads
+
+
+def _link(node, in_grads):
+    """PyTorch's backward ops for relu, leaky_relu, hardtanh, the pools... read their input
+    (relu's reads its output), so a create_graph gradient from them depends on it, with a zero
+    derivative. Kiln's rules read only a mask: the first gradient is wrapped in grad_link to
+    that tensor, so a second backward gives its producers zeros where PyTorch does (not None)."""
+    src, k = node.link or (node, 0)
+    if _dispatch.VMAP is not None or STATE.tracer is not None:
+        return in_grads                  # (torch.func and compile() see values only)
+    for i, g in enumerate(in_grads):
+        if g is not None:
+            if src is None:              # a leaf
+                x, shape, dtype = k, tuple(k.shape), k._dtype
+            else:                        # a stand-in carrying the edge; its data is not read
+                shape, dtype = src.outs[k].shape, src.outs[k].dtype
+                x = wrap(g._data, dtype)
+                x._node, x._oi = src, k
+            r = apply(_LINK, g, x, shape=shape, dtype=dtype)
+            name = node._name
+            _dispatch.rename(r, "ThresholdBackwardBackward0" if name == "ReluBackward0"
+                             else name[:-1] + "Backward0")
+            return in_grads[:i] + (r,) + tuple(in_grads[i + 1:])
+    return in_grads
 
 
 def _anomaly_vjp(node, gs, needs, create_graph):

@@ -141,7 +141,7 @@ def relu_(input):
 def threshold(input, threshold, value, inplace=False):
     # x <= threshold ? value : x, so NaN passes through (with its gradient), as in torch
     r = rename(M.where(M.le(input, threshold), value, input),
-               "ThresholdBackward1" if inplace else "ThresholdBackward0")
+               "ThresholdBackward1" if inplace else "ThresholdBackward0", link=input)
     return _maybe_inplace(input, r, inplace, "threshold")
 
 
@@ -161,7 +161,7 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
         r = M.where(inside, input, M._clamp_value(input.detach(), min_val, max_val))
     if r.dtype is not input.dtype:
         r = M.cast(r, input.dtype)
-    return _maybe_inplace(input, rename(r, "HardtanhBackward0"), inplace, "hardtanh")
+    return _maybe_inplace(input, rename(r, "HardtanhBackward0", link=input), inplace, "hardtanh")
 
 
 def hardtanh_(input, min_val=-1.0, max_val=1.0):
@@ -177,7 +177,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     x = _inplace_src(input, inplace)
     # (PyTorch's in-place kernels have their own grad_fn overloads: ...Backward1)
     r = rename(M.where(M.gt(x, 0), x, M.mul(x, negative_slope)),
-               "LeakyReluBackward1" if inplace else "LeakyReluBackward0")
+               "LeakyReluBackward1" if inplace else "LeakyReluBackward0", link=x)
     return _maybe_inplace(input, r, inplace, "leaky_relu")
 
 
@@ -196,7 +196,7 @@ def prelu(input, weight):
     elif input.ndim > 0:
         weight = S.reshape(weight, ())
     r = M.where(M.gt(input, 0), input, M.mul(weight, input))
-    return rename(r, "PreluKernelBackward0")
+    return rename(r, "PreluKernelBackward0", link=input)
 
 
 def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *, generator=None):
@@ -223,7 +223,7 @@ def rrelu(input, lower=1.0 / 8, upper=1.0 / 3, training=False, inplace=False, *,
         C.uniform_(noise, lower, upper, generator)
         r = M.where(M.gt(x, 0), x, M.mul(x, noise))
     return _maybe_inplace(input, rename(r, "RreluWithNoiseBackward1" if inplace else
-                                        "RreluWithNoiseBackward0"), inplace, "rrelu")
+                                        "RreluWithNoiseBackward0", link=x), inplace, "rrelu")
 
 
 def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
@@ -373,7 +373,7 @@ def softshrink(input, lambd=0.5):
     r = M.where(M.gt(input, lambd), M.sub(input, lambd),
                 M.where(M.lt(input, -lambd), M.add(input, lambd), _zero_keep_nan(input)))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
-                  "SoftshrinkBackward0")
+                  "SoftshrinkBackward0", link=input)
 
 
 def _zero_keep_nan(x):
@@ -386,7 +386,7 @@ def hardshrink(input, lambd=0.5):
     M._need_float("hardshrink_cpu", input)
     r = M.where(M.gt(M.abs(input), lambd), input, _zero_keep_nan(input))
     return rename(M.cast(r, input.dtype) if r.dtype is not input.dtype else r,
-                  "HardshrinkBackward0")
+                  "HardshrinkBackward0", link=input)
 
 
 def _softmax_dim(name, ndim):
@@ -934,11 +934,11 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     else:
         r = _weighted_mean(M.sum(loss), M.sum(w))
     if input.ndim < 3:
-        return rename(r, "NllLossBackward0")
+        return rename(r, "NllLossBackward0", link=input)
     # PyTorch runs nll_loss2d, on a (N, C, 1, L)/(N, C, H, W*) view for 3-d/5-d+ input
     # whose unreduced loss it views back
     return rename(r, "ViewBackward0" if reduction == "none" and input.ndim != 4
-                  else "NllLoss2DBackward0")
+                  else "NllLoss2DBackward0", link=input)
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,

@@ -255,7 +255,7 @@ def pad(input, pad, mode="constant", value=None):
             "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
     out = _fresh(_pad_mode(input, pads, mode), input)
     out = _mf.lay_out(out, _fmt(input) if mode != "circular" else _mf.contiguous_format)
-    return rename(out, _PAD_NAMES[mode].format(n))
+    return rename(out, _PAD_NAMES[mode].format(n), link=input if mode != "circular" else None)
 
 
 # ---- convolution -------------------------------------------------------------------------------
@@ -575,7 +575,7 @@ def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, 
     fmt = _mf.contiguous_format if unb else _fmt(x)
     # PyTorch's 1-d pools run the 2-d kernel on an unsqueezed input and squeeze it back
     name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "SqueezeBackward1"
-    val = rename(_unbatch(_mf.lay_out(val, fmt), unb), name)
+    val = rename(_unbatch(_mf.lay_out(val, fmt), unb), name, link=x)
     if not return_indices:
         return val
     return val, _unbatch(_mf.lay_out(ind, fmt), unb)
@@ -652,7 +652,8 @@ def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_incl
         # PyTorch's avg_pool3d kernel is contiguous only; avg_pool1d is avg_pool2d of an
         # unsqueezed input there, left as it is
         out = _mf.lay_out(out, _fmt(x) if nd == 2 and not unb else _mf.contiguous_format)
-    return rename(_unbatch(out, unb), f"AvgPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
+    return rename(_unbatch(out, unb), f"AvgPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1",
+                  link=x)
 
 
 def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True):
@@ -776,7 +777,8 @@ def _adaptive_avg(nd, op, input, output_size):
         # PyTorch takes a mean for a global pool (restrided when channels-last)
         channels_last = not unb and _fmt(x) is not _mf.contiguous_format
         name = "AsStridedBackward1" if channels_last else "MeanBackward1"
-    return rename(_unbatch(out, unb), name)
+    # (PyTorch's adaptive_avg_pool backward reads the input; a mean's does not)
+    return rename(_unbatch(out, unb), name, link=None if all(o == 1 for o in osz) else x)
 
 
 def adaptive_avg_pool1d(input, output_size):
@@ -821,7 +823,7 @@ def _adaptive_max(nd, op, input, output_size, return_indices):
     if nd > 1:
         val = _mf.lay_out(val, fmt)
     val = rename(_unbatch(val, unb),
-                 f"AdaptiveMaxPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1")
+                 f"AdaptiveMaxPool{nd}DBackward0" if nd > 1 else "SqueezeBackward1", link=x)
     if not return_indices:
         return val
     from .._device_ops import host

@@ -169,7 +169,7 @@ def _fractional(nd, op, input, kernel_size, output_size, output_ratio, return_in
     chosen = _reshape(chosen, (N * Cn, O))
     val = apply(P["gather"], x, chosen, dim=1)
     shape = tuple(input.shape[:-nd]) + tuple(out)
-    val = rename(_reshape(val, shape), f"FractionalMaxPool{nd}DBackward0")
+    val = rename(_reshape(val, shape), f"FractionalMaxPool{nd}DBackward0", link=input)
     if return_indices:
         return val, _reshape(chosen, shape)
     return val
