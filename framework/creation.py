@@ -1064,7 +1064,9 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
     from ._device_ops import host
     sh = host(s) if isinstance(std, Tensor) else s
     if np.any(np.asarray(sh) < 0):
-        raise RuntimeError(f"normal expects std >= 0.0, but found std {np.min(sh)}")
+        if isinstance(std, Tensor):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        check_std(sh)
     d = dtype or (mean._dtype if isinstance(mean, Tensor) else std._dtype if isinstance(std, Tensor)
                   else dt.get_default_dtype())
     # PyTorch fills an output of dtype d with normal_: integer and bool outputs are refused

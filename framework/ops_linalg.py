@@ -119,9 +119,10 @@ def bmm(input, mat2, *, out=None):
         if input.ndim != 3 or mat2.ndim != 3:
             raise RuntimeError(f"bmm: batch1 must be a 3D tensor (got shapes {list(input.shape)} and "
                                f"{list(mat2.shape)})")
-        if input.shape[0] != mat2.shape[0]:
-            raise RuntimeError(f"bmm: batch1 and batch2 must have same number of batches, got "
-                               f"{input.shape[0]} and {mat2.shape[0]}")
+        if input.shape[0] != mat2.shape[0] or input.shape[2] != mat2.shape[1]:
+            raise RuntimeError(f"bmm: Expected size for first two dimensions of batch2 tensor to "
+                               f"be: [{input.shape[0]}, {input.shape[2]}] but got: "
+                               f"[{mat2.shape[0]}, {mat2.shape[1]}].")
         dt.refuse_barebones("bmm", input._dtype)
         return write_out(rename(apply(P["matmul"], input, mat2), "BmmBackward0"), out)
     except NestedLayoutError:          # a nested operand: framework.nested

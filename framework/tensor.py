@@ -238,7 +238,7 @@ class Tensor:
                                    "require differentiation use var_no_grad = var.detach().")
             return self
         if requires_grad and not (self._dtype.is_floating_point or self._dtype.is_complex):
-            raise RuntimeError("only Tensors of floating point and complex dtype can require "
+            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
                                f"gradients (got {self._dtype})")
         if requires_grad and not STATE.inference and self.is_inference():
             raise RuntimeError("Setting requires_grad=True on inference tensor outside "

@@ -463,6 +463,10 @@ def test_random_fills_reject_bad_parameters_before_drawing():
                    (lambda: t.uniform_(2, 1), r"uniform_ expects to return a \[from, to\) range, "
                                               "but found from=2 > to=1"),
                    (lambda: t.normal_(0, -1), "normal expects std >= 0.0, but found std -1"),
+                   (lambda: torch.normal(torch.zeros(2), -1.0),
+                    "normal expects std >= 0.0, but found std -1"),
+                   (lambda: torch.normal(0.0, torch.tensor([-1.0, 1.0])),
+                    r"^normal expects all elements of std >= 0.0$"),
                    (lambda: t.exponential_(-1), "exponential_ expects lambda > 0.0, but found "
                                                 "lambda=-1"),
                    (lambda: t.bernoulli_(1.5), r"bernoulli_ expects p to be in \[0, 1\], but "

@@ -374,6 +374,48 @@ def test_interpolate_seed_shapes_and_upsample():
     assert ub(t)[0, 0, 0].tolist() == [0., 1., 2., 3.]
 
 
+def ref_lanczos_aa_1d(x, out):
+    """PIL's antialiased Lanczos-3 resampling of the last axis (what torch 2.13's lanczos mode
+    computes): the sinc(t) sinc(t / 3) filter widened by the downscale factor, rows normalised."""
+    n = x.shape[-1]
+    sc = n / out
+    sup, inv = (3.0 * sc, 1.0 / sc) if sc >= 1 else (3.0, 1.0)
+    y = np.zeros(x.shape[:-1] + (out,))
+    for o in range(out):
+        c = sc * (o + 0.5)
+        j = np.arange(max(int(c - sup + 0.5), 0), min(int(c + sup + 0.5), n))
+        t = np.abs((j - c + 0.5) * inv)
+        w = np.where(t < 3, np.sinc(t) * np.sinc(t / 3), 0.0)
+        y[..., o] = (x[..., j] * (w / w.sum())).sum(-1)
+    return y
+
+
+def test_interpolate_lanczos_antialias(r):
+    x = r.standard_normal((2, 3, 9, 11))
+    for size in [(4, 5), (18, 23), (7, 20), (1, 1)]:
+        ref = ref_lanczos_aa_1d(ref_lanczos_aa_1d(x, size[1]).swapaxes(-1, -2),
+                                size[0]).swapaxes(-1, -2)
+        y = F.interpolate(T(x), size=size, mode="lanczos", antialias=True)
+        assert y.dtype == torch.float64 and tuple(y.shape) == (2, 3) + size
+        assert_close(y, ref, rtol=1e-10, atol=1e-12)
+    # a 1x1 output of a 2x2 image: the four pixels equally weighted (a symmetric filter)
+    one = F.interpolate(T([[[[1.0, 2.0], [3.0, 5.0]]]]), size=1, mode="lanczos", antialias=True)
+    assert abs(one.item() - 2.75) < 1e-12
+    xg = T(r.standard_normal((1, 1, 5, 4)), True)
+    y = F.interpolate(xg, size=(3, 6), mode="lanczos", antialias=True)
+    assert y.grad_fn.name() == "UpsampleLanczos2DAaBackward0"
+    assert torch.autograd.gradcheck(
+        lambda v: F.interpolate(v, size=(3, 6), mode="lanczos", antialias=True), (xg,))
+    with pytest.raises(ValueError, match="^Lanczos mode requires antialias=True$"):
+        F.interpolate(T(x), size=(4, 5), mode="lanczos")
+    with pytest.raises(ValueError, match="^Lanczos mode does not support align_corners=True$"):
+        F.interpolate(T(x), size=(4, 5), mode="lanczos", antialias=True, align_corners=True)
+    with pytest.raises(NotImplementedError, match=r"\| lanczos \|.*\(got lanczos\)"):
+        F.interpolate(T(x[0]), size=4, mode="lanczos")
+    with pytest.raises(NotImplementedError, match="compute_index_ranges_weights.*'Half'"):
+        F.interpolate(T(x).half(), size=(4, 5), mode="lanczos", antialias=True)
+
+
 def test_interpolate_gradcheck(r):
     for mode, shape, ac in [("bilinear", (1, 1, 3, 4), False), ("bicubic", (1, 1, 3, 3), True),
                             ("nearest", (1, 2, 3), None), ("linear", (1, 2, 4), True)]:

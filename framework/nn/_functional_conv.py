@@ -1155,19 +1155,21 @@ def _cubic_taps(n_in, n_out, align_corners, scale):
     return idx, np.stack(ws, 1)
 
 
-def _aa_taps(n_in, n_out, align_corners, scale, cubic):
-    """(idx, weights, mask), each (n_out, K): taps of PyTorch's antialiased bilinear/bicubic resampling (the PIL
-    filters, UpSampleKernel.cpp _compute_indices_min_size_weights_aa): the filter is stretched
-    by the downscale factor so every input pixel under the output pixel contributes, and each
-    row is normalised to sum to 1."""
+def _aa_taps(n_in, n_out, align_corners, scale, mode):
+    """(idx, weights, mask), each (n_out, K): taps of PyTorch's antialiased bilinear/bicubic/
+    lanczos resampling (the PIL filters, UpSampleKernel.cpp _compute_indices_min_size_weights_aa):
+    the filter is stretched by the downscale factor so every input pixel under the output pixel
+    contributes, and each row is normalised to sum to 1."""
     sc = _src_scale(n_in, n_out, align_corners, scale)
-    interp_size = 4 if cubic else 2
+    interp_size = {"bilinear": 2, "bicubic": 4, "lanczos": 6}[mode]
     support = interp_size * 0.5 * sc if sc >= 1.0 else interp_size * 0.5
     invscale = 1.0 / sc if sc >= 1.0 else 1.0
 
     def filt(x):
         x = np.abs(x)
-        if cubic:                       # Keys' cubic with a = -0.5, as PIL
+        if mode == "lanczos":           # Lanczos-3: sinc(x) sinc(x / 3) on |x| < 3
+            return np.where(x < 3.0, np.sinc(x) * np.sinc(x / 3.0), 0.0)
+        if mode == "bicubic":           # Keys' cubic with a = -0.5, as PIL
             a = -0.5
             return np.where(x < 1.0, ((a + 2) * x - (a + 3)) * x * x + 1,
                             np.where(x < 2.0, (((x - 5) * x + 8) * x - 4) * a, 0.0))
@@ -1195,7 +1197,8 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
                 recompute_scale_factor=None, antialias=False):
     if not isinstance(input, Tensor):
         raise TypeError(f"interpolate(): argument 'input' must be Tensor, not {type(input).__name__}")
-    modes = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+    modes = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "lanczos", "area",
+             "nearest-exact")
     if mode in ("nearest", "area", "nearest-exact"):
         if align_corners is not None:
             raise ValueError("align_corners option can only be set with the interpolating modes: "
@@ -1204,14 +1207,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         align_corners = False
     nd = input.ndim - 2
     # PyTorch checks antialias first; bicubic in the wrong rank gets the generic message
-    if antialias and not (mode in ("bilinear", "bicubic") and input.ndim == 4):
+    if antialias and not (mode in ("bilinear", "bicubic", "lanczos") and input.ndim == 4):
         raise ValueError("Anti-alias option is restricted to bilinear, bicubic, and lanczos modes "
                          "and requires a 4-D tensor as input")
-    if mode not in modes or nd not in (1, 2, 3) or (mode == "bicubic" and nd != 2):
+    if mode not in modes or nd not in (1, 2, 3) or (mode in ("bicubic", "lanczos") and nd != 2):
         raise NotImplementedError(
             f"Input Error: Only 3D, 4D and 5D input Tensors supported (got {input.ndim}D) for the "
-            f"modes: nearest | linear | bilinear | bicubic | trilinear | area | nearest-exact "
-            f"(got {mode})")
+            f"modes: nearest | linear | bilinear | bicubic | trilinear | lanczos | area | "
+            f"nearest-exact (got {mode})")
+    if mode == "lanczos":
+        if align_corners:
+            raise ValueError("Lanczos mode does not support align_corners=True")
+        if not antialias:
+            raise ValueError("Lanczos mode requires antialias=True")
     if mode in _INTERP_DIMS and _INTERP_DIMS[mode] != nd:
         raise NotImplementedError(f"Got {input.ndim}D input, but {mode} mode needs "
                                   f"{_INTERP_DIMS[mode] + 2}D input")
@@ -1288,12 +1296,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         n, o = sizes_in[i], out_sizes[i]
         sc = None if scales is None else scales[i]
         if antialias:
-            taps = _aa_taps(n, o, align_corners, sc, mode == "bicubic")
+            taps = _aa_taps(n, o, align_corners, sc, mode)
         else:
             taps = (_cubic_taps if mode == "bicubic" else _linear_taps)(n, o, align_corners, sc)
         x = _apply_taps(x, 2 + i, *taps)
     name = {"linear": "UpsampleLinear1DBackward0", "bilinear": "UpsampleBilinear2DBackward0",
-            "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0"}[mode]
+            "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0",
+            "lanczos": "UpsampleLanczos2DBackward0"}[mode]
     if antialias:
         name = name.replace("2DBackward0", "2DAaBackward0")
     return rename(_mf.lay_out(x, _fmt(input)), name)
