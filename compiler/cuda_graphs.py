@@ -290,7 +290,8 @@ class GraphRunner:
         import cupy as cp
         if self.pool is None:
             self.pool = cp.cuda.MemoryPool()
-        return cp.cuda.using_allocator(self.pool.malloc)
+        from runtime.cuda import oom_checked
+        return cp.cuda.using_allocator(oom_checked(self.pool.malloc))
 
     def _release(self):
         """Drop the old graph and its buffers (after the stream is done with them)."""

@@ -9,6 +9,7 @@ is_available() is False and cuda tensors cannot be made (runtime.backends raises
 error).
 """
 from runtime import backends, cuda as _rt
+from runtime.cuda import OutOfMemoryError  # noqa: F401  (also torch.OutOfMemoryError)
 from runtime.device import interpret_selected
 
 

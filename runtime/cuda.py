@@ -18,8 +18,48 @@ def _cupy():
     global _cp
     if _cp is None:
         import cupy
+        cupy.cuda.set_allocator(oom_checked(cupy.get_default_memory_pool().malloc))
         _cp = cupy
     return _cp
+
+
+class OutOfMemoryError(RuntimeError):
+    """torch.OutOfMemoryError (torch.cuda.OutOfMemoryError is the same class): a device
+    allocation failed even after the pool freed its cache. A RuntimeError, as PyTorch's."""
+    __module__ = "torch"
+
+
+def format_size(n):
+    """Bytes as PyTorch's allocator messages write them."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return f"{n} bytes"
+
+
+def oom_message(size, index, total, free, allocated, reserved):
+    return (f"CUDA out of memory. Tried to allocate {format_size(size)}. GPU {index} has a total "
+            f"capacity of {format_size(total)} of which {format_size(free)} is free. Of the "
+            f"allocated memory {format_size(allocated)} is allocated by Kiln, and "
+            f"{format_size(reserved - allocated)} is reserved by Kiln but unallocated.")
+
+
+def oom_checked(malloc):
+    """`malloc` (a CuPy pool's) raising OutOfMemoryError with PyTorch's message where CuPy
+    raises its own (a MemoryError, which `except torch.cuda.OutOfMemoryError` would miss)."""
+    def checked(size):
+        try:
+            return malloc(size)
+        except MemoryError as e:
+            if type(e).__name__ != "OutOfMemoryError":
+                raise
+            cp = _cupy()
+            dev = cp.cuda.runtime.getDevice()
+            free, total = cp.cuda.runtime.memGetInfo()
+            pool = cp.get_default_memory_pool()
+            raise OutOfMemoryError(oom_message(size, dev, total, free, pool.used_bytes(),
+                                               pool.total_bytes())) from None
+    return checked
 
 
 _HOOK = None

@@ -302,3 +302,40 @@ def test_cupy_memory_hook_feeds_the_counters(monkeypatch):
     assert n["requested_bytes"]["all"]["current"] == 0
     assert n["allocation"]["all"]["current"] == 0 and n["allocation"]["all"]["freed"] == 1
     assert n["allocated_bytes"]["all"]["peak"] == 1024 + 2 * MiB
+
+
+def test_cupy_out_of_memory_becomes_torch_out_of_memory_error(monkeypatch):
+    # the pool's malloc wrapped by runtime.cuda.oom_checked, against a stand-in for CuPy: its
+    # OutOfMemoryError (a MemoryError) becomes torch.cuda.OutOfMemoryError (a RuntimeError,
+    # also torch.OutOfMemoryError) with PyTorch's sizes; other errors pass through
+    import types
+
+    class OutOfMemoryError(MemoryError):
+        pass
+    pool = types.SimpleNamespace(used_bytes=lambda: 5 * MiB, total_bytes=lambda: 9 * MiB)
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+            getDevice=lambda: 1, memGetInfo=lambda: (1 << 30, 80 << 30))),
+        get_default_memory_pool=lambda: pool)
+    monkeypatch.setattr(_rt, "_cp", fake)
+
+    def malloc(size):
+        if size > 1 << 30:
+            raise OutOfMemoryError(size, 0)
+        if size == 0:
+            raise MemoryError("other")
+        return ("ptr", size)
+    checked = _rt.oom_checked(malloc)
+    assert checked(1024) == ("ptr", 1024)
+    assert torch.OutOfMemoryError is torch.cuda.OutOfMemoryError
+    assert issubclass(torch.cuda.OutOfMemoryError, RuntimeError)
+    with pytest.raises(torch.cuda.OutOfMemoryError) as e:
+        checked(20 << 30)
+    assert str(e.value) == (
+        "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 1 has a total capacity of 80.00 GiB "
+        "of which 1.00 GiB is free. Of the allocated memory 5.00 MiB is allocated by Kiln, and "
+        "4.00 MiB is reserved by Kiln but unallocated.")
+    with pytest.raises(MemoryError, match="other"):
+        checked(0)
+    assert [_rt.format_size(n) for n in (512, 2048, 3 * MiB + 5)] == \
+        ["512 bytes", "2.00 KiB", "3.00 MiB"]
