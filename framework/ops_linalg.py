@@ -1392,6 +1392,117 @@ def _linalg_more():
 _linalg_more()
 
 
+# ---- LDL (Bunch-Kaufman) -----------------------------------------------------------------------
+
+_LdlFactor = _named("linalg_ldl_factor", ["LD", "pivots"])
+_LdlFactorEx = _named("linalg_ldl_factor_ex", ["LD", "pivots", "info"])
+for _t in (_LdlFactor, _LdlFactorEx):
+    _t.__module__ = "torch.return_types"
+    _t.__repr__ = _LuFactor.__repr__
+
+
+@functools.cache
+def _no_derivative(prim, aten):
+    """prim run under a Function whose backward raises: PyTorch records a NotImplemented node for
+    ops without a derivative formula (ldl_factor, ldl_solve), failing only when reached."""
+    from .autograd.function import Function       # (at first use: import order)
+
+    class _NoDerivative(Function):
+        @staticmethod
+        def forward(ctx, *args, **attrs):
+            return apply(P[prim], *args, **attrs)
+
+        @staticmethod
+        def backward(ctx, *gs):
+            raise RuntimeError(f"derivative for aten::{aten} is not implemented")
+    return _NoDerivative
+
+
+def _apply_no_derivative(prim, aten, *args, **attrs):
+    from ._dispatch import STATE
+    if STATE.grad_enabled and any(getattr(a, "requires_grad", False) for a in args):
+        r = _no_derivative(prim, aten).apply(*args, **attrs)
+        for t in (r if isinstance(r, tuple) else (r,)):
+            if t.requires_grad:
+                rename(t, "torch::autograd::NotImplemented")
+        return r
+    return apply(P[prim], *args, **attrs)
+
+
+def _ldl_factor_ex(A, hermitian, check_errors, name):
+    LD, piv, info = _apply_no_derivative("ldl_factor", "linalg_ldl_factor_ex", A,
+                                         hermitian=bool(hermitian))
+    if check_errors:
+        flat = _host_values(info).reshape(-1)
+        bad = flat[flat != 0]
+        if bad.size:        # (PyTorch's words: its check knows no code for an exactly zero D)
+            raise RuntimeError(f"{name}: Unknown error code: {int(bad[0])}.")
+    return LD, piv, info
+
+
+def _ldl_solve(LD, pivots, B, hermitian=False):
+    op = "torch.linalg.ldl_solve"
+    if LD.ndim < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    n = LD.shape[-1]
+    if LD.shape[-2] != n:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are "
+                           f"{LD.shape[-2]} by {n} matrices")
+    if tuple(pivots.shape) != tuple(LD.shape[:-1]):
+        raise RuntimeError(f"{op}: Expected LD.shape[:-1] and pivots.shape to be the same, but got "
+                           f"pivots with shape {list(pivots.shape)} instead")
+    if pivots._dtype.is_floating_point or pivots._dtype.is_complex or pivots._dtype is dt.bool_:
+        raise RuntimeError(f"{op}: Expected pivots to be integers. Got {dt.tname(pivots._dtype)}")
+    if not (LD._dtype.is_floating_point or LD._dtype.is_complex):
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{dt.tname(LD._dtype)}")
+    if B._dtype is not LD._dtype:
+        raise RuntimeError(f"Expected b and A to have the same dtype, but found b of type "
+                           f"{dt.tname(B._dtype)} and A of type {dt.tname(LD._dtype)} instead.")
+    if B.ndim < 2:
+        k = B.ndim if B.ndim > 1 else 1
+        raise IndexError(f"Dimension out of range (expected to be in range of [{-k}, {k - 1}], "
+                         f"but got -2)")
+    if B.shape[-2] != n:
+        raise RuntimeError(f"Incompatible matrix sizes for {op}: each A matrix is {n} by {n} but "
+                           f"each b matrix is {B.shape[-2]} by {B.shape[-1]}")
+    if LD._dtype in (dt.float16, dt.bfloat16):
+        raise NotImplementedError(f"\"ldl_solve_kernel_cpu\" not implemented for "
+                                  f"'{dt.tname(LD._dtype)}'")
+    import numpy as np
+    p = _host_values(pivots)
+    if p.size and (int(np.abs(p.astype(np.int64)).max()) > n or (p == 0).any()):
+        raise RuntimeError("Pivots given to ldl_solve must all satisfy |pivot| <= LD.size(-2). "
+                           "Did you properly pass the result of ldl_factor?")
+    from compiler.ir.registry import broadcast_shapes
+    batch = broadcast_shapes(op, tuple(B.shape[:-2]), tuple(LD.shape[:-2]))
+    LDb = S.expand(LD, batch + (n, n))
+    pb = S.expand(pivots, batch + (n,))
+    Bb = S.expand(B, batch + tuple(B.shape[-2:]))
+    return _apply_no_derivative("ldl_solve", "linalg_ldl_solve", LDb, pb, Bb,
+                                hermitian=bool(hermitian))
+
+
+def _linalg_ldl():
+    def ldl_factor_ex(A, *, hermitian=False, check_errors=False, out=None):
+        return write_out(_LdlFactorEx(*_ldl_factor_ex(A, hermitian, check_errors,
+                                                      "torch.linalg.ldl_factor_ex")), out)
+
+    def ldl_factor(A, *, hermitian=False, out=None):
+        LD, piv, _ = _ldl_factor_ex(A, hermitian, True, "torch.linalg.ldl_factor")
+        return write_out(_LdlFactor(LD, piv), out)
+
+    def ldl_solve(LD, pivots, B, *, hermitian=False, out=None):
+        return write_out(_ldl_solve(LD, pivots, B, hermitian), out)
+
+    for name, f in dict(ldl_factor=ldl_factor, ldl_factor_ex=ldl_factor_ex,
+                        ldl_solve=ldl_solve).items():
+        setattr(_Linalg, name, staticmethod(f))
+
+
+_linalg_ldl()
+
+
 # ---- addr, the legacy norms, removed legacy functions, randomized low-rank SVD/PCA -------------
 
 def addr(input, vec1, vec2, *, beta=1, alpha=1, out=None):

@@ -1434,7 +1434,20 @@ def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):
     return write_out(r, out)
 
 
+def _masked_method(name, input, out, *args, **kw):
+    """torch.<name>(mt) for a MaskedTensor: its method, as PyTorch's __torch_function__ routes
+    these reductions and softmax (None for any other input)."""
+    if type(input) is not _dispatch.MASKED_TYPE or _dispatch.MASKED_TYPE is None:
+        return None
+    if out is not None:
+        raise TypeError(f"{name}(): 'out' is not supported for a MaskedTensor input")
+    return getattr(input, name)(*args, **kw)
+
+
 def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
+    r = _masked_method("mean", input, out, dim, keepdim, dtype=dtype)
+    if r is not None:
+        return r
     try:
         d = dtype or input._dtype
         if not (d.is_floating_point or d.is_complex):
@@ -1475,6 +1488,9 @@ def _correction(unbiased, correction):
 
 
 def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    r = _masked_method("var", input, out, dim, unbiased, keepdim, correction=correction)
+    if r is not None:
+        return r
     return _var("var", input, dim, unbiased, keepdim, correction, out)
 
 
@@ -1510,6 +1526,9 @@ def _var(name, input, dim, unbiased, keepdim, correction, out=None):
 
 
 def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=None):
+    r = _masked_method("std", input, out, dim, unbiased, keepdim, correction=correction)
+    if r is not None:
+        return r
     return _std("std", input, dim, unbiased, keepdim, correction, out)
 
 
@@ -1548,6 +1567,9 @@ def _no_dim_empty(name, input):
 
 
 def amax(input, dim=(), keepdim=False, *, out=None):
+    r = _masked_method("amax", input, out, None if dim in ((), []) else dim, keepdim)
+    if r is not None:
+        return r
     _no_complex(input, NotImplementedError, "\"max_values_cpu\" not implemented for '{}'")
     dt.refuse_barebones("max_values_cpu", input._dtype)
     if dim == () or dim == []:
@@ -1557,6 +1579,9 @@ def amax(input, dim=(), keepdim=False, *, out=None):
 
 
 def amin(input, dim=(), keepdim=False, *, out=None):
+    r = _masked_method("amin", input, out, None if dim in ((), []) else dim, keepdim)
+    if r is not None:
+        return r
     _no_complex(input, NotImplementedError, "\"min_values_cpu\" not implemented for '{}'")
     dt.refuse_barebones("min_values_cpu", input._dtype)
     if dim == () or dim == []:
@@ -1829,6 +1854,9 @@ def _in_float32(f, x, d, name):
 
 
 def softmax(input, dim, dtype=None):
+    r = _masked_method("softmax", input, None, dim, dtype)
+    if r is not None:
+        return r
     try:
         x = input if dtype is None else cast(input, dtype)
         d = norm_dim("softmax", dim, x.ndim)

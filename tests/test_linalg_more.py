@@ -562,3 +562,107 @@ def test_complex_linalg_gradients_use_conjugate_transposes():
     LA.det(x).real.backward()
     np.testing.assert_allclose(x.grad.numpy(),
                                np.conj(np.linalg.det(A) * np.linalg.inv(A).T), rtol=1e-10)
+
+
+# ---- LDL (Bunch-Kaufman, LAPACK sytrf / hetrf) ------------------------------------------------
+
+def _indefinite(n, seed, zero_diag=False, cx=False, herm=False):
+    r = np.random.default_rng(seed)
+    a = r.standard_normal((n, n)) + (1j * r.standard_normal((n, n)) if cx else 0)
+    if zero_diag:               # small diagonals force 2x2 pivot blocks
+        a[np.diag_indices(n)] *= 0.01
+    return a + (a.conj().T if herm else a.T)
+
+
+def test_ldl_factor_hand_derived_2x2_block():
+    # [[0,1,2],[1,0,3],[2,3,0]] by hand: a11 = 0 fails the 1x1 test and so does a33 = 0, so
+    # rows/columns 2 and 3 swap (pivots -3, -3) giving [[0,2,1],[2,0,3],[1,3,0]]; its leading
+    # block D1 = [[0,2],[2,0]] is the pivot, L31 = [1 3] D1^-1 = [1.5 0.5] and
+    # D2 = 0 - L31 D1 L31^T = -3
+    A = torch.tensor([[0., 1, 2], [1, 0, 3], [2, 3, 0]], dtype=F64)
+    LD, piv = L.ldl_factor(A)
+    np.testing.assert_array_equal(piv.numpy(), [-3, -3, 3])
+    assert piv.dtype == torch.int32
+    np.testing.assert_allclose(LD.numpy(), [[0, 0, 0], [2, 0, 0], [1.5, 0.5, -3]], atol=1e-15)
+    np.testing.assert_allclose(L.ldl_solve(LD, piv, T(np.eye(3))).numpy(),
+                               np.linalg.inv(A.numpy()), atol=1e-14)
+
+
+@pytest.mark.parametrize("n,zero_diag", [(1, False), (5, False), (6, True), (9, True), (40, True)])
+def test_ldl_factor_matches_lapack_sytrf(n, zero_diag):
+    from scipy.linalg import lapack
+    a = _indefinite(n, n, zero_diag)
+    ref, ipiv, info = lapack.dsytrf(a, lower=1)
+    LD, piv, inf = L.ldl_factor_ex(T(a))
+    np.testing.assert_array_equal(piv.numpy(), ipiv)
+    assert inf.item() == info == 0
+    np.testing.assert_allclose(LD.numpy(), np.tril(ref), rtol=1e-10, atol=1e-12)
+    b = np.random.default_rng(0).standard_normal((n, 3))
+    np.testing.assert_allclose(L.ldl_solve(LD, piv, T(b)).numpy(), np.linalg.solve(a, b),
+                               rtol=1e-9, atol=1e-10)
+    # the hermitian flag changes nothing for real input
+    np.testing.assert_array_equal(L.ldl_factor(T(a), hermitian=True).pivots.numpy(), ipiv)
+
+
+@pytest.mark.parametrize("herm", [False, True])
+def test_ldl_complex_symmetric_and_hermitian_match_lapack(herm):
+    from scipy.linalg import lapack
+    a = _indefinite(7, 3, True, cx=True, herm=herm)
+    ref, ipiv, info = (lapack.zhetrf if herm else lapack.zsytrf)(a, lower=1)
+    LD, piv = L.ldl_factor(torch.tensor(a), hermitian=herm)
+    assert (ipiv < 0).any() and LD.dtype == torch.complex128
+    np.testing.assert_array_equal(piv.numpy(), ipiv)
+    np.testing.assert_allclose(LD.numpy(), np.tril(ref), rtol=1e-10, atol=1e-12)
+    b = np.random.default_rng(1).standard_normal((7, 2)) + 1j
+    np.testing.assert_allclose(L.ldl_solve(LD, piv, torch.tensor(b), hermitian=herm).numpy(),
+                               np.linalg.solve(a, b), rtol=1e-9, atol=1e-10)
+
+
+def test_ldl_batched_float32_and_broadcast_solve():
+    a = np.stack([_indefinite(4, s, True) for s in range(3)])
+    LD, piv = L.ldl_factor(torch.tensor(a, dtype=torch.float32))
+    assert LD.shape == (3, 4, 4) and LD.dtype == torch.float32 and piv.shape == (3, 4)
+    b = np.random.default_rng(2).standard_normal((2, 1, 4, 2))
+    x = L.ldl_solve(LD.double(), piv, T(b))
+    assert x.shape == (2, 3, 4, 2)
+    np.testing.assert_allclose(x.numpy(), np.linalg.solve(a[None], b), rtol=1e-4, atol=1e-4)
+    assert L.ldl_factor(torch.ones(0, 3, 3)).LD.shape == (0, 3, 3)
+
+
+def test_ldl_singular_info_and_errors():
+    # a zero column: D[2,2] is exactly 0 (info 2, the 1-based step); factor_ex reports it,
+    # factor raises (PyTorch's words for it)
+    LD, piv, info = L.ldl_factor_ex(T([[1, 0, 0], [0, 0, 0], [0, 0, 2]]))
+    assert info.item() == 2 and piv.tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(LD.numpy(), np.diag([1.0, 0, 2]))
+    with pytest.raises(RuntimeError, match="ldl_factor: Unknown error code: 1"):
+        L.ldl_factor(torch.zeros(3, 3))
+    A = T(_indefinite(4, 0))
+    LD, piv = L.ldl_factor(A)
+    for f, cls, msg in [
+            (lambda: L.ldl_factor(torch.ones(4)), RuntimeError, "at least 2 dimensions"),
+            (lambda: L.ldl_factor(torch.ones(3, 4)), RuntimeError, "3 by 4 matrices"),
+            (lambda: L.ldl_factor(torch.ones(3, 3, dtype=torch.int32)), RuntimeError,
+             "floating point or complex tensor as input. Got Int"),
+            (lambda: L.ldl_factor(torch.ones(3, 3, dtype=torch.float16)), NotImplementedError,
+             "ldl_factor_kernel_cpu"),
+            (lambda: L.ldl_solve(LD, piv[:3], T(np.ones((4, 1)))), RuntimeError,
+             "pivots with shape [3]"),
+            (lambda: L.ldl_solve(LD, piv.float(), T(np.ones((4, 1)))), RuntimeError,
+             "Expected pivots to be integers. Got Float"),
+            (lambda: L.ldl_solve(LD, piv, torch.ones(4, 1)), RuntimeError,
+             "found b of type Float and A of type Double"),
+            (lambda: L.ldl_solve(LD, piv, T(np.ones(4))), IndexError, "Dimension out of range"),
+            (lambda: L.ldl_solve(LD, piv, T(np.ones((3, 1)))), RuntimeError,
+             "each A matrix is 4 by 4 but each b matrix is 3 by 1"),
+            (lambda: L.ldl_solve(LD, piv + 10, T(np.ones((4, 1)))), RuntimeError,
+             "|pivot| <= LD.size(-2)")]:
+        with pytest.raises(cls) as e:
+            f()
+        assert msg in str(e.value)
+    # no derivative formula, as in PyTorch: the failure comes at backward
+    Ag = T(_indefinite(4, 0), True)
+    out = L.ldl_factor(Ag).LD
+    assert out.requires_grad
+    with pytest.raises(RuntimeError, match="derivative for aten::linalg_ldl_factor_ex"):
+        out.sum().backward()

@@ -300,9 +300,55 @@ def test_module_reductions_and_nan_free_gradient_through_dense_ops():
 
 def test_unsupported_dense_paths_raise():
     mt = masked_tensor(D, DM)
-    for f in (torch.mean, torch.max, lambda t: t.numpy()):
+    for f in (torch.max, lambda t: torch.log_softmax(t, 1), lambda t: t.numpy()):
         with pytest.raises(TypeError, match="MaskedTensor"):
             f(mt)
     for f in (lambda t: torch.cumsum(t, 0), lambda t: t @ t.t()):
         with pytest.raises(TypeError, match="MaskedTensor"):
             f(mt)
+
+
+def test_torch_function_forms_of_masked_tensor():
+    # torch.mean(mt), torch.amax(mt), torch.softmax(mt, d), ... are the methods (numpy.ma refs)
+    mt, ma = masked_tensor(_t(X), _t(M)), _ma()
+
+    def check(r, ref, mask):
+        assert isinstance(r, MaskedTensor)
+        np.testing.assert_array_equal(r.get_mask().numpy(), mask)
+        np.testing.assert_allclose(r.to_tensor(0).numpy(), np.where(mask, ref, 0), rtol=1e-12)
+
+    for f, ref in [(torch.mean, ma.mean()), (torch.amax, ma.max()), (torch.amin, ma.min()),
+                   (torch.var, ma.var(ddof=1)), (torch.std, ma.std(ddof=1)),
+                   (torch.sum, ma.sum()), (torch.prod, ma.prod())]:
+        check(f(mt), ref, np.array(True))
+    any1 = M.any(1)
+    check(torch.mean(mt, 1), ma.mean(1).filled(0), any1)
+    check(torch.mean(mt, dim=1, keepdim=True), ma.mean(1).filled(0)[:, None], any1[:, None])
+    check(torch.mean(mt, (0, 1)), ma.mean(), np.array(True))
+    check(torch.amax(mt, dim=0), ma.max(0).filled(0), M.any(0))
+    check(torch.var(mt, 1, correction=0), ma.var(1, ddof=0).filled(0), any1)
+    check(torch.std(mt, 1, keepdim=True), ma.std(1, ddof=1).filled(0)[:, None], any1[:, None])
+    e = np.where(M, np.exp(X - X.max(1, keepdims=True)), 0)
+    for sm in (torch.softmax(mt, 1), torch.nn.functional.softmax(mt, -1), mt.softmax(1)):
+        check(sm, e / e.sum(1, keepdims=True), M)
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        torch.mean(mt, 2)
+    with pytest.raises(TypeError, match="out"):
+        torch.mean(mt, 1, out=torch.zeros(3))
+
+
+def test_masked_softmax_of_fully_masked_row_is_nan_without_nan_gradient():
+    m = np.array([[True, False, True], [False, False, False]])
+    x = np.array([[1.0, 2.0, 0.5], [3.0, -1.0, 0.0]])
+    mt = masked_tensor(_t(x), _t(m), requires_grad=True)
+    sm = torch.softmax(mt, 1)
+    d = sm.get_data().detach().numpy()
+    assert np.isnan(d[1]).all() and d[0, 1] == 0.0       # as PyTorch's data
+    e = np.exp(x[0, [0, 2]])
+    np.testing.assert_allclose(d[0, [0, 2]], e / e.sum(), rtol=1e-12)
+    (sm.get_data()[0] * _t([1.0, 5.0, 3.0])).sum().backward()
+    g = mt.grad.get_data().numpy()
+    s = e / e.sum()
+    np.testing.assert_allclose(g[0, [0, 2]], s * (np.array([1.0, 3.0]) - (s * [1.0, 3.0]).sum()),
+                               rtol=1e-12)
+    assert not np.isnan(g).any()

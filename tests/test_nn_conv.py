@@ -356,3 +356,72 @@ def test_against_torch(r):
     ours = F.conv_transpose2d(T(x), T(wt), **kw)
     theirs = real.nn.functional.conv_transpose2d(real.tensor(x), real.tensor(wt), **kw)
     assert_close(ours, theirs.numpy(), atol=1e-10)
+
+
+# ---- conv_tbc ---------------------------------------------------------------------------------
+
+def _ref_tbc(x, w, b, pad):
+    """out[t] = b + sum_k x[t - pad + k] @ w[k], direct loop in float64 (taps outside x are 0)."""
+    T_, B, _ = x.shape
+    K = w.shape[0]
+    olen = T_ - K + 1 + 2 * pad
+    out = np.tile(b, (olen, B, 1)).astype(np.float64)
+    for t in range(olen):
+        for k in range(K):
+            s = t - pad + k
+            if 0 <= s < T_:
+                out[t] += x[s] @ w[k]
+    return out
+
+
+@pytest.mark.parametrize("shape,pad", [((5, 2, 3, 4, 2), 1), ((5, 2, 3, 4, 2), 0),
+                                       ((6, 2, 3, 4, 3), -1), ((4, 3, 2, 2, 2), -1),
+                                       ((3, 1, 2, 3, 1), 2), ((5, 0, 3, 4, 2), 1)])
+def test_conv_tbc_matches_loop_reference(r, shape, pad):
+    t_, b_, ci, co, k = shape
+    x, w, b = r.standard_normal((t_, b_, ci)), r.standard_normal((k, ci, co)), r.standard_normal(co)
+    y = torch.conv_tbc(T(x, True), T(w), T(b), pad)
+    assert y.dtype == torch.float64 and y.grad_fn.name() == "ConvTbcBackward0"
+    assert_close(y, _ref_tbc(x, w, b, pad), rtol=1e-12, atol=1e-12)
+    assert_close(F.conv_tbc(T(x), T(w), T(b), pad=pad), _ref_tbc(x, w, b, pad), rtol=1e-12)
+
+
+def test_conv_tbc_int_and_no_taps(r):
+    x = np.arange(12).reshape(3, 2, 2)
+    w = np.arange(8).reshape(2, 2, 2)
+    y = torch.conv_tbc(torch.tensor(x, dtype=torch.int32), torch.tensor(w, dtype=torch.int32),
+                       torch.tensor([1.5, -2.0]), 1)
+    assert y.dtype == torch.int32               # bias is cast to the input's dtype
+    np.testing.assert_array_equal(to_np(y), _ref_tbc(x, w, np.array([1, -2]), 1))
+    # kernel width 0: every output row is the bias, the gradients are zeros
+    xt, wt = T(r.standard_normal((3, 2, 2)), True), T(np.zeros((0, 2, 3)), True)
+    y = torch.conv_tbc(xt, wt, T([1.0, 2.0, 3.0]), 1)
+    assert y.shape == (6, 2, 3)
+    assert_close(y, np.tile([1.0, 2.0, 3.0], (6, 2, 1)))
+    y.sum().backward()
+    assert_close(xt.grad, np.zeros((3, 2, 2)))
+
+
+def test_gradcheck_conv_tbc(r):
+    x = T(r.standard_normal((5, 2, 3)), True)
+    w = T(r.standard_normal((3, 3, 2)), True)
+    b = T(r.standard_normal(2), True)
+    for pad in (0, 2, -1):
+        assert gradcheck(lambda x, w, b: torch.conv_tbc(x, w, b, pad), (x, w, b))
+
+
+def test_conv_tbc_errors():
+    x, w, b = torch.ones(5, 2, 3), torch.ones(2, 3, 4), torch.ones(4)
+    for args, cls, msg in [
+            ((x[0], w, b), RuntimeError, "Input must have 3 dims: time, batch, in_channel"),
+            ((x, w[0], b), RuntimeError, "Weight tensor must have 3 dims"),
+            ((x, w, b[None]), RuntimeError, "Bias must be 1-D"),
+            ((x, w[:, :2], b), RuntimeError, "Input dim 2 (input channels) is not == dim 1"),
+            ((x, w, b[:3]), RuntimeError, "Bias size must equal dim 2 in the weight tensor"),
+            ((x, w, b, -3), RuntimeError, "negative dimension -2: [-2, 2, 4]"),
+            ((x.double(), w, b), RuntimeError, "same dtype, but got Double and Float"),
+            ((x, w, b, 1.5), TypeError, "argument 'pad' (position 4) must be int, not float"),
+            ((x.bool(), w.bool(), b.bool()), NotImplementedError, "not implemented for 'Bool'")]:
+        with pytest.raises(cls) as e:
+            torch.conv_tbc(*args)
+        assert msg in str(e.value)

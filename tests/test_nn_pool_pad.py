@@ -416,6 +416,123 @@ def test_interpolate_lanczos_antialias(r):
         F.interpolate(T(x).half(), size=(4, 5), mode="lanczos", antialias=True)
 
 
+def _u8_matrix(n, o, mode, ac, aa, scale=None):
+    """The (o, n) float64 weights PyTorch's uint8 resampling starts from: PIL's normalised
+    filter rows when antialiasing, else the float kernels' taps (bicubic A = -0.75), a clamped
+    index's taps adding up in one column."""
+    sc = ((n - 1) / (o - 1) if o > 1 else 0.0) if ac else (1 / scale if scale else n / o)
+    W = np.zeros((o, n))
+    for i in range(o):
+        if aa:
+            size = {"bilinear": 2, "bicubic": 4, "lanczos": 6}[mode]
+            sup, inv, c = size / 2 * max(sc, 1.0), 1 / max(sc, 1.0), sc * (i + 0.5)
+            j = np.arange(max(int(c - sup + 0.5), 0), min(int(c + sup + 0.5), n))
+            t = np.abs((j - c + 0.5) * inv)
+            w = {"bilinear": np.maximum(1 - t, 0),
+                 "bicubic": np.where(t < 1, (1.5 * t - 2.5) * t * t + 1,
+                                     np.where(t < 2, -0.5 * (((t - 5) * t + 8) * t - 4), 0)),
+                 "lanczos": np.where(t < 3, np.sinc(t) * np.sinc(t / 3), 0)}[mode]
+            W[i, j] = w / w.sum()
+        elif mode == "bilinear":
+            s = i * sc if ac else max(sc * (i + 0.5) - 0.5, 0)
+            i0 = min(int(s), n - 1)
+            W[i, i0] += 1 - (s - i0)
+            W[i, min(i0 + 1, n - 1)] += s - i0
+        else:
+            s = i * sc if ac else sc * (i + 0.5) - 0.5
+            f = math.floor(s)
+            a, t = -0.75, s - f
+            ws = [((a * x - 5 * a) * x + 8 * a) * x - 4 * a if x > 1 else
+                  ((a + 2) * x - (a + 3)) * x * x + 1 for x in (t + 1, t, 1 - t, 2 - t)]
+            for k, w in zip(range(f - 1, f + 3), ws):
+                W[i, min(max(k, 0), n - 1)] += w
+    return W
+
+
+def ref_interpolate_uint8(x, out, mode, ac=False, aa=False, scales=(None, None)):
+    """Fixed point as PyTorch's uint8 kernels: weights * 2**p rounded half away from zero (p the
+    largest keeping 2 * max weight under 2**15), int sums + 2**(p - 1) shifted right by p and
+    clamped; the width pass first, a dimension whose size is unchanged left alone."""
+    y = x.astype(np.int64)
+    for ax, o, sc in ((-1, out[1], scales[1]), (-2, out[0], scales[0])):
+        n = y.shape[ax]
+        if n == o:
+            continue
+        W = _u8_matrix(n, o, mode, ac, aa, sc)
+        p = next((q for q in range(22) if int(0.5 + W.max() * 2 ** (q + 1)) >= 2 ** 15), 22)
+        v = W * 2 ** p
+        Wq = np.trunc(np.where(v < 0, v - 0.5, v + 0.5)).astype(np.int64)
+        z = np.moveaxis(y, ax, -1) @ Wq.T
+        y = np.moveaxis(np.clip((z + 2 ** (p - 1)) >> p, 0, 255), -1, ax)
+    return y.astype(np.uint8)
+
+
+def test_interpolate_uint8_hand_values():
+    # [0, 255] to 4 pixels: taps (1), (.75, .25), (.25, .75), (1); the largest weight 1 gives
+    # p = 14, so 255 * 4096 + 8192 >> 14 = 64 and 255 * 12288 + 8192 >> 14 = 191
+    x = torch.tensor([[[[0, 255]]]], dtype=torch.uint8)
+    y = F.interpolate(x, size=(1, 4), mode="bilinear")
+    assert y.dtype == torch.uint8 and to_np(y).tolist() == [[[[0, 64, 191, 255]]]]
+    # align_corners: 0, 85, 170, 255 (thirds)
+    assert to_np(F.interpolate(x, size=(1, 4), mode="bilinear", align_corners=True)).ravel() \
+        .tolist() == [0, 85, 170, 255]
+    # bicubic overshoots are clamped to 0..255
+    y = F.interpolate(torch.tensor([[[[14, 194]]]], dtype=torch.uint8), size=(1, 3),
+                      mode="bicubic")
+    assert to_np(y).ravel().tolist() == [0, 104, 210]
+
+
+@pytest.mark.parametrize("mode,ac,aa", [("bilinear", False, False), ("bilinear", True, False),
+                                        ("bicubic", False, False), ("bicubic", True, False),
+                                        ("bilinear", False, True), ("bicubic", False, True),
+                                        ("lanczos", False, True)])
+def test_interpolate_uint8_matches_fixed_point_reference(mode, ac, aa):
+    rng = np.random.default_rng(5)
+    for shape, kw in [((2, 3, 7, 9), dict(size=(12, 5))), ((1, 1, 13, 6), dict(size=(4, 17))),
+                      ((1, 2, 9, 9), dict(scale_factor=(1.7, 0.45))),
+                      ((1, 4, 5, 8), dict(size=(5, 3)))]:
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        y = F.interpolate(torch.tensor(x), mode=mode, align_corners=ac, antialias=aa, **kw)
+        out = tuple(y.shape[-2:])
+        sf = kw.get("scale_factor", (None, None))
+        assert y.dtype == torch.uint8
+        np.testing.assert_array_equal(to_np(y), ref_interpolate_uint8(x, out, mode, ac, aa, sf))
+        if mode == "bilinear":      # (no overshoot: each pass's rounding is all that differs)
+            f = F.interpolate(torch.tensor(x, dtype=torch.float64), mode=mode, align_corners=ac,
+                              antialias=aa, **kw)
+            assert np.abs(to_np(y).astype(float) - to_np(f)).max() <= 1.0
+
+
+def test_interpolate_uint8_channels_last():
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 256, (1, 3, 6, 5)).astype(np.uint8)
+    xc = torch.tensor(x).contiguous(memory_format=torch.channels_last)
+    y = F.interpolate(xc, size=(4, 7), mode="bilinear")
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_array_equal(to_np(y), ref_interpolate_uint8(x, (4, 7), "bilinear"))
+    # (channels_last escapes the contiguous kernel's row quirk below)
+    x = rng.integers(0, 256, (1, 5, 6, 5)).astype(np.uint8)
+    yc = F.interpolate(torch.tensor(x).contiguous(memory_format=torch.channels_last),
+                       size=(3, 1), mode="bilinear")
+    np.testing.assert_array_equal(to_np(yc), ref_interpolate_uint8(x, (3, 1), "bilinear"))
+
+
+def test_interpolate_uint8_generic_kernel_rows_and_errors():
+    # PyTorch's generic kernel (over 4 channels, contiguous) resamples a 1-pixel-wide result's
+    # height with output row 0's taps for every row
+    x = np.random.default_rng(6).integers(0, 256, (1, 5, 6, 5)).astype(np.uint8)
+    y = to_np(F.interpolate(torch.tensor(x), size=(3, 1), mode="bilinear"))
+    row0 = ref_interpolate_uint8(x, (3, 1), "bilinear")[:, :, :1]
+    np.testing.assert_array_equal(y, np.repeat(row0, 3, axis=2))
+    with pytest.raises(RuntimeError, match=r"Non-empty 4D data tensor expected .*\[1, 0, 5, 5\]"):
+        F.interpolate(torch.zeros(1, 0, 5, 5, dtype=torch.uint8), size=(7, 7), mode="bilinear")
+    with pytest.raises(RuntimeError, match=r"greater than 0, but got input \(H: 3, W: 3\) "
+                                           r"output \(H: 0, W: 4\)"):
+        F.interpolate(torch.zeros(1, 1, 3, 3), size=(0, 4), mode="bilinear")
+    with pytest.raises(NotImplementedError, match="compute_indices_weights_linear.*Byte"):
+        F.interpolate(torch.zeros(1, 1, 3, dtype=torch.uint8), size=5, mode="linear")
+
+
 def test_interpolate_gradcheck(r):
     for mode, shape, ac in [("bilinear", (1, 1, 3, 4), False), ("bicubic", (1, 1, 3, 3), True),
                             ("nearest", (1, 2, 3), None), ("linear", (1, 2, 4), True)]:

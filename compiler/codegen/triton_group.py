@@ -539,7 +539,10 @@ _LIBRARY = {"argsort": "cupy.argsort", "inv": "cupy.linalg.inv", "det": "cupy.li
             "matrix_exp": "Pade 13 scaling and squaring with cupy.matmul / cupy.linalg.solve",
             "pinv": "cupy.linalg.svd",
             "eig_phase_check": "cupy.imag of the diagonal, checked on the host",
-            "geqrf": "cupy.linalg.qr(mode='raw')"}
+            "geqrf": "cupy.linalg.qr(mode='raw')",
+            "ldl_factor": "Bunch-Kaufman sytrf on the host (NumPy)",
+            "ldl_solve": "sytrs on the host (NumPy)",
+            "grad_link": "ndarray.copy (the engine's create_graph connection)"}
 
 
 # ---------------------------------------------------------------- pointwise and view groups

@@ -1005,3 +1005,220 @@ def _vjp_pinv(b, g, x, out, atol=0.0, rtol=0.0):
 
 register(Prim("pinv", "extern", _pinv_meta, None, _vjp_pinv, saves=(0,), saves_output=True,
               grad_name="LinalgPinvBackward0", xp=_pinv_xp))
+
+
+# LDL^T / LDL^H with Bunch-Kaufman pivoting (LAPACK sytrf/hetrf, sytrs/hetrs; lower triangle) ---
+
+_BK_ALPHA = (1.0 + 17.0 ** 0.5) / 8.0
+
+
+def _ldl_meta(x, hermitian=False):
+    op = "torch.linalg.ldl_factor_ex"
+    if len(x.shape) < 2:
+        raise RuntimeError(f"{op}: The input tensor A must have at least 2 dimensions.")
+    if x.shape[-1] != x.shape[-2]:
+        raise RuntimeError(f"{op}: A must be batches of square matrices, but they are "
+                           f"{x.shape[-2]} by {x.shape[-1]} matrices")
+    if not (x.dtype.is_floating_point or x.dtype.is_complex):
+        raise RuntimeError(f"{op}: Expected a floating point or complex tensor as input. Got "
+                           f"{dt.tname(x.dtype)}")
+    _no_half("ldl_factor_kernel_cpu", x)
+    batch = tuple(x.shape[:-2])
+    return (AVal(tuple(x.shape), x.dtype), AVal(batch + (x.shape[-1],), dt.int32),
+            AVal(batch, dt.int32))
+
+
+def _iamax(v):
+    """LAPACK i?amax: the first index of the largest |v| that beats the first element; a NaN
+    never wins (the comparisons are false) unless it is the first."""
+    if v.size == 0 or np.isnan(v[0]):
+        return 0
+    w = np.where(np.isnan(v), -np.inf, v)
+    return int(np.argmax(w))
+
+
+def _sytf2(a, herm):
+    """Unblocked lower Bunch-Kaufman LDL^T (sytf2) or LDL^H (hetf2) of one matrix, in place;
+    returns (pivots 1-based, negative on both rows of a 2x2 block; info). A NaN pivot goes on
+    as MKL's does (MAX(NaN, x) is x there, so only an exactly zero column stops a step)."""
+    n = a.shape[0]
+    cx = a.dtype.kind == "c"
+    herm = herm and cx
+    ab1 = (lambda z: np.abs(z.real) + np.abs(z.imag)) if cx else np.abs     # LAPACK's cabs1
+    dabs = (lambda z: abs(z.real)) if herm else ab1
+    conj = np.conj if herm else (lambda z: z)
+    piv = np.zeros(n, np.int32)
+    info = 0
+    k = 0
+    while k < n:
+        kstep = 1
+        absakk = float(dabs(a[k, k]))
+        imax, colmax = k, 0.0
+        if k < n - 1:
+            imax = k + 1 + _iamax(ab1(a[k + 1:, k]))
+            colmax = float(ab1(a[imax, k]))
+        big = colmax if np.isnan(absakk) or np.isnan(colmax) else max(absakk, colmax)
+        if big == 0.0:
+            info = info or k + 1
+            kp = k
+            if herm:
+                a[k, k] = a[k, k].real
+        else:
+            if absakk >= _BK_ALPHA * colmax:
+                kp = k
+            else:
+                jmax = k + _iamax(ab1(a[imax, k:imax]))
+                rowmax = float(ab1(a[imax, jmax]))
+                if imax < n - 1:
+                    j2 = imax + 1 + _iamax(ab1(a[imax + 1:, imax]))
+                    rowmax = max(rowmax, float(ab1(a[j2, imax])))
+                if absakk >= _BK_ALPHA * colmax * (colmax / rowmax):
+                    kp = k
+                elif float(dabs(a[imax, imax])) >= _BK_ALPHA * rowmax:
+                    kp = imax
+                else:
+                    kp, kstep = imax, 2
+            kk = k + kstep - 1
+            if kp != kk:        # interchange rows and columns kk and kp of the trailing matrix
+                if kp < n - 1:
+                    t = a[kp + 1:, kk].copy()
+                    a[kp + 1:, kk] = a[kp + 1:, kp]
+                    a[kp + 1:, kp] = t
+                t = a[kk + 1:kp, kk].copy()
+                a[kk + 1:kp, kk] = conj(a[kp, kk + 1:kp])
+                a[kp, kk + 1:kp] = conj(t)
+                if herm:
+                    a[kp, kk] = np.conj(a[kp, kk])
+                a[kk, kk], a[kp, kp] = a[kp, kp], a[kk, kk]
+                if herm:
+                    a[kk, kk], a[kp, kp] = a[kk, kk].real, a[kp, kp].real
+                if kstep == 2:
+                    if herm:
+                        a[k, k] = a[k, k].real
+                    a[k + 1, k], a[kp, k] = a[kp, k], a[k + 1, k]
+            elif herm:
+                a[k, k] = a[k, k].real
+                if kstep == 2:
+                    a[k + 1, k + 1] = a[k + 1, k + 1].real
+            tri = np.tri(n - k - kstep, dtype=bool)         # the trailing lower triangle
+            if kstep == 1 and k < n - 1:
+                x = a[k + 1:, k].copy()
+                d11 = 1.0 / (a[k, k].real if herm else a[k, k])
+                sub = a[k + 1:, k + 1:]
+                sub -= np.where(tri, np.multiply.outer(x, d11 * conj(x)), 0)
+                if herm:
+                    np.fill_diagonal(sub, sub.diagonal().real)
+                a[k + 1:, k] = d11 * x
+            elif kstep == 2 and k < n - 2:
+                c0, c1 = a[k + 2:, k].copy(), a[k + 2:, k + 1].copy()
+                if herm:
+                    d = np.hypot(a[k + 1, k].real, a[k + 1, k].imag)
+                    d11, d22 = a[k + 1, k + 1].real / d, a[k, k].real / d
+                    tt = 1.0 / (d11 * d22 - 1.0)
+                    d21 = a[k + 1, k] / d
+                    d = tt / d
+                    wk = d * (d11 * c0 - d21 * c1)
+                    wkp1 = d * (d22 * c1 - np.conj(d21) * c0)
+                else:
+                    d21 = a[k + 1, k]
+                    d11, d22 = a[k + 1, k + 1] / d21, a[k, k] / d21
+                    d21 = (1.0 / (d11 * d22 - 1.0)) / d21
+                    wk = d21 * (d11 * c0 - c1)
+                    wkp1 = d21 * (d22 * c1 - c0)
+                sub = a[k + 2:, k + 2:]
+                sub -= np.where(tri, np.multiply.outer(c0, conj(wk)) +
+                                np.multiply.outer(c1, conj(wkp1)), 0)
+                if herm:
+                    np.fill_diagonal(sub, sub.diagonal().real)
+                a[k + 2:, k], a[k + 2:, k + 1] = wk, wkp1
+        if kstep == 1:
+            piv[k] = kp + 1
+        else:
+            piv[k] = piv[k + 1] = -(kp + 1)
+        k += kstep
+    return piv, info
+
+
+def _ldl_xp(xp, out, x, hermitian=False):
+    n = x.shape[-1]
+    batch = tuple(x.shape[:-2])
+    a = np.array(x.get() if xp is not np else x, copy=True).reshape((int(np.prod(batch)), n, n))
+    piv = np.zeros((a.shape[0], n), np.int32)
+    info = np.zeros(a.shape[0], np.int32)
+    with np.errstate(all="ignore"):
+        for i in range(a.shape[0]):
+            piv[i], info[i] = _sytf2(a[i], hermitian)
+    ld = np.tril(a)               # (PyTorch zeroes the strict upper triangle LAPACK leaves)
+    return (xp.asarray(ld.reshape(x.shape)), xp.asarray(piv.reshape(batch + (n,))),
+            xp.asarray(info.reshape(batch)))
+
+
+register(Prim("ldl_factor", "extern", _ldl_meta, None, nout=3, differentiable=False, xp=_ldl_xp,
+              doc="Bunch-Kaufman LDL^T / LDL^H in LAPACK sytrf's packed form (LD, pivots, info)"))
+
+
+def _ldl_solve_meta(ld, piv, b, hermitian=False):
+    return AVal(tuple(b.shape), b.dtype)
+
+
+def _sytrs(a, piv, b, herm):
+    """sytrs / hetrs (lower): solve A X = B in place in b (n, nrhs) from sytf2's a and piv."""
+    n = a.shape[0]
+    herm = herm and a.dtype.kind == "c"
+    conj = np.conj if herm else (lambda z: z)
+    k = 0
+    while k < n:                    # L D Y = P^T B
+        if piv[k] > 0:
+            kp = piv[k] - 1
+            if kp != k:
+                b[[k, kp]] = b[[kp, k]]
+            b[k + 1:] -= np.multiply.outer(a[k + 1:, k], b[k])
+            b[k] *= 1.0 / (a[k, k].real if herm else a[k, k])
+            k += 1
+        else:
+            kp = -piv[k] - 1
+            if kp != k + 1:
+                b[[k + 1, kp]] = b[[kp, k + 1]]
+            b[k + 2:] -= np.multiply.outer(a[k + 2:, k], b[k])
+            b[k + 2:] -= np.multiply.outer(a[k + 2:, k + 1], b[k + 1])
+            akm1k = a[k + 1, k]
+            akm1 = a[k, k] / conj(akm1k)
+            ak = a[k + 1, k + 1] / akm1k
+            denom = akm1 * ak - 1.0
+            bkm1, bk = b[k] / conj(akm1k), b[k + 1] / akm1k
+            b[k], b[k + 1] = (ak * bkm1 - bk) / denom, (akm1 * bk - bkm1) / denom
+            k += 2
+    k = n - 1
+    while k >= 0:                   # L^T X = Y (L^H when hermitian), then the interchanges
+        if piv[k] > 0:
+            b[k] -= conj(a[k + 1:, k]) @ b[k + 1:]
+            kp = piv[k] - 1
+            if kp != k:
+                b[[k, kp]] = b[[kp, k]]
+            k -= 1
+        else:
+            b[k] -= conj(a[k + 1:, k]) @ b[k + 1:]
+            b[k - 1] -= conj(a[k + 1:, k - 1]) @ b[k + 1:]
+            kp = -piv[k] - 1
+            if kp != k:
+                b[[k, kp]] = b[[kp, k]]
+            k -= 2
+    return b
+
+
+def _ldl_solve_xp(xp, out, ld, piv, b, hermitian=False):
+    """ld, piv and b share their (broadcast) batch dims."""
+    n = ld.shape[-1]
+    h = (lambda t: t.get()) if xp is not np else (lambda t: t)
+    nb = int(np.prod(b.shape[:-2]))
+    a = np.asarray(h(ld)).reshape((nb, n, n))
+    p = np.asarray(h(piv)).astype(np.int64).reshape((nb, n))
+    r = np.array(h(b), copy=True).reshape((nb,) + tuple(b.shape[-2:]))
+    with np.errstate(all="ignore"):
+        for i in range(r.shape[0]):
+            _sytrs(a[i], p[i], r[i], hermitian)
+    return xp.asarray(r.reshape(b.shape))
+
+
+register(Prim("ldl_solve", "extern", _ldl_solve_meta, None, differentiable=False,
+              xp=_ldl_solve_xp, doc="A X = B from ldl_factor's LD and pivots (sytrs / hetrs)"))

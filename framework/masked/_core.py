@@ -280,9 +280,12 @@ class MaskedTensor(Tensor):
         return self._logical("any", dim, keepdim)
 
     def softmax(self, dim, dtype=None):
-        # PyTorch's masked softmax: 0 where masked out (and in fully masked-out rows)
-        r = _ops.softmax(self._masked_data, dim, dtype=dtype, mask=self._masked_mask)
-        return _make(torch.where(self._masked_mask, r, 0), self._masked_mask)
+        # PyTorch's masked softmax: 0 where masked out, NaN along a fully masked-out row (a
+        # constant there, so no NaN flows back to the data's gradient)
+        mask = self._masked_mask
+        r = _ops.softmax(self._masked_data, dim, dtype=dtype, mask=mask)
+        r = torch.where(mask, r, 0)
+        return _make(torch.where(mask.any(dim, keepdim=True), r, float("nan")), mask)
 
     def log_softmax(self, dim, dtype=None):
         r = _ops.log_softmax(self._masked_data, dim, dtype=dtype, mask=self._masked_mask)

@@ -26,7 +26,7 @@ from ..tensor import Tensor
 from ..nested._storage import NestedLayoutError
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-           "conv_transpose3d", "unfold", "fold", "pad",
+           "conv_transpose3d", "conv_tbc", "unfold", "fold", "pad",
            "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
            "max_pool2d_with_indices", "max_pool3d_with_indices",
            "avg_pool1d", "avg_pool2d", "avg_pool3d",
@@ -336,6 +336,50 @@ def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
     return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0")
+
+
+def conv_tbc(input, weight, bias, pad=0):
+    """torch.conv_tbc: 1-d convolution of a (time, batch, channel) input with a (kernel width,
+    in_channels, out_channels) weight; out[t] = bias + sum_k x[t - pad + k] @ weight[k], a
+    negative pad cropping. One matmul over the K shifted slices laid side by side."""
+    for name, t in (("self", input), ("weight", weight), ("bias", bias)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"conv_tbc(): argument '{name}' must be Tensor, not {type(t).__name__}")
+    if isinstance(pad, bool) or not isinstance(pad, (numbers.Integral, Tensor)):
+        raise TypeError(f"conv_tbc(): argument 'pad' (position 4) must be int, not "
+                        f"{type(pad).__name__}")
+    pad = int(pad)
+    if input.ndim != 3:
+        raise RuntimeError("Input must have 3 dims: time, batch, in_channel")
+    if weight.ndim != 3:
+        raise RuntimeError("Weight tensor must have 3 dims: kernel_width, in_channels, "
+                           "out_channels.")
+    if bias.ndim != 1:
+        raise RuntimeError("Bias must be 1-D")
+    T, B, cin = input.shape
+    K, _, cout = weight.shape
+    olen = T - K + 1 + 2 * pad
+    if cin != weight.shape[1]:
+        raise RuntimeError("Input dim 2 (input channels) is not == dim 1 in the weight tensor")
+    if cout != bias.shape[0]:
+        raise RuntimeError("Bias size must equal dim 2 in the weight tensor (output channels).")
+    if olen < 0:
+        raise RuntimeError(f"Trying to create tensor with negative dimension {olen}: "
+                           f"[{olen}, {B}, {cout}]")
+    if weight._dtype is not input._dtype:
+        raise RuntimeError(f"self and mat2 must have the same dtype, but got "
+                           f"{dt.tname(input._dtype)} and {dt.tname(weight._dtype)}")
+    if input._dtype is dt.bool_:
+        raise NotImplementedError("\"addmm_impl_cpu_\" not implemented for 'Bool'")
+    # the output starts as bias (in input's dtype) and gathers each tap's product
+    out = apply(P["expand"], M.cast(bias, input._dtype), shape=(olen, B, cout))
+    if K:
+        x = _pad_dims(input, ((pad, pad), (0, 0), (0, 0)))
+        x = apply(P["cat"], *[_slice(x, 0, k, k + olen) for k in range(K)], dim=2)
+    else:       # no taps: a (olen, B, 0) operand still ties input and weight in (zero gradients)
+        x = _pad_dims(_slice(input, 2, 0, 0), ((0, olen - T), (0, 0), (0, 0)))
+    out = apply(P["add"], apply(P["matmul"], x, _reshape(weight, (K * cin, cout))), out)
+    return rename(out, "ConvTbcBackward0")
 
 
 def _conv_format(nd, input, weight, groups):
@@ -1193,6 +1237,63 @@ def _aa_taps(n_in, n_out, align_corners, scale, mode):
     return idx, wts, mask
 
 
+def _u8_taps(n_in, n_out, align_corners, scale, mode, antialias):
+    """(idx, weights, precision) of PyTorch's uint8 bilinear/bicubic/lanczos resampling
+    (UpSampleKernel.cpp _compute_index_ranges_int16_weights): the float kernels' taps (a
+    clamped index's weights summed into one tap, as its index ranges hold each pixel once),
+    scaled by 2**precision (the largest that keeps 2 * the largest weight under 2**15) and
+    rounded half away from zero to integers."""
+    if antialias:
+        idx, wts, mask = _aa_taps(n_in, n_out, align_corners, scale, mode)
+        wts = np.where(mask, wts, 0.0)
+    else:
+        idx4, w4 = (_cubic_taps if mode == "bicubic" else _linear_taps)(n_in, n_out,
+                                                                         align_corners, scale)
+        idx = np.repeat(idx4[:, :1], idx4.shape[1], axis=1)
+        wts = np.zeros(idx4.shape)
+        for i in range(n_out):
+            for j, k in enumerate(np.unique(idx4[i])):
+                idx[i, j] = k
+                wts[i, j] = w4[i][idx4[i] == k].sum()
+    wmax = builtins.max(float(wts.max()) if wts.size else 0.0, 0.0)
+    prec = 0
+    while prec < 22 and int(0.5 + wmax * (1 << (prec + 1))) < (1 << 15):
+        prec += 1
+    v = wts * (1 << prec)
+    return idx, np.trunc(np.where(v < 0, v - 0.5, v + 0.5)).astype(np.int32), prec
+
+
+def _interpolate_uint8(input, sizes_in, out_sizes, scales, mode, align_corners, antialias):
+    """PyTorch's uint8 bilinear/bicubic/lanczos: separable fixed-point passes, width then height
+    (a dimension whose size does not change is not resampled), each pass summing uint8 * int16
+    weights in int32, rounding by + 2**(precision - 1), shifting right and clamping to 0..255."""
+    x = input
+    for d in (3, 2):
+        n, o = sizes_in[d - 2], out_sizes[d - 2]
+        if n == o:
+            continue
+        idx, w, prec = _u8_taps(n, o, align_corners, None if scales is None else scales[d - 2],
+                                mode, antialias)
+        if d == 2 and out_sizes[1] == 1 and input.shape[1] > 4 and \
+                _fmt(input) is _mf.contiguous_format:
+            # PyTorch's generic kernel (more than 4 channels, contiguous) gives every output row
+            # the taps of row 0 when the output is 1 pixel wide; matched so results are equal
+            idx, w = np.repeat(idx[:1], o, 0), np.repeat(w[:1], o, 0)
+        k = idx.shape[1]
+        g = apply(P["index"], x, wrap_like(np.ascontiguousarray(idx), dt.int64, x), pos=(d,))
+        g = apply(P["cast"], g, dtype=dt.int32)
+        tail = (1,) * (3 - d)
+        g = apply(P["mul"], g, _const(w.reshape((o, k) + tail), dt.int32, x))
+        acc = apply(P["sum"], g, dims=(d + 1,), keepdim=False, dtype=dt.int32)
+        acc = apply(P["bitwise_right_shift"], apply(P["add"], acc, 1 << (prec - 1)), prec)
+        acc = apply(P["minimum"], apply(P["maximum"], acc, _full((), 0, dt.int32, x)),
+                    _full((), 255, dt.int32, x))
+        x = apply(P["cast"], acc, dtype=dt.uint8)
+    if x is input:
+        x = apply(P["copy"], input)
+    return _mf.lay_out(x, _fmt(input))
+
+
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     if not isinstance(input, Tensor):
@@ -1254,8 +1355,14 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = None if recompute_scale_factor else sf
     else:
         raise ValueError("either size or scale_factor should be defined")
-    if any(o <= 0 for o in out_sizes):
-        raise RuntimeError(f"interpolate: output size {list(out_sizes)} must be greater than 0 "
+    if mode != "area" and any(n <= 0 for n in sizes_in + out_sizes):
+        names = "DHW"[3 - nd:]
+        fi = ", ".join(f"{c}: {n}" for c, n in zip(names, sizes_in))
+        fo = ", ".join(f"{c}: {n}" for c, n in zip(names, out_sizes))
+        raise RuntimeError(f"Input and output sizes should be greater than 0, but got input ({fi})"
+                           f"{' and' if nd == 1 else ''} output ({fo})")
+    if any(o < 0 for o in out_sizes):
+        raise RuntimeError(f"interpolate: output size {list(out_sizes)} must not be negative "
                            f"(input size {list(sizes_in)})")
     # PyTorch's upsample kernels take floats (and uint8 for some); its refusals, by kernel
     kern = None
@@ -1273,6 +1380,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         kern = kern[mode]
     if kern is not None:
         raise NotImplementedError(f"\"{kern}\" not implemented for '{dt.tname(input._dtype)}'")
+    if mode != "area" and input.shape[1] == 0:     # (PyTorch's upsample kernels' check)
+        raise RuntimeError(f"Non-empty {input.ndim}D data tensor expected but got a tensor with "
+                           f"sizes {list(input.shape)}")
     if mode == "area":
         return adaptive_avg_pool1d(input, out_sizes) if nd == 1 else \
             adaptive_avg_pool2d(input, out_sizes) if nd == 2 else adaptive_avg_pool3d(input, out_sizes)
@@ -1291,6 +1401,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         name = {"nearest": "UpsampleNearest{}DBackward0",
                 "nearest-exact": "UpsampleNearestExact{}DBackward0"}[mode].format(nd)
         return rename(_mf.lay_out(x, _fmt(input)), name)
+    if x._dtype is dt.uint8:        # (the checks above let only 2-d bilinear/bicubic/lanczos by)
+        return _interpolate_uint8(input, sizes_in, out_sizes, scales, mode, align_corners,
+                                  antialias)
     _check_float("interpolate", x)
     for i in range(nd):
         n, o = sizes_in[i], out_sizes[i]

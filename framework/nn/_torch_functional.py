@@ -271,7 +271,7 @@ def native_dropout(input, p, train):
 TORCH_LEVEL = {
     "conv1d": FC.conv1d, "conv2d": FC.conv2d, "conv3d": FC.conv3d,
     "conv_transpose1d": FC.conv_transpose1d, "conv_transpose2d": FC.conv_transpose2d,
-    "conv_transpose3d": FC.conv_transpose3d,
+    "conv_transpose3d": FC.conv_transpose3d, "conv_tbc": FC.conv_tbc,
     "dropout": _dropout, "dropout_": _dropout_, "feature_dropout": _feature_dropout,
     "feature_dropout_": _feature_dropout_, "alpha_dropout": _alpha_dropout,
     "alpha_dropout_": _alpha_dropout_, "feature_alpha_dropout": _feature_alpha_dropout,
