@@ -1,5 +1,5 @@
-"""torch.ao: quantized tensors (_qtensor), fake quantization, quantize_dynamic with its
-observers (quantization) and dynamic quantized modules (nn)."""
+"""torch.ao: quantized tensors (_qtensor), fake quantization, eager-mode static and dynamic
+quantization with observers and QAT (quantization), quantized / QAT / fused modules (nn)."""
 import sys as _sys
 
 from ..tensor import Tensor as _Tensor

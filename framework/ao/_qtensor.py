@@ -36,6 +36,12 @@ class qscheme:
     def __reduce__(self):
         return (getattr, (_SCHEMES_MOD, self.name))
 
+    def __copy__(self):     # (a singleton, as torch's: deepcopy of a QConfig keeps it)
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
 
 per_tensor_affine = qscheme("per_tensor_affine")
 per_channel_affine = qscheme("per_channel_affine")
@@ -180,20 +186,40 @@ def quantize_per_channel(input, scales, zero_points, axis, dtype):
                   (per_channel_affine, s64, z64, axis))
 
 
-def choose_qparams(mn, mx, qmin, qmax, reduce_range=False):
-    """PyTorch's ChooseQuantizationParams (quantize_per_tensor_dynamic, dynamic linear): the
-    range [min(mn, 0), max(mx, 0)] onto [qmin, qmax] (halved with reduce_range); scale is a
-    double, the zero point the nearer-error candidate, rounded and clamped."""
-    mn, mx = min(float(np.float32(mn)), 0.0), max(float(np.float32(mx)), 0.0)
+def choose_qparams(mn, mx, qmin, qmax, reduce_range=False, preserve_sparsity=False):
+    """PyTorch's ChooseQuantizationParams (quantize_per_tensor_dynamic, dynamic linear, the fused
+    moving-average fake quantization): the range [min(mn, 0), max(mx, 0)] onto [qmin, qmax]
+    (halved with reduce_range; made symmetric with preserve_sparsity); scale is a double, cut
+    below at 6.1e-5, the zero point the nearer-error candidate, rounded and clamped."""
+    f32 = np.float32
+    mn, mx = float(f32(mn)), float(f32(mx))
     if reduce_range:
         qmin, qmax = qmin // 2, qmax // 2
+    sym = preserve_sparsity and mn < 0 < mx
+    if sym:
+        sqmin, sqmax = -((qmax - qmin) // 2 + 1), (qmax - qmin) // 2
+        ms = max(abs(mn / sqmin), abs(mx / sqmax))
+        mn, mx = float(f32(ms * sqmin)), float(f32(ms * sqmax))     # (C++ floats)
+    mn, mx = min(mn, 0.0), max(mx, 0.0)
     scale = (mx - mn) / (qmax - qmin)
     with np.errstate(all="ignore"):
         if np.float32(scale) == 0 or np.isinf(np.float32(1) / np.float32(scale)):
             scale = 0.1
+    small = float(f32(6.1e-5))
+    if scale < small:
+        amp = float(f32(small / f32(scale)))
+        if mn == 0.0:
+            mx = float(f32(small * (qmax - qmin)))
+        elif mx == 0.0:
+            mn = float(f32(-small * (qmax - qmin)))
+        else:
+            mn, mx = float(f32(mn * amp)), float(f32(mx * amp))
+        scale = small
     zp_min, zp_max = qmin - mn / scale, qmax - mx / scale
     err_min, err_max = abs(qmin) - abs(mn / scale), abs(qmax) - abs(mx / scale)
     zp = zp_min if err_min < err_max else zp_max
+    if sym:
+        zp = (qmin + qmax) / 2
     zp = qmin if zp < qmin else qmax if zp > qmax else int(np.rint(zp))
     return scale, zp
 
@@ -498,3 +524,16 @@ def inplace_q(self, p, args, attrs):
     np.copyto(self._data, r._data)
     self._bump()
     return self
+
+
+def on_ints(x, fn, round_result):
+    """fn (a pool) run on a per-tensor quantized x's integers as float32; the result rounded
+    half to even (averages) and quantized with x's parameters."""
+    _per_tensor(x)
+    zp = x._q[2] if round_result else 0     # (average padding counts as the zero point)
+    r = np.asarray(_dispatch.values(fn(wrap(np.asarray(x._data, np.float32) - np.float32(zp),
+                                            dt.float32))))
+    if round_result:
+        lo, hi = _RANGE[x._dtype.name]
+        r = np.clip(np.rint(r) + zp, lo, hi)
+    return make_q(np.ascontiguousarray(r.astype(x._dtype.np)), x._dtype, x._q)

@@ -608,7 +608,21 @@ def _pool_setup(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode
     return x, unb, k, s, p, d, outs, pads
 
 
+def _is_q(x):
+    return isinstance(x, Tensor) and x._dtype.category == 4
+
+
+def _q_pool(x, fn, average):
+    """A pool of a quantized tensor (PyTorch's QuantizedCPU kernels): fn on its integers,
+    averages rounded half to even; the quantization parameters stay."""
+    from ..ao import _qtensor as Q
+    return Q.on_ints(x, fn, average)
+
+
 def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    if _is_q(input) and not return_indices:
+        return _q_pool(input, lambda t: _max_pool(nd, op, t, kernel_size, stride, padding,
+                                                  dilation, ceil_mode, False), False)
     x, unb, k, s, p, d, outs, pads = _pool_setup(nd, op, input, kernel_size, stride, padding,
                                                  dilation, ceil_mode)
     if not (x._dtype.is_floating_point or x._dtype.category == 1):
@@ -660,6 +674,10 @@ def max_pool3d_with_indices(input, kernel_size, stride=None, padding=0, dilation
 
 def _avg_pool(nd, op, input, kernel_size, stride, padding, ceil_mode, count_include_pad,
               divisor_override):
+    if _is_q(input):
+        return _q_pool(input, lambda t: _avg_pool(nd, op, t, kernel_size, stride, padding,
+                                                  ceil_mode, count_include_pad,
+                                                  divisor_override), True)
     if nd == 3 and isinstance(input, Tensor) and input.ndim in (4, 5):
         # PyTorch's avg_pool3d (and so lp_pool3d) checks the unpadded input against the
         # kernel before the output size
@@ -786,6 +804,8 @@ def _adaptive_check(op, input, nd):
 
 
 def _adaptive_avg(nd, op, input, output_size):
+    if _is_q(input):
+        return _q_pool(input, lambda t: _adaptive_avg(nd, op, t, output_size), True)
     _adaptive_check(op, input, nd)
     _check_float(op, input)
     osz = _adaptive_sizes(op, input, nd, output_size)

@@ -1,2 +1,2 @@
-"""torch.ao.nn: quantized modules (dynamic Linear)."""
-from . import quantized  # noqa: F401
+"""torch.ao.nn: quantized modules (static and dynamic), QAT modules and fused modules."""
+from . import quantized, qat, intrinsic  # noqa: F401

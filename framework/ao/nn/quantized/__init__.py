@@ -1,2 +1,5 @@
-"""torch.ao.nn.quantized: only its dynamic modules are built."""
+"""torch.ao.nn.quantized: static quantized modules and the dynamic ones (dynamic)."""
 from . import dynamic  # noqa: F401
+from .modules import (Quantize, DeQuantize, Conv1d, Conv2d, Conv3d, Linear,  # noqa: F401
+                      ReLU6, Hardswish, Embedding, LayerNorm, BatchNorm2d, Dropout, FloatFunctional,
+                      QFunctional)
