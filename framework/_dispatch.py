@@ -443,6 +443,10 @@ def _anomaly_trace(node):
     node.metadata = {"traceback_": traceback.format_list(frames)}
 
 
+WRAPPED = -1          # node.versions entry of a saved Python number: freed, never checked
+_NUMBER = frozenset((int, float, complex, bool))
+
+
 def record(p, args, attrs, outs, name=None):
     """Attach a grad_fn Node to the floating outputs `outs` of primitive `p` applied to `args`.
     Runs on every eager op that needs a gradient, so it does only list appends (and, under
@@ -460,7 +464,10 @@ def record(p, args, attrs, outs, name=None):
         if isinstance(a, Tensor):
             if a._view_src is not None and STATE.tracer is None:
                 rebase_view(a)
-            if every or i in saves:
+            if (every or i in saves) and a._const:
+                saved.append(a)
+                versions.append(None)
+            elif every or i in saves:
                 b = a._base
                 if a._inf or b is not None and b._inf:
                     raise RuntimeError(
@@ -483,7 +490,9 @@ def record(p, args, attrs, outs, name=None):
                 edges.append(None)
         else:
             saved.append(a)
-            versions.append(None)
+            # a number the rule reads: PyTorch saves it as a wrapped-number tensor (x * 2's
+            # MulBackward0), freed by backward like any saved tensor (engine._release)
+            versions.append(WRAPPED if (every or i in saves) and type(a) in _NUMBER else None)
             edges.append(None)
     nm = name or (p.grad_name if p.name not in _NAME_BY_ARGS else _NAME_BY_ARGS[p.name](args, attrs))
     cls = _NODE_CLASSES.get((nm, None)) or node_class(nm)
@@ -593,11 +602,11 @@ def pack_node(node, hooks):
     prev = STATE.grad_enabled
     STATE.grad_enabled = False
     try:
-        if any(isinstance(s, Tensor) for s in saved):
+        if any(isinstance(s, Tensor) and not s._const for s in saved):
             versions = node.versions
             saved = PackedList(saved)
             for i, s in enumerate(saved):
-                if isinstance(s, Tensor):
+                if isinstance(s, Tensor) and not s._const:
                     saved[i] = Packed(s, pack, unpack)
                     versions[i] = None
             node.saved = saved
@@ -605,6 +614,26 @@ def pack_node(node, hooks):
             node.out = PackedList(Packed(r(), pack, unpack, i) for i, r in enumerate(node.oref))
     finally:
         STATE.grad_enabled = prev
+
+
+def const(t):
+    """Mark t, a tensor a composite op built from scalars (tril's mask, interpolate's taps), as
+    no saved tensor of PyTorch's node for the op (TrilBackward0 saves only `diagonal`): a node
+    that saves it keeps it after backward, without version check or saved_tensors_hooks."""
+    t._const = True
+    return t
+
+
+def keep_saved(t):
+    """The Python numbers t's node saved are no saved tensors of PyTorch's node for the
+    composite op it is part of (LerpBackward0 keeps a scalar weight as a scalar): t's node
+    keeps them after backward (engine._release frees a WRAPPED number)."""
+    n = t._node
+    if n is not None and type(n.saved) is list:
+        for i, v in enumerate(n.versions):
+            if v == WRAPPED:
+                n.versions[i] = None
+    return t
 
 
 def call(name, *args, **attrs):

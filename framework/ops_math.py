@@ -10,7 +10,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dims, norm_dim
 from runtime import dtypes as dt
 from . import _dispatch
-from ._dispatch import apply, STATE, rename
+from ._dispatch import apply, STATE, rename, keep_saved
 from .tensor import Tensor
 from . import _memory_format as _mf
 from ._sparse_storage import SparseLayoutError
@@ -531,7 +531,8 @@ def _scaled(name, a, b, alpha):
     if isinstance(alpha, bool) and d.category > 0 or not isinstance(alpha, (bool, int, float)):
         raise TypeError(f"{name}(): alpha must be a Python number matching the input dtype "
                         f"{d}, got {alpha!r}")
-    b = apply(P["mul"], b, alpha) if isinstance(b, Tensor) else b * alpha
+    # (PyTorch's Add/SubBackward0 keep alpha as a scalar: no saved tensor to free)
+    b = keep_saved(apply(P["mul"], b, alpha)) if isinstance(b, Tensor) else b * alpha
     r = apply(p, a, b)
     return r if r._dtype is d else apply(P["cast"], r, dtype=d)
 
@@ -806,9 +807,9 @@ def lerp(input, end, weight, *, out=None):
     # torch's formula: start + w (end - start) for |w| < 0.5, else end - (end - start)(1 - w)
     # (exact at w == 1, and its own NaN/inf results: lerp(-inf, 1, 0.5) is -inf)
     d = apply(P["sub"], end, input)
-    lo = lambda: apply(P["add"], input, apply(P["mul"], w, d))                   # noqa: E731
-    hi = lambda: apply(P["add"], end, apply(P["mul"], d, apply(P["sub"], w, 1)   # noqa: E731
-                                            if isinstance(w, Tensor) else w - 1))
+    lo = lambda: apply(P["add"], input, keep_saved(apply(P["mul"], w, d)))       # noqa: E731
+    hi = lambda: apply(P["add"], end, keep_saved(apply(P["mul"], d, apply(     # noqa: E731
+        P["sub"], w, 1) if isinstance(w, Tensor) else w - 1)))
     if isinstance(w, Tensor):
         r = where(apply(P["lt"], apply(P["abs"], w), 0.5), lo(), hi())
         ops = (input, end, w)
@@ -825,8 +826,8 @@ def lerp(input, end, weight, *, out=None):
 def addcmul(input, tensor1, tensor2, *, value=1, out=None):
     """input + value * tensor1 * tensor2, in the dtype the three promote to (an integer result
     takes int(value), as PyTorch casts the scalar to it)."""
-    return write_out(_addc(input, apply(P["mul"], tensor1, tensor2), value, tensor1, tensor2),
-                     out)
+    return write_out(rename(_addc(input, apply(P["mul"], tensor1, tensor2), value, tensor1,
+                                  tensor2), "AddcmulBackward0"), out)
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
@@ -841,8 +842,8 @@ def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
                            "as (input + value * tensor1 / tensor2) for float inputs. The future "
                            "addcdiv behavior is just the latter implementation: (input + value * "
                            "tensor1 / tensor2), for all dtypes.")
-    return write_out(_addc(input, apply(P["div"], tensor1, tensor2), value, tensor1, tensor2),
-                     out)
+    return write_out(rename(_addc(input, apply(P["div"], tensor1, tensor2), value, tensor1,
+                                  tensor2), "AddcdivBackward0"), out)
 
 
 def _addc(input, prod, value, tensor1, tensor2):
@@ -932,13 +933,13 @@ def hypot(input, other, *, out=None):
 def deg2rad(input):
     if input._dtype.is_complex:
         raise RuntimeError("deg2rad is not supported for complex tensors.")
-    return mul(input, math.pi / 180)
+    return rename(mul(input, math.pi / 180), "Deg2RadBackward0")
 
 
 def rad2deg(input):
     if input._dtype.is_complex:
         raise RuntimeError("rad2deg is not supported for complex tensors.")
-    return mul(input, 180 / math.pi)
+    return rename(mul(input, 180 / math.pi), "Rad2DegBackward0")
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):

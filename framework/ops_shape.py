@@ -8,7 +8,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.layout import infer_shape
 from runtime import dtypes as dt
-from ._dispatch import STATE, apply, rename, values
+from ._dispatch import STATE, apply, rename, values, const
 from .tensor import Tensor
 from . import _memory_format as _mf
 from .nested._storage import NestedLayoutError
@@ -759,7 +759,7 @@ def _tri(input, diagonal, lower):
     n, m = input._data.shape[-2:]
     i = reshape(arange(n, device=input.device), (n, 1))
     j = reshape(arange(m, device=input.device), (1, m))
-    mask = apply(P["le"] if lower else P["ge"], apply(P["sub"], j, i), diagonal)
+    mask = const(apply(P["le"] if lower else P["ge"], apply(P["sub"], j, i), diagonal))
     r = apply(P["where"], mask, input, 0)
     if r._dtype is not input._dtype:
         r = apply(P["cast"], r, dtype=input._dtype)

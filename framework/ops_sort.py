@@ -4,6 +4,7 @@ computations are extern primitives; values come from `gather`, so gradients flow
 import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
+from compiler.ops.stl_order import all_equal_nth
 from runtime import dtypes as dt
 from ._dispatch import apply, rename, values, wrap, wrap_like
 from .tensor import Tensor
@@ -52,8 +53,7 @@ def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
         raise RuntimeError(f"topk(): selected index k out of range (k={k}, size {n} at dim {d})")
     if input.ndim == 0:
         return _named("topk")(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
-    idx = apply(P["argsort"], input, dim=d, descending=largest, stable=True)
-    idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=0, stop=k, step=1))  # own buffer
+    idx = apply(P["topk_index"], input, k, dim=d, largest=largest, sorted=sorted)
     v = rename(apply(P["gather"], input, idx, dim=d), "TopkBackward0")
     return _named("topk")(v, idx)
 
@@ -73,8 +73,7 @@ def kthvalue(input, k, dim=-1, keepdim=False, *, out=None):
     if input.ndim == 0:
         return _named("kthvalue")(rename(apply(P["copy"], input), "KthvalueBackward0"),
                                   wrap_like(np.zeros((), np.int64), dt.int64, input))
-    idx = apply(P["argsort"], input, dim=d, descending=False, stable=True)
-    idx = apply(P["copy"], apply(P["slice"], idx, dim=d, start=k - 1, stop=k, step=1))
+    idx = apply(P["kthvalue_index"], input, k, dim=d)
     v, i = _select_along(input, idx, d, keepdim)
     return _named("kthvalue")(rename(v, "KthvalueBackward0"), i)
 
@@ -90,7 +89,7 @@ def _median_pos_ops(input, d, ignore_nan):
         nans = M.mul(M.sum(M.isnan(input), d, keepdim=True), 0)
     m = M.sub(n, nans)
     if ignore_nan:
-        k = M.where(M.gt(m, 0), M.floor_divide(M.sub(m, 1), 2), n // 2)
+        k = M.where(M.gt(m, 0), M.floor_divide(M.sub(m, 1), 2), all_equal_nth(n, 0))
     else:
         k = M.where(M.gt(nans, 0), m, (n - 1) // 2)
     from .ops_index import gather
@@ -115,8 +114,9 @@ def _median_pos(input, d, ignore_nan):
         nans = np.zeros([1 if k == d else s for k, s in enumerate(input._data.shape)], np.int64)
     m = n - nans
     if ignore_nan:
-        # an all-NaN row answers NaN; position n // 2 is the index torch's CPU kernel reports
-        k = np.where(m > 0, (m - 1) // 2, n // 2)
+        # an all-NaN row answers NaN, at the index std::nth_element leaves first among n
+        # equivalent keys (torch's cpu kernel)
+        k = np.where(m > 0, (m - 1) // 2, all_equal_nth(n, 0))
     else:
         k = np.where(nans > 0, m, (n - 1) // 2)
     return wrap(np.take_along_axis(order, k.astype(np.int64), axis=d), dt.int64)

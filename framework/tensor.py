@@ -111,6 +111,7 @@ class Tensor:
     _retain = False
     _is_param = False
     _inf = False        # made under inference_mode (see is_inference)
+    _const = False      # a composite op's constant, saved as no tensor (_dispatch.const)
     __array_priority__ = 1000
 
     def __init__(self, *args, dtype=None, device=None):

@@ -575,8 +575,211 @@ def test_old_style_autograd_function_is_refused_by_transforms():
         with pytest.raises(RuntimeError, match="must override the setup_context staticmethod"):
             t(Exp.apply)
     np.testing.assert_allclose(grad(lambda a: Exp2.apply(a).sum())(x).numpy(), np.exp([0.0, 1.0]))
+    # vmap needs a vmap staticmethod or generate_vmap_rule=True (PyTorch refuses Exp2)
+    with pytest.raises(RuntimeError, match="vmap over Exp2, but it does not have vmap support"):
+        vmap(Exp2.apply)(x)
+    Exp2.generate_vmap_rule = True
     np.testing.assert_allclose(vmap(Exp2.apply)(x).numpy(), np.exp([0.0, 1.0]))
     # outside a transform the old style still works
     y = torch.tensor([1.0], requires_grad=True)
     Exp.apply(y).backward()
     np.testing.assert_allclose(y.grad.numpy(), [np.e])
+
+
+# ---- custom autograd.Function under vmap: its vmap staticmethod, or the generated rule ------
+
+def _cube_fn(calls):
+    class Cube(torch.autograd.Function):
+        @staticmethod
+        def forward(x, y):
+            return x ** 3 + y, 3 * x ** 2
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(inputs[0], output[1])
+
+        @staticmethod
+        def backward(ctx, g, gd):
+            x, d = ctx.saved_tensors
+            return g * d + gd * 6 * x, g
+
+        @staticmethod
+        def vmap(info, in_dims, x, y):
+            calls.append((info.batch_size, info.randomness, in_dims, tuple(x.shape),
+                          tuple(y.shape)))
+            xd, yd = in_dims
+            x = x.movedim(xd, 0)
+            return Cube.apply(x, y if yd is None else y.movedim(yd, 0)), (0, 0)
+    return Cube
+
+
+def test_function_vmap_staticmethod_is_called():
+    calls = []
+    Cube = _cube_fn(calls)
+    a = np.arange(6.).reshape(2, 3)
+    x, y = torch.tensor(a), torch.tensor([1., -1.], dtype=torch.float64)
+    r, d = vmap(Cube.apply, in_dims=(1, None))(x, y)
+    assert calls == [(3, "error", (1, None), (2, 3), (2,))]
+    np.testing.assert_allclose(r.numpy(), a.T ** 3 + [1., -1.])
+    np.testing.assert_allclose(d.numpy(), 3 * a.T ** 2)
+    calls.clear()
+    vmap(Cube.apply, in_dims=(0, 0), randomness="same")(x, x)
+    assert calls == [(2, "same", (0, 0), (2, 3), (2, 3))]
+    calls.clear()
+    # nested: the inner level's rule first (its tensors still batched at the outer level)
+    vmap(vmap(Cube.apply, in_dims=(0, None)), in_dims=(0, None))(x.reshape(2, 3, 1), y[:1])
+    assert calls == [(3, "error", (0, None), (3, 1), (1,)), (2, "error", (0, None), (2, 3, 1),
+                                                             (1,))]
+    calls.clear()
+    # gradients reach the input through the rule's own apply on the unbatched tensors
+    y3 = torch.ones(3, dtype=torch.float64)
+    g = grad(lambda t: vmap(Cube.apply, in_dims=(0, None))(t, y3)[0].sum())(x)
+    np.testing.assert_allclose(g.numpy(), 3 * a ** 2)
+    assert len(calls) == 1
+
+
+def test_function_vmap_refusals():
+    x = torch.ones(2, 3)
+
+    def fn(gen=False, rule=None):
+        class F_(torch.autograd.Function):
+            generate_vmap_rule = gen
+
+            @staticmethod
+            def forward(t):
+                return t * 2
+
+            @staticmethod
+            def setup_context(ctx, inputs, output):
+                pass
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * 2
+        if rule is not None:
+            F_.vmap = staticmethod(rule)
+        return F_
+    with pytest.raises(RuntimeError, match="F_, but it does not have vmap support. Please "
+                                           "override and implement the vmap staticmethod or set "
+                                           "generate_vmap_rule=True"):
+        vmap(fn().apply)(x)
+    with pytest.raises(RuntimeError, match="it has both generate_vmap_rule=True and an "
+                                           "overridden vmap staticmethod"):
+        vmap(fn(True, lambda info, d, t: (t * 2, 0)).apply)(x)
+    with pytest.raises(RuntimeError, match="Expected the vmap staticmethod to have two returns, "
+                                           "an output and out_dims .* Got a <class "
+                                           "'torch.Tensor'> instead"):
+        vmap(fn(rule=lambda info, d, t: t * 2).apply)(x)
+    with pytest.raises(RuntimeError, match="returned an incompatible \\(output, out_dims\\) "
+                                           "tuple. Expected out_dims=\\(0, 0\\)"):
+        vmap(fn(rule=lambda info, d, t: (t * 2, (0, 0))).apply)(x)
+    # out_dims None: the same output for every sample, expanded by vmap
+    r = vmap(fn(rule=lambda info, d, t: (t.sum(0) * 0 + 1, None)).apply)(x)
+    np.testing.assert_array_equal(r.numpy(), np.ones((2, 3)))
+
+
+def test_function_generated_vmap_rule_with_grad():
+    class Scale(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x, w):
+            return x * w, (x * w).sum()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(*inputs)
+            ctx.k = 3.0
+
+        @staticmethod
+        def backward(ctx, g, gs):
+            x, w = ctx.saved_tensors
+            return (g + gs) * w * ctx.k, (g + gs) * x
+    a = np.arange(6.).reshape(2, 3)
+    x, w = torch.tensor(a), torch.tensor([1., 2., 3.], dtype=torch.float64)
+    # per-sample backward: d/dx of sum(x*w) + sum(x*w) is 2 * 3 * w (the k in backward)
+    g = vmap(grad(lambda t: Scale.apply(t, w)[1] * 2))(x)
+    np.testing.assert_allclose(g.numpy(), np.broadcast_to(2 * 3 * w.numpy(), (2, 3)))
+    # an unbatched input's gradient is summed over the batch
+    gw = grad(lambda v: vmap(Scale.apply, in_dims=(0, None))(x, v)[1].sum())(w)
+    np.testing.assert_allclose(gw.numpy(), a.sum(0))
+    wl = w.clone().requires_grad_()
+    vmap(Scale.apply, in_dims=(0, None))(x, wl)[0].sum().backward()
+    np.testing.assert_allclose(wl.grad.numpy(), a.sum(0))
+
+
+# ---- BatchNorm under vmap ------------------------------------------------------------------
+
+_BN_REFUSAL = ("Batch norm got a batched tensor as input while the running_mean or running_var, "
+               "which will be updated in place, were not batched.")
+
+
+def _bn_model():
+    m = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor(np.arange(12.).reshape(4, 3) / 10 - .5))
+        m[0].bias.zero_()
+    return m
+
+
+def _bn_ref(a, W, rm, rv, momentum=0.1, eps=1e-5):
+    """Training batch norm of a @ W.T (float64): output and updated running stats."""
+    h = a @ W.T
+    mu, var = h.mean(0), h.var(0)
+    y = (h - mu) / np.sqrt(var + eps)
+    n = h.shape[0]
+    return (y, (1 - momentum) * rm + momentum * mu,
+            (1 - momentum) * rv + momentum * var * n / (n - 1))
+
+
+def test_vmap_batchnorm_stacked_buffers_update_each_model():
+    import copy
+    models = [_bn_model().double(), _bn_model().double()]
+    with torch.no_grad():
+        models[1][0].weight.mul_(-2)
+    params, buffers = torch.func.stack_module_state(models)
+    base = copy.deepcopy(models[0])
+    a = np.sin(np.arange(30.)).reshape(2, 5, 3)
+    y = vmap(lambda p, b, t: torch.func.functional_call(base, (p, b), (t,)))(
+        params, buffers, torch.tensor(a, dtype=torch.float64))
+    W = np.arange(12.).reshape(4, 3) / 10 - .5
+    for i, Wi in enumerate((W, -2 * W)):
+        ry, rm, rv = _bn_ref(a[i], Wi, np.zeros(4), np.ones(4))
+        np.testing.assert_allclose(y[i].detach().numpy(), ry, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(buffers["1.running_mean"][i].numpy(), rm, rtol=1e-6)
+        np.testing.assert_allclose(buffers["1.running_var"][i].numpy(), rv, rtol=1e-6)
+    np.testing.assert_array_equal(buffers["1.num_batches_tracked"].numpy(), [1, 1])
+
+
+def test_vmap_batchnorm_unbatched_running_stats_refused():
+    m = _bn_model().double()
+    x = torch.tensor(np.sin(np.arange(30.)).reshape(2, 5, 3))
+    with pytest.raises(RuntimeError, match=_BN_REFUSAL):
+        vmap(m)(x)
+    np.testing.assert_array_equal(m[1].running_mean.numpy(), np.zeros(4))   # not updated
+    with pytest.raises(RuntimeError, match=_BN_REFUSAL):
+        vmap(lambda t: F.batch_norm(t, torch.zeros(3), torch.ones(3), training=True))(
+            torch.ones(2, 4, 3))
+    # eval mode reads the running stats only: allowed
+    m.eval()
+    np.testing.assert_allclose(vmap(m)(x).detach().numpy(),
+                               (np.sin(np.arange(30.)).reshape(2, 5, 3) @ (
+                                   np.arange(12.).reshape(4, 3) / 10 - .5).T) / np.sqrt(1 + 1e-5),
+                               rtol=1e-6)
+
+
+def test_replace_all_batch_norm_modules():
+    m = nn.Sequential(_bn_model(), nn.BatchNorm2d(2, track_running_stats=False))
+    assert torch.func.replace_all_batch_norm_modules_(m) is m
+    bn = m[0][1]
+    assert bn.running_mean is None and bn.running_var is None
+    assert bn.num_batches_tracked is None and bn.track_running_stats is False
+    assert "track_running_stats=False" in repr(bn)
+    a = np.sin(np.arange(30.)).reshape(2, 5, 3)
+    W = np.arange(12.).reshape(4, 3) / 10 - .5
+    for mode in ("train", "eval"):          # eval: batch statistics too (no running stats)
+        getattr(m[0], mode)()
+        y = vmap(m[0])(torch.tensor(a, dtype=torch.float32))
+        for i in range(2):
+            np.testing.assert_allclose(y[i].detach().numpy(), _bn_ref(a[i], W, 0, 1)[0],
+                                       rtol=1e-4, atol=1e-5)

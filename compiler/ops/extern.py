@@ -5,6 +5,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ..ir.registry import AVal, Prim, register, norm_dim
+from . import stl_order
 
 
 def _argsort_meta(x, dim=-1, descending=False, stable=False):
@@ -15,6 +16,15 @@ def _argsort_meta(x, dim=-1, descending=False, stable=False):
 def _argsort_xp(xp, out, x, dim=-1, descending=False, stable=False):
     if x.ndim == 0:
         return xp.zeros((), np.int64)
+    if xp is np and not stable and not (
+            x.ndim == 1 and x.size >= 32768 and x.dtype.kind in "iu" and not descending):
+        # PyTorch's cpu sort is std::sort: its own order among ties (a 1-d integer input of
+        # 32768 or more ascending takes fbgemm's radix sort, which is stable)
+        return stl_order.sort_indices(x, dim, descending, _stable_argsort)
+    return _stable_argsort(x, dim, descending, xp)
+
+
+def _stable_argsort(x, dim, descending, xp=np):
     kind = "stable" if xp is np else None       # (CuPy's sort is always stable: kind=None)
     if descending:
         # stable descending: sort the reversed array ascending by negated key order
@@ -29,6 +39,33 @@ def _argsort_xp(xp, out, x, dim=-1, descending=False, stable=False):
 
 
 register(Prim("argsort", "extern", _argsort_meta, None, differentiable=False, xp=_argsort_xp))
+
+
+def _topk_meta(x, k, dim=-1, largest=True, sorted=True):
+    d = norm_dim("topk", dim, len(x.shape))
+    return AVal(tuple(k if i == d else s for i, s in enumerate(x.shape)), dt.int64)
+
+
+def _topk_np(out, x, k, dim=-1, largest=True, sorted=True):
+    """Indices of torch.topk's cpu kernel: which of equal values it picks, and their order
+    with sorted=False (stl_order)."""
+    return stl_order.topk_indices(x, k, dim, largest, sorted)
+
+
+register(Prim("topk_index", "extern", _topk_meta, _topk_np, differentiable=False))
+
+
+def _kthvalue_meta(x, k, dim=-1):
+    d = norm_dim("kthvalue", dim, len(x.shape))
+    return AVal(tuple(1 if i == d else s for i, s in enumerate(x.shape)), dt.int64)
+
+
+def _kthvalue_np(out, x, k, dim=-1):
+    """Index (keepdim) of torch.kthvalue's cpu kernel: quick_select's pick among ties."""
+    return stl_order.kth_indices(x, k, dim)
+
+
+register(Prim("kthvalue_index", "extern", _kthvalue_meta, _kthvalue_np, differentiable=False))
 
 
 def _nonzero_meta(x):
@@ -95,21 +132,12 @@ def _mode_meta(x, dim=-1, keepdim=False):
 
 
 def _mode_np(out, x, dim=-1, keepdim=False):
-    # index of the most frequent value (smallest value on ties), last occurrence like torch CPU
+    # index of the most frequent value (smallest value on ties) where torch's cpu kernel's
+    # std::sort leaves the end of its run (stl_order)
     if x.ndim == 0:
         return np.zeros((), np.int64)
-    xm = np.moveaxis(x, dim, -1)
-    flat = xm.reshape(-1, xm.shape[-1])
-    res = np.empty(flat.shape[0], np.int64)
-    for r, row in enumerate(flat):
-        # (NaNs are each their own value: one wins only where every count is 1 and all are NaN)
-        vals, cnt = np.unique(row, return_counts=True, equal_nan=False)
-        v = vals[np.argmax(cnt)]
-        res[r] = np.nonzero(row == v)[0][-1] if v == v else np.nonzero(np.isnan(row))[0][0]
-    res = res.reshape(xm.shape[:-1])
-    if keepdim:
-        res = np.expand_dims(res, dim)
-    return res
+    res = stl_order.mode_indices(x, dim)
+    return res if keepdim else np.squeeze(res, dim)
 
 
 register(Prim("mode_index", "extern", _mode_meta, _mode_np, differentiable=False))

@@ -606,12 +606,14 @@ def _vjp_atan2(b, g, x, y, out=None):
 
 
 def _vjp_remainder(b, g, x, y, out=None):
-    gy = None if is_scalar(y) else sum_to(b, b.neg(b.mul(g, b.floor_divide(x, y))), y.shape)
+    gy = None if is_scalar(y) or not wants(b, 1) else \
+        sum_to(b, b.neg(b.mul(g, b.floor_divide(x, y))), y.shape)
     return (sum_to(b, g, x.shape) if not is_scalar(x) else None, gy)
 
 
 def _vjp_fmod(b, g, x, y, out=None):
-    gy = None if is_scalar(y) else sum_to(b, b.neg(b.mul(g, b.trunc(b.div(x, y)))), y.shape)
+    gy = None if is_scalar(y) or not wants(b, 1) else \
+        sum_to(b, b.neg(b.mul(g, b.trunc(b.div(x, y)))), y.shape)
     return (sum_to(b, g, x.shape) if not is_scalar(x) else None, gy)
 
 
@@ -647,9 +649,11 @@ def _remainder_np(a, b):
     return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
 
 
+# d/dx is g: only d/dy reads the operands (PyTorch saves them only when y requires grad)
 binary("remainder", _remainder_np, "arith", _vjp_remainder, "kiln_remainder({0}, {1})",
-       int_divisor=True)
-binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True)  # Triton %: C fmod
+       int_divisor=True, saves_for={0: (), 1: (0, 1)})
+binary("fmod", np.fmod, "arith", _vjp_fmod, "{0} % {1}", int_divisor=True,  # Triton %: C fmod
+       saves_for={0: (), 1: (0, 1)})
 # (2 and 3 are left to np.power, which already agrees with torch's products there)
 _CPOW_SPECIAL = {0.5: np.sqrt, -0.5: lambda x: 1.0 / np.sqrt(x), -1.0: lambda x: 1.0 / x,
                  -2.0: lambda x: 1.0 / (x * x)}

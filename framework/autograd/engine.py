@@ -71,7 +71,7 @@ def _version_error(t, oi, producer, v, now):
 
 def _check_version(node):
     for t, v in zip(node.saved, node.versions):
-        if v is not None:
+        if v is not None and v != _dispatch.WRAPPED:
             b = t._base
             now = t._vcount if b is None else b._vcount
             if now != v:
@@ -97,9 +97,23 @@ def _saved_outputs(node, create_graph):
     return res[0] if len(res) == 1 else tuple(res)
 
 
+# PyTorch nodes that save their input where Kiln's decomposition needs no saved tensor: freed
+# all the same, so a second backward raises as in PyTorch
+_TORCH_SAVES = frozenset(("AvgPool2DBackward0", "AvgPool3DBackward0", "AdaptiveAvgPool2DBackward0",
+                          "AdaptiveAvgPool3DBackward0", "MedianBackward0", "NanmedianBackward0",
+                          "DivBackward2", "AddcdivBackward0"))
+
+
+# nodes that save a Python-number operand as a tensor (x * 2, x / 2); composites built on
+# mul/div (mean, lerp, deg2rad) rename their node and save no such tensor
+_WRAPS = frozenset(("MulBackward0", "DivBackward0"))
+
+
 def _release(node):
     """Free what backward needed once (retain_graph=False). Nodes that saved only shapes and
     scalars stay runnable, as in PyTorch."""
+    if node._name in _TORCH_SAVES:
+        node.freed = True
     if node.fn is not None:
         if node.ctx._saved:
             node.ctx._free()
@@ -109,8 +123,9 @@ def _release(node):
         node.out = node.oref = None
         node.freed = True
     saved = node.saved
-    if saved is not None and (type(saved) is PackedList or
-                              any(v is not None for v in node.versions)):
+    if saved is not None and (type(saved) is PackedList or any(
+            v is not None and (v != _dispatch.WRAPPED or node._name in _WRAPS)
+            for v in node.versions)):
         node.saved = None
         node.freed = True
 

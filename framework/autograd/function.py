@@ -1,6 +1,7 @@
 """Custom differentiable ops: autograd.Function with a ctx, as in PyTorch. Its node takes part
 in the eager graph like any primitive's; its backward is the user's Python, run by the same
 engine (so when that backward uses differentiable ops, double backward works too)."""
+import collections
 import functools
 import sys
 
@@ -135,10 +136,19 @@ class Function(metaclass=_FunctionMeta):
                 "In order to use an autograd.Function with functorch transforms (vmap, grad, "
                 "jvp, jacrev, ...), it must override the setup_context staticmethod. For more "
                 "details, please see https://pytorch.org/docs/main/notes/extending.func.html")
+        if _dispatch.VMAP is not None:
+            r = _vmap_apply(cls, args, kwargs)
+            if r is not _NOT_BATCHED:
+                return r
         if _dispatch.FWAD is not None:     # a dual level: output tangents come from cls.jvp
             from .forward_ad import function_apply
             return function_apply(cls, args, kwargs, cls._apply)
         return cls._apply(FunctionCtx(), args, kwargs)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        raise NotImplementedError("To use autograd.Function with vmap, you must either override "
+                                  "the vmap staticmethod or set generate_vmap_rule=True.")
 
     @staticmethod
     def jvp(ctx, *grad_inputs):
@@ -258,6 +268,132 @@ def _pack_saved(ctx, node, outs, hooks):
     ctx._saved = tuple(packed)
     ctx._versions = (None,) * len(packed)
     ctx._packed = weakref.ref(node)
+
+
+_EXT = " For more details, please see https://pytorch.org/docs/main/notes/extending.func.html"
+_NOT_BATCHED = object()
+VmapInfo = collections.namedtuple("VmapInfo", ["batch_size", "randomness"])
+
+
+def _vmap_apply(cls, args, kwargs):
+    """cls.apply with an argument batched by a running vmap: PyTorch's rule for the innermost
+    such level. generate_vmap_rule=True runs forward on the batched tensors (_NOT_BATCHED: the
+    caller goes on) unless autograd records (_generated); an overridden vmap staticmethod is
+    called with VmapInfo, the in_dims and the unbatched tensors, and its (output, out_dims) is
+    batched again at that level."""
+    from ..func import _batched, _pytree
+    from ..func.vmap import LEVELS
+    lvl = max((_batched.level_of(a) for a in args), default=0)
+    if not lvl or cls.__module__.startswith("framework."):   # (Kiln's own: batched as is)
+        return _NOT_BATCHED
+    own = cls.vmap is not Function.vmap
+    if getattr(cls, "generate_vmap_rule", False):
+        if own:
+            raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it has both "
+                               f"generate_vmap_rule=True and an overridden vmap staticmethod. "
+                               f"Please set generate_vmap_rule=False or delete the overridden "
+                               f"vmap staticmethod to avoid ambiguity." + _EXT)
+        vals, in_dims = zip(*(_batched.unwrap(a, lvl) for a in args))
+        if not (STATE.grad_enabled and any(isinstance(v, Tensor) and v.requires_grad
+                                           for v in vals)):
+            return _NOT_BATCHED          # no graph to record: forward on the batched tensors
+        _, B, randomness = next(e for e in LEVELS if e[0] == lvl)
+        return _generated(cls, lvl, B, randomness, vals, in_dims, kwargs)
+    if not own:
+        raise RuntimeError(f"You tried to vmap over {cls.__name__}, but it does not have vmap "
+                           f"support. Please override and implement the vmap staticmethod or set "
+                           f"generate_vmap_rule=True." + _EXT)
+    _, B, randomness = next(e for e in LEVELS if e[0] == lvl)
+    vals, in_dims = zip(*(_batched.unwrap(a, lvl) for a in args))
+    r = cls.vmap(VmapInfo(B, randomness), tuple(in_dims), *vals, **kwargs)
+    if not (isinstance(r, tuple) and len(r) == 2):
+        got = "<class 'torch.Tensor'>" if isinstance(r, Tensor) else type(r)
+        raise RuntimeError(f"Expected the vmap staticmethod to have two returns, an output and "
+                           f"out_dims with pytree structure compatible with the output. Got a "
+                           f"{got} instead")
+    out, out_dims = r
+    flat, spec = _pytree.flatten(out)
+    dims = _pytree.broadcast_prefix(out_dims, spec)
+    if dims is None:
+        raise RuntimeError(f"The autograd.Function's vmap staticmethod returned an incompatible "
+                           f"(output, out_dims) tuple. Expected out_dims={out_dims} to be "
+                           f"compatible with the structure of `output`. out_dims has structure "
+                           f"{_pytree.flatten(out_dims)[1]} but output has structure {spec}." +
+                           _EXT)
+    res = []
+    for o, d in zip(flat, dims):
+        if d is not None and isinstance(o, Tensor):
+            o = _batched.make(o, d % max(o.dim(), 1), lvl)
+        res.append(o)
+    return _pytree.unflatten(res, spec)
+
+
+def _generated(cls, lvl, B, randomness, vals, in_dims, kwargs):
+    """generate_vmap_rule=True where autograd records: autograd sees only unbatched tensors,
+    so a Function on them runs cls's forward and setup_context, then cls's backward, under a
+    vmap level of their own (PyTorch's generated rule); the saved tensors keep their batch dim
+    from one to the other. A gradient for an unbatched input is summed over the batch."""
+    from ..func import _batched
+    from ..func.vmap import _push, _pop
+    from ..ops_shape import movedim
+    ictx = FunctionCtx()
+    saved = []
+    n_out = [1]
+
+    def phys(o, lv):
+        v, bd = _batched.unwrap(o, lv)
+        if bd is None:
+            return o.unsqueeze(0).expand(B, *o.shape)
+        return movedim(v, bd, 0)
+
+    class Generated(Function):
+        @staticmethod
+        def forward(*xs):
+            lv = _push(B, randomness)
+            try:
+                a = tuple(x if d is None else _batched.make(x, d, lv) for x, d in zip(xs, in_dims))
+                ictx.needs_input_grad = tuple(isinstance(x, Tensor) and x.requires_grad
+                                              for x in vals)
+                out = cls.forward(*a, **kwargs)
+                cls.setup_context(ictx, a, out)
+                saved[:] = [_batched.unwrap(t, lv) if isinstance(t, Tensor) else (t, None)
+                            for t in ictx._saved]
+                if isinstance(out, tuple):
+                    n_out[0] = len(out)
+                    return tuple(phys(o, lv) if isinstance(o, Tensor) else o for o in out)
+                return phys(out, lv)
+            finally:
+                _pop()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            pass
+
+        @staticmethod
+        def backward(ctx, *gs):
+            lv = _push(B, randomness)
+            try:
+                ictx._saved = tuple(v if bd is None else _batched.make(v, bd, lv)
+                                    for v, bd in saved)
+                ictx._versions = (None,) * len(saved)
+                r = cls.backward(ictx, *(None if g is None else _batched.make(g, 0, lv)
+                                         for g in gs))
+                r = r if isinstance(r, tuple) else (r,)
+                res = []
+                for g, d in zip(r, in_dims + (None,) * (len(r) - len(in_dims))):
+                    if isinstance(g, Tensor):
+                        g = phys(g, lv)
+                        g = g.sum(0) if d is None else movedim(g, 0, d)
+                    res.append(g)
+                return tuple(res)
+            finally:
+                _pop()
+
+    Generated.__name__ = cls.__name__
+    out = Generated.apply(*vals)
+    if isinstance(out, tuple):
+        return tuple(_batched.make(o, 0, lvl) if isinstance(o, Tensor) else o for o in out)
+    return _batched.make(out, 0, lvl)
 
 
 TRANSFORMS = [0]     # depth of running torch.func grad / vjp / jvp calls (framework/func/api.py)

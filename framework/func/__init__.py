@@ -2,7 +2,7 @@
 and functional_call / stack_module_state for using modules as functions."""
 from .vmap import vmap
 from .api import (grad, grad_and_value, vjp, jvp, jacrev, jacfwd, hessian, functional_call,
-                  stack_module_state, linearize)
+                  stack_module_state, linearize, replace_all_batch_norm_modules_)
 
 __all__ = ["vmap", "grad", "grad_and_value", "vjp", "jvp", "jacrev", "jacfwd", "hessian",
-           "linearize", "functional_call", "stack_module_state"]
+           "linearize", "functional_call", "stack_module_state", "replace_all_batch_norm_modules_"]

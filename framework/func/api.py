@@ -550,3 +550,17 @@ def stack_module_state(models):
     all_b = [dict(m.named_buffers()) for m in models]
     buffers = {k: stack([b[k].detach() for b in all_b]) for k in all_b[0]}
     return params, buffers
+
+
+def replace_all_batch_norm_modules_(root):
+    """torch.func.replace_all_batch_norm_modules_: every BatchNorm module in root (root
+    included) stops tracking running stats (running_mean, running_var, num_batches_tracked set
+    to None), so vmap can run it in training mode without batched buffers; returns root."""
+    from ..nn.modules.normalization import _BatchNorm
+    for m in root.modules():
+        if isinstance(m, _BatchNorm) and m.track_running_stats:
+            m.running_mean = None
+            m.running_var = None
+            m.num_batches_tracked = None
+            m.track_running_stats = False
+    return root

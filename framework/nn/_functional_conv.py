@@ -19,9 +19,10 @@ import numpy as np
 from compiler.ir.registry import REGISTRY as P
 from compiler.ops.conv import window_count
 from runtime import dtypes as dt
+from .. import _dispatch
 from .. import _memory_format as _mf
 from .. import ops_math as M
-from .._dispatch import STATE, apply, rename, wrap_like
+from .._dispatch import STATE, apply, rename, wrap_like, const
 from ..tensor import Tensor
 from ..nested._storage import NestedLayoutError
 
@@ -532,8 +533,9 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """col2im: (N, C*kH*kW, L) -> (N, C, H, W), summing overlapping values."""
     if input.ndim not in (2, 3):
-        raise RuntimeError(f"Input Error: Only unbatched (2D) or batched (3D) input Tensors are "
-                           f"supported (got {input.ndim}D)")
+        raise RuntimeError(f"Expected 2D or 3D (batch mode) tensor for input with possibly 0 "
+                           f"batch size and non-zero dimensions for input, but got: "
+                           f"{list(input.shape)}")
     x, unb = (_reshape(input, (1,) + tuple(input.shape)), True) if input.ndim == 2 else (input, False)
     osz = _ntuple(output_size, 2, "output_size", "fold")
     k = _ntuple(kernel_size, 2, "kernel_size", "fold")
@@ -978,6 +980,34 @@ def _update_running_traced(running_mean, running_var, mean, var, C, n, m):
                               (var.reshape(C) * n / (n - 1)).to(running_var.dtype) * m)
 
 
+def _vmap_batched_stats(input, running_mean, running_var):
+    """Under vmap, training batch_norm updates running stats in place: whether input is
+    batched, after PyTorch's refusal of running stats that are not batched at its level."""
+    from ..func._batched import level_of
+    lv = level_of(input)
+    if not lv:
+        return False
+    if any(t is not None and level_of(t) < lv for t in (running_mean, running_var)):
+        raise RuntimeError(
+            "Batch norm got a batched tensor as input while the running_mean or running_var, "
+            "which will be updated in place, were not batched.\nIf you are using a module and "
+            "do not need eval mode, please set `track_running_stats` to be False.If you are "
+            "using a prebuilt module and do not need eval mode, please see the functorch website "
+            "for resources on how to patch your module to work with vmap")
+    return True
+
+
+def _check_norm_dtypes(input, *params):
+    """PyTorch's norm kernels take parameters of the input's dtype, or float32 ones for a
+    float16/bfloat16 input; any other mix is refused (not promoted)."""
+    low = input._dtype in (dt.float16, dt.bfloat16)
+    for t in params:
+        if t is not None and t._dtype is not input._dtype and not (low and t._dtype is dt.float32):
+            if input._dtype is dt.float64 and t._dtype is dt.float32:
+                raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
+            raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-05):
     _check_float("batch_norm", input)
@@ -1006,15 +1036,18 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if n <= 1:
             raise ValueError(f"Expected more than 1 value per channel when training, got input "
                              f"size {input.size()}")
+        batched = _dispatch.VMAP is not None and _vmap_batched_stats(input, running_mean,
+                                                                       running_var)
         y, mean, var = _normalize(input, dims, eps)
         if running_mean is not None or running_var is not None:
             m = 0.0 if momentum is None else momentum
-            if STATE.tracer is not None:      # compile(): tensor ops, so the trace captures them
+            if STATE.tracer is not None or batched:   # compile(), vmap: tensor ops (the trace
+                # captures them; vmap writes each sample's statistics into its stacked buffer)
                 _update_running_traced(running_mean, running_var, mean, var, C, n, m)
             elif running_mean is not None:
                 _update_running(running_mean, mean._data.reshape(C), m)
-            if running_var is not None and STATE.tracer is None:   # unbiased running variance
-                _update_running(running_var, var._data.reshape(C) * n / (n - 1), m)
+            if running_var is not None and STATE.tracer is None and not batched:
+                _update_running(running_var, var._data.reshape(C) * n / (n - 1), m)  # unbiased
     else:
         if running_mean is None or running_var is None:
             raise RuntimeError("running_mean and running_var must be defined in evaluation mode")
@@ -1176,14 +1209,15 @@ def _apply_taps(x, d, idx, w, mask=None):
     dense (out x in) matrix, so a NaN or inf input reaches only the outputs that read it, as
     in PyTorch's kernels (a matrix product would spread it through 0 * inf = NaN)."""
     o, k = idx.shape
-    g = apply(P["index"], x, wrap_like(np.ascontiguousarray(idx, dtype=np.int64), dt.int64, x),
-              pos=(d,))                                              # .., O, K, ..
+    # (taps, weights and mask are constants: PyTorch's upsample nodes save only sizes)
+    i = const(wrap_like(np.ascontiguousarray(idx, dtype=np.int64), dt.int64, x))
+    g = apply(P["index"], x, i, pos=(d,))                             # .., O, K, ..
     tail = (1,) * (x.ndim - d - 1)
     if w is not None:
-        g = apply(P["mul"], g, _const(np.asarray(w).reshape((o, k) + tail), x._dtype, x))
+        g = apply(P["mul"], g, const(_const(np.asarray(w).reshape((o, k) + tail), x._dtype, x)))
     if mask is not None and not np.all(mask):
         m = wrap_like(np.ascontiguousarray(np.asarray(mask).reshape((o, k) + tail)), dt.bool_, x)
-        g = apply(P["where"], m, g, 0.0)
+        g = apply(P["where"], const(m), g, 0.0)
     return apply(P["sum"], g, dims=(d + 1,), keepdim=False)
 
 
@@ -1415,7 +1449,7 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             if n == o:
                 continue
             ii = _nearest_index(n, o, None if scales is None else scales[i], mode == "nearest-exact")
-            x = apply(P["index"], x, wrap_like(ii, dt.int64, x), pos=(2 + i,))
+            x = apply(P["index"], x, const(wrap_like(ii, dt.int64, x)), pos=(2 + i,))
         if x is input:
             x = apply(P["copy"], input)
         name = {"nearest": "UpsampleNearest{}DBackward0",

@@ -105,10 +105,11 @@ class _BatchNorm(_NormBase):
                              f"size {input.size()}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            if _dispatch.STATE.tracer is None:
+            if _dispatch.STATE.tracer is None and _dispatch.VMAP is None:
                 self.num_batches_tracked._data[...] += 1
                 self.num_batches_tracked._bump()
-            else:       # under compile(): an in-place op the trace captures (and replays)
+            else:       # compile(): an in-place op the trace captures (and replays); vmap:
+                # one per model in stack_module_state's stacked counter
                 with no_grad():
                     self.num_batches_tracked.add_(1)
             if self.momentum is None:      # cumulative moving average
