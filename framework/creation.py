@@ -1142,7 +1142,14 @@ def multinomial(input, num_samples, replacement=False, *, generator=None, out=No
     if not replacement and num_samples > rows.shape[1]:
         raise RuntimeError("cannot sample n_sample > prob_dist.size(-1) samples without "
                            "replacement")
-    if np.any(rows < 0) or np.any(~np.isfinite(rows)):
+    bad = (rows < 0) | ~np.isfinite(rows)
+    if np.any(bad):
+        if replacement and num_samples > 1:
+            # PyTorch's with-replacement kernel checks entry by entry: val >= 0 (NaN fails
+            # it too), then finiteness
+            v = rows.reshape(-1)[np.argmax(bad.reshape(-1))]
+            raise RuntimeError("invalid multinomial distribution (encountering probability "
+                               + ("entry = infinity or NaN)" if v == np.inf else "entry < 0)"))
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     if np.any(rows.astype(np.float64).sum(-1) <= 0):
         raise RuntimeError("invalid multinomial distribution (sum of probabilities <= 0)")

@@ -55,7 +55,7 @@ def eligible(p, grad, state, group):
         return False
     st = state["step"]
     return (_plain(state["exp_avg"], *ds) and _plain(state["exp_avg_sq"], *ds) and
-            type(st._data) is np.ndarray and st._dtype is dt.float32 and
+            type(st._data) is np.ndarray and st._dtype in _FLOATS and
             st._data.shape == () and st._base is None)
 
 

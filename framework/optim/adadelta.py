@@ -3,6 +3,8 @@ from .optimizer import Optimizer, _check, _check_lr, _addcmul_, _step_tensor
 
 
 class Adadelta(Optimizer):
+    _capturable_xla = False
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  capturable=False, maximize=False, differentiable=False):
         _check_lr(lr)

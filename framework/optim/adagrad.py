@@ -25,13 +25,13 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 st = self.state[p]
-                st["step"] = _step_tensor()
+                st["step"] = _step_tensor(group.get("fused"))
                 st["sum"] = full_like(p, group["initial_accumulator_value"])
 
     def _update(self, p, grad, state, group):
         if "sum" not in state:   # a group added later
             from ..creation import full_like
-            state["step"] = _step_tensor()
+            state["step"] = _step_tensor(group.get("fused"))
             state["sum"] = full_like(p, group["initial_accumulator_value"])
         if group["weight_decay"] != 0 and grad.is_sparse:
             raise RuntimeError("weight_decay option is not compatible with sparse gradients")

@@ -45,7 +45,7 @@ class Adam(Optimizer):
     def _init_state(p, state, group):
         from ..creation import zeros_like
         if len(state) == 0:
-            state["step"] = _step_tensor()
+            state["step"] = _step_tensor(group.get("fused"))
             state["exp_avg"] = zeros_like(p)
             state["exp_avg_sq"] = zeros_like(p)
             if group["amsgrad"]:

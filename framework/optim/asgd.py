@@ -1,11 +1,14 @@
 """ASGD (averaged SGD): PyTorch's algorithm. The state keeps the decaying step size eta,
 the averaging weight mu (1 until step t0, then 1 / (step - t0)) and the running average ax
-of the parameter, all as PyTorch does (eta and mu are float32 0-d tensors)."""
+of the parameter, all as PyTorch does (eta and mu are 0-d tensors of _scalar_dtype)."""
 from ..tensor import Tensor
-from .optimizer import Optimizer, _check, _check_lr, _step_tensor, _step_value, _scalar, _hp
+from .optimizer import (Optimizer, _check, _check_lr, _step_tensor, _step_value, _scalar,
+                        _hp, _scalar_dtype)
 
 
 class ASGD(Optimizer):
+    _capturable_names = "params, mus, etas, and state_steps"
+
     def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0,
                  foreach=None, maximize=False, differentiable=False, capturable=False):
         _check_lr(lr)
@@ -18,11 +21,10 @@ class ASGD(Optimizer):
     def _update(self, p, grad, state, group):
         from ..creation import zeros_like, tensor, ones_like
         from ..ops_math import where, maximum
-        from runtime import dtypes as dt
         if len(state) == 0:
             state["step"] = _step_tensor()
-            state["eta"] = tensor(float(group["lr"]), dtype=dt.float32)
-            state["mu"] = tensor(1.0, dtype=dt.float32)
+            state["eta"] = tensor(float(group["lr"]), dtype=_scalar_dtype())
+            state["mu"] = tensor(1.0, dtype=_scalar_dtype())
             state["ax"] = zeros_like(p)
         lambd, alpha, t0, wd = group["lambd"], group["alpha"], group["t0"], \
             group["weight_decay"]

@@ -8,17 +8,30 @@ from collections import Counter
 from functools import partial, wraps
 from weakref import ref
 
+from ..tensor import Tensor
 from .optimizer import Optimizer
 
 EPOCH_DEPRECATION_WARNING = (
     "The epoch parameter in `scheduler.step()` was not necessary and is being deprecated where "
     "possible. Please use `scheduler.step()` to step the scheduler. During the deprecation, if "
     "epoch is different from None, the closed form is used instead of the new chainable form, "
-    "where available.")
+    "where available. Please open an issue if you are unable to replicate your use case: "
+    "https://github.com/pytorch/pytorch/issues/new/choose.")
 
 
 def _lrs(optimizer, key="lr"):
-    return [g[key] for g in optimizer.param_groups]
+    # tensor values are cloned, so a list kept (base_lrs, _last_lr) does not follow the group
+    return [g[key].clone() if isinstance(g[key], Tensor) else g[key]
+            for g in optimizer.param_groups]
+
+
+def _set_group_val(group, key, val):
+    """group[key] = val, except that a tensor value (lr=torch.tensor(...)) is filled in place,
+    as PyTorch's _update_param_group_val: the optimizer keeps its tensor."""
+    if isinstance(group[key], Tensor):
+        group[key].fill_(val.reshape(()) if isinstance(val, Tensor) else val)
+    else:
+        group[key] = val
 
 
 def _warn_get_lr_called_within_step(sched):
@@ -69,7 +82,8 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                lr = group["lr"]
+                group.setdefault("initial_lr", lr.clone() if isinstance(lr, Tensor) else lr)
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
@@ -158,7 +172,7 @@ class LRScheduler:
         finally:
             self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
+            _set_group_val(group, "lr", lr)
         self._last_lr = _lrs(self.optimizer)
 
 
@@ -408,7 +422,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         finally:
             self._get_lr_called_within_step = False
         for group, lr in zip(self.optimizer.param_groups, values):
-            group["lr"] = lr
+            _set_group_val(group, "lr", lr)
         self._last_lr = _lrs(self.optimizer)
 
 
@@ -422,7 +436,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _format_param("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_group_val(group, "lr", lr)
         self.max_lrs = _format_param("max_lr", optimizer, max_lr)
         step_size_up = float(step_size_up)
         step_size_down = float(step_size_down) if step_size_down is not None else step_size_up
@@ -620,7 +634,7 @@ class SequentialLR(_Composite):
         self.optimizer = optimizer
         # undo the constructors' initial steps and restart the first scheduler
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            _set_group_val(group, "lr", group["initial_lr"])
         self._recursive_undo(self)
         idx = bisect_right(milestones, 0)
         schedulers[idx]._initial_step()
@@ -724,7 +738,7 @@ class ReduceLROnPlateau(LRScheduler):
             old = float(group["lr"])
             new = max(old * self.factor, self.min_lrs[i])
             if old - new > self.eps:
-                group["lr"] = new
+                _set_group_val(group, "lr", new)
 
     @property
     def in_cooldown(self):

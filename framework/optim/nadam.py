@@ -2,11 +2,14 @@
 algorithm, including the running mu_product kept in state."""
 from ..tensor import Tensor
 from .optimizer import (Optimizer, _check, _lerp_, _addcmul_, _addcdiv_, _step_tensor,
-                        _step_value, _scalar)
+                        _step_value, _scalar, _scalar_dtype)
 from .adam import _check_adam
 
 
 class NAdam(Optimizer):
+    _capturable_names = ("params, mu_products and state_steps",
+                         "params, mu_products, and state_steps")
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False, capturable=False, differentiable=False):
@@ -20,10 +23,9 @@ class NAdam(Optimizer):
 
     def _update(self, p, grad, state, group):
         from ..creation import zeros_like, tensor
-        from runtime import dtypes as dt
         if len(state) == 0:
             state["step"] = _step_tensor()
-            state["mu_product"] = tensor(1.0, dtype=dt.float32)
+            state["mu_product"] = tensor(1.0, dtype=_scalar_dtype())
             state["exp_avg"] = zeros_like(p)
             state["exp_avg_sq"] = zeros_like(p)
         lr, (beta1, beta2), eps, wd = group["lr"], group["betas"], group["eps"], \

@@ -10,7 +10,7 @@ from collections import OrderedDict, defaultdict
 from functools import wraps
 
 from ..tensor import Tensor
-from ..autograd import no_grad, enable_grad
+from ..autograd import no_grad, enable_grad, set_grad_enabled
 
 
 class _RequiredParameter:
@@ -119,10 +119,16 @@ def _write_back(ts, flat):
         o += n
 
 
-def _step_tensor():
-    from ..creation import tensor
+def _scalar_dtype(fused=False):
+    """PyTorch's _get_scalar_dtype: the dtype of scalar state (step counts, ASGD's eta and mu,
+    NAdam's mu_product): float64 under a float64 default dtype, else (and when fused) float32."""
     from runtime import dtypes as dt
-    return tensor(0.0, dtype=dt.float32)
+    return dt.float64 if not fused and dt.get_default_dtype() is dt.float64 else dt.float32
+
+
+def _step_tensor(fused=False):
+    from ..creation import tensor
+    return tensor(0.0, dtype=_scalar_dtype(fused))
 
 
 def _check(cond, msg):
@@ -408,7 +414,8 @@ class Optimizer:
 
     def step(self, closure=None):
         loss = self._closure(closure)
-        with no_grad():
+        # differentiable=True records the update (PyTorch's _use_grad_for_differentiable)
+        with set_grad_enabled(bool(self.defaults.get("differentiable", False))):
             for group in self.param_groups:
                 ps, grads = [], []
                 for p in group["params"]:
@@ -421,6 +428,8 @@ class Optimizer:
                         grad = -grad
                     ps.append(p)
                     grads.append(grad)
+                if ps and group.get("capturable", False):
+                    self._check_capturable(ps, group)
                 if ps and self._use_foreach(group, ps):
                     self._update_foreach(ps, grads, [self.state[p] for p in ps], group)
                 else:
@@ -430,6 +439,26 @@ class Optimizer:
                         else:
                             self._update(p, grad, self._state_for(p, group), group)
         return loss
+
+    # what PyTorch's capturable check names (NAdam and ASGD name their extra state)
+    _capturable_names = "params and state_steps"
+    _capturable_xla = True
+
+    def _check_capturable(self, ps, group):
+        """capturable=True (step counts kept on the device for CUDA graphs) needs parameters
+        on a GPU: PyTorch asserts in the update, except while compiling."""
+        from .._compile import is_compiling
+        if is_compiling() or all(p.device.type in ("cuda", "interpret") for p in ps):
+            return
+        foreach = bool(group.get("foreach"))
+        names = self._capturable_names
+        if isinstance(names, tuple):        # (single-tensor, foreach) wordings
+            names = names[foreach]
+        devs = ['cuda', 'xpu', 'hpu', 'privateuseone']
+        if self._capturable_xla and not foreach:
+            devs.append('xla')
+        raise AssertionError(f"If capturable=True, {names} must be on supported devices: "
+                             f"{devs}.")
 
     # PyTorch updates a complex parameter as its view_as_real (a pair of real numbers per
     # element): elementwise rules such as Adam's grad * grad then act on the real and

@@ -112,6 +112,17 @@ class CheckpointFunction(Function):
     @staticmethod
     def backward(ctx, *grads):
         from .. import autograd
+        from ..autograd import engine
+        # torch.autograd._is_checkpoint_valid(): the recomputation backpropagates into .grad,
+        # so a pass that must not touch .grad (autograd.grad, backward(inputs=...)) is refused.
+        # The engine keeps leaf state only for a plain backward(); it runs create_graph
+        # passes with grad mode on, which this cannot tell apart, so those are let through.
+        if engine._leaf_state and engine._leaf_state[-1] is None and \
+                not autograd.is_grad_enabled():
+            raise RuntimeError("When use_reentrant=True, torch.utils.checkpoint is incompatible "
+                               "with .grad() or passing an `inputs` parameter to .backward(). To "
+                               "resolve this error, you can either set use_reentrant=False, or "
+                               "call .backward() without passing the `inputs` argument.")
         args = list(ctx.others)
         for i, t in zip(ctx.tensor_at, ctx.saved_tensors):
             args[i] = t.detach().requires_grad_(t.requires_grad)
@@ -148,8 +159,9 @@ class _NonReentrantCheckpoint(Function):
 
     @staticmethod
     def forward(ctx, run_function, rng, kwargs, others, tensor_at, outs, recompute_context,
-                *tensors):
+                check, *tensors):
         ctx.run_function, ctx.kwargs, ctx.rng = run_function, kwargs, rng
+        ctx.check = check
         ctx.recompute_context = recompute_context
         ctx.others, ctx.tensor_at = others, tensor_at
         ctx.save_for_backward(*tensors)
@@ -168,6 +180,8 @@ class _NonReentrantCheckpoint(Function):
             args[i] = t if create else t.detach().requires_grad_(t.requires_grad)
         wrt = [args[i] for i in ctx.tensor_at] + list(saved[k:])
         pairs = _rerun(ctx, args, grads)
+        if ctx.check != "none":
+            _check_recomputed(pairs)
         idx = [j for j, t in enumerate(wrt) if t.requires_grad]
         res = [None] * len(wrt)
         if pairs and idx:
@@ -175,7 +189,24 @@ class _NonReentrantCheckpoint(Function):
                                [g for _, g in pairs], allow_unused=True, create_graph=create)
             for j, g in zip(idx, gs):
                 res[j] = g
-        return (None,) * 7 + tuple(res)
+        return (None,) * 8 + tuple(res)
+
+
+def _check_recomputed(pairs):
+    """determinism_check="default": the recomputation must give tensors of the forward's
+    shape, dtype and device (PyTorch compares the saved tensors; Kiln the outputs, whose
+    metadata the incoming gradients carry)."""
+    bad = []
+    for k, (o, g) in enumerate(pairs):
+        was = {"shape": g.shape, "dtype": g.dtype, "device": g.device}
+        now = {"shape": o.shape, "dtype": o.dtype, "device": o.device}
+        if was != now:
+            bad.append(f"tensor at position {k}:\nsaved metadata: {was}\n"
+                       f"recomputed metadata: {now}\n")
+    if bad:
+        raise CheckpointError("torch.utils.checkpoint: Recomputed values for the following "
+                              "tensors have different metadata than during the forward pass.\n"
+                              + "".join(bad))
 
 
 def _graph_leaves(outs, skip):
@@ -202,8 +233,12 @@ def _graph_leaves(outs, skip):
     return found
 
 
-def _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args, context_fn):
+def _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args, context_fn,
+                              determinism_check="default"):
     from ..autograd import is_grad_enabled
+    if determinism_check not in ("default", "none"):
+        raise ValueError("determinism_check should be one of ['default', 'none'], but got "
+                         f"{determinism_check}")
     fwd_context, recompute_context = context_fn()
     if not is_grad_enabled():
         with fwd_context:
@@ -226,7 +261,8 @@ def _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args, contex
     out = det if isinstance(out, tuple) else det[0]
     del outs, ins
     return _NonReentrantCheckpoint.apply(function, rng, kwargs, others, tensor_at, out,
-                                         recompute_context, *[args[i] for i in tensor_at],
+                                         recompute_context, determinism_check,
+                                         *[args[i] for i in tensor_at],
                                          *leaves)
 
 
@@ -237,14 +273,18 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn,
     recomputation in backward inside the second (use_reentrant=False only, as in PyTorch)."""
     if use_reentrant is None:
         warnings.warn("torch.utils.checkpoint: the use_reentrant parameter should be passed "
-                      "explicitly (PyTorch asks for it; both values recompute the same way in "
-                      "Kiln)", stacklevel=2)
+                      "explicitly. Starting in PyTorch 2.9, calling checkpoint without "
+                      "use_reentrant will raise an exception. use_reentrant=False is recommended, "
+                      "but if you need to preserve the current default behavior, you can pass "
+                      "use_reentrant=True. Refer to docs for more details on the differences "
+                      "between the two variants.", stacklevel=2)
+        use_reentrant = True
     if use_reentrant is not False and (context_fn is not noop_context_fn or debug is not False):
         raise ValueError("Passing `context_fn` or `debug` is only supported when "
                          "use_reentrant=False.")
     if use_reentrant is False:
         return _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args,
-                                         context_fn or noop_context_fn)
+                                         context_fn or noop_context_fn, determinism_check)
     if kwargs:
         raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
     from ..autograd import is_grad_enabled
@@ -257,6 +297,17 @@ def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn,
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
     """Run a Sequential (or a list of modules) in `segments` checkpointed chunks; the last
     chunk runs normally, as in PyTorch."""
+    if use_reentrant is None:
+        warnings.warn("torch.utils.checkpoint.checkpoint_sequential: the use_reentrant parameter "
+                      "should be passed explicitly. In version 2.9 we will raise an exception if "
+                      "use_reentrant is not passed. use_reentrant=False is recommended, but if "
+                      "you need to preserve the current default behavior, you can pass "
+                      "use_reentrant=True. Refer to docs for more details on the differences "
+                      "between the two variants.", stacklevel=2)
+        use_reentrant = True
+    preserve = kwargs.pop("preserve_rng_state", True)
+    if kwargs:
+        raise ValueError("Unexpected keyword arguments: " + ",".join(kwargs))
     fns = list(functions.children()) if hasattr(functions, "children") else list(functions)
     size = len(fns) // segments
     end = -1
@@ -269,7 +320,8 @@ def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwar
         return f
     for start in range(0, size * (segments - 1), size):
         end = start + size - 1
-        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant, **kwargs)
+        input = checkpoint(run(start, end), input, use_reentrant=use_reentrant,
+                           preserve_rng_state=preserve)
     return run(end + 1, len(fns) - 1)(input)
 
 

@@ -45,6 +45,18 @@ class DataLoader:
         if multiprocessing_context is not None and num_workers == 0:
             raise ValueError("multiprocessing_context can only be used with multi-process "
                              f"loading (num_workers > 0), but got num_workers={num_workers}")
+        if isinstance(multiprocessing_context, str):
+            methods = mp.get_all_start_methods()
+            if multiprocessing_context not in methods:
+                raise ValueError(f"multiprocessing_context option should specify a valid start "
+                                 f"method in {methods!r}, but got "
+                                 f"multiprocessing_context={multiprocessing_context!r}")
+            multiprocessing_context = mp.get_context(multiprocessing_context)
+        if multiprocessing_context is not None and \
+                not isinstance(multiprocessing_context, mp.context.BaseContext):
+            raise TypeError("multiprocessing_context option should be a valid context object or a "
+                            "string specifying the start method, but got "
+                            f"multiprocessing_context={multiprocessing_context}")
         self.dataset = dataset
         self.num_workers = num_workers
         self.prefetch_factor = prefetch_factor
@@ -97,7 +109,30 @@ class DataLoader:
             collate_fn = default_collate if self._auto_collation else default_convert
         self.collate_fn = collate_fn
         self._iterator = None
+        self._IterableDataset_len_called = None     # len(dataset) once len(loader) is asked
         self._initialized = True
+        self.check_worker_number_rationality()
+
+    def check_worker_number_rationality(self):
+        """PyTorch's warning when more workers are asked for than this process has CPUs."""
+        if not self.num_workers:
+            return
+        import os
+        import warnings
+        cpuset = hasattr(os, "sched_getaffinity")
+        n = len(os.sched_getaffinity(0)) if cpuset else os.cpu_count()
+        if n is None or self.num_workers > n:
+            if n is None:
+                sugg = ("DataLoader is not able to compute a suggested max number of worker in "
+                        "current system.")
+            else:
+                sugg = (f"Our suggested max number of worker in current system is {n}"
+                        f"{'' if cpuset else ' (`cpuset` is not taken into account)'}, which is "
+                        "smaller than what this DataLoader is going to create.")
+            warnings.warn(f"This DataLoader will create {self.num_workers} worker processes in "
+                          f"total. {sugg} Please be aware that excessive worker creation might "
+                          "get DataLoader running slow or even freeze, lower the worker number "
+                          "to avoid potential slowness/freeze if necessary.", stacklevel=2)
 
     _FROZEN = ("batch_size", "batch_sampler", "sampler", "drop_last", "dataset",
                "persistent_workers")
@@ -118,25 +153,30 @@ class DataLoader:
 
     def __len__(self):
         if self._is_iterable:
-            n = len(self.dataset)       # TypeError when the dataset has no length, as in PyTorch
+            # TypeError when the dataset has no length, as in PyTorch
+            n = self._IterableDataset_len_called = len(self.dataset)
             if self.batch_size is not None:
                 n = n // self.batch_size if self.drop_last else -(-n // self.batch_size)
             return n
         return len(self._index_sampler)
 
     def _base_seed(self):
-        from ...creation import randint
-        return int(randint(0, 2 ** 62, (), generator=self.generator).item())
+        from ...creation import empty
+        from runtime import dtypes as dt
+        # random_() on int64 spans [0, 2**63), as PyTorch draws _base_seed
+        return int(empty((), dtype=dt.int64).random_(generator=self.generator).item())
 
     def __iter__(self):
         if self.num_workers == 0:
             return _SingleProcessIter(self)
         if self.persistent_workers:
             if self._iterator is None:
+                self.check_worker_number_rationality()
                 self._iterator = _MultiProcessIter(self)
             else:
                 self._iterator._reset()
             return self._iterator
+        self.check_worker_number_rationality()
         return _MultiProcessIter(self)
 
     def __del__(self):
@@ -145,8 +185,49 @@ class DataLoader:
             it._shutdown()
 
 
-class _SingleProcessIter:
+def _warn_pin_memory(loader):
+    """PyTorch's warnings at the start of each iterator (_BaseDataLoaderIter.__init__)."""
+    import warnings
+    from ... import accelerator
+    if loader.pin_memory and loader.pin_memory_device:
+        warnings.warn("pin_memory_device is deprecated, the current accelerator will be used as "
+                      f"the device,ignore pin_memory_device='{loader.pin_memory_device}'.",
+                      stacklevel=3)
+    if loader.pin_memory and not accelerator.is_available():
+        warnings.warn("'pin_memory' argument is set as true but no accelerator is found, then "
+                      "device pinned memory won't be used.", stacklevel=3)
+
+
+class _BaseIter:
+    def _start_epoch(self, loader):
+        self._num_yielded = 0
+        self._len_called = loader._IterableDataset_len_called
+
+    def __next__(self):
+        data = self._next_data()
+        self._num_yielded += 1
+        # PyTorch compares batches yielded with the dataset's reported length (in samples)
+        if self._loader._is_iterable and self._len_called is not None \
+                and self._num_yielded > self._len_called:
+            import warnings
+            msg = (f"Length of IterableDataset {self._loader.dataset} was reported to be "
+                   f"{self._len_called}(when accessing len(dataloader)), but "
+                   f"{self._num_yielded} samples have been fetched. ")
+            if self._loader.num_workers > 0:
+                msg += ("For multiprocessing data-loading, this could be caused by not properly "
+                        "configuring the IterableDataset replica at each worker. Please see "
+                        "https://pytorch.org/docs/stable/data.html#torch.utils.data.IterableDataset"
+                        " for examples.")
+            warnings.warn(msg, stacklevel=2)
+        return data
+
+
+class _SingleProcessIter(_BaseIter):
     def __init__(self, loader):
+        _warn_pin_memory(loader)
+        if loader.timeout != 0:
+            raise AssertionError("_SingleProcessDataLoaderIter requires timeout == 0")
+        self._start_epoch(loader)
         self._loader = loader
         self._dataset = loader.dataset
         self._collate = loader.collate_fn
@@ -166,7 +247,7 @@ class _SingleProcessIter:
     def __len__(self):
         return len(self._loader)
 
-    def __next__(self):
+    def _next_data(self):
         ld = self._loader
         if ld._is_iterable:
             if self._ended:
@@ -186,8 +267,9 @@ class _SingleProcessIter:
         return self._collate([self._dataset[i] for i in idx])
 
 
-class _MultiProcessIter:
+class _MultiProcessIter(_BaseIter):
     def __init__(self, loader):
+        _warn_pin_memory(loader)
         self._loader = loader
         self._n = loader.num_workers
         self._prefetch = max(1, loader.prefetch_factor) * self._n
@@ -228,6 +310,7 @@ class _MultiProcessIter:
                 for iq in self._index_queues:
                     iq.put(("reset", -1, None))
         self._first = False
+        self._start_epoch(self._loader)
         self._sampler_iter = iter(self._loader._index_sampler)
         self._send_idx = 0
         self._rcvd_idx = 0
@@ -279,7 +362,7 @@ class _MultiProcessIter:
                     raise RuntimeError(f"DataLoader timed out after {self._timeout} seconds") \
                         from None
 
-    def __next__(self):
+    def _next_data(self):
         while True:
             if self._rcvd_idx >= self._send_idx:
                 if not self._loader.persistent_workers:

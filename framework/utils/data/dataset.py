@@ -49,7 +49,7 @@ class StackDataset(Dataset):
         if args and kwargs:
             raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via "
                              "``kwargs``) like input/output, but both types are given.")
-        self._datasets = args or kwargs
+        self.datasets = args or kwargs
         items = list(args) if args else list(kwargs.values())
         if not items:
             raise ValueError("At least one dataset should be passed")
@@ -58,9 +58,29 @@ class StackDataset(Dataset):
             raise ValueError("Size mismatch between datasets")
 
     def __getitem__(self, index):
-        if isinstance(self._datasets, dict):
-            return {k: d[index] for k, d in self._datasets.items()}
-        return tuple(d[index] for d in self._datasets)
+        if isinstance(self.datasets, dict):
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __getitems__(self, indices):
+        """A batch of samples, through each dataset's own __getitems__ where it has one (the
+        DataLoader's batched fetch, as PyTorch)."""
+        named = isinstance(self.datasets, dict)
+        keys = list(self.datasets) if named else range(len(self.datasets))
+        cols = []
+        for k in keys:
+            d = self.datasets[k]
+            if callable(getattr(d, "__getitems__", None)):
+                items = d.__getitems__(indices)
+                if len(items) != len(indices):
+                    raise ValueError("Nested dataset's output size mismatch. Expected "
+                                     f"{len(indices)}, got {len(items)}")
+            else:
+                items = [d[i] for i in indices]
+            cols.append(items)
+        if named:
+            return [dict(zip(keys, row)) for row in zip(*cols)]
+        return [tuple(row) for row in zip(*cols)]
 
     def __len__(self):
         return self._length

@@ -25,9 +25,11 @@ class SequentialSampler(Sampler):
 
 def _fresh_generator():
     # like PyTorch: a new generator seeded from the global one, so manual_seed fixes the order
-    from ...creation import Generator, randint
+    from ...creation import Generator, empty
+    from runtime import dtypes as dt
     g = Generator()
-    g.manual_seed(int(randint(0, 2 ** 62, ()).item()))
+    # random_() on int64 spans [0, 2**63), as PyTorch draws the seed
+    g.manual_seed(int(empty((), dtype=dt.int64).random_().item()))
     return g
 
 
