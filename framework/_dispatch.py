@@ -353,7 +353,8 @@ def apply(p, *args, **attrs):
                 if p.nout == 1 and out._base is not None:     # as on cpu, below
                     out._view_src = (args[0], p, attrs, out._base._vcount)
                     if "_multi_view" in args[0].__dict__:
-                        out._multi_view = (0, p.grad_name.replace("Backward0", ""))
+                        out._multi_view = ((0, p.grad_name.replace("Backward0", "")) +
+                                           args[0]._multi_view[2:])
             return out
     try:
         if len(args) == 1:      # (unary ops and views: no list to build)
@@ -387,8 +388,10 @@ def apply(p, *args, **attrs):
         if p.kind == "view" and r.base is not None:
             src = args[0]
             out._base = src._base if src._base is not None else src
+            if not STATE.grad_enabled and not STATE.inference and out._base.requires_grad:
+                out._nograd_view = True     # (written in place later with grad on: refused)
             if "_multi_view" in src.__dict__:     # a view of split()'s output: same rule
-                out._multi_view = (0, p.grad_name.replace("Backward0", ""))
+                out._multi_view = (0, p.grad_name.replace("Backward0", "")) + src._multi_view[2:]
         if STATE.grad_enabled:
             if p.differentiable:
                 for a in args:       # (_needs_grad, inline: every eager op asks)

@@ -239,7 +239,16 @@ def _propagate_complex_view_write(t, base, chain):
 
 def check_inplace_leaf(t):
     mv = t.__dict__.get("_multi_view")
-    if mv is not None:
+    if mv is not None and len(mv) > 2:      # a view made by (or returned as-is from) a Function
+        if _dispatch.STATE.grad_enabled:
+            raise RuntimeError(
+                f"Output {mv[0]} of {mv[1]} is a view and is being modified inplace. This view was "
+                "created inside a custom Function (or because an input was returned as-is) and the "
+                "autograd logic to handle view+inplace would override the custom backward "
+                "associated with the custom Function, leading to incorrect gradients. This "
+                "behavior is forbidden. You can fix this by cloning the output of the custom "
+                "Function.")
+    elif mv is not None:
         raise RuntimeError(f"Output {mv[0]} of {mv[1]} is a view and is being modified inplace. "
                            "This view is the output of a function that returns multiple views. "
                            "Such functions do not allow the output views to be modified inplace. "

@@ -404,7 +404,8 @@ def _build_archive(obj, pickle_protocol):
     except _Unsupported as e:
         warnings.warn(f"framework.save: {e} objects cannot be stored in the safe format; "
                       "pickling the object instead. Loading it will need weights_only=False, "
-                      "which runs code from the file; prefer saving state_dict()s.",
+                      "which runs code from the file, or its classes allowlisted with "
+                      "torch.serialization.add_safe_globals; prefer saving state_dict()s.",
                       UserWarning, stacklevel=3)
         header["root"] = None
         header["pickled"] = True
@@ -520,12 +521,208 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     return _Decoder(zf, name, map_location).dec(header["root"])
 
 
+# ---- weights_only=True on a pickled record: an allowlist of globals --------------------------
+# Kiln's own rebuild functions and the containers/numpy pieces its tensors pickle into are
+# allowed; everything else (a Module class, any user class) only once the user allowlists it
+# with add_safe_globals / safe_globals, as torch.load(weights_only=True) requires.
+
+_user_safe_globals = []          # what add_safe_globals got: objects or (object, "name") pairs
+
+_WO_HEAD = ("Weights only load failed. This file can still be loaded, to do so you have two "
+            "options, \x1b[1mdo those steps only if you trust the source of the checkpoint"
+            "\x1b[0m. \n\t(1) In PyTorch 2.6, we changed the default value of the `weights_only` "
+            "argument in `torch.load` from `False` to `True`. Re-running `torch.load` with "
+            "`weights_only` set to `False` will likely succeed, but it can result in arbitrary "
+            "code execution. Do it only if you got the file from a trusted source.\n\t(2) "
+            "Alternatively, to load with `weights_only=True` please check the recommended steps "
+            "in the following error message.\n\tWeightsUnpickler error: ")
+_WO_TAIL = ("\n\nCheck the documentation of torch.load to learn more about types accepted by "
+            "default with weights_only https://pytorch.org/docs/stable/generated/torch.load.html.")
+
+
+def _global_name(obj):
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def add_safe_globals(safe_globals):
+    """Allow these classes/functions (or (object, "module.name") pairs) in checkpoints loaded
+    with weights_only=True."""
+    _user_safe_globals.extend(safe_globals)
+
+
+def get_safe_globals():
+    return list(_user_safe_globals)
+
+
+def clear_safe_globals():
+    _user_safe_globals.clear()
+
+
+class safe_globals:
+    """Context manager: add_safe_globals for the duration of the block."""
+
+    def __init__(self, safe_globals):
+        self.safe_globals = list(safe_globals)
+
+    def __enter__(self):
+        add_safe_globals(self.safe_globals)
+
+    def __exit__(self, *exc):
+        for g in self.safe_globals:
+            if g in _user_safe_globals:
+                _user_safe_globals.remove(g)
+
+
+def _user_allowed():
+    out = {}
+    for g in _user_safe_globals:
+        if isinstance(g, tuple):
+            if len(g) != 2 or not isinstance(g[1], str):
+                raise ValueError(f"Expected tuple of (object, str) in safe_globals, got {g}")
+            out[g[1]] = g[0]
+        else:
+            out[_global_name(g)] = g
+    return out
+
+
+def _default_allowed():
+    import codecs
+    from .nn.parameter import _rebuild_parameter
+    from .nn.modules.module import _HookDict
+    from . import _Layout
+    a = {"framework.serialization._rebuild_tensor": _rebuild_tensor,
+         "framework.nn.parameter._rebuild_parameter": _rebuild_parameter,
+         "framework.nn.modules.module._HookDict": _HookDict,
+         "framework._Layout": _Layout, "framework.tensor.Size": Size,
+         "runtime.dtypes._dtype_by_name": dt._dtype_by_name, "runtime.device.Device": Device,
+         "collections.OrderedDict": collections.OrderedDict,
+         "collections.Counter": collections.Counter, "_codecs.encode": codecs.encode,
+         "builtins.set": set, "builtins.frozenset": frozenset, "builtins.complex": complex,
+         "builtins.bytearray": bytearray, "numpy.ndarray": np.ndarray, "numpy.dtype": np.dtype}
+    for m in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        a[m + "._reconstruct"] = np._core.multiarray._reconstruct
+        a[m + ".scalar"] = np._core.multiarray.scalar
+    return a
+
+
+def _ml_dtype(key):
+    """ml_dtypes' scalar types (the numpy dtypes of bfloat16/float8 data), else None."""
+    module, _, name = key.rpartition(".")
+    if module != "ml_dtypes":
+        return None
+    import ml_dtypes
+    t = getattr(ml_dtypes, name, None)
+    return t if isinstance(t, type) and issubclass(t, np.generic) else None
+
+
+def _normalize_global(module, name):
+    import _compat_pickle           # (protocol 2 writes Python 2 names: __builtin__.set)
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+class _NotAllowed(Exception):
+    pass
+
+
+def _safe_build(self):
+    # BUILD (an object's state): on the allowlisted classes' instances only, never on a class
+    # or a function (which would rewrite it for the whole process)
+    state = self.stack.pop()
+    inst = self.stack[-1]
+    allowed = tuple(v for v in self.allowed.values() if isinstance(v, type))
+    if isinstance(inst, type) or not isinstance(inst, allowed + (np.dtype,)):
+        raise _NotAllowed(f"Can only build Tensor, Parameter, OrderedDict or types allowlisted "
+                          f"via `add_safe_globals`, but got {type(inst)}")
+    setstate = getattr(inst, "__setstate__", None)
+    if setstate is not None and not (isinstance(inst, collections.OrderedDict) and
+                                     isinstance(state, dict)):
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state:
+        inst.__dict__.update(state)
+    if slotstate:
+        for k, v in slotstate.items():
+            setattr(inst, k, v)
+
+
+class _SafeUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler (BUILD can be restricted) with find_class on an allowlist."""
+    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch[pickle.BUILD[0]] = _safe_build
+
+    def __init__(self, f):
+        super().__init__(f)
+        self.allowed = {**_default_allowed(), **_user_allowed()}
+
+    def find_class(self, module, name):
+        module, name = _normalize_global(module, name)
+        key = f"{module}.{name}"
+        f = self.allowed.get(key)
+        if f is None:
+            f = _ml_dtype(key)
+        if f is None:
+            raise _NotAllowed(f"Unsupported global: GLOBAL {key} was not an allowed global by "
+                              f"default. Please use `torch.serialization.add_safe_globals("
+                              f"[{key}])` or the `torch.serialization.safe_globals([{key}])` "
+                              f"context manager to allowlist this global if you trust this "
+                              f"class/function.")
+        return f
+
+    def persistent_load(self, pid):
+        raise _NotAllowed(f"Unsupported persistent id {pid!r:.80}")
+
+
+def _globals_in_pickle(blob):
+    """Every global a pickle names (GLOBAL, STACK_GLOBAL), as "module.name"."""
+    import pickletools
+    found, strings = set(), []
+    for op, arg, _ in pickletools.genops(blob):
+        if op.name in ("GLOBAL", "INST"):
+            found.add(".".join(_normalize_global(*arg.split(" ", 1))))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            found.add(".".join(_normalize_global(strings[-2], strings[-1])))
+        elif isinstance(arg, str) and "UNICODE" in op.name:
+            strings.append(arg)
+    return found
+
+
+def get_unsafe_globals_in_checkpoint(f):
+    """The globals a checkpoint's pickled record names that weights_only=True would refuse
+    (neither Kiln's own nor allowlisted with add_safe_globals)."""
+    raw = _read_all(f, _name(f))
+    if raw[:4] != b"PK\x03\x04":
+        raise ValueError("Expected input to be a checkpoint returned by torch.save")
+    zf = zipfile.ZipFile(io.BytesIO(raw))
+    names = set(zf.namelist())
+    if _HEADER in names:
+        if _PICKLE not in names:
+            return []
+        blob = zf.read(_PICKLE)
+        safe = set(_default_allowed())
+    else:
+        from . import _torch_checkpoint
+        pkl = _torch_checkpoint.is_torch_zip(names)
+        if pkl is None:
+            raise ValueError("Expected input to be a checkpoint returned by torch.save")
+        blob = zf.read(pkl)
+        safe = {f"{m}.{n}" for m, n in _torch_checkpoint._allowed(None)}
+    safe |= set(_user_allowed())
+    return sorted(g for g in _globals_in_pickle(blob) - safe if _ml_dtype(g) is None)
+
+
 def _load_pickle(blob, name, weights_only, why):
     if weights_only:
-        raise pickle.UnpicklingError(
-            f"Weights only load failed for {name}: {why}, and unpickling can execute arbitrary "
-            "code. Re-running with weights_only=False will run code from the file; do it only if "
-            "you trust where it came from.")
+        try:
+            return _SafeUnpickler(io.BytesIO(blob)).load()
+        except _NotAllowed as e:
+            raise pickle.UnpicklingError(_WO_HEAD + str(e) + _WO_TAIL) from None
+        except Exception as e:       # (as torch: anything the restricted load hit, one error)
+            raise pickle.UnpicklingError(
+                _WO_HEAD + f"{type(e).__name__}: {e} (in {name}: {why})" + _WO_TAIL) from None
     warnings.warn(f"framework.load({name}, weights_only=False) unpickles the file, which can "
                   "execute arbitrary code; only load files you trust.", UserWarning, stacklevel=3)
     try:

@@ -279,7 +279,10 @@ class SparseTensor(Tensor):
             return memo[id(self)]
         if self._node is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) "
-                               "support the deepcopy protocol at the moment.")
+                               "support the deepcopy protocol at the moment.  If you were "
+                               "attempting to deepcopy a module, this may be because of a "
+                               "torch.nn.utils.weight_norm usage, see https://github.com/pytorch/"
+                               "pytorch/pull/103001")
         t = _make(self._ix._data.copy(), wrap(self._vals._data.copy(), self._dtype), self.shape,
                   self._coal)
         t._rg = self._rg

@@ -532,7 +532,10 @@ class Tensor:
             return memo[id(self)]
         if self._node is not None:
             raise RuntimeError("Only Tensors created explicitly by the user (graph leaves) support "
-                               "the deepcopy protocol at the moment.")
+                               "the deepcopy protocol at the moment.  If you were attempting to "
+                               "deepcopy a module, this may be because of a torch.nn.utils."
+                               "weight_norm usage, see https://github.com/pytorch/pytorch/pull/"
+                               "103001")
         t = type(self).__new__(type(self))
         t.__dict__.update({k: v for k, v in self.__dict__.items() if k not in ("_data", "_base",
                                                                             "_grad", "_vcount")})

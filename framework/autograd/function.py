@@ -195,12 +195,18 @@ class Function(metaclass=_FunctionMeta):
         for i, o in enumerate(outs):
             if isinstance(o, Tensor):
                 nd = id(o) in ctx.non_differentiable   # (before a returned input is re-wrapped)
+                view = False
                 if id(o) in ctx.dirty:          # modified in place: it takes the new history
                     pass
                 elif any(o is a for a in args):  # returned an input: a new tensor, same data
                     o = wrap(o._data, o._dtype)
+                    view = True
+                else:
+                    view = o._base is not None
                 if not nd and (o._dtype.is_floating_point or o._dtype.is_complex):
                     o._node, o._oi = node, i
+                    if view:    # (as torch: an in-place op on it would bypass this backward)
+                        o._multi_view = (i, cls.__name__, "custom")
             new_outs.append(o)
         hooks = STATE.saved_hooks
         if hooks is not None and ctx._saved:

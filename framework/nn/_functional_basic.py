@@ -186,6 +186,10 @@ def leaky_relu_(input, negative_slope=0.01):
 
 
 def prelu(input, weight):
+    if isinstance(weight, Tensor) and weight._dtype is not input._dtype:
+        raise RuntimeError(f"prelu: Type promoting not supported. Got "
+                           f"{dt.TORCH_NAME.get(input._dtype.name, input._dtype.name)} and "
+                           f"{dt.TORCH_NAME.get(weight._dtype.name, weight._dtype.name)}")
     if weight.numel() != 1:
         c = input.shape[1] if input.ndim >= 2 else 1       # (torch: 1-D input is one channel)
         if weight.numel() != c:

@@ -508,8 +508,9 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """im2col: (N, C, H, W) -> (N, C*kH*kW, L)."""
     if input.ndim not in (3, 4):
-        raise RuntimeError(f"Input Error: Only 3D or 4D input Tensors are supported (got "
-                           f"{input.ndim}D)")
+        raise RuntimeError(f"Expected 3D or 4D (batch mode) tensor with possibly 0 batch size "
+                           f"and other non-zero dimensions for input, but got: "
+                           f"{list(input.shape)}")
     x, unb = _batched("unfold", input, 2)
     k = _ntuple(kernel_size, 2, "kernel_size", "unfold")
     d = _ntuple(dilation, 2, "dilation", "unfold")
@@ -546,7 +547,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     K = k[0] * k[1]
     if CK % K:
         raise RuntimeError(f"Expected size of input's dimension 1 to be divisible by the product of "
-                           f"kernel_size, but got input.size(1)={CK} and kernel_size=({k[0]}, {k[1]})")
+                           f"kernel_size, but got input.size(1)={CK} and kernel_size=({k[0]}, {k[1]}).")
     padded = [n + 2 * q for n, q in zip(osz, p)]
     outs = [window_count("fold", n, kk, ss, dd) for n, kk, ss, dd in zip(padded, k, s, d)]
     if outs[0] * outs[1] != L:
@@ -1025,9 +1026,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                     ("weight", weight), ("bias", bias)):
         if t is not None and t.numel() != C:
             raise RuntimeError(f"{name} should contain {C} elements not {t.numel()}")
-    if input._dtype is dt.float32 and any(t is not None and t._dtype in (dt.float16, dt.bfloat16)
-                                          for t in (weight, bias, running_mean, running_var)):
-        raise RuntimeError("mixed dtype (CPU): expect parameter to have scalar type of Float")
+    _check_norm_dtypes(input, weight, bias, running_mean, running_var)
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (C,) + (1,) * (input.ndim - 2)
     input, (weight, bias), low = _opmath(input, weight, bias)
@@ -1072,6 +1071,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
         if t is not None and tuple(t.shape) != ns:
             raise RuntimeError(f"layer_norm: expected {name} of shape {list(ns)}, but got "
                                f"{list(t.shape)}")
+    _check_norm_dtypes(input, weight, bias)
     x, (weight, bias), low = _opmath(input, weight, bias)
     y, _, _ = _normalize(x, tuple(range(input.ndim - k, input.ndim)), eps)
     y = _round_back(_affine(y, weight, bias, ns), low)
@@ -1116,6 +1116,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
             raise RuntimeError(f"Expected {name} to be a vector of size equal to the number of "
                                f"channels in input, but got {name} of shape {list(t.shape)} and "
                                f"input of shape {list(input.shape)}")
+    _check_norm_dtypes(input, weight, bias)
     x, (weight, bias), low = _opmath(input, weight, bias)
     g = _reshape(x, (N, num_groups, -1) if input.numel() else (N, num_groups, 0))
     y, _, _ = _normalize(g, (2,), eps)
@@ -1133,6 +1134,7 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     C = input.shape[1]
     dims = tuple(range(2, input.ndim))
     shape = (C,) + (1,) * (input.ndim - 2)
+    _check_norm_dtypes(input, weight, bias)     # (the running statistics may differ)
     x, (weight, bias), low = _opmath(input, weight, bias)
     if use_input_stats:
         n = _prod(input.shape[2:])
@@ -1685,6 +1687,9 @@ def _sdpa_grad_name(query, key, value, attn_mask, dropout_p, enable_gqa):
 
 
 def _linear(x, w, b):
+    if b is not None and x._dtype is not w._dtype:       # (F.linear's addmm text, as torch)
+        raise RuntimeError(f"mat1 and mat2 must have the same dtype, but got "
+                           f"{dt.tname(x._dtype)} and {dt.tname(w._dtype)}")
     y = apply(P["matmul"], x, _mT(w))
     return y if b is None else apply(P["add"], y, b)
 

@@ -227,8 +227,9 @@ def sparse_(tensor, sparsity, std=0.01, generator=None):
     num_zeros = int(math.ceil(sparsity * rows))
     g = _C._gen(generator)
     a = g.normal((rows, cols), tensor._dtype, 0.0, std)
+    gd = _C._gen(None)      # (torch draws the permutations from the default generator)
     for c in range(cols):
-        a[g.randperm(rows)[:num_zeros], c] = 0
+        a[gd.randperm(rows)[:num_zeros], c] = 0
     return _write(tensor, a)
 
 

@@ -100,6 +100,25 @@ class UninitializedParameter(Parameter):
     def __repr__(self):
         return "<UninitializedParameter>"
 
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        r = type(self)(self.requires_grad, self._lazy_device, self._dtype)
+        memo[id(self)] = r
+        return r
+
+    def __reduce_ex__(self, proto):
+        return (self.__class__, (self.requires_grad,))
+
+    def numel(self):
+        # (a parameter count over a lazy module must not read 0; torch refuses the same way)
+        raise ValueError(f"Attempted to use an uninitialized parameter in <method 'numel' of "
+                         f"'torch._C.TensorBase' objects>. This error happens when you are using "
+                         f"a `LazyModule` or explicitly manipulating `torch.nn.parameter."
+                         f"{type(self).__name__}` objects. When using LazyModules Call `forward` "
+                         f"with a dummy batch to initialize the parameters before calling torch "
+                         f"functions")
+
     @property
     def shape(self):
         raise RuntimeError("Can't access the shape of an uninitialized parameter or buffer. This "
@@ -145,6 +164,17 @@ class UninitializedBuffer(Tensor):
 
     materialize = UninitializedParameter.materialize
     shape = UninitializedParameter.shape
+    numel = UninitializedParameter.numel
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        r = type(self)(self.requires_grad, self._lazy_device, self._dtype, self.persistent)
+        memo[id(self)] = r
+        return r
+
+    def __reduce_ex__(self, proto):
+        return (self.__class__, (self.requires_grad,))
 
     def __repr__(self):
         return "<UninitializedBuffer>"

@@ -24,7 +24,7 @@ class _LazyConvXdMixin(LazyModuleMixin):
         if input.dim() not in (nd + 1, nd + 2):
             raise RuntimeError(f"Expected {nd + 1}D (unbatched) or {nd + 2}D (batched) input to "
                                f"{self.__class__.__name__}, but got input of size: "
-                               f"{list(input.shape)}")
+                               f"{input.shape}")
         return input.shape[1] if input.dim() == nd + 2 else input.shape[0]
 
     def initialize_parameters(self, input, *args, **kwargs):

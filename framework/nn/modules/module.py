@@ -1,6 +1,7 @@
 """nn.Module: the base class of every layer, following PyTorch's semantics attribute for attribute
 (registration through __setattr__, hooks, state_dict, _apply, repr)."""
 import itertools
+import warnings
 from collections import OrderedDict, namedtuple
 from collections.abc import Mapping
 
@@ -19,6 +20,12 @@ _global_forward_pre_hooks = OrderedDict()
 _global_forward_hooks = OrderedDict()
 _global_forward_hooks_with_kwargs = OrderedDict()
 _global_forward_hooks_always_called = OrderedDict()
+_global_backward_pre_hooks = OrderedDict()
+_global_backward_hooks = OrderedDict()
+_global_is_full_backward_hook = None       # None: no global backward hook yet
+_global_buffer_registration_hooks = OrderedDict()
+_global_module_registration_hooks = OrderedDict()
+_global_parameter_registration_hooks = OrderedDict()
 
 
 def register_module_forward_pre_hook(hook):
@@ -41,6 +48,64 @@ def register_module_forward_hook(hook, *, with_kwargs=False, always_call=False):
     return handle
 
 
+def register_module_full_backward_pre_hook(hook):
+    """A backward pre-hook common to all modules, run before each module's own."""
+    handle = RemovableHandle(_global_backward_pre_hooks)
+    _global_backward_pre_hooks[handle.id] = hook
+    return handle
+
+
+def _register_global_backward_hook(hook, full):
+    global _global_is_full_backward_hook
+    if _global_is_full_backward_hook is (not full):
+        raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
+                           "global Module hook. Please use only one of them.")
+    _global_is_full_backward_hook = full
+    handle = RemovableHandle(_global_backward_hooks)
+    _global_backward_hooks[handle.id] = hook
+    return handle
+
+
+def register_module_full_backward_hook(hook):
+    """A full backward hook common to all modules, run before each module's own."""
+    return _register_global_backward_hook(hook, True)
+
+
+def register_module_backward_hook(hook):
+    """Deprecated (non-full) global backward hook."""
+    return _register_global_backward_hook(hook, False)
+
+
+def _registration_hook(hooks, hook):
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def register_module_buffer_registration_hook(hook):
+    """hook(module, name, buffer) -> None or a new buffer, run by every buffer registration."""
+    return _registration_hook(_global_buffer_registration_hooks, hook)
+
+
+def register_module_module_registration_hook(hook):
+    """hook(module, name, submodule) -> None or a new module, run by every module registration."""
+    return _registration_hook(_global_module_registration_hooks, hook)
+
+
+def register_module_parameter_registration_hook(hook):
+    """hook(module, name, param) -> None or a new parameter, run by every parameter
+    registration."""
+    return _registration_hook(_global_parameter_registration_hooks, hook)
+
+
+def _run_registration_hooks(hooks, module, name, value):
+    for hook in hooks.values():
+        out = hook(module, name, value)
+        if out is not None:
+            value = out
+    return value
+
+
 def _typename(obj):
     if isinstance(obj, Tensor):
         return obj.type()
@@ -53,6 +118,9 @@ def _typename(obj):
 
 class _HookDict(OrderedDict):
     """OrderedDict that can be weak-referenced (RemovableHandle keeps weak refs)."""
+
+    def __repr__(self):             # (prints as torch's plain OrderedDict of hooks)
+        return repr(OrderedDict(self))
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -274,6 +342,7 @@ class Module:
                             "(torch Tensor or None required)")
         if isinstance(tensor, Buffer):
             persistent = tensor.persistent
+        tensor = _run_registration_hooks(_global_buffer_registration_hooks, self, name, tensor)
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent_buffers_set.discard(name)
@@ -302,6 +371,8 @@ class Module:
                              "function of another Tensor, compute the value in the forward() "
                              "method.")
         else:
+            param = _run_registration_hooks(_global_parameter_registration_hooks, self, name,
+                                            param)
             self._parameters[name] = param
 
     def add_module(self, name, module):
@@ -315,6 +386,7 @@ class Module:
             raise KeyError(f'module name can\'t contain ".", got: {name}')
         if name == "":
             raise KeyError('module name can\'t be empty string ""')
+        module = _run_registration_hooks(_global_module_registration_hooks, self, name, module)
         self._modules[name] = module
 
     def register_module(self, name, module):
@@ -367,11 +439,13 @@ class Module:
 
     def get_extra_state(self):
         raise RuntimeError("Reached a code path in Module.get_extra_state() that should never be "
-                           "called.")
+                           "called. Please file an issue at https://github.com/pytorch/pytorch/"
+                           "issues/new?template=bug-report.yml to report this bug.")
 
     def set_extra_state(self, state):
         raise RuntimeError("Reached a code path in Module.set_extra_state() that should never be "
-                           "called.")
+                           "called. Please file an issue at https://github.com/pytorch/pytorch/"
+                           "issues/new?template=bug-report.yml to report this bug.")
 
     # ---- attribute protocol --------------------------------------------------------------------
     def __getattr__(self, name):
@@ -418,11 +492,15 @@ class Module:
                     raise AttributeError("cannot assign module before Module.__init__() call")
                 remove_from(self.__dict__, self._parameters, self._buffers,
                             self._non_persistent_buffers_set)
+                value = _run_registration_hooks(_global_module_registration_hooks, self, name,
+                                                value)
                 modules[name] = value
             elif modules is not None and name in modules:
                 if value is not None:
                     raise TypeError(f"cannot assign '{_typename(value)}' as child module '{name}' "
                                     "(torch.nn.Module or None expected)")
+                value = _run_registration_hooks(_global_module_registration_hooks, self, name,
+                                                value)
                 modules[name] = value
             else:
                 buffers = self.__dict__.get("_buffers")
@@ -609,6 +687,13 @@ class Module:
         if dtype is not None and not (dtype.is_floating_point or dtype.is_complex):
             raise TypeError("nn.Module.to only accepts floating point or complex dtypes, but got "
                             f"desired dtype={dtype}")
+        if dtype is not None and dtype.is_complex:
+            warnings.warn(
+                "Complex modules are a new feature under active development whose design may "
+                "change, and some modules might not work as expected when using complex tensors as "
+                "parameters or buffers. Please file an issue at https://github.com/pytorch/pytorch/"
+                "issues/new?template=bug-report.yml if a complex module does not work as expected.",
+                stacklevel=2)
         if device is not None:
             from runtime.device import canonical
             canonical(device)       # an unavailable device raises here, before anything changes
@@ -711,11 +796,19 @@ class Module:
         return handle
 
     def register_state_dict_post_hook(self, hook):
+        hook._from_public_api = True        # (as torch marks it: such a hook must return None)
         handle = RemovableHandle(self._state_dict_hooks)
         self._state_dict_hooks[handle.id] = hook
         return handle
 
-    _register_state_dict_hook = register_state_dict_post_hook
+    def _register_state_dict_hook(self, hook):
+        if getattr(hook, "_from_public_api", False):
+            raise RuntimeError(
+                "Cannot register the same function as the state dict post hook that was "
+                "previously registered via register_state_dict_post_hook")
+        handle = RemovableHandle(self._state_dict_hooks)
+        self._state_dict_hooks[handle.id] = hook
+        return handle
 
     def register_load_state_dict_pre_hook(self, hook):
         handle = RemovableHandle(self._load_state_dict_pre_hooks)
@@ -737,7 +830,8 @@ class Module:
     # ---- calling -------------------------------------------------------------------------------
     def _call_impl(self, *args, **kwargs):
         if not (self._backward_hooks or self._backward_pre_hooks or self._forward_hooks or
-                self._forward_pre_hooks or _global_forward_hooks or _global_forward_pre_hooks):
+                self._forward_pre_hooks or _global_forward_hooks or _global_forward_pre_hooks or
+                _global_backward_hooks or _global_backward_pre_hooks):
             return self.forward(*args, **kwargs)
         if not (self._forward_hooks_always_called or _global_forward_hooks_always_called):
             return self._call_hooked(args, kwargs, None)
@@ -764,13 +858,13 @@ class Module:
             raise
 
     def _call_hooked(self, args, kwargs, called):
+        # global hooks first, then the module's own (torch's _get_backward_hooks)
         full_bw, legacy_bw = [], []
-        bw_pre = list(self._backward_pre_hooks.values())
-        if self._backward_hooks:
-            if self._is_full_backward_hook:
-                full_bw = list(self._backward_hooks.values())
-            else:
-                legacy_bw = list(self._backward_hooks.values())
+        bw_pre = [*_global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()]
+        for hooks, is_full in ((_global_backward_hooks, _global_is_full_backward_hook),
+                               (self._backward_hooks, self._is_full_backward_hook)):
+            if hooks:
+                (full_bw if is_full else legacy_bw).extend(hooks.values())
         for hook_id, hook in [*_global_forward_pre_hooks.items(),
                               *self._forward_pre_hooks.items()]:
             if hook_id in self._forward_pre_hooks_with_kwargs:
@@ -802,6 +896,9 @@ class Module:
             if r is not None:
                 result = r
         if bw_hook is not None:
+            if not isinstance(result, (Tensor, tuple)):
+                warnings.warn("For backward hooks to be called, module output should be a Tensor "
+                              f"or a tuple of Tensors but received {type(result)}", stacklevel=2)
             result = bw_hook.setup_output_hook(result)
         if legacy_bw:
             var = result
@@ -814,7 +911,47 @@ class Module:
             if grad_fn is not None:
                 for hook in legacy_bw:
                     grad_fn.register_hook(lambda gi, go, hook=hook: hook(self, gi, go))
+                self._maybe_warn_non_full_backward_hook(args, result, grad_fn)
         return result
+
+    def _maybe_warn_non_full_backward_hook(self, inputs, result, grad_fn):
+        """torch's deprecation warnings for a non-full backward hook whose grad_input or
+        grad_output cannot be the module's (same tests, same order)."""
+        def warn(msg):
+            warnings.warn(msg, FutureWarning, stacklevel=4)
+        tail = " Please use register_full_backward_hook to get the documented behavior."
+        if not isinstance(result, Tensor):
+            if not (isinstance(result, tuple) and all(isinstance(r, Tensor) for r in result)):
+                return warn("Using non-full backward hooks on a Module that does not return a "
+                            "single Tensor or a tuple of Tensors is deprecated and will be removed "
+                            "in future versions. This hook will be missing some of the grad_output."
+                            + tail)
+        else:
+            result = (result,)
+        if not isinstance(inputs, Tensor):
+            if not (isinstance(inputs, tuple) and all(isinstance(i, Tensor) for i in inputs)):
+                return warn("Using non-full backward hooks on a Module that does not take as input "
+                            "a single Tensor or a tuple of Tensors is deprecated and will be "
+                            "removed in future versions. This hook will be missing some of the "
+                            "grad_input." + tail)
+        else:
+            inputs = (inputs,)
+        out_grad_fn = {id(r.grad_fn) for r in result if r.grad_fn is not None}
+        if not out_grad_fn or (len(out_grad_fn) == 1 and id(grad_fn) not in out_grad_fn):
+            warn("Using a non-full backward hook when outputs are nested in python data structure "
+                 "is deprecated and will be removed in future versions. This hook will be missing "
+                 "some grad_output.")
+        elif len(out_grad_fn) > 1:
+            warn("Using a non-full backward hook when outputs are generated by different autograd "
+                 "Nodes is deprecated and will be removed in future versions. This hook will be "
+                 "missing some grad_output." + tail)
+        else:
+            inputs_grad_fn = {id(i.grad_fn) for i in inputs if i.grad_fn is not None}
+            next_functions = {id(n[0]) for n in grad_fn.next_functions}
+            if inputs_grad_fn != next_functions:
+                warn("Using a non-full backward hook when the forward contains multiple autograd "
+                     "Nodes is deprecated and will be removed in future versions. This hook will "
+                     "be missing some grad_input." + tail)
 
     def __call__(self, *args, **kwargs):
         compiled = self.__dict__.get("_compiled_call_impl")
@@ -834,20 +971,26 @@ class Module:
 
     def _save_to_state_dict(self, destination, prefix, keep_vars):
         for name, param in self._parameters.items():
-            if param is not None:
-                destination[prefix + name] = param if keep_vars else param.detach()
+            if param is not None:     # (an uninitialized one is stored as it is, as torch)
+                destination[prefix + name] = param if keep_vars or is_lazy(param) else \
+                    param.detach()
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
-                destination[prefix + name] = buf if keep_vars else buf.detach()
+                destination[prefix + name] = buf if keep_vars or is_lazy(buf) else buf.detach()
         if self._has_extra_state():
             destination[prefix + "_extra_state"] = self.get_extra_state()
 
     def state_dict(self, *args, destination=None, prefix="", keep_vars=False):
         if args:
-            destination = args[0]
-            if len(args) > 1:
+            warnings.warn(
+                "Positional args are being deprecated, use kwargs instead. Refer to "
+                "https://pytorch.org/docs/main/generated/torch.nn.Module.html"
+                "#torch.nn.Module.state_dict for details.", FutureWarning, stacklevel=2)
+            if destination is None:
+                destination = args[0]
+            if len(args) > 1 and prefix == "":
                 prefix = args[1]
-            if len(args) > 2:
+            if len(args) > 2 and keep_vars is False:
                 keep_vars = args[2]
         if destination is None:
             destination = OrderedDict()
@@ -865,6 +1008,9 @@ class Module:
         for hook in self._state_dict_hooks.values():
             r = hook(self, destination, prefix, local_metadata)
             if r is not None:
+                # only the private _register_state_dict_hook may return a new dict
+                if getattr(hook, "_from_public_api", False):
+                    raise RuntimeError("state_dict post-hook must return None")
                 destination = r
         return destination
 

@@ -42,8 +42,9 @@ def fuse_linear_bn_eval(linear, bn):
     if linear.training or bn.training:
         raise AssertionError("Fusion only for eval!")
     if not (linear.out_features == bn.num_features or bn.num_features == 1):
-        raise AssertionError("To fuse, linear.out_features must equal bn.num_features or "
-                             "bn.num_features must equal 1")
+        raise AssertionError("To fuse, linear.out_features == bn.num_features or "
+                             "bn.num_features == 1, got linear.out_features="
+                             f"{linear.out_features} and bn.num_features={bn.num_features}")
     if bn.running_mean is None or bn.running_var is None:
         raise AssertionError("bn running stats are required")
     fused = copy.deepcopy(linear)

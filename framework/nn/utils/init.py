@@ -7,6 +7,9 @@ __all__ = ["skip_init"]
 
 def skip_init(module_cls, *args, **kwargs):
     from .. import init
+    from ..modules.module import Module
+    if not (isinstance(module_cls, type) and issubclass(module_cls, Module)):
+        raise RuntimeError(f"Expected a Module; got {module_cls}")
     if "device" not in inspect.signature(module_cls).parameters:
         raise RuntimeError("Module must support a 'device' arg to skip initialization")
     saved = {}

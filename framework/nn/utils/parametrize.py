@@ -7,7 +7,8 @@ from ..modules.module import Module
 from ..modules.container import ModuleList, ModuleDict
 
 __all__ = ["register_parametrization", "remove_parametrizations", "is_parametrized",
-           "ParametrizationList", "cached"]
+           "ParametrizationList", "cached", "type_before_parametrizations",
+           "transfer_parametrizations_and_params"]
 
 
 class ParametrizationList(ModuleList):
@@ -228,6 +229,34 @@ def remove_parametrizations(module, tensor_name, leave_parametrized=True):
         delattr(module, "parametrizations")
         module.__class__ = module.__class__.__bases__[0]
     return module
+
+
+def type_before_parametrizations(module):
+    """The module's class before parametrizations were registered (its own if none)."""
+    if is_parametrized(module):
+        return module.__class__.__bases__[0]
+    return type(module)
+
+
+def transfer_parametrizations_and_params(from_module, to_module, tensor_name=None):
+    """Register from_module's parametrizations (of tensor_name, or of all) on to_module and
+    share their original tensors; a missing tensor on to_module is created first."""
+    if is_parametrized(from_module):
+        names = from_module.parametrizations if tensor_name is None else [tensor_name]
+        for name in names:
+            if not hasattr(to_module, name):
+                setattr(to_module, name, Parameter(getattr(from_module, name)))
+            for fn in from_module.parametrizations[name]:
+                register_parametrization(to_module, name, fn)
+            src, dst = from_module.parametrizations[name], to_module.parametrizations[name]
+            if hasattr(src, "original"):
+                dst.original = src.original
+            else:
+                num = 0
+                while hasattr(src, f"original{num}"):
+                    setattr(dst, f"original{num}", getattr(src, f"original{num}"))
+                    num += 1
+    return to_module
 
 
 class cached:

@@ -5,7 +5,7 @@ import numpy as np
 
 from runtime import dtypes as dt
 from ...tensor import Tensor
-from ..._dispatch import wrap, wrap_like
+from ..._dispatch import wrap, wrap_like, rename
 from ... import ops_shape as S, ops_index as I, creation as C
 
 __all__ = ["PackedSequence", "pad_sequence", "pack_padded_sequence", "pad_packed_sequence",
@@ -122,7 +122,8 @@ def pad_sequence(sequences, batch_first=False, padding_value=0.0, padding_side="
             pad = C.full((n,) + tuple(s.shape[1:]), padding_value, dtype=s.dtype)
             s = S.cat([s, pad] if padding_side == "right" else [pad, s])
         out.append(s)
-    return S.stack(out, 1 if not batch_first else 0)
+    # (torch copies each sequence into a filled tensor: its grad_fn is CopySlices)
+    return rename(S.stack(out, 1 if not batch_first else 0), "CopySlices")
 
 
 def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True):
@@ -153,6 +154,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
                            f"sequence length {input.shape[0]}")
     batch_sizes = np.array([(ln > t).sum() for t in range(int(ln.max()))], np.int64)
     data = S.cat([S.narrow(input[t], 0, 0, int(bs)) for t, bs in enumerate(batch_sizes)])
+    rename(data, "PackPaddedSequenceBackward0")
     return PackedSequence(data, wrap(batch_sizes, dt.int64), sorted_indices, None)
 
 
@@ -178,13 +180,13 @@ def pad_packed_sequence(sequence, batch_first=False, padding_value=0.0, total_le
         steps.append(step)
     for _ in range(total_length - max_len):
         steps.append(C.full((max_b,) + trailing, padding_value, dtype=data.dtype))
-    out = S.stack(steps, 0)
+    out = rename(S.stack(steps, 0), "CopySlices")      # (as torch's filled-then-copied output)
     lengths = np.array([(bsz > i).sum() for i in range(max_b)], np.int64)
-    if sequence.unsorted_indices is not None:
-        out = I.index_select(out, 1, sequence.unsorted_indices)
-        lengths = lengths[sequence.unsorted_indices._data]
     if batch_first:
         out = S.transpose(out, 0, 1)
+    if sequence.unsorted_indices is not None:
+        out = I.index_select(out, 0 if batch_first else 1, sequence.unsorted_indices)
+        lengths = lengths[sequence.unsorted_indices._data]
     return out, wrap(lengths, dt.int64)
 
 
@@ -195,7 +197,9 @@ def pack_sequence(sequences, enforce_sorted=True):
 
 def unpad_sequence(padded_sequences, lengths, batch_first=False):
     x = padded_sequences if batch_first else S.transpose(padded_sequences, 0, 1)
-    return [S.narrow(x[i], 0, 0, int(n)) for i, n in enumerate(_lengths_np(lengths))]
+    idx = np.arange(x.shape[1])
+    # a boolean-mask index, as torch: each sequence is a copy (grad_fn IndexBackward0)
+    return [x[i][wrap_like(idx < int(n), dt.bool_, x)] for i, n in enumerate(_lengths_np(lengths))]
 
 
 def unpack_sequence(packed_sequences):

@@ -9,7 +9,7 @@ from ... import ops_math as M, ops_shape as S, ops_linalg as L
 from ..parameter import Parameter
 from .. import _functional_basic as F
 
-__all__ = ["spectral_norm", "remove_spectral_norm", "SpectralNorm"]
+__all__ = ["spectral_norm", "remove_spectral_norm", "SpectralNorm", "SpectralNormStateDictHook"]
 
 
 def _reshape_weight(weight, dim):
@@ -84,6 +84,7 @@ class SpectralNorm:
         module.register_buffer(fn.name + "_u", u)
         module.register_buffer(fn.name + "_v", v)
         module.register_forward_pre_hook(fn)
+        module._register_state_dict_hook(SpectralNormStateDictHook(fn))
         return fn
 
     def remove(self, module):
@@ -96,6 +97,21 @@ class SpectralNorm:
         module.register_parameter(self.name, Parameter(weight.detach()))
 
 
+class SpectralNormStateDictHook:
+    """Records the format version in the state_dict's metadata (as torch's hook of this name:
+    metadata["spectral_norm"]["<name>.version"] = 1)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, module, state_dict, prefix, local_metadata):
+        meta = local_metadata.setdefault("spectral_norm", {})
+        key = self.fn.name + ".version"
+        if key in meta:
+            raise RuntimeError(f"Unexpected key in metadata['spectral_norm']: {key}")
+        meta[key] = self.fn._version
+
+
 def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=None):
     if dim is None:
         dim = 1 if type(module).__name__.startswith("ConvTranspose") else 0
@@ -104,7 +120,12 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
 
 
 def remove_spectral_norm(module, name="weight"):
-    return remove_reparam_hook(module, SpectralNorm, name, "spectral_norm")
+    remove_reparam_hook(module, SpectralNorm, name, "spectral_norm")
+    for k, hook in list(module._state_dict_hooks.items()):
+        if isinstance(hook, SpectralNormStateDictHook) and hook.fn.name == name:
+            del module._state_dict_hooks[k]
+            break
+    return module
 
 
 def remove_reparam_hook(module, cls, name, label):

@@ -2,8 +2,10 @@
 favour of parametrizations.weight_norm, still common): `name` becomes name_g (magnitude, the
 norm over every dim but `dim`) and name_v (direction) parameters, and a forward pre-hook
 recomputes name = name_g * name_v / ||name_v|| before every forward."""
+import warnings
+
 from ... import ops_math as M
-from ..parameter import Parameter
+from ..parameter import Parameter, is_lazy
 from .parametrizations import _norm_except_dim
 from .spectral_norm import remove_reparam_hook
 
@@ -20,12 +22,18 @@ class WeightNorm:
 
     @staticmethod
     def apply(module, name, dim):
+        warnings.warn("`torch.nn.utils.weight_norm` is deprecated in favor of "
+                      "`torch.nn.utils.parametrizations.weight_norm`.", FutureWarning, stacklevel=2)
         for hook in module._forward_pre_hooks.values():
             if isinstance(hook, WeightNorm) and hook.name == name:
                 raise RuntimeError(f"Cannot register two weight_norm hooks on the same "
                                    f"parameter {name}")
         fn = WeightNorm(name, dim)
         weight = getattr(module, name)
+        if is_lazy(weight):
+            raise ValueError("The module passed to `WeightNorm` can't have uninitialized "
+                             "parameters. Make sure to run the dummy forward before applying "
+                             "weight normalization")
         del module._parameters[name]
         module.register_parameter(name + "_g",
                                   Parameter(_norm_except_dim(weight, fn.dim).detach()))
