@@ -899,10 +899,12 @@ def rand(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     shape = _sizes("rand", size, kw.pop("size", None))
     dev = _draw_device(device, out)
     if dev is not None:
-        return _into(out, _drawn(("uniform", (0.0, 1.0)), shape, d, dev, generator,
-                                 requires_grad))
-    arr = _gen(generator).uniform(shape, d)
-    return _into(out, _finish(arr, d, device, requires_grad))
+        t = _drawn(("uniform", (0.0, 1.0)), shape, d, dev, generator, requires_grad)
+    else:
+        t = _finish(_gen(generator).uniform(shape, d), d, device, requires_grad)
+    if out is None and generator is None:
+        _replayable_draw(t, lambda: rand(shape, dtype=d, device=device))
+    return _into(out, t)
 
 
 def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
@@ -914,10 +916,22 @@ def randn(*size, generator=None, out=None, dtype=None, layout=None, device=None,
     shape = _sizes("randn", size, kw.pop("size", None))
     dev = _draw_device(device, out)
     if dev is not None:
-        return _into(out, _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator,
-                                 requires_grad))
-    arr = _gen(generator).normal(shape, d)
-    return _into(out, _finish(arr, d, device, requires_grad))
+        t = _drawn(("normal", (0.0, 1.0)), shape, d, dev, generator, requires_grad)
+    else:
+        t = _finish(_gen(generator).normal(shape, d), d, device, requires_grad)
+    if out is None and generator is None:
+        _replayable_draw(t, lambda: randn(shape, dtype=d, device=device))
+    return _into(out, t)
+
+
+def _replayable_draw(t, again):
+    """Under compile(): t, just drawn from the default generator, is a draw a replay repeats
+    by calling again() in trace order (as dropout masks are); a replay is allowed only when
+    again() from the generator's state before the trace gives the same values
+    (_compile.replay._check_draws)."""
+    tr = STATE.tracer
+    if tr is not None:
+        tr.note_draw(t._data, t._dtype, lambda: again()._data)
 
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
@@ -1021,6 +1035,8 @@ def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
               requires_grad=False, pin_memory=False, memory_format=None):
     _check_like_format("rand_like", memory_format, (), ("",))
     t = uniform_(_random_like(input, dtype, device, memory_format), generator=generator)
+    if generator is None:
+        _replayable_draw(t, lambda: uniform_(empty_like(t)))
     return t.requires_grad_(True) if requires_grad else t
 
 
@@ -1028,6 +1044,8 @@ def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
                requires_grad=False, pin_memory=False, memory_format=None):
     _check_like_format("randn_like", memory_format, (), ("",))
     t = normal_(_random_like(input, dtype, device, memory_format), generator=generator)
+    if generator is None:
+        _replayable_draw(t, lambda: normal_(empty_like(t)))
     return t.requires_grad_(True) if requires_grad else t
 
 

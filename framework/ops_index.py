@@ -170,6 +170,8 @@ def _plan(shape, idx, defer_bounds=False):
         # before anything else: torch finds it while it reads the indices)
         nonempty = 0 not in b and 0 not in rest
         for dd, i, size in sorted(bounds, key=lambda e: e[2] != 0):
+            if STATE.tracer is not None and type(i) is not np.ndarray and nonempty:
+                continue    # traced index values: the index node checks them when it runs
             if i.size and (nonempty or (size == 0 and 0 not in b)):
                 lo, hi = index_bounds(i)
                 if hi >= size or lo < -size:

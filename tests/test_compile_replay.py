@@ -122,7 +122,7 @@ def test_dropout_in_train_mode_replays_drawing_masks_as_eager():
     assert st["replays"] == 5
 
 
-def test_other_random_draws_in_forward_are_traced_every_call():
+def test_randn_in_forward_is_drawn_again_by_replays():
     class Noisy(nn.Module):
         def __init__(self):
             super().__init__()
@@ -130,6 +130,28 @@ def test_other_random_draws_in_forward_are_traced_every_call():
 
         def forward(self, x):
             return self.lin(x + torch.randn(x.shape))
+    m1, m2 = _pair(Noisy)
+    cm = torch.compile(m2)
+    for s in range(4):
+        x = _x(m1, seed=s)
+        torch.manual_seed(s)
+        a = m1(x)
+        torch.manual_seed(s)
+        _eq(cm(x).detach().cpu().numpy(), a.detach().cpu().numpy())
+    st = cm._compiled.stats
+    assert st["replays"] == 2     # (each draws from the reseeded generator, as eager)
+    assert st["replay_notes"] == ["replay enabled: two identical traces (training=True, "
+                                  "grad_mode=True)"]
+
+
+def test_other_random_draws_in_forward_are_traced_every_call():
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(10, 3)
+
+        def forward(self, x):
+            return self.lin(x + torch.empty(x.shape).normal_())
     m1, m2 = _pair(Noisy)
     cm = torch.compile(m2)
     for s in range(4):

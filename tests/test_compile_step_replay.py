@@ -352,11 +352,15 @@ def test_dropout_masks_are_drawn_again_by_replays_as_eager_draws_them():
     assert c.stats["replays"] == 3
 
 
-def test_other_random_draws_are_not_replayed():
+@pytest.mark.parametrize("draw, replays", [
+    (lambda x: torch.randn(x.shape), 2),             # drawn again by each replay
+    (lambda x: torch.randn_like(x), 2),
+    (lambda x: torch.empty(x.shape).normal_(), 0)])   # other draws: traced every call
+def test_random_draws_in_a_replayed_step(draw, replays):
     m, o = _setup(_mlp, lr=1e-2)
 
     def noisy(x, y):
-        return _train_step(m, o, x + 0.01 * torch.randn(x.shape), y)
+        return _train_step(m, o, x + 0.01 * draw(x), y)
     c = torch.compile(noisy)
     m2, o2 = _setup(_mlp, lr=1e-2)
     for s in range(5):
@@ -364,9 +368,11 @@ def test_other_random_draws_are_not_replayed():
         torch.manual_seed(s)
         c(x, y)
         torch.manual_seed(s)
-        _train_step(m2, o2, x + 0.01 * torch.randn(x.shape), y)
+        _train_step(m2, o2, x + 0.01 * draw(x), y)
     _same(m2, o2, m, o)
-    assert c.stats["replays"] == 0
+    assert c.stats["replays"] == replays, c.stats["replay_notes"]
+    if replays:
+        return
     assert any("random numbers drawn other than dropout" in n
                for n in c.stats["replay_notes"]), c.stats["replay_notes"]
 

@@ -376,7 +376,7 @@ class CompiledFunction:
         for j, d in rec.bumps:
             for _ in range(d):
                 ts[j]._bump()
-        node = region_node(plan, res, in_tensors, list(rec.outs_meta)) \
+        node = region_node(plan, res, in_tensors, list(rec.outs_meta), rec.bwd_consts) \
             if rec.outs_meta is not None else None
         outs = []
         for k, slot, dtype, vc in rec.leaves:
@@ -575,10 +575,11 @@ def _replay_record(tracer, pre, argt, leaves, broke):
     r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_js, bumps
     r.template, r.leaves = tpl, info
     r.outs_meta = list(node.outs) if node is not None else None
+    r.bwd_consts = node.ctx.bwd_consts if node is not None else None
     r.mods, r.tensors, r.state = mods, tensors, pre["state"]
     r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
     r.made = made
-    r.sig = (id(plan), consts_key(consts), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
+    r.sig = (id(plan), consts_key(consts), consts_key(r.bwd_consts or ()), tuple(in_src), tuple(ov_js), tuple(bumps), tpl,
              tuple(info), tuple(pre["state"]),
              tuple((a.shape, dtype) for a, dtype, _ in tracer.draws))
     return r

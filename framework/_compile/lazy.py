@@ -186,6 +186,7 @@ class Tracer:
         self.regions_run = 0
         self.draws = []                 # [(array, dtype, recipe)]: draws a replay repeats
         self.made = set()               # ids of the arrays factories made while tracing
+        self.pristine = {}              # id -> copy of such an array before its in-place write
         self.hypers = []                # [(container, key, index, tensor)]: see hyper()
         self.guards = []                # [(predicate, value)]: see guard()
         self.watched = []               # [(container, key, original value)]: see _watch()
@@ -281,6 +282,8 @@ class Tracer:
         self.views = _IdMap()
         self.view_root = _IdMap()       # view SymArray -> (root storage, chain, root tensor ref)
         self.seq0 = next(_dispatch._seq)   # autograd nodes newer than this are traced ones
+        if not self.regions_run:
+            self.seq_start = self.seq0     # (the first region's)
 
     # recording ------------------------------------------------------------------------------
     def value_of(self, a):
@@ -413,6 +416,8 @@ class Tracer:
         else:
             if type(d) is SymArray:
                 d = d._materialize("in-place write to an earlier region's tensor")
+            if id(d) in self.made and id(d) not in self.pristine:
+                self.pristine[id(d)] = d.copy()     # (what a replay starts from)
             # the tensor turns symbolic (reads see the new value); its memory gets the result
             # when the region runs, and aliases of that memory read the new value meanwhile
             self.overrides[id(d)] = (d, v)
@@ -555,7 +560,8 @@ class Tracer:
         for n in self.traced_nodes:
             if n.freed:
                 continue
-            for s in list(n.saved or ()) + list(n.out or ()):
+            ctx = n.ctx._saved if n.fn is not None else ()     # (a custom Function's)
+            for s in list(n.saved or ()) + list(n.out or ()) + list(ctx or ()):
                 d = s._data if isinstance(s, Tensor) else s
                 if type(d) is SymArray and d.tracer is self and d.real is None and \
                         id(d) not in seen:
@@ -570,6 +576,10 @@ class Tracer:
         function only the region backward reads them, through graph values."""
         from .region import run_region
         if self.graph.nodes or self.overrides:
+            # a custom autograd.Function's node keeps backward eager through the traced nodes
+            # (region._backward_graph), so what they saved must be computed, as at a break
+            if final and any(n.fn is not None for n in self.traced_nodes):
+                final = False
             if final:
                 self._release_saved()
             alive = []
@@ -623,6 +633,7 @@ def _where(what):
     """(reason, 'file:line') for a graph break requested by `what` (the SymArray access): the
     reason names the Tensor method the user's code called (outermost Kiln frame that _WHY
     knows), the location is the innermost frame outside Kiln's packages."""
+    from ..overrides import WRAPPER_CODE
     f = sys._getframe(2)
     kiln = []                           # Kiln frames outside _compile, innermost first
     user = None
@@ -631,7 +642,7 @@ def _where(what):
         if not fn.startswith(_OURS):
             user = f
             break
-        if not fn.startswith(_HERE):
+        if not fn.startswith(_HERE) and f.f_code is not WRAPPER_CODE:   # (not dispatch wrappers)
             kiln.append(f)
         f = f.f_back
     loc = f"{user.f_code.co_filename}:{user.f_lineno}" if user is not None else "?"

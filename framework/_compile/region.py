@@ -135,10 +135,21 @@ def run_region(tracer, alive):
            _rt_backends.matmul_allow_tf32)     # (generated float32 matmuls depend on it)
     plan = _PLANS.get(key)
     fresh = plan is None
+    bwd_consts = None
+    if fresh and grad_outs:
+        # other float values (a scale read by .item()): the backward built from this trace may
+        # have the same structure; then both programs serve it, with its backward constants
+        base = _PLANS.get(key[:4] + ((),) + key[5:])
+        if base is not None and base.bwd is not None:
+            bwd_consts = _same_backward(tracer, g, grad_outs, in_tensors, base)
+            if bwd_consts is not None:
+                plan, fresh = base, False
     if fresh:
         plan = _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, index,
                            donate)
         _PLANS[key] = plan
+        if grad_outs:
+            _PLANS.setdefault(key[:4] + ((),) + key[5:], plan)
     owner.note_region(plan, fresh, g)
     consts = g.float_consts()
     res = run_plan(plan, in_arrays, consts, [arr for arr, _ in ov])
@@ -159,7 +170,7 @@ def run_region(tracer, alive):
     node = None
     if plan.bwd is not None and grad_outs:
         node = region_node(plan, res, in_tensors,
-                           [AVal(t._data.shape, t._dtype) for t in grad_outs])
+                           [AVal(t._data.shape, t._dtype) for t in grad_outs], bwd_consts)
         slot = {(id(t._node), t._oi): k for k, t in enumerate(grad_outs)}
         for t in alive:      # aliases of a grad output share its new history
             k = slot.get((id(t._node), t._oi))
@@ -177,12 +188,13 @@ def run_plan(plan, in_arrays, consts, ov_arrays):
     if ov_arrays and getattr(plan.fwd, "supports_alias", False):
         # in-place updates of region inputs: the program may write those inputs directly
         pos = {id(a): p for p, a in enumerate(in_arrays)}
-        alias = {n + j: pos[id(a)] for j, a in enumerate(ov_arrays) if id(a) in pos}
+        alias = {n + j: pos[id(a)] for j, a in enumerate(ov_arrays)
+                 if a is not None and id(a) in pos}
         res = plan.fwd.run(in_arrays, consts, alias=alias)
     else:
         res = plan.fwd.run(in_arrays, consts)
     for arr, r in zip(ov_arrays, res[n:n + len(ov_arrays)]):
-        if r is not arr:                         # (a donated input was written by the program)
+        if arr is not None and r is not arr:     # (a donated input was written by the program)
             _write_back(arr, r)                  # in-place writes land in the original memory
     return res
 
@@ -202,9 +214,10 @@ def _write_back(arr, r):
         arr[...] = cuda.from_host(np.asarray(r, dtype=arr.dtype))
 
 
-def region_node(plan, res, in_tensors, outs_meta):
+def region_node(plan, res, in_tensors, outs_meta, bwd_consts=None):
     """The autograd node (CompiledFunctionBackward) of one region run: its backward runs the
-    plan's backward program on the saved forward outputs; edges lead to the region inputs."""
+    plan's backward program on the saved forward outputs (with bwd_consts, this run's float
+    constants, or the plan's); edges lead to the region inputs."""
     saved = [res[i] for i in plan.saved_idx]
     edges = []
     for i in plan.grad_inputs:
@@ -219,6 +232,7 @@ def region_node(plan, res, in_tensors, outs_meta):
     node = cls(_RegionPrim, {}, [], [], edges, outs_meta, "CompiledFunctionBackward")
     node.fn = _RegionFn
     node.ctx = _RegionCtx(plan, saved, [t._dtype for t in in_tensors])
+    node.ctx.bwd_consts = plan.bwd_consts if bwd_consts is None else bwd_consts
     return node
 
 
@@ -306,6 +320,9 @@ class _RegionFn:
         if STATE.grad_enabled:
             raise RuntimeError("compile: double backward (create_graph=True) through a compiled "
                                "region is not supported; run that part eagerly")
+        if STATE.tracer is not None and type(plan.bwd_graph) is Graph:
+            return _traced_backward(plan.bwd_graph, ctx.bwd_consts, saved, gs, node, in_dtypes,
+                                    plan.grad_inputs)
         cot = []
         for g, m in zip(gs, node.outs):
             cot.append(_zeros_like(saved[0] if saved else None, m) if g is None else g._data)
@@ -322,8 +339,8 @@ class _RegionFn:
         ev = EVENT_LOG
         if ev is not None:
             ev.append(("compiled_backward_start", plan.bwd_graph.name))
-        res = plan.bwd.run(list(saved) + cot, plan.bwd_consts, on_output) if on_output \
-            else plan.bwd.run(list(saved) + cot, plan.bwd_consts)
+        res = plan.bwd.run(list(saved) + cot, ctx.bwd_consts, on_output) if on_output \
+            else plan.bwd.run(list(saved) + cot, ctx.bwd_consts)
         if ev is not None:
             ev.append(("compiled_backward_end", plan.bwd_graph.name))
         out = []
@@ -332,6 +349,34 @@ class _RegionFn:
             arr = np.asarray(r) if isinstance(r, (np.generic, int, float)) else r
             out.append(None if r is None else wrap(arr, in_dtypes[i]))
         return tuple(out)
+
+
+def _traced_backward(bg, consts, saved, gs, node, in_dtypes, grad_inputs):
+    """A region's backward reached by a backward that compile() traces (a step function whose
+    forward broke the graph earlier): its graph's ops are recorded into the running trace, as
+    the traced nodes' VJPs are, instead of running its program on symbolic cotangents (a
+    graph break)."""
+    from .._dispatch import apply
+    env = {}
+    for v, a in zip(bg.inputs, saved):
+        env[id(v)] = wrap(a, v.dtype)
+    for v, g, m in zip(bg.inputs[len(saved):], gs, node.outs):
+        env[id(v)] = g if g is not None else apply(REGISTRY["full"], shape=tuple(m.shape),
+                                                   value=0.0, dtype=m.dtype)
+    it = iter(consts)
+    for n in bg.nodes:
+        args = [env[id(a)] if isinstance(a, Value) else next(it) if type(a) is float else a
+                for a in n.inputs]
+        r = apply(n.prim, *args, **n.attrs)
+        for o, x in zip(n.outputs, r if isinstance(r, tuple) else (r,)):
+            env[id(o)] = x
+    out = []
+    for o, i in zip(bg.outputs, grad_inputs):
+        x = env[id(o)] if isinstance(o, Value) else None if o is None else \
+            wrap(np.asarray(o, in_dtypes[i].np), in_dtypes[i])
+        out.append(x if x is None or x._dtype is in_dtypes[i] else
+                   apply(REGISTRY["cast"], x, dtype=in_dtypes[i]))
+    return tuple(out)
 
 
 def _zeros_like(like, meta):
@@ -392,7 +437,29 @@ def _build_plan(tracer, g, in_tensors, in_values, out_vals, n_live, grad_outs, i
     fwd = _compile(g, owner, donate)
     plan = Plan(fwd, n_live, bwd, saved_idx, grad_inputs, g, bg)
     plan.bwd_consts = bwd_consts
+    if bg is not None:
+        plan.bwd_sig = _backward_sig(g, bg, saved_vals, grad_inputs)
     return plan
+
+
+def _backward_sig(g, bg, saved_vals, grad_inputs):
+    """What must match for a backward graph to run as another's program: its structural key
+    (float constants abstracted), where in the forward graph each saved value is made, and
+    which region inputs it differentiates."""
+    loc = {id(v): ("in", k) for k, v in enumerate(g.inputs)}
+    for j, n in enumerate(g.nodes):
+        for k, o in enumerate(n.outputs):
+            loc[id(o)] = (j, k)
+    return (_graph_key(bg), tuple(loc.get(id(v)) for v in saved_vals), tuple(grad_inputs))
+
+
+def _same_backward(tracer, g, grad_outs, in_tensors, base):
+    """This trace's backward float constants when its backward graph is base's but for their
+    values, else None."""
+    bg, saved_vals, grad_inputs = _backward_graph(tracer, g, grad_outs, in_tensors)
+    if bg is None or _backward_sig(g, bg, saved_vals, grad_inputs) != base.bwd_sig:
+        return None
+    return bg.float_consts()
 
 
 class _Interpreted:

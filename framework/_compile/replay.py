@@ -306,7 +306,7 @@ class FunctionReplay:
                 in_src.append(("h", k))
                 continue
             in_src.append(("c", len(consts_in)))
-            ct = _wrap(a, t._dtype)
+            ct = _wrap(tracer.pristine.get(id(a), a), t._dtype)
             consts_in.append(ct)
             arrs[id(a)] = (in_src[-1], ct)
         ov_src = []
@@ -339,7 +339,7 @@ class FunctionReplay:
         if any(s not in written for s, _ in bumps):
             raise _NotReplayable("a tensor was written outside the traced graph")
         tpl, outs = leaves
-        info = leaf_info(outs, index, node, freed_ok=True)
+        info = leaf_info(outs, index, node, freed_ok=tracer.seq_start)
         res_pos = {id(r): k for k, r in enumerate(res[:plan.n_out])}
         gassign = []
         for j, t in enumerate(tensors):
@@ -365,9 +365,15 @@ class FunctionReplay:
         r.plan, r.consts, r.in_src, r.ov, r.bumps = plan, consts, in_src, ov_src, bumps
         r.template, r.leaves, r.gassign = tpl, info, gassign
         r.outs_meta = list(node.outs) if node is not None else None
+        r.bwd_consts = node.ctx.bwd_consts if node is not None else None
         r.walk, r.tensors, r.consts_in = before, tensors, consts_in
         r.arr_tpl, r.arr_dyn = [], []
+        # a tensor the call makes and then writes in place (zeros(n).index_add_(...)): each
+        # replay reads a fresh copy of the traced constant, and nothing outside sees the write
+        wconst = {k for kind, k in ov_src if kind == "c"}
         for i, (kind, k) in enumerate(in_src):
+            if kind == "c" and k in wconst:
+                kind = "cw"
             r.arr_tpl.append(tensors[k]._data if kind == "w" else
                              consts_in[k]._data if kind == "c" else None)
             if kind not in ("w", "c"):
@@ -377,7 +383,7 @@ class FunctionReplay:
         r.hypers = [(c, key, i) for c, key, i, _ in tracer.hypers]
         r.guards = list(tracer.guards)
         r.recipes = [(rc, dtype) for _, dtype, rc in tracer.draws]
-        r.sig = (id(plan), consts_key(consts), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
+        r.sig = (id(plan), consts_key(consts), consts_key(r.bwd_consts or ()), tuple(in_src), tuple(ov_src), tuple(bumps), tpl,
                  tuple((k, (s[0], type(s[1]), s[2]) if type(s) is tuple else s, d, v)
                        for k, s, d, v in info),
                  tuple(gassign), tuple((key, i) for _, key, i in r.hypers),
@@ -407,10 +413,12 @@ class FunctionReplay:
         arrays = list(rec.arr_tpl)
         for i, kind, k in rec.arr_dyn:
             arrays[i] = argt[k]._data if kind == "a" else tensors[k]._grad._data \
-                if kind == "g" else hyper[k] if kind == "h" else drawn[k]
+                if kind == "g" else hyper[k] if kind == "h" else drawn[k] if kind == "r" \
+                else rec.consts_in[k]._data.copy()
         plan = rec.plan
+        # (None: a write into memory this call made, a constant's copy or a draw: no write-back)
         ov = [tensors[k]._data if kind == "w" else argt[k]._data if kind == "a"
-              else tensors[k]._grad._data for kind, k in rec.ov]
+              else tensors[k]._grad._data if kind == "g" else None for kind, k in rec.ov]
         res = run_plan(plan, arrays, rec.consts, ov)
         for t, d in rec.wbumps:
             if t._view_src is None:         # (what d calls of _bump() do, at once)
@@ -441,7 +449,8 @@ class FunctionReplay:
                     return hyper[k]
                 t = tensors[k]
                 return t if kind == "w" else t._grad
-            node = region_node(plan, res, [get(s) for s in rec.in_src], list(rec.outs_meta))
+            node = region_node(plan, res, [get(s) for s in rec.in_src], list(rec.outs_meta),
+                               rec.bwd_consts)
         outs = []
         for k, slot, dtype, vc in rec.leaves:
             t = _wrap(res[k], dtype)
@@ -470,10 +479,28 @@ def check_trace(tracer, pre, leaves, broke):
     _check_draws(tracer, pre)
 
 
-def leaf_info(outs, index, node, freed_ok=False):
+def _spent(n, seq0):
+    """Whether traced node n's backward reads no forward value: each traced node it reaches
+    before a freed one saved nothing (loss.sum() after loss.backward() ran). Such a node,
+    kept on a replay's output, behaves as eager's: a second backward raises or gives the same."""
+    seen, stack = set(), [n]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen or m.freed:
+            continue
+        seen.add(id(m))
+        if m.seq <= seq0 or m.fn is not None or m.out is not None or \
+                any(isinstance(v, (Tensor, SymArray, np.ndarray)) for v in m.saved or ()):
+            return False
+        stack.extend(e[0] for e in m.edges if e is not None and e[0] is not None)
+    return True
+
+
+def leaf_info(outs, index, node, freed_ok=None):
     """[(region output position, autograd slot, dtype, version)] per returned tensor. The
-    slot is None (no history), the output index of the region's node, or -- freed_ok, a
-    step function whose backward already ran -- ('freed', node, output index)."""
+    slot is None (no history), the output index of the region's node, or -- freed_ok (the
+    tracer's seq_start), a step function whose backward already ran -- ('freed', node, output
+    index)."""
     info = []
     for t, v in outs:
         k = index.get(id(v))
@@ -484,7 +511,7 @@ def leaf_info(outs, index, node, freed_ok=False):
             slot = None
         elif n is node:
             slot = t._oi
-        elif freed_ok and n.freed:
+        elif freed_ok is not None and (n.freed or _spent(n, freed_ok)):
             slot = ("freed", n, t._oi)
         else:
             raise _NotReplayable("an output's autograd history is not the region's")

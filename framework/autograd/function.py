@@ -184,6 +184,8 @@ class Function(metaclass=_FunctionMeta):
                                  f"{cls.__name__}Backward")
         node.ctx = ctx
         node.fn = cls
+        if STATE.tracer is not None:        # (compile: its saved tensors must be computed)
+            STATE.tracer.traced_nodes.append(node)
         if STATE.anomaly:     # (the forward stack, for the warning if its backward fails)
             from .._dispatch import _anomaly_trace
             _anomaly_trace(node)

@@ -1,10 +1,7 @@
 """Gradient clipping (in place on .grad, no autograd), PyTorch's formulas."""
-import math
-
 import numpy as np
 
 from ...tensor import Tensor
-from ..._dispatch import wrap
 
 __all__ = ["clip_grad_norm_", "clip_grad_norm", "clip_grad_value_", "get_total_norm",
            "clip_grads_with_norm_"]
@@ -23,42 +20,39 @@ def _array(t, op):
     return t._data
 
 
-def _norm(a, norm_type):
-    a = np.abs(a.astype(np.float64))
-    if norm_type == math.inf:
-        return a.max() if a.size else 0.0
-    if norm_type == -math.inf:
-        return a.min() if a.size else math.inf
-    if norm_type == 0:
-        return float((a != 0).sum())
-    return (a ** norm_type).sum() ** (1.0 / norm_type)
-
-
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False, foreach=None):
+    # tensor ops, as PyTorch's, so compile() traces it (no graph break, no value read)
+    from ...ops_linalg import linalg
+    from ...ops_shape import stack
+    from ...autograd.grad_mode import no_grad
     ts = [t for t in _params(tensors) if t is not None]
     norm_type = float(norm_type)
     if not ts:
         from ...creation import tensor
         return tensor(0.0)
-    norms = np.array([_norm(_array(t, "linalg_vector_norm"), norm_type) for t in ts])
-    total = _norm(norms, norm_type)
-    if error_if_nonfinite and not np.isfinite(total):
+    for t in ts:
+        _array(t, "linalg_vector_norm")
+    with no_grad():
+        norms = [linalg.vector_norm(t, norm_type) for t in ts]
+        dev = norms[0].device
+        total = linalg.vector_norm(stack([n.to(dev) for n in norms]), norm_type)
+    if error_if_nonfinite and not bool(total.isfinite()):
         raise RuntimeError(f"The total norm of order {norm_type} for gradients from `parameters` "
                            "is non-finite, so it cannot be clipped. To disable this error and "
                            "scale the gradients by the non-finite norm anyway, set "
                            "`error_if_nonfinite=False`")
-    d = ts[0].dtype
-    return wrap(np.asarray(total, d.np), d)
+    return total
 
 
 def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None):
+    from ...autograd.grad_mode import no_grad
     grads = [p.grad for p in _params(parameters) if p.grad is not None]
     if not grads:
         return
-    coef = min(float(max_norm) / (float(total_norm) + 1e-6), 1.0)
-    for g in grads:
-        np.multiply(g._data, coef, out=g._data, casting="unsafe")
-        g._bump()
+    with no_grad():
+        coef = (max_norm / (total_norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(coef.to(g.device))
 
 
 def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False, foreach=None):
