@@ -98,6 +98,12 @@ from . import accelerator  # noqa: E402,F401  (torch.accelerator)
 from ._misc_api import (is_inference, set_warn_always, is_warn_always_enabled,  # noqa: E402,F401
                         set_default_tensor_type, _assert)
 from . import version  # noqa: E402,F401  (torch.version)
+from . import overrides  # noqa: E402,F401  (torch.overrides: __torch_function__)
+import types as _types  # noqa: E402
+_C = _types.SimpleNamespace(  # (torch._C: only the dispatch switches user subclasses use)
+    DisableTorchFunctionSubclass=overrides.DisableTorchFunctionSubclass,
+    DisableTorchFunction=overrides.DisableTorchFunction,
+    _disabled_torch_function_impl=overrides._disabled_torch_function_impl)
 
 
 class _Layout:

@@ -92,13 +92,26 @@ def _resize_view(t, sizes):
 
 def as_subclass(self, cls):
     """The tensor as an instance of `cls` (a Tensor subclass), sharing its data and autograd
-    history. Kiln has no __torch_function__, so ops on the result return plain Tensors."""
+    history (an alias: grad_fn AliasBackward0 where self has history, as PyTorch)."""
     from .tensor import Tensor
+    from .ops_shape import view_as
+    from ._dispatch import rename
     if not (isinstance(cls, type) and issubclass(cls, Tensor)):
         raise TypeError("Creating a Tensor subclass from a class that does not inherit from "
                         "Tensor is not possible. Make sure your class inherits from Tensor.")
-    out = self.view_as(self)
+    out = view_as(self, self)
+    if out.grad_fn is not None:
+        out = rename(out, "AliasBackward0")
     out.__class__ = cls
+    return out
+
+
+def make_subclass(cls, data, require_grad=False, **kwargs):
+    """Tensor._make_subclass: a cls instance over data's memory, detached from its history."""
+    out = data.detach()
+    out.__class__ = cls
+    if require_grad:
+        out.requires_grad_(True)
     return out
 
 

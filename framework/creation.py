@@ -209,7 +209,7 @@ def _finish(arr, d, device, requires_grad):
         STATE.tracer.made.add(id(arr))
     t = wrap(arr, d)
     if requires_grad:
-        t.requires_grad_(True)
+        t._set_requires_grad(True)
     return t
 
 
@@ -312,7 +312,7 @@ def asarray(obj, *, dtype=None, device=None, copy=None, requires_grad=False):
         t = as_tensor(obj, dtype, device) if not copy else tensor(obj, dtype=dtype,
                                                                      device=device)
     if requires_grad:
-        t.requires_grad_()
+        t._set_requires_grad(True)
     return t
 
 
@@ -464,7 +464,7 @@ def _made(shape, value, d, device, requires_grad):
         STATE.tracer.made.add(id(a))
     t = wrap(a, d)
     if requires_grad:
-        t.requires_grad_(True)
+        t._set_requires_grad(True)
     return t
 
 
@@ -614,7 +614,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         from ._device_ops import create
         t = create(REGISTRY["arange"], dev, start=start, end=end, step=step, dtype=dtype)
         if requires_grad:
-            t.requires_grad_()
+            t._set_requires_grad(True)
         return _into(out, t)
     if dtype.is_floating_point:
         arr = (start + np.arange(n, dtype=np.float64) * step).astype(dtype.np)
@@ -866,7 +866,7 @@ def _drawn(spec, shape, d, dev, generator, requires_grad):
     from ._device_random import draw
     t = wrap(draw(spec[0], shape, d, dev, spec[1], generator), d)
     if requires_grad:
-        t.requires_grad_(True)
+        t._set_requires_grad(True)
     return t
 
 
@@ -881,7 +881,7 @@ def _complex_draw(fill, size, generator, out, dtype, device, requires_grad, kw, 
     from .ops_shape import view_as_complex
     z = view_as_complex(r)
     if requires_grad:
-        z.requires_grad_(True)
+        z._set_requires_grad(True)
     return _into(out, z)
 
 
@@ -993,7 +993,7 @@ def randperm(n, *, generator=None, out=None, dtype=None, layout=None, device=Non
         from .ops_sort import argsort
         keys = _drawn(("uniform", (0.0, 1.0)), (n,), dt.float64, dev, generator, False)
         r = argsort(keys).to(d)
-        return r.requires_grad_(True) if requires_grad else r
+        return r._set_requires_grad(True) if requires_grad else r
     return _finish(_gen(generator).randperm(n).astype(d.np), d, device, requires_grad)
 
 
@@ -1037,7 +1037,7 @@ def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
     t = uniform_(_random_like(input, dtype, device, memory_format), generator=generator)
     if generator is None:
         _replayable_draw(t, lambda: uniform_(empty_like(t)))
-    return t.requires_grad_(True) if requires_grad else t
+    return t._set_requires_grad(True) if requires_grad else t
 
 
 def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
@@ -1046,7 +1046,7 @@ def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
     t = normal_(_random_like(input, dtype, device, memory_format), generator=generator)
     if generator is None:
         _replayable_draw(t, lambda: normal_(empty_like(t)))
-    return t.requires_grad_(True) if requires_grad else t
+    return t._set_requires_grad(True) if requires_grad else t
 
 
 _RANDINT_LIKE = (", int low, int high", ", Tensor high", ", int high")
@@ -1065,7 +1065,7 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, layout=
         raise _random_like_error("randint_like", [_arg_type(a) for a in pos], _RANDINT_LIKE)
     t = random_(_random_like(input, dtype, device, memory_format),
                 int(low), int(high), generator)
-    return t.requires_grad_(True) if requires_grad else t
+    return t._set_requires_grad(True) if requires_grad else t
 
 
 def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None, device=None,
@@ -1101,7 +1101,7 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
                 r = r.mul_(std).add_(mean)
         else:
             r = _drawn(("normal", (float(mean), float(std))), shape, d, dev, generator, False)
-        return r.requires_grad_(True) if requires_grad else r
+        return r._set_requires_grad(True) if requires_grad else r
     # PyTorch's order: N(mean, std) for two floats, N(0, std) + mean for a tensor mean and a
     # float std, else N(0, 1) * std + mean, in the output's dtype
     g = _gen(generator)
@@ -1523,7 +1523,7 @@ def frombuffer(buffer, *, dtype, count=-1, offset=0, requires_grad=False):
         arr = np.frombuffer(buffer, dtype=dtype.np, count=count, offset=offset)
     t = wrap(arr, dtype)
     if requires_grad:
-        t.requires_grad_(True)
+        t._set_requires_grad(True)
     return t
 
 

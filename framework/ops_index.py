@@ -3,6 +3,7 @@
 Integers, slices, None and Ellipsis are applied first as views (PyTorch treats ints as basic
 indexing); remaining integer/boolean tensors become one `index` primitive."""
 import builtins
+import warnings
 
 import numpy as np
 
@@ -48,6 +49,8 @@ def _canon_item(i):
             # trace is specialised to them (values() records it), never replayed with others
             a = values(i)
             if i._dtype is dt.bool_ or i._dtype is dt.uint8:   # uint8 indices are masks, like torch
+                if i._dtype is dt.uint8:
+                    _warn_uint8_index()
                 return bool(a) if a.ndim == 0 else a.astype(np.bool_, copy=False)
             return int(a)
         return a        # an index tensor: its buffer (int32 ones are cast by a traced op)
@@ -128,7 +131,9 @@ def _plan(shape, idx, defer_bounds=False):
             del cur[d]
         elif isinstance(i, slice):
             st = 1 if i.step is None else int(i.step)
-            if st <= 0:
+            if st == 0:
+                raise ValueError("slice step cannot be zero")     # (Python's slice message)
+            if st < 0:
                 raise ValueError(f"step must be greater than zero (got {st})")
             start = None if i.start is None else int(i.start)
             stop = None if i.stop is None else int(i.stop)
@@ -537,7 +542,7 @@ def masked_fill(input, mask, value):
     from .ops_math import as_tensor_arg
     if mask._dtype is not dt.bool_:
         raise RuntimeError(f"masked_fill_ only supports boolean masks, but got mask with dtype "
-                           f"{mask._dtype}")
+                           f"{dt.CPP_NAME[mask._dtype.name]}")
     v = as_tensor_arg(value)
     if isinstance(v, Tensor) and v.ndim:
         raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but got tensor "
@@ -606,7 +611,25 @@ def _scatter_src(src, value):
     return s
 
 
+_WARNED_SCATTER_REDUCE = False
+
+
+def _warn_uint8_index():
+    warnings.warn("indexing with dtype torch.uint8 is now deprecated, please use a dtype "
+                  "torch.bool instead.", UserWarning, stacklevel=3)
+
+
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
+    global _WARNED_SCATTER_REDUCE
+    if reduce is not None and isinstance(src, Tensor) and not _WARNED_SCATTER_REDUCE:
+        _WARNED_SCATTER_REDUCE = True       # (torch's TORCH_WARN_ONCE)
+        warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated and "
+                      "will be removed in a future PyTorch release. Use torch.scatter_reduce "
+                      "instead for more reduction options.", UserWarning, stacklevel=2)
+    return _scatter(input, dim, index, src, value=value, reduce=reduce)
+
+
+def _scatter(input, dim, index, src=None, *, value=None, reduce=None):
     s = _scatter_src(src, value)
     dt.refuse_barebones("scatter_gather_tensor_cpu" if isinstance(s, Tensor) else
                         "scatter_gather_scalar_cpu", input._dtype)
@@ -626,7 +649,7 @@ def scatter(input, dim, index, src=None, *, value=None, reduce=None):
 
 
 def scatter_add(input, dim, index, src):
-    return scatter(input, dim, index, src, reduce="add")
+    return _scatter(input, dim, index, src, reduce="add")
 
 
 _REDUCE_IDENTITY = {"sum": 0, "mean": 0, "prod": 1, "amax": float("-inf"), "amin": float("inf")}
@@ -657,8 +680,8 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     if reduce == "mean":
         from .ops_math import div, clamp_min
         from .creation import ones_like, zeros_like
-        s = scatter(x, dim, index, src, reduce="sum")
-        c = scatter(ones_like(input) if include_self else zeros_like(input), dim, index,
+        s = _scatter(x, dim, index, src, reduce="sum")
+        c = _scatter(ones_like(input) if include_self else zeros_like(input), dim, index,
                     ones_like(src), reduce="sum")
         c = clamp_min(c, 1)     # untouched targets keep their value
         return div(s, c, rounding_mode="floor" if input._dtype.category < 2 else None)
@@ -672,7 +695,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
             src = src[tuple(slice(0, n) for n in index.shape)]
         return rename(_reduce_with_grad(input, d, index, src, reduce, include_self),
                       "ScatterReduceBackward0")
-    return scatter(x, dim, index, src, reduce=reduce)
+    return _scatter(x, dim, index, src, reduce=reduce)
 
 
 def _check_source(op, input, d, index, source):
@@ -817,6 +840,8 @@ def index_put(input, indices, values, accumulate=False):
             raise TypeError(f"expected Tensor as element {k} in argument 1, but got "
                             f"{type(i).__name__}")
         if i._dtype is dt.bool_ or i._dtype is dt.uint8:      # a mask: its nonzero positions
+            if i._dtype is dt.uint8:
+                _warn_uint8_index()
             for k, a in enumerate(nonzero(i, as_tuple=True)):
                 idxs.append(a if a._device is input._device else a.to(input._device))
                 pos.append(d + k)
@@ -873,8 +898,9 @@ def masked_scatter(input, mask, source):
     from .ops_shape import broadcast_tensors, reshape, select
     from ._device_ops import host
     if not isinstance(mask, Tensor) or mask._dtype is not dt.bool_:
+        got = dt.tname(mask._dtype) if isinstance(mask, Tensor) else type(mask).__name__
         raise RuntimeError(f"masked_scatter_ only supports boolean masks, but got mask with dtype "
-                           f"{getattr(mask, 'dtype', type(mask).__name__)}")
+                           f"{got}")
     if not isinstance(source, Tensor):
         raise TypeError(f"masked_scatter(): argument 'source' must be Tensor, not "
                         f"{type(source).__name__}")
@@ -906,10 +932,18 @@ def masked_scatter_(input, mask, source):
     return copy_(input, r)
 
 
+_WARNED_INDEX_REDUCE = False
+
+
 def index_reduce(input, dim, index, source, reduce, *, include_self=True):
     """Reduce (prod, mean, amax, amin) source's slices along dim into input's slices named by
     index (include_self: input's values take part)."""
     from .ops_shape import reshape, expand
+    global _WARNED_INDEX_REDUCE
+    if not _WARNED_INDEX_REDUCE:
+        _WARNED_INDEX_REDUCE = True         # (torch's TORCH_WARN_ONCE)
+        warnings.warn("index_reduce() is in beta and the API may change at any time.",
+                      UserWarning, stacklevel=2)
     if reduce not in ("prod", "mean", "amax", "amin"):
         raise RuntimeError(f"index_reduce(): Expected reduce to be one of prod, mean, amax or amin "
                            f"but got {reduce}.")
@@ -962,7 +996,7 @@ def _reduce_with_grad(input, d, idx, source, reduce, include_self):
             cx = M.div(scatter_reduce(ms_self, d, idx, sv, "prod", include_self=include_self),
                        ms_self)
             zs = M.eq(sv, 0)
-            nz = gather(scatter(zeros_like(xv), d, idx, zs.to(xv.dtype), reduce="add"), d, idx)
+            nz = gather(_scatter(zeros_like(xv), d, idx, zs.to(xv.dtype), reduce="add"), d, idx)
             single = M.logical_and(zs, M.eq(nz, 1))
             alone = scatter_reduce(xv, d, idx, M.where(single, ones_like(sv), sv), "prod",
                                    include_self=include_self)
@@ -971,7 +1005,7 @@ def _reduce_with_grad(input, d, idx, source, reduce, include_self):
         else:
             mx = M.eq(xv, out).to(xv.dtype)
             ms = M.eq(sv, og).to(xv.dtype)
-            cnt = scatter(mx, d, idx, ms, reduce="add")
+            cnt = _scatter(mx, d, idx, ms, reduce="add")
             cx = M.div(mx, cnt)
             cs = M.div(ms, gather(cnt, d, idx))
         if not include_self:
@@ -980,7 +1014,7 @@ def _reduce_with_grad(input, d, idx, source, reduce, include_self):
     # input itself out of the saved tensors, so an in-place scatter_reduce_ into it can
     # still be differentiated
     dx, ds = M.sub(input, input.detach()), M.sub(source, source.detach())
-    t = M.add(M.mul(dx, cx), scatter(zeros_like(out), d, idx, M.mul(ds, cs), reduce="add"))
+    t = M.add(M.mul(dx, cx), _scatter(zeros_like(out), d, idx, M.mul(ds, cs), reduce="add"))
     return M.add(out, t)
 
 

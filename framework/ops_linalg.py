@@ -346,11 +346,20 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if p < 0:
         raise RuntimeError(f"cdist only supports non-negative p values (got p={p})")
     for n, x in (("X1", x1), ("X2", x2)):
+        if x.ndim < 2:
+            raise RuntimeError(f"cdist only supports at least 2D tensors, {n} got: {x.ndim}D")
+    for n, x in (("X1", x1), ("X2", x2)):
         if not x._dtype.is_floating_point:
             raise RuntimeError(f"cdist only supports floating-point dtypes, {n} got: "
                                f"{dt.tname(x._dtype)}")
+    if x1.shape[-1] != x2.shape[-1]:
+        raise RuntimeError(f"X1 and X2 must have the same number of columns. X1: {x1.shape[-1]} "
+                           f"X2: {x2.shape[-1]}")
+    if x1._dtype is not x2._dtype:
+        raise RuntimeError(f"expected scalar type {dt.tname(x1._dtype)} but found "
+                           f"{dt.tname(x2._dtype)}")
     d = sub(S.unsqueeze(x1, -2), S.unsqueeze(x2, -3))
-    return norm(d, p, -1)
+    return rename(norm(d, p, -1), "CdistBackward0")
 
 
 # torch.linalg ----------------------------------------------------------------------------------

@@ -117,6 +117,13 @@ def check_writable(t, op):
                            "allowed.You can make a clone to get a normal tensor before doing "
                            "inplace update.See https://github.com/pytorch/rfcs/pull/17 for more "
                            "details.")
+    if STATE.grad_enabled and "_nograd_view" in t.__dict__ and t._base.requires_grad:
+        raise RuntimeError("A view was created in no_grad mode and is being modified inplace "
+                           "with grad mode enabled. Given that this use case is ambiguous and "
+                           "error-prone, it is forbidden. You can clarify your code by moving "
+                           "both the view and the inplace either both inside the no_grad block "
+                           "(if you don't want the inplace to be tracked) or both outside (if you "
+                           "want the inplace to be tracked).")
     d = t._data
     if isinstance(d, np.ndarray) and not d.flags.writeable:     # cpu and interpret buffers
         raise RuntimeError(f"{op}: unsupported operation: more than one element of the written-to "
@@ -272,15 +279,12 @@ def copy_(self, src, non_blocking=False):
         if batched_level(self) is not None or batched_level(src) is not None:
             return copy_into(self, src)
     check_writable(self, "copy_")
-    if isinstance(src, Tensor):
-        try:
-            np.broadcast_shapes(src._data.shape, self._data.shape)
-            if np.broadcast_shapes(src._data.shape, self._data.shape) != self._data.shape:
-                raise ValueError
-        except ValueError:
-            raise RuntimeError(f"copy_: The size of tensor a ({self._data.shape}) must match the size "
-                               f"of tensor b ({src._data.shape}) (src {list(src.shape)} cannot be "
-                               f"broadcast to {list(self.shape)})") from None
+    if isinstance(src, Tensor) and src._data.shape != self._data.shape:
+        from compiler.ir.registry import broadcast_shapes
+        b = broadcast_shapes("copy_", tuple(self._data.shape), tuple(src._data.shape))
+        if b != tuple(self._data.shape):
+            raise RuntimeError(f"copy_: output with shape {list(self.shape)} doesn't match the "
+                               f"broadcast shape {list(b)}")
     if _dispatch.FWAD is not None:       # forward AD: self takes src's tangent
         from .autograd.forward_ad import copy_tangent
         copy_tangent(self, src)

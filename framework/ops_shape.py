@@ -424,8 +424,8 @@ def split(tensor, split_size_or_sections, dim=0):
             raise RuntimeError(f"split expects split_size be non-negative, but got "
                                f"split_size={step}")
         if step == 0 and size:
-            raise RuntimeError(f"split(): split_size can only be 0 if dimension size is 0, but got "
-                               f"split_size {step} and dimension size {size} (shape "
+            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                               f"dimension size of {size} (split of shape "
                                f"{list(tensor.shape)}, dim {d})")
         bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] if step else []
         bounds = bounds or [(0, 0)]
@@ -515,11 +515,24 @@ def vsplit(input, sections):
     return _split_check("vsplit", input, sections, 0, 2)
 
 
+def _tensor_list(op, tensors):
+    """The tensors of a cat/stack argument, refused as PyTorch's argument parser does."""
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{op}(): argument 'tensors' (position 1) must be tuple of Tensors, not "
+                        f"Tensor")
+    tensors = list(tensors)
+    for i, x in enumerate(tensors):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"expected Tensor as element {i} in argument 0, but got "
+                            f"{type(x).__name__}")
+    return tensors
+
+
 def cat(tensors, dim=0, *, out=None, axis=None):
-    from .ops_math import write_out, _t
+    from .ops_math import write_out
     if axis is not None:        # torch's NumPy-style alias: cat(ts, axis=1)
         dim = axis
-    tensors = [_t(x) for x in tensors]
+    tensors = _tensor_list("cat", tensors)
     if not tensors:        # (PyTorch checks the Python argument before dispatching: ValueError)
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     r = apply(P["cat"], *tensors, dim=dim)
@@ -534,7 +547,7 @@ concat = concatenate = cat
 
 
 def stack(tensors, dim=0, *, out=None):
-    tensors = list(tensors)
+    tensors = _tensor_list("stack", tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
     s0 = tensors[0].shape

@@ -115,6 +115,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, *args, dtype=None, device=None):
+        if "_data" in self.__dict__:
+            return      # a subclass's __new__ built it (Tensor._make_subclass)
         # legacy constructor torch.Tensor(data) / torch.Tensor(2, 3): always the default dtype
         t = _legacy_new(args, dtype or dt.get_default_dtype(), device)
         self._data = t._data
@@ -229,9 +231,16 @@ class Tensor:
 
     @requires_grad.setter
     def requires_grad(self, flag):
-        self.requires_grad_(flag)
+        self._set_requires_grad(flag, "only Tensors of floating point and complex dtype can "
+                                      "require gradients")
 
     def requires_grad_(self, requires_grad=True):
+        # (PyTorch words each path's refusal differently: the method, the setter, a factory)
+        return self._set_requires_grad(requires_grad, "only Tensors of floating point dtype can "
+                                                      "require gradients")
+
+    def _set_requires_grad(self, requires_grad=True, msg="Only Tensors of floating point and "
+                                                         "complex dtype can require gradients"):
         if self._node is not None:
             if not requires_grad:
                 raise RuntimeError("you can only change requires_grad flags of leaf variables. If "
@@ -239,8 +248,7 @@ class Tensor:
                                    "require differentiation use var_no_grad = var.detach().")
             return self
         if requires_grad and not (self._dtype.is_floating_point or self._dtype.is_complex):
-            raise RuntimeError("Only Tensors of floating point and complex dtype can require "
-                               f"gradients (got {self._dtype})")
+            raise RuntimeError(f"{msg} (got {self._dtype})")
         if requires_grad and not STATE.inference and self.is_inference():
             raise RuntimeError("Setting requires_grad=True on inference tensor outside "
                                "InferenceMode is not allowed.")
@@ -326,7 +334,13 @@ class Tensor:
 
     def detach_(self):
         if self._base is not None and self._base.requires_grad and self._node is not None:
-            raise RuntimeError("Can't detach views in-place. Use detach() instead.")
+            raise RuntimeError("Can't detach views in-place. Use detach() instead. If you are "
+                               "using DistributedDataParallel (DDP) for training, and "
+                               "gradient_as_bucket_view is set as True, gradients are views of "
+                               "DDP buckets, and hence detach_() cannot be called on these "
+                               "gradients. To fix this error, please refer to the "
+                               "Optimizer.zero_grad() function in torch/optim/optimizer.py as "
+                               "the solution.")
         self._node = None
         self._rg = False
         return self
@@ -553,7 +567,24 @@ class Tensor:
 
     def __repr__(self, *, tensor_contents=None):
         from ._printing import tensor_repr
-        return tensor_repr(self)
+        t = type(self)      # (a user's subclass prints its name, as PyTorch: MyTensor([1.]))
+        return tensor_repr(self) if t is Tensor or getattr(t, "_tf_plain", False) else \
+            tensor_repr(self, t.__name__ + "(")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        from .overrides import new_subclass
+        new_subclass(cls)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        from .overrides import default_torch_function
+        return default_torch_function(cls, func, types, args, kwargs)
+
+    @staticmethod
+    def _make_subclass(cls, data, require_grad=False, **kwargs):
+        from ._misc_api import make_subclass
+        return make_subclass(cls, data, require_grad, **kwargs)
 
     def __format__(self, spec):
         if self._data.ndim == 0:

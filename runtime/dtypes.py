@@ -235,8 +235,10 @@ def from_numpy(npdt):
     if d is None:
         d = _BY_NP.get(np.dtype(npdt))
         if d is None:
-            raise TypeError(f"can't convert np.ndarray of type {np.dtype(npdt)}. The only supported types "
-                            "are: float64, float32, float16, complex64, complex128, int64, int32, "
+            # (named by its NumPy scalar type, as torch: numpy.str_, numpy.object_)
+            raise TypeError(f"can't convert np.ndarray of type numpy."
+                            f"{np.dtype(npdt).type.__name__}. The only supported types are: "
+                            "float64, float32, float16, complex64, complex128, int64, int32, "
                             "int16, int8, uint64, uint32, uint16, uint8, and bool.")
     return d
 

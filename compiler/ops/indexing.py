@@ -290,14 +290,20 @@ def _gs_check(op, x, index, dim, src=None):
         raise RuntimeError(f"{op}(): Index tensor must have the same number of dimensions as "
                            f"{'input' if op == 'gather' else 'self'} tensor (index shape "
                            f"{list(index.shape)}, input shape {list(x.shape)})")
-    for k in range(n):
-        if k != d and index.shape[k] > x.shape[k]:
-            raise RuntimeError(f"{op}(): Size does not match at dimension {k} expected index "
-                               f"{list(index.shape)} to be smaller than self {list(x.shape)} apart "
-                               f"from dimension {d}")
-        if src is not None and not is_scalar(src) and index.shape[k] > src.shape[k]:
-            raise RuntimeError(f"{op}(): Expected index {list(index.shape)} to be smaller than src "
-                               f"{list(src.shape)} in every dimension")
+    if op == "gather":
+        for k in range(n):
+            if k != d and index.shape[k] > x.shape[k]:
+                raise RuntimeError(f"{op}(): Size does not match at dimension {k} expected index "
+                                   f"{list(index.shape)} to be no larger than self "
+                                   f"{list(x.shape)} apart from dimension {d}")
+    else:
+        has_src = src is not None and not is_scalar(src)
+        if any((k != d and index.shape[k] > x.shape[k]) or
+               (has_src and index.shape[k] > src.shape[k]) for k in range(n)):
+            raise RuntimeError(f"{op}(): Expected index {list(index.shape)} to be no larger than "
+                               f"self {list(x.shape)} apart from dimension {d}" +
+                               (f" and to be no larger size than src {list(src.shape)}"
+                                if has_src else ""))
     return d
 
 

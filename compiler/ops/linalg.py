@@ -98,18 +98,42 @@ def _parse_einsum(eq, nops):
 
 def _einsum_meta(*xs, equation):
     ins, rhs = _parse_einsum(equation, len(xs))
-    sizes = {}
-    for sub, x in zip(ins, xs):
+    sizes, ell = {}, {}         # ell: broadcast size of each ellipsis dim, counted from the right
+    for i, (sub, x) in enumerate(zip(ins, xs)):
+        shp = tuple(x.shape)
         if "..." in sub:
-            continue
-        if len(sub) != len(x.shape):
-            raise RuntimeError(f"einsum(): the number of subscripts in the equation ({len(sub)}) does "
-                               f"not match the number of dimensions ({len(x.shape)}) for operand "
-                               f"{ins.index(sub)} and no ellipsis was given")
-        for ch, s in zip(sub, x.shape):
+            pre, post = sub.split("...")
+            ne = len(shp) - len(pre) - len(post)
+            if ne < 0:
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation "
+                                   f"({len(pre) + len(post)}) is more than the number of "
+                                   f"dimensions ({len(shp)}) for operand {i}")
+            for k in range(ne):
+                s, r = shp[len(pre) + k], ne - 1 - k
+                if r in ell and ell[r] != s and 1 not in (ell[r], s):
+                    # (torch's message, its missing space included)
+                    raise RuntimeError(f"einsum(): dimension {len(pre) + k} covered by ellipsis "
+                                       f"in operand {i}has size {s} which does not broadcast with "
+                                       f"previously seen ellipsis with size {ell[r]} for the "
+                                       f"respective dimension")
+                ell[r] = max(ell.get(r, 1), s)
+            pairs = list(zip(pre, shp)) + list(zip(post, shp[len(shp) - len(post):]))
+        else:
+            if len(sub) != len(shp):
+                raise RuntimeError(f"einsum(): the number of subscripts in the equation "
+                                   f"({len(sub)}) does not match the number of dimensions "
+                                   f"({len(shp)}) for operand {i} and no ellipsis was given")
+            pairs = list(zip(sub, shp))
+        own = {}
+        for ch, s in pairs:
+            if ch in own and own[ch] != s:
+                raise RuntimeError(f"einsum(): subscript {ch} is repeated for operand {i} but the "
+                                   f"sizes don't match, {s} != {own[ch]}")
+            own[ch] = s
+        for ch, s in own.items():
             if ch in sizes and sizes[ch] != s and 1 not in (sizes[ch], s):
-                raise RuntimeError(f"einsum(): operands do not broadcast with remapped shapes "
-                                   f"(subscript {ch}: {sizes[ch]} vs {s}; equation {equation!r})")
+                raise RuntimeError(f"einsum(): subscript {ch} has size {s} for operand {i} which "
+                                   f"does not broadcast with previously seen size {sizes[ch]}")
             sizes[ch] = max(sizes.get(ch, 1), s)
     d = xs[0].dtype
     for x in xs[1:]:

@@ -12,6 +12,7 @@ functions are bound again: programs outside autocast pay nothing per op.
 import functools
 import sys
 import threading
+import types
 import warnings
 from weakref import ref as _weakref
 
@@ -379,13 +380,16 @@ class _Hooks:
         import framework
         from ..nn import functional as F
         roots = {"torch": framework, "F": F, "linalg": framework.linalg, "fft": framework.fft}
+        from ..overrides import unwrap
         wrapped = {}           # id(original function) -> (original, wrapper)
+        inner = {}             # the same, keyed by what a __torch_function__ wrapper wraps
         for qual, entry in POLICY.items():
             ns, _, name = qual.partition(".")
             fn = getattr(roots[ns], name, None)
             if fn is None or not callable(fn) or id(fn) in wrapped:
                 continue
             wrapped[id(fn)] = (fn, _wrap(fn, name, entry))
+            inner[id(unwrap(fn))] = (unwrap(fn), name, entry)
         slots = []
 
         def scan(container, d):
@@ -395,6 +399,12 @@ class _Hooks:
                 if w is not None and w[0] is f:
                     new = staticmethod(w[1]) if isinstance(v, staticmethod) else w[1]
                     slots.append((container, k, v, new))
+                elif type(f) is types.FunctionType and f.__dict__.get("_tf_wrapped") and \
+                        id(f.__wrapped__) in inner:
+                    # a Tensor method's own __torch_function__ wrapper of a listed op
+                    o, name, entry = inner[id(f.__wrapped__)]
+                    if o is f.__wrapped__:
+                        slots.append((container, k, v, _wrap(f, name, entry)))
 
         seen = set()
         for mname, mod in list(sys.modules.items()):

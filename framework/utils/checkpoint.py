@@ -468,7 +468,8 @@ def create_selective_checkpoint_contexts(policy_fn_or_list, allow_cache_entry_mu
             if isinstance(op, str):
                 names.add(op)
             elif hasattr(getattr(op, "__func__", op), "__code__"):
-                codes.add(getattr(op, "__func__", op).__code__)
+                from ..overrides import unwrap
+                codes.add(unwrap(getattr(op, "__func__", op)).__code__)
             else:
                 raise ValueError(f"Expected op in `op_list` to be a Kiln op function or a "
                                  f"primitive name, but got {op} of type {type(op)}")
