@@ -287,6 +287,7 @@ def typename(obj):
 _dt.bool_  # keep the runtime dtype module referenced
 
 from . import nn, optim, utils  # noqa: E402,F401
+from . import __future__  # noqa: E402,F401  (torch.__future__)
 from . import ao  # noqa: E402  (torch.ao: quantized tensors, quantize_dynamic; binds Tensor.int_repr, ...)
 from .ao import quantization  # noqa: E402,F401  (torch.quantization is torch.ao.quantization)
 from .ao._qtensor import (qscheme, per_tensor_affine, per_channel_affine,  # noqa: E402,F401

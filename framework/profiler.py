@@ -213,6 +213,7 @@ class EventList(list):
 # ------------------------------------------------------------------------ recording
 
 _ACTIVE = None                  # the recording profile (one at a time, like torch)
+_PREV = None                    # the PROFILE hook the profile's own hook chains to
 
 
 class _Recorder:
@@ -243,7 +244,7 @@ def _shapes(args):
 
 def _apply_hook(p, args, attrs):
     rec = _ACTIVE
-    _dispatch.PROFILE = None
+    _dispatch.PROFILE = _PREV       # (a hook installed before the profile, e.g. FlopCounterMode)
     try:
         if rec is None or _dispatch.STATE.tracer is not None:    # tracing: nothing runs
             return _dispatch.apply(p, *args, **attrs)
@@ -318,8 +319,10 @@ def _program_classes():
 
 
 def _install(rec):
-    global _ACTIVE
+    global _ACTIVE, _PREV
     _ACTIVE = rec
+    if _dispatch.PROFILE is not _apply_hook:
+        _PREV = _dispatch.PROFILE
     _dispatch.PROFILE = _apply_hook
     for cls in _program_classes():
         if not hasattr(cls.run, "_kiln_profiled"):
@@ -327,9 +330,9 @@ def _install(rec):
 
 
 def _uninstall():
-    global _ACTIVE
+    global _ACTIVE, _PREV
     _ACTIVE = None
-    _dispatch.PROFILE = None
+    _dispatch.PROFILE, _PREV = _PREV, None
     for cls in _program_classes():
         orig = getattr(cls.run, "_kiln_profiled", None)
         if orig is not None:

@@ -643,6 +643,8 @@ class Module:
         if recurse:
             for module in self.children():
                 module._apply(fn)
+        from ... import __future__ as future
+        swap = future.get_swap_module_params_on_conversion()
         for key, param in self._parameters.items():
             if param is None:
                 continue
@@ -651,6 +653,9 @@ class Module:
                 continue
             with no_grad():
                 new = fn(param)
+            if swap or future.get_overwrite_module_params_on_conversion():
+                self._apply_replacing(key, param, new, fn, swap)
+                continue
             # keep the Parameter object (optimizers hold references to it): swap its data
             param._data, param._dtype = new._data, new._dtype
             if new._device is not param._device:
@@ -666,6 +671,34 @@ class Module:
                     continue
                 self._buffers[key] = fn(buf)
         return self
+
+    def _apply_replacing(self, key, param, new, fn, swap):
+        """torch.__future__'s conversions: swap_tensors into the same Parameter object (swap),
+        or a new Parameter in its place (overwrite); .grad likewise."""
+        from ...utils import swap_tensors
+        grad = param._grad
+        if swap:
+            try:
+                param._grad = None
+                swap_tensors(param, Parameter(new, requires_grad=param.requires_grad))
+            except Exception as e:
+                param._grad = grad
+                raise RuntimeError(f"_apply(): Couldn't swap {self._get_name()}.{key}") from e
+            out = param
+        else:
+            out = self._parameters[key] = Parameter(new, param.requires_grad)
+        if grad is not None:
+            with no_grad():
+                g = fn(grad)
+            g.requires_grad_(grad.requires_grad)
+            if swap:
+                try:
+                    swap_tensors(grad, g)
+                except Exception as e:
+                    raise RuntimeError(
+                        f"_apply(): Couldn't swap {self._get_name()}.{key}.grad") from e
+                g = grad
+            out._grad = g
 
     def to(self, *args, **kwargs):
         device = kwargs.pop("device", None)
