@@ -112,13 +112,13 @@ def _matmul_kind(a, b, b_requires_grad=None):
         return None
     if da <= 2 and db <= 2:
         return "mm"
-    if da >= db:        # t1 the larger operand (b transposed when it is the larger)
-        t1_shape, t1_stride, t2, small = tuple(a.shape), tuple(a.stride()), b, db
+    if da >= db:        # t1 the larger operand (b transposed when it is the larger), t2 the other
+        t1_shape, t1_stride, small = tuple(a.shape), tuple(a.stride()), db
         t2_rg = b.requires_grad if b_requires_grad is None else b_requires_grad
     else:
         sh, st = list(b.shape), list(b.stride())
         sh[-1], sh[-2], st[-1], st[-2] = sh[-2], sh[-1], st[-2], st[-1]
-        t1_shape, t1_stride, t2, small = tuple(sh), tuple(st), a, da
+        t1_shape, t1_stride, small = tuple(sh), tuple(st), da
         t2_rg = a.requires_grad
     fold = small <= 2 and (t2_rg or (da != 2 and (0 in t1_shape or
                                                    _foldable(t1_shape, t1_stride))))

@@ -166,6 +166,21 @@ def _load_scalars(mod, state_dict, prefix):
             setattr(mod, k, float(v.item()) if k == "scale" else int(v.item()))
 
 
+class _QParamsState:
+    """scale and zero_point as PyTorch's quantized modules keep them: Python numbers on the
+    module, 0-d buffers in its state_dict (after its own entries)."""
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        _scalar_buffers(destination, prefix, self.scale, self.zero_point)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        _load_scalars(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
 def _act_qparams(mod):
     s, z = mod.activation_post_process.calculate_qparams()
     return float(s.float().item()), int(z.long().item())
@@ -348,7 +363,7 @@ class Conv3d(_ConvNd):
     _ND, _NAME = 3, "QuantizedConv3d"
 
 
-class Linear(nn.Module):
+class Linear(_QParamsState, nn.Module):
     """Static quantized Linear: quint8 in, quint8 out, qint8 weight (per tensor or channel)."""
     _version = 3
     _RELU = False
@@ -377,16 +392,6 @@ class Linear(nn.Module):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
                 f"scale={self.scale}, zero_point={self.zero_point}, "
                 f"qscheme={self.weight().qscheme()}")
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        _scalar_buffers(destination, prefix, self.scale, self.zero_point)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        _load_scalars(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     def weight(self):
         return self._packed_params._weight_bias()[0]
@@ -554,7 +559,7 @@ class ReLU6(nn.ReLU):
         return ReLU6(mod.inplace)
 
 
-class _FloatThenQuant(nn.Module):
+class _FloatThenQuant(_QParamsState, nn.Module):
     """A float op on dequantized input, quantized with the module's scale and zero point."""
     _NAME = ""
 
@@ -564,16 +569,6 @@ class _FloatThenQuant(nn.Module):
 
     def _get_name(self):
         return self._NAME
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        _scalar_buffers(destination, prefix, self.scale, self.zero_point)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        _load_scalars(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     def forward(self, input):
         xf = wrap(_deq(input, self._OP), dt.float32)
@@ -726,7 +721,7 @@ class FloatFunctional(nn.Module):
         return self.activation_post_process(M.matmul(x, y))
 
 
-class QFunctional(nn.Module):
+class QFunctional(_QParamsState, nn.Module):
     """The quantized FloatFunctional: results in its scale and zero point."""
 
     def __init__(self):
@@ -739,16 +734,6 @@ class QFunctional(nn.Module):
 
     def extra_repr(self):
         return f"scale={self.scale}, zero_point={self.zero_point}"
-
-    def _save_to_state_dict(self, destination, prefix, keep_vars):
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        _scalar_buffers(destination, prefix, self.scale, self.zero_point)
-
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
-                              unexpected_keys, error_msgs):
-        _load_scalars(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, False, missing_keys,
-                                      unexpected_keys, error_msgs)
 
     def forward(self, x):
         raise RuntimeError("Functional is not intended to use the 'forward'. Please use the "
