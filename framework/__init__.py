@@ -93,6 +93,7 @@ from . import _tensor_methods  # noqa: E402,F401  (binds methods and operators)
 from ._foreach import *  # noqa: E402,F401,F403  (torch._foreach_add_, _foreach_lerp_, ...)
 from . import cuda  # noqa: E402,F401
 from .cuda import OutOfMemoryError  # noqa: E402,F401  (torch.OutOfMemoryError)
+from . import return_types  # noqa: E402,F401  (torch.return_types)
 from ._streams import Stream, Event  # noqa: E402,F401  (torch.Stream, torch.Event)
 from . import accelerator  # noqa: E402,F401  (torch.accelerator)
 from ._misc_api import (is_inference, set_warn_always, is_warn_always_enabled,  # noqa: E402,F401

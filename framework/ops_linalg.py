@@ -696,9 +696,7 @@ def cholesky(A, upper=False, *, out=None):
     return write_out(rename(r, "CholeskyBackward0"), out)
 
 
-def _named(name, fields):
-    import collections
-    return collections.namedtuple(name, fields)
+from .return_types import named as _named  # noqa: E402
 
 
 _CholeskyEx = _named("linalg_cholesky_ex", ["L", "info"])
@@ -797,12 +795,6 @@ _Svd = _named("svd", ["U", "S", "V"])
 _LinalgQr = _named("linalg_qr", ["Q", "R"])
 _Qr = _named("qr", ["Q", "R"])
 _Geqrf = _named("geqrf", ["a", "tau"])
-for _t in (_LuFactor, _LuFactorEx, _Lu, _LuUnpack, _LuWithInfo, _Slogdet, _LinalgSlogdet, _InvEx,
-           _SolveEx, _Lstsq, _CholeskyEx, _TriangularSolve, _LinalgEig, _LinalgEigh, _LinalgSvd,
-           _Svd, _LinalgQr, _Qr, _Geqrf):
-    _t.__module__ = "torch.return_types"
-    _t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" + ",\n".join(
-        f"{k}={v!r}" for k, v in zip(self._fields, self)) + ")")
 
 
 def _lu_factor_ex(A, pivot=True, check_errors=False, name="torch.linalg.lu_factor_ex"):
@@ -1405,9 +1397,6 @@ _linalg_more()
 
 _LdlFactor = _named("linalg_ldl_factor", ["LD", "pivots"])
 _LdlFactorEx = _named("linalg_ldl_factor_ex", ["LD", "pivots", "info"])
-for _t in (_LdlFactor, _LdlFactorEx):
-    _t.__module__ = "torch.return_types"
-    _t.__repr__ = _LuFactor.__repr__
 
 
 @functools.cache

@@ -1,7 +1,6 @@
 """torch-named math: pointwise ops, in-place forms, reductions and the composites built from
 primitives (mean, var, std, logsumexp, norm, clamp, lerp, ...)."""
 import builtins
-import collections
 import math
 import warnings
 
@@ -12,6 +11,7 @@ from runtime import dtypes as dt
 from . import _dispatch
 from ._dispatch import apply, STATE, rename, keep_saved
 from .tensor import Tensor
+from .return_types import named
 from . import _memory_format as _mf
 from ._sparse_storage import SparseLayoutError
 from .nested._storage import NestedLayoutError
@@ -1093,10 +1093,7 @@ def ldexp(input, other, *, out=None):
     return write_out(apply(P["mul"], input, apply(P["pow"], 2.0, other)), out)
 
 
-FrexpResult = collections.namedtuple("frexp", ["mantissa", "exponent"])
-FrexpResult.__module__ = "torch.return_types"
-FrexpResult.__repr__ = lambda self: (f"torch.return_types.frexp(\nmantissa={self.mantissa!r},\n"
-                                     f"exponent={self.exponent!r})")
+FrexpResult = named("frexp", ("mantissa", "exponent"))
 
 
 def frexp(input, *, out=None):
@@ -1392,18 +1389,7 @@ def sinc(input, *, out=None):
 
 # ---- reductions -----------------------------------------------------------------------------
 
-ValuesIndices = {}
-
-
-def _named(name):
-    t = ValuesIndices.get(name)
-    if t is None:
-        t = collections.namedtuple(name, ["values", "indices"])
-        t.__module__ = "torch.return_types"
-        t.__repr__ = lambda self: (f"torch.return_types.{name}(\nvalues={self.values!r},\n"
-                                   f"indices={self.indices!r})")
-        ValuesIndices[name] = t
-    return t
+_named = named       # (values, indices) return types, by name
 
 
 def _dims(dim):
@@ -1692,9 +1678,7 @@ def argmin(input, dim=None, keepdim=False, *, out=None):
     return write_out(apply(P["argmin"], input, dim=dim, keepdim=keepdim), out)
 
 
-_Aminmax = collections.namedtuple("aminmax", ["min", "max"])
-_Aminmax.__module__ = "torch.return_types"
-_Aminmax.__repr__ = lambda self: f"torch.return_types.aminmax(\nmin={self.min!r},\nmax={self.max!r})"
+_Aminmax = named("aminmax", ("min", "max"))
 
 
 def aminmax(input, *, dim=None, keepdim=False):

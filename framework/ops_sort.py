@@ -508,22 +508,9 @@ def corrcoef(input):
 
 # ---- histograms ----------------------------------------------------------------------------------
 
-_Histogram = None
-_HistogramDD = None
-
-
 def _hist_types():
-    global _Histogram, _HistogramDD
-    if _Histogram is None:
-        import collections
-        _Histogram = collections.namedtuple("histogram", ["hist", "bin_edges"])
-        _HistogramDD = collections.namedtuple("histogramdd", ["hist", "bin_edges"])
-        for t in (_Histogram, _HistogramDD):
-            t.__module__ = "torch.return_types"
-            t.__repr__ = lambda self: (f"torch.return_types.{type(self).__name__}(\n" +
-                                       ",\n".join(f"{k}={v!r}" for k, v in
-                                                   zip(self._fields, self)) + ")")
-    return _Histogram, _HistogramDD
+    from .return_types import named
+    return named("histogram", ("hist", "bin_edges")), named("histogramdd", ("hist", "bin_edges"))
 
 
 def _edges_for(a, d, nb, rng, dtype, name):

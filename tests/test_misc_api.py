@@ -673,3 +673,20 @@ def test_selective_checkpoint_errors():
         sac, ["sin"], allow_cache_entry_mutation=True))
     out.backward()
     np.testing.assert_allclose(to_np(x.grad), 2 * np.cos(np.ones(3)), rtol=1e-6)
+
+
+def test_return_types_module_names_every_result_type():
+    # one maker (framework.return_types.named): PyTorch's printing, and findable by name
+    x = torch.tensor([[3.0, 1.0], [2.0, 5.0]])
+    r = x.max(0)
+    assert isinstance(r, torch.return_types.max) and type(r).__module__ == "torch.return_types"
+    assert repr(r) == ("torch.return_types.max(\nvalues=tensor([3., 5.]),\n"
+                       "indices=tensor([0, 1]))")
+    assert isinstance(torch.linalg.qr(x), torch.return_types.linalg_qr)
+    assert torch.frexp(torch.tensor([8.0])).exponent.tolist() == [4]
+    assert repr(torch.aminmax(x)) == ("torch.return_types.aminmax(\nmin=tensor(1.),\n"
+                                      "max=tensor(5.))")
+    assert torch.return_types.sort is type(x.sort()) and torch.return_types.topk is \
+        type(x.topk(1))
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        torch.return_types.nope
