@@ -35,7 +35,7 @@ import sys
 import types
 import warnings
 
-from ..tensor import Tensor as _Tensor
+from ...tensor import Tensor as _Tensor
 
 __all__ = ["SDPBackend", "sdpa_kernel", "WARN_FOR_UNFUSED_KERNELS"]
 
@@ -261,11 +261,11 @@ class CausalBias(_Tensor):
         self._data, self._dtype = m._data, m._dtype
 
     def _upper_left(self, device):
-        from .. import tril, ones, bool as bool_
+        from ... import tril, ones, bool as bool_
         return tril(ones(self.seq_len_q, self.seq_len_kv, device=device, dtype=bool_))
 
     def _lower_right(self, device):
-        from .. import tril, ones, bool as bool_
+        from ... import tril, ones, bool as bool_
         return tril(ones(self.seq_len_q, self.seq_len_kv, device=device, dtype=bool_),
                     diagonal=self.seq_len_kv - self.seq_len_q)
 
