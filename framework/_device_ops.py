@@ -33,10 +33,13 @@ from runtime import dtypes as dt
 from runtime import cuda as _cuda
 from runtime.device import cpu, Device
 from runtime.interpret import InterpretArray, HostTensor, as_interpret, to_interpret
+from runtime.meta import MetaArray, meta_empty, to_meta
 from . import _dispatch
 from ._compile import log
 
 INTERPRET = Device("interpret")
+META = Device("meta")
+NO_DATA = "Cannot copy out of meta tensor; no data!"
 # ("kernel", name) | ("view", prim) | ("library", prim) | ("made", prim) | ("fallback", prim):
 # calls per path, so tests and users can see what ran where
 STATS = collections.Counter()
@@ -46,6 +49,8 @@ def array_device(a):
     """The device a buffer lives on, from its type alone."""
     if isinstance(a, InterpretArray):
         return INTERPRET
+    if isinstance(a, MetaArray):
+        return META
     if _cuda.is_device_array(a):
         return Device("cuda", _cuda.array_index(a))
     return cpu
@@ -56,6 +61,11 @@ def to_device(a, dev):
     src = array_device(a)
     if src is dev:
         return a
+    if src is META:
+        raise NotImplementedError(NO_DATA)
+    if dev is META:
+        _dispatch.NONCPU = True
+        return to_meta(a)
     if src.type == "cuda":
         if dev.type == "cuda":
             return _cuda.copy(a, dev.index)
@@ -80,6 +90,8 @@ def note_device(dev):
 
 def host(a):
     """A NumPy view or copy of a buffer, for code that reads values (printing, item())."""
+    if isinstance(a, MetaArray):
+        raise NotImplementedError(NO_DATA)
     if isinstance(a, np.ndarray):
         return a.view(np.ndarray) if type(a) is not np.ndarray else a
     if _cuda.is_device_array(a):
@@ -101,6 +113,9 @@ def common_device(args):
                 continue
             elif dev is cpu and _only_scalars_before(args, a):
                 dev = d
+            elif META in (dev, d):      # (PyTorch's meta kernels word it so)
+                raise RuntimeError(f"Tensor on device {d} is not on the "
+                                   f"expected device {dev}!")
             else:
                 raise RuntimeError(f"Expected all tensors to be on the same device, but found at "
                                    f"least two devices, {dev} and {d}! (shapes "
@@ -131,6 +146,8 @@ def _arg(a, dtype, interpret):
 
 def run(p, meta, args, attrs, dev):
     """Run primitive `p` (meta already checked) on `dev`; returns the output tensor(s)."""
+    if dev is META:
+        return run_meta(p, meta, args, attrs)
     Tensor = _dispatch.Tensor
     # 0-dim cpu tensors mixed in (PyTorch's cpu scalars) move to the device first
     args = [_dispatch.wrap(to_device(a._data, dev), a._dtype)
@@ -157,6 +174,40 @@ def run(p, meta, args, attrs, dev):
     else:
         reason = f"no Triton eager kernel for {p.kind} primitives yet"
     return fallback(p, meta, args, attrs, dev, reason)
+
+
+def run_meta(p, meta, args, attrs):
+    """A primitive on meta tensors: only its meta rule's shape and dtype (already computed),
+    as fresh MetaArrays; views take the NumPy view lowering's shape and strides."""
+    Tensor = _dispatch.Tensor
+    metas = meta if isinstance(meta, tuple) else (meta,)
+    for m in metas:
+        if any(s < 0 for s in m.shape):     # (nonzero, unique: the size is in the values)
+            raise NotImplementedError(f"{p.name}: the output size of this operator depends on "
+                                      "the input's values, which meta tensors do not have")
+    if p.kind == "view":
+        x = args[0]
+        rest = [to_meta(a._data) if isinstance(a, Tensor) else a for a in args[1:]]
+        if p.name == "reshape":     # (its lowering's view test, without ever copying)
+            try:
+                r = np.reshape(x._data, meta.shape, copy=False)
+            except ValueError:
+                return _dispatch.wrap(meta_empty(meta.shape, meta.dtype.np), meta.dtype, META)
+            return _wrap_view(r, meta, x, META)
+        r = p.numpy(meta, to_meta(x._data), *rest, **attrs)
+        if r.base is None:          # the lowering copied (a row-major result, as on the cpu)
+            return _dispatch.wrap(meta_empty(meta.shape, meta.dtype.np), meta.dtype, META)
+        return _wrap_view(to_meta(r), meta, x, META)
+    st = None
+    # (copy's NumPy lowering is row-major, as contiguous() needs)
+    if p.kind == "pointwise" and p.nout == 1 and len(meta.shape) > 1 and p.name != "copy":
+        arrs = [a._data for a in args if isinstance(a, Tensor)]
+        if any(not a.flags.c_contiguous for a in arrs):       # TensorIterator's layout
+            from ._memory_format import elementwise_strides
+            st = elementwise_strides(arrs, meta.shape, meta.dtype.np.itemsize)
+    outs = tuple(_dispatch.wrap(meta_empty(m.shape, m.dtype.np, st), m.dtype, META)
+                 for m in metas)
+    return outs if isinstance(meta, tuple) else outs[0]
 
 
 def library(p, meta, args, attrs, dev):
@@ -292,6 +343,8 @@ def create(p, dev, *args, **attrs):
     compiled path's arange kernel; anything else is made on the host and copied (a counted
     fallback)."""
     meta = p.meta(*args, **attrs)
+    if dev is META:
+        return _dispatch.wrap(meta_empty(meta.shape, meta.dtype.np), meta.dtype, META)
     if p.name == "full" and meta.dtype.name != "bfloat16":
         note_device(dev)
         a = _empty(meta.shape, meta.dtype, dev)

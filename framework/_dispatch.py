@@ -200,6 +200,9 @@ def values(t):
     tr = STATE.tracer
     if tr is not None:
         tr.read_value(t)
+    if t._device.type == "meta":
+        raise NotImplementedError(f"a meta tensor has no values to read (shape "
+                                  f"{list(t._data.shape)}); this op needs them")
     return t._data
 
 

@@ -134,7 +134,8 @@ def lay_out(t, fmt):
     intermediate gets memory of its own. Device buffers (row-major by design), traced values and
     empty results keep their layout."""
     a = t._data
-    if type(a) is not np.ndarray or a.size == 0:
+    meta = t._device.type == "meta"       # (strides only: no values to move)
+    if type(a) is not np.ndarray and not meta or a.size == 0:
         return t
     if fmt is contiguous_format:
         if a.flags.c_contiguous and 1 not in a.shape:       # (the common case, one test)
@@ -144,7 +145,11 @@ def lay_out(t, fmt):
     isz = a.itemsize
     if a.strides == tuple(s * isz for s in _strides(a.shape, fmt)):
         return t
-    t._data = laid_out(a, fmt) if fmt in _ORDER else np.array(a, order="C")
+    if meta:
+        from runtime.meta import meta_empty
+        t._data = meta_empty(a.shape, a.dtype, tuple(s * isz for s in _strides(a.shape, fmt)))
+    else:
+        t._data = laid_out(a, fmt) if fmt in _ORDER else np.array(a, order="C")
     if t._base is not None:
         t._base = None
         t._view_src = None
@@ -181,12 +186,20 @@ def elementwise(arrays, r):
     operands all of r's shape and all contiguous, all channels_last(_3d) or all dense with the
     same strides give that layout; otherwise compute_strides + reorder_dimensions (broadcast
     dims count as stride 0, the first operand whose strides order a pair of dims decides)."""
-    shape = r.shape
-    n = len(shape)
-    if n < 2 or r.size == 0:
+    if len(r.shape) < 2 or r.size == 0:
         return r
+    target = elementwise_strides(arrays, r.shape, r.itemsize)
+    if r.strides == target:
+        return r
+    o = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), r.shape, target)
+    o[...] = r
+    return o
+
+
+def elementwise_strides(arrays, shape, isz):
+    """The byte strides of elementwise()'s result layout (also the meta device's)."""
+    n = len(shape)
     sts = [tuple(s // a.itemsize for s in a.strides) for a in arrays]
-    isz = r.itemsize
     if all(a.shape == shape for a in arrays):
         # (operands all row-major never reach here: apply keeps NumPy's result for them)
         fmt = channels_last if n == 4 else channels_last_3d if n == 5 else None
@@ -206,8 +219,4 @@ def elementwise(arrays, r):
             ops.append((0,) * lead + tuple(0 if a.shape[k] == 1 and shape[lead + k] != 1
                                            else st[k] for k in range(a.ndim)))
         target = iter_strides(shape, ops, isz)
-    if r.strides == target:
-        return r
-    o = np.lib.stride_tricks.as_strided(np.empty(r.size, r.dtype), shape, target)
-    o[...] = r
-    return o
+    return target

@@ -191,6 +191,19 @@ def _batched_repr(b):
     return f"BatchedTensor(lvl={b.level}, bdim={b.bdim}, value=\n    {inner}\n)"
 
 
+def _meta_repr(t, prefix):
+    """A meta tensor has no values: PyTorch prints '...', the size, and the dtype unless it is
+    the default float dtype."""
+    suffixes = ["device='meta'", "size=" + str(tuple(t._data.shape))]
+    if t._dtype is not dt.get_default_dtype():
+        suffixes.append("dtype=" + repr(t._dtype))
+    if t._node is not None:
+        suffixes.append(f"grad_fn=<{t._node._name}>")
+    elif t._rg:
+        suffixes.append("requires_grad=True")
+    return _add_suffixes(prefix + "...", suffixes, len(prefix))
+
+
 def tensor_repr(t, prefix="tensor("):
     from .func._batched import BatchedArray
     if type(t._data) is BatchedArray:
@@ -200,6 +213,8 @@ def tensor_repr(t, prefix="tensor("):
         return q_repr(t, prefix)
     indent = len(prefix)
     a = t._data
+    if t._device.type == "meta":
+        return _meta_repr(t, prefix)
     if t._device.type != "cpu":          # print a host copy of device memory
         from ._device_ops import host
         a = host(a)

@@ -452,6 +452,14 @@ def _made(shape, value, d, device, requires_grad):
     value = int_fill(value, d)
     if d is dt.float16 and type(value) is float:
         value = float(np.float32(value))     # (double -> float -> half, as torch rounds)
+    if dev.type == "meta":      # no host buffer to make and copy
+        from runtime.meta import meta_empty
+        from ._device_ops import note_device
+        note_device(dev)
+        t = wrap(meta_empty(tuple(shape), d.np), d)
+        if requires_grad:
+            t._set_requires_grad(True)
+        return t
     if dev.type not in ("cuda", "interpret") or d is dt.bfloat16:
         arr = np.empty(shape, d.np) if value is None else np.full(shape, value, dtype=d.np)
         return _finish(arr, d, dev, requires_grad)
@@ -527,11 +535,16 @@ def _preserve(t, input, memory_format):
     if memory_format is not None and memory_format is not _mf.preserve_format:
         return _in_format("empty_like", t, memory_format)
     a, src = t._data, input._data
-    if type(a) is not np.ndarray or \
-            type(src) is not np.ndarray or src.ndim < 2 or src.size == 0:
+    meta = t._device.type == "meta"
+    if type(a) is not np.ndarray and not meta or \
+            not isinstance(src, np.ndarray) or src.ndim < 2 or src.size == 0:
         return t
     el = _dense_strides(src)
     if el is None or el == _contiguous_strides(src.shape):
+        return t
+    if meta:
+        from runtime.meta import meta_empty
+        t._data = meta_empty(a.shape, a.dtype, tuple(e * a.itemsize for e in el))
         return t
     out = np.lib.stride_tricks.as_strided(np.empty(a.size, a.dtype), a.shape,
                                           tuple(e * a.itemsize for e in el))
@@ -864,6 +877,8 @@ def _draw_device(device, out):
 def _drawn(spec, shape, d, dev, generator, requires_grad):
     """A device draw of spec = (kind, params) as a new tensor."""
     from ._device_random import draw
+    if dev.type == "meta":        # nothing drawn: the generator does not advance
+        return _made(shape, None, d, dev, requires_grad)
     t = wrap(draw(spec[0], shape, d, dev, spec[1], generator), d)
     if requires_grad:
         t._set_requires_grad(True)
@@ -1120,6 +1135,8 @@ def bernoulli(input, p=None, *, generator=None, out=None):
         raise NotImplementedError(f"\"bernoulli_tensor_cpu_p_\" not implemented for "
                                   f"'{dt.tname(input._dtype)}' (bernoulli needs probabilities as a "
                                   f"floating point tensor)")
+    if input._device.type == "meta":      # (no probabilities to check or draw from)
+        return _into(out, empty_like(input))
     from ._device_ops import host
     probs = host(input._data) if p is None else np.full(input._data.shape, p)
     if np.any((probs < 0) | (probs > 1)):

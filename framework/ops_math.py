@@ -8,6 +8,7 @@ import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dims, norm_dim
 from runtime import dtypes as dt
+from runtime.meta import MetaArray, meta_empty
 from . import _dispatch
 from ._dispatch import apply, STATE, rename, keep_saved
 from .tensor import Tensor
@@ -41,6 +42,10 @@ def _t(x):
 def store(t, src):
     """Write src (an array or a number) into tensor t's memory, cast to its dtype (complex32:
     rounded to float16 parts, as its values are held)."""
+    if type(t._data) is MetaArray or type(src) is MetaArray:
+        if type(t._data) is not MetaArray:
+            raise NotImplementedError("Cannot copy out of meta tensor; no data!")
+        return          # (a meta tensor holds no values to write)
     np.copyto(t._data, src, casting="unsafe")
     if t._dtype.round is not None and isinstance(t._data, np.ndarray):     # (host memory)
         r = t._dtype.round(t._data)
@@ -149,8 +154,10 @@ def _commit(self, p, args, attrs):
         return tr.assign(self, apply(p, tr.snapshot(self), *args, **attrs))
     if STATE.grad_enabled and (self.requires_grad or _dispatch._needs_grad(args)):
         check_inplace_leaf(self)
-        old = _dispatch.wrap(self._data.copy() if (p.saves == "all" or 0 in p.saves) else self._data,
-                             self._dtype)
+        d = self._data
+        if p.saves == "all" or 0 in p.saves:     # (a meta tensor's copy: new untouched storage)
+            d = meta_empty(d.shape, d.dtype, d.strides) if type(d) is MetaArray else d.copy()
+        old = _dispatch.wrap(d, self._dtype)
         old._node, old._oi, old._rg = self._node, self._oi, self._rg and self._node is None
         r = apply(p, old, *args, **attrs)
         store(self, r._data)

@@ -214,6 +214,8 @@ class Tensor:
         return True
 
     def data_ptr(self):
+        if self._device.type == "meta":
+            return 0
         if self._dtype.round is not None:   # (complex32, float8: elements as PyTorch's sizes)
             base = self._base if self._base is not None else self
             return _ptr(base._data) + self.storage_offset() * self._dtype.itemsize
@@ -421,6 +423,8 @@ class Tensor:
                                "Scalar")
         if self._dtype.category == 4:       # a quantized tensor's value
             return self.dequantize().item()
+        if self._device.type == "meta":
+            raise RuntimeError("Tensor.item() cannot be called on meta tensors")
         a = self._data if self._device is cpu else _host(self._data)
         return a.reshape(()).item() if self._dtype is not dt.bfloat16 else \
             float(a.reshape(()).astype(np.float32))
@@ -446,6 +450,8 @@ class Tensor:
                              "using `np.array(obj, copy=False)` replace it with "
                              "`np.asarray(obj)` to allow a copy when needed (no behavior change "
                              "in NumPy 1.x).")
+        if self._device.type == "meta":
+            return self.numpy()         # (raises)
         if self._device is cpu:
             if self.requires_grad:
                 raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use "
@@ -482,7 +488,7 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"Boolean value of Tensor with more than one value is ambiguous "
                                f"(shape {list(self._data.shape)})")
-        if self._dtype.category == 4:       # (a quantized tensor's value)
+        if self._dtype.category == 4 or self._device.type == "meta":    # (item() says why)
             return bool(self.item())
         return bool(self._data.reshape(()))
 
@@ -513,6 +519,8 @@ class Tensor:
             _dispatch.STATE.tracer.read_value(self)
         if self._dtype.category > 1 or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be converted to an index")
+        if self._device.type == "meta":
+            return self.item()      # (raises)
         return int(self._data.reshape(()))
 
     def __complex__(self):
@@ -733,7 +741,7 @@ class Tensor:
 
     @property
     def is_meta(self):
-        return False
+        return self._device.type == "meta"
 
     @property
     def names(self):

@@ -17,6 +17,7 @@ import sys
 import numpy as np
 
 from compiler.ir.registry import REGISTRY
+from runtime.meta import MetaArray, meta_empty
 from .. import _dispatch
 from .._dispatch import STATE, EMIT, wrap, apply, PackedList, MaskedOperand
 from ..tensor import Tensor
@@ -568,6 +569,11 @@ def _obeys_layout(a, v):
 def _copy_obeying(a, v):
     """A copy of gradient array `a` laid out by the contract above (a channels_last weight's
     gradient is channels_last, as PyTorch's AccumulateGrad clones it)."""
+    if type(a) is MetaArray:           # (no values to copy: new untouched storage)
+        from ..creation import _dense_strides
+        el = _dense_strides(v) if isinstance(v, np.ndarray) else None
+        return meta_empty(a.shape, a.dtype, None if el is None else
+                          tuple(e * a.itemsize for e in el))
     if type(a) is not np.ndarray or type(v) is not np.ndarray:
         return a.copy()                 # (.copy() keeps the device's array type)
     from ..creation import _contiguous_strides, _dense_strides
@@ -630,7 +636,9 @@ def _accumulate_grad(leaf, g, create_graph):
         except MaskedOperand:    # a MaskedTensor gradient (framework.masked): out of place
             leaf._grad = apply(_ADD, old, g)
             return
-        if getattr(od.flags, "writeable", True) and od.shape == g._data.shape:
+        if type(od) is MetaArray and od.shape == g._data.shape:
+            old._bump()                # (a meta sum has no values to write)
+        elif getattr(od.flags, "writeable", True) and od.shape == g._data.shape:
             np.add(od, g._data, out=od, casting="unsafe")
             old._bump()
         else:

@@ -625,8 +625,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx = n + padding_idx
-    if (STATE.tracer is not None or _batched(input)) and max_norm is None and \
-            not scale_grad_by_freq:
+    if (STATE.tracer is not None or _batched(input) or input._device.type == "meta") and \
+            max_norm is None and not scale_grad_by_freq:
         # traced, or indices batched by vmap: no value read (the index op checks the range)
         return _traced_embedding(input, weight, padding_idx)
     idx = values(input)

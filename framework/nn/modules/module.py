@@ -290,12 +290,49 @@ def _forward_unimplemented(self, *input):
                               'function')
 
 
+def _factory_device_init(init):
+    """A module built with device="meta" (keyword or positional) makes its parameters and
+    buffers there, as under `with torch.device("meta")`: no cpu memory, no initialisation
+    compute. (Other devices keep the modules' own handling.)"""
+    import functools
+    import inspect
+    try:
+        params = inspect.signature(init).parameters
+    except (TypeError, ValueError):
+        return init
+    if "device" not in params:
+        return init
+    names = list(params)
+    # its index in *args (self is not there), when it can be passed by position
+    pos = names.index("device") - 1 if all(
+        params[n].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        for n in names[:names.index("device") + 1]) else -1
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        dev = kwargs.get("device") if "device" in kwargs else \
+            args[pos] if 0 <= pos < len(args) else None
+        if dev is None or str(dev).partition(":")[0] != "meta":
+            return init(self, *args, **kwargs)
+        from runtime.device import Device
+        with Device("meta"):
+            return init(self, *args, **kwargs)
+    __init__._meta_wrapped = True
+    return __init__
+
+
 class Module:
     """Base class for all neural network modules."""
     dump_patches = False
     _version = 1
     call_super_init = False
     training: bool
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_meta_wrapped", False):
+            cls.__init__ = _factory_device_init(init)
 
     def __init__(self, *args, **kwargs):
         if not self.call_super_init and kwargs:
@@ -739,7 +776,14 @@ class Module:
             if fmt is not None and fmt is not preserve_format and t.dim() in (4, 5):   # (as torch)
                 t = t.to(memory_format=fmt)     # to()'s copy rule, not contiguous()'s
             return t
-        return self._apply(convert)
+        try:
+            return self._apply(convert)
+        except NotImplementedError as e:
+            if str(e) != "Cannot copy out of meta tensor; no data!":
+                raise
+            raise NotImplementedError(f"{e} Please use torch.nn.Module.to_empty() instead of "
+                                      "torch.nn.Module.to() when moving module from meta to a "
+                                      "different device.") from None
 
     def cpu(self):
         return self._apply(lambda t: t.cpu())
@@ -1077,6 +1121,12 @@ class Module:
                                   f"{inp.shape} from checkpoint, the shape in current model is "
                                   f"{param.shape}.")
                 continue
+            if param.is_meta and not inp.is_meta and not assign:
+                warnings.warn(f"for {key}: copying from a non-meta parameter in the checkpoint to "
+                              "a meta parameter in the current model, which is a no-op. (Did you "
+                              "mean to pass `assign=True` to assign items in the state dictionary "
+                              "to their corresponding key in the module instead of copying them "
+                              "in place?)", UserWarning, stacklevel=3)
             try:
                 with no_grad():
                     if lazy:

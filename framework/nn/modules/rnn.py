@@ -282,8 +282,10 @@ class RNNBase(Module):
         N = int(bs[0])
         real_hidden = self.proj_size if self.proj_size > 0 else self.hidden_size
         if hx is None:
-            h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=data.dtype)
-            c0 = creation.zeros(self.num_layers * D, N, self.hidden_size, dtype=data.dtype) \
+            h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=data.dtype,
+                                device=data.device)
+            c0 = creation.zeros(self.num_layers * D, N, self.hidden_size, dtype=data.dtype,
+                                device=data.device) \
                 if is_lstm else None
         else:
             h0, c0 = hx if is_lstm else (hx, None)
@@ -341,8 +343,10 @@ class RNNBase(Module):
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         N = x.shape[1]
         if hx is None:
-            h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=x.dtype)
-            c0 = creation.zeros(self.num_layers * D, N, self.hidden_size, dtype=x.dtype) \
+            h0 = creation.zeros(self.num_layers * D, N, real_hidden, dtype=x.dtype,
+                                device=x.device)
+            c0 = creation.zeros(self.num_layers * D, N, self.hidden_size, dtype=x.dtype,
+                                device=x.device) \
                 if is_lstm else None
         elif is_lstm:
             h0, c0 = hx
@@ -454,7 +458,8 @@ class RNNCellBase(Module):
         x = input if batched else input.unsqueeze(0)
         N = x.shape[0]
         if hx is None:
-            states = [creation.zeros(N, self.hidden_size, dtype=x.dtype) for _ in range(n_states)]
+            states = [creation.zeros(N, self.hidden_size, dtype=x.dtype, device=x.device)
+                      for _ in range(n_states)]
         else:
             states = list(hx) if n_states == 2 else [hx]
             for k, s in enumerate(states):       # PyTorch: ValueError only for a 0-d/3-d+ state
