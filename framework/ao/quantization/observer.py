@@ -165,11 +165,15 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
         a = np.moveaxis(a, self.ch_axis, 0).reshape(a.shape[self.ch_axis], -1)
         mn, mx = a.min(axis=1), a.max(axis=1)
         if self.min_val.numel():
-            mn = np.minimum(np.asarray(values(self.min_val)), mn)
-            mx = np.maximum(np.asarray(values(self.max_val)), mx)
+            mn, mx = self._combine(np.asarray(values(self.min_val)),
+                                   np.asarray(values(self.max_val)), mn, mx)
         self.min_val = wrap(mn.astype(np.float32), dt.float32)
         self.max_val = wrap(mx.astype(np.float32), dt.float32)
         return x_orig
+
+    def _combine(self, m0, x0, mn, mx):
+        """The running per-channel range from the old one and this batch's."""
+        return np.minimum(m0, mn), np.maximum(x0, mx)
 
     def calculate_qparams(self):
         s, z = self._calculate_qparams(np.asarray(values(self.min_val)),
@@ -255,20 +259,10 @@ class MovingAveragePerChannelMinMaxObserver(PerChannelMinMaxObserver):
                          eps=eps, is_dynamic=is_dynamic, **kwargs)
         self.averaging_constant = averaging_constant
 
-    def forward(self, x_orig):
-        a = np.asarray(values(_t(x_orig).detach()), np.float32)
-        if a.size == 0:
-            return x_orig
-        a = np.moveaxis(a, self.ch_axis, 0).reshape(a.shape[self.ch_axis], -1)
-        mn, mx = a.min(axis=1), a.max(axis=1)
-        if self.min_val.numel():
-            c = np.float32(self.averaging_constant)
-            m0, x0 = np.asarray(values(self.min_val)), np.asarray(values(self.max_val))
-            mn = (m0 + (c * (mn - m0)).astype(np.float32)).astype(np.float32)
-            mx = (x0 + (c * (mx - x0)).astype(np.float32)).astype(np.float32)
-        self.min_val = wrap(mn.astype(np.float32), dt.float32)
-        self.max_val = wrap(mx.astype(np.float32), dt.float32)
-        return x_orig
+    def _combine(self, m0, x0, mn, mx):
+        c = np.float32(self.averaging_constant)
+        return ((m0 + (c * (mn - m0)).astype(np.float32)).astype(np.float32),
+                (x0 + (c * (mx - x0)).astype(np.float32)).astype(np.float32))
 
 
 def _histc(a, bins, lo, hi):

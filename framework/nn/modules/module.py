@@ -61,9 +61,7 @@ def _register_global_backward_hook(hook, full):
         raise RuntimeError("Cannot use both regular backward hooks and full backward hooks as a "
                            "global Module hook. Please use only one of them.")
     _global_is_full_backward_hook = full
-    handle = RemovableHandle(_global_backward_hooks)
-    _global_backward_hooks[handle.id] = hook
-    return handle
+    return _registration_hook(_global_backward_hooks, hook)
 
 
 def register_module_full_backward_hook(hook):
