@@ -351,6 +351,8 @@ def apply(p, *args, **attrs):
         dev = _device_ops.common_device(args)
         if dev is not cpu:
             out = _device_ops.run(p, meta, args, attrs, dev)
+            if not STATE.grad_enabled and p.kind == "view" and out._base is not None:
+                _nograd_view(out, args[0])
             if STATE.grad_enabled and p.differentiable and _needs_grad(args):
                 record(p, args, attrs, (out,) if p.nout == 1 else out)
                 if p.nout == 1 and out._base is not None:     # as on cpu, below
@@ -391,8 +393,8 @@ def apply(p, *args, **attrs):
         if p.kind == "view" and r.base is not None:
             src = args[0]
             out._base = src._base if src._base is not None else src
-            if not STATE.grad_enabled and not STATE.inference and out._base.requires_grad:
-                out._nograd_view = True     # (written in place later with grad on: refused)
+            if not STATE.grad_enabled:
+                _nograd_view(out, src)
             if "_multi_view" in src.__dict__:     # a view of split()'s output: same rule
                 out._multi_view = (0, p.grad_name.replace("Backward0", "")) + src._multi_view[2:]
         if STATE.grad_enabled:
@@ -413,6 +415,16 @@ def apply(p, *args, **attrs):
     if STATE.grad_enabled and p.differentiable and _needs_grad(args):
         record(p, args, attrs, outs)
     return outs
+
+
+def _nograd_view(out, src):
+    """A view taken under no_grad (or inference_mode) of a tensor that requires grad."""
+    if not STATE.inference and out._base.requires_grad:
+        out._nograd_view = True     # (written in place later with grad on: refused)
+    if src._rg or src._node is not None:
+        # PyTorch's view requires grad through its base even so: a leaf whose gradients are
+        # dropped (it has no AccumulateGrad)
+        out._rg = out._vrg = True
 
 
 def rebase_view(t):

@@ -254,6 +254,10 @@ class Tensor:
         if requires_grad and not STATE.inference and self.is_inference():
             raise RuntimeError("Setting requires_grad=True on inference tensor outside "
                                "InferenceMode is not allowed.")
+        if "_vrg" in self.__dict__:      # a no_grad view: requires grad through its base
+            if not requires_grad:
+                return self
+            del self._vrg               # now a leaf of its own
         self._rg = bool(requires_grad)
         return self
 

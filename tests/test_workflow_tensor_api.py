@@ -197,6 +197,31 @@ def test_view_made_under_no_grad_refuses_inplace_with_grad_on():
     np.testing.assert_array_equal(to_np(w), [3., 7.])
 
 
+def test_view_made_under_no_grad_requires_grad_without_an_accumulator():
+    # PyTorch: such a view requires grad through its base, is a leaf, and has no AccumulateGrad:
+    # gradients reaching it are dropped, autograd.grad calls it unused
+    x = torch.tensor([1., 2., 3.], requires_grad=True)
+    with torch.no_grad():
+        v, e, c = x[:2], x.expand(2, 3), x * 2
+        d = x.detach()[:2]
+    assert (v.requires_grad, v.is_leaf, v.grad_fn) == (True, True, None)
+    assert e.requires_grad and not c.requires_grad and not d.requires_grad
+    assert "requires_grad=True" in repr(v)
+    loss = (v * x[:2]).sum()
+    assert type(loss.grad_fn).__name__ == "SumBackward0"
+    loss.backward()
+    np.testing.assert_array_equal(to_np(x.grad), [1., 2., 0.])     # through x[:2] only
+    assert v.grad is None
+    with pytest.raises(RuntimeError, match="index 0 appears to not have been used in the graph"):
+        torch.autograd.grad((v * x[:2]).sum(), v)
+    assert torch.autograd.grad((v * x[:2]).sum(), [v, x], allow_unused=True)[0] is None
+    v.requires_grad_(False)                 # PyTorch keeps it: it comes from the base
+    assert v.requires_grad
+    v.requires_grad_(True)                  # made explicitly: a leaf of its own, accumulating
+    (v * 2).sum().backward()
+    np.testing.assert_array_equal(to_np(v.grad), [2., 2.])
+
+
 # ---- Tensor subclasses and __torch_function__ --------------------------------------------------
 
 @pytest.fixture

@@ -132,6 +132,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     res = run_backward(outputs, _make_grads(outputs, gos), retain_graph, create_graph,
                        inputs=inputs, accumulate=False)
     for i, r in enumerate(res):
+        if "_vrg" in inputs[i].__dict__:    # a no_grad view has no gradient edge of its own
+            res[i] = r = None
         if r is None:
             if materialize_grads:
                 res[i] = wrap(np.zeros(inputs[i]._data.shape, inputs[i]._dtype.np), inputs[i]._dtype)

@@ -590,6 +590,8 @@ def _accumulate_grad(leaf, g, create_graph):
     """AccumulateGrad: the first gradient becomes .grad (its buffer is kept when nothing else
     holds it, as PyTorch does, else copied); later ones add in place; with create_graph the sum
     is out of place and keeps its history."""
+    if "_vrg" in leaf.__dict__:     # a view made under no_grad: PyTorch has no accumulator
+        return
     old = leaf._grad
     tr = STATE.tracer
     if tr is not None:              # traced (compiled training step): functional accumulation
