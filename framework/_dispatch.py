@@ -440,6 +440,7 @@ def rebase_view(t):
     t._view_src = (src, p, attrs, base._vcount)
     if STATE.grad_enabled and _needs_grad((src,)):
         record(p, (src,), attrs, (t,))
+        rename(t, "AsStridedBackward0")     # (PyTorch's regenerated view: as_strided of the base)
 
 
 # primitives whose PyTorch grad_fn name depends on the arguments

@@ -197,7 +197,7 @@ def _meta_repr(t, prefix):
     suffixes = ["device='meta'", "size=" + str(tuple(t._data.shape))]
     if t._dtype is not dt.get_default_dtype():
         suffixes.append("dtype=" + repr(t._dtype))
-    if t._node is not None:
+    if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t._node._name}>")
     elif t._rg:
         suffixes.append("requires_grad=True")
@@ -237,7 +237,7 @@ def tensor_repr(t, prefix="tensor("):
         if not default:
             suffixes.append("dtype=" + repr(d))
         body = tensor_str(a, d, indent)
-    if t._node is not None:
+    if t.grad_fn is not None:
         suffixes.append(f"grad_fn=<{t._node._name}>")
     elif t._rg:
         suffixes.append("requires_grad=True")

@@ -211,6 +211,7 @@ def propagate_view_write(t):
                shape=base._data.shape)
     base._node, base._oi = rb._node, rb._oi
     rename(base, "CopySlices")
+    t._propagated = True     # (its grad_fn becomes a view of the base's new history: _bump)
 
 
 def _propagate_complex_view_write(t, base, chain):
@@ -249,6 +250,7 @@ def _propagate_complex_view_write(t, base, chain):
         rb = apply(P["view_as_complex"], rb)
     base._node, base._oi = rb._node, rb._oi
     rename(base, "CopySlices")
+    t._propagated = True     # (its grad_fn becomes a view of the base's new history: _bump)
 
 
 def check_inplace_leaf(t):

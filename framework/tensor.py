@@ -301,6 +301,8 @@ class Tensor:
 
     @property
     def grad_fn(self):
+        if self._view_src is not None and STATE.tracer is None:
+            _dispatch.rebase_view(self)     # (its base was written in place since)
         return self._node
 
     @property
@@ -312,8 +314,10 @@ class Tensor:
         b = self._base if self._base is not None else self
         b._vcount += 1
         vs = self._view_src
-        if vs is not None:      # written itself: its own new history stays (no rebase)
-            self._view_src = vs[:3] + (b._vcount,)
+        if vs is not None and not self.__dict__.pop("_propagated", False):
+            self._view_src = vs[:3] + (b._vcount,)     # its own new history stays (no rebase)
+        # (written through, with the base's history rewritten: PyTorch regenerates this view's
+        # grad_fn from the base's, so the view is left to rebase_view)
         if self._dtype is dt.float16 and "_chalf_part" in b.__dict__:
             _chalf_write_back(b)
 

@@ -222,6 +222,32 @@ def test_view_made_under_no_grad_requires_grad_without_an_accumulator():
     np.testing.assert_array_equal(to_np(v.grad), [2., 2.])
 
 
+def test_view_grad_fn_regenerated_after_an_inplace_write():
+    # PyTorch regenerates a view's grad_fn (AsStridedBackward0 of its base's new history) once
+    # the base, or the view itself, was written in place; the gradients are unchanged
+    a = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+    c = a.clone()
+    d, e, f = c.view(2, 2), c[1:], c.view(2, 2).t()
+    assert type(d.grad_fn).__name__ == "ViewBackward0"
+    c.mul_(2)
+    assert [type(t.grad_fn).__name__ for t in (c, d, e, f)] == [
+        "MulBackward0", "AsStridedBackward0", "AsStridedBackward0", "AsStridedBackward0"]
+    assert "grad_fn=<AsStridedBackward0>" in repr(e)
+    w = torch.arange(4.).view(2, 2)
+    (d.sum() + e.sum() * 2 + (f * w).sum()).backward()
+    # d: 2 each; e: 4 at 1..3; f = c.view(2,2).t(): 2 * w.t() flattened = [0, 4, 2, 6]
+    np.testing.assert_array_equal(to_np(a.grad), [2., 10., 8., 12.])
+    b = torch.tensor([1., 2., 3., 4.], requires_grad=True)
+    c2 = b.clone()
+    v, u = c2[:2], c2[2:]
+    v.mul_(3)                               # written through the view itself
+    assert [type(t.grad_fn).__name__ for t in (c2, v, u)] == [
+        "CopySlices", "AsStridedBackward0", "AsStridedBackward0"]
+    (v.sum() + (c2 * c2).sum()).backward()
+    # v = 3 b[:2]; c2 = [3 b0, 3 b1, b2, b3]: d/db = 3 + 18 b (first two), 2 b (last two)
+    np.testing.assert_allclose(to_np(b.grad), [21., 39., 6., 8.])
+
+
 # ---- Tensor subclasses and __torch_function__ --------------------------------------------------
 
 @pytest.fixture
