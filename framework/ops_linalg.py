@@ -204,9 +204,25 @@ def _beta_input(input, beta):
     return apply(P["mul"], input, beta)
 
 
+def _half_gemm(*ts):
+    """float16/bfloat16 when every operand is (else None). PyTorch's cpu gemm for them adds
+    beta * input to the float32 accumulator and rounds once: the add*mm family computes in
+    float32 and casts back (matmul, then add, would round twice)."""
+    d = getattr(ts[0], "_dtype", None)
+    if d is not dt.bfloat16 and d is not dt.float16:
+        return None
+    return d if all(getattr(t, "_dtype", None) is d for t in ts) else None
+
+
+def _f32(*ts):
+    return tuple(apply(P["cast"], t, dtype=dt.float32) for t in ts)
+
+
 def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
+    half = _half_gemm(input, mat1, mat2)
     try:
-        r = apply(P["matmul"], mat1, mat2)
+        a, b, c = _f32(input, mat1, mat2) if half else (input, mat1, mat2)
+        r = apply(P["matmul"], b, c)
     except SparseLayoutError:           # a sparse compressed operand
         from .sparse_compressed import addmm as sparse_addmm, is_compressed
         if not (is_compressed(mat1) or is_compressed(mat2)):
@@ -214,7 +230,10 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
         return write_out(sparse_addmm(input, mat1, mat2, beta=beta, alpha=alpha), out)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    return write_out(rename(apply(P["add"], _beta_input(input, beta), r), "AddmmBackward0"), out)
+    r = apply(P["add"], _beta_input(a, beta), r)
+    if half:
+        r = apply(P["cast"], r, dtype=half)
+    return write_out(rename(r, "AddmmBackward0"), out)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):
@@ -226,18 +245,37 @@ def addmv(input, mat, vec, *, beta=1, alpha=1):
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
     dt.refuse_barebones("baddbmm", batch1._dtype)
+    half = _half_gemm(input, batch1, batch2)
+    if half:                            # (one rounding, as addmm)
+        bmm(batch1, batch2)             # (bmm's checks on the operands as given)
+        input, batch1, batch2 = _f32(input, batch1, batch2)
     r = bmm(batch1, batch2)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    return rename(apply(P["add"], _beta_input(input, beta), r), "BaddbmmBackward0")
+    r = apply(P["add"], _beta_input(input, beta), r)
+    return rename(apply(P["cast"], r, dtype=half) if half else r, "BaddbmmBackward0")
 
 
 def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
-    from .ops_math import sum
-    r = sum(bmm(batch1, batch2), 0)
-    if alpha != 1:
-        r = apply(P["mul"], r, alpha)
-    return apply(P["add"], _beta_input(input, beta), r)
+    """PyTorch's loop: one addmm per batch into the result (rounded after each)."""
+    if batch1.ndim == 3 and batch2.ndim == 3:
+        (n, i, k), (n2, k2, j) = batch1.shape, batch2.shape
+        if n != n2:
+            raise RuntimeError(f"batch1 and batch2 must have same number of batches, got {n} and "
+                               f"{n2}")
+        if k != k2:
+            raise RuntimeError(f"Incompatible matrix sizes for bmm ({i}x{k} and {k2}x{j})")
+    else:
+        bmm(batch1, batch2)             # (its dimension errors)
+    n = batch1.shape[0]
+    if n == 0:
+        r = _beta_input(input, beta)
+        return rename(S.expand(r, (batch1.shape[1], batch2.shape[2])).clone(), "AddbmmBackward0")
+    r = input
+    for i in range(n):
+        r = addmm(r, S.select(batch1, 0, i), S.select(batch2, 0, i), beta=beta if i == 0 else 1,
+                  alpha=alpha)
+    return rename(r, "AddbmmBackward0")
 
 
 def _einsum_sublist(args):

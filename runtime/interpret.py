@@ -218,6 +218,39 @@ def fix_interpreter():
         if name.startswith(("create_icmp", "create_fcmp")):
             setattr(B, name, bool_result(getattr(B, name)))
 
+    # The interpreter holds bfloat16 as its uint16 bit patterns, and tl.dot multiplied those
+    # integers (a bfloat16 matmul of [256, 1] . [1, 1] gave 5.4e8): widen them to float32 first
+    # (exact: bfloat16 is float32's top half), as the GPU's bf16 dot reads values.
+    dot = getattr(B, "create_dot", None)
+    if dot is not None:
+        def create_dot(self, a, b, d, *args, _orig=dot):
+            if tl.bfloat16 in (a.dtype.scalar, b.dtype.scalar):
+                def widen(h):
+                    if h.dtype.scalar != tl.bfloat16:
+                        return h
+                    f = (h.data.astype(np.uint32) << 16).view(np.float32)
+                    return ti.TensorHandle(f, tl.float32)
+                a, b = widen(a), widen(b)
+            return _orig(self, a, b, d, *args)
+        B.create_dot = create_dot
+
+    # ... and cast float32 to bfloat16 by dropping the low half (round toward zero), where the
+    # GPU's conversion rounds to nearest even: a quarter to half of every bfloat16 result was one
+    # unit off. Round to nearest even (NaN stays a quiet NaN).
+    cast = getattr(B, "cast_impl", None)
+    if cast is not None:
+        def cast_impl(self, src, dst_type, _orig=cast):
+            if src.dtype.scalar == tl.float32 and dst_type.scalar == tl.bfloat16:
+                u = np.ascontiguousarray(src.data, np.float32).view(np.uint32)
+                r = ((u + (((u >> 16) & 1) + 0x7FFF)) >> 16).astype(np.uint16)
+                nan = (u & 0x7FFFFFFF) > 0x7F800000
+                if nan.any():
+                    r = np.where(nan, ((u >> 16) | 0x40).astype(np.uint16), r)
+                return ti.TensorHandle(r, tl.bfloat16)
+            return _orig(self, src, dst_type)
+        B.cast_impl = cast_impl
+        B.create_fp_trunc = lambda self, src, dst_type: self.cast_impl(src, dst_type)
+
     # Triton 3.6 turns a scalar kernel argument (a 1-element array in its interpreter) into
     # an int with int(array), which NumPy 2.4 refuses for arrays of one dimension: every
     # `range(0, K, BLOCK_K)` over a run-time size failed (matmul, looped rows). Triton 3.9

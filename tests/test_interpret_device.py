@@ -80,6 +80,24 @@ def case_double_to_half_rounds_through_float(T, D):
 
 
 @case
+def case_bfloat16_kernels_round_and_multiply_values(T, D):
+    # Triton's interpreter holds bfloat16 as uint16 bit patterns: its tl.dot multiplied those
+    # integers ([256, 1] . [1, 1] gave 5.4e8) and its float32 -> bfloat16 cast truncated where
+    # the GPU rounds to nearest even (a quarter to half of all results one unit off);
+    # runtime.interpret patches both, so every bfloat16 kernel equals the cpu bit for bit
+    b = lambda t: t.bfloat16()
+    _same(T, lambda x, y: (b(x) @ b(y)).float(), np.array([[256., 1.]], np.float32),
+          np.array([[1.], [1.]], np.float32), rtol=0, atol=0)
+    x, y = R.standard_normal((6, 40)).astype(np.float32), R.standard_normal((40, 9)).astype(np.float32)
+    _same(T, lambda x, y: (b(x) @ b(y)).float(), x, y, rtol=0, atol=0)
+    _same(T, lambda x, y: (b(x) + b(y) * b(x)).float(), x[:, :9], y[:6], rtol=0, atol=0)
+    _same(T, lambda x: b(x).exp().float(), x, rtol=0, atol=0)
+    _same(T, lambda x: b(x).softmax(1).float(), x, rtol=0, atol=0)
+    _same(T, lambda x: (b(x) * 1.001).float(), np.array([np.nan, np.inf, -0.0, 1.0], np.float32),
+          rtol=0, atol=0)
+
+
+@case
 def case_relu_keeps_negative_zero(T, D):
     # torch.relu is clamp_min(x, 0): -0.0 stays -0.0, NaN propagates, x < 0 gives +0.0; the
     # gradient is 0 at x <= 0; eager kernels, compiled kernels and the cpu agree bit for bit

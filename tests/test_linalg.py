@@ -117,6 +117,54 @@ def test_addmm_baddbmm():
     assert_close(torch.baddbmm(t64(R(5)), t64(b1), t64(b2)), R(5) + b1 @ b2, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,base", [(torch.bfloat16, 256.), (torch.float16, 2048.)])
+def test_half_gemm_adds_input_before_rounding(dtype, base):
+    # x @ w = base + 1 (halfway between two representable values); + 1 -> base + 2 exactly.
+    # PyTorch's gemm adds beta * input to the float32 sum and rounds once (base + 2); matmul
+    # then add would round twice (base + 1 -> base, + 1 -> base)
+    x = torch.tensor([[base, 1.]], dtype=dtype)
+    w = torch.tensor([[1., 1.]], dtype=dtype)
+    b = torch.tensor([1.], dtype=dtype)
+    assert to_np((x @ w.T + b).float()).tolist() == [[base]]
+    for r in (torch.nn.functional.linear(x, w, b), torch.addmm(b, x, w.T),
+              torch.baddbmm(b, x[None], w.T[None])[0], torch.addbmm(b, x[None], w.T[None])):
+        assert r.dtype is dtype and to_np(r.float()).tolist() == [[base + 2]]
+    # 0.5 * 1 + 2 * (base + 1) = 2 base + 2.5: one rounding of that value
+    expect = float(np.float32(2 * base + 2.5).astype(np.float16)) if dtype is torch.float16 \
+        else 516.0                      # (bfloat16 spacing at 512 is 4)
+    assert to_np(torch.addmm(b, x, w.T, beta=0.5, alpha=2).float()).tolist() == [[expect]]
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+    y = torch.nn.functional.linear(xr, wr, br)
+    assert type(y.grad_fn).__name__ == "AddmmBackward0"
+    y.backward(torch.ones(1, 1, dtype=dtype))
+    assert xr.grad.dtype is dtype and to_np(xr.grad.float()).tolist() == [[1., 1.]]
+    assert to_np(wr.grad.float()).tolist() == [[base, 1.]] and to_np(br.grad.float()).tolist() == [1.]
+
+
+def test_addbmm_adds_one_batch_at_a_time():
+    # PyTorch's addbmm is one addmm per batch into the result: float32 rounding after each
+    one = np.float32(1)
+    b1 = torch.tensor([[[2.0 ** 24]], [[1.0]], [[1.0]]])
+    b2 = torch.ones(3, 1, 1)
+    r = torch.addbmm(torch.zeros(1, 1), b1, b2)         # 2^24 + 1 rounds to 2^24, twice
+    assert to_np(r).tolist() == [[float(np.float32(2 ** 24) + one + one)]] == [[2.0 ** 24]]
+    i, a, c = R(4, 5), R(3, 4, 2, seed=1), R(3, 2, 5, seed=2)
+    it, at_, ct = (t64(v).requires_grad_() for v in (i, a, c))
+    out = torch.addbmm(it, at_, ct, beta=0.5, alpha=2)
+    assert_close(out, 0.5 * i + 2 * np.einsum("bij,bjk->ik", a, c), rtol=1e-12)
+    assert type(out.grad_fn).__name__ == "AddbmmBackward0"
+    out.sum().backward()
+    assert_close(it.grad, np.full((4, 5), 0.5), rtol=1e-12)
+    assert_close(at_.grad, 2 * np.einsum("ik,bjk->bij", np.ones((4, 5)), c), rtol=1e-12)
+    empty = torch.addbmm(t64(i), t64(a)[:0], t64(c)[:0], beta=2)
+    assert_close(empty, 2 * i, rtol=1e-12)
+    with pytest.raises(RuntimeError, match=r"^batch1 and batch2 must have same number of "
+                                           r"batches, got 3 and 2$"):
+        torch.addbmm(t64(i), t64(a), t64(R(2, 2, 5)))
+    with pytest.raises(RuntimeError, match=r"^Incompatible matrix sizes for bmm \(4x2 and 3x5\)$"):
+        torch.addbmm(t64(i), t64(a), t64(R(3, 3, 5)))
+
+
 def test_einsum():
     a, b = R(3, 4), R(4, 5, seed=1)
     sq = R(3, 3, seed=2)
