@@ -100,14 +100,44 @@ def load_program(key, backend):
     except (SyntaxError, ValueError) as e:
         log.warning("kiln cache: corrupt entry %s (%s); regenerating", path, e)
         return None
+    _RECORDED.setdefault((backend, key), text)
     return body, code
 
 
 def store_program(key, backend, source):
     path = program_path(key, backend)
+    text = _header(key, source) + source
+    _RECORDED.setdefault((backend, key), text)
     try:
-        atomic_write(path, _header(key, source) + source)
+        atomic_write(path, text)
     except OSError as e:          # a read-only or full disk only costs the next process time
         log.warning("kiln cache: cannot write %s (%s)", path, e)
         return None
     return path
+
+
+# every program entry this process wrote or read: (backend, key) -> file text, for
+# torch.compiler.save_cache_artifacts
+_RECORDED = {}
+
+
+def recorded_programs():
+    """[(backend, key, file text)] of the entries written or read by this process."""
+    return [(b, k, t) for (b, k), t in _RECORDED.items()]
+
+
+def install_program(key, backend, text):
+    """Write an entry saved by another process (load_cache_artifacts); False, logged, when its
+    header does not match its key and body (nothing written)."""
+    head, _, body = text.partition("\n")
+    if not (key.isalnum() and backend.isalnum()) or head + "\n" != _header(key, body):
+        log.warning("kiln cache: artifact %r/%r does not match its header; skipped", backend,
+                    key)
+        return False
+    try:
+        atomic_write(program_path(key, backend), text)
+    except OSError as e:
+        log.warning("kiln cache: cannot write %s (%s)", program_path(key, backend), e)
+        return False
+    _RECORDED.setdefault((backend, key), text)
+    return True

@@ -23,7 +23,9 @@ def reset():
     """Forget every compiled program and every compiled function's guards, traces and replay
     records: the next call of each compiles anew (torch.compiler.reset)."""
     from compiler import backend
+    from ._compile import region
     backend._CACHE.clear()
+    region._PLANS.clear()       # (a plan holds its programs: it must not outlive them)
     try:
         from compiler import triton_backend
         triton_backend._CACHE.clear()

@@ -22,18 +22,23 @@ direct children's. ProfilerActivity.CUDA is accepted; Kiln's GPU kernels launch 
 so a 'triton' program run is timed on the host (no CUPTI device timeline yet): its device
 time column repeats the host time of its kernels.
 
+ExecutionTraceObserver (also profile(execution_trace_observer=...)) writes the primitives and
+record_function ranges run while it is started as PyTorch's Chakra execution-trace JSON.
+
 schedule(wait, warmup, active, repeat, skip_first) behaves like torch's: call prof.step() once
 per iteration; steps in `wait` record nothing, `warmup` steps run the profiler but discard
 their events, `active` steps are recorded, and at the end of each active span on_trace_ready
 (when given) is called with the profiler; key_averages()/events() then describe that span.
 Profiling costs nothing when off: apply() checks one module global.
 """
+import collections
 import enum
 import functools
 import json
 import os
 import threading
 import time
+import warnings
 
 from . import _dispatch
 
@@ -350,6 +355,9 @@ class record_function:
         rec = _ACTIVE
         if rec is not None:
             self._e = (rec, rec.begin(self.name, "user_annotation"))
+        et = _ET
+        self._et = (et, et._begin(self.name, int(RecordScope.USER_SCOPE))) \
+            if et is not None else None
         return self
 
     def __exit__(self, *exc):
@@ -357,6 +365,10 @@ class record_function:
             rec, e = self._e
             rec.end(e)
             self._e = None
+        if getattr(self, "_et", None) is not None:
+            et, node = self._et
+            et._end(node, [], None)
+            self._et = None
         return False
 
     def __call__(self, fn):
@@ -393,6 +405,8 @@ class profile:
         self._saved = None            # events of the last saved (or finished) active span
         self._t0 = None
         self._step_event = None
+        self.execution_trace_observer = execution_trace_observer
+        KinetoStepTracker.init_step_count("ProfilerStep")
 
     # ---- lifecycle ------------------------------------------------------------------------
     def __enter__(self):
@@ -401,6 +415,9 @@ class profile:
 
     def __exit__(self, *exc):
         self.stop()
+        KinetoStepTracker.erase_step_count("ProfilerStep")
+        if self.execution_trace_observer:
+            self.execution_trace_observer.cleanup()
         return False
 
     def start(self):
@@ -410,8 +427,12 @@ class profile:
         self.step_num = 0
         self.current_action = self.schedule(self.step_num)
         self._enter_action(None, self.current_action)
+        if self.execution_trace_observer:
+            self.execution_trace_observer.start()
 
     def stop(self):
+        if self.execution_trace_observer:
+            self.execution_trace_observer.stop()
         self._end_step_range()
         if self.current_action in (ProfilerAction.RECORD, ProfilerAction.RECORD_AND_SAVE):
             self._finish(save=True)
@@ -513,6 +534,316 @@ class profile:
         return path
 
 
+class _CEnum(enum.Enum):
+    """An enum as PyTorch's C++ (pybind) ones behave: int() gives its value."""
+
+    def __int__(self):
+        return self.value
+
+    __index__ = __int__
+
+
+class RecordScope(_CEnum):
+    """Kinds of recorded ranges (torch._C._profiler.RecordScope)."""
+    FUNCTION = 0
+    BACKWARD_FUNCTION = 1
+    TORCHSCRIPT_FUNCTION = 2
+    KERNEL_FUNCTION_DTYPE = 3
+    CUSTOM_CLASS = 4
+    BUILD_FEATURE = 5
+    LITE_INTERPRETER = 6
+    USER_SCOPE = 7
+    STATIC_RUNTIME_OP = 8
+    STATIC_RUNTIME_MODEL = 9
+
+
+class DeviceType(_CEnum):
+    """Device kinds with c10's numbering (torch._C._autograd.DeviceType)."""
+    CPU = 0
+    CUDA = 1
+    MKLDNN = 2
+    OPENGL = 3
+    OPENCL = 4
+    IDEEP = 5
+    HIP = 6
+    FPGA = 7
+    MAIA = 8
+    XLA = 9
+    Vulkan = 10
+    Metal = 11
+    XPU = 12
+    MPS = 13
+    MTIA = 19
+    Meta = 14
+    HPU = 15
+    VE = 16
+    Lazy = 17
+    IPU = 18
+    PrivateUse1 = 20
+
+
+def supported_activities():
+    """The activities profile can trace: CPU, and CUDA when Kiln has a GPU."""
+    acts = {ProfilerActivity.CPU}
+    try:
+        from . import cuda
+        if cuda.is_available():
+            acts.add(ProfilerActivity.CUDA)
+    except Exception:   # noqa: BLE001 - no device runtime: the CPU only
+        pass
+    return acts
+
+
+def kineto_available():
+    """True: Kiln's profile provides what Kineto gives torch.profiler (timed op and kernel
+    ranges, schedules, Chrome traces)."""
+    return True
+
+
+def register_optimizer_step_post_hook(hook):
+    """hook(optimizer, args, kwargs) after every optimizer's step (torch.optim's global hook)."""
+    from .optim.optimizer import register_optimizer_step_post_hook as reg
+    return reg(hook)
+
+
+class KinetoStepTracker:
+    """One global step count from several requesters (the profiler's step(), optimizers):
+    per requester counts, the global step is their max; it moves only when the max grows."""
+
+    _current_step = 0
+    _step_dict = collections.defaultdict(int)
+
+    @classmethod
+    def init_step_count(cls, requester):
+        cls._step_dict[requester] = cls._current_step
+
+    @classmethod
+    def erase_step_count(cls, requester):
+        return cls._step_dict.pop(requester, None) is not None
+
+    @classmethod
+    def increment_step(cls, requester):
+        if requester not in cls._step_dict:
+            cls.init_step_count(requester)
+        cls._step_dict[requester] += 1
+        new_step = max(cls._step_dict.values())
+        if new_step > cls._current_step:
+            if new_step - cls._current_step > 1:
+                warnings.warn("Profiler step count has increased more than 1 - current_step = "
+                              f"{cls._current_step} step dict =  {cls._step_dict}", stacklevel=2)
+            cls._current_step = new_step      # (Kiln has no Kineto library to notify)
+        return cls._current_step
+
+    @classmethod
+    def current_step(cls):
+        return cls._current_step
+
+
+# ---- execution trace ----------------------------------------------------------------------------
+
+_ET = None              # the running ExecutionTraceObserver
+_ET_PREV = None         # the PROFILE hook the observer's hook chains to
+
+_ET_TYPES = {"float32": "float", "float64": "double", "float16": "c10::Half",
+             "bfloat16": "c10::BFloat16", "int64": "long int", "int32": "int",
+             "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+             "bool": "bool", "complex64": "c10::complex<float>",
+             "complex128": "c10::complex<double>"}
+
+
+def _et_hook(p, args, attrs):
+    et = _ET
+    _dispatch.PROFILE = _ET_PREV
+    try:
+        if et is None or _dispatch.STATE.tracer is not None:    # tracing: nothing runs
+            return _dispatch.apply(p, *args, **attrs)
+        node = et._begin("kiln::" + p.name)
+        out = None
+        try:
+            out = _dispatch.apply(p, *args, **attrs)
+            return out
+        finally:
+            et._end(node, list(args) + list(attrs.values()), out)
+    finally:
+        if _ET is not None:
+            _dispatch.PROFILE = _et_hook
+
+
+class ExecutionTraceObserver:
+    """Records every primitive Kiln runs (and record_function range) between start() and
+    stop() as a node of an execution trace (PyTorch's Chakra JSON: schema, pid, time,
+    start_ts, nodes, finish_ts; each node's id, name, ctrl_deps (its parent), inputs / outputs
+    (values, shapes, types, strides) and attrs), written to the file given to
+    register_callback when unregister_callback (or cleanup) runs; a .gz path is gzipped."""
+
+    def __init__(self):
+        self._registered = False
+        self._execution_trace_running = False
+        self.extra_resources_collection = False
+        self.resources_dir = ""
+        self.output_file_path = ""
+        self.output_file_path_observer = ""
+        self._nodes = []
+        self._stack = []
+        self._ids = {}
+
+    def __del__(self):
+        self.unregister_callback()
+
+    def register_callback(self, output_file_path):
+        if not self._registered:
+            self.output_file_path = self.output_file_path_observer = output_file_path
+            self._registered = True
+            self._nodes, self._next = [], 3
+            self._start_ts = None
+        return self
+
+    def unregister_callback(self):
+        if getattr(self, "_registered", False):
+            self.stop()
+            self._write()
+            self._registered = False
+
+    @property
+    def is_registered(self):
+        return self._registered
+
+    def is_running(self):
+        return self._execution_trace_running
+
+    def set_extra_resource_collection(self, val):
+        self.extra_resources_collection = val
+
+    def get_output_file_path(self):
+        return self.output_file_path or None
+
+    def start(self):
+        global _ET, _ET_PREV
+        if self._registered and not self._execution_trace_running:
+            if _ET is not None:
+                raise RuntimeError("an ExecutionTraceObserver is already running")
+            self._execution_trace_running = True
+            if self._start_ts is None:
+                self._start_ts = time.perf_counter_ns() // 1000
+                self._time = time.strftime("%Y-%m-%d %H:%M:%S")
+            _ET = self
+            if _dispatch.PROFILE is not _et_hook:
+                _ET_PREV = _dispatch.PROFILE
+            _dispatch.PROFILE = _et_hook
+
+    def stop(self):
+        global _ET, _ET_PREV
+        if self._execution_trace_running:
+            self._execution_trace_running = False
+            _ET = None
+            if _dispatch.PROFILE is _et_hook:
+                _dispatch.PROFILE, _ET_PREV = _ET_PREV, None
+            self._stack.clear()
+
+    def cleanup(self):
+        self.unregister_callback()
+
+    # ---- recording ------------------------------------------------------------------------
+    def _begin(self, name, scope=0):
+        node = {"id": self._next, "name": name,
+                "ctrl_deps": self._stack[-1]["id"] if self._stack else 2,
+                "_rf": self._next - 3, "_scope": scope}
+        self._next += 1
+        self._stack.append(node)
+        return node
+
+    def _end(self, node, inputs, out):
+        if self._stack and self._stack[-1] is node:
+            self._stack.pop()
+        outs = list(out) if isinstance(out, (tuple, list)) else ([] if out is None else [out])
+        node["inputs"] = self._describe(inputs)
+        node["outputs"] = self._describe(outs)
+        node["attrs"] = self._attrs(node.pop("_rf"), node.pop("_scope"))
+        self._nodes.append(node)
+
+    def _uid(self, key):
+        u = self._ids.get(key)
+        if u is None:
+            u = self._ids[key] = self._next
+            self._next += 1
+        return u
+
+    def _value(self, v):
+        T = _dispatch.Tensor
+        if isinstance(v, T):
+            try:
+                ptr, sptr = v.data_ptr(), v.untyped_storage().data_ptr()
+            except Exception:   # noqa: BLE001 - a tensor without storage (meta, ...)
+                ptr = sptr = id(v)
+            return ([self._uid(("t", ptr, tuple(v.shape))), self._uid(("s", sptr)),
+                     int(v.storage_offset()), int(v.numel()), int(v.element_size()),
+                     str(v.device)], list(v.shape),
+                    f"Tensor({_ET_TYPES.get(str(v.dtype).replace('torch.', ''), 'float')})",
+                    list(v.stride()))
+        if v is None:
+            return "<None>", [], "None", []
+        if isinstance(v, bool):
+            return v, [], "Bool", []
+        if isinstance(v, int):
+            return v, [], "Int", []
+        if isinstance(v, float):
+            return v, [], "Double", []
+        if isinstance(v, str):
+            return v, [], "String", []
+        if isinstance(v, (list, tuple)):
+            items = [self._value(x) for x in v]
+            return ([i[0] for i in items], [i[1] for i in items],
+                    "GenericList[" + ",".join(i[2] for i in items) + "]",
+                    [i[3] for i in items])
+        return str(v), [], type(v).__name__, []
+
+    def _describe(self, vals):
+        d = {"values": [], "shapes": [], "types": [], "strides": []}
+        for v in vals:
+            val, shape, typ, stride = self._value(v)
+            d["values"].append(val)
+            d["shapes"].append(shape)
+            d["types"].append(typ)
+            d["strides"].append(stride)
+        return d
+
+    @staticmethod
+    def _attrs(rf_id, scope):
+        return [{"name": "rf_id", "type": "uint64", "value": rf_id},
+                {"name": "fw_parent", "type": "uint64", "value": 0},
+                {"name": "seq_id", "type": "int64", "value": -1},
+                {"name": "scope", "type": "uint64", "value": scope},
+                {"name": "tid", "type": "uint64", "value": 1},
+                {"name": "fw_tid", "type": "uint64", "value": 0},
+                {"name": "op_schema", "type": "string", "value": ""},
+                {"name": "kernel_backend", "type": "string", "value": ""},
+                {"name": "kernel_file", "type": "string", "value": ""},
+                {"name": "tensor_range", "type": "string", "value": ""}]
+
+    def _write(self):
+        empty = {"values": [], "shapes": [], "types": [], "strides": []}
+
+        def root(i, name, scope):
+            return {"id": i, "name": f"[pytorch|profiler|execution_trace|{name}]",
+                    "ctrl_deps": 1, "inputs": empty, "outputs": empty,
+                    "attrs": self._attrs(0, scope)}
+        start = self._start_ts if self._start_ts is not None else time.perf_counter_ns() // 1000
+        doc = {"schema": "1.1.1-chakra.0.0.4", "pid": os.getpid(),
+               "time": getattr(self, "_time", time.strftime("%Y-%m-%d %H:%M:%S")),
+               "start_ts": start,
+               "nodes": [root(2, "thread", int(RecordScope.USER_SCOPE))] + self._nodes +
+                        [root(1, "process", int(RecordScope.USER_SCOPE))],
+               "finish_ts": time.perf_counter_ns() // 1000}
+        text = json.dumps(doc)
+        if self.output_file_path.endswith(".gz"):
+            import gzip
+            with gzip.open(self.output_file_path, "wt") as f:
+                f.write(text)
+        else:
+            with open(self.output_file_path, "w") as f:
+                f.write(text)
+
+
 def tensorboard_trace_handler(dir_name, worker_name=None, use_gzip=False):
     """on_trace_ready handler writing <dir>/<worker>.<step>.pt.trace.json (Chrome format)."""
     def handler(prof):
@@ -523,4 +854,6 @@ def tensorboard_trace_handler(dir_name, worker_name=None, use_gzip=False):
 
 
 __all__ = ["profile", "record_function", "ProfilerActivity", "ProfilerAction", "schedule",
-           "tensorboard_trace_handler"]
+           "tensorboard_trace_handler", "supported_activities", "kineto_available",
+           "register_optimizer_step_post_hook", "KinetoStepTracker", "ExecutionTraceObserver",
+           "RecordScope", "DeviceType"]

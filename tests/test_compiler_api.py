@@ -1,6 +1,7 @@
 """torch.compiler / torch._dynamo controls over compile(): disable (a graph break around an eager
 call; fullgraph raises), is_compiling, reset (compiles anew), mark_dynamic / mark_static (shape
-guards), config.cache_size_limit and automatic_dynamic_shapes, explain."""
+guards), config.cache_size_limit and automatic_dynamic_shapes, explain, the default backend,
+wrap_numpy, substitute_in_graph, nested_compile_region and the cache artifacts round trip."""
 import numpy as np
 import pytest
 
@@ -118,3 +119,127 @@ def test_compiler_helpers():
     assert torch.compiler.allow_in_graph(f) is f
     assert torch.compiler.assume_constant_result(f) is f
     assert torch.compiler.cudagraph_mark_step_begin() is None
+    assert torch.compiler.compile(lambda t: t * 3, backend="numpy")(torch.ones(2)).tolist() == \
+        [3.0, 3.0]
+
+
+def test_default_backend():
+    assert torch.compiler.get_default_backend() == "inductor"
+    try:
+        torch.compiler.set_default_backend("eager")
+        assert torch.compiler.get_default_backend() == "eager"
+        cf = torch.compile(lambda t: t * 2)
+        assert cf.backend == "eager" and cf(torch.ones(2)).tolist() == [2.0, 2.0]
+        assert torch.compile(lambda t: t, backend="numpy").backend == "numpy"   # explicit wins
+        with pytest.raises(TypeError, match="backend must be a string or callable, got <class "
+                           "'int'>"):
+            torch.compiler.set_default_backend(3)
+        assert torch.compiler.get_default_backend() == "eager"
+    finally:
+        torch.compiler.set_default_backend(None)
+    assert torch.compiler.get_default_backend() == "inductor"
+
+
+def test_wrap_numpy():
+    @torch.compiler.wrap_numpy
+    def f(a, scale=1.0):
+        return a.T * scale, float(np.sum(a * a))
+
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    t, s = f(torch.tensor(a), scale=2.0)
+    assert isinstance(t, torch.Tensor) and t.dtype == torch.float32
+    np.testing.assert_array_equal(t.numpy(), a.T * 2)
+    assert s == 55.0
+    t2, s2 = torch.compile(f)(torch.tensor(a), scale=2.0)        # runs its NumPy eagerly
+    np.testing.assert_array_equal(t2.numpy(), a.T * 2)
+    assert s2 == 55.0
+    with pytest.raises(RuntimeError, match="Can't call numpy\\(\\) on Tensor that requires grad"):
+        f(torch.ones(2, requires_grad=True))
+
+
+def test_substitute_in_graph():
+    ran = []
+
+    def original(a, b):
+        ran.append("original")
+        return a + b
+
+    @torch.compiler.substitute_in_graph(original)
+    def traceable(a, b):
+        ran.append("traceable")
+        return b + a
+
+    x, y = torch.tensor([1.0, 2.0]), torch.tensor([10.0, 20.0])
+    assert traceable(x, y).tolist() == [11.0, 22.0] and ran == ["original"]
+    out = torch.compile(lambda p, q: traceable(p, q) * 2)(x, y)
+    assert out.tolist() == [22.0, 44.0] and ran[1:] == ["traceable"]
+    with pytest.raises(ValueError, match="Duplicate dispatch rule for <function"):
+        torch.compiler.substitute_in_graph(original)(lambda a, b: a)
+    with pytest.raises(TypeError, match=r"Signature mismatch between .*: \(a, b\) != \(a, c\)"):
+        torch.compiler.substitute_in_graph(lambda a, b: a)(lambda a, c: a)
+    with pytest.raises(TypeError, match="substitute_in_graph expects a function but got "
+                       "<class 'int'>"):
+        torch.compiler.substitute_in_graph(3)
+
+
+def test_nested_compile_region_same_values_and_grads():
+    @torch.compiler.nested_compile_region
+    def block(h, w):
+        return torch.tanh(h @ w)
+
+    def model(x, w):
+        return block(block(x, w), w).sum()
+
+    assert block.__marked_compile_region_fn__.__name__ == "block"
+    rng = np.random.default_rng(0)
+    xa, wa = rng.standard_normal((3, 4)), rng.standard_normal((4, 4))
+    h1 = np.tanh(xa @ wa)
+    h2 = np.tanh(h1 @ wa)
+    # d/dw of sum(tanh(tanh(x w) w)), written out
+    g2 = 1 - h2 ** 2
+    g1 = (g2 @ wa.T) * (1 - h1 ** 2)
+    dw = h1.T @ g2 + xa.T @ g1
+    for fn in (model, torch.compile(model)):
+        x = torch.tensor(xa)
+        w = torch.tensor(wa, requires_grad=True)
+        out = fn(x, w)
+        out.backward()
+        np.testing.assert_allclose(out.item(), h2.sum(), rtol=1e-12)
+        np.testing.assert_allclose(w.grad.numpy(), dw, rtol=1e-10)
+    with pytest.raises(RuntimeError, match="nested_compile_region config is an experimental"):
+        torch.compiler.nested_compile_region(model, options=object())
+
+
+def test_cache_artifacts_round_trip(tmp_path, monkeypatch):
+    from compiler import cache
+    from framework._compile import region
+    monkeypatch.setattr(cache, "_RECORDED", {})
+    assert torch.compiler.save_cache_artifacts() is None        # nothing compiled yet
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "a"))
+    torch.compiler.reset()
+
+    def f(t):
+        return (t * 3 + 1).sin().sum()
+    x = torch.arange(5.0)
+    assert torch.compile(f, backend="numpy")(x).item() == pytest.approx(
+        np.sin(np.arange(5.0) * 3 + 1).sum(), rel=1e-6)
+    blob, info = torch.compiler.save_cache_artifacts()
+    keys = info.inductor_artifacts
+    assert len(keys) == 1 and info.autotune_artifacts == [] and not info.empty()
+
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "b"))        # another machine's cache
+    torch.compiler.reset()
+    loaded = torch.compiler.load_cache_artifacts(blob)
+    assert loaded.inductor_artifacts == keys
+    assert (tmp_path / "b" / "programs" / "numpy" / (keys[0] + ".py")).exists()
+    cf = torch.compile(f, backend="numpy")
+    cf(x)
+    assert cf.stats["regions"][0].fwd.origin == "disk"      # no code generated this time
+    assert region._PLANS                                      # (reset cleared the old plan)
+
+    assert torch.compiler.load_cache_artifacts(b"not artifacts") is None
+    bad = blob.replace(b"sin", b"cos")                         # body no longer matches header
+    monkeypatch.setenv("KILN_CACHE_DIR", str(tmp_path / "c"))
+    assert torch.compiler.load_cache_artifacts(bad).empty()
+    assert not (tmp_path / "c" / "programs").exists()
+    torch.compiler.reset()

@@ -190,3 +190,92 @@ def test_record_function_decorator_and_no_profile_is_free():
         helper(torch.ones(1))
         helper(torch.ones(1))
     assert _avg(prof, "helper").count == 2 and _avg(prof, "kiln::mul").count == 2
+
+
+def _et_nodes(path):
+    with open(path) as f:
+        d = json.load(f)
+    assert list(d) == ["schema", "pid", "time", "start_ts", "nodes", "finish_ts"]
+    assert d["schema"] == "1.1.1-chakra.0.0.4" and d["finish_ts"] >= d["start_ts"]
+    return d["nodes"]
+
+
+def test_execution_trace_observer_records_ops_and_ranges(tmp_path):
+    from framework.profiler import ExecutionTraceObserver
+    et = ExecutionTraceObserver()
+    assert not et.is_registered and et.get_output_file_path() is None
+    et.start()                                  # not registered: nothing starts
+    assert not et.is_running()
+    path = str(tmp_path / "et.json")
+    assert et.register_callback(path) is et and et.is_registered
+    x = torch.ones(2, 3)
+    et.start()
+    with record_function("blk"):
+        y = torch.add(x, x)
+    et.stop()
+    assert dispatch.PROFILE is None             # the hook is gone after stop
+    x * 5                                        # not recorded
+    et.unregister_callback()
+    assert not et.is_registered and y.tolist() == [[2.0] * 3] * 2
+    nodes = _et_nodes(path)
+    assert [(n["id"], n["name"], n["ctrl_deps"]) for n in nodes] == [
+        (2, "[pytorch|profiler|execution_trace|thread]", 1), (4, "kiln::add", 3),
+        (3, "blk", 2), (1, "[pytorch|profiler|execution_trace|process]", 1)]
+    add = nodes[1]
+    assert add["inputs"]["types"][:2] == ["Tensor(float)", "Tensor(float)"]
+    assert add["inputs"]["shapes"][:2] == [[2, 3], [2, 3]]
+    assert add["inputs"]["strides"][:2] == [[3, 1], [3, 1]]
+    t_in, t_out = add["inputs"]["values"][0], add["outputs"]["values"][0]
+    assert t_in[0] == add["inputs"]["values"][1][0]      # the same tensor twice: one id
+    assert t_in[2:] == [0, 6, 4, "cpu"] and t_out[2:] == [0, 6, 4, "cpu"]
+    assert t_in[1] != t_out[1]                             # distinct storages
+    scope = {a["name"]: a["value"] for a in nodes[2]["attrs"]}["scope"]
+    assert scope == 7 == int(torch.profiler.RecordScope.USER_SCOPE)
+
+
+def test_execution_trace_observer_in_profile_gz(tmp_path):
+    import gzip
+    from framework.profiler import ExecutionTraceObserver
+    path = str(tmp_path / "et.json.gz")
+    with profile(execution_trace_observer=ExecutionTraceObserver().register_callback(path)) \
+            as prof:
+        torch.arange(3.0).sum()
+    assert any(e.name == "kiln::sum" for e in prof.events())   # the profile recorded too
+    with gzip.open(path, "rt") as f:
+        d = json.load(f)
+    names = [n["name"] for n in d["nodes"]]
+    assert "kiln::sum" in names and names[0].endswith("thread]") and \
+        names[-1].endswith("process]")
+    assert dispatch.PROFILE is None
+
+
+def test_profiler_enums_activities_and_step_tracker():
+    P = torch.profiler
+    assert P.supported_activities() >= {ProfilerActivity.CPU} and P.kineto_available()
+    assert [(m.name, int(m)) for m in P.RecordScope][:2] == [("FUNCTION", 0),
+                                                             ("BACKWARD_FUNCTION", 1)]
+    assert int(P.DeviceType.CUDA) == 1 and int(P.DeviceType.MTIA) == 19
+    assert P.DeviceType.CUDA != 1 and repr(P.DeviceType.CPU) == "<DeviceType.CPU: 0>"
+    T = P.KinetoStepTracker
+    s0 = T.current_step()
+    try:
+        assert T.increment_step("optA") == s0 + 1
+        assert T.increment_step("optB") == s0 + 2     # B starts at the global count
+        assert T.increment_step("optA") == s0 + 2     # A catches up: the max is unchanged
+        assert T.current_step() == s0 + 2
+    finally:
+        assert T.erase_step_count("optA") and T.erase_step_count("optB")
+    assert not T.erase_step_count("optA")
+
+
+def test_register_optimizer_step_post_hook():
+    w = torch.nn.Parameter(torch.ones(2))
+    opt = torch.optim.SGD([w], lr=0.5)
+    seen = []
+    h = torch.profiler.register_optimizer_step_post_hook(
+        lambda o, args, kwargs: seen.append((o is opt, w.tolist())))
+    w.grad = torch.ones(2)
+    opt.step()
+    h.remove()
+    opt.step()
+    assert seen == [(True, [0.5, 0.5])] and w.tolist() == [0.0, 0.0]

@@ -613,9 +613,14 @@ def _freeze(g):
     return tuple(sorted(g.items(), key=lambda kv: kv[0]))
 
 
+_DEFAULT_BACKEND = ["inductor"]     # (torch.compiler.set_default_backend)
+
+
 def compile(model=None, *, fullgraph=False, dynamic=None, backend=None, mode=None, options=None,
             disable=False):
     """torch.compile: as a function, a decorator (with or without arguments), or on a Module."""
+    if backend is None:             # torch.compiler.set_default_backend's choice
+        backend = _DEFAULT_BACKEND[0]
     if model is None:
         return lambda m: compile(m, fullgraph=fullgraph, dynamic=dynamic, backend=backend,
                                  mode=mode, options=options, disable=disable)
