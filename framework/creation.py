@@ -555,18 +555,27 @@ def _preserve(t, input, memory_format):
 
 def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
+    if input.is_nested:       # framework.nested: over the values buffer
+        return input._on_values(lambda v: zeros_like(v, dtype=dtype, device=device,
+                                                      requires_grad=requires_grad))
     return _preserve(_filled(input._data.shape, 0, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 
 
 def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
+    if input.is_nested:       # framework.nested: over the values buffer
+        return input._on_values(lambda v: ones_like(v, dtype=dtype, device=device,
+                                                     requires_grad=requires_grad))
     return _preserve(_filled(input._data.shape, 1, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 
 
 def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
                memory_format=None):
+    if input.is_nested:       # framework.nested: over the values buffer
+        return input._on_values(lambda v: empty_like(v, dtype=dtype, device=device,
+                                                      requires_grad=requires_grad))
     d = _like(input, dtype)
     return _preserve(_made(input._data.shape, None, d, _like_dev(input, device), requires_grad),
                      input, memory_format)
@@ -575,6 +584,9 @@ def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fal
 def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
               memory_format=None):
     fill_value = _number("full_like", fill_value)
+    if input.is_nested:       # framework.nested: over the values buffer
+        return input._on_values(lambda v: full_like(v, fill_value, dtype=dtype, device=device,
+                                                     requires_grad=requires_grad))
     return _preserve(_filled(input._data.shape, fill_value, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 
@@ -1048,6 +1060,9 @@ def _random_like(input, dtype, device, memory_format):
 
 def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
               requires_grad=False, pin_memory=False, memory_format=None):
+    if input.is_nested:       # framework.nested: the values buffer's draws
+        return input._on_values(lambda v: rand_like(v, generator=generator, dtype=dtype,
+                                                    device=device, requires_grad=requires_grad))
     _check_like_format("rand_like", memory_format, (), ("",))
     t = uniform_(_random_like(input, dtype, device, memory_format), generator=generator)
     if generator is None:
@@ -1057,6 +1072,9 @@ def rand_like(input, *, generator=None, dtype=None, layout=None, device=None,
 
 def randn_like(input, *, generator=None, dtype=None, layout=None, device=None,
                requires_grad=False, pin_memory=False, memory_format=None):
+    if input.is_nested:       # framework.nested: the values buffer's draws
+        return input._on_values(lambda v: randn_like(v, generator=generator, dtype=dtype,
+                                                     device=device, requires_grad=requires_grad))
     _check_like_format("randn_like", memory_format, (), ("",))
     t = normal_(_random_like(input, dtype, device, memory_format), generator=generator)
     if generator is None:

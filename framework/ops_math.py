@@ -1610,48 +1610,56 @@ def _select_along(input, idx, dim, keepdim):
 
 
 def max(input, dim=None, keepdim=False, *, out=None):
-    if isinstance(dim, Tensor):
-        return maximum(input, dim)
-    if dim is None:
-        _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
-        dt.refuse_barebones("max_all", input._dtype)
-        _no_dim_empty("max", input)
-        r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False,
-                         nan_ties=True), "MaxBackward1")
-        return write_out(r, out)
-    if input.ndim == 0:
-        norm_dim("max", dim, 0)      # a 0-d input still takes only dim 0 / -1
-        return _named("max")(input, full_on(input, (), 0, dt.int64))
-    _no_complex(input, RuntimeError, "max(): does not support complex input")
-    dt.refuse_barebones("max_cpu", input._dtype)
-    d = norm_dim("max", dim, input.ndim)
-    # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
-    idx = _nan_aware_arg(input, d, True)
-    v, i = _select_along(input, idx, d, keepdim)
-    rename(v, "MaxBackward0")
-    return write_out(_named("max")(v, i), out)
+    try:
+        if isinstance(dim, Tensor):
+            return maximum(input, dim)
+        if dim is None:
+            _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
+            dt.refuse_barebones("max_all", input._dtype)
+            _no_dim_empty("max", input)
+            r = rename(apply(P["amax"], input, dims=tuple(range(input.ndim)), keepdim=False,
+                             nan_ties=True), "MaxBackward1")
+            return write_out(r, out)
+        if input.ndim == 0:
+            norm_dim("max", dim, 0)      # a 0-d input still takes only dim 0 / -1
+            return _named("max")(input, full_on(input, (), 0, dt.int64))
+        _no_complex(input, RuntimeError, "max(): does not support complex input")
+        dt.refuse_barebones("max_cpu", input._dtype)
+        d = norm_dim("max", dim, input.ndim)
+        # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
+        idx = _nan_aware_arg(input, d, True)
+        v, i = _select_along(input, idx, d, keepdim)
+        rename(v, "MaxBackward0")
+        return write_out(_named("max")(v, i), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.select_reduce("max", input, dim, keepdim, out)
 
 
 def min(input, dim=None, keepdim=False, *, out=None):
-    if isinstance(dim, Tensor):
-        return minimum(input, dim)
-    if dim is None:
-        _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
-        dt.refuse_barebones("min_all", input._dtype)
-        _no_dim_empty("min", input)
-        return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)), keepdim=False,
-                                      nan_ties=True), "MinBackward1"), out)
-    if input.ndim == 0:
-        norm_dim("min", dim, 0)      # a 0-d input still takes only dim 0 / -1
-        return _named("min")(input, full_on(input, (), 0, dt.int64))
-    _no_complex(input, RuntimeError, "min(): does not support complex input")
-    dt.refuse_barebones("min_cpu", input._dtype)
-    d = norm_dim("min", dim, input.ndim)
-    # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
-    idx = _nan_aware_arg(input, d, False)
-    v, i = _select_along(input, idx, d, keepdim)
-    rename(v, "MinBackward0")
-    return write_out(_named("min")(v, i), out)
+    try:
+        if isinstance(dim, Tensor):
+            return minimum(input, dim)
+        if dim is None:
+            _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
+            dt.refuse_barebones("min_all", input._dtype)
+            _no_dim_empty("min", input)
+            return write_out(rename(apply(P["amin"], input, dims=tuple(range(input.ndim)),
+                                          keepdim=False, nan_ties=True), "MinBackward1"), out)
+        if input.ndim == 0:
+            norm_dim("min", dim, 0)      # a 0-d input still takes only dim 0 / -1
+            return _named("min")(input, full_on(input, (), 0, dt.int64))
+        _no_complex(input, RuntimeError, "min(): does not support complex input")
+        dt.refuse_barebones("min_cpu", input._dtype)
+        d = norm_dim("min", dim, input.ndim)
+        # the value is the element at the index (not a reduction's: -0.0 and 0.0 tie there)
+        idx = _nan_aware_arg(input, d, False)
+        v, i = _select_along(input, idx, d, keepdim)
+        rename(v, "MinBackward0")
+        return write_out(_named("min")(v, i), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.select_reduce("min", input, dim, keepdim, out)
 
 
 def _nan_aware_arg(input, d, is_max, keepdim=True):
@@ -1668,23 +1676,31 @@ def _arg_of_scalar(name, input, dim):
 
 
 def argmax(input, dim=None, keepdim=False, *, out=None):
-    _no_complex(input, RuntimeError, "argmax(): does not support complex input")
-    if input._dtype is dt.bool_:      # torch has no argmax kernel for bool (max/min have one)
-        raise RuntimeError(f"argmax(): does not support bool input (shape {list(input.shape)})")
-    dt.refuse_barebones("argmax_cpu", input._dtype)
-    if input.ndim == 0:
-        return write_out(_arg_of_scalar("argmax", input, dim), out)
-    return write_out(apply(P["argmax"], input, dim=dim, keepdim=keepdim), out)
+    try:
+        _no_complex(input, RuntimeError, "argmax(): does not support complex input")
+        if input._dtype is dt.bool_:      # torch has no argmax kernel for bool (max/min have one)
+            raise RuntimeError(f"argmax(): does not support bool input (shape {list(input.shape)})")
+        dt.refuse_barebones("argmax_cpu", input._dtype)
+        if input.ndim == 0:
+            return write_out(_arg_of_scalar("argmax", input, dim), out)
+        return write_out(apply(P["argmax"], input, dim=dim, keepdim=keepdim), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.select_reduce("argmax", input, dim, keepdim, out)
 
 
 def argmin(input, dim=None, keepdim=False, *, out=None):
-    _no_complex(input, RuntimeError, "argmin(): does not support complex input")
-    if input._dtype is dt.bool_:      # torch has no argmin kernel for bool (max/min have one)
-        raise RuntimeError(f"argmin(): does not support bool input (shape {list(input.shape)})")
-    dt.refuse_barebones("argmin_cpu", input._dtype)
-    if input.ndim == 0:
-        return write_out(_arg_of_scalar("argmin", input, dim), out)
-    return write_out(apply(P["argmin"], input, dim=dim, keepdim=keepdim), out)
+    try:
+        _no_complex(input, RuntimeError, "argmin(): does not support complex input")
+        if input._dtype is dt.bool_:      # torch has no argmin kernel for bool (max/min have one)
+            raise RuntimeError(f"argmin(): does not support bool input (shape {list(input.shape)})")
+        dt.refuse_barebones("argmin_cpu", input._dtype)
+        if input.ndim == 0:
+            return write_out(_arg_of_scalar("argmin", input, dim), out)
+        return write_out(apply(P["argmin"], input, dim=dim, keepdim=keepdim), out)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.select_reduce("argmin", input, dim, keepdim, out)
 
 
 _Aminmax = named("aminmax", ("min", "max"))

@@ -364,23 +364,27 @@ def _copy_contig(input):
 
 
 def narrow(input, dim, start, length):
-    if input.ndim == 0:
-        raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
-    d = norm_dim("narrow", dim, input.ndim)
-    size = input._data.shape[d]
-    if isinstance(start, Tensor):
-        start = int(start.item())
-    if start < -size or start > size:
-        raise IndexError(f"narrow(): start out of range (expected to be in range of [{-size}, "
-                         f"{size}], but got {start}) for tensor of shape {list(input.shape)}")
-    if start < 0:
-        start += size
-    if length < 0:
-        raise RuntimeError(f"narrow(): length must be non-negative (got {length}).")
-    if start + length > size:
-        raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension size "
-                           f"({size}) of dim {d} in shape {list(input.shape)}.")
-    return apply(P["slice"], input, dim=d, start=start, stop=start + length, step=1)
+    try:
+        if input.ndim == 0:
+            raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
+        d = norm_dim("narrow", dim, input.ndim)
+        size = input._data.shape[d]
+        if isinstance(start, Tensor):
+            start = int(start.item())
+        if start < -size or start > size:
+            raise IndexError(f"narrow(): start out of range (expected to be in range of [{-size}, "
+                             f"{size}], but got {start}) for tensor of shape {list(input.shape)}")
+        if start < 0:
+            start += size
+        if length < 0:
+            raise RuntimeError(f"narrow(): length must be non-negative (got {length}).")
+        if start + length > size:
+            raise RuntimeError(f"narrow(): start ({start}) + length ({length}) exceeds dimension "
+                               f"size ({size}) of dim {d} in shape {list(input.shape)}.")
+        return apply(P["slice"], input, dim=d, start=start, stop=start + length, step=1)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.narrow(input, dim, start, length)
 
 
 def select(input, dim, index):
@@ -412,36 +416,42 @@ def unbind(input, dim=0):
 
 
 def split(tensor, split_size_or_sections, dim=0):
-    if tensor.ndim == 0:
-        raise RuntimeError("split expects at least a 1-dimensional tensor")
-    d = norm_dim("split", dim, tensor.ndim)
-    size = tensor._data.shape[d]
-    if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
-        split_size_or_sections = int(split_size_or_sections)
-    if isinstance(split_size_or_sections, int):
-        step = split_size_or_sections
-        if step < 0:
-            raise RuntimeError(f"split expects split_size be non-negative, but got "
-                               f"split_size={step}")
-        if step == 0 and size:
-            raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
-                               f"dimension size of {size} (split of shape "
-                               f"{list(tensor.shape)}, dim {d})")
-        bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] if step else []
-        bounds = bounds or [(0, 0)]
-    else:
-        secs = [int(s) for s in split_size_or_sections]
-        if builtins.sum(secs) != size or builtins.any(s < 0 for s in secs):
-            raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
-                               f"(input tensor's size at dimension {d}), but got split_sizes={secs}")
-        bounds, pos = [], 0
-        for s in secs:
-            bounds.append((pos, pos + s))
-            pos += s
-    name = "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes"
-    return _multi_output_views(
-        tuple(rename(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1), name + "Backward0")
-              for a, b in bounds), tensor, name)
+    try:
+        if tensor.ndim == 0:
+            raise RuntimeError("split expects at least a 1-dimensional tensor")
+        d = norm_dim("split", dim, tensor.ndim)
+        size = tensor._data.shape[d]
+        if isinstance(split_size_or_sections, Tensor) and split_size_or_sections.ndim == 0:
+            split_size_or_sections = int(split_size_or_sections)
+        if isinstance(split_size_or_sections, int):
+            step = split_size_or_sections
+            if step < 0:
+                raise RuntimeError(f"split expects split_size be non-negative, but got "
+                                   f"split_size={step}")
+            if step == 0 and size:
+                raise RuntimeError(f"split_size can only be 0 if dimension size is 0, but got "
+                                   f"dimension size of {size} (split of shape "
+                                   f"{list(tensor.shape)}, dim {d})")
+            bounds = [(i, builtins.min(i + step, size)) for i in range(0, size, step)] if step \
+                else []
+            bounds = bounds or [(0, 0)]
+        else:
+            secs = [int(s) for s in split_size_or_sections]
+            if builtins.sum(secs) != size or builtins.any(s < 0 for s in secs):
+                raise RuntimeError(f"split_with_sizes expects split_sizes to sum exactly to {size} "
+                                   f"(input tensor's size at dimension {d}), but got "
+                                   f"split_sizes={secs}")
+            bounds, pos = [], 0
+            for s in secs:
+                bounds.append((pos, pos + s))
+                pos += s
+        name = "Split" if isinstance(split_size_or_sections, int) else "SplitWithSizes"
+        return _multi_output_views(
+            tuple(rename(apply(P["slice"], tensor, dim=d, start=a, stop=b, step=1),
+                         name + "Backward0") for a, b in bounds), tensor, name)
+    except NestedLayoutError:          # a nested operand: framework.nested
+        from .nested import _ops as N
+        return N.split(tensor, split_size_or_sections, dim)
 
 
 def chunk(input, chunks, dim=0):
@@ -536,7 +546,7 @@ def cat(tensors, dim=0, *, out=None, axis=None):
     if not tensors:        # (PyTorch checks the Python argument before dispatching: ValueError)
         raise ValueError("torch.cat(): expected a non-empty list of Tensors")
     r = apply(P["cat"], *tensors, dim=dim)
-    if out is None and tensors[0].ndim in (4, 5):
+    if out is None and tensors[0].ndim in (4, 5) and not r.is_nested:
         # channels-last inputs that all agree give a channels-last result (the primitive, also
         # used inside other ops, makes contiguous ones)
         r = _mf.lay_out(r, _mf.common([t._data for t in tensors]))
@@ -550,6 +560,9 @@ def stack(tensors, dim=0, *, out=None):
     tensors = _tensor_list("stack", tensors)
     if not tensors:
         raise RuntimeError("stack expects a non-empty TensorList")
+    if builtins.any(t.is_nested for t in tensors):        # framework.nested
+        from .nested import _ops as N
+        return N.stack(tensors, dim)
     s0 = tensors[0].shape
     for i, x in enumerate(tensors):
         if x.shape != s0:

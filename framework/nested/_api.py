@@ -149,7 +149,8 @@ def narrow(tensor, dim, start, length, layout=None):
 
 def to_padded_tensor(input, padding, output_size=None):
     if not isinstance(input, NestedTensor):
-        raise RuntimeError("to_padded_tensor(): expected a nested tensor as input")
+        raise NotImplementedError("Could not run 'aten::to_padded_tensor' with arguments from the "
+                                  "'CPU' backend.")
     return _ops.to_padded_tensor(input, padding, output_size)
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from runtime import dtypes as dt
 from compiler.ir.registry import REGISTRY as P
 from ..tensor import Tensor
-from .._dispatch import apply, wrap
+from .._dispatch import apply, wrap, rename
 from ._storage import unsupported, no_sizes
 from ._tensor import NestedTensor, jagged, pack, _like, _int_list
 
@@ -71,6 +71,12 @@ def apply_prim(p, args, attrs):
         return matmul(*args, strict=False)
     if p.name == "permute" and isinstance(x, NestedTensor):
         return permute(x, attrs["dims"])
+    if p.name == "cat":
+        return cat(args, attrs["dim"])
+    if p.name == "expand" and isinstance(x, NestedTensor) and x._jagged:
+        return expand(x, attrs["shape"])
+    if p.name == "select" and isinstance(x, NestedTensor):
+        return select(x, attrs["dim"], attrs["index"])
     if p.name in ("clone", "copy", "contiguous") and len(args) == 1:
         return _like(x, apply(p, x._values, **attrs))
     raise unsupported(p.name)
@@ -79,6 +85,8 @@ def apply_prim(p, args, attrs):
 def _pointwise(p, args, attrs):
     nts = [a for a in args if isinstance(a, NestedTensor)]
     first = nts[0]
+    if p.name == "where" and not first._jagged and not isinstance(args[2], NestedTensor):
+        raise RuntimeError("other must be nested")
     name = f"{p.name}.Tensor"
     new = []
     if first._jagged:
@@ -263,8 +271,10 @@ def linear(x, weight, bias=None):
 def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
                                  scale=None, enable_gqa=False):
     from ..nn import functional as F
+    # (PyTorch's math backend also wants each input contiguous once transposed back)
     ok = all(isinstance(t, NestedTensor) and t._jagged and t.dim() == 4 and t._ragged_idx == 2
-             for t in (q, k, v)) and attn_mask is None and not is_causal
+             and t.transpose(1, 2).is_contiguous() for t in (q, k, v)) and \
+        attn_mask is None and not is_causal
     if not ok:
         raise RuntimeError("No viable backend for scaled_dot_product_attention was found.")
     outs = [F.scaled_dot_product_attention(a, b, c, dropout_p=dropout_p, scale=scale,
@@ -321,16 +331,45 @@ def reshape(x, shape, op="reshape"):
 
 
 def split(x, size_or_sections, dim, op="split"):
-    """split/chunk of a regular (non-batch, non-ragged) dim: pieces of x's structure."""
+    """split/chunk of a regular (non-batch, non-ragged) dim: pieces of x's structure (chunk of
+    a jagged x's batch dim: pieces of whole components)."""
     from compiler.ir.registry import norm_dim
-    d = norm_dim(op, dim, x.dim())
-    if d == 0 or x._jagged and d == x._ragged_idx:
-        raise RuntimeError(f"{op}(): not supported for NestedTensor on "
-                           f"{'dim=0' if d == 0 else 'ragged dim'}")
     if not x._jagged:
+        d = norm_dim(op, dim, x.dim())
+        if d == 0:
+            raise RuntimeError(f"{op}(): not supported for NestedTensor on dim=0")
         parts = [getattr(c, op)(size_or_sections, d - 1) for c in x.unbind()]
         return tuple(pack(list(p), jagged_layout=False) for p in zip(*parts))
-    return tuple(_like(x, v) for v in getattr(x._values, op)(size_or_sections, d - 1))
+    name = "Chunk" if op == "chunk" else "Split" if isinstance(size_or_sections, int) else \
+        "SplitWithSizes"
+    _contig(x, {"Chunk": "chunk_default(self: jt, chunks: any, dim: any?)",
+                "Split": "split_tensor(self: jt, split_size: any, dim: any?)",
+                "SplitWithSizes": "split_with_sizes_default(self: jt, split_sizes: any, "
+                                  "dim: any?)"}[name])
+    d = _wrap(x, dim, "split_with_sizes" if name == "SplitWithSizes" else op,
+              batch=op == "chunk")
+    if d == 0:
+        return split_batch(x, size_or_sections)
+    return tuple(_like(x, rename(v, f"{name}BackwardAutogradNestedTensor0"))
+                 for v in getattr(x._values, op)(size_or_sections, d - 1))
+
+
+def squeeze(x, dim):
+    if not x._jagged:
+        raise unsupported("squeeze.dim")
+    _contig(x, "squeeze_dim(self: jt, dim: any)")
+    d = _wrap(x, dim, "squeeze")
+    return _like(x, x._values.squeeze(d - 1))
+
+
+def expand(x, size):
+    """x's values expanded over regular dims (the batch and ragged sizes must stay)."""
+    size, r = list(size), x._ragged_idx
+    if len(size) != x.dim() or any(not (a == b or a == -1) for a, b in
+                                   zip(size[:r + 1], x.shape[:r + 1])):
+        raise RuntimeError(f"expand(): cannot expand shape {_tshape(x)} -> "
+                           f"[{', '.join(str(a) for a in size)}]")
+    return _like(x, x._values.expand([-1 if d == r else size[d] for d in range(1, x.dim())]))
 
 
 def unsqueeze(x, dim):
@@ -385,6 +424,8 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 def to_padded_tensor(x, padding, output_size=None):
     from ..nn import functional as F
+    if x._jagged and x._lengths is not None:
+        raise RuntimeError("to_padded_tensor(): not supported for nested tensors with holes")
     comps = x.unbind()
     if x._jagged and comps:
         # (PyTorch's jagged kernel: output_size sets the ragged dim's length only, and cuts)
@@ -409,3 +450,212 @@ def to_padded_tensor(x, padding, output_size=None):
         padded.append(F.pad(c, pads, value=padding) if any(pads) else c)
     from ..ops_shape import stack
     return stack(padded, 0)
+
+
+# ---- cat, stack, slicing ---------------------------------------------------------------------
+
+def _wrap(x, dim, op, batch=False):
+    """torch's _wrap_jagged_dim: nested dim `dim` of jagged x, refusing the ragged dim (and the
+    batch dim unless batch)."""
+    from compiler.ir.registry import norm_dim
+    d = norm_dim(op, dim, x.dim())
+    if d == x._ragged_idx:
+        raise RuntimeError(f"{op}(): not supported for NestedTensor on ragged dim")
+    if d == 0 and not batch:
+        raise RuntimeError(f"{op}(): not supported for NestedTensor on dim=0")
+    return d
+
+
+def _contig(x, op):
+    """PyTorch's check of a "jt" operand: contiguous jagged, ragged in dim 1."""
+    if x._lengths is not None or x._ragged_idx != 1:
+        raise ValueError(f"NestedTensor {op}: expected self to be a contiguous jagged layout "
+                         f"NestedTensor")
+
+
+def cat(tensors, dim=0):
+    from .. import ops_shape as S
+    first = next(t for t in tensors if isinstance(t, NestedTensor))
+    if not first._jagged:
+        if not all(isinstance(t, NestedTensor) for t in tensors):
+            raise RuntimeError("Expected each tensor in given list to be nested.")
+        if any(t._jagged for t in tensors):
+            raise _no_sizes()
+        from compiler.ir.registry import norm_dim
+        d = norm_dim("cat", dim, first.dim())
+        if d == 0:
+            return pack([c for t in tensors for c in t.unbind()], jagged_layout=False)
+        cs = [t.unbind() for t in tensors]
+        if any(len(c) != len(cs[0]) or any(a.shape[:d - 1] != b.shape[:d - 1] or
+                                            a.shape[d:] != b.shape[d:] for a, b in zip(c, cs[0]))
+               for c in cs):
+            raise RuntimeError("cat(): expected all nested tensors to have matching ragged "
+                               "structures outside of the concatenated dim")
+        return pack([S.cat(list(p), d - 1) for p in zip(*cs)], jagged_layout=False)
+    # (PyTorch: dense operands expand to the first's values; then its values are cat along the
+    # values dim, keeping the first's offsets)
+    ts = [t if isinstance(t, NestedTensor) else t.expand_as(first._values) for t in tensors]
+    d = _wrap(first, dim, "cat")
+    if any(isinstance(t, NestedTensor) and not t._jagged for t in ts):
+        raise _no_sizes()
+    vals = [t._values if isinstance(t, NestedTensor) else t for t in ts]
+    return _like(first, S.cat(vals, _vdim(first, d)))
+
+
+def stack(tensors, dim=0):
+    from .. import ops_shape as S
+    from compiler.ir.registry import norm_dim
+    first = next(t for t in tensors if isinstance(t, NestedTensor))
+    if not first._jagged:
+        raise unsupported("stack")
+    r = first._ragged_idx
+    for t in tensors:
+        if not isinstance(t, NestedTensor):
+            raise RuntimeError("stack(): expected all nested tensors inputs")
+        if t.dim() != first.dim():
+            raise RuntimeError("stack(): expected all nested tensors to have the same dim")
+        if not t._jagged or t._ragged_idx != r or t._j is not first._j or len(t) != len(first):
+            raise RuntimeError("stack(): expected all nested tensors to have the same nested "
+                               "structure")
+    d = norm_dim("stack", dim, first.dim() + 1)
+    if d == r:
+        raise RuntimeError("stack(): not supported for NestedTensor on ragged dim")
+    if d == 0:
+        raise RuntimeError("stack(): not supported for NestedTensor on dim=0")
+    vals = [t._values for t in tensors]
+    return jagged(S.stack(vals, d - 1), first._offsets, first._lengths, r + (d <= r), first._j)
+
+
+def narrow(x, dim, start, length):
+    from .. import ops_shape as S
+    if not x._jagged:
+        from compiler.ir.registry import norm_dim
+        d = norm_dim("narrow", dim, x.dim())
+        if d != 0:
+            raise RuntimeError(f"narrow(): only dim=0 supported for nested tensors, but got: {d}")
+        B = len(x._sizes)
+        st = int(start) + (B if int(start) < 0 else 0)
+        if st < 0 or st > B or length < 0 or st + length > B:
+            raise RuntimeError(f"start ({int(start)}) + length ({length}) exceeds dimension size "
+                               f"({B}).")
+        return pack(list(x.unbind()[st:st + length]), jagged_layout=False)
+    _contig(x, "narrow(self: jt, dim: any, start: any, length: any)")
+    d = _wrap(x, dim, "narrow")
+    return _like(x, S.narrow(x._values, _vdim(x, d), start, length))
+
+
+def select(x, dim, index):
+    from .. import ops_shape as S
+    from compiler.ir.registry import norm_dim
+    if isinstance(index, Tensor):
+        index = int(index.item())
+    if not x._jagged:
+        d = norm_dim("select", dim, x.dim())
+        if d == 0:
+            return x.unbind()[index]
+        return pack([S.select(c, d - 1, index) for c in x.unbind()], jagged_layout=False)
+    d = _wrap(x, dim, "select", batch=True)
+    if d == 0:
+        return x.unbind()[index]
+    if x._lengths is not None:
+        raise ValueError("select(): not yet supported on dim != 0 for non-contiguous nested "
+                         "tensor with holes")
+    r = x._ragged_idx
+    v = rename(S.select(x._values, _vdim(x, d), index), "SelectBackwardAutogradNestedTensor0")
+    return jagged(v, x._offsets, x._lengths, r - (d < r), x._j)
+
+
+def slice(x, dim, start, stop, step=1):
+    from .. import ops_shape as S
+    if not x._jagged:
+        raise unsupported("slice.Tensor")
+    _contig(x, "slice_tensor(self: jt, dim: any?, start: any?, end: any?, step: any?)")
+    d = _wrap(x, dim, "slice")
+    v = x._values
+    return _like(x, v[(builtins.slice(None),) * _vdim(x, d) + (builtins.slice(start, stop, step),)])
+
+
+def getitem(x, k):
+    """x[k] as PyTorch's indexing runs it on a nested tensor: each index in turn as select,
+    slice or unsqueeze on the nested tensor (the batch and ragged dims refuse the last two)."""
+    if not isinstance(k, tuple):
+        k = (k,)
+    if any(isinstance(i, (Tensor, list, np.ndarray)) for i in k):
+        raise NotImplementedError("aten.index.Tensor")
+    if builtins.sum(i is Ellipsis for i in k) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    n_used = builtins.sum(1 for i in k if i is not None and i is not Ellipsis and
+                          not isinstance(i, bool))
+    if n_used > x.dim():
+        raise IndexError(f"too many indices for tensor of dimension {x.dim()}")
+    out, d = x, 0
+    for i in k:
+        if i is Ellipsis:
+            d += x.dim() - n_used
+        elif i is None or isinstance(i, bool):
+            if i is False:
+                raise NotImplementedError("aten.index.Tensor")
+            out = out.unsqueeze(d)
+            d += 1
+        elif isinstance(i, builtins.slice):
+            if isinstance(out, NestedTensor):
+                out = slice(out, d, i.start, i.stop, 1 if i.step is None else i.step)
+            else:
+                out = out[(builtins.slice(None),) * d + (i,)]
+            d += 1
+        else:
+            out = out.select(d, i)
+    return out
+
+
+def split_batch(x, chunks):
+    """chunk along the batch dim of contiguous jagged x: PyTorch's pieces of whole components."""
+    from .. import ops_shape as S
+    if chunks <= 0:
+        raise RuntimeError(f"chunk expects `chunks` to be greater than 0, got: {chunks}")
+    off = _int_list(x._offsets)
+    lens = [off[i + 1] - off[i] for i in range(len(off) - 1)]
+    step = -(-len(lens) // chunks)
+    groups = [lens[i:i + step] for i in range(0, len(lens), step)]
+    sizes = [builtins.sum(g) for g in groups]
+    vs = S.split(x._values, sizes, x._ragged_idx - 1)
+    return tuple(jagged(rename(v, "ChunkBackwardAutogradNestedTensor0"),
+                        wrap(np.concatenate([[0], np.cumsum(g)]).astype(np.int64), dt.int64),
+                        None, x._ragged_idx) for v, g in zip(vs, groups))
+
+
+# ---- max/min/argmax/argmin, where, masked_fill -----------------------------------------------
+
+def select_reduce(name, x, dim, keepdim, out=None):
+    """max/min (values, indices) or argmax/argmin of jagged x over one dim (PyTorch's rules:
+    a regular dim keeps the structure; the ragged dim gives a dense (B, ...) result)."""
+    from .. import ops_math as M, ops_shape as S
+    from compiler.ir.registry import norm_dim
+    if out is not None:
+        raise unsupported(name)
+    f = getattr(M, name)
+    if isinstance(dim, Tensor):      # max(nt, other): the pointwise maximum
+        return f(x, dim)
+    if not isinstance(x, NestedTensor) or not x._jagged:
+        raise unsupported(name if name.startswith("arg") or dim is None else f"{name}.dim")
+    r = x._ragged_idx
+    if dim is None:
+        o = f(x._values)
+        return S.unsqueeze(o, r) if keepdim else o
+    d = norm_dim(name, dim, x.dim())
+    if d == r:
+        if x._lengths is not None:
+            raise RuntimeError(f"{name}(): reducing across the ragged dimension is not supported "
+                               f"for non-contiguous nested tensors with holes")
+        outs = [f(c, r - 1, keepdim) for c in x.unbind()]
+        if name.startswith("arg"):
+            return S.stack(outs, 0)
+        return M._named(name)(S.stack([o[0] for o in outs], 0), S.stack([o[1] for o in outs], 0))
+    if d == 0:
+        raise RuntimeError(f"{name}(): reducing along the batch dimension but not the ragged "
+                           f"dimension is not supported for nested tensors")
+    nr = r - (d < r and not keepdim)
+    o = f(x._values, d - 1, keepdim)
+    if name.startswith("arg"):
+        return jagged(o, x._offsets, x._lengths, nr, x._j)
+    return M._named(name)(*(jagged(t, x._offsets, x._lengths, nr, x._j) for t in o))

@@ -165,6 +165,10 @@ class NestedTensor(Tensor):
             raise RuntimeError("grad can be implicitly created only for scalar outputs")
         self._values.backward(gradient._values, retain_graph, create_graph, inputs)
 
+    def _on_values(self, f):
+        """f(values) with self's structure (the *_like functions)."""
+        return _like(self, f(self._values))
+
     def detach(self):
         return _like(self, self._values.detach())
 
@@ -200,10 +204,8 @@ class NestedTensor(Tensor):
         return iter(self.unbind())
 
     def __getitem__(self, k):
-        if isinstance(k, int):
-            return self.unbind()[k]
-        raise NotImplementedError(f"Kiln's nested tensors support integer indexing only (got "
-                                  f"{type(k).__name__})")
+        from . import _ops
+        return _ops.getitem(self, k)
 
     def __repr__(self, *, tensor_contents=None):
         return _repr(self)
@@ -350,6 +352,19 @@ def _bind_methods():
         v = self._values.to(dtype=dtype, device=device, copy=copy)
         return self if v is self._values else _like(self, v)
 
+    def expand(self, *sizes):
+        return _ops.expand(self, sizes[0] if len(sizes) == 1 and
+                           isinstance(sizes[0], (tuple, list)) else sizes)
+
+    def squeeze(self, dim=None, *more):
+        if dim is None or more or isinstance(dim, (tuple, list)):
+            from ._storage import unsupported
+            raise unsupported("squeeze")
+        return _ops.squeeze(self, dim)
+
+    def narrow(self, dim, start, length):
+        return _ops.narrow(self, dim, start, length)
+
     def to_padded_tensor(self, padding, output_size=None):
         return _ops.to_padded_tensor(self, padding, output_size)
 
@@ -359,10 +374,47 @@ def _bind_methods():
     def bmm(self, other):
         return _ops.matmul(self, other, "bmm")
 
+    def fill_(self, value):
+        self._values.fill_(value)
+        return self
+
+    def zero_(self):
+        self._values.zero_()
+        return self
+
+    def copy_(self, src, non_blocking=False):
+        from ._ops import _tshape
+        if isinstance(src, NestedTensor) and src._jagged == self._jagged and \
+                tuple(src._values.shape) == tuple(self._values.shape) and \
+                [c.shape for c in src.unbind()] == [c.shape for c in self.unbind()]:
+            self._values.copy_(src._values)
+            return self
+        raise RuntimeError(f"copy_(): expected compatible input and src shapes, but got: "
+                           f"{_tshape(self)} and {_tshape(src)}")
+
     for f in (transpose, permute, reshape, view, unflatten, unsqueeze, chunk, split, flatten,
               softmax, log_softmax, sum, mean, clone, contiguous, to, to_padded_tensor, matmul,
-              bmm):
+              bmm, narrow, squeeze, expand, fill_, zero_, copy_):
         setattr(NestedTensor, f.__name__, f)
+
+    def in_place(name):
+        # (the out-of-place op's result written into the values buffer: dense copy_ keeps
+        # autograd's and the version counter's rules)
+        def f(self, *args, **kwargs):
+            r = getattr(self, name)(*args, **kwargs)
+            if r.dtype is not self.dtype and r.dtype.is_floating_point and \
+                    not self.dtype.is_floating_point:
+                raise RuntimeError(f"result type {r.dtype} can't be cast to the desired output "
+                                   f"type {self.dtype}")
+            self._values.copy_(r._values)
+            return self
+        f.__name__ = name + "_"
+        return f
+
+    for n in ("add", "sub", "mul", "div", "masked_fill", "clamp", "clamp_min", "clamp_max",
+              "pow", "neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square", "sin",
+              "cos", "relu", "sigmoid", "tanh", "floor", "ceil", "round", "trunc", "sign"):
+        setattr(NestedTensor, n + "_", in_place(n))
     NestedTensor.swapaxes = NestedTensor.swapdims = transpose
     NestedTensor.__matmul__ = matmul
 

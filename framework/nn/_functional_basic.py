@@ -35,6 +35,8 @@ __all__ = [
 
 def _assign(t, r, name):
     from .._tensor_methods import _assign as a
+    if t.is_nested:         # framework.nested: written into the values buffer
+        return t.copy_(r)
     return a(t, r, name)
 
 
@@ -510,6 +512,13 @@ def _dropout_impl(input, p, training, inplace, feature, alpha, name):
     _check_p(p)
     if not training or p == 0:
         return input
+    if input.is_nested and not feature:     # framework.nested: the values buffer's draws
+        from ..nested._tensor import _like
+        from ..nested._storage import unsupported
+        if inplace:                         # (PyTorch has no nested bernoulli_)
+            raise unsupported("bernoulli_.float")
+        return _like(input, _dropout_impl(input._values, p, training, False, feature, alpha,
+                                          name))
     if feature:
         noise_shape = tuple(input.shape[:2]) + (1,) * (input.ndim - 2)
     else:
@@ -614,6 +623,9 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         raise RuntimeError("Expected tensor for argument #1 'indices' to have one of the following "
                            "scalar types: Long, Int; but got "
                            f"{input.type()} instead (while checking arguments for embedding)")
+    if input.is_nested:     # framework.nested: the rows of the indices' values buffer
+        return input._on_values(lambda v: embedding(v, weight, padding_idx, max_norm, norm_type,
+                                                    scale_grad_by_freq, sparse))
     if weight.ndim != 2:
         raise RuntimeError(f"'weight' must be 2-D (got shape {list(weight.shape)})")
     n = weight.shape[0]
