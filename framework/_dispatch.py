@@ -44,8 +44,9 @@ class Node:
     edges     per input: (producer node, output index), (None, leaf tensor), or None
     out       saved output arrays (only when Prim.saves_output), with `oref` weak references
               to the output tensors, so a node and its outputs form no reference cycle
-    link      edge of the tensor PyTorch's backward op for this node reads (rename(link=)):
-              under create_graph its gradient stays connected to it (engine._link)
+    link      (producer node | None, output index | leaf, unused) of the tensor PyTorch's
+              backward op for this node reads (rename(link=)): under create_graph its
+              gradient stays connected to it (engine._link); False: it needs no gradient
     outs      AVal of each output (shapes and dtypes the gradients must have)
     Each PyTorch-style name gets its own subclass, so type(t.grad_fn).__name__ is the name.
     """
@@ -270,6 +271,9 @@ AUTOCAST = None    # framework.amp sets a hook (p, args) -> args while a thread 
 VMAP = None        # framework.func sets a hook (p, args, attrs) while a vmap runs (batching rules)
 _VMAP_PASS = object()    # what the hook returns for arguments no running vmap batches
 FWAD = None        # autograd.forward_ad sets a hook (p, args, attrs) while a dual level is active
+VIEW_REPLAY = False   # autograd._force_original_view_tracking: rebase_view keeps the view's name
+BEFORE_WRITE = None   # autograd.graph.allow_mutation_on_saved_tensors: hook (tensor) run by
+#                       ops_math.check_writable before an in-place write
 MASKED_TYPE = None    # framework.masked sets MaskedTensor and its rules (MASKED_APPLY); an
 MASKED_APPLY = None   # operand of that type is found on _meta's slow path, never on the dense one
 
@@ -439,8 +443,12 @@ def rebase_view(t):
         rebase_view(src)
     t._view_src = (src, p, attrs, base._vcount)
     if STATE.grad_enabled and _needs_grad((src,)):
+        old = t._node
         record(p, (src,), attrs, (t,))
-        rename(t, "AsStridedBackward0")     # (PyTorch's regenerated view: as_strided of the base)
+        if not VIEW_REPLAY:     # PyTorch's regenerated view: as_strided of the base
+            rename(t, "AsStridedBackward0")
+        elif old is not None:   # replayed: the view op's own name (TransposeBackward0)
+            rename(t, old._name)
 
 
 # primitives whose PyTorch grad_fn name depends on the arguments
@@ -686,19 +694,28 @@ class EagerEmitter:
 EMIT = EagerEmitter()
 
 
-def rename(t, name, link=None):
+def rename(t, name, link=None, unused=False):
     """Give t's grad_fn PyTorch's name for the composite op that produced it. `link`: the
     tensor PyTorch's backward op for it reads (threshold_backward reads relu's input), to
-    which a create_graph gradient stays connected with a zero derivative (engine._link)."""
+    which a create_graph gradient stays connected with a zero derivative (engine._link); a
+    tuple: the first of them that requires grad. unused=True: the derivative is undefined
+    instead of zero (convolution's double backward gives a constant-weight conv's input None).
+    A node given a link saves it in PyTorch, so retain_graph=False frees it (engine._release);
+    False: none of the tensors requires grad."""
     n = t._node
     if n is not None:
         n._name = name
         n.__class__ = _NODE_CLASSES.get((name, None)) or node_class(name)
-        if link is not None:
-            if link._node is not None:
-                n.link = (link._node, link._oi)
-            elif link._rg:
-                n.link = (None, link)
+        for x in (link if type(link) is tuple else (link,)):
+            if x is None:
+                continue
+            n.link = False
+            if x._node is not None:
+                n.link = (x._node, x._oi, unused)
+                break
+            if x._rg:
+                n.link = (None, x, unused)
+                break
     return t
 
 

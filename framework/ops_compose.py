@@ -5,6 +5,7 @@ import types
 
 from compiler.ir.registry import norm_dim
 from . import ops_math as M
+from ._dispatch import rename
 from . import ops_shape as S
 from .tensor import Tensor
 
@@ -79,7 +80,7 @@ def block_diag(*tensors):
         t = M.cast(t, d) if t.dtype is not d else t
         parts.append(pad(t, (c, cols - c - t.shape[1])))     # its columns, zeros around
         c += t.shape[1]
-    return S.cat(parts, 0)
+    return rename(S.cat(parts, 0), "BlockDiagBackward0")
 
 
 def rot90(input, k=1, dims=(0, 1)):
@@ -94,12 +95,14 @@ def rot90(input, k=1, dims=(0, 1)):
     k %= 4
     # as torch: flip, then transpose the flipped copy in place (a new tensor, not a view)
     if k == 1:
-        return S._swapaxes_(S.flip(input, (d1,)), d0, d1)
-    if k == 2:
-        return S.flip(input, (d0, d1))
-    if k == 3:
-        return S._swapaxes_(S.flip(input, (d0,)), d0, d1)
-    return S._copy_contig(input)
+        r = S._swapaxes_(S.flip(input, (d1,)), d0, d1)
+    elif k == 2:
+        r = S.flip(input, (d0, d1))
+    elif k == 3:
+        r = S._swapaxes_(S.flip(input, (d0,)), d0, d1)
+    else:
+        r = S._copy_contig(input)
+    return rename(r, "Rot90Backward0")
 
 
 def diff(input, n=1, dim=-1, prepend=None, append=None):

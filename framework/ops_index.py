@@ -641,11 +641,14 @@ def _scatter(input, dim, index, src=None, *, value=None, reduce=None):
                            f"{dt.tname(s._dtype)} {list(s.shape)})")
     if isinstance(s, Tensor) and s._dtype is not input._dtype:
         s = apply(P["cast"], s, dtype=input._dtype)
-    if not isinstance(s, Tensor):       # torch's checked conversion (uint8: -1 is 255)
+    scalar = not isinstance(s, Tensor)
+    if scalar:                          # torch's checked conversion (uint8: -1 is 255)
         from .creation import int_fill
         s = int_fill(s, input._dtype)
-    return apply(P["scatter"], input, index, s, dim=norm_dim("scatter", dim, max(input.ndim, 1)),
-                 reduce=reduce)
+    r = apply(P["scatter"], input, index, s, dim=norm_dim("scatter", dim, max(input.ndim, 1)),
+              reduce=reduce)
+    # (torch's scatter.value overload)
+    return rename(r, "ScatterBackward1") if scalar and reduce is None else r
 
 
 def scatter_add(input, dim, index, src):

@@ -349,7 +349,7 @@ def kron(a, b):
     sa, sb = (1,) * (n - a.ndim) + tuple(a.shape), (1,) * (n - b.ndim) + tuple(b.shape)
     r = apply(P["mul"], S.reshape(a, tuple(x for s in sa for x in (s, 1))),
               S.reshape(b, tuple(x for s in sb for x in (1, s))))
-    return S.reshape(r, tuple(x * y for x, y in zip(sa, sb)))
+    return rename(S.reshape(r, tuple(x * y for x, y in zip(sa, sb))), "UnsafeViewBackward0")
 
 
 def cross(input, other, dim=None):
@@ -457,7 +457,8 @@ class _Linalg:
             if B.shape[-1] != A.shape[-1] if A.ndim >= 2 else True:
                 raise RuntimeError(f"linalg.solve: Incompatible shapes of A and B for the equation "
                                    f"AX = B (A {list(A.shape)}, B {list(B.shape)})")
-            return S.squeeze(apply(P["solve"], A, S.unsqueeze(B, -1)), -1)
+            return rename(S.squeeze(apply(P["solve"], A, S.unsqueeze(B, -1)), -1),
+                          "LinalgSolveExBackward0")
         return apply(P["solve"], A, B)
 
     @staticmethod
@@ -476,7 +477,9 @@ class _Linalg:
             raise NotImplementedError("linalg.vecdot: complex inputs need a conj primitive, which "
                                       "Kiln does not have yet")
         _same_dtype("linalg.vecdot", x, y)
-        return rename(sum(mul(x, y), dim), "LinalgVecdotBackward0")
+        # (torch: vdot of two vectors, else a sum of the product)
+        return rename(sum(mul(x, y), dim), "VdotBackward0" if x.ndim == 1 and y.ndim == 1
+                      else "SumBackward1")
 
     @staticmethod
     def multi_dot(tensors):
@@ -994,8 +997,8 @@ def matrix_power(A, n, *, out=None):
         I = S.expand(_eye_like(A, A.shape[-1]).to(A.dtype), tuple(A.shape))
         if A.requires_grad:     # identities that still pass A a (zero) gradient, as torch
             from .ops_math import full_on
-            return write_out(apply(P["where"], full_on(A, tuple(A.shape), False, dt.bool_), A, I),
-                             out)
+            return write_out(rename(apply(P["where"], full_on(A, tuple(A.shape), False, dt.bool_),
+                                          A, I), "CopyBackwards"), out)   # (torch: I.copy_)
         return write_out(clone(I), out)
     if n < 0:
         if not (A._dtype.is_floating_point or A._dtype.is_complex):
@@ -1009,7 +1012,8 @@ def matrix_power(A, n, *, out=None):
         n >>= 1
         if n:
             base = matmul(base, base)
-    return write_out(rename(r if r is not A else r * 1, "LinalgMatrixPowerBackward0"), out)
+    # torch's node is its last op's: matmul's, the inverse's (n = -1), a clone (n = 1)
+    return write_out(r if r is not A else rename(r * 1, "CloneBackward0"), out)
 
 
 def matrix_exp(A):
@@ -1308,7 +1312,8 @@ def _vander(x, N=None):
         raise RuntimeError("N must be greater than 1.")
     xd = x if x._dtype.category >= 2 else x.to(dt.int64)
     one = ones(tuple(x.shape) + (1,), dtype=xd._dtype, device=x.device)
-    return cumprod(S.cat([one, S.expand(S.unsqueeze(xd, -1), tuple(x.shape) + (N - 1,))], -1), -1)
+    return rename(cumprod(S.cat([one, S.expand(S.unsqueeze(xd, -1), tuple(x.shape) + (N - 1,))],
+                                -1), -1), "CatBackward0")      # (torch: cat of ones, cumprod)
 
 
 def _inv_ex(A, check_errors=False):

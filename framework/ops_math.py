@@ -65,6 +65,8 @@ def write_out(res, out):
     if res._dtype.category > out._dtype.category:
         raise RuntimeError(f"result type {dt.tname(res._dtype)} can't be cast to the desired "
                            f"output type {dt.tname(out._dtype)}")
+    if _dispatch.BEFORE_WRITE is not None:
+        _dispatch.BEFORE_WRITE(out)
     if out._data.shape != res._data.shape:
         # a new buffer on out's own device (np.empty would move a device tensor to the host)
         from .creation import empty
@@ -135,6 +137,8 @@ def check_writable(t, op):
                            f"tensor refers to a single memory location. Please clone() the tensor "
                            f"before performing the operation. (shape {list(d.shape)}, stride "
                            f"{list(t.stride())})")
+    if _dispatch.BEFORE_WRITE is not None:
+        _dispatch.BEFORE_WRITE(t)
 
 
 def _commit(self, p, args, attrs):
@@ -441,7 +445,7 @@ fix = trunc
 def sgn(input, *, out=None):
     """sign for real tensors; z/|z| (0 at 0) for complex ones."""
     _check_same_out("sgn", input, out)
-    r = apply(P["sgn" if input._dtype.is_complex else "sign"], input)
+    r = rename(apply(P["sgn" if input._dtype.is_complex else "sign"], input), "SgnBackward0")
     return write_out(r, out) if out is not None else r
 
 
@@ -700,7 +704,8 @@ def frac(input, *, out=None):
     if input._dtype.category != 2:
         raise NotImplementedError(f"\"frac_cpu\" not implemented for '{dt.tname(input._dtype)}' "
                                   f"(frac needs a floating point tensor)")
-    return write_out(apply(P["sub"], input, apply(P["trunc"], input)), out)
+    return write_out(rename(apply(P["sub"], input, apply(P["trunc"], input)), "FracBackward0"),
+                     out)
 
 
 def _no_complex(input, cls, msg):
@@ -898,10 +903,13 @@ def xlogy(input, other, *, out=None):
                          cast(b, dt.get_default_dtype())), apply(P["isnan"], b)
     prod = apply(P["mul"], a, lb)
     if not isinstance(a, Tensor):
-        return write_out(prod if a != 0 else
-                         apply(P["where"], zero, math.nan, apply(P["mul"], prod, 0)), out)
+        return write_out(rename(prod if a != 0 else apply(P["where"], zero, math.nan,
+                                                          apply(P["mul"], prod, 0)),
+                                "XlogyBackward1"), out)
     keep = apply(P["ne"], a, 0) if zero is False else apply(P["logical_or"], apply(P["ne"], a, 0), zero)
-    return write_out(_x_log_at_zero(a, lb, keep), out)
+    return write_out(rename(_x_log_at_zero(a, lb, keep),
+                            "XlogyBackward0" if isinstance(other, Tensor) else "XlogyBackward2"),
+                     out)
 
 
 def _x_log_at_zero(a, lb, keep):
@@ -949,7 +957,7 @@ def hypot(input, other, *, out=None):
     q = div(small, where(zero, 1.0, big))
     r = where(zero, big, mul(big, sqrt(add(mul(q, q), 1.0))))
     r = where(logical_or(isinf(input), isinf(other)), math.inf, r)
-    return write_out(r, out)
+    return write_out(rename(r, "HypotBackward0"), out)
 
 
 def deg2rad(input):
@@ -1392,7 +1400,8 @@ def sinc(input, *, out=None):
         x = cast(x, dt.float32)
     zero = apply(P["eq"], x, 0)
     px = apply(P["mul"], apply(P["where"], zero, 1.0, x), math.pi)
-    r = apply(P["where"], zero, 1.0, apply(P["div"], apply(P["sin"], px), px))
+    r = rename(apply(P["where"], zero, 1.0, apply(P["div"], apply(P["sin"], px), px)),
+               "SincBackward0")
     return write_out(r if low is None else cast(r, low), out)
 
 
@@ -1432,7 +1441,7 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
 def nansum(input, dim=None, keepdim=False, *, dtype=None):
     if input._dtype.is_complex:
         raise RuntimeError("nansum on CPU does not support complex inputs")
-    return sum(where(isnan(input), 0, input), dim, keepdim, dtype=dtype)
+    return rename(sum(where(isnan(input), 0, input), dim, keepdim, dtype=dtype), "NansumBackward0")
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None, out=None):
@@ -1559,13 +1568,16 @@ def _sqrt_zero_grad(v):
 def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, bool):            # legacy var_mean(x, unbiased)
         dim, unbiased = None, dim
-    return _var("var_mean", input, dim, unbiased, keepdim, correction), mean(input, dim, keepdim)
+    # (one node in torch, for both outputs)
+    return (rename(_var("var_mean", input, dim, unbiased, keepdim, correction), "VarMeanBackward0"),
+            rename(mean(input, dim, keepdim), "VarMeanBackward0"))
 
 
 def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
     if isinstance(dim, bool):            # legacy std_mean(x, unbiased)
         dim, unbiased = None, dim
-    return _std("std_mean", input, dim, unbiased, keepdim, correction), mean(input, dim, keepdim)
+    return (rename(_std("std_mean", input, dim, unbiased, keepdim, correction), "StdMeanBackward0"),
+            rename(mean(input, dim, keepdim), "StdMeanBackward0"))
 
 
 def _no_dim_empty(name, input):
@@ -1710,8 +1722,8 @@ def aminmax(input, *, dim=None, keepdim=False):
     if dim is not None and (not isinstance(dim, int) or isinstance(dim, bool)):
         raise TypeError(f"aminmax(): argument 'dim' must be int, not {type(dim).__name__}")
     dt.refuse_barebones("aminmax_cpu", input._dtype)
-    return _Aminmax(amin(input, dim if dim is not None else (), keepdim),
-             amax(input, dim if dim is not None else (), keepdim))
+    return _Aminmax(rename(amin(input, dim if dim is not None else (), keepdim), "AminmaxBackward0"),
+                    rename(amax(input, dim if dim is not None else (), keepdim), "AminmaxBackward0"))
 
 
 def all(input, dim=None, keepdim=False):
@@ -1857,7 +1869,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None, out=None):
 
 
 def dist(input, other, p=2):
-    return norm(sub(input, other), p)
+    return rename(norm(sub(input, other), p), "DistBackward0")
 
 
 def _softmax_kernel_check(name, x, d):

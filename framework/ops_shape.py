@@ -622,14 +622,16 @@ def _atleast_1d(x):
 
 
 def _atleast_2d(x):
+    if x.ndim == 1:
+        return unsqueeze(x, 0)
     return reshape(x, (1,) * (2 - x.ndim) + tuple(x.shape)) if x.ndim < 2 else x
 
 
 def _atleast_3d(x):
     if x.ndim == 0:
         return reshape(x, (1, 1, 1))
-    if x.ndim == 1:
-        return reshape(x, (1, x.shape[0], 1))
+    if x.ndim == 1:         # (torch: unsqueeze twice)
+        return unsqueeze(unsqueeze(x, 0), -1)
     if x.ndim == 2:
         return unsqueeze(x, -1)
     return x
@@ -848,7 +850,8 @@ def diag(input, diagonal=0):
         return rename(apply(P["diagonal_scatter"], z, input, offset=diagonal, dim1=0, dim2=1),
                       "DiagEmbedBackward0")
     if input.ndim == 2:     # torch.diag copies the diagonal (unlike diagonal(), not a view)
-        return _copy_contig(apply(P["diagonal"], input, offset=diagonal, dim1=0, dim2=1))
+        return rename(_copy_contig(apply(P["diagonal"], input, offset=diagonal, dim1=0, dim2=1)),
+                      "DiagonalBackward0_copy")
     raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
 
 

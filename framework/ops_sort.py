@@ -811,4 +811,5 @@ def vander(x, N=None, increasing=False):
     if N == 1:
         return one
     r = cumprod(S.cat([one, S.expand(S.unsqueeze(xd, 1), (n, N - 1))], 1), 1)
-    return r if increasing else S.flip(r, (1,))
+    # (torch writes the columns into a new tensor in place when increasing)
+    return rename(r, "CopySlices") if increasing else S.flip(r, (1,))

@@ -69,6 +69,41 @@ def test_grad_fn_names_match_pytorch():
     assert "grad_fn=<MulBackward0>" in repr(x * x)
 
 
+def test_grad_fn_names_of_composite_ops_match_pytorch():
+    # ops Kiln builds from several primitives, named after PyTorch's single node
+    x = leaf([[0.5, -1.5, 2.0], [1.0, 3.0, -0.25]])
+    p = leaf([[1.5, 0.5, 2.0], [1.0, 3.0, 0.25]])
+    m = leaf([[2.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 4.0]])
+    v = leaf([1.0, 2.0, 3.0])
+    idx = torch.tensor([[0], [2]])
+    cases = [
+        ("FracBackward0", x.frac()), ("HypotBackward0", torch.hypot(x, p)),
+        ("XlogyBackward0", torch.xlogy(p, p)), ("XlogyBackward1", torch.xlogy(2., p)),
+        ("XlogyBackward2", torch.xlogy(p, 2.)), ("SincBackward0", torch.sinc(x)),
+        ("SgnBackward0", x.sgn()), ("NansumBackward0", x.nansum()),
+        ("VarMeanBackward0", torch.var_mean(x, 1)[0]), ("VarMeanBackward0", torch.var_mean(x)[1]),
+        ("StdMeanBackward0", torch.std_mean(x)[0]), ("AminmaxBackward0", torch.aminmax(x)[1]),
+        ("DistBackward0", torch.dist(x, p)), ("Rot90Backward0", x.rot90()),
+        ("Rot90Backward0", x.rot90(2)), ("UnsafeViewBackward0", torch.kron(x, p)),
+        ("BlockDiagBackward0", torch.block_diag(x, p)),
+        ("DiagonalBackward0_copy", torch.diag(m)), ("ScatterBackward1", x.scatter(1, idx, 2.)),
+        ("ScatterBackward0", x.scatter(1, idx, p)), ("UnsqueezeBackward0", torch.atleast_2d(v)),
+        ("UnsqueezeBackward0", torch.atleast_3d(v)), ("CatBackward0", torch.linalg.vander(v)),
+        ("CopySlices", torch.vander(v, increasing=True)), ("FlipBackward0", torch.vander(v)),
+        ("LinalgSolveExBackward0", torch.linalg.solve(m, v)),
+        ("VdotBackward0", torch.linalg.vecdot(v, v)), ("SumBackward1", torch.linalg.vecdot(x, p)),
+        ("MmBackward0", torch.linalg.matrix_power(m, 3)),
+        ("CloneBackward0", torch.linalg.matrix_power(m, 1)),
+        ("CopyBackwards", torch.linalg.matrix_power(m, 0)),
+    ]
+    for name, t in cases:
+        assert type(t.grad_fn).__name__ == name, (name, type(t.grad_fn).__name__)
+    # (the names change no value: rot90's gradient is the cotangent rotated back)
+    g = np.arange(6.).reshape(3, 2)
+    (gx,) = autograd.grad(x.rot90(), x, torch.tensor(g))
+    assert_close(gx, np.rot90(g, -1))
+
+
 def test_next_functions_walk_to_accumulate_grad():
     a, b = leaf([1.0]), leaf([2.0])
     c = a * b
@@ -440,6 +475,68 @@ def test_double_backward_through_pools_and_nll_gives_zeros():
     x = torch.tensor(base, requires_grad=True)
     (g,) = autograd.grad(F.relu(x).sum(), x, create_graph=True)
     assert g.grad_fn.name() == "ThresholdBackwardBackward0"
+
+
+_CW = np.random.default_rng(5)
+
+
+@pytest.mark.parametrize("op, xs, cs", [
+    (lambda x, c: torch.nn.functional.conv1d(x, c), (1, 2, 5), (3, 2, 3)),
+    (lambda x, c: torch.nn.functional.conv2d(x, c, padding=1), (1, 2, 4, 4), (3, 2, 3, 3)),
+    (lambda x, c: torch.nn.functional.conv2d(x, c), (2, 4, 4), (3, 2, 2, 2)),       # unbatched
+    (lambda x, c: torch.nn.functional.conv3d(x, c), (1, 2, 3, 3, 3), (2, 2, 2, 2, 2)),
+    (lambda x, c: torch.nn.functional.conv_transpose1d(x, c), (1, 2, 4), (2, 3, 3)),
+    (lambda x, c: torch.nn.functional.conv_transpose2d(x, c, stride=2), (1, 2, 3, 3),
+     (2, 3, 2, 2)),
+    (lambda x, c: torch.nn.functional.conv_transpose3d(x, c), (1, 2, 2, 2, 2), (2, 1, 2, 2, 2)),
+    (lambda x, c: torch.nn.functional.grid_sample(x, c.tanh(), align_corners=False),
+     (1, 2, 4, 4), (1, 3, 3, 2)),
+    (lambda x, c: torch.nn.functional.grid_sample(x, c.tanh(), mode="bicubic",
+                                                  align_corners=True), (1, 2, 4, 4), (1, 2, 3, 2)),
+    (lambda x, c: torch.nn.functional.grid_sample(x, c.tanh(), mode="nearest",
+                                                  align_corners=False), (1, 2, 4, 4), (1, 2, 2, 2)),
+    (lambda x, c: torch.nn.functional.grid_sample(x, c.tanh(), align_corners=False),
+     (1, 1, 3, 3, 3), (1, 2, 2, 2, 3)),
+    (lambda x, c: torch.nn.functional.grid_sample(c, x * 0.5, mode="nearest",
+                                                  align_corners=False), (1, 2, 2, 2), (1, 2, 4, 4)),
+    (lambda x, c: torch.nn.functional.batch_norm(x, c[0], c[1].abs() + 0.5, c[2], c[3]),
+     (3, 2, 4), (4, 2)),
+    (lambda x, c: torch.nn.functional.batch_norm(x, c[0], c[1].abs() + 0.5), (3, 2), (2, 2)),
+])
+def test_double_backward_with_constant_weight_gives_none(op, xs, cs):
+    # PyTorch's convolution / grid_sampler / batch_norm double backward reads the input, so the
+    # first gradient requires grad even where it does not depend on x; x's own second gradient
+    # is then undefined: None, zeros with materialize_grads, an error without allow_unused
+    x = torch.tensor(_CW.standard_normal(xs), requires_grad=True)
+    c = torch.tensor(_CW.standard_normal(cs))
+    y = op(x, c)
+    u = torch.tensor(_CW.standard_normal(tuple(y.shape)))
+    (g,) = autograd.grad((y * u).sum(), x, create_graph=True)
+    (ref,) = autograd.grad((op(x, c) * u).sum(), x)
+    assert g.requires_grad and g.grad_fn is not None
+    assert_close(g.detach(), to_np(ref), rtol=0, atol=0)
+    v = torch.tensor(_CW.standard_normal(xs))
+    assert autograd.grad((g * v).sum(), x, allow_unused=True, retain_graph=True) == (None,)
+    (z,) = autograd.grad((g * v).sum(), x, materialize_grads=True, retain_graph=True)
+    assert z.shape == x.shape and not np.any(to_np(z))
+    with pytest.raises(RuntimeError, match="index 0 appears to not have been used in the graph"):
+        autograd.grad((g * v).sum(), x)
+
+
+def test_double_backward_conv_weight_still_differentiable():
+    # with both x and w requiring grad, d(gx)/dw is the real mixed derivative and d(gx)/dx None
+    F = torch.nn.functional
+    x = torch.tensor(_CW.standard_normal((1, 1, 4)), requires_grad=True)
+    w = torch.tensor(_CW.standard_normal((1, 1, 2)), requires_grad=True)
+    (gx,) = autograd.grad(F.conv1d(x, w).sum(), x, create_graph=True)
+    # sum_o y_o = sum_o (w0 x_o + w1 x_o+1): gx = [w0, w0 + w1, w0 + w1, w1]
+    wn = to_np(w).ravel()
+    assert_close(gx.detach(), np.array([wn[0], wn.sum(), wn.sum(), wn[1]]).reshape(1, 1, 4))
+    hx, hw = autograd.grad((gx * torch.tensor([[[1., 2., 3., 4.]]], dtype=torch.float64)).sum(),
+                           [x, w], allow_unused=True)
+    assert hx is None
+    assert_close(hw, [[[1. + 2. + 3., 2. + 3. + 4.]]])
+    assert autograd.gradgradcheck(lambda a: F.conv1d(a, w.detach()), (x,))
 
 
 def test_r1_penalty_reaches_first_layer_bias_with_zeros():

@@ -45,6 +45,7 @@ def _twice(f):
     (lambda x: F.interpolate(x.reshape(1, 1, 3, 4), scale_factor=2), np.full((3, 4), 4.)),
     (lambda x: F.interpolate(x.reshape(1, 1, 3, 4), size=(3, 8), mode="bilinear"),
      np.full((3, 4), 2.)),
+    (lambda x: F.adaptive_avg_pool1d(x.reshape(1, 3, 4), 1), np.full((3, 4), .25)),   # a mean
 ])
 def test_second_backward_runs_where_pytorch_saved_no_tensor(f, ref):
     g1, g2 = _twice(f)
@@ -65,6 +66,19 @@ def test_second_backward_runs_where_pytorch_saved_no_tensor(f, ref):
      np.pad(np.full((2, 4), .25), ((0, 1), (0, 0)))),
     (lambda x: x.median(), (A == np.sort(A.ravel())[5]).astype(float)),
     (lambda x: x * x, 2 * A),
+    # 1-d pools are PyTorch's 2-d ones of an unsqueezed input: their node saves it
+    (lambda x: F.avg_pool1d(x.reshape(1, 3, 4), 2), np.full((3, 4), .5)),
+    (lambda x: F.avg_pool1d(x, 3, 1, padding=1), np.tile([2 / 3, 1., 1., 2 / 3], (3, 1))),
+    (lambda x: F.adaptive_avg_pool1d(x.reshape(1, 3, 4), 3), np.tile([.5, 1., 1., .5], (3, 1))),
+    (lambda x: F.adaptive_avg_pool1d(x, 2), np.full((3, 4), .5)),
+    # convolution and batch_norm save input and weight whatever requires grad
+    (lambda x: F.conv1d(torch.ones(1, 1, 4, dtype=torch.float64),
+                        torch.ones(1, 1, 2, dtype=torch.float64), x[0, :1]),
+     np.pad([[3.]], ((0, 2), (0, 3)))),
+    (lambda x: F.batch_norm(torch.ones(2, 4, dtype=torch.float64),
+                            torch.zeros(4, dtype=torch.float64),
+                            torch.ones(4, dtype=torch.float64), None, x[0]),
+     np.pad([[2.] * 4], ((0, 2), (0, 0)))),
 ])
 def test_second_backward_refused_where_pytorch_saved_a_tensor(f, ref):
     g1, g2 = _twice(f)

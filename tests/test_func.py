@@ -783,3 +783,88 @@ def test_replace_all_batch_norm_modules():
         for i in range(2):
             np.testing.assert_allclose(y[i].detach().numpy(), _bn_ref(a[i], W, 0, 1)[0],
                                        rtol=1e-4, atol=1e-5)
+
+
+# ---- functionalize / debug_unwrap ---------------------------------------------------------------
+
+def test_functionalize_values_and_input_mutations():
+    from framework.func import functionalize
+
+    def f(a):
+        b = a + 1
+        c = b.view(-1)
+        c.add_(1)                       # through a view of an intermediate
+        return b
+    x = np.array([[0.5, -1.], [2., 3.]])
+    np.testing.assert_array_equal(functionalize(f)(torch.tensor(x)).numpy(), x + 2)
+
+    def g(a, d):
+        a.mul_(2)
+        d["k"].add_(a)
+        return a.sum(), a
+    a, k = torch.ones(3), torch.zeros(3)
+    s, r = functionalize(g)(a, {"k": k})
+    # the inputs are written once, when g returns; the output is no alias of them
+    assert s.item() == 6. and a.tolist() == [2.] * 3 and k.tolist() == [2.] * 3
+    assert a._version == 1 and k._version == 1 and r is not a and r.data_ptr() != a.data_ptr()
+    # one copy per argument: f(a, a) writing the first does not change the second
+    a = torch.ones(3)
+    assert functionalize(lambda p, q: (p.add_(1), q * 1)[1])(a, a).tolist() == [1.] * 3
+    assert a.tolist() == [2.] * 3
+    # an argument aliasing another is written back through its own memory
+    a = torch.ones(4)
+    assert functionalize(lambda p, q: (q.mul_(5), p.sum())[1])(a, a[:2]).item() == 4.
+    assert a.tolist() == [5., 5., 1., 1.]
+    # an error inside leaves the inputs as they were
+    a = torch.ones(2)
+    with pytest.raises(ValueError, match="boom"):
+        functionalize(lambda t: (t.add_(1), (_ for _ in ()).throw(ValueError("boom"))))(a)
+    assert a.tolist() == [1., 1.] and a._version == 0
+    # non-tensor arguments, keyword arguments and output structure pass through
+    r = functionalize(lambda t, n, s, *, scale: (t * n * scale, [s]))(torch.ones(2), 3, "s",
+                                                                     scale=torch.full((2,), 4.))
+    assert r[0].tolist() == [12., 12.] and r[1] == ["s"]
+
+
+def test_functionalize_aliasing_of_outputs_and_errors():
+    from framework.func import functionalize
+    a = torch.arange(6.)
+    assert functionalize(lambda t: t)(a) is a
+    r = functionalize(lambda t: t.view(2, 3)[1])(a)
+    assert r._base is a and r.data_ptr() == a.data_ptr() + 3 * 4
+    r = functionalize(lambda t: t.view(2, 3), remove="mutations_and_views")(a)
+    assert r._base is None and r.data_ptr() != a.data_ptr() and r.tolist() == [[0., 1., 2.],
+                                                                               [3., 4., 5.]]
+    w = torch.tensor([1., 2.], requires_grad=True)
+    x = w * 1
+    r = functionalize(lambda t: t.view(2, 1))(x)
+    assert r._base is x and type(r.grad_fn).__name__ == "ViewBackward0"
+    r = functionalize(lambda t: t.view(2, 1), remove="mutations_and_views")(x)
+    assert r._base is None and type(r.grad_fn).__name__ == "ViewBackward0_copy"
+
+    def h(t):
+        u = t * 1
+        u.mul_(t)
+        return u.sum()
+    functionalize(h)(w).backward()             # d sum(t^2) = 2t
+    assert w.grad.tolist() == [2., 4.]
+    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in "
+                                           "an in-place operation"):
+        functionalize(lambda t: t.add_(1))(w)
+    with pytest.raises(RuntimeError, match="received invalid argument for remove=x"):
+        functionalize(h, remove="x")
+
+
+def test_debug_unwrap():
+    from framework.func import debug_unwrap
+    t = torch.ones(2)
+    assert debug_unwrap(t) is t
+    seen = []
+
+    def f(z, recurse):
+        seen.append(tuple(debug_unwrap(z, recurse=recurse).shape))
+        return z * 2
+    vmap(lambda z: f(z, True))(torch.ones(3, 2))
+    vmap(vmap(lambda z: f(z, False)))(torch.ones(4, 3, 2))
+    vmap(vmap(lambda z: f(z, True)))(torch.ones(4, 3, 2))
+    assert seen == [(3, 2), (3, 2), (4, 3, 2)]

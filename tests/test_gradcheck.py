@@ -94,6 +94,8 @@ PRIM_CASES = {
     "copy": [(P("copy"), lambda: (T((3, 4)),))],
     # (the engine's create_graph connection: g itself, zeros for x of another shape)
     "grad_link": [(P("grad_link", shape=(2, 5), dtype=torch.float64),
+                   lambda: (T((3, 4)), T((2, 5), seed=1))),
+                  (P("grad_link", shape=(2, 5), dtype=torch.float64, unused=True),   # None
                    lambda: (T((3, 4)), T((2, 5), seed=1)))],
     "neg": [(P("neg"), lambda: (T((3, 4)),))],
     "abs": [(P("abs"), lambda: (away0((3, 4)),))],

@@ -184,12 +184,13 @@ register(Prim("cum_extreme_index", "extern", _cum_extreme_meta, None, differenti
 # engine wraps a create_graph gradient in it where PyTorch's backward op reads x (relu's
 # threshold_backward, the pools, leaky_relu...): Kiln's rules read only a mask, so without it
 # a second backward would give x's producers None where PyTorch gives zeros (an R1 penalty's
-# biases get grad 0 and an optimizer steps them). x's data is never read.
-def _grad_link_meta(g, x, shape=(), dtype=None):
+# biases get grad 0 and an optimizer steps them). x's data is never read. unused=True gives
+# x no gradient (None) instead: PyTorch's convolution double backward for a constant weight.
+def _grad_link_meta(g, x, shape=(), dtype=None, unused=False):
     return AVal(g.shape, g.dtype)
 
 
 register(Prim("grad_link", "extern", _grad_link_meta, None, saves=(), cache_meta=True,
-              vjp=lambda b, g, a, x, out=None, shape=(), dtype=None:
-              (g, b.full(shape=tuple(shape), value=0, dtype=dtype)),
-              xp=lambda xp, out, g, x, shape=(), dtype=None: g.copy()))
+              vjp=lambda b, g, a, x, out=None, shape=(), dtype=None, unused=False:
+              (g, None if unused else b.full(shape=tuple(shape), value=0, dtype=dtype)),
+              xp=lambda xp, out, g, x, shape=(), dtype=None, unused=False: g.copy()))

@@ -4,9 +4,11 @@ import numpy as np
 
 from .._dispatch import STATE, wrap
 from ..tensor import Tensor
-from .engine import run_backward, _ExecutionEngine
+from .engine import run_backward
 from .grad_mode import (no_grad, enable_grad, set_grad_enabled, inference_mode,  # noqa: F401
-                        is_grad_enabled, is_inference_mode_enabled)
+                        is_grad_enabled, is_inference_mode_enabled, set_multithreading_enabled,
+                        is_multithreading_enabled, _force_original_view_tracking,
+                        is_view_replay_enabled)
 from .function import Function, FunctionCtx, once_differentiable, InplaceFunction, NestedIOFunction  # noqa: F401,E501
 from .graph import graph_of, recorded_nodes  # noqa: F401
 from .gradcheck import gradcheck, gradgradcheck, GradcheckError  # noqa: F401
@@ -14,6 +16,7 @@ from .anomaly_mode import (detect_anomaly, set_detect_anomaly, is_anomaly_enable
                            is_anomaly_check_nan_enabled, set_anomaly_enabled)
 from . import functional, function, graph, grad_mode, anomaly_mode  # noqa: F401
 from . import profiler  # noqa: F401  (torch.autograd.profiler)
+from .variable import Variable  # noqa: F401,E402  (the module name is shadowed below, as torch's)
 from . import forward_ad  # noqa: F401  (torch.autograd.forward_ad)
 
 
@@ -61,9 +64,16 @@ def _make_grads(outputs, grad_outputs):
 def _seq(x):
     if x is None:
         return None
-    if isinstance(x, Tensor):
+    if isinstance(x, (Tensor, graph.GradientEdge)):
         return [x]
     return list(x)
+
+
+def _edges(ts):
+    """GradientEdges (autograd.graph.get_gradient_edge) replaced by the tensors they stand for."""
+    if ts is None:
+        return None
+    return [graph.edge_tensor(t) if isinstance(t, graph.GradientEdge) else t for t in ts]
 
 
 _warned_create_graph = False
@@ -72,7 +82,7 @@ _warned_create_graph = False
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, grad_variables=None,
              inputs=None):
     """Accumulate d(tensors)/d(leaf) into the .grad of the leaves (or of `inputs` only)."""
-    tensors = _seq(tensors)
+    tensors = _edges(_seq(tensors))
     if grad_tensors is None:
         grad_tensors = grad_variables
     grads = _seq(grad_tensors) or [None] * len(tensors)
@@ -82,7 +92,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
                                "a grad_fn")
     if retain_graph is None:
         retain_graph = create_graph
-    inputs = _seq(inputs)
+    inputs = _edges(_seq(inputs))
     if inputs is not None:
         if not inputs:
             raise RuntimeError("'inputs' argument to backward() cannot be empty.")
@@ -109,10 +119,14 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     if materialize_grads and allow_unused is False:
         raise ValueError("Expected allow_unused to be True or not passed when materialize_grads=True, "
                          "but got: allow_unused=False.")
-    outputs = _seq(outputs)
+    outputs = _edges(_seq(outputs))
     inputs = _seq(inputs)
     if not inputs:
         raise RuntimeError("`inputs` argument to `grad()` cannot be empty.")
+    if materialize_grads and any(isinstance(t, graph.GradientEdge) for t in inputs):
+        raise RuntimeError("materialize_grads cannot be used when the given input is a "
+                           "GradientEdge")
+    inputs = _edges(inputs)
     for t in inputs:
         if not isinstance(t, Tensor):
             raise RuntimeError(f"all inputs have to be Tensors or GradientEdges, but got "
@@ -182,22 +196,5 @@ def _grad_batched(outputs, inputs, gos, retain_graph, create_graph, allow_unused
     return tuple(res)
 
 
-class _VariableMeta(type):
-    def __instancecheck__(cls, obj):
-        return isinstance(obj, Tensor)
-
-
-class Variable(metaclass=_VariableMeta):
-    """Legacy alias: Variable(t) is t itself (optionally marked as requiring grad), and every
-    tensor is an instance of Variable."""
-
-    _execution_engine = _ExecutionEngine()
-
-    def __new__(cls, data=None, requires_grad=False, volatile=False):
-        if data is None:
-            from ..creation import tensor
-            data = tensor([])
-        t = data if isinstance(data, Tensor) else Tensor(data)
-        if requires_grad:
-            t.requires_grad_(True)
-        return t
+def variable(*args, **kwargs):
+    raise RuntimeError("torch.autograd.variable(...) is deprecated, use torch.tensor(...) instead")

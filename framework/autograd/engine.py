@@ -113,7 +113,7 @@ _WRAPS = frozenset(("MulBackward0", "DivBackward0"))
 def _release(node):
     """Free what backward needed once (retain_graph=False). Nodes that saved only shapes and
     scalars stay runnable, as in PyTorch."""
-    if node._name in _TORCH_SAVES:
+    if node.link is not None or node._name in _TORCH_SAVES:   # (rename(link=): saved there)
         node.freed = True
     if node.fn is not None:
         if node.ctx._saved:
@@ -157,7 +157,7 @@ def _apply_vjp(node, gs, needs, create_graph):
         in_grads = p.vjp(EMIT, g, *saved, out=out, **node.attrs)
     finally:
         EMIT.needs, EMIT.device = prev, prev_dev
-    if create_graph and (node.link is not None or p is _RELU):
+    if create_graph and (node.link or p is _RELU):
         return _link(node, in_grads)
     return in_grads
 
@@ -166,10 +166,14 @@ def _link(node, in_grads):
     """PyTorch's backward ops for relu, leaky_relu, hardtanh, the pools... read their input
     (relu's reads its output), so a create_graph gradient from them depends on it, with a zero
     derivative. Kiln's rules read only a mask: the first gradient is wrapped in grad_link to
-    that tensor, so a second backward gives its producers zeros where PyTorch does (not None)."""
-    src, k = node.link or (node, 0)
+    that tensor, so a second backward gives its producers zeros where PyTorch does (not None).
+    An `unused` link (convolution, grid_sample, batch_norm: their double backward reads input
+    and weight but gives an undefined gradient where the first gradient does not depend on
+    them) makes every gradient require grad, with None for that tensor."""
+    src, k, unused = node.link or (node, 0, False)
     if _dispatch.VMAP is not None or STATE.tracer is not None:
         return in_grads                  # (torch.func and compile() see values only)
+    in_grads = tuple(in_grads)
     for i, g in enumerate(in_grads):
         if g is not None:
             if src is None:              # a leaf
@@ -178,11 +182,13 @@ def _link(node, in_grads):
                 shape, dtype = src.outs[k].shape, src.outs[k].dtype
                 x = wrap(g._data, dtype)
                 x._node, x._oi = src, k
-            r = apply(_LINK, g, x, shape=shape, dtype=dtype)
+            r = apply(_LINK, g, x, shape=shape, dtype=dtype, unused=unused)
             name = node._name
             _dispatch.rename(r, "ThresholdBackwardBackward0" if name == "ReluBackward0"
                              else name[:-1] + "Backward0")
-            return in_grads[:i] + (r,) + tuple(in_grads[i + 1:])
+            in_grads = in_grads[:i] + (r,) + in_grads[i + 1:]
+            if not unused:
+                break
     return in_grads
 
 

@@ -150,3 +150,71 @@ def is_grad_enabled():
 
 def is_inference_mode_enabled():
     return STATE.inference
+
+
+_MULTITHREADING = [True]
+
+
+class set_multithreading_enabled(_DecoratorContextManager):
+    """Context-manager that enables or disables multithreaded backward. Takes effect when
+    called (also as a plain function call); as a context manager it restores the previous
+    setting on exit. Kiln's engine always runs backward on the calling thread, so the setting
+    is recorded (is_multithreading_enabled) and changes nothing else."""
+
+    def __init__(self, mode):
+        self.prev = _MULTITHREADING[0]
+        _MULTITHREADING[0] = bool(mode)
+        self.mode = mode
+
+    def _clone(self):
+        return self.__class__(self.mode)
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        _MULTITHREADING[0] = self.prev
+
+    def clone(self):
+        return self.__class__(self.mode)
+
+
+def is_multithreading_enabled():
+    return _MULTITHREADING[0]
+
+
+class _force_original_view_tracking(_DecoratorContextManager):
+    """Context-manager that sets whether autograd always replays the chain of views (mode=True)
+    to regenerate a view whose base was modified in place: its grad_fn is then the view op's
+    (SelectBackward0) instead of AsStridedBackward0. Takes effect when called; restores the
+    previous setting on exit."""
+
+    def __init__(self, mode):
+        from .. import _dispatch
+        self.prev = _dispatch.VIEW_REPLAY
+        self.mode = mode
+        _dispatch.VIEW_REPLAY = bool(mode)
+
+    def __call__(self, fn):
+        from .. import _dispatch
+        _dispatch.VIEW_REPLAY = self.prev      # decorating must not change the current mode
+        return super().__call__(fn)
+
+    def _clone(self):
+        return self.__class__(self.mode)
+
+    def __enter__(self):
+        from .. import _dispatch
+        _dispatch.VIEW_REPLAY = bool(self.mode)
+
+    def __exit__(self, *exc):
+        from .. import _dispatch
+        _dispatch.VIEW_REPLAY = self.prev
+
+    def clone(self):
+        return self.__class__(self.mode)
+
+
+def is_view_replay_enabled():
+    from .. import _dispatch
+    return _dispatch.VIEW_REPLAY

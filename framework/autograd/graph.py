@@ -7,6 +7,9 @@ engine._apply_vjp) and register_multi_grad_hook."""
 import contextlib
 import functools
 import threading
+import weakref
+from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,7 +20,8 @@ from ..tensor import Tensor
 
 __all__ = ["graph_of", "recorded_nodes", "next_functions", "AccumulateGrad", "Node",
            "saved_tensors_hooks", "save_on_cpu", "disable_saved_tensors_hooks",
-           "register_multi_grad_hook"]
+           "register_multi_grad_hook", "allow_mutation_on_saved_tensors", "GradientEdge",
+           "get_gradient_edge", "increment_version"]
 
 
 # ---- saved tensors hooks ------------------------------------------------------------------------
@@ -103,6 +107,113 @@ def disable_saved_tensors_hooks(error_message):
         yield
     finally:
         _disabled_message = prev
+
+
+# ---- allow_mutation_on_saved_tensors -----------------------------------------------------------
+# PyTorch's algorithm: saved tensors go through saved_tensors_hooks that keep them by handle, and
+# an in-place write (here: ops_math.check_writable / write_out, through _dispatch.BEFORE_WRITE)
+# into memory a saved tensor has, at the same version, first clones it (keyed by data pointer and
+# version, as PyTorch: a saved view at another offset than the written tensor is not cloned).
+_allow_mutation_on_saved_tensors_enabled = False
+
+
+class _Handle:
+    pass
+
+
+def _get_tid(t):
+    return (id(t), t.data_ptr(), t._version)
+
+
+def _get_sid(t):
+    return (t.data_ptr(), t._version)
+
+
+class _AllowMutationOnSavedContext:
+    def __init__(self):
+        self.cloned = weakref.WeakKeyDictionary()
+        self.original = weakref.WeakKeyDictionary()
+        self.tid_to_weakhandle = weakref.WeakValueDictionary()
+        self.sid_to_tid = defaultdict(set)
+
+    def clear(self):
+        self.cloned.clear()
+        self.original.clear()
+        self.tid_to_weakhandle.clear()
+        self.sid_to_tid.clear()
+
+
+class _swap_with_cloned(saved_tensors_hooks):
+    def __init__(self, ctx):
+        def pack_hook(tensor):
+            tid = _get_tid(tensor)
+            ctx.sid_to_tid[_get_sid(tensor)].add(tid)
+            # the same tensor (at the same version) can be saved several times
+            handle = ctx.tid_to_weakhandle.get(tid)
+            if handle is None:
+                handle = _Handle()
+                ctx.tid_to_weakhandle[tid] = handle
+                ctx.original[handle] = tensor
+            return handle
+
+        def unpack_hook(handle):
+            error_msg = ("Trying to backward outside of the 'allow_mutation_on_saved_tensors' "
+                         "contextin which the graph was originally recorded.")
+            if not _allow_mutation_on_saved_tensors_enabled:
+                raise AssertionError(error_msg)
+            if handle in ctx.cloned:
+                return ctx.cloned[handle]
+            if handle not in ctx.original:
+                raise AssertionError(error_msg)
+            return ctx.original[handle]
+
+        super().__init__(pack_hook, unpack_hook)
+
+
+def _clone_before_write(ctx, t):
+    tids = ctx.sid_to_tid.get(_get_sid(t))
+    if not tids:
+        return
+    for tid in tids:
+        handle = ctx.tid_to_weakhandle.get(tid)
+        # (absent: saved, then freed by a backward before this write)
+        if handle is None or handle in ctx.cloned:
+            continue
+        prev = STATE.grad_enabled
+        STATE.grad_enabled = False      # (PyTorch clones below autograd: no history)
+        try:
+            ctx.cloned[handle] = ctx.original[handle].clone()
+        finally:
+            STATE.grad_enabled = prev
+        del ctx.original[handle]
+
+
+@contextlib.contextmanager
+def allow_mutation_on_saved_tensors():
+    """Context manager under which mutating tensors saved for backward is allowed.
+
+    Under this context manager, tensors saved for backward are cloned on mutation,
+    so the original version can still be used during backward. Normally, mutating a tensor
+    saved for backward will result in an error raised when it's used during backward.
+
+    To ensure the correct behavior, both the forward and backward should be run under
+    the same context manager. Yields an _AllowMutationOnSavedContext (its state, cleared on
+    exit)."""
+    global _allow_mutation_on_saved_tensors_enabled
+    from .. import _dispatch
+    ctx = _AllowMutationOnSavedContext()
+    prev = _dispatch.BEFORE_WRITE
+    with _swap_with_cloned(ctx):
+        try:
+            if _allow_mutation_on_saved_tensors_enabled:
+                raise RuntimeError("allow_mutation_on_saved_tensors contexts cannot be nested")
+            _dispatch.BEFORE_WRITE = functools.partial(_clone_before_write, ctx)
+            _allow_mutation_on_saved_tensors_enabled = True
+            yield ctx
+        finally:
+            ctx.clear()
+            _dispatch.BEFORE_WRITE = prev
+            _allow_mutation_on_saved_tensors_enabled = False
 
 
 @contextlib.contextmanager
@@ -233,6 +344,13 @@ def register_multi_grad_hook(tensors, fn, *, mode="all"):
     return _MultiHandle(handles)
 
 
+def _grad_acc(leaf):
+    acc = leaf.__dict__.get("_accumulate_grad")
+    if acc is None:     # one per leaf, so identity comparisons work like PyTorch's
+        acc = leaf._accumulate_grad = AccumulateGrad(leaf)
+    return acc
+
+
 def next_functions(node):
     """((producer node, output index) | (AccumulateGrad, 0) | (None, 0)) per input, as PyTorch."""
     out = []
@@ -240,14 +358,75 @@ def next_functions(node):
         if e is None:
             out.append((None, 0))
         elif e[0] is None:
-            leaf = e[1]
-            acc = leaf.__dict__.get("_accumulate_grad")
-            if acc is None:     # one per leaf, so identity comparisons work like PyTorch's
-                acc = leaf._accumulate_grad = AccumulateGrad(leaf)
-            out.append((acc, 0))
+            out.append((_grad_acc(e[1]), 0))
         else:
             out.append((e[0], e[1]))
     return tuple(out)
+
+
+# ---- gradient edges -----------------------------------------------------------------------------
+
+class GradientEdge(NamedTuple):
+    """Object representing a given gradient edge within the autograd graph.
+
+    To get the gradient edge where a given Tensor gradient will be computed,
+    you can do ``edge = autograd.graph.get_gradient_edge(tensor)``.
+    """
+
+    node: object
+    output_nr: int
+    # (PyTorch's token keeps a Python-owned graph alive; Kiln's nodes are Python objects)
+    ownership_token: object = None
+
+
+def get_gradient_edge(tensor):
+    """Get the gradient edge for computing the gradient of the given Tensor.
+
+    In particular, it is equivalent to call
+    ``g = autograd.grad(loss, input)`` and ``g = autograd.grad(loss, get_gradient_edge(input))``.
+    """
+    if not tensor.requires_grad:
+        raise RuntimeError("It is not possible to get the gradient edge for a Tensor that does "
+                           "not require gradients")
+    node = tensor.grad_fn
+    if node is None:
+        return GradientEdge(_grad_acc(tensor), 0)
+    return GradientEdge(node, tensor.output_nr)
+
+
+def edge_tensor(e):
+    """The tensor autograd.grad/backward use for GradientEdge `e`: a leaf's edge is the leaf;
+    another stands for output `output_nr` of its node (shape and dtype only, no values)."""
+    from .._dispatch import wrap
+    from runtime.meta import meta_empty
+    node, oi = e.node, e.output_nr
+    if isinstance(node, AccumulateGrad):
+        return node.variable
+    a = node.outs[oi]
+    t = wrap(meta_empty(a.shape, a.dtype.np), a.dtype)
+    t._node, t._oi = node, oi
+    return t
+
+
+def increment_version(tensor):
+    """Update autograd metadata tracking whether the given Tensor was modified in place.
+
+    Needed only for an in-place write Kiln cannot see (through .numpy() or a raw buffer), so
+    that a node that saved the tensor refuses its stale value in backward. Accepts a tensor or
+    an iterable of tensors; a tensor made under inference_mode has no version counter and is
+    left alone."""
+    if isinstance(tensor, Tensor):
+        tensor = (tensor,)
+    try:
+        ts = list(tensor)
+    except TypeError:
+        raise RuntimeError("increment_version expect a Iterable[Tensor] as input") from None
+    for t in ts:           # (one pass: the tensors before a bad element are bumped, as torch)
+        if not isinstance(t, Tensor):
+            raise RuntimeError("increment_version expects each element of the iterable to be a "
+                               "tensor")
+        if not t.is_inference():
+            t._bump()
 
 
 def recorded_nodes(t):

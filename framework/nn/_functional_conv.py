@@ -336,7 +336,8 @@ def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
     out = _reshape(apply(P["matmul"], w, cols), (N, cout) + outs)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
-    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0")
+    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0",
+                  link=(input, weight), unused=True)
 
 
 def conv_tbc(input, weight, bias, pad=0):
@@ -484,7 +485,8 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
         out = _pad_dims(out, crop)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
-    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0")
+    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0",
+                  link=(input, weight), unused=True)
 
 
 def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
@@ -1029,6 +1031,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     _check_norm_dtypes(input, weight, bias, running_mean, running_var)
     dims = (0,) + tuple(range(2, input.ndim))
     shape = (C,) + (1,) * (input.ndim - 2)
+    x0, w0 = input, weight
     input, (weight, bias), low = _opmath(input, weight, bias)
     if training:
         n = _prod(input.shape[d] for d in dims)
@@ -1055,7 +1058,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         rv = _reshape(rv, shape)
         y = apply(P["mul"], apply(P["sub"], input, rm), apply(P["rsqrt"], apply(P["add"], rv, eps)))
     y = _round_back(_affine(y, weight, bias, shape), low)
-    return rename(y, "NativeBatchNormBackward0")
+    return rename(y, "NativeBatchNormBackward0", link=(x0, w0), unused=True)
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):

@@ -158,16 +158,16 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
                 taps = [bound(fl[0] + (i - 1), sizes[0]), bound(fl[1] + (j - 1), sizes[1])]
                 taps = [torch.trunc(t).detach() for t in taps]
                 out = out + corner(taps) * wts[0][i] * wts[1][j]
-        return rename(out, "GridSampler2DBackward0")
+        return rename(out, "GridSampler2DBackward0", link=(input, grid), unused=True)
     pos = [bound(v, size) for v, size in zip(raw, sizes)]
     name = f"GridSampler{nd}DBackward0"
     if mode == "nearest":
         r = [torch.round(v) for v in pos]
         out = corner(r)
-        # keep the grid in the graph with a zero gradient (round's), as PyTorch's
-        # grid_sampler gives it zeros rather than none
+        # keep the grid in the graph with a zero gradient (the unselected branch's), as
+        # PyTorch's grid_sampler gives it zeros rather than none
         return rename(torch.where(torch.ones_like(out, dtype=torch.bool), out,
-                                  r[0].unsqueeze(1)), name)
+                                  pos[0].unsqueeze(1)), name, link=(input, grid), unused=True)
     lo = [torch.floor(v) for v in pos]
     frac = [(v - f).unsqueeze(1) for v, f in zip(pos, lo)]
     out = 0
@@ -179,4 +179,4 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
             wd = frac[d] if hi else 1 - frac[d]
             w = wd if w is None else w * wd
         out = out + corner(taps) * w
-    return rename(out, name)
+    return rename(out, name, link=(input, grid), unused=True)
