@@ -74,7 +74,9 @@ from .ops_linalg import (slogdet, logdet, matrix_power, matrix_exp, pinverse,  #
                          geqrf, ormqr)
 from .ops_linalg import (addr, frobenius_norm, nuclear_norm, native_norm, matrix_rank,  # noqa: E402,F401
                          lstsq, eig, svd_lowrank, pca_lowrank)
-from .ops_index import nonzero_static  # noqa: E402,F401
+from .ops_linalg import (_grouped_mm, _scaled_mm, _scaled_grouped_mm,  # noqa: E402,F401
+                         lobpcg)
+from .ops_index import nonzero_static, segment_reduce  # noqa: E402,F401
 from .ops_shape import (unsafe_chunk, unsafe_split, unsafe_split_with_sizes,  # noqa: E402,F401
                         as_strided_)
 from .creation import empty_permuted, from_dlpack  # noqa: E402,F401
@@ -123,6 +125,10 @@ sparse_csr, sparse_csc = _Layout("sparse_csr"), _Layout("sparse_csc")
 sparse_bsr, sparse_bsc = _Layout("sparse_bsr"), _Layout("sparse_bsc")
 from . import sparse  # noqa: E402  (torch.sparse; binds Tensor.to_sparse, to_dense, sparse_mask)
 from .sparse import sparse_coo_tensor  # noqa: E402,F401
+from .sparse import (sspaddmm, saddmm, smm, hspmm, indices_copy, values_copy,  # noqa: E402,F401
+                     crow_indices_copy, col_indices_copy, ccol_indices_copy,
+                     row_indices_copy)
+spmm = dsmm = mm  # (torch's names for mm with a sparse first operand; dense works too)
 from . import sparse_compressed as _sparse_compressed  # noqa: E402
 from .sparse_compressed import (sparse_compressed_tensor, sparse_csr_tensor,  # noqa: E402,F401
                                 sparse_csc_tensor, sparse_bsr_tensor, sparse_bsc_tensor)
@@ -336,8 +342,8 @@ def _torch_inplace(name):
 
 
 # the in-place functions torch 2.x exposes at top level (torch.exp_(x), torch.clamp_(x, 0), ...)
-for _n in ("abs_ acos_ acosh_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ asinh_ "
-           "atan_ atanh_ ceil_ clamp_ clamp_max_ clamp_min_ clip_ conj_physical_ cos_ cosh_ "
+for _n in ("abs_ acos_ acosh_ addmv_ arccos_ arccosh_ arcsin_ arcsinh_ arctan_ arctanh_ asin_ "
+           "asinh_ atan_ atanh_ ceil_ clamp_ clamp_max_ clamp_min_ clip_ conj_physical_ cos_ cosh_ "
            "deg2rad_ detach_ erf_ erfc_ exp2_ exp_ expm1_ fill_ fix_ floor_ frac_ gcd_ i0_ "
            "index_put_ lcm_ ldexp_ log10_ log1p_ log2_ log_ logit_ nan_to_num_ neg_ negative_ "
            "rad2deg_ reciprocal_ relu_ resize_as_ round_ rsqrt_ sigmoid_ sin_ sinc_ sinh_ sqrt_ "

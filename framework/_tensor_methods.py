@@ -530,8 +530,9 @@ Tensor.apply_, Tensor.map_, Tensor.map2_ = I.apply_, I.map_, I.map2_
 Tensor.isreal = M.isreal
 Tensor.addr = lambda self, vec1, vec2, *, beta=1, alpha=1: L.addr(self, vec1, vec2, beta=beta,
                                                                   alpha=alpha)
-for _f in (L.addr, L.addbmm, L.addmv, O.renorm):
+for _f in (L.addr, L.addbmm, O.renorm):
     setattr(Tensor, _f.__name__ + "_", _via(_f))
+Tensor.addmv_ = L._addmv_
 Tensor.qr = lambda self, some=True: L.qr(self, some)
 Tensor.svd = lambda self, some=True, compute_uv=True: L.svd(self, some, compute_uv)
 Tensor.lstsq, Tensor.eig = L.lstsq, L.eig

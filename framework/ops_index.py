@@ -11,7 +11,7 @@ from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.indexing import index_bounds
 from runtime import dtypes as dt
 from runtime.device import cpu
-from ._dispatch import apply, rename, STATE, values, wrap
+from ._dispatch import apply, rename, STATE, values, wrap, wrap_like
 from . import _dispatch
 from .tensor import Tensor
 from .ops_math import write_out, store     # (here, not in each op: an import per call costs ~3 us)
@@ -1016,9 +1016,14 @@ def _reduce_with_grad(input, d, idx, source, reduce, include_self):
     # zero-valued terms whose gradient is the coefficient's; input - input.detach() keeps
     # input itself out of the saved tensors, so an in-place scatter_reduce_ into it can
     # still be differentiated
-    dx, ds = M.sub(input, input.detach()), M.sub(source, source.detach())
-    t = M.add(M.mul(dx, cx), _scatter(zeros_like(out), d, idx, M.mul(ds, cs), reduce="add"))
-    return M.add(out, t)
+    # (only for the operands that need a gradient: an inf in a constant one, as the -inf of a
+    # max's starting values, would make inf - inf = nan of the value)
+    if input.requires_grad:
+        out = M.add(out, M.mul(M.sub(input, input.detach()), cx))
+    if source.requires_grad:
+        ds = M.sub(source, source.detach())
+        out = M.add(out, _scatter(zeros_like(out), d, idx, M.mul(ds, cs), reduce="add"))
+    return out
 
 
 def index_reduce_(input, dim, index, source, reduce, *, include_self=True):
@@ -1134,3 +1139,79 @@ def map_(self, tensor, callable):
 
 def map2_(self, x, y, callable):
     return _python_map(self, (x, y), callable, "map2_")
+
+
+_CHECK_TAIL = ("  (Could this error message be improved?  If so, please report an enhancement "
+               "request to PyTorch.)")
+
+
+def segment_reduce(data, reduce, *, lengths=None, indices=None, offsets=None, axis=0,
+                   unsafe=False, initial=None):
+    """torch.segment_reduce: reduce consecutive runs of data along `axis` (lengths: the run
+    lengths, shape data.shape[:axis] + (S,); offsets: their S + 1 boundaries). `initial` takes
+    part in every segment (and is an empty one's value); mean divides by the run length.
+    Computed as a scatter_reduce into S slots (plus one for elements no segment covers)."""
+    axis = norm_dim("segment_reduce", axis, builtins.max(data.ndim, 1))
+    if indices is not None:
+        raise RuntimeError("segment_reduce(): indices based reduction is not supported yet.")
+    if lengths is None and offsets is None:
+        raise RuntimeError("segment_reduce(): Either lengths or offsets must be defined.")
+    red = {"max": "amax", "min": "amin"}.get(reduce, reduce)
+    if red not in _REDUCE_IDENTITY:
+        raise RuntimeError(f"reduce argument must be either sum, prod, mean, amax or amin, got "
+                           f"{reduce}")
+    seg, what = (offsets, "offsets") if offsets is not None else (lengths, "lengths")
+    if data.ndim < seg.ndim:
+        raise RuntimeError(f"Expected data.dim() >= {what}_value.dim() to be true, but got "
+                           f"false." + _CHECK_TAIL)
+    if axis != seg.ndim - 1:
+        raise RuntimeError(f"segment_reduce(): Expected axis to be the last dimension of {what} "
+                           f"but got {axis}.")
+    sv = np.asarray(values(seg)).reshape(int(np.prod(seg.shape[:-1])), seg.shape[-1])
+    if offsets is None and not unsafe:
+        if not sv.size:
+            raise RuntimeError("min(): Expected reduction dim to be specified for input.numel() "
+                               "== 0. Specify the reduction dim with the 'dim' argument.")
+        if sv.min() < 0:
+            raise RuntimeError("lengths contains negative value!")
+        if not (sv.sum(-1) == data.shape[axis]).all():
+            raise RuntimeError("segment_reduce(): Expected all rows of lengths along axis to sum "
+                               "to data.size(lengths.dim()-1) when !unsafe.")
+    if seg._dtype not in (dt.int32, dt.int64):
+        raise NotImplementedError(f'"_segment_reduce_{what}_cpu_kernel1" not implemented for '
+                                  f"'{dt.tname(seg._dtype)}'")
+    if not data._dtype.is_floating_point or data._dtype.category != 2:
+        raise NotImplementedError(f"\"_segment_reduce_cpu\" not implemented for "
+                                  f"'{dt.tname(data._dtype)}'")
+    if offsets is not None:
+        starts, lens = sv[:, 0], np.diff(sv, axis=-1)
+        if (lens < 0).any():
+            raise RuntimeError("Expected segment_length >= 0 to be true, but got false."
+                               + _CHECK_TAIL)
+    else:
+        starts, lens = np.zeros(len(sv), np.int64), np.maximum(sv, 0)
+    shp = tuple(data.shape)
+    P, n, S = int(np.prod(shp[:axis])), shp[axis], lens.shape[-1]
+    if sv.shape[0] != P:
+        raise RuntimeError(f"segment_reduce(): {what} of shape {list(seg.shape)} does not match "
+                           f"data of shape {list(shp)} before axis {axis}")
+    ids = np.full((P, n), S, np.int64)                      # slot S: covered by no segment
+    for p in range(P):
+        run = np.repeat(np.arange(S), lens[p])
+        lo = builtins.min(builtins.max(int(starts[p]), 0), n)
+        ids[p, lo:lo + len(run)] = run[:n - lo]
+    R = int(np.prod(shp[axis + 1:]))
+    from .creation import full
+    from . import ops_shape as Sh
+    from . import ops_math as M
+    x = Sh.reshape(data, (P, n, R))
+    idx = Sh.expand(wrap_like(ids[:, :, None], dt.int64, data), (P, n, R))
+    fill = _REDUCE_IDENTITY[red] if initial is None else initial
+    base = full((P, S + 1, R), fill, dtype=data.dtype, device=data.device)
+    r = scatter_reduce(base, 1, idx, x, "sum" if red == "mean" else red, include_self=True)
+    r = r[:, :S]
+    if red == "mean":
+        cnt = lens if initial is None else np.maximum(lens, 1)   # (0 / 0: an empty one's nan)
+        r = M.div(r, M.cast(wrap_like(cnt[:, :, None].astype(np.float64), dt.float64, data),
+                            data._dtype))
+    return rename(Sh.reshape(r, shp[:axis] + (S,) + shp[axis + 1:]), "SegmentReduceBackward0")

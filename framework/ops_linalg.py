@@ -7,7 +7,7 @@ from runtime import dtypes as dt
 from ._dispatch import apply, rename, values, wrap_like
 from . import ops_shape as S
 from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
-from ._sparse_storage import SparseLayoutError
+from ._sparse_storage import SparseLayoutError, NoStrided
 from .nested._storage import NestedLayoutError
 from ._misc_api import warn_once
 
@@ -108,6 +108,8 @@ def mm(input, mat2, *, out=None):
         raise RuntimeError(f"mm: self must be a matrix (got shapes {list(input.shape)} and "
                            f"{list(mat2.shape)})")
     try:
+        if isinstance(input._data, NoStrided) or isinstance(mat2._data, NoStrided):
+            raise SparseLayoutError     # (before the dense shape check: the sparse op's errors)
         return write_out(apply(P["matmul"], input, mat2), out)
     except SparseLayoutError:
         from .sparse import _mm as sparse_mm
@@ -237,10 +239,31 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):
+    if mat.ndim != 2 or vec.ndim != 1 or input.ndim > 1:
+        raise RuntimeError(f"vector + matrix @ vector expected, got {input.ndim}, {mat.ndim}, "
+                           f"{vec.ndim}")
+    n, k = mat.shape
+    if vec.shape[0] != k or input.ndim == 1 and input.shape[0] not in (1, n):
+        inp = input.shape[0] if input.ndim else ""
+        raise RuntimeError(f"size mismatch, got input ({inp}), mat ({n}x{k}), vec ({vec.shape[0]})")
+    if not input.dtype is mat.dtype is vec.dtype:
+        raise RuntimeError(f"addmv input tensors must have the same dtype, but got "
+                           f"{dt.tname(input._dtype)}, {dt.tname(mat._dtype)}, and "
+                           f"{dt.tname(vec._dtype)}")
     r = matmul(mat, vec)
     if alpha != 1:
         r = apply(P["mul"], r, alpha)
-    return apply(P["add"], _beta_input(input, beta), r)
+    return rename(apply(P["add"], _beta_input(input, beta), r), "AddmvBackward0")
+
+
+def _addmv_(self, mat, vec, *, beta=1, alpha=1):
+    """Tensor.addmv_: the result is mat's row count long, so self must already be."""
+    if (mat.ndim == 2 and vec.ndim == 1 and self.numel() == 1 and self.ndim <= 1
+            and list(self.shape) != [mat.shape[0]]):     # (other shapes: addmv's errors)
+        raise RuntimeError(f"Bad in-place call: input tensor size {list(self.shape)} and output "
+                           f"tensor size [{mat.shape[0]}] should match")
+    from ._tensor_methods import _via
+    return _via(addmv)(self, mat, vec, beta=beta, alpha=alpha)
 
 
 def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
@@ -276,6 +299,353 @@ def addbmm(input, batch1, batch2, *, beta=1, alpha=1):
         r = addmm(r, S.select(batch1, 0, i), S.select(batch2, 0, i), beta=beta if i == 0 else 1,
                   alpha=alpha)
     return rename(r, "AddbmmBackward0")
+
+
+_GMM_DTYPES = frozenset(("float32", "bfloat16", "float16"))
+
+
+def _gmm_check_strides(mat):
+    """torch's grouped-GEMM layout rule: one of the last two dims contiguous, the other's
+    stride a multiple of 16 bytes."""
+    st, sz = mat.stride(), tuple(mat.shape)
+    align = 16 // mat.element_size()
+    if st[-1] == 1 and st[-2] >= max(1, sz[-1]):
+        lead = st[-2]
+    elif st[-2] == 1 and st[-1] >= max(1, sz[-2]):
+        lead = st[-1]
+    else:
+        raise RuntimeError(f"Invalid strides/sizes, got {list(st)} for strides and {list(sz)} "
+                           f"for sizes")
+    if lead % align:
+        raise RuntimeError("strides should be multiple of 16 bytes")
+
+
+def _gmm_segments(offs, n):
+    """[(group or -1, start, end)] covering 0..n: group g owns [offs[g-1], offs[g]) clipped to
+    n (a later group wins an overlap, as torch's loop writes it); -1 rows are left over."""
+    import numpy as np
+    owner = np.full(n, -1, np.int64)
+    start = 0
+    for g, end in enumerate(values(offs).tolist()):
+        owner[max(start, 0):max(min(end, n), 0)] = g
+        start = end
+    cuts = [0] + (np.flatnonzero(np.diff(owner)) + 1).tolist() + [n]
+    return [(int(owner[s]), s, e) for s, e in zip(cuts, cuts[1:]) if e > s]
+
+
+def _grouped_mm(input, mat2, offs=None, bias=None, out_dtype=None):
+    """torch._grouped_mm: per-group matmuls. 2-d x 3-d: offs splits input's rows, group g
+    uses mat2[g]; 3-d x 2-d: offs splits mat2's columns; 2-d x 2-d: offs splits K and gives
+    one (M, N) result per group; 3-d x 3-d: a batched matmul (no offs). Parts no group covers
+    are zero (torch leaves them uninitialised)."""
+    a, b = input, mat2
+    for name, m in (("mat_a", a), ("mat_b", b)):
+        if m._dtype.name not in _GMM_DTYPES:
+            raise RuntimeError(f"Expected {name} to be Float32, BFloat16 or Float16 matrix, got "
+                               f"{dt.tname(m._dtype)}")
+    for name, m in (("mat_a", a), ("mat_b", b)):
+        if m.ndim not in (2, 3):
+            raise RuntimeError(f"{name} has to be 2 or 3d")
+    a2, b2 = a.ndim == 2, b.ndim == 2
+    if not (a2 and b2) and a.shape[-1] != b.shape[-2]:
+        raise RuntimeError("contraction dimension of mat_a and mat_b must match")
+    _gmm_check_strides(a)
+    _gmm_check_strides(b)
+    if (offs is not None) != (a2 or b2):
+        raise RuntimeError("Have to provide offsets if there is a 2d matrix, or no offset if "
+                           "both matrices are 3d")
+    if offs is not None:
+        if offs.ndim != 1:
+            raise RuntimeError("offs has to be 1D")
+        if offs._dtype is not dt.int32:
+            raise RuntimeError("Offsets have to be int32")
+    if bias is not None:
+        raise RuntimeError("Bias not supported yet")
+    if out_dtype is not None and out_dtype is not a.dtype:
+        raise RuntimeError("Grouped gemm output dtype must match `mat_a` dtype")
+    if a2 != b2 and offs.shape[0] != (b if a2 else a).shape[0]:
+        raise RuntimeError("matrix batch sizes have to match")
+    if not (a2 or b2) and a.shape[0] != b.shape[0]:
+        raise RuntimeError("batched dimension has to match")
+    if a._dtype is not b._dtype:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{dt.CPP_NAME[a._dtype.name]} != {dt.CPP_NAME[b._dtype.name]}")
+    if not (a2 or b2):
+        return rename(apply(P["matmul"], a, b), "GroupedMmBackward0")
+    if a2 and b2:            # offs splits K: out[g] = a[:, s:e] @ b[s:e]
+        parts, start = [], 0
+        for end in values(offs).tolist():
+            s = max(start, 0)
+            parts.append(apply(P["matmul"], a[:, s:max(end, s)], b[s:max(end, s)]))
+            start = end
+        if not parts:
+            return a.new_zeros((0, a.shape[0], b.shape[1]))
+        return rename(S.stack(parts), "GroupedMmBackward0")
+    if a2:                   # offs splits rows: out[s:e] = a[s:e] @ b[g]
+        n, N = a.shape[0], b.shape[2]
+        parts = [apply(P["matmul"], a[s:e], b[g]) if g >= 0 else a.new_zeros((e - s, N))
+                 for g, s, e in _gmm_segments(offs, n)]
+        dim = 0
+    else:                    # offs splits columns: out[:, s:e] = a[g] @ b[:, s:e]
+        n, M = b.shape[1], a.shape[1]
+        parts = [apply(P["matmul"], a[g], b[:, s:e]) if g >= 0 else a.new_zeros((M, e - s))
+                 for g, s, e in _gmm_segments(offs, n)]
+        dim = 1
+    if not parts:
+        return a.new_zeros((0, b.shape[2]) if a2 else (a.shape[1], 0))
+    return rename(parts[0] if len(parts) == 1 else S.cat(parts, dim), "GroupedMmBackward0")
+
+
+def _smm_config_error(a, b, sa, sb):
+    def st(t):
+        return list(t.stride())
+    return ValueError(
+        "Invalid scaling configuration.\n- For TensorWise scaling, a and b should be float8, "
+        "scales should be float and singletons.\n- For RowWise scaling, a and b should be "
+        f"float8, scales should be float, scale_a should be ({a.shape[0]}, 1) and scale_b should "
+        f"be (1, {b.shape[1]}), and both should be contiguous.\nGot mat_a.dtype()="
+        f"{dt.tname(a._dtype)}, scale_a.dtype()={dt.tname(sa._dtype)}, scale_a.size()="
+        f"{list(sa.shape)}, scale_a.stride()={st(sa)}, mat_b.dtype()={dt.tname(b._dtype)}, "
+        f"scale_b.dtype()={dt.tname(sb._dtype)}, scale_b.size()={list(sb.shape)} and "
+        f"scale_b.stride()={st(sb)}")
+
+
+def _scaled_mm(input, mat2, scale_a, scale_b, bias=None, scale_result=None, out_dtype=None,
+               use_fast_accum=False):
+    """torch._scaled_mm on the cpu: float8 operands with tensor-wise (one float each) or
+    row-wise ((M, 1) and (1, N)) float32 scales, computed as (a * scale_a) @ (b * scale_b)
+    (+ bias) in float32, then cast. As torch's cpu kernel, scale_result and use_fast_accum
+    change nothing, and the result has no gradient."""
+    a, b = input, mat2
+    for name, m in (("mat1", a), ("mat2", b)):
+        if m.ndim != 2:
+            raise RuntimeError(f"{name} must be a matrix")
+    if a.shape[1] != b.shape[0]:
+        raise RuntimeError(f"mat_a and mat_b shapes cannot be multiplied ({a.shape[0]}x"
+                           f"{a.shape[1]} and {b.shape[0]}x{b.shape[1]})")
+    f8 = a._dtype in dt.FLOAT8 and b._dtype in dt.FLOAT8
+    fl = scale_a._dtype is dt.float32 and scale_b._dtype is dt.float32
+    tensorwise = scale_a.numel() == 1 and scale_b.numel() == 1
+    rowwise = (tuple(scale_a.shape) == (a.shape[0], 1) and tuple(scale_b.shape) == (1, b.shape[1])
+               and scale_a.is_contiguous() and scale_b.is_contiguous())
+    if f8 and fl and rowwise and not tensorwise:
+        for name, s in (("scale_a", scale_a), ("scale_b", scale_b)):
+            if s.stride(1) != 1:
+                raise ValueError(f"expected {name}.stride(1) to be 1, but got {s.stride(1)}")
+    if not (f8 and fl and (tensorwise or rowwise)):
+        raise _smm_config_error(a, b, scale_a, scale_b)
+    if bias is not None and bias.numel() != b.shape[1]:
+        raise RuntimeError(f"Bias must be size {b.shape[1]} but got {bias.numel()}")
+    from .ops_math import cast
+    f32 = dt.float32
+    if tensorwise:
+        scale_a, scale_b = S.reshape(scale_a, ()), S.reshape(scale_b, ())
+    x = apply(P["mul"], cast(a.detach(), f32), scale_a.detach())
+    y = apply(P["mul"], cast(b.detach(), f32), scale_b.detach())
+    r = apply(P["matmul"], x, y)
+    if bias is not None:
+        r = apply(P["add"], r, cast(bias.detach(), f32))
+    return cast(r, a.dtype if out_dtype is None else out_dtype)
+
+
+def _no_grouped_scaled_kernel(op, t):
+    """torch's scaled grouped GEMMs are CUDA kernels (compute capability 9.0+): its cpu build
+    raises this, and Kiln has none on any device."""
+    if t._device.type == "cpu":
+        return NotImplementedError(f"Could not run 'aten::{op}' with arguments from the 'CPU' "
+                                   f"backend. This could be because the operator doesn't exist "
+                                   f"for this backend, or was omitted during the selective/"
+                                   f"custom build process (if using custom build).")
+    return NotImplementedError(f"{op}: Kiln has no kernel for it on '{t._device}' (PyTorch runs "
+                               f"it on CUDA GPUs of compute capability 9.0 and above only)")
+
+
+def _scaled_grouped_mm(input, mat2, scale_a, scale_b, offs=None, bias=None, scale_result=None,
+                       out_dtype=None, use_fast_accum=False):
+    raise _no_grouped_scaled_kernel("_scaled_grouped_mm", input)
+
+
+def _lobpcg_host(A, B, X, iK, n, k, niter, tol, largest, step=None):
+    """LOBPCG [Knyazev 2001] on NumPy arrays: Rayleigh-Ritz over span[X, iK R, P], each basis
+    B-orthonormalised by SVQB [Stathopoulos & Wu 2002] (dropping directions it finds
+    dependent), until the first k residuals ||A x - e B x|| <= tol (||A|| + e ||B||) ||x||.
+    step(istep, E, X, R, rerr): called after every update; True stops the iteration."""
+    import numpy as np
+    Bm = (lambda v: v) if B is None else (lambda v: B @ v)
+    eps = np.finfo(A.dtype).eps
+    a_norm = np.linalg.norm(A, 2) if A.size else 0.0
+    b_norm = 1.0 if B is None else np.linalg.norm(B, 2)
+
+    def orth(S):
+        """A B-orthonormal basis of span(S) (SVQB, twice for accuracy)."""
+        for _ in range(2):
+            G = S.T @ Bm(S)
+            d = np.sqrt(np.abs(np.diag(G)))
+            d[d == 0] = 1
+            G = G / d[:, None] / d[None, :]
+            w, V = np.linalg.eigh((G + G.T) / 2)
+            keep = w > eps * max(w.max(initial=0), 1) * 10
+            S = (S / d) @ (V[:, keep] / np.sqrt(w[keep]))
+        return S
+
+    def rayleigh_ritz(Q):
+        T = Q.T @ (A @ Q)
+        w, C = np.linalg.eigh((T + T.T) / 2)
+        order = np.argsort(-w if largest else w, kind="stable")
+        return w[order], C[:, order]
+
+    X = orth(X)
+    E, C = rayleigh_ritz(X)
+    X, E = X @ C[:, :n], E[:n]
+    P = None
+    for istep in range(niter + 1):
+        R = A @ X - Bm(X) * E
+        err = np.linalg.norm(R, axis=0) / ((a_norm + np.abs(E) * b_norm) *
+                                          np.linalg.norm(X, axis=0))
+        if step is not None and step(istep, E, X, R, err):
+            break
+        if (err[:k] <= tol).all() or istep == niter:
+            break
+        W = R if iK is None else iK @ R
+        parts = [X, W] + ([P] if P is not None else [])
+        Q = orth(np.concatenate(parts, 1))
+        E2, C = rayleigh_ritz(Q)
+        Xn = Q @ C[:, :n]
+        # the new search direction: the part of the update outside the old X
+        P = Xn - X @ (X.T @ Bm(Xn))
+        X, E = Xn, E2[:n]
+    return E, X
+
+
+class _LOBPCGWorker:
+    """What lobpcg hands its tracker after each update, with torch's LOBPCG attribute names:
+    A, B, iK, X, E, R, the i/f/b/t params and vars; bvars["force_stop"] = True stops it."""
+
+    def __init__(self, A, B, iK, iparams, fparams, bparams, method, tracker):
+        self.A, self.B, self.iK, self.method, self.tracker = A, B, iK, method, tracker
+        self.iparams, self.fparams, self.bparams = iparams, fparams, bparams
+        self.ivars, self.fvars, self.bvars, self.tvars = {}, {}, {}, {}
+        self.X = self.E = self.R = self.S = None
+
+    def __call__(self, istep, E, X, R, rerr):
+        like = self.A
+        self.E, self.X, self.R = (wrap_like(v.copy(), like._dtype, like) for v in (E, X, R))
+        self.tvars["rerr"] = wrap_like(rerr.astype(E.dtype), like._dtype, like)
+        # (torch counts the initial Rayleigh-Ritz as update 1)
+        self.ivars.update(istep=istep + 1, iterations_left=self.iparams["niter"] - istep,
+                          converged_count=int((rerr <= self.fparams["tol"]).sum()))
+        self.tracker(self)
+        return bool(self.bvars.get("force_stop", False))
+
+
+_LOBPCG_FN = []      # the autograd.Function, made on first use (autograd imports after this)
+
+
+def _lobpcg_function():
+    if _LOBPCG_FN:
+        return _LOBPCG_FN[0]
+    from .autograd import Function
+
+    class LOBPCGAutogradFunction(Function):      # (torch's name: its grad_fn's)
+        """Gradient of k eigenpairs of a symmetric A: U diag(gE) U^T plus, for each vector,
+        its cotangent's components along the other eigenvectors over the eigenvalue gaps."""
+        @staticmethod
+        def forward(ctx, A, B, run):
+            E, X = run(A, B)
+            ctx.with_b = B is not None
+            ctx.save_for_backward(A, E, X)
+            return E, X
+
+        @staticmethod
+        def backward(ctx, gE, gX):
+            import numpy as np
+            if ctx.with_b:
+                raise ValueError("lobpcg.backward does not support backward with B != I yet.")
+            A, E, X = ctx.saved_tensors
+            a = np.asarray(values(A), np.float64)
+            e, x = np.asarray(values(E), np.float64), np.asarray(values(X), np.float64)
+            lam, V = np.linalg.eigh(a)
+            g = np.zeros_like(a)
+            if gE is not None:
+                g += (x * np.asarray(values(gE), np.float64)) @ x.T
+            if gX is not None:
+                gx = np.asarray(values(gX), np.float64)
+                proj = V.T @ gx                                  # (m, k)
+                gap = e[None, :] - lam[:, None]
+                # (the vector's own eigenvalue, and any equal to it: no component there)
+                same = np.abs(gap) <= 1e3 * np.finfo(values(A).dtype).eps * np.abs(lam).max(
+                    initial=1)
+                coef = np.where(same, 0.0, proj / np.where(same, 1.0, gap))
+                g += (V @ coef) @ x.T
+            return wrap_like(g.astype(values(A).dtype), A._dtype, A), None, None
+
+    _LOBPCG_FN.append(LOBPCGAutogradFunction)
+    return LOBPCGAutogradFunction
+
+
+def lobpcg(A, k=None, B=None, X=None, n=None, iK=None, niter=None, tol=None, largest=None,
+           method=None, tracker=None, ortho_iparams=None, ortho_fparams=None,
+           ortho_bparams=None):
+    """torch.lobpcg: the k largest (or smallest) eigenpairs of the symmetric (generalized)
+    problem A x = e B x, found by LOBPCG with the preconditioner iK. Both methods ("basic",
+    "ortho") take the same B-orthonormalised iteration, so the ortho_* tuning parameters
+    change nothing; a batch of A runs matrix by matrix."""
+    import numpy as np
+    if A.ndim < 2 or A.shape[-2] != A.shape[-1]:
+        raise AssertionError(f"A must be square, got shape {A.shape}")
+    if B is not None and tuple(A.shape) != tuple(B.shape):
+        raise AssertionError(f"A and B must have same shape, got {A.shape} vs {B.shape}")
+    m = A.shape[-1]
+    k = (1 if X is None else X.shape[-1]) if k is None else k
+    n = (k if n is None else n) if X is None else X.shape[-1]
+    if m < 3 * n:
+        raise ValueError(f"LOBPCG algorithm is not applicable when the number of A rows (={m}) "
+                         f"is smaller than 3 x the number of requested eigenpairs (={n})")
+    if X is not None and tuple(X.shape[-2:]) != (m, n):
+        raise AssertionError(f"X shape mismatch: got {X.shape}, expected {(m, n)}")
+    if not A._dtype.is_floating_point:
+        raise RuntimeError(f"expected m1 and m2 to have the same dtype, but got: "
+                           f"{dt.CPP_NAME[A._dtype.name]} != float")
+    niter = 1000 if niter is None else niter
+    largest = True if largest is None else largest
+    npd = np.float32 if A._dtype in (dt.float16, dt.bfloat16, dt.float32) else np.float64
+    tol = float(np.finfo(npd).eps) ** 0.5 if tol is None else tol
+    from . import strided
+    if X is None:
+        from .creation import randn
+        X = randn(tuple(A.shape[:-2]) + (m, n), dtype=A.dtype, device=A.device)
+
+    def host(t):
+        if t is None:
+            return None
+        if t.layout is not strided:          # a sparse A, B or iK
+            t = t.to_dense()
+        return np.asarray(values(t.detach()), npd)
+
+    def run(A, B):
+        a, b, x, ik = host(A), host(B), host(X), host(iK)
+        batch = a.shape[:-2]
+        Es, Xs = [], []
+        for i in np.ndindex(*batch):
+            step = None if tracker is None else _LOBPCGWorker(
+                A, B, iK, {"m": m, "n": n, "k": k, "niter": niter}, {"tol": tol},
+                {"largest": largest}, "basic" if method == "basic" else "ortho", tracker)
+            e, v = _lobpcg_host(a[i], None if b is None else b[i if b.ndim > 2 else ()],
+                                x[i if x.ndim > 2 else ()],
+                                None if ik is None else ik[i if ik.ndim > 2 else ()],
+                                n, k, niter, tol, largest, step)
+            Es.append(e[:k])
+            Xs.append(v[:, :k])
+        E = np.stack(Es).reshape(batch + Es[0].shape)
+        V = np.stack(Xs).reshape(batch + Xs[0].shape)
+        return wrap_like(E.astype(npd), A._dtype, A), wrap_like(V.astype(npd), A._dtype, A)
+
+    if A.requires_grad or (B is not None and B.requires_grad):
+        # (A + A^T) / 2: a symmetric gradient, so that A - lr * grad stays symmetric
+        def sym(t):
+            return apply(P["div"], apply(P["add"], t, S.transpose(t, -2, -1)), 2)
+        return _lobpcg_function().apply(sym(A), None if B is None else sym(B), run)
+    return run(A, B)
 
 
 def _einsum_sublist(args):

@@ -1372,3 +1372,246 @@ def adagrad_update(p, grad, state_sum, clr, eps):
     P[lin] += (gv / std) * one(-clr)
     state_sum._bump()
     p._bump()
+
+
+# ---- sspaddmm / smm / hspmm / spdiags and the *_copy accessors (no autograd, as torch's) ----
+
+def _no_kernel(op, t):
+    lay = str(t.layout).replace("torch.", "")
+    backend = "CPU" if lay == "strided" else "SparseCPU" if lay == "sparse_coo" else "SparseCsrCPU"
+    return NotImplementedError(f"Could not run 'aten::{op}' with arguments from the '{backend}' "
+                               f"backend. This could be because the operator doesn't exist for "
+                               f"this backend, or was omitted during the selective/custom "
+                               f"build process (if using custom build).")
+
+
+def _spmm_checks(op, mat1, mat2):
+    if mat1.sparse_dim() != 2 or mat1.dense_dim() != 0:
+        raise RuntimeError(f"{op}: Argument #2: scalar values expected, got "
+                           f"{mat1.dense_dim()}D values" if mat1.dense_dim() else
+                           f"{op}: Argument #2: matrices expected, got {mat1.ndim}D tensor")
+    if isinstance(mat2, SparseTensor):
+        raise RuntimeError(f"{op}: expected 'mat2' to have strided layout, got 'mat2' with layout "
+                           f"Sparse")
+    if str(mat2.layout) != "torch.strided":       # a compressed mat2: torch has no kernel
+        raise _no_kernel(f"{op}.out" if op == "sspaddmm" else op, mat2)
+    if mat2.ndim != 2:
+        raise RuntimeError(f"{op}: Argument #3: matrices expected, got {mat2.ndim}D tensor")
+    if mat2.shape[0] != mat1.shape[1]:
+        raise RuntimeError(f"{op}: Argument #3: Expected dim 0 size {mat1.shape[1]}, got "
+                           f"{mat2.shape[0]}")
+    if mat2._dtype is not mat1._dtype:
+        raise RuntimeError(f"expected scalar type {dt.tname(mat1._dtype)} but found "
+                           f"{dt.tname(mat2._dtype)}")
+    _cpu_only(mat2)
+
+
+def _row_products(mat1, mat2):
+    """(rows of mat1 holding an entry, sorted; those rows of mat1 @ mat2)."""
+    ix, v = mat1._ix._data, mat1._vals._data
+    rows, inv = np.unique(ix[0], return_inverse=True)
+    out = np.zeros((len(rows), mat2.shape[1]), np.result_type(v.dtype, mat2._data.dtype))
+    np.add.at(out, inv, v[:, None] * np.asarray(mat2._data)[ix[1]])
+    return rows, out
+
+
+def sspaddmm(input, mat1, mat2, *, beta=1, alpha=1):
+    """beta * input + alpha * (mat1 @ mat2) as an uncoalesced sparse tensor: input's entries,
+    then every column of each row of mat1 that holds an entry."""
+    if not isinstance(input, SparseTensor):
+        raise RuntimeError("sspaddmm: expected 'self' to be a sparse COO tensor, got layout "
+                           f"{input.layout}")
+    _need_sparse(mat1, "sspaddmm")
+    _spmm_checks("sspaddmm", mat1, mat2)
+    M, N = mat1.shape[0], mat2.shape[1]
+    for d, want in ((0, M), (1, N)):
+        if input.ndim > d and input.shape[d] != want:
+            raise RuntimeError(f"sspaddmm: Argument #1: Expected dim {d} size {want}, got "
+                               f"{input.shape[d]}")
+    rows, prod = _row_products(mat1, mat2)
+    pix = np.stack([np.repeat(rows, N), np.tile(np.arange(N), len(rows))]).astype(np.int64)
+    ix = np.concatenate([input._ix._data, pix], 1)
+    vals = np.concatenate([beta * input._vals._data, alpha * prod.reshape(-1)]).astype(
+        mat2._data.dtype)
+    return _make(ix, wrap(vals, mat1._dtype), (M, N), False)     # (torch marks it uncoalesced)
+
+
+def saddmm(input, mat1, mat2, *, beta=1, alpha=1):
+    return sspaddmm(input, mat1, mat2, beta=beta, alpha=alpha)
+
+
+def smm(input, mat2):
+    """sparse @ dense -> sparse (each row of input that holds an entry, every column)."""
+    if not isinstance(input, SparseTensor):
+        raise RuntimeError("tensor.sspaddmm(...) can only be called on sparse tensors")
+    _spmm_checks("sspaddmm", input, mat2)
+    empty = _make(np.zeros((2, 0), np.int64), wrap(np.zeros(0, mat2._data.dtype), input._dtype),
+                  (input.shape[0], mat2.shape[1]), True)
+    return sspaddmm(empty, input, mat2)
+
+
+def hspmm(mat1, mat2):
+    """sparse @ dense -> a hybrid sparse tensor: one sparse dim (the rows of mat1 holding an
+    entry) and each such row of the product as a dense value."""
+    if not isinstance(mat1, SparseTensor):
+        raise _no_kernel("hspmm", mat1)
+    _spmm_checks("hspmm", mat1, mat2)
+    rows, prod = _row_products(mat1, mat2)
+    return _make(rows[None].astype(np.int64), wrap(prod.astype(mat2._data.dtype), mat1._dtype),
+                 (mat1.shape[0], mat2.shape[1]), False)
+
+
+def spdiags(diagonals, offsets, shape, layout=None):
+    """torch.sparse.spdiags: diagonals[i, j] at (j - offsets[i], j), as scipy.sparse.spdiags."""
+    from . import sparse_csr, sparse_csc, sparse_coo
+    layout = sparse_coo if layout is None else layout
+    if layout not in (sparse_coo, sparse_csr, sparse_csc):
+        raise RuntimeError(f"Only output layouts (Sparse, SparseCsc, SparseCsr) are supported, "
+                           f"got {_layout_name(layout)}")
+    if offsets._dtype is not dt.int64:
+        raise RuntimeError(f"Offset Tensor must have dtype Long but got "
+                           f"{dt.tname(offsets._dtype)}")
+    if offsets.ndim > 1:
+        raise RuntimeError("Offsets must be scalar or vector")
+    if diagonals.ndim not in (1, 2):
+        raise RuntimeError("Diagonals must be vector or matrix")
+    shape = tuple(shape)
+    if len(shape) != 2:
+        raise RuntimeError("Output shape must be 2d")
+    _cpu_only(diagonals, offsets)
+    offs = np.atleast_1d(np.asarray(offsets._data)).tolist()
+    D = np.asarray(diagonals._data)
+    D = D[None] if D.ndim == 1 else D
+    if D.shape[0] != len(offs):
+        raise RuntimeError(f"Number of diagonals ({D.shape[0]}) does not match the number of "
+                           f"offsets ({len(offs)})")
+    if len(set(offs)) != len(offs):
+        raise RuntimeError("Offset tensor contains duplicate values")
+    R, C = shape
+    ixs, vals = [], []
+    for k, o in enumerate(offs):
+        lo = max(o, 0)
+        n = min(R + o, C) - lo
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: [2, {n}]")
+        j = np.arange(lo, lo + n)
+        j = j[j < D.shape[1]]
+        ixs.append(np.stack([j - o, j]))
+        vals.append(D[k, j])
+    ix = np.concatenate(ixs, 1).astype(np.int64) if ixs else np.zeros((2, 0), np.int64)
+    v = np.concatenate(vals) if vals else np.zeros(0, D.dtype)
+    r = _make(ix, wrap(np.ascontiguousarray(v), diagonals._dtype), shape, False)
+    return r if layout is sparse_coo else r.to_sparse(layout=layout)
+
+
+def _layout_name(layout):
+    s = str(layout).replace("torch.", "")
+    return {"strided": "Strided", "sparse_csr": "SparseCsr", "sparse_csc": "SparseCsc",
+            "sparse_bsr": "SparseBsr", "sparse_bsc": "SparseBsc"}.get(s, s)
+
+
+def spsolve(input, other, *, left=True):
+    """torch.sparse.spsolve needs cuDSS (CUDA) in torch 2.13: its cpu build raises this."""
+    raise NotImplementedError(
+        f"Could not run 'aten::_spsolve' with arguments from the "
+        f"'{'SparseCPU' if isinstance(input, SparseTensor) else 'SparseCsrCPU'}' backend. This "
+        f"could be because the operator doesn't exist for this backend, or was omitted during "
+        f"the selective/custom build process (if using custom build).")
+
+
+def _copy_of(op, getter):
+    def f(input, *, out=None):
+        from .ops_math import clone, write_out
+        if isinstance(input, SparseTensor):      # (torch has no SparseCPU kernel for these)
+            raise _no_kernel(op, input)
+        r = clone(getter(input))
+        if r._node is not None:
+            rename(r, "ValuesBackward0_copy")
+        return write_out(r, out)
+    f.__name__ = f.__qualname__ = op
+    return f
+
+
+indices_copy = _copy_of("indices_copy", lambda t: t.indices())
+values_copy = _copy_of("values_copy", lambda t: t.values())
+crow_indices_copy = _copy_of("crow_indices_copy", lambda t: t.crow_indices())
+col_indices_copy = _copy_of("col_indices_copy", lambda t: t.col_indices())
+ccol_indices_copy = _copy_of("ccol_indices_copy", lambda t: t.ccol_indices())
+row_indices_copy = _copy_of("row_indices_copy", lambda t: t.row_indices())
+
+SparseTensor.smm = smm
+SparseTensor.sspaddmm = sspaddmm
+Tensor.smm = smm
+Tensor.sspaddmm = sspaddmm
+
+
+def as_sparse_gradcheck(gradcheck):
+    """Wrap a gradcheck function so that func may take and return sparse tensors: each
+    differentiable sparse input is checked through its values (every element made specified
+    first unless masked=True), and sparse outputs that need a gradient are made dense."""
+    def gradcheck_with_sparse_support(func, inputs, **kwargs):
+        from . import strided, sparse_coo
+        from .sparse_compressed import sparse_compressed_tensor
+        masked = kwargs.pop("masked", False)
+        inputs = tuple(inputs) if isinstance(inputs, (list, tuple)) else (inputs,)
+        flat, rebuild = [], []          # rebuild[i]: None (passed as is) or a recipe
+        for x in inputs:
+            if not (isinstance(x, Tensor) and x.requires_grad and x.layout is not strided):
+                flat.append(x)
+                rebuild.append(None)
+                continue
+            lay = x.layout
+            if not masked:         # every element specified (the unspecified ones as zeros)
+                x = _all_specified(x, lay)
+            if lay is sparse_coo:
+                meta = (lay, x.shape, x._indices(), None, x.is_coalesced())
+                v = x._values()
+            else:
+                rowwise = str(lay) in ("torch.sparse_csr", "torch.sparse_bsr")
+                meta = (lay, x.shape, x.crow_indices() if rowwise else x.ccol_indices(),
+                        x.col_indices() if rowwise else x.row_indices(), None)
+                v = x.values()
+            flat.append(v.detach().requires_grad_(True))
+            rebuild.append(meta)
+
+        def restore(args):
+            out = []
+            for a, meta in zip(args, rebuild):
+                if meta is not None:
+                    lay, shape, ci, pi, coal = meta
+                    a = sparse_coo_tensor(ci, a, shape, is_coalesced=coal) if pi is None else \
+                        sparse_compressed_tensor(ci, pi, a, shape, layout=lay)
+                out.append(a)
+            return out
+
+        def func_wrapper(*args):
+            outs = func(*restore(args))
+            seq = outs if isinstance(outs, (list, tuple)) else (outs,)
+            seq = tuple(o.to_dense(masked_grad=masked) if isinstance(o, Tensor) and
+                        o.requires_grad and o.layout is not strided else o for o in seq)
+            return seq if isinstance(outs, (list, tuple)) else seq[0]
+
+        return gradcheck(func_wrapper, tuple(flat), **kwargs)
+
+    return gradcheck_with_sparse_support
+
+
+def _all_specified(x, layout):
+    """x (detached) with every element specified, in x's layout."""
+    from . import sparse_coo
+    from .creation import ones
+    d = x.detach().to_dense()
+    if layout is sparse_coo:
+        return d.sparse_mask(ones(tuple(x.shape), dtype=dt.bool_).to_sparse(x.sparse_dim()))
+    from .sparse_compressed import sparse_compressed_tensor
+    name = str(layout).replace("torch.", "")
+    if name not in ("sparse_csr", "sparse_csc") or x.ndim != 2:
+        raise NotImplementedError(f"as_sparse_gradcheck: Kiln makes every element of a 2-d "
+                                  f"CSR or CSC input specified, not of a {x.ndim}-d {name} one "
+                                  f"(pass masked=True)")
+    R, C = x.shape
+    if name == "sparse_csc":
+        R, C, d = C, R, d.t()
+    comp = wrap(np.arange(R + 1, dtype=np.int64) * C, dt.int64)
+    plain = wrap(np.tile(np.arange(C, dtype=np.int64), R), dt.int64)
+    return sparse_compressed_tensor(comp, plain, d.reshape(-1), tuple(x.shape), layout=layout)

@@ -620,6 +620,9 @@ def to_compressed(x, layout, blocksize=None, dense_dim=None):
             return _run(_Reorder, name, x, lay)
         return _run(_FromDense, name, x.to_dense(), lay, blk, x.dense_dim())
     if getattr(x, "is_sparse", False):            # COO: through its dense form
+        if x.ndim == 2 and x.dense_dim() == 0 and lay in ("sparse_csr", "sparse_csc") and \
+                dense_dim is None:      # (its coalesced entries, explicit zeros kept, as torch)
+            return _coo_to_compressed(x, lay)
         x = x.to_dense()
     if x._device is not cpu:
         raise NotImplementedError("sparse compressed tensors are supported on the cpu only in "
@@ -633,6 +636,24 @@ def to_compressed(x, layout, blocksize=None, dense_dim=None):
                            f"[0,{x.ndim - 2}] range, but {dd} is given")
     blk = _blocksize(blocksize, lay, who)
     return _run(_FromDense, f"ToSparse{lay[7:].capitalize()}Backward0", x, lay, blk, dd)
+
+
+def _coo_to_compressed(x, lay):
+    """A 2-d COO matrix as CSR/CSC over its coalesced entries (values keep their history)."""
+    from .ops_index import index_select
+    xc = x.coalesce()
+    ix = np.asarray(xc._indices()._data)
+    v = xc.values()
+    major, minor = (ix[0], ix[1]) if lay == "sparse_csr" else (ix[1], ix[0])
+    n = x.shape[0 if lay == "sparse_csr" else 1]
+    if lay == "sparse_csc":
+        perm = np.lexsort((ix[0], ix[1]))
+        major, minor = major[perm], minor[perm]
+        v = index_select(v, 0, wrap(perm.astype(np.int64), dt.int64))
+    comp = np.concatenate([[0], np.cumsum(np.bincount(major, minlength=n))]).astype(np.int64)
+    r = sparse_compressed_tensor(wrap(comp, dt.int64), wrap(minor.astype(np.int64), dt.int64), v,
+                                 tuple(x.shape), layout=_layout_obj(lay))
+    return rename(r, f"ToSparse{lay[7:].capitalize()}Backward0") if r._node is not None else r
 
 
 def _transpose(s, name):

@@ -666,3 +666,121 @@ def test_ldl_singular_info_and_errors():
     assert out.requires_grad
     with pytest.raises(RuntimeError, match="derivative for aten::linalg_ldl_factor_ex"):
         out.sum().backward()
+
+
+def test_addmv_inplace_function_and_checks():
+    m, v = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    x = T(np.ones(3))
+    assert torch.addmv_(x, T(m), T(v), beta=2, alpha=0.5) is x
+    np.testing.assert_allclose(x.numpy(), 2 + 0.5 * m @ v, rtol=1e-12)
+    a = T(np.ones(3), grad=True)
+    assert torch.addmv(a, T(m), T(v)).grad_fn.name() == "AddmvBackward0"
+    assert gradcheck(lambda i, mm, vv: torch.addmv(i, mm, vv, beta=0.5, alpha=2),
+                     (a, T(m, grad=True), T(v, grad=True)))
+    one = T([1.0])
+    with pytest.raises(RuntimeError, match=r"Bad in-place call: input tensor size \[1\] and "
+                                           r"output tensor size \[3\] should match"):
+        torch.addmv_(one, T(m), T(v))
+    with pytest.raises(RuntimeError, match=r"size mismatch, got input \(2\), mat \(3x2\), "
+                                           r"vec \(2\)"):
+        torch.addmv_(T(np.ones(2)), T(m), T(v))
+    with pytest.raises(RuntimeError, match="vector \\+ matrix @ vector expected, got 1, 2, 2"):
+        torch.addmv(T(np.ones(3)), T(m), T(m))
+    i = torch.ones(3, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="addmv input tensors must have the same dtype, but "
+                                           "got Long, Double, and Double"):
+        torch.addmv_(i, T(m), T(v))
+    assert one.tolist() == [1.0] and i.tolist() == [1, 1, 1]
+
+
+# ---- torch.lobpcg: eigenvalues against numpy.linalg.eigh / scipy.linalg.eigh ----------------
+
+def _spd(n, seed):
+    r = np.random.default_rng(seed)
+    m = r.standard_normal((n, n))
+    return m @ m.T + n * np.eye(n)
+
+
+@pytest.mark.parametrize("method", ["basic", "ortho"])
+@pytest.mark.parametrize("largest", [True, False])
+def test_lobpcg_matches_eigh(method, largest):
+    a = _spd(18, 4)
+    ev = np.linalg.eigh(a)[0]
+    E, X = torch.lobpcg(T(a), k=3, method=method, largest=largest)
+    assert E.shape == (3,) and X.shape == (18, 3) and E.dtype == F64
+    np.testing.assert_allclose(E.numpy(), ev[::-1][:3] if largest else ev[:3], rtol=1e-9)
+    x = X.numpy()
+    np.testing.assert_allclose(a @ x, x * E.numpy(), atol=1e-6)
+    np.testing.assert_allclose(x.T @ x, np.eye(3), atol=1e-8)
+
+
+def test_lobpcg_generalized_preconditioned_batched_sparse():
+    a, b = _spd(15, 5), _spd(15, 6)
+    evb = sl.eigh(a, b)[0]
+    E, X = torch.lobpcg(T(a), k=2, B=T(b), X=T(rng.standard_normal((15, 2))))
+    np.testing.assert_allclose(E.numpy(), evb[::-1][:2], rtol=1e-9)
+    np.testing.assert_allclose(X.numpy().T @ b @ X.numpy(), np.eye(2), atol=1e-8)
+    ev = np.linalg.eigh(a)[0]
+    E, _ = torch.lobpcg(T(a), k=2, iK=T(np.linalg.inv(a)), largest=False, method="basic")
+    np.testing.assert_allclose(E.numpy(), ev[:2], rtol=1e-9)
+    E, X = torch.lobpcg(T(np.stack([a, 2 * a])), k=1)
+    assert E.shape == (2, 1) and X.shape == (2, 15, 1)
+    np.testing.assert_allclose(E.numpy()[:, 0], [ev[-1], 2 * ev[-1]], rtol=1e-9)
+    E, _ = torch.lobpcg(T(a).to_sparse(), k=1)
+    np.testing.assert_allclose(E.numpy(), ev[-1:], rtol=1e-9)
+    E, _ = torch.lobpcg(T(a).float(), k=1)
+    assert E.dtype == torch.float32
+    np.testing.assert_allclose(E.numpy(), ev[-1:], rtol=1e-4)
+
+
+def test_lobpcg_gradient_and_errors():
+    a = _spd(12, 7)
+    lam, V = np.linalg.eigh(a)
+    A = T(a, grad=True)
+    E, X = torch.lobpcg(A, k=2)
+    assert E.grad_fn.name() == "LOBPCGAutogradFunctionBackward"
+    gx = rng.standard_normal((12, 2))
+    s = np.sign(X.detach().numpy()[0])
+    ((E * T([1.0, -2.0])).sum() + (X * T(s * gx)).sum()).backward()
+    # d(e_i) = u_i^T dA u_i; d(u_i) = sum_{j != i} u_j u_j^T dA u_i / (e_i - e_j);
+    # then (G + G^T) / 2
+    g = np.zeros((12, 12))
+    for c, (i, w) in enumerate([(11, 1.0), (10, -2.0)]):
+        u = V[:, i] * np.sign(V[0, i])
+        g += w * np.outer(u, u)
+        for j in range(12):
+            if j != i:
+                g += np.outer(V[:, j], u) * (V[:, j] @ gx[:, c]) / (lam[i] - lam[j])
+    np.testing.assert_allclose(A.grad.numpy(), (g + g.T) / 2, atol=1e-6)
+    Bt = T(_spd(12, 8), grad=True)
+    E, _ = torch.lobpcg(T(a), k=1, B=Bt)
+    with pytest.raises(ValueError, match="lobpcg.backward does not support backward with B != I"):
+        E.sum().backward()
+    with pytest.raises(ValueError, match=r"LOBPCG algorithm is not applicable when the number "
+                                         r"of A rows \(=12\) is smaller than 3 x the number of "
+                                         r"requested eigenpairs \(=5\)"):
+        torch.lobpcg(T(a), k=5)
+    with pytest.raises(AssertionError, match="A must be square"):
+        torch.lobpcg(T(a[:, :6]), k=1)
+    with pytest.raises(AssertionError, match="A and B must have same shape"):
+        torch.lobpcg(T(a), k=1, B=T(np.eye(6)))
+    with pytest.raises(AssertionError, match="X shape mismatch"):
+        torch.lobpcg(T(a), X=T(np.ones((6, 2))))
+
+
+def test_lobpcg_tracker_sees_each_update_and_can_stop():
+    a = _spd(15, 9)
+    seen = []
+
+    def tracker(w):
+        seen.append((w.ivars["istep"], tuple(w.X.shape), tuple(w.tvars["rerr"].shape)))
+        np.testing.assert_allclose(w.R.numpy(), a @ w.X.numpy() - w.X.numpy() * w.E.numpy(),
+                                   atol=1e-9)
+        if w.ivars["istep"] >= 3:
+            w.bvars["force_stop"] = True
+    torch.lobpcg(T(a), k=2, X=T(rng.standard_normal((15, 2))), tracker=tracker)
+    assert seen == [(1, (15, 2), (2,)), (2, (15, 2), (2,)), (3, (15, 2), (2,))]
+    counts = []
+    E, _ = torch.lobpcg(T(a), k=2, tracker=lambda w: counts.append(w.ivars["converged_count"]))
+    assert counts[-1] == 2 and counts[0] < 2
+    np.testing.assert_allclose(E.numpy(), np.linalg.eigh(a)[0][::-1][:2], rtol=1e-9)

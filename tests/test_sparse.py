@@ -581,3 +581,164 @@ def test_save_load_and_deepcopy():
     cl = s.detach().clone()
     cl._values()[0] = 100.0             # the clone has its own values
     assert s._values()[0].item() == 3.0
+
+
+# ---- sspaddmm / smm / hspmm / spmm / dsmm / saddmm / spdiags / *_copy -------------------------
+
+def _s33():
+    ix = np.array([[2, 0, 2], [1, 2, 0]])
+    v = np.array([1.0, 2.0, 3.0])
+    return ix, v, sp(ix, v, (3, 3))
+
+
+def test_sspaddmm_smm_hspmm_match_numpy():
+    ix, v, s = _s33()
+    rng = np.random.default_rng(5)
+    d = rng.standard_normal((3, 2))
+    prod = dense_ref(ix, v, (3, 3)) @ d           # rows 0 and 2 hold entries, row 1 none
+    r = torch.smm(s, torch.tensor(d))
+    assert r.is_sparse and not r.is_coalesced() and r._nnz() == 4
+    np.testing.assert_array_equal(r._indices().numpy(), [[0, 0, 2, 2], [0, 1, 0, 1]])
+    np.testing.assert_allclose(r.to_dense().numpy(), prod, rtol=1e-12)
+    np.testing.assert_allclose(s.smm(torch.tensor(d)).to_dense().numpy(), prod, rtol=1e-12)
+    h = torch.hspmm(s, torch.tensor(d))
+    assert (h.sparse_dim(), h.dense_dim(), h.shape) == (1, 1, (3, 2))
+    np.testing.assert_array_equal(h._indices().numpy(), [[0, 2]])
+    np.testing.assert_allclose(h._values().numpy(), prod[[0, 2]], rtol=1e-12)
+    inp = sp(np.array([[1, 1], [0, 0]]), np.array([1.0, 1.0]), (3, 2))   # uncoalesced input
+    r = torch.sspaddmm(inp, s, torch.tensor(d), beta=2, alpha=0.5)
+    assert r._nnz() == 6                      # input's entries first, kept as they are
+    np.testing.assert_array_equal(r._indices().numpy()[:, :2], [[1, 1], [0, 0]])
+    want = 2 * dense_ref([[1, 1], [0, 0]], [1.0, 1.0], (3, 2)) + 0.5 * prod
+    np.testing.assert_allclose(r.to_dense().numpy(), want, rtol=1e-12)
+    np.testing.assert_allclose(torch.saddmm(inp, s, torch.tensor(d)).to_dense().numpy(),
+                               dense_ref([[1, 1], [0, 0]], [1.0, 1.0], (3, 2)) + prod, rtol=1e-12)
+    # spmm / dsmm: mm with a sparse first operand (dense result, mm's gradient)
+    a = sp(ix, v, (3, 3)).requires_grad_()
+    r = torch.spmm(a, torch.tensor(d))
+    assert r.grad_fn.name() == "MmBackward0"
+    np.testing.assert_allclose(torch.dsmm(s, torch.tensor(d)).numpy(), prod, rtol=1e-12)
+
+
+def test_sspaddmm_family_errors():
+    _, _, s = _s33()
+    d = torch.ones(3, 2, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="sspaddmm: Argument #3: Expected dim 0 size 3, got 2"):
+        torch.smm(s, d.t())
+    with pytest.raises(RuntimeError, match="hspmm: Argument #3: Expected dim 0 size 3, got 2"):
+        torch.hspmm(s, d.t())
+    with pytest.raises(RuntimeError, match="addmm: Argument #3 \\(dense\\): Expected dim 0 size 3, "
+                                           "got 2"):
+        torch.spmm(s, d.t())            # (the sparse op's check, before a dense shape check)
+    with pytest.raises(RuntimeError, match="hspmm: Argument #3: matrices expected, got 3D"):
+        torch.hspmm(s, d[None])
+    with pytest.raises(RuntimeError, match="sspaddmm: Argument #1: Expected dim 1 size 2, got 3"):
+        torch.sspaddmm(s, s, d)
+    with pytest.raises(RuntimeError, match="expected scalar type Double but found Float"):
+        torch.smm(s, d.float())
+    with pytest.raises(RuntimeError, match="tensor.sspaddmm\\(...\\) can only be called on "
+                                           "sparse tensors"):
+        torch.smm(d.t(), d)
+    with pytest.raises(RuntimeError, match="sspaddmm: expected 'mat2' to have strided layout"):
+        torch.saddmm(s, s, s)
+    with pytest.raises(NotImplementedError, match="Could not run 'aten::hspmm' with arguments "
+                                                  "from the 'CPU' backend"):
+        torch.hspmm(d.t(), d)
+
+
+def test_spdiags_matches_scipy_layout_rule():
+    diags = np.array([[1.0, 2.0, 3.0, 9.0], [4.0, 5.0, 6.0, 9.0]])
+    for offs, shape in (([0, -1], (3, 3)), ([0, 1], (3, 4)), ([1, -2], (4, 3))):
+        want = np.zeros(shape)
+        for k, o in enumerate(offs):           # diags[k, j] at (j - o, j)
+            for j in range(shape[1]):
+                if 0 <= j - o < shape[0] and j < diags.shape[1]:
+                    want[j - o, j] = diags[k, j]
+        for layout in (None, torch.sparse_csr, torch.sparse_csc):
+            r = torch.sparse.spdiags(torch.tensor(diags), torch.tensor(offs), shape,
+                                     layout=layout)
+            assert r.layout is (torch.sparse_coo if layout is None else layout)
+            np.testing.assert_array_equal(r.to_dense().numpy(), want)
+    r = torch.sparse.spdiags(torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]),
+                             torch.tensor([0, -1]), (3, 3))
+    np.testing.assert_array_equal(r._indices().numpy(), [[0, 1, 2, 1, 2], [0, 1, 2, 0, 1]])
+    cases = [((torch.ones(1, 3), torch.tensor([0, 0])), "Number of diagonals \\(1\\) does not "
+                                                        "match the number of offsets \\(2\\)"),
+             ((torch.ones(2, 3), torch.tensor([0, 0])), "Offset tensor contains duplicate values"),
+             ((torch.ones(1, 3), torch.tensor([0.0])), "Offset Tensor must have dtype Long but "
+                                                       "got Float"),
+             ((torch.ones(1, 1, 3), torch.tensor([0])), "Diagonals must be vector or matrix"),
+             ((torch.ones(1, 3), torch.tensor([5])), "negative dimension -2")]
+    for (dg, off), msg in cases:
+        with pytest.raises(RuntimeError, match=msg):
+            torch.sparse.spdiags(dg, off, (3, 3))
+    with pytest.raises(RuntimeError, match="Only output layouts \\(Sparse, SparseCsc, SparseCsr\\) "
+                                           "are supported, got Strided"):
+        torch.sparse.spdiags(torch.ones(1, 3), torch.tensor([0]), (3, 3), layout=torch.strided)
+
+
+def test_copy_accessors_and_spsolve():
+    c = torch.tensor([[1.0, 0, 2], [0, 0, 3]]).to_sparse_csr()
+    crow = torch.crow_indices_copy(c)
+    assert crow.tolist() == [0, 2, 3] and torch.col_indices_copy(c).tolist() == [0, 2, 2]
+    crow[0] = 5                                # a copy: c keeps its indices
+    assert c.crow_indices().tolist() == [0, 2, 3]
+    assert torch.values_copy(c).tolist() == [1.0, 2.0, 3.0]
+    cc = torch.tensor([[1.0, 0, 2], [0, 0, 3]]).to_sparse_csc()
+    assert torch.ccol_indices_copy(cc).tolist() == [0, 1, 1, 3]
+    assert torch.row_indices_copy(cc).tolist() == [0, 0, 1]
+    out = torch.empty(3, dtype=torch.int64)
+    assert torch.crow_indices_copy(c, out=out) is out and out.tolist() == [0, 2, 3]
+    v = torch.tensor([[1.0, 0], [0, 2]]).to_sparse_csr().requires_grad_()
+    assert torch.values_copy(v).grad_fn.name() == "ValuesBackward0_copy"
+    with pytest.raises(RuntimeError, match="row_indices expected sparse column compressed "
+                                           "tensor layout but got SparseCsr"):
+        torch.row_indices_copy(c)
+    with pytest.raises(RuntimeError, match="values expected sparse tensor layout but got Strided"):
+        torch.values_copy(torch.eye(2))
+    # torch 2.13's cpu build has no COO kernel for these, nor a cpu spsolve (it needs cuDSS)
+    for f in (torch.indices_copy, torch.values_copy):
+        with pytest.raises(NotImplementedError, match="from the 'SparseCPU' backend"):
+            f(sp())
+    with pytest.raises(NotImplementedError, match="Could not run 'aten::_spsolve'"):
+        torch.sparse.spsolve(c, torch.ones(2))
+
+
+def test_as_sparse_gradcheck():
+    gc = torch.sparse.as_sparse_gradcheck(torch.autograd.gradcheck)
+    x = torch.tensor([[0.0, 1], [2, 3]], dtype=torch.float64).to_sparse().requires_grad_()
+    assert gc(lambda t: t.to_dense() * 2, x)
+    assert gc(lambda t: t.to_sparse_csr(), x)          # (PyTorch's docstring example)
+    assert gc(lambda t: (t * 3).to_dense().sum(), x, masked=True)
+    c = torch.tensor([[0.0, 1], [2, 3]], dtype=torch.float64).to_sparse_csr().requires_grad_()
+    assert gc(lambda t: t.to_dense() ** 2, c)
+    d = torch.tensor(np.random.default_rng(0).standard_normal((2, 2)), requires_grad=True)
+    assert gc(lambda t, m: torch.sparse.mm(t, m), (x, d))
+    # a wrong gradient is caught: x's zero element is checked too (specified as a zero)
+    assert not gc(lambda t: _WrongGrad.apply(t.to_dense()), x, raise_exception=False)
+
+
+class _WrongGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, t):
+        return t * 2
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 3
+
+
+def test_coo_to_compressed_keeps_explicit_zeros_and_gradient():
+    v = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    y = torch.sparse_coo_tensor(torch.tensor([[0, 0, 1], [0, 1, 0]]), v, (2, 2))
+    r = y.to_sparse_csr()
+    assert r.grad_fn.name() == "ToSparseCsrBackward0"
+    assert r.crow_indices().tolist() == [0, 2, 3] and r.values().tolist() == [0.0, 1.0, 2.0]
+    g, = torch.autograd.grad((r.to_dense() * torch.tensor([[1.0, 2], [3, 4]],
+                                                          dtype=torch.float64)).sum(), v)
+    assert g.tolist() == [1.0, 2.0, 3.0]
+    c = y.to_sparse_csc()                   # column-major order of the same entries
+    assert c.ccol_indices().tolist() == [0, 2, 3] and c.row_indices().tolist() == [0, 1, 0]
+    assert c.values().tolist() == [0.0, 2.0, 1.0]
+    u = sp(np.array([[1, 0, 0], [0, 1, 1]]), np.array([5.0, 1.0, 2.0]), (2, 2))   # duplicates
+    assert u.to_sparse_csr().values().tolist() == [3.0, 5.0]
