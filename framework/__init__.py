@@ -304,10 +304,15 @@ from .ao._qtensor import (qscheme, per_tensor_affine, per_channel_affine,  # noq
 from .ao._fake_quant import (fake_quantize_per_tensor_affine,  # noqa: E402,F401
                              fake_quantize_per_channel_affine)
 from runtime.dtypes import qint8, quint8, qint32, quint4x2  # noqa: E402,F401
+from runtime.dtypes import NO_TENSOR as _NO_TENSOR  # noqa: E402  (torch.uint1 .. torch.quint2x4)
+globals().update({_d.name: _d for _d in _NO_TENSOR})
 from .utils.dlpack import to_dlpack  # noqa: E402,F401
 from ._sym import (sym_int, sym_float, sym_not, sym_max, sym_min,  # noqa: E402,F401
                    sym_sqrt, sym_sum, sym_ite, set_flush_denormal)
 from .nn._torch_functional import *  # noqa: E402,F401,F403  (torch.conv2d, torch.dropout, ...)
+from .nn._functional_rnn import *  # noqa: E402,F401,F403  (torch.lstm, torch.gru_cell, ...)
+from .nn._torch_internal import *  # noqa: E402,F401,F403  (torch.convolution, torch.batch_norm_stats, ...)
+from ._torch_extras import *  # noqa: E402,F401,F403  (torch.hash_tensor, torch.from_file, ...)
 from .ops_compose import (meshgrid, cartesian_prod, block_diag, rot90, diff,  # noqa: E402,F401
                           tensor_methods as _compose_methods, _special)
 special = _special()

@@ -287,9 +287,17 @@ class Tensor:
             if not isinstance(g, Tensor):
                 raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of "
                                 f"type {type(g).__name__}")
-            if g._dtype is not self._dtype:
-                raise RuntimeError(f"assigned grad has data of a different type (grad {g._dtype}, "
-                                   f"tensor {self._dtype})")
+            want = self.__dict__.get("_grad_dtype", self._dtype)    # (Tensor.grad_dtype)
+            if want is not None and g._dtype is not want:
+                from ._torch_extras import type_meta_name
+                raise RuntimeError(f"attempting to assign a gradient with dtype "
+                                   f"'{type_meta_name(g._dtype)}' to a tensor with grad_dtype "
+                                   f"'{dt.tname(want)}'. The gradient must match the tensor's "
+                                   f"grad_dtype (defaults to the tensor's dtype). You can set the "
+                                   f"tensor's grad_dtype attribute with a specific dtype, or None "
+                                   f"to allow any dtype. Set grad_dtype with caution. Diverging "
+                                   f"the dtypes of a tensor and its gradient may break downstream "
+                                   f"systems that assume they match.")
             if g.shape != self.shape:
                 raise RuntimeError(f"assigned grad has data of a different size: grad "
                                    f"{list(g.shape)} vs tensor {list(self.shape)}")

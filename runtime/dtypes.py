@@ -131,6 +131,56 @@ for _d in QUANTIZED:
 TORCH_NAME.update(qint8="QInt8", quint8="QUInt8", qint32="QInt32", quint4x2="QUInt4x2")
 
 
+class _NoTensorDType(DType):
+    """PyTorch's sub-byte and bit-container dtypes (uint1..7, int1..7, bits1x8..bits16,
+    float4_e2m1fn_x2, quint2x4): dtype objects with torch's attributes; Kiln makes no tensors of
+    them (they are outside ALL, so nothing promotes to or computes in them)."""
+    __slots__ = ("_signed",)
+
+    def __init__(self, name, itemsize, category, signed):
+        self.name, self.itemsize, self.category, self.rank = name, itemsize, category, 0
+        self.is_floating_point = category == 2
+        self.is_complex = False
+        self._signed = signed      # True/False, or the RuntimeError text torch raises
+        self.barebones = name.startswith("uint")
+        self.round = None
+
+    @property
+    def is_signed(self):
+        if isinstance(self._signed, str):
+            raise RuntimeError(self._signed)
+        return self._signed
+
+    @is_signed.setter
+    def is_signed(self, value):     # (DType.__init__ assigns it; the value here is fixed)
+        pass
+
+    @property
+    def np(self):
+        """Every tensor path asks for the storage type first: refused here, once for all."""
+        raise NotImplementedError(f"Kiln has no tensors of dtype torch.{self.name}: it exists "
+                                  f"as a dtype object only (PyTorch offers little more than "
+                                  f"empty tensors and byte views of it)")
+
+    @np.setter
+    def np(self, value):
+        pass
+
+
+_BITS = "Bits types are undefined"
+NO_TENSOR = tuple([_NoTensorDType(f"uint{i}", 1, 1, False) for i in range(1, 8)] +
+                  [_NoTensorDType(f"int{i}", 1, 1, True) for i in range(1, 8)] +
+                  [_NoTensorDType(n, 2 if n == "bits16" else 1, 1, _BITS)
+                   for n in ("bits1x8", "bits2x4", "bits4x2", "bits8", "bits16")] +
+                  [_NoTensorDType("float4_e2m1fn_x2", 1, 2, True),
+                   _NoTensorDType("quint2x4", 1, 4,
+                                  "isSignedType not supported for quantized types")])
+for _d in NO_TENSOR:
+    _BY_NAME[_d.name] = _d
+    TORCH_NAME[_d.name] = {"float4_e2m1fn_x2": "Float4_e2m1fn_x2", "quint2x4": "QUInt2x4"}.get(
+        _d.name, _d.name.capitalize().replace("Uint", "UInt"))
+
+
 # the C++ element type names other PyTorch messages use ("expected dtype float for `end` but
 # got dtype short unsigned int", "from is out of bounds for long int")
 CPP_NAME = {"bool": "bool", "uint8": "unsigned char", "int8": "signed char", "int16": "short int",
@@ -272,6 +322,8 @@ _PROMOTE = {(a, b): _promote_pair(a, b) for a in ALL for b in ALL}
 
 
 def promote_types(a, b):
+    if isinstance(a, _NoTensorDType) or isinstance(b, _NoTensorDType):
+        return _promote_no_tensor(a, b)
     r = _PROMOTE[(a, b)]
     if r is None:
         if a in FLOAT8 or b in FLOAT8:
@@ -280,6 +332,24 @@ def promote_types(a, b):
         raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
                            f"attempted to promote {tname(a)} and {tname(b)}")
     return r
+
+
+def _promote_no_tensor(a, b):
+    """torch.promote_types with a sub-byte / bits dtype: itself with itself; uint1..7 as the
+    barebones unsigned types; the rest refused (torch: an internal assert for int1..7 and
+    float4_e2m1fn_x2)."""
+    if a is b:
+        return a
+    if a.category == 4 or b.category == 4:
+        raise RuntimeError(f"promoteTypes with quantized numbers is not handled yet; figure out "
+                           f"what the correct rules should be, offending types: {tname(a)} "
+                           f"{tname(b)}")
+    if a.barebones and b.barebones or a.barebones and b in ALL or b.barebones and a in ALL:
+        if a.is_floating_point and a in ALL or b.is_floating_point and b in ALL:
+            return a if a.is_floating_point else b
+        raise RuntimeError(f"Promotion for uint16, uint32, uint64 types is not supported, "
+                           f"attempted to promote {tname(a)} and {tname(b)}")
+    raise RuntimeError(f"Promotion from {tname(a)} and {tname(b)} is unsupported.")
 
 
 class _DefaultDtype:
@@ -354,6 +424,11 @@ class finfo:
 
     def __init__(self, type=None):
         d = type or default.value
+        if isinstance(d, _NoTensorDType):     # (torch's texts for these)
+            if d.is_floating_point:
+                raise TypeError("bad argument type for built-in operation")
+            raise TypeError("torch.finfo() requires a floating point input type. Use "
+                            "torch.iinfo to handle 'torch.finfo'")
         if not (d.is_floating_point or d.is_complex):
             raise TypeError(f"torch.finfo() requires a floating point input type, got {d}")
         if d in FLOAT8:
@@ -386,6 +461,11 @@ class iinfo:
     """torch.iinfo: machine limits of an integer dtype."""
 
     def __init__(self, type):
+        if isinstance(type, _NoTensorDType):
+            if type.category == 4:
+                raise NotImplementedError(f"\"dtype\" not implemented for '{tname(type)}'")
+            raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to "
+                            "handle 'torch.iinfo'")
         if type.category != 1:
             raise TypeError(f"torch.iinfo() requires an integer input type, got {type}")
         i = np.iinfo(type.np)

@@ -598,6 +598,12 @@ def _accumulate_grad(leaf, g, create_graph):
     is out of place and keeps its history."""
     if "_vrg" in leaf.__dict__:     # a view made under no_grad: PyTorch has no accumulator
         return
+    gd = leaf.__dict__.get("_grad_dtype")
+    if gd is not None and g._dtype is not gd:      # Tensor.grad_dtype: gradients cast to it
+        if not (gd.is_floating_point or gd.is_complex):    # (torch: an internal assert)
+            raise RuntimeError(f"a gradient cannot be cast to the leaf's grad_dtype {gd}: "
+                               f"gradients are floating point or complex")
+        g = apply(REGISTRY["cast"], g, dtype=gd)
     old = leaf._grad
     tr = STATE.tracer
     if tr is not None:              # traced (compiled training step): functional accumulation

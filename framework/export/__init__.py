@@ -1,18 +1,191 @@
 """torch.export for Kiln: export(mod, args) records forward (fx tracing with the example
 values, non-strict as torch's default) as an aten-level ExportedProgram; Dim and
 dynamic_shapes=; save/load in Kiln's own zip format (no pickle)."""
+import enum
 import inspect
 
-from .dynamic_shapes import Dim, DimHint, UserError, ConstraintViolationError
+from .dynamic_shapes import (Dim, DimHint, UserError, ConstraintViolationError, dims,
+                             ShapesCollection, AdditionalInputs)
 from .graph_signature import (ExportGraphSignature, InputKind, OutputKind, InputSpec,
                               OutputSpec, TensorArgument, ConstantArgument)
-from .exported_program import ExportedProgram
+from .exported_program import (ExportedProgram, ModuleCallSignature, ModuleCallEntry,
+                               default_decompositions)
 from framework.fx import Graph
 from ._serialize import save, load
 
-__all__ = ["export", "ExportedProgram", "ExportGraphSignature", "Dim", "save", "load",
-           "InputKind", "OutputKind", "InputSpec", "OutputSpec", "TensorArgument",
-           "ConstantArgument", "UserError", "ConstraintViolationError"]
+__all__ = ["export", "draft_export", "ExportedProgram", "ExportGraphSignature", "Dim", "dims",
+           "save", "load", "InputKind", "OutputKind", "InputSpec", "OutputSpec",
+           "TensorArgument", "ConstantArgument", "UserError", "ConstraintViolationError",
+           "ShapesCollection", "AdditionalInputs", "ModuleCallSignature", "ModuleCallEntry",
+           "default_decompositions", "register_dataclass"]
+
+
+def register_dataclass(cls, *, serialized_type_name=None):
+    """A dataclass as a pytree node, so export takes it as an input (one placeholder per field,
+    `inp_a`) and returns it from module() (its fields are the graph's outputs)."""
+    from framework.utils import _pytree
+    _pytree.register_dataclass(cls, serialized_type_name=serialized_type_name)
+
+
+def _is_node(v):
+    """A value export flattens: an instance of a class registered as a pytree node (not a
+    container it already walks)."""
+    from framework.utils import _pytree
+    return type(v) in _pytree.SUPPORTED_NODES and not isinstance(v, (tuple, list, dict))
+
+
+def _flat_inputs(names, values):
+    """(flat names, flat values, groups): registered dataclass inputs split into their fields
+    (`inp_a`); groups: per input, its pytree spec or None."""
+    from framework.utils import _pytree
+    fnames, fvalues, groups = [], [], []
+    for nm, v in zip(names, values):
+        if not _is_node(v):
+            fnames.append(nm)
+            fvalues.append(v)
+            groups.append(None)
+            continue
+        kl, spec = _pytree.tree_flatten_with_path(v)
+        for path, leaf in kl:
+            fnames.append("_".join([nm] + [str(getattr(k, "name", getattr(k, "idx", getattr(
+                k, "key", k)))) for k in path]))
+            fvalues.append(leaf)
+        groups.append(spec)
+    return fnames, fvalues, groups
+
+
+def _dataclass_root(mod, names, groups, fnames, box):
+    """A subclass for mod whose forward takes the flat inputs, rebuilds the dataclasses, runs
+    the real forward and returns a dataclass output's leaves (box[0]: its pytree spec)."""
+    from framework.utils import _pytree
+    cls = type(mod)
+
+    def call(self, flat):
+        kw, i = {}, 0
+        for nm, g in zip(names, groups):
+            if g is None:
+                kw[nm], i = flat[i], i + 1
+            else:
+                kw[nm], i = _pytree.tree_unflatten(flat[i:i + g.num_leaves], g), i + g.num_leaves
+        out = cls.forward(self, **kw)
+        found = []
+        _pytree.tree_map(lambda x: None, out, is_leaf=lambda x: found.append(1) if _is_node(
+            x) else False)
+        if not found:
+            return out
+        leaves, box[0] = _pytree.tree_flatten(out)
+        return tuple(leaves)
+    ns = {"_call": call}
+    exec(f"def forward(self, {', '.join(fnames)}):\n    return _call(self, [{', '.join(fnames)}])",
+         ns)
+    return type(cls.__name__, (cls,), {"forward": ns["forward"], "__module__": cls.__module__})
+
+
+class FailureType(enum.IntEnum):
+    MISSING_FAKE_KERNEL = 1
+    DATA_DEPENDENT_ERROR = 2
+    GUARD_ADDED = 3
+    MISMATCHED_FAKE_KERNEL = 4
+
+    def __str__(self):
+        return self.name
+
+
+class FailureReport:
+    """One issue draft_export worked around (Kiln finds GUARD_ADDED: a dynamic dim the code
+    specializes, made static)."""
+
+    def __init__(self, failure_type, data, xfail=False):
+        self.failure_type, self.data, self.xfail = failure_type, data, xfail
+
+    def __repr__(self):
+        return (f"FailureReport(failure_type={self.failure_type}, xfail={self.xfail}, "
+                f"data={self.data})")
+
+    def print(self, str_to_filename=None):
+        d = self.data
+        return f"""Guard Added.
+    A guard was added during tracing, which might've resulted in some incorrect
+    tracing or constraint violation error.
+    Specifically, this guard was added: {d["expr"]}, where {d["symbol_to_sources"]}.
+    Because of this, we have modified the dynamic shapes structure to be the
+    following. You can also use torch.export.Dim.AUTO instead to specify your
+    dynamic shapes, and we will automatically infer the dynamism for you.
+    ```
+    dynamic_shapes = {d["new_dynamic_shapes"]}
+    ```
+"""
+
+
+class DraftExportReport:
+    """What draft_export found: Kiln's export traces with the example values, so nothing is
+    left to report once it returns (its errors are raised)."""
+
+    def __init__(self, failures=None, str_to_filename=None, expressions_created=None,
+                 op_profiles=None):
+        self.failures = list(failures or [])
+        self.str_to_filename = dict(str_to_filename or {})
+        self.expressions_created = dict(expressions_created or {})
+        self.op_profiles = dict(op_profiles or {})
+
+    def successful(self):
+        return len(self.failures) == 0 or all(f.xfail for f in self.failures)
+
+    def apply_suggested_fixes(self):
+        raise NotImplementedError("Not implemented yet")
+
+    def __repr__(self):
+        return f"DraftExportReport({self.failures})"
+
+    def __str__(self):
+        if self.successful():
+            bar = "#" * 94
+            return (f"\033[92m\n{bar}\nCongratulations: No issues are found during export, "
+                    "and it was able to soundly produce a graph.\nYou can now change back to "
+                    f"torch.export.export()\n{bar}\n\033[0m")
+        bar = "#" * 99
+        out = (f"\033[93m\n{bar}\nWARNING: {len(self.failures)} issue(s) found during export, "
+               "and it was not able to soundly produce a graph.\nPlease follow the instructions "
+               f"to fix the errors.\n{bar}\n\n")
+        for i, f in enumerate(self.failures):
+            out += f"{i + 1}. {f.print(self.str_to_filename)}\n"
+        return out + "\033[0m"
+
+
+def draft_export(mod, args, kwargs=None, *, dynamic_shapes=None,
+                 preserve_module_call_signature=(), strict=False,
+                 prefer_deferred_runtime_asserts_over_guards=False):
+    """export() that works around what it can and reports it (ep._report): a dynamic dim the
+    code specializes is made static (GUARD_ADDED) instead of raising."""
+    from . import dynamic_shapes as ds
+    failures = []
+    if isinstance(dynamic_shapes, (ds.ShapesCollection, ds.AdditionalInputs)):
+        dynamic_shapes = dynamic_shapes.dynamic_shapes(mod, args, kwargs)
+    while True:
+        try:
+            ep = export(mod, args, kwargs, dynamic_shapes=dynamic_shapes, strict=strict,
+                        preserve_module_call_signature=preserve_module_call_signature)
+            break
+        except UserError as e:
+            if getattr(e, "_specialized", None) is None:
+                raise
+            sym, v0, where = e._specialized
+            names, _ = ds.forward_arg_names(mod, args, kwargs or {})
+            spec = dict(dynamic_shapes) if isinstance(dynamic_shapes, dict) else \
+                dict(zip(names, dynamic_shapes))
+            for n, d in where:          # the dim becomes Dim.AUTO: static where it must be
+                v = spec[n]
+                v = dict(v) if isinstance(v, dict) else list(v)
+                v[d] = DimHint.AUTO
+                spec[n] = v if isinstance(v, dict) else type(spec[n])(v)
+            dynamic_shapes = spec if isinstance(dynamic_shapes, dict) else \
+                type(dynamic_shapes)(spec[n] for n in names)
+            n0, d0 = where[0]
+            failures.append(FailureReport(FailureType.GUARD_ADDED, {
+                "expr": f"Eq({sym}, {v0})", "symbol_to_sources": {sym: f"L['{n0}'].size()[{d0}]"},
+                "new_dynamic_shapes": dynamic_shapes}))
+    ep._report = DraftExportReport(failures)
+    return ep
 
 
 def _clone(v):
@@ -38,12 +211,35 @@ def export(mod, args, kwargs=None, *, dynamic_shapes=None, strict=False,
     if not isinstance(kwargs, dict):
         raise UserError(f"Expecting `kwargs` to be a dict, got {type(kwargs)}")
     names, values = ds.forward_arg_names(mod, args, kwargs)
+    more = dynamic_shapes if isinstance(dynamic_shapes, ds.AdditionalInputs) else None
+    if isinstance(dynamic_shapes, (ds.ShapesCollection, ds.AdditionalInputs)):
+        dynamic_shapes = dynamic_shapes.dynamic_shapes(mod, args, kwargs)
     dyn = ds.resolve(dynamic_shapes, names, values)
     sig = inspect.signature(mod.forward)
     concrete = {k: p.default for k, p in sig.parameters.items()
                 if k not in names and p.default is not inspect.Parameter.empty}
-    graph, tracer, attr_values = _trace.trace(mod, names, [_clone(v) for v in values],
-                                              concrete or None)
+    names0 = names
+    fnames, fvalues, groups = _flat_inputs(names, values)
+    out_box = [None]
+    cls = type(mod)
+    if fnames != names or any(g is not None for g in groups):
+        if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in sig.parameters.values()):
+            raise NotImplementedError("torch.export: a dataclass input to a forward with "
+                                      "*args / **kwargs")
+        for nm, g in zip(names, groups):
+            if g is not None and isinstance(dynamic_shapes, dict) and \
+                    dynamic_shapes.get(nm) is not None:
+                raise NotImplementedError(f"torch.export: dynamic shapes for the dataclass "
+                                          f"input '{nm}'")
+        mod.__class__ = _dataclass_root(mod, names, groups, fnames, out_box)
+        concrete = None
+    try:
+        graph, tracer, attr_values = _trace.trace(mod, fnames, [_clone(v) for v in fvalues],
+                                                  concrete or None,
+                                                  preserve_module_call_signature)
+    finally:
+        mod.__class__ = cls
+    names, values = fnames, fvalues
     keep, sym_shapes = _check_dynamic(graph, attr_values, names, values, dyn)
     agraph = _trace.to_aten_graph(graph, keep)
 
@@ -122,9 +318,39 @@ def export(mod, args, kwargs=None, *, dynamic_shapes=None, strict=False,
     for spec in dyn.values():
         for sym, lo, hi, _ in spec.values():
             rc[sym] = (lo, hi)
-    return ExportedProgram(gm, ExportGraphSignature(specs, out_specs), state, rc,
-                           (tuple(args), dict(kwargs)), constants, guards, out_struct,
-                           (len(args), list(kwargs)))
+    from framework.utils import _pytree
+    from .exported_program import _unflatten
+    calls = [ModuleCallEntry("", ModuleCallSignature(
+        [], [], _pytree.tree_structure((tuple(args), dict(kwargs))),
+        out_box[0] if out_box[0] is not None else
+        _pytree.tree_structure(_unflatten(out_struct, list(g.output_node.args[0]))),
+        list(inspect.signature(mod.forward).bind(*args, **kwargs).arguments)))]
+    aenv = agraph._export_env
+
+    def arg_of(x):          # a traced value -> its argument in the program's graph
+        from framework.fx import Proxy
+        n = aenv.get(x.node) if isinstance(x, Proxy) else None
+        n = env.get(n, n) if isinstance(n, Node) else n
+        return TensorArgument(n.name) if isinstance(n, Node) else ConstantArgument("", n)
+    for n, _ in mod.named_modules():
+        if not n:
+            continue
+        sig = None
+        if n in graph._export_calls:
+            a, k, out = graph._export_calls[n]
+            sig = ModuleCallSignature(
+                [arg_of(x) for x in _pytree.tree_leaves((a, k))],
+                [arg_of(x) for x in _pytree.tree_leaves(out)],
+                _pytree.tree_structure((tuple(a), dict(k))), _pytree.tree_structure(out))
+        calls.append(ModuleCallEntry(n, sig))
+    ep = ExportedProgram(gm, ExportGraphSignature(specs, out_specs), state, rc,
+                         (tuple(args), dict(kwargs)), constants, guards, out_struct,
+                         (len(args), list(kwargs)), calls)
+    if any(gr is not None for gr in groups) or out_box[0] is not None:
+        ep._pytree_io = (list(names0), groups, out_box[0])
+    if more is not None:
+        more.verify(ep)
+    return ep
 
 
 def _check_dynamic(graph, attr_values, names, values, dyn):
@@ -158,19 +384,21 @@ def _check_dynamic(graph, attr_values, names, values, dyn):
                 dyn[n2].pop(d2)
             continue
         if bad:
-            raise UserError(
+            err = UserError(
                 f"Constraints violated ({label})! For more information, run with "
                 f'TORCH_LOGS="+dynamic".\n  - You marked {label} as dynamic but your code '
                 f"specialized it to be a constant ({v0}). If you're using mark_dynamic, either "
                 "remove it or use maybe_mark_dynamic. If you're using Dim.DYNAMIC, replace it "
                 f"with either Dim.STATIC or Dim.AUTO.\nSuggested fixes:\n  {label} = {v0}")
+            err._specialized = (sym, v0, [(n2, d2) for (n2, d2, *_r) in where])
+            raise err
         for n, v in base.items():
             w = other[n]
             if isinstance(v, framework.Tensor):
                 for i, (a, b) in enumerate(zip(v.shape, w.shape)):
                     if a != b:
                         deltas.setdefault(n, {}).setdefault(i, []).append((sym, v0, v1, a, b))
-            elif not _trace.is_tensor(v) and v != w:
+            elif not _trace._has_tensor(v) and v != w:
                 keep.add(n)
                 if isinstance(v, int) and isinstance(w, int):
                     deltas.setdefault(n, {}).setdefault(None, []).append((sym, v0, v1, v, w))

@@ -173,6 +173,14 @@ def _convolution(x, w, b, stride, padding, dilation, transposed, output_padding,
     return (F.conv1d, F.conv2d, F.conv3d)[nd - 1](x, w, b, stride, padding, dilation, groups)
 
 
+def _bn_functional(x, w, b, rm, rv, training, momentum, eps):
+    """(out, save_mean, save_invstd, new running_mean, new running_var): the running stats
+    updated on copies, the inputs left as they are."""
+    import framework
+    rm, rv = rm.clone(), rv.clone()
+    return framework.native_batch_norm(x, w, b, rm, rv, training, momentum, eps) + (rm, rv)
+
+
 def _build():
     import framework
     import framework.nn.functional as F
@@ -295,7 +303,7 @@ def _build():
         ("adaptive_avg_pool2d.default", "input|self, output_size:int[2]",
          F.adaptive_avg_pool2d, [F.adaptive_avg_pool2d]),
         ("layer_norm.default", "input, normalized_shape:int[], weight=None, bias=None, "
-         "eps=1e-05, cudnn_enable=True", lambda x, s, w=None, b=None, e=1e-5, c=True:
+         "eps:keep=1e-05, cudnn_enable:keep=False", lambda x, s, w=None, b=None, e=1e-5, c=False:
          F.layer_norm(x, s, w, b, e), [F.layer_norm]),
         ("batch_norm.default", "input, weight=None, bias=None, running_mean, running_var, "
          "training=False, momentum=0.1, eps=1e-05, cudnn_enabled:keep=False",
@@ -312,7 +320,35 @@ def _build():
         ("slice.Tensor", "self, dim=0, start=None, end=None, step=1", _slice, []),
         ("index.Tensor", "self, indices", lambda x, i: x[tuple(i)], []),
         ("sym_size.int", "self, dim", lambda x, d: x.size(d), []),
+        ("full_like.default", "self, fill_value, *, dtype=None, layout=None, device=None, "
+         "pin_memory=None, memory_format=None",
+         lambda x, v, dtype=None, layout=None, device=None, pin_memory=None,
+         memory_format=None: framework.full_like(x, v, dtype=dtype, device=device), []),
+        ("copy.default", "self, src, non_blocking=False",
+         lambda x, src, nb=False: src.to(x.dtype).expand(x.shape).clone(), []),
+        ("_native_batch_norm_legit_functional.default", "input, weight, bias, running_mean, "
+         "running_var, training, momentum, eps", _bn_functional, []),
+        ("_native_batch_norm_legit_no_training.default", "input, weight, bias, running_mean, "
+         "running_var, momentum, eps", lambda x, w, b, rm, rv, m, e:
+         framework.native_batch_norm(x, w, b, rm, rv, False, m, e), []),
+        ("squeeze.dims", "self, dim", lambda x, d: framework.squeeze(x, tuple(d)), []),
+        ("max_pool2d_with_indices.default", "self, kernel_size:int[2], stride:int[2]=[], "
+         "padding:int[2]=[0, 0], dilation:int[2]=[1, 1], ceil_mode=False",
+         lambda x, k, s=(), p=0, d=1, c=False: F.max_pool2d(x, k, list(s) or None, p, d, c,
+                                                             return_indices=True), []),
+        ("_adaptive_avg_pool2d.default", "self, output_size", F.adaptive_avg_pool2d, []),
+        ("native_layer_norm.default", "input, normalized_shape, weight, bias, eps",
+         framework.native_layer_norm, []),
+        ("full.default", "size:int[], fill_value, *, dtype=None, layout=None, device=None, "
+         "pin_memory=None", lambda s, v, dtype=None, layout=None, device=None, pin_memory=None:
+         framework.full(s, v, dtype=dtype, device=device), []),
+        ("zeros.default", "*size:int[], *, dtype=None, layout=None, device=None, "
+         "pin_memory=None", lambda s, dtype=None, layout=None, device=None, pin_memory=None:
+         framework.zeros(s, dtype=dtype, device=device), [framework.zeros]),
     ]
+    for name in ("lstm", "gru", "rnn_tanh", "rnn_relu"):     # what nn.LSTM/GRU/RNN record
+        rows.append((f"{name}.input", "input, hx, params, has_biases, num_layers, dropout, "
+                     "train, bidirectional, batch_first", getattr(framework, name), []))
     for name, schema, impl, sources, *order in rows:
         packet, overload = name.split(".")
         op = OpOverload(packet, overload, schema, impl, *order)

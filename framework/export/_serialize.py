@@ -53,6 +53,8 @@ def _enc(a):
         return {"slice": [_enc(a.start), _enc(a.stop), _enc(a.step)]}
     if isinstance(a, framework.dtype):
         return {"dtype": str(a).split(".")[-1]}
+    if isinstance(a, framework.device):
+        return {"device": str(a)}
     if a is Ellipsis:
         return {"ellipsis": True}
     if a is None or isinstance(a, (bool, int, float, str)):
@@ -76,6 +78,8 @@ def _dec(a, env):
         return slice(*(_dec(x, env) for x in v))
     if k == "dtype":
         return getattr(framework, v)
+    if k == "device":
+        return framework.device(v)
     return Ellipsis
 
 
@@ -86,6 +90,49 @@ def _meta(n):
         return {"shape": list(v.shape), "dtype": str(v.dtype).split(".")[-1],
                 "sym_shape": n.meta.get("sym_shape"), "stack_trace": n.meta.get("stack_trace")}
     return {"stack_trace": n.meta.get("stack_trace"), "sym_int": n.meta.get("sym_int")}
+
+
+def _arg_enc(a):
+    from .graph_signature import TensorArgument
+    return {"tensor": a.name} if isinstance(a, TensorArgument) else {"constant": _enc(a.value)}
+
+
+def _arg_dec(a):
+    from .graph_signature import TensorArgument, ConstantArgument
+    return TensorArgument(a["tensor"]) if "tensor" in a else ConstantArgument("", a["constant"])
+
+
+def _io_enc(io):
+    from framework.utils._pytree import treespec_dumps
+    names, groups, out = io
+    return [names, [None if g is None else treespec_dumps(g) for g in groups],
+            None if out is None else treespec_dumps(out)]
+
+
+def _io_dec(io):
+    from framework.utils._pytree import treespec_loads
+    names, groups, out = io
+    return (names, [None if g is None else treespec_loads(g) for g in groups],
+            None if out is None else treespec_loads(out))
+
+
+def _call_entry(e):
+    from framework.utils._pytree import treespec_dumps
+    sg = e.signature
+    return [e.fqn, None if sg is None else {
+        "inputs": [_arg_enc(a) for a in sg.inputs], "outputs": [_arg_enc(a) for a in sg.outputs],
+        "in_spec": treespec_dumps(sg.in_spec), "out_spec": treespec_dumps(sg.out_spec),
+        "forward_arg_names": sg.forward_arg_names}]
+
+
+def _call_entry_dec(e):
+    from framework.utils._pytree import treespec_loads
+    from .exported_program import ModuleCallEntry, ModuleCallSignature
+    fqn, sg = e
+    return ModuleCallEntry(fqn, None if sg is None else ModuleCallSignature(
+        [_arg_dec(a) for a in sg["inputs"]], [_arg_dec(a) for a in sg["outputs"]],
+        treespec_loads(sg["in_spec"]), treespec_loads(sg["out_spec"]),
+        sg["forward_arg_names"]))
 
 
 def save(ep, f, *, extra_files=None, opset_version=None, pickle_protocol=2):
@@ -113,6 +160,8 @@ def save(ep, f, *, extra_files=None, opset_version=None, pickle_protocol=2):
             "names": g._names, "shapes": g._shapes,
             "dyn": {n: {str(d): list(s[:3]) for d, s in dims.items()}
                     for n, dims in g._dyn.items()}},
+        "module_call_graph": [_call_entry(e) for e in ep.module_call_graph],
+        "pytree_io": None if ep._pytree_io is None else _io_enc(ep._pytree_io),
         "constants": sorted(ep.constants),
         "state_dict": list(ep.state_dict),
     }
@@ -189,7 +238,10 @@ def load(f, *, extra_files=None, expected_opset_version=None):
     tree = prog["out_tree"]
     return ExportedProgram(GraphModule(Module(), g), ExportGraphSignature(specs, outs), state,
                            rc, None, constants, guards, _untuple(tree),
-                           None if prog["in_spec"] is None else tuple(prog["in_spec"]))
+                           None if prog["in_spec"] is None else tuple(prog["in_spec"]),
+                           [_call_entry_dec(e) for e in prog.get("module_call_graph", [])]
+                           )._with_io(None if prog.get("pytree_io") is None else
+                                      _io_dec(prog["pytree_io"]))
 
 
 def _untuple(tree):

@@ -44,6 +44,23 @@ class _ConcreteMixin:
         return _ConcreteAttribute(self, k)
 
 
+def _inplace(method, binop):
+    """`t += y` on a tensor is t.add_(y) (torch's export records add_); on a number, t + y."""
+    def f(self, other):
+        import framework
+        if isinstance(self.node.meta.get("val"), framework.Tensor):
+            return self.tracer.create_proxy("call_method", method, (self, other), {})
+        return binop(self, other)
+    return f
+
+
+for _name, _method, _op in (("__iadd__", "add_", operator.add),
+                            ("__isub__", "sub_", operator.sub),
+                            ("__imul__", "mul_", operator.mul),
+                            ("__itruediv__", "div_", operator.truediv)):
+    setattr(_ConcreteMixin, _name, _inplace(_method, _op))
+
+
 class _ConcreteProxy(_ConcreteMixin, Proxy):
     pass
 
@@ -57,6 +74,8 @@ class ExportTracer(Tracer):
         super().__init__()
         self._values = values           # attribute path -> the copy the trace computes with
         self.guards = []
+        self._assigned = {}             # id(buffer) -> (path, Proxy assigned to it, frame)
+        self.preserve, self.calls = (), {}
 
     def is_leaf_module(self, m, qualname):
         return False
@@ -71,7 +90,125 @@ class ExportTracer(Tracer):
     def iter(self, obj):
         return iter([obj[i] for i in range(len(obj.node.meta["val"]))])
 
+    def call_module(self, m, forward, args, kwargs):
+        from framework.nn.modules.rnn import RNNBase
+        if isinstance(m, RNNBase) and args and isinstance(args[0], Proxy):
+            out = self._rnn_call(m, *args, **kwargs)
+        else:
+            out = super().call_module(m, forward, args, kwargs)
+        path = self.path_of_module(m)
+        if path in self.preserve:           # preserve_module_call_signature: its boundary
+            self.calls.setdefault(path, (args, kwargs, out))
+        return out
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):
+        got = self._assigned.get(id(attr_val))       # a buffer the forward reassigned
+        return got[1] if got is not None else super().getattr(attr, attr_val,
+                                                               parameter_proxy_cache)
+
+    def trace(self, root, concrete_args=None):
+        from framework.nn import Module
+        orig_setattr = Module.__setattr__
+        tracer = self
+        paths = {id(b): n for n, b in root.named_buffers(remove_duplicate=False)}
+
+        def setattr_(mod, name, value):
+            # `self.n = self.n + 1` / `self.n += 1` on a buffer: later reads see the new value
+            # and the buffer gets copy_(buffer, value) at the end, as torch's export records
+            buf = mod.__dict__.get("_buffers", {}).get(name)
+            if isinstance(value, Proxy) and buf is not None and id(buf) in paths:
+                tracer._assigned[id(buf)] = (paths[id(buf)], value, _user_frame())
+                return
+            orig_setattr(mod, name, value)
+        Module.__setattr__ = setattr_
+        try:
+            return self._trace(root, concrete_args)
+        finally:
+            Module.__setattr__ = orig_setattr
+
+    def _trace(self, root, concrete_args):
+        from framework.nn.modules.rnn import RNNBase
+        if not isinstance(root, RNNBase):
+            return super().trace(root, concrete_args)
+        tracer, cls = self, type(root)       # an RNN at the root: its forward is _rnn_call
+
+        class Root(cls):
+            def forward(self, input, hx=None):
+                return tracer._rnn_call(self, input, hx)
+        Root.__name__ = Root.__qualname__ = cls.__name__
+        root.__class__ = Root
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            root.__class__ = cls
+
+    def _rnn_call(self, m, input, hx=None):
+        """nn.LSTM/GRU/RNN as torch's export records them: zeros for a missing state, one
+        aten.<mode>.input call on the flat weights, its getitems (unbatched: unsqueeze and
+        squeeze around it). The module runs first on the values for its input checks."""
+        from framework.nn.utils.rnn import PackedSequence
+        xv = input.node.meta["val"]
+        if isinstance(xv, PackedSequence):
+            raise NotImplementedError(f"torch.export: {type(m).__name__} with a PackedSequence "
+                                      "input cannot be exported")
+        m._check_input(xv)
+        path = self.path_of_module(m)
+        lstm = m.mode == "LSTM"
+        batched = xv.dim() == 3
+        bdim = 0 if m.batch_first else 1
+        D = 2 if m.bidirectional else 1
+        hid = m.proj_size if m.proj_size > 0 else m.hidden_size
+        n = xv.shape[bdim] if batched else 1
+        if hx is not None:           # the module's own state checks, on the values
+            hv = _val(hx)
+            hv = list(hv) if lstm else [hv]
+            want = 3 if batched else 2
+            if any(h.dim() != want for h in hv):
+                raise RuntimeError(f"For {'batched 3-D' if batched else 'unbatched 2-D'} "
+                                   f"input, hx should also be {want}-D but got "
+                                   f"{hv[0].dim()}-D tensor")
+            shapes = [(m.num_layers * D, n, hid), (m.num_layers * D, n, m.hidden_size)]
+            for k, h in enumerate(hv):
+                m._check_hidden(h if batched else h.unsqueeze(1), shapes[k],
+                                f"Expected hidden[{k}] size {{}}, got {{}}" if lstm else
+                                "Expected hidden size {}, got {}")
+        x = input if batched else input.unsqueeze(bdim)
+        if hx is not None and not batched:
+            hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1)) if lstm else hx.unsqueeze(1)
+        if hx is None:
+            if batched:             # (a node: a dynamic batch dim stays symbolic)
+                n = x.size(bdim)
+            kw = {"dtype": xv.dtype, "device": xv.device, "pin_memory": False}
+            zeros = _aten.lookup("zeros.default")
+            hx = self.create_proxy("call_function", zeros, ([m.num_layers * D, n, hid],), kw,
+                                   name="zeros")
+            if lstm:
+                c = self.create_proxy("call_function", zeros,
+                                      ([m.num_layers * D, n, m.hidden_size],), kw,
+                                      name="zeros")
+                hx = [hx, c]
+        elif lstm:
+            hx = [hx[0], hx[1]]
+        params = [self.create_proxy("get_attr", f"{path}.{k}" if path else k, (), {})
+                  for k in m._flat_weights_names]
+        op = _aten.lookup(f"{m.mode.lower()}.input")
+        r = self.create_proxy("call_function", op, (x, hx, params, m.bias, m.num_layers,
+                                                    m.dropout, m.training, m.bidirectional,
+                                                    m.batch_first), {}, name=op._packet)
+        outs = [r[i] for i in range(3 if lstm else 2)]
+        if not batched:
+            outs = [outs[0].squeeze(bdim)] + [o.squeeze(1) for o in outs[1:]]
+        return (outs[0], tuple(outs[1:])) if lstm else tuple(outs)
+
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        if kind == "output":
+            copy_ = _aten.lookup("copy_.default")
+            for path, value, frame in self._assigned.values():
+                n = self.create_node("call_function", copy_,
+                                     (self.create_node("get_attr", path, (), {}), value.node),
+                                     {}, name="copy__default")
+                n.meta["stack_trace"] = frame
+            self._assigned = {}
         node = super().create_node(kind, target, args, kwargs, name, type_expr)
         if kind == "get_attr":
             if target not in self._values:       # a tensor constant fx just attached to root
@@ -131,15 +268,17 @@ def _patch_static_functions(patcher, root):
                             v.__func__)))
 
 
-def trace(mod, names, flat_inputs, concrete_args=None):
+def trace(mod, names, flat_inputs, concrete_args=None, preserve=()):
     """Record mod(*inputs) -> (fx Graph on Kiln calls, guard nodes). names: the user input
-    names; flat_inputs: their example values (already copied)."""
+    names; flat_inputs: their example values (already copied); preserve: module paths whose
+    first call's (args, kwargs, result) go to graph._export_calls."""
     values = {}
     for n, p in mod.named_parameters(remove_duplicate=False):
         values[n] = p.detach().clone()
     for n, b in mod.named_buffers(remove_duplicate=False):
         values[n] = b.clone()
     tracer = ExportTracer(values)
+    tracer.preserve = tuple(preserve)
     tracer._placeholder_values = dict(zip(names, flat_inputs))
     orig_create = tracer.create_proxy
 
@@ -155,6 +294,7 @@ def trace(mod, names, flat_inputs, concrete_args=None):
             _patch_static_functions(patcher, mod)
             graph = tracer.trace(mod, concrete_args)
             graph._export_guards = list(tracer.guards)
+            graph._export_calls = dict(tracer.calls)
     finally:
         for qualname, _ in tracer.tensor_attrs.values():     # fx attached them to mod
             if qualname.startswith("_tensor_constant") and qualname in vars(mod):
@@ -212,7 +352,11 @@ def to_aten_graph(graph, keep_symbolic=frozenset()):
             got = _aten.to_aten(node.op, node.target, a, k)
         if got is not None:
             op, aa, kk = got
+            if op._packet == "zeros" and "device" not in kk:    # torch's factory call spells
+                kk = dict(kk, device=val.device, pin_memory=False)    # these out
             n = emit(op, aa, kk, node, op._packet)
+            if op._packet.endswith("_") and isinstance(node.args[0], Node):
+                env[node.args[0]] = n        # later reads see the mutated value, as torch's
         else:                                    # not in the table: the Kiln call itself
             n = new.node_copy(node, lambda x: env[x])
         n.meta["val"] = val
@@ -222,8 +366,12 @@ def to_aten_graph(graph, keep_symbolic=frozenset()):
                 n.meta[k] = node.meta[k]
         env[node] = n
     # in-place aten ops (add_, copy_) stay: they mutate buffers or inputs, as in torch's graph
+    # (and every getitem of a multi-output aten op, as torch's graph keeps them)
+    new._export_env = env
     new.eliminate_dead_code(lambda n: n.op in ("placeholder", "output") or (
         isinstance(n.target, _aten.OpOverload) and n.target._packet.endswith("_")) or (
+        n.target is operator.getitem and isinstance(n.args[0], Node) and
+        isinstance(n.args[0].target, _aten.OpOverload)) or (
         n.op != "get_attr" and not isinstance(n.target, _aten.OpOverload) and n.is_impure()))
     return new
 

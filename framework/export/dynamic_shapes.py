@@ -3,7 +3,8 @@
 import enum
 import inspect
 
-__all__ = ["Dim", "DimHint", "UserError", "ConstraintViolationError", "resolve"]
+__all__ = ["Dim", "DimHint", "UserError", "ConstraintViolationError", "resolve", "dims",
+           "ShapesCollection", "AdditionalInputs"]
 
 int_oo = float("inf")
 
@@ -36,7 +37,7 @@ class _Dim:
         self.min, self.max = min, max
 
     def __repr__(self):
-        s = f"Dim('{self.__name__}', min={self.min}"
+        s = f"Dim('{self.__name__}'" + (f", min={self.min}" if self.min != 2 else "")
         if self.max != int_oo:
             s += f", max={self.max}"
         return s + ")"
@@ -60,6 +61,103 @@ class Dim(metaclass=_DimMeta):
         if not name.isidentifier():
             raise AssertionError(f"Dim name must be a valid identifier, got {name}")
         return _Dim(name, lo, hi)
+
+
+def dims(*names, min=None, max=None):
+    """torch.export.dims("a", "b", min=, max=): one Dim per name, the same range."""
+    return tuple(Dim(name, min=min, max=max) for name in names)
+
+
+def _combine_args(m, args, kwargs):
+    """forward's arguments as {name: value} (torch's _combine_args)."""
+    sig = inspect.signature(m.forward)
+    return dict(sig.bind(*args, **(kwargs or {})).arguments)
+
+
+class ShapesCollection:
+    """dynamic_shapes keyed by the input tensors themselves: `sc[x] = {0: Dim("n")}`, then
+    `sc.dynamic_shapes(m, args, kwargs)` (or export(..., dynamic_shapes=sc)) lays them out
+    in the inputs' structure."""
+
+    def __init__(self):
+        self._shapes = {}
+
+    def __setitem__(self, t, shape):
+        import framework
+        if not isinstance(t, framework.Tensor):
+            raise AssertionError(f"Cannot assign shape to non-tensor or non-_IntWrapper type "
+                                 f"{type(t)}")
+        if id(t) in self._shapes:
+            if shape != self._shapes[id(t)]:
+                raise AssertionError(f"Shapes assigned to input do not match: expected "
+                                     f"{self._shapes[id(t)]}, got {shape}")
+        else:
+            self._shapes[id(t)] = shape
+
+    def __getitem__(self, t):
+        return self._shapes.setdefault(id(t), {})
+
+    def __len__(self):
+        return len(self._shapes)
+
+    def dynamic_shapes(self, m, args, kwargs=None):
+        from framework.utils import _pytree as pytree
+        found = set()
+
+        def find(t):
+            if id(t) in self._shapes:
+                found.add(id(t))
+                return self._shapes[id(t)]
+            return None
+        out = pytree.tree_map(find, _combine_args(m, args, kwargs))
+        if any(k not in found for k in self._shapes):
+            raise ValueError("Some tensors that were assigned shapes were not found in args. "
+                             "Maybe such tensors were copied when passing them as args? Maybe "
+                             "such tensors are contained in classes that were not registered "
+                             "with pytree?")
+        return out
+
+
+class AdditionalInputs:
+    """dynamic_shapes inferred from more example inputs: a dim whose size differs between
+    them is Dim.DYNAMIC, one that never changes is static."""
+
+    def __init__(self):
+        self._examples = []
+
+    def add(self, args, kwargs=None):
+        if type(args) is not tuple:
+            raise AssertionError(f"Representative args {args} must be a tuple")
+        if kwargs is not None and type(kwargs) is not dict:
+            raise AssertionError(f"Representative kwargs {kwargs} must be None or a dict")
+        self._examples.append((args, kwargs))
+
+    def dynamic_shapes(self, m, args, kwargs=None):
+        import framework
+        from framework.utils import _pytree as pytree
+        first, *others = [pytree.tree_map(
+            lambda t: tuple(t.shape) if isinstance(t, framework.Tensor) else t,
+            _combine_args(m, a, k)) for a, k in [(args, kwargs), *self._examples]]
+
+        def mark(v, *vs):
+            if not all(type(v) is type(o) for o in vs):
+                raise ValueError("The following inputs were found to have differing types, "
+                                 f"so they cannot be marked as dynamic: {(v,) + vs}.")
+            if isinstance(v, int) and not isinstance(v, bool):
+                return None if all(o == v for o in vs) else DimHint.DYNAMIC
+            if not all(o == v for o in vs):
+                raise ValueError("The following inputs were found to have differing values, "
+                                 f"but they cannot be marked as dynamic: {(v,) + vs}.")
+            return None
+        return pytree.tree_map(mark, first, *others, is_leaf=lambda i: type(i) is int)
+
+    def verify(self, ep):
+        """Each additional input passes the exported program's input checks."""
+        g = ep._guards
+        for args, kwargs in self._examples:
+            kw = kwargs or {}
+            if g is not None:
+                g(*(list(args) + [kw[n] for n in g._names[len(args):] if n in kw]))
 
 
 def _dims_of(spec, name, ndim):

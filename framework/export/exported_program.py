@@ -1,13 +1,16 @@
 """ExportedProgram: an aten-level fx graph whose parameters, buffers and constants are inputs,
 with its signature, state_dict and range constraints (torch.export.exported_program)."""
+import dataclasses
 import re
+from typing import Optional
 
 from framework.nn import Module
 from framework.fx import Graph, GraphModule
 from framework.fx.node import map_arg
 from .graph_signature import InputKind
 
-__all__ = ["ExportedProgram"]
+__all__ = ["ExportedProgram", "ModuleCallSignature", "ModuleCallEntry",
+           "default_decompositions"]
 
 _DTYPE_ABBR = {"float32": "f32", "float64": "f64", "float16": "f16", "bfloat16": "bf16",
                "int64": "i64", "int32": "i32", "int16": "i16", "int8": "i8", "uint8": "u8",
@@ -136,12 +139,84 @@ def _check_call_spec(gm, n_args, kw_names):
     cls.__call__ = __call__
 
 
+@dataclasses.dataclass
+class ModuleCallSignature:
+    """A module call's boundary in the graph: argument nodes, output nodes and the pytree
+    specs of its inputs (args, kwargs) and outputs."""
+    inputs: list
+    outputs: list
+    in_spec: object
+    out_spec: object
+    forward_arg_names: Optional[list] = None
+
+
+@dataclasses.dataclass
+class ModuleCallEntry:
+    """One entry of ExportedProgram.module_call_graph: a module's path and, for the root,
+    its call signature."""
+    fqn: str
+    signature: Optional[ModuleCallSignature] = None
+
+
+def _flatten_io(gm, names, groups, out_spec, in_spec=None):
+    """module() of a program with register_dataclass inputs / outputs: the call takes them
+    whole (split into the graph's placeholders) and returns the output dataclass."""
+    from framework.utils import _pytree
+    cls = type(gm)
+    orig = cls.__call__
+
+    def __call__(self, *args, **kwargs):
+        vals = list(args) + [kwargs[n] for n in names[len(args):] if n in kwargs]
+        flat = []
+        for v, g in zip(vals, groups):
+            if g is None:
+                flat.append(v)
+            else:
+                leaves, spec = _pytree.tree_flatten(v)
+                if spec != g:
+                    got = _pytree.tree_structure((tuple(args), dict(kwargs)))
+                    raise ValueError(f"Trying to flatten user inputs with exported input tree "
+                                     f"spec: \n{in_spec}\nbut actually got inputs with tree "
+                                     f"spec of: \n{got}.\nPlease check that the inputs have "
+                                     "the same number and type of args and kwargs as the ones "
+                                     "you used when tracing.")
+                flat += leaves
+        out = orig(self, *flat)
+        if out_spec is None:
+            return out
+        return _pytree.tree_unflatten(list(out) if isinstance(out, tuple) else [out], out_spec)
+    cls.__call__ = __call__
+
+
+class CustomDecompTable(dict):
+    """What default_decompositions() returns: {OpOverload: decomposition} that
+    run_decompositions(decomp_table) applies; pop an op to keep it."""
+
+    def copy(self):
+        return CustomDecompTable(self)
+
+    def materialize(self):
+        return dict(self)
+
+
+def default_decompositions():
+    """The decompositions run_decompositions() applies by default (the ops of torch's default
+    table that Kiln decomposes)."""
+    from ._decomp import default_table
+    return CustomDecompTable(default_table())
+
+
+def _copy_():
+    from ._aten import lookup
+    return lookup("copy_.default")
+
+
 class ExportedProgram:
     """What torch.export.export returns: call `.module()` to run it."""
 
     def __init__(self, graph_module, graph_signature, state_dict, range_constraints,
                  example_inputs=None, constants=None, _guards=None, _out_tree=None,
-                 _in_spec=None):
+                 _in_spec=None, module_call_graph=None):
         self._graph_module = _attach_print_readable(graph_module)
         self._graph_signature = graph_signature
         self._state_dict = state_dict
@@ -151,6 +226,8 @@ class ExportedProgram:
         self._guards = _guards
         self._out_tree = _out_tree      # the forward's output structure over flat indices
         self._in_spec = _in_spec        # (number of positional inputs, keyword names)
+        self._module_call_graph = module_call_graph or []
+        self._pytree_io = None     # (input names, their pytree specs or None, output spec)
 
     graph_module = property(lambda self: self._graph_module)
     graph = property(lambda self: self._graph_module.graph)
@@ -158,6 +235,7 @@ class ExportedProgram:
     state_dict = property(lambda self: self._state_dict)
     range_constraints = property(lambda self: self._range_constraints)
     example_inputs = property(lambda self: self._example_inputs)
+    module_call_graph = property(lambda self: self._module_call_graph)
     dialect = "ATEN"
 
     def parameters(self):
@@ -181,18 +259,28 @@ class ExportedProgram:
                            "`exported_program.module()` instead.")
 
     def run_decompositions(self, decomp_table=None, decompose_custom_triton_ops=False):
-        """An equivalent program with linear, convN, flatten and softmax decomposed as torch's
-        default table does (framework/export/_decomp.py); other ops are kept."""
+        """An equivalent program with in-place ops made functional (mutated buffers and
+        inputs returned first) and the ops of decomp_table (default: default_decompositions())
+        decomposed as torch's table does (framework/export/_decomp.py); other ops are kept."""
         from ._decomp import decompose
-        from .graph_signature import ExportGraphSignature, OutputSpec, TensorArgument
-        g = decompose(self.graph)
-        outs = [OutputSpec(s.kind, TensorArgument(n.name), s.target) for s, n in
-                zip(self._graph_signature.output_specs, g.output_node.args[0])]
+        from .graph_signature import ExportGraphSignature, OutputSpec, TensorArgument, \
+            OutputKind
+        g, muts, user = decompose(self.graph, self._graph_signature.input_specs, decomp_table)
+        specs = [s for s in self._graph_signature.output_specs
+                 if s.kind == OutputKind.USER_OUTPUT]
+        outs = [OutputSpec(OutputKind[k], TensorArgument(n.name), t) for k, t, n in muts]
+        outs += [OutputSpec(s.kind, TensorArgument(n.name), s.target) for s, n in
+                 zip(specs, user)]
         return ExportedProgram(GraphModule(Module(), g),
                                ExportGraphSignature(list(self._graph_signature.input_specs),
                                                     outs),
                                self._state_dict, self._range_constraints, self._example_inputs,
-                               self.constants, self._guards, self._out_tree, self._in_spec)
+                               self.constants, self._guards, self._out_tree, self._in_spec,
+                               self._module_call_graph)._with_io(self._pytree_io)
+
+    def _with_io(self, io):
+        self._pytree_io = io
+        return self
 
     def validate(self):
         self.graph.lint()
@@ -222,11 +310,30 @@ class ExportedProgram:
             if n.op == "placeholder":
                 continue
             if n.op == "output":
-                outs = map_arg(n.args[0], lambda x: env[x])
-                g.output(_unflatten(self._out_tree, outs))
+                outs = list(map_arg(n.args[0], lambda x: env[x]))
+                # mutation outputs: copied into their buffer / input after the call, as torch's
+                from .graph_signature import OutputKind
+                by_target = {s.target: s.arg.name for s in self._graph_signature.input_specs}
+                user, copied = [], {}
+                for s, v in zip(self._graph_signature.output_specs, outs):
+                    if s.kind == OutputKind.USER_OUTPUT:
+                        user.append(v)
+                        continue
+                    ph = by_target.get(s.target, s.target)
+                    dst = env[next(x for x in self.graph.nodes if x.name == ph)]
+                    c = g.create_node("call_function", _copy_(), (dst, v), {},
+                                      name="copy__default")
+                    c.meta = dict(v.meta)
+                    if s.kind == OutputKind.USER_INPUT_MUTATION:
+                        copied[v] = c
+                user = [copied.get(v, v) for v in user]
+                g.output(_unflatten(self._out_tree, user))
                 continue
             env[n] = g.node_copy(n, lambda x: env[x])
         gm = _attach_print_readable(GraphModule(attrs, g))
+        if self._pytree_io is not None:
+            root = self._module_call_graph[0].signature if self._module_call_graph else None
+            _flatten_io(gm, *self._pytree_io, root.in_spec if root is not None else None)
         if self._in_spec is not None:
             _check_call_spec(gm, *self._in_spec)
         return gm

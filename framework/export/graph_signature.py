@@ -113,7 +113,13 @@ class ExportGraphSignature:
 
     @property
     def buffers_to_mutate(self):
-        return {}
+        return {s.arg.name: s.target for s in self.output_specs
+                if s.kind == OutputKind.BUFFER_MUTATION}
+
+    @property
+    def user_inputs_to_mutate(self):
+        return {s.arg.name: s.target for s in self.output_specs
+                if s.kind == OutputKind.USER_INPUT_MUTATION}
 
     def __str__(self):
         lines = ["", "# inputs"] + [str(s) for s in self.input_specs]

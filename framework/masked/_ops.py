@@ -7,7 +7,7 @@ import framework as torch
 
 __all__ = ["sum", "prod", "cumsum", "cumprod", "amax", "amin", "argmax", "argmin", "mean",
            "median", "norm", "var", "std", "logsumexp", "softmax", "log_softmax", "softmin",
-           "normalize"]
+           "normalize", "logaddexp"]
 
 _SMALL_INTS = None
 
@@ -203,6 +203,18 @@ def logsumexp(input, dim=None, *, keepdim=False, dtype=None, mask=None):
     dim_ = _canonical_dim(dim, input.ndim)
     return torch.logsumexp(_combine("logsumexp", input, mask), dim_,
                            keepdim=keepdim).to(dtype=dtype)
+
+
+def logaddexp(input, other, *, dtype=None, input_mask=None, other_mask=None):
+    """logaddexp of input and other, each with its masked-out elements as -inf (so the other
+    operand's value comes through, and -inf where both are masked out)."""
+    if dtype is None:
+        dtype = input.dtype
+    if input.layout == torch.strided and other.layout == torch.strided:
+        return torch.logaddexp(_combine("logsumexp", input, input_mask),
+                               _combine("logsumexp", other, other_mask)).to(dtype=dtype)
+    raise ValueError(f"masked logaddexp expects strided tensors (got {input.layout} tensor for "
+                     f"input, {other.layout} for other)")
 
 
 def norm(input, ord=2.0, dim=None, *, keepdim=False, dtype=None, mask=None):

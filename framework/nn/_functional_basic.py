@@ -609,6 +609,8 @@ def _renorm_rows_(weight, idx, max_norm, norm_type):
     sub = w[rows].astype(np.float64)
     if norm_type == float("inf"):
         norms = np.abs(sub).max(axis=1)
+    elif norm_type == 0:                 # the count of nonzeros
+        norms = (sub != 0).sum(axis=1).astype(np.float64)
     else:
         norms = (np.abs(sub) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
     scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)

@@ -6,6 +6,7 @@ import numbers
 
 from ... import creation, _dispatch
 from ...autograd.grad_mode import no_grad
+from ...tensor import Tensor
 from runtime import dtypes as dt
 from ..parameter import Parameter
 from .. import init
@@ -105,11 +106,12 @@ class _BatchNorm(_NormBase):
                              f"size {input.size()}")
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            if _dispatch.STATE.tracer is None and _dispatch.VMAP is None:
+            if _dispatch.STATE.tracer is None and _dispatch.VMAP is None and \
+                    isinstance(self.num_batches_tracked, Tensor):
                 self.num_batches_tracked._data[...] += 1
                 self.num_batches_tracked._bump()
             else:       # compile(): an in-place op the trace captures (and replays); vmap:
-                # one per model in stack_module_state's stacked counter
+                # one per model in stack_module_state's stacked counter; export: add_ recorded
                 with no_grad():
                     self.num_batches_tracked.add_(1)
             if self.momentum is None:      # cumulative moving average

@@ -79,6 +79,79 @@ def _gru_cell(gi, gh, h):
     return _add(n, _mul(z, apply(P["sub"], h, n)))      # (1 - z) * n + z * h
 
 
+def _run(mode, weights, bias, proj, num_layers, D, dropout, training, x, hs, cs,
+         batch_sizes=None):
+    """x: (L, N, I) time-major; hs, cs: lists of (N, H) per layer*direction; weights: per
+    layer*direction [w_ih, w_hh, (b_ih, b_hh), (w_hr)]. With batch_sizes (a PackedSequence's,
+    as NumPy), x is the packed data (sum(batch_sizes), I): step t runs the first
+    batch_sizes[t] rows only and the other rows' states stay frozen, so each sequence's final
+    state is the one after its own last step."""
+    packed = batch_sizes is not None
+    if packed:
+        L = len(batch_sizes)
+        offs = [0]
+        for n in batch_sizes:
+            offs.append(offs[-1] + int(n))
+    else:
+        L = x.shape[0]
+    h_out, c_out = [], []
+    from .. import functional as F
+    for layer in range(num_layers):
+        outs_dir = []
+        for d in range(D):
+            k = layer * D + d
+            w = weights[k]
+            w_ih, w_hh = w[0], w[1]
+            b_ih = w[2] if bias else None
+            b_hh = w[3] if bias else None
+            w_hr = w[-1] if proj else None
+            if mode == "GRU":
+                xi = _proj(x, w_ih, b_ih)          # b_hh sits inside r * (W_hn h + b_hn)
+            else:
+                b = b_ih if b_hh is None else (b_hh if b_ih is None else _add(b_ih, b_hh))
+                xi = _proj(x, w_ih, b)
+            w_hhT = _mT(w_hh)
+            h, c = hs[k], (cs[k] if cs is not None else None)
+            steps = [None] * L
+            order = range(L - 1, -1, -1) if d == 1 else range(L)
+            for t in order:
+                if packed:
+                    n, N = int(batch_sizes[t]), h.shape[0]
+                    xt = _rows(xi, offs[t], offs[t] + n)
+                    h_all, c_all = h, c
+                    if n < N:
+                        h = _rows(h, 0, n)
+                        c = _rows(c, 0, n) if c is not None else None
+                else:
+                    xt = _step(xi, t)
+                gh = apply(P["matmul"], h, w_hhT)
+                if mode == "LSTM":
+                    h, c = _lstm_cell(_add(xt, gh), c)
+                    if w_hr is not None:
+                        h = apply(P["matmul"], h, _mT(w_hr))
+                elif mode == "GRU":
+                    if b_hh is not None:
+                        gh = _add(gh, b_hh)
+                    h = _gru_cell(xt, gh, h)
+                elif mode == "RNN_TANH":
+                    h = tanh(_add(xt, gh))
+                else:
+                    h = relu(_add(xt, gh))
+                steps[t] = h
+                if packed and n < N:
+                    h = apply(P["cat"], h, _rows(h_all, n, N), dim=0)
+                    if c is not None:
+                        c = apply(P["cat"], c, _rows(c_all, n, N), dim=0)
+            h_out.append(h)
+            c_out.append(c)
+            outs_dir.append(apply(P["cat"], *steps, dim=0) if packed and L > 1 else
+                            steps[0] if packed else _stack0(steps))
+        x = outs_dir[0] if D == 1 else apply(P["cat"], *outs_dir, dim=outs_dir[0].ndim - 1)
+        if dropout > 0 and training and layer < num_layers - 1:
+            x = F.dropout(x, dropout, True)
+    return x, h_out, c_out
+
+
 class RNNBase(Module):
     __constants__ = ["mode", "input_size", "hidden_size", "num_layers", "bias", "batch_first",
                      "dropout", "bidirectional", "proj_size"]
@@ -199,75 +272,10 @@ class RNNBase(Module):
             raise RuntimeError(msg.format(tuple(expected), list(hx.shape)))
 
     def _run(self, x, hs, cs, batch_sizes=None):
-        """x: (L, N, I) time-major; hs, cs: lists of (N, H) per layer*direction. With
-        batch_sizes (a PackedSequence's, as NumPy), x is the packed data (sum(batch_sizes), I):
-        step t runs the first batch_sizes[t] rows only and the other rows' states stay frozen,
-        so each sequence's final state is the one after its own last step."""
-        D = 2 if self.bidirectional else 1
-        packed = batch_sizes is not None
-        if packed:
-            L = len(batch_sizes)
-            offs = [0]
-            for n in batch_sizes:
-                offs.append(offs[-1] + int(n))
-        else:
-            L = x.shape[0]
-        h_out, c_out = [], []
-        from .. import functional as F
-        for layer in range(self.num_layers):
-            outs_dir = []
-            for d in range(D):
-                k = layer * D + d
-                names = self._all_weights[k]
-                w_ih, w_hh = getattr(self, names[0]), getattr(self, names[1])
-                b_ih = getattr(self, names[2]) if self.bias else None
-                b_hh = getattr(self, names[3]) if self.bias else None
-                w_hr = getattr(self, names[-1]) if self.proj_size > 0 else None
-                if self.mode == "GRU":
-                    xi = _proj(x, w_ih, b_ih)          # b_hh sits inside r * (W_hn h + b_hn)
-                else:
-                    b = b_ih if b_hh is None else (b_hh if b_ih is None else _add(b_ih, b_hh))
-                    xi = _proj(x, w_ih, b)
-                w_hhT = _mT(w_hh)
-                h, c = hs[k], (cs[k] if cs is not None else None)
-                steps = [None] * L
-                order = range(L - 1, -1, -1) if d == 1 else range(L)
-                for t in order:
-                    if packed:
-                        n, N = int(batch_sizes[t]), h.shape[0]
-                        xt = _rows(xi, offs[t], offs[t] + n)
-                        h_all, c_all = h, c
-                        if n < N:
-                            h = _rows(h, 0, n)
-                            c = _rows(c, 0, n) if c is not None else None
-                    else:
-                        xt = _step(xi, t)
-                    gh = apply(P["matmul"], h, w_hhT)
-                    if self.mode == "LSTM":
-                        h, c = _lstm_cell(_add(xt, gh), c)
-                        if w_hr is not None:
-                            h = apply(P["matmul"], h, _mT(w_hr))
-                    elif self.mode == "GRU":
-                        if b_hh is not None:
-                            gh = _add(gh, b_hh)
-                        h = _gru_cell(xt, gh, h)
-                    elif self.mode == "RNN_TANH":
-                        h = tanh(_add(xt, gh))
-                    else:
-                        h = relu(_add(xt, gh))
-                    steps[t] = h
-                    if packed and n < N:
-                        h = apply(P["cat"], h, _rows(h_all, n, N), dim=0)
-                        if c is not None:
-                            c = apply(P["cat"], c, _rows(c_all, n, N), dim=0)
-                h_out.append(h)
-                c_out.append(c)
-                outs_dir.append(apply(P["cat"], *steps, dim=0) if packed and L > 1 else
-                                steps[0] if packed else _stack0(steps))
-            x = outs_dir[0] if D == 1 else apply(P["cat"], *outs_dir, dim=outs_dir[0].ndim - 1)
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                x = F.dropout(x, self.dropout, True)
-        return x, h_out, c_out
+        weights = [[getattr(self, n) for n in names] for names in self._all_weights]
+        return _run(self.mode, weights, self.bias, self.proj_size > 0, self.num_layers,
+                    2 if self.bidirectional else 1, self.dropout, self.training, x, hs, cs,
+                    batch_sizes)
 
     def _forward_packed(self, input, hx):
         """PyTorch's PackedSequence path: hx is in the caller's batch order and is permuted by
