@@ -106,7 +106,11 @@ import types as _types  # noqa: E402
 _C = _types.SimpleNamespace(  # (torch._C: only the dispatch switches user subclasses use)
     DisableTorchFunctionSubclass=overrides.DisableTorchFunctionSubclass,
     DisableTorchFunction=overrides.DisableTorchFunction,
-    _disabled_torch_function_impl=overrides._disabled_torch_function_impl)
+    _disabled_torch_function_impl=overrides._disabled_torch_function_impl,
+    _len_torch_function_stack=overrides._len_torch_function_stack,
+    _is_torch_function_mode_enabled=overrides._is_torch_function_mode_enabled)
+DisableTorchFunctionSubclass = overrides.DisableTorchFunctionSubclass
+DisableTorchFunction = overrides.DisableTorchFunction
 
 
 class _Layout:

@@ -1,5 +1,7 @@
 """torch.library: Python custom operators (custom_op, register_fake, register_autograd,
-register_kernel, opcheck, infer_schema) and the torch.ops namespace that finds them.
+register_kernel, register_autocast, register_vmap, opcheck, infer_schema, triton_op and
+wrap_triton) and the torch.ops namespace that finds them. Not here: get_ctx (Kiln has no fake
+tensors), get_kernel (no dispatch key sets), register_torch_dispatch (no __torch_dispatch__).
 
 A custom op runs its Python function on real tensors (the body may go through NumPy). Under
 compile() it is a graph break: its tensor arguments are made concrete, it runs eagerly, and
@@ -227,6 +229,15 @@ _OTHER_KEYS = {"XLA", "MPS", "XPU", "HPU", "Lazy", "MTIA", "PrivateUse1", "Autog
 _DEVICE_KEY = {"cpu": "CPU", "cuda": "CUDA", "interpret": "CUDA"}
 
 
+class _VmapInfo:
+    """torch.library's VmapInfo: what a vmap rule learns about the vmap level it runs in."""
+    def __init__(self, batch_size, randomness):
+        self.batch_size, self.randomness = batch_size, randomness
+
+    def __repr__(self):
+        return f"VmapInfo(batch_size={self.batch_size}, randomness='{self.randomness}')"
+
+
 class CustomOpDef:
     """One operator overload: its schema, its kernels by slot (see _KEY_SLOT), and its autograd
     and fake rules. custom_op makes one from an annotated function; Library.define from a
@@ -250,6 +261,8 @@ class CustomOpDef:
         self._fake_fn = None
         self._backward_fn = None
         self._setup_context_fn = None
+        self._autocast_dtype = {}      # autocast device type -> the dtype inputs are cast to
+        self._vmap_fn = None
         self._opoverload = OpOverload(self)
         self.__name__ = name
         self.__doc__ = fn.__doc__ if fn is not None else None
@@ -273,6 +286,51 @@ class CustomOpDef:
     def register_autograd(self, backward, /, *, setup_context=None):
         self._backward_fn = backward
         self._setup_context_fn = setup_context
+
+    def register_vmap(self, func=None, /):
+        """func(info, in_dims, *args) -> (output, out_dims): the op's batching rule under
+        torch.vmap; args hold the batch at in_dims (None: not batched)."""
+        def reg(f):
+            self._vmap_fn = f
+            return f
+        return reg if func is None else reg(func)
+
+    def _vmap_call(self, args):
+        from .func import _batched
+        from .func.vmap import LEVELS
+        lvl, B, randomness = LEVELS[-1]
+        phys, dims = [], []
+        for a in args:
+            if isinstance(a, (list, tuple)) and any(isinstance(b, Tensor) for b in a):
+                u = [_batched.unwrap(b, lvl) for b in a]
+                phys.append(type(a)(v for v, _ in u))
+                dims.append([d for _, d in u])
+            else:
+                v, d = _batched.unwrap(a, lvl)
+                phys.append(v)
+                dims.append(d)
+        if all(d is None or isinstance(d, list) and all(e is None for e in d) for d in dims):
+            return None
+        out, out_dims = self._vmap_fn(_VmapInfo(B, randomness), tuple(dims), *phys)
+        multi = isinstance(out, (tuple, list))
+        outs = list(out) if multi else [out]
+        od = list(out_dims) if isinstance(out_dims, (tuple, list)) else [out_dims] * len(outs)
+        if len(od) != len(outs):
+            raise ValueError(f"{self._qualname}: the vmap rule returned {len(outs)} outputs "
+                             f"but {len(od)} out_dims")
+        res = [o if d is None or not isinstance(o, Tensor) else _batched.make(o, d % o.dim(), lvl)
+               for o, d in zip(outs, od)]
+        return type(out)(res) if multi else res[0]
+
+    def register_autocast(self, device_type, cast_inputs, /):
+        """Inside an autocast region of device_type, the op's floating inputs on that device
+        (not float64) are cast to cast_inputs and it runs with autocast off."""
+        from .amp.autocast_mode import is_autocast_available
+        if not isinstance(device_type, str):
+            raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+        if not is_autocast_available(device_type):
+            raise ValueError(f"Device type '{device_type}' does not support autocast.")
+        self._autocast_dtype.setdefault(device_type, cast_inputs)     # (the first one stays)
 
     def _set_impl(self, key, fn):
         slot = _KEY_SLOT.get(key)
@@ -368,6 +426,19 @@ class CustomOpDef:
 
     def _invoke(self, args):
         """Run on arguments already bound to the schema (all of them, in schema order)."""
+        if self._vmap_fn is not None:
+            from .func.vmap import LEVELS
+            if LEVELS:
+                r = self._vmap_call(args)
+                if r is not None:
+                    return r
+        if self._autocast_dtype:
+            from .amp import autocast_mode as am
+            dev = am._AC_TYPE.get(_first_device(args, {}))
+            to = self._autocast_dtype.get(dev)
+            if to is not None and am.is_autocast_enabled(dev):
+                with am.autocast(dev, enabled=False):
+                    return self._invoke(tuple(am._cast_inputs(list(args), dev, to)))
         tr = STATE.tracer
         if tr is not None:
             # an opaque Python call: the region so far runs, then the op runs on real tensors
@@ -433,6 +504,102 @@ def custom_op(name, fn=None, /, *, mutates_args, device_types=None, schema=None)
         _OPS[(ns, opname)] = {"default": op}
         return op
     return inner if fn is None else inner(fn)
+
+
+# ---- user Triton kernels ---------------------------------------------------------------------
+
+_FAKE_LAUNCH = [0]      # > 0 while a triton_op's function runs as its fake impl: no launches
+
+
+class _TritonLauncher:
+    """What wrap_triton returns: kernel[grid](*args) launches the kernel with Kiln tensors as
+    its pointer arguments. cpu and interpret tensors run through Triton's interpreter on their
+    host memory (in place); cuda tensors go to the compiled kernel."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def __getitem__(self, grid):
+        return lambda *args, **kwargs: self.run(*args, grid=grid, **kwargs)
+
+    def run(self, *args, grid, **kwargs):
+        if _FAKE_LAUNCH[0]:
+            return None
+        devs = {t._device.type for t in _tensors((*args, *kwargs.values()))}
+        if devs - {"cpu", "interpret"}:
+            if devs & {"cpu", "interpret"}:
+                raise RuntimeError(f"wrap_triton: a kernel's tensor arguments must be on one "
+                                   f"device type, got {sorted(devs)}")
+            return self.kernel[grid](*args, **kwargs)
+        return _interpret_launch(self.kernel, grid, args, kwargs)
+
+
+def _interpreted(kernel):
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+    if isinstance(kernel, InterpretedFunction):
+        return kernel, {}
+    f = getattr(kernel, "_kiln_interp", None)
+    if f is None:
+        base = kernel.fn if type(kernel).__name__ == "Autotuner" else kernel
+        py = base.fn if isinstance(base, (JITFunction, InterpretedFunction)) else base
+        f = InterpretedFunction(py)
+        kernel._kiln_interp = f
+    # an autotuned kernel runs with its first config's meta-parameters
+    cfg = kernel.configs[0].kwargs if type(kernel).__name__ == "Autotuner" else {}
+    return f, cfg
+
+
+def _interpret_launch(kernel, grid, args, kwargs):
+    import os
+    from runtime.interpret import HostTensor, fix_interpreter
+    fix_interpreter()
+
+    def host(a):
+        return HostTensor(a._data, a.dtype) if isinstance(a, Tensor) else a
+    f, cfg = _interpreted(kernel)
+    old = os.environ.get("TRITON_INTERPRET")
+    os.environ["TRITON_INTERPRET"] = "1"        # (read when the kernel calls a jit helper)
+    try:
+        return f[grid](*[host(a) for a in args],
+                       **{**cfg, **{k: host(v) for k, v in kwargs.items()}})
+    finally:
+        if old is None:
+            os.environ.pop("TRITON_INTERPRET", None)
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+
+
+def wrap_triton(triton_kernel, /):
+    """The launcher of a @triton.jit (or @triton.autotune) kernel for use inside a triton_op:
+    wrap_triton(kernel)[grid](*args)."""
+    from triton.runtime.interpreter import InterpretedFunction
+    from triton.runtime.jit import JITFunction
+    if not isinstance(triton_kernel, (JITFunction, InterpretedFunction)) and \
+            type(triton_kernel).__name__ != "Autotuner":
+        raise RuntimeError("wrap_triton only works on functions annotated with triton.jit or "
+                           "triton.autotune")
+    return _TritonLauncher(triton_kernel)
+
+
+def triton_op(name, fn=None, /, *, mutates_args, schema=None):
+    """custom_op for a function that launches Triton kernels through wrap_triton; its fake
+    impl is the function itself with the launches skipped. Under compile() it is a graph
+    break like any custom op."""
+    def dec(f):
+        op = custom_op(name, f, mutates_args=mutates_args,
+                       schema=schema if schema is not None else
+                       infer_schema(f, mutates_args=mutates_args))
+
+        def fake(*args, **kwargs):
+            _FAKE_LAUNCH[0] += 1
+            try:
+                return f(*args, **kwargs)
+            finally:
+                _FAKE_LAUNCH[0] -= 1
+        op.register_fake(fake)
+        return op
+    return dec if fn is None else dec(fn)
 
 
 def fallthrough_kernel():
@@ -614,6 +781,21 @@ def register_autograd(op, backward, /, *, setup_context=None, lib=None):
 
 def register_kernel(op, device_types, func=None, /, *, lib=None):
     return _lookup(op).register_kernel(device_types, func)
+
+
+def register_vmap(op, func=None, /, *, lib=None):
+    """Registers func(info, in_dims, *args) -> (output, out_dims) as the op's vmap rule."""
+    if not isinstance(op, (str, OpOverload, CustomOpDef)):
+        raise ValueError(f"register_vmap({op}): got unexpected type for op: {type(op)}")
+    return _lookup(op).register_vmap(func)
+
+
+def register_autocast(op, device_type, cast_inputs, /, *, lib=None):
+    """Under torch.autocast(device_type), the op's floating inputs are cast to cast_inputs
+    and the op runs with autocast off."""
+    if not isinstance(op, (str, OpOverload, CustomOpDef)):
+        raise ValueError(f"register_autocast({op}): got unexpected type for op: {type(op)}")
+    _lookup(op).register_autocast(device_type, cast_inputs)
 
 
 DEFAULT_TEST_UTILS = ("test_schema", "test_autograd_registration", "test_faketensor",

@@ -162,7 +162,8 @@ def unfold(self, dimension, size, step):
 def _special():
     from . import nn
     F = nn.functional
-    ns = types.SimpleNamespace(
+    ns = types.ModuleType("framework.special")      # (a module, as torch.special: hashable)
+    vars(ns).update(
         erf=M.erf, erfinv=M.erfinv, expit=M.sigmoid, logit=M.logit, exp2=M.exp2,
         expm1=M.expm1, log1p=M.log1p, xlogy=M.xlogy, logsumexp=M.logsumexp,
         softmax=F.softmax, log_softmax=F.log_softmax, round=M.round,

@@ -390,3 +390,135 @@ def test_library_functions_define_impl_register_autograd_and_fake():
     np.testing.assert_allclose(f(t).item(), 18 * np.exp([0.5, -1.0]).sum(), rtol=1e-6)
     lib._destroy()
     impl_lib._destroy()
+
+
+def test_register_autocast_casts_inputs_and_runs_with_autocast_off():
+    seen = []
+
+    @torch.library.custom_op("kiln_test::ac_mul", mutates_args=())
+    def ac_mul(x: Tensor, y: Tensor) -> Tensor:
+        seen.append((x.dtype, y.dtype, torch.is_autocast_enabled("cpu")))
+        return x * y
+
+    X, Y = np.array([1.5, -2.0, 0.25]), np.array([2.0, 3.0, -4.0])
+    x, y = torch.tensor(X, dtype=torch.float32), torch.tensor(Y)       # float32, float64
+    torch.library.register_autocast("kiln_test::ac_mul", "cpu", torch.float16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        r = ac_mul(x, y)
+    # float32 became float16; float64 is never cast; the kernel ran with autocast off
+    assert seen == [(torch.float16, torch.float64, False)] and r.dtype == torch.float64
+    np.testing.assert_array_equal(r.numpy(), X * Y)     # (exact in float16)
+    assert ac_mul(x, y).dtype == torch.float64 and seen[-1][0] == torch.float32
+    with pytest.raises(ValueError, match="got unexpected type for op: <class 'int'>"):
+        torch.library.register_autocast(123, "cpu", torch.float16)
+    with pytest.raises(ValueError, match="Device type 'xla' does not support autocast."):
+        torch.library.register_autocast(ac_mul, "xla", torch.float16)
+
+
+def test_register_vmap_rules():
+    @torch.library.custom_op("kiln_test::np_mul", mutates_args=())
+    def np_mul(x: Tensor, y: Tensor) -> Tensor:
+        return torch.tensor(x.numpy() * y.numpy())
+
+    infos = []
+
+    @torch.library.register_vmap("kiln_test::np_mul")
+    def _(info, in_dims, x, y):
+        infos.append((info.batch_size, info.randomness, in_dims))
+        xb, yb = in_dims
+        x = x.movedim(xb, -1) if xb is not None else x.unsqueeze(-1)
+        y = y.movedim(yb, -1) if yb is not None else y.unsqueeze(-1)
+        return (x * y).movedim(-1, 0), 0
+
+    A, B = np.array([1., 2., 3.]), np.array([-1., 0.5, 4.])
+    a, b = torch.tensor(A), torch.tensor(B)
+    np.testing.assert_array_equal(torch.vmap(np_mul)(a, b).numpy(), A * B)
+    np.testing.assert_array_equal(torch.vmap(np_mul, in_dims=(0, None))(a, b).numpy(),
+                                  np.outer(A, B))
+    assert infos == [(3, "error", (0, 0)), (3, "error", (0, None))]
+    M, N = np.arange(6.).reshape(2, 3), np.arange(6., 12.).reshape(2, 3)
+    np.testing.assert_array_equal(
+        torch.vmap(torch.vmap(np_mul))(torch.tensor(M), torch.tensor(N)).numpy(), M * N)
+    np.testing.assert_array_equal(np_mul(a, b).numpy(), A * B)      # (no vmap: the kernel)
+
+    @torch.library.custom_op("kiln_test::np_cube", mutates_args=())
+    def np_cube(x: Tensor) -> tuple[Tensor, Tensor]:
+        return torch.tensor(x.numpy() ** 3), torch.tensor(3 * x.numpy() ** 2)
+
+    np_cube.register_vmap(lambda info, in_dims, x: (np_cube(x), (in_dims[0], in_dims[0])))
+    c, d = torch.vmap(np_cube, in_dims=1)(torch.tensor(M))      # out_dims=0: batch first
+    np.testing.assert_array_equal(c.numpy(), (M ** 3).T)
+    np.testing.assert_array_equal(d.numpy(), (3 * M ** 2).T)
+    with pytest.raises(ValueError, match="got unexpected type for op: <class 'int'>"):
+        torch.library.register_vmap(5, lambda *a: None)
+
+
+def _add_kernel():
+    import triton
+    import triton.language as tl
+
+    @triton.jit
+    def add_kernel(in_ptr0, in_ptr1, out_ptr, n_elements, BLOCK_SIZE: tl.constexpr):
+        offsets = tl.program_id(axis=0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+        mask = offsets < n_elements
+        x = tl.load(in_ptr0 + offsets, mask=mask)
+        y = tl.load(in_ptr1 + offsets, mask=mask)
+        tl.store(out_ptr + offsets, x + y, mask=mask)
+    return add_kernel, triton.cdiv
+
+
+@pytest.mark.parametrize("device", ["cpu", "interpret"])
+def test_triton_op_with_wrap_triton(device):
+    kernel, cdiv = _add_kernel()
+    name = f"kiln_test::tadd_{device}"
+
+    @torch.library.triton_op(name, mutates_args={})
+    def tadd(x: Tensor, y: Tensor) -> Tensor:
+        out = torch.empty_like(x)
+        n = out.numel()
+        torch.library.wrap_triton(kernel)[lambda meta: (cdiv(n, meta["BLOCK_SIZE"]),)](
+            x, y, out, n, 16)
+        return out
+
+    tadd.register_autograd(lambda ctx, g: (g, g))
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal(37), rng.standard_normal(37)
+    x, y = torch.tensor(X, device=device), torch.tensor(Y, device=device)
+    r = tadd(x, y)
+    assert r.device.type == device and r.dtype == torch.float64
+    np.testing.assert_array_equal(r.cpu().numpy(), X + Y)       # 3 programs of 16, masked
+    ns, op = name.split("::")
+    np.testing.assert_array_equal(getattr(getattr(torch.ops, ns), op)(x, y).cpu().numpy(), X + Y)
+    assert torch.library.opcheck(tadd, (x, y)) == {t: "SUCCESS" for t in
+                                                   torch.library.DEFAULT_TEST_UTILS}
+    f = torch.compile(lambda p, q: tadd(p, q) * 2)
+    np.testing.assert_array_equal(f(x, y).cpu().numpy(), 2 * (X + Y))
+    a = torch.tensor(X[:5], device=device, requires_grad=True)
+    assert gradcheck(lambda t: tadd(t, t * 3), (a,))
+    with pytest.raises(RuntimeError, match="wrap_triton only works on functions annotated with "
+                                           "triton.jit or triton.autotune"):
+        torch.library.wrap_triton(lambda: 0)
+
+
+def test_triton_op_autotuned_kernel_with_scalar_argument():
+    import triton
+    import triton.language as tl
+
+    @triton.autotune(configs=[triton.Config({"BLOCK_SIZE": 8}),
+                              triton.Config({"BLOCK_SIZE": 32})], key=["n"])
+    @triton.jit
+    def scale_kernel(x_ptr, out_ptr, n, s, BLOCK_SIZE: tl.constexpr):
+        o = tl.program_id(0) * BLOCK_SIZE + tl.arange(0, BLOCK_SIZE)
+        m = o < n
+        tl.store(out_ptr + o, tl.load(x_ptr + o, mask=m) * s, mask=m)
+
+    @torch.library.triton_op("kiln_test::tscale", mutates_args=())
+    def tscale(x: Tensor, s: float) -> Tensor:
+        out = torch.empty_like(x)
+        n = x.numel()
+        torch.library.wrap_triton(scale_kernel)[
+            lambda meta: (triton.cdiv(n, meta["BLOCK_SIZE"]),)](x, out, n, s)
+        return out
+
+    X = np.linspace(-3, 3, 21, dtype=np.float32)
+    np.testing.assert_array_equal(tscale(torch.tensor(X), 2.5).numpy(), X * np.float32(2.5))
