@@ -304,7 +304,11 @@ from .ao import quantization  # noqa: E402,F401  (torch.quantization is torch.ao
 from .ao._qtensor import (qscheme, per_tensor_affine, per_channel_affine,  # noqa: E402,F401
                           per_tensor_symmetric, per_channel_symmetric,
                           per_channel_affine_float_qparams, quantize_per_tensor,
-                          quantize_per_channel, quantize_per_tensor_dynamic, dequantize)
+                          quantize_per_channel, quantize_per_tensor_dynamic, dequantize,
+                          int_repr, q_scale, q_zero_point, q_per_channel_scales,
+                          q_per_channel_zero_points, q_per_channel_axis, quantized_max_pool1d,
+                          quantized_max_pool2d)
+from .ao.nn.quantized.modules import quantized_batch_norm  # noqa: E402,F401
 from .ao._fake_quant import (fake_quantize_per_tensor_affine,  # noqa: E402,F401
                              fake_quantize_per_channel_affine)
 from runtime.dtypes import qint8, quint8, qint32, quint4x2  # noqa: E402,F401

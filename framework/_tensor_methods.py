@@ -298,7 +298,17 @@ for _f in (M.clamp, M.clamp_min, M.clamp_max, M.lerp, M.round, M.frac, M.relu, M
            I.masked_fill, I.scatter, I.scatter_add, I.scatter_reduce, I.index_add, I.index_copy,
            I.index_fill, I.index_put, L.addmm, L.baddbmm, M.xlogy, M.hypot, M.addcmul, M.addcdiv, M.mvlgamma, M.sinc):
     setattr(Tensor, _f.__name__ + "_", _via(_f))
-Tensor.clip_ = Tensor.clamp_
+_clamp_via = Tensor.clamp_
+
+
+def _clamp_(self, min=None, max=None):
+    if self._dtype.category == 4:      # (PyTorch's quantized clamp has no in-place form)
+        from .ao._qtensor import clamp_refusal
+        raise clamp_refusal(self, "clamp", (min, max))
+    return _clamp_via(self, min, max)
+
+
+Tensor.clamp_ = Tensor.clip_ = _clamp_
 
 # in-place forms of the inverse hyperbolics, erfc, copysign, ... and torch's aliases
 for _n in ("acosh", "asinh", "atanh", "erfc", "copysign", "nextafter", "gcd"):

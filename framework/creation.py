@@ -558,6 +558,9 @@ def zeros_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fal
     if input.is_nested:       # framework.nested: over the values buffer
         return input._on_values(lambda v: zeros_like(v, dtype=dtype, device=device,
                                                       requires_grad=requires_grad))
+    if input._dtype.category == 4:      # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import like_q
+        return like_q(input, 0, dtype, zero=True)
     return _preserve(_filled(input._data.shape, 0, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 
@@ -567,6 +570,9 @@ def ones_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fals
     if input.is_nested:       # framework.nested: over the values buffer
         return input._on_values(lambda v: ones_like(v, dtype=dtype, device=device,
                                                      requires_grad=requires_grad))
+    if input._dtype.category == 4:      # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import like_q
+        return like_q(input, 1, dtype)
     return _preserve(_filled(input._data.shape, 1, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 
@@ -576,6 +582,9 @@ def empty_like(input, *, dtype=None, layout=None, device=None, requires_grad=Fal
     if input.is_nested:       # framework.nested: over the values buffer
         return input._on_values(lambda v: empty_like(v, dtype=dtype, device=device,
                                                       requires_grad=requires_grad))
+    if input._dtype.category == 4:      # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import like_q
+        return like_q(input, None, dtype)
     d = _like(input, dtype)
     return _preserve(_made(input._data.shape, None, d, _like_dev(input, device), requires_grad),
                      input, memory_format)
@@ -587,6 +596,9 @@ def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requir
     if input.is_nested:       # framework.nested: over the values buffer
         return input._on_values(lambda v: full_like(v, fill_value, dtype=dtype, device=device,
                                                      requires_grad=requires_grad))
+    if input._dtype.category == 4:
+        from .ao._qtensor import like_q
+        return like_q(input, fill_value, dtype)
     return _preserve(_filled(input._data.shape, fill_value, _like(input, dtype),
                              _like_dev(input, device), requires_grad), input, memory_format)
 

@@ -739,6 +739,12 @@ def _clamp(input, min, max, out, grad_name):
     from compiler.ir.registry import promote
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
+    if isinstance(input, Tensor) and input._dtype.category == 4:     # quantized
+        from .ao._qtensor import clamp_q, clamp_refusal
+        if grad_name != "ClampBackward1" or out is not None:   # (PyTorch's clamp_min/max fail)
+            op = {"ClampMinBackward0": "clamp_min", "ClampMaxBackward0": "clamp_max"}
+            raise clamp_refusal(input, op.get(grad_name, "clamp"), (min, max))
+        return clamp_q(input, min, max)
     for b in (input, min, max):
         _no_complex(b, NotImplementedError, _CLAMP_MSG)
     mn = None if min is None else as_tensor_arg(min)
@@ -1466,6 +1472,9 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
     r = _masked_method("mean", input, out, dim, keepdim, dtype=dtype)
     if r is not None:
         return r
+    if isinstance(input, Tensor) and input._dtype.category == 4 and out is None:    # quantized
+        from .ao._qtensor import mean_q
+        return mean_q(input, dim, keepdim, dtype)
     try:
         d = dtype or input._dtype
         if not (d.is_floating_point or d.is_complex):
@@ -1625,6 +1634,9 @@ def max(input, dim=None, keepdim=False, *, out=None):
     try:
         if isinstance(dim, Tensor):
             return maximum(input, dim)
+        if input._dtype.category == 4 and out is None:     # quantized (framework/ao/_qtensor.py)
+            from .ao._qtensor import max_min
+            return max_min(input, "max", lambda t: max(t, dim, keepdim), dim is None)
         if dim is None:
             _no_complex(input, NotImplementedError, "\"max_all\" not implemented for '{}'")
             dt.refuse_barebones("max_all", input._dtype)
@@ -1652,6 +1664,9 @@ def min(input, dim=None, keepdim=False, *, out=None):
     try:
         if isinstance(dim, Tensor):
             return minimum(input, dim)
+        if input._dtype.category == 4 and out is None:     # quantized (framework/ao/_qtensor.py)
+            from .ao._qtensor import max_min
+            return max_min(input, "min", lambda t: min(t, dim, keepdim), dim is None)
         if dim is None:
             _no_complex(input, NotImplementedError, "\"min_all\" not implemented for '{}'")
             dt.refuse_barebones("min_all", input._dtype)

@@ -21,6 +21,9 @@ def _no_complex(input, op):
 
 
 def sort(input, dim=-1, descending=False, stable=False, *, out=None):
+    if input._dtype.category == 4 and out is None:     # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import on_int_order
+        return on_int_order(input, lambda t: sort(t, dim, descending, stable))
     _no_complex(input, "Sort")
     if input.ndim == 0:
         return _named("sort")(input, wrap_like(np.zeros((), np.int64), dt.int64, input))
@@ -31,6 +34,8 @@ def sort(input, dim=-1, descending=False, stable=False, *, out=None):
 
 
 def argsort(input, dim=-1, descending=False, stable=False):
+    if input._dtype.category == 4:
+        return sort(input, dim, descending, stable)[1]
     _no_complex(input, "Sort")
     if input.ndim == 0:
         return wrap_like(np.zeros((), np.int64), dt.int64, input)
@@ -43,6 +48,10 @@ def msort(input):
 
 
 def topk(input, k, dim=-1, largest=True, sorted=True, *, out=None):
+    if input._dtype.category == 4 and out is None:     # quantized (framework/ao/_qtensor.py)
+        from .ao._qtensor import on_int_order
+        return on_int_order(input, lambda t: topk(t, k, dim, largest, sorted),
+                            "Top-K is only supported on per-tensor quantization")
     _no_complex(input, "topk")
     if input._dtype is dt.bool_:
         raise RuntimeError("topk does not support bool dtypes on CPU")

@@ -110,7 +110,8 @@ def _q_tensor_affine(a, scale, zp, dtype):
             v = np.rint(np.float32(zp) + a * inv)
         else:     # fbgemm's fused multiply-add: one rounding of the exact a * inv + zp
             v = np.rint((a.astype(np.float64) * np.float64(inv) + zp).astype(np.float32))
-        return np.clip(np.nan_to_num(v, nan=0.0), lo, hi).astype(dtype.np)
+        # (float64: int32's top does not fit a float32)
+        return np.clip(np.nan_to_num(v, nan=0.0).astype(np.float64), lo, hi).astype(dtype.np)
 
 
 def _q_channel(a, scales, zps, axis, dtype, float_qparams=False):
@@ -378,7 +379,8 @@ _MOVES = frozenset(("as_strided", "diagonal", "expand", "flip", "permute", "resh
 _COMPARE = frozenset(("eq", "ne", "lt", "le", "gt", "ge"))
 # PyTorch's out-variant names where they are not "<prim>.out"
 _ATEN = {"sum": "sum.IntList_out", "matmul": "mm.out", "add": "add.out", "sub": "sub.out",
-         "prod": "prod.int_out", "amax": "amax.out", "amin": "amin.out"}
+         "prod": "prod.int_out", "amax": "amax.out", "amin": "amin.out",
+         "kthvalue_index": "kthvalue.values"}
 
 
 def _ints(a):
@@ -421,6 +423,8 @@ def _hook(p, args, attrs):
                                           "Float" for a in args))
         raise RuntimeError("empty_strided not supported on quantized tensors yet see "
                            "https://github.com/pytorch/pytorch/issues/74540")
+    if name in ("sigmoid", "tanh") and len(args) == 1:
+        return unary_fixed(q0, name)
     if name == "relu" and q0._q[3] is None:
         return make_q(np.maximum(q0._data, q0._dtype.np.type(q0._q[2])), q0._dtype, q0._q)
     if name == "cat" and all(is_q(a) for a in args) and q0._q[3] is None:
@@ -537,3 +541,282 @@ def on_ints(x, fn, round_result):
         lo, hi = _RANGE[x._dtype.name]
         r = np.clip(np.rint(r) + zp, lo, hi)
     return make_q(np.ascontiguousarray(r.astype(x._dtype.np)), x._dtype, x._q)
+
+
+# ---- QuantizedCPU kernels called from the ops' single definitions (max, sort, mean, ...) -----
+
+def _promote_error(x, *others):
+    return RuntimeError("promoteTypes with quantized numbers is not handled yet; figure out what "
+                        "the correct rules should be, offending types: "
+                        + " ".join([dt.tname(x._dtype)] + list(others)))
+
+
+def on_int_order(x, fn, per_channel_msg=None):
+    """fn (max, min, sort, topk, msort) run on a per-tensor quantized x's integers, whose order
+    is its values' (scale > 0); the values it returns keep x's parameters, indices stay int64."""
+    if x._q[3] is not None:
+        if per_channel_msg:
+            raise RuntimeError(per_channel_msg)
+        _per_tensor(x)
+    r = fn(_ints(x))
+
+    def back(t):
+        return make_q(np.array(t._data), x._dtype, x._q)
+    if isinstance(r, Tensor):
+        return back(r)
+    return type(r)(back(r[0]), r[1])
+
+
+def max_min(x, name, fn, no_dim):
+    """torch.max / torch.min of a quantized x (per tensor only, as PyTorch)."""
+    if no_dim and x._data.size == 0:
+        raise IndexError(f"{name}(): Expected reduction dim 0 to have non-zero size.")
+    return on_int_order(x, fn, f"{name.capitalize()} operator for quantized tensors only works "
+                               "for per tensor quantized tensors. Please open an issue on "
+                               "https://github.com/pytorch/pytorch/issues if you need per channel"
+                               " quantized tensor support.")
+
+
+def mean_q(x, dim, keepdim, dtype):
+    """PyTorch's mean_out_quantized_cpu: over the innermost dims of a contiguous x, the integer
+    sum / count in float32, rounded half to even (qmean_inner_dim_kernel); else the float mean
+    of the dequantized values, quantized in x's parameters."""
+    from ..ops_math import mean
+    from compiler.ir.registry import norm_dims
+    if dtype is not None and dtype is not x._dtype:
+        raise RuntimeError(f"ScalarType {dt.tname(dtype)} is not supported in new_qtensor.")
+    _per_tensor(x)
+    dims = sorted(norm_dims("mean", None if dim is None else
+                            (dim,) if isinstance(dim, int) else tuple(dim), x.ndim))
+    if x.is_contiguous() and dims == list(range(x.ndim - len(dims), x.ndim)):
+        a = np.asarray(x._data)
+        lead = a.shape[:a.ndim - len(dims)]
+        n = int(np.prod(a.shape[a.ndim - len(dims):]))
+        tot = a.reshape(lead + (n,)).astype(np.int64).sum(-1)
+        with np.errstate(all="ignore"):
+            r = np.rint(tot.astype(np.float32) / np.float32(n))
+        if keepdim:
+            r = r.reshape(lead + (1,) * len(dims))
+        lo, hi = _RANGE[x._dtype.name]
+        return make_q(np.clip(np.nan_to_num(r), lo, hi).astype(x._dtype.np), x._dtype,
+                      (per_tensor_affine, x._q[1], x._q[2], None))
+    r = mean(wrap(_dequant_array(x), dt.float32), dim, keepdim)
+    a = np.asarray(_dispatch.values(r), np.float32)
+    return make_q(_q_tensor_affine(a, x._q[1], x._q[2], x._dtype), x._dtype,
+                  (per_tensor_affine, x._q[1], x._q[2], None))
+
+
+# the fixed output parameters of PyTorch's sigmoid, hardsigmoid (range [0, 1]) and tanh
+# ([-1, 1]): the dtype's whole range
+_FIXED = {"sigmoid": {"quint8": (1 / 256, 0), "qint8": (1 / 256, -128), "qint32": (2. ** -32, 0)},
+          "tanh": {"quint8": (2 / 256, 128), "qint8": (2 / 256, 0), "qint32": (2. ** -31, 0)}}
+
+
+def _fused_dequant(x):
+    """PyTorch's vectorized dequantize: fma(q, scale, -zero_point * scale) in float32."""
+    s = np.float32(x._q[1])
+    return (np.asarray(x._data, np.float64) * np.float64(s)
+            + np.float64(np.float32(-x._q[2] * s))).astype(np.float32)
+
+
+# elements per step of cpu_kernel_vec's vector loop (two AVX2 vectors of the quantized type)
+_LANES = {"quint8": 64, "qint8": 64, "qint32": 16}
+
+
+def _vector_mask(n, lanes):
+    """Which of n elements PyTorch's cpu_kernel_vec runs on its vector path: at::parallel_for
+    splits over 32768 into one chunk per thread (ceil(n / tasks) each), and each chunk runs
+    whole vector steps, then a scalar tail."""
+    from runtime import threads
+    tasks = 1 if n <= 32768 else min(threads.get(), -(-n // 32768))
+    cs = -(-n // tasks) if n else 0
+    pos = np.arange(n)
+    start = pos - pos % cs if cs else pos
+    size = np.minimum(start + cs, n) - start
+    return pos - start < size - size % lanes
+
+
+def kernel_vec(x, fn, scale, zp, fused=True):
+    """A quantized pointwise op as PyTorch's cpu_kernel_vec runs it over contiguous x: the
+    vector path (_vector_mask) dequantizes by fma (fused) or as (q - zero_point) * scale, and
+    requantizes as rint(y * (1 / scale)) + zp; the scalar tail dequantizes as
+    (q - zero_point) * scale and requantizes as rint(zp + y * (1 / scale)) (the zero point
+    joins before rounding: 148.5 -> 148). fn(a, vector) gives float32 y."""
+    _per_tensor(x)
+    f = np.float32
+    a = np.asarray(x._data).reshape(-1)
+    vec = _vector_mask(a.size, _LANES[x._dtype.name])
+    plain = ((a.astype(f) - f(x._q[2])) * f(x._q[1])).astype(f)
+    inv = f(1) / f(scale)
+    with np.errstate(all="ignore"):
+        yv = fn(_fused_dequant(x).reshape(-1) if fused else plain, True)
+        ys = fn(plain, False)
+        tv, ts = (yv * inv).astype(f), (ys * inv).astype(f)
+        if x._dtype is dt.qint32:      # (its vector quantize is the scalar one)
+            rv = np.rint((tv + f(zp)).astype(f)).astype(np.float64)
+        else:
+            rv = np.rint(tv).astype(np.float64) + zp
+        rs = np.rint((ts + f(zp)).astype(f)).astype(np.float64)
+    lo, hi = _RANGE[x._dtype.name]
+    r = np.clip(np.nan_to_num(np.where(vec, rv, rs)), lo, hi).astype(x._dtype.np)
+    return make_q(r.reshape(x._data.shape), x._dtype,
+                  (per_tensor_affine, float(scale), int(zp), None))
+
+
+def _sigmoid(a, vector):
+    # exp correctly rounded to float32 (PyTorch's Sleef one is within an ulp: only qint32's
+    # 2^-32 scale shows it); the scalar path divides in double
+    e = np.exp(-a.astype(np.float64)).astype(np.float32)
+    if vector:
+        return (np.float32(1) / (np.float32(1) + e)).astype(np.float32)
+    return (1.0 / (1.0 + e.astype(np.float64))).astype(np.float32)
+
+
+def _tanh(a, vector):
+    # (the scalar path's tanhf is NumPy's float32 tanh, not correctly rounded)
+    return np.tanh(a.astype(np.float64)).astype(np.float32) if vector else np.tanh(a)
+
+
+def _hardsigmoid(a, vector):
+    f = np.float32
+    return (np.minimum(np.maximum((a + f(3)).astype(f), f(0)), f(6)) / f(6)).astype(f)
+
+
+def unary_fixed(x, name, scale=None, zp=None):
+    """quantized sigmoid / tanh / hardsigmoid: the float function of the dequantized values,
+    quantized with the fixed parameters of its range (or the given ones: nnq.Sigmoid)."""
+    _per_tensor(x)
+    if scale is None:
+        scale, zp = _FIXED["tanh" if name == "tanh" else "sigmoid"][x._dtype.name]
+    fn = {"sigmoid": _sigmoid, "tanh": _tanh, "hardsigmoid": _hardsigmoid}[name]
+    return kernel_vec(x, fn, scale, zp, fused=name != "sigmoid")
+
+
+def leaky_relu_q(x, slope, scale, zp):
+    """quantized::leaky_relu: x if x > 0 else x * slope, requantized with (scale, zp)."""
+    f = np.float32
+    return kernel_vec(x, lambda a, v: (a * np.where(a > 0, f(1), f(slope))).astype(f),
+                      scale, zp)
+
+
+def elu_q(x, alpha, scale, zp):
+    """quantized::elu: x if x > 0 else (exp(x) - 1) * alpha in float32 (exp correctly
+    rounded), requantized with (scale, zp)."""
+    f = np.float32
+
+    def fn(a, vector):
+        e = np.exp(a.astype(np.float64)).astype(f)
+        return np.where(a > 0, a, ((e - f(1)).astype(f) * f(alpha)).astype(f))
+    return kernel_vec(x, fn, scale, zp)
+
+
+def _quantize_val(v, scale, zp, dtype):
+    """PyTorch's scalar quantize_val: round(v * (1 / scale)) + zero_point, clamped."""
+    lo, hi = _RANGE[dtype.name]
+    r = np.rint(np.float32(v) * (np.float32(1) / np.float32(scale)))
+    return int(np.clip(float(r) + zp, lo, hi))
+
+
+def clamp_refusal(x, op, bounds):
+    """PyTorch's error for the clamps it has no quantized kernel for (clamp_min, clamp_max,
+    clamp_, tensor bounds): a float bound fails type promotion first."""
+    bs = [b for b in bounds if b is not None]
+    if any(isinstance(b, float) or isinstance(b, Tensor) and b._dtype.is_floating_point
+           for b in bs):
+        return _promote_error(x, "Float")
+    if any(isinstance(b, Tensor) for b in bs):
+        return RuntimeError("empty_strided not supported on quantized tensors yet see "
+                            "https://github.com/pytorch/pytorch/issues/74540")
+    return _backend_error(f"aten::{op}.out", x)
+
+
+def clamp_q(x, mn, mx):
+    """clamp of a per-tensor quantized x by numbers: the bounds quantized in x's parameters,
+    the integers clamped (min first, then max)."""
+    if isinstance(mn, Tensor) or isinstance(mx, Tensor):
+        raise clamp_refusal(x, "clamp", (mn, mx))
+    _per_tensor(x)
+    r = np.asarray(x._data)
+    if mn is not None:
+        r = np.maximum(r, _quantize_val(mn, x._q[1], x._q[2], x._dtype))
+    if mx is not None:
+        r = np.minimum(r, _quantize_val(mx, x._q[1], x._q[2], x._dtype))
+    return make_q(r.astype(x._dtype.np), x._dtype, x._q)
+
+
+_C10 = {"float32": "float", "float64": "double", "int64": "long int", "int32": "int",
+        "int16": "short int", "int8": "signed char", "uint8": "unsigned char", "bool": "bool",
+        "float16": "c10::Half", "bfloat16": "c10::BFloat16", "complex64": "c10::complex<float>",
+        "complex128": "c10::complex<double>", "qint8": "c10::qint8", "quint8": "c10::quint8",
+        "qint32": "c10::qint32", "quint4x2": "c10::quint4x2"}
+
+
+def like_q(x, fill, dtype, zero=False):
+    """zeros_like / ones_like / full_like / empty_like (fill None) of a quantized x: x's
+    parameters, the value quantized in them; PyTorch zeroes with zero_, which it refuses."""
+    if dtype is not None and dtype is not x._dtype:
+        raise RuntimeError("It is currently not supported to specify a dtype that doesn't match "
+                           "the input tensor's dtype via empty_like.  Specified: "
+                           f"{_C10.get(dtype.name, dtype.name)} Input tensor's dtype: "
+                           f"{_C10[x._dtype.name]}")
+    if zero:
+        raise _backend_error("aten::zero_", x)
+    t = make_q(np.zeros(x._data.shape, x._dtype.np), x._dtype, x._q)
+    if fill is not None:
+        np.copyto(t._data, _quantize_like(t, float(fill)))
+    return t
+
+
+def _quantized_max_pool(nd):
+    def f(input, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+        from ..nn import functional as F
+        if not is_q(input):
+            raise _backend_error(f"aten::quantized_max_pool{nd}d", input)
+        return getattr(F, f"max_pool{nd}d")(input, kernel_size, stride or None, padding,
+                                            dilation, ceil_mode)
+    f.__name__ = f"quantized_max_pool{nd}d"
+    f.__doc__ = f"torch.quantized_max_pool{nd}d: max_pool{nd}d of a quantized tensor."
+    return f
+
+
+quantized_max_pool1d = _quantized_max_pool(1)
+quantized_max_pool2d = _quantized_max_pool(2)
+
+
+def _bilinear_taps(n, o, align_corners, scale):
+    """PyTorch's area_pixel_compute_source_index in float32: first taps, +1 offsets, weights."""
+    f = np.float32
+    if align_corners:
+        r = f(n - 1) / f(o - 1) if o > 1 else f(0)
+        src = (r * np.arange(o).astype(f)).astype(f)
+    else:
+        r = f(1.0 / scale) if scale is not None and scale > 0 else f(f(n) / f(o))
+        src = ((r * (np.arange(o).astype(f) + f(0.5))).astype(f) - f(0.5)).astype(f)
+        src = np.maximum(src, f(0))
+    i0 = src.astype(np.int64)
+    l1 = (src - i0.astype(f)).astype(f)
+    return i0, (i0 < n - 1).astype(np.int64), (f(1) - l1).astype(f), l1
+
+
+def upsample_bilinear_q(x, out_sizes, align_corners, scales):
+    """Quantized 2-d bilinear upsampling (PyTorch's kernel): the four raw integers weighted in
+    float32, rounded half to even (as PyTorch 2.13: the zero point never enters); the
+    parameters stay."""
+    _per_tensor(x)
+    a = np.asarray(x._data)
+    n_h, n_w = a.shape[2:]
+    (oh, ow) = out_sizes
+    if (oh, ow) == (n_h, n_w):
+        return make_q(np.array(a), x._dtype, x._q)
+    hi0, hp, h0, h1 = _bilinear_taps(n_h, oh, align_corners, None if scales is None else scales[0])
+    wi0, wp, w0, w1 = _bilinear_taps(n_w, ow, align_corners, None if scales is None else scales[1])
+    af = a.astype(np.float32)
+    r0, r1 = af[:, :, hi0], af[:, :, hi0 + hp]         # (N, C, oh, W)
+
+    def row(r):
+        return (w0 * r[..., wi0]).astype(np.float32) + (w1 * r[..., wi0 + wp]).astype(np.float32)
+    hh0, hh1 = h0[:, None], h1[:, None]
+    res = ((hh0 * row(r0)).astype(np.float32) + (hh1 * row(r1)).astype(np.float32)).astype(
+        np.float32)
+    lo, hi = _RANGE[x._dtype.name]
+    return make_q(np.clip(np.rint(res), lo, hi).astype(x._dtype.np), x._dtype, x._q)

@@ -337,6 +337,10 @@ def tanh(input):
 
 
 def hardsigmoid(input, inplace=False):
+    if isinstance(input, Tensor) and input._dtype.category == 4:    # quantized
+        from ..ao._qtensor import unary_fixed, copy_q
+        r = unary_fixed(input, "hardsigmoid")
+        return copy_q(input, r) if inplace else r      # (PyTorch's hardsigmoid_ copies it in)
     M._need_float("hardsigmoid_cpu", input)
     x = _inplace_src(input, inplace)
     # gradient 1/6 strictly inside (-3, 3), else 0 (also at NaN, whose value stays NaN)

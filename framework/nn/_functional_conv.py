@@ -1423,13 +1423,24 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if any(o < 0 for o in out_sizes):
         raise RuntimeError(f"interpolate: output size {list(out_sizes)} must not be negative "
                            f"(input size {list(sizes_in)})")
+    if input._dtype.category == 4 and mode != "area":    # quantized (framework/ao/_qtensor.py)
+        from ..ao import _qtensor as Q
+        q_ok = nd == 2 and mode == "bilinear" and not antialias or \
+            nd in (2, 3) and mode in ("nearest", "nearest-exact")
+        if not q_ok:
+            raise Q._backend_error(f"aten::{'_' if mode == 'nearest-exact' else ''}upsample_"
+                                   f"{mode.replace('-', '_')}{nd}d"
+                                   f"{'_aa' if antialias else ''}.out", input)
+        Q._per_tensor(input)
+        if mode == "bilinear":
+            return Q.upsample_bilinear_q(input, out_sizes, align_corners, scales)
     # PyTorch's upsample kernels take floats (and uint8 for some); its refusals, by kernel
     kern = None
     if antialias and input._dtype not in (dt.float32, dt.float64, dt.uint8):
         kern = "compute_index_ranges_weights"
     elif mode == "area" and not input._dtype.is_floating_point:
         kern = f"adaptive_avg_pool{builtins.max(nd, 2)}d"
-    elif not input._dtype.is_floating_point and \
+    elif not input._dtype.is_floating_point and input._dtype.category != 4 and \
             not (input._dtype == dt.uint8 and (mode.startswith("nearest") or nd == 2)):
         kern = {"nearest": "compute_indices_weights_nearest", "linear":
                 "compute_indices_weights_linear", "bicubic": "compute_indices_weights_cubic"}
@@ -1447,11 +1458,12 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
             adaptive_avg_pool2d(input, out_sizes) if nd == 2 else adaptive_avg_pool3d(input, out_sizes)
     x = input
     if mode in ("nearest", "nearest-exact"):
-        if not (x._dtype.is_floating_point or x._dtype.category == 1):
+        if not (x._dtype.is_floating_point or x._dtype.category in (1, 4)):
             raise RuntimeError(f"interpolate: unsupported dtype {x._dtype}")
         for i in range(nd):
             n, o = sizes_in[i], out_sizes[i]
-            if n == o:
+            # (quantized: the scales apply to an unchanged dim too, unless none changes)
+            if n == o and (scales is None or x._dtype.category != 4 or sizes_in == out_sizes):
                 continue
             ii = _nearest_index(n, o, None if scales is None else scales[i], mode == "nearest-exact")
             x = apply(P["index"], x, const(wrap_like(ii, dt.int64, x)), pos=(2 + i,))

@@ -10,7 +10,9 @@ from ..._dispatch import wrap, values
 from .. import _qtensor as Q
 from .._fake_quant import fake_quantize_per_tensor_affine, fake_quantize_per_channel_affine
 from .observer import (MovingAverageMinMaxObserver, MovingAveragePerChannelMinMaxObserver,
-                       _PartialWrapper)
+                       _PartialWrapper, FixedQParamsObserver, HistogramObserver,
+                       default_fixed_qparams_range_0to1_observer,
+                       default_fixed_qparams_range_neg1to1_observer)
 
 _RANGE = {dt.qint8: (-128, 127), dt.quint8: (0, 255), dt.qint32: (-2 ** 31, 2 ** 31 - 1)}
 
@@ -107,6 +109,43 @@ class FakeQuantize(FakeQuantizeBase):
                 f"quant_max={app.quant_max}, dtype={self.dtype}, qscheme={self.qscheme}, "
                 f"ch_axis={self.ch_axis}, scale={self.scale}, zero_point={self.zero_point}")
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # per-channel qparams outgrow the initial [1] buffers: take the checkpoint's shape
+        for name in ("scale", "zero_point"):
+            v = state_dict.get(prefix + name)
+            cur = getattr(self, name)
+            if v is not None and tuple(v.shape) != tuple(cur.shape):
+                setattr(self, name, wrap(np.zeros(tuple(v.shape), cur._dtype.np), cur._dtype))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+class FixedQParamsFakeQuantize(FakeQuantize):
+    """Fake quantization with the fixed scale and zero point of a FixedQParamsObserver."""
+
+    def __init__(self, observer):
+        super().__init__(observer=observer)
+        if type(self.activation_post_process) is not FixedQParamsObserver:
+            raise AssertionError(f"{self.__class__.__name__}'s observer must be a "
+                                 f"{FixedQParamsObserver.__name__}")
+        self._observer_ctr = observer
+        self.scale = self.activation_post_process.scale
+        self.zero_point = self.activation_post_process.zero_point
+        if self.qscheme not in (Q.per_tensor_affine, Q.per_tensor_symmetric):
+            raise AssertionError("Only per tensor quantization is supported "
+                                 f"FixedQParamsFakeQuantize module, got qscheme:{self.qscheme}")
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+    def extra_repr(self):
+        app = self.activation_post_process
+        return (f"fake_quant_enabled={self.fake_quant_enabled}, "
+                f"observer_enabled={self.observer_enabled}, scale={self.scale}, "
+                f"zero_point={self.zero_point}, dtype={self.dtype}, quant_min={app.quant_min}, "
+                f"quant_max={app.quant_max}, qscheme={self.qscheme}")
+
 
 class FusedMovingAvgObsFakeQuantize(FakeQuantize):
     """FakeQuantize over a moving-average observer as PyTorch's fused kernel runs it: the scale
@@ -189,3 +228,27 @@ default_fused_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
 default_fused_per_channel_wt_fake_quant = FusedMovingAvgObsFakeQuantize.with_args(
     observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128, quant_max=127,
     dtype=dt.qint8, qscheme=Q.per_channel_symmetric)
+default_dynamic_fake_quant = FakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=0, quant_max=255, is_dynamic=True,
+    dtype=dt.quint8, averaging_constant=1)
+default_fixed_qparams_range_neg1to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_neg1to1_observer)
+default_fixed_qparams_range_0to1_fake_quant = FixedQParamsFakeQuantize.with_args(
+    observer=default_fixed_qparams_range_0to1_observer)
+default_symmetric_fixed_qparams_fake_quant = default_fixed_qparams_range_neg1to1_fake_quant
+default_affine_fixed_qparams_fake_quant = default_fixed_qparams_range_0to1_fake_quant
+default_embedding_fake_quant = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, qscheme=Q.per_channel_affine_float_qparams,
+    dtype=dt.quint8, quant_min=0, quant_max=255, ch_axis=0, averaging_constant=1)
+default_embedding_fake_quant_4bit = FakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, qscheme=Q.per_channel_affine_float_qparams,
+    ch_axis=0, dtype=dt.quint4x2, averaging_constant=1)
+default_histogram_fake_quant = FakeQuantize.with_args(
+    observer=HistogramObserver, quant_min=0, quant_max=255, dtype=dt.quint8,
+    qscheme=Q.per_tensor_affine, reduce_range=True)
+fused_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAverageMinMaxObserver, quant_min=-127, quant_max=127, dtype=dt.qint8,
+    qscheme=Q.per_tensor_symmetric, eps=2 ** -12)
+fused_per_channel_wt_fake_quant_range_neg_127_to_127 = FusedMovingAvgObsFakeQuantize.with_args(
+    observer=MovingAveragePerChannelMinMaxObserver, quant_min=-127, quant_max=127,
+    dtype=dt.qint8, qscheme=Q.per_channel_symmetric, eps=2 ** -12)

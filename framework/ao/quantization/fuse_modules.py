@@ -3,73 +3,7 @@ linear-relu, linear-bn, bn-relu) by one fused module and Identity placeholders."
 import copy
 
 from ... import nn
-
-
-def _fuse_conv_bn(is_qat, conv, bn):
-    from ..nn import intrinsic as nni
-    if conv.training != bn.training:
-        raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
-    if is_qat:
-        if bn.num_features != conv.out_channels:
-            raise AssertionError("Output channel of Conv2d must match num_features of "
-                                 "BatchNorm2d")
-        return {nn.Conv1d: nni.ConvBn1d, nn.Conv2d: nni.ConvBn2d,
-                nn.Conv3d: nni.ConvBn3d}[type(conv)](conv, bn)
-    return nn.utils.fuse_conv_bn_eval(conv, bn)
-
-
-def _fuse_conv_bn_relu(is_qat, conv, bn, relu):
-    from ..nn import intrinsic as nni
-    if conv.training != bn.training or bn.training != relu.training:
-        raise AssertionError("Conv and BN both must be in the same mode (train or eval).")
-    nd = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}[type(conv)]
-    if is_qat:
-        return getattr(nni, f"ConvBnReLU{nd}d")(conv, bn, relu)
-    return getattr(nni, f"ConvReLU{nd}d")(nn.utils.fuse_conv_bn_eval(conv, bn), relu)
-
-
-def _fuse_linear_bn(is_qat, linear, bn):
-    from ..nn import intrinsic as nni
-    if linear.training != bn.training:
-        raise AssertionError("Linear and BN both must be in the same mode (train or eval).")
-    if is_qat:
-        return nni.LinearBn1d(linear, bn)
-    return nn.utils.fuse_linear_bn_eval(linear, bn)
-
-
-def _seq(name):
-    def f(is_qat, *mods):
-        from ..nn import intrinsic as nni
-        return getattr(nni, name)(*mods)
-    return f
-
-
-_FUSERS = {
-    (nn.Conv1d, nn.BatchNorm1d): _fuse_conv_bn, (nn.Conv2d, nn.BatchNorm2d): _fuse_conv_bn,
-    (nn.Conv3d, nn.BatchNorm3d): _fuse_conv_bn,
-    (nn.Conv1d, nn.BatchNorm1d, nn.ReLU): _fuse_conv_bn_relu,
-    (nn.Conv2d, nn.BatchNorm2d, nn.ReLU): _fuse_conv_bn_relu,
-    (nn.Conv3d, nn.BatchNorm3d, nn.ReLU): _fuse_conv_bn_relu,
-    (nn.Conv1d, nn.ReLU): _seq("ConvReLU1d"), (nn.Conv2d, nn.ReLU): _seq("ConvReLU2d"),
-    (nn.Conv3d, nn.ReLU): _seq("ConvReLU3d"), (nn.Linear, nn.BatchNorm1d): _fuse_linear_bn,
-    (nn.Linear, nn.ReLU): _seq("LinearReLU"), (nn.BatchNorm2d, nn.ReLU): _seq("BNReLU2d"),
-    (nn.BatchNorm3d, nn.ReLU): _seq("BNReLU3d"),
-}
-
-
-def get_fuser_method(op_list, additional_fuser_method_mapping=None):
-    m = dict(_FUSERS)
-    m.update(additional_fuser_method_mapping or {})
-    f = m.get(tuple(op_list))
-    if f is None:
-        names = ", ".join(f"<class '{_torch_name(t)}'>" for t in op_list)
-        raise AssertionError(f"did not find fuser method for: ({names}) ")
-    return f
-
-
-def _torch_name(t):
-    return f"torch.nn.modules.{t.__module__.rsplit('.', 1)[-1]}.{t.__name__}" \
-        if t.__module__.startswith("framework.nn.modules") else f"{t.__module__}.{t.__name__}"
+from .fuser_method_mappings import get_fuser_method
 
 
 def fuse_known_modules(mod_list, is_qat, additional_fuser_method_mapping=None):

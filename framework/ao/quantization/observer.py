@@ -33,22 +33,18 @@ class _PartialWrapper:
 
 def _partial_repr(p):
     """functools.partial's repr with the class named by PyTorch's module path."""
-    f = p.func
-    name = f"<class '{_TORCH_MOD.get(f.__name__, 'torch.ao.quantization.observer')}." \
-        f"{f.__name__}'>" if isinstance(f, type) else repr(f)
+    name = _arg_repr(p.func)
     args = [repr(a) for a in p.args] + [f"{k}={_arg_repr(v)}" for k, v in p.keywords.items()]
     return f"functools.partial({', '.join([name] + args)})"
 
 
 def _arg_repr(v):
+    """repr(v), a class named by PyTorch's module path (framework.X -> torch.X)."""
     if isinstance(v, type):
-        return f"<class '{_TORCH_MOD.get(v.__name__, 'torch.ao.quantization.observer')}." \
-            f"{v.__name__}'>"
+        mod = v.__module__
+        mod = "torch" + mod[len("framework"):] if mod.startswith("framework.") else mod
+        return f"<class '{mod}.{v.__name__}'>"
     return repr(v)
-
-
-_TORCH_MOD = {"FakeQuantize": "torch.ao.quantization.fake_quantize",
-              "FusedMovingAvgObsFakeQuantize": "torch.ao.quantization.fake_quantize"}
 
 
 class ObserverBase(nn.Module):
@@ -67,7 +63,7 @@ def _qrange(dtype, quant_min, quant_max, reduce_range):
         # (PyTorch halves a custom range too with reduce_range)
         return (quant_min // 2, quant_max // 2) if reduce_range else (quant_min, quant_max)
     lo, hi = {dt.qint8: (-128, 127), dt.quint8: (0, 255), dt.qint32: (-2 ** 31, 2 ** 31 - 1),
-              dt.int8: (-128, 127), dt.uint8: (0, 255)}.get(dtype, (0, 255))
+              dt.int8: (-128, 127), dt.uint8: (0, 255), dt.quint4x2: (0, 15)}.get(dtype, (0, 255))
     if reduce_range and dtype in (dt.qint8, dt.quint8):
         lo, hi = lo // 2, hi // 2
     return lo, hi
@@ -180,6 +176,16 @@ class PerChannelMinMaxObserver(UniformQuantizationObserverBase):
                                        np.asarray(values(self.max_val)))
         return wrap(s, dt.float32), wrap(z, dt.from_numpy(z.dtype))
 
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # the buffers start empty: take the checkpoint's shape (PyTorch resizes them)
+        for name in ("min_val", "max_val"):
+            v = state_dict.get(prefix + name)
+            if v is not None and tuple(v.shape) != tuple(getattr(self, name).shape):
+                setattr(self, name, wrap(np.zeros(tuple(v.shape), np.float32), dt.float32))
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
     def extra_repr(self):
         return f"min_val={self.min_val}, max_val={self.max_val}"
 
@@ -204,14 +210,123 @@ class PlaceholderObserver(ObserverBase):
         return f"dtype={self.dtype}, is_dynamic={self.is_dynamic}"
 
 
+class FixedQParamsObserver(ObserverBase):
+    """Records nothing: its scale and zero point are fixed (ops of known output range, such
+    as sigmoid and tanh)."""
+
+    def __init__(self, scale, zero_point, dtype=dt.quint8, qscheme=per_tensor_affine,
+                 quant_min=0, quant_max=255, is_dynamic=False, **kwargs):
+        if is_dynamic:
+            raise NotImplementedError("FixedQParamsObserver doesn't support dynamic quantization")
+        super().__init__(dtype, is_dynamic)
+        self.quant_min, self.quant_max = quant_min, quant_max
+        self.register_buffer("scale", wrap(np.array([scale], np.float32), dt.float32))
+        self.register_buffer("zero_point", wrap(np.array([zero_point], np.int32), dt.int32))
+        self.qscheme = qscheme
+
+    def forward(self, X):
+        return X
+
+    def calculate_qparams(self):
+        return self.scale, self.zero_point
+
+
+class RecordingObserver(ObserverBase):
+    """Debugging: keeps a copy of every tensor it sees in tensor_val."""
+
+    def __init__(self, dtype=dt.quint8):
+        super().__init__(dtype, False)
+        self.tensor_val = []
+
+    def forward(self, x):
+        self.tensor_val.append(x.clone())
+        return x
+
+    def calculate_qparams(self):
+        raise Exception("calculate_qparams should not be called for RecordingObserver")
+
+    def get_tensor_value(self):
+        return self.tensor_val
+
+
+class NoopObserver(ObserverBase):
+    """Records nothing: it carries the dtype to the quantized module's from_float."""
+
+    def __init__(self, dtype=dt.float16, custom_op_name=""):
+        super().__init__(dtype, False)
+        self.custom_op = custom_op_name
+
+    def forward(self, x):
+        return x
+
+    def calculate_qparams(self):
+        raise Exception("calculate_qparams should not be called for NoopObserver")
+
+
+class ReuseInputObserver(ObserverBase):
+    """Records nothing: the op (reshape, ...) reuses its input's observer."""
+
+    def __init__(self):
+        super().__init__(dt.quint8, False)
+
+    def forward(self, x):
+        return x
+
+    def calculate_qparams(self):
+        raise Exception("calculate_qparams should not be called for ReuseInputObserver")
+
+
+def _is_activation_post_process(m):
+    from .fake_quantize import FakeQuantizeBase
+    return isinstance(m, (ObserverBase, FakeQuantizeBase))
+
+
+def get_observer_state_dict(mod):
+    """The entries of mod.state_dict() that belong to observers (activation_post_process)."""
+    from collections import OrderedDict
+    sd = mod.state_dict()
+    od = OrderedDict((k, v) for k, v in sd.items() if "activation_post_process" in k)
+    od._metadata = sd._metadata
+    return od
+
+
+def load_observer_state_dict(mod, obs_dict):
+    """Load observer statistics saved by get_observer_state_dict into mod's observers."""
+    missing, unexpected = [], []
+    for name, m in mod.named_modules():
+        if _is_activation_post_process(m):
+            m._load_from_state_dict(obs_dict, name + ".", {}, False, missing, unexpected, [])
+    for k in missing:
+        if "observer" in k or "activation_post_process" in k:
+            raise Exception(f"Missing keys for observer {k} in state_dict")
+    for k in unexpected:
+        if "observer" in k or "activation_post_process" in k:
+            raise Exception(f"Unexpected keys for observer {k} in state_dict")
+
+
 default_observer = MinMaxObserver.with_args(quant_min=0, quant_max=127)
+default_placeholder_observer = PlaceholderObserver
+default_debug_observer = RecordingObserver
+default_reuse_input_observer = ReuseInputObserver
 default_weight_observer = MinMaxObserver.with_args(dtype=dt.qint8, qscheme=per_tensor_symmetric)
+weight_observer_range_neg_127_to_127 = MinMaxObserver.with_args(
+    dtype=dt.qint8, qscheme=per_tensor_symmetric, quant_min=-127, quant_max=127, eps=2 ** -12)
+per_channel_weight_observer_range_neg_127_to_127 = PerChannelMinMaxObserver.with_args(
+    dtype=dt.qint8, qscheme=per_channel_symmetric, quant_min=-127, quant_max=127, eps=2 ** -12)
+default_fixed_qparams_range_neg1to1_observer = FixedQParamsObserver.with_args(
+    scale=2.0 / 256.0, zero_point=128, dtype=dt.quint8, quant_min=0, quant_max=255)
+default_fixed_qparams_range_0to1_observer = FixedQParamsObserver.with_args(
+    scale=1.0 / 256.0, zero_point=0, dtype=dt.quint8, quant_min=0, quant_max=255)
+default_symmetric_fixed_qparams_observer = default_fixed_qparams_range_neg1to1_observer
+default_affine_fixed_qparams_observer = default_fixed_qparams_range_0to1_observer
 default_dynamic_quant_observer = PlaceholderObserver.with_args(
     dtype=dt.quint8, quant_min=0, quant_max=255, is_dynamic=True)
 default_per_channel_weight_observer = PerChannelMinMaxObserver.with_args(
     dtype=dt.qint8, qscheme=per_channel_symmetric)
 default_float_qparams_observer = PerChannelMinMaxObserver.with_args(
     dtype=dt.quint8, qscheme=per_channel_affine_float_qparams, ch_axis=0)
+default_float_qparams_observer_4bit = PerChannelMinMaxObserver.with_args(
+    dtype=dt.quint4x2, qscheme=per_channel_affine_float_qparams, ch_axis=0)
 
 
 def _f32(t):
@@ -224,13 +339,14 @@ class MovingAverageMinMaxObserver(MinMaxObserver):
     def __init__(self, averaging_constant=0.01, dtype=dt.quint8, qscheme=per_tensor_affine,
                  reduce_range=False, quant_min=None, quant_max=None, eps=_EPS, is_dynamic=False,
                  **kwargs):
-        if is_dynamic:
+        if is_dynamic and averaging_constant != 1:
             raise NotImplementedError("MovingAverageMinMaxObserver doesn't support dynamic "
                                       "quantization for averaging constant of "
                                       f"{averaging_constant}")
         self.averaging_constant = averaging_constant
         super().__init__(dtype=dtype, qscheme=qscheme, reduce_range=reduce_range,
-                         quant_min=quant_min, quant_max=quant_max, eps=eps, **kwargs)
+                         quant_min=quant_min, quant_max=quant_max, eps=eps,
+                         is_dynamic=is_dynamic, **kwargs)
 
     def forward(self, x_orig):
         a = np.asarray(values(_t(x_orig).detach()), np.float32)

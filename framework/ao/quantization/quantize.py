@@ -8,8 +8,8 @@ from .qconfig import default_dynamic_qconfig, float16_dynamic_qconfig
 
 
 def _dynamic_mapping():
-    from ..nn.quantized import dynamic as nnqd
-    return {nn.Linear: nnqd.Linear, nn.LSTM: nnqd.LSTM, nn.GRU: nnqd.GRU}
+    from .quantization_mappings import get_default_dynamic_quant_module_mappings
+    return get_default_dynamic_quant_module_mappings()
 
 
 def _spec(qconfig_spec, dtype):
@@ -69,44 +69,18 @@ def quantize_dynamic(model, qconfig_spec=None, dtype=dt.qint8, mapping=None, inp
 # ---- static quantization (eager mode): prepare / convert, QAT -----------------------------------
 
 def _static_mapping():
-    from ..nn import quantized as nnq, qat as nnqat, intrinsic as nni
-    from ..nn.intrinsic import quantized as nniq, qat as nniqat
-    from .stubs import QuantStub, DeQuantStub
-    return {QuantStub: nnq.Quantize, DeQuantStub: nnq.DeQuantize,
-            nn.BatchNorm2d: nnq.BatchNorm2d, nn.Dropout: nnq.Dropout, nn.Conv1d: nnq.Conv1d,
-            nn.Conv2d: nnq.Conv2d, nn.Conv3d: nnq.Conv3d, nn.Hardswish: nnq.Hardswish,
-            nn.LayerNorm: nnq.LayerNorm, nn.Linear: nnq.Linear, nn.Embedding: nnq.Embedding,
-            nn.ReLU6: nnq.ReLU6,
-            nnq.FloatFunctional: nnq.QFunctional,
-            nni.ConvReLU1d: nniq.ConvReLU1d, nni.ConvReLU2d: nniq.ConvReLU2d,
-            nni.ConvReLU3d: nniq.ConvReLU3d, nni.LinearReLU: nniq.LinearReLU,
-            nni.BNReLU2d: nniq.BNReLU2d,
-            nniqat.ConvBn1d: nnq.Conv1d, nniqat.ConvBn2d: nnq.Conv2d, nniqat.ConvBn3d: nnq.Conv3d,
-            nniqat.ConvBnReLU1d: nniq.ConvReLU1d, nniqat.ConvBnReLU2d: nniq.ConvReLU2d,
-            nniqat.ConvBnReLU3d: nniq.ConvReLU3d, nniqat.ConvReLU2d: nniq.ConvReLU2d,
-            nniqat.ConvReLU3d: nniq.ConvReLU3d, nniqat.LinearReLU: nniq.LinearReLU,
-            nniqat.LinearBn1d: nnq.Linear, nnqat.Linear: nnq.Linear, nnqat.Conv2d: nnq.Conv2d,
-            nnqat.Conv3d: nnq.Conv3d}
+    from .quantization_mappings import get_default_static_quant_module_mappings
+    return get_default_static_quant_module_mappings()
 
 
 def _qat_mapping():
-    from ..nn import qat as nnqat, intrinsic as nni
-    from ..nn.intrinsic import qat as nniqat
-    return {nn.Conv2d: nnqat.Conv2d, nn.Conv3d: nnqat.Conv3d, nn.Linear: nnqat.Linear,
-            nni.ConvBn1d: nniqat.ConvBn1d, nni.ConvBn2d: nniqat.ConvBn2d,
-            nni.ConvBn3d: nniqat.ConvBn3d, nni.ConvBnReLU1d: nniqat.ConvBnReLU1d,
-            nni.ConvBnReLU2d: nniqat.ConvBnReLU2d, nni.ConvBnReLU3d: nniqat.ConvBnReLU3d,
-            nni.ConvReLU2d: nniqat.ConvReLU2d, nni.ConvReLU3d: nniqat.ConvReLU3d,
-            nni.LinearReLU: nniqat.LinearReLU, nni.LinearBn1d: nniqat.LinearBn1d}
-
-
-get_default_static_quant_module_mappings = _static_mapping
-get_default_qat_module_mappings = _qat_mapping
+    from .quantization_mappings import get_default_qat_module_mappings
+    return get_default_qat_module_mappings()
 
 
 def get_default_qconfig_propagation_list():
-    return set(_static_mapping()) | set(_qat_mapping()) | set(_dynamic_mapping()) | \
-        {nn.Sequential, nn.LSTMCell, nn.GRUCell, nn.RNNCell}
+    from .quantization_mappings import get_default_qconfig_propagation_list as f
+    return f()
 
 
 def _is_fused(m):
@@ -124,24 +98,50 @@ def _propagate_helper(module, qd, parent, prefix):
     qc = qd.get(type(module), parent)
     qc = qd.get(prefix, qc)
     qc = getattr(module, "qconfig", qc)
+    _assert_valid_qconfig(qc, module)
     module.qconfig = qc
     for name, child in module.named_children():
         _propagate_helper(child, qd, module.qconfig, prefix + "." + name if prefix else name)
+
+
+def _assert_valid_qconfig(qconfig, mod):
+    """PyTorch's check: quantized ConvTranspose takes per-tensor weights only."""
+    from .observer import PerChannelMinMaxObserver
+    if qconfig is None or getattr(qconfig, "weight", None) is None or not isinstance(
+            mod, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        return
+    if isinstance(qconfig.weight(), PerChannelMinMaxObserver):   # (and its moving average)
+        raise AssertionError("Per channel weight observer is not supported yet for "
+                             "ConvTranspose{n}d.")
+
+
+def add_quant_dequant(module):
+    """Wrap each leaf submodule that has a qconfig in a QuantWrapper (in place); a leaf
+    module passed in itself comes back wrapped."""
+    from .stubs import QuantWrapper
+    if not module._modules and getattr(module, "qconfig", None):
+        return QuantWrapper(module)
+    for name, child in module.named_children():
+        module._modules[name] = add_quant_dequant(child)
+    return module
 
 
 def _observer_forward_hook(self, input, output):
     return self.activation_post_process(output)
 
 
-def _insert_obs(m):
+def _insert_obs(m, special=None):
+    """special: the fixed-range fake quant of a training Sigmoid / Tanh / ... (instead of the
+    qconfig's activation observer)."""
     from .stubs import DeQuantStub
     if getattr(m, "qconfig", None) is not None and not isinstance(m, DeQuantStub):
-        m.add_module("activation_post_process", m.qconfig.activation())
+        m.add_module("activation_post_process", (special or m.qconfig.activation)())
         m.register_forward_hook(_observer_forward_hook)
 
 
 def _add_observer_(module, propagation_list, non_leaf):
     from ..nn.quantized import FloatFunctional, QFunctional
+    from .quantization_mappings import DEFAULT_MODULE_TO_ACT_POST_PROCESS
     for _, child in module.named_children():
         if type(child) is nn.Dropout:
             continue
@@ -150,6 +150,8 @@ def _add_observer_(module, propagation_list, non_leaf):
                 child.activation_post_process = child.qconfig.activation()
         elif _is_fused(child) or (non_leaf and type(child) in non_leaf):
             _insert_obs(child)
+        elif child.training and type(child) in DEFAULT_MODULE_TO_ACT_POST_PROCESS:
+            _insert_obs(child, DEFAULT_MODULE_TO_ACT_POST_PROCESS[type(child)])
         else:
             _add_observer_(child, propagation_list, non_leaf)
     if not module._modules and not isinstance(module, nn.Sequential) and \

@@ -72,7 +72,7 @@ def _requantize(acc, x_scale, w_scales, bias, scale, zero_point, relu, dtype=dt.
 
 
 def qconv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu=False,
-          op="quantized::conv2d.new"):
+          op="quantized::conv2d.new", flip_taps=False):
     """Quantized N-d convolution (zeros padding: the input's zero point)."""
     _need_quint8(x, op)
     nd = len(stride)
@@ -95,9 +95,13 @@ def qconv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu
     # fbgemm's im2col order: kernel positions, then channels (NHWC)
     perm = (0,) + tuple(range(2, 2 + 2 * nd)) + (1,)
     kperm = (0,) + tuple(range(2, 2 + nd)) + (1,)
+    # (a transposed conv's flipped kernel walks its taps backwards: fbgemm's pairs follow the
+    # original order)
+    rev = (slice(None, None, -1) if flip_taps else slice(None),) * nd
     for g in range(groups):
-        cols = win[:, g * cg:(g + 1) * cg].transpose(perm).reshape(n * int(np.prod(outs)), -1)
-        kg = wi[g * og:(g + 1) * og].transpose(kperm).reshape(og, -1)
+        cols = win[:, g * cg:(g + 1) * cg].transpose(perm)[(slice(None),) * (1 + nd) + rev]
+        cols = cols.reshape(n * int(np.prod(outs)), -1)
+        kg = wi[g * og:(g + 1) * og].transpose(kperm)[(slice(None),) + rev].reshape(og, -1)
         acc = _int_matmul(cols, kg, xz, wz[g * og:(g + 1) * og])
         res.append(acc.reshape((n,) + outs + (og,)))
     acc = np.moveaxis(np.concatenate(res, -1), -1, 1)
@@ -105,6 +109,40 @@ def qconv(x, w, bias, stride, padding, dilation, groups, scale, zero_point, relu
     out = _requantize(acc, x._q[1], ws, b, scale, zero_point, relu)
     return Q.make_q(np.ascontiguousarray(out), dt.quint8,
                     (Q.per_tensor_affine, float(scale), int(zero_point), None))
+
+
+def qconv_transpose(x, w, bias, stride, padding, output_padding, dilation, groups, scale,
+                    zero_point, op="quantized::conv_transpose2d"):
+    """Quantized transposed convolution: the convolution of x spread out by the stride (the
+    gaps and the borders hold x's zero point, i.e. 0) with the spatially flipped weight
+    (in, out / groups, *k) regrouped to (out, in / groups, *k), requantized as qconv."""
+    _need_quint8(x, op)
+    nd = len(stride)
+    a = np.asarray(x._data)
+    if a.ndim != nd + 2:
+        raise ValueError(f"Input shape must be `(N, C, ...)` with {nd} spatial dims, got "
+                         f"{tuple(a.shape)}")
+    xz = x._q[2]
+    k = w.shape[2:]
+    up = np.full(a.shape[:2] + tuple((n - 1) * s + 1 for n, s in zip(a.shape[2:], stride)), xz,
+                 a.dtype)
+    up[(slice(None), slice(None)) + tuple(slice(None, None, s) for s in stride)] = a
+    pads, crop = [], []
+    for kk, d, p, op_ in zip(k, dilation, padding, output_padding):
+        lo, hi = d * (kk - 1) - p, d * (kk - 1) - p + op_
+        pads.append((max(lo, 0), max(hi, 0)))
+        crop.append(slice(max(-lo, 0), None if hi >= 0 else hi))
+    up = np.pad(up, [(0, 0), (0, 0)] + pads, constant_values=xz)[(slice(None), slice(None))
+                                                                   + tuple(crop)]
+    wi = np.asarray(w._data)
+    cg, og = wi.shape[0] // groups, wi.shape[1]
+    wc = wi.reshape((groups, cg, og) + tuple(k)).swapaxes(1, 2).reshape(
+        (groups * og, cg) + tuple(k))
+    wc = np.ascontiguousarray(wc[(slice(None), slice(None)) + (slice(None, None, -1),) * nd])
+    wq = Q.make_q(wc, w._dtype, w._q)
+    xq = Q.make_q(np.ascontiguousarray(up), x._dtype, x._q)
+    return qconv(xq, wq, bias, (1,) * nd, (0,) * nd, dilation, groups, scale, zero_point,
+                 op=op, flip_taps=True)
 
 
 def qlinear(x, w, bias, scale, zero_point, relu=False, op="quantized::linear"):
@@ -119,6 +157,44 @@ def qlinear(x, w, bias, scale, zero_point, relu=False, op="quantized::linear"):
     b = None if bias is None else np.asarray(values(bias.detach()), np.float32)
     out = _requantize(acc, x._q[1], ws, b, scale, zero_point, relu).reshape(lead + (-1,))
     return Q.make_q(out, dt.quint8, (Q.per_tensor_affine, float(scale), int(zero_point), None))
+
+
+def qbatch_norm(x, weight, bias, mean, var, eps, scale, zero_point, relu=False):
+    """Eval-mode batch norm of quantized x (PyTorch's kernel), channels on dim 1:
+    (q - in_zp) * a + b with a = in_scale * weight / sqrt(var + eps) / scale and
+    b = (bias - mean * weight / sqrt(var + eps)) / scale + zero_point in float32, rounded."""
+    f = np.float32
+    g = lambda t: np.asarray(values(t.detach()), f)     # noqa: E731
+    alpha = (g(weight) / np.sqrt(g(var) + f(eps))).astype(f)
+    beta = (g(bias) - g(mean) * alpha).astype(f)
+    s, z = f(scale), int(zero_point)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    a = (alpha * f(x._q[1]) / s).astype(f).reshape(shape)
+    b = (beta / s + f(z)).astype(f).reshape(shape)
+    r = np.rint(((np.asarray(x._data, f) - f(x._q[2])) * a).astype(f) + b)
+    lo, hi = Q._RANGE[x._dtype.name]
+    r = np.clip(r, z if relu else lo, hi).astype(x._dtype.np)
+    return Q.make_q(r, x._dtype, (Q.per_tensor_affine, float(scale), z, None))
+
+
+def quantized_batch_norm(input, weight, bias, mean, var, eps, output_scale, output_zero_point):
+    """torch.quantized_batch_norm: 2-d to 5-d per-tensor quantized input, channels on dim 1."""
+    if not Q.is_q(input):
+        raise Q._backend_error("aten::quantized_batch_norm", input)
+    Q._per_tensor(input)
+    if weight is None:
+        raise RuntimeError("Weight must be provided")
+    if bias is None:
+        raise RuntimeError("Bias must be provided")
+    if input.ndim < 2 or input.ndim > 5:
+        raise RuntimeError(f"quantized_batch_norm: expected a 2-d to 5-d input, got "
+                           f"{tuple(input.shape)}")
+    c = input.shape[1]
+    if weight.numel() != c:
+        raise RuntimeError("Expect weight size to match C")
+    if bias.numel() != c:
+        raise RuntimeError("Expect bias size to match C")
+    return qbatch_norm(input, weight, bias, mean, var, eps, output_scale, output_zero_point)
 
 
 def _q_like(a, scale, zero_point, dtype=dt.quint8):
@@ -248,8 +324,11 @@ class _ConvNd(nn.Module):
             raise ValueError("in_channels must be divisible by groups")
         if out_channels % groups != 0:
             raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise NotImplementedError("Kiln's quantized conv pads with zeros only")
+        if padding_mode not in ("zeros", "reflect"):
+            raise ValueError(f"'padding_mode' {padding_mode} is not supported by quantized "
+                             "convolution")
+        if padding_mode == "reflect" and nd == 3:
+            raise AssertionError("Conv3d does not support reflection padding")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _tuple(kernel_size, nd)
         self.stride, self.padding = _tuple(stride, nd), _tuple(padding, nd)
@@ -310,7 +389,11 @@ class _ConvNd(nn.Module):
 
     def forward(self, input):
         w, b = self._wb
-        return qconv(input, w, b, self.stride, self.padding, self.dilation, self.groups,
+        padding = self.padding
+        if self.padding_mode == "reflect":     # (PyTorch pads first, then convolves unpadded)
+            pads = tuple(p for p in reversed(self.padding) for _ in range(2))
+            input, padding = nn.functional.pad(input, pads, mode="reflect"), (0,) * self._ND
+        return qconv(input, w, b, self.stride, padding, self.dilation, self.groups,
                      self.scale, self.zero_point, self._RELU,
                      op=f"quantized::conv{self._ND}d{'_relu' if self._RELU else ''}.new")
 
@@ -349,6 +432,84 @@ class _ConvNd(nn.Module):
         if isinstance(mod, _FusedModule):
             mod = mod[0]
         return cls.get_qconv(mod, app, wpp)
+
+
+class _ConvTransposeNd(_ConvNd):
+    """Static quantized ConvTranspose: weight (in, out / groups, *k), qint8 per tensor."""
+    _FLOAT = None
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, groups=1, bias=True, dilation=1, padding_mode="zeros",
+                 device=None, dtype=None):
+        if padding_mode != "zeros":
+            raise ValueError(f'Only "zeros" padding mode is supported for {type(self).__name__}')
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode)
+        nd = self._ND
+        self.transposed, self.output_padding = True, _tuple(output_padding, nd)
+        w = Q.quantize_per_tensor(wrap(np.zeros((in_channels, out_channels // groups)
+                                                + self.kernel_size, np.float32), dt.float32),
+                                  1.0, 0, dt.qint8)
+        self._wb = (w, self._wb[1])
+
+    def extra_repr(self):
+        s = super().extra_repr()
+        if self.output_padding != (0,) * len(self.output_padding):
+            # (PyTorch prints it after padding / dilation, before groups / bias)
+            head, sep, tail = s.partition(", groups=") if ", groups=" in s else \
+                s.partition(", bias=")
+            s = head + f", output_padding={self.output_padding}" + sep + tail
+        return s
+
+    def set_weight_bias(self, w, b):
+        if w._q[3] is not None:     # (PyTorch's prepack refuses it)
+            raise RuntimeError("Per Channel Quantization is currently disabled for transposed "
+                               "conv")
+        self._wb = (w, b)
+
+    def forward(self, input):
+        w, b = self._wb
+        return qconv_transpose(input, w, b, self.stride, self.padding, self.output_padding,
+                               self.dilation, self.groups, self.scale, self.zero_point,
+                               op=f"quantized::conv_transpose{self._ND}d")
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        if type(mod) is not cls._FLOAT:
+            raise AssertionError(f" nnq.{cls.__name__}.from_float only works for "
+                                 f"{cls._FLOAT.__name__}")
+        if not hasattr(mod, "qconfig"):
+            raise AssertionError("Input float module must have qconfig defined.")
+        wpp = mod.qconfig.weight()
+        wpp(mod.weight)
+        if wpp.dtype is not dt.qint8:
+            raise AssertionError("Weight observer must have a dtype of qint8")
+        qweight = _quantize_weight(mod.weight.float(), wpp)
+        q = cls(mod.in_channels, mod.out_channels, mod.kernel_size, mod.stride, mod.padding,
+                mod.output_padding, mod.groups, mod.bias is not None, mod.dilation,
+                mod.padding_mode)
+        q.set_weight_bias(qweight, None if mod.bias is None else mod.bias.detach().float())
+        app = getattr(mod, "activation_post_process", None)
+        if app is not None and app.dtype is not dt.float32:
+            q.scale, q.zero_point = _act_qparams(mod)
+        return q
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    _ND, _NAME = 1, "QuantizedConvTranspose1d"
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    _ND, _NAME = 2, "QuantizedConvTranspose2d"
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    _ND, _NAME = 3, "QuantizedConvTranspose3d"
+
+
+ConvTranspose1d._FLOAT = nn.ConvTranspose1d
+ConvTranspose2d._FLOAT = nn.ConvTranspose2d
+ConvTranspose3d._FLOAT = nn.ConvTranspose3d
 
 
 class Conv1d(_ConvNd):
@@ -538,6 +699,102 @@ class Embedding(nn.Module):
         return q
 
 
+def qembedding_bag(w, indices, offsets, per_sample_weights, include_last_offset):
+    """quantized::embedding_bag_byte (fbgemm's kernel, always a sum): per bag, for each row
+    r (times its sample weight w), buf = fma(scale_r * w, q_r, buf + bias_r * w) in float32,
+    bias_r = -zero_point_r * scale_r; empty bags give zeros."""
+    f = np.float32
+    idx = np.asarray(values(indices))
+    if idx.dtype not in (np.int32, np.int64):
+        raise RuntimeError(f"Expect 32 or 64 bit indices, but found "
+                           f"{dt.tname(indices._dtype)} instead.")
+    if idx.ndim == 1:
+        if offsets is None:
+            raise RuntimeError("embedding_bag_byte expects offsets to be set for 1D indices.")
+        off = np.asarray(values(offsets)).astype(np.int64).reshape(-1)
+    elif idx.ndim == 2:
+        if offsets is not None:
+            raise RuntimeError("embedding_bag_byte operator: input is 2D, then offsets has to be "
+                               "None, as input is treated is a mini-batch of fixed length "
+                               "sequences.")
+        off = np.arange(0, idx.size, max(idx.shape[1], 1), dtype=np.int64)
+        idx = idx.reshape(-1)
+    else:
+        raise RuntimeError(f"qembedding/qembedding_bag operator supports 1 or 2d indices, got "
+                           f"{idx.ndim}")
+    idx = idx.astype(np.int64)
+    n = idx.size
+    starts = off[:-1] if include_last_offset else off
+    ends = off[1:] if include_last_offset else np.r_[off[1:], n].astype(np.int64)
+    psw = None
+    if per_sample_weights is not None:
+        psw = np.asarray(values(per_sample_weights), f).reshape(-1)
+        if psw.size != n:
+            raise RuntimeError(f"embedding_bag_byte: expected per_sample_weights of "
+                               f"{n} elements (one per index), got {psw.size}")
+    q = np.asarray(w._data, np.float64)
+    sc = w._q[1].astype(f)
+    bias = (-w._q[2].astype(f) * sc).astype(f)
+    buf = np.zeros((starts.size, q.shape[1]), f)
+    for k in range(int((ends - starts).max()) if starts.size else 0):
+        pos = starts + k
+        act = pos < ends
+        r = idx[pos[act]]
+        s_, b_ = sc[r], bias[r]
+        if psw is not None:
+            s_, b_ = (s_ * psw[pos[act]]).astype(f), (b_ * psw[pos[act]]).astype(f)
+        buf[act] = (s_.astype(np.float64)[:, None] * q[r]
+                    + (buf[act] + b_[:, None]).astype(f)).astype(f)
+    return wrap(buf, dt.float32)
+
+
+class EmbeddingBag(Embedding):
+    """Quantized EmbeddingBag over a quint8 weight with per-row float scales and zero points;
+    PyTorch's forward always sums (its mode is kept, not used)."""
+    _version = 1
+
+    def __init__(self, num_embeddings, embedding_dim, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, mode="sum", sparse=False, _weight=None,
+                 include_last_offset=False, dtype=dt.quint8):
+        super().__init__(num_embeddings, embedding_dim, _weight=_weight, dtype=dtype)
+        self.mode, self.pruned_weights = mode, False
+        self.include_last_offset, self.dtype = include_last_offset, dtype
+
+    def _get_name(self):
+        return "QuantizedEmbeddingBag"
+
+    def forward(self, indices, offsets=None, per_sample_weights=None,
+                compressed_indices_mapping=None):
+        return qembedding_bag(self.weight(), indices, offsets, per_sample_weights,
+                              self.include_last_offset)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        from ...quantization.qconfig import float_qparams_weight_only_qconfig
+        if hasattr(mod, "weight_fake_quant"):
+            wobs = mod.weight_fake_quant
+        else:
+            if type(mod) is not nn.EmbeddingBag:
+                raise AssertionError("nnq.EmbeddingBag.from_float only works for EmbeddingBag")
+            if not hasattr(mod, "qconfig"):
+                raise AssertionError("EmbeddingBag input float module must have qconfig "
+                                     "defined")
+            wobs = (mod.qconfig.weight() if mod.qconfig is not None and
+                    mod.qconfig.weight is not None else float_qparams_weight_only_qconfig.weight())
+        if wobs.qscheme is not Q.per_channel_affine_float_qparams:
+            raise AssertionError("EmbeddingBag quantization is only supported with "
+                                 "float_qparams_weight_only_qconfig.")
+        if wobs.dtype is not dt.quint8:
+            raise AssertionError("The only supported dtype for nnq.EmbeddingBag is torch.quint8 "
+                                 f"and torch.quint4x2, got {wobs.dtype}")
+        wobs(mod.weight)
+        q = cls(mod.num_embeddings, mod.embedding_dim, max_norm=mod.max_norm,
+                norm_type=mod.norm_type, scale_grad_by_freq=mod.scale_grad_by_freq,
+                mode=mod.mode, sparse=mod.sparse, include_last_offset=mod.include_last_offset)
+        q.set_weight(_quantize_weight(mod.weight.float(), wobs))
+        return q
+
+
 class ReLU6(nn.ReLU):
     """relu6 on quantized values: clamped to [zero_point, q(6.0)]."""
 
@@ -559,6 +816,150 @@ class ReLU6(nn.ReLU):
         return ReLU6(mod.inplace)
 
 
+class LeakyReLU(nn.LeakyReLU):
+    """quantized::leaky_relu with the output's scale and zero point (0-d buffers, as
+    PyTorch's)."""
+
+    def __init__(self, scale, zero_point, negative_slope=1e-2, inplace=False, device=None,
+                 dtype=None):
+        super().__init__(negative_slope, inplace)
+        self.register_buffer("scale", wrap(np.array(scale, np.float32), dt.float32))
+        self.register_buffer("zero_point", wrap(np.array(zero_point, np.int64), dt.int64))
+
+    def _get_name(self):
+        return "QuantizedLeakyReLU"
+
+    def forward(self, input):
+        _need_quint8(input, "quantized::leaky_relu")
+        if self.inplace:    # (PyTorch writes into the input, in its own parameters)
+            r = Q.leaky_relu_q(input, self.negative_slope, input._q[1], input._q[2])
+            np.copyto(input._data, r._data)
+            return input
+        return Q.leaky_relu_q(input, self.negative_slope, float(self.scale.item()),
+                              int(self.zero_point.item()))
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        s, z = _act_qparams(mod)
+        return cls(s, z, mod.negative_slope, mod.inplace)
+
+
+class ELU(nn.ELU):
+    """quantized::elu with the output's scale and zero point (plain attributes)."""
+
+    def __init__(self, scale, zero_point, alpha=1.0):
+        super().__init__(alpha)
+        self.scale, self.zero_point = scale, zero_point
+
+    def _get_name(self):
+        return "QuantizedELU"
+
+    def forward(self, input):
+        _need_quint8(input, "quantized::elu")
+        return Q.elu_q(input, self.alpha, self.scale, self.zero_point)
+
+    @staticmethod
+    def from_float(mod, use_precomputed_fake_quant=False):
+        return ELU(*_act_qparams(mod), mod.alpha)
+
+
+class Sigmoid(nn.Sigmoid):
+    """quantized::sigmoid with chosen output parameters."""
+
+    def __init__(self, output_scale, output_zero_point):
+        super().__init__()
+        self.output_scale, self.output_zero_point = output_scale, output_zero_point
+
+    def forward(self, input):
+        _need_quint8(input, "quantized::sigmoid")
+        return Q.unary_fixed(input, "sigmoid", float(self.output_scale),
+                             int(self.output_zero_point))
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        return cls(*_act_qparams(mod))
+
+
+class Softmax(nn.Softmax):
+    """quantized::softmax (PyTorch's x86 path): the float softmax of the dequantized values,
+    quantized with the module's scale and zero point."""
+
+    def __init__(self, dim=None, scale=1.0, zero_point=0):
+        super().__init__()
+        self.dim, self.scale, self.zero_point = dim, scale, zero_point
+
+    def _get_name(self):
+        return "QuantizedSoftmax"
+
+    def forward(self, input):
+        xf = wrap(_deq(input, "quantized::softmax"), dt.float32)
+        return _q_like(values(nn.functional.softmax(xf, self.dim)), self.scale,
+                       self.zero_point, input._dtype)
+
+    @staticmethod
+    def from_float(mod, use_precomputed_fake_quant=False):
+        s, z = _act_qparams(mod)
+        return Softmax(mod.dim, s, z)
+
+
+def qprelu(x, w, scale, zero_point):
+    """quantized::prelu (PyTorch's kernel, in integers): (max(q, zp) - zp) * (q(1.0) - w_zp) +
+    (min(q, zp) - zp) * (w - w_zp), the weight along dim 1, requantized as
+    rint(acc * (x_scale * w_scale / scale)) + zero_point."""
+    _need_quint8(x, "quantized::prelu")
+    f = np.float32
+    a = np.asarray(x._data, np.int64)
+    if a.ndim == 0:     # (PyTorch's 0-d input falls to the float prelu)
+        raise RuntimeError(f"prelu: Type promoting not supported. Got Float and "
+                           f"{dt.tname(x._dtype)}")
+    wz = w._q[2]
+    wi = np.asarray(w._data, np.int64).reshape(-1)
+    if a.ndim > 1:
+        wi = wi.reshape((1, -1) + (1,) * (a.ndim - 2))
+    one = Q._quantize_val(1.0, w._q[1], wz, w._dtype) - wz
+    acc = (np.maximum(a, x._q[2]) - x._q[2]) * one + (np.minimum(a, x._q[2]) - x._q[2]) * (wi - wz)
+    mult = f(f(f(x._q[1]) * f(w._q[1])) * (f(1) / f(scale)))
+    lo, hi = Q._RANGE[x._dtype.name]
+    r = np.clip(np.rint((acc.astype(f) * mult).astype(f)) + zero_point, lo, hi)
+    return Q.make_q(r.astype(x._dtype.np), x._dtype,
+                    (Q.per_tensor_affine, float(scale), int(zero_point), None))
+
+
+class PReLU(nn.Module):
+    """Quantized PReLU: a quint8 weight per channel (or one), output scale and zero point."""
+
+    def __init__(self, output_scale, output_zero_point, num_parameters=1):
+        super().__init__()
+        from .... import randn
+        self.num_parameters = num_parameters
+        self.scale, self.zero_point = output_scale, output_zero_point
+        self.set_weight(Q.quantize_per_tensor(randn(num_parameters), 1.0, 0, dt.quint8))
+
+    def set_weight(self, w):
+        self.weight = w
+
+    def _get_name(self):
+        return "QuantizedPReLU"
+
+    def forward(self, input):
+        return qprelu(input, self.weight, self.scale, self.zero_point)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        import warnings
+        s, z = _act_qparams(mod)
+        q = cls(s, z, mod.num_parameters)
+        wf = mod.weight.detach().float()
+        obs = mod.qconfig.weight()
+        obs(wf)
+        if obs.dtype is not dt.quint8:      # (PyTorch warns and quantizes to quint8 anyway)
+            warnings.warn(f"PReLU's weight observer should have dtype quint8 but got "
+                          f"{obs.dtype}", stacklevel=2)
+        ws, wz = obs.calculate_qparams()
+        q.set_weight(Q.quantize_per_tensor(wf, float(ws.item()), int(wz.item()), dt.quint8))
+        return q
+
+
 class _FloatThenQuant(_QParamsState, nn.Module):
     """A float op on dequantized input, quantized with the module's scale and zero point."""
     _NAME = ""
@@ -572,25 +973,24 @@ class _FloatThenQuant(_QParamsState, nn.Module):
 
     def forward(self, input):
         xf = wrap(_deq(input, self._OP), dt.float32)
-        return _q_like(values(self._float(xf)), self.scale, self.zero_point, input._dtype)
+        # (PyTorch keeps the scale in a float32 buffer: the output's is that float)
+        return _q_like(values(self._float(xf)), float(np.float32(self.scale)), self.zero_point,
+                       input._dtype)
 
 
 class Hardswish(_FloatThenQuant):
     _NAME, _OP = "QuantizedHardswish", "quantized::hardswish"
 
     def forward(self, input):
-        # PyTorch's vectorized kernel: dequantize as x * s + (-zp * s) (fused), then
-        # x * min(max(x + 3, 0), 6) / 6 and round(y * (1 / out_scale)) + out_zp in float32
+        # PyTorch's kernel (Q.kernel_vec: vector and tail requantize differently):
+        # x * min(max(x + 3, 0), 6) / 6 in float32
         _need_quint8(input, self._OP)
         f = np.float32
-        s, z = f(input._q[1]), input._q[2]
-        x = (np.asarray(input._data, np.float64) * np.float64(s)
-             + np.float64(f(-z * s))).astype(f)     # (-zp * scale: float)
-        y = (x * np.minimum(np.maximum(x + f(3), f(0)), f(6)).astype(f)).astype(f) / f(6)
-        q = np.rint((y.astype(f) * (f(1) / f(self.scale))).astype(f)) + self.zero_point
-        lo, hi = Q._RANGE[input._dtype.name]
-        return Q.make_q(np.clip(q, lo, hi).astype(input._dtype.np), input._dtype,
-                        (Q.per_tensor_affine, self.scale, self.zero_point, None))
+
+        def fn(x, vector):
+            return ((x * np.minimum(np.maximum(x + f(3), f(0)), f(6)).astype(f)).astype(f)
+                    / f(6)).astype(f)
+        return Q.kernel_vec(input, fn, self.scale, self.zero_point)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -622,6 +1022,72 @@ class LayerNorm(_FloatThenQuant):
                    mod.elementwise_affine)
 
 
+class GroupNorm(_FloatThenQuant):
+    """quantized::group_norm: the float group norm of the dequantized values, quantized."""
+    _NAME, _OP = "QuantizedGroupNorm", "quantized::group_norm"
+
+    def __init__(self, num_groups, num_channels, weight, bias, scale, zero_point, eps=1e-5,
+                 affine=True, device=None, dtype=None):
+        super().__init__(scale, zero_point)
+        if num_channels % num_groups != 0:
+            raise ValueError("num_channels must be divisible by num_groups")
+        self.num_groups, self.num_channels = num_groups, num_channels
+        self.eps, self.affine = eps, affine
+        self.weight, self.bias = weight, bias
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+    def _float(self, x):
+        return nn.functional.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        s, z = _act_qparams(mod)
+        return cls(mod.num_groups, mod.num_channels, mod.weight, mod.bias, s, z, mod.eps,
+                   mod.affine)
+
+
+class _InstanceNorm(_FloatThenQuant):
+    """quantized::instance_norm: the float instance norm of the dequantized values, quantized."""
+    _OP = "quantized::instance_norm"
+
+    def __init__(self, num_features, weight, bias, scale, zero_point, eps=1e-5, momentum=0.1,
+                 affine=False, track_running_stats=False, device=None, dtype=None):
+        super().__init__(scale, zero_point)
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight, self.bias = weight, bias
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+    def _float(self, x):
+        return nn.functional.instance_norm(x, None, None, self.weight, self.bias, True, 0.0,
+                                           self.eps)
+
+    @classmethod
+    def from_float(cls, mod, use_precomputed_fake_quant=False):
+        s, z = _act_qparams(mod)
+        # (as PyTorch's: affine lands in the momentum slot, so affine reads False)
+        return cls(mod.num_features, mod.weight, mod.bias, s, z, mod.eps, mod.affine)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    _NAME = "QuantizedInstanceNorm1d"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    _NAME = "QuantizedInstanceNorm2d"
+
+
+class InstanceNorm3d(_InstanceNorm):
+    _NAME = "QuantizedInstanceNorm3d"
+
+
 class BatchNorm2d(nn.BatchNorm2d):
     """Eval-mode BatchNorm on quantized input (PyTorch's kernel): (q - in_zp) * a + b with
     a = in_scale * weight / sqrt(var + eps) / scale and b = (bias - mean * weight /
@@ -641,17 +1107,8 @@ class BatchNorm2d(nn.BatchNorm2d):
         _need_quint8(input, "quantized::batch_norm2d")
         if input.ndim != 4:
             raise ValueError("Input shape must be `(N, C, H, W)`!")
-        f = np.float32
-        g = lambda t: np.asarray(values(t.detach()), f)     # noqa: E731
-        alpha = (g(self.weight) / np.sqrt(g(self.running_var) + f(self.eps))).astype(f)
-        beta = (g(self.bias) - g(self.running_mean) * alpha).astype(f)
-        s, z = f(self.scale.item()), int(self.zero_point.item())
-        a = (alpha * f(input._q[1]) / s).astype(f).reshape(1, -1, 1, 1)
-        b = (beta / s + f(z)).astype(f).reshape(1, -1, 1, 1)
-        r = np.rint(((np.asarray(input._data, f) - f(input._q[2])) * a).astype(f) + b)
-        lo, hi = Q._RANGE[input._dtype.name]
-        r = np.clip(r, z if self._RELU else lo, hi).astype(input._dtype.np)
-        return Q.make_q(r, input._dtype, (Q.per_tensor_affine, float(s), z, None))
+        return qbatch_norm(input, self.weight, self.bias, self.running_mean, self.running_var,
+                           self.eps, self.scale.item(), int(self.zero_point.item()), self._RELU)
 
     @classmethod
     def from_float(cls, mod, use_precomputed_fake_quant=False):
@@ -666,6 +1123,18 @@ class BatchNorm2d(nn.BatchNorm2d):
         q.scale = wrap(np.asarray(values(s), np.float32).reshape(()), dt.float32)
         q.zero_point = wrap(np.asarray(values(z)).astype(np.int64).reshape(()), dt.int64)
         return q
+
+
+class BatchNorm3d(BatchNorm2d):
+    """quantized::batch_norm3d: BatchNorm2d's kernel over (N, C, D, H, W)."""
+    _NAME = "QuantizedBatchNorm3d"
+
+    def forward(self, input):
+        _need_quint8(input, "quantized::batch_norm3d")
+        if input.ndim != 5:
+            raise RuntimeError("Expecting the input tensor of rank 5.")
+        return qbatch_norm(input, self.weight, self.bias, self.running_mean, self.running_var,
+                           self.eps, self.scale.item(), int(self.zero_point.item()), self._RELU)
 
 
 class Dropout(nn.Dropout):
