@@ -104,7 +104,7 @@ def _donatable(n, i, w, k, graph, roots, last, inplace, occupant=None):
     return True
 
 
-def _into_input(n, i, w, targets, occupant, roots, last, inplace, end):
+def _into_input(n, i, w, targets, occupant, roots, last, inplace, end, graph_inputs):
     """The donated input position whose array node n (at i) may write its intermediate output w
     into, in place over an operand that dies there (the input itself, or the intermediate
     already held in that array), or None."""
@@ -117,8 +117,8 @@ def _into_input(n, i, w, targets, occupant, roots, last, inplace, end):
         rs = roots.get(id(v))
         k = next(iter(rs))[1] if rs and len(rs) == 1 and next(iter(rs))[0] == "in" else None
         if k is not None:
-            if k not in targets or k in occupant:
-                continue
+            if k not in targets or k in occupant or v is not graph_inputs[k]:
+                continue            # (a view of the input: another layout, not in place)
             r = ("in", k)
         else:
             k = next((j for j, o in occupant.items() if o is v), None)
@@ -181,7 +181,7 @@ def plan(nodes, graph, modes, inplace, donate=None, transposed=frozenset()):
             naive += _numel(w.shape) * w.dtype.itemsize
         elif targets and modes[id(n)] == "out" and k is None and \
                 (j := _into_input(n, i, w, targets, occupant, roots, last, inplace,
-                                  end)) is not None:
+                                  end, graph.inputs)) is not None:
             prev = occupant.get(j)
             done.append((w, prev if prev is not None else graph.inputs[j]))
             occupant[j] = w

@@ -423,6 +423,22 @@ def test_fuzz_donated_outputs_match_reference(shape, steps, nout, seed):
     check(g, seed=seed % 1000, donate=tuple(donate))
 
 
+def test_donated_input_is_not_scratch_under_a_transposed_view_of_it():
+    # hypothesis found it: where(a.T > a, a.T, 1.0) over a donated input a was written into a's
+    # array (its last reader) while a.T, another layout of that memory, was still to be read,
+    # so the fill of 1.0 clobbered the values a.T then copied
+    g = Graph("donate_view")
+    a = g.add_input("a", (4, 4), dt.float32)
+    at = g.call("permute", a, dims=(1, 0))
+    r = g.call("exp", g.call("where", g.call("gt", at, a), at, 1.0))
+    g.set_outputs([r])
+    prog = check(g, seed=0, donate=((0, 0),))
+    x = np.arange(16, dtype=np.float32).reshape(4, 4)
+    want = np.exp(np.where(x.T > x, x.T, 1.0)).astype(np.float32)
+    got = prog.run([x.copy(), np.zeros((4, 4), np.float32)][:1], g.float_consts())[0]
+    np.testing.assert_array_equal(got, want)
+
+
 def _special(rng, shape, d):
     """Random floats with NaN, +-inf, +-0.0 sprinkled in (bit-level where must keep them)."""
     x = (rng.standard_normal(shape) * 3).astype(d)
