@@ -52,7 +52,7 @@ class Node:
     """
     __slots__ = ("prim", "attrs", "saved", "versions", "edges", "out", "oref", "outs", "seq",
                  "_name", "freed", "hooks", "retain", "pre_hooks", "post_hooks", "ctx", "fn",
-                 "_meta", "link", "__weakref__")
+                 "_meta", "link", "_sv", "__weakref__")
 
     def __init__(self, prim, attrs, saved, versions, edges, outs, name):
         self.prim, self.attrs, self.saved, self.versions = prim, attrs, saved, versions
@@ -79,6 +79,20 @@ class Node:
 
     def __repr__(self):
         return f"<{self._name} object at {hex(id(self))}>"
+
+    def __getattr__(self, name):
+        # only for names no slot has: torch's `_saved_*` / `_raw_saved_*` (autograd._saved);
+        # `_sv` (unset unless a composite op kept torch's saved values in it) reads None
+        if name == "_sv":
+            return None
+        if name.startswith(("_saved_", "_raw_saved_")):
+            from .autograd._saved import get
+            return get(self, name)
+        raise AttributeError(f"'{self._name}' object has no attribute '{name}'")
+
+    def __dir__(self):
+        from .autograd._saved import names
+        return sorted(set(super().__dir__()) | set(names(self)))
 
     def name(self):
         # (PyTorch's hand-written node is named by its C++ class)
@@ -470,6 +484,10 @@ def _anomaly_trace(node):
     node.metadata = {"traceback_": traceback.format_list(frames)}
 
 
+_INF_SAVED = ("Inference tensors cannot be saved for backward. Please do not use Tensors "
+              "created in inference mode in computation tracked by autograd. To work around "
+              "this, you can make a clone to get a normal tensor and use it in autograd, or use "
+              "`torch.no_grad()` instead of `torch.inference_mode()`.")
 WRAPPED = -1          # node.versions entry of a saved Python number: freed, never checked
 _NUMBER = frozenset((int, float, complex, bool))
 
@@ -497,12 +515,7 @@ def record(p, args, attrs, outs, name=None):
             elif every or i in saves:
                 b = a._base
                 if a._inf or b is not None and b._inf:
-                    raise RuntimeError(
-                        "Inference tensors cannot be saved for backward. Please do not use "
-                        "Tensors created in inference mode in computation tracked by autograd. "
-                        "To work around this, you can make a clone to get a normal tensor and use "
-                        "it in autograd, or use `torch.no_grad()` instead of "
-                        "`torch.inference_mode()`.")
+                    raise RuntimeError(_INF_SAVED)
                 saved.append(a)
                 versions.append(a._vcount if b is None else b._vcount)
             else:
@@ -651,6 +664,17 @@ def const(t):
     return t
 
 
+def saved_extra(t, **values):
+    """Keep on t's node (a composite op's renamed node) what PyTorch's node for the op saves
+    and Kiln's does not (softmax's dim, add's alpha): its grad_fn._saved_* attributes. Not
+    while tracing: a traced tensor kept here would stay alive and keep a region from replaying
+    (a compiled function's grad_fn is the region's node, which has no such attributes)."""
+    n = t._node
+    if n is not None and STATE.tracer is None:
+        n._sv = values
+    return t
+
+
 def keep_saved(t):
     """The Python numbers t's node saved are no saved tensors of PyTorch's node for the
     composite op it is part of (LerpBackward0 keeps a scalar weight as a scalar): t's node
@@ -694,16 +718,20 @@ class EagerEmitter:
 EMIT = EagerEmitter()
 
 
-def rename(t, name, link=None, unused=False):
+def rename(t, name, link=None, unused=False, saves=()):
     """Give t's grad_fn PyTorch's name for the composite op that produced it. `link`: the
     tensor PyTorch's backward op for it reads (threshold_backward reads relu's input), to
     which a create_graph gradient stays connected with a zero derivative (engine._link); a
     tuple: the first of them that requires grad. unused=True: the derivative is undefined
     instead of zero (convolution's double backward gives a constant-weight conv's input None).
     A node given a link saves it in PyTorch, so retain_graph=False frees it (engine._release);
-    False: none of the tensors requires grad."""
+    False: none of the tensors requires grad. `saves`: the tensors PyTorch's node saves
+    whether or not they need a gradient (an inference tensor among them is refused)."""
     n = t._node
     if n is not None:
+        for x in saves:
+            if isinstance(x, Tensor) and (x._inf or x._base is not None and x._base._inf):
+                raise RuntimeError(_INF_SAVED)
         n._name = name
         n.__class__ = _NODE_CLASSES.get((name, None)) or node_class(name)
         for x in (link if type(link) is tuple else (link,)):

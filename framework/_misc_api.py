@@ -26,6 +26,25 @@ def warn_once(key, msg, category=UserWarning, stacklevel=2, seen=_WARNED):
         warnings.warn(msg, category, stacklevel=stacklevel + 1)
 
 
+_KILN_DIRS = None
+
+
+def user_stacklevel():
+    """The stacklevel, for a warnings.warn in the caller, of the first frame outside Kiln:
+    where a warning from PyTorch's C++ points, whichever Python wrapper led there."""
+    global _KILN_DIRS
+    import os
+    import sys
+    if _KILN_DIRS is None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        _KILN_DIRS = tuple(os.path.join(root, d) + os.sep for d in ("framework", "compiler",
+                                                                     "runtime"))
+    f, level = sys._getframe(2), 2
+    while f is not None and f.f_code.co_filename.startswith(_KILN_DIRS):
+        f, level = f.f_back, level + 1
+    return level
+
+
 def is_inference(input):
     from .tensor import Tensor
     if not isinstance(input, Tensor):

@@ -170,6 +170,12 @@ def _to_numpy(data, d):
         return _uint64_ints(data)
     if isinstance(data, (list, tuple)) and any(isinstance(x, (Tensor, np.ndarray))
                                                for x in _flat(data)):
+        if any(isinstance(x, np.ndarray) for x in _flat(data)):
+            from ._misc_api import warn_once, user_stacklevel
+            warn_once("list_of_ndarrays", "Creating a tensor from a list of numpy.ndarrays is "
+                      "extremely slow. Please consider converting the list to a single "
+                      "numpy.ndarray with numpy.array() before converting to a tensor.",
+                      stacklevel=user_stacklevel())
         data = _nested_list(data, d)
     try:
         if d.category == 1:
@@ -984,11 +990,17 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
     if high is None:
         raise TypeError("randint() missing required argument 'high'")
     low, high = (v.item() if isinstance(v, Tensor) and v.ndim == 0 else v for v in (low, high))
-    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)):
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (low, high)) \
+            or not isinstance(size, (tuple, list)):
+        # PyTorch's overload error (size must be a sequence: randint(0, 10, 3) is refused)
+        tail = ("Tensor out = None, torch.dtype dtype = None, torch.layout layout = None, "
+                "torch.device device = None, bool pin_memory = False, bool requires_grad = False)")
+        forms = "".join(f" * ({h}, tuple of ints size, *, {g}{tail}\n"
+                        for h in ("int high", "int low, int high")
+                        for g in ("torch.Generator generator, ", ""))
         raise TypeError(f"randint() received an invalid combination of arguments - got "
                         f"({type(low).__name__}, {type(high).__name__}, "
-                        f"{type(size).__name__}), but expected (int low, int high, tuple of ints "
-                        f"size)")
+                        f"{type(size).__name__}), but expected one of:\n{forms}")
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got from={low} >= "
                            f"to={high}")

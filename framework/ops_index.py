@@ -11,7 +11,7 @@ from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.indexing import index_bounds
 from runtime import dtypes as dt
 from runtime.device import cpu
-from ._dispatch import apply, rename, STATE, values, wrap, wrap_like
+from ._dispatch import apply, rename, STATE, values, wrap, wrap_like, saved_extra
 from . import _dispatch
 from .tensor import Tensor
 from .ops_math import write_out, store     # (here, not in each op: an import per call costs ~3 us)
@@ -127,7 +127,7 @@ def _plan(shape, idx, defer_bounds=False):
             if i < -size or i >= size:
                 raise IndexError(f"index {i} is out of bounds for dimension {d} with size {size} "
                                  f"(tensor shape {list(shape)})")
-            steps.append(("select", d, i % size))
+            steps.append(("select", d, i % size, i))
             del cur[d]
         elif isinstance(i, slice):
             st = 1 if i.step is None else int(i.step)
@@ -140,7 +140,7 @@ def _plan(shape, idx, defer_bounds=False):
             s0, s1, st = slice(start, stop, st).indices(cur[d])
             s1 = builtins.max(s0, s1)
             if (s0, s1, st) != (0, cur[d], 1):
-                steps.append(("slice", d, s0, s1, st))
+                steps.append(("slice", d, s0, s1, st, start, stop))
                 cur[d] = len(range(s0, s1, st))
             d += 1
         elif i.dtype == np.bool_:
@@ -217,6 +217,9 @@ def _single_mask(idx):
     return kind if n == 1 else None
 
 
+_I64MAX = (1 << 63) - 1
+
+
 def _np_basic(a, steps):
     """Apply the view steps of a plan to an ndarray (results share memory with a)."""
     for st in steps:
@@ -247,10 +250,18 @@ def getitem(x, idx):
         if step > 0 and (idx.start is None or type(idx.start) is int) and \
                 (idx.stop is None or type(idx.stop) is int):
             a, b, c = idx.indices(x._data.shape[0])
-            return apply(P["slice"], x, dim=0, start=a, stop=max(a, b), step=c)
+            r = apply(P["slice"], x, dim=0, start=a, stop=max(a, b), step=c)
+            if r._node is not None and (idx.start != a or idx.stop != r._node.attrs["stop"]):
+                # grad_fn._saved_start/_end as written (torch: None is 0 / INT64_MAX)
+                saved_extra(r, start=0 if idx.start is None else idx.start,
+                            end=_I64MAX if idx.stop is None else idx.stop)
+            return r
     if type(idx) is int and x._data.ndim and -x._data.shape[0] <= idx < x._data.shape[0]:
         # x[i] in range: _plan's select step, without the planner (out of range: its error)
-        return apply(P["select"], x, dim=0, index=idx % x._data.shape[0])
+        r = apply(P["select"], x, dim=0, index=idx % x._data.shape[0])
+        if idx < 0 and r._node is not None:     # (grad_fn._saved_index as written)
+            saved_extra(r, index=idx)
+        return r
     if type(idx) is tuple and len(idx) <= x._data.ndim:
         # x[:, i], x[:, :, i, :]: full slices and one int in range are one select
         k = -1
@@ -261,7 +272,10 @@ def getitem(x, idx):
                 k = -2
                 break
         if k >= 0 and -x._data.shape[k] <= idx[k] < x._data.shape[k]:
-            return apply(P["select"], x, dim=k, index=idx[k] % x._data.shape[k])
+            r = apply(P["select"], x, dim=k, index=idx[k] % x._data.shape[k])
+            if idx[k] < 0 and r._node is not None:     # (grad_fn._saved_index as written)
+                saved_extra(r, index=idx[k])
+            return r
     if type(idx) is Tensor and idx._dtype is dt.int64 and x._device is cpu:
         # x[long tensor] reading elements, indices in range: _plan's one advanced index at
         # dim 0, without the planner (anything else, errors included: the planner)
@@ -280,8 +294,14 @@ def getitem(x, idx):
                        "UnsqueezeBackward0")
         elif st[0] == "select":
             r = apply(P["select"], r, dim=d, index=st[2])
+            if st[3] < 0 and r._node is not None:    # (grad_fn._saved_index as written)
+                saved_extra(r, index=st[3])
         else:
             r = apply(P["slice"], r, dim=d, start=st[2], stop=st[3], step=st[4])
+            if r._node is not None and (st[5] != st[2] or st[6] != st[3]):
+                # grad_fn._saved_start/_end as written (torch: None is 0 / INT64_MAX)
+                saved_extra(r, start=0 if st[5] is None else st[5],
+                            end=_I64MAX if st[6] is None else st[6])
     if not adv:
         if r is x:    # x[...] or x[:] is still a new view object
             r = rename(apply(P["reshape"], x, shape=x._data.shape), "AliasBackward0")
@@ -622,10 +642,12 @@ def _warn_uint8_index():
 def scatter(input, dim, index, src=None, *, value=None, reduce=None):
     global _WARNED_SCATTER_REDUCE
     if reduce is not None and isinstance(src, Tensor) and not _WARNED_SCATTER_REDUCE:
+        from ._misc_api import user_stacklevel
         _WARNED_SCATTER_REDUCE = True       # (torch's TORCH_WARN_ONCE)
         warnings.warn("The reduce argument of torch.scatter with Tensor src is deprecated and "
                       "will be removed in a future PyTorch release. Use torch.scatter_reduce "
-                      "instead for more reduction options.", UserWarning, stacklevel=2)
+                      "instead for more reduction options.", UserWarning,
+                      stacklevel=user_stacklevel())
     return _scatter(input, dim, index, src, value=value, reduce=reduce)
 
 

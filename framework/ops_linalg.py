@@ -4,7 +4,7 @@ import functools
 
 from compiler.ir.registry import REGISTRY
 from runtime import dtypes as dt
-from ._dispatch import apply, rename, values, wrap_like
+from ._dispatch import apply, rename, values, wrap_like, saved_extra
 from . import ops_shape as S
 from .ops_math import write_out     # (here, not in each op: an import per call costs ~3 us)
 from ._sparse_storage import SparseLayoutError, NoStrided
@@ -69,6 +69,9 @@ def matmul(input, other, *, out=None):
                                    f"({b.shape[0]})")
             r = rename(S.squeeze(apply(P["matmul"], a, S.unsqueeze(b, 1)), -1),
                        _matmul_grad_name(a, b))
+            if a.ndim == 2 and r._node is not None:
+                saved_extra(r, self=a if b.requires_grad else None,
+                            vec=b if a.requires_grad else None)
         else:
             r = apply(P["matmul"], a, b)
             if a.ndim > 2 or b.ndim > 2:
@@ -235,7 +238,13 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1, out=None):
     r = apply(P["add"], _beta_input(a, beta), r)
     if half:
         r = apply(P["cast"], r, dtype=half)
-    return write_out(rename(r, "AddmmBackward0"), out)
+    r = rename(r, "AddmmBackward0")
+    if r._node is not None:     # (mat1 is saved for mat2's gradient, mat2 for mat1's)
+        saved_extra(r, mat1=mat1 if mat2.requires_grad else None,
+                    mat2=mat2 if mat1.requires_grad else None, alpha=alpha, beta=beta,
+                    mat1_sym_sizes=tuple(mat1.shape), mat1_sym_strides=tuple(mat1.stride()),
+                    mat2_sym_sizes=tuple(mat2.shape), mat2_sym_strides=tuple(mat2.stride()))
+    return write_out(r, out)
 
 
 def addmv(input, mat, vec, *, beta=1, alpha=1):

@@ -7,10 +7,11 @@ import warnings
 import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dims, norm_dim
+from compiler.ops.pointwise import half_scalar
 from runtime import dtypes as dt
 from runtime.meta import MetaArray, meta_empty
 from . import _dispatch
-from ._dispatch import apply, STATE, rename, keep_saved
+from ._dispatch import apply, STATE, rename, keep_saved, saved_extra
 from .tensor import Tensor
 from .return_types import named
 from . import _memory_format as _mf
@@ -497,7 +498,8 @@ def polar(abs, angle, *, out=None):
                            f"type {dt.tname(angle._dtype)} for second argument")
     re = apply(P["mul"], abs, apply(P["cos"], angle))
     im = apply(P["mul"], abs, apply(P["sin"], angle))
-    return write_out(_complex(re, im), out) if out is not None else _complex(re, im)
+    r = rename(_complex(re, im), "PolarBackward0")
+    return write_out(r, out) if out is not None else r
 
 
 def _binary(name):
@@ -558,8 +560,23 @@ def _scaled(name, a, b, alpha):
         raise TypeError(f"{name}(): alpha must be a Python number matching the input dtype "
                         f"{d}, got {alpha!r}")
     # (PyTorch's Add/SubBackward0 keep alpha as a scalar: no saved tensor to free)
-    b = keep_saved(apply(P["mul"], b, alpha)) if isinstance(b, Tensor) else b * alpha
-    r = apply(p, a, b)
+    alpha0 = alpha
+    if isinstance(b, Tensor) and isinstance(a, Tensor) and a._dtype is b._dtype:
+        # (float16/bfloat16: a + alpha * b in float32, rounded once, alpha taken in the half
+        # dtype as PyTorch's kernel takes it; its gradient, grad * alpha, reads alpha unrounded)
+        ar = half_scalar(alpha, d.np) if d is dt.float16 or d is dt.bfloat16 else alpha
+
+        def f(a, b):
+            bs = apply(P["mul"], b, alpha)
+            if ar != alpha:      # value b * ar: exact in float32, as is the difference
+                bs = apply(P["add"], bs, apply(P["sub"], apply(P["mul"], b.detach(), ar),
+                                               bs.detach()))
+            return apply(p, a, keep_saved(bs))
+        r = half_opmath(f, a, b)
+    else:
+        r = apply(p, a, keep_saved(apply(P["mul"], b, alpha0)) if isinstance(b, Tensor)
+                  else b * alpha0)
+    saved_extra(r, alpha=alpha0)
     return r if r._dtype is d else apply(P["cast"], r, dtype=d)
 
 
@@ -657,6 +674,24 @@ def cast(x, dtype):
     return apply(P["cast"], x, dtype=dtype)
 
 
+def half_opmath(fn, *args):
+    """fn(*args) as PyTorch's one-kernel cpu ops (gelu, lerp, layer_norm, ...) compute
+    float16/bfloat16: the tensors of the first argument's half dtype cast to float32, numbers
+    read as float32, the result (each float32 one of a tuple) rounded once at the end (fn's
+    own primitives would round after each). Other dtypes: fn(*args)."""
+    d = getattr(args[0], "_dtype", None)
+    if d is not dt.float16 and d is not dt.bfloat16 or builtins.any(
+            isinstance(a, Tensor) and a._dtype is not d and a._dtype.is_floating_point
+            for a in args):      # (a wider float operand: the op's own promotion)
+        return fn(*args)
+    r = fn(*(apply(P["cast"], a, dtype=dt.float32) if isinstance(a, Tensor) and a._dtype is d
+             else a for a in args))
+    if isinstance(r, tuple):
+        return tuple(apply(P["cast"], t, dtype=d) if isinstance(t, Tensor) and
+                     t._dtype is dt.float32 else t for t in r)
+    return apply(P["cast"], r, dtype=d)
+
+
 def clone(input, *, memory_format=None):
     if memory_format is not None and memory_format is not _mf.preserve_format:
         _mf.check("clone", memory_format)
@@ -732,6 +767,17 @@ def _no_grad_eager(*args):
 
 
 def clamp(input, min=None, max=None, *, out=None):
+    b = [x for x in (min, max) if x is not None]
+    if builtins.any(isinstance(x, Tensor) and x.ndim for x in b) and \
+            not builtins.all(isinstance(x, Tensor) for x in b):
+        # torch's overloads take Tensor bounds or Number bounds (a 0-d tensor passes as a
+        # Number), never a tensor with a Python number
+        raise TypeError(
+            "clamp() received an invalid combination of arguments - got (Tensor, "
+            + ", ".join(f"{k}={type(x).__name__}" for k, x in (("min", min), ("max", max))
+                        if x is not None) + "), but expected one of:\n"
+            " * (Tensor input, Tensor min = None, Tensor max = None, *, Tensor out = None)\n"
+            " * (Tensor input, Number min = None, Number max = None, *, Tensor out = None)\n")
     return _clamp(input, min, max, out, "ClampBackward1")
 
 
@@ -839,28 +885,33 @@ def lerp(input, end, weight, *, out=None):
     _need_float("lerp_kernel_tensor" if isinstance(w, Tensor) else "lerp_kernel_scalar", input, end)
     # torch's formula: start + w (end - start) for |w| < 0.5, else end - (end - start)(1 - w)
     # (exact at w == 1, and its own NaN/inf results: lerp(-inf, 1, 0.5) is -inf)
-    d = apply(P["sub"], end, input)
-    lo = lambda: apply(P["add"], input, keep_saved(apply(P["mul"], w, d)))       # noqa: E731
-    hi = lambda: apply(P["add"], end, keep_saved(apply(P["mul"], d, apply(     # noqa: E731
-        P["sub"], w, 1) if isinstance(w, Tensor) else w - 1)))
+    r = half_opmath(_lerp, input, end, w)
     if isinstance(w, Tensor):
-        r = where(apply(P["lt"], apply(P["abs"], w), 0.5), lo(), hi())
         ops = (input, end, w)
         if type(r._data) is np.ndarray and not builtins.all(
                 x._data.flags.c_contiguous for x in ops):
             # TensorIterator's operands are input, end, weight (where's would put weight first)
             r._data = _mf.elementwise([x._data for x in ops], r._data)
-    else:
-        r = lo() if builtins.abs(w) < 0.5 else hi()
     return write_out(rename(r, "LerpBackward1" if isinstance(w, Tensor) else "LerpBackward0"), out)
+
+
+def _lerp(input, end, w):
+    d = apply(P["sub"], end, input)
+    lo = lambda: apply(P["add"], input, keep_saved(apply(P["mul"], w, d)))       # noqa: E731
+    hi = lambda: apply(P["add"], end, keep_saved(apply(P["mul"], d, apply(     # noqa: E731
+        P["sub"], w, 1) if isinstance(w, Tensor) else w - 1)))
+    if isinstance(w, Tensor):
+        return where(apply(P["lt"], apply(P["abs"], w), 0.5), lo(), hi())
+    return lo() if builtins.abs(w) < 0.5 else hi()
 
 
 
 def addcmul(input, tensor1, tensor2, *, value=1, out=None):
     """input + value * tensor1 * tensor2, in the dtype the three promote to (an integer result
     takes int(value), as PyTorch casts the scalar to it)."""
-    return write_out(rename(_addc(input, apply(P["mul"], tensor1, tensor2), value, tensor1,
-                                  tensor2), "AddcmulBackward0"), out)
+    r = half_opmath(lambda i, a, b: _addc(i, apply(P["mul"], a, b), value, a, b),
+                    input, tensor1, tensor2)
+    return write_out(rename(r, "AddcmulBackward0"), out)
 
 
 def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
@@ -875,8 +926,9 @@ def addcdiv(input, tensor1, tensor2, *, value=1, out=None):
                            "as (input + value * tensor1 / tensor2) for float inputs. The future "
                            "addcdiv behavior is just the latter implementation: (input + value * "
                            "tensor1 / tensor2), for all dtypes.")
-    return write_out(rename(_addc(input, apply(P["div"], tensor1, tensor2), value, tensor1,
-                                  tensor2), "AddcdivBackward0"), out)
+    r = half_opmath(lambda i, a, b: _addc(i, apply(P["div"], a, b), value, a, b),
+                    input, tensor1, tensor2)
+    return write_out(rename(r, "AddcdivBackward0"), out)
 
 
 def _addc(input, prod, value, tensor1, tensor2):
@@ -955,6 +1007,10 @@ def hypot(input, other, *, out=None):
     if out is not None:
         _check_out_cast(d, out)
     _need_float("hypot_cpu", input, other)
+    return write_out(rename(half_opmath(_hypot, input, other), "HypotBackward0"), out)
+
+
+def _hypot(input, other):
     # C's hypot: no overflow or underflow in x*x + y*y (big * sqrt(1 + (small/big)^2)), and
     # an infinite operand gives inf even beside a NaN
     ax, ay = abs(input), abs(other)
@@ -962,8 +1018,7 @@ def hypot(input, other, *, out=None):
     zero = eq(big, 0)
     q = div(small, where(zero, 1.0, big))
     r = where(zero, big, mul(big, sqrt(add(mul(q, q), 1.0))))
-    r = where(logical_or(isinf(input), isinf(other)), math.inf, r)
-    return write_out(rename(r, "HypotBackward0"), out)
+    return where(logical_or(isinf(input), isinf(other)), math.inf, r)
 
 
 def deg2rad(input):
@@ -1438,6 +1493,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None, out=None):
         r = apply(P["sum"], input, dims=dims, keepdim=keepdim, dtype=dtype)
         if dim is None:
             rename(r, "SumBackward0")
+        elif r._node is not None:
+            saved_extra(r, dim=_dims(dim))
         return write_out(r, out)
     except NestedLayoutError:          # a nested operand: framework.nested
         from .nested import _ops as N
@@ -1491,6 +1548,8 @@ def mean(input, dim=None, keepdim=False, *, dtype=None, out=None):
         if low:
             r = apply(P["cast"], r, dtype=x._dtype)
         rename(r, "MeanBackward0" if dim is None else "MeanBackward1")
+        if dim is not None and r._node is not None:
+            saved_extra(r, dim=_dims(dim), keepdim=keepdim)
         return write_out(r, out)
     except NestedLayoutError:          # a nested operand: framework.nested
         from .nested import _ops as N
@@ -1538,16 +1597,20 @@ def _var(name, input, dim, unbiased, keepdim, correction, out=None):
     for k in dims:
         n *= input._data.shape[k]
     if n - c <= 0:
+        from ._misc_api import user_stacklevel      # (the user's line, as PyTorch's C++ warning)
         warnings.warn(f"{name}(): degrees of freedom is <= 0. Correction should be strictly less "
                       f"than the reduction factor (input numel divided by output numel).",
-                      UserWarning, stacklevel=3)
-    mu = apply(P["div"], apply(P["sum"], input, dims=dims, keepdim=True), n)
-    d = apply(P["sub"], input, mu)
-    # complex: the mean of |x - mu|^2 (a real result, as torch)
-    sq = apply(P["mul"], d, d) if not d._dtype.is_complex else \
-        apply(P["real"], apply(P["mul"], d, apply(P["conj"], d)))
-    ss = apply(P["sum"], sq, dims=dims, keepdim=keepdim)
-    r = apply(P["div"], ss, builtins.max(n - c, 0))     # n <= correction gives nan, like torch
+                      UserWarning, stacklevel=user_stacklevel())
+
+    def f(input):
+        mu = apply(P["div"], apply(P["sum"], input, dims=dims, keepdim=True), n)
+        d = apply(P["sub"], input, mu)
+        # complex: the mean of |x - mu|^2 (a real result, as torch)
+        sq = apply(P["mul"], d, d) if not d._dtype.is_complex else \
+            apply(P["real"], apply(P["mul"], d, apply(P["conj"], d)))
+        ss = apply(P["sum"], sq, dims=dims, keepdim=keepdim)
+        return apply(P["div"], ss, builtins.max(n - c, 0))  # n <= correction: nan, like torch
+    r = half_opmath(f, input)
     rename(r, "VarBackward0")
     return write_out(r, out)
 
@@ -1560,7 +1623,8 @@ def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None, out=N
 
 
 def _std(name, input, dim, unbiased, keepdim, correction, out=None):
-    r = _sqrt_zero_grad(_var(name, input, dim, unbiased, keepdim, correction))
+    r = half_opmath(lambda x: _sqrt_zero_grad(_var(name, x, dim, unbiased, keepdim, correction)),
+                    input)      # (float16/bfloat16: one rounding, after the sqrt)
     rename(r, "StdBackward0")
     return write_out(r, out)
 
@@ -1903,6 +1967,20 @@ def _in_float32(f, x, d, name):
     return rename(r, name)
 
 
+def _log_softmax_lastdim_half(x, dh):
+    """PyTorch's last-dim log_softmax kernel of a half type h (x: float32) keeps log(sum(exp))
+    in h: z - h(log(h(s))) in float32 (exact: the rounded value differs from log(s) by less
+    than a factor 2), differentiated as z - log(s)."""
+    d, h = dh
+    z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
+    s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
+    ls = apply(P["log"], s)
+    lr = cast(apply(P["log"], cast(cast(s.detach(), h), dt.float32)), h)
+    diff = apply(P["sub"], cast(lr, dt.float32), ls.detach())      # (detached: no gradient)
+    r = apply(P["sub"], z, apply(P["add"], ls, diff))
+    return _mf.lay_out(r, _mf.contiguous_format)
+
+
 def softmax(input, dim, dtype=None):
     r = _masked_method("softmax", input, None, dim, dtype)
     if r is not None:
@@ -1920,7 +1998,8 @@ def softmax(input, dim, dtype=None):
         e = apply(P["exp"], apply(P["sub"], x, m))
         r = apply(P["div"], e, apply(P["sum"], e, dims=(d,), keepdim=True))
         # (PyTorch's softmax kernels write a contiguous result whatever the input's layout)
-        return rename(_mf.lay_out(r, _mf.contiguous_format), "SoftmaxBackward0")
+        r = rename(_mf.lay_out(r, _mf.contiguous_format), "SoftmaxBackward0")
+        return saved_extra(r, dim=dim, result=r._data)
     except NestedLayoutError:          # a nested operand: framework.nested
         from .nested import _ops as N
         return N.softmax(input, dim, dtype)
@@ -1932,6 +2011,9 @@ def log_softmax(input, dim, dtype=None):
         d = norm_dim("log_softmax", dim, x.ndim)
         _softmax_kernel_check("log_softmax", x, d)
         if x._dtype is dt.float16 or x._dtype is dt.bfloat16:
+            if d == x.ndim - 1 and x._data.shape[d]:
+                return _in_float32(_log_softmax_lastdim_half, x, (d, x._dtype),
+                                   "LogSoftmaxBackward0")
             return _in_float32(log_softmax, x, d, "LogSoftmaxBackward0")
         if x.ndim == 0:                     # a scalar is a one-element softmax dim (PyTorch: 0.)
             from .ops_shape import reshape
@@ -1943,7 +2025,8 @@ def log_softmax(input, dim, dtype=None):
         z = apply(P["sub"], x, apply(P["amax"], x.detach(), dims=(d,), keepdim=True))
         s = apply(P["sum"], apply(P["exp"], z), dims=(d,), keepdim=True)
         r = apply(P["sub"], z, apply(P["log"], s))
-        return rename(_mf.lay_out(r, _mf.contiguous_format), "LogSoftmaxBackward0")
+        r = rename(_mf.lay_out(r, _mf.contiguous_format), "LogSoftmaxBackward0")
+        return saved_extra(r, dim=dim, result=r._data)
     except NestedLayoutError:          # a nested operand: framework.nested
         from .nested import _ops as N
         return N.softmax(input, dim, dtype, log=True)

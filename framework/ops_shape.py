@@ -8,7 +8,7 @@ import numpy as np
 from compiler.ir.registry import REGISTRY, norm_dim
 from compiler.ops.layout import infer_shape
 from runtime import dtypes as dt
-from ._dispatch import STATE, apply, rename, values, const
+from ._dispatch import STATE, apply, rename, values, const, saved_extra
 from .tensor import Tensor
 from . import _memory_format as _mf
 from .nested._storage import NestedLayoutError
@@ -219,8 +219,9 @@ def permute(input, *args, dims=None):
     if not args and dims is None:       # (torch needs dims even for a 0-d tensor: pass ())
         raise TypeError('permute() missing 1 required positional arguments: "dims"')
     dims = args if dims is None else dims
-    return apply(P["permute"], input, dims=tuple(norm_dim("permute", d, input.ndim)
-                                                  for d in _sizes(dims)))
+    r = apply(P["permute"], input, dims=tuple(norm_dim("permute", d, input.ndim)
+                                               for d in _sizes(dims)))
+    return saved_extra(r, dims=tuple(_sizes(dims))) if r._node is not None else r
 
 
 def transpose(input, dim0, dim1):
@@ -230,7 +231,8 @@ def transpose(input, dim0, dim1):
         return rename(apply(P["reshape"], input, shape=()), "TransposeBackward0")
     perm = list(range(n))
     perm[a], perm[b] = perm[b], perm[a]
-    return rename(apply(P["permute"], input, dims=tuple(perm)), "TransposeBackward0")
+    r = rename(apply(P["permute"], input, dims=tuple(perm)), "TransposeBackward0")
+    return saved_extra(r, dim0=dim0, dim1=dim1) if r._node is not None else r
 
 
 swapaxes = swapdims = transpose
@@ -550,6 +552,8 @@ def cat(tensors, dim=0, *, out=None, axis=None):
         # channels-last inputs that all agree give a channels-last result (the primitive, also
         # used inside other ops, makes contiguous ones)
         r = _mf.lay_out(r, _mf.common([t._data for t in tensors]))
+    if r._node is not None:
+        saved_extra(r, dim=dim)
     return write_out(r, out)
 
 
@@ -579,7 +583,8 @@ def stack(tensors, dim=0, *, out=None):
             r = _mf.lay_out(r, fmt)
         elif type(r._data) is np.ndarray and r._data.size:
             r._data = _mf.in_order(r._data, _mf.stacked(fmt, len(s0), d))
-    return rename(r, "StackBackward0")
+    r = rename(r, "StackBackward0")
+    return saved_extra(r, dim=dim) if r._node is not None else r
 
 
 def _nonempty(tensors, name):
@@ -771,11 +776,14 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         raise RuntimeError(f"repeat_interleave: allocated size {output_size} does not match the "
                            f"required size {idx.shape[0]}")
     idx = tensor(idx, dtype=dt.int64, device=x.device)
-    if isinstance(repeats, Tensor) or x.ndim == 0:
+    if isinstance(repeats, Tensor) or x.ndim == 0 or r.ndim:
         return index_select(x, d, idx)
-    # an int count: torch repeats without its index_select kernel, so every dtype takes it
-    from .ops_index import c_layout
-    return rename(c_layout(apply(P["index"], x, idx, pos=(d,))), "IndexSelectBackward0")
+    # an int count: torch expands a new axis after dim, clones it row-major and views it
+    # (ViewBackward0 over CloneBackward0), so every dtype takes it
+    from .ops_math import clone
+    k, shp = int(r), x._data.shape
+    e = expand(unsqueeze(x, d + 1), *(shp[:d + 1] + (k,) + shp[d + 1:]))
+    return view(clone(e, memory_format=_mf.contiguous_format), shp[:d] + (n * k,) + shp[d + 1:])
 
 
 def _tri(input, diagonal, lower):

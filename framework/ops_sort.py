@@ -1,6 +1,8 @@
 """Ordering ops: sort, argsort, topk, kthvalue, median, mode, unique, bincount, ... Index
 computations are extern primitives; values come from `gather`, so gradients flow through it."""
 
+import numbers
+
 import numpy as np
 
 from compiler.ir.registry import REGISTRY, norm_dim
@@ -210,11 +212,23 @@ def _no_complex_unique(input, dim):
                                   f"implemented for '{dt.tname(input._dtype)}'")
 
 
+def _no_unique_derivative(input, u, aten):
+    """PyTorch gives unique's values a grad_fn (Unique2Backward0) whose backward raises."""
+    if not input.requires_grad:
+        return u
+    from .nn._torch_internal import _no_derivative
+    node = {"_unique2": "Unique2Backward0", "unique_dim": "UniqueDimBackward0",
+            "unique_consecutive": "UniqueConsecutiveBackward0"}[aten]
+    return _no_derivative(aten, (input,), (u,), node, (
+        NotImplementedError, f"the derivative for '{aten}' is not implemented."))[0]
+
+
 def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
     _no_complex_unique(input, dim)
     if dim is not None:
         dim = _unique_dim(input, dim)
     u, inv, cnt = apply(P["unique"], input, sorted=sorted, dim=dim)
+    u = _no_unique_derivative(input, u, "_unique2" if dim is None else "unique_dim")
     if not return_inverse and not return_counts:
         return u
     r = (u,)
@@ -236,7 +250,7 @@ def unique_consecutive(input, return_inverse=False, return_counts=False, dim=Non
         ne = (a[1:] != a[:-1]).reshape(n - 1, -1).any(axis=1) if n > 1 else np.zeros(0, bool)
         keep = np.concatenate([[True], ne])
     u = wrap_like(a[keep] if dim is None else np.moveaxis(a[keep], 0, d), input._dtype, input)
-    r = (u,)
+    r = (_no_unique_derivative(input, u, "unique_consecutive"),)
     if return_inverse:
         inv = (np.cumsum(keep) - 1).astype(np.int64)
         r += (wrap_like(inv.reshape(input._data.shape) if dim is None else inv, dt.int64, input),)
@@ -378,7 +392,10 @@ def _quantile(input, q, dim, keepdim, interpolation, ignore_nan, name):
     if input.numel() == 0:
         raise RuntimeError(f"{name}() input tensor must be non-empty")
     if np.any(~((qv >= 0) & (qv <= 1))):
-        raise RuntimeError(f"{name}() q values must be in the range [0, 1]")
+        # PyTorch's shared check says quantile() for nanquantile too; a float q is named
+        if qt is q:
+            raise RuntimeError("quantile() q values must be in the range [0, 1]")
+        raise RuntimeError(f"quantile() q must be in the range [0, 1] but got {float(q)}")
     if interpolation not in _INTERPOLATIONS:
         raise RuntimeError(f"{name}() interpolation must be one of linear, lower, higher, "
                            f"midpoint or nearest. Got {interpolation}")
@@ -490,8 +507,9 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
         nf = where(nf <= 0, 0.0, nf)
     elif nf <= 0:
         import warnings
+        from ._misc_api import user_stacklevel
         warnings.warn("cov(): degrees of freedom is <= 0. Correction should be strictly less than "
-                      "the number of observations.")
+                      "the number of observations.", stacklevel=user_stacklevel())
         nf = 0.0
     xc = x - S.unsqueeze(avg, 1)
     c = xc @ S.transpose(xc if w is None else xc * w, 0, 1)
@@ -614,6 +632,16 @@ def histogramdd(input, bins=10, *, range=None, weight=None, density=False):
 
 def isin(elements, test_elements, *, assume_unique=False, invert=False):
     """Computed on the host (under compile() a value read); the result goes to elements' device."""
+    if not (isinstance(elements, Tensor) and isinstance(test_elements, (Tensor, numbers.Number))
+            or isinstance(elements, numbers.Number) and isinstance(test_elements, Tensor)):
+        # PyTorch's overloads: (Tensor, Tensor), (Number, Tensor), (Tensor, Number); no lists
+        got = ", ".join("Tensor" if isinstance(v, Tensor) else type(v).__name__
+                        for v in (elements, test_elements))
+        tail = ", *, bool assume_unique = False, bool invert = False, Tensor out = None)\n"
+        raise TypeError(f"isin() received an invalid combination of arguments - got ({got}), "
+                        f"but expected one of:\n * (Tensor elements, Tensor test_elements{tail}"
+                        f" * (Number element, Tensor test_elements{tail}"
+                        f" * (Tensor elements, Number test_element{tail}")
     ref = elements if isinstance(elements, Tensor) else test_elements
     if isinstance(test_elements, Tensor):     # (a Python test element is compared with eq)
         dt.refuse_barebones("isin_default_cpu", test_elements._dtype if ref is test_elements

@@ -264,6 +264,10 @@ def test_deprecated_aliases():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             torch.cuda.amp.GradScaler()
+    # their objects print as torch's do (<torch.cuda.amp.grad_scaler.GradScaler object at ..>)
+    assert repr(s).startswith("<framework.cpu.amp.grad_scaler.GradScaler object at ")
+    assert torch.cuda.amp.GradScaler.__qualname__ == "GradScaler"
+    assert torch.cuda.amp.autocast.__module__ == "framework.cuda.amp.autocast_mode"
 
 
 # ---- compile ------------------------------------------------------------------------------------

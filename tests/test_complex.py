@@ -43,6 +43,8 @@ def test_conj_sgn_polar_complex_values():
     r, th = np.array([1.0, 2.0]), np.array([0.5, -1.0])
     p = torch.polar(torch.tensor(r), torch.tensor(th))
     assert p.dtype == torch.complex128
+    a = torch.tensor(r, requires_grad=True)
+    assert torch.polar(a, torch.tensor(th)).grad_fn.name() == "PolarBackward0"
     assert_close(torch.view_as_real(p), np.stack([r * np.cos(th), r * np.sin(th)], -1),
                  atol=1e-15)
     c = torch.complex(torch.tensor([[1.0], [2.0]]), torch.tensor([3.0, 4.0, 5.0]))

@@ -1,6 +1,7 @@
 """Tensor creation: factories, dtype inference, memory sharing with NumPy, legacy constructors,
 random sampling with seeds and generators, and bad arguments."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -347,6 +348,13 @@ def test_randint_randperm():
     assert li.dtype == torch.float32 and float(li.min()) >= 2 and float(li.max()) < 5
     with pytest.raises(RuntimeError):
         torch.randint(5, 2, (3,))
+    # size is a sequence (a bare int is PyTorch's overload TypeError); low/high are ints
+    assert torch.randint(0, 9, [4]).shape == (4,)
+    for args, got in (((0, 10, 3), "int, int, int"), ((0.5, 10, (2,)), "float, int, tuple")):
+        with pytest.raises(TypeError, match=rf"randint\(\) received an invalid combination of "
+                                            rf"arguments - got \({got}\), but expected one of:\n"
+                                            rf" \* \(int high, tuple of ints size, \*, torch"):
+            torch.randint(*args)
     p = torch.randperm(10)
     assert p.dtype == torch.int64 and sorted(p.tolist()) == list(range(10))
     assert torch.randperm(4, dtype=torch.float32).dtype == torch.float32
@@ -729,3 +737,23 @@ def test_negative_sizes_and_inconsistent_arange_messages():
         with pytest.raises(RuntimeError, match="upper bound and lower bound inconsistent with "
                                                "step sign"):
             torch.arange(*a)
+
+
+def test_list_of_ndarrays_warns_as_pytorch():
+    # PyTorch's TORCH_WARN_ONCE for ndarrays inside a list (not for NumPy scalars)
+    prev = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)
+    try:
+        for data in ([np.array([1.0, 2.0]), np.array([3.0, 4.0])],
+                     [[1.0, 2.0], np.array([3.0, 4.0])], ([np.array([1.0, 2.0]), [3, 4]],)):
+            with pytest.warns(UserWarning, match="Creating a tensor from a list of "
+                                                 "numpy.ndarrays is extremely slow") as rec:
+                t = torch.as_tensor(data)
+            assert rec[0].filename == __file__
+            np.testing.assert_array_equal(to_np(t), np.array(data, np.float64).reshape(t.shape))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert torch.tensor([np.float32(1.5), 2]).tolist() == [1.5, 2.0]
+            torch.as_tensor(np.stack([np.ones(2), np.zeros(2)]))
+    finally:
+        torch.set_warn_always(prev)

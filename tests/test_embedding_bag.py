@@ -1,6 +1,7 @@
 """nn.EmbeddingBag / F.embedding_bag: bags from offsets or rows, sum/mean/max, padding_idx,
 per_sample_weights, include_last_offset; values derived by hand from the weight, gradients
 (the max's to the first entry attaining it), and PyTorch's when it is installed."""
+import re
 import numpy as np
 import pytest
 
@@ -63,6 +64,11 @@ def test_module_and_errors():
                         per_sample_weights=torch.ones(10))
     with pytest.raises(ValueError, match="max mode does not support sparse weights"):
         F.embedding_bag(torch.tensor([[1, 2]]), m.weight, mode="max", sparse=True)
+    with pytest.raises(ValueError, match=re.escape(
+            "embedding_bag: If per_sample_weights (torch.Size([3])) is not None, then it must "
+            "have the same shape as the input (torch.Size([4]))")):
+        F.embedding_bag(torch.tensor([1, 2, 3, 4]), m.weight, torch.tensor([0, 2]), mode="sum",
+                        per_sample_weights=torch.rand(3))
 
 
 @pytest.mark.parametrize("mode", ["sum", "mean", "max"])

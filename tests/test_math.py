@@ -411,6 +411,21 @@ def test_clamp_family():
     assert (torch.tensor([-1., 2.]).clamp(min=0)).tolist() == [0.0, 2.0]
 
 
+def test_clamp_refuses_a_tensor_bound_with_a_number_w3():
+    # torch's overloads: Tensor bounds or Number bounds (a 0-d tensor passes as a Number)
+    x = torch.tensor([1.5, -2.0, 0.25])
+    for args in ((torch.tensor([0.0, 0.0, 0.0]), 1), (-1, torch.tensor([1.0, 1.0, 1.0]))):
+        with pytest.raises(TypeError, match="invalid combination of arguments"):
+            torch.clamp(x, *args)
+        with pytest.raises(TypeError, match="invalid combination of arguments"):
+            x.clamp_(*args)
+    assert x.tolist() == [1.5, -2.0, 0.25]
+    assert torch.clamp(x, min=0, max=torch.tensor(1.0)).tolist() == [1.0, 0.0, 0.25]
+    assert torch.clamp(x, torch.tensor([0.0, -1.0, 0.5]), None).tolist() == [1.5, -1.0, 0.5]
+    assert torch.clamp(x, torch.tensor([0.0, -1.0, 0.5]), torch.tensor(1.0)).tolist() == \
+        [1.0, -1.0, 0.5]
+
+
 def test_lerp_maximum_minimum_misc():
     a, b = torch.tensor([0., 10.]), torch.tensor([10., 20.])
     assert torch.lerp(a, b, 0.25).tolist() == [2.5, 12.5]

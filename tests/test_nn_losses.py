@@ -1,4 +1,6 @@
 """Every loss against NumPy float64 references for each reduction/option; errors."""
+import re
+
 import numpy as np
 import pytest
 
@@ -50,8 +52,15 @@ def test_regression_grads_and_names():
 
 
 def test_shape_mismatch_errors():
-    with pytest.raises(RuntimeError):
-        F.mse_loss(torch.ones(3), torch.ones(4))
+    # PyTorch warns first, then broadcasting raises (naming the first mismatched dimension)
+    warn = re.escape("Using a target size (torch.Size([4, 3])) that is different to the input "
+                     "size (torch.Size([2, 3]))")
+    for f in (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss):
+        with pytest.warns(UserWarning, match=warn):
+            with pytest.raises(RuntimeError, match=re.escape(
+                    f"{f.__name__}: The size of tensor a (2) must match the size of tensor b (4) "
+                    "at non-singleton dimension 0")):
+                f(torch.ones(2, 3), torch.ones(4, 3))
     with pytest.warns(UserWarning):
         F.mse_loss(torch.ones(3, 1), torch.ones(3))
     with pytest.raises(ValueError):

@@ -79,8 +79,14 @@ def test_quantile_nanquantile_vs_numpy(interp):
 
 def test_quantile_errors_and_gradient():
     x = torch.tensor([1., 2., 3.])
-    with pytest.raises(RuntimeError, match=r"q values must be in the range \[0, 1\]"):
-        torch.quantile(x, 1.5)
+    # PyTorch names a float q; its shared check says quantile() for nanquantile too
+    for f in (torch.quantile, torch.nanquantile):
+        with pytest.raises(RuntimeError, match=r"^quantile\(\) q must be in the range \[0, 1\] "
+                                               r"but got 1.5$"):
+            f(x, 1.5)
+        with pytest.raises(RuntimeError, match=r"^quantile\(\) q values must be in the range "
+                                               r"\[0, 1\]$"):
+            f(x, torch.tensor([0.5, -0.25]))
     with pytest.raises(RuntimeError, match="input tensor must be either float or double"):
         torch.quantile(torch.tensor([1, 2]), 0.5)
     with pytest.raises(RuntimeError, match="q tensor must be same dtype"):
@@ -109,7 +115,9 @@ def test_cov_corrcoef_vs_numpy():
     ci = torch.cov(torch.tensor([[1, 2, 4], [3, 1, 0]]))               # torch-printed
     assert ci.dtype == torch.float32
     assert_close(ci, [[2.3333, -2.1667], [-2.1667, 2.3333]], rtol=1e-4)
-    assert torch.cov(torch.tensor([1., 2.]), correction=3).item() == float("inf")
+    with pytest.warns(UserWarning, match=r"cov\(\): degrees of freedom is <= 0") as rec:
+        assert torch.cov(torch.tensor([1., 2.]), correction=3).item() == float("inf")
+    assert rec[0].filename == __file__                  # the caller's line, as PyTorch's
     assert_close(torch.corrcoef(T(a)), np.corrcoef(a), rtol=1e-12)
     with pytest.raises(RuntimeError, match="expected input to have two or fewer dimensions"):
         torch.cov(torch.ones(2, 2, 2))
@@ -161,6 +169,11 @@ def test_isin_combinations_unravel_index():
         np.isin(to_np(e), [2, 3], invert=True).tolist()
     assert to_np(torch.isin(torch.tensor([1, 2, 3]), 2)).tolist() == [False, True, False]
     assert torch.isin(3, torch.tensor([1, 2, 3])).item() is True
+    # a list is neither Tensor nor Number: PyTorch's overload TypeError
+    for a, b, got in ((e, [2, 3], "Tensor, list"), ([2], e, "list, Tensor"), (1, 2, "int, int")):
+        with pytest.raises(TypeError, match=rf"isin\(\) received an invalid combination of "
+                                            rf"arguments - got \({got}\), but expected one of"):
+            torch.isin(a, b)
     x = torch.tensor([1, 2, 3, 4])
     for r, rep in ((2, False), (3, False), (2, True), (1, False)):
         f = itertools.combinations_with_replacement if rep else itertools.combinations

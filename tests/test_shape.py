@@ -212,6 +212,36 @@ def test_repeat_interleave_seed_t7():
         torch.repeat_interleave(torch.tensor([1, 2]), 2, output_size=5)
 
 
+def test_repeat_interleave_int_count_is_a_cloned_view_w3():
+    # torch: an int count expands, clones row-major and views (ViewBackward0 over
+    # CloneBackward0); a tensor of counts is index_select (llama's GQA uses both)
+    a = np.arange(24.0).reshape(2, 3, 4)
+    x = torch.tensor(a, requires_grad=True)
+    for dim in (0, 1, 2, -1):
+        y = torch.repeat_interleave(x, 2, dim=dim)
+        assert_close(y, np.repeat(a, 2, axis=dim), rtol=0, atol=0)
+        assert y.grad_fn.name() == "ViewBackward0" and y.is_contiguous()
+        assert y.grad_fn.next_functions[0][0].name() == "CloneBackward0"
+    y = torch.repeat_interleave(x, 3)
+    assert y.shape == (72,) and y.grad_fn.name() == "ViewBackward0"
+    assert torch.repeat_interleave(x, torch.tensor(2), dim=0).grad_fn.name() == \
+        "IndexSelectBackward0"
+    w = torch.tensor([[1.0], [2.0], [3.0]])
+    (torch.repeat_interleave(x, 3, dim=1) * torch.repeat_interleave(w, 3, dim=0)).sum().backward()
+    assert_close(x.grad, np.broadcast_to(3.0 * np.array([1.0, 2.0, 3.0])[:, None], (2, 3, 4)))
+    xt = torch.tensor(a[0]).t()                    # a transposed input gives a row-major result
+    r = xt.repeat_interleave(2, dim=1)
+    assert r.stride() == (6, 1)
+    assert_close(r, np.repeat(a[0].T, 2, axis=1), rtol=0, atol=0)
+    assert torch.repeat_interleave(x, 0, dim=1).shape == (2, 0, 4)
+    assert torch.repeat_interleave(torch.tensor([True, False]), 2).tolist() == \
+        [True, True, False, False]
+    g = torch.tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: torch.repeat_interleave(t, 2, dim=1), (g,))
+    with pytest.raises(IndexError, match="Dimension out of range"):
+        torch.repeat_interleave(x, 2, dim=3)
+
+
 # ---- flip / roll / narrow / select / unbind --------------------------------------------------
 
 def test_flip_seed_t7():

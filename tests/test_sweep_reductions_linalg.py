@@ -57,8 +57,12 @@ def test_zero_dim_reduction_gradient():
 def test_std_var_warn_when_dof_not_positive(name):
     f = getattr(torch, name)
     one = torch.tensor([2.0], dtype=torch.float64)
-    with pytest.warns(UserWarning, match=rf"^{name}\(\): degrees of freedom is <= 0"):
+    with pytest.warns(UserWarning, match=rf"^{name}\(\): degrees of freedom is <= 0") as rec:
         r = f(one)
+    assert rec[0].filename == __file__          # the caller's line, through any wrapper
+    with pytest.warns(UserWarning) as rec:
+        getattr(one, name)() if hasattr(one, name) else f(one)
+    assert rec[0].filename == __file__
     r = r[0] if isinstance(r, tuple) else r
     assert math.isnan(r.item())
     with pytest.warns(UserWarning, match="degrees of freedom"):

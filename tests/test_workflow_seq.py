@@ -105,6 +105,13 @@ def test_sdpa_and_mha_grad_fn_names():
     assert _name(F.scaled_dot_product_attention(q, q, q, dropout_p=0.5)) == "UnsafeViewBackward0"
     assert _name(F.scaled_dot_product_attention(q[0], q[0], q[0])) == "UnsafeViewBackward0"
     assert _name(F.scaled_dot_product_attention(q, q, q[..., :3])) == "UnsafeViewBackward0"
+    # 2-d operands: the math path's closing matmul is an mm (w3)
+    q2 = q[0, 0]
+    assert _name(F.scaled_dot_product_attention(q2, q2, q2)) == "MmBackward0"
+    assert _name(F.scaled_dot_product_attention(q2, q2, q2, is_causal=True)) == "MmBackward0"
+    # at::dropout's check inside SDPA is a RuntimeError (F.dropout's is a ValueError)
+    with pytest.raises(RuntimeError, match="dropout probability has to be between 0 and 1"):
+        F.scaled_dot_product_attention(q, q, q, dropout_p=1.5)
     m = nn.MultiheadAttention(8, 2)
     x = torch.randn(3, 2, 8)
     o, w = m(x, x, x)

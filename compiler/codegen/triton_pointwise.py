@@ -28,6 +28,7 @@ import re
 from runtime import dtypes as dt
 from ..ir.graph import Value, _SHORT  # (_SHORT: the short dtype names of the IR's dumps)
 from ..ir.registry import REGISTRY, is_scalar
+from ..ops.pointwise import SCALAR_OPMATH
 from . import cache
 from .triton_helpers import HELPERS, HELPER_DEPS
 
@@ -403,6 +404,16 @@ def _operand(names, scalar_expr, a, src, work):
     return f"{n}.to({_tl(work)})"
 
 
+def _half_scalar_expr(scalar_expr, half):
+    """A Python number made a constant of the half dtype, then widened (a kernel argument's
+    runtime value is rounded in the kernel)."""
+    def expr(x, work):
+        if type(x) is bool or work is not dt.float32:
+            return scalar_expr(x, work)
+        return f"{scalar_expr(x, half)}.to(tl.float32)"
+    return expr
+
+
 def op_expr(node, names, scalar_expr, type_of):
     """(comment, expression) for one pointwise node: the registry's Triton expression over its
     operands, with operand casts to the op's compute dtype (PyTorch's promotion), 16-bit floats
@@ -449,6 +460,8 @@ def op_expr(node, names, scalar_expr, type_of):
             expr = names[id(ins[0])] if not is_scalar(ins[0]) else scalar_expr(ins[0], work)
             return comment, expr
         if work in (dt.float16, dt.bfloat16) and node.op not in _BIT_EXACT:
+            if node.op not in SCALAR_OPMATH:     # (a number is rounded to the half dtype first)
+                scalar_expr = _half_scalar_expr(scalar_expr, work)
             work = dt.float32                    # opmath: 16-bit floats compute in f32
         elif work is dt.bool_ and node.op in _BOOL_AS_INT8:
             work = dt.int8

@@ -211,9 +211,25 @@ def _wrap_scalar(x, cd):
 
 _HALF_NP = (np.dtype(dt.float16.np), np.dtype(dt.bfloat16.np))
 _HALF_DT = frozenset((dt.float16, dt.bfloat16))
+# PyTorch's cpu kernels of these read a Python number as float32 with a half tensor
+# (original_scalar_value); every other op first converts it to the tensor's half dtype
+# (x + 0.1 adds bfloat16's 0.10009765625), then computes in float32
+SCALAR_OPMATH = frozenset(("mul", "div", "floor_divide"))
 
 
-def _binary_np(f, compute_promoted=False, int_divisor=False):
+def half_scalar(x, npd):
+    """Python number x as a half dtype `npd` rounds it, as a float (bools, complex: as they are)."""
+    if type(x) is not float and type(x) is not int:
+        return x
+    with np.errstate(over="ignore"):
+        try:
+            r = float(np.array(x, np.float64).astype(np.float32).astype(npd))
+        except OverflowError:
+            return x
+    return x if r == x else r       # (an exact int stays an int: pow's rule reads its type)
+
+
+def _binary_np(f, compute_promoted=False, int_divisor=False, scalar_opmath=False):
     plain = not (compute_promoted or int_divisor)
 
     def impl(out, a, b):
@@ -226,9 +242,11 @@ def _binary_np(f, compute_promoted=False, int_divisor=False):
             return r if r.dtype is npd or r.dtype == npd else r.astype(npd)
         cd = _compute_dtype(a, b) if compute_promoted else npd
         if cd in _HALF_NP and (type(a) is not np.ndarray or type(b) is not np.ndarray):
-            # opmath: PyTorch computes half types in float32, so a Python number is not rounded
-            # to half first (float16 x / 0.7 divides by 0.7f, not by 0.7002); with two half
-            # arrays float32 arithmetic rounds to the same result as half arithmetic
+            # opmath: PyTorch computes half types in float32; mul/div read a Python number as
+            # float32 (float16 x / 0.7 divides by 0.7f, not by 0.7002), other ops round it to
+            # half first; with two half arrays float32 arithmetic rounds as half arithmetic
+            if not scalar_opmath:
+                a, b = half_scalar(a, cd), half_scalar(b, cd)
             cd = np.dtype(np.float32)
         if type(a) is np.ndarray:
             if a.dtype != cd:
@@ -352,7 +370,8 @@ def binary(name, f, rule, vjp=None, triton=None, saves="all", differentiable=Tru
     if saves != ():
         vjp = holomorphic(vjp)
     register(Prim(name, "pointwise", meta=_binary_meta(name, rule),
-                  numpy=_binary_np(f, compute_promoted, int_divisor), vjp=vjp, triton=triton,
+                  numpy=_binary_np(f, compute_promoted, int_divisor, name in SCALAR_OPMATH),
+                  vjp=vjp, triton=triton,
                   saves=saves, saves_for=saves_for,
                   differentiable=differentiable, grad_name=grad_name))
 

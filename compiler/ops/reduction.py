@@ -241,6 +241,8 @@ def _xp_scan(name):
         npd = out.dtype.np
         if x.ndim == 0:
             return x.astype(npd).copy()
+        if npd in _HALF:     # half precision accumulates in float32, as PyTorch's scans
+            return getattr(xp, name)(x.astype(np.float32), axis=dim).astype(npd)
         return getattr(xp, name)(x.astype(npd, copy=False), axis=dim)
     return impl
 

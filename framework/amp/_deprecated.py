@@ -19,7 +19,7 @@ def _autocast_for(device_type):
             super().__init__(device_type, dtype=dtype, enabled=enabled,
                              cache_enabled=cache_enabled)
     autocast.__qualname__ = "autocast"
-    autocast.__module__ = f"framework.{device_type}.amp"
+    autocast.__module__ = f"framework.{device_type}.amp.autocast_mode"   # torch's, for repr
     return autocast
 
 
@@ -33,7 +33,8 @@ def _scaler_for(device_type):
             super().__init__(device_type, init_scale=init_scale, growth_factor=growth_factor,
                              backoff_factor=backoff_factor, growth_interval=growth_interval,
                              enabled=enabled)
-    GradScaler.__module__ = f"framework.{device_type}.amp"
+    GradScaler.__qualname__ = "GradScaler"
+    GradScaler.__module__ = f"framework.{device_type}.amp.grad_scaler"   # torch's, for repr
     return GradScaler
 
 

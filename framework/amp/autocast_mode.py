@@ -9,6 +9,7 @@ parameters in their own dtype, and compile() traces the casts into its graph), a
 op with autocast excluded inside it. When no thread has autocast enabled the original
 functions are bound again: programs outside autocast pay nothing per op.
 """
+import contextlib
 import functools
 import sys
 import threading
@@ -165,6 +166,35 @@ def autocast_increment_nesting():
 def autocast_decrement_nesting():
     _tls.nesting -= 1
     return _tls.nesting
+
+
+def _snapshot():
+    """This thread's autocast state (enabled, dtypes, cache), as torch.utils.checkpoint records
+    it in forward (_get_autocast_kwargs) to recompute under it in backward."""
+    st = _tls
+    return dict(st.enabled), dict(st.dtype), st.cache_enabled
+
+
+@contextlib.contextmanager
+def _restored(snap):
+    """Run under a _snapshot()'s autocast state, then put back the current one."""
+    st = _tls
+    prev = _snapshot()
+    st.nesting += 1
+    try:
+        for t in ("cpu", "cuda"):
+            set_autocast_enabled(t, snap[0][t])
+        st.dtype.update(snap[1])
+        st.cache_enabled = snap[2]
+        yield
+    finally:
+        st.nesting -= 1
+        if st.nesting == 0:
+            st.cache.clear()
+        for t in ("cpu", "cuda"):
+            set_autocast_enabled(t, prev[0][t])
+        st.dtype.update(prev[1])
+        st.cache_enabled = prev[2]
 
 
 def guard_state():

@@ -19,6 +19,8 @@ import numpy as np
 from compiler.ir.registry import REGISTRY
 from runtime.meta import MetaArray, meta_empty
 from .. import _dispatch
+from . import _saved
+from ._saved import FreedVal
 from .._dispatch import STATE, EMIT, wrap, apply, PackedList, MaskedOperand
 from ..tensor import Tensor
 
@@ -115,6 +117,8 @@ def _release(node):
     scalars stay runnable, as in PyTorch."""
     if node.link is not None or node._name in _TORCH_SAVES:   # (rename(link=): saved there)
         node.freed = True
+    if node._name in _saved.SV_NAMES:     # tensors a composite kept for grad_fn._saved_*
+        _saved.release_sv(node)
     if node.fn is not None:
         if node.ctx._saved:
             node.ctx._free()
@@ -127,7 +131,9 @@ def _release(node):
     if saved is not None and (type(saved) is PackedList or any(
             v is not None and (v != _dispatch.WRAPPED or node._name in _WRAPS)
             for v in node.versions)):
-        node.saved = None
+        # shapes and numbers stay for grad_fn._saved_* (sizes, exponents); tensors go
+        node.saved = [FreedVal(s.shape, s._dtype) if isinstance(s, Tensor) else
+                      FreedVal((), None) if type(s) is _dispatch.Packed else s for s in saved]
         node.freed = True
 
 
@@ -606,7 +612,10 @@ def _accumulate_grad(leaf, g, create_graph):
         g = apply(REGISTRY["cast"], g, dtype=gd)
     old = leaf._grad
     tr = STATE.tracer
-    if tr is not None:              # traced (compiled training step): functional accumulation
+    if tr is not None and not (g.is_sparse or leaf.is_sparse or
+                               old is not None and old.is_sparse):
+        # traced (compiled training step): functional accumulation (a sparse gradient, as from
+        # embedding(sparse=True), holds concrete values and accumulates as in eager)
         if old is None:
             leaf._grad = g if create_graph else apply(_COPY, g.detach())
         elif create_graph or old._node is not None:

@@ -85,9 +85,12 @@ class set_grad_enabled(_DecoratorContextManager):
         if not isinstance(mode, bool):
             raise TypeError(f"set_grad_enabled(): argument 'mode' must be bool, not "
                             f"{type(mode).__name__}")
-        self._prev = STATE.grad_enabled
-        self._mode = mode
+        self._prev = self.prev = STATE.grad_enabled
+        self._mode = self.mode = mode
         STATE.grad_enabled = mode
+
+    def __repr__(self):
+        return f"{type(self).__module__}.{type(self).__qualname__}(mode={self._mode})"
 
     def _clone(self):
         return _SetGrad(self._mode)
@@ -113,8 +116,8 @@ class _SetGrad(_DecoratorContextManager):
 
 
 class inference_mode(_DecoratorContextManager):
-    """Like no_grad (and what PyTorch recommends for inference); inference_mode(False) leaves
-    the grad mode as it is."""
+    """Like no_grad (and what PyTorch recommends for inference). As PyTorch's InferenceMode
+    guard, inference_mode(False) turns grad mode on, also inside no_grad."""
 
     def __new__(cls, mode=True):
         if callable(mode) and not isinstance(mode, bool):
@@ -122,7 +125,7 @@ class inference_mode(_DecoratorContextManager):
         return super().__new__(cls)
 
     def __init__(self, mode=True):
-        self._mode = bool(mode) if isinstance(mode, bool) else True
+        self._mode = self.mode = bool(mode) if isinstance(mode, bool) else True
 
     def _clone(self):
         return self.__class__(self._mode)
@@ -130,8 +133,7 @@ class inference_mode(_DecoratorContextManager):
     def __enter__(self):
         self._prev = STATE.grad_enabled
         self._prev_inf = STATE.inference
-        if self._mode:
-            STATE.grad_enabled = False
+        STATE.grad_enabled = not self._mode
         STATE.inference = self._mode
         return None
 

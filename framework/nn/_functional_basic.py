@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 
-from compiler.ir.registry import REGISTRY, norm_dim
+from compiler.ir.registry import REGISTRY, broadcast_shapes, norm_dim
 from runtime import dtypes as dt
 from .. import _dispatch
 from .._dispatch import STATE, apply, rename, values, wrap, wrap_like
@@ -237,12 +237,11 @@ def rrelu_(input, lower=1.0 / 8, upper=1.0 / 3, training=False):
 
 
 def _elu(x, alpha, scale, input_scale, inplace=False):
-    neg = M.mul(apply(P["expm1"], M.mul(_neg_part(x), input_scale)),
-                alpha)
-    r = M.where(M.gt(x, 0), x, neg)
-    if scale != 1.0:
-        r = M.mul(r, scale)
-    return rename(r, "EluBackward1" if inplace else "EluBackward0")
+    def f(x):
+        neg = M.mul(apply(P["expm1"], M.mul(_neg_part(x), input_scale)), alpha)
+        r = M.where(M.gt(x, 0), x, neg)
+        return M.mul(r, scale) if scale != 1.0 else r
+    return rename(M.half_opmath(f, x), "EluBackward1" if inplace else "EluBackward0")
 
 
 def _neg_part(x):
@@ -289,22 +288,24 @@ def celu_(input, alpha=1.0):
 
 def gelu(input, approximate="none"):
     M._need_float("GeluKernelImpl", input)
-    if approximate == "none":
-        r = M.mul(M.mul(input, 0.5), M.add(M.erf(M.mul(input, 1.0 / math.sqrt(2.0))), 1.0))
-    elif approximate == "tanh":
-        inner = M.mul(M.add(input, M.mul(M.pow(input, 3), 0.044715)), math.sqrt(2.0 / math.pi))
-        r = M.mul(M.mul(input, 0.5), M.add(M.tanh(inner), 1.0))
-    else:
+    if approximate not in ("none", "tanh"):
         raise RuntimeError(f"approximate argument must be either none or tanh (got "
                            f"'{approximate}')")
-    return rename(r, "GeluBackward0")
+    return rename(M.half_opmath(_gelu, input, approximate), "GeluBackward0")
+
+
+def _gelu(x, approximate):
+    if approximate == "none":
+        return M.mul(M.mul(x, 0.5), M.add(M.erf(M.mul(x, 1.0 / math.sqrt(2.0))), 1.0))
+    inner = M.mul(M.add(x, M.mul(M.pow(x, 3), 0.044715)), math.sqrt(2.0 / math.pi))
+    return M.mul(M.mul(x, 0.5), M.add(M.tanh(inner), 1.0))
 
 
 def silu(input, inplace=False):
     M._need_float("silu_cpu", input)
     x = _inplace_src(input, inplace)
-    return _maybe_inplace(input, rename(M.mul(x, M.sigmoid(x)), "SiluBackward0"), inplace,
-                          "silu")
+    r = M.half_opmath(lambda x: M.mul(x, M.sigmoid(x)), x)
+    return _maybe_inplace(input, rename(r, "SiluBackward0"), inplace, "silu")
 
 
 def _softplus(x, beta=1.0, threshold=20.0):
@@ -318,13 +319,13 @@ def _softplus(x, beta=1.0, threshold=20.0):
 
 def softplus(input, beta=1.0, threshold=20.0):
     M._need_float("softplus_cpu", input)
-    return rename(_softplus(input, beta, threshold), "SoftplusBackward0")
+    return rename(M.half_opmath(_softplus, input, beta, threshold), "SoftplusBackward0")
 
 
 def mish(input, inplace=False):
     M._need_float("mish_cpu", input)
     x = _inplace_src(input, inplace)
-    r = rename(M.mul(x, M.tanh(_softplus(x))), "MishBackward0")
+    r = rename(M.half_opmath(lambda x: M.mul(x, M.tanh(_softplus(x))), x), "MishBackward0")
     return _maybe_inplace(input, r, inplace, "mish")
 
 
@@ -356,8 +357,8 @@ def hardswish(input, inplace=False):
     M._need_float("hardswish_cpu", input)
     x = _inplace_src(input, inplace)
     # x * 0 below -3 as torch's x * relu6(x + 3) / 6: -0.0 for x < -3, NaN at -inf
-    r = M.where(M.le(x, -3.0), M.mul(x, 0.0),
-                M.where(M.ge(x, 3.0), x, M.div(M.mul(x, M.add(x, 3.0)), 6.0)))
+    r = M.half_opmath(lambda x: M.where(M.le(x, -3.0), M.mul(x, 0.0), M.where(
+        M.ge(x, 3.0), x, M.div(M.mul(x, M.add(x, 3.0)), 6.0))), x)
     if r.dtype is not input.dtype:
         r = M.cast(r, input.dtype)
     return _maybe_inplace(input, rename(r, "HardswishBackward0"), inplace, "hardswish")
@@ -369,7 +370,8 @@ def softsign(input):
 
 def logsigmoid(input):
     M._need_float("log_sigmoid_cpu", input)
-    return rename(M.neg(_softplus(M.neg(input))), "LogSigmoidBackward0")
+    return rename(M.half_opmath(lambda x: M.neg(_softplus(M.neg(x))), input),
+                  "LogSigmoidBackward0")
 
 
 def tanhshrink(input):
@@ -643,8 +645,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             if padding_idx < -n:
                 raise AssertionError("Padding_idx must be within num_embeddings")
             padding_idx = n + padding_idx
+    # a sparse weight.grad (below) needs the indices' values: under compile() a graph break
+    sparse_grad = sparse and weight._node is None and weight._rg and STATE.grad_enabled and \
+        weight._device.type == "cpu"
     if (STATE.tracer is not None or _batched(input) or input._device.type == "meta") and \
-            max_norm is None and not scale_grad_by_freq:
+            max_norm is None and not scale_grad_by_freq and not (sparse_grad and
+                                                                 STATE.tracer is not None):
         # traced, or indices batched by vmap: no value read (the index op checks the range)
         return _traced_embedding(input, weight, padding_idx)
     idx = values(input)
@@ -653,8 +659,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
                          f"{int(idx.max()) if idx.max() >= n else int(idx.min())})")
     if max_norm is not None:
         _renorm_rows_(weight, idx, max_norm, norm_type)
-    if sparse and weight._node is None and weight._rg and STATE.grad_enabled and \
-            weight._device.type == "cpu":
+    if sparse_grad:
         # a sparse COO weight.grad (a non-leaf weight keeps the dense gradient)
         from ..sparse import embedding as sparse_embedding
         return sparse_embedding(weight, idx, padding_idx, scale_grad_by_freq)
@@ -672,7 +677,12 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         sw = wrap_like(s.astype(weight.dtype.np)[..., None], weight.dtype, weight)
         det = out.detach()
         out = M.add(det, M.mul(M.sub(out, det), sw))
-    return rename(out, "EmbeddingBackward0")
+    out = rename(out, "EmbeddingBackward0")
+    if out._node is not None:
+        _dispatch.saved_extra(out, indices=input, weight_sym_argsize_0=n,
+                              padding_idx=-1 if padding_idx is None else padding_idx,
+                              scale_grad_by_freq=bool(scale_grad_by_freq), sparse=bool(sparse))
+    return out
 
 
 def _batched(t):
@@ -810,18 +820,16 @@ def _check_reduction(reduction):
 
 
 def _pointwise_pair(input, target, op):
-    """Elementwise losses broadcast mismatched shapes with PyTorch's warning; shapes that do not
-    broadcast raise RuntimeError naming both."""
+    """Elementwise losses broadcast mismatched shapes with PyTorch's warning (given first, also
+    when the shapes then fail to broadcast); those raise broadcasting's RuntimeError."""
     if tuple(target.shape) != tuple(input.shape):
-        try:
-            np.broadcast_shapes(tuple(input.shape), tuple(target.shape))
-        except ValueError:
-            raise RuntimeError(f"{op}: The size of tensor a ({list(input.shape)}) must match the "
-                               f"size of tensor b ({list(target.shape)}); they do not "
-                               "broadcast") from None
         warnings.warn(f"Using a target size ({target.shape}) that is different to the input size "
                       f"({input.shape}). This will likely lead to incorrect results due to "
                       "broadcasting. Please ensure they have the same size.", stacklevel=3)
+        broadcast_shapes(op, tuple(input.shape), tuple(target.shape))
+
+
+_REDUCTION = {"none": 0, "mean": 1, "sum": 2}     # (torch's at::Reduction enum)
 
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -834,7 +842,10 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     loss = M.mul(d, d)
     if weight is not None:
         loss = M.mul(loss, weight)
-    return rename(_reduce(loss, reduction), "MseLossBackward0")
+    r = rename(_reduce(loss, reduction), "MseLossBackward0", saves=(input, target))
+    if r._node is not None:
+        _dispatch.saved_extra(r, self=input, target=target, reduction=_REDUCTION[reduction])
+    return r
 
 
 def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
@@ -861,7 +872,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
         return _reduce(z, reduction)
     else:
         loss = M.where(M.lt(z, beta), M.div(M.mul(M.mul(z, z), 0.5), beta), M.sub(z, 0.5 * beta))
-    return rename(_reduce(loss, reduction), "SmoothL1LossBackward0")
+    return rename(_reduce(loss, reduction), "SmoothL1LossBackward0", saves=(input, target))
 
 
 def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
@@ -876,7 +887,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     loss = M.where(M.lt(z, delta), M.mul(M.mul(z, z), 0.5), M.mul(M.sub(z, 0.5 * delta), delta))
     if weight is not None:
         loss = M.mul(loss, weight)
-    return rename(_reduce(loss, reduction), "HuberLossBackward0")
+    return rename(_reduce(loss, reduction), "HuberLossBackward0", saves=(input, target))
 
 
 def _class_target_checks(input, target, op):
@@ -956,7 +967,12 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     else:
         r = _weighted_mean(M.sum(loss), M.sum(w))
     if input.ndim < 3:
-        return rename(r, "NllLossBackward0", link=input)
+        r = rename(r, "NllLossBackward0", link=input)
+        if r._node is not None:     # (total_weight: the sum of w, made when read)
+            _dispatch.saved_extra(r, self=input, target=target, weight=weight,
+                                  reduction=_REDUCTION[reduction], ignore_index=ignore_index,
+                                  w=w._data)
+        return r
     # PyTorch runs nll_loss2d, on a (N, C, 1, L)/(N, C, H, W*) view for 3-d/5-d+ input
     # whose unreduced loss it views back
     return rename(r, "ViewBackward0" if reduction == "none" and input.ndim != 4
@@ -1314,9 +1330,9 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
     gives zeros. Composed of embedding and index_add / scatter_reduce (so gradients reach the
     rows, and the per-sample weights)."""
     if per_sample_weights is not None and tuple(input.shape) != tuple(per_sample_weights.shape):
-        raise ValueError(f"embedding_bag: If per_sample_weights ({list(per_sample_weights.shape)}) "
+        raise ValueError(f"embedding_bag: If per_sample_weights ({per_sample_weights.shape}) "
                          f"is not None, then it must have the same shape as the input "
-                         f"({list(input.shape)})")
+                         f"({input.shape})")
     if mode not in ("sum", "mean", "max"):
         raise ValueError(f"mode has to be one of sum, mean or max (got {mode!r})")
     if scale_grad_by_freq and mode == "max":
@@ -1396,10 +1412,14 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2,
         return rename(M.add(r, I.index_add(zeros, 0, bag_t,
                                            M.mul(M.sub(rows, rows.detach()), hit))),
                       "EmbeddingBagBackward0")
+    low = weight.dtype if weight.dtype in (dt.float16, dt.bfloat16) else None
+    if low is not None:     # half bags accumulate in float32 and round once, as PyTorch's
+        rows, keep = M.cast(rows, dt.float32), keep if keep is None else M.cast(keep, dt.float32)
+        zeros = C.zeros(b, d, dtype=dt.float32, device=weight.device)
     r = I.index_add(zeros, 0, bag_t, rows)
     if mode == "mean":
-        ones = C.ones(bag.shape[0], dtype=weight.dtype, device=weight.device) if keep is None \
+        ones = C.ones(bag.shape[0], dtype=r.dtype, device=weight.device) if keep is None \
             else keep
-        cnt = I.index_add(C.zeros(b, dtype=weight.dtype, device=weight.device), 0, bag_t, ones)
+        cnt = I.index_add(C.zeros(b, dtype=r.dtype, device=weight.device), 0, bag_t, ones)
         r = M.div(r, S.unsqueeze(M.clamp_min(cnt, 1.0), -1))
-    return rename(r, "EmbeddingBagBackward0")
+    return rename(r if low is None else M.cast(r, low), "EmbeddingBagBackward0")

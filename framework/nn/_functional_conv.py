@@ -24,6 +24,7 @@ from .. import _memory_format as _mf
 from .. import ops_math as M
 from .._dispatch import STATE, apply, rename, wrap_like, const
 from ..tensor import Tensor
+from ..ops_linalg import _half_gemm, _f32
 from ..nested._storage import NestedLayoutError
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -333,11 +334,22 @@ def _conv_nd(nd, op, input, weight, bias, stride, padding, dilation, groups):
     cols = _permute(cols, (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
     cols = _reshape(cols, (N, groups, cin_g * _prod(kernel), L))
     w = _reshape(weight, (groups, cout // groups, cin_g * _prod(kernel)))
+    half = _half_gemm(cols, w, bias) if bias is not None else None
+    if half:            # (the bias joins the float32 sum before the one rounding, as addmm)
+        cols, w, bias = _f32(cols, w, bias)
     out = _reshape(apply(P["matmul"], w, cols), (N, cout) + outs)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
-    return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0",
-                  link=(input, weight), unused=True)
+    if half:
+        out = apply(P["cast"], out, dtype=half)
+    r = rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0",
+               link=(input, weight), unused=True)
+    if r._node is not None and not unb and all(lo == hi for lo, hi in pads):
+        _dispatch.saved_extra(
+            r, input=input, weight=weight, stride=stride, padding=tuple(lo for lo, _ in pads),
+            dilation=dilation, transposed=False, output_padding=(0,) * nd, groups=groups,
+            bias_sym_sizes_opt=tuple(bias.shape) if bias is not None else (0,))
+    return r
 
 
 def conv_tbc(input, weight, bias, pad=0):
@@ -474,6 +486,9 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
     cin_g = cin // groups
     xg = _reshape(x, (N, groups, cin_g, L))
     w = _reshape(weight, (groups, cin_g, cout_g * K))
+    half = _half_gemm(xg, w, bias) if bias is not None else None
+    if half:            # (the bias joins the float32 sums before the one rounding, as addmm)
+        xg, w, bias = _f32(xg, w, bias)
     cols = apply(P["matmul"], _permute(w, (0, 2, 1)), xg)            # N, G, Cout_g*K, L
     cols = _reshape(cols, (N, cout) + kernel + ins)
     cols = _permute(cols, (0, 1) + tuple(range(2 + nd, 2 + 2 * nd)) + tuple(range(2, 2 + nd)))
@@ -485,6 +500,8 @@ def _conv_transpose_nd(nd, op, input, weight, bias, stride, padding, output_padd
         out = _pad_dims(out, crop)
     if bias is not None:
         out = apply(P["add"], out, _reshape(bias, (cout,) + (1,) * nd))
+    if half:
+        out = apply(P["cast"], out, dtype=half)
     return rename(_unbatch(_mf.lay_out(out, fmt), unb), "ConvolutionBackward0",
                   link=(input, weight), unused=True)
 
@@ -639,6 +656,13 @@ def _max_pool(nd, op, input, kernel_size, stride, padding, dilation, ceil_mode, 
     # PyTorch's 1-d pools run the 2-d kernel on an unsqueezed input and squeeze it back
     name = f"MaxPool{nd}DWithIndicesBackward0" if nd > 1 else "SqueezeBackward1"
     val = rename(_unbatch(_mf.lay_out(val, fmt), unb), name, link=x)
+    if nd == 2 and not unb and val._node is not None:
+        _dispatch.saved_extra(
+            val, self=input, kernel_size=_ntuple(kernel_size, 2, "kernel_size", op),
+            stride=() if stride is None or stride == [] else _ntuple(stride, 2, "stride", op),
+            padding=_ntuple(padding, 2, "padding", op),
+            dilation=_ntuple(dilation, 2, "dilation", op), ceil_mode=bool(ceil_mode),
+            result1=ind)
     if not return_indices:
         return val
     return val, _unbatch(_mf.lay_out(ind, fmt), unb)
@@ -818,25 +842,29 @@ def _adaptive_avg(nd, op, input, output_size):
         return _adaptive_empty(input, osz, nd)
     x, unb = _batched(op, input, nd)
     sizes = tuple(x.shape[2:])
-    if all(n % o == 0 for n, o in zip(sizes, osz)):
-        # equal windows: a plain average pool (global pooling is the common case)
-        k = tuple(n // o for n, o in zip(sizes, osz))
-        win = apply(P["windows"], x, kernel=k, stride=k, dilation=(1,) * nd)
-        out = apply(P["div"], apply(P["sum"], win, dims=tuple(range(2 + nd, 2 + 2 * nd)),
-                                    keepdim=False), float(_prod(k)))
-    else:
-        # unequal windows: per spatial dim, the sum over each window's taps over its length
-        # (gathered taps, not a dense matrix: a NaN or inf reaches only its own windows)
-        out = x
-        for i in range(nd):
-            n, o = sizes[i], osz[i]
-            st, en = _adaptive_bounds(n, o)
-            km = int((en - st).max())
-            k = np.arange(km)[None, :]
-            idx = np.minimum(st[:, None] + k, en[:, None] - 1)
-            out = _apply_taps(out, 2 + i, idx, None, k < (en - st)[:, None])
-            cnt = (en - st).astype(np.float64).reshape((o,) + (1,) * (nd - 1 - i))
-            out = apply(P["div"], out, _const(cnt, x._dtype, x))
+
+    def f(x):     # (float16/bfloat16: summed and divided in float32, rounded once)
+        if all(n % o == 0 for n, o in zip(sizes, osz)):
+            # equal windows: a plain average pool (global pooling is the common case)
+            k = tuple(n // o for n, o in zip(sizes, osz))
+            win = apply(P["windows"], x, kernel=k, stride=k, dilation=(1,) * nd)
+            out = apply(P["div"], apply(P["sum"], win, dims=tuple(range(2 + nd, 2 + 2 * nd)),
+                                        keepdim=False), float(_prod(k)))
+        else:
+            # unequal windows: per spatial dim, the sum over each window's taps over its length
+            # (gathered taps, not a dense matrix: a NaN or inf reaches only its own windows)
+            out = x
+            for i in range(nd):
+                n, o = sizes[i], osz[i]
+                st, en = _adaptive_bounds(n, o)
+                km = int((en - st).max())
+                k = np.arange(km)[None, :]
+                idx = np.minimum(st[:, None] + k, en[:, None] - 1)
+                out = _apply_taps(out, 2 + i, idx, None, k < (en - st)[:, None])
+                cnt = (en - st).astype(np.float64).reshape((o,) + (1,) * (nd - 1 - i))
+                out = apply(P["div"], out, _const(cnt, x._dtype, x))
+        return out
+    out = M.half_opmath(f, x)
     if nd > 1:
         # 3-d keeps channels_last_3d only for a global pool (PyTorch takes a mean there)
         keep = not unb and (nd == 2 or all(o == 1 for o in osz))
@@ -951,6 +979,13 @@ def _opmath(input, *params):
     return f32[0], tuple(f32[1:]), input._dtype
 
 
+def _rounded(t, low):
+    """float32 t with the value of t rounded to `low` and t's own gradient (the difference,
+    exact where it matters by Sterbenz's lemma, is detached)."""
+    r = apply(P["cast"], apply(P["cast"], t.detach(), dtype=low), dtype=dt.float32)
+    return apply(P["add"], t, apply(P["sub"], r, t.detach()))
+
+
 def _round_back(y, low):
     return y if low is None else apply(P["cast"], y, dtype=low)
 
@@ -1041,6 +1076,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         batched = _dispatch.VMAP is not None and _vmap_batched_stats(input, running_mean,
                                                                        running_var)
         y, mean, var = _normalize(input, dims, eps)
+        if low is not None:
+            # PyTorch's half batch_norm keeps the batch mean and 1/std in the half dtype (its
+            # saved statistics), then normalizes in float32
+            rs = _rounded(apply(P["rsqrt"], apply(P["add"], var, eps)), low)
+            y = apply(P["mul"], apply(P["sub"], input, _rounded(mean, low)), rs)
         if running_mean is not None or running_var is not None:
             m = 0.0 if momentum is None else momentum
             if STATE.tracer is not None or batched:   # compile(), vmap: tensor ops (the trace
@@ -1058,7 +1098,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         rv = _reshape(rv, shape)
         y = apply(P["mul"], apply(P["sub"], input, rm), apply(P["rsqrt"], apply(P["add"], rv, eps)))
     y = _round_back(_affine(y, weight, bias, shape), low)
-    return rename(y, "NativeBatchNormBackward0", link=(x0, w0), unused=True)
+    y = rename(y, "NativeBatchNormBackward0", link=(x0, w0), unused=True)
+    if y._node is not None:     # (save_mean / save_invstd: made from mean, var when read)
+        _dispatch.saved_extra(y, input=x0, weight=w0, running_mean=running_mean,
+                              running_var=running_var, training=bool(training), eps=float(eps),
+                              mean=mean._data if training else None,
+                              var=var._data if training else None)
+    return y
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
@@ -1075,34 +1121,39 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-05):
             raise RuntimeError(f"layer_norm: expected {name} of shape {list(ns)}, but got "
                                f"{list(t.shape)}")
     _check_norm_dtypes(input, weight, bias)
+    w0, b0 = weight, bias
     x, (weight, bias), low = _opmath(input, weight, bias)
-    y, _, _ = _normalize(x, tuple(range(input.ndim - k, input.ndim)), eps)
+    y, mean, var = _normalize(x, tuple(range(input.ndim - k, input.ndim)), eps)
     y = _round_back(_affine(y, weight, bias, ns), low)
     # contiguous whatever the input's layout, as PyTorch's kernel
-    return rename(_mf.lay_out(y, _mf.contiguous_format), "NativeLayerNormBackward0")
+    y = rename(_mf.lay_out(y, _mf.contiguous_format), "NativeLayerNormBackward0")
+    if y._node is not None:     # (mean / rstd: made from mean, var when read)
+        _dispatch.saved_extra(y, input=input, weight=w0, bias=b0, normalized_shape=ns,
+                              eps=float(eps), mean=mean._data, var=var._data)
+    return y
 
 
 def rms_norm(input, normalized_shape, weight=None, eps=None):
     ns = (normalized_shape,) if isinstance(normalized_shape, numbers.Integral) else \
         tuple(int(s) for s in normalized_shape)
     k = len(ns)
-    if input.ndim < k or tuple(input.shape[input.ndim - k:]) != ns:
+    if input.ndim < k:              # (torch's rms_norm texts, unlike layer_norm's)
+        raise RuntimeError(f"Input tensor must have at least {k} dimensions, but got "
+                           f"{input.ndim}")
+    if tuple(input.shape[input.ndim - k:]) != ns:
         raise RuntimeError(f"Given normalized_shape={list(ns)}, expected input with shape "
-                           f"[*, {', '.join(map(str, ns))}], but got input of size"
+                           f"[*{', '.join(map(str, ns))}], but got input of size"
                            f"{list(input.shape)}")
-    # half types compute in float32 and round once, with float32's eps by default (PyTorch's
-    # opmath type)
-    low = input._dtype in (dt.float16, dt.bfloat16)
-    x = apply(P["cast"], input, dtype=dt.float32) if low else input
+    # half types compute in float32 (weight too) and round once, with float32's eps by default
+    # (PyTorch's opmath type)
+    x, (weight,), low = _opmath(input, weight)
     if eps is None:
         eps = dt.finfo(x._dtype).eps
     dims = tuple(range(input.ndim - k, input.ndim))
     ms = apply(P["div"], apply(P["sum"], apply(P["mul"], x, x), dims=dims, keepdim=True),
                _prod(ns))
     y = apply(P["mul"], x, apply(P["rsqrt"], apply(P["add"], ms, eps)))
-    if low:
-        y = apply(P["cast"], y, dtype=input._dtype)
-    return _affine(y, weight, None, ns)
+    return _round_back(_affine(y, weight, None, ns), low)
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
@@ -1476,14 +1527,19 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         return _interpolate_uint8(input, sizes_in, out_sizes, scales, mode, align_corners,
                                   antialias)
     _check_float("interpolate", x)
-    for i in range(nd):
-        n, o = sizes_in[i], out_sizes[i]
-        sc = None if scales is None else scales[i]
-        if antialias:
-            taps = _aa_taps(n, o, align_corners, sc, mode)
-        else:
-            taps = (_cubic_taps if mode == "bicubic" else _linear_taps)(n, o, align_corners, sc)
-        x = _apply_taps(x, 2 + i, *taps)
+
+    def f(x):     # (float16/bfloat16: every dim's taps in float32, rounded once)
+        for i in range(nd):
+            n, o = sizes_in[i], out_sizes[i]
+            sc = None if scales is None else scales[i]
+            if antialias:
+                taps = _aa_taps(n, o, align_corners, sc, mode)
+            else:
+                taps = (_cubic_taps if mode == "bicubic" else _linear_taps)(n, o, align_corners,
+                                                                            sc)
+            x = _apply_taps(x, 2 + i, *taps)
+        return x
+    x = M.half_opmath(f, x)
     name = {"linear": "UpsampleLinear1DBackward0", "bilinear": "UpsampleBilinear2DBackward0",
             "bicubic": "UpsampleBicubic2DBackward0", "trilinear": "UpsampleTrilinear3DBackward0",
             "lanczos": "UpsampleLanczos2DBackward0"}[mode]
@@ -1653,6 +1709,20 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         if enable_gqa:
             key, value = _gqa_heads(query, key, value)
         L, S = query.shape[-2], key.shape[-2]
+        low = _half_gemm(query, key, value)
+        if low and attn_mask is None and not is_causal and dropout_p == 0.0 and S <= 512 and \
+                query.shape[-1]:
+            # PyTorch's cpu flash kernel (one key block): float32 scores and exponentials, these
+            # rounded to the half dtype for the product with V, the float32 sum divided after
+            q, k, v = _f32(query, key, value)
+            s = apply(P["mul"], apply(P["matmul"], q, _mT(k)),
+                      1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
+            e = apply(P["exp"], apply(P["sub"], s, apply(P["amax"], s.detach(), dims=(s.ndim - 1,),
+                                                         keepdim=True)))
+            tot = apply(P["sum"], e, dims=(s.ndim - 1,), keepdim=True)
+            out = apply(P["div"], apply(P["matmul"], _rounded(e, low), v), tot)
+            return rename(apply(P["cast"], out, dtype=low),
+                          _sdpa_grad_name(query, key0, value0, attn_mask, dropout_p, enable_gqa))
         s = apply(P["matmul"], query, _mT(key))
         if query.shape[-1]:       # (a head dim of 0: the scores are 0 whatever the scale, 1/sqrt(0))
             s = apply(P["mul"], s, 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale)
@@ -1680,6 +1750,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
             w = apply(P["where"], dead, 0.0, _softmax_last(apply(P["where"], dead, 0.0, s)))
         else:
             w = _softmax_last(s)
+        if dropout_p > 1.0:         # (at::dropout's check: a RuntimeError, not F.dropout's)
+            raise RuntimeError(f"dropout probability has to be between 0 and 1, but got "
+                               f"{dropout_p}")
         if dropout_p > 0.0:
             w = _dropout(w, dropout_p, True)
         out = apply(P["matmul"], w, value)   # (a nested operand has left by now)
@@ -1692,13 +1765,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
 def _sdpa_grad_name(query, key, value, attn_mask, dropout_p, enable_gqa):
     """The grad_fn name of PyTorch's CPU SDPA: its flash kernel's when that backend takes the
-    inputs, else the math path's closing matmul (UnsafeViewBackward0)."""
+    inputs, else the math path's closing matmul (UnsafeViewBackward0, or MmBackward0)."""
     from . import attention as A
     if STATE.tracer is None and query.device.type == "cpu" and \
             A.SDPBackend.FLASH_ATTENTION in A._enabled and \
             A._flash_cpu_ok(query, key, value, attn_mask, dropout_p, enable_gqa, False):
         return "ScaledDotProductFlashAttentionForCpuBackward0"
-    return "UnsafeViewBackward0"
+    # (2-d operands: the closing matmul is an mm)
+    return "MmBackward0" if max(query.ndim, key.ndim, value.ndim) == 2 else "UnsafeViewBackward0"
 
 
 def _linear(x, w, b):

@@ -238,7 +238,9 @@ def norm_except_dim(v, pow=2, dim=0):
 _NOT_IMPL = []
 
 
-def _no_derivative(name, inputs, outs):
+def _no_derivative(name, inputs, outs, node="NotImplemented", error=None):
+    """outs (computed from inputs) as outputs of a grad_fn named `node` whose backward raises:
+    `error` as (class, message), by default RuntimeError "derivative for aten::name ..."."""
     from .._dispatch import STATE
     if not (STATE.grad_enabled and any(isinstance(t, Tensor) and t.requires_grad
                                        for t in inputs)):
@@ -248,20 +250,21 @@ def _no_derivative(name, inputs, outs):
 
         class _NotImplemented(Function):
             @staticmethod
-            def forward(ctx, op, x, *vals):
-                ctx.op = op
+            def forward(ctx, err, x, *vals):
+                ctx.err = err
                 return tuple(v.clone() for v in vals)
 
             @staticmethod
             def backward(ctx, *grads):
-                raise RuntimeError(f"derivative for aten::{ctx.op} is not implemented")
+                raise ctx.err[0](ctx.err[1])
         _NOT_IMPL.append(_NotImplemented)
     src = next(t for t in inputs if isinstance(t, Tensor) and t.requires_grad)
     keep = [o for o in outs if o is not None]
-    made = iter(_NOT_IMPL[0].apply(name, src, *keep))
+    err = error or (RuntimeError, f"derivative for aten::{name} is not implemented")
+    made = iter(_NOT_IMPL[0].apply(err, src, *keep))
     res = []
     for o in outs:
-        res.append(None if o is None else rename(next(made), "NotImplemented"))
+        res.append(None if o is None else rename(next(made), node))
     return tuple(res)
 
 

@@ -9,6 +9,8 @@ import warnings
 
 from ..autograd import Function, enable_grad, no_grad
 from ..tensor import Tensor
+from .._dispatch import node_class
+from ..amp.autocast_mode import _restored as _ac_restored, _snapshot as _ac_snapshot
 
 
 class CheckpointError(RuntimeError):
@@ -100,6 +102,7 @@ class CheckpointFunction(Function):
     def forward(ctx, run_function, preserve_rng_state, kwargs, *args):
         ctx.run_function, ctx.kwargs = run_function, kwargs
         ctx.rng = None
+        ctx.autocast = _ac_snapshot()
         if preserve_rng_state:
             from ..creation import rng_snapshot
             ctx.rng = rng_snapshot()
@@ -141,7 +144,9 @@ def _rerun(ctx, args, grads):
     if ctx.rng is not None:
         rng_restore(ctx.rng)                     # the forward's random numbers again
     try:
-        with enable_grad(), getattr(ctx, "recompute_context", None) or contextlib.nullcontext():
+        # under the forward's autocast state (backward runs outside the user's autocast block)
+        with enable_grad(), _ac_restored(ctx.autocast), \
+                getattr(ctx, "recompute_context", None) or contextlib.nullcontext():
             outs = ctx.run_function(*args, **ctx.kwargs)
     finally:
         if now is not None:
@@ -159,8 +164,9 @@ class _NonReentrantCheckpoint(Function):
 
     @staticmethod
     def forward(ctx, run_function, rng, kwargs, others, tensor_at, outs, recompute_context,
-                check, *tensors):
+                check, autocast, *tensors):
         ctx.run_function, ctx.kwargs, ctx.rng = run_function, kwargs, rng
+        ctx.autocast = autocast
         ctx.check = check
         ctx.recompute_context = recompute_context
         ctx.others, ctx.tensor_at = others, tensor_at
@@ -189,7 +195,7 @@ class _NonReentrantCheckpoint(Function):
                                [g for _, g in pairs], allow_unused=True, create_graph=create)
             for j, g in zip(idx, gs):
                 res[j] = g
-        return (None,) * 8 + tuple(res)
+        return (None,) * 9 + tuple(res)
 
 
 def _check_recomputed(pairs):
@@ -259,11 +265,20 @@ def _checkpoint_non_reentrant(function, preserve_rng_state, kwargs, args, contex
     leaves = _graph_leaves(outs, [id(ins[i]) for i in tensor_at])
     det = tuple(o.detach() if isinstance(o, Tensor) else o for o in outs)
     out = det if isinstance(out, tuple) else det[0]
+    # torch keeps the function's own graph (saved-tensor hooks): the output's grad_fn is the
+    # function's last op (MulBackward0), which the checkpoint node takes the name of
+    names = [o._node._name for o in outs if isinstance(o, Tensor) and o._node is not None]
     del outs, ins
-    return _NonReentrantCheckpoint.apply(function, rng, kwargs, others, tensor_at, out,
-                                         recompute_context, determinism_check,
-                                         *[args[i] for i in tensor_at],
-                                         *leaves)
+    r = _NonReentrantCheckpoint.apply(function, rng, kwargs, others, tensor_at, out,
+                                      recompute_context, determinism_check, _ac_snapshot(),
+                                      *[args[i] for i in tensor_at],
+                                      *leaves)
+    node = next((o._node for o in (r if isinstance(r, tuple) else (r,))
+                 if isinstance(o, Tensor) and o._node is not None), None)
+    if names and node is not None:
+        node._name = names[0]
+        node.__class__ = node_class(names[0])
+    return r
 
 
 def checkpoint(function, *args, use_reentrant=None, context_fn=noop_context_fn,
