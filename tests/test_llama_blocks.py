@@ -7,7 +7,7 @@ import pytest
 import framework as torch
 from framework import nn
 import framework.nn.functional as F
-from conftest import assert_close, to_np
+from conftest import assert_close
 
 RNG = np.random.default_rng(3)
 X = RNG.standard_normal((2, 3, 4))

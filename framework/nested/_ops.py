@@ -566,7 +566,6 @@ def select(x, dim, index):
 
 
 def slice(x, dim, start, stop, step=1):
-    from .. import ops_shape as S
     if not x._jagged:
         raise unsupported("slice.Tensor")
     _contig(x, "slice_tensor(self: jt, dim: any?, start: any?, end: any?, step: any?)")

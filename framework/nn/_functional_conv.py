@@ -1076,9 +1076,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         batched = _dispatch.VMAP is not None and _vmap_batched_stats(input, running_mean,
                                                                        running_var)
         y, mean, var = _normalize(input, dims, eps)
-        if low is not None:
+        if low is not None and not any(t is not None and t._dtype is dt.float32 for t in
+                                       (w0, bias, running_mean, running_var)):
             # PyTorch's half batch_norm keeps the batch mean and 1/std in the half dtype (its
-            # saved statistics), then normalizes in float32
+            # saved statistics), then normalizes in float32; with float32 parameters or running
+            # statistics (its mixed-type kernel) they stay float32
             rs = _rounded(apply(P["rsqrt"], apply(P["add"], var, eps)), low)
             y = apply(P["mul"], apply(P["sub"], input, _rounded(mean, low)), rs)
         if running_mean is not None or running_var is not None:

@@ -275,8 +275,8 @@ def _chan(v, x):
 
 def _red_dims(op, x):
     if x.ndim < 2:
-        raise IndexError(f"Dimension out of range (expected to be in range of [-1, 0], but got "
-                         f"1)")
+        raise IndexError("Dimension out of range (expected to be in range of [-1, 0], but got "
+                         "1)")
     if not x.dtype.is_floating_point:
         raise NotImplementedError(f"\"{op}\" not implemented for '{dt.tname(x.dtype)}'")
     return (0,) + tuple(range(2, x.ndim))
